@@ -1,0 +1,461 @@
+//! Domain operations: each checks the views inside the writer's transaction, refuses with a
+//! domain [`Error`] or appends its events, and resolves once they are durable.
+//!
+//! Checks and appends share one transaction, so two racing requests cannot both pass a
+//! check that only one of them may pass (two CreateBucket of one name, two `If-None-Match: *`
+//! writes of one key).
+
+use rusqlite::Connection;
+
+use crate::event::v1::{
+    self, BucketCreated, BucketRef, LegalHoldSet, MultipartCompleted, MultipartCreated, ObjectDeleted, ObjectLockSet,
+    ObjectPut, PartUploaded, Payload, Retention, RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef,
+    VersioningSet, VersioningStatus,
+};
+use crate::event::{Event, EventDraft, RequestContext};
+use crate::queries::{self, Bucket, ObjectVersion};
+use crate::sqlite::{Registry, Writer};
+use crate::{Error, Result, retention};
+
+/// The version id S3 gives versions written while versioning is not enabled.
+pub const NULL_VERSION: &str = "null";
+
+/// Who is making a change: the actor recorded on the event and the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The access key, or a system actor such as `lifecycle`.
+    pub actor: String,
+    /// The request.
+    pub context: RequestContext,
+}
+
+impl Caller {
+    /// A system actor with no request (the lifecycle sweeper, maintenance commands).
+    #[must_use]
+    pub fn system(actor: &str) -> Self {
+        Self { actor: actor.to_owned(), context: RequestContext::default() }
+    }
+
+    fn draft(&self, payload: Payload) -> EventDraft {
+        EventDraft { payload, actor: self.actor.clone(), context: self.context.clone() }
+    }
+}
+
+/// A condition on the current version that a write requires (conditional PUT).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteCondition {
+    /// `If-Match`: the current version's ETag must be this.
+    pub if_match: Option<String>,
+    /// `If-None-Match: *`: there must be no current version.
+    pub if_none_match_any: bool,
+}
+
+/// A new version to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVersion {
+    /// The version; its `version_id` is used only if the bucket has versioning enabled,
+    /// otherwise it becomes `null`. Retention defaults from the bucket when absent.
+    pub put: ObjectPut,
+    /// A condition on the current version.
+    pub condition: WriteCondition,
+}
+
+/// What a DeleteObject did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deleted {
+    /// The version removed or the delete marker created, if any.
+    pub version_id: Option<String>,
+    /// Whether that version is a delete marker.
+    pub delete_marker: bool,
+    /// The event, when anything changed.
+    pub event: Option<Event>,
+}
+
+fn require_bucket(conn: &Connection, name: &str) -> Result<Bucket> {
+    queries::bucket(conn, name)?.ok_or_else(|| Error::NoSuchBucket(name.to_owned()))
+}
+
+fn require_lock_bucket(conn: &Connection, name: &str) -> Result<Bucket> {
+    let bucket = require_bucket(conn, name)?;
+    if !bucket.object_lock_enabled {
+        return Err(Error::InvalidRequest("Bucket is missing Object Lock Configuration"));
+    }
+    Ok(bucket)
+}
+
+/// Resolves an optional version id to a version, as GET, tagging and retention calls do.
+fn require_version(conn: &Connection, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectVersion> {
+    match version_id {
+        Some(id) => queries::version(conn, bucket, key, id)?.ok_or(Error::NoSuchVersion),
+        None => queries::latest_version(conn, bucket, key)?.filter(|v| !v.is_delete_marker).ok_or(Error::NoSuchKey),
+    }
+}
+
+fn version_ref(version: &ObjectVersion) -> VersionRef {
+    VersionRef { bucket: version.bucket.clone(), key: version.key.clone(), version_id: version.version_id.clone() }
+}
+
+/// Appends a new version after the checks every write shares; used by PUT, copy and
+/// multipart completion.
+fn append_version(
+    writer: &mut Writer<'_>,
+    caller: &Caller,
+    new: NewVersion,
+    upload_id: Option<String>,
+) -> Result<Event> {
+    let NewVersion { mut put, condition } = new;
+    let bucket = require_bucket(writer.conn(), &put.bucket)?;
+    let current = queries::latest_version(writer.conn(), &put.bucket, &put.key)?.filter(|v| !v.is_delete_marker);
+    if condition.if_none_match_any && current.is_some() {
+        return Err(Error::PreconditionFailed);
+    }
+    if let Some(expected) = &condition.if_match {
+        let matches = current.as_ref().is_some_and(|v| etag_matches(expected, &v.content.etag));
+        if !matches {
+            return Err(if current.is_none() { Error::NoSuchKey } else { Error::PreconditionFailed });
+        }
+    }
+    if !bucket.versioning_enabled() {
+        put.version_id = NULL_VERSION.to_owned();
+    }
+    if put.retention.is_none()
+        && let Some(default) = &bucket.default_retention
+    {
+        put.retention = Some(retention::default_retention(default, writer.now()));
+    }
+    let payload = match upload_id {
+        Some(upload_id) => Payload::MultipartCompleted(MultipartCompleted { upload_id, version: put }),
+        None => Payload::ObjectPut(put),
+    };
+    writer.append(caller.draft(payload))
+}
+
+/// Compares ETags the way `If-Match` does: quotes are optional, `*` matches anything.
+#[must_use]
+pub fn etag_matches(condition: &str, etag: &str) -> bool {
+    let trim = |s: &str| s.trim().trim_start_matches("W/").trim_matches('"').to_owned();
+    condition.split(',').any(|c| c.trim() == "*" || trim(c) == trim(etag))
+}
+
+impl Registry {
+    /// Creates a bucket (`v1.bucket.created`).
+    ///
+    /// # Errors
+    /// [`Error::BucketAlreadyExists`].
+    pub async fn create_bucket(
+        &self,
+        caller: Caller,
+        name: &str,
+        region: &str,
+        object_lock_enabled: bool,
+    ) -> Result<Event> {
+        let payload = Payload::BucketCreated(BucketCreated {
+            bucket: name.to_owned(),
+            region: region.to_owned(),
+            object_lock_enabled,
+        });
+        let name = name.to_owned();
+        self.write(move |writer| {
+            if queries::bucket(writer.conn(), &name)?.is_some() {
+                return Err(Error::BucketAlreadyExists(name));
+            }
+            writer.append(caller.draft(payload))
+        })
+        .await
+    }
+
+    /// Deletes an empty bucket (`v1.bucket.deleted`).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`], [`Error::BucketNotEmpty`] while any version, delete marker or
+    /// upload remains.
+    pub async fn delete_bucket(&self, caller: Caller, name: &str) -> Result<Event> {
+        let name = name.to_owned();
+        self.write(move |writer| {
+            require_bucket(writer.conn(), &name)?;
+            if !queries::bucket_is_empty(writer.conn(), &name)? {
+                return Err(Error::BucketNotEmpty(name));
+            }
+            writer.append(caller.draft(Payload::BucketDeleted(BucketRef { bucket: name })))
+        })
+        .await
+    }
+
+    /// Enables or suspends versioning (`v1.bucket.versioning.set`).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`]; [`Error::InvalidBucketState`] when suspending an Object Lock bucket.
+    pub async fn set_versioning(&self, caller: Caller, bucket: &str, status: VersioningStatus) -> Result<Event> {
+        let bucket = bucket.to_owned();
+        self.write(move |writer| {
+            let current = require_bucket(writer.conn(), &bucket)?;
+            if current.object_lock_enabled && status == VersioningStatus::Suspended {
+                return Err(Error::InvalidBucketState("An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."));
+            }
+            writer.append(caller.draft(Payload::VersioningSet(VersioningSet { bucket, status })))
+        })
+        .await
+    }
+
+    /// Sets the bucket's Object Lock configuration (`v1.bucket.object_lock.set`).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`]; [`Error::InvalidBucketState`] when the bucket is not lock-enabled.
+    pub async fn set_object_lock(&self, caller: Caller, set: ObjectLockSet) -> Result<Event> {
+        self.write(move |writer| {
+            let bucket = require_bucket(writer.conn(), &set.bucket)?;
+            if !bucket.object_lock_enabled {
+                return Err(Error::InvalidBucketState(
+                    "Object Lock configuration cannot be enabled on existing buckets",
+                ));
+            }
+            writer.append(caller.draft(Payload::ObjectLockSet(set)))
+        })
+        .await
+    }
+
+    /// Records a new object version (`v1.object.put`), checking the write condition and
+    /// applying the bucket's versioning and default retention.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`], [`Error::PreconditionFailed`], [`Error::NoSuchKey`] (If-Match
+    /// on a missing key).
+    pub async fn put_object(&self, caller: Caller, new: NewVersion) -> Result<Event> {
+        self.write(move |writer| append_version(writer, &caller, new, None)).await
+    }
+
+    /// Deletes the current version (making a delete marker where versioning asks for one)
+    /// or, with `version_id`, one version for good.
+    ///
+    /// `marker_version_id` is the id a delete marker gets in a versioning-enabled bucket.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`]; [`Error::ObjectLocked`] when the version is protected and the
+    /// caller may not bypass.
+    pub async fn delete_object(
+        &self,
+        caller: Caller,
+        target: VersionRef,
+        by_id: bool,
+        marker_version_id: String,
+        bypass_governance: bool,
+    ) -> Result<Deleted> {
+        self.write(move |writer| delete_object(writer, &caller, target, by_id, marker_version_id, bypass_governance))
+            .await
+    }
+
+    /// Several deletes in one transaction; each gets its own outcome, as DeleteObjects
+    /// reports per key.
+    ///
+    /// # Errors
+    /// Only failures of the whole commit; per-key refusals are in the returned list.
+    pub async fn delete_objects(
+        &self,
+        caller: Caller,
+        targets: Vec<(VersionRef, bool, String)>,
+        bypass_governance: bool,
+    ) -> Result<Vec<Result<Deleted>>> {
+        self.write(move |writer| {
+            Ok(targets
+                .into_iter()
+                .map(|(target, by_id, marker)| delete_object(writer, &caller, target, by_id, marker, bypass_governance))
+                .collect())
+        })
+        .await
+    }
+
+    /// Replaces a version's tags (`v1.object.tagging.set`); returns the version id.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`], [`Error::NoSuchKey`], [`Error::NoSuchVersion`].
+    pub async fn set_tagging(
+        &self,
+        caller: Caller,
+        bucket: &str,
+        key: &str,
+        version_id: Option<String>,
+        tags: v1::StringMap,
+    ) -> Result<String> {
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.write(move |writer| {
+            require_bucket(writer.conn(), &bucket)?;
+            let version = require_version(writer.conn(), &bucket, &key, version_id.as_deref())?;
+            if version.is_delete_marker {
+                return Err(Error::NoSuchVersion);
+            }
+            writer.append(caller.draft(Payload::TaggingSet(TaggingSet { version: version_ref(&version), tags })))?;
+            Ok(version.version_id)
+        })
+        .await
+    }
+
+    /// Sets, extends, shortens or lifts a version's retention (`v1.retention.set`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] on a bucket without Object Lock; [`Error::NoSuchKey`],
+    /// [`Error::NoSuchVersion`]; [`Error::ObjectLocked`] when the change is not allowed.
+    pub async fn set_retention(
+        &self,
+        caller: Caller,
+        target: VersionRef,
+        by_id: bool,
+        requested: Option<Retention>,
+        bypass_governance: bool,
+    ) -> Result<Event> {
+        self.write(move |writer| {
+            require_lock_bucket(writer.conn(), &target.bucket)?;
+            let id = by_id.then_some(target.version_id.as_str());
+            let version = require_version(writer.conn(), &target.bucket, &target.key, id)?;
+            if !retention::may_change_retention(version.retention, requested, writer.now(), bypass_governance) {
+                return Err(Error::ObjectLocked);
+            }
+            let weakened = !retention::may_change_retention(version.retention, requested, writer.now(), false);
+            writer.append(caller.draft(Payload::RetentionSet(RetentionSet {
+                version: version_ref(&version),
+                retention: requested,
+                bypass_governance: weakened,
+            })))
+        })
+        .await
+    }
+
+    /// Switches a version's legal hold (`v1.legal_hold.set`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] on a bucket without Object Lock; [`Error::NoSuchKey`],
+    /// [`Error::NoSuchVersion`].
+    pub async fn set_legal_hold(&self, caller: Caller, target: VersionRef, by_id: bool, on: bool) -> Result<Event> {
+        self.write(move |writer| {
+            require_lock_bucket(writer.conn(), &target.bucket)?;
+            let id = by_id.then_some(target.version_id.as_str());
+            let version = require_version(writer.conn(), &target.bucket, &target.key, id)?;
+            writer.append(caller.draft(Payload::LegalHoldSet(LegalHoldSet { version: version_ref(&version), on })))
+        })
+        .await
+    }
+
+    /// Starts a multipart upload (`v1.multipart.created`).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`].
+    pub async fn create_multipart_upload(&self, caller: Caller, created: MultipartCreated) -> Result<Event> {
+        self.write(move |writer| {
+            require_bucket(writer.conn(), &created.bucket)?;
+            writer.append(caller.draft(Payload::MultipartCreated(created)))
+        })
+        .await
+    }
+
+    /// Records an uploaded part (`v1.multipart.part.uploaded`).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchUpload`] when the upload was completed or aborted meanwhile.
+    pub async fn upload_part(&self, caller: Caller, part: PartUploaded) -> Result<Event> {
+        self.write(move |writer| {
+            queries::upload(writer.conn(), &part.upload_id)?.ok_or(Error::NoSuchUpload)?;
+            writer.append(caller.draft(Payload::PartUploaded(part)))
+        })
+        .await
+    }
+
+    /// Completes an upload (`v1.multipart.completed`): the version appears and the upload
+    /// ends. `expected_parts` are the (number, ETag) pairs the gateway composed the object
+    /// from; if any changed since it read them, the completion is refused.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchUpload`], [`Error::InvalidPart`], and those of [`Registry::put_object`].
+    pub async fn complete_multipart_upload(
+        &self,
+        caller: Caller,
+        upload_id: String,
+        expected_parts: Vec<(u32, String)>,
+        new: NewVersion,
+    ) -> Result<Event> {
+        self.write(move |writer| {
+            queries::upload(writer.conn(), &upload_id)?.ok_or(Error::NoSuchUpload)?;
+            let stored = queries::parts(writer.conn(), &upload_id, 0, usize::MAX)?;
+            for (number, etag) in &expected_parts {
+                let same = stored.iter().any(|p| p.number == *number && p.part.etag == *etag);
+                if !same {
+                    return Err(Error::InvalidPart { number: *number });
+                }
+            }
+            append_version(writer, &caller, new, Some(upload_id))
+        })
+        .await
+    }
+
+    /// Aborts an upload (`v1.multipart.aborted`).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchUpload`].
+    pub async fn abort_multipart_upload(&self, caller: Caller, upload_id: &str) -> Result<Event> {
+        let upload_id = upload_id.to_owned();
+        self.write(move |writer| {
+            queries::upload(writer.conn(), &upload_id)?.ok_or(Error::NoSuchUpload)?;
+            writer.append(caller.draft(Payload::MultipartAborted(UploadRef { upload_id })))
+        })
+        .await
+    }
+
+    /// Records a read without waiting for its commit (`v1.object.retrieved`); `on_failure`
+    /// hears if it could not be recorded.
+    ///
+    /// # Errors
+    /// [`Error::WriterStopped`].
+    pub fn record_retrieval(
+        &self,
+        caller: Caller,
+        retrieved: Retrieved,
+        on_failure: impl FnOnce(Error) + Send + 'static,
+    ) -> Result<()> {
+        self.write_detached(
+            move |writer| writer.append(caller.draft(Payload::Retrieved(retrieved))).map(drop),
+            on_failure,
+        )
+    }
+}
+
+fn delete_object(
+    writer: &mut Writer<'_>,
+    caller: &Caller,
+    target: VersionRef,
+    by_id: bool,
+    marker_version_id: String,
+    bypass_governance: bool,
+) -> Result<Deleted> {
+    let bucket = require_bucket(writer.conn(), &target.bucket)?;
+    let unchanged = Deleted { version_id: None, delete_marker: false, event: None };
+    if by_id || bucket.versioning.is_none() {
+        // Removing a version for good: by id, or the null version of an unversioned bucket.
+        let id = if by_id { target.version_id.as_str() } else { NULL_VERSION };
+        let Some(version) = queries::version(writer.conn(), &target.bucket, &target.key, id)? else {
+            // S3 answers success for a version that is not there.
+            return Ok(Deleted { version_id: by_id.then(|| target.version_id.clone()), ..unchanged });
+        };
+        if !retention::may_delete(version.retention, version.legal_hold, writer.now(), bypass_governance) {
+            return Err(Error::ObjectLocked);
+        }
+        let used_bypass = !retention::may_delete(version.retention, version.legal_hold, writer.now(), false);
+        let event = writer.append(caller.draft(Payload::ObjectDeleted(ObjectDeleted {
+            version: version_ref(&version),
+            bypass_governance: used_bypass,
+        })))?;
+        return Ok(Deleted {
+            version_id: Some(version.version_id),
+            delete_marker: version.is_delete_marker,
+            event: Some(event),
+        });
+    }
+    // Versioned bucket, no id: a delete marker becomes the current version. Suspended
+    // buckets give it the null id, replacing a null version (which must not be locked).
+    let marker_id = if bucket.versioning_enabled() { marker_version_id } else { NULL_VERSION.to_owned() };
+    if let Some(null) = queries::version(writer.conn(), &target.bucket, &target.key, &marker_id)?
+        && !retention::may_delete(null.retention, null.legal_hold, writer.now(), bypass_governance)
+    {
+        return Err(Error::ObjectLocked);
+    }
+    let marker = VersionRef { version_id: marker_id.clone(), ..target };
+    let event = writer.append(caller.draft(Payload::DeleteMarkerCreated(marker)))?;
+    Ok(Deleted { version_id: Some(marker_id), delete_marker: true, event: Some(event) })
+}

@@ -1,0 +1,83 @@
+//! The registry's error type: domain conditions a caller branches on, and storage failures.
+
+/// Everything the registry can refuse or fail with. Domain variants name the condition; the
+/// gateway maps them to S3 codes in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bucket does not exist.
+    #[error("no such bucket: {0}")]
+    NoSuchBucket(String),
+    /// A bucket of that name exists already.
+    #[error("bucket already exists: {0}")]
+    BucketAlreadyExists(String),
+    /// The bucket still holds versions or uploads.
+    #[error("bucket is not empty: {0}")]
+    BucketNotEmpty(String),
+    /// No current version of the key (or the current one is a delete marker).
+    #[error("no such key")]
+    NoSuchKey,
+    /// The version id does not name a version of the key.
+    #[error("no such version")]
+    NoSuchVersion,
+    /// The upload id does not name an upload in progress.
+    #[error("no such upload")]
+    NoSuchUpload,
+    /// A part named in a completion was never uploaded, or its ETag does not match.
+    #[error("invalid part {number}")]
+    InvalidPart {
+        /// The part number.
+        number: u32,
+    },
+    /// Parts in a completion are not in ascending order.
+    #[error("parts are not in ascending order")]
+    InvalidPartOrder,
+    /// A non-last part is smaller than the minimum part size.
+    #[error("part {number} is smaller than the minimum allowed size")]
+    EntityTooSmall {
+        /// The part number.
+        number: u32,
+    },
+    /// A conditional write's precondition does not hold.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// The version is under retention or legal hold and the request may not remove or weaken it.
+    #[error("object is locked")]
+    ObjectLocked,
+    /// The bucket's state does not allow the request (for example suspending versioning on an
+    /// Object Lock bucket).
+    #[error("invalid bucket state: {0}")]
+    InvalidBucketState(&'static str),
+    /// The request names a feature the bucket does not have (for example retention on a bucket
+    /// without Object Lock).
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+    /// The event chain does not verify at this sequence.
+    #[error("event chain broken at sequence {sequence}")]
+    ChainBroken {
+        /// The first sequence that does not match.
+        sequence: u64,
+    },
+    /// A stored payload of a known type does not parse.
+    #[error("event {sequence} has a payload that does not parse: {source}")]
+    CorruptPayload {
+        /// Its sequence.
+        sequence: u64,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// The registry was opened with a schema newer than this build knows.
+    #[error("schema migration failed: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The group commit this write belonged to did not commit; nothing of it is stored.
+    #[error("registry commit failed: {0}")]
+    CommitFailed(String),
+    /// The writer task has stopped (the registry is shutting down or crashed).
+    #[error("the registry writer has stopped")]
+    WriterStopped,
+}
+
+/// `Result` with the registry's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

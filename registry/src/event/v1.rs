@@ -1,0 +1,521 @@
+//! Version 1 event payloads and their canonical encoding.
+//!
+//! # Canonical encoding
+//! A payload is stored as UTF-8 JSON with no insignificant whitespace, object keys sorted by
+//! their UTF-8 bytes, integers only (no floats), absent optional fields omitted, and strings
+//! escaped as `serde_json` escapes them. The same logical payload therefore always encodes to
+//! the same bytes, whatever map type or feature flags the rest of the program uses.
+//!
+//! This is a file format: payloads of a released type never change shape. A new shape is a
+//! new type name (`v2.object.put`) decoded beside the old one.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// String-to-string maps (metadata, tags, checksums) are ordered so they encode canonically.
+pub type StringMap = BTreeMap<String, String>;
+
+/// Object Lock retention mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LockMode {
+    /// Can be shortened or lifted by a principal allowed to bypass governance.
+    Governance,
+    /// Can never be shortened or lifted, by anyone.
+    Compliance,
+}
+
+/// Bucket versioning state as S3 reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VersioningStatus {
+    /// Every write makes a new version with its own id.
+    Enabled,
+    /// Writes replace the `null` version; older versions are kept.
+    Suspended,
+}
+
+/// A bucket's default Object Lock retention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    /// Mode applied to new versions.
+    pub mode: LockMode,
+    /// Retention length in days (exclusive with `years`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    /// Retention length in years (exclusive with `days`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub years: Option<u32>,
+}
+
+/// Retention on one version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// Lock mode.
+    pub mode: LockMode,
+    /// Retain-until time, milliseconds since the Unix epoch.
+    pub retain_until: i64,
+}
+
+/// One piece of an object's bytes in the blob store. A single PUT has one part; a completed
+/// multipart upload has one per uploaded part, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobPart {
+    /// Backend locator of the blob (for the local store, the hex BLAKE3 of its bytes).
+    pub blob: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The part's own ETag (the MD5 of its bytes, quoted hex), for `partNumber` reads.
+    pub etag: String,
+    /// The part's checksums (algorithm name to base64 value), when the client sent one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: StringMap,
+}
+
+/// Everything that describes an object version's content.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectContent {
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag as sent on the wire, quoted.
+    pub etag: String,
+    /// BLAKE3 of the whole object, hex.
+    pub blake3: String,
+    /// Checksums by algorithm name (`CRC32`, `SHA256`, ...), base64 as S3 returns them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: StringMap,
+    /// `COMPOSITE` or `FULL_OBJECT` for multipart checksums.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_type: Option<String>,
+    /// Content-Type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// The other standard headers (`Cache-Control`, `Content-Disposition`, `Content-Encoding`,
+    /// `Content-Language`, `Expires`), by lower-case header name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: StringMap,
+    /// `x-amz-meta-*` metadata, keys without the prefix.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_metadata: StringMap,
+    /// Object tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: StringMap,
+    /// Where the bytes are.
+    pub parts: Vec<BlobPart>,
+}
+
+/// How a version came to be, beyond the request context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Origin {
+    /// A PutObject.
+    Put,
+    /// A CopyObject from another version.
+    Copy {
+        /// Source bucket.
+        bucket: String,
+        /// Source key.
+        key: String,
+        /// Source version id.
+        version_id: String,
+    },
+    /// A completed multipart upload.
+    Multipart {
+        /// The upload id.
+        upload_id: String,
+    },
+}
+
+/// A new object version (`v1.object.put`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectPut {
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
+    /// Version id, or `null` in a bucket without versioning.
+    pub version_id: String,
+    /// The content.
+    pub content: ObjectContent,
+    /// How it came to be.
+    pub origin: Origin,
+    /// Retention set at creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// Legal hold set at creation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legal_hold: bool,
+}
+
+/// Template of an object that a multipart upload will create (`v1.multipart.created`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartCreated {
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
+    /// Upload id.
+    pub upload_id: String,
+    /// Content fields known at creation (size, ETag, digests and parts are empty).
+    pub template: ObjectContent,
+    /// Checksum algorithm the client announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_algorithm: Option<String>,
+    /// Retention to apply on completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// Legal hold to apply on completion.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legal_hold: bool,
+}
+
+/// One uploaded part (`v1.multipart.part.uploaded`). A re-upload of the same number replaces it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartUploaded {
+    /// Upload id.
+    pub upload_id: String,
+    /// Part number, 1 to 10,000.
+    pub part_number: u32,
+    /// The part's bytes.
+    pub part: BlobPart,
+}
+
+/// A finished multipart upload (`v1.multipart.completed`): the upload ends and the version appears.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartCompleted {
+    /// Upload id.
+    pub upload_id: String,
+    /// The version it created (its origin is [`Origin::Multipart`]).
+    pub version: ObjectPut,
+}
+
+/// Events about one object version: deletion, markers, tags, reads, retention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRef {
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
+    /// Version id.
+    pub version_id: String,
+}
+
+/// New tags on a version (`v1.object.tagging.set`); empty tags delete them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaggingSet {
+    /// The version.
+    #[serde(flatten)]
+    pub version: VersionRef,
+    /// The whole new tag set.
+    pub tags: StringMap,
+}
+
+/// A read of a version's bytes (`v1.object.retrieved`), from GET or HEAD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retrieved {
+    /// The version read.
+    #[serde(flatten)]
+    pub version: VersionRef,
+    /// `GET` or `HEAD`.
+    pub method: String,
+    /// Bytes sent in the response body.
+    pub bytes: u64,
+    /// The `Range` header when one was honoured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<String>,
+}
+
+/// Retention set, changed or lifted on a version (`v1.retention.set`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionSet {
+    /// The version.
+    #[serde(flatten)]
+    pub version: VersionRef,
+    /// New retention; `None` lifts it (only possible for GOVERNANCE with bypass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// Whether the change used `x-amz-bypass-governance-retention`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bypass_governance: bool,
+}
+
+/// Legal hold switched on or off (`v1.legal_hold.set`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegalHoldSet {
+    /// The version.
+    #[serde(flatten)]
+    pub version: VersionRef,
+    /// Whether the hold is on.
+    pub on: bool,
+}
+
+/// A version deleted for good (`v1.object.deleted`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectDeleted {
+    /// The version.
+    #[serde(flatten)]
+    pub version: VersionRef,
+    /// Whether the deletion used `x-amz-bypass-governance-retention`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bypass_governance: bool,
+}
+
+/// A new bucket (`v1.bucket.created`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketCreated {
+    /// Bucket name.
+    pub bucket: String,
+    /// Region the bucket reports in GetBucketLocation.
+    pub region: String,
+    /// Object Lock enabled at creation (which also enables versioning for good).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub object_lock_enabled: bool,
+}
+
+/// A bucket named by an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketRef {
+    /// Bucket name.
+    pub bucket: String,
+}
+
+/// Versioning switched (`v1.bucket.versioning.set`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersioningSet {
+    /// Bucket name.
+    pub bucket: String,
+    /// The new state.
+    pub status: VersioningStatus,
+}
+
+/// Object Lock configuration set (`v1.bucket.object_lock.set`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLockSet {
+    /// Bucket name.
+    pub bucket: String,
+    /// Default retention for new versions, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_retention: Option<DefaultRetention>,
+}
+
+/// Lifecycle configuration set (`v1.bucket.lifecycle.set`). The rules are kept as the
+/// gateway parsed them, in canonical JSON, so the registry can evaluate them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleSet {
+    /// Bucket name.
+    pub bucket: String,
+    /// The rules.
+    pub rules: serde_json::Value,
+}
+
+/// Upload ended without an object (`v1.multipart.aborted`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRef {
+    /// Upload id.
+    pub upload_id: String,
+}
+
+macro_rules! payloads {
+    ($( $(#[$doc:meta])* $variant:ident($ty:ty) = $name:literal, $kind:literal; )*) => {
+        /// Every event payload the registry knows, by type name.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Payload {
+            $( $(#[$doc])* $variant($ty), )*
+            /// A type this build does not know (written by a newer version). Replay skips it.
+            Unknown {
+                /// Its type name.
+                event_type: String,
+                /// Its canonical payload bytes, kept as they were.
+                payload: Vec<u8>,
+            },
+        }
+
+        impl Payload {
+            /// The versioned type name, such as `v1.object.put`.
+            #[must_use]
+            pub fn event_type(&self) -> &str {
+                match self {
+                    $( Payload::$variant(_) => $name, )*
+                    Payload::Unknown { event_type, .. } => event_type,
+                }
+            }
+
+            /// What kind of subject the event is about.
+            #[must_use]
+            pub fn subject_kind(&self) -> &'static str {
+                match self {
+                    $( Payload::$variant(_) => $kind, )*
+                    Payload::Unknown { .. } => "unknown",
+                }
+            }
+
+            /// The canonical payload bytes.
+            #[must_use]
+            pub fn encode(&self) -> Vec<u8> {
+                match self {
+                    $( Payload::$variant(p) => canonical_json(p), )*
+                    Payload::Unknown { payload, .. } => payload.clone(),
+                }
+            }
+
+            /// Decodes a stored payload by its type name.
+            ///
+            /// # Errors
+            /// The JSON error when a known type's bytes do not parse.
+            pub fn decode(event_type: &str, payload: &[u8]) -> Result<Self, serde_json::Error> {
+                Ok(match event_type {
+                    $( $name => Payload::$variant(serde_json::from_slice(payload)?), )*
+                    other => Payload::Unknown { event_type: other.to_owned(), payload: payload.to_vec() },
+                })
+            }
+        }
+    };
+}
+
+payloads! {
+    /// `v1.bucket.created`
+    BucketCreated(BucketCreated) = "v1.bucket.created", "bucket";
+    /// `v1.bucket.deleted`
+    BucketDeleted(BucketRef) = "v1.bucket.deleted", "bucket";
+    /// `v1.bucket.versioning.set`
+    VersioningSet(VersioningSet) = "v1.bucket.versioning.set", "bucket";
+    /// `v1.bucket.object_lock.set`
+    ObjectLockSet(ObjectLockSet) = "v1.bucket.object_lock.set", "bucket";
+    /// `v1.bucket.lifecycle.set`
+    LifecycleSet(LifecycleSet) = "v1.bucket.lifecycle.set", "bucket";
+    /// `v1.bucket.lifecycle.deleted`
+    LifecycleDeleted(BucketRef) = "v1.bucket.lifecycle.deleted", "bucket";
+    /// `v1.object.put`
+    ObjectPut(ObjectPut) = "v1.object.put", "object";
+    /// `v1.object.deleted`
+    ObjectDeleted(ObjectDeleted) = "v1.object.deleted", "object";
+    /// `v1.object.delete_marker.created`
+    DeleteMarkerCreated(VersionRef) = "v1.object.delete_marker.created", "object";
+    /// `v1.object.tagging.set`
+    TaggingSet(TaggingSet) = "v1.object.tagging.set", "object";
+    /// `v1.object.retrieved`
+    Retrieved(Retrieved) = "v1.object.retrieved", "object";
+    /// `v1.retention.set`
+    RetentionSet(RetentionSet) = "v1.retention.set", "object";
+    /// `v1.legal_hold.set`
+    LegalHoldSet(LegalHoldSet) = "v1.legal_hold.set", "object";
+    /// `v1.multipart.created`
+    MultipartCreated(MultipartCreated) = "v1.multipart.created", "upload";
+    /// `v1.multipart.part.uploaded`
+    PartUploaded(PartUploaded) = "v1.multipart.part.uploaded", "upload";
+    /// `v1.multipart.completed`
+    MultipartCompleted(MultipartCompleted) = "v1.multipart.completed", "upload";
+    /// `v1.multipart.aborted`
+    MultipartAborted(UploadRef) = "v1.multipart.aborted", "upload";
+}
+
+impl Payload {
+    /// The subject id: the bucket name, `bucket/key`, or the upload id.
+    #[must_use]
+    pub fn subject_id(&self) -> String {
+        let object = |bucket: &str, key: &str| format!("{bucket}/{key}");
+        match self {
+            Payload::BucketCreated(p) => p.bucket.clone(),
+            Payload::BucketDeleted(p) | Payload::LifecycleDeleted(p) => p.bucket.clone(),
+            Payload::VersioningSet(p) => p.bucket.clone(),
+            Payload::ObjectLockSet(p) => p.bucket.clone(),
+            Payload::LifecycleSet(p) => p.bucket.clone(),
+            Payload::ObjectPut(p) => object(&p.bucket, &p.key),
+            Payload::ObjectDeleted(ObjectDeleted { version: v, .. })
+            | Payload::DeleteMarkerCreated(v)
+            | Payload::TaggingSet(TaggingSet { version: v, .. })
+            | Payload::Retrieved(Retrieved { version: v, .. })
+            | Payload::RetentionSet(RetentionSet { version: v, .. })
+            | Payload::LegalHoldSet(LegalHoldSet { version: v, .. }) => object(&v.bucket, &v.key),
+            Payload::MultipartCreated(p) => p.upload_id.clone(),
+            Payload::PartUploaded(p) => p.upload_id.clone(),
+            Payload::MultipartCompleted(p) => p.upload_id.clone(),
+            Payload::MultipartAborted(p) => p.upload_id.clone(),
+            Payload::Unknown { .. } => String::new(),
+        }
+    }
+}
+
+/// Serialises `value` in the canonical encoding described in the module docs.
+fn canonical_json<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serialising our own payload types cannot fail: they hold only strings, integers,
+    // booleans, ordered maps and JSON values.
+    canonical_bytes(&serde_json::to_value(value).expect("payload types always serialise"))
+}
+
+/// The canonical bytes of a JSON value.
+pub(crate) fn canonical_bytes(value: &serde_json::Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push(b'{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_scalar(&Value::String(key.clone()), out);
+                out.push(b':');
+                write_canonical(item, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => write_scalar(scalar, out),
+    }
+}
+
+fn write_scalar(value: &serde_json::Value, out: &mut Vec<u8>) {
+    serde_json::to_writer(out, value).expect("writing JSON to a Vec cannot fail");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_encoding_sorts_keys_at_every_depth() {
+        let value = serde_json::json!({"b": 1, "a": {"d": [true, null], "c": "x"}});
+        let mut out = Vec::new();
+        write_canonical(&value, &mut out);
+        assert_eq!(out, br#"{"a":{"c":"x","d":[true,null]},"b":1}"#);
+    }
+
+    #[test]
+    fn payload_round_trips_through_its_type_name() {
+        let payload = Payload::LegalHoldSet(LegalHoldSet {
+            version: VersionRef { bucket: "b".into(), key: "k/ü".into(), version_id: "v1".into() },
+            on: true,
+        });
+        let bytes = payload.encode();
+        assert_eq!(
+            String::from_utf8(bytes.clone()).unwrap(),
+            r#"{"bucket":"b","key":"k/ü","on":true,"version_id":"v1"}"#
+        );
+        assert_eq!(Payload::decode("v1.legal_hold.set", &bytes).unwrap(), payload);
+        assert_eq!(payload.subject_id(), "b/k/ü");
+    }
+
+    #[test]
+    fn unknown_types_keep_their_bytes() {
+        let decoded = Payload::decode("v9.future.thing", b"{\"x\":1}").unwrap();
+        assert_eq!(decoded.event_type(), "v9.future.thing");
+        assert_eq!(decoded.encode(), b"{\"x\":1}");
+    }
+}

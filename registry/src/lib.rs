@@ -1,0 +1,50 @@
+//! The artifact-store registry: an append-only, hash-chained event log and the views
+//! rebuilt from it.
+//!
+//! Every state change of the gateway (a bucket created, an object written, a retention
+//! changed, an object read) is one [`Event`] appended to the log in the same SQLite
+//! transaction that applies it to the views. The log is the authority: [`log::replay`]
+//! rebuilds every view from it, byte for byte, and [`log::verify`] walks the hash chain and
+//! names the first event that was changed behind the registry's back.
+//!
+//! The crate knows nothing of HTTP, the S3 wire format or blob bytes.
+//!
+//! # Modules
+//! - [`event`]: events, their canonical encoding and chain hash; [`event::v1`] payloads.
+//! - [`log`]: append, fetch, replay, verify.
+//! - [`views`]: the view writer shared by the direct path and replay; the deterministic dump.
+//! - [`commands`]: the domain operations that check the views and append events.
+//! - [`queries`]: typed reads of the views.
+//! - [`retention`]: Object Lock rules as pure functions of (state, time).
+//! - [`sqlite`]: opening the database, the writer task (group commit), reader connections.
+//! - [`clock`]: the injected time source.
+//!
+//! # Example
+//! ```
+//! use std::sync::Arc;
+//! use artifact_store_registry::{Caller, Registry, clock::SystemClock};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> artifact_store_registry::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let registry = Registry::open(dir.path().join("registry.db"), Arc::new(SystemClock))?;
+//! let event = registry.create_bucket(Caller::system("docs"), "photos", "us-east-1", false).await?;
+//! assert_eq!(event.event_type, "v1.bucket.created");
+//! assert!(registry.verify().await?.first_mismatch.is_none());
+//! registry.close().await;
+//! # Ok(()) }
+//! ```
+
+pub mod clock;
+pub mod commands;
+mod error;
+pub mod event;
+pub mod log;
+pub mod queries;
+pub mod retention;
+pub mod sqlite;
+pub mod views;
+
+pub use commands::Caller;
+pub use error::{Error, Result};
+pub use event::{Event, EventDraft, RequestContext};
+pub use sqlite::{Registry, Writer};

@@ -1,0 +1,407 @@
+//! Typed reads of the views. Each function takes a connection: a reader's for the gateway's
+//! reads, or the writer's inside a command so that checks and the append see the same state.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::Result;
+use crate::event::v1::{
+    BlobPart, DefaultRetention, LockMode, MultipartCreated, ObjectContent, Origin, Retention, VersioningStatus,
+};
+
+/// A bucket and its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    /// Name.
+    pub name: String,
+    /// Creation time, milliseconds since the epoch.
+    pub created_at: i64,
+    /// Region reported by GetBucketLocation.
+    pub region: String,
+    /// Access key that created it.
+    pub owner: String,
+    /// `None` for a bucket that never had versioning enabled.
+    pub versioning: Option<VersioningStatus>,
+    /// Whether Object Lock is enabled (for good).
+    pub object_lock_enabled: bool,
+    /// Default retention for new versions.
+    pub default_retention: Option<DefaultRetention>,
+    /// Lifecycle rules as stored.
+    pub lifecycle: Option<serde_json::Value>,
+}
+
+impl Bucket {
+    /// Whether new writes get their own version id (as opposed to replacing `null`).
+    #[must_use]
+    pub fn versioning_enabled(&self) -> bool {
+        self.versioning == Some(VersioningStatus::Enabled)
+    }
+}
+
+/// One version of an object, or a delete marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// Version id (`null` for the null version).
+    pub version_id: String,
+    /// Sequence of the event that created it.
+    pub sequence: u64,
+    /// Creation time (Last-Modified), milliseconds since the epoch.
+    pub created_at: i64,
+    /// Whether it is the key's current version.
+    pub is_latest: bool,
+    /// Whether it is a delete marker (then `content` is empty).
+    pub is_delete_marker: bool,
+    /// Content description.
+    pub content: ObjectContent,
+    /// How it came to be (`None` for delete markers).
+    pub origin: Option<Origin>,
+    /// Access key (or system actor) that created it.
+    pub actor: String,
+    /// Retention, if any.
+    pub retention: Option<Retention>,
+    /// Legal hold.
+    pub legal_hold: bool,
+}
+
+const VERSION_COLUMNS: &str = "bucket, key, version_id, seq, created_at, is_latest, is_delete_marker, content, origin,
+    actor, retention_mode, retain_until, legal_hold";
+
+fn version_from_row(row: &Row<'_>) -> rusqlite::Result<ObjectVersion> {
+    let is_delete_marker: bool = row.get(6)?;
+    let content: String = row.get(7)?;
+    let origin: String = row.get(8)?;
+    let mode: Option<String> = row.get(10)?;
+    let until: Option<i64> = row.get(11)?;
+    Ok(ObjectVersion {
+        bucket: row.get(0)?,
+        key: row.get(1)?,
+        version_id: row.get(2)?,
+        sequence: row.get(3)?,
+        created_at: row.get(4)?,
+        is_latest: row.get(5)?,
+        is_delete_marker,
+        content: if is_delete_marker { ObjectContent::default() } else { parse_json(7, &content)? },
+        origin: if is_delete_marker { None } else { Some(parse_json(8, &origin)?) },
+        actor: row.get(9)?,
+        retention: match (mode.as_deref(), until) {
+            (Some(mode), Some(retain_until)) => Some(Retention { mode: parse_mode(mode), retain_until }),
+            _ => None,
+        },
+        legal_hold: row.get(12)?,
+    })
+}
+
+fn parse_mode(mode: &str) -> LockMode {
+    if mode == "COMPLIANCE" { LockMode::Compliance } else { LockMode::Governance }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(column: usize, text: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+/// The bucket called `name`.
+///
+/// # Errors
+/// SQLite errors.
+pub fn bucket(conn: &Connection, name: &str) -> Result<Option<Bucket>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT name, created_at, region, owner, versioning, object_lock_enabled, default_retention, lifecycle
+             FROM buckets WHERE name = ?1",
+        )?
+        .query_row([name], bucket_from_row)
+        .optional()?)
+}
+
+/// Every bucket, by name.
+///
+/// # Errors
+/// SQLite errors.
+pub fn buckets(conn: &Connection) -> Result<Vec<Bucket>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT name, created_at, region, owner, versioning, object_lock_enabled, default_retention, lifecycle
+         FROM buckets ORDER BY name",
+    )?;
+    let buckets = statement.query_map([], bucket_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(buckets)
+}
+
+fn bucket_from_row(row: &Row<'_>) -> rusqlite::Result<Bucket> {
+    let versioning: Option<String> = row.get(4)?;
+    let default_retention: Option<String> = row.get(6)?;
+    let lifecycle: Option<String> = row.get(7)?;
+    Ok(Bucket {
+        name: row.get(0)?,
+        created_at: row.get(1)?,
+        region: row.get(2)?,
+        owner: row.get(3)?,
+        versioning: versioning
+            .map(|v| if v == "Enabled" { VersioningStatus::Enabled } else { VersioningStatus::Suspended }),
+        object_lock_enabled: row.get(5)?,
+        default_retention: default_retention.map(|t| parse_json(6, &t)).transpose()?,
+        lifecycle: lifecycle.map(|t| parse_json(7, &t)).transpose()?,
+    })
+}
+
+/// Whether the bucket holds no version, no delete marker and no upload in progress.
+///
+/// # Errors
+/// SQLite errors.
+pub fn bucket_is_empty(conn: &Connection, bucket: &str) -> Result<bool> {
+    let has_version: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM object_versions WHERE bucket = ?1)")?
+        .query_row([bucket], |row| row.get(0))?;
+    let has_upload: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM multipart_uploads WHERE bucket = ?1)")?
+        .query_row([bucket], |row| row.get(0))?;
+    Ok(!has_version && !has_upload)
+}
+
+/// The key's current version (which may be a delete marker).
+///
+/// # Errors
+/// SQLite errors.
+pub fn latest_version(conn: &Connection, bucket: &str, key: &str) -> Result<Option<ObjectVersion>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {VERSION_COLUMNS} FROM object_versions WHERE bucket = ?1 AND key = ?2 AND is_latest = 1"
+        ))?
+        .query_row([bucket, key], version_from_row)
+        .optional()?)
+}
+
+/// One version by id.
+///
+/// # Errors
+/// SQLite errors.
+pub fn version(conn: &Connection, bucket: &str, key: &str, version_id: &str) -> Result<Option<ObjectVersion>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {VERSION_COLUMNS} FROM object_versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3"
+        ))?
+        .query_row([bucket, key, version_id], version_from_row)
+        .optional()?)
+}
+
+/// Every version of a key, newest first.
+///
+/// # Errors
+/// SQLite errors.
+pub fn versions_of_key(conn: &Connection, bucket: &str, key: &str) -> Result<Vec<ObjectVersion>> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM object_versions WHERE bucket = ?1 AND key = ?2 ORDER BY seq DESC"
+    ))?;
+    let versions = statement.query_map([bucket, key], version_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(versions)
+}
+
+/// A listing request over the current versions of a bucket.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Bucket.
+    pub bucket: String,
+    /// Only keys that start with this.
+    pub prefix: String,
+    /// Roll keys up to common prefixes at the first occurrence after `prefix`.
+    pub delimiter: Option<String>,
+    /// Only keys (and common prefixes) strictly after this.
+    pub start_after: Option<String>,
+    /// Most entries (keys plus common prefixes) to return.
+    pub max_keys: usize,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// Current versions, by key.
+    pub objects: Vec<ObjectVersion>,
+    /// Common prefixes, in order.
+    pub common_prefixes: Vec<String>,
+    /// Whether more entries follow.
+    pub is_truncated: bool,
+    /// The last key or common prefix returned: where the next page starts after.
+    pub last: Option<String>,
+}
+
+/// Lists current (non-delete-marker) versions in key order, rolling keys up to common
+/// prefixes. Keys under a common prefix are skipped with one index seek each, so a listing
+/// with a delimiter costs what it returns, not what the bucket holds.
+///
+/// # Errors
+/// SQLite errors.
+pub fn list_objects(conn: &Connection, query: &ListQuery) -> Result<ListPage> {
+    let mut page = ListPage::default();
+    if query.max_keys == 0 {
+        return Ok(page);
+    }
+    // Keys are compared as SQLite compares TEXT: by their UTF-8 bytes, which is S3's order.
+    let mut cursor = match &query.start_after {
+        Some(after) if after.as_str() >= query.prefix.as_str() => Bound::After(after.clone()),
+        _ => Bound::AtLeast(query.prefix.clone()),
+    };
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM object_versions
+         WHERE bucket = ?1 AND is_latest = 1 AND is_delete_marker = 0 AND key >= ?2 AND (?3 = 0 OR key > ?2)
+         ORDER BY key LIMIT 1"
+    ))?;
+    loop {
+        let (bound, exclusive) = match &cursor {
+            Bound::After(key) => (key.as_str(), true),
+            Bound::AtLeast(key) => (key.as_str(), false),
+        };
+        let Some(version) =
+            statement.query_row(params![query.bucket, bound, exclusive], version_from_row).optional()?
+        else {
+            break;
+        };
+        if !version.key.starts_with(&query.prefix) {
+            break;
+        }
+        let entries = page.objects.len() + page.common_prefixes.len();
+        if entries == query.max_keys {
+            page.is_truncated = true;
+            break;
+        }
+        let rolled_up = query.delimiter.as_deref().filter(|d| !d.is_empty()).and_then(|delimiter| {
+            let rest = &version.key[query.prefix.len()..];
+            rest.find(delimiter).map(|at| version.key[..query.prefix.len() + at + delimiter.len()].to_owned())
+        });
+        match rolled_up {
+            Some(common_prefix) => {
+                cursor = match successor(&common_prefix) {
+                    Some(next) => Bound::AtLeast(next),
+                    None => Bound::After(version.key.clone()),
+                };
+                if page.common_prefixes.last() != Some(&common_prefix)
+                    && query.start_after.as_deref().is_none_or(|after| common_prefix.as_str() > after)
+                {
+                    page.last = Some(common_prefix.clone());
+                    page.common_prefixes.push(common_prefix);
+                }
+            }
+            None => {
+                cursor = Bound::After(version.key.clone());
+                page.last = Some(version.key.clone());
+                page.objects.push(version);
+            }
+        }
+    }
+    Ok(page)
+}
+
+enum Bound {
+    After(String),
+    AtLeast(String),
+}
+
+/// The smallest string greater than every string that starts with `prefix`, when it is
+/// valid UTF-8 (it is for ASCII delimiters; otherwise the caller steps key by key).
+fn successor(prefix: &str) -> Option<String> {
+    let mut bytes = prefix.as_bytes().to_vec();
+    while let Some(last) = bytes.pop() {
+        if last < 0xff {
+            bytes.push(last + 1);
+            return String::from_utf8(bytes).ok();
+        }
+    }
+    None
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// What it will create.
+    pub created: MultipartCreated,
+    /// When it was created.
+    pub created_at: i64,
+    /// Who created it.
+    pub initiator: String,
+}
+
+/// The upload with this id.
+///
+/// # Errors
+/// SQLite errors.
+pub fn upload(conn: &Connection, upload_id: &str) -> Result<Option<Upload>> {
+    Ok(conn
+        .prepare_cached("SELECT template, created_at, initiator FROM multipart_uploads WHERE upload_id = ?1")?
+        .query_row([upload_id], upload_from_row)
+        .optional()?)
+}
+
+fn upload_from_row(row: &Row<'_>) -> rusqlite::Result<Upload> {
+    let template: String = row.get(0)?;
+    Ok(Upload { created: parse_json(0, &template)?, created_at: row.get(1)?, initiator: row.get(2)? })
+}
+
+/// Uploads in progress in a bucket, by key then creation, after the markers.
+///
+/// # Errors
+/// SQLite errors.
+pub fn uploads(
+    conn: &Connection,
+    bucket: &str,
+    prefix: &str,
+    key_marker: Option<&str>,
+    upload_id_marker: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Upload>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT template, created_at, initiator FROM multipart_uploads
+         WHERE bucket = ?1 AND substr(key, 1, length(?2)) = ?2
+           AND (?3 IS NULL OR key > ?3 OR (key = ?3 AND ?4 IS NOT NULL AND upload_id > ?4))
+         ORDER BY key, created_seq LIMIT ?5",
+    )?;
+    let uploads = statement
+        .query_map(
+            params![bucket, prefix, key_marker, upload_id_marker, i64::try_from(limit).unwrap_or(i64::MAX)],
+            upload_from_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(uploads)
+}
+
+/// An uploaded part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// Part number.
+    pub number: u32,
+    /// Upload time.
+    pub created_at: i64,
+    /// The bytes.
+    pub part: BlobPart,
+}
+
+/// Parts of an upload with a number above `after`, in order.
+///
+/// # Errors
+/// SQLite errors.
+pub fn parts(conn: &Connection, upload_id: &str, after: u32, limit: usize) -> Result<Vec<Part>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT part_number, created_at, part FROM multipart_parts
+         WHERE upload_id = ?1 AND part_number > ?2 ORDER BY part_number LIMIT ?3",
+    )?;
+    let parts = statement
+        .query_map(params![upload_id, after, i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+            let part: String = row.get(2)?;
+            Ok(Part { number: row.get(0)?, created_at: row.get(1)?, part: parse_json(2, &part)? })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(parts)
+}
+
+/// How many versions and parts reference a blob (0: garbage, unless an upload is in flight).
+///
+/// # Errors
+/// SQLite errors.
+pub fn blob_refs(conn: &Connection, blob: &str) -> Result<u64> {
+    Ok(conn
+        .prepare_cached("SELECT refs FROM blob_refs WHERE blob = ?1")?
+        .query_row([blob], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0))
+}

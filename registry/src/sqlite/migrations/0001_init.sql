@@ -1,0 +1,99 @@
+-- The event log: the only authority. Rows are appended, never updated or deleted.
+CREATE TABLE events (
+    seq            INTEGER PRIMARY KEY,
+    created_at     INTEGER NOT NULL,           -- milliseconds since the Unix epoch
+    event_type     TEXT    NOT NULL,
+    subject_kind   TEXT    NOT NULL,
+    subject_id     TEXT    NOT NULL,
+    actor          TEXT    NOT NULL,
+    access_key     TEXT,
+    request_id     TEXT,
+    source_addr    TEXT,
+    user_agent     TEXT,
+    payload        BLOB    NOT NULL,           -- canonical JSON
+    payload_digest BLOB    NOT NULL,           -- BLAKE3(payload)
+    prev_hash      BLOB    NOT NULL,
+    hash           BLOB    NOT NULL
+);
+CREATE INDEX events_subject ON events (subject_kind, subject_id, seq);
+CREATE INDEX events_type ON events (event_type, seq);
+
+-- Everything below is a view of the log: `replay` empties and rebuilds it.
+
+CREATE TABLE buckets (
+    name                TEXT PRIMARY KEY,
+    created_seq         INTEGER NOT NULL,
+    created_at          INTEGER NOT NULL,
+    region              TEXT    NOT NULL,
+    owner               TEXT    NOT NULL,
+    versioning          TEXT,                  -- NULL (never enabled), 'Enabled', 'Suspended'
+    object_lock_enabled INTEGER NOT NULL,
+    default_retention   TEXT,                  -- canonical JSON
+    lifecycle           TEXT                   -- canonical JSON
+) WITHOUT ROWID;
+
+CREATE TABLE object_versions (
+    bucket           TEXT    NOT NULL,
+    key              TEXT    NOT NULL,
+    version_id       TEXT    NOT NULL,
+    seq              INTEGER NOT NULL,         -- the event that created it; orders versions
+    created_at       INTEGER NOT NULL,
+    is_latest        INTEGER NOT NULL,
+    is_delete_marker INTEGER NOT NULL,
+    size             INTEGER NOT NULL,
+    etag             TEXT    NOT NULL,
+    blake3           TEXT    NOT NULL,
+    content          TEXT    NOT NULL,         -- canonical JSON of ObjectContent
+    origin           TEXT    NOT NULL,         -- canonical JSON of Origin
+    actor            TEXT    NOT NULL,
+    retention_mode   TEXT,
+    retain_until     INTEGER,
+    legal_hold       INTEGER NOT NULL,
+    PRIMARY KEY (bucket, key, version_id)
+) WITHOUT ROWID;
+CREATE INDEX object_versions_by_age ON object_versions (bucket, key, seq);
+CREATE INDEX object_versions_latest ON object_versions (bucket, key) WHERE is_latest = 1;
+
+CREATE TABLE multipart_uploads (
+    upload_id   TEXT PRIMARY KEY,
+    bucket      TEXT    NOT NULL,
+    key         TEXT    NOT NULL,
+    created_seq INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    initiator   TEXT    NOT NULL,
+    template    TEXT    NOT NULL              -- canonical JSON of MultipartCreated
+) WITHOUT ROWID;
+CREATE INDEX multipart_uploads_by_key ON multipart_uploads (bucket, key, created_seq);
+
+CREATE TABLE multipart_parts (
+    upload_id   TEXT    NOT NULL,
+    part_number INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    size        INTEGER NOT NULL,
+    etag        TEXT    NOT NULL,
+    part        TEXT    NOT NULL,              -- canonical JSON of BlobPart
+    PRIMARY KEY (upload_id, part_number)
+) WITHOUT ROWID;
+
+CREATE TABLE retrievals (
+    seq         INTEGER PRIMARY KEY,
+    created_at  INTEGER NOT NULL,
+    bucket      TEXT    NOT NULL,
+    key         TEXT    NOT NULL,
+    version_id  TEXT    NOT NULL,
+    method      TEXT    NOT NULL,
+    bytes       INTEGER NOT NULL,
+    actor       TEXT    NOT NULL,
+    source_addr TEXT,
+    user_agent  TEXT,
+    request_id  TEXT
+);
+CREATE INDEX retrievals_by_object ON retrievals (bucket, key, seq);
+
+-- Blobs referenced by versions and by parts of uploads in progress, with a count, so gc can
+-- tell in one lookup whether a blob is still needed.
+CREATE TABLE blob_refs (
+    blob  TEXT PRIMARY KEY,
+    refs  INTEGER NOT NULL
+) WITHOUT ROWID;

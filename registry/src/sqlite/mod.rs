@@ -1,0 +1,461 @@
+//! The SQLite store: opening and migrating the database, the writer task with group commit,
+//! and pooled reader connections.
+//!
+//! SQLite allows one writer at a time, so one thread owns the write connection. Callers hand
+//! it jobs; it runs every job that is waiting in one transaction, each job inside its own
+//! savepoint (a refused job leaves no trace while its neighbours commit), commits once with
+//! `synchronous=FULL`, and only then tells the callers. Readers use their own WAL connections
+//! and never wait for the writer.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use futures::Stream;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite_migration::{M, Migrations};
+use tokio::sync::{oneshot, watch};
+
+use crate::clock::Clock;
+use crate::event::{Event, EventDraft};
+use crate::log::{self, ChainHead};
+use crate::{Error, Result};
+
+const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/0001_init.sql"))];
+
+/// Most jobs committed in one transaction; bounds the latency a large queue adds.
+const MAX_BATCH: usize = 4096;
+
+/// The writer's view of one job's transaction: reads through [`Writer::conn`], writes only
+/// through [`Writer::append`].
+pub struct Writer<'a> {
+    conn: &'a Connection,
+    head: &'a mut ChainHead,
+    now: i64,
+}
+
+impl Writer<'_> {
+    /// The connection, inside the job's transaction: reads see the job's own appends and
+    /// everything committed or queued before it.
+    #[must_use]
+    pub fn conn(&self) -> &Connection {
+        self.conn
+    }
+
+    /// The registry clock's time when the job started, in milliseconds since the epoch.
+    #[must_use]
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    /// Appends an event and applies it to the views.
+    ///
+    /// # Errors
+    /// SQLite errors; the job's savepoint then rolls back.
+    pub fn append(&mut self, draft: EventDraft) -> Result<Event> {
+        log::append(self.conn, self.head, draft, self.now)
+    }
+}
+
+/// What a job tells the writer when it has run: whether to keep its changes, and what to do
+/// once the transaction's fate is known.
+type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&mut Writer<'_>) -> (bool, Completion) + Send>;
+
+/// The read side, shared by the handle and by tails (which must not keep the writer alive).
+struct ReadSide {
+    path: PathBuf,
+    pool: Mutex<Vec<Connection>>,
+    committed: watch::Receiver<u64>,
+    tails: AtomicUsize,
+}
+
+/// Counts a live tail for as long as its stream exists.
+struct TailGuard(Arc<ReadSide>);
+
+impl TailGuard {
+    fn new(read: Arc<ReadSide>) -> Self {
+        read.tails.fetch_add(1, Ordering::SeqCst);
+        Self(read)
+    }
+}
+
+impl Drop for TailGuard {
+    fn drop(&mut self) {
+        self.0.tails.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl ReadSide {
+    fn with_connection<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let pooled = self.pool.lock().expect("reader pool lock").pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => open_reader(&self.path)?,
+        };
+        let result = f(&conn);
+        self.pool.lock().expect("reader pool lock").push(conn);
+        result
+    }
+}
+
+struct Inner {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    read: Arc<ReadSide>,
+}
+
+/// A handle on an open registry. Cheap to clone; the writer stops when [`Registry::close`]
+/// is called or the last handle is dropped.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("path", &self.inner.read.path).finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// Opens (creating and migrating if needed) the registry database at `path` and starts
+    /// its writer task. `clock` stamps every event.
+    ///
+    /// # Errors
+    /// SQLite or migration errors.
+    pub fn open(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = open_writer(&path)?;
+        let head = ChainHead::load(&conn)?;
+        let (committed_tx, committed_rx) = watch::channel(head.sequence);
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+        let writer = std::thread::Builder::new()
+            .name("registry-writer".into())
+            .spawn(move || run_writer(&mut conn, head, &jobs_rx, &committed_tx, clock.as_ref()))
+            .map_err(|e| Error::CommitFailed(format!("cannot start the writer thread: {e}")))?;
+        let read = Arc::new(ReadSide {
+            path,
+            pool: Mutex::new(Vec::new()),
+            committed: committed_rx,
+            tails: AtomicUsize::new(0),
+        });
+        Ok(Self { inner: Arc::new(Inner { jobs: Mutex::new(Some(jobs_tx)), writer: Mutex::new(Some(writer)), read }) })
+    }
+
+    /// The path of the database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.inner.read.path
+    }
+
+    /// Runs `job` in the writer's transaction and resolves once its events are durable.
+    ///
+    /// The job reads the views, decides, and appends events through the [`Writer`]. If it
+    /// returns an error, everything it appended is rolled back and the error is returned;
+    /// other jobs in the same group commit are not affected.
+    ///
+    /// # Errors
+    /// The job's own error, [`Error::CommitFailed`] when the transaction could not commit,
+    /// or [`Error::WriterStopped`] after [`Registry::close`].
+    pub async fn write<R, F>(&self, job: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Writer<'_>) -> Result<R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Box::new(move |writer| {
+            let outcome = job(writer);
+            let keep = outcome.is_ok();
+            let completion: Completion = Box::new(move |committed| {
+                let result = committed.map_err(Error::CommitFailed).and(outcome);
+                let _ = tx.send(result);
+            });
+            (keep, completion)
+        }))?;
+        rx.await.map_err(|_| Error::WriterStopped)?
+    }
+
+    /// Queues `job` without waiting for its commit: for records that must not slow the
+    /// response down, such as retrievals. The job still commits through the group commit,
+    /// and `on_failure` hears of a job error or a failed commit.
+    ///
+    /// # Errors
+    /// [`Error::WriterStopped`] after [`Registry::close`].
+    pub fn write_detached<F>(&self, job: F, on_failure: impl FnOnce(Error) + Send + 'static) -> Result<()>
+    where
+        F: FnOnce(&mut Writer<'_>) -> Result<()> + Send + 'static,
+    {
+        self.submit(Box::new(move |writer| {
+            let outcome = job(writer);
+            let keep = outcome.is_ok();
+            let completion: Completion = Box::new(move |committed| {
+                if let Err(error) = committed.map_err(Error::CommitFailed).and(outcome) {
+                    on_failure(error);
+                }
+            });
+            (keep, completion)
+        }))
+    }
+
+    fn submit(&self, job: Job) -> Result<()> {
+        let jobs = self.inner.jobs.lock().expect("job queue lock");
+        jobs.as_ref().ok_or(Error::WriterStopped)?.send(job).map_err(|_| Error::WriterStopped)
+    }
+
+    /// Runs `f` on a reader connection on the blocking pool. Readers see committed data only.
+    ///
+    /// # Errors
+    /// Whatever `f` returns, or SQLite errors opening a connection.
+    pub async fn read<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let read = Arc::clone(&self.inner.read);
+        tokio::task::spawn_blocking(move || read.with_connection(f)).await.map_err(|_| Error::WriterStopped)?
+    }
+
+    /// Runs `f` on a reader connection on the calling thread (for CLI commands and tests).
+    ///
+    /// # Errors
+    /// As [`Registry::read`].
+    pub fn read_blocking<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        self.inner.read.with_connection(f)
+    }
+
+    /// The sequence of the last committed event.
+    #[must_use]
+    pub fn committed_sequence(&self) -> u64 {
+        *self.inner.read.committed.borrow()
+    }
+
+    /// Up to `limit` committed events after `cursor`.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub async fn fetch_since(&self, cursor: u64, limit: usize) -> Result<Vec<Event>> {
+        self.read(move |conn| log::fetch_since(conn, cursor, limit)).await
+    }
+
+    /// Every committed event after `cursor`, then each new one as it commits. The stream
+    /// wakes on commit (no polling interval), holds no task of its own, and ends when the
+    /// registry closes; dropping it stops all its work.
+    pub fn tail(&self, cursor: u64) -> impl Stream<Item = Result<Event>> + Send + 'static {
+        let read = Arc::clone(&self.inner.read);
+        let committed = read.committed.clone();
+        let following = TailGuard::new(Arc::clone(&read));
+        let state = (following, committed, cursor, VecDeque::<Event>::new());
+        futures::stream::unfold(state, |(read, mut committed, mut cursor, mut buffer)| async move {
+            loop {
+                if let Some(event) = buffer.pop_front() {
+                    cursor = event.sequence;
+                    return Some((Ok(event), (read, committed, cursor, buffer)));
+                }
+                // Mark the current head as seen before reading, so a commit that lands
+                // during the read still wakes the wait below.
+                committed.borrow_and_update();
+                let fetch_from = Arc::clone(&read.0);
+                let fetched = tokio::task::spawn_blocking(move || {
+                    fetch_from.with_connection(|conn| log::fetch_since(conn, cursor, 1024))
+                })
+                .await
+                .map_err(|_| Error::WriterStopped)
+                .and_then(|r| r);
+                match fetched {
+                    Ok(events) if !events.is_empty() => buffer.extend(events),
+                    Ok(_) => {
+                        if committed.changed().await.is_err() {
+                            return None;
+                        }
+                    }
+                    Err(error) => return Some((Err(error), (read, committed, cursor, buffer))),
+                }
+            }
+        })
+    }
+
+    /// How many tails are following the log now.
+    #[must_use]
+    pub fn tail_count(&self) -> usize {
+        self.inner.read.tails.load(Ordering::SeqCst)
+    }
+
+    /// Walks the chain (see [`log::verify`]) on a reader connection.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub async fn verify(&self) -> Result<log::Verified> {
+        self.read(log::verify).await
+    }
+
+    /// Rebuilds every view from the log inside the writer's transaction (see [`log::replay`]).
+    ///
+    /// # Errors
+    /// As [`log::replay`].
+    pub async fn replay(&self) -> Result<u64> {
+        self.write(|writer| log::replay_in(writer.conn())).await
+    }
+
+    /// Stops the writer after the jobs already queued have committed.
+    pub async fn close(&self) {
+        drop(self.inner.jobs.lock().expect("job queue lock").take());
+        let writer = self.inner.writer.lock().expect("writer lock").take();
+        if let Some(writer) = writer {
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        drop(self.jobs.lock().map(|mut jobs| jobs.take()));
+        if let Ok(mut writer) = self.writer.lock()
+            && let Some(writer) = writer.take()
+        {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn run_writer(
+    conn: &mut Connection,
+    mut head: ChainHead,
+    jobs: &mpsc::Receiver<Job>,
+    committed: &watch::Sender<u64>,
+    clock: &dyn Clock,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = Vec::with_capacity(64);
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let completions = match run_batch(conn, &mut head, batch, clock) {
+            Ok(completions) => {
+                committed.send_replace(head.sequence);
+                completions.into_iter().map(|done| (done, Ok(()))).collect::<Vec<_>>()
+            }
+            Err((completions, error)) => {
+                tracing::error!(%error, "registry commit failed");
+                // The transaction rolled back: the chain continues from what is on disk.
+                head = ChainHead::load(conn).unwrap_or(head);
+                let message = error.to_string();
+                completions.into_iter().map(|done| (done, Err(message.clone()))).collect()
+            }
+        };
+        for (done, result) in completions {
+            done(result);
+        }
+    }
+}
+
+type BatchFailure = (Vec<Completion>, rusqlite::Error);
+
+/// Runs a batch of jobs in one transaction. On success the head has advanced and the
+/// completions are returned to be told; on failure they are returned with the error.
+fn run_batch(
+    conn: &mut Connection,
+    head: &mut ChainHead,
+    batch: Vec<Job>,
+    clock: &dyn Clock,
+) -> Result<Vec<Completion>, BatchFailure> {
+    let mut completions = Vec::with_capacity(batch.len());
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(error) => {
+            let completions = batch.into_iter().map(fail_unrun).collect();
+            return Err((completions, error));
+        }
+    };
+    let mut failure = None;
+    for job in batch {
+        if failure.is_some() {
+            completions.push(fail_unrun(job));
+            continue;
+        }
+        let savepoint = match tx.savepoint() {
+            Ok(savepoint) => savepoint,
+            Err(error) => {
+                failure = Some(error);
+                completions.push(fail_unrun(job));
+                continue;
+            }
+        };
+        let before = *head;
+        let mut writer = Writer { conn: &savepoint, head, now: clock.now_ms() };
+        let (keep, done) = job(&mut writer);
+        let settled = if keep {
+            savepoint.commit()
+        } else {
+            *head = before;
+            savepoint.finish_rollback()
+        };
+        if let Err(error) = settled {
+            failure = Some(error);
+        }
+        completions.push(done);
+    }
+    let committed = match failure {
+        Some(error) => Err(error),
+        None => tx.commit(),
+    };
+    match committed {
+        Ok(()) => Ok(completions),
+        Err(error) => Err((completions, error)),
+    }
+}
+
+/// A job that cannot run (its batch already failed) is dropped; that drops its result
+/// sender, which its caller sees as [`Error::WriterStopped`].
+fn fail_unrun(job: Job) -> Completion {
+    drop(job);
+    Box::new(|_| {})
+}
+
+trait SavepointExt {
+    fn finish_rollback(self) -> rusqlite::Result<()>;
+}
+
+impl SavepointExt for rusqlite::Savepoint<'_> {
+    fn finish_rollback(mut self) -> rusqlite::Result<()> {
+        self.rollback()?;
+        self.commit()
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    Ok(())
+}
+
+/// Opens the write connection: WAL, `synchronous=FULL` (a commit is on disk before it is
+/// acknowledged), migrated to the latest schema.
+fn open_writer(path: &Path) -> Result<Connection> {
+    let mut conn = Connection::open(path)?;
+    configure(&conn)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+/// Opens a database for offline work (CLI `replay` and `verify` on a stopped gateway, tests):
+/// migrated, with the same settings as the writer.
+///
+/// # Errors
+/// SQLite or migration errors.
+pub fn open_offline(path: impl AsRef<Path>) -> Result<Connection> {
+    open_writer(path.as_ref())
+}

@@ -1,0 +1,354 @@
+//! The view writer: applies one event to the materialised tables.
+//!
+//! The direct path (a command appending an event) and [`crate::log::replay`] both call
+//! [`apply`], so the views after either are the same rows. `apply` trusts the event: the
+//! checks that decide whether an event may be appended run before it, in the commands.
+//! Everything written here comes from the event itself (never the clock, never a random
+//! number), which is what makes replay reproduce the views byte for byte.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::Result;
+use crate::event::Event;
+use crate::event::v1::{self, BlobPart, ObjectPut, Payload, VersioningStatus};
+
+/// The view tables, in dump order, each with the columns that order its rows.
+pub const VIEW_TABLES: &[(&str, &str)] = &[
+    ("buckets", "name"),
+    ("object_versions", "bucket, key, version_id"),
+    ("multipart_uploads", "upload_id"),
+    ("multipart_parts", "upload_id, part_number"),
+    ("retrievals", "seq"),
+    ("blob_refs", "blob"),
+];
+
+/// Empties every view table (the log is untouched).
+///
+/// # Errors
+/// SQLite errors.
+pub fn reset(conn: &Connection) -> Result<()> {
+    for (table, _) in VIEW_TABLES {
+        conn.execute(&format!("DELETE FROM {table}"), [])?;
+    }
+    Ok(())
+}
+
+/// Applies one event to the views. Unknown event types change nothing.
+///
+/// # Errors
+/// SQLite errors, or [`crate::Error::CorruptPayload`] for a payload that does not parse.
+pub fn apply(conn: &Connection, event: &Event) -> Result<()> {
+    apply_payload(conn, event, &event.decode()?)
+}
+
+/// Applies an event whose payload the caller has already decoded (the direct path has it).
+pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload) -> Result<()> {
+    match payload {
+        Payload::BucketCreated(p) => {
+            let versioning = p.object_lock_enabled.then_some("Enabled");
+            conn.prepare_cached(
+                "INSERT INTO buckets (name, created_seq, created_at, region, owner, versioning, object_lock_enabled)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                p.bucket,
+                event.sequence,
+                event.created_at,
+                p.region,
+                event.actor,
+                versioning,
+                p.object_lock_enabled
+            ])?;
+        }
+        Payload::BucketDeleted(p) => {
+            conn.prepare_cached("DELETE FROM buckets WHERE name = ?1")?.execute([&p.bucket])?;
+        }
+        Payload::VersioningSet(p) => {
+            let status = match p.status {
+                VersioningStatus::Enabled => "Enabled",
+                VersioningStatus::Suspended => "Suspended",
+            };
+            conn.prepare_cached("UPDATE buckets SET versioning = ?2 WHERE name = ?1")?.execute([&p.bucket, status])?;
+        }
+        Payload::ObjectLockSet(p) => {
+            let default = p.default_retention.as_ref().map(json);
+            conn.prepare_cached("UPDATE buckets SET default_retention = ?2 WHERE name = ?1")?
+                .execute(params![p.bucket, default])?;
+        }
+        Payload::LifecycleSet(p) => {
+            conn.prepare_cached("UPDATE buckets SET lifecycle = ?2 WHERE name = ?1")?
+                .execute(params![p.bucket, json(&p.rules)])?;
+        }
+        Payload::LifecycleDeleted(p) => {
+            conn.prepare_cached("UPDATE buckets SET lifecycle = NULL WHERE name = ?1")?.execute([&p.bucket])?;
+        }
+        Payload::ObjectPut(p) => insert_version(conn, event, p)?,
+        Payload::DeleteMarkerCreated(v) => {
+            remove_version(conn, &v.bucket, &v.key, &v.version_id)?;
+            demote_latest(conn, &v.bucket, &v.key)?;
+            conn.prepare_cached(
+                "INSERT INTO object_versions (bucket, key, version_id, seq, created_at, is_latest, is_delete_marker,
+                   size, etag, blake3, content, origin, actor, legal_hold)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1, 1, 0, '', '', '{}', '{}', ?6, 0)",
+            )?
+            .execute(params![
+                v.bucket,
+                v.key,
+                v.version_id,
+                event.sequence,
+                event.created_at,
+                event.actor
+            ])?;
+        }
+        Payload::ObjectDeleted(p) => {
+            let v = &p.version;
+            remove_version(conn, &v.bucket, &v.key, &v.version_id)?;
+        }
+        Payload::TaggingSet(p) => {
+            let v = &p.version;
+            let content: Option<String> = conn
+                .prepare_cached(
+                    "SELECT content FROM object_versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
+                )?
+                .query_row([&v.bucket, &v.key, &v.version_id], |row| row.get(0))
+                .optional()?;
+            if let Some(content) = content {
+                let mut content: v1::ObjectContent = serde_json::from_str(&content)
+                    .map_err(|source| crate::Error::CorruptPayload { sequence: event.sequence, source })?;
+                content.tags.clone_from(&p.tags);
+                conn.prepare_cached(
+                    "UPDATE object_versions SET content = ?4 WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
+                )?
+                .execute([&v.bucket, &v.key, &v.version_id, &json(&content)])?;
+            }
+        }
+        Payload::RetentionSet(p) => {
+            let v = &p.version;
+            let mode = p.retention.map(|r| mode_name(r.mode));
+            let until = p.retention.map(|r| r.retain_until);
+            conn.prepare_cached(
+                "UPDATE object_versions SET retention_mode = ?4, retain_until = ?5
+                 WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
+            )?
+            .execute(params![v.bucket, v.key, v.version_id, mode, until])?;
+        }
+        Payload::LegalHoldSet(p) => {
+            let v = &p.version;
+            conn.prepare_cached(
+                "UPDATE object_versions SET legal_hold = ?4 WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
+            )?
+            .execute(params![v.bucket, v.key, v.version_id, p.on])?;
+        }
+        Payload::Retrieved(p) => {
+            let v = &p.version;
+            let c = &event.context;
+            conn.prepare_cached(
+                "INSERT INTO retrievals (seq, created_at, bucket, key, version_id, method, bytes, actor, source_addr, user_agent, request_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                event.sequence,
+                event.created_at,
+                v.bucket,
+                v.key,
+                v.version_id,
+                p.method,
+                p.bytes,
+                event.actor,
+                c.source_addr,
+                c.user_agent,
+                c.request_id
+            ])?;
+        }
+        Payload::MultipartCreated(p) => {
+            conn.prepare_cached(
+                "INSERT INTO multipart_uploads (upload_id, bucket, key, created_seq, created_at, initiator, template)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                p.upload_id,
+                p.bucket,
+                p.key,
+                event.sequence,
+                event.created_at,
+                event.actor,
+                json(p)
+            ])?;
+        }
+        Payload::PartUploaded(p) => {
+            remove_part(conn, &p.upload_id, Some(p.part_number))?;
+            conn.prepare_cached(
+                "INSERT INTO multipart_parts (upload_id, part_number, seq, created_at, size, etag, part)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                p.upload_id,
+                p.part_number,
+                event.sequence,
+                event.created_at,
+                p.part.size,
+                p.part.etag,
+                json(&p.part)
+            ])?;
+            add_refs(conn, std::slice::from_ref(&p.part), 1)?;
+        }
+        Payload::MultipartCompleted(p) => {
+            // The version takes its references before the parts drop theirs, so a blob that
+            // moves from the upload to the version never reaches zero.
+            insert_version(conn, event, &p.version)?;
+            remove_upload(conn, &p.upload_id)?;
+        }
+        Payload::MultipartAborted(p) => remove_upload(conn, &p.upload_id)?,
+        Payload::Unknown { .. } => {}
+    }
+    Ok(())
+}
+
+/// Adds a version, replacing one with the same id (the `null` version of an unversioned or
+/// suspended bucket), and makes it the latest.
+fn insert_version(conn: &Connection, event: &Event, p: &ObjectPut) -> Result<()> {
+    remove_version(conn, &p.bucket, &p.key, &p.version_id)?;
+    demote_latest(conn, &p.bucket, &p.key)?;
+    let mode = p.retention.map(|r| mode_name(r.mode));
+    let until = p.retention.map(|r| r.retain_until);
+    conn.prepare_cached(
+        "INSERT INTO object_versions (bucket, key, version_id, seq, created_at, is_latest, is_delete_marker,
+           size, etag, blake3, content, origin, actor, retention_mode, retain_until, legal_hold)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, 0, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        p.bucket,
+        p.key,
+        p.version_id,
+        event.sequence,
+        event.created_at,
+        p.content.size,
+        p.content.etag,
+        p.content.blake3,
+        json(&p.content),
+        json(&p.origin),
+        event.actor,
+        mode,
+        until,
+        p.legal_hold
+    ])?;
+    add_refs(conn, &p.content.parts, 1)
+}
+
+/// Removes a version if it exists, releasing its blobs; if it was the latest, the newest
+/// remaining version of the key becomes the latest.
+fn remove_version(conn: &Connection, bucket: &str, key: &str, version_id: &str) -> Result<()> {
+    let removed: Option<(String, bool)> = conn
+        .prepare_cached(
+            "DELETE FROM object_versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3
+             RETURNING content, is_latest",
+        )?
+        .query_row([bucket, key, version_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let Some((content, was_latest)) = removed else {
+        return Ok(());
+    };
+    // Delete markers store `{}`, which has no parts.
+    if let Ok(content) = serde_json::from_str::<v1::ObjectContent>(&content) {
+        add_refs(conn, &content.parts, -1)?;
+    }
+    if was_latest {
+        conn.prepare_cached(
+            "UPDATE object_versions SET is_latest = 1
+             WHERE bucket = ?1 AND key = ?2
+               AND seq = (SELECT MAX(seq) FROM object_versions WHERE bucket = ?1 AND key = ?2)",
+        )?
+        .execute([bucket, key])?;
+    }
+    Ok(())
+}
+
+fn demote_latest(conn: &Connection, bucket: &str, key: &str) -> Result<()> {
+    conn.prepare_cached("UPDATE object_versions SET is_latest = 0 WHERE bucket = ?1 AND key = ?2 AND is_latest = 1")?
+        .execute([bucket, key])?;
+    Ok(())
+}
+
+fn remove_upload(conn: &Connection, upload_id: &str) -> Result<()> {
+    remove_part(conn, upload_id, None)?;
+    conn.prepare_cached("DELETE FROM multipart_uploads WHERE upload_id = ?1")?.execute([upload_id])?;
+    Ok(())
+}
+
+/// Removes one part of an upload, or all of them, releasing their blobs.
+fn remove_part(conn: &Connection, upload_id: &str, number: Option<u32>) -> Result<()> {
+    let mut statement = conn.prepare_cached(
+        "DELETE FROM multipart_parts WHERE upload_id = ?1 AND (?2 IS NULL OR part_number = ?2) RETURNING part",
+    )?;
+    let parts = statement
+        .query_map(params![upload_id, number], |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for part in parts {
+        let part: BlobPart =
+            serde_json::from_str(&part).map_err(|source| crate::Error::CorruptPayload { sequence: 0, source })?;
+        add_refs(conn, std::slice::from_ref(&part), -1)?;
+    }
+    Ok(())
+}
+
+fn add_refs(conn: &Connection, parts: &[BlobPart], delta: i64) -> Result<()> {
+    for part in parts {
+        conn.prepare_cached(
+            "INSERT INTO blob_refs (blob, refs) VALUES (?1, ?2)
+             ON CONFLICT (blob) DO UPDATE SET refs = refs + excluded.refs",
+        )?
+        .execute(params![part.blob, delta])?;
+    }
+    if delta < 0 {
+        conn.prepare_cached("DELETE FROM blob_refs WHERE refs <= 0")?.execute([])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn mode_name(mode: v1::LockMode) -> &'static str {
+    match mode {
+        v1::LockMode::Governance => "GOVERNANCE",
+        v1::LockMode::Compliance => "COMPLIANCE",
+    }
+}
+
+/// Canonical JSON text of a value stored in a view column.
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> String {
+    let value = serde_json::to_value(value).expect("view values always serialise");
+    String::from_utf8(v1::canonical_bytes(&value)).expect("JSON is UTF-8")
+}
+
+/// A deterministic dump of every view table: each row of each table in primary-key order,
+/// every value with its SQLite type. Two databases have the same views exactly when their
+/// dumps are equal.
+///
+/// # Errors
+/// SQLite errors.
+pub fn dump(conn: &Connection) -> Result<Vec<u8>> {
+    use rusqlite::types::ValueRef;
+    use std::io::Write;
+    let mut out = Vec::new();
+    for (table, order) in VIEW_TABLES {
+        writeln!(out, "table {table}").expect("writing to a Vec cannot fail");
+        let mut statement = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))?;
+        let columns = statement.column_count();
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            for i in 0..columns {
+                match row.get_ref(i)? {
+                    ValueRef::Null => out.extend_from_slice(b"N"),
+                    ValueRef::Integer(n) => write!(out, "I{n}").expect("Vec write"),
+                    ValueRef::Real(r) => write!(out, "R{:x}", r.to_bits()).expect("Vec write"),
+                    ValueRef::Text(t) => {
+                        write!(out, "T{}:", t.len()).expect("Vec write");
+                        out.extend_from_slice(t);
+                    }
+                    ValueRef::Blob(b) => write!(out, "B{}", hex::encode(b)).expect("Vec write"),
+                }
+                out.push(b'\t');
+            }
+            out.push(b'\n');
+        }
+    }
+    Ok(out)
+}
