@@ -28,30 +28,31 @@ CREATE TABLE buckets (
     owner               TEXT    NOT NULL,
     versioning          TEXT,                  -- NULL (never enabled), 'Enabled', 'Suspended'
     object_lock_enabled INTEGER NOT NULL,
-    default_retention   TEXT,                  -- canonical JSON
-    lifecycle           TEXT                   -- canonical JSON
+    default_retention   TEXT,                  -- JSON
+    lifecycle           TEXT                   -- JSON
 ) WITHOUT ROWID;
 
 CREATE TABLE object_versions (
+    seq              INTEGER PRIMARY KEY,      -- the event that created it; orders versions
     bucket           TEXT    NOT NULL,
     key              TEXT    NOT NULL,
     version_id       TEXT    NOT NULL,
-    seq              INTEGER NOT NULL,         -- the event that created it; orders versions
     created_at       INTEGER NOT NULL,
     is_latest        INTEGER NOT NULL,
     is_delete_marker INTEGER NOT NULL,
     size             INTEGER NOT NULL,
     etag             TEXT    NOT NULL,
     blake3           TEXT    NOT NULL,
-    content          TEXT    NOT NULL,         -- canonical JSON of ObjectContent
-    origin           TEXT    NOT NULL,         -- canonical JSON of Origin
+    content          TEXT    NOT NULL,         -- JSON of ObjectContent
+    origin           TEXT    NOT NULL,         -- JSON of Origin
     actor            TEXT    NOT NULL,
     retention_mode   TEXT,
     retain_until     INTEGER,
-    legal_hold       INTEGER NOT NULL,
-    PRIMARY KEY (bucket, key, version_id)
-) WITHOUT ROWID;
-CREATE INDEX object_versions_by_age ON object_versions (bucket, key, seq);
+    legal_hold       INTEGER NOT NULL
+);
+-- Keyed by the creating event's sequence, rows are appended in order; these two indexes
+-- answer "this version of this key" and "the current version of each key, in key order".
+CREATE UNIQUE INDEX object_versions_by_id ON object_versions (bucket, key, version_id);
 CREATE INDEX object_versions_latest ON object_versions (bucket, key) WHERE is_latest = 1;
 
 CREATE TABLE multipart_uploads (
@@ -61,7 +62,7 @@ CREATE TABLE multipart_uploads (
     created_seq INTEGER NOT NULL,
     created_at  INTEGER NOT NULL,
     initiator   TEXT    NOT NULL,
-    template    TEXT    NOT NULL              -- canonical JSON of MultipartCreated
+    template    TEXT    NOT NULL              -- JSON of MultipartCreated
 ) WITHOUT ROWID;
 CREATE INDEX multipart_uploads_by_key ON multipart_uploads (bucket, key, created_seq);
 
@@ -72,7 +73,7 @@ CREATE TABLE multipart_parts (
     created_at  INTEGER NOT NULL,
     size        INTEGER NOT NULL,
     etag        TEXT    NOT NULL,
-    part        TEXT    NOT NULL,              -- canonical JSON of BlobPart
+    part        TEXT    NOT NULL,              -- JSON of BlobPart
     PRIMARY KEY (upload_id, part_number)
 ) WITHOUT ROWID;
 
