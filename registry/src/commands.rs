@@ -105,14 +105,16 @@ fn append_version(
 ) -> Result<Event> {
     let NewVersion { mut put, condition } = new;
     let bucket = require_bucket(writer.conn(), &put.bucket)?;
-    let current = queries::latest_version(writer.conn(), &put.bucket, &put.key)?.filter(|v| !v.is_delete_marker);
-    if condition.if_none_match_any && current.is_some() {
-        return Err(Error::PreconditionFailed);
-    }
-    if let Some(expected) = &condition.if_match {
-        let matches = current.as_ref().is_some_and(|v| etag_matches(expected, &v.content.etag));
-        if !matches {
-            return Err(if current.is_none() { Error::NoSuchKey } else { Error::PreconditionFailed });
+    if condition != WriteCondition::default() {
+        let current = queries::latest_version(writer.conn(), &put.bucket, &put.key)?.filter(|v| !v.is_delete_marker);
+        if condition.if_none_match_any && current.is_some() {
+            return Err(Error::PreconditionFailed);
+        }
+        if let Some(expected) = &condition.if_match {
+            let matches = current.as_ref().is_some_and(|v| etag_matches(expected, &v.content.etag));
+            if !matches {
+                return Err(if current.is_none() { Error::NoSuchKey } else { Error::PreconditionFailed });
+            }
         }
     }
     if !bucket.versioning_enabled() {

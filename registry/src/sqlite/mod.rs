@@ -2,8 +2,8 @@
 //! and pooled reader connections.
 //!
 //! SQLite allows one writer at a time, so one thread owns the write connection. Callers hand
-//! it jobs; it runs every job that is waiting in one transaction, each job inside its own
-//! savepoint (a refused job leaves no trace while its neighbours commit), commits once with
+//! it jobs; it runs every job that is waiting in one transaction (a job that refuses does so
+//! before it appends, so it leaves no trace while its neighbours commit), commits once with
 //! `synchronous=FULL`, and only then tells the callers. Readers use their own WAL connections
 //! and never wait for the writer.
 
@@ -29,7 +29,7 @@ const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/0001_init.sql
 const STATEMENT_CACHE: usize = 128;
 
 /// Page cache of each connection, in KiB.
-const PAGE_CACHE_KIB: i64 = 1024 * 1024;
+const PAGE_CACHE_KIB: i64 = 64 * 1024;
 
 /// Most jobs committed in one transaction; bounds the latency a large queue adds.
 const MAX_BATCH: usize = 4096;
@@ -59,7 +59,8 @@ impl Writer<'_> {
     /// Appends an event and applies it to the views.
     ///
     /// # Errors
-    /// SQLite errors; the job's savepoint then rolls back.
+    /// SQLite errors; the whole group commit then rolls back. A job must make every check
+    /// that can refuse before its first append.
     pub fn append(&mut self, draft: EventDraft) -> Result<Event> {
         log::append(self.conn, self.head, draft, self.now)
     }
@@ -377,12 +378,11 @@ fn run_writer(
                 committed.send_replace(head.sequence);
                 completions.into_iter().map(|done| (done, Ok(()))).collect::<Vec<_>>()
             }
-            Err((completions, error)) => {
-                tracing::error!(%error, "registry commit failed");
+            Err((completions, reason)) => {
+                tracing::error!(%reason, "registry commit failed");
                 // The transaction rolled back: the chain continues from what is on disk.
                 head = ChainHead::load(conn).unwrap_or(head);
-                let message = error.to_string();
-                completions.into_iter().map(|done| (done, Err(message.clone()))).collect()
+                completions.into_iter().map(|done| (done, Err(reason.clone()))).collect()
             }
         };
         for (done, result) in completions {
@@ -391,59 +391,47 @@ fn run_writer(
     }
 }
 
-type BatchFailure = (Vec<Completion>, rusqlite::Error);
+type BatchFailure = (Vec<Completion>, String);
 
 /// Runs a batch of jobs in one transaction. On success the head has advanced and the
-/// completions are returned to be told; on failure they are returned with the error.
+/// completions are returned to be told; on failure they are returned with the reason.
+///
+/// Jobs decide before they append (every command checks, then appends), so a refusal leaves
+/// nothing to undo and needs no savepoint; savepoints would copy every page a job touches
+/// into a sub-journal. A job that fails after appending (an SQLite error mid-write) fails
+/// the whole batch: its transaction rolls back and every caller in it hears of the failure.
 fn run_batch(
     conn: &mut Connection,
     head: &mut ChainHead,
     batch: Vec<Job>,
     clock: &dyn Clock,
 ) -> Result<Vec<Completion>, BatchFailure> {
-    let mut completions = Vec::with_capacity(batch.len());
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(error) => {
-            let completions = batch.into_iter().map(fail_unrun).collect();
-            return Err((completions, error));
-        }
+        Err(error) => return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string())),
     };
+    let mut completions = Vec::with_capacity(batch.len());
     let mut failure = None;
     for job in batch {
         if failure.is_some() {
             completions.push(fail_unrun(job));
             continue;
         }
-        let savepoint = match tx.savepoint() {
-            Ok(savepoint) => savepoint,
-            Err(error) => {
-                failure = Some(error);
-                completions.push(fail_unrun(job));
-                continue;
-            }
-        };
         let before = *head;
-        let mut writer = Writer { conn: &savepoint, head, now: clock.now_ms() };
+        let mut writer = Writer { conn: &tx, head, now: clock.now_ms() };
         let (keep, done) = job(&mut writer);
-        let settled = if keep {
-            savepoint.commit()
-        } else {
-            *head = before;
-            savepoint.finish_rollback()
-        };
-        if let Err(error) = settled {
-            failure = Some(error);
+        if !keep && *head != before {
+            failure = Some("a write failed after appending; its group commit is abandoned".to_owned());
         }
         completions.push(done);
     }
     let committed = match failure {
-        Some(error) => Err(error),
-        None => tx.commit(),
+        Some(reason) => Err(reason),
+        None => tx.commit().map_err(|e| e.to_string()),
     };
     match committed {
         Ok(()) => Ok(completions),
-        Err(error) => Err((completions, error)),
+        Err(reason) => Err((completions, reason)),
     }
 }
 
@@ -452,17 +440,6 @@ fn run_batch(
 fn fail_unrun(job: Job) -> Completion {
     drop(job);
     Box::new(|_| {})
-}
-
-trait SavepointExt {
-    fn finish_rollback(self) -> rusqlite::Result<()>;
-}
-
-impl SavepointExt for rusqlite::Savepoint<'_> {
-    fn finish_rollback(mut self) -> rusqlite::Result<()> {
-        self.rollback()?;
-        self.commit()
-    }
 }
 
 fn configure(conn: &Connection) -> Result<()> {
@@ -474,6 +451,7 @@ fn configure(conn: &Connection) -> Result<()> {
     // Views take random-key inserts (blob digests, keys); a small page cache spills dirty
     // pages to the WAL mid-transaction and re-reads them, which dominated replay time.
     conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 
