@@ -472,6 +472,15 @@ fn open_reader(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Opens an existing database read-only, for checks that run beside a serving gateway
+/// (`verify`, `gc`); WAL lets it read a consistent snapshot while the writer commits.
+///
+/// # Errors
+/// SQLite errors (for example, no database at `path`).
+pub fn open_read_only(path: impl AsRef<Path>) -> Result<Connection> {
+    open_reader(path.as_ref())
+}
+
 /// Opens a database for offline work (CLI `replay` and `verify` on a stopped gateway, tests):
 /// migrated, with the same settings as the writer.
 ///
