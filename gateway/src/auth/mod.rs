@@ -1,0 +1,131 @@
+//! Who may call the API: the root user and the `[[auth.users]]` of the configuration.
+//!
+//! s3s verifies SigV4/SigV2 signatures and asks [`Users`] for the secret of an access key;
+//! with an authenticator set, s3s refuses anonymous requests.
+//!
+//! - [`root`]: the root credentials, generated and saved on first start.
+
+pub mod root;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::{S3Result, s3_error};
+
+use crate::config::AuthConfig;
+
+/// One user who can sign requests.
+#[derive(Debug)]
+pub struct User {
+    secret: SecretKey,
+    /// May delete or shorten governance-mode retention with `x-amz-bypass-governance-retention`.
+    pub bypass_governance: bool,
+    /// The root user from `auth.access_key`.
+    pub root: bool,
+}
+
+/// The configured users by access key. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Users(Arc<HashMap<String, User>>);
+
+/// Raised when no root credentials were resolved before building [`Users`].
+#[derive(Debug, thiserror::Error)]
+#[error("no root credentials configured")]
+pub struct MissingRootCredentials;
+
+impl Users {
+    /// The root user plus every `[[auth.users]]` entry. The config was validated, so access
+    /// keys are unique and every user has a secret.
+    ///
+    /// # Errors
+    ///
+    /// [`MissingRootCredentials`] if `auth.access_key`/`secret_key` are unset (resolve them
+    /// first with [`root::resolve`]).
+    pub fn from_config(auth: &AuthConfig) -> Result<Self, MissingRootCredentials> {
+        let (Some(root_key), Some(root_secret)) = (&auth.access_key, &auth.secret_key) else {
+            return Err(MissingRootCredentials);
+        };
+        let mut users = HashMap::new();
+        users.insert(
+            root_key.clone(),
+            User { secret: SecretKey::from(root_secret.expose()), bypass_governance: true, root: true },
+        );
+        for user in &auth.users {
+            let Some(secret) = &user.secret_key else { continue };
+            users.insert(
+                user.access_key.clone(),
+                User {
+                    secret: SecretKey::from(secret.expose()),
+                    bypass_governance: user.bypass_governance,
+                    root: false,
+                },
+            );
+        }
+        Ok(Self(Arc::new(users)))
+    }
+
+    /// The user owning `access_key`.
+    #[must_use]
+    pub fn get(&self, access_key: &str) -> Option<&User> {
+        self.0.get(access_key)
+    }
+}
+
+#[async_trait]
+impl S3Auth for Users {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        match self.get(access_key) {
+            Some(user) => Ok(user.secret.clone()),
+            None => {
+                Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Secret, UserConfig};
+
+    fn auth() -> AuthConfig {
+        AuthConfig {
+            access_key: Some("ROOT".to_owned()),
+            secret_key: Some(Secret::new("rootsecret")),
+            secret_key_file: None,
+            users: vec![UserConfig {
+                access_key: "CI".to_owned(),
+                secret_key: Some(Secret::new("cisecret")),
+                secret_key_file: None,
+                bypass_governance: false,
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn known_keys_get_their_secret_and_unknown_keys_are_invalid() {
+        let users = Users::from_config(&auth()).unwrap();
+        assert_eq!(users.get_secret_key("ROOT").await.unwrap().expose(), "rootsecret");
+        assert_eq!(users.get_secret_key("CI").await.unwrap().expose(), "cisecret");
+        let err = users.get_secret_key("NOPE").await.unwrap_err();
+        assert_eq!(err.code().as_str(), "InvalidAccessKeyId");
+    }
+
+    #[test]
+    fn root_may_bypass_governance_and_users_only_when_configured() {
+        let users = Users::from_config(&auth()).unwrap();
+        assert!(users.get("ROOT").unwrap().bypass_governance);
+        assert!(users.get("ROOT").unwrap().root);
+        assert!(!users.get("CI").unwrap().bypass_governance);
+    }
+
+    #[test]
+    fn users_need_root_credentials() {
+        let mut auth = auth();
+        auth.access_key = None;
+        auth.secret_key = None;
+        assert!(Users::from_config(&auth).is_err());
+    }
+}

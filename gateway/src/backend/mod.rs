@@ -1,0 +1,225 @@
+//! Where object bytes live. A [`BlobStore`] moves bytes only: it knows nothing of buckets,
+//! keys, versions or the registry. The S3 layer decides what a blob means.
+//!
+//! Writing is two steps so that nothing becomes visible before it is checked:
+//! [`BlobStore::put`] streams the body once, hashing every byte (BLAKE3, MD5 and the requested
+//! checksums) and making it durable in a staging area; the caller verifies the client's
+//! checksums against the [`StagedBlob`] and only then calls [`StagedBlob::commit`]. Dropping a
+//! `StagedBlob` instead throws the bytes away.
+//!
+//! - [`fs`]: local disk, content-addressed by BLAKE3.
+
+pub mod fs;
+
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+
+use crate::s3::checksum::{ChecksumAlgorithm, Checksums};
+
+/// Boxed error of a request body stream (the error type s3s bodies carry).
+pub type BodyError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A request body handed to [`BlobStore::put`]; an s3s `StreamingBlob` or `Body` boxes into it.
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send>>;
+
+/// Bytes read back from a store. `Sync` so that s3s `StreamingBlob::wrap` accepts it.
+pub type BlobStream = Pin<Box<dyn Stream<Item = Result<Bytes, BlobError>> + Send + Sync>>;
+
+/// Result alias for blob operations.
+pub type Result<T, E = BlobError> = std::result::Result<T, E>;
+
+/// What can go wrong while moving bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// No blob has this id.
+    #[error("blob not found")]
+    NotFound,
+    /// The id is not one this store could have produced; refused before touching storage.
+    #[error("invalid blob id")]
+    InvalidId,
+    /// The requested byte range is not inside the blob.
+    #[error("range {start}-{end} is outside a blob of {size} bytes")]
+    InvalidRange {
+        /// First byte requested.
+        start: u64,
+        /// Last byte requested (inclusive).
+        end: u64,
+        /// Size of the blob.
+        size: u64,
+    },
+    /// The body ended before, or ran past, the length the client announced.
+    #[error("body length mismatch: expected {expected} bytes, received {received}")]
+    IncompleteBody {
+        /// The announced length.
+        expected: u64,
+        /// Bytes received when the mismatch was noticed.
+        received: u64,
+    },
+    /// Reading the request body failed (client went away, bad aws-chunked signature, ...).
+    #[error("reading the request body failed")]
+    Body(#[source] BodyError),
+    /// The storage is not reachable or refuses service for now.
+    #[error("blob storage unavailable: {0}")]
+    Unavailable(String),
+    /// Local I/O failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Identifies a blob within one store. Opaque to callers; each store validates the ids it is
+/// given (for [`fs::FsBlobStore`]: 64 lowercase hex digits of the BLAKE3 digest).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlobId(String);
+
+impl BlobId {
+    /// Wraps a stored id (from the registry). It is validated by the store that uses it.
+    #[must_use]
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as stored.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for BlobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One stored blob, as listed for garbage collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobEntry {
+    /// The blob.
+    pub id: BlobId,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Last time it was written or re-committed; gc keeps blobs younger than its grace period.
+    pub modified: SystemTime,
+}
+
+/// A store's half of a staged write: commit makes it permanent, drop discards it.
+#[async_trait]
+pub trait Stage: Send + Sync {
+    /// Makes the staged bytes a permanent blob.
+    async fn commit(self: Box<Self>) -> Result<BlobId>;
+}
+
+/// Bytes that were received, hashed and made durable but are not yet a blob.
+///
+/// Dropping it discards the bytes: a write that fails verification leaves nothing behind.
+pub struct StagedBlob {
+    size: u64,
+    blake3: [u8; 32],
+    md5: [u8; 16],
+    checksums: Checksums,
+    stage: Box<dyn Stage>,
+}
+
+impl StagedBlob {
+    /// Assembles a staged blob; for [`BlobStore`] implementations.
+    #[must_use]
+    pub fn new(size: u64, blake3: [u8; 32], md5: [u8; 16], checksums: Checksums, stage: Box<dyn Stage>) -> Self {
+        Self { size, blake3, md5, checksums, stage }
+    }
+
+    /// Number of bytes received.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// BLAKE3 digest of the bytes.
+    #[must_use]
+    pub fn blake3(&self) -> [u8; 32] {
+        self.blake3
+    }
+
+    /// MD5 digest of the bytes (the single-part ETag).
+    #[must_use]
+    pub fn md5(&self) -> [u8; 16] {
+        self.md5
+    }
+
+    /// The checksums requested from [`BlobStore::put`].
+    #[must_use]
+    pub fn checksums(&self) -> &Checksums {
+        &self.checksums
+    }
+
+    /// Makes the bytes a permanent blob and returns its id.
+    ///
+    /// # Errors
+    ///
+    /// [`BlobError::Io`] or [`BlobError::Unavailable`] when the store cannot make it permanent;
+    /// the staged bytes are then discarded.
+    pub async fn commit(self) -> Result<BlobId> {
+        self.stage.commit().await
+    }
+}
+
+impl std::fmt::Debug for StagedBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedBlob")
+            .field("size", &self.size)
+            .field("blake3", &hex::encode(self.blake3))
+            .field("md5", &hex::encode(self.md5))
+            .field("checksums", &self.checksums)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A place to keep object bytes.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Streams `body` once into staging, computing BLAKE3, MD5 and `algorithms` as it passes.
+    ///
+    /// # Errors
+    ///
+    /// [`BlobError::IncompleteBody`] when `expected_len` is given and the body is shorter or
+    /// longer; [`BlobError::Body`] when the body stream fails; I/O errors. Nothing is left behind
+    /// on error.
+    async fn put(
+        &self,
+        body: BodyStream,
+        expected_len: Option<u64>,
+        algorithms: &[ChecksumAlgorithm],
+    ) -> Result<StagedBlob>;
+
+    /// Reads a blob, or the inclusive byte range `(first, last)` of it.
+    ///
+    /// # Errors
+    ///
+    /// [`BlobError::NotFound`], [`BlobError::InvalidId`], [`BlobError::InvalidRange`] before any
+    /// byte is sent; I/O errors inside the stream.
+    async fn get(&self, id: &BlobId, range: Option<(u64, u64)>) -> Result<BlobStream>;
+
+    /// Size of a blob in bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`BlobError::NotFound`], [`BlobError::InvalidId`], I/O errors.
+    async fn size(&self, id: &BlobId) -> Result<u64>;
+
+    /// Removes a blob. The registry must no longer reference it.
+    ///
+    /// # Errors
+    ///
+    /// [`BlobError::NotFound`], [`BlobError::InvalidId`], I/O errors.
+    async fn delete(&self, id: &BlobId) -> Result<()>;
+
+    /// Every stored blob with its size and modification time, in no particular order.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors, before or inside the stream.
+    async fn list(&self) -> Result<Pin<Box<dyn Stream<Item = Result<BlobEntry>> + Send>>>;
+}

@@ -1,0 +1,679 @@
+//! One typed configuration, read from a TOML file, then the environment, then flags; each
+//! later source beats the earlier ones.
+//!
+//! Every key `section.key` has an environment twin `ARTIFACT_STORE_<SECTION>_<KEY>` (listed in
+//! [`KEYS`], documented in `docs/configuration.md`). Secrets also accept `<NAME>_FILE`, naming
+//! a file that holds the value. Empty environment variables count as unset.
+//!
+//! `AWS_*` variables are never read here: they belong to upstream S3 clients.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration. `Debug` redacts secrets.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Network endpoint.
+    pub server: ServerConfig,
+    /// Where data lives.
+    pub storage: StorageConfig,
+    /// Who may call the API.
+    pub auth: AuthConfig,
+    /// What the registry records.
+    pub registry: RegistryConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `host:port` to listen on.
+    pub listen: String,
+    /// The region clients sign for and `GetBucketLocation` reports.
+    pub region: String,
+    /// Enables virtual-host style (`bucket.<base_domain>`) next to path style.
+    pub base_domain: Option<String>,
+    /// PEM certificate chain for HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a generated certificate for localhost (written to
+    /// `<data_dir>/tls/self-signed.pem`).
+    pub tls_self_signed: bool,
+    /// Seconds to let in-flight requests finish on shutdown.
+    pub shutdown_timeout: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9000".to_owned(),
+            region: "us-east-1".to_owned(),
+            base_domain: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
+            shutdown_timeout: 30,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Whether the server speaks HTTPS.
+    #[must_use]
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_self_signed || self.tls_cert.is_some()
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory for blobs, the registry and generated credentials.
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { data_dir: PathBuf::from("./artifact-store-data") }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Root access key. With `secret_key` unset too, credentials are generated on first start.
+    pub access_key: Option<String>,
+    /// Root secret key.
+    pub secret_key: Option<Secret>,
+    /// A file holding the root secret key (file only; the environment uses `..._FILE`).
+    pub secret_key_file: Option<PathBuf>,
+    /// Further users, `[[auth.users]]`.
+    pub users: Vec<UserConfig>,
+}
+
+/// One `[[auth.users]]` entry.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserConfig {
+    /// Access key id.
+    pub access_key: String,
+    /// Secret key.
+    pub secret_key: Option<Secret>,
+    /// A file holding the secret key instead.
+    pub secret_key_file: Option<PathBuf>,
+    /// May send `x-amz-bypass-governance-retention` (the root user always may).
+    pub bypass_governance: bool,
+}
+
+/// `[registry]`
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Whether object reads are recorded as retrieval events.
+    pub retrievals: Retrievals,
+}
+
+/// `registry.retrievals`
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Retrievals {
+    /// Record every successful GetObject.
+    #[default]
+    All,
+    /// Record none.
+    Off,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Line format.
+    pub format: LogFormat,
+    /// A `tracing` filter: `info`, `debug`, `artifact_store_gateway=debug,info`, ...
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, level: "info".to_owned() }
+    }
+}
+
+/// `log.format`
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A secret string. `Debug` and `Display` never show it; use [`Secret::expose`].
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    #[must_use]
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself. Never log it.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid configuration file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<toml::de::Error>,
+    },
+    /// A value from the environment or a flag is invalid.
+    #[error("invalid value for {origin}: {reason}")]
+    Value {
+        /// The variable or flag.
+        origin: String,
+        /// Why.
+        reason: String,
+    },
+    /// The values are valid alone but not together.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// A configuration key settable from the environment and flags.
+pub struct Key {
+    /// `section.key`, as in the TOML file.
+    pub path: &'static str,
+    /// A shorter environment name accepted too (the sectioned name wins if both are set).
+    pub alias: Option<&'static str>,
+    /// Accepts a `..._FILE` environment variant.
+    pub secret: bool,
+    set: fn(&mut Config, String) -> Result<(), String>,
+}
+
+impl Key {
+    /// The environment variable: `server.listen` → `ARTIFACT_STORE_SERVER_LISTEN`.
+    #[must_use]
+    pub fn env_name(&self) -> String {
+        format!("ARTIFACT_STORE_{}", self.path.replace('.', "_").to_uppercase())
+    }
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("expected true or false, got {value:?}")),
+    }
+}
+
+/// Every key with an environment twin, in documentation order. `auth.users` is file-only.
+pub const KEYS: &[Key] = &[
+    Key {
+        path: "server.listen",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.server.listen = v;
+            Ok(())
+        },
+    },
+    Key {
+        path: "server.region",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.server.region = v;
+            Ok(())
+        },
+    },
+    Key {
+        path: "server.base_domain",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.server.base_domain = Some(v);
+            Ok(())
+        },
+    },
+    Key {
+        path: "server.tls_cert",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.server.tls_cert = Some(v.into());
+            Ok(())
+        },
+    },
+    Key {
+        path: "server.tls_key",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.server.tls_key = Some(v.into());
+            Ok(())
+        },
+    },
+    Key {
+        path: "server.tls_self_signed",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.server.tls_self_signed = parse_bool(&v)?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "server.shutdown_timeout",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.server.shutdown_timeout = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "storage.data_dir",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.storage.data_dir = v.into();
+            Ok(())
+        },
+    },
+    Key {
+        path: "auth.access_key",
+        alias: Some("ARTIFACT_STORE_ACCESS_KEY"),
+        secret: true,
+        set: |c, v| {
+            c.auth.access_key = Some(v);
+            Ok(())
+        },
+    },
+    Key {
+        path: "auth.secret_key",
+        alias: Some("ARTIFACT_STORE_SECRET_KEY"),
+        secret: true,
+        set: |c, v| {
+            c.auth.secret_key = Some(Secret(v));
+            c.auth.secret_key_file = None;
+            Ok(())
+        },
+    },
+    Key {
+        path: "registry.retrievals",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.registry.retrievals = match v.as_str() {
+                "all" => Retrievals::All,
+                "off" => Retrievals::Off,
+                _ => return Err(format!("expected all or off, got {v:?}")),
+            };
+            Ok(())
+        },
+    },
+    Key {
+        path: "log.format",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.log.format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => return Err(format!("expected text or json, got {v:?}")),
+            };
+            Ok(())
+        },
+    },
+    Key {
+        path: "log.level",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.log.level = v;
+            Ok(())
+        },
+    },
+];
+
+impl Config {
+    /// Loads the configuration: defaults < `file` < environment (read through `env`) < `flags`.
+    ///
+    /// `flags` are `(key path, value)` pairs for the flags given on the command line.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for an unreadable or invalid file, an invalid value, or a contradictory
+    /// combination (see [`Config::validate`]).
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        flags: &[(&str, String)],
+    ) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        config.apply_env(env)?;
+        for (path, value) in flags {
+            let key = KEYS.iter().find(|k| k.path == *path).ok_or_else(|| ConfigError::Value {
+                origin: (*path).to_owned(),
+                reason: "no such configuration key".to_owned(),
+            })?;
+            (key.set)(&mut config, value.clone()).map_err(|reason| ConfigError::Value {
+                origin: format!("--{}", path.rsplit('.').next().unwrap_or(path).replace('_', "-")),
+                reason,
+            })?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let mut config: Self = toml::from_str(&text)
+            .map_err(|source| ConfigError::Parse { path: path.to_owned(), source: Box::new(source) })?;
+        // `*_file` keys are resolved here, at the file's precedence.
+        if let Some(file) = config.auth.secret_key_file.take() {
+            if config.auth.secret_key.is_some() {
+                return Err(ConfigError::Invalid("auth.secret_key and auth.secret_key_file are both set".to_owned()));
+            }
+            config.auth.secret_key = Some(Secret(read_secret_file(&file)?));
+        }
+        for user in &mut config.auth.users {
+            if let Some(file) = user.secret_key_file.take() {
+                if user.secret_key.is_some() {
+                    return Err(ConfigError::Invalid(format!(
+                        "user {}: secret_key and secret_key_file are both set",
+                        user.access_key
+                    )));
+                }
+                user.secret_key = Some(Secret(read_secret_file(&file)?));
+            }
+        }
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let get = |name: &str| env(name).filter(|v| !v.is_empty());
+        for key in KEYS {
+            let name = key.env_name();
+            let mut names = vec![name];
+            names.extend(key.alias.map(str::to_owned));
+            let mut found = None;
+            for name in &names {
+                let direct = get(name);
+                let file_name = format!("{name}_FILE");
+                let from_file = if key.secret { get(&file_name) } else { None };
+                found = match (direct, from_file) {
+                    (Some(_), Some(_)) => {
+                        return Err(ConfigError::Invalid(format!("{name} and {file_name} are both set")));
+                    }
+                    (Some(v), None) => Some((name.clone(), v)),
+                    (None, Some(path)) => Some((file_name, read_secret_file(Path::new(&path))?)),
+                    (None, None) => continue,
+                };
+                break;
+            }
+            if let Some((origin, value)) = found {
+                (key.set)(self, value).map_err(|reason| ConfigError::Value { origin, reason })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks combinations that are valid key by key but not together.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming the conflict.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
+        let server = &self.server;
+        if server.tls_cert.is_some() != server.tls_key.is_some() {
+            return invalid("server.tls_cert and server.tls_key must be set together");
+        }
+        if server.tls_self_signed && server.tls_cert.is_some() {
+            return invalid("server.tls_self_signed cannot be combined with server.tls_cert/tls_key");
+        }
+        if server.region.is_empty() {
+            return invalid("server.region must not be empty");
+        }
+        if self.auth.access_key.is_some() != self.auth.secret_key.is_some() {
+            return invalid("auth.access_key and auth.secret_key must be set together");
+        }
+        let mut keys: Vec<&str> = self.auth.access_key.iter().map(String::as_str).collect();
+        for user in &self.auth.users {
+            if user.secret_key.is_none() {
+                return Err(ConfigError::Invalid(format!("user {}: secret_key is required", user.access_key)));
+            }
+            keys.push(&user.access_key);
+        }
+        for key in &keys {
+            if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
+                return Err(ConfigError::Invalid(format!("invalid access key {key:?}")));
+            }
+        }
+        keys.sort_unstable();
+        if let Some(pair) = keys.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ConfigError::Invalid(format!("access key {} is configured twice", pair[0])));
+        }
+        Ok(())
+    }
+}
+
+/// Reads a secret from a file, without the trailing newline editors and `echo` add.
+fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn defaults_follow_the_documented_conventions() {
+        let config = Config::load(None, &env(&[]), &[]).unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:9000");
+        assert_eq!(config.server.region, "us-east-1");
+        assert_eq!(config.storage.data_dir, PathBuf::from("./artifact-store-data"));
+        assert_eq!(config.registry.retrievals, Retrievals::All);
+        assert_eq!(config.log.format, LogFormat::Text);
+        assert!(config.auth.access_key.is_none());
+    }
+
+    #[test]
+    fn flags_beat_environment_beat_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            &dir,
+            "c.toml",
+            "[server]\nlisten = \"0.0.0.0:1\"\nregion = \"eu-west-1\"\n[storage]\ndata_dir = \"/from/file\"\n[log]\nformat = \"json\"\n",
+        );
+        let env =
+            env(&[("ARTIFACT_STORE_SERVER_LISTEN", "0.0.0.0:2"), ("ARTIFACT_STORE_STORAGE_DATA_DIR", "/from/env")]);
+        let config = Config::load(Some(&file), &env, &[("server.listen", "0.0.0.0:3".to_owned())]).unwrap();
+        assert_eq!(config.server.listen, "0.0.0.0:3");
+        assert_eq!(config.storage.data_dir, PathBuf::from("/from/env"));
+        assert_eq!(config.server.region, "eu-west-1");
+        assert_eq!(config.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn users_and_sections_parse_from_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = write(&dir, "secret", "from-a-file\n");
+        let file = write(
+            &dir,
+            "c.toml",
+            &format!(
+                r#"
+[auth]
+access_key = "ROOT"
+secret_key = "rootsecret"
+
+[[auth.users]]
+access_key = "CI"
+secret_key = "cisecret"
+
+[[auth.users]]
+access_key = "OFFICER"
+secret_key_file = "{}"
+bypass_governance = true
+
+[registry]
+retrievals = "off"
+"#,
+                secret.display()
+            ),
+        );
+        let config = Config::load(Some(&file), &env(&[]), &[]).unwrap();
+        assert_eq!(config.auth.users.len(), 2);
+        assert!(!config.auth.users[0].bypass_governance);
+        assert!(config.auth.users[1].bypass_governance);
+        assert_eq!(config.auth.users[1].secret_key.as_ref().unwrap().expose(), "from-a-file");
+        assert_eq!(config.registry.retrievals, Retrievals::Off);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(&dir, "c.toml", "[server]\nlisten_addr = \"x\"\n");
+        assert!(matches!(Config::load(Some(&file), &env(&[]), &[]), Err(ConfigError::Parse { .. })));
+    }
+
+    #[test]
+    fn root_credentials_come_from_short_or_sectioned_env_names() {
+        let short = env(&[("ARTIFACT_STORE_ACCESS_KEY", "AK"), ("ARTIFACT_STORE_SECRET_KEY", "SK")]);
+        let config = Config::load(None, &short, &[]).unwrap();
+        assert_eq!(config.auth.access_key.as_deref(), Some("AK"));
+        assert_eq!(config.auth.secret_key.as_ref().unwrap().expose(), "SK");
+
+        let both = env(&[
+            ("ARTIFACT_STORE_ACCESS_KEY", "SHORT"),
+            ("ARTIFACT_STORE_AUTH_ACCESS_KEY", "LONG"),
+            ("ARTIFACT_STORE_SECRET_KEY", "SK"),
+        ]);
+        assert_eq!(Config::load(None, &both, &[]).unwrap().auth.access_key.as_deref(), Some("LONG"));
+    }
+
+    #[test]
+    fn secrets_accept_a_file_variant() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = write(&dir, "sk", "s3cr3t\r\n");
+        let path = secret.to_str().unwrap();
+        let config = Config::load(
+            None,
+            &env(&[("ARTIFACT_STORE_ACCESS_KEY", "AK"), ("ARTIFACT_STORE_SECRET_KEY_FILE", path)]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.auth.secret_key.unwrap().expose(), "s3cr3t");
+
+        let clash = env(&[
+            ("ARTIFACT_STORE_ACCESS_KEY", "AK"),
+            ("ARTIFACT_STORE_SECRET_KEY", "x"),
+            ("ARTIFACT_STORE_SECRET_KEY_FILE", path),
+        ]);
+        assert!(matches!(Config::load(None, &clash, &[]), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let env = env(&[("ARTIFACT_STORE_ACCESS_KEY", "AK"), ("ARTIFACT_STORE_SECRET_KEY", "very-secret-value")]);
+        let config = Config::load(None, &env, &[]).unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("very-secret-value"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn contradictions_are_refused() {
+        let cases: &[&[(&str, &str)]] = &[
+            &[("ARTIFACT_STORE_SERVER_TLS_CERT", "/c.pem")],
+            &[
+                ("ARTIFACT_STORE_SERVER_TLS_CERT", "/c.pem"),
+                ("ARTIFACT_STORE_SERVER_TLS_KEY", "/k.pem"),
+                ("ARTIFACT_STORE_SERVER_TLS_SELF_SIGNED", "true"),
+            ],
+            &[("ARTIFACT_STORE_ACCESS_KEY", "AK")],
+        ];
+        for vars in cases {
+            assert!(matches!(Config::load(None, &env(vars), &[]), Err(ConfigError::Invalid(_))), "{vars:?}");
+        }
+        let bad_bool = env(&[("ARTIFACT_STORE_SERVER_TLS_SELF_SIGNED", "maybe")]);
+        assert!(matches!(Config::load(None, &bad_bool, &[]), Err(ConfigError::Value { .. })));
+    }
+
+    #[test]
+    fn duplicate_access_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            &dir,
+            "c.toml",
+            "[auth]\naccess_key = \"A\"\nsecret_key = \"x\"\n[[auth.users]]\naccess_key = \"A\"\nsecret_key = \"y\"\n",
+        );
+        assert!(matches!(Config::load(Some(&file), &env(&[]), &[]), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn every_key_has_a_distinct_env_name() {
+        let mut names: Vec<_> = KEYS.iter().map(Key::env_name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), KEYS.len());
+        assert!(names.contains(&"ARTIFACT_STORE_SERVER_TLS_SELF_SIGNED".to_owned()));
+    }
+}

@@ -1,0 +1,32 @@
+//! artifact-store gateway: an S3 front end whose objects are recorded in the artifact-store
+//! registry and whose bytes live in a [`backend::BlobStore`].
+//!
+//! Module map:
+//! - [`server`]: HTTP(S) accept loop, request ids, graceful shutdown; [`serve`] is the entry.
+//! - [`admin`]: `/_health` and the other endpoints under `/_`.
+//! - [`s3`]: the s3s `S3` implementation and the gateway error → S3 code mapping.
+//! - [`backend`]: the `BlobStore` trait and the local filesystem store.
+//! - [`auth`]: users and root credentials.
+//! - [`config`]: one typed configuration (file < environment < flags).
+//! - [`tls`]: rustls acceptor and the self-signed certificate.
+//! - [`telemetry`]: tracing setup.
+//! - [`cli`]: the `artifact-store` commands.
+//!
+//! ```
+//! use artifact_store_gateway::config::Config;
+//!
+//! let config = Config::load(None, &|_| None, &[("server.listen", "127.0.0.1:0".to_owned())]).unwrap();
+//! assert_eq!(config.server.region, "us-east-1");
+//! ```
+
+pub mod admin;
+pub mod auth;
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod s3;
+pub mod server;
+pub mod telemetry;
+pub mod tls;
+
+pub use server::serve;

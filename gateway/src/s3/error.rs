@@ -1,0 +1,132 @@
+//! The gateway's error type and the one place where S3 error codes are chosen.
+//!
+//! Every variant maps to `InternalError` unless the table below opts it into a specific code.
+//! Internal errors are logged with their source chain (and, for [`Error::Internal`], where
+//! they were raised); the client gets the code and a short message only.
+
+use std::panic::Location;
+
+use s3s::{S3Error, S3ErrorCode, s3_error};
+
+use crate::backend::BlobError;
+
+/// Result alias for the S3 layer.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything an S3 operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The blob store failed.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// A decision already expressed as an S3 error (request parsing, checksum verification).
+    #[error(transparent)]
+    S3(#[from] S3Error),
+    /// A broken invariant: a bug, or storage that disagrees with itself.
+    #[error("{message}")]
+    Internal {
+        /// What went wrong.
+        message: String,
+        /// Where it was raised.
+        location: &'static Location<'static>,
+    },
+}
+
+impl Error {
+    /// An internal error raised here.
+    #[track_caller]
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::Internal { message: message.into(), location: Location::caller() }
+    }
+}
+
+impl From<Error> for S3Error {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::S3(err) => err,
+            Error::Blob(err) => blob_error(err),
+            Error::Internal { message, location } => {
+                tracing::error!(%location, %message, "internal error");
+                internal_error()
+            }
+        }
+    }
+}
+
+fn blob_error(err: BlobError) -> S3Error {
+    match err {
+        BlobError::InvalidRange { .. } => s3_error!(InvalidRange, "The requested range is not satisfiable"),
+        BlobError::IncompleteBody { .. } => s3_error!(
+            IncompleteBody,
+            "You did not provide the number of bytes specified by the Content-Length HTTP header."
+        ),
+        BlobError::Body(source) => body_error(source.as_ref()),
+        BlobError::Unavailable(reason) => {
+            tracing::warn!(%reason, "blob storage unavailable");
+            s3_error!(ServiceUnavailable, "Please reduce your request rate.")
+        }
+        // A blob the registry references is missing or malformed: our inconsistency, not the
+        // client's (NoSuchKey is decided by the registry).
+        err @ (BlobError::NotFound | BlobError::InvalidId | BlobError::Io(_)) => {
+            tracing::error!(error = %error_chain(&err), "blob store error");
+            internal_error()
+        }
+    }
+}
+
+/// A request body that failed while streaming. s3s reports a bad aws-chunked chunk
+/// signature as a body error; its error type is private, so it is recognised by its text.
+fn body_error(source: &(dyn std::error::Error + 'static)) -> S3Error {
+    let chain = error_chain(source);
+    if chain.contains("SignatureMismatch") {
+        return s3_error!(
+            SignatureDoesNotMatch,
+            "The request signature we calculated does not match the signature you provided."
+        );
+    }
+    tracing::info!(error = %chain, "request body failed");
+    s3_error!(IncompleteBody, "The request body ended before it was complete.")
+}
+
+fn internal_error() -> S3Error {
+    S3Error::with_message(S3ErrorCode::InternalError, "We encountered an internal error. Please try again.")
+}
+
+/// `outer: inner: innermost`, for logs.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(err: impl Into<Error>) -> String {
+        S3Error::from(err.into()).code().as_str().to_owned()
+    }
+
+    #[test]
+    fn blob_errors_map_to_s3_codes() {
+        assert_eq!(code(BlobError::InvalidRange { start: 5, end: 9, size: 3 }), "InvalidRange");
+        assert_eq!(code(BlobError::IncompleteBody { expected: 5, received: 3 }), "IncompleteBody");
+        assert_eq!(code(BlobError::Unavailable("down".into())), "ServiceUnavailable");
+        assert_eq!(code(BlobError::NotFound), "InternalError");
+        assert_eq!(code(BlobError::Io(std::io::Error::other("disk"))), "InternalError");
+        assert_eq!(code(BlobError::Body(std::io::Error::other("reset").into())), "IncompleteBody");
+    }
+
+    #[test]
+    fn s3_errors_pass_through_and_internal_errors_stay_vague() {
+        assert_eq!(code(s3_error!(BadDigest)), "BadDigest");
+        let err = S3Error::from(Error::internal("secret detail"));
+        assert_eq!(err.code().as_str(), "InternalError");
+        assert!(!err.message().unwrap_or_default().contains("secret detail"));
+    }
+}

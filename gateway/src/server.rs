@@ -1,0 +1,308 @@
+//! The HTTP(S) server: accepts connections, routes `/_` paths to [`crate::admin`] and
+//! everything else to the s3s service, and shuts down gracefully.
+//!
+//! Each request gets an id, returned as `x-amz-request-id`, recorded in a tracing span and
+//! stored as a [`RequestId`] request extension (s3s passes extensions on to `S3Request`).
+//! Only method, path and status are logged: never the query string (presigned URLs carry
+//! signatures there) nor headers (`Authorization`).
+
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use s3s::host::{S3Host, VirtualHost};
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{Body, HttpError, S3Result};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tracing::Instrument as _;
+
+use crate::admin;
+use crate::auth::{MissingRootCredentials, Users};
+use crate::backend::BlobStore;
+use crate::backend::fs::FsBlobStore;
+use crate::config::Config;
+use crate::s3::Gateway;
+use crate::tls::{self, TlsError};
+
+/// A TLS handshake that takes longer than this is dropped, so slow clients cannot pin
+/// connection tasks.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An HTTP/1 client must send its request headers within this time.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The id of one request, as sent in `x-amz-request-id`. Found in `S3Request::extensions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    /// A fresh id: 16 uppercase hex digits, the shape AWS uses.
+    #[must_use]
+    pub fn new() -> Self {
+        Self(format!("{:016X}", rand::random::<u64>()))
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The data directory could not be prepared.
+    #[error("cannot open the blob store in {path}: {source}")]
+    Storage {
+        /// The data directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// HTTPS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// `server.base_domain` is not a usable domain.
+    #[error("invalid server.base_domain {0:?}")]
+    BaseDomain(String),
+    /// Root credentials were not resolved.
+    #[error(transparent)]
+    Auth(#[from] MissingRootCredentials),
+}
+
+/// Serves the S3 API on `listener` until `shutdown` completes, then stops accepting and lets
+/// in-flight connections finish for up to `server.shutdown_timeout` seconds.
+///
+/// Root credentials must already be resolved (see [`crate::auth::root::resolve`]).
+///
+/// # Errors
+///
+/// [`ServeError`] when the data directory, TLS or configuration is unusable; nothing is served
+/// then.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let data_dir = config.storage.data_dir.clone();
+    let blobs =
+        FsBlobStore::open(&data_dir).map_err(|source| ServeError::Storage { path: data_dir.clone(), source })?;
+    let tls = tls::acceptor(&config.server, &data_dir)?;
+    let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout);
+    let router =
+        Router { base_domain: config.server.base_domain.clone(), s3: s3_service(Arc::new(config), Arc::new(blobs))? };
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(conn) => conn,
+            Err(err) => {
+                // Usually EMFILE: back off instead of spinning.
+                tracing::warn!(%err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // Small responses (errors, HEAD, XML) must not wait for Nagle.
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%err, "cannot set TCP_NODELAY");
+        }
+        let connection = serve_connection(stream, tls.clone(), builder.clone(), router.clone(), graceful.watcher());
+        tokio::spawn(connection.instrument(tracing::debug_span!("connection", %peer)));
+    }
+
+    drop(listener);
+    tracing::info!(connections = graceful.count(), "shutting down");
+    if tokio::time::timeout(shutdown_timeout, graceful.shutdown()).await.is_err() {
+        tracing::warn!(timeout = ?shutdown_timeout, "in-flight connections did not finish in time");
+    }
+    Ok(())
+}
+
+/// The s3s service for `config`, storing bytes in `blobs`: authentication over the configured
+/// users, virtual-host style when `server.base_domain` is set.
+///
+/// # Errors
+///
+/// [`ServeError::Auth`] without root credentials, [`ServeError::BaseDomain`] for an invalid
+/// domain.
+pub fn s3_service(config: Arc<Config>, blobs: Arc<dyn BlobStore>) -> Result<S3Service, ServeError> {
+    let users = Users::from_config(&config.auth)?;
+    let base_domain = config.server.base_domain.clone();
+    let mut builder = S3ServiceBuilder::new(Gateway::new(blobs, config, users.clone()));
+    builder.set_auth(users);
+    if let Some(domain) = base_domain {
+        // s3s checks the domain's syntax; routing is ours (see `BaseDomain`).
+        if s3s::host::SingleDomain::new(&domain).is_err() {
+            return Err(ServeError::BaseDomain(domain));
+        }
+        builder.set_host(BaseDomain(domain));
+    }
+    Ok(builder.build())
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    builder: auto::Builder<TokioExecutor>,
+    router: Router,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let result = match tls {
+        None => {
+            let conn = builder.serve_connection(TokioIo::new(stream), router);
+            watcher.watch(conn.into_owned()).await
+        }
+        Some(acceptor) => {
+            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => {
+                    tracing::debug!(%err, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake timed out");
+                    return;
+                }
+            };
+            let conn = builder.serve_connection(TokioIo::new(stream), router);
+            watcher.watch(conn.into_owned()).await
+        }
+    };
+    if let Err(err) = result {
+        // Resets and half-sent requests are normal on the internet.
+        tracing::debug!(%err, "connection ended with an error");
+    }
+}
+
+/// Sends `/_` paths to [`admin`] and everything else to s3s; stamps every response with its
+/// request id.
+#[derive(Clone)]
+struct Router {
+    s3: S3Service,
+    base_domain: Option<String>,
+}
+
+impl Router {
+    /// `/_...` is an admin path unless the host names a bucket (virtual-host style), where it
+    /// is an object key.
+    fn is_admin(&self, req: &Request<Incoming>) -> bool {
+        if !admin::is_admin_path(req.uri().path()) {
+            return false;
+        }
+        let Some(domain) = &self.base_domain else {
+            return true;
+        };
+        let host = req
+            .uri()
+            .host()
+            .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()))
+            .unwrap_or_default();
+        bucket_of_host(host, domain).is_none()
+    }
+}
+
+/// Virtual-host style for `<bucket>.<base_domain>[:port]`; every other host (the base domain
+/// itself, IP addresses, `localhost`) is path style. s3s's `SingleDomain` keeps the port in the
+/// name it compares and takes any other domain for a bucket (CNAME style), which breaks
+/// `bucket.domain:9000` and path-style clients that connect by another name.
+#[derive(Debug)]
+struct BaseDomain(String);
+
+impl S3Host for BaseDomain {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<VirtualHost<'a>> {
+        let vh = VirtualHost::new(self.0.as_str());
+        Ok(match bucket_of_host(host, &self.0) {
+            Some(bucket) => vh.with_bucket(bucket),
+            None => vh,
+        })
+    }
+}
+
+/// The bucket named by `host` (`bucket.domain` or `bucket.domain:port`), if any.
+fn bucket_of_host<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let split = name.len().checked_sub(domain.len() + 1)?;
+    let (bucket, rest) = name.split_at_checked(split)?;
+    let suffix = rest.strip_prefix('.')?;
+    (!bucket.is_empty() && suffix.eq_ignore_ascii_case(domain)).then_some(bucket)
+}
+
+impl hyper::service::Service<Request<Incoming>> for Router {
+    type Response = Response<Body>;
+    type Error = HttpError;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        let id = RequestId::new();
+        let span = tracing::info_span!("request", id = %id.0, method = %req.method(), path = %req.uri().path());
+        let header = HeaderValue::from_str(&id.0).expect("hex digits are a valid header value");
+
+        if self.is_admin(&req) {
+            let mut response = admin::handle(req.method(), req.uri().path());
+            response.headers_mut().insert("x-amz-request-id", header);
+            return Box::pin(std::future::ready(Ok(response)));
+        }
+
+        let s3 = self.s3.clone();
+        req.extensions_mut().insert(id);
+        Box::pin(
+            async move {
+                let start = Instant::now();
+                let mut result = hyper::service::Service::call(&s3, req).await;
+                if let Ok(response) = &mut result {
+                    response.headers_mut().insert("x-amz-request-id", header);
+                    tracing::info!(
+                        status = response.status().as_u16(),
+                        elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+                        "request"
+                    );
+                }
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_subdomains_of_the_base_domain_name_buckets() {
+        let domain = "s3.example.com";
+        assert_eq!(bucket_of_host("logs.s3.example.com", domain), Some("logs"));
+        assert_eq!(bucket_of_host("logs.s3.example.com:9000", domain), Some("logs"));
+        assert_eq!(bucket_of_host("a.b.S3.Example.com", domain), Some("a.b"));
+        assert_eq!(bucket_of_host("s3.example.com:9000", domain), None);
+        assert_eq!(bucket_of_host(".s3.example.com", domain), None);
+        assert_eq!(bucket_of_host("logss3.example.com", domain), None);
+        assert_eq!(bucket_of_host("localhost:9000", domain), None);
+        assert_eq!(bucket_of_host("127.0.0.1:9000", domain), None);
+        assert_eq!(bucket_of_host("[::1]:9000", domain), None);
+    }
+}
