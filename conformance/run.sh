@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# End-to-end conformance: starts the real `artifact-store` binary (or a moto server, to test the
+# tests), drives every real client against it over http and https, checks the registry, and writes
+# the compatibility matrix.
+#
+#   conformance/run.sh [--target gateway|moto] [--transport http|https|both] [--clients "LIST"]
+#
+# Environment:
+#   ARTIFACT_STORE_BIN       gateway binary (default: target/release/artifact-store)
+#   CONFORMANCE_TARGET       gateway|moto, same as --target (default: gateway)
+#   CONFORMANCE_CLIENTS      same as --clients; default: all of
+#                            boto3 awscli-v2 awscli-v1 rclone s3cmd minio js
+#   CONFORMANCE_OUT          results, server and client logs (default: target/conformance)
+#   CONFORMANCE_REPORT       markdown matrix (default: docs/compatibility.md for the gateway,
+#                            $CONFORMANCE_OUT/compatibility-moto.md for moto)
+#   QUICK=1                  small "large" files (64 MiB instead of 1 GiB) for local iteration
+#   LARGE_SIZE               exact size in bytes of the large-file cases
+#   READY_TIMEOUT            seconds to wait for the server's health check (default: 60)
+#   CLIENT_TIMEOUT           seconds one client's scenario script may run (default: 1500)
+#   ARTIFACT_STORE_TEST_VENV the venv from scripts/install-test-deps.sh
+#
+# Prints "N passed, N failed" last; exits 1 when any cell failed or nothing ran.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+scenarios="$root/conformance/scenarios"
+venv="${ARTIFACT_STORE_TEST_VENV:-$HOME/.cache/artifact-store/venv}"
+target="${CONFORMANCE_TARGET:-gateway}"
+transports="both"
+clients="${CONFORMANCE_CLIENTS:-boto3 awscli-v2 awscli-v1 rclone s3cmd minio js}"
+
+while (($#)); do
+    case "$1" in
+        --target) target="$2"; shift 2 ;;
+        --transport) transports="$2"; shift 2 ;;
+        --clients) clients="$2"; shift 2 ;;
+        -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+[[ "$transports" != both ]] || transports="http https"
+case "$target" in gateway | moto) ;; *) echo "--target must be gateway or moto" >&2; exit 2 ;; esac
+
+out="${CONFORMANCE_OUT:-$root/target/conformance}"
+if [[ "$target" == gateway ]]; then
+    report="${CONFORMANCE_REPORT:-$root/docs/compatibility.md}"
+else
+    report="${CONFORMANCE_REPORT:-$out/compatibility-moto.md}"
+fi
+bin="${ARTIFACT_STORE_BIN:-target/release/artifact-store}"
+[[ "$bin" == /* ]] || bin="$root/$bin"
+
+log() { printf '\n=== %s\n' "$*" >&2; }
+die() { printf '\nERROR: %s\n' "$*" >&2; exit 2; }
+
+# --- prerequisites -------------------------------------------------------------------------
+python="$venv/bin/python"
+if ! [[ -x "$python" && -x /usr/bin/aws && -d "$root/conformance/js/node_modules/@aws-sdk/client-s3" ]] \
+    || ! command -v rclone >/dev/null || ! command -v s3cmd >/dev/null || ! command -v jq >/dev/null; then
+    die "test clients missing: run scripts/install-test-deps.sh first"
+fi
+if [[ "$target" == gateway ]]; then
+    [[ -x "$bin" ]] || die "gateway binary not found at $bin (build it, or set ARTIFACT_STORE_BIN)"
+fi
+
+mkdir -p "$out"
+results="$out/results.jsonl"
+: >"$results"
+scratch="$(mktemp -d "${TMPDIR:-/tmp}/conformance.XXXXXX")"
+server_pid=""
+
+stop_server() {
+    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill "$server_pid" 2>/dev/null || true
+        # A server that ignores SIGTERM for 10 s is killed.
+        for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.2; done
+        kill -9 "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    server_pid=""
+}
+cleanup() {
+    stop_server
+    rm -rf "$scratch"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Fixed test credentials for the root user; they never leave this machine.
+access_key="CONFORMANCEROOTKEY01"
+secret_key="conformance-secret-0123456789abcdefghijk"
+
+# record CLIENT VERSION SCENARIO TRANSPORT RESULT DETAIL: a result line written by the runner itself.
+record() {
+    jq -cn --arg client "$1" --arg version "$2" --arg scenario "$3" --arg transport "$4" --arg result "$5" \
+        --arg detail "${6:0:2000}" \
+        '{client: $client, version: $version, scenario: $scenario, transport: $transport, result: $result, detail: $detail}' \
+        >>"$results"
+    echo "[$(tr '[:lower:]' '[:upper:]' <<<"$5")] $1 $2 $4 $3${6:+: ${6:0:300}}"
+}
+
+free_port() {
+    "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+server_version() {
+    if [[ "$target" == gateway ]]; then
+        "$bin" --version 2>/dev/null | awk '{print $NF}' || echo unknown
+    else
+        "$python" -c 'import moto; print(moto.__version__)'
+    fi
+}
+server_name() { [[ "$target" == gateway ]] && echo artifact-store || echo moto; }
+
+# start_server TRANSPORT PORT DATA_DIR: starts the server in the background; sets server_pid.
+start_server() {
+    local transport="$1" port="$2" data="$3" tls=()
+    if [[ "$transport" == https ]]; then
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+            -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+            -keyout "$scratch/tls.key" -out "$scratch/tls.crt" 2>/dev/null
+    fi
+    if [[ "$target" == gateway ]]; then
+        [[ "$transport" == http ]] || tls=(--tls-cert "$scratch/tls.crt" --tls-key "$scratch/tls.key")
+        ARTIFACT_STORE_ACCESS_KEY="$access_key" ARTIFACT_STORE_SECRET_KEY="$secret_key" \
+            "$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" "${tls[@]}" \
+            >"$out/server-$transport.log" 2>&1 &
+    else
+        [[ "$transport" == http ]] || tls=(--ssl-cert "$scratch/tls.crt" --ssl-key "$scratch/tls.key")
+        "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" "${tls[@]}" >"$out/server-$transport.log" 2>&1 &
+    fi
+    server_pid=$!
+}
+
+# wait_ready URL: polls the health check; a dead server or the timeout fails loudly with its log.
+wait_ready() {
+    local url="$1" transport="$2" deadline=$((SECONDS + ${READY_TIMEOUT:-60})) health
+    [[ "$target" == gateway ]] && health="$url/_health" || health="$url/moto-api/"
+    local curl_args=(-fsS -o /dev/null --max-time 2)
+    [[ "$transport" == http ]] || curl_args+=(--cacert "$scratch/tls.crt")
+    while ! curl "${curl_args[@]}" "$health" 2>/dev/null; do
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            echo "server exited before it was ready; last lines of $out/server-$transport.log:" >&2
+            tail -n 30 "$out/server-$transport.log" >&2
+            return 1
+        fi
+        if ((SECONDS >= deadline)); then
+            echo "TIMEOUT: $health did not answer 200 within ${READY_TIMEOUT:-60}s; last lines of the server log:" >&2
+            tail -n 30 "$out/server-$transport.log" >&2
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+# run_client NAME TRANSPORT COMMAND...: runs one client's scenario script; a script that dies, or
+# times out, without reporting a failure itself gets a failure line of its own.
+run_client() {
+    local name="$1" transport="$2" before after failed_lines status=0
+    shift 2
+    log "$name over $transport"
+    before="$(wc -l <"$results")"
+    timeout --kill-after=10 "${CLIENT_TIMEOUT:-1500}" "$@" 2>&1 | tee "$out/$name-$transport.log" || status=$?
+    after="$(wc -l <"$results")"
+    failed_lines="$(tail -n +"$((before + 1))" "$results" | jq -s 'map(select(.result != "pass")) | length')"
+    if ((status == 124 || status == 137)); then
+        record "$name" "" "script" "$transport" fail "timed out after ${CLIENT_TIMEOUT:-1500}s"
+    elif ((status != 0 && failed_lines == 0)); then
+        record "$name" "" "script" "$transport" fail "exited $status after $((after - before)) results; see $out/$name-$transport.log"
+    elif ((after == before)); then
+        record "$name" "" "script" "$transport" fail "reported no result"
+    fi
+}
+
+large_size() {
+    if [[ -n "${LARGE_SIZE:-}" ]]; then echo "$LARGE_SIZE"
+    elif [[ "${QUICK:-}" == 1 ]]; then echo $((64 * 1024 * 1024))
+    else echo $((1024 * 1024 * 1024)); fi
+}
+
+# --- run ----------------------------------------------------------------------------------------
+export LARGE_SIZE
+LARGE_SIZE="$(large_size)"
+export LARGE_FILE="$scratch/large.bin"
+log "generating the shared $((LARGE_SIZE / 1024 / 1024)) MiB test file"
+head -c "$LARGE_SIZE" /dev/urandom >"$LARGE_FILE"
+
+# Only what the runner sets reaches the clients: no profile, session or endpoint of the caller's.
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE
+export AWS_ACCESS_KEY_ID="$access_key" AWS_SECRET_ACCESS_KEY="$secret_key"
+export AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+export RESULTS_FILE="$results" PYTHON="$python" WORK_DIR="$scratch" PYTHONDONTWRITEBYTECODE=1
+export AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE=1 NODE_NO_WARNINGS=1
+
+for transport in $transports; do
+    port="$(free_port)"
+    data="$(mktemp -d "$scratch/data-$transport.XXXXXX")"
+    url="$transport://127.0.0.1:$port"
+    log "starting $(server_name) on $url (data: $data)"
+    start_server "$transport" "$port" "$data"
+    if ! wait_ready "$url" "$transport"; then
+        record "$(server_name)" "$(server_version)" "server-ready" "$transport" fail "no 200 from the health check; see $out/server-$transport.log"
+        stop_server
+        continue
+    fi
+    export ENDPOINT_URL="$url" TRANSPORT="$transport"
+    BUCKET_PREFIX="cf-${transport:0:5}-$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')-"
+    export BUCKET_PREFIX
+    if [[ "$transport" == https ]]; then export AWS_CA_BUNDLE="$scratch/tls.crt"; else unset AWS_CA_BUNDLE; fi
+    if [[ "$target" == gateway ]]; then export DATA_DIR="$data"; else unset DATA_DIR; fi
+
+    for client in $clients; do
+        case "$client" in
+            boto3) run_client boto3 "$transport" "$python" "$scenarios/boto3_scenarios.py" ;;
+            awscli-v2) AWS_BIN=/usr/bin/aws run_client awscli-v2 "$transport" bash "$scenarios/awscli.sh" ;;
+            awscli-v1) AWS_BIN="$venv/bin/aws" run_client awscli-v1 "$transport" bash "$scenarios/awscli.sh" ;;
+            rclone) run_client rclone "$transport" bash "$scenarios/rclone.sh" ;;
+            s3cmd) run_client s3cmd "$transport" bash "$scenarios/s3cmd.sh" ;;
+            minio) run_client minio "$transport" "$python" "$scenarios/minio_scenarios.py" ;;
+            js) run_client js "$transport" node "$root/conformance/js/scenarios.mjs" ;;
+            *) die "unknown client $client" ;;
+        esac
+    done
+
+    if [[ "$target" == gateway ]]; then
+        log "artifact-store verify --data-dir (while serving)"
+        if verify_out="$("$bin" verify --data-dir "$data" 2>&1)"; then
+            record artifact-store "$(server_version)" registry-verify "$transport" pass ""
+        else
+            record artifact-store "$(server_version)" registry-verify "$transport" fail "$(tail -c 1500 <<<"$verify_out")"
+        fi
+    fi
+    stop_server
+done
+
+mkdir -p "$(dirname "$report")"
+"$python" "$root/conformance/report.py" --results "$results" --target "$(server_name) $(server_version)" >"$report"
+log "matrix written to $report; logs in $out"
+passed="$(jq -s 'map(select(.result == "pass")) | length' "$results")"
+failed="$(jq -s 'map(select(.result != "pass")) | length' "$results")"
+jq -r 'select(.result != "pass") | "FAILED: \(.client) \(.version) \(.transport) \(.scenario): \(.detail[0:200])"' "$results"
+echo "conformance: $passed passed, $failed failed"
+((failed == 0 && passed > 0))

@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# aws cli scenarios against any S3 endpoint (environment: see lib.sh).
+#   AWS_BIN   the aws binary to drive: /usr/bin/aws (v2 from Debian) or <venv>/bin/aws (v1 from PyPI)
+set -uo pipefail
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+AWS_BIN="${AWS_BIN:-aws}"
+version_line="$("$AWS_BIN" --version 2>&1)" || { echo "cannot run $AWS_BIN" >&2; exit 2; }
+CLIENT="aws-cli"
+VERSION="$(sed -E 's|^aws-cli/([^ ]+).*|\1|' <<<"$version_line")"
+major="${VERSION%%.*}"
+
+# A private config: path-style addressing, no profile or credentials file of the user's.
+export AWS_CONFIG_FILE="$WORK/aws-config" AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
+export AWS_PAGER=""
+cat >"$AWS_CONFIG_FILE" <<EOF
+[default]
+region = $AWS_DEFAULT_REGION
+s3 =
+    addressing_style = path
+EOF
+
+aws() { "$AWS_BIN" --endpoint-url "$ENDPOINT_URL" "$@"; }
+
+B="$(bucket_name "awscli-v$major")"
+S3="s3://$B"
+
+make_bucket() {
+    aws s3 mb "$S3"
+    aws s3api head-bucket --bucket "$B"
+    expect_events "$B" "" "" v1.bucket.created
+}
+
+# cp_round_trip NAME SIZE|FILE: upload, download, cmp, and check the registry.
+cp_round_trip() {
+    local name="$1" src="$2"
+    if [[ ! -f "$src" ]]; then
+        random_file "$WORK/$name.up" "$src"
+        src="$WORK/$name.up"
+    fi
+    aws s3 cp --only-show-errors "$src" "$S3/cp/$name"
+    aws s3 cp --only-show-errors "$S3/cp/$name" "$WORK/$name.down"
+    assert_same_file "$src" "$WORK/$name.down"
+    rm -f "$WORK/$name.down"
+    local size
+    size="$(aws s3api head-object --bucket "$B" --key "cp/$name" --query ContentLength --output text)"
+    assert_eq "$size" "$(stat -c %s "$src")" "head-object ContentLength"
+    expect_events "$B" "cp/$name" "$src" v1.object.retrieved
+}
+
+cp_stream() {
+    random_file "$WORK/stream.up" $((20 * MIB))
+    aws s3 cp --only-show-errors - "$S3/cp/stream" <"$WORK/stream.up"
+    aws s3 cp --only-show-errors "$S3/cp/stream" - >"$WORK/stream.down"
+    assert_same_file "$WORK/stream.up" "$WORK/stream.down"
+}
+
+make_tree() {
+    mkdir -p "$WORK/tree/a" "$WORK/tree/b/c"
+    head -c 500000 /dev/urandom | split -b 1000 -d -a 3 - "$WORK/tree/a/file-"
+    head -c 500000 /dev/urandom | split -b 1000 -d -a 3 - "$WORK/tree/b/c/file-"
+    # sync uploads a file whose mtime is newer than the object's LastModified; files written in the
+    # second of their upload would look changed to a second sync, whatever the server does.
+    find "$WORK/tree" -type f -exec touch -d '-1 hour' {} +
+}
+
+count() { grep -c "^$1" "$2" || true; }
+
+sync_up_and_down() {
+    make_tree
+    aws s3 sync "$WORK/tree" "$S3/sync" --no-progress >"$WORK/sync1.out"
+    assert_eq "$(count upload: "$WORK/sync1.out")" 1000 "uploads in the first sync"
+    aws s3 sync "$WORK/tree" "$S3/sync" --no-progress >"$WORK/sync2.out"
+    assert_eq "$(count upload: "$WORK/sync2.out")" 0 "uploads in the second sync (nothing to do)"
+    aws s3 sync "$S3/sync" "$WORK/tree-down" --no-progress >"$WORK/sync3.out"
+    assert_eq "$(count download: "$WORK/sync3.out")" 1000 "downloads in the first sync down"
+    diff -r "$WORK/tree" "$WORK/tree-down" || fail "synced trees differ"
+    aws s3 sync "$S3/sync" "$WORK/tree-down" --no-progress >"$WORK/sync4.out"
+    assert_eq "$(count download: "$WORK/sync4.out")" 0 "downloads in the second sync down (nothing to do)"
+    head -c 1500 /dev/urandom >"$WORK/tree/a/file-007"
+    aws s3 sync "$WORK/tree" "$S3/sync" --no-progress >"$WORK/sync5.out"
+    assert_eq "$(count upload: "$WORK/sync5.out")" 1 "uploads after changing one file"
+    expect_events "$B" "sync/a/file-007" "$WORK/tree/a/file-007" v1.object.put
+}
+
+ls_recursive() {
+    aws s3 ls --recursive "$S3/sync/" >"$WORK/ls.out"
+    assert_eq "$(wc -l <"$WORK/ls.out")" 1000 "objects listed"
+    aws s3 ls --recursive --summarize "$S3/sync/b/" >"$WORK/ls-b.out"
+    grep -q "Total Objects: 500" "$WORK/ls-b.out" || fail "summarize of sync/b/: $(tail -2 "$WORK/ls-b.out")"
+    aws s3 ls "$S3/sync/" >"$WORK/ls-top.out"
+    grep -q "PRE a/" "$WORK/ls-top.out" || fail "no PRE a/: $(cat "$WORK/ls-top.out")"
+    grep -q "PRE b/" "$WORK/ls-top.out" || fail "no PRE b/: $(cat "$WORK/ls-top.out")"
+}
+
+rm_recursive() {
+    aws s3 rm --recursive "$S3/sync/" >"$WORK/rm.out"
+    assert_eq "$(count delete: "$WORK/rm.out")" 1000 "deletes"
+    assert_eq "$(aws s3 ls --recursive "$S3/sync/" | wc -l)" 0 "objects left after rm --recursive"
+    expect_events "$B" "sync/a/file-000" "" v1.object.put v1.object.deleted
+}
+
+s3api_objects() {
+    random_file "$WORK/obj" 123457
+    aws s3api put-object --bucket "$B" --key api/obj --body "$WORK/obj" --content-type application/x-test \
+        --metadata build=42 >/dev/null
+    local head
+    head="$(aws s3api head-object --bucket "$B" --key api/obj --output json)"
+    assert_eq "$(jq -r .ContentLength <<<"$head")" 123457 "ContentLength"
+    assert_eq "$(jq -r .ContentType <<<"$head")" application/x-test "ContentType"
+    assert_eq "$(jq -r .Metadata.build <<<"$head")" 42 "Metadata.build"
+    assert_eq "$(jq -r .ETag <<<"$head" | tr -d '"')" "$(md5sum "$WORK/obj" | cut -d' ' -f1)" "ETag"
+    aws s3api get-object --bucket "$B" --key api/obj "$WORK/obj.down" >/dev/null
+    assert_same_file "$WORK/obj" "$WORK/obj.down"
+    aws s3api get-object --bucket "$B" --key api/obj --range bytes=100-199 "$WORK/obj.range" >/dev/null
+    assert_same_file "$WORK/obj.range" <(tail -c +101 "$WORK/obj" | head -c 100)
+    aws s3api copy-object --bucket "$B" --key api/copy --copy-source "$B/api/obj" >/dev/null
+    aws s3api get-object --bucket "$B" --key api/copy "$WORK/copy.down" >/dev/null
+    assert_same_file "$WORK/obj" "$WORK/copy.down"
+    local out
+    out="$(aws s3api delete-objects --bucket "$B" --output json \
+        --delete '{"Objects":[{"Key":"api/obj"},{"Key":"api/copy"}]}')"
+    assert_eq "$(jq '.Deleted | length' <<<"$out")" 2 "deleted count"
+    expect_error NoSuchKey aws s3api get-object --bucket "$B" --key api/obj "$WORK/gone"
+    expect_events "$B" api/obj "$WORK/obj" v1.object.put v1.object.retrieved v1.object.deleted
+}
+
+s3api_list_pagination() {
+    : >"$WORK/empty"
+    for i in $(seq -w 1 25); do
+        aws s3api put-object --bucket "$B" --key "page/key-$i" --body "$WORK/empty" >/dev/null
+    done
+    local out token
+    # The CLI paginates by itself: all 25 keys come back, fetched 10 at a time.
+    out="$(aws s3api list-objects-v2 --bucket "$B" --prefix page/ --page-size 10 --output json)"
+    assert_eq "$(jq '.Contents | length' <<<"$out")" 25 "keys over pages of 10"
+    # Explicit pagination with the service's continuation token.
+    out="$(aws s3api list-objects-v2 --bucket "$B" --prefix page/ --max-keys 10 --no-paginate --output json)"
+    assert_eq "$(jq -r .IsTruncated <<<"$out")" true "IsTruncated"
+    assert_eq "$(jq -r '.Contents[-1].Key' <<<"$out")" page/key-10 "last key of the first page"
+    token="$(jq -r .NextContinuationToken <<<"$out")"
+    out="$(aws s3api list-objects-v2 --bucket "$B" --prefix page/ --max-keys 10 --no-paginate \
+        --continuation-token "$token" --output json)"
+    assert_eq "$(jq -r '.Contents[0].Key' <<<"$out")" page/key-11 "first key of the second page"
+    # The CLI's own token: --max-items then --starting-token.
+    out="$(aws s3api list-objects-v2 --bucket "$B" --prefix page/ --max-items 20 --page-size 7 --output json)"
+    assert_eq "$(jq '.Contents | length' <<<"$out")" 20 "--max-items 20"
+    token="$(jq -r .NextToken <<<"$out")"
+    out="$(aws s3api list-objects-v2 --bucket "$B" --prefix page/ --starting-token "$token" --output json)"
+    assert_eq "$(jq -r '[.Contents[].Key] | join(",")' <<<"$out")" \
+        page/key-21,page/key-22,page/key-23,page/key-24,page/key-25 "keys after --starting-token"
+}
+
+s3api_multipart() {
+    random_file "$WORK/part1" $((5 * MIB))
+    random_file "$WORK/part2" 4321
+    local id e1 e2 out
+    id="$(aws s3api create-multipart-upload --bucket "$B" --key mpu/obj --query UploadId --output text)"
+    e1="$(aws s3api upload-part --bucket "$B" --key mpu/obj --upload-id "$id" --part-number 1 \
+        --body "$WORK/part1" --query ETag --output text)"
+    e2="$(aws s3api upload-part --bucket "$B" --key mpu/obj --upload-id "$id" --part-number 2 \
+        --body "$WORK/part2" --query ETag --output text)"
+    out="$(aws s3api list-parts --bucket "$B" --key mpu/obj --upload-id "$id" --output json)"
+    assert_eq "$(jq -c '[.Parts[] | [.PartNumber, .Size]]' <<<"$out")" "[[1,$((5 * MIB))],[2,4321]]" "list-parts"
+    out="$(aws s3api list-multipart-uploads --bucket "$B" --output json)"
+    jq -e --arg id "$id" '.Uploads | map(.UploadId) | index($id) != null' <<<"$out" >/dev/null \
+        || fail "upload $id not in list-multipart-uploads"
+    aws s3api complete-multipart-upload --bucket "$B" --key mpu/obj --upload-id "$id" \
+        --multipart-upload "{\"Parts\":[{\"PartNumber\":1,\"ETag\":$(jq -R . <<<"$e1")},{\"PartNumber\":2,\"ETag\":$(jq -R . <<<"$e2")}]}" >/dev/null
+    aws s3api get-object --bucket "$B" --key mpu/obj "$WORK/mpu.down" >/dev/null
+    assert_same_file <(cat "$WORK/part1" "$WORK/part2") "$WORK/mpu.down"
+    local etag
+    etag="$(aws s3api head-object --bucket "$B" --key mpu/obj --query ETag --output text | tr -d '"')"
+    [[ "$etag" == *-2 ]] || fail "multipart ETag $etag does not end in -2"
+    expect_events "$B" mpu/obj "$WORK/mpu.down" v1.multipart.created v1.multipart.part.uploaded v1.multipart.completed
+
+    id="$(aws s3api create-multipart-upload --bucket "$B" --key mpu/aborted --query UploadId --output text)"
+    aws s3api upload-part --bucket "$B" --key mpu/aborted --upload-id "$id" --part-number 1 --body "$WORK/part2" >/dev/null
+    aws s3api abort-multipart-upload --bucket "$B" --key mpu/aborted --upload-id "$id"
+    out="$(aws s3api list-multipart-uploads --bucket "$B" --output json)"
+    jq -e --arg id "$id" '(.Uploads // []) | map(.UploadId) | index($id) == null' <<<"$out" >/dev/null \
+        || fail "aborted upload still listed"
+    expect_error 'NoSuchKey|\(404\)' aws s3api head-object --bucket "$B" --key mpu/aborted
+    expect_events "$B" mpu/aborted "" v1.multipart.created v1.multipart.aborted
+}
+
+error_no_such_bucket() {
+    local missing
+    missing="$(bucket_name awscli-missing)"
+    expect_error NoSuchBucket aws s3api list-objects-v2 --bucket "$missing"
+    expect_error NoSuchBucket aws s3api put-object --bucket "$missing" --key k --body "$WORK/small"
+    expect_error NoSuchBucket aws s3api get-object --bucket "$missing" --key k "$WORK/x"
+}
+
+error_no_such_key() {
+    expect_error NoSuchKey aws s3api get-object --bucket "$B" --key no/such/key "$WORK/x"
+    expect_error 'NoSuchKey|\(404\)' aws s3api head-object --bucket "$B" --key no/such/key
+}
+
+error_bucket_not_empty() {
+    aws s3api put-object --bucket "$B" --key errors/obj --body "$WORK/small" >/dev/null
+    expect_error BucketNotEmpty aws s3api delete-bucket --bucket "$B"
+}
+
+error_no_such_upload() {
+    expect_error NoSuchUpload aws s3api abort-multipart-upload --bucket "$B" --key errors/obj --upload-id bogus-upload-id
+    expect_error NoSuchUpload aws s3api list-parts --bucket "$B" --key errors/obj --upload-id bogus-upload-id
+    expect_error NoSuchUpload aws s3api upload-part --bucket "$B" --key errors/obj --upload-id bogus-upload-id \
+        --part-number 1 --body "$WORK/small"
+}
+
+error_invalid_part() {
+    local id
+    id="$(aws s3api create-multipart-upload --bucket "$B" --key errors/mpu --query UploadId --output text)"
+    aws s3api upload-part --bucket "$B" --key errors/mpu --upload-id "$id" --part-number 1 --body "$WORK/small" >/dev/null
+    expect_error InvalidPart aws s3api complete-multipart-upload --bucket "$B" --key errors/mpu --upload-id "$id" \
+        --multipart-upload '{"Parts":[{"PartNumber":1,"ETag":"\"00000000000000000000000000000000\""}]}'
+    expect_error InvalidPart aws s3api complete-multipart-upload --bucket "$B" --key errors/mpu --upload-id "$id" \
+        --multipart-upload '{"Parts":[{"PartNumber":7,"ETag":"\"00000000000000000000000000000000\""}]}'
+    aws s3api abort-multipart-upload --bucket "$B" --key errors/mpu --upload-id "$id"
+}
+
+error_invalid_range() {
+    aws s3api put-object --bucket "$B" --key errors/ranged --body "$WORK/small" >/dev/null
+    expect_error InvalidRange aws s3api get-object --bucket "$B" --key errors/ranged --range bytes=100000-200000 "$WORK/x"
+}
+
+remove_bucket() {
+    aws s3 rb --force "$S3"
+    expect_error NoSuchBucket aws s3api list-objects-v2 --bucket "$B"
+}
+
+echo "$version_line"
+run_scenario make-bucket make_bucket
+run_scenario cp-1-byte cp_round_trip one-byte 1
+run_scenario cp-10mib cp_round_trip ten-mib $((10 * MIB))
+run_scenario cp-large cp_round_trip large "$(large_file)"
+run_scenario cp-stdin-stdout cp_stream
+run_scenario sync-1000-files sync_up_and_down
+run_scenario ls-recursive ls_recursive
+run_scenario rm-recursive rm_recursive
+run_scenario s3api-object-ops s3api_objects
+run_scenario s3api-list-pagination s3api_list_pagination
+run_scenario s3api-multipart s3api_multipart
+random_file "$WORK/small" 4321
+run_scenario error-no-such-bucket error_no_such_bucket
+run_scenario error-no-such-key error_no_such_key
+run_scenario error-bucket-not-empty error_bucket_not_empty
+run_scenario error-no-such-upload error_no_such_upload
+run_scenario error-invalid-part error_invalid_part
+run_scenario error-invalid-range error_invalid_range
+run_scenario remove-bucket remove_bucket
+finish

@@ -1,0 +1,343 @@
+#!/usr/bin/env python3
+"""boto3 scenarios: run against any S3 endpoint given by the environment (see common.py).
+
+Covers single PUT/GET of empty, small and 100 MiB objects, multipart through upload_file with the
+default TransferConfig, ranged GET, presigned GET/PUT, copy, listing 2,500 keys with both list
+APIs, batch delete, metadata and tags, awkward keys, every checksum algorithm under both
+request_checksum_calculation modes, and refused wrong checksums.
+"""
+
+import base64
+import hashlib
+import os
+import sys
+import uuid
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import botocore
+import requests
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (  # noqa: E402
+    CA_BUNDLE,
+    ENDPOINT_URL,
+    MIB,
+    QUICK,
+    WORK_DIR,
+    Reporter,
+    bucket_name,
+    check,
+    error_code,
+    expect_error,
+    expect_events,
+    large_file,
+    random_file,
+    sha256_file,
+)
+
+ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+MODES = ("when_supported", "when_required")
+
+
+def client(mode="when_supported"):
+    config = Config(
+        s3={"addressing_style": "path"},
+        request_checksum_calculation=mode,
+        response_checksum_validation="when_supported",
+        retries={"max_attempts": 2, "mode": "standard"},
+    )
+    return boto3.client("s3", endpoint_url=ENDPOINT_URL, config=config, verify=CA_BUNDLE or True)
+
+
+def checksum_b64(algorithm, data):
+    """The base64 checksum AWS returns for `data`, computed here independently of botocore."""
+    if algorithm == "CRC32":
+        raw = zlib.crc32(data).to_bytes(4, "big")
+    elif algorithm == "CRC32C":
+        from awscrt import checksums
+
+        raw = checksums.crc32c(data).to_bytes(4, "big")
+    elif algorithm == "CRC64NVME":
+        from awscrt import checksums
+
+        raw = checksums.crc64nvme(data).to_bytes(8, "big")
+    else:
+        raw = hashlib.new(algorithm.lower(), data).digest()
+    return base64.b64encode(raw).decode()
+
+
+def body_sha256(response):
+    digest = hashlib.sha256()
+    for chunk in response["Body"].iter_chunks(MIB):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_path(name):
+    return os.path.join(WORK_DIR, f"boto3-{uuid.uuid4().hex[:8]}-{name}")
+
+
+def assert_absent(s3, bucket, key):
+    expect_error(("404", "NoSuchKey"), s3.head_object, Bucket=bucket, Key=key)
+
+
+def main():
+    rep = Reporter("boto3", f"{boto3.__version__}")
+    s3 = client()
+    bucket = bucket_name("boto3")
+
+    with rep.scenario("create-bucket"):
+        s3.create_bucket(Bucket=bucket)
+        s3.head_bucket(Bucket=bucket)
+        expect_events(bucket, types=["v1.bucket.created"])
+
+    put_get_sizes = [("empty", 0), ("small", 1024), ("100mib", 8 * MIB if QUICK else 100 * MIB)]
+    for label, size in put_get_sizes:
+        with rep.scenario(f"put-get-{label}"):
+            path = file_path(label)
+            want = random_file(path, size)
+            key = f"put-get/{label}"
+            with open(path, "rb") as body:
+                put = s3.put_object(Bucket=bucket, Key=key, Body=body)
+            with open(path, "rb") as f:
+                md5 = hashlib.file_digest(f, "md5").hexdigest()
+            check(put["ETag"].strip('"') == md5, f"ETag {put['ETag']} != md5 {md5}")
+            got = s3.get_object(Bucket=bucket, Key=key)
+            check(got["ContentLength"] == size, f"ContentLength {got['ContentLength']} != {size}")
+            check(body_sha256(got) == want, "GET bytes differ from PUT bytes (sha256)")
+            expect_events(bucket, key, ["v1.object.put", "v1.object.retrieved"], path=path)
+            os.remove(path)
+
+    with rep.scenario("multipart-upload-file-large"):
+        src = large_file()
+        key = "multipart/large.bin"
+        s3.upload_file(src, bucket, key, Config=TransferConfig())
+        head = s3.head_object(Bucket=bucket, Key=key)
+        check(head["ContentLength"] == os.path.getsize(src), f"size {head['ContentLength']}")
+        check("-" in head["ETag"], f"multipart ETag expected, got {head['ETag']}")
+        dst = file_path("large-download")
+        s3.download_file(bucket, key, dst)
+        check(sha256_file(dst) == sha256_file(src), "downloaded bytes differ (sha256)")
+        os.remove(dst)
+        expect_events(bucket, key, ["v1.multipart.created", "v1.multipart.part.uploaded", "v1.multipart.completed"],
+                      path=src)
+
+    with rep.scenario("ranged-get"):
+        data = os.urandom(1000)
+        s3.put_object(Bucket=bucket, Key="range", Body=data)
+        for header, want, content_range in (
+            ("bytes=0-99", data[:100], "bytes 0-99/1000"),
+            ("bytes=900-", data[900:], "bytes 900-999/1000"),
+            ("bytes=-10", data[-10:], "bytes 990-999/1000"),
+            ("bytes=990-5000", data[990:], "bytes 990-999/1000"),
+        ):
+            got = s3.get_object(Bucket=bucket, Key="range", Range=header)
+            check(got["ResponseMetadata"]["HTTPStatusCode"] == 206, f"{header}: status not 206")
+            check(got["ContentRange"] == content_range, f"{header}: Content-Range {got.get('ContentRange')}")
+            check(got["Body"].read() == want, f"{header}: wrong bytes")
+        expect_error("InvalidRange", s3.get_object, Bucket=bucket, Key="range", Range="bytes=1000-1001")
+
+    with rep.scenario("presigned-get-put"):
+        data = os.urandom(4096)
+        put_url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "presigned"}, ExpiresIn=300)
+        r = requests.put(put_url, data=data, verify=CA_BUNDLE or True, timeout=60)
+        check(r.status_code == 200, f"presigned PUT: {r.status_code} {r.text[:300]}")
+        get_url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "presigned"}, ExpiresIn=300)
+        r = requests.get(get_url, verify=CA_BUNDLE or True, timeout=60)
+        check(r.status_code == 200 and r.content == data, f"presigned GET: {r.status_code}, {len(r.content)} bytes")
+        bad = get_url.replace("X-Amz-Signature=", "X-Amz-Signature=0")
+        r = requests.get(bad, verify=CA_BUNDLE or True, timeout=60)
+        check(r.status_code == 403 and b"SignatureDoesNotMatch" in r.content,
+              f"tampered presigned GET answered {r.status_code}, expected 403 SignatureDoesNotMatch")
+
+    with rep.scenario("copy-object"):
+        data = os.urandom(10_000)
+        s3.put_object(Bucket=bucket, Key="copy/src", Body=data, Metadata={"origin": "source"}, ContentType="text/x-src")
+        s3.copy_object(Bucket=bucket, Key="copy/same-meta", CopySource={"Bucket": bucket, "Key": "copy/src"})
+        head = s3.head_object(Bucket=bucket, Key="copy/same-meta")
+        check(head["Metadata"] == {"origin": "source"}, f"COPY directive metadata {head['Metadata']}")
+        s3.copy_object(Bucket=bucket, Key="copy/new-meta", CopySource={"Bucket": bucket, "Key": "copy/src"},
+                       MetadataDirective="REPLACE", Metadata={"origin": "copy"}, ContentType="text/x-dst")
+        head = s3.head_object(Bucket=bucket, Key="copy/new-meta")
+        check(head["Metadata"] == {"origin": "copy"} and head["ContentType"] == "text/x-dst",
+              f"REPLACE directive: {head['Metadata']} {head['ContentType']}")
+        for key in ("copy/same-meta", "copy/new-meta"):
+            check(s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data, f"{key}: bytes differ")
+        expect_error("NoSuchKey", s3.copy_object, Bucket=bucket, Key="copy/x",
+                     CopySource={"Bucket": bucket, "Key": "copy/missing"})
+
+    list_bucket = bucket_name("boto3-list")
+    keys = [f"many/{i // 100:02d}/key-{i:04d}" for i in range(2500)]
+    with rep.scenario("list-2500-objects-v2"):
+        s3.create_bucket(Bucket=list_bucket)
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda k: s3.put_object(Bucket=list_bucket, Key=k, Body=k.encode()), keys))
+        pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket=list_bucket))
+        listed = [o["Key"] for p in pages for o in p.get("Contents", [])]
+        check(len(pages) == 3, f"{len(pages)} pages of the default 1000 keys, expected 3")
+        check(listed == sorted(keys), f"listed {len(listed)} keys, not the 2500 in order")
+        small = list(s3.get_paginator("list_objects_v2").paginate(
+            Bucket=list_bucket, Prefix="many/1", PaginationConfig={"PageSize": 333}))
+        listed = [o["Key"] for p in small for o in p.get("Contents", [])]
+        check(listed == [k for k in keys if k.startswith("many/1")], f"prefix many/1 listed {len(listed)}")
+        delim = s3.list_objects_v2(Bucket=list_bucket, Prefix="many/", Delimiter="/")
+        prefixes = [p["Prefix"] for p in delim.get("CommonPrefixes", [])]
+        check(prefixes == [f"many/{i:02d}/" for i in range(25)], f"common prefixes {prefixes[:3]}... ({len(prefixes)})")
+        check(delim["KeyCount"] == 25, f"KeyCount {delim['KeyCount']} with delimiter, expected 25")
+
+    with rep.scenario("list-2500-objects-v1"):
+        pages = list(s3.get_paginator("list_objects").paginate(Bucket=list_bucket))
+        listed = [o["Key"] for p in pages for o in p.get("Contents", [])]
+        check(len(pages) == 3, f"{len(pages)} pages, expected 3")
+        check(listed == sorted(keys), f"listed {len(listed)} keys, not the 2500 in order")
+        small = list(s3.get_paginator("list_objects").paginate(
+            Bucket=list_bucket, Prefix="many/", Delimiter="/", PaginationConfig={"PageSize": 10}))
+        prefixes = [p["Prefix"] for page in small for p in page.get("CommonPrefixes", [])]
+        check(prefixes == [f"many/{i:02d}/" for i in range(25)], f"{len(prefixes)} common prefixes over pages of 10")
+
+    with rep.scenario("delete-objects-batch"):
+        for start in range(0, len(keys), 1000):
+            batch = keys[start:start + 1000]
+            out = s3.delete_objects(Bucket=list_bucket, Delete={"Objects": [{"Key": k} for k in batch]})
+            check(not out.get("Errors"), f"errors: {out.get('Errors', [])[:2]}")
+            check(len(out.get("Deleted", [])) == len(batch), f"{len(out.get('Deleted', []))} deleted of {len(batch)}")
+        out = s3.delete_objects(Bucket=list_bucket, Delete={"Objects": [{"Key": "never-there"}], "Quiet": True})
+        check(not out.get("Errors") and not out.get("Deleted"),
+              f"quiet delete of a missing key listed Deleted={out.get('Deleted')} Errors={out.get('Errors')}")
+        check(s3.list_objects_v2(Bucket=list_bucket)["KeyCount"] == 0, "bucket not empty after batch delete")
+        s3.delete_bucket(Bucket=list_bucket)
+        expect_events(list_bucket, keys[0], ["v1.object.put", "v1.object.deleted"])
+
+    with rep.scenario("metadata-and-tags"):
+        key = "meta/tagged"
+        s3.put_object(Bucket=bucket, Key=key, Body=b"meta", ContentType="application/x-test",
+                      CacheControl="max-age=60", ContentDisposition='attachment; filename="a.txt"',
+                      Metadata={"build-id": "1234", "sha": "abc"}, Tagging="team=release&stage=rc")
+        head = s3.head_object(Bucket=bucket, Key=key)
+        check(head["Metadata"] == {"build-id": "1234", "sha": "abc"}, f"metadata {head['Metadata']}")
+        check(head["ContentType"] == "application/x-test", f"content type {head['ContentType']}")
+        check(head.get("CacheControl") == "max-age=60", f"cache control {head.get('CacheControl')}")
+        check(head.get("ContentDisposition") == 'attachment; filename="a.txt"', f"disposition {head.get('ContentDisposition')}")
+        tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
+        check(tags == {"team": "release", "stage": "rc"}, f"tags at PUT {tags}")
+        s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": [{"Key": "stage", "Value": "final"}]})
+        tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
+        check(tags == {"stage": "final"}, f"tags after PutObjectTagging {tags}")
+        expect_events(bucket, key, ["v1.object.put", "v1.object.tagging.set"])
+
+    with rep.scenario("awkward-keys"):
+        awkward = ["with space", "plus+sign", "percent%20literal", "unicode-é-日本", "a//double/slash",
+                   "question?mark", "hash#tag", "tilde~and=equals&amp", "trailing/", "(parens) [brackets]"]
+        for key in awkward:
+            s3.put_object(Bucket=bucket, Key=f"awkward/{key}", Body=key.encode())
+        for key in awkward:
+            body = s3.get_object(Bucket=bucket, Key=f"awkward/{key}")["Body"].read()
+            check(body == key.encode(), f"{key!r}: wrong body")
+        listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="awkward/")["Contents"]]
+        check(listed == sorted(f"awkward/{k}" for k in awkward), f"listed {listed}")
+
+    for mode in MODES:
+        s3m = client(mode)
+        for algorithm in (None, *ALGORITHMS):
+            name = f"checksum-{mode}-{(algorithm or 'default').lower()}"
+            with rep.scenario(name):
+                data = os.urandom(70_000)
+                key = f"checksum/{mode}/{algorithm}"
+                extra = {"ChecksumAlgorithm": algorithm} if algorithm else {}
+                s3m.put_object(Bucket=bucket, Key=key, Body=data, **extra)
+                got = s3m.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+                check(got["Body"].read() == data, "GET bytes differ")
+                if algorithm:
+                    head = s3m.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+                    stored = head.get(f"Checksum{algorithm}")
+                    want = checksum_b64(algorithm, data)
+                    check(stored == want, f"stored {algorithm} {stored!r} != {want!r}")
+                expect_events(bucket, key, ["v1.object.put"])
+            # A multipart upload whose parts carry the checksum, for each algorithm.
+            if algorithm:
+                with rep.scenario(f"multipart-checksum-{mode}-{algorithm.lower()}"):
+                    key = f"checksum-mpu/{mode}/{algorithm}"
+                    parts_data = [os.urandom(5 * MIB), os.urandom(1234)]
+                    mpu = s3m.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm=algorithm)
+                    parts = []
+                    for number, data in enumerate(parts_data, 1):
+                        out = s3m.upload_part(Bucket=bucket, Key=key, UploadId=mpu["UploadId"], PartNumber=number,
+                                              Body=data, ChecksumAlgorithm=algorithm)
+                        want = checksum_b64(algorithm, data)
+                        check(out.get(f"Checksum{algorithm}") == want,
+                              f"part {number} {algorithm} {out.get(f'Checksum{algorithm}')!r} != {want!r}")
+                        parts.append({"PartNumber": number, "ETag": out["ETag"], f"Checksum{algorithm}": want})
+                    s3m.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=mpu["UploadId"],
+                                                  MultipartUpload={"Parts": parts})
+                    got = s3m.get_object(Bucket=bucket, Key=key)["Body"].read()
+                    check(got == b"".join(parts_data), "GET bytes differ from the parts")
+
+    for algorithm in ALGORITHMS:
+        with rep.scenario(f"bad-checksum-refused-{algorithm.lower()}"):
+            key = f"bad-checksum/{algorithm}"
+            wrong = checksum_b64(algorithm, b"not the body")
+            expect_error(("BadDigest", "InvalidRequest"), s3.put_object, Bucket=bucket, Key=key, Body=b"the body",
+                         **{f"Checksum{algorithm}": wrong})
+            assert_absent(s3, bucket, key)
+    with rep.scenario("bad-content-md5-refused"):
+        key = "bad-checksum/content-md5"
+        wrong = base64.b64encode(hashlib.md5(b"not the body").digest()).decode()
+        expect_error("BadDigest", client("when_required").put_object, Bucket=bucket, Key=key, Body=b"the body",
+                     ContentMD5=wrong)
+        assert_absent(s3, bucket, key)
+
+    missing = bucket_name("boto3-missing")
+    with rep.scenario("error-no-such-bucket"):
+        expect_error("NoSuchBucket", s3.get_object, Bucket=missing, Key="k")
+        expect_error("NoSuchBucket", s3.put_object, Bucket=missing, Key="k", Body=b"x")
+        expect_error("NoSuchBucket", s3.list_objects_v2, Bucket=missing)
+    with rep.scenario("error-no-such-key"):
+        expect_error("NoSuchKey", s3.get_object, Bucket=bucket, Key="no/such/key")
+        expect_error("404", s3.head_object, Bucket=bucket, Key="no/such/key")
+    with rep.scenario("error-bucket-not-empty"):
+        expect_error("BucketNotEmpty", s3.delete_bucket, Bucket=bucket)
+    with rep.scenario("recreate-own-bucket-keeps-objects"):
+        # us-east-1 answers 200 to re-creating a bucket one owns, other regions and most servers
+        # BucketAlreadyOwnedByYou; either way nothing in the bucket may be lost.
+        before = s3.list_objects_v2(Bucket=bucket)["KeyCount"]
+        try:
+            s3.create_bucket(Bucket=bucket)
+        except botocore.exceptions.ClientError as err:
+            check(error_code(err) == "BucketAlreadyOwnedByYou", f"re-create answered {error_code(err)}")
+        after = s3.list_objects_v2(Bucket=bucket)["KeyCount"]
+        check(after == before and before > 0, f"{before} objects before re-creating the bucket, {after} after")
+    with rep.scenario("error-no-such-upload"):
+        expect_error("NoSuchUpload", s3.abort_multipart_upload, Bucket=bucket, Key="k", UploadId="nonexistent-upload")
+        expect_error("NoSuchUpload", s3.upload_part, Bucket=bucket, Key="k", UploadId="nonexistent-upload",
+                     PartNumber=1, Body=b"x")
+    with rep.scenario("error-invalid-part"):
+        mpu = s3.create_multipart_upload(Bucket=bucket, Key="invalid-part")
+        s3.upload_part(Bucket=bucket, Key="invalid-part", UploadId=mpu["UploadId"], PartNumber=1, Body=b"x")
+        expect_error("InvalidPart", s3.complete_multipart_upload, Bucket=bucket, Key="invalid-part",
+                     UploadId=mpu["UploadId"],
+                     MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"' + "0" * 32 + '"'}]})
+        s3.abort_multipart_upload(Bucket=bucket, Key="invalid-part", UploadId=mpu["UploadId"])
+        assert_absent(s3, bucket, "invalid-part")
+
+    with rep.scenario("delete-and-remove-bucket"):
+        s3.delete_object(Bucket=bucket, Key="range")
+        assert_absent(s3, bucket, "range")
+        s3.delete_object(Bucket=bucket, Key="range")  # deleting a missing key is not an error
+        expect_events(bucket, "range", ["v1.object.put", "v1.object.deleted"])
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if objects:
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+        s3.delete_bucket(Bucket=bucket)
+        expect_error(("NoSuchBucket", "404"), s3.head_bucket, Bucket=bucket)
+
+    rep.finish()
+
+
+if __name__ == "__main__":
+    print(f"boto3 {boto3.__version__}, botocore {botocore.__version__}", flush=True)
+    main()

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs everything the end-to-end conformance suite (conformance/run.sh) needs on a
+# Debian 12 machine: CLI clients from Debian, Python clients in a private venv, the JS
+# SDK under conformance/js/. Idempotent; a second run with nothing to do takes seconds.
+#
+#   ARTIFACT_STORE_TEST_VENV   venv folder (default: $HOME/.cache/artifact-store/venv)
+#   PYTHON                     interpreter that creates the venv (default: python3)
+#
+# Two aws CLIs live side by side and are told apart by path only:
+#   v2 (Debian's awscli package): /usr/bin/aws
+#   v1 (PyPI awscli):             $ARTIFACT_STORE_TEST_VENV/bin/aws
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${ARTIFACT_STORE_TEST_VENV:-$HOME/.cache/artifact-store/venv}"
+python="${PYTHON:-python3}"
+
+log() { printf '[install-test-deps] %s\n' "$*" >&2; }
+sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
+
+# --- Debian packages -------------------------------------------------------------------
+apt_packages=(awscli rclone s3cmd openssl sqlite3 jq curl ca-certificates)
+missing=()
+for p in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    log "apt-get install ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+[[ -x /usr/bin/aws ]] || { log "Debian's awscli did not install /usr/bin/aws"; exit 1; }
+
+# --- Python venv -------------------------------------------------------------------------
+req="$root/conformance/requirements.txt"
+stamp="$venv/.artifact-store-requirements"
+want="$(sha "$req")"
+if [[ ! -x "$venv/bin/python" ]]; then
+    log "creating venv $venv"
+    mkdir -p "$(dirname "$venv")"
+    "$python" -m venv "$venv"
+fi
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    log "pip install -r conformance/requirements.txt into $venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade -r "$req"
+    echo "$want" >"$stamp"
+fi
+
+# --- JS SDK v3 ------------------------------------------------------------------------------
+js="$root/conformance/js"
+jstamp="$js/node_modules/.artifact-store-lock"
+want="$(sha "$js/package.json" "$js/package-lock.json")"
+if [[ "$(cat "$jstamp" 2>/dev/null)" != "$want" ]]; then
+    log "npm ci in conformance/js"
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$want" >"$jstamp"
+fi
+
+log "ready: aws v2 $(/usr/bin/aws --version 2>&1 | cut -d' ' -f1), aws v1 $("$venv/bin/aws" --version 2>&1 | cut -d' ' -f1), $(rclone version 2>/dev/null | head -1), s3cmd $(s3cmd --version 2>/dev/null | cut -d' ' -f3), node $(node --version)"
