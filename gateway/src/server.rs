@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
@@ -25,6 +26,9 @@ use s3s::{Body, HttpError, S3Result};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument as _;
+
+use registry::Registry;
+use registry::clock::SystemClock;
 
 use crate::admin;
 use crate::auth::{MissingRootCredentials, Users};
@@ -70,6 +74,14 @@ pub enum ServeError {
         /// Why.
         source: io::Error,
     },
+    /// The registry could not be opened.
+    #[error("cannot open the registry {path}: {source}")]
+    Registry {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: registry::Error,
+    },
     /// HTTPS could not be set up.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -98,10 +110,16 @@ pub async fn serve(
     let data_dir = config.storage.data_dir.clone();
     let blobs =
         FsBlobStore::open(&data_dir).map_err(|source| ServeError::Storage { path: data_dir.clone(), source })?;
+    let registry_path = data_dir.join("registry.db");
+    let registry = Registry::open(&registry_path, Arc::new(SystemClock))
+        .map_err(|source| ServeError::Registry { path: registry_path, source })?;
     let tls = tls::acceptor(&config.server, &data_dir)?;
     let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout);
-    let router =
-        Router { base_domain: config.server.base_domain.clone(), s3: s3_service(Arc::new(config), Arc::new(blobs))? };
+    let router = Router {
+        base_domain: config.server.base_domain.clone(),
+        s3: s3_service(Arc::new(config), registry.clone(), Arc::new(blobs))?,
+        peer: None,
+    };
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
@@ -127,7 +145,8 @@ pub async fn serve(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%err, "cannot set TCP_NODELAY");
         }
-        let connection = serve_connection(stream, tls.clone(), builder.clone(), router.clone(), graceful.watcher());
+        let router = Router { peer: Some(peer), ..router.clone() };
+        let connection = serve_connection(stream, tls.clone(), builder.clone(), router, graceful.watcher());
         tokio::spawn(connection.instrument(tracing::debug_span!("connection", %peer)));
     }
 
@@ -136,6 +155,8 @@ pub async fn serve(
     if tokio::time::timeout(shutdown_timeout, graceful.shutdown()).await.is_err() {
         tracing::warn!(timeout = ?shutdown_timeout, "in-flight connections did not finish in time");
     }
+    // Commit what is queued (retrieval records) before the process ends.
+    registry.close().await;
     Ok(())
 }
 
@@ -146,10 +167,10 @@ pub async fn serve(
 ///
 /// [`ServeError::Auth`] without root credentials, [`ServeError::BaseDomain`] for an invalid
 /// domain.
-pub fn s3_service(config: Arc<Config>, blobs: Arc<dyn BlobStore>) -> Result<S3Service, ServeError> {
+pub fn s3_service(config: Arc<Config>, registry: Registry, blobs: Arc<dyn BlobStore>) -> Result<S3Service, ServeError> {
     let users = Users::from_config(&config.auth)?;
     let base_domain = config.server.base_domain.clone();
-    let mut builder = S3ServiceBuilder::new(Gateway::new(blobs, config, users.clone()));
+    let mut builder = S3ServiceBuilder::new(Gateway::new(registry, blobs, config, users.clone()));
     builder.set_auth(users);
     if let Some(domain) = base_domain {
         // s3s checks the domain's syntax; routing is ours (see `BaseDomain`).
@@ -195,12 +216,18 @@ async fn serve_connection(
     }
 }
 
+/// The remote address of the connection a request came on, in the request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
 /// Sends `/_` paths to [`admin`] and everything else to s3s; stamps every response with its
 /// request id.
 #[derive(Clone)]
 struct Router {
     s3: S3Service,
     base_domain: Option<String>,
+    /// The connection's peer, recorded with every event the request causes.
+    peer: Option<SocketAddr>,
 }
 
 impl Router {
@@ -269,6 +296,9 @@ impl hyper::service::Service<Request<Incoming>> for Router {
 
         let s3 = self.s3.clone();
         req.extensions_mut().insert(id);
+        if let Some(peer) = self.peer {
+            req.extensions_mut().insert(PeerAddr(peer));
+        }
         Box::pin(
             async move {
                 let start = Instant::now();

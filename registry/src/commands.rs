@@ -60,6 +60,18 @@ pub struct NewVersion {
     pub condition: WriteCondition,
 }
 
+/// A version that was recorded: its event (the receipt) and the id it got, which is `null`
+/// unless the bucket has versioning enabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRecorded {
+    /// The `v1.object.put` or `v1.multipart.completed` event.
+    pub event: Event,
+    /// The version id.
+    pub version_id: String,
+    /// Retention applied (given, or the bucket's default).
+    pub retention: Option<Retention>,
+}
+
 /// What a DeleteObject did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deleted {
@@ -102,7 +114,7 @@ fn append_version(
     caller: &Caller,
     new: NewVersion,
     upload_id: Option<String>,
-) -> Result<Event> {
+) -> Result<VersionRecorded> {
     let NewVersion { mut put, condition } = new;
     let bucket = require_bucket(writer.conn(), &put.bucket)?;
     if condition != WriteCondition::default() {
@@ -125,11 +137,13 @@ fn append_version(
     {
         put.retention = Some(retention::default_retention(default, writer.now()));
     }
+    let (version_id, retention) = (put.version_id.clone(), put.retention);
     let payload = match upload_id {
         Some(upload_id) => Payload::MultipartCompleted(MultipartCompleted { upload_id, version: put }),
         None => Payload::ObjectPut(put),
     };
-    writer.append(caller.draft(payload))
+    let event = writer.append(caller.draft(payload))?;
+    Ok(VersionRecorded { event, version_id, retention })
 }
 
 /// Compares ETags the way `If-Match` does: quotes are optional, `*` matches anything.
@@ -222,7 +236,7 @@ impl Registry {
     /// # Errors
     /// [`Error::NoSuchBucket`], [`Error::PreconditionFailed`], [`Error::NoSuchKey`] (If-Match
     /// on a missing key).
-    pub async fn put_object(&self, caller: Caller, new: NewVersion) -> Result<Event> {
+    pub async fn put_object(&self, caller: Caller, new: NewVersion) -> Result<VersionRecorded> {
         self.write(move |writer| append_version(writer, &caller, new, None)).await
     }
 
@@ -372,7 +386,7 @@ impl Registry {
         upload_id: String,
         expected_parts: Vec<(u32, String)>,
         new: NewVersion,
-    ) -> Result<Event> {
+    ) -> Result<VersionRecorded> {
         self.write(move |writer| {
             queries::upload(writer.conn(), &upload_id)?.ok_or(Error::NoSuchUpload)?;
             let stored = queries::parts(writer.conn(), &upload_id, 0, usize::MAX)?;

@@ -30,8 +30,8 @@ fn crash_child() {
             let registry = registry.clone();
             tasks.push(tokio::spawn(async move {
                 for i in 0.. {
-                    let event = registry.put_object(Caller::system("crash"), version(task, i)).await.unwrap();
-                    println!("acked {}", event.sequence);
+                    let recorded = registry.put_object(Caller::system("crash"), version(task, i)).await.unwrap();
+                    println!("acked {}", recorded.event.sequence);
                 }
             }));
         }

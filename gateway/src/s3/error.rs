@@ -16,6 +16,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything an S3 operation can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The registry refused or failed.
+    #[error(transparent)]
+    Registry(#[from] registry::Error),
     /// The blob store failed.
     #[error(transparent)]
     Blob(#[from] BlobError),
@@ -44,11 +47,61 @@ impl From<Error> for S3Error {
     fn from(err: Error) -> Self {
         match err {
             Error::S3(err) => err,
+            Error::Registry(err) => registry_error(err),
             Error::Blob(err) => blob_error(err),
             Error::Internal { message, location } => {
                 tracing::error!(%location, %message, "internal error");
                 internal_error()
             }
+        }
+    }
+}
+
+fn registry_error(err: registry::Error) -> S3Error {
+    use registry::Error as R;
+    match err {
+        R::NoSuchBucket(_) => s3_error!(NoSuchBucket, "The specified bucket does not exist"),
+        // One tenant owns every bucket, so an existing name is always "yours".
+        R::BucketAlreadyExists(_) => s3_error!(
+            BucketAlreadyOwnedByYou,
+            "Your previous request to create the named bucket succeeded and you already own it."
+        ),
+        R::BucketNotEmpty(_) => s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"),
+        R::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
+        R::NoSuchVersion => s3_error!(NoSuchVersion, "The specified version does not exist."),
+        R::NoSuchUpload => s3_error!(
+            NoSuchUpload,
+            "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+        ),
+        R::InvalidPart { number } => S3Error::with_message(
+            S3ErrorCode::InvalidPart,
+            format!(
+                "One or more of the specified parts could not be found (part {number}). The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
+            ),
+        ),
+        R::InvalidPartOrder => {
+            s3_error!(
+                InvalidPartOrder,
+                "The list of parts was not in ascending order. Parts must be ordered by part number."
+            )
+        }
+        R::EntityTooSmall { .. } => {
+            s3_error!(EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size.")
+        }
+        R::PreconditionFailed => {
+            s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
+        }
+        R::ObjectLocked => s3_error!(AccessDenied, "Access Denied because object protected by object lock."),
+        R::InvalidBucketState(message) => S3Error::with_message(S3ErrorCode::InvalidBucketState, message),
+        R::InvalidRequest(message) => S3Error::with_message(S3ErrorCode::InvalidRequest, message),
+        err @ (R::ChainBroken { .. }
+        | R::CorruptPayload { .. }
+        | R::Migration(_)
+        | R::Sqlite(_)
+        | R::CommitFailed(_)
+        | R::WriterStopped) => {
+            tracing::error!(error = %error_chain(&err), "registry error");
+            internal_error()
         }
     }
 }

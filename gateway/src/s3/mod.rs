@@ -2,42 +2,121 @@
 //! contents; each operation family lives in its own file and returns [`error::Error`], mapped
 //! to an S3 error in one place ([`error`]).
 //!
+//! - [`bucket`]: create, delete, head, list, location, versioning.
+//! - [`object`]: put, copy, delete (single and batch).
+//! - [`read`]: get and head, with ranges, conditions and part numbers.
+//! - [`list`]: ListObjects and ListObjectsV2.
+//! - [`multipart`]: uploads, parts, completion.
+//! - [`tagging`]: object tags.
+//! - [`wire`]: conversions between registry records and s3s types.
 //! - [`checksum`]: client checksums (`Content-MD5`, `x-amz-checksum-*`, trailers) vs computed.
 //! - [`error`]: the gateway error and its S3 codes.
 
+pub mod bucket;
 pub mod checksum;
 pub mod error;
+pub mod list;
+pub mod multipart;
+pub mod object;
+pub mod read;
+pub mod tagging;
+pub mod wire;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use s3s::S3;
+use registry::{Caller, Registry, RequestContext};
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result};
 
 use crate::auth::Users;
 use crate::backend::BlobStore;
-use crate::config::Config;
+use crate::config::{Config, Retrievals};
+use crate::server::{PeerAddr, RequestId};
 
 pub use self::error::{Error, Result};
 
 /// The S3 service: operations parse the request, call the registry and the blob store, and
 /// build the response.
 pub struct Gateway {
-    #[expect(dead_code, reason = "read by the S3 operations")]
+    registry: Registry,
     blobs: Arc<dyn BlobStore>,
-    #[expect(dead_code, reason = "read by the S3 operations")]
     config: Arc<Config>,
-    #[expect(dead_code, reason = "read by the S3 operations")]
     users: Users,
 }
 
 impl Gateway {
-    /// A gateway storing bytes in `blobs`.
+    /// A gateway recording into `registry` and storing bytes in `blobs`.
     #[must_use]
-    pub fn new(blobs: Arc<dyn BlobStore>, config: Arc<Config>, users: Users) -> Self {
-        Self { blobs, config, users }
+    pub fn new(registry: Registry, blobs: Arc<dyn BlobStore>, config: Arc<Config>, users: Users) -> Self {
+        Self { registry, blobs, config, users }
+    }
+
+    /// Whether reads are recorded as retrieval events.
+    fn records_retrievals(&self) -> bool {
+        self.config.registry.retrievals == Retrievals::All
+    }
+
+    /// Whether the request asked to bypass governance retention and its signer may.
+    fn bypass_governance<T>(&self, req: &S3Request<T>, asked: Option<bool>) -> bool {
+        asked == Some(true)
+            && req.credentials.as_ref().and_then(|c| self.users.get(&c.access_key)).is_some_and(|u| u.bypass_governance)
     }
 }
 
-/// Operations not listed here answer `NotImplemented` (the s3s default).
-#[async_trait]
-impl S3 for Gateway {}
+/// Who sent a request, as the registry records it: the access key, the request id, the peer
+/// address and the user agent.
+fn caller<T>(req: &S3Request<T>) -> Caller {
+    let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
+    Caller {
+        actor: access_key.clone().unwrap_or_else(|| "anonymous".to_owned()),
+        context: RequestContext {
+            access_key,
+            request_id: req.extensions.get::<RequestId>().map(|id| id.0.clone()),
+            source_addr: req.extensions.get::<PeerAddr>().map(|peer| peer.0.to_string()),
+            user_agent: req.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        },
+    }
+}
+
+macro_rules! delegate {
+    ($($family:ident :: $op:ident ($input:ident) -> $output:ident;)*) => {
+        #[async_trait]
+        impl S3 for Gateway {
+            $(
+                async fn $op(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                    $family::$op(self, req).await.map_err(Into::into)
+                }
+            )*
+        }
+    };
+}
+
+// Operations not listed here answer `NotImplemented` (the s3s default).
+delegate! {
+    bucket::list_buckets(ListBucketsInput) -> ListBucketsOutput;
+    bucket::create_bucket(CreateBucketInput) -> CreateBucketOutput;
+    bucket::head_bucket(HeadBucketInput) -> HeadBucketOutput;
+    bucket::delete_bucket(DeleteBucketInput) -> DeleteBucketOutput;
+    bucket::get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput;
+    bucket::get_bucket_versioning(GetBucketVersioningInput) -> GetBucketVersioningOutput;
+    bucket::put_bucket_versioning(PutBucketVersioningInput) -> PutBucketVersioningOutput;
+    object::put_object(PutObjectInput) -> PutObjectOutput;
+    object::copy_object(CopyObjectInput) -> CopyObjectOutput;
+    object::delete_object(DeleteObjectInput) -> DeleteObjectOutput;
+    object::delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput;
+    read::get_object(GetObjectInput) -> GetObjectOutput;
+    read::head_object(HeadObjectInput) -> HeadObjectOutput;
+    list::list_objects(ListObjectsInput) -> ListObjectsOutput;
+    list::list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output;
+    multipart::create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
+    multipart::upload_part(UploadPartInput) -> UploadPartOutput;
+    multipart::upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
+    multipart::complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput;
+    multipart::abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput;
+    multipart::list_parts(ListPartsInput) -> ListPartsOutput;
+    multipart::list_multipart_uploads(ListMultipartUploadsInput) -> ListMultipartUploadsOutput;
+    tagging::get_object_tagging(GetObjectTaggingInput) -> GetObjectTaggingOutput;
+    tagging::put_object_tagging(PutObjectTaggingInput) -> PutObjectTaggingOutput;
+    tagging::delete_object_tagging(DeleteObjectTaggingInput) -> DeleteObjectTaggingOutput;
+}

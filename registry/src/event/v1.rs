@@ -65,7 +65,7 @@ pub struct BlobPart {
     pub blob: String,
     /// Size in bytes.
     pub size: u64,
-    /// The part's own ETag (the MD5 of its bytes, quoted hex), for `partNumber` reads.
+    /// The part's own ETag (the hex MD5 of its bytes, without quotes).
     pub etag: String,
     /// The part's checksums (algorithm name to base64 value), when the client sent one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -77,7 +77,7 @@ pub struct BlobPart {
 pub struct ObjectContent {
     /// Size in bytes.
     pub size: u64,
-    /// ETag as sent on the wire, quoted.
+    /// ETag without its quotes: the hex MD5, or `<hex>-<parts>` for multipart objects.
     pub etag: String,
     /// BLAKE3 of the whole object, hex.
     pub blake3: String,

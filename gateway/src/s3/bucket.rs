@@ -1,0 +1,126 @@
+//! Buckets: create, delete, head, list, location, versioning. Bucket names are checked by
+//! s3s against AWS's rules before a request reaches us.
+
+use registry::event::v1::VersioningStatus;
+use registry::queries::{self, Bucket};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, s3_error};
+
+use super::error::Result;
+use super::{Gateway, caller, wire};
+
+/// Reads a bucket, or `NoSuchBucket`.
+pub(super) async fn require_bucket(gw: &Gateway, name: &str) -> Result<Bucket> {
+    let name = name.to_owned();
+    let bucket = gw.registry.read(move |conn| queries::bucket(conn, &name)).await?;
+    bucket.ok_or_else(|| s3_error!(NoSuchBucket, "The specified bucket does not exist").into())
+}
+
+/// The owner S3 reports for every bucket and object: the root user, as one tenant owns all.
+pub(super) fn owner(gw: &Gateway) -> Owner {
+    let id = gw.config.auth.access_key.clone().unwrap_or_default();
+    Owner { display_name: Some(id.clone()), id: Some(id) }
+}
+
+pub(super) async fn list_buckets(
+    gw: &Gateway,
+    req: S3Request<ListBucketsInput>,
+) -> Result<S3Response<ListBucketsOutput>> {
+    let prefix = req.input.prefix.clone().unwrap_or_default();
+    let buckets = gw.registry.read(queries::buckets).await?;
+    let buckets = buckets
+        .into_iter()
+        .filter(|b| b.name.starts_with(&prefix))
+        .map(|b| s3s::dto::Bucket {
+            bucket_region: Some(b.region.clone()),
+            creation_date: Some(wire::timestamp(b.created_at)),
+            name: Some(b.name),
+        })
+        .collect();
+    Ok(S3Response::new(ListBucketsOutput {
+        buckets: Some(buckets),
+        owner: Some(owner(gw)),
+        prefix: req.input.prefix,
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn create_bucket(
+    gw: &Gateway,
+    req: S3Request<CreateBucketInput>,
+) -> Result<S3Response<CreateBucketOutput>> {
+    let region = &gw.config.server.region;
+    let constraint = req.input.create_bucket_configuration.as_ref().and_then(|c| c.location_constraint.as_ref());
+    // us-east-1 is the one region whose buckets carry no location constraint.
+    if let Some(constraint) = constraint
+        && constraint.as_str() != region
+    {
+        return Err(s3_error!(
+            IllegalLocationConstraintException,
+            "The {} location constraint is incompatible for the region specific endpoint this request was sent to.",
+            constraint.as_str()
+        )
+        .into());
+    }
+    let lock = req.input.object_lock_enabled_for_bucket == Some(true);
+    gw.registry.create_bucket(caller(&req), &req.input.bucket, region, lock).await?;
+    Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", req.input.bucket)) }))
+}
+
+pub(super) async fn head_bucket(gw: &Gateway, req: S3Request<HeadBucketInput>) -> Result<S3Response<HeadBucketOutput>> {
+    let bucket = require_bucket(gw, &req.input.bucket).await?;
+    Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(bucket.region), ..Default::default() }))
+}
+
+pub(super) async fn delete_bucket(
+    gw: &Gateway,
+    req: S3Request<DeleteBucketInput>,
+) -> Result<S3Response<DeleteBucketOutput>> {
+    gw.registry.delete_bucket(caller(&req), &req.input.bucket).await?;
+    Ok(S3Response::new(DeleteBucketOutput {}))
+}
+
+pub(super) async fn get_bucket_location(
+    gw: &Gateway,
+    req: S3Request<GetBucketLocationInput>,
+) -> Result<S3Response<GetBucketLocationOutput>> {
+    let bucket = require_bucket(gw, &req.input.bucket).await?;
+    let location_constraint = (bucket.region != "us-east-1").then(|| BucketLocationConstraint::from(bucket.region));
+    Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
+}
+
+pub(super) async fn get_bucket_versioning(
+    gw: &Gateway,
+    req: S3Request<GetBucketVersioningInput>,
+) -> Result<S3Response<GetBucketVersioningOutput>> {
+    let bucket = require_bucket(gw, &req.input.bucket).await?;
+    let status = bucket.versioning.map(|status| {
+        BucketVersioningStatus::from(
+            match status {
+                VersioningStatus::Enabled => BucketVersioningStatus::ENABLED,
+                VersioningStatus::Suspended => BucketVersioningStatus::SUSPENDED,
+            }
+            .to_owned(),
+        )
+    });
+    Ok(S3Response::new(GetBucketVersioningOutput { status, mfa_delete: None }))
+}
+
+pub(super) async fn put_bucket_versioning(
+    gw: &Gateway,
+    req: S3Request<PutBucketVersioningInput>,
+) -> Result<S3Response<PutBucketVersioningOutput>> {
+    let status = match req.input.versioning_configuration.status.as_ref().map(BucketVersioningStatus::as_str) {
+        Some(BucketVersioningStatus::ENABLED) => VersioningStatus::Enabled,
+        Some(BucketVersioningStatus::SUSPENDED) => VersioningStatus::Suspended,
+        _ => {
+            return Err(s3_error!(
+                MalformedXML,
+                "The XML you provided was not well-formed or did not validate against our published schema"
+            )
+            .into());
+        }
+    };
+    gw.registry.set_versioning(caller(&req), &req.input.bucket, status).await?;
+    Ok(S3Response::new(PutBucketVersioningOutput {}))
+}

@@ -1,0 +1,520 @@
+//! Multipart uploads: create, upload a part (or copy one), complete, abort, and list.
+//!
+//! Each part is its own blob and its own event. Completion does not copy bytes: the new
+//! version's content is the list of part blobs, read back in order.
+
+use md5::{Digest as _, Md5};
+use registry::commands::{NewVersion, WriteCondition};
+use registry::event::v1::{BlobPart, MultipartCreated, ObjectContent, ObjectPut, Origin, PartUploaded};
+use registry::queries::{self, Part, Upload};
+use s3s::dto::ChecksumAlgorithm as ChecksumAlgorithm_;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, s3_error};
+
+use super::bucket::{owner, require_bucket};
+use super::checksum::{ChecksumAlgorithm, ChecksumValue, Checksummer, ExpectedChecksums};
+use super::error::Result;
+use super::object::{copy_source, now_ms, source_version, store_body};
+use super::read::read_parts;
+use super::{Gateway, caller, wire};
+
+/// Parts other than the last must be at least this large.
+const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// Part numbers run from 1 to this.
+const MAX_PART_NUMBER: i32 = 10_000;
+/// The most parts or uploads one listing page returns.
+const MAX_LISTED: i32 = 1000;
+
+/// Reads an upload and checks it belongs to the bucket and key the request names.
+async fn require_upload(gw: &Gateway, bucket: &str, key: &str, upload_id: &str) -> Result<Upload> {
+    let id = upload_id.to_owned();
+    let upload = gw.registry.read(move |conn| queries::upload(conn, &id)).await?;
+    match upload {
+        Some(u) if u.created.bucket == bucket && u.created.key == key => Ok(u),
+        _ => Err(registry::Error::NoSuchUpload.into()),
+    }
+}
+
+fn check_part_number(number: i32) -> Result<u32> {
+    if !(1..=MAX_PART_NUMBER).contains(&number) {
+        return Err(s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive").into());
+    }
+    Ok(number.unsigned_abs())
+}
+
+pub(super) async fn create_multipart_upload(
+    gw: &Gateway,
+    mut req: S3Request<CreateMultipartUploadInput>,
+) -> Result<S3Response<CreateMultipartUploadOutput>> {
+    let input = &mut req.input;
+    wire::check_key(&input.key)?;
+    let bucket = require_bucket(gw, &input.bucket).await?;
+    let (retention, legal_hold) = wire::lock_headers(
+        &bucket,
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+        now_ms(),
+    )?;
+    let checksum_algorithm = match &input.checksum_algorithm {
+        Some(a) => Some(
+            ChecksumAlgorithm::parse(a.as_str())
+                .ok_or_else(|| s3_error!(InvalidRequest, "Checksum algorithm provided is unsupported."))?,
+        ),
+        None => None,
+    };
+    let checksum_type = input.checksum_type.as_ref().map(|t| t.as_str().to_owned());
+    if checksum_type.is_some() && checksum_algorithm.is_none() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header."
+        )
+        .into());
+    }
+    let template = ObjectContent {
+        content_type: input.content_type.clone(),
+        headers: wire::stored_headers(
+            input.cache_control.as_ref(),
+            input.content_disposition.as_ref(),
+            input.content_encoding.as_ref(),
+            input.content_language.as_ref(),
+            input.expires.as_ref(),
+        ),
+        user_metadata: wire::user_metadata(input.metadata.take()),
+        tags: wire::tags_from_header(input.tagging.as_deref())?,
+        checksum_type: checksum_algorithm
+            .map(|_| checksum_type.clone().unwrap_or_else(|| ChecksumType::COMPOSITE.to_owned())),
+        ..ObjectContent::default()
+    };
+    let upload_id = wire::new_id();
+    let created = MultipartCreated {
+        bucket: input.bucket.clone(),
+        key: input.key.clone(),
+        upload_id: upload_id.clone(),
+        template,
+        checksum_algorithm: checksum_algorithm.map(|a| a.as_str().to_owned()),
+        retention,
+        legal_hold,
+    };
+    gw.registry.create_multipart_upload(caller(&req), created).await?;
+    Ok(S3Response::new(CreateMultipartUploadOutput {
+        bucket: Some(req.input.bucket.clone()),
+        key: Some(req.input.key.clone()),
+        upload_id: Some(upload_id),
+        checksum_algorithm: req.input.checksum_algorithm.clone(),
+        checksum_type: checksum_algorithm
+            .map(|_| ChecksumType::from(checksum_type.unwrap_or_else(|| ChecksumType::COMPOSITE.to_owned()))),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn upload_part(
+    gw: &Gateway,
+    mut req: S3Request<UploadPartInput>,
+) -> Result<S3Response<UploadPartOutput>> {
+    let input = &mut req.input;
+    let number = check_part_number(input.part_number)?;
+    require_bucket(gw, &input.bucket).await?;
+    require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
+    let expected = ExpectedChecksums::from_headers(&req.headers)?;
+    let stored =
+        store_body(gw, input.body.take(), input.content_length, &expected, req.trailing_headers.clone()).await?;
+    let part = stored.part;
+    let checksums = wire::ChecksumFields::of(&part.checksums);
+    let etag = part.etag.clone();
+    let uploaded = PartUploaded { upload_id: input.upload_id.clone(), part_number: number, part };
+    gw.registry.upload_part(caller(&req), uploaded).await?;
+    Ok(S3Response::new(UploadPartOutput {
+        e_tag: Some(wire::etag(&etag)),
+        checksum_crc32: checksums.crc32,
+        checksum_crc32c: checksums.crc32c,
+        checksum_crc64nvme: checksums.crc64nvme,
+        checksum_sha1: checksums.sha1,
+        checksum_sha256: checksums.sha256,
+        ..Default::default()
+    }))
+}
+
+/// Parses `x-amz-copy-source-range: bytes=first-last` against the source size.
+fn copy_range(range: Option<&str>, size: u64) -> Result<Option<(u64, u64)>> {
+    let Some(range) = range else {
+        return Ok((size > 0).then(|| (0, size - 1)));
+    };
+    let invalid = || {
+        s3_error!(
+            InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
+        )
+    };
+    let (first, last) = range.strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(invalid)?;
+    let first: u64 = first.parse().map_err(|_| invalid())?;
+    let last: u64 = last.parse().map_err(|_| invalid())?;
+    if first > last || last >= size {
+        return Err(s3_error!(InvalidRange, "The requested range is not satisfiable").into());
+    }
+    Ok(Some((first, last)))
+}
+
+pub(super) async fn upload_part_copy(
+    gw: &Gateway,
+    req: S3Request<UploadPartCopyInput>,
+) -> Result<S3Response<UploadPartCopyOutput>> {
+    let input = &req.input;
+    let number = check_part_number(input.part_number)?;
+    require_bucket(gw, &input.bucket).await?;
+    require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
+    let (src_bucket, src_key, src_version_id) = copy_source(&input.copy_source)?;
+    require_bucket(gw, &src_bucket).await?;
+    let source = source_version(gw, &src_bucket, &src_key, src_version_id.as_deref()).await?;
+    let span = copy_range(input.copy_source_range.as_deref(), source.content.size)?;
+
+    // A part is its own blob: the range is read from the source blobs and stored again.
+    let (body, length): (crate::backend::BodyStream, u64) = match span {
+        Some(span) => {
+            use futures::TryStreamExt as _;
+            let stream = read_parts(gw.blobs.clone(), &source.content.parts, span).map_err(Into::into);
+            (Box::pin(stream), span.1 - span.0 + 1)
+        }
+        None => (Box::pin(futures::stream::empty()), 0),
+    };
+    let staged = gw.blobs.put(body, Some(length), &[]).await?;
+    let (size, etag) = (staged.size(), hex::encode(staged.md5()));
+    let id = staged.commit().await?;
+    let part = BlobPart { blob: id.to_string(), size, etag: etag.clone(), checksums: Default::default() };
+    let event = gw
+        .registry
+        .upload_part(caller(&req), PartUploaded { upload_id: input.upload_id.clone(), part_number: number, part })
+        .await?;
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(CopyPartResult {
+            e_tag: Some(wire::etag(&etag)),
+            last_modified: Some(wire::timestamp(event.created_at)),
+            ..Default::default()
+        }),
+        copy_source_version_id: src_version_id.map(|_| source.version_id),
+        ..Default::default()
+    }))
+}
+
+/// The multipart ETag: the MD5 of the parts' binary MD5s, then `-N`.
+fn multipart_etag(parts: &[BlobPart]) -> String {
+    let mut md5 = Md5::new();
+    for part in parts {
+        let mut digest = [0u8; 16];
+        // Part ETags are the hex MD5s we computed; anything else would be our own bug.
+        if hex::decode_to_slice(&part.etag, &mut digest).is_ok() {
+            md5.update(digest);
+        }
+    }
+    format!("{}-{}", hex::encode(md5.finalize()), parts.len())
+}
+
+/// The COMPOSITE checksum: the checksum of the parts' binary checksums, then `-N`.
+fn composite_checksum(algorithm: ChecksumAlgorithm, parts: &[BlobPart]) -> Option<String> {
+    let mut checksummer = Checksummer::new(&[algorithm]);
+    for part in parts {
+        let value = ChecksumValue::from_base64(algorithm, part.checksums.get(algorithm.as_str())?)?;
+        checksummer.update(&value.digest);
+    }
+    let value = checksummer.finish().get(algorithm)?.to_base64();
+    Some(format!("{value}-{}", parts.len()))
+}
+
+/// Picks the stored parts the completion names, checking order, presence, ETags and sizes.
+fn select_parts(requested: &[CompletedPart], stored: &[Part]) -> Result<Vec<(u32, BlobPart)>> {
+    if requested.is_empty() {
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        )
+        .into());
+    }
+    let mut selected = Vec::with_capacity(requested.len());
+    let mut previous = 0;
+    for wanted in requested {
+        let number = wanted.part_number.and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
+        if number <= previous {
+            return Err(registry::Error::InvalidPartOrder.into());
+        }
+        previous = number;
+        let part = stored
+            .iter()
+            .find(|p| p.number == number)
+            .filter(|p| wanted.e_tag.as_ref().is_none_or(|e| e.value() == p.part.etag))
+            .ok_or(registry::Error::InvalidPart { number })?;
+        selected.push((number, part.part.clone()));
+    }
+    if let Some(((number, _), _)) =
+        selected.iter().zip(1..).find(|((_, p), i)| *i < selected.len() && p.size < MIN_PART_SIZE)
+    {
+        return Err(registry::Error::EntityTooSmall { number: *number }.into());
+    }
+    Ok(selected)
+}
+
+/// Reads the parts back once to compute the whole object's BLAKE3 (and a FULL_OBJECT
+/// checksum when the upload asked for one).
+async fn hash_whole(
+    gw: &Gateway,
+    parts: &[BlobPart],
+    full_object: Option<ChecksumAlgorithm>,
+) -> Result<(String, Option<String>)> {
+    use futures::StreamExt as _;
+    let size: u64 = parts.iter().map(|p| p.size).sum();
+    let mut hasher = blake3::Hasher::new();
+    let mut checksummer = Checksummer::new(&full_object.into_iter().collect::<Vec<_>>());
+    if size > 0 {
+        let mut stream = Box::pin(read_parts(gw.blobs.clone(), parts, (0, size - 1)));
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            // Hashing a large object takes a while: keep it off the async workers.
+            (hasher, checksummer) = tokio::task::spawn_blocking(move || {
+                hasher.update(&chunk);
+                checksummer.update(&chunk);
+                (hasher, checksummer)
+            })
+            .await
+            .map_err(|e| super::Error::internal(format!("hashing task failed: {e}")))?;
+        }
+    }
+    let checksum = full_object.and_then(|a| checksummer.finish().get(a).map(ChecksumValue::to_base64));
+    Ok((hasher.finalize().to_hex().to_string(), checksum))
+}
+
+pub(super) async fn complete_multipart_upload(
+    gw: &Gateway,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> Result<S3Response<CompleteMultipartUploadOutput>> {
+    let input = &req.input;
+    let bucket = require_bucket(gw, &input.bucket).await?;
+    let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
+    let id = input.upload_id.clone();
+    let stored = gw.registry.read(move |conn| queries::parts(conn, &id, 0, usize::MAX)).await?;
+    let requested = input.multipart_upload.as_ref().and_then(|m| m.parts.clone()).unwrap_or_default();
+    let selected = select_parts(&requested, &stored)?;
+    let expected_parts = selected.iter().map(|(n, p)| (*n, p.etag.clone())).collect();
+    let parts: Vec<BlobPart> = selected.into_iter().map(|(_, p)| p).collect();
+
+    let algorithm = upload.created.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse);
+    let full_object = upload.created.template.checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT);
+    let (blake3, full_checksum) = hash_whole(gw, &parts, algorithm.filter(|_| full_object)).await?;
+    let mut checksums = registry::event::v1::StringMap::new();
+    if let Some(algorithm) = algorithm {
+        let value = if full_object { full_checksum } else { composite_checksum(algorithm, &parts) };
+        if let Some(value) = value {
+            checksums.insert(algorithm.as_str().to_owned(), value);
+        }
+    }
+
+    let template = upload.created.template;
+    let content = ObjectContent {
+        size: parts.iter().map(|p| p.size).sum(),
+        etag: multipart_etag(&parts),
+        blake3,
+        checksums,
+        parts,
+        ..template
+    };
+    let put = ObjectPut {
+        bucket: input.bucket.clone(),
+        key: input.key.clone(),
+        version_id: wire::new_id(),
+        content,
+        origin: Origin::Multipart { upload_id: input.upload_id.clone() },
+        retention: upload.created.retention,
+        legal_hold: upload.created.legal_hold,
+    };
+    let etag = put.content.etag.clone();
+    let fields = wire::ChecksumFields::of(&put.content.checksums);
+    let checksum_type = put.content.checksum_type.clone();
+    let new = NewVersion { put, condition: WriteCondition::default() };
+    let recorded =
+        gw.registry.complete_multipart_upload(caller(&req), input.upload_id.clone(), expected_parts, new).await?;
+    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(input.bucket.clone()),
+        key: Some(input.key.clone()),
+        e_tag: Some(wire::etag(&etag)),
+        location: Some(format!("/{}/{}", input.bucket, input.key)),
+        version_id: wire::version_id_header(&bucket, &recorded.version_id),
+        checksum_crc32: fields.crc32,
+        checksum_crc32c: fields.crc32c,
+        checksum_crc64nvme: fields.crc64nvme,
+        checksum_sha1: fields.sha1,
+        checksum_sha256: fields.sha256,
+        checksum_type: checksum_type.map(ChecksumType::from),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn abort_multipart_upload(
+    gw: &Gateway,
+    req: S3Request<AbortMultipartUploadInput>,
+) -> Result<S3Response<AbortMultipartUploadOutput>> {
+    let input = &req.input;
+    require_bucket(gw, &input.bucket).await?;
+    require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
+    gw.registry.abort_multipart_upload(caller(&req), &input.upload_id).await?;
+    Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+}
+
+fn listing_limit(requested: Option<i32>) -> usize {
+    usize::try_from(requested.unwrap_or(MAX_LISTED).clamp(0, MAX_LISTED)).unwrap_or(0)
+}
+
+pub(super) async fn list_parts(gw: &Gateway, req: S3Request<ListPartsInput>) -> Result<S3Response<ListPartsOutput>> {
+    let input = &req.input;
+    require_bucket(gw, &input.bucket).await?;
+    let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
+    let limit = listing_limit(input.max_parts);
+    let after = input.part_number_marker.and_then(|m| u32::try_from(m).ok()).unwrap_or(0);
+    let id = input.upload_id.clone();
+    let mut parts = gw.registry.read(move |conn| queries::parts(conn, &id, after, limit + 1)).await?;
+    let is_truncated = parts.len() > limit;
+    parts.truncate(limit);
+    let next = parts.last().map(|p| i32::try_from(p.number).unwrap_or(MAX_PART_NUMBER));
+    let owner = owner(gw);
+    Ok(S3Response::new(ListPartsOutput {
+        bucket: Some(input.bucket.clone()),
+        key: Some(input.key.clone()),
+        upload_id: Some(input.upload_id.clone()),
+        part_number_marker: input.part_number_marker,
+        next_part_number_marker: next,
+        max_parts: i32::try_from(limit).ok(),
+        is_truncated: Some(is_truncated),
+        checksum_algorithm: upload.created.checksum_algorithm.map(ChecksumAlgorithm_::from),
+        initiator: Some(Initiator { display_name: Some(upload.initiator.clone()), id: Some(upload.initiator) }),
+        owner: Some(owner),
+        storage_class: Some(StorageClass::from(StorageClass::STANDARD.to_owned())),
+        parts: Some(
+            parts
+                .into_iter()
+                .map(|p| {
+                    let checksums = wire::ChecksumFields::of(&p.part.checksums);
+                    s3s::dto::Part {
+                        part_number: i32::try_from(p.number).ok(),
+                        e_tag: Some(wire::etag(&p.part.etag)),
+                        size: i64::try_from(p.part.size).ok(),
+                        last_modified: Some(wire::timestamp(p.created_at)),
+                        checksum_crc32: checksums.crc32,
+                        checksum_crc32c: checksums.crc32c,
+                        checksum_crc64nvme: checksums.crc64nvme,
+                        checksum_sha1: checksums.sha1,
+                        checksum_sha256: checksums.sha256,
+                    }
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn list_multipart_uploads(
+    gw: &Gateway,
+    req: S3Request<ListMultipartUploadsInput>,
+) -> Result<S3Response<ListMultipartUploadsOutput>> {
+    let input = &req.input;
+    require_bucket(gw, &input.bucket).await?;
+    let limit = listing_limit(input.max_uploads);
+    let (bucket, prefix) = (input.bucket.clone(), input.prefix.clone().unwrap_or_default());
+    let (key_marker, upload_id_marker) = (input.key_marker.clone(), input.upload_id_marker.clone());
+    let mut uploads = gw
+        .registry
+        .read(move |conn| {
+            queries::uploads(conn, &bucket, &prefix, key_marker.as_deref(), upload_id_marker.as_deref(), limit + 1)
+        })
+        .await?;
+    let is_truncated = uploads.len() > limit;
+    uploads.truncate(limit);
+    let last = uploads.last().map(|u| (u.created.key.clone(), u.created.upload_id.clone()));
+    let owner = owner(gw);
+    Ok(S3Response::new(ListMultipartUploadsOutput {
+        bucket: Some(input.bucket.clone()),
+        prefix: input.prefix.clone(),
+        key_marker: input.key_marker.clone(),
+        upload_id_marker: input.upload_id_marker.clone(),
+        max_uploads: i32::try_from(limit).ok(),
+        is_truncated: Some(is_truncated),
+        next_key_marker: is_truncated.then(|| last.as_ref().map(|l| l.0.clone())).flatten(),
+        next_upload_id_marker: is_truncated.then(|| last.map(|l| l.1)).flatten(),
+        uploads: Some(
+            uploads
+                .into_iter()
+                .map(|u| MultipartUpload {
+                    key: Some(u.created.key),
+                    upload_id: Some(u.created.upload_id),
+                    initiated: Some(wire::timestamp(u.created_at)),
+                    initiator: Some(Initiator { display_name: Some(u.initiator.clone()), id: Some(u.initiator) }),
+                    owner: Some(owner.clone()),
+                    storage_class: Some(StorageClass::from(StorageClass::STANDARD.to_owned())),
+                    checksum_algorithm: u.created.checksum_algorithm.map(ChecksumAlgorithm_::from),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(number: u32, size: u64, etag: &str) -> Part {
+        Part {
+            number,
+            created_at: 0,
+            part: BlobPart { blob: String::new(), size, etag: etag.to_owned(), checksums: Default::default() },
+        }
+    }
+
+    fn completed(number: i32, etag: &str) -> CompletedPart {
+        CompletedPart { part_number: Some(number), e_tag: Some(ETag::Strong(etag.to_owned())), ..Default::default() }
+    }
+
+    #[test]
+    fn completion_checks_order_presence_etags_and_sizes() {
+        let big = MIN_PART_SIZE;
+        let stored = [part(1, big, "a"), part(2, big, "b"), part(3, 1, "c")];
+        assert_eq!(select_parts(&[completed(1, "a"), completed(3, "c")], &stored).unwrap().len(), 2);
+        let code = |r: Result<Vec<(u32, BlobPart)>>| s3s::S3Error::from(r.unwrap_err()).code().as_str().to_owned();
+        assert_eq!(code(select_parts(&[completed(2, "b"), completed(1, "a")], &stored)), "InvalidPartOrder");
+        assert_eq!(code(select_parts(&[completed(4, "d")], &stored)), "InvalidPart");
+        assert_eq!(code(select_parts(&[completed(1, "wrong")], &stored)), "InvalidPart");
+        assert_eq!(code(select_parts(&[completed(3, "c"), completed(2, "b")], &stored)), "InvalidPartOrder");
+        let small_first = [part(1, 10, "a"), part(2, 10, "b")];
+        assert_eq!(code(select_parts(&[completed(1, "a"), completed(2, "b")], &small_first)), "EntityTooSmall");
+        assert_eq!(code(select_parts(&[], &stored)), "MalformedXML");
+    }
+
+    #[test]
+    fn multipart_etag_is_md5_of_part_md5s() {
+        // Two parts whose MD5s are those of "a" and "b".
+        let parts = [
+            BlobPart {
+                blob: String::new(),
+                size: 1,
+                etag: "0cc175b9c0f1b6a831c399e269772661".into(),
+                checksums: Default::default(),
+            },
+            BlobPart {
+                blob: String::new(),
+                size: 1,
+                etag: "92eb5ffee6ae2fec3ad71c777531578f".into(),
+                checksums: Default::default(),
+            },
+        ];
+        let mut md5 = Md5::new();
+        md5.update(hex::decode("0cc175b9c0f1b6a831c399e269772661").unwrap());
+        md5.update(hex::decode("92eb5ffee6ae2fec3ad71c777531578f").unwrap());
+        assert_eq!(multipart_etag(&parts), format!("{}-2", hex::encode(md5.finalize())));
+    }
+
+    #[test]
+    fn copy_ranges_are_inclusive_and_bounded() {
+        assert_eq!(copy_range(Some("bytes=0-9"), 10).unwrap(), Some((0, 9)));
+        assert!(copy_range(Some("bytes=0-10"), 10).is_err());
+        assert!(copy_range(Some("bytes=5-4"), 10).is_err());
+        assert!(copy_range(Some("0-4"), 10).is_err());
+        assert_eq!(copy_range(None, 0).unwrap(), None);
+    }
+}

@@ -1,0 +1,376 @@
+//! Writing and removing objects: PutObject, CopyObject, DeleteObject, DeleteObjects.
+//!
+//! Every write follows one order: stream the body once into staging while hashing it, verify
+//! the client's checksums, commit the blob, then record the event. The event's commit is what
+//! makes the object visible, so a failed write at any step leaves no object and no event (and,
+//! at worst, a committed blob that `gc` removes).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use registry::commands::{Deleted, NewVersion, WriteCondition};
+use registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, VersionRef};
+use registry::queries::{self, ObjectVersion};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, TrailingHeaders, s3_error};
+
+use super::bucket::require_bucket;
+use super::checksum::ExpectedChecksums;
+use super::error::{Error, Result};
+use super::{Gateway, caller, wire};
+
+/// Bytes received and committed as one blob, with everything computed as they streamed.
+pub(super) struct Stored {
+    /// The blob, as a part of an object.
+    pub part: BlobPart,
+    /// BLAKE3 of the bytes, hex.
+    pub blake3: String,
+}
+
+/// Streams a request body into the blob store, verifies the client's checksums (headers and
+/// trailers) and commits the blob. Nothing is committed if anything does not match.
+pub(super) async fn store_body(
+    gw: &Gateway,
+    body: Option<StreamingBlob>,
+    content_length: Option<i64>,
+    expected: &ExpectedChecksums,
+    trailers: Option<TrailingHeaders>,
+) -> Result<Stored> {
+    let stream: crate::backend::BodyStream = match body {
+        Some(body) => Box::pin(body),
+        None => Box::pin(futures::stream::empty()),
+    };
+    let expected_len = content_length.and_then(|n| u64::try_from(n).ok());
+    let staged = gw.blobs.put(stream, expected_len, &expected.algorithms()).await?;
+    let trailers = trailers.and_then(|t| t.take());
+    expected.verify(&staged.md5(), staged.checksums(), trailers.as_ref())?;
+    let (size, blake3, etag) = (staged.size(), hex::encode(staged.blake3()), hex::encode(staged.md5()));
+    let checksums = wire::checksum_map(staged.checksums());
+    let id = staged.commit().await?;
+    Ok(Stored { part: BlobPart { blob: id.to_string(), size, etag, checksums }, blake3 })
+}
+
+/// Wall-clock milliseconds, for validating dates clients send (the registry stamps events
+/// with its own clock).
+pub(super) fn now_ms() -> i64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The write condition of a conditional PUT.
+fn write_condition(if_match: Option<&ETagCondition>, if_none_match: Option<&ETagCondition>) -> Result<WriteCondition> {
+    if if_none_match.is_some_and(|c| !c.is_any()) {
+        return Err(s3_error!(NotImplemented, "If-None-Match supports only '*' on writes").into());
+    }
+    Ok(WriteCondition {
+        if_match: if_match.map(|c| match c {
+            ETagCondition::Any => "*".to_owned(),
+            ETagCondition::ETag(etag) => etag.value().to_owned(),
+        }),
+        if_none_match_any: if_none_match.is_some(),
+    })
+}
+
+pub(super) async fn put_object(
+    gw: &Gateway,
+    mut req: S3Request<PutObjectInput>,
+) -> Result<S3Response<PutObjectOutput>> {
+    let input = &mut req.input;
+    wire::check_key(&input.key)?;
+    let bucket = require_bucket(gw, &input.bucket).await?;
+    let expected = ExpectedChecksums::from_headers(&req.headers)?;
+    let (retention, legal_hold) = wire::lock_headers(
+        &bucket,
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+        now_ms(),
+    )?;
+    let tags = wire::tags_from_header(input.tagging.as_deref())?;
+    let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+
+    let stored =
+        store_body(gw, input.body.take(), input.content_length, &expected, req.trailing_headers.clone()).await?;
+
+    let content = ObjectContent {
+        size: stored.part.size,
+        etag: stored.part.etag.clone(),
+        blake3: stored.blake3,
+        checksums: stored.part.checksums.clone(),
+        checksum_type: (!stored.part.checksums.is_empty()).then(|| "FULL_OBJECT".to_owned()),
+        content_type: input.content_type.clone(),
+        headers: wire::stored_headers(
+            input.cache_control.as_ref(),
+            input.content_disposition.as_ref(),
+            input.content_encoding.as_ref(),
+            input.content_language.as_ref(),
+            input.expires.as_ref(),
+        ),
+        user_metadata: wire::user_metadata(input.metadata.take()),
+        tags,
+        parts: vec![stored.part],
+    };
+    let put = ObjectPut {
+        bucket: input.bucket.clone(),
+        key: input.key.clone(),
+        version_id: wire::new_id(),
+        content,
+        origin: Origin::Put,
+        retention,
+        legal_hold,
+    };
+    let checksums = wire::ChecksumFields::of(&put.content.checksums);
+    let has_checksum = !put.content.checksums.is_empty();
+    let (etag, size) = (put.content.etag.clone(), put.content.size);
+    let recorded = gw.registry.put_object(caller(&req), NewVersion { put, condition }).await?;
+    Ok(S3Response::new(PutObjectOutput {
+        e_tag: Some(wire::etag(&etag)),
+        version_id: wire::version_id_header(&bucket, &recorded.version_id),
+        checksum_crc32: checksums.crc32,
+        checksum_crc32c: checksums.crc32c,
+        checksum_crc64nvme: checksums.crc64nvme,
+        checksum_sha1: checksums.sha1,
+        checksum_sha256: checksums.sha256,
+        checksum_type: has_checksum.then(|| ChecksumType::from(ChecksumType::FULL_OBJECT.to_owned())),
+        size: i64::try_from(size).ok(),
+        ..Default::default()
+    }))
+}
+
+/// The version a copy or a read names: by id, or the current one.
+///
+/// # Errors
+/// `NoSuchKey` (the current version is a delete marker or absent), `NoSuchVersion`,
+/// `InvalidRequest` when a copy source names a delete marker.
+pub(super) async fn source_version(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<ObjectVersion> {
+    let (bucket, key, version_id) = (bucket.to_owned(), key.to_owned(), version_id.map(str::to_owned));
+    let version = gw
+        .registry
+        .read(move |conn| match version_id {
+            Some(id) => queries::version(conn, &bucket, &key, &id),
+            None => queries::latest_version(conn, &bucket, &key),
+        })
+        .await?;
+    match version {
+        Some(v) if !v.is_delete_marker => Ok(v),
+        _ => Err(s3_error!(NoSuchKey, "The specified key does not exist.").into()),
+    }
+}
+
+/// Checks the `x-amz-copy-source-if-*` conditions against the source version.
+fn check_copy_conditions(
+    source: &ObjectVersion,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> Result<()> {
+    let etag = wire::etag(&source.content.etag);
+    let matches = |c: &ETagCondition| match c {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value() == etag.value(),
+    };
+    let modified = wire::seconds(source.created_at);
+    let failed = if let Some(c) = if_match {
+        !matches(c)
+    } else {
+        if_unmodified_since.is_some_and(|ts| modified > wire::seconds(wire::millis(ts)))
+    } || if let Some(c) = if_none_match {
+        matches(c)
+    } else {
+        if_modified_since.is_some_and(|ts| modified <= wire::seconds(wire::millis(ts)))
+    };
+    if failed {
+        return Err(
+            s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold").into()
+        );
+    }
+    Ok(())
+}
+
+/// Parses a copy source into (bucket, key, version id).
+pub(super) fn copy_source(source: &CopySource) -> Result<(String, String, Option<String>)> {
+    match source {
+        CopySource::Bucket { bucket, key, version_id } => {
+            Ok((bucket.to_string(), key.to_string(), version_id.as_deref().map(str::to_owned)))
+        }
+        _ => Err(s3_error!(NotImplemented, "Access point copy sources are not supported").into()),
+    }
+}
+
+pub(super) async fn copy_object(
+    gw: &Gateway,
+    mut req: S3Request<CopyObjectInput>,
+) -> Result<S3Response<CopyObjectOutput>> {
+    let input = &mut req.input;
+    wire::check_key(&input.key)?;
+    let (src_bucket, src_key, src_version_id) = copy_source(&input.copy_source)?;
+    require_bucket(gw, &src_bucket).await?;
+    let bucket = require_bucket(gw, &input.bucket).await?;
+    let source = source_version(gw, &src_bucket, &src_key, src_version_id.as_deref()).await?;
+    check_copy_conditions(
+        &source,
+        input.copy_source_if_match.as_ref(),
+        input.copy_source_if_none_match.as_ref(),
+        input.copy_source_if_modified_since.as_ref(),
+        input.copy_source_if_unmodified_since.as_ref(),
+    )?;
+    let replace_metadata = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+    let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
+    let (retention, legal_hold) = wire::lock_headers(
+        &bucket,
+        input.object_lock_mode.as_ref(),
+        input.object_lock_retain_until_date.as_ref(),
+        input.object_lock_legal_hold_status.as_ref(),
+        now_ms(),
+    )?;
+    let same_object = src_bucket == input.bucket && src_key == input.key;
+    if same_object && !replace_metadata && !replace_tags && src_version_id.is_none() && retention.is_none() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+        )
+        .into());
+    }
+
+    // The blobs are content-addressed and immutable: the copy points at the same bytes.
+    let mut content = source.content.clone();
+    if replace_metadata {
+        content.content_type = input.content_type.clone();
+        content.headers = wire::stored_headers(
+            input.cache_control.as_ref(),
+            input.content_disposition.as_ref(),
+            input.content_encoding.as_ref(),
+            input.content_language.as_ref(),
+            input.expires.as_ref(),
+        );
+        content.user_metadata = wire::user_metadata(input.metadata.take());
+    }
+    if replace_tags {
+        content.tags = wire::tags_from_header(input.tagging.as_deref())?;
+    }
+    let put = ObjectPut {
+        bucket: input.bucket.clone(),
+        key: input.key.clone(),
+        version_id: wire::new_id(),
+        content,
+        origin: Origin::Copy { bucket: src_bucket, key: src_key, version_id: source.version_id.clone() },
+        retention,
+        legal_hold,
+    };
+    let checksums = wire::ChecksumFields::of(&put.content.checksums);
+    let etag = put.content.etag.clone();
+    let recorded =
+        gw.registry.put_object(caller(&req), NewVersion { put, condition: WriteCondition::default() }).await?;
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(CopyObjectResult {
+            e_tag: Some(wire::etag(&etag)),
+            last_modified: Some(wire::timestamp(recorded.event.created_at)),
+            checksum_crc32: checksums.crc32,
+            checksum_crc32c: checksums.crc32c,
+            checksum_crc64nvme: checksums.crc64nvme,
+            checksum_sha1: checksums.sha1,
+            checksum_sha256: checksums.sha256,
+            ..Default::default()
+        }),
+        copy_source_version_id: src_version_id.map(|_| source.version_id),
+        version_id: wire::version_id_header(&bucket, &recorded.version_id),
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn delete_object(
+    gw: &Gateway,
+    req: S3Request<DeleteObjectInput>,
+) -> Result<S3Response<DeleteObjectOutput>> {
+    let input = &req.input;
+    require_bucket(gw, &input.bucket).await?;
+    let bypass = gw.bypass_governance(&req, input.bypass_governance_retention);
+    let target = VersionRef {
+        bucket: input.bucket.clone(),
+        key: input.key.clone(),
+        version_id: input.version_id.clone().unwrap_or_default(),
+    };
+    let deleted =
+        gw.registry.delete_object(caller(&req), target, input.version_id.is_some(), wire::new_id(), bypass).await;
+    let deleted = deleted.or_else(absent_version_is_deleted)?;
+    Ok(S3Response::new(DeleteObjectOutput {
+        delete_marker: deleted.delete_marker.then_some(true),
+        version_id: deleted.version_id,
+        ..Default::default()
+    }))
+}
+
+/// S3 answers success for a delete of a version that is not there.
+fn absent_version_is_deleted(err: registry::Error) -> Result<Deleted, registry::Error> {
+    match err {
+        registry::Error::NoSuchVersion | registry::Error::NoSuchKey => {
+            Ok(Deleted { version_id: None, delete_marker: false, event: None })
+        }
+        other => Err(other),
+    }
+}
+
+/// The most keys one DeleteObjects may name.
+const MAX_DELETE_KEYS: usize = 1000;
+
+pub(super) async fn delete_objects(
+    gw: &Gateway,
+    req: S3Request<DeleteObjectsInput>,
+) -> Result<S3Response<DeleteObjectsOutput>> {
+    let input = &req.input;
+    let objects = &input.delete.objects;
+    if objects.len() > MAX_DELETE_KEYS {
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        )
+        .into());
+    }
+    require_bucket(gw, &input.bucket).await?;
+    let bypass = gw.bypass_governance(&req, input.bypass_governance_retention);
+    let targets = objects
+        .iter()
+        .map(|o| {
+            let target = VersionRef {
+                bucket: input.bucket.clone(),
+                key: o.key.clone(),
+                version_id: o.version_id.clone().unwrap_or_default(),
+            };
+            (target, o.version_id.is_some(), wire::new_id())
+        })
+        .collect();
+    let outcomes = gw.registry.delete_objects(caller(&req), targets, bypass).await?;
+    let quiet = input.delete.quiet == Some(true);
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for (object, outcome) in objects.iter().zip(outcomes) {
+        match outcome.or_else(absent_version_is_deleted) {
+            Ok(done) if !quiet => deleted.push(DeletedObject {
+                key: Some(object.key.clone()),
+                version_id: object.version_id.clone(),
+                delete_marker: done.delete_marker.then_some(true),
+                delete_marker_version_id: if done.delete_marker { done.version_id } else { None },
+            }),
+            Ok(_) => {}
+            Err(err) => {
+                let s3 = s3s::S3Error::from(Error::Registry(err));
+                errors.push(s3s::dto::Error {
+                    code: Some(s3.code().as_str().to_owned()),
+                    key: Some(object.key.clone()),
+                    message: s3.message().map(str::to_owned),
+                    version_id: object.version_id.clone(),
+                });
+            }
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput {
+        deleted: Some(deleted),
+        errors: (!errors.is_empty()).then_some(errors),
+        ..Default::default()
+    }))
+}

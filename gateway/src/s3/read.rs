@@ -1,0 +1,418 @@
+//! Reading objects: GetObject and HeadObject, with ranges, part numbers, conditional
+//! headers, `response-*` overrides, and a retrieval record for every read.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use http::HeaderMap;
+use registry::event::v1::{BlobPart, Retrieved, VersionRef};
+use registry::queries::{self, Bucket, ObjectVersion};
+use registry::{Caller, Registry};
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, s3_error};
+
+use super::bucket::require_bucket;
+use super::error::Result;
+use super::{Gateway, caller, wire};
+use crate::backend::{BlobError, BlobId, BlobStore};
+
+/// What a read resolved to: the version and the bytes of it to send.
+struct ReadPlan {
+    bucket: Bucket,
+    version: ObjectVersion,
+    /// First and last byte (inclusive) to send; `None` for an empty object.
+    span: Option<(u64, u64)>,
+    /// `Content-Range` when the read is partial.
+    content_range: Option<String>,
+    /// Whether the whole object is sent (stored checksums apply only then).
+    whole: bool,
+}
+
+/// The conditional headers of a read.
+struct Conditions<'a> {
+    if_match: Option<&'a ETagCondition>,
+    if_none_match: Option<&'a ETagCondition>,
+    if_modified_since: Option<&'a Timestamp>,
+    if_unmodified_since: Option<&'a Timestamp>,
+}
+
+/// Finds the version a read names, applies its conditions and works out the byte span.
+async fn plan(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    conditions: &Conditions<'_>,
+    range: Option<&Range>,
+    part_number: Option<i32>,
+) -> Result<ReadPlan> {
+    let bucket = require_bucket(gw, bucket).await?;
+    let (name, key_owned, id) = (bucket.name.clone(), key.to_owned(), version_id.map(str::to_owned));
+    let version = gw
+        .registry
+        .read(move |conn| match id {
+            Some(id) => queries::version(conn, &name, &key_owned, &id),
+            None => queries::latest_version(conn, &name, &key_owned),
+        })
+        .await?;
+    let version = match (version, version_id) {
+        (None, None) => return Err(s3_error!(NoSuchKey, "The specified key does not exist.").into()),
+        (None, Some(_)) => return Err(s3_error!(NoSuchVersion, "The specified version does not exist.").into()),
+        (Some(v), None) if v.is_delete_marker => return Err(delete_marker_error(&v, S3ErrorCode::NoSuchKey)),
+        (Some(v), Some(_)) if v.is_delete_marker => return Err(delete_marker_error(&v, S3ErrorCode::MethodNotAllowed)),
+        (Some(v), _) => v,
+    };
+    check_conditions(&version, conditions)?;
+
+    let size = version.content.size;
+    if range.is_some() && part_number.is_some() {
+        return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter").into());
+    }
+    let span = match (range, part_number) {
+        (Some(range), None) => {
+            let r = range.check(size).map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
+            Some((r.start, r.end - 1))
+        }
+        (None, Some(number)) => Some(part_span(&version.content.parts, number)?),
+        _ => None,
+    };
+    let whole = span.is_none_or(|(first, last)| first == 0 && last + 1 == size);
+    let content_range =
+        span.filter(|_| range.is_some() || !whole).map(|(first, last)| format!("bytes {first}-{last}/{size}"));
+    let span = span.or_else(|| (size > 0).then(|| (0, size - 1)));
+    Ok(ReadPlan { bucket, version, span, content_range, whole })
+}
+
+/// 404 NoSuchKey for a current delete marker, 405 MethodNotAllowed for a marker read by id;
+/// both carry `x-amz-delete-marker: true` as S3 sends it.
+fn delete_marker_error(marker: &ObjectVersion, code: S3ErrorCode) -> super::Error {
+    let message = if code == S3ErrorCode::MethodNotAllowed {
+        "The specified method is not allowed against this resource."
+    } else {
+        "The specified key does not exist."
+    };
+    let mut err = S3Error::with_message(code, message);
+    let mut headers = HeaderMap::new();
+    headers.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
+    if let Ok(id) = http::HeaderValue::from_str(&marker.version_id) {
+        headers.insert("x-amz-version-id", id);
+    }
+    err.set_headers(headers);
+    err.into()
+}
+
+/// The span of part `number`: the part itself for a multipart object, the whole object for
+/// part 1 of a single-part one.
+fn part_span(parts: &[BlobPart], number: i32) -> Result<(u64, u64)> {
+    let index = usize::try_from(number).ok().and_then(|n| n.checked_sub(1));
+    let Some(index) = index.filter(|&i| i < parts.len().max(1)) else {
+        let mut err = S3Error::with_message(
+            S3ErrorCode::Custom("InvalidPartNumber".into()),
+            "The requested partnumber is not satisfiable",
+        );
+        err.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+        return Err(err.into());
+    };
+    let first: u64 = parts[..index].iter().map(|p| p.size).sum();
+    let size = parts.get(index).map_or(0, |p| p.size);
+    Ok((first, (first + size).saturating_sub(1)))
+}
+
+/// RFC 9110 precedence, as S3 applies it: If-Match beats If-Unmodified-Since (412), and
+/// If-None-Match beats If-Modified-Since (304).
+fn check_conditions(version: &ObjectVersion, c: &Conditions<'_>) -> Result<()> {
+    let etag = &version.content.etag;
+    let matches = |cond: &ETagCondition| match cond {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(e) => e.value() == etag,
+    };
+    let modified = wire::seconds(version.created_at);
+    let precondition_failed = match c.if_match {
+        Some(cond) => !matches(cond),
+        None => c.if_unmodified_since.is_some_and(|ts| modified > wire::seconds(wire::millis(ts))),
+    };
+    if precondition_failed {
+        return Err(
+            s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold").into()
+        );
+    }
+    let not_modified = match c.if_none_match {
+        Some(cond) => matches(cond),
+        None => c.if_modified_since.is_some_and(|ts| modified <= wire::seconds(wire::millis(ts))),
+    };
+    if not_modified {
+        let mut err = S3Error::new(S3ErrorCode::NotModified);
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = wire::etag(etag).to_http_header() {
+            headers.insert(http::header::ETAG, value);
+        }
+        err.set_headers(headers);
+        return Err(err.into());
+    }
+    Ok(())
+}
+
+/// Streams the bytes `first..=last` of an object stored as consecutive blobs, opening each
+/// blob only when the previous one is done.
+pub(super) fn read_parts(
+    blobs: Arc<dyn BlobStore>,
+    parts: &[BlobPart],
+    (first, last): (u64, u64),
+) -> impl Stream<Item = Result<Bytes, BlobError>> + Send + use<> {
+    let mut pieces = Vec::new();
+    let mut offset = 0;
+    for part in parts {
+        let (start, end) = (offset, offset + part.size);
+        offset = end;
+        if part.size == 0 || end <= first || start > last {
+            continue;
+        }
+        let local = (first.max(start) - start, last.min(end - 1) - start);
+        pieces.push((BlobId::new(part.blob.clone()), local));
+    }
+    futures::stream::iter(pieces)
+        .then(move |(id, range)| {
+            let blobs = Arc::clone(&blobs);
+            async move { blobs.get(&id, Some(range)).await }
+        })
+        .try_flatten()
+}
+
+/// A response body that records the retrieval, with the bytes actually sent, when hyper is
+/// done with it (finished or dropped by a client that went away).
+struct RecordedBody<S> {
+    inner: S,
+    sent: u64,
+    record: Option<Box<dyn FnOnce(u64) + Send + Sync>>,
+}
+
+impl<S: Stream<Item = Result<Bytes, BlobError>> + Unpin> Stream for RecordedBody<S> {
+    type Item = Result<Bytes, BlobError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = Pin::new(&mut self.inner).poll_next(cx);
+        if let Poll::Ready(Some(Ok(chunk))) = &polled {
+            self.sent += chunk.len() as u64;
+        }
+        polled
+    }
+}
+
+impl<S> Drop for RecordedBody<S> {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            record(self.sent);
+        }
+    }
+}
+
+/// Queues the retrieval record of a version; never delays or fails the read.
+fn record_retrieval(
+    registry: &Registry,
+    caller: Caller,
+    version: VersionRef,
+    method: &str,
+    bytes: u64,
+    range: Option<String>,
+) {
+    let retrieved = Retrieved { version, method: method.to_owned(), bytes, range };
+    let lost = |err: registry::Error| tracing::error!(error = %err, "a retrieval record was lost");
+    if let Err(err) = registry.record_retrieval(caller, retrieved, lost) {
+        lost(err);
+    }
+}
+
+fn version_ref(version: &ObjectVersion) -> VersionRef {
+    VersionRef { bucket: version.bucket.clone(), key: version.key.clone(), version_id: version.version_id.clone() }
+}
+
+/// Applies a `response-*` override, or the stored value.
+fn override_or(overridden: Option<String>, stored: Option<String>) -> Option<String> {
+    overridden.or(stored)
+}
+
+pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> Result<S3Response<GetObjectOutput>> {
+    let input = &req.input;
+    let conditions = Conditions {
+        if_match: input.if_match.as_ref(),
+        if_none_match: input.if_none_match.as_ref(),
+        if_modified_since: input.if_modified_since.as_ref(),
+        if_unmodified_since: input.if_unmodified_since.as_ref(),
+    };
+    let plan = plan(
+        gw,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+        &conditions,
+        input.range.as_ref(),
+        input.part_number,
+    )
+    .await?;
+    let version = &plan.version;
+    let content = &version.content;
+    let length = plan.span.map_or(0, |(first, last)| last - first + 1);
+
+    let stream = match plan.span {
+        Some(span) => read_parts(Arc::clone(&gw.blobs), &content.parts, span).boxed(),
+        None => futures::stream::empty().boxed(),
+    };
+    let record: Option<Box<dyn FnOnce(u64) + Send + Sync>> = if gw.records_retrievals() {
+        let (registry, caller, target, range) =
+            (gw.registry.clone(), caller(&req), version_ref(version), plan.content_range.clone());
+        Some(Box::new(move |sent| record_retrieval(&registry, caller, target, "GET", sent, range)))
+    } else {
+        None
+    };
+    let body = RecordedBody { inner: sync_wrapper::SyncStream::new(stream), sent: 0, record };
+
+    let checksums = if plan.whole && checksum_mode_enabled(input.checksum_mode.as_ref()) {
+        wire::ChecksumFields::of(&content.checksums)
+    } else {
+        wire::ChecksumFields::default()
+    };
+    let (lock_mode, lock_until, legal_hold) = wire::lock_fields(version);
+    let output = GetObjectOutput {
+        body: Some(StreamingBlob::wrap(body)),
+        accept_ranges: Some("bytes".to_owned()),
+        content_length: i64::try_from(length).ok(),
+        content_range: plan.content_range.clone(),
+        e_tag: Some(wire::etag(&content.etag)),
+        last_modified: Some(wire::timestamp(version.created_at)),
+        metadata: wire::metadata(content),
+        content_type: override_or(input.response_content_type.clone(), content.content_type.clone()),
+        cache_control: override_or(input.response_cache_control.clone(), wire::header(content, "cache-control")),
+        content_disposition: override_or(
+            input.response_content_disposition.clone(),
+            wire::header(content, "content-disposition"),
+        ),
+        content_encoding: override_or(
+            input.response_content_encoding.clone(),
+            wire::header(content, "content-encoding"),
+        ),
+        content_language: override_or(
+            input.response_content_language.clone(),
+            wire::header(content, "content-language"),
+        ),
+        expires: input.response_expires.clone().or_else(|| wire::expires(content)),
+        version_id: wire::version_id_header(&plan.bucket, &version.version_id),
+        parts_count: parts_count(content.parts.len(), input.part_number),
+        tag_count: i32::try_from(content.tags.len()).ok().filter(|&n| n > 0),
+        checksum_crc32: checksums.crc32,
+        checksum_crc32c: checksums.crc32c,
+        checksum_crc64nvme: checksums.crc64nvme,
+        checksum_sha1: checksums.sha1,
+        checksum_sha256: checksums.sha256,
+        object_lock_mode: lock_mode,
+        object_lock_retain_until_date: lock_until,
+        object_lock_legal_hold_status: legal_hold,
+        ..Default::default()
+    };
+    let mut response = S3Response::new(output);
+    if plan.content_range.is_some() {
+        response.status = Some(http::StatusCode::PARTIAL_CONTENT);
+    }
+    Ok(response)
+}
+
+/// `x-amz-mp-parts-count`: for multipart objects, when a part was asked for.
+fn parts_count(parts: usize, part_number: Option<i32>) -> Option<i32> {
+    (part_number.is_some() && parts > 1).then(|| i32::try_from(parts).unwrap_or(i32::MAX))
+}
+
+fn checksum_mode_enabled(mode: Option<&ChecksumMode>) -> bool {
+    mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
+}
+
+pub(super) async fn head_object(gw: &Gateway, req: S3Request<HeadObjectInput>) -> Result<S3Response<HeadObjectOutput>> {
+    let input = &req.input;
+    let conditions = Conditions {
+        if_match: input.if_match.as_ref(),
+        if_none_match: input.if_none_match.as_ref(),
+        if_modified_since: input.if_modified_since.as_ref(),
+        if_unmodified_since: input.if_unmodified_since.as_ref(),
+    };
+    let plan = plan(
+        gw,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+        &conditions,
+        input.range.as_ref(),
+        input.part_number,
+    )
+    .await?;
+    let version = &plan.version;
+    let content = &version.content;
+    let length = plan.span.map_or(0, |(first, last)| last - first + 1);
+    if gw.records_retrievals() {
+        record_retrieval(&gw.registry, caller(&req), version_ref(version), "HEAD", 0, plan.content_range.clone());
+    }
+    let checksums = if plan.whole && checksum_mode_enabled(input.checksum_mode.as_ref()) {
+        wire::ChecksumFields::of(&content.checksums)
+    } else {
+        wire::ChecksumFields::default()
+    };
+    let (lock_mode, lock_until, legal_hold) = wire::lock_fields(version);
+    let output = HeadObjectOutput {
+        accept_ranges: Some("bytes".to_owned()),
+        content_length: i64::try_from(length).ok(),
+        content_range: plan.content_range.clone(),
+        e_tag: Some(wire::etag(&content.etag)),
+        last_modified: Some(wire::timestamp(version.created_at)),
+        metadata: wire::metadata(content),
+        content_type: override_or(input.response_content_type.clone(), content.content_type.clone()),
+        cache_control: override_or(input.response_cache_control.clone(), wire::header(content, "cache-control")),
+        content_disposition: override_or(
+            input.response_content_disposition.clone(),
+            wire::header(content, "content-disposition"),
+        ),
+        content_encoding: override_or(
+            input.response_content_encoding.clone(),
+            wire::header(content, "content-encoding"),
+        ),
+        content_language: override_or(
+            input.response_content_language.clone(),
+            wire::header(content, "content-language"),
+        ),
+        expires: input.response_expires.clone().or_else(|| wire::expires(content)),
+        version_id: wire::version_id_header(&plan.bucket, &version.version_id),
+        parts_count: parts_count(content.parts.len(), input.part_number),
+        checksum_crc32: checksums.crc32,
+        checksum_crc32c: checksums.crc32c,
+        checksum_crc64nvme: checksums.crc64nvme,
+        checksum_sha1: checksums.sha1,
+        checksum_sha256: checksums.sha256,
+        object_lock_mode: lock_mode,
+        object_lock_retain_until_date: lock_until,
+        object_lock_legal_hold_status: legal_hold,
+        ..Default::default()
+    };
+    let mut response = S3Response::new(output);
+    if plan.content_range.is_some() {
+        response.status = Some(http::StatusCode::PARTIAL_CONTENT);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(size: u64) -> BlobPart {
+        BlobPart { blob: String::new(), size, etag: String::new(), checksums: Default::default() }
+    }
+
+    #[test]
+    fn part_numbers_select_byte_spans() {
+        let parts = [part(5), part(5), part(2)];
+        assert_eq!(part_span(&parts, 1).unwrap(), (0, 4));
+        assert_eq!(part_span(&parts, 3).unwrap(), (10, 11));
+        assert!(part_span(&parts, 4).is_err());
+        assert!(part_span(&parts, 0).is_err());
+        assert_eq!(part_span(&[part(7)], 1).unwrap(), (0, 6));
+    }
+}

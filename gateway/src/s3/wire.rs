@@ -1,0 +1,303 @@
+//! Conversions between the registry's records and the s3s wire types, and the request
+//! checks every operation family shares (key rules, tags, lock headers).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use registry::event::v1::{LockMode, ObjectContent, Retention, StringMap};
+use registry::queries::{Bucket, ObjectVersion};
+use s3s::dto::{
+    ETag, Metadata, ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetainUntilDate, Timestamp, TimestampFormat,
+};
+use s3s::s3_error;
+
+use super::checksum::{ChecksumAlgorithm, Checksums};
+use super::error::Result;
+
+/// The longest key S3 accepts, in bytes.
+const MAX_KEY_BYTES: usize = 1024;
+
+/// Refuses keys S3 refuses (too long) and keys we refuse on principle: NUL and other
+/// control bytes, and `.`/`..` path segments. Keys never become file paths here, but they
+/// do become paths in tools that mirror buckets to disk (`aws s3 sync`, rclone), where such
+/// keys escape the target folder.
+///
+/// # Errors
+/// `KeyTooLongError`, `InvalidArgument`.
+pub fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(s3_error!(InvalidArgument, "Object key must not be empty").into());
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(s3_error!(KeyTooLongError, "Your key is too long").into());
+    }
+    if key.chars().any(char::is_control) {
+        return Err(s3_error!(InvalidArgument, "Object key must not contain control characters").into());
+    }
+    if key.split('/').any(|segment| segment == ".." || segment == ".") {
+        return Err(s3_error!(InvalidArgument, "Object key must not contain '.' or '..' path segments").into());
+    }
+    Ok(())
+}
+
+/// A fresh, unguessable id for a version, a delete marker or an upload: 32 hex digits of
+/// randomness, prefixed by the time so ids sort roughly by creation in listings and logs.
+#[must_use]
+pub fn new_id() -> String {
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    format!("{millis:012x}{:032x}", rand::random::<u128>())
+}
+
+/// Milliseconds since the epoch as an s3s timestamp.
+#[must_use]
+pub fn timestamp(ms: i64) -> Timestamp {
+    let since_epoch = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    Timestamp::from(UNIX_EPOCH + since_epoch)
+}
+
+/// An s3s timestamp as milliseconds since the epoch.
+#[must_use]
+pub fn millis(ts: &Timestamp) -> i64 {
+    let nanos = time::OffsetDateTime::from(ts.clone()).unix_timestamp_nanos();
+    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// The seconds of a timestamp, for HTTP-date comparisons (If-Modified-Since has second
+/// precision, so a version modified within the same second is not "modified since").
+#[must_use]
+pub fn seconds(ms: i64) -> i64 {
+    ms.div_euclid(1000)
+}
+
+/// The registry stores ETags without quotes; s3s quotes them on the wire.
+#[must_use]
+pub fn etag(value: &str) -> ETag {
+    ETag::Strong(value.to_owned())
+}
+
+/// `x-amz-version-id` for a version: absent for the `null` version of a bucket that never
+/// had versioning, as S3 does.
+#[must_use]
+pub fn version_id_header(bucket: &Bucket, version_id: &str) -> Option<String> {
+    (bucket.versioning.is_some() || version_id != "null").then(|| version_id.to_owned())
+}
+
+/// The standard headers kept with a version (besides Content-Type), by lower-case name.
+pub const STORED_HEADERS: [&str; 5] =
+    ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
+
+/// Collects the standard headers a PUT, copy or upload sets.
+#[must_use]
+pub fn stored_headers(
+    cache_control: Option<&String>,
+    content_disposition: Option<&String>,
+    content_encoding: Option<&String>,
+    content_language: Option<&String>,
+    expires: Option<&Timestamp>,
+) -> StringMap {
+    let expires = expires.and_then(|ts| {
+        let mut text = Vec::new();
+        ts.format(TimestampFormat::HttpDate, &mut text).ok().and_then(|()| String::from_utf8(text).ok())
+    });
+    let values = [
+        cache_control.cloned(),
+        content_disposition.cloned(),
+        content_encoding.cloned(),
+        content_language.cloned(),
+        expires,
+    ];
+    STORED_HEADERS.iter().zip(values).filter_map(|(name, value)| Some(((*name).to_owned(), value?))).collect()
+}
+
+/// The stored header `name` of a version.
+#[must_use]
+pub fn header(content: &ObjectContent, name: &str) -> Option<String> {
+    content.headers.get(name).cloned()
+}
+
+/// The stored `Expires` header as a timestamp.
+#[must_use]
+pub fn expires(content: &ObjectContent) -> Option<Timestamp> {
+    content.headers.get("expires").and_then(|text| Timestamp::parse(TimestampFormat::HttpDate, text).ok())
+}
+
+/// `x-amz-meta-*` as s3s hands it over, as the registry stores it.
+#[must_use]
+pub fn user_metadata(metadata: Option<Metadata>) -> StringMap {
+    metadata.map(|m| m.into_iter().collect()).unwrap_or_default()
+}
+
+/// Stored user metadata for a response.
+#[must_use]
+pub fn metadata(content: &ObjectContent) -> Option<Metadata> {
+    (!content.user_metadata.is_empty()).then(|| content.user_metadata.clone().into_iter().collect())
+}
+
+/// Computed checksums as the registry stores them: algorithm name to base64.
+#[must_use]
+pub fn checksum_map(checksums: &Checksums) -> StringMap {
+    checksums.iter().map(|c| (c.algorithm.as_str().to_owned(), c.to_base64())).collect()
+}
+
+/// The stored checksums, one optional field per algorithm, as s3s outputs want them.
+#[derive(Debug, Default)]
+pub struct ChecksumFields {
+    /// CRC32.
+    pub crc32: Option<String>,
+    /// CRC32C.
+    pub crc32c: Option<String>,
+    /// CRC64NVME.
+    pub crc64nvme: Option<String>,
+    /// SHA1.
+    pub sha1: Option<String>,
+    /// SHA256.
+    pub sha256: Option<String>,
+}
+
+impl ChecksumFields {
+    /// The fields of a stored checksum map.
+    #[must_use]
+    pub fn of(map: &StringMap) -> Self {
+        let get = |algorithm: ChecksumAlgorithm| map.get(algorithm.as_str()).cloned();
+        Self {
+            crc32: get(ChecksumAlgorithm::Crc32),
+            crc32c: get(ChecksumAlgorithm::Crc32c),
+            crc64nvme: get(ChecksumAlgorithm::Crc64Nvme),
+            sha1: get(ChecksumAlgorithm::Sha1),
+            sha256: get(ChecksumAlgorithm::Sha256),
+        }
+    }
+}
+
+/// The longest tag key and value S3 accepts, and the most tags on one object.
+const MAX_TAG_KEY: usize = 128;
+const MAX_TAG_VALUE: usize = 256;
+const MAX_TAGS: usize = 10;
+
+/// Parses the URL-encoded `x-amz-tagging` header (`k1=v1&k2=v2`).
+///
+/// # Errors
+/// `InvalidTag` for too many, too long or repeated tags.
+pub fn tags_from_header(header: Option<&str>) -> Result<StringMap> {
+    let Some(header) = header else { return Ok(StringMap::new()) };
+    check_tags(form_urlencoded::parse(header.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())))
+}
+
+/// Validates tags from a header or a Tagging document.
+///
+/// # Errors
+/// `InvalidTag` for too many, too long or repeated tags.
+pub fn check_tags(tags: impl IntoIterator<Item = (String, String)>) -> Result<StringMap> {
+    let mut map = StringMap::new();
+    for (key, value) in tags {
+        if key.is_empty() || key.chars().count() > MAX_TAG_KEY {
+            return Err(s3_error!(InvalidTag, "The TagKey you have provided is invalid").into());
+        }
+        if value.chars().count() > MAX_TAG_VALUE {
+            return Err(s3_error!(InvalidTag, "The TagValue you have provided is invalid").into());
+        }
+        if map.insert(key, value).is_some() {
+            return Err(s3_error!(InvalidTag, "Cannot provide multiple Tags with the same key").into());
+        }
+    }
+    if map.len() > MAX_TAGS {
+        return Err(s3_error!(InvalidTag, "Object tags cannot be greater than 10").into());
+    }
+    Ok(map)
+}
+
+/// The Object Lock headers of a PUT, copy or upload: retention (mode and date come
+/// together) and legal hold.
+///
+/// # Errors
+/// `InvalidArgument` when only one of mode and date is given or the date is in the past;
+/// `InvalidRequest` when the bucket has no Object Lock.
+pub fn lock_headers(
+    bucket: &Bucket,
+    mode: Option<&ObjectLockMode>,
+    until: Option<&ObjectLockRetainUntilDate>,
+    legal_hold: Option<&ObjectLockLegalHoldStatus>,
+    now_ms: i64,
+) -> Result<(Option<Retention>, bool)> {
+    let hold = legal_hold.is_some_and(|status| status.as_str() == ObjectLockLegalHoldStatus::ON);
+    let retention = match (mode, until) {
+        (None, None) => None,
+        (Some(mode), Some(until)) => {
+            let mode = lock_mode(mode.as_str())?;
+            let retain_until = millis(until);
+            if retain_until <= now_ms {
+                return Err(s3_error!(InvalidArgument, "The retain until date must be in the future!").into());
+            }
+            Some(Retention { mode, retain_until })
+        }
+        _ => {
+            return Err(s3_error!(
+                InvalidArgument,
+                "x-amz-object-lock-retain-until-date and x-amz-object-lock-mode must both be supplied"
+            )
+            .into());
+        }
+    };
+    if (retention.is_some() || legal_hold.is_some()) && !bucket.object_lock_enabled {
+        return Err(s3_error!(InvalidRequest, "Bucket is missing Object Lock Configuration").into());
+    }
+    Ok((retention, hold))
+}
+
+/// Parses a lock mode as S3 spells it (upper case only).
+///
+/// # Errors
+/// `InvalidArgument` for anything else.
+pub fn lock_mode(mode: &str) -> Result<LockMode> {
+    match mode {
+        "GOVERNANCE" => Ok(LockMode::Governance),
+        "COMPLIANCE" => Ok(LockMode::Compliance),
+        _ => Err(s3_error!(InvalidArgument, "Unknown wormMode directive.").into()),
+    }
+}
+
+/// A version's retention and legal hold as response headers.
+#[must_use]
+pub fn lock_fields(
+    version: &ObjectVersion,
+) -> (Option<ObjectLockMode>, Option<ObjectLockRetainUntilDate>, Option<ObjectLockLegalHoldStatus>) {
+    let mode = version.retention.map(|r| {
+        ObjectLockMode::from(match r.mode {
+            LockMode::Governance => ObjectLockMode::GOVERNANCE.to_owned(),
+            LockMode::Compliance => ObjectLockMode::COMPLIANCE.to_owned(),
+        })
+    });
+    let until = version.retention.map(|r| timestamp(r.retain_until));
+    let hold = version.legal_hold.then(|| ObjectLockLegalHoldStatus::from(ObjectLockLegalHoldStatus::ON.to_owned()));
+    (mode, until, hold)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_that_escape_a_folder_or_carry_control_bytes_are_refused() {
+        assert!(check_key("builds/1.0/app.tar.gz").is_ok());
+        assert!(check_key("a..b/c").is_ok());
+        for key in ["../etc/passwd", "a/../../b", "a/./b", "nul\0byte", "line\nbreak", "tab\t", ""] {
+            assert!(check_key(key).is_err(), "{key:?}");
+        }
+        assert!(check_key(&"k".repeat(1024)).is_ok());
+        assert!(check_key(&"k".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn timestamps_round_trip_through_milliseconds() {
+        let ms = 1_800_000_123_456;
+        assert_eq!(millis(&timestamp(ms)), ms);
+    }
+
+    #[test]
+    fn tagging_header_is_url_decoded_and_validated() {
+        let tags = tags_from_header(Some("team=build%20infra&stage=rc")).unwrap();
+        assert_eq!(tags.get("team").map(String::as_str), Some("build infra"));
+        assert_eq!(tags.len(), 2);
+        assert!(tags_from_header(Some("a=1&a=2")).is_err());
+        assert!(tags_from_header(Some(&format!("{}=v", "k".repeat(129)))).is_err());
+    }
+}
