@@ -24,6 +24,7 @@ pub mod auth;
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod layout;
 pub mod s3;
 pub mod server;
 pub mod telemetry;

@@ -67,6 +67,64 @@ impl FsBlobStore {
         let hex = id.as_str();
         Ok(self.blobs.join(&hex[0..2]).join(&hex[2..4]).join(hex))
     }
+
+    /// Reads a blob back and computes the BLAKE3 of its bytes, for `verify`: the result should
+    /// be the blob's own name. Streams the file (memory-mapped, hashed on all cores), so memory
+    /// stays bounded for any blob size.
+    ///
+    /// # Errors
+    ///
+    /// [`BlobError::NotFound`], [`BlobError::InvalidId`], I/O errors.
+    pub async fn rehash(&self, id: &BlobId) -> Result<blake3::Hash> {
+        let path = self.blob_path(id)?;
+        spawn_blocking(move || blake3::Hasher::new().update_mmap_rayon(path).map(|hasher| hasher.finalize()))
+            .await
+            .map_err(join_error)?
+            .map_err(not_found)
+    }
+
+    /// Removes files in `tmp/` last modified before `cutoff`: bodies of uploads that died
+    /// without their guard running (a crash, a kill). A live upload keeps writing, and so
+    /// keeps its file's mtime fresh. With `dry_run`, only counts them.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors reading `tmp/` or removing a file.
+    pub async fn remove_stale_temp_files(&self, cutoff: SystemTime, dry_run: bool) -> Result<TempSweep> {
+        let tmp = self.tmp.clone();
+        spawn_blocking(move || {
+            let mut swept = TempSweep::default();
+            for entry in std::fs::read_dir(&tmp)? {
+                let entry = entry?;
+                let meta = entry.metadata()?;
+                if !meta.is_file() || meta.modified()? >= cutoff {
+                    continue;
+                }
+                if !dry_run {
+                    match std::fs::remove_file(entry.path()) {
+                        Ok(()) => {}
+                        // Its upload finished or failed and removed it meanwhile.
+                        Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                        Err(err) => return Err(err.into()),
+                    }
+                }
+                swept.files += 1;
+                swept.bytes += meta.len();
+            }
+            Ok(swept)
+        })
+        .await
+        .map_err(join_error)?
+    }
+}
+
+/// What [`FsBlobStore::remove_stale_temp_files`] removed (or would remove).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TempSweep {
+    /// Files.
+    pub files: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
 }
 
 /// What a worker receives: the body's bytes, then `End` if the body arrived whole. A channel

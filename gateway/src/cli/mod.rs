@@ -3,12 +3,22 @@
 //!
 //! Exit codes: [`EXIT_OK`], [`EXIT_CHECK_FAILED`] (a check such as `verify` found a problem),
 //! [`EXIT_ERROR`] (usage or runtime error; clap also uses 2 for usage errors).
+//!
+//! Maintenance commands (`verify`, `gc`, `replay`, `events`) work on an existing data
+//! directory, print their result on stdout (JSON with `--json`) and draw progress bars on
+//! stderr when it is a terminal.
 
+pub mod events;
+pub mod gc;
+mod progress;
+pub mod replay;
 pub mod serve;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, LogFormat};
@@ -40,6 +50,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILTER")]
     pub log_level: Option<String>,
 
+    /// Print results as JSON (`events list`: one event per line) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -50,6 +64,23 @@ pub struct Cli {
 pub enum Command {
     /// Serve the S3 API.
     Serve(serve::ServeArgs),
+    /// Check the event chain, the views against the log, and every blob against its digest.
+    Verify(verify::VerifyArgs),
+    /// Remove blobs that nothing references and abandoned temp files.
+    Gc(gc::GcArgs),
+    /// Rebuild every view from the event log.
+    Replay,
+    /// Read the event log.
+    Events(events::EventsArgs),
+}
+
+/// How a command that ran to its end came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done; every check passed.
+    Ok,
+    /// A check found a problem (reported on stdout).
+    CheckFailed,
 }
 
 impl Cli {
@@ -74,8 +105,8 @@ impl Cli {
         if let Some(level) = &self.log_level {
             flags.push(("log.level", level.clone()));
         }
-        match &self.command {
-            Command::Serve(args) => args.push_flags(&mut flags),
+        if let Command::Serve(args) = &self.command {
+            args.push_flags(&mut flags);
         }
         Config::load(self.config.as_deref(), &|name| std::env::var(name).ok(), &flags)
     }
@@ -83,14 +114,39 @@ impl Cli {
 
 /// Runs the command and returns the process exit code.
 pub async fn run(cli: Cli, config: Config) -> ExitCode {
+    let json = cli.json;
     let result = match cli.command {
-        Command::Serve(_) => serve::run(config).await,
+        Command::Serve(_) => serve::run(config).await.map(|()| Outcome::Ok),
+        Command::Verify(args) => verify::run(&config, &args, json).await,
+        Command::Gc(args) => gc::run(&config, &args, json).await.map(|()| Outcome::Ok),
+        Command::Replay => replay::run(&config, json).await,
+        Command::Events(args) => events::run(&config, &args, json).await.map(|()| Outcome::Ok),
     };
     match result {
-        Ok(()) => ExitCode::from(EXIT_OK),
+        Ok(Outcome::Ok) => ExitCode::from(EXIT_OK),
+        Ok(Outcome::CheckFailed) => ExitCode::from(EXIT_CHECK_FAILED),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+/// The registry of the configured data directory. A missing file is an error rather than a
+/// new empty registry, so a mistyped `--data-dir` is reported instead of "verified".
+fn existing_registry(config: &Config) -> anyhow::Result<PathBuf> {
+    let path = crate::layout::registry_path(&config.storage.data_dir);
+    let exists = path.try_exists().with_context(|| format!("cannot read {}", path.display()))?;
+    anyhow::ensure!(exists, "no registry at {} (is --data-dir right?)", path.display());
+    Ok(path)
+}
+
+/// Writes one line of a command's result to stdout. A closed pipe (`| head`) is not an error
+/// worth reporting; the caller stops writing when this returns `false`.
+fn print_line(out: &mut impl std::io::Write, line: &str) -> anyhow::Result<bool> {
+    match writeln!(out, "{line}") {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(err) => Err(anyhow::Error::new(err).context("cannot write to stdout")),
     }
 }

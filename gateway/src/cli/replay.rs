@@ -1,0 +1,80 @@
+//! `artifact-store replay`: rebuilds every view from the event log.
+//!
+//! The chain is verified first: views are not rebuilt from a log that was changed behind the
+//! registry's back (that is `verify`'s finding to act on, exit code 1).
+//!
+//! The rebuild is one `IMMEDIATE` transaction ([`registry::log::replay_with_progress`]), so it
+//! is safe beside a serving gateway: readers keep seeing the old views until it commits, and
+//! the gateway's writes wait for it. They wait up to SQLite's busy timeout (10 s) and fail
+//! after that, so replay a large log while the gateway is stopped.
+
+use anyhow::Context as _;
+use registry::log::{self, ChainHead};
+use registry::sqlite;
+use serde::Serialize;
+
+use super::progress::{self, Unit};
+use super::{Outcome, existing_registry, print_line};
+use crate::config::Config;
+
+/// How a replay ended.
+enum Replayed {
+    /// The views were rebuilt up to this sequence.
+    Rebuilt(u64),
+    /// The chain does not verify from this sequence on; nothing was changed.
+    ChainBroken(u64),
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    /// The last event applied (0 for an empty log).
+    head_sequence: u64,
+}
+
+/// Verifies the chain, rebuilds the views and prints the head sequence.
+///
+/// # Errors
+///
+/// No registry, the write lock not obtained in time, or a payload that does not parse.
+pub async fn run(config: &Config, json: bool) -> anyhow::Result<Outcome> {
+    let path = existing_registry(config)?;
+    let replayed = tokio::task::spawn_blocking(move || -> anyhow::Result<Replayed> {
+        let mut conn = sqlite::open_offline(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        let head = ChainHead::load(&conn)?;
+
+        let bar = progress::bar("chain", head.sequence, Unit::Events);
+        let verified = log::verify_with_progress(&conn, |sequence| bar.set_position(sequence))?;
+        bar.finish_and_clear();
+        if let Some(sequence) = verified.first_mismatch {
+            return Ok(Replayed::ChainBroken(sequence));
+        }
+
+        let bar = progress::bar("replay", head.sequence, Unit::Events);
+        let applied = log::replay_with_progress(&mut conn, |sequence| bar.set_position(sequence))
+            .context("replay failed; the views are unchanged")?;
+        bar.finish_and_clear();
+        Ok(Replayed::Rebuilt(applied))
+    })
+    .await
+    .context("replay")??;
+
+    let mut out = std::io::stdout().lock();
+    match replayed {
+        Replayed::Rebuilt(head_sequence) => {
+            let text = if json {
+                serde_json::to_string(&Report { head_sequence })?
+            } else {
+                format!("views rebuilt from the log; head sequence {head_sequence}")
+            };
+            print_line(&mut out, &text)?;
+            Ok(Outcome::Ok)
+        }
+        Replayed::ChainBroken(sequence) => {
+            eprintln!(
+                "error: the event chain is broken at event {sequence}; not rebuilding views from it \
+                 (run `artifact-store verify`)"
+            );
+            Ok(Outcome::CheckFailed)
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! `artifact-store verify`: checks that the data directory is what its log says it is.
+//!
+//! 1. The chain: every event's payload digest, hash and link to the previous event
+//!    ([`registry::log::verify_with_progress`]); the first event that does not match is named.
+//! 2. The views: a snapshot of the registry (`VACUUM INTO` a temp file) is replayed from its
+//!    log and its views dump compared with the stored ones, so a view row changed behind the
+//!    log's back is found. Each differing table is named with the key of a differing row.
+//! 3. The blobs (unless `--no-blobs`): every blob file is re-hashed and must hash to its
+//!    name, and every blob the views reference must exist.
+//!
+//! Safe beside a serving gateway: the registry is opened read-only (WAL readers never block
+//! the writer) and the live database is never written. The snapshot goes to the system temp
+//! directory (`TMPDIR`) and is removed afterwards.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use anyhow::Context as _;
+use futures::StreamExt as _;
+use registry::log::{self, ChainHead};
+use registry::{queries, sqlite, views};
+use rusqlite::Connection;
+use serde::Serialize;
+
+use super::progress::{self, Unit};
+use super::{Outcome, existing_registry, print_line};
+use crate::backend::fs::FsBlobStore;
+use crate::backend::{BlobError, BlobId, BlobStore as _};
+use crate::config::Config;
+
+/// Flags of `verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Skip re-hashing blobs and checking that referenced blobs exist.
+    #[arg(long)]
+    pub no_blobs: bool,
+}
+
+/// Everything `verify` found; printed as text or, with `--json`, as one object.
+#[derive(Debug, Serialize)]
+struct Report {
+    /// Whether every check passed.
+    ok: bool,
+    chain: ChainReport,
+    views: ViewsReport,
+    /// `None` with `--no-blobs`.
+    blobs: Option<BlobsReport>,
+    /// One line per problem, each naming what is wrong.
+    problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ChainReport {
+    /// Events checked (including the first mismatch).
+    events: u64,
+    /// Head of the intact part of the chain.
+    head_sequence: u64,
+    head_hash: String,
+    first_mismatch: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct ViewsReport {
+    /// Whether the stored views equal the views rebuilt from the log, byte for byte.
+    matches_log: bool,
+    /// Tables that differ, each with the key of one differing row.
+    differences: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct BlobsReport {
+    /// Blob files re-hashed.
+    checked: u64,
+    /// Their total size.
+    bytes: u64,
+    /// Blobs whose bytes do not hash to their name.
+    corrupt: Vec<String>,
+    /// Distinct blobs the views reference.
+    referenced: u64,
+    /// Referenced blobs that do not exist.
+    missing: Vec<String>,
+    /// Blob files nothing references (not a problem: `gc` removes them).
+    unreferenced: u64,
+}
+
+/// Runs the checks and prints the report.
+///
+/// # Errors
+///
+/// No registry, or a failure to read it or the blobs (a runtime error, not a failed check).
+pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Result<Outcome> {
+    let path = existing_registry(config)?;
+
+    let registry_path = path.clone();
+    let (chain, views, referenced) =
+        tokio::task::spawn_blocking(move || check_registry(&registry_path)).await.context("registry checks")??;
+
+    let mut problems = Vec::new();
+    if let Some(sequence) = chain.first_mismatch {
+        problems.push(format!(
+            "chain: event {sequence} does not match the hash chain (intact up to event {})",
+            chain.head_sequence
+        ));
+    }
+    problems.extend(views.differences.iter().map(|difference| format!("views: {difference}")));
+
+    let blobs = if args.no_blobs {
+        None
+    } else {
+        let store = FsBlobStore::open(&config.storage.data_dir)
+            .with_context(|| format!("cannot open the blob store in {}", config.storage.data_dir.display()))?;
+        let blobs = check_blobs(&store, &path, referenced).await?;
+        problems.extend(blobs.corrupt.iter().map(|id| format!("blob {id}: its bytes do not hash to its name")));
+        problems.extend(blobs.missing.iter().map(|id| format!("blob {id}: referenced by the registry but missing")));
+        Some(blobs)
+    };
+
+    let report = Report { ok: problems.is_empty(), chain, views, blobs, problems };
+    print_report(&report, json)?;
+    Ok(if report.ok { Outcome::Ok } else { Outcome::CheckFailed })
+}
+
+/// Checks 1 and 2; returns the blobs the views reference, for check 3.
+fn check_registry(path: &Path) -> anyhow::Result<(ChainReport, ViewsReport, Vec<String>)> {
+    let conn = sqlite::open_read_only(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let chain = check_chain(&conn)?;
+    let views = check_views(&conn)?;
+    // The stored views (not the rebuilt ones): those are what the gateway serves from.
+    let referenced = referenced_blobs(&conn)?;
+    Ok((chain, views, referenced))
+}
+
+fn check_chain(conn: &Connection) -> anyhow::Result<ChainReport> {
+    let head = ChainHead::load(conn)?;
+    let bar = progress::bar("chain", head.sequence, Unit::Events);
+    let verified = log::verify_with_progress(conn, |sequence| bar.set_position(sequence))?;
+    bar.finish_and_clear();
+    Ok(ChainReport {
+        events: verified.events,
+        head_sequence: verified.head.sequence,
+        head_hash: hex::encode(verified.head.hash),
+        first_mismatch: verified.first_mismatch,
+    })
+}
+
+/// Prefix of the tables that keep the stored views inside the snapshot while it is replayed.
+const STORED: &str = "verify_stored_";
+
+fn check_views(conn: &Connection) -> anyhow::Result<ViewsReport> {
+    let dir =
+        tempfile::Builder::new().prefix("artifact-store-verify-").tempdir().context("cannot create a temp dir")?;
+    let snapshot = dir.path().join("registry.db");
+    let target = snapshot.to_str().context("the temp dir's path is not UTF-8")?;
+    conn.execute("VACUUM INTO ?1", [target]).context("cannot snapshot the registry")?;
+
+    let mut copy = sqlite::open_offline(&snapshot)?;
+    // A throwaway copy: durability would only cost fsyncs.
+    copy.pragma_update(None, "synchronous", "OFF")?;
+    let stored = views::dump(&copy)?;
+    for (table, _) in views::VIEW_TABLES {
+        copy.execute_batch(&format!("CREATE TABLE {STORED}{table} AS SELECT * FROM {table}"))?;
+    }
+
+    let head = ChainHead::load(&copy)?;
+    let bar = progress::bar("views", head.sequence, Unit::Events);
+    let replayed = log::replay_with_progress(&mut copy, |sequence| bar.set_position(sequence));
+    bar.finish_and_clear();
+    match replayed {
+        Ok(_) => {}
+        Err(registry::Error::CorruptPayload { sequence, source }) => {
+            return Ok(ViewsReport {
+                matches_log: false,
+                differences: vec![format!(
+                    "event {sequence} has a payload that does not parse ({source}), so the views cannot be rebuilt"
+                )],
+            });
+        }
+        Err(err) => return Err(err).context("cannot replay the snapshot"),
+    }
+
+    if views::dump(&copy)? == stored {
+        return Ok(ViewsReport { matches_log: true, differences: Vec::new() });
+    }
+    let mut differences = Vec::new();
+    for (table, key) in views::VIEW_TABLES {
+        if let Some(row) = first_difference(&copy, table, key)? {
+            differences.push(format!("table {table} differs from the log at {row}"));
+        }
+    }
+    if differences.is_empty() {
+        // Equal as SQL values but not byte for byte (a value stored with another type).
+        differences.push("the views differ from the log in the types of stored values".to_owned());
+    }
+    Ok(ViewsReport { matches_log: false, differences })
+}
+
+/// The key (`column=value, ...`) of the first row of `table` that is in the stored views but
+/// not in the rebuilt ones, or the other way round.
+fn first_difference(conn: &Connection, table: &str, key: &str) -> anyhow::Result<Option<String>> {
+    let sql = format!(
+        "SELECT {key} FROM (SELECT * FROM {STORED}{table} EXCEPT SELECT * FROM {table}
+                            UNION ALL
+                            SELECT * FROM (SELECT * FROM {table} EXCEPT SELECT * FROM {STORED}{table}))
+         ORDER BY {key} LIMIT 1"
+    );
+    let mut statement = conn.prepare(&sql)?;
+    let names: Vec<String> = statement.column_names().into_iter().map(str::to_owned).collect();
+    let mut rows = statement.query([])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let mut rendered = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let value = match row.get_ref(i)? {
+            rusqlite::types::ValueRef::Null => "NULL".to_owned(),
+            rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+            rusqlite::types::ValueRef::Real(r) => r.to_string(),
+            rusqlite::types::ValueRef::Text(t) => format!("{:?}", String::from_utf8_lossy(t)),
+            rusqlite::types::ValueRef::Blob(b) => format!("x'{}'", hex::encode(b)),
+        };
+        rendered.push(format!("{name}={value}"));
+    }
+    Ok(Some(rendered.join(", ")))
+}
+
+/// Every blob the views reference, in order. (`registry::queries` answers one blob at a
+/// time; this reads the same `blob_refs` view whole.)
+fn referenced_blobs(conn: &Connection) -> anyhow::Result<Vec<String>> {
+    let mut statement = conn.prepare("SELECT blob FROM blob_refs ORDER BY blob")?;
+    let blobs = statement.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(blobs)
+}
+
+/// Check 3. `referenced` was read before the blobs are listed, so each of them was committed
+/// before the listing started (a version is recorded only after its blob is committed).
+async fn check_blobs(store: &FsBlobStore, registry: &Path, referenced: Vec<String>) -> anyhow::Result<BlobsReport> {
+    let mut entries = Vec::new();
+    let mut listing = store.list().await.context("cannot list blobs")?;
+    while let Some(entry) = listing.next().await {
+        entries.push(entry.context("cannot list blobs")?);
+    }
+    let mut report = BlobsReport { referenced: referenced.len() as u64, ..BlobsReport::default() };
+
+    let total = entries.iter().map(|e| e.size).sum();
+    let bar = progress::bar("blobs", total, Unit::Bytes);
+    for entry in &entries {
+        match store.rehash(&entry.id).await {
+            Ok(hash) if hash.to_hex().as_str() == entry.id.as_str() => {}
+            Ok(_) => report.corrupt.push(entry.id.to_string()),
+            // Removed by a gc running meanwhile: it was unreferenced, and is gone.
+            Err(BlobError::NotFound) => continue,
+            Err(err) => return Err(err).with_context(|| format!("cannot read blob {}", entry.id)),
+        }
+        report.checked += 1;
+        report.bytes += entry.size;
+        bar.inc(entry.size);
+    }
+    bar.finish_and_clear();
+
+    let listed: HashSet<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+    let referenced_set: HashSet<&str> = referenced.iter().map(String::as_str).collect();
+    report.unreferenced = listed.iter().filter(|id| !referenced_set.contains(*id)).count() as u64;
+    let unlisted: Vec<&str> = referenced.iter().map(String::as_str).filter(|id| !listed.contains(id)).collect();
+    report.missing = confirm_missing(store, registry, &unlisted).await?;
+    Ok(report)
+}
+
+/// Of the referenced blobs the listing did not show, those that are really gone: not there
+/// now, and still referenced now (a gc may have removed one that stopped being referenced).
+async fn confirm_missing(store: &FsBlobStore, registry: &Path, unlisted: &[&str]) -> anyhow::Result<Vec<String>> {
+    let mut absent = Vec::new();
+    for id in unlisted {
+        match store.size(&BlobId::new(*id)).await {
+            Ok(_) => {}
+            Err(BlobError::NotFound | BlobError::InvalidId) => absent.push((*id).to_owned()),
+            Err(err) => return Err(err).with_context(|| format!("cannot read blob {id}")),
+        }
+    }
+    if absent.is_empty() {
+        return Ok(absent);
+    }
+    let registry = registry.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+        let conn = sqlite::open_read_only(&registry)?;
+        let mut missing = Vec::new();
+        for id in absent {
+            if queries::blob_refs(&conn, &id)? > 0 {
+                missing.push(id);
+            }
+        }
+        Ok(missing)
+    })
+    .await
+    .context("blob reference check")?
+}
+
+fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        print_line(&mut out, &serde_json::to_string(report)?)?;
+        return Ok(());
+    }
+    let chain = &report.chain;
+    let mut lines = vec![match chain.first_mismatch {
+        None => format!("chain: {} events intact, head {} {}", chain.events, chain.head_sequence, chain.head_hash),
+        Some(sequence) => format!("chain: broken at event {sequence}"),
+    }];
+    lines.push(if report.views.matches_log {
+        "views: match the log".to_owned()
+    } else {
+        "views: differ from the log".to_owned()
+    });
+    if let Some(blobs) = &report.blobs {
+        lines.push(format!(
+            "blobs: {} checked ({}), {} corrupt; {} referenced, {} missing; {} unreferenced",
+            blobs.checked,
+            indicatif::HumanBytes(blobs.bytes),
+            blobs.corrupt.len(),
+            blobs.referenced,
+            blobs.missing.len(),
+            blobs.unreferenced
+        ));
+    }
+    lines.extend(report.problems.iter().map(|problem| format!("FAILED {problem}")));
+    lines.push(if report.ok { "ok".to_owned() } else { format!("{} problem(s)", report.problems.len()) });
+    for line in lines {
+        if !print_line(&mut out, &line)? {
+            break;
+        }
+    }
+    Ok(())
+}
