@@ -74,11 +74,13 @@ def problems_with(events, types, path, actor):
             problems.append("no v1.object.put or v1.multipart.completed to compare the file with")
         else:
             size, digest = file_digest(path)
+            # v1.object.put carries the version; v1.multipart.completed wraps it in "version".
             last = writes[-1]["payload"]
-            if last.get("size") != size:
-                problems.append(f"payload size {last.get('size')!r} != {size}")
-            if str(last.get("blake3", "")).lower() != digest:
-                problems.append(f"payload blake3 {last.get('blake3')!r} != {digest}")
+            content = last.get("version", last).get("content", {})
+            if content.get("size") != size:
+                problems.append(f"payload size {content.get('size')!r} != {size}")
+            if str(content.get("blake3", "")).lower() != digest:
+                problems.append(f"payload blake3 {content.get('blake3')!r} != {digest}")
     return problems
 
 

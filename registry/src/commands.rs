@@ -103,6 +103,13 @@ fn require_version(conn: &Connection, bucket: &str, key: &str, version_id: Optio
     }
 }
 
+/// An upload in progress of this bucket and key.
+fn require_upload(conn: &Connection, bucket: &str, key: &str, upload_id: &str) -> Result<queries::Upload> {
+    queries::upload(conn, upload_id)?
+        .filter(|u| u.created.bucket == bucket && u.created.key == key)
+        .ok_or(Error::NoSuchUpload)
+}
+
 fn version_ref(version: &ObjectVersion) -> VersionRef {
     VersionRef { bucket: version.bucket.clone(), key: version.key.clone(), version_id: version.version_id.clone() }
 }
@@ -365,10 +372,11 @@ impl Registry {
     /// Records an uploaded part (`v1.multipart.part.uploaded`).
     ///
     /// # Errors
-    /// [`Error::NoSuchUpload`] when the upload was completed or aborted meanwhile.
+    /// [`Error::NoSuchUpload`] when the upload was completed or aborted meanwhile, or is not
+    /// an upload of the part's bucket and key.
     pub async fn upload_part(&self, caller: Caller, part: PartUploaded) -> Result<Event> {
         self.write(move |writer| {
-            queries::upload(writer.conn(), &part.upload_id)?.ok_or(Error::NoSuchUpload)?;
+            require_upload(writer.conn(), &part.bucket, &part.key, &part.upload_id)?;
             writer.append(caller.draft(Payload::PartUploaded(part)))
         })
         .await
@@ -388,7 +396,7 @@ impl Registry {
         new: NewVersion,
     ) -> Result<VersionRecorded> {
         self.write(move |writer| {
-            queries::upload(writer.conn(), &upload_id)?.ok_or(Error::NoSuchUpload)?;
+            require_upload(writer.conn(), &new.put.bucket, &new.put.key, &upload_id)?;
             let stored = queries::parts(writer.conn(), &upload_id, 0, usize::MAX)?;
             for (number, etag) in &expected_parts {
                 let same = stored.iter().any(|p| p.number == *number && p.part.etag == *etag);
@@ -405,11 +413,10 @@ impl Registry {
     ///
     /// # Errors
     /// [`Error::NoSuchUpload`].
-    pub async fn abort_multipart_upload(&self, caller: Caller, upload_id: &str) -> Result<Event> {
-        let upload_id = upload_id.to_owned();
+    pub async fn abort_multipart_upload(&self, caller: Caller, upload: UploadRef) -> Result<Event> {
         self.write(move |writer| {
-            queries::upload(writer.conn(), &upload_id)?.ok_or(Error::NoSuchUpload)?;
-            writer.append(caller.draft(Payload::MultipartAborted(UploadRef { upload_id })))
+            require_upload(writer.conn(), &upload.bucket, &upload.key, &upload.upload_id)?;
+            writer.append(caller.draft(Payload::MultipartAborted(upload)))
         })
         .await
     }

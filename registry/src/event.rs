@@ -53,9 +53,9 @@ pub struct Event {
     pub created_at: i64,
     /// Versioned type name such as `v1.object.put`.
     pub event_type: String,
-    /// The kind of thing the event is about (`bucket`, `object`, `upload`).
+    /// The kind of thing the event is about (`bucket` or `object`).
     pub subject_kind: String,
-    /// Which one: `bucket`, `bucket/key` or an upload id.
+    /// Which one: `bucket` or `bucket/key`.
     pub subject_id: String,
     /// Who did it.
     pub actor: String,

@@ -8,7 +8,7 @@ use artifact_store_registry::clock::ManualClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
 use artifact_store_registry::event::v1::{
     BlobPart, DefaultRetention, LockMode, MultipartCreated, ObjectContent, ObjectLockSet, ObjectPut, Origin,
-    PartUploaded, Retention, Retrieved, VersionRef, VersioningStatus,
+    PartUploaded, Retention, Retrieved, UploadRef, VersionRef, VersioningStatus,
 };
 use artifact_store_registry::{Caller, Registry, log, queries, retention, sqlite, views};
 use proptest::prelude::*;
@@ -89,7 +89,7 @@ fn caller() -> Caller {
 /// Drives the registry through `ops`, ignoring refusals, and checks after each step that no
 /// version protected from this request has disappeared.
 async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
-    let mut uploads: Vec<String> = Vec::new();
+    let mut uploads: Vec<(String, String, String)> = Vec::new();
     for (step, op) in ops.iter().enumerate() {
         let seed = step as u64 + 1;
         let now = clock_now(clock);
@@ -172,12 +172,14 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
                     legal_hold: false,
                 };
                 if registry.create_multipart_upload(caller(), created).await.is_ok() {
-                    uploads.push(upload_id);
+                    uploads.push((bucket_name(bucket), key_name(key), upload_id));
                 }
             }
             Op::UploadPart { upload, number, size } => {
-                if let Some(upload_id) = uploads.get(usize::from(upload)) {
+                if let Some((bucket, key, upload_id)) = uploads.get(usize::from(upload)) {
                     let part = PartUploaded {
+                        bucket: bucket.clone(),
+                        key: key.clone(),
                         upload_id: upload_id.clone(),
                         part_number: u32::from(number),
                         part: blob(seed * 13 + u64::from(size)),
@@ -186,13 +188,13 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
                 }
             }
             Op::Complete { upload } => {
-                if let Some(upload_id) = uploads.get(usize::from(upload)).cloned() {
+                if let Some((_, _, upload_id)) = uploads.get(usize::from(upload)).cloned() {
                     complete(registry, upload_id, seed).await;
                 }
             }
             Op::Abort { upload } => {
-                if let Some(upload_id) = uploads.get(usize::from(upload)) {
-                    let _ = registry.abort_multipart_upload(caller(), upload_id).await;
+                if let Some((bucket, key, upload_id)) = uploads.get(usize::from(upload)).cloned() {
+                    let _ = registry.abort_multipart_upload(caller(), UploadRef { bucket, key, upload_id }).await;
                 }
             }
             Op::Read { bucket, key } => {

@@ -5,7 +5,7 @@
 
 use md5::{Digest as _, Md5};
 use registry::commands::{NewVersion, WriteCondition};
-use registry::event::v1::{BlobPart, MultipartCreated, ObjectContent, ObjectPut, Origin, PartUploaded};
+use registry::event::v1::{BlobPart, MultipartCreated, ObjectContent, ObjectPut, Origin, PartUploaded, UploadRef};
 use registry::queries::{self, Part, Upload};
 use s3s::dto::ChecksumAlgorithm as ChecksumAlgorithm_;
 use s3s::dto::*;
@@ -122,7 +122,13 @@ pub(super) async fn upload_part(
     let part = stored.part;
     let checksums = wire::ChecksumFields::of(&part.checksums);
     let etag = part.etag.clone();
-    let uploaded = PartUploaded { upload_id: input.upload_id.clone(), part_number: number, part };
+    let uploaded = PartUploaded {
+        bucket: input.bucket.clone(),
+        key: input.key.clone(),
+        upload_id: input.upload_id.clone(),
+        part_number: number,
+        part,
+    };
     gw.registry.upload_part(caller(&req), uploaded).await?;
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(wire::etag(&etag)),
@@ -183,7 +189,16 @@ pub(super) async fn upload_part_copy(
     let part = BlobPart { blob: id.to_string(), size, etag: etag.clone(), checksums: Default::default() };
     let event = gw
         .registry
-        .upload_part(caller(&req), PartUploaded { upload_id: input.upload_id.clone(), part_number: number, part })
+        .upload_part(
+            caller(&req),
+            PartUploaded {
+                bucket: input.bucket.clone(),
+                key: input.key.clone(),
+                upload_id: input.upload_id.clone(),
+                part_number: number,
+                part,
+            },
+        )
         .await?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
@@ -352,8 +367,8 @@ pub(super) async fn abort_multipart_upload(
 ) -> Result<S3Response<AbortMultipartUploadOutput>> {
     let input = &req.input;
     require_bucket(gw, &input.bucket).await?;
-    require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
-    gw.registry.abort_multipart_upload(caller(&req), &input.upload_id).await?;
+    let upload = UploadRef { bucket: input.bucket.clone(), key: input.key.clone(), upload_id: input.upload_id.clone() };
+    gw.registry.abort_multipart_upload(caller(&req), upload).await?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 

@@ -172,6 +172,10 @@ pub struct MultipartCreated {
 /// One uploaded part (`v1.multipart.part.uploaded`). A re-upload of the same number replaces it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartUploaded {
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
     /// Upload id.
     pub upload_id: String,
     /// Part number, 1 to 10,000.
@@ -308,9 +312,13 @@ pub struct LifecycleSet {
     pub rules: serde_json::Value,
 }
 
-/// Upload ended without an object (`v1.multipart.aborted`).
+/// An upload, named by its object and id (`v1.multipart.aborted`: it ended without an object).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadRef {
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
     /// Upload id.
     pub upload_id: String,
 }
@@ -400,17 +408,18 @@ payloads! {
     /// `v1.legal_hold.set`
     LegalHoldSet(LegalHoldSet) = "v1.legal_hold.set", "object";
     /// `v1.multipart.created`
-    MultipartCreated(MultipartCreated) = "v1.multipart.created", "upload";
+    MultipartCreated(MultipartCreated) = "v1.multipart.created", "object";
     /// `v1.multipart.part.uploaded`
-    PartUploaded(PartUploaded) = "v1.multipart.part.uploaded", "upload";
+    PartUploaded(PartUploaded) = "v1.multipart.part.uploaded", "object";
     /// `v1.multipart.completed`
-    MultipartCompleted(MultipartCompleted) = "v1.multipart.completed", "upload";
+    MultipartCompleted(MultipartCompleted) = "v1.multipart.completed", "object";
     /// `v1.multipart.aborted`
-    MultipartAborted(UploadRef) = "v1.multipart.aborted", "upload";
+    MultipartAborted(UploadRef) = "v1.multipart.aborted", "object";
 }
 
 impl Payload {
-    /// The subject id: the bucket name, `bucket/key`, or the upload id.
+    /// The subject id: the bucket name, or `bucket/key` for everything that happens to an
+    /// object (uploads included), so one query finds an object's whole history.
     #[must_use]
     pub fn subject_id(&self) -> String {
         let object = |bucket: &str, key: &str| format!("{bucket}/{key}");
@@ -427,10 +436,10 @@ impl Payload {
             | Payload::Retrieved(Retrieved { version: v, .. })
             | Payload::RetentionSet(RetentionSet { version: v, .. })
             | Payload::LegalHoldSet(LegalHoldSet { version: v, .. }) => object(&v.bucket, &v.key),
-            Payload::MultipartCreated(p) => p.upload_id.clone(),
-            Payload::PartUploaded(p) => p.upload_id.clone(),
-            Payload::MultipartCompleted(p) => p.upload_id.clone(),
-            Payload::MultipartAborted(p) => p.upload_id.clone(),
+            Payload::MultipartCreated(p) => object(&p.bucket, &p.key),
+            Payload::PartUploaded(p) => object(&p.bucket, &p.key),
+            Payload::MultipartCompleted(p) => object(&p.version.bucket, &p.version.key),
+            Payload::MultipartAborted(p) => object(&p.bucket, &p.key),
             Payload::Unknown { .. } => String::new(),
         }
     }
