@@ -158,7 +158,8 @@ def main():
             get_url = presigner.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=300)
             r = requests.get(get_url, verify=CA_BUNDLE or True, timeout=60)
             check(r.status_code == 200 and r.content == data, f"presigned GET: {r.status_code}, {len(r.content)} bytes")
-            bad = re.sub(r"((?:X-Amz-)?Signature=)(.)", lambda m: m.group(1) + ("A" if m.group(2) != "A" else "B"), get_url)
+            # A different digit keeps the signature well-formed (hex for v4, base64 for v2).
+            bad = re.sub(r"((?:X-Amz-)?Signature=)(.)", lambda m: m.group(1) + ("1" if m.group(2) == "0" else "0"), get_url)
             check(bad != get_url, "the URL has no signature to tamper with")
             r = requests.get(bad, verify=CA_BUNDLE or True, timeout=60)
             check(r.status_code == 403 and b"SignatureDoesNotMatch" in r.content,

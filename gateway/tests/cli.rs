@@ -77,7 +77,7 @@ impl DataDir {
 
 async fn store_blob(store: &FsBlobStore, bytes: &[u8]) -> BlobId {
     let body = Box::pin(futures::stream::iter([Ok(Bytes::copy_from_slice(bytes))]));
-    store.put(body, Some(bytes.len() as u64), &[]).await.unwrap().commit().await.unwrap()
+    store.put(body, Some(bytes.len() as u64), &[], None).await.unwrap().commit().await.unwrap()
 }
 
 async fn put(registry: &Registry, store: &FsBlobStore, key: &str, bytes: &[u8]) -> BlobId {
@@ -87,6 +87,7 @@ async fn put(registry: &Registry, store: &FsBlobStore, key: &str, bytes: &[u8]) 
         size: bytes.len() as u64,
         etag: "\"0123456789abcdef0123456789abcdef\"".to_owned(),
         checksums: BTreeMap::new(),
+        subtree: None,
     };
     let put = ObjectPut {
         bucket: BUCKET.to_owned(),

@@ -35,8 +35,13 @@ fn caller() -> Caller {
 /// A realistic `v1.object.put`: one blob, metadata, an ETag and a checksum.
 fn version(submitter: u64, i: u64) -> NewVersion {
     let digest = blake3::hash(&[submitter.to_le_bytes(), i.to_le_bytes()].concat()).to_hex().to_string();
-    let part =
-        BlobPart { blob: digest.clone(), size: 4096, etag: format!("\"{i:032x}\""), checksums: Default::default() };
+    let part = BlobPart {
+        blob: digest.clone(),
+        size: 4096,
+        etag: format!("\"{i:032x}\""),
+        checksums: Default::default(),
+        subtree: None,
+    };
     NewVersion {
         put: ObjectPut {
             bucket: "bench".into(),

@@ -43,7 +43,13 @@ fn crash_child() {
 
 fn version(task: u64, i: u64) -> NewVersion {
     let digest = blake3::hash(format!("{task}/{i}").as_bytes()).to_hex().to_string();
-    let part = BlobPart { blob: digest.clone(), size: i, etag: format!("\"{i:032x}\""), checksums: Default::default() };
+    let part = BlobPart {
+        blob: digest.clone(),
+        size: i,
+        etag: format!("\"{i:032x}\""),
+        checksums: Default::default(),
+        subtree: None,
+    };
     NewVersion {
         put: ObjectPut {
             bucket: "burst".into(),

@@ -76,7 +76,13 @@ fn key_name(k: u8) -> String {
 
 fn blob(seed: u64) -> BlobPart {
     let digest = blake3::hash(&seed.to_le_bytes()).to_hex().to_string();
-    BlobPart { blob: digest, size: seed % 10_000, etag: format!("\"{:032x}\"", seed), checksums: BTreeMap::new() }
+    BlobPart {
+        blob: digest,
+        size: seed % 10_000,
+        etag: format!("\"{:032x}\"", seed),
+        checksums: BTreeMap::new(),
+        subtree: None,
+    }
 }
 
 fn caller() -> Caller {

@@ -141,6 +141,7 @@ impl BlobStore for FsBlobStore {
         body: BodyStream,
         expected_len: Option<u64>,
         algorithms: &[ChecksumAlgorithm],
+        subtree_offset: Option<u64>,
     ) -> Result<StagedBlob> {
         // 1. A temp file and its guard exist before any byte is written, so every exit below
         //    (including this future being dropped) removes it.
@@ -153,20 +154,36 @@ impl BlobStore for FsBlobStore {
         let md5_worker = spawn_blocking(move || md5_worker(md5_rx));
         let checksummer = Checksummer::new(algorithms);
         let write_worker = spawn_blocking(move || write_worker(file, write_rx, checksummer));
+        // A multipart part's chaining value is a second BLAKE3 pass, on a core of its own.
+        let (subtree_tx, subtree_worker) = match subtree_offset {
+            Some(offset) => {
+                let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
+                (Some(tx), Some(spawn_blocking(move || subtree_worker(rx, offset))))
+            }
+            None => (None, None),
+        };
+        let workers: Vec<&mpsc::Sender<Chunk>> =
+            [Some(&md5_tx), Some(&write_tx), subtree_tx.as_ref()].into_iter().flatten().collect();
 
-        // 3. Stream the body to both; `End` only if it arrived whole.
-        let fed = feed(body, expected_len, &md5_tx, &write_tx).await;
+        // 3. Stream the body to every worker; `End` only if it arrived whole.
+        let fed = feed(body, expected_len, &workers).await;
         if fed.is_ok() {
-            // A failed send means the worker already stopped; its own result says why.
-            let _ = md5_tx.send(Chunk::End).await;
-            let _ = write_tx.send(Chunk::End).await;
+            for worker in &workers {
+                // A failed send means the worker already stopped; its own result says why.
+                let _ = worker.send(Chunk::End).await;
+            }
         }
-        drop((md5_tx, write_tx));
+        drop(workers);
+        drop((md5_tx, write_tx, subtree_tx));
 
-        // 4. Wait for both workers even on error, so nothing writes to the temp file after
+        // 4. Wait for every worker even on error, so nothing writes to the temp file after
         //    its guard removed it.
         let md5 = md5_worker.await.map_err(join_error)?;
         let written = write_worker.await.map_err(join_error)?;
+        let subtree = match subtree_worker {
+            Some(worker) => worker.await.map_err(join_error)?,
+            None => None,
+        };
         let size = fed?;
         let (blake3, checksums) = written?.ok_or_else(|| io::Error::other("blob writer stopped early"))?;
         let md5 = md5.ok_or_else(|| io::Error::other("md5 worker stopped early"))?;
@@ -174,7 +191,7 @@ impl BlobStore for FsBlobStore {
         let blake3 = *blake3.as_bytes();
         let final_path = self.blob_path(&BlobId::new(hex::encode(blake3)))?;
         let stage = FsStage { temp, final_path };
-        Ok(StagedBlob::new(size, blake3, md5, checksums, Box::new(stage)))
+        Ok(StagedBlob::new(size, blake3, md5, checksums, subtree, Box::new(stage)))
     }
 
     async fn get(&self, id: &BlobId, range: Option<(u64, u64)>) -> Result<BlobStream> {
@@ -219,13 +236,8 @@ impl BlobStore for FsBlobStore {
     }
 }
 
-/// Reads the body into both workers, enforcing `expected_len`. Returns the byte count.
-async fn feed(
-    mut body: BodyStream,
-    expected_len: Option<u64>,
-    md5_tx: &mpsc::Sender<Chunk>,
-    write_tx: &mpsc::Sender<Chunk>,
-) -> Result<u64> {
+/// Reads the body into every worker, enforcing `expected_len`. Returns the byte count.
+async fn feed(mut body: BodyStream, expected_len: Option<u64>, workers: &[&mpsc::Sender<Chunk>]) -> Result<u64> {
     let mut received: u64 = 0;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(BlobError::Body)?;
@@ -235,8 +247,11 @@ async fn feed(
         {
             return Err(BlobError::IncompleteBody { expected, received });
         }
-        if md5_tx.send(Chunk::Data(chunk.clone())).await.is_err() || write_tx.send(Chunk::Data(chunk)).await.is_err() {
-            return Err(io::Error::other("blob worker stopped").into());
+        for worker in workers {
+            // Cloning `Bytes` shares the buffer: every worker reads the same memory.
+            if worker.send(Chunk::Data(chunk.clone())).await.is_err() {
+                return Err(io::Error::other("blob worker stopped").into());
+            }
         }
     }
     if let Some(expected) = expected_len
@@ -254,6 +269,29 @@ fn md5_worker(mut rx: mpsc::Receiver<Chunk>) -> Option<[u8; 16]> {
         match chunk {
             Chunk::Data(bytes) => md5.update(&bytes),
             Chunk::End => return Some(md5.finalize().into()),
+        }
+    }
+    None
+}
+
+/// The BLAKE3 chaining value of everything received, hashed as a subtree starting at
+/// `offset` of a larger input; `None` if the put was abandoned or the bytes cannot form such
+/// a subtree (their length does not fit at that offset).
+fn subtree_worker(mut rx: mpsc::Receiver<Chunk>, offset: u64) -> Option<[u8; 32]> {
+    use blake3::hazmat::HasherExt as _;
+    let mut hasher = blake3::Hasher::new();
+    hasher.set_input_offset(offset);
+    let mut len: u64 = 0;
+    while let Some(chunk) = rx.blocking_recv() {
+        match chunk {
+            Chunk::Data(bytes) => {
+                len += bytes.len() as u64;
+                hasher.update(&bytes);
+            }
+            Chunk::End => {
+                let fits = blake3::hazmat::max_subtree_len(offset).is_none_or(|max| len <= max) && len > 0;
+                return fits.then(|| hasher.finalize_non_root());
+            }
         }
     }
     None
@@ -516,7 +554,7 @@ mod tests {
     async fn bytes_round_trip_with_their_digests() {
         let (dir, store) = store();
         let data = pattern(3 * READ_CHUNK as usize + 12_345);
-        let staged = store.put(body(in_chunks(&data, 65_536)), Some(data.len() as u64), &[]).await.unwrap();
+        let staged = store.put(body(in_chunks(&data, 65_536)), Some(data.len() as u64), &[], None).await.unwrap();
 
         assert_eq!(staged.size(), data.len() as u64);
         assert_eq!(staged.blake3(), *blake3::hash(&data).as_bytes());
@@ -535,7 +573,8 @@ mod tests {
     async fn requested_checksums_are_computed_while_streaming() {
         let (_dir, store) = store();
         let algorithms = [ChecksumAlgorithm::Crc32, ChecksumAlgorithm::Sha256];
-        let staged = store.put(body(vec![b"hello ".to_vec(), b"world".to_vec()]), None, &algorithms).await.unwrap();
+        let staged =
+            store.put(body(vec![b"hello ".to_vec(), b"world".to_vec()]), None, &algorithms, None).await.unwrap();
         let checksums = staged.checksums();
         assert_eq!(checksums.get(ChecksumAlgorithm::Crc32).unwrap().to_base64(), "DUoRhQ==");
         assert_eq!(
@@ -549,8 +588,8 @@ mod tests {
     async fn identical_content_is_stored_once() {
         let (dir, store) = store();
         let data = pattern(100_000);
-        let first = store.put(body(vec![data.clone()]), None, &[]).await.unwrap();
-        let second = store.put(body(in_chunks(&data, 7)), None, &[]).await.unwrap();
+        let first = store.put(body(vec![data.clone()]), None, &[], None).await.unwrap();
+        let second = store.put(body(in_chunks(&data, 7)), None, &[], None).await.unwrap();
         let first = first.commit().await.unwrap();
         let second = second.commit().await.unwrap();
 
@@ -563,7 +602,7 @@ mod tests {
     #[tokio::test]
     async fn dropped_stage_leaves_no_file() {
         let (dir, store) = store();
-        let staged = store.put(body(vec![pattern(1000)]), None, &[]).await.unwrap();
+        let staged = store.put(body(vec![pattern(1000)]), None, &[], None).await.unwrap();
         assert_eq!(files_in(&dir.path().join("tmp")).len(), 1);
         drop(staged);
         assert!(files_in(&dir.path().join("tmp")).is_empty());
@@ -573,7 +612,7 @@ mod tests {
     #[tokio::test]
     async fn short_body_is_incomplete_and_leaves_nothing() {
         let (dir, store) = store();
-        let err = store.put(body(vec![pattern(5)]), Some(10), &[]).await.unwrap_err();
+        let err = store.put(body(vec![pattern(5)]), Some(10), &[], None).await.unwrap_err();
         assert!(matches!(err, BlobError::IncompleteBody { expected: 10, received: 5 }), "{err:?}");
         assert!(files_in(&dir.path().join("tmp")).is_empty());
         assert!(files_in(&dir.path().join("blobs")).is_empty());
@@ -582,7 +621,7 @@ mod tests {
     #[tokio::test]
     async fn long_body_is_refused_and_leaves_nothing() {
         let (dir, store) = store();
-        let err = store.put(body(vec![pattern(5), pattern(6)]), Some(8), &[]).await.unwrap_err();
+        let err = store.put(body(vec![pattern(5), pattern(6)]), Some(8), &[], None).await.unwrap_err();
         assert!(matches!(err, BlobError::IncompleteBody { expected: 8, received: 11 }), "{err:?}");
         assert!(files_in(&dir.path().join("tmp")).is_empty());
     }
@@ -592,7 +631,7 @@ mod tests {
         let (dir, store) = store();
         let chunks: Vec<Result<Bytes, super::super::BodyError>> =
             vec![Ok(Bytes::from(pattern(100))), Err(io::Error::other("client went away").into())];
-        let err = store.put(Box::pin(futures::stream::iter(chunks)), None, &[]).await.unwrap_err();
+        let err = store.put(Box::pin(futures::stream::iter(chunks)), None, &[], None).await.unwrap_err();
         assert!(matches!(err, BlobError::Body(_)), "{err:?}");
         assert!(files_in(&dir.path().join("tmp")).is_empty());
     }
@@ -601,7 +640,7 @@ mod tests {
     async fn ranges_return_exactly_the_requested_bytes() {
         let (_dir, store) = store();
         let data = pattern(2 * READ_CHUNK as usize + 10);
-        let id = store.put(body(vec![data.clone()]), None, &[]).await.unwrap().commit().await.unwrap();
+        let id = store.put(body(vec![data.clone()]), None, &[], None).await.unwrap().commit().await.unwrap();
         let len = data.len() as u64;
 
         assert_eq!(read_all(&store, &id, Some((0, 0))).await, &data[..1]);
@@ -620,7 +659,7 @@ mod tests {
     #[tokio::test]
     async fn empty_blob_round_trips() {
         let (_dir, store) = store();
-        let id = store.put(body(vec![]), Some(0), &[]).await.unwrap().commit().await.unwrap();
+        let id = store.put(body(vec![]), Some(0), &[], None).await.unwrap().commit().await.unwrap();
         assert_eq!(id.as_str(), blake3::hash(b"").to_hex().as_str());
         assert!(read_all(&store, &id, None).await.is_empty());
     }
@@ -648,9 +687,9 @@ mod tests {
     #[tokio::test]
     async fn list_shows_committed_blobs_and_delete_removes_them() {
         let (_dir, store) = store();
-        let a = store.put(body(vec![b"a".to_vec()]), None, &[]).await.unwrap().commit().await.unwrap();
-        let b = store.put(body(vec![b"bb".to_vec()]), None, &[]).await.unwrap().commit().await.unwrap();
-        let _pending = store.put(body(vec![b"c".to_vec()]), None, &[]).await.unwrap();
+        let a = store.put(body(vec![b"a".to_vec()]), None, &[], None).await.unwrap().commit().await.unwrap();
+        let b = store.put(body(vec![b"bb".to_vec()]), None, &[], None).await.unwrap().commit().await.unwrap();
+        let _pending = store.put(body(vec![b"c".to_vec()]), None, &[], None).await.unwrap();
 
         let mut listed: Vec<_> = store.list().await.unwrap().map(|e| e.unwrap()).collect().await;
         listed.sort_by_key(|x| x.size);
@@ -664,12 +703,12 @@ mod tests {
     #[tokio::test]
     async fn recommit_refreshes_the_mtime_of_the_existing_blob() {
         let (dir, store) = store();
-        let id = store.put(body(vec![b"same".to_vec()]), None, &[]).await.unwrap().commit().await.unwrap();
+        let id = store.put(body(vec![b"same".to_vec()]), None, &[], None).await.unwrap().commit().await.unwrap();
         let path = files_in(&dir.path().join("blobs")).pop().unwrap();
         let old = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
         File::open(&path).unwrap().set_modified(old).unwrap();
 
-        let again = store.put(body(vec![b"same".to_vec()]), None, &[]).await.unwrap().commit().await.unwrap();
+        let again = store.put(body(vec![b"same".to_vec()]), None, &[], None).await.unwrap().commit().await.unwrap();
         assert_eq!(again, id);
         assert!(std::fs::metadata(&path).unwrap().modified().unwrap() > old);
     }

@@ -121,14 +121,29 @@ pub struct StagedBlob {
     blake3: [u8; 32],
     md5: [u8; 16],
     checksums: Checksums,
+    subtree: Option<[u8; 32]>,
     stage: Box<dyn Stage>,
 }
 
 impl StagedBlob {
     /// Assembles a staged blob; for [`BlobStore`] implementations.
     #[must_use]
-    pub fn new(size: u64, blake3: [u8; 32], md5: [u8; 16], checksums: Checksums, stage: Box<dyn Stage>) -> Self {
-        Self { size, blake3, md5, checksums, stage }
+    pub fn new(
+        size: u64,
+        blake3: [u8; 32],
+        md5: [u8; 16],
+        checksums: Checksums,
+        subtree: Option<[u8; 32]>,
+        stage: Box<dyn Stage>,
+    ) -> Self {
+        Self { size, blake3, md5, checksums, subtree, stage }
+    }
+
+    /// The BLAKE3 chaining value of the bytes as the subtree of a larger input starting at the
+    /// offset given to [`BlobStore::put`], when one was given.
+    #[must_use]
+    pub fn subtree(&self) -> Option<[u8; 32]> {
+        self.subtree
     }
 
     /// Number of bytes received.
@@ -181,6 +196,8 @@ impl std::fmt::Debug for StagedBlob {
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Streams `body` once into staging, computing BLAKE3, MD5 and `algorithms` as it passes.
+    /// With `subtree_offset`, also computes the bytes' BLAKE3 chaining value as a subtree of a
+    /// larger input starting at that offset (a multipart part; see `s3::blake3_tree`).
     ///
     /// # Errors
     ///
@@ -192,6 +209,7 @@ pub trait BlobStore: Send + Sync + 'static {
         body: BodyStream,
         expected_len: Option<u64>,
         algorithms: &[ChecksumAlgorithm],
+        subtree_offset: Option<u64>,
     ) -> Result<StagedBlob>;
 
     /// Reads a blob, or the inclusive byte range `(first, last)` of it.

@@ -8,10 +8,12 @@
 //! - [`list`]: ListObjects and ListObjectsV2.
 //! - [`multipart`]: uploads, parts, completion.
 //! - [`tagging`]: object tags.
+//! - [`blake3_tree`]: a multipart object's BLAKE3 from its parts, without reading it back.
 //! - [`wire`]: conversions between registry records and s3s types.
 //! - [`checksum`]: client checksums (`Content-MD5`, `x-amz-checksum-*`, trailers) vs computed.
 //! - [`error`]: the gateway error and its S3 codes.
 
+pub mod blake3_tree;
 pub mod bucket;
 pub mod checksum;
 pub mod error;

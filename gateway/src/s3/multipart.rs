@@ -3,6 +3,7 @@
 //! Each part is its own blob and its own event. Completion does not copy bytes: the new
 //! version's content is the list of part blobs, read back in order.
 
+use blake3::hazmat::ChainingValue;
 use md5::{Digest as _, Md5};
 use registry::commands::{NewVersion, WriteCondition};
 use registry::event::v1::{BlobPart, MultipartCreated, ObjectContent, ObjectPut, Origin, PartUploaded, UploadRef};
@@ -16,7 +17,7 @@ use super::checksum::{ChecksumAlgorithm, ChecksumValue, Checksummer, ExpectedChe
 use super::error::Result;
 use super::object::{copy_source, now_ms, source_version, store_body};
 use super::read::read_parts;
-use super::{Gateway, caller, wire};
+use super::{Gateway, blake3_tree, caller, wire};
 
 /// Parts other than the last must be at least this large.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -117,8 +118,11 @@ pub(super) async fn upload_part(
     require_bucket(gw, &input.bucket).await?;
     require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
     let expected = ExpectedChecksums::from_headers(&req.headers)?;
+    let offset =
+        input.content_length.and_then(|n| u64::try_from(n).ok()).and_then(|n| blake3_tree::part_offset(number, n));
     let stored =
-        store_body(gw, input.body.take(), input.content_length, &expected, req.trailing_headers.clone()).await?;
+        store_body(gw, input.body.take(), input.content_length, &expected, req.trailing_headers.clone(), offset)
+            .await?;
     let part = stored.part;
     let checksums = wire::ChecksumFields::of(&part.checksums);
     let etag = part.etag.clone();
@@ -183,10 +187,10 @@ pub(super) async fn upload_part_copy(
         }
         None => (Box::pin(futures::stream::empty()), 0),
     };
-    let staged = gw.blobs.put(body, Some(length), &[]).await?;
-    let (size, etag) = (staged.size(), hex::encode(staged.md5()));
+    let staged = gw.blobs.put(body, Some(length), &[], blake3_tree::part_offset(number, length)).await?;
+    let (size, etag, subtree) = (staged.size(), hex::encode(staged.md5()), staged.subtree().map(hex::encode));
     let id = staged.commit().await?;
-    let part = BlobPart { blob: id.to_string(), size, etag: etag.clone(), checksums: Default::default() };
+    let part = BlobPart { blob: id.to_string(), size, etag: etag.clone(), checksums: Default::default(), subtree };
     let event = gw
         .registry
         .upload_part(
@@ -267,6 +271,36 @@ fn select_parts(requested: &[CompletedPart], stored: &[Part]) -> Result<Vec<(u32
     Ok(selected)
 }
 
+/// The object's BLAKE3 from its parts' chaining values (see [`blake3_tree`]), re-reading
+/// only the last part; `None` when the parts' shape does not allow it.
+async fn merge_part_hashes(gw: &Gateway, numbers: &[u32], parts: &[BlobPart]) -> Result<Option<String>> {
+    let sizes: Vec<u64> = parts.iter().map(|p| p.size).collect();
+    let Some(part_size) = blake3_tree::mergeable(&sizes) else { return Ok(None) };
+    let contiguous = numbers.iter().copied().eq(1..=u32::try_from(parts.len()).unwrap_or(u32::MAX));
+    let (last, full) = parts.split_last().expect("mergeable parts are not empty");
+    let cvs: Option<Vec<ChainingValue>> = full
+        .iter()
+        .map(|p| p.subtree.as_deref().and_then(|h| <[u8; 32]>::try_from(hex::decode(h).ok()?).ok()))
+        .collect();
+    let (Some(mut cvs), true) = (cvs, contiguous) else { return Ok(None) };
+    let offset = part_size * full.len() as u64;
+    cvs.push(hash_at(gw, last, offset).await?);
+    Ok(Some(blake3_tree::merge(&cvs, part_size, last.size).to_hex().to_string()))
+}
+
+/// The chaining value of one stored part hashed at `offset` of its object.
+async fn hash_at(gw: &Gateway, part: &BlobPart, offset: u64) -> Result<ChainingValue> {
+    use blake3::hazmat::HasherExt as _;
+    use futures::StreamExt as _;
+    let mut hasher = blake3::Hasher::new();
+    hasher.set_input_offset(offset);
+    let mut stream = Box::pin(read_parts(gw.blobs.clone(), std::slice::from_ref(part), (0, part.size - 1)));
+    while let Some(chunk) = stream.next().await {
+        hasher.update(&chunk?);
+    }
+    Ok(hasher.finalize_non_root())
+}
+
 /// Reads the parts back once to compute the whole object's BLAKE3 (and a FULL_OBJECT
 /// checksum when the upload asked for one).
 async fn hash_whole(
@@ -312,7 +346,15 @@ pub(super) async fn complete_multipart_upload(
 
     let algorithm = upload.created.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse);
     let full_object = upload.created.template.checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT);
-    let (blake3, full_checksum) = hash_whole(gw, &parts, algorithm.filter(|_| full_object)).await?;
+    let numbers: Vec<u32> =
+        requested.iter().filter_map(|p| p.part_number.and_then(|n| u32::try_from(n).ok())).collect();
+    let merged = if full_object { None } else { merge_part_hashes(gw, &numbers, &parts).await? };
+    let (blake3, full_checksum) = match merged {
+        Some(blake3) => (blake3, None),
+        None => hash_whole(gw, &parts, algorithm.filter(|_| full_object)).await?,
+    };
+    // The chaining values served their purpose; the version's parts don't carry them.
+    let parts: Vec<BlobPart> = parts.into_iter().map(|p| BlobPart { subtree: None, ..p }).collect();
     let mut checksums = registry::event::v1::StringMap::new();
     if let Some(algorithm) = algorithm {
         let value = if full_object { full_checksum } else { composite_checksum(algorithm, &parts) };
@@ -478,7 +520,13 @@ mod tests {
         Part {
             number,
             created_at: 0,
-            part: BlobPart { blob: String::new(), size, etag: etag.to_owned(), checksums: Default::default() },
+            part: BlobPart {
+                blob: String::new(),
+                size,
+                etag: etag.to_owned(),
+                checksums: Default::default(),
+                subtree: None,
+            },
         }
     }
 
@@ -510,12 +558,14 @@ mod tests {
                 size: 1,
                 etag: "0cc175b9c0f1b6a831c399e269772661".into(),
                 checksums: Default::default(),
+                subtree: None,
             },
             BlobPart {
                 blob: String::new(),
                 size: 1,
                 etag: "92eb5ffee6ae2fec3ad71c777531578f".into(),
                 checksums: Default::default(),
+                subtree: None,
             },
         ];
         let mut md5 = Md5::new();

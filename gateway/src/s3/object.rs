@@ -28,25 +28,28 @@ pub(super) struct Stored {
 
 /// Streams a request body into the blob store, verifies the client's checksums (headers and
 /// trailers) and commits the blob. Nothing is committed if anything does not match.
+/// `subtree_offset` asks for the part's BLAKE3 chaining value (see `blake3_tree`).
 pub(super) async fn store_body(
     gw: &Gateway,
     body: Option<StreamingBlob>,
     content_length: Option<i64>,
     expected: &ExpectedChecksums,
     trailers: Option<TrailingHeaders>,
+    subtree_offset: Option<u64>,
 ) -> Result<Stored> {
     let stream: crate::backend::BodyStream = match body {
         Some(body) => Box::pin(body),
         None => Box::pin(futures::stream::empty()),
     };
     let expected_len = content_length.and_then(|n| u64::try_from(n).ok());
-    let staged = gw.blobs.put(stream, expected_len, &expected.algorithms()).await?;
+    let staged = gw.blobs.put(stream, expected_len, &expected.algorithms(), subtree_offset).await?;
     let trailers = trailers.and_then(|t| t.take());
     expected.verify(&staged.md5(), staged.checksums(), trailers.as_ref())?;
     let (size, blake3, etag) = (staged.size(), hex::encode(staged.blake3()), hex::encode(staged.md5()));
     let checksums = wire::checksum_map(staged.checksums());
+    let subtree = staged.subtree().map(hex::encode);
     let id = staged.commit().await?;
-    Ok(Stored { part: BlobPart { blob: id.to_string(), size, etag, checksums }, blake3 })
+    Ok(Stored { part: BlobPart { blob: id.to_string(), size, etag, checksums, subtree }, blake3 })
 }
 
 /// Wall-clock milliseconds, for validating dates clients send (the registry stamps events
@@ -89,7 +92,7 @@ pub(super) async fn put_object(
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
 
     let stored =
-        store_body(gw, input.body.take(), input.content_length, &expected, req.trailing_headers.clone()).await?;
+        store_body(gw, input.body.take(), input.content_length, &expected, req.trailing_headers.clone(), None).await?;
 
     let content = ObjectContent {
         size: stored.part.size,

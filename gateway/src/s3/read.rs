@@ -403,7 +403,7 @@ mod tests {
     use super::*;
 
     fn part(size: u64) -> BlobPart {
-        BlobPart { blob: String::new(), size, etag: String::new(), checksums: Default::default() }
+        BlobPart { blob: String::new(), size, etag: String::new(), checksums: Default::default(), subtree: None }
     }
 
     #[test]

@@ -70,6 +70,11 @@ pub struct BlobPart {
     /// The part's checksums (algorithm name to base64 value), when the client sent one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checksums: StringMap,
+    /// For a multipart part: its BLAKE3 chaining value as a subtree at its offset in the
+    /// object (hex), when its size allows merging; lets completion compute the object's
+    /// BLAKE3 without reading the parts back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtree: Option<String>,
 }
 
 /// Everything that describes an object version's content.
