@@ -110,7 +110,7 @@ pub async fn serve(
     let data_dir = config.storage.data_dir.clone();
     let blobs =
         FsBlobStore::open(&data_dir).map_err(|source| ServeError::Storage { path: data_dir.clone(), source })?;
-    let registry_path = data_dir.join("registry.db");
+    let registry_path = crate::layout::registry_path(&data_dir);
     let registry = Registry::open(&registry_path, Arc::new(SystemClock))
         .map_err(|source| ServeError::Registry { path: registry_path, source })?;
     let tls = tls::acceptor(&config.server, &data_dir)?;

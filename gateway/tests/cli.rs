@@ -58,8 +58,12 @@ impl DataDir {
         store_blob(&store, bytes).await
     }
 
+    /// Runs SQL behind the registry's back, on the log with its views attached.
     fn sql(&self, statement: &str) {
-        let conn = rusqlite::Connection::open(layout::registry_path(self.path())).unwrap();
+        let log = layout::registry_path(self.path());
+        let conn = rusqlite::Connection::open(&log).unwrap();
+        let views = registry::sqlite::views_path(&log);
+        conn.execute("ATTACH DATABASE ?1 AS views", [views.to_str().unwrap()]).unwrap();
         let changed = conn.execute(statement, []).unwrap();
         assert!(changed > 0, "{statement} changed nothing");
     }
@@ -325,7 +329,8 @@ async fn replay_restores_a_deleted_views_row() {
     assert_eq!(json(&data.run(&["replay", "--json"]))["head_sequence"], 3);
 
     assert_exit(&data.run(&["verify"]), 0);
-    let conn = rusqlite::Connection::open(layout::registry_path(data.path())).unwrap();
+    let views = registry::sqlite::views_path(&layout::registry_path(data.path()));
+    let conn = rusqlite::Connection::open(views).unwrap();
     let size: i64 = conn
         .query_row("SELECT size FROM object_versions WHERE bucket = ?1 AND key = 'a.txt'", [BUCKET], |row| row.get(0))
         .unwrap();

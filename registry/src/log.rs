@@ -1,8 +1,10 @@
 //! The append-only event log: append, read, replay and verify.
 //!
-//! These functions work on a plain [`rusqlite::Connection`] so the writer task, the CLI and
-//! tests share them. [`append`] must run inside a transaction that the caller commits; the
-//! [`crate::Registry`] writer task is the only caller on a live registry.
+//! The log (table `events`) and the views live in two database files; these functions take
+//! the connection to each (`log` and `views`). One connection with the views database
+//! attached, as [`crate::sqlite::open_offline`] opens it, serves as both. [`append`] must run
+//! inside transactions that the caller commits, the log's first; the [`crate::Registry`]
+//! writer task is the only caller on a live registry.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -34,16 +36,23 @@ impl ChainHead {
     }
 }
 
-/// Appends a draft after `head`, stamped `created_at`, and applies it to the views, inside
-/// the caller's transaction. Advances `head`; if the caller rolls back, it must restore it.
+/// Appends a draft after `head`, stamped `created_at`, to the log, and applies it to the
+/// views, inside the caller's transactions. Advances `head`; if the caller rolls back, it
+/// must restore it.
 ///
 /// # Errors
 /// SQLite errors.
-pub fn append(conn: &Connection, head: &mut ChainHead, draft: EventDraft, created_at: i64) -> Result<Event> {
+pub fn append(
+    log: &Connection,
+    views: &Connection,
+    head: &mut ChainHead,
+    draft: EventDraft,
+    created_at: i64,
+) -> Result<Event> {
     let payload = draft.payload.clone();
     let event = Event::seal(draft, head.sequence + 1, created_at, head.hash);
-    insert(conn, &event)?;
-    views::apply_payload(conn, &event, &payload)?;
+    insert(log, &event)?;
+    views::apply_payload(views, &event, &payload)?;
     *head = ChainHead { sequence: event.sequence, hash: event.hash };
     Ok(event)
 }
@@ -123,10 +132,11 @@ pub fn fetch_since(conn: &Connection, cursor: u64, limit: usize) -> Result<Vec<E
     Ok(events)
 }
 
-/// Calls `visit` on every event in sequence order, streaming from one statement.
-fn for_each_event(conn: &Connection, mut visit: impl FnMut(Event) -> Result<bool>) -> Result<()> {
-    let mut statement = conn.prepare(&format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY seq"))?;
-    let mut rows = statement.query([])?;
+/// Calls `visit` on every event after `after` in sequence order, streaming from one
+/// statement, until `visit` says stop.
+fn for_each_event(conn: &Connection, after: u64, mut visit: impl FnMut(Event) -> Result<bool>) -> Result<()> {
+    let mut statement = conn.prepare(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq"))?;
+    let mut rows = statement.query([after])?;
     while let Some(row) = rows.next()? {
         if !visit(event_from_row(row)?)? {
             break;
@@ -151,28 +161,54 @@ pub fn replay(conn: &mut Connection) -> Result<u64> {
 /// As [`replay`].
 pub fn replay_with_progress(conn: &mut Connection, progress: impl FnMut(u64)) -> Result<u64> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let last = replay_in_with_progress(&tx, progress)?;
+    let last = replay_in(&tx, &tx, u64::MAX, progress)?;
     tx.commit()?;
     Ok(last)
 }
 
-/// [`replay`] inside the caller's transaction.
+/// Empties the views and re-applies the log up to and including sequence `until`, inside
+/// the caller's transactions. Returns the last sequence applied.
 ///
 /// # Errors
 /// As [`replay`].
-pub fn replay_in(conn: &Connection) -> Result<u64> {
-    replay_in_with_progress(conn, |_| {})
+pub fn replay_in(log: &Connection, views: &Connection, until: u64, progress: impl FnMut(u64)) -> Result<u64> {
+    views::reset(views)?;
+    apply_since(log, views, 0, until, progress)
 }
 
-fn replay_in_with_progress(conn: &Connection, mut progress: impl FnMut(u64)) -> Result<u64> {
-    views::reset(conn)?;
-    let mut last = 0;
-    for_each_event(conn, |event| {
-        views::apply(conn, &event)?;
+/// Brings the views up to the end of the log, inside the caller's transactions: applies the
+/// events they have not seen, or rebuilds them if they are ahead of the log (a log restored
+/// from an older backup). Returns the last sequence applied.
+///
+/// # Errors
+/// As [`replay`].
+pub fn catch_up(log: &Connection, views: &Connection) -> Result<u64> {
+    let applied = views::applied(views)?;
+    let head = ChainHead::load(log)?.sequence;
+    if applied > head {
+        return replay_in(log, views, u64::MAX, |_| {});
+    }
+    apply_since(log, views, applied, u64::MAX, |_| {})
+}
+
+fn apply_since(
+    log: &Connection,
+    views: &Connection,
+    after: u64,
+    until: u64,
+    mut progress: impl FnMut(u64),
+) -> Result<u64> {
+    let mut last = after;
+    for_each_event(log, after, |event| {
+        if event.sequence > until {
+            return Ok(false);
+        }
+        views::apply(views, &event)?;
         last = event.sequence;
         progress(last);
         Ok(true)
     })?;
+    views::set_applied(views, last)?;
     Ok(last)
 }
 
@@ -205,7 +241,7 @@ pub fn verify_with_progress(conn: &Connection, mut progress: impl FnMut(u64)) ->
     let mut head = ChainHead { sequence: 0, hash: GENESIS_HASH };
     let mut events = 0;
     let mut first_mismatch = None;
-    for_each_event(conn, |event| {
+    for_each_event(conn, 0, |event| {
         events += 1;
         let intact = event.sequence == head.sequence + 1
             && event.prev_hash == head.hash

@@ -14,6 +14,7 @@ use crate::event::v1::{self, BlobPart, ObjectPut, Payload, VersioningStatus};
 
 /// The view tables, in dump order, each with the columns that order its rows.
 pub const VIEW_TABLES: &[(&str, &str)] = &[
+    ("event_subjects", "subject_id, seq"),
     ("buckets", "name"),
     ("object_versions", "seq"),
     ("multipart_uploads", "upload_id"),
@@ -30,6 +31,23 @@ pub fn reset(conn: &Connection) -> Result<()> {
     for (table, _) in VIEW_TABLES {
         conn.execute(&format!("DELETE FROM {table}"), [])?;
     }
+    set_applied(conn, 0)
+}
+
+/// The sequence of the last event applied to the views.
+///
+/// # Errors
+/// SQLite errors.
+pub fn applied(conn: &Connection) -> Result<u64> {
+    Ok(conn.prepare_cached("SELECT applied_seq FROM views_state WHERE id = 1")?.query_row([], |row| row.get(0))?)
+}
+
+/// Records that the views reflect the log up to `sequence`.
+///
+/// # Errors
+/// SQLite errors.
+pub fn set_applied(conn: &Connection, sequence: u64) -> Result<()> {
+    conn.prepare_cached("UPDATE views_state SET applied_seq = ?1 WHERE id = 1")?.execute([sequence])?;
     Ok(())
 }
 
@@ -43,6 +61,8 @@ pub fn apply(conn: &Connection, event: &Event) -> Result<()> {
 
 /// Applies an event whose payload the caller has already decoded (the direct path has it).
 pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload) -> Result<()> {
+    conn.prepare_cached("INSERT INTO event_subjects (subject_id, seq) VALUES (?1, ?2)")?
+        .execute(params![event.subject_id, event.sequence])?;
     match payload {
         Payload::BucketCreated(p) => {
             let versioning = p.object_lock_enabled.then_some("Enabled");

@@ -59,3 +59,23 @@ async fn a_write_that_fails_after_appending_stores_nothing() {
     assert_eq!((verified.events, verified.first_mismatch), (2, None));
     registry.close().await;
 }
+
+#[tokio::test]
+async fn lost_views_are_rebuilt_from_the_log_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.db");
+    let registry = Registry::open(&path, Arc::new(SystemClock)).unwrap();
+    registry.create_bucket(Caller::system("test"), "survivor", "us-east-1", false).await.unwrap();
+    registry.close().await;
+    drop(registry);
+
+    // The views are not fsync'd: losing them entirely must lose nothing.
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", artifact_store_registry::sqlite::views_path(&path).display());
+        let _ = std::fs::remove_file(file);
+    }
+    let registry = Registry::open(&path, Arc::new(SystemClock)).unwrap();
+    let bucket = registry.read(|conn| queries::bucket(conn, "survivor")).await.unwrap();
+    assert_eq!(bucket.map(|b| b.name).as_deref(), Some("survivor"));
+    registry.close().await;
+}

@@ -149,21 +149,30 @@ const STORED: &str = "verify_stored_";
 fn check_views(conn: &Connection) -> anyhow::Result<ViewsReport> {
     let dir =
         tempfile::Builder::new().prefix("artifact-store-verify-").tempdir().context("cannot create a temp dir")?;
-    let snapshot = dir.path().join("registry.db");
-    let target = snapshot.to_str().context("the temp dir's path is not UTF-8")?;
-    conn.execute("VACUUM INTO ?1", [target]).context("cannot snapshot the registry")?;
+    // The views first, then the log: the writer commits the log first, so the log snapshot
+    // holds at least every event the views snapshot has applied.
+    let views_snapshot = dir.path().join("registry.views.db");
+    let log_snapshot = dir.path().join("registry.db");
+    let utf8 = |path: &Path| path.to_str().map(str::to_owned).context("the temp dir's path is not UTF-8");
+    conn.execute("VACUUM views INTO ?1", [utf8(&views_snapshot)?]).context("cannot snapshot the views")?;
+    conn.execute("VACUUM INTO ?1", [utf8(&log_snapshot)?]).context("cannot snapshot the log")?;
 
-    let mut copy = sqlite::open_offline(&snapshot)?;
-    // A throwaway copy: durability would only cost fsyncs.
+    // A throwaway copy, opened as it is (opening it as a registry would catch the views up).
+    let mut copy = Connection::open(&log_snapshot)?;
+    copy.execute("ATTACH DATABASE ?1 AS views", [utf8(&views_snapshot)?])?;
     copy.pragma_update(None, "synchronous", "OFF")?;
+    copy.pragma_update(Some("views"), "synchronous", "OFF")?;
+    let applied = views::applied(&copy)?;
     let stored = views::dump(&copy)?;
     for (table, _) in views::VIEW_TABLES {
-        copy.execute_batch(&format!("CREATE TABLE {STORED}{table} AS SELECT * FROM {table}"))?;
+        copy.execute_batch(&format!("CREATE TABLE main.{STORED}{table} AS SELECT * FROM views.{table}"))?;
     }
 
-    let head = ChainHead::load(&copy)?;
-    let bar = progress::bar("views", head.sequence, Unit::Events);
-    let replayed = log::replay_with_progress(&mut copy, |sequence| bar.set_position(sequence));
+    let bar = progress::bar("views", applied, Unit::Events);
+    let replayed = copy.transaction().map_err(registry::Error::from).and_then(|tx| {
+        log::replay_in(&tx, &tx, applied, |sequence| bar.set_position(sequence))?;
+        Ok(tx.commit()?)
+    });
     bar.finish_and_clear();
     match replayed {
         Ok(_) => {}

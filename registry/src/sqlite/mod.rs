@@ -21,9 +21,11 @@ use tokio::sync::{oneshot, watch};
 use crate::clock::Clock;
 use crate::event::{Event, EventDraft};
 use crate::log::{self, ChainHead};
+use crate::views;
 use crate::{Error, Result};
 
-const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/0001_init.sql"))];
+const LOG_MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/log/0001_init.sql"))];
+const VIEWS_MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/views/0001_init.sql"))];
 
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 128;
@@ -34,20 +36,21 @@ const PAGE_CACHE_KIB: i64 = 64 * 1024;
 /// Most jobs committed in one transaction; bounds the latency a large queue adds.
 const MAX_BATCH: usize = 4096;
 
-/// The writer's view of one job's transaction: reads through [`Writer::conn`], writes only
-/// through [`Writer::append`].
+/// The writer's view of one job's transaction: reads the views through [`Writer::conn`],
+/// writes only through [`Writer::append`].
 pub struct Writer<'a> {
-    conn: &'a Connection,
+    log: &'a Connection,
+    views: &'a Connection,
     head: &'a mut ChainHead,
     now: i64,
 }
 
 impl Writer<'_> {
-    /// The connection, inside the job's transaction: reads see the job's own appends and
+    /// The views, inside the job's transaction: reads see the job's own appends and
     /// everything committed or queued before it.
     #[must_use]
     pub fn conn(&self) -> &Connection {
-        self.conn
+        self.views
     }
 
     /// The registry clock's time when the job started, in milliseconds since the epoch.
@@ -62,7 +65,7 @@ impl Writer<'_> {
     /// SQLite errors; the whole group commit then rolls back. A job must make every check
     /// that can refuse before its first append.
     pub fn append(&mut self, draft: EventDraft) -> Result<Event> {
-        log::append(self.conn, self.head, draft, self.now)
+        log::append(self.log, self.views, self.head, draft, self.now)
     }
 }
 
@@ -117,6 +120,8 @@ pub struct WriterStats {
     pub jobs: AtomicU64,
     /// Time spent in batches, from BEGIN to the end of COMMIT, in microseconds.
     pub busy_micros: AtomicU64,
+    /// Of that, time spent in COMMIT (writing the WAL and fsyncing it), in microseconds.
+    pub commit_micros: AtomicU64,
 }
 
 struct Inner {
@@ -147,15 +152,15 @@ impl Registry {
     /// SQLite or migration errors.
     pub fn open(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let mut conn = open_writer(&path)?;
-        let head = ChainHead::load(&conn)?;
+        let mut conns = open_writer(&path)?;
+        let head = ChainHead::load(&conns.log)?;
         let (committed_tx, committed_rx) = watch::channel(head.sequence);
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
         let stats = Arc::new(WriterStats::default());
         let writer_stats = Arc::clone(&stats);
         let writer = std::thread::Builder::new()
             .name("registry-writer".into())
-            .spawn(move || run_writer(&mut conn, head, &jobs_rx, &committed_tx, clock.as_ref(), &writer_stats))
+            .spawn(move || run_writer(&mut conns, head, &jobs_rx, &committed_tx, clock.as_ref(), &writer_stats))
             .map_err(|e| Error::CommitFailed(format!("cannot start the writer thread: {e}")))?;
         let read = Arc::new(ReadSide {
             path,
@@ -325,7 +330,7 @@ impl Registry {
     /// # Errors
     /// As [`log::replay`].
     pub async fn replay(&self) -> Result<u64> {
-        self.write(|writer| log::replay_in(writer.conn())).await
+        self.write(|writer| log::replay_in(writer.log, writer.views, u64::MAX, |_| {})).await
     }
 
     /// Stops the writer after the jobs already queued have committed.
@@ -349,8 +354,14 @@ impl Drop for Inner {
     }
 }
 
+/// The writer's two connections: the log (`synchronous=FULL`) and the views.
+struct WriterConnections {
+    log: Connection,
+    views: Connection,
+}
+
 fn run_writer(
-    conn: &mut Connection,
+    conns: &mut WriterConnections,
     mut head: ChainHead,
     jobs: &mpsc::Receiver<Job>,
     committed: &watch::Sender<u64>,
@@ -368,7 +379,7 @@ fn run_writer(
         }
         let started = std::time::Instant::now();
         stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let outcome = run_batch(conn, &mut head, batch, clock);
+        let outcome = run_batch(conns, &mut head, batch, clock, stats);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats
             .busy_micros
@@ -381,7 +392,7 @@ fn run_writer(
             Err((completions, reason)) => {
                 tracing::error!(%reason, "registry commit failed");
                 // The transaction rolled back: the chain continues from what is on disk.
-                head = ChainHead::load(conn).unwrap_or(head);
+                head = ChainHead::load(&conns.log).unwrap_or(head);
                 completions.into_iter().map(|done| (done, Err(reason.clone()))).collect()
             }
         };
@@ -401,12 +412,18 @@ type BatchFailure = (Vec<Completion>, String);
 /// into a sub-journal. A job that fails after appending (an SQLite error mid-write) fails
 /// the whole batch: its transaction rolls back and every caller in it hears of the failure.
 fn run_batch(
-    conn: &mut Connection,
+    conns: &mut WriterConnections,
     head: &mut ChainHead,
     batch: Vec<Job>,
     clock: &dyn Clock,
+    stats: &WriterStats,
 ) -> Result<Vec<Completion>, BatchFailure> {
-    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+    let WriterConnections { log: log_conn, views: views_conn } = conns;
+    let log_tx = match log_conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(error) => return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string())),
+    };
+    let views_tx = match views_conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string())),
     };
@@ -418,21 +435,45 @@ fn run_batch(
             continue;
         }
         let before = *head;
-        let mut writer = Writer { conn: &tx, head, now: clock.now_ms() };
+        let mut writer = Writer { log: &log_tx, views: &views_tx, head, now: clock.now_ms() };
         let (keep, done) = job(&mut writer);
         if !keep && *head != before {
             failure = Some("a write failed after appending; its group commit is abandoned".to_owned());
         }
         completions.push(done);
     }
-    let committed = match failure {
-        Some(reason) => Err(reason),
-        None => tx.commit().map_err(|e| e.to_string()),
-    };
-    match committed {
-        Ok(()) => Ok(completions),
-        Err(reason) => Err((completions, reason)),
+    if failure.is_none()
+        && let Err(error) = views::set_applied(&views_tx, head.sequence)
+    {
+        failure = Some(error.to_string());
     }
+    if let Some(reason) = failure {
+        return Err((completions, reason));
+    }
+    // The log first: once it is on disk the writes are durable, whatever happens next. The
+    // views follow without an fsync of their own; if they are lost, opening the registry
+    // catches them up from the log.
+    let committing = std::time::Instant::now();
+    let committed = log_tx.commit().map_err(|e| e.to_string());
+    stats.commit_micros.fetch_add(micros(committing.elapsed()), Ordering::Relaxed);
+    if let Err(reason) = committed {
+        return Err((completions, reason));
+    }
+    if let Err(error) = views_tx.commit() {
+        tracing::error!(%error, "the views did not commit; catching them up from the log");
+        let caught_up = views_conn.transaction().map_err(Error::from).and_then(|views| {
+            log::catch_up(log_conn, &views)?;
+            Ok(views.commit()?)
+        });
+        if let Err(error) = caught_up {
+            tracing::error!(%error, "the views could not catch up; they will on the next open");
+        }
+    }
+    Ok(completions)
+}
+
+fn micros(elapsed: std::time::Duration) -> u64 {
+    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// A job that cannot run (its batch already failed) is dropped; that drops its result
@@ -455,21 +496,56 @@ fn configure(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Opens the write connection: WAL, `synchronous=FULL` (a commit is on disk before it is
-/// acknowledged), migrated to the latest schema.
-fn open_writer(path: &Path) -> Result<Connection> {
+/// The views database that belongs to the log at `path`: `registry.db` keeps its views in
+/// `registry.views.db`.
+#[must_use]
+pub fn views_path(path: &Path) -> PathBuf {
+    path.with_extension("views.db")
+}
+
+/// Opens a database file read-write, migrated to the latest schema.
+fn open_migrated(path: &Path, migrations: &'static [M<'static>], synchronous: &str) -> Result<Connection> {
     let mut conn = Connection::open(path)?;
     configure(&conn)?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    Migrations::from_slice(migrations).to_latest(&mut conn)?;
     Ok(conn)
 }
 
+/// Opens the writer's connections: the log with `synchronous=FULL` (a commit is on disk
+/// before it is acknowledged), the views with `synchronous=NORMAL` (consistent after a crash,
+/// possibly behind), both migrated, and the views caught up with the log.
+fn open_writer(path: &Path) -> Result<WriterConnections> {
+    let log = open_migrated(path, LOG_MIGRATIONS, "FULL")?;
+    let mut views = open_migrated(&views_path(path), VIEWS_MIGRATIONS, "NORMAL")?;
+    let tx = views.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    log::catch_up(&log, &tx)?;
+    tx.commit()?;
+    Ok(WriterConnections { log, views })
+}
+
+/// A read-only connection to the log with the views attached, so that queries of either
+/// work on it. Reads see committed data only.
 fn open_reader(path: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.execute("ATTACH DATABASE ?1 AS views", [read_only_uri(&views_path(path))])?;
     Ok(conn)
+}
+
+fn read_only_uri(path: &Path) -> String {
+    // Percent-encode what a URI path may not hold as is.
+    let mut uri = String::from("file:");
+    for byte in path.as_os_str().as_encoded_bytes() {
+        match byte {
+            b'%' | b'?' | b'#' => uri.push_str(&format!("%{byte:02X}")),
+            _ => uri.push(char::from(*byte)),
+        }
+    }
+    uri.push_str("?mode=ro");
+    uri
 }
 
 /// Opens an existing database read-only, for checks that run beside a serving gateway
@@ -481,11 +557,17 @@ pub fn open_read_only(path: impl AsRef<Path>) -> Result<Connection> {
     open_reader(path.as_ref())
 }
 
-/// Opens a database for offline work (CLI `replay` and `verify` on a stopped gateway, tests):
-/// migrated, with the same settings as the writer.
+/// Opens the registry for offline work (CLI `replay`, tests): one read-write connection to
+/// the log with the views attached, migrated and caught up, with the writer's settings.
 ///
 /// # Errors
 /// SQLite or migration errors.
 pub fn open_offline(path: impl AsRef<Path>) -> Result<Connection> {
-    open_writer(path.as_ref())
+    let path = path.as_ref();
+    drop(open_writer(path)?);
+    let conn = open_migrated(path, LOG_MIGRATIONS, "FULL")?;
+    conn.execute("ATTACH DATABASE ?1 AS views", [views_path(path).to_string_lossy()])?;
+    conn.pragma_update(Some("views"), "synchronous", "NORMAL")?;
+    conn.pragma_update(Some("views"), "cache_size", -PAGE_CACHE_KIB)?;
+    Ok(conn)
 }

@@ -1,24 +1,20 @@
--- The event log: the only authority. Rows are appended, never updated or deleted.
-CREATE TABLE events (
-    seq            INTEGER PRIMARY KEY,
-    created_at     INTEGER NOT NULL,           -- milliseconds since the Unix epoch
-    event_type     TEXT    NOT NULL,
-    subject_kind   TEXT    NOT NULL,
-    subject_id     TEXT    NOT NULL,
-    actor          TEXT    NOT NULL,
-    access_key     TEXT,
-    request_id     TEXT,
-    source_addr    TEXT,
-    user_agent     TEXT,
-    payload        BLOB    NOT NULL,           -- canonical JSON
-    payload_digest BLOB    NOT NULL,           -- BLAKE3(payload)
-    prev_hash      BLOB    NOT NULL,
-    hash           BLOB    NOT NULL
-);
-CREATE INDEX events_subject ON events (subject_kind, subject_id, seq);
-CREATE INDEX events_type ON events (event_type, seq);
+-- The views (registry.views.db): everything here is derived from the log. `replay`
+-- empties and rebuilds it; after a crash the writer catches it up from `views_state`.
+-- Commits here are not fsync'd: the log is, and it is committed first.
 
--- Everything below is a view of the log: `replay` empties and rebuilds it.
+CREATE TABLE views_state (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    applied_seq INTEGER NOT NULL               -- the last event applied to these views
+);
+INSERT INTO views_state (id, applied_seq) VALUES (1, 0);
+
+-- Every event by its subject, for an object's or a bucket's history.
+CREATE TABLE event_subjects (
+    subject_id TEXT    NOT NULL,
+    seq        INTEGER NOT NULL,
+    PRIMARY KEY (subject_id, seq)
+) WITHOUT ROWID;
+
 
 CREATE TABLE buckets (
     name                TEXT PRIMARY KEY,
