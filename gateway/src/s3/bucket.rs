@@ -45,10 +45,25 @@ pub(super) async fn list_buckets(
     }))
 }
 
+/// Prefixes and suffixes AWS reserves for its own kinds of buckets (s3s checks the rest of
+/// the naming rules).
+const RESERVED_PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
+const RESERVED_SUFFIXES: [&str; 5] = ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
+
+fn check_bucket_name(name: &str) -> Result<()> {
+    let reserved =
+        RESERVED_PREFIXES.iter().any(|p| name.starts_with(p)) || RESERVED_SUFFIXES.iter().any(|s| name.ends_with(s));
+    if reserved {
+        return Err(s3_error!(InvalidBucketName, "The specified bucket is not valid.").into());
+    }
+    Ok(())
+}
+
 pub(super) async fn create_bucket(
     gw: &Gateway,
     req: S3Request<CreateBucketInput>,
 ) -> Result<S3Response<CreateBucketOutput>> {
+    check_bucket_name(&req.input.bucket)?;
     let region = &gw.config.server.region;
     let constraint = req.input.create_bucket_configuration.as_ref().and_then(|c| c.location_constraint.as_ref());
     // us-east-1 is the one region whose buckets carry no location constraint.

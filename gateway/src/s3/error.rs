@@ -131,6 +131,15 @@ fn blob_error(err: BlobError) -> S3Error {
 /// signature as a body error; its error type is private, so it is recognised by its text.
 fn body_error(source: &(dyn std::error::Error + 'static)) -> S3Error {
     let chain = error_chain(source);
+    if chain.contains("Sha256Mismatch") {
+        // Not in s3s's table of codes; AWS answers it with 400.
+        let mut err = S3Error::with_message(
+            S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        );
+        err.set_status_code(http::StatusCode::BAD_REQUEST);
+        return err;
+    }
     if chain.contains("SignatureMismatch") {
         return s3_error!(
             SignatureDoesNotMatch,

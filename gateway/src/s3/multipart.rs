@@ -160,7 +160,7 @@ fn copy_range(range: Option<&str>, size: u64) -> Result<Option<(u64, u64)>> {
     let first: u64 = first.parse().map_err(|_| invalid())?;
     let last: u64 = last.parse().map_err(|_| invalid())?;
     if first > last || last >= size {
-        return Err(s3_error!(InvalidRange, "The requested range is not satisfiable").into());
+        return Err(s3_error!(InvalidArgument, "Range specified is not valid for source object of size: {size}").into());
     }
     Ok(Some((first, last)))
 }

@@ -1,0 +1,79 @@
+//! aws-sdk-s3 clients for a [`Server`]: path-style addressing, the test credentials, no
+//! retries (a test sees the first answer), and for HTTPS the server's self-signed
+//! certificate as the only trusted root, on the SDK's own rustls-based HTTP client.
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+
+use crate::raw::{Key, ROOT};
+use crate::{REGION, Server};
+
+impl Server {
+    /// A client signing with the root credentials.
+    #[must_use]
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        self.s3_as(ROOT)
+    }
+
+    /// A client signing with `key`.
+    #[must_use]
+    pub fn s3_as(&self, key: Key<'_>) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(self.s3_config(key).build())
+    }
+
+    /// The configuration behind [`Server::s3_as`], for tests that change a setting.
+    #[must_use]
+    pub fn s3_config(&self, key: Key<'_>) -> aws_sdk_s3::config::Builder {
+        aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(self.endpoint())
+            .force_path_style(true)
+            .credentials_provider(Credentials::new(key.access_key, key.secret_key, None, None, "conformance"))
+            .retry_config(RetryConfig::disabled())
+            .http_client(self.http_client())
+    }
+
+    fn http_client(&self) -> SharedHttpClient {
+        let builder = aws_smithy_http_client::Builder::new();
+        match self.cert_pem() {
+            None => builder.build_http(),
+            Some(pem) => {
+                let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(pem.as_bytes());
+                let context = TlsContext::builder().with_trust_store(trust).build().expect("TLS context");
+                builder
+                    .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+                    .tls_context(context)
+                    .build_https()
+            }
+        }
+    }
+}
+
+/// The HTTP status and S3 error code of a failed SDK call (the code is empty when the
+/// response had no error document, as for 304 and HEAD).
+///
+/// # Panics
+/// When the call succeeded, or failed without a response.
+pub fn failure<T: std::fmt::Debug, E: ProvideErrorMetadata + std::fmt::Debug>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+) -> (u16, String) {
+    let err = match result {
+        Ok(output) => panic!("expected an error response, got {output:?}"),
+        Err(err) => err,
+    };
+    let status = err
+        .raw_response()
+        .map(|r| r.status().as_u16())
+        .unwrap_or_else(|| panic!("expected an error response, got no response: {err:?}"));
+    (status, err.code().unwrap_or_default().to_owned())
+}
+
+/// An ETag without its quotes.
+#[must_use]
+pub fn unquote(etag: &str) -> &str {
+    etag.trim_matches('"')
+}

@@ -1,0 +1,243 @@
+//! The server guard: the real binary on a free port with its own data folder, killed on drop.
+
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::{ACCESS_KEY, REGION, SECRET_KEY};
+
+/// How long a server may take to answer `/_health` before the test fails.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a port taken between choosing it and binding it is retried with another one.
+const PORT_ATTEMPTS: usize = 5;
+
+/// HTTP or HTTPS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Plain HTTP.
+    Http,
+    /// HTTPS with a self-signed certificate for `127.0.0.1` made for this server.
+    Https,
+}
+
+/// A running `artifact-store serve`. Dropping it kills the process; its data folder goes
+/// with it.
+pub struct Server {
+    child: Child,
+    addr: SocketAddr,
+    transport: Transport,
+    /// PEM of the self-signed certificate, for HTTPS.
+    cert_pem: Option<String>,
+    /// The TLS client configuration trusting `cert_pem`, for raw requests.
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    dir: TempDir,
+}
+
+impl Server {
+    /// Starts the binary and waits until `/_health` answers 200.
+    ///
+    /// # Panics
+    /// When the binary is missing, does not start, or is not healthy within a minute; the
+    /// message carries the server's log.
+    pub async fn start(transport: Transport) -> Self {
+        let bin = binary_path();
+        let mut dir = tempfile::Builder::new().prefix("artifact-store-conformance-").tempdir().expect("temp folder");
+        let (cert_pem, tls) = match transport {
+            Transport::Http => (None, None),
+            Transport::Https => {
+                let (pem, config) = self_signed(dir.path());
+                (Some(pem), Some(config))
+            }
+        };
+        for attempt in 1..=PORT_ATTEMPTS {
+            let addr = free_port();
+            let child = spawn(&bin, dir.path(), addr, transport);
+            let mut server = Server { child, addr, transport, cert_pem: cert_pem.clone(), tls: tls.clone(), dir };
+            match server.wait_ready().await {
+                Ok(()) => return server,
+                // Another process took the port after we chose it: try another one.
+                Err(log) if log.contains("cannot listen") && attempt < PORT_ATTEMPTS => dir = server.stop().dir,
+                Err(log) => panic!("artifact-store did not become healthy at {addr}:\n{log}"),
+            }
+        }
+        unreachable!("the last attempt either returns or panics")
+    }
+
+    /// Polls `/_health` until it answers 200; on failure returns the server's log.
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                return Err(format!("exited with {status}\n{}", self.log()));
+            }
+            let health = self.request("GET", "/_health");
+            if let Ok(response) = self.try_send(&health, false).await
+                && response.is_some_and(|r| r.status == 200)
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no 200 from /_health within {READY_TIMEOUT:?}\n{}", self.log()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the process and hands back the data folder (for a retry on another port).
+    fn stop(mut self) -> StoppedServer {
+        self.kill();
+        // `Server` implements Drop, so the folder is moved out by swapping in an empty one.
+        let empty = tempfile::tempdir().expect("temp folder");
+        StoppedServer { dir: std::mem::replace(&mut self.dir, empty) }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The endpoint URL, `http://127.0.0.1:PORT` or `https://127.0.0.1:PORT`.
+    #[must_use]
+    pub fn endpoint(&self) -> String {
+        let scheme = match self.transport {
+            Transport::Http => "http",
+            Transport::Https => "https",
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The `Host` header requests carry.
+    #[must_use]
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The socket address the server listens on.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// HTTP or HTTPS.
+    #[must_use]
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// The PEM certificate clients must trust, for HTTPS.
+    #[must_use]
+    pub fn cert_pem(&self) -> Option<&str> {
+        self.cert_pem.as_deref()
+    }
+
+    /// The server's data folder.
+    #[must_use]
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The server's registry database.
+    #[must_use]
+    pub fn registry_path(&self) -> PathBuf {
+        self.data_dir().join("registry.db")
+    }
+
+    /// Everything the server wrote to stdout and stderr so far.
+    #[must_use]
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct StoppedServer {
+    dir: TempDir,
+}
+
+/// The binary under test: `ARTIFACT_STORE_BIN`, or `artifact-store` beside the test's
+/// `deps/` folder.
+fn binary_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("ARTIFACT_STORE_BIN") {
+        let path = PathBuf::from(path);
+        assert!(path.is_file(), "ARTIFACT_STORE_BIN={} is not a file", path.display());
+        return path;
+    }
+    let exe = std::env::current_exe().expect("path of the test executable");
+    // target/<profile>/deps/<test> -> target/<profile>/artifact-store
+    let profile_dir = exe.parent().and_then(Path::parent).expect("test executable inside target/<profile>/deps");
+    let path = profile_dir.join(format!("artifact-store{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "artifact-store binary not found at {}: build it first with `cargo build -p artifact-store-gateway` \
+         (same CARGO_TARGET_DIR and profile as the tests), or set ARTIFACT_STORE_BIN",
+        path.display()
+    );
+    path
+}
+
+/// A port nobody listened on a moment ago. The server may still lose it to another process
+/// before it binds; [`Server::start`] retries then.
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind an ephemeral port");
+    listener.local_addr().expect("local address")
+}
+
+fn spawn(bin: &Path, dir: &Path, addr: SocketAddr, transport: Transport) -> Child {
+    let log = File::create(dir.join("server.log")).expect("server log file");
+    let mut command = Command::new(bin);
+    command
+        .arg("serve")
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--region")
+        .arg(REGION);
+    if transport == Transport::Https {
+        command.arg("--tls-cert").arg(dir.join("cert.pem")).arg("--tls-key").arg(dir.join("key.pem"));
+    }
+    // Only what the test sets: no configuration file or upstream credentials of the machine
+    // running the tests can change the server.
+    command.env_clear();
+    for name in ["PATH", "RUST_LOG", "RUST_BACKTRACE"] {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    command
+        .env("ARTIFACT_STORE_ACCESS_KEY", ACCESS_KEY)
+        .env("ARTIFACT_STORE_SECRET_KEY", SECRET_KEY)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot start {}: {err}", bin.display()))
+}
+
+/// Writes a self-signed certificate for `127.0.0.1` and `localhost` to `dir` and returns its
+/// PEM and a client configuration that trusts only it.
+fn self_signed(dir: &Path) -> (String, Arc<rustls::ClientConfig>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("self-signed certificate");
+    let pem = certified.cert.pem();
+    std::fs::write(dir.join("cert.pem"), &pem).expect("write cert.pem");
+    std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).expect("write key.pem");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).expect("trust the self-signed certificate");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (pem, Arc::new(config))
+}

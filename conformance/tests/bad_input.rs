@@ -1,0 +1,636 @@
+//! Bad input against the real binary, over HTTP and HTTPS: each gets AWS's error code and
+//! status, stores nothing (the object is not visible) and records no event.
+//!
+//! What the SDK will not send (short bodies, broken aws-chunked framing, wrong trailers,
+//! skewed clocks, anonymous calls) is hand-signed and written to the socket by
+//! [`artifact_store_conformance::raw`]. Each family also sends the well-formed request once,
+//! so a refusal is known to come from the one thing that was broken.
+
+use std::time::{Duration, SystemTime};
+
+use artifact_store_conformance::raw::{Key, Payload, ROOT, RawRequest, RawResponse, aws_chunked, encode};
+use artifact_store_conformance::sdk::failure;
+use artifact_store_conformance::{Server, bytes, crc32_base64, md5_base64, over_http_and_https, sha256_base64};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+
+over_http_and_https!(
+    invalid_bucket_names_are_refused,
+    reserved_bucket_names_are_refused,
+    keys_too_long_or_escaping_or_with_control_bytes_are_refused,
+    wrong_signature_and_unknown_key_are_refused,
+    payload_hash_mismatch_is_refused,
+    expired_presigned_urls_are_refused,
+    skewed_clocks_are_refused,
+    anonymous_requests_are_refused,
+    bodies_shorter_than_content_length_store_nothing,
+    broken_aws_chunked_framing_stores_nothing,
+    wrong_checksum_headers_are_bad_digests,
+    wrong_trailer_checksums_are_bad_digests,
+    malformed_xml_is_refused,
+    delete_objects_over_1000_keys_is_malformed,
+    unknown_upload_ids_are_no_such_upload,
+    completion_with_parts_out_of_order_or_missing_is_refused,
+    ranges_outside_the_object_are_not_satisfiable,
+);
+
+const BUCKET: &str = "bad-input";
+
+/// A server with the bucket [`BUCKET`] and the number of events so far.
+async fn with_bucket(server: &Server) -> usize {
+    server.s3().create_bucket().bucket(BUCKET).send().await.expect("create bucket");
+    server.events().len()
+}
+
+/// `response` is the S3 error `code` with `status`.
+fn assert_refused(response: &RawResponse, status: u16, code: &str, what: &str) {
+    assert_eq!(
+        (response.status, response.code().as_deref()),
+        (status, Some(code)),
+        "{what}: expected {status} {code}, got {} {}",
+        response.status,
+        response.text()
+    );
+}
+
+/// No event was appended since there were `before`.
+fn assert_no_new_events(server: &Server, before: usize, what: &str) {
+    let events = server.events();
+    let new: Vec<_> = events.iter().skip(before).map(|e| (&e.event_type, &e.subject_id)).collect();
+    assert!(new.is_empty(), "{what}: no event may be recorded, got {new:?}");
+}
+
+/// The key is not visible: HEAD answers 404 and no listing shows it.
+async fn assert_absent(server: &Server, key: &str) {
+    let s3 = server.s3();
+    assert_eq!(failure(s3.head_object().bucket(BUCKET).key(key).send().await).0, 404, "{key:?} must not exist");
+    let listed = s3.list_objects_v2().bucket(BUCKET).send().await.expect("list");
+    assert!(!listed.contents().iter().any(|o| o.key() == Some(key)), "{key:?} is listed");
+}
+
+fn object_path(key: &str) -> String {
+    format!("/{BUCKET}/{}", encode(key, true))
+}
+
+/// A signed PUT of `data` to `key`.
+fn put_request(server: &Server, key: &str, data: &[u8]) -> RawRequest {
+    server.request("PUT", &object_path(key)).body(data.to_vec())
+}
+
+/// Sends CreateBucket for each name and returns those not refused with 400 InvalidBucketName.
+async fn accepted_bucket_names<'a>(server: &Server, names: &[&'a str]) -> Vec<(&'a str, u16, Option<String>)> {
+    let mut accepted = Vec::new();
+    for name in names {
+        let target = format!("/{}", encode(name, false));
+        let response =
+            server.send(&server.request("PUT", &target).sign(ROOT, SystemTime::now(), Payload::Signed)).await;
+        if (response.status, response.code().as_deref()) != (400, Some("InvalidBucketName")) {
+            accepted.push((*name, response.status, response.code()));
+        }
+    }
+    accepted
+}
+
+async fn invalid_bucket_names_are_refused(server: &Server) {
+    let too_long = "a".repeat(64);
+    let names = [
+        "ab",
+        too_long.as_str(),
+        "Upper-Case",
+        "under_score",
+        "-leading",
+        "trailing-",
+        "192.168.1.1",
+        "double..dot",
+        "with space",
+        "ünicode",
+    ];
+    let accepted = accepted_bucket_names(server, &names).await;
+    assert!(accepted.is_empty(), "expected 400 InvalidBucketName, got (name, status, code): {accepted:?}");
+    assert!(server.events().is_empty(), "no bucket may be recorded");
+    let listed = server.s3().list_buckets().send().await.expect("list buckets");
+    assert!(listed.buckets().is_empty(), "{listed:?}");
+}
+
+/// AWS reserves these prefixes and suffixes for its own naming schemes
+/// (general purpose bucket naming rules).
+async fn reserved_bucket_names_are_refused(server: &Server) {
+    let names = [
+        "xn--punycode",
+        "sthree-bucket",
+        "amzn-s3-demo-bucket",
+        "bucket-s3alias",
+        "bucket--ol-s3",
+        "bucket.mrap",
+        "bucket--x-s3",
+        "bucket--table-s3",
+    ];
+    let accepted = accepted_bucket_names(server, &names).await;
+    assert!(accepted.is_empty(), "expected 400 InvalidBucketName, got (name, status, code): {accepted:?}");
+    assert!(server.events().is_empty(), "no bucket may be recorded");
+}
+
+async fn keys_too_long_or_escaping_or_with_control_bytes_are_refused(server: &Server) {
+    let before = with_bucket(server).await;
+    let s3 = server.s3();
+    let too_long = "k".repeat(1025);
+    let cases = [
+        (too_long.as_str(), "KeyTooLongError"),
+        ("../escape", "InvalidArgument"),
+        ("a/../../b", "InvalidArgument"),
+        ("a/./b", "InvalidArgument"),
+        ("..", "InvalidArgument"),
+        ("nul\0byte", "InvalidArgument"),
+        ("tab\tkey", "InvalidArgument"),
+        ("line\nbreak", "InvalidArgument"),
+        ("escape\u{1b}[0m", "InvalidArgument"),
+        ("del\u{7f}", "InvalidArgument"),
+    ];
+    for (key, code) in cases {
+        let shown = key.escape_debug().to_string();
+        let put = put_request(server, key, b"data").sign(ROOT, SystemTime::now(), Payload::Signed);
+        assert_refused(&server.send(&put).await, 400, code, &format!("PUT {shown}"));
+        let create = server.request("POST", &format!("{}?uploads", object_path(key))).sign(
+            ROOT,
+            SystemTime::now(),
+            Payload::Signed,
+        );
+        assert_refused(&server.send(&create).await, 400, code, &format!("CreateMultipartUpload {shown}"));
+        let copy = server
+            .request("PUT", &object_path(key))
+            .header("x-amz-copy-source", &format!("/{BUCKET}/missing"))
+            .sign(ROOT, SystemTime::now(), Payload::Signed);
+        let copied = server.send(&copy).await;
+        assert_eq!(copied.status, 400, "CopyObject {shown}: {}", copied.text());
+    }
+    // The longest legal key is fine.
+    let longest = "k".repeat(1024);
+    let put = put_request(server, &longest, b"data").sign(ROOT, SystemTime::now(), Payload::Signed);
+    assert_eq!(server.send(&put).await.status, 200);
+    let events = server.events();
+    assert_eq!(events.len(), before + 1, "only the legal key is recorded");
+    assert_eq!(events[before].subject_id, format!("{BUCKET}/{longest}"));
+    let listed = s3.list_objects_v2().bucket(BUCKET).send().await.expect("list");
+    assert_eq!(listed.key_count(), Some(1));
+    let uploads = s3.list_multipart_uploads().bucket(BUCKET).send().await.expect("uploads");
+    assert!(uploads.uploads().is_empty());
+}
+
+async fn wrong_signature_and_unknown_key_are_refused(server: &Server) {
+    let before = with_bucket(server).await;
+    let wrong_secret =
+        server.s3_as(Key { access_key: ROOT.access_key, secret_key: "not-the-secret-key-at-all-0000000000000" });
+    let unknown_key = server.s3_as(Key { access_key: "AKIAUNKNOWNKEY000000", secret_key: ROOT.secret_key });
+    let put = |s3: &aws_sdk_s3::Client| {
+        s3.put_object().bucket(BUCKET).key("signed").body(ByteStream::from_static(b"payload")).send()
+    };
+    assert_eq!(failure(put(&wrong_secret).await), (403, "SignatureDoesNotMatch".into()));
+    assert_eq!(failure(put(&unknown_key).await), (403, "InvalidAccessKeyId".into()));
+    assert_eq!(
+        failure(wrong_secret.list_objects_v2().bucket(BUCKET).send().await),
+        (403, "SignatureDoesNotMatch".into())
+    );
+    assert_eq!(failure(unknown_key.create_bucket().bucket("other").send().await), (403, "InvalidAccessKeyId".into()));
+
+    assert_no_new_events(server, before, "bad signatures");
+    assert_absent(server, "signed").await;
+    assert!(server.events().iter().all(|e| e.subject_id != "other"));
+}
+
+async fn payload_hash_mismatch_is_refused(server: &Server) {
+    let before = with_bucket(server).await;
+    // Signed for these bytes, sent with others of the same length.
+    let tampered = put_request(server, "tampered", b"signed bytes")
+        .sign(ROOT, SystemTime::now(), Payload::Signed)
+        .body(b"other bytes!".to_vec());
+    assert_refused(&server.send(&tampered).await, 400, "XAmzContentSHA256Mismatch", "body not matching its SHA-256");
+    assert_no_new_events(server, before, "payload hash mismatch");
+    assert_absent(server, "tampered").await;
+}
+
+async fn expired_presigned_urls_are_refused(server: &Server) {
+    let before = with_bucket(server).await;
+    let s3 = server.s3();
+    let expired = PresigningConfig::builder()
+        .start_time(SystemTime::now() - Duration::from_secs(3600))
+        .expires_in(Duration::from_secs(60))
+        .build()
+        .expect("presigning config");
+    let url = s3.put_object().bucket(BUCKET).key("presigned").presigned(expired.clone()).await.expect("presign put");
+    let target = url.uri().strip_prefix(&server.endpoint()).expect("URL on the server").to_owned();
+    let response = server.send(&server.request("PUT", &target).body(b"late".to_vec())).await;
+    assert_refused(&response, 403, "AccessDenied", "expired presigned PUT");
+    assert_no_new_events(server, before, "expired presigned PUT");
+
+    let url = s3.get_object().bucket(BUCKET).key("presigned").presigned(expired).await.expect("presign get");
+    let target = url.uri().strip_prefix(&server.endpoint()).expect("URL on the server").to_owned();
+    assert_refused(&server.send(&server.request("GET", &target)).await, 403, "AccessDenied", "expired presigned GET");
+
+    // The same URL, made by hand and still valid, works: only the expiry was wrong.
+    let valid =
+        server.request("PUT", &object_path("presigned")).presign(ROOT, SystemTime::now(), Duration::from_secs(60));
+    let response = server.send(&valid.body(b"in time".to_vec())).await;
+    assert_eq!(response.status, 200, "valid presigned PUT: {}", response.text());
+    let stale = server.request("GET", &object_path("presigned")).presign(
+        ROOT,
+        SystemTime::now() - Duration::from_secs(7200),
+        Duration::from_secs(3600),
+    );
+    assert_refused(&server.send(&stale).await, 403, "AccessDenied", "hand-made expired GET");
+}
+
+async fn skewed_clocks_are_refused(server: &Server) {
+    let before = with_bucket(server).await;
+    let skew = Duration::from_secs(20 * 60);
+    for (what, time) in [("20 minutes slow", SystemTime::now() - skew), ("20 minutes fast", SystemTime::now() + skew)] {
+        let put = put_request(server, "skewed", b"data").sign(ROOT, time, Payload::Signed);
+        assert_refused(&server.send(&put).await, 403, "RequestTimeTooSkewed", what);
+    }
+    assert_no_new_events(server, before, "skewed clocks");
+    assert_absent(server, "skewed").await;
+    // Within the 15 minutes AWS allows, the same request is accepted.
+    let put = put_request(server, "skewed", b"data").sign(
+        ROOT,
+        SystemTime::now() - Duration::from_secs(5 * 60),
+        Payload::Signed,
+    );
+    assert_eq!(server.send(&put).await.status, 200);
+}
+
+async fn anonymous_requests_are_refused(server: &Server) {
+    let before = with_bucket(server).await;
+    let s3 = server.s3();
+    s3.put_object().bucket(BUCKET).key("private").body(ByteStream::from_static(b"secret")).send().await.expect("put");
+    let before_reads = server.events().len();
+    assert_eq!(before_reads, before + 1);
+    for (method, target) in [
+        ("GET", object_path("private")),
+        ("HEAD", object_path("private")),
+        ("PUT", object_path("anonymous")),
+        ("DELETE", object_path("private")),
+        ("GET", format!("/{BUCKET}")),
+        ("GET", "/".to_owned()),
+        ("PUT", "/anonymous-bucket".to_owned()),
+    ] {
+        let response = server
+            .send(&server.request(method, &target).body(if method == "PUT" { b"x".to_vec() } else { Vec::new() }))
+            .await;
+        assert_eq!(response.status, 403, "anonymous {method} {target}: {}", response.text());
+        if method != "HEAD" {
+            assert_refused(&response, 403, "AccessDenied", &format!("anonymous {method} {target}"));
+        }
+    }
+    assert_no_new_events(server, before_reads, "anonymous requests");
+    assert_absent(server, "anonymous").await;
+    assert_eq!(
+        s3.get_object().bucket(BUCKET).key("private").send().await.expect("still there").content_length(),
+        Some(6)
+    );
+}
+
+/// Sends `request` with its write side shut after the bytes, as a client that gave up does,
+/// and checks the answer (if any) is `code`; a closed or reset connection is also a refusal.
+async fn send_truncated(server: &Server, request: &RawRequest, code: &str, what: &str) {
+    if let Ok(Some(response)) = server.try_send(request, true).await {
+        assert_refused(&response, 400, code, what);
+    }
+}
+
+async fn bodies_shorter_than_content_length_store_nothing(server: &Server) {
+    let before = with_bucket(server).await;
+    let data = bytes(400, 1);
+    for payload in [Payload::Unsigned, Payload::Signed] {
+        let short =
+            put_request(server, "short", &data).header("content-length", "1000").sign(ROOT, SystemTime::now(), payload);
+        send_truncated(server, &short, "IncompleteBody", &format!("{payload:?} body shorter than Content-Length"))
+            .await;
+    }
+    // UploadPart too.
+    let s3 = server.s3();
+    let upload = s3.create_multipart_upload().bucket(BUCKET).key("short-part").send().await.expect("create");
+    let upload_id = upload.upload_id().expect("upload id");
+    let after_create = server.events().len();
+    let part = server
+        .request("PUT", &format!("{}?partNumber=1&uploadId={upload_id}", object_path("short-part")))
+        .body(data.clone())
+        .header("content-length", "1000")
+        .sign(ROOT, SystemTime::now(), Payload::Unsigned);
+    send_truncated(server, &part, "IncompleteBody", "short part").await;
+    let parts = s3.list_parts().bucket(BUCKET).key("short-part").upload_id(upload_id).send().await.expect("parts");
+    assert!(parts.parts().is_empty(), "{parts:?}");
+    assert_no_new_events(server, after_create, "short part");
+    assert_eq!(after_create, before + 1);
+    assert_absent(server, "short").await;
+}
+
+async fn broken_aws_chunked_framing_stores_nothing(server: &Server) {
+    let before = with_bucket(server).await;
+    let data = b"twenty bytes of data";
+    let crc = crc32_base64(data);
+    let trailer = [("x-amz-checksum-crc32", crc.as_str())];
+    let well_formed = aws_chunked(&[data], &trailer);
+    let framed = |body: Vec<u8>, decoded_length: usize| {
+        put_request(server, "chunked", &body)
+            .header("content-encoding", "aws-chunked")
+            .header("x-amz-decoded-content-length", &decoded_length.to_string())
+            .header("x-amz-trailer", "x-amz-checksum-crc32")
+            .sign(ROOT, SystemTime::now(), Payload::StreamingUnsignedTrailer)
+    };
+    let broken: [(&str, Vec<u8>, usize); 5] = [
+        ("chunk size not hex", [b"zz\r\n".as_slice(), data, b"\r\n0\r\n\r\n"].concat(), data.len()),
+        ("chunk longer than its size", [b"4\r\n".as_slice(), data, b"\r\n0\r\n\r\n"].concat(), data.len()),
+        ("no final chunk", [b"14\r\n".as_slice(), data, b"\r\n"].concat(), data.len()),
+        ("decoded length larger than the chunks", well_formed.clone(), 40),
+        ("decoded length smaller than the chunks", well_formed.clone(), 10),
+    ];
+    for (what, body, decoded_length) in broken {
+        let request = framed(body, decoded_length);
+        if what == "no final chunk" {
+            // The server can only see the body is cut short when the stream ends.
+            send_truncated(server, &request, "IncompleteBody", what).await;
+            continue;
+        }
+        let response = server.send(&request).await;
+        assert_eq!(response.status, 400, "{what}: {}", response.text());
+        // AWS names broken framing IncompleteBody, or InvalidRequest for a bad chunk size.
+        assert!(
+            matches!(response.code().as_deref(), Some("IncompleteBody" | "InvalidRequest")),
+            "{what}: {}",
+            response.text()
+        );
+    }
+    assert_no_new_events(server, before, "broken aws-chunked framing");
+    assert_absent(server, "chunked").await;
+
+    let response = server.send(&framed(well_formed, data.len())).await;
+    assert_eq!(response.status, 200, "well-formed aws-chunked body: {}", response.text());
+    assert_eq!(
+        server
+            .s3()
+            .get_object()
+            .bucket(BUCKET)
+            .key("chunked")
+            .send()
+            .await
+            .expect("get")
+            .body
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .as_ref(),
+        data
+    );
+}
+
+async fn wrong_checksum_headers_are_bad_digests(server: &Server) {
+    let before = with_bucket(server).await;
+    let data = bytes(1000, 2);
+    let other = bytes(1000, 3);
+    let cases = [
+        ("x-amz-checksum-crc32", crc32_base64(&other), "BadDigest"),
+        ("x-amz-checksum-sha256", sha256_base64(&other), "BadDigest"),
+        ("content-md5", md5_base64(&other), "BadDigest"),
+        // Not base64 of 16 bytes: not a digest at all.
+        ("content-md5", "bm90LWFuLW1kNQ==".to_owned(), "InvalidDigest"),
+    ];
+    for (header, value, code) in &cases {
+        let put =
+            put_request(server, "digest", &data).header(header, value).sign(ROOT, SystemTime::now(), Payload::Signed);
+        assert_refused(&server.send(&put).await, 400, code, &format!("PUT with wrong {header}"));
+        let unsigned =
+            put_request(server, "digest", &data).header(header, value).sign(ROOT, SystemTime::now(), Payload::Unsigned);
+        assert_refused(&server.send(&unsigned).await, 400, code, &format!("unsigned PUT with wrong {header}"));
+    }
+    let s3 = server.s3();
+    let upload = s3.create_multipart_upload().bucket(BUCKET).key("digest-part").send().await.expect("create");
+    let upload_id = upload.upload_id().expect("upload id");
+    let after_create = server.events().len();
+    let part = server
+        .request("PUT", &format!("{}?partNumber=1&uploadId={upload_id}", object_path("digest-part")))
+        .body(data.clone())
+        .header("content-md5", &md5_base64(&other))
+        .sign(ROOT, SystemTime::now(), Payload::Signed);
+    assert_refused(&server.send(&part).await, 400, "BadDigest", "UploadPart with wrong Content-MD5");
+    assert_no_new_events(server, after_create, "wrong checksum headers");
+    assert_eq!(after_create, before + 1);
+    assert_absent(server, "digest").await;
+
+    // The right values are accepted.
+    let put = put_request(server, "digest", &data)
+        .header("x-amz-checksum-crc32", &crc32_base64(&data))
+        .header("content-md5", &md5_base64(&data))
+        .sign(ROOT, SystemTime::now(), Payload::Signed);
+    assert_eq!(server.send(&put).await.status, 200);
+}
+
+async fn wrong_trailer_checksums_are_bad_digests(server: &Server) {
+    let before = with_bucket(server).await;
+    let data = bytes(3000, 4);
+    let (first, second) = data.split_at(1024);
+    let chunked = |key: &str, target: String, trailer_name: &str, trailer_value: &str| {
+        server
+            .request("PUT", &target)
+            .body(aws_chunked(&[first, second], &[(trailer_name, trailer_value)]))
+            .header("content-encoding", "aws-chunked")
+            .header("x-amz-decoded-content-length", &data.len().to_string())
+            .header("x-amz-trailer", trailer_name)
+            .header("x-amz-meta-key", key)
+            .sign(ROOT, SystemTime::now(), Payload::StreamingUnsignedTrailer)
+    };
+    let wrong_crc = crc32_base64(b"something else");
+    let put = chunked("trailer", object_path("trailer"), "x-amz-checksum-crc32", &wrong_crc);
+    assert_refused(&server.send(&put).await, 400, "BadDigest", "wrong CRC32 trailer");
+    let wrong_sha = sha256_base64(b"something else");
+    let put = chunked("trailer", object_path("trailer"), "x-amz-checksum-sha256", &wrong_sha);
+    assert_refused(&server.send(&put).await, 400, "BadDigest", "wrong SHA256 trailer");
+
+    let s3 = server.s3();
+    let upload = s3.create_multipart_upload().bucket(BUCKET).key("trailer-part").send().await.expect("create");
+    let upload_id = upload.upload_id().expect("upload id").to_owned();
+    let after_create = server.events().len();
+    let target = format!("{}?partNumber=1&uploadId={upload_id}", object_path("trailer-part"));
+    let part = chunked("trailer-part", target.clone(), "x-amz-checksum-crc32", &wrong_crc);
+    assert_refused(&server.send(&part).await, 400, "BadDigest", "UploadPart with a wrong CRC32 trailer");
+    assert_no_new_events(server, after_create, "wrong trailers");
+    assert_eq!(after_create, before + 1);
+    assert_absent(server, "trailer").await;
+    let parts = s3.list_parts().bucket(BUCKET).key("trailer-part").upload_id(&upload_id).send().await.expect("parts");
+    assert!(parts.parts().is_empty());
+
+    // The right trailer is accepted, for an object and for a part.
+    let put = chunked("trailer", object_path("trailer"), "x-amz-checksum-crc32", &crc32_base64(&data));
+    let response = server.send(&put).await;
+    assert_eq!(response.status, 200, "right CRC32 trailer: {}", response.text());
+    let got = s3.get_object().bucket(BUCKET).key("trailer").send().await.expect("get");
+    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), data.as_slice());
+    let part = chunked("trailer-part", target, "x-amz-checksum-crc32", &crc32_base64(&data));
+    assert_eq!(server.send(&part).await.status, 200);
+}
+
+async fn malformed_xml_is_refused(server: &Server) {
+    let before = with_bucket(server).await;
+    let s3 = server.s3();
+    s3.put_object().bucket(BUCKET).key("kept").body(ByteStream::from_static(b"kept")).send().await.expect("put");
+    let upload = s3.create_multipart_upload().bucket(BUCKET).key("xml").send().await.expect("create");
+    let upload_id = upload.upload_id().expect("upload id").to_owned();
+    s3.upload_part()
+        .bucket(BUCKET)
+        .key("xml")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"part"))
+        .send()
+        .await
+        .expect("part");
+    let after_setup = server.events().len();
+    assert_eq!(after_setup, before + 3);
+
+    let bodies: [&[u8]; 3] = [b"<Broken", b"<Delete><Object><Key>kept</Key></Object>", b"not xml at all"];
+    for body in bodies {
+        let shown = String::from_utf8_lossy(body);
+        let complete = server
+            .request("POST", &format!("{}?uploadId={upload_id}", object_path("xml")))
+            .body(body.to_vec())
+            .sign(ROOT, SystemTime::now(), Payload::Signed);
+        assert_refused(&server.send(&complete).await, 400, "MalformedXML", &format!("CompleteMultipartUpload {shown}"));
+        let delete = server
+            .request("POST", &format!("/{BUCKET}?delete"))
+            .body(body.to_vec())
+            .header("content-md5", &md5_base64(body))
+            .sign(ROOT, SystemTime::now(), Payload::Signed);
+        assert_refused(&server.send(&delete).await, 400, "MalformedXML", &format!("DeleteObjects {shown}"));
+        let tagging = server.request("PUT", &format!("{}?tagging", object_path("kept"))).body(body.to_vec()).sign(
+            ROOT,
+            SystemTime::now(),
+            Payload::Signed,
+        );
+        assert_refused(&server.send(&tagging).await, 400, "MalformedXML", &format!("PutObjectTagging {shown}"));
+    }
+    assert_no_new_events(server, after_setup, "malformed XML");
+    assert_absent(server, "xml").await;
+    assert!(s3.head_object().bucket(BUCKET).key("kept").send().await.is_ok(), "DeleteObjects deleted nothing");
+    let uploads = s3.list_multipart_uploads().bucket(BUCKET).send().await.expect("uploads");
+    assert_eq!(uploads.uploads().len(), 1, "the upload is still open");
+}
+
+async fn delete_objects_over_1000_keys_is_malformed(server: &Server) {
+    with_bucket(server).await;
+    let s3 = server.s3();
+    for key in ["k0", "k1"] {
+        s3.put_object().bucket(BUCKET).key(key).body(ByteStream::from_static(b"x")).send().await.expect("put");
+    }
+    let before = server.events().len();
+    let ids: Vec<ObjectIdentifier> =
+        (0..1001).map(|i| ObjectIdentifier::builder().key(format!("k{i}")).build().expect("identifier")).collect();
+    let delete = Delete::builder().set_objects(Some(ids)).build().expect("delete");
+    let result = s3.delete_objects().bucket(BUCKET).delete(delete).send().await;
+    assert_eq!(failure(result), (400, "MalformedXML".into()));
+    assert_no_new_events(server, before, "1001 keys");
+    let listed = s3.list_objects_v2().bucket(BUCKET).send().await.expect("list");
+    assert_eq!(listed.key_count(), Some(2), "nothing was deleted");
+}
+
+async fn unknown_upload_ids_are_no_such_upload(server: &Server) {
+    let before = with_bucket(server).await;
+    let s3 = server.s3();
+    let id = "0000000000000000000000000000000000000000";
+    let part = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key("u")
+        .upload_id(id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"p"))
+        .send()
+        .await;
+    assert_eq!(failure(part), (404, "NoSuchUpload".into()));
+    let parts = CompletedMultipartUpload::builder()
+        .parts(CompletedPart::builder().part_number(1).e_tag("\"x\"").build())
+        .build();
+    let complete =
+        s3.complete_multipart_upload().bucket(BUCKET).key("u").upload_id(id).multipart_upload(parts).send().await;
+    assert_eq!(failure(complete), (404, "NoSuchUpload".into()));
+    assert_eq!(
+        failure(s3.abort_multipart_upload().bucket(BUCKET).key("u").upload_id(id).send().await),
+        (404, "NoSuchUpload".into())
+    );
+    assert_eq!(
+        failure(s3.list_parts().bucket(BUCKET).key("u").upload_id(id).send().await),
+        (404, "NoSuchUpload".into())
+    );
+
+    // An upload id is bound to its key.
+    let upload = s3.create_multipart_upload().bucket(BUCKET).key("real").send().await.expect("create");
+    let real_id = upload.upload_id().expect("upload id");
+    let after_create = server.events().len();
+    let elsewhere = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key("u")
+        .upload_id(real_id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"p"))
+        .send()
+        .await;
+    assert_eq!(failure(elsewhere), (404, "NoSuchUpload".into()));
+    assert_eq!(after_create, before + 1);
+    assert_no_new_events(server, after_create, "unknown uploads");
+    assert_absent(server, "u").await;
+}
+
+async fn completion_with_parts_out_of_order_or_missing_is_refused(server: &Server) {
+    with_bucket(server).await;
+    let s3 = server.s3();
+    let upload = s3.create_multipart_upload().bucket(BUCKET).key("parts").send().await.expect("create");
+    let upload_id = upload.upload_id().expect("upload id");
+    let mut etags = Vec::new();
+    for number in 1..=2 {
+        let out = s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key("parts")
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(bytes(100, number.unsigned_abs().into())))
+            .send()
+            .await
+            .expect("part");
+        etags.push(out.e_tag().expect("ETag").to_owned());
+    }
+    let before = server.events().len();
+    let part = |n: i32, etag: &str| CompletedPart::builder().part_number(n).e_tag(etag).build();
+    let complete = |parts: Vec<CompletedPart>| {
+        s3.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("parts")
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+    };
+    assert_eq!(failure(complete(vec![part(2, &etags[1]), part(1, &etags[0])]).await), (400, "InvalidPartOrder".into()));
+    assert_eq!(failure(complete(vec![part(1, &etags[0]), part(1, &etags[0])]).await), (400, "InvalidPartOrder".into()));
+    assert_eq!(failure(complete(vec![part(1, &etags[0]), part(3, &etags[1])]).await), (400, "InvalidPart".into()));
+    assert_eq!(
+        failure(complete(vec![part(1, "\"0123456789abcdef0123456789abcdef\"")]).await),
+        (400, "InvalidPart".into())
+    );
+    assert_no_new_events(server, before, "refused completions");
+    assert_absent(server, "parts").await;
+    let parts =
+        s3.list_parts().bucket(BUCKET).key("parts").upload_id(upload_id).send().await.expect("upload still open");
+    assert_eq!(parts.parts().len(), 2);
+}
+
+async fn ranges_outside_the_object_are_not_satisfiable(server: &Server) {
+    with_bucket(server).await;
+    let s3 = server.s3();
+    s3.put_object().bucket(BUCKET).key("ten").body(ByteStream::from_static(b"0123456789")).send().await.expect("put");
+    let before = server.events().len();
+    for range in ["bytes=10-", "bytes=100-200", "bytes=10-10"] {
+        let result = s3.get_object().bucket(BUCKET).key("ten").range(range).send().await;
+        assert_eq!(failure(result), (416, "InvalidRange".into()), "{range}");
+    }
+    assert_no_new_events(server, before, "ranges outside the object");
+}
