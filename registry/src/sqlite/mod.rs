@@ -33,6 +33,9 @@ const STATEMENT_CACHE: usize = 128;
 /// Page cache of each connection, in KiB.
 const PAGE_CACHE_KIB: i64 = 64 * 1024;
 
+/// Least time between two checkpoints.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Most jobs committed in one transaction; bounds the latency a large queue adds.
 const MAX_BATCH: usize = 4096;
 
@@ -368,6 +371,11 @@ fn run_writer(
     clock: &dyn Clock,
     stats: &WriterStats,
 ) {
+    let (wake_checkpointer, checkpoints) = mpsc::sync_channel::<()>(1);
+    let paths = [conns.log.path().map(PathBuf::from), conns.views.path().map(PathBuf::from)];
+    let checkpointer = std::thread::Builder::new()
+        .name("registry-checkpointer".into())
+        .spawn(move || run_checkpointer(paths.into_iter().flatten().collect(), &checkpoints));
     while let Ok(first) = jobs.recv() {
         let mut batch = Vec::with_capacity(64);
         batch.push(first);
@@ -398,6 +406,57 @@ fn run_writer(
         };
         for (done, result) in completions {
             done(result);
+        }
+        // Full: a checkpoint is already due; it will see these commits too.
+        let _ = wake_checkpointer.try_send(());
+    }
+    drop(wake_checkpointer);
+    if let Ok(checkpointer) = checkpointer {
+        let _ = checkpointer.join();
+    }
+}
+
+/// Copies committed WAL pages back into the database files, away from the writer: a
+/// checkpoint writes every page the WAL holds and fsyncs the file, which inside a commit
+/// would stall every caller of that group commit. PASSIVE never blocks the writer or readers.
+fn run_checkpointer(paths: Vec<PathBuf>, wake: &mpsc::Receiver<()>) {
+    let conns: Vec<Connection> = paths
+        .iter()
+        .filter_map(|path| {
+            let conn = Connection::open(path).ok()?;
+            conn.busy_timeout(std::time::Duration::from_secs(10)).ok()?;
+            Some(conn)
+        })
+        .collect();
+    let checkpoint = || {
+        for conn in &conns {
+            if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(%error, "registry checkpoint failed");
+            }
+        }
+    };
+    let mut pending = false;
+    loop {
+        if !pending && wake.recv().is_err() {
+            return;
+        }
+        checkpoint();
+        pending = false;
+        // At most a few checkpoints a second: each costs the pages written since the last,
+        // so commits gathered between them write hot pages once. Leave at once when the
+        // writer stops.
+        let deadline = std::time::Instant::now() + CHECKPOINT_INTERVAL;
+        loop {
+            match wake.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+                Ok(()) => pending = true,
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    if pending {
+                        checkpoint();
+                    }
+                    return;
+                }
+            }
         }
     }
 }
@@ -518,6 +577,9 @@ fn open_migrated(path: &Path, migrations: &'static [M<'static>], synchronous: &s
 fn open_writer(path: &Path) -> Result<WriterConnections> {
     let log = open_migrated(path, LOG_MIGRATIONS, "FULL")?;
     let mut views = open_migrated(&views_path(path), VIEWS_MIGRATIONS, "NORMAL")?;
+    // The checkpointer thread checkpoints; commits never do.
+    log.pragma_update(None, "wal_autocheckpoint", 0)?;
+    views.pragma_update(None, "wal_autocheckpoint", 0)?;
     let tx = views.transaction_with_behavior(TransactionBehavior::Immediate)?;
     log::catch_up(&log, &tx)?;
     tx.commit()?;
