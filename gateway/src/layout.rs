@@ -2,7 +2,7 @@
 //!
 //! - `registry.db` (with its WAL files): the registry's event log, see [`registry_path`].
 //! - `registry.views.db`: the views rebuilt from that log (`registry::sqlite::views_path`).
-//! - `blobs/ab/cd/<64 hex digits>`: blob bytes, named by their BLAKE3 ([`crate::backend::fs`]).
+//! - `blobs/ab/<64 hex digits>`: blob bytes, named by their BLAKE3 ([`crate::backend::fs`]).
 //! - `tmp/`: bodies being received ([`crate::backend::fs`]).
 //! - `root-credentials`: generated root credentials ([`crate::auth::root`]).
 

@@ -49,7 +49,7 @@ impl DataDir {
 
     fn blob_path(&self, id: &BlobId) -> PathBuf {
         let hex = id.as_str();
-        self.path().join("blobs").join(&hex[0..2]).join(&hex[2..4]).join(hex)
+        self.path().join("blobs").join(&hex[0..2]).join(hex)
     }
 
     /// A blob file that no version references.

@@ -2,7 +2,7 @@
 //!
 //! Layout under the data directory:
 //! - `tmp/<random>.part`: bodies being received; removed when their [`StagedBlob`] is dropped.
-//! - `blobs/ab/cd/<64 hex digits>`: committed blobs, named by the BLAKE3 of their bytes, so
+//! - `blobs/ab/<64 hex digits>`: committed blobs, named by the BLAKE3 of their bytes, so
 //!   identical content is stored once. Object keys never become paths; only validated hex does.
 //!
 //! A put streams the body through two blocking workers so the two expensive hashes run on
@@ -55,8 +55,21 @@ impl FsBlobStore {
     pub fn open(data_dir: &Path) -> io::Result<Self> {
         let blobs = data_dir.join("blobs");
         let tmp = data_dir.join("tmp");
-        std::fs::create_dir_all(&blobs)?;
         std::fs::create_dir_all(&tmp)?;
+        // All 256 shard directories exist from the start, made durable once here, so a
+        // commit never creates a directory and fsyncs only the one its blob lands in.
+        let mut created = false;
+        for shard in 0..=u8::MAX {
+            let dir = blobs.join(format!("{shard:02x}"));
+            if !dir.is_dir() {
+                std::fs::create_dir_all(&dir)?;
+                created = true;
+            }
+        }
+        if created {
+            sync_dir(&blobs)?;
+            sync_dir(data_dir)?;
+        }
         Ok(Self { blobs, tmp })
     }
 
@@ -65,7 +78,7 @@ impl FsBlobStore {
     fn blob_path(&self, id: &BlobId) -> Result<PathBuf> {
         hex_id_ok(id)?;
         let hex = id.as_str();
-        Ok(self.blobs.join(&hex[0..2]).join(&hex[2..4]).join(hex))
+        Ok(self.blobs.join(&hex[0..2]).join(hex))
     }
 
     /// Reads a blob back and computes the BLAKE3 of its bytes, for `verify`: the result should
@@ -374,14 +387,6 @@ impl FsStage {
         let id = final_path.file_name().and_then(|n| n.to_str()).map(BlobId::new).ok_or(BlobError::InvalidId)?;
         let dir = final_path.parent().ok_or(BlobError::InvalidId)?;
 
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)?;
-            // Make the new `ab/cd` directories themselves durable: fsync their parents.
-            for parent in dir.ancestors().skip(1).take(2) {
-                sync_dir(parent)?;
-            }
-        }
-
         // Same content already stored: keep the existing file, and refresh its mtime so a gc
         // running now (with a grace period) does not take it from under the new reference. If
         // gc removed it in the meantime, fall through and store ours.
@@ -461,30 +466,24 @@ impl Stream for FileChunks {
 }
 
 fn walk_blobs(blobs: &Path, tx: &mpsc::Sender<Result<BlobEntry>>) -> io::Result<()> {
-    for level1 in std::fs::read_dir(blobs)? {
-        let level1 = level1?.path();
-        if !level1.is_dir() {
+    for shard in std::fs::read_dir(blobs)? {
+        let shard = shard?.path();
+        if !shard.is_dir() {
             continue;
         }
-        for level2 in std::fs::read_dir(&level1)? {
-            let level2 = level2?.path();
-            if !level2.is_dir() {
+        for entry in std::fs::read_dir(&shard)? {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let id = BlobId::new(name);
+            let meta = entry.metadata()?;
+            if !meta.is_file() || hex_id_ok(&id).is_err() {
                 continue;
             }
-            for entry in std::fs::read_dir(&level2)? {
-                let entry = entry?;
-                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                    continue;
-                };
-                let id = BlobId::new(name);
-                let meta = entry.metadata()?;
-                if !meta.is_file() || hex_id_ok(&id).is_err() {
-                    continue;
-                }
-                let item = BlobEntry { id, size: meta.len(), modified: meta.modified()? };
-                if tx.blocking_send(Ok(item)).is_err() {
-                    return Ok(()); // the consumer stopped listening
-                }
+            let item = BlobEntry { id, size: meta.len(), modified: meta.modified()? };
+            if tx.blocking_send(Ok(item)).is_err() {
+                return Ok(()); // the consumer stopped listening
             }
         }
     }
@@ -564,7 +563,7 @@ mod tests {
         assert_eq!(id.as_str(), blake3::hash(&data).to_hex().as_str());
         assert_eq!(read_all(&store, &id, None).await, data);
         assert_eq!(store.size(&id).await.unwrap(), data.len() as u64);
-        let path = dir.path().join("blobs").join(&id.as_str()[..2]).join(&id.as_str()[2..4]).join(id.as_str());
+        let path = dir.path().join("blobs").join(&id.as_str()[..2]).join(id.as_str());
         assert!(path.is_file());
         assert!(files_in(&dir.path().join("tmp")).is_empty());
     }
