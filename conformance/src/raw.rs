@@ -1,6 +1,8 @@
 //! Hand-built, hand-signed HTTP/1.1 requests, written byte for byte to a socket, for the
 //! inputs no SDK sends: a body shorter than its `Content-Length`, broken aws-chunked framing,
-//! wrong trailers, signatures from a skewed clock, expired presigned URLs, anonymous calls.
+//! wrong trailers, signatures from a skewed clock, expired presigned URLs, anonymous calls;
+//! and for the signed streaming uploads ([`SignedChunks`]) that the Java and Go SDKs send but
+//! the Rust SDK does not.
 //!
 //! Signing uses the `aws-sigv4` crate, as the SDK does; everything after signing (framing,
 //! `Content-Length`, closing the connection) is ours to get wrong on purpose.
@@ -121,8 +123,38 @@ impl RawRequest {
             Payload::Unsigned => SignableBody::UnsignedPayload,
             Payload::StreamingUnsignedTrailer => SignableBody::StreamingUnsignedPayloadTrailer,
         };
-        let (headers, _) = self.signing_output(key, time, settings, body);
+        let (headers, _, _) = self.signing_output(key, time, settings, body);
         self.headers.extend(headers);
+        self
+    }
+
+    /// Signs the request in its headers for a signed streaming upload of `body` as of `time`,
+    /// then writes `body` aws-chunked, each chunk signed in a chain seeded by the request's
+    /// own signature. `Content-Encoding`, `x-amz-decoded-content-length`, `x-amz-trailer`
+    /// and `Content-Length` are set and signed, as the Java SDKs do.
+    ///
+    /// # Panics
+    /// When `aws-sigv4` refuses the request.
+    #[must_use]
+    pub fn sign_streaming(mut self, key: Key<'_>, time: SystemTime, body: &SignedChunks) -> Self {
+        self = self
+            .header("content-encoding", "aws-chunked")
+            .header("x-amz-decoded-content-length", &body.decoded_len().to_string());
+        if !body.trailers.is_empty() {
+            let names: Vec<&str> = body.trailers.iter().map(|(n, _)| n.as_str()).collect();
+            self = self.header("x-amz-trailer", &names.join(","));
+        }
+        // Every signature is 64 hex digits: a chain from any seed and date has the same length.
+        let framed_len = body.encode(&ChunkSigner::new(key, time, "00000000T000000Z"), &"0".repeat(64)).len();
+        self = self.header("content-length", &framed_len.to_string());
+        let mut settings = s3_settings();
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let payload = SignableBody::Precomputed(body.content_sha256().to_owned());
+        let (headers, _, seed) = self.signing_output(key, time, settings, payload);
+        self.headers.extend(headers);
+        let timestamp = self.headers.iter().find(|(n, _)| n == "x-amz-date").map(|(_, v)| v.clone());
+        let signer = ChunkSigner::new(key, time, &timestamp.expect("x-amz-date is signed"));
+        self.body = body.encode(&signer, &seed);
         self
     }
 
@@ -135,7 +167,7 @@ impl RawRequest {
         let mut settings = s3_settings();
         settings.signature_location = SignatureLocation::QueryParams;
         settings.expires_in = Some(expires_in);
-        let (_, params) = self.signing_output(key, time, settings, SignableBody::UnsignedPayload);
+        let (_, params, _) = self.signing_output(key, time, settings, SignableBody::UnsignedPayload);
         let query: Vec<String> =
             params.iter().map(|(k, v)| format!("{}={}", encode(k, false), encode(v, false))).collect();
         let separator = if self.target.contains('?') { '&' } else { '?' };
@@ -149,7 +181,7 @@ impl RawRequest {
         time: SystemTime,
         settings: SigningSettings,
         body: SignableBody<'_>,
-    ) -> (Pairs, Pairs) {
+    ) -> (Pairs, Pairs, String) {
         let identity: Identity = Credentials::new(key.access_key, key.secret_key, None, None, "conformance").into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
@@ -165,10 +197,10 @@ impl RawRequest {
         let signable =
             SignableRequest::new(&self.method, &url, self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())), body)
                 .expect("signable request");
-        let (instructions, _signature) = sign(signable, &params).expect("sign the request").into_parts();
+        let (instructions, signature) = sign(signable, &params).expect("sign the request").into_parts();
         let headers = instructions.headers().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
         let params = instructions.params().iter().map(|(k, v)| ((*k).to_owned(), v.to_string())).collect();
-        (headers, params)
+        (headers, params, signature)
     }
 
     /// The bytes written to the socket.
@@ -321,7 +353,8 @@ pub fn encode(text: &str, keep_slash: bool) -> String {
 }
 
 /// An aws-chunked body: each chunk framed as `<hex size>\r\n<bytes>\r\n`, then the last chunk
-/// `0\r\n`, the trailers and a blank line. Only the unsigned variant (no chunk signatures).
+/// `0\r\n`, the trailers and a blank line. The unsigned variant (no chunk signatures); see
+/// [`SignedChunks`] for the signed ones.
 #[must_use]
 pub fn aws_chunked(chunks: &[&[u8]], trailers: &[(&str, &str)]) -> Vec<u8> {
     let mut body = Vec::new();
@@ -336,4 +369,238 @@ pub fn aws_chunked(chunks: &[&[u8]], trailers: &[(&str, &str)]) -> Vec<u8> {
     }
     body.extend_from_slice(b"\r\n");
     body
+}
+
+/// A signed aws-chunked body, as the Java and Go SDKs send: `x-amz-content-sha256` is
+/// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`, or `STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER` once
+/// it has trailers. Each chunk is `<hex size>;chunk-signature=<signature>\r\n<bytes>\r\n`,
+/// the last one empty; each signature covers the chunk's bytes and the signature before it,
+/// the first one the request's own (the seed). Trailers follow the last chunk and are signed
+/// in `x-amz-trailer-signature`. [`RawRequest::sign_streaming`] sends it.
+#[derive(Debug, Clone, Default)]
+pub struct SignedChunks {
+    chunks: Vec<Vec<u8>>,
+    trailers: Vec<(String, String)>,
+    /// The chunk sent with a signature of other bytes; `chunks.len()` is the final empty one.
+    forged_chunk: Option<usize>,
+    forged_trailers: bool,
+}
+
+impl SignedChunks {
+    /// The chunks, in order, without trailers.
+    #[must_use]
+    pub fn new(chunks: &[&[u8]]) -> Self {
+        Self { chunks: chunks.iter().map(|c| c.to_vec()).collect(), ..Self::default() }
+    }
+
+    /// Adds a trailer (and so makes this the `-TRAILER` variant).
+    #[must_use]
+    pub fn trailer(mut self, name: &str, value: &str) -> Self {
+        self.trailers.push((name.to_ascii_lowercase(), value.to_owned()));
+        self
+    }
+
+    /// Sends chunk `index` with the signature of other bytes, chained as if it were right;
+    /// `index` equal to the number of chunks is the final empty chunk.
+    #[must_use]
+    pub fn forge_chunk_signature(mut self, index: usize) -> Self {
+        self.forged_chunk = Some(index);
+        self
+    }
+
+    /// Sends the trailers with the signature of other trailer lines.
+    #[must_use]
+    pub fn forge_trailer_signature(mut self) -> Self {
+        self.forged_trailers = true;
+        self
+    }
+
+    /// The value of `x-amz-content-sha256`.
+    #[must_use]
+    pub fn content_sha256(&self) -> &'static str {
+        if self.trailers.is_empty() {
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+        } else {
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+        }
+    }
+
+    /// The number of object bytes: `x-amz-decoded-content-length`.
+    #[must_use]
+    pub fn decoded_len(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
+
+    /// The framed body, its chain starting at `seed`.
+    fn encode(&self, signer: &ChunkSigner, seed: &str) -> Vec<u8> {
+        let mut body = Vec::new();
+        let mut previous = seed.to_owned();
+        let last = [Vec::new()];
+        for (index, chunk) in self.chunks.iter().chain(&last).enumerate() {
+            let signed: &[u8] = if self.forged_chunk == Some(index) { b"other bytes" } else { chunk };
+            previous = signer.chunk(&previous, signed);
+            body.extend_from_slice(format!("{:x};chunk-signature={previous}\r\n", chunk.len()).as_bytes());
+            body.extend_from_slice(chunk);
+            if !chunk.is_empty() {
+                body.extend_from_slice(b"\r\n");
+            }
+        }
+        if !self.trailers.is_empty() {
+            let other = [("x-amz-meta-other".to_owned(), "trailer".to_owned())];
+            let signed = if self.forged_trailers { other.as_slice() } else { self.trailers.as_slice() };
+            let signature = signer.trailer(&previous, signed);
+            for (name, value) in &self.trailers {
+                body.extend_from_slice(format!("{name}:{value}\r\n").as_bytes());
+            }
+            body.extend_from_slice(format!("x-amz-trailer-signature:{signature}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body
+    }
+}
+
+/// Signs the chunks and trailers of a streaming upload (AWS SigV4 "chunked upload").
+struct ChunkSigner {
+    signing_key: Vec<u8>,
+    /// `yyyymmddThhmmssZ`, as in `x-amz-date`.
+    timestamp: String,
+    /// `yyyymmdd/region/s3/aws4_request`.
+    scope: String,
+}
+
+impl ChunkSigner {
+    /// A signer for chunks of a request signed at `time`, whose `x-amz-date` is `timestamp`.
+    fn new(key: Key<'_>, time: SystemTime, timestamp: &str) -> Self {
+        let signing_key = v4::generate_signing_key(key.secret_key, time, REGION, "s3").as_ref().to_vec();
+        let scope = format!("{}/{REGION}/s3/aws4_request", &timestamp[..8]);
+        Self { signing_key, timestamp: timestamp.to_owned(), scope }
+    }
+
+    /// The signature of a chunk of `data` following the signature `previous`.
+    fn chunk(&self, previous: &str, data: &[u8]) -> String {
+        self.sign(&format!(
+            "AWS4-HMAC-SHA256-PAYLOAD\n{}\n{}\n{previous}\n{}\n{}",
+            self.timestamp,
+            self.scope,
+            sha256_hex(b""),
+            sha256_hex(data)
+        ))
+    }
+
+    /// The signature of `trailers` following the final chunk's signature `previous`: they are
+    /// hashed as `name:value\n` lines sorted by name.
+    fn trailer(&self, previous: &str, trailers: &[(String, String)]) -> String {
+        let mut sorted: Vec<_> = trailers.iter().collect();
+        sorted.sort();
+        let lines: String = sorted.iter().map(|(name, value)| format!("{name}:{}\n", value.trim())).collect();
+        self.sign(&format!(
+            "AWS4-HMAC-SHA256-TRAILER\n{}\n{}\n{previous}\n{}",
+            self.timestamp,
+            self.scope,
+            sha256_hex(lines.as_bytes())
+        ))
+    }
+
+    fn sign(&self, string_to_sign: &str) -> String {
+        v4::calculate_signature(&self.signing_key, string_to_sign.as_bytes())
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    /// The example of AWS's "Signature calculations for the Authorization header:
+    /// transferring payload in multiple chunks" page (and of its trailing-header sibling).
+    const EXAMPLE_KEY: Key<'static> =
+        Key { access_key: "AKIAIOSFODNN7EXAMPLE", secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY" };
+
+    /// 2013-05-24T00:00:00Z.
+    fn example_time() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_369_353_600)
+    }
+
+    fn example_request(body: &SignedChunks) -> RawRequest {
+        RawRequest {
+            method: "PUT".into(),
+            target: "/examplebucket/chunkObject.txt".into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+        .header("host", "s3.amazonaws.com")
+        .header("x-amz-storage-class", "REDUCED_REDUNDANCY")
+        .sign_streaming(EXAMPLE_KEY, example_time(), body)
+    }
+
+    fn signature_lines(body: &[u8]) -> Vec<String> {
+        String::from_utf8_lossy(body)
+            .split("\r\n")
+            .filter(|line| line.contains("signature"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn signed_chunks_match_the_aws_example() {
+        let (a64k, a1k) = (vec![b'a'; 65_536], vec![b'a'; 1024]);
+        let request = example_request(&SignedChunks::new(&[&a64k, &a1k]));
+        let header = |name: &str| request.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        assert_eq!(header("content-length"), Some("66824"));
+        assert_eq!(header("x-amz-content-sha256"), Some("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"));
+        assert!(
+            header("authorization").is_some_and(
+                |v| v.ends_with("Signature=4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9")
+            ),
+            "{:?}",
+            header("authorization")
+        );
+        assert_eq!(request.body.len(), 66_824);
+        assert_eq!(
+            signature_lines(&request.body),
+            [
+                "10000;chunk-signature=ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648",
+                "400;chunk-signature=0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497",
+                "0;chunk-signature=b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9",
+            ]
+        );
+        assert!(request.body.ends_with(b"b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9\r\n\r\n"));
+    }
+
+    #[test]
+    fn signed_trailers_match_the_aws_example() {
+        let (a64k, a1k) = (vec![b'a'; 65_536], vec![b'a'; 1024]);
+        let body = SignedChunks::new(&[&a64k, &a1k]).trailer("x-amz-checksum-crc32c", "sOO8/Q==");
+        let signer = ChunkSigner::new(EXAMPLE_KEY, example_time(), "20130524T000000Z");
+        let seed = "106e2a8a18243abcf37539882f36619c00e2dfc72633413f02d3b74544bfeb8e";
+        assert_eq!(
+            signature_lines(&body.encode(&signer, seed)),
+            [
+                "10000;chunk-signature=b474d8862b1487a5145d686f57f013e54db672cee1c953b3010fb58501ef5aa2",
+                "400;chunk-signature=1c1344b170168f8e65b41376b44b20fe354e373826ccbbe2c1d40a8cae51e5c7",
+                "0;chunk-signature=2ca2aba2005185cf7159c6277faf83795951dd77a3a99e6e65d5c9f85863f992",
+                "x-amz-trailer-signature:d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435",
+            ]
+        );
+    }
+
+    #[test]
+    fn forged_signatures_differ_only_where_forged() {
+        let body = SignedChunks::new(&[b"one", b"two"]).trailer("x-amz-checksum-crc32", "AAAAAA==");
+        let signer = ChunkSigner::new(EXAMPLE_KEY, example_time(), "20130524T000000Z");
+        let seed = "0".repeat(64);
+        let right = signature_lines(&body.encode(&signer, &seed));
+        let forged = signature_lines(&body.clone().forge_chunk_signature(1).encode(&signer, &seed));
+        assert_eq!(right[0], forged[0]);
+        assert_ne!(right[1], forged[1]);
+        let forged = signature_lines(&body.forge_trailer_signature().encode(&signer, &seed));
+        assert_eq!(right[..3], forged[..3]);
+        assert_ne!(right[3], forged[3]);
+    }
 }

@@ -1,7 +1,8 @@
 //! aws-sdk-s3 (Rust) against the real binary, over HTTP and HTTPS, for every operation the
-//! gateway implements. Over HTTPS the SDK sends aws-chunked bodies with a trailing CRC32 by
-//! default, so every upload here also exercises that path. Each test checks the bytes that
-//! come back and the events the registry recorded.
+//! gateway implements. With its defaults the SDK sends a CRC32 with every upload: as an
+//! `x-amz-checksum-crc32` header for in-memory bodies (these tests), as an aws-chunked
+//! trailer for streaming bodies (see `streaming.rs`). Each test checks the bytes that come
+//! back and the events the registry recorded.
 
 use std::time::{Duration, SystemTime};
 
@@ -931,8 +932,8 @@ async fn every_checksum_algorithm_is_verified_and_returned(server: &Server) {
 }
 
 async fn default_checksum_is_recorded(server: &Server) {
-    // With its defaults the SDK sends a CRC32 with every upload (a header over HTTP, an
-    // aws-chunked trailer over HTTPS); the gateway verifies and keeps it.
+    // With its defaults the SDK sends a CRC32 with every upload (a header for in-memory
+    // bodies); the gateway verifies and keeps it.
     let s3 = server.s3();
     let bucket = "default-checksum";
     create_bucket(&s3, bucket).await;

@@ -1,0 +1,305 @@
+//! Signed streaming uploads against the real binary, over HTTP and HTTPS: the
+//! `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` and `STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER`
+//! bodies the Java (v1 and v2) and Go SDKs send, every chunk signed in a chain from the
+//! request's signature. The Rust SDK does not send them, so they are built by
+//! [`artifact_store_conformance::raw::SignedChunks`].
+//!
+//! What is stored is the decoded bytes, never the framing; a chunk or trailer whose
+//! signature does not match, or a trailer checksum that does not match the bytes, stores
+//! nothing and records no event. Each refusal is paired with the same request signed right.
+
+use std::time::SystemTime;
+
+use artifact_store_conformance::events::{self, of_type};
+use artifact_store_conformance::raw::{ROOT, RawRequest, RawResponse, SignedChunks, encode};
+use artifact_store_conformance::sdk::{failure, unquote};
+use artifact_store_conformance::{Server, blake3_hex, bytes, crc32_base64, md5_hex, over_http_and_https};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use md5::Digest as _;
+
+over_http_and_https!(
+    signed_streaming_puts_store_the_decoded_bytes,
+    signed_streaming_parts_complete_into_the_decoded_bytes,
+    wrong_chunk_signatures_store_nothing,
+    wrong_trailer_checksums_are_bad_digests,
+    wrong_trailer_signatures_store_nothing,
+    sdk_file_uploads_store_the_decoded_bytes,
+);
+
+const BUCKET: &str = "streaming";
+/// Parts other than the last must be at least this large.
+const MIN_PART: usize = 5 * 1024 * 1024;
+
+/// A server with the bucket [`BUCKET`] and the number of events so far.
+async fn with_bucket(server: &Server) -> usize {
+    server.s3().create_bucket().bucket(BUCKET).send().await.expect("create bucket");
+    server.events().len()
+}
+
+fn object_path(key: &str) -> String {
+    format!("/{BUCKET}/{}", encode(key, true))
+}
+
+/// `data` cut at `cuts` (ascending offsets), as a client with odd buffer sizes sends it.
+fn cut<'a>(data: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    for &end in cuts.iter().chain([&data.len()]) {
+        chunks.push(&data[start..end]);
+        start = end;
+    }
+    chunks
+}
+
+/// A PUT (PutObject, or UploadPart with a query) of `body`, signed for streaming now.
+fn streaming_put(server: &Server, target: &str, body: &SignedChunks) -> RawRequest {
+    server.request("PUT", target).sign_streaming(ROOT, SystemTime::now(), body)
+}
+
+/// `response` is the S3 error `code` with `status`.
+fn assert_refused(response: &RawResponse, status: u16, code: &str, what: &str) {
+    assert_eq!(
+        (response.status, response.code().as_deref()),
+        (status, Some(code)),
+        "{what}: expected {status} {code}, got {} {}",
+        response.status,
+        response.text()
+    );
+}
+
+fn assert_ok(response: &RawResponse, what: &str) {
+    assert_eq!(response.status, 200, "{what}: {}", response.text());
+}
+
+/// No event was appended since there were `before`.
+fn assert_no_new_events(server: &Server, before: usize, what: &str) {
+    let new: Vec<_> = server.events().into_iter().skip(before).map(|e| (e.event_type, e.subject_id)).collect();
+    assert!(new.is_empty(), "{what}: no event may be recorded, got {new:?}");
+}
+
+/// The key is not visible: HEAD answers 404 and no listing shows it.
+async fn assert_absent(server: &Server, key: &str) {
+    let s3 = server.s3();
+    assert_eq!(failure(s3.head_object().bucket(BUCKET).key(key).send().await).0, 404, "{key:?} must not exist");
+    let listed = s3.list_objects_v2().bucket(BUCKET).send().await.expect("list");
+    assert!(!listed.contents().iter().any(|o| o.key() == Some(key)), "{key:?} is listed");
+}
+
+async fn get(server: &Server, key: &str) -> Vec<u8> {
+    let got = server.s3().get_object().bucket(BUCKET).key(key).send().await.expect("get");
+    got.body.collect().await.expect("body").into_bytes().to_vec()
+}
+
+async fn signed_streaming_puts_store_the_decoded_bytes(server: &Server) {
+    with_bucket(server).await;
+    let data = bytes(150_000, 1);
+    // One 64 KiB chunk, then boundaries aligned to nothing, a one-byte chunk among them.
+    let chunks = cut(&data, &[65_536, 65_536 + 12_345, 65_536 + 12_346, 149_999]);
+    let crc = crc32_base64(&data);
+    let cases = [
+        ("no-trailer", SignedChunks::new(&chunks)),
+        ("crc32-trailer", SignedChunks::new(&chunks).trailer("x-amz-checksum-crc32", &crc)),
+    ];
+    for (key, body) in cases {
+        let response = server.send(&streaming_put(server, &object_path(key), &body)).await;
+        assert_ok(&response, key);
+        assert_eq!(response.header("etag").map(unquote), Some(md5_hex(&data).as_str()), "{key}: ETag");
+        assert_eq!(get(server, key).await, data, "{key}: GET returns exactly the decoded bytes");
+
+        let events = server.object_events(BUCKET, key);
+        let puts = of_type(&events, "v1.object.put");
+        assert_eq!(puts.len(), 1, "{key}: {:?}", events::types(&events));
+        let content = events::version(puts[0]).content;
+        assert_eq!((content.size, content.blake3.as_str()), (150_000, blake3_hex(&data).as_str()), "{key}");
+        assert_eq!(content.etag, md5_hex(&data), "{key}");
+        if key == "crc32-trailer" {
+            assert_eq!(content.checksums.get("CRC32"), Some(&crc), "{key}: the trailer's checksum is recorded");
+        }
+    }
+}
+
+async fn signed_streaming_parts_complete_into_the_decoded_bytes(server: &Server) {
+    with_bucket(server).await;
+    let s3 = server.s3();
+    let (first, second) = (bytes(MIN_PART, 2), bytes(70_001, 3));
+    let upload = s3.create_multipart_upload().bucket(BUCKET).key("parts").send().await.expect("create");
+    let upload_id = upload.upload_id().expect("upload id").to_owned();
+    let part_target = |number: u32| format!("{}?partNumber={number}&uploadId={upload_id}", object_path("parts"));
+
+    // Part 1 in 64 KiB chunks with an odd one in the middle; part 2 with a signed trailer.
+    let mut cuts: Vec<usize> = (1..80).map(|i| i * 65_536).collect();
+    cuts.insert(39, 40 * 65_536 - 4_321);
+    let part1 = SignedChunks::new(&cut(&first, &cuts));
+    let part2 = SignedChunks::new(&cut(&second, &[1, 65_537])).trailer("x-amz-checksum-crc32", &crc32_base64(&second));
+    let mut etags = Vec::new();
+    for (number, body, data) in [(1, &part1, &first), (2, &part2, &second)] {
+        let response = server.send(&streaming_put(server, &part_target(number), body)).await;
+        assert_ok(&response, &format!("UploadPart {number}"));
+        let etag = response.header("etag").expect("part ETag").to_owned();
+        assert_eq!(unquote(&etag), md5_hex(data), "part {number} ETag is the MD5 of the decoded bytes");
+        etags.push(etag);
+    }
+    let listed = s3.list_parts().bucket(BUCKET).key("parts").upload_id(&upload_id).send().await.expect("parts");
+    let sizes: Vec<_> = listed.parts().iter().map(|p| p.size()).collect();
+    assert_eq!(sizes, [Some(5 * 1024 * 1024), Some(70_001)]);
+
+    let parts = etags.iter().zip(1..).map(|(etag, n)| CompletedPart::builder().part_number(n).e_tag(etag).build());
+    s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("parts")
+        .upload_id(&upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts.collect())).build())
+        .send()
+        .await
+        .expect("complete");
+
+    let whole = [first.as_slice(), second.as_slice()].concat();
+    assert_eq!(get(server, "parts").await, whole, "GET returns the decoded parts");
+    let events = server.object_events(BUCKET, "parts");
+    let completed = of_type(&events, "v1.multipart.completed");
+    assert_eq!(completed.len(), 1, "{:?}", events::types(&events));
+    let content = events::version(completed[0]).content;
+    assert_eq!((content.size, content.blake3), (whole.len() as u64, blake3_hex(&whole)));
+    let mut md5s = md5::Md5::new();
+    for data in [&first, &second] {
+        md5s.update(md5::Md5::digest(data));
+    }
+    assert_eq!(content.etag, format!("{}-2", hex::encode(md5s.finalize())));
+}
+
+async fn wrong_chunk_signatures_store_nothing(server: &Server) {
+    let before = with_bucket(server).await;
+    let data = bytes(20_000, 4);
+    let chunks = cut(&data, &[8_192, 8_193, 15_000]);
+    let crc = crc32_base64(&data);
+    let variants = [SignedChunks::new(&chunks), SignedChunks::new(&chunks).trailer("x-amz-checksum-crc32", &crc)];
+    for body in &variants {
+        // The first chunk, one in the middle, and the final empty chunk (after every byte).
+        for index in [0, 2, chunks.len()] {
+            let forged = body.clone().forge_chunk_signature(index);
+            let what = format!("{} with chunk {index} forged", body.content_sha256());
+            let response = server.send(&streaming_put(server, &object_path("forged"), &forged)).await;
+            assert_refused(&response, 403, "SignatureDoesNotMatch", &what);
+        }
+    }
+    assert_no_new_events(server, before, "forged chunk signatures");
+    assert_absent(server, "forged").await;
+
+    // UploadPart too.
+    let s3 = server.s3();
+    let upload = s3.create_multipart_upload().bucket(BUCKET).key("forged-part").send().await.expect("create");
+    let upload_id = upload.upload_id().expect("upload id").to_owned();
+    let after_create = server.events().len();
+    let target = format!("{}?partNumber=1&uploadId={upload_id}", object_path("forged-part"));
+    let forged = variants[1].clone().forge_chunk_signature(1);
+    assert_refused(
+        &server.send(&streaming_put(server, &target, &forged)).await,
+        403,
+        "SignatureDoesNotMatch",
+        "UploadPart with a forged chunk",
+    );
+    assert_no_new_events(server, after_create, "forged part");
+    let parts = s3.list_parts().bucket(BUCKET).key("forged-part").upload_id(&upload_id).send().await.expect("parts");
+    assert!(parts.parts().is_empty(), "{parts:?}");
+
+    // Signed right, the same bodies are stored.
+    for body in &variants {
+        assert_ok(&server.send(&streaming_put(server, &object_path("forged"), body)).await, body.content_sha256());
+        assert_eq!(get(server, "forged").await, data);
+    }
+    assert_ok(&server.send(&streaming_put(server, &target, &variants[1])).await, "UploadPart signed right");
+}
+
+async fn wrong_trailer_checksums_are_bad_digests(server: &Server) {
+    let before = with_bucket(server).await;
+    let data = bytes(20_000, 5);
+    let chunks = cut(&data, &[10_000, 10_007]);
+    let wrong = SignedChunks::new(&chunks).trailer("x-amz-checksum-crc32", &crc32_base64(b"something else"));
+    let response = server.send(&streaming_put(server, &object_path("digest"), &wrong)).await;
+    assert_refused(&response, 400, "BadDigest", "signed trailer with a wrong CRC32");
+
+    let s3 = server.s3();
+    let upload = s3.create_multipart_upload().bucket(BUCKET).key("digest-part").send().await.expect("create");
+    let upload_id = upload.upload_id().expect("upload id").to_owned();
+    let after_create = server.events().len();
+    assert_eq!(after_create, before + 1);
+    let target = format!("{}?partNumber=1&uploadId={upload_id}", object_path("digest-part"));
+    let response = server.send(&streaming_put(server, &target, &wrong)).await;
+    assert_refused(&response, 400, "BadDigest", "UploadPart with a signed wrong CRC32 trailer");
+    assert_no_new_events(server, after_create, "wrong trailer checksums");
+    assert_absent(server, "digest").await;
+    let parts = s3.list_parts().bucket(BUCKET).key("digest-part").upload_id(&upload_id).send().await.expect("parts");
+    assert!(parts.parts().is_empty(), "{parts:?}");
+
+    let right = SignedChunks::new(&chunks).trailer("x-amz-checksum-crc32", &crc32_base64(&data));
+    assert_ok(&server.send(&streaming_put(server, &object_path("digest"), &right)).await, "right CRC32 trailer");
+    assert_eq!(get(server, "digest").await, data);
+}
+
+async fn wrong_trailer_signatures_store_nothing(server: &Server) {
+    let before = with_bucket(server).await;
+    let data = bytes(20_000, 6);
+    let chunks = cut(&data, &[10_000, 10_007]);
+    // The checksum is right; only the trailer's signature is not.
+    let body = SignedChunks::new(&chunks).trailer("x-amz-checksum-crc32", &crc32_base64(&data));
+    let forged = body.clone().forge_trailer_signature();
+    let response = server.send(&streaming_put(server, &object_path("trailer"), &forged)).await;
+    assert_refused(&response, 403, "SignatureDoesNotMatch", "forged trailer signature");
+    assert_no_new_events(server, before, "forged trailer signature");
+    assert_absent(server, "trailer").await;
+
+    assert_ok(&server.send(&streaming_put(server, &object_path("trailer"), &body)).await, "trailer signed right");
+    assert_eq!(get(server, "trailer").await, data);
+}
+
+/// aws-sdk-s3 sends an in-memory body with its checksum in a header, but a body it streams
+/// (a file) aws-chunked with a trailing CRC32: the path every SDK's file upload takes.
+async fn sdk_file_uploads_store_the_decoded_bytes(server: &Server) {
+    with_bucket(server).await;
+    let s3 = server.s3();
+    let dir = tempfile::tempdir().expect("temp folder");
+    let file = |name: &str, data: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, data).expect("write the file");
+        path
+    };
+
+    let data = bytes(100_003, 7);
+    let body = ByteStream::from_path(file("object", &data)).await.expect("file body");
+    let out = s3.put_object().bucket(BUCKET).key("file").body(body).send().await.expect("put from a file");
+    assert_eq!(out.checksum_crc32(), Some(crc32_base64(&data).as_str()), "the trailer's CRC32");
+    assert_eq!(get(server, "file").await, data, "GET returns exactly the file");
+    let events = server.object_events(BUCKET, "file");
+    let content = events::version(of_type(&events, "v1.object.put")[0]).content;
+    assert_eq!((content.size, content.blake3), (data.len() as u64, blake3_hex(&data)));
+
+    let part = bytes(MIN_PART + 17, 8);
+    let upload = s3.create_multipart_upload().bucket(BUCKET).key("file-part").send().await.expect("create");
+    let upload_id = upload.upload_id().expect("upload id");
+    let body = ByteStream::from_path(file("part", &part)).await.expect("file body");
+    let out = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key("file-part")
+        .upload_id(upload_id)
+        .part_number(1)
+        .body(body)
+        .send()
+        .await
+        .expect("part from a file");
+    assert_eq!(out.checksum_crc32(), Some(crc32_base64(&part).as_str()), "the part trailer's CRC32");
+    let completed = CompletedPart::builder().part_number(1).set_e_tag(out.e_tag().map(str::to_owned)).build();
+    s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("file-part")
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().parts(completed).build())
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(get(server, "file-part").await, part, "GET returns exactly the file");
+    let events = server.object_events(BUCKET, "file-part");
+    let content = events::version(of_type(&events, "v1.multipart.completed")[0]).content;
+    assert_eq!((content.size, content.blake3), (part.len() as u64, blake3_hex(&part)));
+}
