@@ -234,88 +234,100 @@ fn override_or(overridden: Option<String>, stored: Option<String>) -> Option<Str
     overridden.or(stored)
 }
 
+/// Resolves a GET or HEAD request (their inputs share these fields) to a [`ReadPlan`].
+macro_rules! read_plan {
+    ($gw:expr, $input:expr) => {{
+        let input = $input;
+        let conditions = Conditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+        };
+        plan(
+            $gw,
+            &input.bucket,
+            &input.key,
+            input.version_id.as_deref(),
+            &conditions,
+            input.range.as_ref(),
+            input.part_number,
+        )
+        .await?
+    }};
+}
+
+/// The headers GET and HEAD answer with, as the fields of either output type, plus the
+/// fields given.
+macro_rules! object_output {
+    ($output:ident { $($field:ident $(: $value:expr)?),* $(,)? }, $plan:expr, $input:expr) => {{
+        let (plan, input) = (&$plan, $input);
+        let version = &plan.version;
+        let content = &version.content;
+        let length = plan.span.map_or(0, |(first, last)| last - first + 1);
+        let checksums = if plan.whole && checksum_mode_enabled(input.checksum_mode.as_ref()) {
+            wire::ChecksumFields::of(&content.checksums)
+        } else {
+            wire::ChecksumFields::default()
+        };
+        let (lock_mode, lock_until, legal_hold) = wire::lock_fields(version);
+        $output {
+            $($field $(: $value)?,)*
+            accept_ranges: Some("bytes".to_owned()),
+            content_length: i64::try_from(length).ok(),
+            content_range: plan.content_range.clone(),
+            e_tag: Some(wire::etag(&content.etag)),
+            last_modified: Some(wire::timestamp(version.created_at)),
+            metadata: wire::metadata(content),
+            content_type: override_or(input.response_content_type.clone(), content.content_type.clone()),
+            cache_control: override_or(input.response_cache_control.clone(), wire::header(content, "cache-control")),
+            content_disposition: override_or(
+                input.response_content_disposition.clone(),
+                wire::header(content, "content-disposition"),
+            ),
+            content_encoding: override_or(
+                input.response_content_encoding.clone(),
+                wire::header(content, "content-encoding"),
+            ),
+            content_language: override_or(
+                input.response_content_language.clone(),
+                wire::header(content, "content-language"),
+            ),
+            expires: input.response_expires.clone().or_else(|| wire::expires(content)),
+            version_id: wire::version_id_header(&plan.bucket, &version.version_id),
+            parts_count: parts_count(content.parts.len(), input.part_number),
+            checksum_crc32: checksums.crc32,
+            checksum_crc32c: checksums.crc32c,
+            checksum_crc64nvme: checksums.crc64nvme,
+            checksum_sha1: checksums.sha1,
+            checksum_sha256: checksums.sha256,
+            object_lock_mode: lock_mode,
+            object_lock_retain_until_date: lock_until,
+            object_lock_legal_hold_status: legal_hold,
+            ..Default::default()
+        }
+    }};
+}
+
 pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> Result<S3Response<GetObjectOutput>> {
     let input = &req.input;
-    let conditions = Conditions {
-        if_match: input.if_match.as_ref(),
-        if_none_match: input.if_none_match.as_ref(),
-        if_modified_since: input.if_modified_since.as_ref(),
-        if_unmodified_since: input.if_unmodified_since.as_ref(),
-    };
-    let plan = plan(
-        gw,
-        &input.bucket,
-        &input.key,
-        input.version_id.as_deref(),
-        &conditions,
-        input.range.as_ref(),
-        input.part_number,
-    )
-    .await?;
-    let version = &plan.version;
-    let content = &version.content;
-    let length = plan.span.map_or(0, |(first, last)| last - first + 1);
-
+    let plan = read_plan!(gw, input);
+    let content = &plan.version.content;
     let stream = match plan.span {
         Some(span) => read_parts(Arc::clone(&gw.blobs), &content.parts, span).boxed(),
         None => futures::stream::empty().boxed(),
     };
     let record: Option<Box<dyn FnOnce(u64) + Send + Sync>> = if gw.records_retrievals() {
         let (registry, caller, target, range) =
-            (gw.registry.clone(), caller(&req), version_ref(version), plan.content_range.clone());
+            (gw.registry.clone(), caller(&req), version_ref(&plan.version), plan.content_range.clone());
         Some(Box::new(move |sent| record_retrieval(&registry, caller, target, "GET", sent, range)))
     } else {
         None
     };
     let body = RecordedBody { inner: sync_wrapper::SyncStream::new(stream), sent: 0, record };
-
-    let checksums = if plan.whole && checksum_mode_enabled(input.checksum_mode.as_ref()) {
-        wire::ChecksumFields::of(&content.checksums)
-    } else {
-        wire::ChecksumFields::default()
-    };
-    let (lock_mode, lock_until, legal_hold) = wire::lock_fields(version);
-    let output = GetObjectOutput {
-        body: Some(StreamingBlob::wrap(body)),
-        accept_ranges: Some("bytes".to_owned()),
-        content_length: i64::try_from(length).ok(),
-        content_range: plan.content_range.clone(),
-        e_tag: Some(wire::etag(&content.etag)),
-        last_modified: Some(wire::timestamp(version.created_at)),
-        metadata: wire::metadata(content),
-        content_type: override_or(input.response_content_type.clone(), content.content_type.clone()),
-        cache_control: override_or(input.response_cache_control.clone(), wire::header(content, "cache-control")),
-        content_disposition: override_or(
-            input.response_content_disposition.clone(),
-            wire::header(content, "content-disposition"),
-        ),
-        content_encoding: override_or(
-            input.response_content_encoding.clone(),
-            wire::header(content, "content-encoding"),
-        ),
-        content_language: override_or(
-            input.response_content_language.clone(),
-            wire::header(content, "content-language"),
-        ),
-        expires: input.response_expires.clone().or_else(|| wire::expires(content)),
-        version_id: wire::version_id_header(&plan.bucket, &version.version_id),
-        parts_count: parts_count(content.parts.len(), input.part_number),
-        tag_count: i32::try_from(content.tags.len()).ok().filter(|&n| n > 0),
-        checksum_crc32: checksums.crc32,
-        checksum_crc32c: checksums.crc32c,
-        checksum_crc64nvme: checksums.crc64nvme,
-        checksum_sha1: checksums.sha1,
-        checksum_sha256: checksums.sha256,
-        object_lock_mode: lock_mode,
-        object_lock_retain_until_date: lock_until,
-        object_lock_legal_hold_status: legal_hold,
-        ..Default::default()
-    };
-    let mut response = S3Response::new(output);
-    if plan.content_range.is_some() {
-        response.status = Some(http::StatusCode::PARTIAL_CONTENT);
-    }
-    Ok(response)
+    let tag_count = i32::try_from(content.tags.len()).ok().filter(|&n| n > 0);
+    let output = object_output!(GetObjectOutput { body: Some(StreamingBlob::wrap(body)), tag_count }, plan, input);
+    Ok(response(output, &plan))
 }
 
 /// `x-amz-mp-parts-count`: for multipart objects, when a part was asked for.
@@ -329,73 +341,21 @@ fn checksum_mode_enabled(mode: Option<&ChecksumMode>) -> bool {
 
 pub(super) async fn head_object(gw: &Gateway, req: S3Request<HeadObjectInput>) -> Result<S3Response<HeadObjectOutput>> {
     let input = &req.input;
-    let conditions = Conditions {
-        if_match: input.if_match.as_ref(),
-        if_none_match: input.if_none_match.as_ref(),
-        if_modified_since: input.if_modified_since.as_ref(),
-        if_unmodified_since: input.if_unmodified_since.as_ref(),
-    };
-    let plan = plan(
-        gw,
-        &input.bucket,
-        &input.key,
-        input.version_id.as_deref(),
-        &conditions,
-        input.range.as_ref(),
-        input.part_number,
-    )
-    .await?;
-    let version = &plan.version;
-    let content = &version.content;
-    let length = plan.span.map_or(0, |(first, last)| last - first + 1);
+    let plan = read_plan!(gw, input);
     if gw.records_retrievals() {
-        record_retrieval(&gw.registry, caller(&req), version_ref(version), "HEAD", 0, plan.content_range.clone());
+        record_retrieval(&gw.registry, caller(&req), version_ref(&plan.version), "HEAD", 0, plan.content_range.clone());
     }
-    let checksums = if plan.whole && checksum_mode_enabled(input.checksum_mode.as_ref()) {
-        wire::ChecksumFields::of(&content.checksums)
-    } else {
-        wire::ChecksumFields::default()
-    };
-    let (lock_mode, lock_until, legal_hold) = wire::lock_fields(version);
-    let output = HeadObjectOutput {
-        accept_ranges: Some("bytes".to_owned()),
-        content_length: i64::try_from(length).ok(),
-        content_range: plan.content_range.clone(),
-        e_tag: Some(wire::etag(&content.etag)),
-        last_modified: Some(wire::timestamp(version.created_at)),
-        metadata: wire::metadata(content),
-        content_type: override_or(input.response_content_type.clone(), content.content_type.clone()),
-        cache_control: override_or(input.response_cache_control.clone(), wire::header(content, "cache-control")),
-        content_disposition: override_or(
-            input.response_content_disposition.clone(),
-            wire::header(content, "content-disposition"),
-        ),
-        content_encoding: override_or(
-            input.response_content_encoding.clone(),
-            wire::header(content, "content-encoding"),
-        ),
-        content_language: override_or(
-            input.response_content_language.clone(),
-            wire::header(content, "content-language"),
-        ),
-        expires: input.response_expires.clone().or_else(|| wire::expires(content)),
-        version_id: wire::version_id_header(&plan.bucket, &version.version_id),
-        parts_count: parts_count(content.parts.len(), input.part_number),
-        checksum_crc32: checksums.crc32,
-        checksum_crc32c: checksums.crc32c,
-        checksum_crc64nvme: checksums.crc64nvme,
-        checksum_sha1: checksums.sha1,
-        checksum_sha256: checksums.sha256,
-        object_lock_mode: lock_mode,
-        object_lock_retain_until_date: lock_until,
-        object_lock_legal_hold_status: legal_hold,
-        ..Default::default()
-    };
+    let output = object_output!(HeadObjectOutput {}, plan, input);
+    Ok(response(output, &plan))
+}
+
+/// 206 for a partial read.
+fn response<T>(output: T, plan: &ReadPlan) -> S3Response<T> {
     let mut response = S3Response::new(output);
     if plan.content_range.is_some() {
         response.status = Some(http::StatusCode::PARTIAL_CONTENT);
     }
-    Ok(response)
+    response
 }
 
 #[cfg(test)]
