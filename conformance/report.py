@@ -13,7 +13,7 @@ import json
 import subprocess
 from collections import OrderedDict
 
-MARK = {"pass": "pass", "fail": "**FAIL**", None: "–"}
+MARK = {"pass": "pass", "fail": "**FAIL**", "skip": "skipped", None: "–"}
 
 
 def load(path):

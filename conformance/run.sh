@@ -18,6 +18,8 @@
 #   READY_TIMEOUT            seconds to wait for the server's health check (default: 60)
 #   CLIENT_TIMEOUT           seconds one client's scenario script may run (default: 1500)
 #   ARTIFACT_STORE_TEST_VENV the venv from scripts/install-test-deps.sh
+#   RUST_TEST_LOG            output of `cargo test -p artifact-store-conformance`, whose cells
+#                            join the matrix as client "aws-sdk-s3 (Rust)"
 #
 # Prints "N passed, N failed" last; exits 1 when any cell failed or nothing ran.
 set -euo pipefail
@@ -233,11 +235,19 @@ for transport in $transports; do
     stop_server
 done
 
+# The Rust tier (aws-sdk-s3 and hand-signed requests) runs under cargo test; when its output
+# is handed over, its cells join the matrix.
+if [[ -n "${RUST_TEST_LOG:-}" ]]; then
+    log "aws-sdk-s3 (Rust) results from $RUST_TEST_LOG"
+    "$python" "$root/conformance/rust_results.py" --log "$RUST_TEST_LOG" --lock "$root/Cargo.lock" >>"$results" \
+        || record "aws-sdk-s3 (Rust)" unknown cargo-test all fail "no results in $RUST_TEST_LOG"
+fi
+
 mkdir -p "$(dirname "$report")"
 "$python" "$root/conformance/report.py" --results "$results" --target "$(server_name) $(server_version)" >"$report"
 log "matrix written to $report; logs in $out"
 passed="$(jq -s 'map(select(.result == "pass")) | length' "$results")"
-failed="$(jq -s 'map(select(.result != "pass")) | length' "$results")"
-jq -r 'select(.result != "pass") | "FAILED: \(.client) \(.version) \(.transport) \(.scenario): \(.detail[0:200])"' "$results"
+failed="$(jq -s 'map(select(.result == "fail")) | length' "$results")"
+jq -r 'select(.result == "fail") | "FAILED: \(.client) \(.version) \(.transport) \(.scenario): \(.detail[0:200])"' "$results"
 echo "conformance: $passed passed, $failed failed"
 ((failed == 0 && passed > 0))
