@@ -18,7 +18,7 @@
 #   READY_TIMEOUT            seconds to wait for the server's health check (default: 60)
 #   CLIENT_TIMEOUT           seconds one client's scenario script may run (default: 1500)
 #   ARTIFACT_STORE_TEST_VENV the venv from scripts/install-test-deps.sh
-#   RUST_TEST_LOG            output of `cargo test -p artifact-store-conformance`, whose cells
+#   RUST_TEST_LOG            output of `cargo test` covering the conformance crate, whose cells
 #                            join the matrix as client "aws-sdk-s3 (Rust)"
 #
 # Prints "N passed, N failed" last; exits 1 when any cell failed or nothing ran.

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Turns the output of `cargo test -p artifact-store-conformance` into result lines for the
-compatibility matrix: one cell per test and transport, client "aws-sdk-s3 (Rust)" at the
+"""Turns the output of `cargo test` (the workspace's, or the conformance crate's) into result
+lines for the compatibility matrix: one cell per test and transport, client "aws-sdk-s3 (Rust)" at the
 version Cargo.lock pins.
 
     rust_results.py --log cargo-test.log --lock Cargo.lock >> results.jsonl
 
 Test names are `<scenario>::<transport>` (the suite's `over_http_and_https!` macro) inside the
 test file that cargo announces with a `Running tests/<file>.rs` line; the scenario is written
-as `<file>/<test>`. Tests without a transport suffix (unit tests of the harness) are skipped.
+as `<file>/<test>`. Tests without a transport suffix (every other crate's, and the harness's
+unit tests) are skipped.
 """
 
 import argparse
