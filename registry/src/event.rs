@@ -103,24 +103,16 @@ impl Event {
     /// ties the digest to the payload.
     #[must_use]
     pub fn compute_hash(&self) -> Digest {
-        let mut hasher = blake3::Hasher::new_derive_key(CHAIN_HASH_CONTEXT);
-        hasher.update(&self.prev_hash);
-        hasher.update(&self.sequence.to_le_bytes());
-        hasher.update(&self.created_at.to_le_bytes());
-        for field in [&self.event_type, &self.subject_kind, &self.subject_id, &self.actor] {
-            update_str(&mut hasher, field);
-        }
         let context = &self.context;
-        for field in [&context.access_key, &context.request_id, &context.source_addr, &context.user_agent] {
-            if let Some(value) = field {
-                hasher.update(&[1]);
-                update_str(&mut hasher, value);
-            } else {
-                hasher.update(&[0]);
-            }
-        }
-        hasher.update(&self.payload_digest);
-        *hasher.finalize().as_bytes()
+        chain_hash(&StoredFields {
+            prev_hash: &self.prev_hash,
+            sequence: self.sequence,
+            created_at: self.created_at,
+            texts: [&self.event_type, &self.subject_kind, &self.subject_id, &self.actor].map(|t| t.as_bytes()),
+            context: [&context.access_key, &context.request_id, &context.source_addr, &context.user_agent]
+                .map(|c| c.as_deref().map(str::as_bytes)),
+            payload_digest: &self.payload_digest,
+        })
     }
 
     /// Whether `payload_digest` is the BLAKE3 of `payload`.
@@ -139,9 +131,47 @@ impl Event {
     }
 }
 
-fn update_str(hasher: &mut blake3::Hasher, value: &str) {
+/// The stored fields the chain hash covers, borrowed: [`crate::log::verify`] hashes rows as
+/// SQLite hands them over, without building an [`Event`].
+pub(crate) struct StoredFields<'a> {
+    pub prev_hash: &'a [u8],
+    pub sequence: u64,
+    pub created_at: i64,
+    /// `event_type`, `subject_kind`, `subject_id`, `actor`, in that order.
+    pub texts: [&'a [u8]; 4],
+    /// `access_key`, `request_id`, `source_addr`, `user_agent`, in that order.
+    pub context: [Option<&'a [u8]>; 4],
+    pub payload_digest: &'a [u8],
+}
+
+/// The chain hash over an event's stored fields (see [`Event::compute_hash`]).
+pub(crate) fn chain_hash(fields: &StoredFields<'_>) -> Digest {
+    use blake3::hazmat::HasherExt as _;
+    // Deriving the key from the context string once, not per event.
+    static CONTEXT_KEY: std::sync::LazyLock<blake3::hazmat::ContextKey> =
+        std::sync::LazyLock::new(|| blake3::hazmat::hash_derive_key_context(CHAIN_HASH_CONTEXT));
+    let mut hasher = blake3::Hasher::new_from_context_key(&CONTEXT_KEY);
+    hasher.update(fields.prev_hash);
+    hasher.update(&fields.sequence.to_le_bytes());
+    hasher.update(&fields.created_at.to_le_bytes());
+    for text in fields.texts {
+        update_bytes(&mut hasher, text);
+    }
+    for field in fields.context {
+        if let Some(value) = field {
+            hasher.update(&[1]);
+            update_bytes(&mut hasher, value);
+        } else {
+            hasher.update(&[0]);
+        }
+    }
+    hasher.update(fields.payload_digest);
+    *hasher.finalize().as_bytes()
+}
+
+fn update_bytes(hasher: &mut blake3::Hasher, value: &[u8]) {
     hasher.update(&(value.len() as u64).to_le_bytes());
-    hasher.update(value.as_bytes());
+    hasher.update(value);
 }
 
 mod hex_digest {

@@ -9,7 +9,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::Result;
-use crate::event::{Digest, Event, EventDraft, GENESIS_HASH, RequestContext};
+use crate::event::{Digest, Event, EventDraft, GENESIS_HASH, RequestContext, StoredFields, chain_hash};
 use crate::views;
 
 /// The last event of the log: what the next one chains from.
@@ -238,22 +238,53 @@ pub fn verify(conn: &Connection) -> Result<Verified> {
 /// # Errors
 /// As [`verify`].
 pub fn verify_with_progress(conn: &Connection, mut progress: impl FnMut(u64)) -> Result<Verified> {
+    use rusqlite::types::ValueRef;
+    // Rows are hashed as SQLite hands them over (borrowed bytes, no `Event` built): verify
+    // reads every event of the log.
+    fn bytes<'a>(row: &'a Row<'_>, index: usize) -> rusqlite::Result<&'a [u8]> {
+        Ok(match row.get_ref(index)? {
+            ValueRef::Text(b) | ValueRef::Blob(b) => b,
+            _ => &[],
+        })
+    }
+    fn optional<'a>(row: &'a Row<'_>, index: usize) -> rusqlite::Result<Option<&'a [u8]>> {
+        Ok(match row.get_ref(index)? {
+            ValueRef::Null => None,
+            ValueRef::Text(b) | ValueRef::Blob(b) => Some(b),
+            _ => Some(&[]),
+        })
+    }
     let mut head = ChainHead { sequence: 0, hash: GENESIS_HASH };
     let mut events = 0;
     let mut first_mismatch = None;
-    for_each_event(conn, 0, |event| {
+    let mut statement = conn.prepare(&format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY seq"))?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
         events += 1;
-        let intact = event.sequence == head.sequence + 1
-            && event.prev_hash == head.hash
-            && event.verify_digest()
-            && event.compute_hash() == event.hash;
+        let sequence: u64 = row.get(0)?;
+        let payload = bytes(row, 10)?;
+        let payload_digest = bytes(row, 11)?;
+        let prev_hash = bytes(row, 12)?;
+        let hash = bytes(row, 13)?;
+        let fields = StoredFields {
+            prev_hash,
+            sequence,
+            created_at: row.get(1)?,
+            texts: [bytes(row, 2)?, bytes(row, 3)?, bytes(row, 4)?, bytes(row, 5)?],
+            context: [optional(row, 6)?, optional(row, 7)?, optional(row, 8)?, optional(row, 9)?],
+            payload_digest,
+        };
+        let computed = chain_hash(&fields);
+        let intact = sequence == head.sequence + 1
+            && prev_hash == head.hash
+            && blake3::hash(payload).as_bytes() == payload_digest
+            && computed == hash;
         if !intact {
-            first_mismatch = Some(event.sequence);
-            return Ok(false);
+            first_mismatch = Some(sequence);
+            break;
         }
-        head = ChainHead { sequence: event.sequence, hash: event.hash };
-        progress(event.sequence);
-        Ok(true)
-    })?;
+        head = ChainHead { sequence, hash: computed };
+        progress(sequence);
+    }
     Ok(Verified { events, head, first_mismatch })
 }
