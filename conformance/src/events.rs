@@ -22,6 +22,16 @@ impl Server {
         registry::log::fetch_since(&conn, 0, usize::MAX).expect("read the event log")
     }
 
+    /// Asserts that no event was appended since there were `before`: a refused request
+    /// leaves no record.
+    ///
+    /// # Panics
+    /// When one was.
+    pub fn assert_no_new_events(&self, before: usize, what: &str) {
+        let new: Vec<_> = self.events().into_iter().skip(before).map(|e| (e.event_type, e.subject_id)).collect();
+        assert!(new.is_empty(), "{what}: no event may be recorded, got {new:?}");
+    }
+
     /// The events about one object (its versions, tags, uploads, reads).
     #[must_use]
     pub fn object_events(&self, bucket: &str, key: &str) -> Vec<Event> {

@@ -12,6 +12,18 @@ use crate::raw::{Key, ROOT};
 use crate::{REGION, Server};
 
 impl Server {
+    /// Asserts that `key` is not visible in `bucket`: HEAD answers 404 and no listing shows
+    /// it.
+    ///
+    /// # Panics
+    /// When it is visible, or the listing fails.
+    pub async fn assert_absent(&self, bucket: &str, key: &str) {
+        let s3 = self.s3();
+        assert_eq!(failure(s3.head_object().bucket(bucket).key(key).send().await).0, 404, "{key:?} must not exist");
+        let listed = s3.list_objects_v2().bucket(bucket).send().await.expect("list");
+        assert!(!listed.contents().iter().any(|o| o.key() == Some(key)), "{key:?} is listed");
+    }
+
     /// A client signing with the root credentials.
     #[must_use]
     pub fn s3(&self) -> aws_sdk_s3::Client {

@@ -54,21 +54,6 @@ fn assert_refused(response: &RawResponse, status: u16, code: &str, what: &str) {
     );
 }
 
-/// No event was appended since there were `before`.
-fn assert_no_new_events(server: &Server, before: usize, what: &str) {
-    let events = server.events();
-    let new: Vec<_> = events.iter().skip(before).map(|e| (&e.event_type, &e.subject_id)).collect();
-    assert!(new.is_empty(), "{what}: no event may be recorded, got {new:?}");
-}
-
-/// The key is not visible: HEAD answers 404 and no listing shows it.
-async fn assert_absent(server: &Server, key: &str) {
-    let s3 = server.s3();
-    assert_eq!(failure(s3.head_object().bucket(BUCKET).key(key).send().await).0, 404, "{key:?} must not exist");
-    let listed = s3.list_objects_v2().bucket(BUCKET).send().await.expect("list");
-    assert!(!listed.contents().iter().any(|o| o.key() == Some(key)), "{key:?} is listed");
-}
-
 fn object_path(key: &str) -> String {
     format!("/{BUCKET}/{}", encode(key, true))
 }
@@ -193,8 +178,8 @@ async fn wrong_signature_and_unknown_key_are_refused(server: &Server) {
     );
     assert_eq!(failure(unknown_key.create_bucket().bucket("other").send().await), (403, "InvalidAccessKeyId".into()));
 
-    assert_no_new_events(server, before, "bad signatures");
-    assert_absent(server, "signed").await;
+    server.assert_no_new_events(before, "bad signatures");
+    server.assert_absent(BUCKET, "signed").await;
     assert!(server.events().iter().all(|e| e.subject_id != "other"));
 }
 
@@ -205,8 +190,8 @@ async fn payload_hash_mismatch_is_refused(server: &Server) {
         .sign(ROOT, SystemTime::now(), Payload::Signed)
         .body(b"other bytes!".to_vec());
     assert_refused(&server.send(&tampered).await, 400, "XAmzContentSHA256Mismatch", "body not matching its SHA-256");
-    assert_no_new_events(server, before, "payload hash mismatch");
-    assert_absent(server, "tampered").await;
+    server.assert_no_new_events(before, "payload hash mismatch");
+    server.assert_absent(BUCKET, "tampered").await;
 }
 
 async fn expired_presigned_urls_are_refused(server: &Server) {
@@ -221,7 +206,7 @@ async fn expired_presigned_urls_are_refused(server: &Server) {
     let target = url.uri().strip_prefix(&server.endpoint()).expect("URL on the server").to_owned();
     let response = server.send(&server.request("PUT", &target).body(b"late".to_vec())).await;
     assert_refused(&response, 403, "AccessDenied", "expired presigned PUT");
-    assert_no_new_events(server, before, "expired presigned PUT");
+    server.assert_no_new_events(before, "expired presigned PUT");
 
     let url = s3.get_object().bucket(BUCKET).key("presigned").presigned(expired).await.expect("presign get");
     let target = url.uri().strip_prefix(&server.endpoint()).expect("URL on the server").to_owned();
@@ -247,8 +232,8 @@ async fn skewed_clocks_are_refused(server: &Server) {
         let put = put_request(server, "skewed", b"data").sign(ROOT, time, Payload::Signed);
         assert_refused(&server.send(&put).await, 403, "RequestTimeTooSkewed", what);
     }
-    assert_no_new_events(server, before, "skewed clocks");
-    assert_absent(server, "skewed").await;
+    server.assert_no_new_events(before, "skewed clocks");
+    server.assert_absent(BUCKET, "skewed").await;
     // Within the 15 minutes AWS allows, the same request is accepted.
     let put = put_request(server, "skewed", b"data").sign(
         ROOT,
@@ -281,8 +266,8 @@ async fn anonymous_requests_are_refused(server: &Server) {
             assert_refused(&response, 403, "AccessDenied", &format!("anonymous {method} {target}"));
         }
     }
-    assert_no_new_events(server, before_reads, "anonymous requests");
-    assert_absent(server, "anonymous").await;
+    server.assert_no_new_events(before_reads, "anonymous requests");
+    server.assert_absent(BUCKET, "anonymous").await;
     assert_eq!(
         s3.get_object().bucket(BUCKET).key("private").send().await.expect("still there").content_length(),
         Some(6)
@@ -319,9 +304,9 @@ async fn bodies_shorter_than_content_length_store_nothing(server: &Server) {
     send_truncated(server, &part, "IncompleteBody", "short part").await;
     let parts = s3.list_parts().bucket(BUCKET).key("short-part").upload_id(upload_id).send().await.expect("parts");
     assert!(parts.parts().is_empty(), "{parts:?}");
-    assert_no_new_events(server, after_create, "short part");
+    server.assert_no_new_events(after_create, "short part");
     assert_eq!(after_create, before + 1);
-    assert_absent(server, "short").await;
+    server.assert_absent(BUCKET, "short").await;
 }
 
 async fn broken_aws_chunked_framing_stores_nothing(server: &Server) {
@@ -360,8 +345,8 @@ async fn broken_aws_chunked_framing_stores_nothing(server: &Server) {
             response.text()
         );
     }
-    assert_no_new_events(server, before, "broken aws-chunked framing");
-    assert_absent(server, "chunked").await;
+    server.assert_no_new_events(before, "broken aws-chunked framing");
+    server.assert_absent(BUCKET, "chunked").await;
 
     let response = server.send(&framed(well_formed, data.len())).await;
     assert_eq!(response.status, 200, "well-formed aws-chunked body: {}", response.text());
@@ -413,9 +398,9 @@ async fn wrong_checksum_headers_are_bad_digests(server: &Server) {
         .header("content-md5", &md5_base64(&other))
         .sign(ROOT, SystemTime::now(), Payload::Signed);
     assert_refused(&server.send(&part).await, 400, "BadDigest", "UploadPart with wrong Content-MD5");
-    assert_no_new_events(server, after_create, "wrong checksum headers");
+    server.assert_no_new_events(after_create, "wrong checksum headers");
     assert_eq!(after_create, before + 1);
-    assert_absent(server, "digest").await;
+    server.assert_absent(BUCKET, "digest").await;
 
     // The right values are accepted.
     let put = put_request(server, "digest", &data)
@@ -453,9 +438,9 @@ async fn wrong_trailer_checksums_are_bad_digests(server: &Server) {
     let target = format!("{}?partNumber=1&uploadId={upload_id}", object_path("trailer-part"));
     let part = chunked("trailer-part", target.clone(), "x-amz-checksum-crc32", &wrong_crc);
     assert_refused(&server.send(&part).await, 400, "BadDigest", "UploadPart with a wrong CRC32 trailer");
-    assert_no_new_events(server, after_create, "wrong trailers");
+    server.assert_no_new_events(after_create, "wrong trailers");
     assert_eq!(after_create, before + 1);
-    assert_absent(server, "trailer").await;
+    server.assert_absent(BUCKET, "trailer").await;
     let parts = s3.list_parts().bucket(BUCKET).key("trailer-part").upload_id(&upload_id).send().await.expect("parts");
     assert!(parts.parts().is_empty());
 
@@ -508,8 +493,8 @@ async fn malformed_xml_is_refused(server: &Server) {
         );
         assert_refused(&server.send(&tagging).await, 400, "MalformedXML", &format!("PutObjectTagging {shown}"));
     }
-    assert_no_new_events(server, after_setup, "malformed XML");
-    assert_absent(server, "xml").await;
+    server.assert_no_new_events(after_setup, "malformed XML");
+    server.assert_absent(BUCKET, "xml").await;
     assert!(s3.head_object().bucket(BUCKET).key("kept").send().await.is_ok(), "DeleteObjects deleted nothing");
     let uploads = s3.list_multipart_uploads().bucket(BUCKET).send().await.expect("uploads");
     assert_eq!(uploads.uploads().len(), 1, "the upload is still open");
@@ -527,7 +512,7 @@ async fn delete_objects_over_1000_keys_is_malformed(server: &Server) {
     let delete = Delete::builder().set_objects(Some(ids)).build().expect("delete");
     let result = s3.delete_objects().bucket(BUCKET).delete(delete).send().await;
     assert_eq!(failure(result), (400, "MalformedXML".into()));
-    assert_no_new_events(server, before, "1001 keys");
+    server.assert_no_new_events(before, "1001 keys");
     let listed = s3.list_objects_v2().bucket(BUCKET).send().await.expect("list");
     assert_eq!(listed.key_count(), Some(2), "nothing was deleted");
 }
@@ -576,8 +561,8 @@ async fn unknown_upload_ids_are_no_such_upload(server: &Server) {
         .await;
     assert_eq!(failure(elsewhere), (404, "NoSuchUpload".into()));
     assert_eq!(after_create, before + 1);
-    assert_no_new_events(server, after_create, "unknown uploads");
-    assert_absent(server, "u").await;
+    server.assert_no_new_events(after_create, "unknown uploads");
+    server.assert_absent(BUCKET, "u").await;
 }
 
 async fn completion_with_parts_out_of_order_or_missing_is_refused(server: &Server) {
@@ -616,8 +601,8 @@ async fn completion_with_parts_out_of_order_or_missing_is_refused(server: &Serve
         failure(complete(vec![part(1, "\"0123456789abcdef0123456789abcdef\"")]).await),
         (400, "InvalidPart".into())
     );
-    assert_no_new_events(server, before, "refused completions");
-    assert_absent(server, "parts").await;
+    server.assert_no_new_events(before, "refused completions");
+    server.assert_absent(BUCKET, "parts").await;
     let parts =
         s3.list_parts().bucket(BUCKET).key("parts").upload_id(upload_id).send().await.expect("upload still open");
     assert_eq!(parts.parts().len(), 2);
@@ -632,5 +617,5 @@ async fn ranges_outside_the_object_are_not_satisfiable(server: &Server) {
         let result = s3.get_object().bucket(BUCKET).key("ten").range(range).send().await;
         assert_eq!(failure(result), (416, "InvalidRange".into()), "{range}");
     }
-    assert_no_new_events(server, before, "ranges outside the object");
+    server.assert_no_new_events(before, "ranges outside the object");
 }

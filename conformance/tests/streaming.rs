@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use artifact_store_conformance::events::{self, of_type};
 use artifact_store_conformance::raw::{ROOT, RawRequest, RawResponse, SignedChunks, encode};
-use artifact_store_conformance::sdk::{failure, unquote};
+use artifact_store_conformance::sdk::unquote;
 use artifact_store_conformance::{Server, blake3_hex, bytes, crc32_base64, md5_hex, over_http_and_https};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -70,20 +70,6 @@ fn assert_refused(response: &RawResponse, status: u16, code: &str, what: &str) {
 
 fn assert_ok(response: &RawResponse, what: &str) {
     assert_eq!(response.status, 200, "{what}: {}", response.text());
-}
-
-/// No event was appended since there were `before`.
-fn assert_no_new_events(server: &Server, before: usize, what: &str) {
-    let new: Vec<_> = server.events().into_iter().skip(before).map(|e| (e.event_type, e.subject_id)).collect();
-    assert!(new.is_empty(), "{what}: no event may be recorded, got {new:?}");
-}
-
-/// The key is not visible: HEAD answers 404 and no listing shows it.
-async fn assert_absent(server: &Server, key: &str) {
-    let s3 = server.s3();
-    assert_eq!(failure(s3.head_object().bucket(BUCKET).key(key).send().await).0, 404, "{key:?} must not exist");
-    let listed = s3.list_objects_v2().bucket(BUCKET).send().await.expect("list");
-    assert!(!listed.contents().iter().any(|o| o.key() == Some(key)), "{key:?} is listed");
 }
 
 async fn get(server: &Server, key: &str) -> Vec<u8> {
@@ -183,8 +169,8 @@ async fn wrong_chunk_signatures_store_nothing(server: &Server) {
             assert_refused(&response, 403, "SignatureDoesNotMatch", &what);
         }
     }
-    assert_no_new_events(server, before, "forged chunk signatures");
-    assert_absent(server, "forged").await;
+    server.assert_no_new_events(before, "forged chunk signatures");
+    server.assert_absent(BUCKET, "forged").await;
 
     // UploadPart too.
     let s3 = server.s3();
@@ -199,7 +185,7 @@ async fn wrong_chunk_signatures_store_nothing(server: &Server) {
         "SignatureDoesNotMatch",
         "UploadPart with a forged chunk",
     );
-    assert_no_new_events(server, after_create, "forged part");
+    server.assert_no_new_events(after_create, "forged part");
     let parts = s3.list_parts().bucket(BUCKET).key("forged-part").upload_id(&upload_id).send().await.expect("parts");
     assert!(parts.parts().is_empty(), "{parts:?}");
 
@@ -227,8 +213,8 @@ async fn wrong_trailer_checksums_are_bad_digests(server: &Server) {
     let target = format!("{}?partNumber=1&uploadId={upload_id}", object_path("digest-part"));
     let response = server.send(&streaming_put(server, &target, &wrong)).await;
     assert_refused(&response, 400, "BadDigest", "UploadPart with a signed wrong CRC32 trailer");
-    assert_no_new_events(server, after_create, "wrong trailer checksums");
-    assert_absent(server, "digest").await;
+    server.assert_no_new_events(after_create, "wrong trailer checksums");
+    server.assert_absent(BUCKET, "digest").await;
     let parts = s3.list_parts().bucket(BUCKET).key("digest-part").upload_id(&upload_id).send().await.expect("parts");
     assert!(parts.parts().is_empty(), "{parts:?}");
 
@@ -246,8 +232,8 @@ async fn wrong_trailer_signatures_store_nothing(server: &Server) {
     let forged = body.clone().forge_trailer_signature();
     let response = server.send(&streaming_put(server, &object_path("trailer"), &forged)).await;
     assert_refused(&response, 403, "SignatureDoesNotMatch", "forged trailer signature");
-    assert_no_new_events(server, before, "forged trailer signature");
-    assert_absent(server, "trailer").await;
+    server.assert_no_new_events(before, "forged trailer signature");
+    server.assert_absent(BUCKET, "trailer").await;
 
     assert_ok(&server.send(&streaming_put(server, &object_path("trailer"), &body)).await, "trailer signed right");
     assert_eq!(get(server, "trailer").await, data);
