@@ -6,7 +6,7 @@
 #   conformance/run.sh [--target gateway|moto] [--transport http|https|both] [--clients "LIST"]
 #
 # Environment:
-#   ARTIFACT_STORE_BIN       gateway binary (default: target/release/artifact-store)
+#   ARTIFACT_STORE_BIN       gateway binary (default: build this checkout's release binary)
 #   CONFORMANCE_TARGET       gateway|moto, same as --target (default: gateway)
 #   CONFORMANCE_CLIENTS      same as --clients; default: all of
 #                            boto3 awscli-v2 awscli-v1 rclone s3cmd minio js
@@ -49,8 +49,13 @@ if [[ "$target" == gateway ]]; then
 else
     report="${CONFORMANCE_REPORT:-$out/compatibility-moto.md}"
 fi
-bin="${ARTIFACT_STORE_BIN:-target/release/artifact-store}"
-[[ "$bin" == /* ]] || bin="$root/$bin"
+bin="${ARTIFACT_STORE_BIN:-}"
+if [[ -z "$bin" && "$target" == gateway ]]; then
+    # No binary handed over: build the release gateway from this checkout.
+    (cd "$root" && cargo build --release --locked -p artifact-store-gateway >&2)
+    bin="${CARGO_TARGET_DIR:-$root/target}/release/artifact-store"
+fi
+[[ -z "$bin" || "$bin" == /* ]] || bin="$root/$bin"
 
 log() { printf '\n=== %s\n' "$*" >&2; }
 die() { printf '\nERROR: %s\n' "$*" >&2; exit 2; }
