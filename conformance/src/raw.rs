@@ -71,6 +71,20 @@ pub struct RawResponse {
     pub body: Vec<u8>,
 }
 
+/// Asserts that `response` is the S3 error `code` with `status`.
+///
+/// # Panics
+/// When it is not.
+pub fn assert_refused(response: &RawResponse, status: u16, code: &str, what: &str) {
+    assert_eq!(
+        (response.status, response.code().as_deref()),
+        (status, Some(code)),
+        "{what}: expected {status} {code}, got {} {}",
+        response.status,
+        response.text()
+    );
+}
+
 impl RawResponse {
     /// The S3 error code in the body, if it is an error document.
     #[must_use]

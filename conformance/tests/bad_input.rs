@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use artifact_store_conformance::raw::{Key, Payload, ROOT, RawRequest, RawResponse, aws_chunked, encode};
+use artifact_store_conformance::raw::{Key, Payload, ROOT, RawRequest, assert_refused, aws_chunked, encode};
 use artifact_store_conformance::sdk::failure;
 use artifact_store_conformance::{Server, bytes, crc32_base64, md5_base64, over_http_and_https, sha256_base64};
 use aws_sdk_s3::presigning::PresigningConfig;
@@ -41,17 +41,6 @@ const BUCKET: &str = "bad-input";
 async fn with_bucket(server: &Server) -> usize {
     server.s3().create_bucket().bucket(BUCKET).send().await.expect("create bucket");
     server.events().len()
-}
-
-/// `response` is the S3 error `code` with `status`.
-fn assert_refused(response: &RawResponse, status: u16, code: &str, what: &str) {
-    assert_eq!(
-        (response.status, response.code().as_deref()),
-        (status, Some(code)),
-        "{what}: expected {status} {code}, got {} {}",
-        response.status,
-        response.text()
-    );
 }
 
 fn object_path(key: &str) -> String {

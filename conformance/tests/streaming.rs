@@ -11,7 +11,7 @@
 use std::time::SystemTime;
 
 use artifact_store_conformance::events::{self, of_type};
-use artifact_store_conformance::raw::{ROOT, RawRequest, RawResponse, SignedChunks, encode};
+use artifact_store_conformance::raw::{ROOT, RawRequest, RawResponse, SignedChunks, assert_refused, encode};
 use artifact_store_conformance::sdk::unquote;
 use artifact_store_conformance::{Server, blake3_hex, bytes, crc32_base64, md5_hex, over_http_and_https};
 use aws_sdk_s3::primitives::ByteStream;
@@ -55,17 +55,6 @@ fn cut<'a>(data: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
 /// A PUT (PutObject, or UploadPart with a query) of `body`, signed for streaming now.
 fn streaming_put(server: &Server, target: &str, body: &SignedChunks) -> RawRequest {
     server.request("PUT", target).sign_streaming(ROOT, SystemTime::now(), body)
-}
-
-/// `response` is the S3 error `code` with `status`.
-fn assert_refused(response: &RawResponse, status: u16, code: &str, what: &str) {
-    assert_eq!(
-        (response.status, response.code().as_deref()),
-        (status, Some(code)),
-        "{what}: expected {status} {code}, got {} {}",
-        response.status,
-        response.text()
-    );
 }
 
 fn assert_ok(response: &RawResponse, what: &str) {
