@@ -13,6 +13,20 @@
 //! - [`checksum`]: client checksums (`Content-MD5`, `x-amz-checksum-*`, trailers) vs computed.
 //! - [`error`]: the gateway error and its S3 codes.
 
+/// The Object Lock headers of a PutObject, CopyObject or CreateMultipartUpload (their s3s
+/// inputs share these field names), read with [`wire::lock_headers`].
+macro_rules! lock_headers {
+    ($bucket:expr, $input:expr) => {
+        super::wire::lock_headers(
+            $bucket,
+            $input.object_lock_mode.as_ref(),
+            $input.object_lock_retain_until_date.as_ref(),
+            $input.object_lock_legal_hold_status.as_ref(),
+            super::object::now_ms(),
+        )
+    };
+}
+
 pub mod blake3_tree;
 pub mod bucket;
 pub mod checksum;

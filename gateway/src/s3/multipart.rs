@@ -15,7 +15,7 @@ use s3s::{S3Request, S3Response, s3_error};
 use super::bucket::{owner, require_bucket};
 use super::checksum::{ChecksumAlgorithm, ChecksumValue, Checksummer, ExpectedChecksums};
 use super::error::Result;
-use super::object::{copy_source, now_ms, source_version, store_body};
+use super::object::{copy_source, source_version, store_body};
 use super::read::read_parts;
 use super::{Gateway, blake3_tree, caller, wire};
 
@@ -50,13 +50,7 @@ pub(super) async fn create_multipart_upload(
     let input = &mut req.input;
     wire::check_key(&input.key)?;
     let bucket = require_bucket(gw, &input.bucket).await?;
-    let (retention, legal_hold) = wire::lock_headers(
-        &bucket,
-        input.object_lock_mode.as_ref(),
-        input.object_lock_retain_until_date.as_ref(),
-        input.object_lock_legal_hold_status.as_ref(),
-        now_ms(),
-    )?;
+    let (retention, legal_hold) = lock_headers!(&bucket, input)?;
     let checksum_algorithm = match &input.checksum_algorithm {
         Some(a) => Some(
             ChecksumAlgorithm::parse(a.as_str())

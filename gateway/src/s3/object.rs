@@ -81,13 +81,7 @@ pub(super) async fn put_object(
     wire::check_key(&input.key)?;
     let bucket = require_bucket(gw, &input.bucket).await?;
     let expected = ExpectedChecksums::from_headers(&req.headers)?;
-    let (retention, legal_hold) = wire::lock_headers(
-        &bucket,
-        input.object_lock_mode.as_ref(),
-        input.object_lock_retain_until_date.as_ref(),
-        input.object_lock_legal_hold_status.as_ref(),
-        now_ms(),
-    )?;
+    let (retention, legal_hold) = lock_headers!(&bucket, input)?;
     let tags = wire::tags_from_header(input.tagging.as_deref())?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
 
@@ -224,13 +218,7 @@ pub(super) async fn copy_object(
     )?;
     let replace_metadata = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
     let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
-    let (retention, legal_hold) = wire::lock_headers(
-        &bucket,
-        input.object_lock_mode.as_ref(),
-        input.object_lock_retain_until_date.as_ref(),
-        input.object_lock_legal_hold_status.as_ref(),
-        now_ms(),
-    )?;
+    let (retention, legal_hold) = lock_headers!(&bucket, input)?;
     let same_object = src_bucket == input.bucket && src_key == input.key;
     if same_object && !replace_metadata && !replace_tags && src_version_id.is_none() && retention.is_none() {
         return Err(s3_error!(
