@@ -43,6 +43,11 @@ const PIPELINE_DEPTH: usize = 4;
 /// path (16 chunks of 1 KiB at once) on inputs of 16 KiB and more.
 const FEED_CHUNK: usize = 256 << 10;
 
+/// Bodies announced at up to this size are received into memory and then hashed, written and
+/// fsynced in one blocking task: for a small object the hand-offs between threads of the
+/// streaming path cost more than the hashing.
+const SMALL_BODY: u64 = FEED_CHUNK as u64;
+
 /// Written bytes are flushed to the disk every this many bytes while the body still streams,
 /// so the `fdatasync` that ends a large put waits for the last few MiB, not the whole blob.
 const WRITEBACK_STEP: u64 = 8 << 20;
@@ -155,6 +160,61 @@ enum Chunk {
     End,
 }
 
+impl FsBlobStore {
+    /// [`BlobStore::put`] of a body announced at `len` <= [`SMALL_BODY`] bytes.
+    async fn put_small(
+        &self,
+        body: BodyStream,
+        len: u64,
+        algorithms: &[ChecksumAlgorithm],
+        subtree_offset: Option<u64>,
+    ) -> Result<StagedBlob> {
+        let data = receive_exactly(body, len).await?;
+        let tmp_dir = self.tmp.clone();
+        let algorithms = algorithms.to_vec();
+        let (temp, md5, blake3, checksums, subtree) = spawn_blocking(move || -> io::Result<_> {
+            let md5: [u8; 16] = Md5::digest(&data).into();
+            let blake3 = *blake3::hash(&data).as_bytes();
+            let mut checksummer = Checksummer::new(&algorithms);
+            checksummer.update(&data);
+            let subtree = subtree_offset.and_then(|offset| {
+                use blake3::hazmat::HasherExt as _;
+                let mut hasher = blake3::Hasher::new();
+                hasher.set_input_offset(offset);
+                hasher.update(&data);
+                subtree_chaining_value(&hasher, len, offset)
+            });
+            // The guard exists before the first byte is written: an error below removes the file.
+            let (temp, mut file) = TempFile::create(&tmp_dir)?;
+            file.write_all(&data)?;
+            file.sync_data()?;
+            Ok((temp, md5, blake3, checksummer.finish(), subtree))
+        })
+        .await
+        .map_err(join_error)??;
+        let final_path = self.blob_path(&BlobId::new(hex::encode(blake3)))?;
+        let stage = FsStage { temp, final_path };
+        Ok(StagedBlob::new(len, blake3, md5, checksums, subtree, Box::new(stage)))
+    }
+}
+
+/// The whole body, which must be exactly `len` bytes long.
+async fn receive_exactly(mut body: BodyStream, len: u64) -> Result<Bytes> {
+    let mut data = BytesMut::with_capacity(usize::try_from(len).unwrap_or(0));
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(BlobError::Body)?;
+        let received = (data.len() + chunk.len()) as u64;
+        if received > len {
+            return Err(BlobError::IncompleteBody { expected: len, received });
+        }
+        data.extend_from_slice(&chunk);
+    }
+    if data.len() as u64 != len {
+        return Err(BlobError::IncompleteBody { expected: len, received: data.len() as u64 });
+    }
+    Ok(data.freeze())
+}
+
 #[async_trait]
 impl BlobStore for FsBlobStore {
     async fn put(
@@ -164,6 +224,12 @@ impl BlobStore for FsBlobStore {
         algorithms: &[ChecksumAlgorithm],
         subtree_offset: Option<u64>,
     ) -> Result<StagedBlob> {
+        if let Some(len) = expected_len
+            && len <= SMALL_BODY
+        {
+            return self.put_small(body, len, algorithms, subtree_offset).await;
+        }
+
         // 1. A temp file and its guard exist before any byte is written, so every exit below
         //    (including this future being dropped) removes it.
         let tmp_dir = self.tmp.clone();
@@ -315,9 +381,8 @@ fn md5_worker(mut rx: mpsc::Receiver<Chunk>) -> Option<[u8; 16]> {
     None
 }
 
-/// The BLAKE3 chaining value of everything received, hashed as a subtree starting at
-/// `offset` of a larger input; `None` if the put was abandoned or the bytes cannot form such
-/// a subtree (their length does not fit at that offset).
+/// The BLAKE3 chaining value of everything received, hashed as a subtree starting at `offset`
+/// of a larger input; `None` if the put was abandoned or see [`subtree_chaining_value`].
 fn subtree_worker(mut rx: mpsc::Receiver<Chunk>, offset: u64) -> Option<[u8; 32]> {
     use blake3::hazmat::HasherExt as _;
     let mut hasher = blake3::Hasher::new();
@@ -329,13 +394,18 @@ fn subtree_worker(mut rx: mpsc::Receiver<Chunk>, offset: u64) -> Option<[u8; 32]
                 len += bytes.len() as u64;
                 hasher.update(&bytes);
             }
-            Chunk::End => {
-                let fits = blake3::hazmat::max_subtree_len(offset).is_none_or(|max| len <= max) && len > 0;
-                return fits.then(|| hasher.finalize_non_root());
-            }
+            Chunk::End => return subtree_chaining_value(&hasher, len, offset),
         }
     }
     None
+}
+
+/// The chaining value of `len` bytes hashed by `hasher` (whose input offset is `offset`);
+/// `None` when the bytes cannot form a subtree at that offset (their length does not fit).
+fn subtree_chaining_value(hasher: &blake3::Hasher, len: u64, offset: u64) -> Option<[u8; 32]> {
+    use blake3::hazmat::HasherExt as _;
+    let fits = blake3::hazmat::max_subtree_len(offset).is_none_or(|max| len <= max) && len > 0;
+    fits.then(|| hasher.finalize_non_root())
 }
 
 /// Writes and hashes everything received, then fsyncs; `None` if the put was abandoned.
@@ -633,6 +703,25 @@ mod tests {
         assert_eq!(staged.md5(), <[u8; 16]>::from(Md5::digest(&data)));
         let id = staged.commit().await.unwrap();
         assert_eq!(read_all(&store, &id, None).await, data);
+    }
+
+    #[tokio::test]
+    async fn small_bodies_hash_like_streamed_ones() {
+        // A body of announced small length takes the in-memory path; without a length it streams.
+        let (_dir, store) = store();
+        let data = pattern(5_000);
+        let algorithms = [ChecksumAlgorithm::Crc32c, ChecksumAlgorithm::Sha1];
+        let offset = Some(16 << 20);
+        let small = store.put(body(in_chunks(&data, 999)), Some(data.len() as u64), &algorithms, offset).await;
+        let streamed = store.put(body(in_chunks(&data, 999)), None, &algorithms, offset).await;
+        let (small, streamed) = (small.unwrap(), streamed.unwrap());
+
+        assert_eq!(small.size(), streamed.size());
+        assert_eq!(small.blake3(), streamed.blake3());
+        assert_eq!(small.md5(), streamed.md5());
+        assert_eq!(small.checksums(), streamed.checksums());
+        assert!(small.subtree().is_some());
+        assert_eq!(small.subtree(), streamed.subtree());
     }
 
     #[tokio::test]
