@@ -175,7 +175,12 @@ async fn create(config: &Config, out: Option<&Path>) -> anyhow::Result<Outcome> 
     match out {
         Some(file) => {
             fs::write(file, format!("{text}\n")).with_context(|| format!("cannot write {}", file.display()))?;
-            eprintln!("checkpoint of event {} written to {}", checkpoint.sequence, file.display());
+            eprintln!(
+                "checkpoint of event {} written to {} (public key {})",
+                checkpoint.sequence,
+                file.display(),
+                checkpoint.public_key
+            );
         }
         None => {
             print_line(&mut std::io::stdout().lock(), &text)?;
