@@ -33,6 +33,15 @@ impl From<Output> for Ran {
 /// When the binary cannot be started.
 #[must_use]
 pub fn run(server: &Server, args: &[&str]) -> Ran {
+    run_with_env(server, args, &[])
+}
+
+/// [`run`] with these environment variables set as well.
+///
+/// # Panics
+/// When the binary cannot be started.
+#[must_use]
+pub fn run_with_env(server: &Server, args: &[&str], env: &[(&str, &str)]) -> Ran {
     let bin = binary_path();
     let mut command = Command::new(&bin);
     command.args(args).arg("--data-dir").arg(server.data_dir());
@@ -43,6 +52,7 @@ pub fn run(server: &Server, args: &[&str]) -> Ran {
             command.env(name, value);
         }
     }
+    command.envs(env.iter().copied());
     let output = command.output().unwrap_or_else(|err| panic!("cannot run {}: {err}", bin.display()));
     output.into()
 }

@@ -6,7 +6,7 @@
 
 use artifact_store_conformance::events::{of_type, payload};
 use artifact_store_conformance::sdk::failure;
-use artifact_store_conformance::{Server, Transport, blake3_hex, bytes, cli, tamper};
+use artifact_store_conformance::{ACCESS_KEY, REGION, SECRET_KEY, Server, Transport, blake3_hex, bytes, cli, tamper};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier, Tag, Tagging};
@@ -222,7 +222,19 @@ async fn a_consistently_rewritten_log_fails_verify_checkpoint_while_verify_passe
     let dir = tempfile::tempdir().expect("temp folder");
     let checkpoint = dir.path().join("checkpoint.json");
     let checkpoint = checkpoint.to_str().expect("UTF-8 path");
-    cli::expect(&server, &["checkpoint", "create", "--out", checkpoint], 0);
+    // Written to a file and uploaded to an S3 bucket (this gateway, standing in for an upstream one).
+    let endpoint = server.endpoint();
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("AWS_REGION", REGION),
+    ];
+    let create = ["checkpoint", "create", "--out", checkpoint, "--s3", "s3://rewritten/checkpoints/first.json"];
+    let created = cli::run_with_env(&server, &create, &env);
+    assert_eq!(created.code, Some(0), "{created:?}");
+    let uploaded = get(&server.s3(), "rewritten", "checkpoints/first.json").await;
+    assert_eq!(uploaded, std::fs::read(checkpoint).expect("the checkpoint file"));
     let key = server.data_dir().join("checkpoint.key");
     {
         use std::os::unix::fs::PermissionsExt as _;

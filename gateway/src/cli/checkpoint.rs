@@ -14,6 +14,9 @@
 //! `hash` and `sequence`: keys sorted, no whitespace, as `jq -cjS
 //! '{created_at,format,hash,sequence}'` prints them.
 //!
+//! `create --s3 s3://bucket/key` also uploads it with an S3 client configured from the standard
+//! `AWS_*` variables, for example to a bucket under Object Lock in COMPLIANCE mode upstream.
+//!
 //! # Key
 //! `registry.checkpoint_key` names the key file, by default `<data_dir>/checkpoint.key`. On
 //! first use `create` generates it: the hex of a 32-byte ed25519 seed, mode 0600. `verify`
@@ -55,6 +58,10 @@ pub enum CheckpointCommand {
         /// Write the checkpoint to this file instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Also upload it to this S3 location; the endpoint, region and credentials come from
+        /// the standard `AWS_*` variables (`AWS_ENDPOINT_URL` for a non-AWS endpoint).
+        #[arg(long, value_name = "s3://BUCKET/KEY")]
+        s3: Option<String>,
     },
     /// Check that the log still extends a checkpoint.
     Verify {
@@ -131,7 +138,7 @@ impl Checkpoint {
 /// No registry, an unreadable or unwritable key or checkpoint file.
 pub async fn run(config: &Config, args: &CheckpointArgs, json: bool) -> anyhow::Result<Outcome> {
     match &args.command {
-        CheckpointCommand::Create { out } => create(config, out.as_deref()).await,
+        CheckpointCommand::Create { out, s3 } => create(config, out.as_deref(), s3.as_deref()).await,
         CheckpointCommand::Verify { file, public_key } => {
             let problems = check(config, file, public_key.as_deref()).await?;
             let mut stdout = std::io::stdout().lock();
@@ -155,7 +162,8 @@ fn key_path(config: &Config) -> PathBuf {
     config.registry.checkpoint_key.clone().unwrap_or_else(|| config.storage.data_dir.join("checkpoint.key"))
 }
 
-async fn create(config: &Config, out: Option<&Path>) -> anyhow::Result<Outcome> {
+async fn create(config: &Config, out: Option<&Path>, s3: Option<&str>) -> anyhow::Result<Outcome> {
+    let upload_to = s3.map(parse_s3_url).transpose()?;
     let path = existing_registry(config)?;
     let key = signing_key(&key_path(config))?;
     let verified = tokio::task::spawn_blocking(move || -> anyhow::Result<log::Verified> {
@@ -182,11 +190,68 @@ async fn create(config: &Config, out: Option<&Path>) -> anyhow::Result<Outcome> 
                 checkpoint.public_key
             );
         }
-        None => {
+        None if upload_to.is_none() => {
             print_line(&mut std::io::stdout().lock(), &text)?;
         }
+        None => {}
+    }
+    if let Some((bucket, key)) = upload_to {
+        upload(&bucket, &key, format!("{text}\n")).await?;
+        eprintln!("checkpoint of event {} uploaded to s3://{bucket}/{key}", checkpoint.sequence);
     }
     Ok(Outcome::Ok)
+}
+
+fn parse_s3_url(url: &str) -> anyhow::Result<(String, String)> {
+    let rest = url.strip_prefix("s3://").with_context(|| format!("{url:?} is not an s3://bucket/key"))?;
+    match rest.split_once('/') {
+        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok((bucket.to_owned(), key.to_owned())),
+        _ => bail!("{url:?} is not an s3://bucket/key"),
+    }
+}
+
+/// Uploads the checkpoint with an S3 client configured from the standard `AWS_*` variables:
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` (or
+/// `AWS_DEFAULT_REGION`, default `us-east-1`), `AWS_ENDPOINT_URL` (path-style when set) and
+/// `AWS_CA_BUNDLE` (an extra trusted PEM).
+async fn upload(bucket: &str, key: &str, body: String) -> anyhow::Result<()> {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let access_key = var("AWS_ACCESS_KEY_ID").context("--s3 needs AWS_ACCESS_KEY_ID")?;
+    let secret_key = var("AWS_SECRET_ACCESS_KEY").context("--s3 needs AWS_SECRET_ACCESS_KEY")?;
+    let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".to_owned());
+    let mut trust = TrustStore::default();
+    if let Some(bundle) = var("AWS_CA_BUNDLE") {
+        let pem = fs::read(&bundle).with_context(|| format!("cannot read AWS_CA_BUNDLE {bundle}"))?;
+        trust = trust.with_pem_certificate(pem);
+    }
+    let tls_context = TlsContext::builder().with_trust_store(trust).build().context("TLS settings")?;
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .tls_context(tls_context)
+        .build_https();
+    let mut builder = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(Credentials::new(access_key, secret_key, var("AWS_SESSION_TOKEN"), None, "environment"))
+        .http_client(http);
+    if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
+        builder = builder.endpoint_url(endpoint).force_path_style(true);
+    }
+    let client = aws_sdk_s3::Client::from_conf(builder.build());
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/json")
+        .body(body.into_bytes().into())
+        .send()
+        .await
+        .map_err(|err| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(err)))
+        .with_context(|| format!("cannot upload the checkpoint to s3://{bucket}/{key}"))?;
+    Ok(())
 }
 
 /// Checks the checkpoint in `file` against the registry: signed by the trusted key (given,
