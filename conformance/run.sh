@@ -214,7 +214,7 @@ for transport in $transports; do
     BUCKET_PREFIX="cf-${transport:0:5}-$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')-"
     export BUCKET_PREFIX
     if [[ "$transport" == https ]]; then export AWS_CA_BUNDLE="$scratch/tls.crt"; else unset AWS_CA_BUNDLE; fi
-    if [[ "$target" == gateway ]]; then export DATA_DIR="$data"; else unset DATA_DIR; fi
+    if [[ "$target" == gateway ]]; then export DATA_DIR="$data" ARTIFACT_STORE_BIN="$bin"; else unset DATA_DIR ARTIFACT_STORE_BIN; fi
 
     for client in $clients; do
         case "$client" in

@@ -232,6 +232,35 @@ remove_bucket() {
 }
 
 echo "$version_line"
+# A prefix sealed as a package (beside the serving gateway) refuses every write and delete with
+# AccessDenied; reads and writes beside it go on.
+sealed_package() {
+    local b
+    b="$(bucket_name "awscli-v$major-sealed")"
+    aws s3 mb "s3://$b"
+    random_file "$WORK/member" 1000
+    random_file "$WORK/other" 1000
+    random_file "$WORK/big" $((10 * MIB))
+    aws s3 cp "$WORK/member" "s3://$b/release/1/a.bin"
+    aws s3 cp "$WORK/member" "s3://$b/release/1/sub/b.bin"
+    seal_package "s3://$b/release/1/" "$b-release-1"
+    expect_error AccessDenied aws s3 cp "$WORK/other" "s3://$b/release/1/a.bin"
+    expect_error AccessDenied aws s3 cp "$WORK/other" "s3://$b/release/1/new.bin"
+    expect_error AccessDenied aws s3 cp "$WORK/big" "s3://$b/release/1/big.bin"
+    expect_error AccessDenied aws s3 cp "s3://$b/release/1/a.bin" "s3://$b/release/1/copy.bin"
+    expect_error AccessDenied aws s3 rm "s3://$b/release/1/a.bin"
+    expect_error AccessDenied aws s3 rm --recursive "s3://$b/release/1/"
+    expect_error AccessDenied aws s3api put-object-tagging --bucket "$b" --key release/1/a.bin \
+        --tagging 'TagSet=[{Key=k,Value=v}]'
+    expect_error AccessDenied aws s3api delete-object --bucket "$b" --key release/1/.package.json
+    aws s3 cp "s3://$b/release/1/sub/b.bin" "$WORK/back"
+    assert_same_file "$WORK/member" "$WORK/back"
+    aws s3 cp "$WORK/other" "s3://$b/release/2/a.bin"
+    grep -q '"key":"release/1/sub/b.bin"' <<<"$(aws s3 cp "s3://$b/release/1/.package.json" -)" \
+        || fail "the manifest does not list release/1/sub/b.bin"
+    verify_package "$b-release-1"
+}
+
 run_scenario make-bucket make_bucket
 run_scenario cp-1-byte cp_round_trip one-byte 1
 run_scenario cp-10mib cp_round_trip ten-mib $((10 * MIB))
@@ -251,4 +280,5 @@ run_scenario error-no-such-upload error_no_such_upload
 run_scenario error-invalid-part error_invalid_part
 run_scenario error-invalid-range error_invalid_range
 run_scenario remove-bucket remove_bucket
+! can_seal || run_scenario sealed-package-refuses-writes sealed_package
 finish

@@ -9,6 +9,7 @@
 #   TRANSPORT          http|https (default: the scheme of ENDPOINT_URL)
 #   QUICK=1, LARGE_SIZE, LARGE_FILE   sizes of the large-file cases
 #   DATA_DIR           our gateway's data folder: enables the registry checks
+#   ARTIFACT_STORE_BIN our gateway's binary: with DATA_DIR, enables the package scenarios
 #   WORK_DIR           scratch space; PYTHON  interpreter with blake3 for events.py
 
 : "${ENDPOINT_URL:?ENDPOINT_URL is required}"
@@ -128,4 +129,17 @@ expect_events() {
     for t in "$@"; do args+=(--expect "$t"); done
     "$PYTHON" "$SCENARIO_DIR/events.py" --data-dir "$DATA_DIR" --bucket "$bucket" "${args[@]}" \
         || fail "registry check for $bucket/$key"
+}
+
+# can_seal: whether packages can be sealed here (our gateway, with its binary and data folder).
+can_seal() { [[ -n "${DATA_DIR:-}" && -n "${ARTIFACT_STORE_BIN:-}" ]]; }
+
+# seal_package s3://BUCKET/PREFIX NAME: seals the prefix as package NAME beside the serving gateway.
+seal_package() {
+    "$ARTIFACT_STORE_BIN" package seal "$1" --name "$2" --data-dir "$DATA_DIR" || fail "package seal $1"
+}
+
+# verify_package NAME: re-hashes every member of the package against its manifest.
+verify_package() {
+    "$ARTIFACT_STORE_BIN" package verify "$1" --data-dir "$DATA_DIR" || fail "package verify $1"
 }

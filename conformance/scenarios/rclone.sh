@@ -113,6 +113,28 @@ delete_and_purge() {
     if grep -q " $B\$" <<<"$buckets"; then fail "bucket still listed after purge"; fi
 }
 
+# A prefix sealed as a package (beside the serving gateway) refuses uploads, multipart uploads
+# and deletes with AccessDenied; reads go on.
+sealed_package() {
+    local b
+    b="$(bucket_name rclone-sealed)"
+    rc mkdir "cf:$b"
+    random_file "$WORK/member" 1000
+    random_file "$WORK/other" 1000
+    random_file "$WORK/big" $((12 * MIB))
+    rc copyto "$WORK/member" "cf:$b/release/1/a.bin"
+    seal_package "s3://$b/release/1/" "$b-release-1"
+    expect_error AccessDenied rc copyto "$WORK/other" "cf:$b/release/1/a.bin"
+    expect_error AccessDenied rc copyto "$WORK/other" "cf:$b/release/1/new.bin"
+    expect_error AccessDenied rc copyto "$WORK/big" "cf:$b/release/1/big.bin"
+    expect_error AccessDenied rc deletefile "cf:$b/release/1/a.bin"
+    expect_error AccessDenied rc purge "cf:$b/release/1"
+    rc copyto "cf:$b/release/1/a.bin" "$WORK/back"
+    assert_same_file "$WORK/member" "$WORK/back"
+    rc copyto "$WORK/other" "cf:$b/release/2/a.bin"
+    verify_package "$b-release-1"
+}
+
 run_scenario mkdir mkdir_bucket
 run_scenario copy-up-check copy_up_and_check
 run_scenario copy-down copy_down
@@ -121,4 +143,5 @@ run_scenario sync-checksum sync_checksum
 run_scenario lsf lsf_listing
 run_scenario copyto-48mib-multipart large_round_trip
 run_scenario delete-purge delete_and_purge
+! can_seal || run_scenario sealed-package-refuses-writes sealed_package
 finish

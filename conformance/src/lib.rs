@@ -10,6 +10,8 @@
 //! - [`raw`]: hand-signed HTTP/1.1 requests for what the SDK will not send (short bodies,
 //!   broken aws-chunked framing, wrong trailers, skewed clocks).
 //! - [`events`]: the registry's events for a bucket or key, and their payloads.
+//! - [`cli`]: the binary's maintenance commands run on a server's data folder.
+//! - [`tamper`]: edits of the log behind the registry's back, as an attacker would make them.
 //!
 //! # Which binary
 //! `ARTIFACT_STORE_BIN` names it; otherwise it is `artifact-store` in the target directory of
@@ -17,10 +19,12 @@
 //! `cargo build -p artifact-store-gateway` using the same target directory and profile.
 //! A missing binary fails the test loudly: nothing is skipped.
 
+pub mod cli;
 pub mod events;
 pub mod raw;
 pub mod sdk;
 pub mod server;
+pub mod tamper;
 
 pub use server::{Server, Transport};
 

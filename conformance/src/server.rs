@@ -166,7 +166,7 @@ struct StoppedServer {
 
 /// The binary under test: `ARTIFACT_STORE_BIN`, or `artifact-store` beside the test's
 /// `deps/` folder.
-fn binary_path() -> PathBuf {
+pub(crate) fn binary_path() -> PathBuf {
     if let Some(path) = std::env::var_os("ARTIFACT_STORE_BIN") {
         let path = PathBuf::from(path);
         assert!(path.is_file(), "ARTIFACT_STORE_BIN={} is not a file", path.display());

@@ -119,6 +119,8 @@ pub struct UserConfig {
 pub struct RegistryConfig {
     /// Whether object reads are recorded as retrieval events.
     pub retrievals: Retrievals,
+    /// The ed25519 key that signs checkpoints [default: `<data_dir>/checkpoint.key`].
+    pub checkpoint_key: Option<PathBuf>,
 }
 
 /// `registry.retrievals`
@@ -333,6 +335,15 @@ pub const KEYS: &[Key] = &[
         set: |c, v| {
             c.auth.secret_key = Some(Secret(v));
             c.auth.secret_key_file = None;
+            Ok(())
+        },
+    },
+    Key {
+        path: "registry.checkpoint_key",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.registry.checkpoint_key = Some(v.into());
             Ok(())
         },
     },

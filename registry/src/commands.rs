@@ -15,7 +15,7 @@ use crate::event::v1::{
 use crate::event::{Event, EventDraft, RequestContext};
 use crate::queries::{self, Bucket, ObjectVersion};
 use crate::sqlite::{Registry, Writer};
-use crate::{Error, Result, retention};
+use crate::{Error, Result, packages, retention};
 
 /// The version id S3 gives versions written while versioning is not enabled.
 pub const NULL_VERSION: &str = "null";
@@ -36,7 +36,7 @@ impl Caller {
         Self { actor: actor.to_owned(), context: RequestContext::default() }
     }
 
-    fn draft(&self, payload: Payload) -> EventDraft {
+    pub(crate) fn draft(&self, payload: Payload) -> EventDraft {
         EventDraft { payload, actor: self.actor.clone(), context: self.context.clone() }
     }
 }
@@ -116,7 +116,7 @@ fn version_ref(version: &ObjectVersion) -> VersionRef {
 
 /// Appends a new version after the checks every write shares; used by PUT, copy and
 /// multipart completion.
-fn append_version(
+pub(crate) fn append_version(
     writer: &mut Writer<'_>,
     caller: &Caller,
     new: NewVersion,
@@ -124,6 +124,7 @@ fn append_version(
 ) -> Result<VersionRecorded> {
     let NewVersion { mut put, condition } = new;
     let bucket = require_bucket(writer.conn(), &put.bucket)?;
+    packages::refuse_sealed(writer.conn(), &put.bucket, &put.key)?;
     if condition != WriteCondition::default() {
         let current = queries::latest_version(writer.conn(), &put.bucket, &put.key)?.filter(|v| !v.is_delete_marker);
         if condition.if_none_match_any && current.is_some() {
@@ -302,6 +303,7 @@ impl Registry {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         self.write(move |writer| {
             require_bucket(writer.conn(), &bucket)?;
+            packages::refuse_sealed(writer.conn(), &bucket, &key)?;
             let version = require_version(writer.conn(), &bucket, &key, version_id.as_deref())?;
             if version.is_delete_marker {
                 return Err(Error::NoSuchVersion);
@@ -327,6 +329,7 @@ impl Registry {
     ) -> Result<Event> {
         self.write(move |writer| {
             require_lock_bucket(writer.conn(), &target.bucket)?;
+            packages::refuse_sealed(writer.conn(), &target.bucket, &target.key)?;
             let id = by_id.then_some(target.version_id.as_str());
             let version = require_version(writer.conn(), &target.bucket, &target.key, id)?;
             if !retention::may_change_retention(version.retention, requested, writer.now(), bypass_governance) {
@@ -350,6 +353,7 @@ impl Registry {
     pub async fn set_legal_hold(&self, caller: Caller, target: VersionRef, by_id: bool, on: bool) -> Result<Event> {
         self.write(move |writer| {
             require_lock_bucket(writer.conn(), &target.bucket)?;
+            packages::refuse_sealed(writer.conn(), &target.bucket, &target.key)?;
             let id = by_id.then_some(target.version_id.as_str());
             let version = require_version(writer.conn(), &target.bucket, &target.key, id)?;
             writer.append(caller.draft(Payload::LegalHoldSet(LegalHoldSet { version: version_ref(&version), on })))
@@ -364,6 +368,7 @@ impl Registry {
     pub async fn create_multipart_upload(&self, caller: Caller, created: MultipartCreated) -> Result<Event> {
         self.write(move |writer| {
             require_bucket(writer.conn(), &created.bucket)?;
+            packages::refuse_sealed(writer.conn(), &created.bucket, &created.key)?;
             writer.append(caller.draft(Payload::MultipartCreated(created)))
         })
         .await
@@ -377,6 +382,7 @@ impl Registry {
     pub async fn upload_part(&self, caller: Caller, part: PartUploaded) -> Result<Event> {
         self.write(move |writer| {
             require_upload(writer.conn(), &part.bucket, &part.key, &part.upload_id)?;
+            packages::refuse_sealed(writer.conn(), &part.bucket, &part.key)?;
             writer.append(caller.draft(Payload::PartUploaded(part)))
         })
         .await
@@ -448,6 +454,7 @@ fn delete_object(
     bypass_governance: bool,
 ) -> Result<Deleted> {
     let bucket = require_bucket(writer.conn(), &target.bucket)?;
+    packages::refuse_sealed(writer.conn(), &target.bucket, &target.key)?;
     let unchanged = Deleted { version_id: None, delete_marker: false, event: None };
     if by_id || bucket.versioning.is_none() {
         // Removing a version for good: by id, or the null version of an unversioned bucket.

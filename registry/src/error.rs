@@ -51,6 +51,19 @@ pub enum Error {
     /// without Object Lock).
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
+    /// The key lies under a sealed package's prefix: it may no longer be written or deleted.
+    #[error("the key belongs to sealed package {package}")]
+    Sealed {
+        /// The package's name.
+        package: String,
+    },
+    /// A package of that name exists already.
+    #[error("package already exists: {0}")]
+    PackageExists(String),
+    /// The objects under the prefix changed between reading them for the manifest and
+    /// sealing; the caller builds the manifest again.
+    #[error("the objects under the prefix changed while the package was being sealed")]
+    PackageChanged,
     /// The event chain does not verify at this sequence.
     #[error("event chain broken at sequence {sequence}")]
     ChainBroken {

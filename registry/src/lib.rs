@@ -14,6 +14,7 @@
 //! - [`log`]: append, fetch, replay, verify.
 //! - [`views`]: the view writer shared by the direct path and replay; the deterministic dump.
 //! - [`commands`]: the domain operations that check the views and append events.
+//! - [`packages`]: sealing a prefix as a package, its manifest, and the refusal of writes under it.
 //! - [`queries`]: typed reads of the views.
 //! - [`retention`]: Object Lock rules as pure functions of (state, time).
 //! - [`sqlite`]: opening the database, the writer task (group commit), reader connections.
@@ -39,6 +40,7 @@ pub mod commands;
 mod error;
 pub mod event;
 pub mod log;
+pub mod packages;
 pub mod queries;
 pub mod retention;
 pub mod sqlite;

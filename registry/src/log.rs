@@ -288,3 +288,22 @@ pub fn verify_with_progress(conn: &Connection, mut progress: impl FnMut(u64)) ->
     }
     Ok(Verified { events, head, first_mismatch })
 }
+
+/// The hash of the event at `sequence`, if the log holds it (a signed checkpoint names a
+/// sequence and the hash it had; see `artifact-store checkpoint verify`).
+///
+/// # Errors
+/// SQLite errors.
+pub fn hash_at(conn: &Connection, sequence: u64) -> Result<Option<Digest>> {
+    let hash = conn
+        .prepare_cached("SELECT hash FROM events WHERE seq = ?1")?
+        .query_row([sequence], |row| row.get::<_, Vec<u8>>(0))
+        .optional()?;
+    Ok(hash.map(|bytes| {
+        let mut digest = [0xff; 32];
+        if bytes.len() == 32 {
+            digest.copy_from_slice(&bytes);
+        }
+        digest
+    }))
+}

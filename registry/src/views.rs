@@ -21,6 +21,7 @@ pub const VIEW_TABLES: &[(&str, &str)] = &[
     ("multipart_parts", "upload_id, part_number"),
     ("retrievals", "seq"),
     ("blob_refs", "blob"),
+    ("packages", "name"),
 ];
 
 /// Empties every view table (the log is untouched).
@@ -219,6 +220,26 @@ pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload)
             remove_upload(conn, &p.upload_id)?;
         }
         Payload::MultipartAborted(p) => remove_upload(conn, &p.upload_id)?,
+        Payload::PackageFinalized(p) => {
+            conn.prepare_cached(
+                "INSERT INTO packages (name, bucket, prefix, manifest_key, manifest_version_id, manifest_blake3,
+                   members, bytes, sealed_seq, sealed_at, actor)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                p.name,
+                p.bucket,
+                p.prefix,
+                p.manifest_key,
+                p.manifest_version_id,
+                p.manifest_blake3,
+                p.members,
+                p.bytes,
+                event.sequence,
+                event.created_at,
+                event.actor
+            ])?;
+        }
         Payload::Unknown { .. } => {}
     }
     Ok(())

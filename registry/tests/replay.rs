@@ -10,6 +10,7 @@ use artifact_store_registry::event::v1::{
     BlobPart, DefaultRetention, LockMode, MultipartCreated, ObjectContent, ObjectLockSet, ObjectPut, Origin,
     PartUploaded, Retention, Retrieved, UploadRef, VersionRef, VersioningStatus,
 };
+use artifact_store_registry::packages::Manifest;
 use artifact_store_registry::{Caller, Registry, log, queries, retention, sqlite, views};
 use proptest::prelude::*;
 
@@ -32,6 +33,7 @@ enum Op {
     Complete { upload: u8 },
     Abort { upload: u8 },
     Read { bucket: u8, key: u8 },
+    Seal { bucket: u8, prefix: u8 },
     Advance { hours: u16 },
 }
 
@@ -62,6 +64,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0u8..4).prop_map(|upload| Op::Complete { upload }),
         (0u8..4).prop_map(|upload| Op::Abort { upload }),
         (b.clone(), k.clone()).prop_map(|(bucket, key)| Op::Read { bucket, key }),
+        (b.clone(), 0u8..4).prop_map(|(bucket, prefix)| Op::Seal { bucket, prefix }),
         (1u16..96).prop_map(|hours| Op::Advance { hours }),
     ]
 }
@@ -72,6 +75,10 @@ fn bucket_name(b: u8) -> String {
 
 fn key_name(k: u8) -> String {
     ["a", "a/b", "a/c/d", "ü/ñ"][usize::from(k)].to_owned()
+}
+
+fn prefix_name(p: u8) -> String {
+    ["a/", "a/c/", "ü", ""][usize::from(p)].to_owned()
 }
 
 fn blob(seed: u64) -> BlobPart {
@@ -93,9 +100,10 @@ fn caller() -> Caller {
 }
 
 /// Drives the registry through `ops`, ignoring refusals, and checks after each step that no
-/// version protected from this request has disappeared.
+/// version protected from this request has disappeared and that no sealed package changed.
 async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
     let mut uploads: Vec<(String, String, String)> = Vec::new();
+    let mut sealed: Vec<Manifest> = Vec::new();
     for (step, op) in ops.iter().enumerate() {
         let seed = step as u64 + 1;
         let now = clock_now(clock);
@@ -222,6 +230,11 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
                     registry.record_retrieval(caller(), retrieved, |e| panic!("retrieval lost: {e}")).unwrap();
                 }
             }
+            Op::Seal { bucket, prefix } => {
+                if let Some(manifest) = seal(registry, &bucket_name(bucket), &prefix_name(prefix), seed).await {
+                    sealed.push(manifest);
+                }
+            }
             Op::Advance { hours } => clock.advance(i64::from(hours) * 3_600_000),
         }
         // Flush detached writes before looking.
@@ -233,7 +246,51 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
                 .unwrap();
             assert!(still_there, "step {step} ({op:?}) removed a protected version");
         }
+        for manifest in &sealed {
+            let expected = manifest.clone();
+            let now = registry
+                .read(move |conn| Manifest::collect(conn, &expected.name, &expected.bucket, &expected.prefix))
+                .await
+                .unwrap();
+            assert_eq!(&now, manifest, "step {step} ({op:?}) changed sealed package {}", manifest.name);
+        }
     }
+}
+
+/// Seals `prefix` of `bucket` the way `package seal` does, with a made-up blob for the
+/// manifest's bytes. Returns the manifest when the seal was recorded.
+async fn seal(registry: &Registry, bucket: &str, prefix: &str, seed: u64) -> Option<Manifest> {
+    let name = format!("{bucket}/{prefix}");
+    let manifest = {
+        let (name, bucket, prefix) = (name.clone(), bucket.to_owned(), prefix.to_owned());
+        registry.read(move |conn| Manifest::collect(conn, &name, &bucket, &prefix)).await.unwrap()
+    };
+    let bytes = manifest.encode();
+    let digest = blake3::hash(&bytes).to_hex().to_string();
+    let part = BlobPart {
+        blob: digest.clone(),
+        size: bytes.len() as u64,
+        etag: format!("{seed:032x}"),
+        checksums: BTreeMap::new(),
+        subtree: None,
+    };
+    let put = ObjectPut {
+        bucket: bucket.to_owned(),
+        key: manifest.key(),
+        version_id: format!("p{seed:08}"),
+        content: ObjectContent {
+            size: part.size,
+            etag: part.etag.clone(),
+            blake3: digest,
+            content_type: Some("application/json".into()),
+            parts: vec![part],
+            ..ObjectContent::default()
+        },
+        origin: Origin::Put,
+        retention: None,
+        legal_hold: false,
+    };
+    registry.seal_package(caller(), manifest.clone(), put).await.ok().map(|_| manifest)
 }
 
 fn clock_now(clock: &ManualClock) -> i64 {
@@ -311,7 +368,8 @@ async fn complete(registry: &Registry, upload_id: String, seed: u64) {
         .await;
 }
 
-fn replayed_dump_equals_direct_dump(ops: &[Op]) {
+/// Returns the dump, for tests that look at what the history produced.
+fn replayed_dump_equals_direct_dump(ops: &[Op]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let direct_path = dir.path().join("direct.db");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -341,6 +399,7 @@ fn replayed_dump_equals_direct_dump(ops: &[Op]) {
     let mut direct = direct;
     log::replay(&mut direct).unwrap();
     assert_eq!(views::dump(&direct).unwrap(), direct_dump);
+    String::from_utf8_lossy(&direct_dump).into_owned()
 }
 
 proptest! {
@@ -370,6 +429,11 @@ fn a_rich_fixed_history_replays_byte_for_byte() {
         ops.push(Op::LegalHold { bucket: 0, key: i % 4, on: i % 2 == 0 });
         ops.push(Op::Retention { bucket: 0, key: i % 4, days: 3, compliance: i % 7 == 0, bypass: false });
         ops.push(Op::Advance { hours: 30 });
+        if i % 10 == 9 {
+            ops.push(Op::Seal { bucket: i % 2, prefix: (i / 10) % 4 });
+        }
     }
-    replayed_dump_equals_direct_dump(&ops);
+    let dump = replayed_dump_equals_direct_dump(&ops);
+    let packages = dump.split("table packages\n").nth(1).expect("a packages table");
+    assert!(packages.lines().count() >= 2, "the history seals packages:\n{packages}");
 }

@@ -4,12 +4,14 @@
 //! Exit codes: [`EXIT_OK`], [`EXIT_CHECK_FAILED`] (a check such as `verify` found a problem),
 //! [`EXIT_ERROR`] (usage or runtime error; clap also uses 2 for usage errors).
 //!
-//! Maintenance commands (`verify`, `gc`, `replay`, `events`) work on an existing data
+//! Maintenance commands (`verify`, `gc`, `replay`, `events`, `package`, `checkpoint`) work on an existing data
 //! directory, print their result on stdout (JSON with `--json`) and draw progress bars on
 //! stderr when it is a terminal.
 
+pub mod checkpoint;
 pub mod events;
 pub mod gc;
+pub mod package;
 mod progress;
 pub mod replay;
 pub mod serve;
@@ -72,6 +74,10 @@ pub enum Command {
     Replay,
     /// Read the event log.
     Events(events::EventsArgs),
+    /// Seal a prefix as a package, verify a package, list packages.
+    Package(package::PackageArgs),
+    /// Sign the chain's head, or check that the log still extends a signed checkpoint.
+    Checkpoint(checkpoint::CheckpointArgs),
 }
 
 /// How a command that ran to its end came out.
@@ -121,6 +127,8 @@ pub async fn run(cli: Cli, config: Config) -> ExitCode {
         Command::Gc(args) => gc::run(&config, &args, json).await.map(|()| Outcome::Ok),
         Command::Replay => replay::run(&config, json).await,
         Command::Events(args) => events::run(&config, &args, json).await.map(|()| Outcome::Ok),
+        Command::Package(args) => package::run(&config, &args, json).await,
+        Command::Checkpoint(args) => checkpoint::run(&config, &args, json).await,
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::from(EXIT_OK),

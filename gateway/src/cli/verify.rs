@@ -5,7 +5,9 @@
 //! 2. The views: a snapshot of the registry (`VACUUM INTO` a temp file) is replayed from its
 //!    log and its views dump compared with the stored ones, so a view row changed behind the
 //!    log's back is found. Each differing table is named with the key of a differing row.
-//! 3. The blobs (unless `--no-blobs`): every blob file is re-hashed and must hash to its
+//! 3. With `--checkpoint FILE`: the log still extends that signed checkpoint
+//!    ([`super::checkpoint::check`]), which catches a rewrite of the whole log.
+//! 4. The blobs (unless `--no-blobs`): every blob file is re-hashed and must hash to its
 //!    name, and every blob the views reference must exist.
 //!
 //! Safe beside a serving gateway: the registry is opened read-only (WAL readers never block
@@ -34,6 +36,10 @@ pub struct VerifyArgs {
     /// Skip re-hashing blobs and checking that referenced blobs exist.
     #[arg(long)]
     pub no_blobs: bool,
+
+    /// Also prove that the log extends this signed checkpoint (see `checkpoint create`).
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<std::path::PathBuf>,
 }
 
 /// Everything `verify` found; printed as text or, with `--json`, as one object.
@@ -103,6 +109,9 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
         ));
     }
     problems.extend(views.differences.iter().map(|difference| format!("views: {difference}")));
+    if let Some(file) = &args.checkpoint {
+        problems.extend(super::checkpoint::check(config, file, None).await?);
+    }
 
     let blobs = if args.no_blobs {
         None
@@ -120,7 +129,7 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
     Ok(if report.ok { Outcome::Ok } else { Outcome::CheckFailed })
 }
 
-/// Checks 1 and 2; returns the blobs the views reference, for check 3.
+/// Checks 1 and 2; returns the blobs the views reference, for check 4.
 fn check_registry(path: &Path) -> anyhow::Result<(ChainReport, ViewsReport, Vec<String>)> {
     let conn = sqlite::open_read_only(path).with_context(|| format!("cannot open {}", path.display()))?;
     let chain = check_chain(&conn)?;
@@ -240,7 +249,7 @@ fn referenced_blobs(conn: &Connection) -> anyhow::Result<Vec<String>> {
     Ok(blobs)
 }
 
-/// Check 3. `referenced` was read before the blobs are listed, so each of them was committed
+/// Check 4. `referenced` was read before the blobs are listed, so each of them was committed
 /// before the listing started (a version is recorded only after its blob is committed).
 async fn check_blobs(store: &FsBlobStore, registry: &Path, referenced: Vec<String>) -> anyhow::Result<BlobsReport> {
     let mut entries = Vec::new();

@@ -92,9 +92,16 @@ fn registry_error(err: registry::Error) -> S3Error {
             s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
         }
         R::ObjectLocked => s3_error!(AccessDenied, "Access Denied because object protected by object lock."),
+        R::Sealed { package } => S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            format!("Access Denied: the key belongs to sealed package {package}."),
+        ),
         R::InvalidBucketState(message) => S3Error::with_message(S3ErrorCode::InvalidBucketState, message),
         R::InvalidRequest(message) => S3Error::with_message(S3ErrorCode::InvalidRequest, message),
-        err @ (R::ChainBroken { .. }
+        // Raised by `package seal` only, never by an S3 request.
+        err @ (R::PackageExists(_)
+        | R::PackageChanged
+        | R::ChainBroken { .. }
         | R::CorruptPayload { .. }
         | R::Migration(_)
         | R::Sqlite(_)

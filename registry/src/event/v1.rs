@@ -328,6 +328,29 @@ pub struct UploadRef {
     pub upload_id: String,
 }
 
+/// A prefix of a bucket sealed as a package (`v1.package.finalized`): from this event on, no
+/// key under `prefix` may be written, deleted, tagged or have its retention changed. The
+/// manifest it names lists every member; see `crate::packages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageFinalized {
+    /// The package's name, unique in the registry.
+    pub name: String,
+    /// Bucket name.
+    pub bucket: String,
+    /// The sealed key prefix (may be empty: the whole bucket).
+    pub prefix: String,
+    /// Key of the manifest object, `<prefix>.package.json`.
+    pub manifest_key: String,
+    /// Version id of the manifest object.
+    pub manifest_version_id: String,
+    /// BLAKE3 of the manifest's bytes, hex.
+    pub manifest_blake3: String,
+    /// Number of members.
+    pub members: u64,
+    /// Total size of the members in bytes.
+    pub bytes: u64,
+}
+
 macro_rules! payloads {
     ($( $(#[$doc:meta])* $variant:ident($ty:ty) = $name:literal, $kind:literal; )*) => {
         /// Every event payload the registry knows, by type name.
@@ -420,6 +443,8 @@ payloads! {
     MultipartCompleted(MultipartCompleted) = "v1.multipart.completed", "object";
     /// `v1.multipart.aborted`
     MultipartAborted(UploadRef) = "v1.multipart.aborted", "object";
+    /// `v1.package.finalized`
+    PackageFinalized(PackageFinalized) = "v1.package.finalized", "package";
 }
 
 impl Payload {
@@ -445,6 +470,8 @@ impl Payload {
             Payload::PartUploaded(p) => object(&p.bucket, &p.key),
             Payload::MultipartCompleted(p) => object(&p.version.bucket, &p.version.key),
             Payload::MultipartAborted(p) => object(&p.bucket, &p.key),
+            // A package belongs to its bucket's history (its manifest object has its own).
+            Payload::PackageFinalized(p) => p.bucket.clone(),
             Payload::Unknown { .. } => String::new(),
         }
     }

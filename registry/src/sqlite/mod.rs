@@ -25,7 +25,8 @@ use crate::views;
 use crate::{Error, Result};
 
 const LOG_MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/log/0001_init.sql"))];
-const VIEWS_MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/views/0001_init.sql"))];
+const VIEWS_MIGRATIONS: &[M<'static>] =
+    &[M::up(include_str!("migrations/views/0001_init.sql")), M::up(include_str!("migrations/views/0002_packages.sql"))];
 
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 128;
@@ -486,6 +487,13 @@ fn run_batch(
         Ok(tx) => tx,
         Err(error) => return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string())),
     };
+    // A maintenance command (`package seal`) may have appended from another process since
+    // our last commit; the IMMEDIATE transactions above serialise it with us. Chain from what
+    // is on disk, and catch the views up in case that process stopped between its commits.
+    match adopt_foreign_appends(&log_tx, &views_tx, head) {
+        Ok(()) => {}
+        Err(error) => return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string())),
+    }
     let mut completions = Vec::with_capacity(batch.len());
     let mut failure = None;
     for job in batch {
@@ -529,6 +537,16 @@ fn run_batch(
         }
     }
     Ok(completions)
+}
+
+/// Moves `head` to the log's last event when another writer appended after it.
+fn adopt_foreign_appends(log_conn: &Connection, views_conn: &Connection, head: &mut ChainHead) -> Result<()> {
+    let on_disk = ChainHead::load(log_conn)?;
+    if on_disk != *head {
+        log::catch_up(log_conn, views_conn)?;
+        *head = on_disk;
+    }
+    Ok(())
 }
 
 fn micros(elapsed: std::time::Duration) -> u64 {

@@ -1,0 +1,68 @@
+//! The binary's maintenance commands (`verify`, `package`, `checkpoint`, ...) run on a
+//! server's data folder while it serves, as an operator would run them.
+
+use std::process::{Command, Output};
+
+use crate::Server;
+use crate::server::binary_path;
+
+/// What a command printed and how it exited.
+#[derive(Debug)]
+pub struct Ran {
+    /// The exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl From<Output> for Ran {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `artifact-store <args> --data-dir <the server's data folder>` and waits for it.
+///
+/// # Panics
+/// When the binary cannot be started.
+#[must_use]
+pub fn run(server: &Server, args: &[&str]) -> Ran {
+    run_with_env(server, args, &[])
+}
+
+/// [`run`] with these environment variables set as well.
+///
+/// # Panics
+/// When the binary cannot be started.
+#[must_use]
+pub fn run_with_env(server: &Server, args: &[&str], env: &[(&str, &str)]) -> Ran {
+    let bin = binary_path();
+    let mut command = Command::new(&bin);
+    command.args(args).arg("--data-dir").arg(server.data_dir());
+    // As for the server: nothing of the machine's environment but the basics.
+    command.env_clear();
+    for name in ["PATH", "RUST_LOG", "RUST_BACKTRACE", "TMPDIR"] {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    command.envs(env.iter().copied());
+    let output = command.output().unwrap_or_else(|err| panic!("cannot run {}: {err}", bin.display()));
+    output.into()
+}
+
+/// [`run`], asserting the exit code.
+///
+/// # Panics
+/// When the command exits with another code.
+pub fn expect(server: &Server, args: &[&str], code: i32) -> Ran {
+    let ran = run(server, args);
+    assert_eq!(ran.code, Some(code), "artifact-store {args:?} exited with {:?}\n{ran:#?}", ran.code);
+    ran
+}

@@ -1,0 +1,123 @@
+//! Sealing a prefix: the manifest lists what was there, and nothing under the prefix can
+//! change afterwards; a seal from a second registry handle (another process) is seen by the
+//! first one's writer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use artifact_store_registry::clock::SystemClock;
+use artifact_store_registry::commands::{NewVersion, WriteCondition};
+use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, VersionRef};
+use artifact_store_registry::packages::{self, Manifest};
+use artifact_store_registry::{Caller, Error, Registry, log};
+
+fn object(bucket: &str, key: &str, bytes: &[u8]) -> ObjectPut {
+    let digest = blake3::hash(bytes).to_hex().to_string();
+    let part = BlobPart {
+        blob: digest.clone(),
+        size: bytes.len() as u64,
+        etag: "0".repeat(32),
+        checksums: BTreeMap::new(),
+        subtree: None,
+    };
+    ObjectPut {
+        bucket: bucket.into(),
+        key: key.into(),
+        version_id: "v".into(),
+        content: ObjectContent {
+            size: part.size,
+            etag: part.etag.clone(),
+            blake3: digest,
+            parts: vec![part],
+            ..ObjectContent::default()
+        },
+        origin: Origin::Put,
+        retention: None,
+        legal_hold: false,
+    }
+}
+
+async fn put(registry: &Registry, key: &str, bytes: &[u8]) -> Result<(), Error> {
+    let new = NewVersion { put: object("b", key, bytes), condition: WriteCondition::default() };
+    registry.put_object(Caller::system("test"), new).await.map(drop)
+}
+
+async fn manifest(registry: &Registry, name: &str, prefix: &str) -> Manifest {
+    let (name, prefix) = (name.to_owned(), prefix.to_owned());
+    registry.read(move |conn| Manifest::collect(conn, &name, "b", &prefix)).await.unwrap()
+}
+
+async fn seal(registry: &Registry, manifest: Manifest) -> Result<packages::Sealed, Error> {
+    let put = object("b", &manifest.key(), &manifest.encode());
+    registry.seal_package(Caller::system("test"), manifest, put).await
+}
+
+#[tokio::test]
+async fn a_sealed_prefix_refuses_every_change_and_lists_its_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path().join("registry.db"), Arc::new(SystemClock)).unwrap();
+    registry.create_bucket(Caller::system("test"), "b", "us-east-1", false).await.unwrap();
+    put(&registry, "rel/1/a", b"a").await.unwrap();
+    put(&registry, "rel/1/b", b"bb").await.unwrap();
+    put(&registry, "rel/2/a", b"c").await.unwrap();
+
+    let stale = manifest(&registry, "rel-1", "rel/1/").await;
+    put(&registry, "rel/1/c", b"ccc").await.unwrap();
+    assert!(matches!(seal(&registry, stale).await, Err(Error::PackageChanged)));
+
+    let current = manifest(&registry, "rel-1", "rel/1/").await;
+    let keys: Vec<&str> = current.members.iter().map(|m| m.key.as_str()).collect();
+    assert_eq!(keys, ["rel/1/a", "rel/1/b", "rel/1/c"]);
+    let sealed = seal(&registry, current.clone()).await.unwrap();
+    assert_eq!(sealed.event.event_type, "v1.package.finalized");
+    assert_eq!(sealed.package.members, 3);
+    assert_eq!(sealed.package.bytes, 6);
+    assert_eq!(sealed.package.manifest_key, "rel/1/.package.json");
+    assert_eq!(sealed.package.manifest_blake3, blake3::hash(&current.encode()).to_hex().to_string());
+
+    let refused = |result: Result<(), Error>| matches!(result, Err(Error::Sealed { package }) if package == "rel-1");
+    assert!(refused(put(&registry, "rel/1/a", b"new").await));
+    assert!(refused(put(&registry, "rel/1/new", b"new").await));
+    assert!(refused(put(&registry, "rel/1/.package.json", b"forged").await));
+    let target = VersionRef { bucket: "b".into(), key: "rel/1/a".into(), version_id: String::new() };
+    let caller = Caller::system("test");
+    assert!(refused(registry.delete_object(caller.clone(), target, false, "m".into(), true).await.map(drop)));
+    let tags = BTreeMap::from([("t".to_owned(), "1".to_owned())]);
+    assert!(refused(registry.set_tagging(caller, "b", "rel/1/b", None, tags).await.map(drop)));
+    put(&registry, "rel/2/a", b"still writable").await.unwrap();
+    put(&registry, "rel/1", b"a sibling, not under rel/1/").await.unwrap();
+
+    assert!(matches!(
+        seal(&registry, manifest(&registry, "rel-1", "rel/2/").await).await,
+        Err(Error::PackageExists(_))
+    ));
+    let inner = manifest(&registry, "inner", "rel/1/a").await;
+    assert!(matches!(seal(&registry, inner).await, Err(Error::Sealed { .. })));
+    assert_eq!(manifest(&registry, "rel-1", "rel/1/").await, current);
+    registry.close().await;
+}
+
+#[tokio::test]
+async fn the_writer_continues_the_chain_after_another_handle_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.db");
+    let server = Registry::open(&path, Arc::new(SystemClock)).unwrap();
+    server.create_bucket(Caller::system("test"), "b", "us-east-1", false).await.unwrap();
+    put(&server, "p/a", b"a").await.unwrap();
+
+    // A maintenance command opens its own writer on the same files while the first runs.
+    let command = Registry::open(&path, Arc::new(SystemClock)).unwrap();
+    seal(&command, manifest(&command, "p", "p/").await).await.unwrap();
+    command.close().await;
+
+    assert!(matches!(put(&server, "p/b", b"b").await, Err(Error::Sealed { .. })));
+    put(&server, "q/b", b"b").await.unwrap();
+    let verified = server.verify().await.unwrap();
+    assert_eq!(verified.first_mismatch, None);
+    assert_eq!(verified.events, 5);
+    let listed = server.read(packages::packages).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    server.close().await;
+    let conn = artifact_store_registry::sqlite::open_offline(&path).unwrap();
+    assert_eq!(log::verify(&conn).unwrap().head.sequence, 5);
+}
