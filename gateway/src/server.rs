@@ -30,7 +30,8 @@ use tracing::Instrument as _;
 use registry::Registry;
 use registry::clock::SystemClock;
 
-use crate::admin;
+use crate::admin::registry_api::{RegistryApi, RegistryRequest};
+use crate::admin::{self, Admin};
 use crate::auth::{MissingRootCredentials, Users};
 use crate::backend::BlobStore;
 use crate::backend::fs::FsBlobStore;
@@ -115,9 +116,13 @@ pub async fn serve(
         .map_err(|source| ServeError::Registry { path: registry_path, source })?;
     let tls = tls::acceptor(&config.server, &data_dir)?;
     let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout);
+    let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
+    let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
+    let api = RegistryApi::new(registry.clone(), config.server.region.clone(), stopping_rx);
     let router = Router {
         base_domain: config.server.base_domain.clone(),
-        s3: s3_service(Arc::new(config), registry.clone(), Arc::new(blobs))?,
+        admin: Arc::new(Admin::new(registry.clone(), Arc::clone(&blobs))),
+        s3: s3_service(Arc::new(config), registry.clone(), blobs, Some(api))?,
         peer: None,
     };
 
@@ -151,6 +156,8 @@ pub async fn serve(
     }
 
     drop(listener);
+    // Long polls answer and event streams end, so their connections can close.
+    stopping.send_replace(true);
     tracing::info!(connections = graceful.count(), "shutting down");
     if tokio::time::timeout(shutdown_timeout, graceful.shutdown()).await.is_err() {
         tracing::warn!(timeout = ?shutdown_timeout, "in-flight connections did not finish in time");
@@ -161,17 +168,27 @@ pub async fn serve(
 }
 
 /// The s3s service for `config`, storing bytes in `blobs`: authentication over the configured
-/// users, virtual-host style when `server.base_domain` is set.
+/// users, virtual-host style when `server.base_domain` is set, and the registry API (signed
+/// like S3 requests) when `api` is given.
 ///
 /// # Errors
 ///
 /// [`ServeError::Auth`] without root credentials, [`ServeError::BaseDomain`] for an invalid
 /// domain.
-pub fn s3_service(config: Arc<Config>, registry: Registry, blobs: Arc<dyn BlobStore>) -> Result<S3Service, ServeError> {
+pub fn s3_service(
+    config: Arc<Config>,
+    registry: Registry,
+    blobs: Arc<dyn BlobStore>,
+    api: Option<RegistryApi>,
+) -> Result<S3Service, ServeError> {
     let users = Users::from_config(&config.auth)?;
     let base_domain = config.server.base_domain.clone();
     let mut builder = S3ServiceBuilder::new(Gateway::new(registry, blobs, config, users.clone()));
     builder.set_auth(users);
+    if let Some(api) = api {
+        builder.set_route(api);
+        builder.set_validation(RegistryPath);
+    }
     if let Some(domain) = base_domain {
         // s3s checks the domain's syntax; routing is ours (see `BaseDomain`).
         if s3s::host::SingleDomain::new(&domain).is_err() {
@@ -216,6 +233,18 @@ async fn serve_connection(
     }
 }
 
+/// AWS bucket name rules, plus `_registry`: s3s parses every path into a bucket before it
+/// checks the signature and hands the request to the registry API route. AWS rules refuse
+/// `_` as a first character, so no real bucket can take the name; a `PUT /_registry` is
+/// routed to the API (and refused there), never to CreateBucket.
+struct RegistryPath;
+
+impl s3s::validation::NameValidation for RegistryPath {
+    fn validate_bucket_name(&self, name: &str) -> bool {
+        name == &admin::REGISTRY_PREFIX[1..] || s3s::validation::AwsNameValidation::new().validate_bucket_name(name)
+    }
+}
+
 /// The remote address of the connection a request came on, in the request's extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
@@ -225,6 +254,7 @@ pub struct PeerAddr(pub SocketAddr);
 #[derive(Clone)]
 struct Router {
     s3: S3Service,
+    admin: Arc<Admin>,
     base_domain: Option<String>,
     /// The connection's peer, recorded with every event the request causes.
     peer: Option<SocketAddr>,
@@ -288,13 +318,21 @@ impl hyper::service::Service<Request<Incoming>> for Router {
         let span = tracing::info_span!("request", id = %id.0, method = %req.method(), path = %req.uri().path());
         let header = HeaderValue::from_str(&id.0).expect("hex digits are a valid header value");
 
-        if self.is_admin(&req) {
-            let mut response = admin::handle(req.method(), req.uri().path());
-            response.headers_mut().insert("x-amz-request-id", header);
-            return Box::pin(std::future::ready(Ok(response)));
+        let admin = self.is_admin(&req);
+        if admin && !admin::is_registry_path(req.uri().path()) {
+            let admin = Arc::clone(&self.admin);
+            return Box::pin(async move {
+                let mut response = admin.handle(req.method(), req.uri().path()).await;
+                response.headers_mut().insert("x-amz-request-id", header);
+                admin::metrics::http_response(response.status().as_u16());
+                Ok(response)
+            });
         }
 
         let s3 = self.s3.clone();
+        if admin {
+            req.extensions_mut().insert(RegistryRequest);
+        }
         req.extensions_mut().insert(id);
         if let Some(peer) = self.peer {
             req.extensions_mut().insert(PeerAddr(peer));
@@ -305,6 +343,7 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                 let mut result = hyper::service::Service::call(&s3, req).await;
                 if let Ok(response) = &mut result {
                     response.headers_mut().insert("x-amz-request-id", header);
+                    admin::metrics::http_response(response.status().as_u16());
                     tracing::info!(
                         status = response.status().as_u16(),
                         elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
