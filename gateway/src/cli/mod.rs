@@ -4,14 +4,16 @@
 //! Exit codes: [`EXIT_OK`], [`EXIT_CHECK_FAILED`] (a check such as `verify` found a problem),
 //! [`EXIT_ERROR`] (usage or runtime error; clap also uses 2 for usage errors).
 //!
-//! Maintenance commands (`verify`, `gc`, `replay`, `events`) work on an existing data
+//! Maintenance commands (`verify`, `gc`, `replay`, `events`, `object`, `retrievals`) work on an existing data
 //! directory, print their result on stdout (JSON with `--json`) and draw progress bars on
 //! stderr when it is a terminal.
 
 pub mod events;
 pub mod gc;
+pub mod object;
 mod progress;
 pub mod replay;
+pub mod retrievals;
 pub mod serve;
 pub mod verify;
 
@@ -50,7 +52,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILTER")]
     pub log_level: Option<String>,
 
-    /// Print results as JSON (`events list`: one event per line) instead of text.
+    /// Print results as JSON (`events`, `retrievals`: one record per line; `object history`:
+    /// one document) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -72,6 +75,10 @@ pub enum Command {
     Replay,
     /// Read the event log.
     Events(events::EventsArgs),
+    /// Show what the registry knows about an object.
+    Object(object::ObjectArgs),
+    /// List recorded reads of objects.
+    Retrievals(retrievals::RetrievalsArgs),
 }
 
 /// How a command that ran to its end came out.
@@ -121,6 +128,8 @@ pub async fn run(cli: Cli, config: Config) -> ExitCode {
         Command::Gc(args) => gc::run(&config, &args, json).await.map(|()| Outcome::Ok),
         Command::Replay => replay::run(&config, json).await,
         Command::Events(args) => events::run(&config, &args, json).await.map(|()| Outcome::Ok),
+        Command::Object(args) => object::run(&config, &args, json).await.map(|()| Outcome::Ok),
+        Command::Retrievals(args) => retrievals::run(&config, &args, json).await.map(|()| Outcome::Ok),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::from(EXIT_OK),
