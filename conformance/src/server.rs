@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -86,6 +86,65 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Sends SIGTERM: the server stops accepting, finishes what is in flight and exits.
+    /// Returns at once; [`Server::wait_exit`] waits for the exit.
+    ///
+    /// # Panics
+    /// When the signal cannot be sent.
+    pub fn terminate(&self) {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("run kill");
+        assert!(status.success(), "kill -TERM failed: {status}");
+    }
+
+    /// Waits for the process to exit and returns its status.
+    ///
+    /// # Panics
+    /// When it has not exited within a minute; the message carries the server's log.
+    pub async fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit within {READY_TIMEOUT:?}\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts the binary again on the same address and data folder, after it exited, and
+    /// waits until it is healthy.
+    ///
+    /// # Panics
+    /// When it does not become healthy within a minute.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(&binary_path(), self.dir.path(), self.addr, self.transport);
+        if let Err(log) = self.wait_ready().await {
+            panic!("artifact-store did not restart at {}:\n{log}", self.addr);
+        }
+    }
+
+    /// Runs `artifact-store <args> --data-dir <this server's data folder>` to its end, with
+    /// the same clean environment as the server, and returns what it printed.
+    ///
+    /// # Panics
+    /// When the binary cannot be started.
+    #[must_use]
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_command(args).output().expect("run artifact-store")
+    }
+
+    /// The command [`Server::cli`] runs, for commands that keep running (`events tail`).
+    #[must_use]
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary_path());
+        command.args(args).arg("--data-dir").arg(self.data_dir()).env_clear().stdin(Stdio::null());
+        if let Some(path) = std::env::var_os("PATH") {
+            command.env("PATH", path);
+        }
+        command
     }
 
     /// Kills the process and hands back the data folder (for a retry on another port).
