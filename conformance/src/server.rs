@@ -36,6 +36,8 @@ pub struct Server {
     /// The TLS client configuration trusting `cert_pem`, for raw requests.
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     dir: TempDir,
+    /// Extra `serve` flags, kept for a restart.
+    serve_flags: Vec<String>,
 }
 
 impl Server {
@@ -45,6 +47,15 @@ impl Server {
     /// When the binary is missing, does not start, or is not healthy within a minute; the
     /// message carries the server's log.
     pub async fn start(transport: Transport) -> Self {
+        Self::start_with(transport, &[]).await
+    }
+
+    /// Starts the binary with extra `serve` flags, as [`Server::start`] does.
+    ///
+    /// # Panics
+    /// As [`Server::start`].
+    pub async fn start_with(transport: Transport, serve_flags: &[&str]) -> Self {
+        let serve_flags: Vec<String> = serve_flags.iter().map(|&flag| flag.to_owned()).collect();
         let bin = binary_path();
         let mut dir = tempfile::Builder::new().prefix("artifact-store-conformance-").tempdir().expect("temp folder");
         let (cert_pem, tls) = match transport {
@@ -56,8 +67,16 @@ impl Server {
         };
         for attempt in 1..=PORT_ATTEMPTS {
             let addr = free_port();
-            let child = spawn(&bin, dir.path(), addr, transport);
-            let mut server = Server { child, addr, transport, cert_pem: cert_pem.clone(), tls: tls.clone(), dir };
+            let child = spawn(&bin, dir.path(), addr, transport, &serve_flags);
+            let mut server = Server {
+                child,
+                addr,
+                transport,
+                cert_pem: cert_pem.clone(),
+                tls: tls.clone(),
+                dir,
+                serve_flags: serve_flags.clone(),
+            };
             match server.wait_ready().await {
                 Ok(()) => return server,
                 // Another process took the port after we chose it: try another one.
@@ -120,7 +139,7 @@ impl Server {
     /// When it does not become healthy within a minute.
     pub async fn restart(&mut self) {
         self.kill();
-        self.child = spawn(&binary_path(), self.dir.path(), self.addr, self.transport);
+        self.child = spawn(&binary_path(), self.dir.path(), self.addr, self.transport, &self.serve_flags);
         if let Err(log) = self.wait_ready().await {
             panic!("artifact-store did not restart at {}:\n{log}", self.addr);
         }
@@ -251,7 +270,7 @@ fn free_port() -> SocketAddr {
     listener.local_addr().expect("local address")
 }
 
-fn spawn(bin: &Path, dir: &Path, addr: SocketAddr, transport: Transport) -> Child {
+fn spawn(bin: &Path, dir: &Path, addr: SocketAddr, transport: Transport, serve_flags: &[String]) -> Child {
     let log = File::create(dir.join("server.log")).expect("server log file");
     let mut command = Command::new(bin);
     command
@@ -262,6 +281,7 @@ fn spawn(bin: &Path, dir: &Path, addr: SocketAddr, transport: Transport) -> Chil
         .arg(dir.join("data"))
         .arg("--region")
         .arg(REGION);
+    command.args(serve_flags);
     if transport == Transport::Https {
         command.arg("--tls-cert").arg(dir.join("cert.pem")).arg("--tls-key").arg(dir.join("key.pem"));
     }

@@ -60,6 +60,43 @@ async fn health_and_readiness_need_no_credentials() {
     assert_eq!(get(&server, "health", "_ready").await, b"object");
 }
 
+#[tokio::test]
+async fn a_separate_admin_listener_takes_the_metrics_off_the_s3_port() {
+    let server = Server::start_with(Transport::Http, &["--admin-listen", "127.0.0.1:0"]).await;
+    let log = server.log();
+    let addr = log
+        .lines()
+        .find(|line| line.contains("admin listening"))
+        .and_then(|line| line.split("addr=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no admin address in the log:\n{log}"))
+        .to_owned();
+    let fetch = |path: &'static str| {
+        let addr = addr.clone();
+        async move {
+            let mut tcp = tokio::net::TcpStream::connect(&addr).await.expect("connect to the admin listener");
+            let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+            tcp.write_all(request.as_bytes()).await.expect("send");
+            let mut response = Vec::new();
+            tcp.read_to_end(&mut response).await.expect("read");
+            String::from_utf8_lossy(&response).into_owned()
+        }
+    };
+    assert!(fetch("/_health").await.starts_with("HTTP/1.1 200"));
+    assert!(fetch("/_ready").await.starts_with("HTTP/1.1 200"));
+    let metrics = fetch("/_metrics").await;
+    assert!(
+        metrics.starts_with("HTTP/1.1 200") && metrics.contains("artifact_store_retrieval_records_dropped_total 0")
+    );
+    assert_eq!(
+        fetch("/_registry/events").await.split(' ').nth(1),
+        Some("404"),
+        "the registry API stays on the S3 port"
+    );
+    assert_eq!(server.send(&server.request("GET", "/_metrics")).await.status, 404, "metrics left the S3 port");
+    assert_eq!(server.send(&server.request("GET", "/_ready")).await.status, 200, "readiness stays for load balancers");
+}
+
 /// The value of `name` with exactly `labels`, from a parsed scrape.
 fn sample(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     let wanted: HashMap<&str, &str> = labels.iter().copied().collect();

@@ -92,6 +92,14 @@ pub enum ServeError {
     /// Root credentials were not resolved.
     #[error(transparent)]
     Auth(#[from] MissingRootCredentials),
+    /// `server.admin_listen` could not be bound.
+    #[error("cannot listen on {addr} (server.admin_listen): {source}")]
+    AdminListen {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
 }
 
 /// Serves the S3 API on `listener` until `shutdown` completes, then stops accepting and lets
@@ -118,10 +126,17 @@ pub async fn serve(
     let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout);
     let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
     let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
-    let api = RegistryApi::new(registry.clone(), config.server.region.clone(), stopping_rx);
+    let api = RegistryApi::new(registry.clone(), config.server.region.clone(), stopping_rx.clone());
+    let admin_listener = match &config.server.admin_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr).await.map_err(|source| ServeError::AdminListen { addr: addr.clone(), source })?,
+        ),
+        None => None,
+    };
     let router = Router {
         base_domain: config.server.base_domain.clone(),
         admin: Arc::new(Admin::new(registry.clone(), Arc::clone(&blobs))),
+        metrics_here: admin_listener.is_none(),
         s3: s3_service(Arc::new(config), registry.clone(), blobs, Some(api))?,
         peer: None,
     };
@@ -131,6 +146,10 @@ pub async fn serve(
     builder.http2().timer(TokioTimer::new());
 
     let graceful = GracefulShutdown::new();
+    if let Some(listener) = admin_listener {
+        let serving = serve_admin(listener, Arc::clone(&router.admin), builder.clone(), stopping_rx);
+        tokio::spawn(serving.instrument(tracing::info_span!("admin")));
+    }
     let mut shutdown = pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -165,6 +184,44 @@ pub async fn serve(
     // Commit what is queued (retrieval records) before the process ends.
     registry.close().await;
     Ok(())
+}
+
+/// Serves `/_health`, `/_ready` and `/_metrics` on the admin listener until `stopping`.
+/// Its requests are short and read-only, so the shutdown does not wait for them.
+async fn serve_admin(
+    listener: TcpListener,
+    admin: Arc<Admin>,
+    builder: auto::Builder<TokioExecutor>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "admin listening");
+    }
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopping.wait_for(|stopping| *stopping) => return,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let admin = Arc::clone(&admin);
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let admin = Arc::clone(&admin);
+            async move {
+                let response = admin.handle(req.method(), req.uri().path()).await;
+                admin::metrics::http_response(response.status().as_u16());
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(%err, "admin connection ended with an error");
+            }
+        });
+    }
 }
 
 /// The s3s service for `config`, storing bytes in `blobs`: authentication over the configured
@@ -255,6 +312,8 @@ pub struct PeerAddr(pub SocketAddr);
 struct Router {
     s3: S3Service,
     admin: Arc<Admin>,
+    /// `/_metrics` is served here unless a separate admin listener serves it.
+    metrics_here: bool,
     base_domain: Option<String>,
     /// The connection's peer, recorded with every event the request causes.
     peer: Option<SocketAddr>,
@@ -321,8 +380,10 @@ impl hyper::service::Service<Request<Incoming>> for Router {
         let admin = self.is_admin(&req);
         if admin && !admin::is_registry_path(req.uri().path()) {
             let admin = Arc::clone(&self.admin);
+            let hidden = !self.metrics_here && req.uri().path() == "/_metrics";
             return Box::pin(async move {
-                let mut response = admin.handle(req.method(), req.uri().path()).await;
+                let path = if hidden { "/_not-here" } else { req.uri().path() };
+                let mut response = admin.handle(req.method(), path).await;
                 response.headers_mut().insert("x-amz-request-id", header);
                 admin::metrics::http_response(response.status().as_u16());
                 Ok(response)
