@@ -210,7 +210,7 @@ async fn serve_admin(
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let admin = Arc::clone(&admin);
             async move {
-                let response = admin.handle(req.method(), req.uri().path()).await;
+                let response = admin.handle(req.method(), req.uri().path(), true).await;
                 admin::metrics::http_response(response.status().as_u16());
                 Ok::<_, std::convert::Infallible>(response)
             }
@@ -380,10 +380,9 @@ impl hyper::service::Service<Request<Incoming>> for Router {
         let admin = self.is_admin(&req);
         if admin && !admin::is_registry_path(req.uri().path()) {
             let admin = Arc::clone(&self.admin);
-            let hidden = !self.metrics_here && req.uri().path() == "/_metrics";
+            let with_metrics = self.metrics_here;
             return Box::pin(async move {
-                let path = if hidden { "/_not-here" } else { req.uri().path() };
-                let mut response = admin.handle(req.method(), path).await;
+                let mut response = admin.handle(req.method(), req.uri().path(), with_metrics).await;
                 response.headers_mut().insert("x-amz-request-id", header);
                 admin::metrics::http_response(response.status().as_u16());
                 Ok(response)

@@ -59,8 +59,9 @@ impl Admin {
         Self { registry, blobs, metrics: metrics::install(), opened_at }
     }
 
-    /// Answers `/_health`, `/_ready` or `/_metrics` (404 for other paths).
-    pub async fn handle(&self, method: &Method, path: &str) -> Response<Body> {
+    /// Answers `/_health`, `/_ready` or, when `with_metrics`, `/_metrics` (404 for other
+    /// paths).
+    pub async fn handle(&self, method: &Method, path: &str, with_metrics: bool) -> Response<Body> {
         if *method != Method::GET && *method != Method::HEAD {
             return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n".to_owned());
         }
@@ -70,7 +71,7 @@ impl Admin {
                 Ok(()) => text(StatusCode::OK, "ready".to_owned()),
                 Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),
             },
-            "/_metrics" => {
+            "/_metrics" if with_metrics => {
                 let mut response = text(StatusCode::OK, metrics::render(self.metrics, &self.registry, self.opened_at));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -115,13 +116,15 @@ mod tests {
         let registry = Registry::open(dir.path().join("registry.db"), Arc::new(SystemClock)).unwrap();
         let blobs = crate::backend::fs::FsBlobStore::open(dir.path()).unwrap();
         let admin = Admin::new(registry.clone(), Arc::new(blobs));
-        assert_eq!(admin.handle(&Method::GET, "/_health").await.status(), StatusCode::OK);
-        assert_eq!(admin.handle(&Method::HEAD, "/_health").await.status(), StatusCode::OK);
-        assert_eq!(admin.handle(&Method::GET, "/_ready").await.status(), StatusCode::OK);
-        assert_eq!(admin.handle(&Method::PUT, "/_health").await.status(), StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(admin.handle(&Method::GET, "/_nothing").await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(admin.handle(&Method::GET, "/_health", true).await.status(), StatusCode::OK);
+        assert_eq!(admin.handle(&Method::HEAD, "/_health", true).await.status(), StatusCode::OK);
+        assert_eq!(admin.handle(&Method::GET, "/_ready", true).await.status(), StatusCode::OK);
+        assert_eq!(admin.handle(&Method::PUT, "/_health", true).await.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(admin.handle(&Method::GET, "/_nothing", true).await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(admin.handle(&Method::GET, "/_metrics", true).await.status(), StatusCode::OK);
+        assert_eq!(admin.handle(&Method::GET, "/_metrics", false).await.status(), StatusCode::NOT_FOUND);
         registry.close().await;
-        assert_eq!(admin.handle(&Method::GET, "/_ready").await.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(admin.handle(&Method::GET, "/_ready", true).await.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]
