@@ -435,3 +435,16 @@ async fn server_sent_events_deliver_a_put_and_resume_from_last_event_id() {
     let mut from_start = EventStream::open(&server, "/_registry/events/stream?since=0", None).await;
     assert_eq!(from_start.next().await.0, 1, "since=0 replays the log from its first event");
 }
+
+#[tokio::test]
+async fn the_registry_api_answers_over_https() {
+    let server = Server::start(Transport::Https).await;
+    create_bucket(&server, "tls").await;
+    let put = raw_put(&server, "tls", "k", b"over tls", &[]).await;
+    let (sequence, hash) = receipt(&put);
+    let doc = api_json(&server, "/_registry/objects/tls/k").await;
+    assert_eq!(doc["versions"][0]["event"]["sequence"], sequence);
+    assert_eq!(doc["versions"][0]["event"]["hash"], hash);
+    let events = lines(&api(&server, "/_registry/events?bucket=tls").await);
+    assert_eq!(events.len(), 2);
+}
