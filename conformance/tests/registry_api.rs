@@ -448,3 +448,33 @@ async fn the_registry_api_answers_over_https() {
     let events = lines(&api(&server, "/_registry/events?bucket=tls").await);
     assert_eq!(events.len(), 2);
 }
+
+#[tokio::test]
+async fn provenance_shows_retention_and_legal_hold() {
+    use aws_sdk_s3::primitives::DateTime;
+    use aws_sdk_s3::types::{ObjectLockLegalHoldStatus, ObjectLockMode};
+
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("locked").object_lock_enabled_for_bucket(true).send().await.expect("locked bucket");
+    let until = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() + 86_400;
+    s3.put_object()
+        .bucket("locked")
+        .key("evidence.pdf")
+        .object_lock_mode(ObjectLockMode::Governance)
+        .object_lock_retain_until_date(DateTime::from_secs(i64::try_from(until).unwrap()))
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .body(ByteStream::from_static(b"evidence"))
+        .send()
+        .await
+        .expect("locked put");
+    let doc = api_json(&server, "/_registry/objects/locked/evidence.pdf").await;
+    let version = &doc["versions"][0];
+    assert_eq!(version["retention"]["mode"], "GOVERNANCE");
+    let retain_until = version["retention"]["retain_until"].as_str().expect("a time");
+    let expected = DateTime::from_secs(i64::try_from(until).unwrap())
+        .fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
+        .expect("format");
+    assert_eq!(retain_until.replace(".000Z", "Z"), expected);
+    assert_eq!(version["legal_hold"], true);
+}
