@@ -349,6 +349,11 @@ impl S3Host for BaseDomain {
     fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<VirtualHost<'a>> {
         let vh = VirtualHost::new(self.0.as_str());
         Ok(match bucket_of_host(host, &self.0) {
+            // The name validation lets `_registry` through for the registry API's paths; as a
+            // host it would name a bucket, which AWS's rules (no leading `_`) refuse.
+            Some(bucket) if bucket.starts_with('_') => {
+                return Err(s3s::s3_error!(InvalidBucketName, "The specified bucket is not valid."));
+            }
             Some(bucket) => vh.with_bucket(bucket),
             None => vh,
         })
@@ -420,6 +425,14 @@ impl hyper::service::Service<Request<Incoming>> for Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_cannot_name_the_registry_api_as_a_bucket() {
+        let host = BaseDomain("s3.example.com".to_owned());
+        let err = host.parse_host_header("_registry.s3.example.com").unwrap_err();
+        assert_eq!(err.code().as_str(), "InvalidBucketName");
+        assert!(host.parse_host_header("logs.s3.example.com").is_ok());
+    }
 
     #[test]
     fn only_subdomains_of_the_base_domain_name_buckets() {
