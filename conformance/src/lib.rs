@@ -4,7 +4,8 @@
 //!
 //! # Modules
 //! - [`server`]: [`Server`], the guard that spawns the binary, waits for `/_health` and kills
-//!   it on drop; [`Transport`] picks HTTP or HTTPS (a self-signed certificate per server).
+//!   it on drop (or stops it with SIGTERM and restarts it on the same data); runs CLI
+//!   commands on its data folder; [`Transport`] picks HTTP or HTTPS (a self-signed certificate per server).
 //! - [`sdk`]: aws-sdk-s3 clients for a server (path-style, test credentials, the server's
 //!   certificate as the only trusted root).
 //! - [`raw`]: hand-signed HTTP/1.1 requests for what the SDK will not send (short bodies,

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,8 @@ pub struct Server {
     /// The TLS client configuration trusting `cert_pem`, for raw requests.
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     dir: TempDir,
+    /// Extra `serve` flags, kept for a restart.
+    serve_flags: Vec<String>,
 }
 
 impl Server {
@@ -45,6 +47,15 @@ impl Server {
     /// When the binary is missing, does not start, or is not healthy within a minute; the
     /// message carries the server's log.
     pub async fn start(transport: Transport) -> Self {
+        Self::start_with(transport, &[]).await
+    }
+
+    /// Starts the binary with extra `serve` flags, as [`Server::start`] does.
+    ///
+    /// # Panics
+    /// As [`Server::start`].
+    pub async fn start_with(transport: Transport, serve_flags: &[&str]) -> Self {
+        let serve_flags: Vec<String> = serve_flags.iter().map(|&flag| flag.to_owned()).collect();
         let bin = binary_path();
         let mut dir = tempfile::Builder::new().prefix("artifact-store-conformance-").tempdir().expect("temp folder");
         let (cert_pem, tls) = match transport {
@@ -56,8 +67,16 @@ impl Server {
         };
         for attempt in 1..=PORT_ATTEMPTS {
             let addr = free_port();
-            let child = spawn(&bin, dir.path(), addr, transport);
-            let mut server = Server { child, addr, transport, cert_pem: cert_pem.clone(), tls: tls.clone(), dir };
+            let child = spawn(&bin, dir.path(), addr, transport, &serve_flags);
+            let mut server = Server {
+                child,
+                addr,
+                transport,
+                cert_pem: cert_pem.clone(),
+                tls: tls.clone(),
+                dir,
+                serve_flags: serve_flags.clone(),
+            };
             match server.wait_ready().await {
                 Ok(()) => return server,
                 // Another process took the port after we chose it: try another one.
@@ -86,6 +105,65 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Sends SIGTERM: the server stops accepting, finishes what is in flight and exits.
+    /// Returns at once; [`Server::wait_exit`] waits for the exit.
+    ///
+    /// # Panics
+    /// When the signal cannot be sent.
+    pub fn terminate(&self) {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("run kill");
+        assert!(status.success(), "kill -TERM failed: {status}");
+    }
+
+    /// Waits for the process to exit and returns its status.
+    ///
+    /// # Panics
+    /// When it has not exited within a minute; the message carries the server's log.
+    pub async fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit within {READY_TIMEOUT:?}\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts the binary again on the same address and data folder, after it exited, and
+    /// waits until it is healthy.
+    ///
+    /// # Panics
+    /// When it does not become healthy within a minute.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(&binary_path(), self.dir.path(), self.addr, self.transport, &self.serve_flags);
+        if let Err(log) = self.wait_ready().await {
+            panic!("artifact-store did not restart at {}:\n{log}", self.addr);
+        }
+    }
+
+    /// Runs `artifact-store <args> --data-dir <this server's data folder>` to its end, with
+    /// the same clean environment as the server, and returns what it printed.
+    ///
+    /// # Panics
+    /// When the binary cannot be started.
+    #[must_use]
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_command(args).output().expect("run artifact-store")
+    }
+
+    /// The command [`Server::cli`] runs, for commands that keep running (`events tail`).
+    #[must_use]
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary_path());
+        command.args(args).arg("--data-dir").arg(self.data_dir()).env_clear().stdin(Stdio::null());
+        if let Some(path) = std::env::var_os("PATH") {
+            command.env("PATH", path);
+        }
+        command
     }
 
     /// Kills the process and hands back the data folder (for a retry on another port).
@@ -192,7 +270,7 @@ fn free_port() -> SocketAddr {
     listener.local_addr().expect("local address")
 }
 
-fn spawn(bin: &Path, dir: &Path, addr: SocketAddr, transport: Transport) -> Child {
+fn spawn(bin: &Path, dir: &Path, addr: SocketAddr, transport: Transport, serve_flags: &[String]) -> Child {
     let log = File::create(dir.join("server.log")).expect("server log file");
     let mut command = Command::new(bin);
     command
@@ -203,6 +281,7 @@ fn spawn(bin: &Path, dir: &Path, addr: SocketAddr, transport: Transport) -> Chil
         .arg(dir.join("data"))
         .arg("--region")
         .arg(REGION);
+    command.args(serve_flags);
     if transport == Transport::Https {
         command.arg("--tls-cert").arg(dir.join("cert.pem")).arg("--tls-key").arg(dir.join("key.pem"));
     }

@@ -47,6 +47,9 @@ pub struct ServerConfig {
     pub tls_self_signed: bool,
     /// Seconds to let in-flight requests finish on shutdown.
     pub shutdown_timeout: u64,
+    /// A second `host:port` serving only `/_health`, `/_ready` and `/_metrics` (plain HTTP),
+    /// for operators who firewall them; `/_metrics` then leaves the main listener.
+    pub admin_listen: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +62,7 @@ impl Default for ServerConfig {
             tls_key: None,
             tls_self_signed: false,
             shutdown_timeout: 30,
+            admin_listen: None,
         }
     }
 }
@@ -307,6 +311,15 @@ pub const KEYS: &[Key] = &[
         secret: false,
         set: |c, v| {
             c.server.shutdown_timeout = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "server.admin_listen",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.server.admin_listen = Some(v);
             Ok(())
         },
     },

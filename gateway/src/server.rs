@@ -30,7 +30,8 @@ use tracing::Instrument as _;
 use registry::Registry;
 use registry::clock::SystemClock;
 
-use crate::admin;
+use crate::admin::registry_api::{RegistryApi, RegistryRequest};
+use crate::admin::{self, Admin};
 use crate::auth::{MissingRootCredentials, Users};
 use crate::backend::BlobStore;
 use crate::backend::fs::FsBlobStore;
@@ -91,6 +92,14 @@ pub enum ServeError {
     /// Root credentials were not resolved.
     #[error(transparent)]
     Auth(#[from] MissingRootCredentials),
+    /// `server.admin_listen` could not be bound.
+    #[error("cannot listen on {addr} (server.admin_listen): {source}")]
+    AdminListen {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
 }
 
 /// Serves the S3 API on `listener` until `shutdown` completes, then stops accepting and lets
@@ -115,9 +124,20 @@ pub async fn serve(
         .map_err(|source| ServeError::Registry { path: registry_path, source })?;
     let tls = tls::acceptor(&config.server, &data_dir)?;
     let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout);
+    let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
+    let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
+    let api = RegistryApi::new(registry.clone(), config.server.region.clone(), stopping_rx.clone());
+    let admin_listener = match &config.server.admin_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr).await.map_err(|source| ServeError::AdminListen { addr: addr.clone(), source })?,
+        ),
+        None => None,
+    };
     let router = Router {
         base_domain: config.server.base_domain.clone(),
-        s3: s3_service(Arc::new(config), registry.clone(), Arc::new(blobs))?,
+        admin: Arc::new(Admin::new(registry.clone(), Arc::clone(&blobs))),
+        metrics_here: admin_listener.is_none(),
+        s3: s3_service(Arc::new(config), registry.clone(), blobs, Some(api))?,
         peer: None,
     };
 
@@ -126,6 +146,10 @@ pub async fn serve(
     builder.http2().timer(TokioTimer::new());
 
     let graceful = GracefulShutdown::new();
+    if let Some(listener) = admin_listener {
+        let serving = serve_admin(listener, Arc::clone(&router.admin), builder.clone(), stopping_rx);
+        tokio::spawn(serving.instrument(tracing::info_span!("admin")));
+    }
     let mut shutdown = pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -151,6 +175,8 @@ pub async fn serve(
     }
 
     drop(listener);
+    // Long polls answer and event streams end, so their connections can close.
+    stopping.send_replace(true);
     tracing::info!(connections = graceful.count(), "shutting down");
     if tokio::time::timeout(shutdown_timeout, graceful.shutdown()).await.is_err() {
         tracing::warn!(timeout = ?shutdown_timeout, "in-flight connections did not finish in time");
@@ -160,18 +186,66 @@ pub async fn serve(
     Ok(())
 }
 
+/// Serves `/_health`, `/_ready` and `/_metrics` on the admin listener until `stopping`.
+/// Its requests are short and read-only, so the shutdown does not wait for them.
+async fn serve_admin(
+    listener: TcpListener,
+    admin: Arc<Admin>,
+    builder: auto::Builder<TokioExecutor>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "admin listening");
+    }
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopping.wait_for(|stopping| *stopping) => return,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let admin = Arc::clone(&admin);
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let admin = Arc::clone(&admin);
+            async move {
+                let response = admin.handle(req.method(), req.uri().path(), true).await;
+                admin::metrics::http_response(response.status().as_u16());
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(%err, "admin connection ended with an error");
+            }
+        });
+    }
+}
+
 /// The s3s service for `config`, storing bytes in `blobs`: authentication over the configured
-/// users, virtual-host style when `server.base_domain` is set.
+/// users, virtual-host style when `server.base_domain` is set, and the registry API (signed
+/// like S3 requests) when `api` is given.
 ///
 /// # Errors
 ///
 /// [`ServeError::Auth`] without root credentials, [`ServeError::BaseDomain`] for an invalid
 /// domain.
-pub fn s3_service(config: Arc<Config>, registry: Registry, blobs: Arc<dyn BlobStore>) -> Result<S3Service, ServeError> {
+pub fn s3_service(
+    config: Arc<Config>,
+    registry: Registry,
+    blobs: Arc<dyn BlobStore>,
+    api: Option<RegistryApi>,
+) -> Result<S3Service, ServeError> {
     let users = Users::from_config(&config.auth)?;
     let base_domain = config.server.base_domain.clone();
     let mut builder = S3ServiceBuilder::new(Gateway::new(registry, blobs, config, users.clone()));
     builder.set_auth(users);
+    if let Some(api) = api {
+        builder.set_route(api);
+        builder.set_validation(RegistryPath);
+    }
     if let Some(domain) = base_domain {
         // s3s checks the domain's syntax; routing is ours (see `BaseDomain`).
         if s3s::host::SingleDomain::new(&domain).is_err() {
@@ -216,6 +290,18 @@ async fn serve_connection(
     }
 }
 
+/// AWS bucket name rules, plus `_registry`: s3s parses every path into a bucket before it
+/// checks the signature and hands the request to the registry API route. AWS rules refuse
+/// `_` as a first character, so no real bucket can take the name; a `PUT /_registry` is
+/// routed to the API (and refused there), never to CreateBucket.
+struct RegistryPath;
+
+impl s3s::validation::NameValidation for RegistryPath {
+    fn validate_bucket_name(&self, name: &str) -> bool {
+        name == &admin::REGISTRY_PREFIX[1..] || s3s::validation::AwsNameValidation::new().validate_bucket_name(name)
+    }
+}
+
 /// The remote address of the connection a request came on, in the request's extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
@@ -225,6 +311,9 @@ pub struct PeerAddr(pub SocketAddr);
 #[derive(Clone)]
 struct Router {
     s3: S3Service,
+    admin: Arc<Admin>,
+    /// `/_metrics` is served here unless a separate admin listener serves it.
+    metrics_here: bool,
     base_domain: Option<String>,
     /// The connection's peer, recorded with every event the request causes.
     peer: Option<SocketAddr>,
@@ -260,6 +349,11 @@ impl S3Host for BaseDomain {
     fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<VirtualHost<'a>> {
         let vh = VirtualHost::new(self.0.as_str());
         Ok(match bucket_of_host(host, &self.0) {
+            // The name validation lets `_registry` through for the registry API's paths; as a
+            // host it would name a bucket, which AWS's rules (no leading `_`) refuse.
+            Some(bucket) if bucket.starts_with('_') => {
+                return Err(s3s::s3_error!(InvalidBucketName, "The specified bucket is not valid."));
+            }
             Some(bucket) => vh.with_bucket(bucket),
             None => vh,
         })
@@ -288,13 +382,22 @@ impl hyper::service::Service<Request<Incoming>> for Router {
         let span = tracing::info_span!("request", id = %id.0, method = %req.method(), path = %req.uri().path());
         let header = HeaderValue::from_str(&id.0).expect("hex digits are a valid header value");
 
-        if self.is_admin(&req) {
-            let mut response = admin::handle(req.method(), req.uri().path());
-            response.headers_mut().insert("x-amz-request-id", header);
-            return Box::pin(std::future::ready(Ok(response)));
+        let admin = self.is_admin(&req);
+        if admin && !admin::is_registry_path(req.uri().path()) {
+            let admin = Arc::clone(&self.admin);
+            let with_metrics = self.metrics_here;
+            return Box::pin(async move {
+                let mut response = admin.handle(req.method(), req.uri().path(), with_metrics).await;
+                response.headers_mut().insert("x-amz-request-id", header);
+                admin::metrics::http_response(response.status().as_u16());
+                Ok(response)
+            });
         }
 
         let s3 = self.s3.clone();
+        if admin {
+            req.extensions_mut().insert(RegistryRequest);
+        }
         req.extensions_mut().insert(id);
         if let Some(peer) = self.peer {
             req.extensions_mut().insert(PeerAddr(peer));
@@ -305,6 +408,7 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                 let mut result = hyper::service::Service::call(&s3, req).await;
                 if let Ok(response) = &mut result {
                     response.headers_mut().insert("x-amz-request-id", header);
+                    admin::metrics::http_response(response.status().as_u16());
                     tracing::info!(
                         status = response.status().as_u16(),
                         elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -321,6 +425,14 @@ impl hyper::service::Service<Request<Incoming>> for Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_cannot_name_the_registry_api_as_a_bucket() {
+        let host = BaseDomain("s3.example.com".to_owned());
+        let err = host.parse_host_header("_registry.s3.example.com").unwrap_err();
+        assert_eq!(err.code().as_str(), "InvalidBucketName");
+        assert!(host.parse_host_header("logs.s3.example.com").is_ok());
+    }
 
     #[test]
     fn only_subdomains_of_the_base_domain_name_buckets() {

@@ -405,3 +405,228 @@ pub fn blob_refs(conn: &Connection, blob: &str) -> Result<u64> {
         .optional()?
         .unwrap_or(0))
 }
+
+/// The event that recorded something, as a receipt names it, with who caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingEvent {
+    /// Its sequence.
+    pub sequence: u64,
+    /// Its chain hash.
+    pub hash: crate::event::Digest,
+    /// Its type (`v1.object.put`, `v1.multipart.completed`, ...).
+    pub event_type: String,
+    /// The request that caused it.
+    pub context: crate::RequestContext,
+}
+
+/// One version of a key with the event that created it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionProvenance {
+    /// The version as the views hold it now (tags, retention and legal hold are current).
+    pub version: ObjectVersion,
+    /// The event that created it.
+    pub event: RecordingEvent,
+}
+
+/// Every version of a key, newest first, each with the event that created it. Needs a
+/// connection that sees both the log and the views (a reader's).
+///
+/// # Errors
+/// SQLite errors.
+pub fn key_provenance(conn: &Connection, bucket: &str, key: &str) -> Result<Vec<VersionProvenance>> {
+    let mut event = conn.prepare_cached(
+        "SELECT hash, event_type, access_key, request_id, source_addr, user_agent FROM events WHERE seq = ?1",
+    )?;
+    let mut provenance = Vec::new();
+    for version in versions_of_key(conn, bucket, key)? {
+        let recorded = event.query_row([version.sequence], |row| {
+            Ok(RecordingEvent {
+                sequence: version.sequence,
+                hash: row.get(0)?,
+                event_type: row.get(1)?,
+                context: crate::RequestContext {
+                    access_key: row.get(2)?,
+                    request_id: row.get(3)?,
+                    source_addr: row.get(4)?,
+                    user_agent: row.get(5)?,
+                },
+            })
+        })?;
+        provenance.push(VersionProvenance { version, event: recorded });
+    }
+    Ok(provenance)
+}
+
+/// Which retrieval records to read; `None` fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetrievalFilter {
+    /// Only reads of this bucket.
+    pub bucket: Option<String>,
+    /// Only reads of this key.
+    pub key: Option<String>,
+    /// Only reads by this actor (access key).
+    pub actor: Option<String>,
+    /// Only reads at or after this time, milliseconds since the epoch.
+    pub from_ms: Option<i64>,
+    /// Only reads before this time, milliseconds since the epoch.
+    pub to_ms: Option<i64>,
+    /// Only records after this sequence (the cursor of the previous page).
+    pub after: u64,
+}
+
+/// One read of a version, as `v1.object.retrieved` recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrievalRecord {
+    /// The recording event's sequence.
+    pub sequence: u64,
+    /// The recording event's chain hash.
+    pub hash: crate::event::Digest,
+    /// When, milliseconds since the epoch.
+    pub created_at: i64,
+    /// Bucket read.
+    pub bucket: String,
+    /// Key read.
+    pub key: String,
+    /// Version read.
+    pub version_id: String,
+    /// `GET` or `HEAD`.
+    pub method: String,
+    /// Body bytes sent.
+    pub bytes: u64,
+    /// The `Range` honoured, if any.
+    pub range: Option<String>,
+    /// Who read it.
+    pub actor: String,
+    /// The request that read it.
+    pub context: crate::RequestContext,
+}
+
+/// Up to `limit` retrieval records matching `filter`, in sequence order. Needs a connection
+/// that sees both the log and the views (a reader's).
+///
+/// # Errors
+/// SQLite errors.
+pub fn retrievals(conn: &Connection, filter: &RetrievalFilter, limit: usize) -> Result<Vec<RetrievalRecord>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT r.seq, e.hash, r.created_at, r.bucket, r.key, r.version_id, r.method, r.bytes, r.actor,
+                e.access_key, r.request_id, r.source_addr, r.user_agent, e.payload
+         FROM retrievals r JOIN events e ON e.seq = r.seq
+         WHERE r.seq > ?1 AND (?2 IS NULL OR r.bucket = ?2) AND (?3 IS NULL OR r.key = ?3)
+           AND (?4 IS NULL OR r.actor = ?4) AND (?5 IS NULL OR r.created_at >= ?5)
+           AND (?6 IS NULL OR r.created_at < ?6)
+         ORDER BY r.seq LIMIT ?7",
+    )?;
+    let records = statement
+        .query_map(
+            params![
+                filter.after,
+                filter.bucket,
+                filter.key,
+                filter.actor,
+                filter.from_ms,
+                filter.to_ms,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            |row| {
+                let payload: Vec<u8> = row.get(13)?;
+                let range = serde_json::from_slice::<crate::event::v1::Retrieved>(&payload).ok().and_then(|r| r.range);
+                Ok(RetrievalRecord {
+                    sequence: row.get(0)?,
+                    hash: row.get(1)?,
+                    created_at: row.get(2)?,
+                    bucket: row.get(3)?,
+                    key: row.get(4)?,
+                    version_id: row.get(5)?,
+                    method: row.get(6)?,
+                    bytes: row.get(7)?,
+                    range,
+                    actor: row.get(8)?,
+                    context: crate::RequestContext {
+                        access_key: row.get(9)?,
+                        request_id: row.get(10)?,
+                        source_addr: row.get(11)?,
+                        user_agent: row.get(12)?,
+                    },
+                })
+            },
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(records)
+}
+
+/// Which events a feed shows: all, or those about one bucket (the bucket itself and every
+/// object in it), of the given types.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only events whose subject is this bucket or an object in it.
+    pub bucket: Option<String>,
+    /// Only events of these types (`v1.object.put`, ...); empty for every type.
+    pub types: Vec<String>,
+}
+
+impl EventFilter {
+    /// Whether `event` passes the filter.
+    #[must_use]
+    pub fn matches(&self, event: &crate::Event) -> bool {
+        let bucket_matches = self.bucket.as_deref().is_none_or(|bucket| {
+            event.subject_id.strip_prefix(bucket).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        });
+        bucket_matches && (self.types.is_empty() || self.types.contains(&event.event_type))
+    }
+}
+
+/// A page of a filtered feed: the matching events, and the sequence the scan reached (where
+/// the next page starts, even when nothing matched).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventPage {
+    /// Matching events, in sequence order.
+    pub events: Vec<crate::Event>,
+    /// The last sequence looked at (the cursor given when nothing was).
+    pub scanned_to: u64,
+}
+
+/// Up to `limit` events after `cursor` that pass `filter`, looking at no more than `budget`
+/// events, so a filter that matches rarely cannot make one call read the whole log.
+///
+/// # Errors
+/// SQLite errors.
+pub fn events_matching(
+    conn: &Connection,
+    filter: &EventFilter,
+    cursor: u64,
+    limit: usize,
+    budget: usize,
+) -> Result<EventPage> {
+    const PAGE: usize = 1000;
+    let mut page = EventPage { events: Vec::new(), scanned_to: cursor };
+    let mut looked = 0;
+    while page.events.len() < limit && looked < budget {
+        let batch = crate::log::fetch_since(conn, page.scanned_to, PAGE.min(budget - looked))?;
+        let Some(last) = batch.last() else { break };
+        let last = last.sequence;
+        looked += batch.len();
+        for event in batch {
+            if page.events.len() == limit {
+                break;
+            }
+            page.scanned_to = event.sequence;
+            if filter.matches(&event) {
+                page.events.push(event);
+            }
+        }
+        if page.events.len() == limit {
+            break;
+        }
+        page.scanned_to = last;
+    }
+    Ok(page)
+}
+
+/// The event at `sequence`, if the log has it.
+///
+/// # Errors
+/// SQLite errors.
+pub fn event(conn: &Connection, sequence: u64) -> Result<Option<crate::Event>> {
+    let Some(before) = sequence.checked_sub(1) else { return Ok(None) };
+    Ok(crate::log::fetch_since(conn, before, 1)?.into_iter().next().filter(|e| e.sequence == sequence))
+}

@@ -1,11 +1,32 @@
-//! Endpoints under `/_`, a path no bucket name can take: `/_health` (cheap, no I/O, no auth).
-//! `/_ready`, `/_metrics` and the registry's read API (`/_registry/`) belong here too.
+//! Endpoints under `/_`, a path no bucket name can take.
 //!
-//! The server routes a request here before s3s sees it (see `server::Router`), so these
-//! endpoints skip S3 parsing and signature checks.
+//! - `/_health`: the process serves HTTP (no I/O, no auth).
+//! - `/_ready`: the registry accepts writes and the backend answers; 503 otherwise (no auth).
+//! - `/_metrics`: Prometheus text format ([`metrics`]; no auth, as scrapers expect).
+//! - `/_registry/...`: the registry's read API ([`registry_api`]), signed like S3 requests.
+//!
+//! The server routes `/_health`, `/_ready` and `/_metrics` here before s3s sees them (see
+//! `server::Router`); `/_registry/` goes through s3s, which checks its signature.
+
+pub mod metrics;
+pub mod records;
+pub mod registry_api;
+
+use std::sync::Arc;
 
 use http::{Method, Response, StatusCode, header};
+use metrics_exporter_prometheus::PrometheusHandle;
+use registry::Registry;
 use s3s::Body;
+
+use crate::backend::{BlobError, BlobId, BlobStore};
+
+/// The prefix of the registry API.
+pub const REGISTRY_PREFIX: &str = "/_registry";
+
+/// A blob id no store holds: `/_ready` asks the backend for its size, and "not found" proves
+/// the backend answers.
+const READY_PROBE: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Whether `path` is an admin path. The caller must also rule out virtual-host style
 /// requests, where `/_health` is an object key in the host's bucket.
@@ -14,26 +35,71 @@ pub fn is_admin_path(path: &str) -> bool {
     path.starts_with("/_")
 }
 
-/// Answers an admin request.
+/// Whether `path` belongs to the registry API.
 #[must_use]
-pub fn handle(method: &Method, path: &str) -> Response<Body> {
-    match path {
-        "/_health" => health(method),
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+pub fn is_registry_path(path: &str) -> bool {
+    path.strip_prefix(REGISTRY_PREFIX).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// What the unauthenticated admin endpoints look at.
+pub struct Admin {
+    registry: Registry,
+    blobs: Arc<dyn BlobStore>,
+    metrics: &'static PrometheusHandle,
+    /// The log's sequence when the gateway opened it, for "events appended".
+    opened_at: u64,
+}
+
+impl Admin {
+    /// The admin endpoints of a gateway over `registry` and `blobs`; installs the metrics
+    /// recorder if this is the first gateway of the process.
+    #[must_use]
+    pub fn new(registry: Registry, blobs: Arc<dyn BlobStore>) -> Self {
+        let opened_at = registry.committed_sequence();
+        Self { registry, blobs, metrics: metrics::install(), opened_at }
+    }
+
+    /// Answers `/_health`, `/_ready` or, when `with_metrics`, `/_metrics` (404 for other
+    /// paths).
+    pub async fn handle(&self, method: &Method, path: &str, with_metrics: bool) -> Response<Body> {
+        if *method != Method::GET && *method != Method::HEAD {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n".to_owned());
+        }
+        let response = match path {
+            "/_health" => text(StatusCode::OK, "ok".to_owned()),
+            "/_ready" => match self.ready().await {
+                Ok(()) => text(StatusCode::OK, "ready".to_owned()),
+                Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),
+            },
+            "/_metrics" if with_metrics => {
+                let mut response = text(StatusCode::OK, metrics::render(self.metrics, &self.registry, self.opened_at));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                response
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n".to_owned()),
+        };
+        if *method == Method::HEAD {
+            let (parts, _) = response.into_parts();
+            return Response::from_parts(parts, Body::empty());
+        }
+        response
+    }
+
+    /// The registry commits a (empty) transaction and the backend answers a lookup.
+    async fn ready(&self) -> Result<(), String> {
+        self.registry.write(|_| Ok(())).await.map_err(|err| format!("registry: {err}"))?;
+        match self.blobs.size(&BlobId::new(READY_PROBE)).await {
+            Ok(_) | Err(BlobError::NotFound) => Ok(()),
+            Err(err) => Err(format!("backend: {err}")),
+        }
     }
 }
 
-/// The process is up and serving HTTP. Says nothing about the registry or the backend.
-fn health(method: &Method) -> Response<Body> {
-    match *method {
-        Method::GET => text(StatusCode::OK, "ok"),
-        Method::HEAD => text(StatusCode::OK, ""),
-        _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
-    }
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Body::from(body.to_owned()));
+fn text(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
     response
@@ -42,13 +108,23 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use registry::clock::SystemClock;
 
-    #[test]
-    fn health_answers_ok_to_get_and_head_only() {
-        assert_eq!(handle(&Method::GET, "/_health").status(), StatusCode::OK);
-        assert_eq!(handle(&Method::HEAD, "/_health").status(), StatusCode::OK);
-        assert_eq!(handle(&Method::PUT, "/_health").status(), StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(handle(&Method::GET, "/_nothing").status(), StatusCode::NOT_FOUND);
+    #[tokio::test]
+    async fn health_and_ready_answer_get_and_head_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path().join("registry.db"), Arc::new(SystemClock)).unwrap();
+        let blobs = crate::backend::fs::FsBlobStore::open(dir.path()).unwrap();
+        let admin = Admin::new(registry.clone(), Arc::new(blobs));
+        assert_eq!(admin.handle(&Method::GET, "/_health", true).await.status(), StatusCode::OK);
+        assert_eq!(admin.handle(&Method::HEAD, "/_health", true).await.status(), StatusCode::OK);
+        assert_eq!(admin.handle(&Method::GET, "/_ready", true).await.status(), StatusCode::OK);
+        assert_eq!(admin.handle(&Method::PUT, "/_health", true).await.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(admin.handle(&Method::GET, "/_nothing", true).await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(admin.handle(&Method::GET, "/_metrics", true).await.status(), StatusCode::OK);
+        assert_eq!(admin.handle(&Method::GET, "/_metrics", false).await.status(), StatusCode::NOT_FOUND);
+        registry.close().await;
+        assert_eq!(admin.handle(&Method::GET, "/_ready", true).await.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]
@@ -56,5 +132,8 @@ mod tests {
         assert!(is_admin_path("/_health"));
         assert!(!is_admin_path("/bucket/_health"));
         assert!(!is_admin_path("/"));
+        assert!(is_registry_path("/_registry/events"));
+        assert!(is_registry_path("/_registry"));
+        assert!(!is_registry_path("/_registryx"));
     }
 }

@@ -4,16 +4,18 @@
 //! Exit codes: [`EXIT_OK`], [`EXIT_CHECK_FAILED`] (a check such as `verify` found a problem),
 //! [`EXIT_ERROR`] (usage or runtime error; clap also uses 2 for usage errors).
 //!
-//! Maintenance commands (`verify`, `gc`, `replay`, `events`, `package`, `checkpoint`) work on an existing data
-//! directory, print their result on stdout (JSON with `--json`) and draw progress bars on
-//! stderr when it is a terminal.
+//! Maintenance commands (`verify`, `gc`, `replay`, `events`, `object`, `retrievals`, `package`,
+//! `checkpoint`) work on an existing data directory, print their result on stdout (JSON with
+//! `--json`) and draw progress bars on stderr when it is a terminal.
 
 pub mod checkpoint;
 pub mod events;
 pub mod gc;
+pub mod object;
 pub mod package;
 mod progress;
 pub mod replay;
+pub mod retrievals;
 pub mod serve;
 pub mod verify;
 
@@ -52,7 +54,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILTER")]
     pub log_level: Option<String>,
 
-    /// Print results as JSON (`events list`: one event per line) instead of text.
+    /// Print results as JSON (`events`, `retrievals`: one record per line; `object history`:
+    /// one document) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -78,6 +81,10 @@ pub enum Command {
     Package(package::PackageArgs),
     /// Sign the chain's head, or check that the log still extends a signed checkpoint.
     Checkpoint(checkpoint::CheckpointArgs),
+    /// Show what the registry knows about an object.
+    Object(object::ObjectArgs),
+    /// List recorded reads of objects.
+    Retrievals(retrievals::RetrievalsArgs),
 }
 
 /// How a command that ran to its end came out.
@@ -129,6 +136,8 @@ pub async fn run(cli: Cli, config: Config) -> ExitCode {
         Command::Events(args) => events::run(&config, &args, json).await.map(|()| Outcome::Ok),
         Command::Package(args) => package::run(&config, &args, json).await,
         Command::Checkpoint(args) => checkpoint::run(&config, &args, json).await,
+        Command::Object(args) => object::run(&config, &args, json).await.map(|()| Outcome::Ok),
+        Command::Retrievals(args) => retrievals::run(&config, &args, json).await.map(|()| Outcome::Ok),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::from(EXIT_OK),

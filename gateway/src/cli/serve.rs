@@ -38,6 +38,11 @@ pub struct ServeArgs {
     /// <data-dir>/tls/self-signed.pem (server.tls_self_signed).
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     pub tls_self_signed: bool,
+
+    /// A second address serving only /_health, /_ready and /_metrics over plain HTTP
+    /// (server.admin_listen); /_metrics then leaves the main address.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub admin_listen: Option<String>,
 }
 
 impl ServeArgs {
@@ -49,6 +54,7 @@ impl ServeArgs {
             ("server.tls_cert", self.tls_cert.as_ref().map(|p| p.display().to_string())),
             ("server.tls_key", self.tls_key.as_ref().map(|p| p.display().to_string())),
             ("server.tls_self_signed", self.tls_self_signed.then(|| "true".to_owned())),
+            ("server.admin_listen", self.admin_listen.clone()),
         ];
         flags.extend(paths.into_iter().filter_map(|(key, value)| value.map(|v| (key, v))));
     }

@@ -101,7 +101,13 @@ macro_rules! delegate {
         impl S3 for Gateway {
             $(
                 async fn $op(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
-                    $family::$op(self, req).await.map_err(Into::into)
+                    let started = std::time::Instant::now();
+                    let result = $family::$op(self, req).await.map_err(s3s::S3Error::from);
+                    // The operation's name as AWS spells it: `PutObjectInput` -> `PutObject`.
+                    let api = stringify!($input).trim_end_matches("Input");
+                    let code = result.as_ref().err().map(|err| err.code().as_str());
+                    crate::admin::metrics::s3_request(api, code, started.elapsed());
+                    result
                 }
             )*
         }

@@ -381,7 +381,7 @@ pub(super) async fn complete_multipart_upload(
     let new = NewVersion { put, condition: WriteCondition::default() };
     let recorded =
         gw.registry.complete_multipart_upload(caller(&req), input.upload_id.clone(), expected_parts, new).await?;
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
+    let output = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
         e_tag: Some(wire::etag(&etag)),
@@ -394,7 +394,8 @@ pub(super) async fn complete_multipart_upload(
         checksum_sha256: fields.sha256,
         checksum_type: checksum_type.map(ChecksumType::from),
         ..Default::default()
-    }))
+    };
+    Ok(wire::with_receipt(output, &recorded.event))
 }
 
 pub(super) async fn abort_multipart_upload(

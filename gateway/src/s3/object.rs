@@ -49,6 +49,7 @@ pub(super) async fn store_body(
     let checksums = wire::checksum_map(staged.checksums());
     let subtree = staged.subtree().map(hex::encode);
     let id = staged.commit().await?;
+    crate::admin::metrics::bytes_received(size);
     Ok(Stored { part: BlobPart { blob: id.to_string(), size, etag, checksums, subtree }, blake3 })
 }
 
@@ -119,7 +120,7 @@ pub(super) async fn put_object(
     let has_checksum = !put.content.checksums.is_empty();
     let (etag, size) = (put.content.etag.clone(), put.content.size);
     let recorded = gw.registry.put_object(caller(&req), NewVersion { put, condition }).await?;
-    Ok(S3Response::new(PutObjectOutput {
+    let output = PutObjectOutput {
         e_tag: Some(wire::etag(&etag)),
         version_id: wire::version_id_header(&bucket, &recorded.version_id),
         checksum_crc32: checksums.crc32,
@@ -130,7 +131,8 @@ pub(super) async fn put_object(
         checksum_type: has_checksum.then(|| ChecksumType::from(ChecksumType::FULL_OBJECT.to_owned())),
         size: i64::try_from(size).ok(),
         ..Default::default()
-    }))
+    };
+    Ok(wire::with_receipt(output, &recorded.event))
 }
 
 /// The version a copy or a read names: by id, or the current one.
@@ -257,7 +259,7 @@ pub(super) async fn copy_object(
     let etag = put.content.etag.clone();
     let recorded =
         gw.registry.put_object(caller(&req), NewVersion { put, condition: WriteCondition::default() }).await?;
-    Ok(S3Response::new(CopyObjectOutput {
+    let output = CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(wire::etag(&etag)),
             last_modified: Some(wire::timestamp(recorded.event.created_at)),
@@ -271,7 +273,8 @@ pub(super) async fn copy_object(
         copy_source_version_id: src_version_id.map(|_| source.version_id),
         version_id: wire::version_id_header(&bucket, &recorded.version_id),
         ..Default::default()
-    }))
+    };
+    Ok(wire::with_receipt(output, &recorded.event))
 }
 
 pub(super) async fn delete_object(

@@ -182,7 +182,7 @@ pub(super) fn read_parts(
 }
 
 /// A response body that records the retrieval, with the bytes actually sent, when hyper is
-/// done with it (finished or dropped by a client that went away).
+/// done with it (finished or dropped by a client that went away), and counts those bytes.
 struct RecordedBody<S> {
     inner: S,
     sent: u64,
@@ -203,6 +203,7 @@ impl<S: Stream<Item = Result<Bytes, BlobError>> + Unpin> Stream for RecordedBody
 
 impl<S> Drop for RecordedBody<S> {
     fn drop(&mut self) {
+        crate::admin::metrics::bytes_sent(self.sent);
         if let Some(record) = self.record.take() {
             record(self.sent);
         }
@@ -219,7 +220,10 @@ fn record_retrieval(
     range: Option<String>,
 ) {
     let retrieved = Retrieved { version, method: method.to_owned(), bytes, range };
-    let lost = |err: registry::Error| tracing::error!(error = %err, "a retrieval record was lost");
+    let lost = |err: registry::Error| {
+        crate::admin::metrics::retrieval_record_dropped();
+        tracing::error!(error = %err, "a retrieval record was lost");
+    };
     if let Err(err) = registry.record_retrieval(caller, retrieved, lost) {
         lost(err);
     }

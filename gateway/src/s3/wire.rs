@@ -8,10 +8,24 @@ use registry::queries::{Bucket, ObjectVersion};
 use s3s::dto::{
     ETag, Metadata, ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetainUntilDate, Timestamp, TimestampFormat,
 };
-use s3s::s3_error;
+use s3s::{S3Response, s3_error};
 
 use super::checksum::{ChecksumAlgorithm, Checksums};
 use super::error::Result;
+
+/// The receipt header of a write that created a version (PutObject, CopyObject,
+/// CompleteMultipartUpload): `<sequence>;<hash>` of the event that recorded it, the hash in
+/// hex. A client keeps it and can later find the same pair in the event log.
+pub const RECEIPT_HEADER: &str = "x-artifact-store-event";
+
+/// A response carrying the receipt of `event` in [`RECEIPT_HEADER`].
+pub fn with_receipt<T>(output: T, event: &registry::Event) -> S3Response<T> {
+    let mut response = S3Response::new(output);
+    let receipt = format!("{};{}", event.sequence, hex::encode(event.hash));
+    let value = http::HeaderValue::from_str(&receipt).expect("digits, ';' and hex are a valid header value");
+    response.headers.insert(RECEIPT_HEADER, value);
+    response
+}
 
 /// The longest key S3 accepts, in bytes.
 const MAX_KEY_BYTES: usize = 1024;

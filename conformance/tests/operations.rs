@@ -1,0 +1,301 @@
+//! What an operator relies on, against the real binary: `/_health` and `/_ready`, `/_metrics`
+//! read by a Prometheus text-format parser with counters that match the requests made, a
+//! graceful SIGTERM that finishes an upload in flight and loses nothing across a restart,
+//! and the CLI commands that read the registry beside a serving gateway.
+
+use std::collections::HashMap;
+use std::io::BufRead as _;
+use std::time::{Duration, SystemTime};
+
+use artifact_store_conformance::raw::{Payload, ROOT, encode};
+use artifact_store_conformance::sdk::failure;
+use artifact_store_conformance::{ACCESS_KEY, Server, Transport, bytes};
+use aws_sdk_s3::primitives::ByteStream;
+use prometheus_parse::{Scrape, Value as Sample};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+async fn create_bucket(server: &Server, bucket: &str) {
+    server.s3().create_bucket().bucket(bucket).send().await.unwrap_or_else(|e| panic!("create {bucket}: {e:?}"));
+}
+
+async fn put(server: &Server, bucket: &str, key: &str, data: &[u8]) {
+    server
+        .s3()
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
+}
+
+async fn get(server: &Server, bucket: &str, key: &str) -> Vec<u8> {
+    let out =
+        server.s3().get_object().bucket(bucket).key(key).send().await.unwrap_or_else(|e| panic!("get {key}: {e:?}"));
+    out.body.collect().await.expect("body").into_bytes().to_vec()
+}
+
+/// Waits until the log holds `count` retrieval records (they commit after the response).
+async fn wait_for_retrievals(server: &Server, bucket: &str, key: &str, count: usize) {
+    server
+        .wait_for_events(bucket, key, |events| {
+            events.iter().filter(|e| e.event_type == "v1.object.retrieved").count() == count
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn health_and_readiness_need_no_credentials() {
+    let server = Server::start(Transport::Http).await;
+    let health = server.send(&server.request("GET", "/_health")).await;
+    assert_eq!((health.status, health.text().as_str()), (200, "ok"));
+    let ready = server.send(&server.request("GET", "/_ready")).await;
+    assert_eq!((ready.status, ready.text().as_str()), (200, "ready"));
+    assert!(server.events().is_empty(), "a readiness probe appends no event");
+    // A bucket may be called `health`: its objects are not the admin endpoints.
+    create_bucket(&server, "health").await;
+    put(&server, "health", "_ready", b"object").await;
+    assert_eq!(get(&server, "health", "_ready").await, b"object");
+}
+
+#[tokio::test]
+async fn a_separate_admin_listener_takes_the_metrics_off_the_s3_port() {
+    let server = Server::start_with(Transport::Http, &["--admin-listen", "127.0.0.1:0"]).await;
+    let log = server.log();
+    let addr = log
+        .lines()
+        .find(|line| line.contains("admin listening"))
+        .and_then(|line| line.split("addr=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no admin address in the log:\n{log}"))
+        .to_owned();
+    let fetch = |path: &'static str| {
+        let addr = addr.clone();
+        async move {
+            let mut tcp = tokio::net::TcpStream::connect(&addr).await.expect("connect to the admin listener");
+            let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+            tcp.write_all(request.as_bytes()).await.expect("send");
+            let mut response = Vec::new();
+            tcp.read_to_end(&mut response).await.expect("read");
+            String::from_utf8_lossy(&response).into_owned()
+        }
+    };
+    assert!(fetch("/_health").await.starts_with("HTTP/1.1 200"));
+    assert!(fetch("/_ready").await.starts_with("HTTP/1.1 200"));
+    let metrics = fetch("/_metrics").await;
+    assert!(
+        metrics.starts_with("HTTP/1.1 200") && metrics.contains("artifact_store_retrieval_records_dropped_total 0")
+    );
+    assert_eq!(
+        fetch("/_registry/events").await.split(' ').nth(1),
+        Some("404"),
+        "the registry API stays on the S3 port"
+    );
+    assert_eq!(server.send(&server.request("GET", "/_metrics")).await.status, 404, "metrics left the S3 port");
+    assert_eq!(server.send(&server.request("GET", "/_ready")).await.status, 200, "readiness stays for load balancers");
+}
+
+/// The value of `name` with exactly `labels`, from a parsed scrape.
+fn sample(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let wanted: HashMap<&str, &str> = labels.iter().copied().collect();
+    let found = scrape.samples.iter().find(|s| {
+        s.metric == name
+            && s.labels.iter().count() == wanted.len()
+            && wanted.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+    });
+    match found.map(|s| &s.value) {
+        Some(Sample::Counter(v) | Sample::Gauge(v) | Sample::Untyped(v)) => *v,
+        Some(Sample::Histogram(buckets)) => buckets.last().map_or(0.0, |b| b.count),
+        Some(other) => panic!("{name}: unexpected sample {other:?}"),
+        None => panic!("{name} {labels:?} is not in the scrape"),
+    }
+}
+
+async fn scrape(server: &Server) -> Scrape {
+    let response = server.send(&server.request("GET", "/_metrics")).await;
+    assert_eq!(response.status, 200);
+    assert!(response.header("content-type").is_some_and(|t| t.starts_with("text/plain; version=0.0.4")));
+    let text = response.text();
+    Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap_or_else(|e| panic!("not Prometheus text: {e}\n{text}"))
+}
+
+#[tokio::test]
+async fn metrics_parse_and_count_the_requests_made() {
+    let server = Server::start(Transport::Http).await;
+    create_bucket(&server, "metered").await;
+    let sizes = [1000_usize, 20_000, 300_000];
+    for (seed, size) in sizes.iter().enumerate() {
+        put(&server, "metered", &format!("k{seed}"), &bytes(*size, seed as u64)).await;
+    }
+    assert_eq!(get(&server, "metered", "k0").await.len(), 1000);
+    assert_eq!(get(&server, "metered", "k2").await.len(), 300_000);
+    let missing = server.s3().get_object().bucket("metered").key("nope").send().await;
+    assert_eq!(failure(missing).1, "NoSuchKey");
+    server.s3().head_object().bucket("metered").key("k1").send().await.expect("head");
+    wait_for_retrievals(&server, "metered", "k0", 1).await;
+    wait_for_retrievals(&server, "metered", "k1", 1).await;
+    wait_for_retrievals(&server, "metered", "k2", 1).await;
+
+    let scrape = scrape(&server).await;
+    let requests = |api| sample(&scrape, "artifact_store_s3_requests_total", &[("api", api)]);
+    assert_eq!(requests("CreateBucket"), 1.0);
+    assert_eq!(requests("PutObject"), 3.0);
+    assert_eq!(requests("GetObject"), 3.0);
+    assert_eq!(requests("HeadObject"), 1.0);
+    assert_eq!(sample(&scrape, "artifact_store_s3_errors_total", &[("api", "GetObject"), ("code", "NoSuchKey")]), 1.0);
+    let put_latency = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "artifact_store_s3_request_duration_seconds" && s.labels.get("api") == Some("PutObject"))
+        .expect("a PutObject latency histogram");
+    let Sample::Histogram(buckets) = &put_latency.value else { panic!("not a histogram: {:?}", put_latency.value) };
+    assert_eq!(buckets.last().map(|b| b.count), Some(3.0), "+Inf counts every PutObject");
+    assert_eq!(sample(&scrape, "artifact_store_bytes_received_total", &[]), 321_000.0);
+    assert_eq!(sample(&scrape, "artifact_store_bytes_sent_total", &[]), 301_000.0);
+    // 1 bucket + 3 puts + 3 retrievals (2 GETs, 1 HEAD).
+    assert_eq!(sample(&scrape, "artifact_store_registry_events_appended_total", &[]), 7.0);
+    assert_eq!(sample(&scrape, "artifact_store_registry_head_sequence", &[]), 7.0);
+    assert_eq!(sample(&scrape, "artifact_store_retrieval_records_dropped_total", &[]), 0.0);
+    assert!(sample(&scrape, "artifact_store_registry_group_commits_total", &[]) >= 1.0);
+    assert!(sample(&scrape, "artifact_store_registry_group_commit_jobs_total", &[]) >= 7.0);
+    assert!(sample(&scrape, "artifact_store_http_responses_total", &[("status", "404")]) >= 1.0);
+}
+
+#[tokio::test]
+async fn sigterm_finishes_an_upload_in_flight_and_a_restart_loses_nothing() {
+    let mut server = Server::start(Transport::Http).await;
+    create_bucket(&server, "durable").await;
+    let acknowledged: Vec<(String, Vec<u8>)> =
+        (0..5).map(|i| (format!("before-{i}"), bytes(10_000 + i, i as u64))).collect();
+    for (key, data) in &acknowledged {
+        put(&server, "durable", key, data).await;
+    }
+
+    // Half of an upload's body is on the wire when SIGTERM arrives.
+    let body = bytes(1 << 20, 99);
+    let request = server
+        .request("PUT", &format!("/durable/{}", encode("in-flight.bin", true)))
+        .body(body.clone())
+        .sign(ROOT, SystemTime::now(), Payload::Unsigned)
+        .to_bytes();
+    let split = request.len() - body.len() / 2;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
+    tcp.write_all(&request[..split]).await.expect("first half");
+    tcp.flush().await.expect("flush");
+    // A HEAD on another connection proves the server is reading the upload's request by now.
+    server.s3().head_bucket().bucket("durable").send().await.expect("head bucket");
+    server.terminate();
+    // Once the listener is closed, the shutdown is under way while the upload is unfinished.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(server.addr()).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "the server kept accepting after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tcp.write_all(&request[split..]).await.expect("second half");
+    let mut response = Vec::new();
+    tcp.read_to_end(&mut response).await.expect("the response");
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "the upload in flight finishes: {response}");
+    assert!(response.contains("x-artifact-store-event: "), "{response}");
+    let status = server.wait_exit().await;
+    assert!(status.success(), "a SIGTERM exit is clean: {status}\n{}", server.log());
+    assert!(server.log().contains("shutting down"), "{}", server.log());
+
+    server.restart().await;
+    for (key, data) in &acknowledged {
+        assert_eq!(&get(&server, "durable", key).await, data, "{key} survived the restart");
+    }
+    assert_eq!(get(&server, "durable", "in-flight.bin").await, body, "the acknowledged upload survived");
+    let verify = server.cli(&["verify"]);
+    assert!(verify.status.success(), "verify after restart: {}", String::from_utf8_lossy(&verify.stdout));
+}
+
+#[tokio::test]
+async fn cli_commands_read_the_registry_beside_a_serving_gateway() {
+    let server = Server::start(Transport::Http).await;
+    create_bucket(&server, "cli-a").await;
+    create_bucket(&server, "cli-b").await;
+    let data = bytes(2048, 7);
+    put(&server, "cli-a", "dir/app.tar", &data).await;
+    put(&server, "cli-b", "other", b"x").await;
+    assert_eq!(get(&server, "cli-a", "dir/app.tar").await, data);
+    wait_for_retrievals(&server, "cli-a", "dir/app.tar", 1).await;
+
+    let stdout = |args: &[&str]| {
+        let output = server.cli(args);
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("UTF-8 output")
+    };
+    let json_lines =
+        |text: &str| -> Vec<Value> { text.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect() };
+
+    // events list: filters, JSON lines, table.
+    let puts = json_lines(&stdout(&["events", "list", "--json", "--bucket", "cli-a", "--type", "v1.object.put"]));
+    assert_eq!(puts.len(), 1);
+    assert_eq!(puts[0]["subject_id"], "cli-a/dir/app.tar");
+    let all = json_lines(&stdout(&["events", "list", "--json"]));
+    assert_eq!(all.len(), 5, "2 buckets, 2 puts, 1 retrieval");
+    let limited = json_lines(&stdout(&["events", "list", "--json", "--since", "1", "--limit", "2"]));
+    assert_eq!(limited.iter().map(|e| e["sequence"].as_u64().unwrap()).collect::<Vec<_>>(), [2, 3]);
+    let table = stdout(&["events", "list", "--bucket", "cli-b"]);
+    assert_eq!(table.lines().count(), 3, "a header and cli-b's two events:\n{table}");
+
+    // object history: one JSON document, the same as the registry API's.
+    let history: Value = serde_json::from_str(&stdout(&["object", "history", "s3://cli-a/dir/app.tar", "--json"]))
+        .expect("one JSON document");
+    assert_eq!(history["versions"][0]["blake3"], artifact_store_conformance::blake3_hex(&data));
+    assert_eq!(history["versions"][0]["uploader"], ACCESS_KEY);
+    let by_api = server
+        .send(&server.request("GET", "/_registry/objects/cli-a/dir/app.tar").sign(
+            ROOT,
+            SystemTime::now(),
+            Payload::Signed,
+        ))
+        .await;
+    assert_eq!(serde_json::from_slice::<Value>(&by_api.body).expect("JSON"), history);
+    let text = stdout(&["object", "history", "s3://cli-a/dir/app.tar"]);
+    assert!(text.contains("blake3") && text.contains(ACCESS_KEY), "{text}");
+    let missing = server.cli(&["object", "history", "s3://cli-a/nothing"]);
+    assert_eq!(missing.status.code(), Some(2), "no such key is an error");
+
+    // retrievals: filters and formats.
+    let records = json_lines(&stdout(&["retrievals", "--json", "--bucket", "cli-a"]));
+    assert_eq!(records.len(), 1);
+    assert_eq!((records[0]["key"].as_str(), records[0]["bytes"].as_u64()), (Some("dir/app.tar"), Some(2048)));
+    assert!(stdout(&["retrievals", "--json", "--actor", "NOBODY"]).is_empty());
+    let log = stdout(&["retrievals", "--format", "access-log"]);
+    assert!(log.contains("REST.GET.OBJECT dir/app.tar \"GET /cli-a/dir/app.tar HTTP/1.1\" 200 - 2048 "), "{log}");
+    let trail: Value = serde_json::from_str(&stdout(&["retrievals", "--format", "cloudtrail"])).expect("JSON");
+    assert_eq!(trail["Records"][0]["eventName"], "GetObject");
+
+    // events tail: prints what commits while it runs.
+    let mut tail = server
+        .cli_command(&["events", "tail", "--json", "--bucket", "cli-b"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start events tail");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    let reader = std::io::BufReader::new(tail.stdout.take().expect("stdout"));
+    std::thread::spawn(move || {
+        for line in reader.lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The tail starts at the head: write until it has started and printed a write.
+    for attempt in 0.. {
+        put(&server, "cli-b", &format!("tailed-{attempt}"), b"t").await;
+        if let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(2)) {
+            let event: Value = serde_json::from_str(&line).expect("tail prints JSON lines");
+            assert_eq!(event["event_type"], "v1.object.put");
+            assert!(event["subject_id"].as_str().unwrap().starts_with("cli-b/tailed-"), "{event}");
+            break;
+        }
+        assert!(attempt < 30, "events tail printed nothing");
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
+}

@@ -1,0 +1,480 @@
+//! The registry API under `/_registry/` and the receipts of writes, against the real binary:
+//! requests signed like S3 requests (hand-signed with `aws-sigv4`, and by curl's
+//! `--aws-sigv4`), provenance, retrieval records and their exports, and the event feed in
+//! its three forms (pages, long poll, Server-Sent Events).
+
+use std::time::{Duration, SystemTime};
+
+use artifact_store_conformance::raw::{Key, Payload, ROOT, RawResponse, assert_refused, encode};
+use artifact_store_conformance::{
+    ACCESS_KEY, SECRET_KEY, Server, Transport, blake3_hex, bytes, md5_hex, sha256_base64,
+};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketVersioningStatus, ChecksumAlgorithm, VersioningConfiguration};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// A signed GET of the registry API.
+async fn api(server: &Server, target: &str) -> RawResponse {
+    server.send(&server.request("GET", target).sign(ROOT, SystemTime::now(), Payload::Signed)).await
+}
+
+/// A signed GET of the registry API that must answer 200 with JSON.
+async fn api_json(server: &Server, target: &str) -> Value {
+    let response = api(server, target).await;
+    assert_eq!(response.status, 200, "GET {target}: {}", response.text());
+    serde_json::from_slice(&response.body)
+        .unwrap_or_else(|e| panic!("GET {target}: not JSON ({e}): {}", response.text()))
+}
+
+/// The JSON lines of a feed response.
+fn lines(response: &RawResponse) -> Vec<Value> {
+    response.text().lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect()
+}
+
+/// A signed PUT of `data` to `bucket/key` with extra headers; returns the response.
+async fn raw_put(server: &Server, bucket: &str, key: &str, data: &[u8], headers: &[(&str, &str)]) -> RawResponse {
+    let mut request = server.request("PUT", &format!("/{bucket}/{}", encode(key, true))).body(data.to_vec());
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = server.send(&request.sign(ROOT, SystemTime::now(), Payload::Signed)).await;
+    assert_eq!(response.status, 200, "PUT {bucket}/{key}: {}", response.text());
+    response
+}
+
+/// The `x-artifact-store-event` receipt: (sequence, hash).
+fn receipt(response: &RawResponse) -> (u64, String) {
+    let value = response.header("x-artifact-store-event").expect("a receipt header");
+    let (sequence, hash) = value.split_once(';').expect("<sequence>;<hash>");
+    assert_eq!(hash.len(), 64, "the hash is 64 hex digits: {value}");
+    (sequence.parse().expect("a sequence"), hash.to_owned())
+}
+
+async fn create_bucket(server: &Server, bucket: &str) {
+    server.s3().create_bucket().bucket(bucket).send().await.unwrap_or_else(|e| panic!("create {bucket}: {e:?}"));
+}
+
+async fn sdk_put(server: &Server, bucket: &str, key: &str, data: &[u8]) {
+    server
+        .s3()
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
+}
+
+async fn sdk_get(server: &Server, bucket: &str, key: &str, range: Option<&str>) -> Vec<u8> {
+    let out = server
+        .s3()
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_range(range.map(str::to_owned))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {bucket}/{key}: {e:?}"));
+    out.body.collect().await.expect("body").into_bytes().to_vec()
+}
+
+#[tokio::test]
+async fn the_registry_api_wants_a_valid_signature() {
+    let server = Server::start(Transport::Http).await;
+    let anonymous = server.send(&server.request("GET", "/_registry/events")).await;
+    assert_refused(&anonymous, 403, "AccessDenied", "an unsigned registry request");
+    let wrong = Key { access_key: ACCESS_KEY, secret_key: "not-the-secret-key-at-all-0000000000000000" };
+    let forged =
+        server.send(&server.request("GET", "/_registry/events").sign(wrong, SystemTime::now(), Payload::Signed)).await;
+    assert_refused(&forged, 403, "SignatureDoesNotMatch", "a registry request signed with the wrong secret");
+    let unknown = Key { access_key: "NOSUCHACCESSKEY00000", secret_key: SECRET_KEY };
+    let stranger = server
+        .send(&server.request("GET", "/_registry/events").sign(unknown, SystemTime::now(), Payload::Signed))
+        .await;
+    assert_refused(&stranger, 403, "InvalidAccessKeyId", "a registry request from an unknown key");
+
+    // `_registry` is the API, never a bucket: a signed CreateBucket of it reaches the API.
+    let create = server.send(&server.request("PUT", "/_registry").sign(ROOT, SystemTime::now(), Payload::Signed)).await;
+    assert_eq!(create.status, 405, "PUT /_registry: {}", create.text());
+    let buckets = server.s3().list_buckets().send().await.expect("list buckets");
+    assert!(buckets.buckets().is_empty(), "no bucket was created: {:?}", buckets.buckets());
+    assert_eq!(api(&server, "/_registry/nothing").await.status, 404);
+    assert_eq!(api(&server, "/_registry/events?since=x").await.status, 400);
+}
+
+#[tokio::test]
+async fn writes_carry_receipts_that_match_the_log() {
+    let server = Server::start(Transport::Http).await;
+    create_bucket(&server, "receipts").await;
+    let data = bytes(1000, 1);
+
+    let put = raw_put(&server, "receipts", "a.bin", &data, &[]).await;
+    let copy = raw_put(&server, "receipts", "copy.bin", b"", &[("x-amz-copy-source", "/receipts/a.bin")]).await;
+
+    // CompleteMultipartUpload, by hand: create, one part, complete.
+    let created = server
+        .send(&server.request("POST", "/receipts/mp.bin?uploads").sign(ROOT, SystemTime::now(), Payload::Signed))
+        .await;
+    let text = created.text();
+    let upload_id =
+        text.split("<UploadId>").nth(1).and_then(|rest| rest.split("</UploadId>").next()).expect("UploadId");
+    let part = server
+        .send(
+            &server
+                .request("PUT", &format!("/receipts/mp.bin?partNumber=1&uploadId={}", encode(upload_id, false)))
+                .body(data.clone())
+                .sign(ROOT, SystemTime::now(), Payload::Signed),
+        )
+        .await;
+    assert_eq!(part.status, 200, "UploadPart: {}", part.text());
+    let complete_body = format!(
+        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{}</ETag></Part></CompleteMultipartUpload>",
+        part.header("etag").expect("part ETag")
+    );
+    let complete = server
+        .send(
+            &server
+                .request("POST", &format!("/receipts/mp.bin?uploadId={}", encode(upload_id, false)))
+                .body(complete_body)
+                .sign(ROOT, SystemTime::now(), Payload::Signed),
+        )
+        .await;
+    assert_eq!(complete.status, 200, "CompleteMultipartUpload: {}", complete.text());
+
+    let log = server.events();
+    for (what, response, event_type) in [
+        ("PutObject", &put, "v1.object.put"),
+        ("CopyObject", &copy, "v1.object.put"),
+        ("Complete", &complete, "v1.multipart.completed"),
+    ] {
+        let (sequence, hash) = receipt(response);
+        let stored =
+            log.iter().find(|e| e.sequence == sequence).unwrap_or_else(|| panic!("{what}: no event {sequence}"));
+        assert_eq!(hex::encode(stored.hash), hash, "{what}: the receipt's hash is the logged event's");
+        assert_eq!(stored.event_type, event_type, "{what}");
+        let event = api_json(&server, &format!("/_registry/events/{sequence}")).await;
+        assert_eq!(event["hash"], hash, "{what}: the API shows the same event");
+        assert_eq!(event["sequence"], sequence);
+    }
+    let missing = api(&server, "/_registry/events/999999").await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(serde_json::from_slice::<Value>(&missing.body).unwrap()["code"], "NoSuchEvent");
+}
+
+#[tokio::test]
+async fn provenance_lists_every_version_with_its_recording_event() {
+    let server = Server::start(Transport::Http).await;
+    create_bucket(&server, "prov").await;
+    let s3 = server.s3();
+    s3.put_bucket_versioning()
+        .bucket("prov")
+        .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
+        .send()
+        .await
+        .expect("enable versioning");
+    let key = "releases/v1 build+ü.tar";
+    let (first, second) = (bytes(3000, 2), bytes(5000, 3));
+    let put = raw_put(
+        &server,
+        "prov",
+        key,
+        &first,
+        &[("x-amz-meta-pipeline", "nightly"), ("x-amz-tagging", "team=ci"), ("user-agent", "release-bot/1.0")],
+    )
+    .await;
+    let (sequence, hash) = receipt(&put);
+    s3.put_object()
+        .bucket("prov")
+        .key(key)
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .body(ByteStream::from(second.clone()))
+        .send()
+        .await
+        .expect("second version");
+
+    let target = format!("/_registry/objects/prov/{}", encode(key, true));
+    let doc = api_json(&server, &target).await;
+    assert_eq!((doc["bucket"].as_str(), doc["key"].as_str()), (Some("prov"), Some(key)));
+    let versions = doc["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 2, "{doc}");
+    let (newest, oldest) = (&versions[0], &versions[1]);
+    assert_eq!(newest["is_latest"], true);
+    assert_eq!(newest["blake3"], blake3_hex(&second));
+    assert_eq!(newest["sha256"], sha256_base64(&second), "the SHA-256 the client sent is kept");
+    assert_eq!(oldest["is_latest"], false);
+    assert_eq!(oldest["size"], 3000);
+    assert_eq!(oldest["etag"], md5_hex(&first));
+    assert_eq!(oldest["blake3"], blake3_hex(&first));
+    assert_eq!(oldest["sha256"], Value::Null, "no SHA-256 was sent for the first version");
+    assert_eq!(oldest["uploader"], ACCESS_KEY);
+    assert_eq!(oldest["request_id"], put.header("x-amz-request-id").expect("request id"));
+    assert!(oldest["source_address"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")), "{oldest}");
+    assert_eq!(oldest["user_agent"], "release-bot/1.0");
+    assert_eq!(oldest["metadata"]["pipeline"], "nightly");
+    assert_eq!(oldest["tags"]["team"], "ci");
+    assert_eq!(oldest["retention"], Value::Null);
+    assert_eq!(oldest["legal_hold"], false);
+    assert_eq!(oldest["event"]["sequence"], sequence);
+    assert_eq!(oldest["event"]["hash"], hash);
+    assert_eq!(oldest["event"]["type"], "v1.object.put");
+    assert_eq!(oldest["version_id"], put.header("x-amz-version-id").expect("version id"));
+
+    let missing = api(&server, "/_registry/objects/prov/nothing-here").await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(serde_json::from_slice::<Value>(&missing.body).unwrap()["code"], "NoSuchKey");
+
+    // curl signs the same request with --aws-sigv4; S3 wants the payload hash header too.
+    let curl = std::process::Command::new("curl")
+        .args(["-sS", "--fail", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", &format!("{ACCESS_KEY}:{SECRET_KEY}")])
+        .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+        .arg(format!("{}{target}", server.endpoint()))
+        .output()
+        .expect("run curl");
+    assert!(curl.status.success(), "curl: {}", String::from_utf8_lossy(&curl.stderr));
+    let by_curl: Value = serde_json::from_slice(&curl.stdout).expect("curl got JSON");
+    assert_eq!(by_curl, doc, "curl --aws-sigv4 reads the same document");
+}
+
+#[tokio::test]
+async fn retrieval_records_filter_and_export() {
+    let server = Server::start(Transport::Http).await;
+    create_bucket(&server, "reads").await;
+    let data = bytes(4096, 4);
+    sdk_put(&server, "reads", "a.bin", &data).await;
+    sdk_put(&server, "reads", "b.bin", &data[..100]).await;
+    assert_eq!(sdk_get(&server, "reads", "a.bin", None).await, data);
+    assert_eq!(sdk_get(&server, "reads", "a.bin", Some("bytes=0-9")).await, data[..10]);
+    assert_eq!(sdk_get(&server, "reads", "b.bin", None).await, data[..100]);
+    for key in ["a.bin", "b.bin"] {
+        let wanted = if key == "a.bin" { 2 } else { 1 };
+        server
+            .wait_for_events("reads", key, |events| {
+                events.iter().filter(|e| e.event_type == "v1.object.retrieved").count() == wanted
+            })
+            .await;
+    }
+
+    let all = api_json(&server, "/_registry/retrievals?bucket=reads").await;
+    let records = all["retrievals"].as_array().expect("retrievals");
+    assert_eq!(records.len(), 3, "{all}");
+    let ranged = records.iter().find(|r| r["range"].is_string()).expect("the ranged read");
+    assert_eq!((ranged["key"].as_str(), ranged["bytes"].as_u64()), (Some("a.bin"), Some(10)));
+    assert_eq!(ranged["actor"], ACCESS_KEY);
+    assert_eq!(ranged["method"], "GET");
+
+    let by_key = api_json(&server, "/_registry/retrievals?bucket=reads&key=a.bin").await;
+    assert_eq!(by_key["retrievals"].as_array().unwrap().len(), 2);
+    let by_actor = api_json(&server, &format!("/_registry/retrievals?actor={ACCESS_KEY}")).await;
+    assert_eq!(by_actor["retrievals"].as_array().unwrap().len(), 3);
+    let nobody = api_json(&server, "/_registry/retrievals?actor=SOMEONEELSE").await;
+    assert!(nobody["retrievals"].as_array().unwrap().is_empty());
+    let later = records[1]["time"].as_str().unwrap();
+    let since = api_json(&server, &format!("/_registry/retrievals?from={}", encode(later, false))).await;
+    assert_eq!(since["retrievals"].as_array().unwrap().len(), 2, "from= keeps reads at or after that time");
+    let first_page = api(&server, "/_registry/retrievals?limit=1").await;
+    let next = first_page.header("x-artifact-store-next-since").expect("cursor").to_owned();
+    let rest = api_json(&server, &format!("/_registry/retrievals?after={next}")).await;
+    assert_eq!(rest["retrievals"].as_array().unwrap().len(), 2, "after= continues the previous page");
+
+    let log = api(&server, "/_registry/retrievals?bucket=reads&format=access-log").await;
+    assert_eq!(log.status, 200);
+    let text = log.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines.iter().all(|l| l.contains(" REST.GET.OBJECT ") && l.starts_with("- reads [")), "{text}");
+    assert!(lines.iter().any(|l| l.contains("\"GET /reads/a.bin HTTP/1.1\" 206 - 10 ")), "{text}");
+    assert!(lines.iter().any(|l| l.contains("\"GET /reads/b.bin HTTP/1.1\" 200 - 100 ")), "{text}");
+
+    let trail = api_json(&server, "/_registry/retrievals?bucket=reads&key=b.bin&format=cloudtrail").await;
+    let record = &trail["Records"][0];
+    assert_eq!(record["eventName"], "GetObject");
+    assert_eq!(record["eventSource"], "s3.amazonaws.com");
+    assert_eq!(record["requestParameters"]["key"], "b.bin");
+    assert_eq!(record["additionalEventData"]["bytesTransferredOut"], 100);
+    assert_eq!(record["userIdentity"]["accessKeyId"], ACCESS_KEY);
+    assert_eq!(record["sourceIPAddress"], "127.0.0.1");
+    assert_eq!(api(&server, "/_registry/retrievals?format=xml").await.status, 400);
+}
+
+#[tokio::test]
+async fn the_event_feed_pages_filters_and_resumes() {
+    let server = Server::start(Transport::Http).await;
+    create_bucket(&server, "feed-a").await;
+    create_bucket(&server, "feed-b").await;
+    sdk_put(&server, "feed-a", "one", b"1").await;
+    sdk_put(&server, "feed-b", "two", b"2").await;
+    sdk_put(&server, "feed-a", "three", b"3").await;
+
+    let all = api(&server, "/_registry/events").await;
+    assert_eq!(all.header("content-type"), Some("application/x-ndjson"));
+    let every = lines(&all);
+    assert_eq!(every.len(), 5);
+    assert_eq!(every.iter().map(|e| e["sequence"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+
+    let page = api(&server, "/_registry/events?since=1&limit=2").await;
+    assert_eq!(lines(&page).iter().map(|e| e["sequence"].as_u64().unwrap()).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(page.header("x-artifact-store-next-since"), Some("3"));
+    let resumed = lines(&api(&server, "/_registry/events?since=3").await);
+    assert_eq!(resumed.iter().map(|e| e["sequence"].as_u64().unwrap()).collect::<Vec<_>>(), [4, 5]);
+
+    let bucket_a = lines(&api(&server, "/_registry/events?bucket=feed-a").await);
+    let subjects: Vec<&str> = bucket_a.iter().map(|e| e["subject_id"].as_str().unwrap()).collect();
+    assert_eq!(subjects, ["feed-a", "feed-a/one", "feed-a/three"]);
+    let puts_a = lines(&api(&server, "/_registry/events?bucket=feed-a&type=v1.object.put").await);
+    assert_eq!(puts_a.len(), 2);
+    let created = lines(&api(&server, "/_registry/events?type=v1.bucket.created,v1.object.put&since=2").await);
+    assert_eq!(created.len(), 3, "several types, after a sequence");
+    let none = api(&server, "/_registry/events?bucket=feed-zzz").await;
+    assert!(none.body.is_empty());
+    assert_eq!(none.header("x-artifact-store-next-since"), Some("5"), "the scan's end is the next start");
+}
+
+#[tokio::test]
+async fn a_long_poll_answers_with_the_event_a_put_commits() {
+    let server = std::sync::Arc::new(Server::start(Transport::Http).await);
+    create_bucket(&server, "poll").await;
+    let head = server.events().last().map_or(0, |e| e.sequence);
+
+    let polling = {
+        let server = std::sync::Arc::clone(&server);
+        tokio::spawn(async move { api(&server, &format!("/_registry/events?since={head}&bucket=poll&wait=60")).await })
+    };
+    sdk_put(&server, "poll", "new.bin", b"fresh").await;
+    let answer = polling.await.expect("long poll task");
+    assert_eq!(answer.status, 200);
+    let events = lines(&answer);
+    assert!(!events.is_empty(), "the long poll answered with the new event");
+    assert_eq!(events[0]["event_type"], "v1.object.put");
+    assert_eq!(events[0]["subject_id"], "poll/new.bin");
+
+    // Nothing new within the wait: an empty page that resumes where it stopped.
+    let after = events.last().unwrap()["sequence"].as_u64().unwrap();
+    let quiet = api(&server, &format!("/_registry/events?since={after}&bucket=poll&wait=1")).await;
+    assert_eq!(quiet.status, 200);
+    assert!(quiet.body.is_empty(), "{}", quiet.text());
+    assert_eq!(quiet.header("x-artifact-store-next-since"), Some(after.to_string().as_str()));
+}
+
+/// An open Server-Sent Events stream over plain HTTP.
+struct EventStream {
+    tcp: tokio::net::TcpStream,
+    buffer: String,
+}
+
+impl EventStream {
+    async fn open(server: &Server, target: &str, last_event_id: Option<u64>) -> Self {
+        let mut request = server.request("GET", target);
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", &id.to_string());
+        }
+        let request = request.sign(ROOT, SystemTime::now(), Payload::Signed);
+        let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
+        tcp.write_all(&request.to_bytes()).await.expect("send the request");
+        let mut stream = Self { tcp, buffer: String::new() };
+        let head = stream.read_until("\r\n\r\n").await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.to_ascii_lowercase().contains("content-type: text/event-stream"), "{head}");
+        stream
+    }
+
+    /// Reads until `marker` arrives and returns everything up to it.
+    async fn read_until(&mut self, marker: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(at) = self.buffer.find(marker) {
+                let text = self.buffer[..at + marker.len()].to_owned();
+                self.buffer.drain(..at + marker.len());
+                return text;
+            }
+            let mut chunk = [0; 4096];
+            let read = tokio::time::timeout_at(deadline, self.tcp.read(&mut chunk))
+                .await
+                .expect("no event within a minute")
+                .expect("read the stream");
+            assert!(read > 0, "the stream ended; so far: {}", self.buffer);
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk[..read]));
+        }
+    }
+
+    /// The next message: (id, event type, data). Keep-alive comments and the chunked framing
+    /// between messages are skipped.
+    async fn next(&mut self) -> (u64, String, Value) {
+        loop {
+            let block = self.read_until("\n\n").await;
+            let field = |name: &str| block.lines().find_map(|line| line.strip_prefix(name).map(str::to_owned));
+            if let (Some(id), Some(event), Some(data)) = (field("id: "), field("event: "), field("data: ")) {
+                return (id.parse().expect("id"), event, serde_json::from_str(&data).expect("data is JSON"));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn server_sent_events_deliver_a_put_and_resume_from_last_event_id() {
+    let server = Server::start(Transport::Http).await;
+    create_bucket(&server, "sse").await;
+    create_bucket(&server, "sse-other").await;
+    let mut stream = EventStream::open(&server, "/_registry/events/stream?bucket=sse&type=v1.object.put", None).await;
+    sdk_put(&server, "sse-other", "ignored", b"x").await;
+    sdk_put(&server, "sse", "first", b"1").await;
+    let (id, event, data) = stream.next().await;
+    assert_eq!(event, "v1.object.put");
+    assert_eq!(data["subject_id"], "sse/first", "the filter skips other buckets");
+    assert_eq!(data["sequence"], id);
+    sdk_put(&server, "sse", "second", b"2").await;
+    let (second_id, _, data) = stream.next().await;
+    assert_eq!(data["subject_id"], "sse/second");
+
+    // A client that lost the connection resumes after the last id it saw.
+    let mut resumed =
+        EventStream::open(&server, "/_registry/events/stream?bucket=sse&type=v1.object.put&since=0", Some(id)).await;
+    let (next_id, _, data) = resumed.next().await;
+    assert_eq!((next_id, data["subject_id"].as_str()), (second_id, Some("sse/second")));
+    let mut from_start = EventStream::open(&server, "/_registry/events/stream?since=0", None).await;
+    assert_eq!(from_start.next().await.0, 1, "since=0 replays the log from its first event");
+}
+
+#[tokio::test]
+async fn the_registry_api_answers_over_https() {
+    let server = Server::start(Transport::Https).await;
+    create_bucket(&server, "tls").await;
+    let put = raw_put(&server, "tls", "k", b"over tls", &[]).await;
+    let (sequence, hash) = receipt(&put);
+    let doc = api_json(&server, "/_registry/objects/tls/k").await;
+    assert_eq!(doc["versions"][0]["event"]["sequence"], sequence);
+    assert_eq!(doc["versions"][0]["event"]["hash"], hash);
+    let events = lines(&api(&server, "/_registry/events?bucket=tls").await);
+    assert_eq!(events.len(), 2);
+}
+
+#[tokio::test]
+async fn provenance_shows_retention_and_legal_hold() {
+    use aws_sdk_s3::primitives::DateTime;
+    use aws_sdk_s3::types::{ObjectLockLegalHoldStatus, ObjectLockMode};
+
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("locked").object_lock_enabled_for_bucket(true).send().await.expect("locked bucket");
+    let until = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() + 86_400;
+    s3.put_object()
+        .bucket("locked")
+        .key("evidence.pdf")
+        .object_lock_mode(ObjectLockMode::Governance)
+        .object_lock_retain_until_date(DateTime::from_secs(i64::try_from(until).unwrap()))
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .body(ByteStream::from_static(b"evidence"))
+        .send()
+        .await
+        .expect("locked put");
+    let doc = api_json(&server, "/_registry/objects/locked/evidence.pdf").await;
+    let version = &doc["versions"][0];
+    assert_eq!(version["retention"]["mode"], "GOVERNANCE");
+    let retain_until = version["retention"]["retain_until"].as_str().expect("a time");
+    let expected = DateTime::from_secs(i64::try_from(until).unwrap())
+        .fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
+        .expect("format");
+    assert_eq!(retain_until.replace(".000Z", "Z"), expected);
+    assert_eq!(version["legal_hold"], true);
+}

@@ -1,0 +1,128 @@
+//! Prometheus metrics, named `artifact_store_*` and served at `/_metrics`.
+//!
+//! Request metrics are recorded where the S3 operation is known (`s3::Gateway`'s delegation
+//! table), with an `api` label (`PutObject`, ...) and, for errors, a `code` label (the S3
+//! error code); no per-bucket label, so the series count stays bounded. Registry figures
+//! (events appended, group commits) are read from the registry when the page is rendered,
+//! so the writer thread does no metrics work.
+//!
+//! The recorder is process-wide (the `metrics` facade has one global recorder): the first
+//! gateway of a process installs it and later ones share it.
+
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use metrics::{counter, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use registry::Registry;
+
+/// Request duration buckets in seconds: from a cached HEAD to a large upload.
+const DURATION_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process and returns its handle. If another
+/// recorder was installed first (an embedding program's), ours renders only what it records
+/// itself: nothing, rather than failing the gateway.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder =
+            PrometheusBuilder::new().set_buckets(DURATION_BUCKETS).expect("the duration buckets are not empty");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /_metrics shows only registry figures");
+        }
+        // A counter that must stay 0 is worth showing at 0.
+        counter!("artifact_store_retrieval_records_dropped_total").increment(0);
+        handle
+    })
+}
+
+/// One S3 request answered by operation `api`: `code` is the S3 error code of a refusal,
+/// `None` for success. `elapsed` runs to the response head (a GET's body streams after).
+pub fn s3_request(api: &'static str, code: Option<&str>, elapsed: Duration) {
+    counter!("artifact_store_s3_requests_total", "api" => api).increment(1);
+    histogram!("artifact_store_s3_request_duration_seconds", "api" => api).record(elapsed.as_secs_f64());
+    if let Some(code) = code {
+        counter!("artifact_store_s3_errors_total", "api" => api, "code" => code.to_owned()).increment(1);
+    }
+}
+
+/// One HTTP response of any kind (S3, admin, registry API, and requests refused before an
+/// operation was known, such as a bad signature), by status.
+pub fn http_response(status: u16) {
+    counter!("artifact_store_http_responses_total", "status" => status.to_string()).increment(1);
+}
+
+/// Object bytes received from clients and stored (PUT bodies and parts).
+pub fn bytes_received(bytes: u64) {
+    counter!("artifact_store_bytes_received_total").increment(bytes);
+}
+
+/// Object bytes sent to clients in GET bodies.
+pub fn bytes_sent(bytes: u64) {
+    counter!("artifact_store_bytes_sent_total").increment(bytes);
+}
+
+/// A retrieval record that could not be written to the registry.
+pub fn retrieval_record_dropped() {
+    counter!("artifact_store_retrieval_records_dropped_total").increment(1);
+}
+
+/// One request to an upstream blob store, for upstream backends to call: `backend` names the
+/// store (`s3`), `op` the upstream operation (`PutObject`), `outcome` is `ok` or the error
+/// code the upstream answered.
+pub fn upstream_request(backend: &'static str, op: &'static str, outcome: &str) {
+    counter!("artifact_store_upstream_requests_total", "backend" => backend, "op" => op, "outcome" => outcome.to_owned())
+        .increment(1);
+}
+
+/// The metrics page: the recorded metrics plus the registry's figures, in the Prometheus
+/// text format. `opened_at` is the log's sequence when this gateway opened it.
+#[must_use]
+pub fn render(handle: &PrometheusHandle, registry: &Registry, opened_at: u64) -> String {
+    let mut page = handle.render();
+    let stats = registry.stats();
+    let head = registry.committed_sequence();
+    let micros = |value: &std::sync::atomic::AtomicU64| value.load(Ordering::Relaxed) as f64 / 1e6;
+    let lines: [(&str, &str, &str, String); 6] = [
+        (
+            "artifact_store_registry_events_appended_total",
+            "counter",
+            "Events appended to the log since this gateway started.",
+            head.saturating_sub(opened_at).to_string(),
+        ),
+        ("artifact_store_registry_head_sequence", "gauge", "Sequence of the last committed event.", head.to_string()),
+        (
+            "artifact_store_registry_group_commits_total",
+            "counter",
+            "Group commits (one transaction and one fsync each).",
+            stats.batches.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "artifact_store_registry_group_commit_jobs_total",
+            "counter",
+            "Jobs run in group commits; divided by group commits, the mean batch size.",
+            stats.jobs.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "artifact_store_registry_group_commit_seconds_total",
+            "counter",
+            "Time spent in group commits, from BEGIN to the end of COMMIT.",
+            micros(&stats.busy_micros).to_string(),
+        ),
+        (
+            "artifact_store_registry_commit_fsync_seconds_total",
+            "counter",
+            "Of that, time spent in COMMIT (writing and fsyncing the log).",
+            micros(&stats.commit_micros).to_string(),
+        ),
+    ];
+    for (name, kind, help, value) in lines {
+        page.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+    }
+    page
+}

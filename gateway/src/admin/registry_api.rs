@@ -1,0 +1,336 @@
+//! The registry's read API under `/_registry/`, signed with the same credentials as S3
+//! requests: s3s checks the signature (header or presigned SigV4, SigV2) and hands the request
+//! here as a custom route; unsigned requests are refused with `AccessDenied`.
+//!
+//! - `GET /_registry/objects/{bucket}/{key}`: every version of a key with its provenance.
+//! - `GET /_registry/retrievals?bucket=&key=&actor=&from=&to=&after=&limit=&format=`:
+//!   retrieval records as JSON, S3 access-log lines or CloudTrail records.
+//! - `GET /_registry/events?since=&limit=&bucket=&type=&wait=`: events as JSON lines; with
+//!   `wait`, a long poll that answers as soon as a matching event commits.
+//! - `GET /_registry/events/stream?since=&bucket=&type=`: Server-Sent Events, resumable
+//!   with `Last-Event-ID`.
+//! - `GET /_registry/events/{sequence}`: one event, to check a receipt.
+//!
+//! `docs/registry-api.md` documents every parameter.
+
+use std::collections::HashMap;
+use std::pin::pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{StreamExt as _, TryStreamExt as _};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use http_body_util::StreamBody;
+use hyper::body::Frame;
+use registry::queries::{self, EventFilter, RetrievalFilter};
+use registry::{Event, Registry};
+use s3s::route::S3Route;
+use s3s::{Body, S3Request, S3Response, S3Result};
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::{REGISTRY_PREFIX, records};
+
+/// Most events or records one call returns.
+const MAX_LIMIT: usize = 10_000;
+/// Events or records returned when `limit` is not given.
+const DEFAULT_LIMIT: usize = 1000;
+/// Most events one feed call looks at while filtering, so a rare filter cannot make one call
+/// read the whole log; the response says where the scan stopped.
+const SCAN_BUDGET: usize = 100_000;
+/// The longest long poll.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+/// An SSE comment sent this often keeps proxies from closing a quiet stream.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// Header of a feed page: the last sequence the scan looked at, the `since` of the next call.
+pub const NEXT_SINCE_HEADER: &str = "x-artifact-store-next-since";
+
+/// Marks a request the server routed to the registry API (set in its extensions).
+#[derive(Debug, Clone, Copy)]
+pub struct RegistryRequest;
+
+/// The s3s custom route serving the registry API.
+pub struct RegistryApi {
+    registry: Registry,
+    region: String,
+    /// Becomes `true` when the server shuts down: long polls answer and streams end.
+    shutdown: watch::Receiver<bool>,
+}
+
+impl RegistryApi {
+    /// The API over `registry`; `region` goes into CloudTrail records.
+    #[must_use]
+    pub fn new(registry: Registry, region: String, shutdown: watch::Receiver<bool>) -> Self {
+        Self { registry, region, shutdown }
+    }
+}
+
+/// A refusal, answered as `{"code": ..., "message": ...}`.
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn bad(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, code: "InvalidArgument", message: message.into() }
+    }
+
+    fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self { status: StatusCode::NOT_FOUND, code, message: message.into() }
+    }
+}
+
+impl From<registry::Error> for ApiError {
+    fn from(err: registry::Error) -> Self {
+        tracing::error!(error = %err, "registry API query failed");
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, code: "InternalError", message: "registry error".to_owned() }
+    }
+}
+
+type ApiResult = Result<S3Response<Body>, ApiError>;
+
+#[async_trait::async_trait]
+impl S3Route for RegistryApi {
+    fn is_match(&self, _method: &Method, _uri: &Uri, _headers: &HeaderMap, extensions: &mut http::Extensions) -> bool {
+        extensions.get::<RegistryRequest>().is_some()
+    }
+
+    async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        let result = if req.method == Method::GET {
+            self.route(&req).await
+        } else {
+            Err(ApiError {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                code: "MethodNotAllowed",
+                message: "GET only".into(),
+            })
+        };
+        Ok(result.unwrap_or_else(|err| {
+            let body = json!({ "code": err.code, "message": err.message });
+            respond(err.status, "application/json", Body::from(format!("{body}\n")))
+        }))
+    }
+}
+
+impl RegistryApi {
+    async fn route(&self, req: &S3Request<Body>) -> ApiResult {
+        let path = req.uri.path().strip_prefix(REGISTRY_PREFIX).unwrap_or_default();
+        let query = Query::parse(req.uri.query());
+        match path.trim_end_matches('/') {
+            "/events" => self.events(&query).await,
+            "/events/stream" => self.stream(&query, &req.headers),
+            "/retrievals" => self.retrievals(&query).await,
+            rest => {
+                if let Some(sequence) = rest.strip_prefix("/events/") {
+                    let sequence = sequence.parse().map_err(|_| ApiError::bad("the event sequence is a number"))?;
+                    return self.event(sequence).await;
+                }
+                if let Some(object) = path.strip_prefix("/objects/") {
+                    return self.object(object).await;
+                }
+                Err(ApiError::not_found("NotFound", "no such registry endpoint"))
+            }
+        }
+    }
+
+    /// `objects/{bucket}/{key}`: the key's versions and their provenance.
+    async fn object(&self, path: &str) -> ApiResult {
+        let decoded = percent_encoding::percent_decode_str(path)
+            .decode_utf8()
+            .map_err(|_| ApiError::bad("the object path is not UTF-8"))?;
+        let Some((bucket, key)) = decoded.split_once('/').filter(|(b, k)| !b.is_empty() && !k.is_empty()) else {
+            return Err(ApiError::bad("expected /_registry/objects/{bucket}/{key}"));
+        };
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        let (b, k) = (bucket.clone(), key.clone());
+        let versions = self.registry.read(move |conn| queries::key_provenance(conn, &b, &k)).await?;
+        if versions.is_empty() {
+            return Err(ApiError::not_found("NoSuchKey", "the registry has no version of this key"));
+        }
+        Ok(json_response(&records::provenance(&bucket, &key, &versions)))
+    }
+
+    /// `events/{sequence}`: one event.
+    async fn event(&self, sequence: u64) -> ApiResult {
+        let event = self.registry.read(move |conn| queries::event(conn, sequence)).await?;
+        let event = event.ok_or_else(|| ApiError::not_found("NoSuchEvent", "the log has no event at this sequence"))?;
+        let body = serde_json::to_string(&event).expect("events serialise") + "\n";
+        Ok(respond(StatusCode::OK, "application/json", Body::from(body)))
+    }
+
+    /// `events`: a page of the filtered feed as JSON lines, after waiting up to `wait`
+    /// seconds for a first match when there is none yet.
+    async fn events(&self, query: &Query) -> ApiResult {
+        let filter = query.event_filter();
+        let since = query.number("since")?.unwrap_or(0);
+        let limit = query.limit()?;
+        let wait = query.number("wait")?.map_or(Duration::ZERO, |s| Duration::from_secs(s).min(MAX_WAIT));
+        let mut page = self.page(&filter, since, limit).await?;
+        if page.events.is_empty() && !wait.is_zero() {
+            // Wake on the first matching commit after what the scan covered.
+            let mut tail = pin!(self.registry.tail(page.scanned_to).try_filter({
+                let filter = filter.clone();
+                move |event| std::future::ready(filter.matches(event))
+            }));
+            let mut shutdown = self.shutdown.clone();
+            tokio::select! {
+                _ = tokio::time::timeout(wait, tail.next()) => {}
+                _ = shutdown.wait_for(|stopping| *stopping) => {}
+            }
+            page = self.page(&filter, page.scanned_to, limit).await?;
+        }
+        let mut body = String::new();
+        for event in &page.events {
+            body.push_str(&serde_json::to_string(event).expect("events serialise"));
+            body.push('\n');
+        }
+        let mut response = respond(StatusCode::OK, "application/x-ndjson", Body::from(body));
+        response.headers.insert(NEXT_SINCE_HEADER, HeaderValue::from(page.scanned_to));
+        Ok(response)
+    }
+
+    async fn page(&self, filter: &EventFilter, since: u64, limit: usize) -> Result<queries::EventPage, ApiError> {
+        let filter = filter.clone();
+        Ok(self.registry.read(move |conn| queries::events_matching(conn, &filter, since, limit, SCAN_BUDGET)).await?)
+    }
+
+    /// `events/stream`: every matching event after `since` (or `Last-Event-ID`), then each new
+    /// one as it commits, as Server-Sent Events; ends when the server shuts down.
+    fn stream(&self, query: &Query, headers: &HeaderMap) -> ApiResult {
+        let filter = query.event_filter();
+        let resume = match headers.get("last-event-id") {
+            Some(id) => Some(
+                id.to_str()
+                    .ok()
+                    .and_then(|id| id.trim().parse().ok())
+                    .ok_or_else(|| ApiError::bad("Last-Event-ID is an event sequence"))?,
+            ),
+            None => None,
+        };
+        let since = match resume {
+            Some(id) => id,
+            None => query.number("since")?.unwrap_or(0),
+        };
+        let events =
+            self.registry.tail(since).try_filter(move |event| std::future::ready(filter.matches(event))).map(|event| {
+                match event {
+                    Ok(event) => Ok(sse_frame(&event)),
+                    Err(err) => {
+                        tracing::error!(error = %err, "event stream read failed");
+                        Err(std::io::Error::other("event stream read failed"))
+                    }
+                }
+            });
+        let keepalive = futures::stream::unfold((), |()| async {
+            tokio::time::sleep(KEEPALIVE).await;
+            Some((Ok(Bytes::from_static(b": keepalive\n\n")), ()))
+        });
+        let mut shutdown = self.shutdown.clone();
+        let stopping = async move {
+            let _ = shutdown.wait_for(|stopping| *stopping).await;
+        };
+        let stream = futures::stream::select(events, keepalive).take_until(Box::pin(stopping)).map_ok(Frame::data);
+        let body = Body::http_body(StreamBody::new(sync_wrapper::SyncStream::new(stream)));
+        let mut response = respond(StatusCode::OK, "text/event-stream", body);
+        response.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        Ok(response)
+    }
+
+    /// `retrievals`: filtered retrieval records, as JSON, access-log lines or CloudTrail.
+    async fn retrievals(&self, query: &Query) -> ApiResult {
+        let filter = query.retrieval_filter()?;
+        let limit = query.limit()?;
+        let format = query.get("format").unwrap_or("json").to_owned();
+        let records = self.registry.read(move |conn| queries::retrievals(conn, &filter, limit)).await?;
+        let next = records.last().map(|r| r.sequence);
+        let mut response = match format.as_str() {
+            "json" => json_response(&json!({
+                "retrievals": records.iter().map(records::retrieval).collect::<Vec<_>>(),
+            })),
+            "access-log" => {
+                let lines: String = records.iter().map(|r| records::access_log_line(r) + "\n").collect();
+                respond(StatusCode::OK, "text/plain; charset=utf-8", Body::from(lines))
+            }
+            "cloudtrail" => json_response(&records::cloudtrail(&records, &self.region)),
+            _ => return Err(ApiError::bad("format is json, access-log or cloudtrail")),
+        };
+        if let Some(next) = next {
+            response.headers.insert(NEXT_SINCE_HEADER, HeaderValue::from(next));
+        }
+        Ok(response)
+    }
+}
+
+/// One SSE message: `id` is the sequence (what `Last-Event-ID` resumes from), `event` the type.
+fn sse_frame(event: &Event) -> Bytes {
+    let data = serde_json::to_string(event).expect("events serialise");
+    Bytes::from(format!("id: {}\nevent: {}\ndata: {data}\n\n", event.sequence, event.event_type))
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: Body) -> S3Response<Body> {
+    let mut response = S3Response::new(body);
+    response.status = Some(status);
+    response.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn json_response(value: &serde_json::Value) -> S3Response<Body> {
+    respond(StatusCode::OK, "application/json", Body::from(format!("{value}\n")))
+}
+
+/// Query-string parameters (the last value of a repeated name wins).
+struct Query(HashMap<String, String>);
+
+impl Query {
+    fn parse(query: Option<&str>) -> Self {
+        Self(form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect())
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    fn number(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        self.get(name).map(|v| v.parse().map_err(|_| ApiError::bad(format!("{name} is a whole number")))).transpose()
+    }
+
+    fn limit(&self) -> Result<usize, ApiError> {
+        let limit = self.number("limit")?.map_or(DEFAULT_LIMIT, |n| usize::try_from(n).unwrap_or(MAX_LIMIT));
+        Ok(limit.min(MAX_LIMIT))
+    }
+
+    fn event_filter(&self) -> EventFilter {
+        EventFilter {
+            bucket: self.get("bucket").map(str::to_owned),
+            types: self.get("type").map(|t| t.split(',').map(str::to_owned).collect()).unwrap_or_default(),
+        }
+    }
+
+    fn retrieval_filter(&self) -> Result<RetrievalFilter, ApiError> {
+        Ok(RetrievalFilter {
+            bucket: self.get("bucket").map(str::to_owned),
+            key: self.get("key").map(str::to_owned),
+            actor: self.get("actor").map(str::to_owned),
+            from_ms: self.get("from").map(parse_time).transpose().map_err(ApiError::bad)?,
+            to_ms: self.get("to").map(parse_time).transpose().map_err(ApiError::bad)?,
+            after: self.number("after")?.unwrap_or(0),
+        })
+    }
+}
+
+/// A time parameter: RFC 3339 (`2026-01-02T03:04:05Z`) or milliseconds since the epoch.
+///
+/// # Errors
+/// Neither form.
+pub fn parse_time(value: &str) -> Result<i64, String> {
+    if let Ok(ms) = value.parse::<i64>() {
+        return Ok(ms);
+    }
+    let time = humantime::parse_rfc3339_weak(value)
+        .map_err(|_| format!("{value:?} is not an RFC 3339 time or milliseconds"))?;
+    let since = time.duration_since(std::time::UNIX_EPOCH).map_err(|_| "times before 1970".to_owned())?;
+    Ok(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+}
