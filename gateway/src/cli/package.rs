@@ -34,7 +34,7 @@ use crate::config::Config;
 const SEAL_ATTEMPTS: usize = 5;
 
 /// The actor recorded on events appended by maintenance commands run on the host.
-pub(crate) const OPERATOR: &str = "operator";
+const OPERATOR: &str = "operator";
 
 /// `package` and its subcommands.
 #[derive(Debug, clap::Args)]
@@ -345,7 +345,7 @@ fn find_package(conn: &Connection, wanted: &str) -> anyhow::Result<Package> {
 /// The manifest digest recorded by the package's `v1.package.finalized` event in the log
 /// (the view could have been edited; the event is covered by the chain `verify` checks).
 fn recorded_digest(conn: &Connection, package: &Package) -> anyhow::Result<String> {
-    let event = log::fetch_since(conn, package.sealed_seq - 1, 1)?
+    let event = log::fetch_since(conn, package.sealed_seq.saturating_sub(1), 1)?
         .into_iter()
         .next()
         .filter(|e| e.sequence == package.sealed_seq)
