@@ -95,6 +95,11 @@ async fn the_registry_api_wants_a_valid_signature() {
         .await;
     assert_refused(&stranger, 403, "InvalidAccessKeyId", "a registry request from an unknown key");
 
+    let presigned = server
+        .send(&server.request("GET", "/_registry/events").presign(ROOT, SystemTime::now(), Duration::from_secs(300)))
+        .await;
+    assert_eq!(presigned.status, 200, "a presigned URL works too: {}", presigned.text());
+
     // `_registry` is the API, never a bucket: a signed CreateBucket of it reaches the API.
     let create = server.send(&server.request("PUT", "/_registry").sign(ROOT, SystemTime::now(), Payload::Signed)).await;
     assert_eq!(create.status, 405, "PUT /_registry: {}", create.text());
