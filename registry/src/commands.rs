@@ -8,9 +8,9 @@
 use rusqlite::Connection;
 
 use crate::event::v1::{
-    self, BucketCreated, BucketRef, LegalHoldSet, MultipartCompleted, MultipartCreated, ObjectDeleted, ObjectLockSet,
-    ObjectPut, PartUploaded, Payload, Retention, RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef,
-    VersioningSet, VersioningStatus,
+    self, BucketCreated, BucketRef, BypassedFor, LegalHoldSet, MultipartCompleted, MultipartCreated, ObjectDeleted,
+    ObjectLockSet, ObjectPut, PartUploaded, Payload, Retention, RetentionBypassed, RetentionSet, Retrieved, TaggingSet,
+    UploadRef, VersionRef, VersioningSet, VersioningStatus,
 };
 use crate::event::{Event, EventDraft, RequestContext};
 use crate::queries::{self, Bucket, ObjectVersion};
@@ -333,6 +333,9 @@ impl Registry {
                 return Err(Error::ObjectLocked);
             }
             let weakened = !retention::may_change_retention(version.retention, requested, writer.now(), false);
+            if weakened {
+                record_bypass(writer, &caller, &version, BypassedFor::RetentionChange)?;
+            }
             writer.append(caller.draft(Payload::RetentionSet(RetentionSet {
                 version: version_ref(&version),
                 retention: requested,
@@ -439,6 +442,15 @@ impl Registry {
     }
 }
 
+/// Appends the `v1.retention.bypassed` event of a permitted bypass of GOVERNANCE retention.
+fn record_bypass(writer: &mut Writer<'_>, caller: &Caller, version: &ObjectVersion, action: BypassedFor) -> Result<()> {
+    if let Some(retention) = version.retention {
+        let bypassed = RetentionBypassed { version: version_ref(version), retention, action };
+        writer.append(caller.draft(Payload::RetentionBypassed(bypassed)))?;
+    }
+    Ok(())
+}
+
 fn delete_object(
     writer: &mut Writer<'_>,
     caller: &Caller,
@@ -460,6 +472,9 @@ fn delete_object(
             return Err(Error::ObjectLocked);
         }
         let used_bypass = !retention::may_delete(version.retention, version.legal_hold, writer.now(), false);
+        if used_bypass {
+            record_bypass(writer, caller, &version, BypassedFor::Delete)?;
+        }
         let event = writer.append(caller.draft(Payload::ObjectDeleted(ObjectDeleted {
             version: version_ref(&version),
             bypass_governance: used_bypass,
@@ -473,10 +488,13 @@ fn delete_object(
     // Versioned bucket, no id: a delete marker becomes the current version. Suspended
     // buckets give it the null id, replacing a null version (which must not be locked).
     let marker_id = if bucket.versioning_enabled() { marker_version_id } else { NULL_VERSION.to_owned() };
-    if let Some(null) = queries::version(writer.conn(), &target.bucket, &target.key, &marker_id)?
-        && !retention::may_delete(null.retention, null.legal_hold, writer.now(), bypass_governance)
-    {
-        return Err(Error::ObjectLocked);
+    if let Some(null) = queries::version(writer.conn(), &target.bucket, &target.key, &marker_id)? {
+        if !retention::may_delete(null.retention, null.legal_hold, writer.now(), bypass_governance) {
+            return Err(Error::ObjectLocked);
+        }
+        if !retention::may_delete(null.retention, null.legal_hold, writer.now(), false) {
+            record_bypass(writer, caller, &null, BypassedFor::Delete)?;
+        }
     }
     let marker = VersionRef { version_id: marker_id.clone(), ..target };
     let event = writer.append(caller.draft(Payload::DeleteMarkerCreated(marker)))?;

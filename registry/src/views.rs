@@ -219,7 +219,8 @@ pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload)
             remove_upload(conn, &p.upload_id)?;
         }
         Payload::MultipartAborted(p) => remove_upload(conn, &p.upload_id)?,
-        Payload::Unknown { .. } => {}
+        // Audit-only: the change it allowed is its own event.
+        Payload::RetentionBypassed(_) | Payload::Unknown { .. } => {}
     }
     Ok(())
 }

@@ -144,6 +144,7 @@ pub(super) async fn source_version(
     key: &str,
     version_id: Option<&str>,
 ) -> Result<ObjectVersion> {
+    let by_id = version_id.is_some();
     let (bucket, key, version_id) = (bucket.to_owned(), key.to_owned(), version_id.map(str::to_owned));
     let version = gw
         .registry
@@ -152,8 +153,14 @@ pub(super) async fn source_version(
             None => queries::latest_version(conn, &bucket, &key),
         })
         .await?;
-    match version {
-        Some(v) if !v.is_delete_marker => Ok(v),
+    match (version, by_id) {
+        (Some(v), _) if !v.is_delete_marker => Ok(v),
+        (Some(_), true) => Err(s3_error!(
+            InvalidRequest,
+            "The source of a copy request may not specifically refer to a delete marker by version id."
+        )
+        .into()),
+        (None, true) => Err(s3_error!(NoSuchVersion, "The specified version does not exist.").into()),
         _ => Err(s3_error!(NoSuchKey, "The specified key does not exist.").into()),
     }
 }

@@ -258,6 +258,30 @@ pub struct LegalHoldSet {
     pub on: bool,
 }
 
+/// What a governance bypass was used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BypassedFor {
+    /// Deleting the version for good.
+    Delete,
+    /// Shortening, lifting or changing the mode of its retention.
+    RetentionChange,
+}
+
+/// GOVERNANCE retention bypassed with `x-amz-bypass-governance-retention` by a principal
+/// allowed to (`v1.retention.bypassed`). Recorded on its own, just before the deletion or
+/// retention change it allowed, so audits find every bypass by type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionBypassed {
+    /// The version.
+    #[serde(flatten)]
+    pub version: VersionRef,
+    /// The retention that was in force.
+    pub retention: Retention,
+    /// What it was bypassed for.
+    pub action: BypassedFor,
+}
+
 /// A version deleted for good (`v1.object.deleted`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectDeleted {
@@ -410,6 +434,8 @@ payloads! {
     Retrieved(Retrieved) = "v1.object.retrieved", "object";
     /// `v1.retention.set`
     RetentionSet(RetentionSet) = "v1.retention.set", "object";
+    /// `v1.retention.bypassed`
+    RetentionBypassed(RetentionBypassed) = "v1.retention.bypassed", "object";
     /// `v1.legal_hold.set`
     LegalHoldSet(LegalHoldSet) = "v1.legal_hold.set", "object";
     /// `v1.multipart.created`
@@ -440,6 +466,7 @@ impl Payload {
             | Payload::TaggingSet(TaggingSet { version: v, .. })
             | Payload::Retrieved(Retrieved { version: v, .. })
             | Payload::RetentionSet(RetentionSet { version: v, .. })
+            | Payload::RetentionBypassed(RetentionBypassed { version: v, .. })
             | Payload::LegalHoldSet(LegalHoldSet { version: v, .. }) => object(&v.bucket, &v.key),
             Payload::MultipartCreated(p) => object(&p.bucket, &p.key),
             Payload::PartUploaded(p) => object(&p.bucket, &p.key),
