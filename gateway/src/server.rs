@@ -114,6 +114,7 @@ pub async fn serve(
     let registry = Registry::open(&registry_path, Arc::new(SystemClock))
         .map_err(|source| ServeError::Registry { path: registry_path, source })?;
     let tls = tls::acceptor(&config.server, &data_dir)?;
+    let _sweeper = crate::worker::lifecycle::spawn(registry.clone(), &config.lifecycle);
     let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout);
     let router = Router {
         base_domain: config.server.base_domain.clone(),

@@ -8,11 +8,12 @@
 use rusqlite::Connection;
 
 use crate::event::v1::{
-    self, BucketCreated, BucketRef, BypassedFor, LegalHoldSet, MultipartCompleted, MultipartCreated, ObjectDeleted,
-    ObjectLockSet, ObjectPut, PartUploaded, Payload, Retention, RetentionBypassed, RetentionSet, Retrieved, TaggingSet,
-    UploadRef, VersionRef, VersioningSet, VersioningStatus,
+    self, BucketCreated, BucketRef, BypassedFor, LegalHoldSet, LifecycleApplied, LifecycleSet, MultipartCompleted,
+    MultipartCreated, ObjectDeleted, ObjectLockSet, ObjectPut, PartUploaded, Payload, Retention, RetentionBypassed,
+    RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef, VersioningSet, VersioningStatus,
 };
 use crate::event::{Event, EventDraft, RequestContext};
+use crate::lifecycle::{self, Action, BucketRules, Effect, Rule};
 use crate::queries::{self, Bucket, ObjectVersion};
 use crate::sqlite::{Registry, Writer};
 use crate::{Error, Result, retention};
@@ -499,4 +500,114 @@ fn delete_object(
     let marker = VersionRef { version_id: marker_id.clone(), ..target };
     let event = writer.append(caller.draft(Payload::DeleteMarkerCreated(marker)))?;
     Ok(Deleted { version_id: Some(marker_id), delete_marker: true, event: Some(event) })
+}
+
+impl Registry {
+    /// Replaces the bucket's lifecycle rules (`v1.bucket.lifecycle.set`). The gateway has
+    /// validated them.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`].
+    pub async fn set_lifecycle(&self, caller: Caller, bucket: &str, rules: Vec<Rule>) -> Result<Event> {
+        let bucket = bucket.to_owned();
+        // Rules hold strings, integers and booleans only.
+        let rules = serde_json::to_value(rules).expect("lifecycle rules always serialise");
+        self.write(move |writer| {
+            require_bucket(writer.conn(), &bucket)?;
+            writer.append(caller.draft(Payload::LifecycleSet(LifecycleSet { bucket, rules })))
+        })
+        .await
+    }
+
+    /// Removes the bucket's lifecycle rules (`v1.bucket.lifecycle.deleted`); nothing is
+    /// recorded when it has none.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`].
+    pub async fn delete_lifecycle(&self, caller: Caller, bucket: &str) -> Result<Option<Event>> {
+        let bucket = bucket.to_owned();
+        self.write(move |writer| {
+            if require_bucket(writer.conn(), &bucket)?.lifecycle.is_none() {
+                return Ok(None);
+            }
+            writer.append(caller.draft(Payload::LifecycleDeleted(BucketRef { bucket }))).map(Some)
+        })
+        .await
+    }
+
+    /// Applies actions of a lifecycle plan made outside the writer. Each action is applied
+    /// only if planning its key again, inside this transaction at the writer's time, still
+    /// asks for it: a version put under legal hold, or a new version written, since the plan
+    /// was made is left alone. Each applied action appends `v1.lifecycle.applied` and then its
+    /// effect's event. `new_id` names the delete markers it creates.
+    ///
+    /// Returns the actions applied.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`]; failures of the whole commit.
+    pub async fn apply_lifecycle(
+        &self,
+        caller: Caller,
+        bucket: &str,
+        actions: Vec<Action>,
+        day_ms: i64,
+        new_id: impl Fn() -> String + Send + 'static,
+    ) -> Result<Vec<Action>> {
+        let bucket = bucket.to_owned();
+        self.write(move |writer| {
+            let state = require_bucket(writer.conn(), &bucket)?;
+            let rules = lifecycle::rules_of(&state)?;
+            let rules = BucketRules { name: &bucket, rules: &rules, versioning: state.versioning };
+            let mut applied = Vec::new();
+            for action in actions {
+                let versions = queries::versions_of_key(writer.conn(), &bucket, &action.key)?;
+                let uploads: Vec<_> = queries::uploads(writer.conn(), &bucket, &action.key, None, None, usize::MAX)?
+                    .into_iter()
+                    .filter(|u| u.created.key == action.key)
+                    .collect();
+                let fresh = lifecycle::plan(rules, &versions, &uploads, writer.now(), day_ms);
+                if !fresh.actions.contains(&action) {
+                    continue;
+                }
+                apply_action(writer, &caller, &action, &new_id)?;
+                applied.push(action);
+            }
+            Ok(applied)
+        })
+        .await
+    }
+}
+
+/// Appends one lifecycle action's audit event and its effect.
+fn apply_action(writer: &mut Writer<'_>, caller: &Caller, action: &Action, new_id: &dyn Fn() -> String) -> Result<()> {
+    let (version_id, upload_id, effect) = match &action.effect {
+        Effect::AddDeleteMarker { version_id } => (Some(version_id.clone()), None, "add_delete_marker"),
+        Effect::DeleteVersion { version_id } => (Some(version_id.clone()), None, "delete_version"),
+        Effect::AbortUpload { upload_id } => (None, Some(upload_id.clone()), "abort_upload"),
+    };
+    writer.append(caller.draft(Payload::LifecycleApplied(LifecycleApplied {
+        bucket: action.bucket.clone(),
+        key: action.key.clone(),
+        version_id: version_id.clone(),
+        upload_id: upload_id.clone(),
+        rule_id: action.rule_id.clone(),
+        action: action.kind.as_str().to_owned(),
+        effect: effect.to_owned(),
+        due: action.due,
+    })))?;
+    let target = VersionRef { bucket: action.bucket.clone(), key: action.key.clone(), version_id: String::new() };
+    match &action.effect {
+        Effect::AddDeleteMarker { .. } => {
+            delete_object(writer, caller, target, false, new_id(), false)?;
+        }
+        Effect::DeleteVersion { version_id } => {
+            let target = VersionRef { version_id: version_id.clone(), ..target };
+            delete_object(writer, caller, target, true, String::new(), false)?;
+        }
+        Effect::AbortUpload { upload_id } => {
+            let upload = UploadRef { bucket: target.bucket, key: target.key, upload_id: upload_id.clone() };
+            writer.append(caller.draft(Payload::MultipartAborted(upload)))?;
+        }
+    }
+    Ok(())
 }

@@ -16,6 +16,8 @@
 //! - [`commands`]: the domain operations that check the views and append events.
 //! - [`queries`]: typed reads of the views.
 //! - [`retention`]: Object Lock rules as pure functions of (state, time).
+//! - [`explain`]: why a version exists or was deleted, from its events.
+//! - [`lifecycle`]: lifecycle rules and the sweeper's plan, a pure function of (state, time).
 //! - [`sqlite`]: opening the database, the writer task (group commit), reader connections.
 //! - [`clock`]: the injected time source.
 //!
@@ -38,6 +40,8 @@ pub mod clock;
 pub mod commands;
 mod error;
 pub mod event;
+pub mod explain;
+pub mod lifecycle;
 pub mod log;
 pub mod queries;
 pub mod retention;

@@ -199,6 +199,49 @@ pub fn versions_of_key(conn: &Connection, bucket: &str, key: &str) -> Result<Vec
     Ok(versions)
 }
 
+/// Every version and delete marker of a bucket, by key, newest first within a key (the
+/// order the lifecycle plan reads).
+///
+/// # Errors
+/// SQLite errors.
+pub fn versions_of_bucket(conn: &Connection, bucket: &str) -> Result<Vec<ObjectVersion>> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM object_versions WHERE bucket = ?1 ORDER BY key, seq DESC"
+    ))?;
+    let versions = statement.query_map([bucket], version_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(versions)
+}
+
+/// The lifecycle plan of every bucket with rules at `now`: what the sweeper does and what
+/// `retention plan` prints (see [`crate::lifecycle::plan`]).
+///
+/// # Errors
+/// SQLite errors; [`crate::Error::CorruptPayload`] for stored rules that do not parse.
+pub fn lifecycle_plan(conn: &Connection, now: i64, day_ms: i64) -> Result<Vec<crate::lifecycle::Plan>> {
+    let mut plans = Vec::new();
+    for bucket in buckets(conn)? {
+        let rules = crate::lifecycle::rules_of(&bucket)?;
+        if rules.is_empty() {
+            continue;
+        }
+        let versions = versions_of_bucket(conn, &bucket.name)?;
+        let uploads = uploads(conn, &bucket.name, "", None, None, usize::MAX)?;
+        let scope = crate::lifecycle::BucketRules { name: &bucket.name, rules: &rules, versioning: bucket.versioning };
+        plans.push(crate::lifecycle::plan(scope, &versions, &uploads, now, day_ms));
+    }
+    Ok(plans)
+}
+
+/// The sequences of every event about a subject (`bucket` or `bucket/key`), in order.
+///
+/// # Errors
+/// SQLite errors.
+pub fn subject_sequences(conn: &Connection, subject_id: &str) -> Result<Vec<u64>> {
+    let mut statement = conn.prepare_cached("SELECT seq FROM event_subjects WHERE subject_id = ?1 ORDER BY seq")?;
+    let sequences = statement.query_map([subject_id], |row| row.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(sequences)
+}
+
 /// A listing request over the current versions of a bucket.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {

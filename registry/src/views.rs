@@ -220,7 +220,7 @@ pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload)
         }
         Payload::MultipartAborted(p) => remove_upload(conn, &p.upload_id)?,
         // Audit-only: the change it allowed is its own event.
-        Payload::RetentionBypassed(_) | Payload::Unknown { .. } => {}
+        Payload::RetentionBypassed(_) | Payload::LifecycleApplied(_) | Payload::Unknown { .. } => {}
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! Exit codes: [`EXIT_OK`], [`EXIT_CHECK_FAILED`] (a check such as `verify` found a problem),
 //! [`EXIT_ERROR`] (usage or runtime error; clap also uses 2 for usage errors).
 //!
-//! Maintenance commands (`verify`, `gc`, `replay`, `events`) work on an existing data
+//! Maintenance commands (`verify`, `gc`, `replay`, `events`, `retention`) work on an existing data
 //! directory, print their result on stdout (JSON with `--json`) and draw progress bars on
 //! stderr when it is a terminal.
 
@@ -12,6 +12,7 @@ pub mod events;
 pub mod gc;
 mod progress;
 pub mod replay;
+pub mod retention;
 pub mod serve;
 pub mod verify;
 
@@ -72,6 +73,8 @@ pub enum Command {
     Replay,
     /// Read the event log.
     Events(events::EventsArgs),
+    /// Lifecycle plan and retention explanations (read-only).
+    Retention(retention::RetentionArgs),
 }
 
 /// How a command that ran to its end came out.
@@ -121,6 +124,7 @@ pub async fn run(cli: Cli, config: Config) -> ExitCode {
         Command::Gc(args) => gc::run(&config, &args, json).await.map(|()| Outcome::Ok),
         Command::Replay => replay::run(&config, json).await,
         Command::Events(args) => events::run(&config, &args, json).await.map(|()| Outcome::Ok),
+        Command::Retention(args) => retention::run(&config, args, json).await.map(|()| Outcome::Ok),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::from(EXIT_OK),

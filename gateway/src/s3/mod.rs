@@ -6,10 +6,11 @@
 //! - [`object`]: put, copy, delete (single and batch).
 //! - [`object_lock`]: lock configuration, retention and legal hold.
 //! - [`read`]: get and head, with ranges, conditions and part numbers.
+//! - [`lifecycle`]: bucket lifecycle configuration and `x-amz-expiration`.
 //! - [`list`]: ListObjects and ListObjectsV2.
 //! - [`multipart`]: uploads, parts, completion.
 //! - [`tagging`]: object tags.
-//! - [`versions`]: ListObjectVersions.
+//! - [`versions`]: listing every version and delete marker.
 //! - [`blake3_tree`]: a multipart object's BLAKE3 from its parts, without reading it back.
 //! - [`wire`]: conversions between registry records and s3s types.
 //! - [`checksum`]: client checksums (`Content-MD5`, `x-amz-checksum-*`, trailers) vs computed.
@@ -33,6 +34,7 @@ pub mod blake3_tree;
 pub mod bucket;
 pub mod checksum;
 pub mod error;
+pub mod lifecycle;
 pub mod list;
 pub mod multipart;
 pub mod object;
@@ -121,6 +123,9 @@ delegate! {
     bucket::get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput;
     bucket::get_bucket_versioning(GetBucketVersioningInput) -> GetBucketVersioningOutput;
     bucket::put_bucket_versioning(PutBucketVersioningInput) -> PutBucketVersioningOutput;
+    lifecycle::put_bucket_lifecycle_configuration(PutBucketLifecycleConfigurationInput) -> PutBucketLifecycleConfigurationOutput;
+    lifecycle::get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput;
+    lifecycle::delete_bucket_lifecycle(DeleteBucketLifecycleInput) -> DeleteBucketLifecycleOutput;
     object::put_object(PutObjectInput) -> PutObjectOutput;
     object::copy_object(CopyObjectInput) -> CopyObjectOutput;
     object::delete_object(DeleteObjectInput) -> DeleteObjectOutput;

@@ -54,7 +54,7 @@ pub(super) async fn store_body(
 
 /// Wall-clock milliseconds, for validating dates clients send (the registry stamps events
 /// with its own clock).
-pub(super) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }

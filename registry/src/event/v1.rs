@@ -341,6 +341,32 @@ pub struct LifecycleSet {
     pub rules: serde_json::Value,
 }
 
+/// A lifecycle rule acted on a version or an upload (`v1.lifecycle.applied`). Recorded just
+/// before the deletion, delete marker or abort it caused (actor `lifecycle`), so the history
+/// of a version says which rule removed it and when that became due.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleApplied {
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
+    /// The version acted on (absent for an upload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// The upload aborted (absent for a version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
+    /// The rule's ID.
+    pub rule_id: String,
+    /// `expiration`, `expired_object_delete_marker`, `noncurrent_version_expiration` or
+    /// `abort_incomplete_multipart_upload`.
+    pub action: String,
+    /// `delete_version`, `add_delete_marker` or `abort_upload`.
+    pub effect: String,
+    /// When the action became due, milliseconds since the epoch.
+    pub due: i64,
+}
+
 /// An upload, named by its object and id (`v1.multipart.aborted`: it ended without an object).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadRef {
@@ -422,6 +448,8 @@ payloads! {
     LifecycleSet(LifecycleSet) = "v1.bucket.lifecycle.set", "bucket";
     /// `v1.bucket.lifecycle.deleted`
     LifecycleDeleted(BucketRef) = "v1.bucket.lifecycle.deleted", "bucket";
+    /// `v1.lifecycle.applied`
+    LifecycleApplied(LifecycleApplied) = "v1.lifecycle.applied", "object";
     /// `v1.object.put`
     ObjectPut(ObjectPut) = "v1.object.put", "object";
     /// `v1.object.deleted`
@@ -472,6 +500,7 @@ impl Payload {
             Payload::PartUploaded(p) => object(&p.bucket, &p.key),
             Payload::MultipartCompleted(p) => object(&p.version.bucket, &p.version.key),
             Payload::MultipartAborted(p) => object(&p.bucket, &p.key),
+            Payload::LifecycleApplied(p) => object(&p.bucket, &p.key),
             Payload::Unknown { .. } => String::new(),
         }
     }
