@@ -4,7 +4,7 @@
 
 use registry::queries::{self, VersionQuery};
 use s3s::dto::*;
-use s3s::{S3Request, S3Response};
+use s3s::{S3Request, S3Response, s3_error};
 
 use super::bucket::{owner, require_bucket};
 use super::error::Result;
@@ -19,6 +19,11 @@ pub(super) async fn list_object_versions(
     require_bucket(gw, &input.bucket).await?;
     let encoder = Encoder::new(input.encoding_type.as_ref())?;
     let max = max_keys(input.max_keys)?;
+    if input.version_id_marker.as_deref().is_some_and(|m| !m.is_empty())
+        && input.key_marker.as_deref().is_none_or(str::is_empty)
+    {
+        return Err(s3_error!(InvalidArgument, "A version-id marker cannot be specified without a key marker.").into());
+    }
     let query = VersionQuery {
         bucket: input.bucket.clone(),
         prefix: input.prefix.clone().unwrap_or_default(),
