@@ -110,6 +110,7 @@ list_object_versions() {
     # The CLI's own pagination gets everything too.
     out="$(s3api list-object-versions --bucket "$V" --page-size 2 --output json)"
     assert_eq "$(jq '.Versions | length' <<<"$out")" 8 "versions with --page-size 2"
+    expect_error 'InvalidArgument' s3api list-object-versions --bucket "$V" --version-id-marker "$id" --no-paginate
     # A key marker alone starts after every version of that key.
     out="$(s3api list-object-versions --bucket "$V" --key-marker a/2 --output json)"
     assert_eq "$(jq -r '[.Versions[].Key] | unique | join(",")' <<<"$out")" "b,c" "after key-marker a/2"
@@ -301,6 +302,148 @@ default_retention_applies() {
     s3api put-object-lock-configuration --bucket "$L" --object-lock-configuration '{"ObjectLockEnabled":"Enabled"}'
 }
 
+lifecycle_configuration() {
+    s3api create-bucket --bucket "$C" >/dev/null
+    s3api put-bucket-versioning --bucket "$C" --versioning-configuration Status=Enabled
+    expect_error 'NoSuchLifecycleConfiguration' s3api get-bucket-lifecycle-configuration --bucket "$C"
+    s3api put-bucket-lifecycle-configuration --bucket "$C" --lifecycle-configuration '{"Rules":[
+        {"ID":"tmp","Status":"Enabled","Filter":{"Prefix":"tmp/"},"Expiration":{"Days":1},
+         "NoncurrentVersionExpiration":{"NoncurrentDays":1},"AbortIncompleteMultipartUpload":{"DaysAfterInitiation":1}},
+        {"ID":"long","Status":"Enabled","Filter":{"And":{"Prefix":"long/","Tags":[{"Key":"kind","Value":"report"}],
+         "ObjectSizeGreaterThan":10}},"Expiration":{"Days":1000}},
+        {"ID":"old","Status":"Enabled","Filter":{"ObjectSizeLessThan":5},
+         "NoncurrentVersionExpiration":{"NoncurrentDays":1,"NewerNoncurrentVersions":2}},
+        {"ID":"markers","Status":"Disabled","Filter":{"Prefix":"gone/"},"Expiration":{"ExpiredObjectDeleteMarker":true}},
+        {"ID":"dated","Status":"Enabled","Filter":{"Prefix":"dated/"},"Expiration":{"Date":"2099-01-01T00:00:00Z"}}]}'
+    local out
+    out="$(s3api get-bucket-lifecycle-configuration --bucket "$C" --output json)"
+    assert_eq "$(jq -r '[.Rules[].ID] | join(",")' <<<"$out")" "tmp,long,old,markers,dated" "rule ids"
+    assert_eq "$(jq -r '.Rules[1].Filter.And.Tags[0].Value' <<<"$out")" report "And tags"
+    assert_eq "$(jq -r '.Rules[2].NoncurrentVersionExpiration.NewerNoncurrentVersions' <<<"$out")" 2 "NewerNoncurrentVersions"
+    assert_eq "$(jq -r '.Rules[3].Status' <<<"$out")" Disabled "status"
+    # x-amz-expiration names the rule that will expire the object, on GET and HEAD.
+    s3api put-object --bucket "$C" --key long/report --body "$WORK/one" --tagging kind=report >/dev/null
+    out="$(s3api head-object --bucket "$C" --key long/report --query Expiration --output text)"
+    grep -q 'rule-id="long"' <<<"$out" || fail "HEAD Expiration: $out"
+    grep -q 'expiry-date="' <<<"$out" || fail "HEAD Expiration date: $out"
+    out="$(s3api get-object --bucket "$C" --key long/report "$WORK/lr" --query Expiration --output text)"
+    grep -q 'rule-id="long"' <<<"$out" || fail "GET Expiration: $out"
+    s3api put-object --bucket "$C" --key dated/x --body "$WORK/one" >/dev/null
+    out="$(s3api head-object --bucket "$C" --key dated/x --query Expiration --output text)"
+    grep -q 'expiry-date="Thu, 01 Jan 2099 00:00:00 GMT", rule-id="dated"' <<<"$out" || fail "dated Expiration: $out"
+    # An object no rule expires carries no header.
+    s3api put-object --bucket "$C" --key keep/x --body "$WORK/one" >/dev/null
+    assert_eq "$(s3api head-object --bucket "$C" --key keep/x --query Expiration --output text)" None "no Expiration"
+    expect_events "$C" "" "" v1.bucket.lifecycle.set
+}
+
+lifecycle_errors() {
+    local id256
+    id256="$(head -c 256 /dev/zero | tr '\0' x)"
+    expect_error 'InvalidArgument' s3api put-bucket-lifecycle-configuration --bucket "$C" --lifecycle-configuration \
+        "{\"Rules\":[{\"ID\":\"$id256\",\"Status\":\"Enabled\",\"Filter\":{\"Prefix\":\"\"},\"Expiration\":{\"Days\":1}}]}"
+    expect_error 'InvalidArgument' s3api put-bucket-lifecycle-configuration --bucket "$C" --lifecycle-configuration \
+        '{"Rules":[{"ID":"a","Status":"Enabled","Filter":{"Prefix":"x/"},"Expiration":{"Days":1}},
+                   {"ID":"a","Status":"Enabled","Filter":{"Prefix":"y/"},"Expiration":{"Days":2}}]}'
+    expect_error 'InvalidArgument' s3api put-bucket-lifecycle-configuration --bucket "$C" --lifecycle-configuration \
+        '{"Rules":[{"ID":"a","Status":"Enabled","Filter":{"Prefix":"x/"},"Expiration":{"Days":0}}]}'
+    expect_error 'MalformedXML' s3api put-bucket-lifecycle-configuration --bucket "$C" --lifecycle-configuration \
+        '{"Rules":[{"ID":"a","Status":"Enabled","Filter":{"Prefix":"x/"},"Expiration":{"Days":1,"ExpiredObjectDeleteMarker":true}}]}'
+    expect_error 'MalformedXML' s3api put-bucket-lifecycle-configuration --bucket "$C" --lifecycle-configuration \
+        '{"Rules":[{"ID":"a","Status":"Enabled","Filter":{"Prefix":"x/"}}]}'
+    expect_error 'MalformedXML' s3api put-bucket-lifecycle-configuration --bucket "$C" --lifecycle-configuration \
+        '{"Rules":[{"ID":"a","Status":"Enabled","Filter":{"Prefix":"x/","Tag":{"Key":"k","Value":"v"}},"Expiration":{"Days":1}}]}'
+    # The refused configurations left the stored one alone.
+    assert_eq "$(s3api get-bucket-lifecycle-configuration --bucket "$C" --query 'length(Rules)' --output text)" 5 "rules kept"
+    s3api put-bucket-versioning --bucket "$N" --versioning-configuration Status=Enabled
+    s3api put-bucket-lifecycle-configuration --bucket "$N" --lifecycle-configuration \
+        '{"Rules":[{"ID":"a","Status":"Enabled","Filter":{"Prefix":"x/"},"Expiration":{"Days":1}}]}'
+    s3api delete-bucket-lifecycle --bucket "$N"
+    expect_error 'NoSuchLifecycleConfiguration' s3api get-bucket-lifecycle-configuration --bucket "$N"
+    expect_events "$N" "" "" v1.bucket.lifecycle.set v1.bucket.lifecycle.deleted
+}
+
+# wait_for SECONDS COMMAND...: retries until the command succeeds.
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || { "$@" || true; fail "still not true after the wait: $*"; }
+        sleep 1
+    done
+}
+
+versions_of() { s3api list-object-versions --bucket "$1" --prefix "$2" --output json; }
+count_versions() { [[ "$(versions_of "$1" "$2" | jq -s '.[0].Versions // [] | length')" == "$3" ]]; }
+has_marker() { [[ "$(versions_of "$1" "$2" | jq -s '.[0].DeleteMarkers // [] | length')" -ge 1 ]]; }
+# `jq -s`: the CLI prints nothing at all for a listing without uploads.
+no_upload() { [[ "$(s3api list-multipart-uploads --bucket "$1" --prefix "$2" --output json | jq -s '.[0].Uploads // [] | length')" == 0 ]]; }
+
+lifecycle_sweeper() {
+    if ((${LIFECYCLE_DAY_SECONDS:-86400} > 10)); then
+        echo "the server's lifecycle day is ${LIFECYCLE_DAY_SECONDS:-86400}s: nothing expires during a test run"
+        return 0
+    fi
+    local wait=$((LIFECYCLE_DAY_SECONDS * 6 + 10))
+    # tmp/: the current version gets a delete marker, then every noncurrent version goes.
+    put "$C" tmp/a "$WORK/one" >/dev/null
+    put "$C" tmp/a "$WORK/two" >/dev/null
+    s3api create-multipart-upload --bucket "$C" --key tmp/upload >/dev/null
+    wait_for "$wait" has_marker "$C" tmp/a
+    wait_for "$wait" count_versions "$C" tmp/a 0
+    wait_for "$wait" no_upload "$C" tmp/
+    # Kept: keep/ matches no rule; long/ expires in 1000 days.
+    count_versions "$C" keep/x 1 || fail "keep/x was touched"
+    count_versions "$C" long/report 1 || fail "long/report was touched"
+    expect_lifecycle_events "$C" tmp/a v1.lifecycle.applied v1.object.delete_marker.created v1.object.deleted
+    expect_lifecycle_events "$C" tmp/upload v1.lifecycle.applied v1.multipart.aborted
+}
+
+# expect_lifecycle_events BUCKET KEY TYPE...: like expect_events, for events of the sweeper.
+expect_lifecycle_events() {
+    [[ -n "${DATA_DIR:-}" ]] || return 0
+    local bucket="$1" key="$2" args=()
+    shift 2
+    for t in "$@"; do args+=(--expect "$t"); done
+    "$PYTHON" "$SCENARIO_DIR/events.py" --data-dir "$DATA_DIR" --bucket "$bucket" --key "$key" --actor lifecycle \
+        "${args[@]}" || fail "registry check for the sweeper's events on $bucket/$key"
+}
+
+lifecycle_spares_locked_versions() {
+    if ((${LIFECYCLE_DAY_SECONDS:-86400} > 10)); then
+        echo "the server's lifecycle day is ${LIFECYCLE_DAY_SECONDS:-86400}s: nothing expires during a test run"
+        return 0
+    fi
+    s3api put-bucket-lifecycle-configuration --bucket "$L" --lifecycle-configuration \
+        '{"Rules":[{"ID":"lc","Status":"Enabled","Filter":{"Prefix":"lc/"},"NoncurrentVersionExpiration":{"NoncurrentDays":1}}]}'
+    local locked held free
+    locked="$(put "$L" lc/a "$WORK/one" --object-lock-mode COMPLIANCE --object-lock-retain-until-date "$(future '1 day')")"
+    held="$(put "$L" lc/a "$WORK/one" --object-lock-legal-hold-status ON)"
+    free="$(put "$L" lc/a "$WORK/two")"
+    put "$L" lc/a "$WORK/two" >/dev/null
+    # The unprotected noncurrent version goes; the locked and the held one stay.
+    wait_for $((LIFECYCLE_DAY_SECONDS * 6 + 10)) count_versions "$L" lc/a 3
+    sleep $((LIFECYCLE_DAY_SECONDS * 3))
+    local ids
+    ids="$(versions_of "$L" lc/a | jq -r '[.Versions[].VersionId] | join(" ")')"
+    grep -q "$locked" <<<"$ids" || fail "the COMPLIANCE version was removed"
+    grep -q "$held" <<<"$ids" || fail "the held version was removed"
+    if grep -q "$free" <<<"$ids"; then fail "the unprotected noncurrent version is still there"; fi
+    if [[ -n "${ARTIFACT_STORE_BIN:-}" && -n "${DATA_DIR:-}" ]]; then
+        local why
+        why="$("$ARTIFACT_STORE_BIN" retention explain "s3://$L/lc/a" --version-id "$free" --data-dir "$DATA_DIR" --json)"
+        assert_eq "$(jq -r .fate <<<"$why")" deleted "explain fate"
+        assert_eq "$(jq -r '.reasons[0].event_type + " " + .reasons[0].actor' <<<"$why")" "v1.lifecycle.applied lifecycle" "explain reason"
+        why="$("$ARTIFACT_STORE_BIN" retention explain "s3://$L/lc/a" --version-id "$locked" --data-dir "$DATA_DIR" --json)"
+        assert_eq "$(jq -r '.fate + " " + .retention.mode' <<<"$why")" "noncurrent COMPLIANCE" "explain locked"
+        grep -q 'held back' <<<"$(jq -r .lifecycle <<<"$why")" || fail "explain does not say lifecycle is held back: $why"
+        local plan
+        plan="$("$ARTIFACT_STORE_BIN" retention plan --data-dir "$DATA_DIR" --json)"
+        jq -e --arg v "$locked" '.held | map(.effect.version_id) | index($v)' <<<"$plan" >/dev/null \
+            || fail "retention plan does not hold back the locked version: $plan"
+    fi
+}
+
 echo "$version_line"
 run_scenario versioning-null-version versioning_null_semantics
 run_scenario list-object-versions list_object_versions
@@ -312,4 +455,8 @@ run_scenario governance-bypass-needs-permission bypass_needs_permission
 run_scenario compliance-retention compliance_retention
 run_scenario legal-hold legal_hold
 run_scenario default-retention default_retention_applies
+run_scenario lifecycle-configuration lifecycle_configuration
+run_scenario lifecycle-errors lifecycle_errors
+run_scenario lifecycle-sweeper lifecycle_sweeper
+run_scenario lifecycle-spares-locked-versions lifecycle_spares_locked_versions
 finish
