@@ -202,6 +202,10 @@ lock_configuration_errors() {
     put "$L" hold "$WORK/one" >/dev/null
     expect_error 'MalformedXML' s3api put-object-legal-hold --bucket "$L" --key hold --legal-hold Status=MAYBE
     expect_error 'NoSuchObjectLockConfiguration' s3api get-object-retention --bucket "$L" --key hold
+    local marker
+    marker="$(s3api delete-object --bucket "$L" --key hold --query VersionId --output text)"
+    expect_error 'MethodNotAllowed' s3api get-object-legal-hold --bucket "$L" --key hold --version-id "$marker"
+    expect_error 'NoSuchKey' s3api get-object-legal-hold --bucket "$L" --key hold
 }
 
 governance_retention() {

@@ -3,9 +3,9 @@
 //! registry's; this file parses the documents and shapes the answers.
 
 use registry::event::v1::{DefaultRetention, LockMode, ObjectLockSet, Retention, VersionRef};
-use registry::queries::ObjectVersion;
+use registry::queries::{self, ObjectVersion};
 use s3s::dto::*;
-use s3s::{S3Request, S3Response};
+use s3s::{S3Request, S3Response, s3_error};
 
 use super::bucket::require_bucket;
 use super::error::{Refusal, Result};
@@ -92,12 +92,29 @@ fn target(bucket: &str, key: &str, version_id: Option<&String>) -> (VersionRef, 
     (version, version_id.is_some())
 }
 
-/// The version a retention or legal-hold read names, on a bucket that has Object Lock.
+/// The version a retention or legal-hold read names, on a bucket that has Object Lock. A
+/// delete marker named by id has no lock: 405 `MethodNotAllowed`, as a GET of it.
 async fn lock_version(gw: &Gateway, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectVersion> {
     if !require_bucket(gw, bucket).await?.object_lock_enabled {
         return Err(registry::Error::InvalidRequest("Bucket is missing Object Lock Configuration").into());
     }
-    super::object::source_version(gw, bucket, key, version_id).await
+    let (b, k, id) = (bucket.to_owned(), key.to_owned(), version_id.map(str::to_owned));
+    let by_id = id.is_some();
+    let version = gw
+        .registry
+        .read(move |conn| match id {
+            Some(id) => queries::version(conn, &b, &k, &id),
+            None => queries::latest_version(conn, &b, &k),
+        })
+        .await?;
+    match (version, by_id) {
+        (Some(v), _) if !v.is_delete_marker => Ok(v),
+        (Some(_), true) => {
+            Err(s3_error!(MethodNotAllowed, "The specified method is not allowed against this resource.").into())
+        }
+        (None, true) => Err(registry::Error::NoSuchVersion.into()),
+        _ => Err(registry::Error::NoSuchKey.into()),
+    }
 }
 
 pub(super) async fn put_object_retention(
@@ -112,7 +129,7 @@ pub(super) async fn put_object_retention(
         Some(ObjectLockRetention { mode: m, retain_until_date: Some(until) }) => {
             let retain_until = wire::millis(until);
             if retain_until <= super::object::now_ms() {
-                return Err(s3s::s3_error!(InvalidArgument, "The retain until date must be in the future!").into());
+                return Err(s3_error!(InvalidArgument, "The retain until date must be in the future!").into());
             }
             Some(Retention { mode: mode(m.as_ref())?, retain_until })
         }
