@@ -9,7 +9,7 @@
 #   ARTIFACT_STORE_BIN       gateway binary (default: build this checkout's release binary)
 #   CONFORMANCE_TARGET       gateway|moto, same as --target (default: gateway)
 #   CONFORMANCE_CLIENTS      same as --clients; default: all of
-#                            boto3 awscli-v2 awscli-v1 rclone s3cmd minio js
+#                            boto3 awscli-v2 awscli-v1 rclone s3cmd minio js retention
 #   CONFORMANCE_OUT          results, server and client logs (default: target/conformance)
 #   CONFORMANCE_REPORT       markdown matrix (default: docs/compatibility.md for the gateway,
 #                            $CONFORMANCE_OUT/compatibility-moto.md for moto)
@@ -18,6 +18,8 @@
 #   READY_TIMEOUT            seconds to wait for the server's health check (default: 60)
 #   CLIENT_TIMEOUT           seconds one client's scenario script may run (default: 1500)
 #   ARTIFACT_STORE_TEST_VENV the venv from scripts/install-test-deps.sh
+#   LIFECYCLE_DAY_SECONDS    length of a lifecycle day on the gateway (default: 2), so the
+#                            retention client watches lifecycle rules act within seconds
 #   RUST_TEST_LOG            output of `cargo test` covering the conformance crate, whose cells
 #                            join the matrix as client "aws-sdk-s3 (Rust)"
 #
@@ -29,7 +31,7 @@ scenarios="$root/conformance/scenarios"
 venv="${ARTIFACT_STORE_TEST_VENV:-$HOME/.cache/artifact-store/venv}"
 target="${CONFORMANCE_TARGET:-gateway}"
 transports="both"
-clients="${CONFORMANCE_CLIENTS:-boto3 awscli-v2 awscli-v1 rclone s3cmd minio js}"
+clients="${CONFORMANCE_CLIENTS:-boto3 awscli-v2 awscli-v1 rclone s3cmd minio js retention}"
 
 while (($#)); do
     case "$1" in
@@ -96,6 +98,12 @@ trap 'exit 130' INT TERM
 # Fixed test credentials for the root user; they never leave this machine.
 access_key="CONFORMANCEROOTKEY01"
 secret_key="conformance-secret-0123456789abcdefghijk"
+# A second user, not allowed to bypass governance retention, for the retention client.
+export LIMITED_ACCESS_KEY_ID="CONFORMANCELIMITED01" LIMITED_SECRET_ACCESS_KEY="conformance-limited-0123456789abcdefghi"
+# Lifecycle days of a few seconds (as Ceph's rgw_lc_debug_interval), swept every second; the
+# CLI's `retention plan` and `retention explain` read the same setting.
+export LIFECYCLE_DAY_SECONDS="${LIFECYCLE_DAY_SECONDS:-2}"
+export ARTIFACT_STORE_LIFECYCLE_DAY_SECONDS="$LIFECYCLE_DAY_SECONDS" ARTIFACT_STORE_LIFECYCLE_SWEEP_INTERVAL_SECONDS=1
 
 # record CLIENT VERSION SCENARIO TRANSPORT RESULT DETAIL: a result line written by the runner itself.
 record() {
@@ -129,8 +137,10 @@ start_server() {
     fi
     if [[ "$target" == gateway ]]; then
         [[ "$transport" == http ]] || tls=(--tls-cert "$scratch/tls.crt" --tls-key "$scratch/tls.key")
+        printf '[[auth.users]]\naccess_key = "%s"\nsecret_key = "%s"\n' \
+            "$LIMITED_ACCESS_KEY_ID" "$LIMITED_SECRET_ACCESS_KEY" >"$scratch/gateway.toml"
         ARTIFACT_STORE_ACCESS_KEY="$access_key" ARTIFACT_STORE_SECRET_KEY="$secret_key" \
-            "$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" "${tls[@]}" \
+            "$bin" serve --config "$scratch/gateway.toml" --listen "127.0.0.1:$port" --data-dir "$data" "${tls[@]}" \
             >"$out/server-$transport.log" 2>&1 &
     else
         [[ "$transport" == http ]] || tls=(--ssl-cert "$scratch/tls.crt" --ssl-key "$scratch/tls.key")
@@ -225,6 +235,15 @@ for transport in $transports; do
             s3cmd) run_client s3cmd "$transport" bash "$scenarios/s3cmd.sh" ;;
             minio) run_client minio "$transport" "$python" "$scenarios/minio_scenarios.py" ;;
             js) run_client js "$transport" node "$root/conformance/js/scenarios.mjs" ;;
+            # Against moto there is no second user to refuse a bypass and no short lifecycle
+            # day: those scenarios report that they had nothing to check.
+            retention) if [[ "$target" == gateway ]]; then
+                    AWS_BIN=/usr/bin/aws ARTIFACT_STORE_BIN="$bin" \
+                        run_client retention "$transport" bash "$scenarios/retention.sh"
+                else
+                    AWS_BIN=/usr/bin/aws LIMITED_ACCESS_KEY_ID="" LIFECYCLE_DAY_SECONDS=86400 \
+                        run_client retention "$transport" bash "$scenarios/retention.sh"
+                fi ;;
             *) die "unknown client $client" ;;
         esac
     done

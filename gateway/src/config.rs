@@ -24,6 +24,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// What the registry records.
     pub registry: RegistryConfig,
+    /// The lifecycle sweeper.
+    pub lifecycle: LifecycleConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -136,6 +138,31 @@ pub enum Retrievals {
     All,
     /// Record none.
     Off,
+}
+
+/// `[lifecycle]`
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// Seconds in a lifecycle "day": 86400, or a few seconds to test rules (as Ceph's
+    /// `rgw_lc_debug_interval`).
+    pub day_seconds: u64,
+    /// Seconds between two sweeps.
+    pub sweep_interval_seconds: u64,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        Self { day_seconds: 86_400, sweep_interval_seconds: 3_600 }
+    }
+}
+
+impl LifecycleConfig {
+    /// The length of a lifecycle day in milliseconds.
+    #[must_use]
+    pub fn day_ms(&self) -> i64 {
+        i64::try_from(self.day_seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
 }
 
 /// `[log]`
@@ -374,6 +401,24 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        path: "lifecycle.day_seconds",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.lifecycle.day_seconds = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "lifecycle.sweep_interval_seconds",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.lifecycle.sweep_interval_seconds = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
         path: "log.format",
         alias: None,
         secret: false,
@@ -500,6 +545,9 @@ impl Config {
         }
         if server.region.is_empty() {
             return invalid("server.region must not be empty");
+        }
+        if self.lifecycle.day_seconds == 0 || self.lifecycle.sweep_interval_seconds == 0 {
+            return invalid("lifecycle.day_seconds and lifecycle.sweep_interval_seconds must be positive");
         }
         if self.auth.access_key.is_some() != self.auth.secret_key.is_some() {
             return invalid("auth.access_key and auth.secret_key must be set together");

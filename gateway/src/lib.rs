@@ -11,6 +11,7 @@
 //! - [`tls`]: rustls acceptor and the self-signed certificate.
 //! - [`telemetry`]: tracing setup.
 //! - [`cli`]: the `artifact-store` commands.
+//! - [`worker`]: background work (the lifecycle sweeper).
 //!
 //! ```
 //! use artifact_store_gateway::config::Config;
@@ -29,5 +30,6 @@ pub mod s3;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
+pub mod worker;
 
 pub use server::serve;

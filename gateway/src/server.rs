@@ -123,6 +123,7 @@ pub async fn serve(
     let registry = Registry::open(&registry_path, Arc::new(SystemClock))
         .map_err(|source| ServeError::Registry { path: registry_path, source })?;
     let tls = tls::acceptor(&config.server, &data_dir)?;
+    let _sweeper = crate::worker::lifecycle::spawn(registry.clone(), &config.lifecycle);
     let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout);
     let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
     let (stopping, stopping_rx) = tokio::sync::watch::channel(false);

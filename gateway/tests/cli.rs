@@ -1,4 +1,4 @@
-//! The maintenance commands (`verify`, `gc`, `replay`, `events list`) run as the real binary
+//! The maintenance commands (`verify`, `gc`, `replay`, `events list`, `retention`) run as the real binary
 //! against real data directories, built through the registry API and the local blob store.
 
 use std::collections::BTreeMap;
@@ -362,6 +362,51 @@ async fn events_list_prints_the_log() {
     assert_eq!(lines.len(), 4, "{text}");
     assert!(lines[0].split_whitespace().eq(["SEQ", "TIME", "TYPE", "ACTOR", "SUBJECT"]), "{text}");
     assert!(lines[3].contains("v1.object.put") && lines[3].ends_with(&format!("object/{BUCKET}/b.txt")), "{text}");
+}
+
+#[tokio::test]
+async fn retention_plan_shows_what_is_due_and_deletes_nothing_and_explain_reads_the_events() {
+    let data = DataDir::new().await;
+    let registry = Registry::open(layout::registry_path(data.path()), Arc::new(SystemClock)).unwrap();
+    let rule = registry::lifecycle::Rule {
+        id: "drafts".into(),
+        enabled: true,
+        filter: registry::lifecycle::Filter { prefix: "a".into(), ..Default::default() },
+        expiration: Some(registry::lifecycle::Expiration { days: Some(1), ..Default::default() }),
+        noncurrent_version_expiration: None,
+        abort_incomplete_multipart_upload_days: None,
+    };
+    registry.set_lifecycle(Caller::system("test"), BUCKET, vec![rule]).await.unwrap();
+    registry.close().await;
+
+    let output = data.run(&["retention", "plan", "--json"]);
+    assert_exit(&output, 0);
+    let now: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(now["actions"].as_array().unwrap().len(), 0, "{now}");
+
+    let output = data.run(&["retention", "plan", "--at", "+3days", "--json"]);
+    assert_exit(&output, 0);
+    let later: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    let actions = later["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "{later}");
+    assert_eq!(actions[0]["key"], "a.txt");
+    assert_eq!(actions[0]["rule_id"], "drafts");
+    assert_eq!(actions[0]["effect"]["effect"], "delete_version");
+    let text = stdout(&data.run(&["retention", "plan", "--at", "+3days"]));
+    assert!(text.contains("1 actions due, 0 held back"), "{text}");
+
+    // Planning deleted nothing: the object is there and the log did not grow.
+    let events = stdout(&data.run(&["events", "list", "--json"])).lines().count();
+    assert_eq!(events, 4);
+    let output = data.run(&["retention", "explain", &format!("s3://{BUCKET}/a.txt"), "--json"]);
+    assert_exit(&output, 0);
+    let why: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(why["fate"], "current", "{why}");
+    assert_eq!(why["history"][0]["event_type"], "v1.object.put");
+    assert_eq!(why["version_id"], "null");
+    let text = stdout(&data.run(&["retention", "explain", &format!("s3://{BUCKET}/a.txt")]));
+    assert!(text.contains("nothing protects it"), "{text}");
+    assert_exit(&data.run(&["retention", "explain", "releases/a.txt"]), 2);
 }
 
 #[test]

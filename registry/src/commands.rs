@@ -8,11 +8,12 @@
 use rusqlite::Connection;
 
 use crate::event::v1::{
-    self, BucketCreated, BucketRef, LegalHoldSet, MultipartCompleted, MultipartCreated, ObjectDeleted, ObjectLockSet,
-    ObjectPut, PartUploaded, Payload, Retention, RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef,
-    VersioningSet, VersioningStatus,
+    self, BucketCreated, BucketRef, BypassedFor, LegalHoldSet, LifecycleApplied, LifecycleSet, MultipartCompleted,
+    MultipartCreated, ObjectDeleted, ObjectLockSet, ObjectPut, PartUploaded, Payload, Retention, RetentionBypassed,
+    RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef, VersioningSet, VersioningStatus,
 };
 use crate::event::{Event, EventDraft, RequestContext};
+use crate::lifecycle::{self, Action, BucketRules, Effect, Rule};
 use crate::queries::{self, Bucket, ObjectVersion};
 use crate::sqlite::{Registry, Writer};
 use crate::{Error, Result, packages, retention};
@@ -336,6 +337,9 @@ impl Registry {
                 return Err(Error::ObjectLocked);
             }
             let weakened = !retention::may_change_retention(version.retention, requested, writer.now(), false);
+            if weakened {
+                record_bypass(writer, &caller, &version, BypassedFor::RetentionChange)?;
+            }
             writer.append(caller.draft(Payload::RetentionSet(RetentionSet {
                 version: version_ref(&version),
                 retention: requested,
@@ -445,6 +449,15 @@ impl Registry {
     }
 }
 
+/// Appends the `v1.retention.bypassed` event of a permitted bypass of GOVERNANCE retention.
+fn record_bypass(writer: &mut Writer<'_>, caller: &Caller, version: &ObjectVersion, action: BypassedFor) -> Result<()> {
+    if let Some(retention) = version.retention {
+        let bypassed = RetentionBypassed { version: version_ref(version), retention, action };
+        writer.append(caller.draft(Payload::RetentionBypassed(bypassed)))?;
+    }
+    Ok(())
+}
+
 fn delete_object(
     writer: &mut Writer<'_>,
     caller: &Caller,
@@ -467,6 +480,9 @@ fn delete_object(
             return Err(Error::ObjectLocked);
         }
         let used_bypass = !retention::may_delete(version.retention, version.legal_hold, writer.now(), false);
+        if used_bypass {
+            record_bypass(writer, caller, &version, BypassedFor::Delete)?;
+        }
         let event = writer.append(caller.draft(Payload::ObjectDeleted(ObjectDeleted {
             version: version_ref(&version),
             bypass_governance: used_bypass,
@@ -480,12 +496,132 @@ fn delete_object(
     // Versioned bucket, no id: a delete marker becomes the current version. Suspended
     // buckets give it the null id, replacing a null version (which must not be locked).
     let marker_id = if bucket.versioning_enabled() { marker_version_id } else { NULL_VERSION.to_owned() };
-    if let Some(null) = queries::version(writer.conn(), &target.bucket, &target.key, &marker_id)?
-        && !retention::may_delete(null.retention, null.legal_hold, writer.now(), bypass_governance)
-    {
-        return Err(Error::ObjectLocked);
+    if let Some(null) = queries::version(writer.conn(), &target.bucket, &target.key, &marker_id)? {
+        if !retention::may_delete(null.retention, null.legal_hold, writer.now(), bypass_governance) {
+            return Err(Error::ObjectLocked);
+        }
+        if !retention::may_delete(null.retention, null.legal_hold, writer.now(), false) {
+            record_bypass(writer, caller, &null, BypassedFor::Delete)?;
+        }
     }
     let marker = VersionRef { version_id: marker_id.clone(), ..target };
     let event = writer.append(caller.draft(Payload::DeleteMarkerCreated(marker)))?;
     Ok(Deleted { version_id: Some(marker_id), delete_marker: true, event: Some(event) })
+}
+
+impl Registry {
+    /// Replaces the bucket's lifecycle rules (`v1.bucket.lifecycle.set`). The gateway has
+    /// validated them.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`].
+    pub async fn set_lifecycle(&self, caller: Caller, bucket: &str, rules: Vec<Rule>) -> Result<Event> {
+        let bucket = bucket.to_owned();
+        // Rules hold strings, integers and booleans only.
+        let rules = serde_json::to_value(rules).expect("lifecycle rules always serialise");
+        self.write(move |writer| {
+            require_bucket(writer.conn(), &bucket)?;
+            writer.append(caller.draft(Payload::LifecycleSet(LifecycleSet { bucket, rules })))
+        })
+        .await
+    }
+
+    /// Removes the bucket's lifecycle rules (`v1.bucket.lifecycle.deleted`); nothing is
+    /// recorded when it has none.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`].
+    pub async fn delete_lifecycle(&self, caller: Caller, bucket: &str) -> Result<Option<Event>> {
+        let bucket = bucket.to_owned();
+        self.write(move |writer| {
+            if require_bucket(writer.conn(), &bucket)?.lifecycle.is_none() {
+                return Ok(None);
+            }
+            writer.append(caller.draft(Payload::LifecycleDeleted(BucketRef { bucket }))).map(Some)
+        })
+        .await
+    }
+
+    /// Applies actions of a lifecycle plan made outside the writer. Each action is applied
+    /// only if planning its key again, inside this transaction at the writer's time, still
+    /// asks for it: a version put under legal hold, or a new version written, since the plan
+    /// was made is left alone. Each applied action appends `v1.lifecycle.applied` and then its
+    /// effect's event. `new_id` names the delete markers it creates.
+    ///
+    /// Returns the actions applied.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`]; failures of the whole commit.
+    pub async fn apply_lifecycle(
+        &self,
+        caller: Caller,
+        bucket: &str,
+        actions: Vec<Action>,
+        day_ms: i64,
+        new_id: impl Fn() -> String + Send + 'static,
+    ) -> Result<Vec<Action>> {
+        let bucket = bucket.to_owned();
+        self.write(move |writer| {
+            let state = require_bucket(writer.conn(), &bucket)?;
+            let rules = lifecycle::rules_of(&state)?;
+            let rules = BucketRules { name: &bucket, rules: &rules, versioning: state.versioning };
+            let mut applied = Vec::new();
+            for action in actions {
+                let versions = queries::versions_of_key(writer.conn(), &bucket, &action.key)?;
+                let uploads: Vec<_> = queries::uploads(writer.conn(), &bucket, &action.key, None, None, usize::MAX)?
+                    .into_iter()
+                    .filter(|u| u.created.key == action.key)
+                    .collect();
+                let fresh = lifecycle::plan(rules, &versions, &uploads, writer.now(), day_ms);
+                if !fresh.actions.contains(&action) || lifecycle_spares_sealed(writer.conn(), &action)? {
+                    continue;
+                }
+                apply_action(writer, &caller, &action, &new_id)?;
+                applied.push(action);
+            }
+            Ok(applied)
+        })
+        .await
+    }
+}
+
+/// Whether `action` would change a version of a sealed package, which lifecycle leaves alone
+/// as it leaves a locked version (an upload in flight may still be aborted).
+pub(crate) fn lifecycle_spares_sealed(conn: &Connection, action: &Action) -> Result<bool> {
+    let changes_a_version = !matches!(action.effect, Effect::AbortUpload { .. });
+    Ok(changes_a_version && packages::sealing(conn, &action.bucket, &action.key)?.is_some())
+}
+
+/// Appends one lifecycle action's audit event and its effect.
+fn apply_action(writer: &mut Writer<'_>, caller: &Caller, action: &Action, new_id: &dyn Fn() -> String) -> Result<()> {
+    let (version_id, upload_id, effect) = match &action.effect {
+        Effect::AddDeleteMarker { version_id } => (Some(version_id.clone()), None, "add_delete_marker"),
+        Effect::DeleteVersion { version_id } => (Some(version_id.clone()), None, "delete_version"),
+        Effect::AbortUpload { upload_id } => (None, Some(upload_id.clone()), "abort_upload"),
+    };
+    writer.append(caller.draft(Payload::LifecycleApplied(LifecycleApplied {
+        bucket: action.bucket.clone(),
+        key: action.key.clone(),
+        version_id: version_id.clone(),
+        upload_id: upload_id.clone(),
+        rule_id: action.rule_id.clone(),
+        action: action.kind.as_str().to_owned(),
+        effect: effect.to_owned(),
+        due: action.due,
+    })))?;
+    let target = VersionRef { bucket: action.bucket.clone(), key: action.key.clone(), version_id: String::new() };
+    match &action.effect {
+        Effect::AddDeleteMarker { .. } => {
+            delete_object(writer, caller, target, false, new_id(), false)?;
+        }
+        Effect::DeleteVersion { version_id } => {
+            let target = VersionRef { version_id: version_id.clone(), ..target };
+            delete_object(writer, caller, target, true, String::new(), false)?;
+        }
+        Effect::AbortUpload { upload_id } => {
+            let upload = UploadRef { bucket: target.bucket, key: target.key, upload_id: upload_id.clone() };
+            writer.append(caller.draft(Payload::MultipartAborted(upload)))?;
+        }
+    }
+    Ok(())
 }

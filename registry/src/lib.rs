@@ -17,6 +17,8 @@
 //! - [`packages`]: sealing a prefix as a package, its manifest, and the refusal of writes under it.
 //! - [`queries`]: typed reads of the views.
 //! - [`retention`]: Object Lock rules as pure functions of (state, time).
+//! - [`explain`]: why a version exists or was deleted, from its events.
+//! - [`lifecycle`]: lifecycle rules and the sweeper's plan, a pure function of (state, time).
 //! - [`sqlite`]: opening the database, the writer task (group commit), reader connections.
 //! - [`clock`]: the injected time source.
 //!
@@ -39,6 +41,8 @@ pub mod clock;
 pub mod commands;
 mod error;
 pub mod event;
+pub mod explain;
+pub mod lifecycle;
 pub mod log;
 pub mod packages;
 pub mod queries;

@@ -199,6 +199,57 @@ pub fn versions_of_key(conn: &Connection, bucket: &str, key: &str) -> Result<Vec
     Ok(versions)
 }
 
+/// Every version and delete marker of a bucket, by key, newest first within a key (the
+/// order the lifecycle plan reads).
+///
+/// # Errors
+/// SQLite errors.
+pub fn versions_of_bucket(conn: &Connection, bucket: &str) -> Result<Vec<ObjectVersion>> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM object_versions WHERE bucket = ?1 ORDER BY key, seq DESC"
+    ))?;
+    let versions = statement.query_map([bucket], version_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(versions)
+}
+
+/// The lifecycle plan of every bucket with rules at `now`: what the sweeper does and what
+/// `retention plan` prints (see [`crate::lifecycle::plan`]).
+///
+/// # Errors
+/// SQLite errors; [`crate::Error::CorruptPayload`] for stored rules that do not parse.
+pub fn lifecycle_plan(conn: &Connection, now: i64, day_ms: i64) -> Result<Vec<crate::lifecycle::Plan>> {
+    let mut plans = Vec::new();
+    for bucket in buckets(conn)? {
+        let rules = crate::lifecycle::rules_of(&bucket)?;
+        if rules.is_empty() {
+            continue;
+        }
+        let versions = versions_of_bucket(conn, &bucket.name)?;
+        let uploads = uploads(conn, &bucket.name, "", None, None, usize::MAX)?;
+        let scope = crate::lifecycle::BucketRules { name: &bucket.name, rules: &rules, versioning: bucket.versioning };
+        let mut plan = crate::lifecycle::plan(scope, &versions, &uploads, now, day_ms);
+        let mut kept = Vec::with_capacity(plan.actions.len());
+        for action in plan.actions {
+            if !crate::commands::lifecycle_spares_sealed(conn, &action)? {
+                kept.push(action);
+            }
+        }
+        plan.actions = kept;
+        plans.push(plan);
+    }
+    Ok(plans)
+}
+
+/// The sequences of every event about a subject (`bucket` or `bucket/key`), in order.
+///
+/// # Errors
+/// SQLite errors.
+pub fn subject_sequences(conn: &Connection, subject_id: &str) -> Result<Vec<u64>> {
+    let mut statement = conn.prepare_cached("SELECT seq FROM event_subjects WHERE subject_id = ?1 ORDER BY seq")?;
+    let sequences = statement.query_map([subject_id], |row| row.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(sequences)
+}
+
 /// A listing request over the current versions of a bucket.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -309,6 +360,125 @@ fn successor(prefix: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// A listing request over every version and delete marker of a bucket (ListObjectVersions).
+#[derive(Debug, Clone, Default)]
+pub struct VersionQuery {
+    /// Bucket.
+    pub bucket: String,
+    /// Only keys that start with this.
+    pub prefix: String,
+    /// Roll keys up to common prefixes at the first occurrence after `prefix`.
+    pub delimiter: Option<String>,
+    /// Start with the keys after this one...
+    pub key_marker: Option<String>,
+    /// ...or, with this, with the versions of `key_marker` older than this one.
+    pub version_id_marker: Option<String>,
+    /// Most entries (versions, delete markers and common prefixes) to return.
+    pub max_keys: usize,
+}
+
+/// One page of a version listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionPage {
+    /// Versions and delete markers, by key, newest first within a key.
+    pub versions: Vec<ObjectVersion>,
+    /// Common prefixes, in order.
+    pub common_prefixes: Vec<String>,
+    /// Whether more entries follow.
+    pub is_truncated: bool,
+    /// Where the next page starts: the last key (or common prefix) returned...
+    pub next_key_marker: Option<String>,
+    /// ...and, when that was a version, its id.
+    pub next_version_id_marker: Option<String>,
+}
+
+/// Lists versions and delete markers in key order, newest first within a key, rolling keys
+/// up to common prefixes as [`list_objects`] does.
+///
+/// # Errors
+/// SQLite errors.
+pub fn list_versions(conn: &Connection, query: &VersionQuery) -> Result<VersionPage> {
+    let mut page = VersionPage::default();
+    if query.max_keys == 0 {
+        return Ok(page);
+    }
+    let marker = query.key_marker.as_deref().filter(|m| !m.is_empty());
+    // A version-id marker resumes inside its key, below that version's sequence.
+    let mut resume_below = match (marker, query.version_id_marker.as_deref().filter(|v| !v.is_empty())) {
+        (Some(key), Some(id)) => version(conn, &query.bucket, key, id)?.map(|v| (key.to_owned(), v.sequence)),
+        _ => None,
+    };
+    let mut cursor = match (&resume_below, marker) {
+        (Some((key, _)), _) => Bound::AtLeast(key.clone()),
+        (None, Some(after)) if after >= query.prefix.as_str() => Bound::After(after.to_owned()),
+        _ => Bound::AtLeast(query.prefix.clone()),
+    };
+    let mut next_key = conn.prepare_cached(
+        "SELECT key FROM object_versions WHERE bucket = ?1 AND key >= ?2 AND (?3 = 0 OR key > ?2)
+         ORDER BY key LIMIT 1",
+    )?;
+    let mut versions_below = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM object_versions WHERE bucket = ?1 AND key = ?2 AND seq < ?3 ORDER BY seq DESC"
+    ))?;
+    'keys: loop {
+        let (bound, exclusive) = match &cursor {
+            Bound::After(key) => (key.as_str(), true),
+            Bound::AtLeast(key) => (key.as_str(), false),
+        };
+        let Some(key) =
+            next_key.query_row(params![query.bucket, bound, exclusive], |row| row.get::<_, String>(0)).optional()?
+        else {
+            break;
+        };
+        if !key.starts_with(&query.prefix) {
+            break;
+        }
+        let rolled_up = query.delimiter.as_deref().filter(|d| !d.is_empty()).and_then(|delimiter| {
+            let rest = &key[query.prefix.len()..];
+            rest.find(delimiter).map(|at| key[..query.prefix.len() + at + delimiter.len()].to_owned())
+        });
+        if let Some(common_prefix) = rolled_up {
+            cursor = match successor(&common_prefix) {
+                Some(next) => Bound::AtLeast(next),
+                None => Bound::After(key.clone()),
+            };
+            let after_marker = marker.is_none_or(|m| common_prefix.as_str() > m);
+            if page.common_prefixes.last() != Some(&common_prefix) && after_marker {
+                if page.versions.len() + page.common_prefixes.len() == query.max_keys {
+                    page.is_truncated = true;
+                    break;
+                }
+                page.next_key_marker = Some(common_prefix.clone());
+                page.next_version_id_marker = None;
+                page.common_prefixes.push(common_prefix);
+            }
+            continue;
+        }
+        let below = match resume_below.take() {
+            Some((resume_key, sequence)) if resume_key == key => i64::try_from(sequence).unwrap_or(i64::MAX),
+            _ => i64::MAX,
+        };
+        let versions = versions_below
+            .query_map(params![query.bucket, key, below], version_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for version in versions {
+            if page.versions.len() + page.common_prefixes.len() == query.max_keys {
+                page.is_truncated = true;
+                break 'keys;
+            }
+            page.next_key_marker = Some(version.key.clone());
+            page.next_version_id_marker = Some(version.version_id.clone());
+            page.versions.push(version);
+        }
+        cursor = Bound::After(key);
+    }
+    if !page.is_truncated {
+        page.next_key_marker = None;
+        page.next_version_id_marker = None;
+    }
+    Ok(page)
 }
 
 /// A multipart upload in progress.

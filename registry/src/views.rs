@@ -240,7 +240,8 @@ pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload)
                 event.actor
             ])?;
         }
-        Payload::Unknown { .. } => {}
+        // Audit-only: the change it allowed is its own event.
+        Payload::RetentionBypassed(_) | Payload::LifecycleApplied(_) | Payload::Unknown { .. } => {}
     }
     Ok(())
 }

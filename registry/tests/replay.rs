@@ -1,5 +1,6 @@
 //! Replaying the log from zero into an empty database gives the same views, byte for byte,
-//! as the direct path; and no sequence of operations removes a protected version.
+//! as the direct path; and no sequence of operations (lifecycle sweeps included) removes a
+//! protected version.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,31 +11,101 @@ use artifact_store_registry::event::v1::{
     BlobPart, DefaultRetention, LockMode, MultipartCreated, ObjectContent, ObjectLockSet, ObjectPut, Origin,
     PartUploaded, Retention, Retrieved, UploadRef, VersionRef, VersioningStatus,
 };
+use artifact_store_registry::lifecycle::{Expiration, Filter, NoncurrentExpiration, Rule};
 use artifact_store_registry::packages::Manifest;
 use artifact_store_registry::{Caller, Registry, log, queries, retention, sqlite, views};
 use proptest::prelude::*;
 
 const T0: i64 = 1_800_000_000_000;
 const DAY: i64 = 86_400_000;
+/// A short lifecycle day, so that hour-sized clock advances make rules due.
+const LIFECYCLE_DAY: i64 = 6 * 3_600_000;
 
 #[derive(Debug, Clone)]
 enum Op {
-    CreateBucket { bucket: u8, lock: bool },
-    DeleteBucket { bucket: u8 },
-    Versioning { bucket: u8, enabled: bool },
-    DefaultRetention { bucket: u8, days: u32, compliance: bool },
-    Put { bucket: u8, key: u8, size: u16, if_none_match: bool },
-    Delete { bucket: u8, key: u8, nth_version: Option<u8>, bypass: bool },
-    Tag { bucket: u8, key: u8, value: u8 },
-    Retention { bucket: u8, key: u8, days: i8, compliance: bool, bypass: bool },
-    LegalHold { bucket: u8, key: u8, on: bool },
-    CreateUpload { bucket: u8, key: u8 },
-    UploadPart { upload: u8, number: u8, size: u16 },
-    Complete { upload: u8 },
-    Abort { upload: u8 },
-    Read { bucket: u8, key: u8 },
-    Seal { bucket: u8, prefix: u8 },
-    Advance { hours: u16 },
+    CreateBucket {
+        bucket: u8,
+        lock: bool,
+    },
+    DeleteBucket {
+        bucket: u8,
+    },
+    Versioning {
+        bucket: u8,
+        enabled: bool,
+    },
+    DefaultRetention {
+        bucket: u8,
+        days: u32,
+        compliance: bool,
+    },
+    Put {
+        bucket: u8,
+        key: u8,
+        size: u16,
+        if_none_match: bool,
+    },
+    Delete {
+        bucket: u8,
+        key: u8,
+        nth_version: Option<u8>,
+        bypass: bool,
+    },
+    Tag {
+        bucket: u8,
+        key: u8,
+        value: u8,
+    },
+    Retention {
+        bucket: u8,
+        key: u8,
+        days: i8,
+        compliance: bool,
+        bypass: bool,
+    },
+    LegalHold {
+        bucket: u8,
+        key: u8,
+        on: bool,
+    },
+    CreateUpload {
+        bucket: u8,
+        key: u8,
+    },
+    UploadPart {
+        upload: u8,
+        number: u8,
+        size: u16,
+    },
+    Complete {
+        upload: u8,
+    },
+    Abort {
+        upload: u8,
+    },
+    Read {
+        bucket: u8,
+        key: u8,
+    },
+    Seal {
+        bucket: u8,
+        prefix: u8,
+    },
+    Advance {
+        hours: u16,
+    },
+    Lifecycle {
+        bucket: u8,
+        prefix: u8,
+        expiration: Option<u8>,
+        noncurrent: Option<(u8, Option<u8>)>,
+        abort: Option<u8>,
+        markers: bool,
+    },
+    DeleteLifecycle {
+        bucket: u8,
+    },
+    Sweep,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -66,7 +137,60 @@ fn op() -> impl Strategy<Value = Op> {
         (b.clone(), k.clone()).prop_map(|(bucket, key)| Op::Read { bucket, key }),
         (b.clone(), 0u8..4).prop_map(|(bucket, prefix)| Op::Seal { bucket, prefix }),
         (1u16..96).prop_map(|hours| Op::Advance { hours }),
+        (
+            b.clone(),
+            0u8..3,
+            proptest::option::of(1u8..4),
+            proptest::option::of((1u8..4, proptest::option::of(1u8..3))),
+            proptest::option::of(1u8..3),
+            any::<bool>()
+        )
+            .prop_map(|(bucket, prefix, expiration, noncurrent, abort, markers)| Op::Lifecycle {
+                bucket,
+                prefix,
+                expiration,
+                noncurrent,
+                abort,
+                markers
+            }),
+        b.clone().prop_map(|bucket| Op::DeleteLifecycle { bucket }),
+        Just(Op::Sweep),
+        Just(Op::Sweep),
     ]
+}
+
+/// One rule from the generated choices; `markers` adds a second rule that removes lone
+/// delete markers.
+fn lifecycle_rules(
+    prefix: u8,
+    expiration: Option<u8>,
+    noncurrent: Option<(u8, Option<u8>)>,
+    abort: Option<u8>,
+    markers: bool,
+) -> Vec<Rule> {
+    let filter = Filter { prefix: ["", "a/", "ü"][usize::from(prefix)].to_owned(), ..Filter::default() };
+    let mut rules = vec![Rule {
+        id: "generated".into(),
+        enabled: true,
+        filter: filter.clone(),
+        expiration: expiration.map(|days| Expiration { days: Some(u32::from(days)), ..Expiration::default() }),
+        noncurrent_version_expiration: noncurrent.map(|(days, newer)| NoncurrentExpiration {
+            noncurrent_days: u32::from(days),
+            newer_noncurrent_versions: newer.map(u32::from),
+        }),
+        abort_incomplete_multipart_upload_days: abort.map(u32::from),
+    }];
+    if markers {
+        rules.push(Rule {
+            id: "markers".into(),
+            enabled: true,
+            filter,
+            expiration: Some(Expiration { expired_object_delete_marker: true, ..Expiration::default() }),
+            noncurrent_version_expiration: None,
+            abort_incomplete_multipart_upload_days: None,
+        });
+    }
+    rules
 }
 
 fn bucket_name(b: u8) -> String {
@@ -236,6 +360,14 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
                 }
             }
             Op::Advance { hours } => clock.advance(i64::from(hours) * 3_600_000),
+            Op::Lifecycle { bucket, prefix, expiration, noncurrent, abort, markers } => {
+                let rules = lifecycle_rules(prefix, expiration, noncurrent, abort, markers);
+                let _ = registry.set_lifecycle(caller(), &bucket_name(bucket), rules).await;
+            }
+            Op::DeleteLifecycle { bucket } => {
+                let _ = registry.delete_lifecycle(caller(), &bucket_name(bucket)).await;
+            }
+            Op::Sweep => sweep(registry, now, seed, &protected).await,
         }
         // Flush detached writes before looking.
         registry.write(|_| Ok(())).await.unwrap();
@@ -291,6 +423,27 @@ async fn seal(registry: &Registry, bucket: &str, prefix: &str, seed: u64) -> Opt
         legal_hold: false,
     };
     registry.seal_package(caller(), manifest.clone(), put).await.ok().map(|_| manifest)
+}
+
+/// What the gateway's sweeper does: plan every bucket, then have the registry apply the
+/// plan. The plan itself must never name a protected version.
+async fn sweep(registry: &Registry, now: i64, seed: u64, protected: &[(String, String, String)]) {
+    let plans = registry.read(move |conn| queries::lifecycle_plan(conn, now, LIFECYCLE_DAY)).await.unwrap();
+    for plan in plans {
+        for action in &plan.actions {
+            if let artifact_store_registry::lifecycle::Effect::DeleteVersion { version_id } = &action.effect {
+                let named = (action.bucket.clone(), action.key.clone(), version_id.clone());
+                assert!(!protected.contains(&named), "the plan deletes a protected version: {action:?}");
+            }
+        }
+        let Some(bucket) = plan.actions.first().map(|a| a.bucket.clone()) else { continue };
+        let counter = std::sync::atomic::AtomicU32::new(0);
+        let new_id = move || format!("l{seed:08}-{}", counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        registry
+            .apply_lifecycle(Caller::system("lifecycle"), &bucket, plan.actions, LIFECYCLE_DAY, new_id)
+            .await
+            .unwrap();
+    }
 }
 
 fn clock_now(clock: &ManualClock) -> i64 {
@@ -368,8 +521,9 @@ async fn complete(registry: &Registry, upload_id: String, seed: u64) {
         .await;
 }
 
-/// Returns the dump, for tests that look at what the history produced.
-fn replayed_dump_equals_direct_dump(ops: &[Op]) -> String {
+/// Checks replay against the direct path; returns the dump and how many lifecycle actions
+/// were applied, for tests that look at what the history produced.
+fn replayed_dump_equals_direct_dump(ops: &[Op]) -> (String, u64) {
     let dir = tempfile::tempdir().unwrap();
     let direct_path = dir.path().join("direct.db");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -399,7 +553,10 @@ fn replayed_dump_equals_direct_dump(ops: &[Op]) -> String {
     let mut direct = direct;
     log::replay(&mut direct).unwrap();
     assert_eq!(views::dump(&direct).unwrap(), direct_dump);
-    String::from_utf8_lossy(&direct_dump).into_owned()
+    let applied = direct
+        .query_row("SELECT count(*) FROM events WHERE event_type = 'v1.lifecycle.applied'", [], |row| row.get(0))
+        .unwrap();
+    (String::from_utf8_lossy(&direct_dump).into_owned(), applied)
 }
 
 proptest! {
@@ -407,7 +564,7 @@ proptest! {
 
     #[test]
     fn replay_into_a_fresh_database_reproduces_every_view(ops in proptest::collection::vec(op(), 1..120)) {
-        replayed_dump_equals_direct_dump(&ops);
+        let _ = replayed_dump_equals_direct_dump(&ops);
     }
 }
 
@@ -429,11 +586,33 @@ fn a_rich_fixed_history_replays_byte_for_byte() {
         ops.push(Op::LegalHold { bucket: 0, key: i % 4, on: i % 2 == 0 });
         ops.push(Op::Retention { bucket: 0, key: i % 4, days: 3, compliance: i % 7 == 0, bypass: false });
         ops.push(Op::Advance { hours: 30 });
+        if i == 10 {
+            ops.push(Op::Lifecycle {
+                bucket: 0,
+                prefix: 0,
+                expiration: Some(1),
+                noncurrent: Some((1, None)),
+                abort: Some(1),
+                markers: true,
+            });
+            ops.push(Op::Lifecycle {
+                bucket: 1,
+                prefix: 1,
+                expiration: Some(2),
+                noncurrent: Some((1, Some(1))),
+                abort: None,
+                markers: false,
+            });
+        }
+        if i > 10 {
+            ops.push(Op::Sweep);
+        }
         if i % 10 == 9 {
             ops.push(Op::Seal { bucket: i % 2, prefix: (i / 10) % 4 });
         }
     }
-    let dump = replayed_dump_equals_direct_dump(&ops);
+    let (dump, applied) = replayed_dump_equals_direct_dump(&ops);
+    assert!(applied > 0, "the sweeps applied no lifecycle action");
     let packages = dump.split("table packages\n").nth(1).expect("a packages table");
     assert!(packages.lines().count() >= 2, "the history seals packages:\n{packages}");
 }

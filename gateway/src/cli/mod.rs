@@ -4,9 +4,9 @@
 //! Exit codes: [`EXIT_OK`], [`EXIT_CHECK_FAILED`] (a check such as `verify` found a problem),
 //! [`EXIT_ERROR`] (usage or runtime error; clap also uses 2 for usage errors).
 //!
-//! Maintenance commands (`verify`, `gc`, `replay`, `events`, `object`, `retrievals`, `package`,
-//! `checkpoint`) work on an existing data directory, print their result on stdout (JSON with
-//! `--json`) and draw progress bars on stderr when it is a terminal.
+//! Maintenance commands (`verify`, `gc`, `replay`, `events`, `object`, `retrievals`,
+//! `retention`, `package`, `checkpoint`) work on an existing data directory, print their result
+//! on stdout (JSON with `--json`) and draw progress bars on stderr when it is a terminal.
 
 pub mod checkpoint;
 pub mod events;
@@ -15,6 +15,7 @@ pub mod object;
 pub mod package;
 mod progress;
 pub mod replay;
+pub mod retention;
 pub mod retrievals;
 pub mod serve;
 pub mod verify;
@@ -85,6 +86,8 @@ pub enum Command {
     Object(object::ObjectArgs),
     /// List recorded reads of objects.
     Retrievals(retrievals::RetrievalsArgs),
+    /// Lifecycle plan and retention explanations (read-only).
+    Retention(retention::RetentionArgs),
 }
 
 /// How a command that ran to its end came out.
@@ -138,6 +141,7 @@ pub async fn run(cli: Cli, config: Config) -> ExitCode {
         Command::Checkpoint(args) => checkpoint::run(&config, &args, json).await,
         Command::Object(args) => object::run(&config, &args, json).await.map(|()| Outcome::Ok),
         Command::Retrievals(args) => retrievals::run(&config, &args, json).await.map(|()| Outcome::Ok),
+        Command::Retention(args) => retention::run(&config, args, json).await.map(|()| Outcome::Ok),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::from(EXIT_OK),

@@ -25,6 +25,9 @@ pub enum Error {
     /// A decision already expressed as an S3 error (request parsing, checksum verification).
     #[error(transparent)]
     S3(#[from] S3Error),
+    /// A retention or lifecycle request refused by the gateway before it reached the registry.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// A broken invariant: a bug, or storage that disagrees with itself.
     #[error("{message}")]
     Internal {
@@ -33,6 +36,31 @@ pub enum Error {
         /// Where it was raised.
         location: &'static Location<'static>,
     },
+}
+
+/// Conditions of the versioning, Object Lock and lifecycle calls that AWS answers with codes
+/// of their own; their codes and statuses are chosen below, with the registry's.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The configuration document does not validate (Days and Years together, an unknown or
+    /// lower-case mode, a bad legal-hold status, a lifecycle rule without an action).
+    #[error("malformed XML: {0}")]
+    MalformedXml(&'static str),
+    /// Days or Years of a default retention that are not positive.
+    #[error("invalid retention period")]
+    InvalidRetentionPeriod,
+    /// GetObjectLockConfiguration on a bucket without Object Lock.
+    #[error("no Object Lock configuration")]
+    NoObjectLockConfiguration,
+    /// GetObjectRetention or GetObjectLegalHold on a version that has none.
+    #[error("no Object Lock configuration on the object")]
+    NoObjectLockOnVersion,
+    /// GetBucketLifecycleConfiguration on a bucket without one.
+    #[error("no lifecycle configuration")]
+    NoSuchLifecycleConfiguration,
+    /// A lifecycle rule with an invalid argument (ID too long or repeated, bad days).
+    #[error("invalid lifecycle argument: {0}")]
+    InvalidLifecycleArgument(String),
 }
 
 impl Error {
@@ -48,6 +76,7 @@ impl From<Error> for S3Error {
         match err {
             Error::S3(err) => err,
             Error::Registry(err) => registry_error(err),
+            Error::Refused(refusal) => refused(refusal),
             Error::Blob(err) => blob_error(err),
             Error::Internal { message, location } => {
                 tracing::error!(%location, %message, "internal error");
@@ -110,6 +139,34 @@ fn registry_error(err: registry::Error) -> S3Error {
             tracing::error!(error = %error_chain(&err), "registry error");
             internal_error()
         }
+    }
+}
+
+fn refused(refusal: Refusal) -> S3Error {
+    match refusal {
+        Refusal::MalformedXml(_) => s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ),
+        Refusal::InvalidRetentionPeriod => {
+            // Not in s3s's table of codes; AWS answers it with 400.
+            let mut err = S3Error::with_message(
+                S3ErrorCode::Custom("InvalidRetentionPeriod".into()),
+                "Default retention period must be a positive integer value.",
+            );
+            err.set_status_code(http::StatusCode::BAD_REQUEST);
+            err
+        }
+        Refusal::NoObjectLockConfiguration => {
+            s3_error!(ObjectLockConfigurationNotFoundError, "Object Lock configuration does not exist for this bucket")
+        }
+        Refusal::NoObjectLockOnVersion => {
+            s3_error!(NoSuchObjectLockConfiguration, "The specified object does not have a ObjectLock configuration")
+        }
+        Refusal::NoSuchLifecycleConfiguration => {
+            s3_error!(NoSuchLifecycleConfiguration, "The lifecycle configuration does not exist")
+        }
+        Refusal::InvalidLifecycleArgument(message) => S3Error::with_message(S3ErrorCode::InvalidArgument, message),
     }
 }
 
@@ -189,6 +246,21 @@ mod tests {
         assert_eq!(code(BlobError::NotFound), "InternalError");
         assert_eq!(code(BlobError::Io(std::io::Error::other("disk"))), "InternalError");
         assert_eq!(code(BlobError::Body(std::io::Error::other("reset").into())), "IncompleteBody");
+    }
+
+    #[test]
+    fn retention_refusals_carry_aws_codes_and_statuses() {
+        let status = |r: Refusal| S3Error::from(Error::from(r)).status_code().map(|s| s.as_u16());
+        assert_eq!(code(Refusal::MalformedXml("x")), "MalformedXML");
+        assert_eq!(code(Refusal::InvalidRetentionPeriod), "InvalidRetentionPeriod");
+        assert_eq!(status(Refusal::InvalidRetentionPeriod), Some(400));
+        assert_eq!(code(Refusal::NoObjectLockConfiguration), "ObjectLockConfigurationNotFoundError");
+        assert_eq!(status(Refusal::NoObjectLockConfiguration), Some(404));
+        assert_eq!(code(Refusal::NoSuchLifecycleConfiguration), "NoSuchLifecycleConfiguration");
+        assert_eq!(status(Refusal::NoSuchLifecycleConfiguration), Some(404));
+        assert_eq!(code(Refusal::InvalidLifecycleArgument("ID".into())), "InvalidArgument");
+        assert_eq!(code(registry::Error::ObjectLocked), "AccessDenied");
+        assert_eq!(code(registry::Error::InvalidBucketState("x")), "InvalidBucketState");
     }
 
     #[test]

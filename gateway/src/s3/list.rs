@@ -19,10 +19,10 @@ const MAX_KEYS: i32 = 1000;
 const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
 
 /// Encodes a key, prefix or marker for the response when the client asked for it.
-struct Encoder(bool);
+pub(super) struct Encoder(bool);
 
 impl Encoder {
-    fn new(encoding_type: Option<&EncodingType>) -> Result<Self> {
+    pub(super) fn new(encoding_type: Option<&EncodingType>) -> Result<Self> {
         match encoding_type.map(EncodingType::as_str) {
             None => Ok(Self(false)),
             Some(EncodingType::URL) => Ok(Self(true)),
@@ -30,12 +30,12 @@ impl Encoder {
         }
     }
 
-    fn apply(&self, text: String) -> String {
+    pub(super) fn apply(&self, text: String) -> String {
         if self.0 { utf8_percent_encode(&text, KEY_ENCODE).to_string() } else { text }
     }
 }
 
-fn max_keys(requested: Option<i32>) -> Result<usize> {
+pub(super) fn max_keys(requested: Option<i32>) -> Result<usize> {
     match requested {
         Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys cannot be negative").into()),
         Some(n) => Ok(usize::try_from(n.min(MAX_KEYS)).unwrap_or(0)),
@@ -63,7 +63,7 @@ fn object(version: ObjectVersion, owner: Option<&Owner>, encoder: &Encoder) -> O
     }
 }
 
-fn common_prefixes(prefixes: Vec<String>, encoder: &Encoder) -> Option<Vec<CommonPrefix>> {
+pub(super) fn common_prefixes(prefixes: Vec<String>, encoder: &Encoder) -> Option<Vec<CommonPrefix>> {
     (!prefixes.is_empty())
         .then(|| prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(encoder.apply(p)) }).collect())
 }

@@ -4,10 +4,13 @@
 //!
 //! - [`bucket`]: create, delete, head, list, location, versioning.
 //! - [`object`]: put, copy, delete (single and batch).
+//! - [`object_lock`]: lock configuration, retention and legal hold.
 //! - [`read`]: get and head, with ranges, conditions and part numbers.
+//! - [`lifecycle`]: bucket lifecycle configuration and `x-amz-expiration`.
 //! - [`list`]: ListObjects and ListObjectsV2.
 //! - [`multipart`]: uploads, parts, completion.
 //! - [`tagging`]: object tags.
+//! - [`versions`]: listing every version and delete marker.
 //! - [`blake3_tree`]: a multipart object's BLAKE3 from its parts, without reading it back.
 //! - [`wire`]: conversions between registry records and s3s types.
 //! - [`checksum`]: client checksums (`Content-MD5`, `x-amz-checksum-*`, trailers) vs computed.
@@ -31,11 +34,14 @@ pub mod blake3_tree;
 pub mod bucket;
 pub mod checksum;
 pub mod error;
+pub mod lifecycle;
 pub mod list;
 pub mod multipart;
 pub mod object;
+pub mod object_lock;
 pub mod read;
 pub mod tagging;
+pub mod versions;
 pub mod wire;
 
 use std::sync::Arc;
@@ -50,7 +56,7 @@ use crate::backend::BlobStore;
 use crate::config::{Config, Retrievals};
 use crate::server::{PeerAddr, RequestId};
 
-pub use self::error::{Error, Result};
+pub use self::error::{Error, Refusal, Result};
 
 /// The S3 service: operations parse the request, call the registry and the blob store, and
 /// build the response.
@@ -123,14 +129,24 @@ delegate! {
     bucket::get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput;
     bucket::get_bucket_versioning(GetBucketVersioningInput) -> GetBucketVersioningOutput;
     bucket::put_bucket_versioning(PutBucketVersioningInput) -> PutBucketVersioningOutput;
+    lifecycle::put_bucket_lifecycle_configuration(PutBucketLifecycleConfigurationInput) -> PutBucketLifecycleConfigurationOutput;
+    lifecycle::get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput;
+    lifecycle::delete_bucket_lifecycle(DeleteBucketLifecycleInput) -> DeleteBucketLifecycleOutput;
     object::put_object(PutObjectInput) -> PutObjectOutput;
     object::copy_object(CopyObjectInput) -> CopyObjectOutput;
     object::delete_object(DeleteObjectInput) -> DeleteObjectOutput;
     object::delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput;
+    object_lock::put_object_lock_configuration(PutObjectLockConfigurationInput) -> PutObjectLockConfigurationOutput;
+    object_lock::get_object_lock_configuration(GetObjectLockConfigurationInput) -> GetObjectLockConfigurationOutput;
+    object_lock::put_object_retention(PutObjectRetentionInput) -> PutObjectRetentionOutput;
+    object_lock::get_object_retention(GetObjectRetentionInput) -> GetObjectRetentionOutput;
+    object_lock::put_object_legal_hold(PutObjectLegalHoldInput) -> PutObjectLegalHoldOutput;
+    object_lock::get_object_legal_hold(GetObjectLegalHoldInput) -> GetObjectLegalHoldOutput;
     read::get_object(GetObjectInput) -> GetObjectOutput;
     read::head_object(HeadObjectInput) -> HeadObjectOutput;
     list::list_objects(ListObjectsInput) -> ListObjectsOutput;
     list::list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output;
+    versions::list_object_versions(ListObjectVersionsInput) -> ListObjectVersionsOutput;
     multipart::create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
     multipart::upload_part(UploadPartInput) -> UploadPartOutput;
     multipart::upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;

@@ -55,7 +55,7 @@ pub(super) async fn store_body(
 
 /// Wall-clock milliseconds, for validating dates clients send (the registry stamps events
 /// with its own clock).
-pub(super) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
@@ -146,6 +146,7 @@ pub(super) async fn source_version(
     key: &str,
     version_id: Option<&str>,
 ) -> Result<ObjectVersion> {
+    let by_id = version_id.is_some();
     let (bucket, key, version_id) = (bucket.to_owned(), key.to_owned(), version_id.map(str::to_owned));
     let version = gw
         .registry
@@ -154,8 +155,14 @@ pub(super) async fn source_version(
             None => queries::latest_version(conn, &bucket, &key),
         })
         .await?;
-    match version {
-        Some(v) if !v.is_delete_marker => Ok(v),
+    match (version, by_id) {
+        (Some(v), _) if !v.is_delete_marker => Ok(v),
+        (Some(_), true) => Err(s3_error!(
+            InvalidRequest,
+            "The source of a copy request may not specifically refer to a delete marker by version id."
+        )
+        .into()),
+        (None, true) => Err(s3_error!(NoSuchVersion, "The specified version does not exist.").into()),
         _ => Err(s3_error!(NoSuchKey, "The specified key does not exist.").into()),
     }
 }

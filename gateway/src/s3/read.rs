@@ -29,6 +29,8 @@ struct ReadPlan {
     content_range: Option<String>,
     /// Whether the whole object is sent (stored checksums apply only then).
     whole: bool,
+    /// `x-amz-expiration`, when a lifecycle rule will expire the version.
+    expiration: Option<String>,
 }
 
 /// The conditional headers of a read.
@@ -83,7 +85,8 @@ async fn plan(
     let content_range =
         span.filter(|_| range.is_some() || !whole).map(|(first, last)| format!("bytes {first}-{last}/{size}"));
     let span = span.or_else(|| (size > 0).then(|| (0, size - 1)));
-    Ok(ReadPlan { bucket, version, span, content_range, whole })
+    let expiration = super::lifecycle::expiration_header(&bucket, &version, gw.config.lifecycle.day_ms());
+    Ok(ReadPlan { bucket, version, span, content_range, whole, expiration })
 }
 
 /// 404 NoSuchKey for a current delete marker, 405 MethodNotAllowed for a marker read by id;
@@ -308,6 +311,7 @@ macro_rules! object_output {
             object_lock_mode: lock_mode,
             object_lock_retain_until_date: lock_until,
             object_lock_legal_hold_status: legal_hold,
+            expiration: plan.expiration.clone(),
             ..Default::default()
         }
     }};

@@ -258,6 +258,30 @@ pub struct LegalHoldSet {
     pub on: bool,
 }
 
+/// What a governance bypass was used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BypassedFor {
+    /// Deleting the version for good.
+    Delete,
+    /// Shortening, lifting or changing the mode of its retention.
+    RetentionChange,
+}
+
+/// GOVERNANCE retention bypassed with `x-amz-bypass-governance-retention` by a principal
+/// allowed to (`v1.retention.bypassed`). Recorded on its own, just before the deletion or
+/// retention change it allowed, so audits find every bypass by type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionBypassed {
+    /// The version.
+    #[serde(flatten)]
+    pub version: VersionRef,
+    /// The retention that was in force.
+    pub retention: Retention,
+    /// What it was bypassed for.
+    pub action: BypassedFor,
+}
+
 /// A version deleted for good (`v1.object.deleted`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectDeleted {
@@ -315,6 +339,32 @@ pub struct LifecycleSet {
     pub bucket: String,
     /// The rules.
     pub rules: serde_json::Value,
+}
+
+/// A lifecycle rule acted on a version or an upload (`v1.lifecycle.applied`). Recorded just
+/// before the deletion, delete marker or abort it caused (actor `lifecycle`), so the history
+/// of a version says which rule removed it and when that became due.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleApplied {
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
+    /// The version acted on (absent for an upload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// The upload aborted (absent for a version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
+    /// The rule's ID.
+    pub rule_id: String,
+    /// `expiration`, `expired_object_delete_marker`, `noncurrent_version_expiration` or
+    /// `abort_incomplete_multipart_upload`.
+    pub action: String,
+    /// `delete_version`, `add_delete_marker` or `abort_upload`.
+    pub effect: String,
+    /// When the action became due, milliseconds since the epoch.
+    pub due: i64,
 }
 
 /// An upload, named by its object and id (`v1.multipart.aborted`: it ended without an object).
@@ -421,6 +471,8 @@ payloads! {
     LifecycleSet(LifecycleSet) = "v1.bucket.lifecycle.set", "bucket";
     /// `v1.bucket.lifecycle.deleted`
     LifecycleDeleted(BucketRef) = "v1.bucket.lifecycle.deleted", "bucket";
+    /// `v1.lifecycle.applied`
+    LifecycleApplied(LifecycleApplied) = "v1.lifecycle.applied", "object";
     /// `v1.object.put`
     ObjectPut(ObjectPut) = "v1.object.put", "object";
     /// `v1.object.deleted`
@@ -433,6 +485,8 @@ payloads! {
     Retrieved(Retrieved) = "v1.object.retrieved", "object";
     /// `v1.retention.set`
     RetentionSet(RetentionSet) = "v1.retention.set", "object";
+    /// `v1.retention.bypassed`
+    RetentionBypassed(RetentionBypassed) = "v1.retention.bypassed", "object";
     /// `v1.legal_hold.set`
     LegalHoldSet(LegalHoldSet) = "v1.legal_hold.set", "object";
     /// `v1.multipart.created`
@@ -465,11 +519,13 @@ impl Payload {
             | Payload::TaggingSet(TaggingSet { version: v, .. })
             | Payload::Retrieved(Retrieved { version: v, .. })
             | Payload::RetentionSet(RetentionSet { version: v, .. })
+            | Payload::RetentionBypassed(RetentionBypassed { version: v, .. })
             | Payload::LegalHoldSet(LegalHoldSet { version: v, .. }) => object(&v.bucket, &v.key),
             Payload::MultipartCreated(p) => object(&p.bucket, &p.key),
             Payload::PartUploaded(p) => object(&p.bucket, &p.key),
             Payload::MultipartCompleted(p) => object(&p.version.bucket, &p.version.key),
             Payload::MultipartAborted(p) => object(&p.bucket, &p.key),
+            Payload::LifecycleApplied(p) => object(&p.bucket, &p.key),
             // A package belongs to its bucket's history (its manifest object has its own).
             Payload::PackageFinalized(p) => p.bucket.clone(),
             Payload::Unknown { .. } => String::new(),

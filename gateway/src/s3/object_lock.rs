@@ -1,0 +1,221 @@
+//! Object Lock: the bucket's lock configuration (default retention), and per-version
+//! retention and legal hold. The rules (who may shorten, lift or bypass what) are the
+//! registry's; this file parses the documents and shapes the answers.
+
+use registry::event::v1::{DefaultRetention, LockMode, ObjectLockSet, Retention, VersionRef};
+use registry::queries::{self, ObjectVersion};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, s3_error};
+
+use super::bucket::require_bucket;
+use super::error::{Refusal, Result};
+use super::{Gateway, caller, wire};
+
+/// The mode as S3 spells it: upper case only; anything else does not validate.
+fn mode(mode: Option<&ObjectLockRetentionMode>) -> Result<LockMode> {
+    match mode.map(ObjectLockRetentionMode::as_str) {
+        Some(ObjectLockRetentionMode::GOVERNANCE) => Ok(LockMode::Governance),
+        Some(ObjectLockRetentionMode::COMPLIANCE) => Ok(LockMode::Compliance),
+        _ => Err(Refusal::MalformedXml("unknown Object Lock mode").into()),
+    }
+}
+
+fn mode_name(mode: LockMode) -> ObjectLockRetentionMode {
+    ObjectLockRetentionMode::from(
+        match mode {
+            LockMode::Governance => ObjectLockRetentionMode::GOVERNANCE,
+            LockMode::Compliance => ObjectLockRetentionMode::COMPLIANCE,
+        }
+        .to_owned(),
+    )
+}
+
+/// Validates a lock configuration document as AWS does: `ObjectLockEnabled` must be
+/// `Enabled`; a default retention names a mode and exactly one of Days and Years, positive.
+fn default_retention(config: Option<ObjectLockConfiguration>) -> Result<Option<DefaultRetention>> {
+    let config = config.ok_or(Refusal::MalformedXml("missing ObjectLockConfiguration"))?;
+    if config.object_lock_enabled.as_ref().map(ObjectLockEnabled::as_str) != Some(ObjectLockEnabled::ENABLED) {
+        return Err(Refusal::MalformedXml("ObjectLockEnabled must be Enabled").into());
+    }
+    let Some(default) = config.rule.and_then(|rule| rule.default_retention) else {
+        return Ok(None);
+    };
+    let mode = mode(default.mode.as_ref())?;
+    let positive = |n: i32| u32::try_from(n).ok().filter(|&n| n > 0).ok_or(Refusal::InvalidRetentionPeriod);
+    let (days, years) = match (default.days, default.years) {
+        (Some(days), None) => (Some(positive(days)?), None),
+        (None, Some(years)) => (None, Some(positive(years)?)),
+        _ => return Err(Refusal::MalformedXml("exactly one of Days and Years").into()),
+    };
+    Ok(Some(DefaultRetention { mode, days, years }))
+}
+
+pub(super) async fn put_object_lock_configuration(
+    gw: &Gateway,
+    req: S3Request<PutObjectLockConfigurationInput>,
+) -> Result<S3Response<PutObjectLockConfigurationOutput>> {
+    let bucket = req.input.bucket.clone();
+    let default_retention = default_retention(req.input.object_lock_configuration.clone())?;
+    gw.registry.set_object_lock(caller(&req), ObjectLockSet { bucket, default_retention }).await?;
+    Ok(S3Response::new(PutObjectLockConfigurationOutput::default()))
+}
+
+pub(super) async fn get_object_lock_configuration(
+    gw: &Gateway,
+    req: S3Request<GetObjectLockConfigurationInput>,
+) -> Result<S3Response<GetObjectLockConfigurationOutput>> {
+    let bucket = require_bucket(gw, &req.input.bucket).await?;
+    if !bucket.object_lock_enabled {
+        return Err(Refusal::NoObjectLockConfiguration.into());
+    }
+    let rule = bucket.default_retention.map(|d| ObjectLockRule {
+        default_retention: Some(s3s::dto::DefaultRetention {
+            mode: Some(mode_name(d.mode)),
+            days: d.days.and_then(|n| i32::try_from(n).ok()),
+            years: d.years.and_then(|n| i32::try_from(n).ok()),
+        }),
+    });
+    Ok(S3Response::new(GetObjectLockConfigurationOutput {
+        object_lock_configuration: Some(ObjectLockConfiguration {
+            object_lock_enabled: Some(ObjectLockEnabled::from(ObjectLockEnabled::ENABLED.to_owned())),
+            rule,
+        }),
+    }))
+}
+
+fn target(bucket: &str, key: &str, version_id: Option<&String>) -> (VersionRef, bool) {
+    let version = VersionRef {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version_id: version_id.cloned().unwrap_or_default(),
+    };
+    (version, version_id.is_some())
+}
+
+/// The version a retention or legal-hold read names, on a bucket that has Object Lock. A
+/// delete marker named by id has no lock: 405 `MethodNotAllowed`, as a GET of it.
+async fn lock_version(gw: &Gateway, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectVersion> {
+    if !require_bucket(gw, bucket).await?.object_lock_enabled {
+        return Err(registry::Error::InvalidRequest("Bucket is missing Object Lock Configuration").into());
+    }
+    let (b, k, id) = (bucket.to_owned(), key.to_owned(), version_id.map(str::to_owned));
+    let by_id = id.is_some();
+    let version = gw
+        .registry
+        .read(move |conn| match id {
+            Some(id) => queries::version(conn, &b, &k, &id),
+            None => queries::latest_version(conn, &b, &k),
+        })
+        .await?;
+    match (version, by_id) {
+        (Some(v), _) if !v.is_delete_marker => Ok(v),
+        (Some(_), true) => {
+            Err(s3_error!(MethodNotAllowed, "The specified method is not allowed against this resource.").into())
+        }
+        (None, true) => Err(registry::Error::NoSuchVersion.into()),
+        _ => Err(registry::Error::NoSuchKey.into()),
+    }
+}
+
+pub(super) async fn put_object_retention(
+    gw: &Gateway,
+    req: S3Request<PutObjectRetentionInput>,
+) -> Result<S3Response<PutObjectRetentionOutput>> {
+    let input = &req.input;
+    // An empty Retention element lifts retention (GOVERNANCE only, with bypass).
+    let requested = match input.retention.as_ref() {
+        None => return Err(Refusal::MalformedXml("missing Retention").into()),
+        Some(ObjectLockRetention { mode: None, retain_until_date: None }) => None,
+        Some(ObjectLockRetention { mode: m, retain_until_date: Some(until) }) => {
+            let retain_until = wire::millis(until);
+            if retain_until <= super::object::now_ms() {
+                return Err(s3_error!(InvalidArgument, "The retain until date must be in the future!").into());
+            }
+            Some(Retention { mode: mode(m.as_ref())?, retain_until })
+        }
+        Some(_) => return Err(Refusal::MalformedXml("Mode needs a RetainUntilDate").into()),
+    };
+    let bypass = gw.bypass_governance(&req, input.bypass_governance_retention);
+    let (version, by_id) = target(&input.bucket, &input.key, input.version_id.as_ref());
+    gw.registry.set_retention(caller(&req), version, by_id, requested, bypass).await?;
+    Ok(S3Response::new(PutObjectRetentionOutput::default()))
+}
+
+pub(super) async fn get_object_retention(
+    gw: &Gateway,
+    req: S3Request<GetObjectRetentionInput>,
+) -> Result<S3Response<GetObjectRetentionOutput>> {
+    let input = &req.input;
+    let version = lock_version(gw, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    let retention = version.retention.ok_or(Refusal::NoObjectLockOnVersion)?;
+    Ok(S3Response::new(GetObjectRetentionOutput {
+        retention: Some(ObjectLockRetention {
+            mode: Some(mode_name(retention.mode)),
+            retain_until_date: Some(wire::timestamp(retention.retain_until)),
+        }),
+    }))
+}
+
+pub(super) async fn put_object_legal_hold(
+    gw: &Gateway,
+    req: S3Request<PutObjectLegalHoldInput>,
+) -> Result<S3Response<PutObjectLegalHoldOutput>> {
+    let input = &req.input;
+    let status = input.legal_hold.as_ref().and_then(|h| h.status.as_ref()).map(ObjectLockLegalHoldStatus::as_str);
+    let on = match status {
+        Some(ObjectLockLegalHoldStatus::ON) => true,
+        Some(ObjectLockLegalHoldStatus::OFF) => false,
+        _ => return Err(Refusal::MalformedXml("LegalHold Status must be ON or OFF").into()),
+    };
+    let (version, by_id) = target(&input.bucket, &input.key, input.version_id.as_ref());
+    gw.registry.set_legal_hold(caller(&req), version, by_id, on).await?;
+    Ok(S3Response::new(PutObjectLegalHoldOutput::default()))
+}
+
+pub(super) async fn get_object_legal_hold(
+    gw: &Gateway,
+    req: S3Request<GetObjectLegalHoldInput>,
+) -> Result<S3Response<GetObjectLegalHoldOutput>> {
+    let input = &req.input;
+    let version = lock_version(gw, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    let status = if version.legal_hold { ObjectLockLegalHoldStatus::ON } else { ObjectLockLegalHoldStatus::OFF };
+    Ok(S3Response::new(GetObjectLegalHoldOutput {
+        legal_hold: Some(ObjectLockLegalHold { status: Some(ObjectLockLegalHoldStatus::from(status.to_owned())) }),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(mode: &str, days: Option<i32>, years: Option<i32>) -> Option<ObjectLockConfiguration> {
+        Some(ObjectLockConfiguration {
+            object_lock_enabled: Some(ObjectLockEnabled::from(ObjectLockEnabled::ENABLED.to_owned())),
+            rule: Some(ObjectLockRule {
+                default_retention: Some(s3s::dto::DefaultRetention {
+                    mode: Some(ObjectLockRetentionMode::from(mode.to_owned())),
+                    days,
+                    years,
+                }),
+            }),
+        })
+    }
+
+    fn refusal(result: Result<Option<DefaultRetention>>) -> String {
+        match result {
+            Err(super::super::Error::Refused(r)) => format!("{r:?}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_retention_is_validated_as_aws_does() {
+        let ok = default_retention(config("GOVERNANCE", Some(3), None)).unwrap().unwrap();
+        assert_eq!((ok.mode, ok.days, ok.years), (LockMode::Governance, Some(3), None));
+        assert!(refusal(default_retention(config("GOVERNANCE", Some(1), Some(1)))).starts_with("MalformedXml"));
+        assert!(refusal(default_retention(config("governance", Some(1), None))).starts_with("MalformedXml"));
+        assert!(refusal(default_retention(config("FOREVER", Some(1), None))).starts_with("MalformedXml"));
+        assert_eq!(refusal(default_retention(config("COMPLIANCE", Some(0), None))), "InvalidRetentionPeriod");
+        assert_eq!(refusal(default_retention(config("COMPLIANCE", None, Some(-1)))), "InvalidRetentionPeriod");
+    }
+}

@@ -1,0 +1,82 @@
+//! ListObjectVersions: every version and delete marker of a bucket, served from the
+//! registry's version rows (GET, HEAD, DELETE and copy by `versionId` live with their
+//! families in `read.rs` and `object.rs`).
+
+use registry::queries::{self, VersionQuery};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, s3_error};
+
+use super::bucket::{owner, require_bucket};
+use super::error::Result;
+use super::list::{Encoder, common_prefixes, max_keys};
+use super::{Gateway, wire};
+
+pub(super) async fn list_object_versions(
+    gw: &Gateway,
+    req: S3Request<ListObjectVersionsInput>,
+) -> Result<S3Response<ListObjectVersionsOutput>> {
+    let input = req.input;
+    require_bucket(gw, &input.bucket).await?;
+    let encoder = Encoder::new(input.encoding_type.as_ref())?;
+    let max = max_keys(input.max_keys)?;
+    if input.version_id_marker.as_deref().is_some_and(|m| !m.is_empty())
+        && input.key_marker.as_deref().is_none_or(str::is_empty)
+    {
+        return Err(s3_error!(InvalidArgument, "A version-id marker cannot be specified without a key marker.").into());
+    }
+    let query = VersionQuery {
+        bucket: input.bucket.clone(),
+        prefix: input.prefix.clone().unwrap_or_default(),
+        delimiter: input.delimiter.clone(),
+        key_marker: input.key_marker.clone(),
+        version_id_marker: input.version_id_marker.clone(),
+        max_keys: max,
+    };
+    let page = gw.registry.read(move |conn| queries::list_versions(conn, &query)).await?;
+    let owner = owner(gw);
+    let mut versions = Vec::new();
+    let mut delete_markers = Vec::new();
+    for version in page.versions {
+        let last_modified = Some(wire::timestamp(version.created_at));
+        if version.is_delete_marker {
+            delete_markers.push(DeleteMarkerEntry {
+                is_latest: Some(version.is_latest),
+                key: Some(encoder.apply(version.key)),
+                last_modified,
+                owner: Some(owner.clone()),
+                version_id: Some(version.version_id),
+            });
+            continue;
+        }
+        let algorithms: Vec<_> = version.content.checksums.keys().map(|n| ChecksumAlgorithm::from(n.clone())).collect();
+        versions.push(ObjectVersion {
+            checksum_algorithm: (!algorithms.is_empty()).then_some(algorithms),
+            checksum_type: version.content.checksum_type.map(ChecksumType::from),
+            e_tag: Some(wire::etag(&version.content.etag)),
+            is_latest: Some(version.is_latest),
+            key: Some(encoder.apply(version.key)),
+            last_modified,
+            owner: Some(owner.clone()),
+            size: i64::try_from(version.content.size).ok(),
+            storage_class: Some(ObjectVersionStorageClass::from(ObjectVersionStorageClass::STANDARD.to_owned())),
+            version_id: Some(version.version_id),
+            ..Default::default()
+        });
+    }
+    Ok(S3Response::new(ListObjectVersionsOutput {
+        name: Some(input.bucket),
+        prefix: Some(encoder.apply(input.prefix.unwrap_or_default())),
+        key_marker: Some(encoder.apply(input.key_marker.unwrap_or_default())),
+        version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
+        max_keys: i32::try_from(max).ok(),
+        is_truncated: Some(page.is_truncated),
+        next_key_marker: page.next_key_marker.map(|m| encoder.apply(m)),
+        next_version_id_marker: page.next_version_id_marker,
+        versions: Some(versions),
+        delete_markers: (!delete_markers.is_empty()).then_some(delete_markers),
+        common_prefixes: common_prefixes(page.common_prefixes, &encoder),
+        delimiter: input.delimiter.map(|d| encoder.apply(d)),
+        encoding_type: input.encoding_type,
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,63 @@
+//! The lifecycle sweeper: every `lifecycle.sweep_interval_seconds` it plans every bucket
+//! with rules ([`registry::queries::lifecycle_plan`], the pure plan `retention plan`
+//! prints) and has the registry apply what is due, as the actor `lifecycle`. The registry
+//! plans each key again inside its transaction before acting, so nothing changed since the
+//! plan (a new legal hold, a new version) is acted on by mistake.
+
+use std::time::Duration;
+
+use registry::{Caller, Registry, queries};
+use tokio::task::JoinHandle;
+
+use crate::config::LifecycleConfig;
+use crate::s3::wire;
+
+/// The actor recorded on the sweeper's events.
+pub const ACTOR: &str = "lifecycle";
+
+/// The running sweeper; dropping it stops the task.
+#[derive(Debug)]
+pub struct Sweeper(JoinHandle<()>);
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts the sweeper on the current Tokio runtime.
+#[must_use]
+pub fn spawn(registry: Registry, config: &LifecycleConfig) -> Sweeper {
+    let day_ms = config.day_ms();
+    let interval = Duration::from_secs(config.sweep_interval_seconds);
+    Sweeper(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match sweep(&registry, day_ms).await {
+                Ok(0) => {}
+                Ok(applied) => tracing::info!(applied, "lifecycle sweep"),
+                Err(registry::Error::WriterStopped) => break,
+                Err(err) => tracing::error!(error = %err, "lifecycle sweep failed"),
+            }
+        }
+    }))
+}
+
+/// One sweep at the wall clock's now: plans every bucket and applies what is due. Returns
+/// how many actions were applied.
+///
+/// # Errors
+/// Registry failures.
+pub async fn sweep(registry: &Registry, day_ms: i64) -> registry::Result<usize> {
+    let now = crate::s3::object::now_ms();
+    let plans = registry.read(move |conn| queries::lifecycle_plan(conn, now, day_ms)).await?;
+    let mut applied = 0;
+    for plan in plans {
+        let Some(bucket) = plan.actions.first().map(|a| a.bucket.clone()) else { continue };
+        let done = registry.apply_lifecycle(Caller::system(ACTOR), &bucket, plan.actions, day_ms, wire::new_id).await?;
+        applied += done.len();
+    }
+    Ok(applied)
+}
