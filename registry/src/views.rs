@@ -56,13 +56,98 @@ pub fn set_applied(conn: &Connection, sequence: u64) -> Result<()> {
 /// # Errors
 /// SQLite errors, or [`crate::Error::CorruptPayload`] for a payload that does not parse.
 pub fn apply(conn: &Connection, event: &Event) -> Result<()> {
-    apply_payload(conn, event, &event.decode()?)
+    apply_payload(conn, event, &event.decode()?, &mut Deferred::None)
+}
+
+/// Where the two tables that no apply reads back (the subject index and the blob reference
+/// counts) get their changes: at once, or gathered over many events and written once in key
+/// order. Both tables are keyed by random-looking text; a rebuild that inserts into them
+/// event by event spends its time seeking b-tree pages, while the same rows written in key
+/// order append. Replay gathers; the direct path writes at once, so every commit leaves the
+/// views complete.
+pub(crate) enum Deferred {
+    /// Write each change as it comes.
+    None,
+    /// Gather until [`Deferred::flush`].
+    Gathering {
+        /// `(subject_id, seq)` rows.
+        subjects: Vec<(String, u64)>,
+        /// Reference count change per blob.
+        refs: std::collections::BTreeMap<String, i64>,
+    },
+}
+
+impl Deferred {
+    /// A gatherer for a rebuild.
+    pub(crate) fn gathering() -> Self {
+        Deferred::Gathering { subjects: Vec::new(), refs: std::collections::BTreeMap::new() }
+    }
+
+    /// Writes what was gathered. The result is what writing each change at once would have
+    /// left: subjects are distinct rows, and a blob's count is the sum of its changes (a
+    /// count never goes below zero on the way, since a part releases only what it took).
+    pub(crate) fn flush(&mut self, conn: &Connection) -> Result<()> {
+        if let Deferred::Gathering { subjects, refs } = self {
+            subjects.sort_unstable();
+            for (subject_id, sequence) in subjects.drain(..) {
+                insert_subject(conn, &subject_id, sequence)?;
+            }
+            for (blob, delta) in std::mem::take(refs) {
+                if delta != 0 {
+                    add_ref(conn, &blob, delta)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn subject(&mut self, conn: &Connection, event: &Event) -> Result<()> {
+        match self {
+            Deferred::None => insert_subject(conn, &event.subject_id, event.sequence),
+            Deferred::Gathering { subjects, .. } => {
+                subjects.push((event.subject_id.clone(), event.sequence));
+                Ok(())
+            }
+        }
+    }
+
+    fn refs(&mut self, conn: &Connection, parts: &[BlobPart], delta: i64) -> Result<()> {
+        for part in parts {
+            match self {
+                Deferred::None => add_ref(conn, &part.blob, delta)?,
+                Deferred::Gathering { refs, .. } => *refs.entry(part.blob.clone()).or_default() += delta,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn insert_subject(conn: &Connection, subject_id: &str, sequence: u64) -> Result<()> {
+    conn.prepare_cached("INSERT INTO event_subjects (subject_id, seq) VALUES (?1, ?2)")?
+        .execute(params![subject_id, sequence])?;
+    Ok(())
+}
+
+fn add_ref(conn: &Connection, blob: &str, delta: i64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO blob_refs (blob, refs) VALUES (?1, ?2)
+         ON CONFLICT (blob) DO UPDATE SET refs = refs + excluded.refs",
+    )?
+    .execute(params![blob, delta])?;
+    if delta < 0 {
+        conn.prepare_cached("DELETE FROM blob_refs WHERE blob = ?1 AND refs <= 0")?.execute([blob])?;
+    }
+    Ok(())
 }
 
 /// Applies an event whose payload the caller has already decoded (the direct path has it).
-pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload) -> Result<()> {
-    conn.prepare_cached("INSERT INTO event_subjects (subject_id, seq) VALUES (?1, ?2)")?
-        .execute(params![event.subject_id, event.sequence])?;
+pub(crate) fn apply_payload(
+    conn: &Connection,
+    event: &Event,
+    payload: &Payload,
+    deferred: &mut Deferred,
+) -> Result<()> {
+    deferred.subject(conn, event)?;
     match payload {
         Payload::BucketCreated(p) => {
             let versioning = p.object_lock_enabled.then_some("Enabled");
@@ -102,9 +187,9 @@ pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload)
         Payload::LifecycleDeleted(p) => {
             conn.prepare_cached("UPDATE buckets SET lifecycle = NULL WHERE name = ?1")?.execute([&p.bucket])?;
         }
-        Payload::ObjectPut(p) => insert_version(conn, event, p)?,
+        Payload::ObjectPut(p) => insert_version(conn, event, p, deferred)?,
         Payload::DeleteMarkerCreated(v) => {
-            remove_version(conn, &v.bucket, &v.key, &v.version_id)?;
+            remove_version(conn, &v.bucket, &v.key, &v.version_id, deferred)?;
             demote_latest(conn, &v.bucket, &v.key)?;
             conn.prepare_cached(
                 "INSERT INTO object_versions (bucket, key, version_id, seq, created_at, is_latest, is_delete_marker,
@@ -122,7 +207,7 @@ pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload)
         }
         Payload::ObjectDeleted(p) => {
             let v = &p.version;
-            remove_version(conn, &v.bucket, &v.key, &v.version_id)?;
+            remove_version(conn, &v.bucket, &v.key, &v.version_id, deferred)?;
         }
         Payload::TaggingSet(p) => {
             let v = &p.version;
@@ -196,7 +281,7 @@ pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload)
             ])?;
         }
         Payload::PartUploaded(p) => {
-            remove_part(conn, &p.upload_id, Some(p.part_number))?;
+            remove_part(conn, &p.upload_id, Some(p.part_number), deferred)?;
             conn.prepare_cached(
                 "INSERT INTO multipart_parts (upload_id, part_number, seq, created_at, size, etag, part)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -210,15 +295,15 @@ pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload)
                 p.part.etag,
                 json(&p.part)
             ])?;
-            add_refs(conn, std::slice::from_ref(&p.part), 1)?;
+            deferred.refs(conn, std::slice::from_ref(&p.part), 1)?;
         }
         Payload::MultipartCompleted(p) => {
             // The version takes its references before the parts drop theirs, so a blob that
             // moves from the upload to the version never reaches zero.
-            insert_version(conn, event, &p.version)?;
-            remove_upload(conn, &p.upload_id)?;
+            insert_version(conn, event, &p.version, deferred)?;
+            remove_upload(conn, &p.upload_id, deferred)?;
         }
-        Payload::MultipartAborted(p) => remove_upload(conn, &p.upload_id)?,
+        Payload::MultipartAborted(p) => remove_upload(conn, &p.upload_id, deferred)?,
         Payload::Unknown { .. } => {}
     }
     Ok(())
@@ -226,8 +311,8 @@ pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload)
 
 /// Adds a version, replacing one with the same id (the `null` version of an unversioned or
 /// suspended bucket), and makes it the latest.
-fn insert_version(conn: &Connection, event: &Event, p: &ObjectPut) -> Result<()> {
-    remove_version(conn, &p.bucket, &p.key, &p.version_id)?;
+fn insert_version(conn: &Connection, event: &Event, p: &ObjectPut, deferred: &mut Deferred) -> Result<()> {
+    remove_version(conn, &p.bucket, &p.key, &p.version_id, deferred)?;
     demote_latest(conn, &p.bucket, &p.key)?;
     let mode = p.retention.map(|r| mode_name(r.mode));
     let until = p.retention.map(|r| r.retain_until);
@@ -252,25 +337,27 @@ fn insert_version(conn: &Connection, event: &Event, p: &ObjectPut) -> Result<()>
         until,
         p.legal_hold
     ])?;
-    add_refs(conn, &p.content.parts, 1)
+    deferred.refs(conn, &p.content.parts, 1)
 }
 
 /// Removes a version if it exists, releasing its blobs; if it was the latest, the newest
 /// remaining version of the key becomes the latest.
-fn remove_version(conn: &Connection, bucket: &str, key: &str, version_id: &str) -> Result<()> {
-    let removed: Option<(String, bool)> = conn
+fn remove_version(conn: &Connection, bucket: &str, key: &str, version_id: &str, deferred: &mut Deferred) -> Result<()> {
+    // Look first, delete by rowid: most writes replace nothing, and a miss costs one index
+    // seek where `DELETE ... RETURNING` would also build and drop a temporary table.
+    let found: Option<(i64, String, bool)> = conn
         .prepare_cached(
-            "DELETE FROM object_versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3
-             RETURNING content, is_latest",
+            "SELECT seq, content, is_latest FROM object_versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
         )?
-        .query_row([bucket, key, version_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row([bucket, key, version_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()?;
-    let Some((content, was_latest)) = removed else {
+    let Some((seq, content, was_latest)) = found else {
         return Ok(());
     };
+    conn.prepare_cached("DELETE FROM object_versions WHERE seq = ?1")?.execute([seq])?;
     // Delete markers store `{}`, which has no parts.
     if let Ok(content) = serde_json::from_str::<v1::ObjectContent>(&content) {
-        add_refs(conn, &content.parts, -1)?;
+        deferred.refs(conn, &content.parts, -1)?;
     }
     if was_latest {
         conn.prepare_cached(
@@ -284,19 +371,26 @@ fn remove_version(conn: &Connection, bucket: &str, key: &str, version_id: &str) 
 }
 
 fn demote_latest(conn: &Connection, bucket: &str, key: &str) -> Result<()> {
-    conn.prepare_cached("UPDATE object_versions SET is_latest = 0 WHERE bucket = ?1 AND key = ?2 AND is_latest = 1")?
-        .execute([bucket, key])?;
+    // A read finds the latest version (usually none, for a new key); the write then goes
+    // by rowid instead of opening write cursors on the table and both indexes for nothing.
+    let latest: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM object_versions WHERE bucket = ?1 AND key = ?2 AND is_latest = 1")?
+        .query_row([bucket, key], |row| row.get(0))
+        .optional()?;
+    if let Some(seq) = latest {
+        conn.prepare_cached("UPDATE object_versions SET is_latest = 0 WHERE seq = ?1")?.execute([seq])?;
+    }
     Ok(())
 }
 
-fn remove_upload(conn: &Connection, upload_id: &str) -> Result<()> {
-    remove_part(conn, upload_id, None)?;
+fn remove_upload(conn: &Connection, upload_id: &str, deferred: &mut Deferred) -> Result<()> {
+    remove_part(conn, upload_id, None, deferred)?;
     conn.prepare_cached("DELETE FROM multipart_uploads WHERE upload_id = ?1")?.execute([upload_id])?;
     Ok(())
 }
 
 /// Removes one part of an upload, or all of them, releasing their blobs.
-fn remove_part(conn: &Connection, upload_id: &str, number: Option<u32>) -> Result<()> {
+fn remove_part(conn: &Connection, upload_id: &str, number: Option<u32>, deferred: &mut Deferred) -> Result<()> {
     let mut statement = conn.prepare_cached(
         "DELETE FROM multipart_parts WHERE upload_id = ?1 AND (?2 IS NULL OR part_number = ?2) RETURNING part",
     )?;
@@ -306,21 +400,7 @@ fn remove_part(conn: &Connection, upload_id: &str, number: Option<u32>) -> Resul
     for part in parts {
         let part: BlobPart =
             serde_json::from_str(&part).map_err(|source| crate::Error::CorruptPayload { sequence: 0, source })?;
-        add_refs(conn, std::slice::from_ref(&part), -1)?;
-    }
-    Ok(())
-}
-
-fn add_refs(conn: &Connection, parts: &[BlobPart], delta: i64) -> Result<()> {
-    for part in parts {
-        conn.prepare_cached(
-            "INSERT INTO blob_refs (blob, refs) VALUES (?1, ?2)
-             ON CONFLICT (blob) DO UPDATE SET refs = refs + excluded.refs",
-        )?
-        .execute(params![part.blob, delta])?;
-    }
-    if delta < 0 {
-        conn.prepare_cached("DELETE FROM blob_refs WHERE refs <= 0")?.execute([])?;
+        deferred.refs(conn, std::slice::from_ref(&part), -1)?;
     }
     Ok(())
 }
