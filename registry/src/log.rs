@@ -49,8 +49,7 @@ pub fn append(
     draft: EventDraft,
     created_at: i64,
 ) -> Result<Event> {
-    let payload = draft.payload.clone();
-    let event = Event::seal(draft, head.sequence + 1, created_at, head.hash);
+    let (event, payload) = Event::seal(draft, head.sequence + 1, created_at, head.hash);
     insert(log, &event)?;
     views::apply_payload(views, &event, &payload, &mut views::Deferred::None)?;
     *head = ChainHead { sequence: event.sequence, hash: event.hash };
