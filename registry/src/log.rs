@@ -172,7 +172,13 @@ pub fn replay_with_progress(conn: &mut Connection, progress: impl FnMut(u64)) ->
 /// As [`replay`].
 pub fn replay_in(log: &Connection, views: &Connection, until: u64, progress: impl FnMut(u64)) -> Result<u64> {
     views::reset(views)?;
-    apply_since(log, views, 0, until, progress)
+    // Emptied views are rebuilt in bulk: versions are found in memory, so the indexes go
+    // and come back once at the end, built from sorted rows.
+    let indexes = views::drop_indexes(views)?;
+    let applied = apply_since(log, views, 0, until, views::Deferred::rebuilding(), progress);
+    // Also after a failure: a caller that commits anyway must not lose the indexes.
+    views::create_indexes(views, &indexes)?;
+    applied
 }
 
 /// Brings the views up to the end of the log, inside the caller's transactions: applies the
@@ -187,7 +193,7 @@ pub fn catch_up(log: &Connection, views: &Connection) -> Result<u64> {
     if applied > head {
         return replay_in(log, views, u64::MAX, |_| {});
     }
-    apply_since(log, views, applied, u64::MAX, |_| {})
+    apply_since(log, views, applied, u64::MAX, views::Deferred::gathering(), |_| {})
 }
 
 fn apply_since(
@@ -195,10 +201,10 @@ fn apply_since(
     views: &Connection,
     after: u64,
     until: u64,
+    mut deferred: views::Deferred,
     mut progress: impl FnMut(u64),
 ) -> Result<u64> {
     let mut last = after;
-    let mut deferred = views::Deferred::gathering();
     for_each_event(log, after, |event| {
         if event.sequence > until {
             return Ok(false);
