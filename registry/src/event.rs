@@ -76,24 +76,26 @@ pub struct Event {
 }
 
 impl Event {
-    /// Seals a draft into the event that follows `prev_hash` at `sequence`.
-    pub(crate) fn seal(draft: EventDraft, sequence: u64, created_at: i64, prev_hash: Digest) -> Self {
-        let payload = draft.payload.encode();
+    /// Seals a draft into the event that follows `prev_hash` at `sequence`; hands the typed
+    /// payload back for the views, which the direct path applies without decoding.
+    pub(crate) fn seal(draft: EventDraft, sequence: u64, created_at: i64, prev_hash: Digest) -> (Self, v1::Payload) {
+        let EventDraft { payload: typed, actor, context } = draft;
+        let payload = typed.encode();
         let mut event = Event {
             sequence,
             created_at,
-            event_type: draft.payload.event_type().to_owned(),
-            subject_kind: draft.payload.subject_kind().to_owned(),
-            subject_id: draft.payload.subject_id(),
-            actor: draft.actor,
-            context: draft.context,
+            event_type: typed.event_type().to_owned(),
+            subject_kind: typed.subject_kind().to_owned(),
+            subject_id: typed.subject_id(),
+            actor,
+            context,
             payload_digest: *blake3::hash(&payload).as_bytes(),
             payload,
             prev_hash,
             hash: [0; 32],
         };
         event.hash = event.compute_hash();
-        event
+        (event, typed)
     }
 
     /// The chain hash this event should carry, computed from its stored fields.

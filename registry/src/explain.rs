@@ -227,7 +227,7 @@ mod tests {
 
     fn event(sequence: u64, actor: &str, payload: Payload) -> Event {
         let draft = EventDraft { payload, actor: actor.to_owned(), context: RequestContext::default() };
-        Event::seal(draft, sequence, i64::try_from(sequence).unwrap() * 1000, [0; 32])
+        Event::seal(draft, sequence, i64::try_from(sequence).unwrap() * 1000, [0; 32]).0
     }
 
     fn version(id: &str) -> VersionRef {

@@ -49,10 +49,9 @@ pub fn append(
     draft: EventDraft,
     created_at: i64,
 ) -> Result<Event> {
-    let payload = draft.payload.clone();
-    let event = Event::seal(draft, head.sequence + 1, created_at, head.hash);
+    let (event, payload) = Event::seal(draft, head.sequence + 1, created_at, head.hash);
     insert(log, &event)?;
-    views::apply_payload(views, &event, &payload)?;
+    views::apply_payload(views, &event, &payload, &mut views::Deferred::None)?;
     *head = ChainHead { sequence: event.sequence, hash: event.hash };
     Ok(event)
 }
@@ -173,7 +172,13 @@ pub fn replay_with_progress(conn: &mut Connection, progress: impl FnMut(u64)) ->
 /// As [`replay`].
 pub fn replay_in(log: &Connection, views: &Connection, until: u64, progress: impl FnMut(u64)) -> Result<u64> {
     views::reset(views)?;
-    apply_since(log, views, 0, until, progress)
+    // Emptied views are rebuilt in bulk: versions are found in memory, so the indexes go
+    // and come back once at the end, built from sorted rows.
+    let indexes = views::drop_indexes(views)?;
+    let applied = apply_since(log, views, 0, until, views::Deferred::rebuilding(), progress);
+    // Also after a failure: a caller that commits anyway must not lose the indexes.
+    views::create_indexes(views, &indexes)?;
+    applied
 }
 
 /// Brings the views up to the end of the log, inside the caller's transactions: applies the
@@ -188,7 +193,7 @@ pub fn catch_up(log: &Connection, views: &Connection) -> Result<u64> {
     if applied > head {
         return replay_in(log, views, u64::MAX, |_| {});
     }
-    apply_since(log, views, applied, u64::MAX, |_| {})
+    apply_since(log, views, applied, u64::MAX, views::Deferred::gathering(), |_| {})
 }
 
 fn apply_since(
@@ -196,6 +201,7 @@ fn apply_since(
     views: &Connection,
     after: u64,
     until: u64,
+    mut deferred: views::Deferred,
     mut progress: impl FnMut(u64),
 ) -> Result<u64> {
     let mut last = after;
@@ -203,11 +209,12 @@ fn apply_since(
         if event.sequence > until {
             return Ok(false);
         }
-        views::apply(views, &event)?;
+        views::apply_payload(views, &event, &event.decode()?, &mut deferred)?;
         last = event.sequence;
         progress(last);
         Ok(true)
     })?;
+    deferred.flush(views)?;
     views::set_applied(views, last)?;
     Ok(last)
 }
@@ -238,55 +245,171 @@ pub fn verify(conn: &Connection) -> Result<Verified> {
 /// # Errors
 /// As [`verify`].
 pub fn verify_with_progress(conn: &Connection, mut progress: impl FnMut(u64)) -> Result<Verified> {
-    use rusqlite::types::ValueRef;
-    // Rows are hashed as SQLite hands them over (borrowed bytes, no `Event` built): verify
-    // reads every event of the log.
-    fn bytes<'a>(row: &'a Row<'_>, index: usize) -> rusqlite::Result<&'a [u8]> {
-        Ok(match row.get_ref(index)? {
-            ValueRef::Text(b) | ValueRef::Blob(b) => b,
-            _ => &[],
-        })
-    }
-    fn optional<'a>(row: &'a Row<'_>, index: usize) -> rusqlite::Result<Option<&'a [u8]>> {
-        Ok(match row.get_ref(index)? {
-            ValueRef::Null => None,
-            ValueRef::Text(b) | ValueRef::Blob(b) => Some(b),
-            _ => Some(&[]),
-        })
-    }
-    let mut head = ChainHead { sequence: 0, hash: GENESIS_HASH };
-    let mut events = 0;
-    let mut first_mismatch = None;
-    let mut statement = conn.prepare(&format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY seq"))?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        events += 1;
-        let sequence: u64 = row.get(0)?;
-        let payload = bytes(row, 10)?;
-        let payload_digest = bytes(row, 11)?;
-        let prev_hash = bytes(row, 12)?;
-        let hash = bytes(row, 13)?;
-        let fields = StoredFields {
-            prev_hash,
-            sequence,
-            created_at: row.get(1)?,
-            texts: [bytes(row, 2)?, bytes(row, 3)?, bytes(row, 4)?, bytes(row, 5)?],
-            context: [optional(row, 6)?, optional(row, 7)?, optional(row, 8)?, optional(row, 9)?],
-            payload_digest,
+    // Decoding rows is SQLite's work and must stay on this thread; the two BLAKE3 hashes of
+    // each row depend only on that row's stored fields, so a second thread computes them
+    // while this one reads on. The chain links (sequence and `prev_hash` against the previous
+    // row's stored hash) are checked here as rows arrive; a row whose predecessor is intact
+    // has computed hash = stored hash, so checking the link against the stored hash names
+    // the same first mismatch as checking it against the recomputed one.
+    let (to_hasher, batches) = std::sync::mpsc::sync_channel::<RowBatch>(VERIFY_BATCHES_IN_FLIGHT);
+    let (to_reader, hashed) = std::sync::mpsc::sync_channel::<(RowBatch, Option<usize>)>(VERIFY_BATCHES_IN_FLIGHT);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for batch in batches {
+                let bad = batch.first_bad_hash();
+                if to_reader.send((batch, bad)).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut verified =
+            Verified { events: 0, head: ChainHead { sequence: 0, hash: GENESIS_HASH }, first_mismatch: None };
+        let mut in_flight = 0;
+        let mut receive = |verified: &mut Verified| -> bool {
+            let (batch, bad_hash) = hashed.recv().expect("the hashing thread outlives the reader");
+            let first_bad = match (bad_hash, batch.broken_link) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let intact = first_bad.unwrap_or(batch.rows.len());
+            for row in &batch.rows[..intact] {
+                verified.head = ChainHead { sequence: row.sequence, hash: row.hash };
+                progress(row.sequence);
+            }
+            verified.events += intact as u64;
+            if let Some(index) = first_bad {
+                verified.events += 1;
+                verified.first_mismatch = Some(batch.rows[index].sequence);
+                return false;
+            }
+            true
         };
-        let computed = chain_hash(&fields);
-        let intact = sequence == head.sequence + 1
-            && prev_hash == head.hash
-            && blake3::hash(payload).as_bytes() == payload_digest
-            && computed == hash;
-        if !intact {
-            first_mismatch = Some(sequence);
-            break;
+        let read = (|| -> Result<()> {
+            let mut statement = conn.prepare(&format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY seq"))?;
+            let mut rows = statement.query([])?;
+            let mut last = ChainHead { sequence: 0, hash: GENESIS_HASH };
+            let mut batch = RowBatch::default();
+            let mut reading = true;
+            while reading {
+                let row = rows.next()?;
+                if let Some(row) = row {
+                    let (sequence, prev_hash, hash) = batch.push(row)?;
+                    if sequence != last.sequence + 1 || prev_hash != last.hash {
+                        batch.broken_link = Some(batch.rows.len() - 1);
+                        reading = false;
+                    }
+                    last = ChainHead { sequence, hash };
+                } else {
+                    reading = false;
+                }
+                if batch.rows.len() == VERIFY_BATCH || (!reading && !batch.rows.is_empty()) {
+                    let full = std::mem::take(&mut batch);
+                    to_hasher.send(full).expect("the hashing thread outlives the reader");
+                    in_flight += 1;
+                    if in_flight == VERIFY_BATCHES_IN_FLIGHT {
+                        in_flight -= 1;
+                        if !receive(&mut verified) {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            while in_flight > 0 {
+                in_flight -= 1;
+                if !receive(&mut verified) {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        })();
+        drop(to_hasher);
+        read.map(|()| verified)
+    })
+}
+
+/// Rows that verify reads in one go before handing them to the hashing thread.
+const VERIFY_BATCH: usize = 2048;
+/// Batches queued or being hashed at once: enough to keep both threads busy.
+const VERIFY_BATCHES_IN_FLIGHT: usize = 8;
+
+/// A row's stored fields, as offsets into its batch's byte buffer.
+#[derive(Default)]
+struct StoredRow {
+    sequence: u64,
+    created_at: i64,
+    prev_hash: Digest,
+    hash: Digest,
+    /// `event_type`, `subject_kind`, `subject_id`, `actor`, then the four context fields,
+    /// then `payload` and `payload_digest`: (start, end) in the buffer.
+    fields: [(usize, usize); 10],
+    /// Which context fields are present.
+    context_present: [bool; 4],
+}
+
+/// Rows copied out of SQLite (its buffers live only until the next step) for hashing.
+#[derive(Default)]
+struct RowBatch {
+    bytes: Vec<u8>,
+    rows: Vec<StoredRow>,
+    /// The first row (index) whose link to its predecessor is broken; reading stops there.
+    broken_link: Option<usize>,
+}
+
+impl RowBatch {
+    /// Copies a row in; returns its sequence, `prev_hash` and hash.
+    fn push(&mut self, row: &Row<'_>) -> Result<(u64, Digest, Digest)> {
+        use rusqlite::types::ValueRef;
+        let mut stored = StoredRow { sequence: row.get(0)?, created_at: row.get(1)?, ..StoredRow::default() };
+        // Columns 2 to 11: the texts, the context, the payload and its digest.
+        for (slot, column) in (2..12).enumerate() {
+            let value = row.get_ref(column)?;
+            if let Some(present) = slot.checked_sub(4).and_then(|i| stored.context_present.get_mut(i)) {
+                *present = value != ValueRef::Null;
+            }
+            let bytes = match value {
+                ValueRef::Text(b) | ValueRef::Blob(b) => b,
+                _ => &[],
+            };
+            let start = self.bytes.len();
+            self.bytes.extend_from_slice(bytes);
+            stored.fields[slot] = (start, self.bytes.len());
         }
-        head = ChainHead { sequence, hash: computed };
-        progress(sequence);
+        stored.prev_hash = digest_ref(row, 12)?;
+        stored.hash = digest_ref(row, 13)?;
+        let link = (stored.sequence, stored.prev_hash, stored.hash);
+        self.rows.push(stored);
+        Ok(link)
     }
-    Ok(Verified { events, head, first_mismatch })
+
+    /// The first row whose payload is not its digest or whose hash is not the hash of its
+    /// stored fields.
+    fn first_bad_hash(&self) -> Option<usize> {
+        self.rows.iter().position(|row| {
+            let field = |slot: usize| &self.bytes[row.fields[slot].0..row.fields[slot].1];
+            let context = |i: usize| row.context_present[i].then(|| field(4 + i));
+            let fields = StoredFields {
+                prev_hash: &row.prev_hash,
+                sequence: row.sequence,
+                created_at: row.created_at,
+                texts: [field(0), field(1), field(2), field(3)],
+                context: [context(0), context(1), context(2), context(3)],
+                payload_digest: field(9),
+            };
+            blake3::hash(field(8)).as_bytes() != field(9) || chain_hash(&fields) != row.hash
+        })
+    }
+}
+
+/// A digest column as [`digest_column`] reads it, without allocating.
+fn digest_ref(row: &Row<'_>, index: usize) -> rusqlite::Result<Digest> {
+    use rusqlite::types::ValueRef;
+    let mut digest = [0xff; 32];
+    if let ValueRef::Text(b) | ValueRef::Blob(b) = row.get_ref(index)?
+        && b.len() == 32
+    {
+        digest.copy_from_slice(b);
+    }
+    Ok(digest)
 }
 
 /// The hash of the event at `sequence`, if the log holds it (a signed checkpoint names a

@@ -6,6 +6,8 @@
 //! Everything written here comes from the event itself (never the clock, never a random
 //! number), which is what makes replay reproduce the views byte for byte.
 
+use std::collections::{BTreeSet, HashMap};
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Result;
@@ -35,6 +37,43 @@ pub fn reset(conn: &Connection) -> Result<()> {
     set_applied(conn, 0)
 }
 
+/// Drops the secondary indexes of the view tables, for a rebuild that finds versions in
+/// memory instead ([`Deferred::rebuilding`]); returns the statements that build them again.
+/// Building an index once from sorted rows costs a fraction of keeping it up to date
+/// through every insert.
+pub(crate) fn drop_indexes(conn: &Connection) -> Result<Vec<String>> {
+    let tables = VIEW_TABLES.iter().map(|(table, _)| format!("'{table}'")).collect::<Vec<_>>().join(", ");
+    let schemas = conn
+        .prepare("SELECT name FROM pragma_database_list")?
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut creates = Vec::new();
+    for schema in schemas {
+        let indexes = conn
+            .prepare(&format!(
+                "SELECT name, sql FROM \"{schema}\".sqlite_master
+                 WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({tables})"
+            ))?
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for (name, sql) in indexes {
+            conn.execute(&format!("DROP INDEX \"{schema}\".\"{name}\""), [])?;
+            // The stored statement names the index unqualified; the views may be attached.
+            let at = sql.find(&name).expect("an index's statement holds its name");
+            creates.push(format!("{}\"{schema}\".{}", &sql[..at], &sql[at..]));
+        }
+    }
+    Ok(creates)
+}
+
+/// Builds the indexes [`drop_indexes`] dropped.
+pub(crate) fn create_indexes(conn: &Connection, creates: &[String]) -> Result<()> {
+    for create in creates {
+        conn.execute(create, [])?;
+    }
+    Ok(())
+}
+
 /// The sequence of the last event applied to the views.
 ///
 /// # Errors
@@ -57,13 +96,241 @@ pub fn set_applied(conn: &Connection, sequence: u64) -> Result<()> {
 /// # Errors
 /// SQLite errors, or [`crate::Error::CorruptPayload`] for a payload that does not parse.
 pub fn apply(conn: &Connection, event: &Event) -> Result<()> {
-    apply_payload(conn, event, &event.decode()?)
+    apply_payload(conn, event, &event.decode()?, &mut Deferred::None)
+}
+
+/// Where the two tables that no apply reads back (the subject index and the blob reference
+/// counts) get their changes: at once, or gathered over many events and written once in key
+/// order. Both tables are keyed by random-looking text; a rebuild that inserts into them
+/// event by event spends its time seeking b-tree pages, while the same rows written in key
+/// order append. Replay gathers; the direct path writes at once, so every commit leaves the
+/// views complete.
+pub(crate) enum Deferred {
+    /// Write each change as it comes.
+    None,
+    /// Gather until [`Deferred::flush`].
+    Gathering {
+        /// `(subject_id, seq)` rows.
+        subjects: Vec<(String, u64)>,
+        /// Reference count change per blob.
+        refs: std::collections::BTreeMap<String, i64>,
+        /// When rebuilding from empty views: every version by bucket and key, so that
+        /// apply finds versions without the indexes of `object_versions`, which the
+        /// rebuild drops and builds again, sorted, at the end.
+        versions: Option<VersionIndex>,
+    },
+}
+
+/// The versions of each key that `object_versions` holds, mirrored in memory during a
+/// rebuild from empty views. Bucket, then key.
+pub(crate) type VersionIndex = HashMap<String, HashMap<String, KeyVersions>>;
+
+/// The versions of one key.
+#[derive(Default)]
+pub(crate) struct KeyVersions {
+    /// Sequence of each version id's row.
+    ids: HashMap<String, i64>,
+    /// Every row's sequence.
+    rows: BTreeSet<i64>,
+    /// The row with `is_latest = 1`.
+    latest: Option<i64>,
+}
+
+impl Deferred {
+    /// A gatherer for catching up views that already hold rows.
+    pub(crate) fn gathering() -> Self {
+        Deferred::Gathering { subjects: Vec::new(), refs: std::collections::BTreeMap::new(), versions: None }
+    }
+
+    /// A gatherer for a rebuild of emptied views, with the version index in memory.
+    pub(crate) fn rebuilding() -> Self {
+        Deferred::Gathering {
+            subjects: Vec::new(),
+            refs: std::collections::BTreeMap::new(),
+            versions: Some(VersionIndex::new()),
+        }
+    }
+
+    fn memory(&mut self) -> Option<&mut VersionIndex> {
+        match self {
+            Deferred::Gathering { versions: Some(versions), .. } => Some(versions),
+            _ => None,
+        }
+    }
+
+    fn key(&mut self, bucket: &str, key: &str) -> Option<&mut KeyVersions> {
+        self.memory()?.get_mut(bucket)?.get_mut(key)
+    }
+
+    /// The row of a version, if it exists.
+    fn version_seq(&mut self, conn: &Connection, bucket: &str, key: &str, version_id: &str) -> Result<Option<i64>> {
+        if self.memory().is_some() {
+            return Ok(self.key(bucket, key).and_then(|k| k.ids.get(version_id).copied()));
+        }
+        Ok(conn
+            .prepare_cached("SELECT seq FROM object_versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3")?
+            .query_row([bucket, key, version_id], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// The row of the key's latest version, if any.
+    fn latest_seq(&mut self, conn: &Connection, bucket: &str, key: &str) -> Result<Option<i64>> {
+        if self.memory().is_some() {
+            return Ok(self.key(bucket, key).and_then(|k| k.latest));
+        }
+        Ok(conn
+            .prepare_cached("SELECT seq FROM object_versions WHERE bucket = ?1 AND key = ?2 AND is_latest = 1")?
+            .query_row([bucket, key], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// The newest remaining row of the key, if any.
+    fn newest_seq(&mut self, conn: &Connection, bucket: &str, key: &str) -> Result<Option<i64>> {
+        if self.memory().is_some() {
+            return Ok(self.key(bucket, key).and_then(|k| k.rows.last().copied()));
+        }
+        Ok(conn
+            .prepare_cached("SELECT MAX(seq) FROM object_versions WHERE bucket = ?1 AND key = ?2")?
+            .query_row([bucket, key], |row| row.get(0))?)
+    }
+
+    /// Notes a new latest version row.
+    fn inserted(&mut self, bucket: &str, key: &str, version_id: &str, seq: i64) {
+        if let Some(versions) = self.memory() {
+            let k = versions.entry(bucket.to_owned()).or_default().entry(key.to_owned()).or_default();
+            k.ids.insert(version_id.to_owned(), seq);
+            k.rows.insert(seq);
+            k.latest = Some(seq);
+        }
+    }
+
+    /// Notes a removed row.
+    fn removed(&mut self, bucket: &str, key: &str, version_id: &str, seq: i64) {
+        if let Some(k) = self.key(bucket, key) {
+            k.ids.remove(version_id);
+            k.rows.remove(&seq);
+            if k.latest == Some(seq) {
+                k.latest = None;
+            }
+        }
+    }
+
+    /// Notes which row is the latest now.
+    fn set_latest(&mut self, bucket: &str, key: &str, seq: Option<i64>) {
+        if let Some(k) = self.key(bucket, key) {
+            k.latest = seq;
+        }
+    }
+
+    /// Writes what was gathered. The result is what writing each change at once would have
+    /// left: subjects are distinct rows, and a blob's count is the sum of its changes (a
+    /// count never goes below zero on the way, since a part releases only what it took).
+    pub(crate) fn flush(&mut self, conn: &Connection) -> Result<()> {
+        let Deferred::Gathering { subjects, refs, versions } = self else {
+            return Ok(());
+        };
+        subjects.sort_unstable();
+        let subjects = std::mem::take(subjects);
+        insert_rows(conn, "event_subjects (subject_id, seq)", subjects.iter().map(|(id, seq)| (id.as_str(), *seq)))?;
+        let refs = std::mem::take(refs);
+        if versions.is_some() {
+            // Rebuilding from empty: every count is new.
+            insert_rows(
+                conn,
+                "blob_refs (blob, refs)",
+                refs.iter().filter(|(_, n)| **n > 0).map(|(b, n)| (b.as_str(), *n)),
+            )?;
+        } else {
+            for (blob, delta) in refs {
+                if delta != 0 {
+                    add_ref(conn, &blob, delta)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn subject(&mut self, conn: &Connection, event: &Event) -> Result<()> {
+        match self {
+            Deferred::None => insert_subject(conn, &event.subject_id, event.sequence),
+            Deferred::Gathering { subjects, .. } => {
+                subjects.push((event.subject_id.clone(), event.sequence));
+                Ok(())
+            }
+        }
+    }
+
+    fn refs(&mut self, conn: &Connection, parts: &[BlobPart], delta: i64) -> Result<()> {
+        for part in parts {
+            match self {
+                Deferred::None => add_ref(conn, &part.blob, delta)?,
+                Deferred::Gathering { refs, .. } => *refs.entry(part.blob.clone()).or_default() += delta,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rows inserted by one statement when writing gathered rows: binding many rows per step
+/// saves most of a statement's fixed cost per row.
+const ROWS_PER_INSERT: usize = 64;
+
+/// Inserts `(text, integer)` rows into `table_and_columns`, in the order given.
+fn insert_rows<'a, N: rusqlite::ToSql>(
+    conn: &Connection,
+    table_and_columns: &str,
+    rows: impl Iterator<Item = (&'a str, N)>,
+) -> Result<()> {
+    let statement = |count: usize| {
+        let values = vec!["(?, ?)"; count].join(", ");
+        format!("INSERT INTO {table_and_columns} VALUES {values}")
+    };
+    let full = statement(ROWS_PER_INSERT);
+    let mut chunk: Vec<(&str, N)> = Vec::with_capacity(ROWS_PER_INSERT);
+    let mut rows = rows.peekable();
+    while rows.peek().is_some() {
+        chunk.clear();
+        chunk.extend(rows.by_ref().take(ROWS_PER_INSERT));
+        let last;
+        let sql = if chunk.len() == ROWS_PER_INSERT {
+            &full
+        } else {
+            last = statement(chunk.len());
+            &last
+        };
+        let params =
+            chunk.iter().flat_map(|(text, number)| [text as &dyn rusqlite::ToSql, number as &dyn rusqlite::ToSql]);
+        conn.prepare_cached(sql)?.execute(rusqlite::params_from_iter(params))?;
+    }
+    Ok(())
+}
+
+fn insert_subject(conn: &Connection, subject_id: &str, sequence: u64) -> Result<()> {
+    conn.prepare_cached("INSERT INTO event_subjects (subject_id, seq) VALUES (?1, ?2)")?
+        .execute(params![subject_id, sequence])?;
+    Ok(())
+}
+
+fn add_ref(conn: &Connection, blob: &str, delta: i64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO blob_refs (blob, refs) VALUES (?1, ?2)
+         ON CONFLICT (blob) DO UPDATE SET refs = refs + excluded.refs",
+    )?
+    .execute(params![blob, delta])?;
+    if delta < 0 {
+        conn.prepare_cached("DELETE FROM blob_refs WHERE blob = ?1 AND refs <= 0")?.execute([blob])?;
+    }
+    Ok(())
 }
 
 /// Applies an event whose payload the caller has already decoded (the direct path has it).
-pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload) -> Result<()> {
-    conn.prepare_cached("INSERT INTO event_subjects (subject_id, seq) VALUES (?1, ?2)")?
-        .execute(params![event.subject_id, event.sequence])?;
+pub(crate) fn apply_payload(
+    conn: &Connection,
+    event: &Event,
+    payload: &Payload,
+    deferred: &mut Deferred,
+) -> Result<()> {
+    deferred.subject(conn, event)?;
     match payload {
         Payload::BucketCreated(p) => {
             let versioning = p.object_lock_enabled.then_some("Enabled");
@@ -103,10 +370,11 @@ pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload)
         Payload::LifecycleDeleted(p) => {
             conn.prepare_cached("UPDATE buckets SET lifecycle = NULL WHERE name = ?1")?.execute([&p.bucket])?;
         }
-        Payload::ObjectPut(p) => insert_version(conn, event, p)?,
+        Payload::ObjectPut(p) => insert_version(conn, event, p, deferred)?,
         Payload::DeleteMarkerCreated(v) => {
-            remove_version(conn, &v.bucket, &v.key, &v.version_id)?;
-            demote_latest(conn, &v.bucket, &v.key)?;
+            remove_version(conn, &v.bucket, &v.key, &v.version_id, deferred)?;
+            demote_latest(conn, &v.bucket, &v.key, deferred)?;
+            deferred.inserted(&v.bucket, &v.key, &v.version_id, seq(event));
             conn.prepare_cached(
                 "INSERT INTO object_versions (bucket, key, version_id, seq, created_at, is_latest, is_delete_marker,
                    size, etag, blake3, content, origin, actor, legal_hold)
@@ -123,42 +391,38 @@ pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload)
         }
         Payload::ObjectDeleted(p) => {
             let v = &p.version;
-            remove_version(conn, &v.bucket, &v.key, &v.version_id)?;
+            remove_version(conn, &v.bucket, &v.key, &v.version_id, deferred)?;
         }
         Payload::TaggingSet(p) => {
             let v = &p.version;
-            let content: Option<String> = conn
-                .prepare_cached(
-                    "SELECT content FROM object_versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
-                )?
-                .query_row([&v.bucket, &v.key, &v.version_id], |row| row.get(0))
-                .optional()?;
-            if let Some(content) = content {
+            if let Some(row) = deferred.version_seq(conn, &v.bucket, &v.key, &v.version_id)? {
+                let content: String = conn
+                    .prepare_cached("SELECT content FROM object_versions WHERE seq = ?1")?
+                    .query_row([row], |row| row.get(0))?;
                 let mut content: v1::ObjectContent = serde_json::from_str(&content)
                     .map_err(|source| crate::Error::CorruptPayload { sequence: event.sequence, source })?;
                 content.tags.clone_from(&p.tags);
-                conn.prepare_cached(
-                    "UPDATE object_versions SET content = ?4 WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
-                )?
-                .execute([&v.bucket, &v.key, &v.version_id, &json(&content)])?;
+                conn.prepare_cached("UPDATE object_versions SET content = ?2 WHERE seq = ?1")?
+                    .execute(params![row, json(&content)])?;
             }
         }
         Payload::RetentionSet(p) => {
             let v = &p.version;
             let mode = p.retention.map(|r| mode_name(r.mode));
             let until = p.retention.map(|r| r.retain_until);
-            conn.prepare_cached(
-                "UPDATE object_versions SET retention_mode = ?4, retain_until = ?5
-                 WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
-            )?
-            .execute(params![v.bucket, v.key, v.version_id, mode, until])?;
+            if let Some(row) = deferred.version_seq(conn, &v.bucket, &v.key, &v.version_id)? {
+                conn.prepare_cached(
+                    "UPDATE object_versions SET retention_mode = ?2, retain_until = ?3 WHERE seq = ?1",
+                )?
+                .execute(params![row, mode, until])?;
+            }
         }
         Payload::LegalHoldSet(p) => {
             let v = &p.version;
-            conn.prepare_cached(
-                "UPDATE object_versions SET legal_hold = ?4 WHERE bucket = ?1 AND key = ?2 AND version_id = ?3",
-            )?
-            .execute(params![v.bucket, v.key, v.version_id, p.on])?;
+            if let Some(row) = deferred.version_seq(conn, &v.bucket, &v.key, &v.version_id)? {
+                conn.prepare_cached("UPDATE object_versions SET legal_hold = ?2 WHERE seq = ?1")?
+                    .execute(params![row, p.on])?;
+            }
         }
         Payload::Retrieved(p) => {
             let v = &p.version;
@@ -197,7 +461,7 @@ pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload)
             ])?;
         }
         Payload::PartUploaded(p) => {
-            remove_part(conn, &p.upload_id, Some(p.part_number))?;
+            remove_part(conn, &p.upload_id, Some(p.part_number), deferred)?;
             conn.prepare_cached(
                 "INSERT INTO multipart_parts (upload_id, part_number, seq, created_at, size, etag, part)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -211,15 +475,15 @@ pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload)
                 p.part.etag,
                 json(&p.part)
             ])?;
-            add_refs(conn, std::slice::from_ref(&p.part), 1)?;
+            deferred.refs(conn, std::slice::from_ref(&p.part), 1)?;
         }
         Payload::MultipartCompleted(p) => {
             // The version takes its references before the parts drop theirs, so a blob that
             // moves from the upload to the version never reaches zero.
-            insert_version(conn, event, &p.version)?;
-            remove_upload(conn, &p.upload_id)?;
+            insert_version(conn, event, &p.version, deferred)?;
+            remove_upload(conn, &p.upload_id, deferred)?;
         }
-        Payload::MultipartAborted(p) => remove_upload(conn, &p.upload_id)?,
+        Payload::MultipartAborted(p) => remove_upload(conn, &p.upload_id, deferred)?,
         Payload::PackageFinalized(p) => {
             conn.prepare_cached(
                 "INSERT INTO packages (name, bucket, prefix, manifest_key, manifest_version_id, manifest_blake3,
@@ -248,9 +512,10 @@ pub(crate) fn apply_payload(conn: &Connection, event: &Event, payload: &Payload)
 
 /// Adds a version, replacing one with the same id (the `null` version of an unversioned or
 /// suspended bucket), and makes it the latest.
-fn insert_version(conn: &Connection, event: &Event, p: &ObjectPut) -> Result<()> {
-    remove_version(conn, &p.bucket, &p.key, &p.version_id)?;
-    demote_latest(conn, &p.bucket, &p.key)?;
+fn insert_version(conn: &Connection, event: &Event, p: &ObjectPut, deferred: &mut Deferred) -> Result<()> {
+    remove_version(conn, &p.bucket, &p.key, &p.version_id, deferred)?;
+    demote_latest(conn, &p.bucket, &p.key, deferred)?;
+    deferred.inserted(&p.bucket, &p.key, &p.version_id, seq(event));
     let mode = p.retention.map(|r| mode_name(r.mode));
     let until = p.retention.map(|r| r.retain_until);
     conn.prepare_cached(
@@ -274,51 +539,59 @@ fn insert_version(conn: &Connection, event: &Event, p: &ObjectPut) -> Result<()>
         until,
         p.legal_hold
     ])?;
-    add_refs(conn, &p.content.parts, 1)
+    deferred.refs(conn, &p.content.parts, 1)
 }
 
 /// Removes a version if it exists, releasing its blobs; if it was the latest, the newest
 /// remaining version of the key becomes the latest.
-fn remove_version(conn: &Connection, bucket: &str, key: &str, version_id: &str) -> Result<()> {
-    let removed: Option<(String, bool)> = conn
-        .prepare_cached(
-            "DELETE FROM object_versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3
-             RETURNING content, is_latest",
-        )?
-        .query_row([bucket, key, version_id], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()?;
-    let Some((content, was_latest)) = removed else {
+fn remove_version(conn: &Connection, bucket: &str, key: &str, version_id: &str, deferred: &mut Deferred) -> Result<()> {
+    // Find the row, then work by rowid: most writes replace nothing, and a miss costs one
+    // lookup where `DELETE ... RETURNING` would also build and drop a temporary table.
+    let Some(row) = deferred.version_seq(conn, bucket, key, version_id)? else {
         return Ok(());
     };
+    let (content, was_latest): (String, bool) = conn
+        .prepare_cached("SELECT content, is_latest FROM object_versions WHERE seq = ?1")?
+        .query_row([row], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    conn.prepare_cached("DELETE FROM object_versions WHERE seq = ?1")?.execute([row])?;
+    deferred.removed(bucket, key, version_id, row);
     // Delete markers store `{}`, which has no parts.
     if let Ok(content) = serde_json::from_str::<v1::ObjectContent>(&content) {
-        add_refs(conn, &content.parts, -1)?;
+        deferred.refs(conn, &content.parts, -1)?;
     }
     if was_latest {
-        conn.prepare_cached(
-            "UPDATE object_versions SET is_latest = 1
-             WHERE bucket = ?1 AND key = ?2
-               AND seq = (SELECT MAX(seq) FROM object_versions WHERE bucket = ?1 AND key = ?2)",
-        )?
-        .execute([bucket, key])?;
+        let newest = deferred.newest_seq(conn, bucket, key)?;
+        if let Some(newest) = newest {
+            conn.prepare_cached("UPDATE object_versions SET is_latest = 1 WHERE seq = ?1")?.execute([newest])?;
+        }
+        deferred.set_latest(bucket, key, newest);
     }
     Ok(())
 }
 
-fn demote_latest(conn: &Connection, bucket: &str, key: &str) -> Result<()> {
-    conn.prepare_cached("UPDATE object_versions SET is_latest = 0 WHERE bucket = ?1 AND key = ?2 AND is_latest = 1")?
-        .execute([bucket, key])?;
+fn demote_latest(conn: &Connection, bucket: &str, key: &str, deferred: &mut Deferred) -> Result<()> {
+    // A read finds the latest version (usually none, for a new key); the write then goes
+    // by rowid instead of opening write cursors on the table and both indexes for nothing.
+    if let Some(row) = deferred.latest_seq(conn, bucket, key)? {
+        conn.prepare_cached("UPDATE object_versions SET is_latest = 0 WHERE seq = ?1")?.execute([row])?;
+        deferred.set_latest(bucket, key, None);
+    }
     Ok(())
 }
 
-fn remove_upload(conn: &Connection, upload_id: &str) -> Result<()> {
-    remove_part(conn, upload_id, None)?;
+/// An event's sequence as SQLite stores it.
+fn seq(event: &Event) -> i64 {
+    i64::try_from(event.sequence).expect("sequences fit in SQLite integers")
+}
+
+fn remove_upload(conn: &Connection, upload_id: &str, deferred: &mut Deferred) -> Result<()> {
+    remove_part(conn, upload_id, None, deferred)?;
     conn.prepare_cached("DELETE FROM multipart_uploads WHERE upload_id = ?1")?.execute([upload_id])?;
     Ok(())
 }
 
 /// Removes one part of an upload, or all of them, releasing their blobs.
-fn remove_part(conn: &Connection, upload_id: &str, number: Option<u32>) -> Result<()> {
+fn remove_part(conn: &Connection, upload_id: &str, number: Option<u32>, deferred: &mut Deferred) -> Result<()> {
     let mut statement = conn.prepare_cached(
         "DELETE FROM multipart_parts WHERE upload_id = ?1 AND (?2 IS NULL OR part_number = ?2) RETURNING part",
     )?;
@@ -328,21 +601,7 @@ fn remove_part(conn: &Connection, upload_id: &str, number: Option<u32>) -> Resul
     for part in parts {
         let part: BlobPart =
             serde_json::from_str(&part).map_err(|source| crate::Error::CorruptPayload { sequence: 0, source })?;
-        add_refs(conn, std::slice::from_ref(&part), -1)?;
-    }
-    Ok(())
-}
-
-fn add_refs(conn: &Connection, parts: &[BlobPart], delta: i64) -> Result<()> {
-    for part in parts {
-        conn.prepare_cached(
-            "INSERT INTO blob_refs (blob, refs) VALUES (?1, ?2)
-             ON CONFLICT (blob) DO UPDATE SET refs = refs + excluded.refs",
-        )?
-        .execute(params![part.blob, delta])?;
-    }
-    if delta < 0 {
-        conn.prepare_cached("DELETE FROM blob_refs WHERE refs <= 0")?.execute([])?;
+        deferred.refs(conn, std::slice::from_ref(&part), -1)?;
     }
     Ok(())
 }

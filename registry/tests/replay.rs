@@ -616,3 +616,35 @@ fn a_rich_fixed_history_replays_byte_for_byte() {
     let packages = dump.split("table packages\n").nth(1).expect("a packages table");
     assert!(packages.lines().count() >= 2, "the history seals packages:\n{packages}");
 }
+
+/// Replay through the live writer (the views in their own connection) rebuilds the same
+/// views and leaves the schema as it found it: the rebuild drops the indexes and builds
+/// them again.
+#[test]
+fn replay_through_the_writer_keeps_views_and_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let clock = Arc::new(ManualClock::new(T0));
+        let registry = Registry::open(dir.path().join("registry.db"), clock.clone()).unwrap();
+        let mut ops = vec![Op::CreateBucket { bucket: 0, lock: false }, Op::Versioning { bucket: 0, enabled: true }];
+        for i in 0..12u8 {
+            ops.push(Op::Put { bucket: 0, key: i % 4, size: u16::from(i), if_none_match: false });
+            ops.push(Op::Delete { bucket: 0, key: i % 4, nth_version: (i % 3 == 0).then_some(1), bypass: false });
+        }
+        run(&registry, &clock, &ops).await;
+        let schema = |conn: &rusqlite::Connection| -> artifact_store_registry::Result<Vec<String>> {
+            let mut statement = conn.prepare(
+                "SELECT sql FROM views.sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
+            )?;
+            let indexes = statement.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(indexes)
+        };
+        let before = (registry.read_blocking(views::dump).unwrap(), registry.read_blocking(schema).unwrap());
+        assert!(before.1.len() >= 2, "{:?}", before.1);
+        registry.replay().await.unwrap();
+        let after = (registry.read_blocking(views::dump).unwrap(), registry.read_blocking(schema).unwrap());
+        assert_eq!(before, after);
+        registry.close().await;
+    });
+}

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -33,6 +33,10 @@ const STATEMENT_CACHE: usize = 128;
 
 /// Page cache of each connection, in KiB.
 const PAGE_CACHE_KIB: i64 = 64 * 1024;
+
+/// WAL frames (pages) past which the writer completes a checkpoint itself, so that the WAL
+/// starts over (see [`run_checkpointer`]).
+const WAL_RESTART_FRAMES: i64 = 16 * 1024;
 
 /// Least time between two checkpoints.
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
@@ -374,9 +378,11 @@ fn run_writer(
 ) {
     let (wake_checkpointer, checkpoints) = mpsc::sync_channel::<()>(1);
     let paths = [conns.log.path().map(PathBuf::from), conns.views.path().map(PathBuf::from)];
+    let wal_too_long = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+    let checkpointer_flags = Arc::clone(&wal_too_long);
     let checkpointer = std::thread::Builder::new()
         .name("registry-checkpointer".into())
-        .spawn(move || run_checkpointer(paths.into_iter().flatten().collect(), &checkpoints));
+        .spawn(move || run_checkpointer(&paths, &checkpoints, &checkpointer_flags));
     while let Ok(first) = jobs.recv() {
         let mut batch = Vec::with_capacity(64);
         batch.push(first);
@@ -408,6 +414,16 @@ fn run_writer(
         for (done, result) in completions {
             done(result);
         }
+        // Between batches nothing else writes, so this checkpoint copies what the
+        // checkpointer has not yet and leaves the WAL fully copied: the next commit then
+        // writes from the WAL's start again.
+        for (conn, too_long) in [&conns.log, &conns.views].into_iter().zip(wal_too_long.iter()) {
+            if too_long.swap(false, Ordering::Relaxed)
+                && let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            {
+                tracing::warn!(%error, "registry checkpoint failed");
+            }
+        }
         // Full: a checkpoint is already due; it will see these commits too.
         let _ = wake_checkpointer.try_send(());
     }
@@ -420,19 +436,29 @@ fn run_writer(
 /// Copies committed WAL pages back into the database files, away from the writer: a
 /// checkpoint writes every page the WAL holds and fsyncs the file, which inside a commit
 /// would stall every caller of that group commit. PASSIVE never blocks the writer or readers.
-fn run_checkpointer(paths: Vec<PathBuf>, wake: &mpsc::Receiver<()>) {
-    let conns: Vec<Connection> = paths
+///
+/// A WAL starts over from its beginning only when a commit finds every frame copied, which
+/// a checkpoint running beside a busy writer never achieves: commits land while it copies.
+/// Left alone, the views' WAL grew by gigabytes in the benchmark, every commit appending to
+/// fresh file blocks (which the kernel zeroes and allocates) and the checkpointer re-reading
+/// them. So when a WAL holds more than [`WAL_RESTART_FRAMES`] after a pass, the writer is
+/// asked (`too_long`, one flag per path) to finish the job between two batches.
+fn run_checkpointer(paths: &[Option<PathBuf>; 2], wake: &mpsc::Receiver<()>, too_long: &[AtomicBool; 2]) {
+    let conns: Vec<(Connection, &AtomicBool)> = paths
         .iter()
-        .filter_map(|path| {
-            let conn = Connection::open(path).ok()?;
+        .zip(too_long)
+        .filter_map(|(path, too_long)| {
+            let conn = Connection::open(path.as_ref()?).ok()?;
             conn.busy_timeout(std::time::Duration::from_secs(10)).ok()?;
-            Some(conn)
+            Some((conn, too_long))
         })
         .collect();
     let checkpoint = || {
-        for conn in &conns {
-            if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::warn!(%error, "registry checkpoint failed");
+        for (conn, too_long) in &conns {
+            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(1)) {
+                Ok(frames) if frames > WAL_RESTART_FRAMES => too_long.store(true, Ordering::Relaxed),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "registry checkpoint failed"),
             }
         }
     };
