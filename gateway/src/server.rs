@@ -34,7 +34,8 @@ use crate::admin;
 use crate::auth::{MissingRootCredentials, Users};
 use crate::backend::BlobStore;
 use crate::backend::fs::FsBlobStore;
-use crate::config::Config;
+use crate::backend::s3::{OpenError, S3BlobStore};
+use crate::config::{Backend, Config};
 use crate::s3::Gateway;
 use crate::tls::{self, TlsError};
 
@@ -74,6 +75,9 @@ pub enum ServeError {
         /// Why.
         source: io::Error,
     },
+    /// The S3 upstream client could not be built.
+    #[error(transparent)]
+    Upstream(#[from] OpenError),
     /// The registry could not be opened.
     #[error("cannot open the registry {path}: {source}")]
     Registry {
@@ -108,8 +112,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let data_dir = config.storage.data_dir.clone();
-    let blobs =
-        FsBlobStore::open(&data_dir).map_err(|source| ServeError::Storage { path: data_dir.clone(), source })?;
+    let blobs = open_blobs(&config)?;
     let registry_path = crate::layout::registry_path(&data_dir);
     let registry = Registry::open(&registry_path, Arc::new(SystemClock))
         .map_err(|source| ServeError::Registry { path: registry_path, source })?;
@@ -117,7 +120,7 @@ pub async fn serve(
     let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout);
     let router = Router {
         base_domain: config.server.base_domain.clone(),
-        s3: s3_service(Arc::new(config), registry.clone(), Arc::new(blobs))?,
+        s3: s3_service(Arc::new(config), registry.clone(), blobs)?,
         peer: None,
     };
 
@@ -158,6 +161,37 @@ pub async fn serve(
     // Commit what is queued (retrieval records) before the process ends.
     registry.close().await;
     Ok(())
+}
+
+/// The configured blob store. An S3 upstream that does not answer yet is reported, not fatal:
+/// the gateway serves what needs no bytes (listings, metadata, the registry) meanwhile, and
+/// writes fail with 503 until the upstream is back.
+///
+/// # Errors
+///
+/// [`ServeError::Storage`] or [`ServeError::Upstream`] when the store cannot be set up at all.
+pub fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, ServeError> {
+    let data_dir = &config.storage.data_dir;
+    Ok(match config.storage.backend {
+        Backend::Fs => Arc::new(
+            FsBlobStore::open(data_dir).map_err(|source| ServeError::Storage { path: data_dir.clone(), source })?,
+        ),
+        Backend::S3 => {
+            // The registry still lives in the data directory.
+            std::fs::create_dir_all(data_dir)
+                .map_err(|source| ServeError::Storage { path: data_dir.clone(), source })?;
+            let store = Arc::new(S3BlobStore::open(&config.upstream)?);
+            let probe = Arc::clone(&store);
+            let bucket = config.upstream.bucket.clone();
+            tokio::spawn(async move {
+                match probe.probe().await {
+                    Ok(()) => tracing::info!(%bucket, "upstream bucket answers"),
+                    Err(err) => tracing::warn!(%bucket, error = %err, "upstream not available; serving anyway"),
+                }
+            });
+            store
+        }
+    })
 }
 
 /// The s3s service for `config`, storing bytes in `blobs`: authentication over the configured

@@ -22,20 +22,17 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::{Stream, StreamExt as _};
-use md5::{Digest as _, Md5};
+use futures::Stream;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, spawn_blocking};
 
+use super::pipeline::{Chunk, PIPELINE_DEPTH, feed, join_error, md5_worker, subtree_worker};
 use super::{BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, Result, Stage, StagedBlob};
 use crate::s3::checksum::{ChecksumAlgorithm, Checksummer, Checksums};
 
 /// Bytes per read when serving a blob. Large reads keep syscalls and task hops rare; one read is
 /// prefetched while the previous chunk is being sent, so a GET holds at most two chunks.
 const READ_CHUNK: u64 = 1 << 20;
-
-/// Chunks queued per hashing worker before the body reader waits (backpressure).
-const PIPELINE_DEPTH: usize = 16;
 
 /// Write buffer of the temp file: coalesces the small chunks HTTP bodies arrive in.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -141,13 +138,6 @@ pub struct TempSweep {
     pub bytes: u64,
 }
 
-/// What a worker receives: the body's bytes, then `End` if the body arrived whole. A channel
-/// closed without `End` means the put was abandoned.
-enum Chunk {
-    Data(Bytes),
-    End,
-}
-
 #[async_trait]
 impl BlobStore for FsBlobStore {
     async fn put(
@@ -248,67 +238,11 @@ impl BlobStore for FsBlobStore {
         });
         Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })))
     }
-}
 
-/// Reads the body into every worker, enforcing `expected_len`. Returns the byte count.
-async fn feed(mut body: BodyStream, expected_len: Option<u64>, workers: &[&mpsc::Sender<Chunk>]) -> Result<u64> {
-    let mut received: u64 = 0;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(BlobError::Body)?;
-        received += chunk.len() as u64;
-        if let Some(expected) = expected_len
-            && received > expected
-        {
-            return Err(BlobError::IncompleteBody { expected, received });
-        }
-        for worker in workers {
-            // Cloning `Bytes` shares the buffer: every worker reads the same memory.
-            if worker.send(Chunk::Data(chunk.clone())).await.is_err() {
-                return Err(io::Error::other("blob worker stopped").into());
-            }
-        }
+    async fn probe(&self) -> Result<()> {
+        tokio::fs::metadata(&self.tmp).await?;
+        Ok(())
     }
-    if let Some(expected) = expected_len
-        && received != expected
-    {
-        return Err(BlobError::IncompleteBody { expected, received });
-    }
-    Ok(received)
-}
-
-/// MD5 of everything received; `None` if the put was abandoned.
-fn md5_worker(mut rx: mpsc::Receiver<Chunk>) -> Option<[u8; 16]> {
-    let mut md5 = Md5::new();
-    while let Some(chunk) = rx.blocking_recv() {
-        match chunk {
-            Chunk::Data(bytes) => md5.update(&bytes),
-            Chunk::End => return Some(md5.finalize().into()),
-        }
-    }
-    None
-}
-
-/// The BLAKE3 chaining value of everything received, hashed as a subtree starting at
-/// `offset` of a larger input; `None` if the put was abandoned or the bytes cannot form such
-/// a subtree (their length does not fit at that offset).
-fn subtree_worker(mut rx: mpsc::Receiver<Chunk>, offset: u64) -> Option<[u8; 32]> {
-    use blake3::hazmat::HasherExt as _;
-    let mut hasher = blake3::Hasher::new();
-    hasher.set_input_offset(offset);
-    let mut len: u64 = 0;
-    while let Some(chunk) = rx.blocking_recv() {
-        match chunk {
-            Chunk::Data(bytes) => {
-                len += bytes.len() as u64;
-                hasher.update(&bytes);
-            }
-            Chunk::End => {
-                let fits = blake3::hazmat::max_subtree_len(offset).is_none_or(|max| len <= max) && len > 0;
-                return fits.then(|| hasher.finalize_non_root());
-            }
-        }
-    }
-    None
 }
 
 /// Writes and hashes everything received, then fsyncs; `None` if the put was abandoned.
@@ -501,12 +435,11 @@ fn not_found(err: io::Error) -> BlobError {
     if err.kind() == io::ErrorKind::NotFound { BlobError::NotFound } else { BlobError::Io(err) }
 }
 
-fn join_error(err: tokio::task::JoinError) -> BlobError {
-    BlobError::Io(io::Error::other(err))
-}
-
 #[cfg(test)]
 mod tests {
+    use futures::StreamExt as _;
+    use md5::{Digest as _, Md5};
+
     use super::*;
 
     fn store() -> (tempfile::TempDir, FsBlobStore) {
