@@ -10,6 +10,8 @@
 //! - [`raw`]: hand-signed HTTP/1.1 requests for what the SDK will not send (short bodies,
 //!   broken aws-chunked framing, wrong trailers, skewed clocks).
 //! - [`events`]: the registry's events for a bucket or key, and their payloads.
+//! - [`upstream`]: a moto server as the S3 backend's upstream, and a proxy that injects
+//!   upstream faults.
 //!
 //! # Which binary
 //! `ARTIFACT_STORE_BIN` names it; otherwise it is `artifact-store` in the target directory of
@@ -21,6 +23,7 @@ pub mod events;
 pub mod raw;
 pub mod sdk;
 pub mod server;
+pub mod upstream;
 
 pub use server::{Server, Transport};
 

@@ -39,12 +39,22 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the binary and waits until `/_health` answers 200.
+    /// Starts the binary and waits until `/_health` answers 200. With `CONFORMANCE_UPSTREAM_*`
+    /// set (see [`upstream_env`]) the server keeps its bytes in that S3 upstream, under a
+    /// prefix of its own.
     ///
     /// # Panics
     /// When the binary is missing, does not start, or is not healthy within a minute; the
     /// message carries the server's log.
     pub async fn start(transport: Transport) -> Self {
+        Self::start_with(transport, upstream_env()).await
+    }
+
+    /// [`Server::start`] with extra `ARTIFACT_STORE_*` environment variables (configuration).
+    ///
+    /// # Panics
+    /// As [`Server::start`].
+    pub async fn start_with(transport: Transport, env: Vec<(String, String)>) -> Self {
         let bin = binary_path();
         let mut dir = tempfile::Builder::new().prefix("artifact-store-conformance-").tempdir().expect("temp folder");
         let (cert_pem, tls) = match transport {
@@ -56,7 +66,7 @@ impl Server {
         };
         for attempt in 1..=PORT_ATTEMPTS {
             let addr = free_port();
-            let child = spawn(&bin, dir.path(), addr, transport);
+            let child = spawn(&bin, dir.path(), addr, transport, &env);
             let mut server = Server { child, addr, transport, cert_pem: cert_pem.clone(), tls: tls.clone(), dir };
             match server.wait_ready().await {
                 Ok(()) => return server,
@@ -166,7 +176,11 @@ struct StoppedServer {
 
 /// The binary under test: `ARTIFACT_STORE_BIN`, or `artifact-store` beside the test's
 /// `deps/` folder.
-fn binary_path() -> PathBuf {
+///
+/// # Panics
+/// When it is not there.
+#[must_use]
+pub fn binary_path() -> PathBuf {
     if let Some(path) = std::env::var_os("ARTIFACT_STORE_BIN") {
         let path = PathBuf::from(path);
         assert!(path.is_file(), "ARTIFACT_STORE_BIN={} is not a file", path.display());
@@ -192,7 +206,34 @@ fn free_port() -> SocketAddr {
     listener.local_addr().expect("local address")
 }
 
-fn spawn(bin: &Path, dir: &Path, addr: SocketAddr, transport: Transport) -> Child {
+/// The S3 backend settings for a test server, from `CONFORMANCE_UPSTREAM_ENDPOINT`,
+/// `_BUCKET`, `_REGION`, `_ACCESS_KEY` and `_SECRET_KEY` (set by `conformance/run.sh
+/// --backend s3`), with a fresh prefix per server; empty (the local store) when unset.
+#[must_use]
+pub fn upstream_env() -> Vec<(String, String)> {
+    let var = |name: &str| std::env::var(format!("CONFORMANCE_UPSTREAM_{name}")).ok().filter(|v| !v.is_empty());
+    let Some(endpoint) = var("ENDPOINT") else { return Vec::new() };
+    let prefix = format!("rust-{:016x}/", rand_u64());
+    let mut env = vec![
+        ("ARTIFACT_STORE_STORAGE_BACKEND".to_owned(), "s3".to_owned()),
+        ("ARTIFACT_STORE_UPSTREAM_ENDPOINT".to_owned(), endpoint),
+        ("ARTIFACT_STORE_UPSTREAM_PREFIX".to_owned(), prefix),
+    ];
+    for name in ["BUCKET", "REGION", "ACCESS_KEY", "SECRET_KEY"] {
+        if let Some(value) = var(name) {
+            env.push((format!("ARTIFACT_STORE_UPSTREAM_{name}"), value));
+        }
+    }
+    env
+}
+
+/// A random number for names, from the standard library's per-process hash keys.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher as _, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+fn spawn(bin: &Path, dir: &Path, addr: SocketAddr, transport: Transport, env: &[(String, String)]) -> Child {
     let log = File::create(dir.join("server.log")).expect("server log file");
     let mut command = Command::new(bin);
     command
@@ -217,6 +258,7 @@ fn spawn(bin: &Path, dir: &Path, addr: SocketAddr, transport: Transport) -> Chil
     command
         .env("ARTIFACT_STORE_ACCESS_KEY", ACCESS_KEY)
         .env("ARTIFACT_STORE_SECRET_KEY", SECRET_KEY)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log handle"))
         .stderr(log)
