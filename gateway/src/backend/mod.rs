@@ -73,9 +73,6 @@ pub enum BlobError {
     /// The storage asks for fewer requests (an upstream's throttling answer).
     #[error("blob storage throttled: {0}")]
     SlowDown(String),
-    /// The store needs the body's length before the first byte and none was given.
-    #[error("the body's length is required")]
-    LengthRequired,
     /// The upstream refused a request for a reason the client can do nothing about
     /// (credentials, permissions, configuration).
     #[error("upstream refused the request: {status} {code}")]

@@ -8,7 +8,8 @@
 //! A put streams the body through the shared hashing workers ([`super::pipeline`]) and, in
 //! the same pass, upstream as a plain body with a `Content-Length` (aws-chunked bodies were
 //! decoded by the S3 layer; Ceph RGW 16 refuses aws-chunked trailer uploads with 411). Memory
-//! stays bounded by the channel depths whatever the size. Until its [`StagedBlob`] is
+//! stays bounded by the channel depths whatever the size; a body of unknown length is spooled
+//! to an anonymous temp file first. Until its [`StagedBlob`] is
 //! committed the object is upstream but unreferenced: dropping the stage deletes it, and an
 //! object whose gateway died in between is an old unreferenced key that `gc` removes.
 //!
@@ -207,8 +208,12 @@ impl BlobStore for S3BlobStore {
         algorithms: &[ChecksumAlgorithm],
         subtree_offset: Option<u64>,
     ) -> Result<StagedBlob> {
-        // An upstream PUT needs its length up front; S3 itself refuses a PUT without one.
-        let len = expected_len.ok_or(BlobError::LengthRequired)?;
+        // An upstream PUT needs its length up front: a body without one (HTTP chunked
+        // transfer) is spooled to an anonymous temp file first, which keeps memory bounded.
+        let (body, len) = match expected_len {
+            Some(len) => (body, len),
+            None => spool(body).await?,
+        };
         let id = BlobId::new(hex::encode(rand::random::<[u8; 16]>()));
         let key = self.key(&id)?;
 
@@ -372,6 +377,34 @@ impl BlobStore for S3BlobStore {
         self.client.head_bucket().bucket(&self.bucket).send().await.map_err(upstream_error)?;
         Ok(())
     }
+}
+
+/// Bytes per read when a spooled body is read back.
+const SPOOL_CHUNK: usize = 1 << 20;
+
+/// Writes `body` to an anonymous temp file (gone when closed, even after a crash) and returns
+/// a stream reading it back, with its length.
+async fn spool(mut body: BodyStream) -> Result<(BodyStream, u64)> {
+    use futures::StreamExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
+    let file = spawn_blocking(tempfile::tempfile).await.map_err(join_error)??;
+    let mut file = tokio::io::BufWriter::with_capacity(SPOOL_CHUNK, tokio::fs::File::from_std(file));
+    let mut len: u64 = 0;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(BlobError::Body)?;
+        len += chunk.len() as u64;
+        file.write_all(&chunk).await?;
+    }
+    file.flush().await?;
+    let mut file = file.into_inner();
+    file.seek(std::io::SeekFrom::Start(0)).await?;
+    let chunks = futures::stream::try_unfold(file, |mut file| async move {
+        let mut buf = vec![0; SPOOL_CHUNK];
+        let n = file.read(&mut buf).await?;
+        buf.truncate(n);
+        Ok((n > 0).then(|| (Bytes::from(buf), file)))
+    });
+    Ok((Box::pin(chunks), len))
 }
 
 /// An uploaded object waiting for its version's event. Committing keeps it; dropping it

@@ -122,9 +122,6 @@ fn blob_error(err: BlobError) -> S3Error {
             tracing::warn!(%reason, "blob storage throttled");
             s3_error!(SlowDown, "Please reduce your request rate.")
         }
-        BlobError::LengthRequired => {
-            s3_error!(MissingContentLength, "You must provide the Content-Length HTTP header.")
-        }
         // A blob the registry references is missing or malformed: our inconsistency, not the
         // client's (NoSuchKey is decided by the registry).
         err @ (BlobError::NotFound | BlobError::InvalidId | BlobError::Io(_) | BlobError::Upstream { .. }) => {
@@ -187,7 +184,6 @@ mod tests {
         assert_eq!(code(BlobError::IncompleteBody { expected: 5, received: 3 }), "IncompleteBody");
         assert_eq!(code(BlobError::Unavailable("down".into())), "ServiceUnavailable");
         assert_eq!(code(BlobError::SlowDown("throttled".into())), "SlowDown");
-        assert_eq!(code(BlobError::LengthRequired), "MissingContentLength");
         assert_eq!(code(BlobError::Upstream { status: 403, code: "AccessDenied".into() }), "InternalError");
         assert_eq!(code(BlobError::NotFound), "InternalError");
         assert_eq!(code(BlobError::Io(std::io::Error::other("disk"))), "InternalError");
