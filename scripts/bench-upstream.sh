@@ -10,6 +10,8 @@
 #   ROUNDS            rounds (default 5; medians are reported)
 #   BENCH_PORT        loopback port of the gateway (default 19750)
 #   BENCH_RUN_ARGS    extra arguments for `s3bench run` (e.g. "--small-ops 500")
+#   HUGE_GIB          size of the object whose PUT and GET measure the gateway's peak memory
+#                     (default 2; 0 skips it)
 #   CARGO_TARGET_DIR  as for cargo
 #
 # Writes target/bench/upstream-<date>.jsonl and prints the summary table (also appended to
@@ -19,6 +21,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${ROUNDS:-5}
+HUGE_GIB=${HUGE_GIB:-2}
 PORT=${BENCH_PORT:-19750}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=$ROOT/target/bench
@@ -61,7 +64,7 @@ trap 'stop_gateway; rm -rf "$WORK"' EXIT
 mkdir -p "$OUT"
 upstream_aws s3api create-bucket --bucket bench-blobs >/dev/null 2>&1 || true
 
-run_gateway() { # round
+start_gateway() {
     rm -rf "$WORK"
     mkdir -p "$WORK"
     empty_bucket bench-blobs
@@ -72,6 +75,10 @@ run_gateway() { # round
         >"$OUT/gateway-upstream.log" 2>&1 &
     GATEWAY_PID=$!
     for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$PORT/_health" && break; sleep 0.1; done
+}
+
+run_gateway() { # round
+    start_gateway
     # shellcheck disable=SC2086 # BENCH_RUN_ARGS is a list of arguments
     S3BENCH_ACCESS_KEY=$ACCESS_KEY S3BENCH_SECRET_KEY=$SECRET_KEY "$S3BENCH" run \
         --endpoint "http://127.0.0.1:$PORT" --target gateway-rgw --round "$1" --workloads "$WORKLOADS" \
@@ -99,6 +106,23 @@ for round in $(seq "$ROUNDS"); do
         log "round $round: RGW first"; run_direct "$round"; run_gateway "$round"
     fi
 done
+vmhwm_mib() { awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$GATEWAY_PID/status"; }
+if [ "$HUGE_GIB" != 0 ]; then
+    # Peak resident memory of the gateway while one HUGE_GIB object streams through it to RGW
+    # and back; VmHWM is reset between the PUT and the GET.
+    log "peak memory with a $HUGE_GIB GiB object"
+    start_gateway
+    start=$(vmhwm_mib)
+    S3BENCH_ACCESS_KEY=$ACCESS_KEY S3BENCH_SECRET_KEY=$SECRET_KEY "$S3BENCH" run --endpoint "http://127.0.0.1:$PORT" \
+        --target gateway-rgw --round 0 --workloads put_huge --huge-gib "$HUGE_GIB" | tee -a "$RESULTS"
+    put=$(vmhwm_mib)
+    echo 5 >"/proc/$GATEWAY_PID/clear_refs"
+    S3BENCH_ACCESS_KEY=$ACCESS_KEY S3BENCH_SECRET_KEY=$SECRET_KEY "$S3BENCH" run --endpoint "http://127.0.0.1:$PORT" \
+        --target gateway-rgw --round 0 --workloads get_huge --huge-gib "$HUGE_GIB" | tee -a "$RESULTS"
+    get=$(vmhwm_mib)
+    stop_gateway
+    echo "gateway peak RSS with a $HUGE_GIB GiB object: start $start MiB, PUT $put MiB, GET $get MiB" | tee -a "$SUMMARY"
+fi
 empty_bucket bench-blobs
 empty_bucket s3bench
 
