@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use artifact_store_conformance::raw::{Payload, ROOT, encode};
 use artifact_store_conformance::sdk::failure;
+use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::{ACCESS_KEY, Server, Transport, bytes};
 use aws_sdk_s3::primitives::ByteStream;
 use prometheus_parse::{Scrape, Value as Sample};
@@ -62,7 +63,7 @@ async fn health_and_readiness_need_no_credentials() {
 
 #[tokio::test]
 async fn a_separate_admin_listener_takes_the_metrics_off_the_s3_port() {
-    let server = Server::start_with(Transport::Http, &["--admin-listen", "127.0.0.1:0"]).await;
+    let server = Server::start_with(Transport::Http, &["--admin-listen", "127.0.0.1:0"], upstream_env()).await;
     let log = server.log();
     let addr = log
         .lines()

@@ -113,6 +113,9 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
         problems.extend(super::checkpoint::check(config, file, None).await?);
     }
 
+    if !args.no_blobs && config.storage.backend == crate::config::Backend::S3 {
+        anyhow::bail!("re-hashing blobs covers the local store only: run verify --no-blobs with storage.backend = s3");
+    }
     let blobs = if args.no_blobs {
         None
     } else {
