@@ -31,12 +31,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use registry::log::{self, ChainHead};
-use registry::sqlite;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::progress::{self, Unit};
-use super::{Outcome, existing_registry, print_line};
+use super::{Outcome, existing_registry, print_line, read_registry};
 use crate::config::Config;
 
 /// The `format` of checkpoints this build writes and reads.
@@ -164,14 +163,10 @@ fn key_path(config: &Config) -> PathBuf {
 
 async fn create(config: &Config, out: Option<&Path>, s3: Option<&str>) -> anyhow::Result<Outcome> {
     let upload_to = s3.map(parse_s3_url).transpose()?;
-    let path = existing_registry(config)?;
+    // No registry: say so before generating a key for it.
+    existing_registry(config)?;
     let key = signing_key(&key_path(config))?;
-    let verified = tokio::task::spawn_blocking(move || -> anyhow::Result<log::Verified> {
-        let conn = sqlite::open_read_only(&path).with_context(|| format!("cannot open {}", path.display()))?;
-        verify_chain(&conn)
-    })
-    .await
-    .context("chain check")??;
+    let verified = read_registry(config, verify_chain).await?;
     if let Some(sequence) = verified.first_mismatch {
         eprintln!("error: the event chain is broken at event {sequence}; not signing it (run `artifact-store verify`)");
         return Ok(Outcome::CheckFailed);
@@ -287,14 +282,9 @@ pub async fn check(config: &Config, file: &Path, public_key: Option<&str>) -> an
             checkpoint.public_key
         ));
     }
-    let path = existing_registry(config)?;
     let sequence = checkpoint.sequence;
-    let (verified, found) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let conn = sqlite::open_read_only(&path).with_context(|| format!("cannot open {}", path.display()))?;
-        Ok((verify_chain(&conn)?, log::hash_at(&conn, sequence)?))
-    })
-    .await
-    .context("chain check")??;
+    let (verified, found) =
+        read_registry(config, move |conn| Ok((verify_chain(conn)?, log::hash_at(conn, sequence)?))).await?;
     match found {
         None => problems
             .push(format!("checkpoint: the log has no event {sequence} (it ends at {})", verified.head.sequence)),
