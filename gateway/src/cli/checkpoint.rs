@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use registry::log::{self, ChainHead};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
@@ -122,12 +122,14 @@ impl Checkpoint {
         checkpoint
     }
 
-    /// Whether `trusted` signed this checkpoint.
+    /// Whether `trusted` signed this checkpoint. Strict verification: an auditor may paste a
+    /// public key from a checkpoint file, and a weak (small-order) key would let plain ed25519
+    /// verification accept a signature made without any secret.
     fn signature_holds(&self, trusted: &VerifyingKey) -> bool {
         let mut bytes = [0; 64];
         hex::decode_to_slice(&self.signature, &mut bytes).is_ok()
             && self.public_key == hex::encode(trusted.as_bytes())
-            && trusted.verify(&self.signed_bytes(), &Signature::from_bytes(&bytes)).is_ok()
+            && trusted.verify_strict(&self.signed_bytes(), &Signature::from_bytes(&bytes)).is_ok()
     }
 }
 
@@ -365,6 +367,24 @@ mod tests {
             String::from_utf8(checkpoint.signed_bytes()).unwrap(),
             format!(r#"{{"created_at":1800000000000,"format":"{FORMAT}","hash":"{}","sequence":42}}"#, "09".repeat(32))
         );
+    }
+
+    #[test]
+    fn a_signature_needing_no_secret_is_refused() {
+        // The identity point as public key: with R = identity and s = 0, plain ed25519
+        // verification accepts any message.
+        let mut identity = [0; 32];
+        identity[0] = 1;
+        let weak = VerifyingKey::from_bytes(&identity).unwrap();
+        let forged = Checkpoint {
+            created_at: 1_800_000_000_000,
+            format: FORMAT.to_owned(),
+            hash: "09".repeat(32),
+            public_key: hex::encode(identity),
+            sequence: 42,
+            signature: hex::encode([identity, [0; 32]].concat()),
+        };
+        assert!(!forged.signature_holds(&weak));
     }
 
     #[test]
