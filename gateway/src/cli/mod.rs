@@ -177,7 +177,12 @@ async fn read_registry<R: Send + 'static>(
 /// Writes one line of a command's result to stdout. A closed pipe (`| head`) is not an error
 /// worth reporting; the caller stops writing when this returns `false`.
 fn print_line(out: &mut impl std::io::Write, line: &str) -> anyhow::Result<bool> {
-    match writeln!(out, "{line}") {
+    Ok(print_part(out, line)? && print_part(out, "\n")?)
+}
+
+/// Writes part of a line, for documents written piece by piece; as [`print_line`].
+fn print_part(out: &mut impl std::io::Write, text: &str) -> anyhow::Result<bool> {
+    match out.write_all(text.as_bytes()) {
         Ok(()) => Ok(true),
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
         Err(err) => Err(anyhow::Error::new(err).context("cannot write to stdout")),
