@@ -129,6 +129,9 @@ async fn the_registry_api_wants_a_valid_signature() {
     assert!(buckets.buckets().is_empty(), "no bucket was created: {:?}", buckets.buckets());
     assert_eq!(api(&server, "/_registry/nothing").await.status, 404);
     assert_eq!(api(&server, "/_registry/events?since=x").await.status, 400);
+    // A page that can hold nothing would never move a follower's cursor.
+    assert_eq!(api(&server, "/_registry/events?limit=0&wait=60").await.status, 400);
+    assert_eq!(api(&server, "/_registry/retrievals?limit=0").await.status, 400);
 }
 
 #[tokio::test]
