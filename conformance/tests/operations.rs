@@ -268,8 +268,17 @@ async fn cli_commands_read_the_registry_beside_a_serving_gateway() {
     assert!(stdout(&["retrievals", "--json", "--actor", "NOBODY"]).is_empty());
     let log = stdout(&["retrievals", "--format", "access-log"]);
     assert!(log.contains("REST.GET.OBJECT dir/app.tar \"GET /cli-a/dir/app.tar HTTP/1.1\" 200 - 2048 "), "{log}");
+    // The CloudTrail document is written record by record: with several records, and with none.
+    assert_eq!(get(&server, "cli-b", "other").await, b"x");
+    wait_for_retrievals(&server, "cli-b", "other", 1).await;
     let trail: Value = serde_json::from_str(&stdout(&["retrievals", "--format", "cloudtrail"])).expect("JSON");
+    let keys: Vec<_> =
+        trail["Records"].as_array().expect("Records").iter().map(|r| &r["requestParameters"]["key"]).collect();
+    assert_eq!(keys, ["dir/app.tar", "other"]);
     assert_eq!(trail["Records"][0]["eventName"], "GetObject");
+    let none: Value =
+        serde_json::from_str(&stdout(&["retrievals", "--format", "cloudtrail", "--actor", "NOBODY"])).expect("JSON");
+    assert_eq!(none, serde_json::json!({ "Records": [] }));
 
     // events tail: prints what commits while it runs.
     let mut tail = server
