@@ -4,8 +4,17 @@
 # the compatibility matrix.
 #
 #   conformance/run.sh [--target gateway|moto] [--transport http|https|both] [--clients "LIST"]
+#                      [--backend fs|s3] [--upstream moto|rgw]
+#
+# --backend s3 runs the gateway on its S3 backend, in front of an upstream started on loopback by
+# scripts/start-moto.sh or scripts/start-ceph-rgw.sh (--upstream, default moto), with a fresh
+# upstream bucket per run. Both upstreams keep objects in memory or a bounded file, so the
+# large-file cases use 64 MiB there unless LARGE_SIZE says otherwise (the streaming path is the
+# same at any size; see docs/backends.md).
 #
 # Environment:
+#   CONFORMANCE_BACKEND      fs|s3, same as --backend (default: fs)
+#   CONFORMANCE_UPSTREAM     moto|rgw, same as --upstream (default: moto)
 #   ARTIFACT_STORE_BIN       gateway binary (default: build this checkout's release binary)
 #   CONFORMANCE_TARGET       gateway|moto, same as --target (default: gateway)
 #   CONFORMANCE_CLIENTS      same as --clients; default: all of
@@ -32,21 +41,30 @@ venv="${ARTIFACT_STORE_TEST_VENV:-$HOME/.cache/artifact-store/venv}"
 target="${CONFORMANCE_TARGET:-gateway}"
 transports="both"
 clients="${CONFORMANCE_CLIENTS:-boto3 awscli-v2 awscli-v1 rclone s3cmd minio js retention}"
+backend="${CONFORMANCE_BACKEND:-fs}"
+upstream="${CONFORMANCE_UPSTREAM:-moto}"
 
 while (($#)); do
     case "$1" in
         --target) target="$2"; shift 2 ;;
         --transport) transports="$2"; shift 2 ;;
         --clients) clients="$2"; shift 2 ;;
-        -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+        --backend) backend="$2"; shift 2 ;;
+        --upstream) upstream="$2"; shift 2 ;;
+        -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 [[ "$transports" != both ]] || transports="http https"
 case "$target" in gateway | moto) ;; *) echo "--target must be gateway or moto" >&2; exit 2 ;; esac
+case "$backend" in fs | s3) ;; *) echo "--backend must be fs or s3" >&2; exit 2 ;; esac
+case "$upstream" in moto | rgw) ;; *) echo "--upstream must be moto or rgw" >&2; exit 2 ;; esac
+[[ "$backend" == fs || "$target" == gateway ]] || { echo "--backend s3 needs --target gateway" >&2; exit 2; }
 
 out="${CONFORMANCE_OUT:-$root/target/conformance}"
-if [[ "$target" == gateway ]]; then
+if [[ "$target" == gateway && "$backend" == s3 ]]; then
+    report="${CONFORMANCE_REPORT:-$root/docs/compatibility-s3-$upstream.md}"
+elif [[ "$target" == gateway ]]; then
     report="${CONFORMANCE_REPORT:-$root/docs/compatibility.md}"
 else
     report="${CONFORMANCE_REPORT:-$out/compatibility-moto.md}"
@@ -126,6 +144,29 @@ server_version() {
     fi
 }
 server_name() { [[ "$target" == gateway ]] && echo artifact-store || echo moto; }
+# What the matrix says was tested: the server and, for the gateway, where its bytes lived.
+target_label() {
+    if [[ "$target" != gateway ]]; then echo "moto $(server_version)"
+    elif [[ "$backend" == fs ]]; then echo "artifact-store $(server_version), fs backend"
+    else echo "artifact-store $(server_version), s3 backend in front of $upstream_label"; fi
+}
+
+# The upstream of the S3 backend: started (or found running) once for the whole run.
+if [[ "$backend" == s3 ]]; then
+    case "$upstream" in
+        moto) settings="$("$root/scripts/start-moto.sh")" || die "cannot start moto"
+              upstream_label="moto $("$python" -c 'import moto; print(moto.__version__)')" ;;
+        rgw) settings="$("$root/scripts/start-ceph-rgw.sh")" || die "cannot start Ceph RGW"
+             upstream_label="Ceph RGW $(radosgw --version 2>/dev/null | awk '{print $3}')" ;;
+    esac
+    eval "$settings"
+    upstream_bucket="cf-upstream-$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    AWS_ACCESS_KEY_ID="$UPSTREAM_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$UPSTREAM_SECRET_KEY" AWS_CA_BUNDLE= \
+        AWS_DEFAULT_REGION="$UPSTREAM_REGION" /usr/bin/aws --endpoint-url "$UPSTREAM_ENDPOINT" \
+        s3api create-bucket --bucket "$upstream_bucket" >/dev/null || die "cannot create the upstream bucket"
+    export ARTIFACT_STORE_UPSTREAM_ACCESS_KEY="$UPSTREAM_ACCESS_KEY" ARTIFACT_STORE_UPSTREAM_SECRET_KEY="$UPSTREAM_SECRET_KEY"
+    [[ -n "${LARGE_SIZE:-}" ]] || LARGE_SIZE=$((64 * 1024 * 1024))
+fi
 
 # start_server TRANSPORT PORT DATA_DIR: starts the server in the background; sets server_pid.
 start_server() {
@@ -137,10 +178,18 @@ start_server() {
     fi
     if [[ "$target" == gateway ]]; then
         [[ "$transport" == http ]] || tls=(--tls-cert "$scratch/tls.crt" --tls-key "$scratch/tls.key")
+        local storage=()
+        if [[ "$backend" == s3 ]]; then
+            # Each transport's gateway gets a prefix of its own in the run's upstream bucket.
+            storage=(--backend s3 --upstream-endpoint "$UPSTREAM_ENDPOINT" --upstream-bucket "$upstream_bucket"
+                --upstream-region "$UPSTREAM_REGION")
+            export ARTIFACT_STORE_UPSTREAM_PREFIX="$transport/"
+        fi
         printf '[[auth.users]]\naccess_key = "%s"\nsecret_key = "%s"\n' \
             "$LIMITED_ACCESS_KEY_ID" "$LIMITED_SECRET_ACCESS_KEY" >"$scratch/gateway.toml"
         ARTIFACT_STORE_ACCESS_KEY="$access_key" ARTIFACT_STORE_SECRET_KEY="$secret_key" \
             "$bin" serve --config "$scratch/gateway.toml" --listen "127.0.0.1:$port" --data-dir "$data" "${tls[@]}" \
+                "${storage[@]}" \
             >"$out/server-$transport.log" 2>&1 &
     else
         [[ "$transport" == http ]] || tls=(--ssl-cert "$scratch/tls.crt" --ssl-key "$scratch/tls.key")
@@ -250,7 +299,10 @@ for transport in $transports; do
 
     if [[ "$target" == gateway ]]; then
         log "artifact-store verify --data-dir (while serving)"
-        if verify_out="$("$bin" verify --data-dir "$data" 2>&1)"; then
+        verify_args=()
+        # Re-hashing blobs covers the local store; the registry checks cover both.
+        [[ "$backend" == fs ]] || verify_args=(--no-blobs)
+        if verify_out="$("$bin" verify --data-dir "$data" "${verify_args[@]}" 2>&1)"; then
             record artifact-store "$(server_version)" registry-verify "$transport" pass ""
         else
             record artifact-store "$(server_version)" registry-verify "$transport" fail "$(tail -c 1500 <<<"$verify_out")"
@@ -268,7 +320,7 @@ if [[ -n "${RUST_TEST_LOG:-}" ]]; then
 fi
 
 mkdir -p "$(dirname "$report")"
-"$python" "$root/conformance/report.py" --results "$results" --target "$(server_name) $(server_version)" >"$report"
+"$python" "$root/conformance/report.py" --results "$results" --target "$(target_label)" >"$report"
 log "matrix written to $report; logs in $out"
 passed="$(jq -s 'map(select(.result == "pass")) | length' "$results")"
 failed="$(jq -s 'map(select(.result == "fail")) | length' "$results")"

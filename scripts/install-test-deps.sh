@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the end-to-end conformance suite (conformance/run.sh) needs on a
-# Debian 12 machine: CLI clients from Debian, Python clients in a private venv, the JS
-# SDK under conformance/js/. Idempotent; a second run with nothing to do takes seconds.
+# Debian 12 machine: CLI clients and Ceph from Debian, Python clients and moto in a private
+# venv, the JS SDK under conformance/js/. Idempotent; a second run with nothing to do takes seconds.
 #
 #   ARTIFACT_STORE_TEST_VENV   venv folder (default: $HOME/.cache/artifact-store/venv)
 #   PYTHON                     interpreter that creates the venv (default: python3)
@@ -19,7 +19,9 @@ log() { printf '[install-test-deps] %s\n' "$*" >&2; }
 sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
 
 # --- Debian packages -------------------------------------------------------------------
-apt_packages=(awscli rclone s3cmd openssl sqlite3 jq curl ca-certificates)
+# Ceph (monitor, OSD, radosgw) is the S3 backend's RGW upstream (scripts/start-ceph-rgw.sh).
+apt_packages=(awscli rclone s3cmd openssl sqlite3 jq curl ca-certificates
+    ceph-mon ceph-osd radosgw ceph-common uuid-runtime)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the test clients, builds the workspace
 # once in release mode, runs every crate's tests with that build, then the end-to-end
-# conformance suite against the built binary.
+# conformance suite against the built binary: on the local store, then on the S3 backend in
+# front of moto (the AWS stand-in) and in front of Ceph RGW, each with its own matrix
+# (docs/compatibility.md, docs/compatibility-s3-moto.md, docs/compatibility-s3-rgw.md).
 #
 #   scripts/test.sh                 everything
 #   SKIP_INSTALL=1 scripts/test.sh  assume scripts/install-test-deps.sh already ran
 #   SKIP_CONFORMANCE=1 ...          crate tests only
+#   UPSTREAMS="moto rgw"            the S3 backend's upstreams to run the suite against ("" for none)
 #
 # CARGO_TARGET_DIR is honoured (CI points it at a cache outside the clone).
 set -euo pipefail
@@ -26,5 +29,28 @@ rust_log="$target_dir/cargo-test.log"
 cargo test --release --workspace --locked 2>&1 | tee "$rust_log"
 
 if [[ "${SKIP_CONFORMANCE:-0}" != 1 ]]; then
-    ARTIFACT_STORE_BIN="$target_dir/release/artifact-store" RUST_TEST_LOG="$rust_log" conformance/run.sh
+    status=0
+    ARTIFACT_STORE_BIN="$target_dir/release/artifact-store" RUST_TEST_LOG="$rust_log" conformance/run.sh || status=1
+    for upstream in ${UPSTREAMS-moto rgw}; do
+        # The Rust tier again, every test server on the S3 backend in front of this upstream.
+        case "$upstream" in
+            moto) settings="$(scripts/start-moto.sh)" ;;
+            rgw) settings="$(scripts/start-ceph-rgw.sh)" ;;
+        esac
+        eval "$settings"
+        bucket="rust-tier-$upstream-$(date +%s)"
+        AWS_ACCESS_KEY_ID="$UPSTREAM_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$UPSTREAM_SECRET_KEY" AWS_CA_BUNDLE= \
+            AWS_DEFAULT_REGION="$UPSTREAM_REGION" /usr/bin/aws --endpoint-url "$UPSTREAM_ENDPOINT" \
+            s3api create-bucket --bucket "$bucket" >/dev/null
+        upstream_log="$target_dir/cargo-test-s3-$upstream.log"
+        CONFORMANCE_UPSTREAM_ENDPOINT="$UPSTREAM_ENDPOINT" CONFORMANCE_UPSTREAM_BUCKET="$bucket" \
+            CONFORMANCE_UPSTREAM_REGION="$UPSTREAM_REGION" CONFORMANCE_UPSTREAM_ACCESS_KEY="$UPSTREAM_ACCESS_KEY" \
+            CONFORMANCE_UPSTREAM_SECRET_KEY="$UPSTREAM_SECRET_KEY" \
+            cargo test --release --locked -p artifact-store-conformance 2>&1 | tee "$upstream_log" || status=1
+        ARTIFACT_STORE_BIN="$target_dir/release/artifact-store" RUST_TEST_LOG="$upstream_log" \
+            conformance/run.sh --backend s3 --upstream "$upstream" || status=1
+    done
+    scripts/stop-moto.sh
+    scripts/stop-ceph-rgw.sh
+    exit "$status"
 fi

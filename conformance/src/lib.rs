@@ -13,6 +13,8 @@
 //! - [`events`]: the registry's events for a bucket or key, and their payloads.
 //! - [`cli`]: the binary's maintenance commands run on a server's data folder.
 //! - [`tamper`]: edits of the log behind the registry's back, as an attacker would make them.
+//! - [`upstream`]: a moto server as the S3 backend's upstream, and a proxy that injects
+//!   upstream faults.
 //!
 //! # Which binary
 //! `ARTIFACT_STORE_BIN` names it; otherwise it is `artifact-store` in the target directory of
@@ -26,6 +28,7 @@ pub mod raw;
 pub mod sdk;
 pub mod server;
 pub mod tamper;
+pub mod upstream;
 
 pub use server::{Server, Transport};
 

@@ -38,23 +38,29 @@ pub struct Server {
     dir: TempDir,
     /// Extra `serve` flags, kept for a restart.
     serve_flags: Vec<String>,
+    /// Extra environment (configuration), kept for a restart and given to CLI commands.
+    env: Vec<(String, String)>,
 }
 
 impl Server {
-    /// Starts the binary and waits until `/_health` answers 200.
+    /// Starts the binary and waits until `/_health` answers 200. With `CONFORMANCE_UPSTREAM_*`
+    /// set (see [`upstream_env`]) the server keeps its bytes in that S3 upstream, under a
+    /// prefix of its own.
     ///
     /// # Panics
     /// When the binary is missing, does not start, or is not healthy within a minute; the
     /// message carries the server's log.
     pub async fn start(transport: Transport) -> Self {
-        Self::start_with(transport, &[]).await
+        Self::start_with(transport, &[], upstream_env()).await
     }
 
-    /// Starts the binary with extra `serve` flags, as [`Server::start`] does.
+    /// Starts the binary with extra `serve` flags and `ARTIFACT_STORE_*` environment variables
+    /// (configuration), as [`Server::start`] does; [`upstream_env`] keeps the S3 upstream of the
+    /// run.
     ///
     /// # Panics
     /// As [`Server::start`].
-    pub async fn start_with(transport: Transport, serve_flags: &[&str]) -> Self {
+    pub async fn start_with(transport: Transport, serve_flags: &[&str], env: Vec<(String, String)>) -> Self {
         let serve_flags: Vec<String> = serve_flags.iter().map(|&flag| flag.to_owned()).collect();
         let bin = binary_path();
         let mut dir = tempfile::Builder::new().prefix("artifact-store-conformance-").tempdir().expect("temp folder");
@@ -67,7 +73,7 @@ impl Server {
         };
         for attempt in 1..=PORT_ATTEMPTS {
             let addr = free_port();
-            let child = spawn(&bin, dir.path(), addr, transport, &serve_flags);
+            let child = spawn(&bin, dir.path(), addr, transport, &serve_flags, &env);
             let mut server = Server {
                 child,
                 addr,
@@ -76,6 +82,7 @@ impl Server {
                 tls: tls.clone(),
                 dir,
                 serve_flags: serve_flags.clone(),
+                env: env.clone(),
             };
             match server.wait_ready().await {
                 Ok(()) => return server,
@@ -139,7 +146,7 @@ impl Server {
     /// When it does not become healthy within a minute.
     pub async fn restart(&mut self) {
         self.kill();
-        self.child = spawn(&binary_path(), self.dir.path(), self.addr, self.transport, &self.serve_flags);
+        self.child = spawn(&binary_path(), self.dir.path(), self.addr, self.transport, &self.serve_flags, &self.env);
         if let Err(log) = self.wait_ready().await {
             panic!("artifact-store did not restart at {}:\n{log}", self.addr);
         }
@@ -163,6 +170,8 @@ impl Server {
         if let Some(path) = std::env::var_os("PATH") {
             command.env("PATH", path);
         }
+        // The server's configuration (its S3 upstream, say) applies to its data folder's commands.
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 
@@ -244,7 +253,11 @@ struct StoppedServer {
 
 /// The binary under test: `ARTIFACT_STORE_BIN`, or `artifact-store` beside the test's
 /// `deps/` folder.
-pub(crate) fn binary_path() -> PathBuf {
+///
+/// # Panics
+/// When it is not there.
+#[must_use]
+pub fn binary_path() -> PathBuf {
     if let Some(path) = std::env::var_os("ARTIFACT_STORE_BIN") {
         let path = PathBuf::from(path);
         assert!(path.is_file(), "ARTIFACT_STORE_BIN={} is not a file", path.display());
@@ -270,7 +283,41 @@ fn free_port() -> SocketAddr {
     listener.local_addr().expect("local address")
 }
 
-fn spawn(bin: &Path, dir: &Path, addr: SocketAddr, transport: Transport, serve_flags: &[String]) -> Child {
+/// The S3 backend settings for a test server, from `CONFORMANCE_UPSTREAM_ENDPOINT`,
+/// `_BUCKET`, `_REGION`, `_ACCESS_KEY` and `_SECRET_KEY` (set by `conformance/run.sh
+/// --backend s3`), with a fresh prefix per server; empty (the local store) when unset.
+#[must_use]
+pub fn upstream_env() -> Vec<(String, String)> {
+    let var = |name: &str| std::env::var(format!("CONFORMANCE_UPSTREAM_{name}")).ok().filter(|v| !v.is_empty());
+    let Some(endpoint) = var("ENDPOINT") else { return Vec::new() };
+    let prefix = format!("rust-{:016x}/", rand_u64());
+    let mut env = vec![
+        ("ARTIFACT_STORE_STORAGE_BACKEND".to_owned(), "s3".to_owned()),
+        ("ARTIFACT_STORE_UPSTREAM_ENDPOINT".to_owned(), endpoint),
+        ("ARTIFACT_STORE_UPSTREAM_PREFIX".to_owned(), prefix),
+    ];
+    for name in ["BUCKET", "REGION", "ACCESS_KEY", "SECRET_KEY"] {
+        if let Some(value) = var(name) {
+            env.push((format!("ARTIFACT_STORE_UPSTREAM_{name}"), value));
+        }
+    }
+    env
+}
+
+/// A random number for names, from the standard library's per-process hash keys.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher as _, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+fn spawn(
+    bin: &Path,
+    dir: &Path,
+    addr: SocketAddr,
+    transport: Transport,
+    serve_flags: &[String],
+    env: &[(String, String)],
+) -> Child {
     let log = File::create(dir.join("server.log")).expect("server log file");
     let mut command = Command::new(bin);
     command
@@ -296,6 +343,7 @@ fn spawn(bin: &Path, dir: &Path, addr: SocketAddr, transport: Transport, serve_f
     command
         .env("ARTIFACT_STORE_ACCESS_KEY", ACCESS_KEY)
         .env("ARTIFACT_STORE_SECRET_KEY", SECRET_KEY)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log handle"))
         .stderr(log)

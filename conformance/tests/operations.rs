@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use artifact_store_conformance::raw::{Payload, ROOT, encode};
 use artifact_store_conformance::sdk::failure;
+use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::{ACCESS_KEY, Server, Transport, bytes};
 use aws_sdk_s3::primitives::ByteStream;
 use prometheus_parse::{Scrape, Value as Sample};
@@ -62,7 +63,7 @@ async fn health_and_readiness_need_no_credentials() {
 
 #[tokio::test]
 async fn a_separate_admin_listener_takes_the_metrics_off_the_s3_port() {
-    let server = Server::start_with(Transport::Http, &["--admin-listen", "127.0.0.1:0"]).await;
+    let server = Server::start_with(Transport::Http, &["--admin-listen", "127.0.0.1:0"], upstream_env()).await;
     let log = server.log();
     let addr = log
         .lines()
@@ -267,8 +268,17 @@ async fn cli_commands_read_the_registry_beside_a_serving_gateway() {
     assert!(stdout(&["retrievals", "--json", "--actor", "NOBODY"]).is_empty());
     let log = stdout(&["retrievals", "--format", "access-log"]);
     assert!(log.contains("REST.GET.OBJECT dir/app.tar \"GET /cli-a/dir/app.tar HTTP/1.1\" 200 - 2048 "), "{log}");
+    // The CloudTrail document is written record by record: with several records, and with none.
+    assert_eq!(get(&server, "cli-b", "other").await, b"x");
+    wait_for_retrievals(&server, "cli-b", "other", 1).await;
     let trail: Value = serde_json::from_str(&stdout(&["retrievals", "--format", "cloudtrail"])).expect("JSON");
+    let keys: Vec<_> =
+        trail["Records"].as_array().expect("Records").iter().map(|r| &r["requestParameters"]["key"]).collect();
+    assert_eq!(keys, ["dir/app.tar", "other"]);
     assert_eq!(trail["Records"][0]["eventName"], "GetObject");
+    let none: Value =
+        serde_json::from_str(&stdout(&["retrievals", "--format", "cloudtrail", "--actor", "NOBODY"])).expect("JSON");
+    assert_eq!(none, serde_json::json!({ "Records": [] }));
 
     // events tail: prints what commits while it runs.
     let mut tail = server

@@ -242,6 +242,16 @@ async fn a_consistently_rewritten_log_fails_verify_checkpoint_while_verify_passe
     }
     cli::expect(&server, &["checkpoint", "verify", checkpoint], 0);
     cli::expect(&server, &["verify", "--checkpoint", checkpoint], 0);
+    // An auditor without the secret trusts the public key instead; another key is refused
+    // (here the ed25519 base point, a valid key nobody signed with).
+    let signed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(checkpoint).expect("checkpoint")).expect("JSON");
+    let public_key = signed["public_key"].as_str().expect("public_key");
+    cli::expect(&server, &["verify", "--no-blobs", "--checkpoint", checkpoint, "--public-key", public_key], 0);
+    let stranger = format!("58{}", "66".repeat(31));
+    let refused =
+        cli::expect(&server, &["verify", "--no-blobs", "--checkpoint", checkpoint, "--public-key", &stranger], 1);
+    assert!(refused.stdout.contains("not signed by the trusted key"), "{refused:?}");
     // Later writes extend the checkpoint.
     put(&server.s3(), "rewritten", "later.txt", b"later").await;
     cli::expect(&server, &["verify", "--checkpoint", checkpoint], 0);

@@ -95,6 +95,28 @@ async fn the_registry_api_wants_a_valid_signature() {
         .await;
     assert_refused(&stranger, 403, "InvalidAccessKeyId", "a registry request from an unknown key");
 
+    // Every endpoint, the streaming ones included: a stream opened before the signature is
+    // checked would never end, so each refusal must come back at once.
+    for target in [
+        "/_registry/events?since=0&limit=1",
+        "/_registry/events?wait=60",
+        "/_registry/events/stream",
+        "/_registry/events/1",
+        "/_registry/objects/b/k",
+        "/_registry/retrievals?format=cloudtrail",
+    ] {
+        let refusals = async {
+            let anonymous = server.send(&server.request("GET", target)).await;
+            assert_refused(&anonymous, 403, "AccessDenied", &format!("unsigned GET {target}"));
+            let forged =
+                server.send(&server.request("GET", target).sign(wrong, SystemTime::now(), Payload::Signed)).await;
+            assert_refused(&forged, 403, "SignatureDoesNotMatch", &format!("GET {target} with the wrong secret"));
+        };
+        tokio::time::timeout(Duration::from_secs(30), refusals)
+            .await
+            .unwrap_or_else(|_| panic!("GET {target} was answered with a stream or a wait, not a refusal"));
+    }
+
     let presigned = server
         .send(&server.request("GET", "/_registry/events").presign(ROOT, SystemTime::now(), Duration::from_secs(300)))
         .await;
@@ -107,6 +129,9 @@ async fn the_registry_api_wants_a_valid_signature() {
     assert!(buckets.buckets().is_empty(), "no bucket was created: {:?}", buckets.buckets());
     assert_eq!(api(&server, "/_registry/nothing").await.status, 404);
     assert_eq!(api(&server, "/_registry/events?since=x").await.status, 400);
+    // A page that can hold nothing would never move a follower's cursor.
+    assert_eq!(api(&server, "/_registry/events?limit=0&wait=60").await.status, 400);
+    assert_eq!(api(&server, "/_registry/retrievals?limit=0").await.status, 400);
 }
 
 #[tokio::test]

@@ -20,6 +20,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Where data lives.
     pub storage: StorageConfig,
+    /// The S3 service object bytes go to when `storage.backend = "s3"`.
+    pub upstream: UpstreamConfig,
     /// Who may call the API.
     pub auth: AuthConfig,
     /// What the registry records.
@@ -83,11 +85,75 @@ impl ServerConfig {
 pub struct StorageConfig {
     /// Directory for blobs, the registry and generated credentials.
     pub data_dir: PathBuf,
+    /// Where object bytes live.
+    pub backend: Backend,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("./artifact-store-data") }
+        Self { data_dir: PathBuf::from("./artifact-store-data"), backend: Backend::Fs }
+    }
+}
+
+/// `storage.backend`
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// `<data_dir>/blobs`, content-addressed.
+    #[default]
+    Fs,
+    /// An S3 upstream (`[upstream]`).
+    S3,
+}
+
+/// `[upstream]`: the S3 service (AWS, Ceph RGW, MinIO, ...) behind the gateway.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Endpoint URL; unset means AWS's endpoint for `region`.
+    pub endpoint: Option<String>,
+    /// Region requests are signed for.
+    pub region: String,
+    /// Bucket holding the blobs. It must exist.
+    pub bucket: String,
+    /// Prefix of every blob key, so that one bucket can serve several gateways.
+    pub prefix: String,
+    /// Path-style requests (`endpoint/bucket/key`) instead of virtual-host style.
+    pub path_style: bool,
+    /// Access key id; with `secret_key` unset too, `AWS_ACCESS_KEY_ID` and friends are used.
+    pub access_key: Option<String>,
+    /// Secret access key.
+    pub secret_key: Option<Secret>,
+    /// Session token for temporary credentials.
+    pub session_token: Option<Secret>,
+    /// PEM file of extra certificate authorities to trust for an `https` endpoint.
+    pub ca_bundle: Option<PathBuf>,
+    /// Seconds to establish a connection.
+    pub connect_timeout: u64,
+    /// Seconds an upstream may take to answer once a request is sent, and may stall a
+    /// transfer for.
+    pub timeout: u64,
+    /// Attempts per idempotent request (reads, deletes, listings); uploads are never
+    /// retried, the client retries them.
+    pub max_attempts: u32,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            region: "us-east-1".to_owned(),
+            bucket: String::new(),
+            prefix: "artifact-store/".to_owned(),
+            path_style: true,
+            access_key: None,
+            secret_key: None,
+            session_token: None,
+            ca_bundle: None,
+            connect_timeout: 5,
+            timeout: 30,
+            max_attempts: 3,
+        }
     }
 }
 
@@ -360,6 +426,127 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        path: "storage.backend",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.storage.backend = match v.as_str() {
+                "fs" => Backend::Fs,
+                "s3" => Backend::S3,
+                _ => return Err(format!("expected fs or s3, got {v:?}")),
+            };
+            Ok(())
+        },
+    },
+    Key {
+        path: "upstream.endpoint",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.upstream.endpoint = Some(v);
+            Ok(())
+        },
+    },
+    Key {
+        path: "upstream.region",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.upstream.region = v;
+            Ok(())
+        },
+    },
+    Key {
+        path: "upstream.bucket",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.upstream.bucket = v;
+            Ok(())
+        },
+    },
+    Key {
+        path: "upstream.prefix",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.upstream.prefix = v;
+            Ok(())
+        },
+    },
+    Key {
+        path: "upstream.path_style",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.upstream.path_style = parse_bool(&v)?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "upstream.access_key",
+        alias: None,
+        secret: true,
+        set: |c, v| {
+            c.upstream.access_key = Some(v);
+            Ok(())
+        },
+    },
+    Key {
+        path: "upstream.secret_key",
+        alias: None,
+        secret: true,
+        set: |c, v| {
+            c.upstream.secret_key = Some(Secret(v));
+            Ok(())
+        },
+    },
+    Key {
+        path: "upstream.session_token",
+        alias: None,
+        secret: true,
+        set: |c, v| {
+            c.upstream.session_token = Some(Secret(v));
+            Ok(())
+        },
+    },
+    Key {
+        path: "upstream.ca_bundle",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.upstream.ca_bundle = Some(v.into());
+            Ok(())
+        },
+    },
+    Key {
+        path: "upstream.connect_timeout",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.upstream.connect_timeout = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "upstream.timeout",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.upstream.timeout = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "upstream.max_attempts",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.upstream.max_attempts = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
         path: "auth.access_key",
         alias: Some("ARTIFACT_STORE_ACCESS_KEY"),
         secret: true,
@@ -466,10 +653,8 @@ impl Config {
                 origin: (*path).to_owned(),
                 reason: "no such configuration key".to_owned(),
             })?;
-            (key.set)(&mut config, value.clone()).map_err(|reason| ConfigError::Value {
-                origin: format!("--{}", path.rsplit('.').next().unwrap_or(path).replace('_', "-")),
-                reason,
-            })?;
+            (key.set)(&mut config, value.clone())
+                .map_err(|reason| ConfigError::Value { origin: flag_name(path), reason })?;
         }
         config.validate()?;
         Ok(config)
@@ -549,6 +734,18 @@ impl Config {
         if self.lifecycle.day_seconds == 0 || self.lifecycle.sweep_interval_seconds == 0 {
             return invalid("lifecycle.day_seconds and lifecycle.sweep_interval_seconds must be positive");
         }
+        if self.storage.backend == Backend::S3 {
+            let upstream = &self.upstream;
+            if upstream.bucket.is_empty() {
+                return invalid("storage.backend = s3 needs upstream.bucket");
+            }
+            if upstream.access_key.is_some() != upstream.secret_key.is_some() {
+                return invalid("upstream.access_key and upstream.secret_key must be set together");
+            }
+            if upstream.max_attempts == 0 || upstream.timeout == 0 || upstream.connect_timeout == 0 {
+                return invalid("upstream.max_attempts, timeout and connect_timeout must be at least 1");
+            }
+        }
         if self.auth.access_key.is_some() != self.auth.secret_key.is_some() {
             return invalid("auth.access_key and auth.secret_key must be set together");
         }
@@ -570,6 +767,13 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The flag that sets `path`: `--listen` for `server.listen`, but `--upstream-region` for
+/// `upstream.region`, whose flags keep their section to stay apart from the server's.
+fn flag_name(path: &str) -> String {
+    let name = if path.starts_with("upstream.") { path } else { path.rsplit('.').next().unwrap_or(path) };
+    format!("--{}", name.replace(['.', '_'], "-"))
 }
 
 /// Reads a secret from a file, without the trailing newline editors and `echo` add.
@@ -738,6 +942,28 @@ retrievals = "off"
             "[auth]\naccess_key = \"A\"\nsecret_key = \"x\"\n[[auth.users]]\naccess_key = \"A\"\nsecret_key = \"y\"\n",
         );
         assert!(matches!(Config::load(Some(&file), &env(&[]), &[]), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn the_s3_backend_reads_the_upstream_section() {
+        let vars = env(&[
+            ("ARTIFACT_STORE_STORAGE_BACKEND", "s3"),
+            ("ARTIFACT_STORE_UPSTREAM_ENDPOINT", "http://127.0.0.1:7480"),
+            ("ARTIFACT_STORE_UPSTREAM_BUCKET", "blobs"),
+            ("ARTIFACT_STORE_UPSTREAM_ACCESS_KEY", "UPAK"),
+            ("ARTIFACT_STORE_UPSTREAM_SECRET_KEY", "upstream-secret"),
+        ]);
+        let flags = [("upstream.region", "eu-west-3".to_owned())];
+        let config = Config::load(None, &vars, &flags).unwrap();
+        assert_eq!(config.storage.backend, Backend::S3);
+        assert_eq!(config.upstream.endpoint.as_deref(), Some("http://127.0.0.1:7480"));
+        assert_eq!(config.upstream.bucket, "blobs");
+        assert_eq!(config.upstream.region, "eu-west-3");
+        assert_eq!(config.upstream.secret_key.as_ref().unwrap().expose(), "upstream-secret");
+        assert!(!format!("{config:?}").contains("upstream-secret"));
+
+        let no_bucket = env(&[("ARTIFACT_STORE_STORAGE_BACKEND", "s3")]);
+        assert!(matches!(Config::load(None, &no_bucket, &[]), Err(ConfigError::Invalid(_))));
     }
 
     #[test]

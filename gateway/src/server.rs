@@ -35,7 +35,8 @@ use crate::admin::{self, Admin};
 use crate::auth::{MissingRootCredentials, Users};
 use crate::backend::BlobStore;
 use crate::backend::fs::FsBlobStore;
-use crate::config::Config;
+use crate::backend::s3::{OpenError, S3BlobStore};
+use crate::config::{Backend, Config};
 use crate::s3::Gateway;
 use crate::tls::{self, TlsError};
 
@@ -75,6 +76,9 @@ pub enum ServeError {
         /// Why.
         source: io::Error,
     },
+    /// The S3 upstream client could not be built.
+    #[error(transparent)]
+    Upstream(#[from] OpenError),
     /// The registry could not be opened.
     #[error("cannot open the registry {path}: {source}")]
     Registry {
@@ -117,15 +121,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let data_dir = config.storage.data_dir.clone();
-    let blobs =
-        FsBlobStore::open(&data_dir).map_err(|source| ServeError::Storage { path: data_dir.clone(), source })?;
+    let blobs = open_blobs(&config)?;
     let registry_path = crate::layout::registry_path(&data_dir);
     let registry = Registry::open(&registry_path, Arc::new(SystemClock))
         .map_err(|source| ServeError::Registry { path: registry_path, source })?;
     let tls = tls::acceptor(&config.server, &data_dir)?;
     let _sweeper = crate::worker::lifecycle::spawn(registry.clone(), &config.lifecycle);
     let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout);
-    let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
     let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
     let api = RegistryApi::new(registry.clone(), config.server.region.clone(), stopping_rx.clone());
     let admin_listener = match &config.server.admin_listen {
@@ -223,6 +225,37 @@ async fn serve_admin(
             }
         });
     }
+}
+
+/// The configured blob store. An S3 upstream that does not answer yet is reported, not fatal:
+/// the gateway serves what needs no bytes (listings, metadata, the registry) meanwhile, and
+/// writes fail with 503 until the upstream is back.
+///
+/// # Errors
+///
+/// [`ServeError::Storage`] or [`ServeError::Upstream`] when the store cannot be set up at all.
+pub fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, ServeError> {
+    let data_dir = &config.storage.data_dir;
+    Ok(match config.storage.backend {
+        Backend::Fs => Arc::new(
+            FsBlobStore::open(data_dir).map_err(|source| ServeError::Storage { path: data_dir.clone(), source })?,
+        ),
+        Backend::S3 => {
+            // The registry still lives in the data directory.
+            std::fs::create_dir_all(data_dir)
+                .map_err(|source| ServeError::Storage { path: data_dir.clone(), source })?;
+            let store = Arc::new(S3BlobStore::open(&config.upstream)?);
+            let probe = Arc::clone(&store);
+            let bucket = config.upstream.bucket.clone();
+            tokio::spawn(async move {
+                match probe.probe().await {
+                    Ok(()) => tracing::info!(%bucket, "upstream bucket answers"),
+                    Err(err) => tracing::warn!(%bucket, error = %err, "upstream not available; serving anyway"),
+                }
+            });
+            store
+        }
+    })
 }
 
 /// The s3s service for `config`, storing bytes in `blobs`: authentication over the configured

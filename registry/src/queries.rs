@@ -677,49 +677,57 @@ pub struct RetrievalRecord {
 /// # Errors
 /// SQLite errors.
 pub fn retrievals(conn: &Connection, filter: &RetrievalFilter, limit: usize) -> Result<Vec<RetrievalRecord>> {
-    let mut statement = conn.prepare_cached(
+    // Only the conditions given go into the query: `(?2 IS NULL OR r.bucket = ?2)` would keep
+    // SQLite on the primary key, scanning every later record to answer "who read this key"
+    // instead of seeking `retrievals_by_object`. The fragments are fixed; values are bound.
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut conditions = vec!["r.seq > ?"];
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&filter.after];
+    let optional: [(&str, Option<&dyn rusqlite::ToSql>); 5] = [
+        ("r.bucket = ?", filter.bucket.as_ref().map(|v| v as &dyn rusqlite::ToSql)),
+        ("r.key = ?", filter.key.as_ref().map(|v| v as &dyn rusqlite::ToSql)),
+        ("r.actor = ?", filter.actor.as_ref().map(|v| v as &dyn rusqlite::ToSql)),
+        ("r.created_at >= ?", filter.from_ms.as_ref().map(|v| v as &dyn rusqlite::ToSql)),
+        ("r.created_at < ?", filter.to_ms.as_ref().map(|v| v as &dyn rusqlite::ToSql)),
+    ];
+    for (condition, value) in optional {
+        if let Some(value) = value {
+            conditions.push(condition);
+            values.push(value);
+        }
+    }
+    values.push(&limit);
+    let mut statement = conn.prepare_cached(&format!(
         "SELECT r.seq, e.hash, r.created_at, r.bucket, r.key, r.version_id, r.method, r.bytes, r.actor,
                 e.access_key, r.request_id, r.source_addr, r.user_agent, e.payload
          FROM retrievals r JOIN events e ON e.seq = r.seq
-         WHERE r.seq > ?1 AND (?2 IS NULL OR r.bucket = ?2) AND (?3 IS NULL OR r.key = ?3)
-           AND (?4 IS NULL OR r.actor = ?4) AND (?5 IS NULL OR r.created_at >= ?5)
-           AND (?6 IS NULL OR r.created_at < ?6)
-         ORDER BY r.seq LIMIT ?7",
-    )?;
+         WHERE {}
+         ORDER BY r.seq LIMIT ?",
+        conditions.join(" AND ")
+    ))?;
     let records = statement
-        .query_map(
-            params![
-                filter.after,
-                filter.bucket,
-                filter.key,
-                filter.actor,
-                filter.from_ms,
-                filter.to_ms,
-                i64::try_from(limit).unwrap_or(i64::MAX)
-            ],
-            |row| {
-                let payload: Vec<u8> = row.get(13)?;
-                let range = serde_json::from_slice::<crate::event::v1::Retrieved>(&payload).ok().and_then(|r| r.range);
-                Ok(RetrievalRecord {
-                    sequence: row.get(0)?,
-                    hash: row.get(1)?,
-                    created_at: row.get(2)?,
-                    bucket: row.get(3)?,
-                    key: row.get(4)?,
-                    version_id: row.get(5)?,
-                    method: row.get(6)?,
-                    bytes: row.get(7)?,
-                    range,
-                    actor: row.get(8)?,
-                    context: crate::RequestContext {
-                        access_key: row.get(9)?,
-                        request_id: row.get(10)?,
-                        source_addr: row.get(11)?,
-                        user_agent: row.get(12)?,
-                    },
-                })
-            },
-        )?
+        .query_map(values.as_slice(), |row| {
+            let payload: Vec<u8> = row.get(13)?;
+            let range = serde_json::from_slice::<crate::event::v1::Retrieved>(&payload).ok().and_then(|r| r.range);
+            Ok(RetrievalRecord {
+                sequence: row.get(0)?,
+                hash: row.get(1)?,
+                created_at: row.get(2)?,
+                bucket: row.get(3)?,
+                key: row.get(4)?,
+                version_id: row.get(5)?,
+                method: row.get(6)?,
+                bytes: row.get(7)?,
+                range,
+                actor: row.get(8)?,
+                context: crate::RequestContext {
+                    access_key: row.get(9)?,
+                    request_id: row.get(10)?,
+                    source_addr: row.get(11)?,
+                    user_agent: row.get(12)?,
+                },
+            })
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(records)
 }

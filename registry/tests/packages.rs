@@ -121,3 +121,44 @@ async fn the_writer_continues_the_chain_after_another_handle_appended() {
     let conn = artifact_store_registry::sqlite::open_offline(&path).unwrap();
     assert_eq!(log::verify(&conn).unwrap().head.sequence, 5);
 }
+
+/// Two writers on one database, as `package seal` beside a serving gateway: both append at
+/// once, and the log stays one chain holding every event either acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_appending_at_once_keep_one_chain() {
+    const EACH: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.db");
+    let server = Registry::open(&path, Arc::new(SystemClock)).unwrap();
+    server.create_bucket(Caller::system("test"), "b", "us-east-1", false).await.unwrap();
+    put(&server, "sealed/a", b"a").await.unwrap();
+    let command = Registry::open(&path, Arc::new(SystemClock)).unwrap();
+
+    let writes = |registry: &Registry, prefix: &'static str| {
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let puts = (0..EACH).map(|i| {
+                let registry = registry.clone();
+                async move { put(&registry, &format!("{prefix}/{i}"), prefix.as_bytes()).await }
+            });
+            futures::future::join_all(puts).await.into_iter().collect::<Result<Vec<_>, _>>()
+        })
+    };
+    let from_server = writes(&server, "server");
+    let from_command = writes(&command, "command");
+    let sealed = seal(&command, manifest(&command, "sealed", "sealed/").await).await.unwrap();
+    assert_eq!(from_server.await.unwrap().unwrap().len(), EACH);
+    assert_eq!(from_command.await.unwrap().unwrap().len(), EACH);
+    command.close().await;
+
+    // The server's writer sees the seal the other one committed.
+    assert!(matches!(put(&server, "sealed/b", b"b").await, Err(Error::Sealed { .. })));
+    let verified = server.verify().await.unwrap();
+    assert_eq!(verified.first_mismatch, None);
+    // The bucket, the first object, both writers' objects, the manifest and the seal.
+    assert_eq!(verified.events, 2 + 2 * EACH as u64 + 2);
+    let event = sealed.event.sequence;
+    let at_seal = server.read(move |conn| log::hash_at(conn, event)).await.unwrap();
+    assert_eq!(at_seal, Some(sealed.event.hash), "the seal's receipt names the event the log holds");
+    server.close().await;
+}

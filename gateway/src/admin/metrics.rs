@@ -73,10 +73,10 @@ pub fn retrieval_record_dropped() {
 }
 
 /// One request to an upstream blob store, for upstream backends to call: `backend` names the
-/// store (`s3`), `op` the upstream operation (`PutObject`), `outcome` is `ok` or the error
-/// code the upstream answered.
-pub fn upstream_request(backend: &'static str, op: &'static str, outcome: &str) {
-    counter!("artifact_store_upstream_requests_total", "backend" => backend, "op" => op, "outcome" => outcome.to_owned())
+/// store (`s3`), `op` the upstream operation (`PutObject`), `outcome` the HTTP status it got
+/// (`none` without an answer). All three come from small fixed sets, never from object keys.
+pub fn upstream_request(backend: &'static str, op: &str, outcome: &str) {
+    counter!("artifact_store_upstream_requests_total", "backend" => backend, "op" => op.to_owned(), "outcome" => outcome.to_owned())
         .increment(1);
 }
 

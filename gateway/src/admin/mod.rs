@@ -19,14 +19,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use registry::Registry;
 use s3s::Body;
 
-use crate::backend::{BlobError, BlobId, BlobStore};
+use crate::backend::BlobStore;
 
 /// The prefix of the registry API.
 pub const REGISTRY_PREFIX: &str = "/_registry";
-
-/// A blob id no store holds: `/_ready` asks the backend for its size, and "not found" proves
-/// the backend answers.
-const READY_PROBE: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Whether `path` is an admin path. The caller must also rule out virtual-host style
 /// requests, where `/_health` is an object key in the host's bucket.
@@ -88,13 +84,11 @@ impl Admin {
         response
     }
 
-    /// The registry commits a (empty) transaction and the backend answers a lookup.
+    /// The registry commits a (empty) transaction and the backend answers its probe (the
+    /// local store's folder exists; an S3 upstream answers HeadBucket).
     async fn ready(&self) -> Result<(), String> {
         self.registry.write(|_| Ok(())).await.map_err(|err| format!("registry: {err}"))?;
-        match self.blobs.size(&BlobId::new(READY_PROBE)).await {
-            Ok(_) | Err(BlobError::NotFound) => Ok(()),
-            Err(err) => Err(format!("backend: {err}")),
-        }
+        self.blobs.probe().await.map_err(|err| format!("backend: {err}"))
     }
 }
 

@@ -297,8 +297,13 @@ impl Query {
         self.get(name).map(|v| v.parse().map_err(|_| ApiError::bad(format!("{name} is a whole number")))).transpose()
     }
 
+    /// `limit`, at most [`MAX_LIMIT`]. Zero is refused: a page that can hold nothing never moves
+    /// the cursor, so a client following the feed with it would poll in place for ever.
     fn limit(&self) -> Result<usize, ApiError> {
         let limit = self.number("limit")?.map_or(DEFAULT_LIMIT, |n| usize::try_from(n).unwrap_or(MAX_LIMIT));
+        if limit == 0 {
+            return Err(ApiError::bad("limit is at least 1"));
+        }
         Ok(limit.min(MAX_LIMIT))
     }
 

@@ -27,21 +27,15 @@ use md5::{Digest as _, Md5};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, spawn_blocking};
 
+use super::pipeline::{
+    Chunk, FEED_CHUNK, PIPELINE_DEPTH, feed, join_error, md5_worker, subtree_chaining_value, subtree_worker,
+};
 use super::{BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, Result, Stage, StagedBlob};
 use crate::s3::checksum::{ChecksumAlgorithm, Checksummer, Checksums};
 
 /// Bytes per read when serving a blob. Large reads keep syscalls and task hops rare; one read is
 /// prefetched while the previous chunk is being sent, so a GET holds at most two chunks.
 const READ_CHUNK: u64 = 1 << 20;
-
-/// Chunks queued per hashing worker before the body reader waits (backpressure). With
-/// [`FEED_CHUNK`] this bounds a put's buffered body to about 1 MiB.
-const PIPELINE_DEPTH: usize = 4;
-
-/// The body is handed to the workers in chunks of about this size, not in the 8 to 16 KiB
-/// pieces HTTP delivers: every hand-off wakes a thread, and BLAKE3 only uses its widest SIMD
-/// path (16 chunks of 1 KiB at once) on inputs of 16 KiB and more.
-const FEED_CHUNK: usize = 256 << 10;
 
 /// Bodies announced at up to this size are received into memory and then hashed, written and
 /// fsynced in one blocking task: for a small object the hand-offs between threads of the
@@ -151,13 +145,6 @@ pub struct TempSweep {
     pub files: u64,
     /// Their total size in bytes.
     pub bytes: u64,
-}
-
-/// What a worker receives: the body's bytes, then `End` if the body arrived whole. A channel
-/// closed without `End` means the put was abandoned.
-enum Chunk {
-    Data(Bytes),
-    End,
 }
 
 impl FsBlobStore {
@@ -321,91 +308,11 @@ impl BlobStore for FsBlobStore {
         });
         Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })))
     }
-}
 
-/// Reads the body into every worker in [`FEED_CHUNK`]s, enforcing `expected_len`. Returns the
-/// byte count.
-async fn feed(mut body: BodyStream, expected_len: Option<u64>, workers: &[&mpsc::Sender<Chunk>]) -> Result<u64> {
-    let mut received: u64 = 0;
-    let mut pending = BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(BlobError::Body)?;
-        received += chunk.len() as u64;
-        if let Some(expected) = expected_len
-            && received > expected
-        {
-            return Err(BlobError::IncompleteBody { expected, received });
-        }
-        // A chunk that is already large enough goes on as it is, without a copy.
-        let ready = if pending.is_empty() && chunk.len() >= FEED_CHUNK {
-            chunk
-        } else {
-            pending.extend_from_slice(&chunk);
-            if pending.len() < FEED_CHUNK {
-                continue;
-            }
-            pending.split().freeze()
-        };
-        send_to_all(workers, ready).await?;
+    async fn probe(&self) -> Result<()> {
+        tokio::fs::metadata(&self.tmp).await?;
+        Ok(())
     }
-    if let Some(expected) = expected_len
-        && received != expected
-    {
-        return Err(BlobError::IncompleteBody { expected, received });
-    }
-    if !pending.is_empty() {
-        send_to_all(workers, pending.freeze()).await?;
-    }
-    Ok(received)
-}
-
-async fn send_to_all(workers: &[&mpsc::Sender<Chunk>], chunk: Bytes) -> Result<()> {
-    for worker in workers {
-        // Cloning `Bytes` shares the buffer: every worker reads the same memory.
-        if worker.send(Chunk::Data(chunk.clone())).await.is_err() {
-            return Err(io::Error::other("blob worker stopped").into());
-        }
-    }
-    Ok(())
-}
-
-/// MD5 of everything received; `None` if the put was abandoned.
-fn md5_worker(mut rx: mpsc::Receiver<Chunk>) -> Option<[u8; 16]> {
-    let mut md5 = Md5::new();
-    while let Some(chunk) = rx.blocking_recv() {
-        match chunk {
-            Chunk::Data(bytes) => md5.update(&bytes),
-            Chunk::End => return Some(md5.finalize().into()),
-        }
-    }
-    None
-}
-
-/// The BLAKE3 chaining value of everything received, hashed as a subtree starting at `offset`
-/// of a larger input; `None` if the put was abandoned or see [`subtree_chaining_value`].
-fn subtree_worker(mut rx: mpsc::Receiver<Chunk>, offset: u64) -> Option<[u8; 32]> {
-    use blake3::hazmat::HasherExt as _;
-    let mut hasher = blake3::Hasher::new();
-    hasher.set_input_offset(offset);
-    let mut len: u64 = 0;
-    while let Some(chunk) = rx.blocking_recv() {
-        match chunk {
-            Chunk::Data(bytes) => {
-                len += bytes.len() as u64;
-                hasher.update(&bytes);
-            }
-            Chunk::End => return subtree_chaining_value(&hasher, len, offset),
-        }
-    }
-    None
-}
-
-/// The chaining value of `len` bytes hashed by `hasher` (whose input offset is `offset`);
-/// `None` when the bytes cannot form a subtree at that offset (their length does not fit).
-fn subtree_chaining_value(hasher: &blake3::Hasher, len: u64, offset: u64) -> Option<[u8; 32]> {
-    use blake3::hazmat::HasherExt as _;
-    let fits = blake3::hazmat::max_subtree_len(offset).is_none_or(|max| len <= max) && len > 0;
-    fits.then(|| hasher.finalize_non_root())
 }
 
 /// Writes and hashes everything received, then fsyncs; `None` if the put was abandoned.
@@ -621,12 +528,11 @@ fn not_found(err: io::Error) -> BlobError {
     if err.kind() == io::ErrorKind::NotFound { BlobError::NotFound } else { BlobError::Io(err) }
 }
 
-fn join_error(err: tokio::task::JoinError) -> BlobError {
-    BlobError::Io(io::Error::other(err))
-}
-
 #[cfg(test)]
 mod tests {
+    use futures::StreamExt as _;
+    use md5::{Digest as _, Md5};
+
     use super::*;
 
     fn store() -> (tempfile::TempDir, FsBlobStore) {

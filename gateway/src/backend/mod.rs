@@ -8,8 +8,12 @@
 //! `StagedBlob` instead throws the bytes away.
 //!
 //! - [`fs`]: local disk, content-addressed by BLAKE3.
+//! - [`s3`]: an S3 upstream (AWS, Ceph RGW, ...), one upstream object per blob.
+//! - [`pipeline`]: the hashing workers both share.
 
 pub mod fs;
+mod pipeline;
+pub mod s3;
 
 use std::pin::Pin;
 use std::time::SystemTime;
@@ -62,9 +66,22 @@ pub enum BlobError {
     /// Reading the request body failed (client went away, bad aws-chunked signature, ...).
     #[error("reading the request body failed")]
     Body(#[source] BodyError),
-    /// The storage is not reachable or refuses service for now.
+    /// The storage is not reachable or refuses service for now (an upstream 5xx, timeout or
+    /// refused connection).
     #[error("blob storage unavailable: {0}")]
     Unavailable(String),
+    /// The storage asks for fewer requests (an upstream's throttling answer).
+    #[error("blob storage throttled: {0}")]
+    SlowDown(String),
+    /// The upstream refused a request for a reason the client can do nothing about
+    /// (credentials, permissions, configuration).
+    #[error("upstream refused the request: {status} {code}")]
+    Upstream {
+        /// HTTP status of the upstream's answer.
+        status: u16,
+        /// The upstream's error code.
+        code: String,
+    },
     /// Local I/O failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -240,4 +257,12 @@ pub trait BlobStore: Send + Sync + 'static {
     ///
     /// I/O errors, before or inside the stream.
     async fn list(&self) -> Result<Pin<Box<dyn Stream<Item = Result<BlobEntry>> + Send>>>;
+
+    /// Checks that the store answers now (for readiness reports). Cheap: one small request
+    /// or filesystem call.
+    ///
+    /// # Errors
+    ///
+    /// [`BlobError::Unavailable`] and the other errors of the store's requests.
+    async fn probe(&self) -> Result<()>;
 }

@@ -29,14 +29,13 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use registry::log::{self, ChainHead};
-use registry::sqlite;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::progress::{self, Unit};
-use super::{Outcome, existing_registry, print_line};
+use super::{Outcome, existing_registry, print_line, read_registry};
 use crate::config::Config;
 
 /// The `format` of checkpoints this build writes and reads.
@@ -123,12 +122,14 @@ impl Checkpoint {
         checkpoint
     }
 
-    /// Whether `trusted` signed this checkpoint.
+    /// Whether `trusted` signed this checkpoint. Strict verification: an auditor may paste a
+    /// public key from a checkpoint file, and a weak (small-order) key would let plain ed25519
+    /// verification accept a signature made without any secret.
     fn signature_holds(&self, trusted: &VerifyingKey) -> bool {
         let mut bytes = [0; 64];
         hex::decode_to_slice(&self.signature, &mut bytes).is_ok()
             && self.public_key == hex::encode(trusted.as_bytes())
-            && trusted.verify(&self.signed_bytes(), &Signature::from_bytes(&bytes)).is_ok()
+            && trusted.verify_strict(&self.signed_bytes(), &Signature::from_bytes(&bytes)).is_ok()
     }
 }
 
@@ -164,14 +165,10 @@ fn key_path(config: &Config) -> PathBuf {
 
 async fn create(config: &Config, out: Option<&Path>, s3: Option<&str>) -> anyhow::Result<Outcome> {
     let upload_to = s3.map(parse_s3_url).transpose()?;
-    let path = existing_registry(config)?;
+    // No registry: say so before generating a key for it.
+    existing_registry(config)?;
     let key = signing_key(&key_path(config))?;
-    let verified = tokio::task::spawn_blocking(move || -> anyhow::Result<log::Verified> {
-        let conn = sqlite::open_read_only(&path).with_context(|| format!("cannot open {}", path.display()))?;
-        verify_chain(&conn)
-    })
-    .await
-    .context("chain check")??;
+    let verified = read_registry(config, verify_chain).await?;
     if let Some(sequence) = verified.first_mismatch {
         eprintln!("error: the event chain is broken at event {sequence}; not signing it (run `artifact-store verify`)");
         return Ok(Outcome::CheckFailed);
@@ -287,14 +284,9 @@ pub async fn check(config: &Config, file: &Path, public_key: Option<&str>) -> an
             checkpoint.public_key
         ));
     }
-    let path = existing_registry(config)?;
     let sequence = checkpoint.sequence;
-    let (verified, found) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let conn = sqlite::open_read_only(&path).with_context(|| format!("cannot open {}", path.display()))?;
-        Ok((verify_chain(&conn)?, log::hash_at(&conn, sequence)?))
-    })
-    .await
-    .context("chain check")??;
+    let (verified, found) =
+        read_registry(config, move |conn| Ok((verify_chain(conn)?, log::hash_at(conn, sequence)?))).await?;
     match found {
         None => problems
             .push(format!("checkpoint: the log has no event {sequence} (it ends at {})", verified.head.sequence)),
@@ -375,6 +367,24 @@ mod tests {
             String::from_utf8(checkpoint.signed_bytes()).unwrap(),
             format!(r#"{{"created_at":1800000000000,"format":"{FORMAT}","hash":"{}","sequence":42}}"#, "09".repeat(32))
         );
+    }
+
+    #[test]
+    fn a_signature_needing_no_secret_is_refused() {
+        // The identity point as public key: with R = identity and s = 0, plain ed25519
+        // verification accepts any message.
+        let mut identity = [0; 32];
+        identity[0] = 1;
+        let weak = VerifyingKey::from_bytes(&identity).unwrap();
+        let forged = Checkpoint {
+            created_at: 1_800_000_000_000,
+            format: FORMAT.to_owned(),
+            hash: "09".repeat(32),
+            public_key: hex::encode(identity),
+            sequence: 42,
+            signature: hex::encode([identity, [0; 32]].concat()),
+        };
+        assert!(!forged.signature_holds(&weak));
     }
 
     #[test]

@@ -8,7 +8,11 @@
 //! guard and the registry (read fresh, just before the removal) has no reference to it.
 //!
 //! Blobs are listed and removed through the [`BlobStore`] trait, so any backend can be
-//! collected; the temp-file sweep is specific to the local store.
+//! collected: for an S3 upstream, every object under the prefix with a blob id's shape that no
+//! version or part references (an upload that died before its event, an abandoned stage, the
+//! parts of an aborted multipart upload). The age guard then compares the upstream's
+//! `LastModified` with this machine's clock, so it must exceed their skew. The temp-file sweep
+//! is specific to the local store.
 
 use std::time::{Duration, SystemTime};
 
@@ -19,8 +23,9 @@ use serde::Serialize;
 
 use super::{existing_registry, print_line, progress};
 use crate::backend::fs::FsBlobStore;
+use crate::backend::s3::S3BlobStore;
 use crate::backend::{BlobError, BlobId, BlobStore};
-use crate::config::Config;
+use crate::config::{Backend, Config};
 
 /// Flags of `gc`.
 #[derive(Debug, clap::Args)]
@@ -59,18 +64,25 @@ struct Report {
 pub async fn run(config: &Config, args: &GcArgs, json: bool) -> anyhow::Result<()> {
     let path = existing_registry(config)?;
     let conn = sqlite::open_read_only(&path).with_context(|| format!("cannot open {}", path.display()))?;
-    let store = FsBlobStore::open(&config.storage.data_dir)
-        .with_context(|| format!("cannot open the blob store in {}", config.storage.data_dir.display()))?;
     let cutoff = SystemTime::now().checked_sub(args.min_age).unwrap_or(SystemTime::UNIX_EPOCH);
 
     let mut report = Report { dry_run: args.dry_run, min_age_seconds: args.min_age.as_secs(), ..Report::default() };
     // An indexed point lookup per blob: quicker on this thread than a hop to the blocking pool.
     let is_referenced = |id: &BlobId| -> anyhow::Result<bool> { Ok(queries::blob_refs(&conn, id.as_str())? > 0) };
-    collect_blobs(&store, is_referenced, cutoff, args.dry_run, &mut report).await?;
-
-    let swept = store.remove_stale_temp_files(cutoff, args.dry_run).await.context("cannot clean tmp/")?;
-    report.temp_files_removed = swept.files;
-    report.temp_bytes_freed = swept.bytes;
+    match config.storage.backend {
+        Backend::Fs => {
+            let store = FsBlobStore::open(&config.storage.data_dir)
+                .with_context(|| format!("cannot open the blob store in {}", config.storage.data_dir.display()))?;
+            collect_blobs(&store, is_referenced, cutoff, args.dry_run, &mut report).await?;
+            let swept = store.remove_stale_temp_files(cutoff, args.dry_run).await.context("cannot clean tmp/")?;
+            report.temp_files_removed = swept.files;
+            report.temp_bytes_freed = swept.bytes;
+        }
+        Backend::S3 => {
+            let store = S3BlobStore::open(&config.upstream).context("cannot set up the upstream client")?;
+            collect_blobs(&store, is_referenced, cutoff, args.dry_run, &mut report).await?;
+        }
+    }
 
     print_report(&report, json)
 }

@@ -162,10 +162,31 @@ fn existing_registry(config: &Config) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// Runs `read` on a read-only connection to the configured registry on the blocking pool, so
+/// a long read (a chain walk) does not stall the progress bars and blob reads of the runtime.
+async fn read_registry<R: Send + 'static>(
+    config: &Config,
+    read: impl FnOnce(&rusqlite::Connection) -> anyhow::Result<R> + Send + 'static,
+) -> anyhow::Result<R> {
+    let path = existing_registry(config)?;
+    tokio::task::spawn_blocking(move || {
+        let conn =
+            registry::sqlite::open_read_only(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        read(&conn)
+    })
+    .await
+    .context("the registry read did not finish")?
+}
+
 /// Writes one line of a command's result to stdout. A closed pipe (`| head`) is not an error
 /// worth reporting; the caller stops writing when this returns `false`.
 fn print_line(out: &mut impl std::io::Write, line: &str) -> anyhow::Result<bool> {
-    match writeln!(out, "{line}") {
+    Ok(print_part(out, line)? && print_part(out, "\n")?)
+}
+
+/// Writes part of a line, for documents written piece by piece; as [`print_line`].
+fn print_part(out: &mut impl std::io::Write, text: &str) -> anyhow::Result<bool> {
+    match out.write_all(text.as_bytes()) {
         Ok(()) => Ok(true),
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
         Err(err) => Err(anyhow::Error::new(err).context("cannot write to stdout")),

@@ -20,14 +20,13 @@ use futures::StreamExt as _;
 use registry::clock::SystemClock;
 use registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, Payload};
 use registry::packages::{self, Manifest, Package};
-use registry::{Caller, Registry, RequestContext, log, queries, sqlite};
+use registry::{Caller, Registry, RequestContext, queries};
 use rusqlite::Connection;
 use serde::Serialize;
 
 use super::progress::{self, Unit};
-use super::{Outcome, existing_registry, print_line};
-use crate::backend::fs::FsBlobStore;
-use crate::backend::{BlobId, BlobStore as _};
+use super::{Outcome, existing_registry, print_line, read_registry};
+use crate::backend::{BlobId, BlobStore};
 use crate::config::Config;
 
 /// How often `seal` builds the manifest again when uploads keep changing the prefix.
@@ -96,8 +95,8 @@ async fn seal(config: &Config, location: &str, name: Option<&str>, json: bool) -
     let (bucket, prefix) = parse_location(location)?;
     let name = name.map_or_else(|| format!("{bucket}/{prefix}"), str::to_owned);
     let path = existing_registry(config)?;
-    let store = FsBlobStore::open(&config.storage.data_dir)
-        .with_context(|| format!("cannot open the blob store in {}", config.storage.data_dir.display()))?;
+    // The configured store: the local folder, or the S3 upstream the server writes to.
+    let store = crate::server::open_blobs(config).context("cannot open the blob store")?;
     let registry = Registry::open(&path, Arc::new(SystemClock))
         .with_context(|| format!("cannot open the registry {}", path.display()))?;
     let caller = Caller {
@@ -114,7 +113,7 @@ async fn seal(config: &Config, location: &str, name: Option<&str>, json: bool) -
             let (name, bucket, prefix) = (name.clone(), bucket.clone(), prefix.clone());
             registry.read(move |conn| Manifest::collect(conn, &name, &bucket, &prefix)).await?
         };
-        let object = store_manifest(&store, &manifest).await?;
+        let object = store_manifest(store.as_ref(), &manifest).await?;
         match registry.seal_package(caller.clone(), manifest, object).await {
             Err(registry::Error::PackageChanged) if attempt < SEAL_ATTEMPTS => {}
             result => break result,
@@ -154,7 +153,7 @@ async fn seal(config: &Config, location: &str, name: Option<&str>, json: bool) -
 }
 
 /// Writes the manifest's bytes to the blob store and describes the object that holds them.
-async fn store_manifest(store: &FsBlobStore, manifest: &Manifest) -> anyhow::Result<ObjectPut> {
+async fn store_manifest(store: &dyn BlobStore, manifest: &Manifest) -> anyhow::Result<ObjectPut> {
     let bytes = manifest.encode();
     let len = bytes.len() as u64;
     let body: crate::backend::BodyStream = Box::pin(futures::stream::once(async move { Ok(Bytes::from(bytes)) }));
@@ -198,19 +197,16 @@ struct VerifyReport {
 }
 
 async fn verify(config: &Config, wanted: &str, json: bool) -> anyhow::Result<Outcome> {
-    let path = existing_registry(config)?;
-    let store = FsBlobStore::open(&config.storage.data_dir)
-        .with_context(|| format!("cannot open the blob store in {}", config.storage.data_dir.display()))?;
+    // The configured store: the local folder, or the S3 upstream the server writes to.
+    let store = crate::server::open_blobs(config).context("cannot open the blob store")?;
     let wanted_owned = wanted.to_owned();
-    let (package, recorded, manifest_parts) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let conn = sqlite::open_read_only(&path).with_context(|| format!("cannot open {}", path.display()))?;
-        let package = find_package(&conn, &wanted_owned)?;
-        let recorded = recorded_digest(&conn, &package)?;
-        let manifest = queries::version(&conn, &package.bucket, &package.manifest_key, &package.manifest_version_id)?;
+    let (package, recorded, manifest_parts) = read_registry(config, move |conn| {
+        let package = find_package(conn, &wanted_owned)?;
+        let recorded = recorded_digest(conn, &package)?;
+        let manifest = queries::version(conn, &package.bucket, &package.manifest_key, &package.manifest_version_id)?;
         Ok((package, recorded, manifest.map(|v| v.content.parts)))
     })
-    .await
-    .context("package lookup")??;
+    .await?;
 
     let mut report =
         VerifyReport { ok: false, package: package.name.clone(), members: 0, bytes: 0, problems: Vec::new() };
@@ -229,7 +225,7 @@ async fn verify(config: &Config, wanted: &str, json: bool) -> anyhow::Result<Out
             None
         }
         Some(parts) => {
-            let (digest, bytes) = read_object(&store, &parts, true).await?;
+            let (digest, bytes) = read_object(store.as_ref(), &parts, true).await?;
             if digest != recorded {
                 report.problems.push(format!(
                     "manifest s3://{}/{}: its bytes hash to {digest}, the seal recorded {recorded}",
@@ -242,7 +238,7 @@ async fn verify(config: &Config, wanted: &str, json: bool) -> anyhow::Result<Out
         }
     };
     if let Some(manifest) = manifest {
-        check_members(config, &store, &package, &manifest, &mut report).await?;
+        check_members(config, store.as_ref(), &package, &manifest, &mut report).await?;
     }
     report.ok = report.problems.is_empty();
     let mut out = std::io::stdout().lock();
@@ -268,21 +264,18 @@ async fn verify(config: &Config, wanted: &str, json: bool) -> anyhow::Result<Out
 /// manifest names, and its bytes must hash to the manifest's BLAKE3.
 async fn check_members(
     config: &Config,
-    store: &FsBlobStore,
+    store: &dyn BlobStore,
     package: &Package,
     manifest: &Manifest,
     report: &mut VerifyReport,
 ) -> anyhow::Result<()> {
-    let path = existing_registry(config)?;
     let wanted: Vec<(String, String)> =
         manifest.members.iter().map(|m| (m.key.clone(), m.version_id.clone())).collect();
     let bucket = package.bucket.clone();
-    let versions = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<_>> {
-        let conn = sqlite::open_read_only(&path)?;
-        wanted.iter().map(|(key, id)| Ok(queries::version(&conn, &bucket, key, id)?)).collect()
+    let versions: Vec<_> = read_registry(config, move |conn| {
+        wanted.iter().map(|(key, id)| Ok(queries::version(conn, &bucket, key, id)?)).collect()
     })
-    .await
-    .context("member lookup")??;
+    .await?;
     let bar = progress::bar("members", manifest.members.iter().map(|m| m.size).sum(), Unit::Bytes);
     for (member, version) in manifest.members.iter().zip(versions) {
         let name = format!("s3://{}/{} version {}", package.bucket, member.key, member.version_id);
@@ -312,7 +305,7 @@ async fn check_members(
 }
 
 /// Streams an object's parts through BLAKE3; returns the hex digest and, with `keep`, the bytes.
-async fn read_object(store: &FsBlobStore, parts: &[BlobPart], keep: bool) -> anyhow::Result<(String, Vec<u8>)> {
+async fn read_object(store: &dyn BlobStore, parts: &[BlobPart], keep: bool) -> anyhow::Result<(String, Vec<u8>)> {
     let mut hasher = blake3::Hasher::new();
     let mut kept = Vec::new();
     for part in parts {
@@ -345,10 +338,7 @@ fn find_package(conn: &Connection, wanted: &str) -> anyhow::Result<Package> {
 /// The manifest digest recorded by the package's `v1.package.finalized` event in the log
 /// (the view could have been edited; the event is covered by the chain `verify` checks).
 fn recorded_digest(conn: &Connection, package: &Package) -> anyhow::Result<String> {
-    let event = log::fetch_since(conn, package.sealed_seq.saturating_sub(1), 1)?
-        .into_iter()
-        .next()
-        .filter(|e| e.sequence == package.sealed_seq)
+    let event = queries::event(conn, package.sealed_seq)?
         .with_context(|| format!("event {} of package {} is missing from the log", package.sealed_seq, package.name))?;
     match event.decode()? {
         Payload::PackageFinalized(p) if p.name == package.name => Ok(p.manifest_blake3),
@@ -357,13 +347,7 @@ fn recorded_digest(conn: &Connection, package: &Package) -> anyhow::Result<Strin
 }
 
 async fn list(config: &Config, json: bool) -> anyhow::Result<Outcome> {
-    let path = existing_registry(config)?;
-    let listed = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Package>> {
-        let conn = sqlite::open_read_only(&path).with_context(|| format!("cannot open {}", path.display()))?;
-        Ok(packages::packages(&conn)?)
-    })
-    .await
-    .context("package list")??;
+    let listed = read_registry(config, |conn| Ok(packages::packages(conn)?)).await?;
     let mut out = std::io::stdout().lock();
     if json {
         print_line(&mut out, &serde_json::to_string(&listed)?)?;

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use registry::queries::{self, RetrievalFilter};
 use registry::sqlite;
 
-use super::{existing_registry, print_line};
+use super::{existing_registry, print_line, print_part};
 use crate::admin::records::{self, rfc3339};
 use crate::admin::registry_api::parse_time;
 use crate::config::Config;
@@ -73,8 +73,9 @@ pub async fn run(config: &Config, args: &RetrievalsArgs, json: bool) -> anyhow::
     let conn = sqlite::open_read_only(&path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut out = std::io::stdout().lock();
     let mut left = args.limit.unwrap_or(usize::MAX);
-    // CloudTrail is one document: gather first.
-    let mut gathered = Vec::new();
+    // CloudTrail is one document, `{"Records":[...]}`: written record by record, so an export
+    // of millions of reads holds one page in memory, not all of them.
+    let mut opened = false;
     if format == Format::Table
         && !print_line(
             &mut out,
@@ -94,7 +95,12 @@ pub async fn run(config: &Config, args: &RetrievalsArgs, json: bool) -> anyhow::
         for record in page {
             let line = match format {
                 Format::Cloudtrail => {
-                    gathered.push(record);
+                    let separator = if opened { "," } else { r#"{"Records":["# };
+                    opened = true;
+                    let record = records::cloudtrail_record(&record, &config.server.region);
+                    if !print_part(&mut out, &format!("{separator}{record}"))? {
+                        return Ok(());
+                    }
                     continue;
                 }
                 Format::Json => records::retrieval(&record).to_string(),
@@ -118,7 +124,8 @@ pub async fn run(config: &Config, args: &RetrievalsArgs, json: bool) -> anyhow::
         }
     }
     if format == Format::Cloudtrail {
-        print_line(&mut out, &records::cloudtrail(&gathered, &config.server.region).to_string())?;
+        let start = if opened { "" } else { r#"{"Records":["# };
+        print_line(&mut out, &format!("{start}]}}"))?;
     }
     Ok(())
 }

@@ -43,6 +43,23 @@ pub struct ServeArgs {
     /// (server.admin_listen); /_metrics then leaves the main address.
     #[arg(long, value_name = "ADDR:PORT")]
     pub admin_listen: Option<String>,
+
+    /// Where object bytes live: `fs` (the data directory) or `s3` (an upstream S3 service)
+    /// (storage.backend) [default: fs].
+    #[arg(long, value_name = "fs|s3")]
+    pub backend: Option<String>,
+
+    /// Endpoint URL of the upstream S3 service; AWS when unset (upstream.endpoint).
+    #[arg(long, value_name = "URL")]
+    pub upstream_endpoint: Option<String>,
+
+    /// Upstream bucket that holds the blobs (upstream.bucket).
+    #[arg(long, value_name = "NAME")]
+    pub upstream_bucket: Option<String>,
+
+    /// Region the upstream requests are signed for (upstream.region) [default: us-east-1].
+    #[arg(long, value_name = "REGION")]
+    pub upstream_region: Option<String>,
 }
 
 impl ServeArgs {
@@ -55,6 +72,10 @@ impl ServeArgs {
             ("server.tls_key", self.tls_key.as_ref().map(|p| p.display().to_string())),
             ("server.tls_self_signed", self.tls_self_signed.then(|| "true".to_owned())),
             ("server.admin_listen", self.admin_listen.clone()),
+            ("storage.backend", self.backend.clone()),
+            ("upstream.endpoint", self.upstream_endpoint.clone()),
+            ("upstream.bucket", self.upstream_bucket.clone()),
+            ("upstream.region", self.upstream_region.clone()),
         ];
         flags.extend(paths.into_iter().filter_map(|(key, value)| value.map(|v| (key, v))));
     }

@@ -40,6 +40,11 @@ pub struct VerifyArgs {
     /// Also prove that the log extends this signed checkpoint (see `checkpoint create`).
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<std::path::PathBuf>,
+
+    /// Trust this public key (hex) for `--checkpoint` instead of the configured key's, for an
+    /// auditor who does not hold the secret.
+    #[arg(long, value_name = "HEX", requires = "checkpoint")]
+    pub public_key: Option<String>,
 }
 
 /// Everything `verify` found; printed as text or, with `--json`, as one object.
@@ -110,9 +115,12 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
     }
     problems.extend(views.differences.iter().map(|difference| format!("views: {difference}")));
     if let Some(file) = &args.checkpoint {
-        problems.extend(super::checkpoint::check(config, file, None).await?);
+        problems.extend(super::checkpoint::check(config, file, args.public_key.as_deref()).await?);
     }
 
+    if !args.no_blobs && config.storage.backend == crate::config::Backend::S3 {
+        anyhow::bail!("re-hashing blobs covers the local store only: run verify --no-blobs with storage.backend = s3");
+    }
     let blobs = if args.no_blobs {
         None
     } else {

@@ -182,9 +182,13 @@ fn blob_error(err: BlobError) -> S3Error {
             tracing::warn!(%reason, "blob storage unavailable");
             s3_error!(ServiceUnavailable, "Please reduce your request rate.")
         }
+        BlobError::SlowDown(reason) => {
+            tracing::warn!(%reason, "blob storage throttled");
+            s3_error!(SlowDown, "Please reduce your request rate.")
+        }
         // A blob the registry references is missing or malformed: our inconsistency, not the
         // client's (NoSuchKey is decided by the registry).
-        err @ (BlobError::NotFound | BlobError::InvalidId | BlobError::Io(_)) => {
+        err @ (BlobError::NotFound | BlobError::InvalidId | BlobError::Io(_) | BlobError::Upstream { .. }) => {
             tracing::error!(error = %error_chain(&err), "blob store error");
             internal_error()
         }
@@ -243,6 +247,8 @@ mod tests {
         assert_eq!(code(BlobError::InvalidRange { start: 5, end: 9, size: 3 }), "InvalidRange");
         assert_eq!(code(BlobError::IncompleteBody { expected: 5, received: 3 }), "IncompleteBody");
         assert_eq!(code(BlobError::Unavailable("down".into())), "ServiceUnavailable");
+        assert_eq!(code(BlobError::SlowDown("throttled".into())), "SlowDown");
+        assert_eq!(code(BlobError::Upstream { status: 403, code: "AccessDenied".into() }), "InternalError");
         assert_eq!(code(BlobError::NotFound), "InternalError");
         assert_eq!(code(BlobError::Io(std::io::Error::other("disk"))), "InternalError");
         assert_eq!(code(BlobError::Body(std::io::Error::other("reset").into())), "IncompleteBody");

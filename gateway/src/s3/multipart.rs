@@ -112,11 +112,9 @@ pub(super) async fn upload_part(
     require_bucket(gw, &input.bucket).await?;
     require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
     let expected = ExpectedChecksums::from_headers(&req.headers)?;
-    let offset =
-        input.content_length.and_then(|n| u64::try_from(n).ok()).and_then(|n| blake3_tree::part_offset(number, n));
-    let stored =
-        store_body(gw, input.body.take(), input.content_length, &expected, req.trailing_headers.clone(), offset)
-            .await?;
+    let length = wire::body_length(input.content_length, &req.headers);
+    let offset = length.and_then(|n| u64::try_from(n).ok()).and_then(|n| blake3_tree::part_offset(number, n));
+    let stored = store_body(gw, input.body.take(), length, &expected, req.trailing_headers.clone(), offset).await?;
     let part = stored.part;
     let checksums = wire::ChecksumFields::of(&part.checksums);
     let etag = part.etag.clone();

@@ -86,8 +86,15 @@ pub(super) async fn put_object(
     let tags = wire::tags_from_header(input.tagging.as_deref())?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
 
-    let stored =
-        store_body(gw, input.body.take(), input.content_length, &expected, req.trailing_headers.clone(), None).await?;
+    let stored = store_body(
+        gw,
+        input.body.take(),
+        wire::body_length(input.content_length, &req.headers),
+        &expected,
+        req.trailing_headers.clone(),
+        None,
+    )
+    .await?;
 
     let content = ObjectContent {
         size: stored.part.size,

@@ -53,6 +53,17 @@ pub fn check_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// The length of a request body's bytes: `Content-Length`, or for an aws-chunked body sent
+/// with chunked transfer encoding (botocore does so over HTTPS) `x-amz-decoded-content-length`.
+/// s3s decodes the chunks and checks that length itself; a store that must know the length
+/// before the first byte (an S3 upstream) needs it here.
+#[must_use]
+pub fn body_length(content_length: Option<i64>, headers: &http::HeaderMap) -> Option<i64> {
+    content_length.or_else(|| {
+        headers.get("x-amz-decoded-content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+    })
+}
+
 /// A fresh, unguessable id for a version, a delete marker or an upload: 32 hex digits of
 /// randomness, prefixed by the time so ids sort roughly by creation in listings and logs.
 #[must_use]

@@ -1,0 +1,559 @@
+//! Blobs in an S3 upstream (AWS S3, Ceph RGW, MinIO, ...), through aws-sdk-s3.
+//!
+//! Every put goes to a fresh upstream key `<prefix><32 random hex digits>`, and that key is the
+//! blob's id: the gateway learns the BLAKE3 only when the last byte has passed, and renaming
+//! to a content address would be a server-side copy of every byte (S3 has no rename). So
+//! identical content is stored once per version here, not once per store.
+//!
+//! A put streams the body through the shared hashing workers ([`super::pipeline`]) and, in
+//! the same pass, upstream as a plain body with a `Content-Length` (aws-chunked bodies were
+//! decoded by the S3 layer; Ceph RGW 16 refuses aws-chunked trailer uploads with 411). Memory
+//! stays bounded by the channel depths whatever the size; a body of unknown length is spooled
+//! to an anonymous temp file first. Until its [`StagedBlob`] is
+//! committed the object is upstream but unreferenced: dropping the stage deletes it, and an
+//! object whose gateway died in between is an old unreferenced key that `gc` removes.
+//!
+//! Multipart parts are blobs like any other (each its own upstream object), as with the local
+//! store: completion records the list of parts and copies no byte, abort leaves them to `gc`.
+//!
+//! Upstream failures become [`BlobError::Unavailable`] (5xx, timeouts, unreachable) or
+//! [`BlobError::SlowDown`] (throttling), which the S3 layer answers with 503s; what the
+//! upstream says is logged, never passed on to clients as is.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::interceptors::FinalizerInterceptorContextRef;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation, SharedHttpClient,
+    StalledStreamProtectionConfig,
+};
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::{ByteStream, SdkBody};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use bytes::Bytes;
+use futures::Stream;
+use http_body::{Frame, SizeHint};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::spawn_blocking;
+
+use super::pipeline::{Chunk, PIPELINE_DEPTH, digest_worker, feed, join_error, md5_worker, subtree_worker};
+use super::{BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, Result, Stage, StagedBlob};
+use crate::config::UpstreamConfig;
+use crate::s3::checksum::{ChecksumAlgorithm, Checksummer};
+
+/// Keys per listing page asked of the upstream (the S3 maximum).
+const LIST_PAGE: i32 = 1000;
+
+/// Why the store could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// `upstream.ca_bundle` could not be read or used.
+    #[error("cannot use the upstream CA bundle {path}: {reason}")]
+    CaBundle {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Blobs under a prefix of one upstream bucket.
+#[derive(Debug, Clone)]
+pub struct S3BlobStore {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+    /// How long the upstream may take to answer once a body has been sent.
+    timeout: Duration,
+}
+
+impl S3BlobStore {
+    /// Builds the client. Makes no request: an upstream that is down at start-up does not
+    /// stop the gateway (see [`BlobStore::probe`]).
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError`] for an unusable CA bundle.
+    pub fn open(config: &UpstreamConfig) -> Result<Self, OpenError> {
+        let timeout = Duration::from_secs(config.timeout);
+        let mut builder = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()))
+            .force_path_style(config.path_style)
+            .credentials_provider(credentials(config))
+            .http_client(http_client(config)?)
+            .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(config.connect_timeout))
+                    .read_timeout(timeout)
+                    .build(),
+            )
+            // A stalled upstream (one that stops reading or sending) fails the transfer after
+            // `timeout`; a slow client does not count as a stall.
+            .stalled_stream_protection(StalledStreamProtectionConfig::enabled().grace_period(timeout).build())
+            // Checksums only where S3 requires them: a plain body with a Content-Length, which
+            // every upstream accepts. The gateway computes and checks its own.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        builder = builder.interceptor(CountUpstreamRequests);
+        Ok(Self {
+            client: aws_sdk_s3::Client::from_conf(builder.build()),
+            bucket: config.bucket.clone(),
+            prefix: config.prefix.clone(),
+            timeout,
+        })
+    }
+
+    /// The upstream key of a blob. Only ids of our own shape are accepted, so no id can name
+    /// an object outside the prefix or one the gateway did not write.
+    fn key(&self, id: &BlobId) -> Result<String> {
+        id_ok(id.as_str())?;
+        Ok(format!("{}{}", self.prefix, id.as_str()))
+    }
+
+    /// Sends `len` bytes from `rx` to a new upstream object. The upstream must answer within
+    /// `timeout` of `sent` firing (the body handed over whole); before that, the stalled-stream
+    /// protection watches the transfer.
+    async fn upload(&self, key: &str, len: u64, rx: mpsc::Receiver<Chunk>, sent: oneshot::Receiver<()>) -> Result<()> {
+        let body = ByteStream::new(SdkBody::from_body_1_x(ChannelBody { rx, remaining: len }));
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_length(i64::try_from(len).map_err(|_| BlobError::InvalidRange {
+                start: 0,
+                end: len,
+                size: len,
+            })?)
+            .body(body)
+            .customize()
+            // The read timeout would run from the first byte of the body: no good for a large
+            // one. The deadline below starts when the body has been handed over instead.
+            .config_override(
+                aws_sdk_s3::Config::builder().timeout_config(TimeoutConfig::builder().disable_read_timeout().build()),
+            )
+            .send();
+        let mut request = std::pin::pin!(request);
+        let deadline = async {
+            // An abandoned body ends the request by itself; only a complete one starts the clock.
+            if sent.await.is_ok() {
+                tokio::time::sleep(self.timeout).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = &mut request => result.map(|_| ()).map_err(upstream_error),
+            () = deadline => Err(BlobError::Unavailable("the upstream did not answer a PUT in time".to_owned())),
+        }
+    }
+}
+
+/// Static credentials from the configuration, else the `AWS_*` variables of the upstream's
+/// own convention.
+fn credentials(config: &UpstreamConfig) -> Credentials {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (&config.access_key, &config.secret_key) {
+        (Some(access), Some(secret)) => Credentials::new(
+            access,
+            secret.expose(),
+            config.session_token.as_ref().map(|t| t.expose().to_owned()),
+            None,
+            "artifact-store config",
+        ),
+        _ => Credentials::new(
+            env("AWS_ACCESS_KEY_ID").unwrap_or_default(),
+            env("AWS_SECRET_ACCESS_KEY").unwrap_or_default(),
+            env("AWS_SESSION_TOKEN"),
+            None,
+            "environment",
+        ),
+    }
+}
+
+/// The SDK's rustls client (ring, no aws-lc), trusting the system roots and the configured
+/// bundle.
+fn http_client(config: &UpstreamConfig) -> Result<SharedHttpClient, OpenError> {
+    let mut trust = TrustStore::default();
+    if let Some(path) = &config.ca_bundle {
+        let pem =
+            std::fs::read(path).map_err(|err| OpenError::CaBundle { path: path.clone(), reason: err.to_string() })?;
+        trust = trust.with_pem_certificate(pem.as_slice());
+    }
+    let context = TlsContext::builder().with_trust_store(trust).build().map_err(|err| OpenError::CaBundle {
+        path: config.ca_bundle.clone().unwrap_or_default(),
+        reason: err.to_string(),
+    })?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .tls_context(context)
+        .build_https())
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn put(
+        &self,
+        body: BodyStream,
+        expected_len: Option<u64>,
+        algorithms: &[ChecksumAlgorithm],
+        subtree_offset: Option<u64>,
+    ) -> Result<StagedBlob> {
+        // An upstream PUT needs its length up front: a body without one (HTTP chunked
+        // transfer) is spooled to an anonymous temp file first, which keeps memory bounded.
+        let (body, len) = match expected_len {
+            Some(len) => (body, len),
+            None => spool(body).await?,
+        };
+        let id = BlobId::new(hex::encode(rand::random::<[u8; 16]>()));
+        let key = self.key(&id)?;
+
+        // 1. The hashing workers, and the upstream request reading its own channel.
+        let (md5_tx, md5_rx) = mpsc::channel(PIPELINE_DEPTH);
+        let (digest_tx, digest_rx) = mpsc::channel(PIPELINE_DEPTH);
+        let (upstream_tx, upstream_rx) = mpsc::channel(PIPELINE_DEPTH);
+        let md5_worker = spawn_blocking(move || md5_worker(md5_rx));
+        let checksummer = Checksummer::new(algorithms);
+        let digest_worker = spawn_blocking(move || digest_worker(digest_rx, checksummer));
+        let (subtree_tx, subtree_worker) = match subtree_offset {
+            Some(offset) => {
+                let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
+                (Some(tx), Some(spawn_blocking(move || subtree_worker(rx, offset))))
+            }
+            None => (None, None),
+        };
+        let (sent_tx, sent_rx) = oneshot::channel();
+
+        // 2. Feed the body to every worker and upstream at once. A body that fails closes the
+        //    upstream channel without `End`, which aborts the upstream request: S3 stores a
+        //    PUT whole or not at all.
+        let feeding = async {
+            let workers: Vec<&mpsc::Sender<Chunk>> =
+                [Some(&md5_tx), Some(&digest_tx), Some(&upstream_tx), subtree_tx.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+            let fed = feed(body, Some(len), &workers).await;
+            if fed.is_ok() {
+                for worker in &workers {
+                    // A failed send means the worker already stopped; its own result says why.
+                    let _ = worker.send(Chunk::End).await;
+                }
+                let _ = sent_tx.send(());
+            }
+            drop(workers);
+            drop((md5_tx, digest_tx, upstream_tx, subtree_tx));
+            fed
+        };
+        let (fed, uploaded) = tokio::join!(feeding, self.upload(&key, len, upstream_rx, sent_rx));
+
+        // 3. The client's own failure explains an aborted upload; otherwise the upstream's.
+        let staged = match (fed, uploaded) {
+            (Err(err @ (BlobError::Body(_) | BlobError::IncompleteBody { .. })), _) | (_, Err(err)) => Err(err),
+            (Err(err), Ok(())) => Err(err),
+            (Ok(size), Ok(())) => Ok(size),
+        };
+        // From here the object exists upstream: the stage's guard deletes it on any exit.
+        let stage = S3Stage { client: self.client.clone(), bucket: self.bucket.clone(), key, id, committed: false };
+        let size = match staged {
+            Ok(size) => size,
+            Err(err) => {
+                drop(stage); // an upload that failed late may still have landed
+                return Err(err);
+            }
+        };
+
+        // 4. Collect the hashes.
+        let md5 = md5_worker.await.map_err(join_error)?;
+        let digests = digest_worker.await.map_err(join_error)?;
+        let subtree = match subtree_worker {
+            Some(worker) => worker.await.map_err(join_error)?,
+            None => None,
+        };
+        let (blake3, checksums) = digests.ok_or_else(|| io::Error::other("digest worker stopped early"))?;
+        let md5 = md5.ok_or_else(|| io::Error::other("md5 worker stopped early"))?;
+        Ok(StagedBlob::new(size, *blake3.as_bytes(), md5, checksums, subtree, Box::new(stage)))
+    }
+
+    async fn get(&self, id: &BlobId, range: Option<(u64, u64)>) -> Result<BlobStream> {
+        let key = self.key(id)?;
+        let mut request = self.client.get_object().bucket(&self.bucket).key(key);
+        if let Some((first, last)) = range {
+            if first > last {
+                return Err(BlobError::InvalidRange { start: first, end: last, size: 0 });
+            }
+            request = request.range(format!("bytes={first}-{last}"));
+        }
+        let output = request.send().await.map_err(|err| match upstream_error(err) {
+            BlobError::InvalidRange { size, .. } => {
+                let (start, end) = range.unwrap_or_default();
+                BlobError::InvalidRange { start, end, size }
+            }
+            other => other,
+        })?;
+        let chunks = futures::stream::unfold(output.body, |mut body| async move {
+            let next = body.try_next().await;
+            match next {
+                Ok(Some(bytes)) => Some((Ok(bytes), body)),
+                Ok(None) => None,
+                // The client sees a truncated body, never a gap.
+                Err(err) => Some((Err(BlobError::Io(io::Error::other(err))), ByteStream::new(SdkBody::empty()))),
+            }
+        });
+        Ok(Box::pin(sync_wrapper::SyncStream::new(chunks)))
+    }
+
+    async fn size(&self, id: &BlobId) -> Result<u64> {
+        let key = self.key(id)?;
+        let head = self.client.head_object().bucket(&self.bucket).key(key).send().await.map_err(upstream_error)?;
+        Ok(head.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
+
+    async fn delete(&self, id: &BlobId) -> Result<()> {
+        let key = self.key(id)?;
+        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(upstream_error)?;
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Pin<Box<dyn Stream<Item = Result<BlobEntry>> + Send>>> {
+        use futures::StreamExt as _;
+        let store = self.clone();
+        // One page per step; `None` once the last page has been listed.
+        let pages = futures::stream::try_unfold(Some(None::<String>), move |token| {
+            let store = store.clone();
+            async move {
+                let Some(token) = token else { return Ok(None) };
+                let page = store
+                    .client
+                    .list_objects_v2()
+                    .bucket(&store.bucket)
+                    .prefix(&store.prefix)
+                    .max_keys(LIST_PAGE)
+                    .set_continuation_token(token)
+                    .send()
+                    .await
+                    .map_err(upstream_error)?;
+                let next =
+                    page.next_continuation_token().map(str::to_owned).filter(|_| page.is_truncated() == Some(true));
+                let entries: Vec<Result<BlobEntry>> = page
+                    .contents()
+                    .iter()
+                    .filter_map(|object| {
+                        // Keys that are not ours (another tool's, under the same prefix) are
+                        // never collected.
+                        let id = object.key()?.strip_prefix(store.prefix.as_str())?;
+                        id_ok(id).ok()?;
+                        let modified = object
+                            .last_modified()
+                            .and_then(|t| SystemTime::try_from(*t).ok())
+                            .unwrap_or_else(SystemTime::now);
+                        let size = object.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                        Some(Ok(BlobEntry { id: BlobId::new(id), size, modified }))
+                    })
+                    .collect();
+                Ok(Some((futures::stream::iter(entries), next.map(Some))))
+            }
+        });
+        Ok(Box::pin(
+            pages
+                .map(|page: Result<_>| match page {
+                    Ok(entries) => entries.left_stream(),
+                    Err(err) => futures::stream::once(async { Err(err) }).right_stream(),
+                })
+                .flatten(),
+        ))
+    }
+
+    async fn probe(&self) -> Result<()> {
+        self.client.head_bucket().bucket(&self.bucket).send().await.map_err(upstream_error)?;
+        Ok(())
+    }
+}
+
+/// Bytes per read when a spooled body is read back.
+const SPOOL_CHUNK: usize = 1 << 20;
+
+/// Writes `body` to an anonymous temp file (gone when closed, even after a crash) and returns
+/// a stream reading it back, with its length.
+async fn spool(mut body: BodyStream) -> Result<(BodyStream, u64)> {
+    use futures::StreamExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
+    let file = spawn_blocking(tempfile::tempfile).await.map_err(join_error)??;
+    let mut file = tokio::io::BufWriter::with_capacity(SPOOL_CHUNK, tokio::fs::File::from_std(file));
+    let mut len: u64 = 0;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(BlobError::Body)?;
+        len += chunk.len() as u64;
+        file.write_all(&chunk).await?;
+    }
+    file.flush().await?;
+    let mut file = file.into_inner();
+    file.seek(std::io::SeekFrom::Start(0)).await?;
+    let chunks = futures::stream::try_unfold(file, |mut file| async move {
+        let mut buf = vec![0; SPOOL_CHUNK];
+        let n = file.read(&mut buf).await?;
+        buf.truncate(n);
+        Ok((n > 0).then(|| (Bytes::from(buf), file)))
+    });
+    Ok((Box::pin(chunks), len))
+}
+
+/// An uploaded object waiting for its version's event. Committing keeps it; dropping it
+/// uncommitted deletes it upstream in the background (`gc` catches what that misses).
+struct S3Stage {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    id: BlobId,
+    committed: bool,
+}
+
+#[async_trait]
+impl Stage for S3Stage {
+    async fn commit(mut self: Box<Self>) -> Result<BlobId> {
+        // The object is already in place under its final key: nothing to move.
+        self.committed = true;
+        Ok(self.id.clone())
+    }
+}
+
+impl Drop for S3Stage {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let request = self.client.delete_object().bucket(&self.bucket).key(&self.key);
+        let key = std::mem::take(&mut self.key);
+        runtime.spawn(async move {
+            if let Err(err) = request.send().await {
+                tracing::warn!(%key, error = %upstream_error(err), "could not delete an unused upstream object; gc will");
+            }
+        });
+    }
+}
+
+/// A request body fed by the hashing pipeline: `Data` chunks, then `End`. A channel closed
+/// before `End` is an abandoned body, reported as an error so the request is aborted rather
+/// than sent short.
+struct ChannelBody {
+    rx: mpsc::Receiver<Chunk>,
+    remaining: u64,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Chunk::Data(bytes))) => {
+                self.remaining = self.remaining.saturating_sub(bytes.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(bytes))))
+            }
+            Poll::Ready(Some(Chunk::End)) => Poll::Ready(None),
+            Poll::Ready(None) => Poll::Ready(Some(Err(io::Error::other("request body abandoned")))),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// Our blob ids: 32 lowercase hex digits.
+fn id_ok(id: &str) -> Result<()> {
+    let valid = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if valid { Ok(()) } else { Err(BlobError::InvalidId) }
+}
+
+/// Throttling codes AWS and its imitators answer with.
+const THROTTLED: &[&str] =
+    &["SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"];
+
+/// Counts every attempt at an upstream request in `/_metrics`, by operation and the HTTP
+/// status it got (`none` when no answer came: refused, timed out).
+#[derive(Debug)]
+struct CountUpstreamRequests;
+
+impl Intercept for CountUpstreamRequests {
+    fn name(&self) -> &'static str {
+        "CountUpstreamRequests"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let op = cfg.load::<Metadata>().map_or("unknown", Metadata::name);
+        let outcome = context.response().map_or_else(|| "none".to_owned(), |r| r.status().as_u16().to_string());
+        crate::admin::metrics::upstream_request("s3", op, &outcome);
+        Ok(())
+    }
+}
+
+/// An SDK error as a [`BlobError`]: what a client may be told is decided here; the upstream's
+/// own words go to the log only.
+fn upstream_error<E>(err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> BlobError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let code = err.code().unwrap_or_default().to_owned();
+    let unavailable = |what: &str| BlobError::Unavailable(format!("upstream {what}: {}", chain(&err)));
+    match (&err, status) {
+        (SdkError::TimeoutError(_), _) => unavailable("timed out"),
+        (SdkError::DispatchFailure(_) | SdkError::ResponseError(_), _) => unavailable("unreachable"),
+        _ if THROTTLED.contains(&code.as_str()) || status == Some(429) => {
+            BlobError::SlowDown(format!("upstream throttled: {code}"))
+        }
+        (_, Some(500..)) => unavailable(&format!("answered {}", status.unwrap_or_default())),
+        (_, Some(416)) => BlobError::InvalidRange { start: 0, end: 0, size: 0 },
+        _ if code == "NoSuchBucket" => unavailable("has no such bucket"),
+        (_, Some(404)) => BlobError::NotFound,
+        (_, status) => BlobError::Upstream { status: status.unwrap_or_default(), code },
+    }
+}
+
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_ids_become_keys() {
+        let store = S3BlobStore::open(&UpstreamConfig { bucket: "b".into(), ..UpstreamConfig::default() }).unwrap();
+        let id = BlobId::new("0123456789abcdef0123456789abcdef");
+        assert_eq!(store.key(&id).unwrap(), "artifact-store/0123456789abcdef0123456789abcdef");
+        for bad in ["../x", "", "0123456789ABCDEF0123456789ABCDEF", &"a".repeat(64), "0123456789abcdef0123456789abcde/"]
+        {
+            assert!(matches!(store.key(&BlobId::new(bad)), Err(BlobError::InvalidId)), "{bad}");
+        }
+    }
+}
