@@ -5,27 +5,11 @@
 //! `verify` cannot.
 
 use artifact_store_conformance::events::{of_type, payload};
-use artifact_store_conformance::sdk::failure;
+use artifact_store_conformance::sdk::{failure, get, put};
 use artifact_store_conformance::{ACCESS_KEY, REGION, SECRET_KEY, Server, Transport, blake3_hex, bytes, cli, tamper};
-use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier, Tag, Tagging};
 use registry::event::v1::Payload;
-
-async fn put(s3: &Client, bucket: &str, key: &str, data: &[u8]) {
-    s3.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
-}
-
-async fn get(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
-    let out = s3.get_object().bucket(bucket).key(key).send().await.unwrap_or_else(|e| panic!("get {key}: {e:?}"));
-    out.body.collect().await.expect("body").into_bytes().to_vec()
-}
 
 /// A bucket with three members under `rel/1.0/` and one object beside the prefix.
 async fn release(server: &Server, bucket: &str) -> Vec<(String, Vec<u8>)> {
