@@ -162,6 +162,12 @@ impl Server {
         self.cli_command(args).output().expect("run artifact-store")
     }
 
+    /// Whether this server keeps its bytes in an S3 upstream rather than its data folder.
+    #[must_use]
+    pub fn on_s3_backend(&self) -> bool {
+        self.env.iter().any(|(name, value)| name == "ARTIFACT_STORE_STORAGE_BACKEND" && value == "s3")
+    }
+
     /// The command [`Server::cli`] runs, for commands that keep running (`events tail`).
     #[must_use]
     pub fn cli_command(&self, args: &[&str]) -> Command {
