@@ -168,6 +168,11 @@ async fn package_verify_passes_and_then_fails_after_a_member_blob_is_corrupted()
     assert!(ok.stdout.contains("3 members") && ok.stdout.contains(": ok"), "{ok:?}");
     cli::expect(&server, &["package", "verify", "s3://sealed-verify/rel/1.0/"], 0);
 
+    if server.on_s3_backend() {
+        // The corruption below edits a file of the local store; the upstream's objects are
+        // out of reach here. Passing `package verify` above is what this backend shows.
+        return;
+    }
     // Flip one byte of the second member's blob (blobs are named by their BLAKE3).
     let digest = blake3_hex(&members[1].1);
     let blob = server.data_dir().join("blobs").join(&digest[..2]).join(&digest);
