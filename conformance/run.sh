@@ -165,6 +165,10 @@ if [[ "$backend" == s3 ]]; then
         AWS_DEFAULT_REGION="$UPSTREAM_REGION" /usr/bin/aws --endpoint-url "$UPSTREAM_ENDPOINT" \
         s3api create-bucket --bucket "$upstream_bucket" >/dev/null || die "cannot create the upstream bucket"
     export ARTIFACT_STORE_UPSTREAM_ACCESS_KEY="$UPSTREAM_ACCESS_KEY" ARTIFACT_STORE_UPSTREAM_SECRET_KEY="$UPSTREAM_SECRET_KEY"
+    # The same settings for the maintenance commands the scenarios run on the gateway's data
+    # folder (package seal and verify read and write blobs in the upstream too).
+    export ARTIFACT_STORE_STORAGE_BACKEND=s3 ARTIFACT_STORE_UPSTREAM_ENDPOINT="$UPSTREAM_ENDPOINT" \
+        ARTIFACT_STORE_UPSTREAM_BUCKET="$upstream_bucket" ARTIFACT_STORE_UPSTREAM_REGION="$UPSTREAM_REGION"
     [[ -n "${LARGE_SIZE:-}" ]] || LARGE_SIZE=$((64 * 1024 * 1024))
 fi
 

@@ -22,17 +22,7 @@ sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
 # Ceph (monitor, OSD, radosgw) is the S3 backend's RGW upstream (scripts/start-ceph-rgw.sh).
 apt_packages=(awscli rclone s3cmd openssl sqlite3 jq curl ca-certificates
     ceph-mon ceph-osd radosgw ceph-common uuid-runtime)
-missing=()
-for p in "${apt_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    sudo=""
-    [[ $(id -u) -eq 0 ]] || sudo="sudo"
-    log "apt-get install ${missing[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+"$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" "${apt_packages[@]}"
 [[ -x /usr/bin/aws ]] || { log "Debian's awscli did not install /usr/bin/aws"; exit 1; }
 
 # --- Python venv -------------------------------------------------------------------------

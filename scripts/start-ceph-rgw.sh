@@ -46,18 +46,7 @@ all_alive() {
 }
 
 # --- packages ------------------------------------------------------------------------------
-packages=(ceph-mon ceph-osd radosgw ceph-common uuid-runtime)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    sudo=""
-    [[ $(id -u) -eq 0 ]] || sudo="sudo"
-    log "apt-get install ${missing[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+"$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" ceph-mon ceph-osd radosgw ceph-common uuid-runtime >&2
 
 if all_alive && s3_up; then
     print_settings

@@ -46,7 +46,7 @@ if [[ "${SKIP_CONFORMANCE:-0}" != 1 ]]; then
         CONFORMANCE_UPSTREAM_ENDPOINT="$UPSTREAM_ENDPOINT" CONFORMANCE_UPSTREAM_BUCKET="$bucket" \
             CONFORMANCE_UPSTREAM_REGION="$UPSTREAM_REGION" CONFORMANCE_UPSTREAM_ACCESS_KEY="$UPSTREAM_ACCESS_KEY" \
             CONFORMANCE_UPSTREAM_SECRET_KEY="$UPSTREAM_SECRET_KEY" \
-            cargo test --release --locked -p artifact-store-conformance 2>&1 | tee "$upstream_log" || status=1
+            cargo test --release --locked --no-fail-fast -p artifact-store-conformance 2>&1 | tee "$upstream_log" || status=1
         ARTIFACT_STORE_BIN="$target_dir/release/artifact-store" RUST_TEST_LOG="$upstream_log" \
             conformance/run.sh --backend s3 --upstream "$upstream" || status=1
     done

@@ -5,23 +5,9 @@ set -uo pipefail
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-AWS_BIN="${AWS_BIN:-aws}"
-version_line="$("$AWS_BIN" --version 2>&1)" || { echo "cannot run $AWS_BIN" >&2; exit 2; }
+use_aws_cli
 CLIENT="aws-cli"
-VERSION="$(sed -E 's|^aws-cli/([^ ]+).*|\1|' <<<"$version_line")"
 major="${VERSION%%.*}"
-
-# A private config: path-style addressing, no profile or credentials file of the user's.
-export AWS_CONFIG_FILE="$WORK/aws-config" AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
-export AWS_PAGER=""
-cat >"$AWS_CONFIG_FILE" <<EOF
-[default]
-region = $AWS_DEFAULT_REGION
-s3 =
-    addressing_style = path
-EOF
-
-aws() { "$AWS_BIN" --endpoint-url "$ENDPOINT_URL" "$@"; }
 
 B="$(bucket_name "awscli-v$major")"
 S3="s3://$B"

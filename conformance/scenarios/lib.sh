@@ -143,3 +143,17 @@ seal_package() {
 verify_package() {
     "$ARTIFACT_STORE_BIN" package verify "$1" --data-dir "$DATA_DIR" || fail "package verify $1"
 }
+
+# Sets up the aws cli named by AWS_BIN (default: aws) against the server under test: a private
+# config (path-style addressing, no profile or credentials file of the user's), VERSION and
+# version_line from `aws --version`, and `aws` pointed at ENDPOINT_URL. Exits 2 when the
+# binary does not run.
+use_aws_cli() {
+    AWS_BIN="${AWS_BIN:-aws}"
+    version_line="$("$AWS_BIN" --version 2>&1)" || { echo "cannot run $AWS_BIN" >&2; exit 2; }
+    VERSION="$(sed -E 's|^aws-cli/([^ ]+).*|\1|' <<<"$version_line")"
+    export AWS_CONFIG_FILE="$WORK/aws-config" AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
+    export AWS_PAGER=""
+    printf '[default]\nregion = %s\ns3 =\n    addressing_style = path\n' "$AWS_DEFAULT_REGION" >"$AWS_CONFIG_FILE"
+    aws() { "$AWS_BIN" --endpoint-url "$ENDPOINT_URL" "$@"; }
+}

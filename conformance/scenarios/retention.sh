@@ -11,21 +11,8 @@ set -uo pipefail
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-AWS_BIN="${AWS_BIN:-aws}"
-version_line="$("$AWS_BIN" --version 2>&1)" || { echo "cannot run $AWS_BIN" >&2; exit 2; }
+use_aws_cli
 CLIENT="aws-cli s3api retention"
-VERSION="$(sed -E 's|^aws-cli/([^ ]+).*|\1|' <<<"$version_line")"
-
-export AWS_CONFIG_FILE="$WORK/aws-config" AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
-export AWS_PAGER=""
-cat >"$AWS_CONFIG_FILE" <<EOF2
-[default]
-region = $AWS_DEFAULT_REGION
-s3 =
-    addressing_style = path
-EOF2
-
-aws() { "$AWS_BIN" --endpoint-url "$ENDPOINT_URL" "$@"; }
 s3api() { aws s3api "$@"; }
 # As the user who may not bypass governance retention.
 limited() {

@@ -1,10 +1,9 @@
 //! The binary's maintenance commands (`verify`, `package`, `checkpoint`, ...) run on a
 //! server's data folder while it serves, as an operator would run them.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::Server;
-use crate::server::binary_path;
 
 /// What a command printed and how it exited.
 #[derive(Debug)]
@@ -42,18 +41,9 @@ pub fn run(server: &Server, args: &[&str]) -> Ran {
 /// When the binary cannot be started.
 #[must_use]
 pub fn run_with_env(server: &Server, args: &[&str], env: &[(&str, &str)]) -> Ran {
-    let bin = binary_path();
-    let mut command = Command::new(&bin);
-    command.args(args).arg("--data-dir").arg(server.data_dir());
-    // As for the server: nothing of the machine's environment but the basics.
-    command.env_clear();
-    for name in ["PATH", "RUST_LOG", "RUST_BACKTRACE", "TMPDIR"] {
-        if let Some(value) = std::env::var_os(name) {
-            command.env(name, value);
-        }
-    }
+    let mut command = server.cli_command(args);
     command.envs(env.iter().copied());
-    let output = command.output().unwrap_or_else(|err| panic!("cannot run {}: {err}", bin.display()));
+    let output = command.output().unwrap_or_else(|err| panic!("cannot run {args:?}: {err}"));
     output.into()
 }
 

@@ -2,10 +2,12 @@
 //! retries (a test sees the first answer), and for HTTPS the server's self-signed
 //! certificate as the only trusted root, on the SDK's own rustls-based HTTP client.
 
+use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 
 use crate::raw::{Key, ROOT};
@@ -88,4 +90,52 @@ pub fn failure<T: std::fmt::Debug, E: ProvideErrorMetadata + std::fmt::Debug>(
 #[must_use]
 pub fn unquote(etag: &str) -> &str {
     etag.trim_matches('"')
+}
+
+/// Creates `bucket`.
+///
+/// # Panics
+/// When the server refuses.
+pub async fn create_bucket(s3: &Client, bucket: &str) {
+    s3.create_bucket().bucket(bucket).send().await.unwrap_or_else(|e| panic!("create bucket {bucket}: {e:?}"));
+}
+
+/// PUTs `data` at `bucket/key` and returns the ETag, unquoted.
+///
+/// # Panics
+/// When the server refuses or answers without an ETag.
+pub async fn put(s3: &Client, bucket: &str, key: &str, data: &[u8]) -> String {
+    let out = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
+    unquote(out.e_tag().expect("ETag")).to_owned()
+}
+
+/// GETs `bucket/key`, or the `range` of it when one is given, and returns the bytes.
+///
+/// # Panics
+/// When the server refuses or the body breaks off.
+pub async fn get_range(s3: &Client, bucket: &str, key: &str, range: Option<&str>) -> Vec<u8> {
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_range(range.map(str::to_owned))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("get {bucket}/{key}: {e:?}"));
+    out.body.collect().await.expect("body").into_bytes().to_vec()
+}
+
+/// GETs `bucket/key` and returns its bytes.
+///
+/// # Panics
+/// As [`get_range`].
+pub async fn get(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    get_range(s3, bucket, key, None).await
 }

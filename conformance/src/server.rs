@@ -162,13 +162,31 @@ impl Server {
         self.cli_command(args).output().expect("run artifact-store")
     }
 
+    /// Whether this server keeps its bytes in an S3 upstream rather than its data folder.
+    #[must_use]
+    pub fn on_s3_backend(&self) -> bool {
+        self.env.iter().any(|(name, value)| name == "ARTIFACT_STORE_STORAGE_BACKEND" && value == "s3")
+    }
+
     /// The command [`Server::cli`] runs, for commands that keep running (`events tail`).
     #[must_use]
     pub fn cli_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary_path());
-        command.args(args).arg("--data-dir").arg(self.data_dir()).env_clear().stdin(Stdio::null());
-        if let Some(path) = std::env::var_os("PATH") {
-            command.env("PATH", path);
+        // Only the local store keeps copies of the blobs to re-hash; on an S3 upstream `verify`
+        // checks the registry (the same chain and views checks).
+        let mut args = args.to_vec();
+        if self.on_s3_backend()
+            && args.iter().find(|a| !a.starts_with("--")) == Some(&"verify")
+            && !args.contains(&"--no-blobs")
+        {
+            args.push("--no-blobs");
+        }
+        command.args(&args).arg("--data-dir").arg(self.data_dir()).env_clear().stdin(Stdio::null());
+        // As for the server: nothing of the machine's environment but the basics.
+        for name in ["PATH", "RUST_LOG", "RUST_BACKTRACE", "TMPDIR"] {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
         }
         // The server's configuration (its S3 upstream, say) applies to its data folder's commands.
         command.envs(self.env.iter().map(|(k, v)| (k, v)));

@@ -8,35 +8,12 @@ use std::io::BufRead as _;
 use std::time::{Duration, SystemTime};
 
 use artifact_store_conformance::raw::{Payload, ROOT, encode};
-use artifact_store_conformance::sdk::failure;
+use artifact_store_conformance::sdk::{create_bucket, failure, get, put};
 use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::{ACCESS_KEY, Server, Transport, bytes};
-use aws_sdk_s3::primitives::ByteStream;
 use prometheus_parse::{Scrape, Value as Sample};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-async fn create_bucket(server: &Server, bucket: &str) {
-    server.s3().create_bucket().bucket(bucket).send().await.unwrap_or_else(|e| panic!("create {bucket}: {e:?}"));
-}
-
-async fn put(server: &Server, bucket: &str, key: &str, data: &[u8]) {
-    server
-        .s3()
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
-}
-
-async fn get(server: &Server, bucket: &str, key: &str) -> Vec<u8> {
-    let out =
-        server.s3().get_object().bucket(bucket).key(key).send().await.unwrap_or_else(|e| panic!("get {key}: {e:?}"));
-    out.body.collect().await.expect("body").into_bytes().to_vec()
-}
 
 /// Waits until the log holds `count` retrieval records (they commit after the response).
 async fn wait_for_retrievals(server: &Server, bucket: &str, key: &str, count: usize) {
@@ -56,9 +33,9 @@ async fn health_and_readiness_need_no_credentials() {
     assert_eq!((ready.status, ready.text().as_str()), (200, "ready"));
     assert!(server.events().is_empty(), "a readiness probe appends no event");
     // A bucket may be called `health`: its objects are not the admin endpoints.
-    create_bucket(&server, "health").await;
-    put(&server, "health", "_ready", b"object").await;
-    assert_eq!(get(&server, "health", "_ready").await, b"object");
+    create_bucket(&server.s3(), "health").await;
+    put(&server.s3(), "health", "_ready", b"object").await;
+    assert_eq!(get(&server.s3(), "health", "_ready").await, b"object");
 }
 
 #[tokio::test]
@@ -125,13 +102,13 @@ async fn scrape(server: &Server) -> Scrape {
 #[tokio::test]
 async fn metrics_parse_and_count_the_requests_made() {
     let server = Server::start(Transport::Http).await;
-    create_bucket(&server, "metered").await;
+    create_bucket(&server.s3(), "metered").await;
     let sizes = [1000_usize, 20_000, 300_000];
     for (seed, size) in sizes.iter().enumerate() {
-        put(&server, "metered", &format!("k{seed}"), &bytes(*size, seed as u64)).await;
+        put(&server.s3(), "metered", &format!("k{seed}"), &bytes(*size, seed as u64)).await;
     }
-    assert_eq!(get(&server, "metered", "k0").await.len(), 1000);
-    assert_eq!(get(&server, "metered", "k2").await.len(), 300_000);
+    assert_eq!(get(&server.s3(), "metered", "k0").await.len(), 1000);
+    assert_eq!(get(&server.s3(), "metered", "k2").await.len(), 300_000);
     let missing = server.s3().get_object().bucket("metered").key("nope").send().await;
     assert_eq!(failure(missing).1, "NoSuchKey");
     server.s3().head_object().bucket("metered").key("k1").send().await.expect("head");
@@ -167,11 +144,11 @@ async fn metrics_parse_and_count_the_requests_made() {
 #[tokio::test]
 async fn sigterm_finishes_an_upload_in_flight_and_a_restart_loses_nothing() {
     let mut server = Server::start(Transport::Http).await;
-    create_bucket(&server, "durable").await;
+    create_bucket(&server.s3(), "durable").await;
     let acknowledged: Vec<(String, Vec<u8>)> =
         (0..5).map(|i| (format!("before-{i}"), bytes(10_000 + i, i as u64))).collect();
     for (key, data) in &acknowledged {
-        put(&server, "durable", key, data).await;
+        put(&server.s3(), "durable", key, data).await;
     }
 
     // Half of an upload's body is on the wire when SIGTERM arrives.
@@ -206,22 +183,23 @@ async fn sigterm_finishes_an_upload_in_flight_and_a_restart_loses_nothing() {
 
     server.restart().await;
     for (key, data) in &acknowledged {
-        assert_eq!(&get(&server, "durable", key).await, data, "{key} survived the restart");
+        assert_eq!(&get(&server.s3(), "durable", key).await, data, "{key} survived the restart");
     }
-    assert_eq!(get(&server, "durable", "in-flight.bin").await, body, "the acknowledged upload survived");
+    assert_eq!(get(&server.s3(), "durable", "in-flight.bin").await, body, "the acknowledged upload survived");
     let verify = server.cli(&["verify"]);
-    assert!(verify.status.success(), "verify after restart: {}", String::from_utf8_lossy(&verify.stdout));
+    let output = format!("{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
+    assert!(verify.status.success(), "verify after restart: {output}");
 }
 
 #[tokio::test]
 async fn cli_commands_read_the_registry_beside_a_serving_gateway() {
     let server = Server::start(Transport::Http).await;
-    create_bucket(&server, "cli-a").await;
-    create_bucket(&server, "cli-b").await;
+    create_bucket(&server.s3(), "cli-a").await;
+    create_bucket(&server.s3(), "cli-b").await;
     let data = bytes(2048, 7);
-    put(&server, "cli-a", "dir/app.tar", &data).await;
-    put(&server, "cli-b", "other", b"x").await;
-    assert_eq!(get(&server, "cli-a", "dir/app.tar").await, data);
+    put(&server.s3(), "cli-a", "dir/app.tar", &data).await;
+    put(&server.s3(), "cli-b", "other", b"x").await;
+    assert_eq!(get(&server.s3(), "cli-a", "dir/app.tar").await, data);
     wait_for_retrievals(&server, "cli-a", "dir/app.tar", 1).await;
 
     let stdout = |args: &[&str]| {
@@ -269,7 +247,7 @@ async fn cli_commands_read_the_registry_beside_a_serving_gateway() {
     let log = stdout(&["retrievals", "--format", "access-log"]);
     assert!(log.contains("REST.GET.OBJECT dir/app.tar \"GET /cli-a/dir/app.tar HTTP/1.1\" 200 - 2048 "), "{log}");
     // The CloudTrail document is written record by record: with several records, and with none.
-    assert_eq!(get(&server, "cli-b", "other").await, b"x");
+    assert_eq!(get(&server.s3(), "cli-b", "other").await, b"x");
     wait_for_retrievals(&server, "cli-b", "other", 1).await;
     let trail: Value = serde_json::from_str(&stdout(&["retrievals", "--format", "cloudtrail"])).expect("JSON");
     let keys: Vec<_> =
@@ -297,7 +275,7 @@ async fn cli_commands_read_the_registry_beside_a_serving_gateway() {
     });
     // The tail starts at the head: write until it has started and printed a write.
     for attempt in 0.. {
-        put(&server, "cli-b", &format!("tailed-{attempt}"), b"t").await;
+        put(&server.s3(), "cli-b", &format!("tailed-{attempt}"), b"t").await;
         if let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(2)) {
             let event: Value = serde_json::from_str(&line).expect("tail prints JSON lines");
             assert_eq!(event["event_type"], "v1.object.put");

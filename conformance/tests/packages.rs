@@ -5,27 +5,11 @@
 //! `verify` cannot.
 
 use artifact_store_conformance::events::{of_type, payload};
-use artifact_store_conformance::sdk::failure;
+use artifact_store_conformance::sdk::{failure, get, put};
 use artifact_store_conformance::{ACCESS_KEY, REGION, SECRET_KEY, Server, Transport, blake3_hex, bytes, cli, tamper};
-use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier, Tag, Tagging};
 use registry::event::v1::Payload;
-
-async fn put(s3: &Client, bucket: &str, key: &str, data: &[u8]) {
-    s3.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
-}
-
-async fn get(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
-    let out = s3.get_object().bucket(bucket).key(key).send().await.unwrap_or_else(|e| panic!("get {key}: {e:?}"));
-    out.body.collect().await.expect("body").into_bytes().to_vec()
-}
 
 /// A bucket with three members under `rel/1.0/` and one object beside the prefix.
 async fn release(server: &Server, bucket: &str) -> Vec<(String, Vec<u8>)> {
@@ -184,6 +168,11 @@ async fn package_verify_passes_and_then_fails_after_a_member_blob_is_corrupted()
     assert!(ok.stdout.contains("3 members") && ok.stdout.contains(": ok"), "{ok:?}");
     cli::expect(&server, &["package", "verify", "s3://sealed-verify/rel/1.0/"], 0);
 
+    if server.on_s3_backend() {
+        // The corruption below edits a file of the local store; the upstream's objects are
+        // out of reach here. Passing `package verify` above is what this backend shows.
+        return;
+    }
     // Flip one byte of the second member's blob (blobs are named by their BLAKE3).
     let digest = blake3_hex(&members[1].1);
     let blob = server.data_dir().join("blobs").join(&digest[..2]).join(&digest);

@@ -6,6 +6,7 @@
 use std::time::{Duration, SystemTime};
 
 use artifact_store_conformance::raw::{Key, Payload, ROOT, RawResponse, assert_refused, encode};
+use artifact_store_conformance::sdk::{create_bucket, get_range, put};
 use artifact_store_conformance::{
     ACCESS_KEY, SECRET_KEY, Server, Transport, blake3_hex, bytes, md5_hex, sha256_base64,
 };
@@ -49,35 +50,6 @@ fn receipt(response: &RawResponse) -> (u64, String) {
     let (sequence, hash) = value.split_once(';').expect("<sequence>;<hash>");
     assert_eq!(hash.len(), 64, "the hash is 64 hex digits: {value}");
     (sequence.parse().expect("a sequence"), hash.to_owned())
-}
-
-async fn create_bucket(server: &Server, bucket: &str) {
-    server.s3().create_bucket().bucket(bucket).send().await.unwrap_or_else(|e| panic!("create {bucket}: {e:?}"));
-}
-
-async fn sdk_put(server: &Server, bucket: &str, key: &str, data: &[u8]) {
-    server
-        .s3()
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
-}
-
-async fn sdk_get(server: &Server, bucket: &str, key: &str, range: Option<&str>) -> Vec<u8> {
-    let out = server
-        .s3()
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .set_range(range.map(str::to_owned))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("get {bucket}/{key}: {e:?}"));
-    out.body.collect().await.expect("body").into_bytes().to_vec()
 }
 
 #[tokio::test]
@@ -137,7 +109,7 @@ async fn the_registry_api_wants_a_valid_signature() {
 #[tokio::test]
 async fn writes_carry_receipts_that_match_the_log() {
     let server = Server::start(Transport::Http).await;
-    create_bucket(&server, "receipts").await;
+    create_bucket(&server.s3(), "receipts").await;
     let data = bytes(1000, 1);
 
     let put = raw_put(&server, "receipts", "a.bin", &data, &[]).await;
@@ -196,7 +168,7 @@ async fn writes_carry_receipts_that_match_the_log() {
 #[tokio::test]
 async fn provenance_lists_every_version_with_its_recording_event() {
     let server = Server::start(Transport::Http).await;
-    create_bucket(&server, "prov").await;
+    create_bucket(&server.s3(), "prov").await;
     let s3 = server.s3();
     s3.put_bucket_versioning()
         .bucket("prov")
@@ -270,13 +242,13 @@ async fn provenance_lists_every_version_with_its_recording_event() {
 #[tokio::test]
 async fn retrieval_records_filter_and_export() {
     let server = Server::start(Transport::Http).await;
-    create_bucket(&server, "reads").await;
+    create_bucket(&server.s3(), "reads").await;
     let data = bytes(4096, 4);
-    sdk_put(&server, "reads", "a.bin", &data).await;
-    sdk_put(&server, "reads", "b.bin", &data[..100]).await;
-    assert_eq!(sdk_get(&server, "reads", "a.bin", None).await, data);
-    assert_eq!(sdk_get(&server, "reads", "a.bin", Some("bytes=0-9")).await, data[..10]);
-    assert_eq!(sdk_get(&server, "reads", "b.bin", None).await, data[..100]);
+    put(&server.s3(), "reads", "a.bin", &data).await;
+    put(&server.s3(), "reads", "b.bin", &data[..100]).await;
+    assert_eq!(get_range(&server.s3(), "reads", "a.bin", None).await, data);
+    assert_eq!(get_range(&server.s3(), "reads", "a.bin", Some("bytes=0-9")).await, data[..10]);
+    assert_eq!(get_range(&server.s3(), "reads", "b.bin", None).await, data[..100]);
     for key in ["a.bin", "b.bin"] {
         let wanted = if key == "a.bin" { 2 } else { 1 };
         server
@@ -331,11 +303,11 @@ async fn retrieval_records_filter_and_export() {
 #[tokio::test]
 async fn the_event_feed_pages_filters_and_resumes() {
     let server = Server::start(Transport::Http).await;
-    create_bucket(&server, "feed-a").await;
-    create_bucket(&server, "feed-b").await;
-    sdk_put(&server, "feed-a", "one", b"1").await;
-    sdk_put(&server, "feed-b", "two", b"2").await;
-    sdk_put(&server, "feed-a", "three", b"3").await;
+    create_bucket(&server.s3(), "feed-a").await;
+    create_bucket(&server.s3(), "feed-b").await;
+    put(&server.s3(), "feed-a", "one", b"1").await;
+    put(&server.s3(), "feed-b", "two", b"2").await;
+    put(&server.s3(), "feed-a", "three", b"3").await;
 
     let all = api(&server, "/_registry/events").await;
     assert_eq!(all.header("content-type"), Some("application/x-ndjson"));
@@ -364,14 +336,14 @@ async fn the_event_feed_pages_filters_and_resumes() {
 #[tokio::test]
 async fn a_long_poll_answers_with_the_event_a_put_commits() {
     let server = std::sync::Arc::new(Server::start(Transport::Http).await);
-    create_bucket(&server, "poll").await;
+    create_bucket(&server.s3(), "poll").await;
     let head = server.events().last().map_or(0, |e| e.sequence);
 
     let polling = {
         let server = std::sync::Arc::clone(&server);
         tokio::spawn(async move { api(&server, &format!("/_registry/events?since={head}&bucket=poll&wait=60")).await })
     };
-    sdk_put(&server, "poll", "new.bin", b"fresh").await;
+    put(&server.s3(), "poll", "new.bin", b"fresh").await;
     let answer = polling.await.expect("long poll task");
     assert_eq!(answer.status, 200);
     let events = lines(&answer);
@@ -444,16 +416,16 @@ impl EventStream {
 #[tokio::test]
 async fn server_sent_events_deliver_a_put_and_resume_from_last_event_id() {
     let server = Server::start(Transport::Http).await;
-    create_bucket(&server, "sse").await;
-    create_bucket(&server, "sse-other").await;
+    create_bucket(&server.s3(), "sse").await;
+    create_bucket(&server.s3(), "sse-other").await;
     let mut stream = EventStream::open(&server, "/_registry/events/stream?bucket=sse&type=v1.object.put", None).await;
-    sdk_put(&server, "sse-other", "ignored", b"x").await;
-    sdk_put(&server, "sse", "first", b"1").await;
+    put(&server.s3(), "sse-other", "ignored", b"x").await;
+    put(&server.s3(), "sse", "first", b"1").await;
     let (id, event, data) = stream.next().await;
     assert_eq!(event, "v1.object.put");
     assert_eq!(data["subject_id"], "sse/first", "the filter skips other buckets");
     assert_eq!(data["sequence"], id);
-    sdk_put(&server, "sse", "second", b"2").await;
+    put(&server.s3(), "sse", "second", b"2").await;
     let (second_id, _, data) = stream.next().await;
     assert_eq!(data["subject_id"], "sse/second");
 
@@ -469,7 +441,7 @@ async fn server_sent_events_deliver_a_put_and_resume_from_last_event_id() {
 #[tokio::test]
 async fn the_registry_api_answers_over_https() {
     let server = Server::start(Transport::Https).await;
-    create_bucket(&server, "tls").await;
+    create_bucket(&server.s3(), "tls").await;
     let put = raw_put(&server, "tls", "k", b"over tls", &[]).await;
     let (sequence, hash) = receipt(&put);
     let doc = api_json(&server, "/_registry/objects/tls/k").await;

@@ -7,7 +7,7 @@
 use std::time::{Duration, SystemTime};
 
 use artifact_store_conformance::events::{self, of_type, types};
-use artifact_store_conformance::sdk::{failure, unquote};
+use artifact_store_conformance::sdk::{create_bucket, failure, get, put, unquote};
 use artifact_store_conformance::{
     ACCESS_KEY, Server, blake3_hex, bytes, crc32_base64, md5_hex, over_http_and_https, sha256_base64,
 };
@@ -43,28 +43,6 @@ over_http_and_https!(
     every_checksum_algorithm_is_verified_and_returned,
     default_checksum_is_recorded,
 );
-
-async fn create_bucket(s3: &Client, bucket: &str) {
-    s3.create_bucket().bucket(bucket).send().await.unwrap_or_else(|e| panic!("create bucket {bucket}: {e:?}"));
-}
-
-async fn put(s3: &Client, bucket: &str, key: &str, data: &[u8]) -> String {
-    let out = s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("put {bucket}/{key}: {e:?}"));
-    unquote(out.e_tag().expect("ETag")).to_owned()
-}
-
-async fn get(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
-    let out =
-        s3.get_object().bucket(bucket).key(key).send().await.unwrap_or_else(|e| panic!("get {bucket}/{key}: {e:?}"));
-    out.body.collect().await.expect("body").into_bytes().to_vec()
-}
 
 /// A `v1.object.put` (or completed upload) by the root key for exactly these bytes.
 fn assert_version_of(event: &Event, bucket: &str, key: &str, data: &[u8]) {

@@ -42,6 +42,18 @@ fn allowed(target: &str, level: Level) -> bool {
     level <= Level::INFO && !(target == "s3s::ops" && level == Level::ERROR)
 }
 
+/// `outer: inner: innermost`, for logs.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

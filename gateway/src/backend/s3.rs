@@ -48,6 +48,7 @@ use super::pipeline::{Chunk, PIPELINE_DEPTH, digest_worker, feed, join_error, md
 use super::{BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, Result, Stage, StagedBlob};
 use crate::config::UpstreamConfig;
 use crate::s3::checksum::{ChecksumAlgorithm, Checksummer};
+use crate::telemetry::error_chain;
 
 /// Keys per listing page asked of the upstream (the S3 maximum).
 const LIST_PAGE: i32 = 1000;
@@ -516,7 +517,7 @@ where
 {
     let status = err.raw_response().map(|r| r.status().as_u16());
     let code = err.code().unwrap_or_default().to_owned();
-    let unavailable = |what: &str| BlobError::Unavailable(format!("upstream {what}: {}", chain(&err)));
+    let unavailable = |what: &str| BlobError::Unavailable(format!("upstream {what}: {}", error_chain(&err)));
     match (&err, status) {
         (SdkError::TimeoutError(_), _) => unavailable("timed out"),
         (SdkError::DispatchFailure(_) | SdkError::ResponseError(_), _) => unavailable("unreachable"),
@@ -529,17 +530,6 @@ where
         (_, Some(404)) => BlobError::NotFound,
         (_, status) => BlobError::Upstream { status: status.unwrap_or_default(), code },
     }
-}
-
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 #[cfg(test)]

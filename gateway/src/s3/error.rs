@@ -9,6 +9,7 @@ use std::panic::Location;
 use s3s::{S3Error, S3ErrorCode, s3_error};
 
 use crate::backend::BlobError;
+use crate::telemetry::error_chain;
 
 /// Result alias for the S3 layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -220,18 +221,6 @@ fn body_error(source: &(dyn std::error::Error + 'static)) -> S3Error {
 
 fn internal_error() -> S3Error {
     S3Error::with_message(S3ErrorCode::InternalError, "We encountered an internal error. Please try again.")
-}
-
-/// `outer: inner: innermost`, for logs.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 #[cfg(test)]
