@@ -120,25 +120,12 @@ impl Manifest {
     }
 }
 
-/// A sealed package, as the views hold it.
+/// A sealed package, as the views hold it: what its event recorded, and when and by whom.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Package {
-    /// Name.
-    pub name: String,
-    /// Bucket.
-    pub bucket: String,
-    /// Sealed prefix.
-    pub prefix: String,
-    /// Key of the manifest object.
-    pub manifest_key: String,
-    /// Version id of the manifest object.
-    pub manifest_version_id: String,
-    /// BLAKE3 of the manifest's bytes, hex.
-    pub manifest_blake3: String,
-    /// Number of members.
-    pub members: u64,
-    /// Total size of the members.
-    pub bytes: u64,
+    /// The `v1.package.finalized` payload.
+    #[serde(flatten)]
+    pub sealed: PackageFinalized,
     /// Sequence of the `v1.package.finalized` event.
     pub sealed_seq: u64,
     /// When it was sealed, milliseconds since the epoch.
@@ -152,14 +139,16 @@ const PACKAGE_COLUMNS: &str = "name, bucket, prefix, manifest_key, manifest_vers
 
 fn package_from_row(row: &Row<'_>) -> rusqlite::Result<Package> {
     Ok(Package {
-        name: row.get(0)?,
-        bucket: row.get(1)?,
-        prefix: row.get(2)?,
-        manifest_key: row.get(3)?,
-        manifest_version_id: row.get(4)?,
-        manifest_blake3: row.get(5)?,
-        members: row.get(6)?,
-        bytes: row.get(7)?,
+        sealed: PackageFinalized {
+            name: row.get(0)?,
+            bucket: row.get(1)?,
+            prefix: row.get(2)?,
+            manifest_key: row.get(3)?,
+            manifest_version_id: row.get(4)?,
+            manifest_blake3: row.get(5)?,
+            members: row.get(6)?,
+            bytes: row.get(7)?,
+        },
         sealed_seq: row.get(8)?,
         sealed_at: row.get(9)?,
         actor: row.get(10)?,

@@ -203,24 +203,29 @@ async fn verify(config: &Config, wanted: &str, json: bool) -> anyhow::Result<Out
     let (package, recorded, manifest_parts) = read_registry(config, move |conn| {
         let package = find_package(conn, &wanted_owned)?;
         let recorded = recorded_digest(conn, &package)?;
-        let manifest = queries::version(conn, &package.bucket, &package.manifest_key, &package.manifest_version_id)?;
+        let manifest = queries::version(
+            conn,
+            &package.sealed.bucket,
+            &package.sealed.manifest_key,
+            &package.sealed.manifest_version_id,
+        )?;
         Ok((package, recorded, manifest.map(|v| v.content.parts)))
     })
     .await?;
 
     let mut report =
-        VerifyReport { ok: false, package: package.name.clone(), members: 0, bytes: 0, problems: Vec::new() };
-    if recorded != package.manifest_blake3 {
+        VerifyReport { ok: false, package: package.sealed.name.clone(), members: 0, bytes: 0, problems: Vec::new() };
+    if recorded != package.sealed.manifest_blake3 {
         report.problems.push(format!(
             "the packages view says the manifest digest is {}, the v1.package.finalized event {} says {recorded}",
-            package.manifest_blake3, package.sealed_seq
+            package.sealed.manifest_blake3, package.sealed_seq
         ));
     }
     let manifest = match manifest_parts {
         None => {
             report.problems.push(format!(
                 "manifest s3://{}/{} version {} is missing",
-                package.bucket, package.manifest_key, package.manifest_version_id
+                package.sealed.bucket, package.sealed.manifest_key, package.sealed.manifest_version_id
             ));
             None
         }
@@ -229,7 +234,7 @@ async fn verify(config: &Config, wanted: &str, json: bool) -> anyhow::Result<Out
             if digest != recorded {
                 report.problems.push(format!(
                     "manifest s3://{}/{}: its bytes hash to {digest}, the seal recorded {recorded}",
-                    package.bucket, package.manifest_key
+                    package.sealed.bucket, package.sealed.manifest_key
                 ));
                 None
             } else {
@@ -271,14 +276,14 @@ async fn check_members(
 ) -> anyhow::Result<()> {
     let wanted: Vec<(String, String)> =
         manifest.members.iter().map(|m| (m.key.clone(), m.version_id.clone())).collect();
-    let bucket = package.bucket.clone();
+    let bucket = package.sealed.bucket.clone();
     let versions: Vec<_> = read_registry(config, move |conn| {
         wanted.iter().map(|(key, id)| Ok(queries::version(conn, &bucket, key, id)?)).collect()
     })
     .await?;
     let bar = progress::bar("members", manifest.members.iter().map(|m| m.size).sum(), Unit::Bytes);
     for (member, version) in manifest.members.iter().zip(versions) {
-        let name = format!("s3://{}/{} version {}", package.bucket, member.key, member.version_id);
+        let name = format!("s3://{}/{} version {}", package.sealed.bucket, member.key, member.version_id);
         let Some(version) = version else {
             report.problems.push(format!("{name} is missing"));
             continue;
@@ -338,11 +343,12 @@ fn find_package(conn: &Connection, wanted: &str) -> anyhow::Result<Package> {
 /// The manifest digest recorded by the package's `v1.package.finalized` event in the log
 /// (the view could have been edited; the event is covered by the chain `verify` checks).
 fn recorded_digest(conn: &Connection, package: &Package) -> anyhow::Result<String> {
-    let event = queries::event(conn, package.sealed_seq)?
-        .with_context(|| format!("event {} of package {} is missing from the log", package.sealed_seq, package.name))?;
+    let event = queries::event(conn, package.sealed_seq)?.with_context(|| {
+        format!("event {} of package {} is missing from the log", package.sealed_seq, package.sealed.name)
+    })?;
     match event.decode()? {
-        Payload::PackageFinalized(p) if p.name == package.name => Ok(p.manifest_blake3),
-        _ => bail!("event {} is not the seal of package {}", package.sealed_seq, package.name),
+        Payload::PackageFinalized(p) if p.name == package.sealed.name => Ok(p.manifest_blake3),
+        _ => bail!("event {} is not the seal of package {}", package.sealed_seq, package.sealed.name),
     }
 }
 
@@ -359,7 +365,7 @@ async fn list(config: &Config, json: bool) -> anyhow::Result<Outcome> {
     for p in &listed {
         let line = format!(
             "{:<32}  {:>8}  {:>14}  {:>8}  s3://{}/{}",
-            p.name, p.members, p.bytes, p.sealed_seq, p.bucket, p.prefix
+            p.sealed.name, p.sealed.members, p.sealed.bytes, p.sealed_seq, p.sealed.bucket, p.sealed.prefix
         );
         if !print_line(&mut out, &line)? {
             break;
