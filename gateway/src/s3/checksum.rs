@@ -11,7 +11,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use http::HeaderMap;
-use md5::Md5;
+use md5::{Digest as _, Md5};
 use s3s::{S3Error, S3ErrorCode, s3_error};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
