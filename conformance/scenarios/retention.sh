@@ -121,6 +121,12 @@ version_reads_and_deletes() {
     grep -qi "'x-amz-delete-marker': 'true'" <<<"$out" || fail "no x-amz-delete-marker header: $out"
     grep -q '405' <<<"$out" || fail "not 405: $out"
     expect_error 'InvalidRequest' s3api copy-object --bucket "$V" --key r-copy2 --copy-source "$V/r?versionId=$marker"
+    # A delete marker holds no tags: 405 whether it is current or named by id.
+    expect_error MethodNotAllowed s3api get-object-tagging --bucket "$V" --key r --version-id "$marker"
+    expect_error MethodNotAllowed s3api get-object-tagging --bucket "$V" --key r
+    expect_error MethodNotAllowed s3api put-object-tagging --bucket "$V" --key r --version-id "$marker" \
+        --tagging 'TagSet=[{Key=k,Value=v}]'
+    expect_error MethodNotAllowed s3api delete-object-tagging --bucket "$V" --key r
     expect_error 'NoSuchVersion' s3api get-object --bucket "$V" --key r --version-id 0000nosuchversion "$WORK/x"
     # Deleting the marker by id brings v2 back.
     s3api delete-object --bucket "$V" --key r --version-id "$marker" >/dev/null

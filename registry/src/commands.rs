@@ -292,7 +292,8 @@ impl Registry {
     /// Replaces a version's tags (`v1.object.tagging.set`); returns the version id.
     ///
     /// # Errors
-    /// [`Error::NoSuchBucket`], [`Error::NoSuchKey`], [`Error::NoSuchVersion`].
+    /// [`Error::NoSuchBucket`], [`Error::NoSuchKey`], [`Error::NoSuchVersion`],
+    /// [`Error::DeleteMarker`] (a delete marker holds no tags, current or named by id).
     pub async fn set_tagging(
         &self,
         caller: Caller,
@@ -305,9 +306,13 @@ impl Registry {
         self.write(move |writer| {
             require_bucket(writer.conn(), &bucket)?;
             packages::refuse_sealed(writer.conn(), &bucket, &key)?;
-            let version = require_version(writer.conn(), &bucket, &key, version_id.as_deref())?;
+            // Unlike a read, a current delete marker is not "no such key" here (AWS answers 405).
+            let version = match version_id.as_deref() {
+                Some(id) => queries::version(writer.conn(), &bucket, &key, id)?.ok_or(Error::NoSuchVersion)?,
+                None => queries::latest_version(writer.conn(), &bucket, &key)?.ok_or(Error::NoSuchKey)?,
+            };
             if version.is_delete_marker {
-                return Err(Error::NoSuchVersion);
+                return Err(Error::DeleteMarker);
             }
             writer.append(caller.draft(Payload::TaggingSet(TaggingSet { version: version_ref(&version), tags })))?;
             Ok(version.version_id)

@@ -19,6 +19,9 @@ pub enum Error {
     /// The version id does not name a version of the key.
     #[error("no such version")]
     NoSuchVersion,
+    /// The version is a delete marker, which holds no data, tags or lock.
+    #[error("the version is a delete marker")]
+    DeleteMarker,
     /// The upload id does not name an upload in progress.
     #[error("no such upload")]
     NoSuchUpload,

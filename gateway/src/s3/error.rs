@@ -99,6 +99,7 @@ fn registry_error(err: registry::Error) -> S3Error {
         R::BucketNotEmpty(_) => s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"),
         R::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
         R::NoSuchVersion => s3_error!(NoSuchVersion, "The specified version does not exist."),
+        R::DeleteMarker => s3_error!(MethodNotAllowed, "The specified method is not allowed against this resource."),
         R::NoSuchUpload => s3_error!(
             NoSuchUpload,
             "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."

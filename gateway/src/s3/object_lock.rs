@@ -3,12 +3,13 @@
 //! registry's; this file parses the documents and shapes the answers.
 
 use registry::event::v1::{DefaultRetention, LockMode, ObjectLockSet, Retention, VersionRef};
-use registry::queries::{self, ObjectVersion};
+use registry::queries::ObjectVersion;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
 use super::bucket::require_bucket;
 use super::error::{Refusal, Result};
+use super::object::{OnDeleteMarker, named_version};
 use super::{Gateway, caller, wire};
 
 /// The mode as S3 spells it: upper case only; anything else does not validate.
@@ -98,23 +99,7 @@ async fn lock_version(gw: &Gateway, bucket: &str, key: &str, version_id: Option<
     if !require_bucket(gw, bucket).await?.object_lock_enabled {
         return Err(registry::Error::InvalidRequest("Bucket is missing Object Lock Configuration").into());
     }
-    let (b, k, id) = (bucket.to_owned(), key.to_owned(), version_id.map(str::to_owned));
-    let by_id = id.is_some();
-    let version = gw
-        .registry
-        .read(move |conn| match id {
-            Some(id) => queries::version(conn, &b, &k, &id),
-            None => queries::latest_version(conn, &b, &k),
-        })
-        .await?;
-    match (version, by_id) {
-        (Some(v), _) if !v.is_delete_marker => Ok(v),
-        (Some(_), true) => {
-            Err(s3_error!(MethodNotAllowed, "The specified method is not allowed against this resource.").into())
-        }
-        (None, true) => Err(registry::Error::NoSuchVersion.into()),
-        _ => Err(registry::Error::NoSuchKey.into()),
-    }
+    named_version(gw, bucket, key, version_id, OnDeleteMarker::LockRead).await
 }
 
 pub(super) async fn put_object_retention(

@@ -7,7 +7,7 @@ use s3s::{S3Request, S3Response};
 
 use super::bucket::require_bucket;
 use super::error::Result;
-use super::object::source_version;
+use super::object::{OnDeleteMarker, named_version};
 use super::{Gateway, caller, wire};
 
 pub(super) async fn get_object_tagging(
@@ -16,7 +16,8 @@ pub(super) async fn get_object_tagging(
 ) -> Result<S3Response<GetObjectTaggingOutput>> {
     let input = &req.input;
     let bucket = require_bucket(gw, &input.bucket).await?;
-    let version = source_version(gw, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    let version =
+        named_version(gw, &input.bucket, &input.key, input.version_id.as_deref(), OnDeleteMarker::Tagging).await?;
     let tag_set =
         version.content.tags.iter().map(|(k, v)| Tag { key: Some(k.clone()), value: Some(v.clone()) }).collect();
     Ok(S3Response::new(GetObjectTaggingOutput {
