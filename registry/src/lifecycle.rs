@@ -231,9 +231,9 @@ pub fn expiration_of(rules: &[Rule], version: &ObjectVersion, day_ms: i64) -> Op
 
 /// The sweeper's plan for one bucket at `now`.
 ///
-/// `versions` are the bucket's versions and delete markers grouped by key, newest first
-/// within a key (the order of [`crate::queries::versions_of_bucket`]); `uploads` its uploads
-/// in progress. Each version gets at most one action, from the first rule (in configuration
+/// `versions` are versions and delete markers of the bucket, whole keys grouped by key,
+/// newest first within a key (a page of [`crate::queries::lifecycle_plan_page`]); `uploads`
+/// its uploads in progress. Each version gets at most one action, from the first rule (in configuration
 /// order) that asks for one. An action that would remove a version under retention or legal
 /// hold at `now` goes to [`Plan::held`], never to [`Plan::actions`].
 #[must_use]

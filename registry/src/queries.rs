@@ -199,43 +199,103 @@ pub fn versions_of_key(conn: &Connection, bucket: &str, key: &str) -> Result<Vec
     Ok(versions)
 }
 
-/// Every version and delete marker of a bucket, by key, newest first within a key (the
-/// order the lifecycle plan reads).
-///
-/// # Errors
-/// SQLite errors.
-pub fn versions_of_bucket(conn: &Connection, bucket: &str) -> Result<Vec<ObjectVersion>> {
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT {VERSION_COLUMNS} FROM object_versions WHERE bucket = ?1 ORDER BY key, seq DESC"
-    ))?;
-    let versions = statement.query_map([bucket], version_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(versions)
+/// How many versions one page of a lifecycle plan reads, about, for the sweeper and
+/// [`lifecycle_plan`]: a page holds whole keys, so a key with more versions than this is read
+/// whole on a page of its own.
+pub const PLAN_PAGE_VERSIONS: usize = 4096;
+
+/// One page of a bucket's lifecycle plan: what is due for a run of whole keys.
+#[derive(Debug, Clone, Default)]
+pub struct PlanPage {
+    /// What the sweeper does for these keys (sealed packages' versions left out).
+    pub plan: crate::lifecycle::Plan,
+    /// The last key of the page, to pass as `after` for the next one; `None` on the last page.
+    pub next: Option<String>,
 }
 
-/// The lifecycle plan of every bucket with rules at `now`: what the sweeper does and what
-/// `retention plan` prints (see [`crate::lifecycle::plan`]).
+/// The lifecycle plan of one bucket at `now` for its keys after `after` (`""`: from the
+/// start, which also plans its incomplete multipart uploads), one page of about
+/// `page_versions` versions, so the sweeper's memory does not grow with the bucket.
+///
+/// # Errors
+/// SQLite errors; [`crate::Error::CorruptPayload`] for stored rules that do not parse.
+pub fn lifecycle_plan_page(
+    conn: &Connection,
+    bucket: &Bucket,
+    after: &str,
+    page_versions: usize,
+    now: i64,
+    day_ms: i64,
+) -> Result<PlanPage> {
+    let rules = crate::lifecycle::rules_of(bucket)?;
+    if rules.is_empty() {
+        return Ok(PlanPage::default());
+    }
+    let (versions, next) = versions_page(conn, &bucket.name, after, page_versions.max(1))?;
+    let uploads = if after.is_empty() { uploads(conn, &bucket.name, "", None, None, usize::MAX)? } else { Vec::new() };
+    let scope = crate::lifecycle::BucketRules { name: &bucket.name, rules: &rules, versioning: bucket.versioning };
+    let mut plan = crate::lifecycle::plan(scope, &versions, &uploads, now, day_ms);
+    let mut kept = Vec::with_capacity(plan.actions.len());
+    for action in plan.actions {
+        if !crate::commands::lifecycle_spares_sealed(conn, &action)? {
+            kept.push(action);
+        }
+    }
+    plan.actions = kept;
+    Ok(PlanPage { plan, next })
+}
+
+/// The versions of a bucket's keys after `after`, in key order and newest first within a
+/// key: whole keys, about `limit` versions. Also returns the last key when more may follow.
+fn versions_page(
+    conn: &Connection,
+    bucket: &str,
+    after: &str,
+    limit: usize,
+) -> Result<(Vec<ObjectVersion>, Option<String>)> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM object_versions WHERE bucket = ?1 AND key > ?2 ORDER BY key, seq DESC LIMIT ?3"
+    ))?;
+    let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut versions = statement
+        .query_map(params![bucket, after, limit_sql], version_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if versions.len() < limit {
+        return Ok((versions, None));
+    }
+    // The page may end inside its last key: leave that key to the next page, or, when it is
+    // the only key, read it whole.
+    let last = versions.last().map(|v| v.key.clone()).unwrap_or_default();
+    versions.retain(|v| v.key != last);
+    if versions.is_empty() {
+        let mut whole = conn.prepare_cached(&format!(
+            "SELECT {VERSION_COLUMNS} FROM object_versions WHERE bucket = ?1 AND key = ?2 ORDER BY seq DESC"
+        ))?;
+        versions = whole.query_map(params![bucket, last], version_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        return Ok((versions, Some(last)));
+    }
+    let next = versions.last().map(|v| v.key.clone());
+    Ok((versions, next))
+}
+
+/// The whole lifecycle plan of every bucket with rules at `now`, one plan per page: what
+/// `retention plan` prints (see [`crate::lifecycle::plan`]). The sweeper applies page by page
+/// instead ([`lifecycle_plan_page`]).
 ///
 /// # Errors
 /// SQLite errors; [`crate::Error::CorruptPayload`] for stored rules that do not parse.
 pub fn lifecycle_plan(conn: &Connection, now: i64, day_ms: i64) -> Result<Vec<crate::lifecycle::Plan>> {
     let mut plans = Vec::new();
     for bucket in buckets(conn)? {
-        let rules = crate::lifecycle::rules_of(&bucket)?;
-        if rules.is_empty() {
-            continue;
-        }
-        let versions = versions_of_bucket(conn, &bucket.name)?;
-        let uploads = uploads(conn, &bucket.name, "", None, None, usize::MAX)?;
-        let scope = crate::lifecycle::BucketRules { name: &bucket.name, rules: &rules, versioning: bucket.versioning };
-        let mut plan = crate::lifecycle::plan(scope, &versions, &uploads, now, day_ms);
-        let mut kept = Vec::with_capacity(plan.actions.len());
-        for action in plan.actions {
-            if !crate::commands::lifecycle_spares_sealed(conn, &action)? {
-                kept.push(action);
+        let mut after = String::new();
+        loop {
+            let page = lifecycle_plan_page(conn, &bucket, &after, PLAN_PAGE_VERSIONS, now, day_ms)?;
+            plans.push(page.plan);
+            match page.next {
+                Some(next) => after = next,
+                None => break,
             }
         }
-        plan.actions = kept;
-        plans.push(plan);
     }
     Ok(plans)
 }

@@ -429,6 +429,31 @@ async fn seal(registry: &Registry, bucket: &str, prefix: &str, seed: u64) -> Opt
 /// plan. The plan itself must never name a protected version.
 async fn sweep(registry: &Registry, now: i64, seed: u64, protected: &[(String, String, String)]) {
     let plans = registry.read(move |conn| queries::lifecycle_plan(conn, now, LIFECYCLE_DAY)).await.unwrap();
+    // Planning two versions' worth of keys at a time, as the sweeper pages through a large
+    // bucket, gives the same plan as planning each bucket whole.
+    let paged = registry
+        .read(move |conn| {
+            let mut paged = Vec::new();
+            for bucket in queries::buckets(conn)? {
+                let mut after = String::new();
+                loop {
+                    let page = queries::lifecycle_plan_page(conn, &bucket, &after, 2, now, LIFECYCLE_DAY)?;
+                    paged.extend(page.plan.actions.iter().chain(&page.plan.held).map(|a| format!("{a:?}")));
+                    match page.next {
+                        Some(next) => after = next,
+                        None => break,
+                    }
+                }
+            }
+            Ok(paged)
+        })
+        .await
+        .unwrap();
+    let whole = plans.iter().flat_map(|p| p.actions.iter().chain(&p.held)).map(|a| format!("{a:?}"));
+    let (mut paged, mut whole) = (paged, whole.collect::<Vec<_>>());
+    paged.sort();
+    whole.sort();
+    assert_eq!(paged, whole, "paging changed the lifecycle plan");
     for plan in plans {
         for action in &plan.actions {
             if let artifact_store_registry::lifecycle::Effect::DeleteVersion { version_id } = &action.effect {

@@ -1,8 +1,8 @@
 //! The lifecycle sweeper: every `lifecycle.sweep_interval_seconds` it plans every bucket
-//! with rules ([`registry::queries::lifecycle_plan`], the pure plan `retention plan`
-//! prints) and has the registry apply what is due, as the actor `lifecycle`. The registry
-//! plans each key again inside its transaction before acting, so nothing changed since the
-//! plan (a new legal hold, a new version) is acted on by mistake.
+//! with rules, a page of keys at a time ([`registry::queries::lifecycle_plan_page`], the pure
+//! plan `retention plan` prints) and has the registry apply what is due, as the actor
+//! `lifecycle`. The registry plans each key again inside its transaction before acting, so
+//! nothing changed since the plan (a new legal hold, a new version) is acted on by mistake.
 
 use std::time::Duration;
 
@@ -45,19 +45,36 @@ pub fn spawn(registry: Registry, config: &LifecycleConfig) -> Sweeper {
     }))
 }
 
-/// One sweep at the wall clock's now: plans every bucket and applies what is due. Returns
-/// how many actions were applied.
+/// One sweep at the wall clock's now: plans each bucket with rules a page of keys at a time
+/// and applies what is due before reading the next page, so a sweep's memory does not grow
+/// with the bucket. Returns how many actions were applied.
 ///
 /// # Errors
 /// Registry failures.
 pub async fn sweep(registry: &Registry, day_ms: i64) -> registry::Result<usize> {
     let now = crate::s3::object::now_ms();
-    let plans = registry.read(move |conn| queries::lifecycle_plan(conn, now, day_ms)).await?;
     let mut applied = 0;
-    for plan in plans {
-        let Some(bucket) = plan.actions.first().map(|a| a.bucket.clone()) else { continue };
-        let done = registry.apply_lifecycle(Caller::system(ACTOR), &bucket, plan.actions, day_ms, wire::new_id).await?;
-        applied += done.len();
+    for bucket in registry.read(queries::buckets).await? {
+        let mut after = String::new();
+        loop {
+            let (of, from) = (bucket.clone(), after.clone());
+            let page = registry
+                .read(move |conn| {
+                    queries::lifecycle_plan_page(conn, &of, &from, queries::PLAN_PAGE_VERSIONS, now, day_ms)
+                })
+                .await?;
+            if !page.plan.actions.is_empty() {
+                let actions = page.plan.actions;
+                let done = registry
+                    .apply_lifecycle(Caller::system(ACTOR), &bucket.name, actions, day_ms, wire::new_id)
+                    .await?;
+                applied += done.len();
+            }
+            match page.next {
+                Some(next) => after = next,
+                None => break,
+            }
+        }
     }
     Ok(applied)
 }
