@@ -138,6 +138,13 @@ async fn metrics_parse_and_count_the_requests_made() {
     assert_eq!(sample(&scrape, "artifact_store_retrieval_records_dropped_total", &[]), 0.0);
     assert!(sample(&scrape, "artifact_store_registry_group_commits_total", &[]) >= 1.0);
     assert!(sample(&scrape, "artifact_store_registry_group_commit_jobs_total", &[]) >= 7.0);
+    let commits = sample(&scrape, "artifact_store_registry_group_commits_total", &[]);
+    assert_eq!(sample(&scrape, "artifact_store_registry_group_commit_size", &[]), commits, "one size per commit");
+    assert_eq!(
+        sample(&scrape, "artifact_store_registry_group_commit_duration_seconds", &[]),
+        commits,
+        "one duration per commit"
+    );
     assert!(sample(&scrape, "artifact_store_http_responses_total", &[("status", "404")]) >= 1.0);
 }
 

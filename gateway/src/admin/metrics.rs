@@ -3,8 +3,9 @@
 //! Request metrics are recorded where the S3 operation is known (`s3::Gateway`'s delegation
 //! table), with an `api` label (`PutObject`, ...) and, for errors, a `code` label (the S3
 //! error code); no per-bucket label, so the series count stays bounded. Registry figures
-//! (events appended, group commits) are read from the registry when the page is rendered,
-//! so the writer thread does no metrics work.
+//! (events appended, group commits and their size and duration histograms) are read from
+//! the registry's atomics when the page is rendered, so the writer thread does no metrics
+//! work beyond a few relaxed adds.
 //!
 //! The recorder is process-wide (the `metrics` facade has one global recorder): the first
 //! gateway of a process installs it and later ones share it.
@@ -16,6 +17,7 @@ use std::time::Duration;
 use metrics::{counter, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use registry::Registry;
+use registry::sqlite::Histogram;
 
 /// Request duration buckets in seconds: from a cached HEAD to a large upload.
 const DURATION_BUCKETS: &[f64] =
@@ -124,5 +126,33 @@ pub fn render(handle: &PrometheusHandle, registry: &Registry, opened_at: u64) ->
     for (name, kind, help, value) in lines {
         page.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
     }
+    push_histogram(
+        &mut page,
+        "artifact_store_registry_group_commit_size",
+        "Jobs per group commit.",
+        &stats.batch_sizes,
+        1.0,
+    );
+    push_histogram(
+        &mut page,
+        "artifact_store_registry_group_commit_duration_seconds",
+        "Time of each group commit, from BEGIN to the end of COMMIT.",
+        &stats.batch_micros,
+        1e-6,
+    );
     page
+}
+
+/// Appends a registry histogram in the Prometheus text format, its values multiplied by
+/// `scale` (microseconds to seconds).
+fn push_histogram(page: &mut String, name: &str, help: &str, histogram: &Histogram, scale: f64) {
+    page.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+    let buckets = histogram.cumulative();
+    // Read after the buckets: the writer may record meanwhile, and +Inf must not be smaller.
+    let count = histogram.count();
+    for (bound, observed) in buckets {
+        page.push_str(&format!("{name}_bucket{{le=\"{}\"}} {observed}\n", bound as f64 * scale));
+    }
+    page.push_str(&format!("{name}_bucket{{le=\"+Inf\"}} {count}\n"));
+    page.push_str(&format!("{name}_sum {}\n{name}_count {count}\n", histogram.sum() as f64 * scale));
 }

@@ -7,6 +7,10 @@
 //! `synchronous=FULL`, and only then tells the callers. Readers use their own WAL connections
 //! and never wait for the writer.
 
+mod histogram;
+
+pub use histogram::Histogram;
+
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -119,8 +123,14 @@ impl ReadSide {
     }
 }
 
+/// Jobs per group commit: 1 when callers come one at a time, up to the batch limit under load.
+const BATCH_SIZE_BOUNDS: &[u64] = &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+/// Group commit durations in microseconds: from an fsync on a fast disk to a stalled one.
+const BATCH_MICROS_BOUNDS: &[u64] =
+    &[100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000];
+
 /// Counters of the writer's work since the registry opened, for metrics and benchmarks.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WriterStats {
     /// Transactions committed (group commits).
     pub batches: AtomicU64,
@@ -130,6 +140,23 @@ pub struct WriterStats {
     pub busy_micros: AtomicU64,
     /// Of that, time spent in COMMIT (writing the WAL and fsyncing it), in microseconds.
     pub commit_micros: AtomicU64,
+    /// Jobs per group commit.
+    pub batch_sizes: Histogram,
+    /// Each group commit's time from BEGIN to the end of COMMIT, in microseconds.
+    pub batch_micros: Histogram,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        Self {
+            batches: AtomicU64::new(0),
+            jobs: AtomicU64::new(0),
+            busy_micros: AtomicU64::new(0),
+            commit_micros: AtomicU64::new(0),
+            batch_sizes: Histogram::new(BATCH_SIZE_BOUNDS),
+            batch_micros: Histogram::new(BATCH_MICROS_BOUNDS),
+        }
+    }
 }
 
 struct Inner {
@@ -394,11 +421,12 @@ fn run_writer(
         }
         let started = std::time::Instant::now();
         stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats.batch_sizes.record(batch.len() as u64);
         let outcome = run_batch(conns, &mut head, batch, clock, stats);
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats
-            .busy_micros
-            .fetch_add(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        let busy = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        stats.busy_micros.fetch_add(busy, Ordering::Relaxed);
+        stats.batch_micros.record(busy);
         let completions = match outcome {
             Ok(completions) => {
                 committed.send_replace(head.sequence);
