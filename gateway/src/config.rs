@@ -136,6 +136,21 @@ pub struct UpstreamConfig {
     /// Attempts per idempotent request (reads, deletes, listings); uploads are never
     /// retried, the client retries them.
     pub max_attempts: u32,
+    /// Whether versions' Object Lock retention and legal holds are also set on their
+    /// upstream objects.
+    pub object_lock: UpstreamObjectLock,
+}
+
+/// `upstream.object_lock`
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamObjectLock {
+    /// The gateway alone enforces retention; upstream objects carry none.
+    #[default]
+    Off,
+    /// Retention and legal holds are set on the upstream objects too, so that deleting them
+    /// behind the gateway's back fails; the upstream bucket must have Object Lock.
+    Mirror,
 }
 
 impl Default for UpstreamConfig {
@@ -153,6 +168,7 @@ impl Default for UpstreamConfig {
             connect_timeout: 5,
             timeout: 30,
             max_attempts: 3,
+            object_lock: UpstreamObjectLock::Off,
         }
     }
 }
@@ -543,6 +559,19 @@ pub const KEYS: &[Key] = &[
         secret: false,
         set: |c, v| {
             c.upstream.max_attempts = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "upstream.object_lock",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.upstream.object_lock = match v.as_str() {
+                "off" => UpstreamObjectLock::Off,
+                "mirror" => UpstreamObjectLock::Mirror,
+                _ => return Err(format!("expected off or mirror, got {v:?}")),
+            };
             Ok(())
         },
     },
@@ -952,6 +981,7 @@ retrievals = "off"
             ("ARTIFACT_STORE_UPSTREAM_BUCKET", "blobs"),
             ("ARTIFACT_STORE_UPSTREAM_ACCESS_KEY", "UPAK"),
             ("ARTIFACT_STORE_UPSTREAM_SECRET_KEY", "upstream-secret"),
+            ("ARTIFACT_STORE_UPSTREAM_OBJECT_LOCK", "mirror"),
         ]);
         let flags = [("upstream.region", "eu-west-3".to_owned())];
         let config = Config::load(None, &vars, &flags).unwrap();
@@ -959,6 +989,7 @@ retrievals = "off"
         assert_eq!(config.upstream.endpoint.as_deref(), Some("http://127.0.0.1:7480"));
         assert_eq!(config.upstream.bucket, "blobs");
         assert_eq!(config.upstream.region, "eu-west-3");
+        assert_eq!(config.upstream.object_lock, UpstreamObjectLock::Mirror);
         assert_eq!(config.upstream.secret_key.as_ref().unwrap().expose(), "upstream-secret");
         assert!(!format!("{config:?}").contains("upstream-secret"));
 

@@ -36,7 +36,7 @@ use crate::auth::{MissingRootCredentials, Users};
 use crate::backend::BlobStore;
 use crate::backend::fs::FsBlobStore;
 use crate::backend::s3::{OpenError, S3BlobStore};
-use crate::config::{Backend, Config};
+use crate::config::{Backend, Config, UpstreamObjectLock};
 use crate::s3::Gateway;
 use crate::tls::{self, TlsError};
 
@@ -122,6 +122,10 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let data_dir = config.storage.data_dir.clone();
     let blobs = open_blobs(&config)?;
+    // Mirrored locks that the upstream would silently not hold are worse than none: refuse.
+    if config.storage.backend == Backend::S3 && config.upstream.object_lock == UpstreamObjectLock::Mirror {
+        S3BlobStore::open(&config.upstream)?.require_object_lock().await?;
+    }
     let registry_path = crate::layout::registry_path(&data_dir);
     let registry = Registry::open(&registry_path, Arc::new(SystemClock))
         .map_err(|source| ServeError::Registry { path: registry_path, source })?;

@@ -60,6 +60,11 @@ pub struct ServeArgs {
     /// Region the upstream requests are signed for (upstream.region) [default: us-east-1].
     #[arg(long, value_name = "REGION")]
     pub upstream_region: Option<String>,
+
+    /// `mirror`: also set versions' Object Lock retention and legal holds on their upstream
+    /// objects; the upstream bucket must have Object Lock (upstream.object_lock) [default: off].
+    #[arg(long, value_name = "off|mirror")]
+    pub upstream_object_lock: Option<String>,
 }
 
 impl ServeArgs {
@@ -76,6 +81,7 @@ impl ServeArgs {
             ("upstream.endpoint", self.upstream_endpoint.clone()),
             ("upstream.bucket", self.upstream_bucket.clone()),
             ("upstream.region", self.upstream_region.clone()),
+            ("upstream.object_lock", self.upstream_object_lock.clone()),
         ];
         flags.extend(paths.into_iter().filter_map(|(key, value)| value.map(|v| (key, v))));
     }
