@@ -120,12 +120,17 @@ pub struct UpstreamConfig {
     pub prefix: String,
     /// Path-style requests (`endpoint/bucket/key`) instead of virtual-host style.
     pub path_style: bool,
-    /// Access key id; with `secret_key` unset too, `AWS_ACCESS_KEY_ID` and friends are used.
+    /// Access key id; with `secret_key` and `profile` unset too, `AWS_ACCESS_KEY_ID` and
+    /// friends are used.
     pub access_key: Option<String>,
     /// Secret access key.
     pub secret_key: Option<Secret>,
     /// Session token for temporary credentials.
     pub session_token: Option<Secret>,
+    /// Profile of the shared AWS config and credentials files (`~/.aws/config`,
+    /// `~/.aws/credentials`, or `AWS_CONFIG_FILE` / `AWS_SHARED_CREDENTIALS_FILE`) to take the
+    /// credentials from, instead of static keys.
+    pub profile: Option<String>,
     /// PEM file of extra certificate authorities to trust for an `https` endpoint.
     pub ca_bundle: Option<PathBuf>,
     /// Seconds to establish a connection.
@@ -164,6 +169,7 @@ impl Default for UpstreamConfig {
             access_key: None,
             secret_key: None,
             session_token: None,
+            profile: None,
             ca_bundle: None,
             connect_timeout: 5,
             timeout: 30,
@@ -527,6 +533,15 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        path: "upstream.profile",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.upstream.profile = Some(v);
+            Ok(())
+        },
+    },
+    Key {
         path: "upstream.ca_bundle",
         alias: None,
         secret: false,
@@ -771,6 +786,9 @@ impl Config {
             if upstream.access_key.is_some() != upstream.secret_key.is_some() {
                 return invalid("upstream.access_key and upstream.secret_key must be set together");
             }
+            if upstream.access_key.is_some() && upstream.profile.is_some() {
+                return invalid("upstream.profile and upstream.access_key/secret_key exclude each other");
+            }
             if upstream.max_attempts == 0 || upstream.timeout == 0 || upstream.connect_timeout == 0 {
                 return invalid("upstream.max_attempts, timeout and connect_timeout must be at least 1");
             }
@@ -995,6 +1013,9 @@ retrievals = "off"
 
         let no_bucket = env(&[("ARTIFACT_STORE_STORAGE_BACKEND", "s3")]);
         assert!(matches!(Config::load(None, &no_bucket, &[]), Err(ConfigError::Invalid(_))));
+
+        let profile = [("upstream.profile", "ci".to_owned())];
+        assert!(matches!(Config::load(None, &vars, &profile), Err(ConfigError::Invalid(_))), "profile or keys");
     }
 
     #[test]

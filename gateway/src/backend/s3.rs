@@ -30,8 +30,8 @@ use aws_sdk_s3::config::interceptors::FinalizerInterceptorContextRef;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation, SharedHttpClient,
-    StalledStreamProtectionConfig,
+    BehaviorVersion, Credentials, ProvideCredentials as _, Region, RequestChecksumCalculation,
+    ResponseChecksumValidation, SharedCredentialsProvider, SharedHttpClient, StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -70,6 +70,14 @@ pub enum OpenError {
         /// Why.
         reason: String,
     },
+    /// `upstream.profile` names a profile that gives no credentials.
+    #[error("cannot take the upstream credentials from profile {profile}: {reason}")]
+    Profile {
+        /// The profile.
+        profile: String,
+        /// Why.
+        reason: String,
+    },
     /// `upstream.object_lock = mirror`, but the upstream bucket cannot hold locks.
     #[error(
         "upstream.object_lock = mirror needs Object Lock on the upstream bucket {bucket}, and it cannot be confirmed: {reason}"
@@ -103,12 +111,13 @@ impl S3BlobStore {
     /// [`OpenError`] for an unusable CA bundle.
     pub fn open(config: &UpstreamConfig) -> Result<Self, OpenError> {
         let timeout = Duration::from_secs(config.timeout);
+        let http_client = http_client(config)?;
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()))
             .force_path_style(config.path_style)
-            .credentials_provider(credentials(config))
-            .http_client(http_client(config)?)
+            .credentials_provider(credentials(config, &http_client))
+            .http_client(http_client)
             .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts))
             .timeout_config(
                 TimeoutConfig::builder()
@@ -217,11 +226,24 @@ impl S3BlobStore {
     }
 }
 
-/// Static credentials from the configuration, else the `AWS_*` variables of the upstream's
-/// own convention.
-fn credentials(config: &UpstreamConfig) -> Credentials {
+/// Static credentials from the configuration, else those of the configured profile of the
+/// shared AWS files, else the `AWS_*` variables of the upstream's own convention.
+fn credentials(config: &UpstreamConfig, http_client: &SharedHttpClient) -> SharedCredentialsProvider {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    match (&config.access_key, &config.secret_key) {
+    if let (None, Some(profile)) = (&config.access_key, &config.profile) {
+        // Read when the first request is signed, and again when they expire (a profile can
+        // name a role to assume, which the gateway's own HTTPS client asks STS for).
+        let provider_config = aws_config::provider_config::ProviderConfig::without_region()
+            .with_region(Some(Region::new(config.region.clone())))
+            .with_http_client(http_client.clone());
+        return SharedCredentialsProvider::new(
+            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .configure(&provider_config)
+                .profile_name(profile)
+                .build(),
+        );
+    }
+    SharedCredentialsProvider::new(match (&config.access_key, &config.secret_key) {
         (Some(access), Some(secret)) => Credentials::new(
             access,
             secret.expose(),
@@ -236,7 +258,22 @@ fn credentials(config: &UpstreamConfig) -> Credentials {
             None,
             "environment",
         ),
-    }
+    })
+}
+
+/// Resolves the credentials of `upstream.profile` once, so that a missing or malformed profile
+/// stops the start rather than failing every upstream request.
+///
+/// # Errors
+///
+/// [`OpenError::Profile`]; [`OpenError::CaBundle`] for an unusable CA bundle.
+pub async fn require_profile(config: &UpstreamConfig, profile: &str) -> Result<(), OpenError> {
+    let provider = credentials(config, &http_client(config)?);
+    provider
+        .provide_credentials()
+        .await
+        .map_err(|err| OpenError::Profile { profile: profile.to_owned(), reason: error_chain(&err) })?;
+    Ok(())
 }
 
 /// The SDK's rustls client (ring, no aws-lc), trusting the system roots and the configured

@@ -65,6 +65,11 @@ pub struct ServeArgs {
     /// objects; the upstream bucket must have Object Lock (upstream.object_lock) [default: off].
     #[arg(long, value_name = "off|mirror")]
     pub upstream_object_lock: Option<String>,
+
+    /// Profile of the shared AWS config/credentials files to sign upstream requests with
+    /// (upstream.profile).
+    #[arg(long, value_name = "NAME")]
+    pub upstream_profile: Option<String>,
 }
 
 impl ServeArgs {
@@ -82,6 +87,7 @@ impl ServeArgs {
             ("upstream.bucket", self.upstream_bucket.clone()),
             ("upstream.region", self.upstream_region.clone()),
             ("upstream.object_lock", self.upstream_object_lock.clone()),
+            ("upstream.profile", self.upstream_profile.clone()),
         ];
         flags.extend(paths.into_iter().filter_map(|(key, value)| value.map(|v| (key, v))));
     }
