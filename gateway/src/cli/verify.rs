@@ -128,18 +128,18 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
     let blobs = if args.no_blobs {
         None
     } else {
-        let blobs = match config.storage.backend {
+        let (blobs, corrupt) = match config.storage.backend {
             Backend::Fs => {
                 let store = FsBlobStore::open(&config.storage.data_dir)
                     .with_context(|| format!("cannot open the blob store in {}", config.storage.data_dir.display()))?;
-                check_blobs(&store, &path, referenced).await?
+                (check_blobs(&store, &path, referenced).await?, "its bytes do not hash to its name")
             }
             Backend::S3 => {
                 let store = S3BlobStore::open(&config.upstream).context("cannot set up the upstream client")?;
-                check_upstream_blobs(&store, &path, referenced).await?
+                (check_upstream_blobs(&store, &path, referenced).await?, "its bytes are not the ones recorded")
             }
         };
-        problems.extend(blobs.corrupt.iter().map(|id| format!("blob {id}: its bytes are not the ones recorded")));
+        problems.extend(blobs.corrupt.iter().map(|id| format!("blob {id}: {corrupt}")));
         problems.extend(blobs.missing.iter().map(|id| format!("blob {id}: referenced by the registry but missing")));
         Some(blobs)
     };
