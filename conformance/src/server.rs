@@ -172,16 +172,7 @@ impl Server {
     #[must_use]
     pub fn cli_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary_path());
-        // Only the local store keeps copies of the blobs to re-hash; on an S3 upstream `verify`
-        // checks the registry (the same chain and views checks).
-        let mut args = args.to_vec();
-        if self.on_s3_backend()
-            && args.iter().find(|a| !a.starts_with("--")) == Some(&"verify")
-            && !args.contains(&"--no-blobs")
-        {
-            args.push("--no-blobs");
-        }
-        command.args(&args).arg("--data-dir").arg(self.data_dir()).env_clear().stdin(Stdio::null());
+        command.args(args).arg("--data-dir").arg(self.data_dir()).env_clear().stdin(Stdio::null());
         // As for the server: nothing of the machine's environment but the basics.
         for name in ["PATH", "RUST_LOG", "RUST_BACKTRACE", "TMPDIR"] {
             if let Some(value) = std::env::var_os(name) {

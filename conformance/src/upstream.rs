@@ -3,6 +3,7 @@
 //! - [`Moto`]: a real moto server (the AWS stand-in) on a free port, killed on drop. It comes
 //!   from the test venv (`ARTIFACT_STORE_TEST_VENV`, default `~/.cache/artifact-store/venv`,
 //!   made by `scripts/install-test-deps.sh`); a missing one fails the test loudly.
+//! - [`RunUpstream`]: the upstream the run was given (moto or Ceph RGW), reached directly.
 //! - [`FaultProxy`]: a TCP proxy in front of it that forwards faithfully, or cuts connections
 //!   in the middle of a request body (what the gateway sees when its upstream dies mid-PUT),
 //!   answers every request with a 5xx itself, or accepts requests and never answers. The
@@ -24,6 +25,68 @@ use tokio::sync::watch;
 pub const UPSTREAM_ACCESS_KEY: &str = "upstreamaccesskey001";
 /// See [`UPSTREAM_ACCESS_KEY`].
 pub const UPSTREAM_SECRET_KEY: &str = "upstreamsecretkey0000000000000000000001";
+
+/// The S3 upstream of the run (`CONFORMANCE_UPSTREAM_ENDPOINT`, `_REGION`, `_ACCESS_KEY`,
+/// `_SECRET_KEY`, as `scripts/test.sh` sets them), for tests that need an upstream bucket of
+/// their own (one with Object Lock, say) or to reach the upstream behind the gateway's back.
+#[derive(Debug, Clone)]
+pub struct RunUpstream {
+    endpoint: String,
+    region: String,
+    access_key: String,
+    secret_key: String,
+}
+
+impl RunUpstream {
+    /// The run's upstream; `None` when the run has none (the test then has nothing to test).
+    #[must_use]
+    pub fn from_env() -> Option<Self> {
+        let var = |name: &str| std::env::var(format!("CONFORMANCE_UPSTREAM_{name}")).ok().filter(|v| !v.is_empty());
+        Some(Self {
+            endpoint: var("ENDPOINT")?,
+            region: var("REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+            access_key: var("ACCESS_KEY").unwrap_or_else(|| UPSTREAM_ACCESS_KEY.to_owned()),
+            secret_key: var("SECRET_KEY").unwrap_or_else(|| UPSTREAM_SECRET_KEY.to_owned()),
+        })
+    }
+
+    /// The access key and secret key.
+    #[must_use]
+    pub fn keys(&self) -> (&str, &str) {
+        (&self.access_key, &self.secret_key)
+    }
+
+    /// A client talking to the upstream directly.
+    #[must_use]
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(self.region.clone()))
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .credentials_provider(Credentials::new(&self.access_key, &self.secret_key, None, None, "test"))
+            .retry_config(RetryConfig::disabled())
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// The gateway's settings for keeping its blobs under `prefix` in `bucket`, without
+    /// credentials (see [`RunUpstream::keys`]).
+    #[must_use]
+    pub fn gateway_env(&self, bucket: &str, prefix: &str) -> Vec<(String, String)> {
+        [
+            ("ARTIFACT_STORE_STORAGE_BACKEND", "s3"),
+            ("ARTIFACT_STORE_UPSTREAM_ENDPOINT", self.endpoint.as_str()),
+            ("ARTIFACT_STORE_UPSTREAM_REGION", self.region.as_str()),
+            ("ARTIFACT_STORE_UPSTREAM_BUCKET", bucket),
+            ("ARTIFACT_STORE_UPSTREAM_PREFIX", prefix),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+}
 
 /// A moto server on loopback.
 pub struct Moto {

@@ -120,12 +120,17 @@ pub struct UpstreamConfig {
     pub prefix: String,
     /// Path-style requests (`endpoint/bucket/key`) instead of virtual-host style.
     pub path_style: bool,
-    /// Access key id; with `secret_key` unset too, `AWS_ACCESS_KEY_ID` and friends are used.
+    /// Access key id; with `secret_key` and `profile` unset too, `AWS_ACCESS_KEY_ID` and
+    /// friends are used.
     pub access_key: Option<String>,
     /// Secret access key.
     pub secret_key: Option<Secret>,
     /// Session token for temporary credentials.
     pub session_token: Option<Secret>,
+    /// Profile of the shared AWS config and credentials files (`~/.aws/config`,
+    /// `~/.aws/credentials`, or `AWS_CONFIG_FILE` / `AWS_SHARED_CREDENTIALS_FILE`) to take the
+    /// credentials from, instead of static keys.
+    pub profile: Option<String>,
     /// PEM file of extra certificate authorities to trust for an `https` endpoint.
     pub ca_bundle: Option<PathBuf>,
     /// Seconds to establish a connection.
@@ -136,6 +141,21 @@ pub struct UpstreamConfig {
     /// Attempts per idempotent request (reads, deletes, listings); uploads are never
     /// retried, the client retries them.
     pub max_attempts: u32,
+    /// Whether versions' Object Lock retention and legal holds are also set on their
+    /// upstream objects.
+    pub object_lock: UpstreamObjectLock,
+}
+
+/// `upstream.object_lock`
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamObjectLock {
+    /// The gateway alone enforces retention; upstream objects carry none.
+    #[default]
+    Off,
+    /// Retention and legal holds are set on the upstream objects too, so that deleting them
+    /// behind the gateway's back fails; the upstream bucket must have Object Lock.
+    Mirror,
 }
 
 impl Default for UpstreamConfig {
@@ -149,10 +169,12 @@ impl Default for UpstreamConfig {
             access_key: None,
             secret_key: None,
             session_token: None,
+            profile: None,
             ca_bundle: None,
             connect_timeout: 5,
             timeout: 30,
             max_attempts: 3,
+            object_lock: UpstreamObjectLock::Off,
         }
     }
 }
@@ -511,6 +533,15 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        path: "upstream.profile",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.upstream.profile = Some(v);
+            Ok(())
+        },
+    },
+    Key {
         path: "upstream.ca_bundle",
         alias: None,
         secret: false,
@@ -543,6 +574,19 @@ pub const KEYS: &[Key] = &[
         secret: false,
         set: |c, v| {
             c.upstream.max_attempts = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "upstream.object_lock",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.upstream.object_lock = match v.as_str() {
+                "off" => UpstreamObjectLock::Off,
+                "mirror" => UpstreamObjectLock::Mirror,
+                _ => return Err(format!("expected off or mirror, got {v:?}")),
+            };
             Ok(())
         },
     },
@@ -741,6 +785,9 @@ impl Config {
             }
             if upstream.access_key.is_some() != upstream.secret_key.is_some() {
                 return invalid("upstream.access_key and upstream.secret_key must be set together");
+            }
+            if upstream.access_key.is_some() && upstream.profile.is_some() {
+                return invalid("upstream.profile and upstream.access_key/secret_key exclude each other");
             }
             if upstream.max_attempts == 0 || upstream.timeout == 0 || upstream.connect_timeout == 0 {
                 return invalid("upstream.max_attempts, timeout and connect_timeout must be at least 1");
@@ -952,6 +999,7 @@ retrievals = "off"
             ("ARTIFACT_STORE_UPSTREAM_BUCKET", "blobs"),
             ("ARTIFACT_STORE_UPSTREAM_ACCESS_KEY", "UPAK"),
             ("ARTIFACT_STORE_UPSTREAM_SECRET_KEY", "upstream-secret"),
+            ("ARTIFACT_STORE_UPSTREAM_OBJECT_LOCK", "mirror"),
         ]);
         let flags = [("upstream.region", "eu-west-3".to_owned())];
         let config = Config::load(None, &vars, &flags).unwrap();
@@ -959,11 +1007,15 @@ retrievals = "off"
         assert_eq!(config.upstream.endpoint.as_deref(), Some("http://127.0.0.1:7480"));
         assert_eq!(config.upstream.bucket, "blobs");
         assert_eq!(config.upstream.region, "eu-west-3");
+        assert_eq!(config.upstream.object_lock, UpstreamObjectLock::Mirror);
         assert_eq!(config.upstream.secret_key.as_ref().unwrap().expose(), "upstream-secret");
         assert!(!format!("{config:?}").contains("upstream-secret"));
 
         let no_bucket = env(&[("ARTIFACT_STORE_STORAGE_BACKEND", "s3")]);
         assert!(matches!(Config::load(None, &no_bucket, &[]), Err(ConfigError::Invalid(_))));
+
+        let profile = [("upstream.profile", "ci".to_owned())];
+        assert!(matches!(Config::load(None, &vars, &profile), Err(ConfigError::Invalid(_))), "profile or keys");
     }
 
     #[test]

@@ -35,8 +35,8 @@ use crate::admin::{self, Admin};
 use crate::auth::{MissingRootCredentials, Users};
 use crate::backend::BlobStore;
 use crate::backend::fs::FsBlobStore;
-use crate::backend::s3::{OpenError, S3BlobStore};
-use crate::config::{Backend, Config};
+use crate::backend::s3::{self, OpenError, S3BlobStore};
+use crate::config::{Backend, Config, UpstreamObjectLock};
 use crate::s3::Gateway;
 use crate::tls::{self, TlsError};
 
@@ -122,6 +122,15 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let data_dir = config.storage.data_dir.clone();
     let blobs = open_blobs(&config)?;
+    if config.storage.backend == Backend::S3 {
+        if let (None, Some(profile)) = (&config.upstream.access_key, &config.upstream.profile) {
+            s3::require_profile(&config.upstream, profile).await?;
+        }
+        // Mirrored locks that the upstream would silently not hold are worse than none.
+        if config.upstream.object_lock == UpstreamObjectLock::Mirror {
+            S3BlobStore::open(&config.upstream)?.require_object_lock().await?;
+        }
+    }
     let registry_path = crate::layout::registry_path(&data_dir);
     let registry = Registry::open(&registry_path, Arc::new(SystemClock))
         .map_err(|source| ServeError::Registry { path: registry_path, source })?;

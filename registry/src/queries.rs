@@ -199,6 +199,18 @@ pub fn versions_of_key(conn: &Connection, bucket: &str, key: &str) -> Result<Vec
     Ok(versions)
 }
 
+/// Every version under a legal hold. Few by nature: what keeps a shared blob held is asked of
+/// these rather than of an index of versions by blob.
+///
+/// # Errors
+/// SQLite errors.
+pub fn versions_on_legal_hold(conn: &Connection) -> Result<Vec<ObjectVersion>> {
+    let mut statement =
+        conn.prepare_cached(&format!("SELECT {VERSION_COLUMNS} FROM object_versions WHERE legal_hold = 1"))?;
+    let versions = statement.query_map([], version_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(versions)
+}
+
 /// How many versions one page of a lifecycle plan reads, about, for the sweeper and
 /// [`lifecycle_plan`]: a page holds whole keys, so a key with more versions than this is read
 /// whole on a page of its own.

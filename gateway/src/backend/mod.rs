@@ -82,9 +82,32 @@ pub enum BlobError {
         /// The upstream's error code.
         code: String,
     },
+    /// The storage refuses to delete a blob it holds under its own Object Lock (an upstream
+    /// object whose mirrored retention or legal hold is still in force).
+    #[error("blob is locked by the storage")]
+    Locked,
     /// Local I/O failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+/// Object Lock protection for a store to hold on a blob itself, besides the gateway's own
+/// enforcement (see [`BlobStore::protect`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobLock {
+    /// Retention: its mode and until when.
+    pub retention: Option<(RetentionMode, SystemTime)>,
+    /// Whether a legal hold must keep the blob.
+    pub legal_hold: bool,
+}
+
+/// How strict a retention is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RetentionMode {
+    /// Lifted or shortened by whoever may bypass it.
+    Governance,
+    /// Lifted or shortened by nobody.
+    Compliance,
 }
 
 /// Identifies a blob within one store. Opaque to callers; each store validates the ids it is
@@ -265,4 +288,17 @@ pub trait BlobStore: Send + Sync + 'static {
     ///
     /// [`BlobError::Unavailable`] and the other errors of the store's requests.
     async fn probe(&self) -> Result<()>;
+
+    /// Makes the store hold `lock` on a blob where it keeps locks of its own (an S3 upstream
+    /// with Object Lock mirroring): the retention is extended to `lock`'s if that is later or
+    /// stricter, never shortened; the legal hold is set as given. Stores without locks of
+    /// their own do nothing: the gateway enforces retention itself.
+    ///
+    /// # Errors
+    ///
+    /// The errors of the store's requests.
+    async fn protect(&self, id: &BlobId, lock: &BlobLock) -> Result<()> {
+        let _ = (id, lock);
+        Ok(())
+    }
 }

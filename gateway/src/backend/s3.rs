@@ -30,12 +30,16 @@ use aws_sdk_s3::config::interceptors::FinalizerInterceptorContextRef;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation, SharedHttpClient,
-    StalledStreamProtectionConfig,
+    BehaviorVersion, Credentials, ProvideCredentials as _, Region, RequestChecksumCalculation,
+    ResponseChecksumValidation, SharedCredentialsProvider, SharedHttpClient, StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, SdkBody};
+use aws_sdk_s3::types::{
+    ObjectLockEnabled, ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetention,
+    ObjectLockRetentionMode,
+};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use bytes::Bytes;
@@ -45,8 +49,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::spawn_blocking;
 
 use super::pipeline::{Chunk, PIPELINE_DEPTH, digest_worker, feed, join_error, md5_worker, subtree_worker};
-use super::{BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, Result, Stage, StagedBlob};
-use crate::config::UpstreamConfig;
+use super::{
+    BlobEntry, BlobError, BlobId, BlobLock, BlobStore, BlobStream, BodyStream, Result, RetentionMode, Stage, StagedBlob,
+};
+use crate::config::{UpstreamConfig, UpstreamObjectLock};
 use crate::s3::checksum::{ChecksumAlgorithm, Checksummer};
 use crate::telemetry::error_chain;
 
@@ -64,6 +70,24 @@ pub enum OpenError {
         /// Why.
         reason: String,
     },
+    /// `upstream.profile` names a profile that gives no credentials.
+    #[error("cannot take the upstream credentials from profile {profile}: {reason}")]
+    Profile {
+        /// The profile.
+        profile: String,
+        /// Why.
+        reason: String,
+    },
+    /// `upstream.object_lock = mirror`, but the upstream bucket cannot hold locks.
+    #[error(
+        "upstream.object_lock = mirror needs Object Lock on the upstream bucket {bucket}, and it cannot be confirmed: {reason}"
+    )]
+    NoObjectLock {
+        /// The upstream bucket.
+        bucket: String,
+        /// What the upstream said.
+        reason: String,
+    },
 }
 
 /// Blobs under a prefix of one upstream bucket.
@@ -74,6 +98,8 @@ pub struct S3BlobStore {
     prefix: String,
     /// How long the upstream may take to answer once a body has been sent.
     timeout: Duration,
+    /// Whether versions' retention and legal holds are mirrored onto the upstream objects.
+    mirror_lock: bool,
 }
 
 impl S3BlobStore {
@@ -85,12 +111,13 @@ impl S3BlobStore {
     /// [`OpenError`] for an unusable CA bundle.
     pub fn open(config: &UpstreamConfig) -> Result<Self, OpenError> {
         let timeout = Duration::from_secs(config.timeout);
+        let http_client = http_client(config)?;
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()))
             .force_path_style(config.path_style)
-            .credentials_provider(credentials(config))
-            .http_client(http_client(config)?)
+            .credentials_provider(credentials(config, &http_client))
+            .http_client(http_client)
             .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts))
             .timeout_config(
                 TimeoutConfig::builder()
@@ -114,7 +141,36 @@ impl S3BlobStore {
             bucket: config.bucket.clone(),
             prefix: config.prefix.clone(),
             timeout,
+            mirror_lock: config.object_lock == UpstreamObjectLock::Mirror,
         })
+    }
+
+    /// Checks that the upstream bucket has Object Lock, which mirroring needs.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError::NoObjectLock`] when it has none or the upstream cannot say.
+    pub async fn require_object_lock(&self) -> Result<(), OpenError> {
+        let refused = |reason: String| OpenError::NoObjectLock { bucket: self.bucket.clone(), reason };
+        let config = self
+            .client
+            .get_object_lock_configuration()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|err| refused(error_chain(&err)))?;
+        let enabled = config
+            .object_lock_configuration()
+            .and_then(|c| c.object_lock_enabled())
+            .is_some_and(|e| *e == ObjectLockEnabled::Enabled);
+        if enabled { Ok(()) } else { Err(refused("Object Lock is not enabled".to_owned())) }
+    }
+
+    /// The HEAD of a blob's object: its upstream version id (in a versioned bucket, as one
+    /// with Object Lock always is) and the lock it holds. Each blob key is written once, so
+    /// its current version is the blob.
+    async fn head(&self, key: &str) -> Result<aws_sdk_s3::operation::head_object::HeadObjectOutput> {
+        self.client.head_object().bucket(&self.bucket).key(key).send().await.map_err(upstream_error)
     }
 
     /// The upstream key of a blob. Only ids of our own shape are accepted, so no id can name
@@ -127,7 +183,14 @@ impl S3BlobStore {
     /// Sends `len` bytes from `rx` to a new upstream object. The upstream must answer within
     /// `timeout` of `sent` firing (the body handed over whole); before that, the stalled-stream
     /// protection watches the transfer.
-    async fn upload(&self, key: &str, len: u64, rx: mpsc::Receiver<Chunk>, sent: oneshot::Receiver<()>) -> Result<()> {
+    /// Returns the upstream version id of the new object, if the bucket is versioned.
+    async fn upload(
+        &self,
+        key: &str,
+        len: u64,
+        rx: mpsc::Receiver<Chunk>,
+        sent: oneshot::Receiver<()>,
+    ) -> Result<Option<String>> {
         let body = ByteStream::new(SdkBody::from_body_1_x(ChannelBody { rx, remaining: len }));
         let request = self
             .client
@@ -157,17 +220,30 @@ impl S3BlobStore {
             }
         };
         tokio::select! {
-            result = &mut request => result.map(|_| ()).map_err(upstream_error),
+            result = &mut request => result.map(|out| out.version_id).map_err(upstream_error),
             () = deadline => Err(BlobError::Unavailable("the upstream did not answer a PUT in time".to_owned())),
         }
     }
 }
 
-/// Static credentials from the configuration, else the `AWS_*` variables of the upstream's
-/// own convention.
-fn credentials(config: &UpstreamConfig) -> Credentials {
+/// Static credentials from the configuration, else those of the configured profile of the
+/// shared AWS files, else the `AWS_*` variables of the upstream's own convention.
+fn credentials(config: &UpstreamConfig, http_client: &SharedHttpClient) -> SharedCredentialsProvider {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    match (&config.access_key, &config.secret_key) {
+    if let (None, Some(profile)) = (&config.access_key, &config.profile) {
+        // Read when the first request is signed, and again when they expire (a profile can
+        // name a role to assume, which the gateway's own HTTPS client asks STS for).
+        let provider_config = aws_config::provider_config::ProviderConfig::without_region()
+            .with_region(Some(Region::new(config.region.clone())))
+            .with_http_client(http_client.clone());
+        return SharedCredentialsProvider::new(
+            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .configure(&provider_config)
+                .profile_name(profile)
+                .build(),
+        );
+    }
+    SharedCredentialsProvider::new(match (&config.access_key, &config.secret_key) {
         (Some(access), Some(secret)) => Credentials::new(
             access,
             secret.expose(),
@@ -182,7 +258,22 @@ fn credentials(config: &UpstreamConfig) -> Credentials {
             None,
             "environment",
         ),
-    }
+    })
+}
+
+/// Resolves the credentials of `upstream.profile` once, so that a missing or malformed profile
+/// stops the start rather than failing every upstream request.
+///
+/// # Errors
+///
+/// [`OpenError::Profile`]; [`OpenError::CaBundle`] for an unusable CA bundle.
+pub async fn require_profile(config: &UpstreamConfig, profile: &str) -> Result<(), OpenError> {
+    let provider = credentials(config, &http_client(config)?);
+    provider
+        .provide_credentials()
+        .await
+        .map_err(|err| OpenError::Profile { profile: profile.to_owned(), reason: error_chain(&err) })?;
+    Ok(())
 }
 
 /// The SDK's rustls client (ring, no aws-lc), trusting the system roots and the configured
@@ -262,13 +353,14 @@ impl BlobStore for S3BlobStore {
         let (fed, uploaded) = tokio::join!(feeding, self.upload(&key, len, upstream_rx, sent_rx));
 
         // 3. The client's own failure explains an aborted upload; otherwise the upstream's.
-        let staged = match (fed, uploaded) {
-            (Err(err @ (BlobError::Body(_) | BlobError::IncompleteBody { .. })), _) | (_, Err(err)) => Err(err),
-            (Err(err), Ok(())) => Err(err),
-            (Ok(size), Ok(())) => Ok(size),
+        let (staged, version_id) = match (fed, uploaded) {
+            (Err(err @ (BlobError::Body(_) | BlobError::IncompleteBody { .. })), _) | (_, Err(err)) => (Err(err), None),
+            (Err(err), Ok(version_id)) => (Err(err), version_id),
+            (Ok(size), Ok(version_id)) => (Ok(size), version_id),
         };
         // From here the object exists upstream: the stage's guard deletes it on any exit.
-        let stage = S3Stage { client: self.client.clone(), bucket: self.bucket.clone(), key, id, committed: false };
+        let stage =
+            S3Stage { client: self.client.clone(), bucket: self.bucket.clone(), key, version_id, id, committed: false };
         let size = match staged {
             Ok(size) => size,
             Err(err) => {
@@ -325,8 +417,19 @@ impl BlobStore for S3BlobStore {
 
     async fn delete(&self, id: &BlobId) -> Result<()> {
         let key = self.key(id)?;
-        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(upstream_error)?;
-        Ok(())
+        if !self.mirror_lock {
+            self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(upstream_error)?;
+            return Ok(());
+        }
+        // The bucket is versioned: only deleting the version removes the bytes, and the
+        // upstream refuses that while a mirrored lock holds them.
+        let version_id = self.head(&key).await?.version_id;
+        let deleted = self.client.delete_object().bucket(&self.bucket).key(key).set_version_id(version_id).send().await;
+        match deleted.map_err(upstream_error) {
+            Ok(_) => Ok(()),
+            Err(BlobError::Upstream { code, .. }) if code == "AccessDenied" => Err(BlobError::Locked),
+            Err(err) => Err(err),
+        }
     }
 
     async fn list(&self) -> Result<Pin<Box<dyn Stream<Item = Result<BlobEntry>> + Send>>> {
@@ -382,6 +485,62 @@ impl BlobStore for S3BlobStore {
         self.client.head_bucket().bucket(&self.bucket).send().await.map_err(upstream_error)?;
         Ok(())
     }
+
+    async fn protect(&self, id: &BlobId, lock: &BlobLock) -> Result<()> {
+        if !self.mirror_lock {
+            return Ok(());
+        }
+        let key = self.key(id)?;
+        // What the object holds now, from its HEAD (moto has no GetObjectRetention, and one
+        // request answers both).
+        let head = self.head(&key).await?;
+        let held_mode = head.object_lock_mode().map(|m| match m {
+            ObjectLockMode::Compliance => RetentionMode::Compliance,
+            _ => RetentionMode::Governance,
+        });
+        let held_until = head.object_lock_retain_until_date().and_then(|t| SystemTime::try_from(*t).ok());
+        let held = held_mode.zip(held_until);
+        if let Some((mode, until)) = lock.retention {
+            // The later date and the stricter mode: several versions may share this blob, and
+            // the upstream (rightly) refuses to shorten a compliance retention anyway.
+            let wanted = held.map_or((mode, until), |(h_mode, h_until)| (mode.max(h_mode), until.max(h_until)));
+            if Some(wanted) != held {
+                let retention = ObjectLockRetention::builder()
+                    .mode(match wanted.0 {
+                        RetentionMode::Governance => ObjectLockRetentionMode::Governance,
+                        RetentionMode::Compliance => ObjectLockRetentionMode::Compliance,
+                    })
+                    .retain_until_date(aws_sdk_s3::primitives::DateTime::from(wanted.1))
+                    .build();
+                // Turning governance into compliance is a change governance guards.
+                let bypass = held_mode == Some(RetentionMode::Governance) && wanted.0 == RetentionMode::Compliance;
+                self.client
+                    .put_object_retention()
+                    .bucket(&self.bucket)
+                    .key(&key)
+                    .set_version_id(head.version_id.clone())
+                    .retention(retention)
+                    .set_bypass_governance_retention(bypass.then_some(true))
+                    .send()
+                    .await
+                    .map_err(upstream_error)?;
+            }
+        }
+        let held_hold = head.object_lock_legal_hold_status() == Some(&ObjectLockLegalHoldStatus::On);
+        if lock.legal_hold != held_hold {
+            let status = if lock.legal_hold { ObjectLockLegalHoldStatus::On } else { ObjectLockLegalHoldStatus::Off };
+            self.client
+                .put_object_legal_hold()
+                .bucket(&self.bucket)
+                .key(&key)
+                .set_version_id(head.version_id.clone())
+                .legal_hold(ObjectLockLegalHold::builder().status(status).build())
+                .send()
+                .await
+                .map_err(upstream_error)?;
+        }
+        Ok(())
+    }
 }
 
 /// Bytes per read when a spooled body is read back.
@@ -418,6 +577,8 @@ struct S3Stage {
     client: aws_sdk_s3::Client,
     bucket: String,
     key: String,
+    /// In a versioned upstream bucket, deleting without it would only hide the object.
+    version_id: Option<String>,
     id: BlobId,
     committed: bool,
 }
@@ -437,7 +598,8 @@ impl Drop for S3Stage {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        let request = self.client.delete_object().bucket(&self.bucket).key(&self.key);
+        let request =
+            self.client.delete_object().bucket(&self.bucket).key(&self.key).set_version_id(self.version_id.take());
         let key = std::mem::take(&mut self.key);
         runtime.spawn(async move {
             if let Err(err) = request.send().await {

@@ -51,6 +51,10 @@ struct Report {
     blobs_referenced: u64,
     /// Blobs kept because they are younger than the guard.
     blobs_too_young: u64,
+    /// Unreferenced blobs kept because the upstream still holds them under a mirrored
+    /// Object Lock (their retention outlives every version that asked for it, or a legal
+    /// hold was set on them directly); a later gc removes them once it has expired.
+    blobs_locked: u64,
     /// Stale temp files removed.
     temp_files_removed: u64,
     temp_bytes_freed: u64,
@@ -114,6 +118,11 @@ async fn collect_blobs(
                 Ok(()) => {}
                 // Another gc got there first.
                 Err(BlobError::NotFound) => continue,
+                Err(BlobError::Locked) => {
+                    tracing::warn!(blob = %entry.id, "unreferenced blob kept: the upstream holds it under Object Lock");
+                    report.blobs_locked += 1;
+                    continue;
+                }
                 Err(err) => return Err(err).with_context(|| format!("cannot remove blob {}", entry.id)),
             }
         }
@@ -133,11 +142,13 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
         let age = humantime::format_duration(Duration::from_secs(report.min_age_seconds));
         format!(
             "blobs: {verb} {} unreferenced ({}); kept {} referenced, {} younger than {age}\n\
+             locked upstream: kept {}\n\
              tmp: {verb} {} stale temp files ({})",
             report.blobs_removed,
             indicatif::HumanBytes(report.blob_bytes_freed),
             report.blobs_referenced,
             report.blobs_too_young,
+            report.blobs_locked,
             report.temp_files_removed,
             indicatif::HumanBytes(report.temp_bytes_freed),
         )

@@ -60,6 +60,16 @@ pub struct ServeArgs {
     /// Region the upstream requests are signed for (upstream.region) [default: us-east-1].
     #[arg(long, value_name = "REGION")]
     pub upstream_region: Option<String>,
+
+    /// `mirror`: also set versions' Object Lock retention and legal holds on their upstream
+    /// objects; the upstream bucket must have Object Lock (upstream.object_lock) [default: off].
+    #[arg(long, value_name = "off|mirror")]
+    pub upstream_object_lock: Option<String>,
+
+    /// Profile of the shared AWS config/credentials files to sign upstream requests with
+    /// (upstream.profile).
+    #[arg(long, value_name = "NAME")]
+    pub upstream_profile: Option<String>,
 }
 
 impl ServeArgs {
@@ -76,6 +86,8 @@ impl ServeArgs {
             ("upstream.endpoint", self.upstream_endpoint.clone()),
             ("upstream.bucket", self.upstream_bucket.clone()),
             ("upstream.region", self.upstream_region.clone()),
+            ("upstream.object_lock", self.upstream_object_lock.clone()),
+            ("upstream.profile", self.upstream_profile.clone()),
         ];
         flags.extend(paths.into_iter().filter_map(|(key, value)| value.map(|v| (key, v))));
     }

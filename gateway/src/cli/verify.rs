@@ -7,8 +7,12 @@
 //!    log's back is found. Each differing table is named with the key of a differing row.
 //! 3. With `--checkpoint FILE`: the log still extends that signed checkpoint
 //!    ([`super::checkpoint::check`]), which catches a rewrite of the whole log.
-//! 4. The blobs (unless `--no-blobs`): every blob file is re-hashed and must hash to its
-//!    name, and every blob the views reference must exist.
+//! 4. The blobs (unless `--no-blobs`): every blob the views reference must exist, and its
+//!    bytes must be what the registry recorded. In the local store every blob file is
+//!    re-hashed and must hash to its name. In an S3 upstream, where blob names are random, each
+//!    object version's blobs are streamed back in order (bounded memory): together they must
+//!    hash to the version's BLAKE3, and each to its part's MD5 (its ETag), which names the
+//!    blob that changed. A part of an upload in progress has only its MD5 to match.
 //!
 //! Safe beside a serving gateway: the registry is opened read-only (WAL readers never block
 //! the writer) and the live database is never written. The snapshot goes to the system temp
@@ -19,6 +23,8 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
+use md5::{Digest as _, Md5};
+use registry::event::v1::{BlobPart, ObjectContent};
 use registry::log::{self, ChainHead};
 use registry::{queries, sqlite, views};
 use rusqlite::Connection;
@@ -27,8 +33,9 @@ use serde::Serialize;
 use super::progress::{self, Unit};
 use super::{Outcome, existing_registry, print_line};
 use crate::backend::fs::FsBlobStore;
-use crate::backend::{BlobError, BlobId, BlobStore as _};
-use crate::config::Config;
+use crate::backend::s3::S3BlobStore;
+use crate::backend::{BlobError, BlobId, BlobStore};
+use crate::config::{Backend, Config};
 
 /// Flags of `verify`.
 #[derive(Debug, clap::Args)]
@@ -80,11 +87,11 @@ struct ViewsReport {
 
 #[derive(Debug, Default, Serialize)]
 struct BlobsReport {
-    /// Blob files re-hashed.
+    /// Blobs re-hashed.
     checked: u64,
     /// Their total size.
     bytes: u64,
-    /// Blobs whose bytes do not hash to their name.
+    /// Blobs whose bytes are not the ones recorded.
     corrupt: Vec<String>,
     /// Distinct blobs the views reference.
     referenced: u64,
@@ -118,16 +125,21 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
         problems.extend(super::checkpoint::check(config, file, args.public_key.as_deref()).await?);
     }
 
-    if !args.no_blobs && config.storage.backend == crate::config::Backend::S3 {
-        anyhow::bail!("re-hashing blobs covers the local store only: run verify --no-blobs with storage.backend = s3");
-    }
     let blobs = if args.no_blobs {
         None
     } else {
-        let store = FsBlobStore::open(&config.storage.data_dir)
-            .with_context(|| format!("cannot open the blob store in {}", config.storage.data_dir.display()))?;
-        let blobs = check_blobs(&store, &path, referenced).await?;
-        problems.extend(blobs.corrupt.iter().map(|id| format!("blob {id}: its bytes do not hash to its name")));
+        let (blobs, corrupt) = match config.storage.backend {
+            Backend::Fs => {
+                let store = FsBlobStore::open(&config.storage.data_dir)
+                    .with_context(|| format!("cannot open the blob store in {}", config.storage.data_dir.display()))?;
+                (check_blobs(&store, &path, referenced).await?, "its bytes do not hash to its name")
+            }
+            Backend::S3 => {
+                let store = S3BlobStore::open(&config.upstream).context("cannot set up the upstream client")?;
+                (check_upstream_blobs(&store, &path, referenced).await?, "its bytes are not the ones recorded")
+            }
+        };
+        problems.extend(blobs.corrupt.iter().map(|id| format!("blob {id}: {corrupt}")));
         problems.extend(blobs.missing.iter().map(|id| format!("blob {id}: referenced by the registry but missing")));
         Some(blobs)
     };
@@ -291,9 +303,110 @@ async fn check_blobs(store: &FsBlobStore, registry: &Path, referenced: Vec<Strin
     Ok(report)
 }
 
+/// What an upstream object's bytes must be: its blobs in order, with their MD5s, and the
+/// BLAKE3 of them all (`None` for a part of an upload in progress: MD5 only).
+struct Recorded {
+    parts: Vec<BlobPart>,
+    blake3: Option<String>,
+}
+
+/// Every distinct byte sequence the views record (a copy shares its source's), in order.
+fn recorded_contents(conn: &Connection) -> anyhow::Result<Vec<Recorded>> {
+    let mut seen = HashSet::new();
+    let mut recorded = Vec::new();
+    let mut versions = conn.prepare("SELECT content FROM object_versions WHERE is_delete_marker = 0 ORDER BY seq")?;
+    for content in versions.query_map([], |row| row.get::<_, String>(0))? {
+        let content: ObjectContent = serde_json::from_str(&content?).context("a version's content")?;
+        if seen.insert(content.parts.iter().map(|p| p.blob.clone()).collect::<Vec<_>>()) {
+            recorded.push(Recorded { parts: content.parts, blake3: Some(content.blake3) });
+        }
+    }
+    let mut parts = conn.prepare("SELECT part FROM multipart_parts")?;
+    for part in parts.query_map([], |row| row.get::<_, String>(0))? {
+        let part: BlobPart = serde_json::from_str(&part?).context("an upload's part")?;
+        if seen.insert(vec![part.blob.clone()]) {
+            recorded.push(Recorded { parts: vec![part], blake3: None });
+        }
+    }
+    Ok(recorded)
+}
+
+/// Check 4 on an S3 upstream. The recorded contents are read before the blobs are listed, as
+/// for the local store.
+async fn check_upstream_blobs(
+    store: &S3BlobStore,
+    registry: &Path,
+    referenced: Vec<String>,
+) -> anyhow::Result<BlobsReport> {
+    let registry_path = registry.to_owned();
+    let recorded = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Recorded>> {
+        recorded_contents(&sqlite::open_read_only(&registry_path)?)
+    })
+    .await
+    .context("registry read")??;
+    let mut listed = HashSet::new();
+    let mut listing = store.list().await.context("cannot list blobs")?;
+    while let Some(entry) = listing.next().await {
+        listed.insert(entry.context("cannot list blobs")?.id.as_str().to_owned());
+    }
+    let mut report = BlobsReport { referenced: referenced.len() as u64, ..BlobsReport::default() };
+
+    let total = recorded.iter().flat_map(|r| &r.parts).map(|p| p.size).sum();
+    let bar = progress::bar("blobs", total, Unit::Bytes);
+    let mut vanished = Vec::new();
+    for content in &recorded {
+        let mut whole = blake3::Hasher::new();
+        let mut complete = true;
+        let mut corrupt = Vec::new();
+        for part in &content.parts {
+            let id = BlobId::new(part.blob.clone());
+            let mut stream = match store.get(&id, None).await {
+                Ok(stream) => stream,
+                // Reported as missing below if it is still referenced.
+                Err(BlobError::NotFound) => {
+                    vanished.push(part.blob.clone());
+                    complete = false;
+                    continue;
+                }
+                Err(err) => return Err(err).with_context(|| format!("cannot read blob {id}")),
+            };
+            let mut md5 = Md5::new();
+            let mut size = 0;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.with_context(|| format!("cannot read blob {id}"))?;
+                whole.update(&chunk);
+                md5.update(&chunk);
+                size += chunk.len() as u64;
+                bar.inc(chunk.len() as u64);
+            }
+            if size != part.size || hex::encode(md5.finalize()) != part.etag {
+                corrupt.push(part.blob.clone());
+            }
+            report.checked += 1;
+            report.bytes += size;
+        }
+        let whole_differs = content.blake3.as_ref().is_some_and(|b| whole.finalize().to_hex().as_str() != b);
+        if complete && whole_differs && corrupt.is_empty() {
+            // Every part matches its MD5 and yet the whole does not: blame them all.
+            corrupt.extend(content.parts.iter().map(|p| p.blob.clone()));
+        }
+        report.corrupt.extend(corrupt);
+    }
+    bar.finish_and_clear();
+    report.corrupt.sort();
+    report.corrupt.dedup();
+
+    let referenced_set: HashSet<&str> = referenced.iter().map(String::as_str).collect();
+    report.unreferenced = listed.iter().filter(|id| !referenced_set.contains(id.as_str())).count() as u64;
+    let mut unlisted: Vec<&str> = referenced.iter().map(String::as_str).filter(|id| !listed.contains(*id)).collect();
+    unlisted.extend(vanished.iter().map(String::as_str).filter(|id| listed.contains(*id)));
+    report.missing = confirm_missing(store, registry, &unlisted).await?;
+    Ok(report)
+}
+
 /// Of the referenced blobs the listing did not show, those that are really gone: not there
 /// now, and still referenced now (a gc may have removed one that stopped being referenced).
-async fn confirm_missing(store: &FsBlobStore, registry: &Path, unlisted: &[&str]) -> anyhow::Result<Vec<String>> {
+async fn confirm_missing(store: &dyn BlobStore, registry: &Path, unlisted: &[&str]) -> anyhow::Result<Vec<String>> {
     let mut absent = Vec::new();
     for id in unlisted {
         match store.size(&BlobId::new(*id)).await {

@@ -190,7 +190,11 @@ fn blob_error(err: BlobError) -> S3Error {
         }
         // A blob the registry references is missing or malformed: our inconsistency, not the
         // client's (NoSuchKey is decided by the registry).
-        err @ (BlobError::NotFound | BlobError::InvalidId | BlobError::Io(_) | BlobError::Upstream { .. }) => {
+        err @ (BlobError::NotFound
+        | BlobError::InvalidId
+        | BlobError::Io(_)
+        | BlobError::Upstream { .. }
+        | BlobError::Locked) => {
             tracing::error!(error = %error_chain(&err), "blob store error");
             internal_error()
         }

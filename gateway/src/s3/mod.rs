@@ -53,7 +53,7 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 
 use crate::auth::Users;
 use crate::backend::BlobStore;
-use crate::config::{Config, Retrievals};
+use crate::config::{Backend, Config, Retrievals, UpstreamObjectLock};
 use crate::server::{PeerAddr, RequestId};
 
 pub use self::error::{Error, Refusal, Result};
@@ -77,6 +77,11 @@ impl Gateway {
     /// Whether reads are recorded as retrieval events.
     fn records_retrievals(&self) -> bool {
         self.config.registry.retrievals == Retrievals::All
+    }
+
+    /// Whether versions' locks are also set on their blobs (see `object_lock::protect_blobs`).
+    fn mirrors_locks(&self) -> bool {
+        self.config.storage.backend == Backend::S3 && self.config.upstream.object_lock == UpstreamObjectLock::Mirror
     }
 
     /// Whether the request asked to bypass governance retention and its signer may.

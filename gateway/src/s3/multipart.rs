@@ -377,8 +377,10 @@ pub(super) async fn complete_multipart_upload(
     let fields = wire::ChecksumFields::of(&put.content.checksums);
     let checksum_type = put.content.checksum_type.clone();
     let new = NewVersion { put, condition: WriteCondition::default() };
+    let legal_hold = new.put.legal_hold;
     let recorded =
         gw.registry.complete_multipart_upload(caller(&req), input.upload_id.clone(), expected_parts, new).await?;
+    super::object_lock::protect_new_version(gw, &input.bucket, &input.key, &recorded, legal_hold).await?;
     let output = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),

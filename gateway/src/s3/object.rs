@@ -127,6 +127,7 @@ pub(super) async fn put_object(
     let has_checksum = !put.content.checksums.is_empty();
     let (etag, size) = (put.content.etag.clone(), put.content.size);
     let recorded = gw.registry.put_object(caller(&req), NewVersion { put, condition }).await?;
+    super::object_lock::protect_new_version(gw, &req.input.bucket, &req.input.key, &recorded, legal_hold).await?;
     let output = PutObjectOutput {
         e_tag: Some(wire::etag(&etag)),
         version_id: wire::version_id_header(&bucket, &recorded.version_id),
@@ -294,6 +295,7 @@ pub(super) async fn copy_object(
     let etag = put.content.etag.clone();
     let recorded =
         gw.registry.put_object(caller(&req), NewVersion { put, condition: WriteCondition::default() }).await?;
+    super::object_lock::protect_new_version(gw, &req.input.bucket, &req.input.key, &recorded, legal_hold).await?;
     let output = CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(wire::etag(&etag)),

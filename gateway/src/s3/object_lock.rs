@@ -1,9 +1,13 @@
 //! Object Lock: the bucket's lock configuration (default retention), and per-version
 //! retention and legal hold. The rules (who may shorten, lift or bypass what) are the
-//! registry's; this file parses the documents and shapes the answers.
+//! registry's; this file parses the documents and shapes the answers, and mirrors the locks
+//! onto the blobs of stores that hold their own ([`protect_blobs`]).
 
-use registry::event::v1::{DefaultRetention, LockMode, ObjectLockSet, Retention, VersionRef};
-use registry::queries::ObjectVersion;
+use std::time::{Duration, UNIX_EPOCH};
+
+use registry::commands::VersionRecorded;
+use registry::event::v1::{DefaultRetention, LockMode, ObjectLockSet, Payload, Retention, VersionRef};
+use registry::queries::{self, ObjectVersion};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
@@ -11,6 +15,7 @@ use super::bucket::require_bucket;
 use super::error::{Refusal, Result};
 use super::object::{OnDeleteMarker, named_version};
 use super::{Gateway, caller, wire};
+use crate::backend::{BlobId, BlobLock, RetentionMode};
 
 /// The mode as S3 spells it: upper case only; anything else does not validate.
 fn mode(mode: Option<&ObjectLockRetentionMode>) -> Result<LockMode> {
@@ -122,7 +127,11 @@ pub(super) async fn put_object_retention(
     };
     let bypass = gw.bypass_governance(&req, input.bypass_governance_retention);
     let (version, by_id) = target(&input.bucket, &input.key, input.version_id.as_ref());
-    gw.registry.set_retention(caller(&req), version, by_id, requested, bypass).await?;
+    let event = gw.registry.set_retention(caller(&req), version, by_id, requested, bypass).await?;
+    // A lifted or shortened retention leaves the mirrored one as it is: it only grows.
+    if let (Some(_), Ok(Payload::RetentionSet(set))) = (requested, event.decode()) {
+        protect_blobs(gw, set.version).await?;
+    }
     Ok(S3Response::new(PutObjectRetentionOutput::default()))
 }
 
@@ -153,7 +162,10 @@ pub(super) async fn put_object_legal_hold(
         _ => return Err(Refusal::MalformedXml("LegalHold Status must be ON or OFF").into()),
     };
     let (version, by_id) = target(&input.bucket, &input.key, input.version_id.as_ref());
-    gw.registry.set_legal_hold(caller(&req), version, by_id, on).await?;
+    let event = gw.registry.set_legal_hold(caller(&req), version, by_id, on).await?;
+    if let Ok(Payload::LegalHoldSet(set)) = event.decode() {
+        protect_blobs(gw, set.version).await?;
+    }
     Ok(S3Response::new(PutObjectLegalHoldOutput::default()))
 }
 
@@ -167,6 +179,64 @@ pub(super) async fn get_object_legal_hold(
     Ok(S3Response::new(GetObjectLegalHoldOutput {
         legal_hold: Some(ObjectLockLegalHold { status: Some(ObjectLockLegalHoldStatus::from(status.to_owned())) }),
     }))
+}
+
+/// Mirrors the lock of a version just recorded (PUT, copy, multipart completion) onto its
+/// blobs, when it has one.
+pub(super) async fn protect_new_version(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    recorded: &VersionRecorded,
+    legal_hold: bool,
+) -> Result<()> {
+    if recorded.retention.is_none() && !legal_hold {
+        return Ok(());
+    }
+    let version =
+        VersionRef { bucket: bucket.to_owned(), key: key.to_owned(), version_id: recorded.version_id.clone() };
+    protect_blobs(gw, version).await
+}
+
+/// Mirrors a version's retention and legal hold onto its blobs in a store that holds locks of
+/// its own (`upstream.object_lock = mirror`). A blob may back several versions (copies, and
+/// multipart parts): its retention only ever grows to the latest any of them asked for, and
+/// it stays held while any of them holds it.
+///
+/// The version is recorded before its blobs are locked: when the store fails, the client is
+/// told so, and repeating the retention or legal-hold request sets the lock again.
+async fn protect_blobs(gw: &Gateway, version: VersionRef) -> Result<()> {
+    if !gw.mirrors_locks() {
+        return Ok(());
+    }
+    let (version, held) = gw
+        .registry
+        .read(move |conn| {
+            let version = queries::version(conn, &version.bucket, &version.key, &version.version_id)?;
+            Ok((version, queries::versions_on_legal_hold(conn)?))
+        })
+        .await?;
+    // Deleted in the meantime: nothing left to protect.
+    let Some(version) = version else { return Ok(()) };
+    let retention = version.retention.map(|r| {
+        let mode = match r.mode {
+            LockMode::Governance => RetentionMode::Governance,
+            LockMode::Compliance => RetentionMode::Compliance,
+        };
+        (mode, UNIX_EPOCH + Duration::from_millis(u64::try_from(r.retain_until).unwrap_or(0)))
+    });
+    for part in &version.content.parts {
+        let legal_hold = held.iter().any(|h| h.content.parts.iter().any(|p| p.blob == part.blob));
+        let lock = BlobLock { retention, legal_hold };
+        if let Err(err) = gw.blobs.protect(&BlobId::new(part.blob.clone()), &lock).await {
+            tracing::error!(
+                bucket = %version.bucket, key = %version.key, version_id = %version.version_id, blob = %part.blob,
+                error = %crate::telemetry::error_chain(&err), "the version's lock could not be set on its upstream object"
+            );
+            return Err(err.into());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,96 @@
+//! `artifact-store verify` on the S3 backend re-reads the blobs from the upstream: intact ones
+//! pass (a single-part object, a copy sharing its blob, a multipart object), and an upstream
+//! object overwritten behind the gateway's back fails the check, named by its blob id.
+//!
+//! Runs against the run's upstream (`CONFORMANCE_UPSTREAM_*`); without one it returns at once.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use artifact_store_conformance::upstream::RunUpstream;
+use artifact_store_conformance::{Server, Transport, bytes};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+
+const PREFIX: &str = "verify/";
+const BUCKET: &str = "checked";
+const MIB: usize = 1024 * 1024;
+
+async fn upstream_keys(client: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let listed = client.list_objects_v2().bucket(bucket).prefix(PREFIX).send().await.expect("list upstream");
+    listed.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
+}
+
+#[tokio::test]
+async fn verify_rehashes_upstream_blobs_and_names_a_corrupt_one() {
+    let Some(upstream) = RunUpstream::from_env() else {
+        eprintln!("skipped: no CONFORMANCE_UPSTREAM_ENDPOINT");
+        return;
+    };
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let up_bucket = format!("verify-{nanos:x}");
+    let direct = upstream.client();
+    direct.create_bucket().bucket(&up_bucket).send().await.expect("upstream bucket");
+    let (access, secret) = upstream.keys();
+    let mut env = upstream.gateway_env(&up_bucket, PREFIX);
+    env.push(("ARTIFACT_STORE_UPSTREAM_ACCESS_KEY".to_owned(), access.to_owned()));
+    env.push(("ARTIFACT_STORE_UPSTREAM_SECRET_KEY".to_owned(), secret.to_owned()));
+    let server = Server::start_with(Transport::Http, &[], env).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket(BUCKET).send().await.expect("create bucket");
+
+    let body = bytes(300 * 1024, 11);
+    s3.put_object().bucket(BUCKET).key("single").body(ByteStream::from(body.clone())).send().await.expect("put");
+    let single = upstream_keys(&direct, &up_bucket).await;
+    assert_eq!(single.len(), 1);
+    s3.copy_object().bucket(BUCKET).key("copy").copy_source(format!("{BUCKET}/single")).send().await.expect("copy");
+    let upload = s3.create_multipart_upload().bucket(BUCKET).key("multi").send().await.expect("create upload");
+    let upload_id = upload.upload_id().unwrap();
+    let mut completed = Vec::new();
+    for (number, len) in [(1, 5 * MIB), (2, 64 * 1024)] {
+        let part = s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key("multi")
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(bytes(len, number.unsigned_abs().into())))
+            .send()
+            .await
+            .expect("part");
+        completed.push(CompletedPart::builder().part_number(number).e_tag(part.e_tag().unwrap()).build());
+    }
+    s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("multi")
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+        .send()
+        .await
+        .expect("complete");
+
+    let intact = server.cli(&["verify", "--json"]);
+    let report = String::from_utf8_lossy(&intact.stdout);
+    assert_eq!(intact.status.code(), Some(0), "{report}\n{}", String::from_utf8_lossy(&intact.stderr));
+    let report: serde_json::Value = serde_json::from_str(&report).expect("json report");
+    let expected_bytes = (body.len() + 5 * MIB + 64 * 1024) as u64;
+    assert_eq!(report["blobs"]["bytes"], expected_bytes, "each distinct blob read once: {report}");
+    assert_eq!(report["blobs"]["corrupt"], serde_json::json!([]));
+
+    // The single-part object's upstream bytes are replaced, same length, behind the gateway.
+    let mut tampered = body.clone();
+    tampered[1234] ^= 0x55;
+    direct
+        .put_object()
+        .bucket(&up_bucket)
+        .key(&single[0])
+        .body(ByteStream::from(tampered))
+        .send()
+        .await
+        .expect("overwrite upstream");
+    let failed = server.cli(&["verify"]);
+    let text = String::from_utf8_lossy(&failed.stdout);
+    assert_eq!(failed.status.code(), Some(1), "{text}\n{}", String::from_utf8_lossy(&failed.stderr));
+    let blob = single[0].strip_prefix(PREFIX).unwrap();
+    assert!(text.contains(&format!("FAILED blob {blob}: its bytes are not the ones recorded")), "{text}");
+    assert_eq!(text.matches("FAILED").count(), 1, "only that blob: {text}");
+}
