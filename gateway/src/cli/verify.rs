@@ -9,6 +9,9 @@
 //!    ([`super::checkpoint::check`]), which catches a rewrite of the whole log.
 //! 4. The blobs (unless `--no-blobs`): every blob file is re-hashed and must hash to its
 //!    name, and every blob the views reference must exist.
+//! 5. The inline blobs (bytes of small objects kept in the registry, always checked): each
+//!    must hash to its digest, and each one the views reference must exist
+//!    ([`registry::inline::check`]).
 //!
 //! Safe beside a serving gateway: the registry is opened read-only (WAL readers never block
 //! the writer) and the live database is never written. The snapshot goes to the system temp
@@ -56,6 +59,7 @@ struct Report {
     views: ViewsReport,
     /// `None` with `--no-blobs`.
     blobs: Option<BlobsReport>,
+    inline: registry::inline::Checked,
     /// One line per problem, each naming what is wrong.
     problems: Vec<String>,
 }
@@ -103,7 +107,7 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
     let path = existing_registry(config)?;
 
     let registry_path = path.clone();
-    let (chain, views, referenced) =
+    let (chain, views, inline, referenced) =
         tokio::task::spawn_blocking(move || check_registry(&registry_path)).await.context("registry checks")??;
 
     let mut problems = Vec::new();
@@ -114,6 +118,8 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
         ));
     }
     problems.extend(views.differences.iter().map(|difference| format!("views: {difference}")));
+    problems.extend(inline.corrupt.iter().map(|id| format!("blob {id}: its bytes do not hash to its name")));
+    problems.extend(inline.missing.iter().map(|id| format!("blob {id}: referenced by the registry but missing")));
     if let Some(file) = &args.checkpoint {
         problems.extend(super::checkpoint::check(config, file, args.public_key.as_deref()).await?);
     }
@@ -132,19 +138,22 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
         Some(blobs)
     };
 
-    let report = Report { ok: problems.is_empty(), chain, views, blobs, problems };
+    let report = Report { ok: problems.is_empty(), chain, views, blobs, inline, problems };
     print_report(&report, json)?;
     Ok(if report.ok { Outcome::Ok } else { Outcome::CheckFailed })
 }
 
-/// Checks 1 and 2; returns the blobs the views reference, for check 4.
-fn check_registry(path: &Path) -> anyhow::Result<(ChainReport, ViewsReport, Vec<String>)> {
+/// Checks 1, 2 and 5; returns the blobs in a store the views reference, for check 4.
+fn check_registry(
+    path: &Path,
+) -> anyhow::Result<(ChainReport, ViewsReport, registry::inline::Checked, Vec<String>)> {
     let conn = sqlite::open_read_only(path).with_context(|| format!("cannot open {}", path.display()))?;
     let chain = check_chain(&conn)?;
     let views = check_views(&conn)?;
+    let inline = registry::inline::check(&conn)?;
     // The stored views (not the rebuilt ones): those are what the gateway serves from.
     let referenced = referenced_blobs(&conn)?;
-    Ok((chain, views, referenced))
+    Ok((chain, views, inline, referenced))
 }
 
 fn check_chain(conn: &Connection) -> anyhow::Result<ChainReport> {
@@ -249,12 +258,12 @@ fn first_difference(conn: &Connection, table: &str, key: &str) -> anyhow::Result
     Ok(Some(rendered.join(", ")))
 }
 
-/// Every blob the views reference, in order. (`registry::queries` answers one blob at a
-/// time; this reads the same `blob_refs` view whole.)
+/// Every blob in a store the views reference, in order: inline ones are check 5's. (`registry::queries`
+/// answers one blob at a time; this reads the same `blob_refs` view whole.)
 fn referenced_blobs(conn: &Connection) -> anyhow::Result<Vec<String>> {
     let mut statement = conn.prepare("SELECT blob FROM blob_refs ORDER BY blob")?;
     let blobs = statement.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
-    Ok(blobs)
+    Ok(blobs.into_iter().filter(|blob| !registry::inline::is_locator(blob)).collect())
 }
 
 /// Check 4. `referenced` was read before the blobs are listed, so each of them was committed
@@ -336,6 +345,14 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
     } else {
         "views: differ from the log".to_owned()
     });
+    let inline = &report.inline;
+    lines.push(format!(
+        "inline: {} checked ({}), {} corrupt, {} missing",
+        inline.checked,
+        indicatif::HumanBytes(inline.bytes),
+        inline.corrupt.len(),
+        inline.missing.len()
+    ));
     if let Some(blobs) = &report.blobs {
         lines.push(format!(
             "blobs: {} checked ({}), {} corrupt; {} referenced, {} missing; {} unreferenced",
