@@ -17,9 +17,9 @@
 use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::Serialize;
 
+use crate::commands::{NewVersion, VersionRecorded, append_version};
 use crate::sqlite::{Registry, Writer};
 use crate::{Caller, Result};
-use crate::commands::{NewVersion, VersionRecorded, append_version};
 
 /// What every inline locator starts with. A blob store's ids never do (the local store's are
 /// bare hex, the S3 store's random names without a colon).
@@ -121,7 +121,8 @@ pub fn check(conn: &Connection) -> Result<Checked> {
             checked.corrupt.push(format!("{LOCATOR_PREFIX}{}", hex::encode(digest)));
         }
     }
-    let mut statement = conn.prepare("SELECT blob FROM views.blob_refs WHERE blob >= ?1 AND blob < ?2 ORDER BY blob")?;
+    let mut statement =
+        conn.prepare("SELECT blob FROM views.blob_refs WHERE blob >= ?1 AND blob < ?2 ORDER BY blob")?;
     let referenced = statement
         .query_map([LOCATOR_PREFIX, "inline;"], |row| row.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -180,7 +181,12 @@ impl Registry {
     ///
     /// # Errors
     /// As [`Registry::put_object`]; nothing is stored when the version is refused.
-    pub async fn put_inline_object(&self, caller: Caller, new: NewVersion, blob: InlineBlob) -> Result<VersionRecorded> {
+    pub async fn put_inline_object(
+        &self,
+        caller: Caller,
+        new: NewVersion,
+        blob: InlineBlob,
+    ) -> Result<VersionRecorded> {
         debug_assert!(new.put.content.parts.iter().all(|part| part.blob == blob.locator()));
         self.write(move |writer| append_version(writer, &caller, new, None, Some(&blob))).await
     }

@@ -144,9 +144,7 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
 }
 
 /// Checks 1, 2 and 5; returns the blobs in a store the views reference, for check 4.
-fn check_registry(
-    path: &Path,
-) -> anyhow::Result<(ChainReport, ViewsReport, registry::inline::Checked, Vec<String>)> {
+fn check_registry(path: &Path) -> anyhow::Result<(ChainReport, ViewsReport, registry::inline::Checked, Vec<String>)> {
     let conn = sqlite::open_read_only(path).with_context(|| format!("cannot open {}", path.display()))?;
     let chain = check_chain(&conn)?;
     let views = check_views(&conn)?;

@@ -77,7 +77,11 @@ pub(super) async fn store_body(
 /// # Errors
 /// [`BlobError::NotFound`] when the registry no longer holds them (every version naming them
 /// was deleted and `gc` ran), [`BlobError::InvalidRange`], registry failures as I/O errors.
-pub(super) async fn read(registry: &Registry, locator: &str, (first, last): (u64, u64)) -> Result<BlobStream, BlobError> {
+pub(super) async fn read(
+    registry: &Registry,
+    locator: &str,
+    (first, last): (u64, u64),
+) -> Result<BlobStream, BlobError> {
     let locator = locator.to_owned();
     let bytes = registry
         .read(move |conn| registry::inline::read(conn, &locator))
