@@ -1,10 +1,10 @@
 //! Writing and removing objects: PutObject, CopyObject, DeleteObject, DeleteObjects.
 //!
 //! Every write follows one order: stream the body once into staging while hashing it, verify
-//! the client's checksums, commit the blob, then record the event. A small PutObject body
-//! skips the blob store: its bytes are recorded with the event (see `inline`). The event's commit is what
+//! the client's checksums, commit the blob, then record the event. The event's commit is what
 //! makes the object visible, so a failed write at any step leaves no object and no event (and,
-//! at worst, a committed blob that `gc` removes).
+//! at worst, a committed blob that `gc` removes). A small PutObject body skips the blob store:
+//! its bytes are committed with the event (see `inline`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
