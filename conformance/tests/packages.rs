@@ -15,8 +15,9 @@ use registry::event::v1::Payload;
 async fn release(server: &Server, bucket: &str) -> Vec<(String, Vec<u8>)> {
     let s3 = server.s3();
     s3.create_bucket().bucket(bucket).send().await.expect("create bucket");
+    // 1000 bytes are kept inline in the registry, 4517 and 8034 go to the blob store.
     let members: Vec<(String, Vec<u8>)> =
-        (0..3u64).map(|i| (format!("rel/1.0/file-{i}.bin"), bytes(1000 + i as usize * 517, 40 + i))).collect();
+        (0..3u64).map(|i| (format!("rel/1.0/file-{i}.bin"), bytes(1000 + i as usize * 3517, 40 + i))).collect();
     for (key, data) in &members {
         put(&s3, bucket, key, data).await;
     }

@@ -13,6 +13,7 @@ use crate::event::v1::{
     RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef, VersioningSet, VersioningStatus,
 };
 use crate::event::{Event, EventDraft, RequestContext};
+use crate::inline::{self, InlineBlob};
 use crate::lifecycle::{self, Action, BucketRules, Effect, Rule};
 use crate::queries::{self, Bucket, ObjectVersion};
 use crate::sqlite::{Registry, Writer};
@@ -116,12 +117,13 @@ fn version_ref(version: &ObjectVersion) -> VersionRef {
 }
 
 /// Appends a new version after the checks every write shares; used by PUT, copy and
-/// multipart completion.
+/// multipart completion. `inline` bytes are stored after the checks, just before the event.
 pub(crate) fn append_version(
     writer: &mut Writer<'_>,
     caller: &Caller,
     new: NewVersion,
     upload_id: Option<String>,
+    inline: Option<&InlineBlob>,
 ) -> Result<VersionRecorded> {
     let NewVersion { mut put, condition } = new;
     let bucket = require_bucket(writer.conn(), &put.bucket)?;
@@ -151,6 +153,9 @@ pub(crate) fn append_version(
         Some(upload_id) => Payload::MultipartCompleted(MultipartCompleted { upload_id, version: put }),
         None => Payload::ObjectPut(put),
     };
+    if let Some(blob) = inline {
+        inline::store_for(writer, blob)?;
+    }
     let event = writer.append(caller.draft(payload))?;
     Ok(VersionRecorded { event, version_id, retention })
 }
@@ -246,7 +251,7 @@ impl Registry {
     /// [`Error::NoSuchBucket`], [`Error::PreconditionFailed`], [`Error::NoSuchKey`] (If-Match
     /// on a missing key).
     pub async fn put_object(&self, caller: Caller, new: NewVersion) -> Result<VersionRecorded> {
-        self.write(move |writer| append_version(writer, &caller, new, None)).await
+        self.write(move |writer| append_version(writer, &caller, new, None, None)).await
     }
 
     /// Deletes the current version (making a delete marker where versioning asks for one)
@@ -419,7 +424,7 @@ impl Registry {
                     return Err(Error::InvalidPart { number: *number });
                 }
             }
-            append_version(writer, &caller, new, Some(upload_id))
+            append_version(writer, &caller, new, Some(upload_id), None)
         })
         .await
     }

@@ -7,13 +7,15 @@
 //! rebuilds every view from it, byte for byte, and [`log::verify`] walks the hash chain and
 //! names the first event that was changed behind the registry's back.
 //!
-//! The crate knows nothing of HTTP, the S3 wire format or blob bytes.
+//! The crate knows nothing of HTTP or the S3 wire format, and of blob bytes only those of
+//! small objects the gateway hands it to keep inline ([`inline`]).
 //!
 //! # Modules
 //! - [`event`]: events, their canonical encoding and chain hash; [`event::v1`] payloads.
 //! - [`log`]: append, fetch, replay, verify.
 //! - [`views`]: the view writer shared by the direct path and replay; the deterministic dump.
 //! - [`commands`]: the domain operations that check the views and append events.
+//! - [`inline`]: small objects' bytes, stored in the log database with their event.
 //! - [`packages`]: sealing a prefix as a package, its manifest, and the refusal of writes under it.
 //! - [`queries`]: typed reads of the views.
 //! - [`retention`]: Object Lock rules as pure functions of (state, time).
@@ -42,6 +44,7 @@ pub mod commands;
 mod error;
 pub mod event;
 pub mod explain;
+pub mod inline;
 pub mod lifecycle;
 pub mod log;
 pub mod packages;

@@ -255,7 +255,7 @@ impl Registry {
                 return Err(Error::InvalidRequest("an object already exists at the manifest key"));
             }
             let new = NewVersion { put: manifest_object, condition: WriteCondition::default() };
-            let recorded = commands::append_version(writer, &caller, new, None)?;
+            let recorded = commands::append_version(writer, &caller, new, None, None)?;
             let package = PackageFinalized {
                 name: manifest.name,
                 bucket: manifest.bucket,

@@ -11,6 +11,7 @@ use artifact_store_registry::event::v1::{
     BlobPart, DefaultRetention, LockMode, MultipartCreated, ObjectContent, ObjectLockSet, ObjectPut, Origin,
     PartUploaded, Retention, Retrieved, UploadRef, VersionRef, VersioningStatus,
 };
+use artifact_store_registry::inline::{self, InlineBlob};
 use artifact_store_registry::lifecycle::{Expiration, Filter, NoncurrentExpiration, Rule};
 use artifact_store_registry::packages::Manifest;
 use artifact_store_registry::{Caller, Registry, log, queries, retention, sqlite, views};
@@ -253,7 +254,13 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
                 let _ = registry.set_object_lock(caller(), set).await;
             }
             Op::Put { bucket, key, size, if_none_match } => {
-                let part = blob(seed * 7 + u64::from(size));
+                let mut part = blob(seed * 7 + u64::from(size));
+                // Every fourth size is a small object kept inline: only its blob id differs.
+                let inline = (size % 4 == 0).then(|| InlineBlob::new(format!("object {}", size % 64).into_bytes()));
+                if let Some(inline) = &inline {
+                    part.blob = inline.locator();
+                    part.size = inline.bytes().len() as u64;
+                }
                 let put = ObjectPut {
                     bucket: bucket_name(bucket),
                     key: key_name(key),
@@ -272,7 +279,11 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
                     legal_hold: false,
                 };
                 let condition = WriteCondition { if_none_match_any: if_none_match, ..WriteCondition::default() };
-                let _ = registry.put_object(caller(), NewVersion { put, condition }).await;
+                let new = NewVersion { put, condition };
+                let _ = match inline {
+                    Some(inline) => registry.put_inline_object(caller(), new, inline).await,
+                    None => registry.put_object(caller(), new).await,
+                };
             }
             Op::Delete { bucket, key, nth_version, bypass } => {
                 let (bucket, key) = (bucket_name(bucket), key_name(key));
@@ -562,6 +573,8 @@ fn replayed_dump_equals_direct_dump(ops: &[Op]) -> (String, u64) {
     let direct = sqlite::open_offline(&direct_path).unwrap();
     let direct_dump = views::dump(&direct).unwrap();
     assert!(log::verify(&direct).unwrap().first_mismatch.is_none());
+    let inline_checked = inline::check(&direct).unwrap();
+    assert!(inline_checked.corrupt.is_empty() && inline_checked.missing.is_empty(), "{inline_checked:?}");
 
     // A fresh database that holds nothing but a copy of the log.
     let fresh_path = dir.path().join("fresh.db");

@@ -21,14 +21,13 @@ use std::task::{Context, Poll, ready};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
-use futures::{Stream, StreamExt as _};
-use md5::{Digest as _, Md5};
+use bytes::Bytes;
+use futures::Stream;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, spawn_blocking};
 
 use super::pipeline::{
-    Chunk, FEED_CHUNK, PIPELINE_DEPTH, feed, join_error, md5_worker, subtree_chaining_value, subtree_worker,
+    Chunk, FEED_CHUNK, Hashes, PIPELINE_DEPTH, feed, join_error, md5_worker, receive_exactly, subtree_worker,
 };
 use super::{BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, Result, Stage, StagedBlob};
 use crate::s3::checksum::{ChecksumAlgorithm, Checksummer, Checksums};
@@ -159,47 +158,21 @@ impl FsBlobStore {
         let data = receive_exactly(body, len).await?;
         let tmp_dir = self.tmp.clone();
         let algorithms = algorithms.to_vec();
-        let (temp, md5, blake3, checksums, subtree) = spawn_blocking(move || -> io::Result<_> {
-            let md5: [u8; 16] = Md5::digest(&data).into();
-            let blake3 = *blake3::hash(&data).as_bytes();
-            let mut checksummer = Checksummer::new(&algorithms);
-            checksummer.update(&data);
-            let subtree = subtree_offset.and_then(|offset| {
-                use blake3::hazmat::HasherExt as _;
-                let mut hasher = blake3::Hasher::new();
-                hasher.set_input_offset(offset);
-                hasher.update(&data);
-                subtree_chaining_value(&hasher, len, offset)
-            });
+        let (temp, hashes) = spawn_blocking(move || -> io::Result<_> {
+            let hashes = Hashes::of(&data, &algorithms, subtree_offset);
             // The guard exists before the first byte is written: an error below removes the file.
             let (temp, mut file) = TempFile::create(&tmp_dir)?;
             file.write_all(&data)?;
             file.sync_data()?;
-            Ok((temp, md5, blake3, checksummer.finish(), subtree))
+            Ok((temp, hashes))
         })
         .await
         .map_err(join_error)??;
+        let Hashes { md5, blake3, checksums, subtree } = hashes;
         let final_path = self.blob_path(&BlobId::new(hex::encode(blake3)))?;
         let stage = FsStage { temp, final_path };
         Ok(StagedBlob::new(len, blake3, md5, checksums, subtree, Box::new(stage)))
     }
-}
-
-/// The whole body, which must be exactly `len` bytes long.
-async fn receive_exactly(mut body: BodyStream, len: u64) -> Result<Bytes> {
-    let mut data = BytesMut::with_capacity(usize::try_from(len).unwrap_or(0));
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(BlobError::Body)?;
-        let received = (data.len() + chunk.len()) as u64;
-        if received > len {
-            return Err(BlobError::IncompleteBody { expected: len, received });
-        }
-        data.extend_from_slice(&chunk);
-    }
-    if data.len() as u64 != len {
-        return Err(BlobError::IncompleteBody { expected: len, received: data.len() as u64 });
-    }
-    Ok(data.freeze())
 }
 
 #[async_trait]

@@ -9,10 +9,12 @@
 //!
 //! - [`fs`]: local disk, content-addressed by BLAKE3.
 //! - [`s3`]: an S3 upstream (AWS, Ceph RGW, ...), one upstream object per blob.
-//! - [`pipeline`]: the hashing workers both share.
+//! - [`pipeline`]: the hashing workers both share, and the hashing of small bodies held in
+//!   memory ([`Hashes`]), which the S3 layer also uses for objects kept inline in the registry.
 
 pub mod fs;
 mod pipeline;
+pub use pipeline::{Hashes, receive_exactly};
 pub mod s3;
 
 use std::pin::Pin;

@@ -11,7 +11,7 @@ use md5::{Digest as _, Md5};
 use tokio::sync::mpsc;
 
 use super::{BlobError, BodyStream, Result};
-use crate::s3::checksum::{Checksummer, Checksums};
+use crate::s3::checksum::{ChecksumAlgorithm, Checksummer, Checksums};
 
 /// Chunks queued per hashing worker before the body reader waits (backpressure). With
 /// [`FEED_CHUNK`] this bounds a put's buffered body to about 1 MiB.
@@ -139,4 +139,54 @@ pub(super) fn digest_worker(
 
 pub(super) fn join_error(err: tokio::task::JoinError) -> BlobError {
     BlobError::Io(io::Error::other(err))
+}
+
+/// The whole body, which must be exactly `len` bytes long.
+pub async fn receive_exactly(mut body: BodyStream, len: u64) -> Result<Bytes> {
+    let mut data = BytesMut::with_capacity(usize::try_from(len).unwrap_or(0));
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(BlobError::Body)?;
+        let received = (data.len() + chunk.len()) as u64;
+        if received > len {
+            return Err(BlobError::IncompleteBody { expected: len, received });
+        }
+        data.extend_from_slice(&chunk);
+    }
+    if data.len() as u64 != len {
+        return Err(BlobError::IncompleteBody { expected: len, received: data.len() as u64 });
+    }
+    Ok(data.freeze())
+}
+
+/// Everything a put computes over a body held whole in memory.
+#[derive(Debug)]
+pub struct Hashes {
+    /// MD5 (the single-part ETag).
+    pub md5: [u8; 16],
+    /// BLAKE3.
+    pub blake3: [u8; 32],
+    /// The requested checksums.
+    pub checksums: Checksums,
+    /// The BLAKE3 chaining value as a subtree at the offset asked for, if any.
+    pub subtree: Option<[u8; 32]>,
+}
+
+impl Hashes {
+    /// Hashes `data` on the calling thread: for small bodies, where a hand-off to a worker per
+    /// hash would cost more than the hashing.
+    #[must_use]
+    pub fn of(data: &[u8], algorithms: &[ChecksumAlgorithm], subtree_offset: Option<u64>) -> Self {
+        let md5: [u8; 16] = Md5::digest(data).into();
+        let blake3 = *blake3::hash(data).as_bytes();
+        let mut checksummer = Checksummer::new(algorithms);
+        checksummer.update(data);
+        let subtree = subtree_offset.and_then(|offset| {
+            use blake3::hazmat::HasherExt as _;
+            let mut hasher = blake3::Hasher::new();
+            hasher.set_input_offset(offset);
+            hasher.update(data);
+            subtree_chaining_value(&hasher, data.len() as u64, offset)
+        });
+        Self { md5, blake3, checksums: checksummer.finish(), subtree }
+    }
 }

@@ -13,12 +13,18 @@
 //! parts of an aborted multipart upload). The age guard then compares the upstream's
 //! `LastModified` with this machine's clock, so it must exceed their skew. The temp-file sweep
 //! is specific to the local store.
+//!
+//! Objects kept inline have their bytes in the registry (`registry::inline`): gc deletes the
+//! rows no version or part references through a registry writer of its own, in one
+//! transaction that SQLite serialises with the serving gateway's writes, so they need no age
+//! guard.
 
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
-use registry::{queries, sqlite};
+use registry::clock::SystemClock;
+use registry::{Registry, queries, sqlite};
 use serde::Serialize;
 
 use super::{existing_registry, print_line, progress};
@@ -58,6 +64,11 @@ struct Report {
     /// Stale temp files removed.
     temp_files_removed: u64,
     temp_bytes_freed: u64,
+    /// Unreferenced inline blobs removed from the registry.
+    inline_blobs_removed: u64,
+    inline_bytes_freed: u64,
+    /// Inline blobs kept because a version or part references them.
+    inline_blobs_referenced: u64,
 }
 
 /// Collects garbage and prints what was freed.
@@ -87,6 +98,15 @@ pub async fn run(config: &Config, args: &GcArgs, json: bool) -> anyhow::Result<(
             collect_blobs(&store, is_referenced, cutoff, args.dry_run, &mut report).await?;
         }
     }
+
+    let registry = Registry::open(&path, std::sync::Arc::new(SystemClock))
+        .with_context(|| format!("cannot open the registry {}", path.display()))?;
+    let removed = registry.remove_unreferenced_inline_blobs(args.dry_run).await;
+    registry.close().await;
+    let removed = removed.context("cannot remove unreferenced inline blobs")?;
+    report.inline_blobs_removed = removed.blobs;
+    report.inline_bytes_freed = removed.bytes;
+    report.inline_blobs_referenced = removed.referenced;
 
     print_report(&report, json)
 }
@@ -143,7 +163,8 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
         format!(
             "blobs: {verb} {} unreferenced ({}); kept {} referenced, {} younger than {age}\n\
              locked upstream: kept {}\n\
-             tmp: {verb} {} stale temp files ({})",
+             tmp: {verb} {} stale temp files ({})\n\
+             inline: {verb} {} unreferenced ({}); kept {} referenced",
             report.blobs_removed,
             indicatif::HumanBytes(report.blob_bytes_freed),
             report.blobs_referenced,
@@ -151,6 +172,9 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
             report.blobs_locked,
             report.temp_files_removed,
             indicatif::HumanBytes(report.temp_bytes_freed),
+            report.inline_blobs_removed,
+            indicatif::HumanBytes(report.inline_bytes_freed),
+            report.inline_blobs_referenced,
         )
     };
     print_line(&mut out, &text)?;

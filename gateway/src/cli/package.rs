@@ -230,7 +230,7 @@ async fn verify(config: &Config, wanted: &str, json: bool) -> anyhow::Result<Out
             None
         }
         Some(parts) => {
-            let (digest, bytes) = read_object(store.as_ref(), &parts, true).await?;
+            let (digest, bytes) = read_object(config, store.as_ref(), &parts, true).await?;
             if digest != recorded {
                 report.problems.push(format!(
                     "manifest s3://{}/{}: its bytes hash to {digest}, the seal recorded {recorded}",
@@ -291,7 +291,7 @@ async fn check_members(
         if version.content.blake3 != member.blake3 || version.content.size != member.size {
             report.problems.push(format!("{name}: the registry's record differs from the manifest"));
         }
-        let (digest, _) = match read_object(store, &version.content.parts, false).await {
+        let (digest, _) = match read_object(config, store, &version.content.parts, false).await {
             Ok(read) => read,
             Err(err) => {
                 report.problems.push(format!("{name}: cannot read its bytes ({err:#})"));
@@ -310,10 +310,27 @@ async fn check_members(
 }
 
 /// Streams an object's parts through BLAKE3; returns the hex digest and, with `keep`, the bytes.
-async fn read_object(store: &dyn BlobStore, parts: &[BlobPart], keep: bool) -> anyhow::Result<(String, Vec<u8>)> {
+/// A part kept inline is read from the registry.
+async fn read_object(
+    config: &Config,
+    store: &dyn BlobStore,
+    parts: &[BlobPart],
+    keep: bool,
+) -> anyhow::Result<(String, Vec<u8>)> {
     let mut hasher = blake3::Hasher::new();
     let mut kept = Vec::new();
     for part in parts {
+        if registry::inline::is_locator(&part.blob) {
+            let locator = part.blob.clone();
+            let bytes = read_registry(config, move |conn| Ok(registry::inline::read(conn, &locator)?))
+                .await?
+                .with_context(|| format!("inline blob {} is missing", part.blob))?;
+            hasher.update(&bytes);
+            if keep {
+                kept.extend_from_slice(&bytes);
+            }
+            continue;
+        }
         let mut stream = store.get(&BlobId::new(part.blob.as_str()), None).await?;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;

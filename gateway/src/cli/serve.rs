@@ -49,6 +49,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "fs|s3")]
     pub backend: Option<String>,
 
+    /// Keep PutObject bodies of at most this many bytes in the registry instead of the backend
+    /// (storage.inline_max_bytes) [default: 4096 with fs, 0 with s3].
+    #[arg(long, value_name = "BYTES")]
+    pub inline_max_bytes: Option<u64>,
+
     /// Endpoint URL of the upstream S3 service; AWS when unset (upstream.endpoint).
     #[arg(long, value_name = "URL")]
     pub upstream_endpoint: Option<String>,
@@ -83,6 +88,7 @@ impl ServeArgs {
             ("server.tls_self_signed", self.tls_self_signed.then(|| "true".to_owned())),
             ("server.admin_listen", self.admin_listen.clone()),
             ("storage.backend", self.backend.clone()),
+            ("storage.inline_max_bytes", self.inline_max_bytes.map(|n| n.to_string())),
             ("upstream.endpoint", self.upstream_endpoint.clone()),
             ("upstream.bucket", self.upstream_bucket.clone()),
             ("upstream.region", self.upstream_region.clone()),

@@ -13,6 +13,9 @@
 //!    object version's blobs are streamed back in order (bounded memory): together they must
 //!    hash to the version's BLAKE3, and each to its part's MD5 (its ETag), which names the
 //!    blob that changed. A part of an upload in progress has only its MD5 to match.
+//! 5. The inline blobs (bytes of small objects kept in the registry, always checked): each
+//!    must hash to its digest, and each one the views reference must exist
+//!    ([`registry::inline::check`]).
 //!
 //! Safe beside a serving gateway: the registry is opened read-only (WAL readers never block
 //! the writer) and the live database is never written. The snapshot goes to the system temp
@@ -63,6 +66,7 @@ struct Report {
     views: ViewsReport,
     /// `None` with `--no-blobs`.
     blobs: Option<BlobsReport>,
+    inline: registry::inline::Checked,
     /// One line per problem, each naming what is wrong.
     problems: Vec<String>,
 }
@@ -110,7 +114,7 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
     let path = existing_registry(config)?;
 
     let registry_path = path.clone();
-    let (chain, views, referenced) =
+    let (chain, views, inline, referenced) =
         tokio::task::spawn_blocking(move || check_registry(&registry_path)).await.context("registry checks")??;
 
     let mut problems = Vec::new();
@@ -121,6 +125,8 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
         ));
     }
     problems.extend(views.differences.iter().map(|difference| format!("views: {difference}")));
+    problems.extend(inline.corrupt.iter().map(|id| format!("blob {id}: its bytes do not hash to its name")));
+    problems.extend(inline.missing.iter().map(|id| format!("blob {id}: referenced by the registry but missing")));
     if let Some(file) = &args.checkpoint {
         problems.extend(super::checkpoint::check(config, file, args.public_key.as_deref()).await?);
     }
@@ -144,19 +150,20 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
         Some(blobs)
     };
 
-    let report = Report { ok: problems.is_empty(), chain, views, blobs, problems };
+    let report = Report { ok: problems.is_empty(), chain, views, blobs, inline, problems };
     print_report(&report, json)?;
     Ok(if report.ok { Outcome::Ok } else { Outcome::CheckFailed })
 }
 
-/// Checks 1 and 2; returns the blobs the views reference, for check 4.
-fn check_registry(path: &Path) -> anyhow::Result<(ChainReport, ViewsReport, Vec<String>)> {
+/// Checks 1, 2 and 5; returns the blobs in a store the views reference, for check 4.
+fn check_registry(path: &Path) -> anyhow::Result<(ChainReport, ViewsReport, registry::inline::Checked, Vec<String>)> {
     let conn = sqlite::open_read_only(path).with_context(|| format!("cannot open {}", path.display()))?;
     let chain = check_chain(&conn)?;
     let views = check_views(&conn)?;
+    let inline = registry::inline::check(&conn)?;
     // The stored views (not the rebuilt ones): those are what the gateway serves from.
     let referenced = referenced_blobs(&conn)?;
-    Ok((chain, views, referenced))
+    Ok((chain, views, inline, referenced))
 }
 
 fn check_chain(conn: &Connection) -> anyhow::Result<ChainReport> {
@@ -261,12 +268,13 @@ fn first_difference(conn: &Connection, table: &str, key: &str) -> anyhow::Result
     Ok(Some(rendered.join(", ")))
 }
 
-/// Every blob the views reference, in order. (`registry::queries` answers one blob at a
-/// time; this reads the same `blob_refs` view whole.)
+/// Every blob in a store the views reference, in order: inline ones are check 5's.
+/// (`registry::queries` answers one blob at a time; this reads the same `blob_refs` view
+/// whole.)
 fn referenced_blobs(conn: &Connection) -> anyhow::Result<Vec<String>> {
     let mut statement = conn.prepare("SELECT blob FROM blob_refs ORDER BY blob")?;
     let blobs = statement.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
-    Ok(blobs)
+    Ok(blobs.into_iter().filter(|blob| !registry::inline::is_locator(blob)).collect())
 }
 
 /// Check 4. `referenced` was read before the blobs are listed, so each of them was committed
@@ -317,6 +325,10 @@ fn recorded_contents(conn: &Connection) -> anyhow::Result<Vec<Recorded>> {
     let mut versions = conn.prepare("SELECT content FROM object_versions WHERE is_delete_marker = 0 ORDER BY seq")?;
     for content in versions.query_map([], |row| row.get::<_, String>(0))? {
         let content: ObjectContent = serde_json::from_str(&content?).context("a version's content")?;
+        // Bytes kept in the registry are check 5's; the upstream never held them.
+        if content.parts.iter().any(|p| registry::inline::is_locator(&p.blob)) {
+            continue;
+        }
         if seen.insert(content.parts.iter().map(|p| p.blob.clone()).collect::<Vec<_>>()) {
             recorded.push(Recorded { parts: content.parts, blake3: Some(content.blake3) });
         }
@@ -449,6 +461,14 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
     } else {
         "views: differ from the log".to_owned()
     });
+    let inline = &report.inline;
+    lines.push(format!(
+        "inline: {} checked ({}), {} corrupt, {} missing",
+        inline.checked,
+        indicatif::HumanBytes(inline.bytes),
+        inline.corrupt.len(),
+        inline.missing.len()
+    ));
     if let Some(blobs) = &report.blobs {
         lines.push(format!(
             "blobs: {} checked ({}), {} corrupt; {} referenced, {} missing; {} unreferenced",

@@ -34,6 +34,7 @@ pub mod blake3_tree;
 pub mod bucket;
 pub mod checksum;
 pub mod error;
+mod inline;
 pub mod lifecycle;
 pub mod list;
 pub mod multipart;

@@ -174,7 +174,7 @@ pub(super) async fn upload_part_copy(
     let (body, length): (crate::backend::BodyStream, u64) = match span {
         Some(span) => {
             use futures::TryStreamExt as _;
-            let stream = read_parts(gw.blobs.clone(), &source.content.parts, span).map_err(Into::into);
+            let stream = read_parts(gw, &source.content.parts, span).map_err(Into::into);
             (Box::pin(stream), span.1 - span.0 + 1)
         }
         None => (Box::pin(futures::stream::empty()), 0),
@@ -286,7 +286,7 @@ async fn hash_at(gw: &Gateway, part: &BlobPart, offset: u64) -> Result<ChainingV
     use futures::StreamExt as _;
     let mut hasher = blake3::Hasher::new();
     hasher.set_input_offset(offset);
-    let mut stream = Box::pin(read_parts(gw.blobs.clone(), std::slice::from_ref(part), (0, part.size - 1)));
+    let mut stream = Box::pin(read_parts(gw, std::slice::from_ref(part), (0, part.size - 1)));
     while let Some(chunk) = stream.next().await {
         hasher.update(&chunk?);
     }
@@ -305,7 +305,7 @@ async fn hash_whole(
     let mut hasher = blake3::Hasher::new();
     let mut checksummer = Checksummer::new(&full_object.into_iter().collect::<Vec<_>>());
     if size > 0 {
-        let mut stream = Box::pin(read_parts(gw.blobs.clone(), parts, (0, size - 1)));
+        let mut stream = Box::pin(read_parts(gw, parts, (0, size - 1)));
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
             // Hashing a large object takes a while: keep it off the async workers.

@@ -3,7 +3,8 @@
 //! Every write follows one order: stream the body once into staging while hashing it, verify
 //! the client's checksums, commit the blob, then record the event. The event's commit is what
 //! makes the object visible, so a failed write at any step leaves no object and no event (and,
-//! at worst, a committed blob that `gc` removes).
+//! at worst, a committed blob that `gc` removes). A small PutObject body skips the blob store:
+//! its bytes are committed with the event (see `inline`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -16,7 +17,7 @@ use s3s::{S3Request, S3Response, TrailingHeaders, s3_error};
 use super::bucket::require_bucket;
 use super::checksum::ExpectedChecksums;
 use super::error::{Error, Result};
-use super::{Gateway, caller, wire};
+use super::{Gateway, caller, inline, wire};
 
 /// Bytes received and committed as one blob, with everything computed as they streamed.
 pub(super) struct Stored {
@@ -86,15 +87,18 @@ pub(super) async fn put_object(
     let tags = wire::tags_from_header(input.tagging.as_deref())?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
 
-    let stored = store_body(
-        gw,
-        input.body.take(),
-        wire::body_length(input.content_length, &req.headers),
-        &expected,
-        req.trailing_headers.clone(),
-        None,
-    )
-    .await?;
+    let length = wire::body_length(input.content_length, &req.headers);
+    let (stored, inline) = match inline::eligible(gw, length) {
+        Some(len) => {
+            let (stored, blob) =
+                inline::store_body(input.body.take(), len, &expected, req.trailing_headers.clone()).await?;
+            (stored, Some(blob))
+        }
+        None => {
+            let stored = store_body(gw, input.body.take(), length, &expected, req.trailing_headers.clone(), None);
+            (stored.await?, None)
+        }
+    };
 
     let content = ObjectContent {
         size: stored.part.size,
@@ -126,7 +130,11 @@ pub(super) async fn put_object(
     let checksums = wire::ChecksumFields::of(&put.content.checksums);
     let has_checksum = !put.content.checksums.is_empty();
     let (etag, size) = (put.content.etag.clone(), put.content.size);
-    let recorded = gw.registry.put_object(caller(&req), NewVersion { put, condition }).await?;
+    let new = NewVersion { put, condition };
+    let recorded = match inline {
+        Some(blob) => gw.registry.put_inline_object(caller(&req), new, blob).await?,
+        None => gw.registry.put_object(caller(&req), new).await?,
+    };
     super::object_lock::protect_new_version(gw, &req.input.bucket, &req.input.key, &recorded, legal_hold).await?;
     let output = PutObjectOutput {
         e_tag: Some(wire::etag(&etag)),

@@ -226,6 +226,10 @@ async fn protect_blobs(gw: &Gateway, version: VersionRef) -> Result<()> {
         (mode, UNIX_EPOCH + Duration::from_millis(u64::try_from(r.retain_until).unwrap_or(0)))
     });
     for part in &version.content.parts {
+        // Bytes kept in the registry have no upstream object; the gateway's own rules hold them.
+        if registry::inline::is_locator(&part.blob) {
+            continue;
+        }
         let legal_hold = held.iter().any(|h| h.content.parts.iter().any(|p| p.blob == part.blob));
         let lock = BlobLock { retention, legal_hold };
         if let Err(err) = gw.blobs.protect(&BlobId::new(part.blob.clone()), &lock).await {

@@ -17,7 +17,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, s3_error};
 use super::bucket::require_bucket;
 use super::error::Result;
 use super::{Gateway, caller, wire};
-use crate::backend::{BlobError, BlobId, BlobStore};
+use crate::backend::{BlobError, BlobId};
 
 /// What a read resolved to: the version and the bytes of it to send.
 struct ReadPlan {
@@ -159,9 +159,9 @@ fn check_conditions(version: &ObjectVersion, c: &Conditions<'_>) -> Result<()> {
 }
 
 /// Streams the bytes `first..=last` of an object stored as consecutive blobs, opening each
-/// blob only when the previous one is done.
+/// blob only when the previous one is done. A part kept inline is read from the registry.
 pub(super) fn read_parts(
-    blobs: Arc<dyn BlobStore>,
+    gw: &Gateway,
     parts: &[BlobPart],
     (first, last): (u64, u64),
 ) -> impl Stream<Item = Result<Bytes, BlobError>> + Send + use<> {
@@ -176,10 +176,17 @@ pub(super) fn read_parts(
         let local = (first.max(start) - start, last.min(end - 1) - start);
         pieces.push((BlobId::new(part.blob.clone()), local));
     }
+    let (blobs, registry) = (Arc::clone(&gw.blobs), gw.registry.clone());
     futures::stream::iter(pieces)
         .then(move |(id, range)| {
-            let blobs = Arc::clone(&blobs);
-            async move { blobs.get(&id, Some(range)).await }
+            let (blobs, registry) = (Arc::clone(&blobs), registry.clone());
+            async move {
+                if registry::inline::is_locator(id.as_str()) {
+                    super::inline::read(&registry, id.as_str(), range).await
+                } else {
+                    blobs.get(&id, Some(range)).await
+                }
+            }
         })
         .try_flatten()
 }
@@ -322,7 +329,7 @@ pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> 
     let plan = read_plan!(gw, input);
     let content = &plan.version.content;
     let stream = match plan.span {
-        Some(span) => read_parts(Arc::clone(&gw.blobs), &content.parts, span).boxed(),
+        Some(span) => read_parts(gw, &content.parts, span).boxed(),
         None => futures::stream::empty().boxed(),
     };
     let record: Option<Box<dyn FnOnce(u64) + Send + Sync>> = if gw.records_retrievals() {

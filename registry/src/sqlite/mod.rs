@@ -28,7 +28,8 @@ use crate::log::{self, ChainHead};
 use crate::views;
 use crate::{Error, Result};
 
-const LOG_MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/log/0001_init.sql"))];
+const LOG_MIGRATIONS: &[M<'static>] =
+    &[M::up(include_str!("migrations/log/0001_init.sql")), M::up(include_str!("migrations/log/0002_inline_blobs.sql"))];
 const VIEWS_MIGRATIONS: &[M<'static>] =
     &[M::up(include_str!("migrations/views/0001_init.sql")), M::up(include_str!("migrations/views/0002_packages.sql"))];
 
@@ -78,6 +79,12 @@ impl Writer<'_> {
     /// that can refuse before its first append.
     pub fn append(&mut self, draft: EventDraft) -> Result<Event> {
         log::append(self.log, self.views, self.head, draft, self.now)
+    }
+
+    /// The log database, inside the job's transaction: for [`crate::inline`], whose table
+    /// lives beside the events so that its rows share their commit.
+    pub(crate) fn log(&self) -> &Connection {
+        self.log
     }
 }
 

@@ -1,0 +1,209 @@
+//! Small objects' bytes, kept in the log database instead of a blob store.
+//!
+//! A version whose only part is named by an inline locator (`inline:<BLAKE3 hex>`) has its
+//! bytes in the table `inline_blobs` of the log file, keyed by their BLAKE3 digest. The row is
+//! inserted by the same job, in the same transaction, as the event that records the version
+//! ([`crate::Registry::put_inline_object`]), so the write is durable with the group commit's
+//! one fsync and needs no sync of its own.
+//!
+//! The bytes are not in the event payload: the events table is append-only, and bytes there
+//! could never be forgotten once every version naming them is deleted. They are not a view
+//! either, since replay could not rebuild them. So the table sits beside the chain: `verify`
+//! re-hashes every row against its digest ([`check`]), and `gc` deletes the rows no version
+//! or part references ([`crate::Registry::remove_unreferenced_inline_blobs`]). The locator is
+//! an ordinary blob id to the views (`blob_refs` counts it like any other), which keeps
+//! CopyObject a copy of the locator, not of the bytes.
+
+use rusqlite::{Connection, OptionalExtension as _, params};
+use serde::Serialize;
+
+use crate::commands::{NewVersion, VersionRecorded, append_version};
+use crate::sqlite::{Registry, Writer};
+use crate::{Caller, Result};
+
+/// What every inline locator starts with. A blob store's ids never do (the local store's are
+/// bare hex, the S3 store's random names without a colon).
+pub const LOCATOR_PREFIX: &str = "inline:";
+
+/// The bytes of a small object, with the digest that names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineBlob {
+    digest: [u8; 32],
+    bytes: Vec<u8>,
+}
+
+impl InlineBlob {
+    /// Names `bytes` by their BLAKE3 digest.
+    #[must_use]
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self { digest: *blake3::hash(&bytes).as_bytes(), bytes }
+    }
+
+    /// The blob id a version's part records: `inline:<BLAKE3 hex>`.
+    #[must_use]
+    pub fn locator(&self) -> String {
+        format!("{LOCATOR_PREFIX}{}", hex::encode(self.digest))
+    }
+
+    /// The bytes.
+    #[must_use]
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Whether a blob id names inline bytes rather than a blob in a store.
+#[must_use]
+pub fn is_locator(blob: &str) -> bool {
+    blob.starts_with(LOCATOR_PREFIX)
+}
+
+/// The digest an inline locator names, if it is one.
+fn digest_of(locator: &str) -> Option<[u8; 32]> {
+    let hex_digest = locator.strip_prefix(LOCATOR_PREFIX)?;
+    let mut digest = [0; 32];
+    hex::decode_to_slice(hex_digest, &mut digest).ok()?;
+    Some(digest)
+}
+
+/// Inserts the bytes unless a row with their digest exists (identical content is kept once).
+fn store(log: &Connection, blob: &InlineBlob) -> Result<()> {
+    log.prepare_cached("INSERT OR IGNORE INTO inline_blobs (digest, bytes) VALUES (?1, ?2)")?
+        .execute(params![&blob.digest[..], &blob.bytes])?;
+    Ok(())
+}
+
+/// The bytes an inline locator names, on a reader connection (the log as `main`).
+/// `None` when the locator is malformed or its row is gone (no version references it any
+/// more, and `gc` removed it).
+///
+/// # Errors
+/// SQLite errors.
+pub fn read(conn: &Connection, locator: &str) -> Result<Option<Vec<u8>>> {
+    let Some(digest) = digest_of(locator) else {
+        return Ok(None);
+    };
+    Ok(conn
+        .prepare_cached("SELECT bytes FROM main.inline_blobs WHERE digest = ?1")?
+        .query_row([&digest[..]], |row| row.get(0))
+        .optional()?)
+}
+
+/// What [`check`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Checked {
+    /// Rows re-hashed.
+    pub checked: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+    /// Locators of rows whose bytes do not hash to their digest, in digest order.
+    pub corrupt: Vec<String>,
+    /// Inline locators the views reference that have no row, in order.
+    pub missing: Vec<String>,
+}
+
+/// Re-hashes every inline blob against its digest and looks for referenced ones that are
+/// gone. `conn` has the log as `main` and the views attached as `views`
+/// ([`crate::sqlite::open_read_only`]).
+///
+/// # Errors
+/// SQLite errors.
+pub fn check(conn: &Connection) -> Result<Checked> {
+    let mut checked = Checked::default();
+    let mut statement = conn.prepare("SELECT digest, bytes FROM main.inline_blobs ORDER BY digest")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let digest = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+        let bytes = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+        checked.checked += 1;
+        checked.bytes += bytes.len() as u64;
+        if blake3::hash(bytes).as_bytes()[..] != *digest {
+            checked.corrupt.push(format!("{LOCATOR_PREFIX}{}", hex::encode(digest)));
+        }
+    }
+    let mut statement =
+        conn.prepare("SELECT blob FROM views.blob_refs WHERE blob >= ?1 AND blob < ?2 ORDER BY blob")?;
+    let referenced = statement
+        .query_map([LOCATOR_PREFIX, "inline;"], |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for locator in referenced {
+        if read(conn, &locator)?.is_none() {
+            checked.missing.push(locator);
+        }
+    }
+    Ok(checked)
+}
+
+/// What [`Registry::remove_unreferenced_inline_blobs`] removed (or would remove).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Removed {
+    /// Rows.
+    pub blobs: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+    /// Rows kept because a version or part references them.
+    pub referenced: u64,
+}
+
+/// Deletes the rows no version or part references, inside the writer's transaction.
+fn remove_unreferenced(writer: &Writer<'_>, dry_run: bool) -> Result<Removed> {
+    let mut removed = Removed::default();
+    let mut unreferenced = Vec::new();
+    {
+        let mut statement = writer.log().prepare("SELECT digest, length(bytes) FROM inline_blobs")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let digest: Vec<u8> = row.get(0)?;
+            let size: u64 = row.get(1)?;
+            let locator = format!("{LOCATOR_PREFIX}{}", hex::encode(&digest));
+            if crate::queries::blob_refs(writer.conn(), &locator)? > 0 {
+                removed.referenced += 1;
+            } else {
+                unreferenced.push(digest);
+                removed.blobs += 1;
+                removed.bytes += size;
+            }
+        }
+    }
+    if !dry_run {
+        let mut delete = writer.log().prepare_cached("DELETE FROM inline_blobs WHERE digest = ?1")?;
+        for digest in unreferenced {
+            delete.execute([digest])?;
+        }
+    }
+    Ok(removed)
+}
+
+impl Registry {
+    /// Records a new object version whose bytes are `blob` (`v1.object.put`, as
+    /// [`Registry::put_object`] does), storing the bytes in the same transaction. The
+    /// version's only part must name `blob.locator()`.
+    ///
+    /// # Errors
+    /// As [`Registry::put_object`]; nothing is stored when the version is refused.
+    pub async fn put_inline_object(
+        &self,
+        caller: Caller,
+        new: NewVersion,
+        blob: InlineBlob,
+    ) -> Result<VersionRecorded> {
+        debug_assert!(new.put.content.parts.iter().all(|part| part.blob == blob.locator()));
+        self.write(move |writer| append_version(writer, &caller, new, None, Some(&blob))).await
+    }
+
+    /// Deletes every inline blob no version or part references (`gc`). Runs as one writer
+    /// job: a write that references the same bytes is ordered before or after it, never
+    /// between the check and the delete, so no age guard is needed. With `dry_run`, counts
+    /// only.
+    ///
+    /// # Errors
+    /// SQLite errors, [`crate::Error::WriterStopped`].
+    pub async fn remove_unreferenced_inline_blobs(&self, dry_run: bool) -> Result<Removed> {
+        self.write(move |writer| remove_unreferenced(writer, dry_run)).await
+    }
+}
+
+/// Stores `blob` for [`append_version`], after its checks and before its event.
+pub(crate) fn store_for(writer: &Writer<'_>, blob: &InlineBlob) -> Result<()> {
+    store(writer.log(), blob)
+}

@@ -1,0 +1,154 @@
+//! Small objects' bytes kept in the log database: stored with their event, shared by
+//! identical content, checked against their digest, and removed once nothing references them.
+
+use std::sync::Arc;
+
+use artifact_store_registry::clock::ManualClock;
+use artifact_store_registry::commands::{NewVersion, WriteCondition};
+use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, VersionRef};
+use artifact_store_registry::inline::{self, InlineBlob, Removed};
+use artifact_store_registry::{Caller, Error, Registry, log, queries, sqlite, views};
+
+fn new_version(bucket: &str, key: &str, blob: &InlineBlob) -> NewVersion {
+    let part = BlobPart {
+        blob: blob.locator(),
+        size: blob.bytes().len() as u64,
+        etag: format!("{:032x}", 1),
+        checksums: Default::default(),
+        subtree: None,
+    };
+    NewVersion {
+        put: ObjectPut {
+            bucket: bucket.into(),
+            key: key.into(),
+            version_id: format!("v-{key}"),
+            content: ObjectContent {
+                size: part.size,
+                etag: part.etag.clone(),
+                blake3: blake3::hash(blob.bytes()).to_hex().to_string(),
+                parts: vec![part],
+                ..Default::default()
+            },
+            origin: Origin::Put,
+            retention: None,
+            legal_hold: false,
+        },
+        condition: WriteCondition::default(),
+    }
+}
+
+fn open() -> (tempfile::TempDir, Registry) {
+    let dir = tempfile::tempdir().unwrap();
+    let registry =
+        Registry::open(dir.path().join("registry.db"), Arc::new(ManualClock::new(1_800_000_000_000))).unwrap();
+    (dir, registry)
+}
+
+async fn read(registry: &Registry, locator: &str) -> Option<Vec<u8>> {
+    let locator = locator.to_owned();
+    registry.read(move |conn| inline::read(conn, &locator)).await.unwrap()
+}
+
+#[tokio::test]
+async fn inline_bytes_are_stored_with_their_version_and_only_then() {
+    let (_dir, registry) = open();
+    let caller = Caller::system("test");
+    registry.create_bucket(caller.clone(), "small", "us-east-1", false).await.unwrap();
+    let blob = InlineBlob::new(b"hello, inline".to_vec());
+    assert!(blob.locator().starts_with(inline::LOCATOR_PREFIX) && inline::is_locator(&blob.locator()));
+
+    // A refused version stores nothing.
+    let refused = registry.put_inline_object(caller.clone(), new_version("missing", "k", &blob), blob.clone()).await;
+    assert!(matches!(refused, Err(Error::NoSuchBucket(_))), "{refused:?}");
+    assert_eq!(read(&registry, &blob.locator()).await, None);
+
+    let recorded = registry.put_inline_object(caller.clone(), new_version("small", "a", &blob), blob.clone()).await;
+    let recorded = recorded.unwrap();
+    assert_eq!(read(&registry, &blob.locator()).await.as_deref(), Some(&b"hello, inline"[..]));
+    // The event names the bytes; it does not carry them.
+    assert!(!String::from_utf8_lossy(&recorded.event.payload).contains("hello, inline"));
+    assert!(String::from_utf8_lossy(&recorded.event.payload).contains(&blob.locator()));
+
+    // Identical content is kept once and counted twice.
+    registry.put_inline_object(caller.clone(), new_version("small", "b", &blob), blob.clone()).await.unwrap();
+    let (rows, refs) = registry
+        .read({
+            let locator = blob.locator();
+            move |conn| {
+                let rows: u64 = conn.query_row("SELECT count(*) FROM inline_blobs", [], |row| row.get(0))?;
+                Ok((rows, queries::blob_refs(conn, &locator)?))
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!((rows, refs), (1, 2));
+    let checked = registry.read(inline::check).await.unwrap();
+    assert_eq!((checked.checked, checked.bytes), (1, 13));
+    assert!(checked.corrupt.is_empty() && checked.missing.is_empty(), "{checked:?}");
+    registry.close().await;
+}
+
+#[tokio::test]
+async fn gc_removes_inline_bytes_once_no_version_references_them_and_nothing_else() {
+    let (dir, registry) = open();
+    let caller = Caller::system("test");
+    registry.create_bucket(caller.clone(), "small", "us-east-1", false).await.unwrap();
+    let kept = InlineBlob::new(b"kept".to_vec());
+    let dropped = InlineBlob::new(b"dropped bytes".to_vec());
+    registry.put_inline_object(caller.clone(), new_version("small", "kept", &kept), kept.clone()).await.unwrap();
+    registry.put_inline_object(caller.clone(), new_version("small", "gone", &dropped), dropped.clone()).await.unwrap();
+    let target = VersionRef { bucket: "small".into(), key: "gone".into(), version_id: String::new() };
+    registry.delete_object(caller.clone(), target, false, "marker".into(), false).await.unwrap();
+
+    let head = registry.committed_sequence();
+    let counted = registry.remove_unreferenced_inline_blobs(true).await.unwrap();
+    assert_eq!(counted, Removed { blobs: 1, bytes: 13, referenced: 1 });
+    assert_eq!(read(&registry, &dropped.locator()).await.as_deref(), Some(&b"dropped bytes"[..]), "a dry run");
+    let removed = registry.remove_unreferenced_inline_blobs(false).await.unwrap();
+    assert_eq!(removed, Removed { blobs: 1, bytes: 13, referenced: 1 });
+    assert_eq!(read(&registry, &dropped.locator()).await, None);
+    assert_eq!(read(&registry, &kept.locator()).await.as_deref(), Some(&b"kept"[..]));
+    assert_eq!(registry.committed_sequence(), head, "gc appends no event");
+    assert_eq!(registry.remove_unreferenced_inline_blobs(false).await.unwrap().blobs, 0);
+    registry.close().await;
+
+    // The log still verifies and replays to the same views: inline bytes are neither.
+    let mut conn = sqlite::open_offline(dir.path().join("registry.db")).unwrap();
+    assert!(log::verify(&conn).unwrap().first_mismatch.is_none());
+    let before = views::dump(&conn).unwrap();
+    log::replay(&mut conn).unwrap();
+    assert_eq!(views::dump(&conn).unwrap(), before);
+}
+
+#[tokio::test]
+async fn check_names_inline_bytes_altered_or_removed_behind_the_registrys_back() {
+    let (dir, registry) = open();
+    let caller = Caller::system("test");
+    registry.create_bucket(caller.clone(), "small", "us-east-1", false).await.unwrap();
+    let blobs: Vec<InlineBlob> = (0..3).map(|i| InlineBlob::new(format!("object {i}").into_bytes())).collect();
+    for (i, blob) in blobs.iter().enumerate() {
+        registry
+            .put_inline_object(caller.clone(), new_version("small", &format!("k{i}"), blob), blob.clone())
+            .await
+            .unwrap();
+    }
+    registry.close().await;
+    let path = dir.path().join("registry.db");
+
+    let digest = |blob: &InlineBlob| blake3::hash(blob.bytes()).as_bytes().to_vec();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let changed =
+        conn.execute("UPDATE inline_blobs SET bytes = ?1 WHERE digest = ?2", (b"object X".to_vec(), digest(&blobs[1])));
+    assert_eq!(changed.unwrap(), 1);
+    let removed = conn.execute("DELETE FROM inline_blobs WHERE digest = ?1", [digest(&blobs[2])]);
+    assert_eq!(removed.unwrap(), 1);
+    drop(conn);
+
+    let conn = sqlite::open_read_only(&path).unwrap();
+    let checked = inline::check(&conn).unwrap();
+    assert_eq!(checked.checked, 2);
+    assert_eq!(checked.corrupt, [blobs[1].locator()]);
+    assert_eq!(checked.missing, [blobs[2].locator()]);
+    // The chain itself is intact: the bytes are not part of it.
+    assert!(log::verify(&conn).unwrap().first_mismatch.is_none());
+}
