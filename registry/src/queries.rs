@@ -535,6 +535,17 @@ pub fn uploads(
     Ok(uploads)
 }
 
+/// The store upload ids of every upload in progress (for `gc`, which aborts the store's
+/// uploads that none of these name).
+///
+/// # Errors
+/// SQLite errors.
+pub fn store_upload_ids(conn: &Connection) -> Result<std::collections::HashSet<String>> {
+    let mut statement = conn.prepare_cached("SELECT template, created_at, initiator FROM multipart_uploads")?;
+    let uploads = statement.query_map([], upload_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(uploads.into_iter().filter_map(|u| u.created.store_upload.map(|s| s.upload_id)).collect())
+}
+
 /// An uploaded part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {

@@ -166,6 +166,8 @@ async fn store_manifest(store: &dyn BlobStore, manifest: &Manifest) -> anyhow::R
         etag: etag.clone(),
         checksums: Default::default(),
         subtree: None,
+        offset: None,
+        store_etag: None,
     };
     Ok(ObjectPut {
         bucket: manifest.bucket.clone(),

@@ -371,7 +371,15 @@ mod tests {
     use super::*;
 
     fn part(size: u64) -> BlobPart {
-        BlobPart { blob: String::new(), size, etag: String::new(), checksums: Default::default(), subtree: None }
+        BlobPart {
+            blob: String::new(),
+            size,
+            etag: String::new(),
+            checksums: Default::default(),
+            subtree: None,
+            offset: None,
+            store_etag: None,
+        }
     }
 
     #[test]
