@@ -214,8 +214,8 @@ fn blob(seed: u64) -> BlobPart {
         checksums: BTreeMap::new(),
         subtree: None,
         // Every third part as an S3 upstream's multipart upload records it.
-        offset: (seed % 3 == 0).then_some(seed % 7),
-        store_etag: (seed % 3 == 0).then(|| format!("\"{seed:x}\"")),
+        offset: seed.is_multiple_of(3).then_some(seed % 7),
+        store_etag: seed.is_multiple_of(3).then(|| format!("\"{seed:x}\"")),
     }
 }
 
@@ -312,7 +312,8 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
                     retention: None,
                     legal_hold: false,
                     // Half the uploads as an S3 upstream records them.
-                    store_upload: (seed % 2 == 0)
+                    store_upload: seed
+                        .is_multiple_of(2)
                         .then(|| StoreUpload { blob: format!("{seed:032x}"), upload_id: format!("s{seed:08}") }),
                 };
                 if registry.create_multipart_upload(caller(), created).await.is_ok() {

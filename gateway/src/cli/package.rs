@@ -316,7 +316,13 @@ async fn read_object(store: &dyn BlobStore, parts: &[BlobPart], keep: bool) -> a
     let mut hasher = blake3::Hasher::new();
     let mut kept = Vec::new();
     for part in parts {
-        let mut stream = store.get(&BlobId::new(part.blob.as_str()), None).await?;
+        // A part that is a range of a shared blob (an S3 upstream's multipart object) is read
+        // as that range.
+        let range = part.offset.filter(|_| part.size > 0).map(|offset| (offset, offset + part.size - 1));
+        if part.offset.is_some() && range.is_none() {
+            continue;
+        }
+        let mut stream = store.get(&BlobId::new(part.blob.as_str()), range).await?;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
             hasher.update(&chunk);

@@ -158,8 +158,8 @@ fn check_conditions(version: &ObjectVersion, c: &Conditions<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Streams the bytes `first..=last` of an object stored as consecutive blobs, opening each
-/// blob only when the previous one is done.
+/// Streams the bytes `first..=last` of an object stored as consecutive parts (each a blob, or
+/// a range of one at its `offset`), opening each only when the previous one is done.
 pub(super) fn read_parts(
     blobs: Arc<dyn BlobStore>,
     parts: &[BlobPart],
@@ -173,7 +173,8 @@ pub(super) fn read_parts(
         if part.size == 0 || end <= first || start > last {
             continue;
         }
-        let local = (first.max(start) - start, last.min(end - 1) - start);
+        let base = part.offset.unwrap_or(0);
+        let local = (base + first.max(start) - start, base + last.min(end - 1) - start);
         pieces.push((BlobId::new(part.blob.clone()), local));
     }
     futures::stream::iter(pieces)
