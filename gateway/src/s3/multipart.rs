@@ -405,6 +405,8 @@ pub(super) async fn complete_multipart_upload(
     let selected = select_parts(&requested, &stored)?;
     let expected_parts = selected.iter().map(|(n, p)| (*n, p.etag.clone())).collect();
     let numbers: Vec<u32> = selected.iter().map(|(n, _)| *n).collect();
+    // If anything below fails after the store's upload was completed, nothing is recorded: its
+    // object is then a blob no version names, which `gc` removes.
     let parts = join_parts(gw.blobs.as_ref(), &upload.created, selected).await?;
 
     let algorithm = upload.created.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse);
@@ -415,8 +417,6 @@ pub(super) async fn complete_multipart_upload(
         None => hash_whole(gw, &parts, algorithm.filter(|_| full_object)).await?,
     };
     // The chaining values served their purpose; the version's parts don't carry them.
-    // Nothing is recorded if this fails after the store's upload was completed: its object is
-    // then a blob no version names, which `gc` removes.
     let parts: Vec<BlobPart> = parts.into_iter().map(|p| BlobPart { subtree: None, ..p }).collect();
     let mut checksums = registry::event::v1::StringMap::new();
     if let Some(algorithm) = algorithm {
