@@ -98,6 +98,12 @@ async fn upstream_faults_during_writes_leave_nothing_behind() {
     proxy.set(Fault::Stall);
     put_fails(&server, "timed-out", 64 * 1024, "ServiceUnavailable").await;
 
+    // A multipart upload the upstream refuses to begin: 503, and no upload recorded.
+    let before = server.events().len();
+    let created = s3.create_multipart_upload().bucket(BUCKET).key("multipart").send().await;
+    assert_eq!(failure(created), (503, "ServiceUnavailable".to_owned()), "create against a stalled upstream");
+    server.assert_no_new_events(before, "an upload the upstream did not begin");
+
     // A multipart upload whose second part meets a dying upstream.
     proxy.set(Fault::None);
     let upload = s3.create_multipart_upload().bucket(BUCKET).key("multipart").send().await.expect("create upload");
