@@ -154,6 +154,25 @@ impl Moto {
         keys.sort();
         keys
     }
+
+    /// The key of every multipart upload in progress in `bucket` under `prefix`.
+    ///
+    /// # Panics
+    /// When the listing fails.
+    pub async fn uploads(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let listed =
+            self.client().list_multipart_uploads().bucket(bucket).prefix(prefix).send().await.expect("list uploads");
+        listed.uploads().iter().filter_map(|u| u.key().map(str::to_owned)).collect()
+    }
+
+    /// The bytes of one object.
+    ///
+    /// # Panics
+    /// When the read fails.
+    pub async fn read(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let object = self.client().get_object().bucket(bucket).key(key).send().await.expect("read upstream");
+        object.body.collect().await.expect("upstream body").into_bytes().to_vec()
+    }
 }
 
 impl Drop for Moto {

@@ -1,5 +1,6 @@
 //! The S3 backend when its upstream fails during a write: killed in the middle of a PUT and
-//! of a multipart part, answering 500 or 503 SlowDown, or not answering at all. Each time the
+//! of a multipart part, answering 500 or 503 SlowDown, or not answering at all (also during a
+//! multipart completion and abort). Each time the
 //! client gets an error (503 when the gateway could answer), no version appears, no event is
 //! recorded, and `artifact-store gc` leaves no orphan object upstream.
 //!
@@ -97,6 +98,12 @@ async fn upstream_faults_during_writes_leave_nothing_behind() {
     proxy.set(Fault::Stall);
     put_fails(&server, "timed-out", 64 * 1024, "ServiceUnavailable").await;
 
+    // A multipart upload the upstream refuses to begin: 503, and no upload recorded.
+    let before = server.events().len();
+    let created = s3.create_multipart_upload().bucket(BUCKET).key("multipart").send().await;
+    assert_eq!(failure(created), (503, "ServiceUnavailable".to_owned()), "create against a stalled upstream");
+    server.assert_no_new_events(before, "an upload the upstream did not begin");
+
     // A multipart upload whose second part meets a dying upstream.
     proxy.set(Fault::None);
     let upload = s3.create_multipart_upload().bucket(BUCKET).key("multipart").send().await.expect("create upload");
@@ -136,14 +143,52 @@ async fn upstream_faults_during_writes_leave_nothing_behind() {
         .send()
         .await;
     assert_eq!(failure(completed), (400, "InvalidPart".to_owned()));
+
+    // Part 2 again, then a completion the upstream refuses: 503, and nothing recorded.
+    let part2 = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key("multipart")
+        .upload_id(upload_id)
+        .part_number(2)
+        .body(ByteStream::from(bytes(MIB, 3)))
+        .send()
+        .await
+        .expect("part 2 again");
+    let parts = [parts[0].clone(), CompletedPart::builder().part_number(2).e_tag(part2.e_tag().unwrap()).build()];
+    let before = server.events().len();
+    for (fault, code) in
+        [(Fault::Answer(500, "InternalError"), "ServiceUnavailable"), (Fault::Stall, "ServiceUnavailable")]
+    {
+        proxy.set(fault);
+        let completed = s3
+            .complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("multipart")
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts.to_vec())).build())
+            .send()
+            .await;
+        assert_eq!(failure(completed), (503, code.to_owned()), "complete against {fault:?}");
+        server.assert_no_new_events(before, "a completion the upstream refused");
+        server.assert_absent(BUCKET, "multipart").await;
+    }
+
+    // An abort the upstream refuses: 503, and the upload is still there to abort again.
+    proxy.set(Fault::Answer(503, "SlowDown"));
+    let aborted = s3.abort_multipart_upload().bucket(BUCKET).key("multipart").upload_id(upload_id).send().await;
+    assert_eq!(failure(aborted), (503, "SlowDown".to_owned()));
+    server.assert_no_new_events(before, "an abort the upstream refused");
+    assert_eq!(moto.uploads(UPSTREAM_BUCKET, PREFIX).await.len(), 1, "the upstream upload is still open");
+    proxy.set(Fault::None);
     s3.abort_multipart_upload().bucket(BUCKET).key("multipart").upload_id(upload_id).send().await.expect("abort");
     server.assert_absent(BUCKET, "multipart").await;
     let events = server.object_events(BUCKET, "multipart");
     assert!(of_type(&events, "v1.object.put").is_empty(), "no version of the multipart object");
+    assert!(moto.uploads(UPSTREAM_BUCKET, PREFIX).await.is_empty(), "the abort reached the upstream");
 
-    // The aborted upload's part 1 is still upstream, unreferenced: gc must take it, and leave
-    // exactly the one referenced blob.
-    assert!(moto.keys(UPSTREAM_BUCKET, PREFIX).await.len() >= 2, "part 1 of the aborted upload is upstream");
+    // Every failed PUT's object was removed or is unreferenced: gc must leave exactly the one
+    // referenced blob.
     gc(&server, &config).await;
     let left = moto.keys(UPSTREAM_BUCKET, PREFIX).await;
     assert_eq!(left.len(), 1, "only the blob of \"kept\" may remain: {left:?}");

@@ -92,6 +92,8 @@ async fn put(registry: &Registry, store: &FsBlobStore, key: &str, bytes: &[u8]) 
         etag: "\"0123456789abcdef0123456789abcdef\"".to_owned(),
         checksums: BTreeMap::new(),
         subtree: None,
+        offset: None,
+        store_etag: None,
     };
     let put = ObjectPut {
         bucket: BUCKET.to_owned(),

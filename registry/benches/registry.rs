@@ -41,6 +41,8 @@ fn version(submitter: u64, i: u64) -> NewVersion {
         etag: format!("\"{i:032x}\""),
         checksums: Default::default(),
         subtree: None,
+        offset: None,
+        store_etag: None,
     };
     NewVersion {
         put: ObjectPut {

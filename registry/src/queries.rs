@@ -607,6 +607,17 @@ pub fn uploads(
     Ok(uploads)
 }
 
+/// The blob store's own uploads behind every upload in progress: `gc` aborts the store's
+/// uploads that none of these name, and `verify` does not expect their blobs to exist yet.
+///
+/// # Errors
+/// SQLite errors.
+pub fn store_uploads(conn: &Connection) -> Result<Vec<crate::event::v1::StoreUpload>> {
+    let mut statement = conn.prepare_cached("SELECT template, created_at, initiator FROM multipart_uploads")?;
+    let uploads = statement.query_map([], upload_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(uploads.into_iter().filter_map(|u| u.created.store_upload).collect())
+}
+
 /// An uploaded part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {

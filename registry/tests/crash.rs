@@ -49,6 +49,8 @@ fn version(task: u64, i: u64) -> NewVersion {
         etag: format!("\"{i:032x}\""),
         checksums: Default::default(),
         subtree: None,
+        offset: None,
+        store_etag: None,
     };
     NewVersion {
         put: ObjectPut {

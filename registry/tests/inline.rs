@@ -16,6 +16,8 @@ fn new_version(bucket: &str, key: &str, blob: &InlineBlob) -> NewVersion {
         etag: format!("{:032x}", 1),
         checksums: Default::default(),
         subtree: None,
+        offset: None,
+        store_etag: None,
     };
     NewVersion {
         put: ObjectPut {

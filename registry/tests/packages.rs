@@ -19,6 +19,8 @@ fn object(bucket: &str, key: &str, bytes: &[u8]) -> ObjectPut {
         etag: "0".repeat(32),
         checksums: BTreeMap::new(),
         subtree: None,
+        offset: None,
+        store_etag: None,
     };
     ObjectPut {
         bucket: bucket.into(),

@@ -9,7 +9,7 @@ use artifact_store_registry::clock::ManualClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
 use artifact_store_registry::event::v1::{
     BlobPart, DefaultRetention, LockMode, MultipartCreated, ObjectContent, ObjectLockSet, ObjectPut, Origin,
-    PartUploaded, Retention, Retrieved, UploadRef, VersionRef, VersioningStatus,
+    PartUploaded, Retention, Retrieved, StoreUpload, UploadRef, VersionRef, VersioningStatus,
 };
 use artifact_store_registry::inline::{self, InlineBlob};
 use artifact_store_registry::lifecycle::{Expiration, Filter, NoncurrentExpiration, Rule};
@@ -214,6 +214,9 @@ fn blob(seed: u64) -> BlobPart {
         etag: format!("\"{:032x}\"", seed),
         checksums: BTreeMap::new(),
         subtree: None,
+        // Every third part as an S3 upstream's multipart upload records it.
+        offset: seed.is_multiple_of(3).then_some(seed % 7),
+        store_etag: seed.is_multiple_of(3).then(|| format!("\"{seed:x}\"")),
     }
 }
 
@@ -319,6 +322,10 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
                     checksum_algorithm: None,
                     retention: None,
                     legal_hold: false,
+                    // Half the uploads as an S3 upstream records them.
+                    store_upload: seed
+                        .is_multiple_of(2)
+                        .then(|| StoreUpload { blob: format!("{seed:032x}"), upload_id: format!("s{seed:08}") }),
                 };
                 if registry.create_multipart_upload(caller(), created).await.is_ok() {
                     uploads.push((bucket_name(bucket), key_name(key), upload_id));
@@ -416,6 +423,8 @@ async fn seal(registry: &Registry, bucket: &str, prefix: &str, seed: u64) -> Opt
         etag: format!("{seed:032x}"),
         checksums: BTreeMap::new(),
         subtree: None,
+        offset: None,
+        store_etag: None,
     };
     let put = ObjectPut {
         bucket: bucket.to_owned(),

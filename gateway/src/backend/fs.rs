@@ -29,7 +29,7 @@ use tokio::task::{JoinHandle, spawn_blocking};
 use super::pipeline::{
     Chunk, FEED_CHUNK, Hashes, PIPELINE_DEPTH, feed, join_error, md5_worker, receive_exactly, subtree_worker,
 };
-use super::{BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, Result, Stage, StagedBlob};
+use super::{BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, Result, Stage, StagedBlob, StoreUpload};
 use crate::s3::checksum::{ChecksumAlgorithm, Checksummer, Checksums};
 
 /// Bytes per read when serving a blob. Large reads keep syscalls and task hops rare; one read is
@@ -285,6 +285,36 @@ impl BlobStore for FsBlobStore {
     async fn probe(&self) -> Result<()> {
         tokio::fs::metadata(&self.tmp).await?;
         Ok(())
+    }
+
+    /// Parts are blobs of their own here: completion lists them and copies no byte, which a
+    /// joined file would (a local file has no cheaper concatenation).
+    async fn begin_multipart(&self) -> Result<Option<StoreUpload>> {
+        Ok(None)
+    }
+
+    async fn put_part(
+        &self,
+        _upload: &StoreUpload,
+        _number: u32,
+        _body: BodyStream,
+        _expected_len: Option<u64>,
+        _algorithms: &[ChecksumAlgorithm],
+        _subtree_offset: Option<u64>,
+    ) -> Result<StagedBlob> {
+        Err(BlobError::InvalidId)
+    }
+
+    async fn complete_multipart(&self, _upload: &StoreUpload, _parts: &[(u32, String)]) -> Result<()> {
+        Err(BlobError::InvalidId)
+    }
+
+    async fn abort_multipart(&self, _upload: &StoreUpload) -> Result<()> {
+        Err(BlobError::InvalidId)
+    }
+
+    async fn list_multipart(&self) -> Result<Vec<(StoreUpload, SystemTime)>> {
+        Ok(Vec::new())
     }
 }
 

@@ -8,7 +8,8 @@
 //! `StagedBlob` instead throws the bytes away.
 //!
 //! - [`fs`]: local disk, content-addressed by BLAKE3.
-//! - [`s3`]: an S3 upstream (AWS, Ceph RGW, ...), one upstream object per blob.
+//! - [`s3`]: an S3 upstream (AWS, Ceph RGW, ...), one upstream object per blob; a multipart
+//!   upload is one upstream multipart upload whose object is one blob.
 //! - [`pipeline`]: the hashing workers both share, and the hashing of small bodies held in
 //!   memory ([`Hashes`]), which the S3 layer also uses for objects kept inline in the registry.
 
@@ -148,6 +149,15 @@ pub struct BlobEntry {
     pub modified: SystemTime,
 }
 
+/// A multipart upload the store keeps as one of its own ([`BlobStore::begin_multipart`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreUpload {
+    /// The blob the completed upload becomes.
+    pub blob: BlobId,
+    /// The store's id for the upload.
+    pub upload_id: String,
+}
+
 /// A store's half of a staged write: commit makes it permanent, drop discards it.
 #[async_trait]
 pub trait Stage: Send + Sync {
@@ -164,6 +174,7 @@ pub struct StagedBlob {
     md5: [u8; 16],
     checksums: Checksums,
     subtree: Option<[u8; 32]>,
+    store_etag: Option<String>,
     stage: Box<dyn Stage>,
 }
 
@@ -178,7 +189,20 @@ impl StagedBlob {
         subtree: Option<[u8; 32]>,
         stage: Box<dyn Stage>,
     ) -> Self {
-        Self { size, blake3, md5, checksums, subtree, stage }
+        Self { size, blake3, md5, checksums, subtree, store_etag: None, stage }
+    }
+
+    /// Notes the ETag the store gave a part of its own multipart upload.
+    #[must_use]
+    pub fn with_store_etag(self, etag: String) -> Self {
+        Self { store_etag: Some(etag), ..self }
+    }
+
+    /// For a part put with [`BlobStore::put_part`]: the ETag that completing the upload must
+    /// name for it.
+    #[must_use]
+    pub fn store_etag(&self) -> Option<&str> {
+        self.store_etag.as_deref()
     }
 
     /// The BLAKE3 chaining value of the bytes as the subtree of a larger input starting at the
@@ -303,4 +327,54 @@ pub trait BlobStore: Send + Sync + 'static {
         let _ = (id, lock);
         Ok(())
     }
+
+    /// Starts a multipart upload of the store's own, or `None` when the store keeps each part
+    /// as a blob of its own ([`BlobStore::put`]) and a completed object as the list of them.
+    ///
+    /// # Errors
+    ///
+    /// The errors of the store's requests.
+    async fn begin_multipart(&self) -> Result<Option<StoreUpload>>;
+
+    /// Streams part `number` of `upload` like [`BlobStore::put`], replacing any earlier part
+    /// with that number. Committing the staged part returns the upload's blob id; the staged
+    /// part's [`StagedBlob::store_etag`] is what completion must name.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`BlobStore::put`]; [`BlobError::NotFound`] when the store no longer has the
+    /// upload; [`BlobError::InvalidId`] for an upload this store did not begin.
+    async fn put_part(
+        &self,
+        upload: &StoreUpload,
+        number: u32,
+        body: BodyStream,
+        expected_len: Option<u64>,
+        algorithms: &[ChecksumAlgorithm],
+        subtree_offset: Option<u64>,
+    ) -> Result<StagedBlob>;
+
+    /// Joins the named parts (number and store ETag, in order) into the upload's blob, their
+    /// bytes one after the other; the upload ends.
+    ///
+    /// # Errors
+    ///
+    /// [`BlobError::NotFound`] when the store no longer has the upload; the errors of the
+    /// store's requests.
+    async fn complete_multipart(&self, upload: &StoreUpload, parts: &[(u32, String)]) -> Result<()>;
+
+    /// Ends the upload and drops its parts. An upload the store no longer has is already
+    /// aborted.
+    ///
+    /// # Errors
+    ///
+    /// The errors of the store's requests.
+    async fn abort_multipart(&self, upload: &StoreUpload) -> Result<()>;
+
+    /// The store's own multipart uploads in progress, with their start times (for `gc`).
+    ///
+    /// # Errors
+    ///
+    /// The errors of the store's requests.
+    async fn list_multipart(&self) -> Result<Vec<(StoreUpload, SystemTime)>>;
 }

@@ -13,8 +13,12 @@
 //! committed the object is upstream but unreferenced: dropping the stage deletes it, and an
 //! object whose gateway died in between is an old unreferenced key that `gc` removes.
 //!
-//! Multipart parts are blobs like any other (each its own upstream object), as with the local
-//! store: completion records the list of parts and copies no byte, abort leaves them to `gc`.
+//! A multipart upload is one upstream multipart upload, begun at CreateMultipartUpload under a
+//! fresh blob id: each part streams through (hashed on the way, as a put is) as the upstream
+//! part with the same number, completion completes it upstream, so the object is one upstream
+//! object and one blob, and abort aborts it. The registry records the upstream upload id and
+//! each part's upstream ETag, so an upload outlives a gateway restart; `gc` aborts upstream
+//! uploads under the prefix that no open upload names.
 //!
 //! Upstream failures become [`BlobError::Unavailable`] (5xx, timeouts, unreachable) or
 //! [`BlobError::SlowDown`] (throttling), which the S3 layer answers with 503s; what the
@@ -37,8 +41,8 @@ use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, SdkBody};
 use aws_sdk_s3::types::{
-    ObjectLockEnabled, ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetention,
-    ObjectLockRetentionMode,
+    CompletedMultipartUpload, CompletedPart, ObjectLockEnabled, ObjectLockLegalHold, ObjectLockLegalHoldStatus,
+    ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode,
 };
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
@@ -50,10 +54,11 @@ use tokio::task::spawn_blocking;
 
 use super::pipeline::{Chunk, PIPELINE_DEPTH, digest_worker, feed, join_error, md5_worker, subtree_worker};
 use super::{
-    BlobEntry, BlobError, BlobId, BlobLock, BlobStore, BlobStream, BodyStream, Result, RetentionMode, Stage, StagedBlob,
+    BlobEntry, BlobError, BlobId, BlobLock, BlobStore, BlobStream, BodyStream, Result, RetentionMode, Stage,
+    StagedBlob, StoreUpload,
 };
 use crate::config::{UpstreamConfig, UpstreamObjectLock};
-use crate::s3::checksum::{ChecksumAlgorithm, Checksummer};
+use crate::s3::checksum::{ChecksumAlgorithm, Checksummer, Checksums};
 use crate::telemetry::error_chain;
 
 /// Keys per listing page asked of the upstream (the S3 maximum).
@@ -180,36 +185,55 @@ impl S3BlobStore {
         Ok(format!("{}{}", self.prefix, id.as_str()))
     }
 
-    /// Sends `len` bytes from `rx` to a new upstream object. The upstream must answer within
-    /// `timeout` of `sent` firing (the body handed over whole); before that, the stalled-stream
-    /// protection watches the transfer.
-    /// Returns the upstream version id of the new object, if the bucket is versioned.
+    /// Sends `len` bytes from `rx` to `target`; returns the upstream's ETag and, for an object
+    /// in a versioned bucket, its version id. The upstream must answer within `timeout` of
+    /// `sent` firing (the body handed over whole); before that, the stalled-stream protection
+    /// watches the transfer.
     async fn upload(
         &self,
-        key: &str,
+        target: Target<'_>,
         len: u64,
         rx: mpsc::Receiver<Chunk>,
         sent: oneshot::Receiver<()>,
-    ) -> Result<Option<String>> {
+    ) -> Result<Uploaded> {
         let body = ByteStream::new(SdkBody::from_body_1_x(ChannelBody { rx, remaining: len }));
-        let request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_length(i64::try_from(len).map_err(|_| BlobError::InvalidRange {
-                start: 0,
-                end: len,
-                size: len,
-            })?)
-            .body(body)
-            .customize()
-            // The read timeout would run from the first byte of the body: no good for a large
-            // one. The deadline below starts when the body has been handed over instead.
-            .config_override(
-                aws_sdk_s3::Config::builder().timeout_config(TimeoutConfig::builder().disable_read_timeout().build()),
-            )
-            .send();
+        let length = i64::try_from(len).map_err(|_| BlobError::InvalidRange { start: 0, end: len, size: len })?;
+        // The read timeout would run from the first byte of the body: no good for a large
+        // one. The deadline below starts when the body has been handed over instead.
+        let no_read_timeout =
+            aws_sdk_s3::Config::builder().timeout_config(TimeoutConfig::builder().disable_read_timeout().build());
+        let request = async {
+            match target {
+                Target::Object { key } => self
+                    .client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .content_length(length)
+                    .body(body)
+                    .customize()
+                    .config_override(no_read_timeout)
+                    .send()
+                    .await
+                    .map(|out| Uploaded { etag: out.e_tag, version_id: out.version_id })
+                    .map_err(upstream_error),
+                Target::Part { key, upload_id, number } => self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .part_number(number)
+                    .content_length(length)
+                    .body(body)
+                    .customize()
+                    .config_override(no_read_timeout)
+                    .send()
+                    .await
+                    .map(|out| Uploaded { etag: out.e_tag, version_id: None })
+                    .map_err(upstream_error),
+            }
+        };
         let mut request = std::pin::pin!(request);
         let deadline = async {
             // An abandoned body ends the request by itself; only a complete one starts the clock.
@@ -220,9 +244,121 @@ impl S3BlobStore {
             }
         };
         tokio::select! {
-            result = &mut request => result.map(|out| out.version_id).map_err(upstream_error),
+            result = &mut request => result,
             () = deadline => Err(BlobError::Unavailable("the upstream did not answer a PUT in time".to_owned())),
         }
+    }
+
+    /// Streams `len` bytes of `body` through the hashing workers and, in the same pass, to
+    /// `target` upstream.
+    async fn stream_through(
+        &self,
+        body: BodyStream,
+        len: u64,
+        algorithms: &[ChecksumAlgorithm],
+        subtree_offset: Option<u64>,
+        target: Target<'_>,
+    ) -> Result<Streamed> {
+        // 1. The hashing workers, and the upstream request reading its own channel.
+        let (md5_tx, md5_rx) = mpsc::channel(PIPELINE_DEPTH);
+        let (digest_tx, digest_rx) = mpsc::channel(PIPELINE_DEPTH);
+        let (upstream_tx, upstream_rx) = mpsc::channel(PIPELINE_DEPTH);
+        let md5_worker = spawn_blocking(move || md5_worker(md5_rx));
+        let checksummer = Checksummer::new(algorithms);
+        let digest_worker = spawn_blocking(move || digest_worker(digest_rx, checksummer));
+        let (subtree_tx, subtree_worker) = match subtree_offset {
+            Some(offset) => {
+                let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
+                (Some(tx), Some(spawn_blocking(move || subtree_worker(rx, offset))))
+            }
+            None => (None, None),
+        };
+        let (sent_tx, sent_rx) = oneshot::channel();
+
+        // 2. Feed the body to every worker and upstream at once. A body that fails closes the
+        //    upstream channel without `End`, which aborts the upstream request: S3 stores a
+        //    PUT (or a part) whole or not at all.
+        let feeding = async {
+            let workers: Vec<&mpsc::Sender<Chunk>> =
+                [Some(&md5_tx), Some(&digest_tx), Some(&upstream_tx), subtree_tx.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+            let fed = feed(body, Some(len), &workers).await;
+            if fed.is_ok() {
+                for worker in &workers {
+                    // A failed send means the worker already stopped; its own result says why.
+                    let _ = worker.send(Chunk::End).await;
+                }
+                let _ = sent_tx.send(());
+            }
+            drop(workers);
+            drop((md5_tx, digest_tx, upstream_tx, subtree_tx));
+            fed
+        };
+        let (fed, uploaded) = tokio::join!(feeding, self.upload(target, len, upstream_rx, sent_rx));
+
+        // 3. The client's own failure explains an aborted upload; otherwise the upstream's.
+        let (size, Uploaded { etag, version_id }) = match (fed, uploaded) {
+            (Err(err @ (BlobError::Body(_) | BlobError::IncompleteBody { .. })), _) | (_, Err(err)) => return Err(err),
+            (Err(err), Ok(_)) => return Err(err),
+            (Ok(size), Ok(uploaded)) => (size, uploaded),
+        };
+
+        // 4. Collect the hashes.
+        let md5 = md5_worker.await.map_err(join_error)?;
+        let digests = digest_worker.await.map_err(join_error)?;
+        let subtree = match subtree_worker {
+            Some(worker) => worker.await.map_err(join_error)?,
+            None => None,
+        };
+        let (blake3, checksums) = digests.ok_or_else(|| io::Error::other("digest worker stopped early"))?;
+        let md5 = md5.ok_or_else(|| io::Error::other("md5 worker stopped early"))?;
+        Ok(Streamed { size, blake3: *blake3.as_bytes(), md5, checksums, subtree, etag, version_id })
+    }
+}
+
+/// Where [`S3BlobStore::upload`] sends a body.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    /// A whole new object.
+    Object { key: &'a str },
+    /// Part `number` of an upstream multipart upload.
+    Part { key: &'a str, upload_id: &'a str, number: i32 },
+}
+
+/// What streaming a body through the workers and upstream produced.
+struct Streamed {
+    size: u64,
+    blake3: [u8; 32],
+    md5: [u8; 16],
+    checksums: Checksums,
+    subtree: Option<[u8; 32]>,
+    /// The upstream's ETag for what it stored.
+    etag: Option<String>,
+    /// The upstream's version id of a new object, in a versioned bucket.
+    version_id: Option<String>,
+}
+
+/// What the upstream answered a PUT or UploadPart with.
+struct Uploaded {
+    etag: Option<String>,
+    version_id: Option<String>,
+}
+
+impl Streamed {
+    fn staged(self, stage: Box<dyn Stage>) -> StagedBlob {
+        StagedBlob::new(self.size, self.blake3, self.md5, self.checksums, self.subtree, stage)
+    }
+}
+
+/// A body with its length: the body as is when the client announced one, else spooled to
+/// learn it (an upstream PUT or part needs its length up front; spooling to an anonymous temp
+/// file keeps memory bounded).
+async fn with_length(body: BodyStream, expected_len: Option<u64>) -> Result<(BodyStream, u64)> {
+    match expected_len {
+        Some(len) => Ok((body, len)),
+        None => spool(body).await,
     }
 }
 
@@ -304,81 +440,16 @@ impl BlobStore for S3BlobStore {
         algorithms: &[ChecksumAlgorithm],
         subtree_offset: Option<u64>,
     ) -> Result<StagedBlob> {
-        // An upstream PUT needs its length up front: a body without one (HTTP chunked
-        // transfer) is spooled to an anonymous temp file first, which keeps memory bounded.
-        let (body, len) = match expected_len {
-            Some(len) => (body, len),
-            None => spool(body).await?,
-        };
+        let (body, len) = with_length(body, expected_len).await?;
         let id = BlobId::new(hex::encode(rand::random::<[u8; 16]>()));
         let key = self.key(&id)?;
-
-        // 1. The hashing workers, and the upstream request reading its own channel.
-        let (md5_tx, md5_rx) = mpsc::channel(PIPELINE_DEPTH);
-        let (digest_tx, digest_rx) = mpsc::channel(PIPELINE_DEPTH);
-        let (upstream_tx, upstream_rx) = mpsc::channel(PIPELINE_DEPTH);
-        let md5_worker = spawn_blocking(move || md5_worker(md5_rx));
-        let checksummer = Checksummer::new(algorithms);
-        let digest_worker = spawn_blocking(move || digest_worker(digest_rx, checksummer));
-        let (subtree_tx, subtree_worker) = match subtree_offset {
-            Some(offset) => {
-                let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
-                (Some(tx), Some(spawn_blocking(move || subtree_worker(rx, offset))))
-            }
-            None => (None, None),
-        };
-        let (sent_tx, sent_rx) = oneshot::channel();
-
-        // 2. Feed the body to every worker and upstream at once. A body that fails closes the
-        //    upstream channel without `End`, which aborts the upstream request: S3 stores a
-        //    PUT whole or not at all.
-        let feeding = async {
-            let workers: Vec<&mpsc::Sender<Chunk>> =
-                [Some(&md5_tx), Some(&digest_tx), Some(&upstream_tx), subtree_tx.as_ref()]
-                    .into_iter()
-                    .flatten()
-                    .collect();
-            let fed = feed(body, Some(len), &workers).await;
-            if fed.is_ok() {
-                for worker in &workers {
-                    // A failed send means the worker already stopped; its own result says why.
-                    let _ = worker.send(Chunk::End).await;
-                }
-                let _ = sent_tx.send(());
-            }
-            drop(workers);
-            drop((md5_tx, digest_tx, upstream_tx, subtree_tx));
-            fed
-        };
-        let (fed, uploaded) = tokio::join!(feeding, self.upload(&key, len, upstream_rx, sent_rx));
-
-        // 3. The client's own failure explains an aborted upload; otherwise the upstream's.
-        let (staged, version_id) = match (fed, uploaded) {
-            (Err(err @ (BlobError::Body(_) | BlobError::IncompleteBody { .. })), _) | (_, Err(err)) => (Err(err), None),
-            (Err(err), Ok(version_id)) => (Err(err), version_id),
-            (Ok(size), Ok(version_id)) => (Ok(size), version_id),
-        };
-        // From here the object exists upstream: the stage's guard deletes it on any exit.
+        let streamed = self.stream_through(body, len, algorithms, subtree_offset, Target::Object { key: &key }).await;
+        // From here the object may exist upstream (an upload that failed late may still have
+        // landed): the stage's guard deletes it on any exit but a commit.
+        let version_id = streamed.as_ref().ok().and_then(|s| s.version_id.clone());
         let stage =
             S3Stage { client: self.client.clone(), bucket: self.bucket.clone(), key, version_id, id, committed: false };
-        let size = match staged {
-            Ok(size) => size,
-            Err(err) => {
-                drop(stage); // an upload that failed late may still have landed
-                return Err(err);
-            }
-        };
-
-        // 4. Collect the hashes.
-        let md5 = md5_worker.await.map_err(join_error)?;
-        let digests = digest_worker.await.map_err(join_error)?;
-        let subtree = match subtree_worker {
-            Some(worker) => worker.await.map_err(join_error)?,
-            None => None,
-        };
-        let (blake3, checksums) = digests.ok_or_else(|| io::Error::other("digest worker stopped early"))?;
-        let md5 = md5.ok_or_else(|| io::Error::other("md5 worker stopped early"))?;
-        Ok(StagedBlob::new(size, *blake3.as_bytes(), md5, checksums, subtree, Box::new(stage)))
+        Ok(streamed?.staged(Box::new(stage)))
     }
 
     async fn get(&self, id: &BlobId, range: Option<(u64, u64)>) -> Result<BlobStream> {
@@ -541,6 +612,110 @@ impl BlobStore for S3BlobStore {
         }
         Ok(())
     }
+
+    async fn begin_multipart(&self) -> Result<Option<StoreUpload>> {
+        let blob = BlobId::new(hex::encode(rand::random::<[u8; 16]>()));
+        let key = self.key(&blob)?;
+        let created =
+            self.client.create_multipart_upload().bucket(&self.bucket).key(key).send().await.map_err(upstream_error)?;
+        let upload_id = created.upload_id.ok_or_else(|| {
+            BlobError::Unavailable("the upstream answered CreateMultipartUpload without an upload id".to_owned())
+        })?;
+        Ok(Some(StoreUpload { blob, upload_id }))
+    }
+
+    async fn put_part(
+        &self,
+        upload: &StoreUpload,
+        number: u32,
+        body: BodyStream,
+        expected_len: Option<u64>,
+        algorithms: &[ChecksumAlgorithm],
+        subtree_offset: Option<u64>,
+    ) -> Result<StagedBlob> {
+        let key = self.key(&upload.blob)?;
+        let number = i32::try_from(number).map_err(|_| BlobError::InvalidId)?;
+        let (body, len) = with_length(body, expected_len).await?;
+        let target = Target::Part { key: &key, upload_id: &upload.upload_id, number };
+        let mut streamed = self.stream_through(body, len, algorithms, subtree_offset, target).await?;
+        let etag = streamed
+            .etag
+            .take()
+            .ok_or_else(|| BlobError::Unavailable("the upstream answered UploadPart without an ETag".to_owned()))?;
+        Ok(streamed.staged(Box::new(PartStage { blob: upload.blob.clone() })).with_store_etag(etag))
+    }
+
+    async fn complete_multipart(&self, upload: &StoreUpload, parts: &[(u32, String)]) -> Result<()> {
+        let key = self.key(&upload.blob)?;
+        let parts = parts
+            .iter()
+            .map(|(number, etag)| {
+                let number = i32::try_from(*number).map_err(|_| BlobError::InvalidId)?;
+                Ok(CompletedPart::builder().part_number(number).e_tag(etag).build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(&upload.upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map_err(upstream_error)?;
+        Ok(())
+    }
+
+    async fn abort_multipart(&self, upload: &StoreUpload) -> Result<()> {
+        let key = self.key(&upload.blob)?;
+        let aborted = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(&upload.upload_id)
+            .send()
+            .await;
+        match aborted.map_err(upstream_error) {
+            Ok(_) | Err(BlobError::NotFound) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn list_multipart(&self) -> Result<Vec<(StoreUpload, SystemTime)>> {
+        let mut uploads = Vec::new();
+        let (mut key_marker, mut upload_id_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(&self.prefix)
+                .max_uploads(LIST_PAGE)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(upload_id_marker.take())
+                .send()
+                .await
+                .map_err(upstream_error)?;
+            for upload in page.uploads() {
+                // Uploads that are not ours (another tool's, under the same prefix) are
+                // never touched.
+                let Some(id) = upload.key().and_then(|k| k.strip_prefix(self.prefix.as_str())) else { continue };
+                let (Ok(()), Some(upload_id)) = (id_ok(id), upload.upload_id()) else { continue };
+                let initiated =
+                    upload.initiated().and_then(|t| SystemTime::try_from(*t).ok()).unwrap_or_else(SystemTime::now);
+                uploads.push((StoreUpload { blob: BlobId::new(id), upload_id: upload_id.to_owned() }, initiated));
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(uploads);
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            upload_id_marker = page.next_upload_id_marker().map(str::to_owned);
+            if key_marker.is_none() && upload_id_marker.is_none() {
+                return Ok(uploads);
+            }
+        }
+    }
 }
 
 /// Bytes per read when a spooled body is read back.
@@ -606,6 +781,20 @@ impl Drop for S3Stage {
                 tracing::warn!(%key, error = %upstream_error(err), "could not delete an unused upstream object; gc will");
             }
         });
+    }
+}
+
+/// A part inside an upstream multipart upload: already in place, and it cannot be removed on
+/// its own, so dropping it leaves it to the upload (a part no completion names is discarded
+/// with the upload's completion or abort).
+struct PartStage {
+    blob: BlobId,
+}
+
+#[async_trait]
+impl Stage for PartStage {
+    async fn commit(self: Box<Self>) -> Result<BlobId> {
+        Ok(self.blob)
     }
 }
 

@@ -18,6 +18,12 @@
 //! rows no version or part references through a registry writer of its own, in one
 //! transaction that SQLite serialises with the serving gateway's writes, so they need no age
 //! guard.
+//!
+//! An S3 upstream also holds the gateway's multipart uploads as upstream multipart uploads
+//! (their parts are not objects, so no listing of blobs sees them): every one under the prefix
+//! that no open upload in the registry names and that began before the guard is aborted. That
+//! catches uploads whose gateway died before recording them, uploads that lifecycle rules
+//! aborted in the registry, and aborts that the upstream refused at the time.
 
 use std::time::{Duration, SystemTime};
 
@@ -61,6 +67,10 @@ struct Report {
     /// Object Lock (their retention outlives every version that asked for it, or a legal
     /// hold was set on them directly); a later gc removes them once it has expired.
     blobs_locked: u64,
+    /// Upstream multipart uploads that no open upload names, older than the guard, aborted.
+    uploads_aborted: u64,
+    /// Upstream multipart uploads kept because an open upload names them or they are young.
+    uploads_kept: u64,
     /// Stale temp files removed.
     temp_files_removed: u64,
     temp_bytes_freed: u64,
@@ -96,6 +106,10 @@ pub async fn run(config: &Config, args: &GcArgs, json: bool) -> anyhow::Result<(
         Backend::S3 => {
             let store = S3BlobStore::open(&config.upstream).context("cannot set up the upstream client")?;
             collect_blobs(&store, is_referenced, cutoff, args.dry_run, &mut report).await?;
+            let open = || -> anyhow::Result<_> {
+                Ok(queries::store_uploads(&conn)?.into_iter().map(|u| u.upload_id).collect())
+            };
+            collect_uploads(&store, open, cutoff, args.dry_run, &mut report).await?;
         }
     }
 
@@ -153,6 +167,33 @@ async fn collect_blobs(
     Ok(())
 }
 
+/// Aborts the store's multipart uploads begun before `cutoff` that no open upload names.
+async fn collect_uploads(
+    store: &dyn BlobStore,
+    open: impl Fn() -> anyhow::Result<std::collections::HashSet<String>>,
+    cutoff: SystemTime,
+    dry_run: bool,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let uploads = store.list_multipart().await.context("cannot list the upstream multipart uploads")?;
+    // Read after the listing: an upload recorded since is seen here.
+    let open = open()?;
+    for (upload, initiated) in uploads {
+        if initiated >= cutoff || open.contains(&upload.upload_id) {
+            report.uploads_kept += 1;
+            continue;
+        }
+        if !dry_run {
+            store
+                .abort_multipart(&upload)
+                .await
+                .with_context(|| format!("cannot abort the upstream multipart upload of blob {}", upload.blob))?;
+        }
+        report.uploads_aborted += 1;
+    }
+    Ok(())
+}
+
 fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let text = if json {
@@ -163,6 +204,7 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
         format!(
             "blobs: {verb} {} unreferenced ({}); kept {} referenced, {} younger than {age}\n\
              locked upstream: kept {}\n\
+             uploads: {verb} {} unnamed upstream multipart uploads; kept {}\n\
              tmp: {verb} {} stale temp files ({})\n\
              inline: {verb} {} unreferenced ({}); kept {} referenced",
             report.blobs_removed,
@@ -170,6 +212,8 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
             report.blobs_referenced,
             report.blobs_too_young,
             report.blobs_locked,
+            report.uploads_aborted,
+            report.uploads_kept,
             report.temp_files_removed,
             indicatif::HumanBytes(report.temp_bytes_freed),
             report.inline_blobs_removed,

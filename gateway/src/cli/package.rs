@@ -166,6 +166,8 @@ async fn store_manifest(store: &dyn BlobStore, manifest: &Manifest) -> anyhow::R
         etag: etag.clone(),
         checksums: Default::default(),
         subtree: None,
+        offset: None,
+        store_etag: None,
     };
     Ok(ObjectPut {
         bucket: manifest.bucket.clone(),
@@ -331,7 +333,13 @@ async fn read_object(
             }
             continue;
         }
-        let mut stream = store.get(&BlobId::new(part.blob.as_str()), None).await?;
+        // A part that is a range of a shared blob (an S3 upstream's multipart object) is read
+        // as that range.
+        let range = part.offset.filter(|_| part.size > 0).map(|offset| (offset, offset + part.size - 1));
+        if part.offset.is_some() && range.is_none() {
+            continue;
+        }
+        let mut stream = store.get(&BlobId::new(part.blob.as_str()), range).await?;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
             hasher.update(&chunk);

@@ -318,8 +318,11 @@ struct Recorded {
     blake3: Option<String>,
 }
 
-/// Every distinct byte sequence the views record (a copy shares its source's), in order.
-fn recorded_contents(conn: &Connection) -> anyhow::Result<Vec<Recorded>> {
+/// Every distinct byte sequence the views record (a copy shares its source's), in order, and
+/// the blobs of the store's own multipart uploads in progress, which exist only once they are
+/// completed (their parts are inside the upstream's upload, not objects).
+fn recorded_contents(conn: &Connection) -> anyhow::Result<(Vec<Recorded>, HashSet<String>)> {
+    let pending: HashSet<String> = queries::store_uploads(conn)?.into_iter().map(|u| u.blob).collect();
     let mut seen = HashSet::new();
     let mut recorded = Vec::new();
     let mut versions = conn.prepare("SELECT content FROM object_versions WHERE is_delete_marker = 0 ORDER BY seq")?;
@@ -336,11 +339,14 @@ fn recorded_contents(conn: &Connection) -> anyhow::Result<Vec<Recorded>> {
     let mut parts = conn.prepare("SELECT part FROM multipart_parts")?;
     for part in parts.query_map([], |row| row.get::<_, String>(0))? {
         let part: BlobPart = serde_json::from_str(&part?).context("an upload's part")?;
+        if pending.contains(&part.blob) {
+            continue;
+        }
         if seen.insert(vec![part.blob.clone()]) {
             recorded.push(Recorded { parts: vec![part], blake3: None });
         }
     }
-    Ok(recorded)
+    Ok((recorded, pending))
 }
 
 /// Check 4 on an S3 upstream. The recorded contents are read before the blobs are listed, as
@@ -351,11 +357,10 @@ async fn check_upstream_blobs(
     referenced: Vec<String>,
 ) -> anyhow::Result<BlobsReport> {
     let registry_path = registry.to_owned();
-    let recorded = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Recorded>> {
-        recorded_contents(&sqlite::open_read_only(&registry_path)?)
-    })
-    .await
-    .context("registry read")??;
+    let (recorded, pending) =
+        tokio::task::spawn_blocking(move || recorded_contents(&sqlite::open_read_only(&registry_path)?))
+            .await
+            .context("registry read")??;
     let mut listed = HashSet::new();
     let mut listing = store.list().await.context("cannot list blobs")?;
     while let Some(entry) = listing.next().await {
@@ -372,7 +377,13 @@ async fn check_upstream_blobs(
         let mut corrupt = Vec::new();
         for part in &content.parts {
             let id = BlobId::new(part.blob.clone());
-            let mut stream = match store.get(&id, None).await {
+            // A part of an object completed as one upstream multipart upload is a range of
+            // that object.
+            let range = part.offset.filter(|_| part.size > 0).map(|offset| (offset, offset + part.size - 1));
+            if part.offset.is_some() && range.is_none() {
+                continue;
+            }
+            let mut stream = match store.get(&id, range).await {
                 Ok(stream) => stream,
                 // Reported as missing below if it is still referenced.
                 Err(BlobError::NotFound) => {
@@ -410,7 +421,8 @@ async fn check_upstream_blobs(
 
     let referenced_set: HashSet<&str> = referenced.iter().map(String::as_str).collect();
     report.unreferenced = listed.iter().filter(|id| !referenced_set.contains(id.as_str())).count() as u64;
-    let mut unlisted: Vec<&str> = referenced.iter().map(String::as_str).filter(|id| !listed.contains(*id)).collect();
+    let mut unlisted: Vec<&str> =
+        referenced.iter().map(String::as_str).filter(|id| !listed.contains(*id) && !pending.contains(*id)).collect();
     unlisted.extend(vanished.iter().map(String::as_str).filter(|id| listed.contains(*id)));
     report.missing = confirm_missing(store, registry, &unlisted).await?;
     Ok(report)

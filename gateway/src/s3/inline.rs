@@ -68,6 +68,8 @@ pub(super) async fn store_body(
         etag: hex::encode(hashes.md5),
         checksums: wire::checksum_map(&hashes.checksums),
         subtree: None,
+        offset: None,
+        store_etag: None,
     };
     Ok((Stored { part, blake3: hex::encode(hashes.blake3) }, blob))
 }

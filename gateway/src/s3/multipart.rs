@@ -1,12 +1,18 @@
 //! Multipart uploads: create, upload a part (or copy one), complete, abort, and list.
 //!
-//! Each part is its own blob and its own event. Completion does not copy bytes: the new
-//! version's content is the list of part blobs, read back in order.
+//! Each part is its own event. Where the blob store keeps parts as blobs of their own (the
+//! local store), completion copies no byte: the new version's content is the list of part
+//! blobs, read back in order. Where it keeps a multipart upload of its own (an S3 upstream:
+//! see [`BlobStore::begin_multipart`]), each part streams into that upload, completion
+//! completes it, and the version's parts are successive ranges of its one blob. Either way
+//! the object's BLAKE3 comes from the parts' chaining values where their sizes allow.
 
 use blake3::hazmat::ChainingValue;
 use md5::{Digest as _, Md5};
 use registry::commands::{NewVersion, WriteCondition};
-use registry::event::v1::{BlobPart, MultipartCreated, ObjectContent, ObjectPut, Origin, PartUploaded, UploadRef};
+use registry::event::v1::{
+    self, BlobPart, MultipartCreated, ObjectContent, ObjectPut, Origin, PartUploaded, UploadRef,
+};
 use registry::queries::{self, Part, Upload};
 use s3s::dto::ChecksumAlgorithm as ChecksumAlgorithm_;
 use s3s::dto::*;
@@ -18,6 +24,7 @@ use super::error::Result;
 use super::object::{copy_source, source_version, store_body};
 use super::read::read_parts;
 use super::{Gateway, blake3_tree, caller, wire};
+use crate::backend::{BlobId, BlobStore, StoreUpload};
 
 /// Parts other than the last must be at least this large.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -34,6 +41,12 @@ async fn require_upload(gw: &Gateway, bucket: &str, key: &str, upload_id: &str) 
         Some(u) if u.created.bucket == bucket && u.created.key == key => Ok(u),
         _ => Err(registry::Error::NoSuchUpload.into()),
     }
+}
+
+/// The blob store's own upload behind an upload, when the store keeps one.
+fn store_upload(created: &MultipartCreated) -> Option<StoreUpload> {
+    let recorded = created.store_upload.as_ref()?;
+    Some(StoreUpload { blob: BlobId::new(recorded.blob.clone()), upload_id: recorded.upload_id.clone() })
 }
 
 fn check_part_number(number: i32) -> Result<u32> {
@@ -81,6 +94,13 @@ pub(super) async fn create_multipart_upload(
             .map(|_| checksum_type.clone().unwrap_or_else(|| ChecksumType::COMPOSITE.to_owned())),
         ..ObjectContent::default()
     };
+    // Begun before the event: an upload the store began for an event that was never recorded
+    // is one no open upload names, which `gc` aborts.
+    let store_upload = gw
+        .blobs
+        .begin_multipart()
+        .await?
+        .map(|upload| v1::StoreUpload { blob: upload.blob.to_string(), upload_id: upload.upload_id });
     let upload_id = wire::new_id();
     let created = MultipartCreated {
         bucket: input.bucket.clone(),
@@ -90,6 +110,7 @@ pub(super) async fn create_multipart_upload(
         checksum_algorithm: checksum_algorithm.map(|a| a.as_str().to_owned()),
         retention,
         legal_hold,
+        store_upload,
     };
     gw.registry.create_multipart_upload(caller(&req), created).await?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
@@ -110,11 +131,21 @@ pub(super) async fn upload_part(
     let input = &mut req.input;
     let number = check_part_number(input.part_number)?;
     require_bucket(gw, &input.bucket).await?;
-    require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
+    let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
     let expected = ExpectedChecksums::from_headers(&req.headers)?;
     let length = wire::body_length(input.content_length, &req.headers);
     let offset = length.and_then(|n| u64::try_from(n).ok()).and_then(|n| blake3_tree::part_offset(number, n));
-    let stored = store_body(gw, input.body.take(), length, &expected, req.trailing_headers.clone(), offset).await?;
+    let into = store_upload(&upload.created);
+    let stored = store_body(
+        gw,
+        input.body.take(),
+        length,
+        &expected,
+        req.trailing_headers.clone(),
+        offset,
+        into.as_ref().map(|u| (u, number)),
+    )
+    .await?;
     let part = stored.part;
     let checksums = wire::ChecksumFields::of(&part.checksums);
     let etag = part.etag.clone();
@@ -164,13 +195,15 @@ pub(super) async fn upload_part_copy(
     let input = &req.input;
     let number = check_part_number(input.part_number)?;
     require_bucket(gw, &input.bucket).await?;
-    require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
+    let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
     let (src_bucket, src_key, src_version_id) = copy_source(&input.copy_source)?;
     require_bucket(gw, &src_bucket).await?;
     let source = source_version(gw, &src_bucket, &src_key, src_version_id.as_deref()).await?;
     let span = copy_range(input.copy_source_range.as_deref(), source.content.size)?;
 
-    // A part is its own blob: the range is read from the source blobs and stored again.
+    // The range streams through the gateway (read from the source blobs, stored again) even
+    // where the store could copy it itself: the part's MD5 and BLAKE3 chaining value are
+    // computed on the way, as for an uploaded part.
     let (body, length): (crate::backend::BodyStream, u64) = match span {
         Some(span) => {
             use futures::TryStreamExt as _;
@@ -179,10 +212,23 @@ pub(super) async fn upload_part_copy(
         }
         None => (Box::pin(futures::stream::empty()), 0),
     };
-    let staged = gw.blobs.put(body, Some(length), &[], blake3_tree::part_offset(number, length)).await?;
+    let subtree_offset = blake3_tree::part_offset(number, length);
+    let staged = match store_upload(&upload.created) {
+        Some(into) => gw.blobs.put_part(&into, number, body, Some(length), &[], subtree_offset).await?,
+        None => gw.blobs.put(body, Some(length), &[], subtree_offset).await?,
+    };
     let (size, etag, subtree) = (staged.size(), hex::encode(staged.md5()), staged.subtree().map(hex::encode));
+    let store_etag = staged.store_etag().map(str::to_owned);
     let id = staged.commit().await?;
-    let part = BlobPart { blob: id.to_string(), size, etag: etag.clone(), checksums: Default::default(), subtree };
+    let part = BlobPart {
+        blob: id.to_string(),
+        size,
+        etag: etag.clone(),
+        checksums: Default::default(),
+        subtree,
+        offset: None,
+        store_etag,
+    };
     let event = gw
         .registry
         .upload_part(
@@ -263,6 +309,30 @@ fn select_parts(requested: &[CompletedPart], stored: &[Part]) -> Result<Vec<(u32
     Ok(selected)
 }
 
+/// Ends the store's own upload with the selected parts, if the store keeps one, and returns
+/// the version's parts: then successive ranges of its one blob, else the part blobs as they are.
+async fn join_parts(
+    blobs: &dyn BlobStore,
+    created: &MultipartCreated,
+    selected: Vec<(u32, BlobPart)>,
+) -> Result<Vec<BlobPart>> {
+    let Some(upload) = store_upload(created) else {
+        return Ok(selected.into_iter().map(|(_, p)| p).collect());
+    };
+    let named: Vec<(u32, String)> =
+        selected.iter().map(|(n, p)| (*n, p.store_etag.clone().unwrap_or_default())).collect();
+    blobs.complete_multipart(&upload, &named).await?;
+    let mut offset = 0;
+    Ok(selected
+        .into_iter()
+        .map(|(_, p)| {
+            let part = BlobPart { blob: upload.blob.to_string(), offset: Some(offset), store_etag: None, ..p };
+            offset += part.size;
+            part
+        })
+        .collect())
+}
+
 /// The object's BLAKE3 from its parts' chaining values (see [`blake3_tree`]), re-reading
 /// only the last part; `None` when the parts' shape does not allow it.
 async fn merge_part_hashes(gw: &Gateway, numbers: &[u32], parts: &[BlobPart]) -> Result<Option<String>> {
@@ -334,12 +404,13 @@ pub(super) async fn complete_multipart_upload(
     let requested = input.multipart_upload.as_ref().and_then(|m| m.parts.clone()).unwrap_or_default();
     let selected = select_parts(&requested, &stored)?;
     let expected_parts = selected.iter().map(|(n, p)| (*n, p.etag.clone())).collect();
-    let parts: Vec<BlobPart> = selected.into_iter().map(|(_, p)| p).collect();
+    let numbers: Vec<u32> = selected.iter().map(|(n, _)| *n).collect();
+    // If anything below fails after the store's upload was completed, nothing is recorded: its
+    // object is then a blob no version names, which `gc` removes.
+    let parts = join_parts(gw.blobs.as_ref(), &upload.created, selected).await?;
 
     let algorithm = upload.created.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse);
     let full_object = upload.created.template.checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT);
-    let numbers: Vec<u32> =
-        requested.iter().filter_map(|p| p.part_number.and_then(|n| u32::try_from(n).ok())).collect();
     let merged = if full_object { None } else { merge_part_hashes(gw, &numbers, &parts).await? };
     let (blake3, full_checksum) = match merged {
         Some(blake3) => (blake3, None),
@@ -404,6 +475,11 @@ pub(super) async fn abort_multipart_upload(
 ) -> Result<S3Response<AbortMultipartUploadOutput>> {
     let input = &req.input;
     require_bucket(gw, &input.bucket).await?;
+    // The store's upload first: if that fails, nothing is recorded and the client may retry.
+    let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
+    if let Some(store_upload) = store_upload(&upload.created) {
+        gw.blobs.abort_multipart(&store_upload).await?;
+    }
     let upload = UploadRef { bucket: input.bucket.clone(), key: input.key.clone(), upload_id: input.upload_id.clone() };
     gw.registry.abort_multipart_upload(caller(&req), upload).await?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
@@ -521,6 +597,8 @@ mod tests {
                 etag: etag.to_owned(),
                 checksums: Default::default(),
                 subtree: None,
+                offset: None,
+                store_etag: None,
             },
         }
     }
@@ -554,6 +632,8 @@ mod tests {
                 etag: "0cc175b9c0f1b6a831c399e269772661".into(),
                 checksums: Default::default(),
                 subtree: None,
+                offset: None,
+                store_etag: None,
             },
             BlobPart {
                 blob: String::new(),
@@ -561,6 +641,8 @@ mod tests {
                 etag: "92eb5ffee6ae2fec3ad71c777531578f".into(),
                 checksums: Default::default(),
                 subtree: None,
+                offset: None,
+                store_etag: None,
             },
         ];
         let mut md5 = Md5::new();

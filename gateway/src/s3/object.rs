@@ -18,6 +18,7 @@ use super::bucket::require_bucket;
 use super::checksum::ExpectedChecksums;
 use super::error::{Error, Result};
 use super::{Gateway, caller, inline, wire};
+use crate::backend::StoreUpload;
 
 /// Bytes received and committed as one blob, with everything computed as they streamed.
 pub(super) struct Stored {
@@ -29,7 +30,8 @@ pub(super) struct Stored {
 
 /// Streams a request body into the blob store, verifies the client's checksums (headers and
 /// trailers) and commits the blob. Nothing is committed if anything does not match.
-/// `subtree_offset` asks for the part's BLAKE3 chaining value (see `blake3_tree`).
+/// `subtree_offset` asks for the part's BLAKE3 chaining value (see `blake3_tree`); `into`
+/// names the store's own multipart upload and the part number when the body is such a part.
 pub(super) async fn store_body(
     gw: &Gateway,
     body: Option<StreamingBlob>,
@@ -37,21 +39,30 @@ pub(super) async fn store_body(
     expected: &ExpectedChecksums,
     trailers: Option<TrailingHeaders>,
     subtree_offset: Option<u64>,
+    into: Option<(&StoreUpload, u32)>,
 ) -> Result<Stored> {
     let stream: crate::backend::BodyStream = match body {
         Some(body) => Box::pin(body),
         None => Box::pin(futures::stream::empty()),
     };
     let expected_len = content_length.and_then(|n| u64::try_from(n).ok());
-    let staged = gw.blobs.put(stream, expected_len, &expected.algorithms(), subtree_offset).await?;
+    let algorithms = expected.algorithms();
+    let staged = match into {
+        Some((upload, number)) => {
+            gw.blobs.put_part(upload, number, stream, expected_len, &algorithms, subtree_offset).await?
+        }
+        None => gw.blobs.put(stream, expected_len, &algorithms, subtree_offset).await?,
+    };
     let trailers = trailers.and_then(|t| t.take());
     expected.verify(&staged.md5(), staged.checksums(), trailers.as_ref())?;
     let (size, blake3, etag) = (staged.size(), hex::encode(staged.blake3()), hex::encode(staged.md5()));
     let checksums = wire::checksum_map(staged.checksums());
     let subtree = staged.subtree().map(hex::encode);
+    let store_etag = staged.store_etag().map(str::to_owned);
     let id = staged.commit().await?;
     crate::admin::metrics::bytes_received(size);
-    Ok(Stored { part: BlobPart { blob: id.to_string(), size, etag, checksums, subtree }, blake3 })
+    let part = BlobPart { blob: id.to_string(), size, etag, checksums, subtree, offset: None, store_etag };
+    Ok(Stored { part, blake3 })
 }
 
 /// Wall-clock milliseconds, for validating dates clients send (the registry stamps events
@@ -95,7 +106,7 @@ pub(super) async fn put_object(
             (stored, Some(blob))
         }
         None => {
-            let stored = store_body(gw, input.body.take(), length, &expected, req.trailing_headers.clone(), None);
+            let stored = store_body(gw, input.body.take(), length, &expected, req.trailing_headers.clone(), None, None);
             (stored.await?, None)
         }
     };

@@ -225,9 +225,11 @@ async fn protect_blobs(gw: &Gateway, version: VersionRef) -> Result<()> {
         };
         (mode, UNIX_EPOCH + Duration::from_millis(u64::try_from(r.retain_until).unwrap_or(0)))
     });
+    let mut protected = std::collections::HashSet::new();
     for part in &version.content.parts {
         // Bytes kept in the registry have no upstream object; the gateway's own rules hold them.
-        if registry::inline::is_locator(&part.blob) {
+        // The parts of an object completed upstream as one multipart upload share one blob.
+        if registry::inline::is_locator(&part.blob) || !protected.insert(part.blob.as_str()) {
             continue;
         }
         let legal_hold = held.iter().any(|h| h.content.parts.iter().any(|p| p.blob == part.blob));

@@ -158,8 +158,9 @@ fn check_conditions(version: &ObjectVersion, c: &Conditions<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Streams the bytes `first..=last` of an object stored as consecutive blobs, opening each
-/// blob only when the previous one is done. A part kept inline is read from the registry.
+/// Streams the bytes `first..=last` of an object stored as consecutive parts (each a blob, or
+/// a range of one at its `offset`), opening each only when the previous one is done. A part
+/// kept inline is read from the registry.
 pub(super) fn read_parts(
     gw: &Gateway,
     parts: &[BlobPart],
@@ -173,7 +174,8 @@ pub(super) fn read_parts(
         if part.size == 0 || end <= first || start > last {
             continue;
         }
-        let local = (first.max(start) - start, last.min(end - 1) - start);
+        let base = part.offset.unwrap_or(0);
+        let local = (base + first.max(start) - start, base + last.min(end - 1) - start);
         pieces.push((BlobId::new(part.blob.clone()), local));
     }
     let (blobs, registry) = (Arc::clone(&gw.blobs), gw.registry.clone());
@@ -378,7 +380,15 @@ mod tests {
     use super::*;
 
     fn part(size: u64) -> BlobPart {
-        BlobPart { blob: String::new(), size, etag: String::new(), checksums: Default::default(), subtree: None }
+        BlobPart {
+            blob: String::new(),
+            size,
+            etag: String::new(),
+            checksums: Default::default(),
+            subtree: None,
+            offset: None,
+            store_etag: None,
+        }
     }
 
     #[test]

@@ -75,6 +75,14 @@ pub struct BlobPart {
     /// BLAKE3 without reading the parts back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtree: Option<String>,
+    /// Where the part starts inside its blob, when the blob holds more than this part (the
+    /// parts of a multipart object completed upstream as one object); absent means 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// For a part uploaded into a store's own multipart upload: the ETag the store gave it,
+    /// which completing that upload must name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_etag: Option<String>,
 }
 
 /// Everything that describes an object version's content.
@@ -172,6 +180,20 @@ pub struct MultipartCreated {
     /// Legal hold to apply on completion.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub legal_hold: bool,
+    /// The blob store's own multipart upload behind this one, when the store keeps one (an S3
+    /// upstream); absent when each part is a blob of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_upload: Option<StoreUpload>,
+}
+
+/// A multipart upload inside the blob store: the blob the completed object becomes, and the
+/// store's id for the upload (kept so it can be completed or aborted after a restart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreUpload {
+    /// The blob id (upstream key without the prefix) chosen at creation.
+    pub blob: String,
+    /// The store's upload id.
+    pub upload_id: String,
 }
 
 /// One uploaded part (`v1.multipart.part.uploaded`). A re-upload of the same number replaces it.

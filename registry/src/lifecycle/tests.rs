@@ -156,6 +156,7 @@ fn incomplete_uploads_are_aborted_after_their_days() {
             checksum_algorithm: None,
             retention: None,
             legal_hold: false,
+            store_upload: None,
         },
         created_at: T0,
         initiator: "test".into(),
