@@ -9,6 +9,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::Result;
+use crate::event::v1::Payload;
 use crate::event::{Digest, Event, EventDraft, GENESIS_HASH, RequestContext, StoredFields, chain_hash};
 use crate::views;
 
@@ -51,7 +52,7 @@ pub fn append(
 ) -> Result<Event> {
     let (event, payload) = Event::seal(draft, head.sequence + 1, created_at, head.hash);
     insert(log, &event)?;
-    views::apply_payload(views, &event, &payload, &mut views::Deferred::None)?;
+    views::apply_payload(views, &event, &payload, None, &mut views::Deferred::None)?;
     *head = ChainHead { sequence: event.sequence, hash: event.hash };
     Ok(event)
 }
@@ -131,19 +132,6 @@ pub fn fetch_since(conn: &Connection, cursor: u64, limit: usize) -> Result<Vec<E
     Ok(events)
 }
 
-/// Calls `visit` on every event after `after` in sequence order, streaming from one
-/// statement, until `visit` says stop.
-fn for_each_event(conn: &Connection, after: u64, mut visit: impl FnMut(Event) -> Result<bool>) -> Result<()> {
-    let mut statement = conn.prepare(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq"))?;
-    let mut rows = statement.query([after])?;
-    while let Some(row) = rows.next()? {
-        if !visit(event_from_row(row)?)? {
-            break;
-        }
-    }
-    Ok(())
-}
-
 /// Empties the views and re-applies the whole log, in one transaction. Returns the highest
 /// sequence applied (0 for an empty log). Unknown event types are skipped.
 ///
@@ -204,20 +192,107 @@ fn apply_since(
     mut deferred: views::Deferred,
     mut progress: impl FnMut(u64),
 ) -> Result<u64> {
+    // Reading rows is SQLite's work and applying them writes through the same connection, so
+    // both stay on this thread; parsing a payload depends on nothing else, so a second thread
+    // decodes each batch (and renders the view columns that need only the payload) while
+    // this one applies the previous batch and reads the next. The parsed payloads go back to
+    // the decoding thread to be freed: memory freed by the thread that allocated it does not
+    // contend for the allocator's lock, which made a first version of this slower than one
+    // thread. At most DECODE_BATCHES_IN_FLIGHT batches are out at once, so the decoding
+    // thread never waits to hand one back.
+    let (to_decoder, work) = std::sync::mpsc::sync_channel::<DecoderWork>(2 * DECODE_BATCHES_IN_FLIGHT);
+    let (to_applier, decoded) =
+        std::sync::mpsc::sync_channel::<(Vec<Event>, Result<Vec<Decoded>>)>(DECODE_BATCHES_IN_FLIGHT);
     let mut last = after;
-    for_each_event(log, after, |event| {
-        if event.sequence > until {
-            return Ok(false);
-        }
-        views::apply_payload(views, &event, &event.decode()?, &mut deferred)?;
-        last = event.sequence;
-        progress(last);
-        Ok(true)
+    std::thread::scope(|scope| {
+        // Named for profilers and debuggers; spawning panics as `std::thread::spawn` would.
+        let decoder = std::thread::Builder::new().name("log-decoder".into());
+        let spawned = decoder.spawn_scoped(scope, move || {
+            for item in work {
+                match item {
+                    DecoderWork::Decode(events) => {
+                        let payloads = events
+                            .iter()
+                            .map(|event| {
+                                let payload = event.decode()?;
+                                let columns = views::VersionColumns::of(&payload);
+                                Ok((payload, columns))
+                            })
+                            .collect();
+                        if to_applier.send((events, payloads)).is_err() {
+                            return;
+                        }
+                    }
+                    DecoderWork::Free(payloads) => drop(payloads),
+                }
+            }
+        });
+        spawned.expect("the system starts a thread");
+        let mut in_flight = 0;
+        let mut apply_next = |last: &mut u64| -> Result<()> {
+            let (events, payloads) = decoded.recv().expect("the decoding thread outlives the reader");
+            let payloads = payloads?;
+            for (event, (payload, columns)) in events.iter().zip(&payloads) {
+                views::apply_payload(views, event, payload, columns.as_ref(), &mut deferred)?;
+                *last = event.sequence;
+                progress(event.sequence);
+            }
+            deferred.gather_subjects(events);
+            // The thread may have ended after an error of its own, in which case it has
+            // nothing left to free.
+            let _ = to_decoder.send(DecoderWork::Free(payloads));
+            Ok(())
+        };
+        let read = (|| -> Result<()> {
+            let mut statement =
+                log.prepare(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq"))?;
+            let mut rows = statement.query(params![after, i64::try_from(until).unwrap_or(i64::MAX)])?;
+            let mut batch = Vec::with_capacity(DECODE_BATCH);
+            let mut more = true;
+            while more {
+                match rows.next()? {
+                    Some(row) => batch.push(event_from_row(row)?),
+                    None => more = false,
+                }
+                if batch.len() == DECODE_BATCH || (!more && !batch.is_empty()) {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(DECODE_BATCH));
+                    to_decoder.send(DecoderWork::Decode(full)).expect("the decoding thread outlives the reader");
+                    in_flight += 1;
+                    if in_flight == DECODE_BATCHES_IN_FLIGHT {
+                        in_flight -= 1;
+                        apply_next(&mut last)?;
+                    }
+                }
+            }
+            while in_flight > 0 {
+                in_flight -= 1;
+                apply_next(&mut last)?;
+            }
+            Ok(())
+        })();
+        // Ends the decoding thread, also when an error left it blocked on a full queue.
+        drop(decoded);
+        drop(to_decoder);
+        read
     })?;
     deferred.flush(views)?;
     views::set_applied(views, last)?;
     Ok(last)
 }
+
+/// A parsed payload with the columns of the version it adds, if any.
+type Decoded = (Payload, Option<views::VersionColumns>);
+
+/// What the decoding thread is handed: a batch to parse, or parsed payloads to free.
+enum DecoderWork {
+    Decode(Vec<Event>),
+    Free(Vec<Decoded>),
+}
+
+/// Events read before their batch is handed to the decoding thread.
+const DECODE_BATCH: usize = 1024;
+/// Batches queued or being decoded at once: enough to keep both threads busy.
+const DECODE_BATCHES_IN_FLIGHT: usize = 4;
 
 /// The outcome of [`verify`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

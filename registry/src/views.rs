@@ -6,7 +6,8 @@
 //! Everything written here comes from the event itself (never the clock, never a random
 //! number), which is what makes replay reproduce the views byte for byte.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
+use std::hash::{BuildHasher as _, Hash, RandomState};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -96,7 +97,30 @@ pub fn set_applied(conn: &Connection, sequence: u64) -> Result<()> {
 /// # Errors
 /// SQLite errors, or [`crate::Error::CorruptPayload`] for a payload that does not parse.
 pub fn apply(conn: &Connection, event: &Event) -> Result<()> {
-    apply_payload(conn, event, &event.decode()?, &mut Deferred::None)
+    apply_payload(conn, event, &event.decode()?, None, &mut Deferred::None)
+}
+
+/// The JSON columns of the version row an event adds, rendered from its payload alone, so
+/// a rebuild renders them on the thread that decodes while another applies.
+pub(crate) struct VersionColumns {
+    content: String,
+    origin: String,
+}
+
+impl VersionColumns {
+    /// The columns of the version `payload` adds, if it adds one with content.
+    pub(crate) fn of(payload: &Payload) -> Option<Self> {
+        let put = match payload {
+            Payload::ObjectPut(p) => p,
+            Payload::MultipartCompleted(p) => &p.version,
+            _ => return None,
+        };
+        Some(Self::render(put))
+    }
+
+    fn render(put: &ObjectPut) -> Self {
+        VersionColumns { content: json(&put.content), origin: json(&put.origin) }
+    }
 }
 
 /// Where the two tables that no apply reads back (the subject index and the blob reference
@@ -112,43 +136,120 @@ pub(crate) enum Deferred {
     Gathering {
         /// `(subject_id, seq)` rows.
         subjects: Vec<(String, u64)>,
-        /// Reference count change per blob.
-        refs: std::collections::BTreeMap<String, i64>,
+        /// Reference count changes, one per blob part as they come; summed per blob at
+        /// flush (sorting once costs less than keeping a map ordered through every change).
+        refs: Vec<(String, i64)>,
         /// When rebuilding from empty views: every version by bucket and key, so that
         /// apply finds versions without the indexes of `object_versions`, which the
         /// rebuild drops and builds again, sorted, at the end.
-        versions: Option<VersionIndex>,
+        versions: Option<Box<VersionIndex>>,
     },
 }
 
-/// The versions of each key that `object_versions` holds, mirrored in memory during a
-/// rebuild from empty views. Bucket, then key.
-pub(crate) type VersionIndex = HashMap<String, HashMap<String, KeyVersions>>;
+/// The rows of `object_versions`, mirrored in memory during a rebuild from empty views, so
+/// that apply finds versions without the table's indexes (dropped, and built once at the
+/// end). It holds no strings: a version or a key is known by a 128-bit hash of its names,
+/// keyed afresh for each rebuild, so the mirror costs a few flat tables instead of several
+/// allocations per version (allocating and freeing those took a tenth of a rebuild). With
+/// random keys no input can aim at a collision, and a chance one among n names has odds of
+/// about n² / 2¹²⁹: for a billion versions, 1 in 10²⁰.
+pub(crate) struct VersionIndex {
+    /// The two halves of a name's hash.
+    hashers: (RandomState, RandomState),
+    /// The row of each version, by the hash of its bucket, key and version id.
+    rows: HashMap<u128, i64>,
+    /// Per key, by the hash of its bucket and key.
+    keys: HashMap<u128, KeyRows>,
+    /// For each row, the key's next older row still present: the chain that says which row
+    /// becomes the newest when the newest is removed.
+    older: HashMap<i64, i64>,
+    /// The reverse of `older`, so a row in the middle unlinks in constant time.
+    newer: HashMap<i64, i64>,
+}
 
-/// The versions of one key.
+/// What the index knows of one key.
 #[derive(Default)]
-pub(crate) struct KeyVersions {
-    /// Sequence of each version id's row.
-    ids: HashMap<String, i64>,
-    /// Every row's sequence.
-    rows: BTreeSet<i64>,
+struct KeyRows {
     /// The row with `is_latest = 1`.
     latest: Option<i64>,
+    /// The key's newest row (rows are added in sequence order).
+    newest: Option<i64>,
+}
+
+impl VersionIndex {
+    fn new() -> Self {
+        VersionIndex {
+            hashers: (RandomState::new(), RandomState::new()),
+            rows: HashMap::new(),
+            keys: HashMap::new(),
+            older: HashMap::new(),
+            newer: HashMap::new(),
+        }
+    }
+
+    fn name_hash(&self, names: impl Hash + Copy) -> u128 {
+        (u128::from(self.hashers.0.hash_one(names)) << 64) | u128::from(self.hashers.1.hash_one(names))
+    }
+
+    fn version(&self, bucket: &str, key: &str, version_id: &str) -> Option<i64> {
+        self.rows.get(&self.name_hash((bucket, key, version_id))).copied()
+    }
+
+    fn key(&self, bucket: &str, key: &str) -> Option<&KeyRows> {
+        self.keys.get(&self.name_hash((bucket, key)))
+    }
+
+    /// Notes a new row, the key's newest and latest.
+    fn insert(&mut self, bucket: &str, key: &str, version_id: &str, row: i64) {
+        self.rows.insert(self.name_hash((bucket, key, version_id)), row);
+        let rows = self.keys.entry(self.name_hash((bucket, key))).or_default();
+        if let Some(previous) = rows.newest.replace(row) {
+            self.older.insert(row, previous);
+            self.newer.insert(previous, row);
+        }
+        rows.latest = Some(row);
+    }
+
+    /// Notes a removed row.
+    fn remove(&mut self, bucket: &str, key: &str, version_id: &str, row: i64) {
+        self.rows.remove(&self.name_hash((bucket, key, version_id)));
+        let older = self.older.remove(&row);
+        let newer = self.newer.remove(&row);
+        match (older, newer) {
+            (Some(older), Some(newer)) => {
+                self.older.insert(newer, older);
+                self.newer.insert(older, newer);
+            }
+            (Some(older), None) => drop(self.newer.remove(&older)),
+            (None, Some(newer)) => drop(self.older.remove(&newer)),
+            (None, None) => {}
+        }
+        if let Some(rows) = self.keys.get_mut(&self.name_hash((bucket, key))) {
+            if rows.newest == Some(row) {
+                rows.newest = older;
+            }
+            if rows.latest == Some(row) {
+                rows.latest = None;
+            }
+        }
+    }
+
+    fn set_latest(&mut self, bucket: &str, key: &str, row: Option<i64>) {
+        if let Some(rows) = self.keys.get_mut(&self.name_hash((bucket, key))) {
+            rows.latest = row;
+        }
+    }
 }
 
 impl Deferred {
     /// A gatherer for catching up views that already hold rows.
     pub(crate) fn gathering() -> Self {
-        Deferred::Gathering { subjects: Vec::new(), refs: std::collections::BTreeMap::new(), versions: None }
+        Deferred::Gathering { subjects: Vec::new(), refs: Vec::new(), versions: None }
     }
 
     /// A gatherer for a rebuild of emptied views, with the version index in memory.
     pub(crate) fn rebuilding() -> Self {
-        Deferred::Gathering {
-            subjects: Vec::new(),
-            refs: std::collections::BTreeMap::new(),
-            versions: Some(VersionIndex::new()),
-        }
+        Deferred::Gathering { subjects: Vec::new(), refs: Vec::new(), versions: Some(Box::new(VersionIndex::new())) }
     }
 
     fn memory(&mut self) -> Option<&mut VersionIndex> {
@@ -158,14 +259,10 @@ impl Deferred {
         }
     }
 
-    fn key(&mut self, bucket: &str, key: &str) -> Option<&mut KeyVersions> {
-        self.memory()?.get_mut(bucket)?.get_mut(key)
-    }
-
     /// The row of a version, if it exists.
     fn version_seq(&mut self, conn: &Connection, bucket: &str, key: &str, version_id: &str) -> Result<Option<i64>> {
-        if self.memory().is_some() {
-            return Ok(self.key(bucket, key).and_then(|k| k.ids.get(version_id).copied()));
+        if let Some(index) = self.memory() {
+            return Ok(index.version(bucket, key, version_id));
         }
         Ok(conn
             .prepare_cached("SELECT seq FROM object_versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3")?
@@ -175,8 +272,8 @@ impl Deferred {
 
     /// The row of the key's latest version, if any.
     fn latest_seq(&mut self, conn: &Connection, bucket: &str, key: &str) -> Result<Option<i64>> {
-        if self.memory().is_some() {
-            return Ok(self.key(bucket, key).and_then(|k| k.latest));
+        if let Some(index) = self.memory() {
+            return Ok(index.key(bucket, key).and_then(|rows| rows.latest));
         }
         Ok(conn
             .prepare_cached("SELECT seq FROM object_versions WHERE bucket = ?1 AND key = ?2 AND is_latest = 1")?
@@ -186,8 +283,8 @@ impl Deferred {
 
     /// The newest remaining row of the key, if any.
     fn newest_seq(&mut self, conn: &Connection, bucket: &str, key: &str) -> Result<Option<i64>> {
-        if self.memory().is_some() {
-            return Ok(self.key(bucket, key).and_then(|k| k.rows.last().copied()));
+        if let Some(index) = self.memory() {
+            return Ok(index.key(bucket, key).and_then(|rows| rows.newest));
         }
         Ok(conn
             .prepare_cached("SELECT MAX(seq) FROM object_versions WHERE bucket = ?1 AND key = ?2")?
@@ -196,29 +293,22 @@ impl Deferred {
 
     /// Notes a new latest version row.
     fn inserted(&mut self, bucket: &str, key: &str, version_id: &str, seq: i64) {
-        if let Some(versions) = self.memory() {
-            let k = versions.entry(bucket.to_owned()).or_default().entry(key.to_owned()).or_default();
-            k.ids.insert(version_id.to_owned(), seq);
-            k.rows.insert(seq);
-            k.latest = Some(seq);
+        if let Some(index) = self.memory() {
+            index.insert(bucket, key, version_id, seq);
         }
     }
 
     /// Notes a removed row.
     fn removed(&mut self, bucket: &str, key: &str, version_id: &str, seq: i64) {
-        if let Some(k) = self.key(bucket, key) {
-            k.ids.remove(version_id);
-            k.rows.remove(&seq);
-            if k.latest == Some(seq) {
-                k.latest = None;
-            }
+        if let Some(index) = self.memory() {
+            index.remove(bucket, key, version_id, seq);
         }
     }
 
     /// Notes which row is the latest now.
     fn set_latest(&mut self, bucket: &str, key: &str, seq: Option<i64>) {
-        if let Some(k) = self.key(bucket, key) {
-            k.latest = seq;
+        if let Some(index) = self.memory() {
+            index.set_latest(bucket, key, seq);
         }
     }
 
@@ -232,18 +322,16 @@ impl Deferred {
         subjects.sort_unstable();
         let subjects = std::mem::take(subjects);
         insert_rows(conn, "event_subjects (subject_id, seq)", subjects.iter().map(|(id, seq)| (id.as_str(), *seq)))?;
-        let refs = std::mem::take(refs);
+        let mut refs = std::mem::take(refs);
+        refs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let counts = sum_by_blob(&refs);
         if versions.is_some() {
             // Rebuilding from empty: every count is new.
-            insert_rows(
-                conn,
-                "blob_refs (blob, refs)",
-                refs.iter().filter(|(_, n)| **n > 0).map(|(b, n)| (b.as_str(), *n)),
-            )?;
+            insert_rows(conn, "blob_refs (blob, refs)", counts.filter(|(_, n)| *n > 0))?;
         } else {
-            for (blob, delta) in refs {
+            for (blob, delta) in counts {
                 if delta != 0 {
-                    add_ref(conn, &blob, delta)?;
+                    add_ref(conn, blob, delta)?;
                 }
             }
         }
@@ -253,10 +341,16 @@ impl Deferred {
     fn subject(&mut self, conn: &Connection, event: &Event) -> Result<()> {
         match self {
             Deferred::None => insert_subject(conn, &event.subject_id, event.sequence),
-            Deferred::Gathering { subjects, .. } => {
-                subjects.push((event.subject_id.clone(), event.sequence));
-                Ok(())
-            }
+            // The caller hands the events over once applied (`gather_subjects`).
+            Deferred::Gathering { .. } => Ok(()),
+        }
+    }
+
+    /// Gathers the subjects of applied events, moved out of the events rather than copied
+    /// (a copy and a free per event were a few percent of a rebuild).
+    pub(crate) fn gather_subjects(&mut self, events: Vec<Event>) {
+        if let Deferred::Gathering { subjects, .. } = self {
+            subjects.extend(events.into_iter().map(|event| (event.subject_id, event.sequence)));
         }
     }
 
@@ -264,11 +358,16 @@ impl Deferred {
         for part in parts {
             match self {
                 Deferred::None => add_ref(conn, &part.blob, delta)?,
-                Deferred::Gathering { refs, .. } => *refs.entry(part.blob.clone()).or_default() += delta,
+                Deferred::Gathering { refs, .. } => refs.push((part.blob.clone(), delta)),
             }
         }
         Ok(())
     }
+}
+
+/// The total change per blob of changes sorted by blob.
+fn sum_by_blob(sorted: &[(String, i64)]) -> impl Iterator<Item = (&str, i64)> {
+    sorted.chunk_by(|a, b| a.0 == b.0).map(|changes| (changes[0].0.as_str(), changes.iter().map(|(_, n)| n).sum()))
 }
 
 /// Rows inserted by one statement when writing gathered rows: binding many rows per step
@@ -323,11 +422,13 @@ fn add_ref(conn: &Connection, blob: &str, delta: i64) -> Result<()> {
     Ok(())
 }
 
-/// Applies an event whose payload the caller has already decoded (the direct path has it).
+/// Applies an event whose payload the caller has already decoded (the direct path has it),
+/// with its version's columns if the caller rendered them ([`VersionColumns::of`]).
 pub(crate) fn apply_payload(
     conn: &Connection,
     event: &Event,
     payload: &Payload,
+    columns: Option<&VersionColumns>,
     deferred: &mut Deferred,
 ) -> Result<()> {
     deferred.subject(conn, event)?;
@@ -370,7 +471,7 @@ pub(crate) fn apply_payload(
         Payload::LifecycleDeleted(p) => {
             conn.prepare_cached("UPDATE buckets SET lifecycle = NULL WHERE name = ?1")?.execute([&p.bucket])?;
         }
-        Payload::ObjectPut(p) => insert_version(conn, event, p, deferred)?,
+        Payload::ObjectPut(p) => insert_version(conn, event, p, columns, deferred)?,
         Payload::DeleteMarkerCreated(v) => {
             remove_version(conn, &v.bucket, &v.key, &v.version_id, deferred)?;
             demote_latest(conn, &v.bucket, &v.key, deferred)?;
@@ -480,7 +581,7 @@ pub(crate) fn apply_payload(
         Payload::MultipartCompleted(p) => {
             // The version takes its references before the parts drop theirs, so a blob that
             // moves from the upload to the version never reaches zero.
-            insert_version(conn, event, &p.version, deferred)?;
+            insert_version(conn, event, &p.version, columns, deferred)?;
             remove_upload(conn, &p.upload_id, deferred)?;
         }
         Payload::MultipartAborted(p) => remove_upload(conn, &p.upload_id, deferred)?,
@@ -512,7 +613,21 @@ pub(crate) fn apply_payload(
 
 /// Adds a version, replacing one with the same id (the `null` version of an unversioned or
 /// suspended bucket), and makes it the latest.
-fn insert_version(conn: &Connection, event: &Event, p: &ObjectPut, deferred: &mut Deferred) -> Result<()> {
+fn insert_version(
+    conn: &Connection,
+    event: &Event,
+    p: &ObjectPut,
+    columns: Option<&VersionColumns>,
+    deferred: &mut Deferred,
+) -> Result<()> {
+    let rendered;
+    let columns = match columns {
+        Some(columns) => columns,
+        None => {
+            rendered = VersionColumns::render(p);
+            &rendered
+        }
+    };
     remove_version(conn, &p.bucket, &p.key, &p.version_id, deferred)?;
     demote_latest(conn, &p.bucket, &p.key, deferred)?;
     deferred.inserted(&p.bucket, &p.key, &p.version_id, seq(event));
@@ -532,8 +647,8 @@ fn insert_version(conn: &Connection, event: &Event, p: &ObjectPut, deferred: &mu
         p.content.size,
         p.content.etag,
         p.content.blake3,
-        json(&p.content),
-        json(&p.origin),
+        columns.content,
+        columns.origin,
         event.actor,
         mode,
         until,

@@ -664,6 +664,25 @@ fn a_rich_fixed_history_replays_byte_for_byte() {
     assert!(packages.lines().count() >= 2, "the history seals packages:\n{packages}");
 }
 
+/// Versions removed by id from the middle and from the top of a key's history: the rebuild
+/// tracks which row is the newest left without the table's indexes, and must promote the
+/// same one the direct path does. (Most histories mask a wrong promotion: the next put to
+/// the key demotes whatever is latest.)
+#[test]
+fn removing_the_latest_version_promotes_the_newest_left() {
+    let mut ops = vec![Op::CreateBucket { bucket: 1, lock: false }, Op::Versioning { bucket: 1, enabled: true }];
+    for size in 1..=4 {
+        ops.push(Op::Put { bucket: 1, key: 0, size, if_none_match: false });
+    }
+    for nth_version in [1, 0, 0] {
+        ops.push(Op::Delete { bucket: 1, key: 0, nth_version: Some(nth_version), bypass: false });
+    }
+    let (dump, _) = replayed_dump_equals_direct_dump(&ops);
+    let versions = dump.split("table object_versions\n").nth(1).expect("an object_versions table");
+    let versions = versions.split("table ").next().unwrap_or_default();
+    assert_eq!(versions.lines().count(), 1, "one version is left:\n{versions}");
+}
+
 /// Replay through the live writer (the views in their own connection) rebuilds the same
 /// views and leaves the schema as it found it: the rebuild drops the indexes and builds
 /// them again.
