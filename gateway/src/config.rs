@@ -90,11 +90,19 @@ pub struct StorageConfig {
     /// PutObject bodies of at most this many bytes are kept in the registry instead of the
     /// backend; `None` takes the backend's default ([`StorageConfig::inline_limit`]).
     pub inline_max_bytes: Option<u64>,
+    /// The local store writes large bodies, and reads blobs the page cache lacks, with
+    /// `O_DIRECT`.
+    pub direct_io: bool,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("./artifact-store-data"), backend: Backend::Fs, inline_max_bytes: None }
+        Self {
+            data_dir: PathBuf::from("./artifact-store-data"),
+            backend: Backend::Fs,
+            inline_max_bytes: None,
+            direct_io: true,
+        }
     }
 }
 
@@ -486,6 +494,15 @@ pub const KEYS: &[Key] = &[
         secret: false,
         set: |c, v| {
             c.storage.inline_max_bytes = Some(v.parse().map_err(|e| format!("{e}"))?);
+            Ok(())
+        },
+    },
+    Key {
+        path: "storage.direct_io",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.storage.direct_io = parse_bool(&v)?;
             Ok(())
         },
     },
@@ -889,6 +906,16 @@ mod tests {
         assert_eq!(config.registry.retrievals, Retrievals::All);
         assert_eq!(config.log.format, LogFormat::Text);
         assert!(config.auth.access_key.is_none());
+        assert!(config.storage.direct_io);
+    }
+
+    #[test]
+    fn direct_io_can_be_turned_off() {
+        let env = env(&[("ARTIFACT_STORE_STORAGE_DIRECT_IO", "false")]);
+        assert!(!Config::load(None, &env, &[]).unwrap().storage.direct_io);
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(&dir, "c.toml", "[storage]\ndirect_io = false\n");
+        assert!(!Config::load(Some(&file), &super::tests::env(&[]), &[]).unwrap().storage.direct_io);
     }
 
     #[test]

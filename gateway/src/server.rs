@@ -247,7 +247,9 @@ pub fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, ServeError> {
     let data_dir = &config.storage.data_dir;
     Ok(match config.storage.backend {
         Backend::Fs => Arc::new(
-            FsBlobStore::open(data_dir).map_err(|source| ServeError::Storage { path: data_dir.clone(), source })?,
+            FsBlobStore::open(data_dir)
+                .map_err(|source| ServeError::Storage { path: data_dir.clone(), source })?
+                .with_direct_io(config.storage.direct_io),
         ),
         Backend::S3 => {
             // The registry still lives in the data directory.

@@ -13,6 +13,7 @@
 //! - [`pipeline`]: the hashing workers both share, and the hashing of small bodies held in
 //!   memory ([`Hashes`]), which the S3 layer also uses for objects kept inline in the registry.
 
+mod direct_io;
 pub mod fs;
 mod pipeline;
 pub use pipeline::{Hashes, receive_exactly};
