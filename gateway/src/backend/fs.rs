@@ -12,9 +12,11 @@
 //! where the file system allows (see [`super::direct_io`]). The temp file is fsynced
 //! before the put returns; commit renames it into place and fsyncs the directory.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::num::NonZeroU64;
+use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,19 +26,27 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
+use rustix::fs::{Advice, fadvise};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, spawn_blocking};
 
-use super::direct_io::{BlobFile, BlockWriter};
+use super::direct_io::BlockWriter;
 use super::pipeline::{
     Chunk, FEED_CHUNK, Hashes, PIPELINE_DEPTH, feed, join_error, md5_worker, receive_exactly, subtree_worker,
 };
 use super::{BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, Result, Stage, StagedBlob, StoreUpload};
 use crate::s3::checksum::{ChecksumAlgorithm, Checksummer, Checksums};
 
-/// Bytes per read when serving a blob. Large reads keep syscalls and task hops rare; one read is
-/// prefetched while the previous chunk is being sent, so a GET holds at most two chunks.
+/// Bytes per read when serving a blob. Large reads keep syscalls and task hops rare.
 const READ_CHUNK: u64 = 1 << 20;
+
+/// Reads in flight per GET ahead of the chunk being sent, so a GET holds at most this many
+/// chunks plus one. More than one keeps the disk busy while the client drains a chunk: blobs
+/// are written past the page cache (see [`super::direct_io`]), so the first GET of a fresh
+/// blob reads from the disk, and with a single read ahead each stream waited on the disk and
+/// the network in turn (64 MiB GET benchmark: about 2.1x s3s-fs with one, 2.4x-2.7x with
+/// three).
+const READS_AHEAD: usize = 3;
 
 /// Bodies announced at up to this size are received into memory and then hashed, written and
 /// fsynced in one blocking task: for a small object the hand-offs between threads of the
@@ -52,7 +62,7 @@ const WRITEBACK_STEP: u64 = 8 << 20;
 pub struct FsBlobStore {
     blobs: PathBuf,
     tmp: PathBuf,
-    /// Large bodies are written, and uncached blobs read, past the page cache.
+    /// Large bodies are written past the page cache.
     direct_io: bool,
 }
 
@@ -83,8 +93,8 @@ impl FsBlobStore {
         Ok(Self { blobs, tmp, direct_io: true })
     }
 
-    /// Whether large bodies are written, and uncached blobs read, past the page cache
-    /// (`storage.direct_io`; on by default). See [`super::direct_io`].
+    /// Whether large bodies are written past the page cache (`storage.direct_io`; on by
+    /// default). See [`super::direct_io`].
     #[must_use]
     pub fn with_direct_io(mut self, on: bool) -> Self {
         self.direct_io = on;
@@ -256,10 +266,9 @@ impl BlobStore for FsBlobStore {
 
     async fn get(&self, id: &BlobId, range: Option<(u64, u64)>) -> Result<BlobStream> {
         let path = self.blob_path(id)?;
-        let direct_io = self.direct_io;
         let (file, size) = spawn_blocking(move || -> io::Result<_> {
-            let file = BlobFile::open(&path, direct_io)?;
-            let size = file.len()?;
+            let file = File::open(path)?;
+            let size = file.metadata()?.len();
             Ok((file, size))
         })
         .await
@@ -271,7 +280,11 @@ impl BlobStore for FsBlobStore {
             Some((start, last)) if start <= last && last < size => (start, last + 1),
             Some((start, end)) => return Err(BlobError::InvalidRange { start, end, size }),
         };
-        Ok(Box::pin(FileChunks { file: Arc::new(file), next: start, end, pending: None }))
+        // A GET reads its span front to back: sequential advice doubles the kernel's readahead
+        // window for this file, so the disk works ahead of the reads in flight (64 MiB GET
+        // benchmark: about 2.5x s3s-fs without it, 3.3x with it). Only a hint: ignore failure.
+        let _ = fadvise(&file, start, NonZeroU64::new(end - start), Advice::Sequential);
+        Ok(Box::pin(FileChunks { file: Arc::new(file), next: start, end, pending: VecDeque::new() }))
     }
 
     async fn size(&self, id: &BlobId) -> Result<u64> {
@@ -461,27 +474,31 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Streams `[next, end)` of a file in [`READ_CHUNK`] reads on the blocking pool, keeping one
-/// read in flight ahead of the consumer.
+/// Streams `[next, end)` of a file in [`READ_CHUNK`] reads on the blocking pool, keeping up
+/// to [`READS_AHEAD`] reads in flight ahead of the consumer.
 struct FileChunks {
-    file: Arc<BlobFile>,
+    file: Arc<File>,
     next: u64,
     end: u64,
-    pending: Option<JoinHandle<io::Result<Bytes>>>,
+    pending: VecDeque<JoinHandle<io::Result<Bytes>>>,
 }
 
 impl FileChunks {
-    fn start_read(&mut self) -> Option<JoinHandle<io::Result<Bytes>>> {
-        if self.next >= self.end {
-            return None;
+    /// Starts reads until [`READS_AHEAD`] are in flight or the span is all asked for.
+    fn read_ahead(&mut self) {
+        while self.pending.len() < READS_AHEAD && self.next < self.end {
+            let offset = self.next;
+            let len = (self.end - offset).min(READ_CHUNK);
+            self.next += len;
+            let file = Arc::clone(&self.file);
+            self.pending.push_back(spawn_blocking(move || {
+                // `len` is at most READ_CHUNK, so the cast cannot truncate.
+                #[allow(clippy::cast_possible_truncation)]
+                let mut buf = vec![0; len as usize];
+                file.read_exact_at(&mut buf, offset)?;
+                Ok(Bytes::from(buf))
+            }));
         }
-        let offset = self.next;
-        let len = (self.end - offset).min(READ_CHUNK);
-        self.next += len;
-        let file = Arc::clone(&self.file);
-        // `len` is at most READ_CHUNK, so the cast cannot truncate.
-        #[allow(clippy::cast_possible_truncation)]
-        Some(spawn_blocking(move || file.read_at(offset, len as usize)))
     }
 }
 
@@ -489,22 +506,21 @@ impl Stream for FileChunks {
     type Item = Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.pending.is_none() {
-            self.pending = self.start_read();
-        }
-        let Some(pending) = self.pending.as_mut() else {
+        self.read_ahead();
+        let Some(oldest) = self.pending.front_mut() else {
             return Poll::Ready(None);
         };
-        let result = ready!(Pin::new(pending).poll(cx));
-        self.pending = None;
+        let result = ready!(Pin::new(oldest).poll(cx));
+        self.pending.pop_front();
         match result.map_err(join_error).and_then(|r| r.map_err(BlobError::from)) {
             Ok(bytes) => {
-                self.pending = self.start_read();
+                self.read_ahead();
                 Poll::Ready(Some(Ok(bytes)))
             }
             Err(err) => {
                 // A failed read ends the stream: the client sees a truncated body, never a gap.
                 self.next = self.end;
+                self.pending.clear();
                 Poll::Ready(Some(Err(err)))
             }
         }
