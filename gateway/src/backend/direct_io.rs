@@ -4,8 +4,9 @@
 //! dirty and later write it back: on this machine that costs about 0.5 s of CPU per GiB
 //! (`dd bs=1M count=1024 conv=fsync`), against 0.1 s with `oflag=direct`, and a large PUT is
 //! CPU-bound (MD5 and BLAKE3 take most of the rest). With `O_DIRECT` the disk reads the blocks
-//! straight from this process's buffer. Blobs are written once and read later, so skipping the
-//! cache loses nothing a read of a fresh blob would have gained much from.
+//! straight from this process's buffer. The price is that the first read of a fresh blob comes
+//! from the disk, not from memory; reads go through the page cache and read ahead (see
+//! `FileChunks` in the store) to make up for it.
 //!
 //! `O_DIRECT` wants the buffer, file offset and length aligned to the device's logical block:
 //! blocks are gathered in a [`DIRECT_ALIGN`]-aligned buffer, and the last one is padded with
