@@ -90,8 +90,7 @@ pub struct StorageConfig {
     /// PutObject bodies of at most this many bytes are kept in the registry instead of the
     /// backend; `None` takes the backend's default ([`StorageConfig::inline_limit`]).
     pub inline_max_bytes: Option<u64>,
-    /// The local store writes large bodies, and reads blobs the page cache lacks, with
-    /// `O_DIRECT`.
+    /// The local store writes large bodies with `O_DIRECT`, past the page cache.
     pub direct_io: bool,
 }
 
