@@ -5,7 +5,7 @@ COPY . .
 RUN cargo build --release --locked -p artifact-store-gateway
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/artifact-store /usr/local/bin/artifact-store
 VOLUME /data

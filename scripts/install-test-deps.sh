@@ -20,7 +20,8 @@ sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
 
 # --- Debian packages -------------------------------------------------------------------
 # Ceph (monitor, OSD, radosgw) is the S3 backend's RGW upstream (scripts/start-ceph-rgw.sh).
-apt_packages=(awscli rclone s3cmd openssl sqlite3 jq curl ca-certificates
+# libssl-dev and pkg-config build the gateway, which hashes MD5 with the system's OpenSSL.
+apt_packages=(libssl-dev pkg-config awscli rclone s3cmd openssl sqlite3 jq curl ca-certificates
     ceph-mon ceph-osd radosgw ceph-common uuid-runtime)
 "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" "${apt_packages[@]}"
 [[ -x /usr/bin/aws ]] || { log "Debian's awscli did not install /usr/bin/aws"; exit 1; }

@@ -26,7 +26,6 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
-use md5::{Digest as _, Md5};
 use registry::event::v1::{BlobPart, ObjectContent};
 use registry::log::{self, ChainHead};
 use registry::{queries, sqlite, views};
@@ -39,6 +38,7 @@ use crate::backend::fs::FsBlobStore;
 use crate::backend::s3::S3BlobStore;
 use crate::backend::{BlobError, BlobId, BlobStore};
 use crate::config::{Backend, Config};
+use crate::s3::checksum::Md5;
 
 /// Flags of `verify`.
 #[derive(Debug, clap::Args)]
