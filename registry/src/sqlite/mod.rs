@@ -7,6 +7,7 @@
 //! `synchronous=FULL`, and only then tells the callers. Readers use their own WAL connections
 //! and never wait for the writer.
 
+mod faults;
 mod histogram;
 
 pub use histogram::Histogram;
@@ -22,6 +23,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use rusqlite_migration::{M, Migrations};
 use tokio::sync::{oneshot, watch};
 
+use self::faults::Faults;
 use crate::clock::Clock;
 use crate::event::{Event, EventDraft};
 use crate::log::{self, ChainHead};
@@ -171,6 +173,7 @@ struct Inner {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     read: Arc<ReadSide>,
+    faults: Arc<Faults>,
 }
 
 /// A handle on an open registry. Cheap to clone; the writer stops when [`Registry::close`]
@@ -200,9 +203,13 @@ impl Registry {
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
         let stats = Arc::new(WriterStats::default());
         let writer_stats = Arc::clone(&stats);
+        let faults = Arc::new(Faults::default());
+        let writer_faults = Arc::clone(&faults);
         let writer = std::thread::Builder::new()
             .name("registry-writer".into())
-            .spawn(move || run_writer(&mut conns, head, &jobs_rx, &committed_tx, clock.as_ref(), &writer_stats))
+            .spawn(move || {
+                run_writer(&mut conns, head, &jobs_rx, &committed_tx, clock.as_ref(), &writer_stats, &writer_faults);
+            })
             .map_err(|e| Error::CommitFailed(format!("cannot start the writer thread: {e}")))?;
         let read = Arc::new(ReadSide {
             path,
@@ -211,8 +218,21 @@ impl Registry {
             tails: AtomicUsize::new(0),
         });
         Ok(Self {
-            inner: Arc::new(Inner { stats, jobs: Mutex::new(Some(jobs_tx)), writer: Mutex::new(Some(writer)), read }),
+            inner: Arc::new(Inner {
+                stats,
+                jobs: Mutex::new(Some(jobs_tx)),
+                writer: Mutex::new(Some(writer)),
+                read,
+                faults,
+            }),
         })
+    }
+
+    /// Makes the next `count` commits of the views fail, as a full or failing disk would
+    /// (tests only: SQLite cannot be made to fail a commit on demand).
+    #[cfg(feature = "fault-injection")]
+    pub fn fail_views_commits(&self, count: u32) {
+        self.inner.faults.fail_views_commits(count);
     }
 
     /// The writer's counters.
@@ -409,6 +429,7 @@ fn run_writer(
     committed: &watch::Sender<u64>,
     clock: &dyn Clock,
     stats: &WriterStats,
+    faults: &Faults,
 ) {
     let (wake_checkpointer, checkpoints) = mpsc::sync_channel::<()>(1);
     let paths = [conns.log.path().map(PathBuf::from), conns.views.path().map(PathBuf::from)];
@@ -429,7 +450,7 @@ fn run_writer(
         let started = std::time::Instant::now();
         stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
         stats.batch_sizes.record(batch.len() as u64);
-        let outcome = run_batch(conns, &mut head, batch, clock, stats);
+        let outcome = run_batch(conns, &mut head, batch, clock, stats, faults);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         let busy = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         stats.busy_micros.fetch_add(busy, Ordering::Relaxed);
@@ -538,6 +559,7 @@ fn run_batch(
     batch: Vec<Job>,
     clock: &dyn Clock,
     stats: &WriterStats,
+    faults: &Faults,
 ) -> Result<Vec<Completion>, BatchFailure> {
     let WriterConnections { log: log_conn, views: views_conn } = conns;
     let log_tx = match log_conn.transaction_with_behavior(TransactionBehavior::Immediate) {
@@ -587,17 +609,27 @@ fn run_batch(
     if let Err(reason) = committed {
         return Err((completions, reason));
     }
-    if let Err(error) = views_tx.commit() {
+    if let Err(error) = commit_views(views_tx, faults) {
         tracing::error!(%error, "the views did not commit; catching them up from the log");
         let caught_up = views_conn.transaction().map_err(Error::from).and_then(|views| {
             log::catch_up(log_conn, &views)?;
-            Ok(views.commit()?)
+            commit_views(views, faults)
         });
         if let Err(error) = caught_up {
             tracing::error!(%error, "the views could not catch up; they will on the next open");
         }
     }
     Ok(completions)
+}
+
+/// Commits the views' transaction, unless a test asked for this commit to fail.
+fn commit_views(views: rusqlite::Transaction<'_>, faults: &Faults) -> Result<()> {
+    if faults.views_commit_fails() {
+        // Dropping the transaction rolls it back, as a failed COMMIT leaves it.
+        drop(views);
+        return Err(Error::CommitFailed("injected failure of the views' commit".to_owned()));
+    }
+    Ok(views.commit()?)
 }
 
 /// Moves `head` to the log's last event when another writer appended after it.
