@@ -53,9 +53,14 @@ async fn a_failed_views_commit_hides_no_acknowledged_write_issue_16() {
     registry.fail_views_commits(2);
     let acknowledged = registry.put_object(Caller::system("test"), version("first")).await;
     assert!(acknowledged.is_ok(), "the log committed, so the write is acknowledged: {acknowledged:?}");
+    // Until the views catch up they are not served from.
+    let refused = exists(&registry, "first").await;
+    assert!(matches!(refused, Err(Error::ViewsBehind)), "{refused:?}");
+    assert!(registry.views_behind());
 
     // The next batch catches the views up before it runs, so the first write is not lost.
     registry.put_object(Caller::system("test"), version("second")).await.unwrap();
+    assert!(!registry.views_behind());
     assert!(exists(&registry, "second").await.unwrap());
     assert!(exists(&registry, "first").await.unwrap(), "an acknowledged write is missing from the views");
     registry.close().await;
@@ -67,4 +72,31 @@ async fn a_failed_views_commit_hides_no_acknowledged_write_issue_16() {
     assert_eq!(views::applied(&conn).unwrap(), 3);
     log::replay(&mut conn).unwrap();
     assert_eq!(String::from_utf8_lossy(&views::dump(&conn).unwrap()), String::from_utf8_lossy(&stored));
+}
+
+#[tokio::test]
+async fn writes_decided_while_the_views_are_behind_see_every_earlier_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path().join("registry.db"), Arc::new(SystemClock)).unwrap();
+    registry.create_bucket(Caller::system("test"), "b", "us-east-1", false).await.unwrap();
+    // Three batches in a row fail to commit their views and to catch them up.
+    registry.fail_views_commits(6);
+    registry.put_object(Caller::system("test"), version("first")).await.unwrap();
+    // Decided on the views caught up inside its own transaction: it sees the first write.
+    let conditional = NewVersion {
+        condition: WriteCondition { if_match: None, if_none_match_any: true },
+        ..version("first")
+    };
+    let refused = registry.put_object(Caller::system("test"), conditional).await;
+    assert!(matches!(refused, Err(Error::PreconditionFailed)), "{refused:?}");
+    registry.put_object(Caller::system("test"), version("second")).await.unwrap();
+    assert!(registry.views_behind());
+    assert!(matches!(exists(&registry, "second").await, Err(Error::ViewsBehind)));
+    // Once the disk recovers, so does the registry, without a restart.
+    registry.put_object(Caller::system("test"), version("third")).await.unwrap();
+    assert!(!registry.views_behind());
+    for key in ["first", "second", "third"] {
+        assert!(exists(&registry, key).await.unwrap(), "{key} is missing");
+    }
+    registry.close().await;
 }

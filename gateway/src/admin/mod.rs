@@ -84,10 +84,14 @@ impl Admin {
         response
     }
 
-    /// The registry commits a (empty) transaction and the backend answers its probe (the
-    /// local store's folder exists; an S3 upstream answers HeadBucket).
+    /// The registry commits a (empty) transaction with its views caught up to the log (reads
+    /// are refused while they are behind), and the backend answers its probe (the local
+    /// store's folder exists; an S3 upstream answers HeadBucket).
     async fn ready(&self) -> Result<(), String> {
         self.registry.write(|_| Ok(())).await.map_err(|err| format!("registry: {err}"))?;
+        if self.registry.views_behind() {
+            return Err(format!("registry: {}", registry::Error::ViewsBehind));
+        }
         self.blobs.probe().await.map_err(|err| format!("backend: {err}"))
     }
 }

@@ -101,6 +101,9 @@ struct ReadSide {
     pool: Mutex<Vec<Connection>>,
     committed: watch::Receiver<u64>,
     tails: AtomicUsize,
+    /// Set by the writer while the views lack events the log has committed (their commit
+    /// failed and so did catching them up); reads of the views are refused meanwhile.
+    views_behind: Arc<AtomicBool>,
 }
 
 /// Counts a live tail for as long as its stream exists.
@@ -120,6 +123,15 @@ impl Drop for TailGuard {
 }
 
 impl ReadSide {
+    /// [`ReadSide::with_connection`] for reads that involve the views: refused while they are
+    /// behind the log, since they would answer from a state that is not the log's.
+    fn with_views<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        if self.views_behind.load(Ordering::SeqCst) {
+            return Err(Error::ViewsBehind);
+        }
+        self.with_connection(f)
+    }
+
     fn with_connection<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         let pooled = self.pool.lock().expect("reader pool lock").pop();
         let conn = match pooled {
@@ -204,18 +216,18 @@ impl Registry {
         let stats = Arc::new(WriterStats::default());
         let writer_stats = Arc::clone(&stats);
         let faults = Arc::new(Faults::default());
-        let writer_faults = Arc::clone(&faults);
+        let views_behind = Arc::new(AtomicBool::new(false));
+        let health = ViewsHealth { behind: Arc::clone(&views_behind), faults: Arc::clone(&faults) };
         let writer = std::thread::Builder::new()
             .name("registry-writer".into())
-            .spawn(move || {
-                run_writer(&mut conns, head, &jobs_rx, &committed_tx, clock.as_ref(), &writer_stats, &writer_faults);
-            })
+            .spawn(move || run_writer(&mut conns, head, &jobs_rx, &committed_tx, clock.as_ref(), &writer_stats, &health))
             .map_err(|e| Error::CommitFailed(format!("cannot start the writer thread: {e}")))?;
         let read = Arc::new(ReadSide {
             path,
             pool: Mutex::new(Vec::new()),
             committed: committed_rx,
             tails: AtomicUsize::new(0),
+            views_behind,
         });
         Ok(Self {
             inner: Arc::new(Inner {
@@ -304,8 +316,27 @@ impl Registry {
     /// Runs `f` on a reader connection on the blocking pool. Readers see committed data only.
     ///
     /// # Errors
-    /// Whatever `f` returns, or SQLite errors opening a connection.
+    /// Whatever `f` returns, SQLite errors opening a connection, or [`Error::ViewsBehind`]
+    /// while the views lack committed events.
     pub async fn read<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let read = Arc::clone(&self.inner.read);
+        tokio::task::spawn_blocking(move || read.with_views(f)).await.map_err(|_| Error::WriterStopped)?
+    }
+
+    /// Runs `f` on a reader connection on the calling thread (for CLI commands and tests).
+    ///
+    /// # Errors
+    /// As [`Registry::read`].
+    pub fn read_blocking<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        self.inner.read.with_views(f)
+    }
+
+    /// Reads the log alone, which is current whatever state the views are in.
+    async fn read_log<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
@@ -314,12 +345,12 @@ impl Registry {
         tokio::task::spawn_blocking(move || read.with_connection(f)).await.map_err(|_| Error::WriterStopped)?
     }
 
-    /// Runs `f` on a reader connection on the calling thread (for CLI commands and tests).
-    ///
-    /// # Errors
-    /// As [`Registry::read`].
-    pub fn read_blocking<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        self.inner.read.with_connection(f)
+    /// Whether the views lack events the log has committed: their commit failed and so did
+    /// catching them up. Reads of the views are refused until the next group commit brings
+    /// them up to the log.
+    #[must_use]
+    pub fn views_behind(&self) -> bool {
+        self.inner.read.views_behind.load(Ordering::SeqCst)
     }
 
     /// The sequence of the last committed event.
@@ -333,7 +364,7 @@ impl Registry {
     /// # Errors
     /// SQLite errors.
     pub async fn fetch_since(&self, cursor: u64, limit: usize) -> Result<Vec<Event>> {
-        self.read(move |conn| log::fetch_since(conn, cursor, limit)).await
+        self.read_log(move |conn| log::fetch_since(conn, cursor, limit)).await
     }
 
     /// Every committed event after `cursor`, then each new one as it commits. The stream
@@ -384,7 +415,7 @@ impl Registry {
     /// # Errors
     /// SQLite errors.
     pub async fn verify(&self) -> Result<log::Verified> {
-        self.read(log::verify).await
+        self.read_log(log::verify).await
     }
 
     /// Rebuilds every view from the log inside the writer's transaction (see [`log::replay`]).
@@ -429,7 +460,7 @@ fn run_writer(
     committed: &watch::Sender<u64>,
     clock: &dyn Clock,
     stats: &WriterStats,
-    faults: &Faults,
+    health: &ViewsHealth,
 ) {
     let (wake_checkpointer, checkpoints) = mpsc::sync_channel::<()>(1);
     let paths = [conns.log.path().map(PathBuf::from), conns.views.path().map(PathBuf::from)];
@@ -450,7 +481,7 @@ fn run_writer(
         let started = std::time::Instant::now();
         stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
         stats.batch_sizes.record(batch.len() as u64);
-        let outcome = run_batch(conns, &mut head, batch, clock, stats, faults);
+        let outcome = run_batch(conns, &mut head, batch, clock, stats, health);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         let busy = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         stats.busy_micros.fetch_add(busy, Ordering::Relaxed);
@@ -559,7 +590,7 @@ fn run_batch(
     batch: Vec<Job>,
     clock: &dyn Clock,
     stats: &WriterStats,
-    faults: &Faults,
+    health: &ViewsHealth,
 ) -> Result<Vec<Completion>, BatchFailure> {
     let WriterConnections { log: log_conn, views: views_conn } = conns;
     let log_tx = match log_conn.transaction_with_behavior(TransactionBehavior::Immediate) {
@@ -570,12 +601,14 @@ fn run_batch(
         Ok(tx) => tx,
         Err(error) => return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string())),
     };
-    // A maintenance command (`package seal`) may have appended from another process since
-    // our last commit; the IMMEDIATE transactions above serialise it with us. Chain from what
-    // is on disk, and catch the views up in case that process stopped between its commits.
-    match adopt_foreign_appends(&log_tx, &views_tx, head) {
-        Ok(()) => {}
-        Err(error) => return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string())),
+    // Jobs decide on the views, so they must hold every committed event first: a maintenance
+    // command (`package seal`) may have appended from another process since our last commit
+    // (the IMMEDIATE transactions above serialise it with us), or an earlier batch's views may
+    // have failed to commit. Chain from what is on disk and catch the views up; if they cannot
+    // be, no job runs, rather than deciding on stale rows.
+    if let Err(error) = catch_up_with_log(&log_tx, &views_tx, head) {
+        health.behind.store(true, Ordering::SeqCst);
+        return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string()));
     }
     let mut completions = Vec::with_capacity(batch.len());
     let mut failure = None;
@@ -609,17 +642,27 @@ fn run_batch(
     if let Err(reason) = committed {
         return Err((completions, reason));
     }
-    if let Err(error) = commit_views(views_tx, faults) {
+    let committed = commit_views(views_tx, &health.faults).or_else(|error| {
         tracing::error!(%error, "the views did not commit; catching them up from the log");
-        let caught_up = views_conn.transaction().map_err(Error::from).and_then(|views| {
+        views_conn.transaction().map_err(Error::from).and_then(|views| {
             log::catch_up(log_conn, &views)?;
-            commit_views(views, faults)
-        });
-        if let Err(error) = caught_up {
-            tracing::error!(%error, "the views could not catch up; they will on the next open");
-        }
+            commit_views(views, &health.faults)
+        })
+    });
+    // The log holds the batch, so its writes stand either way; views that lack it are not
+    // read until the next batch catches them up (it begins with that).
+    if let Err(error) = &committed {
+        tracing::error!(%error, "the views could not catch up; reads wait for the next group commit");
     }
+    health.behind.store(committed.is_err(), Ordering::SeqCst);
     Ok(completions)
+}
+
+/// What the writer knows of the views beyond their rows: whether they are behind the log (shared
+/// with readers), and the failures a test asked for.
+struct ViewsHealth {
+    behind: Arc<AtomicBool>,
+    faults: Arc<Faults>,
 }
 
 /// Commits the views' transaction, unless a test asked for this commit to fail.
@@ -632,10 +675,11 @@ fn commit_views(views: rusqlite::Transaction<'_>, faults: &Faults) -> Result<()>
     Ok(views.commit()?)
 }
 
-/// Moves `head` to the log's last event when another writer appended after it.
-fn adopt_foreign_appends(log_conn: &Connection, views_conn: &Connection, head: &mut ChainHead) -> Result<()> {
+/// Moves `head` to the log's last event when another writer appended after it, and applies
+/// to the views whatever committed events they lack.
+fn catch_up_with_log(log_conn: &Connection, views_conn: &Connection, head: &mut ChainHead) -> Result<()> {
     let on_disk = ChainHead::load(log_conn)?;
-    if on_disk != *head {
+    if on_disk != *head || views::applied(views_conn)? != on_disk.sequence {
         log::catch_up(log_conn, views_conn)?;
         *head = on_disk;
     }
