@@ -235,13 +235,22 @@ pub struct UserConfig {
 }
 
 /// `[registry]`
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistryConfig {
     /// Whether object reads are recorded as retrieval events.
     pub retrievals: Retrievals,
     /// The ed25519 key that signs checkpoints [default: `<data_dir>/checkpoint.key`].
     pub checkpoint_key: Option<PathBuf>,
+    /// Seconds between two checks of the views against the log by a serving gateway (a
+    /// replay of a snapshot, as `verify` does); 0 turns them off [default: 86400, daily].
+    pub views_check_interval_seconds: u64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self { retrievals: Retrievals::default(), checkpoint_key: None, views_check_interval_seconds: 86_400 }
+    }
 }
 
 /// `registry.retrievals`
@@ -660,6 +669,15 @@ pub const KEYS: &[Key] = &[
         secret: false,
         set: |c, v| {
             c.registry.checkpoint_key = Some(v.into());
+            Ok(())
+        },
+    },
+    Key {
+        path: "registry.views_check_interval_seconds",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.registry.views_check_interval_seconds = v.parse().map_err(|e| format!("{e}"))?;
             Ok(())
         },
     },

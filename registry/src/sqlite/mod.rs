@@ -422,7 +422,7 @@ impl Registry {
     ///
     /// # Errors
     /// As [`log::replay`].
-    pub async fn replay(&self) -> Result<u64> {
+    pub async fn replay(&self) -> Result<log::Replayed> {
         self.write(|writer| log::replay_in(writer.log, writer.views, u64::MAX, |_| {})).await
     }
 
