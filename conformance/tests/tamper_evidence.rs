@@ -103,3 +103,54 @@ async fn a_delete_allowed_by_an_edited_views_file_is_named_by_verify_and_fails_r
     assert_eq!(refused, (403, "AccessDenied".to_owned()));
 }
 
+/// The highest sequence of the checkpoint files in `folder`.
+fn newest_checkpoint(folder: &std::path::Path) -> Option<u64> {
+    std::fs::read_dir(folder)
+        .ok()?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.strip_suffix(".json")?.parse().ok())
+        .max()
+}
+
+#[tokio::test]
+async fn plain_verify_catches_a_rewritten_or_truncated_log_from_the_gateways_own_checkpoints_issue_16() {
+    let copies = tempfile::tempdir().expect("temp folder");
+    let mut env = upstream_env();
+    env.push(("ARTIFACT_STORE_REGISTRY_CHECKPOINT_INTERVAL_SECONDS".into(), "1".into()));
+    env.push(("ARTIFACT_STORE_REGISTRY_CHECKPOINT_COPY_DIR".into(), copies.path().display().to_string()));
+    let mut server = Server::start_with(Transport::Http, &[], env).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("ledger").send().await.expect("bucket");
+    for key in ["a", "b", "c", "d"] {
+        s3.put_object().bucket("ledger").key(key).body(ByteStream::from_static(b"entry")).send().await.expect("put");
+    }
+    let head = server.events().last().expect("events").sequence;
+    let own = server.data_dir().join("checkpoints");
+    let deadline = Instant::now() + CHECK_TIMEOUT;
+    while newest_checkpoint(&own) < Some(head) || newest_checkpoint(copies.path()) < Some(head) {
+        assert!(Instant::now() < deadline, "no checkpoint of event {head} was signed\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let intact = cli::expect(&server, &["verify"], 0);
+    assert!(intact.stdout.contains("checkpoint: checked against"), "{intact:?}");
+    server.terminate();
+    assert!(server.wait_exit().await.success());
+
+    // An early event rewritten with every hash after it recomputed: the chain verifies.
+    let put = server.object_events("ledger", "a")[0].sequence;
+    tamper::rewrite_payload(&server.registry_path(), put, |payload| {
+        let registry::event::v1::Payload::ObjectPut(p) = payload else { panic!("not a put") };
+        p.content.user_metadata.insert("approved-by".into(), "someone else".into());
+    });
+    let rewritten = cli::expect(&server, &["verify", "--no-blobs"], 1);
+    assert!(rewritten.stdout.contains(&format!("event {head} has hash")), "{rewritten:?}");
+    assert!(rewritten.stdout.contains("the log was rewritten"), "{rewritten:?}");
+
+    // The last events removed, and the data folder's checkpoints with them: the copy tells.
+    std::fs::remove_dir_all(&own).expect("remove the data folder's checkpoints");
+    let log = rusqlite::Connection::open(server.registry_path()).expect("open the log");
+    log.execute("DELETE FROM events WHERE seq > ?1", [head - 2]).expect("truncate the log");
+    drop(log);
+    let truncated = cli::expect(&server, &["verify", "--no-blobs"], 1);
+    assert!(truncated.stdout.contains(&format!("the log has no event {head}")), "{truncated:?}");
+    assert!(truncated.stdout.contains("the log was truncated"), "{truncated:?}");
+}

@@ -137,6 +137,9 @@ pub async fn serve(
         .map_err(|source| ServeError::Registry { path: registry_path.clone(), source })?;
     let tls = tls::acceptor(&config.server, &data_dir)?;
     let _sweeper = crate::worker::lifecycle::spawn(registry.clone(), &config.lifecycle);
+    let checkpoint_findings = Arc::new(Findings::default());
+    let _checkpointer =
+        crate::worker::checkpointer::spawn(registry.clone(), &config, Arc::clone(&checkpoint_findings));
     let views_findings = Arc::new(Findings::default());
     let _views_check = crate::worker::views_check::spawn(
         registry_path.clone(),
@@ -154,7 +157,11 @@ pub async fn serve(
     };
     let router = Router {
         base_domain: config.server.base_domain.clone(),
-        admin: Arc::new(Admin::new(registry.clone(), Arc::clone(&blobs)).with_findings(views_findings)),
+        admin: Arc::new(
+            Admin::new(registry.clone(), Arc::clone(&blobs))
+                .with_findings(views_findings)
+                .with_findings(checkpoint_findings),
+        ),
         metrics_here: admin_listener.is_none(),
         s3: s3_service(Arc::new(config), registry.clone(), blobs, Some(api))?,
         peer: None,

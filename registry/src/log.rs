@@ -336,7 +336,20 @@ pub fn verify(conn: &Connection) -> Result<Verified> {
 ///
 /// # Errors
 /// As [`verify`].
-pub fn verify_with_progress(conn: &Connection, mut progress: impl FnMut(u64)) -> Result<Verified> {
+pub fn verify_with_progress(conn: &Connection, progress: impl FnMut(u64)) -> Result<Verified> {
+    verify_after(conn, ChainHead { sequence: 0, hash: GENESIS_HASH }, progress)
+}
+
+/// [`verify_with_progress`] from a known point of the chain on (a signed checkpoint): the
+/// event at `start.sequence` must still have `start.hash` (else it is the first mismatch),
+/// and the events after it are checked as [`verify`] checks them. `events` counts those.
+///
+/// # Errors
+/// As [`verify`].
+pub fn verify_after(conn: &Connection, start: ChainHead, mut progress: impl FnMut(u64)) -> Result<Verified> {
+    if start.sequence > 0 && hash_at(conn, start.sequence)? != Some(start.hash) {
+        return Ok(Verified { events: 0, head: start, first_mismatch: Some(start.sequence) });
+    }
     // Decoding rows is SQLite's work and must stay on this thread; the two BLAKE3 hashes of
     // each row depend only on that row's stored fields, so a second thread computes them
     // while this one reads on. The chain links (sequence and `prev_hash` against the previous
@@ -354,8 +367,7 @@ pub fn verify_with_progress(conn: &Connection, mut progress: impl FnMut(u64)) ->
                 }
             }
         });
-        let mut verified =
-            Verified { events: 0, head: ChainHead { sequence: 0, hash: GENESIS_HASH }, first_mismatch: None };
+        let mut verified = Verified { events: 0, head: start, first_mismatch: None };
         let mut in_flight = 0;
         let mut receive = |verified: &mut Verified| -> bool {
             let (batch, bad_hash) = hashed.recv().expect("the hashing thread outlives the reader");
@@ -377,9 +389,10 @@ pub fn verify_with_progress(conn: &Connection, mut progress: impl FnMut(u64)) ->
             true
         };
         let read = (|| -> Result<()> {
-            let mut statement = conn.prepare(&format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY seq"))?;
-            let mut rows = statement.query([])?;
-            let mut last = ChainHead { sequence: 0, hash: GENESIS_HASH };
+            let mut statement =
+                conn.prepare(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq"))?;
+            let mut rows = statement.query([start.sequence])?;
+            let mut last = start;
             let mut batch = RowBatch::default();
             let mut reading = true;
             while reading {

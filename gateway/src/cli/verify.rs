@@ -9,8 +9,10 @@
 //!    the rules in force at its sequence (no locked version deleted or overwritten, no
 //!    retention weakened beyond its mode, nothing changed under a sealed package), and the
 //!    first event that breaks one is named: an event appended on the strength of edited views.
-//! 3. With `--checkpoint FILE`: the log still extends that signed checkpoint
-//!    ([`super::checkpoint::check`]), which catches a rewrite of the whole log.
+//! 3. The log still extends the newest checkpoint the gateway signed by itself, in the data
+//!    folder or `registry.checkpoint_copy_dir` ([`super::checkpoint::check_newest`]), and with
+//!    `--checkpoint FILE` that signed checkpoint ([`super::checkpoint::check`]): this catches a
+//!    log truncated, or rewritten whole with recomputed hashes.
 //! 4. The blobs (unless `--no-blobs`): every blob the views reference must exist, and its
 //!    bytes must be what the registry recorded. In the local store every blob file is
 //!    re-hashed and must hash to its name. In an S3 upstream, where blob names are random, each
@@ -69,6 +71,8 @@ struct Report {
     ok: bool,
     chain: ChainReport,
     views: ViewsAudit,
+    /// The newest automatic checkpoint the log was checked against, if there is one.
+    checkpoint: Option<std::path::PathBuf>,
     /// `None` with `--no-blobs`.
     blobs: Option<BlobsReport>,
     inline: registry::inline::Checked,
@@ -127,6 +131,8 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
     if let Some(file) = &args.checkpoint {
         problems.extend(super::checkpoint::check(config, file, args.public_key.as_deref()).await?);
     }
+    let (checkpoint, found) = super::checkpoint::check_newest(config).await?;
+    problems.extend(found);
 
     let blobs = if args.no_blobs {
         None
@@ -147,7 +153,7 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
         Some(blobs)
     };
 
-    let report = Report { ok: problems.is_empty(), chain, views, blobs, inline, problems };
+    let report = Report { ok: problems.is_empty(), chain, views, checkpoint, blobs, inline, problems };
     print_report(&report, json)?;
     Ok(if report.ok { Outcome::Ok } else { Outcome::CheckFailed })
 }
@@ -394,6 +400,10 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
     lines.push(match &report.views.first_violation {
         None => "rules: every event keeps the rules in force at its sequence".to_owned(),
         Some(violation) => format!("rules: broken by event {}", violation.sequence),
+    });
+    lines.push(match &report.checkpoint {
+        Some(file) => format!("checkpoint: checked against {}", file.display()),
+        None => "checkpoint: none signed yet".to_owned(),
     });
     let inline = &report.inline;
     lines.push(format!(

@@ -1,8 +1,10 @@
 //! Background work of a serving gateway.
 //!
 //! - [`lifecycle`]: the lifecycle sweeper.
+//! - [`checkpointer`]: signed checkpoints of the chain, made every so many events or minutes.
 //! - [`views_check`]: the periodic check of the views against the log.
 
+pub mod checkpointer;
 pub mod lifecycle;
 pub mod views_check;
 
