@@ -65,7 +65,10 @@ async fn a_delete_allowed_by_an_edited_views_file_is_named_by_verify_and_fails_r
         .sequence;
 
     let failed = cli::expect(&server, &["verify", "--no-blobs"], 1);
-    assert!(failed.stdout.contains(&format!("FAILED rules: event {deleted} (v1.object.deleted) deletes version")), "{failed:?}");
+    assert!(
+        failed.stdout.contains(&format!("FAILED rules: event {deleted} (v1.object.deleted) deletes version")),
+        "{failed:?}"
+    );
     assert!(failed.stdout.contains("COMPLIANCE retention protects until"), "{failed:?}");
     let failed = cli::expect(&server, &["replay"], 1);
     assert!(failed.stdout.contains(&format!("event {deleted} (v1.object.deleted)")), "{failed:?}");

@@ -138,8 +138,7 @@ pub async fn serve(
     let tls = tls::acceptor(&config.server, &data_dir)?;
     let _sweeper = crate::worker::lifecycle::spawn(registry.clone(), &config.lifecycle);
     let checkpoint_findings = Arc::new(Findings::default());
-    let _checkpointer =
-        crate::worker::checkpointer::spawn(registry.clone(), &config, Arc::clone(&checkpoint_findings));
+    let _checkpointer = crate::worker::checkpointer::spawn(registry.clone(), &config, Arc::clone(&checkpoint_findings));
     let views_findings = Arc::new(Findings::default());
     let _views_check = crate::worker::views_check::spawn(
         registry_path.clone(),

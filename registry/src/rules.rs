@@ -57,7 +57,8 @@ pub(crate) fn check(conn: &Connection, event: &Event, payload: &Payload, deferre
     };
     let bypassed = rules.bypassed.take().filter(|(sequence, _)| sequence + 1 == event.sequence).map(|(_, v)| v);
     if rules.sealed_any.is_none() {
-        rules.sealed_any = Some(conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM packages)")?.query_row([], |row| row.get(0))?);
+        rules.sealed_any =
+            Some(conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM packages)")?.query_row([], |row| row.get(0))?);
     }
     let sealed_any = rules.sealed_any == Some(true);
     let time = event.created_at;
@@ -74,7 +75,8 @@ pub(crate) fn check(conn: &Connection, event: &Event, payload: &Payload, deferre
             }
             None
         }
-        Payload::ObjectPut(p) | Payload::MultipartCompleted(crate::event::v1::MultipartCompleted { version: p, .. }) => {
+        Payload::ObjectPut(p)
+        | Payload::MultipartCompleted(crate::event::v1::MultipartCompleted { version: p, .. }) => {
             let version = VersionRef { bucket: p.bucket.clone(), key: p.key.clone(), version_id: p.version_id.clone() };
             match sealed(conn, sealed_any, &p.bucket, &p.key)? {
                 Some(breaks) => Some(breaks),
@@ -93,8 +95,14 @@ pub(crate) fn check(conn: &Connection, event: &Event, payload: &Payload, deferre
         Payload::RetentionSet(p) => match sealed(conn, sealed_any, &p.version.bucket, &p.version.key)? {
             Some(breaks) => Some(breaks),
             None => match lock_of(conn, deferred, &p.version)? {
-                Some((current, _)) if !retention::may_change_retention(current, p.retention, time, p.bypass_governance) => {
-                    Some(format!("weakens the retention of {}, which {}", describe(&p.version), protected_by(current, false)))
+                Some((current, _))
+                    if !retention::may_change_retention(current, p.retention, time, p.bypass_governance) =>
+                {
+                    Some(format!(
+                        "weakens the retention of {}, which {}",
+                        describe(&p.version),
+                        protected_by(current, false)
+                    ))
                 }
                 _ => None,
             },
@@ -156,7 +164,9 @@ fn lock_of(conn: &Connection, deferred: &mut Deferred, v: &VersionRef) -> Result
             let mode: Option<String> = row.get(0)?;
             let until: Option<i64> = row.get(1)?;
             let retention = match (mode.as_deref(), until) {
-                (Some("COMPLIANCE"), Some(retain_until)) => Some(Retention { mode: LockMode::Compliance, retain_until }),
+                (Some("COMPLIANCE"), Some(retain_until)) => {
+                    Some(Retention { mode: LockMode::Compliance, retain_until })
+                }
                 (Some(_), Some(retain_until)) => Some(Retention { mode: LockMode::Governance, retain_until }),
                 _ => None,
             };

@@ -285,7 +285,13 @@ impl Deferred {
     }
 
     /// The row of a version, if it exists.
-    pub(crate) fn version_seq(&mut self, conn: &Connection, bucket: &str, key: &str, version_id: &str) -> Result<Option<i64>> {
+    pub(crate) fn version_seq(
+        &mut self,
+        conn: &Connection,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<i64>> {
         if let Some(index) = self.memory() {
             return Ok(index.version(bucket, key, version_id));
         }

@@ -89,7 +89,8 @@ async fn a_delete_allowed_by_a_cleared_compliance_retention_is_named_by_replay_i
     let registry = open(&path).await;
     let lock = Retention { mode: LockMode::Compliance, retain_until: T0 + 30 * DAY };
     registry.set_retention(caller(), version("k"), true, Some(lock), false).await.unwrap();
-    let registry = tamper(registry, &path, "UPDATE object_versions SET retention_mode = NULL, retain_until = NULL").await;
+    let registry =
+        tamper(registry, &path, "UPDATE object_versions SET retention_mode = NULL, retain_until = NULL").await;
     // The command reads the edited views and lets the delete through.
     let deleted = registry.delete_object(caller(), version("k"), true, String::new(), false).await.unwrap();
     let sequence = deleted.event.unwrap().sequence;
@@ -157,7 +158,8 @@ async fn compliance_retention_given_at_creation_holds_against_edited_views() {
     let lock = Retention { mode: LockMode::Compliance, retain_until: T0 + 30 * DAY };
     let new = NewVersion { put: object("c", b"compliant", Some(lock)), condition: WriteCondition::default() };
     registry.put_object(caller(), new).await.unwrap();
-    let registry = tamper(registry, &path, "UPDATE object_versions SET retention_mode = NULL, retain_until = NULL").await;
+    let registry =
+        tamper(registry, &path, "UPDATE object_versions SET retention_mode = NULL, retain_until = NULL").await;
     // The deletion reads the retention from the event that created the version.
     let refused = registry.delete_object(caller(), version("c"), true, String::new(), true).await;
     assert!(matches!(refused, Err(Error::ObjectLocked)), "{refused:?}");

@@ -83,10 +83,8 @@ async fn writes_decided_while_the_views_are_behind_see_every_earlier_write() {
     registry.fail_views_commits(6);
     registry.put_object(Caller::system("test"), version("first")).await.unwrap();
     // Decided on the views caught up inside its own transaction: it sees the first write.
-    let conditional = NewVersion {
-        condition: WriteCondition { if_match: None, if_none_match_any: true },
-        ..version("first")
-    };
+    let conditional =
+        NewVersion { condition: WriteCondition { if_match: None, if_none_match_any: true }, ..version("first") };
     let refused = registry.put_object(Caller::system("test"), conditional).await;
     assert!(matches!(refused, Err(Error::PreconditionFailed)), "{refused:?}");
     registry.put_object(Caller::system("test"), version("second")).await.unwrap();

@@ -69,8 +69,11 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<Outcome> {
     let mut out = std::io::stdout().lock();
     match replayed {
         Replayed::Rebuilt(replayed) => {
-            let report =
-                Report { head_sequence: replayed.last, first_violation: replayed.first_violation, violations: replayed.violations };
+            let report = Report {
+                head_sequence: replayed.last,
+                first_violation: replayed.first_violation,
+                violations: replayed.violations,
+            };
             if json {
                 print_line(&mut out, &serde_json::to_string(&report)?)?;
             } else {

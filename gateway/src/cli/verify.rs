@@ -32,9 +32,9 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
+use registry::audit::{self, ViewsAudit};
 use registry::event::v1::{BlobPart, ObjectContent};
 use registry::log::{self, ChainHead};
-use registry::audit::{self, ViewsAudit};
 use registry::{queries, sqlite, views};
 use rusqlite::Connection;
 use serde::Serialize;

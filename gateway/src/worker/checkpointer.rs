@@ -89,7 +89,8 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
         loop {
             ticks.tick().await;
             let committed = registry.committed_sequence();
-            let by_count = settings.every_events > 0 && committed >= last.sequence.saturating_add(settings.every_events);
+            let by_count =
+                settings.every_events > 0 && committed >= last.sequence.saturating_add(settings.every_events);
             let by_time = settings.interval.is_some_and(|interval| last_time.elapsed() >= interval);
             if committed <= last.sequence || !(by_count || by_time) {
                 continue;

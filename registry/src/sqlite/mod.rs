@@ -220,7 +220,9 @@ impl Registry {
         let health = ViewsHealth { behind: Arc::clone(&views_behind), faults: Arc::clone(&faults) };
         let writer = std::thread::Builder::new()
             .name("registry-writer".into())
-            .spawn(move || run_writer(&mut conns, head, &jobs_rx, &committed_tx, clock.as_ref(), &writer_stats, &health))
+            .spawn(move || {
+                run_writer(&mut conns, head, &jobs_rx, &committed_tx, clock.as_ref(), &writer_stats, &health)
+            })
             .map_err(|e| Error::CommitFailed(format!("cannot start the writer thread: {e}")))?;
         let read = Arc::new(ReadSide {
             path,
