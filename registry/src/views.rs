@@ -144,8 +144,9 @@ pub(crate) enum Deferred {
         /// apply finds versions without the indexes of `object_versions`, which the
         /// rebuild drops and builds again, sorted, at the end.
         versions: Option<Box<VersionIndex>>,
-        /// The rules each event is checked against before it is applied.
-        rules: RuleCheck,
+        /// The rules each event is checked against before it is applied (boxed: the direct
+        /// path's variant carries nothing).
+        rules: Box<RuleCheck>,
     },
 }
 
@@ -247,7 +248,7 @@ impl VersionIndex {
 impl Deferred {
     /// A gatherer for catching up views that already hold rows.
     pub(crate) fn gathering() -> Self {
-        Deferred::Gathering { subjects: Vec::new(), refs: Vec::new(), versions: None, rules: RuleCheck::default() }
+        Deferred::Gathering { subjects: Vec::new(), refs: Vec::new(), versions: None, rules: Box::default() }
     }
 
     /// A gatherer for a rebuild of emptied views, with the version index in memory.
@@ -256,7 +257,7 @@ impl Deferred {
             subjects: Vec::new(),
             refs: Vec::new(),
             versions: Some(Box::new(VersionIndex::new())),
-            rules: RuleCheck::default(),
+            rules: Box::default(),
         }
     }
 
@@ -264,7 +265,7 @@ impl Deferred {
     /// just checked the same rules on the same views).
     pub(crate) fn rules(&mut self) -> Option<&mut RuleCheck> {
         match self {
-            Deferred::Gathering { rules, .. } => Some(rules),
+            Deferred::Gathering { rules, .. } => Some(rules.as_mut()),
             Deferred::None => None,
         }
     }

@@ -9,7 +9,8 @@
 //! checkpoint found at start (or from the first event) the chain is verified up to the head,
 //! and each later checkpoint verifies only the events since the previous one. A log that does
 //! not extend it (rewritten while the gateway was stopped) is not signed, and `/_ready`
-//! fails: signing it would make the rewrite the newest truth.
+//! fails: signing it would make the rewrite the newest truth. A failure later on (a folder
+//! that cannot be written) fails `/_ready` too, until a later attempt succeeds.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +27,9 @@ use crate::worker::Findings;
 
 /// How often the worker looks at the log's head (an atomic read).
 const POLL: Duration = Duration::from_secs(1);
+
+/// How long the worker waits after a failed checkpoint before it tries again.
+const RETRY: Duration = Duration::from_secs(60);
 
 /// The running checkpointer; dropping it stops the task.
 #[derive(Debug)]
@@ -84,10 +88,16 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
             }
         };
         let mut last_time = Instant::now();
+        // After a failure (a folder that cannot be written, a log that no longer extends the
+        // last checkpoint), the next attempt waits a while rather than a second.
+        let mut failed_at: Option<Instant> = None;
         let mut ticks = tokio::time::interval(POLL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
+            if failed_at.is_some_and(|at| at.elapsed() < RETRY) {
+                continue;
+            }
             let committed = registry.committed_sequence();
             let by_count =
                 settings.every_events > 0 && committed >= last.sequence.saturating_add(settings.every_events);
@@ -99,10 +109,15 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
                 Ok(Ok(head)) => {
                     last = head;
                     last_time = Instant::now();
+                    if failed_at.take().is_some() {
+                        findings.set(Vec::new());
+                    }
                 }
                 Ok(Err(error)) => {
-                    refuse(&findings, &error);
-                    return;
+                    let problem = format!("checkpoints: {error:#}");
+                    tracing::error!(%problem, "no checkpoint signed");
+                    findings.set(vec![problem]);
+                    failed_at = Some(Instant::now());
                 }
                 Err(error) => tracing::warn!(%error, "the checkpoint task did not finish"),
             }
@@ -118,11 +133,11 @@ enum Job {
     Sign(ChainHead),
 }
 
-/// Stops signing for good (a log that does not extend its checkpoints does not heal) and
-/// fails `/_ready`.
+/// Stops signing (the log at start does not extend the newest checkpoint, or it cannot be
+/// read) and fails `/_ready` until a restart.
 fn refuse(findings: &Findings, error: &anyhow::Error) {
     let problem = format!("checkpoints: {error:#}");
-    tracing::error!(%problem, "no more checkpoints will be signed");
+    tracing::error!(%problem, "no checkpoints will be signed");
     findings.set(vec![problem]);
 }
 
