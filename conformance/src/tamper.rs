@@ -4,7 +4,8 @@
 //! breaks at that event. [`rewrite_payload`] makes the same edit and then recomputes the
 //! payload digest and every hash from that event to the head with the registry's own
 //! hashing, as someone who controls the whole SQLite file would: the chain verifies again,
-//! and only a signed checkpoint from before the rewrite tells.
+//! and only a signed checkpoint from before the rewrite tells. [`edit_views`] changes the
+//! views file, from which the gateway enforces Object Lock.
 
 use std::path::Path;
 
@@ -67,4 +68,16 @@ pub fn rewrite_payload(registry: &Path, sequence: u64, edit: impl FnOnce(&mut Pa
         .expect("rewrite");
     }
     tx.commit().expect("commit");
+}
+
+/// Runs `sql` on the views file (`registry.views.db`) beside the running server, as someone
+/// with access to the data folder would; returns the rows it changed.
+///
+/// # Panics
+/// When the statement fails or changes nothing.
+pub fn edit_views(registry: &Path, sql: &str) -> usize {
+    let views = open(&registry::sqlite::views_path(registry));
+    let changed = views.execute(sql, []).expect("edit the views");
+    assert!(changed > 0, "the edit changed nothing: {sql}");
+    changed
 }

@@ -235,13 +235,37 @@ pub struct UserConfig {
 }
 
 /// `[registry]`
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistryConfig {
     /// Whether object reads are recorded as retrieval events.
     pub retrievals: Retrievals,
     /// The ed25519 key that signs checkpoints [default: `<data_dir>/checkpoint.key`].
     pub checkpoint_key: Option<PathBuf>,
+    /// Seconds between two checks of the views against the log by a serving gateway (a
+    /// replay of a snapshot, as `verify` does); 0 turns them off [default: 86400, daily].
+    pub views_check_interval_seconds: u64,
+    /// A serving gateway signs a checkpoint once this many events were appended since the
+    /// last one; 0: not by count [default: 10000].
+    pub checkpoint_every_events: u64,
+    /// ... or once this many seconds have passed and the log has grown; 0: not by time
+    /// [default: 3600]. Both 0 turn automatic checkpoints off.
+    pub checkpoint_interval_seconds: u64,
+    /// A folder outside the data folder that also receives every automatic checkpoint.
+    pub checkpoint_copy_dir: Option<PathBuf>,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            retrievals: Retrievals::default(),
+            checkpoint_key: None,
+            views_check_interval_seconds: 86_400,
+            checkpoint_every_events: 10_000,
+            checkpoint_interval_seconds: 3_600,
+            checkpoint_copy_dir: None,
+        }
+    }
 }
 
 /// `registry.retrievals`
@@ -660,6 +684,42 @@ pub const KEYS: &[Key] = &[
         secret: false,
         set: |c, v| {
             c.registry.checkpoint_key = Some(v.into());
+            Ok(())
+        },
+    },
+    Key {
+        path: "registry.checkpoint_every_events",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.registry.checkpoint_every_events = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "registry.checkpoint_interval_seconds",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.registry.checkpoint_interval_seconds = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "registry.checkpoint_copy_dir",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.registry.checkpoint_copy_dir = Some(v.into());
+            Ok(())
+        },
+    },
+    Key {
+        path: "registry.views_check_interval_seconds",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.registry.views_check_interval_seconds = v.parse().map_err(|e| format!("{e}"))?;
             Ok(())
         },
     },

@@ -6,12 +6,14 @@
 //! - [`admin`]: `/_health` and the other endpoints under `/_`.
 //! - [`s3`]: the s3s `S3` implementation and the gateway error → S3 code mapping.
 //! - [`backend`]: the `BlobStore` trait and the local filesystem store.
+//! - [`checkpoints`]: signed checkpoints of the event chain: format, key, folders.
 //! - [`auth`]: users and root credentials.
 //! - [`config`]: one typed configuration (file < environment < flags).
 //! - [`tls`]: rustls acceptor and the self-signed certificate.
 //! - [`telemetry`]: tracing setup.
 //! - [`cli`]: the `artifact-store` commands.
-//! - [`worker`]: background work (the lifecycle sweeper).
+//! - [`worker`]: background work (the lifecycle sweeper, checks of the registry, automatic
+//!   checkpoints).
 //!
 //! ```
 //! use artifact_store_gateway::config::Config;
@@ -23,6 +25,7 @@
 pub mod admin;
 pub mod auth;
 pub mod backend;
+pub mod checkpoints;
 pub mod cli;
 pub mod config;
 pub mod layout;

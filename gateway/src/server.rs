@@ -39,6 +39,7 @@ use crate::backend::s3::{self, OpenError, S3BlobStore};
 use crate::config::{Backend, Config, UpstreamObjectLock};
 use crate::s3::Gateway;
 use crate::tls::{self, TlsError};
+use crate::worker::Findings;
 
 /// A TLS handshake that takes longer than this is dropped, so slow clients cannot pin
 /// connection tasks.
@@ -133,9 +134,17 @@ pub async fn serve(
     }
     let registry_path = crate::layout::registry_path(&data_dir);
     let registry = Registry::open(&registry_path, Arc::new(SystemClock))
-        .map_err(|source| ServeError::Registry { path: registry_path, source })?;
+        .map_err(|source| ServeError::Registry { path: registry_path.clone(), source })?;
     let tls = tls::acceptor(&config.server, &data_dir)?;
     let _sweeper = crate::worker::lifecycle::spawn(registry.clone(), &config.lifecycle);
+    let checkpoint_findings = Arc::new(Findings::default());
+    let _checkpointer = crate::worker::checkpointer::spawn(registry.clone(), &config, Arc::clone(&checkpoint_findings));
+    let views_findings = Arc::new(Findings::default());
+    let _views_check = crate::worker::views_check::spawn(
+        registry_path.clone(),
+        config.registry.views_check_interval_seconds,
+        Arc::clone(&views_findings),
+    );
     let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout);
     let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
     let api = RegistryApi::new(registry.clone(), config.server.region.clone(), stopping_rx.clone());
@@ -147,7 +156,11 @@ pub async fn serve(
     };
     let router = Router {
         base_domain: config.server.base_domain.clone(),
-        admin: Arc::new(Admin::new(registry.clone(), Arc::clone(&blobs))),
+        admin: Arc::new(
+            Admin::new(registry.clone(), Arc::clone(&blobs))
+                .with_findings(views_findings)
+                .with_findings(checkpoint_findings),
+        ),
         metrics_here: admin_listener.is_none(),
         s3: s3_service(Arc::new(config), registry.clone(), blobs, Some(api))?,
         peer: None,

@@ -468,6 +468,24 @@ fn record_bypass(writer: &mut Writer<'_>, caller: &Caller, version: &ObjectVersi
     Ok(())
 }
 
+/// Whether the event that created `version`, read from the log rather than the views, gave it
+/// COMPLIANCE retention still in force. Nothing shortens COMPLIANCE retention, so that alone
+/// protects the version, whatever views edited behind the log's back say. (Retention set
+/// later is in the views only; `verify` and the gateway's periodic check of the views catch
+/// a deletion that an edit of it allowed.) One lookup by sequence, on deletions only.
+fn compliance_from_log(writer: &Writer<'_>, version: &ObjectVersion) -> Result<bool> {
+    let Some(event) = queries::event(writer.log(), version.sequence)? else {
+        return Ok(false);
+    };
+    let put = match event.decode()? {
+        Payload::ObjectPut(put) => put,
+        Payload::MultipartCompleted(completed) => completed.version,
+        _ => return Ok(false),
+    };
+    let same = put.bucket == version.bucket && put.key == version.key && put.version_id == version.version_id;
+    Ok(same && put.retention.is_some_and(|r| r.mode == v1::LockMode::Compliance && r.retain_until > writer.now()))
+}
+
 fn delete_object(
     writer: &mut Writer<'_>,
     caller: &Caller,
@@ -486,7 +504,9 @@ fn delete_object(
             // S3 answers success for a version that is not there.
             return Ok(Deleted { version_id: by_id.then(|| target.version_id.clone()), ..unchanged });
         };
-        if !retention::may_delete(version.retention, version.legal_hold, writer.now(), bypass_governance) {
+        if !retention::may_delete(version.retention, version.legal_hold, writer.now(), bypass_governance)
+            || compliance_from_log(writer, &version)?
+        {
             return Err(Error::ObjectLocked);
         }
         let used_bypass = !retention::may_delete(version.retention, version.legal_hold, writer.now(), false);
@@ -507,7 +527,9 @@ fn delete_object(
     // buckets give it the null id, replacing a null version (which must not be locked).
     let marker_id = if bucket.versioning_enabled() { marker_version_id } else { NULL_VERSION.to_owned() };
     if let Some(null) = queries::version(writer.conn(), &target.bucket, &target.key, &marker_id)? {
-        if !retention::may_delete(null.retention, null.legal_hold, writer.now(), bypass_governance) {
+        if !retention::may_delete(null.retention, null.legal_hold, writer.now(), bypass_governance)
+            || compliance_from_log(writer, &null)?
+        {
             return Err(Error::ObjectLocked);
         }
         if !retention::may_delete(null.retention, null.legal_hold, writer.now(), false) {

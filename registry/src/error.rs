@@ -90,6 +90,10 @@ pub enum Error {
     /// The group commit this write belonged to did not commit; nothing of it is stored.
     #[error("registry commit failed: {0}")]
     CommitFailed(String),
+    /// The views lack events the log has committed (their commit failed); they are not read
+    /// until the writer has caught them up.
+    #[error("the registry's views are behind its log; they are being caught up")]
+    ViewsBehind,
     /// The writer task has stopped (the registry is shutting down or crashed).
     #[error("the registry writer has stopped")]
     WriterStopped,

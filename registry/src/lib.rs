@@ -13,12 +13,14 @@
 //! # Modules
 //! - [`event`]: events, their canonical encoding and chain hash; [`event::v1`] payloads.
 //! - [`log`]: append, fetch, replay, verify.
+//! - [`audit`]: the views compared with a fresh replay of the log, and the log with its rules.
 //! - [`views`]: the view writer shared by the direct path and replay; the deterministic dump.
 //! - [`commands`]: the domain operations that check the views and append events.
 //! - [`inline`]: small objects' bytes, stored in the log database with their event.
 //! - [`packages`]: sealing a prefix as a package, its manifest, and the refusal of writes under it.
 //! - [`queries`]: typed reads of the views.
 //! - [`retention`]: Object Lock rules as pure functions of (state, time).
+//! - [`rules`]: replay's check of every event against the rules in force at its sequence.
 //! - [`explain`]: why a version exists or was deleted, from its events.
 //! - [`lifecycle`]: lifecycle rules and the sweeper's plan, a pure function of (state, time).
 //! - [`sqlite`]: opening the database, the writer task (group commit), reader connections.
@@ -39,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
 pub mod clock;
 pub mod commands;
 mod error;
@@ -50,6 +53,7 @@ pub mod log;
 pub mod packages;
 pub mod queries;
 pub mod retention;
+pub mod rules;
 pub mod sqlite;
 pub mod views;
 

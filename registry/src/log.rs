@@ -11,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::Result;
 use crate::event::v1::Payload;
 use crate::event::{Digest, Event, EventDraft, GENESIS_HASH, RequestContext, StoredFields, chain_hash};
+use crate::rules::Violation;
 use crate::views;
 
 /// The last event of the log: what the next one chains from.
@@ -132,13 +133,25 @@ pub fn fetch_since(conn: &Connection, cursor: u64, limit: usize) -> Result<Vec<E
     Ok(events)
 }
 
-/// Empties the views and re-applies the whole log, in one transaction. Returns the highest
-/// sequence applied (0 for an empty log). Unknown event types are skipped.
+/// What a replay or catch-up applied, and the first event it found that the rules in force
+/// at its sequence forbid ([`crate::rules`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replayed {
+    /// The last sequence applied (0 for an empty log).
+    pub last: u64,
+    /// The first event that breaks a rule, if any; it was applied all the same.
+    pub first_violation: Option<Violation>,
+    /// How many events break a rule.
+    pub violations: u64,
+}
+
+/// Empties the views and re-applies the whole log, in one transaction, checking every event
+/// against the rules in force at its sequence. Unknown event types are skipped.
 ///
 /// # Errors
 /// SQLite errors, or [`crate::Error::CorruptPayload`] for a known type that does not parse;
 /// on error nothing changes.
-pub fn replay(conn: &mut Connection) -> Result<u64> {
+pub fn replay(conn: &mut Connection) -> Result<Replayed> {
     replay_with_progress(conn, |_| {})
 }
 
@@ -146,19 +159,19 @@ pub fn replay(conn: &mut Connection) -> Result<u64> {
 ///
 /// # Errors
 /// As [`replay`].
-pub fn replay_with_progress(conn: &mut Connection, progress: impl FnMut(u64)) -> Result<u64> {
+pub fn replay_with_progress(conn: &mut Connection, progress: impl FnMut(u64)) -> Result<Replayed> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let last = replay_in(&tx, &tx, u64::MAX, progress)?;
+    let replayed = replay_in(&tx, &tx, u64::MAX, progress)?;
     tx.commit()?;
-    Ok(last)
+    Ok(replayed)
 }
 
 /// Empties the views and re-applies the log up to and including sequence `until`, inside
-/// the caller's transactions. Returns the last sequence applied.
+/// the caller's transactions.
 ///
 /// # Errors
 /// As [`replay`].
-pub fn replay_in(log: &Connection, views: &Connection, until: u64, progress: impl FnMut(u64)) -> Result<u64> {
+pub fn replay_in(log: &Connection, views: &Connection, until: u64, progress: impl FnMut(u64)) -> Result<Replayed> {
     views::reset(views)?;
     // Emptied views are rebuilt in bulk: versions are found in memory, so the indexes go
     // and come back once at the end, built from sorted rows.
@@ -171,11 +184,11 @@ pub fn replay_in(log: &Connection, views: &Connection, until: u64, progress: imp
 
 /// Brings the views up to the end of the log, inside the caller's transactions: applies the
 /// events they have not seen, or rebuilds them if they are ahead of the log (a log restored
-/// from an older backup). Returns the last sequence applied.
+/// from an older backup). The events applied are checked against the rules as in [`replay`].
 ///
 /// # Errors
 /// As [`replay`].
-pub fn catch_up(log: &Connection, views: &Connection) -> Result<u64> {
+pub fn catch_up(log: &Connection, views: &Connection) -> Result<Replayed> {
     let applied = views::applied(views)?;
     let head = ChainHead::load(log)?.sequence;
     if applied > head {
@@ -191,7 +204,7 @@ fn apply_since(
     until: u64,
     mut deferred: views::Deferred,
     mut progress: impl FnMut(u64),
-) -> Result<u64> {
+) -> Result<Replayed> {
     // Reading rows is SQLite's work and applying them writes through the same connection, so
     // both stay on this thread; parsing a payload depends on nothing else, so a second thread
     // decodes each batch (and renders the view columns that need only the payload) while
@@ -277,7 +290,11 @@ fn apply_since(
     })?;
     deferred.flush(views)?;
     views::set_applied(views, last)?;
-    Ok(last)
+    let (first_violation, violations) = deferred.violations();
+    if let Some(violation) = &first_violation {
+        tracing::warn!(%violation, violations, "the log holds events its own rules forbid (run `verify`)");
+    }
+    Ok(Replayed { last, first_violation, violations })
 }
 
 /// A parsed payload with the columns of the version it adds, if any.
@@ -319,7 +336,20 @@ pub fn verify(conn: &Connection) -> Result<Verified> {
 ///
 /// # Errors
 /// As [`verify`].
-pub fn verify_with_progress(conn: &Connection, mut progress: impl FnMut(u64)) -> Result<Verified> {
+pub fn verify_with_progress(conn: &Connection, progress: impl FnMut(u64)) -> Result<Verified> {
+    verify_after(conn, ChainHead { sequence: 0, hash: GENESIS_HASH }, progress)
+}
+
+/// [`verify_with_progress`] from a known point of the chain on (a signed checkpoint): the
+/// event at `start.sequence` must still have `start.hash` (else it is the first mismatch),
+/// and the events after it are checked as [`verify`] checks them. `events` counts those.
+///
+/// # Errors
+/// As [`verify`].
+pub fn verify_after(conn: &Connection, start: ChainHead, mut progress: impl FnMut(u64)) -> Result<Verified> {
+    if start.sequence > 0 && hash_at(conn, start.sequence)? != Some(start.hash) {
+        return Ok(Verified { events: 0, head: start, first_mismatch: Some(start.sequence) });
+    }
     // Decoding rows is SQLite's work and must stay on this thread; the two BLAKE3 hashes of
     // each row depend only on that row's stored fields, so a second thread computes them
     // while this one reads on. The chain links (sequence and `prev_hash` against the previous
@@ -337,8 +367,7 @@ pub fn verify_with_progress(conn: &Connection, mut progress: impl FnMut(u64)) ->
                 }
             }
         });
-        let mut verified =
-            Verified { events: 0, head: ChainHead { sequence: 0, hash: GENESIS_HASH }, first_mismatch: None };
+        let mut verified = Verified { events: 0, head: start, first_mismatch: None };
         let mut in_flight = 0;
         let mut receive = |verified: &mut Verified| -> bool {
             let (batch, bad_hash) = hashed.recv().expect("the hashing thread outlives the reader");
@@ -360,9 +389,10 @@ pub fn verify_with_progress(conn: &Connection, mut progress: impl FnMut(u64)) ->
             true
         };
         let read = (|| -> Result<()> {
-            let mut statement = conn.prepare(&format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY seq"))?;
-            let mut rows = statement.query([])?;
-            let mut last = ChainHead { sequence: 0, hash: GENESIS_HASH };
+            let mut statement =
+                conn.prepare(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq"))?;
+            let mut rows = statement.query([start.sequence])?;
+            let mut last = start;
             let mut batch = RowBatch::default();
             let mut reading = true;
             while reading {

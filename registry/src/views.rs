@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::Result;
 use crate::event::Event;
 use crate::event::v1::{self, BlobPart, ObjectPut, Payload, VersioningStatus};
+use crate::rules::{RuleCheck, Violation};
 
 /// The view tables, in dump order, each with the columns that order its rows.
 pub const VIEW_TABLES: &[(&str, &str)] = &[
@@ -143,6 +144,9 @@ pub(crate) enum Deferred {
         /// apply finds versions without the indexes of `object_versions`, which the
         /// rebuild drops and builds again, sorted, at the end.
         versions: Option<Box<VersionIndex>>,
+        /// The rules each event is checked against before it is applied (boxed: the direct
+        /// path's variant carries nothing).
+        rules: Box<RuleCheck>,
     },
 }
 
@@ -244,12 +248,34 @@ impl VersionIndex {
 impl Deferred {
     /// A gatherer for catching up views that already hold rows.
     pub(crate) fn gathering() -> Self {
-        Deferred::Gathering { subjects: Vec::new(), refs: Vec::new(), versions: None }
+        Deferred::Gathering { subjects: Vec::new(), refs: Vec::new(), versions: None, rules: Box::default() }
     }
 
     /// A gatherer for a rebuild of emptied views, with the version index in memory.
     pub(crate) fn rebuilding() -> Self {
-        Deferred::Gathering { subjects: Vec::new(), refs: Vec::new(), versions: Some(Box::new(VersionIndex::new())) }
+        Deferred::Gathering {
+            subjects: Vec::new(),
+            refs: Vec::new(),
+            versions: Some(Box::new(VersionIndex::new())),
+            rules: Box::default(),
+        }
+    }
+
+    /// The rule check of a replay or catch-up (none on the direct path, whose command has
+    /// just checked the same rules on the same views).
+    pub(crate) fn rules(&mut self) -> Option<&mut RuleCheck> {
+        match self {
+            Deferred::Gathering { rules, .. } => Some(rules.as_mut()),
+            Deferred::None => None,
+        }
+    }
+
+    /// The first event that broke a rule, and how many did.
+    pub(crate) fn violations(&self) -> (Option<Violation>, u64) {
+        match self {
+            Deferred::Gathering { rules, .. } => (rules.first.clone(), rules.count),
+            Deferred::None => (None, 0),
+        }
     }
 
     fn memory(&mut self) -> Option<&mut VersionIndex> {
@@ -260,7 +286,13 @@ impl Deferred {
     }
 
     /// The row of a version, if it exists.
-    fn version_seq(&mut self, conn: &Connection, bucket: &str, key: &str, version_id: &str) -> Result<Option<i64>> {
+    pub(crate) fn version_seq(
+        &mut self,
+        conn: &Connection,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<i64>> {
         if let Some(index) = self.memory() {
             return Ok(index.version(bucket, key, version_id));
         }
@@ -316,7 +348,7 @@ impl Deferred {
     /// left: subjects are distinct rows, and a blob's count is the sum of its changes (a
     /// count never goes below zero on the way, since a part releases only what it took).
     pub(crate) fn flush(&mut self, conn: &Connection) -> Result<()> {
-        let Deferred::Gathering { subjects, refs, versions } = self else {
+        let Deferred::Gathering { subjects, refs, versions, .. } = self else {
             return Ok(());
         };
         subjects.sort_unstable();
@@ -431,6 +463,7 @@ pub(crate) fn apply_payload(
     columns: Option<&VersionColumns>,
     deferred: &mut Deferred,
 ) -> Result<()> {
+    crate::rules::check(conn, event, payload, deferred)?;
     deferred.subject(conn, event)?;
     match payload {
         Payload::BucketCreated(p) => {

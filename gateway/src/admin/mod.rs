@@ -20,6 +20,7 @@ use registry::Registry;
 use s3s::Body;
 
 use crate::backend::BlobStore;
+use crate::worker::Findings;
 
 /// The prefix of the registry API.
 pub const REGISTRY_PREFIX: &str = "/_registry";
@@ -44,6 +45,8 @@ pub struct Admin {
     metrics: &'static PrometheusHandle,
     /// The log's sequence when the gateway opened it, for "events appended".
     opened_at: u64,
+    /// What the background checks of the registry (the views against the log) last found.
+    findings: Vec<Arc<Findings>>,
 }
 
 impl Admin {
@@ -52,7 +55,14 @@ impl Admin {
     #[must_use]
     pub fn new(registry: Registry, blobs: Arc<dyn BlobStore>) -> Self {
         let opened_at = registry.committed_sequence();
-        Self { registry, blobs, metrics: metrics::install(), opened_at }
+        Self { registry, blobs, metrics: metrics::install(), opened_at, findings: Vec::new() }
+    }
+
+    /// Makes `/_ready` fail while a background check reports problems.
+    #[must_use]
+    pub fn with_findings(mut self, findings: Arc<Findings>) -> Self {
+        self.findings.push(findings);
+        self
     }
 
     /// Answers `/_health`, `/_ready` or, when `with_metrics`, `/_metrics` (404 for other
@@ -84,10 +94,18 @@ impl Admin {
         response
     }
 
-    /// The registry commits a (empty) transaction and the backend answers its probe (the
-    /// local store's folder exists; an S3 upstream answers HeadBucket).
+    /// The registry commits a (empty) transaction with its views caught up to the log (reads
+    /// are refused while they are behind), its background checks found nothing, and the backend answers its probe (the local store's folder exists; an S3
+    /// upstream answers HeadBucket).
     async fn ready(&self) -> Result<(), String> {
         self.registry.write(|_| Ok(())).await.map_err(|err| format!("registry: {err}"))?;
+        if self.registry.views_behind() {
+            return Err(format!("registry: {}", registry::Error::ViewsBehind));
+        }
+        let problems: Vec<String> = self.findings.iter().flat_map(|findings| findings.problems()).collect();
+        if !problems.is_empty() {
+            return Err(format!("registry: {}", problems.join("; ")));
+        }
         self.blobs.probe().await.map_err(|err| format!("backend: {err}"))
     }
 }

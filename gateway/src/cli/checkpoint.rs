@@ -1,45 +1,26 @@
-//! `artifact-store checkpoint create|verify`: signed checkpoints of the event chain.
+//! `artifact-store checkpoint create|verify`: signed checkpoints of the event chain (format,
+//! key and folders in [`crate::checkpoints`]).
 //!
-//! The hash chain shows that no event was changed *unless* every later hash was recomputed
-//! too: someone who can rewrite the whole SQLite file can produce a chain that verifies. A
-//! checkpoint is the pair (sequence, hash of the event at that sequence) with a time, signed
-//! with an ed25519 key that lives outside the database. Kept elsewhere (a file in a backup, an
-//! object in a COMPLIANCE-locked bucket), it lets [`check`] prove that the log still extends
-//! it: the event at that sequence still has that hash and the chain verifies up to the head.
-//!
-//! # File format (`artifact-store.checkpoint.v1`)
-//! One JSON object: `created_at` (milliseconds since the epoch), `format`, `hash` (hex, 32
-//! bytes), `public_key` (hex, 32 bytes), `sequence`, `signature` (hex, 64 bytes). The
-//! signature is ed25519 over the canonical JSON of the four fields `created_at`, `format`,
-//! `hash` and `sequence`: keys sorted, no whitespace, as `jq -cjS
-//! '{created_at,format,hash,sequence}'` prints them.
-//!
-//! `create --s3 s3://bucket/key` also uploads it with an S3 client configured from the standard
-//! `AWS_*` variables, for example to a bucket under Object Lock in COMPLIANCE mode upstream.
-//!
-//! # Key
-//! `registry.checkpoint_key` names the key file, by default `<data_dir>/checkpoint.key`. On
-//! first use `create` generates it: the hex of a 32-byte ed25519 seed, mode 0600. `verify`
-//! trusts the public half of that key, or the one given with `--public-key`.
+//! `create` verifies the chain and signs its head; `--s3 s3://bucket/key` also uploads it with
+//! an S3 client configured from the standard `AWS_*` variables, for example to a bucket under
+//! Object Lock in COMPLIANCE mode upstream. `verify` proves that the log still extends a
+//! checkpoint ([`check`]): the event at its sequence still has its hash and the chain verifies
+//! up to the head. It trusts the public half of the configured key, or the one given with
+//! `--public-key`.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 use registry::log::{self, ChainHead};
 use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
 
 use super::progress::{self, Unit};
 use super::{Outcome, existing_registry, print_line, read_registry};
+use crate::checkpoints::{Checkpoint, key_path, signing_key};
 use crate::config::Config;
-
-/// The `format` of checkpoints this build writes and reads.
-pub const FORMAT: &str = "artifact-store.checkpoint.v1";
 
 /// `checkpoint` and its subcommands.
 #[derive(Debug, clap::Args)]
@@ -72,67 +53,6 @@ pub enum CheckpointCommand {
     },
 }
 
-/// The signed part of a checkpoint, fields in sorted order so `serde_json` writes it canonically.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Signed {
-    created_at: i64,
-    format: String,
-    hash: String,
-    sequence: u64,
-}
-
-/// A checkpoint file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// When it was made, milliseconds since the epoch.
-    pub created_at: i64,
-    /// [`FORMAT`].
-    pub format: String,
-    /// Hex hash of the event at `sequence`.
-    pub hash: String,
-    /// Hex ed25519 public key that signed it.
-    pub public_key: String,
-    /// The checkpointed sequence (the head when it was made).
-    pub sequence: u64,
-    /// Hex ed25519 signature over the canonical JSON of the other fields but `public_key`.
-    pub signature: String,
-}
-
-impl Checkpoint {
-    fn signed_bytes(&self) -> Vec<u8> {
-        let signed = Signed {
-            created_at: self.created_at,
-            format: self.format.clone(),
-            hash: self.hash.clone(),
-            sequence: self.sequence,
-        };
-        serde_json::to_vec(&signed).expect("checkpoints always serialise")
-    }
-
-    fn sign(head: ChainHead, created_at: i64, key: &SigningKey) -> Self {
-        let mut checkpoint = Self {
-            created_at,
-            format: FORMAT.to_owned(),
-            hash: hex::encode(head.hash),
-            public_key: hex::encode(key.verifying_key().as_bytes()),
-            sequence: head.sequence,
-            signature: String::new(),
-        };
-        checkpoint.signature = hex::encode(key.sign(&checkpoint.signed_bytes()).to_bytes());
-        checkpoint
-    }
-
-    /// Whether `trusted` signed this checkpoint. Strict verification: an auditor may paste a
-    /// public key from a checkpoint file, and a weak (small-order) key would let plain ed25519
-    /// verification accept a signature made without any secret.
-    fn signature_holds(&self, trusted: &VerifyingKey) -> bool {
-        let mut bytes = [0; 64];
-        hex::decode_to_slice(&self.signature, &mut bytes).is_ok()
-            && self.public_key == hex::encode(trusted.as_bytes())
-            && trusted.verify_strict(&self.signed_bytes(), &Signature::from_bytes(&bytes)).is_ok()
-    }
-}
-
 /// Runs a `checkpoint` subcommand.
 ///
 /// # Errors
@@ -157,10 +77,6 @@ pub async fn run(config: &Config, args: &CheckpointArgs, json: bool) -> anyhow::
             Ok(if problems.is_empty() { Outcome::Ok } else { Outcome::CheckFailed })
         }
     }
-}
-
-fn key_path(config: &Config) -> PathBuf {
-    config.registry.checkpoint_key.clone().unwrap_or_else(|| config.storage.data_dir.join("checkpoint.key"))
 }
 
 async fn create(config: &Config, out: Option<&Path>, s3: Option<&str>) -> anyhow::Result<Outcome> {
@@ -258,12 +174,7 @@ async fn upload(bucket: &str, key: &str, body: String) -> anyhow::Result<()> {
 /// # Errors
 /// An unreadable checkpoint, key or registry.
 pub async fn check(config: &Config, file: &Path, public_key: Option<&str>) -> anyhow::Result<Vec<String>> {
-    let text = fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let checkpoint: Checkpoint =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a checkpoint", file.display()))?;
-    if checkpoint.format != FORMAT {
-        bail!("{} has format {:?}; this build reads {FORMAT}", file.display(), checkpoint.format);
-    }
+    let checkpoint = Checkpoint::read(file)?;
     let trusted = match public_key {
         Some(hex_key) => parse_public_key(hex_key)?,
         None => {
@@ -284,21 +195,52 @@ pub async fn check(config: &Config, file: &Path, public_key: Option<&str>) -> an
             checkpoint.public_key
         ));
     }
+    problems.extend(extends(config, &checkpoint, "checkpoint").await?);
+    Ok(problems)
+}
+
+/// Checks the log against the newest automatic checkpoint signed by the configured key, in
+/// the data folder or `registry.checkpoint_copy_dir` (plain `verify`). Returns the file
+/// checked, if there was one, and the problems found.
+///
+/// # Errors
+/// An unreadable key, checkpoint folder or registry.
+pub async fn check_newest(config: &Config) -> anyhow::Result<(Option<PathBuf>, Vec<String>)> {
+    let path = key_path(config);
+    if !path.exists() {
+        // Nothing was ever signed with it; a checkpoint made by another key proves nothing here.
+        return Ok((None, Vec::new()));
+    }
+    let trusted = signing_key(&path)?.verifying_key();
+    let Some((file, checkpoint)) = crate::checkpoints::newest(&crate::checkpoints::folders(config), &trusted)? else {
+        return Ok((None, Vec::new()));
+    };
+    let problems = extends(config, &checkpoint, &format!("checkpoint {}", file.display())).await?;
+    Ok((Some(file), problems))
+}
+
+/// The ways the log fails to extend `checkpoint` (whose signature the caller has checked):
+/// it no longer reaches its sequence (truncated), the event there has another hash
+/// (rewritten), or the chain is broken.
+async fn extends(config: &Config, checkpoint: &Checkpoint, name: &str) -> anyhow::Result<Vec<String>> {
     let sequence = checkpoint.sequence;
     let (verified, found) =
         read_registry(config, move |conn| Ok((verify_chain(conn)?, log::hash_at(conn, sequence)?))).await?;
+    let mut problems = Vec::new();
     match found {
-        None => problems
-            .push(format!("checkpoint: the log has no event {sequence} (it ends at {})", verified.head.sequence)),
+        None => problems.push(format!(
+            "{name}: the log has no event {sequence} (it ends at {}): the log was truncated",
+            verified.head.sequence
+        )),
         Some(hash) if hex::encode(hash) != checkpoint.hash => problems.push(format!(
-            "checkpoint: event {sequence} has hash {}, the checkpoint signed {}: the log was rewritten",
+            "{name}: event {sequence} has hash {}, the checkpoint signed {}: the log was rewritten",
             hex::encode(hash),
             checkpoint.hash
         )),
         Some(_) => {}
     }
     if let Some(at) = verified.first_mismatch {
-        problems.push(format!("checkpoint: the chain is broken at event {at}, so it does not extend the checkpoint"));
+        problems.push(format!("{name}: the chain is broken at event {at}, so it does not extend the checkpoint"));
     }
     Ok(problems)
 }
@@ -315,84 +257,4 @@ fn parse_public_key(text: &str) -> anyhow::Result<VerifyingKey> {
     let mut bytes = [0; 32];
     hex::decode_to_slice(text.trim(), &mut bytes).context("--public-key must be 64 hex digits")?;
     VerifyingKey::from_bytes(&bytes).context("--public-key is not an ed25519 public key")
-}
-
-/// Reads the signing key at `path`, generating it (mode 0600) if there is none.
-fn signing_key(path: &Path) -> anyhow::Result<SigningKey> {
-    match fs::read_to_string(path) {
-        Ok(text) => {
-            let mut seed = [0; 32];
-            hex::decode_to_slice(text.trim(), &mut seed)
-                .with_context(|| format!("{} does not hold a hex ed25519 seed", path.display()))?;
-            if fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o077 != 0) {
-                tracing::warn!(path = %path.display(), "checkpoint key is accessible to other users; chmod 600 it");
-            }
-            Ok(SigningKey::from_bytes(&seed))
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            let seed: [u8; 32] = rand::random();
-            write_key(path, &seed).with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("generated checkpoint key {}", path.display());
-            Ok(SigningKey::from_bytes(&seed))
-        }
-        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-/// Creates the key file, owner-only, failing rather than replacing one that appeared meanwhile.
-fn write_key(path: &Path, seed: &[u8; 32]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    writeln!(file, "{}", hex::encode(seed))?;
-    file.sync_all()?;
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_checkpoint_verifies_only_unchanged_and_with_its_key() {
-        let key = SigningKey::from_bytes(&[7; 32]);
-        let head = ChainHead { sequence: 42, hash: [9; 32] };
-        let checkpoint = Checkpoint::sign(head, 1_800_000_000_000, &key);
-        assert!(checkpoint.signature_holds(&key.verifying_key()));
-        let other = SigningKey::from_bytes(&[8; 32]);
-        assert!(!checkpoint.signature_holds(&other.verifying_key()));
-        let moved = Checkpoint { sequence: 41, ..checkpoint.clone() };
-        assert!(!moved.signature_holds(&key.verifying_key()));
-        assert_eq!(
-            String::from_utf8(checkpoint.signed_bytes()).unwrap(),
-            format!(r#"{{"created_at":1800000000000,"format":"{FORMAT}","hash":"{}","sequence":42}}"#, "09".repeat(32))
-        );
-    }
-
-    #[test]
-    fn a_signature_needing_no_secret_is_refused() {
-        // The identity point as public key: with R = identity and s = 0, plain ed25519
-        // verification accepts any message.
-        let mut identity = [0; 32];
-        identity[0] = 1;
-        let weak = VerifyingKey::from_bytes(&identity).unwrap();
-        let forged = Checkpoint {
-            created_at: 1_800_000_000_000,
-            format: FORMAT.to_owned(),
-            hash: "09".repeat(32),
-            public_key: hex::encode(identity),
-            sequence: 42,
-            signature: hex::encode([identity, [0; 32]].concat()),
-        };
-        assert!(!forged.signature_holds(&weak));
-    }
-
-    #[test]
-    fn the_key_is_generated_owner_only_and_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("checkpoint.key");
-        let first = signing_key(&path).unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(signing_key(&path).unwrap().to_bytes(), first.to_bytes());
-    }
 }

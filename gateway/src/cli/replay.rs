@@ -1,7 +1,10 @@
 //! `artifact-store replay`: rebuilds every view from the event log.
 //!
 //! The chain is verified first: views are not rebuilt from a log that was changed behind the
-//! registry's back (that is `verify`'s finding to act on, exit code 1).
+//! registry's back (that is `verify`'s finding to act on, exit code 1). Every event is checked
+//! against the rules in force at its sequence as it is applied ([`registry::rules`]); an event
+//! they forbid is applied all the same (the views show what the log holds), named, and the
+//! exit code is 1.
 //!
 //! The rebuild is one `IMMEDIATE` transaction ([`registry::log::replay_with_progress`]), so it
 //! is safe beside a serving gateway: readers keep seeing the old views until it commits, and
@@ -10,6 +13,7 @@
 
 use anyhow::Context as _;
 use registry::log::{self, ChainHead};
+use registry::rules::Violation;
 use registry::sqlite;
 use serde::Serialize;
 
@@ -19,8 +23,8 @@ use crate::config::Config;
 
 /// How a replay ended.
 enum Replayed {
-    /// The views were rebuilt up to this sequence.
-    Rebuilt(u64),
+    /// The views were rebuilt.
+    Rebuilt(log::Replayed),
     /// The chain does not verify from this sequence on; nothing was changed.
     ChainBroken(u64),
 }
@@ -29,6 +33,10 @@ enum Replayed {
 struct Report {
     /// The last event applied (0 for an empty log).
     head_sequence: u64,
+    /// The first event the rules in force at its sequence forbid.
+    first_violation: Option<Violation>,
+    /// How many events break a rule.
+    violations: u64,
 }
 
 /// Verifies the chain, rebuilds the views and prints the head sequence.
@@ -60,14 +68,24 @@ pub async fn run(config: &Config, json: bool) -> anyhow::Result<Outcome> {
 
     let mut out = std::io::stdout().lock();
     match replayed {
-        Replayed::Rebuilt(head_sequence) => {
-            let text = if json {
-                serde_json::to_string(&Report { head_sequence })?
-            } else {
-                format!("views rebuilt from the log; head sequence {head_sequence}")
+        Replayed::Rebuilt(replayed) => {
+            let report = Report {
+                head_sequence: replayed.last,
+                first_violation: replayed.first_violation,
+                violations: replayed.violations,
             };
-            print_line(&mut out, &text)?;
-            Ok(Outcome::Ok)
+            if json {
+                print_line(&mut out, &serde_json::to_string(&report)?)?;
+            } else {
+                print_line(&mut out, &format!("views rebuilt from the log; head sequence {}", report.head_sequence))?;
+                if let Some(violation) = &report.first_violation {
+                    print_line(
+                        &mut out,
+                        &format!("FAILED rules: {violation} ({} event(s) break a rule)", report.violations),
+                    )?;
+                }
+            }
+            Ok(if report.first_violation.is_none() { Outcome::Ok } else { Outcome::CheckFailed })
         }
         Replayed::ChainBroken(sequence) => {
             eprintln!(

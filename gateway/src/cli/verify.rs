@@ -2,11 +2,17 @@
 //!
 //! 1. The chain: every event's payload digest, hash and link to the previous event
 //!    ([`registry::log::verify_with_progress`]); the first event that does not match is named.
-//! 2. The views: a snapshot of the registry (`VACUUM INTO` a temp file) is replayed from its
-//!    log and its views dump compared with the stored ones, so a view row changed behind the
-//!    log's back is found. Each differing table is named with the key of a differing row.
-//! 3. With `--checkpoint FILE`: the log still extends that signed checkpoint
-//!    ([`super::checkpoint::check`]), which catches a rewrite of the whole log.
+//! 2. The views and the rules ([`registry::audit`]): a snapshot of the registry (`VACUUM
+//!    INTO` a temp file) is replayed from its log and its views dump compared with the stored
+//!    ones, so a view row changed behind the log's back is found; each differing table is
+//!    named with the key of a differing row. As it replays, every event is checked against
+//!    the rules in force at its sequence (no locked version deleted or overwritten, no
+//!    retention weakened beyond its mode, nothing changed under a sealed package), and the
+//!    first event that breaks one is named: an event appended on the strength of edited views.
+//! 3. The log still extends the newest checkpoint the gateway signed by itself, in the data
+//!    folder or `registry.checkpoint_copy_dir` ([`super::checkpoint::check_newest`]), and with
+//!    `--checkpoint FILE` that signed checkpoint ([`super::checkpoint::check`]): this catches a
+//!    log truncated, or rewritten whole with recomputed hashes.
 //! 4. The blobs (unless `--no-blobs`): every blob the views reference must exist, and its
 //!    bytes must be what the registry recorded. In the local store every blob file is
 //!    re-hashed and must hash to its name. In an S3 upstream, where blob names are random, each
@@ -26,6 +32,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
+use registry::audit::{self, ViewsAudit};
 use registry::event::v1::{BlobPart, ObjectContent};
 use registry::log::{self, ChainHead};
 use registry::{queries, sqlite, views};
@@ -63,7 +70,9 @@ struct Report {
     /// Whether every check passed.
     ok: bool,
     chain: ChainReport,
-    views: ViewsReport,
+    views: ViewsAudit,
+    /// The newest automatic checkpoint the log was checked against, if there is one.
+    checkpoint: Option<std::path::PathBuf>,
     /// `None` with `--no-blobs`.
     blobs: Option<BlobsReport>,
     inline: registry::inline::Checked,
@@ -79,14 +88,6 @@ struct ChainReport {
     head_sequence: u64,
     head_hash: String,
     first_mismatch: Option<u64>,
-}
-
-#[derive(Debug, Serialize)]
-struct ViewsReport {
-    /// Whether the stored views equal the views rebuilt from the log, byte for byte.
-    matches_log: bool,
-    /// Tables that differ, each with the key of one differing row.
-    differences: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -124,12 +125,14 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
             chain.head_sequence
         ));
     }
-    problems.extend(views.differences.iter().map(|difference| format!("views: {difference}")));
+    problems.extend(views.problems());
     problems.extend(inline.corrupt.iter().map(|id| format!("blob {id}: its bytes do not hash to its name")));
     problems.extend(inline.missing.iter().map(|id| format!("blob {id}: referenced by the registry but missing")));
     if let Some(file) = &args.checkpoint {
         problems.extend(super::checkpoint::check(config, file, args.public_key.as_deref()).await?);
     }
+    let (checkpoint, found) = super::checkpoint::check_newest(config).await?;
+    problems.extend(found);
 
     let blobs = if args.no_blobs {
         None
@@ -150,13 +153,13 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
         Some(blobs)
     };
 
-    let report = Report { ok: problems.is_empty(), chain, views, blobs, inline, problems };
+    let report = Report { ok: problems.is_empty(), chain, views, checkpoint, blobs, inline, problems };
     print_report(&report, json)?;
     Ok(if report.ok { Outcome::Ok } else { Outcome::CheckFailed })
 }
 
 /// Checks 1, 2 and 5; returns the blobs in a store the views reference, for check 4.
-fn check_registry(path: &Path) -> anyhow::Result<(ChainReport, ViewsReport, registry::inline::Checked, Vec<String>)> {
+fn check_registry(path: &Path) -> anyhow::Result<(ChainReport, ViewsAudit, registry::inline::Checked, Vec<String>)> {
     let conn = sqlite::open_read_only(path).with_context(|| format!("cannot open {}", path.display()))?;
     let chain = check_chain(&conn)?;
     let views = check_views(&conn)?;
@@ -179,93 +182,14 @@ fn check_chain(conn: &Connection) -> anyhow::Result<ChainReport> {
     })
 }
 
-/// Prefix of the tables that keep the stored views inside the snapshot while it is replayed.
-const STORED: &str = "verify_stored_";
-
-fn check_views(conn: &Connection) -> anyhow::Result<ViewsReport> {
-    let dir =
+fn check_views(conn: &Connection) -> anyhow::Result<ViewsAudit> {
+    let scratch =
         tempfile::Builder::new().prefix("artifact-store-verify-").tempdir().context("cannot create a temp dir")?;
-    // The views first, then the log: the writer commits the log first, so the log snapshot
-    // holds at least every event the views snapshot has applied.
-    let views_snapshot = dir.path().join("registry.views.db");
-    let log_snapshot = dir.path().join("registry.db");
-    let utf8 = |path: &Path| path.to_str().map(str::to_owned).context("the temp dir's path is not UTF-8");
-    conn.execute("VACUUM views INTO ?1", [utf8(&views_snapshot)?]).context("cannot snapshot the views")?;
-    conn.execute("VACUUM INTO ?1", [utf8(&log_snapshot)?]).context("cannot snapshot the log")?;
-
-    // A throwaway copy, opened as it is (opening it as a registry would catch the views up).
-    let mut copy = Connection::open(&log_snapshot)?;
-    copy.execute("ATTACH DATABASE ?1 AS views", [utf8(&views_snapshot)?])?;
-    copy.pragma_update(None, "synchronous", "OFF")?;
-    copy.pragma_update(Some("views"), "synchronous", "OFF")?;
-    let applied = views::applied(&copy)?;
-    let stored = views::dump(&copy)?;
-    for (table, _) in views::VIEW_TABLES {
-        copy.execute_batch(&format!("CREATE TABLE main.{STORED}{table} AS SELECT * FROM views.{table}"))?;
-    }
-
-    let bar = progress::bar("views", applied, Unit::Events);
-    let replayed = copy.transaction().map_err(registry::Error::from).and_then(|tx| {
-        log::replay_in(&tx, &tx, applied, |sequence| bar.set_position(sequence))?;
-        Ok(tx.commit()?)
-    });
+    let bar = progress::bar("views", views::applied(conn)?, Unit::Events);
+    let audit = audit::audit_views(conn, scratch.path(), |sequence| bar.set_position(sequence))
+        .context("cannot replay a snapshot of the registry")?;
     bar.finish_and_clear();
-    match replayed {
-        Ok(_) => {}
-        Err(registry::Error::CorruptPayload { sequence, source }) => {
-            return Ok(ViewsReport {
-                matches_log: false,
-                differences: vec![format!(
-                    "event {sequence} has a payload that does not parse ({source}), so the views cannot be rebuilt"
-                )],
-            });
-        }
-        Err(err) => return Err(err).context("cannot replay the snapshot"),
-    }
-
-    if views::dump(&copy)? == stored {
-        return Ok(ViewsReport { matches_log: true, differences: Vec::new() });
-    }
-    let mut differences = Vec::new();
-    for (table, key) in views::VIEW_TABLES {
-        if let Some(row) = first_difference(&copy, table, key)? {
-            differences.push(format!("table {table} differs from the log at {row}"));
-        }
-    }
-    if differences.is_empty() {
-        // Equal as SQL values but not byte for byte (a value stored with another type).
-        differences.push("the views differ from the log in the types of stored values".to_owned());
-    }
-    Ok(ViewsReport { matches_log: false, differences })
-}
-
-/// The key (`column=value, ...`) of the first row of `table` that is in the stored views but
-/// not in the rebuilt ones, or the other way round.
-fn first_difference(conn: &Connection, table: &str, key: &str) -> anyhow::Result<Option<String>> {
-    let sql = format!(
-        "SELECT {key} FROM (SELECT * FROM {STORED}{table} EXCEPT SELECT * FROM {table}
-                            UNION ALL
-                            SELECT * FROM (SELECT * FROM {table} EXCEPT SELECT * FROM {STORED}{table}))
-         ORDER BY {key} LIMIT 1"
-    );
-    let mut statement = conn.prepare(&sql)?;
-    let names: Vec<String> = statement.column_names().into_iter().map(str::to_owned).collect();
-    let mut rows = statement.query([])?;
-    let Some(row) = rows.next()? else {
-        return Ok(None);
-    };
-    let mut rendered = Vec::with_capacity(names.len());
-    for (i, name) in names.iter().enumerate() {
-        let value = match row.get_ref(i)? {
-            rusqlite::types::ValueRef::Null => "NULL".to_owned(),
-            rusqlite::types::ValueRef::Integer(n) => n.to_string(),
-            rusqlite::types::ValueRef::Real(r) => r.to_string(),
-            rusqlite::types::ValueRef::Text(t) => format!("{:?}", String::from_utf8_lossy(t)),
-            rusqlite::types::ValueRef::Blob(b) => format!("x'{}'", hex::encode(b)),
-        };
-        rendered.push(format!("{name}={value}"));
-    }
-    Ok(Some(rendered.join(", ")))
+    Ok(audit)
 }
 
 /// Every blob in a store the views reference, in order: inline ones are check 5's.
@@ -472,6 +396,14 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
         "views: match the log".to_owned()
     } else {
         "views: differ from the log".to_owned()
+    });
+    lines.push(match &report.views.first_violation {
+        None => "rules: every event keeps the rules in force at its sequence".to_owned(),
+        Some(violation) => format!("rules: broken by event {}", violation.sequence),
+    });
+    lines.push(match &report.checkpoint {
+        Some(file) => format!("checkpoint: checked against {}", file.display()),
+        None => "checkpoint: none signed yet".to_owned(),
     });
     let inline = &report.inline;
     lines.push(format!(

@@ -129,6 +129,11 @@ fn registry_error(err: registry::Error) -> S3Error {
         ),
         R::InvalidBucketState(message) => S3Error::with_message(S3ErrorCode::InvalidBucketState, message),
         R::InvalidRequest(message) => S3Error::with_message(S3ErrorCode::InvalidRequest, message),
+        // Passing: the writer catches the views up with its next group commit.
+        R::ViewsBehind => {
+            tracing::error!("a read was refused: the registry's views are behind its log");
+            s3_error!(ServiceUnavailable, "Please reduce your request rate.")
+        }
         // Raised by `package seal` only, never by an S3 request.
         err @ (R::PackageExists(_)
         | R::PackageChanged

@@ -7,6 +7,7 @@
 //! `synchronous=FULL`, and only then tells the callers. Readers use their own WAL connections
 //! and never wait for the writer.
 
+mod faults;
 mod histogram;
 
 pub use histogram::Histogram;
@@ -22,6 +23,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use rusqlite_migration::{M, Migrations};
 use tokio::sync::{oneshot, watch};
 
+use self::faults::Faults;
 use crate::clock::Clock;
 use crate::event::{Event, EventDraft};
 use crate::log::{self, ChainHead};
@@ -99,6 +101,9 @@ struct ReadSide {
     pool: Mutex<Vec<Connection>>,
     committed: watch::Receiver<u64>,
     tails: AtomicUsize,
+    /// Set by the writer while the views lack events the log has committed (their commit
+    /// failed and so did catching them up); reads of the views are refused meanwhile.
+    views_behind: Arc<AtomicBool>,
 }
 
 /// Counts a live tail for as long as its stream exists.
@@ -118,6 +123,15 @@ impl Drop for TailGuard {
 }
 
 impl ReadSide {
+    /// [`ReadSide::with_connection`] for reads that involve the views: refused while they are
+    /// behind the log, since they would answer from a state that is not the log's.
+    fn with_views<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        if self.views_behind.load(Ordering::SeqCst) {
+            return Err(Error::ViewsBehind);
+        }
+        self.with_connection(f)
+    }
+
     fn with_connection<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
         let pooled = self.pool.lock().expect("reader pool lock").pop();
         let conn = match pooled {
@@ -171,6 +185,7 @@ struct Inner {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     read: Arc<ReadSide>,
+    faults: Arc<Faults>,
 }
 
 /// A handle on an open registry. Cheap to clone; the writer stops when [`Registry::close`]
@@ -200,19 +215,38 @@ impl Registry {
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
         let stats = Arc::new(WriterStats::default());
         let writer_stats = Arc::clone(&stats);
+        let faults = Arc::new(Faults::default());
+        let views_behind = Arc::new(AtomicBool::new(false));
+        let health = ViewsHealth { behind: Arc::clone(&views_behind), faults: Arc::clone(&faults) };
         let writer = std::thread::Builder::new()
             .name("registry-writer".into())
-            .spawn(move || run_writer(&mut conns, head, &jobs_rx, &committed_tx, clock.as_ref(), &writer_stats))
+            .spawn(move || {
+                run_writer(&mut conns, head, &jobs_rx, &committed_tx, clock.as_ref(), &writer_stats, &health)
+            })
             .map_err(|e| Error::CommitFailed(format!("cannot start the writer thread: {e}")))?;
         let read = Arc::new(ReadSide {
             path,
             pool: Mutex::new(Vec::new()),
             committed: committed_rx,
             tails: AtomicUsize::new(0),
+            views_behind,
         });
         Ok(Self {
-            inner: Arc::new(Inner { stats, jobs: Mutex::new(Some(jobs_tx)), writer: Mutex::new(Some(writer)), read }),
+            inner: Arc::new(Inner {
+                stats,
+                jobs: Mutex::new(Some(jobs_tx)),
+                writer: Mutex::new(Some(writer)),
+                read,
+                faults,
+            }),
         })
+    }
+
+    /// Makes the next `count` commits of the views fail, as a full or failing disk would
+    /// (tests only: SQLite cannot be made to fail a commit on demand).
+    #[cfg(feature = "fault-injection")]
+    pub fn fail_views_commits(&self, count: u32) {
+        self.inner.faults.fail_views_commits(count);
     }
 
     /// The writer's counters.
@@ -284,8 +318,27 @@ impl Registry {
     /// Runs `f` on a reader connection on the blocking pool. Readers see committed data only.
     ///
     /// # Errors
-    /// Whatever `f` returns, or SQLite errors opening a connection.
+    /// Whatever `f` returns, SQLite errors opening a connection, or [`Error::ViewsBehind`]
+    /// while the views lack committed events.
     pub async fn read<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let read = Arc::clone(&self.inner.read);
+        tokio::task::spawn_blocking(move || read.with_views(f)).await.map_err(|_| Error::WriterStopped)?
+    }
+
+    /// Runs `f` on a reader connection on the calling thread (for CLI commands and tests).
+    ///
+    /// # Errors
+    /// As [`Registry::read`].
+    pub fn read_blocking<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        self.inner.read.with_views(f)
+    }
+
+    /// Reads the log alone, which is current whatever state the views are in.
+    async fn read_log<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
@@ -294,12 +347,12 @@ impl Registry {
         tokio::task::spawn_blocking(move || read.with_connection(f)).await.map_err(|_| Error::WriterStopped)?
     }
 
-    /// Runs `f` on a reader connection on the calling thread (for CLI commands and tests).
-    ///
-    /// # Errors
-    /// As [`Registry::read`].
-    pub fn read_blocking<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        self.inner.read.with_connection(f)
+    /// Whether the views lack events the log has committed: their commit failed and so did
+    /// catching them up. Reads of the views are refused until the next group commit brings
+    /// them up to the log.
+    #[must_use]
+    pub fn views_behind(&self) -> bool {
+        self.inner.read.views_behind.load(Ordering::SeqCst)
     }
 
     /// The sequence of the last committed event.
@@ -313,7 +366,7 @@ impl Registry {
     /// # Errors
     /// SQLite errors.
     pub async fn fetch_since(&self, cursor: u64, limit: usize) -> Result<Vec<Event>> {
-        self.read(move |conn| log::fetch_since(conn, cursor, limit)).await
+        self.read_log(move |conn| log::fetch_since(conn, cursor, limit)).await
     }
 
     /// Every committed event after `cursor`, then each new one as it commits. The stream
@@ -364,14 +417,14 @@ impl Registry {
     /// # Errors
     /// SQLite errors.
     pub async fn verify(&self) -> Result<log::Verified> {
-        self.read(log::verify).await
+        self.read_log(log::verify).await
     }
 
     /// Rebuilds every view from the log inside the writer's transaction (see [`log::replay`]).
     ///
     /// # Errors
     /// As [`log::replay`].
-    pub async fn replay(&self) -> Result<u64> {
+    pub async fn replay(&self) -> Result<log::Replayed> {
         self.write(|writer| log::replay_in(writer.log, writer.views, u64::MAX, |_| {})).await
     }
 
@@ -409,6 +462,7 @@ fn run_writer(
     committed: &watch::Sender<u64>,
     clock: &dyn Clock,
     stats: &WriterStats,
+    health: &ViewsHealth,
 ) {
     let (wake_checkpointer, checkpoints) = mpsc::sync_channel::<()>(1);
     let paths = [conns.log.path().map(PathBuf::from), conns.views.path().map(PathBuf::from)];
@@ -429,7 +483,7 @@ fn run_writer(
         let started = std::time::Instant::now();
         stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
         stats.batch_sizes.record(batch.len() as u64);
-        let outcome = run_batch(conns, &mut head, batch, clock, stats);
+        let outcome = run_batch(conns, &mut head, batch, clock, stats, health);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         let busy = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         stats.busy_micros.fetch_add(busy, Ordering::Relaxed);
@@ -538,6 +592,7 @@ fn run_batch(
     batch: Vec<Job>,
     clock: &dyn Clock,
     stats: &WriterStats,
+    health: &ViewsHealth,
 ) -> Result<Vec<Completion>, BatchFailure> {
     let WriterConnections { log: log_conn, views: views_conn } = conns;
     let log_tx = match log_conn.transaction_with_behavior(TransactionBehavior::Immediate) {
@@ -548,12 +603,14 @@ fn run_batch(
         Ok(tx) => tx,
         Err(error) => return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string())),
     };
-    // A maintenance command (`package seal`) may have appended from another process since
-    // our last commit; the IMMEDIATE transactions above serialise it with us. Chain from what
-    // is on disk, and catch the views up in case that process stopped between its commits.
-    match adopt_foreign_appends(&log_tx, &views_tx, head) {
-        Ok(()) => {}
-        Err(error) => return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string())),
+    // Jobs decide on the views, so they must hold every committed event first: a maintenance
+    // command (`package seal`) may have appended from another process since our last commit
+    // (the IMMEDIATE transactions above serialise it with us), or an earlier batch's views may
+    // have failed to commit. Chain from what is on disk and catch the views up; if they cannot
+    // be, no job runs, rather than deciding on stale rows.
+    if let Err(error) = catch_up_with_log(&log_tx, &views_tx, head) {
+        health.behind.store(true, Ordering::SeqCst);
+        return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string()));
     }
     let mut completions = Vec::with_capacity(batch.len());
     let mut failure = None;
@@ -587,23 +644,44 @@ fn run_batch(
     if let Err(reason) = committed {
         return Err((completions, reason));
     }
-    if let Err(error) = views_tx.commit() {
+    let committed = commit_views(views_tx, &health.faults).or_else(|error| {
         tracing::error!(%error, "the views did not commit; catching them up from the log");
-        let caught_up = views_conn.transaction().map_err(Error::from).and_then(|views| {
+        views_conn.transaction().map_err(Error::from).and_then(|views| {
             log::catch_up(log_conn, &views)?;
-            Ok(views.commit()?)
-        });
-        if let Err(error) = caught_up {
-            tracing::error!(%error, "the views could not catch up; they will on the next open");
-        }
+            commit_views(views, &health.faults)
+        })
+    });
+    // The log holds the batch, so its writes stand either way; views that lack it are not
+    // read until the next batch catches them up (it begins with that).
+    if let Err(error) = &committed {
+        tracing::error!(%error, "the views could not catch up; reads wait for the next group commit");
     }
+    health.behind.store(committed.is_err(), Ordering::SeqCst);
     Ok(completions)
 }
 
-/// Moves `head` to the log's last event when another writer appended after it.
-fn adopt_foreign_appends(log_conn: &Connection, views_conn: &Connection, head: &mut ChainHead) -> Result<()> {
+/// What the writer knows of the views beyond their rows: whether they are behind the log (shared
+/// with readers), and the failures a test asked for.
+struct ViewsHealth {
+    behind: Arc<AtomicBool>,
+    faults: Arc<Faults>,
+}
+
+/// Commits the views' transaction, unless a test asked for this commit to fail.
+fn commit_views(views: rusqlite::Transaction<'_>, faults: &Faults) -> Result<()> {
+    if faults.views_commit_fails() {
+        // Dropping the transaction rolls it back, as a failed COMMIT leaves it.
+        drop(views);
+        return Err(Error::CommitFailed("injected failure of the views' commit".to_owned()));
+    }
+    Ok(views.commit()?)
+}
+
+/// Moves `head` to the log's last event when another writer appended after it, and applies
+/// to the views whatever committed events they lack.
+fn catch_up_with_log(log_conn: &Connection, views_conn: &Connection, head: &mut ChainHead) -> Result<()> {
     let on_disk = ChainHead::load(log_conn)?;
-    if on_disk != *head {
+    if on_disk != *head || views::applied(views_conn)? != on_disk.sequence {
         log::catch_up(log_conn, views_conn)?;
         *head = on_disk;
     }

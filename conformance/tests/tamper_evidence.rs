@@ -1,0 +1,159 @@
+//! Tamper evidence (issue 16): what someone with access to the data folder can do behind the
+//! gateway's back, and how `verify` and `/_ready` name it.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use artifact_store_conformance::sdk::failure;
+use artifact_store_conformance::server::upstream_env;
+use artifact_store_conformance::{Server, Transport, cli, tamper};
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
+use aws_sdk_s3::types::ObjectLockMode;
+
+/// How long a test waits for a background check of a server to report.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn in_a_day() -> DateTime {
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("after 1970").as_secs();
+    DateTime::from_secs(i64::try_from(now + 86_400).expect("a date"))
+}
+
+/// `/_ready`'s status and body.
+async fn ready(server: &Server) -> (u16, String) {
+    let response = server.send(&server.request("GET", "/_ready")).await;
+    (response.status, response.text())
+}
+
+#[tokio::test]
+async fn a_delete_allowed_by_an_edited_views_file_is_named_by_verify_and_fails_ready_issue_16() {
+    // The views are checked against the log every second here.
+    let mut env = upstream_env();
+    env.push(("ARTIFACT_STORE_REGISTRY_VIEWS_CHECK_INTERVAL_SECONDS".into(), "1".into()));
+    let server = Server::start_with(Transport::Http, &[], env).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("evidence").object_lock_enabled_for_bucket(true).send().await.expect("lock bucket");
+    let put = |key: &'static str| {
+        s3.put_object().bucket("evidence").key(key).body(ByteStream::from_static(b"signed report")).send()
+    };
+    let version = put("report.pdf").await.expect("put").version_id.expect("a version id");
+    s3.put_object_retention()
+        .bucket("evidence")
+        .key("report.pdf")
+        .version_id(&version)
+        .retention(
+            aws_sdk_s3::types::ObjectLockRetention::builder()
+                .mode(aws_sdk_s3::types::ObjectLockRetentionMode::Compliance)
+                .retain_until_date(in_a_day())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("COMPLIANCE retention");
+    let delete = || s3.delete_object().bucket("evidence").key("report.pdf").version_id(&version).send();
+    assert_eq!(failure(delete().await), (403, "AccessDenied".to_owned()));
+
+    // Clear the retention in the views file and delete the locked version.
+    tamper::edit_views(
+        &server.registry_path(),
+        "UPDATE object_versions SET retention_mode = NULL, retain_until = NULL WHERE key = 'report.pdf'",
+    );
+    delete().await.expect("the edited views let the delete through");
+    let deleted = server
+        .object_events("evidence", "report.pdf")
+        .into_iter()
+        .rfind(|e| e.event_type == "v1.object.deleted")
+        .expect("the delete's event")
+        .sequence;
+
+    let failed = cli::expect(&server, &["verify", "--no-blobs"], 1);
+    assert!(
+        failed.stdout.contains(&format!("FAILED rules: event {deleted} (v1.object.deleted) deletes version")),
+        "{failed:?}"
+    );
+    assert!(failed.stdout.contains("COMPLIANCE retention protects until"), "{failed:?}");
+    let failed = cli::expect(&server, &["replay"], 1);
+    assert!(failed.stdout.contains(&format!("event {deleted} (v1.object.deleted)")), "{failed:?}");
+
+    // The serving gateway's own check finds it too.
+    let deadline = Instant::now() + CHECK_TIMEOUT;
+    loop {
+        let (status, body) = ready(&server).await;
+        if status == 503 {
+            assert!(body.contains(&format!("rules: event {deleted} (v1.object.deleted)")), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "/_ready still says {status} {body}\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // COMPLIANCE retention given when the version was written is read from the log itself.
+    let locked = s3
+        .put_object()
+        .bucket("evidence")
+        .key("audit.pdf")
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(in_a_day())
+        .body(ByteStream::from_static(b"audit"))
+        .send()
+        .await
+        .expect("locked put")
+        .version_id
+        .expect("a version id");
+    tamper::edit_views(
+        &server.registry_path(),
+        "UPDATE object_versions SET retention_mode = NULL, retain_until = NULL WHERE key = 'audit.pdf'",
+    );
+    let refused = failure(s3.delete_object().bucket("evidence").key("audit.pdf").version_id(&locked).send().await);
+    assert_eq!(refused, (403, "AccessDenied".to_owned()));
+}
+
+/// The highest sequence of the checkpoint files in `folder`.
+fn newest_checkpoint(folder: &std::path::Path) -> Option<u64> {
+    std::fs::read_dir(folder)
+        .ok()?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.strip_suffix(".json")?.parse().ok())
+        .max()
+}
+
+#[tokio::test]
+async fn plain_verify_catches_a_rewritten_or_truncated_log_from_the_gateways_own_checkpoints_issue_16() {
+    let copies = tempfile::tempdir().expect("temp folder");
+    let mut env = upstream_env();
+    env.push(("ARTIFACT_STORE_REGISTRY_CHECKPOINT_INTERVAL_SECONDS".into(), "1".into()));
+    env.push(("ARTIFACT_STORE_REGISTRY_CHECKPOINT_COPY_DIR".into(), copies.path().display().to_string()));
+    let mut server = Server::start_with(Transport::Http, &[], env).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("ledger").send().await.expect("bucket");
+    for key in ["a", "b", "c", "d"] {
+        s3.put_object().bucket("ledger").key(key).body(ByteStream::from_static(b"entry")).send().await.expect("put");
+    }
+    let head = server.events().last().expect("events").sequence;
+    let own = server.data_dir().join("checkpoints");
+    let deadline = Instant::now() + CHECK_TIMEOUT;
+    while newest_checkpoint(&own) < Some(head) || newest_checkpoint(copies.path()) < Some(head) {
+        assert!(Instant::now() < deadline, "no checkpoint of event {head} was signed\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let intact = cli::expect(&server, &["verify"], 0);
+    assert!(intact.stdout.contains("checkpoint: checked against"), "{intact:?}");
+    server.terminate();
+    assert!(server.wait_exit().await.success());
+
+    // An early event rewritten with every hash after it recomputed: the chain verifies.
+    let put = server.object_events("ledger", "a")[0].sequence;
+    tamper::rewrite_payload(&server.registry_path(), put, |payload| {
+        let registry::event::v1::Payload::ObjectPut(p) = payload else { panic!("not a put") };
+        p.content.user_metadata.insert("approved-by".into(), "someone else".into());
+    });
+    let rewritten = cli::expect(&server, &["verify", "--no-blobs"], 1);
+    assert!(rewritten.stdout.contains(&format!("event {head} has hash")), "{rewritten:?}");
+    assert!(rewritten.stdout.contains("the log was rewritten"), "{rewritten:?}");
+
+    // The last events removed, and the data folder's checkpoints with them: the copy tells.
+    std::fs::remove_dir_all(&own).expect("remove the data folder's checkpoints");
+    let log = rusqlite::Connection::open(server.registry_path()).expect("open the log");
+    log.execute("DELETE FROM events WHERE seq > ?1", [head - 2]).expect("truncate the log");
+    drop(log);
+    let truncated = cli::expect(&server, &["verify", "--no-blobs"], 1);
+    assert!(truncated.stdout.contains(&format!("the log has no event {head}")), "{truncated:?}");
+    assert!(truncated.stdout.contains("the log was truncated"), "{truncated:?}");
+}

@@ -1,0 +1,32 @@
+//! Failures a test can ask the writer for, where SQLite cannot be made to fail on demand
+//! (a commit of the views). Without the `fault-injection` feature nothing here can fail.
+
+/// The failures still to inject.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    /// Commits of the views still to fail.
+    #[cfg(feature = "fault-injection")]
+    views_commits: std::sync::atomic::AtomicU32,
+}
+
+impl Faults {
+    /// Fails the next `count` commits of the views.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn fail_views_commits(&self, count: u32) {
+        self.views_commits.store(count, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether this commit of the views is to fail (and counts it).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn views_commit_fails(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.views_commits.fetch_update(SeqCst, SeqCst, |left| left.checked_sub(1)).is_ok()
+    }
+
+    /// Whether this commit of the views is to fail: never, in a build without faults.
+    #[cfg(not(feature = "fault-injection"))]
+    #[allow(clippy::unused_self)]
+    pub(crate) fn views_commit_fails(&self) -> bool {
+        false
+    }
+}

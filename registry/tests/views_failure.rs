@@ -1,0 +1,100 @@
+//! The views' commit fails after the log's (a full or failing disk): nothing acknowledged may
+//! vanish from the views, the views never claim a sequence they did not apply, and reads are
+//! refused until they catch up (issue 16, item 4).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use artifact_store_registry::clock::SystemClock;
+use artifact_store_registry::commands::{NewVersion, WriteCondition};
+use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin};
+use artifact_store_registry::{Caller, Error, Registry, log, queries, sqlite, views};
+
+fn version(key: &str) -> NewVersion {
+    let part = BlobPart {
+        blob: blake3::hash(key.as_bytes()).to_hex().to_string(),
+        size: 1,
+        etag: "0".repeat(32),
+        checksums: BTreeMap::new(),
+        subtree: None,
+        offset: None,
+        store_etag: None,
+    };
+    let put = ObjectPut {
+        bucket: "b".into(),
+        key: key.into(),
+        version_id: "v".into(),
+        content: ObjectContent {
+            size: 1,
+            etag: part.etag.clone(),
+            blake3: part.blob.clone(),
+            parts: vec![part],
+            ..ObjectContent::default()
+        },
+        origin: Origin::Put,
+        retention: None,
+        legal_hold: false,
+    };
+    NewVersion { put, condition: WriteCondition::default() }
+}
+
+async fn exists(registry: &Registry, key: &'static str) -> Result<bool, Error> {
+    registry.read(move |conn| Ok(queries::latest_version(conn, "b", key)?.is_some())).await
+}
+
+#[tokio::test]
+async fn a_failed_views_commit_hides_no_acknowledged_write_issue_16() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.db");
+    let registry = Registry::open(&path, Arc::new(SystemClock)).unwrap();
+    registry.create_bucket(Caller::system("test"), "b", "us-east-1", false).await.unwrap();
+
+    // The batch's views commit fails, and so does the catch-up right after it.
+    registry.fail_views_commits(2);
+    let acknowledged = registry.put_object(Caller::system("test"), version("first")).await;
+    assert!(acknowledged.is_ok(), "the log committed, so the write is acknowledged: {acknowledged:?}");
+    // Until the views catch up they are not served from.
+    let refused = exists(&registry, "first").await;
+    assert!(matches!(refused, Err(Error::ViewsBehind)), "{refused:?}");
+    assert!(registry.views_behind());
+
+    // The next batch catches the views up before it runs, so the first write is not lost.
+    registry.put_object(Caller::system("test"), version("second")).await.unwrap();
+    assert!(!registry.views_behind());
+    assert!(exists(&registry, "second").await.unwrap());
+    assert!(exists(&registry, "first").await.unwrap(), "an acknowledged write is missing from the views");
+    registry.close().await;
+    drop(registry);
+
+    // And they are what a fresh replay of the log gives, claiming no more than the log holds.
+    let mut conn = sqlite::open_offline(&path).unwrap();
+    let stored = views::dump(&conn).unwrap();
+    assert_eq!(views::applied(&conn).unwrap(), 3);
+    log::replay(&mut conn).unwrap();
+    assert_eq!(String::from_utf8_lossy(&views::dump(&conn).unwrap()), String::from_utf8_lossy(&stored));
+}
+
+#[tokio::test]
+async fn writes_decided_while_the_views_are_behind_see_every_earlier_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path().join("registry.db"), Arc::new(SystemClock)).unwrap();
+    registry.create_bucket(Caller::system("test"), "b", "us-east-1", false).await.unwrap();
+    // Three batches in a row fail to commit their views and to catch them up.
+    registry.fail_views_commits(6);
+    registry.put_object(Caller::system("test"), version("first")).await.unwrap();
+    // Decided on the views caught up inside its own transaction: it sees the first write.
+    let conditional =
+        NewVersion { condition: WriteCondition { if_match: None, if_none_match_any: true }, ..version("first") };
+    let refused = registry.put_object(Caller::system("test"), conditional).await;
+    assert!(matches!(refused, Err(Error::PreconditionFailed)), "{refused:?}");
+    registry.put_object(Caller::system("test"), version("second")).await.unwrap();
+    assert!(registry.views_behind());
+    assert!(matches!(exists(&registry, "second").await, Err(Error::ViewsBehind)));
+    // Once the disk recovers, so does the registry, without a restart.
+    registry.put_object(Caller::system("test"), version("third")).await.unwrap();
+    assert!(!registry.views_behind());
+    for key in ["first", "second", "third"] {
+        assert!(exists(&registry, key).await.unwrap(), "{key} is missing");
+    }
+    registry.close().await;
+}
