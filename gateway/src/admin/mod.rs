@@ -1,7 +1,8 @@
 //! Endpoints under `/_`, a path no bucket name can take.
 //!
 //! - `/_health`: the process serves HTTP (no I/O, no auth).
-//! - `/_ready`: the registry accepts writes and the backend answers; 503 otherwise (no auth).
+//! - `/_ready`: the registry accepts writes, the backend answers and an upload slot is free;
+//!   503 otherwise (no auth).
 //! - `/_metrics`: Prometheus text format ([`metrics`]; no auth, as scrapers expect).
 //! - `/_registry/...`: the registry's read API ([`registry_api`]), signed like S3 requests.
 //!
@@ -20,6 +21,7 @@ use registry::Registry;
 use s3s::Body;
 
 use crate::backend::BlobStore;
+use crate::limits::UploadSlots;
 
 /// The prefix of the registry API.
 pub const REGISTRY_PREFIX: &str = "/_registry";
@@ -44,6 +46,8 @@ pub struct Admin {
     metrics: &'static PrometheusHandle,
     /// The log's sequence when the gateway opened it, for "events appended".
     opened_at: u64,
+    /// The S3 service's upload slots: all taken means new uploads are refused.
+    uploads: Option<UploadSlots>,
 }
 
 impl Admin {
@@ -52,7 +56,13 @@ impl Admin {
     #[must_use]
     pub fn new(registry: Registry, blobs: Arc<dyn BlobStore>) -> Self {
         let opened_at = registry.committed_sequence();
-        Self { registry, blobs, metrics: metrics::install(), opened_at }
+        Self { registry, blobs, metrics: metrics::install(), opened_at, uploads: None }
+    }
+
+    /// `/_ready` also fails while every one of `uploads` is taken.
+    #[must_use]
+    pub fn with_upload_slots(self, uploads: UploadSlots) -> Self {
+        Self { uploads: Some(uploads), ..self }
     }
 
     /// Answers `/_health`, `/_ready` or, when `with_metrics`, `/_metrics` (404 for other
@@ -87,6 +97,9 @@ impl Admin {
     /// The registry commits a (empty) transaction and the backend answers its probe (the
     /// local store's folder exists; an S3 upstream answers HeadBucket).
     async fn ready(&self) -> Result<(), String> {
+        if self.uploads.as_ref().is_some_and(UploadSlots::saturated) {
+            return Err("saturated: server.max_concurrent_uploads uploads in progress".to_owned());
+        }
         self.registry.write(|_| Ok(())).await.map_err(|err| format!("registry: {err}"))?;
         self.blobs.probe().await.map_err(|err| format!("backend: {err}"))
     }
