@@ -413,10 +413,11 @@ async fn slow_uploads_do_not_stall_other_requests_issue_16() {
         for stream in &mut uploads {
             stream.write_all(b"x").await.ok();
         }
-        let got = tokio::time::timeout(CLOSE_WITHIN, s3.get_object().bucket("slow").key("read-me").send())
-            .await
-            .unwrap_or_else(|_| panic!("GET {round} stalled beside {SLOW} slow uploads"))
-            .expect("GET");
+        let Ok(got) = tokio::time::timeout(CLOSE_WITHIN, s3.get_object().bucket("slow").key("read-me").send()).await
+        else {
+            panic!("GET {round} stalled beside {SLOW} slow uploads");
+        };
+        let got = got.expect("GET");
         let body = got.body.collect().await.expect("body").into_bytes();
         assert!(body.as_ref() == data.as_slice(), "GET {round} returned other bytes");
         let key = format!("small-{round}");
