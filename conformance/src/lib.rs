@@ -11,6 +11,7 @@
 //! - [`raw`]: hand-signed HTTP/1.1 requests for what the SDK will not send (short bodies,
 //!   broken aws-chunked framing, wrong trailers, skewed clocks).
 //! - [`events`]: the registry's events for a bucket or key, and their payloads.
+//! - [`http2`]: HTTP/2 connections (ALPN over TLS, prior knowledge without).
 //! - [`cli`]: the binary's maintenance commands run on a server's data folder.
 //! - [`tamper`]: edits of the log behind the registry's back, as an attacker would make them.
 //! - [`upstream`]: a moto server as the S3 backend's upstream, and a proxy that injects
@@ -24,6 +25,7 @@
 
 pub mod cli;
 pub mod events;
+pub mod http2;
 pub mod raw;
 pub mod sdk;
 pub mod server;

@@ -217,6 +217,13 @@ impl RawRequest {
         (headers, params, signature)
     }
 
+    /// The method, path and query, and headers (names in lower case), as signed: for
+    /// sending the same request another way ([`crate::http2`]).
+    #[must_use]
+    pub fn parts(&self) -> (&str, &str, &[(String, String)]) {
+        (&self.method, &self.target, &self.headers)
+    }
+
     /// The bytes written to the socket.
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {

@@ -485,11 +485,11 @@ async fn malformed_xml_is_refused(server: &Server) {
             .header("content-md5", &md5_base64(body))
             .sign(ROOT, SystemTime::now(), Payload::Signed);
         assert_refused(&server.send(&delete).await, 400, "MalformedXML", &format!("DeleteObjects {shown}"));
-        let tagging = server.request("PUT", &format!("{}?tagging", object_path("kept"))).body(body.to_vec()).sign(
-            ROOT,
-            SystemTime::now(),
-            Payload::Signed,
-        );
+        let tagging = server
+            .request("PUT", &format!("{}?tagging", object_path("kept")))
+            .body(body.to_vec())
+            .header("content-md5", &md5_base64(body))
+            .sign(ROOT, SystemTime::now(), Payload::Signed);
         assert_refused(&server.send(&tagging).await, 400, "MalformedXML", &format!("PutObjectTagging {shown}"));
     }
     server.assert_no_new_events(after_setup, "malformed XML");

@@ -54,6 +54,18 @@ pub struct ServerConfig {
     /// A second `host:port` serving only `/_health`, `/_ready` and `/_metrics` (plain HTTP),
     /// for operators who firewall them; `/_metrics` then leaves the main listener.
     pub admin_listen: Option<String>,
+    /// Seconds a connection (HTTP/1 or HTTP/2) may stay open with no request in progress,
+    /// including before its first request: then it is closed.
+    pub idle_timeout: u64,
+    /// Seconds an HTTP/1 client has to send a request's headers.
+    pub header_read_timeout: u64,
+    /// Seconds a request body may go without a byte arriving: then the request fails with
+    /// 400 `RequestTimeout`.
+    pub body_idle_timeout: u64,
+    /// Open connections at most; connections accepted past it are closed at once.
+    pub max_connections: usize,
+    /// Object and part uploads in progress at most; more are refused with 503 `SlowDown`.
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +79,11 @@ impl Default for ServerConfig {
             tls_self_signed: false,
             shutdown_timeout: 30,
             admin_listen: None,
+            idle_timeout: 60,
+            header_read_timeout: 30,
+            body_idle_timeout: 20,
+            max_connections: 4096,
+            max_concurrent_uploads: 256,
         }
     }
 }
@@ -490,6 +507,51 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        path: "server.idle_timeout",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.server.idle_timeout = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "server.header_read_timeout",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.server.header_read_timeout = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "server.body_idle_timeout",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.server.body_idle_timeout = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "server.max_connections",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.server.max_connections = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "server.max_concurrent_uploads",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.server.max_concurrent_uploads = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
         path: "storage.data_dir",
         alias: None,
         secret: false,
@@ -879,6 +941,13 @@ impl Config {
         }
         if server.region.is_empty() {
             return invalid("server.region must not be empty");
+        }
+        let limits = [server.idle_timeout, server.header_read_timeout, server.body_idle_timeout];
+        if limits.contains(&0) || server.max_connections == 0 || server.max_concurrent_uploads == 0 {
+            return invalid(
+                "server.idle_timeout, header_read_timeout, body_idle_timeout, max_connections and \
+                 max_concurrent_uploads must be positive",
+            );
         }
         if self.lifecycle.day_seconds == 0 || self.lifecycle.sweep_interval_seconds == 0 {
             return invalid("lifecycle.day_seconds and lifecycle.sweep_interval_seconds must be positive");

@@ -10,6 +10,7 @@
 //! - [`auth`]: users and root credentials.
 //! - [`config`]: one typed configuration (file < environment < flags).
 //! - [`tls`]: rustls acceptor and the self-signed certificate.
+//! - [`limits`]: idle connections and bodies, and uploads in progress, bounded.
 //! - [`telemetry`]: tracing setup.
 //! - [`cli`]: the `artifact-store` commands.
 //! - [`worker`]: background work (the lifecycle sweeper, checks of the registry, automatic
@@ -29,6 +30,7 @@ pub mod checkpoints;
 pub mod cli;
 pub mod config;
 pub mod layout;
+pub mod limits;
 pub mod s3;
 pub mod server;
 pub mod telemetry;

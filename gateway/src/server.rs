@@ -37,16 +37,15 @@ use crate::backend::BlobStore;
 use crate::backend::fs::FsBlobStore;
 use crate::backend::s3::{self, OpenError, S3BlobStore};
 use crate::config::{Backend, Config, UpstreamObjectLock};
+use crate::limits::{ConnectionActivity, IdleTimeoutBody, RequestInProgress, TrackedBody, UploadSlots};
 use crate::s3::Gateway;
+use crate::s3::document::{DigestingBody, DocumentDigests, is_document_request};
 use crate::tls::{self, TlsError};
 use crate::worker::Findings;
 
 /// A TLS handshake that takes longer than this is dropped, so slow clients cannot pin
 /// connection tasks.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// An HTTP/1 client must send its request headers within this time.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The id of one request, as sent in `x-amz-request-id`. Found in `S3Request::extensions`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,21 +153,29 @@ pub async fn serve(
         ),
         None => None,
     };
+    let uploads = UploadSlots::new(config.server.max_concurrent_uploads);
+    let limits = ConnectionLimits::of(&config.server);
     let router = Router {
         base_domain: config.server.base_domain.clone(),
         admin: Arc::new(
             Admin::new(registry.clone(), Arc::clone(&blobs))
                 .with_findings(views_findings)
-                .with_findings(checkpoint_findings),
+                .with_findings(checkpoint_findings)
+                .with_upload_slots(uploads.clone()),
         ),
         metrics_here: admin_listener.is_none(),
-        s3: s3_service(Arc::new(config), registry.clone(), blobs, Some(api))?,
+        body_idle_timeout: limits.body_idle,
+        s3: s3_service(Arc::new(config), registry.clone(), blobs, Some(api), uploads)?,
         peer: None,
+        activity: Arc::default(),
     };
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read);
+    // Pings find peers that vanished; the idle timer (`serve_connection`) closes those that
+    // stay but send nothing.
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(limits.idle).keep_alive_timeout(limits.ping_timeout);
+    let connection_slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
 
     let graceful = GracefulShutdown::new();
     if let Some(listener) = admin_listener {
@@ -194,9 +201,24 @@ pub async fn serve(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%err, "cannot set TCP_NODELAY");
         }
-        let router = Router { peer: Some(peer), ..router.clone() };
-        let connection = serve_connection(stream, tls.clone(), builder.clone(), router, graceful.watcher());
-        tokio::spawn(connection.instrument(tracing::debug_span!("connection", %peer)));
+        // Past the cap, the connection is closed before a byte is read: a flood of idle
+        // connections cannot take every file descriptor.
+        let Ok(slot) = Arc::clone(&connection_slots).try_acquire_owned() else {
+            admin::metrics::connection_refused();
+            tracing::debug!(%peer, "connection refused: server.max_connections reached");
+            drop(stream);
+            continue;
+        };
+        let router = Router { peer: Some(peer), activity: Arc::default(), ..router.clone() };
+        let connection =
+            serve_connection(stream, tls.clone(), builder.clone(), router, graceful.watcher(), limits.idle);
+        tokio::spawn(
+            async move {
+                connection.await;
+                drop(slot);
+            }
+            .instrument(tracing::debug_span!("connection", %peer)),
+        );
     }
 
     drop(listener);
@@ -295,10 +317,11 @@ pub fn s3_service(
     registry: Registry,
     blobs: Arc<dyn BlobStore>,
     api: Option<RegistryApi>,
+    uploads: UploadSlots,
 ) -> Result<S3Service, ServeError> {
     let users = Users::from_config(&config.auth)?;
     let base_domain = config.server.base_domain.clone();
-    let mut builder = S3ServiceBuilder::new(Gateway::new(registry, blobs, config, users.clone()));
+    let mut builder = S3ServiceBuilder::new(Gateway::new(registry, blobs, config, users.clone(), uploads));
     builder.set_auth(users);
     if let Some(api) = api {
         builder.set_route(api);
@@ -314,7 +337,50 @@ pub fn s3_service(
     Ok(builder.build())
 }
 
+/// The connection limits of `[server]`.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    idle: Duration,
+    header_read: Duration,
+    body_idle: Duration,
+    /// How long an HTTP/2 peer has to answer a keep-alive ping.
+    ping_timeout: Duration,
+    max_connections: usize,
+}
+
+impl ConnectionLimits {
+    fn of(server: &crate::config::ServerConfig) -> Self {
+        let idle = Duration::from_secs(server.idle_timeout);
+        Self {
+            idle,
+            header_read: Duration::from_secs(server.header_read_timeout),
+            body_idle: Duration::from_secs(server.body_idle_timeout),
+            ping_timeout: idle.min(Duration::from_secs(20)),
+            max_connections: server.max_connections,
+        }
+    }
+}
+
+/// Serves one connection until it ends, the server shuts down, or it has had no request in
+/// progress for `idle_timeout`. HTTP/1 keep-alive connections and HTTP/2 connections (which
+/// hyper never closes for idleness, and which a client can hold open with pings and no
+/// credentials) are closed alike; nothing is in flight on them then.
 async fn serve_connection(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    builder: auto::Builder<TokioExecutor>,
+    router: Router,
+    watcher: hyper_util::server::graceful::Watcher,
+    idle_timeout: Duration,
+) {
+    let activity = Arc::clone(&router.activity);
+    tokio::select! {
+        () = serve_until_done(stream, tls, builder, router, watcher) => {}
+        () = activity.idle_for(idle_timeout) => tracing::debug!("idle connection closed"),
+    }
+}
+
+async fn serve_until_done(
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
     builder: auto::Builder<TokioExecutor>,
@@ -375,6 +441,10 @@ struct Router {
     base_domain: Option<String>,
     /// The connection's peer, recorded with every event the request causes.
     peer: Option<SocketAddr>,
+    /// A request body that sends nothing for this long fails with `RequestTimeout`.
+    body_idle_timeout: Duration,
+    /// The connection's requests in progress, for its idle timer.
+    activity: Arc<ConnectionActivity>,
 }
 
 impl Router {
@@ -435,10 +505,12 @@ impl hyper::service::Service<Request<Incoming>> for Router {
     type Error = HttpError;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
-    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
         let id = RequestId::new();
         let span = tracing::info_span!("request", id = %id.0, method = %req.method(), path = %req.uri().path());
         let header = HeaderValue::from_str(&id.0).expect("hex digits are a valid header value");
+        let in_progress = self.activity.start();
+        let head = req.method() == http::Method::HEAD;
 
         let admin = self.is_admin(&req);
         if admin && !admin::is_registry_path(req.uri().path()) {
@@ -448,11 +520,12 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                 let mut response = admin.handle(req.method(), req.uri().path(), with_metrics).await;
                 response.headers_mut().insert("x-amz-request-id", header);
                 admin::metrics::http_response(response.status().as_u16());
-                Ok(response)
+                Ok(finish(response, head, in_progress))
             });
         }
 
         let s3 = self.s3.clone();
+        let mut req = self.s3_request(req);
         if admin {
             req.extensions_mut().insert(RegistryRequest);
         }
@@ -463,7 +536,7 @@ impl hyper::service::Service<Request<Incoming>> for Router {
         Box::pin(
             async move {
                 let start = Instant::now();
-                let mut result = hyper::service::Service::call(&s3, req).await;
+                let mut result = s3.call(req).await;
                 if let Ok(response) = &mut result {
                     response.headers_mut().insert("x-amz-request-id", header);
                     admin::metrics::http_response(response.status().as_u16());
@@ -473,11 +546,40 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                         "request"
                     );
                 }
-                result
+                result.map(|response| finish(response, head, in_progress))
             }
             .instrument(span),
         )
     }
+}
+
+impl Router {
+    /// The request as s3s takes it: its body fails with `RequestTimeout` when it stops
+    /// arriving, and a document body (DeleteObjects, configurations) has its digests computed
+    /// as s3s reads it, for `s3_api::document::verify`.
+    fn s3_request(&self, req: Request<Incoming>) -> Request<Body> {
+        let document =
+            is_document_request(req.method(), req.uri().query()).then(|| DocumentDigests::for_headers(req.headers()));
+        let (mut parts, body) = req.into_parts();
+        let body = IdleTimeoutBody::new(body, self.body_idle_timeout);
+        let body = match document {
+            Some(digests) => {
+                parts.extensions.insert(digests.clone());
+                Body::http_body(DigestingBody::new(body, digests))
+            }
+            None => Body::http_body(body),
+        };
+        Request::from_parts(parts, body)
+    }
+}
+
+/// The response as sent: no body for HEAD (hyper sends whatever body it is given over HTTP/2,
+/// which clients take for a protocol error; `Content-Length` stays, as it describes the GET),
+/// and the request counted in progress until the body is done.
+fn finish(response: Response<Body>, head: bool, in_progress: RequestInProgress) -> Response<Body> {
+    let (parts, body) = response.into_parts();
+    let body = if head { Body::empty() } else { body };
+    Response::from_parts(parts, Body::http_body(TrackedBody::new(body, in_progress)))
 }
 
 #[cfg(test)]

@@ -69,10 +69,12 @@ pub fn may_change_retention(
     }
 }
 
-/// The retention a new version gets from its bucket's default at `now`.
+/// The retention a new version gets from its bucket's default at `now`. A period beyond the
+/// range of times saturates at the last one (such periods are refused when configured; a log
+/// written before that may still hold one): a retention that ends never.
 #[must_use]
 pub fn default_retention(default: &DefaultRetention, now: i64) -> Retention {
-    let days = i64::from(default.days.unwrap_or(0)) + 365 * i64::from(default.years.unwrap_or(0));
+    let days = i64::from(default.days.unwrap_or(0)).saturating_add(365 * i64::from(default.years.unwrap_or(0)));
     Retention { mode: default.mode, retain_until: now.saturating_add(days.saturating_mul(DAY_MS)) }
 }
 
@@ -127,5 +129,17 @@ mod tests {
         assert_eq!(default_retention(&days, NOW).retain_until, NOW + 2 * DAY_MS);
         let years = DefaultRetention { mode: LockMode::Compliance, days: None, years: Some(1) };
         assert_eq!(default_retention(&years, NOW).retain_until, NOW + 365 * DAY_MS);
+    }
+
+    #[test]
+    fn default_retention_saturates_at_the_extremes_issue_16() {
+        for (days, years) in [(Some(u32::MAX), None), (None, Some(u32::MAX)), (Some(u32::MAX), Some(u32::MAX))] {
+            let default = DefaultRetention { mode: LockMode::Compliance, days, years };
+            assert_eq!(default_retention(&default, i64::MAX).retain_until, i64::MAX);
+            assert!(default_retention(&default, NOW).retain_until > NOW);
+            assert!(default_retention(&default, i64::MIN).retain_until > i64::MIN);
+        }
+        assert!(!may_delete(lock(LockMode::Compliance, i64::MAX), false, i64::MAX - 1, true));
+        assert!(may_change_retention(lock(LockMode::Governance, i64::MAX), None, i64::MAX, false));
     }
 }

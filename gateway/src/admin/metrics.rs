@@ -53,6 +53,11 @@ pub fn s3_request(api: &'static str, code: Option<&str>, elapsed: Duration) {
     }
 }
 
+/// A connection closed as soon as it was accepted: `server.max_connections` were open.
+pub fn connection_refused() {
+    counter!("artifact_store_connections_refused_total").increment(1);
+}
+
 /// One HTTP response of any kind (S3, admin, registry API, and requests refused before an
 /// operation was known, such as a bad signature), by status.
 pub fn http_response(status: u16) {

@@ -1,7 +1,8 @@
 //! Endpoints under `/_`, a path no bucket name can take.
 //!
 //! - `/_health`: the process serves HTTP (no I/O, no auth).
-//! - `/_ready`: the registry accepts writes and the backend answers; 503 otherwise (no auth).
+//! - `/_ready`: the registry accepts writes, the backend answers and an upload slot is free;
+//!   503 otherwise (no auth).
 //! - `/_metrics`: Prometheus text format ([`metrics`]; no auth, as scrapers expect).
 //! - `/_registry/...`: the registry's read API ([`registry_api`]), signed like S3 requests.
 //!
@@ -20,6 +21,7 @@ use registry::Registry;
 use s3s::Body;
 
 use crate::backend::BlobStore;
+use crate::limits::UploadSlots;
 use crate::worker::Findings;
 
 /// The prefix of the registry API.
@@ -47,6 +49,8 @@ pub struct Admin {
     opened_at: u64,
     /// What the background checks of the registry (the views against the log) last found.
     findings: Vec<Arc<Findings>>,
+    /// The S3 service's upload slots: all taken means new uploads are refused.
+    uploads: Option<UploadSlots>,
 }
 
 impl Admin {
@@ -55,7 +59,7 @@ impl Admin {
     #[must_use]
     pub fn new(registry: Registry, blobs: Arc<dyn BlobStore>) -> Self {
         let opened_at = registry.committed_sequence();
-        Self { registry, blobs, metrics: metrics::install(), opened_at, findings: Vec::new() }
+        Self { registry, blobs, metrics: metrics::install(), opened_at, findings: Vec::new(), uploads: None }
     }
 
     /// Makes `/_ready` fail while a background check reports problems.
@@ -63,6 +67,12 @@ impl Admin {
     pub fn with_findings(mut self, findings: Arc<Findings>) -> Self {
         self.findings.push(findings);
         self
+    }
+
+    /// `/_ready` also fails while every one of `uploads` is taken.
+    #[must_use]
+    pub fn with_upload_slots(self, uploads: UploadSlots) -> Self {
+        Self { uploads: Some(uploads), ..self }
     }
 
     /// Answers `/_health`, `/_ready` or, when `with_metrics`, `/_metrics` (404 for other
@@ -94,10 +104,14 @@ impl Admin {
         response
     }
 
-    /// The registry commits a (empty) transaction with its views caught up to the log (reads
-    /// are refused while they are behind), its background checks found nothing, and the backend answers its probe (the local store's folder exists; an S3
-    /// upstream answers HeadBucket).
+    /// Uploads are not saturated, the registry commits a (empty) transaction with its views
+    /// caught up to the log (reads are refused while they are behind), its background checks
+    /// found nothing, and the backend answers its probe (the local store's folder exists; an
+    /// S3 upstream answers HeadBucket).
     async fn ready(&self) -> Result<(), String> {
+        if self.uploads.as_ref().is_some_and(UploadSlots::saturated) {
+            return Err("saturated: server.max_concurrent_uploads uploads in progress".to_owned());
+        }
         self.registry.write(|_| Ok(())).await.map_err(|err| format!("registry: {err}"))?;
         if self.registry.views_behind() {
             return Err(format!("registry: {}", registry::Error::ViewsBehind));

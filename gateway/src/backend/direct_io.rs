@@ -16,6 +16,7 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt as _;
+use std::sync::Arc;
 
 use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
 use rustix::io::Errno;
@@ -29,8 +30,8 @@ const DIRECT_ALIGN: usize = 4096;
 
 /// Appends bytes to a file, in [`WRITE_BLOCK`]s past the page cache where the file system
 /// allows it.
-pub(super) struct BlockWriter<'f> {
-    file: &'f File,
+pub(super) struct BlockWriter {
+    file: Arc<File>,
     direct: bool,
     /// [`WRITE_BLOCK`] + [`DIRECT_ALIGN`] bytes, so that an aligned block fits at `start`.
     buffer: Vec<u8>,
@@ -39,11 +40,11 @@ pub(super) struct BlockWriter<'f> {
     written: u64,
 }
 
-impl<'f> BlockWriter<'f> {
+impl BlockWriter {
     /// A writer appending to `file`, which must be empty and open for writing; past the page
     /// cache if `direct` and the file system allows.
-    pub(super) fn new(file: &'f File, direct: bool) -> Self {
-        let direct = direct && enable_direct_io(file);
+    pub(super) fn new(file: Arc<File>, direct: bool) -> Self {
+        let direct = direct && enable_direct_io(&file);
         let (buffer, start) = if direct {
             let buffer = vec![0; WRITE_BLOCK + DIRECT_ALIGN];
             let start = buffer.as_ptr().align_offset(DIRECT_ALIGN);
@@ -102,7 +103,7 @@ impl<'f> BlockWriter<'f> {
             // this and the rest through the page cache.
             Err(err) if self.direct && Errno::from_io_error(&err) == Some(Errno::INVAL) => {
                 self.direct = false;
-                fcntl_setfl(self.file, fcntl_getfl(self.file)? - OFlags::DIRECT)?;
+                fcntl_setfl(&*self.file, fcntl_getfl(&*self.file)? - OFlags::DIRECT)?;
                 self.file.write_all_at(block, self.written)?;
             }
             result => result?,
@@ -129,7 +130,7 @@ mod tests {
     fn written(data: &[u8], piece: usize, direct: bool) -> Vec<u8> {
         // Read back through a handle of its own: the writer's has O_DIRECT set.
         let file = tempfile::NamedTempFile::new().unwrap();
-        let mut writer = BlockWriter::new(file.as_file(), direct);
+        let mut writer = BlockWriter::new(Arc::new(file.reopen().unwrap()), direct);
         for chunk in data.chunks(piece) {
             writer.write(chunk).unwrap();
         }

@@ -32,7 +32,8 @@ use tokio::task::{JoinHandle, spawn_blocking};
 
 use super::direct_io::BlockWriter;
 use super::pipeline::{
-    Chunk, FEED_CHUNK, Hashes, PIPELINE_DEPTH, feed, join_error, md5_worker, receive_exactly, subtree_worker,
+    Chunk, FEED_CHUNK, Hashes, PIPELINE_DEPTH, feed, join_error, md5_worker, off_thread, receive_exactly,
+    subtree_worker,
 };
 use super::{BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, Result, Stage, StagedBlob, StoreUpload};
 use crate::s3::checksum::{ChecksumAlgorithm, Checksummer, Checksums};
@@ -220,15 +221,15 @@ impl BlobStore for FsBlobStore {
         // 2. Start the hashing workers.
         let (md5_tx, md5_rx) = mpsc::channel(PIPELINE_DEPTH);
         let (write_tx, write_rx) = mpsc::channel(PIPELINE_DEPTH);
-        let md5_worker = spawn_blocking(move || md5_worker(md5_rx));
+        let md5_worker = tokio::spawn(md5_worker(md5_rx));
         let checksummer = Checksummer::new(algorithms);
         let direct_io = self.direct_io;
-        let write_worker = spawn_blocking(move || write_worker(file, direct_io, write_rx, checksummer));
+        let write_worker = tokio::spawn(write_worker(file, direct_io, write_rx, checksummer));
         // A multipart part's chaining value is a second BLAKE3 pass, on a core of its own.
         let (subtree_tx, subtree_worker) = match subtree_offset {
             Some(offset) => {
                 let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
-                (Some(tx), Some(spawn_blocking(move || subtree_worker(rx, offset))))
+                (Some(tx), Some(tokio::spawn(subtree_worker(rx, offset))))
             }
             None => (None, None),
         };
@@ -347,55 +348,73 @@ impl BlobStore for FsBlobStore {
 
 /// Writes and hashes everything received, then fsyncs; `None` if the put was abandoned.
 ///
-/// Writes go past the page cache where the file system allows ([`BlockWriter`]). Where it does
-/// not, once a body passes [`WRITEBACK_STEP`], a flusher thread `fdatasync`s what has been
-/// written so far while the writer goes on, so the disk works during the upload instead of
-/// after it.
-fn write_worker(
+/// The worker waits for chunks as a task; each chunk is hashed and written on the blocking
+/// pool ([`off_thread`]). Writes go past the page cache where the file system allows
+/// ([`BlockWriter`]). Where it does not, once a body passes [`WRITEBACK_STEP`], an
+/// `fdatasync` of what has been written so far runs while the writer goes on, so the disk
+/// works during the upload instead of after it.
+async fn write_worker(
     file: File,
     direct_io: bool,
     mut rx: mpsc::Receiver<Chunk>,
-    mut checksummer: Checksummer,
+    checksummer: Checksummer,
 ) -> io::Result<Option<(blake3::Hash, Checksums)>> {
-    let mut blake3 = blake3::Hasher::new();
-    std::thread::scope(|scope| {
-        let mut writer = BlockWriter::new(&file, direct_io);
-        let mut flusher = None;
-        let mut unflushed: u64 = 0;
-        while let Some(chunk) = rx.blocking_recv() {
-            match chunk {
-                Chunk::Data(bytes) => {
+    let file = Arc::new(file);
+    let stopped = || io::Error::other("blob writer stopped");
+    let mut state = (BlockWriter::new(Arc::clone(&file), direct_io), blake3::Hasher::new(), checksummer);
+    let mut flush: Option<JoinHandle<io::Result<()>>> = None;
+    let mut unflushed: u64 = 0;
+    while let Some(chunk) = rx.recv().await {
+        match chunk {
+            Chunk::Data(bytes) => {
+                let len = bytes.len() as u64;
+                state = off_thread(move || -> io::Result<_> {
+                    let (mut writer, mut blake3, mut checksummer) = state;
                     blake3.update(&bytes);
                     checksummer.update(&bytes);
                     writer.write(&bytes)?;
-                    unflushed += bytes.len() as u64;
-                    if unflushed >= WRITEBACK_STEP && !writer.is_direct() {
-                        unflushed = 0;
-                        let (requests, _) = flusher.get_or_insert_with(|| {
-                            // One request waits at most: a step that finds the flusher busy is
-                            // covered by the flush after it.
-                            let (requests, flushes) = std::sync::mpsc::sync_channel::<()>(1);
-                            let file = &file;
-                            (requests, scope.spawn(move || flushes.iter().try_for_each(|()| file.sync_data())))
-                        });
-                        let _ = requests.try_send(());
+                    Ok((writer, blake3, checksummer))
+                })
+                .await
+                .ok_or_else(stopped)??;
+                unflushed += len;
+                // One flush runs at most: a step that finds it busy is covered by the next.
+                if unflushed >= WRITEBACK_STEP && !state.0.is_direct() && flush.as_ref().is_none_or(|f| f.is_finished())
+                {
+                    unflushed = 0;
+                    if let Some(done) = flush.take() {
+                        done.await.map_err(join_io_error)??;
                     }
-                }
-                Chunk::End => {
-                    writer.finish()?;
-                    // A write error is reported to one fdatasync only, so the flusher's own
-                    // result counts as much as the final one.
-                    if let Some((requests, thread)) = flusher.take() {
-                        drop(requests);
-                        thread.join().map_err(|_| io::Error::other("blob flusher panicked"))??;
-                    }
-                    file.sync_data()?;
-                    return Ok(Some((blake3.finalize(), checksummer.finish())));
+                    let file = Arc::clone(&file);
+                    flush = Some(spawn_blocking(move || file.sync_data()));
                 }
             }
+            Chunk::End => {
+                // A write error is reported to one fdatasync only, so the early flush's own
+                // result counts as much as the final one.
+                if let Some(done) = flush.take() {
+                    done.await.map_err(join_io_error)??;
+                }
+                let file = Arc::clone(&file);
+                return off_thread(move || {
+                    let (writer, blake3, checksummer) = state;
+                    writer.finish()?;
+                    file.sync_data()?;
+                    Ok(Some((blake3.finalize(), checksummer.finish())))
+                })
+                .await
+                .ok_or_else(stopped)?;
+            }
         }
-        Ok(None)
-    })
+    }
+    if let Some(done) = flush.take() {
+        let _ = done.await;
+    }
+    Ok(None)
+}
+
+fn join_io_error(err: tokio::task::JoinError) -> io::Error {
+    io::Error::other(err)
 }
 
 /// A file under `tmp/` that is removed when dropped, unless [`TempFile::keep`] was called.

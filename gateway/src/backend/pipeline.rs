@@ -1,7 +1,12 @@
 //! The hashing pipeline every store shares: one body read once, its chunks handed to workers
-//! on the blocking pool so the expensive hashes run on different cores (measured here: BLAKE3
-//! ~1.5 GiB/s, MD5 ~600 MiB/s per core). Each worker gets a bounded channel: a slow worker, or
-//! a slow destination, slows the body reader down instead of letting memory grow.
+//! so the expensive hashes run on different cores (measured here: BLAKE3 ~1.5 GiB/s, MD5
+//! ~600 MiB/s per core). Each worker gets a bounded channel: a slow worker, or a slow
+//! destination, slows the body reader down instead of letting memory grow.
+//!
+//! A worker is an async task that waits for its chunks without holding a thread and hands each
+//! full chunk to the blocking pool ([`off_thread`]): a client that sends its body slowly costs
+//! a task, not a blocking thread, so slow uploads cannot exhaust the pool the other requests
+//! need.
 
 use std::io;
 
@@ -78,12 +83,28 @@ async fn send_to_all(workers: &[&mpsc::Sender<Chunk>], chunk: Bytes) -> Result<(
     Ok(())
 }
 
+/// Runs `work` (hashing or writing one chunk) on the blocking pool. A panic there is
+/// passed on; a cancelled task (the runtime is shutting down) gives `None`.
+pub(super) async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => Some(value),
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(_) => None,
+    }
+}
+
 /// MD5 of everything received; `None` if the put was abandoned.
-pub(super) fn md5_worker(mut rx: mpsc::Receiver<Chunk>) -> Option<[u8; 16]> {
+pub(super) async fn md5_worker(mut rx: mpsc::Receiver<Chunk>) -> Option<[u8; 16]> {
     let mut md5 = Md5::new();
-    while let Some(chunk) = rx.blocking_recv() {
+    while let Some(chunk) = rx.recv().await {
         match chunk {
-            Chunk::Data(bytes) => md5.update(&bytes),
+            Chunk::Data(bytes) => {
+                md5 = off_thread(move || {
+                    md5.update(&bytes);
+                    md5
+                })
+                .await?;
+            }
             Chunk::End => return Some(md5.finalize()),
         }
     }
@@ -92,16 +113,20 @@ pub(super) fn md5_worker(mut rx: mpsc::Receiver<Chunk>) -> Option<[u8; 16]> {
 
 /// The BLAKE3 chaining value of everything received, hashed as a subtree starting at `offset`
 /// of a larger input; `None` if the put was abandoned or see [`subtree_chaining_value`].
-pub(super) fn subtree_worker(mut rx: mpsc::Receiver<Chunk>, offset: u64) -> Option<[u8; 32]> {
+pub(super) async fn subtree_worker(mut rx: mpsc::Receiver<Chunk>, offset: u64) -> Option<[u8; 32]> {
     use blake3::hazmat::HasherExt as _;
     let mut hasher = blake3::Hasher::new();
     hasher.set_input_offset(offset);
     let mut len: u64 = 0;
-    while let Some(chunk) = rx.blocking_recv() {
+    while let Some(chunk) = rx.recv().await {
         match chunk {
             Chunk::Data(bytes) => {
                 len += bytes.len() as u64;
-                hasher.update(&bytes);
+                hasher = off_thread(move || {
+                    hasher.update(&bytes);
+                    hasher
+                })
+                .await?;
             }
             Chunk::End => return subtree_chaining_value(&hasher, len, offset),
         }
@@ -119,16 +144,20 @@ pub(super) fn subtree_chaining_value(hasher: &blake3::Hasher, len: u64, offset: 
 
 /// BLAKE3 and the requested checksums of everything received; `None` if the put was
 /// abandoned. (The local store folds this into its file writer.)
-pub(super) fn digest_worker(
+pub(super) async fn digest_worker(
     mut rx: mpsc::Receiver<Chunk>,
     mut checksummer: Checksummer,
 ) -> Option<(blake3::Hash, Checksums)> {
     let mut blake3 = blake3::Hasher::new();
-    while let Some(chunk) = rx.blocking_recv() {
+    while let Some(chunk) = rx.recv().await {
         match chunk {
             Chunk::Data(bytes) => {
-                blake3.update(&bytes);
-                checksummer.update(&bytes);
+                (blake3, checksummer) = off_thread(move || {
+                    blake3.update(&bytes);
+                    checksummer.update(&bytes);
+                    (blake3, checksummer)
+                })
+                .await?;
             }
             Chunk::End => return Some((blake3.finalize(), checksummer.finish())),
         }

@@ -263,13 +263,13 @@ impl S3BlobStore {
         let (md5_tx, md5_rx) = mpsc::channel(PIPELINE_DEPTH);
         let (digest_tx, digest_rx) = mpsc::channel(PIPELINE_DEPTH);
         let (upstream_tx, upstream_rx) = mpsc::channel(PIPELINE_DEPTH);
-        let md5_worker = spawn_blocking(move || md5_worker(md5_rx));
+        let md5_worker = tokio::spawn(md5_worker(md5_rx));
         let checksummer = Checksummer::new(algorithms);
-        let digest_worker = spawn_blocking(move || digest_worker(digest_rx, checksummer));
+        let digest_worker = tokio::spawn(digest_worker(digest_rx, checksummer));
         let (subtree_tx, subtree_worker) = match subtree_offset {
             Some(offset) => {
                 let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
-                (Some(tx), Some(spawn_blocking(move || subtree_worker(rx, offset))))
+                (Some(tx), Some(tokio::spawn(subtree_worker(rx, offset))))
             }
             None => (None, None),
         };

@@ -50,6 +50,9 @@ pub enum Refusal {
     /// Days or Years of a default retention that are not positive.
     #[error("invalid retention period")]
     InvalidRetentionPeriod,
+    /// Days or Years of a default retention beyond 100 years.
+    #[error("retention period too large")]
+    RetentionPeriodTooLarge,
     /// GetObjectLockConfiguration on a bucket without Object Lock.
     #[error("no Object Lock configuration")]
     NoObjectLockConfiguration,
@@ -164,6 +167,9 @@ fn refused(refusal: Refusal) -> S3Error {
             err.set_status_code(http::StatusCode::BAD_REQUEST);
             err
         }
+        Refusal::RetentionPeriodTooLarge => {
+            s3_error!(InvalidArgument, "Default retention period is too large. It must not exceed 100 years.")
+        }
         Refusal::NoObjectLockConfiguration => {
             s3_error!(ObjectLockConfigurationNotFoundError, "Object Lock configuration does not exist for this bucket")
         }
@@ -209,6 +215,12 @@ fn blob_error(err: BlobError) -> S3Error {
 /// A request body that failed while streaming. s3s reports a bad aws-chunked chunk
 /// signature as a body error; its error type is private, so it is recognised by its text.
 fn body_error(source: &(dyn std::error::Error + 'static)) -> S3Error {
+    if crate::limits::is_body_idle(source) {
+        return s3_error!(
+            RequestTimeout,
+            "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed."
+        );
+    }
     let chain = error_chain(source);
     if chain.contains("Sha256Mismatch") {
         // Not in s3s's table of codes; AWS answers it with 400.
@@ -251,6 +263,8 @@ mod tests {
         assert_eq!(code(BlobError::NotFound), "InternalError");
         assert_eq!(code(BlobError::Io(std::io::Error::other("disk"))), "InternalError");
         assert_eq!(code(BlobError::Body(std::io::Error::other("reset").into())), "IncompleteBody");
+        let idle = crate::limits::BodyIdle(std::time::Duration::from_secs(1));
+        assert_eq!(code(BlobError::Body(std::io::Error::other(idle).into())), "RequestTimeout");
     }
 
     #[test]
@@ -259,6 +273,8 @@ mod tests {
         assert_eq!(code(Refusal::MalformedXml("x")), "MalformedXML");
         assert_eq!(code(Refusal::InvalidRetentionPeriod), "InvalidRetentionPeriod");
         assert_eq!(status(Refusal::InvalidRetentionPeriod), Some(400));
+        assert_eq!(code(Refusal::RetentionPeriodTooLarge), "InvalidArgument");
+        assert_eq!(status(Refusal::RetentionPeriodTooLarge), Some(400));
         assert_eq!(code(Refusal::NoObjectLockConfiguration), "ObjectLockConfigurationNotFoundError");
         assert_eq!(status(Refusal::NoObjectLockConfiguration), Some(404));
         assert_eq!(code(Refusal::NoSuchLifecycleConfiguration), "NoSuchLifecycleConfiguration");

@@ -14,6 +14,7 @@
 //! - [`blake3_tree`]: a multipart object's BLAKE3 from its parts, without reading it back.
 //! - [`wire`]: conversions between registry records and s3s types.
 //! - [`checksum`]: client checksums (`Content-MD5`, `x-amz-checksum-*`, trailers) vs computed.
+//! - [`document`]: the digests of document bodies (DeleteObjects, configurations).
 //! - [`error`]: the gateway error and its S3 codes.
 
 /// The Object Lock headers of a PutObject, CopyObject or CreateMultipartUpload (their s3s
@@ -33,6 +34,7 @@ macro_rules! lock_headers {
 pub mod blake3_tree;
 pub mod bucket;
 pub mod checksum;
+pub mod document;
 pub mod error;
 mod inline;
 pub mod lifecycle;
@@ -55,6 +57,7 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 use crate::auth::Users;
 use crate::backend::BlobStore;
 use crate::config::{Backend, Config, Retrievals, UpstreamObjectLock};
+use crate::limits::{UploadSlot, UploadSlots};
 use crate::server::{PeerAddr, RequestId};
 
 pub use self::error::{Error, Refusal, Result};
@@ -66,13 +69,31 @@ pub struct Gateway {
     blobs: Arc<dyn BlobStore>,
     config: Arc<Config>,
     users: Users,
+    uploads: UploadSlots,
 }
 
 impl Gateway {
-    /// A gateway recording into `registry` and storing bytes in `blobs`.
+    /// A gateway recording into `registry` and storing bytes in `blobs`, receiving at most as
+    /// many bodies at once as `uploads` has slots.
     #[must_use]
-    pub fn new(registry: Registry, blobs: Arc<dyn BlobStore>, config: Arc<Config>, users: Users) -> Self {
-        Self { registry, blobs, config, users }
+    pub fn new(
+        registry: Registry,
+        blobs: Arc<dyn BlobStore>,
+        config: Arc<Config>,
+        users: Users,
+        uploads: UploadSlots,
+    ) -> Self {
+        Self { registry, blobs, config, users, uploads }
+    }
+
+    /// A slot for receiving one body (PutObject, UploadPart), held until the write is done.
+    ///
+    /// # Errors
+    /// 503 `SlowDown` when every slot is taken: the client retries later.
+    fn upload_slot(&self) -> Result<UploadSlot> {
+        self.uploads.try_take().ok_or_else(|| {
+            s3s::s3_error!(SlowDown, "Please reduce your request rate: too many uploads in progress.").into()
+        })
     }
 
     /// Whether reads are recorded as retrieval events.
@@ -114,9 +135,12 @@ macro_rules! delegate {
             $(
                 async fn $op(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
                     let started = std::time::Instant::now();
-                    let result = $family::$op(self, req).await.map_err(s3s::S3Error::from);
                     // The operation's name as AWS spells it: `PutObjectInput` -> `PutObject`.
                     let api = stringify!($input).trim_end_matches("Input");
+                    let result = match document::verify(api, &req.headers, &req.extensions) {
+                        Ok(()) => $family::$op(self, req).await.map_err(s3s::S3Error::from),
+                        Err(err) => Err(err),
+                    };
                     let code = result.as_ref().err().map(|err| err.code().as_str());
                     crate::admin::metrics::s3_request(api, code, started.elapsed());
                     result

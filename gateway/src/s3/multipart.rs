@@ -61,6 +61,7 @@ pub(super) async fn create_multipart_upload(
 ) -> Result<S3Response<CreateMultipartUploadOutput>> {
     let input = &mut req.input;
     wire::check_key(&input.key)?;
+    wire::check_metadata_size(input.metadata.as_ref())?;
     let bucket = require_bucket(gw, &input.bucket).await?;
     let (retention, legal_hold) = lock_headers!(&bucket, input)?;
     let checksum_algorithm = match &input.checksum_algorithm {
@@ -129,10 +130,12 @@ pub(super) async fn upload_part(
 ) -> Result<S3Response<UploadPartOutput>> {
     let input = &mut req.input;
     let number = check_part_number(input.part_number)?;
+    let length = wire::body_length(input.content_length, &req.headers);
+    wire::check_body_size(length)?;
+    let _slot = gw.upload_slot()?;
     require_bucket(gw, &input.bucket).await?;
     let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
     let expected = ExpectedChecksums::from_headers(&req.headers)?;
-    let length = wire::body_length(input.content_length, &req.headers);
     let offset = length.and_then(|n| u64::try_from(n).ok()).and_then(|n| blake3_tree::part_offset(number, n));
     let into = store_upload(&upload.created);
     let stored = store_body(

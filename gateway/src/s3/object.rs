@@ -92,13 +92,16 @@ pub(super) async fn put_object(
 ) -> Result<S3Response<PutObjectOutput>> {
     let input = &mut req.input;
     wire::check_key(&input.key)?;
+    let length = wire::body_length(input.content_length, &req.headers);
+    wire::check_body_size(length)?;
+    wire::check_metadata_size(input.metadata.as_ref())?;
+    let _slot = gw.upload_slot()?;
     let bucket = require_bucket(gw, &input.bucket).await?;
     let expected = ExpectedChecksums::from_headers(&req.headers)?;
     let (retention, legal_hold) = lock_headers!(&bucket, input)?;
     let tags = wire::tags_from_header(input.tagging.as_deref())?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
 
-    let length = wire::body_length(input.content_length, &req.headers);
     let (stored, inline) = match inline::eligible(gw, length) {
         Some(len) => {
             let (stored, blob) =
@@ -288,6 +291,7 @@ pub(super) async fn copy_object(
     // The blobs are content-addressed and immutable: the copy points at the same bytes.
     let mut content = source.content.clone();
     if replace_metadata {
+        wire::check_metadata_size(input.metadata.as_ref())?;
         content.content_type = input.content_type.clone();
         content.headers = wire::stored_headers(
             input.cache_control.as_ref(),

@@ -36,8 +36,13 @@ fn mode_name(mode: LockMode) -> ObjectLockRetentionMode {
     )
 }
 
+/// The longest default retention AWS accepts: 100 years, in days or in years.
+const MAX_RETENTION_DAYS: u32 = 36_500;
+const MAX_RETENTION_YEARS: u32 = 100;
+
 /// Validates a lock configuration document as AWS does: `ObjectLockEnabled` must be
-/// `Enabled`; a default retention names a mode and exactly one of Days and Years, positive.
+/// `Enabled`; a default retention names a mode and exactly one of Days and Years, positive
+/// and at most 100 years.
 fn default_retention(config: Option<ObjectLockConfiguration>) -> Result<Option<DefaultRetention>> {
     let config = config.ok_or(Refusal::MalformedXml("missing ObjectLockConfiguration"))?;
     if config.object_lock_enabled.as_ref().map(ObjectLockEnabled::as_str) != Some(ObjectLockEnabled::ENABLED) {
@@ -47,10 +52,14 @@ fn default_retention(config: Option<ObjectLockConfiguration>) -> Result<Option<D
         return Ok(None);
     };
     let mode = mode(default.mode.as_ref())?;
-    let positive = |n: i32| u32::try_from(n).ok().filter(|&n| n > 0).ok_or(Refusal::InvalidRetentionPeriod);
+    let period = |n: i32, max: u32| match u32::try_from(n) {
+        Ok(n) if n > max => Err(Refusal::RetentionPeriodTooLarge),
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(Refusal::InvalidRetentionPeriod),
+    };
     let (days, years) = match (default.days, default.years) {
-        (Some(days), None) => (Some(positive(days)?), None),
-        (None, Some(years)) => (None, Some(positive(years)?)),
+        (Some(days), None) => (Some(period(days, MAX_RETENTION_DAYS)?), None),
+        (None, Some(years)) => (None, Some(period(years, MAX_RETENTION_YEARS)?)),
         _ => return Err(Refusal::MalformedXml("exactly one of Days and Years").into()),
     };
     Ok(Some(DefaultRetention { mode, days, years }))
@@ -278,5 +287,16 @@ mod tests {
         assert!(refusal(default_retention(config("FOREVER", Some(1), None))).starts_with("MalformedXml"));
         assert_eq!(refusal(default_retention(config("COMPLIANCE", Some(0), None))), "InvalidRetentionPeriod");
         assert_eq!(refusal(default_retention(config("COMPLIANCE", None, Some(-1)))), "InvalidRetentionPeriod");
+    }
+
+    #[test]
+    fn default_retention_over_100_years_is_refused_issue_16() {
+        let ok = default_retention(config("COMPLIANCE", Some(36_500), None)).unwrap().unwrap();
+        assert_eq!(ok.days, Some(36_500));
+        let ok = default_retention(config("COMPLIANCE", None, Some(100))).unwrap().unwrap();
+        assert_eq!(ok.years, Some(100));
+        for (days, years) in [(Some(36_501), None), (Some(i32::MAX), None), (None, Some(101)), (None, Some(300_000))] {
+            assert_eq!(refusal(default_retention(config("COMPLIANCE", days, years))), "RetentionPeriodTooLarge");
+        }
     }
 }

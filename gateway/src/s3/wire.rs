@@ -1,7 +1,7 @@
 //! Conversions between the registry's records and the s3s wire types, and the request
 //! checks every operation family shares (key rules, tags, lock headers).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use registry::event::v1::{LockMode, ObjectContent, Retention, StringMap};
 use registry::queries::{Bucket, ObjectVersion};
@@ -64,6 +64,39 @@ pub fn body_length(content_length: Option<i64>, headers: &http::HeaderMap) -> Op
     })
 }
 
+/// The largest object a single PUT (and a single part) may carry: 5 GiB.
+pub const MAX_PUT_SIZE: i64 = 5 * 1024 * 1024 * 1024;
+
+/// The most user-defined metadata a version may carry: 2 KiB, counted as AWS does, the UTF-8
+/// bytes of every name (without `x-amz-meta-`) and value.
+pub const MAX_USER_METADATA: usize = 2 * 1024;
+
+/// Refuses a body announced (by `Content-Length` or `x-amz-decoded-content-length`) larger
+/// than [`MAX_PUT_SIZE`] before a byte of it is read.
+///
+/// # Errors
+/// `EntityTooLarge`.
+pub fn check_body_size(length: Option<i64>) -> Result<()> {
+    if length.is_some_and(|n| n > MAX_PUT_SIZE) {
+        return Err(s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed object size.").into());
+    }
+    Ok(())
+}
+
+/// Refuses user metadata over [`MAX_USER_METADATA`].
+///
+/// # Errors
+/// `MetadataTooLarge`.
+pub fn check_metadata_size(metadata: Option<&Metadata>) -> Result<()> {
+    let size: usize = metadata.into_iter().flatten().map(|(name, value)| name.len() + value.len()).sum();
+    if size > MAX_USER_METADATA {
+        return Err(
+            s3_error!(MetadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size.").into()
+        );
+    }
+    Ok(())
+}
+
 /// A fresh, unguessable id for a version, a delete marker or an upload: 32 hex digits of
 /// randomness, prefixed by the time so ids sort roughly by creation in listings and logs.
 #[must_use]
@@ -72,11 +105,15 @@ pub fn new_id() -> String {
     format!("{millis:012x}{:032x}", rand::random::<u128>())
 }
 
-/// Milliseconds since the epoch as an s3s timestamp.
+/// Milliseconds since the epoch as an s3s timestamp. Times outside the years 1970 to 9999,
+/// which S3's date formats cannot carry, are clamped to those bounds: a date recorded from an
+/// earlier, unchecked configuration must never make a response impossible to build.
 #[must_use]
 pub fn timestamp(ms: i64) -> Timestamp {
-    let since_epoch = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    Timestamp::from(UNIX_EPOCH + since_epoch)
+    /// 9999-12-31T23:59:59.999Z.
+    const LAST_MS: i64 = 253_402_300_799_999;
+    let nanos = i128::from(ms.clamp(0, LAST_MS)) * 1_000_000;
+    Timestamp::from(time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(time::OffsetDateTime::UNIX_EPOCH))
 }
 
 /// An s3s timestamp as milliseconds since the epoch.
@@ -299,6 +336,23 @@ pub fn lock_fields(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_millisecond_count_becomes_a_timestamp_s3_can_carry() {
+        let text = |ms| {
+            let mut out = Vec::new();
+            timestamp(ms).format(TimestampFormat::DateTime, &mut out).expect("formats");
+            String::from_utf8(out).expect("ASCII")
+        };
+        assert_eq!(text(i64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(text(253_402_300_800_000), "9999-12-31T23:59:59.999Z");
+        assert_eq!(text(i64::MIN), "1970-01-01T00:00:00.000Z");
+        assert_eq!(text(-1), "1970-01-01T00:00:00.000Z");
+        assert_eq!(millis(&timestamp(1_800_000_000_123)), 1_800_000_000_123);
+        let mut http_date = Vec::new();
+        timestamp(i64::MAX).format(TimestampFormat::HttpDate, &mut http_date).expect("formats");
+        assert_eq!(millis(&timestamp(i64::MAX)), 253_402_300_799_999);
+    }
 
     #[test]
     fn keys_that_escape_a_folder_or_carry_control_bytes_are_refused() {

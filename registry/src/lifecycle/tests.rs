@@ -184,3 +184,22 @@ fn disabled_rules_do_nothing_and_expiration_reports_the_earliest_rule() {
     let (due, id) = expiration_of(&[late, early, off], &v, DAY_MS).unwrap();
     assert_eq!((due, id.as_str()), (after_days(T0, 2, DAY_MS), "expire"));
 }
+
+#[test]
+fn day_counts_at_the_extremes_saturate_issue_16() {
+    let far = after_days(T0, u32::MAX, DAY_MS);
+    assert!(far > T0 && far.rem_euclid(DAY_MS) == 0);
+    assert_eq!(after_days(i64::MAX, u32::MAX, i64::MAX), i64::MAX);
+    assert_eq!(after_days(T0, u32::MAX, i64::MAX), i64::MAX);
+    assert_eq!(after_days(i64::MIN, 0, DAY_MS).rem_euclid(DAY_MS), 0);
+    assert_eq!(round_up(i64::MAX, DAY_MS), i64::MAX);
+    assert_eq!(round_up(5, 0), 5);
+    assert_eq!(round_up(5, i64::MIN), 5);
+    let v = version("k", "v1", T0, true);
+    let (due, _) = expiration_of(&[expire_after(u32::MAX)], &v, DAY_MS).unwrap();
+    assert_eq!(due, far);
+    let p = plan(bucket(&[expire_after(u32::MAX)], None), std::slice::from_ref(&v), &[], T0 + 1000 * DAY_MS, DAY_MS);
+    assert!(p.actions.is_empty());
+    let p = plan(bucket(&[expire_after(1)], None), std::slice::from_ref(&v), &[], i64::MAX, DAY_MS);
+    assert_eq!(p.actions.len(), 1);
+}

@@ -1,0 +1,485 @@
+//! Faults and abuse (issue 16): inputs and behaviours meant to break the server rather than
+//! use it: dates past the end of the calendar, bodies with wrong or missing digests, sizes
+//! over S3's limits, HEAD answers that carry a body, idle and slow connections.
+//!
+//! Each test performs the attack against the real binary and asserts AWS's answer and that
+//! the server keeps serving.
+
+use std::time::{Duration, SystemTime};
+
+use artifact_store_conformance::raw::{Payload, ROOT, RawRequest, assert_refused};
+use artifact_store_conformance::sdk::{failure, put};
+use artifact_store_conformance::server::upstream_env;
+use artifact_store_conformance::{Server, Transport, bytes, crc32_base64, md5_base64, over_http_and_https};
+use aws_sdk_s3::primitives::DateTime;
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, DefaultRetention, Delete, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+    LifecycleRuleFilter, ObjectIdentifier, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
+    ObjectLockRule,
+};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+over_http_and_https!(
+    retention_periods_past_100_years_are_refused_issue_16,
+    dates_at_the_end_of_the_calendar_are_served_issue_16,
+    document_bodies_with_wrong_or_missing_digests_change_nothing_issue_16,
+    uploads_over_5_gib_and_metadata_over_2_kib_are_refused_up_front_issue_16,
+    head_answers_carry_no_body_over_http1_and_http2_issue_16,
+);
+
+fn lock_config(days: Option<i32>, years: Option<i32>) -> ObjectLockConfiguration {
+    let retention =
+        DefaultRetention::builder().mode(ObjectLockRetentionMode::Compliance).set_days(days).set_years(years).build();
+    ObjectLockConfiguration::builder()
+        .object_lock_enabled(ObjectLockEnabled::Enabled)
+        .rule(ObjectLockRule::builder().default_retention(retention).build())
+        .build()
+}
+
+/// A default retention of `Days=2147483647` or `Years=300000` was accepted, and every later
+/// HEAD or GET in the bucket panicked on the date it gave the new versions.
+async fn retention_periods_past_100_years_are_refused_issue_16(server: &Server) {
+    let s3 = server.s3();
+    s3.create_bucket().bucket("forever").object_lock_enabled_for_bucket(true).send().await.expect("create bucket");
+    for (days, years) in [(Some(i32::MAX), None), (Some(36_501), None), (None, Some(300_000)), (None, Some(101))] {
+        let refused = s3
+            .put_object_lock_configuration()
+            .bucket("forever")
+            .object_lock_configuration(lock_config(days, years))
+            .send()
+            .await;
+        assert_eq!(failure(refused), (400, "InvalidArgument".to_owned()), "Days {days:?} Years {years:?}");
+    }
+    // The longest AWS allows is kept, and a version stored under it reads back.
+    s3.put_object_lock_configuration()
+        .bucket("forever")
+        .object_lock_configuration(lock_config(None, Some(100)))
+        .send()
+        .await
+        .expect("100 years");
+    let data = bytes(100, 1);
+    put(&s3, "forever", "kept", &data).await;
+    let head = s3.head_object().bucket("forever").key("kept").send().await.expect("HEAD");
+    let until = head.object_lock_retain_until_date().expect("retention").secs();
+    let in_99_years = i64::try_from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs())
+        .unwrap()
+        + 99 * 365 * 86_400;
+    assert!(until > in_99_years, "retained until {until}");
+    let got = s3.get_object().bucket("forever").key("kept").send().await.expect("GET");
+    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), data.as_slice());
+}
+
+/// The last instant S3's dates can carry, as an object's retention and as a lifecycle
+/// expiration billions of days away: HEAD, GET and the lock reads answer.
+async fn dates_at_the_end_of_the_calendar_are_served_issue_16(server: &Server) {
+    let s3 = server.s3();
+    s3.create_bucket().bucket("far").object_lock_enabled_for_bucket(true).send().await.expect("create bucket");
+    let last = DateTime::from_secs(253_402_300_799);
+    s3.put_object()
+        .bucket("far")
+        .key("locked")
+        .body(bytes(10, 2).into())
+        .object_lock_mode(aws_sdk_s3::types::ObjectLockMode::Governance)
+        .object_lock_retain_until_date(last)
+        .send()
+        .await
+        .expect("PUT locked until 9999");
+    let head = s3.head_object().bucket("far").key("locked").send().await.expect("HEAD");
+    assert_eq!(head.object_lock_retain_until_date(), Some(&last));
+    let retention = s3.get_object_retention().bucket("far").key("locked").send().await.expect("retention");
+    assert_eq!(retention.retention().and_then(|r| r.retain_until_date()), Some(&last));
+
+    let rule = LifecycleRule::builder()
+        .id("never")
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        .expiration(LifecycleExpiration::builder().days(i32::MAX).build())
+        .build()
+        .expect("rule");
+    s3.create_bucket().bucket("far-lifecycle").send().await.expect("create bucket");
+    s3.put_bucket_lifecycle_configuration()
+        .bucket("far-lifecycle")
+        .lifecycle_configuration(BucketLifecycleConfiguration::builder().rules(rule).build().expect("config"))
+        .send()
+        .await
+        .expect("lifecycle");
+    put(&s3, "far-lifecycle", "k", b"x").await;
+    let head = s3.head_object().bucket("far-lifecycle").key("k").send().await.expect("HEAD");
+    let expiration = head.expiration().expect("x-amz-expiration");
+    assert!(expiration.contains("9999"), "{expiration}");
+    let response =
+        server.send(&server.request("GET", "/far-lifecycle/k").sign(ROOT, SystemTime::now(), Payload::Signed)).await;
+    assert_eq!((response.status, response.body.as_slice()), (200, b"x".as_slice()));
+}
+
+// ---- Digests of document bodies ------------------------------------------------------------
+
+/// A POST `?delete` of `keys` with `headers` (added before signing).
+fn delete_request(server: &Server, bucket: &str, keys: &[&str], headers: &[(&str, String)]) -> RawRequest {
+    let objects: String = keys.iter().map(|k| format!("<Object><Key>{k}</Key></Object>")).collect();
+    let body = format!("<Delete>{objects}</Delete>");
+    let mut request = server.request("POST", &format!("/{bucket}?delete")).body(body.into_bytes());
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request.sign(ROOT, SystemTime::now(), Payload::Signed)
+}
+
+fn delete_body(keys: &[&str]) -> Vec<u8> {
+    let objects: String = keys.iter().map(|k| format!("<Object><Key>{k}</Key></Object>")).collect();
+    format!("<Delete>{objects}</Delete>").into_bytes()
+}
+
+/// A wrong `Content-MD5` on DeleteObjects still deleted; without any digest it deleted too.
+async fn document_bodies_with_wrong_or_missing_digests_change_nothing_issue_16(server: &Server) {
+    let s3 = server.s3();
+    s3.create_bucket().bucket("digests").send().await.expect("create bucket");
+    put(&s3, "digests", "kept", b"kept").await;
+    let before = server.events().len();
+    let body = delete_body(&["kept"]);
+
+    let wrong_md5 = delete_request(server, "digests", &["kept"], &[("content-md5", md5_base64(b"other"))]);
+    assert_refused(&server.send(&wrong_md5).await, 400, "BadDigest", "DeleteObjects with a wrong Content-MD5");
+    let wrong_crc = delete_request(server, "digests", &["kept"], &[("x-amz-checksum-crc32", crc32_base64(b"other"))]);
+    assert_refused(&server.send(&wrong_crc).await, 400, "BadDigest", "DeleteObjects with a wrong CRC32");
+    let missing = delete_request(server, "digests", &["kept"], &[]);
+    assert_refused(&server.send(&missing).await, 400, "InvalidRequest", "DeleteObjects without a digest");
+
+    let rules = b"<LifecycleConfiguration><Rule><ID>r</ID><Filter><Prefix></Prefix></Filter><Status>Enabled</Status>\
+        <Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>";
+    let lifecycle = server
+        .request("PUT", "/digests?lifecycle")
+        .body(rules.to_vec())
+        .header("content-md5", &md5_base64(b"other"))
+        .sign(ROOT, SystemTime::now(), Payload::Signed);
+    assert_refused(&server.send(&lifecycle).await, 400, "BadDigest", "PutBucketLifecycleConfiguration");
+    let lifecycle =
+        server.request("PUT", "/digests?lifecycle").body(rules.to_vec()).sign(ROOT, SystemTime::now(), Payload::Signed);
+    assert_refused(&server.send(&lifecycle).await, 400, "InvalidRequest", "lifecycle without a digest");
+    server.assert_no_new_events(before, "document bodies with wrong or missing digests");
+    assert!(s3.head_object().bucket("digests").key("kept").send().await.is_ok(), "nothing was deleted");
+    let lifecycle = s3.get_bucket_lifecycle_configuration().bucket("digests").send().await;
+    assert_eq!(failure(lifecycle), (404, "NoSuchLifecycleConfiguration".to_owned()));
+
+    // The right digest, either kind, is obeyed; the SDK's own (a CRC32) too.
+    let right = delete_request(server, "digests", &["kept"], &[("content-md5", md5_base64(&body))]);
+    assert_eq!(server.send(&right).await.status, 200);
+    server.s3().head_object().bucket("digests").key("kept").send().await.expect_err("deleted");
+    put(&s3, "digests", "again", b"again").await;
+    let right = delete_request(
+        server,
+        "digests",
+        &["again"],
+        &[("x-amz-checksum-crc32", crc32_base64(&delete_body(&["again"])))],
+    );
+    assert_eq!(server.send(&right).await.status, 200);
+    put(&s3, "digests", "sdk", b"sdk").await;
+    let ids = ObjectIdentifier::builder().key("sdk").build().expect("identifier");
+    let deleted = s3
+        .delete_objects()
+        .bucket("digests")
+        .delete(Delete::builder().objects(ids).build().expect("delete"))
+        .send()
+        .await
+        .expect("DeleteObjects by the SDK");
+    assert_eq!(deleted.deleted().len(), 1);
+}
+
+// ---- Sizes over S3's limits ----------------------------------------------------------------
+
+const OVER_5_GIB: u64 = 5 * 1024 * 1024 * 1024 + 1;
+
+/// A PUT announcing more than 5 GiB was read before it was refused; 2,100 bytes of user
+/// metadata were stored.
+async fn uploads_over_5_gib_and_metadata_over_2_kib_are_refused_up_front_issue_16(server: &Server) {
+    let s3 = server.s3();
+    s3.create_bucket().bucket("sizes").send().await.expect("create bucket");
+    let before = server.events().len();
+
+    // The body never comes (the connection stays open): the answer must not wait for it.
+    let huge = server
+        .request("PUT", "/sizes/huge")
+        .header("content-length", &OVER_5_GIB.to_string())
+        .body(b"a few bytes".to_vec())
+        .sign(ROOT, SystemTime::now(), Payload::Unsigned);
+    let response = server.send(&huge).await;
+    assert_refused(&response, 400, "EntityTooLarge", "Content-Length over 5 GiB");
+    let chunked = server
+        .request("PUT", "/sizes/huge-chunked")
+        .header("content-encoding", "aws-chunked")
+        .header("x-amz-decoded-content-length", &OVER_5_GIB.to_string())
+        .header("x-amz-trailer", "x-amz-checksum-crc32")
+        .body(b"5\r\nhello\r\n".to_vec())
+        .sign(ROOT, SystemTime::now(), Payload::StreamingUnsignedTrailer);
+    let response = server.send(&chunked).await;
+    assert_refused(&response, 400, "EntityTooLarge", "x-amz-decoded-content-length over 5 GiB");
+
+    let upload = s3.create_multipart_upload().bucket("sizes").key("parts").send().await.expect("create upload");
+    let upload_id = upload.upload_id().expect("upload id");
+    let part = server
+        .request("PUT", &format!("/sizes/parts?partNumber=1&uploadId={upload_id}"))
+        .header("content-length", &OVER_5_GIB.to_string())
+        .body(b"a few bytes".to_vec())
+        .sign(ROOT, SystemTime::now(), Payload::Unsigned);
+    let response = server.send(&part).await;
+    assert_refused(&response, 400, "EntityTooLarge", "UploadPart over 5 GiB");
+
+    // 2 KiB of names and values is the most; one byte more is refused, on PUT and on
+    // CreateMultipartUpload.
+    let fits = "v".repeat(2048 - "name".len());
+    s3.put_object()
+        .bucket("sizes")
+        .key("fits")
+        .metadata("name", &fits)
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .expect("2 KiB of metadata");
+    let over = "v".repeat(2100);
+    let refused =
+        s3.put_object().bucket("sizes").key("over").metadata("name", &over).body(b"x".to_vec().into()).send().await;
+    assert_eq!(failure(refused), (400, "MetadataTooLarge".to_owned()));
+    let refused = s3
+        .put_object()
+        .bucket("sizes")
+        .key("over")
+        .metadata("name", format!("{fits}v"))
+        .body(b"x".to_vec().into())
+        .send()
+        .await;
+    assert_eq!(failure(refused), (400, "MetadataTooLarge".to_owned()));
+    let refused = s3.create_multipart_upload().bucket("sizes").key("over").metadata("name", &over).send().await;
+    assert_eq!(failure(refused), (400, "MetadataTooLarge".to_owned()));
+    server.assert_absent("sizes", "over").await;
+    server.assert_absent("sizes", "huge").await;
+    // The upload created above and the object that fits: nothing else.
+    assert_eq!(server.events().len(), before + 2);
+}
+
+// ---- HEAD answers ----------------------------------------------------------------------------
+
+/// A HEAD answered with a 4xx carried a body over HTTP/2: curl failed with PROTOCOL_ERROR and
+/// rclone logged "received DATA on a HEAD request". Neither HTTP version sends one now.
+async fn head_answers_carry_no_body_over_http1_and_http2_issue_16(server: &Server) {
+    let s3 = server.s3();
+    s3.create_bucket().bucket("heads").send().await.expect("create bucket");
+    put(&s3, "heads", "present", b"twelve bytes").await;
+    let signed =
+        |key: &str| server.request("HEAD", &format!("/heads/{key}")).sign(ROOT, SystemTime::now(), Payload::Signed);
+    let anonymous = server.request("HEAD", "/heads/missing");
+
+    let mut h2 = server.http2().await;
+    for (request, status, what) in [
+        (signed("missing"), 404, "HEAD of a missing key"),
+        (anonymous.clone(), 403, "anonymous HEAD"),
+        (signed("present"), 200, "HEAD of an object"),
+        (server.request("HEAD", "/_health"), 200, "HEAD /_health"),
+    ] {
+        let response = h2.send(server, &request).await;
+        assert_eq!(response.status, status, "{what} over HTTP/2");
+        assert_eq!(response.body.as_ref().map(Vec::len).map_err(ToString::to_string), Ok(0), "{what} over HTTP/2");
+
+        let response = server.send(&request).await;
+        assert_eq!((response.status, response.body.len()), (status, 0), "{what} over HTTP/1.1");
+    }
+    let response = server.send(&signed("present")).await;
+    assert_eq!(response.header("content-length"), Some("12"), "HEAD keeps the length of the GET");
+}
+
+// ---- Idle connections and slow bodies ------------------------------------------------------
+
+/// A server over HTTP with `settings` (`ARTIFACT_STORE_*` variables) on top of the run's
+/// backend.
+async fn server_with(settings: &[(&str, &str)]) -> Server {
+    let mut env = upstream_env();
+    env.extend(settings.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
+    Server::start_with(Transport::Http, &[], env).await
+}
+
+/// How long a test waits for the server to close what it should close: far longer than the
+/// short timeouts configured, so only a server that never closes fails.
+const CLOSE_WITHIN: Duration = Duration::from_secs(30);
+
+/// Whether the server closes `stream` (end of stream or reset) within [`CLOSE_WITHIN`],
+/// reading and dropping anything it sends first.
+async fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut buffer = [0_u8; 4096];
+    let reading = async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(CLOSE_WITHIN, reading).await.is_ok()
+}
+
+/// Idle HTTP/2 cleartext connections were never closed (HTTP/1 ones were, at 30 s), and no
+/// credentials were needed to hold one.
+#[tokio::test]
+async fn idle_connections_are_closed_over_http1_and_http2_issue_16() {
+    let server = server_with(&[("ARTIFACT_STORE_SERVER_IDLE_TIMEOUT", "2")]).await;
+    // HTTP/2 by prior knowledge, with its settings exchanged and nothing else.
+    let h2 = server.http2().await;
+    let closed = tokio::time::timeout(CLOSE_WITHIN, h2.connection).await;
+    assert!(closed.is_ok(), "an idle HTTP/2 connection stays open\n{}", server.log());
+    // HTTP/2 after a request, which answers; then idle.
+    let mut h2 = server.http2().await;
+    assert_eq!(h2.send(&server, &server.request("GET", "/_health")).await.status, 200);
+    assert!(tokio::time::timeout(CLOSE_WITHIN, h2.connection).await.is_ok(), "HTTP/2 idle after a request");
+    // HTTP/1 with no request at all, and after a request on a kept-alive connection.
+    let mut http1 = TcpStream::connect(server.addr()).await.expect("connect");
+    assert!(closed_by_server(&mut http1).await, "an HTTP/1 connection that sends nothing stays open");
+    let mut http1 = TcpStream::connect(server.addr()).await.expect("connect");
+    http1
+        .write_all(format!("GET /_health HTTP/1.1\r\nhost: {}\r\n\r\n", server.host()).as_bytes())
+        .await
+        .expect("send");
+    assert!(closed_by_server(&mut http1).await, "an idle kept-alive HTTP/1 connection stays open");
+}
+
+/// Connections past `server.max_connections` are closed at once; the server serves again as
+/// soon as one closes.
+#[tokio::test]
+async fn connections_past_the_cap_are_closed_issue_16() {
+    let server = server_with(&[("ARTIFACT_STORE_SERVER_MAX_CONNECTIONS", "3")]).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut h2 = server.http2().await;
+        assert_eq!(h2.send(&server, &server.request("GET", "/_health")).await.status, 200);
+        held.push(h2);
+    }
+    let mut refused = TcpStream::connect(server.addr()).await.expect("the kernel accepts");
+    refused.write_all(format!("GET /_health HTTP/1.1\r\nhost: {}\r\n\r\n", server.host()).as_bytes()).await.ok();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(CLOSE_WITHIN, refused.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "a connection past the cap is left open");
+    assert!(answer.is_empty(), "a connection past the cap was served: {}", String::from_utf8_lossy(&answer));
+    drop(held.pop());
+    let health = server.request("GET", "/_health");
+    let mut served = false;
+    for _ in 0..100 {
+        if matches!(server.try_send(&health, false).await, Ok(Some(r)) if r.status == 200) {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "no connection served after one of the capped ones closed\n{}", server.log());
+}
+
+/// Writes the head of a signed PUT of `len` bytes to `key` and its first `sent` bytes, and
+/// leaves the connection open.
+async fn start_upload(server: &Server, key: &str, len: usize, sent: usize) -> TcpStream {
+    let request = server
+        .request("PUT", &format!("/slow/{key}"))
+        .header("content-length", &len.to_string())
+        .body(vec![b'x'; sent])
+        .sign(ROOT, SystemTime::now(), Payload::Unsigned);
+    let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
+    stream.write_all(&request.to_bytes()).await.expect("send the head");
+    stream
+}
+
+/// Reads a whole HTTP/1.1 response (the server closes after it) and returns its status and
+/// body.
+async fn response_of(stream: &mut TcpStream) -> (u16, String) {
+    let mut bytes = Vec::new();
+    tokio::time::timeout(CLOSE_WITHIN, stream.read_to_end(&mut bytes)).await.expect("an answer in time").ok();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+/// 300 uploads sending their bodies one byte at a time held the blocking pool (two threads
+/// each) and every other request stalled. Slow uploads now cost no thread while they wait:
+/// GETs and small PUTs keep being served beside them.
+#[tokio::test]
+async fn slow_uploads_do_not_stall_other_requests_issue_16() {
+    const SLOW: usize = 300;
+    let server = server_with(&[("ARTIFACT_STORE_SERVER_MAX_CONCURRENT_UPLOADS", "400")]).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("slow").send().await.expect("create bucket");
+    let data = bytes(1 << 20, 3);
+    put(&s3, "slow", "read-me", &data).await;
+    let mut uploads = Vec::new();
+    for i in 0..SLOW {
+        // Past the size the store hashes in one piece, so each upload streams.
+        uploads.push(start_upload(&server, &format!("slow-{i}"), 4 << 20, 1).await);
+    }
+    for round in 0..10 {
+        for stream in &mut uploads {
+            stream.write_all(b"x").await.ok();
+        }
+        let Ok(got) = tokio::time::timeout(CLOSE_WITHIN, s3.get_object().bucket("slow").key("read-me").send()).await
+        else {
+            panic!("GET {round} stalled beside {SLOW} slow uploads");
+        };
+        let got = got.expect("GET");
+        let body = got.body.collect().await.expect("body").into_bytes();
+        assert!(body.as_ref() == data.as_slice(), "GET {round} returned other bytes");
+        let key = format!("small-{round}");
+        tokio::time::timeout(CLOSE_WITHIN, put(&s3, "slow", &key, &bytes(300 << 10, round)))
+            .await
+            .unwrap_or_else(|_| panic!("PUT {round} stalled beside {SLOW} slow uploads"));
+    }
+    drop(uploads);
+    assert_eq!(server.s3().list_objects_v2().bucket("slow").send().await.expect("list").key_count(), Some(11));
+}
+
+/// A body that stops arriving fails with 400 RequestTimeout after `server.body_idle_timeout`
+/// and stores nothing.
+#[tokio::test]
+async fn a_body_that_stops_arriving_times_out_issue_16() {
+    let server = server_with(&[("ARTIFACT_STORE_SERVER_BODY_IDLE_TIMEOUT", "2")]).await;
+    server.s3().create_bucket().bucket("slow").send().await.expect("create bucket");
+    let before = server.events().len();
+    for (len, sent) in [(1 << 20, 1000), (100, 10)] {
+        let mut upload = start_upload(&server, "stalled", len, sent).await;
+        let (status, text) = response_of(&mut upload).await;
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("<Code>RequestTimeout</Code>"), "{text}");
+    }
+    server.assert_no_new_events(before, "bodies that stopped");
+    server.assert_absent("slow", "stalled").await;
+}
+
+/// Past `server.max_concurrent_uploads`, uploads are refused with 503 SlowDown and `/_ready`
+/// says the server is saturated; both recover when the uploads end.
+#[tokio::test]
+async fn uploads_past_the_cap_slow_down_and_ready_says_saturated_issue_16() {
+    let server = server_with(&[("ARTIFACT_STORE_SERVER_MAX_CONCURRENT_UPLOADS", "2")]).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("slow").send().await.expect("create bucket");
+    let held = [start_upload(&server, "a", 1 << 20, 1).await, start_upload(&server, "b", 100, 1).await];
+    let ready = server.request("GET", "/_ready");
+    let mut saturated = None;
+    for _ in 0..100 {
+        let response = server.send(&ready).await;
+        if response.status == 503 {
+            saturated = Some(response.text());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let saturated = saturated.unwrap_or_else(|| panic!("/_ready stays 200 with every upload slot taken"));
+    assert!(saturated.contains("saturated"), "{saturated}");
+    let refused = server
+        .send(&server.request("PUT", "/slow/c").body(b"c".to_vec()).sign(ROOT, SystemTime::now(), Payload::Signed))
+        .await;
+    assert_refused(&refused, 503, "SlowDown", "a third upload");
+    assert_eq!(server.send(&server.request("GET", "/_health")).await.status, 200);
+    drop(held);
+    let mut recovered = false;
+    for _ in 0..100 {
+        if server.send(&ready).await.status == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "/_ready stays 503 after the uploads ended");
+    put(&s3, "slow", "c", b"c").await;
+}

@@ -1,0 +1,235 @@
+//! Bounds on what clients can make the server hold: connections that sit idle, request
+//! bodies that stop arriving, and uploads in progress.
+//!
+//! - [`ConnectionActivity`]: the requests in progress on one connection, so the server can
+//!   close a connection (HTTP/1 or HTTP/2) that has had none for `server.idle_timeout`.
+//! - [`IdleTimeoutBody`]: a request body that fails with [`BodyIdle`] when no byte arrives for
+//!   `server.body_idle_timeout` (400 `RequestTimeout`).
+//! - [`UploadSlots`]: at most `server.max_concurrent_uploads` bodies received at once (503
+//!   `SlowDown` past it; `/_ready` reports saturation).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
+
+/// The requests in progress on one connection; a response counts until its body has been
+/// sent (or dropped).
+#[derive(Debug, Default)]
+pub struct ConnectionActivity {
+    in_progress: AtomicUsize,
+    changed: Notify,
+}
+
+/// Holds one request of a [`ConnectionActivity`] in progress until dropped.
+#[derive(Debug)]
+pub struct RequestInProgress(Arc<ConnectionActivity>);
+
+impl ConnectionActivity {
+    /// Marks a request as started.
+    #[must_use]
+    pub fn start(self: &Arc<Self>) -> RequestInProgress {
+        self.in_progress.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_waiters();
+        RequestInProgress(Arc::clone(self))
+    }
+
+    /// Completes once the connection has had no request in progress for `timeout` in a row
+    /// (from now, or from the end of the last request).
+    pub async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            // Registered before reading the count, so no change slips between the two.
+            changed.as_mut().enable();
+            if self.in_progress.load(Ordering::SeqCst) == 0 {
+                if tokio::time::timeout(timeout, changed).await.is_err() {
+                    return;
+                }
+            } else {
+                changed.await;
+            }
+        }
+    }
+}
+
+impl Drop for RequestInProgress {
+    fn drop(&mut self) {
+        self.0.in_progress.fetch_sub(1, Ordering::SeqCst);
+        self.0.changed.notify_waiters();
+    }
+}
+
+/// A response body that keeps its request counted as in progress until it is done.
+pub struct TrackedBody<B> {
+    inner: B,
+    _request: RequestInProgress,
+}
+
+impl<B> TrackedBody<B> {
+    /// Wraps `inner`; `request` is released when the body is dropped.
+    pub fn new(inner: B, request: RequestInProgress) -> Self {
+        Self { inner, _request: request }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for TrackedBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A request body received no byte within the configured time.
+#[derive(Debug, thiserror::Error)]
+#[error("no request body bytes arrived for {0:?}")]
+pub struct BodyIdle(pub Duration);
+
+/// A request body that fails with [`BodyIdle`] when its next frame takes longer than
+/// `timeout`.
+pub struct IdleTimeoutBody<B> {
+    inner: B,
+    timeout: Duration,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl<B> IdleTimeoutBody<B> {
+    /// Wraps `inner`; the first byte is due within `timeout` of now.
+    pub fn new(inner: B, timeout: Duration) -> Self {
+        Self { inner, timeout, deadline: Box::pin(tokio::time::sleep(timeout)) }
+    }
+}
+
+impl<B> Body for IdleTimeoutBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            let next = Instant::now() + self.timeout;
+            self.deadline.as_mut().reset(next);
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyIdle(self.timeout))))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Whether `err` or one of its sources is a [`BodyIdle`] (also inside an `io::Error`, whose
+/// `source` skips the error it wraps).
+#[must_use]
+pub fn is_body_idle(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        let wrapped = err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref);
+        if err.is::<BodyIdle>() || wrapped.is_some_and(|inner| inner.is::<BodyIdle>()) {
+            return true;
+        }
+        next = wrapped.map_or_else(|| err.source(), |inner| Some(inner as &(dyn std::error::Error + 'static)));
+    }
+    false
+}
+
+/// At most a configured number of uploads receiving their bodies at once.
+#[derive(Debug, Clone)]
+pub struct UploadSlots {
+    slots: Arc<Semaphore>,
+}
+
+/// One upload's slot, given back when dropped.
+#[derive(Debug)]
+pub struct UploadSlot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl UploadSlots {
+    /// `capacity` uploads at once.
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        Self { slots: Arc::new(Semaphore::new(capacity)) }
+    }
+
+    /// A slot, or `None` when every one is taken.
+    #[must_use]
+    pub fn try_take(&self) -> Option<UploadSlot> {
+        Arc::clone(&self.slots).try_acquire_owned().ok().map(|permit| UploadSlot { _permit: permit })
+    }
+
+    /// Whether every slot is taken.
+    #[must_use]
+    pub fn saturated(&self) -> bool {
+        self.slots.available_permits() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+
+    #[test]
+    fn upload_slots_are_given_back() {
+        let slots = UploadSlots::new(1);
+        let first = slots.try_take().expect("a free slot");
+        assert!(slots.saturated());
+        assert!(slots.try_take().is_none());
+        drop(first);
+        assert!(!slots.saturated());
+        assert!(slots.try_take().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stops_sending_fails_as_idle() {
+        let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
+        let body = http_body_util::StreamBody::new(rx);
+        let mut body = IdleTimeoutBody::new(body, Duration::from_millis(50));
+        tx.try_send(Ok(Frame::data(Bytes::from_static(b"x")))).unwrap();
+        assert!(body.frame().await.unwrap().is_ok());
+        let err = body.frame().await.unwrap().unwrap_err();
+        assert!(is_body_idle(err.as_ref()));
+        assert!(is_body_idle(&std::io::Error::other(BodyIdle(Duration::from_millis(50)))));
+        assert!(!is_body_idle(&std::io::Error::other("reset")));
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_idle_only_without_requests_in_progress() {
+        let activity = Arc::new(ConnectionActivity::default());
+        let request = activity.start();
+        let idle = activity.idle_for(Duration::from_millis(50));
+        tokio::pin!(idle);
+        assert!(tokio::time::timeout(Duration::from_millis(500), idle.as_mut()).await.is_err());
+        drop(request);
+        idle.await;
+    }
+}
