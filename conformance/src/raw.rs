@@ -260,7 +260,8 @@ impl RawRequest {
     #[must_use]
     pub fn sign_v2(mut self, key: Key<'_>, time: SystemTime) -> Self {
         self = self.header("date", &httpdate::fmt_http_date(time));
-        let date = if self.headers.iter().any(|(n, _)| n == "x-amz-date") { String::new() } else { self.v2_header("date") };
+        let date =
+            if self.headers.iter().any(|(n, _)| n == "x-amz-date") { String::new() } else { self.v2_header("date") };
         let signature = self.v2_signature(key, &date);
         self.header("authorization", &format!("AWS {}:{signature}", key.access_key))
     }
