@@ -86,7 +86,7 @@ impl RequestChecks {
             Signing::V4Header(authorization) => {
                 let Some(auth) = AuthorizationV4::parse(authorization) else { return Ok(()) };
                 self.check_scope(&auth.scope, Place::Header)?;
-                check_signed_headers(headers, &auth.signed_headers)
+                check_signed_headers(headers, auth.signed_headers)
             }
             Signing::V4Query(query) => {
                 let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
@@ -105,13 +105,13 @@ impl RequestChecks {
     fn check_scope(&self, scope: &Scope<'_>, place: Place) -> Result<(), Refusal> {
         if !served_service(scope.service) {
             return Err(place.malformed(
-                format!("incorrect service '{}'. This endpoint belongs to 's3'.", scope.service),
+                &format!("incorrect service '{}'. This endpoint belongs to 's3'.", scope.service),
                 Vec::new(),
             ));
         }
         if scope.region != self.region {
             return Err(place.malformed(
-                format!("the region '{}' is wrong; expecting '{}'", scope.region, self.region),
+                &format!("the region '{}' is wrong; expecting '{}'", scope.region, self.region),
                 vec![("Region", self.region.clone())],
             ));
         }
@@ -133,7 +133,7 @@ enum Place {
 }
 
 impl Place {
-    fn malformed(self, reason: String, details: Vec<(&'static str, String)>) -> Refusal {
+    fn malformed(self, reason: &str, details: Vec<(&'static str, String)>) -> Refusal {
         let (code, prefix) = match self {
             Self::Header => (S3ErrorCode::AuthorizationHeaderMalformed, "The authorization header is malformed"),
             Self::Query => {
@@ -271,7 +271,7 @@ fn check_v2_date(headers: &HeaderMap, now: OffsetDateTime) -> Result<(), Refusal
             details: vec![
                 ("RequestTime", value.to_owned()),
                 ("ServerTime", now.format(SERVER_TIME).unwrap_or_default()),
-                ("MaxAllowedSkewMilliseconds", (MAX_SKEW.whole_milliseconds()).to_string()),
+                ("MaxAllowedSkewMilliseconds", MAX_SKEW.whole_milliseconds().to_string()),
             ],
         });
     }
@@ -446,11 +446,11 @@ mod tests {
         ];
         for (target, message) in cases {
             let refusal = check(&Method::GET, &target, &[]).unwrap_err();
+            assert_eq!(refusal.status(), StatusCode::BAD_REQUEST);
             assert_eq!(
                 (refusal.code, refusal.message.as_str()),
                 (S3ErrorCode::AuthorizationQueryParametersError, message)
             );
-            assert_eq!(refusal.status(), StatusCode::BAD_REQUEST);
         }
     }
 
