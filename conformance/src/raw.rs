@@ -38,6 +38,18 @@ pub struct Key<'a> {
 /// The server's root credentials.
 pub const ROOT: Key<'static> = Key { access_key: ACCESS_KEY, secret_key: SECRET_KEY };
 
+/// The region and service a SigV4 signature is scoped to.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// The region, such as `us-east-1`.
+    pub region: &'a str,
+    /// The service, such as `s3`.
+    pub service: &'a str,
+}
+
+/// The scope the test servers serve: S3 in [`REGION`].
+pub const S3: Scope<'static> = Scope { region: REGION, service: "s3" };
+
 /// What `x-amz-content-sha256` claims about the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Payload {
@@ -116,6 +128,12 @@ impl RawRequest {
         self
     }
 
+    /// The path and query as they will be sent.
+    #[must_use]
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
     /// Sets the body. `Content-Length` is the body's length unless a `content-length` header
     /// was set by hand.
     #[must_use]
@@ -129,7 +147,16 @@ impl RawRequest {
     /// # Panics
     /// When `aws-sigv4` refuses the request.
     #[must_use]
-    pub fn sign(mut self, key: Key<'_>, time: SystemTime, payload: Payload) -> Self {
+    pub fn sign(self, key: Key<'_>, time: SystemTime, payload: Payload) -> Self {
+        self.sign_in(S3, key, time, payload)
+    }
+
+    /// [`RawRequest::sign`] with a credential scope of another region or service.
+    ///
+    /// # Panics
+    /// When `aws-sigv4` refuses the request.
+    #[must_use]
+    pub fn sign_in(mut self, scope: Scope<'_>, key: Key<'_>, time: SystemTime, payload: Payload) -> Self {
         let mut settings = s3_settings();
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
         let body = match payload {
@@ -137,7 +164,7 @@ impl RawRequest {
             Payload::Unsigned => SignableBody::UnsignedPayload,
             Payload::StreamingUnsignedTrailer => SignableBody::StreamingUnsignedPayloadTrailer,
         };
-        let (headers, _, _) = self.signing_output(key, time, settings, body);
+        let (headers, _, _) = self.signing_output(scope, key, time, settings, body);
         self.headers.extend(headers);
         self
     }
@@ -164,7 +191,7 @@ impl RawRequest {
         let mut settings = s3_settings();
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
         let payload = SignableBody::Precomputed(body.content_sha256().to_owned());
-        let (headers, _, seed) = self.signing_output(key, time, settings, payload);
+        let (headers, _, seed) = self.signing_output(S3, key, time, settings, payload);
         self.headers.extend(headers);
         let timestamp = self.headers.iter().find(|(n, _)| n == "x-amz-date").map(|(_, v)| v.clone());
         let signer = ChunkSigner::new(key, time, &timestamp.expect("x-amz-date is signed"));
@@ -177,11 +204,20 @@ impl RawRequest {
     /// # Panics
     /// When `aws-sigv4` refuses the request.
     #[must_use]
-    pub fn presign(mut self, key: Key<'_>, time: SystemTime, expires_in: Duration) -> Self {
+    pub fn presign(self, key: Key<'_>, time: SystemTime, expires_in: Duration) -> Self {
+        self.presign_in(S3, key, time, expires_in)
+    }
+
+    /// [`RawRequest::presign`] with a credential scope of another region or service.
+    ///
+    /// # Panics
+    /// When `aws-sigv4` refuses the request.
+    #[must_use]
+    pub fn presign_in(mut self, scope: Scope<'_>, key: Key<'_>, time: SystemTime, expires_in: Duration) -> Self {
         let mut settings = s3_settings();
         settings.signature_location = SignatureLocation::QueryParams;
         settings.expires_in = Some(expires_in);
-        let (_, params, _) = self.signing_output(key, time, settings, SignableBody::UnsignedPayload);
+        let (_, params, _) = self.signing_output(scope, key, time, settings, SignableBody::UnsignedPayload);
         let query: Vec<String> =
             params.iter().map(|(k, v)| format!("{}={}", encode(k, false), encode(v, false))).collect();
         let separator = if self.target.contains('?') { '&' } else { '?' };
@@ -191,6 +227,7 @@ impl RawRequest {
 
     fn signing_output(
         &self,
+        scope: Scope<'_>,
         key: Key<'_>,
         time: SystemTime,
         settings: SigningSettings,
@@ -199,8 +236,8 @@ impl RawRequest {
         let identity: Identity = Credentials::new(key.access_key, key.secret_key, None, None, "conformance").into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
-            .region(REGION)
-            .name("s3")
+            .region(scope.region)
+            .name(scope.service)
             .time(time)
             .settings(settings)
             .build()
@@ -222,6 +259,56 @@ impl RawRequest {
     #[must_use]
     pub fn parts(&self) -> (&str, &str, &[(String, String)]) {
         (&self.method, &self.target, &self.headers)
+    }
+
+    /// Signs the request with SigV2 in its `Authorization` header, dated `time` in a `Date`
+    /// header. An `x-amz-date` header added before takes the place of `Date` in the signature,
+    /// as in SigV2. Only plain paths (no sub-resources in the query) are supported.
+    #[must_use]
+    pub fn sign_v2(mut self, key: Key<'_>, time: SystemTime) -> Self {
+        self = self.header("date", &httpdate::fmt_http_date(time));
+        let date =
+            if self.headers.iter().any(|(n, _)| n == "x-amz-date") { String::new() } else { self.v2_header("date") };
+        let signature = self.v2_signature(key, &date);
+        self.header("authorization", &format!("AWS {}:{signature}", key.access_key))
+    }
+
+    /// Turns the request into a SigV2 presigned URL request that expires at `expires`.
+    #[must_use]
+    pub fn presign_v2(mut self, key: Key<'_>, expires: SystemTime) -> Self {
+        let expires = expires.duration_since(SystemTime::UNIX_EPOCH).expect("after 1970").as_secs().to_string();
+        let signature = self.v2_signature(key, &expires);
+        self.target = format!(
+            "{}?AWSAccessKeyId={}&Expires={expires}&Signature={}",
+            self.target,
+            encode(key.access_key, false),
+            encode(&signature, false)
+        );
+        self
+    }
+
+    /// The SigV2 signature (HMAC-SHA1, base64) of the request with `date` on the date line.
+    fn v2_signature(&self, key: Key<'_>, date: &str) -> String {
+        use base64::Engine as _;
+        use hmac::{KeyInit as _, Mac as _};
+        assert!(!self.target.contains('?'), "SigV2 signing here supports plain paths only");
+        let mut amz: Vec<&(String, String)> = self.headers.iter().filter(|(n, _)| n.starts_with("x-amz-")).collect();
+        amz.sort();
+        let amz_lines: String = amz.iter().map(|(n, v)| format!("{n}:{}\n", v.trim())).collect();
+        let string_to_sign = format!(
+            "{}\n{}\n{}\n{date}\n{amz_lines}{}",
+            self.method,
+            self.v2_header("content-md5"),
+            self.v2_header("content-type"),
+            self.target
+        );
+        let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(key.secret_key.as_bytes()).expect("any key length");
+        mac.update(string_to_sign.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    }
+
+    fn v2_header(&self, name: &str) -> String {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default()
     }
 
     /// The bytes written to the socket.

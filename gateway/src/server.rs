@@ -23,6 +23,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use s3s::host::{S3Host, VirtualHost};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{Body, HttpError, S3Result};
+use time::OffsetDateTime;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument as _;
@@ -32,6 +33,7 @@ use registry::clock::SystemClock;
 
 use crate::admin::registry_api::{RegistryApi, RegistryRequest};
 use crate::admin::{self, Admin};
+use crate::auth::request_checks::RequestChecks;
 use crate::auth::{MissingRootCredentials, Users};
 use crate::backend::BlobStore;
 use crate::backend::fs::FsBlobStore;
@@ -165,6 +167,7 @@ pub async fn serve(
         ),
         metrics_here: admin_listener.is_none(),
         body_idle_timeout: limits.body_idle,
+        checks: Arc::new(RequestChecks::new(config.server.region.clone())),
         s3: s3_service(Arc::new(config), registry.clone(), blobs, Some(api), uploads)?,
         peer: None,
         activity: Arc::default(),
@@ -438,6 +441,8 @@ struct Router {
     admin: Arc<Admin>,
     /// `/_metrics` is served here unless a separate admin listener serves it.
     metrics_here: bool,
+    /// What a signature must hold that s3s does not check, for S3 and registry API requests.
+    checks: Arc<RequestChecks>,
     base_domain: Option<String>,
     /// The connection's peer, recorded with every event the request causes.
     peer: Option<SocketAddr>,
@@ -522,6 +527,28 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                 admin::metrics::http_response(response.status().as_u16());
                 Ok(finish(response, head, in_progress))
             });
+        }
+
+        if let Err(refusal) = self.checks.check(req.method(), req.uri(), req.headers(), OffsetDateTime::now_utc()) {
+            return Box::pin(
+                async move {
+                    tracing::info!(
+                        code = refusal.code.as_str(),
+                        status = refusal.status().as_u16(),
+                        message = %refusal.message,
+                        details = ?refusal.details,
+                        "request refused"
+                    );
+                    let mut response = Response::new(Body::from(refusal.to_xml(&id.0)));
+                    *response.status_mut() = refusal.status();
+                    let headers = response.headers_mut();
+                    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+                    headers.insert("x-amz-request-id", header);
+                    admin::metrics::http_response(response.status().as_u16());
+                    Ok(finish(response, head, in_progress))
+                }
+                .instrument(span),
+            );
         }
 
         let s3 = self.s3.clone();

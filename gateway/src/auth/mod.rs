@@ -4,7 +4,10 @@
 //! with an authenticator set, s3s refuses anonymous requests.
 //!
 //! - [`root`]: the root credentials, generated and saved on first start.
+//! - [`request_checks`]: what AWS requires of a signature that s3s does not check (clock,
+//!   scope, expiry, unsigned `x-amz-*` headers), checked before s3s.
 
+pub mod request_checks;
 pub mod root;
 
 use std::collections::HashMap;

@@ -1,0 +1,239 @@
+//! Only signed intent runs (issue 16): a request is obeyed only for what its signature
+//! covers, when and where it was signed for. Each test performs an attack with hand-signed
+//! requests ([`artifact_store_conformance::raw`]) and checks AWS's error code, that nothing
+//! changed (the object is still there, or was never stored) and that no event was recorded;
+//! then sends the honest request once, so the refusal is known to come from the one thing
+//! that was wrong.
+//!
+//! Over HTTP only: the checks read the request head, which is the same over HTTPS
+//! (`bad_input.rs` runs the signature basics over both).
+
+use std::time::{Duration, SystemTime};
+
+use artifact_store_conformance::raw::{Payload, ROOT, RawResponse, S3, Scope, assert_refused, encode};
+use artifact_store_conformance::sdk::{get, put};
+use artifact_store_conformance::{Server, Transport};
+
+const BUCKET: &str = "signing";
+
+/// A week in seconds: the longest a presigned URL may be valid.
+const WEEK: u64 = 604_800;
+
+fn object_path(key: &str) -> String {
+    format!("/{BUCKET}/{}", encode(key, true))
+}
+
+/// A server with [`BUCKET`] holding `key` = `data`, and the number of events so far.
+async fn with_object(key: &str, data: &[u8]) -> (Server, usize) {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket(BUCKET).send().await.expect("create bucket");
+    put(&s3, BUCKET, key, data).await;
+    let before = server.events().len();
+    (server, before)
+}
+
+/// Asserts that the error document has `<element>value</element>` (compared unescaped).
+fn assert_detail(response: &RawResponse, element: &str, value: &str, what: &str) {
+    let expected = format!("<{element}>{value}</{element}>");
+    let text =
+        response.text().replace("&apos;", "'").replace("&quot;", "\"").replace("&lt;", "<").replace("&amp;", "&");
+    assert!(text.contains(&expected), "{what}: expected {expected} in {}", response.text());
+}
+
+#[tokio::test]
+async fn sig_v2_requests_dated_outside_15_minutes_are_refused() {
+    let (server, before) = with_object("kept", b"kept bytes").await;
+    let path = object_path("kept");
+    let now = SystemTime::now();
+    let year = Duration::from_secs(365 * 24 * 3600);
+    let attacks = [
+        ("DELETE dated a year ago", server.request("DELETE", &path).sign_v2(ROOT, now - year)),
+        (
+            "DELETE dated 20 minutes ahead",
+            server.request("DELETE", &path).sign_v2(ROOT, now + Duration::from_secs(1200)),
+        ),
+        (
+            "DELETE with x-amz-date a year ago beside a current Date",
+            server
+                .request("DELETE", &path)
+                .header("x-amz-date", &httpdate::fmt_http_date(now - year))
+                .sign_v2(ROOT, now),
+        ),
+    ];
+    for (what, request) in attacks {
+        let response = server.send(&request).await;
+        assert_refused(&response, 403, "RequestTimeTooSkewed", what);
+        assert_detail(&response, "MaxAllowedSkewMilliseconds", "900000", what);
+    }
+    let undated = server.request("DELETE", &path).header("x-amz-date", "last year").sign_v2(ROOT, now);
+    assert_refused(&server.send(&undated).await, 403, "AccessDenied", "DELETE with an unreadable x-amz-date");
+    server.assert_no_new_events(before, "old SigV2 requests");
+    assert_eq!(get(&server.s3(), BUCKET, "kept").await, b"kept bytes");
+
+    // Dated now, the same DELETE is obeyed: SigV2 itself works.
+    let response = server.send(&server.request("DELETE", &path).sign_v2(ROOT, SystemTime::now())).await;
+    assert_eq!(response.status, 204, "a current SigV2 DELETE: {}", response.text());
+    server.assert_absent(BUCKET, "kept").await;
+}
+
+#[tokio::test]
+async fn sig_v2_signatures_cover_amz_headers_and_presigned_expiry() {
+    let (server, before) = with_object("kept", b"kept bytes").await;
+    let added = server
+        .request("PUT", &object_path("v2-added"))
+        .body(b"data".to_vec())
+        .sign_v2(ROOT, SystemTime::now())
+        .header("x-amz-meta-owner", "mallory");
+    assert_refused(
+        &server.send(&added).await,
+        403,
+        "SignatureDoesNotMatch",
+        "SigV2 PUT with a header added after signing",
+    );
+    let expired =
+        server.request("GET", &object_path("kept")).presign_v2(ROOT, SystemTime::now() - Duration::from_secs(60));
+    assert_refused(&server.send(&expired).await, 403, "AccessDenied", "expired SigV2 presigned GET");
+    server.assert_no_new_events(before, "SigV2 refusals");
+    server.assert_absent(BUCKET, "v2-added").await;
+
+    let signed = server
+        .request("PUT", &object_path("v2-signed"))
+        .header("x-amz-meta-owner", "alice")
+        .body(b"data".to_vec())
+        .sign_v2(ROOT, SystemTime::now());
+    let response = server.send(&signed).await;
+    assert_eq!(response.status, 200, "SigV2 PUT with a signed x-amz-meta header: {}", response.text());
+    let head = server.s3().head_object().bucket(BUCKET).key("v2-signed").send().await.expect("head");
+    assert_eq!(head.metadata().and_then(|m| m.get("owner")).map(String::as_str), Some("alice"));
+    let in_time =
+        server.request("GET", &object_path("kept")).presign_v2(ROOT, SystemTime::now() + Duration::from_secs(300));
+    let response = server.send(&in_time).await;
+    assert_eq!((response.status, response.body.as_slice()), (200, b"kept bytes".as_slice()), "{}", response.text());
+}
+
+#[tokio::test]
+async fn amz_headers_added_after_signing_are_refused() {
+    let (server, before) = with_object("source", b"source bytes").await;
+    let path = object_path("target");
+    let signed_put =
+        || server.request("PUT", &path).body(b"target bytes".to_vec()).sign(ROOT, SystemTime::now(), Payload::Signed);
+    let presigned_put = || {
+        server
+            .request("PUT", &path)
+            .presign(ROOT, SystemTime::now(), Duration::from_secs(300))
+            .body(b"target bytes".to_vec())
+    };
+    let attacks = [
+        ("x-amz-copy-source", "/signing/source", signed_put()),
+        ("x-amz-meta-owner", "mallory", signed_put()),
+        ("x-amz-tagging", "owner=mallory", signed_put()),
+        ("x-amz-meta-owner", "mallory", presigned_put()),
+    ];
+    for (name, value, request) in attacks {
+        let what = format!("{name} added to a signed PUT");
+        let response = server.send(&request.header(name, value)).await;
+        assert_refused(&response, 403, "AccessDenied", &what);
+        assert_detail(&response, "Message", "There were headers present in the request which were not signed", &what);
+        assert_detail(&response, "HeadersNotSigned", name, &what);
+    }
+    server.assert_no_new_events(before, "unsigned x-amz-* headers");
+    server.assert_absent(BUCKET, "target").await;
+
+    // Signed, the same headers are obeyed.
+    let signed = server
+        .request("PUT", &path)
+        .header("x-amz-meta-owner", "alice")
+        .header("x-amz-tagging", "owner=alice")
+        .body(b"target bytes".to_vec())
+        .sign(ROOT, SystemTime::now(), Payload::Signed);
+    let response = server.send(&signed).await;
+    assert_eq!(response.status, 200, "PUT with signed x-amz-* headers: {}", response.text());
+    let head = server.s3().head_object().bucket(BUCKET).key("target").send().await.expect("head");
+    assert_eq!(head.metadata().and_then(|m| m.get("owner")).map(String::as_str), Some("alice"));
+    assert_eq!(get(&server.s3(), BUCKET, "target").await, b"target bytes");
+}
+
+#[tokio::test]
+async fn presigned_urls_valid_over_a_week_or_for_negative_time_are_refused() {
+    let (server, before) = with_object("kept", b"kept bytes").await;
+    let presigned = |seconds: u64| {
+        server.request("PUT", &object_path("long")).presign(ROOT, SystemTime::now(), Duration::from_secs(seconds))
+    };
+    let over_a_week = "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds";
+    for seconds in [WEEK + 1, 1_000_000_000] {
+        let what = format!("presigned PUT valid for {seconds} s");
+        let response = server.send(&presigned(seconds).body(b"late".to_vec())).await;
+        assert_refused(&response, 400, "AuthorizationQueryParametersError", &what);
+        assert_detail(&response, "Message", over_a_week, &what);
+    }
+    // No signer makes a negative expiry; AWS refuses it before looking at the signature.
+    let negative = presigned(60).target().replace("X-Amz-Expires=60&", "X-Amz-Expires=-1&");
+    let response = server.send(&server.request("PUT", &negative).body(b"late".to_vec())).await;
+    assert_refused(&response, 400, "AuthorizationQueryParametersError", "presigned PUT valid for -1 s");
+    assert_detail(&response, "Message", "X-Amz-Expires must be non-negative", "presigned PUT valid for -1 s");
+    server.assert_no_new_events(before, "presigned URLs valid too long");
+    server.assert_absent(BUCKET, "long").await;
+
+    let response = server.send(&presigned(WEEK).body(b"a week".to_vec())).await;
+    assert_eq!(response.status, 200, "presigned PUT valid for a week: {}", response.text());
+}
+
+#[tokio::test]
+async fn credential_scopes_for_another_region_or_service_are_refused() {
+    let (server, before) = with_object("kept", b"kept bytes").await;
+    let path = object_path("kept");
+    let (eu, iam) = (Scope { region: "eu-west-1", service: "s3" }, Scope { region: "us-east-1", service: "iam" });
+    let now = SystemTime::now();
+    let region = "the region 'eu-west-1' is wrong; expecting 'us-east-1'";
+    let service = "incorrect service 'iam'. This endpoint belongs to 's3'.";
+    let header = "The authorization header is malformed";
+    let query = "Error parsing the X-Amz-Credential parameter";
+    let attacks = [
+        (
+            "DELETE signed for eu-west-1",
+            server.request("DELETE", &path).sign_in(eu, ROOT, now, Payload::Signed),
+            header,
+            region,
+        ),
+        (
+            "DELETE signed for iam",
+            server.request("DELETE", &path).sign_in(iam, ROOT, now, Payload::Signed),
+            header,
+            service,
+        ),
+        (
+            "registry API signed for eu-west-1",
+            server.request("GET", "/_registry/events").sign_in(eu, ROOT, now, Payload::Signed),
+            header,
+            region,
+        ),
+        (
+            "DELETE presigned for eu-west-1",
+            server.request("DELETE", &path).presign_in(eu, ROOT, now, Duration::from_secs(300)),
+            query,
+            region,
+        ),
+        (
+            "DELETE presigned for iam",
+            server.request("DELETE", &path).presign_in(iam, ROOT, now, Duration::from_secs(300)),
+            query,
+            service,
+        ),
+    ];
+    for (what, request, prefix, reason) in attacks {
+        let response = server.send(&request).await;
+        let code = if prefix == header { "AuthorizationHeaderMalformed" } else { "AuthorizationQueryParametersError" };
+        assert_refused(&response, 400, code, what);
+        assert_detail(&response, "Message", &format!("{prefix}; {reason}"), what);
+        if reason == region {
+            assert_detail(&response, "Region", "us-east-1", what);
+        }
+    }
+    server.assert_no_new_events(before, "requests signed for another scope");
+    assert_eq!(get(&server.s3(), BUCKET, "kept").await, b"kept bytes");
+
+    let response =
+        server.send(&server.request("DELETE", &path).sign_in(S3, ROOT, SystemTime::now(), Payload::Signed)).await;
+    assert_eq!(response.status, 204, "DELETE signed for us-east-1: {}", response.text());
+}

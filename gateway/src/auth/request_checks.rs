@@ -1,0 +1,519 @@
+//! What a signature must hold to be obeyed, checked before s3s verifies it.
+//!
+//! s3s 0.14 checks that a signature matches, but not everything AWS S3 requires around it:
+//! it never compares a SigV2 `Date` with the clock, takes a SigV4 credential scope for any
+//! region, answers 501 for a service other than `s3`/`sts`, accepts presigned URLs valid for
+//! more than a week, and obeys `x-amz-*` headers that the signature does not cover (an
+//! unsigned `x-amz-copy-source` turns a signed PUT into a copy). [`RequestChecks`] reads the
+//! request head the way s3s will (same choice of signing method, same fields) and refuses what
+//! AWS refuses, with AWS's codes, before any work is done.
+//!
+//! Content-Type, Cache-Control and other headers that are not `x-amz-*` may be unsigned, as
+//! on AWS: SDKs such as minio's leave Content-Type out of `SignedHeaders`.
+
+use http::{HeaderMap, Method, StatusCode, Uri};
+use s3s::S3ErrorCode;
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::format_description::well_known::Rfc2822;
+use time::macros::format_description;
+
+/// How far a SigV2 request's date may be from the server's clock, as for SigV4 in s3s.
+const MAX_SKEW: time::Duration = time::Duration::minutes(15);
+
+/// `ServerTime` in a `RequestTimeTooSkewed` error, as AWS writes it.
+const SERVER_TIME: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+
+/// `x-amz-date` in the ISO 8601 basic form of SigV4.
+const BASIC_TIME: &[BorrowedFormatItem<'static>] = format_description!("[year][month][day]T[hour][minute][second]Z");
+
+/// The longest validity of a SigV4 presigned URL (`X-Amz-Expires`): a week.
+const MAX_PRESIGNED_EXPIRES: i64 = 7 * 24 * 60 * 60;
+
+/// The one `x-amz-*` header that may be sent unsigned: with header auth its value is the last
+/// line of the canonical request anyway, and with a presigned URL it can only narrow which
+/// body is accepted.
+const MAY_BE_UNSIGNED: &str = "x-amz-content-sha256";
+
+/// The checks, for the region the gateway serves.
+#[derive(Debug, Clone)]
+pub struct RequestChecks {
+    region: String,
+}
+
+/// A request refused before s3s saw it: an S3 error with AWS's code, status and extra
+/// elements (`Region`, `HeadersNotSigned`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The S3 error code.
+    pub code: S3ErrorCode,
+    /// The message, as AWS words it.
+    pub message: String,
+    /// Elements after `Message`, in order.
+    pub details: Vec<(&'static str, String)>,
+}
+
+/// How a request is signed, decided in the order s3s decides it.
+enum Signing<'a> {
+    /// SigV2 in the `Authorization` header.
+    V2Header,
+    /// SigV4 in the `Authorization` header.
+    V4Header(&'a str),
+    /// A SigV4 presigned URL.
+    V4Query(Vec<(String, String)>),
+    /// Anonymous, a POST form or a SigV2 presigned URL (whose `Expires` s3s enforces): nothing
+    /// to check here.
+    Other,
+}
+
+impl RequestChecks {
+    /// Checks for requests signed for `region` (`server.region`).
+    #[must_use]
+    pub fn new(region: impl Into<String>) -> Self {
+        Self { region: region.into() }
+    }
+
+    /// Refuses a request whose signing parameters AWS S3 would refuse; `now` is the server's
+    /// clock. A request that s3s will refuse anyway (a malformed header) passes.
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`] to answer with.
+    pub fn check(&self, method: &Method, uri: &Uri, headers: &HeaderMap, now: OffsetDateTime) -> Result<(), Refusal> {
+        match signing(method, uri, headers) {
+            Signing::V2Header => check_v2_date(headers, now),
+            Signing::V4Header(authorization) => {
+                let Some(auth) = AuthorizationV4::parse(authorization) else { return Ok(()) };
+                self.check_scope(&auth.scope, Place::Header)?;
+                check_signed_headers(headers, auth.signed_headers)
+            }
+            Signing::V4Query(query) => {
+                let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+                let Some(scope) = param("X-Amz-Credential").and_then(Scope::parse) else { return Ok(()) };
+                self.check_scope(&scope, Place::Query)?;
+                if let Some(expires) = param("X-Amz-Expires") {
+                    check_expires(expires)?;
+                }
+                check_signed_headers(headers, param("X-Amz-SignedHeaders").unwrap_or_default())
+            }
+            Signing::Other => Ok(()),
+        }
+    }
+
+    /// The scope must name this endpoint's service and region.
+    fn check_scope(&self, scope: &Scope<'_>, place: Place) -> Result<(), Refusal> {
+        if !served_service(scope.service) {
+            return Err(place.malformed(
+                &format!("incorrect service '{}'. This endpoint belongs to 's3'.", scope.service),
+                Vec::new(),
+            ));
+        }
+        if scope.region != self.region {
+            return Err(place.malformed(
+                &format!("the region '{}' is wrong; expecting '{}'", scope.region, self.region),
+                vec![("Region", self.region.clone())],
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The services whose credential scopes this endpoint accepts: the one place to route another
+/// API (such as IAM) served on the same port.
+fn served_service(service: &str) -> bool {
+    service == "s3"
+}
+
+/// Where the signature came from, which decides how AWS words a malformed scope.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    Header,
+    Query,
+}
+
+impl Place {
+    fn malformed(self, reason: &str, details: Vec<(&'static str, String)>) -> Refusal {
+        let (code, prefix) = match self {
+            Self::Header => (S3ErrorCode::AuthorizationHeaderMalformed, "The authorization header is malformed"),
+            Self::Query => {
+                (S3ErrorCode::AuthorizationQueryParametersError, "Error parsing the X-Amz-Credential parameter")
+            }
+        };
+        Refusal { code, message: format!("{prefix}; {reason}"), details }
+    }
+}
+
+/// The signing method s3s will verify, chosen as `SignatureContext::check` chooses it.
+fn signing<'a>(method: &Method, uri: &Uri, headers: &'a HeaderMap) -> Signing<'a> {
+    let is_form = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+    if method == Method::POST && is_form {
+        return Signing::Other;
+    }
+    let query: Vec<(String, String)> =
+        uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let has = |name: &str| query.iter().any(|(k, _)| k == name);
+    let authorization = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if has("Signature") {
+        Signing::Other
+    } else if authorization.and_then(|a| a.strip_prefix("AWS ")).is_some_and(|a| a.contains(':')) {
+        Signing::V2Header
+    } else if has("X-Amz-Signature") {
+        Signing::V4Query(query)
+    } else if let Some(authorization) = authorization {
+        Signing::V4Header(authorization)
+    } else {
+        Signing::Other
+    }
+}
+
+/// `<access-key>/<date>/<region>/<service>/aws4_request`, split as s3s splits it.
+#[derive(Debug, PartialEq, Eq)]
+struct Scope<'a> {
+    region: &'a str,
+    service: &'a str,
+}
+
+impl<'a> Scope<'a> {
+    fn parse(credential: &'a str) -> Option<Self> {
+        Self::parse_prefix(credential).filter(|(_, rest)| rest.is_empty()).map(|(scope, _)| scope)
+    }
+
+    /// The scope at the start of `text`, and what follows `aws4_request`.
+    fn parse_prefix(text: &'a str) -> Option<(Self, &'a str)> {
+        let mut parts = text.splitn(5, '/');
+        let (_key, _date) = (parts.next()?, parts.next()?);
+        let (region, service) = (parts.next()?, parts.next()?);
+        let rest = parts.next()?.strip_prefix("aws4_request")?;
+        Some((Self { region, service }, rest))
+    }
+}
+
+/// The parts of a SigV4 `Authorization` header these checks need.
+struct AuthorizationV4<'a> {
+    scope: Scope<'a>,
+    signed_headers: &'a str,
+}
+
+impl<'a> AuthorizationV4<'a> {
+    /// `<algorithm> Credential=<scope>, SignedHeaders=<a;b>, Signature=<hex>`; `None` when s3s
+    /// would not parse it either.
+    fn parse(header: &'a str) -> Option<Self> {
+        let (_algorithm, rest) = header.split_once(|c: char| c.is_ascii_whitespace())?;
+        let rest = rest.trim_start().strip_prefix("Credential=")?;
+        let (scope, rest) = Scope::parse_prefix(rest)?;
+        let rest = rest.strip_prefix(',')?.trim_start().strip_prefix("SignedHeaders=")?;
+        let (signed_headers, _) = rest.split_once(',')?;
+        Some(Self { scope, signed_headers })
+    }
+}
+
+/// Every `x-amz-*` header must be in `signed` (`a;b;c`), or its value is the sender's, not the
+/// signer's. Names compare exactly: s3s looks signed headers up by their lower-case name, so a
+/// differently spelt entry would not cover the header.
+fn check_signed_headers(headers: &HeaderMap, signed: &str) -> Result<(), Refusal> {
+    let signed: Vec<&str> = signed.split(';').collect();
+    let mut unsigned: Vec<&str> = headers
+        .keys()
+        .map(http::HeaderName::as_str)
+        .filter(|name| name.starts_with("x-amz-") && *name != MAY_BE_UNSIGNED && !signed.contains(name))
+        .collect();
+    if unsigned.is_empty() {
+        return Ok(());
+    }
+    unsigned.sort_unstable();
+    Err(Refusal {
+        code: S3ErrorCode::AccessDenied,
+        message: "There were headers present in the request which were not signed".to_owned(),
+        details: vec![("HeadersNotSigned", unsigned.join(", "))],
+    })
+}
+
+/// `X-Amz-Expires`: whole seconds, at most a week.
+fn check_expires(expires: &str) -> Result<(), Refusal> {
+    let refuse = |message: &str| Refusal {
+        code: S3ErrorCode::AuthorizationQueryParametersError,
+        message: message.to_owned(),
+        details: Vec::new(),
+    };
+    // Any run of digits is a number, however large: it is then more than a week.
+    let digits = expires.strip_prefix('-').unwrap_or(expires);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(refuse("X-Amz-Expires should be a number"));
+    }
+    if expires.starts_with('-') && digits.bytes().any(|b| b != b'0') {
+        return Err(refuse("X-Amz-Expires must be non-negative"));
+    }
+    if !expires.parse::<i64>().is_ok_and(|seconds| seconds <= MAX_PRESIGNED_EXPIRES) {
+        return Err(refuse(
+            "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less \
+             than 604800 seconds",
+        ));
+    }
+    Ok(())
+}
+
+/// A SigV2 header signature covers the `x-amz-date` header when there is one, else `Date`; that
+/// time must be within [`MAX_SKEW`] of `now`.
+fn check_v2_date(headers: &HeaderMap, now: OffsetDateTime) -> Result<(), Refusal> {
+    let name = if headers.contains_key("x-amz-date") { "x-amz-date" } else { "date" };
+    let mut values = headers.get_all(name).iter();
+    let (Some(value), None) = (values.next(), values.next()) else { return Err(no_valid_date()) };
+    let value = value.to_str().map_err(|_| no_valid_date())?;
+    let time = parse_v2_date(value).ok_or_else(no_valid_date)?;
+    if (now - time).abs() > MAX_SKEW {
+        return Err(Refusal {
+            code: S3ErrorCode::RequestTimeTooSkewed,
+            message: "The difference between the request time and the current time is too large.".to_owned(),
+            details: vec![
+                ("RequestTime", value.to_owned()),
+                ("ServerTime", now.format(SERVER_TIME).unwrap_or_default()),
+                ("MaxAllowedSkewMilliseconds", MAX_SKEW.whole_milliseconds().to_string()),
+            ],
+        });
+    }
+    Ok(())
+}
+
+fn no_valid_date() -> Refusal {
+    Refusal {
+        code: S3ErrorCode::AccessDenied,
+        message: "AWS authentication requires a valid Date or x-amz-date header".to_owned(),
+        details: Vec::new(),
+    }
+}
+
+/// An HTTP date (`Tue, 27 Mar 2007 19:36:42 GMT` or `+0000`, RFC 2822) or the ISO 8601 basic
+/// form SigV4 uses (`20070327T193642Z`), which some SigV2 clients send in `x-amz-date`.
+fn parse_v2_date(value: &str) -> Option<OffsetDateTime> {
+    if let Ok(time) = OffsetDateTime::parse(value.trim(), &Rfc2822) {
+        return Some(time);
+    }
+    time::PrimitiveDateTime::parse(value.trim(), BASIC_TIME).ok().map(time::PrimitiveDateTime::assume_utc)
+}
+
+impl Refusal {
+    /// The S3 error document, with `request_id` as `RequestId`.
+    #[must_use]
+    pub fn to_xml(&self, request_id: &str) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(256);
+        let mut ser = s3s::xml::Serializer::new(&mut buf);
+        let written = ser.decl().and_then(|()| {
+            ser.element("Error", |s| {
+                s.content("Code", self.code.as_str())?;
+                s.content("Message", self.message.as_str())?;
+                for (name, value) in &self.details {
+                    s.content(name, value.as_str())?;
+                }
+                s.content("RequestId", request_id)
+            })
+        });
+        drop(ser);
+        // Writing to a Vec cannot fail.
+        debug_assert!(written.is_ok(), "{written:?}");
+        buf
+    }
+
+    /// The HTTP status of the code.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.code.status_code().unwrap_or(StatusCode::FORBIDDEN)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: OffsetDateTime = time::macros::datetime!(2026-12-02 07:30:00 UTC);
+
+    fn checks() -> RequestChecks {
+        RequestChecks::new("us-east-1")
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+        }
+        map
+    }
+
+    fn check(method: &Method, target: &str, pairs: &[(&str, &str)]) -> Result<(), Refusal> {
+        checks().check(method, &target.parse().unwrap(), &headers(pairs), NOW)
+    }
+
+    fn v4(scope: &str, signed: &str) -> String {
+        format!("AWS4-HMAC-SHA256 Credential=AKID/20261202/{scope}/aws4_request, SignedHeaders={signed}, Signature=00")
+    }
+
+    fn code(result: Result<(), Refusal>) -> String {
+        result.map_or_else(|refusal| refusal.code.as_str().to_owned(), |()| "ok".to_owned())
+    }
+
+    #[test]
+    fn v2_dates_count_within_15_minutes_either_way() {
+        let auth = ("authorization", "AWS AKID:c2lnbmF0dXJl");
+        let ok = ["Wed, 02 Dec 2026 07:44:59 GMT", "Wed, 02 Dec 2026 07:15:00 +0000", "20261202T073000Z"];
+        for date in ok {
+            assert_eq!(code(check(&Method::GET, "/b/k", &[auth, ("date", date)])), "ok", "{date}");
+        }
+        let skewed =
+            ["Tue, 02 Dec 2025 07:30:00 GMT", "Wed, 02 Dec 2026 07:45:01 GMT", "Wed, 02 Dec 2026 07:14:59 GMT"];
+        for date in skewed {
+            assert_eq!(code(check(&Method::DELETE, "/b/k", &[auth, ("date", date)])), "RequestTimeTooSkewed");
+        }
+        // x-amz-date is what the signature covers when present, whatever `Date` says.
+        let old_amz =
+            [auth, ("date", "Wed, 02 Dec 2026 07:30:00 GMT"), ("x-amz-date", "Tue, 02 Dec 2025 07:30:00 GMT")];
+        assert_eq!(code(check(&Method::DELETE, "/b/k", &old_amz)), "RequestTimeTooSkewed");
+        for pairs in
+            [vec![auth], vec![auth, ("date", "yesterday")], vec![auth, ("date", "20261202T073000Z"), ("date", "x")]]
+        {
+            assert_eq!(code(check(&Method::GET, "/b/k", &pairs)), "AccessDenied", "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn skewed_v2_refusals_name_both_times() {
+        let refusal =
+            check(&Method::DELETE, "/b/k", &[("authorization", "AWS A:s"), ("date", "Tue, 02 Dec 2025 07:30:00 GMT")])
+                .unwrap_err();
+        assert_eq!(refusal.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            refusal.details,
+            [
+                ("RequestTime", "Tue, 02 Dec 2025 07:30:00 GMT".to_owned()),
+                ("ServerTime", "2026-12-02T07:30:00Z".to_owned()),
+                ("MaxAllowedSkewMilliseconds", "900000".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn v4_scopes_must_name_s3_in_the_served_region() {
+        let signed = "host;x-amz-content-sha256;x-amz-date";
+        let ok = v4("us-east-1/s3", signed);
+        assert_eq!(code(check(&Method::GET, "/", &[("authorization", &ok)])), "ok");
+        let region = check(&Method::DELETE, "/b/k", &[("authorization", &v4("eu-west-1/s3", signed))]).unwrap_err();
+        assert_eq!(region.code, S3ErrorCode::AuthorizationHeaderMalformed);
+        assert_eq!(
+            region.message,
+            "The authorization header is malformed; the region 'eu-west-1' is wrong; expecting 'us-east-1'"
+        );
+        assert_eq!(region.details, [("Region", "us-east-1".to_owned())]);
+        let service = check(&Method::GET, "/", &[("authorization", &v4("us-east-1/iam", signed))]).unwrap_err();
+        assert_eq!(service.code, S3ErrorCode::AuthorizationHeaderMalformed);
+        assert_eq!(
+            service.message,
+            "The authorization header is malformed; incorrect service 'iam'. This endpoint belongs to 's3'."
+        );
+    }
+
+    #[test]
+    fn presigned_scopes_and_expiry_are_query_parameter_errors() {
+        let url = |scope: &str, expires: &str| {
+            format!(
+                "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F20261202%2F{scope}%2Faws4_request\
+                 &X-Amz-Date=20261202T073000Z&X-Amz-Expires={expires}&X-Amz-SignedHeaders=host&X-Amz-Signature=00"
+            )
+        };
+        assert_eq!(code(check(&Method::GET, &url("us-east-1%2Fs3", "604800"), &[])), "ok");
+        assert_eq!(code(check(&Method::GET, &url("us-east-1%2Fs3", "-0"), &[])), "ok");
+        let cases = [
+            (
+                url("eu-west-1%2Fs3", "60"),
+                "Error parsing the X-Amz-Credential parameter; the region 'eu-west-1' is wrong; expecting 'us-east-1'",
+            ),
+            (
+                url("us-east-1%2Fiam", "60"),
+                "Error parsing the X-Amz-Credential parameter; incorrect service 'iam'. This endpoint belongs to 's3'.",
+            ),
+            (url("us-east-1%2Fs3", "-1"), "X-Amz-Expires must be non-negative"),
+            (
+                url("us-east-1%2Fs3", "604801"),
+                "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds",
+            ),
+            (
+                url("us-east-1%2Fs3", "99999999999999999999999"),
+                "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds",
+            ),
+            (url("us-east-1%2Fs3", "1e3"), "X-Amz-Expires should be a number"),
+            (url("us-east-1%2Fs3", ""), "X-Amz-Expires should be a number"),
+        ];
+        for (target, message) in cases {
+            let refusal = check(&Method::GET, &target, &[]).unwrap_err();
+            assert_eq!(refusal.status(), StatusCode::BAD_REQUEST);
+            assert_eq!(
+                (refusal.code, refusal.message.as_str()),
+                (S3ErrorCode::AuthorizationQueryParametersError, message)
+            );
+        }
+    }
+
+    #[test]
+    fn unsigned_amz_headers_are_refused_by_name() {
+        let auth = v4("us-east-1/s3", "host;x-amz-content-sha256;x-amz-date;x-amz-meta-signed");
+        let signed = [("authorization", auth.as_str()), ("x-amz-date", "20261202T073000Z"), ("x-amz-meta-signed", "1")];
+        assert_eq!(code(check(&Method::PUT, "/b/k", &signed)), "ok");
+        // Not x-amz-*, or the payload hash: may be unsigned, as on AWS.
+        let mut allowed = signed.to_vec();
+        allowed.extend([
+            ("content-type", "text/plain"),
+            ("cache-control", "no-store"),
+            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+        ]);
+        assert_eq!(code(check(&Method::PUT, "/b/k", &allowed)), "ok");
+        let mut added = signed.to_vec();
+        added.extend([("x-amz-copy-source", "/b/other"), ("x-amz-tagging", "a=b"), ("X-Amz-Meta-Owner", "me")]);
+        let refusal = check(&Method::PUT, "/b/k", &added).unwrap_err();
+        assert_eq!(refusal.code, S3ErrorCode::AccessDenied);
+        assert_eq!(refusal.message, "There were headers present in the request which were not signed");
+        assert_eq!(
+            refusal.details,
+            [("HeadersNotSigned", "x-amz-copy-source, x-amz-meta-owner, x-amz-tagging".to_owned())]
+        );
+        // An upper-case SignedHeaders entry does not cover the header: s3s would not sign its value.
+        let upper = v4("us-east-1/s3", "host;X-Amz-Meta-Signed");
+        assert_eq!(
+            code(check(&Method::PUT, "/b/k", &[("authorization", &upper), ("x-amz-meta-signed", "1")])),
+            "AccessDenied"
+        );
+        let presigned = "/b/k?X-Amz-Credential=AKID%2F20261202%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Expires=60\
+                         &X-Amz-SignedHeaders=host&X-Amz-Signature=00";
+        assert_eq!(code(check(&Method::PUT, presigned, &[("x-amz-content-sha256", "UNSIGNED-PAYLOAD")])), "ok");
+        assert_eq!(code(check(&Method::PUT, presigned, &[("x-amz-acl", "public-read")])), "AccessDenied");
+    }
+
+    #[test]
+    fn what_s3s_chooses_or_refuses_itself_passes() {
+        // Anonymous, SigV2 presigned (s3s enforces Expires), POST forms, unparseable headers.
+        let old = [("date", "Tue, 02 Dec 2025 07:30:00 GMT"), ("x-amz-meta-a", "1")];
+        assert_eq!(code(check(&Method::GET, "/b/k", &old)), "ok");
+        assert_eq!(code(check(&Method::GET, "/b/k?AWSAccessKeyId=A&Expires=1&Signature=s", &old)), "ok");
+        let form = [("content-type", "multipart/form-data; boundary=x"), ("authorization", "AWS4-HMAC-SHA256 x")];
+        assert_eq!(code(check(&Method::POST, "/b", &form)), "ok");
+        assert_eq!(code(check(&Method::GET, "/b/k", &[("authorization", "Bearer token")])), "ok");
+        // A presigned query wins over a header, as in s3s.
+        let both = "/b/k?X-Amz-Credential=AKID%2F20261202%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Signature=00";
+        let header = v4("us-east-1/s3", "host");
+        assert_eq!(code(check(&Method::GET, both, &[("authorization", &header)])), "AuthorizationQueryParametersError");
+    }
+
+    #[test]
+    fn refusals_are_s3_error_documents() {
+        let refusal = Refusal {
+            code: S3ErrorCode::AuthorizationHeaderMalformed,
+            message: "a < b".to_owned(),
+            details: vec![("Region", "us-east-1".to_owned())],
+        };
+        assert_eq!(
+            String::from_utf8(refusal.to_xml("0123456789ABCDEF")).unwrap(),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AuthorizationHeaderMalformed</Code>\
+             <Message>a &lt; b</Message><Region>us-east-1</Region><RequestId>0123456789ABCDEF</RequestId></Error>"
+        );
+    }
+}
