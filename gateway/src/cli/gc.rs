@@ -148,6 +148,7 @@ async fn collect_blobs(
             continue;
         }
         if !dry_run {
+            test_barrier::reach().await;
             match store.delete(&entry.id).await {
                 Ok(()) => {}
                 // Another gc got there first.
@@ -223,4 +224,31 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
     };
     print_line(&mut out, &text)?;
     Ok(())
+}
+
+/// A barrier between gc's decision and its first deletion, for tests only: with
+/// `ARTIFACT_STORE_GC_PAUSE=<path>` set, gc creates `<path>.reached` when it is about to delete
+/// its first blob and waits until `<path>` exists. It lets a test run a write at exactly that
+/// point; nothing else reads the variable.
+mod test_barrier {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    static PASSED: AtomicBool = AtomicBool::new(false);
+
+    pub(super) async fn reach() {
+        let Some(path) = std::env::var_os("ARTIFACT_STORE_GC_PAUSE").map(PathBuf::from) else { return };
+        if PASSED.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let mut reached = path.clone().into_os_string();
+        reached.push(".reached");
+        if let Err(err) = std::fs::write(&reached, b"") {
+            tracing::warn!(%err, "cannot signal the gc test barrier");
+        }
+        while !path.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
