@@ -15,6 +15,7 @@
 //! - [`log`]: append, fetch, replay, verify.
 //! - [`views`]: the view writer shared by the direct path and replay; the deterministic dump.
 //! - [`commands`]: the domain operations that check the views and append events.
+//! - [`deletions`]: blob deletions that gc and writes agree on under the writer.
 //! - [`inline`]: small objects' bytes, stored in the log database with their event.
 //! - [`packages`]: sealing a prefix as a package, its manifest, and the refusal of writes under it.
 //! - [`queries`]: typed reads of the views.
@@ -41,6 +42,7 @@
 
 pub mod clock;
 pub mod commands;
+pub mod deletions;
 mod error;
 pub mod event;
 pub mod explain;

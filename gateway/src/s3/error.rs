@@ -127,6 +127,12 @@ fn registry_error(err: registry::Error) -> S3Error {
             S3ErrorCode::AccessDenied,
             format!("Access Denied: the key belongs to sealed package {package}."),
         ),
+        // gc deleted the blob this write placed (or a copy's source blob) and the write could
+        // not place it again: nothing was recorded, and a retry starts afresh.
+        R::BlobDeleted { blob } => {
+            tracing::warn!(%blob, "write refused: gc deleted its blob");
+            s3_error!(ServiceUnavailable, "Please reduce your request rate.")
+        }
         R::InvalidBucketState(message) => S3Error::with_message(S3ErrorCode::InvalidBucketState, message),
         R::InvalidRequest(message) => S3Error::with_message(S3ErrorCode::InvalidRequest, message),
         // Raised by `package seal` only, never by an S3 request.
