@@ -92,7 +92,10 @@ pub struct Report {
 
 /// The exclusive right to run a pass on one registry, held until dropped.
 #[derive(Debug)]
-pub struct PassLock(File);
+pub struct PassLock {
+    /// The locked file: closing it releases the lock.
+    _held: File,
+}
 
 impl PassLock {
     /// The lock file of the registry at `registry_path`.
@@ -109,7 +112,7 @@ impl PassLock {
         tokio::task::spawn_blocking(move || {
             let file = File::options().create(true).truncate(false).write(true).open(path)?;
             file.lock()?;
-            Ok(Self(file))
+            Ok(Self { _held: file })
         })
         .await
         .map_err(std::io::Error::other)?
@@ -122,7 +125,7 @@ impl PassLock {
     pub fn try_acquire(registry_path: &Path) -> std::io::Result<Option<Self>> {
         let file = File::options().create(true).truncate(false).write(true).open(Self::path(registry_path))?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(Self(file))),
+            Ok(()) => Ok(Some(Self { _held: file })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(err)) => Err(err),
         }
