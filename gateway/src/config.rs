@@ -28,6 +28,8 @@ pub struct Config {
     pub registry: RegistryConfig,
     /// The lifecycle sweeper.
     pub lifecycle: LifecycleConfig,
+    /// Garbage collection in the background of `serve`.
+    pub gc: GcConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -318,6 +320,26 @@ impl LifecycleConfig {
     #[must_use]
     pub fn day_ms(&self) -> i64 {
         i64::try_from(self.day_seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+}
+
+/// `[gc]`
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GcConfig {
+    /// Whether `serve` collects garbage by itself.
+    pub enabled: bool,
+    /// Seconds between two passes.
+    pub interval_seconds: u64,
+    /// Blobs modified more recently than this many seconds are left for a later pass. Not
+    /// what keeps a write's blob safe (that is agreed in the registry); it spares work on
+    /// blobs that writes are still placing.
+    pub min_age_seconds: u64,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        Self { enabled: true, interval_seconds: 3_600, min_age_seconds: 3_600 }
     }
 }
 
@@ -817,6 +839,33 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        path: "gc.enabled",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.gc.enabled = parse_bool(&v)?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "gc.interval_seconds",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.gc.interval_seconds = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "gc.min_age_seconds",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.gc.min_age_seconds = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
         path: "log.format",
         alias: None,
         secret: false,
@@ -951,6 +1000,9 @@ impl Config {
         }
         if self.lifecycle.day_seconds == 0 || self.lifecycle.sweep_interval_seconds == 0 {
             return invalid("lifecycle.day_seconds and lifecycle.sweep_interval_seconds must be positive");
+        }
+        if self.gc.interval_seconds == 0 {
+            return invalid("gc.interval_seconds must be positive");
         }
         if self.storage.inline_max_bytes.is_some_and(|n| n > INLINE_MAX_BYTES_LIMIT) {
             return Err(ConfigError::Invalid(format!(

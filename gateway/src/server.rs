@@ -123,6 +123,21 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let data_dir = config.storage.data_dir.clone();
+    // Before anything opens a file there, so SQLite's WAL files take the database's new mode.
+    let tightened = crate::layout::make_private(&data_dir)
+        .map_err(|source| ServeError::Storage { path: data_dir.clone(), source })?;
+    if tightened > 0 {
+        tracing::info!(files = tightened, "made the data folder private to its owner (0600 files, 0700 folders)");
+    }
+    if config.storage.backend == Backend::Fs {
+        // This gateway owns the data folder: every temp file is an upload that died with an
+        // earlier process.
+        let removed = FsBlobStore::remove_temp_files(&data_dir)
+            .map_err(|source| ServeError::Storage { path: data_dir.clone(), source })?;
+        if removed.files > 0 {
+            tracing::info!(files = removed.files, bytes = removed.bytes, "removed temp files of uploads that died");
+        }
+    }
     let blobs = open_blobs(&config)?;
     if config.storage.backend == Backend::S3 {
         if let (None, Some(profile)) = (&config.upstream.access_key, &config.upstream.profile) {
@@ -146,6 +161,7 @@ pub async fn serve(
         config.registry.views_check_interval_seconds,
         Arc::clone(&views_findings),
     );
+    let _collector = crate::worker::gc::spawn(registry.clone(), Arc::clone(&blobs), &config.gc);
     let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout);
     let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
     let api = RegistryApi::new(registry.clone(), config.server.region.clone(), stopping_rx.clone());

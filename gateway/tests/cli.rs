@@ -13,6 +13,7 @@ use artifact_store_gateway::layout;
 use bytes::Bytes;
 use registry::clock::SystemClock;
 use registry::commands::{NewVersion, WriteCondition};
+use registry::deletions::Epoch;
 use registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin};
 use registry::{Caller, Registry};
 use serde_json::Value;
@@ -111,7 +112,10 @@ async fn put(registry: &Registry, store: &FsBlobStore, key: &str, bytes: &[u8]) 
         legal_hold: false,
     };
     registry
-        .put_object(Caller::system("test"), NewVersion { put, condition: WriteCondition::default() })
+        .put_object(
+            Caller::system("test"),
+            NewVersion { put, condition: WriteCondition::default(), placed_after: Some(Epoch::ORIGIN) },
+        )
         .await
         .unwrap();
     id

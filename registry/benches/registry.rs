@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use artifact_store_registry::clock::SystemClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
+use artifact_store_registry::deletions::Epoch;
 use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin};
 use artifact_store_registry::{Caller, Registry, RequestContext, log, sqlite};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -45,6 +46,7 @@ fn version(submitter: u64, i: u64) -> NewVersion {
         store_etag: None,
     };
     NewVersion {
+        placed_after: Some(Epoch::ORIGIN),
         put: ObjectPut {
             bucket: "bench".into(),
             key: format!("builds/{submitter}/artifact-{i}.tar.gz"),

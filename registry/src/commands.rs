@@ -7,6 +7,7 @@
 
 use rusqlite::Connection;
 
+use crate::deletions::{self, Epoch};
 use crate::event::v1::{
     self, BucketCreated, BucketRef, BypassedFor, LegalHoldSet, LifecycleApplied, LifecycleSet, MultipartCompleted,
     MultipartCreated, ObjectDeleted, ObjectLockSet, ObjectPut, PartUploaded, Payload, Retention, RetentionBypassed,
@@ -60,6 +61,10 @@ pub struct NewVersion {
     pub put: ObjectPut,
     /// A condition on the current version.
     pub condition: WriteCondition,
+    /// The deletion epoch the caller read before placing the blobs of this version in the
+    /// store; `None` when it placed none and names blobs already referenced (a copy, a
+    /// completion). See [`crate::deletions`].
+    pub placed_after: Option<Epoch>,
 }
 
 /// A version that was recorded: its event (the receipt) and the id it got, which is `null`
@@ -125,8 +130,13 @@ pub(crate) fn append_version(
     upload_id: Option<String>,
     inline: Option<&InlineBlob>,
 ) -> Result<VersionRecorded> {
-    let NewVersion { mut put, condition } = new;
+    let NewVersion { mut put, condition, placed_after } = new;
     let bucket = require_bucket(writer.conn(), &put.bucket)?;
+    for part in &put.content.parts {
+        if inline.is_none_or(|blob| blob.locator() != part.blob) {
+            deletions::check_reference(writer, &part.blob, placed_after)?;
+        }
+    }
     packages::refuse_sealed(writer.conn(), &put.bucket, &put.key)?;
     if condition != WriteCondition::default() {
         let current = queries::latest_version(writer.conn(), &put.bucket, &put.key)?.filter(|v| !v.is_delete_marker);
@@ -388,15 +398,18 @@ impl Registry {
         .await
     }
 
-    /// Records an uploaded part (`v1.multipart.part.uploaded`).
+    /// Records an uploaded part (`v1.multipart.part.uploaded`) whose blob the caller placed
+    /// in the store after reading the deletion epoch `placed_after`.
     ///
     /// # Errors
     /// [`Error::NoSuchUpload`] when the upload was completed or aborted meanwhile, or is not
-    /// an upload of the part's bucket and key.
-    pub async fn upload_part(&self, caller: Caller, part: PartUploaded) -> Result<Event> {
+    /// an upload of the part's bucket and key; [`Error::BlobDeleted`] when gc may have taken
+    /// the part's blob.
+    pub async fn upload_part(&self, caller: Caller, part: PartUploaded, placed_after: Epoch) -> Result<Event> {
         self.write(move |writer| {
             require_upload(writer.conn(), &part.bucket, &part.key, &part.upload_id)?;
             packages::refuse_sealed(writer.conn(), &part.bucket, &part.key)?;
+            deletions::check_reference(writer, &part.part.blob, Some(placed_after))?;
             writer.append(caller.draft(Payload::PartUploaded(part)))
         })
         .await

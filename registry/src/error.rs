@@ -67,6 +67,14 @@ pub enum Error {
     /// sealing; the caller builds the manifest again.
     #[error("the objects under the prefix changed while the package was being sealed")]
     PackageChanged,
+    /// A write names a blob that gc is deleting, or may have deleted after the write placed
+    /// it in the store ([`crate::deletions`]). Nothing was recorded; the write places its
+    /// bytes again and retries, or fails.
+    #[error("blob {blob} is being deleted by gc")]
+    BlobDeleted {
+        /// The blob id.
+        blob: String,
+    },
     /// The event chain does not verify at this sequence.
     #[error("event chain broken at sequence {sequence}")]
     ChainBroken {

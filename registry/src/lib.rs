@@ -16,6 +16,7 @@
 //! - [`audit`]: the views compared with a fresh replay of the log, and the log with its rules.
 //! - [`views`]: the view writer shared by the direct path and replay; the deterministic dump.
 //! - [`commands`]: the domain operations that check the views and append events.
+//! - [`deletions`]: blob deletions that gc and writes agree on under the writer.
 //! - [`inline`]: small objects' bytes, stored in the log database with their event.
 //! - [`packages`]: sealing a prefix as a package, its manifest, and the refusal of writes under it.
 //! - [`queries`]: typed reads of the views.
@@ -44,6 +45,7 @@
 pub mod audit;
 pub mod clock;
 pub mod commands;
+pub mod deletions;
 mod error;
 pub mod event;
 pub mod explain;

@@ -15,6 +15,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
 use crate::commands::{self, Caller, NewVersion, WriteCondition};
+use crate::deletions::Epoch;
 use crate::event::Event;
 use crate::event::v1::{self, ObjectPut, PackageFinalized, Payload};
 use crate::sqlite::Registry;
@@ -224,15 +225,23 @@ pub struct Sealed {
 impl Registry {
     /// Seals `manifest.prefix` of `manifest.bucket`: records `manifest_object` (a version of
     /// the manifest key whose bytes, already in the blob store, are `manifest.encode()`) and
-    /// `v1.package.finalized`, in one transaction.
+    /// `v1.package.finalized`, in one transaction. `placed_after` is the deletion epoch read
+    /// before the manifest's blob was placed in the store ([`crate::deletions`]).
     ///
     /// # Errors
     /// [`Error::NoSuchBucket`]; [`Error::PackageExists`]; [`Error::Sealed`] when the prefix
     /// lies inside a sealed package; [`Error::PackageChanged`] when the current versions
     /// under the prefix are no longer the manifest's members (build it again);
     /// [`Error::InvalidRequest`] when an object already exists at the manifest key or the
-    /// manifest object does not hold the manifest.
-    pub async fn seal_package(&self, caller: Caller, manifest: Manifest, manifest_object: ObjectPut) -> Result<Sealed> {
+    /// manifest object does not hold the manifest; [`Error::BlobDeleted`] when gc may have
+    /// taken the manifest's blob.
+    pub async fn seal_package(
+        &self,
+        caller: Caller,
+        manifest: Manifest,
+        manifest_object: ObjectPut,
+        placed_after: Epoch,
+    ) -> Result<Sealed> {
         self.write(move |writer| {
             let conn = writer.conn();
             if package(conn, &manifest.name)?.is_some() {
@@ -254,7 +263,11 @@ impl Registry {
             if occupied.is_some_and(|v| !v.is_delete_marker) {
                 return Err(Error::InvalidRequest("an object already exists at the manifest key"));
             }
-            let new = NewVersion { put: manifest_object, condition: WriteCondition::default() };
+            let new = NewVersion {
+                put: manifest_object,
+                condition: WriteCondition::default(),
+                placed_after: Some(placed_after),
+            };
             let recorded = commands::append_version(writer, &caller, new, None, None)?;
             let package = PackageFinalized {
                 name: manifest.name,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use artifact_store_registry::clock::SystemClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
+use artifact_store_registry::deletions::Epoch;
 use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin};
 use artifact_store_registry::{Caller, Registry, log, sqlite, views};
 
@@ -53,6 +54,7 @@ fn version(task: u64, i: u64) -> NewVersion {
         store_etag: None,
     };
     NewVersion {
+        placed_after: Some(Epoch::ORIGIN),
         put: ObjectPut {
             bucket: "burst".into(),
             key: format!("task-{task}/object-{}", i % 50),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use artifact_store_registry::clock::SystemClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
+use artifact_store_registry::deletions::Epoch;
 use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, VersionRef};
 use artifact_store_registry::packages::{self, Manifest};
 use artifact_store_registry::{Caller, Error, Registry, log};
@@ -40,7 +41,11 @@ fn object(bucket: &str, key: &str, bytes: &[u8]) -> ObjectPut {
 }
 
 async fn put(registry: &Registry, key: &str, bytes: &[u8]) -> Result<(), Error> {
-    let new = NewVersion { put: object("b", key, bytes), condition: WriteCondition::default() };
+    let new = NewVersion {
+        put: object("b", key, bytes),
+        condition: WriteCondition::default(),
+        placed_after: Some(Epoch::ORIGIN),
+    };
     registry.put_object(Caller::system("test"), new).await.map(drop)
 }
 
@@ -51,7 +56,7 @@ async fn manifest(registry: &Registry, name: &str, prefix: &str) -> Manifest {
 
 async fn seal(registry: &Registry, manifest: Manifest) -> Result<packages::Sealed, Error> {
     let put = object("b", &manifest.key(), &manifest.encode());
-    registry.seal_package(Caller::system("test"), manifest, put).await
+    registry.seal_package(Caller::system("test"), manifest, put, Epoch::ORIGIN).await
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use artifact_store_registry::clock::ManualClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
+use artifact_store_registry::deletions::Epoch;
 use artifact_store_registry::event::v1::{
     BlobPart, DefaultRetention, LockMode, MultipartCreated, ObjectContent, ObjectLockSet, ObjectPut, Origin,
     PartUploaded, Retention, Retrieved, StoreUpload, UploadRef, VersionRef, VersioningStatus,
@@ -282,7 +283,7 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
                     legal_hold: false,
                 };
                 let condition = WriteCondition { if_none_match_any: if_none_match, ..WriteCondition::default() };
-                let new = NewVersion { put, condition };
+                let new = NewVersion { put, condition, placed_after: Some(Epoch::ORIGIN) };
                 let _ = match inline {
                     Some(inline) => registry.put_inline_object(caller(), new, inline).await,
                     None => registry.put_object(caller(), new).await,
@@ -340,7 +341,7 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
                         part_number: u32::from(number),
                         part: blob(seed * 13 + u64::from(size)),
                     };
-                    let _ = registry.upload_part(caller(), part).await;
+                    let _ = registry.upload_part(caller(), part, Epoch::ORIGIN).await;
                 }
             }
             Op::Complete { upload } => {
@@ -442,7 +443,7 @@ async fn seal(registry: &Registry, bucket: &str, prefix: &str, seed: u64) -> Opt
         retention: None,
         legal_hold: false,
     };
-    registry.seal_package(caller(), manifest.clone(), put).await.ok().map(|_| manifest)
+    registry.seal_package(caller(), manifest.clone(), put, Epoch::ORIGIN).await.ok().map(|_| manifest)
 }
 
 /// What the gateway's sweeper does: plan every bucket, then have the registry apply the
@@ -561,7 +562,7 @@ async fn complete(registry: &Registry, upload_id: String, seed: u64) {
             caller(),
             upload_id,
             expected,
-            NewVersion { put, condition: WriteCondition::default() },
+            NewVersion { put, condition: WriteCondition::default(), placed_after: None },
         )
         .await;
 }

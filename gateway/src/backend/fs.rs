@@ -160,6 +160,33 @@ impl FsBlobStore {
     }
 }
 
+impl FsBlobStore {
+    /// Removes every file in `data_dir`'s `tmp/`: bodies of uploads that died with an earlier
+    /// process. Only for the one gateway that owns the data folder, when it starts: the files
+    /// of uploads in flight live there too.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors reading `tmp/` or removing a file; a missing `tmp/` is not one.
+    pub fn remove_temp_files(data_dir: &Path) -> io::Result<TempSweep> {
+        let mut removed = TempSweep::default();
+        let entries = match std::fs::read_dir(data_dir.join("tmp")) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(removed),
+            entries => entries?,
+        };
+        for entry in entries {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_file() {
+                std::fs::remove_file(entry.path())?;
+                removed.files += 1;
+                removed.bytes += meta.len();
+            }
+        }
+        Ok(removed)
+    }
+}
+
 /// What [`FsBlobStore::remove_stale_temp_files`] removed (or would remove).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TempSweep {
@@ -417,12 +444,10 @@ fn join_io_error(err: tokio::task::JoinError) -> io::Error {
     io::Error::other(err)
 }
 
-/// A file under `tmp/` that is removed when dropped, unless [`TempFile::keep`] was called.
-/// Removal in `Drop` is a blocking unlink: quick, and the only way to clean up after a
-/// cancelled future.
+/// A file under `tmp/` that is removed when dropped. Removal in `Drop` is a blocking unlink:
+/// quick, and the only way to clean up after a cancelled future.
 struct TempFile {
     path: PathBuf,
-    keep: bool,
 }
 
 impl TempFile {
@@ -430,19 +455,13 @@ impl TempFile {
         let name = format!("{}.part", hex::encode(rand::random::<[u8; 16]>()));
         let path = dir.join(name);
         let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
-        Ok((Self { path, keep: false }, file))
-    }
-
-    /// The file was moved elsewhere; nothing to remove.
-    fn keep(mut self) {
-        self.keep = true;
+        Ok((Self { path }, file))
     }
 }
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        if !self.keep
-            && let Err(err) = std::fs::remove_file(&self.path)
+        if let Err(err) = std::fs::remove_file(&self.path)
             && err.kind() != io::ErrorKind::NotFound
         {
             tracing::warn!(path = %self.path.display(), %err, "could not remove temp file");
@@ -450,7 +469,9 @@ impl Drop for TempFile {
     }
 }
 
-/// A received body waiting in `tmp/` for its content-addressed name.
+/// A received body in `tmp/`, given its content-addressed name as a second link when placed.
+/// The `tmp/` name stays until the stage is dropped, so the bytes can be placed again if gc
+/// removes the blob before the write's event names it.
 struct FsStage {
     temp: TempFile,
     final_path: PathBuf,
@@ -458,31 +479,33 @@ struct FsStage {
 
 #[async_trait]
 impl Stage for FsStage {
-    async fn commit(self: Box<Self>) -> Result<BlobId> {
-        spawn_blocking(move || self.commit_blocking()).await.map_err(join_error)?
+    async fn place(&mut self) -> Result<BlobId> {
+        let (temp, final_path) = (self.temp.path.clone(), self.final_path.clone());
+        spawn_blocking(move || place(&temp, &final_path)).await.map_err(join_error)?
     }
 }
 
-impl FsStage {
-    fn commit_blocking(self) -> Result<BlobId> {
-        let Self { temp, final_path } = self;
-        let id = final_path.file_name().and_then(|n| n.to_str()).map(BlobId::new).ok_or(BlobError::InvalidId)?;
-        let dir = final_path.parent().ok_or(BlobError::InvalidId)?;
+/// Links `temp` as the blob `final_path` unless that blob exists, and makes the link durable.
+fn place(temp: &Path, final_path: &Path) -> Result<BlobId> {
+    let id = final_path.file_name().and_then(|n| n.to_str()).map(BlobId::new).ok_or(BlobError::InvalidId)?;
+    let dir = final_path.parent().ok_or(BlobError::InvalidId)?;
 
-        // Same content already stored: keep the existing file, and refresh its mtime so a gc
-        // running now (with a grace period) does not take it from under the new reference. If
-        // gc removed it in the meantime, fall through and store ours.
-        match touch(&final_path) {
-            Ok(()) => return Ok(id),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(err.into()),
-        }
-
-        std::fs::rename(&temp.path, &final_path)?;
-        temp.keep();
-        sync_dir(dir)?;
-        Ok(id)
+    // Same content already stored: keep the existing file and refresh its mtime, which gc's
+    // age filter reads to spare itself work. Whether gc may take the blob from under this
+    // write is decided in the registry (`registry::deletions`), not by the mtime.
+    match touch(final_path) {
+        Ok(()) => return Ok(id),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err.into()),
     }
+    match std::fs::hard_link(temp, final_path) {
+        Ok(()) => {}
+        // Another write placed the same bytes a moment ago; its link may not be durable yet.
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(err.into()),
+    }
+    sync_dir(dir)?;
+    Ok(id)
 }
 
 fn touch(path: &Path) -> io::Result<()> {
@@ -812,6 +835,21 @@ mod tests {
         store.delete(&a).await.unwrap();
         let listed: Vec<_> = store.list().await.unwrap().map(|e| e.unwrap().id).collect().await;
         assert_eq!(listed, vec![b]);
+    }
+
+    #[tokio::test]
+    async fn a_placed_blob_is_placed_again_after_gc_removed_it() {
+        let (dir, store) = store();
+        let data = pattern(SMALL_BODY as usize + 1);
+        let mut placed = store.put(body(vec![data.clone()]), None, &[], None).await.unwrap().place().await.unwrap();
+        let id = placed.id().clone();
+        store.delete(&id).await.unwrap();
+
+        placed.place_again().await.unwrap();
+        assert_eq!(read_all(&store, &id, None).await, data);
+        drop(placed);
+        assert!(files_in(&dir.path().join("tmp")).is_empty(), "the staged copy goes with the write");
+        assert_eq!(read_all(&store, &id, None).await, data, "the blob stays");
     }
 
     #[tokio::test]

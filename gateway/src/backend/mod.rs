@@ -4,8 +4,10 @@
 //! Writing is two steps so that nothing becomes visible before it is checked:
 //! [`BlobStore::put`] streams the body once, hashing every byte (BLAKE3, MD5 and the requested
 //! checksums) and making it durable in a staging area; the caller verifies the client's
-//! checksums against the [`StagedBlob`] and only then calls [`StagedBlob::commit`]. Dropping a
-//! `StagedBlob` instead throws the bytes away.
+//! checksums against the [`StagedBlob`] and only then calls [`StagedBlob::commit`] (or
+//! [`StagedBlob::place`], which keeps what it needs to put the blob in place again until the
+//! write is recorded: gc may take a blob that no event names yet). Dropping a `StagedBlob`
+//! instead throws the bytes away.
 //!
 //! - [`fs`]: local disk, content-addressed by BLAKE3.
 //! - [`s3`]: an S3 upstream (AWS, Ceph RGW, ...), one upstream object per blob; a multipart
@@ -159,11 +161,14 @@ pub struct StoreUpload {
     pub upload_id: String,
 }
 
-/// A store's half of a staged write: commit makes it permanent, drop discards it.
+/// A store's half of a staged write: placing makes it a permanent blob; dropping discards
+/// the staged copy (never a placed blob).
 #[async_trait]
 pub trait Stage: Send + Sync {
-    /// Makes the staged bytes a permanent blob.
-    async fn commit(self: Box<Self>) -> Result<BlobId>;
+    /// Puts the staged bytes in place as a permanent blob and returns its id. Called again
+    /// after gc removed the blob before its write was recorded, it puts them in place again,
+    /// or fails with [`BlobError::Unavailable`] where the store kept no copy to do that with.
+    async fn place(&mut self) -> Result<BlobId>;
 }
 
 /// Bytes that were received, hashed and made durable but are not yet a blob.
@@ -244,7 +249,51 @@ impl StagedBlob {
     /// [`BlobError::Io`] or [`BlobError::Unavailable`] when the store cannot make it permanent;
     /// the staged bytes are then discarded.
     pub async fn commit(self) -> Result<BlobId> {
-        self.stage.commit().await
+        let mut stage = self.stage;
+        stage.place().await
+    }
+
+    /// Makes the bytes a permanent blob, keeping the staged copy until the returned
+    /// [`PlacedBlob`] is dropped: for a write that records an event naming the blob next.
+    ///
+    /// # Errors
+    ///
+    /// As [`StagedBlob::commit`].
+    pub async fn place(self) -> Result<PlacedBlob> {
+        let mut stage = self.stage;
+        let id = stage.place().await?;
+        Ok(PlacedBlob { id, stage })
+    }
+}
+
+/// A blob put in place by a write whose event is not recorded yet. While it lives, the store
+/// can put the same bytes in place again ([`PlacedBlob::place_again`]) when gc removed the
+/// blob before the event named it; dropping it discards the staged copy, never the blob.
+pub struct PlacedBlob {
+    id: BlobId,
+    stage: Box<dyn Stage>,
+}
+
+impl PlacedBlob {
+    /// The blob.
+    #[must_use]
+    pub fn id(&self) -> &BlobId {
+        &self.id
+    }
+
+    /// Puts the bytes in place again, after gc removed them.
+    ///
+    /// # Errors
+    ///
+    /// [`BlobError::Unavailable`] where the store kept no copy (an S3 upstream); I/O errors.
+    pub async fn place_again(&mut self) -> Result<()> {
+        self.stage.place().await.map(drop)
+    }
+}
+
+impl std::fmt::Debug for PlacedBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlacedBlob").field("id", &self.id).finish_non_exhaustive()
     }
 }
 

@@ -642,7 +642,7 @@ impl BlobStore for S3BlobStore {
             .etag
             .take()
             .ok_or_else(|| BlobError::Unavailable("the upstream answered UploadPart without an ETag".to_owned()))?;
-        Ok(streamed.staged(Box::new(PartStage { blob: upload.blob.clone() })).with_store_etag(etag))
+        Ok(streamed.staged(Box::new(PartStage { blob: upload.blob.clone(), placed: false })).with_store_etag(etag))
     }
 
     async fn complete_multipart(&self, upload: &StoreUpload, parts: &[(u32, String)]) -> Result<()> {
@@ -760,11 +760,20 @@ struct S3Stage {
 
 #[async_trait]
 impl Stage for S3Stage {
-    async fn commit(mut self: Box<Self>) -> Result<BlobId> {
+    async fn place(&mut self) -> Result<BlobId> {
+        // Asked again only when gc deleted the object before its write was recorded; the
+        // bytes went upstream as they streamed, and no copy is kept to send them again.
+        if self.committed {
+            return Err(gone_before_recorded(&self.id));
+        }
         // The object is already in place under its final key: nothing to move.
         self.committed = true;
         Ok(self.id.clone())
     }
+}
+
+fn gone_before_recorded(id: &BlobId) -> BlobError {
+    BlobError::Unavailable(format!("gc deleted upstream blob {id} before its write was recorded"))
 }
 
 impl Drop for S3Stage {
@@ -789,12 +798,17 @@ impl Drop for S3Stage {
 /// with the upload's completion or abort).
 struct PartStage {
     blob: BlobId,
+    placed: bool,
 }
 
 #[async_trait]
 impl Stage for PartStage {
-    async fn commit(self: Box<Self>) -> Result<BlobId> {
-        Ok(self.blob)
+    async fn place(&mut self) -> Result<BlobId> {
+        if self.placed {
+            return Err(gone_before_recorded(&self.blob));
+        }
+        self.placed = true;
+        Ok(self.blob.clone())
     }
 }
 

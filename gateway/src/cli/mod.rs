@@ -130,6 +130,7 @@ impl Cli {
 
 /// Runs the command and returns the process exit code.
 pub async fn run(cli: Cli, config: Config) -> ExitCode {
+    crate::layout::restrict_new_files();
     let json = cli.json;
     let result = match cli.command {
         Command::Serve(_) => serve::run(config).await.map(|()| Outcome::Ok),

@@ -113,9 +113,12 @@ async fn seal(config: &Config, location: &str, name: Option<&str>, json: bool) -
             let (name, bucket, prefix) = (name.clone(), bucket.clone(), prefix.clone());
             registry.read(move |conn| Manifest::collect(conn, &name, &bucket, &prefix)).await?
         };
+        // Read before the manifest's blob is placed, so a gc deleting it meanwhile is noticed.
+        let placed_after = registry.deletion_epoch().await?;
         let object = store_manifest(store.as_ref(), &manifest).await?;
-        match registry.seal_package(caller.clone(), manifest, object).await {
-            Err(registry::Error::PackageChanged) if attempt < SEAL_ATTEMPTS => {}
+        match registry.seal_package(caller.clone(), manifest, object, placed_after).await {
+            // A gc took the manifest's blob while it was being placed: place it again.
+            Err(registry::Error::PackageChanged | registry::Error::BlobDeleted { .. }) if attempt < SEAL_ATTEMPTS => {}
             result => break result,
         }
     };

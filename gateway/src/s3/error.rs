@@ -130,6 +130,12 @@ fn registry_error(err: registry::Error) -> S3Error {
             S3ErrorCode::AccessDenied,
             format!("Access Denied: the key belongs to sealed package {package}."),
         ),
+        // gc deleted the blob this write placed (or a copy's source blob) and the write could
+        // not place it again: nothing was recorded, and a retry starts afresh.
+        R::BlobDeleted { blob } => {
+            tracing::warn!(%blob, "write refused: gc deleted its blob");
+            s3_error!(ServiceUnavailable, "Please reduce your request rate.")
+        }
         R::InvalidBucketState(message) => S3Error::with_message(S3ErrorCode::InvalidBucketState, message),
         R::InvalidRequest(message) => S3Error::with_message(S3ErrorCode::InvalidRequest, message),
         // Passing: the writer catches the views up with its next group commit.

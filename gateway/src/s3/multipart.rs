@@ -20,7 +20,7 @@ use s3s::{S3Request, S3Response, s3_error};
 use super::bucket::{owner, require_bucket};
 use super::checksum::{ChecksumAlgorithm, ChecksumValue, Checksummer, ExpectedChecksums, Md5};
 use super::error::Result;
-use super::object::{copy_source, source_version, store_body};
+use super::object::{copy_source, place, record_placed, source_version, store_body};
 use super::read::read_parts;
 use super::{Gateway, blake3_tree, caller, wire};
 use crate::backend::{BlobId, BlobStore, StoreUpload};
@@ -138,7 +138,7 @@ pub(super) async fn upload_part(
     let expected = ExpectedChecksums::from_headers(&req.headers)?;
     let offset = length.and_then(|n| u64::try_from(n).ok()).and_then(|n| blake3_tree::part_offset(number, n));
     let into = store_upload(&upload.created);
-    let stored = store_body(
+    let (stored, placed) = store_body(
         gw,
         input.body.take(),
         length,
@@ -158,7 +158,8 @@ pub(super) async fn upload_part(
         part_number: number,
         part,
     };
-    gw.registry.upload_part(caller(&req), uploaded).await?;
+    let caller = caller(&req);
+    record_placed(gw, placed, |after| gw.registry.upload_part(caller.clone(), uploaded.clone(), after)).await?;
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(wire::etag(&etag)),
         checksum_crc32: checksums.crc32,
@@ -221,9 +222,9 @@ pub(super) async fn upload_part_copy(
     };
     let (size, etag, subtree) = (staged.size(), hex::encode(staged.md5()), staged.subtree().map(hex::encode));
     let store_etag = staged.store_etag().map(str::to_owned);
-    let id = staged.commit().await?;
+    let placed = place(gw, staged).await?;
     let part = BlobPart {
-        blob: id.to_string(),
+        blob: placed.blob_id().to_string(),
         size,
         etag: etag.clone(),
         checksums: Default::default(),
@@ -231,19 +232,16 @@ pub(super) async fn upload_part_copy(
         offset: None,
         store_etag,
     };
-    let event = gw
-        .registry
-        .upload_part(
-            caller(&req),
-            PartUploaded {
-                bucket: input.bucket.clone(),
-                key: input.key.clone(),
-                upload_id: input.upload_id.clone(),
-                part_number: number,
-                part,
-            },
-        )
-        .await?;
+    let uploaded = PartUploaded {
+        bucket: input.bucket.clone(),
+        key: input.key.clone(),
+        upload_id: input.upload_id.clone(),
+        part_number: number,
+        part,
+    };
+    let caller = caller(&req);
+    let event =
+        record_placed(gw, placed, |after| gw.registry.upload_part(caller.clone(), uploaded.clone(), after)).await?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(wire::etag(&etag)),
@@ -449,7 +447,7 @@ pub(super) async fn complete_multipart_upload(
     let etag = put.content.etag.clone();
     let fields = wire::ChecksumFields::of(&put.content.checksums);
     let checksum_type = put.content.checksum_type.clone();
-    let new = NewVersion { put, condition: WriteCondition::default() };
+    let new = NewVersion { put, condition: WriteCondition::default(), placed_after: None };
     let legal_hold = new.put.legal_hold;
     let recorded =
         gw.registry.complete_multipart_upload(caller(&req), input.upload_id.clone(), expected_parts, new).await?;

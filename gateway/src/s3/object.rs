@@ -6,9 +6,10 @@
 //! at worst, a committed blob that `gc` removes). A small PutObject body skips the blob store:
 //! its bytes are committed with the event (see `inline`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use registry::commands::{Deleted, NewVersion, WriteCondition};
+use registry::deletions::Epoch;
 use registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, VersionRef};
 use registry::queries::{self, ObjectVersion};
 use s3s::dto::*;
@@ -18,7 +19,13 @@ use super::bucket::require_bucket;
 use super::checksum::ExpectedChecksums;
 use super::error::{Error, Result};
 use super::{Gateway, caller, inline, wire};
-use crate::backend::StoreUpload;
+use crate::backend::{PlacedBlob, StagedBlob, StoreUpload};
+
+/// How many times a write places its blob again after gc took it, before it gives up.
+const PLACE_ATTEMPTS: usize = 3;
+
+/// How long a write waits for gc to finish deleting its blob before it gives up.
+const GC_WAIT: Duration = Duration::from_secs(30);
 
 /// Bytes received and committed as one blob, with everything computed as they streamed.
 pub(super) struct Stored {
@@ -28,8 +35,69 @@ pub(super) struct Stored {
     pub blake3: String,
 }
 
+/// A blob a write placed in the store, kept until the write's event is recorded
+/// ([`record_placed`]).
+pub(super) struct Placed {
+    blob: PlacedBlob,
+    /// The deletion epoch read before the blob was placed.
+    after: Epoch,
+}
+
+impl Placed {
+    /// The blob's id.
+    pub(super) fn blob_id(&self) -> &crate::backend::BlobId {
+        self.blob.id()
+    }
+}
+
+/// Places a staged blob, reading the deletion epoch first (see `registry::deletions`).
+pub(super) async fn place(gw: &Gateway, staged: StagedBlob) -> Result<Placed> {
+    let after = gw.registry.deletion_epoch().await?;
+    let blob = staged.place().await?;
+    Ok(Placed { blob, after })
+}
+
+/// Records, through `record`, an event naming the blob `placed` and the epoch read before it
+/// was placed. When gc took the blob (or is taking it) in between, the registry refuses; the
+/// write then waits until gc is done with the blob, places it again and retries. The staged
+/// copy goes once the event is recorded.
+pub(super) async fn record_placed<T, F>(
+    gw: &Gateway,
+    mut placed: Placed,
+    mut record: impl FnMut(Epoch) -> F,
+) -> Result<T>
+where
+    F: Future<Output = registry::Result<T>>,
+{
+    let mut attempts = 0;
+    loop {
+        match record(placed.after).await {
+            Err(registry::Error::BlobDeleted { blob }) if attempts < PLACE_ATTEMPTS => {
+                attempts += 1;
+                tracing::warn!(%blob, "gc is deleting the blob of this write; placing it again once it is done");
+                wait_for_gc(gw, &blob).await?;
+                placed.after = gw.registry.deletion_epoch().await?;
+                placed.blob.place_again().await?;
+            }
+            result => return Ok(result?),
+        }
+    }
+}
+
+/// Waits until gc has released `blob` (deleted it and said so), for at most [`GC_WAIT`].
+async fn wait_for_gc(gw: &Gateway, blob: &str) -> Result<()> {
+    let deadline = Instant::now() + GC_WAIT;
+    while gw.registry.deletion_pending(blob.to_owned()).await? {
+        if Instant::now() > deadline {
+            return Err(registry::Error::BlobDeleted { blob: blob.to_owned() }.into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
 /// Streams a request body into the blob store, verifies the client's checksums (headers and
-/// trailers) and commits the blob. Nothing is committed if anything does not match.
+/// trailers) and places the blob. Nothing is placed if anything does not match.
 /// `subtree_offset` asks for the part's BLAKE3 chaining value (see `blake3_tree`); `into`
 /// names the store's own multipart upload and the part number when the body is such a part.
 pub(super) async fn store_body(
@@ -40,7 +108,7 @@ pub(super) async fn store_body(
     trailers: Option<TrailingHeaders>,
     subtree_offset: Option<u64>,
     into: Option<(&StoreUpload, u32)>,
-) -> Result<Stored> {
+) -> Result<(Stored, Placed)> {
     let stream: crate::backend::BodyStream = match body {
         Some(body) => Box::pin(body),
         None => Box::pin(futures::stream::empty()),
@@ -59,10 +127,11 @@ pub(super) async fn store_body(
     let checksums = wire::checksum_map(staged.checksums());
     let subtree = staged.subtree().map(hex::encode);
     let store_etag = staged.store_etag().map(str::to_owned);
-    let id = staged.commit().await?;
+    let placed = place(gw, staged).await?;
     crate::admin::metrics::bytes_received(size);
-    let part = BlobPart { blob: id.to_string(), size, etag, checksums, subtree, offset: None, store_etag };
-    Ok(Stored { part, blake3 })
+    let blob = placed.blob_id().to_string();
+    let part = BlobPart { blob, size, etag, checksums, subtree, offset: None, store_etag };
+    Ok((Stored { part, blake3 }, placed))
 }
 
 /// Wall-clock milliseconds, for validating dates clients send (the registry stamps events
@@ -102,15 +171,16 @@ pub(super) async fn put_object(
     let tags = wire::tags_from_header(input.tagging.as_deref())?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
 
-    let (stored, inline) = match inline::eligible(gw, length) {
+    let (stored, kept) = match inline::eligible(gw, length) {
         Some(len) => {
             let (stored, blob) =
                 inline::store_body(input.body.take(), len, &expected, req.trailing_headers.clone()).await?;
-            (stored, Some(blob))
+            (stored, Kept::Inline(blob))
         }
         None => {
             let stored = store_body(gw, input.body.take(), length, &expected, req.trailing_headers.clone(), None, None);
-            (stored.await?, None)
+            let (stored, placed) = stored.await?;
+            (stored, Kept::Placed(placed))
         }
     };
 
@@ -144,10 +214,17 @@ pub(super) async fn put_object(
     let checksums = wire::ChecksumFields::of(&put.content.checksums);
     let has_checksum = !put.content.checksums.is_empty();
     let (etag, size) = (put.content.etag.clone(), put.content.size);
-    let new = NewVersion { put, condition };
-    let recorded = match inline {
-        Some(blob) => gw.registry.put_inline_object(caller(&req), new, blob).await?,
-        None => gw.registry.put_object(caller(&req), new).await?,
+    let new = NewVersion { put, condition, placed_after: None };
+    let recorded = match kept {
+        Kept::Inline(blob) => gw.registry.put_inline_object(caller(&req), new, blob).await?,
+        Kept::Placed(placed) => {
+            let caller = caller(&req);
+            let record = |after| {
+                let new = NewVersion { placed_after: Some(after), ..new.clone() };
+                gw.registry.put_object(caller.clone(), new)
+            };
+            record_placed(gw, placed, record).await?
+        }
     };
     super::object_lock::protect_new_version(gw, &req.input.bucket, &req.input.key, &recorded, legal_hold).await?;
     let output = PutObjectOutput {
@@ -163,6 +240,14 @@ pub(super) async fn put_object(
         ..Default::default()
     };
     Ok(wire::with_receipt(output, &recorded.event))
+}
+
+/// Where a PUT's bytes went.
+enum Kept {
+    /// Into the registry, with the event.
+    Inline(registry::inline::InlineBlob),
+    /// Into the blob store.
+    Placed(Placed),
 }
 
 /// What a request gets when the version it names is a delete marker; AWS differs by operation.
@@ -316,8 +401,10 @@ pub(super) async fn copy_object(
     };
     let checksums = wire::ChecksumFields::of(&put.content.checksums);
     let etag = put.content.etag.clone();
-    let recorded =
-        gw.registry.put_object(caller(&req), NewVersion { put, condition: WriteCondition::default() }).await?;
+    let recorded = gw
+        .registry
+        .put_object(caller(&req), NewVersion { put, condition: WriteCondition::default(), placed_after: None })
+        .await?;
     super::object_lock::protect_new_version(gw, &req.input.bucket, &req.input.key, &recorded, legal_hold).await?;
     let output = CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {

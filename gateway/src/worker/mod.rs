@@ -2,9 +2,11 @@
 //!
 //! - [`lifecycle`]: the lifecycle sweeper.
 //! - [`checkpointer`]: signed checkpoints of the chain, made every so many events or minutes.
+//! - [`gc`]: garbage collection, run in the background and by `artifact-store gc`.
 //! - [`views_check`]: the periodic check of the views against the log.
 
 pub mod checkpointer;
+pub mod gc;
 pub mod lifecycle;
 pub mod views_check;
 

@@ -30,8 +30,11 @@ use crate::log::{self, ChainHead};
 use crate::views;
 use crate::{Error, Result};
 
-const LOG_MIGRATIONS: &[M<'static>] =
-    &[M::up(include_str!("migrations/log/0001_init.sql")), M::up(include_str!("migrations/log/0002_inline_blobs.sql"))];
+const LOG_MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("migrations/log/0001_init.sql")),
+    M::up(include_str!("migrations/log/0002_inline_blobs.sql")),
+    M::up(include_str!("migrations/log/0003_blob_deletions.sql")),
+];
 const VIEWS_MIGRATIONS: &[M<'static>] =
     &[M::up(include_str!("migrations/views/0001_init.sql")), M::up(include_str!("migrations/views/0002_packages.sql"))];
 
@@ -83,8 +86,9 @@ impl Writer<'_> {
         log::append(self.log, self.views, self.head, draft, self.now)
     }
 
-    /// The log database, inside the job's transaction: for [`crate::inline`], whose table
-    /// lives beside the events so that its rows share their commit.
+    /// The log database, inside the job's transaction: for [`crate::inline`] and
+    /// [`crate::deletions`], whose tables live beside the events so that their rows share
+    /// their commit.
     pub(crate) fn log(&self) -> &Connection {
         self.log
     }

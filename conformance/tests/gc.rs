@@ -1,0 +1,275 @@
+//! Garbage collection beside a serving gateway, and the data folder the gateway keeps: `gc`
+//! never takes the bytes of a write it races with (issue 16, item 1), a serving gateway
+//! collects garbage by itself, temp files of uploads killed with the server are gone after a
+//! restart (item 17), and every file of the data folder is its owner's alone (item 10).
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use artifact_store_conformance::raw::{Payload, ROOT};
+use artifact_store_conformance::sdk::{create_bucket, failure, get, put};
+use artifact_store_conformance::server::upstream_env;
+use artifact_store_conformance::{Server, Transport, blake3_hex, bytes, cli};
+use tokio::io::AsyncWriteExt as _;
+
+/// Larger than any inline limit, so bodies go to the blob store.
+const BLOB: usize = 20_000;
+
+/// How long a test waits for something the server does on its own before it fails.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The local store's file for a blob of `data`.
+fn blob_file(server: &Server, data: &[u8]) -> PathBuf {
+    let hex = blake3_hex(data);
+    server.data_dir().join("blobs").join(&hex[..2]).join(&hex)
+}
+
+/// Waits until `done` holds, failing the test after [`PATIENCE`].
+async fn wait_until(what: &str, server: &Server, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {PATIENCE:?}\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_put_between_gcs_check_and_its_delete_keeps_its_bytes_issue_16() {
+    let server = Server::start(Transport::Http).await;
+    if server.on_s3_backend() {
+        eprintln!("skipped on the S3 backend: its blobs are never shared by two writes (see the load test)");
+        return;
+    }
+    let s3 = server.s3();
+    create_bucket(&s3, "gc-race").await;
+    let data = bytes(BLOB, 1601);
+    // An old blob that nothing references any more.
+    put(&s3, "gc-race", "old", &data).await;
+    s3.delete_object().bucket("gc-race").key("old").send().await.expect("delete");
+
+    // gc decides, then waits at the barrier before deleting.
+    let barrier = server.data_dir().parent().expect("test folder").join("gc-barrier");
+    let mut reached = barrier.clone().into_os_string();
+    reached.push(".reached");
+    let reached = PathBuf::from(reached);
+    let gc = server
+        .cli_command(&["gc", "--min-age", "0s", "--json"])
+        .env("ARTIFACT_STORE_GC_PAUSE", &barrier)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start gc");
+    wait_until("gc reached its barrier", &server, || reached.exists()).await;
+
+    // A PUT of the same content while gc waits. It may finish at once (and must then keep
+    // its bytes) or wait for gc (and must then store them again).
+    let writer = {
+        let (s3, data) = (s3.clone(), data.clone());
+        tokio::spawn(async move { put(&s3, "gc-race", "new", &data).await })
+    };
+    wait_until("the PUT finished or met gc", &server, || {
+        writer.is_finished() || server.log().contains("gc is deleting the blob of this write")
+    })
+    .await;
+    std::fs::write(&barrier, b"").expect("open the barrier");
+    let gc = gc.wait_with_output().expect("gc");
+    assert!(gc.status.success(), "gc failed: {}", String::from_utf8_lossy(&gc.stderr));
+    writer.await.expect("PUT task");
+
+    assert!(blob_file(&server, &data).is_file(), "the acknowledged PUT's blob file is gone\n{}", server.log());
+    assert_eq!(get(&s3, "gc-race", "new").await, data);
+    cli::expect(&server, &["verify"], 0);
+}
+
+#[tokio::test]
+async fn puts_of_repeating_contents_beside_repeated_gc_all_read_back_issue_16() {
+    const WRITERS: u64 = 4;
+    const PUTS: u64 = 150;
+    const KEYS: u64 = 6;
+    const CONTENTS: u64 = 5;
+    let server = Arc::new(Server::start(Transport::Http).await);
+    let s3 = server.s3();
+    create_bucket(&s3, "gc-load").await;
+    let contents: Arc<Vec<Vec<u8>>> = Arc::new((0..CONTENTS).map(|seed| bytes(BLOB, 1700 + seed)).collect());
+
+    // gc over and over, each run collecting what the overwrites just released.
+    let stop = Arc::new(AtomicBool::new(false));
+    let runs = Arc::new(AtomicU64::new(0));
+    let collector = {
+        let (server, stop, runs) = (Arc::clone(&server), Arc::clone(&stop), Arc::clone(&runs));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                cli::expect(&server, &["gc", "--min-age", "0s", "--json"], 0);
+                runs.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+
+    // Each writer overwrites and deletes keys of its own, so its last acknowledged write per
+    // key is what the key must hold at the end.
+    let mut writers = Vec::new();
+    for writer in 0..WRITERS {
+        let (s3, contents) = (s3.clone(), Arc::clone(&contents));
+        writers.push(tokio::spawn(async move {
+            let mut last: Vec<Option<u64>> = vec![None; KEYS as usize];
+            for i in 0..PUTS {
+                let key_index = (i * 7 + writer) % KEYS;
+                let key = format!("w{writer}/k{key_index}");
+                if i % 11 == 10 {
+                    s3.delete_object().bucket("gc-load").key(&key).send().await.expect("delete");
+                    last[key_index as usize] = None;
+                } else {
+                    let content = (i * 3 + writer) % CONTENTS;
+                    put(&s3, "gc-load", &key, &contents[content as usize]).await;
+                    last[key_index as usize] = Some(content);
+                }
+            }
+            last
+        }));
+    }
+    let mut expected = Vec::new();
+    for (writer, task) in writers.into_iter().enumerate() {
+        expected.push((writer, task.await.expect("writer")));
+    }
+    stop.store(true, Ordering::SeqCst);
+    collector.join().expect("gc loop");
+    let runs = runs.load(Ordering::SeqCst);
+    eprintln!("{} PUTs and deletes by {WRITERS} writers beside {runs} gc runs", WRITERS * PUTS);
+    assert!(runs > 0, "gc never ran");
+
+    for (writer, keys) in expected {
+        for (key_index, content) in keys.iter().enumerate() {
+            let key = format!("w{writer}/k{key_index}");
+            match content {
+                Some(content) => assert_eq!(get(&s3, "gc-load", &key).await, contents[*content as usize], "{key}"),
+                None => {
+                    let err = s3.get_object().bucket("gc-load").key(&key).send().await;
+                    assert_eq!(failure(err), (404, "NoSuchKey".to_owned()), "{key}");
+                }
+            }
+        }
+    }
+    // A last gc after the writes have stopped, then every byte the registry names is there.
+    cli::expect(&server, &["gc", "--min-age", "0s"], 0);
+    cli::expect(&server, &["verify"], 0);
+}
+
+#[tokio::test]
+async fn a_serving_gateway_collects_deleted_objects_blobs_by_itself_issue_16() {
+    let mut env = upstream_env();
+    env.push(("ARTIFACT_STORE_GC_INTERVAL_SECONDS".to_owned(), "1".to_owned()));
+    env.push(("ARTIFACT_STORE_GC_MIN_AGE_SECONDS".to_owned(), "0".to_owned()));
+    let server = Server::start_with(Transport::Http, &[], env).await;
+    if server.on_s3_backend() {
+        eprintln!("skipped on the S3 backend: the test watches the local store's blob files");
+        return;
+    }
+    let s3 = server.s3();
+    create_bucket(&s3, "gc-background").await;
+    let (kept, dropped) = (bytes(BLOB, 1801), bytes(BLOB, 1802));
+    put(&s3, "gc-background", "kept", &kept).await;
+    put(&s3, "gc-background", "dropped", &dropped).await;
+    assert!(blob_file(&server, &dropped).is_file());
+    s3.delete_object().bucket("gc-background").key("dropped").send().await.expect("delete");
+
+    // No operator runs gc: the space comes back on its own.
+    let file = blob_file(&server, &dropped);
+    wait_until("the deleted object's blob file was removed", &server, || !file.exists()).await;
+    assert!(blob_file(&server, &kept).is_file(), "gc removed a referenced blob");
+    assert_eq!(get(&s3, "gc-background", "kept").await, kept);
+    cli::expect(&server, &["verify"], 0);
+}
+
+/// Files in `dir`, recursively.
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files.extend(files_in(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn temp_files_of_an_upload_killed_with_the_server_are_removed_at_start_issue_16() {
+    let mut server = Server::start(Transport::Http).await;
+    if server.on_s3_backend() {
+        eprintln!("skipped on the S3 backend: its uploads stream upstream, not into tmp/");
+        return;
+    }
+    create_bucket(&server.s3(), "killed").await;
+    let tmp = server.data_dir().join("tmp");
+
+    // A large streamed PUT: headers announcing 64 MiB, then 8 MiB of it, then nothing.
+    let request = server.request("PUT", "/killed/large.bin").header("content-length", &(64 << 20).to_string()).sign(
+        ROOT,
+        SystemTime::now(),
+        Payload::Unsigned,
+    );
+    let mut upload = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
+    upload.write_all(&request.to_bytes()).await.expect("send headers");
+    upload.write_all(&vec![7u8; 8 << 20]).await.expect("send part of the body");
+    wait_until("the upload's temp file has bytes", &server, || {
+        files_in(&tmp).iter().any(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0))
+    })
+    .await;
+
+    // kill -9 mid-upload, and start again on the same data.
+    server.restart().await;
+    drop(upload);
+    assert_eq!(files_in(&tmp), Vec::<PathBuf>::new(), "temp files survived the restart");
+    // The store still works.
+    let data = bytes(BLOB, 1901);
+    put(&server.s3(), "killed", "after.bin", &data).await;
+    assert_eq!(get(&server.s3(), "killed", "after.bin").await, data);
+}
+
+/// Every path under `dir` whose mode is not 0600 (files) or 0700 (folders), with its mode.
+fn not_private(dir: &Path) -> Vec<(PathBuf, u32)> {
+    let mut found = Vec::new();
+    let mode = |path: &Path| std::fs::symlink_metadata(path).expect("metadata").permissions().mode() & 0o777;
+    if mode(dir) != 0o700 {
+        found.push((dir.to_owned(), mode(dir)));
+    }
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            found.extend(not_private(&path));
+        } else if mode(&path) != 0o600 {
+            found.push((path.clone(), mode(&path)));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn every_file_of_the_data_folder_is_private_to_its_owner_issue_16() {
+    let mut server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "private").await;
+    put(&s3, "private", "large", &bytes(BLOB, 2001)).await;
+    put(&s3, "private", "small", &bytes(100, 2002)).await;
+    let data_dir = server.data_dir();
+    assert_eq!(not_private(&data_dir), Vec::<(PathBuf, u32)>::new(), "after serving PUTs");
+
+    // A data folder made by an older build, or loosened by hand, is tightened at start.
+    for path in [data_dir.join("registry.db"), data_dir.join("registry.views.db")] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    if !server.on_s3_backend() {
+        let blob = blob_file(&server, &bytes(BLOB, 2001));
+        std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        std::fs::set_permissions(blob.parent().expect("shard"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    server.restart().await;
+    assert_eq!(not_private(&data_dir), Vec::<(PathBuf, u32)>::new(), "after a restart");
+    assert_eq!(get(&s3, "private", "large").await, bytes(BLOB, 2001));
+}

@@ -1,0 +1,236 @@
+//! Blob deletions that gc and writes agree on under the registry's writer.
+//!
+//! gc may run beside a serving gateway, and a write may name a blob that gc is about to
+//! delete: the local store keeps identical content once, so a PUT of bytes that an old,
+//! unreferenced blob already holds places nothing new and only references that blob; and on
+//! any store, a write's blob is unreferenced from the moment it is placed until its event
+//! commits. The time of a blob's file says nothing about a write that has placed it and not
+//! yet committed, so gc and writes decide here instead, in writer transactions that SQLite
+//! serialises (gc's own writer beside the gateway's, or the gateway's background gc):
+//!
+//! 1. gc marks the blobs it is going to delete ([`Registry::mark_for_deletion`]): only those
+//!    that no version or part references at that moment.
+//! 2. gc deletes them from the store, outside the writer.
+//! 3. gc releases the marks ([`Registry::release_deletions`]); that advances the deletion
+//!    epoch, and each released blob remembers the epoch its deletion ended at until the next
+//!    pass forgets it ([`Registry::begin_deletion_pass`]).
+//!
+//! A write that places a blob reads the epoch first ([`Registry::deletion_epoch`]) and its job
+//! names it ([`check_reference`]). The job accepts a blob that something references already
+//! (a referenced blob is never marked, so it is in place and stays), and an unreferenced one
+//! only if no deletion of it can have ended after the write read the epoch: it is not marked,
+//! its last deletion ended at or before that epoch, and that deletion is not forgotten yet.
+//! Otherwise the job refuses with [`Error::BlobDeleted`], and the write waits until the blob
+//! is no longer marked, reads the epoch again, places its bytes again and retries. A reference
+//! made without placing anything (a copy, a multipart completion) must name a blob that is
+//! referenced already.
+//!
+//! Only one pass may run at a time (the gateway holds a lock file for it): a pass that finds
+//! marks left by a pass that died deletes and releases them first.
+
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+use crate::sqlite::{Registry, Writer};
+use crate::{Error, Result, inline, queries};
+
+/// How many deletion batches had ended when a write read it. A write names the epoch it read
+/// before placing its blob; see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Epoch(u64);
+
+impl Epoch {
+    /// The epoch of a registry in which no deletion has ended yet. Naming an epoch older than
+    /// the one read is always safe: the write is refused more often, never accepted wrongly.
+    pub const ORIGIN: Epoch = Epoch(0);
+}
+
+/// The epoch and the last one whose deletions are forgotten.
+fn epochs(conn: &Connection) -> Result<(u64, u64)> {
+    Ok(conn
+        .prepare_cached("SELECT epoch, forgotten FROM main.deletion_epoch WHERE id = 0")?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?)
+}
+
+/// The mark of `blob`: `None` when it has none, `Some(None)` while it is being deleted,
+/// `Some(Some(epoch))` once its deletion ended at `epoch`.
+fn mark(conn: &Connection, blob: &str) -> Result<Option<Option<u64>>> {
+    Ok(conn
+        .prepare_cached("SELECT released FROM main.blob_deletions WHERE blob = ?1")?
+        .query_row([blob], |row| row.get(0))
+        .optional()?)
+}
+
+/// Refuses a job's reference to `blob` when gc may have taken the blob from the store:
+/// `placed_after` is the epoch the caller read before placing it (`None` when the caller placed
+/// nothing and relies on the blob being referenced). Inline bytes that the job stores itself
+/// are not checked here.
+///
+/// # Errors
+/// [`Error::BlobDeleted`]; SQLite errors.
+pub(crate) fn check_reference(writer: &Writer<'_>, blob: &str, placed_after: Option<Epoch>) -> Result<()> {
+    if queries::blob_refs(writer.conn(), blob)? > 0 {
+        return Ok(());
+    }
+    let refused = || Err(Error::BlobDeleted { blob: blob.to_owned() });
+    // Inline rows are deleted by gc in one job with its reference check: they have no marks,
+    // so only the job that stores them may name them unreferenced.
+    let Some(Epoch(placed_after)) = placed_after.filter(|_| !inline::is_locator(blob)) else {
+        return refused();
+    };
+    let (_, forgotten) = epochs(writer.log())?;
+    if placed_after < forgotten {
+        return refused();
+    }
+    match mark(writer.log(), blob)? {
+        None => Ok(()),
+        Some(Some(released)) if released <= placed_after => Ok(()),
+        Some(_) => refused(),
+    }
+}
+
+impl Registry {
+    /// The epoch a write reads before it places a blob in the store, on a reader connection.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub async fn deletion_epoch(&self) -> Result<Epoch> {
+        self.read(|conn| Ok(Epoch(epochs(conn)?.0))).await
+    }
+
+    /// Whether gc is deleting `blob` now (it is marked and not yet released).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub async fn deletion_pending(&self, blob: String) -> Result<bool> {
+        self.read(move |conn| Ok(mark(conn, &blob)? == Some(None))).await
+    }
+
+    /// Starts a gc pass: forgets the deletions that ended (a write that read an older epoch is
+    /// refused from now on, see [`check_reference`]) and returns the blobs still marked by a
+    /// pass that died, which this pass must delete and release.
+    ///
+    /// # Errors
+    /// SQLite errors, [`Error::WriterStopped`].
+    pub async fn begin_deletion_pass(&self) -> Result<Vec<String>> {
+        self.write(|writer| {
+            let log = writer.log();
+            log.prepare_cached("DELETE FROM blob_deletions WHERE released IS NOT NULL")?.execute([])?;
+            log.prepare_cached("UPDATE deletion_epoch SET forgotten = epoch WHERE id = 0")?.execute([])?;
+            let mut statement = log.prepare_cached("SELECT blob FROM blob_deletions ORDER BY blob")?;
+            let marked = statement.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(marked)
+        })
+        .await
+    }
+
+    /// Marks for deletion each of `candidates` that no version or part references now, and
+    /// returns those marked: from this commit on, every write that names one is refused until
+    /// [`Registry::release_deletions`].
+    ///
+    /// # Errors
+    /// SQLite errors, [`Error::WriterStopped`].
+    pub async fn mark_for_deletion(&self, candidates: Vec<String>) -> Result<Vec<String>> {
+        self.write(move |writer| {
+            let mut marked = Vec::with_capacity(candidates.len());
+            for blob in candidates {
+                if queries::blob_refs(writer.conn(), &blob)? == 0 {
+                    writer
+                        .log()
+                        .prepare_cached("INSERT OR REPLACE INTO blob_deletions (blob, released) VALUES (?1, NULL)")?
+                        .execute([&blob])?;
+                    marked.push(blob);
+                }
+            }
+            Ok(marked)
+        })
+        .await
+    }
+
+    /// Ends the deletion of `blobs`, which the store no longer holds: advances the epoch and
+    /// records it as the end of their deletion.
+    ///
+    /// # Errors
+    /// SQLite errors, [`Error::WriterStopped`].
+    pub async fn release_deletions(&self, blobs: Vec<String>) -> Result<()> {
+        self.write(move |writer| {
+            let log = writer.log();
+            log.prepare_cached("UPDATE deletion_epoch SET epoch = epoch + 1 WHERE id = 0")?.execute([])?;
+            let (epoch, _) = epochs(log)?;
+            let mut release =
+                log.prepare_cached("UPDATE blob_deletions SET released = ?2 WHERE blob = ?1 AND released IS NULL")?;
+            for blob in blobs {
+                release.execute(params![blob, epoch])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::SystemClock;
+
+    fn registry() -> (tempfile::TempDir, Registry) {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path().join("registry.db"), Arc::new(SystemClock)).unwrap();
+        (dir, registry)
+    }
+
+    async fn check(registry: &Registry, blob: &str, placed_after: Option<Epoch>) -> Result<()> {
+        let blob = blob.to_owned();
+        registry.write(move |writer| check_reference(writer, &blob, placed_after)).await
+    }
+
+    fn refused(result: Result<()>) -> bool {
+        matches!(result, Err(Error::BlobDeleted { .. }))
+    }
+
+    #[tokio::test]
+    async fn a_blob_placed_before_its_deletion_ended_is_refused_and_accepted_once_placed_again() {
+        let (_dir, registry) = registry();
+        let before = registry.deletion_epoch().await.unwrap();
+        assert!(check(&registry, "b", Some(before)).await.is_ok(), "nothing was ever deleted");
+
+        assert!(registry.begin_deletion_pass().await.unwrap().is_empty());
+        assert_eq!(registry.mark_for_deletion(vec!["b".into()]).await.unwrap(), ["b"]);
+        assert!(registry.deletion_pending("b".into()).await.unwrap());
+        assert!(refused(check(&registry, "b", Some(before)).await), "marked");
+        let during = registry.deletion_epoch().await.unwrap();
+        assert!(refused(check(&registry, "b", Some(during)).await), "marked, whatever the epoch");
+
+        registry.release_deletions(vec!["b".into()]).await.unwrap();
+        assert!(!registry.deletion_pending("b".into()).await.unwrap());
+        assert!(refused(check(&registry, "b", Some(during)).await), "placed before the deletion ended");
+        let after = registry.deletion_epoch().await.unwrap();
+        assert!(after > during);
+        assert!(check(&registry, "b", Some(after)).await.is_ok(), "placed again after it ended");
+        assert!(check(&registry, "other", Some(during)).await.is_ok(), "another blob is not concerned");
+
+        // The next pass forgets the deletion: only writes that read an older epoch are refused.
+        registry.begin_deletion_pass().await.unwrap();
+        assert!(check(&registry, "b", Some(after)).await.is_ok());
+        assert!(refused(check(&registry, "other", Some(during)).await), "older than what is remembered");
+    }
+
+    #[tokio::test]
+    async fn a_reference_that_placed_nothing_needs_a_referenced_blob() {
+        let (_dir, registry) = registry();
+        assert!(refused(check(&registry, "b", None).await));
+        let epoch = registry.deletion_epoch().await.unwrap();
+        assert!(refused(check(&registry, "inline:00", Some(epoch)).await), "inline rows are stored by their job");
+    }
+
+    #[tokio::test]
+    async fn marks_of_a_pass_that_died_are_handed_to_the_next() {
+        let (_dir, registry) = registry();
+        registry.begin_deletion_pass().await.unwrap();
+        registry.mark_for_deletion(vec!["a".into(), "b".into()]).await.unwrap();
+        registry.release_deletions(vec!["a".into()]).await.unwrap();
+        assert_eq!(registry.begin_deletion_pass().await.unwrap(), ["b"]);
+        assert!(registry.deletion_pending("b".into()).await.unwrap());
+    }
+}
