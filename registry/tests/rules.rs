@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use artifact_store_registry::clock::ManualClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
+use artifact_store_registry::deletions::Epoch;
 use artifact_store_registry::event::v1::{BlobPart, LockMode, ObjectContent, ObjectPut, Origin, Retention, VersionRef};
 use artifact_store_registry::packages::Manifest;
 use artifact_store_registry::{Caller, Error, Registry, audit, log, sqlite};
@@ -54,7 +55,11 @@ fn version(key: &str) -> VersionRef {
 async fn open(path: &Path) -> Registry {
     let registry = Registry::open(path, Arc::new(ManualClock::new(T0))).unwrap();
     registry.create_bucket(caller(), "b", "us-east-1", true).await.unwrap();
-    let new = NewVersion { put: object("k", b"locked", None), condition: WriteCondition::default() };
+    let new = NewVersion {
+        put: object("k", b"locked", None),
+        condition: WriteCondition::default(),
+        placed_after: Some(Epoch::ORIGIN),
+    };
     registry.put_object(caller(), new).await.unwrap();
     registry
 }
@@ -137,12 +142,20 @@ async fn a_write_under_a_seal_removed_from_the_views_is_named() {
     let registry = open(&path).await;
     let manifest = registry.read(|conn| Manifest::collect(conn, "p", "b", "")).await.unwrap();
     let manifest_object = object(&manifest.key(), &manifest.encode(), None);
-    registry.seal_package(caller(), manifest, manifest_object).await.unwrap();
-    let new = NewVersion { put: object("k2", b"late", None), condition: WriteCondition::default() };
+    registry.seal_package(caller(), manifest, manifest_object, Epoch::ORIGIN).await.unwrap();
+    let new = NewVersion {
+        put: object("k2", b"late", None),
+        condition: WriteCondition::default(),
+        placed_after: Some(Epoch::ORIGIN),
+    };
     let refused = registry.put_object(caller(), new).await;
     assert!(matches!(refused, Err(Error::Sealed { .. })), "{refused:?}");
     let registry = tamper(registry, &path, "DELETE FROM packages").await;
-    let new = NewVersion { put: object("k2", b"late", None), condition: WriteCondition::default() };
+    let new = NewVersion {
+        put: object("k2", b"late", None),
+        condition: WriteCondition::default(),
+        placed_after: Some(Epoch::ORIGIN),
+    };
     let recorded = registry.put_object(caller(), new).await.unwrap();
     registry.close().await;
     let (named, breaks) = first_violation(&path);
@@ -156,7 +169,11 @@ async fn compliance_retention_given_at_creation_holds_against_edited_views() {
     let path = dir.path().join("registry.db");
     let registry = open(&path).await;
     let lock = Retention { mode: LockMode::Compliance, retain_until: T0 + 30 * DAY };
-    let new = NewVersion { put: object("c", b"compliant", Some(lock)), condition: WriteCondition::default() };
+    let new = NewVersion {
+        put: object("c", b"compliant", Some(lock)),
+        condition: WriteCondition::default(),
+        placed_after: Some(Epoch::ORIGIN),
+    };
     registry.put_object(caller(), new).await.unwrap();
     let registry =
         tamper(registry, &path, "UPDATE object_versions SET retention_mode = NULL, retain_until = NULL").await;

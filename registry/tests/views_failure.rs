@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use artifact_store_registry::clock::SystemClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
+use artifact_store_registry::deletions::Epoch;
 use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin};
 use artifact_store_registry::{Caller, Error, Registry, log, queries, sqlite, views};
 
@@ -35,7 +36,7 @@ fn version(key: &str) -> NewVersion {
         retention: None,
         legal_hold: false,
     };
-    NewVersion { put, condition: WriteCondition::default() }
+    NewVersion { put, condition: WriteCondition::default(), placed_after: Some(Epoch::ORIGIN) }
 }
 
 async fn exists(registry: &Registry, key: &'static str) -> Result<bool, Error> {
