@@ -8,7 +8,7 @@
 use rusqlite::Connection;
 
 use crate::event::v1::{
-    self, BucketCreated, BucketRef, BypassedFor, LegalHoldSet, LifecycleApplied, LifecycleSet, MultipartCompleted,
+    self, BlobCorrupt, BucketCreated, BucketRef, BypassedFor, LegalHoldSet, LifecycleApplied, LifecycleSet, MultipartCompleted,
     MultipartCreated, ObjectDeleted, ObjectLockSet, ObjectPut, PartUploaded, Payload, Retention, RetentionBypassed,
     RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef, VersioningSet, VersioningStatus,
 };
@@ -456,6 +456,20 @@ impl Registry {
             move |writer| writer.append(caller.draft(Payload::Retrieved(retrieved))).map(drop),
             on_failure,
         )
+    }
+
+    /// Records a read that refused damaged bytes (`v1.blob.corrupt`) without waiting for its
+    /// commit; `on_failure` hears if it could not be recorded.
+    ///
+    /// # Errors
+    /// [`Error::WriterStopped`].
+    pub fn record_corruption(
+        &self,
+        caller: Caller,
+        corrupt: BlobCorrupt,
+        on_failure: impl FnOnce(Error) + Send + 'static,
+    ) -> Result<()> {
+        self.write_detached(move |writer| writer.append(caller.draft(Payload::BlobCorrupt(corrupt))).map(drop), on_failure)
     }
 }
 
