@@ -35,6 +35,7 @@ pub mod bucket;
 pub mod checksum;
 pub mod error;
 mod inline;
+mod integrity;
 pub mod lifecycle;
 pub mod list;
 pub mod multipart;
@@ -66,13 +67,14 @@ pub struct Gateway {
     blobs: Arc<dyn BlobStore>,
     config: Arc<Config>,
     users: Users,
+    outboards: integrity::Outboards,
 }
 
 impl Gateway {
     /// A gateway recording into `registry` and storing bytes in `blobs`.
     #[must_use]
     pub fn new(registry: Registry, blobs: Arc<dyn BlobStore>, config: Arc<Config>, users: Users) -> Self {
-        Self { registry, blobs, config, users }
+        Self { registry, blobs, config, users, outboards: integrity::Outboards::default() }
     }
 
     /// Whether reads are recorded as retrieval events.
