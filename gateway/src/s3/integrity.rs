@@ -27,8 +27,8 @@ use std::task::{Context, Poll, ready};
 use blake3::hazmat::{ChainingValue, HasherExt as _};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt as _};
-use tokio::sync::OnceCell;
 use registry::event::v1::CorruptReason;
+use tokio::sync::OnceCell;
 
 use super::blake3_tree;
 use crate::backend::BlobError;
@@ -63,7 +63,10 @@ pub(super) struct Expected {
 /// Objects' outboards (the chaining values of their [`GROUP`]s), by the object's BLAKE3:
 /// content-addressed, so an entry never goes stale. Concurrent first reads of one object (a
 /// client downloading it in parallel ranges) wait for a single computation.
-pub struct Outboards(Mutex<lru::LruCache<[u8; 32], Arc<OnceCell<Arc<[ChainingValue]>>>>>);
+pub struct Outboards(Mutex<lru::LruCache<[u8; 32], Arc<OnceCell<Outboard>>>>);
+
+/// The chaining values of an object's groups, in order.
+type Outboard = Arc<[ChainingValue]>;
 
 impl Default for Outboards {
     fn default() -> Self {
@@ -73,9 +76,9 @@ impl Default for Outboards {
 
 impl Outboards {
     /// The outboard of the object with digest `root`, computed by `compute` if no one has it.
-    async fn get_or_compute<F>(&self, root: &blake3::Hash, compute: F) -> Result<Arc<[ChainingValue]>, BlobError>
+    async fn get_or_compute<F>(&self, root: &blake3::Hash, compute: F) -> Result<Outboard, BlobError>
     where
-        F: Future<Output = Result<Arc<[ChainingValue]>, BlobError>>,
+        F: Future<Output = Result<Outboard, BlobError>>,
     {
         let cell = {
             let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -178,11 +181,7 @@ async fn collect(mut checked: ByteStream) -> Result<Bytes, BlobError> {
 
 /// The outboard of an object, computed from all its bytes and accepted only when it merges
 /// into the recorded digest. The object spans more than one group.
-async fn outboard(
-    mut bytes: ByteStream,
-    expected: Expected,
-    alarm: &mut Alarm,
-) -> Result<Arc<[ChainingValue]>, BlobError> {
+async fn outboard(mut bytes: ByteStream, expected: Expected, alarm: &mut Alarm) -> Result<Outboard, BlobError> {
     let mut groups = GroupHasher::new();
     while let Some(chunk) = bytes.next().await {
         let chunk = chunk.map_err(|err| alarm.store_error(err))?;
@@ -313,7 +312,7 @@ impl Stream for WholeCheck {
 /// against its chaining value before its part of the span is passed on.
 struct GroupCheck {
     inner: ByteStream,
-    cvs: Arc<[ChainingValue]>,
+    cvs: Outboard,
     size: u64,
     /// The next group to check.
     group: u64,
@@ -494,7 +493,8 @@ mod tests {
         let original = data(3 * GROUP as usize);
         let expected = Expected { root: blake3::hash(&original), size: original.len() as u64 };
         let count = Arc::new(AtomicUsize::new(0));
-        let missing = |_: (u64, u64)| -> ByteStream { Box::pin(futures::stream::once(async { Err(BlobError::NotFound) })) };
+        let missing =
+            |_: (u64, u64)| -> ByteStream { Box::pin(futures::stream::once(async { Err(BlobError::NotFound) })) };
         let report = counting_report(&count, CorruptReason::Missing);
         assert!(checked_read(&Outboards::default(), expected, (0, expected.size - 1), missing, report).await.is_err());
 
