@@ -122,7 +122,12 @@ async fn assert_not_served(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, dat
         Err(_) => {}
         Ok(body) => {
             let body = body.into_bytes();
-            panic!("{what}: a complete response of {} bytes (stored {}, matches: {})", body.len(), data.len(), body == data);
+            panic!(
+                "{what}: a complete response of {} bytes (stored {}, matches: {})",
+                body.len(),
+                data.len(),
+                body == data
+            );
         }
     }
 }

@@ -8,9 +8,9 @@
 use rusqlite::Connection;
 
 use crate::event::v1::{
-    self, BlobCorrupt, BucketCreated, BucketRef, BypassedFor, LegalHoldSet, LifecycleApplied, LifecycleSet, MultipartCompleted,
-    MultipartCreated, ObjectDeleted, ObjectLockSet, ObjectPut, PartUploaded, Payload, Retention, RetentionBypassed,
-    RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef, VersioningSet, VersioningStatus,
+    self, BlobCorrupt, BucketCreated, BucketRef, BypassedFor, LegalHoldSet, LifecycleApplied, LifecycleSet,
+    MultipartCompleted, MultipartCreated, ObjectDeleted, ObjectLockSet, ObjectPut, PartUploaded, Payload, Retention,
+    RetentionBypassed, RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef, VersioningSet, VersioningStatus,
 };
 use crate::event::{Event, EventDraft, RequestContext};
 use crate::inline::{self, InlineBlob};
@@ -469,7 +469,10 @@ impl Registry {
         corrupt: BlobCorrupt,
         on_failure: impl FnOnce(Error) + Send + 'static,
     ) -> Result<()> {
-        self.write_detached(move |writer| writer.append(caller.draft(Payload::BlobCorrupt(corrupt))).map(drop), on_failure)
+        self.write_detached(
+            move |writer| writer.append(caller.draft(Payload::BlobCorrupt(corrupt))).map(drop),
+            on_failure,
+        )
     }
 }
 
