@@ -162,6 +162,13 @@ impl Server {
         self.cli_command(args).output().expect("run artifact-store")
     }
 
+    /// The value of the configuration variable `name` (`ARTIFACT_STORE_*`) the server was
+    /// started with, if it was given one.
+    #[must_use]
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.env.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
     /// Whether this server keeps its bytes in an S3 upstream rather than its data folder.
     #[must_use]
     pub fn on_s3_backend(&self) -> bool {

@@ -9,9 +9,9 @@ use rusqlite::Connection;
 
 use crate::deletions::{self, Epoch};
 use crate::event::v1::{
-    self, BucketCreated, BucketRef, BypassedFor, LegalHoldSet, LifecycleApplied, LifecycleSet, MultipartCompleted,
-    MultipartCreated, ObjectDeleted, ObjectLockSet, ObjectPut, PartUploaded, Payload, Retention, RetentionBypassed,
-    RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef, VersioningSet, VersioningStatus,
+    self, BlobCorrupt, BucketCreated, BucketRef, BypassedFor, LegalHoldSet, LifecycleApplied, LifecycleSet,
+    MultipartCompleted, MultipartCreated, ObjectDeleted, ObjectLockSet, ObjectPut, PartUploaded, Payload, Retention,
+    RetentionBypassed, RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef, VersioningSet, VersioningStatus,
 };
 use crate::event::{Event, EventDraft, RequestContext};
 use crate::inline::{self, InlineBlob};
@@ -467,6 +467,23 @@ impl Registry {
     ) -> Result<()> {
         self.write_detached(
             move |writer| writer.append(caller.draft(Payload::Retrieved(retrieved))).map(drop),
+            on_failure,
+        )
+    }
+
+    /// Records a read that refused damaged bytes (`v1.blob.corrupt`) without waiting for its
+    /// commit; `on_failure` hears if it could not be recorded.
+    ///
+    /// # Errors
+    /// [`Error::WriterStopped`].
+    pub fn record_corruption(
+        &self,
+        caller: Caller,
+        corrupt: BlobCorrupt,
+        on_failure: impl FnOnce(Error) + Send + 'static,
+    ) -> Result<()> {
+        self.write_detached(
+            move |writer| writer.append(caller.draft(Payload::BlobCorrupt(corrupt))).map(drop),
             on_failure,
         )
     }

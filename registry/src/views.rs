@@ -638,8 +638,12 @@ pub(crate) fn apply_payload(
                 event.actor
             ])?;
         }
-        // Audit-only: the change it allowed is its own event.
-        Payload::RetentionBypassed(_) | Payload::LifecycleApplied(_) | Payload::Unknown { .. } => {}
+        // Audit-only: the change a bypass or a rule allowed is its own event, and a refused
+        // read changed nothing.
+        Payload::RetentionBypassed(_)
+        | Payload::LifecycleApplied(_)
+        | Payload::BlobCorrupt(_)
+        | Payload::Unknown { .. } => {}
     }
     Ok(())
 }

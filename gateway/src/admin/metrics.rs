@@ -39,6 +39,7 @@ pub fn install() -> &'static PrometheusHandle {
         }
         // A counter that must stay 0 is worth showing at 0.
         counter!("artifact_store_retrieval_records_dropped_total").increment(0);
+        counter!("artifact_store_blob_corrupt_total", "reason" => "digest_mismatch").increment(0);
         handle
     })
 }
@@ -77,6 +78,12 @@ pub fn bytes_sent(bytes: u64) {
 /// A retrieval record that could not be written to the registry.
 pub fn retrieval_record_dropped() {
     counter!("artifact_store_retrieval_records_dropped_total").increment(1);
+}
+
+/// A read that refused a version's stored bytes (`v1.blob.corrupt`), by `reason`
+/// (`digest_mismatch`, `missing`, `short`).
+pub fn blob_corrupt(reason: &'static str) {
+    counter!("artifact_store_blob_corrupt_total", "reason" => reason).increment(1);
 }
 
 /// One request to an upstream blob store, for upstream backends to call: `backend` names the

@@ -37,6 +37,7 @@ pub mod checksum;
 pub mod document;
 pub mod error;
 mod inline;
+mod integrity;
 pub mod lifecycle;
 pub mod list;
 pub mod multipart;
@@ -70,6 +71,9 @@ pub struct Gateway {
     config: Arc<Config>,
     users: Users,
     uploads: UploadSlots,
+    /// Outboards of large objects read by range, so a range is checked by the 1 MiB groups
+    /// it touches.
+    outboards: integrity::Outboards,
 }
 
 impl Gateway {
@@ -83,7 +87,7 @@ impl Gateway {
         users: Users,
         uploads: UploadSlots,
     ) -> Self {
-        Self { registry, blobs, config, users, uploads }
+        Self { registry, blobs, config, users, uploads, outboards: integrity::Outboards::default() }
     }
 
     /// A slot for receiving one body (PutObject, UploadPart), held until the write is done.

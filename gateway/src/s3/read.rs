@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use http::HeaderMap;
-use registry::event::v1::{BlobPart, Retrieved, VersionRef};
+use registry::event::v1::{BlobCorrupt, BlobPart, Retrieved, VersionRef};
 use registry::queries::{self, Bucket, ObjectVersion};
 use registry::{Caller, Registry};
 use s3s::dto::*;
@@ -16,7 +16,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, s3_error};
 
 use super::bucket::require_bucket;
 use super::error::Result;
-use super::{Gateway, caller, wire};
+use super::{Gateway, caller, integrity, wire};
 use crate::backend::{BlobError, BlobId};
 
 /// What a read resolved to: the version and the bytes of it to send.
@@ -193,6 +193,65 @@ pub(super) fn read_parts(
         .try_flatten()
 }
 
+/// The bytes `span` of the version, each checked against its recorded BLAKE3 before it is
+/// sent (see [`integrity`]); a refusal is logged, counted and recorded as `v1.blob.corrupt`.
+async fn checked_read(
+    gw: &Gateway,
+    req: &S3Request<GetObjectInput>,
+    plan: &ReadPlan,
+    span: (u64, u64),
+) -> Result<integrity::ByteStream> {
+    let content = &plan.version.content;
+    let root = blake3::Hash::from_hex(&content.blake3).map_err(|_| {
+        tracing::error!(code = "InternalError", version_id = %plan.version.version_id, "the version records no valid BLAKE3");
+        S3Error::new(S3ErrorCode::InternalError)
+    })?;
+    let expected = integrity::Expected { root, size: content.size };
+    let read = |span| read_parts(gw, &content.parts, span).boxed();
+    let report = corruption_report(gw, caller(req), &plan.version, plan.content_range.clone(), span);
+    Ok(integrity::checked_read(&gw.outboards, expected, span, read, report).await?)
+}
+
+/// Reports bytes of `version` that a read refused: a log line naming the answer, a metric and
+/// a `v1.blob.corrupt` event (queued, like retrieval records).
+fn corruption_report(
+    gw: &Gateway,
+    caller: Caller,
+    version: &ObjectVersion,
+    range: Option<String>,
+    (first, last): (u64, u64),
+) -> integrity::Report {
+    let registry = gw.registry.clone();
+    let target = version_ref(version);
+    // The blobs holding the span, in order.
+    let mut offset = 0;
+    let mut blobs = Vec::new();
+    for part in &version.content.parts {
+        let (start, end) = (offset, offset + part.size);
+        offset = end;
+        if part.size > 0 && end > first && start <= last && !blobs.contains(&part.blob) {
+            blobs.push(part.blob.clone());
+        }
+    }
+    Box::new(move |reason| {
+        tracing::error!(
+            code = "InternalError",
+            reason = reason.as_str(),
+            bucket = %target.bucket,
+            key = %target.key,
+            version_id = %target.version_id,
+            blobs = ?blobs,
+            "stored bytes failed their integrity check; the read was refused"
+        );
+        crate::admin::metrics::blob_corrupt(reason.as_str());
+        let corrupt = BlobCorrupt { version: target, blobs, reason, range };
+        let lost = |err: registry::Error| tracing::error!(error = %err, "a v1.blob.corrupt record was lost");
+        if let Err(err) = registry.record_corruption(caller, corrupt, lost) {
+            lost(err);
+        }
+    })
+}
+
 /// A response body that records the retrieval, with the bytes actually sent, when hyper is
 /// done with it (finished or dropped by a client that went away), and counts those bytes.
 struct RecordedBody<S> {
@@ -331,7 +390,7 @@ pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> 
     let plan = read_plan!(gw, input);
     let content = &plan.version.content;
     let stream = match plan.span {
-        Some(span) => read_parts(gw, &content.parts, span).boxed(),
+        Some(span) => checked_read(gw, &req, &plan, span).await?,
         None => futures::stream::empty().boxed(),
     };
     let record: Option<Box<dyn FnOnce(u64) + Send + Sync>> = if gw.records_retrievals() {

@@ -256,6 +256,46 @@ pub struct Retrieved {
     pub range: Option<String>,
 }
 
+/// Why bytes read for a version were refused (`v1.blob.corrupt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CorruptReason {
+    /// The bytes do not hash to the digest recorded for them.
+    DigestMismatch,
+    /// A blob the version names is not in the store.
+    Missing,
+    /// A blob holds fewer bytes than the version records.
+    Short,
+}
+
+impl CorruptReason {
+    /// The name the event and the metrics use.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CorruptReason::DigestMismatch => "digest_mismatch",
+            CorruptReason::Missing => "missing",
+            CorruptReason::Short => "short",
+        }
+    }
+}
+
+/// A read that found a version's stored bytes damaged and refused to serve them
+/// (`v1.blob.corrupt`): the response was an error, or its body was cut before it completed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobCorrupt {
+    /// The version read.
+    #[serde(flatten)]
+    pub version: VersionRef,
+    /// The blobs the read covered (one for most objects; the parts read for a multipart one).
+    pub blobs: Vec<String>,
+    /// What was wrong.
+    pub reason: CorruptReason,
+    /// The `Content-Range` of a partial read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<String>,
+}
+
 /// Retention set, changed or lifted on a version (`v1.retention.set`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetentionSet {
@@ -505,6 +545,8 @@ payloads! {
     TaggingSet(TaggingSet) = "v1.object.tagging.set", "object";
     /// `v1.object.retrieved`
     Retrieved(Retrieved) = "v1.object.retrieved", "object";
+    /// `v1.blob.corrupt`
+    BlobCorrupt(BlobCorrupt) = "v1.blob.corrupt", "object";
     /// `v1.retention.set`
     RetentionSet(RetentionSet) = "v1.retention.set", "object";
     /// `v1.retention.bypassed`
@@ -540,6 +582,7 @@ impl Payload {
             | Payload::DeleteMarkerCreated(v)
             | Payload::TaggingSet(TaggingSet { version: v, .. })
             | Payload::Retrieved(Retrieved { version: v, .. })
+            | Payload::BlobCorrupt(BlobCorrupt { version: v, .. })
             | Payload::RetentionSet(RetentionSet { version: v, .. })
             | Payload::RetentionBypassed(RetentionBypassed { version: v, .. })
             | Payload::LegalHoldSet(LegalHoldSet { version: v, .. }) => object(&v.bucket, &v.key),

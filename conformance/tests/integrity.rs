@@ -1,0 +1,225 @@
+//! No wrong byte is served, against the real binary with aws-sdk-s3: stored bytes damaged
+//! behind the gateway's back (a flipped byte in a blob or an inline row, a deleted or
+//! truncated blob) are never answered as a complete, successful GET. Small reads answer 500
+//! InternalError; a large read whose damage shows only after the head is cut short. Every
+//! refusal leaves a `v1.blob.corrupt` event and counts in `/_metrics`.
+//!
+//! On the S3 backend the damage is done to the upstream's objects, as someone with access to
+//! the upstream bucket would.
+
+use std::os::unix::fs::FileExt as _;
+
+use artifact_store_conformance::events::{of_type, payload, version};
+use artifact_store_conformance::sdk::{create_bucket, failure, get_range, put};
+use artifact_store_conformance::server::upstream_env;
+use artifact_store_conformance::upstream::RunUpstream;
+use artifact_store_conformance::{Server, Transport, bytes};
+use aws_sdk_s3::primitives::ByteStream;
+use registry::event::v1::{CorruptReason, Payload};
+
+const MIB: usize = 1 << 20;
+
+/// Where and how the test damages the bytes behind one object.
+enum Damage {
+    /// One byte at this offset changes.
+    Flip(usize),
+    /// The blob goes away.
+    Delete,
+    /// The blob keeps only its first bytes.
+    Truncate(usize),
+}
+
+/// The blob id of the latest version of `bucket/key` (its only part).
+fn blob_of(server: &Server, bucket: &str, key: &str) -> String {
+    let events = server.object_events(bucket, key);
+    let put = of_type(&events, "v1.object.put").last().copied().expect("a v1.object.put event");
+    version(put).content.parts[0].blob.clone()
+}
+
+/// Damages the stored bytes of `bucket/key`, whose content is `data`: the blob file on the
+/// local store, the upstream object on the S3 backend.
+async fn damage(server: &Server, bucket: &str, key: &str, data: &[u8], how: Damage) {
+    let blob = blob_of(server, bucket, key);
+    if server.on_s3_backend() {
+        let upstream = RunUpstream::from_env().expect("the S3 backend's upstream");
+        let upstream_bucket = server.setting("ARTIFACT_STORE_UPSTREAM_BUCKET").expect("upstream bucket");
+        let prefix = server.setting("ARTIFACT_STORE_UPSTREAM_PREFIX").unwrap_or_default();
+        let object_key = format!("{prefix}{blob}");
+        let client = upstream.client();
+        let replacement = match how {
+            Damage::Delete => {
+                client.delete_object().bucket(upstream_bucket).key(&object_key).send().await.expect("delete upstream");
+                return;
+            }
+            Damage::Flip(at) => {
+                let mut damaged = data.to_vec();
+                damaged[at] ^= 0x01;
+                damaged
+            }
+            Damage::Truncate(len) => data[..len].to_vec(),
+        };
+        client
+            .put_object()
+            .bucket(upstream_bucket)
+            .key(&object_key)
+            .body(ByteStream::from(replacement))
+            .send()
+            .await
+            .expect("overwrite the upstream object");
+        return;
+    }
+    let path = server.data_dir().join("blobs").join(&blob[..2]).join(&blob);
+    match how {
+        Damage::Delete => std::fs::remove_file(&path).expect("delete the blob file"),
+        Damage::Flip(at) => {
+            let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open the blob file");
+            file.write_all_at(&[data[at] ^ 0x01], at as u64).expect("flip a byte");
+        }
+        Damage::Truncate(len) => {
+            let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open the blob file");
+            file.set_len(len as u64).expect("truncate the blob file");
+        }
+    }
+}
+
+/// The `v1.blob.corrupt` events of `bucket/key` once there are `count`, their reasons in order.
+async fn corrupt_reasons(server: &Server, bucket: &str, key: &str, count: usize) -> Vec<CorruptReason> {
+    let events = server.wait_for_events(bucket, key, |e| of_type(e, "v1.blob.corrupt").len() >= count).await;
+    of_type(&events, "v1.blob.corrupt")
+        .into_iter()
+        .map(|event| match payload(event) {
+            Payload::BlobCorrupt(corrupt) => corrupt.reason,
+            other => panic!("not a v1.blob.corrupt payload: {other:?}"),
+        })
+        .collect()
+}
+
+/// `artifact_store_blob_corrupt_total` for `reason`, from `/_metrics`.
+async fn corrupt_metric(server: &Server, reason: &str) -> u64 {
+    let response = server.send(&server.request("GET", "/_metrics")).await;
+    assert_eq!(response.status, 200);
+    let series = format!("artifact_store_blob_corrupt_total{{reason=\"{reason}\"}} ");
+    response.text().lines().find_map(|line| line.strip_prefix(&series)).map_or(0, |v| v.trim().parse().expect("count"))
+}
+
+/// A GET whose response is a 500 InternalError, before any byte of the body.
+async fn assert_refused(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, range: Option<&str>, what: &str) {
+    let result = s3.get_object().bucket(bucket).key(key).set_range(range.map(str::to_owned)).send().await;
+    assert_eq!(failure(result), (500, "InternalError".to_owned()), "{what}");
+}
+
+/// A GET that must not complete successfully: refused, or cut before its body ends.
+async fn assert_not_served(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, data: &[u8], what: &str) {
+    let response = match s3.get_object().bucket(bucket).key(key).send().await {
+        Err(err) => {
+            let status = err.raw_response().map(|r| r.status().as_u16());
+            assert_eq!(status, Some(500), "{what}: {err:?}");
+            return;
+        }
+        Ok(response) => response,
+    };
+    match response.body.collect().await {
+        Err(_) => {}
+        Ok(body) => {
+            let body = body.into_bytes();
+            panic!(
+                "{what}: a complete response of {} bytes (stored {}, matches: {})",
+                body.len(),
+                data.len(),
+                body == data
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_flipped_byte_in_a_blob_is_refused_and_recorded() {
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "flipped").await;
+    let before = corrupt_metric(&server, "digest_mismatch").await;
+
+    // A small object: checked before the head, 500.
+    let small = bytes(100_000, 1);
+    put(&s3, "flipped", "small.bin", &small).await;
+    damage(&server, "flipped", "small.bin", &small, Damage::Flip(54_321)).await;
+    assert_refused(&s3, "flipped", "small.bin", None, "GET of a small object with a flipped byte").await;
+    assert_refused(&s3, "flipped", "small.bin", Some("bytes=0-9"), "a range of it").await;
+    assert_eq!(corrupt_reasons(&server, "flipped", "small.bin", 2).await, [CorruptReason::DigestMismatch; 2]);
+
+    // A large object read in a range before the damage (its outboard is then known), damaged
+    // in its third MiB: the whole object and a range over the damage are refused, a range
+    // elsewhere is served.
+    let large = bytes(3 * MIB + 1234, 2);
+    put(&s3, "flipped", "large.bin", &large).await;
+    assert_eq!(get_range(&s3, "flipped", "large.bin", Some("bytes=10-19")).await, &large[10..20]);
+    let at = 2 * MIB + MIB / 2;
+    damage(&server, "flipped", "large.bin", &large, Damage::Flip(at)).await;
+    assert_not_served(&s3, "flipped", "large.bin", &large, "GET of a large object with a flipped byte").await;
+    let over = format!("bytes={}-{}", at - 10, at + 10);
+    assert_refused(&s3, "flipped", "large.bin", Some(&over), "a range over the flipped byte").await;
+    let elsewhere = (100, 2 * MIB - 100);
+    let intact = get_range(&s3, "flipped", "large.bin", Some(&format!("bytes={}-{}", elsewhere.0, elsewhere.1))).await;
+    assert_eq!(intact, &large[elsewhere.0..=elsewhere.1], "a range of intact groups is served");
+    assert_eq!(corrupt_reasons(&server, "flipped", "large.bin", 2).await, [CorruptReason::DigestMismatch; 2]);
+
+    assert_eq!(corrupt_metric(&server, "digest_mismatch").await, before + 4);
+    assert!(server.log().contains("InternalError"), "the log names the answer");
+    let verify = server.cli(&["verify", "--no-blobs"]);
+    assert!(verify.status.success(), "replay accepts v1.blob.corrupt: {verify:#?}");
+}
+
+#[tokio::test]
+async fn a_flipped_byte_in_an_inline_row_is_refused_before_the_head() {
+    let server = Server::start_with(Transport::Http, &["--inline-max-bytes", "4096"], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "inline-flipped").await;
+    let data = bytes(3000, 3);
+    put(&s3, "inline-flipped", "small.bin", &data).await;
+    assert!(blob_of(&server, "inline-flipped", "small.bin").starts_with("inline:"), "kept inline");
+
+    let mut damaged = data.clone();
+    damaged[1500] ^= 0x01;
+    let conn = rusqlite::Connection::open(server.registry_path()).expect("open the log");
+    conn.busy_timeout(std::time::Duration::from_secs(10)).expect("busy timeout");
+    let altered = conn.execute(
+        "UPDATE inline_blobs SET bytes = ?1 WHERE digest = ?2",
+        (damaged, blake3::hash(&data).as_bytes().to_vec()),
+    );
+    assert_eq!(altered.expect("alter the inline row"), 1);
+    drop(conn);
+
+    assert_refused(&s3, "inline-flipped", "small.bin", None, "GET of an altered inline object").await;
+    assert_refused(&s3, "inline-flipped", "small.bin", Some("bytes=2000-2099"), "a range of it").await;
+    assert_eq!(corrupt_reasons(&server, "inline-flipped", "small.bin", 2).await, [CorruptReason::DigestMismatch; 2]);
+    assert_eq!(corrupt_metric(&server, "digest_mismatch").await, 2);
+}
+
+#[tokio::test]
+async fn a_missing_or_truncated_blob_is_an_error_not_an_empty_success() {
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "lost").await;
+
+    let gone = bytes(50_000, 4);
+    put(&s3, "lost", "gone.bin", &gone).await;
+    damage(&server, "lost", "gone.bin", &gone, Damage::Delete).await;
+    assert_refused(&s3, "lost", "gone.bin", None, "GET of an object whose blob is gone").await;
+    assert_eq!(corrupt_reasons(&server, "lost", "gone.bin", 1).await, [CorruptReason::Missing]);
+
+    let short = bytes(3 * MIB, 5);
+    put(&s3, "lost", "short.bin", &short).await;
+    damage(&server, "lost", "short.bin", &short, Damage::Truncate(MIB)).await;
+    assert_not_served(&s3, "lost", "short.bin", &short, "GET of an object whose blob was truncated").await;
+    assert_eq!(corrupt_reasons(&server, "lost", "short.bin", 1).await, [CorruptReason::Short]);
+
+    // Larger than the local store's default inline limit (4 KiB), so that it has a blob.
+    let empty = bytes(20_000, 6);
+    put(&s3, "lost", "emptied.bin", &empty).await;
+    damage(&server, "lost", "emptied.bin", &empty, Damage::Truncate(0)).await;
+    assert_refused(&s3, "lost", "emptied.bin", None, "GET of an object whose blob was emptied").await;
+    assert_eq!(corrupt_reasons(&server, "lost", "emptied.bin", 1).await, [CorruptReason::Short]);
+
+    assert_eq!(corrupt_metric(&server, "missing").await, 1);
+    assert_eq!(corrupt_metric(&server, "short").await, 2);
+}

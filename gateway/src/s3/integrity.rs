@@ -1,0 +1,506 @@
+//! Checking every byte a GET serves against the BLAKE3 the registry recorded for the version,
+//! whichever store the bytes come from (a blob file, an upstream object, an inline row).
+//!
+//! - A whole-object read hashes the bytes as they stream and holds back the last chunk until
+//!   the digest matched. On a mismatch the body ends with an error instead, so hyper cuts the
+//!   connection (HTTP/1.1) or resets the stream (HTTP/2): no client sees a complete response.
+//! - A ranged read (or a part) is checked in groups of [`GROUP`] bytes, each a BLAKE3 subtree
+//!   whose chaining value is in the object's outboard: the chaining values of all its groups,
+//!   accepted only when they merge into the recorded digest. A group's bytes are sent only
+//!   after they matched, so a range costs reading the groups it touches, not the object.
+//!   Outboards are computed at the first ranged read of an object, by reading it once, and
+//!   kept in memory ([`Outboards`]); they are not stored, so after a restart the first ranged
+//!   read of a large object reads all of it again.
+//! - Reads of at most [`CHECKED_BEFORE_HEADERS`] bytes are read and checked before the
+//!   response head, so damage answers 500 InternalError rather than a cut body. Larger reads
+//!   fetch their first chunk before the head, so a missing or short blob answers 500 as well
+//!   (503 when the store is unreachable: that is not a verdict on the bytes).
+//!
+//! Each refusal is reported once, through the [`Report`] the caller gives.
+
+use std::io;
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
+
+use blake3::hazmat::{ChainingValue, HasherExt as _};
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt as _};
+use registry::event::v1::CorruptReason;
+use tokio::sync::OnceCell;
+
+use super::blake3_tree;
+use crate::backend::BlobError;
+
+/// Ranges are checked in groups of this many bytes, aligned in the object: each is a whole
+/// BLAKE3 subtree (a power of two of 1 KiB chunks).
+const GROUP: u64 = 1 << 20;
+
+/// Reads of up to this many bytes (a small object, or the groups a short range touches) are
+/// read and checked whole before the response head is sent.
+const CHECKED_BEFORE_HEADERS: u64 = 2 * GROUP;
+
+/// Outboards kept in memory: 32 bytes per MiB of object each, so 256 outboards of 5 GiB
+/// objects take 40 MiB.
+const OUTBOARDS_KEPT: NonZeroUsize = NonZeroUsize::new(256).expect("not zero");
+
+/// A stream of object bytes, as the S3 layer reads them from the stores.
+pub(super) type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BlobError>> + Send>>;
+
+/// Called once, with the reason, when a read refuses the stored bytes.
+pub(super) type Report = Box<dyn FnOnce(CorruptReason) + Send>;
+
+/// What an object's bytes must match: the digest and size its version records.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Expected {
+    /// BLAKE3 of the whole object.
+    pub root: blake3::Hash,
+    /// Size in bytes (more than 0: an empty object has no bytes to check).
+    pub size: u64,
+}
+
+/// Objects' outboards (the chaining values of their [`GROUP`]s), by the object's BLAKE3:
+/// content-addressed, so an entry never goes stale. Concurrent first reads of one object (a
+/// client downloading it in parallel ranges) wait for a single computation.
+pub struct Outboards(Mutex<lru::LruCache<[u8; 32], Arc<OnceCell<Outboard>>>>);
+
+/// The chaining values of an object's groups, in order.
+type Outboard = Arc<[ChainingValue]>;
+
+impl Default for Outboards {
+    fn default() -> Self {
+        Self(Mutex::new(lru::LruCache::new(OUTBOARDS_KEPT)))
+    }
+}
+
+impl Outboards {
+    /// The outboard of the object with digest `root`, computed by `compute` if no one has it.
+    async fn get_or_compute<F>(&self, root: &blake3::Hash, compute: F) -> Result<Outboard, BlobError>
+    where
+        F: Future<Output = Result<Outboard, BlobError>>,
+    {
+        let cell = {
+            let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(cache.get_or_insert(*root.as_bytes(), || Arc::new(OnceCell::new())))
+        };
+        // A failed computation leaves the cell empty: the next read tries again.
+        cell.get_or_try_init(|| compute).await.cloned()
+    }
+}
+
+/// The bytes `first..=last` of an object, each checked before it is sent. `read` streams any
+/// inclusive span of the object's bytes from wherever they are stored.
+///
+/// # Errors
+/// An I/O error of kind `InvalidData` (after `report` was called) when the stored bytes are
+/// damaged, missing or short and that is known before the response head; the store's errors
+/// (unavailable, throttled) as they are.
+pub(super) async fn checked_read(
+    outboards: &Outboards,
+    expected: Expected,
+    (first, last): (u64, u64),
+    read: impl Fn((u64, u64)) -> ByteStream,
+    report: Report,
+) -> Result<ByteStream, BlobError> {
+    let mut alarm = Alarm(Some(report));
+    let size = expected.size;
+    let whole = first == 0 && last + 1 == size;
+    if whole || size <= CHECKED_BEFORE_HEADERS {
+        let checked = Box::pin(WholeCheck::new(read((0, size - 1)), expected, alarm));
+        if size > CHECKED_BEFORE_HEADERS {
+            return head_first(checked).await;
+        }
+        let bytes = collect(checked).await?;
+        #[expect(clippy::cast_possible_truncation, reason = "the span is inside a buffer in memory")]
+        let span = bytes.slice(first as usize..=last as usize);
+        return Ok(Box::pin(futures::stream::once(std::future::ready(Ok(span)))));
+    }
+
+    let cvs = outboards.get_or_compute(&expected.root, outboard(read((0, size - 1)), expected, &mut alarm)).await?;
+    let start = first / GROUP * GROUP;
+    let end = ((last / GROUP + 1) * GROUP).min(size);
+    let checked = Box::pin(GroupCheck {
+        inner: read((start, end - 1)),
+        cvs,
+        size,
+        group: first / GROUP,
+        last_group: last / GROUP,
+        buf: BytesMut::new(),
+        span: (first, last),
+        alarm,
+        done: false,
+    });
+    if end - start <= CHECKED_BEFORE_HEADERS {
+        let bytes = collect(checked).await?;
+        return Ok(Box::pin(futures::stream::once(std::future::ready(Ok(bytes)))));
+    }
+    head_first(checked).await
+}
+
+/// Reports a refusal once and makes the error the body or the response carries.
+struct Alarm(Option<Report>);
+
+impl Alarm {
+    fn raise(&mut self, reason: CorruptReason) -> BlobError {
+        if let Some(report) = self.0.take() {
+            report(reason);
+        }
+        BlobError::Io(io::Error::new(io::ErrorKind::InvalidData, format!("stored bytes refused: {}", reason.as_str())))
+    }
+
+    /// A store's error: a verdict on the stored bytes (missing, short) raises the alarm;
+    /// any other (unavailable, throttled, I/O) passes as it is.
+    fn store_error(&mut self, err: BlobError) -> BlobError {
+        match err {
+            BlobError::NotFound => self.raise(CorruptReason::Missing),
+            BlobError::InvalidRange { .. } => self.raise(CorruptReason::Short),
+            BlobError::Io(err) if err.kind() == io::ErrorKind::UnexpectedEof => self.raise(CorruptReason::Short),
+            other => other,
+        }
+    }
+}
+
+/// Waits for the first chunk, so that an error known at once (a missing or short blob) is an
+/// answer rather than a cut body; then streams the rest.
+async fn head_first(mut checked: ByteStream) -> Result<ByteStream, BlobError> {
+    match checked.next().await {
+        None => Ok(checked),
+        Some(Err(err)) => Err(err),
+        Some(Ok(first)) => Ok(Box::pin(futures::stream::once(std::future::ready(Ok(first))).chain(checked))),
+    }
+}
+
+async fn collect(mut checked: ByteStream) -> Result<Bytes, BlobError> {
+    let mut out = BytesMut::new();
+    while let Some(chunk) = checked.next().await {
+        out.extend_from_slice(&chunk?);
+    }
+    Ok(out.freeze())
+}
+
+/// The outboard of an object, computed from all its bytes and accepted only when it merges
+/// into the recorded digest. The object spans more than one group.
+async fn outboard(mut bytes: ByteStream, expected: Expected, alarm: &mut Alarm) -> Result<Outboard, BlobError> {
+    let mut groups = GroupHasher::new();
+    while let Some(chunk) = bytes.next().await {
+        let chunk = chunk.map_err(|err| alarm.store_error(err))?;
+        if groups.hashed + chunk.len() as u64 > expected.size {
+            return Err(alarm.raise(CorruptReason::DigestMismatch));
+        }
+        groups.update(&chunk);
+    }
+    if groups.hashed < expected.size {
+        return Err(alarm.raise(CorruptReason::Short));
+    }
+    let cvs = groups.finish();
+    let last_len = expected.size - (cvs.len() as u64 - 1) * GROUP;
+    if blake3_tree::merge(&cvs, GROUP, last_len) != expected.root {
+        return Err(alarm.raise(CorruptReason::DigestMismatch));
+    }
+    Ok(cvs.into())
+}
+
+/// The chaining values of consecutive [`GROUP`]s, from bytes given in any pieces.
+struct GroupHasher {
+    hasher: blake3::Hasher,
+    hashed: u64,
+    cvs: Vec<ChainingValue>,
+}
+
+impl GroupHasher {
+    fn new() -> Self {
+        Self { hasher: blake3::Hasher::new(), hashed: 0, cvs: Vec::new() }
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let room = GROUP - self.hashed % GROUP;
+            #[expect(clippy::cast_possible_truncation, reason = "at most GROUP")]
+            let take = data.len().min(room as usize);
+            self.hasher.update(&data[..take]);
+            self.hashed += take as u64;
+            data = &data[take..];
+            if self.hashed.is_multiple_of(GROUP) {
+                self.cvs.push(self.hasher.finalize_non_root());
+                self.hasher = group_hasher(self.hashed);
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<ChainingValue> {
+        if !self.hashed.is_multiple_of(GROUP) {
+            self.cvs.push(self.hasher.finalize_non_root());
+        }
+        self.cvs
+    }
+}
+
+/// A hasher for the group starting at `offset` of an object.
+fn group_hasher(offset: u64) -> blake3::Hasher {
+    let mut hasher = blake3::Hasher::new();
+    hasher.set_input_offset(offset);
+    hasher
+}
+
+/// A whole object's bytes, passed on as they come but for the last chunk, which is held
+/// back until the digest of everything matched.
+struct WholeCheck {
+    inner: ByteStream,
+    hasher: blake3::Hasher,
+    expected: Expected,
+    received: u64,
+    held: Option<Bytes>,
+    alarm: Alarm,
+    done: bool,
+}
+
+impl WholeCheck {
+    fn new(inner: ByteStream, expected: Expected, alarm: Alarm) -> Self {
+        Self { inner, hasher: blake3::Hasher::new(), expected, received: 0, held: None, alarm, done: false }
+    }
+
+    fn fail(&mut self, err: BlobError) -> Poll<Option<Result<Bytes, BlobError>>> {
+        self.done = true;
+        self.held = None;
+        Poll::Ready(Some(Err(err)))
+    }
+}
+
+impl Stream for WholeCheck {
+    type Item = Result<Bytes, BlobError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            match ready!(self.inner.poll_next_unpin(cx)) {
+                Some(Ok(chunk)) => {
+                    self.received += chunk.len() as u64;
+                    if self.received > self.expected.size {
+                        let err = self.alarm.raise(CorruptReason::DigestMismatch);
+                        return self.fail(err);
+                    }
+                    self.hasher.update(&chunk);
+                    if let Some(ready) = self.held.replace(chunk) {
+                        return Poll::Ready(Some(Ok(ready)));
+                    }
+                }
+                Some(Err(err)) => {
+                    let err = self.alarm.store_error(err);
+                    return self.fail(err);
+                }
+                None => {
+                    if self.received < self.expected.size {
+                        let err = self.alarm.raise(CorruptReason::Short);
+                        return self.fail(err);
+                    }
+                    if self.hasher.finalize() != self.expected.root {
+                        let err = self.alarm.raise(CorruptReason::DigestMismatch);
+                        return self.fail(err);
+                    }
+                    self.done = true;
+                    return Poll::Ready(self.held.take().map(Ok));
+                }
+            }
+        }
+    }
+}
+
+/// The bytes `span` of an object, read as the whole groups around them; each group is checked
+/// against its chaining value before its part of the span is passed on.
+struct GroupCheck {
+    inner: ByteStream,
+    cvs: Outboard,
+    size: u64,
+    /// The next group to check.
+    group: u64,
+    last_group: u64,
+    buf: BytesMut,
+    span: (u64, u64),
+    alarm: Alarm,
+    done: bool,
+}
+
+impl GroupCheck {
+    fn fail(&mut self, err: BlobError) -> Poll<Option<Result<Bytes, BlobError>>> {
+        self.done = true;
+        Poll::Ready(Some(Err(err)))
+    }
+}
+
+impl Stream for GroupCheck {
+    type Item = Result<Bytes, BlobError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            let start = self.group * GROUP;
+            let len = GROUP.min(self.size - start);
+            if self.buf.len() as u64 >= len {
+                #[expect(clippy::cast_possible_truncation, reason = "at most GROUP")]
+                let bytes = self.buf.split_to(len as usize).freeze();
+                let mut hasher = group_hasher(start);
+                hasher.update(&bytes);
+                let index = usize::try_from(self.group).expect("a group index fits in usize");
+                if hasher.finalize_non_root() != self.cvs[index] {
+                    let err = self.alarm.raise(CorruptReason::DigestMismatch);
+                    return self.fail(err);
+                }
+                self.done = self.group == self.last_group;
+                self.group += 1;
+                let (first, last) = self.span;
+                #[expect(clippy::cast_possible_truncation, reason = "offsets inside one group")]
+                let sent = bytes.slice(first.saturating_sub(start) as usize..(last + 1 - start).min(len) as usize);
+                return Poll::Ready(Some(Ok(sent)));
+            }
+            match ready!(self.inner.poll_next_unpin(cx)) {
+                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                Some(Err(err)) => {
+                    let err = self.alarm.store_error(err);
+                    return self.fail(err);
+                }
+                None => {
+                    let err = self.alarm.raise(CorruptReason::Short);
+                    return self.fail(err);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    /// A reader of `stored` in chunks of `chunk` bytes, as a store would stream it.
+    fn reader(stored: Vec<u8>, chunk: usize) -> impl Fn((u64, u64)) -> ByteStream {
+        move |(first, last)| {
+            let span = stored.get(first as usize..=(last as usize).min(stored.len().saturating_sub(1)));
+            let pieces: Vec<Result<Bytes, BlobError>> = match span {
+                Some(span) => span.chunks(chunk).map(|c| Ok(Bytes::copy_from_slice(c))).collect(),
+                None => vec![Err(BlobError::InvalidRange { start: first, end: last, size: stored.len() as u64 })],
+            };
+            Box::pin(futures::stream::iter(pieces))
+        }
+    }
+
+    fn counting_report(count: &Arc<AtomicUsize>, want: CorruptReason) -> Report {
+        let count = Arc::clone(count);
+        Box::new(move |reason| {
+            assert_eq!(reason, want);
+            count.fetch_add(1, Ordering::SeqCst);
+        })
+    }
+
+    /// Reads `span` of `stored` checked against `original`'s digest, body and all.
+    async fn read(
+        outboards: &Outboards,
+        original: &[u8],
+        stored: Vec<u8>,
+        span: (u64, u64),
+        report: Report,
+    ) -> Result<Vec<u8>, BlobError> {
+        let expected = Expected { root: blake3::hash(original), size: original.len() as u64 };
+        let body = checked_read(outboards, expected, span, reader(stored, 300_001), report).await?;
+        Ok(collect(body).await?.to_vec())
+    }
+
+    #[tokio::test]
+    async fn intact_bytes_are_served_whole_and_in_ranges() {
+        let outboards = Outboards::default();
+        let never = || -> Report { Box::new(|reason| panic!("refused intact bytes: {reason:?}")) };
+        for len in [1, 1000, GROUP as usize, 2 * GROUP as usize + 1, 5 * GROUP as usize + 77] {
+            let original = data(len);
+            let last = len as u64 - 1;
+            let spans = [(0, last), (0, 0), (last, last), (len as u64 / 3, last), (1, last.saturating_sub(1).max(1))];
+            for (first, last) in spans.into_iter().filter(|(f, l)| f <= l && *l < len as u64) {
+                let got = read(&outboards, &original, original.clone(), (first, last), never()).await.unwrap();
+                assert_eq!(got, &original[first as usize..=last as usize], "len {len}, span {first}-{last}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flipped_byte_is_refused_once_where_it_is_read() {
+        let len = 5 * GROUP as usize + 77;
+        let original = data(len);
+        let mut damaged = original.clone();
+        damaged[3 * GROUP as usize + 5] ^= 1;
+        let outboards = Outboards::default();
+        let count = Arc::new(AtomicUsize::new(0));
+
+        // The whole object, and a range in the damaged group: refused, reported once each.
+        let whole = read(&outboards, &original, damaged.clone(), (0, len as u64 - 1), {
+            counting_report(&count, CorruptReason::DigestMismatch)
+        });
+        assert!(whole.await.is_err());
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        // No outboard can be computed from damaged bytes, so the first range is refused.
+        let range = (3 * GROUP, 3 * GROUP + 10);
+        let report = counting_report(&count, CorruptReason::DigestMismatch);
+        assert!(read(&outboards, &original, damaged.clone(), range, report).await.is_err());
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+
+        // With an outboard from before the damage, only the damaged group is refused.
+        let never = || -> Report { Box::new(|reason| panic!("refused intact bytes: {reason:?}")) };
+        read(&outboards, &original, original.clone(), (0, 0), never()).await.unwrap();
+        let elsewhere = (GROUP - 3, 2 * GROUP + 3);
+        let got = read(&outboards, &original, damaged.clone(), elsewhere, never()).await.unwrap();
+        assert_eq!(got, &original[elsewhere.0 as usize..=elsewhere.1 as usize]);
+        let report = counting_report(&count, CorruptReason::DigestMismatch);
+        assert!(read(&outboards, &original, damaged, range, report).await.is_err());
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_large_whole_read_holds_back_its_last_chunk_until_the_digest_matched() {
+        let len = 3 * GROUP as usize;
+        let original = data(len);
+        let mut damaged = original.clone();
+        damaged[len - 1] ^= 1;
+        let expected = Expected { root: blake3::hash(&original), size: len as u64 };
+        let count = Arc::new(AtomicUsize::new(0));
+        let report = counting_report(&count, CorruptReason::DigestMismatch);
+        let mut body =
+            checked_read(&Outboards::default(), expected, (0, len as u64 - 1), reader(damaged, 1 << 20), report)
+                .await
+                .expect("the damage is past the first chunk");
+        let mut sent = 0;
+        let mut failed = false;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(chunk) => sent += chunk.len(),
+                Err(_) => failed = true,
+            }
+        }
+        assert!(failed, "the body ends with an error");
+        assert!(sent < len, "the last chunk was never sent");
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn missing_and_short_blobs_are_refused_before_the_head() {
+        let original = data(3 * GROUP as usize);
+        let expected = Expected { root: blake3::hash(&original), size: original.len() as u64 };
+        let count = Arc::new(AtomicUsize::new(0));
+        let missing =
+            |_: (u64, u64)| -> ByteStream { Box::pin(futures::stream::once(async { Err(BlobError::NotFound) })) };
+        let report = counting_report(&count, CorruptReason::Missing);
+        assert!(checked_read(&Outboards::default(), expected, (0, expected.size - 1), missing, report).await.is_err());
+
+        let short = reader(original[..1000].to_vec(), 4096);
+        let report = counting_report(&count, CorruptReason::Short);
+        assert!(checked_read(&Outboards::default(), expected, (0, expected.size - 1), short, report).await.is_err());
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+}
