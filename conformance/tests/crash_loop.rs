@@ -29,6 +29,9 @@ const PUT_SIZES: [usize; 4] = [1_000, 70_000, 600_000, 2_100_000];
 const FIRST_PART: usize = 5 << 20;
 const LAST_PART: usize = 100_000;
 
+/// An acknowledged part: (part number, length, seed of its bytes, ETag).
+type Part = (i32, usize, u64, String);
+
 /// What the gateway acknowledged, and which keys an unanswered request left in doubt.
 #[derive(Default)]
 struct Ledger {
@@ -36,8 +39,8 @@ struct Ledger {
     objects: BTreeMap<String, (usize, u64)>,
     /// Keys whose DELETE was acknowledged.
     deleted: HashSet<String>,
-    /// Upload id to its key and acknowledged parts: (part number, length, seed, ETag).
-    uploads: BTreeMap<String, (String, Vec<(i32, usize, u64, String)>)>,
+    /// Upload id to its key and acknowledged parts.
+    uploads: BTreeMap<String, (String, Vec<Part>)>,
     /// Counts per operation, for the printed figures.
     acknowledged: BTreeMap<&'static str, u64>,
     unanswered: u64,
@@ -67,10 +70,10 @@ async fn writer(s3: Client, writer: u64, cycle: u64, ledger: Arc<Mutex<Ledger>>,
     while !stop.load(Ordering::Relaxed) {
         step += 1;
         let seed = (cycle << 40) | (writer << 24) | step;
-        let ok = if step % 5 == 0 && !mine.is_empty() {
+        let ok = if step.is_multiple_of(5) && !mine.is_empty() {
             let key = mine.swap_remove(usize::try_from(seed).unwrap_or(0) % mine.len());
             delete(&s3, &key, &ledger).await
-        } else if step % 7 == 0 {
+        } else if step.is_multiple_of(7) {
             multipart(&s3, &format!("w{writer}/c{cycle}/mpu-{step}"), seed, &ledger).await
         } else {
             let key = format!("w{writer}/c{cycle}/put-{step}");
