@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target of fuzz/ in turn for SECONDS each (default 600), then
-# minimises its corpus in place (`cargo fuzz cmin`), and prints libFuzzer's figures.
+# minimises its corpus in place (`cargo fuzz cmin`, one input per coverage edge), and prints
+# libFuzzer's figures.
 #
 #   scripts/fuzz.sh                  every target, 10 minutes each
 #   scripts/fuzz.sh 60 xml_bodies    one target for a minute
@@ -26,9 +27,9 @@ for target in "${targets[@]}"; do
     # -timeout: an input that takes this long is a hang, reported like a crash.
     cargo fuzz run "${options[@]}" "$target" -- \
         -max_total_time="$seconds" -timeout=30 -print_final_stats=1 >"logs/$target.log" 2>&1 || status=1
-    grep -E '^#[0-9]+ +(DONE|pulse|NEW|REDUCE)' "logs/$target.log" | tail -1
+    grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE)' "logs/$target.log" | tail -1
     grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==ERROR|SUMMARY)' "logs/$target.log"
-    cargo fuzz cmin "${options[@]}" "$target" >"logs/$target.cmin.log" 2>&1 || status=1
+    cargo fuzz cmin "${options[@]}" "$target" -- -use_counters=0 >"logs/$target.cmin.log" 2>&1 || status=1
     echo "corpus after cmin: $(find "corpus/$target" -type f | wc -l) files, $(du -sh "corpus/$target" | cut -f1)"
 done
 exit "$status"
