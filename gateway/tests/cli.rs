@@ -114,7 +114,7 @@ async fn put(registry: &Registry, store: &FsBlobStore, key: &str, bytes: &[u8]) 
     registry
         .put_object(
             Caller::system("test"),
-            NewVersion { put, condition: WriteCondition::default(), placed_after: Some(Epoch::ORIGIN) },
+            NewVersion { put, condition: WriteCondition::default(), placement: Some(Epoch::ORIGIN.into()) },
         )
         .await
         .unwrap();

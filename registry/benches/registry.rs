@@ -46,7 +46,7 @@ fn version(submitter: u64, i: u64) -> NewVersion {
         store_etag: None,
     };
     NewVersion {
-        placed_after: Some(Epoch::ORIGIN),
+        placement: Some(Epoch::ORIGIN.into()),
         put: ObjectPut {
             bucket: "bench".into(),
             key: format!("builds/{submitter}/artifact-{i}.tar.gz"),

@@ -7,7 +7,7 @@
 
 use rusqlite::Connection;
 
-use crate::deletions::{self, Epoch};
+use crate::deletions::{self, Placement};
 use crate::event::v1::{
     self, BlobCorrupt, BucketCreated, BucketRef, BypassedFor, LegalHoldSet, LifecycleApplied, LifecycleSet,
     MultipartCompleted, MultipartCreated, ObjectDeleted, ObjectLockSet, ObjectPut, PartUploaded, Payload, Retention,
@@ -61,10 +61,10 @@ pub struct NewVersion {
     pub put: ObjectPut,
     /// A condition on the current version.
     pub condition: WriteCondition,
-    /// The deletion epoch the caller read before placing the blobs of this version in the
-    /// store; `None` when it placed none and names blobs already referenced (a copy, a
-    /// completion). See [`crate::deletions`].
-    pub placed_after: Option<Epoch>,
+    /// How the caller placed the blobs of this version in the store (after which deletion
+    /// epoch, or under which pin); `None` when it placed none and names blobs already
+    /// referenced (a copy, a completion). See [`crate::deletions`].
+    pub placement: Option<Placement>,
 }
 
 /// A version that was recorded: its event (the receipt) and the id it got, which is `null`
@@ -130,11 +130,11 @@ pub(crate) fn append_version(
     upload_id: Option<String>,
     inline: Option<&InlineBlob>,
 ) -> Result<VersionRecorded> {
-    let NewVersion { mut put, condition, placed_after } = new;
+    let NewVersion { mut put, condition, placement } = new;
     let bucket = require_bucket(writer.conn(), &put.bucket)?;
     for part in &put.content.parts {
         if inline.is_none_or(|blob| blob.locator() != part.blob) {
-            deletions::check_reference(writer, &part.blob, placed_after)?;
+            deletions::check_reference(writer, &part.blob, placement)?;
         }
     }
     packages::refuse_sealed(writer.conn(), &put.bucket, &put.key)?;
@@ -399,17 +399,17 @@ impl Registry {
     }
 
     /// Records an uploaded part (`v1.multipart.part.uploaded`) whose blob the caller placed
-    /// in the store after reading the deletion epoch `placed_after`.
+    /// in the store as `placement` tells.
     ///
     /// # Errors
     /// [`Error::NoSuchUpload`] when the upload was completed or aborted meanwhile, or is not
     /// an upload of the part's bucket and key; [`Error::BlobDeleted`] when gc may have taken
     /// the part's blob.
-    pub async fn upload_part(&self, caller: Caller, part: PartUploaded, placed_after: Epoch) -> Result<Event> {
+    pub async fn upload_part(&self, caller: Caller, part: PartUploaded, placement: Placement) -> Result<Event> {
         self.write(move |writer| {
             require_upload(writer.conn(), &part.bucket, &part.key, &part.upload_id)?;
             packages::refuse_sealed(writer.conn(), &part.bucket, &part.key)?;
-            deletions::check_reference(writer, &part.part.blob, Some(placed_after))?;
+            deletions::check_reference(writer, &part.part.blob, Some(placement))?;
             writer.append(caller.draft(Payload::PartUploaded(part)))
         })
         .await

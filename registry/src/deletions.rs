@@ -20,10 +20,19 @@
 //! (a referenced blob is never marked, so it is in place and stays), and an unreferenced one
 //! only if no deletion of it can have ended after the write read the epoch: it is not marked,
 //! its last deletion ended at or before that epoch, and that deletion is not forgotten yet.
-//! Otherwise the job refuses with [`Error::BlobDeleted`], and the write waits until the blob
-//! is no longer marked, reads the epoch again, places its bytes again and retries. A reference
-//! made without placing anything (a copy, a multipart completion) must name a blob that is
-//! referenced already.
+//! Otherwise the job refuses with [`Error::BlobDeleted`].
+//!
+//! A refused write must not race gc again: gc running pass after pass (as it may with a
+//! minimum age of zero) could otherwise refuse the same write each time. So it pins the blob
+//! first ([`Registry::pin_blob`]): from that commit on, gc marks it no more. The write then
+//! waits until gc's pending deletion of it (if any) is released, places its bytes again and
+//! retries naming the pin ([`Placement::Pinned`]), which the job accepts while the pin exists
+//! and the blob is not marked, whatever passes ran meanwhile; the write then unpins it
+//! ([`Registry::unpin`]). A pin that its write never removed (the gateway died) is dropped by
+//! the first pass that begins after [`PIN_LIFETIME_MS`], so it only delays the blob's deletion.
+//!
+//! A reference made without placing anything (a copy, a multipart completion) must name a blob
+//! that is referenced already.
 //!
 //! Only one pass may run at a time (the gateway holds a lock file for it): a pass that finds
 //! marks left by a pass that died deletes and releases them first.
@@ -44,6 +53,36 @@ impl Epoch {
     pub const ORIGIN: Epoch = Epoch(0);
 }
 
+/// A write's hold on a blob it places again after gc deleted it: gc does not mark a pinned
+/// blob. See the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pin(i64);
+
+/// How a write that names a blob it placed stands against gc, for the job to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Placed after reading this deletion epoch.
+    After(Epoch),
+    /// Placed again under this pin, after gc had released its deletion of the blob.
+    Pinned(Pin),
+}
+
+impl From<Epoch> for Placement {
+    fn from(epoch: Epoch) -> Self {
+        Placement::After(epoch)
+    }
+}
+
+/// How long a pin holds: a pass that begins later drops it, its write being gone.
+pub const PIN_LIFETIME_MS: i64 = 60 * 60 * 1000;
+
+/// Whether any write holds a pin on `blob`.
+fn pinned(conn: &Connection, blob: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM main.blob_pins WHERE blob = ?1)")?
+        .query_row([blob], |row| row.get(0))?)
+}
+
 /// The epoch and the last one whose deletions are forgotten.
 fn epochs(conn: &Connection) -> Result<(u64, u64)> {
     Ok(conn
@@ -61,21 +100,35 @@ fn mark(conn: &Connection, blob: &str) -> Result<Option<Option<u64>>> {
 }
 
 /// Refuses a job's reference to `blob` when gc may have taken the blob from the store:
-/// `placed_after` is the epoch the caller read before placing it (`None` when the caller placed
-/// nothing and relies on the blob being referenced). Inline bytes that the job stores itself
-/// are not checked here.
+/// `placement` tells how the caller placed it (`None` when the caller placed nothing and relies
+/// on the blob being referenced). Inline bytes that the job stores itself are not checked here.
 ///
 /// # Errors
 /// [`Error::BlobDeleted`]; SQLite errors.
-pub(crate) fn check_reference(writer: &Writer<'_>, blob: &str, placed_after: Option<Epoch>) -> Result<()> {
+pub(crate) fn check_reference(writer: &Writer<'_>, blob: &str, placement: Option<Placement>) -> Result<()> {
     if queries::blob_refs(writer.conn(), blob)? > 0 {
         return Ok(());
     }
     let refused = || Err(Error::BlobDeleted { blob: blob.to_owned() });
     // Inline rows are deleted by gc in one job with its reference check: they have no marks,
     // so only the job that stores them may name them unreferenced.
-    let Some(Epoch(placed_after)) = placed_after.filter(|_| !inline::is_locator(blob)) else {
-        return refused();
+    let placed_after = match placement.filter(|_| !inline::is_locator(blob)) {
+        None => return refused(),
+        Some(Placement::After(Epoch(placed_after))) => placed_after,
+        Some(Placement::Pinned(Pin(pin))) => {
+            // No mark can have been made since the pin, and the write placed the blob again
+            // after the deletion marked before it was released.
+            let pinned_blob: Option<String> = writer
+                .log()
+                .prepare_cached("SELECT blob FROM main.blob_pins WHERE pin = ?1")?
+                .query_row([pin], |row| row.get(0))
+                .optional()?;
+            return if pinned_blob.as_deref() == Some(blob) && mark(writer.log(), blob)? != Some(None) {
+                Ok(())
+            } else {
+                refused()
+            };
+        }
     };
     let (_, forgotten) = epochs(writer.log())?;
     if placed_after < forgotten {
@@ -105,15 +158,48 @@ impl Registry {
         self.read(move |conn| Ok(mark(conn, &blob)? == Some(None))).await
     }
 
+    /// Pins `blob`, which the calling write is about to place again after gc refused it: gc
+    /// marks it no more until [`Registry::unpin`] (or until the pin is older than
+    /// [`PIN_LIFETIME_MS`] when a pass begins).
+    ///
+    /// # Errors
+    /// SQLite errors, [`Error::WriterStopped`].
+    pub async fn pin_blob(&self, blob: String) -> Result<Pin> {
+        self.write(move |writer| {
+            let now = writer.now();
+            writer
+                .log()
+                .prepare_cached("INSERT INTO blob_pins (blob, pinned_at) VALUES (?1, ?2)")?
+                .execute(params![blob, now])?;
+            Ok(Pin(writer.log().last_insert_rowid()))
+        })
+        .await
+    }
+
+    /// Removes a pin once its write recorded its event (or gave up).
+    ///
+    /// # Errors
+    /// SQLite errors, [`Error::WriterStopped`].
+    pub async fn unpin(&self, pin: Pin) -> Result<()> {
+        self.write(move |writer| {
+            writer.log().prepare_cached("DELETE FROM blob_pins WHERE pin = ?1")?.execute([pin.0])?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Starts a gc pass: forgets the deletions that ended (a write that read an older epoch is
-    /// refused from now on, see [`check_reference`]) and returns the blobs still marked by a
-    /// pass that died, which this pass must delete and release.
+    /// refused from now on, see [`check_reference`]), drops pins older than
+    /// [`PIN_LIFETIME_MS`], and returns the blobs still marked by a pass that died, which this
+    /// pass must delete and release.
     ///
     /// # Errors
     /// SQLite errors, [`Error::WriterStopped`].
     pub async fn begin_deletion_pass(&self) -> Result<Vec<String>> {
         self.write(|writer| {
+            let stale = writer.now().saturating_sub(PIN_LIFETIME_MS);
             let log = writer.log();
+            log.prepare_cached("DELETE FROM blob_pins WHERE pinned_at < ?1")?.execute([stale])?;
             log.prepare_cached("DELETE FROM blob_deletions WHERE released IS NOT NULL")?.execute([])?;
             log.prepare_cached("UPDATE deletion_epoch SET forgotten = epoch WHERE id = 0")?.execute([])?;
             let mut statement = log.prepare_cached("SELECT blob FROM blob_deletions ORDER BY blob")?;
@@ -123,9 +209,9 @@ impl Registry {
         .await
     }
 
-    /// Marks for deletion each of `candidates` that no version or part references now, and
-    /// returns those marked: from this commit on, every write that names one is refused until
-    /// [`Registry::release_deletions`].
+    /// Marks for deletion each of `candidates` that no version or part references and no
+    /// write pins now, and returns those marked: from this commit on, every write that names
+    /// one is refused until [`Registry::release_deletions`].
     ///
     /// # Errors
     /// SQLite errors, [`Error::WriterStopped`].
@@ -133,7 +219,7 @@ impl Registry {
         self.write(move |writer| {
             let mut marked = Vec::with_capacity(candidates.len());
             for blob in candidates {
-                if queries::blob_refs(writer.conn(), &blob)? == 0 {
+                if queries::blob_refs(writer.conn(), &blob)? == 0 && !pinned(writer.log(), &blob)? {
                     writer
                         .log()
                         .prepare_cached("INSERT OR REPLACE INTO blob_deletions (blob, released) VALUES (?1, NULL)")?
@@ -181,8 +267,20 @@ mod tests {
     }
 
     async fn check(registry: &Registry, blob: &str, placed_after: Option<Epoch>) -> Result<()> {
+        check_placement(registry, blob, placed_after.map(Placement::After)).await
+    }
+
+    async fn check_placement(registry: &Registry, blob: &str, placement: Option<Placement>) -> Result<()> {
         let blob = blob.to_owned();
-        registry.write(move |writer| check_reference(writer, &blob, placed_after)).await
+        registry.write(move |writer| check_reference(writer, &blob, placement)).await
+    }
+
+    /// One whole gc pass over `blobs`.
+    async fn pass(registry: &Registry, blobs: &[&str]) -> Vec<String> {
+        registry.begin_deletion_pass().await.unwrap();
+        let marked = registry.mark_for_deletion(blobs.iter().map(|b| (*b).to_owned()).collect()).await.unwrap();
+        registry.release_deletions(marked.clone()).await.unwrap();
+        marked
     }
 
     fn refused(result: Result<()>) -> bool {
@@ -214,6 +312,56 @@ mod tests {
         registry.begin_deletion_pass().await.unwrap();
         assert!(check(&registry, "b", Some(after)).await.is_ok());
         assert!(refused(check(&registry, "other", Some(during)).await), "older than what is remembered");
+    }
+
+    /// A write refused once must not be refused again by the passes that follow: gc in a loop
+    /// deleted its blob on every retry before blobs could be pinned (CI, 2026-12-02).
+    #[tokio::test]
+    async fn a_write_placed_again_under_a_pin_outlives_any_number_of_passes() {
+        let (_dir, registry) = registry();
+        let before = registry.deletion_epoch().await.unwrap();
+        assert_eq!(pass(&registry, &["b"]).await, ["b"]);
+        assert!(refused(check(&registry, "b", Some(before)).await), "deleted after it was placed");
+
+        // Without a pin, placing again after reading the epoch loses to the next pass.
+        let again = registry.deletion_epoch().await.unwrap();
+        assert_eq!(pass(&registry, &["b"]).await, ["b"]);
+        assert!(refused(check(&registry, "b", Some(again)).await));
+
+        let pin = registry.pin_blob("b".into()).await.unwrap();
+        for _ in 0..3 {
+            assert!(pass(&registry, &["b"]).await.is_empty(), "gc marked a pinned blob");
+        }
+        assert!(check_placement(&registry, "b", Some(Placement::Pinned(pin))).await.is_ok());
+        assert!(refused(check(&registry, "b", Some(again)).await), "the pin is not another write's");
+        assert!(refused(check_placement(&registry, "c", Some(Placement::Pinned(pin))).await), "another blob");
+
+        registry.unpin(pin).await.unwrap();
+        assert!(refused(check_placement(&registry, "b", Some(Placement::Pinned(pin))).await), "unpinned");
+        assert_eq!(pass(&registry, &["b"]).await, ["b"], "gc collects it once unpinned");
+    }
+
+    #[tokio::test]
+    async fn a_pin_marked_before_is_honoured_only_after_the_deletion_is_released() {
+        let (_dir, registry) = registry();
+        registry.begin_deletion_pass().await.unwrap();
+        assert_eq!(registry.mark_for_deletion(vec!["b".into()]).await.unwrap(), ["b"]);
+        let pin = registry.pin_blob("b".into()).await.unwrap();
+        assert!(refused(check_placement(&registry, "b", Some(Placement::Pinned(pin))).await), "still being deleted");
+        registry.release_deletions(vec!["b".into()]).await.unwrap();
+        assert!(check_placement(&registry, "b", Some(Placement::Pinned(pin))).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_pin_its_write_left_behind_is_dropped_after_its_lifetime() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(crate::clock::ManualClock::new(1_000_000));
+        let registry = Registry::open(dir.path().join("registry.db"), clock.clone()).unwrap();
+        registry.pin_blob("b".into()).await.unwrap();
+        clock.advance(PIN_LIFETIME_MS);
+        assert!(pass(&registry, &["b"]).await.is_empty(), "not older than its lifetime yet");
+        clock.advance(1);
+        assert_eq!(pass(&registry, &["b"]).await, ["b"]);
     }
 
     #[tokio::test]

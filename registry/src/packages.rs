@@ -266,7 +266,7 @@ impl Registry {
             let new = NewVersion {
                 put: manifest_object,
                 condition: WriteCondition::default(),
-                placed_after: Some(placed_after),
+                placement: Some(placed_after.into()),
             };
             let recorded = commands::append_version(writer, &caller, new, None, None)?;
             let package = PackageFinalized {

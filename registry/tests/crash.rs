@@ -54,7 +54,7 @@ fn version(task: u64, i: u64) -> NewVersion {
         store_etag: None,
     };
     NewVersion {
-        placed_after: Some(Epoch::ORIGIN),
+        placement: Some(Epoch::ORIGIN.into()),
         put: ObjectPut {
             bucket: "burst".into(),
             key: format!("task-{task}/object-{}", i % 50),

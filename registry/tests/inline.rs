@@ -20,7 +20,7 @@ fn new_version(bucket: &str, key: &str, blob: &InlineBlob) -> NewVersion {
         store_etag: None,
     };
     NewVersion {
-        placed_after: None,
+        placement: None,
         put: ObjectPut {
             bucket: bucket.into(),
             key: key.into(),

@@ -44,7 +44,7 @@ async fn put(registry: &Registry, key: &str, bytes: &[u8]) -> Result<(), Error> 
     let new = NewVersion {
         put: object("b", key, bytes),
         condition: WriteCondition::default(),
-        placed_after: Some(Epoch::ORIGIN),
+        placement: Some(Epoch::ORIGIN.into()),
     };
     registry.put_object(Caller::system("test"), new).await.map(drop)
 }

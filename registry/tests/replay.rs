@@ -283,7 +283,7 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
                     legal_hold: false,
                 };
                 let condition = WriteCondition { if_none_match_any: if_none_match, ..WriteCondition::default() };
-                let new = NewVersion { put, condition, placed_after: Some(Epoch::ORIGIN) };
+                let new = NewVersion { put, condition, placement: Some(Epoch::ORIGIN.into()) };
                 let _ = match inline {
                     Some(inline) => registry.put_inline_object(caller(), new, inline).await,
                     None => registry.put_object(caller(), new).await,
@@ -341,7 +341,7 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
                         part_number: u32::from(number),
                         part: blob(seed * 13 + u64::from(size)),
                     };
-                    let _ = registry.upload_part(caller(), part, Epoch::ORIGIN).await;
+                    let _ = registry.upload_part(caller(), part, Epoch::ORIGIN.into()).await;
                 }
             }
             Op::Complete { upload } => {
@@ -562,7 +562,7 @@ async fn complete(registry: &Registry, upload_id: String, seed: u64) {
             caller(),
             upload_id,
             expected,
-            NewVersion { put, condition: WriteCondition::default(), placed_after: None },
+            NewVersion { put, condition: WriteCondition::default(), placement: None },
         )
         .await;
 }

@@ -58,7 +58,7 @@ async fn open(path: &Path) -> Registry {
     let new = NewVersion {
         put: object("k", b"locked", None),
         condition: WriteCondition::default(),
-        placed_after: Some(Epoch::ORIGIN),
+        placement: Some(Epoch::ORIGIN.into()),
     };
     registry.put_object(caller(), new).await.unwrap();
     registry
@@ -146,7 +146,7 @@ async fn a_write_under_a_seal_removed_from_the_views_is_named() {
     let new = NewVersion {
         put: object("k2", b"late", None),
         condition: WriteCondition::default(),
-        placed_after: Some(Epoch::ORIGIN),
+        placement: Some(Epoch::ORIGIN.into()),
     };
     let refused = registry.put_object(caller(), new).await;
     assert!(matches!(refused, Err(Error::Sealed { .. })), "{refused:?}");
@@ -154,7 +154,7 @@ async fn a_write_under_a_seal_removed_from_the_views_is_named() {
     let new = NewVersion {
         put: object("k2", b"late", None),
         condition: WriteCondition::default(),
-        placed_after: Some(Epoch::ORIGIN),
+        placement: Some(Epoch::ORIGIN.into()),
     };
     let recorded = registry.put_object(caller(), new).await.unwrap();
     registry.close().await;
@@ -172,7 +172,7 @@ async fn compliance_retention_given_at_creation_holds_against_edited_views() {
     let new = NewVersion {
         put: object("c", b"compliant", Some(lock)),
         condition: WriteCondition::default(),
-        placed_after: Some(Epoch::ORIGIN),
+        placement: Some(Epoch::ORIGIN.into()),
     };
     registry.put_object(caller(), new).await.unwrap();
     let registry =

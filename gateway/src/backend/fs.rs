@@ -138,7 +138,12 @@ impl FsBlobStore {
             let mut swept = TempSweep::default();
             for entry in std::fs::read_dir(&tmp)? {
                 let entry = entry?;
-                let meta = entry.metadata()?;
+                let meta = match entry.metadata() {
+                    Ok(meta) => meta,
+                    // Listed, then placed or removed by its upload before it could be looked at.
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                    Err(err) => return Err(err.into()),
+                };
                 if !meta.is_file() || meta.modified()? >= cutoff {
                     continue;
                 }

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use registry::commands::{Deleted, NewVersion, WriteCondition};
-use registry::deletions::Epoch;
+use registry::deletions::{Epoch, Pin, Placement};
 use registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, VersionRef};
 use registry::queries::{self, ObjectVersion};
 use s3s::dto::*;
@@ -57,27 +57,53 @@ pub(super) async fn place(gw: &Gateway, staged: StagedBlob) -> Result<Placed> {
     Ok(Placed { blob, after })
 }
 
-/// Records, through `record`, an event naming the blob `placed` and the epoch read before it
-/// was placed. When gc took the blob (or is taking it) in between, the registry refuses; the
-/// write then waits until gc is done with the blob, places it again and retries. The staged
-/// copy goes once the event is recorded.
+/// Records, through `record`, an event naming the blob `placed` and how it was placed. When
+/// gc took the blob (or is taking it) in between, the registry refuses; the write then pins
+/// the blob so that no later gc pass takes it, waits until gc is done with it, places it again
+/// and retries under the pin, which it removes once the event is recorded or the write gives
+/// up. The staged copy goes once the event is recorded.
 pub(super) async fn record_placed<T, F>(
     gw: &Gateway,
     mut placed: Placed,
-    mut record: impl FnMut(Epoch) -> F,
+    record: impl FnMut(Placement) -> F,
 ) -> Result<T>
 where
     F: Future<Output = registry::Result<T>>,
 {
+    let mut pin = None;
+    let result = record_until_accepted(gw, &mut placed, &mut pin, record).await;
+    if let Some(pin) = pin
+        && let Err(err) = gw.registry.unpin(pin).await
+    {
+        // The next gc pass past the pin's lifetime drops it; until then the blob is kept.
+        tracing::warn!(error = %err, "could not remove a blob pin");
+    }
+    result
+}
+
+async fn record_until_accepted<T, F>(
+    gw: &Gateway,
+    placed: &mut Placed,
+    pin: &mut Option<Pin>,
+    mut record: impl FnMut(Placement) -> F,
+) -> Result<T>
+where
+    F: Future<Output = registry::Result<T>>,
+{
+    let mut placement = Placement::After(placed.after);
     let mut attempts = 0;
     loop {
-        match record(placed.after).await {
+        match record(placement).await {
             Err(registry::Error::BlobDeleted { blob }) if attempts < PLACE_ATTEMPTS => {
                 attempts += 1;
                 tracing::warn!(%blob, "gc is deleting the blob of this write; placing it again once it is done");
+                let held = match *pin {
+                    Some(held) => held,
+                    None => *pin.insert(gw.registry.pin_blob(blob.clone()).await?),
+                };
                 wait_for_gc(gw, &blob).await?;
-                placed.after = gw.registry.deletion_epoch().await?;
                 placed.blob.place_again().await?;
+                placement = Placement::Pinned(held);
             }
             result => return Ok(result?),
         }
@@ -214,13 +240,13 @@ pub(super) async fn put_object(
     let checksums = wire::ChecksumFields::of(&put.content.checksums);
     let has_checksum = !put.content.checksums.is_empty();
     let (etag, size) = (put.content.etag.clone(), put.content.size);
-    let new = NewVersion { put, condition, placed_after: None };
+    let new = NewVersion { put, condition, placement: None };
     let recorded = match kept {
         Kept::Inline(blob) => gw.registry.put_inline_object(caller(&req), new, blob).await?,
         Kept::Placed(placed) => {
             let caller = caller(&req);
             let record = |after| {
-                let new = NewVersion { placed_after: Some(after), ..new.clone() };
+                let new = NewVersion { placement: Some(after), ..new.clone() };
                 gw.registry.put_object(caller.clone(), new)
             };
             record_placed(gw, placed, record).await?
@@ -403,7 +429,7 @@ pub(super) async fn copy_object(
     let etag = put.content.etag.clone();
     let recorded = gw
         .registry
-        .put_object(caller(&req), NewVersion { put, condition: WriteCondition::default(), placed_after: None })
+        .put_object(caller(&req), NewVersion { put, condition: WriteCondition::default(), placement: None })
         .await?;
     super::object_lock::protect_new_version(gw, &req.input.bucket, &req.input.key, &recorded, legal_hold).await?;
     let output = CopyObjectOutput {

@@ -34,6 +34,7 @@ const LOG_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/log/0001_init.sql")),
     M::up(include_str!("migrations/log/0002_inline_blobs.sql")),
     M::up(include_str!("migrations/log/0003_blob_deletions.sql")),
+    M::up(include_str!("migrations/log/0004_blob_pins.sql")),
 ];
 const VIEWS_MIGRATIONS: &[M<'static>] =
     &[M::up(include_str!("migrations/views/0001_init.sql")), M::up(include_str!("migrations/views/0002_packages.sql"))];
