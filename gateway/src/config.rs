@@ -111,6 +111,10 @@ pub struct StorageConfig {
     pub inline_max_bytes: Option<u64>,
     /// The local store writes large bodies with `O_DIRECT`, past the page cache.
     pub direct_io: bool,
+    /// The local store refuses a body (503) that would leave less than this many bytes free
+    /// on the data folder's disk: the reserve lets the registry go on committing deletes and
+    /// retrieval records when blobs have filled the disk [default: 64 MiB].
+    pub min_free_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -120,6 +124,7 @@ impl Default for StorageConfig {
             backend: Backend::Fs,
             inline_max_bytes: None,
             direct_io: true,
+            min_free_bytes: 64 << 20,
         }
     }
 }
@@ -287,13 +292,19 @@ impl Default for RegistryConfig {
     }
 }
 
-/// `registry.retrievals`
+/// `registry.retrievals`: whether reads (GetObject, HeadObject) are recorded, and what a read
+/// does while its record cannot be committed.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Retrievals {
-    /// Record every successful GetObject.
+    /// Record every read; while the registry cannot commit, reads are refused (503) rather
+    /// than served unrecorded. `all` is accepted for it too.
     #[default]
-    All,
+    #[serde(alias = "all")]
+    Required,
+    /// Record every read; while the registry cannot commit, reads are served and each record
+    /// lost is counted (`artifact_store_retrieval_records_dropped_total`).
+    BestEffort,
     /// Record none.
     Off,
 }
@@ -614,6 +625,15 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        path: "storage.min_free_bytes",
+        alias: None,
+        secret: false,
+        set: |c, v| {
+            c.storage.min_free_bytes = v.parse().map_err(|e| format!("{e}"))?;
+            Ok(())
+        },
+    },
+    Key {
         path: "upstream.endpoint",
         alias: None,
         secret: false,
@@ -813,9 +833,10 @@ pub const KEYS: &[Key] = &[
         secret: false,
         set: |c, v| {
             c.registry.retrievals = match v.as_str() {
-                "all" => Retrievals::All,
+                "required" | "all" => Retrievals::Required,
+                "best_effort" => Retrievals::BestEffort,
                 "off" => Retrievals::Off,
-                _ => return Err(format!("expected all or off, got {v:?}")),
+                _ => return Err(format!("expected required, best_effort or off, got {v:?}")),
             };
             Ok(())
         },
@@ -1083,7 +1104,7 @@ mod tests {
         assert_eq!(config.server.listen, "127.0.0.1:9000");
         assert_eq!(config.server.region, "us-east-1");
         assert_eq!(config.storage.data_dir, PathBuf::from("./artifact-store-data"));
-        assert_eq!(config.registry.retrievals, Retrievals::All);
+        assert_eq!(config.registry.retrievals, Retrievals::Required);
         assert_eq!(config.log.format, LogFormat::Text);
         assert!(config.auth.access_key.is_none());
         assert!(config.storage.direct_io);

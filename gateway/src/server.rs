@@ -303,7 +303,8 @@ pub fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, ServeError> {
         Backend::Fs => Arc::new(
             FsBlobStore::open(data_dir)
                 .map_err(|source| ServeError::Storage { path: data_dir.clone(), source })?
-                .with_direct_io(config.storage.direct_io),
+                .with_direct_io(config.storage.direct_io)
+                .with_min_free(config.storage.min_free_bytes),
         ),
         Backend::S3 => {
             // The registry still lives in the data directory.

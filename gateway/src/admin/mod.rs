@@ -104,15 +104,15 @@ impl Admin {
         response
     }
 
-    /// Uploads are not saturated, the registry commits a (empty) transaction with its views
-    /// caught up to the log (reads are refused while they are behind), its background checks
-    /// found nothing, and the backend answers its probe (the local store's folder exists; an
-    /// S3 upstream answers HeadBucket).
+    /// Uploads are not saturated, the registry commits a transaction that writes a page (an
+    /// empty one commits on a full disk too) with its views caught up to the log (reads are
+    /// refused while they are behind), its background checks found nothing, and the backend
+    /// answers its probe (the local store's folder exists; an S3 upstream answers HeadBucket).
     async fn ready(&self) -> Result<(), String> {
         if self.uploads.as_ref().is_some_and(UploadSlots::saturated) {
             return Err("saturated: server.max_concurrent_uploads uploads in progress".to_owned());
         }
-        self.registry.write(|_| Ok(())).await.map_err(|err| format!("registry: {err}"))?;
+        self.registry.probe_commit().await.map_err(|err| format!("registry cannot commit: {err}"))?;
         if self.registry.views_behind() {
             return Err(format!("registry: {}", registry::Error::ViewsBehind));
         }

@@ -65,6 +65,8 @@ pub struct FsBlobStore {
     tmp: PathBuf,
     /// Large bodies are written past the page cache.
     direct_io: bool,
+    /// Bytes a body must leave free on the file system (`storage.min_free_bytes`).
+    min_free: u64,
 }
 
 impl FsBlobStore {
@@ -91,7 +93,7 @@ impl FsBlobStore {
             sync_dir(&blobs)?;
             sync_dir(data_dir)?;
         }
-        Ok(Self { blobs, tmp, direct_io: true })
+        Ok(Self { blobs, tmp, direct_io: true, min_free: 0 })
     }
 
     /// Whether large bodies are written past the page cache (`storage.direct_io`; on by
@@ -100,6 +102,30 @@ impl FsBlobStore {
     pub fn with_direct_io(mut self, on: bool) -> Self {
         self.direct_io = on;
         self
+    }
+
+    /// Refuses bodies that would leave less than `bytes` free on the file system
+    /// (`storage.min_free_bytes`), keeping room for the registry on a disk full of blobs.
+    #[must_use]
+    pub fn with_min_free(mut self, bytes: u64) -> Self {
+        self.min_free = bytes;
+        self
+    }
+
+    /// Refuses, as a full disk would, a body of `len` bytes that would eat into the reserve.
+    fn check_free_space(&self, len: u64) -> io::Result<()> {
+        if self.min_free == 0 {
+            return Ok(());
+        }
+        let stat = rustix::fs::statvfs(&self.tmp)?;
+        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        if free < self.min_free.saturating_add(len) {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!("{free} bytes free, a body of {len} would leave less than storage.min_free_bytes"),
+            ));
+        }
+        Ok(())
     }
 
     /// The path of a blob. The id is checked to be 64 lowercase hex digits before it is joined
@@ -239,6 +265,7 @@ impl BlobStore for FsBlobStore {
         algorithms: &[ChecksumAlgorithm],
         subtree_offset: Option<u64>,
     ) -> Result<StagedBlob> {
+        self.check_free_space(expected_len.unwrap_or(0))?;
         if let Some(len) = expected_len
             && len <= SMALL_BODY
         {
@@ -287,8 +314,10 @@ impl BlobStore for FsBlobStore {
             Some(worker) => worker.await.map_err(join_error)?,
             None => None,
         };
+        // A write error (a full disk) is why feeding found its worker gone: report it first.
+        let written = written?;
         let size = fed?;
-        let (blake3, checksums) = written?.ok_or_else(|| io::Error::other("blob writer stopped early"))?;
+        let (blake3, checksums) = written.ok_or_else(|| io::Error::other("blob writer stopped early"))?;
         let md5 = md5.ok_or_else(|| io::Error::other("md5 worker stopped early"))?;
 
         let blake3 = *blake3.as_bytes();

@@ -143,6 +143,11 @@ fn registry_error(err: registry::Error) -> S3Error {
             tracing::error!("a read was refused: the registry's views are behind its log");
             s3_error!(ServiceUnavailable, "Please reduce your request rate.")
         }
+        // Nothing was recorded; the write can be retried once the registry commits again.
+        err @ R::CommitFailed(_) => storage_full(&err, "the registry cannot commit"),
+        R::Sqlite(err) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
+            storage_full(&err, "the registry's disk is full")
+        }
         // Raised by `package seal` only, never by an S3 request.
         err @ (R::PackageExists(_)
         | R::PackageChanged
@@ -150,7 +155,6 @@ fn registry_error(err: registry::Error) -> S3Error {
         | R::CorruptPayload { .. }
         | R::Migration(_)
         | R::Sqlite(_)
-        | R::CommitFailed(_)
         | R::WriterStopped) => {
             tracing::error!(error = %error_chain(&err), "registry error");
             internal_error()
@@ -205,6 +209,9 @@ fn blob_error(err: BlobError) -> S3Error {
             tracing::warn!(%reason, "blob storage throttled");
             s3_error!(SlowDown, "Please reduce your request rate.")
         }
+        BlobError::Io(err) if err.kind() == std::io::ErrorKind::StorageFull => {
+            storage_full(&err, "the blob store's disk is full")
+        }
         // A blob the registry references is missing or malformed: our inconsistency, not the
         // client's (NoSuchKey is decided by the registry).
         err @ (BlobError::NotFound
@@ -216,6 +223,16 @@ fn blob_error(err: BlobError) -> S3Error {
             internal_error()
         }
     }
+}
+
+/// A write refused because a disk is full (or its reserve reached): 503, which clients retry,
+/// with a message that says so; the log names the cause.
+fn storage_full(err: &(dyn std::error::Error + 'static), what: &str) -> S3Error {
+    tracing::error!(error = %error_chain(err), code = "ServiceUnavailable", "write refused: {what}");
+    S3Error::with_message(
+        S3ErrorCode::ServiceUnavailable,
+        format!("Please reduce your request rate: {what}; retry once space is freed."),
+    )
 }
 
 /// A request body that failed while streaming. s3s reports a bad aws-chunked chunk

@@ -102,7 +102,7 @@ impl Gateway {
 
     /// Whether reads are recorded as retrieval events.
     fn records_retrievals(&self) -> bool {
-        self.config.registry.retrievals == Retrievals::All
+        self.config.registry.retrievals != Retrievals::Off
     }
 
     /// Whether versions' locks are also set on their blobs (see `object_lock::protect_blobs`).

@@ -18,6 +18,7 @@ use super::bucket::require_bucket;
 use super::error::Result;
 use super::{Gateway, caller, integrity, wire};
 use crate::backend::{BlobError, BlobId};
+use crate::config::Retrievals;
 
 /// What a read resolved to: the version and the bytes of it to send.
 struct ReadPlan {
@@ -300,6 +301,24 @@ fn record_retrieval(
     }
 }
 
+/// With `registry.retrievals = required`, refuses a read (503) while the registry cannot
+/// commit, rather than serving it unrecorded. The refused read tries a commit itself, so reads
+/// resume as soon as space is freed, with or without writes or readiness probes.
+async fn require_recordable(gw: &Gateway) -> Result<()> {
+    if gw.config.registry.retrievals != Retrievals::Required || !gw.registry.commits_failing() {
+        return Ok(());
+    }
+    if let Err(err) = gw.registry.probe_commit().await {
+        tracing::error!(error = %err, code = "ServiceUnavailable", "read refused: its retrieval record cannot be committed");
+        return Err(s3_error!(
+            ServiceUnavailable,
+            "Please reduce your request rate: the read cannot be recorded; retry once space is freed."
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn version_ref(version: &ObjectVersion) -> VersionRef {
     VersionRef { bucket: version.bucket.clone(), key: version.key.clone(), version_id: version.version_id.clone() }
 }
@@ -388,6 +407,7 @@ macro_rules! object_output {
 pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> Result<S3Response<GetObjectOutput>> {
     let input = &req.input;
     let plan = read_plan!(gw, input);
+    require_recordable(gw).await?;
     let content = &plan.version.content;
     let stream = match plan.span {
         Some(span) => checked_read(gw, &req, &plan, span).await?,
@@ -418,6 +438,7 @@ fn checksum_mode_enabled(mode: Option<&ChecksumMode>) -> bool {
 pub(super) async fn head_object(gw: &Gateway, req: S3Request<HeadObjectInput>) -> Result<S3Response<HeadObjectOutput>> {
     let input = &req.input;
     let plan = read_plan!(gw, input);
+    require_recordable(gw).await?;
     if gw.records_retrievals() {
         record_retrieval(&gw.registry, caller(&req), version_ref(&plan.version), "HEAD", 0, plan.content_range.clone());
     }

@@ -35,6 +35,7 @@ const LOG_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/log/0002_inline_blobs.sql")),
     M::up(include_str!("migrations/log/0003_blob_deletions.sql")),
     M::up(include_str!("migrations/log/0004_blob_pins.sql")),
+    M::up(include_str!("migrations/log/0005_commit_probe.sql")),
 ];
 const VIEWS_MIGRATIONS: &[M<'static>] =
     &[M::up(include_str!("migrations/views/0001_init.sql")), M::up(include_str!("migrations/views/0002_packages.sql"))];
@@ -109,6 +110,9 @@ struct ReadSide {
     /// Set by the writer while the views lack events the log has committed (their commit
     /// failed and so did catching them up); reads of the views are refused meanwhile.
     views_behind: Arc<AtomicBool>,
+    /// Set by the writer while its group commits fail (a full or failing disk), cleared by the
+    /// next one that commits.
+    commits_failing: Arc<AtomicBool>,
 }
 
 /// Counts a live tail for as long as its stream exists.
@@ -222,7 +226,12 @@ impl Registry {
         let writer_stats = Arc::clone(&stats);
         let faults = Arc::new(Faults::default());
         let views_behind = Arc::new(AtomicBool::new(false));
-        let health = ViewsHealth { behind: Arc::clone(&views_behind), faults: Arc::clone(&faults) };
+        let commits_failing = Arc::new(AtomicBool::new(false));
+        let health = WriterHealth {
+            views_behind: Arc::clone(&views_behind),
+            commits_failing: Arc::clone(&commits_failing),
+            faults: Arc::clone(&faults),
+        };
         let writer = std::thread::Builder::new()
             .name("registry-writer".into())
             .spawn(move || {
@@ -235,6 +244,7 @@ impl Registry {
             committed: committed_rx,
             tails: AtomicUsize::new(0),
             views_behind,
+            commits_failing,
         });
         Ok(Self {
             inner: Arc::new(Inner {
@@ -330,6 +340,11 @@ impl Registry {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
+        if self.views_behind() {
+            // Every group commit begins by catching the views up: run one rather than wait for
+            // a write, so that reads resume by themselves once the disk has room again.
+            let _ = self.write(|_| Ok(())).await;
+        }
         let read = Arc::clone(&self.inner.read);
         tokio::task::spawn_blocking(move || read.with_views(f)).await.map_err(|_| Error::WriterStopped)?
     }
@@ -358,6 +373,29 @@ impl Registry {
     #[must_use]
     pub fn views_behind(&self) -> bool {
         self.inner.read.views_behind.load(Ordering::SeqCst)
+    }
+
+    /// Whether the last group commit failed (a full or failing disk): writes are refused
+    /// until one commits again, which [`Registry::probe_commit`] tries without waiting for one.
+    #[must_use]
+    pub fn commits_failing(&self) -> bool {
+        self.inner.read.commits_failing.load(Ordering::SeqCst)
+    }
+
+    /// Commits a transaction that rewrites a page of the log database, as every event does;
+    /// an empty transaction would commit even on a full disk. Its success clears
+    /// [`Registry::commits_failing`].
+    ///
+    /// # Errors
+    /// [`Error::CommitFailed`] and SQLite errors while the registry cannot commit,
+    /// [`Error::WriterStopped`].
+    pub async fn probe_commit(&self) -> Result<()> {
+        self.write(|writer| {
+            let now = writer.now();
+            writer.log().prepare_cached("UPDATE commit_probe SET at = ?1 WHERE id = 0")?.execute([now])?;
+            Ok(())
+        })
+        .await
     }
 
     /// The sequence of the last committed event.
@@ -467,7 +505,7 @@ fn run_writer(
     committed: &watch::Sender<u64>,
     clock: &dyn Clock,
     stats: &WriterStats,
-    health: &ViewsHealth,
+    health: &WriterHealth,
 ) {
     let (wake_checkpointer, checkpoints) = mpsc::sync_channel::<()>(1);
     let paths = [conns.log.path().map(PathBuf::from), conns.views.path().map(PathBuf::from)];
@@ -493,6 +531,7 @@ fn run_writer(
         let busy = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         stats.busy_micros.fetch_add(busy, Ordering::Relaxed);
         stats.batch_micros.record(busy);
+        health.commits_failing.store(outcome.is_err(), Ordering::SeqCst);
         let completions = match outcome {
             Ok(completions) => {
                 committed.send_replace(head.sequence);
@@ -597,7 +636,7 @@ fn run_batch(
     batch: Vec<Job>,
     clock: &dyn Clock,
     stats: &WriterStats,
-    health: &ViewsHealth,
+    health: &WriterHealth,
 ) -> Result<Vec<Completion>, BatchFailure> {
     let WriterConnections { log: log_conn, views: views_conn } = conns;
     let log_tx = match log_conn.transaction_with_behavior(TransactionBehavior::Immediate) {
@@ -614,7 +653,7 @@ fn run_batch(
     // have failed to commit. Chain from what is on disk and catch the views up; if they cannot
     // be, no job runs, rather than deciding on stale rows.
     if let Err(error) = catch_up_with_log(&log_tx, &views_tx, head) {
-        health.behind.store(true, Ordering::SeqCst);
+        health.views_behind.store(true, Ordering::SeqCst);
         return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string()));
     }
     let mut completions = Vec::with_capacity(batch.len());
@@ -661,14 +700,15 @@ fn run_batch(
     if let Err(error) = &committed {
         tracing::error!(%error, "the views could not catch up; reads wait for the next group commit");
     }
-    health.behind.store(committed.is_err(), Ordering::SeqCst);
+    health.views_behind.store(committed.is_err(), Ordering::SeqCst);
     Ok(completions)
 }
 
-/// What the writer knows of the views beyond their rows: whether they are behind the log (shared
-/// with readers), and the failures a test asked for.
-struct ViewsHealth {
-    behind: Arc<AtomicBool>,
+/// What the writer shares with readers beyond rows: whether the views are behind the log and
+/// whether its commits fail; and the failures a test asked for.
+struct WriterHealth {
+    views_behind: Arc<AtomicBool>,
+    commits_failing: Arc<AtomicBool>,
     faults: Arc<Faults>,
 }
 

@@ -1,0 +1,154 @@
+//! A full disk (issue 16, item 14): writes are refused with 503 and leave nothing behind,
+//! `/_ready` fails while the registry cannot commit, reads are refused rather than served
+//! unrecorded (`registry.retrievals = required`, the default), and everything recovers once
+//! space is freed, without a restart.
+//!
+//! The data folder is moved onto a small tmpfs of its own, which needs root (mount); without
+//! it the test says it was skipped.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use artifact_store_conformance::raw::{Payload, ROOT, assert_refused};
+use artifact_store_conformance::sdk::{create_bucket, failure, get, put};
+use artifact_store_conformance::server::upstream_env;
+use artifact_store_conformance::{Server, Transport, bytes, cli};
+
+/// The tmpfs the data folder moves onto.
+const DISK_MIB: u64 = 48;
+/// `storage.min_free_bytes` of the server under test.
+const RESERVE: u64 = 8 << 20;
+
+/// A tmpfs mounted over a folder, unmounted when dropped (lazily: the server may still hold
+/// files there when a failing test unwinds).
+struct Mount(PathBuf);
+
+impl Mount {
+    /// Mounts a tmpfs of `mib` MiB at `at`, or `None` when this process may not mount.
+    fn tmpfs(at: &Path, mib: u64) -> Option<Self> {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0700"), "tmpfs"])
+            .arg(at)
+            .status()
+            .ok()?;
+        status.success().then(|| Self(at.to_path_buf()))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Moves the stopped server's data folder onto a tmpfs of its own.
+fn move_onto_tmpfs(data: &Path) -> Option<Mount> {
+    let old = data.with_extension("before-mount");
+    std::fs::rename(data, &old).expect("move the data folder aside");
+    std::fs::create_dir(data).expect("mount point");
+    let Some(mount) = Mount::tmpfs(data, DISK_MIB) else {
+        std::fs::remove_dir(data).expect("remove the mount point");
+        std::fs::rename(&old, data).expect("move the data folder back");
+        return None;
+    };
+    let copied = Command::new("cp").arg("-a").arg(old.join(".")).arg(data).status().expect("run cp");
+    assert!(copied.success(), "copying the data folder onto the tmpfs failed");
+    Some(mount)
+}
+
+/// Fills the file system of `dir` with a file until a write fails, and returns that file.
+fn fill(dir: &Path) -> PathBuf {
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).expect("filler file");
+    let chunk = vec![0u8; 64 << 10];
+    loop {
+        if let Err(err) = file.write_all(&chunk) {
+            assert_eq!(err.kind(), std::io::ErrorKind::StorageFull, "filling the disk: {err}");
+            break;
+        }
+    }
+    path
+}
+
+async fn ready_status(server: &Server) -> (u16, String) {
+    let response = server.send(&server.request("GET", "/_ready")).await;
+    (response.status, response.text())
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_writes_and_unrecorded_reads_and_recovers_without_restart_issue_16() {
+    let mut env = upstream_env();
+    env.push(("ARTIFACT_STORE_STORAGE_MIN_FREE_BYTES".to_owned(), RESERVE.to_string()));
+    let mut server = Server::start_with(Transport::Http, &[], env).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "full").await;
+    let kept = bytes(100_000, 14);
+    put(&s3, "full", "kept", &kept).await;
+
+    server.terminate();
+    server.wait_exit().await;
+    let data = server.data_dir();
+    let Some(_mount) = move_onto_tmpfs(&data) else {
+        eprintln!("SKIPPED: mounting a tmpfs needs root; the disk-full checks did not run");
+        return;
+    };
+    server.restart().await;
+    assert_eq!(get(&s3, "full", "kept").await, kept);
+    // Its retrieval record commits after the answer: wait for it before counting events.
+    server.wait_for_events("full", "kept", |events| events.iter().any(|e| e.event_type == "v1.object.retrieved")).await;
+
+    // The reserve: a body that would leave less than `storage.min_free_bytes` is refused
+    // before it is read, on the local store (an upstream keeps the bytes elsewhere).
+    if !server.on_s3_backend() {
+        let before = server.events().len();
+        // The body never comes: the answer must not wait for it.
+        let big = server
+            .request("PUT", "/full/big")
+            .header("content-length", &((DISK_MIB << 20) - RESERVE).to_string())
+            .body(b"a few bytes".to_vec())
+            .sign(ROOT, SystemTime::now(), Payload::Unsigned);
+        assert_refused(&server.send(&big).await, 503, "ServiceUnavailable", "a body eating into the reserve");
+        assert!(server.log().contains("disk is full"), "the refusal is not logged as a full disk");
+        server.assert_no_new_events(before, "a body refused for the reserve");
+        assert_eq!(std::fs::read_dir(data.join("tmp")).expect("tmp").count(), 0, "a temp file stayed");
+    }
+
+    // Nothing left at all: the registry's commits fail too. Small PUTs (kept in the registry on
+    // the local store) go on until one is refused; the WAL may hold a few first.
+    let filler = fill(&data);
+    let mut refused = None;
+    for i in 0..200 {
+        let key = format!("small-{i}");
+        let result = s3.put_object().bucket("full").key(&key).body(b"small".to_vec().into()).send().await;
+        if result.is_err() {
+            refused = Some((key, failure(result)));
+            break;
+        }
+    }
+    let (refused_key, (status, code)) = refused.expect("200 writes were acknowledged on a full disk");
+    assert_eq!((status, code.as_str()), (503, "ServiceUnavailable"), "a write on a full disk");
+    let (status, text) = ready_status(&server).await;
+    // Either the log's commit failed or the views' did (the log's WAL may still have had room).
+    assert_eq!(status, 503, "/_ready on a full disk: {text}");
+    assert!(text.starts_with("not ready: registry"), "{text}");
+    let err = s3.get_object().bucket("full").key("kept").send().await;
+    assert_eq!(failure(err), (503, "ServiceUnavailable".to_owned()), "a read that cannot be recorded");
+    assert_eq!(server.send(&server.request("GET", "/_health")).await.status, 200, "alive all along");
+
+    // Space is freed: everything resumes, no restart. The first read commits again by itself.
+    std::fs::remove_file(&filler).expect("free the disk");
+    let retrieved_before = server.object_events("full", "kept").len();
+    assert_eq!(get(&s3, "full", "kept").await, kept);
+    assert_eq!(ready_status(&server).await.0, 200, "/_ready once space is freed");
+    put(&s3, "full", "after", b"after").await;
+    assert_eq!(get(&s3, "full", "after").await, b"after");
+    // The refused write left nothing: no version, no event; the reads are recorded.
+    server.assert_absent("full", &refused_key).await;
+    assert!(server.object_events("full", &refused_key).is_empty(), "an event for the refused write");
+    let recorded = server.wait_for_events("full", "kept", |events| events.len() > retrieved_before).await;
+    assert_eq!(recorded.last().map(|e| e.event_type.as_str()), Some("v1.object.retrieved"));
+    assert_eq!(std::fs::read_dir(data.join("tmp")).expect("tmp").count(), 0, "a temp file stayed");
+    cli::expect(&server, &["verify"], 0);
+}
