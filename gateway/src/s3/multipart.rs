@@ -8,6 +8,7 @@
 //! the object's BLAKE3 comes from the parts' chaining values where their sizes allow.
 
 use blake3::hazmat::ChainingValue;
+use registry::Caller;
 use registry::commands::{NewVersion, WriteCondition};
 use registry::event::v1::{
     self, BlobPart, MultipartCreated, ObjectContent, ObjectPut, Origin, PartUploaded, UploadRef,
@@ -20,7 +21,7 @@ use s3s::{S3Request, S3Response, s3_error};
 use super::bucket::{owner, require_bucket};
 use super::checksum::{ChecksumAlgorithm, ChecksumValue, Checksummer, ExpectedChecksums, Md5};
 use super::error::Result;
-use super::object::{copy_source, place, record_placed, source_version, store_body};
+use super::object::{Placed, copy_source, place, record_placed, source_version, store_body};
 use super::read::read_parts;
 use super::{Gateway, blake3_tree, caller, wire};
 use crate::backend::{BlobId, BlobStore, StoreUpload};
@@ -148,18 +149,12 @@ pub(super) async fn upload_part(
         into.as_ref().map(|u| (u, number)),
     )
     .await?;
+    let input = &req.input;
     let part = stored.part;
     let checksums = wire::ChecksumFields::of(&part.checksums);
     let etag = part.etag.clone();
-    let uploaded = PartUploaded {
-        bucket: input.bucket.clone(),
-        key: input.key.clone(),
-        upload_id: input.upload_id.clone(),
-        part_number: number,
-        part,
-    };
-    let caller = caller(&req);
-    record_placed(gw, placed, |after| gw.registry.upload_part(caller.clone(), uploaded.clone(), after)).await?;
+    let target = (input.bucket.as_str(), input.key.as_str(), input.upload_id.as_str());
+    record_part(gw, caller(&req), target, placed, (number, part)).await?;
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(wire::etag(&etag)),
         checksum_crc32: checksums.crc32,
@@ -169,6 +164,25 @@ pub(super) async fn upload_part(
         checksum_sha256: checksums.sha256,
         ..Default::default()
     }))
+}
+
+/// Records `part`, whose blob is `placed`, as part `number` of the upload `upload_id` of
+/// `bucket/key` (`v1.multipart.part.uploaded`).
+async fn record_part(
+    gw: &Gateway,
+    caller: Caller,
+    (bucket, key, upload_id): (&str, &str, &str),
+    placed: Placed,
+    (number, part): (u32, BlobPart),
+) -> Result<registry::Event> {
+    let uploaded = PartUploaded {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        upload_id: upload_id.to_owned(),
+        part_number: number,
+        part,
+    };
+    record_placed(gw, placed, |placement| gw.registry.upload_part(caller.clone(), uploaded.clone(), placement)).await
 }
 
 /// Parses `x-amz-copy-source-range: bytes=first-last` against the source size.
@@ -232,16 +246,8 @@ pub(super) async fn upload_part_copy(
         offset: None,
         store_etag,
     };
-    let uploaded = PartUploaded {
-        bucket: input.bucket.clone(),
-        key: input.key.clone(),
-        upload_id: input.upload_id.clone(),
-        part_number: number,
-        part,
-    };
-    let caller = caller(&req);
-    let event =
-        record_placed(gw, placed, |after| gw.registry.upload_part(caller.clone(), uploaded.clone(), after)).await?;
+    let target = (input.bucket.as_str(), input.key.as_str(), input.upload_id.as_str());
+    let event = record_part(gw, caller(&req), target, placed, (number, part)).await?;
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(wire::etag(&etag)),
@@ -447,7 +453,7 @@ pub(super) async fn complete_multipart_upload(
     let etag = put.content.etag.clone();
     let fields = wire::ChecksumFields::of(&put.content.checksums);
     let checksum_type = put.content.checksum_type.clone();
-    let new = NewVersion { put, condition: WriteCondition::default(), placed_after: None };
+    let new = NewVersion { put, condition: WriteCondition::default(), placement: None };
     let legal_hold = new.put.legal_hold;
     let recorded =
         gw.registry.complete_multipart_upload(caller(&req), input.upload_id.clone(), expected_parts, new).await?;

@@ -55,8 +55,9 @@ pub fn check_key(key: &str) -> Result<()> {
 
 /// The length of a request body's bytes: `Content-Length`, or for an aws-chunked body sent
 /// with chunked transfer encoding (botocore does so over HTTPS) `x-amz-decoded-content-length`.
-/// s3s decodes the chunks and checks that length itself; a store that must know the length
-/// before the first byte (an S3 upstream) needs it here.
+/// s3s decodes the chunks but does not compare their bytes with that length: the blob store
+/// does, receiving the body against it (`BlobError::IncompleteBody`). A store that must know
+/// the length before the first byte (an S3 upstream) needs it here too.
 #[must_use]
 pub fn body_length(content_length: Option<i64>, headers: &http::HeaderMap) -> Option<i64> {
     content_length.or_else(|| {
