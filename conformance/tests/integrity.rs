@@ -223,3 +223,58 @@ async fn a_missing_or_truncated_blob_is_an_error_not_an_empty_success() {
     assert_eq!(corrupt_metric(&server, "missing").await, 1);
     assert_eq!(corrupt_metric(&server, "short").await, 2);
 }
+
+/// UploadPartCopy streamed its source's bytes unchecked: a damaged source became a part, with
+/// digests computed over the damage, and the object completed from it looked sound.
+#[tokio::test]
+async fn a_damaged_source_of_upload_part_copy_is_refused_not_copied() {
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "copied").await;
+    let source = bytes(6 * MIB, 3);
+    put(&s3, "copied", "source.bin", &source).await;
+    // A ranged read before the damage makes its outboard known, so that intact ranges stay
+    // readable after it (as in the GET test above).
+    assert_eq!(get_range(&s3, "copied", "source.bin", Some("bytes=0-9")).await, &source[..10]);
+    damage(&server, "copied", "source.bin", &source, Damage::Flip(5 * MIB + 7)).await;
+
+    let upload = s3.create_multipart_upload().bucket("copied").key("target.bin").send().await.expect("create upload");
+    let upload_id = upload.upload_id().expect("upload id");
+    let copy = |range: Option<String>| {
+        s3.upload_part_copy()
+            .bucket("copied")
+            .key("target.bin")
+            .upload_id(upload_id)
+            .part_number(1)
+            .copy_source("copied/source.bin")
+            .set_copy_source_range(range)
+            .send()
+    };
+    assert_eq!(failure(copy(None).await), (500, "InternalError".to_owned()), "a whole damaged source");
+    let over = format!("bytes={}-{}", 5 * MIB, 6 * MIB - 1);
+    assert_eq!(failure(copy(Some(over)).await), (500, "InternalError".to_owned()), "a range over the damage");
+    assert!(
+        of_type(&server.object_events("copied", "target.bin"), "v1.multipart.part.uploaded").is_empty(),
+        "a part was recorded from damaged bytes"
+    );
+    assert_eq!(corrupt_reasons(&server, "copied", "source.bin", 2).await, [CorruptReason::DigestMismatch; 2]);
+
+    // A range of intact bytes is copied, and is what the source held.
+    let intact = (MIB, 2 * MIB - 1);
+    copy(Some(format!("bytes={}-{}", intact.0, intact.1))).await.expect("copy of an intact range");
+    let parts = s3.list_parts().bucket("copied").key("target.bin").upload_id(upload_id).send().await.expect("list");
+    let part = &parts.parts()[0];
+    assert_eq!(part.size(), Some(i64::try_from(MIB).unwrap()));
+    let completed = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(aws_sdk_s3::types::CompletedPart::builder().part_number(1).e_tag(part.e_tag().expect("ETag")).build())
+        .build();
+    s3.complete_multipart_upload()
+        .bucket("copied")
+        .key("target.bin")
+        .upload_id(upload_id)
+        .multipart_upload(completed)
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(get_range(&s3, "copied", "target.bin", None).await, &source[intact.0..=intact.1]);
+}

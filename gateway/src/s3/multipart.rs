@@ -7,6 +7,8 @@
 //! completes it, and the version's parts are successive ranges of its one blob. Either way
 //! the object's BLAKE3 comes from the parts' chaining values where their sizes allow.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use blake3::hazmat::ChainingValue;
 use registry::Caller;
 use registry::commands::{NewVersion, WriteCondition};
@@ -22,7 +24,7 @@ use super::bucket::{owner, require_bucket};
 use super::checksum::{ChecksumAlgorithm, ChecksumValue, Checksummer, ExpectedChecksums, Md5};
 use super::error::Result;
 use super::object::{Placed, copy_source, place, record_placed, source_version, store_body};
-use super::read::read_parts;
+use super::read::{checked_read, read_parts};
 use super::{Gateway, blake3_tree, caller, wire};
 use crate::backend::{BlobId, BlobStore, StoreUpload};
 
@@ -218,21 +220,37 @@ pub(super) async fn upload_part_copy(
     let source = source_version(gw, &src_bucket, &src_key, src_version_id.as_deref()).await?;
     let span = copy_range(input.copy_source_range.as_deref(), source.content.size)?;
 
-    // The range streams through the gateway (read from the source blobs, stored again) even
-    // where the store could copy it itself: the part's MD5 and BLAKE3 chaining value are
-    // computed on the way, as for an uploaded part.
+    // The range streams through the gateway (read from the source blobs, checked against the
+    // source's BLAKE3, stored again) even where the store could copy it itself: the part's MD5
+    // and BLAKE3 chaining value are computed on the way, as for an uploaded part, and damaged
+    // bytes must not become a part whose digests vouch for them.
+    let source_failure = Arc::new(Mutex::new(None));
     let (body, length): (crate::backend::BodyStream, u64) = match span {
         Some(span) => {
             use futures::TryStreamExt as _;
-            let stream = read_parts(gw, &source.content.parts, span).map_err(Into::into);
+            let range = input.copy_source_range.clone();
+            let checked = checked_read(gw, caller(&req), &source, range, span).await?;
+            let failure = Arc::clone(&source_failure);
+            let stream = checked.map_err(move |err| {
+                let body_error = crate::backend::BodyError::from(err.to_string());
+                *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);
+                body_error
+            });
             (Box::pin(stream), span.1 - span.0 + 1)
         }
         None => (Box::pin(futures::stream::empty()), 0),
     };
     let subtree_offset = blake3_tree::part_offset(number, length);
     let staged = match store_upload(&upload.created) {
-        Some(into) => gw.blobs.put_part(&into, number, body, Some(length), &[], subtree_offset).await?,
-        None => gw.blobs.put(body, Some(length), &[], subtree_offset).await?,
+        Some(into) => gw.blobs.put_part(&into, number, body, Some(length), &[], subtree_offset).await,
+        None => gw.blobs.put(body, Some(length), &[], subtree_offset).await,
+    };
+    // A failure to read the source is the answer (damaged: 500; away: 503), not a bad body.
+    let staged = match staged {
+        Ok(staged) => staged,
+        Err(err) => {
+            return Err(source_failure.lock().unwrap_or_else(PoisonError::into_inner).take().unwrap_or(err).into());
+        }
     };
     let (size, etag, subtree) = (staged.size(), hex::encode(staged.md5()), staged.subtree().map(hex::encode));
     let store_etag = staged.store_etag().map(str::to_owned);

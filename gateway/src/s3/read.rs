@@ -194,22 +194,25 @@ pub(super) fn read_parts(
         .try_flatten()
 }
 
-/// The bytes `span` of the version, each checked against its recorded BLAKE3 before it is
-/// sent (see [`integrity`]); a refusal is logged, counted and recorded as `v1.blob.corrupt`.
-async fn checked_read(
+/// The bytes `span` of `version`, each checked against its recorded BLAKE3 before it is
+/// passed on (see [`integrity`]): to a GET's client, or into the part an UploadPartCopy
+/// stores. A refusal is logged, counted and recorded as `v1.blob.corrupt` for `caller`,
+/// with `range` as the request asked for it.
+pub(super) async fn checked_read(
     gw: &Gateway,
-    req: &S3Request<GetObjectInput>,
-    plan: &ReadPlan,
+    caller: Caller,
+    version: &ObjectVersion,
+    range: Option<String>,
     span: (u64, u64),
 ) -> Result<integrity::ByteStream> {
-    let content = &plan.version.content;
+    let content = &version.content;
     let root = blake3::Hash::from_hex(&content.blake3).map_err(|_| {
-        tracing::error!(code = "InternalError", version_id = %plan.version.version_id, "the version records no valid BLAKE3");
+        tracing::error!(code = "InternalError", version_id = %version.version_id, "the version records no valid BLAKE3");
         S3Error::new(S3ErrorCode::InternalError)
     })?;
     let expected = integrity::Expected { root, size: content.size };
     let read = |span| read_parts(gw, &content.parts, span).boxed();
-    let report = corruption_report(gw, caller(req), &plan.version, plan.content_range.clone(), span);
+    let report = corruption_report(gw, caller, version, range, span);
     Ok(integrity::checked_read(&gw.outboards, expected, span, read, report).await?)
 }
 
@@ -410,7 +413,7 @@ pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> 
     require_recordable(gw).await?;
     let content = &plan.version.content;
     let stream = match plan.span {
-        Some(span) => checked_read(gw, &req, &plan, span).await?,
+        Some(span) => checked_read(gw, caller(&req), &plan.version, plan.content_range.clone(), span).await?,
         None => futures::stream::empty().boxed(),
     };
     let record: Option<Box<dyn FnOnce(u64) + Send + Sync>> = if gw.records_retrievals() {
