@@ -35,7 +35,9 @@ use super::pipeline::{
     Chunk, FEED_CHUNK, Hashes, PIPELINE_DEPTH, feed, join_error, md5_worker, off_thread, receive_exactly,
     subtree_worker,
 };
-use super::{BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, Result, Stage, StagedBlob, StoreUpload};
+use super::{
+    BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, PartToJoin, Result, Stage, StagedBlob, StoreUpload,
+};
 use crate::s3::checksum::{ChecksumAlgorithm, Checksummer, Checksums};
 
 /// Bytes per read when serving a blob. Large reads keep syscalls and task hops rare.
@@ -394,7 +396,7 @@ impl BlobStore for FsBlobStore {
         Err(BlobError::InvalidId)
     }
 
-    async fn complete_multipart(&self, _upload: &StoreUpload, _parts: &[(u32, String)]) -> Result<()> {
+    async fn complete_multipart(&self, _upload: &StoreUpload, _parts: &[PartToJoin]) -> Result<Vec<u64>> {
         Err(BlobError::InvalidId)
     }
 

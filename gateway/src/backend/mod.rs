@@ -116,6 +116,17 @@ pub enum RetentionMode {
     Compliance,
 }
 
+/// A part of a store's own multipart upload, as the store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartToJoin {
+    /// Its part number.
+    pub number: u32,
+    /// The ETag the store gave it.
+    pub etag: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
 /// Identifies a blob within one store. Opaque to callers; each store validates the ids it is
 /// given (for [`fs::FsBlobStore`]: 64 lowercase hex digits of the BLAKE3 digest).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -404,14 +415,15 @@ pub trait BlobStore: Send + Sync + 'static {
         subtree_offset: Option<u64>,
     ) -> Result<StagedBlob>;
 
-    /// Joins the named parts (number and store ETag, in order) into the upload's blob, their
-    /// bytes one after the other; the upload ends.
+    /// Joins the named parts (in order) into the upload's blob and returns where each one's
+    /// bytes start in it: one after the other, unless the store had to join parts that were
+    /// not named too (see [`s3::S3BlobStore`]). The upload ends.
     ///
     /// # Errors
     ///
     /// [`BlobError::NotFound`] when the store no longer has the upload; the errors of the
     /// store's requests.
-    async fn complete_multipart(&self, upload: &StoreUpload, parts: &[(u32, String)]) -> Result<()>;
+    async fn complete_multipart(&self, upload: &StoreUpload, parts: &[PartToJoin]) -> Result<Vec<u64>>;
 
     /// Ends the upload and drops its parts. An upload the store no longer has is already
     /// aborted.

@@ -54,8 +54,8 @@ use tokio::task::spawn_blocking;
 
 use super::pipeline::{Chunk, PIPELINE_DEPTH, digest_worker, feed, join_error, md5_worker, subtree_worker};
 use super::{
-    BlobEntry, BlobError, BlobId, BlobLock, BlobStore, BlobStream, BodyStream, Result, RetentionMode, Stage,
-    StagedBlob, StoreUpload,
+    BlobEntry, BlobError, BlobId, BlobLock, BlobStore, BlobStream, BodyStream, PartToJoin, Result, RetentionMode,
+    Stage, StagedBlob, StoreUpload,
 };
 use crate::config::{UpstreamConfig, UpstreamObjectLock};
 use crate::s3::checksum::{ChecksumAlgorithm, Checksummer, Checksums};
@@ -645,25 +645,38 @@ impl BlobStore for S3BlobStore {
         Ok(streamed.staged(Box::new(PartStage { blob: upload.blob.clone(), placed: false })).with_store_etag(etag))
     }
 
-    async fn complete_multipart(&self, upload: &StoreUpload, parts: &[(u32, String)]) -> Result<()> {
-        let key = self.key(&upload.blob)?;
-        let parts = parts
+    async fn complete_multipart(&self, upload: &StoreUpload, parts: &[PartToJoin]) -> Result<Vec<u64>> {
+        let named: Vec<(u32, &str)> = parts.iter().map(|p| (p.number, p.etag.as_str())).collect();
+        let refused = match self.complete_with(upload, &named).await {
+            Ok(()) => return Ok(successive_offsets(parts.iter().map(|p| p.size))),
+            Err(BlobError::Upstream { code, .. }) if code == "InvalidPart" => BlobError::Upstream { status: 400, code },
+            Err(err) => return Err(err),
+        };
+        // Ceph RGW completes an upload only with every part it holds, where S3 drops the parts
+        // left out: those the client left out, and any whose request reached the upstream but
+        // was never recorded (the gateway was killed meanwhile). Join every held part then, as
+        // long as the named ones are there as recorded, and point past the others.
+        let held = self.held_parts(upload).await?;
+        let same = |part: &PartToJoin| {
+            held.iter()
+                .any(|h| h.number == part.number && unquoted(&h.etag) == unquoted(&part.etag) && h.size == part.size)
+        };
+        if held.len() == parts.len() || !parts.iter().all(same) {
+            return Err(refused);
+        }
+        tracing::warn!(
+            upload = %upload.upload_id,
+            held = held.len(),
+            named = parts.len(),
+            "the upstream completes an upload only with every part it holds; the parts not named stay in its blob, unreferenced"
+        );
+        let all: Vec<(u32, &str)> = held.iter().map(|h| (h.number, h.etag.as_str())).collect();
+        self.complete_with(upload, &all).await?;
+        let offsets = successive_offsets(held.iter().map(|h| h.size));
+        Ok(parts
             .iter()
-            .map(|(number, etag)| {
-                let number = i32::try_from(*number).map_err(|_| BlobError::InvalidId)?;
-                Ok(CompletedPart::builder().part_number(number).e_tag(etag).build())
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(&upload.upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-            .send()
-            .await
-            .map_err(upstream_error)?;
-        Ok(())
+            .map(|part| held.iter().zip(&offsets).find(|(h, _)| h.number == part.number).map_or(0, |(_, &at)| at))
+            .collect())
     }
 
     async fn abort_multipart(&self, upload: &StoreUpload) -> Result<()> {
@@ -876,6 +889,75 @@ impl Intercept for CountUpstreamRequests {
 
 /// An SDK error as a [`BlobError`]: what a client may be told is decided here; the upstream's
 /// own words go to the log only.
+impl S3BlobStore {
+    /// Completes the upstream's upload with `parts` (number and ETag, in order).
+    async fn complete_with(&self, upload: &StoreUpload, parts: &[(u32, &str)]) -> Result<()> {
+        let key = self.key(&upload.blob)?;
+        let parts = parts
+            .iter()
+            .map(|(number, etag)| {
+                let number = i32::try_from(*number).map_err(|_| BlobError::InvalidId)?;
+                Ok(CompletedPart::builder().part_number(number).e_tag(*etag).build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(&upload.upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map_err(upstream_error)?;
+        Ok(())
+    }
+
+    /// Every part the upstream holds for `upload`, in order (ListParts, all pages).
+    async fn held_parts(&self, upload: &StoreUpload) -> Result<Vec<PartToJoin>> {
+        let key = self.key(&upload.blob)?;
+        let mut held = Vec::new();
+        let mut marker = None::<String>;
+        loop {
+            let page = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(&key)
+                .upload_id(&upload.upload_id)
+                .set_part_number_marker(marker.take())
+                .send()
+                .await
+                .map_err(upstream_error)?;
+            for part in page.parts() {
+                let number = part.part_number().and_then(|n| u32::try_from(n).ok()).ok_or(BlobError::InvalidId)?;
+                let size = part.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                held.push(PartToJoin { number, etag: part.e_tag().unwrap_or_default().to_owned(), size });
+            }
+            match page.next_part_number_marker() {
+                Some(next) if page.is_truncated() == Some(true) => marker = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        held.sort_by_key(|part| part.number);
+        Ok(held)
+    }
+}
+
+fn unquoted(etag: &str) -> &str {
+    etag.trim_matches('"')
+}
+
+/// The offset of each of `sizes` when they are joined one after the other.
+fn successive_offsets(sizes: impl Iterator<Item = u64>) -> Vec<u64> {
+    sizes
+        .scan(0, |next, size| {
+            let at = *next;
+            *next += size;
+            Some(at)
+        })
+        .collect()
+}
+
 fn upstream_error<E>(err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> BlobError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,

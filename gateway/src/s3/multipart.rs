@@ -26,7 +26,7 @@ use super::error::Result;
 use super::object::{Placed, copy_source, place, record_placed, source_version, store_body};
 use super::read::{checked_read, read_parts};
 use super::{Gateway, blake3_tree, caller, wire};
-use crate::backend::{BlobId, BlobStore, StoreUpload};
+use crate::backend::{BlobId, BlobStore, PartToJoin, StoreUpload};
 
 /// Parts other than the last must be at least this large.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -343,17 +343,15 @@ async fn join_parts(
     let Some(upload) = store_upload(created) else {
         return Ok(selected.into_iter().map(|(_, p)| p).collect());
     };
-    let named: Vec<(u32, String)> =
-        selected.iter().map(|(n, p)| (*n, p.store_etag.clone().unwrap_or_default())).collect();
-    blobs.complete_multipart(&upload, &named).await?;
-    let mut offset = 0;
+    let named: Vec<PartToJoin> = selected
+        .iter()
+        .map(|(number, p)| PartToJoin { number: *number, etag: p.store_etag.clone().unwrap_or_default(), size: p.size })
+        .collect();
+    let offsets = blobs.complete_multipart(&upload, &named).await?;
     Ok(selected
         .into_iter()
-        .map(|(_, p)| {
-            let part = BlobPart { blob: upload.blob.to_string(), offset: Some(offset), store_etag: None, ..p };
-            offset += part.size;
-            part
-        })
+        .zip(offsets)
+        .map(|((_, p), offset)| BlobPart { blob: upload.blob.to_string(), offset: Some(offset), store_etag: None, ..p })
         .collect())
 }
 
