@@ -77,27 +77,59 @@ async fn ready_status(server: &Server) -> (u16, String) {
     (response.status, response.text())
 }
 
-#[tokio::test]
-async fn a_full_disk_refuses_writes_and_unrecorded_reads_and_recovers_without_restart_issue_16() {
+/// A server with `settings` whose bucket `full` holds `kept`, restarted on a tmpfs of its
+/// own; `None` when this process may not mount one.
+async fn server_on_tmpfs(settings: &[(&str, &str)], kept: &[u8]) -> Option<(Server, Mount)> {
     let mut env = upstream_env();
-    env.push(("ARTIFACT_STORE_STORAGE_MIN_FREE_BYTES".to_owned(), RESERVE.to_string()));
+    env.extend(settings.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
     let mut server = Server::start_with(Transport::Http, &[], env).await;
     let s3 = server.s3();
     create_bucket(&s3, "full").await;
-    let kept = bytes(100_000, 14);
-    put(&s3, "full", "kept", &kept).await;
-
+    put(&s3, "full", "kept", kept).await;
     server.terminate();
     server.wait_exit().await;
-    let data = server.data_dir();
-    let Some(_mount) = move_onto_tmpfs(&data) else {
-        eprintln!("SKIPPED: mounting a tmpfs needs root; the disk-full checks did not run");
-        return;
-    };
+    let mount = move_onto_tmpfs(&server.data_dir())?;
     server.restart().await;
     assert_eq!(get(&s3, "full", "kept").await, kept);
     // Its retrieval record commits after the answer: wait for it before counting events.
     server.wait_for_events("full", "kept", |events| events.iter().any(|e| e.event_type == "v1.object.retrieved")).await;
+    Some((server, mount))
+}
+
+/// Fills the disk, then PUTs small objects (kept in the registry on the local store) until
+/// one is refused, as the registry's commits fail too; the WAL may hold a few first. Returns
+/// the filler file, the refused key and the refusal.
+async fn fill_until_a_write_is_refused(server: &Server) -> (PathBuf, String, (u16, String)) {
+    let s3 = server.s3();
+    let filler = fill(&server.data_dir());
+    for i in 0..200 {
+        let key = format!("small-{i}");
+        let result = s3.put_object().bucket("full").key(&key).body(b"small".to_vec().into()).send().await;
+        if result.is_err() {
+            return (filler, key, failure(result));
+        }
+    }
+    panic!("200 writes were acknowledged on a full disk");
+}
+
+/// `artifact_store_retrieval_records_dropped_total`, from `/_metrics`.
+async fn dropped_records(server: &Server) -> u64 {
+    let metrics = server.send(&server.request("GET", "/_metrics")).await.text();
+    let series = "artifact_store_retrieval_records_dropped_total ";
+    metrics.lines().find_map(|line| line.strip_prefix(series)).map_or(0, |v| v.trim().parse().expect("count"))
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_writes_and_unrecorded_reads_and_recovers_without_restart_issue_16() {
+    let kept = bytes(100_000, 14);
+    let reserve = RESERVE.to_string();
+    let Some((server, _mount)) = server_on_tmpfs(&[("ARTIFACT_STORE_STORAGE_MIN_FREE_BYTES", &reserve)], &kept).await
+    else {
+        eprintln!("SKIPPED: mounting a tmpfs needs root; the disk-full checks did not run");
+        return;
+    };
+    let s3 = server.s3();
+    let data = server.data_dir();
 
     // The reserve: a body that would leave less than `storage.min_free_bytes` is refused
     // before it is read, on the local store (an upstream keeps the bytes elsewhere).
@@ -115,19 +147,8 @@ async fn a_full_disk_refuses_writes_and_unrecorded_reads_and_recovers_without_re
         assert_eq!(std::fs::read_dir(data.join("tmp")).expect("tmp").count(), 0, "a temp file stayed");
     }
 
-    // Nothing left at all: the registry's commits fail too. Small PUTs (kept in the registry on
-    // the local store) go on until one is refused; the WAL may hold a few first.
-    let filler = fill(&data);
-    let mut refused = None;
-    for i in 0..200 {
-        let key = format!("small-{i}");
-        let result = s3.put_object().bucket("full").key(&key).body(b"small".to_vec().into()).send().await;
-        if result.is_err() {
-            refused = Some((key, failure(result)));
-            break;
-        }
-    }
-    let (refused_key, (status, code)) = refused.expect("200 writes were acknowledged on a full disk");
+    // Nothing left at all: the registry's commits fail too.
+    let (filler, refused_key, (status, code)) = fill_until_a_write_is_refused(&server).await;
     assert_eq!((status, code.as_str()), (503, "ServiceUnavailable"), "a write on a full disk");
     let (status, text) = ready_status(&server).await;
     // Either the log's commit failed or the views' did (the log's WAL may still have had room).
@@ -151,4 +172,39 @@ async fn a_full_disk_refuses_writes_and_unrecorded_reads_and_recovers_without_re
     assert_eq!(recorded.last().map(|e| e.event_type.as_str()), Some("v1.object.retrieved"));
     assert_eq!(std::fs::read_dir(data.join("tmp")).expect("tmp").count(), 0, "a temp file stayed");
     cli::expect(&server, &["verify"], 0);
+}
+
+/// `registry.retrievals = best_effort`: on a full disk reads are served, and every record that
+/// could not be committed is counted. (A read is refused in either mode while the views lack
+/// events the log holds: they would answer from a state that is not the log's.)
+#[tokio::test]
+async fn best_effort_serves_reads_on_a_full_disk_and_counts_the_lost_records_issue_16() {
+    let kept = bytes(100_000, 16);
+    let Some((server, _mount)) = server_on_tmpfs(&[("ARTIFACT_STORE_REGISTRY_RETRIEVALS", "best_effort")], &kept).await
+    else {
+        eprintln!("SKIPPED: mounting a tmpfs needs root; the disk-full checks did not run");
+        return;
+    };
+    let s3 = server.s3();
+    let before = dropped_records(&server).await;
+    let filler = fill(&server.data_dir());
+    // Reads only: their records fill what room the registry's files had left, then fail.
+    let (mut served, mut dropped) = (0, before);
+    for _ in 0..300 {
+        match s3.get_object().bucket("full").key("kept").send().await {
+            Ok(out) => {
+                assert_eq!(out.body.collect().await.expect("body").into_bytes(), kept, "a read on a full disk");
+                served += 1;
+            }
+            Err(err) => assert_eq!(failure::<(), _>(Err(err)), (503, "ServiceUnavailable".to_owned())),
+        }
+        dropped = dropped_records(&server).await;
+        if dropped > before {
+            break;
+        }
+    }
+    assert!(dropped > before, "no lost record was counted after 300 reads on a full disk ({served} served)");
+    std::fs::remove_file(&filler).expect("free the disk");
+    put(&s3, "full", "after", b"after").await;
+    assert_eq!(get(&s3, "full", "after").await, b"after");
 }
