@@ -170,7 +170,9 @@ async fn a_full_disk_refuses_writes_and_unrecorded_reads_and_recovers_without_re
     assert!(server.object_events("full", &refused_key).is_empty(), "an event for the refused write");
     let recorded = server.wait_for_events("full", "kept", |events| events.len() > retrieved_before).await;
     assert_eq!(recorded.last().map(|e| e.event_type.as_str()), Some("v1.object.retrieved"));
-    assert_eq!(std::fs::read_dir(data.join("tmp")).expect("tmp").count(), 0, "a temp file stayed");
+    if !server.on_s3_backend() {
+        assert_eq!(std::fs::read_dir(data.join("tmp")).expect("tmp").count(), 0, "a temp file stayed");
+    }
     cli::expect(&server, &["verify"], 0);
 }
 
