@@ -26,6 +26,7 @@
 pub mod cli;
 pub mod events;
 pub mod http2;
+pub mod metrics;
 pub mod raw;
 pub mod sdk;
 pub mod server;

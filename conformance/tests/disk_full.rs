@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use artifact_store_conformance::raw::{Payload, ROOT, assert_refused};
 use artifact_store_conformance::sdk::{create_bucket, failure, get, put};
 use artifact_store_conformance::server::upstream_env;
-use artifact_store_conformance::{Server, Transport, bytes, cli};
+use artifact_store_conformance::{Server, Transport, bytes, cli, metrics};
 
 /// The tmpfs the data folder moves onto.
 const DISK_MIB: u64 = 48;
@@ -113,10 +113,8 @@ async fn fill_until_a_write_is_refused(server: &Server) -> (PathBuf, String, (u1
 }
 
 /// `artifact_store_retrieval_records_dropped_total`, from `/_metrics`.
-async fn dropped_records(server: &Server) -> u64 {
-    let metrics = server.send(&server.request("GET", "/_metrics")).await.text();
-    let series = "artifact_store_retrieval_records_dropped_total ";
-    metrics.lines().find_map(|line| line.strip_prefix(series)).map_or(0, |v| v.trim().parse().expect("count"))
+async fn dropped_records(server: &Server) -> f64 {
+    metrics::sample(&server.scrape().await, "artifact_store_retrieval_records_dropped_total", &[]).unwrap_or(0.0)
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use artifact_store_conformance::events::{of_type, payload, version};
 use artifact_store_conformance::sdk::{create_bucket, failure, get_range, put};
 use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::upstream::RunUpstream;
-use artifact_store_conformance::{Server, Transport, bytes};
+use artifact_store_conformance::{Server, Transport, bytes, metrics};
 use aws_sdk_s3::primitives::ByteStream;
 use registry::event::v1::{CorruptReason, Payload};
 
@@ -94,12 +94,9 @@ async fn corrupt_reasons(server: &Server, bucket: &str, key: &str, count: usize)
         .collect()
 }
 
-/// `artifact_store_blob_corrupt_total` for `reason`, from `/_metrics`.
-async fn corrupt_metric(server: &Server, reason: &str) -> u64 {
-    let response = server.send(&server.request("GET", "/_metrics")).await;
-    assert_eq!(response.status, 200);
-    let series = format!("artifact_store_blob_corrupt_total{{reason=\"{reason}\"}} ");
-    response.text().lines().find_map(|line| line.strip_prefix(&series)).map_or(0, |v| v.trim().parse().expect("count"))
+/// `artifact_store_blob_corrupt_total` for `reason`, from `/_metrics` (0 before the first).
+async fn corrupt_metric(server: &Server, reason: &str) -> f64 {
+    metrics::sample(&server.scrape().await, "artifact_store_blob_corrupt_total", &[("reason", reason)]).unwrap_or(0.0)
 }
 
 /// A GET whose response is a 500 InternalError, before any byte of the body.
@@ -163,7 +160,7 @@ async fn a_flipped_byte_in_a_blob_is_refused_and_recorded() {
     assert_eq!(intact, &large[elsewhere.0..=elsewhere.1], "a range of intact groups is served");
     assert_eq!(corrupt_reasons(&server, "flipped", "large.bin", 2).await, [CorruptReason::DigestMismatch; 2]);
 
-    assert_eq!(corrupt_metric(&server, "digest_mismatch").await, before + 4);
+    assert_eq!(corrupt_metric(&server, "digest_mismatch").await, before + 4.0);
     assert!(server.log().contains("InternalError"), "the log names the answer");
     let verify = server.cli(&["verify", "--no-blobs"]);
     assert!(verify.status.success(), "replay accepts v1.blob.corrupt: {verify:#?}");
@@ -192,7 +189,7 @@ async fn a_flipped_byte_in_an_inline_row_is_refused_before_the_head() {
     assert_refused(&s3, "inline-flipped", "small.bin", None, "GET of an altered inline object").await;
     assert_refused(&s3, "inline-flipped", "small.bin", Some("bytes=2000-2099"), "a range of it").await;
     assert_eq!(corrupt_reasons(&server, "inline-flipped", "small.bin", 2).await, [CorruptReason::DigestMismatch; 2]);
-    assert_eq!(corrupt_metric(&server, "digest_mismatch").await, 2);
+    assert_eq!(corrupt_metric(&server, "digest_mismatch").await, 2.0);
 }
 
 #[tokio::test]
@@ -220,8 +217,8 @@ async fn a_missing_or_truncated_blob_is_an_error_not_an_empty_success() {
     assert_refused(&s3, "lost", "emptied.bin", None, "GET of an object whose blob was emptied").await;
     assert_eq!(corrupt_reasons(&server, "lost", "emptied.bin", 1).await, [CorruptReason::Short]);
 
-    assert_eq!(corrupt_metric(&server, "missing").await, 1);
-    assert_eq!(corrupt_metric(&server, "short").await, 2);
+    assert_eq!(corrupt_metric(&server, "missing").await, 1.0);
+    assert_eq!(corrupt_metric(&server, "short").await, 2.0);
 }
 
 /// UploadPartCopy streamed its source's bytes unchecked: a damaged source became a part, with

@@ -3,14 +3,13 @@
 //! graceful SIGTERM that finishes an upload in flight and loses nothing across a restart,
 //! and the CLI commands that read the registry beside a serving gateway.
 
-use std::collections::HashMap;
 use std::io::BufRead as _;
 use std::time::{Duration, SystemTime};
 
 use artifact_store_conformance::raw::{Payload, ROOT, encode};
 use artifact_store_conformance::sdk::{create_bucket, failure, get, put};
 use artifact_store_conformance::server::upstream_env;
-use artifact_store_conformance::{ACCESS_KEY, Server, Transport, bytes};
+use artifact_store_conformance::{ACCESS_KEY, Server, Transport, bytes, metrics};
 use prometheus_parse::{Scrape, Value as Sample};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -75,28 +74,9 @@ async fn a_separate_admin_listener_takes_the_metrics_off_the_s3_port() {
     assert_eq!(server.send(&server.request("GET", "/_ready")).await.status, 200, "readiness stays for load balancers");
 }
 
-/// The value of `name` with exactly `labels`, from a parsed scrape.
+/// The value of `name` with exactly `labels`, which the scrape must have.
 fn sample(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let wanted: HashMap<&str, &str> = labels.iter().copied().collect();
-    let found = scrape.samples.iter().find(|s| {
-        s.metric == name
-            && s.labels.iter().count() == wanted.len()
-            && wanted.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
-    });
-    match found.map(|s| &s.value) {
-        Some(Sample::Counter(v) | Sample::Gauge(v) | Sample::Untyped(v)) => *v,
-        Some(Sample::Histogram(buckets)) => buckets.last().map_or(0.0, |b| b.count),
-        Some(other) => panic!("{name}: unexpected sample {other:?}"),
-        None => panic!("{name} {labels:?} is not in the scrape"),
-    }
-}
-
-async fn scrape(server: &Server) -> Scrape {
-    let response = server.send(&server.request("GET", "/_metrics")).await;
-    assert_eq!(response.status, 200);
-    assert!(response.header("content-type").is_some_and(|t| t.starts_with("text/plain; version=0.0.4")));
-    let text = response.text();
-    Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap_or_else(|e| panic!("not Prometheus text: {e}\n{text}"))
+    metrics::sample(scrape, name, labels).unwrap_or_else(|| panic!("{name} {labels:?} is not in the scrape"))
 }
 
 #[tokio::test]
@@ -116,7 +96,7 @@ async fn metrics_parse_and_count_the_requests_made() {
     wait_for_retrievals(&server, "metered", "k1", 1).await;
     wait_for_retrievals(&server, "metered", "k2", 1).await;
 
-    let scrape = scrape(&server).await;
+    let scrape = server.scrape().await;
     let requests = |api| sample(&scrape, "artifact_store_s3_requests_total", &[("api", api)]);
     assert_eq!(requests("CreateBucket"), 1.0);
     assert_eq!(requests("PutObject"), 3.0);
