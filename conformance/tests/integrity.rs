@@ -166,6 +166,125 @@ async fn a_flipped_byte_in_a_blob_is_refused_and_recorded() {
     assert!(verify.status.success(), "replay accepts v1.blob.corrupt: {verify:#?}");
 }
 
+/// A large object's outboard was computed by its first ranged read, from the whole object:
+/// damage anywhere made every range of it unreadable (and each first range after a restart
+/// read the whole object). The write keeps it now, so a range costs its own groups.
+#[tokio::test]
+async fn a_write_keeps_its_outboard_so_ranges_away_from_damage_are_served() {
+    let mut server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "outboard").await;
+    let data = bytes(6 * MIB + 77, 4);
+    put(&s3, "outboard", "large.bin", &data).await;
+    let digest = blake3::hash(&data).to_hex().to_string();
+    let kept = server.data_dir().join("outboards").join(&digest);
+    assert_eq!(std::fs::metadata(&kept).expect("the write kept an outboard").len(), 7 * 32, "one digest per MiB");
+
+    // Damaged before any read, after a restart (nothing in memory): a range elsewhere is
+    // served from the kept outboard, a range over the damage is refused.
+    server.restart().await;
+    let s3 = server.s3();
+    let at = 5 * MIB + 3;
+    damage(&server, "outboard", "large.bin", &data, Damage::Flip(at)).await;
+    let elsewhere = (MIB - 5, 3 * MIB + 5);
+    let range = format!("bytes={}-{}", elsewhere.0, elsewhere.1);
+    assert_eq!(get_range(&s3, "outboard", "large.bin", Some(&range)).await, &data[elsewhere.0..=elsewhere.1]);
+    assert_refused(&s3, "outboard", "large.bin", Some(&format!("bytes={at}-{}", at + 1)), "a range over the damage")
+        .await;
+    assert_eq!(corrupt_reasons(&server, "outboard", "large.bin", 1).await, [CorruptReason::DigestMismatch]);
+
+    // An outboard is not believed on its word: damage to group 1 with an outboard rewritten to
+    // vouch for it (a forged chaining value) does not merge into the recorded digest, so the
+    // read computes the outboard again from the object, which fails: the range is refused
+    // instead of served damaged.
+    let forged_at = MIB + 10;
+    damage(&server, "outboard", "large.bin", &data, Damage::Flip(forged_at)).await;
+    let mut forged = data[MIB..2 * MIB].to_vec();
+    forged[10] ^= 0x01;
+    let mut cvs = std::fs::read(&kept).expect("read the outboard");
+    let forged_cv = {
+        use blake3::hazmat::HasherExt as _;
+        blake3::Hasher::new().set_input_offset(MIB as u64).update(&forged).finalize_non_root()
+    };
+    cvs[32..64].copy_from_slice(&forged_cv);
+    std::fs::write(&kept, &cvs).expect("forge the outboard");
+    server.restart().await;
+    let s3 = server.s3();
+    let group1 = format!("bytes={}-{}", MIB, MIB + 20);
+    assert_refused(&s3, "outboard", "large.bin", Some(&group1), "a range vouched for by a forged outboard").await;
+
+    // gc removes the outboard once no version has that content.
+    s3.delete_object().bucket("outboard").key("large.bin").send().await.expect("delete");
+    let gc = server.cli(&["gc", "--min-age", "0s", "--json"]);
+    assert!(gc.status.success(), "gc: {gc:#?}");
+    let report: serde_json::Value = serde_json::from_slice(&gc.stdout).expect("gc's JSON report");
+    assert_eq!(report["outboards_removed"], 1, "{report}");
+    assert!(!kept.exists(), "the outboard of a deleted object is removed");
+}
+
+/// Completion read stored parts back (to hash the object, or its last part) without checking
+/// them: a part damaged between its upload and completion was hashed into the new version's
+/// digest, which then vouched for the damage. Each part is checked against its own digest now.
+/// (The local store: on an S3 upstream the parts are the upstream's, which completes only those
+/// whose ETags match.)
+#[tokio::test]
+async fn a_part_damaged_before_completion_is_refused_not_hashed_into_the_object() {
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    if server.on_s3_backend() {
+        eprintln!("SKIPPED: the upstream keeps the parts of its own multipart uploads");
+        return;
+    }
+    let s3 = server.s3();
+    create_bucket(&s3, "parts").await;
+    // 5 MiB parts (the object is hashed whole at completion) and 8 MiB parts (only the last
+    // is read back); the damage is in the first part, then in the last.
+    for (key, sizes, damaged) in [("whole.bin", [5 * MIB, MIB], 0), ("merged.bin", [8 * MIB, MIB], 1)] {
+        let upload = s3.create_multipart_upload().bucket("parts").key(key).send().await.expect("create upload");
+        let upload_id = upload.upload_id().expect("upload id");
+        let mut completed = aws_sdk_s3::types::CompletedMultipartUpload::builder();
+        let mut parts = Vec::new();
+        for (index, size) in sizes.into_iter().enumerate() {
+            let number = i32::try_from(index + 1).unwrap();
+            let data = bytes(size, 10 + index as u64);
+            let part = s3
+                .upload_part()
+                .bucket("parts")
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(data.clone()))
+                .send()
+                .await
+                .expect("upload part");
+            let etag = part.e_tag().expect("ETag").to_owned();
+            completed =
+                completed.parts(aws_sdk_s3::types::CompletedPart::builder().part_number(number).e_tag(etag).build());
+            parts.push(data);
+        }
+        let uploaded = server.object_events("parts", key);
+        let blob = match payload(of_type(&uploaded, "v1.multipart.part.uploaded")[damaged]) {
+            Payload::PartUploaded(uploaded) => uploaded.part.blob,
+            other => panic!("not a v1.multipart.part.uploaded payload: {other:?}"),
+        };
+        let path = server.data_dir().join("blobs").join(&blob[..2]).join(&blob);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open the part's blob");
+        file.write_all_at(&[parts[damaged][1000] ^ 0x01], 1000).expect("flip a byte");
+
+        let result = s3
+            .complete_multipart_upload()
+            .bucket("parts")
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(completed.build())
+            .send()
+            .await;
+        assert_eq!(failure(result), (500, "InternalError".to_owned()), "{key}: completion over a damaged part");
+        let events = server.object_events("parts", key);
+        assert!(of_type(&events, "v1.multipart.completed").is_empty(), "{key}: the upload was completed: {events:#?}");
+    }
+    assert!(server.log().contains("a stored part failed its integrity check"), "the log says why");
+}
+
 #[tokio::test]
 async fn a_flipped_byte_in_an_inline_row_is_refused_before_the_head() {
     let server = Server::start_with(Transport::Http, &["--inline-max-bytes", "4096"], upstream_env()).await;

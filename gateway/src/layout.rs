@@ -4,6 +4,8 @@
 //! - `registry.views.db`: the views rebuilt from that log (`registry::sqlite::views_path`).
 //! - `blobs/ab/<64 hex digits>`: blob bytes, named by their BLAKE3 ([`crate::backend::fs`]).
 //! - `tmp/`: bodies being received ([`crate::backend::fs`]).
+//! - `outboards/<64 hex digits>`: the 1 MiB group digests of large objects, named by the
+//!   object's BLAKE3, so ranges are checked on their own ([`crate::outboard`]); derived data.
 //! - `root-credentials`: generated root credentials ([`crate::auth::root`]).
 //! - `registry.gc.lock`: held by the garbage collection pass running ([`crate::worker::gc`]).
 //!

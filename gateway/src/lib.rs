@@ -6,6 +6,8 @@
 //! - [`admin`]: `/_health` and the other endpoints under `/_`.
 //! - [`s3`]: the s3s `S3` implementation and the gateway error → S3 code mapping.
 //! - [`backend`]: the `BlobStore` trait and the local filesystem store.
+//! - [`blake3_tree`] and [`outboard`]: BLAKE3 over a tree of parts and of 1 MiB groups, so a
+//!   multipart object's digest needs no second read and a range is checked on its own.
 //! - [`checkpoints`]: signed checkpoints of the event chain: format, key, folders.
 //! - [`auth`]: users and root credentials.
 //! - [`config`]: one typed configuration (file < environment < flags).
@@ -26,11 +28,13 @@
 pub mod admin;
 pub mod auth;
 pub mod backend;
+pub mod blake3_tree;
 pub mod checkpoints;
 pub mod cli;
 pub mod config;
 pub mod layout;
 pub mod limits;
+pub mod outboard;
 pub mod s3;
 pub mod server;
 pub mod telemetry;

@@ -161,7 +161,12 @@ pub async fn serve(
         config.registry.views_check_interval_seconds,
         Arc::clone(&views_findings),
     );
-    let _collector = crate::worker::gc::spawn(registry.clone(), Arc::clone(&blobs), &config.gc);
+    let _collector = crate::worker::gc::spawn(
+        registry.clone(),
+        Arc::clone(&blobs),
+        crate::outboard::OutboardFiles::new(&data_dir),
+        &config.gc,
+    );
     let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout);
     let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
     let api = RegistryApi::new(registry.clone(), config.server.region.clone(), stopping_rx.clone());

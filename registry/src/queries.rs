@@ -647,6 +647,22 @@ pub fn parts(conn: &Connection, upload_id: &str, after: u32, limit: usize) -> Re
     Ok(parts)
 }
 
+/// Calls `each` with the BLAKE3 (hex) of every version larger than `min_size` bytes, in no
+/// particular order and possibly more than once: one pass over the versions, for the
+/// collection of data kept per object content (outboards).
+///
+/// # Errors
+/// SQLite errors, and those `each` returns.
+pub fn each_version_digest(conn: &Connection, min_size: u64, mut each: impl FnMut(&str) -> Result<()>) -> Result<()> {
+    let mut statement = conn.prepare_cached("SELECT blake3 FROM object_versions WHERE size > ?1")?;
+    let mut rows = statement.query([i64::try_from(min_size).unwrap_or(i64::MAX)])?;
+    while let Some(row) = rows.next()? {
+        let digest: String = row.get(0)?;
+        each(&digest)?;
+    }
+    Ok(())
+}
+
 /// How many versions and parts reference a blob (0: garbage, unless an upload is in flight).
 ///
 /// # Errors

@@ -32,13 +32,14 @@ use tokio::task::{JoinHandle, spawn_blocking};
 
 use super::direct_io::BlockWriter;
 use super::pipeline::{
-    Chunk, FEED_CHUNK, Hashes, PIPELINE_DEPTH, feed, join_error, md5_worker, off_thread, receive_exactly,
+    Chunk, Digests, FEED_CHUNK, Hashes, PIPELINE_DEPTH, feed, join_error, md5_worker, off_thread, receive_exactly,
     subtree_worker,
 };
 use super::{
     BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, PartToJoin, Result, Stage, StagedBlob, StoreUpload,
 };
-use crate::s3::checksum::{ChecksumAlgorithm, Checksummer, Checksums};
+use crate::outboard::GroupHasher;
+use crate::s3::checksum::{ChecksumAlgorithm, Checksummer};
 
 /// Bytes per read when serving a blob. Large reads keep syscalls and task hops rare.
 const READ_CHUNK: u64 = 1 << 20;
@@ -319,13 +320,14 @@ impl BlobStore for FsBlobStore {
         // A write error (a full disk) is why feeding found its worker gone: report it first.
         let written = written?;
         let size = fed?;
-        let (blake3, checksums) = written.ok_or_else(|| io::Error::other("blob writer stopped early"))?;
+        let Digests { blake3, outboard, checksums } =
+            written.ok_or_else(|| io::Error::other("blob writer stopped early"))?;
         let md5 = md5.ok_or_else(|| io::Error::other("md5 worker stopped early"))?;
 
         let blake3 = *blake3.as_bytes();
         let final_path = self.blob_path(&BlobId::new(hex::encode(blake3)))?;
         let stage = FsStage { temp, final_path };
-        Ok(StagedBlob::new(size, blake3, md5, checksums, subtree, Box::new(stage)))
+        Ok(StagedBlob::new(size, blake3, md5, checksums, subtree, Box::new(stage)).with_outboard(outboard))
     }
 
     async fn get(&self, id: &BlobId, range: Option<(u64, u64)>) -> Result<BlobStream> {
@@ -421,10 +423,10 @@ async fn write_worker(
     direct_io: bool,
     mut rx: mpsc::Receiver<Chunk>,
     checksummer: Checksummer,
-) -> io::Result<Option<(blake3::Hash, Checksums)>> {
+) -> io::Result<Option<Digests>> {
     let file = Arc::new(file);
     let stopped = || io::Error::other("blob writer stopped");
-    let mut state = (BlockWriter::new(Arc::clone(&file), direct_io), blake3::Hasher::new(), checksummer);
+    let mut state = (BlockWriter::new(Arc::clone(&file), direct_io), GroupHasher::new(), checksummer);
     let mut flush: Option<JoinHandle<io::Result<()>>> = None;
     let mut unflushed: u64 = 0;
     while let Some(chunk) = rx.recv().await {
@@ -463,7 +465,7 @@ async fn write_worker(
                     let (writer, blake3, checksummer) = state;
                     writer.finish()?;
                     file.sync_data()?;
-                    Ok(Some((blake3.finalize(), checksummer.finish())))
+                    Ok(Some(Digests::finish(blake3, checksummer)))
                 })
                 .await
                 .ok_or_else(stopped)?;

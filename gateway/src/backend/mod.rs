@@ -25,6 +25,7 @@ use std::pin::Pin;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use blake3::hazmat::ChainingValue;
 use bytes::Bytes;
 use futures::Stream;
 
@@ -191,6 +192,7 @@ pub struct StagedBlob {
     md5: [u8; 16],
     checksums: Checksums,
     subtree: Option<[u8; 32]>,
+    outboard: Vec<ChainingValue>,
     store_etag: Option<String>,
     stage: Box<dyn Stage>,
 }
@@ -206,7 +208,20 @@ impl StagedBlob {
         subtree: Option<[u8; 32]>,
         stage: Box<dyn Stage>,
     ) -> Self {
-        Self { size, blake3, md5, checksums, subtree, store_etag: None, stage }
+        Self { size, blake3, md5, checksums, subtree, outboard: Vec::new(), store_etag: None, stage }
+    }
+
+    /// Notes the bytes' outboard (see [`crate::outboard`]), computed as they were hashed.
+    #[must_use]
+    pub fn with_outboard(self, outboard: Vec<ChainingValue>) -> Self {
+        Self { outboard, ..self }
+    }
+
+    /// The chaining values of the bytes' 1 MiB groups (see [`crate::outboard`]), when the
+    /// store computed them and there is more than one group; else empty.
+    #[must_use]
+    pub fn outboard(&self) -> &[ChainingValue] {
+        &self.outboard
     }
 
     /// Notes the ETag the store gave a part of its own multipart upload.
@@ -324,7 +339,7 @@ impl std::fmt::Debug for StagedBlob {
 pub trait BlobStore: Send + Sync + 'static {
     /// Streams `body` once into staging, computing BLAKE3, MD5 and `algorithms` as it passes.
     /// With `subtree_offset`, also computes the bytes' BLAKE3 chaining value as a subtree of a
-    /// larger input starting at that offset (a multipart part; see `s3::blake3_tree`).
+    /// larger input starting at that offset (a multipart part; see [`crate::blake3_tree`]).
     ///
     /// # Errors
     ///

@@ -10,11 +10,13 @@
 
 use std::io;
 
+use blake3::hazmat::ChainingValue;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
 
 use super::{BlobError, BodyStream, Result};
+use crate::outboard::GroupHasher;
 use crate::s3::checksum::{ChecksumAlgorithm, Checksummer, Checksums, Md5, md5};
 
 /// Chunks queued per hashing worker before the body reader waits (backpressure). With
@@ -142,13 +144,24 @@ pub(super) fn subtree_chaining_value(hasher: &blake3::Hasher, len: u64, offset: 
     fits.then(|| hasher.finalize_non_root())
 }
 
-/// BLAKE3 and the requested checksums of everything received; `None` if the put was
-/// abandoned. (The local store folds this into its file writer.)
-pub(super) async fn digest_worker(
-    mut rx: mpsc::Receiver<Chunk>,
-    mut checksummer: Checksummer,
-) -> Option<(blake3::Hash, Checksums)> {
-    let mut blake3 = blake3::Hasher::new();
+/// What the digest worker computes: the BLAKE3 with its outboard, and the requested checksums.
+pub(super) struct Digests {
+    pub blake3: blake3::Hash,
+    pub outboard: Vec<ChainingValue>,
+    pub checksums: Checksums,
+}
+
+impl Digests {
+    pub(super) fn finish(hasher: GroupHasher, checksummer: Checksummer) -> Self {
+        let (blake3, outboard) = hasher.finish();
+        Self { blake3, outboard, checksums: checksummer.finish() }
+    }
+}
+
+/// BLAKE3 (with its outboard) and the requested checksums of everything received; `None` if
+/// the put was abandoned. (The local store folds this into its file writer.)
+pub(super) async fn digest_worker(mut rx: mpsc::Receiver<Chunk>, mut checksummer: Checksummer) -> Option<Digests> {
+    let mut blake3 = GroupHasher::new();
     while let Some(chunk) = rx.recv().await {
         match chunk {
             Chunk::Data(bytes) => {
@@ -159,7 +172,7 @@ pub(super) async fn digest_worker(
                 })
                 .await?;
             }
-            Chunk::End => return Some((blake3.finalize(), checksummer.finish())),
+            Chunk::End => return Some(Digests::finish(blake3, checksummer)),
         }
     }
     None

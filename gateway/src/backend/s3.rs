@@ -46,13 +46,14 @@ use aws_sdk_s3::types::{
 };
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use blake3::hazmat::ChainingValue;
 use bytes::Bytes;
 use futures::Stream;
 use http_body::{Frame, SizeHint};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::spawn_blocking;
 
-use super::pipeline::{Chunk, PIPELINE_DEPTH, digest_worker, feed, join_error, md5_worker, subtree_worker};
+use super::pipeline::{Chunk, Digests, PIPELINE_DEPTH, digest_worker, feed, join_error, md5_worker, subtree_worker};
 use super::{
     BlobEntry, BlobError, BlobId, BlobLock, BlobStore, BlobStream, BodyStream, PartToJoin, Result, RetentionMode,
     Stage, StagedBlob, StoreUpload,
@@ -312,9 +313,10 @@ impl S3BlobStore {
             Some(worker) => worker.await.map_err(join_error)?,
             None => None,
         };
-        let (blake3, checksums) = digests.ok_or_else(|| io::Error::other("digest worker stopped early"))?;
+        let Digests { blake3, outboard, checksums } =
+            digests.ok_or_else(|| io::Error::other("digest worker stopped early"))?;
         let md5 = md5.ok_or_else(|| io::Error::other("md5 worker stopped early"))?;
-        Ok(Streamed { size, blake3: *blake3.as_bytes(), md5, checksums, subtree, etag, version_id })
+        Ok(Streamed { size, blake3: *blake3.as_bytes(), outboard, md5, checksums, subtree, etag, version_id })
     }
 }
 
@@ -331,6 +333,7 @@ enum Target<'a> {
 struct Streamed {
     size: u64,
     blake3: [u8; 32],
+    outboard: Vec<ChainingValue>,
     md5: [u8; 16],
     checksums: Checksums,
     subtree: Option<[u8; 32]>,
@@ -349,6 +352,7 @@ struct Uploaded {
 impl Streamed {
     fn staged(self, stage: Box<dyn Stage>) -> StagedBlob {
         StagedBlob::new(self.size, self.blake3, self.md5, self.checksums, self.subtree, stage)
+            .with_outboard(self.outboard)
     }
 }
 

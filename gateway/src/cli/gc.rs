@@ -20,6 +20,7 @@ use registry::clock::SystemClock;
 use super::{existing_registry, print_line};
 use crate::backend::fs::FsBlobStore;
 use crate::config::{Backend, Config};
+use crate::outboard::OutboardFiles;
 use crate::worker::gc::{self, Options, PassLock, Report};
 
 /// Temp files younger than this are kept whatever `--min-age` says.
@@ -50,7 +51,8 @@ pub async fn run(config: &Config, args: &GcArgs, json: bool) -> anyhow::Result<(
     let lock = PassLock::acquire(&path).await.context("cannot take the gc lock")?;
     let options = Options { min_age: args.min_age, dry_run: args.dry_run };
     let spinner = super::progress::spinner("collecting");
-    let collected = gc::collect(&registry, store.as_ref(), options, &lock).await;
+    let collected =
+        gc::collect(&registry, store.as_ref(), &OutboardFiles::new(&config.storage.data_dir), options, &lock).await;
     spinner.finish_and_clear();
     registry.close().await;
     let mut report = collected?;
@@ -77,7 +79,8 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
              locked upstream: kept {}\n\
              uploads: {verb} {} unnamed upstream multipart uploads; kept {}\n\
              tmp: {verb} {} stale temp files ({})\n\
-             inline: {verb} {} unreferenced ({}); kept {} referenced",
+             inline: {verb} {} unreferenced ({}); kept {} referenced\n\
+             outboards: {verb} {} of contents no version has",
             report.blobs_removed,
             indicatif::HumanBytes(report.blob_bytes_freed),
             report.blobs_referenced,
@@ -90,6 +93,7 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
             report.inline_blobs_removed,
             indicatif::HumanBytes(report.inline_bytes_freed),
             report.inline_blobs_referenced,
+            report.outboards_removed,
         )
     };
     print_line(&mut out, &text)?;

@@ -71,7 +71,7 @@ pub(super) async fn store_body(
         offset: None,
         store_etag: None,
     };
-    Ok((Stored { part, blake3: hex::encode(hashes.blake3) }, blob))
+    Ok((Stored { part, blake3: hex::encode(hashes.blake3), outboard: Vec::new() }, blob))
 }
 
 /// The inclusive byte range `(first, last)` of inline bytes, as one chunk.

@@ -5,12 +5,12 @@
 //!   the digest matched. On a mismatch the body ends with an error instead, so hyper cuts the
 //!   connection (HTTP/1.1) or resets the stream (HTTP/2): no client sees a complete response.
 //! - A ranged read (or a part) is checked in groups of [`GROUP`] bytes, each a BLAKE3 subtree
-//!   whose chaining value is in the object's outboard: the chaining values of all its groups,
-//!   accepted only when they merge into the recorded digest. A group's bytes are sent only
-//!   after they matched, so a range costs reading the groups it touches, not the object.
-//!   Outboards are computed at the first ranged read of an object, by reading it once, and
-//!   kept in memory ([`Outboards`]); they are not stored, so after a restart the first ranged
-//!   read of a large object reads all of it again.
+//!   whose chaining value is in the object's outboard ([`crate::outboard`]): the chaining
+//!   values of all its groups, accepted only when they merge into the recorded digest. A
+//!   group's bytes are sent only after they matched, so a range costs reading the groups it
+//!   touches, not the object. Writes keep their outboard in the data folder; an object without
+//!   one (a multipart object, or one written by an older build) gets it from its first ranged
+//!   read, which reads the object once and keeps what it computed.
 //! - Reads of at most [`CHECKED_BEFORE_HEADERS`] bytes are read and checked before the
 //!   response head, so damage answers 500 InternalError rather than a cut body. Larger reads
 //!   fetch their first chunk before the head, so a missing or short blob answers 500 as well
@@ -30,12 +30,8 @@ use futures::{Stream, StreamExt as _};
 use registry::event::v1::CorruptReason;
 use tokio::sync::OnceCell;
 
-use super::blake3_tree;
 use crate::backend::BlobError;
-
-/// Ranges are checked in groups of this many bytes, aligned in the object: each is a whole
-/// BLAKE3 subtree (a power of two of 1 KiB chunks).
-const GROUP: u64 = 1 << 20;
+use crate::outboard::{self, GROUP, GroupHasher, OutboardFiles, group_hasher};
 
 /// Reads of up to this many bytes (a small object, or the groups a short range touches) are
 /// read and checked whole before the response head is sent.
@@ -61,31 +57,59 @@ pub(super) struct Expected {
 }
 
 /// Objects' outboards (the chaining values of their [`GROUP`]s), by the object's BLAKE3:
-/// content-addressed, so an entry never goes stale. Concurrent first reads of one object (a
-/// client downloading it in parallel ranges) wait for a single computation.
-pub struct Outboards(Mutex<lru::LruCache<[u8; 32], Arc<OnceCell<Outboard>>>>);
+/// content-addressed, so an entry never goes stale. The recently used are kept in memory, all
+/// in the data folder. Concurrent first reads of one object (a client downloading it in
+/// parallel ranges) wait for a single computation.
+pub struct Outboards {
+    memory: Mutex<lru::LruCache<[u8; 32], Arc<OnceCell<Outboard>>>>,
+    files: OutboardFiles,
+}
 
 /// The chaining values of an object's groups, in order.
 type Outboard = Arc<[ChainingValue]>;
 
-impl Default for Outboards {
-    fn default() -> Self {
-        Self(Mutex::new(lru::LruCache::new(OUTBOARDS_KEPT)))
-    }
-}
-
 impl Outboards {
-    /// The outboard of the object with digest `root`, computed by `compute` if no one has it.
-    async fn get_or_compute<F>(&self, root: &blake3::Hash, compute: F) -> Result<Outboard, BlobError>
+    /// Outboards kept in `files`.
+    pub fn new(files: OutboardFiles) -> Self {
+        Self { memory: Mutex::new(lru::LruCache::new(OUTBOARDS_KEPT)), files }
+    }
+
+    /// Keeps the outboard a write computed, for the object `root` of `size` bytes, when its
+    /// ranges need one. A failure to keep it is logged: the first ranged read computes it.
+    pub async fn keep(&self, root: blake3::Hash, size: u64, cvs: Vec<ChainingValue>) {
+        if size <= CHECKED_BEFORE_HEADERS || cvs.is_empty() {
+            return;
+        }
+        let files = self.files.clone();
+        let saved = tokio::task::spawn_blocking(move || files.save(&root, &cvs)).await;
+        if let Ok(Err(err)) = saved {
+            tracing::warn!(blake3 = %root, error = %err, "an outboard could not be kept; the first ranged read computes it");
+        }
+    }
+
+    /// The outboard of the object `expected`: from memory, from its file, or computed by
+    /// `compute` and then kept.
+    async fn get_or_compute<F>(&self, expected: Expected, compute: F) -> Result<Outboard, BlobError>
     where
         F: Future<Output = Result<Outboard, BlobError>>,
     {
         let cell = {
-            let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(cache.get_or_insert(*root.as_bytes(), || Arc::new(OnceCell::new())))
+            let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(memory.get_or_insert(*expected.root.as_bytes(), || Arc::new(OnceCell::new())))
         };
         // A failed computation leaves the cell empty: the next read tries again.
-        cell.get_or_try_init(|| compute).await.cloned()
+        cell.get_or_try_init(|| async {
+            let files = self.files.clone();
+            let kept = tokio::task::spawn_blocking(move || files.load(&expected.root, expected.size)).await;
+            if let Ok(Some(cvs)) = kept {
+                return Ok(cvs.into());
+            }
+            let cvs = compute.await?;
+            self.keep(expected.root, expected.size, cvs.to_vec()).await;
+            Ok(cvs)
+        })
+        .await
+        .cloned()
     }
 }
 
@@ -117,7 +141,7 @@ pub(super) async fn checked_read(
         return Ok(Box::pin(futures::stream::once(std::future::ready(Ok(span)))));
     }
 
-    let cvs = outboards.get_or_compute(&expected.root, outboard(read((0, size - 1)), expected, &mut alarm)).await?;
+    let cvs = outboards.get_or_compute(expected, outboard(read((0, size - 1)), expected, &mut alarm)).await?;
     let start = first / GROUP * GROUP;
     let end = ((last / GROUP + 1) * GROUP).min(size);
     let checked = Box::pin(GroupCheck {
@@ -185,62 +209,19 @@ async fn outboard(mut bytes: ByteStream, expected: Expected, alarm: &mut Alarm) 
     let mut groups = GroupHasher::new();
     while let Some(chunk) = bytes.next().await {
         let chunk = chunk.map_err(|err| alarm.store_error(err))?;
-        if groups.hashed + chunk.len() as u64 > expected.size {
+        if groups.hashed() + chunk.len() as u64 > expected.size {
             return Err(alarm.raise(CorruptReason::DigestMismatch));
         }
         groups.update(&chunk);
     }
-    if groups.hashed < expected.size {
+    if groups.hashed() < expected.size {
         return Err(alarm.raise(CorruptReason::Short));
     }
-    let cvs = groups.finish();
-    let last_len = expected.size - (cvs.len() as u64 - 1) * GROUP;
-    if blake3_tree::merge(&cvs, GROUP, last_len) != expected.root {
+    let (_, cvs) = groups.finish();
+    if !outboard::matches(&cvs, &expected.root, expected.size) {
         return Err(alarm.raise(CorruptReason::DigestMismatch));
     }
     Ok(cvs.into())
-}
-
-/// The chaining values of consecutive [`GROUP`]s, from bytes given in any pieces.
-struct GroupHasher {
-    hasher: blake3::Hasher,
-    hashed: u64,
-    cvs: Vec<ChainingValue>,
-}
-
-impl GroupHasher {
-    fn new() -> Self {
-        Self { hasher: blake3::Hasher::new(), hashed: 0, cvs: Vec::new() }
-    }
-
-    fn update(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            let room = GROUP - self.hashed % GROUP;
-            #[expect(clippy::cast_possible_truncation, reason = "at most GROUP")]
-            let take = data.len().min(room as usize);
-            self.hasher.update(&data[..take]);
-            self.hashed += take as u64;
-            data = &data[take..];
-            if self.hashed.is_multiple_of(GROUP) {
-                self.cvs.push(self.hasher.finalize_non_root());
-                self.hasher = group_hasher(self.hashed);
-            }
-        }
-    }
-
-    fn finish(mut self) -> Vec<ChainingValue> {
-        if !self.hashed.is_multiple_of(GROUP) {
-            self.cvs.push(self.hasher.finalize_non_root());
-        }
-        self.cvs
-    }
-}
-
-/// A hasher for the group starting at `offset` of an object.
-fn group_hasher(offset: u64) -> blake3::Hasher {
-    let mut hasher = blake3::Hasher::new();
-    hasher.set_input_offset(offset);
-    hasher
 }
 
 /// A whole object's bytes, passed on as they come but for the last chunk, which is held
@@ -378,6 +359,12 @@ mod tests {
 
     use super::*;
 
+    /// Outboards kept in a folder of their own, removed with the returned guard.
+    fn test_outboards() -> (Outboards, tempfile::TempDir) {
+        let folder = tempfile::tempdir().unwrap();
+        (Outboards::new(OutboardFiles::new(folder.path())), folder)
+    }
+
     fn data(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 31 % 251) as u8).collect()
     }
@@ -417,7 +404,7 @@ mod tests {
 
     #[tokio::test]
     async fn intact_bytes_are_served_whole_and_in_ranges() {
-        let outboards = Outboards::default();
+        let (outboards, _folder) = test_outboards();
         let never = || -> Report { Box::new(|reason| panic!("refused intact bytes: {reason:?}")) };
         for len in [1, 1000, GROUP as usize, 2 * GROUP as usize + 1, 5 * GROUP as usize + 77] {
             let original = data(len);
@@ -436,7 +423,7 @@ mod tests {
         let original = data(len);
         let mut damaged = original.clone();
         damaged[3 * GROUP as usize + 5] ^= 1;
-        let outboards = Outboards::default();
+        let (outboards, _folder) = test_outboards();
         let count = Arc::new(AtomicUsize::new(0));
 
         // The whole object, and a range in the damaged group: refused, reported once each.
@@ -472,7 +459,7 @@ mod tests {
         let count = Arc::new(AtomicUsize::new(0));
         let report = counting_report(&count, CorruptReason::DigestMismatch);
         let mut body =
-            checked_read(&Outboards::default(), expected, (0, len as u64 - 1), reader(damaged, 1 << 20), report)
+            checked_read(&test_outboards().0, expected, (0, len as u64 - 1), reader(damaged, 1 << 20), report)
                 .await
                 .expect("the damage is past the first chunk");
         let mut sent = 0;
@@ -496,11 +483,11 @@ mod tests {
         let missing =
             |_: (u64, u64)| -> ByteStream { Box::pin(futures::stream::once(async { Err(BlobError::NotFound) })) };
         let report = counting_report(&count, CorruptReason::Missing);
-        assert!(checked_read(&Outboards::default(), expected, (0, expected.size - 1), missing, report).await.is_err());
+        assert!(checked_read(&test_outboards().0, expected, (0, expected.size - 1), missing, report).await.is_err());
 
         let short = reader(original[..1000].to_vec(), 4096);
         let report = counting_report(&count, CorruptReason::Short);
-        assert!(checked_read(&Outboards::default(), expected, (0, expected.size - 1), short, report).await.is_err());
+        assert!(checked_read(&test_outboards().0, expected, (0, expected.size - 1), short, report).await.is_err());
         assert_eq!(count.load(Ordering::SeqCst), 2);
     }
 }

@@ -11,7 +11,6 @@
 //! - [`multipart`]: uploads, parts, completion.
 //! - [`tagging`]: object tags.
 //! - [`versions`]: listing every version and delete marker.
-//! - [`blake3_tree`]: a multipart object's BLAKE3 from its parts, without reading it back.
 //! - [`wire`]: conversions between registry records and s3s types.
 //! - [`checksum`]: client checksums (`Content-MD5`, `x-amz-checksum-*`, trailers) vs computed.
 //! - [`document`]: the digests of document bodies (DeleteObjects, configurations).
@@ -31,7 +30,6 @@ macro_rules! lock_headers {
     };
 }
 
-pub mod blake3_tree;
 pub mod bucket;
 pub mod checksum;
 pub mod document;
@@ -59,6 +57,7 @@ use crate::auth::Users;
 use crate::backend::BlobStore;
 use crate::config::{Backend, Config, Retrievals, UpstreamObjectLock};
 use crate::limits::{UploadSlot, UploadSlots};
+use crate::outboard::OutboardFiles;
 use crate::server::{PeerAddr, RequestId};
 
 pub use self::error::{Error, Refusal, Result};
@@ -87,7 +86,8 @@ impl Gateway {
         users: Users,
         uploads: UploadSlots,
     ) -> Self {
-        Self { registry, blobs, config, users, uploads, outboards: integrity::Outboards::default() }
+        let outboards = integrity::Outboards::new(OutboardFiles::new(&config.storage.data_dir));
+        Self { registry, blobs, config, users, uploads, outboards }
     }
 
     /// A slot for receiving one body (PutObject, UploadPart), held until the write is done.

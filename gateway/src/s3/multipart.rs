@@ -9,11 +9,11 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use blake3::hazmat::ChainingValue;
+use blake3::hazmat::{ChainingValue, HasherExt as _};
 use registry::Caller;
 use registry::commands::{NewVersion, WriteCondition};
 use registry::event::v1::{
-    self, BlobPart, MultipartCreated, ObjectContent, ObjectPut, Origin, PartUploaded, UploadRef,
+    self, BlobPart, CorruptReason, MultipartCreated, ObjectContent, ObjectPut, Origin, PartUploaded, UploadRef,
 };
 use registry::queries::{self, Part, Upload};
 use s3s::dto::ChecksumAlgorithm as ChecksumAlgorithm_;
@@ -25,8 +25,10 @@ use super::checksum::{ChecksumAlgorithm, ChecksumValue, Checksummer, ExpectedChe
 use super::error::Result;
 use super::object::{Placed, copy_source, place, record_placed, source_version, store_body};
 use super::read::{checked_read, read_parts};
-use super::{Gateway, blake3_tree, caller, wire};
+use super::{Gateway, caller, wire};
 use crate::backend::{BlobId, BlobStore, PartToJoin, StoreUpload};
+use crate::blake3_tree;
+use crate::outboard::GroupHasher;
 
 /// Parts other than the last must be at least this large.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -372,46 +374,99 @@ async fn merge_part_hashes(gw: &Gateway, numbers: &[u32], parts: &[BlobPart]) ->
     Ok(Some(blake3_tree::merge(&cvs, part_size, last.size).to_hex().to_string()))
 }
 
-/// The chaining value of one stored part hashed at `offset` of its object.
+/// The chaining value of one stored part hashed at `offset` of its object, the part checked
+/// against its own digest as it is read (see [`PartCheck`]).
 async fn hash_at(gw: &Gateway, part: &BlobPart, offset: u64) -> Result<ChainingValue> {
-    use blake3::hazmat::HasherExt as _;
     use futures::StreamExt as _;
-    let mut hasher = blake3::Hasher::new();
-    hasher.set_input_offset(offset);
+    let mut hasher = crate::outboard::group_hasher(offset);
+    let mut check = PartCheck::new(part);
     let mut stream = Box::pin(read_parts(gw, std::slice::from_ref(part), (0, part.size - 1)));
     while let Some(chunk) = stream.next().await {
-        hasher.update(&chunk?);
+        let chunk = chunk?;
+        hasher.update(&chunk);
+        check.update(&chunk);
     }
+    check.finish(part)?;
     Ok(hasher.finalize_non_root())
 }
 
-/// Reads the parts back once to compute the whole object's BLAKE3 (and a FULL_OBJECT
-/// checksum when the upload asked for one).
+/// Reads the parts back once to compute the whole object's BLAKE3 and outboard (and a
+/// FULL_OBJECT checksum when the upload asked for one), each part checked against its own
+/// digest as it is read (see [`PartCheck`]).
 async fn hash_whole(
     gw: &Gateway,
     parts: &[BlobPart],
     full_object: Option<ChecksumAlgorithm>,
-) -> Result<(String, Option<String>)> {
+) -> Result<(String, Vec<ChainingValue>, Option<String>)> {
     use futures::StreamExt as _;
-    let size: u64 = parts.iter().map(|p| p.size).sum();
-    let mut hasher = blake3::Hasher::new();
-    let mut checksummer = Checksummer::new(&full_object.into_iter().collect::<Vec<_>>());
-    if size > 0 {
-        let mut stream = Box::pin(read_parts(gw, parts, (0, size - 1)));
+    let mut hashers = (GroupHasher::new(), Checksummer::new(&full_object.into_iter().collect::<Vec<_>>()));
+    for part in parts.iter().filter(|p| p.size > 0) {
+        let mut check = PartCheck::new(part);
+        let mut stream = Box::pin(read_parts(gw, std::slice::from_ref(part), (0, part.size - 1)));
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
             // Hashing a large object takes a while: keep it off the async workers.
-            (hasher, checksummer) = tokio::task::spawn_blocking(move || {
+            (hashers, check) = tokio::task::spawn_blocking(move || {
+                let ((mut hasher, mut checksummer), mut check) = (hashers, check);
                 hasher.update(&chunk);
                 checksummer.update(&chunk);
-                (hasher, checksummer)
+                check.update(&chunk);
+                ((hasher, checksummer), check)
             })
             .await
             .map_err(|e| super::Error::internal(format!("hashing task failed: {e}")))?;
         }
+        check.finish(part)?;
     }
+    let (hasher, checksummer) = hashers;
     let checksum = full_object.and_then(|a| checksummer.finish().get(a).map(ChecksumValue::to_base64));
-    Ok((hasher.finalize().to_hex().to_string(), checksum))
+    let (root, outboard) = hasher.finish();
+    Ok((root.to_hex().to_string(), outboard, checksum))
+}
+
+/// The digest a stored part must still match when completion reads it back, so that bytes
+/// damaged since their upload are refused rather than hashed into the new version's digest:
+/// the BLAKE3 that names its blob where the blob is the part alone (the local store), else the
+/// MD5 its ETag is.
+enum PartCheck {
+    Blake3(blake3::Hasher),
+    Md5(Md5),
+}
+
+impl PartCheck {
+    fn new(part: &BlobPart) -> Self {
+        if part.offset.is_none() && blake3::Hash::from_hex(&part.blob).is_ok() {
+            Self::Blake3(blake3::Hasher::new())
+        } else {
+            Self::Md5(Md5::new())
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Blake3(hasher) => {
+                hasher.update(data);
+            }
+            Self::Md5(md5) => md5.update(data),
+        }
+    }
+
+    fn finish(self, part: &BlobPart) -> Result<()> {
+        let intact = match self {
+            Self::Blake3(hasher) => hasher.finalize().to_hex().as_str() == part.blob,
+            Self::Md5(md5) => hex::encode(md5.finalize()) == part.etag,
+        };
+        if intact {
+            return Ok(());
+        }
+        tracing::error!(
+            code = "InternalError",
+            blob = %part.blob,
+            "a stored part failed its integrity check; the upload was not completed"
+        );
+        crate::admin::metrics::blob_corrupt(CorruptReason::DigestMismatch.as_str());
+        Err(s3_error!(InternalError, "A stored part of the upload is damaged.").into())
+    }
 }
 
 pub(super) async fn complete_multipart_upload(
@@ -434,8 +489,8 @@ pub(super) async fn complete_multipart_upload(
     let algorithm = upload.created.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse);
     let full_object = upload.created.template.checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT);
     let merged = if full_object { None } else { merge_part_hashes(gw, &numbers, &parts).await? };
-    let (blake3, full_checksum) = match merged {
-        Some(blake3) => (blake3, None),
+    let (blake3, outboard, full_checksum) = match merged {
+        Some(blake3) => (blake3, Vec::new(), None),
         None => hash_whole(gw, &parts, algorithm.filter(|_| full_object)).await?,
     };
     // The chaining values served their purpose; the version's parts don't carry them.
@@ -467,12 +522,16 @@ pub(super) async fn complete_multipart_upload(
         legal_hold: upload.created.legal_hold,
     };
     let etag = put.content.etag.clone();
+    let (recorded_blake3, size) = (put.content.blake3.clone(), put.content.size);
     let fields = wire::ChecksumFields::of(&put.content.checksums);
     let checksum_type = put.content.checksum_type.clone();
     let new = NewVersion { put, condition: WriteCondition::default(), placement: None };
     let legal_hold = new.put.legal_hold;
     let recorded =
         gw.registry.complete_multipart_upload(caller(&req), input.upload_id.clone(), expected_parts, new).await?;
+    if let Ok(root) = blake3::Hash::from_hex(&recorded_blake3) {
+        gw.outboards.keep(root, size, outboard).await;
+    }
     super::object_lock::protect_new_version(gw, &input.bucket, &input.key, &recorded, legal_hold).await?;
     let output = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use blake3::hazmat::ChainingValue;
 use registry::commands::{Deleted, NewVersion, WriteCondition};
 use registry::deletions::{Epoch, Pin, Placement};
 use registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, VersionRef};
@@ -33,6 +34,8 @@ pub(super) struct Stored {
     pub part: BlobPart,
     /// BLAKE3 of the bytes, hex.
     pub blake3: String,
+    /// The bytes' outboard, when the store computed one ([`crate::outboard`]).
+    pub outboard: Vec<ChainingValue>,
 }
 
 /// A blob a write placed in the store, kept until the write's event is recorded
@@ -153,11 +156,12 @@ pub(super) async fn store_body(
     let checksums = wire::checksum_map(staged.checksums());
     let subtree = staged.subtree().map(hex::encode);
     let store_etag = staged.store_etag().map(str::to_owned);
+    let outboard = staged.outboard().to_vec();
     let placed = place(gw, staged).await?;
     crate::admin::metrics::bytes_received(size);
     let blob = placed.blob_id().to_string();
     let part = BlobPart { blob, size, etag, checksums, subtree, offset: None, store_etag };
-    Ok((Stored { part, blake3 }, placed))
+    Ok((Stored { part, blake3, outboard }, placed))
 }
 
 /// Wall-clock milliseconds, for validating dates clients send (the registry stamps events
@@ -197,7 +201,7 @@ pub(super) async fn put_object(
     let tags = wire::tags_from_header(input.tagging.as_deref())?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
 
-    let (stored, kept) = match inline::eligible(gw, length) {
+    let (mut stored, kept) = match inline::eligible(gw, length) {
         Some(len) => {
             let (stored, blob) =
                 inline::store_body(input.body.take(), len, &expected, req.trailing_headers.clone()).await?;
@@ -210,6 +214,8 @@ pub(super) async fn put_object(
         }
     };
 
+    let outboard = std::mem::take(&mut stored.outboard);
+    let root = blake3::Hash::from_hex(&stored.blake3).map_err(|_| s3_error!(InternalError, "no valid BLAKE3"))?;
     let content = ObjectContent {
         size: stored.part.size,
         etag: stored.part.etag.clone(),
@@ -252,6 +258,7 @@ pub(super) async fn put_object(
             record_placed(gw, placed, record).await?
         }
     };
+    gw.outboards.keep(root, size, outboard).await;
     super::object_lock::protect_new_version(gw, &req.input.bucket, &req.input.key, &recorded, legal_hold).await?;
     let output = PutObjectOutput {
         e_tag: Some(wire::etag(&etag)),

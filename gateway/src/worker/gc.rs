@@ -41,6 +41,7 @@ use tokio::task::JoinHandle;
 
 use crate::backend::{BlobError, BlobId, BlobStore};
 use crate::config::GcConfig;
+use crate::outboard::OutboardFiles;
 
 /// Blobs marked, deleted and released together: few enough that a write meeting a mark waits
 /// for one batch of deletions, many enough that the writer sees few gc jobs.
@@ -88,6 +89,9 @@ pub struct Report {
     pub inline_bytes_freed: u64,
     /// Inline blobs kept because a version or part references them.
     pub inline_blobs_referenced: u64,
+    /// Outboards (the 1 MiB group digests of large objects) of contents no version has,
+    /// removed.
+    pub outboards_removed: u64,
 }
 
 /// The exclusive right to run a pass on one registry, held until dropped.
@@ -140,6 +144,7 @@ impl PassLock {
 pub async fn collect(
     registry: &Registry,
     store: &dyn BlobStore,
+    outboards: &OutboardFiles,
     options: Options,
     _lock: &PassLock,
 ) -> anyhow::Result<Report> {
@@ -148,6 +153,7 @@ pub async fn collect(
     let cutoff = SystemTime::now().checked_sub(options.min_age).unwrap_or(SystemTime::UNIX_EPOCH);
     collect_blobs(registry, store, cutoff, options.dry_run, &mut report).await?;
     collect_uploads(registry, store, cutoff, options.dry_run, &mut report).await?;
+    collect_outboards(registry, outboards, cutoff, options.dry_run, &mut report).await?;
     let removed = registry
         .remove_unreferenced_inline_blobs(options.dry_run)
         .await
@@ -275,6 +281,48 @@ async fn delete_marked(
     failure.map_or(Ok(()), Err)
 }
 
+/// Removes the kept outboards older than `cutoff` whose object no version has any more (an
+/// outboard is named by its object's BLAKE3: versions of one content share it). One that a
+/// write kept just before its version was recorded is younger than `cutoff`; one removed
+/// anyway is only computed again by the next ranged read.
+async fn collect_outboards(
+    registry: &Registry,
+    outboards: &OutboardFiles,
+    cutoff: SystemTime,
+    dry_run: bool,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let files = outboards.clone();
+    let kept = tokio::task::spawn_blocking(move || files.list()).await?.context("cannot list the outboards")?;
+    let mut unused: HashSet<String> = kept
+        .into_iter()
+        .filter(|(_, modified)| *modified < cutoff)
+        .map(|(root, _)| root.to_hex().to_string())
+        .collect();
+    if unused.is_empty() {
+        return Ok(());
+    }
+    let unused = registry
+        .read(move |conn| {
+            queries::each_version_digest(conn, crate::outboard::GROUP, |digest| {
+                unused.remove(digest);
+                Ok(())
+            })?;
+            Ok(unused)
+        })
+        .await?;
+    report.outboards_removed = unused.len() as u64;
+    if dry_run {
+        return Ok(());
+    }
+    let files = outboards.clone();
+    tokio::task::spawn_blocking(move || {
+        unused.iter().filter_map(|hex| blake3::Hash::from_hex(hex).ok()).try_for_each(|root| files.remove(&root))
+    })
+    .await?
+    .context("cannot remove an outboard")
+}
+
 /// Aborts the store's multipart uploads begun before `cutoff` that no open upload names.
 async fn collect_uploads(
     registry: &Registry,
@@ -319,7 +367,12 @@ impl Drop for Collector {
 /// Starts a pass every `config.interval_seconds` on the current Tokio runtime, skipping a turn
 /// while another pass (an `artifact-store gc`) holds the lock. `None` when `config` turns it off.
 #[must_use]
-pub fn spawn(registry: Registry, store: Arc<dyn BlobStore>, config: &GcConfig) -> Option<Collector> {
+pub fn spawn(
+    registry: Registry,
+    store: Arc<dyn BlobStore>,
+    outboards: OutboardFiles,
+    config: &GcConfig,
+) -> Option<Collector> {
     if !config.enabled {
         return None;
     }
@@ -338,13 +391,20 @@ pub fn spawn(registry: Registry, store: Arc<dyn BlobStore>, config: &GcConfig) -
                     continue;
                 }
             };
-            match collect(&registry, store.as_ref(), options, &lock).await {
-                Ok(report) if report.blobs_removed + report.inline_blobs_removed + report.uploads_aborted > 0 => {
+            match collect(&registry, store.as_ref(), &outboards, options, &lock).await {
+                Ok(report)
+                    if report.blobs_removed
+                        + report.inline_blobs_removed
+                        + report.uploads_aborted
+                        + report.outboards_removed
+                        > 0 =>
+                {
                     tracing::info!(
                         blobs = report.blobs_removed,
                         bytes = report.blob_bytes_freed,
                         inline = report.inline_blobs_removed,
                         uploads = report.uploads_aborted,
+                        outboards = report.outboards_removed,
                         "gc"
                     );
                 }

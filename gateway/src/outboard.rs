@@ -1,0 +1,250 @@
+//! An object's outboard: the BLAKE3 chaining values of its 1 MiB groups, which let a ranged read
+//! check the groups it touches without reading the rest of the object.
+//!
+//! Each [`GROUP`] of an object (aligned in it) is a whole BLAKE3 subtree, so its chaining value
+//! can be recomputed from its bytes alone, and all of them merge into the object's BLAKE3
+//! ([`crate::blake3_tree::merge`]). An outboard is therefore checked against the digest the
+//! registry recorded before it is trusted: whoever damaged or wrote it, a wrong one is refused,
+//! never believed.
+//!
+//! Writes compute it as they hash the body ([`GroupHasher`] gives the digest and the outboard in
+//! one pass); it is kept in `outboards/` of the data folder ([`OutboardFiles`]), named by the
+//! object's BLAKE3. It is derived data: a missing or refused file is computed again from the
+//! object's bytes by the first ranged read that needs it.
+
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use blake3::hazmat::{ChainingValue, HasherExt as _};
+
+use crate::blake3_tree;
+
+/// Objects are checked in groups of this many bytes, aligned in the object: each is a whole
+/// BLAKE3 subtree (a power of two of 1 KiB chunks).
+pub const GROUP: u64 = 1 << 20;
+
+/// The number of groups of an object of `size` bytes.
+#[must_use]
+pub fn groups(size: u64) -> u64 {
+    size.div_ceil(GROUP)
+}
+
+/// BLAKE3 of bytes given in any pieces, with the chaining values of their [`GROUP`]s: the
+/// digest and the outboard in one pass, at the cost of one hash.
+pub struct GroupHasher {
+    hasher: blake3::Hasher,
+    /// Bytes hashed into `hasher`, the current group.
+    in_group: u64,
+    hashed: u64,
+    cvs: Vec<ChainingValue>,
+}
+
+impl Default for GroupHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GroupHasher {
+    /// A hasher for an object's bytes, from its first.
+    #[must_use]
+    pub fn new() -> Self {
+        Self { hasher: blake3::Hasher::new(), in_group: 0, hashed: 0, cvs: Vec::new() }
+    }
+
+    /// Bytes hashed so far.
+    #[must_use]
+    pub fn hashed(&self) -> u64 {
+        self.hashed
+    }
+
+    /// Hashes the next bytes.
+    pub fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            // A full group is closed only when more bytes follow: an object of one group has
+            // no outboard, and its digest is that group's root hash.
+            if self.in_group == GROUP {
+                self.cvs.push(self.hasher.finalize_non_root());
+                self.hasher = group_hasher(self.hashed);
+                self.in_group = 0;
+            }
+            #[expect(clippy::cast_possible_truncation, reason = "at most GROUP")]
+            let take = data.len().min((GROUP - self.in_group) as usize);
+            self.hasher.update(&data[..take]);
+            self.in_group += take as u64;
+            self.hashed += take as u64;
+            data = &data[take..];
+        }
+    }
+
+    /// The BLAKE3 of everything hashed, and its outboard (empty for at most one group).
+    #[must_use]
+    pub fn finish(mut self) -> (blake3::Hash, Vec<ChainingValue>) {
+        if self.cvs.is_empty() {
+            return (self.hasher.finalize(), Vec::new());
+        }
+        self.cvs.push(self.hasher.finalize_non_root());
+        let root = blake3_tree::merge(&self.cvs, GROUP, self.in_group);
+        (root, self.cvs)
+    }
+}
+
+/// A hasher for the group starting at `offset` of an object.
+#[must_use]
+pub fn group_hasher(offset: u64) -> blake3::Hasher {
+    let mut hasher = blake3::Hasher::new();
+    hasher.set_input_offset(offset);
+    hasher
+}
+
+/// Whether `cvs` is the outboard of an object of `size` bytes whose BLAKE3 is `root`.
+#[must_use]
+pub fn matches(cvs: &[ChainingValue], root: &blake3::Hash, size: u64) -> bool {
+    let count = groups(size);
+    if count < 2 || cvs.len() as u64 != count {
+        return false;
+    }
+    blake3_tree::merge(cvs, GROUP, size - (count - 1) * GROUP) == *root
+}
+
+/// The outboards kept in a data folder: `outboards/<64 hex digits of the object's BLAKE3>`, the
+/// chaining values one after the other. Writes go through a temporary name and a rename, so a
+/// reader sees a whole file or none; they are not synced, since a file lost to a crash is only
+/// computed again.
+#[derive(Debug, Clone)]
+pub struct OutboardFiles {
+    dir: PathBuf,
+}
+
+impl OutboardFiles {
+    /// The outboards of the data folder `data_dir`.
+    #[must_use]
+    pub fn new(data_dir: &Path) -> Self {
+        Self { dir: data_dir.join("outboards") }
+    }
+
+    fn path(&self, root: &blake3::Hash) -> PathBuf {
+        self.dir.join(root.to_hex().as_str())
+    }
+
+    /// The outboard of the object `root` of `size` bytes, if one is kept and it matches.
+    /// Blocking.
+    #[must_use]
+    pub fn load(&self, root: &blake3::Hash, size: u64) -> Option<Vec<ChainingValue>> {
+        let bytes = std::fs::read(self.path(root)).ok()?;
+        let cvs: Vec<ChainingValue> =
+            bytes.chunks_exact(32).map(|cv| cv.try_into().expect("chunks of 32 bytes")).collect();
+        if bytes.len() % 32 != 0 || !matches(&cvs, root, size) {
+            tracing::warn!(blake3 = %root, "a kept outboard does not match its object; it is computed again");
+            return None;
+        }
+        Some(cvs)
+    }
+
+    /// Keeps the outboard `cvs` of the object `root`. Blocking.
+    ///
+    /// # Errors
+    /// I/O errors creating the folder or writing the file.
+    pub fn save(&self, root: &blake3::Hash, cvs: &[ChainingValue]) -> io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let mut temp = tempfile::NamedTempFile::with_prefix_in(".tmp-", &self.dir)?;
+        temp.write_all(&cvs.concat())?;
+        temp.persist(self.path(root)).map_err(|err| err.error)?;
+        Ok(())
+    }
+
+    /// Every kept outboard's object digest and modification time (files that are not named by
+    /// a digest, such as a write's temporary file, are left out). Blocking.
+    ///
+    /// # Errors
+    /// I/O errors reading the folder; a missing folder holds nothing.
+    pub fn list(&self) -> io::Result<Vec<(blake3::Hash, SystemTime)>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            entries => entries?,
+        };
+        let mut kept = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let Some(root) = entry.file_name().to_str().and_then(|name| blake3::Hash::from_hex(name).ok()) else {
+                continue;
+            };
+            match entry.metadata() {
+                Ok(meta) => kept.push((root, meta.modified()?)),
+                // Removed since the listing.
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Removes the outboard of the object `root`; one already gone is not an error. Blocking.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn remove(&self, root: &blake3::Hash) -> io::Result<()> {
+        match std::fs::remove_file(self.path(root)) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn the_digest_is_blake3_and_the_outboard_matches_it_whatever_the_pieces() {
+        let group = GROUP as usize;
+        for len in [0, 1, 1024, group - 1, group, group + 1, 2 * group, 3 * group + 777] {
+            let bytes = data(len);
+            for piece in [1000, 256 << 10, group, 3 * group] {
+                let mut hasher = GroupHasher::new();
+                bytes.chunks(piece).for_each(|chunk| hasher.update(chunk));
+                assert_eq!(hasher.hashed(), len as u64);
+                let (root, cvs) = hasher.finish();
+                assert_eq!(root, blake3::hash(&bytes), "len {len}, pieces of {piece}");
+                assert_eq!(cvs.len() as u64, if len <= group { 0 } else { groups(len as u64) });
+                assert_eq!(matches(&cvs, &root, len as u64), len > group);
+            }
+        }
+    }
+
+    #[test]
+    fn a_kept_outboard_is_loaded_only_when_it_matches_its_object() {
+        let folder = tempfile::tempdir().unwrap();
+        let files = OutboardFiles::new(folder.path());
+        let bytes = data(3 * GROUP as usize + 5);
+        let mut hasher = GroupHasher::new();
+        hasher.update(&bytes);
+        let (root, cvs) = hasher.finish();
+        let size = bytes.len() as u64;
+        assert_eq!(files.load(&root, size), None, "nothing kept yet");
+        files.save(&root, &cvs).unwrap();
+        assert_eq!(files.load(&root, size), Some(cvs.clone()));
+        assert_eq!(files.list().unwrap().iter().map(|(r, _)| *r).collect::<Vec<_>>(), vec![root]);
+
+        // A damaged file, a truncated one and one for another size are refused.
+        let path = files.path(&root);
+        let mut damaged = std::fs::read(&path).unwrap();
+        damaged[40] ^= 1;
+        std::fs::write(&path, &damaged).unwrap();
+        assert_eq!(files.load(&root, size), None);
+        std::fs::write(&path, &cvs.concat()[..100]).unwrap();
+        assert_eq!(files.load(&root, size), None);
+        files.save(&root, &cvs).unwrap();
+        assert_eq!(files.load(&root, size + GROUP), None);
+
+        files.remove(&root).unwrap();
+        files.remove(&root).unwrap();
+        assert_eq!(files.load(&root, size), None);
+        assert!(files.list().unwrap().is_empty());
+    }
+}
