@@ -178,7 +178,7 @@ async fn a_write_keeps_its_outboard_so_ranges_away_from_damage_are_served() {
     put(&s3, "outboard", "large.bin", &data).await;
     let digest = blake3::hash(&data).to_hex().to_string();
     let kept = server.data_dir().join("outboards").join(&digest);
-    assert_eq!(std::fs::metadata(&kept).expect("the write kept an outboard").len(), 7 * 32, "one digest per MiB");
+    assert_eq!(std::fs::read(&kept).expect("the write kept an outboard"), group_digests(&data));
 
     // Damaged before any read, after a restart (nothing in memory): a range elsewhere is
     // served from the kept outboard, a range over the damage is refused.
@@ -220,6 +220,91 @@ async fn a_write_keeps_its_outboard_so_ranges_away_from_damage_are_served() {
     let report: serde_json::Value = serde_json::from_slice(&gc.stdout).expect("gc's JSON report");
     assert_eq!(report["outboards_removed"], 1, "{report}");
     assert!(!kept.exists(), "the outboard of a deleted object is removed");
+}
+
+/// A multipart object got its outboard only from its first ranged read, which read all of it.
+/// Completion keeps it now: joined from the parts' groups (kept while they were uploaded) where
+/// the digest is merged from the parts, computed in the same pass where the parts are read back.
+/// The parts' kept groups go with the upload (completed, or aborted and collected).
+#[tokio::test]
+async fn a_multipart_completion_keeps_its_outboard() {
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "mpu").await;
+    let parts_dir = server.data_dir().join("outboards").join("parts");
+    let kept_parts = || std::fs::read_dir(&parts_dir).map(|d| d.count()).unwrap_or(0);
+    let upload = |key: &'static str, sizes: Vec<usize>, complete: bool| {
+        let s3 = s3.clone();
+        async move {
+            let created = s3.create_multipart_upload().bucket("mpu").key(key).send().await.expect("create upload");
+            let upload_id = created.upload_id().expect("upload id").to_owned();
+            let mut completed = aws_sdk_s3::types::CompletedMultipartUpload::builder();
+            let mut data = Vec::new();
+            for (index, size) in sizes.into_iter().enumerate() {
+                let number = i32::try_from(index + 1).unwrap();
+                let part = bytes(size, 20 + index as u64);
+                let uploaded = s3
+                    .upload_part()
+                    .bucket("mpu")
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .body(ByteStream::from(part.clone()))
+                    .send()
+                    .await
+                    .expect("upload part");
+                let etag = uploaded.e_tag().expect("ETag").to_owned();
+                completed = completed
+                    .parts(aws_sdk_s3::types::CompletedPart::builder().part_number(number).e_tag(etag).build());
+                data.extend(part);
+            }
+            if complete {
+                s3.complete_multipart_upload()
+                    .bucket("mpu")
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .multipart_upload(completed.build())
+                    .send()
+                    .await
+                    .expect("complete");
+            } else {
+                s3.abort_multipart_upload().bucket("mpu").key(key).upload_id(&upload_id).send().await.expect("abort");
+            }
+            data
+        }
+    };
+
+    // 8 MiB parts: the digest is merged, the outboard joined from the parts' kept groups.
+    let merged = upload("merged.bin", vec![8 * MIB, 8 * MIB, 3 * MIB + 5], true).await;
+    // 5 MiB parts: the object is read back once, and the outboard computed on the way.
+    let read_back = upload("read-back.bin", vec![5 * MIB, 2 * MIB], true).await;
+    for (key, data) in [("merged.bin", &merged), ("read-back.bin", &read_back)] {
+        let kept = server.data_dir().join("outboards").join(blake3::hash(data).to_hex().as_str());
+        let outboard = std::fs::read(&kept).unwrap_or_else(|e| panic!("{key}: no outboard kept: {e}"));
+        assert_eq!(outboard, group_digests(data), "{key}: the chaining value of each MiB");
+        let range = (MIB + 17, 4 * MIB + 3);
+        let got = get_range(&s3, "mpu", key, Some(&format!("bytes={}-{}", range.0, range.1))).await;
+        assert_eq!(got, &data[range.0..=range.1], "{key}: a range");
+    }
+    assert_eq!(kept_parts(), 0, "completion drops the parts' kept groups");
+
+    // An aborted upload leaves its parts' groups for gc.
+    upload("aborted.bin", vec![8 * MIB, MIB], false).await;
+    assert_eq!(kept_parts(), 2, "the parts' groups are kept while the upload is open");
+    let gc = server.cli(&["gc", "--min-age", "0s", "--json"]);
+    assert!(gc.status.success(), "gc: {gc:#?}");
+    assert_eq!(kept_parts(), 0, "gc removes the groups of parts no open upload has");
+}
+
+/// The chaining values of the 1 MiB groups of `data`, one after the other: its outboard.
+fn group_digests(data: &[u8]) -> Vec<u8> {
+    use blake3::hazmat::HasherExt as _;
+    data.chunks(MIB)
+        .enumerate()
+        .flat_map(|(index, group)| {
+            blake3::Hasher::new().set_input_offset((index * MIB) as u64).update(group).finalize_non_root()
+        })
+        .collect()
 }
 
 /// Completion read stored parts back (to hash the object, or its last part) without checking

@@ -49,6 +49,15 @@ pub fn merge(cvs: &[ChainingValue], part_size: u64, last_len: u64) -> blake3::Ha
     blake3::Hash::from_bytes(merge_subtrees_root(&left, &right, Mode::Hash).into())
 }
 
+/// The chaining value of a (non-root) subtree of `len` bytes, a power of two of chunks, from
+/// the chaining values of its pieces of `piece_size` bytes (a power of two of chunks, the last
+/// piece possibly shorter), each hashed at its offset in the subtree's input. A subtree of
+/// one piece is that piece.
+#[must_use]
+pub fn merge_non_root(cvs: &[ChainingValue], piece_size: u64, len: u64) -> ChainingValue {
+    subtree(cvs, piece_size, 0, len)
+}
+
 /// The chaining value of the (non-root) subtree covering `len` bytes from `offset`.
 fn subtree(cvs: &[ChainingValue], part_size: u64, offset: u64, len: u64) -> ChainingValue {
     if len <= part_size {

@@ -6,6 +6,7 @@
 //! - `tmp/`: bodies being received ([`crate::backend::fs`]).
 //! - `outboards/<64 hex digits>`: the 1 MiB group digests of large objects, named by the
 //!   object's BLAKE3, so ranges are checked on their own ([`crate::outboard`]); derived data.
+//!   `outboards/parts/`: those of multipart parts, until their upload completes.
 //! - `root-credentials`: generated root credentials ([`crate::auth::root`]).
 //! - `registry.gc.lock`: held by the garbage collection pass running ([`crate::worker::gc`]).
 //!

@@ -34,6 +34,8 @@ pub fn groups(size: u64) -> u64 {
 /// digest and the outboard in one pass, at the cost of one hash.
 pub struct GroupHasher {
     hasher: blake3::Hasher,
+    /// Where the bytes start in their object (a multipart part's offset; 0 for an object).
+    start: u64,
     /// Bytes hashed into `hasher`, the current group.
     in_group: u64,
     hashed: u64,
@@ -50,7 +52,15 @@ impl GroupHasher {
     /// A hasher for an object's bytes, from its first.
     #[must_use]
     pub fn new() -> Self {
-        Self { hasher: blake3::Hasher::new(), in_group: 0, hashed: 0, cvs: Vec::new() }
+        Self::at(0)
+    }
+
+    /// A hasher for bytes starting at `start` of their object, a multiple of [`GROUP`]: the
+    /// groups of a multipart part, whose chaining values become part of its object's outboard.
+    #[must_use]
+    pub fn at(start: u64) -> Self {
+        debug_assert!(start.is_multiple_of(GROUP), "groups are aligned in their object");
+        Self { hasher: group_hasher(start), start, in_group: 0, hashed: 0, cvs: Vec::new() }
     }
 
     /// Bytes hashed so far.
@@ -66,7 +76,7 @@ impl GroupHasher {
             // no outboard, and its digest is that group's root hash.
             if self.in_group == GROUP {
                 self.cvs.push(self.hasher.finalize_non_root());
-                self.hasher = group_hasher(self.hashed);
+                self.hasher = group_hasher(self.start + self.hashed);
                 self.in_group = 0;
             }
             #[expect(clippy::cast_possible_truncation, reason = "at most GROUP")]
@@ -87,6 +97,21 @@ impl GroupHasher {
         self.cvs.push(self.hasher.finalize_non_root());
         let root = blake3_tree::merge(&self.cvs, GROUP, self.in_group);
         (root, self.cvs)
+    }
+}
+
+impl GroupHasher {
+    /// For bytes hashed from a `start` ([`GroupHasher::at`]) forming a BLAKE3 subtree there (a
+    /// power of two of chunks, as a mergeable multipart part is): the subtree's chaining value,
+    /// and its groups' chaining values. `None` for no bytes.
+    #[must_use]
+    pub fn finish_subtree(mut self) -> Option<(ChainingValue, Vec<ChainingValue>)> {
+        if self.hashed == 0 {
+            return None;
+        }
+        self.cvs.push(self.hasher.finalize_non_root());
+        let cv = blake3_tree::merge_non_root(&self.cvs, GROUP, self.hashed);
+        Some((cv, self.cvs))
     }
 }
 
@@ -154,30 +179,62 @@ impl OutboardFiles {
         Ok(())
     }
 
+    fn part_path(&self, subtree: &ChainingValue) -> PathBuf {
+        self.dir.join("parts").join(hex::encode(subtree))
+    }
+
+    /// Keeps the groups' chaining values of a multipart part until its upload completes,
+    /// named by the part's chaining value as a subtree at its offset (which they merge into).
+    /// Blocking.
+    ///
+    /// # Errors
+    /// I/O errors creating the folder or writing the file.
+    pub fn save_part(&self, subtree: &ChainingValue, groups: &[ChainingValue]) -> io::Result<()> {
+        let dir = self.dir.join("parts");
+        std::fs::create_dir_all(&dir)?;
+        let mut temp = tempfile::NamedTempFile::with_prefix_in(".tmp-", &dir)?;
+        temp.write_all(&groups.concat())?;
+        temp.persist(self.part_path(subtree)).map_err(|err| err.error)?;
+        Ok(())
+    }
+
+    /// The groups' chaining values of the part whose subtree chaining value is `subtree`, of
+    /// `len` bytes, if they are kept and merge into it. Blocking.
+    #[must_use]
+    pub fn load_part(&self, subtree: &ChainingValue, len: u64) -> Option<Vec<ChainingValue>> {
+        let bytes = std::fs::read(self.part_path(subtree)).ok()?;
+        let cvs: Vec<ChainingValue> =
+            bytes.chunks_exact(32).map(|cv| cv.try_into().expect("chunks of 32 bytes")).collect();
+        let whole = bytes.len() % 32 == 0 && cvs.len() as u64 == groups(len);
+        (whole && blake3_tree::merge_non_root(&cvs, GROUP, len) == *subtree).then_some(cvs)
+    }
+
+    /// Every kept part's subtree chaining value and modification time. Blocking.
+    ///
+    /// # Errors
+    /// I/O errors reading the folder; a missing folder holds nothing.
+    pub fn list_parts(&self) -> io::Result<Vec<(ChainingValue, SystemTime)>> {
+        list_named(&self.dir.join("parts"))
+    }
+
+    /// Removes a kept part; one already gone is not an error. Blocking.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn remove_part(&self, subtree: &ChainingValue) -> io::Result<()> {
+        remove_if_present(&self.part_path(subtree))
+    }
+
     /// Every kept outboard's object digest and modification time (files that are not named by
     /// a digest, such as a write's temporary file, are left out). Blocking.
     ///
     /// # Errors
     /// I/O errors reading the folder; a missing folder holds nothing.
     pub fn list(&self) -> io::Result<Vec<(blake3::Hash, SystemTime)>> {
-        let entries = match std::fs::read_dir(&self.dir) {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            entries => entries?,
-        };
-        let mut kept = Vec::new();
-        for entry in entries {
-            let entry = entry?;
-            let Some(root) = entry.file_name().to_str().and_then(|name| blake3::Hash::from_hex(name).ok()) else {
-                continue;
-            };
-            match entry.metadata() {
-                Ok(meta) => kept.push((root, meta.modified()?)),
-                // Removed since the listing.
-                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => return Err(err),
-            }
-        }
-        Ok(kept)
+        Ok(list_named(&self.dir)?
+            .into_iter()
+            .map(|(root, modified)| (blake3::Hash::from_bytes(root), modified))
+            .collect())
     }
 
     /// Removes the outboard of the object `root`; one already gone is not an error. Blocking.
@@ -185,10 +242,38 @@ impl OutboardFiles {
     /// # Errors
     /// I/O errors.
     pub fn remove(&self, root: &blake3::Hash) -> io::Result<()> {
-        match std::fs::remove_file(self.path(root)) {
-            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
-            _ => Ok(()),
+        remove_if_present(&self.path(root))
+    }
+}
+
+/// The files of `dir` named by 64 hex digits, with their modification times.
+fn list_named(dir: &Path) -> io::Result<Vec<([u8; 32], SystemTime)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        entries => entries?,
+    };
+    let mut named = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let mut digest = [0u8; 32];
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        if hex::decode_to_slice(&name, &mut digest).is_err() {
+            continue;
         }
+        match entry.metadata() {
+            Ok(meta) => named.push((digest, meta.modified()?)),
+            // Removed since the listing.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(named)
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
+        _ => Ok(()),
     }
 }
 
@@ -215,6 +300,38 @@ mod tests {
                 assert_eq!(matches(&cvs, &root, len as u64), len > group);
             }
         }
+    }
+
+    #[test]
+    fn parts_hashed_at_their_offsets_give_the_objects_outboard() {
+        let part = 4 * GROUP as usize;
+        let bytes = data(2 * part + 5000);
+        let mut whole = GroupHasher::new();
+        whole.update(&bytes);
+        let (root, outboard) = whole.finish();
+
+        let folder = tempfile::tempdir().unwrap();
+        let files = OutboardFiles::new(folder.path());
+        let mut joined = Vec::new();
+        for (index, piece) in bytes.chunks(part).enumerate() {
+            let mut hasher = GroupHasher::at((index * part) as u64);
+            piece.chunks(300_000).for_each(|chunk| hasher.update(chunk));
+            let (cv, groups) = hasher.finish_subtree().unwrap();
+            let expected =
+                blake3::Hasher::new().set_input_offset((index * part) as u64).update(piece).finalize_non_root();
+            assert_eq!(cv, expected, "part {index}: the subtree chaining value");
+            if piece.len() == part {
+                files.save_part(&cv, &groups).unwrap();
+                assert_eq!(files.load_part(&cv, part as u64), Some(groups.clone()));
+                assert_eq!(files.load_part(&cv, part as u64 / 2), None, "another length");
+                assert_eq!(files.list_parts().unwrap().iter().filter(|(c, _)| *c == cv).count(), 1);
+                files.remove_part(&cv).unwrap();
+                assert_eq!(files.load_part(&cv, part as u64), None);
+            }
+            joined.extend(groups);
+        }
+        assert_eq!(joined, outboard);
+        assert!(matches(&joined, &root, bytes.len() as u64));
     }
 
     #[test]

@@ -663,6 +663,24 @@ pub fn each_version_digest(conn: &Connection, min_size: u64, mut each: impl FnMu
     Ok(())
 }
 
+/// Calls `each` with the subtree chaining value (hex) of every part of an open upload that
+/// records one: the parts whose kept data (their groups' digests) must stay until completion.
+///
+/// # Errors
+/// SQLite errors, and those `each` returns.
+pub fn each_open_part_subtree(conn: &Connection, mut each: impl FnMut(&str) -> Result<()>) -> Result<()> {
+    let mut statement = conn.prepare_cached("SELECT part FROM multipart_parts")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let part: String = row.get(0)?;
+        let part: BlobPart = parse_json(0, &part)?;
+        if let Some(subtree) = &part.subtree {
+            each(subtree)?;
+        }
+    }
+    Ok(())
+}
+
 /// How many versions and parts reference a blob (0: garbage, unless an upload is in flight).
 ///
 /// # Errors

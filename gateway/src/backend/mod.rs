@@ -18,7 +18,7 @@
 mod direct_io;
 pub mod fs;
 mod pipeline;
-pub use pipeline::{Hashes, receive_exactly};
+pub use pipeline::{Hashes, Subtree, receive_exactly};
 pub mod s3;
 
 use std::pin::Pin;
@@ -191,7 +191,7 @@ pub struct StagedBlob {
     blake3: [u8; 32],
     md5: [u8; 16],
     checksums: Checksums,
-    subtree: Option<[u8; 32]>,
+    subtree: Option<Subtree>,
     outboard: Vec<ChainingValue>,
     store_etag: Option<String>,
     stage: Box<dyn Stage>,
@@ -205,7 +205,7 @@ impl StagedBlob {
         blake3: [u8; 32],
         md5: [u8; 16],
         checksums: Checksums,
-        subtree: Option<[u8; 32]>,
+        subtree: Option<Subtree>,
         stage: Box<dyn Stage>,
     ) -> Self {
         Self { size, blake3, md5, checksums, subtree, outboard: Vec::new(), store_etag: None, stage }
@@ -241,7 +241,15 @@ impl StagedBlob {
     /// offset given to [`BlobStore::put`], when one was given.
     #[must_use]
     pub fn subtree(&self) -> Option<[u8; 32]> {
-        self.subtree
+        self.subtree.as_ref().map(|(cv, _)| *cv)
+    }
+
+    /// With [`StagedBlob::subtree`], the chaining values of the subtree's 1 MiB groups when
+    /// its offset is a group boundary, to be joined into the object's outboard (see
+    /// [`crate::outboard`]); else empty.
+    #[must_use]
+    pub fn subtree_groups(&self) -> &[ChainingValue] {
+        self.subtree.as_ref().map_or(&[], |(_, groups)| groups)
     }
 
     /// Number of bytes received.

@@ -10,13 +10,13 @@
 
 use std::io;
 
-use blake3::hazmat::ChainingValue;
+use blake3::hazmat::{ChainingValue, HasherExt as _};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
 
 use super::{BlobError, BodyStream, Result};
-use crate::outboard::GroupHasher;
+use crate::outboard::{GROUP, GroupHasher, group_hasher};
 use crate::s3::checksum::{ChecksumAlgorithm, Checksummer, Checksums, Md5, md5};
 
 /// Chunks queued per hashing worker before the body reader waits (backpressure). With
@@ -113,12 +113,14 @@ pub(super) async fn md5_worker(mut rx: mpsc::Receiver<Chunk>) -> Option<[u8; 16]
     None
 }
 
-/// The BLAKE3 chaining value of everything received, hashed as a subtree starting at `offset`
-/// of a larger input; `None` if the put was abandoned or see [`subtree_chaining_value`].
-pub(super) async fn subtree_worker(mut rx: mpsc::Receiver<Chunk>, offset: u64) -> Option<[u8; 32]> {
-    use blake3::hazmat::HasherExt as _;
-    let mut hasher = blake3::Hasher::new();
-    hasher.set_input_offset(offset);
+/// A part's BLAKE3 chaining value as a subtree at its offset in its object, with the chaining
+/// values of its 1 MiB groups when its offset is a group boundary (see [`crate::outboard`]).
+pub type Subtree = ([u8; 32], Vec<ChainingValue>);
+
+/// The [`Subtree`] of everything received, hashed starting at `offset` of a larger input;
+/// `None` if the put was abandoned or see [`subtree_of`].
+pub(super) async fn subtree_worker(mut rx: mpsc::Receiver<Chunk>, offset: u64) -> Option<Subtree> {
+    let mut hasher = SubtreeHasher::at(offset);
     let mut len: u64 = 0;
     while let Some(chunk) = rx.recv().await {
         match chunk {
@@ -130,18 +132,49 @@ pub(super) async fn subtree_worker(mut rx: mpsc::Receiver<Chunk>, offset: u64) -
                 })
                 .await?;
             }
-            Chunk::End => return subtree_chaining_value(&hasher, len, offset),
+            Chunk::End => return subtree_of(hasher, len, offset),
         }
     }
     None
 }
 
-/// The chaining value of `len` bytes hashed by `hasher` (whose input offset is `offset`);
-/// `None` when the bytes cannot form a subtree at that offset (their length does not fit).
-pub(super) fn subtree_chaining_value(hasher: &blake3::Hasher, len: u64, offset: u64) -> Option<[u8; 32]> {
-    use blake3::hazmat::HasherExt as _;
+/// Hashes a part at its offset: by groups where the offset is a group boundary (every full
+/// part of a mergeable upload, whose parts are at least 5 MiB), else as one subtree.
+enum SubtreeHasher {
+    Groups(GroupHasher),
+    Whole(blake3::Hasher),
+}
+
+impl SubtreeHasher {
+    fn at(offset: u64) -> Self {
+        if offset.is_multiple_of(GROUP) {
+            Self::Groups(GroupHasher::at(offset))
+        } else {
+            Self::Whole(group_hasher(offset))
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Groups(hasher) => hasher.update(data),
+            Self::Whole(hasher) => {
+                hasher.update(data);
+            }
+        }
+    }
+}
+
+/// The [`Subtree`] of `len` bytes hashed at `offset`; `None` when the bytes cannot form a
+/// subtree at that offset (their length does not fit, or there are none).
+fn subtree_of(hasher: SubtreeHasher, len: u64, offset: u64) -> Option<Subtree> {
     let fits = blake3::hazmat::max_subtree_len(offset).is_none_or(|max| len <= max) && len > 0;
-    fits.then(|| hasher.finalize_non_root())
+    if !fits {
+        return None;
+    }
+    match hasher {
+        SubtreeHasher::Groups(hasher) => hasher.finish_subtree(),
+        SubtreeHasher::Whole(hasher) => Some((hasher.finalize_non_root(), Vec::new())),
+    }
 }
 
 /// What the digest worker computes: the BLAKE3 with its outboard, and the requested checksums.
@@ -209,7 +242,7 @@ pub struct Hashes {
     /// The requested checksums.
     pub checksums: Checksums,
     /// The BLAKE3 chaining value as a subtree at the offset asked for, if any.
-    pub subtree: Option<[u8; 32]>,
+    pub subtree: Option<Subtree>,
 }
 
 impl Hashes {
@@ -222,11 +255,9 @@ impl Hashes {
         let mut checksummer = Checksummer::new(algorithms);
         checksummer.update(data);
         let subtree = subtree_offset.and_then(|offset| {
-            use blake3::hazmat::HasherExt as _;
-            let mut hasher = blake3::Hasher::new();
-            hasher.set_input_offset(offset);
+            let mut hasher = SubtreeHasher::at(offset);
             hasher.update(data);
-            subtree_chaining_value(&hasher, data.len() as u64, offset)
+            subtree_of(hasher, data.len() as u64, offset)
         });
         Self { md5, blake3, checksums: checksummer.finish(), subtree }
     }

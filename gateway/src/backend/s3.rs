@@ -56,7 +56,7 @@ use tokio::task::spawn_blocking;
 use super::pipeline::{Chunk, Digests, PIPELINE_DEPTH, digest_worker, feed, join_error, md5_worker, subtree_worker};
 use super::{
     BlobEntry, BlobError, BlobId, BlobLock, BlobStore, BlobStream, BodyStream, PartToJoin, Result, RetentionMode,
-    Stage, StagedBlob, StoreUpload,
+    Stage, StagedBlob, StoreUpload, Subtree,
 };
 use crate::config::{UpstreamConfig, UpstreamObjectLock};
 use crate::s3::checksum::{ChecksumAlgorithm, Checksummer, Checksums};
@@ -336,7 +336,7 @@ struct Streamed {
     outboard: Vec<ChainingValue>,
     md5: [u8; 16],
     checksums: Checksums,
-    subtree: Option<[u8; 32]>,
+    subtree: Option<Subtree>,
     /// The upstream's ETag for what it stored.
     etag: Option<String>,
     /// The upstream's version id of a new object, in a versioned bucket.

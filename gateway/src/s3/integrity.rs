@@ -87,6 +87,45 @@ impl Outboards {
         }
     }
 
+    /// Keeps the groups' chaining values of a multipart part (see
+    /// [`OutboardFiles::save_part`]) until its upload completes. A failure is logged: the
+    /// object's first ranged read computes its outboard then.
+    pub async fn keep_part(&self, subtree: ChainingValue, groups: Vec<ChainingValue>) {
+        if groups.is_empty() {
+            return;
+        }
+        let files = self.files.clone();
+        if let Ok(Err(err)) = tokio::task::spawn_blocking(move || files.save_part(&subtree, &groups)).await {
+            tracing::warn!(error = %err, "a part's group digests could not be kept");
+        }
+    }
+
+    /// The kept groups' chaining values of full parts of `part_size` bytes, by their subtree
+    /// chaining values, in order; `None` when one is not kept or does not match.
+    pub async fn part_groups(&self, subtrees: Vec<ChainingValue>, part_size: u64) -> Option<Vec<ChainingValue>> {
+        let files = self.files.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut joined = Vec::new();
+            for subtree in &subtrees {
+                joined.extend(files.load_part(subtree, part_size)?);
+            }
+            Some(joined)
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Drops the kept groups of parts whose upload completed.
+    pub async fn forget_parts(&self, subtrees: Vec<ChainingValue>) {
+        let files = self.files.clone();
+        let removed =
+            tokio::task::spawn_blocking(move || subtrees.iter().try_for_each(|cv| files.remove_part(cv))).await;
+        if let Ok(Err(err)) = removed {
+            tracing::warn!(error = %err, "a part's group digests could not be removed; gc removes them");
+        }
+    }
+
     /// The outboard of the object `expected`: from memory, from its file, or computed by
     /// `compute` and then kept.
     async fn get_or_compute<F>(&self, expected: Expected, compute: F) -> Result<Outboard, BlobError>

@@ -256,7 +256,11 @@ pub(super) async fn upload_part_copy(
     };
     let (size, etag, subtree) = (staged.size(), hex::encode(staged.md5()), staged.subtree().map(hex::encode));
     let store_etag = staged.store_etag().map(str::to_owned);
+    let part_groups = staged.subtree().map(|cv| (cv, staged.subtree_groups().to_vec()));
     let placed = place(gw, staged).await?;
+    if let Some((cv, groups)) = part_groups {
+        gw.outboards.keep_part(cv, groups).await;
+    }
     let part = BlobPart {
         blob: placed.blob_id().to_string(),
         size,
@@ -358,36 +362,66 @@ async fn join_parts(
 }
 
 /// The object's BLAKE3 from its parts' chaining values (see [`blake3_tree`]), re-reading
-/// only the last part; `None` when the parts' shape does not allow it.
-async fn merge_part_hashes(gw: &Gateway, numbers: &[u32], parts: &[BlobPart]) -> Result<Option<String>> {
+/// only the last part, with its outboard when the full parts' groups were kept (empty
+/// otherwise); `None` when the parts' shape does not allow it.
+async fn merge_part_hashes(
+    gw: &Gateway,
+    numbers: &[u32],
+    parts: &[BlobPart],
+) -> Result<Option<(String, Vec<ChainingValue>)>> {
     let sizes: Vec<u64> = parts.iter().map(|p| p.size).collect();
     let Some(part_size) = blake3_tree::mergeable(&sizes) else { return Ok(None) };
     let contiguous = numbers.iter().copied().eq(1..=u32::try_from(parts.len()).unwrap_or(u32::MAX));
     let (last, full) = parts.split_last().expect("mergeable parts are not empty");
-    let cvs: Option<Vec<ChainingValue>> = full
-        .iter()
-        .map(|p| p.subtree.as_deref().and_then(|h| <[u8; 32]>::try_from(hex::decode(h).ok()?).ok()))
-        .collect();
+    let cvs: Option<Vec<ChainingValue>> = full.iter().map(subtree_of).collect();
     let (Some(mut cvs), true) = (cvs, contiguous) else { return Ok(None) };
     let offset = part_size * full.len() as u64;
-    cvs.push(hash_at(gw, last, offset).await?);
-    Ok(Some(blake3_tree::merge(&cvs, part_size, last.size).to_hex().to_string()))
+    let (last_cv, last_groups) = hash_at(gw, last, offset).await?;
+    let full_groups = match last_groups {
+        Some(_) => gw.outboards.part_groups(cvs.clone(), part_size).await,
+        None => None,
+    };
+    cvs.push(last_cv);
+    let root = blake3_tree::merge(&cvs, part_size, last.size);
+    let outboard = full_groups.zip(last_groups).map(|(mut groups, last)| {
+        groups.extend(last);
+        groups
+    });
+    let size = offset + last.size;
+    let outboard = outboard.filter(|groups| crate::outboard::matches(groups, &root, size)).unwrap_or_default();
+    Ok(Some((root.to_hex().to_string(), outboard)))
 }
 
-/// The chaining value of one stored part hashed at `offset` of its object, the part checked
-/// against its own digest as it is read (see [`PartCheck`]).
-async fn hash_at(gw: &Gateway, part: &BlobPart, offset: u64) -> Result<ChainingValue> {
+/// A part's recorded chaining value as a subtree at its offset.
+fn subtree_of(part: &BlobPart) -> Option<ChainingValue> {
+    part.subtree.as_deref().and_then(|h| <[u8; 32]>::try_from(hex::decode(h).ok()?).ok())
+}
+
+/// The chaining value of one stored part hashed at `offset` of its object, with its groups'
+/// when `offset` is a group boundary; the part checked against its own digest as it is read
+/// (see [`PartCheck`]).
+async fn hash_at(gw: &Gateway, part: &BlobPart, offset: u64) -> Result<(ChainingValue, Option<Vec<ChainingValue>>)> {
     use futures::StreamExt as _;
+    let aligned = offset.is_multiple_of(crate::outboard::GROUP);
+    let mut groups = GroupHasher::at(if aligned { offset } else { 0 });
     let mut hasher = crate::outboard::group_hasher(offset);
     let mut check = PartCheck::new(part);
     let mut stream = Box::pin(read_parts(gw, std::slice::from_ref(part), (0, part.size - 1)));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
-        hasher.update(&chunk);
+        if aligned {
+            groups.update(&chunk);
+        } else {
+            hasher.update(&chunk);
+        }
         check.update(&chunk);
     }
     check.finish(part)?;
-    Ok(hasher.finalize_non_root())
+    if aligned {
+        let (cv, groups) = groups.finish_subtree().expect("a part is not empty");
+        return Ok((cv, Some(groups)));
+    }
+    Ok((hasher.finalize_non_root(), None))
 }
 
 /// Reads the parts back once to compute the whole object's BLAKE3 and outboard (and a
@@ -429,14 +463,14 @@ async fn hash_whole(
 /// the BLAKE3 that names its blob where the blob is the part alone (the local store), else the
 /// MD5 its ETag is.
 enum PartCheck {
-    Blake3(blake3::Hasher),
+    Blake3(Box<blake3::Hasher>),
     Md5(Md5),
 }
 
 impl PartCheck {
     fn new(part: &BlobPart) -> Self {
         if part.offset.is_none() && blake3::Hash::from_hex(&part.blob).is_ok() {
-            Self::Blake3(blake3::Hasher::new())
+            Self::Blake3(Box::new(blake3::Hasher::new()))
         } else {
             Self::Md5(Md5::new())
         }
@@ -490,9 +524,10 @@ pub(super) async fn complete_multipart_upload(
     let full_object = upload.created.template.checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT);
     let merged = if full_object { None } else { merge_part_hashes(gw, &numbers, &parts).await? };
     let (blake3, outboard, full_checksum) = match merged {
-        Some(blake3) => (blake3, Vec::new(), None),
+        Some((blake3, outboard)) => (blake3, outboard, None),
         None => hash_whole(gw, &parts, algorithm.filter(|_| full_object)).await?,
     };
+    let part_subtrees: Vec<ChainingValue> = parts.iter().filter_map(subtree_of).collect();
     // The chaining values served their purpose; the version's parts don't carry them.
     let parts: Vec<BlobPart> = parts.into_iter().map(|p| BlobPart { subtree: None, ..p }).collect();
     let mut checksums = registry::event::v1::StringMap::new();
@@ -532,6 +567,7 @@ pub(super) async fn complete_multipart_upload(
     if let Ok(root) = blake3::Hash::from_hex(&recorded_blake3) {
         gw.outboards.keep(root, size, outboard).await;
     }
+    gw.outboards.forget_parts(part_subtrees).await;
     super::object_lock::protect_new_version(gw, &input.bucket, &input.key, &recorded, legal_hold).await?;
     let output = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),

@@ -157,7 +157,11 @@ pub(super) async fn store_body(
     let subtree = staged.subtree().map(hex::encode);
     let store_etag = staged.store_etag().map(str::to_owned);
     let outboard = staged.outboard().to_vec();
+    let part_groups = staged.subtree().map(|cv| (cv, staged.subtree_groups().to_vec()));
     let placed = place(gw, staged).await?;
+    if let Some((cv, groups)) = part_groups {
+        gw.outboards.keep_part(cv, groups).await;
+    }
     crate::admin::metrics::bytes_received(size);
     let blob = placed.blob_id().to_string();
     let part = BlobPart { blob, size, etag, checksums, subtree, offset: None, store_etag };

@@ -89,8 +89,8 @@ pub struct Report {
     pub inline_bytes_freed: u64,
     /// Inline blobs kept because a version or part references them.
     pub inline_blobs_referenced: u64,
-    /// Outboards (the 1 MiB group digests of large objects) of contents no version has,
-    /// removed.
+    /// Outboards (the 1 MiB group digests of large objects) of contents no version has, and
+    /// those of multipart parts no open upload has, removed.
     pub outboards_removed: u64,
 }
 
@@ -312,15 +312,56 @@ async fn collect_outboards(
         })
         .await?;
     report.outboards_removed = unused.len() as u64;
+    if !dry_run {
+        let files = outboards.clone();
+        tokio::task::spawn_blocking(move || {
+            unused.iter().filter_map(|hex| blake3::Hash::from_hex(hex).ok()).try_for_each(|root| files.remove(&root))
+        })
+        .await?
+        .context("cannot remove an outboard")?;
+    }
+    collect_part_groups(registry, outboards, cutoff, dry_run, report).await
+}
+
+/// Removes the kept group digests of multipart parts older than `cutoff` that no open upload
+/// has (its upload was aborted, or completed without taking them).
+async fn collect_part_groups(
+    registry: &Registry,
+    outboards: &OutboardFiles,
+    cutoff: SystemTime,
+    dry_run: bool,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let files = outboards.clone();
+    let kept =
+        tokio::task::spawn_blocking(move || files.list_parts()).await?.context("cannot list the parts' groups")?;
+    let mut unused: HashSet<String> =
+        kept.into_iter().filter(|(_, modified)| *modified < cutoff).map(|(cv, _)| hex::encode(cv)).collect();
+    if unused.is_empty() {
+        return Ok(());
+    }
+    let unused = registry
+        .read(move |conn| {
+            queries::each_open_part_subtree(conn, |subtree| {
+                unused.remove(subtree);
+                Ok(())
+            })?;
+            Ok(unused)
+        })
+        .await?;
+    report.outboards_removed += unused.len() as u64;
     if dry_run {
         return Ok(());
     }
     let files = outboards.clone();
     tokio::task::spawn_blocking(move || {
-        unused.iter().filter_map(|hex| blake3::Hash::from_hex(hex).ok()).try_for_each(|root| files.remove(&root))
+        unused
+            .iter()
+            .filter_map(|cv| <[u8; 32]>::try_from(hex::decode(cv).ok()?).ok())
+            .try_for_each(|cv| files.remove_part(&cv))
     })
     .await?
-    .context("cannot remove an outboard")
+    .context("cannot remove a part's groups")
 }
 
 /// Aborts the store's multipart uploads begun before `cutoff` that no open upload names.
