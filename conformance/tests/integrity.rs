@@ -236,34 +236,14 @@ async fn a_multipart_completion_keeps_its_outboard() {
     let upload = |key: &'static str, sizes: Vec<usize>, complete: bool| {
         let s3 = s3.clone();
         async move {
-            let created = s3.create_multipart_upload().bucket("mpu").key(key).send().await.expect("create upload");
-            let upload_id = created.upload_id().expect("upload id").to_owned();
-            let mut completed = aws_sdk_s3::types::CompletedMultipartUpload::builder();
-            let mut data = Vec::new();
-            for (index, size) in sizes.into_iter().enumerate() {
-                let number = i32::try_from(index + 1).unwrap();
-                let part = bytes(size, 20 + index as u64);
-                let uploaded = s3
-                    .upload_part()
-                    .bucket("mpu")
-                    .key(key)
-                    .upload_id(&upload_id)
-                    .part_number(number)
-                    .body(ByteStream::from(part.clone()))
-                    .send()
-                    .await
-                    .expect("upload part");
-                let etag = uploaded.e_tag().expect("ETag").to_owned();
-                completed = completed
-                    .parts(aws_sdk_s3::types::CompletedPart::builder().part_number(number).e_tag(etag).build());
-                data.extend(part);
-            }
+            let (upload_id, completed, parts) = upload_parts(&s3, "mpu", key, &sizes, 20).await;
+            let data = parts.concat();
             if complete {
                 s3.complete_multipart_upload()
                     .bucket("mpu")
                     .key(key)
                     .upload_id(&upload_id)
-                    .multipart_upload(completed.build())
+                    .multipart_upload(completed)
                     .send()
                     .await
                     .expect("complete");
@@ -296,6 +276,40 @@ async fn a_multipart_completion_keeps_its_outboard() {
     assert_eq!(kept_parts(), 0, "gc removes the groups of parts no open upload has");
 }
 
+/// Begins an upload of `bucket/key` and uploads parts of `sizes` (part n's bytes seeded with
+/// `seed + n - 1`): the upload id, the completion naming every part, and each part's bytes.
+async fn upload_parts(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    sizes: &[usize],
+    seed: u64,
+) -> (String, aws_sdk_s3::types::CompletedMultipartUpload, Vec<Vec<u8>>) {
+    let created = s3.create_multipart_upload().bucket(bucket).key(key).send().await.expect("create upload");
+    let upload_id = created.upload_id().expect("upload id").to_owned();
+    let mut completed = aws_sdk_s3::types::CompletedMultipartUpload::builder();
+    let mut parts = Vec::new();
+    for (index, &size) in sizes.iter().enumerate() {
+        let number = i32::try_from(index + 1).unwrap();
+        let data = bytes(size, seed + index as u64);
+        let uploaded = s3
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .part_number(number)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .expect("upload part");
+        let etag = uploaded.e_tag().expect("ETag").to_owned();
+        completed =
+            completed.parts(aws_sdk_s3::types::CompletedPart::builder().part_number(number).e_tag(etag).build());
+        parts.push(data);
+    }
+    (upload_id, completed.build(), parts)
+}
+
 /// The chaining values of the 1 MiB groups of `data`, one after the other: its outboard.
 fn group_digests(data: &[u8]) -> Vec<u8> {
     use blake3::hazmat::HasherExt as _;
@@ -324,28 +338,7 @@ async fn a_part_damaged_before_completion_is_refused_not_hashed_into_the_object(
     // 5 MiB parts (the object is hashed whole at completion) and 8 MiB parts (only the last
     // is read back); the damage is in the first part, then in the last.
     for (key, sizes, damaged) in [("whole.bin", [5 * MIB, MIB], 0), ("merged.bin", [8 * MIB, MIB], 1)] {
-        let upload = s3.create_multipart_upload().bucket("parts").key(key).send().await.expect("create upload");
-        let upload_id = upload.upload_id().expect("upload id");
-        let mut completed = aws_sdk_s3::types::CompletedMultipartUpload::builder();
-        let mut parts = Vec::new();
-        for (index, size) in sizes.into_iter().enumerate() {
-            let number = i32::try_from(index + 1).unwrap();
-            let data = bytes(size, 10 + index as u64);
-            let part = s3
-                .upload_part()
-                .bucket("parts")
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .body(ByteStream::from(data.clone()))
-                .send()
-                .await
-                .expect("upload part");
-            let etag = part.e_tag().expect("ETag").to_owned();
-            completed =
-                completed.parts(aws_sdk_s3::types::CompletedPart::builder().part_number(number).e_tag(etag).build());
-            parts.push(data);
-        }
+        let (upload_id, completed, parts) = upload_parts(&s3, "parts", key, &sizes, 10).await;
         let uploaded = server.object_events("parts", key);
         let blob = match payload(of_type(&uploaded, "v1.multipart.part.uploaded")[damaged]) {
             Payload::PartUploaded(uploaded) => uploaded.part.blob,
@@ -359,8 +352,8 @@ async fn a_part_damaged_before_completion_is_refused_not_hashed_into_the_object(
             .complete_multipart_upload()
             .bucket("parts")
             .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(completed.build())
+            .upload_id(&upload_id)
+            .multipart_upload(completed)
             .send()
             .await;
         assert_eq!(failure(result), (500, "InternalError".to_owned()), "{key}: completion over a damaged part");

@@ -115,6 +115,60 @@ impl GroupHasher {
     }
 }
 
+/// Hashes bytes as the BLAKE3 subtree starting at `offset` of their object (a multipart part):
+/// by groups where the offset is a group boundary (every full part of a mergeable upload,
+/// whose parts are at least 5 MiB), so its groups join the object's outboard; else as one
+/// subtree.
+pub struct SubtreeHasher {
+    offset: u64,
+    len: u64,
+    hasher: SubtreeEngine,
+}
+
+enum SubtreeEngine {
+    Groups(GroupHasher),
+    Whole(blake3::Hasher),
+}
+
+impl SubtreeHasher {
+    /// A hasher for bytes starting at `offset` of their object.
+    #[must_use]
+    pub fn at(offset: u64) -> Self {
+        let hasher = if offset.is_multiple_of(GROUP) {
+            SubtreeEngine::Groups(GroupHasher::at(offset))
+        } else {
+            SubtreeEngine::Whole(group_hasher(offset))
+        };
+        Self { offset, len: 0, hasher }
+    }
+
+    /// Hashes the next bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        self.len += data.len() as u64;
+        match &mut self.hasher {
+            SubtreeEngine::Groups(hasher) => hasher.update(data),
+            SubtreeEngine::Whole(hasher) => {
+                hasher.update(data);
+            }
+        }
+    }
+
+    /// The subtree's chaining value, with its groups' when its offset is a group boundary
+    /// (else none); `None` when the bytes cannot form a subtree at that offset (their length
+    /// does not fit, or there are none).
+    #[must_use]
+    pub fn finish(self) -> Option<(ChainingValue, Vec<ChainingValue>)> {
+        let fits = blake3::hazmat::max_subtree_len(self.offset).is_none_or(|max| self.len <= max) && self.len > 0;
+        if !fits {
+            return None;
+        }
+        match self.hasher {
+            SubtreeEngine::Groups(hasher) => hasher.finish_subtree(),
+            SubtreeEngine::Whole(hasher) => Some((hasher.finalize_non_root(), Vec::new())),
+        }
+    }
+}
+
 /// A hasher for the group starting at `offset` of an object.
 #[must_use]
 pub fn group_hasher(offset: u64) -> blake3::Hasher {
@@ -157,10 +211,8 @@ impl OutboardFiles {
     /// Blocking.
     #[must_use]
     pub fn load(&self, root: &blake3::Hash, size: u64) -> Option<Vec<ChainingValue>> {
-        let bytes = std::fs::read(self.path(root)).ok()?;
-        let cvs: Vec<ChainingValue> =
-            bytes.chunks_exact(32).map(|cv| cv.try_into().expect("chunks of 32 bytes")).collect();
-        if bytes.len() % 32 != 0 || !matches(&cvs, root, size) {
+        let cvs = read_cvs(&self.path(root))?;
+        if !matches(&cvs, root, size) {
             tracing::warn!(blake3 = %root, "a kept outboard does not match its object; it is computed again");
             return None;
         }
@@ -172,11 +224,7 @@ impl OutboardFiles {
     /// # Errors
     /// I/O errors creating the folder or writing the file.
     pub fn save(&self, root: &blake3::Hash, cvs: &[ChainingValue]) -> io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
-        let mut temp = tempfile::NamedTempFile::with_prefix_in(".tmp-", &self.dir)?;
-        temp.write_all(&cvs.concat())?;
-        temp.persist(self.path(root)).map_err(|err| err.error)?;
-        Ok(())
+        write_cvs(&self.path(root), cvs)
     }
 
     fn part_path(&self, subtree: &ChainingValue) -> PathBuf {
@@ -190,22 +238,15 @@ impl OutboardFiles {
     /// # Errors
     /// I/O errors creating the folder or writing the file.
     pub fn save_part(&self, subtree: &ChainingValue, groups: &[ChainingValue]) -> io::Result<()> {
-        let dir = self.dir.join("parts");
-        std::fs::create_dir_all(&dir)?;
-        let mut temp = tempfile::NamedTempFile::with_prefix_in(".tmp-", &dir)?;
-        temp.write_all(&groups.concat())?;
-        temp.persist(self.part_path(subtree)).map_err(|err| err.error)?;
-        Ok(())
+        write_cvs(&self.part_path(subtree), groups)
     }
 
     /// The groups' chaining values of the part whose subtree chaining value is `subtree`, of
     /// `len` bytes, if they are kept and merge into it. Blocking.
     #[must_use]
     pub fn load_part(&self, subtree: &ChainingValue, len: u64) -> Option<Vec<ChainingValue>> {
-        let bytes = std::fs::read(self.part_path(subtree)).ok()?;
-        let cvs: Vec<ChainingValue> =
-            bytes.chunks_exact(32).map(|cv| cv.try_into().expect("chunks of 32 bytes")).collect();
-        let whole = bytes.len() % 32 == 0 && cvs.len() as u64 == groups(len);
+        let cvs = read_cvs(&self.part_path(subtree))?;
+        let whole = cvs.len() as u64 == groups(len);
         (whole && blake3_tree::merge_non_root(&cvs, GROUP, len) == *subtree).then_some(cvs)
     }
 
@@ -244,6 +285,24 @@ impl OutboardFiles {
     pub fn remove(&self, root: &blake3::Hash) -> io::Result<()> {
         remove_if_present(&self.path(root))
     }
+}
+
+/// Writes chaining values to `path` through a temporary name in its folder and a rename.
+fn write_cvs(path: &Path, cvs: &[ChainingValue]) -> io::Result<()> {
+    let dir = path.parent().expect("a kept file is in a folder");
+    std::fs::create_dir_all(dir)?;
+    let mut temp = tempfile::NamedTempFile::with_prefix_in(".tmp-", dir)?;
+    temp.write_all(&cvs.concat())?;
+    temp.persist(path).map_err(|err| err.error)?;
+    Ok(())
+}
+
+/// The chaining values kept in `path`; `None` when it is missing, unreadable or not a whole
+/// number of them.
+fn read_cvs(path: &Path) -> Option<Vec<ChainingValue>> {
+    let bytes = std::fs::read(path).ok()?;
+    let whole = bytes.len().is_multiple_of(32);
+    whole.then(|| bytes.chunks_exact(32).map(|cv| cv.try_into().expect("chunks of 32 bytes")).collect())
 }
 
 /// The files of `dir` named by 64 hex digits, with their modification times.

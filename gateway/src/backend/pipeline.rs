@@ -10,13 +10,13 @@
 
 use std::io;
 
-use blake3::hazmat::{ChainingValue, HasherExt as _};
+use blake3::hazmat::ChainingValue;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
 
 use super::{BlobError, BodyStream, Result};
-use crate::outboard::{GROUP, GroupHasher, group_hasher};
+use crate::outboard::{GroupHasher, SubtreeHasher};
 use crate::s3::checksum::{ChecksumAlgorithm, Checksummer, Checksums, Md5, md5};
 
 /// Chunks queued per hashing worker before the body reader waits (backpressure). With
@@ -118,63 +118,22 @@ pub(super) async fn md5_worker(mut rx: mpsc::Receiver<Chunk>) -> Option<[u8; 16]
 pub type Subtree = ([u8; 32], Vec<ChainingValue>);
 
 /// The [`Subtree`] of everything received, hashed starting at `offset` of a larger input;
-/// `None` if the put was abandoned or see [`subtree_of`].
+/// `None` if the put was abandoned or see [`SubtreeHasher::finish`].
 pub(super) async fn subtree_worker(mut rx: mpsc::Receiver<Chunk>, offset: u64) -> Option<Subtree> {
     let mut hasher = SubtreeHasher::at(offset);
-    let mut len: u64 = 0;
     while let Some(chunk) = rx.recv().await {
         match chunk {
             Chunk::Data(bytes) => {
-                len += bytes.len() as u64;
                 hasher = off_thread(move || {
                     hasher.update(&bytes);
                     hasher
                 })
                 .await?;
             }
-            Chunk::End => return subtree_of(hasher, len, offset),
+            Chunk::End => return hasher.finish(),
         }
     }
     None
-}
-
-/// Hashes a part at its offset: by groups where the offset is a group boundary (every full
-/// part of a mergeable upload, whose parts are at least 5 MiB), else as one subtree.
-enum SubtreeHasher {
-    Groups(GroupHasher),
-    Whole(blake3::Hasher),
-}
-
-impl SubtreeHasher {
-    fn at(offset: u64) -> Self {
-        if offset.is_multiple_of(GROUP) {
-            Self::Groups(GroupHasher::at(offset))
-        } else {
-            Self::Whole(group_hasher(offset))
-        }
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        match self {
-            Self::Groups(hasher) => hasher.update(data),
-            Self::Whole(hasher) => {
-                hasher.update(data);
-            }
-        }
-    }
-}
-
-/// The [`Subtree`] of `len` bytes hashed at `offset`; `None` when the bytes cannot form a
-/// subtree at that offset (their length does not fit, or there are none).
-fn subtree_of(hasher: SubtreeHasher, len: u64, offset: u64) -> Option<Subtree> {
-    let fits = blake3::hazmat::max_subtree_len(offset).is_none_or(|max| len <= max) && len > 0;
-    if !fits {
-        return None;
-    }
-    match hasher {
-        SubtreeHasher::Groups(hasher) => hasher.finish_subtree(),
-        SubtreeHasher::Whole(hasher) => Some((hasher.finalize_non_root(), Vec::new())),
-    }
 }
 
 /// What the digest worker computes: the BLAKE3 with its outboard, and the requested checksums.
@@ -257,7 +216,7 @@ impl Hashes {
         let subtree = subtree_offset.and_then(|offset| {
             let mut hasher = SubtreeHasher::at(offset);
             hasher.update(data);
-            subtree_of(hasher, data.len() as u64, offset)
+            hasher.finish()
         });
         Self { md5, blake3, checksums: checksummer.finish(), subtree }
     }

@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use blake3::hazmat::{ChainingValue, HasherExt as _};
+use blake3::hazmat::ChainingValue;
 use registry::Caller;
 use registry::commands::{NewVersion, WriteCondition};
 use registry::event::v1::{
@@ -28,7 +28,7 @@ use super::read::{checked_read, read_parts};
 use super::{Gateway, caller, wire};
 use crate::backend::{BlobId, BlobStore, PartToJoin, StoreUpload};
 use crate::blake3_tree;
-use crate::outboard::GroupHasher;
+use crate::outboard::{GroupHasher, SubtreeHasher};
 
 /// Parts other than the last must be at least this large.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -377,14 +377,12 @@ async fn merge_part_hashes(
     let (Some(mut cvs), true) = (cvs, contiguous) else { return Ok(None) };
     let offset = part_size * full.len() as u64;
     let (last_cv, last_groups) = hash_at(gw, last, offset).await?;
-    let full_groups = match last_groups {
-        Some(_) => gw.outboards.part_groups(cvs.clone(), part_size).await,
-        None => None,
-    };
+    let full_groups =
+        if last_groups.is_empty() { None } else { gw.outboards.part_groups(cvs.clone(), part_size).await };
     cvs.push(last_cv);
     let root = blake3_tree::merge(&cvs, part_size, last.size);
-    let outboard = full_groups.zip(last_groups).map(|(mut groups, last)| {
-        groups.extend(last);
+    let outboard = full_groups.map(|mut groups| {
+        groups.extend(last_groups);
         groups
     });
     let size = offset + last.size;
@@ -398,30 +396,20 @@ fn subtree_of(part: &BlobPart) -> Option<ChainingValue> {
 }
 
 /// The chaining value of one stored part hashed at `offset` of its object, with its groups'
-/// when `offset` is a group boundary; the part checked against its own digest as it is read
-/// (see [`PartCheck`]).
-async fn hash_at(gw: &Gateway, part: &BlobPart, offset: u64) -> Result<(ChainingValue, Option<Vec<ChainingValue>>)> {
+/// when `offset` is a group boundary (else none); the part checked against its own digest as
+/// it is read (see [`PartCheck`]).
+async fn hash_at(gw: &Gateway, part: &BlobPart, offset: u64) -> Result<(ChainingValue, Vec<ChainingValue>)> {
     use futures::StreamExt as _;
-    let aligned = offset.is_multiple_of(crate::outboard::GROUP);
-    let mut groups = GroupHasher::at(if aligned { offset } else { 0 });
-    let mut hasher = crate::outboard::group_hasher(offset);
+    let mut hasher = SubtreeHasher::at(offset);
     let mut check = PartCheck::new(part);
     let mut stream = Box::pin(read_parts(gw, std::slice::from_ref(part), (0, part.size - 1)));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
-        if aligned {
-            groups.update(&chunk);
-        } else {
-            hasher.update(&chunk);
-        }
+        hasher.update(&chunk);
         check.update(&chunk);
     }
     check.finish(part)?;
-    if aligned {
-        let (cv, groups) = groups.finish_subtree().expect("a part is not empty");
-        return Ok((cv, Some(groups)));
-    }
-    Ok((hasher.finalize_non_root(), None))
+    hasher.finish().ok_or_else(|| super::Error::internal("the last part does not fit a subtree at its offset"))
 }
 
 /// Reads the parts back once to compute the whole object's BLAKE3 and outboard (and a

@@ -282,9 +282,10 @@ async fn delete_marked(
 }
 
 /// Removes the kept outboards older than `cutoff` whose object no version has any more (an
-/// outboard is named by its object's BLAKE3: versions of one content share it). One that a
-/// write kept just before its version was recorded is younger than `cutoff`; one removed
-/// anyway is only computed again by the next ranged read.
+/// outboard is named by its object's BLAKE3: versions of one content share it), and the kept
+/// groups of multipart parts that no open upload has (aborted, or completed without taking
+/// them). One that a write kept just before its version or part was recorded is younger than
+/// `cutoff`; one removed anyway is only computed again by the next ranged read.
 async fn collect_outboards(
     registry: &Registry,
     outboards: &OutboardFiles,
@@ -294,74 +295,60 @@ async fn collect_outboards(
 ) -> anyhow::Result<()> {
     let files = outboards.clone();
     let kept = tokio::task::spawn_blocking(move || files.list()).await?.context("cannot list the outboards")?;
-    let mut unused: HashSet<String> = kept
-        .into_iter()
-        .filter(|(_, modified)| *modified < cutoff)
-        .map(|(root, _)| root.to_hex().to_string())
-        .collect();
-    if unused.is_empty() {
-        return Ok(());
-    }
-    let unused = registry
-        .read(move |conn| {
-            queries::each_version_digest(conn, crate::outboard::GROUP, |digest| {
-                unused.remove(digest);
-                Ok(())
-            })?;
-            Ok(unused)
+    let kept = kept.into_iter().map(|(root, modified)| (*root.as_bytes(), modified)).collect();
+    let unused = unnamed(registry, kept, cutoff, |conn, unused| {
+        queries::each_version_digest(conn, crate::outboard::GROUP, |digest| {
+            unused.remove(digest);
+            Ok(())
         })
-        .await?;
-    report.outboards_removed = unused.len() as u64;
+    })
+    .await?;
+    report.outboards_removed += unused.len() as u64;
     if !dry_run {
         let files = outboards.clone();
-        tokio::task::spawn_blocking(move || {
-            unused.iter().filter_map(|hex| blake3::Hash::from_hex(hex).ok()).try_for_each(|root| files.remove(&root))
-        })
-        .await?
-        .context("cannot remove an outboard")?;
+        let removed = move || unused.iter().try_for_each(|root| files.remove(&blake3::Hash::from_bytes(*root)));
+        tokio::task::spawn_blocking(removed).await?.context("cannot remove an outboard")?;
     }
-    collect_part_groups(registry, outboards, cutoff, dry_run, report).await
-}
 
-/// Removes the kept group digests of multipart parts older than `cutoff` that no open upload
-/// has (its upload was aborted, or completed without taking them).
-async fn collect_part_groups(
-    registry: &Registry,
-    outboards: &OutboardFiles,
-    cutoff: SystemTime,
-    dry_run: bool,
-    report: &mut Report,
-) -> anyhow::Result<()> {
     let files = outboards.clone();
     let kept =
         tokio::task::spawn_blocking(move || files.list_parts()).await?.context("cannot list the parts' groups")?;
+    let unused = unnamed(registry, kept, cutoff, |conn, unused| {
+        queries::each_open_part_subtree(conn, |subtree| {
+            unused.remove(subtree);
+            Ok(())
+        })
+    })
+    .await?;
+    report.outboards_removed += unused.len() as u64;
+    if !dry_run {
+        let files = outboards.clone();
+        let removed = move || unused.iter().try_for_each(|cv| files.remove_part(cv));
+        tokio::task::spawn_blocking(removed).await?.context("cannot remove a part's groups")?;
+    }
+    Ok(())
+}
+
+/// Of the kept files (named by 32 bytes) older than `cutoff`, those whose hex name `names`
+/// does not take out of the set it is given: what nothing in the registry names any more.
+async fn unnamed(
+    registry: &Registry,
+    kept: Vec<([u8; 32], SystemTime)>,
+    cutoff: SystemTime,
+    names: fn(&rusqlite::Connection, &mut HashSet<String>) -> registry::Result<()>,
+) -> anyhow::Result<Vec<[u8; 32]>> {
     let mut unused: HashSet<String> =
-        kept.into_iter().filter(|(_, modified)| *modified < cutoff).map(|(cv, _)| hex::encode(cv)).collect();
+        kept.into_iter().filter(|(_, modified)| *modified < cutoff).map(|(name, _)| hex::encode(name)).collect();
     if unused.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let unused = registry
         .read(move |conn| {
-            queries::each_open_part_subtree(conn, |subtree| {
-                unused.remove(subtree);
-                Ok(())
-            })?;
+            names(conn, &mut unused)?;
             Ok(unused)
         })
         .await?;
-    report.outboards_removed += unused.len() as u64;
-    if dry_run {
-        return Ok(());
-    }
-    let files = outboards.clone();
-    tokio::task::spawn_blocking(move || {
-        unused
-            .iter()
-            .filter_map(|cv| <[u8; 32]>::try_from(hex::decode(cv).ok()?).ok())
-            .try_for_each(|cv| files.remove_part(&cv))
-    })
-    .await?
-    .context("cannot remove a part's groups")
+    Ok(unused.iter().filter_map(|name| <[u8; 32]>::try_from(hex::decode(name).ok()?).ok()).collect())
 }
 
 /// Aborts the store's multipart uploads begun before `cutoff` that no open upload names.
