@@ -8,6 +8,7 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 
 use crate::raw::{Key, ROOT};
@@ -138,4 +139,44 @@ pub async fn get_range(s3: &Client, bucket: &str, key: &str, range: Option<&str>
 /// As [`get_range`].
 pub async fn get(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
     get_range(s3, bucket, key, None).await
+}
+
+/// Begins a multipart upload of `bucket/key` and uploads parts 1, 2, ... of `sizes`, part n's
+/// bytes from [`crate::bytes`] seeded with `seed + n`; returns the upload id, and each part's
+/// bytes with its completed-part entry.
+///
+/// # Panics
+/// When a request fails.
+pub async fn upload_parts(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    sizes: &[usize],
+    seed: u64,
+) -> (String, Vec<(Vec<u8>, CompletedPart)>) {
+    let created = s3.create_multipart_upload().bucket(bucket).key(key).send().await.expect("create upload");
+    let upload_id = created.upload_id().expect("upload id").to_owned();
+    let mut parts = Vec::new();
+    for (number, size) in (1..).zip(sizes) {
+        let data = crate::bytes(*size, seed + u64::try_from(number).expect("part numbers are positive"));
+        let sent = s3
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .part_number(number)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .expect("upload part");
+        let entry = CompletedPart::builder().part_number(number).e_tag(sent.e_tag().expect("ETag")).build();
+        parts.push((data, entry));
+    }
+    (upload_id, parts)
+}
+
+/// The completion naming every one of `parts`, in order.
+#[must_use]
+pub fn completion_of(parts: &[(Vec<u8>, CompletedPart)]) -> CompletedMultipartUpload {
+    CompletedMultipartUpload::builder().set_parts(Some(parts.iter().map(|(_, entry)| entry.clone()).collect())).build()
 }

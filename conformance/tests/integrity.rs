@@ -10,7 +10,7 @@
 use std::os::unix::fs::FileExt as _;
 
 use artifact_store_conformance::events::{of_type, payload, version};
-use artifact_store_conformance::sdk::{create_bucket, failure, get_range, put};
+use artifact_store_conformance::sdk::{completion_of, create_bucket, failure, get_range, put, upload_parts};
 use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::upstream::RunUpstream;
 use artifact_store_conformance::{Server, Transport, bytes, metrics};
@@ -236,14 +236,14 @@ async fn a_multipart_completion_keeps_its_outboard() {
     let upload = |key: &'static str, sizes: Vec<usize>, complete: bool| {
         let s3 = s3.clone();
         async move {
-            let (upload_id, completed, parts) = upload_parts(&s3, "mpu", key, &sizes, 20).await;
-            let data = parts.concat();
+            let (upload_id, parts) = upload_parts(&s3, "mpu", key, &sizes, 20).await;
+            let data: Vec<u8> = parts.iter().flat_map(|(bytes, _)| bytes.iter().copied()).collect();
             if complete {
                 s3.complete_multipart_upload()
                     .bucket("mpu")
                     .key(key)
                     .upload_id(&upload_id)
-                    .multipart_upload(completed)
+                    .multipart_upload(completion_of(&parts))
                     .send()
                     .await
                     .expect("complete");
@@ -276,40 +276,6 @@ async fn a_multipart_completion_keeps_its_outboard() {
     assert_eq!(kept_parts(), 0, "gc removes the groups of parts no open upload has");
 }
 
-/// Begins an upload of `bucket/key` and uploads parts of `sizes` (part n's bytes seeded with
-/// `seed + n - 1`): the upload id, the completion naming every part, and each part's bytes.
-async fn upload_parts(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-    sizes: &[usize],
-    seed: u64,
-) -> (String, aws_sdk_s3::types::CompletedMultipartUpload, Vec<Vec<u8>>) {
-    let created = s3.create_multipart_upload().bucket(bucket).key(key).send().await.expect("create upload");
-    let upload_id = created.upload_id().expect("upload id").to_owned();
-    let mut completed = aws_sdk_s3::types::CompletedMultipartUpload::builder();
-    let mut parts = Vec::new();
-    for (index, &size) in sizes.iter().enumerate() {
-        let number = i32::try_from(index + 1).unwrap();
-        let data = bytes(size, seed + index as u64);
-        let uploaded = s3
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(&upload_id)
-            .part_number(number)
-            .body(ByteStream::from(data.clone()))
-            .send()
-            .await
-            .expect("upload part");
-        let etag = uploaded.e_tag().expect("ETag").to_owned();
-        completed =
-            completed.parts(aws_sdk_s3::types::CompletedPart::builder().part_number(number).e_tag(etag).build());
-        parts.push(data);
-    }
-    (upload_id, completed.build(), parts)
-}
-
 /// The chaining values of the 1 MiB groups of `data`, one after the other: its outboard.
 fn group_digests(data: &[u8]) -> Vec<u8> {
     use blake3::hazmat::HasherExt as _;
@@ -338,7 +304,7 @@ async fn a_part_damaged_before_completion_is_refused_not_hashed_into_the_object(
     // 5 MiB parts (the object is hashed whole at completion) and 8 MiB parts (only the last
     // is read back); the damage is in the first part, then in the last.
     for (key, sizes, damaged) in [("whole.bin", [5 * MIB, MIB], 0), ("merged.bin", [8 * MIB, MIB], 1)] {
-        let (upload_id, completed, parts) = upload_parts(&s3, "parts", key, &sizes, 10).await;
+        let (upload_id, parts) = upload_parts(&s3, "parts", key, &sizes, 10).await;
         let uploaded = server.object_events("parts", key);
         let blob = match payload(of_type(&uploaded, "v1.multipart.part.uploaded")[damaged]) {
             Payload::PartUploaded(uploaded) => uploaded.part.blob,
@@ -346,14 +312,14 @@ async fn a_part_damaged_before_completion_is_refused_not_hashed_into_the_object(
         };
         let path = server.data_dir().join("blobs").join(&blob[..2]).join(&blob);
         let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open the part's blob");
-        file.write_all_at(&[parts[damaged][1000] ^ 0x01], 1000).expect("flip a byte");
+        file.write_all_at(&[parts[damaged].0[1000] ^ 0x01], 1000).expect("flip a byte");
 
         let result = s3
             .complete_multipart_upload()
             .bucket("parts")
             .key(key)
             .upload_id(&upload_id)
-            .multipart_upload(completed)
+            .multipart_upload(completion_of(&parts))
             .send()
             .await;
         assert_eq!(failure(result), (500, "InternalError".to_owned()), "{key}: completion over a damaged part");

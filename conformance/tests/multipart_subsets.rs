@@ -4,39 +4,14 @@
 //! holds. The crash loop met it as uploads whose last part reached the upstream while the
 //! gateway was killed, unrecorded, and which then could not be completed at all.
 
-use artifact_store_conformance::sdk::{create_bucket, get};
+use artifact_store_conformance::sdk::{create_bucket, get, upload_parts};
 use artifact_store_conformance::server::upstream_env;
-use artifact_store_conformance::{Server, Transport, bytes};
+use artifact_store_conformance::{Server, Transport};
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 const BUCKET: &str = "subsets";
 const MIB: usize = 1 << 20;
-
-/// Uploads `sizes` as parts 1, 2, ... of a new upload of `key`; returns the upload id, each
-/// part's bytes and its completed-part entry.
-async fn upload(s3: &Client, key: &str, sizes: &[usize]) -> (String, Vec<(Vec<u8>, CompletedPart)>) {
-    let created = s3.create_multipart_upload().bucket(BUCKET).key(key).send().await.expect("create upload");
-    let upload_id = created.upload_id().expect("upload id").to_owned();
-    let mut parts = Vec::new();
-    for (number, size) in (1..).zip(sizes) {
-        let data = bytes(*size, u64::try_from(number).unwrap() * 31);
-        let sent = s3
-            .upload_part()
-            .bucket(BUCKET)
-            .key(key)
-            .upload_id(&upload_id)
-            .part_number(number)
-            .body(ByteStream::from(data.clone()))
-            .send()
-            .await
-            .expect("upload part");
-        let entry = CompletedPart::builder().part_number(number).e_tag(sent.e_tag().expect("ETag")).build();
-        parts.push((data, entry));
-    }
-    (upload_id, parts)
-}
 
 /// Completes `key` with the parts `keep` (indexes into `parts`) and checks it reads back as
 /// exactly their bytes, in order.
@@ -61,11 +36,11 @@ async fn uploads_complete_with_the_parts_named_and_drop_the_others() {
     create_bucket(&s3, BUCKET).await;
 
     // The last part left out: the crash loop's shape.
-    let (upload_id, parts) = upload(&s3, "last-left-out", &[5 * MIB, 100_000]).await;
+    let (upload_id, parts) = upload_parts(&s3, BUCKET, "last-left-out", &[5 * MIB, 100_000], 0).await;
     complete_with(&s3, "last-left-out", &upload_id, &parts, &[0]).await;
 
     // A middle part left out.
-    let (upload_id, parts) = upload(&s3, "middle-left-out", &[5 * MIB, 5 * MIB, 77_777]).await;
+    let (upload_id, parts) = upload_parts(&s3, BUCKET, "middle-left-out", &[5 * MIB, 5 * MIB, 77_777], 0).await;
     complete_with(&s3, "middle-left-out", &upload_id, &parts, &[0, 2]).await;
 
     let verify = server.cli(&["verify"]);
