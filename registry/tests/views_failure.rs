@@ -1,6 +1,7 @@
 //! The views' commit fails after the log's (a full or failing disk): nothing acknowledged may
 //! vanish from the views, the views never claim a sequence they did not apply, and reads are
-//! refused until they catch up (issue 16, item 4).
+//! refused until they catch up (issue 16, item 4), except where the views lack nothing a read
+//! sees: a read must not stop for its own records.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use artifact_store_registry::clock::SystemClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
 use artifact_store_registry::deletions::Epoch;
-use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin};
+use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, Retrieved, VersionRef};
 use artifact_store_registry::{Caller, Error, Registry, log, queries, sqlite, views};
 
 fn version(key: &str) -> NewVersion {
@@ -101,5 +102,52 @@ async fn writes_decided_while_the_views_are_behind_see_every_earlier_write() {
     for key in ["first", "second", "third"] {
         assert!(exists(&registry, key).await.unwrap(), "{key} is missing");
     }
+    registry.close().await;
+}
+
+async fn read_records(registry: &Registry) -> Result<usize, Error> {
+    let all = queries::RetrievalFilter::default();
+    registry.read_retrievals(move |conn| Ok(queries::retrievals(conn, &all, 100)?.len())).await
+}
+
+/// Views that lack only read records still answer every other read. Otherwise, on a full disk
+/// whose views lost room before the log did, one read record would stop every read, and
+/// `registry.retrievals = best_effort` would not serve reads.
+#[tokio::test]
+async fn views_lacking_only_read_records_still_serve_reads_issue_16() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path().join("registry.db"), Arc::new(SystemClock)).unwrap();
+    registry.create_bucket(Caller::system("test"), "b", "us-east-1", false).await.unwrap();
+    registry.put_object(Caller::system("test"), version("first")).await.unwrap();
+
+    // The read record's views commit fails and so does the catch-up; then those of the group
+    // commit that the first read of the records runs.
+    registry.fail_views_commits(4);
+    let read = Retrieved {
+        version: VersionRef { bucket: "b".into(), key: "first".into(), version_id: "v".into() },
+        method: "GET".into(),
+        bytes: 1,
+        range: None,
+    };
+    registry.record_retrieval(Caller::system("test"), read, |err| panic!("the log refused the record: {err}")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !registry.views_behind() {
+        assert!(std::time::Instant::now() < deadline, "the record's views commit never failed");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
+    assert!(exists(&registry, "first").await.unwrap(), "a read refused for lacking a read record");
+    let refused = read_records(&registry).await;
+    assert!(matches!(refused, Err(Error::ViewsBehind)), "records read from views that lack one: {refused:?}");
+    assert!(registry.views_behind());
+    assert_eq!(read_records(&registry).await.unwrap(), 1, "the record did not reach the views");
+    assert!(!registry.views_behind());
+
+    // Any other event missing refuses every read, as before.
+    registry.fail_views_commits(2);
+    registry.put_object(Caller::system("test"), version("second")).await.unwrap();
+    assert!(registry.views_behind());
+    registry.fail_views_commits(2);
+    assert!(matches!(exists(&registry, "first").await, Err(Error::ViewsBehind)));
     registry.close().await;
 }

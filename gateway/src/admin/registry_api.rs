@@ -244,7 +244,7 @@ impl RegistryApi {
         let filter = query.retrieval_filter()?;
         let limit = query.limit()?;
         let format = query.get("format").unwrap_or("json").to_owned();
-        let records = self.registry.read(move |conn| queries::retrievals(conn, &filter, limit)).await?;
+        let records = self.registry.read_retrievals(move |conn| queries::retrievals(conn, &filter, limit)).await?;
         let next = records.last().map(|r| r.sequence);
         let mut response = match format.as_str() {
             "json" => json_response(&json!({

@@ -305,10 +305,13 @@ fn record_retrieval(
 }
 
 /// With `registry.retrievals = required`, refuses a read (503) while the registry cannot
-/// commit, rather than serving it unrecorded. The refused read tries a commit itself, so reads
-/// resume as soon as space is freed, with or without writes or readiness probes.
+/// commit (or its views could not, which the read's record would first have to repair),
+/// rather than serving it unrecorded. The refused read tries a commit itself, so reads resume
+/// as soon as space is freed, with or without writes or readiness probes.
 async fn require_recordable(gw: &Gateway) -> Result<()> {
-    if gw.config.registry.retrievals != Retrievals::Required || !gw.registry.commits_failing() {
+    let registry = &gw.registry;
+    if gw.config.registry.retrievals != Retrievals::Required || !(registry.commits_failing() || registry.views_behind())
+    {
         return Ok(());
     }
     if let Err(err) = gw.registry.probe_commit().await {

@@ -14,7 +14,7 @@ pub use histogram::Histogram;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -108,8 +108,8 @@ struct ReadSide {
     committed: watch::Receiver<u64>,
     tails: AtomicUsize,
     /// Set by the writer while the views lack events the log has committed (their commit
-    /// failed and so did catching them up); reads of the views are refused meanwhile.
-    views_behind: Arc<AtomicBool>,
+    /// failed and so did catching them up); see [`ViewsLag`] for what is refused meanwhile.
+    views_lag: Arc<AtomicU8>,
     /// Set by the writer while its group commits fail (a full or failing disk), cleared by the
     /// next one that commits.
     commits_failing: Arc<AtomicBool>,
@@ -132,11 +132,16 @@ impl Drop for TailGuard {
 }
 
 impl ReadSide {
-    /// [`ReadSide::with_connection`] for reads that involve the views: refused while they are
-    /// behind the log, since they would answer from a state that is not the log's.
-    fn with_views<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        if self.views_behind.load(Ordering::SeqCst) {
-            return Err(Error::ViewsBehind);
+    /// [`ReadSide::with_connection`] for reads that involve the views: refused while they lack
+    /// an event that changes what `f` may read, since they would answer from a state that is
+    /// not the log's. Only `retrievals` readers see the read records, so other reads go on
+    /// while the views lack nothing else (on a full disk, reads must not stop for their own
+    /// records).
+    fn with_views<R>(&self, reads_records: bool, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        match ViewsLag::from(self.views_lag.load(Ordering::SeqCst)) {
+            ViewsLag::Current => {}
+            ViewsLag::ReadRecords if !reads_records => {}
+            ViewsLag::ReadRecords | ViewsLag::Events => return Err(Error::ViewsBehind),
         }
         self.with_connection(f)
     }
@@ -225,10 +230,10 @@ impl Registry {
         let stats = Arc::new(WriterStats::default());
         let writer_stats = Arc::clone(&stats);
         let faults = Arc::new(Faults::default());
-        let views_behind = Arc::new(AtomicBool::new(false));
+        let views_lag = Arc::new(AtomicU8::new(ViewsLag::Current as u8));
         let commits_failing = Arc::new(AtomicBool::new(false));
         let health = WriterHealth {
-            views_behind: Arc::clone(&views_behind),
+            views_lag: Arc::clone(&views_lag),
             commits_failing: Arc::clone(&commits_failing),
             faults: Arc::clone(&faults),
         };
@@ -243,7 +248,7 @@ impl Registry {
             pool: Mutex::new(Vec::new()),
             committed: committed_rx,
             tails: AtomicUsize::new(0),
-            views_behind,
+            views_lag,
             commits_failing,
         });
         Ok(Self {
@@ -331,30 +336,55 @@ impl Registry {
     }
 
     /// Runs `f` on a reader connection on the blocking pool. Readers see committed data only.
+    /// `f` must not read the `retrievals` view: [`Registry::read_retrievals`] does.
     ///
     /// # Errors
     /// Whatever `f` returns, SQLite errors opening a connection, or [`Error::ViewsBehind`]
-    /// while the views lack committed events.
+    /// while the views lack committed events other than read records.
     pub async fn read<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
-        if self.views_behind() {
+        self.read_views(false, f).await
+    }
+
+    /// [`Registry::read`] for reads of the `retrievals` view, which are refused while the
+    /// views lack any committed event.
+    ///
+    /// # Errors
+    /// As [`Registry::read`].
+    pub async fn read_retrievals<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        self.read_views(true, f).await
+    }
+
+    async fn read_views<R, F>(&self, reads_records: bool, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let lag = self.views_lag();
+        if lag == ViewsLag::Events || (reads_records && lag == ViewsLag::ReadRecords) {
             // Every group commit begins by catching the views up: run one rather than wait for
             // a write, so that reads resume by themselves once the disk has room again.
             let _ = self.write(|_| Ok(())).await;
         }
         let read = Arc::clone(&self.inner.read);
-        tokio::task::spawn_blocking(move || read.with_views(f)).await.map_err(|_| Error::WriterStopped)?
+        tokio::task::spawn_blocking(move || read.with_views(reads_records, f))
+            .await
+            .map_err(|_| Error::WriterStopped)?
     }
 
     /// Runs `f` on a reader connection on the calling thread (for CLI commands and tests).
     ///
     /// # Errors
-    /// As [`Registry::read`].
+    /// As [`Registry::read_retrievals`]: `f` may read any view.
     pub fn read_blocking<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        self.inner.read.with_views(f)
+        self.inner.read.with_views(true, f)
     }
 
     /// Reads the log alone, which is current whatever state the views are in.
@@ -368,11 +398,15 @@ impl Registry {
     }
 
     /// Whether the views lack events the log has committed: their commit failed and so did
-    /// catching them up. Reads of the views are refused until the next group commit brings
-    /// them up to the log.
+    /// catching them up. The next group commit brings them up to the log; until then reads
+    /// are refused as [`ViewsLag`] says.
     #[must_use]
     pub fn views_behind(&self) -> bool {
-        self.inner.read.views_behind.load(Ordering::SeqCst)
+        self.views_lag() != ViewsLag::Current
+    }
+
+    fn views_lag(&self) -> ViewsLag {
+        ViewsLag::from(self.inner.read.views_lag.load(Ordering::SeqCst))
     }
 
     /// Whether the last group commit failed (a full or failing disk): writes are refused
@@ -653,7 +687,7 @@ fn run_batch(
     // have failed to commit. Chain from what is on disk and catch the views up; if they cannot
     // be, no job runs, rather than deciding on stale rows.
     if let Err(error) = catch_up_with_log(&log_tx, &views_tx, head) {
-        health.views_behind.store(true, Ordering::SeqCst);
+        health.views_lag.store(ViewsLag::of(&log_tx, &views_tx) as u8, Ordering::SeqCst);
         return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string()));
     }
     let mut completions = Vec::with_capacity(batch.len());
@@ -697,17 +731,62 @@ fn run_batch(
     });
     // The log holds the batch, so its writes stand either way; views that lack it are not
     // read until the next batch catches them up (it begins with that).
-    if let Err(error) = &committed {
-        tracing::error!(%error, "the views could not catch up; reads wait for the next group commit");
-    }
-    health.views_behind.store(committed.is_err(), Ordering::SeqCst);
+    let lag = match &committed {
+        Ok(()) => ViewsLag::Current,
+        Err(error) => {
+            tracing::error!(%error, "the views could not catch up; reads wait for the next group commit");
+            ViewsLag::of(log_conn, views_conn)
+        }
+    };
+    health.views_lag.store(lag as u8, Ordering::SeqCst);
     Ok(completions)
+}
+
+/// What the views lack of the log, which decides the reads refused until they catch up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum ViewsLag {
+    /// The views hold every committed event.
+    Current = 0,
+    /// The views lack read records (`v1.object.retrieved`) only: every view but `retrievals`
+    /// is the log's state, so only reads of `retrievals` are refused.
+    ReadRecords = 1,
+    /// The views lack other events: every read of them is refused.
+    Events = 2,
+}
+
+impl ViewsLag {
+    /// Compares the views with the log, outside any transaction of the views (theirs failed).
+    /// Anything that cannot be read counts as [`ViewsLag::Events`].
+    fn of(log: &Connection, views: &Connection) -> Self {
+        let lacks_more_than_records = views::applied(views).and_then(|applied| {
+            Ok(log
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM events WHERE seq > ?1 AND event_type <> 'v1.object.retrieved')",
+                )?
+                .query_row([applied], |row| row.get::<_, bool>(0))?)
+        });
+        match lacks_more_than_records {
+            Ok(false) => Self::ReadRecords,
+            Ok(true) | Err(_) => Self::Events,
+        }
+    }
+}
+
+impl From<u8> for ViewsLag {
+    fn from(value: u8) -> Self {
+        match value {
+            0 => Self::Current,
+            1 => Self::ReadRecords,
+            _ => Self::Events,
+        }
+    }
 }
 
 /// What the writer shares with readers beyond rows: whether the views are behind the log and
 /// whether its commits fail; and the failures a test asked for.
 struct WriterHealth {
-    views_behind: Arc<AtomicBool>,
+    views_lag: Arc<AtomicU8>,
     commits_failing: Arc<AtomicBool>,
     faults: Arc<Faults>,
 }
