@@ -138,10 +138,8 @@ impl ReadSide {
     /// while the views lack nothing else (on a full disk, reads must not stop for their own
     /// records).
     fn with_views<R>(&self, reads_records: bool, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-        match ViewsLag::from(self.views_lag.load(Ordering::SeqCst)) {
-            ViewsLag::Current => {}
-            ViewsLag::ReadRecords if !reads_records => {}
-            ViewsLag::ReadRecords | ViewsLag::Events => return Err(Error::ViewsBehind),
+        if ViewsLag::from(self.views_lag.load(Ordering::SeqCst)).refuses(reads_records) {
+            return Err(Error::ViewsBehind);
         }
         self.with_connection(f)
     }
@@ -367,8 +365,7 @@ impl Registry {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
-        let lag = self.views_lag();
-        if lag == ViewsLag::Events || (reads_records && lag == ViewsLag::ReadRecords) {
+        if self.views_lag().refuses(reads_records) {
             // Every group commit begins by catching the views up: run one rather than wait for
             // a write, so that reads resume by themselves once the disk has room again.
             let _ = self.write(|_| Ok(())).await;
@@ -729,8 +726,8 @@ fn run_batch(
             commit_views(views, &health.faults)
         })
     });
-    // The log holds the batch, so its writes stand either way; views that lack it are not
-    // read until the next batch catches them up (it begins with that).
+    // The log holds the batch, so its writes stand either way; views that lack it are read only
+    // as `ViewsLag` allows until the next batch catches them up (it begins with that).
     let lag = match &committed {
         Ok(()) => ViewsLag::Current,
         Err(error) => {
@@ -756,7 +753,16 @@ enum ViewsLag {
 }
 
 impl ViewsLag {
-    /// Compares the views with the log, outside any transaction of the views (theirs failed).
+    /// Whether a read is refused: one of `retrievals` (`reads_records`) or of the other views.
+    fn refuses(self, reads_records: bool) -> bool {
+        match self {
+            Self::Current => false,
+            Self::ReadRecords => reads_records,
+            Self::Events => true,
+        }
+    }
+
+    /// Compares the views with the log after the views failed to commit or to catch up.
     /// Anything that cannot be read counts as [`ViewsLag::Events`].
     fn of(log: &Connection, views: &Connection) -> Self {
         let lacks_more_than_records = views::applied(views).and_then(|applied| {
