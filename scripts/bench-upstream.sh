@@ -59,7 +59,7 @@ stop_gateway() {
         GATEWAY_PID=
     fi
 }
-trap 'stop_gateway; rm -rf "$WORK"' EXIT
+trap 'stop_gateway; rm -rf "$WORK"; "$ROOT/scripts/stop-ceph-rgw.sh" "$UPSTREAM_STATE_DIR" >/dev/null' EXIT
 
 mkdir -p "$OUT"
 upstream_aws s3api create-bucket --bucket bench-blobs >/dev/null 2>&1 || true

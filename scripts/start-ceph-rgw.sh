@@ -2,24 +2,33 @@
 # Starts a single-node Ceph cluster with a RADOS Gateway on loopback, as the upstream of the
 # gateway's S3 backend in tests and benchmarks: one monitor, one OSD (bluestore on a sparse
 # file by default, or memstore), one radosgw (beast) and one S3 user. Installs Debian's Ceph
-# packages first when they are missing (about 40 s). Idempotent: when the daemons recorded in
-# $CEPH_RGW_DIR/pids are alive and the S3 port answers, it only prints the settings again;
-# otherwise it stops what that file lists and builds a fresh cluster (about 20 s).
+# packages first when they are missing (about 40 s). Every start is a cluster of its own, in a
+# fresh state folder on free ports, so two runs on one machine never share one. Idempotent
+# within one folder: when the daemons recorded in $CEPH_RGW_DIR/pids are alive and the S3 port
+# answers, it only prints the settings again; otherwise it stops what that file lists and builds
+# a fresh cluster there (about 20 s).
 #
-#   scripts/start-ceph-rgw.sh    prints KEY=VALUE lines (endpoint, credentials) on stdout
-#   scripts/stop-ceph-rgw.sh     stops the daemons (CEPH_RGW_WIPE=1 also deletes the state)
+#   scripts/start-ceph-rgw.sh        prints KEY=VALUE lines (endpoint, credentials, state folder)
+#   scripts/stop-ceph-rgw.sh DIR     stops the daemons and deletes the state folder (DIR: the
+#                                    UPSTREAM_STATE_DIR printed, or CEPH_RGW_DIR)
 #
-#   CEPH_RGW_DIR   state folder                          (default /tmp/artifact-store-rgw)
-#   RGW_PORT       S3 port on 127.0.0.1                  (default 7480)
-#   MON_PORT       monitor msgr2 port (msgr1 is +1)      (default 3310)
+#   CEPH_RGW_DIR   state folder                          (default: a new folder under ${TMPDIR:-/tmp})
+#   RGW_PORT       S3 port on 127.0.0.1                  (default: a free one)
+#   MON_PORT       monitor msgr2 port (msgr1 is +1)      (default: a free pair)
 #   OSD_BACKEND    bluestore | memstore                  (default bluestore: memstore keeps
 #                                                         every object in RAM)
 #   OSD_SIZE_GB    bluestore file / memstore capacity    (default 16; the file is sparse)
 set -euo pipefail
 
-dir="${CEPH_RGW_DIR:-/tmp/artifact-store-rgw}"
-rgw_port="${RGW_PORT:-7480}"
-mon_port="${MON_PORT:-3310}"
+dir="${CEPH_RGW_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/artifact-store-rgw.XXXXXX")}"
+free_port="$(dirname "${BASH_SOURCE[0]}")/free-port.sh"
+# The ports of the cluster already in this folder (a rebuild there keeps them), or new ones.
+if [[ -s "$dir/ports" ]]; then
+    read -r rgw_port mon_port <"$dir/ports"
+else
+    rgw_port="${RGW_PORT:-$("$free_port")}"
+    mon_port="${MON_PORT:-$("$free_port" --pair)}"
+fi
 osd_backend="${OSD_BACKEND:-bluestore}"
 size_gb="${OSD_SIZE_GB:-16}"
 endpoint="http://127.0.0.1:$rgw_port"
@@ -36,6 +45,7 @@ UPSTREAM_ENDPOINT=$endpoint
 UPSTREAM_ACCESS_KEY=$access_key
 UPSTREAM_SECRET_KEY=$secret_key
 UPSTREAM_REGION=default
+UPSTREAM_STATE_DIR=$dir
 EOT
 }
 s3_up() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$endpoint/" 2>/dev/null | grep -qE '^(200|403)$'; }
@@ -52,9 +62,10 @@ if all_alive && s3_up; then
     print_settings
     exit 0
 fi
-if [[ -s "$pids" ]]; then "$(dirname "${BASH_SOURCE[0]}")/stop-ceph-rgw.sh" >/dev/null 2>&1 || true; fi
-rm -rf "$dir"
+if [[ -s "$pids" ]]; then CEPH_RGW_KEEP=1 "$(dirname "${BASH_SOURCE[0]}")/stop-ceph-rgw.sh" "$dir" >/dev/null 2>&1 || true; fi
+find "$dir" -mindepth 1 -delete 2>/dev/null || true
 mkdir -p "$dir"/{run,log,mon.a,osd.0,rgw}
+echo "$rgw_port $mon_port" >"$dir/ports"
 
 fsid="$(uuidgen)"
 mon_addr="[v2:127.0.0.1:$mon_port,v1:127.0.0.1:$((mon_port + 1))]"

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Stops the daemons scripts/start-ceph-rgw.sh recorded, newest first, by pid only.
-# CEPH_RGW_WIPE=1 also deletes the state folder (and the bluestore file with it).
+# Stops the daemons scripts/start-ceph-rgw.sh recorded in one state folder, newest first, by pid
+# only, and deletes that folder (and the bluestore file with it); CEPH_RGW_KEEP=1 keeps it, to
+# read the daemons' logs.
+#
+#   scripts/stop-ceph-rgw.sh [DIR]   DIR: the UPSTREAM_STATE_DIR start-ceph-rgw.sh printed
+#                                    (default: CEPH_RGW_DIR)
 set -u
-dir="${CEPH_RGW_DIR:-/tmp/artifact-store-rgw}"
+dir="${1:-${CEPH_RGW_DIR:-}}"
+[[ -n "$dir" ]] || { echo "usage: scripts/stop-ceph-rgw.sh DIR (or CEPH_RGW_DIR=DIR)" >&2; exit 2; }
 pids="$dir/pids"
 if [[ -s "$pids" ]]; then
     tac "$pids" | while read -r name pid; do
@@ -14,4 +19,4 @@ if [[ -s "$pids" ]]; then
     done
     : >"$pids"
 fi
-[[ "${CEPH_RGW_WIPE:-0}" != 1 ]] || rm -rf "$dir"
+[[ "${CEPH_RGW_KEEP:-0}" == 1 ]] || rm -rf "$dir"

@@ -9,12 +9,27 @@
 #   SKIP_INSTALL=1 scripts/test.sh  assume scripts/install-test-deps.sh already ran
 #   SKIP_CONFORMANCE=1 ...          crate tests only
 #   UPSTREAMS="moto rgw"            the S3 backend's upstreams to run the suite against ("" for none)
+#   TEST_TIME_LIMIT=80m             the whole run's limit (timeout(1) syntax): a hung run fails
+#                                   with its phase times instead of eating CI's own limit
 #
 # CARGO_TARGET_DIR is honoured (CI points it at a cache outside the clone).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
+
+# The outer time limit: the run re-executes itself under timeout(1), which signals the whole
+# process group; the TERM trap below turns that into a normal exit, so the EXIT trap still
+# stops the upstreams and prints the phase times.
+if [[ -z "${ARTIFACT_STORE_TEST_LIMITED:-}" ]]; then
+    export ARTIFACT_STORE_TEST_LIMITED=1
+    exec timeout --kill-after=60 "${TEST_TIME_LIMIT:-80m}" "$root/scripts/test.sh" "$@"
+fi
+
+# Upstream daemons of this run live in a folder of its own, on free ports (the start scripts
+# pick them): nothing is shared with, or left to, another run on the same machine.
+run_dir="$(mktemp -d "${TMPDIR:-/tmp}/artifact-store-test.XXXXXX")"
+export MOTO_DIR="$run_dir/moto" CEPH_RGW_DIR="$run_dir/rgw"
 
 # Each phase's time, printed at the end of every run (also a failed one), so a run that nears
 # CI's limit shows where the time went.
@@ -31,13 +46,16 @@ phase() {
 finish() {
     phase ""
     # Upstreams started by this run are stopped on any exit, a failed or interrupted one too.
-    scripts/stop-moto.sh >/dev/null 2>&1 || true
-    scripts/stop-ceph-rgw.sh >/dev/null 2>&1 || true
+    scripts/stop-moto.sh "$MOTO_DIR" >/dev/null 2>&1 || true
+    scripts/stop-ceph-rgw.sh "$CEPH_RGW_DIR" >/dev/null 2>&1 || true
+    rm -rf "$run_dir"
     echo "== phase times (seconds)"
     printf '%s\n' "${phase_times[@]}"
     printf '%6ds  total\n' "$SECONDS"
 }
 trap finish EXIT
+trap 'echo "== stopped by SIGTERM (the time limit is ${TEST_TIME_LIMIT:-80m})" >&2; exit 143' TERM
+trap 'exit 130' INT
 
 if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
     phase "install test clients"
