@@ -35,10 +35,18 @@ def commit():
         return "uncommitted"
 
 
-def render(cells, target):
+TIERS = {
+    "full": "full: every client's every scenario, over http and https",
+    "core": "core: what the backend changes (round trips at every size, multipart, retention, packages)"
+            " over http; the front end's own scenarios (listings, pagination, error codes) run in the"
+            " full tier on the local store (docs/compatibility.md) and are skipped here",
+}
+
+
+def render(cells, target, tier):
     transports = sorted({k[3] for k in cells}, key=lambda t: (t != "http", t))
     clients = list(OrderedDict.fromkeys((k[0], k[1]) for k in cells))
-    total_pass = sum(1 for c in cells.values() if c["result"] == "pass")
+    total = {result: sum(1 for c in cells.values() if c["result"] == result) for result in ("pass", "fail", "skip")}
     out = [
         "# Client compatibility",
         "",
@@ -46,9 +54,11 @@ def render(cells, target):
         "Do not edit by hand; rerun the suite instead.",
         "",
         f"- Server: {target}",
+        f"- Tier: {TIERS[tier]}",
         f"- Commit: {commit()}",
         f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Cells: {total_pass} passed, {len(cells) - total_pass} failed",
+        f"- Cells: {total['pass']} passed, {total['fail']} failed, {total['skip']} skipped (a check that could not run"
+        " here; the reason is listed below)",
         "",
         "## Summary",
         "",
@@ -60,7 +70,9 @@ def render(cells, target):
         for t in transports:
             mine = [c for k, c in cells.items() if k[:2] == (client, version) and k[3] == t]
             ok = sum(1 for c in mine if c["result"] == "pass")
-            row.append(f"{ok}/{len(mine)}" if mine else "–")
+            skipped = sum(1 for c in mine if c["result"] == "skip")
+            cell = f"{ok}/{len(mine) - skipped}" + (f" ({skipped} skipped)" if skipped else "")
+            row.append(cell if mine else "–")
         out.append(f"| {client} | {version or '–'} | " + " | ".join(row) + " |")
     out.append("")
 
@@ -73,13 +85,14 @@ def render(cells, target):
             out.append(f"| {scenario} | " + " | ".join(marks) + " |")
         out.append("")
 
-    failures = [c for c in cells.values() if c["result"] != "pass"]
-    if failures:
-        out += ["## Failures", ""]
-        for c in failures:
-            detail = " ".join(c["detail"].split())[:500].replace("|", "\\|")
-            out.append(f"- {c['client']} {c['version']} / {c['transport']} / `{c['scenario']}`: {detail}")
-        out.append("")
+    for title, result in (("Failures", "fail"), ("Skipped", "skip")):
+        listed = [c for c in cells.values() if c["result"] == result]
+        if listed:
+            out += [f"## {title}", ""]
+            for c in listed:
+                detail = " ".join(c["detail"].split())[:500].replace("|", "\\|")
+                out.append(f"- {c['client']} {c['version']} / {c['transport']} / `{c['scenario']}`: {detail}")
+            out.append("")
     return "\n".join(out)
 
 
@@ -87,8 +100,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", required=True)
     parser.add_argument("--target", required=True, help="server name and version, for the header")
+    parser.add_argument("--tier", choices=sorted(TIERS), default="full", help="what the run covered")
     args = parser.parse_args()
-    print(render(load(args.results), args.target))
+    print(render(load(args.results), args.target, args.tier))
 
 
 if __name__ == "__main__":

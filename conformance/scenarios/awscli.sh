@@ -247,6 +247,10 @@ sealed_package() {
     verify_package "$b-release-1"
 }
 
+# What the S3 backend changes: bytes in and out at every size, ranges, copies, multipart, packages
+# sealed from the upstream's blobs. Listings, pagination and error codes are the front end's alone.
+CORE_SCENARIOS="make-bucket cp-1-byte cp-10mib cp-large cp-stdin-stdout s3api-object-ops s3api-multipart
+    error-invalid-part remove-bucket sealed-package-refuses-writes"
 run_scenario make-bucket make_bucket
 run_scenario cp-1-byte cp_round_trip one-byte 1
 run_scenario cp-10mib cp_round_trip ten-mib $((10 * MIB))
@@ -266,5 +270,9 @@ run_scenario error-no-such-upload error_no_such_upload
 run_scenario error-invalid-part error_invalid_part
 run_scenario error-invalid-range error_invalid_range
 run_scenario remove-bucket remove_bucket
-! can_seal || run_scenario sealed-package-refuses-writes sealed_package
+if can_seal; then
+    run_scenario sealed-package-refuses-writes sealed_package
+else
+    record sealed-package-refuses-writes skip "packages are sealed by artifact-store's own CLI, on its data folder"
+fi
 finish
