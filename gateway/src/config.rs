@@ -9,8 +9,9 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
-use serde::Deserialize;
+use serde::{Deserialize, de};
 
 /// The whole configuration. `Debug` redacts secrets.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -382,9 +383,14 @@ pub enum LogFormat {
 }
 
 /// A secret string. `Debug` and `Display` never show it; use [`Secret::expose`].
+///
+/// Not `#[serde(transparent)]`: as a newtype it names itself ([`SECRET`]) to the key walk,
+/// which gives secrets their `_FILE` variant. TOML reads it as the bare string either way.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
 pub struct Secret(String);
+
+/// The name serde gives [`Secret`]'s newtype.
+const SECRET: &str = "Secret";
 
 impl Secret {
     /// Wraps a secret value.
@@ -438,22 +444,71 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// A configuration key settable from the environment and flags.
+/// A configuration key settable from the environment and flags: a scalar field of [`Config`]
+/// (lists such as `auth.users` are file-only).
+#[derive(Debug)]
 pub struct Key {
     /// `section.key`, as in the TOML file.
-    pub path: &'static str,
+    pub path: String,
     /// A shorter environment name accepted too (the sectioned name wins if both are set).
     pub alias: Option<&'static str>,
-    /// Accepts a `..._FILE` environment variant.
+    /// Accepts a `..._FILE` environment variant: [`Secret`]s and the access keys beside them.
     pub secret: bool,
-    set: fn(&mut Config, String) -> Result<(), String>,
+    kind: Kind,
 }
+
+/// What a key holds, which decides how a string from the environment or a flag is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bool,
+    Integer,
+    /// Strings, paths, and the names of enum variants (which serde checks).
+    Text,
+}
+
+/// Shorter environment names for keys set often by hand; also the names in
+/// `<data_dir>/root-credentials`.
+const ENV_ALIASES: &[(&str, &str)] =
+    &[("auth.access_key", "ARTIFACT_STORE_ACCESS_KEY"), ("auth.secret_key", "ARTIFACT_STORE_SECRET_KEY")];
+
+/// Every key with an environment twin, in the order of [`Config`]'s fields.
+pub static KEYS: LazyLock<Vec<Key>> = LazyLock::new(|| {
+    let mut found = Vec::new();
+    Config::deserialize(Walk { path: String::new(), secret: false, found: &mut found })
+        .expect("every configuration field has a type the key walk knows");
+    // Secrets, and the access keys that go with them, may come from files.
+    let file_variant = |path: &str, secret: bool| secret || path.ends_with(".access_key");
+    let with_file_variant: Vec<&str> =
+        found.iter().filter(|(path, _, secret)| file_variant(path, *secret)).map(|(path, ..)| path.as_str()).collect();
+    // `auth.secret_key_file` is the file's spelling of `ARTIFACT_STORE_AUTH_SECRET_KEY_FILE`.
+    let spelled_in_file = |path: &str| path.strip_suffix("_file").is_some_and(|base| with_file_variant.contains(&base));
+    found
+        .iter()
+        .filter(|(path, ..)| !spelled_in_file(path))
+        .map(|(path, kind, secret)| Key {
+            path: path.clone(),
+            alias: ENV_ALIASES.iter().find(|(p, _)| p == path).map(|(_, alias)| *alias),
+            secret: file_variant(path, *secret),
+            kind: *kind,
+        })
+        .collect()
+});
 
 impl Key {
     /// The environment variable: `server.listen` → `ARTIFACT_STORE_SERVER_LISTEN`.
     #[must_use]
     pub fn env_name(&self) -> String {
         format!("ARTIFACT_STORE_{}", self.path.replace('.', "_").to_uppercase())
+    }
+
+    /// The TOML value a string from the environment or a flag stands for. Enum variants stay
+    /// strings: deserializing checks them.
+    fn value(&self, text: String) -> Result<toml::Value, String> {
+        match self.kind {
+            Kind::Bool => parse_bool(&text).map(toml::Value::Boolean),
+            Kind::Integer => text.parse().map(toml::Value::Integer).map_err(|e| format!("{e}")),
+            Kind::Text => Ok(toml::Value::String(text)),
+        }
     }
 }
 
@@ -465,450 +520,13 @@ fn parse_bool(value: &str) -> Result<bool, String> {
     }
 }
 
-/// Every key with an environment twin, in documentation order. `auth.users` is file-only.
-pub const KEYS: &[Key] = &[
-    Key {
-        path: "server.listen",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.server.listen = v;
-            Ok(())
-        },
-    },
-    Key {
-        path: "server.region",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.server.region = v;
-            Ok(())
-        },
-    },
-    Key {
-        path: "server.base_domain",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.server.base_domain = Some(v);
-            Ok(())
-        },
-    },
-    Key {
-        path: "server.tls_cert",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.server.tls_cert = Some(v.into());
-            Ok(())
-        },
-    },
-    Key {
-        path: "server.tls_key",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.server.tls_key = Some(v.into());
-            Ok(())
-        },
-    },
-    Key {
-        path: "server.tls_self_signed",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.server.tls_self_signed = parse_bool(&v)?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "server.shutdown_timeout",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.server.shutdown_timeout = v.parse().map_err(|e| format!("{e}"))?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "server.admin_listen",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.server.admin_listen = Some(v);
-            Ok(())
-        },
-    },
-    Key {
-        path: "server.idle_timeout",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.server.idle_timeout = v.parse().map_err(|e| format!("{e}"))?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "server.header_read_timeout",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.server.header_read_timeout = v.parse().map_err(|e| format!("{e}"))?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "server.body_idle_timeout",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.server.body_idle_timeout = v.parse().map_err(|e| format!("{e}"))?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "server.max_connections",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.server.max_connections = v.parse().map_err(|e| format!("{e}"))?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "server.max_concurrent_uploads",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.server.max_concurrent_uploads = v.parse().map_err(|e| format!("{e}"))?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "storage.data_dir",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.storage.data_dir = v.into();
-            Ok(())
-        },
-    },
-    Key {
-        path: "storage.backend",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.storage.backend = match v.as_str() {
-                "fs" => Backend::Fs,
-                "s3" => Backend::S3,
-                _ => return Err(format!("expected fs or s3, got {v:?}")),
-            };
-            Ok(())
-        },
-    },
-    Key {
-        path: "storage.inline_max_bytes",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.storage.inline_max_bytes = Some(v.parse().map_err(|e| format!("{e}"))?);
-            Ok(())
-        },
-    },
-    Key {
-        path: "storage.direct_io",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.storage.direct_io = parse_bool(&v)?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "storage.min_free_bytes",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.storage.min_free_bytes = v.parse().map_err(|e| format!("{e}"))?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "upstream.endpoint",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.upstream.endpoint = Some(v);
-            Ok(())
-        },
-    },
-    Key {
-        path: "upstream.region",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.upstream.region = v;
-            Ok(())
-        },
-    },
-    Key {
-        path: "upstream.bucket",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.upstream.bucket = v;
-            Ok(())
-        },
-    },
-    Key {
-        path: "upstream.prefix",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.upstream.prefix = v;
-            Ok(())
-        },
-    },
-    Key {
-        path: "upstream.path_style",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.upstream.path_style = parse_bool(&v)?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "upstream.access_key",
-        alias: None,
-        secret: true,
-        set: |c, v| {
-            c.upstream.access_key = Some(v);
-            Ok(())
-        },
-    },
-    Key {
-        path: "upstream.secret_key",
-        alias: None,
-        secret: true,
-        set: |c, v| {
-            c.upstream.secret_key = Some(Secret(v));
-            Ok(())
-        },
-    },
-    Key {
-        path: "upstream.session_token",
-        alias: None,
-        secret: true,
-        set: |c, v| {
-            c.upstream.session_token = Some(Secret(v));
-            Ok(())
-        },
-    },
-    Key {
-        path: "upstream.profile",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.upstream.profile = Some(v);
-            Ok(())
-        },
-    },
-    Key {
-        path: "upstream.ca_bundle",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.upstream.ca_bundle = Some(v.into());
-            Ok(())
-        },
-    },
-    Key {
-        path: "upstream.connect_timeout",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.upstream.connect_timeout = v.parse().map_err(|e| format!("{e}"))?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "upstream.timeout",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.upstream.timeout = v.parse().map_err(|e| format!("{e}"))?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "upstream.max_attempts",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.upstream.max_attempts = v.parse().map_err(|e| format!("{e}"))?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "upstream.object_lock",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.upstream.object_lock = match v.as_str() {
-                "off" => UpstreamObjectLock::Off,
-                "mirror" => UpstreamObjectLock::Mirror,
-                _ => return Err(format!("expected off or mirror, got {v:?}")),
-            };
-            Ok(())
-        },
-    },
-    Key {
-        path: "auth.access_key",
-        alias: Some("ARTIFACT_STORE_ACCESS_KEY"),
-        secret: true,
-        set: |c, v| {
-            c.auth.access_key = Some(v);
-            Ok(())
-        },
-    },
-    Key {
-        path: "auth.secret_key",
-        alias: Some("ARTIFACT_STORE_SECRET_KEY"),
-        secret: true,
-        set: |c, v| {
-            c.auth.secret_key = Some(Secret(v));
-            c.auth.secret_key_file = None;
-            Ok(())
-        },
-    },
-    Key {
-        path: "registry.checkpoint_key",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.registry.checkpoint_key = Some(v.into());
-            Ok(())
-        },
-    },
-    Key {
-        path: "registry.checkpoint_every_events",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.registry.checkpoint_every_events = v.parse().map_err(|e| format!("{e}"))?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "registry.checkpoint_interval_seconds",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.registry.checkpoint_interval_seconds = v.parse().map_err(|e| format!("{e}"))?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "registry.checkpoint_copy_dir",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.registry.checkpoint_copy_dir = Some(v.into());
-            Ok(())
-        },
-    },
-    Key {
-        path: "registry.views_check_interval_seconds",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.registry.views_check_interval_seconds = v.parse().map_err(|e| format!("{e}"))?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "registry.retrievals",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.registry.retrievals = match v.as_str() {
-                "required" | "all" => Retrievals::Required,
-                "best_effort" => Retrievals::BestEffort,
-                "off" => Retrievals::Off,
-                _ => return Err(format!("expected required, best_effort or off, got {v:?}")),
-            };
-            Ok(())
-        },
-    },
-    Key {
-        path: "lifecycle.day_seconds",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.lifecycle.day_seconds = v.parse().map_err(|e| format!("{e}"))?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "lifecycle.sweep_interval_seconds",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.lifecycle.sweep_interval_seconds = v.parse().map_err(|e| format!("{e}"))?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "gc.enabled",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.gc.enabled = parse_bool(&v)?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "gc.interval_seconds",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.gc.interval_seconds = v.parse().map_err(|e| format!("{e}"))?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "gc.min_age_seconds",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.gc.min_age_seconds = v.parse().map_err(|e| format!("{e}"))?;
-            Ok(())
-        },
-    },
-    Key {
-        path: "log.format",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.log.format = match v.as_str() {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                _ => return Err(format!("expected text or json, got {v:?}")),
-            };
-            Ok(())
-        },
-    },
-    Key {
-        path: "log.level",
-        alias: None,
-        secret: false,
-        set: |c, v| {
-            c.log.level = v;
-            Ok(())
-        },
-    },
-];
+/// A value from the environment or a flag, laid over the file's.
+struct Overlay {
+    /// The variable or flag it came from.
+    origin: String,
+    path: String,
+    value: toml::Value,
+}
 
 impl Config {
     /// Loads the configuration: defaults < `file` < environment (read through `env`) < `flags`.
@@ -924,36 +542,45 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
         flags: &[(&str, String)],
     ) -> Result<Self, ConfigError> {
-        let mut config = match file {
-            Some(path) => Self::from_file(path)?,
-            None => Self::default(),
+        let text = file
+            .map(|path| {
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })
+            })
+            .transpose()?;
+        let mut table = match (file, &text) {
+            (Some(path), Some(text)) => toml::from_str(text)
+                .map_err(|source| ConfigError::Parse { path: path.to_owned(), source: Box::new(source) })?,
+            _ => toml::Table::new(),
         };
-        config.apply_env(env)?;
+        let mut overlays = env_overlays(env)?;
         for (path, value) in flags {
             let key = KEYS.iter().find(|k| k.path == *path).ok_or_else(|| ConfigError::Value {
                 origin: (*path).to_owned(),
                 reason: "no such configuration key".to_owned(),
             })?;
-            (key.set)(&mut config, value.clone())
-                .map_err(|reason| ConfigError::Value { origin: flag_name(path), reason })?;
+            let origin = flag_name(path);
+            let value =
+                key.value(value.clone()).map_err(|reason| ConfigError::Value { origin: origin.clone(), reason })?;
+            overlays.push(Overlay { origin, path: key.path.clone(), value });
         }
+        for overlay in &overlays {
+            set(&mut table, &overlay.path, overlay.value.clone());
+        }
+        let mut config = Self::deserialize(table).map_err(|err| blame(&err, &overlays, file.zip(text.as_deref())))?;
+        config.read_secret_files()?;
         config.validate()?;
         Ok(config)
     }
 
-    fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let mut config: Self = toml::from_str(&text)
-            .map_err(|source| ConfigError::Parse { path: path.to_owned(), source: Box::new(source) })?;
-        // `*_file` keys are resolved here, at the file's precedence.
-        if let Some(file) = config.auth.secret_key_file.take() {
-            if config.auth.secret_key.is_some() {
+    /// Replaces the file's `secret_key_file` keys by the secrets they name.
+    fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        if let Some(file) = self.auth.secret_key_file.take() {
+            if self.auth.secret_key.is_some() {
                 return Err(ConfigError::Invalid("auth.secret_key and auth.secret_key_file are both set".to_owned()));
             }
-            config.auth.secret_key = Some(Secret(read_secret_file(&file)?));
+            self.auth.secret_key = Some(Secret(read_secret_file(&file)?));
         }
-        for user in &mut config.auth.users {
+        for user in &mut self.auth.users {
             if let Some(file) = user.secret_key_file.take() {
                 if user.secret_key.is_some() {
                     return Err(ConfigError::Invalid(format!(
@@ -962,34 +589,6 @@ impl Config {
                     )));
                 }
                 user.secret_key = Some(Secret(read_secret_file(&file)?));
-            }
-        }
-        Ok(config)
-    }
-
-    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        let get = |name: &str| env(name).filter(|v| !v.is_empty());
-        for key in KEYS {
-            let name = key.env_name();
-            let mut names = vec![name];
-            names.extend(key.alias.map(str::to_owned));
-            let mut found = None;
-            for name in &names {
-                let direct = get(name);
-                let file_name = format!("{name}_FILE");
-                let from_file = if key.secret { get(&file_name) } else { None };
-                found = match (direct, from_file) {
-                    (Some(_), Some(_)) => {
-                        return Err(ConfigError::Invalid(format!("{name} and {file_name} are both set")));
-                    }
-                    (Some(v), None) => Some((name.clone(), v)),
-                    (None, Some(path)) => Some((file_name, read_secret_file(Path::new(&path))?)),
-                    (None, None) => continue,
-                };
-                break;
-            }
-            if let Some((origin, value)) = found {
-                (key.set)(self, value).map_err(|reason| ConfigError::Value { origin, reason })?;
             }
         }
         Ok(())
@@ -1068,6 +667,71 @@ impl Config {
     }
 }
 
+/// The values set in the environment, with `_FILE` variants read.
+fn env_overlays(env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Overlay>, ConfigError> {
+    let get = |name: &str| env(name).filter(|v| !v.is_empty());
+    let mut overlays = Vec::new();
+    for key in KEYS.iter() {
+        let mut names = vec![key.env_name()];
+        names.extend(key.alias.map(str::to_owned));
+        let mut found = None;
+        for name in names {
+            let direct = get(&name);
+            let file_name = format!("{name}_FILE");
+            let from_file = if key.secret { get(&file_name) } else { None };
+            found = match (direct, from_file) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::Invalid(format!("{name} and {file_name} are both set")));
+                }
+                (Some(v), None) => Some((name, v)),
+                (None, Some(path)) => Some((file_name, read_secret_file(Path::new(&path))?)),
+                (None, None) => continue,
+            };
+            break;
+        }
+        if let Some((origin, text)) = found {
+            let value = key.value(text).map_err(|reason| ConfigError::Value { origin: origin.clone(), reason })?;
+            overlays.push(Overlay { origin, path: key.path.clone(), value });
+        }
+    }
+    Ok(overlays)
+}
+
+/// Sets the key at a dotted `path`. A `<key>_file` beside it is dropped: it came from an
+/// earlier source, which the value beats.
+fn set(table: &mut toml::Table, path: &str, value: toml::Value) {
+    let (sections, key) = path.rsplit_once('.').unwrap_or(("", path));
+    let mut table = table;
+    for section in sections.split('.').filter(|s| !s.is_empty()) {
+        let entry = table.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        // A section that is not a table is the file's error, which deserializing reports.
+        let Some(inner) = entry.as_table_mut() else { return };
+        table = inner;
+    }
+    table.remove(&format!("{key}_file"));
+    table.insert(key.to_owned(), value);
+}
+
+/// The error of a merged configuration that did not deserialize, blamed on its source: the
+/// first environment variable or flag whose value is invalid on its own, else the file (read
+/// again for an error that points at its line).
+fn blame(err: &toml::de::Error, overlays: &[Overlay], file: Option<(&Path, &str)>) -> ConfigError {
+    for overlay in overlays {
+        let mut alone = toml::Table::new();
+        set(&mut alone, &overlay.path, overlay.value.clone());
+        if let Err(err) = Config::deserialize(alone) {
+            return ConfigError::Value { origin: overlay.origin.clone(), reason: err.message().to_owned() };
+        }
+    }
+    match file {
+        Some((path, text)) => {
+            let source = toml::from_str::<Config>(text).err().unwrap_or_else(|| err.clone());
+            ConfigError::Parse { path: path.to_owned(), source: Box::new(source) }
+        }
+        None => ConfigError::Invalid(err.message().to_owned()),
+    }
+}
+
 /// The flag that sets `path`: `--listen` for `server.listen`, but `--upstream-region` for
 /// `upstream.region`, whose flags keep their section to stay apart from the server's.
 fn flag_name(path: &str) -> String {
@@ -1079,6 +743,117 @@ fn flag_name(path: &str) -> String {
 fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// Lists [`Config`]'s keys: a stand-in deserializer that answers each field with a placeholder
+/// value and notes the field's path and kind on the way, so that a new field needs no entry
+/// elsewhere to get its environment twin and flag.
+struct Walk<'a> {
+    path: String,
+    /// Inside a [`Secret`].
+    secret: bool,
+    found: &'a mut Vec<(String, Kind, bool)>,
+}
+
+impl Walk<'_> {
+    fn leaf(self, kind: Kind) {
+        self.found.push((self.path, kind, self.secret));
+    }
+}
+
+impl<'de> de::Deserializer<'de> for Walk<'_> {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(de::Error::custom(format_args!("{}: a type the key walk does not know", self.path)))
+    }
+
+    fn deserialize_bool<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.leaf(Kind::Bool);
+        visitor.visit_bool(false)
+    }
+
+    fn deserialize_u32<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_u64(visitor)
+    }
+
+    fn deserialize_u64<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.leaf(Kind::Integer);
+        visitor.visit_u64(0)
+    }
+
+    fn deserialize_str<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.deserialize_string(visitor)
+    }
+
+    fn deserialize_string<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.leaf(Kind::Text);
+        visitor.visit_str("")
+    }
+
+    fn deserialize_option<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(Walk { secret: self.secret || name == SECRET, ..self })
+    }
+
+    fn deserialize_seq<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_seq(de::value::SeqDeserializer::new(std::iter::empty::<()>()))
+    }
+
+    fn deserialize_enum<V: de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.leaf(Kind::Text);
+        visitor.visit_enum(de::value::StrDeserializer::new(variants[0]))
+    }
+
+    fn deserialize_struct<V: de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_map(Fields { section: self.path, fields: fields.iter(), field: "", found: self.found })
+    }
+
+    serde::forward_to_deserialize_any! {
+        i8 i16 i32 i64 u8 u16 f32 f64 char bytes byte_buf unit unit_struct tuple tuple_struct map
+        identifier ignored_any
+    }
+}
+
+/// The fields of one struct of the walk, each with its placeholder value.
+struct Fields<'a> {
+    section: String,
+    fields: std::slice::Iter<'static, &'static str>,
+    field: &'static str,
+    found: &'a mut Vec<(String, Kind, bool)>,
+}
+
+impl<'de> de::MapAccess<'de> for Fields<'_> {
+    type Error = de::value::Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Self::Error> {
+        let Some(&field) = self.fields.next() else { return Ok(None) };
+        self.field = field;
+        seed.deserialize(de::value::StrDeserializer::new(field)).map(Some)
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Self::Error> {
+        let path =
+            if self.section.is_empty() { self.field.to_owned() } else { format!("{}.{}", self.section, self.field) };
+        seed.deserialize(Walk { path, secret: false, found: &mut *self.found })
+    }
 }
 
 #[cfg(test)]
@@ -1287,5 +1062,90 @@ retrievals = "off"
         names.dedup();
         assert_eq!(names.len(), KEYS.len());
         assert!(names.contains(&"ARTIFACT_STORE_SERVER_TLS_SELF_SIGNED".to_owned()));
+    }
+
+    #[test]
+    fn keys_come_from_the_struct_with_secrets_marked() {
+        let key = |path: &str| KEYS.iter().find(|k| k.path == path);
+        assert_eq!(KEYS.len(), 47);
+        let with_file_variant: Vec<&str> = KEYS.iter().filter(|k| k.secret).map(|k| k.path.as_str()).collect();
+        assert_eq!(
+            with_file_variant,
+            [
+                "upstream.access_key",
+                "upstream.secret_key",
+                "upstream.session_token",
+                "auth.access_key",
+                "auth.secret_key"
+            ]
+        );
+        assert!(key("auth.users").is_none() && key("auth.secret_key_file").is_none(), "file-only keys");
+        assert_eq!(key("auth.secret_key").unwrap().alias, Some("ARTIFACT_STORE_SECRET_KEY"));
+        assert_eq!(key("storage.inline_max_bytes").unwrap().kind, Kind::Integer);
+        assert_eq!(key("gc.enabled").unwrap().kind, Kind::Bool);
+        assert_eq!(key("log.format").unwrap().kind, Kind::Text);
+    }
+
+    #[test]
+    fn every_key_is_documented() {
+        let doc = include_str!("../../docs/configuration.md");
+        for key in KEYS.iter() {
+            assert!(doc.contains(&format!("`{}`", key.env_name())), "{} is not in docs/configuration.md", key.path);
+        }
+    }
+
+    #[test]
+    fn environment_and_flag_values_are_read_as_their_key_types() {
+        let vars = env(&[
+            ("ARTIFACT_STORE_SERVER_MAX_CONNECTIONS", "10"),
+            ("ARTIFACT_STORE_GC_ENABLED", "no"),
+            ("ARTIFACT_STORE_REGISTRY_RETRIEVALS", "best_effort"),
+            ("ARTIFACT_STORE_UPSTREAM_MAX_ATTEMPTS", "7"),
+        ]);
+        let flags = [("storage.inline_max_bytes", "0".to_owned()), ("server.tls_self_signed", "true".to_owned())];
+        let config = Config::load(None, &vars, &flags).unwrap();
+        assert_eq!(config.server.max_connections, 10);
+        assert!(!config.gc.enabled);
+        assert_eq!(config.registry.retrievals, Retrievals::BestEffort);
+        assert_eq!(config.upstream.max_attempts, 7);
+        assert_eq!(config.storage.inline_max_bytes, Some(0));
+        assert!(config.server.tls_self_signed);
+    }
+
+    #[test]
+    fn invalid_values_name_their_source() {
+        let origin = |result: Result<Config, ConfigError>| match result {
+            Err(ConfigError::Value { origin, .. }) => origin,
+            other => panic!("{other:?}"),
+        };
+        let bad_backend = env(&[("ARTIFACT_STORE_STORAGE_BACKEND", "tape")]);
+        assert_eq!(origin(Config::load(None, &bad_backend, &[])), "ARTIFACT_STORE_STORAGE_BACKEND");
+        let negative = env(&[("ARTIFACT_STORE_GC_INTERVAL_SECONDS", "-1")]);
+        assert_eq!(origin(Config::load(None, &negative, &[])), "ARTIFACT_STORE_GC_INTERVAL_SECONDS");
+        let not_a_number = env(&[("ARTIFACT_STORE_SERVER_IDLE_TIMEOUT", "soon")]);
+        assert_eq!(origin(Config::load(None, &not_a_number, &[])), "ARTIFACT_STORE_SERVER_IDLE_TIMEOUT");
+        let flag = [("upstream.object_lock", "always".to_owned())];
+        assert_eq!(origin(Config::load(None, &env(&[]), &flag)), "--upstream-object-lock");
+        let unknown = [("server.nope", "1".to_owned())];
+        assert_eq!(origin(Config::load(None, &env(&[]), &unknown)), "server.nope");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(&dir, "c.toml", "[storage]\nbackend = \"tape\"\n");
+        let fixed = env(&[("ARTIFACT_STORE_STORAGE_BACKEND", "fs")]);
+        assert_eq!(Config::load(Some(&file), &fixed, &[]).unwrap().storage.backend, Backend::Fs);
+        match Config::load(Some(&file), &env(&[]), &[]) {
+            Err(ConfigError::Parse { source, .. }) => assert!(source.to_string().contains("line 2"), "{source}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_environment_secret_beats_the_files_secret_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(&dir, "c.toml", "[auth]\naccess_key = \"AK\"\nsecret_key_file = \"/nonexistent\"\n");
+        let vars = env(&[("ARTIFACT_STORE_SECRET_KEY", "from-env")]);
+        let config = Config::load(Some(&file), &vars, &[]).unwrap();
+        assert_eq!(config.auth.secret_key.unwrap().expose(), "from-env");
+        assert!(matches!(Config::load(Some(&file), &env(&[]), &[]), Err(ConfigError::Read { .. })));
     }
 }
