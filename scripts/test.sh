@@ -69,13 +69,15 @@ cargo build --release --workspace --all-targets --locked
 # One test run for the whole workspace (a second, narrower one would rebuild crates with other
 # features). Its output also feeds the compatibility matrix with the Rust end-to-end tier.
 rust_log="$target_dir/cargo-test.log"
+rust_skips="$target_dir/cargo-test-skips.jsonl"
 phase "crate tests (local store)"
-cargo test --release --workspace --locked 2>&1 | tee "$rust_log"
+: >"$rust_skips"
+CONFORMANCE_SKIP_LOG="$rust_skips" cargo test --release --workspace --locked 2>&1 | tee "$rust_log"
 
 if [[ "${SKIP_CONFORMANCE:-0}" != 1 ]]; then
     status=0
     phase "conformance clients (local store)"
-    ARTIFACT_STORE_BIN="$target_dir/release/artifact-store" RUST_TEST_LOG="$rust_log" conformance/run.sh || status=1
+    ARTIFACT_STORE_BIN="$target_dir/release/artifact-store" RUST_TEST_LOG="$rust_log" RUST_SKIP_LOG="$rust_skips" conformance/run.sh || status=1
     # The conformance crate's test targets, selected from the whole workspace: `-p` would
     # resolve features for that crate alone and rebuild its dependencies (minutes on a fresh
     # cache). Registry tests of the same names come along; they ignore the upstream.
@@ -96,13 +98,15 @@ if [[ "${SKIP_CONFORMANCE:-0}" != 1 ]]; then
             AWS_DEFAULT_REGION="$UPSTREAM_REGION" /usr/bin/aws --endpoint-url "$UPSTREAM_ENDPOINT" \
             s3api create-bucket --bucket "$bucket" >/dev/null
         upstream_log="$target_dir/cargo-test-s3-$upstream.log"
+        upstream_skips="$target_dir/cargo-test-s3-$upstream-skips.jsonl"
+        : >"$upstream_skips"
         phase "conformance crate tests on $upstream"
         CONFORMANCE_UPSTREAM_ENDPOINT="$UPSTREAM_ENDPOINT" CONFORMANCE_UPSTREAM_BUCKET="$bucket" \
             CONFORMANCE_UPSTREAM_REGION="$UPSTREAM_REGION" CONFORMANCE_UPSTREAM_ACCESS_KEY="$UPSTREAM_ACCESS_KEY" \
-            CONFORMANCE_UPSTREAM_SECRET_KEY="$UPSTREAM_SECRET_KEY" \
-            cargo test --release --locked --no-fail-fast --workspace "${conformance_tests[@]}" 2>&1 | tee "$upstream_log" || status=1
+            CONFORMANCE_UPSTREAM_SECRET_KEY="$UPSTREAM_SECRET_KEY" CONFORMANCE_SKIP_LOG="$upstream_skips" \
+            cargo test --release --locked --no-fail-fast --workspace "${conformance_tests[@]}" -- --include-ignored 2>&1 | tee "$upstream_log" || status=1
         phase "conformance clients on $upstream"
-        ARTIFACT_STORE_BIN="$target_dir/release/artifact-store" RUST_TEST_LOG="$upstream_log" \
+        ARTIFACT_STORE_BIN="$target_dir/release/artifact-store" RUST_TEST_LOG="$upstream_log" RUST_SKIP_LOG="$upstream_skips" \
             conformance/run.sh --backend s3 --upstream "$upstream" || status=1
     done
     exit "$status"

@@ -1,25 +1,82 @@
-//! The registry as the server wrote it: events read from `<data-dir>/registry.db` through a
-//! read-only connection beside the running server (WAL lets both work at once).
+//! The registry as the product shows it: events read with `artifact-store events list --json`
+//! on the server's data folder (beside the running server, or after it stopped) and, where a
+//! test waits for records written after a response, from the `/_registry/events` feed. Both
+//! print an event as the JSON every consumer of the log reads, so the suite decodes nothing
+//! with the code it tests.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use registry::Event;
-use registry::event::v1::{ObjectPut, Payload};
+use serde::Deserialize;
+use serde_json::Value;
 
 use crate::Server;
+use crate::raw::{self, Payload, ROOT};
 
 /// How long [`Server::wait_for_events`] waits for records the server writes after answering.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often [`Server::wait_for_events`] asks the feed again.
+const SETTLE_POLL: Duration = Duration::from_millis(50);
+/// Header of a feed page: where the next page starts.
+const NEXT_SINCE_HEADER: &str = "x-artifact-store-next-since";
+/// The most events one feed page may hold.
+const FEED_PAGE: usize = 10_000;
+
+/// An event as the CLI and the registry API print it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Event {
+    /// Position in the log, from 1.
+    pub sequence: u64,
+    /// Commit time in milliseconds since the Unix epoch.
+    pub created_at: i64,
+    /// Versioned type name such as `v1.object.put`.
+    pub event_type: String,
+    /// `bucket`, `object` or `package`.
+    pub subject_kind: String,
+    /// `bucket` or `bucket/key`.
+    pub subject_id: String,
+    /// Who did it.
+    pub actor: String,
+    /// The request that caused it.
+    pub context: Context,
+    /// The payload, whose fields depend on `event_type`.
+    pub payload: Value,
+    /// BLAKE3 of the canonical payload bytes, hex.
+    pub payload_digest: String,
+    /// The previous event's `hash`, hex.
+    pub prev_hash: String,
+    /// The chain hash, hex.
+    pub hash: String,
+}
+
+/// The request behind an event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Context {
+    /// The access key that signed the request.
+    pub access_key: Option<String>,
+    /// The `x-amz-request-id` the client got.
+    pub request_id: Option<String>,
+    /// The peer address.
+    pub source_addr: Option<String>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+}
 
 impl Server {
     /// Every event in the log, in sequence order.
     ///
     /// # Panics
-    /// When the registry cannot be read.
+    /// When `events list` fails or prints something other than events.
     #[must_use]
     pub fn events(&self) -> Vec<Event> {
-        let conn = registry::sqlite::open_read_only(self.registry_path()).expect("open the registry read-only");
-        registry::log::fetch_since(&conn, 0, usize::MAX).expect("read the event log")
+        let listed = self.cli(&["events", "list", "--json"]);
+        let stdout = String::from_utf8_lossy(&listed.stdout);
+        assert!(
+            listed.status.success(),
+            "events list --json: {}\n{}",
+            listed.status,
+            String::from_utf8_lossy(&listed.stderr)
+        );
+        parse_lines(&stdout, "events list --json")
     }
 
     /// Asserts that no event was appended since there were `before`: a refused request
@@ -47,14 +104,17 @@ impl Server {
     }
 
     /// Waits until the object's events satisfy `done`, for records written after the response
-    /// (retrievals are recorded once the body has been sent).
+    /// (retrievals are recorded once the body has been sent). Polls the running server's
+    /// `/_registry/events` feed rather than starting a process per look.
     ///
     /// # Panics
     /// When they do not within 30 seconds; the message lists the events seen.
     pub async fn wait_for_events(&self, bucket: &str, key: &str, done: impl Fn(&[Event]) -> bool) -> Vec<Event> {
         let deadline = Instant::now() + SETTLE_TIMEOUT;
+        let subject = format!("{bucket}/{key}");
         loop {
-            let events = self.object_events(bucket, key);
+            let mut events = self.feed(bucket).await;
+            events.retain(|e| e.subject_id == subject);
             if done(&events) {
                 return events;
             }
@@ -63,9 +123,39 @@ impl Server {
                 "events of {bucket}/{key} never reached the expected state: {:?}",
                 types(&events)
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(SETTLE_POLL).await;
         }
     }
+
+    /// The bucket's events from `/_registry/events?bucket=`, page after page.
+    async fn feed(&self, bucket: &str) -> Vec<Event> {
+        let mut events = Vec::new();
+        let mut since = 0;
+        loop {
+            let target =
+                format!("/_registry/events?bucket={}&since={since}&limit={FEED_PAGE}", raw::encode(bucket, false));
+            let response =
+                self.send(&self.request("GET", &target).sign(ROOT, SystemTime::now(), Payload::Signed)).await;
+            assert_eq!(response.status, 200, "GET {target}: {}", response.text());
+            let next: u64 = response
+                .header(NEXT_SINCE_HEADER)
+                .and_then(|value| value.parse().ok())
+                .unwrap_or_else(|| panic!("GET {target}: no {NEXT_SINCE_HEADER} header"));
+            let page = parse_lines(&response.text(), &target);
+            // An empty page that moved on only ran out of its scan budget; one that did not is the head.
+            if page.is_empty() && next == since {
+                return events;
+            }
+            events.extend(page);
+            since = next;
+        }
+    }
+}
+
+fn parse_lines(text: &str, source: &str) -> Vec<Event> {
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{source}: not an event ({err}): {line}")))
+        .collect()
 }
 
 /// The event types, in order.
@@ -80,25 +170,16 @@ pub fn of_type<'a>(events: &'a [Event], event_type: &str) -> Vec<&'a Event> {
     events.iter().filter(|e| e.event_type == event_type).collect()
 }
 
-/// The decoded payload.
-///
-/// # Panics
-/// When the payload does not decode.
-#[must_use]
-pub fn payload(event: &Event) -> Payload {
-    event.decode().expect("event payload decodes")
-}
-
-/// The new version an event created: a `v1.object.put`, or the version inside a
-/// `v1.multipart.completed`.
+/// The new version an event created: the payload of a `v1.object.put`, or the `version`
+/// inside a `v1.multipart.completed` (`bucket`, `key`, `version_id`, `content`, `origin`, ...).
 ///
 /// # Panics
 /// For any other event.
 #[must_use]
-pub fn version(event: &Event) -> ObjectPut {
-    match payload(event) {
-        Payload::ObjectPut(put) => put,
-        Payload::MultipartCompleted(completed) => completed.version,
-        other => panic!("event {} is not a new version: {other:?}", event.sequence),
+pub fn version(event: &Event) -> &Value {
+    match event.event_type.as_str() {
+        "v1.object.put" => &event.payload,
+        "v1.multipart.completed" => &event.payload["version"],
+        other => panic!("event {} ({other}) is not a new version: {}", event.sequence, event.payload),
     }
 }

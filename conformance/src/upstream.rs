@@ -38,6 +38,16 @@ pub struct RunUpstream {
 }
 
 impl RunUpstream {
+    /// The run's upstream, for the tests that need one: they are `#[ignore]`d, and the
+    /// upstream tier runs them with `--include-ignored`.
+    ///
+    /// # Panics
+    /// When the run has none: a test that was asked to run and could not has failed.
+    #[must_use]
+    pub fn required() -> Self {
+        Self::from_env().expect("no CONFORMANCE_UPSTREAM_ENDPOINT: this test needs the run's S3 upstream")
+    }
+
     /// The run's upstream; `None` when the run has none (the test then has nothing to test).
     #[must_use]
     pub fn from_env() -> Option<Self> {

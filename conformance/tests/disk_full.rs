@@ -4,7 +4,7 @@
 //! space is freed, without a restart.
 //!
 //! The data folder is moved onto a small tmpfs of its own, which needs root (mount); without
-//! it the test says it was skipped.
+//! it the test records that it was skipped.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use artifact_store_conformance::raw::{Payload, ROOT, assert_refused};
 use artifact_store_conformance::sdk::{create_bucket, failure, get, put};
 use artifact_store_conformance::server::upstream_env;
-use artifact_store_conformance::{Server, Transport, bytes, cli, metrics};
+use artifact_store_conformance::{Server, Transport, bytes, cli, metrics, skip};
 
 /// The tmpfs the data folder moves onto.
 const DISK_MIB: u64 = 48;
@@ -123,7 +123,7 @@ async fn a_full_disk_refuses_writes_and_unrecorded_reads_and_recovers_without_re
     let reserve = RESERVE.to_string();
     let Some((server, _mount)) = server_on_tmpfs(&[("ARTIFACT_STORE_STORAGE_MIN_FREE_BYTES", &reserve)], &kept).await
     else {
-        eprintln!("SKIPPED: mounting a tmpfs needs root; the disk-full checks did not run");
+        skip("mounting a tmpfs needs root; the disk-full checks did not run");
         return;
     };
     let s3 = server.s3();
@@ -182,7 +182,7 @@ async fn best_effort_serves_reads_on_a_full_disk_and_counts_the_lost_records_iss
     let kept = bytes(100_000, 16);
     let Some((server, _mount)) = server_on_tmpfs(&[("ARTIFACT_STORE_REGISTRY_RETRIEVALS", "best_effort")], &kept).await
     else {
-        eprintln!("SKIPPED: mounting a tmpfs needs root; the disk-full checks did not run");
+        skip("mounting a tmpfs needs root; the disk-full checks did not run");
         return;
     };
     let s3 = server.s3();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use artifact_store_conformance::raw::{Payload, ROOT};
 use artifact_store_conformance::sdk::{create_bucket, failure, get, put};
 use artifact_store_conformance::server::upstream_env;
-use artifact_store_conformance::{Server, Transport, blake3_hex, bytes, cli};
+use artifact_store_conformance::{Server, Transport, blake3_hex, bytes, cli, skip};
 use tokio::io::AsyncWriteExt as _;
 
 /// Larger than any inline limit, so bodies go to the blob store.
@@ -40,7 +40,7 @@ async fn wait_until(what: &str, server: &Server, mut done: impl FnMut() -> bool)
 async fn a_put_between_gcs_check_and_its_delete_keeps_its_bytes_issue_16() {
     let server = Server::start(Transport::Http).await;
     if server.on_s3_backend() {
-        eprintln!("skipped on the S3 backend: its blobs are never shared by two writes (see the load test)");
+        skip("on the S3 backend: its blobs are never shared by two writes (see the load test)");
         return;
     }
     let s3 = server.s3();
@@ -164,7 +164,7 @@ async fn a_serving_gateway_collects_deleted_objects_blobs_by_itself_issue_16() {
     env.push(("ARTIFACT_STORE_GC_MIN_AGE_SECONDS".to_owned(), "0".to_owned()));
     let server = Server::start_with(Transport::Http, &[], env).await;
     if server.on_s3_backend() {
-        eprintln!("skipped on the S3 backend: the test watches the local store's blob files");
+        skip("on the S3 backend: the test watches the local store's blob files");
         return;
     }
     let s3 = server.s3();
@@ -201,7 +201,7 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 async fn temp_files_of_an_upload_killed_with_the_server_are_removed_at_start_issue_16() {
     let mut server = Server::start(Transport::Http).await;
     if server.on_s3_backend() {
-        eprintln!("skipped on the S3 backend: its uploads stream upstream, not into tmp/");
+        skip("on the S3 backend: its uploads stream upstream, not into tmp/");
         return;
     }
     create_bucket(&server.s3(), "killed").await;

@@ -154,7 +154,7 @@ async fn writes_carry_receipts_that_match_the_log() {
         let (sequence, hash) = receipt(response);
         let stored =
             log.iter().find(|e| e.sequence == sequence).unwrap_or_else(|| panic!("{what}: no event {sequence}"));
-        assert_eq!(hex::encode(stored.hash), hash, "{what}: the receipt's hash is the logged event's");
+        assert_eq!(stored.hash, hash, "{what}: the receipt's hash is the logged event's");
         assert_eq!(stored.event_type, event_type, "{what}");
         let event = api_json(&server, &format!("/_registry/events/{sequence}")).await;
         assert_eq!(event["hash"], hash, "{what}: the API shows the same event");
