@@ -5,16 +5,15 @@ version Cargo.lock pins.
 
     rust_results.py --log cargo-test.log --lock Cargo.lock [--skips skips.jsonl] >> results.jsonl
 
-Test names are `<scenario>::<transport>` (the suite's `over_http_and_https!` macro) inside the
-test file that cargo announces with a `Running tests/<file>.rs` line; the scenario is written
-as `<file>/<test>`. Tests without a transport suffix (every other crate's, and the harness's
-unit tests) are left out, unless the skip log names them.
+The suite is one test binary (`tests/suite/main.rs`, one module per file), so cargo names
+each test `<file>::<scenario>::<transport>` (the suite's `over_http_and_https!` macro); the
+scenario is written as `<file>/<scenario>`. Tests without a transport suffix, and every other
+test binary's, are left out, unless the skip log names them.
 
 `--skips` reads the JSON lines `conformance::skip` appends to `CONFORMANCE_SKIP_LOG`
-({"test", "suite", "reason"}): a test that returned without running its check passes for
-cargo, and is a skip here with the reason as detail. A skipped test without a transport
-suffix starts its server over HTTP and gets that cell. Prints the count of each result on
-stderr.
+({"test", "reason"}): a test that returned without running its check passes for cargo, and
+is a skip here with the reason as detail. A skipped test without a transport suffix starts
+its server over HTTP and gets that cell. Prints the count of each result on stderr.
 """
 
 import argparse
@@ -23,8 +22,9 @@ import json
 import re
 import sys
 
-RUNNING = re.compile(r"^\s*Running tests/(\w+)\.rs")
-TEST = re.compile(r"^test (\w+)(?:::(http|https))? \.\.\. (ok|FAILED|ignored)")
+RUNNING = re.compile(r"^\s*Running (\S+)")
+SUITE = "tests/suite/main.rs"
+TEST = re.compile(r"^test (\w+)::(\w+)(?:::(http|https))? \.\.\. (ok|FAILED|ignored)")
 
 
 def sdk_version(lock_path):
@@ -35,7 +35,7 @@ def sdk_version(lock_path):
 
 
 def read_skips(path):
-    """{(suite, test name as cargo prints it): reason} from a skip log."""
+    """{test path as cargo prints it: reason} from a skip log."""
     skips = {}
     if path is None:
         return skips
@@ -48,13 +48,8 @@ def read_skips(path):
         for line in log:
             if line.strip():
                 entry = json.loads(line)
-                skips[(entry.get("suite", ""), entry["test"])] = entry["reason"]
+                skips[entry["test"]] = entry["reason"]
     return skips
-
-
-def skip_reason(skips, suite, test):
-    """The reason `test` of `suite` was skipped, or None; a log line without a suite matches any."""
-    return skips.get((suite, test), skips.get(("", test)))
 
 
 def main():
@@ -65,19 +60,19 @@ def main():
     args = parser.parse_args()
     version = sdk_version(args.lock)
     skips = read_skips(args.skips)
-    suite = None
+    in_suite = False
     counts = collections.Counter()
     with open(args.log, encoding="utf-8", errors="replace") as log:
         for line in log:
             if match := RUNNING.match(line):
-                suite = match.group(1)
+                in_suite = match.group(1) == SUITE
                 continue
             match = TEST.match(line)
-            if not match or suite is None:
+            if not match or not in_suite:
                 continue
-            name, transport, outcome = match.groups()
-            test = f"{name}::{transport}" if transport else name
-            reason = skip_reason(skips, suite, test)
+            suite, name, transport, outcome = match.groups()
+            test = f"{suite}::{name}" + (f"::{transport}" if transport else "")
+            reason = skips.get(test)
             if transport is None and reason is None:
                 continue
             result = {"ok": "pass", "FAILED": "fail", "ignored": "skip"}[outcome]

@@ -78,13 +78,9 @@ if [[ "${SKIP_CONFORMANCE:-0}" != 1 ]]; then
     status=0
     phase "conformance clients (local store)"
     ARTIFACT_STORE_BIN="$target_dir/release/artifact-store" RUST_TEST_LOG="$rust_log" RUST_SKIP_LOG="$rust_skips" conformance/run.sh || status=1
-    # The conformance crate's test targets, selected from the whole workspace: `-p` would
+    # The conformance suite's test binary, selected from the whole workspace: `-p` would
     # resolve features for that crate alone and rebuild its dependencies (minutes on a fresh
-    # cache). Registry tests of the same names come along; they ignore the upstream.
-    conformance_tests=()
-    for test_file in conformance/tests/*.rs; do
-        conformance_tests+=(--test "$(basename "$test_file" .rs)")
-    done
+    # cache).
     for upstream in ${UPSTREAMS-moto rgw}; do
         # The Rust tier again, every test server on the S3 backend in front of this upstream.
         phase "start $upstream"
@@ -104,7 +100,7 @@ if [[ "${SKIP_CONFORMANCE:-0}" != 1 ]]; then
         CONFORMANCE_UPSTREAM_ENDPOINT="$UPSTREAM_ENDPOINT" CONFORMANCE_UPSTREAM_BUCKET="$bucket" \
             CONFORMANCE_UPSTREAM_REGION="$UPSTREAM_REGION" CONFORMANCE_UPSTREAM_ACCESS_KEY="$UPSTREAM_ACCESS_KEY" \
             CONFORMANCE_UPSTREAM_SECRET_KEY="$UPSTREAM_SECRET_KEY" CONFORMANCE_SKIP_LOG="$upstream_skips" \
-            cargo test --release --locked --no-fail-fast --workspace "${conformance_tests[@]}" -- --include-ignored 2>&1 | tee "$upstream_log" || status=1
+            cargo test --release --locked --no-fail-fast --workspace --test suite -- --include-ignored 2>&1 | tee "$upstream_log" || status=1
         phase "conformance clients on $upstream"
         ARTIFACT_STORE_BIN="$target_dir/release/artifact-store" RUST_TEST_LOG="$upstream_log" RUST_SKIP_LOG="$upstream_skips" \
             conformance/run.sh --backend s3 --upstream "$upstream" || status=1

@@ -71,31 +71,24 @@ macro_rules! over_http_and_https {
 }
 
 /// Records that the running test did not run its check, and why: a line on stderr and, when
-/// `CONFORMANCE_SKIP_LOG` names a file, a JSON line appended to it with the test's name
-/// (`<scenario>::<transport>` or the test function's), its test file and `reason`, which
+/// `CONFORMANCE_SKIP_LOG` names a file, a JSON line appended to it with the test's path as
+/// cargo prints it (`<file>::<scenario>::<transport>` or `<file>::<test>`) and `reason`, which
 /// `rust_results.py --skips` reads. Call it right before returning from the test.
 ///
 /// # Panics
 /// When the skip log cannot be written.
 pub fn skip(reason: &str) {
+    // libtest names each test's thread after the test's path.
     let test = std::thread::current().name().unwrap_or("unknown").to_owned();
     eprintln!("SKIPPED {test}: {reason}");
     let Some(path) = std::env::var_os("CONFORMANCE_SKIP_LOG") else { return };
-    // The test binary is `deps/<file>-<hash>`: the file names the suite.
-    let suite = std::env::current_exe()
-        .ok()
-        .and_then(|exe| {
-            let stem = exe.file_stem()?.to_string_lossy().into_owned();
-            Some(stem.rsplit_once('-').map_or(stem.as_str(), |(file, _)| file).to_owned())
-        })
-        .unwrap_or_default();
-    let line = serde_json::json!({"test": test, "suite": suite, "reason": reason}).to_string() + "\n";
+    let line = serde_json::json!({"test": test, "reason": reason}).to_string() + "\n";
     let mut log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
         .unwrap_or_else(|err| panic!("cannot open the skip log {}: {err}", path.to_string_lossy()));
-    // One write per line: the tests of a binary run on several threads.
+    // One write per line: the suite's tests run on several threads.
     std::io::Write::write_all(&mut log, line.as_bytes()).expect("write the skip log");
 }
 

@@ -1,0 +1,26 @@
+//! The end-to-end suite: the real `artifact-store` binary driven over HTTP(S), one module per
+//! area. One test binary rather than one per file: each file linked the SDK, hyper and rustls
+//! on its own, and building twenty such binaries was most of the workspace's build time.
+//!
+//! Run one area with `cargo test --release -p artifact-store-conformance --test suite gc::`.
+
+mod abuse;
+mod bad_input;
+mod crash_loop;
+mod disk_full;
+mod gc;
+mod inline;
+mod integrity;
+mod multipart_subsets;
+mod operations;
+mod packages;
+mod registry_api;
+mod sdk_rust;
+mod signing;
+mod streaming;
+mod tamper_evidence;
+mod upstream_faults;
+mod upstream_lock;
+mod upstream_multipart;
+mod upstream_profile;
+mod upstream_verify;
