@@ -11,8 +11,9 @@ use std::path::Path;
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::error::{Error, Result};
 use crate::rules::Violation;
-use crate::{Error, Result, log, views};
+use crate::{log, views};
 
 /// What the check found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

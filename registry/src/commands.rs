@@ -7,21 +7,23 @@
 
 use rusqlite::Connection;
 
-use crate::deletions::{self, Placement};
+use crate::deletions::{self, Epoch, Placement};
+use crate::error::{Error, Result};
 use crate::event::v1::{
     self, BlobCorrupt, BucketCreated, BucketRef, BypassedFor, LegalHoldSet, LifecycleApplied, LifecycleSet,
-    MultipartCompleted, MultipartCreated, ObjectDeleted, ObjectLockSet, ObjectPut, PartUploaded, Payload, Retention,
-    RetentionBypassed, RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef, VersioningSet, VersioningStatus,
+    MultipartCompleted, MultipartCreated, ObjectDeleted, ObjectLockSet, ObjectPut, PackageFinalized, PartUploaded,
+    Payload, Retention, RetentionBypassed, RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef, VersioningSet,
+    VersioningStatus,
 };
 use crate::event::{Event, EventDraft, RequestContext};
 use crate::inline::{self, InlineBlob};
 use crate::lifecycle::{self, Action, BucketRules, Effect, Rule};
-use crate::queries::{self, Bucket, ObjectVersion};
+use crate::packages::{self, Manifest, Sealed};
+use crate::queries;
+use crate::retention;
 use crate::sqlite::{Registry, Writer};
-use crate::{Error, Result, packages, retention};
-
-/// The version id S3 gives versions written while versioning is not enabled.
-pub const NULL_VERSION: &str = "null";
+pub use crate::state::NULL_VERSION;
+use crate::state::{Bucket, ObjectVersion, Upload};
 
 /// Who is making a change: the actor recorded on the event and the request it came with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +113,7 @@ fn require_version(conn: &Connection, bucket: &str, key: &str, version_id: Optio
 }
 
 /// An upload in progress of this bucket and key.
-fn require_upload(conn: &Connection, bucket: &str, key: &str, upload_id: &str) -> Result<queries::Upload> {
+fn require_upload(conn: &Connection, bucket: &str, key: &str, upload_id: &str) -> Result<Upload> {
     queries::upload(conn, upload_id)?
         .filter(|u| u.created.bucket == bucket && u.created.key == key)
         .ok_or(Error::NoSuchUpload)
@@ -262,6 +264,22 @@ impl Registry {
     /// on a missing key).
     pub async fn put_object(&self, caller: Caller, new: NewVersion) -> Result<VersionRecorded> {
         self.write(move |writer| append_version(writer, &caller, new, None, None)).await
+    }
+
+    /// Records a new object version whose bytes are `blob` (`v1.object.put`, as
+    /// [`Registry::put_object`] does), storing the bytes in the same transaction. The
+    /// version's only part must name `blob.locator()`.
+    ///
+    /// # Errors
+    /// As [`Registry::put_object`]; nothing is stored when the version is refused.
+    pub async fn put_inline_object(
+        &self,
+        caller: Caller,
+        new: NewVersion,
+        blob: InlineBlob,
+    ) -> Result<VersionRecorded> {
+        debug_assert!(new.put.content.parts.iter().all(|part| part.blob == blob.locator()));
+        self.write(move |writer| append_version(writer, &caller, new, None, Some(&blob))).await
     }
 
     /// Deletes the current version (making a delete marker where versioning asks for one)
@@ -635,7 +653,7 @@ impl Registry {
                     .filter(|u| u.created.key == action.key)
                     .collect();
                 let fresh = lifecycle::plan(rules, &versions, &uploads, writer.now(), day_ms);
-                if !fresh.actions.contains(&action) || lifecycle_spares_sealed(writer.conn(), &action)? {
+                if !fresh.actions.contains(&action) || packages::lifecycle_spares_sealed(writer.conn(), &action)? {
                     continue;
                 }
                 apply_action(writer, &caller, &action, &new_id)?;
@@ -645,13 +663,6 @@ impl Registry {
         })
         .await
     }
-}
-
-/// Whether `action` would change a version of a sealed package, which lifecycle leaves alone
-/// as it leaves a locked version (an upload in flight may still be aborted).
-pub(crate) fn lifecycle_spares_sealed(conn: &Connection, action: &Action) -> Result<bool> {
-    let changes_a_version = !matches!(action.effect, Effect::AbortUpload { .. });
-    Ok(changes_a_version && packages::sealing(conn, &action.bucket, &action.key)?.is_some())
 }
 
 /// Appends one lifecycle action's audit event and its effect.
@@ -686,4 +697,68 @@ fn apply_action(writer: &mut Writer<'_>, caller: &Caller, action: &Action, new_i
         }
     }
     Ok(())
+}
+
+impl Registry {
+    /// Seals `manifest.prefix` of `manifest.bucket`: records `manifest_object` (a version of
+    /// the manifest key whose bytes, already in the blob store, are `manifest.encode()`) and
+    /// `v1.package.finalized`, in one transaction. `placed_after` is the deletion epoch read
+    /// before the manifest's blob was placed in the store ([`deletions`]).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`]; [`Error::PackageExists`]; [`Error::Sealed`] when the prefix
+    /// lies inside a sealed package; [`Error::PackageChanged`] when the current versions
+    /// under the prefix are no longer the manifest's members (build it again);
+    /// [`Error::InvalidRequest`] when an object already exists at the manifest key or the
+    /// manifest object does not hold the manifest; [`Error::BlobDeleted`] when gc may have
+    /// taken the manifest's blob.
+    pub async fn seal_package(
+        &self,
+        caller: Caller,
+        manifest: Manifest,
+        manifest_object: ObjectPut,
+        placed_after: Epoch,
+    ) -> Result<Sealed> {
+        self.write(move |writer| {
+            let conn = writer.conn();
+            if packages::package(conn, &manifest.name)?.is_some() {
+                return Err(Error::PackageExists(manifest.name));
+            }
+            let key = manifest.key();
+            if manifest_object.bucket != manifest.bucket || manifest_object.key != key {
+                return Err(Error::InvalidRequest("the manifest object is not at the manifest key"));
+            }
+            let manifest_blake3 = blake3::hash(&manifest.encode()).to_hex().to_string();
+            if manifest_object.content.blake3 != manifest_blake3 {
+                return Err(Error::InvalidRequest("the manifest object does not hold the manifest"));
+            }
+            packages::refuse_sealed(conn, &manifest.bucket, &key)?;
+            if Manifest::collect(conn, &manifest.name, &manifest.bucket, &manifest.prefix)? != manifest {
+                return Err(Error::PackageChanged);
+            }
+            let occupied = queries::latest_version(conn, &manifest.bucket, &key)?;
+            if occupied.is_some_and(|v| !v.is_delete_marker) {
+                return Err(Error::InvalidRequest("an object already exists at the manifest key"));
+            }
+            let new = NewVersion {
+                put: manifest_object,
+                condition: WriteCondition::default(),
+                placement: Some(placed_after.into()),
+            };
+            let recorded = append_version(writer, &caller, new, None, None)?;
+            let package = PackageFinalized {
+                name: manifest.name,
+                bucket: manifest.bucket,
+                prefix: manifest.prefix,
+                manifest_key: key,
+                manifest_version_id: recorded.version_id,
+                manifest_blake3,
+                members: manifest.members.len() as u64,
+                bytes: manifest.members.iter().map(|m| m.size).sum(),
+            };
+            let event = writer.append(caller.draft(Payload::PackageFinalized(package.clone())))?;
+            Ok(Sealed { event, manifest_event: recorded.event, package })
+        })
+        .await
+    }
 }

@@ -39,8 +39,9 @@
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
+use crate::error::{Error, Result};
 use crate::sqlite::{Registry, Writer};
-use crate::{Error, Result, inline, queries};
+use crate::{inline, queries};
 
 /// How many deletion batches had ended when a write read it. A write names the epoch it read
 /// before placing its blob; see the module documentation.

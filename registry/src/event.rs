@@ -8,6 +8,8 @@ pub mod v1;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
+
 /// A 32-byte BLAKE3 digest.
 pub type Digest = [u8; 32];
 
@@ -127,9 +129,9 @@ impl Event {
     ///
     /// # Errors
     /// [`crate::Error::CorruptPayload`] when a known type's payload does not parse.
-    pub fn decode(&self) -> crate::Result<v1::Payload> {
+    pub fn decode(&self) -> Result<v1::Payload> {
         v1::Payload::decode(&self.event_type, &self.payload)
-            .map_err(|source| crate::Error::CorruptPayload { sequence: self.sequence, source })
+            .map_err(|source| Error::CorruptPayload { sequence: self.sequence, source })
     }
 }
 

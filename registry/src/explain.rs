@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::error::Result;
 use crate::event::Event;
 use crate::event::v1::{LegalHoldSet, LockMode, ObjectDeleted, Payload, Retention, RetentionBypassed, RetentionSet};
 
@@ -93,8 +94,8 @@ fn target(events: &[(Event, Payload)], version_id: Option<&str>) -> Option<Strin
 ///
 /// # Errors
 /// [`crate::Error::CorruptPayload`] for an event whose payload does not parse.
-pub fn explain(events: &[Event], version_id: Option<&str>, now: i64) -> crate::Result<Explanation> {
-    let decoded = events.iter().map(|e| Ok((e.clone(), e.decode()?))).collect::<crate::Result<Vec<_>>>()?;
+pub fn explain(events: &[Event], version_id: Option<&str>, now: i64) -> Result<Explanation> {
+    let decoded = events.iter().map(|e| Ok((e.clone(), e.decode()?))).collect::<Result<Vec<_>>>()?;
     let target = target(&decoded, version_id);
     let mut out = Explanation {
         version_id: target.clone(),

@@ -17,9 +17,8 @@
 use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::Serialize;
 
-use crate::commands::{NewVersion, VersionRecorded, append_version};
+use crate::error::Result;
 use crate::sqlite::{Registry, Writer};
-use crate::{Caller, Result};
 
 /// What every inline locator starts with. A blob store's ids never do (the local store's are
 /// bare hex, the S3 store's random names without a colon).
@@ -175,22 +174,6 @@ fn remove_unreferenced(writer: &Writer<'_>, dry_run: bool) -> Result<Removed> {
 }
 
 impl Registry {
-    /// Records a new object version whose bytes are `blob` (`v1.object.put`, as
-    /// [`Registry::put_object`] does), storing the bytes in the same transaction. The
-    /// version's only part must name `blob.locator()`.
-    ///
-    /// # Errors
-    /// As [`Registry::put_object`]; nothing is stored when the version is refused.
-    pub async fn put_inline_object(
-        &self,
-        caller: Caller,
-        new: NewVersion,
-        blob: InlineBlob,
-    ) -> Result<VersionRecorded> {
-        debug_assert!(new.put.content.parts.iter().all(|part| part.blob == blob.locator()));
-        self.write(move |writer| append_version(writer, &caller, new, None, Some(&blob))).await
-    }
-
     /// Deletes every inline blob no version or part references (`gc`). Runs as one writer
     /// job: a write that references the same bytes is ordered before or after it, never
     /// between the check and the delete, so no age guard is needed. With `dry_run`, counts
@@ -203,7 +186,7 @@ impl Registry {
     }
 }
 
-/// Stores `blob` for [`append_version`], after its checks and before its event.
+/// Stores `blob` for a write, after its checks and before its event.
 pub(crate) fn store_for(writer: &Writer<'_>, blob: &InlineBlob) -> Result<()> {
     store(writer.log(), blob)
 }

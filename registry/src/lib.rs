@@ -11,21 +11,32 @@
 //! small objects the gateway hands it to keep inline ([`inline`]).
 //!
 //! # Modules
+//! Imports point one way: each module imports only modules listed before it, so the model
+//! (what the registry means) can be read without how SQLite stores it.
+//!
+//! The model: pure data and rules, no I/O.
 //! - [`event`]: events, their canonical encoding and chain hash; [`event::v1`] payloads.
+//! - [`state`]: the buckets, versions and uploads the views hold, as plain records.
+//! - [`retention`]: Object Lock rules as pure functions of (state, time).
+//! - [`lifecycle`]: lifecycle rules and the sweeper's plan, a pure function of (state, time).
+//! - [`explain`]: why a version exists or was deleted, from its events.
+//! - [`clock`]: the injected time source.
+//!
+//! Storage: the log and the views in SQLite.
+//! - [`views`]: the view writer shared by the direct path and replay; the deterministic dump.
+//! - [`packages`]: sealed packages' manifests, the packages view, and the refusal of writes
+//!   under a seal.
+//! - [`rules`]: replay's check of every event against the rules in force at its sequence.
 //! - [`log`]: append, fetch, replay, verify.
 //! - [`audit`]: the views compared with a fresh replay of the log, and the log with its rules.
-//! - [`views`]: the view writer shared by the direct path and replay; the deterministic dump.
-//! - [`commands`]: the domain operations that check the views and append events.
-//! - [`deletions`]: blob deletions that gc and writes agree on under the writer.
+//! - [`sqlite`]: opening the database, the writer task (group commit), reader connections,
+//!   and the [`Registry`] handle, whose methods the operation modules add.
+//!
+//! Operations: reads, and writes with their checks.
+//! - [`queries`]: typed reads of the views, and the lifecycle plan over them.
 //! - [`inline`]: small objects' bytes, stored in the log database with their event.
-//! - [`packages`]: sealing a prefix as a package, its manifest, and the refusal of writes under it.
-//! - [`queries`]: typed reads of the views.
-//! - [`retention`]: Object Lock rules as pure functions of (state, time).
-//! - [`rules`]: replay's check of every event against the rules in force at its sequence.
-//! - [`explain`]: why a version exists or was deleted, from its events.
-//! - [`lifecycle`]: lifecycle rules and the sweeper's plan, a pure function of (state, time).
-//! - [`sqlite`]: opening the database, the writer task (group commit), reader connections.
-//! - [`clock`]: the injected time source.
+//! - [`deletions`]: blob deletions that gc and writes agree on under the writer.
+//! - [`commands`]: the domain operations that check the views and append events.
 //!
 //! # Example
 //! ```
@@ -57,6 +68,7 @@ pub mod queries;
 pub mod retention;
 pub mod rules;
 pub mod sqlite;
+pub mod state;
 pub mod views;
 
 pub use commands::Caller;

@@ -11,9 +11,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::event::v1::{StringMap, VersioningStatus};
-use crate::queries::{ObjectVersion, Upload};
 use crate::retention::{self, Protection};
+use crate::state::{Bucket, NULL_VERSION, ObjectVersion, Upload};
 
 /// One day in milliseconds, the real length of a lifecycle day.
 pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -191,11 +192,11 @@ pub struct BucketRules<'a> {
 ///
 /// # Errors
 /// [`crate::Error::CorruptPayload`] when the stored rules do not parse.
-pub fn rules_of(bucket: &crate::queries::Bucket) -> crate::Result<Vec<Rule>> {
+pub fn rules_of(bucket: &Bucket) -> Result<Vec<Rule>> {
     match &bucket.lifecycle {
         None => Ok(Vec::new()),
         Some(value) => {
-            serde_json::from_value(value.clone()).map_err(|source| crate::Error::CorruptPayload { sequence: 0, source })
+            serde_json::from_value(value.clone()).map_err(|source| Error::CorruptPayload { sequence: 0, source })
         }
     }
 }
@@ -313,7 +314,7 @@ fn plan_key(
         let removed = match &found.effect {
             Effect::DeleteVersion { .. } => Some(current),
             Effect::AddDeleteMarker { .. } if bucket.versioning == Some(VersioningStatus::Suspended) => {
-                versions.iter().find(|v| v.version_id == crate::commands::NULL_VERSION)
+                versions.iter().find(|v| v.version_id == NULL_VERSION)
             }
             _ => None,
         };

@@ -8,10 +8,10 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::Result;
+use crate::error::Result;
 use crate::event::v1::Payload;
 use crate::event::{Digest, Event, EventDraft, GENESIS_HASH, RequestContext, StoredFields, chain_hash};
-use crate::rules::Violation;
+use crate::rules::{self, RuleCheck, Violation};
 use crate::views;
 
 /// The last event of the log: what the next one chains from.
@@ -217,6 +217,7 @@ fn apply_since(
     let (to_applier, decoded) =
         std::sync::mpsc::sync_channel::<(Vec<Event>, Result<Vec<Decoded>>)>(DECODE_BATCHES_IN_FLIGHT);
     let mut last = after;
+    let mut rule_check = RuleCheck::default();
     std::thread::scope(|scope| {
         // Named for profilers and debuggers; spawning panics as `std::thread::spawn` would.
         let decoder = std::thread::Builder::new().name("log-decoder".into());
@@ -246,6 +247,7 @@ fn apply_since(
             let (events, payloads) = decoded.recv().expect("the decoding thread outlives the reader");
             let payloads = payloads?;
             for (event, (payload, columns)) in events.iter().zip(&payloads) {
+                rules::check(views, event, payload, &mut rule_check, &mut deferred)?;
                 views::apply_payload(views, event, payload, columns.as_ref(), &mut deferred)?;
                 *last = event.sequence;
                 progress(event.sequence);
@@ -290,7 +292,7 @@ fn apply_since(
     })?;
     deferred.flush(views)?;
     views::set_applied(views, last)?;
-    let (first_violation, violations) = deferred.violations();
+    let RuleCheck { first: first_violation, count: violations, .. } = rule_check;
     if let Some(violation) = &first_violation {
         tracing::warn!(%violation, violations, "the log holds events its own rules forbid (run `verify`)");
     }

@@ -7,19 +7,20 @@
 //! multipart create, part upload and completion, delete, tagging, retention and legal hold.
 //! The manifest key starts with the prefix, so the manifest is sealed with its package.
 //!
-//! The manifest is built from the views and checked again inside the writer's transaction,
-//! so no write can slip in between the list and the seal. Its bytes go to the blob store
-//! first; that is the gateway's part, as the registry does no blob I/O.
+//! The manifest is built from the views and checked again inside the writer's transaction
+//! ([`crate::Registry::seal_package`], with the other commands), so no write can slip in
+//! between the list and the seal. Its bytes go to the blob store first; that is the
+//! gateway's part, as the registry does no blob I/O. This module holds what the commands,
+//! the queries and replay's rule check share: the manifest, reads of the packages view and
+//! the refusal of a change under a seal.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
-use crate::commands::{self, Caller, NewVersion, WriteCondition};
-use crate::deletions::Epoch;
+use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::event::v1::{self, ObjectPut, PackageFinalized, Payload};
-use crate::sqlite::Registry;
-use crate::{Error, Result};
+use crate::event::v1::{self, PackageFinalized};
+use crate::lifecycle::{Action, Effect};
 
 /// What the manifest key adds to the prefix.
 pub const MANIFEST_SUFFIX: &str = ".package.json";
@@ -211,6 +212,13 @@ pub(crate) fn refuse_sealed(conn: &Connection, bucket: &str, key: &str) -> Resul
     }
 }
 
+/// Whether `action` would change a version of a sealed package, which lifecycle leaves alone
+/// as it leaves a locked version (an upload in flight may still be aborted).
+pub(crate) fn lifecycle_spares_sealed(conn: &Connection, action: &Action) -> Result<bool> {
+    let changes_a_version = !matches!(action.effect, Effect::AbortUpload { .. });
+    Ok(changes_a_version && sealing(conn, &action.bucket, &action.key)?.is_some())
+}
+
 /// A package that was sealed: its `v1.package.finalized` event and the manifest's version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
@@ -220,68 +228,4 @@ pub struct Sealed {
     pub manifest_event: Event,
     /// What was recorded.
     pub package: PackageFinalized,
-}
-
-impl Registry {
-    /// Seals `manifest.prefix` of `manifest.bucket`: records `manifest_object` (a version of
-    /// the manifest key whose bytes, already in the blob store, are `manifest.encode()`) and
-    /// `v1.package.finalized`, in one transaction. `placed_after` is the deletion epoch read
-    /// before the manifest's blob was placed in the store ([`crate::deletions`]).
-    ///
-    /// # Errors
-    /// [`Error::NoSuchBucket`]; [`Error::PackageExists`]; [`Error::Sealed`] when the prefix
-    /// lies inside a sealed package; [`Error::PackageChanged`] when the current versions
-    /// under the prefix are no longer the manifest's members (build it again);
-    /// [`Error::InvalidRequest`] when an object already exists at the manifest key or the
-    /// manifest object does not hold the manifest; [`Error::BlobDeleted`] when gc may have
-    /// taken the manifest's blob.
-    pub async fn seal_package(
-        &self,
-        caller: Caller,
-        manifest: Manifest,
-        manifest_object: ObjectPut,
-        placed_after: Epoch,
-    ) -> Result<Sealed> {
-        self.write(move |writer| {
-            let conn = writer.conn();
-            if package(conn, &manifest.name)?.is_some() {
-                return Err(Error::PackageExists(manifest.name));
-            }
-            let key = manifest.key();
-            if manifest_object.bucket != manifest.bucket || manifest_object.key != key {
-                return Err(Error::InvalidRequest("the manifest object is not at the manifest key"));
-            }
-            let manifest_blake3 = blake3::hash(&manifest.encode()).to_hex().to_string();
-            if manifest_object.content.blake3 != manifest_blake3 {
-                return Err(Error::InvalidRequest("the manifest object does not hold the manifest"));
-            }
-            refuse_sealed(conn, &manifest.bucket, &key)?;
-            if Manifest::collect(conn, &manifest.name, &manifest.bucket, &manifest.prefix)? != manifest {
-                return Err(Error::PackageChanged);
-            }
-            let occupied = crate::queries::latest_version(conn, &manifest.bucket, &key)?;
-            if occupied.is_some_and(|v| !v.is_delete_marker) {
-                return Err(Error::InvalidRequest("an object already exists at the manifest key"));
-            }
-            let new = NewVersion {
-                put: manifest_object,
-                condition: WriteCondition::default(),
-                placement: Some(placed_after.into()),
-            };
-            let recorded = commands::append_version(writer, &caller, new, None, None)?;
-            let package = PackageFinalized {
-                name: manifest.name,
-                bucket: manifest.bucket,
-                prefix: manifest.prefix,
-                manifest_key: key,
-                manifest_version_id: recorded.version_id,
-                manifest_blake3,
-                members: manifest.members.len() as u64,
-                bytes: manifest.members.iter().map(|m| m.size).sum(),
-            };
-            let event = writer.append(caller.draft(Payload::PackageFinalized(package.clone())))?;
-            Ok(Sealed { event, manifest_event: recorded.event, package })
-        })
-        .await
-    }
 }

@@ -3,68 +3,9 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::Result;
-use crate::event::v1::{
-    BlobPart, DefaultRetention, LockMode, MultipartCreated, ObjectContent, Origin, Retention, VersioningStatus,
-};
-
-/// A bucket and its settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bucket {
-    /// Name.
-    pub name: String,
-    /// Creation time, milliseconds since the epoch.
-    pub created_at: i64,
-    /// Region reported by GetBucketLocation.
-    pub region: String,
-    /// Access key that created it.
-    pub owner: String,
-    /// `None` for a bucket that never had versioning enabled.
-    pub versioning: Option<VersioningStatus>,
-    /// Whether Object Lock is enabled (for good).
-    pub object_lock_enabled: bool,
-    /// Default retention for new versions.
-    pub default_retention: Option<DefaultRetention>,
-    /// Lifecycle rules as stored.
-    pub lifecycle: Option<serde_json::Value>,
-}
-
-impl Bucket {
-    /// Whether new writes get their own version id (as opposed to replacing `null`).
-    #[must_use]
-    pub fn versioning_enabled(&self) -> bool {
-        self.versioning == Some(VersioningStatus::Enabled)
-    }
-}
-
-/// One version of an object, or a delete marker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectVersion {
-    /// Bucket.
-    pub bucket: String,
-    /// Key.
-    pub key: String,
-    /// Version id (`null` for the null version).
-    pub version_id: String,
-    /// Sequence of the event that created it.
-    pub sequence: u64,
-    /// Creation time (Last-Modified), milliseconds since the epoch.
-    pub created_at: i64,
-    /// Whether it is the key's current version.
-    pub is_latest: bool,
-    /// Whether it is a delete marker (then `content` is empty).
-    pub is_delete_marker: bool,
-    /// Content description.
-    pub content: ObjectContent,
-    /// How it came to be (`None` for delete markers).
-    pub origin: Option<Origin>,
-    /// Access key (or system actor) that created it.
-    pub actor: String,
-    /// Retention, if any.
-    pub retention: Option<Retention>,
-    /// Legal hold.
-    pub legal_hold: bool,
-}
+use crate::error::Result;
+use crate::event::v1::{BlobPart, LockMode, ObjectContent, Retention, VersioningStatus};
+pub use crate::state::{Bucket, ObjectVersion, Upload};
 
 const VERSION_COLUMNS: &str = "bucket, key, version_id, seq, created_at, is_latest, is_delete_marker, content, origin,
     actor, retention_mode, retain_until, legal_hold";
@@ -249,7 +190,7 @@ pub fn lifecycle_plan_page(
     let mut plan = crate::lifecycle::plan(scope, &versions, &uploads, now, day_ms);
     let mut kept = Vec::with_capacity(plan.actions.len());
     for action in plan.actions {
-        if !crate::commands::lifecycle_spares_sealed(conn, &action)? {
+        if !crate::packages::lifecycle_spares_sealed(conn, &action)? {
             kept.push(action);
         }
     }
@@ -553,17 +494,6 @@ pub fn list_versions(conn: &Connection, query: &VersionQuery) -> Result<VersionP
     Ok(page)
 }
 
-/// A multipart upload in progress.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upload {
-    /// What it will create.
-    pub created: MultipartCreated,
-    /// When it was created.
-    pub created_at: i64,
-    /// Who created it.
-    pub initiator: String,
-}
-
 /// The upload with this id.
 ///
 /// # Errors
@@ -703,7 +633,7 @@ pub struct RecordingEvent {
     /// Its type (`v1.object.put`, `v1.multipart.completed`, ...).
     pub event_type: String,
     /// The request that caused it.
-    pub context: crate::RequestContext,
+    pub context: crate::event::RequestContext,
 }
 
 /// One version of a key with the event that created it.
@@ -731,7 +661,7 @@ pub fn key_provenance(conn: &Connection, bucket: &str, key: &str) -> Result<Vec<
                 sequence: version.sequence,
                 hash: row.get(0)?,
                 event_type: row.get(1)?,
-                context: crate::RequestContext {
+                context: crate::event::RequestContext {
                     access_key: row.get(2)?,
                     request_id: row.get(3)?,
                     source_addr: row.get(4)?,
@@ -785,7 +715,7 @@ pub struct RetrievalRecord {
     /// Who read it.
     pub actor: String,
     /// The request that read it.
-    pub context: crate::RequestContext,
+    pub context: crate::event::RequestContext,
 }
 
 /// Up to `limit` retrieval records matching `filter`, in sequence order. Needs a connection
@@ -837,7 +767,7 @@ pub fn retrievals(conn: &Connection, filter: &RetrievalFilter, limit: usize) -> 
                 bytes: row.get(7)?,
                 range,
                 actor: row.get(8)?,
-                context: crate::RequestContext {
+                context: crate::event::RequestContext {
                     access_key: row.get(9)?,
                     request_id: row.get(10)?,
                     source_addr: row.get(11)?,
@@ -862,7 +792,7 @@ pub struct EventFilter {
 impl EventFilter {
     /// Whether `event` passes the filter.
     #[must_use]
-    pub fn matches(&self, event: &crate::Event) -> bool {
+    pub fn matches(&self, event: &crate::event::Event) -> bool {
         let bucket_matches = self.bucket.as_deref().is_none_or(|bucket| {
             event.subject_id.strip_prefix(bucket).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         });
@@ -875,7 +805,7 @@ impl EventFilter {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventPage {
     /// Matching events, in sequence order.
-    pub events: Vec<crate::Event>,
+    pub events: Vec<crate::event::Event>,
     /// The last sequence looked at (the cursor given when nothing was).
     pub scanned_to: u64,
 }
@@ -921,7 +851,7 @@ pub fn events_matching(
 ///
 /// # Errors
 /// SQLite errors.
-pub fn event(conn: &Connection, sequence: u64) -> Result<Option<crate::Event>> {
+pub fn event(conn: &Connection, sequence: u64) -> Result<Option<crate::event::Event>> {
     let Some(before) = sequence.checked_sub(1) else { return Ok(None) };
     Ok(crate::log::fetch_since(conn, before, 1)?.into_iter().next().filter(|e| e.sequence == sequence))
 }

@@ -13,7 +13,7 @@
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
-use crate::Result;
+use crate::error::Result;
 use crate::event::Event;
 use crate::event::v1::{LockMode, Payload, Retention, VersionRef};
 use crate::retention::{self, Protection};
@@ -49,12 +49,16 @@ pub(crate) struct RuleCheck {
     bypassed: Option<(u64, VersionRef)>,
 }
 
-/// Checks `event` against the rules in force before it is applied to `conn`'s views. Does
-/// nothing on the direct path (the command has just checked, on the same views).
-pub(crate) fn check(conn: &Connection, event: &Event, payload: &Payload, deferred: &mut Deferred) -> Result<()> {
-    let Some(rules) = deferred.rules() else {
-        return Ok(());
-    };
+/// Checks `event` against the rules in force before it is applied to `conn`'s views. Only
+/// replay and catch-up ask: on the direct path the command has just checked, on the same
+/// views.
+pub(crate) fn check(
+    conn: &Connection,
+    event: &Event,
+    payload: &Payload,
+    rules: &mut RuleCheck,
+    deferred: &mut Deferred,
+) -> Result<()> {
     let bypassed = rules.bypassed.take().filter(|(sequence, _)| sequence + 1 == event.sequence).map(|(_, v)| v);
     if rules.sealed_any.is_none() {
         rules.sealed_any =
@@ -64,15 +68,11 @@ pub(crate) fn check(conn: &Connection, event: &Event, payload: &Payload, deferre
     let time = event.created_at;
     let breaks = match payload {
         Payload::RetentionBypassed(p) => {
-            if let Some(rules) = deferred.rules() {
-                rules.bypassed = Some((event.sequence, p.version.clone()));
-            }
+            rules.bypassed = Some((event.sequence, p.version.clone()));
             None
         }
         Payload::PackageFinalized(_) => {
-            if let Some(rules) = deferred.rules() {
-                rules.sealed_any = Some(true);
-            }
+            rules.sealed_any = Some(true);
             None
         }
         Payload::ObjectPut(p)
@@ -113,7 +113,7 @@ pub(crate) fn check(conn: &Connection, event: &Event, payload: &Payload, deferre
         Payload::PartUploaded(p) => sealed(conn, sealed_any, &p.bucket, &p.key)?,
         _ => None,
     };
-    if let (Some(breaks), Some(rules)) = (breaks, deferred.rules()) {
+    if let Some(breaks) = breaks {
         rules.count += 1;
         if rules.first.is_none() {
             rules.first = Some(Violation { sequence: event.sequence, event_type: event.event_type.clone(), breaks });

@@ -11,10 +11,9 @@ use std::hash::{BuildHasher as _, Hash, RandomState};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::Result;
+use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::event::v1::{self, BlobPart, ObjectPut, Payload, VersioningStatus};
-use crate::rules::{RuleCheck, Violation};
 
 /// The view tables, in dump order, each with the columns that order its rows.
 pub const VIEW_TABLES: &[(&str, &str)] = &[
@@ -96,7 +95,7 @@ pub fn set_applied(conn: &Connection, sequence: u64) -> Result<()> {
 /// Applies one event to the views. Unknown event types change nothing.
 ///
 /// # Errors
-/// SQLite errors, or [`crate::Error::CorruptPayload`] for a payload that does not parse.
+/// SQLite errors, or [`Error::CorruptPayload`] for a payload that does not parse.
 pub fn apply(conn: &Connection, event: &Event) -> Result<()> {
     apply_payload(conn, event, &event.decode()?, None, &mut Deferred::None)
 }
@@ -144,9 +143,6 @@ pub(crate) enum Deferred {
         /// apply finds versions without the indexes of `object_versions`, which the
         /// rebuild drops and builds again, sorted, at the end.
         versions: Option<Box<VersionIndex>>,
-        /// The rules each event is checked against before it is applied (boxed: the direct
-        /// path's variant carries nothing).
-        rules: Box<RuleCheck>,
     },
 }
 
@@ -248,34 +244,12 @@ impl VersionIndex {
 impl Deferred {
     /// A gatherer for catching up views that already hold rows.
     pub(crate) fn gathering() -> Self {
-        Deferred::Gathering { subjects: Vec::new(), refs: Vec::new(), versions: None, rules: Box::default() }
+        Deferred::Gathering { subjects: Vec::new(), refs: Vec::new(), versions: None }
     }
 
     /// A gatherer for a rebuild of emptied views, with the version index in memory.
     pub(crate) fn rebuilding() -> Self {
-        Deferred::Gathering {
-            subjects: Vec::new(),
-            refs: Vec::new(),
-            versions: Some(Box::new(VersionIndex::new())),
-            rules: Box::default(),
-        }
-    }
-
-    /// The rule check of a replay or catch-up (none on the direct path, whose command has
-    /// just checked the same rules on the same views).
-    pub(crate) fn rules(&mut self) -> Option<&mut RuleCheck> {
-        match self {
-            Deferred::Gathering { rules, .. } => Some(rules.as_mut()),
-            Deferred::None => None,
-        }
-    }
-
-    /// The first event that broke a rule, and how many did.
-    pub(crate) fn violations(&self) -> (Option<Violation>, u64) {
-        match self {
-            Deferred::Gathering { rules, .. } => (rules.first.clone(), rules.count),
-            Deferred::None => (None, 0),
-        }
+        Deferred::Gathering { subjects: Vec::new(), refs: Vec::new(), versions: Some(Box::new(VersionIndex::new())) }
     }
 
     fn memory(&mut self) -> Option<&mut VersionIndex> {
@@ -348,7 +322,7 @@ impl Deferred {
     /// left: subjects are distinct rows, and a blob's count is the sum of its changes (a
     /// count never goes below zero on the way, since a part releases only what it took).
     pub(crate) fn flush(&mut self, conn: &Connection) -> Result<()> {
-        let Deferred::Gathering { subjects, refs, versions, .. } = self else {
+        let Deferred::Gathering { subjects, refs, versions } = self else {
             return Ok(());
         };
         subjects.sort_unstable();
@@ -463,7 +437,6 @@ pub(crate) fn apply_payload(
     columns: Option<&VersionColumns>,
     deferred: &mut Deferred,
 ) -> Result<()> {
-    crate::rules::check(conn, event, payload, deferred)?;
     deferred.subject(conn, event)?;
     match payload {
         Payload::BucketCreated(p) => {
@@ -534,7 +507,7 @@ pub(crate) fn apply_payload(
                     .prepare_cached("SELECT content FROM object_versions WHERE seq = ?1")?
                     .query_row([row], |row| row.get(0))?;
                 let mut content: v1::ObjectContent = serde_json::from_str(&content)
-                    .map_err(|source| crate::Error::CorruptPayload { sequence: event.sequence, source })?;
+                    .map_err(|source| Error::CorruptPayload { sequence: event.sequence, source })?;
                 content.tags.clone_from(&p.tags);
                 conn.prepare_cached("UPDATE object_versions SET content = ?2 WHERE seq = ?1")?
                     .execute(params![row, json(&content)])?;
@@ -752,7 +725,7 @@ fn remove_part(conn: &Connection, upload_id: &str, number: Option<u32>, deferred
         .collect::<rusqlite::Result<Vec<_>>>()?;
     for part in parts {
         let part: BlobPart =
-            serde_json::from_str(&part).map_err(|source| crate::Error::CorruptPayload { sequence: 0, source })?;
+            serde_json::from_str(&part).map_err(|source| Error::CorruptPayload { sequence: 0, source })?;
         deferred.refs(conn, std::slice::from_ref(&part), -1)?;
     }
     Ok(())

@@ -25,10 +25,10 @@ use tokio::sync::{oneshot, watch};
 
 use self::faults::Faults;
 use crate::clock::Clock;
+use crate::error::{Error, Result};
 use crate::event::{Event, EventDraft};
 use crate::log::{self, ChainHead};
 use crate::views;
-use crate::{Error, Result};
 
 const LOG_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/log/0001_init.sql")),

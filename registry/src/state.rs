@@ -1,0 +1,76 @@
+//! The registry's state as the views hold it: the records that commands check and queries
+//! return, and that the lifecycle rules plan over. Plain data, with no storage behind it.
+
+use crate::event::v1::{DefaultRetention, MultipartCreated, ObjectContent, Origin, Retention, VersioningStatus};
+
+/// The version id S3 gives versions written while versioning is not enabled.
+pub const NULL_VERSION: &str = "null";
+
+/// A bucket and its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    /// Name.
+    pub name: String,
+    /// Creation time, milliseconds since the epoch.
+    pub created_at: i64,
+    /// Region reported by GetBucketLocation.
+    pub region: String,
+    /// Access key that created it.
+    pub owner: String,
+    /// `None` for a bucket that never had versioning enabled.
+    pub versioning: Option<VersioningStatus>,
+    /// Whether Object Lock is enabled (for good).
+    pub object_lock_enabled: bool,
+    /// Default retention for new versions.
+    pub default_retention: Option<DefaultRetention>,
+    /// Lifecycle rules as stored.
+    pub lifecycle: Option<serde_json::Value>,
+}
+
+impl Bucket {
+    /// Whether new writes get their own version id (as opposed to replacing `null`).
+    #[must_use]
+    pub fn versioning_enabled(&self) -> bool {
+        self.versioning == Some(VersioningStatus::Enabled)
+    }
+}
+
+/// One version of an object, or a delete marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// Version id (`null` for the null version).
+    pub version_id: String,
+    /// Sequence of the event that created it.
+    pub sequence: u64,
+    /// Creation time (Last-Modified), milliseconds since the epoch.
+    pub created_at: i64,
+    /// Whether it is the key's current version.
+    pub is_latest: bool,
+    /// Whether it is a delete marker (then `content` is empty).
+    pub is_delete_marker: bool,
+    /// Content description.
+    pub content: ObjectContent,
+    /// How it came to be (`None` for delete markers).
+    pub origin: Option<Origin>,
+    /// Access key (or system actor) that created it.
+    pub actor: String,
+    /// Retention, if any.
+    pub retention: Option<Retention>,
+    /// Legal hold.
+    pub legal_hold: bool,
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// What it will create.
+    pub created: MultipartCreated,
+    /// When it was created.
+    pub created_at: i64,
+    /// Who created it.
+    pub initiator: String,
+}
