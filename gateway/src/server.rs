@@ -148,6 +148,24 @@ pub async fn serve(
             S3BlobStore::open(&config.upstream)?.require_object_lock().await?;
         }
     }
+    serve_with_blobs(listener, config, blobs, shutdown).await
+}
+
+/// Serves as [`serve`] does, keeping object bytes in `blobs` rather than in the store that
+/// `config` names: for a store that wraps another, such as one that injects faults. The
+/// registry still lives in `storage.data_dir`, which the caller has prepared (private, and
+/// for the local store without temp files of earlier processes).
+///
+/// # Errors
+///
+/// As [`serve`].
+pub async fn serve_with_blobs(
+    listener: TcpListener,
+    config: Config,
+    blobs: Arc<dyn BlobStore>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let data_dir = config.storage.data_dir.clone();
     let registry_path = crate::layout::registry_path(&data_dir);
     let registry = Registry::open(&registry_path, Arc::new(SystemClock))
         .map_err(|source| ServeError::Registry { path: registry_path.clone(), source })?;
