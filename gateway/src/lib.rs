@@ -1,22 +1,29 @@
 //! artifact-store gateway: an S3 front end whose objects are recorded in the artifact-store
 //! registry and whose bytes live in a [`backend::BlobStore`].
 //!
-//! Module map:
+//! Module map, from the top down; a module imports only from modules below it (checked by
+//! `tests/layering.rs`):
+//! - [`cli`]: the `artifact-store` commands.
 //! - [`server`]: HTTP(S) accept loop, request ids, graceful shutdown; [`serve`] is the entry.
 //! - [`admin`]: `/_health` and the other endpoints under `/_`.
 //! - [`s3`]: the s3s `S3` implementation and the gateway error → S3 code mapping.
-//! - [`backend`]: the `BlobStore` trait and the local filesystem store.
-//! - [`blake3_tree`] and [`outboard`]: BLAKE3 over a tree of parts and of 1 MiB groups, so a
-//!   multipart object's digest needs no second read and a range is checked on its own.
-//! - [`checkpoints`]: signed checkpoints of the event chain: format, key, folders.
-//! - [`auth`]: users and root credentials.
-//! - [`config`]: one typed configuration (file < environment < flags).
-//! - [`tls`]: rustls acceptor and the self-signed certificate.
-//! - [`limits`]: idle connections and bodies, and uploads in progress, bounded.
-//! - [`telemetry`]: tracing setup.
-//! - [`cli`]: the `artifact-store` commands.
 //! - [`worker`]: background work (the lifecycle sweeper, checks of the registry, automatic
 //!   checkpoints).
+//! - [`backend`]: the `BlobStore` trait and the stores; they move bytes and know nothing of S3
+//!   requests or the registry.
+//! - [`auth`]: users and root credentials.
+//! - [`checkpoints`]: signed checkpoints of the event chain: format, key, folders.
+//! - [`blake3_tree`] and [`outboard`]: BLAKE3 over a tree of parts and of 1 MiB groups, so a
+//!   multipart object's digest needs no second read and a range is checked on its own.
+//! - [`digest`]: the checksum algorithms S3 defines and MD5, computed over bytes.
+//! - [`request`]: what the server hands the S3 layer about a request (its id, the peer).
+//! - [`clock`]: the wall clock and the fresh ids made from it.
+//! - [`metrics`]: the Prometheus metrics every layer records.
+//! - [`tls`]: rustls acceptor and the self-signed certificate.
+//! - [`limits`]: idle connections and bodies, and uploads in progress, bounded.
+//! - [`layout`]: where the data directory keeps what.
+//! - [`telemetry`]: tracing setup.
+//! - [`config`]: one typed configuration (file < environment < flags).
 //!
 //! ```
 //! use artifact_store_gateway::config::Config;
@@ -31,10 +38,14 @@ pub mod backend;
 pub mod blake3_tree;
 pub mod checkpoints;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod digest;
 pub mod layout;
 pub mod limits;
+pub mod metrics;
 pub mod outboard;
+pub mod request;
 pub mod s3;
 pub mod server;
 pub mod telemetry;

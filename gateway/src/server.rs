@@ -40,6 +40,8 @@ use crate::backend::fs::FsBlobStore;
 use crate::backend::s3::{self, OpenError, S3BlobStore};
 use crate::config::{Backend, Config, UpstreamObjectLock};
 use crate::limits::{ConnectionActivity, IdleTimeoutBody, RequestInProgress, TrackedBody, UploadSlots};
+use crate::metrics;
+use crate::request::{PeerAddr, RequestId};
 use crate::s3::Gateway;
 use crate::s3::document::{DigestingBody, DocumentDigests, is_document_request};
 use crate::tls::{self, TlsError};
@@ -48,24 +50,6 @@ use crate::worker::Findings;
 /// A TLS handshake that takes longer than this is dropped, so slow clients cannot pin
 /// connection tasks.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The id of one request, as sent in `x-amz-request-id`. Found in `S3Request::extensions`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub String);
-
-impl RequestId {
-    /// A fresh id: 16 uppercase hex digits, the shape AWS uses.
-    #[must_use]
-    pub fn new() -> Self {
-        Self(format!("{:016X}", rand::random::<u64>()))
-    }
-}
-
-impl Default for RequestId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -246,7 +230,7 @@ pub async fn serve_with_blobs(
         // Past the cap, the connection is closed before a byte is read: a flood of idle
         // connections cannot take every file descriptor.
         let Ok(slot) = Arc::clone(&connection_slots).try_acquire_owned() else {
-            admin::metrics::connection_refused();
+            metrics::connection_refused();
             tracing::debug!(%peer, "connection refused: server.max_connections reached");
             drop(stream);
             continue;
@@ -300,7 +284,7 @@ async fn serve_admin(
             let admin = Arc::clone(&admin);
             async move {
                 let response = admin.handle(req.method(), req.uri().path(), true).await;
-                admin::metrics::http_response(response.status().as_u16());
+                metrics::http_response(response.status().as_u16());
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
@@ -469,10 +453,6 @@ impl s3s::validation::NameValidation for RegistryPath {
     }
 }
 
-/// The remote address of the connection a request came on, in the request's extensions.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
-
 /// Sends `/_` paths to [`admin`] and everything else to s3s; stamps every response with its
 /// request id.
 #[derive(Clone)]
@@ -564,7 +544,7 @@ impl hyper::service::Service<Request<Incoming>> for Router {
             return Box::pin(async move {
                 let mut response = admin.handle(req.method(), req.uri().path(), with_metrics).await;
                 response.headers_mut().insert("x-amz-request-id", header);
-                admin::metrics::http_response(response.status().as_u16());
+                metrics::http_response(response.status().as_u16());
                 Ok(finish(response, head, in_progress))
             });
         }
@@ -584,7 +564,7 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                     let headers = response.headers_mut();
                     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
                     headers.insert("x-amz-request-id", header);
-                    admin::metrics::http_response(response.status().as_u16());
+                    metrics::http_response(response.status().as_u16());
                     Ok(finish(response, head, in_progress))
                 }
                 .instrument(span),
@@ -606,7 +586,7 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                 let mut result = s3.call(req).await;
                 if let Ok(response) = &mut result {
                     response.headers_mut().insert("x-amz-request-id", header);
-                    admin::metrics::http_response(response.status().as_u16());
+                    metrics::http_response(response.status().as_u16());
                     tracing::info!(
                         status = response.status().as_u16(),
                         elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),

@@ -3,13 +3,12 @@
 //! - `/_health`: the process serves HTTP (no I/O, no auth).
 //! - `/_ready`: the registry accepts writes, the backend answers and an upload slot is free;
 //!   503 otherwise (no auth).
-//! - `/_metrics`: Prometheus text format ([`metrics`]; no auth, as scrapers expect).
+//! - `/_metrics`: Prometheus text format ([`crate::metrics`]; no auth, as scrapers expect).
 //! - `/_registry/...`: the registry's read API ([`registry_api`]), signed like S3 requests.
 //!
 //! The server routes `/_health`, `/_ready` and `/_metrics` here before s3s sees them (see
 //! `server::Router`); `/_registry/` goes through s3s, which checks its signature.
 
-pub mod metrics;
 pub mod records;
 pub mod registry_api;
 
@@ -22,6 +21,7 @@ use s3s::Body;
 
 use crate::backend::BlobStore;
 use crate::limits::UploadSlots;
+use crate::metrics;
 use crate::worker::Findings;
 
 /// The prefix of the registry API.

@@ -38,8 +38,8 @@ use super::pipeline::{
 use super::{
     BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, PartToJoin, Result, Stage, StagedBlob, StoreUpload,
 };
+use crate::digest::{ChecksumAlgorithm, Checksummer};
 use crate::outboard::GroupHasher;
-use crate::s3::checksum::{ChecksumAlgorithm, Checksummer};
 
 /// Bytes per read when serving a blob. Large reads keep syscalls and task hops rare.
 const READ_CHUNK: u64 = 1 << 20;

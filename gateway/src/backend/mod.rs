@@ -29,7 +29,7 @@ use blake3::hazmat::ChainingValue;
 use bytes::Bytes;
 use futures::Stream;
 
-use crate::s3::checksum::{ChecksumAlgorithm, Checksums};
+use crate::digest::{ChecksumAlgorithm, Checksums};
 
 /// Boxed error of a request body stream (the error type s3s bodies carry).
 pub type BodyError = Box<dyn std::error::Error + Send + Sync + 'static>;

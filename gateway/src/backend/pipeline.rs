@@ -16,8 +16,8 @@ use futures::StreamExt as _;
 use tokio::sync::mpsc;
 
 use super::{BlobError, BodyStream, Result};
+use crate::digest::{ChecksumAlgorithm, Checksummer, Checksums, Md5, md5};
 use crate::outboard::{GroupHasher, SubtreeHasher};
-use crate::s3::checksum::{ChecksumAlgorithm, Checksummer, Checksums, Md5, md5};
 
 /// Chunks queued per hashing worker before the body reader waits (backpressure). With
 /// [`FEED_CHUNK`] this bounds a put's buffered body to about 1 MiB.

@@ -59,7 +59,7 @@ use super::{
     Stage, StagedBlob, StoreUpload, Subtree,
 };
 use crate::config::{UpstreamConfig, UpstreamObjectLock};
-use crate::s3::checksum::{ChecksumAlgorithm, Checksummer, Checksums};
+use crate::digest::{ChecksumAlgorithm, Checksummer, Checksums};
 use crate::telemetry::error_chain;
 
 /// Keys per listing page asked of the upstream (the S3 maximum).
@@ -886,7 +886,7 @@ impl Intercept for CountUpstreamRequests {
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let op = cfg.load::<Metadata>().map_or("unknown", Metadata::name);
         let outcome = context.response().map_or_else(|| "none".to_owned(), |r| r.status().as_u16().to_string());
-        crate::admin::metrics::upstream_request("s3", op, &outcome);
+        crate::metrics::upstream_request("s3", op, &outcome);
         Ok(())
     }
 }

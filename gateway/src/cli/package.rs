@@ -175,7 +175,7 @@ async fn store_manifest(store: &dyn BlobStore, manifest: &Manifest) -> anyhow::R
     Ok(ObjectPut {
         bucket: manifest.bucket.clone(),
         key: manifest.key(),
-        version_id: crate::s3::wire::new_id(),
+        version_id: crate::clock::new_id(),
         content: ObjectContent {
             size: len,
             etag,

@@ -45,7 +45,7 @@ use crate::backend::fs::FsBlobStore;
 use crate::backend::s3::S3BlobStore;
 use crate::backend::{BlobError, BlobId, BlobStore};
 use crate::config::{Backend, Config};
-use crate::s3::checksum::Md5;
+use crate::digest::Md5;
 
 /// Flags of `verify`.
 #[derive(Debug, clap::Args)]

@@ -16,7 +16,8 @@ use http::{HeaderMap, Method};
 use http_body::{Body, Frame, SizeHint};
 use s3s::{S3Error, s3_error};
 
-use super::checksum::{Checksummer, ExpectedChecksums, Md5};
+use super::checksum::ExpectedChecksums;
+use crate::digest::{Checksummer, Md5};
 
 /// Query parameters naming an operation whose body is a document. Those marked `true` are
 /// the operations for which AWS requires `Content-MD5` or an `x-amz-checksum-*` header (the
@@ -154,7 +155,7 @@ pub fn verify(api: &str, headers: &HeaderMap, extensions: &http::Extensions) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::s3::checksum::md5;
+    use crate::digest::md5;
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD as BASE64;
 

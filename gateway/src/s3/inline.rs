@@ -18,8 +18,7 @@ use s3s::dto::StreamingBlob;
 
 use super::checksum::ExpectedChecksums;
 use super::error::Result;
-use super::object::Stored;
-use super::{Gateway, wire};
+use super::{Gateway, Stored, wire};
 use crate::backend::{BlobError, BlobStream, BodyStream, Hashes, receive_exactly};
 
 /// Bodies up to this size are hashed on the request's own thread; larger ones on the blocking
@@ -61,7 +60,7 @@ pub(super) async fn store_body(
     let trailers = trailers.and_then(|t| t.take());
     expected.verify(&hashes.md5, &hashes.checksums, trailers.as_ref())?;
     let blob = InlineBlob::new(data.to_vec());
-    crate::admin::metrics::bytes_received(len);
+    crate::metrics::bytes_received(len);
     let part = BlobPart {
         blob: blob.locator(),
         size: len,

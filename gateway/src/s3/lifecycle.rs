@@ -11,6 +11,7 @@ use s3s::{S3Request, S3Response, s3_error};
 use super::bucket::require_bucket;
 use super::error::{Refusal, Result};
 use super::{Gateway, caller, wire};
+use crate::clock;
 
 /// The longest rule ID AWS accepts, and the most rules in one configuration.
 const MAX_ID_CHARS: usize = 255;
@@ -181,7 +182,7 @@ fn rules(config: Option<&BucketLifecycleConfiguration>) -> Result<Vec<Rule>> {
     }
     let mut out: Vec<Rule> = Vec::with_capacity(config.rules.len());
     for r in &config.rules {
-        let id = r.id.clone().filter(|id| !id.is_empty()).unwrap_or_else(wire::new_id);
+        let id = r.id.clone().filter(|id| !id.is_empty()).unwrap_or_else(clock::new_id);
         if id.chars().count() > MAX_ID_CHARS {
             return Err(invalid("ID length should not exceed allowed limit of 255"));
         }

@@ -12,8 +12,10 @@
 //! - [`tagging`]: object tags.
 //! - [`versions`]: listing every version and delete marker.
 //! - [`wire`]: conversions between registry records and s3s types.
-//! - [`checksum`]: client checksums (`Content-MD5`, `x-amz-checksum-*`, trailers) vs computed.
+//! - [`checksum`]: client checksums (`Content-MD5`, `x-amz-checksum-*`, trailers) vs those
+//!   [`crate::digest`] computed.
 //! - [`document`]: the digests of document bodies (DeleteObjects, configurations).
+//! - `lookup`: the version a request names, for copies, tags and locks.
 //! - [`error`]: the gateway error and its S3 codes.
 
 /// The Object Lock headers of a PutObject, CopyObject or CreateMultipartUpload (their s3s
@@ -25,7 +27,7 @@ macro_rules! lock_headers {
             $input.object_lock_mode.as_ref(),
             $input.object_lock_retain_until_date.as_ref(),
             $input.object_lock_legal_hold_status.as_ref(),
-            super::object::now_ms(),
+            crate::clock::now_ms(),
         )
     };
 }
@@ -38,6 +40,7 @@ mod inline;
 mod integrity;
 pub mod lifecycle;
 pub mod list;
+mod lookup;
 pub mod multipart;
 pub mod object;
 pub mod object_lock;
@@ -49,6 +52,8 @@ pub mod wire;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use blake3::hazmat::ChainingValue;
+use registry::event::v1::BlobPart;
 use registry::{Caller, Registry, RequestContext};
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
@@ -58,7 +63,7 @@ use crate::backend::BlobStore;
 use crate::config::{Backend, Config, Retrievals, UpstreamObjectLock};
 use crate::limits::{UploadSlot, UploadSlots};
 use crate::outboard::OutboardFiles;
-use crate::server::{PeerAddr, RequestId};
+use crate::request::{PeerAddr, RequestId};
 
 pub use self::error::{Error, Refusal, Result};
 
@@ -117,6 +122,16 @@ impl Gateway {
     }
 }
 
+/// Bytes received and committed as one blob, with everything computed as they streamed.
+struct Stored {
+    /// The blob, as a part of an object.
+    pub part: BlobPart,
+    /// BLAKE3 of the bytes, hex.
+    pub blake3: String,
+    /// The bytes' outboard, when the store computed one ([`crate::outboard`]).
+    pub outboard: Vec<ChainingValue>,
+}
+
 /// Who sent a request, as the registry records it: the access key, the request id, the peer
 /// address and the user agent.
 fn caller<T>(req: &S3Request<T>) -> Caller {
@@ -146,7 +161,7 @@ macro_rules! delegate {
                         Err(err) => Err(err),
                     };
                     let code = result.as_ref().err().map(|err| err.code().as_str());
-                    crate::admin::metrics::s3_request(api, code, started.elapsed());
+                    crate::metrics::s3_request(api, code, started.elapsed());
                     result
                 }
             )*

@@ -21,13 +21,15 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
 use super::bucket::{owner, require_bucket};
-use super::checksum::{ChecksumAlgorithm, ChecksumValue, Checksummer, ExpectedChecksums, Md5};
+use super::checksum::ExpectedChecksums;
 use super::error::Result;
 use super::object::{Placed, copy_source, place, record_placed, source_version, store_body};
 use super::read::{checked_read, read_parts};
 use super::{Gateway, caller, wire};
 use crate::backend::{BlobId, BlobStore, PartToJoin, StoreUpload};
 use crate::blake3_tree;
+use crate::clock;
+use crate::digest::{ChecksumAlgorithm, ChecksumValue, Checksummer, Md5};
 use crate::outboard::{GroupHasher, SubtreeHasher};
 
 /// Parts other than the last must be at least this large.
@@ -106,7 +108,7 @@ pub(super) async fn create_multipart_upload(
         .begin_multipart()
         .await?
         .map(|upload| v1::StoreUpload { blob: upload.blob.to_string(), upload_id: upload.upload_id });
-    let upload_id = wire::new_id();
+    let upload_id = clock::new_id();
     let created = MultipartCreated {
         bucket: input.bucket.clone(),
         key: input.key.clone(),
@@ -486,7 +488,7 @@ impl PartCheck {
             blob = %part.blob,
             "a stored part failed its integrity check; the upload was not completed"
         );
-        crate::admin::metrics::blob_corrupt(CorruptReason::DigestMismatch.as_str());
+        crate::metrics::blob_corrupt(CorruptReason::DigestMismatch.as_str());
         Err(s3_error!(InternalError, "A stored part of the upload is damaged.").into())
     }
 }
@@ -538,7 +540,7 @@ pub(super) async fn complete_multipart_upload(
     let put = ObjectPut {
         bucket: input.bucket.clone(),
         key: input.key.clone(),
-        version_id: wire::new_id(),
+        version_id: clock::new_id(),
         content,
         origin: Origin::Multipart { upload_id: input.upload_id.clone() },
         retention: upload.created.retention,

@@ -6,37 +6,28 @@
 //! at worst, a committed blob that `gc` removes). A small PutObject body skips the blob store:
 //! its bytes are committed with the event (see `inline`).
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use blake3::hazmat::ChainingValue;
 use registry::commands::{Deleted, NewVersion, WriteCondition};
 use registry::deletions::{Epoch, Pin, Placement};
 use registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, VersionRef};
-use registry::queries::{self, ObjectVersion};
+use registry::queries::ObjectVersion;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, TrailingHeaders, s3_error};
 
 use super::bucket::require_bucket;
 use super::checksum::ExpectedChecksums;
 use super::error::{Error, Result};
-use super::{Gateway, caller, inline, wire};
+use super::lookup::{OnDeleteMarker, named_version};
+use super::{Gateway, Stored, caller, inline, wire};
 use crate::backend::{PlacedBlob, StagedBlob, StoreUpload};
+use crate::clock;
 
 /// How many times a write places its blob again after gc took it, before it gives up.
 const PLACE_ATTEMPTS: usize = 3;
 
 /// How long a write waits for gc to finish deleting its blob before it gives up.
 const GC_WAIT: Duration = Duration::from_secs(30);
-
-/// Bytes received and committed as one blob, with everything computed as they streamed.
-pub(super) struct Stored {
-    /// The blob, as a part of an object.
-    pub part: BlobPart,
-    /// BLAKE3 of the bytes, hex.
-    pub blake3: String,
-    /// The bytes' outboard, when the store computed one ([`crate::outboard`]).
-    pub outboard: Vec<ChainingValue>,
-}
 
 /// A blob a write placed in the store, kept until the write's event is recorded
 /// ([`record_placed`]).
@@ -162,17 +153,10 @@ pub(super) async fn store_body(
     if let Some((cv, groups)) = part_groups {
         gw.outboards.keep_part(cv, groups).await;
     }
-    crate::admin::metrics::bytes_received(size);
+    crate::metrics::bytes_received(size);
     let blob = placed.blob_id().to_string();
     let part = BlobPart { blob, size, etag, checksums, subtree, offset: None, store_etag };
     Ok((Stored { part, blake3, outboard }, placed))
-}
-
-/// Wall-clock milliseconds, for validating dates clients send (the registry stamps events
-/// with its own clock).
-pub fn now_ms() -> i64 {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The write condition of a conditional PUT.
@@ -241,7 +225,7 @@ pub(super) async fn put_object(
     let put = ObjectPut {
         bucket: input.bucket.clone(),
         key: input.key.clone(),
-        version_id: wire::new_id(),
+        version_id: clock::new_id(),
         content,
         origin: Origin::Put,
         retention,
@@ -287,18 +271,6 @@ enum Kept {
     Placed(Placed),
 }
 
-/// What a request gets when the version it names is a delete marker; AWS differs by operation.
-#[derive(Clone, Copy)]
-pub(super) enum OnDeleteMarker {
-    /// A copy source, or a read of retention or legal hold: the current version being a marker
-    /// is 404 `NoSuchKey`; a marker named by id is 400 `InvalidRequest` for a copy source and
-    /// 405 `MethodNotAllowed` for a lock read (as a GET of it).
-    CopySource,
-    LockRead,
-    /// Object tags: 405 `MethodNotAllowed` whether the marker is current or named by id.
-    Tagging,
-}
-
 /// The version a copy names as its source.
 pub(super) async fn source_version(
     gw: &Gateway,
@@ -307,37 +279,6 @@ pub(super) async fn source_version(
     version_id: Option<&str>,
 ) -> Result<ObjectVersion> {
     named_version(gw, bucket, key, version_id, OnDeleteMarker::CopySource).await
-}
-
-/// The version a request names (the latest without an id), never a delete marker.
-pub(super) async fn named_version(
-    gw: &Gateway,
-    bucket: &str,
-    key: &str,
-    version_id: Option<&str>,
-    on_marker: OnDeleteMarker,
-) -> Result<ObjectVersion> {
-    let by_id = version_id.is_some();
-    let (bucket, key, version_id) = (bucket.to_owned(), key.to_owned(), version_id.map(str::to_owned));
-    let version = gw
-        .registry
-        .read(move |conn| match version_id {
-            Some(id) => queries::version(conn, &bucket, &key, &id),
-            None => queries::latest_version(conn, &bucket, &key),
-        })
-        .await?;
-    let not_allowed = || s3_error!(MethodNotAllowed, "The specified method is not allowed against this resource.");
-    match (version, by_id, on_marker) {
-        (Some(v), _, _) if !v.is_delete_marker => Ok(v),
-        (Some(_), _, OnDeleteMarker::Tagging) | (Some(_), true, OnDeleteMarker::LockRead) => Err(not_allowed().into()),
-        (Some(_), true, OnDeleteMarker::CopySource) => Err(s3_error!(
-            InvalidRequest,
-            "The source of a copy request may not specifically refer to a delete marker by version id."
-        )
-        .into()),
-        (None, true, _) => Err(s3_error!(NoSuchVersion, "The specified version does not exist.").into()),
-        _ => Err(s3_error!(NoSuchKey, "The specified key does not exist.").into()),
-    }
 }
 
 /// Checks the `x-amz-copy-source-if-*` conditions against the source version.
@@ -430,7 +371,7 @@ pub(super) async fn copy_object(
     let put = ObjectPut {
         bucket: input.bucket.clone(),
         key: input.key.clone(),
-        version_id: wire::new_id(),
+        version_id: clock::new_id(),
         content,
         origin: Origin::Copy { bucket: src_bucket, key: src_key, version_id: source.version_id.clone() },
         retention,
@@ -474,7 +415,7 @@ pub(super) async fn delete_object(
         version_id: input.version_id.clone().unwrap_or_default(),
     };
     let deleted =
-        gw.registry.delete_object(caller(&req), target, input.version_id.is_some(), wire::new_id(), bypass).await;
+        gw.registry.delete_object(caller(&req), target, input.version_id.is_some(), clock::new_id(), bypass).await;
     let deleted = deleted.or_else(absent_version_is_deleted)?;
     Ok(S3Response::new(DeleteObjectOutput {
         delete_marker: deleted.delete_marker.then_some(true),
@@ -519,7 +460,7 @@ pub(super) async fn delete_objects(
                 key: o.key.clone(),
                 version_id: o.version_id.clone().unwrap_or_default(),
             };
-            (target, o.version_id.is_some(), wire::new_id())
+            (target, o.version_id.is_some(), clock::new_id())
         })
         .collect();
     let outcomes = gw.registry.delete_objects(caller(&req), targets, bypass).await?;

@@ -13,9 +13,10 @@ use s3s::{S3Request, S3Response, s3_error};
 
 use super::bucket::require_bucket;
 use super::error::{Refusal, Result};
-use super::object::{OnDeleteMarker, named_version};
+use super::lookup::{OnDeleteMarker, named_version};
 use super::{Gateway, caller, wire};
 use crate::backend::{BlobId, BlobLock, RetentionMode};
+use crate::clock;
 
 /// The mode as S3 spells it: upper case only; anything else does not validate.
 fn mode(mode: Option<&ObjectLockRetentionMode>) -> Result<LockMode> {
@@ -127,7 +128,7 @@ pub(super) async fn put_object_retention(
         Some(ObjectLockRetention { mode: None, retain_until_date: None }) => None,
         Some(ObjectLockRetention { mode: m, retain_until_date: Some(until) }) => {
             let retain_until = wire::millis(until);
-            if retain_until <= super::object::now_ms() {
+            if retain_until <= clock::now_ms() {
                 return Err(s3_error!(InvalidArgument, "The retain until date must be in the future!").into());
             }
             Some(Retention { mode: mode(m.as_ref())?, retain_until })

@@ -247,7 +247,7 @@ fn corruption_report(
             blobs = ?blobs,
             "stored bytes failed their integrity check; the read was refused"
         );
-        crate::admin::metrics::blob_corrupt(reason.as_str());
+        crate::metrics::blob_corrupt(reason.as_str());
         let corrupt = BlobCorrupt { version: target, blobs, reason, range };
         let lost = |err: registry::Error| tracing::error!(error = %err, "a v1.blob.corrupt record was lost");
         if let Err(err) = registry.record_corruption(caller, corrupt, lost) {
@@ -278,7 +278,7 @@ impl<S: Stream<Item = Result<Bytes, BlobError>> + Unpin> Stream for RecordedBody
 
 impl<S> Drop for RecordedBody<S> {
     fn drop(&mut self) {
-        crate::admin::metrics::bytes_sent(self.sent);
+        crate::metrics::bytes_sent(self.sent);
         if let Some(record) = self.record.take() {
             record(self.sent);
         }
@@ -296,7 +296,7 @@ fn record_retrieval(
 ) {
     let retrieved = Retrieved { version, method: method.to_owned(), bytes, range };
     let lost = |err: registry::Error| {
-        crate::admin::metrics::retrieval_record_dropped();
+        crate::metrics::retrieval_record_dropped();
         tracing::error!(error = %err, "a retrieval record was lost");
     };
     if let Err(err) = registry.record_retrieval(caller, retrieved, lost) {

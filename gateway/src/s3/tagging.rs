@@ -7,7 +7,7 @@ use s3s::{S3Request, S3Response};
 
 use super::bucket::require_bucket;
 use super::error::Result;
-use super::object::{OnDeleteMarker, named_version};
+use super::lookup::{OnDeleteMarker, named_version};
 use super::{Gateway, caller, wire};
 
 pub(super) async fn get_object_tagging(

@@ -1,8 +1,6 @@
 //! Conversions between the registry's records and the s3s wire types, and the request
 //! checks every operation family shares (key rules, tags, lock headers).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use registry::event::v1::{LockMode, ObjectContent, Retention, StringMap};
 use registry::queries::{Bucket, ObjectVersion};
 use s3s::dto::{
@@ -10,8 +8,8 @@ use s3s::dto::{
 };
 use s3s::{S3Response, s3_error};
 
-use super::checksum::{ChecksumAlgorithm, Checksums};
 use super::error::Result;
+use crate::digest::{ChecksumAlgorithm, Checksums};
 
 /// The receipt header of a write that created a version (PutObject, CopyObject,
 /// CompleteMultipartUpload): `<sequence>;<hash>` of the event that recorded it, the hash in
@@ -96,14 +94,6 @@ pub fn check_metadata_size(metadata: Option<&Metadata>) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// A fresh, unguessable id for a version, a delete marker or an upload: 32 hex digits of
-/// randomness, prefixed by the time so ids sort roughly by creation in listings and logs.
-#[must_use]
-pub fn new_id() -> String {
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
-    format!("{millis:012x}{:032x}", rand::random::<u128>())
 }
 
 /// Milliseconds since the epoch as an s3s timestamp. Times outside the years 1970 to 9999,

@@ -9,8 +9,8 @@ use std::time::Duration;
 use registry::{Caller, Registry, queries};
 use tokio::task::JoinHandle;
 
+use crate::clock;
 use crate::config::LifecycleConfig;
-use crate::s3::wire;
 
 /// The actor recorded on the sweeper's events.
 pub const ACTOR: &str = "lifecycle";
@@ -52,7 +52,7 @@ pub fn spawn(registry: Registry, config: &LifecycleConfig) -> Sweeper {
 /// # Errors
 /// Registry failures.
 pub async fn sweep(registry: &Registry, day_ms: i64) -> registry::Result<usize> {
-    let now = crate::s3::object::now_ms();
+    let now = clock::now_ms();
     let mut applied = 0;
     for bucket in registry.read(queries::buckets).await? {
         let mut after = String::new();
@@ -66,7 +66,7 @@ pub async fn sweep(registry: &Registry, day_ms: i64) -> registry::Result<usize> 
             if !page.plan.actions.is_empty() {
                 let actions = page.plan.actions;
                 let done = registry
-                    .apply_lifecycle(Caller::system(ACTOR), &bucket.name, actions, day_ms, wire::new_id)
+                    .apply_lifecycle(Caller::system(ACTOR), &bucket.name, actions, day_ms, clock::new_id)
                     .await?;
                 applied += done.len();
             }

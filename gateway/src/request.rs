@@ -1,0 +1,26 @@
+//! What the server learns about a request before s3s sees it, handed to the S3 layer in the
+//! request's extensions.
+
+use std::net::SocketAddr;
+
+/// The id of one request, as sent in `x-amz-request-id`. Found in `S3Request::extensions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    /// A fresh id: 16 uppercase hex digits, the shape AWS uses.
+    #[must_use]
+    pub fn new() -> Self {
+        Self(format!("{:016X}", rand::random::<u64>()))
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The remote address of the connection a request came on, in the request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
