@@ -16,8 +16,8 @@ use artifact_store_gateway::backend::{
     BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, PartToJoin, Result, Stage, StagedBlob, StoreUpload,
 };
 use artifact_store_gateway::config::Config;
+use artifact_store_gateway::digest::ChecksumAlgorithm;
 use artifact_store_gateway::layout;
-use artifact_store_gateway::s3::checksum::ChecksumAlgorithm;
 use artifact_store_gateway::server::serve_with_blobs;
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;

@@ -505,8 +505,6 @@ fn gateway_modules_import_without_cycles() {
 }
 
 #[test]
-#[ignore = "registry modules still import each other around loops (commands, queries, lifecycle, \
-            inline, packages, ...); run it once those are broken"]
 fn registry_modules_import_without_cycles() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../registry/src");
     assert_none(
