@@ -259,12 +259,12 @@ impl Default for Md5 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Known vectors, computed with Python's zlib/hashlib and a bitwise CRC for CRC32C and
     /// CRC64NVME (whose check values for "123456789" are 0xE3069283 and 0xAE8B14860A799888).
-    const HELLO: &[(ChecksumAlgorithm, &str)] = &[
+    pub(crate) const HELLO: &[(ChecksumAlgorithm, &str)] = &[
         (ChecksumAlgorithm::Crc32, "DUoRhQ=="),
         (ChecksumAlgorithm::Crc32c, "yZRlqg=="),
         (ChecksumAlgorithm::Crc64Nvme, "jSnVw/bqjr4="),
@@ -279,7 +279,7 @@ mod tests {
         (ChecksumAlgorithm::Sha256, "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="),
     ];
 
-    fn compute(chunks: &[&[u8]]) -> Checksums {
+    pub(crate) fn compute(chunks: &[&[u8]]) -> Checksums {
         let mut c = Checksummer::new(&ChecksumAlgorithm::ALL);
         for chunk in chunks {
             c.update(chunk);

@@ -11,9 +11,9 @@ use super::{Gateway, caller, wire};
 
 /// Reads a bucket, or `NoSuchBucket`.
 pub(super) async fn require_bucket(gw: &Gateway, name: &str) -> Result<Bucket> {
-    let name = name.to_owned();
-    let bucket = gw.registry.read(move |conn| queries::bucket(conn, &name)).await?;
-    bucket.ok_or_else(|| s3_error!(NoSuchBucket, "The specified bucket does not exist").into())
+    let wanted = name.to_owned();
+    let bucket = gw.registry.read(move |conn| queries::bucket(conn, &wanted)).await?;
+    bucket.ok_or_else(|| registry::Error::NoSuchBucket(name.to_owned()).into())
 }
 
 /// The owner S3 reports for every bucket and object: the root user, as one tenant owns all.

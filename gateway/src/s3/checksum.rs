@@ -168,25 +168,8 @@ fn invalid_value(algorithm: ChecksumAlgorithm) -> S3Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::{Checksummer, md5};
-
-    /// Known vectors, computed with Python's zlib/hashlib and a bitwise CRC for CRC32C and
-    /// CRC64NVME (whose check values for "123456789" are 0xE3069283 and 0xAE8B14860A799888).
-    const HELLO: &[(ChecksumAlgorithm, &str)] = &[
-        (ChecksumAlgorithm::Crc32, "DUoRhQ=="),
-        (ChecksumAlgorithm::Crc32c, "yZRlqg=="),
-        (ChecksumAlgorithm::Crc64Nvme, "jSnVw/bqjr4="),
-        (ChecksumAlgorithm::Sha1, "Kq5sNclPz7QV2+lfQIuc6R7oRu0="),
-        (ChecksumAlgorithm::Sha256, "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek="),
-    ];
-
-    fn compute(chunks: &[&[u8]]) -> Checksums {
-        let mut c = Checksummer::new(&ChecksumAlgorithm::ALL);
-        for chunk in chunks {
-            c.update(chunk);
-        }
-        c.finish()
-    }
+    use crate::digest::md5;
+    use crate::digest::tests::{HELLO, compute};
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

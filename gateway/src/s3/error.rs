@@ -1,4 +1,10 @@
-//! The gateway's error type and the one place where S3 error codes are chosen.
+//! The gateway's error type and the one place where outcomes become S3 error codes.
+//!
+//! The registry's domain errors (no such key or version, a delete marker, a failed
+//! precondition, a locked object), the blob store's, and the gateway's own refusals
+//! ([`Refusal`]) are raised as themselves wherever they are found and get their code and
+//! message here, once. Only the parsing of a malformed request (`wire`, `checksum`, `list`,
+//! ...) answers with an S3 error directly ([`Error::S3`]), where the input is read.
 //!
 //! Every variant maps to `InternalError` unless the table below opts it into a specific code.
 //! Internal errors are logged with their source chain (and, for [`Error::Internal`], where
@@ -53,6 +59,10 @@ pub enum Refusal {
     /// Days or Years of a default retention beyond 100 years.
     #[error("retention period too large")]
     RetentionPeriodTooLarge,
+    /// A retain-until date that is not in the future (PutObject's headers or
+    /// PutObjectRetention's document).
+    #[error("retain-until date not in the future")]
+    RetainUntilInThePast,
     /// GetObjectLockConfiguration on a bucket without Object Lock.
     #[error("no Object Lock configuration")]
     NoObjectLockConfiguration,
@@ -177,6 +187,7 @@ fn refused(refusal: Refusal) -> S3Error {
             err.set_status_code(http::StatusCode::BAD_REQUEST);
             err
         }
+        Refusal::RetainUntilInThePast => s3_error!(InvalidArgument, "The retain until date must be in the future!"),
         Refusal::RetentionPeriodTooLarge => {
             s3_error!(InvalidArgument, "Default retention period is too large. It must not exceed 100 years.")
         }

@@ -35,16 +35,17 @@ pub(super) async fn named_version(
             None => queries::latest_version(conn, &bucket, &key),
         })
         .await?;
-    let not_allowed = || s3_error!(MethodNotAllowed, "The specified method is not allowed against this resource.");
     match (version, by_id, on_marker) {
         (Some(v), _, _) if !v.is_delete_marker => Ok(v),
-        (Some(_), _, OnDeleteMarker::Tagging) | (Some(_), true, OnDeleteMarker::LockRead) => Err(not_allowed().into()),
+        (Some(_), _, OnDeleteMarker::Tagging) | (Some(_), true, OnDeleteMarker::LockRead) => {
+            Err(registry::Error::DeleteMarker.into())
+        }
         (Some(_), true, OnDeleteMarker::CopySource) => Err(s3_error!(
             InvalidRequest,
             "The source of a copy request may not specifically refer to a delete marker by version id."
         )
         .into()),
-        (None, true, _) => Err(s3_error!(NoSuchVersion, "The specified version does not exist.").into()),
-        _ => Err(s3_error!(NoSuchKey, "The specified key does not exist.").into()),
+        (None, true, _) => Err(registry::Error::NoSuchVersion.into()),
+        _ => Err(registry::Error::NoSuchKey.into()),
     }
 }

@@ -305,9 +305,7 @@ fn check_copy_conditions(
         if_modified_since.is_some_and(|ts| modified <= wire::seconds(wire::millis(ts)))
     };
     if failed {
-        return Err(
-            s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold").into()
-        );
+        return Err(registry::Error::PreconditionFailed.into());
     }
     Ok(())
 }

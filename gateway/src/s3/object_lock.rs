@@ -9,7 +9,7 @@ use registry::commands::VersionRecorded;
 use registry::event::v1::{DefaultRetention, LockMode, ObjectLockSet, Payload, Retention, VersionRef};
 use registry::queries::{self, ObjectVersion};
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, s3_error};
+use s3s::{S3Request, S3Response};
 
 use super::bucket::require_bucket;
 use super::error::{Refusal, Result};
@@ -129,7 +129,7 @@ pub(super) async fn put_object_retention(
         Some(ObjectLockRetention { mode: m, retain_until_date: Some(until) }) => {
             let retain_until = wire::millis(until);
             if retain_until <= clock::now_ms() {
-                return Err(s3_error!(InvalidArgument, "The retain until date must be in the future!").into());
+                return Err(Refusal::RetainUntilInThePast.into());
             }
             Some(Retention { mode: mode(m.as_ref())?, retain_until })
         }

@@ -62,8 +62,8 @@ async fn plan(
         })
         .await?;
     let version = match (version, version_id) {
-        (None, None) => return Err(s3_error!(NoSuchKey, "The specified key does not exist.").into()),
-        (None, Some(_)) => return Err(s3_error!(NoSuchVersion, "The specified version does not exist.").into()),
+        (None, None) => return Err(registry::Error::NoSuchKey.into()),
+        (None, Some(_)) => return Err(registry::Error::NoSuchVersion.into()),
         (Some(v), None) if v.is_delete_marker => return Err(delete_marker_error(&v, S3ErrorCode::NoSuchKey)),
         (Some(v), Some(_)) if v.is_delete_marker => return Err(delete_marker_error(&v, S3ErrorCode::MethodNotAllowed)),
         (Some(v), _) => v,
@@ -139,9 +139,7 @@ fn check_conditions(version: &ObjectVersion, c: &Conditions<'_>) -> Result<()> {
         None => c.if_unmodified_since.is_some_and(|ts| modified > wire::seconds(wire::millis(ts))),
     };
     if precondition_failed {
-        return Err(
-            s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold").into()
-        );
+        return Err(registry::Error::PreconditionFailed.into());
     }
     let not_modified = match c.if_none_match {
         Some(cond) => matches(cond),

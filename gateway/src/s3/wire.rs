@@ -8,7 +8,7 @@ use s3s::dto::{
 };
 use s3s::{S3Response, s3_error};
 
-use super::error::Result;
+use super::error::{Refusal, Result};
 use crate::digest::{ChecksumAlgorithm, Checksums};
 
 /// The receipt header of a write that created a version (PutObject, CopyObject,
@@ -278,7 +278,7 @@ pub fn lock_headers(
             let mode = lock_mode(mode.as_str())?;
             let retain_until = millis(until);
             if retain_until <= now_ms {
-                return Err(s3_error!(InvalidArgument, "The retain until date must be in the future!").into());
+                return Err(Refusal::RetainUntilInThePast.into());
             }
             Some(Retention { mode, retain_until })
         }
