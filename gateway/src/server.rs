@@ -186,7 +186,8 @@ pub async fn serve_with_blobs(
             Admin::new(registry.clone(), Arc::clone(&blobs))
                 .with_findings(views_findings)
                 .with_findings(checkpoint_findings)
-                .with_upload_slots(uploads.clone()),
+                .with_upload_slots(uploads.clone())
+                .with_disk_reserve(config.storage.data_dir.clone(), config.storage.min_free_bytes),
         ),
         metrics_here: admin_listener.is_none(),
         body_idle_timeout: limits.body_idle,

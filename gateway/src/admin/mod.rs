@@ -12,6 +12,7 @@
 pub mod records;
 pub mod registry_api;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use http::{Method, Response, StatusCode, header};
@@ -20,6 +21,7 @@ use registry::Registry;
 use s3s::Body;
 
 use crate::backend::BlobStore;
+use crate::backend::fs::free_bytes;
 use crate::limits::UploadSlots;
 use crate::metrics;
 use crate::worker::Findings;
@@ -51,6 +53,8 @@ pub struct Admin {
     findings: Vec<Arc<Findings>>,
     /// The S3 service's upload slots: all taken means new uploads are refused.
     uploads: Option<UploadSlots>,
+    /// The data folder and the bytes it must keep free (`storage.min_free_bytes`).
+    disk_reserve: Option<(PathBuf, u64)>,
 }
 
 impl Admin {
@@ -59,7 +63,15 @@ impl Admin {
     #[must_use]
     pub fn new(registry: Registry, blobs: Arc<dyn BlobStore>) -> Self {
         let opened_at = registry.committed_sequence();
-        Self { registry, blobs, metrics: metrics::install(), opened_at, findings: Vec::new(), uploads: None }
+        Self {
+            registry,
+            blobs,
+            metrics: metrics::install(),
+            opened_at,
+            findings: Vec::new(),
+            uploads: None,
+            disk_reserve: None,
+        }
     }
 
     /// Makes `/_ready` fail while a background check reports problems.
@@ -67,6 +79,14 @@ impl Admin {
     pub fn with_findings(mut self, findings: Arc<Findings>) -> Self {
         self.findings.push(findings);
         self
+    }
+
+    /// `/_ready` also fails while the file system of `data_dir` has less than `min_free` bytes
+    /// free: whether the registry's next commit still fits there depends on how full its WAL
+    /// happens to be, so a probe commit alone can report ready on a disk that refuses writes.
+    #[must_use]
+    pub fn with_disk_reserve(self, data_dir: PathBuf, min_free: u64) -> Self {
+        Self { disk_reserve: (min_free > 0).then_some((data_dir, min_free)), ..self }
     }
 
     /// `/_ready` also fails while every one of `uploads` is taken.
@@ -112,6 +132,15 @@ impl Admin {
         if self.uploads.as_ref().is_some_and(UploadSlots::saturated) {
             return Err("saturated: server.max_concurrent_uploads uploads in progress".to_owned());
         }
+        if let Some((data_dir, min_free)) = &self.disk_reserve {
+            let free = free_bytes(data_dir)
+                .map_err(|err| format!("registry: cannot read the free space of {}: {err}", data_dir.display()))?;
+            if free < *min_free {
+                return Err(format!(
+                    "registry: {free} bytes free in the data folder, less than storage.min_free_bytes ({min_free})"
+                ));
+            }
+        }
         self.registry.probe_commit().await.map_err(|err| format!("registry cannot commit: {err}"))?;
         if self.registry.views_behind() {
             return Err(format!("registry: {}", registry::Error::ViewsBehind));
@@ -151,6 +180,24 @@ mod tests {
         assert_eq!(admin.handle(&Method::GET, "/_metrics", false).await.status(), StatusCode::NOT_FOUND);
         registry.close().await;
         assert_eq!(admin.handle(&Method::GET, "/_ready", true).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    /// Found beside a serving gateway: with the data folder's disk full, a refused PUT was
+    /// followed by a `/_ready` of 200, as the probe commit still found room in the log's WAL.
+    #[tokio::test]
+    async fn ready_fails_while_the_data_folder_has_less_than_the_reserve_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path().join("registry.db"), Arc::new(SystemClock)).unwrap();
+        let blobs = Arc::new(crate::backend::fs::FsBlobStore::open(dir.path()).unwrap());
+        let roomy = Admin::new(registry.clone(), blobs.clone()).with_disk_reserve(dir.path().to_owned(), 1);
+        assert_eq!(roomy.handle(&Method::GET, "/_ready", true).await.status(), StatusCode::OK);
+        let full = Admin::new(registry.clone(), blobs).with_disk_reserve(dir.path().to_owned(), u64::MAX);
+        let response = full.handle(&Method::GET, "/_ready", true).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.starts_with("not ready: registry: ") && body.contains("storage.min_free_bytes"), "{body}");
+        registry.close().await;
     }
 
     #[test]

@@ -120,8 +120,7 @@ impl FsBlobStore {
         if self.min_free == 0 {
             return Ok(());
         }
-        let stat = rustix::fs::statvfs(&self.tmp)?;
-        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        let free = free_bytes(&self.tmp)?;
         if free < self.min_free.saturating_add(len) {
             return Err(io::Error::new(
                 io::ErrorKind::StorageFull,
@@ -640,6 +639,16 @@ fn hex_id_ok(id: &BlobId) -> Result<()> {
 
 fn not_found(err: io::Error) -> BlobError {
     if err.kind() == io::ErrorKind::NotFound { BlobError::NotFound } else { BlobError::Io(err) }
+}
+
+/// Bytes an unprivileged writer may still use on the file system that holds `path`.
+///
+/// # Errors
+///
+/// When the file system cannot be asked (`statvfs`).
+pub fn free_bytes(path: &Path) -> io::Result<u64> {
+    let stat = rustix::fs::statvfs(path)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 #[cfg(test)]
