@@ -63,8 +63,7 @@ pub fn audit_views(conn: &Connection, scratch: &Path, mut progress: impl FnMut(u
     // holds at least every event the views snapshot has applied.
     let views_snapshot = scratch.join("registry.views.db");
     let log_snapshot = scratch.join("registry.db");
-    let utf8 =
-        |path: &Path| path.to_str().map(str::to_owned).ok_or(Error::InvalidRequest("the scratch path is not UTF-8"));
+    let utf8 = |path: &Path| path.to_str().map(str::to_owned).ok_or_else(|| Error::PathNotUtf8(path.to_owned()));
     conn.execute("VACUUM views INTO ?1", [utf8(&views_snapshot)?])?;
     conn.execute("VACUUM INTO ?1", [utf8(&log_snapshot)?])?;
 

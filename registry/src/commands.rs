@@ -99,7 +99,7 @@ fn require_bucket(conn: &Connection, name: &str) -> Result<Bucket> {
 fn require_lock_bucket(conn: &Connection, name: &str) -> Result<Bucket> {
     let bucket = require_bucket(conn, name)?;
     if !bucket.object_lock_enabled {
-        return Err(Error::InvalidRequest("Bucket is missing Object Lock Configuration"));
+        return Err(Error::ObjectLockNotEnabled { bucket: name.to_owned() });
     }
     Ok(bucket)
 }
@@ -226,13 +226,14 @@ impl Registry {
     /// Enables or suspends versioning (`v1.bucket.versioning.set`).
     ///
     /// # Errors
-    /// [`Error::NoSuchBucket`]; [`Error::InvalidBucketState`] when suspending an Object Lock bucket.
+    /// [`Error::NoSuchBucket`]; [`Error::VersioningRequiredByObjectLock`] when suspending an
+    /// Object Lock bucket.
     pub async fn set_versioning(&self, caller: Caller, bucket: &str, status: VersioningStatus) -> Result<Event> {
         let bucket = bucket.to_owned();
         self.write(move |writer| {
             let current = require_bucket(writer.conn(), &bucket)?;
             if current.object_lock_enabled && status == VersioningStatus::Suspended {
-                return Err(Error::InvalidBucketState("An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."));
+                return Err(Error::VersioningRequiredByObjectLock { bucket });
             }
             writer.append(caller.draft(Payload::VersioningSet(VersioningSet { bucket, status })))
         })
@@ -242,14 +243,13 @@ impl Registry {
     /// Sets the bucket's Object Lock configuration (`v1.bucket.object_lock.set`).
     ///
     /// # Errors
-    /// [`Error::NoSuchBucket`]; [`Error::InvalidBucketState`] when the bucket is not lock-enabled.
+    /// [`Error::NoSuchBucket`]; [`Error::ObjectLockNotEnabledAtCreation`] when the bucket was
+    /// created without Object Lock.
     pub async fn set_object_lock(&self, caller: Caller, set: ObjectLockSet) -> Result<Event> {
         self.write(move |writer| {
             let bucket = require_bucket(writer.conn(), &set.bucket)?;
             if !bucket.object_lock_enabled {
-                return Err(Error::InvalidBucketState(
-                    "Object Lock configuration cannot be enabled on existing buckets",
-                ));
+                return Err(Error::ObjectLockNotEnabledAtCreation { bucket: set.bucket });
             }
             writer.append(caller.draft(Payload::ObjectLockSet(set)))
         })
@@ -356,7 +356,7 @@ impl Registry {
     /// Sets, extends, shortens or lifts a version's retention (`v1.retention.set`).
     ///
     /// # Errors
-    /// [`Error::InvalidRequest`] on a bucket without Object Lock; [`Error::NoSuchKey`],
+    /// [`Error::ObjectLockNotEnabled`] on a bucket without Object Lock; [`Error::NoSuchKey`],
     /// [`Error::NoSuchVersion`]; [`Error::ObjectLocked`] when the change is not allowed.
     pub async fn set_retention(
         &self,
@@ -390,7 +390,7 @@ impl Registry {
     /// Switches a version's legal hold (`v1.legal_hold.set`).
     ///
     /// # Errors
-    /// [`Error::InvalidRequest`] on a bucket without Object Lock; [`Error::NoSuchKey`],
+    /// [`Error::ObjectLockNotEnabled`] on a bucket without Object Lock; [`Error::NoSuchKey`],
     /// [`Error::NoSuchVersion`].
     pub async fn set_legal_hold(&self, caller: Caller, target: VersionRef, by_id: bool, on: bool) -> Result<Event> {
         self.write(move |writer| {
@@ -709,8 +709,8 @@ impl Registry {
     /// [`Error::NoSuchBucket`]; [`Error::PackageExists`]; [`Error::Sealed`] when the prefix
     /// lies inside a sealed package; [`Error::PackageChanged`] when the current versions
     /// under the prefix are no longer the manifest's members (build it again);
-    /// [`Error::InvalidRequest`] when an object already exists at the manifest key or the
-    /// manifest object does not hold the manifest; [`Error::BlobDeleted`] when gc may have
+    /// [`Error::ManifestKeyTaken`] when an object already exists at the manifest key;
+    /// [`Error::ManifestMismatch`] when the manifest object does not hold the manifest; [`Error::BlobDeleted`] when gc may have
     /// taken the manifest's blob.
     pub async fn seal_package(
         &self,
@@ -726,11 +726,11 @@ impl Registry {
             }
             let key = manifest.key();
             if manifest_object.bucket != manifest.bucket || manifest_object.key != key {
-                return Err(Error::InvalidRequest("the manifest object is not at the manifest key"));
+                return Err(Error::ManifestMismatch);
             }
             let manifest_blake3 = blake3::hash(&manifest.encode()).to_hex().to_string();
             if manifest_object.content.blake3 != manifest_blake3 {
-                return Err(Error::InvalidRequest("the manifest object does not hold the manifest"));
+                return Err(Error::ManifestMismatch);
             }
             packages::refuse_sealed(conn, &manifest.bucket, &key)?;
             if Manifest::collect(conn, &manifest.name, &manifest.bucket, &manifest.prefix)? != manifest {
@@ -738,7 +738,7 @@ impl Registry {
             }
             let occupied = queries::latest_version(conn, &manifest.bucket, &key)?;
             if occupied.is_some_and(|v| !v.is_delete_marker) {
-                return Err(Error::InvalidRequest("an object already exists at the manifest key"));
+                return Err(Error::ManifestKeyTaken { key });
             }
             let new = NewVersion {
                 put: manifest_object,

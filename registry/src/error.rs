@@ -46,20 +46,45 @@ pub enum Error {
     /// The version is under retention or legal hold and the request may not remove or weaken it.
     #[error("object is locked")]
     ObjectLocked,
-    /// The bucket's state does not allow the request (for example suspending versioning on an
-    /// Object Lock bucket).
-    #[error("invalid bucket state: {0}")]
-    InvalidBucketState(&'static str),
-    /// The request names a feature the bucket does not have (for example retention on a bucket
-    /// without Object Lock).
-    #[error("invalid request: {0}")]
-    InvalidRequest(&'static str),
+    /// The bucket was created without Object Lock: its versions take no retention or legal
+    /// hold.
+    #[error("bucket {bucket} has no Object Lock")]
+    ObjectLockNotEnabled {
+        /// The bucket.
+        bucket: String,
+    },
+    /// An Object Lock configuration for a bucket created without Object Lock: it can only be
+    /// enabled when the bucket is created.
+    #[error("bucket {bucket} was created without Object Lock, which cannot be enabled later")]
+    ObjectLockNotEnabledAtCreation {
+        /// The bucket.
+        bucket: String,
+    },
+    /// Versioning cannot be suspended on a bucket with Object Lock.
+    #[error("bucket {bucket} has Object Lock: its versioning cannot be suspended")]
+    VersioningRequiredByObjectLock {
+        /// The bucket.
+        bucket: String,
+    },
     /// The key lies under a sealed package's prefix: it may no longer be written or deleted.
     #[error("the key belongs to sealed package {package}")]
     Sealed {
         /// The package's name.
         package: String,
     },
+    /// A package's manifest key holds an object already.
+    #[error("an object already exists at the manifest key {key}")]
+    ManifestKeyTaken {
+        /// The manifest key.
+        key: String,
+    },
+    /// The manifest object handed to [`crate::sqlite::Registry::seal_package`] is not the
+    /// manifest's encoding at its key (a caller's mistake).
+    #[error("the manifest object is not the manifest at its key")]
+    ManifestMismatch,
+    /// A scratch path SQLite must be handed as text is not UTF-8.
+    #[error("the path {0:?} is not UTF-8")]
+    PathNotUtf8(std::path::PathBuf),
     /// A package of that name exists already.
     #[error("package already exists: {0}")]
     PackageExists(String),

@@ -146,8 +146,14 @@ fn registry_error(err: registry::Error) -> S3Error {
             tracing::warn!(%blob, "write refused: gc deleted its blob");
             s3_error!(ServiceUnavailable, "Please reduce your request rate.")
         }
-        R::InvalidBucketState(message) => S3Error::with_message(S3ErrorCode::InvalidBucketState, message),
-        R::InvalidRequest(message) => S3Error::with_message(S3ErrorCode::InvalidRequest, message),
+        R::ObjectLockNotEnabled { .. } => s3_error!(InvalidRequest, "Bucket is missing Object Lock Configuration"),
+        R::ObjectLockNotEnabledAtCreation { .. } => {
+            s3_error!(InvalidBucketState, "Object Lock configuration cannot be enabled on existing buckets")
+        }
+        R::VersioningRequiredByObjectLock { .. } => s3_error!(
+            InvalidBucketState,
+            "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
+        ),
         // Passing: the writer catches the views up with its next group commit.
         R::ViewsBehind => {
             tracing::error!("a read was refused: the registry's views are behind its log");
@@ -161,6 +167,9 @@ fn registry_error(err: registry::Error) -> S3Error {
         // Raised by `package seal` only, never by an S3 request.
         err @ (R::PackageExists(_)
         | R::PackageChanged
+        | R::ManifestKeyTaken { .. }
+        | R::ManifestMismatch
+        | R::PathNotUtf8(_)
         | R::ChainBroken { .. }
         | R::CorruptPayload { .. }
         | R::Migration(_)
@@ -315,7 +324,10 @@ mod tests {
         assert_eq!(status(Refusal::NoSuchLifecycleConfiguration), Some(404));
         assert_eq!(code(Refusal::InvalidLifecycleArgument("ID".into())), "InvalidArgument");
         assert_eq!(code(registry::Error::ObjectLocked), "AccessDenied");
-        assert_eq!(code(registry::Error::InvalidBucketState("x")), "InvalidBucketState");
+        let bucket = || "b".to_owned();
+        assert_eq!(code(registry::Error::ObjectLockNotEnabled { bucket: bucket() }), "InvalidRequest");
+        assert_eq!(code(registry::Error::ObjectLockNotEnabledAtCreation { bucket: bucket() }), "InvalidBucketState");
+        assert_eq!(code(registry::Error::VersioningRequiredByObjectLock { bucket: bucket() }), "InvalidBucketState");
     }
 
     #[test]

@@ -112,7 +112,7 @@ fn target(bucket: &str, key: &str, version_id: Option<&String>) -> (VersionRef, 
 /// delete marker named by id has no lock: 405 `MethodNotAllowed`, as a GET of it.
 async fn lock_version(gw: &Gateway, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectVersion> {
     if !require_bucket(gw, bucket).await?.object_lock_enabled {
-        return Err(registry::Error::InvalidRequest("Bucket is missing Object Lock Configuration").into());
+        return Err(registry::Error::ObjectLockNotEnabled { bucket: bucket.to_owned() }.into());
     }
     named_version(gw, bucket, key, version_id, OnDeleteMarker::LockRead).await
 }
