@@ -154,7 +154,7 @@ pub async fn serve_with_blobs(
     let registry = Registry::open(&registry_path, Arc::new(SystemClock))
         .map_err(|source| ServeError::Registry { path: registry_path.clone(), source })?;
     let tls = tls::acceptor(&config.server, &data_dir)?;
-    let _sweeper = crate::worker::lifecycle::spawn(registry.clone(), &config.lifecycle);
+    let _sweeper = crate::worker::sweeper::spawn(registry.clone(), &config.lifecycle);
     let checkpoint_findings = Arc::new(Findings::default());
     let _checkpointer = crate::worker::checkpointer::spawn(registry.clone(), &config, Arc::clone(&checkpoint_findings));
     let views_findings = Arc::new(Findings::default());

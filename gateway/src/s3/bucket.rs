@@ -1,7 +1,6 @@
-//! Buckets: create, delete, head, list, location, versioning. Bucket names are checked by
+//! Buckets: create, delete, head, list, location (versioning lives in `versioning.rs`). Bucket names are checked by
 //! s3s against AWS's rules before a request reaches us.
 
-use registry::event::v1::VersioningStatus;
 use registry::queries::{self, Bucket};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
@@ -102,40 +101,4 @@ pub(super) async fn get_bucket_location(
     let bucket = require_bucket(gw, &req.input.bucket).await?;
     let location_constraint = (bucket.region != "us-east-1").then(|| BucketLocationConstraint::from(bucket.region));
     Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
-}
-
-pub(super) async fn get_bucket_versioning(
-    gw: &Gateway,
-    req: S3Request<GetBucketVersioningInput>,
-) -> Result<S3Response<GetBucketVersioningOutput>> {
-    let bucket = require_bucket(gw, &req.input.bucket).await?;
-    let status = bucket.versioning.map(|status| {
-        BucketVersioningStatus::from(
-            match status {
-                VersioningStatus::Enabled => BucketVersioningStatus::ENABLED,
-                VersioningStatus::Suspended => BucketVersioningStatus::SUSPENDED,
-            }
-            .to_owned(),
-        )
-    });
-    Ok(S3Response::new(GetBucketVersioningOutput { status, mfa_delete: None }))
-}
-
-pub(super) async fn put_bucket_versioning(
-    gw: &Gateway,
-    req: S3Request<PutBucketVersioningInput>,
-) -> Result<S3Response<PutBucketVersioningOutput>> {
-    let status = match req.input.versioning_configuration.status.as_ref().map(BucketVersioningStatus::as_str) {
-        Some(BucketVersioningStatus::ENABLED) => VersioningStatus::Enabled,
-        Some(BucketVersioningStatus::SUSPENDED) => VersioningStatus::Suspended,
-        _ => {
-            return Err(s3_error!(
-                MalformedXML,
-                "The XML you provided was not well-formed or did not validate against our published schema"
-            )
-            .into());
-        }
-    };
-    gw.registry.set_versioning(caller(&req), &req.input.bucket, status).await?;
-    Ok(S3Response::new(PutBucketVersioningOutput {}))
 }

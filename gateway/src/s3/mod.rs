@@ -2,15 +2,15 @@
 //! contents; each operation family lives in its own file and returns [`error::Error`], mapped
 //! to an S3 error in one place ([`error`]).
 //!
-//! - [`bucket`]: create, delete, head, list, location, versioning.
+//! - [`bucket`]: create, delete, head, list, location.
 //! - [`object`]: put, copy, delete (single and batch).
 //! - [`object_lock`]: lock configuration, retention and legal hold.
-//! - [`read`]: get and head, with ranges, conditions and part numbers.
-//! - [`lifecycle`]: bucket lifecycle configuration and `x-amz-expiration`.
+//! - [`get_object`]: GetObject and HeadObject, with ranges, conditions and part numbers.
+//! - [`lifecycle_config`]: bucket lifecycle configuration and `x-amz-expiration`.
 //! - [`list`]: ListObjects and ListObjectsV2.
 //! - [`multipart`]: uploads, parts, completion.
 //! - [`tagging`]: object tags.
-//! - [`versions`]: listing every version and delete marker.
+//! - [`versioning`]: the versioning configuration; listing every version and delete marker.
 //! - [`wire`]: conversions between registry records and s3s types.
 //! - [`checksum`]: client checksums (`Content-MD5`, `x-amz-checksum-*`, trailers) vs those
 //!   [`crate::digest`] computed.
@@ -36,17 +36,17 @@ pub mod bucket;
 pub mod checksum;
 pub mod document;
 pub mod error;
+pub mod get_object;
 mod inline;
 mod integrity;
-pub mod lifecycle;
+pub mod lifecycle_config;
 pub mod list;
 mod lookup;
 pub mod multipart;
 pub mod object;
 pub mod object_lock;
-pub mod read;
 pub mod tagging;
-pub mod versions;
+pub mod versioning;
 pub mod wire;
 
 use std::sync::Arc;
@@ -176,11 +176,9 @@ delegate! {
     bucket::head_bucket(HeadBucketInput) -> HeadBucketOutput;
     bucket::delete_bucket(DeleteBucketInput) -> DeleteBucketOutput;
     bucket::get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput;
-    bucket::get_bucket_versioning(GetBucketVersioningInput) -> GetBucketVersioningOutput;
-    bucket::put_bucket_versioning(PutBucketVersioningInput) -> PutBucketVersioningOutput;
-    lifecycle::put_bucket_lifecycle_configuration(PutBucketLifecycleConfigurationInput) -> PutBucketLifecycleConfigurationOutput;
-    lifecycle::get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput;
-    lifecycle::delete_bucket_lifecycle(DeleteBucketLifecycleInput) -> DeleteBucketLifecycleOutput;
+    lifecycle_config::put_bucket_lifecycle_configuration(PutBucketLifecycleConfigurationInput) -> PutBucketLifecycleConfigurationOutput;
+    lifecycle_config::get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput;
+    lifecycle_config::delete_bucket_lifecycle(DeleteBucketLifecycleInput) -> DeleteBucketLifecycleOutput;
     object::put_object(PutObjectInput) -> PutObjectOutput;
     object::copy_object(CopyObjectInput) -> CopyObjectOutput;
     object::delete_object(DeleteObjectInput) -> DeleteObjectOutput;
@@ -191,11 +189,13 @@ delegate! {
     object_lock::get_object_retention(GetObjectRetentionInput) -> GetObjectRetentionOutput;
     object_lock::put_object_legal_hold(PutObjectLegalHoldInput) -> PutObjectLegalHoldOutput;
     object_lock::get_object_legal_hold(GetObjectLegalHoldInput) -> GetObjectLegalHoldOutput;
-    read::get_object(GetObjectInput) -> GetObjectOutput;
-    read::head_object(HeadObjectInput) -> HeadObjectOutput;
+    get_object::get_object(GetObjectInput) -> GetObjectOutput;
+    get_object::head_object(HeadObjectInput) -> HeadObjectOutput;
     list::list_objects(ListObjectsInput) -> ListObjectsOutput;
     list::list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output;
-    versions::list_object_versions(ListObjectVersionsInput) -> ListObjectVersionsOutput;
+    versioning::get_bucket_versioning(GetBucketVersioningInput) -> GetBucketVersioningOutput;
+    versioning::put_bucket_versioning(PutBucketVersioningInput) -> PutBucketVersioningOutput;
+    versioning::list_object_versions(ListObjectVersionsInput) -> ListObjectVersionsOutput;
     multipart::create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
     multipart::upload_part(UploadPartInput) -> UploadPartOutput;
     multipart::upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;

@@ -1,7 +1,7 @@
 //! Object Lock: the bucket's lock configuration (default retention), and per-version
 //! retention and legal hold. The rules (who may shorten, lift or bypass what) are the
 //! registry's; this file parses the documents and shapes the answers, and mirrors the locks
-//! onto the blobs of stores that hold their own ([`protect_blobs`]).
+//! onto the blobs of stores that hold their own (`protect_blobs`).
 
 use std::time::{Duration, UNIX_EPOCH};
 

@@ -1,13 +1,13 @@
 //! Background work of a serving gateway.
 //!
-//! - [`lifecycle`]: the lifecycle sweeper.
+//! - [`sweeper`]: the lifecycle sweeper, which applies `registry::lifecycle`'s plan.
 //! - [`checkpointer`]: signed checkpoints of the chain, made every so many events or minutes.
 //! - [`gc`]: garbage collection, run in the background and by `artifact-store gc`.
 //! - [`views_check`]: the periodic check of the views against the log.
 
 pub mod checkpointer;
 pub mod gc;
-pub mod lifecycle;
+pub mod sweeper;
 pub mod views_check;
 
 use std::sync::Mutex;

@@ -1,7 +1,8 @@
-//! ListObjectVersions: every version and delete marker of a bucket, served from the
-//! registry's version rows (GET, HEAD, DELETE and copy by `versionId` live with their
-//! families in `read.rs` and `object.rs`).
+//! Versioning: Get/PutBucketVersioning, and ListObjectVersions, every version and delete
+//! marker of a bucket, served from the registry's version rows (GET, HEAD, DELETE and copy
+//! by `versionId` live with their families in `get_object.rs` and `object.rs`).
 
+use registry::event::v1::VersioningStatus;
 use registry::queries::{self, VersionQuery};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
@@ -9,7 +10,7 @@ use s3s::{S3Request, S3Response, s3_error};
 use super::bucket::{owner, require_bucket};
 use super::error::Result;
 use super::list::{Encoder, common_prefixes, max_keys};
-use super::{Gateway, wire};
+use super::{Gateway, caller, wire};
 
 pub(super) async fn list_object_versions(
     gw: &Gateway,
@@ -79,4 +80,40 @@ pub(super) async fn list_object_versions(
         encoding_type: input.encoding_type,
         ..Default::default()
     }))
+}
+
+pub(super) async fn get_bucket_versioning(
+    gw: &Gateway,
+    req: S3Request<GetBucketVersioningInput>,
+) -> Result<S3Response<GetBucketVersioningOutput>> {
+    let bucket = require_bucket(gw, &req.input.bucket).await?;
+    let status = bucket.versioning.map(|status| {
+        BucketVersioningStatus::from(
+            match status {
+                VersioningStatus::Enabled => BucketVersioningStatus::ENABLED,
+                VersioningStatus::Suspended => BucketVersioningStatus::SUSPENDED,
+            }
+            .to_owned(),
+        )
+    });
+    Ok(S3Response::new(GetBucketVersioningOutput { status, mfa_delete: None }))
+}
+
+pub(super) async fn put_bucket_versioning(
+    gw: &Gateway,
+    req: S3Request<PutBucketVersioningInput>,
+) -> Result<S3Response<PutBucketVersioningOutput>> {
+    let status = match req.input.versioning_configuration.status.as_ref().map(BucketVersioningStatus::as_str) {
+        Some(BucketVersioningStatus::ENABLED) => VersioningStatus::Enabled,
+        Some(BucketVersioningStatus::SUSPENDED) => VersioningStatus::Suspended,
+        _ => {
+            return Err(s3_error!(
+                MalformedXML,
+                "The XML you provided was not well-formed or did not validate against our published schema"
+            )
+            .into());
+        }
+    };
+    gw.registry.set_versioning(caller(&req), &req.input.bucket, status).await?;
+    Ok(S3Response::new(PutBucketVersioningOutput {}))
 }

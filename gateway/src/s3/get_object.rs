@@ -86,7 +86,7 @@ async fn plan(
     let content_range =
         span.filter(|_| range.is_some() || !whole).map(|(first, last)| format!("bytes {first}-{last}/{size}"));
     let span = span.or_else(|| (size > 0).then(|| (0, size - 1)));
-    let expiration = super::lifecycle::expiration_header(&bucket, &version, gw.config.lifecycle.day_ms());
+    let expiration = super::lifecycle_config::expiration_header(&bucket, &version, gw.config.lifecycle.day_ms());
     Ok(ReadPlan { bucket, version, span, content_range, whole, expiration })
 }
 
