@@ -265,7 +265,7 @@ pub struct UserConfig {
 pub struct RegistryConfig {
     /// Whether object reads are recorded as retrieval events.
     pub retrievals: Retrievals,
-    /// The ed25519 key that signs checkpoints [default: `<data_dir>/checkpoint.key`].
+    /// The ed25519 key that signs checkpoints (default: `<data_dir>/checkpoint.key`).
     pub checkpoint_key: Option<PathBuf>,
     /// Seconds between two checks of the views against the log by a serving gateway (a
     /// replay of a snapshot, as `verify` does); 0 turns them off [default: 86400, daily].
@@ -384,7 +384,7 @@ pub enum LogFormat {
 
 /// A secret string. `Debug` and `Display` never show it; use [`Secret::expose`].
 ///
-/// Not `#[serde(transparent)]`: as a newtype it names itself ([`SECRET`]) to the key walk,
+/// Not `#[serde(transparent)]`: as a newtype it names itself (`SECRET`) to the key walk,
 /// which gives secrets their `_FILE` variant. TOML reads it as the bare string either way.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 pub struct Secret(String);

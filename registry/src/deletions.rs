@@ -16,7 +16,7 @@
 //!    pass forgets it ([`Registry::begin_deletion_pass`]).
 //!
 //! A write that places a blob reads the epoch first ([`Registry::deletion_epoch`]) and its job
-//! names it ([`check_reference`]). The job accepts a blob that something references already
+//! names it (`check_reference`). The job accepts a blob that something references already
 //! (a referenced blob is never marked, so it is in place and stays), and an unreferenced one
 //! only if no deletion of it can have ended after the write read the epoch: it is not marked,
 //! its last deletion ended at or before that epoch, and that deletion is not forgotten yet.
@@ -190,7 +190,7 @@ impl Registry {
     }
 
     /// Starts a gc pass: forgets the deletions that ended (a write that read an older epoch is
-    /// refused from now on, see [`check_reference`]), drops pins older than
+    /// refused from now on, see `check_reference`), drops pins older than
     /// [`PIN_LIFETIME_MS`], and returns the blobs still marked by a pass that died, which this
     /// pass must delete and release.
     ///

@@ -9,7 +9,7 @@
 //! cores: one computes MD5, another BLAKE3 plus the requested checksums and writes the file,
 //! and for a multipart part a third computes its BLAKE3 subtree chaining value (measured here:
 //! BLAKE3 ~1.5 GiB/s, MD5 ~600 MiB/s per core). Streamed bodies are written with `O_DIRECT`
-//! where the file system allows (see [`super::direct_io`]). The temp file is fsynced
+//! where the file system allows (see `backend::direct_io`). The temp file is fsynced
 //! before the put returns; commit renames it into place and fsyncs the directory.
 
 use std::collections::VecDeque;
@@ -100,7 +100,7 @@ impl FsBlobStore {
     }
 
     /// Whether large bodies are written past the page cache (`storage.direct_io`; on by
-    /// default). See [`super::direct_io`].
+    /// default). See `backend::direct_io`.
     #[must_use]
     pub fn with_direct_io(mut self, on: bool) -> Self {
         self.direct_io = on;

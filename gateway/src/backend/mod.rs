@@ -12,7 +12,7 @@
 //! - [`fs`]: local disk, content-addressed by BLAKE3.
 //! - [`s3`]: an S3 upstream (AWS, Ceph RGW, ...), one upstream object per blob; a multipart
 //!   upload is one upstream multipart upload whose object is one blob.
-//! - [`pipeline`]: the hashing workers both share, and the hashing of small bodies held in
+//! - `pipeline`: the hashing workers both share, and the hashing of small bodies held in
 //!   memory ([`Hashes`]), which the S3 layer also uses for objects kept inline in the registry.
 
 mod direct_io;

@@ -5,7 +5,7 @@
 //! to a content address would be a server-side copy of every byte (S3 has no rename). So
 //! identical content is stored once per version here, not once per store.
 //!
-//! A put streams the body through the shared hashing workers ([`super::pipeline`]) and, in
+//! A put streams the body through the shared hashing workers (`backend::pipeline`) and, in
 //! the same pass, upstream as a plain body with a `Content-Length` (aws-chunked bodies were
 //! decoded by the S3 layer; Ceph RGW 16 refuses aws-chunked trailer uploads with 411). Memory
 //! stays bounded by the channel depths whatever the size; a body of unknown length is spooled

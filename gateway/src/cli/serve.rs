@@ -35,7 +35,7 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
 
     /// Serve HTTPS with a generated certificate for localhost, written to
-    /// <data-dir>/tls/self-signed.pem (server.tls_self_signed).
+    /// `<data-dir>/tls/self-signed.pem` (server.tls_self_signed).
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     pub tls_self_signed: bool,
 

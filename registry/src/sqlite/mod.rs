@@ -197,6 +197,8 @@ struct Inner {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     read: Arc<ReadSide>,
+    /// The writer's faults, set by tests.
+    #[cfg(feature = "fault-injection")]
     faults: Arc<Faults>,
 }
 
@@ -255,6 +257,7 @@ impl Registry {
                 jobs: Mutex::new(Some(jobs_tx)),
                 writer: Mutex::new(Some(writer)),
                 read,
+                #[cfg(feature = "fault-injection")]
                 faults,
             }),
         })
@@ -396,7 +399,7 @@ impl Registry {
 
     /// Whether the views lack events the log has committed: their commit failed and so did
     /// catching them up. The next group commit brings them up to the log; until then reads
-    /// are refused as [`ViewsLag`] says.
+    /// are refused as the views lag says.
     #[must_use]
     pub fn views_behind(&self) -> bool {
         self.views_lag() != ViewsLag::Current
