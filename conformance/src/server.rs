@@ -260,8 +260,19 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        // A failing test's server is gone with its folder: show why it refused what it did.
+        if std::thread::panicking() {
+            let log = self.log();
+            let noteworthy: Vec<&str> =
+                log.lines().filter(|line| line.contains(" WARN ") || line.contains(" ERROR ")).collect();
+            let tail = &noteworthy[noteworthy.len().saturating_sub(LOG_LINES_ON_FAILURE)..];
+            eprintln!("--- the last {} warnings and errors of the server's log:\n{}", tail.len(), tail.join("\n"));
+        }
     }
 }
+
+/// Warnings and errors of the server's log a failing test prints.
+const LOG_LINES_ON_FAILURE: usize = 30;
 
 struct StoppedServer {
     dir: TempDir,
