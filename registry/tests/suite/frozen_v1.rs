@@ -16,7 +16,7 @@
 //! new fixture.
 //!
 //! A new event type needs events here: add them to [`events`], then write the fixtures anew
-//! with `REGENERATE_FROZEN_V1=1 cargo test -p artifact-store-registry --test frozen_v1` and
+//! with `REGENERATE_FROZEN_V1=1 cargo test -p artifact-store-registry --test suite frozen_v1` and
 //! check in a review that the only change is the new events and what they add to the views.
 
 use std::collections::BTreeSet;

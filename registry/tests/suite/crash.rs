@@ -76,7 +76,7 @@ fn version(task: u64, i: u64) -> NewVersion {
 
 fn kill_child_mid_burst(path: &Path, acks_before_kill: u64) -> u64 {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .args(["--exact", "crash::crash_child", "--ignored", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, path)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -94,6 +94,9 @@ fn kill_child_mid_burst(path: &Path, acks_before_kill: u64) -> u64 {
             }
         }
     }
+    // A child that never ran the burst (its test name not found, say) acknowledges nothing,
+    // which must not pass as a crash that lost nothing.
+    assert_eq!(acks, acks_before_kill, "the child ended after {acks} acknowledgements");
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
     highest_acked
