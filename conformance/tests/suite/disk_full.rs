@@ -60,11 +60,13 @@ fn move_onto_tmpfs(data: &Path) -> Option<Mount> {
 
 /// Fills the file system of `dir` with a file until a write fails, and returns that file.
 fn fill(dir: &Path) -> PathBuf {
-    fill_file(&dir.join("filler"))
+    let path = dir.join("filler");
+    fill_file(&path);
+    path
 }
 
 /// Writes `path` until the file system is full.
-fn fill_file(path: &Path) -> PathBuf {
+fn fill_file(path: &Path) {
     let mut file = std::fs::File::create(path).expect("filler file");
     let chunk = vec![0u8; 64 << 10];
     loop {
@@ -73,7 +75,6 @@ fn fill_file(path: &Path) -> PathBuf {
             break;
         }
     }
-    path.to_owned()
 }
 
 async fn ready_status(server: &Server) -> (u16, String) {
