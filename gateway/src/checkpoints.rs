@@ -24,8 +24,12 @@
 //! writes each checkpoint as `<sequence, 20 digits>.json` to `<data_dir>/checkpoints/` and,
 //! when `registry.checkpoint_copy_dir` is set, to that folder too: a place outside the data
 //! folder (another disk, a mounted backup), so that someone who can edit the data folder
-//! cannot remove the newest checkpoint with the log they rewrite. Plain `verify` checks the
-//! log against the newest checkpoint of either folder ([`newest`]).
+//! cannot remove the newest checkpoint with the log they rewrite. With
+//! `registry.checkpoint_copy_s3` each one is also uploaded to an S3 bucket ([`s3`]), ideally
+//! one under Object Lock. Plain `verify` checks the log against the newest checkpoint of any
+//! of these places ([`newest`], [`s3::newest`]).
+
+pub mod s3;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
@@ -112,12 +116,30 @@ impl Checkpoint {
     /// An unreadable file, or one that is not a checkpoint of [`FORMAT`].
     pub fn read(file: &Path) -> anyhow::Result<Self> {
         let text = fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        Self::parse(&text, &file.display().to_string())
+    }
+
+    /// Parses the text of a checkpoint read from `origin` (named in errors).
+    ///
+    /// # Errors
+    /// Text that is not a checkpoint of [`FORMAT`].
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<Self> {
         let checkpoint: Checkpoint =
-            serde_json::from_str(&text).with_context(|| format!("{} is not a checkpoint", file.display()))?;
+            serde_json::from_str(text).with_context(|| format!("{origin} is not a checkpoint"))?;
         if checkpoint.format != FORMAT {
-            bail!("{} has format {:?}; this build reads {FORMAT}", file.display(), checkpoint.format);
+            bail!("{origin} has format {:?}; this build reads {FORMAT}", checkpoint.format);
         }
         Ok(checkpoint)
+    }
+
+    /// The chain head it signed.
+    ///
+    /// # Errors
+    /// A hash that is not 32 bytes of hex.
+    pub fn head(&self) -> anyhow::Result<ChainHead> {
+        let mut hash = [0; 32];
+        hex::decode_to_slice(&self.hash, &mut hash).context("the checkpoint's hash is not 32 bytes of hex")?;
+        Ok(ChainHead { sequence: self.sequence, hash })
     }
 
     /// The name an automatic checkpoint's file gets: its sequence, zero-padded so that names
@@ -132,6 +154,14 @@ impl Checkpoint {
 #[must_use]
 pub fn key_path(config: &Config) -> PathBuf {
     config.registry.checkpoint_key.clone().unwrap_or_else(|| config.storage.data_dir.join("checkpoint.key"))
+}
+
+/// Where automatic checkpoints are uploaded to (`registry.checkpoint_copy_s3`), if anywhere.
+///
+/// # Errors
+/// A value that is not an `s3://bucket/prefix/` (configuration validation refuses it first).
+pub fn s3_copy(config: &Config) -> anyhow::Result<Option<s3::S3Location>> {
+    config.registry.checkpoint_copy_s3.as_deref().map(|url| s3::S3Location::parse(url, true)).transpose()
 }
 
 /// The folders automatic checkpoints are written to and `verify` looks in: the data folder's

@@ -278,6 +278,9 @@ pub struct RegistryConfig {
     pub checkpoint_interval_seconds: u64,
     /// A folder outside the data folder that also receives every automatic checkpoint.
     pub checkpoint_copy_dir: Option<PathBuf>,
+    /// An `s3://bucket/prefix/` that also receives every automatic checkpoint (credentials
+    /// from the standard `AWS_*` variables); best a bucket under Object Lock.
+    pub checkpoint_copy_s3: Option<String>,
 }
 
 impl Default for RegistryConfig {
@@ -289,6 +292,7 @@ impl Default for RegistryConfig {
             checkpoint_every_events: 10_000,
             checkpoint_interval_seconds: 3_600,
             checkpoint_copy_dir: None,
+            checkpoint_copy_s3: None,
         }
     }
 }
@@ -623,6 +627,13 @@ impl Config {
         }
         if self.gc.interval_seconds == 0 {
             return invalid("gc.interval_seconds must be positive");
+        }
+        if let Some(url) = &self.registry.checkpoint_copy_s3
+            && url.strip_prefix("s3://").is_none_or(|rest| rest.is_empty() || rest.starts_with('/'))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "registry.checkpoint_copy_s3 must be an s3://bucket/prefix/, not {url:?}"
+            )));
         }
         if self.storage.inline_max_bytes.is_some_and(|n| n > INLINE_MAX_BYTES_LIMIT) {
             return Err(ConfigError::Invalid(format!(
@@ -1067,7 +1078,7 @@ retrievals = "off"
     #[test]
     fn keys_come_from_the_struct_with_secrets_marked() {
         let key = |path: &str| KEYS.iter().find(|k| k.path == path);
-        assert_eq!(KEYS.len(), 47);
+        assert_eq!(KEYS.len(), 48);
         let with_file_variant: Vec<&str> = KEYS.iter().filter(|k| k.secret).map(|k| k.path.as_str()).collect();
         assert_eq!(
             with_file_variant,

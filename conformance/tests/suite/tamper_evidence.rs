@@ -3,11 +3,14 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use artifact_store_conformance::sdk::failure;
+use artifact_store_conformance::sdk::{failure, get};
 use artifact_store_conformance::server::upstream_env;
-use artifact_store_conformance::{Server, Transport, cli, tamper};
+use artifact_store_conformance::{ACCESS_KEY, REGION, SECRET_KEY, Server, Transport, cli, tamper};
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
-use aws_sdk_s3::types::ObjectLockMode;
+use aws_sdk_s3::types::{
+    DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockMode, ObjectLockRetentionMode,
+    ObjectLockRule,
+};
 
 /// How long a test waits for a background check of a server to report.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -155,4 +158,120 @@ async fn plain_verify_catches_a_rewritten_or_truncated_log_from_the_gateways_own
     let truncated = cli::expect(&server, &["verify", "--no-blobs"], 1);
     assert!(truncated.stdout.contains(&format!("the log has no event {head}")), "{truncated:?}");
     assert!(truncated.stdout.contains("the log was truncated"), "{truncated:?}");
+}
+
+/// The keys under `prefix` in `bucket`.
+async fn keys_under(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
+    let listed = s3.list_objects_v2().bucket(bucket).prefix(prefix).send().await.expect("list");
+    listed.contents().iter().filter_map(|object| object.key().map(str::to_owned)).collect()
+}
+
+#[tokio::test]
+async fn automatic_checkpoints_go_to_an_object_lock_bucket_that_verify_and_a_restart_check_issue_16() {
+    // The vault: another gateway standing in for an upstream S3, with a bucket whose default
+    // retention is COMPLIANCE.
+    let vault = Server::start_with(Transport::Http, &[], Vec::new()).await;
+    let locked = vault.s3();
+    locked.create_bucket().bucket("vault").object_lock_enabled_for_bucket(true).send().await.expect("lock bucket");
+    let compliance_for_a_day = ObjectLockConfiguration::builder()
+        .object_lock_enabled(ObjectLockEnabled::Enabled)
+        .rule(
+            ObjectLockRule::builder()
+                .default_retention(
+                    DefaultRetention::builder().mode(ObjectLockRetentionMode::Compliance).days(1).build(),
+                )
+                .build(),
+        )
+        .build();
+    locked
+        .put_object_lock_configuration()
+        .bucket("vault")
+        .object_lock_configuration(compliance_for_a_day)
+        .send()
+        .await
+        .expect("default retention");
+
+    let mut env = upstream_env();
+    env.push(("ARTIFACT_STORE_REGISTRY_CHECKPOINT_INTERVAL_SECONDS".into(), "1".into()));
+    env.push(("ARTIFACT_STORE_REGISTRY_CHECKPOINT_COPY_S3".into(), "s3://vault/gw1/".into()));
+    env.push(("AWS_ENDPOINT_URL".into(), vault.endpoint()));
+    env.push(("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()));
+    env.push(("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()));
+    env.push(("AWS_REGION".into(), REGION.into()));
+    let mut server = Server::start_with(Transport::Http, &[], env).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("ledger").send().await.expect("bucket");
+    for key in ["a", "b", "c"] {
+        s3.put_object().bucket("ledger").key(key).body(ByteStream::from_static(b"entry")).send().await.expect("put");
+    }
+    let head = server.events().last().expect("events").sequence;
+    let uploaded = format!("gw1/{head:020}.json");
+    let deadline = Instant::now() + CHECK_TIMEOUT;
+    while !keys_under(&locked, "vault", "gw1/").await.contains(&uploaded) {
+        assert!(Instant::now() < deadline, "no checkpoint of event {head} was uploaded\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let own = server.data_dir().join("checkpoints").join(format!("{head:020}.json"));
+    assert_eq!(get(&locked, "vault", &uploaded).await, std::fs::read(&own).expect("the data folder's checkpoint"));
+    // The copy is under COMPLIANCE: nobody takes it back.
+    let retention = locked.get_object_retention().bucket("vault").key(&uploaded).send().await.expect("retention");
+    assert_eq!(retention.retention().and_then(|r| r.mode()), Some(&ObjectLockRetentionMode::Compliance));
+    let version = locked.head_object().bucket("vault").key(&uploaded).send().await.expect("head");
+    let version = version.version_id().expect("a version id");
+    let refused = failure(locked.delete_object().bucket("vault").key(&uploaded).version_id(version).send().await);
+    assert_eq!(refused, (403, "AccessDenied".to_owned()));
+    cli::expect(&server, &["verify", "--no-blobs"], 0);
+    server.terminate();
+    assert!(server.wait_exit().await.success());
+
+    // The log rewritten with every hash recomputed, and the data folder's checkpoints removed:
+    // the uploaded copy still tells.
+    std::fs::remove_dir_all(server.data_dir().join("checkpoints")).expect("remove the data folder's checkpoints");
+    let put = server.object_events("ledger", "a")[0].sequence;
+    tamper::rewrite_payload(&server.registry_path(), put, |payload| {
+        payload["content"]["user_metadata"]["approved-by"] = "someone else".into();
+    });
+    let rewritten = cli::expect(&server, &["verify", "--no-blobs"], 1);
+    assert!(
+        rewritten.stdout.contains(&format!("checkpoint s3://vault/{uploaded}: event {head} has hash")),
+        "{rewritten:?}"
+    );
+    assert!(rewritten.stdout.contains("the log was rewritten"), "{rewritten:?}");
+
+    // Restarted on the rewritten log, the gateway signs nothing and is not ready.
+    server.restart().await;
+    let deadline = Instant::now() + CHECK_TIMEOUT;
+    loop {
+        let (status, body) = ready(&server).await;
+        if status == 503 && body.contains(&format!("does not extend the checkpoint of event {head}")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/_ready says {status} {body}\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(keys_under(&locked, "vault", "gw1/").await.iter().max(), Some(&uploaded));
+}
+
+#[tokio::test]
+async fn a_checkpoint_copy_that_cannot_be_reached_fails_ready_with_the_reason_issue_16() {
+    // A bucket the vault does not have.
+    let vault = Server::start_with(Transport::Http, &[], Vec::new()).await;
+    let mut env = upstream_env();
+    env.push(("ARTIFACT_STORE_REGISTRY_CHECKPOINT_INTERVAL_SECONDS".into(), "1".into()));
+    env.push(("ARTIFACT_STORE_REGISTRY_CHECKPOINT_COPY_S3".into(), "s3://absent/gw1/".into()));
+    env.push(("AWS_ENDPOINT_URL".into(), vault.endpoint()));
+    env.push(("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()));
+    env.push(("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()));
+    let server = Server::start_with(Transport::Http, &[], env).await;
+    let deadline = Instant::now() + CHECK_TIMEOUT;
+    loop {
+        let (status, body) = ready(&server).await;
+        if status == 503 && body.contains("cannot list s3://absent/gw1/") && body.contains("NoSuchBucket") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/_ready says {status} {body}\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let unchecked = cli::expect(&server, &["verify", "--no-blobs"], 1);
+    assert!(unchecked.stdout.contains("checkpoint copy s3://absent/gw1/: not checked"), "{unchecked:?}");
 }

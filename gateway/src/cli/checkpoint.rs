@@ -1,9 +1,9 @@
 //! `artifact-store checkpoint create|verify`: signed checkpoints of the event chain (format,
 //! key and folders in [`crate::checkpoints`]).
 //!
-//! `create` verifies the chain and signs its head; `--s3 s3://bucket/key` also uploads it with
-//! an S3 client configured from the standard `AWS_*` variables, for example to a bucket under
-//! Object Lock in COMPLIANCE mode upstream. `verify` proves that the log still extends a
+//! `create` verifies the chain and signs its head; `--s3 s3://bucket/key` also uploads it
+//! ([`crate::checkpoints::s3`]), for example to a bucket under Object Lock in COMPLIANCE mode
+//! upstream. `verify` proves that the log still extends a
 //! checkpoint ([`check`]): the event at its sequence still has its hash and the chain verifies
 //! up to the head. It trusts the public half of the configured key, or the one given with
 //! `--public-key`.
@@ -12,14 +12,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use ed25519_dalek::VerifyingKey;
 use registry::log::{self, ChainHead};
 use rusqlite::Connection;
 
 use super::progress::{self, Unit};
 use super::{Outcome, existing_registry, print_line, read_registry};
-use crate::checkpoints::{Checkpoint, key_path, signing_key};
+use crate::checkpoints::s3::S3Location;
+use crate::checkpoints::{self, Checkpoint, key_path, signing_key};
 use crate::config::Config;
 
 /// `checkpoint` and its subcommands.
@@ -80,7 +81,7 @@ pub async fn run(config: &Config, args: &CheckpointArgs, json: bool) -> anyhow::
 }
 
 async fn create(config: &Config, out: Option<&Path>, s3: Option<&str>) -> anyhow::Result<Outcome> {
-    let upload_to = s3.map(parse_s3_url).transpose()?;
+    let upload_to = s3.map(|url| S3Location::parse(url, false)).transpose()?;
     // No registry: say so before generating a key for it.
     existing_registry(config)?;
     let key = signing_key(&key_path(config))?;
@@ -108,63 +109,11 @@ async fn create(config: &Config, out: Option<&Path>, s3: Option<&str>) -> anyhow
         }
         None => {}
     }
-    if let Some((bucket, key)) = upload_to {
-        upload(&bucket, &key, format!("{text}\n")).await?;
-        eprintln!("checkpoint of event {} uploaded to s3://{bucket}/{key}", checkpoint.sequence);
+    if let Some(to) = upload_to {
+        checkpoints::s3::upload(&checkpoints::s3::client_from_env()?, &to, &checkpoint).await?;
+        eprintln!("checkpoint of event {} uploaded to {to}", checkpoint.sequence);
     }
     Ok(Outcome::Ok)
-}
-
-fn parse_s3_url(url: &str) -> anyhow::Result<(String, String)> {
-    let rest = url.strip_prefix("s3://").with_context(|| format!("{url:?} is not an s3://bucket/key"))?;
-    match rest.split_once('/') {
-        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok((bucket.to_owned(), key.to_owned())),
-        _ => bail!("{url:?} is not an s3://bucket/key"),
-    }
-}
-
-/// Uploads the checkpoint with an S3 client configured from the standard `AWS_*` variables:
-/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` (or
-/// `AWS_DEFAULT_REGION`, default `us-east-1`), `AWS_ENDPOINT_URL` (path-style when set) and
-/// `AWS_CA_BUNDLE` (an extra trusted PEM).
-async fn upload(bucket: &str, key: &str, body: String) -> anyhow::Result<()> {
-    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let access_key = var("AWS_ACCESS_KEY_ID").context("--s3 needs AWS_ACCESS_KEY_ID")?;
-    let secret_key = var("AWS_SECRET_ACCESS_KEY").context("--s3 needs AWS_SECRET_ACCESS_KEY")?;
-    let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".to_owned());
-    let mut trust = TrustStore::default();
-    if let Some(bundle) = var("AWS_CA_BUNDLE") {
-        let pem = fs::read(&bundle).with_context(|| format!("cannot read AWS_CA_BUNDLE {bundle}"))?;
-        trust = trust.with_pem_certificate(pem);
-    }
-    let tls_context = TlsContext::builder().with_trust_store(trust).build().context("TLS settings")?;
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
-        .tls_context(tls_context)
-        .build_https();
-    let mut builder = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region))
-        .credentials_provider(Credentials::new(access_key, secret_key, var("AWS_SESSION_TOKEN"), None, "environment"))
-        .http_client(http);
-    if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
-        builder = builder.endpoint_url(endpoint).force_path_style(true);
-    }
-    let client = aws_sdk_s3::Client::from_conf(builder.build());
-    client
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .content_type("application/json")
-        .body(body.into_bytes().into())
-        .send()
-        .await
-        .map_err(|err| anyhow::anyhow!("{}", aws_sdk_s3::error::DisplayErrorContext(err)))
-        .with_context(|| format!("cannot upload the checkpoint to s3://{bucket}/{key}"))?;
-    Ok(())
 }
 
 /// Checks the checkpoint in `file` against the registry: signed by the trusted key (given,
@@ -200,23 +149,39 @@ pub async fn check(config: &Config, file: &Path, public_key: Option<&str>) -> an
 }
 
 /// Checks the log against the newest automatic checkpoint signed by the configured key, in
-/// the data folder or `registry.checkpoint_copy_dir` (plain `verify`). Returns the file
-/// checked, if there was one, and the problems found.
+/// the data folder, `registry.checkpoint_copy_dir` or `registry.checkpoint_copy_s3` (plain
+/// `verify`). Returns where the checkpoint checked was, if there was one, and the problems
+/// found; an S3 copy that cannot be read is one of them, since the check did not run.
 ///
 /// # Errors
 /// An unreadable key, checkpoint folder or registry.
-pub async fn check_newest(config: &Config) -> anyhow::Result<(Option<PathBuf>, Vec<String>)> {
+pub async fn check_newest(config: &Config) -> anyhow::Result<(Option<String>, Vec<String>)> {
     let path = key_path(config);
     if !path.exists() {
         // Nothing was ever signed with it; a checkpoint made by another key proves nothing here.
         return Ok((None, Vec::new()));
     }
     let trusted = signing_key(&path)?.verifying_key();
-    let Some((file, checkpoint)) = crate::checkpoints::newest(&crate::checkpoints::folders(config), &trusted)? else {
-        return Ok((None, Vec::new()));
+    let mut newest = checkpoints::newest(&checkpoints::folders(config), &trusted)?
+        .map(|(file, checkpoint)| (file.display().to_string(), checkpoint));
+    let mut problems = Vec::new();
+    if let Some(prefix) = checkpoints::s3_copy(config)? {
+        let found = async { checkpoints::s3::newest(&checkpoints::s3::client_from_env()?, &prefix, &trusted).await };
+        match found.await {
+            Ok(Some((location, checkpoint)))
+                if newest.as_ref().is_none_or(|(_, local)| checkpoint.sequence > local.sequence) =>
+            {
+                newest = Some((location.to_string(), checkpoint));
+            }
+            Ok(_) => {}
+            Err(error) => problems.push(format!("checkpoint copy {prefix}: not checked: {error:#}")),
+        }
+    }
+    let Some((origin, checkpoint)) = newest else {
+        return Ok((None, problems));
     };
-    let problems = extends(config, &checkpoint, &format!("checkpoint {}", file.display())).await?;
-    Ok((Some(file), problems))
+    problems.extend(extends(config, &checkpoint, &format!("checkpoint {origin}")).await?);
+    Ok((Some(origin), problems))
 }
 
 /// The ways the log fails to extend `checkpoint` (whose signature the caller has checked):

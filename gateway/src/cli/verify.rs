@@ -10,7 +10,8 @@
 //!    retention weakened beyond its mode, nothing changed under a sealed package), and the
 //!    first event that breaks one is named: an event appended on the strength of edited views.
 //! 3. The log still extends the newest checkpoint the gateway signed by itself, in the data
-//!    folder or `registry.checkpoint_copy_dir` ([`super::checkpoint::check_newest`]), and with
+//!    folder, `registry.checkpoint_copy_dir` or `registry.checkpoint_copy_s3`
+//!    ([`super::checkpoint::check_newest`]), and with
 //!    `--checkpoint FILE` that signed checkpoint ([`super::checkpoint::check`]): this catches a
 //!    log truncated, or rewritten whole with recomputed hashes.
 //! 4. The blobs (unless `--no-blobs`): every blob the views reference must exist, and its
@@ -71,8 +72,9 @@ struct Report {
     ok: bool,
     chain: ChainReport,
     views: ViewsAudit,
-    /// The newest automatic checkpoint the log was checked against, if there is one.
-    checkpoint: Option<std::path::PathBuf>,
+    /// Where the newest automatic checkpoint the log was checked against is (a file or an
+    /// `s3://` object), if there is one.
+    checkpoint: Option<String>,
     /// `None` with `--no-blobs`.
     blobs: Option<BlobsReport>,
     inline: registry::inline::Checked,
@@ -402,7 +404,7 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
         Some(violation) => format!("rules: broken by event {}", violation.sequence),
     });
     lines.push(match &report.checkpoint {
-        Some(file) => format!("checkpoint: checked against {}", file.display()),
+        Some(origin) => format!("checkpoint: checked against {origin}"),
         None => "checkpoint: none signed yet".to_owned(),
     });
     let inline = &report.inline;

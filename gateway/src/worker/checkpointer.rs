@@ -1,7 +1,7 @@
 //! Automatic signed checkpoints: a serving gateway signs its chain's head every
 //! `registry.checkpoint_every_events` events or every `registry.checkpoint_interval_seconds`
 //! seconds (whichever comes first, when the log has grown) and keeps each checkpoint in the
-//! data folder and, when configured, a second folder ([`crate::checkpoints`]). Plain `verify`
+//! data folder and, when configured, a second folder and an S3 bucket ([`crate::checkpoints`]). Plain `verify`
 //! then checks the log against the newest one, which catches a log truncated or rewritten with
 //! recomputed hashes.
 //!
@@ -10,17 +10,19 @@
 //! and each later checkpoint verifies only the events since the previous one. A log that does
 //! not extend it (rewritten while the gateway was stopped) is not signed, and `/_ready`
 //! fails: signing it would make the rewrite the newest truth. A failure later on (a folder
-//! that cannot be written) fails `/_ready` too, until a later attempt succeeds.
+//! that cannot be written, an upload refused) fails `/_ready` too, until a later attempt
+//! succeeds; a checkpoint counts as made only once every place holds it, so the next attempt
+//! signs the head again and stores it everywhere.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context as _;
 use registry::Registry;
 use registry::log::{self, ChainHead};
 use tokio::task::JoinHandle;
 
+use crate::checkpoints::s3::S3Location;
 use crate::checkpoints::{self, Checkpoint};
 use crate::config::Config;
 use crate::worker::Findings;
@@ -49,6 +51,8 @@ struct Settings {
     interval: Option<Duration>,
     key_path: PathBuf,
     folders: Vec<PathBuf>,
+    /// The client and the prefix of `registry.checkpoint_copy_s3`.
+    s3_copy: Option<(aws_sdk_s3::Client, S3Location)>,
 }
 
 /// Starts the checkpointer (none when both `checkpoint_every_events` and
@@ -60,23 +64,46 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
     if every_events == 0 && interval_seconds == 0 {
         return Checkpointer(None);
     }
+    let s3_copy = checkpoints::s3_copy(config).and_then(|prefix| {
+        prefix.map(|prefix| checkpoints::s3::client_from_env().map(|client| (client, prefix))).transpose()
+    });
+    let s3_copy = match s3_copy {
+        Ok(s3_copy) => s3_copy,
+        Err(error) => {
+            refuse(&findings, &error);
+            return Checkpointer(None);
+        }
+    };
     let settings = Arc::new(Settings {
         every_events,
         interval: (interval_seconds > 0).then(|| Duration::from_secs(interval_seconds)),
         key_path: checkpoints::key_path(config),
         folders: checkpoints::folders(config),
+        s3_copy,
     });
     Checkpointer(Some(tokio::spawn(async move {
         let path = registry.path().to_owned();
-        let run = |job: Job| {
-            let (settings, path) = (Arc::clone(&settings), path.clone());
-            tokio::task::spawn_blocking(move || match job {
-                Job::Start => start(&path, &settings),
-                Job::Sign(last) => sign_next(&path, &settings, last),
-            })
+        // The log is checked against the newest stored checkpoint before anything is signed,
+        // the S3 copy's included: a log rewritten while the gateway was stopped, with the data
+        // folder's checkpoints removed, must not be signed as the newest truth.
+        let uploaded = loop {
+            match newest_uploaded(&settings).await {
+                Ok(uploaded) => break uploaded,
+                // An upstream that cannot be reached now may be later: not ready meanwhile.
+                Err(error) => {
+                    let problem = format!("checkpoints: {error:#}");
+                    tracing::error!(%problem, "no checkpoint signed");
+                    findings.set(vec![problem]);
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
         };
-        // The log is checked against the newest stored checkpoint before anything is signed.
-        let mut last = match run(Job::Start).await {
+        findings.set(Vec::new());
+        let start = {
+            let (settings, path) = (Arc::clone(&settings), path.clone());
+            tokio::task::spawn_blocking(move || start(&path, &settings, uploaded)).await
+        };
+        let mut last = match start {
             Ok(Ok(base)) => base,
             Ok(Err(error)) => {
                 refuse(&findings, &error);
@@ -105,32 +132,52 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
             if committed <= last.sequence || !(by_count || by_time) {
                 continue;
             }
-            match run(Job::Sign(last)).await {
-                Ok(Ok(head)) => {
+            let signed = {
+                let (settings, path) = (Arc::clone(&settings), path.clone());
+                tokio::task::spawn_blocking(move || sign_next(&path, &settings, last))
+            };
+            let stored = match signed.await {
+                Ok(Ok(Some((head, checkpoint)))) => upload(&settings, &checkpoint).await.map(|()| Some(head)),
+                Ok(other) => other.map(|signed| signed.map(|(head, _)| head)),
+                Err(error) => {
+                    tracing::warn!(%error, "the checkpoint task did not finish");
+                    continue;
+                }
+            };
+            match stored {
+                Ok(Some(head)) => {
+                    tracing::info!(sequence = head.sequence, "checkpoint signed");
                     last = head;
                     last_time = Instant::now();
                     if failed_at.take().is_some() {
                         findings.set(Vec::new());
                     }
                 }
-                Ok(Err(error)) => {
+                Ok(None) => {}
+                Err(error) => {
                     let problem = format!("checkpoints: {error:#}");
                     tracing::error!(%problem, "no checkpoint signed");
                     findings.set(vec![problem]);
                     failed_at = Some(Instant::now());
                 }
-                Err(error) => tracing::warn!(%error, "the checkpoint task did not finish"),
             }
         }
     })))
 }
 
-/// Work for the blocking pool.
-enum Job {
-    /// Find the newest stored checkpoint and verify that the log extends it.
-    Start,
-    /// Verify the events since this checkpoint and sign the head.
-    Sign(ChainHead),
+/// The newest checkpoint signed by the key under `registry.checkpoint_copy_s3`, when it is set.
+async fn newest_uploaded(settings: &Settings) -> anyhow::Result<Option<Checkpoint>> {
+    let Some((client, prefix)) = &settings.s3_copy else { return Ok(None) };
+    let trusted = checkpoints::signing_key(&settings.key_path)?.verifying_key();
+    Ok(checkpoints::s3::newest(client, prefix, &trusted).await?.map(|(_, checkpoint)| checkpoint))
+}
+
+/// Uploads `checkpoint` under `registry.checkpoint_copy_s3`, when it is set.
+async fn upload(settings: &Settings, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+    match &settings.s3_copy {
+        Some((client, prefix)) => checkpoints::s3::upload(client, &prefix.join(checkpoint), checkpoint).await,
+        None => Ok(()),
+    }
 }
 
 /// Stops signing (the log at start does not extend the newest checkpoint, or it cannot be
@@ -141,34 +188,33 @@ fn refuse(findings: &Findings, error: &anyhow::Error) {
     findings.set(vec![problem]);
 }
 
-/// The newest stored checkpoint signed by the key (the first event's predecessor if there is
-/// none), once the log is verified to extend it up to its head.
-fn start(path: &Path, settings: &Settings) -> anyhow::Result<ChainHead> {
+/// The newest checkpoint signed by the key, in the folders or `uploaded` (the newest in the S3
+/// copy), or the first event's predecessor if there is none, once the log is verified to
+/// extend it up to its head.
+fn start(path: &Path, settings: &Settings, uploaded: Option<Checkpoint>) -> anyhow::Result<ChainHead> {
     let key = checkpoints::signing_key(&settings.key_path)?;
-    let base = match checkpoints::newest(&settings.folders, &key.verifying_key())? {
-        Some((file, checkpoint)) => {
-            let mut hash = [0; 32];
-            hex::decode_to_slice(&checkpoint.hash, &mut hash)
-                .with_context(|| format!("{} holds a hash that is not hex", file.display()))?;
-            ChainHead { sequence: checkpoint.sequence, hash }
-        }
+    let stored = checkpoints::newest(&settings.folders, &key.verifying_key())?.map(|(_, checkpoint)| checkpoint);
+    let newest = stored.into_iter().chain(uploaded).max_by_key(|checkpoint| checkpoint.sequence);
+    let base = match newest {
+        Some(checkpoint) => checkpoint.head()?,
         None => ChainHead { sequence: 0, hash: registry::event::GENESIS_HASH },
     };
     verified_head(path, base)?;
     Ok(base)
 }
 
-/// Verifies the events after `last` and signs the head; returns it.
-fn sign_next(path: &Path, settings: &Settings, last: ChainHead) -> anyhow::Result<ChainHead> {
+/// Verifies the events after `last`, signs the head and writes the checkpoint to the folders;
+/// returns the head and the checkpoint, or nothing when the log has not grown.
+fn sign_next(path: &Path, settings: &Settings, last: ChainHead) -> anyhow::Result<Option<(ChainHead, Checkpoint)>> {
     let key = checkpoints::signing_key(&settings.key_path)?;
     let head = verified_head(path, last)?;
     if head.sequence <= last.sequence {
-        return Ok(last);
+        return Ok(None);
     }
     let created_at = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
-    checkpoints::store(&Checkpoint::sign(head, created_at, &key), &settings.folders)?;
-    tracing::info!(sequence = head.sequence, "checkpoint signed");
-    Ok(head)
+    let checkpoint = Checkpoint::sign(head, created_at, &key);
+    checkpoints::store(&checkpoint, &settings.folders)?;
+    Ok(Some((head, checkpoint)))
 }
 
 /// The head of the log, verified from `from` on.
