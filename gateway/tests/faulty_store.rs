@@ -27,7 +27,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use futures::{Stream, StreamExt as _, TryStreamExt as _};
 use registry::Event;
-use registry::event::v1::{CorruptReason, Payload};
+use registry::event::v1::{CorruptReason, CorruptSubject, Payload};
 
 const BUCKET: &str = "faults";
 const ROOT_KEY: &str = "FAULTYROOT";
@@ -267,7 +267,9 @@ fn corruptions(events: &[Event], key: &str) -> Vec<CorruptReason> {
     payloads(events)
         .into_iter()
         .filter_map(|p| match p {
-            Payload::BlobCorrupt(c) if c.version.key == key => Some(c.reason),
+            Payload::BlobCorrupt(c) if matches!(&c.subject, CorruptSubject::Version(v) if v.key == key) => {
+                Some(c.reason)
+            }
             _ => None,
         })
         .collect()

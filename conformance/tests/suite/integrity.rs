@@ -13,7 +13,7 @@ use artifact_store_conformance::events::{of_type, version};
 use artifact_store_conformance::sdk::{completion_of, create_bucket, failure, get_range, put, upload_parts};
 use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::upstream::RunUpstream;
-use artifact_store_conformance::{Server, Transport, bytes, metrics, skip};
+use artifact_store_conformance::{Server, Transport, bytes, cli, metrics, skip};
 use aws_sdk_s3::primitives::ByteStream;
 
 const MIB: usize = 1 << 20;
@@ -286,11 +286,12 @@ fn group_digests(data: &[u8]) -> Vec<u8> {
 
 /// Completion read stored parts back (to hash the object, or its last part) without checking
 /// them: a part damaged between its upload and completion was hashed into the new version's
-/// digest, which then vouched for the damage. Each part is checked against its own digest now.
+/// digest, which then vouched for the damage. Each part is checked against its own digest now,
+/// and a refusal is recorded as a `v1.blob.corrupt` event naming the upload and the part.
 /// (The local store: on an S3 upstream the parts are the upstream's, which completes only those
 /// whose ETags match.)
 #[tokio::test]
-async fn a_part_damaged_before_completion_is_refused_not_hashed_into_the_object() {
+async fn a_part_damaged_or_lost_before_completion_is_refused_and_recorded_not_hashed_into_the_object() {
     let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
     if server.on_s3_backend() {
         skip("the upstream keeps the parts of its own multipart uploads");
@@ -299,17 +300,28 @@ async fn a_part_damaged_before_completion_is_refused_not_hashed_into_the_object(
     let s3 = server.s3();
     create_bucket(&s3, "parts").await;
     // 5 MiB parts (the object is hashed whole at completion) and 8 MiB parts (only the last
-    // is read back); the damage is in the first part, then in the last.
-    for (key, sizes, damaged) in [("whole.bin", [5 * MIB, MIB], 0), ("merged.bin", [8 * MIB, MIB], 1)] {
-        let (upload_id, parts) = upload_parts(&s3, "parts", key, &sizes, 10).await;
+    // is read back); the damage is in the first part, then in the last; then a part is gone.
+    let cases = [
+        ("whole.bin", [5 * MIB, MIB], 0, "digest_mismatch"),
+        ("merged.bin", [8 * MIB, MIB], 1, "digest_mismatch"),
+        ("lost.bin", [5 * MIB, MIB], 1, "missing"),
+    ];
+    for (seed, (key, sizes, damaged, reason)) in (10..).zip(cases) {
+        // Blobs are named by their contents: each case has its own, so no damage carries over.
+        let (upload_id, parts) = upload_parts(&s3, "parts", key, &sizes, seed).await;
         let uploaded = server.object_events("parts", key);
         let blob = of_type(&uploaded, "v1.multipart.part.uploaded")[damaged].payload["part"]["blob"]
             .as_str()
             .expect("a part's blob id")
             .to_owned();
         let path = server.data_dir().join("blobs").join(&blob[..2]).join(&blob);
-        let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open the part's blob");
-        file.write_all_at(&[parts[damaged].0[1000] ^ 0x01], 1000).expect("flip a byte");
+        if reason == "missing" {
+            std::fs::remove_file(&path).expect("remove the part's blob");
+        } else {
+            let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open the part's blob");
+            file.write_all_at(&[parts[damaged].0[1000] ^ 0x01], 1000).expect("flip a byte");
+        }
+        let before = corrupt_metric(&server, reason).await;
 
         let result = s3
             .complete_multipart_upload()
@@ -320,10 +332,18 @@ async fn a_part_damaged_before_completion_is_refused_not_hashed_into_the_object(
             .send()
             .await;
         assert_eq!(failure(result), (500, "InternalError".to_owned()), "{key}: completion over a damaged part");
+        assert_eq!(corrupt_reasons(&server, "parts", key, 1).await, [reason], "{key}");
         let events = server.object_events("parts", key);
         assert!(of_type(&events, "v1.multipart.completed").is_empty(), "{key}: the upload was completed: {events:#?}");
+        let corrupt = &of_type(&events, "v1.blob.corrupt")[0].payload;
+        assert_eq!(corrupt["upload_id"], upload_id.as_str(), "{key}: {corrupt}");
+        assert_eq!(corrupt["part_number"], damaged + 1, "{key}: {corrupt}");
+        assert_eq!(corrupt["blobs"], serde_json::json!([blob]), "{key}: {corrupt}");
+        assert_eq!(corrupt_metric(&server, reason).await, before + 1.0, "{key}");
     }
     assert!(server.log().contains("a stored part failed its integrity check"), "the log says why");
+    let verify = cli::expect(&server, &["verify", "--no-blobs"], 0);
+    assert!(verify.stdout.contains("views: match the log"), "replay accepts a part's v1.blob.corrupt: {verify:?}");
 }
 
 #[tokio::test]

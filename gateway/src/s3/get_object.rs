@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use http::HeaderMap;
-use registry::event::v1::{BlobCorrupt, BlobPart, Retrieved, VersionRef};
+use registry::event::v1::{BlobCorrupt, BlobPart, CorruptSubject, Retrieved, VersionRef};
 use registry::queries::{self, Bucket, ObjectVersion};
 use registry::{Caller, Registry};
 use s3s::dto::*;
@@ -246,7 +246,7 @@ fn corruption_report(
             "stored bytes failed their integrity check; the read was refused"
         );
         crate::metrics::blob_corrupt(reason.as_str());
-        let corrupt = BlobCorrupt { version: target, blobs, reason, range };
+        let corrupt = BlobCorrupt { subject: CorruptSubject::Version(target), blobs, reason, range };
         let lost = |err: registry::Error| tracing::error!(error = %err, "a v1.blob.corrupt record was lost");
         if let Err(err) = registry.record_corruption(caller, corrupt, lost) {
             lost(err);

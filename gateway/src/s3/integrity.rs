@@ -215,12 +215,21 @@ impl Alarm {
     /// A store's error: a verdict on the stored bytes (missing, short) raises the alarm;
     /// any other (unavailable, throttled, I/O) passes as it is.
     fn store_error(&mut self, err: BlobError) -> BlobError {
-        match err {
-            BlobError::NotFound => self.raise(CorruptReason::Missing),
-            BlobError::InvalidRange { .. } => self.raise(CorruptReason::Short),
-            BlobError::Io(err) if err.kind() == io::ErrorKind::UnexpectedEof => self.raise(CorruptReason::Short),
-            other => other,
+        match verdict(&err) {
+            Some(reason) => self.raise(reason),
+            None => err,
         }
+    }
+}
+
+/// What a store's error says of the stored bytes, if anything: missing or short. Other errors
+/// (unavailable, throttled, I/O) say nothing of them.
+pub(super) fn verdict(err: &BlobError) -> Option<CorruptReason> {
+    match err {
+        BlobError::NotFound => Some(CorruptReason::Missing),
+        BlobError::InvalidRange { .. } => Some(CorruptReason::Short),
+        BlobError::Io(err) if err.kind() == io::ErrorKind::UnexpectedEof => Some(CorruptReason::Short),
+        _ => None,
     }
 }
 

@@ -13,7 +13,8 @@ use blake3::hazmat::ChainingValue;
 use registry::Caller;
 use registry::commands::{NewVersion, WriteCondition};
 use registry::event::v1::{
-    self, BlobPart, CorruptReason, MultipartCreated, ObjectContent, ObjectPut, Origin, PartUploaded, UploadRef,
+    self, BlobCorrupt, BlobPart, CorruptReason, CorruptSubject, MultipartCreated, ObjectContent, ObjectPut, Origin,
+    PartRef, PartUploaded, UploadRef,
 };
 use registry::queries::{self, Part, Upload};
 use s3s::dto::ChecksumAlgorithm as ChecksumAlgorithm_;
@@ -24,9 +25,10 @@ use super::bucket::{owner, require_bucket};
 use super::checksum::ExpectedChecksums;
 use super::error::Result;
 use super::get_object::{checked_read, read_parts};
+use super::integrity;
 use super::object::{Placed, copy_source, place, record_placed, source_version, store_body};
 use super::{Gateway, caller, wire};
-use crate::backend::{BlobId, BlobStore, PartToJoin, StoreUpload};
+use crate::backend::{BlobError, BlobId, BlobStore, PartToJoin, StoreUpload};
 use crate::blake3_tree;
 use crate::clock;
 use crate::digest::{ChecksumAlgorithm, ChecksumValue, Checksummer, Md5};
@@ -368,6 +370,7 @@ async fn join_parts(
 /// otherwise); `None` when the parts' shape does not allow it.
 async fn merge_part_hashes(
     gw: &Gateway,
+    alarm: &PartAlarm,
     numbers: &[u32],
     parts: &[BlobPart],
 ) -> Result<Option<(String, Vec<ChainingValue>)>> {
@@ -378,7 +381,8 @@ async fn merge_part_hashes(
     let cvs: Option<Vec<ChainingValue>> = full.iter().map(subtree_of).collect();
     let (Some(mut cvs), true) = (cvs, contiguous) else { return Ok(None) };
     let offset = part_size * full.len() as u64;
-    let (last_cv, last_groups) = hash_at(gw, last, offset).await?;
+    let last_number = *numbers.last().expect("as many numbers as parts");
+    let (last_cv, last_groups) = hash_at(gw, alarm, (last_number, last), offset).await?;
     let full_groups =
         if last_groups.is_empty() { None } else { gw.outboards.part_groups(cvs.clone(), part_size).await };
     cvs.push(last_cv);
@@ -400,17 +404,24 @@ fn subtree_of(part: &BlobPart) -> Option<ChainingValue> {
 /// The chaining value of one stored part hashed at `offset` of its object, with its groups'
 /// when `offset` is a group boundary (else none); the part checked against its own digest as
 /// it is read (see [`PartCheck`]).
-async fn hash_at(gw: &Gateway, part: &BlobPart, offset: u64) -> Result<(ChainingValue, Vec<ChainingValue>)> {
+async fn hash_at(
+    gw: &Gateway,
+    alarm: &PartAlarm,
+    (number, part): (u32, &BlobPart),
+    offset: u64,
+) -> Result<(ChainingValue, Vec<ChainingValue>)> {
     use futures::StreamExt as _;
     let mut hasher = SubtreeHasher::at(offset);
     let mut check = PartCheck::new(part);
     let mut stream = Box::pin(read_parts(gw, std::slice::from_ref(part), (0, part.size - 1)));
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
+        let chunk = chunk.map_err(|err| alarm.store_error(number, part, err))?;
         hasher.update(&chunk);
         check.update(&chunk);
     }
-    check.finish(part)?;
+    if !check.holds(part) {
+        return Err(alarm.raise(number, part, CorruptReason::DigestMismatch));
+    }
     hasher.finish().ok_or_else(|| super::Error::internal("the last part does not fit a subtree at its offset"))
 }
 
@@ -419,16 +430,17 @@ async fn hash_at(gw: &Gateway, part: &BlobPart, offset: u64) -> Result<(Chaining
 /// digest as it is read (see [`PartCheck`]).
 async fn hash_whole(
     gw: &Gateway,
-    parts: &[BlobPart],
+    alarm: &PartAlarm,
+    (numbers, parts): (&[u32], &[BlobPart]),
     full_object: Option<ChecksumAlgorithm>,
 ) -> Result<(String, Vec<ChainingValue>, Option<String>)> {
     use futures::StreamExt as _;
     let mut hashers = (GroupHasher::new(), Checksummer::new(&full_object.into_iter().collect::<Vec<_>>()));
-    for part in parts.iter().filter(|p| p.size > 0) {
+    for (&number, part) in numbers.iter().zip(parts).filter(|(_, p)| p.size > 0) {
         let mut check = PartCheck::new(part);
         let mut stream = Box::pin(read_parts(gw, std::slice::from_ref(part), (0, part.size - 1)));
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
+            let chunk = chunk.map_err(|err| alarm.store_error(number, part, err))?;
             // Hashing a large object takes a while: keep it off the async workers.
             (hashers, check) = tokio::task::spawn_blocking(move || {
                 let ((mut hasher, mut checksummer), mut check) = (hashers, check);
@@ -440,7 +452,9 @@ async fn hash_whole(
             .await
             .map_err(|e| super::Error::internal(format!("hashing task failed: {e}")))?;
         }
-        check.finish(part)?;
+        if !check.holds(part) {
+            return Err(alarm.raise(number, part, CorruptReason::DigestMismatch));
+        }
     }
     let (hasher, checksummer) = hashers;
     let checksum = full_object.and_then(|a| checksummer.finish().get(a).map(ChecksumValue::to_base64));
@@ -475,21 +489,59 @@ impl PartCheck {
         }
     }
 
-    fn finish(self, part: &BlobPart) -> Result<()> {
-        let intact = match self {
+    /// Whether the bytes read are the part's.
+    fn holds(self, part: &BlobPart) -> bool {
+        match self {
             Self::Blake3(hasher) => hasher.finalize().to_hex().as_str() == part.blob,
             Self::Md5(md5) => hex::encode(md5.finalize()) == part.etag,
-        };
-        if intact {
-            return Ok(());
         }
+    }
+}
+
+/// Reports a stored part found damaged, missing or short while completion read it back: a log
+/// line naming the S3 code, the metric, and a `v1.blob.corrupt` event naming the upload and
+/// the part (recorded without waiting: the completion is refused either way).
+struct PartAlarm {
+    registry: registry::Registry,
+    caller: Caller,
+    upload: UploadRef,
+}
+
+impl PartAlarm {
+    fn raise(&self, number: u32, part: &BlobPart, reason: CorruptReason) -> super::Error {
+        let UploadRef { bucket, key, upload_id } = &self.upload;
         tracing::error!(
             code = "InternalError",
+            reason = reason.as_str(),
+            bucket = %bucket,
+            key = %key,
+            upload_id = %upload_id,
+            part_number = number,
             blob = %part.blob,
             "a stored part failed its integrity check; the upload was not completed"
         );
-        crate::metrics::blob_corrupt(CorruptReason::DigestMismatch.as_str());
-        Err(s3_error!(InternalError, "A stored part of the upload is damaged.").into())
+        crate::metrics::blob_corrupt(reason.as_str());
+        let subject = CorruptSubject::Part(PartRef {
+            bucket: bucket.clone(),
+            key: key.clone(),
+            upload_id: upload_id.clone(),
+            part_number: number,
+        });
+        let corrupt = BlobCorrupt { subject, blobs: vec![part.blob.clone()], reason, range: None };
+        let lost = |err: registry::Error| tracing::error!(error = %err, "a v1.blob.corrupt record was lost");
+        if let Err(err) = self.registry.record_corruption(self.caller.clone(), corrupt, lost) {
+            lost(err);
+        }
+        s3_error!(InternalError, "A stored part of the upload is damaged.").into()
+    }
+
+    /// A store's error while reading `part` back: a verdict on its bytes raises the alarm;
+    /// any other error (an unreachable upstream) passes as it is.
+    fn store_error(&self, number: u32, part: &BlobPart, err: BlobError) -> super::Error {
+        match integrity::verdict(&err) {
+            Some(reason) => self.raise(number, part, reason),
+            None => err.into(),
+        }
     }
 }
 
@@ -512,10 +564,15 @@ pub(super) async fn complete_multipart_upload(
 
     let algorithm = upload.created.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse);
     let full_object = upload.created.template.checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT);
-    let merged = if full_object { None } else { merge_part_hashes(gw, &numbers, &parts).await? };
+    let alarm = PartAlarm {
+        registry: gw.registry.clone(),
+        caller: caller(&req),
+        upload: UploadRef { bucket: input.bucket.clone(), key: input.key.clone(), upload_id: input.upload_id.clone() },
+    };
+    let merged = if full_object { None } else { merge_part_hashes(gw, &alarm, &numbers, &parts).await? };
     let (blake3, outboard, full_checksum) = match merged {
         Some((blake3, outboard)) => (blake3, outboard, None),
-        None => hash_whole(gw, &parts, algorithm.filter(|_| full_object)).await?,
+        None => hash_whole(gw, &alarm, (&numbers, &parts), algorithm.filter(|_| full_object)).await?,
     };
     let part_subtrees: Vec<ChainingValue> = parts.iter().filter_map(subtree_of).collect();
     // The chaining values served their purpose; the version's parts don't carry them.

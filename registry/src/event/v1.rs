@@ -280,13 +280,14 @@ impl CorruptReason {
     }
 }
 
-/// A read that found a version's stored bytes damaged and refused to serve them
-/// (`v1.blob.corrupt`): the response was an error, or its body was cut before it completed.
+/// A read that found stored bytes damaged and refused them (`v1.blob.corrupt`): a read of a
+/// version, whose response was an error or whose body was cut before it completed, or the
+/// read-back of an upload's part by its completion, which was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobCorrupt {
-    /// The version read.
+    /// What was read.
     #[serde(flatten)]
-    pub version: VersionRef,
+    pub subject: CorruptSubject,
     /// The blobs the read covered (one for most objects; the parts read for a multipart one).
     pub blobs: Vec<String>,
     /// What was wrong.
@@ -294,6 +295,30 @@ pub struct BlobCorrupt {
     /// The `Content-Range` of a partial read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<String>,
+}
+
+/// What a [`BlobCorrupt`] read: its fields sit beside the others in the payload, so a
+/// version's record has the same bytes it had before parts could be named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CorruptSubject {
+    /// A version (GetObject, HeadObject, a copy's source).
+    Version(VersionRef),
+    /// A part of a multipart upload, read back by CompleteMultipartUpload.
+    Part(PartRef),
+}
+
+/// One part of a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRef {
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
+    /// Upload id.
+    pub upload_id: String,
+    /// Part number, 1 to 10,000.
+    pub part_number: u32,
 }
 
 /// Retention set, changed or lifted on a version (`v1.retention.set`).
@@ -582,10 +607,13 @@ impl Payload {
             | Payload::DeleteMarkerCreated(v)
             | Payload::TaggingSet(TaggingSet { version: v, .. })
             | Payload::Retrieved(Retrieved { version: v, .. })
-            | Payload::BlobCorrupt(BlobCorrupt { version: v, .. })
             | Payload::RetentionSet(RetentionSet { version: v, .. })
             | Payload::RetentionBypassed(RetentionBypassed { version: v, .. })
             | Payload::LegalHoldSet(LegalHoldSet { version: v, .. }) => object(&v.bucket, &v.key),
+            Payload::BlobCorrupt(BlobCorrupt { subject, .. }) => match subject {
+                CorruptSubject::Version(v) => object(&v.bucket, &v.key),
+                CorruptSubject::Part(p) => object(&p.bucket, &p.key),
+            },
             Payload::MultipartCreated(p) => object(&p.bucket, &p.key),
             Payload::PartUploaded(p) => object(&p.bucket, &p.key),
             Payload::MultipartCompleted(p) => object(&p.version.bucket, &p.version.key),
@@ -672,6 +700,33 @@ mod tests {
         );
         assert_eq!(Payload::decode("v1.legal_hold.set", &bytes).unwrap(), payload);
         assert_eq!(payload.subject_id(), "b/k/ü");
+    }
+
+    #[test]
+    fn a_corrupt_read_names_a_version_or_an_uploads_part() {
+        let version = VersionRef { bucket: "b".into(), key: "k".into(), version_id: "v1".into() };
+        let part = PartRef { bucket: "b".into(), key: "k".into(), upload_id: "u1".into(), part_number: 3 };
+        let corrupt = |subject| {
+            Payload::BlobCorrupt(BlobCorrupt {
+                subject,
+                blobs: vec!["x".into()],
+                reason: CorruptReason::DigestMismatch,
+                range: None,
+            })
+        };
+        let (of_version, of_part) = (corrupt(CorruptSubject::Version(version)), corrupt(CorruptSubject::Part(part)));
+        assert_eq!(
+            String::from_utf8(of_version.encode()).unwrap(),
+            r#"{"blobs":["x"],"bucket":"b","key":"k","reason":"digest_mismatch","version_id":"v1"}"#
+        );
+        assert_eq!(
+            String::from_utf8(of_part.encode()).unwrap(),
+            r#"{"blobs":["x"],"bucket":"b","key":"k","part_number":3,"reason":"digest_mismatch","upload_id":"u1"}"#
+        );
+        for payload in [of_version, of_part] {
+            assert_eq!(Payload::decode("v1.blob.corrupt", &payload.encode()).unwrap(), payload);
+            assert_eq!(payload.subject_id(), "b/k");
+        }
     }
 
     #[test]

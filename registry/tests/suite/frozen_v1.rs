@@ -25,11 +25,11 @@ use std::sync::Arc;
 
 use artifact_store_registry::clock::ManualClock;
 use artifact_store_registry::event::v1::{
-    BlobCorrupt, BlobPart, BucketCreated, BucketRef, BypassedFor, CorruptReason, DefaultRetention, LegalHoldSet,
-    LifecycleApplied, LifecycleSet, LockMode, MultipartCompleted, MultipartCreated, ObjectContent, ObjectDeleted,
-    ObjectLockSet, ObjectPut, Origin, PackageFinalized, PartUploaded, Payload, Retention, RetentionBypassed,
-    RetentionSet, Retrieved, StoreUpload, StringMap, TaggingSet, UploadRef, VersionRef, VersioningSet,
-    VersioningStatus,
+    BlobCorrupt, BlobPart, BucketCreated, BucketRef, BypassedFor, CorruptReason, CorruptSubject, DefaultRetention,
+    LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode, MultipartCompleted, MultipartCreated, ObjectContent,
+    ObjectDeleted, ObjectLockSet, ObjectPut, Origin, PackageFinalized, PartUploaded, Payload, Retention,
+    RetentionBypassed, RetentionSet, Retrieved, StoreUpload, StringMap, TaggingSet, UploadRef, VersionRef,
+    VersioningSet, VersioningStatus,
 };
 use artifact_store_registry::event::{Digest, Event, EventDraft, GENESIS_HASH};
 use artifact_store_registry::lifecycle::{Expiration, Filter, Rule};
@@ -363,7 +363,7 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
             1000,
             "a",
             Payload::BlobCorrupt(BlobCorrupt {
-                version: version(locked, readme, "v0000000002"),
+                subject: CorruptSubject::Version(version(locked, readme, "v0000000002")),
                 blobs: vec![part("readme", 1234).blob],
                 reason: CorruptReason::DigestMismatch,
                 range: Some("bytes 0-99/1234".into()),
