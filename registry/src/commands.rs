@@ -7,7 +7,7 @@
 
 use rusqlite::Connection;
 
-use crate::deletions::{self, Epoch, Placement};
+use crate::deletions::{self, Placement};
 use crate::error::{Error, Result};
 use crate::event::v1::{
     self, BlobCorrupt, BucketCreated, BucketRef, BypassedFor, LegalHoldSet, LifecycleApplied, LifecycleSet,
@@ -702,8 +702,9 @@ fn apply_action(writer: &mut Writer<'_>, caller: &Caller, action: &Action, new_i
 impl Registry {
     /// Seals `manifest.prefix` of `manifest.bucket`: records `manifest_object` (a version of
     /// the manifest key whose bytes, already in the blob store, are `manifest.encode()`) and
-    /// `v1.package.finalized`, in one transaction. `placed_after` is the deletion epoch read
-    /// before the manifest's blob was placed in the store ([`deletions`]).
+    /// `v1.package.finalized`, in one transaction. `placement` says how the manifest's blob
+    /// was placed in the store: after reading a deletion epoch, or again under a pin once gc
+    /// had taken it ([`deletions`]).
     ///
     /// # Errors
     /// [`Error::NoSuchBucket`]; [`Error::PackageExists`]; [`Error::Sealed`] when the prefix
@@ -717,7 +718,7 @@ impl Registry {
         caller: Caller,
         manifest: Manifest,
         manifest_object: ObjectPut,
-        placed_after: Epoch,
+        placement: Placement,
     ) -> Result<Sealed> {
         self.write(move |writer| {
             let conn = writer.conn();
@@ -740,11 +741,8 @@ impl Registry {
             if occupied.is_some_and(|v| !v.is_delete_marker) {
                 return Err(Error::ManifestKeyTaken { key });
             }
-            let new = NewVersion {
-                put: manifest_object,
-                condition: WriteCondition::default(),
-                placement: Some(placed_after.into()),
-            };
+            let new =
+                NewVersion { put: manifest_object, condition: WriteCondition::default(), placement: Some(placement) };
             let recorded = append_version(writer, &caller, new, None, None)?;
             let package = PackageFinalized {
                 name: manifest.name,

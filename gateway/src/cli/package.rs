@@ -6,7 +6,9 @@
 //! the members again. It opens its own registry writer on the data directory, which is safe
 //! beside a serving gateway: SQLite serialises the two writers, and the gateway's writer
 //! continues the chain from whatever this one appended. If an upload lands between the
-//! manifest and the seal, the seal is refused and the manifest built again.
+//! manifest and the seal, the seal is refused and the manifest built again. If gc takes the
+//! manifest's blob between its placement and the seal, the seal pins the blob, waits until gc
+//! is done with it and places it again, as a PUT does (see `registry::deletions`).
 //!
 //! `verify` re-hashes every member's bytes with BLAKE3 against the manifest, after checking
 //! the manifest's own bytes against the digest the `v1.package.finalized` event recorded.
@@ -18,6 +20,7 @@ use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use registry::clock::SystemClock;
+use registry::deletions::{Pin, Placement};
 use registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, Payload};
 use registry::packages::{self, Manifest, Package};
 use registry::{Caller, Registry, RequestContext, queries};
@@ -31,6 +34,10 @@ use crate::config::Config;
 
 /// How often `seal` builds the manifest again when uploads keep changing the prefix.
 const SEAL_ATTEMPTS: usize = 5;
+
+/// How long `seal` waits for a gc pass to finish deleting the manifest's blob before it
+/// places it again.
+const GC_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The actor recorded on events appended by maintenance commands run on the host.
 const OPERATOR: &str = "operator";
@@ -107,6 +114,9 @@ async fn seal(config: &Config, location: &str, name: Option<&str>, json: bool) -
         },
     };
     let mut attempt = 0;
+    // Set once gc took the manifest's blob: gc marks no pinned blob, so the next placement of
+    // the same blob (the local store names blobs by their bytes) cannot lose to another pass.
+    let mut pin: Option<(String, Pin)> = None;
     let sealed = loop {
         attempt += 1;
         let manifest = {
@@ -116,13 +126,38 @@ async fn seal(config: &Config, location: &str, name: Option<&str>, json: bool) -
         // Read before the manifest's blob is placed, so a gc deleting it meanwhile is noticed.
         let placed_after = registry.deletion_epoch().await?;
         let object = store_manifest(store.as_ref(), &manifest).await?;
-        match registry.seal_package(caller.clone(), manifest, object, placed_after).await {
-            // A gc took the manifest's blob while it was being placed: place it again.
-            Err(registry::Error::PackageChanged | registry::Error::BlobDeleted { .. }) if attempt < SEAL_ATTEMPTS => {}
+        let placement = match &pin {
+            Some((blob, held)) if object.content.parts.iter().all(|part| &part.blob == blob) => {
+                Placement::Pinned(*held)
+            }
+            _ => Placement::After(placed_after),
+        };
+        match registry.seal_package(caller.clone(), manifest, object, placement).await {
+            Err(registry::Error::PackageChanged) if attempt < SEAL_ATTEMPTS => {}
+            // A gc took the manifest's blob while it was being placed: pin it, wait until gc
+            // is done with it, and place it again.
+            Err(registry::Error::BlobDeleted { blob }) if attempt < SEAL_ATTEMPTS => {
+                if pin.as_ref().is_none_or(|(pinned, _)| *pinned != blob) {
+                    if let Some((_, old)) = pin.take() {
+                        registry.unpin(old).await?;
+                    }
+                    pin = Some((blob.clone(), registry.pin_blob(blob.clone()).await?));
+                }
+                let deadline = std::time::Instant::now() + GC_WAIT;
+                while registry.deletion_pending(blob.clone()).await? {
+                    if std::time::Instant::now() > deadline {
+                        bail!("gc has been deleting the manifest's blob {blob} for {GC_WAIT:?}; try again later");
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
             result => break result,
         }
     };
-    registry.close().await;
+    if let Some((_, held)) = pin {
+        // Left behind, it would be dropped by the first gc pass past its lifetime.
+        registry.unpin(held).await?;
+    }
     let sealed = sealed.map_err(|err| match err {
         registry::Error::NoSuchBucket(bucket) => anyhow::anyhow!("no bucket {bucket}"),
         registry::Error::Sealed { package } => anyhow::anyhow!("{location} lies inside sealed package {package}"),

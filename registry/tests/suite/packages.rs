@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use artifact_store_registry::clock::SystemClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
-use artifact_store_registry::deletions::Epoch;
+use artifact_store_registry::deletions::{Epoch, Placement};
 use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, VersionRef};
 use artifact_store_registry::packages::{self, Manifest};
 use artifact_store_registry::{Caller, Error, Registry, log};
@@ -56,7 +56,7 @@ async fn manifest(registry: &Registry, name: &str, prefix: &str) -> Manifest {
 
 async fn seal(registry: &Registry, manifest: Manifest) -> Result<packages::Sealed, Error> {
     let put = object("b", &manifest.key(), &manifest.encode());
-    registry.seal_package(Caller::system("test"), manifest, put, Epoch::ORIGIN).await
+    registry.seal_package(Caller::system("test"), manifest, put, Epoch::ORIGIN.into()).await
 }
 
 #[tokio::test]
@@ -168,4 +168,43 @@ async fn two_writers_appending_at_once_keep_one_chain() {
     let at_seal = server.read(move |conn| log::hash_at(conn, event)).await.unwrap();
     assert_eq!(at_seal, Some(sealed.event.hash), "the seal's receipt names the event the log holds");
     server.close().await;
+}
+
+/// One whole gc pass over `blobs`; returns those it deleted.
+async fn gc_pass(registry: &Registry, blobs: &[String]) -> Vec<String> {
+    registry.begin_deletion_pass().await.unwrap();
+    let marked = registry.mark_for_deletion(blobs.to_vec()).await.unwrap();
+    registry.release_deletions(marked.clone()).await.unwrap();
+    marked
+}
+
+/// `package seal` placed its manifest after reading the deletion epoch only: gc passes in a
+/// loop could take the manifest's blob before every attempt, and the seal gave up. Placed
+/// again under a pin, it is sealed whatever passes ran meanwhile.
+#[tokio::test]
+async fn a_manifest_placed_again_under_a_pin_is_sealed_whatever_gc_passes_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path().join("registry.db"), Arc::new(SystemClock)).unwrap();
+    registry.create_bucket(Caller::system("test"), "b", "us-east-1", false).await.unwrap();
+    put(&registry, "rel/1/a", b"a").await.unwrap();
+    let manifest = manifest(&registry, "release-1", "rel/1/").await;
+    let object = object("b", &manifest.key(), &manifest.encode());
+    let blob = object.content.parts[0].blob.clone();
+    let seal = |placement: Placement| {
+        registry.seal_package(Caller::system("test"), manifest.clone(), object.clone(), placement)
+    };
+
+    for _ in 0..3 {
+        let placed_after = registry.deletion_epoch().await.unwrap();
+        assert_eq!(gc_pass(&registry, std::slice::from_ref(&blob)).await, std::slice::from_ref(&blob));
+        assert!(matches!(seal(placed_after.into()).await, Err(Error::BlobDeleted { .. })), "taken after placing");
+    }
+    let pin = registry.pin_blob(blob.clone()).await.unwrap();
+    for _ in 0..3 {
+        assert!(gc_pass(&registry, std::slice::from_ref(&blob)).await.is_empty(), "gc took a pinned blob");
+    }
+    let sealed = seal(Placement::Pinned(pin)).await.expect("sealed under the pin");
+    assert_eq!(sealed.package.members, 1);
+    registry.unpin(pin).await.unwrap();
+    assert!(gc_pass(&registry, &[blob]).await.is_empty(), "the sealed manifest's blob is referenced");
 }

@@ -443,7 +443,7 @@ async fn seal(registry: &Registry, bucket: &str, prefix: &str, seed: u64) -> Opt
         retention: None,
         legal_hold: false,
     };
-    registry.seal_package(caller(), manifest.clone(), put, Epoch::ORIGIN).await.ok().map(|_| manifest)
+    registry.seal_package(caller(), manifest.clone(), put, Epoch::ORIGIN.into()).await.ok().map(|_| manifest)
 }
 
 /// What the gateway's sweeper does: plan every bucket, then have the registry apply the

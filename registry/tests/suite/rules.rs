@@ -142,7 +142,7 @@ async fn a_write_under_a_seal_removed_from_the_views_is_named() {
     let registry = open(&path).await;
     let manifest = registry.read(|conn| Manifest::collect(conn, "p", "b", "")).await.unwrap();
     let manifest_object = object(&manifest.key(), &manifest.encode(), None);
-    registry.seal_package(caller(), manifest, manifest_object, Epoch::ORIGIN).await.unwrap();
+    registry.seal_package(caller(), manifest, manifest_object, Epoch::ORIGIN.into()).await.unwrap();
     let new = NewVersion {
         put: object("k2", b"late", None),
         condition: WriteCondition::default(),
