@@ -5,8 +5,6 @@
 //! check that only one of them may pass (two CreateBucket of one name, two `If-None-Match: *`
 //! writes of one key).
 
-use rusqlite::Connection;
-
 use crate::deletions::{self, Placement};
 use crate::error::{Error, Result};
 use crate::event::v1::{
@@ -18,8 +16,8 @@ use crate::event::v1::{
 use crate::event::{Event, EventDraft, RequestContext};
 use crate::inline::{self, InlineBlob};
 use crate::lifecycle::{self, Action, BucketRules, Effect, Rule};
-use crate::packages::{self, Manifest, Sealed};
-use crate::queries;
+use crate::packages::{Manifest, Sealed};
+use crate::queries::Reads;
 use crate::retention;
 use crate::sqlite::{Registry, Writer};
 pub use crate::state::NULL_VERSION;
@@ -92,11 +90,11 @@ pub struct Deleted {
     pub event: Option<Event>,
 }
 
-fn require_bucket(conn: &Connection, name: &str) -> Result<Bucket> {
-    queries::bucket(conn, name)?.ok_or_else(|| Error::NoSuchBucket(name.to_owned()))
+fn require_bucket(conn: &dyn Reads, name: &str) -> Result<Bucket> {
+    conn.bucket(name)?.ok_or_else(|| Error::NoSuchBucket(name.to_owned()))
 }
 
-fn require_lock_bucket(conn: &Connection, name: &str) -> Result<Bucket> {
+fn require_lock_bucket(conn: &dyn Reads, name: &str) -> Result<Bucket> {
     let bucket = require_bucket(conn, name)?;
     if !bucket.object_lock_enabled {
         return Err(Error::ObjectLockNotEnabled { bucket: name.to_owned() });
@@ -105,18 +103,16 @@ fn require_lock_bucket(conn: &Connection, name: &str) -> Result<Bucket> {
 }
 
 /// Resolves an optional version id to a version, as GET, tagging and retention calls do.
-fn require_version(conn: &Connection, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectVersion> {
+fn require_version(conn: &dyn Reads, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectVersion> {
     match version_id {
-        Some(id) => queries::version(conn, bucket, key, id)?.ok_or(Error::NoSuchVersion),
-        None => queries::latest_version(conn, bucket, key)?.filter(|v| !v.is_delete_marker).ok_or(Error::NoSuchKey),
+        Some(id) => conn.version(bucket, key, id)?.ok_or(Error::NoSuchVersion),
+        None => conn.latest_version(bucket, key)?.filter(|v| !v.is_delete_marker).ok_or(Error::NoSuchKey),
     }
 }
 
 /// An upload in progress of this bucket and key.
-fn require_upload(conn: &Connection, bucket: &str, key: &str, upload_id: &str) -> Result<Upload> {
-    queries::upload(conn, upload_id)?
-        .filter(|u| u.created.bucket == bucket && u.created.key == key)
-        .ok_or(Error::NoSuchUpload)
+fn require_upload(conn: &dyn Reads, bucket: &str, key: &str, upload_id: &str) -> Result<Upload> {
+    conn.upload(upload_id)?.filter(|u| u.created.bucket == bucket && u.created.key == key).ok_or(Error::NoSuchUpload)
 }
 
 fn version_ref(version: &ObjectVersion) -> VersionRef {
@@ -133,15 +129,15 @@ pub(crate) fn append_version(
     inline: Option<&InlineBlob>,
 ) -> Result<VersionRecorded> {
     let NewVersion { mut put, condition, placement } = new;
-    let bucket = require_bucket(writer.conn(), &put.bucket)?;
+    let bucket = require_bucket(writer.views(), &put.bucket)?;
     for part in &put.content.parts {
         if inline.is_none_or(|blob| blob.locator() != part.blob) {
             deletions::check_reference(writer, &part.blob, placement)?;
         }
     }
-    packages::refuse_sealed(writer.conn(), &put.bucket, &put.key)?;
+    writer.views().refuse_sealed(&put.bucket, &put.key)?;
     if condition != WriteCondition::default() {
-        let current = queries::latest_version(writer.conn(), &put.bucket, &put.key)?.filter(|v| !v.is_delete_marker);
+        let current = writer.views().latest_version(&put.bucket, &put.key)?.filter(|v| !v.is_delete_marker);
         if condition.if_none_match_any && current.is_some() {
             return Err(Error::PreconditionFailed);
         }
@@ -198,7 +194,7 @@ impl Registry {
         });
         let name = name.to_owned();
         self.write(move |writer| {
-            if queries::bucket(writer.conn(), &name)?.is_some() {
+            if writer.views().bucket(&name)?.is_some() {
                 return Err(Error::BucketAlreadyExists(name));
             }
             writer.append(caller.draft(payload))
@@ -214,8 +210,8 @@ impl Registry {
     pub async fn delete_bucket(&self, caller: Caller, name: &str) -> Result<Event> {
         let name = name.to_owned();
         self.write(move |writer| {
-            require_bucket(writer.conn(), &name)?;
-            if !queries::bucket_is_empty(writer.conn(), &name)? {
+            require_bucket(writer.views(), &name)?;
+            if !writer.views().bucket_is_empty(&name)? {
                 return Err(Error::BucketNotEmpty(name));
             }
             writer.append(caller.draft(Payload::BucketDeleted(BucketRef { bucket: name })))
@@ -231,7 +227,7 @@ impl Registry {
     pub async fn set_versioning(&self, caller: Caller, bucket: &str, status: VersioningStatus) -> Result<Event> {
         let bucket = bucket.to_owned();
         self.write(move |writer| {
-            let current = require_bucket(writer.conn(), &bucket)?;
+            let current = require_bucket(writer.views(), &bucket)?;
             if current.object_lock_enabled && status == VersioningStatus::Suspended {
                 return Err(Error::VersioningRequiredByObjectLock { bucket });
             }
@@ -247,7 +243,7 @@ impl Registry {
     /// created without Object Lock.
     pub async fn set_object_lock(&self, caller: Caller, set: ObjectLockSet) -> Result<Event> {
         self.write(move |writer| {
-            let bucket = require_bucket(writer.conn(), &set.bucket)?;
+            let bucket = require_bucket(writer.views(), &set.bucket)?;
             if !bucket.object_lock_enabled {
                 return Err(Error::ObjectLockNotEnabledAtCreation { bucket: set.bucket });
             }
@@ -337,12 +333,12 @@ impl Registry {
     ) -> Result<String> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         self.write(move |writer| {
-            require_bucket(writer.conn(), &bucket)?;
-            packages::refuse_sealed(writer.conn(), &bucket, &key)?;
+            require_bucket(writer.views(), &bucket)?;
+            writer.views().refuse_sealed(&bucket, &key)?;
             // Unlike a read, a current delete marker is not "no such key" here (AWS answers 405).
             let version = match version_id.as_deref() {
-                Some(id) => queries::version(writer.conn(), &bucket, &key, id)?.ok_or(Error::NoSuchVersion)?,
-                None => queries::latest_version(writer.conn(), &bucket, &key)?.ok_or(Error::NoSuchKey)?,
+                Some(id) => writer.views().version(&bucket, &key, id)?.ok_or(Error::NoSuchVersion)?,
+                None => writer.views().latest_version(&bucket, &key)?.ok_or(Error::NoSuchKey)?,
             };
             if version.is_delete_marker {
                 return Err(Error::DeleteMarker);
@@ -367,10 +363,10 @@ impl Registry {
         bypass_governance: bool,
     ) -> Result<Event> {
         self.write(move |writer| {
-            require_lock_bucket(writer.conn(), &target.bucket)?;
-            packages::refuse_sealed(writer.conn(), &target.bucket, &target.key)?;
+            require_lock_bucket(writer.views(), &target.bucket)?;
+            writer.views().refuse_sealed(&target.bucket, &target.key)?;
             let id = by_id.then_some(target.version_id.as_str());
-            let version = require_version(writer.conn(), &target.bucket, &target.key, id)?;
+            let version = require_version(writer.views(), &target.bucket, &target.key, id)?;
             if !retention::may_change_retention(version.retention, requested, writer.now(), bypass_governance) {
                 return Err(Error::ObjectLocked);
             }
@@ -394,10 +390,10 @@ impl Registry {
     /// [`Error::NoSuchVersion`].
     pub async fn set_legal_hold(&self, caller: Caller, target: VersionRef, by_id: bool, on: bool) -> Result<Event> {
         self.write(move |writer| {
-            require_lock_bucket(writer.conn(), &target.bucket)?;
-            packages::refuse_sealed(writer.conn(), &target.bucket, &target.key)?;
+            require_lock_bucket(writer.views(), &target.bucket)?;
+            writer.views().refuse_sealed(&target.bucket, &target.key)?;
             let id = by_id.then_some(target.version_id.as_str());
-            let version = require_version(writer.conn(), &target.bucket, &target.key, id)?;
+            let version = require_version(writer.views(), &target.bucket, &target.key, id)?;
             writer.append(caller.draft(Payload::LegalHoldSet(LegalHoldSet { version: version_ref(&version), on })))
         })
         .await
@@ -409,8 +405,8 @@ impl Registry {
     /// [`Error::NoSuchBucket`].
     pub async fn create_multipart_upload(&self, caller: Caller, created: MultipartCreated) -> Result<Event> {
         self.write(move |writer| {
-            require_bucket(writer.conn(), &created.bucket)?;
-            packages::refuse_sealed(writer.conn(), &created.bucket, &created.key)?;
+            require_bucket(writer.views(), &created.bucket)?;
+            writer.views().refuse_sealed(&created.bucket, &created.key)?;
             writer.append(caller.draft(Payload::MultipartCreated(created)))
         })
         .await
@@ -425,8 +421,8 @@ impl Registry {
     /// the part's blob.
     pub async fn upload_part(&self, caller: Caller, part: PartUploaded, placement: Placement) -> Result<Event> {
         self.write(move |writer| {
-            require_upload(writer.conn(), &part.bucket, &part.key, &part.upload_id)?;
-            packages::refuse_sealed(writer.conn(), &part.bucket, &part.key)?;
+            require_upload(writer.views(), &part.bucket, &part.key, &part.upload_id)?;
+            writer.views().refuse_sealed(&part.bucket, &part.key)?;
             deletions::check_reference(writer, &part.part.blob, Some(placement))?;
             writer.append(caller.draft(Payload::PartUploaded(part)))
         })
@@ -447,8 +443,8 @@ impl Registry {
         new: NewVersion,
     ) -> Result<VersionRecorded> {
         self.write(move |writer| {
-            require_upload(writer.conn(), &new.put.bucket, &new.put.key, &upload_id)?;
-            let stored = queries::parts(writer.conn(), &upload_id, 0, usize::MAX)?;
+            require_upload(writer.views(), &new.put.bucket, &new.put.key, &upload_id)?;
+            let stored = writer.views().parts(&upload_id, 0, usize::MAX)?;
             for (number, etag) in &expected_parts {
                 let same = stored.iter().any(|p| p.number == *number && p.part.etag == *etag);
                 if !same {
@@ -466,7 +462,7 @@ impl Registry {
     /// [`Error::NoSuchUpload`].
     pub async fn abort_multipart_upload(&self, caller: Caller, upload: UploadRef) -> Result<Event> {
         self.write(move |writer| {
-            require_upload(writer.conn(), &upload.bucket, &upload.key, &upload.upload_id)?;
+            require_upload(writer.views(), &upload.bucket, &upload.key, &upload.upload_id)?;
             writer.append(caller.draft(Payload::MultipartAborted(upload)))
         })
         .await
@@ -522,7 +518,7 @@ fn record_bypass(writer: &mut Writer<'_>, caller: &Caller, version: &ObjectVersi
 /// later is in the views only; `verify` and the gateway's periodic check of the views catch
 /// a deletion that an edit of it allowed.) One lookup by sequence, on deletions only.
 fn compliance_from_log(writer: &Writer<'_>, version: &ObjectVersion) -> Result<bool> {
-    let Some(event) = queries::event(writer.log(), version.sequence)? else {
+    let Some(event) = writer.log().event(version.sequence)? else {
         return Ok(false);
     };
     let put = match event.decode()? {
@@ -542,13 +538,13 @@ fn delete_object(
     marker_version_id: String,
     bypass_governance: bool,
 ) -> Result<Deleted> {
-    let bucket = require_bucket(writer.conn(), &target.bucket)?;
-    packages::refuse_sealed(writer.conn(), &target.bucket, &target.key)?;
+    let bucket = require_bucket(writer.views(), &target.bucket)?;
+    writer.views().refuse_sealed(&target.bucket, &target.key)?;
     let unchanged = Deleted { version_id: None, delete_marker: false, event: None };
     if by_id || bucket.versioning.is_none() {
         // Removing a version for good: by id, or the null version of an unversioned bucket.
         let id = if by_id { target.version_id.as_str() } else { NULL_VERSION };
-        let Some(version) = queries::version(writer.conn(), &target.bucket, &target.key, id)? else {
+        let Some(version) = writer.views().version(&target.bucket, &target.key, id)? else {
             // S3 answers success for a version that is not there.
             return Ok(Deleted { version_id: by_id.then(|| target.version_id.clone()), ..unchanged });
         };
@@ -574,7 +570,7 @@ fn delete_object(
     // Versioned bucket, no id: a delete marker becomes the current version. Suspended
     // buckets give it the null id, replacing a null version (which must not be locked).
     let marker_id = if bucket.versioning_enabled() { marker_version_id } else { NULL_VERSION.to_owned() };
-    if let Some(null) = queries::version(writer.conn(), &target.bucket, &target.key, &marker_id)? {
+    if let Some(null) = writer.views().version(&target.bucket, &target.key, &marker_id)? {
         if !retention::may_delete(null.retention, null.legal_hold, writer.now(), bypass_governance)
             || compliance_from_log(writer, &null)?
         {
@@ -600,7 +596,7 @@ impl Registry {
         // Rules hold strings, integers and booleans only.
         let rules = serde_json::to_value(rules).expect("lifecycle rules always serialise");
         self.write(move |writer| {
-            require_bucket(writer.conn(), &bucket)?;
+            require_bucket(writer.views(), &bucket)?;
             writer.append(caller.draft(Payload::LifecycleSet(LifecycleSet { bucket, rules })))
         })
         .await
@@ -614,7 +610,7 @@ impl Registry {
     pub async fn delete_lifecycle(&self, caller: Caller, bucket: &str) -> Result<Option<Event>> {
         let bucket = bucket.to_owned();
         self.write(move |writer| {
-            if require_bucket(writer.conn(), &bucket)?.lifecycle.is_none() {
+            if require_bucket(writer.views(), &bucket)?.lifecycle.is_none() {
                 return Ok(None);
             }
             writer.append(caller.draft(Payload::LifecycleDeleted(BucketRef { bucket }))).map(Some)
@@ -642,18 +638,20 @@ impl Registry {
     ) -> Result<Vec<Action>> {
         let bucket = bucket.to_owned();
         self.write(move |writer| {
-            let state = require_bucket(writer.conn(), &bucket)?;
+            let state = require_bucket(writer.views(), &bucket)?;
             let rules = lifecycle::rules_of(&state)?;
             let rules = BucketRules { name: &bucket, rules: &rules, versioning: state.versioning };
             let mut applied = Vec::new();
             for action in actions {
-                let versions = queries::versions_of_key(writer.conn(), &bucket, &action.key)?;
-                let uploads: Vec<_> = queries::uploads(writer.conn(), &bucket, &action.key, None, None, usize::MAX)?
+                let versions = writer.views().versions_of_key(&bucket, &action.key)?;
+                let uploads: Vec<_> = writer
+                    .views()
+                    .uploads(&bucket, &action.key, None, None, usize::MAX)?
                     .into_iter()
                     .filter(|u| u.created.key == action.key)
                     .collect();
                 let fresh = lifecycle::plan(rules, &versions, &uploads, writer.now(), day_ms);
-                if !fresh.actions.contains(&action) || packages::lifecycle_spares_sealed(writer.conn(), &action)? {
+                if !fresh.actions.contains(&action) || writer.views().lifecycle_spares_sealed(&action)? {
                     continue;
                 }
                 apply_action(writer, &caller, &action, &new_id)?;
@@ -721,8 +719,8 @@ impl Registry {
         placement: Placement,
     ) -> Result<Sealed> {
         self.write(move |writer| {
-            let conn = writer.conn();
-            if packages::package(conn, &manifest.name)?.is_some() {
+            let conn = writer.views();
+            if conn.package(&manifest.name)?.is_some() {
                 return Err(Error::PackageExists(manifest.name));
             }
             let key = manifest.key();
@@ -733,11 +731,11 @@ impl Registry {
             if manifest_object.content.blake3 != manifest_blake3 {
                 return Err(Error::ManifestMismatch);
             }
-            packages::refuse_sealed(conn, &manifest.bucket, &key)?;
-            if Manifest::collect(conn, &manifest.name, &manifest.bucket, &manifest.prefix)? != manifest {
+            conn.refuse_sealed(&manifest.bucket, &key)?;
+            if conn.manifest(&manifest.name, &manifest.bucket, &manifest.prefix)? != manifest {
                 return Err(Error::PackageChanged);
             }
-            let occupied = queries::latest_version(conn, &manifest.bucket, &key)?;
+            let occupied = conn.latest_version(&manifest.bucket, &key)?;
             if occupied.is_some_and(|v| !v.is_delete_marker) {
                 return Err(Error::ManifestKeyTaken { key });
             }

@@ -40,8 +40,8 @@
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::error::{Error, Result};
+use crate::inline;
 use crate::sqlite::{Registry, Writer};
-use crate::{inline, queries};
 
 /// How many deletion batches had ended when a write read it. A write names the epoch it read
 /// before placing its blob; see the module documentation.
@@ -107,7 +107,7 @@ fn mark(conn: &Connection, blob: &str) -> Result<Option<Option<u64>>> {
 /// # Errors
 /// [`Error::BlobDeleted`]; SQLite errors.
 pub(crate) fn check_reference(writer: &Writer<'_>, blob: &str, placement: Option<Placement>) -> Result<()> {
-    if queries::blob_refs(writer.conn(), blob)? > 0 {
+    if writer.views().blob_refs(blob)? > 0 {
         return Ok(());
     }
     let refused = || Err(Error::BlobDeleted { blob: blob.to_owned() });
@@ -220,7 +220,7 @@ impl Registry {
         self.write(move |writer| {
             let mut marked = Vec::with_capacity(candidates.len());
             for blob in candidates {
-                if queries::blob_refs(writer.conn(), &blob)? == 0 && !pinned(writer.log(), &blob)? {
+                if writer.views().blob_refs(&blob)? == 0 && !pinned(writer.log(), &blob)? {
                     writer
                         .log()
                         .prepare_cached("INSERT OR REPLACE INTO blob_deletions (blob, released) VALUES (?1, NULL)")?

@@ -155,7 +155,7 @@ fn remove_unreferenced(writer: &Writer<'_>, dry_run: bool) -> Result<Removed> {
             let digest: Vec<u8> = row.get(0)?;
             let size: u64 = row.get(1)?;
             let locator = format!("{LOCATOR_PREFIX}{}", hex::encode(&digest));
-            if crate::queries::blob_refs(writer.conn(), &locator)? > 0 {
+            if writer.views().blob_refs(&locator)? > 0 {
                 removed.referenced += 1;
             } else {
                 unreferenced.push(digest);

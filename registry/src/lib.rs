@@ -21,22 +21,25 @@
 //! - [`lifecycle`]: lifecycle rules and the sweeper's plan, a pure function of (state, time).
 //! - [`explain`]: why a version exists or was deleted, from its events.
 //! - [`clock`]: the injected time source.
+//! - [`packages`]: sealed packages' manifests and records.
+//! - [`queries`]: the engine seam for reads: [`queries::Reads`], what every engine answers
+//!   from its views, with the rules that are reads of them (lifecycle plans, the refusal of a
+//!   change under a seal, a package's manifest) as provided methods, and the queries' types.
 //!
-//! Storage: the log and the views in SQLite.
+//! Storage: the log and the views in SQLite, the embedded engine.
 //! - [`views`]: the view writer shared by the direct path and replay; the deterministic dump.
-//! - [`packages`]: sealed packages' manifests, the packages view, and the refusal of writes
-//!   under a seal.
 //! - [`rules`]: replay's check of every event against the rules in force at its sequence.
 //! - [`log`]: append, fetch, replay, verify.
 //! - [`audit`]: the views compared with a fresh replay of the log, and the log with its rules.
 //! - [`sqlite`]: opening the database, the writer task (group commit), reader connections,
-//!   and the [`Registry`] handle, whose methods the operation modules add.
+//!   [`queries::Reads`] answered in SQL, and the [`Registry`] handle, whose methods the
+//!   operation modules add.
 //!
-//! Operations: reads, and writes with their checks.
-//! - [`queries`]: typed reads of the views, and the lifecycle plan over them.
+//! Operations: writes with their checks.
 //! - [`inline`]: small objects' bytes, stored in the log database with their event.
 //! - [`deletions`]: blob deletions that gc and writes agree on under the writer.
-//! - [`commands`]: the domain operations that check the views and append events.
+//! - [`commands`]: the domain operations that check the views (through
+//!   [`sqlite::Writer::views`], a [`queries::Reads`]) and append events.
 //!
 //! # Example
 //! ```

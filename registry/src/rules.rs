@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::event::Event;
 use crate::event::v1::{LockMode, Payload, Retention, VersionRef};
+use crate::queries::Reads as _;
 use crate::retention::{self, Protection};
 use crate::views::Deferred;
 
@@ -127,7 +128,8 @@ fn sealed(conn: &Connection, sealed_any: bool, bucket: &str, key: &str) -> Resul
     if !sealed_any {
         return Ok(None);
     }
-    Ok(crate::packages::sealing(conn, bucket, key)?
+    Ok(conn
+        .sealing(bucket, key)?
         .map(|package| format!("changes key {key:?} of bucket {bucket:?}, which package {package:?} seals")))
 }
 

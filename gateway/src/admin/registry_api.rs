@@ -30,6 +30,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::{REGISTRY_PREFIX, records};
+use registry::queries::Reads as _;
 
 /// Most events or records one call returns.
 const MAX_LIMIT: usize = 10_000;
@@ -146,7 +147,7 @@ impl RegistryApi {
         };
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         let (b, k) = (bucket.clone(), key.clone());
-        let versions = self.registry.read(move |conn| queries::key_provenance(conn, &b, &k)).await?;
+        let versions = self.registry.read(move |conn| conn.key_provenance(&b, &k)).await?;
         if versions.is_empty() {
             return Err(ApiError::not_found("NoSuchKey", "the registry has no version of this key"));
         }
@@ -155,7 +156,7 @@ impl RegistryApi {
 
     /// `events/{sequence}`: one event.
     async fn event(&self, sequence: u64) -> ApiResult {
-        let event = self.registry.read(move |conn| queries::event(conn, sequence)).await?;
+        let event = self.registry.read(move |conn| conn.event(sequence)).await?;
         let event = event.ok_or_else(|| ApiError::not_found("NoSuchEvent", "the log has no event at this sequence"))?;
         let body = serde_json::to_string(&event).expect("events serialise") + "\n";
         Ok(respond(StatusCode::OK, "application/json", Body::from(body)))
@@ -194,7 +195,7 @@ impl RegistryApi {
 
     async fn page(&self, filter: &EventFilter, since: u64, limit: usize) -> Result<queries::EventPage, ApiError> {
         let filter = filter.clone();
-        Ok(self.registry.read(move |conn| queries::events_matching(conn, &filter, since, limit, SCAN_BUDGET)).await?)
+        Ok(self.registry.read(move |conn| conn.events_matching(&filter, since, limit, SCAN_BUDGET)).await?)
     }
 
     /// `events/stream`: every matching event after `since` (or `Last-Event-ID`), then each new
@@ -244,7 +245,7 @@ impl RegistryApi {
         let filter = query.retrieval_filter()?;
         let limit = query.limit()?;
         let format = query.get("format").unwrap_or("json").to_owned();
-        let records = self.registry.read_retrievals(move |conn| queries::retrievals(conn, &filter, limit)).await?;
+        let records = self.registry.read_retrievals(move |conn| conn.retrievals(&filter, limit)).await?;
         let next = records.last().map(|r| r.sequence);
         let mut response = match format.as_str() {
             "json" => json_response(&json!({

@@ -7,12 +7,13 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use registry::queries::{self, EventFilter};
+use registry::queries::EventFilter;
 use registry::{Event, sqlite};
 
 use super::{existing_registry, print_line};
 use crate::admin::records::rfc3339;
 use crate::config::Config;
+use registry::queries::Reads as _;
 
 /// Events read per query.
 const PAGE: usize = 1000;
@@ -105,7 +106,7 @@ pub async fn run(config: &Config, args: &EventsArgs, json: bool) -> anyhow::Resu
     }
     let mut left = limit.unwrap_or(usize::MAX);
     loop {
-        let page = queries::events_matching(&conn, &filter, cursor, left.min(PAGE), usize::MAX)?;
+        let page = conn.events_matching(&filter, cursor, left.min(PAGE), usize::MAX)?;
         cursor = page.scanned_to;
         left -= page.events.len();
         for event in &page.events {

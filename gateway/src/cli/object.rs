@@ -3,12 +3,13 @@
 //! same document as the registry API's `GET /_registry/objects/{bucket}/{key}`.
 
 use anyhow::Context as _;
-use registry::queries::{self, VersionProvenance};
+use registry::queries::VersionProvenance;
 use registry::sqlite;
 
 use super::{existing_registry, print_line};
 use crate::admin::records::{self, rfc3339};
 use crate::config::Config;
+use registry::queries::Reads as _;
 
 /// `object` and its subcommands.
 #[derive(Debug, clap::Args)]
@@ -51,7 +52,7 @@ pub async fn run(config: &Config, args: &ObjectArgs, json: bool) -> anyhow::Resu
     let (bucket, key) = parse_url(&history.url)?;
     let path = existing_registry(config)?;
     let conn = sqlite::open_read_only(&path).with_context(|| format!("cannot open {}", path.display()))?;
-    let versions = queries::key_provenance(&conn, &bucket, &key)?;
+    let versions = conn.key_provenance(&bucket, &key)?;
     anyhow::ensure!(!versions.is_empty(), "the registry has no version of s3://{bucket}/{key}");
     let mut out = std::io::stdout().lock();
     if json {

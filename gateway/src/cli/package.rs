@@ -22,8 +22,8 @@ use futures::StreamExt as _;
 use registry::clock::SystemClock;
 use registry::deletions::{Pin, Placement};
 use registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, Payload};
-use registry::packages::{self, Manifest, Package};
-use registry::{Caller, Registry, RequestContext, queries};
+use registry::packages::{Manifest, Package};
+use registry::{Caller, Registry, RequestContext};
 use rusqlite::Connection;
 use serde::Serialize;
 
@@ -31,6 +31,7 @@ use super::progress::{self, Unit};
 use super::{Outcome, existing_registry, print_line, read_registry};
 use crate::backend::{BlobId, BlobStore};
 use crate::config::Config;
+use registry::queries::Reads as _;
 
 /// How often `seal` builds the manifest again when uploads keep changing the prefix.
 const SEAL_ATTEMPTS: usize = 5;
@@ -121,7 +122,7 @@ async fn seal(config: &Config, location: &str, name: Option<&str>, json: bool) -
         attempt += 1;
         let manifest = {
             let (name, bucket, prefix) = (name.clone(), bucket.clone(), prefix.clone());
-            registry.read(move |conn| Manifest::collect(conn, &name, &bucket, &prefix)).await?
+            registry.read(move |conn| conn.manifest(&name, &bucket, &prefix)).await?
         };
         // Read before the manifest's blob is placed, so a gc deleting it meanwhile is noticed.
         let placed_after = registry.deletion_epoch().await?;
@@ -243,12 +244,8 @@ async fn verify(config: &Config, wanted: &str, json: bool) -> anyhow::Result<Out
     let (package, recorded, manifest_parts) = read_registry(config, move |conn| {
         let package = find_package(conn, &wanted_owned)?;
         let recorded = recorded_digest(conn, &package)?;
-        let manifest = queries::version(
-            conn,
-            &package.sealed.bucket,
-            &package.sealed.manifest_key,
-            &package.sealed.manifest_version_id,
-        )?;
+        let manifest =
+            conn.version(&package.sealed.bucket, &package.sealed.manifest_key, &package.sealed.manifest_version_id)?;
         Ok((package, recorded, manifest.map(|v| v.content.parts)))
     })
     .await?;
@@ -317,10 +314,9 @@ async fn check_members(
     let wanted: Vec<(String, String)> =
         manifest.members.iter().map(|m| (m.key.clone(), m.version_id.clone())).collect();
     let bucket = package.sealed.bucket.clone();
-    let versions: Vec<_> = read_registry(config, move |conn| {
-        wanted.iter().map(|(key, id)| Ok(queries::version(conn, &bucket, key, id)?)).collect()
-    })
-    .await?;
+    let versions: Vec<_> =
+        read_registry(config, move |conn| wanted.iter().map(|(key, id)| Ok(conn.version(&bucket, key, id)?)).collect())
+            .await?;
     let bar = progress::bar("members", manifest.members.iter().map(|m| m.size).sum(), Unit::Bytes);
     for (member, version) in manifest.members.iter().zip(versions) {
         let name = format!("s3://{}/{} version {}", package.sealed.bucket, member.key, member.version_id);
@@ -393,9 +389,9 @@ async fn read_object(
 fn find_package(conn: &Connection, wanted: &str) -> anyhow::Result<Package> {
     let found = if wanted.starts_with("s3://") {
         let (bucket, prefix) = parse_location(wanted)?;
-        packages::package_of_prefix(conn, &bucket, &prefix)?
+        conn.package_of_prefix(&bucket, &prefix)?
     } else {
-        packages::package(conn, wanted)?
+        conn.package(wanted)?
     };
     match found {
         Some(package) => Ok(package),
@@ -406,7 +402,7 @@ fn find_package(conn: &Connection, wanted: &str) -> anyhow::Result<Package> {
 /// The manifest digest recorded by the package's `v1.package.finalized` event in the log
 /// (the view could have been edited; the event is covered by the chain `verify` checks).
 fn recorded_digest(conn: &Connection, package: &Package) -> anyhow::Result<String> {
-    let event = queries::event(conn, package.sealed_seq)?.with_context(|| {
+    let event = conn.event(package.sealed_seq)?.with_context(|| {
         format!("event {} of package {} is missing from the log", package.sealed_seq, package.sealed.name)
     })?;
     match event.decode()? {
@@ -416,7 +412,7 @@ fn recorded_digest(conn: &Connection, package: &Package) -> anyhow::Result<Strin
 }
 
 async fn list(config: &Config, json: bool) -> anyhow::Result<Outcome> {
-    let listed = read_registry(config, |conn| Ok(packages::packages(conn)?)).await?;
+    let listed = read_registry(config, |conn| Ok(conn.packages()?)).await?;
     let mut out = std::io::stdout().lock();
     if json {
         print_line(&mut out, &serde_json::to_string(&listed)?)?;

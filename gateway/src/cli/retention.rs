@@ -8,11 +8,12 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use registry::explain::{self, Explanation, Step};
 use registry::lifecycle::{Action, Effect, Plan};
-use registry::{Event, log, queries, sqlite};
+use registry::{Event, log, sqlite};
 use serde::Serialize;
 
 use super::{existing_registry, print_line};
 use crate::config::Config;
+use registry::queries::Reads as _;
 
 /// `retention` and its subcommands.
 #[derive(Debug, clap::Args)]
@@ -92,14 +93,14 @@ pub async fn run(config: &Config, args: RetentionArgs, json: bool) -> anyhow::Re
         let lines = match args.command {
             RetentionCommand::Plan(plan) => {
                 let at = plan.at.unwrap_or(now);
-                plan_lines(&queries::lifecycle_plan(&conn, at, day_ms)?, at, json)?
+                plan_lines(&conn.lifecycle_plan(at, day_ms)?, at, json)?
             }
             RetentionCommand::Explain(explain) => {
                 let at = explain.at.unwrap_or(now);
                 let (bucket, key) = parse_url(&explain.object)?;
                 let events = object_events(&conn, &format!("{bucket}/{key}"))?;
                 let why = explain::explain(&events, explain.version_id.as_deref(), at)?;
-                let plans = queries::lifecycle_plan(&conn, at, day_ms)?;
+                let plans = conn.lifecycle_plan(at, day_ms)?;
                 let lifecycle = lifecycle_note(&plans, bucket, key, why.version_id.as_deref());
                 explain_lines(Explained { bucket, key, at, explanation: why, lifecycle }, json)?
             }
@@ -125,7 +126,7 @@ fn parse_url(url: &str) -> anyhow::Result<(&str, &str)> {
 /// Every event about `subject` (`bucket/key`), in order.
 fn object_events(conn: &rusqlite::Connection, subject: &str) -> anyhow::Result<Vec<Event>> {
     let mut events = Vec::new();
-    for sequence in queries::subject_sequences(conn, subject)? {
+    for sequence in conn.subject_sequences(subject)? {
         let event = log::fetch_since(conn, sequence - 1, 1)?.pop().context("event missing from the log")?;
         events.push(event);
     }

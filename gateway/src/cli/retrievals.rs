@@ -3,13 +3,14 @@
 //! `--format json`), S3 server access log lines or one CloudTrail document.
 
 use anyhow::Context as _;
-use registry::queries::{self, RetrievalFilter};
+use registry::queries::RetrievalFilter;
 use registry::sqlite;
 
 use super::{existing_registry, print_line, print_part};
 use crate::admin::records::{self, rfc3339};
 use crate::admin::registry_api::parse_time;
 use crate::config::Config;
+use registry::queries::Reads as _;
 
 /// Records read per query.
 const PAGE: usize = 1000;
@@ -88,7 +89,7 @@ pub async fn run(config: &Config, args: &RetrievalsArgs, json: bool) -> anyhow::
         return Ok(());
     }
     while left > 0 {
-        let page = queries::retrievals(&conn, &filter, left.min(PAGE))?;
+        let page = conn.retrievals(&filter, left.min(PAGE))?;
         let Some(last) = page.last() else { break };
         filter.after = last.sequence;
         left -= page.len();

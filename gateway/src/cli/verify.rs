@@ -36,7 +36,7 @@ use futures::StreamExt as _;
 use registry::audit::{self, ViewsAudit};
 use registry::event::v1::{BlobPart, ObjectContent};
 use registry::log::{self, ChainHead};
-use registry::{queries, sqlite, views};
+use registry::{sqlite, views};
 use rusqlite::Connection;
 use serde::Serialize;
 
@@ -47,6 +47,7 @@ use crate::backend::s3::S3BlobStore;
 use crate::backend::{BlobError, BlobId, BlobStore};
 use crate::config::{Backend, Config};
 use crate::digest::Md5;
+use registry::queries::Reads as _;
 
 /// Flags of `verify`.
 #[derive(Debug, clap::Args)]
@@ -248,7 +249,7 @@ struct Recorded {
 /// the blobs of the store's own multipart uploads in progress, which exist only once they are
 /// completed (their parts are inside the upstream's upload, not objects).
 fn recorded_contents(conn: &Connection) -> anyhow::Result<(Vec<Recorded>, HashSet<String>)> {
-    let pending: HashSet<String> = queries::store_uploads(conn)?.into_iter().map(|u| u.blob).collect();
+    let pending: HashSet<String> = conn.store_uploads()?.into_iter().map(|u| u.blob).collect();
     let mut seen = HashSet::new();
     let mut recorded = Vec::new();
     let mut versions = conn.prepare("SELECT content FROM object_versions WHERE is_delete_marker = 0 ORDER BY seq")?;
@@ -373,7 +374,7 @@ async fn confirm_missing(store: &dyn BlobStore, registry: &Path, unlisted: &[&st
         let conn = sqlite::open_read_only(&registry)?;
         let mut missing = Vec::new();
         for id in absent {
-            if queries::blob_refs(&conn, &id)? > 0 {
+            if conn.blob_refs(&id)? > 0 {
                 missing.push(id);
             }
         }

@@ -1,17 +1,18 @@
 //! Buckets: create, delete, head, list, location (versioning lives in `versioning.rs`). Bucket names are checked by
 //! s3s against AWS's rules before a request reaches us.
 
-use registry::queries::{self, Bucket};
+use registry::queries::Bucket;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
 use super::error::Result;
 use super::{Gateway, caller, wire};
+use registry::queries::Reads as _;
 
 /// Reads a bucket, or `NoSuchBucket`.
 pub(super) async fn require_bucket(gw: &Gateway, name: &str) -> Result<Bucket> {
     let wanted = name.to_owned();
-    let bucket = gw.registry.read(move |conn| queries::bucket(conn, &wanted)).await?;
+    let bucket = gw.registry.read(move |conn| conn.bucket(&wanted)).await?;
     bucket.ok_or_else(|| registry::Error::NoSuchBucket(name.to_owned()).into())
 }
 
@@ -26,7 +27,7 @@ pub(super) async fn list_buckets(
     req: S3Request<ListBucketsInput>,
 ) -> Result<S3Response<ListBucketsOutput>> {
     let prefix = req.input.prefix.clone().unwrap_or_default();
-    let buckets = gw.registry.read(queries::buckets).await?;
+    let buckets = gw.registry.read(|conn| conn.buckets()).await?;
     let buckets = buckets
         .into_iter()
         .filter(|b| b.name.starts_with(&prefix))

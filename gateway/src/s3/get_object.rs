@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use http::HeaderMap;
 use registry::event::v1::{BlobCorrupt, BlobPart, CorruptSubject, Retrieved, VersionRef};
-use registry::queries::{self, Bucket, ObjectVersion};
+use registry::queries::{Bucket, ObjectVersion};
 use registry::{Caller, Registry};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, s3_error};
@@ -19,6 +19,7 @@ use super::error::Result;
 use super::{Gateway, caller, integrity, wire};
 use crate::backend::{BlobError, BlobId};
 use crate::config::Retrievals;
+use registry::queries::Reads as _;
 
 /// What a read resolved to: the version and the bytes of it to send.
 struct ReadPlan {
@@ -57,8 +58,8 @@ async fn plan(
     let version = gw
         .registry
         .read(move |conn| match id {
-            Some(id) => queries::version(conn, &name, &key_owned, &id),
-            None => queries::latest_version(conn, &name, &key_owned),
+            Some(id) => conn.version(&name, &key_owned, &id),
+            None => conn.latest_version(&name, &key_owned),
         })
         .await?;
     let version = match (version, version_id) {

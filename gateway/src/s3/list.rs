@@ -4,13 +4,14 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use registry::queries::{self, ListPage, ListQuery, ObjectVersion};
+use registry::queries::{ListPage, ListQuery, ObjectVersion};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
 use super::bucket::{owner, require_bucket};
 use super::error::Result;
 use super::{Gateway, wire};
+use registry::queries::Reads as _;
 
 /// The most keys one page returns, whatever the client asks for.
 const MAX_KEYS: i32 = 1000;
@@ -44,7 +45,7 @@ pub(super) fn max_keys(requested: Option<i32>) -> Result<usize> {
 }
 
 async fn page(gw: &Gateway, query: ListQuery) -> Result<ListPage> {
-    Ok(gw.registry.read(move |conn| queries::list_objects(conn, &query)).await?)
+    Ok(gw.registry.read(move |conn| conn.list_objects(&query)).await?)
 }
 
 fn object(version: ObjectVersion, owner: Option<&Owner>, encoder: &Encoder) -> Object {

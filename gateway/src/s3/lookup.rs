@@ -1,10 +1,11 @@
 //! Finding the version a request names, with the answer AWS gives when it is a delete marker.
 
-use registry::queries::{self, ObjectVersion};
+use registry::queries::ObjectVersion;
 use s3s::s3_error;
 
 use super::Gateway;
 use super::error::Result;
+use registry::queries::Reads as _;
 
 /// What a request gets when the version it names is a delete marker; AWS differs by operation.
 #[derive(Clone, Copy)]
@@ -31,8 +32,8 @@ pub(super) async fn named_version(
     let version = gw
         .registry
         .read(move |conn| match version_id {
-            Some(id) => queries::version(conn, &bucket, &key, &id),
-            None => queries::latest_version(conn, &bucket, &key),
+            Some(id) => conn.version(&bucket, &key, &id),
+            None => conn.latest_version(&bucket, &key),
         })
         .await?;
     match (version, by_id, on_marker) {

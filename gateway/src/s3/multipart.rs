@@ -16,7 +16,7 @@ use registry::event::v1::{
     self, BlobCorrupt, BlobPart, CorruptReason, CorruptSubject, MultipartCreated, ObjectContent, ObjectPut, Origin,
     PartRef, PartUploaded, UploadRef,
 };
-use registry::queries::{self, Part, Upload};
+use registry::queries::{Part, Upload};
 use s3s::dto::ChecksumAlgorithm as ChecksumAlgorithm_;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
@@ -33,6 +33,7 @@ use crate::blake3_tree;
 use crate::clock;
 use crate::digest::{ChecksumAlgorithm, ChecksumValue, Checksummer, Md5};
 use crate::outboard::{GroupHasher, SubtreeHasher};
+use registry::queries::Reads as _;
 
 /// Parts other than the last must be at least this large.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -44,7 +45,7 @@ const MAX_LISTED: i32 = 1000;
 /// Reads an upload and checks it belongs to the bucket and key the request names.
 async fn require_upload(gw: &Gateway, bucket: &str, key: &str, upload_id: &str) -> Result<Upload> {
     let id = upload_id.to_owned();
-    let upload = gw.registry.read(move |conn| queries::upload(conn, &id)).await?;
+    let upload = gw.registry.read(move |conn| conn.upload(&id)).await?;
     match upload {
         Some(u) if u.created.bucket == bucket && u.created.key == key => Ok(u),
         _ => Err(registry::Error::NoSuchUpload.into()),
@@ -553,7 +554,7 @@ pub(super) async fn complete_multipart_upload(
     let bucket = require_bucket(gw, &input.bucket).await?;
     let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
     let id = input.upload_id.clone();
-    let stored = gw.registry.read(move |conn| queries::parts(conn, &id, 0, usize::MAX)).await?;
+    let stored = gw.registry.read(move |conn| conn.parts(&id, 0, usize::MAX)).await?;
     let requested = input.multipart_upload.as_ref().and_then(|m| m.parts.clone()).unwrap_or_default();
     let selected = select_parts(&requested, &stored)?;
     let expected_parts = selected.iter().map(|(n, p)| (*n, p.etag.clone())).collect();
@@ -660,7 +661,7 @@ pub(super) async fn list_parts(gw: &Gateway, req: S3Request<ListPartsInput>) -> 
     let limit = listing_limit(input.max_parts);
     let after = input.part_number_marker.and_then(|m| u32::try_from(m).ok()).unwrap_or(0);
     let id = input.upload_id.clone();
-    let mut parts = gw.registry.read(move |conn| queries::parts(conn, &id, after, limit + 1)).await?;
+    let mut parts = gw.registry.read(move |conn| conn.parts(&id, after, limit + 1)).await?;
     let is_truncated = parts.len() > limit;
     parts.truncate(limit);
     let next = parts.last().map(|p| i32::try_from(p.number).unwrap_or(MAX_PART_NUMBER));
@@ -711,9 +712,7 @@ pub(super) async fn list_multipart_uploads(
     let (key_marker, upload_id_marker) = (input.key_marker.clone(), input.upload_id_marker.clone());
     let mut uploads = gw
         .registry
-        .read(move |conn| {
-            queries::uploads(conn, &bucket, &prefix, key_marker.as_deref(), upload_id_marker.as_deref(), limit + 1)
-        })
+        .read(move |conn| conn.uploads(&bucket, &prefix, key_marker.as_deref(), upload_id_marker.as_deref(), limit + 1))
         .await?;
     let is_truncated = uploads.len() > limit;
     uploads.truncate(limit);

@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use registry::commands::VersionRecorded;
 use registry::event::v1::{DefaultRetention, LockMode, ObjectLockSet, Payload, Retention, VersionRef};
-use registry::queries::{self, ObjectVersion};
+use registry::queries::ObjectVersion;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response};
 
@@ -17,6 +17,7 @@ use super::lookup::{OnDeleteMarker, named_version};
 use super::{Gateway, caller, wire};
 use crate::backend::{BlobId, BlobLock, RetentionMode};
 use crate::clock;
+use registry::queries::Reads as _;
 
 /// The mode as S3 spells it: upper case only; anything else does not validate.
 fn mode(mode: Option<&ObjectLockRetentionMode>) -> Result<LockMode> {
@@ -222,8 +223,8 @@ async fn protect_blobs(gw: &Gateway, version: VersionRef) -> Result<()> {
     let (version, held) = gw
         .registry
         .read(move |conn| {
-            let version = queries::version(conn, &version.bucket, &version.key, &version.version_id)?;
-            Ok((version, queries::versions_on_legal_hold(conn)?))
+            let version = conn.version(&version.bucket, &version.key, &version.version_id)?;
+            Ok((version, conn.versions_on_legal_hold()?))
         })
         .await?;
     // Deleted in the meantime: nothing left to protect.

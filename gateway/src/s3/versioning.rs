@@ -3,7 +3,7 @@
 //! by `versionId` live with their families in `get_object.rs` and `object.rs`).
 
 use registry::event::v1::VersioningStatus;
-use registry::queries::{self, VersionQuery};
+use registry::queries::VersionQuery;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
@@ -11,6 +11,7 @@ use super::bucket::{owner, require_bucket};
 use super::error::Result;
 use super::list::{Encoder, common_prefixes, max_keys};
 use super::{Gateway, caller, wire};
+use registry::queries::Reads as _;
 
 pub(super) async fn list_object_versions(
     gw: &Gateway,
@@ -33,7 +34,7 @@ pub(super) async fn list_object_versions(
         version_id_marker: input.version_id_marker.clone(),
         max_keys: max,
     };
-    let page = gw.registry.read(move |conn| queries::list_versions(conn, &query)).await?;
+    let page = gw.registry.read(move |conn| conn.list_versions(&query)).await?;
     let owner = owner(gw);
     let mut versions = Vec::new();
     let mut delete_markers = Vec::new();

@@ -35,13 +35,14 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
-use registry::{Registry, queries};
+use registry::Registry;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
 use crate::backend::{BlobError, BlobId, BlobStore};
 use crate::config::GcConfig;
 use crate::outboard::OutboardFiles;
+use registry::queries::Reads as _;
 
 /// Blobs marked, deleted and released together: few enough that a write meeting a mark waits
 /// for one batch of deletions, many enough that the writer sees few gc jobs.
@@ -218,7 +219,7 @@ async fn unreferenced(
         .read(move |conn| {
             let mut candidates = Vec::with_capacity(listed.len());
             for (id, size) in listed {
-                if queries::blob_refs(conn, &id)? == 0 {
+                if conn.blob_refs(&id)? == 0 {
                     candidates.push((id, size));
                 }
             }
@@ -297,7 +298,7 @@ async fn collect_outboards(
     let kept = tokio::task::spawn_blocking(move || files.list()).await?.context("cannot list the outboards")?;
     let kept = kept.into_iter().map(|(root, modified)| (*root.as_bytes(), modified)).collect();
     let unused = unnamed(registry, kept, cutoff, |conn, unused| {
-        queries::each_version_digest(conn, crate::outboard::GROUP, |digest| {
+        conn.each_version_digest(crate::outboard::GROUP, &mut |digest| {
             unused.remove(digest);
             Ok(())
         })
@@ -314,7 +315,7 @@ async fn collect_outboards(
     let kept =
         tokio::task::spawn_blocking(move || files.list_parts()).await?.context("cannot list the parts' groups")?;
     let unused = unnamed(registry, kept, cutoff, |conn, unused| {
-        queries::each_open_part_subtree(conn, |subtree| {
+        conn.each_open_part_subtree(&mut |subtree| {
             unused.remove(subtree);
             Ok(())
         })
@@ -365,7 +366,7 @@ async fn collect_uploads(
     }
     // Read after the listing: an upload recorded since is seen here.
     let open: HashSet<String> =
-        registry.read(queries::store_uploads).await?.into_iter().map(|upload| upload.upload_id).collect();
+        registry.read(|conn| conn.store_uploads()).await?.into_iter().map(|upload| upload.upload_id).collect();
     for (upload, initiated) in uploads {
         if initiated >= cutoff || open.contains(&upload.upload_id) {
             report.uploads_kept += 1;

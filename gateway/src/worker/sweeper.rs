@@ -1,5 +1,5 @@
 //! The lifecycle sweeper: every `lifecycle.sweep_interval_seconds` it plans every bucket
-//! with rules, a page of keys at a time ([`registry::queries::lifecycle_plan_page`], the pure
+//! with rules, a page of keys at a time ([`registry::queries::Reads::lifecycle_plan_page`], the pure
 //! plan `retention plan` prints) and has the registry apply what is due, as the actor
 //! `lifecycle`. The registry plans each key again inside its transaction before acting, so
 //! nothing changed since the plan (a new legal hold, a new version) is acted on by mistake.
@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock;
 use crate::config::LifecycleConfig;
+use registry::queries::Reads as _;
 
 /// The actor recorded on the sweeper's events.
 pub const ACTOR: &str = "lifecycle";
@@ -54,14 +55,12 @@ pub fn spawn(registry: Registry, config: &LifecycleConfig) -> Sweeper {
 pub async fn sweep(registry: &Registry, day_ms: i64) -> registry::Result<usize> {
     let now = clock::now_ms();
     let mut applied = 0;
-    for bucket in registry.read(queries::buckets).await? {
+    for bucket in registry.read(|conn| conn.buckets()).await? {
         let mut after = String::new();
         loop {
             let (of, from) = (bucket.clone(), after.clone());
             let page = registry
-                .read(move |conn| {
-                    queries::lifecycle_plan_page(conn, &of, &from, queries::PLAN_PAGE_VERSIONS, now, day_ms)
-                })
+                .read(move |conn| conn.lifecycle_plan_page(&of, &from, queries::PLAN_PAGE_VERSIONS, now, day_ms))
                 .await?;
             if !page.plan.actions.is_empty() {
                 let actions = page.plan.actions;

@@ -9,6 +9,7 @@
 
 mod faults;
 mod histogram;
+mod queries;
 
 pub use histogram::Histogram;
 
@@ -28,6 +29,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventDraft};
 use crate::log::{self, ChainHead};
+use crate::queries::Reads;
 use crate::views;
 
 const LOG_MIGRATIONS: &[M<'static>] = &[
@@ -56,7 +58,7 @@ const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 /// Most jobs committed in one transaction; bounds the latency a large queue adds.
 const MAX_BATCH: usize = 4096;
 
-/// The writer's view of one job's transaction: reads the views through [`Writer::conn`],
+/// The writer's view of one job's transaction: reads the views through [`Writer::views`],
 /// writes only through [`Writer::append`].
 pub struct Writer<'a> {
     log: &'a Connection,
@@ -69,7 +71,7 @@ impl Writer<'_> {
     /// The views, inside the job's transaction: reads see the job's own appends and
     /// everything committed or queued before it.
     #[must_use]
-    pub fn conn(&self) -> &Connection {
+    pub fn views(&self) -> &dyn Reads {
         self.views
     }
 

@@ -7,7 +7,8 @@ use artifact_store_registry::clock::ManualClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
 use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, VersionRef};
 use artifact_store_registry::inline::{self, InlineBlob, Removed};
-use artifact_store_registry::{Caller, Error, Registry, log, queries, sqlite, views};
+use artifact_store_registry::queries::Reads as _;
+use artifact_store_registry::{Caller, Error, Registry, log, sqlite, views};
 
 fn new_version(bucket: &str, key: &str, blob: &InlineBlob) -> NewVersion {
     let part = BlobPart {
@@ -79,7 +80,7 @@ async fn inline_bytes_are_stored_with_their_version_and_only_then() {
             let locator = blob.locator();
             move |conn| {
                 let rows: u64 = conn.query_row("SELECT count(*) FROM inline_blobs", [], |row| row.get(0))?;
-                Ok((rows, queries::blob_refs(conn, &locator)?))
+                Ok((rows, conn.blob_refs(&locator)?))
             }
         })
         .await

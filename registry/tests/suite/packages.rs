@@ -10,6 +10,7 @@ use artifact_store_registry::commands::{NewVersion, WriteCondition};
 use artifact_store_registry::deletions::{Epoch, Placement};
 use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, VersionRef};
 use artifact_store_registry::packages::{self, Manifest};
+use artifact_store_registry::queries::Reads as _;
 use artifact_store_registry::{Caller, Error, Registry, log};
 
 fn object(bucket: &str, key: &str, bytes: &[u8]) -> ObjectPut {
@@ -51,7 +52,7 @@ async fn put(registry: &Registry, key: &str, bytes: &[u8]) -> Result<(), Error> 
 
 async fn manifest(registry: &Registry, name: &str, prefix: &str) -> Manifest {
     let (name, prefix) = (name.to_owned(), prefix.to_owned());
-    registry.read(move |conn| Manifest::collect(conn, &name, "b", &prefix)).await.unwrap()
+    registry.read(move |conn| conn.manifest(&name, "b", &prefix)).await.unwrap()
 }
 
 async fn seal(registry: &Registry, manifest: Manifest) -> Result<packages::Sealed, Error> {
@@ -122,7 +123,7 @@ async fn the_writer_continues_the_chain_after_another_handle_appended() {
     let verified = server.verify().await.unwrap();
     assert_eq!(verified.first_mismatch, None);
     assert_eq!(verified.events, 5);
-    let listed = server.read(packages::packages).await.unwrap();
+    let listed = server.read(|conn| conn.packages()).await.unwrap();
     assert_eq!(listed.len(), 1);
     server.close().await;
     let conn = artifact_store_registry::sqlite::open_offline(&path).unwrap();

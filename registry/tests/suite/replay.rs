@@ -15,7 +15,8 @@ use artifact_store_registry::event::v1::{
 use artifact_store_registry::inline::{self, InlineBlob};
 use artifact_store_registry::lifecycle::{Expiration, Filter, NoncurrentExpiration, Rule};
 use artifact_store_registry::packages::Manifest;
-use artifact_store_registry::{Caller, Registry, log, queries, retention, sqlite, views};
+use artifact_store_registry::queries::Reads as _;
+use artifact_store_registry::{Caller, Registry, log, retention, sqlite, views};
 use proptest::prelude::*;
 
 const T0: i64 = 1_800_000_000_000;
@@ -359,7 +360,7 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
                 let latest = registry
                     .read({
                         let (bucket, key) = (bucket.clone(), key.clone());
-                        move |conn| queries::latest_version(conn, &bucket, &key)
+                        move |conn| conn.latest_version(&bucket, &key)
                     })
                     .await
                     .unwrap();
@@ -391,16 +392,14 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
         // Flush detached writes before looking.
         registry.write(|_| Ok(())).await.unwrap();
         for (bucket, key, version_id) in protected {
-            let still_there = registry
-                .read(move |conn| queries::version(conn, &bucket, &key, &version_id).map(|v| v.is_some()))
-                .await
-                .unwrap();
+            let still_there =
+                registry.read(move |conn| conn.version(&bucket, &key, &version_id).map(|v| v.is_some())).await.unwrap();
             assert!(still_there, "step {step} ({op:?}) removed a protected version");
         }
         for manifest in &sealed {
             let expected = manifest.clone();
             let now = registry
-                .read(move |conn| Manifest::collect(conn, &expected.name, &expected.bucket, &expected.prefix))
+                .read(move |conn| conn.manifest(&expected.name, &expected.bucket, &expected.prefix))
                 .await
                 .unwrap();
             assert_eq!(&now, manifest, "step {step} ({op:?}) changed sealed package {}", manifest.name);
@@ -414,7 +413,7 @@ async fn seal(registry: &Registry, bucket: &str, prefix: &str, seed: u64) -> Opt
     let name = format!("{bucket}/{prefix}");
     let manifest = {
         let (name, bucket, prefix) = (name.clone(), bucket.to_owned(), prefix.to_owned());
-        registry.read(move |conn| Manifest::collect(conn, &name, &bucket, &prefix)).await.unwrap()
+        registry.read(move |conn| conn.manifest(&name, &bucket, &prefix)).await.unwrap()
     };
     let bytes = manifest.encode();
     let digest = blake3::hash(&bytes).to_hex().to_string();
@@ -449,16 +448,16 @@ async fn seal(registry: &Registry, bucket: &str, prefix: &str, seed: u64) -> Opt
 /// What the gateway's sweeper does: plan every bucket, then have the registry apply the
 /// plan. The plan itself must never name a protected version.
 async fn sweep(registry: &Registry, now: i64, seed: u64, protected: &[(String, String, String)]) {
-    let plans = registry.read(move |conn| queries::lifecycle_plan(conn, now, LIFECYCLE_DAY)).await.unwrap();
+    let plans = registry.read(move |conn| conn.lifecycle_plan(now, LIFECYCLE_DAY)).await.unwrap();
     // Planning two versions' worth of keys at a time, as the sweeper pages through a large
     // bucket, gives the same plan as planning each bucket whole.
     let paged = registry
         .read(move |conn| {
             let mut paged = Vec::new();
-            for bucket in queries::buckets(conn)? {
+            for bucket in conn.buckets()? {
                 let mut after = String::new();
                 loop {
-                    let page = queries::lifecycle_plan_page(conn, &bucket, &after, 2, now, LIFECYCLE_DAY)?;
+                    let page = conn.lifecycle_plan_page(&bucket, &after, 2, now, LIFECYCLE_DAY)?;
                     paged.extend(page.plan.actions.iter().chain(&page.plan.held).map(|a| format!("{a:?}")));
                     match page.next {
                         Some(next) => after = next,
@@ -524,7 +523,7 @@ async fn protected_versions(registry: &Registry, now: i64, bypass: bool) -> Vec<
 
 async fn nth_version_id(registry: &Registry, bucket: &str, key: &str, n: u8) -> Option<String> {
     let (bucket, key) = (bucket.to_owned(), key.to_owned());
-    let versions = registry.read(move |conn| queries::versions_of_key(conn, &bucket, &key)).await.unwrap();
+    let versions = registry.read(move |conn| conn.versions_of_key(&bucket, &key)).await.unwrap();
     versions.get(usize::from(n)).map(|v| v.version_id.clone())
 }
 
@@ -532,8 +531,8 @@ async fn complete(registry: &Registry, upload_id: String, seed: u64) {
     let id = upload_id.clone();
     let Some((upload, parts)) = registry
         .read(move |conn| {
-            let upload = queries::upload(conn, &id)?;
-            Ok(upload.map(|u| (u, queries::parts(conn, &id, 0, usize::MAX).unwrap_or_default())))
+            let upload = conn.upload(&id)?;
+            Ok(upload.map(|u| (u, conn.parts(&id, 0, usize::MAX).unwrap_or_default())))
         })
         .await
         .unwrap()

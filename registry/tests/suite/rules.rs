@@ -10,7 +10,7 @@ use artifact_store_registry::clock::ManualClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
 use artifact_store_registry::deletions::Epoch;
 use artifact_store_registry::event::v1::{BlobPart, LockMode, ObjectContent, ObjectPut, Origin, Retention, VersionRef};
-use artifact_store_registry::packages::Manifest;
+use artifact_store_registry::queries::Reads as _;
 use artifact_store_registry::{Caller, Error, Registry, audit, log, sqlite};
 
 const T0: i64 = 1_800_000_000_000;
@@ -140,7 +140,7 @@ async fn a_write_under_a_seal_removed_from_the_views_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("registry.db");
     let registry = open(&path).await;
-    let manifest = registry.read(|conn| Manifest::collect(conn, "p", "b", "")).await.unwrap();
+    let manifest = registry.read(|conn| conn.manifest("p", "b", "")).await.unwrap();
     let manifest_object = object(&manifest.key(), &manifest.encode(), None);
     registry.seal_package(caller(), manifest, manifest_object, Epoch::ORIGIN.into()).await.unwrap();
     let new = NewVersion {

@@ -10,6 +10,7 @@ use artifact_store_registry::clock::SystemClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
 use artifact_store_registry::deletions::Epoch;
 use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, Retrieved, VersionRef};
+use artifact_store_registry::queries::Reads as _;
 use artifact_store_registry::{Caller, Error, Registry, log, queries, sqlite, views};
 
 fn version(key: &str) -> NewVersion {
@@ -41,7 +42,7 @@ fn version(key: &str) -> NewVersion {
 }
 
 async fn exists(registry: &Registry, key: &'static str) -> Result<bool, Error> {
-    registry.read(move |conn| Ok(queries::latest_version(conn, "b", key)?.is_some())).await
+    registry.read(move |conn| Ok(conn.latest_version("b", key)?.is_some())).await
 }
 
 #[tokio::test]
@@ -107,7 +108,7 @@ async fn writes_decided_while_the_views_are_behind_see_every_earlier_write() {
 
 async fn read_records(registry: &Registry) -> Result<usize, Error> {
     let all = queries::RetrievalFilter::default();
-    registry.read_retrievals(move |conn| Ok(queries::retrievals(conn, &all, 100)?.len())).await
+    registry.read_retrievals(move |conn| Ok(conn.retrievals(&all, 100)?.len())).await
 }
 
 /// Views that lack only read records still answer every other read. Otherwise, on a full disk

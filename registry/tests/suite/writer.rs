@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use artifact_store_registry::clock::SystemClock;
 use artifact_store_registry::event::v1::{BucketRef, Payload};
-use artifact_store_registry::{Caller, Error, EventDraft, Registry, log, queries};
+use artifact_store_registry::queries::Reads as _;
+use artifact_store_registry::{Caller, Error, EventDraft, Registry, log};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_creates_of_one_bucket_commit_exactly_once() {
@@ -51,7 +52,7 @@ async fn a_write_that_fails_after_appending_stores_nothing() {
         .await;
     assert!(matches!(failed, Err(Error::CommitFailed(_))), "{failed:?}");
     // The chain and the views are as before, and the next write chains on from them.
-    let bucket = registry.read(|conn| queries::bucket(conn, "kept")).await.unwrap();
+    let bucket = registry.read(|conn| conn.bucket("kept")).await.unwrap();
     assert!(bucket.is_some());
     let next = registry.create_bucket(Caller::system("test"), "next", "us-east-1", false).await.unwrap();
     assert_eq!(next.sequence, 2);
@@ -75,7 +76,7 @@ async fn lost_views_are_rebuilt_from_the_log_on_open() {
         let _ = std::fs::remove_file(file);
     }
     let registry = Registry::open(&path, Arc::new(SystemClock)).unwrap();
-    let bucket = registry.read(|conn| queries::bucket(conn, "survivor")).await.unwrap();
+    let bucket = registry.read(|conn| conn.bucket("survivor")).await.unwrap();
     assert_eq!(bucket.map(|b| b.name).as_deref(), Some("survivor"));
     registry.close().await;
 }

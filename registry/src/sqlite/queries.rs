@@ -1,0 +1,833 @@
+//! The SQLite engine's answers to [`Reads`]: each read is SQL over the views (and, for
+//! those that name events, the log), on whichever connection asks: a reader's for the
+//! gateway, the writer's inside a command.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::error::Result;
+use crate::event::v1::{BlobPart, LockMode, ObjectContent, PackageFinalized, Retention, VersioningStatus};
+use crate::packages::{Member, Package};
+use crate::queries::{
+    EventFilter, EventPage, ListPage, ListQuery, Part, Reads, RecordingEvent, RetrievalFilter, RetrievalRecord,
+    VersionPage, VersionProvenance, VersionQuery,
+};
+use crate::state::{Bucket, ObjectVersion, Upload};
+
+const VERSION_COLUMNS: &str = "bucket, key, version_id, seq, created_at, is_latest, is_delete_marker, content, origin,
+    actor, retention_mode, retain_until, legal_hold";
+
+fn version_from_row(row: &Row<'_>) -> rusqlite::Result<ObjectVersion> {
+    let is_delete_marker: bool = row.get(6)?;
+    let content: String = row.get(7)?;
+    let origin: String = row.get(8)?;
+    let mode: Option<String> = row.get(10)?;
+    let until: Option<i64> = row.get(11)?;
+    Ok(ObjectVersion {
+        bucket: row.get(0)?,
+        key: row.get(1)?,
+        version_id: row.get(2)?,
+        sequence: row.get(3)?,
+        created_at: row.get(4)?,
+        is_latest: row.get(5)?,
+        is_delete_marker,
+        content: if is_delete_marker { ObjectContent::default() } else { parse_json(7, &content)? },
+        origin: if is_delete_marker { None } else { Some(parse_json(8, &origin)?) },
+        actor: row.get(9)?,
+        retention: match (mode.as_deref(), until) {
+            (Some(mode), Some(retain_until)) => Some(Retention { mode: parse_mode(mode), retain_until }),
+            _ => None,
+        },
+        legal_hold: row.get(12)?,
+    })
+}
+
+fn parse_mode(mode: &str) -> LockMode {
+    if mode == "COMPLIANCE" { LockMode::Compliance } else { LockMode::Governance }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(column: usize, text: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+/// The bucket called `name`.
+///
+/// # Errors
+/// SQLite errors.
+fn bucket(conn: &Connection, name: &str) -> Result<Option<Bucket>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT name, created_at, region, owner, versioning, object_lock_enabled, default_retention, lifecycle
+             FROM buckets WHERE name = ?1",
+        )?
+        .query_row([name], bucket_from_row)
+        .optional()?)
+}
+
+/// Every bucket, by name.
+///
+/// # Errors
+/// SQLite errors.
+fn buckets(conn: &Connection) -> Result<Vec<Bucket>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT name, created_at, region, owner, versioning, object_lock_enabled, default_retention, lifecycle
+         FROM buckets ORDER BY name",
+    )?;
+    let buckets = statement.query_map([], bucket_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(buckets)
+}
+
+fn bucket_from_row(row: &Row<'_>) -> rusqlite::Result<Bucket> {
+    let versioning: Option<String> = row.get(4)?;
+    let default_retention: Option<String> = row.get(6)?;
+    let lifecycle: Option<String> = row.get(7)?;
+    Ok(Bucket {
+        name: row.get(0)?,
+        created_at: row.get(1)?,
+        region: row.get(2)?,
+        owner: row.get(3)?,
+        versioning: versioning
+            .map(|v| if v == "Enabled" { VersioningStatus::Enabled } else { VersioningStatus::Suspended }),
+        object_lock_enabled: row.get(5)?,
+        default_retention: default_retention.map(|t| parse_json(6, &t)).transpose()?,
+        lifecycle: lifecycle.map(|t| parse_json(7, &t)).transpose()?,
+    })
+}
+
+/// Whether the bucket holds no version, no delete marker and no upload in progress.
+///
+/// # Errors
+/// SQLite errors.
+fn bucket_is_empty(conn: &Connection, bucket: &str) -> Result<bool> {
+    let has_version: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM object_versions WHERE bucket = ?1)")?
+        .query_row([bucket], |row| row.get(0))?;
+    let has_upload: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM multipart_uploads WHERE bucket = ?1)")?
+        .query_row([bucket], |row| row.get(0))?;
+    Ok(!has_version && !has_upload)
+}
+
+/// The key's current version (which may be a delete marker).
+///
+/// # Errors
+/// SQLite errors.
+fn latest_version(conn: &Connection, bucket: &str, key: &str) -> Result<Option<ObjectVersion>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {VERSION_COLUMNS} FROM object_versions WHERE bucket = ?1 AND key = ?2 AND is_latest = 1"
+        ))?
+        .query_row([bucket, key], version_from_row)
+        .optional()?)
+}
+
+/// One version by id.
+///
+/// # Errors
+/// SQLite errors.
+fn version(conn: &Connection, bucket: &str, key: &str, version_id: &str) -> Result<Option<ObjectVersion>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {VERSION_COLUMNS} FROM object_versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3"
+        ))?
+        .query_row([bucket, key, version_id], version_from_row)
+        .optional()?)
+}
+
+/// Every version of a key, newest first.
+///
+/// # Errors
+/// SQLite errors.
+fn versions_of_key(conn: &Connection, bucket: &str, key: &str) -> Result<Vec<ObjectVersion>> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM object_versions WHERE bucket = ?1 AND key = ?2 ORDER BY seq DESC"
+    ))?;
+    let versions = statement.query_map([bucket, key], version_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(versions)
+}
+
+/// Every version under a legal hold. Few by nature: what keeps a shared blob held is asked of
+/// these rather than of an index of versions by blob.
+///
+/// # Errors
+/// SQLite errors.
+fn versions_on_legal_hold(conn: &Connection) -> Result<Vec<ObjectVersion>> {
+    let mut statement =
+        conn.prepare_cached(&format!("SELECT {VERSION_COLUMNS} FROM object_versions WHERE legal_hold = 1"))?;
+    let versions = statement.query_map([], version_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(versions)
+}
+
+/// The versions of a bucket's keys after `after`, in key order and newest first within a
+/// key: whole keys, about `limit` versions. Also returns the last key when more may follow.
+fn versions_page(
+    conn: &Connection,
+    bucket: &str,
+    after: &str,
+    limit: usize,
+) -> Result<(Vec<ObjectVersion>, Option<String>)> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM object_versions WHERE bucket = ?1 AND key > ?2 ORDER BY key, seq DESC LIMIT ?3"
+    ))?;
+    let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut versions = statement
+        .query_map(params![bucket, after, limit_sql], version_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if versions.len() < limit {
+        return Ok((versions, None));
+    }
+    // The page may end inside its last key: leave that key to the next page, or, when it is
+    // the only key, read it whole.
+    let last = versions.last().map(|v| v.key.clone()).unwrap_or_default();
+    versions.retain(|v| v.key != last);
+    if versions.is_empty() {
+        let mut whole = conn.prepare_cached(&format!(
+            "SELECT {VERSION_COLUMNS} FROM object_versions WHERE bucket = ?1 AND key = ?2 ORDER BY seq DESC"
+        ))?;
+        versions = whole.query_map(params![bucket, last], version_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        return Ok((versions, Some(last)));
+    }
+    let next = versions.last().map(|v| v.key.clone());
+    Ok((versions, next))
+}
+
+/// The sequences of every event about a subject (`bucket` or `bucket/key`), in order.
+///
+/// # Errors
+/// SQLite errors.
+fn subject_sequences(conn: &Connection, subject_id: &str) -> Result<Vec<u64>> {
+    let mut statement = conn.prepare_cached("SELECT seq FROM event_subjects WHERE subject_id = ?1 ORDER BY seq")?;
+    let sequences = statement.query_map([subject_id], |row| row.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(sequences)
+}
+
+/// Lists current (non-delete-marker) versions in key order, rolling keys up to common
+/// prefixes. Keys under a common prefix are skipped with one index seek each, so a listing
+/// with a delimiter costs what it returns, not what the bucket holds.
+///
+/// # Errors
+/// SQLite errors.
+fn list_objects(conn: &Connection, query: &ListQuery) -> Result<ListPage> {
+    let mut page = ListPage::default();
+    if query.max_keys == 0 {
+        return Ok(page);
+    }
+    // Keys are compared as SQLite compares TEXT: by their UTF-8 bytes, which is S3's order.
+    let mut cursor = match &query.start_after {
+        Some(after) if after.as_str() >= query.prefix.as_str() => Bound::After(after.clone()),
+        _ => Bound::AtLeast(query.prefix.clone()),
+    };
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM object_versions
+         WHERE bucket = ?1 AND is_latest = 1 AND is_delete_marker = 0 AND key >= ?2 AND (?3 = 0 OR key > ?2)
+         ORDER BY key LIMIT 1"
+    ))?;
+    loop {
+        let (bound, exclusive) = match &cursor {
+            Bound::After(key) => (key.as_str(), true),
+            Bound::AtLeast(key) => (key.as_str(), false),
+        };
+        let Some(version) =
+            statement.query_row(params![query.bucket, bound, exclusive], version_from_row).optional()?
+        else {
+            break;
+        };
+        if !version.key.starts_with(&query.prefix) {
+            break;
+        }
+        let entries = page.objects.len() + page.common_prefixes.len();
+        if entries == query.max_keys {
+            page.is_truncated = true;
+            break;
+        }
+        let rolled_up = query.delimiter.as_deref().filter(|d| !d.is_empty()).and_then(|delimiter| {
+            let rest = &version.key[query.prefix.len()..];
+            rest.find(delimiter).map(|at| version.key[..query.prefix.len() + at + delimiter.len()].to_owned())
+        });
+        match rolled_up {
+            Some(common_prefix) => {
+                cursor = match successor(&common_prefix) {
+                    Some(next) => Bound::AtLeast(next),
+                    None => Bound::After(version.key.clone()),
+                };
+                if page.common_prefixes.last() != Some(&common_prefix)
+                    && query.start_after.as_deref().is_none_or(|after| common_prefix.as_str() > after)
+                {
+                    page.last = Some(common_prefix.clone());
+                    page.common_prefixes.push(common_prefix);
+                }
+            }
+            None => {
+                cursor = Bound::After(version.key.clone());
+                page.last = Some(version.key.clone());
+                page.objects.push(version);
+            }
+        }
+    }
+    Ok(page)
+}
+
+enum Bound {
+    After(String),
+    AtLeast(String),
+}
+
+/// The smallest string greater than every string that starts with `prefix`, when it is
+/// valid UTF-8 (it is for ASCII delimiters; otherwise the caller steps key by key).
+fn successor(prefix: &str) -> Option<String> {
+    let mut bytes = prefix.as_bytes().to_vec();
+    while let Some(last) = bytes.pop() {
+        if last < 0xff {
+            bytes.push(last + 1);
+            return String::from_utf8(bytes).ok();
+        }
+    }
+    None
+}
+
+/// Lists versions and delete markers in key order, newest first within a key, rolling keys
+/// up to common prefixes as `list_objects` does.
+///
+/// # Errors
+/// SQLite errors.
+fn list_versions(conn: &Connection, query: &VersionQuery) -> Result<VersionPage> {
+    let mut page = VersionPage::default();
+    if query.max_keys == 0 {
+        return Ok(page);
+    }
+    let marker = query.key_marker.as_deref().filter(|m| !m.is_empty());
+    // A version-id marker resumes inside its key, below that version's sequence.
+    let mut resume_below = match (marker, query.version_id_marker.as_deref().filter(|v| !v.is_empty())) {
+        (Some(key), Some(id)) => version(conn, &query.bucket, key, id)?.map(|v| (key.to_owned(), v.sequence)),
+        _ => None,
+    };
+    let mut cursor = match (&resume_below, marker) {
+        (Some((key, _)), _) => Bound::AtLeast(key.clone()),
+        (None, Some(after)) if after >= query.prefix.as_str() => Bound::After(after.to_owned()),
+        _ => Bound::AtLeast(query.prefix.clone()),
+    };
+    let mut next_key = conn.prepare_cached(
+        "SELECT key FROM object_versions WHERE bucket = ?1 AND key >= ?2 AND (?3 = 0 OR key > ?2)
+         ORDER BY key LIMIT 1",
+    )?;
+    let mut versions_below = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM object_versions WHERE bucket = ?1 AND key = ?2 AND seq < ?3 ORDER BY seq DESC"
+    ))?;
+    'keys: loop {
+        let (bound, exclusive) = match &cursor {
+            Bound::After(key) => (key.as_str(), true),
+            Bound::AtLeast(key) => (key.as_str(), false),
+        };
+        let Some(key) =
+            next_key.query_row(params![query.bucket, bound, exclusive], |row| row.get::<_, String>(0)).optional()?
+        else {
+            break;
+        };
+        if !key.starts_with(&query.prefix) {
+            break;
+        }
+        let rolled_up = query.delimiter.as_deref().filter(|d| !d.is_empty()).and_then(|delimiter| {
+            let rest = &key[query.prefix.len()..];
+            rest.find(delimiter).map(|at| key[..query.prefix.len() + at + delimiter.len()].to_owned())
+        });
+        if let Some(common_prefix) = rolled_up {
+            cursor = match successor(&common_prefix) {
+                Some(next) => Bound::AtLeast(next),
+                None => Bound::After(key.clone()),
+            };
+            let after_marker = marker.is_none_or(|m| common_prefix.as_str() > m);
+            if page.common_prefixes.last() != Some(&common_prefix) && after_marker {
+                if page.versions.len() + page.common_prefixes.len() == query.max_keys {
+                    page.is_truncated = true;
+                    break;
+                }
+                page.next_key_marker = Some(common_prefix.clone());
+                page.next_version_id_marker = None;
+                page.common_prefixes.push(common_prefix);
+            }
+            continue;
+        }
+        let below = match resume_below.take() {
+            Some((resume_key, sequence)) if resume_key == key => i64::try_from(sequence).unwrap_or(i64::MAX),
+            _ => i64::MAX,
+        };
+        let versions = versions_below
+            .query_map(params![query.bucket, key, below], version_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for version in versions {
+            if page.versions.len() + page.common_prefixes.len() == query.max_keys {
+                page.is_truncated = true;
+                break 'keys;
+            }
+            page.next_key_marker = Some(version.key.clone());
+            page.next_version_id_marker = Some(version.version_id.clone());
+            page.versions.push(version);
+        }
+        cursor = Bound::After(key);
+    }
+    if !page.is_truncated {
+        page.next_key_marker = None;
+        page.next_version_id_marker = None;
+    }
+    Ok(page)
+}
+
+/// The upload with this id.
+///
+/// # Errors
+/// SQLite errors.
+fn upload(conn: &Connection, upload_id: &str) -> Result<Option<Upload>> {
+    Ok(conn
+        .prepare_cached("SELECT template, created_at, initiator FROM multipart_uploads WHERE upload_id = ?1")?
+        .query_row([upload_id], upload_from_row)
+        .optional()?)
+}
+
+fn upload_from_row(row: &Row<'_>) -> rusqlite::Result<Upload> {
+    let template: String = row.get(0)?;
+    Ok(Upload { created: parse_json(0, &template)?, created_at: row.get(1)?, initiator: row.get(2)? })
+}
+
+/// Uploads in progress in a bucket, by key then creation, after the markers.
+///
+/// # Errors
+/// SQLite errors.
+fn uploads(
+    conn: &Connection,
+    bucket: &str,
+    prefix: &str,
+    key_marker: Option<&str>,
+    upload_id_marker: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Upload>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT template, created_at, initiator FROM multipart_uploads
+         WHERE bucket = ?1 AND substr(key, 1, length(?2)) = ?2
+           AND (?3 IS NULL OR key > ?3 OR (key = ?3 AND ?4 IS NOT NULL AND upload_id > ?4))
+         ORDER BY key, created_seq LIMIT ?5",
+    )?;
+    let uploads = statement
+        .query_map(
+            params![bucket, prefix, key_marker, upload_id_marker, i64::try_from(limit).unwrap_or(i64::MAX)],
+            upload_from_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(uploads)
+}
+
+/// The blob store's own uploads behind every upload in progress: `gc` aborts the store's
+/// uploads that none of these name, and `verify` does not expect their blobs to exist yet.
+///
+/// # Errors
+/// SQLite errors.
+fn store_uploads(conn: &Connection) -> Result<Vec<crate::event::v1::StoreUpload>> {
+    let mut statement = conn.prepare_cached("SELECT template, created_at, initiator FROM multipart_uploads")?;
+    let uploads = statement.query_map([], upload_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(uploads.into_iter().filter_map(|u| u.created.store_upload).collect())
+}
+
+/// Parts of an upload with a number above `after`, in order.
+///
+/// # Errors
+/// SQLite errors.
+fn parts(conn: &Connection, upload_id: &str, after: u32, limit: usize) -> Result<Vec<Part>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT part_number, created_at, part FROM multipart_parts
+         WHERE upload_id = ?1 AND part_number > ?2 ORDER BY part_number LIMIT ?3",
+    )?;
+    let parts = statement
+        .query_map(params![upload_id, after, i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+            let part: String = row.get(2)?;
+            Ok(Part { number: row.get(0)?, created_at: row.get(1)?, part: parse_json(2, &part)? })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(parts)
+}
+
+/// Calls `each` with the BLAKE3 (hex) of every version larger than `min_size` bytes, in no
+/// particular order and possibly more than once: one pass over the versions, for the
+/// collection of data kept per object content (outboards).
+///
+/// # Errors
+/// SQLite errors, and those `each` returns.
+fn each_version_digest(conn: &Connection, min_size: u64, each: &mut dyn FnMut(&str) -> Result<()>) -> Result<()> {
+    let mut statement = conn.prepare_cached("SELECT blake3 FROM object_versions WHERE size > ?1")?;
+    let mut rows = statement.query([i64::try_from(min_size).unwrap_or(i64::MAX)])?;
+    while let Some(row) = rows.next()? {
+        let digest: String = row.get(0)?;
+        each(&digest)?;
+    }
+    Ok(())
+}
+
+/// Calls `each` with the subtree chaining value (hex) of every part of an open upload that
+/// records one: the parts whose kept data (their groups' digests) must stay until completion.
+///
+/// # Errors
+/// SQLite errors, and those `each` returns.
+fn each_open_part_subtree(conn: &Connection, each: &mut dyn FnMut(&str) -> Result<()>) -> Result<()> {
+    let mut statement = conn.prepare_cached("SELECT part FROM multipart_parts")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let part: String = row.get(0)?;
+        let part: BlobPart = parse_json(0, &part)?;
+        if let Some(subtree) = &part.subtree {
+            each(subtree)?;
+        }
+    }
+    Ok(())
+}
+
+/// How many versions and parts reference a blob (0: garbage, unless an upload is in flight).
+///
+/// # Errors
+/// SQLite errors.
+fn blob_refs(conn: &Connection, blob: &str) -> Result<u64> {
+    Ok(conn
+        .prepare_cached("SELECT refs FROM blob_refs WHERE blob = ?1")?
+        .query_row([blob], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Every version of a key, newest first, each with the event that created it. Needs a
+/// connection that sees both the log and the views (a reader's).
+///
+/// # Errors
+/// SQLite errors.
+fn key_provenance(conn: &Connection, bucket: &str, key: &str) -> Result<Vec<VersionProvenance>> {
+    let mut event = conn.prepare_cached(
+        "SELECT hash, event_type, access_key, request_id, source_addr, user_agent FROM events WHERE seq = ?1",
+    )?;
+    let mut provenance = Vec::new();
+    for version in versions_of_key(conn, bucket, key)? {
+        let recorded = event.query_row([version.sequence], |row| {
+            Ok(RecordingEvent {
+                sequence: version.sequence,
+                hash: row.get(0)?,
+                event_type: row.get(1)?,
+                context: crate::event::RequestContext {
+                    access_key: row.get(2)?,
+                    request_id: row.get(3)?,
+                    source_addr: row.get(4)?,
+                    user_agent: row.get(5)?,
+                },
+            })
+        })?;
+        provenance.push(VersionProvenance { version, event: recorded });
+    }
+    Ok(provenance)
+}
+
+/// Up to `limit` retrieval records matching `filter`, in sequence order. Needs a connection
+/// that sees both the log and the views (a reader's).
+///
+/// # Errors
+/// SQLite errors.
+fn retrievals(conn: &Connection, filter: &RetrievalFilter, limit: usize) -> Result<Vec<RetrievalRecord>> {
+    // Only the conditions given go into the query: `(?2 IS NULL OR r.bucket = ?2)` would keep
+    // SQLite on the primary key, scanning every later record to answer "who read this key"
+    // instead of seeking `retrievals_by_object`. The fragments are fixed; values are bound.
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut conditions = vec!["r.seq > ?"];
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&filter.after];
+    let optional: [(&str, Option<&dyn rusqlite::ToSql>); 5] = [
+        ("r.bucket = ?", filter.bucket.as_ref().map(|v| v as &dyn rusqlite::ToSql)),
+        ("r.key = ?", filter.key.as_ref().map(|v| v as &dyn rusqlite::ToSql)),
+        ("r.actor = ?", filter.actor.as_ref().map(|v| v as &dyn rusqlite::ToSql)),
+        ("r.created_at >= ?", filter.from_ms.as_ref().map(|v| v as &dyn rusqlite::ToSql)),
+        ("r.created_at < ?", filter.to_ms.as_ref().map(|v| v as &dyn rusqlite::ToSql)),
+    ];
+    for (condition, value) in optional {
+        if let Some(value) = value {
+            conditions.push(condition);
+            values.push(value);
+        }
+    }
+    values.push(&limit);
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT r.seq, e.hash, r.created_at, r.bucket, r.key, r.version_id, r.method, r.bytes, r.actor,
+                e.access_key, r.request_id, r.source_addr, r.user_agent, e.payload
+         FROM retrievals r JOIN events e ON e.seq = r.seq
+         WHERE {}
+         ORDER BY r.seq LIMIT ?",
+        conditions.join(" AND ")
+    ))?;
+    let records = statement
+        .query_map(values.as_slice(), |row| {
+            let payload: Vec<u8> = row.get(13)?;
+            let range = serde_json::from_slice::<crate::event::v1::Retrieved>(&payload).ok().and_then(|r| r.range);
+            Ok(RetrievalRecord {
+                sequence: row.get(0)?,
+                hash: row.get(1)?,
+                created_at: row.get(2)?,
+                bucket: row.get(3)?,
+                key: row.get(4)?,
+                version_id: row.get(5)?,
+                method: row.get(6)?,
+                bytes: row.get(7)?,
+                range,
+                actor: row.get(8)?,
+                context: crate::event::RequestContext {
+                    access_key: row.get(9)?,
+                    request_id: row.get(10)?,
+                    source_addr: row.get(11)?,
+                    user_agent: row.get(12)?,
+                },
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(records)
+}
+
+/// Up to `limit` events after `cursor` that pass `filter`, looking at no more than `budget`
+/// events, so a filter that matches rarely cannot make one call read the whole log.
+///
+/// # Errors
+/// SQLite errors.
+fn events_matching(
+    conn: &Connection,
+    filter: &EventFilter,
+    cursor: u64,
+    limit: usize,
+    budget: usize,
+) -> Result<EventPage> {
+    const PAGE: usize = 1000;
+    let mut page = EventPage { events: Vec::new(), scanned_to: cursor };
+    let mut looked = 0;
+    while page.events.len() < limit && looked < budget {
+        let batch = crate::log::fetch_since(conn, page.scanned_to, PAGE.min(budget - looked))?;
+        let Some(last) = batch.last() else { break };
+        let last = last.sequence;
+        looked += batch.len();
+        for event in batch {
+            if page.events.len() == limit {
+                break;
+            }
+            page.scanned_to = event.sequence;
+            if filter.matches(&event) {
+                page.events.push(event);
+            }
+        }
+        if page.events.len() == limit {
+            break;
+        }
+        page.scanned_to = last;
+    }
+    Ok(page)
+}
+
+/// The event at `sequence`, if the log has it.
+///
+/// # Errors
+/// SQLite errors.
+fn event(conn: &Connection, sequence: u64) -> Result<Option<crate::event::Event>> {
+    let Some(before) = sequence.checked_sub(1) else { return Ok(None) };
+    Ok(crate::log::fetch_since(conn, before, 1)?.into_iter().next().filter(|e| e.sequence == sequence))
+}
+
+const PACKAGE_COLUMNS: &str = "name, bucket, prefix, manifest_key, manifest_version_id, manifest_blake3, members,
+    bytes, sealed_seq, sealed_at, actor";
+
+fn package_from_row(row: &Row<'_>) -> rusqlite::Result<Package> {
+    Ok(Package {
+        sealed: PackageFinalized {
+            name: row.get(0)?,
+            bucket: row.get(1)?,
+            prefix: row.get(2)?,
+            manifest_key: row.get(3)?,
+            manifest_version_id: row.get(4)?,
+            manifest_blake3: row.get(5)?,
+            members: row.get(6)?,
+            bytes: row.get(7)?,
+        },
+        sealed_seq: row.get(8)?,
+        sealed_at: row.get(9)?,
+        actor: row.get(10)?,
+    })
+}
+
+/// Every package, by name.
+///
+/// # Errors
+/// SQLite errors.
+fn packages(conn: &Connection) -> Result<Vec<Package>> {
+    let mut statement = conn.prepare_cached(&format!("SELECT {PACKAGE_COLUMNS} FROM packages ORDER BY name"))?;
+    let packages = statement.query_map([], package_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(packages)
+}
+
+/// The package called `name`.
+///
+/// # Errors
+/// SQLite errors.
+fn package(conn: &Connection, name: &str) -> Result<Option<Package>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {PACKAGE_COLUMNS} FROM packages WHERE name = ?1"))?
+        .query_row([name], package_from_row)
+        .optional()?)
+}
+
+/// The package that seals exactly `prefix` of `bucket`.
+///
+/// # Errors
+/// SQLite errors.
+fn package_of_prefix(conn: &Connection, bucket: &str, prefix: &str) -> Result<Option<Package>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {PACKAGE_COLUMNS} FROM packages WHERE bucket = ?1 AND prefix = ?2"))?
+        .query_row([bucket, prefix], package_from_row)
+        .optional()?)
+}
+
+/// The name of a package whose prefix covers `key`, if any.
+///
+/// # Errors
+/// SQLite errors.
+fn sealing(conn: &Connection, bucket: &str, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT name FROM packages WHERE bucket = ?1 AND substr(?2, 1, length(prefix)) = prefix
+             ORDER BY prefix LIMIT 1",
+        )?
+        .query_row([bucket, key], |row| row.get(0))
+        .optional()?)
+}
+
+/// The current versions of every key under `prefix`, by key, as manifest members.
+fn members_under(conn: &Connection, bucket: &str, prefix: &str) -> Result<Vec<Member>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT key, version_id, blake3, size, etag FROM object_versions
+         WHERE bucket = ?1 AND is_latest = 1 AND is_delete_marker = 0
+           AND key >= ?2 AND substr(key, 1, length(?2)) = ?2
+         ORDER BY key",
+    )?;
+    let members = statement
+        .query_map(params![bucket, prefix], |row| {
+            Ok(Member {
+                key: row.get(0)?,
+                version_id: row.get(1)?,
+                blake3: row.get(2)?,
+                size: row.get(3)?,
+                etag: row.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(members)
+}
+
+impl Reads for Connection {
+    fn bucket(&self, name: &str) -> Result<Option<Bucket>> {
+        bucket(self, name)
+    }
+
+    fn buckets(&self) -> Result<Vec<Bucket>> {
+        buckets(self)
+    }
+
+    fn bucket_is_empty(&self, bucket: &str) -> Result<bool> {
+        bucket_is_empty(self, bucket)
+    }
+
+    fn latest_version(&self, bucket: &str, key: &str) -> Result<Option<ObjectVersion>> {
+        latest_version(self, bucket, key)
+    }
+
+    fn version(&self, bucket: &str, key: &str, version_id: &str) -> Result<Option<ObjectVersion>> {
+        version(self, bucket, key, version_id)
+    }
+
+    fn versions_of_key(&self, bucket: &str, key: &str) -> Result<Vec<ObjectVersion>> {
+        versions_of_key(self, bucket, key)
+    }
+
+    fn versions_on_legal_hold(&self) -> Result<Vec<ObjectVersion>> {
+        versions_on_legal_hold(self)
+    }
+
+    fn versions_page(&self, bucket: &str, after: &str, limit: usize) -> Result<(Vec<ObjectVersion>, Option<String>)> {
+        versions_page(self, bucket, after, limit)
+    }
+
+    fn subject_sequences(&self, subject_id: &str) -> Result<Vec<u64>> {
+        subject_sequences(self, subject_id)
+    }
+
+    fn list_objects(&self, query: &ListQuery) -> Result<ListPage> {
+        list_objects(self, query)
+    }
+
+    fn list_versions(&self, query: &VersionQuery) -> Result<VersionPage> {
+        list_versions(self, query)
+    }
+
+    fn upload(&self, upload_id: &str) -> Result<Option<Upload>> {
+        upload(self, upload_id)
+    }
+
+    fn uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key_marker: Option<&str>,
+        upload_id_marker: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Upload>> {
+        uploads(self, bucket, prefix, key_marker, upload_id_marker, limit)
+    }
+
+    fn store_uploads(&self) -> Result<Vec<crate::event::v1::StoreUpload>> {
+        store_uploads(self)
+    }
+
+    fn parts(&self, upload_id: &str, after: u32, limit: usize) -> Result<Vec<Part>> {
+        parts(self, upload_id, after, limit)
+    }
+
+    fn each_version_digest(&self, min_size: u64, each: &mut dyn FnMut(&str) -> Result<()>) -> Result<()> {
+        each_version_digest(self, min_size, each)
+    }
+
+    fn each_open_part_subtree(&self, each: &mut dyn FnMut(&str) -> Result<()>) -> Result<()> {
+        each_open_part_subtree(self, each)
+    }
+
+    fn blob_refs(&self, blob: &str) -> Result<u64> {
+        blob_refs(self, blob)
+    }
+
+    fn key_provenance(&self, bucket: &str, key: &str) -> Result<Vec<VersionProvenance>> {
+        key_provenance(self, bucket, key)
+    }
+
+    fn retrievals(&self, filter: &RetrievalFilter, limit: usize) -> Result<Vec<RetrievalRecord>> {
+        retrievals(self, filter, limit)
+    }
+
+    fn events_matching(&self, filter: &EventFilter, cursor: u64, limit: usize, budget: usize) -> Result<EventPage> {
+        events_matching(self, filter, cursor, limit, budget)
+    }
+
+    fn event(&self, sequence: u64) -> Result<Option<crate::event::Event>> {
+        event(self, sequence)
+    }
+
+    fn packages(&self) -> Result<Vec<Package>> {
+        packages(self)
+    }
+
+    fn package(&self, name: &str) -> Result<Option<Package>> {
+        package(self, name)
+    }
+
+    fn package_of_prefix(&self, bucket: &str, prefix: &str) -> Result<Option<Package>> {
+        package_of_prefix(self, bucket, prefix)
+    }
+
+    fn sealing(&self, bucket: &str, key: &str) -> Result<Option<String>> {
+        sealing(self, bucket, key)
+    }
+
+    fn members_under(&self, bucket: &str, prefix: &str) -> Result<Vec<Member>> {
+        members_under(self, bucket, prefix)
+    }
+}
