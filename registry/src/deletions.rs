@@ -148,7 +148,7 @@ impl Registry {
     /// # Errors
     /// SQLite errors.
     pub async fn deletion_epoch(&self) -> Result<Epoch> {
-        self.read(|conn| Ok(Epoch(epochs(conn)?.0))).await
+        self.read_connection(|conn| Ok(Epoch(epochs(conn)?.0))).await
     }
 
     /// Whether gc is deleting `blob` now (it is marked and not yet released).
@@ -156,7 +156,7 @@ impl Registry {
     /// # Errors
     /// SQLite errors.
     pub async fn deletion_pending(&self, blob: String) -> Result<bool> {
-        self.read(move |conn| Ok(mark(conn, &blob)? == Some(None))).await
+        self.read_connection(move |conn| Ok(mark(conn, &blob)? == Some(None))).await
     }
 
     /// Pins `blob`, which the calling write is about to place again after gc refused it: gc

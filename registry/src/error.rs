@@ -132,5 +132,14 @@ pub enum Error {
     WriterStopped,
 }
 
+impl Error {
+    /// Whether the engine refused for lack of disk space: the write may succeed once there is
+    /// room again.
+    #[must_use]
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Error::Sqlite(err) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull))
+    }
+}
+
 /// `Result` with the registry's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -14,78 +14,20 @@
 //! an ordinary blob id to the views (`blob_refs` counts it like any other), which keeps
 //! CopyObject a copy of the locator, not of the bytes.
 
-use rusqlite::{Connection, OptionalExtension as _, params};
+use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::queries::Reads as _;
 use crate::sqlite::{Registry, Writer};
 
-/// What every inline locator starts with. A blob store's ids never do (the local store's are
-/// bare hex, the S3 store's random names without a colon).
-pub const LOCATOR_PREFIX: &str = "inline:";
-
-/// The bytes of a small object, with the digest that names them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InlineBlob {
-    digest: [u8; 32],
-    bytes: Vec<u8>,
-}
-
-impl InlineBlob {
-    /// Names `bytes` by their BLAKE3 digest.
-    #[must_use]
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Self { digest: *blake3::hash(&bytes).as_bytes(), bytes }
-    }
-
-    /// The blob id a version's part records: `inline:<BLAKE3 hex>`.
-    #[must_use]
-    pub fn locator(&self) -> String {
-        format!("{LOCATOR_PREFIX}{}", hex::encode(self.digest))
-    }
-
-    /// The bytes.
-    #[must_use]
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-}
-
-/// Whether a blob id names inline bytes rather than a blob in a store.
-#[must_use]
-pub fn is_locator(blob: &str) -> bool {
-    blob.starts_with(LOCATOR_PREFIX)
-}
-
-/// The digest an inline locator names, if it is one.
-fn digest_of(locator: &str) -> Option<[u8; 32]> {
-    let hex_digest = locator.strip_prefix(LOCATOR_PREFIX)?;
-    let mut digest = [0; 32];
-    hex::decode_to_slice(hex_digest, &mut digest).ok()?;
-    Some(digest)
-}
+pub use crate::inline_blob::{InlineBlob, LOCATOR_PREFIX, is_locator};
 
 /// Inserts the bytes unless a row with their digest exists (identical content is kept once).
 fn store(log: &Connection, blob: &InlineBlob) -> Result<()> {
     log.prepare_cached("INSERT OR IGNORE INTO inline_blobs (digest, bytes) VALUES (?1, ?2)")?
         .execute(params![&blob.digest[..], &blob.bytes])?;
     Ok(())
-}
-
-/// The bytes an inline locator names, on a reader connection (the log as `main`).
-/// `None` when the locator is malformed or its row is gone (no version references it any
-/// more, and `gc` removed it).
-///
-/// # Errors
-/// SQLite errors.
-pub fn read(conn: &Connection, locator: &str) -> Result<Option<Vec<u8>>> {
-    let Some(digest) = digest_of(locator) else {
-        return Ok(None);
-    };
-    Ok(conn
-        .prepare_cached("SELECT bytes FROM main.inline_blobs WHERE digest = ?1")?
-        .query_row([&digest[..]], |row| row.get(0))
-        .optional()?)
 }
 
 /// What [`check`] found.
@@ -126,7 +68,7 @@ pub fn check(conn: &Connection) -> Result<Checked> {
         .query_map([LOCATOR_PREFIX, "inline;"], |row| row.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     for locator in referenced {
-        if read(conn, &locator)?.is_none() {
+        if conn.inline_bytes(&locator)?.is_none() {
             checked.missing.push(locator);
         }
     }

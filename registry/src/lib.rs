@@ -22,6 +22,7 @@
 //! - [`explain`]: why a version exists or was deleted, from its events.
 //! - [`clock`]: the injected time source.
 //! - [`packages`]: sealed packages' manifests and records.
+//! - [`inline_blob`]: a small object's bytes and the locator that names them.
 //! - [`queries`]: the engine seam for reads: [`queries::Reads`], what every engine answers
 //!   from its views, with the rules that are reads of them (lifecycle plans, the refusal of a
 //!   change under a seal, a package's manifest) as provided methods, and the queries' types.
@@ -64,6 +65,7 @@ mod error;
 pub mod event;
 pub mod explain;
 pub mod inline;
+pub mod inline_blob;
 pub mod lifecycle;
 pub mod log;
 pub mod packages;

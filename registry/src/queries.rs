@@ -169,6 +169,14 @@ pub trait Reads {
     /// The engine's errors.
     fn event(&self, sequence: u64) -> Result<Option<crate::event::Event>>;
 
+    /// The bytes an inline locator names ([`crate::inline_blob`]); `None` when the locator
+    /// is malformed or its bytes are gone (no version references them any more, and `gc`
+    /// removed them).
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn inline_bytes(&self, locator: &str) -> Result<Option<Vec<u8>>>;
+
     /// Every package, by name.
     ///
     /// # Errors

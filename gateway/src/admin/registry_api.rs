@@ -30,7 +30,6 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::{REGISTRY_PREFIX, records};
-use registry::queries::Reads as _;
 
 /// Most events or records one call returns.
 const MAX_LIMIT: usize = 10_000;

@@ -358,7 +358,7 @@ async fn read_object(
     for part in parts {
         if registry::inline::is_locator(&part.blob) {
             let locator = part.blob.clone();
-            let bytes = read_registry(config, move |conn| Ok(registry::inline::read(conn, &locator)?))
+            let bytes = read_registry(config, move |conn| Ok(conn.inline_bytes(&locator)?))
                 .await?
                 .with_context(|| format!("inline blob {} is missing", part.blob))?;
             hasher.update(&bytes);

@@ -7,7 +7,6 @@ use s3s::{S3Request, S3Response, s3_error};
 
 use super::error::Result;
 use super::{Gateway, caller, wire};
-use registry::queries::Reads as _;
 
 /// Reads a bucket, or `NoSuchBucket`.
 pub(super) async fn require_bucket(gw: &Gateway, name: &str) -> Result<Bucket> {

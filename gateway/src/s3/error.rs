@@ -161,9 +161,7 @@ fn registry_error(err: registry::Error) -> S3Error {
         }
         // Nothing was recorded; the write can be retried once the registry commits again.
         err @ R::CommitFailed(_) => storage_full(&err, "the registry cannot commit"),
-        R::Sqlite(err) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
-            storage_full(&err, "the registry's disk is full")
-        }
+        err if err.is_disk_full() => storage_full(&err, "the registry's disk is full"),
         // Raised by `package seal` only, never by an S3 request.
         err @ (R::PackageExists(_)
         | R::PackageChanged

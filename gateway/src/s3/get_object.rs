@@ -19,7 +19,6 @@ use super::error::Result;
 use super::{Gateway, caller, integrity, wire};
 use crate::backend::{BlobError, BlobId};
 use crate::config::Retrievals;
-use registry::queries::Reads as _;
 
 /// What a read resolved to: the version and the bytes of it to send.
 struct ReadPlan {

@@ -85,7 +85,7 @@ pub(super) async fn read(
 ) -> Result<BlobStream, BlobError> {
     let locator = locator.to_owned();
     let bytes = registry
-        .read(move |conn| registry::inline::read(conn, &locator))
+        .read(move |conn| conn.inline_bytes(&locator))
         .await
         .map_err(|err| BlobError::Io(std::io::Error::other(err)))?
         .ok_or(BlobError::NotFound)?;

@@ -11,7 +11,6 @@ use s3s::{S3Request, S3Response, s3_error};
 use super::bucket::{owner, require_bucket};
 use super::error::Result;
 use super::{Gateway, wire};
-use registry::queries::Reads as _;
 
 /// The most keys one page returns, whatever the client asks for.
 const MAX_KEYS: i32 = 1000;

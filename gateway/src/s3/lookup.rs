@@ -5,7 +5,6 @@ use s3s::s3_error;
 
 use super::Gateway;
 use super::error::Result;
-use registry::queries::Reads as _;
 
 /// What a request gets when the version it names is a delete marker; AWS differs by operation.
 #[derive(Clone, Copy)]

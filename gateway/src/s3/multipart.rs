@@ -33,7 +33,6 @@ use crate::blake3_tree;
 use crate::clock;
 use crate::digest::{ChecksumAlgorithm, ChecksumValue, Checksummer, Md5};
 use crate::outboard::{GroupHasher, SubtreeHasher};
-use registry::queries::Reads as _;
 
 /// Parts other than the last must be at least this large.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;

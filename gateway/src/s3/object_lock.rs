@@ -17,7 +17,6 @@ use super::lookup::{OnDeleteMarker, named_version};
 use super::{Gateway, caller, wire};
 use crate::backend::{BlobId, BlobLock, RetentionMode};
 use crate::clock;
-use registry::queries::Reads as _;
 
 /// The mode as S3 spells it: upper case only; anything else does not validate.
 fn mode(mode: Option<&ObjectLockRetentionMode>) -> Result<LockMode> {

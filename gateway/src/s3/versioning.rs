@@ -11,7 +11,6 @@ use super::bucket::{owner, require_bucket};
 use super::error::Result;
 use super::list::{Encoder, common_prefixes, max_keys};
 use super::{Gateway, caller, wire};
-use registry::queries::Reads as _;
 
 pub(super) async fn list_object_versions(
     gw: &Gateway,

@@ -42,7 +42,7 @@ use tokio::task::JoinHandle;
 use crate::backend::{BlobError, BlobId, BlobStore};
 use crate::config::GcConfig;
 use crate::outboard::OutboardFiles;
-use registry::queries::Reads as _;
+use registry::queries::Reads;
 
 /// Blobs marked, deleted and released together: few enough that a write meeting a mark waits
 /// for one batch of deletions, many enough that the writer sees few gc jobs.
@@ -336,7 +336,7 @@ async fn unnamed(
     registry: &Registry,
     kept: Vec<([u8; 32], SystemTime)>,
     cutoff: SystemTime,
-    names: fn(&rusqlite::Connection, &mut HashSet<String>) -> registry::Result<()>,
+    names: fn(&dyn Reads, &mut HashSet<String>) -> registry::Result<()>,
 ) -> anyhow::Result<Vec<[u8; 32]>> {
     let mut unused: HashSet<String> =
         kept.into_iter().filter(|(_, modified)| *modified < cutoff).map(|(name, _)| hex::encode(name)).collect();

@@ -11,7 +11,6 @@ use tokio::task::JoinHandle;
 
 use crate::clock;
 use crate::config::LifecycleConfig;
-use registry::queries::Reads as _;
 
 /// The actor recorded on the sweeper's events.
 pub const ACTOR: &str = "lifecycle";

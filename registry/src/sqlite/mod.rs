@@ -338,8 +338,9 @@ impl Registry {
         jobs.as_ref().ok_or(Error::WriterStopped)?.send(job).map_err(|_| Error::WriterStopped)
     }
 
-    /// Runs `f` on a reader connection on the blocking pool. Readers see committed data only.
-    /// `f` must not read the `retrievals` view: [`Registry::read_retrievals`] does.
+    /// Runs `f` with the engine's [`Reads`] over a reader's snapshot, on the blocking pool:
+    /// it sees committed data only. `f` must not read the `retrievals` view:
+    /// [`Registry::read_retrievals`] does.
     ///
     /// # Errors
     /// Whatever `f` returns, SQLite errors opening a connection, or [`Error::ViewsBehind`]
@@ -347,9 +348,9 @@ impl Registry {
     pub async fn read<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+        F: FnOnce(&dyn Reads) -> Result<R> + Send + 'static,
     {
-        self.read_views(false, f).await
+        self.read_views(false, |conn| f(conn)).await
     }
 
     /// [`Registry::read`] for reads of the `retrievals` view, which are refused while the
@@ -360,9 +361,19 @@ impl Registry {
     pub async fn read_retrievals<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
+        F: FnOnce(&dyn Reads) -> Result<R> + Send + 'static,
+    {
+        self.read_views(true, |conn| f(conn)).await
+    }
+
+    /// [`Registry::read`] on the SQLite connection itself, for the crate's own tables beside
+    /// the views (deletion epochs and marks).
+    pub(crate) async fn read_connection<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
-        self.read_views(true, f).await
+        self.read_views(false, f).await
     }
 
     async fn read_views<R, F>(&self, reads_records: bool, f: F) -> Result<R>

@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::Result;
 use crate::event::v1::{BlobPart, LockMode, ObjectContent, PackageFinalized, Retention, VersioningStatus};
+use crate::inline_blob::digest_of;
 use crate::packages::{Member, Package};
 use crate::queries::{
     EventFilter, EventPage, ListPage, ListQuery, Part, Reads, RecordingEvent, RetrievalFilter, RetrievalRecord,
@@ -715,6 +716,18 @@ fn members_under(conn: &Connection, bucket: &str, prefix: &str) -> Result<Vec<Me
     Ok(members)
 }
 
+/// The bytes an inline locator names, from the log's `inline_blobs` (the log is `main` on
+/// every connection that reads).
+fn inline_bytes(conn: &Connection, locator: &str) -> Result<Option<Vec<u8>>> {
+    let Some(digest) = digest_of(locator) else {
+        return Ok(None);
+    };
+    Ok(conn
+        .prepare_cached("SELECT bytes FROM main.inline_blobs WHERE digest = ?1")?
+        .query_row([&digest[..]], |row| row.get(0))
+        .optional()?)
+}
+
 impl Reads for Connection {
     fn bucket(&self, name: &str) -> Result<Option<Bucket>> {
         bucket(self, name)
@@ -809,6 +822,10 @@ impl Reads for Connection {
 
     fn event(&self, sequence: u64) -> Result<Option<crate::event::Event>> {
         event(self, sequence)
+    }
+
+    fn inline_bytes(&self, locator: &str) -> Result<Option<Vec<u8>>> {
+        inline_bytes(self, locator)
     }
 
     fn packages(&self) -> Result<Vec<Package>> {

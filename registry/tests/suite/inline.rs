@@ -50,7 +50,7 @@ fn open() -> (tempfile::TempDir, Registry) {
 
 async fn read(registry: &Registry, locator: &str) -> Option<Vec<u8>> {
     let locator = locator.to_owned();
-    registry.read(move |conn| inline::read(conn, &locator)).await.unwrap()
+    registry.read(move |conn| conn.inline_bytes(&locator)).await.unwrap()
 }
 
 #[tokio::test]
@@ -76,17 +76,16 @@ async fn inline_bytes_are_stored_with_their_version_and_only_then() {
     // Identical content is kept once and counted twice.
     registry.put_inline_object(caller.clone(), new_version("small", "b", &blob), blob.clone()).await.unwrap();
     let (rows, refs) = registry
-        .read({
+        .read_blocking({
             let locator = blob.locator();
             move |conn| {
                 let rows: u64 = conn.query_row("SELECT count(*) FROM inline_blobs", [], |row| row.get(0))?;
                 Ok((rows, conn.blob_refs(&locator)?))
             }
         })
-        .await
         .unwrap();
     assert_eq!((rows, refs), (1, 2));
-    let checked = registry.read(inline::check).await.unwrap();
+    let checked = registry.read_blocking(inline::check).unwrap();
     assert_eq!((checked.checked, checked.bytes), (1, 13));
     assert!(checked.corrupt.is_empty() && checked.missing.is_empty(), "{checked:?}");
     registry.close().await;

@@ -15,7 +15,6 @@ use artifact_store_registry::event::v1::{
 use artifact_store_registry::inline::{self, InlineBlob};
 use artifact_store_registry::lifecycle::{Expiration, Filter, NoncurrentExpiration, Rule};
 use artifact_store_registry::packages::Manifest;
-use artifact_store_registry::queries::Reads as _;
 use artifact_store_registry::{Caller, Registry, log, retention, sqlite, views};
 use proptest::prelude::*;
 
@@ -500,7 +499,7 @@ fn clock_now(clock: &ManualClock) -> i64 {
 /// GOVERNANCE unless the request bypasses.
 async fn protected_versions(registry: &Registry, now: i64, bypass: bool) -> Vec<(String, String, String)> {
     registry
-        .read(move |conn| {
+        .read_blocking(move |conn| {
             let mut statement = conn.prepare(
                 "SELECT bucket, key, version_id, retention_mode, retain_until, legal_hold FROM object_versions",
             )?;
@@ -517,7 +516,6 @@ async fn protected_versions(registry: &Registry, now: i64, bypass: bool) -> Vec<
             })?;
             Ok(rows.filter_map(Result::ok).filter(|r| r.3).map(|(b, k, v, _)| (b, k, v)).collect())
         })
-        .await
         .unwrap()
 }
 

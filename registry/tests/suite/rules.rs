@@ -10,7 +10,6 @@ use artifact_store_registry::clock::ManualClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
 use artifact_store_registry::deletions::Epoch;
 use artifact_store_registry::event::v1::{BlobPart, LockMode, ObjectContent, ObjectPut, Origin, Retention, VersionRef};
-use artifact_store_registry::queries::Reads as _;
 use artifact_store_registry::{Caller, Error, Registry, audit, log, sqlite};
 
 const T0: i64 = 1_800_000_000_000;

@@ -10,7 +10,6 @@ use artifact_store_registry::clock::SystemClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
 use artifact_store_registry::deletions::Epoch;
 use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, Retrieved, VersionRef};
-use artifact_store_registry::queries::Reads as _;
 use artifact_store_registry::{Caller, Error, Registry, log, queries, sqlite, views};
 
 fn version(key: &str) -> NewVersion {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use artifact_store_registry::clock::SystemClock;
 use artifact_store_registry::event::v1::{BucketRef, Payload};
-use artifact_store_registry::queries::Reads as _;
 use artifact_store_registry::{Caller, Error, EventDraft, Registry, log};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,7 +55,7 @@ async fn a_write_that_fails_after_appending_stores_nothing() {
     assert!(bucket.is_some());
     let next = registry.create_bucket(Caller::system("test"), "next", "us-east-1", false).await.unwrap();
     assert_eq!(next.sequence, 2);
-    let verified = registry.read(log::verify).await.unwrap();
+    let verified = registry.read_blocking(log::verify).unwrap();
     assert_eq!((verified.events, verified.first_mismatch), (2, None));
     registry.close().await;
 }
