@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -190,6 +190,48 @@ impl UploadSlots {
     #[must_use]
     pub fn saturated(&self) -> bool {
         self.slots.available_permits() == 0
+    }
+}
+
+/// A request body that notes whether it was read to its end, so that a response given before
+/// (a refusal that did not need the body) can close the HTTP/1 connection: the bytes left
+/// unread would otherwise be taken for the start of the next request.
+pub struct EndTrackingBody<B> {
+    inner: B,
+    ended: Arc<AtomicBool>,
+}
+
+impl<B: Body> EndTrackingBody<B> {
+    /// Wraps `inner`; the returned flag turns true once its last byte was read.
+    pub fn new(inner: B) -> (Self, Arc<AtomicBool>) {
+        let ended = Arc::new(AtomicBool::new(inner.is_end_stream()));
+        (Self { inner, ended: Arc::clone(&ended) }, ended)
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for EndTrackingBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let ended = match &polled {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
+            _ => false,
+        };
+        if ended {
+            self.ended.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -39,7 +40,9 @@ use crate::backend::BlobStore;
 use crate::backend::fs::FsBlobStore;
 use crate::backend::s3::{self, OpenError, S3BlobStore};
 use crate::config::{Backend, Config, UpstreamObjectLock};
-use crate::limits::{ConnectionActivity, IdleTimeoutBody, RequestInProgress, TrackedBody, UploadSlots};
+use crate::limits::{
+    ConnectionActivity, EndTrackingBody, IdleTimeoutBody, RequestInProgress, TrackedBody, UploadSlots,
+};
 use crate::metrics;
 use crate::request::{PeerAddr, RequestId};
 use crate::s3::Gateway;
@@ -537,6 +540,7 @@ impl hyper::service::Service<Request<Incoming>> for Router {
         let header = HeaderValue::from_str(&id.0).expect("hex digits are a valid header value");
         let in_progress = self.activity.start();
         let head = req.method() == http::Method::HEAD;
+        let http1 = req.version() < http::Version::HTTP_2;
 
         let admin = self.is_admin(&req);
         if admin && !admin::is_registry_path(req.uri().path()) {
@@ -551,6 +555,7 @@ impl hyper::service::Service<Request<Incoming>> for Router {
         }
 
         if let Err(refusal) = self.checks.check(req.method(), req.uri(), req.headers(), OffsetDateTime::now_utc()) {
+            let has_body = !req.body().is_end_stream();
             return Box::pin(
                 async move {
                     tracing::info!(
@@ -565,6 +570,9 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                     let headers = response.headers_mut();
                     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
                     headers.insert("x-amz-request-id", header);
+                    if http1 && has_body {
+                        close_after(headers);
+                    }
                     metrics::http_response(response.status().as_u16());
                     Ok(finish(response, head, in_progress))
                 }
@@ -573,7 +581,7 @@ impl hyper::service::Service<Request<Incoming>> for Router {
         }
 
         let s3 = self.s3.clone();
-        let mut req = self.s3_request(req);
+        let (mut req, body_read) = self.s3_request(req);
         if admin {
             req.extensions_mut().insert(RegistryRequest);
         }
@@ -587,6 +595,9 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                 let mut result = s3.call(req).await;
                 if let Ok(response) = &mut result {
                     response.headers_mut().insert("x-amz-request-id", header);
+                    if http1 && !body_read.load(std::sync::atomic::Ordering::Acquire) {
+                        close_after(response.headers_mut());
+                    }
                     metrics::http_response(response.status().as_u16());
                     tracing::info!(
                         status = response.status().as_u16(),
@@ -604,11 +615,13 @@ impl hyper::service::Service<Request<Incoming>> for Router {
 impl Router {
     /// The request as s3s takes it: its body fails with `RequestTimeout` when it stops
     /// arriving, and a document body (DeleteObjects, configurations) has its digests computed
-    /// as s3s reads it, for `s3_api::document::verify`.
-    fn s3_request(&self, req: Request<Incoming>) -> Request<Body> {
+    /// as s3s reads it, for `s3_api::document::verify`. The flag turns true once the body was
+    /// read to its end.
+    fn s3_request(&self, req: Request<Incoming>) -> (Request<Body>, Arc<std::sync::atomic::AtomicBool>) {
         let document =
             is_document_request(req.method(), req.uri().query()).then(|| DocumentDigests::for_headers(req.headers()));
         let (mut parts, body) = req.into_parts();
+        let (body, read) = EndTrackingBody::new(body);
         let body = IdleTimeoutBody::new(body, self.body_idle_timeout);
         let body = match document {
             Some(digests) => {
@@ -617,8 +630,17 @@ impl Router {
             }
             None => Body::http_body(body),
         };
-        Request::from_parts(parts, body)
+        (Request::from_parts(parts, body), read)
     }
+}
+
+/// Asks hyper to close an HTTP/1 connection once this response is sent, for a response given
+/// before its request's body was read: the client may not send that body at all (it asked
+/// `Expect: 100-continue` and got a final answer instead), or send it late, and either way
+/// the bytes that follow on the connection cannot be told apart from the next request's.
+/// AWS S3 closes the connection in the same case.
+fn close_after(headers: &mut http::HeaderMap) {
+    headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
 }
 
 /// The response as sent: no body for HEAD (hyper sends whatever body it is given over HTTP/2,

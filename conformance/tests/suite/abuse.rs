@@ -483,3 +483,77 @@ async fn uploads_past_the_cap_slow_down_and_ready_says_saturated_issue_16() {
     assert!(recovered, "/_ready stays 503 after the uploads ended");
     put(&s3, "slow", "c", b"c").await;
 }
+
+/// Reads one HTTP/1.1 response whose body has a `content-length`, leaving the connection
+/// open; returns its head (lower-cased) and body.
+async fn one_response(stream: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut bytes = Vec::new();
+    let mut chunk = [0; 4096];
+    let head_end = loop {
+        if let Some(at) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let read = tokio::time::timeout(CLOSE_WITHIN, stream.read(&mut chunk)).await.expect("a response in time");
+        let read = read.expect("read the response");
+        assert!(read > 0, "the connection closed before a whole response head: {bytes:?}");
+        bytes.extend_from_slice(&chunk[..read]);
+    };
+    let head = String::from_utf8_lossy(&bytes[..head_end]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("a content-length");
+    while bytes.len() < head_end + length {
+        let read = tokio::time::timeout(CLOSE_WITHIN, stream.read(&mut chunk)).await.expect("a body in time");
+        let read = read.expect("read the body");
+        assert!(read > 0, "the connection closed inside the body");
+        bytes.extend_from_slice(&chunk[..read]);
+    }
+    (head, bytes[head_end..].to_vec())
+}
+
+/// A PUT with `Expect: 100-continue` refused before its body was read (here: no such bucket)
+/// got its final answer on a connection kept alive. A client that then sends no body (as
+/// botocore does after a final answer) had the first byte of its next request read as that
+/// body: `GET` arrived as `ET` and was refused with SignatureDoesNotMatch (CI, 2026-12-03,
+/// boto3 `error-no-such-bucket` on Ceph RGW). An answer given before the body is read now
+/// closes the HTTP/1 connection, as AWS S3 does.
+#[tokio::test]
+async fn an_answer_before_the_body_closes_the_connection_so_the_next_request_is_not_misread() {
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let put = server
+        .request("PUT", "/no-such-bucket/k")
+        .header("content-length", "1")
+        .header("expect", "100-continue")
+        .sign(ROOT, SystemTime::now(), Payload::Unsigned);
+    // Kept alive: the raw request asks to close by default.
+    let head = String::from_utf8(put.to_bytes()).expect("an ASCII head").replace("connection: close\r\n", "");
+    let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("send the head, not the body");
+    let (answer, body) = one_response(&mut stream).await;
+    assert!(answer.starts_with("http/1.1 404"), "{answer}");
+    assert!(String::from_utf8_lossy(&body).contains("<Code>NoSuchBucket</Code>"), "{body:?}");
+    assert!(answer.contains("connection: close"), "the answer keeps the connection: {answer}");
+
+    // What the client sends next is never read as the first request's body.
+    let next = format!("GET /_health HTTP/1.1\r\nhost: {}\r\n\r\n", server.host());
+    let _ = stream.write_all(next.as_bytes()).await;
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(CLOSE_WITHIN, stream.read_to_end(&mut rest)).await.expect("the server closes");
+    assert!(rest.is_empty(), "the server read on: {}", String::from_utf8_lossy(&rest));
+
+    // A body read to its end keeps the connection for the next request.
+    let keep_alive = |request: RawRequest| {
+        String::from_utf8(request.to_bytes()).expect("an ASCII request").replace("connection: close\r\n", "")
+    };
+    let create = keep_alive(server.request("PUT", "/kept").sign(ROOT, SystemTime::now(), Payload::Signed));
+    let object = server.request("PUT", "/kept/k").body(b"x".to_vec()).sign(ROOT, SystemTime::now(), Payload::Signed);
+    let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
+    for request in [create, keep_alive(object)] {
+        stream.write_all(request.as_bytes()).await.expect("send on the same connection");
+        let (answer, _) = one_response(&mut stream).await;
+        assert!(answer.starts_with("http/1.1 200"), "{answer}");
+        assert!(!answer.contains("connection: close"), "a read body closed the connection: {answer}");
+    }
+}
