@@ -160,6 +160,19 @@ async fn plain_verify_catches_a_rewritten_or_truncated_log_from_the_gateways_own
     assert!(truncated.stdout.contains("the log was truncated"), "{truncated:?}");
 }
 
+/// The run's configuration with a checkpoint every second, each uploaded to `url` on `vault`
+/// (a gateway standing in for an upstream S3) with the standard `AWS_*` variables.
+fn copying_checkpoints_to(vault: &Server, url: &str) -> Vec<(String, String)> {
+    let mut env = upstream_env();
+    env.push(("ARTIFACT_STORE_REGISTRY_CHECKPOINT_INTERVAL_SECONDS".into(), "1".into()));
+    env.push(("ARTIFACT_STORE_REGISTRY_CHECKPOINT_COPY_S3".into(), url.into()));
+    env.push(("AWS_ENDPOINT_URL".into(), vault.endpoint()));
+    env.push(("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()));
+    env.push(("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()));
+    env.push(("AWS_REGION".into(), REGION.into()));
+    env
+}
+
 /// The keys under `prefix` in `bucket`.
 async fn keys_under(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
     let listed = s3.list_objects_v2().bucket(bucket).prefix(prefix).send().await.expect("list");
@@ -191,14 +204,7 @@ async fn automatic_checkpoints_go_to_an_object_lock_bucket_that_verify_and_a_res
         .await
         .expect("default retention");
 
-    let mut env = upstream_env();
-    env.push(("ARTIFACT_STORE_REGISTRY_CHECKPOINT_INTERVAL_SECONDS".into(), "1".into()));
-    env.push(("ARTIFACT_STORE_REGISTRY_CHECKPOINT_COPY_S3".into(), "s3://vault/gw1/".into()));
-    env.push(("AWS_ENDPOINT_URL".into(), vault.endpoint()));
-    env.push(("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()));
-    env.push(("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()));
-    env.push(("AWS_REGION".into(), REGION.into()));
-    let mut server = Server::start_with(Transport::Http, &[], env).await;
+    let mut server = Server::start_with(Transport::Http, &[], copying_checkpoints_to(&vault, "s3://vault/gw1/")).await;
     let s3 = server.s3();
     s3.create_bucket().bucket("ledger").send().await.expect("bucket");
     for key in ["a", "b", "c"] {
@@ -256,13 +262,7 @@ async fn automatic_checkpoints_go_to_an_object_lock_bucket_that_verify_and_a_res
 async fn a_checkpoint_copy_that_cannot_be_reached_fails_ready_with_the_reason_issue_16() {
     // A bucket the vault does not have.
     let vault = Server::start_with(Transport::Http, &[], Vec::new()).await;
-    let mut env = upstream_env();
-    env.push(("ARTIFACT_STORE_REGISTRY_CHECKPOINT_INTERVAL_SECONDS".into(), "1".into()));
-    env.push(("ARTIFACT_STORE_REGISTRY_CHECKPOINT_COPY_S3".into(), "s3://absent/gw1/".into()));
-    env.push(("AWS_ENDPOINT_URL".into(), vault.endpoint()));
-    env.push(("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()));
-    env.push(("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()));
-    let server = Server::start_with(Transport::Http, &[], env).await;
+    let server = Server::start_with(Transport::Http, &[], copying_checkpoints_to(&vault, "s3://absent/gw1/")).await;
     let deadline = Instant::now() + CHECK_TIMEOUT;
     loop {
         let (status, body) = ready(&server).await;
