@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::rules::Violation;
-use crate::{log, views};
+use crate::{log, sqlite};
 
 /// What the check found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,9 +72,9 @@ pub fn audit_views(conn: &Connection, scratch: &Path, mut progress: impl FnMut(u
     copy.execute("ATTACH DATABASE ?1 AS views", [utf8(&views_snapshot)?])?;
     copy.pragma_update(None, "synchronous", "OFF")?;
     copy.pragma_update(Some("views"), "synchronous", "OFF")?;
-    let applied = views::applied(&copy)?;
-    let stored = views::dump(&copy)?;
-    for (table, _) in views::VIEW_TABLES {
+    let applied = sqlite::views::applied(&copy)?;
+    let stored = sqlite::views::dump(&copy)?;
+    for (table, _) in sqlite::views::VIEW_TABLES {
         copy.execute_batch(&format!("CREATE TABLE main.{STORED}{table} AS SELECT * FROM views.{table}"))?;
     }
 
@@ -92,9 +92,9 @@ pub fn audit_views(conn: &Connection, scratch: &Path, mut progress: impl FnMut(u
         }
         Err(error) => return Err(error),
     };
-    if views::dump(&tx)? != stored {
+    if sqlite::views::dump(&tx)? != stored {
         audit.matches_log = false;
-        for (table, key) in views::VIEW_TABLES {
+        for (table, key) in sqlite::views::VIEW_TABLES {
             if let Some(row) = first_difference(&tx, table, key)? {
                 audit.differences.push(format!("table {table} differs from the log at {row}"));
             }

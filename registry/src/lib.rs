@@ -27,14 +27,16 @@
 //!   from its views, with the rules that are reads of them (lifecycle plans, the refusal of a
 //!   change under a seal, a package's manifest) as provided methods, and the queries' types.
 //!
+//! - `views` (crate-private): what each event does to the views, the same for every engine
+//!   and for the direct path and replay; an engine stores the rows through its `ViewRows`.
+//!
 //! Storage: the log and the views in SQLite, the embedded engine.
-//! - [`views`]: the view writer shared by the direct path and replay; the deterministic dump.
 //! - [`rules`]: replay's check of every event against the rules in force at its sequence.
 //! - [`log`]: append, fetch, replay, verify.
 //! - [`audit`]: the views compared with a fresh replay of the log, and the log with its rules.
 //! - [`sqlite`]: opening the database, the writer task (group commit), reader connections,
-//!   [`queries::Reads`] answered in SQL, and the [`Registry`] handle, whose methods the
-//!   operation modules add.
+//!   [`queries::Reads`] answered in SQL, the view rows and their deterministic dump
+//!   ([`sqlite::views`]), and the [`Registry`] handle, whose methods the operation modules add.
 //!
 //! Operations: writes with their checks.
 //! - [`inline`]: small objects' bytes, stored in the log database with their event.
@@ -74,7 +76,7 @@ pub mod retention;
 pub mod rules;
 pub mod sqlite;
 pub mod state;
-pub mod views;
+mod views;
 
 pub use commands::Caller;
 pub use error::{Error, Result};

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::event::v1::Payload;
 use crate::event::{Digest, Event, EventDraft, GENESIS_HASH, RequestContext, StoredFields, chain_hash};
 use crate::rules::{self, RuleCheck, Violation};
-use crate::views;
+use crate::{sqlite, views};
 
 /// The last event of the log: what the next one chains from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,13 +172,13 @@ pub fn replay_with_progress(conn: &mut Connection, progress: impl FnMut(u64)) ->
 /// # Errors
 /// As [`replay`].
 pub fn replay_in(log: &Connection, views: &Connection, until: u64, progress: impl FnMut(u64)) -> Result<Replayed> {
-    views::reset(views)?;
+    sqlite::views::reset(views)?;
     // Emptied views are rebuilt in bulk: versions are found in memory, so the indexes go
     // and come back once at the end, built from sorted rows.
-    let indexes = views::drop_indexes(views)?;
+    let indexes = sqlite::views::drop_indexes(views)?;
     let applied = apply_since(log, views, 0, until, views::Deferred::rebuilding(), progress);
     // Also after a failure: a caller that commits anyway must not lose the indexes.
-    views::create_indexes(views, &indexes)?;
+    sqlite::views::create_indexes(views, &indexes)?;
     applied
 }
 
@@ -189,7 +189,7 @@ pub fn replay_in(log: &Connection, views: &Connection, until: u64, progress: imp
 /// # Errors
 /// As [`replay`].
 pub fn catch_up(log: &Connection, views: &Connection) -> Result<Replayed> {
-    let applied = views::applied(views)?;
+    let applied = sqlite::views::applied(views)?;
     let head = ChainHead::load(log)?.sequence;
     if applied > head {
         return replay_in(log, views, u64::MAX, |_| {});
@@ -291,7 +291,7 @@ fn apply_since(
         read
     })?;
     deferred.flush(views)?;
-    views::set_applied(views, last)?;
+    sqlite::views::set_applied(views, last)?;
     let RuleCheck { first: first_violation, count: violations, .. } = rule_check;
     if let Some(violation) = &first_violation {
         tracing::warn!(%violation, violations, "the log holds events its own rules forbid (run `verify`)");

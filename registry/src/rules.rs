@@ -10,15 +10,14 @@
 //! time the command checked at), and names the first event that breaks a rule. The event
 //! is applied all the same: the log records what happened, and the views must show it.
 
-use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::error::Result;
 use crate::event::Event;
 use crate::event::v1::{LockMode, Payload, Retention, VersionRef};
-use crate::queries::Reads as _;
+use crate::queries::Reads;
 use crate::retention::{self, Protection};
-use crate::views::Deferred;
+use crate::views::{Deferred, ViewRows};
 
 /// An event that the rules in force at its sequence forbid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,7 +53,7 @@ pub(crate) struct RuleCheck {
 /// replay and catch-up ask: on the direct path the command has just checked, on the same
 /// views.
 pub(crate) fn check(
-    conn: &Connection,
+    conn: &(impl ViewRows + Reads),
     event: &Event,
     payload: &Payload,
     rules: &mut RuleCheck,
@@ -62,8 +61,7 @@ pub(crate) fn check(
 ) -> Result<()> {
     let bypassed = rules.bypassed.take().filter(|(sequence, _)| sequence + 1 == event.sequence).map(|(_, v)| v);
     if rules.sealed_any.is_none() {
-        rules.sealed_any =
-            Some(conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM packages)")?.query_row([], |row| row.get(0))?);
+        rules.sealed_any = Some(conn.any_package()?);
     }
     let sealed_any = rules.sealed_any == Some(true);
     let time = event.created_at;
@@ -124,7 +122,7 @@ pub(crate) fn check(
 }
 
 /// Why changing `key` breaks a seal, if a package seals it.
-fn sealed(conn: &Connection, sealed_any: bool, bucket: &str, key: &str) -> Result<Option<String>> {
+fn sealed(conn: &impl Reads, sealed_any: bool, bucket: &str, key: &str) -> Result<Option<String>> {
     if !sealed_any {
         return Ok(None);
     }
@@ -135,7 +133,7 @@ fn sealed(conn: &Connection, sealed_any: bool, bucket: &str, key: &str) -> Resul
 
 /// Why removing `version` at `time` breaks its lock, if it does.
 fn removal(
-    conn: &Connection,
+    conn: &impl ViewRows,
     deferred: &mut Deferred,
     version: &VersionRef,
     time: i64,
@@ -156,26 +154,15 @@ fn removal(
 }
 
 /// The retention and legal hold of a version the views hold, if they hold it.
-fn lock_of(conn: &Connection, deferred: &mut Deferred, v: &VersionRef) -> Result<Option<(Option<Retention>, bool)>> {
-    let Some(row) = deferred.version_seq(conn, &v.bucket, &v.key, &v.version_id)? else {
-        return Ok(None);
-    };
-    let lock = conn
-        .prepare_cached("SELECT retention_mode, retain_until, legal_hold FROM object_versions WHERE seq = ?1")?
-        .query_row([row], |row| {
-            let mode: Option<String> = row.get(0)?;
-            let until: Option<i64> = row.get(1)?;
-            let retention = match (mode.as_deref(), until) {
-                (Some("COMPLIANCE"), Some(retain_until)) => {
-                    Some(Retention { mode: LockMode::Compliance, retain_until })
-                }
-                (Some(_), Some(retain_until)) => Some(Retention { mode: LockMode::Governance, retain_until }),
-                _ => None,
-            };
-            Ok((retention, row.get::<_, bool>(2)?))
-        })
-        .optional()?;
-    Ok(lock)
+fn lock_of(
+    conn: &impl ViewRows,
+    deferred: &mut Deferred,
+    v: &VersionRef,
+) -> Result<Option<(Option<Retention>, bool)>> {
+    match deferred.version_seq(conn, &v.bucket, &v.key, &v.version_id)? {
+        Some(row) => conn.version_lock(row),
+        None => Ok(None),
+    }
 }
 
 fn protected_by(retention: Option<Retention>, without_bypass: bool) -> String {

@@ -1,105 +1,133 @@
-//! The view writer: applies one event to the materialised tables.
+//! What each event does to the views, engine-neutral.
 //!
 //! The direct path (a command appending an event) and [`crate::log::replay`] both call
-//! [`apply`], so the views after either are the same rows. `apply` trusts the event: the
+//! [`apply_payload`], so the views after either are the same rows. It trusts the event: the
 //! checks that decide whether an event may be appended run before it, in the commands.
 //! Everything written here comes from the event itself (never the clock, never a random
 //! number), which is what makes replay reproduce the views byte for byte.
+//!
+//! The meaning lives here: which rows an event adds, replaces or removes, which version of a
+//! key is the latest after it, when a blob gains or loses a reference. An engine stores the
+//! rows through [`ViewRows`], the row operations `apply_payload` is made of; the SQLite
+//! engine's are in `sqlite/views.rs`.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher as _, Hash, RandomState};
 
-use rusqlite::{Connection, OptionalExtension, params};
-
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::event::v1::{self, BlobPart, ObjectPut, Payload, VersioningStatus};
+use crate::event::v1::{self, BlobPart, LockMode, ObjectPut, Payload, Retention, VersioningStatus};
 
-/// The view tables, in dump order, each with the columns that order its rows.
-pub const VIEW_TABLES: &[(&str, &str)] = &[
-    ("event_subjects", "subject_id, seq"),
-    ("buckets", "name"),
-    ("object_versions", "seq"),
-    ("multipart_uploads", "upload_id"),
-    ("multipart_parts", "upload_id, part_number"),
-    ("retrievals", "seq"),
-    ("blob_refs", "blob"),
-    ("packages", "name"),
-];
-
-/// Empties every view table (the log is untouched).
+/// The row operations an engine keeps the views with. A version's row is named by the
+/// sequence of the event that added it, unique and stable for the row's life.
 ///
-/// # Errors
-/// SQLite errors.
-pub fn reset(conn: &Connection) -> Result<()> {
-    for (table, _) in VIEW_TABLES {
-        conn.execute(&format!("DELETE FROM {table}"), [])?;
-    }
-    set_applied(conn, 0)
+/// Each method does one thing to one table; which of them an event calls, and in what
+/// order, is decided by [`apply_payload`] once for every engine.
+pub(crate) trait ViewRows {
+    /// Adds an event to the subject index.
+    fn insert_subject(&self, subject_id: &str, sequence: u64) -> Result<()>;
+    /// Adds `(subject_id, sequence)` rows to the subject index, in the order given.
+    fn insert_subjects(&self, rows: &[(String, u64)]) -> Result<()>;
+    /// Adds `delta` to a blob's reference count; a count that reaches zero drops the row.
+    fn add_blob_refs(&self, blob: &str, delta: i64) -> Result<()>;
+    /// Adds reference count rows for blobs that have none, in the order given (a rebuild
+    /// of emptied views, whose counts are all new).
+    fn insert_blob_refs(&self, counts: &mut dyn Iterator<Item = (&str, i64)>) -> Result<()>;
+
+    /// Adds a bucket.
+    fn insert_bucket(&self, bucket: &BucketRow<'_>) -> Result<()>;
+    /// Removes a bucket.
+    fn delete_bucket(&self, name: &str) -> Result<()>;
+    /// Changes one of a bucket's settings.
+    fn set_bucket(&self, name: &str, setting: BucketSetting<'_>) -> Result<()>;
+
+    /// The row of a version, if the views hold it.
+    fn version_row(&self, bucket: &str, key: &str, version_id: &str) -> Result<Option<i64>>;
+    /// The row of the key's latest version, if any.
+    fn latest_row(&self, bucket: &str, key: &str) -> Result<Option<i64>>;
+    /// The key's newest row, if any.
+    fn newest_row(&self, bucket: &str, key: &str) -> Result<Option<i64>>;
+    /// A version row's content column and whether it is the latest.
+    fn version_content(&self, row: i64) -> Result<(String, bool)>;
+    /// A version row's retention and legal hold, if the row exists.
+    fn version_lock(&self, row: i64) -> Result<Option<(Option<Retention>, bool)>>;
+    /// Adds a version row.
+    fn insert_version(&self, version: &VersionRow<'_>) -> Result<()>;
+    /// Removes a version row.
+    fn delete_version(&self, row: i64) -> Result<()>;
+    /// Changes one column of a version row.
+    fn set_version(&self, row: i64, change: VersionChange<'_>) -> Result<()>;
+
+    /// Adds a retrieval.
+    fn insert_retrieval(&self, event: &Event, retrieved: &v1::Retrieved) -> Result<()>;
+    /// Adds a multipart upload, its template the JSON of its `v1.multipart.created` payload.
+    fn insert_upload(&self, event: &Event, created: &v1::MultipartCreated, template: &str) -> Result<()>;
+    /// Removes a multipart upload's row (its parts go through [`ViewRows::take_parts`]).
+    fn delete_upload(&self, upload_id: &str) -> Result<()>;
+    /// Adds a part, its `part` column the JSON of its blob part.
+    fn insert_part(&self, event: &Event, uploaded: &v1::PartUploaded, part: &str) -> Result<()>;
+    /// Removes one part of an upload, or all of them, returning their `part` columns.
+    fn take_parts(&self, upload_id: &str, number: Option<u32>) -> Result<Vec<String>>;
+
+    /// Adds a sealed package.
+    fn insert_package(&self, event: &Event, finalized: &v1::PackageFinalized) -> Result<()>;
+    /// Whether any package is sealed.
+    fn any_package(&self) -> Result<bool>;
 }
 
-/// Drops the secondary indexes of the view tables, for a rebuild that finds versions in
-/// memory instead ([`Deferred::rebuilding`]); returns the statements that build them again.
-/// Building an index once from sorted rows costs a fraction of keeping it up to date
-/// through every insert.
-pub(crate) fn drop_indexes(conn: &Connection) -> Result<Vec<String>> {
-    let tables = VIEW_TABLES.iter().map(|(table, _)| format!("'{table}'")).collect::<Vec<_>>().join(", ");
-    let schemas = conn
-        .prepare("SELECT name FROM pragma_database_list")?
-        .query_map([], |row| row.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut creates = Vec::new();
-    for schema in schemas {
-        let indexes = conn
-            .prepare(&format!(
-                "SELECT name, sql FROM \"{schema}\".sqlite_master
-                 WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({tables})"
-            ))?
-            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        for (name, sql) in indexes {
-            conn.execute(&format!("DROP INDEX \"{schema}\".\"{name}\""), [])?;
-            // The stored statement names the index unqualified; the views may be attached.
-            let at = sql.find(&name).expect("an index's statement holds its name");
-            creates.push(format!("{}\"{schema}\".{}", &sql[..at], &sql[at..]));
-        }
-    }
-    Ok(creates)
+/// A bucket's row as `v1.bucket.created` adds it.
+pub(crate) struct BucketRow<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) created_seq: u64,
+    pub(crate) created_at: i64,
+    pub(crate) region: &'a str,
+    pub(crate) owner: &'a str,
+    /// A bucket created with Object Lock has versioning enabled from the start.
+    pub(crate) versioning: Option<&'static str>,
+    pub(crate) object_lock_enabled: bool,
 }
 
-/// Builds the indexes [`drop_indexes`] dropped.
-pub(crate) fn create_indexes(conn: &Connection, creates: &[String]) -> Result<()> {
-    for create in creates {
-        conn.execute(create, [])?;
-    }
-    Ok(())
+/// One bucket setting an event changes.
+pub(crate) enum BucketSetting<'a> {
+    /// `Enabled` or `Suspended`.
+    Versioning(&'static str),
+    /// The default retention's JSON, or none.
+    DefaultRetention(Option<&'a str>),
+    /// The lifecycle rules' JSON, or none.
+    Lifecycle(Option<&'a str>),
 }
 
-/// The sequence of the last event applied to the views.
-///
-/// # Errors
-/// SQLite errors.
-pub fn applied(conn: &Connection) -> Result<u64> {
-    Ok(conn.prepare_cached("SELECT applied_seq FROM views_state WHERE id = 1")?.query_row([], |row| row.get(0))?)
+/// A version's row: an object version or a delete marker.
+pub(crate) struct VersionRow<'a> {
+    pub(crate) bucket: &'a str,
+    pub(crate) key: &'a str,
+    pub(crate) version_id: &'a str,
+    pub(crate) seq: u64,
+    pub(crate) created_at: i64,
+    pub(crate) is_delete_marker: bool,
+    pub(crate) size: u64,
+    pub(crate) etag: &'a str,
+    pub(crate) blake3: &'a str,
+    /// [`v1::ObjectContent`] as JSON; `{}` for a delete marker.
+    pub(crate) content: &'a str,
+    /// [`v1::Origin`] as JSON; `{}` for a delete marker.
+    pub(crate) origin: &'a str,
+    pub(crate) actor: &'a str,
+    pub(crate) retention: Option<Retention>,
+    pub(crate) legal_hold: bool,
 }
 
-/// Records that the views reflect the log up to `sequence`.
-///
-/// # Errors
-/// SQLite errors.
-pub fn set_applied(conn: &Connection, sequence: u64) -> Result<()> {
-    conn.prepare_cached("UPDATE views_state SET applied_seq = ?1 WHERE id = 1")?.execute([sequence])?;
-    Ok(())
+/// One change to a version's row.
+pub(crate) enum VersionChange<'a> {
+    /// Whether it is the key's latest version.
+    Latest(bool),
+    /// Its content's JSON (new tags).
+    Content(&'a str),
+    /// Its retention.
+    Retention(Option<Retention>),
+    /// Its legal hold.
+    LegalHold(bool),
 }
-
-/// Applies one event to the views. Unknown event types change nothing.
-///
-/// # Errors
-/// SQLite errors, or [`Error::CorruptPayload`] for a payload that does not parse.
-pub fn apply(conn: &Connection, event: &Event) -> Result<()> {
-    apply_payload(conn, event, &event.decode()?, None, &mut Deferred::None)
-}
-
 /// The JSON columns of the version row an event adds, rendered from its payload alone, so
 /// a rebuild renders them on the thread that decodes while another applies.
 pub(crate) struct VersionColumns {
@@ -262,39 +290,31 @@ impl Deferred {
     /// The row of a version, if it exists.
     pub(crate) fn version_seq(
         &mut self,
-        conn: &Connection,
+        rows: &(impl ViewRows + ?Sized),
         bucket: &str,
         key: &str,
         version_id: &str,
     ) -> Result<Option<i64>> {
-        if let Some(index) = self.memory() {
-            return Ok(index.version(bucket, key, version_id));
+        match self.memory() {
+            Some(index) => Ok(index.version(bucket, key, version_id)),
+            None => rows.version_row(bucket, key, version_id),
         }
-        Ok(conn
-            .prepare_cached("SELECT seq FROM object_versions WHERE bucket = ?1 AND key = ?2 AND version_id = ?3")?
-            .query_row([bucket, key, version_id], |row| row.get(0))
-            .optional()?)
     }
 
     /// The row of the key's latest version, if any.
-    fn latest_seq(&mut self, conn: &Connection, bucket: &str, key: &str) -> Result<Option<i64>> {
-        if let Some(index) = self.memory() {
-            return Ok(index.key(bucket, key).and_then(|rows| rows.latest));
+    fn latest_seq(&mut self, rows: &(impl ViewRows + ?Sized), bucket: &str, key: &str) -> Result<Option<i64>> {
+        match self.memory() {
+            Some(index) => Ok(index.key(bucket, key).and_then(|key_rows| key_rows.latest)),
+            None => rows.latest_row(bucket, key),
         }
-        Ok(conn
-            .prepare_cached("SELECT seq FROM object_versions WHERE bucket = ?1 AND key = ?2 AND is_latest = 1")?
-            .query_row([bucket, key], |row| row.get(0))
-            .optional()?)
     }
 
     /// The newest remaining row of the key, if any.
-    fn newest_seq(&mut self, conn: &Connection, bucket: &str, key: &str) -> Result<Option<i64>> {
-        if let Some(index) = self.memory() {
-            return Ok(index.key(bucket, key).and_then(|rows| rows.newest));
+    fn newest_seq(&mut self, rows: &(impl ViewRows + ?Sized), bucket: &str, key: &str) -> Result<Option<i64>> {
+        match self.memory() {
+            Some(index) => Ok(index.key(bucket, key).and_then(|key_rows| key_rows.newest)),
+            None => rows.newest_row(bucket, key),
         }
-        Ok(conn
-            .prepare_cached("SELECT MAX(seq) FROM object_versions WHERE bucket = ?1 AND key = ?2")?
-            .query_row([bucket, key], |row| row.get(0))?)
     }
 
     /// Notes a new latest version row.
@@ -321,32 +341,31 @@ impl Deferred {
     /// Writes what was gathered. The result is what writing each change at once would have
     /// left: subjects are distinct rows, and a blob's count is the sum of its changes (a
     /// count never goes below zero on the way, since a part releases only what it took).
-    pub(crate) fn flush(&mut self, conn: &Connection) -> Result<()> {
+    pub(crate) fn flush(&mut self, rows: &(impl ViewRows + ?Sized)) -> Result<()> {
         let Deferred::Gathering { subjects, refs, versions } = self else {
             return Ok(());
         };
         subjects.sort_unstable();
-        let subjects = std::mem::take(subjects);
-        insert_rows(conn, "event_subjects (subject_id, seq)", subjects.iter().map(|(id, seq)| (id.as_str(), *seq)))?;
+        rows.insert_subjects(&std::mem::take(subjects))?;
         let mut refs = std::mem::take(refs);
         refs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let counts = sum_by_blob(&refs);
         if versions.is_some() {
             // Rebuilding from empty: every count is new.
-            insert_rows(conn, "blob_refs (blob, refs)", counts.filter(|(_, n)| *n > 0))?;
+            rows.insert_blob_refs(&mut counts.filter(|(_, n)| *n > 0))?;
         } else {
             for (blob, delta) in counts {
                 if delta != 0 {
-                    add_ref(conn, blob, delta)?;
+                    rows.add_blob_refs(blob, delta)?;
                 }
             }
         }
         Ok(())
     }
 
-    fn subject(&mut self, conn: &Connection, event: &Event) -> Result<()> {
+    fn subject(&mut self, rows: &(impl ViewRows + ?Sized), event: &Event) -> Result<()> {
         match self {
-            Deferred::None => insert_subject(conn, &event.subject_id, event.sequence),
+            Deferred::None => rows.insert_subject(&event.subject_id, event.sequence),
             // The caller hands the events over once applied (`gather_subjects`).
             Deferred::Gathering { .. } => Ok(()),
         }
@@ -360,10 +379,10 @@ impl Deferred {
         }
     }
 
-    fn refs(&mut self, conn: &Connection, parts: &[BlobPart], delta: i64) -> Result<()> {
+    fn refs(&mut self, rows: &(impl ViewRows + ?Sized), parts: &[BlobPart], delta: i64) -> Result<()> {
         for part in parts {
             match self {
-                Deferred::None => add_ref(conn, &part.blob, delta)?,
+                Deferred::None => rows.add_blob_refs(&part.blob, delta)?,
                 Deferred::Gathering { refs, .. } => refs.push((part.blob.clone(), delta)),
             }
         }
@@ -376,241 +395,106 @@ fn sum_by_blob(sorted: &[(String, i64)]) -> impl Iterator<Item = (&str, i64)> {
     sorted.chunk_by(|a, b| a.0 == b.0).map(|changes| (changes[0].0.as_str(), changes.iter().map(|(_, n)| n).sum()))
 }
 
-/// Rows inserted by one statement when writing gathered rows: binding many rows per step
-/// saves most of a statement's fixed cost per row.
-const ROWS_PER_INSERT: usize = 64;
-
-/// Inserts `(text, integer)` rows into `table_and_columns`, in the order given.
-fn insert_rows<'a, N: rusqlite::ToSql>(
-    conn: &Connection,
-    table_and_columns: &str,
-    rows: impl Iterator<Item = (&'a str, N)>,
-) -> Result<()> {
-    let statement = |count: usize| {
-        let values = vec!["(?, ?)"; count].join(", ");
-        format!("INSERT INTO {table_and_columns} VALUES {values}")
-    };
-    let full = statement(ROWS_PER_INSERT);
-    let mut chunk: Vec<(&str, N)> = Vec::with_capacity(ROWS_PER_INSERT);
-    let mut rows = rows.peekable();
-    while rows.peek().is_some() {
-        chunk.clear();
-        chunk.extend(rows.by_ref().take(ROWS_PER_INSERT));
-        let last;
-        let sql = if chunk.len() == ROWS_PER_INSERT {
-            &full
-        } else {
-            last = statement(chunk.len());
-            &last
-        };
-        let params =
-            chunk.iter().flat_map(|(text, number)| [text as &dyn rusqlite::ToSql, number as &dyn rusqlite::ToSql]);
-        conn.prepare_cached(sql)?.execute(rusqlite::params_from_iter(params))?;
-    }
-    Ok(())
-}
-
-fn insert_subject(conn: &Connection, subject_id: &str, sequence: u64) -> Result<()> {
-    conn.prepare_cached("INSERT INTO event_subjects (subject_id, seq) VALUES (?1, ?2)")?
-        .execute(params![subject_id, sequence])?;
-    Ok(())
-}
-
-fn add_ref(conn: &Connection, blob: &str, delta: i64) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO blob_refs (blob, refs) VALUES (?1, ?2)
-         ON CONFLICT (blob) DO UPDATE SET refs = refs + excluded.refs",
-    )?
-    .execute(params![blob, delta])?;
-    if delta < 0 {
-        conn.prepare_cached("DELETE FROM blob_refs WHERE blob = ?1 AND refs <= 0")?.execute([blob])?;
-    }
-    Ok(())
-}
-
 /// Applies an event whose payload the caller has already decoded (the direct path has it),
-/// with its version's columns if the caller rendered them ([`VersionColumns::of`]).
+/// with its version's columns if the caller rendered them ([`VersionColumns::of`]). Unknown
+/// event types change nothing.
 pub(crate) fn apply_payload(
-    conn: &Connection,
+    rows: &(impl ViewRows + ?Sized),
     event: &Event,
     payload: &Payload,
     columns: Option<&VersionColumns>,
     deferred: &mut Deferred,
 ) -> Result<()> {
-    deferred.subject(conn, event)?;
+    deferred.subject(rows, event)?;
     match payload {
-        Payload::BucketCreated(p) => {
-            let versioning = p.object_lock_enabled.then_some("Enabled");
-            conn.prepare_cached(
-                "INSERT INTO buckets (name, created_seq, created_at, region, owner, versioning, object_lock_enabled)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                p.bucket,
-                event.sequence,
-                event.created_at,
-                p.region,
-                event.actor,
-                versioning,
-                p.object_lock_enabled
-            ])?;
-        }
-        Payload::BucketDeleted(p) => {
-            conn.prepare_cached("DELETE FROM buckets WHERE name = ?1")?.execute([&p.bucket])?;
-        }
+        Payload::BucketCreated(p) => rows.insert_bucket(&BucketRow {
+            name: &p.bucket,
+            created_seq: event.sequence,
+            created_at: event.created_at,
+            region: &p.region,
+            owner: &event.actor,
+            versioning: p.object_lock_enabled.then_some("Enabled"),
+            object_lock_enabled: p.object_lock_enabled,
+        })?,
+        Payload::BucketDeleted(p) => rows.delete_bucket(&p.bucket)?,
         Payload::VersioningSet(p) => {
             let status = match p.status {
                 VersioningStatus::Enabled => "Enabled",
                 VersioningStatus::Suspended => "Suspended",
             };
-            conn.prepare_cached("UPDATE buckets SET versioning = ?2 WHERE name = ?1")?.execute([&p.bucket, status])?;
+            rows.set_bucket(&p.bucket, BucketSetting::Versioning(status))?;
         }
         Payload::ObjectLockSet(p) => {
             let default = p.default_retention.as_ref().map(json);
-            conn.prepare_cached("UPDATE buckets SET default_retention = ?2 WHERE name = ?1")?
-                .execute(params![p.bucket, default])?;
+            rows.set_bucket(&p.bucket, BucketSetting::DefaultRetention(default.as_deref()))?;
         }
         Payload::LifecycleSet(p) => {
-            conn.prepare_cached("UPDATE buckets SET lifecycle = ?2 WHERE name = ?1")?
-                .execute(params![p.bucket, json(&p.rules)])?;
+            rows.set_bucket(&p.bucket, BucketSetting::Lifecycle(Some(&json(&p.rules))))?;
         }
-        Payload::LifecycleDeleted(p) => {
-            conn.prepare_cached("UPDATE buckets SET lifecycle = NULL WHERE name = ?1")?.execute([&p.bucket])?;
-        }
-        Payload::ObjectPut(p) => insert_version(conn, event, p, columns, deferred)?,
+        Payload::LifecycleDeleted(p) => rows.set_bucket(&p.bucket, BucketSetting::Lifecycle(None))?,
+        Payload::ObjectPut(p) => insert_version(rows, event, p, columns, deferred)?,
         Payload::DeleteMarkerCreated(v) => {
-            remove_version(conn, &v.bucket, &v.key, &v.version_id, deferred)?;
-            demote_latest(conn, &v.bucket, &v.key, deferred)?;
+            remove_version(rows, &v.bucket, &v.key, &v.version_id, deferred)?;
+            demote_latest(rows, &v.bucket, &v.key, deferred)?;
             deferred.inserted(&v.bucket, &v.key, &v.version_id, seq(event));
-            conn.prepare_cached(
-                "INSERT INTO object_versions (bucket, key, version_id, seq, created_at, is_latest, is_delete_marker,
-                   size, etag, blake3, content, origin, actor, legal_hold)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 1, 1, 0, '', '', '{}', '{}', ?6, 0)",
-            )?
-            .execute(params![
-                v.bucket,
-                v.key,
-                v.version_id,
-                event.sequence,
-                event.created_at,
-                event.actor
-            ])?;
+            rows.insert_version(&VersionRow {
+                bucket: &v.bucket,
+                key: &v.key,
+                version_id: &v.version_id,
+                seq: event.sequence,
+                created_at: event.created_at,
+                is_delete_marker: true,
+                size: 0,
+                etag: "",
+                blake3: "",
+                content: "{}",
+                origin: "{}",
+                actor: &event.actor,
+                retention: None,
+                legal_hold: false,
+            })?;
         }
         Payload::ObjectDeleted(p) => {
             let v = &p.version;
-            remove_version(conn, &v.bucket, &v.key, &v.version_id, deferred)?;
+            remove_version(rows, &v.bucket, &v.key, &v.version_id, deferred)?;
         }
         Payload::TaggingSet(p) => {
             let v = &p.version;
-            if let Some(row) = deferred.version_seq(conn, &v.bucket, &v.key, &v.version_id)? {
-                let content: String = conn
-                    .prepare_cached("SELECT content FROM object_versions WHERE seq = ?1")?
-                    .query_row([row], |row| row.get(0))?;
+            if let Some(row) = deferred.version_seq(rows, &v.bucket, &v.key, &v.version_id)? {
+                let (content, _) = rows.version_content(row)?;
                 let mut content: v1::ObjectContent = serde_json::from_str(&content)
                     .map_err(|source| Error::CorruptPayload { sequence: event.sequence, source })?;
                 content.tags.clone_from(&p.tags);
-                conn.prepare_cached("UPDATE object_versions SET content = ?2 WHERE seq = ?1")?
-                    .execute(params![row, json(&content)])?;
+                rows.set_version(row, VersionChange::Content(&json(&content)))?;
             }
         }
         Payload::RetentionSet(p) => {
             let v = &p.version;
-            let mode = p.retention.map(|r| mode_name(r.mode));
-            let until = p.retention.map(|r| r.retain_until);
-            if let Some(row) = deferred.version_seq(conn, &v.bucket, &v.key, &v.version_id)? {
-                conn.prepare_cached(
-                    "UPDATE object_versions SET retention_mode = ?2, retain_until = ?3 WHERE seq = ?1",
-                )?
-                .execute(params![row, mode, until])?;
+            if let Some(row) = deferred.version_seq(rows, &v.bucket, &v.key, &v.version_id)? {
+                rows.set_version(row, VersionChange::Retention(p.retention))?;
             }
         }
         Payload::LegalHoldSet(p) => {
             let v = &p.version;
-            if let Some(row) = deferred.version_seq(conn, &v.bucket, &v.key, &v.version_id)? {
-                conn.prepare_cached("UPDATE object_versions SET legal_hold = ?2 WHERE seq = ?1")?
-                    .execute(params![row, p.on])?;
+            if let Some(row) = deferred.version_seq(rows, &v.bucket, &v.key, &v.version_id)? {
+                rows.set_version(row, VersionChange::LegalHold(p.on))?;
             }
         }
-        Payload::Retrieved(p) => {
-            let v = &p.version;
-            let c = &event.context;
-            conn.prepare_cached(
-                "INSERT INTO retrievals (seq, created_at, bucket, key, version_id, method, bytes, actor, source_addr, user_agent, request_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?
-            .execute(params![
-                event.sequence,
-                event.created_at,
-                v.bucket,
-                v.key,
-                v.version_id,
-                p.method,
-                p.bytes,
-                event.actor,
-                c.source_addr,
-                c.user_agent,
-                c.request_id
-            ])?;
-        }
-        Payload::MultipartCreated(p) => {
-            conn.prepare_cached(
-                "INSERT INTO multipart_uploads (upload_id, bucket, key, created_seq, created_at, initiator, template)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                p.upload_id,
-                p.bucket,
-                p.key,
-                event.sequence,
-                event.created_at,
-                event.actor,
-                json(p)
-            ])?;
-        }
+        Payload::Retrieved(p) => rows.insert_retrieval(event, p)?,
+        Payload::MultipartCreated(p) => rows.insert_upload(event, p, &json(p))?,
         Payload::PartUploaded(p) => {
-            remove_part(conn, &p.upload_id, Some(p.part_number), deferred)?;
-            conn.prepare_cached(
-                "INSERT INTO multipart_parts (upload_id, part_number, seq, created_at, size, etag, part)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                p.upload_id,
-                p.part_number,
-                event.sequence,
-                event.created_at,
-                p.part.size,
-                p.part.etag,
-                json(&p.part)
-            ])?;
-            deferred.refs(conn, std::slice::from_ref(&p.part), 1)?;
+            remove_part(rows, &p.upload_id, Some(p.part_number), deferred)?;
+            rows.insert_part(event, p, &json(&p.part))?;
+            deferred.refs(rows, std::slice::from_ref(&p.part), 1)?;
         }
         Payload::MultipartCompleted(p) => {
             // The version takes its references before the parts drop theirs, so a blob that
             // moves from the upload to the version never reaches zero.
-            insert_version(conn, event, &p.version, columns, deferred)?;
-            remove_upload(conn, &p.upload_id, deferred)?;
+            insert_version(rows, event, &p.version, columns, deferred)?;
+            remove_upload(rows, &p.upload_id, deferred)?;
         }
-        Payload::MultipartAborted(p) => remove_upload(conn, &p.upload_id, deferred)?,
-        Payload::PackageFinalized(p) => {
-            conn.prepare_cached(
-                "INSERT INTO packages (name, bucket, prefix, manifest_key, manifest_version_id, manifest_blake3,
-                   members, bytes, sealed_seq, sealed_at, actor)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?
-            .execute(params![
-                p.name,
-                p.bucket,
-                p.prefix,
-                p.manifest_key,
-                p.manifest_version_id,
-                p.manifest_blake3,
-                p.members,
-                p.bytes,
-                event.sequence,
-                event.created_at,
-                event.actor
-            ])?;
-        }
+        Payload::MultipartAborted(p) => remove_upload(rows, &p.upload_id, deferred)?,
+        Payload::PackageFinalized(p) => rows.insert_package(event, p)?,
         // Audit-only: the change a bypass or a rule allowed is its own event, and a refused
         // read changed nothing.
         Payload::RetentionBypassed(_)
@@ -624,7 +508,7 @@ pub(crate) fn apply_payload(
 /// Adds a version, replacing one with the same id (the `null` version of an unversioned or
 /// suspended bucket), and makes it the latest.
 fn insert_version(
-    conn: &Connection,
+    rows: &(impl ViewRows + ?Sized),
     event: &Event,
     p: &ObjectPut,
     columns: Option<&VersionColumns>,
@@ -638,103 +522,99 @@ fn insert_version(
             &rendered
         }
     };
-    remove_version(conn, &p.bucket, &p.key, &p.version_id, deferred)?;
-    demote_latest(conn, &p.bucket, &p.key, deferred)?;
+    remove_version(rows, &p.bucket, &p.key, &p.version_id, deferred)?;
+    demote_latest(rows, &p.bucket, &p.key, deferred)?;
     deferred.inserted(&p.bucket, &p.key, &p.version_id, seq(event));
-    let mode = p.retention.map(|r| mode_name(r.mode));
-    let until = p.retention.map(|r| r.retain_until);
-    conn.prepare_cached(
-        "INSERT INTO object_versions (bucket, key, version_id, seq, created_at, is_latest, is_delete_marker,
-           size, etag, blake3, content, origin, actor, retention_mode, retain_until, legal_hold)
-         VALUES (?1, ?2, ?3, ?4, ?5, 1, 0, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?
-    .execute(params![
-        p.bucket,
-        p.key,
-        p.version_id,
-        event.sequence,
-        event.created_at,
-        p.content.size,
-        p.content.etag,
-        p.content.blake3,
-        columns.content,
-        columns.origin,
-        event.actor,
-        mode,
-        until,
-        p.legal_hold
-    ])?;
-    deferred.refs(conn, &p.content.parts, 1)
+    rows.insert_version(&VersionRow {
+        bucket: &p.bucket,
+        key: &p.key,
+        version_id: &p.version_id,
+        seq: event.sequence,
+        created_at: event.created_at,
+        is_delete_marker: false,
+        size: p.content.size,
+        etag: &p.content.etag,
+        blake3: &p.content.blake3,
+        content: &columns.content,
+        origin: &columns.origin,
+        actor: &event.actor,
+        retention: p.retention,
+        legal_hold: p.legal_hold,
+    })?;
+    deferred.refs(rows, &p.content.parts, 1)
 }
 
 /// Removes a version if it exists, releasing its blobs; if it was the latest, the newest
 /// remaining version of the key becomes the latest.
-fn remove_version(conn: &Connection, bucket: &str, key: &str, version_id: &str, deferred: &mut Deferred) -> Result<()> {
-    // Find the row, then work by rowid: most writes replace nothing, and a miss costs one
-    // lookup where `DELETE ... RETURNING` would also build and drop a temporary table.
-    let Some(row) = deferred.version_seq(conn, bucket, key, version_id)? else {
+fn remove_version(
+    rows: &(impl ViewRows + ?Sized),
+    bucket: &str,
+    key: &str,
+    version_id: &str,
+    deferred: &mut Deferred,
+) -> Result<()> {
+    // Find the row, then work by row: most writes replace nothing, and a miss costs one
+    // lookup.
+    let Some(row) = deferred.version_seq(rows, bucket, key, version_id)? else {
         return Ok(());
     };
-    let (content, was_latest): (String, bool) = conn
-        .prepare_cached("SELECT content, is_latest FROM object_versions WHERE seq = ?1")?
-        .query_row([row], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    conn.prepare_cached("DELETE FROM object_versions WHERE seq = ?1")?.execute([row])?;
+    let (content, was_latest) = rows.version_content(row)?;
+    rows.delete_version(row)?;
     deferred.removed(bucket, key, version_id, row);
     // Delete markers store `{}`, which has no parts.
     if let Ok(content) = serde_json::from_str::<v1::ObjectContent>(&content) {
-        deferred.refs(conn, &content.parts, -1)?;
+        deferred.refs(rows, &content.parts, -1)?;
     }
     if was_latest {
-        let newest = deferred.newest_seq(conn, bucket, key)?;
+        let newest = deferred.newest_seq(rows, bucket, key)?;
         if let Some(newest) = newest {
-            conn.prepare_cached("UPDATE object_versions SET is_latest = 1 WHERE seq = ?1")?.execute([newest])?;
+            rows.set_version(newest, VersionChange::Latest(true))?;
         }
         deferred.set_latest(bucket, key, newest);
     }
     Ok(())
 }
 
-fn demote_latest(conn: &Connection, bucket: &str, key: &str, deferred: &mut Deferred) -> Result<()> {
+fn demote_latest(rows: &(impl ViewRows + ?Sized), bucket: &str, key: &str, deferred: &mut Deferred) -> Result<()> {
     // A read finds the latest version (usually none, for a new key); the write then goes
-    // by rowid instead of opening write cursors on the table and both indexes for nothing.
-    if let Some(row) = deferred.latest_seq(conn, bucket, key)? {
-        conn.prepare_cached("UPDATE object_versions SET is_latest = 0 WHERE seq = ?1")?.execute([row])?;
+    // by row instead of searching the key's rows for nothing.
+    if let Some(row) = deferred.latest_seq(rows, bucket, key)? {
+        rows.set_version(row, VersionChange::Latest(false))?;
         deferred.set_latest(bucket, key, None);
     }
     Ok(())
 }
 
-/// An event's sequence as SQLite stores it.
+/// An event's sequence as a version's row.
 fn seq(event: &Event) -> i64 {
-    i64::try_from(event.sequence).expect("sequences fit in SQLite integers")
+    i64::try_from(event.sequence).expect("sequences fit in signed 64-bit integers")
 }
 
-fn remove_upload(conn: &Connection, upload_id: &str, deferred: &mut Deferred) -> Result<()> {
-    remove_part(conn, upload_id, None, deferred)?;
-    conn.prepare_cached("DELETE FROM multipart_uploads WHERE upload_id = ?1")?.execute([upload_id])?;
-    Ok(())
+fn remove_upload(rows: &(impl ViewRows + ?Sized), upload_id: &str, deferred: &mut Deferred) -> Result<()> {
+    remove_part(rows, upload_id, None, deferred)?;
+    rows.delete_upload(upload_id)
 }
 
 /// Removes one part of an upload, or all of them, releasing their blobs.
-fn remove_part(conn: &Connection, upload_id: &str, number: Option<u32>, deferred: &mut Deferred) -> Result<()> {
-    let mut statement = conn.prepare_cached(
-        "DELETE FROM multipart_parts WHERE upload_id = ?1 AND (?2 IS NULL OR part_number = ?2) RETURNING part",
-    )?;
-    let parts = statement
-        .query_map(params![upload_id, number], |row| row.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    for part in parts {
+fn remove_part(
+    rows: &(impl ViewRows + ?Sized),
+    upload_id: &str,
+    number: Option<u32>,
+    deferred: &mut Deferred,
+) -> Result<()> {
+    for part in rows.take_parts(upload_id, number)? {
         let part: BlobPart =
             serde_json::from_str(&part).map_err(|source| Error::CorruptPayload { sequence: 0, source })?;
-        deferred.refs(conn, std::slice::from_ref(&part), -1)?;
+        deferred.refs(rows, std::slice::from_ref(&part), -1)?;
     }
     Ok(())
 }
 
-pub(crate) fn mode_name(mode: v1::LockMode) -> &'static str {
+/// The name a lock mode is stored and shown under.
+pub(crate) fn mode_name(mode: LockMode) -> &'static str {
     match mode {
-        v1::LockMode::Governance => "GOVERNANCE",
-        v1::LockMode::Compliance => "COMPLIANCE",
+        LockMode::Governance => "GOVERNANCE",
+        LockMode::Compliance => "COMPLIANCE",
     }
 }
 
@@ -743,39 +623,4 @@ pub(crate) fn mode_name(mode: v1::LockMode) -> &'static str {
 /// ordered, so the same value always gives the same text.
 pub(crate) fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("view values always serialise")
-}
-
-/// A deterministic dump of every view table: each row of each table in primary-key order,
-/// every value with its SQLite type. Two databases have the same views exactly when their
-/// dumps are equal.
-///
-/// # Errors
-/// SQLite errors.
-pub fn dump(conn: &Connection) -> Result<Vec<u8>> {
-    use rusqlite::types::ValueRef;
-    use std::io::Write;
-    let mut out = Vec::new();
-    for (table, order) in VIEW_TABLES {
-        writeln!(out, "table {table}").expect("writing to a Vec cannot fail");
-        let mut statement = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))?;
-        let columns = statement.column_count();
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
-            for i in 0..columns {
-                match row.get_ref(i)? {
-                    ValueRef::Null => out.extend_from_slice(b"N"),
-                    ValueRef::Integer(n) => write!(out, "I{n}").expect("Vec write"),
-                    ValueRef::Real(r) => write!(out, "R{:x}", r.to_bits()).expect("Vec write"),
-                    ValueRef::Text(t) => {
-                        write!(out, "T{}:", t.len()).expect("Vec write");
-                        out.extend_from_slice(t);
-                    }
-                    ValueRef::Blob(b) => write!(out, "B{}", hex::encode(b)).expect("Vec write"),
-                }
-                out.push(b'\t');
-            }
-            out.push(b'\n');
-        }
-    }
-    Ok(out)
 }

@@ -36,7 +36,7 @@ use futures::StreamExt as _;
 use registry::audit::{self, ViewsAudit};
 use registry::event::v1::{BlobPart, ObjectContent};
 use registry::log::{self, ChainHead};
-use registry::{sqlite, views};
+use registry::sqlite::{self, views};
 use rusqlite::Connection;
 use serde::Serialize;
 

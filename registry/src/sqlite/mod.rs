@@ -10,6 +10,7 @@
 mod faults;
 mod histogram;
 mod queries;
+pub mod views;
 
 pub use histogram::Histogram;
 
@@ -30,7 +31,6 @@ use crate::error::{Error, Result};
 use crate::event::{Event, EventDraft};
 use crate::log::{self, ChainHead};
 use crate::queries::Reads;
-use crate::views;
 
 const LOG_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/log/0001_init.sql")),

@@ -10,7 +10,8 @@ use artifact_store_registry::clock::SystemClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
 use artifact_store_registry::deletions::Epoch;
 use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin};
-use artifact_store_registry::{Caller, Registry, log, sqlite, views};
+use artifact_store_registry::sqlite::views;
+use artifact_store_registry::{Caller, Registry, log, sqlite};
 
 const CHILD_ENV: &str = "REGISTRY_CRASH_CHILD_DB";
 

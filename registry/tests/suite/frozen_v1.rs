@@ -33,7 +33,8 @@ use artifact_store_registry::event::v1::{
 };
 use artifact_store_registry::event::{Digest, Event, EventDraft, GENESIS_HASH};
 use artifact_store_registry::lifecycle::{Expiration, Filter, Rule};
-use artifact_store_registry::{Registry, RequestContext, log, sqlite, views};
+use artifact_store_registry::sqlite::views;
+use artifact_store_registry::{Registry, RequestContext, log, sqlite};
 use serde::{Deserialize, Serialize};
 
 const REGENERATE_ENV: &str = "REGENERATE_FROZEN_V1";

@@ -8,7 +8,8 @@ use artifact_store_registry::commands::{NewVersion, WriteCondition};
 use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, VersionRef};
 use artifact_store_registry::inline::{self, InlineBlob, Removed};
 use artifact_store_registry::queries::Reads as _;
-use artifact_store_registry::{Caller, Error, Registry, log, sqlite, views};
+use artifact_store_registry::sqlite::views;
+use artifact_store_registry::{Caller, Error, Registry, log, sqlite};
 
 fn new_version(bucket: &str, key: &str, blob: &InlineBlob) -> NewVersion {
     let part = BlobPart {

@@ -15,7 +15,8 @@ use artifact_store_registry::event::v1::{
 use artifact_store_registry::inline::{self, InlineBlob};
 use artifact_store_registry::lifecycle::{Expiration, Filter, NoncurrentExpiration, Rule};
 use artifact_store_registry::packages::Manifest;
-use artifact_store_registry::{Caller, Registry, log, retention, sqlite, views};
+use artifact_store_registry::sqlite::views;
+use artifact_store_registry::{Caller, Registry, log, retention, sqlite};
 use proptest::prelude::*;
 
 const T0: i64 = 1_800_000_000_000;

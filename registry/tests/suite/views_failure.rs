@@ -10,7 +10,8 @@ use artifact_store_registry::clock::SystemClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
 use artifact_store_registry::deletions::Epoch;
 use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, Retrieved, VersionRef};
-use artifact_store_registry::{Caller, Error, Registry, log, queries, sqlite, views};
+use artifact_store_registry::sqlite::views;
+use artifact_store_registry::{Caller, Error, Registry, log, queries, sqlite};
 
 fn version(key: &str) -> NewVersion {
     let part = BlobPart {
