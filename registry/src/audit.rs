@@ -12,8 +12,9 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::log;
 use crate::rules::Violation;
-use crate::{log, sqlite};
+use crate::sqlite::views as stored_views;
 
 /// What the check found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,9 +73,9 @@ pub fn audit_views(conn: &Connection, scratch: &Path, mut progress: impl FnMut(u
     copy.execute("ATTACH DATABASE ?1 AS views", [utf8(&views_snapshot)?])?;
     copy.pragma_update(None, "synchronous", "OFF")?;
     copy.pragma_update(Some("views"), "synchronous", "OFF")?;
-    let applied = sqlite::views::applied(&copy)?;
-    let stored = sqlite::views::dump(&copy)?;
-    for (table, _) in sqlite::views::VIEW_TABLES {
+    let applied = stored_views::applied(&copy)?;
+    let stored = stored_views::dump(&copy)?;
+    for (table, _) in stored_views::VIEW_TABLES {
         copy.execute_batch(&format!("CREATE TABLE main.{STORED}{table} AS SELECT * FROM views.{table}"))?;
     }
 
@@ -92,9 +93,9 @@ pub fn audit_views(conn: &Connection, scratch: &Path, mut progress: impl FnMut(u
         }
         Err(error) => return Err(error),
     };
-    if sqlite::views::dump(&tx)? != stored {
+    if stored_views::dump(&tx)? != stored {
         audit.matches_log = false;
-        for (table, key) in sqlite::views::VIEW_TABLES {
+        for (table, key) in stored_views::VIEW_TABLES {
             if let Some(row) = first_difference(&tx, table, key)? {
                 audit.differences.push(format!("table {table} differs from the log at {row}"));
             }

@@ -12,7 +12,8 @@ use crate::error::Result;
 use crate::event::v1::Payload;
 use crate::event::{Digest, Event, EventDraft, GENESIS_HASH, RequestContext, StoredFields, chain_hash};
 use crate::rules::{self, RuleCheck, Violation};
-use crate::{sqlite, views};
+use crate::sqlite::views as stored_views;
+use crate::views;
 
 /// The last event of the log: what the next one chains from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,13 +173,13 @@ pub fn replay_with_progress(conn: &mut Connection, progress: impl FnMut(u64)) ->
 /// # Errors
 /// As [`replay`].
 pub fn replay_in(log: &Connection, views: &Connection, until: u64, progress: impl FnMut(u64)) -> Result<Replayed> {
-    sqlite::views::reset(views)?;
+    stored_views::reset(views)?;
     // Emptied views are rebuilt in bulk: versions are found in memory, so the indexes go
     // and come back once at the end, built from sorted rows.
-    let indexes = sqlite::views::drop_indexes(views)?;
+    let indexes = stored_views::drop_indexes(views)?;
     let applied = apply_since(log, views, 0, until, views::Deferred::rebuilding(), progress);
     // Also after a failure: a caller that commits anyway must not lose the indexes.
-    sqlite::views::create_indexes(views, &indexes)?;
+    stored_views::create_indexes(views, &indexes)?;
     applied
 }
 
@@ -189,7 +190,7 @@ pub fn replay_in(log: &Connection, views: &Connection, until: u64, progress: imp
 /// # Errors
 /// As [`replay`].
 pub fn catch_up(log: &Connection, views: &Connection) -> Result<Replayed> {
-    let applied = sqlite::views::applied(views)?;
+    let applied = stored_views::applied(views)?;
     let head = ChainHead::load(log)?.sequence;
     if applied > head {
         return replay_in(log, views, u64::MAX, |_| {});
@@ -291,7 +292,7 @@ fn apply_since(
         read
     })?;
     deferred.flush(views)?;
-    sqlite::views::set_applied(views, last)?;
+    stored_views::set_applied(views, last)?;
     let RuleCheck { first: first_violation, count: violations, .. } = rule_check;
     if let Some(violation) = &first_violation {
         tracing::warn!(%violation, violations, "the log holds events its own rules forbid (run `verify`)");

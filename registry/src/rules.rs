@@ -154,11 +154,7 @@ fn removal(
 }
 
 /// The retention and legal hold of a version the views hold, if they hold it.
-fn lock_of(
-    conn: &impl ViewRows,
-    deferred: &mut Deferred,
-    v: &VersionRef,
-) -> Result<Option<(Option<Retention>, bool)>> {
+fn lock_of(conn: &impl ViewRows, deferred: &mut Deferred, v: &VersionRef) -> Result<Option<(Option<Retention>, bool)>> {
     match deferred.version_seq(conn, &v.bucket, &v.key, &v.version_id)? {
         Some(row) => conn.version_lock(row),
         None => Ok(None),

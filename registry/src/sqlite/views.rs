@@ -86,7 +86,6 @@ pub fn set_applied(conn: &Connection, sequence: u64) -> Result<()> {
     Ok(())
 }
 
-
 impl ViewRows for Connection {
     fn insert_subject(&self, subject_id: &str, sequence: u64) -> Result<()> {
         self.prepare_cached("INSERT INTO event_subjects (subject_id, seq) VALUES (?1, ?2)")?
@@ -119,7 +118,15 @@ impl ViewRows for Connection {
             "INSERT INTO buckets (name, created_seq, created_at, region, owner, versioning, object_lock_enabled)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
-        .execute(params![b.name, b.created_seq, b.created_at, b.region, b.owner, b.versioning, b.object_lock_enabled])?;
+        .execute(params![
+            b.name,
+            b.created_seq,
+            b.created_at,
+            b.region,
+            b.owner,
+            b.versioning,
+            b.object_lock_enabled
+        ])?;
         Ok(())
     }
 
@@ -131,7 +138,9 @@ impl ViewRows for Connection {
     fn set_bucket(&self, name: &str, setting: BucketSetting<'_>) -> Result<()> {
         let (sql, value) = match setting {
             BucketSetting::Versioning(status) => ("UPDATE buckets SET versioning = ?2 WHERE name = ?1", Some(status)),
-            BucketSetting::DefaultRetention(json) => ("UPDATE buckets SET default_retention = ?2 WHERE name = ?1", json),
+            BucketSetting::DefaultRetention(json) => {
+                ("UPDATE buckets SET default_retention = ?2 WHERE name = ?1", json)
+            }
             BucketSetting::Lifecycle(json) => ("UPDATE buckets SET lifecycle = ?2 WHERE name = ?1", json),
         };
         self.prepare_cached(sql)?.execute(params![name, value])?;
@@ -227,7 +236,11 @@ impl ViewRows for Connection {
                 self.prepare_cached(
                     "UPDATE object_versions SET retention_mode = ?2, retain_until = ?3 WHERE seq = ?1",
                 )?
-                .execute(params![row, retention.map(|r| mode_name(r.mode)), retention.map(|r| r.retain_until)])?;
+                .execute(params![
+                    row,
+                    retention.map(|r| mode_name(r.mode)),
+                    retention.map(|r| r.retain_until)
+                ])?;
             }
             VersionChange::LegalHold(on) => {
                 self.prepare_cached("UPDATE object_versions SET legal_hold = ?2 WHERE seq = ?1")?
@@ -265,7 +278,15 @@ impl ViewRows for Connection {
             "INSERT INTO multipart_uploads (upload_id, bucket, key, created_seq, created_at, initiator, template)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
-        .execute(params![p.upload_id, p.bucket, p.key, event.sequence, event.created_at, event.actor, template])?;
+        .execute(params![
+            p.upload_id,
+            p.bucket,
+            p.key,
+            event.sequence,
+            event.created_at,
+            event.actor,
+            template
+        ])?;
         Ok(())
     }
 
@@ -279,7 +300,15 @@ impl ViewRows for Connection {
             "INSERT INTO multipart_parts (upload_id, part_number, seq, created_at, size, etag, part)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
-        .execute(params![p.upload_id, p.part_number, event.sequence, event.created_at, p.part.size, p.part.etag, part])?;
+        .execute(params![
+            p.upload_id,
+            p.part_number,
+            event.sequence,
+            event.created_at,
+            p.part.size,
+            p.part.etag,
+            part
+        ])?;
         Ok(())
     }
 
