@@ -23,6 +23,8 @@
 //! - [`clock`]: the injected time source.
 //! - [`packages`]: sealed packages' manifests and records.
 //! - [`inline_blob`]: a small object's bytes and the locator that names them.
+//! - [`policy`]: who may do what: IAM policies parsed and checked, and AWS's evaluation
+//!   logic over identity policies, bucket policies and ACL grants. Pure.
 //! - [`queries`]: the engine seam for reads: [`queries::Reads`], what every engine answers
 //!   from its views, with the rules that are reads of them (lifecycle plans, the refusal of a
 //!   change under a seal, a package's manifest) as provided methods, and the queries' types.
@@ -71,6 +73,7 @@ pub mod inline_blob;
 pub mod lifecycle;
 pub mod log;
 pub mod packages;
+pub mod policy;
 pub mod queries;
 pub mod retention;
 pub mod rules;

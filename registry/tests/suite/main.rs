@@ -5,6 +5,7 @@ mod crash;
 mod frozen_v1;
 mod inline;
 mod packages;
+mod policy;
 mod replay;
 mod rules;
 mod tail;

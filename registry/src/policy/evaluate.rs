@@ -1,0 +1,193 @@
+//! The decision: AWS's evaluation logic over identity policies, the bucket policy and the
+//! ACL's grant.
+//!
+//! 1. An explicit `Deny` in any policy that applies wins.
+//! 2. Otherwise, in the bucket owner's account, an `Allow` from an identity policy or from
+//!    the bucket (its policy naming the user, or everyone; its ACL granting everyone) lets
+//!    the request in. An account's root user is allowed by its own account without a policy.
+//! 3. From another account, both sides must allow: the user's own identity policies (or its
+//!    being its account's root), and the bucket, to the user, its account or everyone.
+//! 4. An anonymous request has no identity: only a grant to everyone lets it in.
+//! 5. Otherwise denied.
+//!
+//! One exception, as on AWS: the root user of the account that owns a bucket may always
+//! read, replace and delete the bucket's policy, so that a policy denying everything cannot
+//! lock the owner out.
+
+use super::document::{Effect, Listed, NamedPrincipal, Policy, Principals, Statement};
+use super::pattern::{arn_match, substitute, wildcard_match_ignore_case};
+use super::request::{Principal, Request, User, canonical_id};
+
+/// The outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed.
+    Allow,
+    /// A `Deny` applies.
+    ExplicitDeny,
+    /// Nothing allows it.
+    ImplicitDeny,
+}
+
+impl Decision {
+    /// Whether the request may go on.
+    #[must_use]
+    pub fn allowed(self) -> bool {
+        self == Decision::Allow
+    }
+}
+
+/// What the resource's ACL grants for this request, as the caller found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AclGrant {
+    /// No grant covers the request.
+    #[default]
+    None,
+    /// A grant to `AllUsers`, or to `AuthenticatedUsers` for a signed request.
+    Everyone,
+    /// A grant to the requester's account: its users still need their own policies.
+    RequesterAccount,
+}
+
+/// Everything that speaks on a request besides the request itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Grants<'a> {
+    /// The requesting user's identity policies (none for a root user or anonymous).
+    pub identity: &'a [Policy],
+    /// The bucket's policy, if it has one.
+    pub bucket_policy: Option<&'a Policy>,
+    /// The id of the account that owns the resource; `None` for a request on no bucket
+    /// (ListBuckets, IAM), which only the requester's own account speaks on.
+    pub resource_owner: Option<&'a str>,
+    /// The ACL's grant.
+    pub acl: AclGrant,
+}
+
+/// How a bucket policy's statement named the requester.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Named {
+    /// The user itself, or everyone: enough on its own in the owner's account and for
+    /// anonymous requests.
+    Directly,
+    /// The requester's account: its users need their own account's permission too.
+    ByAccount,
+}
+
+/// Actions the owner's root user may always take on its bucket.
+const OWNER_ALWAYS: &[&str] = &["s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"];
+
+/// Decides a request.
+#[must_use]
+pub fn decide(request: &Request<'_>, grants: &Grants<'_>) -> Decision {
+    let user = match request.principal {
+        Principal::User(user) => Some(user),
+        Principal::Anonymous => None,
+    };
+    if let Some(user) = user
+        && user.is_root()
+        && grants.resource_owner == Some(user.account())
+        && OWNER_ALWAYS.iter().any(|a| a.eq_ignore_ascii_case(request.action))
+    {
+        return Decision::Allow;
+    }
+
+    let mut denied = false;
+    let mut identity_allows = user.is_some_and(User::is_root);
+    if user.is_some() {
+        for statement in grants.identity.iter().flat_map(|p| &p.statements) {
+            if applies(statement, request) {
+                match statement.effect {
+                    Effect::Deny => denied = true,
+                    Effect::Allow => identity_allows = true,
+                }
+            }
+        }
+    }
+    let mut bucket_allows = match grants.acl {
+        AclGrant::None => None,
+        AclGrant::Everyone => Some(Named::Directly),
+        AclGrant::RequesterAccount => Some(Named::ByAccount),
+    };
+    for statement in grants.bucket_policy.iter().flat_map(|p| &p.statements) {
+        let Some(named) = names(statement, request.principal) else {
+            continue;
+        };
+        if applies(statement, request) {
+            match statement.effect {
+                Effect::Deny => denied = true,
+                Effect::Allow if bucket_allows != Some(Named::Directly) => bucket_allows = Some(named),
+                Effect::Allow => {}
+            }
+        }
+    }
+    if denied {
+        return Decision::ExplicitDeny;
+    }
+    let allowed = match user {
+        None => bucket_allows == Some(Named::Directly),
+        Some(user) if grants.resource_owner.is_none_or(|owner| owner == user.account()) => {
+            identity_allows || bucket_allows == Some(Named::Directly)
+        }
+        Some(_) => identity_allows && bucket_allows.is_some(),
+    };
+    if allowed { Decision::Allow } else { Decision::ImplicitDeny }
+}
+
+/// Whether a statement's action, resource and conditions cover the request (its principal
+/// is checked apart, by [`names`], for the statements that name principals).
+fn applies(statement: &Statement, request: &Request<'_>) -> bool {
+    let action = |pattern: &String| wildcard_match_ignore_case(pattern, request.action);
+    let resource =
+        |pattern: &String| substitute(pattern, request).is_some_and(|pattern| arn_match(&pattern, request.resource));
+    let actions = match &statement.actions {
+        Listed::Only(patterns) => patterns.iter().any(action),
+        Listed::AllBut(patterns) => !patterns.iter().any(action),
+    };
+    let resources = match &statement.resources {
+        Listed::Only(patterns) => patterns.iter().any(resource),
+        Listed::AllBut(patterns) => !patterns.iter().any(resource),
+    };
+    actions && resources && statement.conditions.iter().all(|c| c.holds(request))
+}
+
+/// How a bucket policy's statement names the requester, if it does.
+fn names(statement: &Statement, principal: &Principal) -> Option<Named> {
+    match statement.principals.as_ref()? {
+        Listed::Only(Principals::Everyone) => Some(Named::Directly),
+        Listed::Only(Principals::Named(list)) => {
+            let Principal::User(user) = principal else {
+                return None;
+            };
+            let by_user = list.iter().any(|p| match p {
+                NamedPrincipal::Arn(pattern) => arn_match(pattern, user.arn()),
+                _ => false,
+            });
+            let by_account = list.iter().any(|p| match p {
+                NamedPrincipal::Account(account) => account == user.account(),
+                NamedPrincipal::CanonicalUser(id) => *id == canonical_id(user.account()),
+                _ => false,
+            });
+            // A root user is its account.
+            if by_user || (by_account && user.is_root()) {
+                Some(Named::Directly)
+            } else if by_account {
+                Some(Named::ByAccount)
+            } else {
+                None
+            }
+        }
+        Listed::AllBut(Principals::Everyone) => None,
+        Listed::AllBut(Principals::Named(list)) => {
+            let excluded = match principal {
+                Principal::Anonymous => false,
+                Principal::User(user) => list.iter().any(|p| match p {
+                    NamedPrincipal::Arn(pattern) => arn_match(pattern, user.arn()),
+                    NamedPrincipal::Account(account) => account == user.account(),
+                    NamedPrincipal::CanonicalUser(id) => *id == canonical_id(user.account()),
+                    NamedPrincipal::Other => false,
+                }),
+            };
+            (!excluded).then_some(Named::Directly)
+        }
+    }
+}
