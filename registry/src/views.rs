@@ -618,6 +618,12 @@ pub(crate) fn mode_name(mode: LockMode) -> &'static str {
     }
 }
 
+/// A version's retention from the mode's stored name ([`mode_name`]) and its date.
+pub(crate) fn stored_retention(mode: Option<&str>, retain_until: Option<i64>) -> Option<Retention> {
+    let mode = if mode? == mode_name(LockMode::Compliance) { LockMode::Compliance } else { LockMode::Governance };
+    Some(Retention { mode, retain_until: retain_until? })
+}
+
 /// JSON text of a value stored in a view column. Views need determinism, not the log's
 /// canonical form: serde_json writes struct fields in declaration order and our maps are
 /// ordered, so the same value always gives the same text.

@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::Result;
-use crate::event::v1::{BlobPart, LockMode, ObjectContent, PackageFinalized, Retention, VersioningStatus};
+use crate::event::v1::{BlobPart, ObjectContent, PackageFinalized, VersioningStatus};
 use crate::inline_blob::digest_of;
 use crate::packages::{Member, Package};
 use crate::queries::{
@@ -13,6 +13,7 @@ use crate::queries::{
     VersionPage, VersionProvenance, VersionQuery,
 };
 use crate::state::{Bucket, ObjectVersion, Upload};
+use crate::views::stored_retention;
 
 const VERSION_COLUMNS: &str = "bucket, key, version_id, seq, created_at, is_latest, is_delete_marker, content, origin,
     actor, retention_mode, retain_until, legal_hold";
@@ -34,16 +35,9 @@ fn version_from_row(row: &Row<'_>) -> rusqlite::Result<ObjectVersion> {
         content: if is_delete_marker { ObjectContent::default() } else { parse_json(7, &content)? },
         origin: if is_delete_marker { None } else { Some(parse_json(8, &origin)?) },
         actor: row.get(9)?,
-        retention: match (mode.as_deref(), until) {
-            (Some(mode), Some(retain_until)) => Some(Retention { mode: parse_mode(mode), retain_until }),
-            _ => None,
-        },
+        retention: stored_retention(mode.as_deref(), until),
         legal_hold: row.get(12)?,
     })
-}
-
-fn parse_mode(mode: &str) -> LockMode {
-    if mode == "COMPLIANCE" { LockMode::Compliance } else { LockMode::Governance }
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(column: usize, text: &str) -> rusqlite::Result<T> {

@@ -6,8 +6,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Result;
 use crate::event::Event;
-use crate::event::v1::{self, LockMode, Retention};
-use crate::views::{BucketRow, BucketSetting, VersionChange, VersionRow, ViewRows, mode_name};
+use crate::event::v1::{self, Retention};
+use crate::views::{BucketRow, BucketSetting, VersionChange, VersionRow, ViewRows, mode_name, stored_retention};
 
 /// The view tables, in dump order, each with the columns that order its rows.
 pub const VIEW_TABLES: &[(&str, &str)] = &[
@@ -178,14 +178,7 @@ impl ViewRows for Connection {
             .prepare_cached("SELECT retention_mode, retain_until, legal_hold FROM object_versions WHERE seq = ?1")?
             .query_row([row], |row| {
                 let mode: Option<String> = row.get(0)?;
-                let until: Option<i64> = row.get(1)?;
-                let retention = match (mode.as_deref(), until) {
-                    (Some("COMPLIANCE"), Some(retain_until)) => {
-                        Some(Retention { mode: LockMode::Compliance, retain_until })
-                    }
-                    (Some(_), Some(retain_until)) => Some(Retention { mode: LockMode::Governance, retain_until }),
-                    _ => None,
-                };
+                let retention = stored_retention(mode.as_deref(), row.get(1)?);
                 Ok((retention, row.get::<_, bool>(2)?))
             })
             .optional()?)
