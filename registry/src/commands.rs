@@ -8,15 +8,16 @@
 use crate::deletions::{self, Placement};
 use crate::error::{Error, Result};
 use crate::event::v1::{
-    self, BlobCorrupt, BucketCreated, BucketRef, BypassedFor, LegalHoldSet, LifecycleApplied, LifecycleSet,
-    MultipartCompleted, MultipartCreated, ObjectDeleted, ObjectLockSet, ObjectPut, PackageFinalized, PartUploaded,
-    Payload, Retention, RetentionBypassed, RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef, VersioningSet,
-    VersioningStatus,
+    self, BlobCorrupt, BucketCreated, BucketPolicySet, BucketRef, BypassedFor, LegalHoldSet, LifecycleApplied,
+    LifecycleSet, MultipartCompleted, MultipartCreated, ObjectDeleted, ObjectLockSet, ObjectPut, PackageFinalized,
+    PartUploaded, Payload, Retention, RetentionBypassed, RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef,
+    VersioningSet, VersioningStatus,
 };
 use crate::event::{Event, EventDraft, RequestContext};
 use crate::inline::{self, InlineBlob};
 use crate::lifecycle::{self, Action, BucketRules, Effect, Rule};
 use crate::packages::{Manifest, Sealed};
+use crate::policy::{Policy, PolicyKind};
 use crate::queries::Reads;
 use crate::retention;
 use crate::sqlite::{Registry, Writer};
@@ -614,6 +615,38 @@ impl Registry {
                 return Ok(None);
             }
             writer.append(caller.draft(Payload::LifecycleDeleted(BucketRef { bucket }))).map(Some)
+        })
+        .await
+    }
+
+    /// Sets the bucket's policy (`v1.bucket.policy.set`) after checking it as a bucket
+    /// policy: S3 refuses a malformed one and records nothing.
+    ///
+    /// # Errors
+    /// [`Error::MalformedPolicy`], [`Error::NoSuchBucket`].
+    pub async fn set_bucket_policy(&self, caller: Caller, bucket: &str, policy: String) -> Result<Event> {
+        Policy::parse(&policy, PolicyKind::Bucket).map_err(|refused| Error::MalformedPolicy(refused.0))?;
+        let bucket = bucket.to_owned();
+        self.write(move |writer| {
+            require_bucket(writer.views(), &bucket)?;
+            writer.append(caller.draft(Payload::BucketPolicySet(BucketPolicySet { bucket, policy })))
+        })
+        .await
+    }
+
+    /// Removes the bucket's policy (`v1.bucket.policy.deleted`); nothing is recorded when
+    /// it has none, and S3 answers the same.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`].
+    pub async fn delete_bucket_policy(&self, caller: Caller, bucket: &str) -> Result<Option<Event>> {
+        let bucket = bucket.to_owned();
+        self.write(move |writer| {
+            require_bucket(writer.views(), &bucket)?;
+            if writer.views().bucket_policy(&bucket)?.is_none() {
+                return Ok(None);
+            }
+            writer.append(caller.draft(Payload::BucketPolicyDeleted(BucketRef { bucket }))).map(Some)
         })
         .await
     }

@@ -72,6 +72,12 @@ pub enum Error {
         /// The package's name.
         package: String,
     },
+    /// A bucket policy that does not parse or check, with the reason in S3's words.
+    #[error("malformed policy: {0}")]
+    MalformedPolicy(String),
+    /// The bucket has no policy.
+    #[error("the bucket has no policy")]
+    NoSuchBucketPolicy,
     /// A package's manifest key holds an object already.
     #[error("an object already exists at the manifest key {key}")]
     ManifestKeyTaken {

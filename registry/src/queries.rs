@@ -32,6 +32,12 @@ pub trait Reads {
     /// The engine's errors.
     fn buckets(&self) -> Result<Vec<Bucket>>;
 
+    /// The bucket's policy document, as its owner wrote it, if it has one.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn bucket_policy(&self, bucket: &str) -> Result<Option<String>>;
+
     /// Whether the bucket holds no version, no delete marker and no upload in progress.
     ///
     /// # Errors

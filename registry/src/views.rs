@@ -40,6 +40,8 @@ pub(crate) trait ViewRows {
     fn delete_bucket(&self, name: &str) -> Result<()>;
     /// Changes one of a bucket's settings.
     fn set_bucket(&self, name: &str, setting: BucketSetting<'_>) -> Result<()>;
+    /// Sets a bucket's policy, recorded by the event of `sequence`, or removes it.
+    fn set_bucket_policy(&self, bucket: &str, policy: Option<(&str, u64)>) -> Result<()>;
 
     /// The row of a version, if the views hold it.
     fn version_row(&self, bucket: &str, key: &str, version_id: &str) -> Result<Option<i64>>;
@@ -416,7 +418,14 @@ pub(crate) fn apply_payload(
             versioning: p.object_lock_enabled.then_some("Enabled"),
             object_lock_enabled: p.object_lock_enabled,
         })?,
-        Payload::BucketDeleted(p) => rows.delete_bucket(&p.bucket)?,
+        Payload::BucketDeleted(p) => {
+            // A bucket's policy goes with it: a bucket created again under the name starts
+            // without one.
+            rows.set_bucket_policy(&p.bucket, None)?;
+            rows.delete_bucket(&p.bucket)?;
+        }
+        Payload::BucketPolicySet(p) => rows.set_bucket_policy(&p.bucket, Some((&p.policy, event.sequence)))?,
+        Payload::BucketPolicyDeleted(p) => rows.set_bucket_policy(&p.bucket, None)?,
         Payload::VersioningSet(p) => {
             let status = match p.status {
                 VersioningStatus::Enabled => "Enabled",

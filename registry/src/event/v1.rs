@@ -428,6 +428,16 @@ pub struct LifecycleSet {
     pub rules: serde_json::Value,
 }
 
+/// A bucket policy set (`v1.bucket.policy.set`): the document as its owner wrote it,
+/// checked before it was recorded (`crate::policy::Policy::parse`), and returned as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketPolicySet {
+    /// Bucket name.
+    pub bucket: String,
+    /// The policy document's text.
+    pub policy: String,
+}
+
 /// A lifecycle rule acted on a version or an upload (`v1.lifecycle.applied`). Recorded just
 /// before the deletion, delete marker or abort it caused (actor `lifecycle`), so the history
 /// of a version says which rule removed it and when that became due.
@@ -558,6 +568,10 @@ payloads! {
     LifecycleSet(LifecycleSet) = "v1.bucket.lifecycle.set", "bucket";
     /// `v1.bucket.lifecycle.deleted`
     LifecycleDeleted(BucketRef) = "v1.bucket.lifecycle.deleted", "bucket";
+    /// `v1.bucket.policy.set`
+    BucketPolicySet(BucketPolicySet) = "v1.bucket.policy.set", "bucket";
+    /// `v1.bucket.policy.deleted`
+    BucketPolicyDeleted(BucketRef) = "v1.bucket.policy.deleted", "bucket";
     /// `v1.lifecycle.applied`
     LifecycleApplied(LifecycleApplied) = "v1.lifecycle.applied", "object";
     /// `v1.object.put`
@@ -598,7 +612,10 @@ impl Payload {
         let object = |bucket: &str, key: &str| format!("{bucket}/{key}");
         match self {
             Payload::BucketCreated(p) => p.bucket.clone(),
-            Payload::BucketDeleted(p) | Payload::LifecycleDeleted(p) => p.bucket.clone(),
+            Payload::BucketDeleted(p) | Payload::LifecycleDeleted(p) | Payload::BucketPolicyDeleted(p) => {
+                p.bucket.clone()
+            }
+            Payload::BucketPolicySet(p) => p.bucket.clone(),
             Payload::VersioningSet(p) => p.bucket.clone(),
             Payload::ObjectLockSet(p) => p.bucket.clone(),
             Payload::LifecycleSet(p) => p.bucket.clone(),

@@ -39,8 +39,11 @@ const LOG_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/log/0004_blob_pins.sql")),
     M::up(include_str!("migrations/log/0005_commit_probe.sql")),
 ];
-const VIEWS_MIGRATIONS: &[M<'static>] =
-    &[M::up(include_str!("migrations/views/0001_init.sql")), M::up(include_str!("migrations/views/0002_packages.sql"))];
+const VIEWS_MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("migrations/views/0001_init.sql")),
+    M::up(include_str!("migrations/views/0002_packages.sql")),
+    M::up(include_str!("migrations/views/0003_bucket_policies.sql")),
+];
 
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 128;

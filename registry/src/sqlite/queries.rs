@@ -727,6 +727,13 @@ impl Reads for Connection {
         bucket(self, name)
     }
 
+    fn bucket_policy(&self, bucket: &str) -> Result<Option<String>> {
+        Ok(self
+            .prepare_cached("SELECT policy FROM bucket_policies WHERE bucket = ?1")?
+            .query_row([bucket], |row| row.get(0))
+            .optional()?)
+    }
+
     fn buckets(&self) -> Result<Vec<Bucket>> {
         buckets(self)
     }

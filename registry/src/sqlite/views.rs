@@ -19,6 +19,7 @@ pub const VIEW_TABLES: &[(&str, &str)] = &[
     ("retrievals", "seq"),
     ("blob_refs", "blob"),
     ("packages", "name"),
+    ("bucket_policies", "bucket"),
 ];
 
 /// Empties every view table (the log is untouched).
@@ -144,6 +145,22 @@ impl ViewRows for Connection {
             BucketSetting::Lifecycle(json) => ("UPDATE buckets SET lifecycle = ?2 WHERE name = ?1", json),
         };
         self.prepare_cached(sql)?.execute(params![name, value])?;
+        Ok(())
+    }
+
+    fn set_bucket_policy(&self, bucket: &str, policy: Option<(&str, u64)>) -> Result<()> {
+        match policy {
+            Some((policy, sequence)) => {
+                self.prepare_cached(
+                    "INSERT INTO bucket_policies (bucket, policy, set_seq) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (bucket) DO UPDATE SET policy = excluded.policy, set_seq = excluded.set_seq",
+                )?
+                .execute(params![bucket, policy, sequence])?;
+            }
+            None => {
+                self.prepare_cached("DELETE FROM bucket_policies WHERE bucket = ?1")?.execute([bucket])?;
+            }
+        }
         Ok(())
     }
 

@@ -25,9 +25,9 @@ use std::sync::Arc;
 
 use artifact_store_registry::clock::ManualClock;
 use artifact_store_registry::event::v1::{
-    BlobCorrupt, BlobPart, BucketCreated, BucketRef, BypassedFor, CorruptReason, CorruptSubject, DefaultRetention,
-    LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode, MultipartCompleted, MultipartCreated, ObjectContent,
-    ObjectDeleted, ObjectLockSet, ObjectPut, Origin, PackageFinalized, PartUploaded, Payload, Retention,
+    BlobCorrupt, BlobPart, BucketCreated, BucketPolicySet, BucketRef, BypassedFor, CorruptReason, CorruptSubject,
+    DefaultRetention, LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode, MultipartCompleted, MultipartCreated,
+    ObjectContent, ObjectDeleted, ObjectLockSet, ObjectPut, Origin, PackageFinalized, PartUploaded, Payload, Retention,
     RetentionBypassed, RetentionSet, Retrieved, StoreUpload, StringMap, TaggingSet, UploadRef, VersionRef,
     VersioningSet, VersioningStatus,
 };
@@ -43,7 +43,7 @@ const DAY: i64 = 86_400_000;
 
 /// Every `v1` type name. [`type_of`] matches every payload variant, so a new one does not
 /// compile until it is named there, and then this test fails until the log holds it.
-const V1_TYPES: [&str; 21] = [
+const V1_TYPES: [&str; 23] = [
     "v1.bucket.created",
     "v1.bucket.deleted",
     "v1.bucket.versioning.set",
@@ -65,6 +65,8 @@ const V1_TYPES: [&str; 21] = [
     "v1.multipart.completed",
     "v1.multipart.aborted",
     "v1.package.finalized",
+    "v1.bucket.policy.set",
+    "v1.bucket.policy.deleted",
 ];
 
 fn type_of(payload: &Payload) -> Option<&'static str> {
@@ -75,6 +77,8 @@ fn type_of(payload: &Payload) -> Option<&'static str> {
         Payload::ObjectLockSet(_) => "v1.bucket.object_lock.set",
         Payload::LifecycleSet(_) => "v1.bucket.lifecycle.set",
         Payload::LifecycleDeleted(_) => "v1.bucket.lifecycle.deleted",
+        Payload::BucketPolicySet(_) => "v1.bucket.policy.set",
+        Payload::BucketPolicyDeleted(_) => "v1.bucket.policy.deleted",
         Payload::LifecycleApplied(_) => "v1.lifecycle.applied",
         Payload::ObjectPut(_) => "v1.object.put",
         Payload::ObjectDeleted(_) => "v1.object.deleted",
@@ -546,7 +550,37 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
             Payload::VersioningSet(VersioningSet { bucket: "gone".into(), status: VersioningStatus::Suspended }),
         ),
         (1000, "b", Payload::BucketDeleted(BucketRef { bucket: "gone".into() })),
+        // Appended after the log above was frozen, with the bucket policy events.
+        (
+            1000,
+            "a",
+            Payload::BucketPolicySet(BucketPolicySet {
+                bucket: locked.into(),
+                policy: "{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": [{\"Sid\": \"Zoë reads\", \"Effect\": \"Allow\", \
+                         \"Principal\": \"*\", \"Action\": \"s3:GetObject\", \"Resource\": \"arn:aws:s3:::frozen/*\"}]\n}"
+                    .into(),
+            }),
+        ),
+        (1000, "b", Payload::BucketPolicySet(BucketPolicySet { bucket: plain.into(), policy: deny_deletes(plain) })),
+        (1000, "b", Payload::BucketPolicyDeleted(BucketRef { bucket: plain.into() })),
+        (
+            1000,
+            "b",
+            Payload::BucketCreated(BucketCreated {
+                bucket: "gone".into(),
+                region: "us-east-1".into(),
+                object_lock_enabled: false,
+            }),
+        ),
+        (1000, "b", Payload::BucketPolicySet(BucketPolicySet { bucket: "gone".into(), policy: deny_deletes("gone") })),
+        (1000, "b", Payload::BucketDeleted(BucketRef { bucket: "gone".into() })),
     ]
+}
+
+fn deny_deletes(bucket: &str) -> String {
+    format!(
+        r#"{{"Statement":{{"Effect":"Deny","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::{bucket}/*"}}}}"#
+    )
 }
 
 /// Writes the log through a registry, as the gateway would, and returns its events.
