@@ -9,6 +9,7 @@ request_checksum_calculation modes, and refused wrong checksums.
 
 import base64
 import hashlib
+import json
 import os
 import re
 import sys
@@ -337,6 +338,36 @@ def main():
                      MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": '"' + "0" * 32 + '"'}]})
         s3.abort_multipart_upload(Bucket=bucket, Key="invalid-part", UploadId=mpu["UploadId"])
         assert_absent(s3, bucket, "invalid-part")
+
+    with rep.scenario("bucket-policy-public-read"):
+        # A policy granting anonymous reads of one prefix: an unsigned client reads there and
+        # nowhere else; the policy reads back as written, and removing it closes the bucket.
+        shared = bucket_name("boto3-policy")
+        s3.create_bucket(Bucket=shared)
+        s3.put_object(Bucket=shared, Key="public/a.txt", Body=b"for everyone")
+        s3.put_object(Bucket=shared, Key="private/b.txt", Body=b"for us")
+        anonymous = client_with(signature_version=botocore.UNSIGNED)
+        expect_error("AccessDenied", anonymous.get_object, Bucket=shared, Key="public/a.txt")
+        expect_error("MalformedPolicy", s3.put_bucket_policy, Bucket=shared, Policy="not a policy")
+        policy = json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                           "Resource": f"arn:aws:s3:::{shared}/public/*"}],
+        })
+        s3.put_bucket_policy(Bucket=shared, Policy=policy)
+        got = s3.get_bucket_policy(Bucket=shared)["Policy"]
+        check(json.loads(got) == json.loads(policy), f"policy read back as {got}")
+        read = anonymous.get_object(Bucket=shared, Key="public/a.txt")["Body"].read()
+        check(read == b"for everyone", f"anonymous read {read!r}")
+        expect_error("AccessDenied", anonymous.get_object, Bucket=shared, Key="private/b.txt")
+        expect_error("AccessDenied", anonymous.put_object, Bucket=shared, Key="public/new", Body=b"x")
+        expect_error("AccessDenied", anonymous.list_objects_v2, Bucket=shared)
+        s3.delete_bucket_policy(Bucket=shared)
+        expect_error("NoSuchBucketPolicy", s3.get_bucket_policy, Bucket=shared)
+        expect_error("AccessDenied", anonymous.get_object, Bucket=shared, Key="public/a.txt")
+        expect_events(shared, types=["v1.bucket.created", "v1.bucket.policy.set", "v1.bucket.policy.deleted"])
+        s3.delete_objects(Bucket=shared, Delete={"Objects": [{"Key": "public/a.txt"}, {"Key": "private/b.txt"}]})
+        s3.delete_bucket(Bucket=shared)
 
     with rep.scenario("delete-and-remove-bucket"):
         s3.delete_object(Bucket=bucket, Key="range")

@@ -5,6 +5,7 @@
 //! Run one area with `cargo test --release -p artifact-store-conformance --test suite gc::`.
 
 mod abuse;
+mod access_control;
 mod bad_input;
 mod crash_loop;
 mod disk_full;

@@ -1,12 +1,14 @@
 //! Who may call the API: the root user and the `[[auth.users]]` of the configuration.
 //!
 //! s3s verifies SigV4/SigV2 signatures and asks [`Users`] for the secret of an access key;
-//! with an authenticator set, s3s refuses anonymous requests.
+//! [`access::Access`] then decides each request, signed or anonymous.
 //!
+//! - [`access`]: the decision, by the registry's policy evaluator.
 //! - [`root`]: the root credentials, generated and saved on first start.
 //! - [`request_checks`]: what AWS requires of a signature that s3s does not check (clock,
 //!   scope, expiry, unsigned `x-amz-*` headers), checked before s3s.
 
+pub mod access;
 pub mod request_checks;
 pub mod root;
 
@@ -67,6 +69,12 @@ impl Users {
             );
         }
         Ok(Self(Arc::new(users)))
+    }
+
+    /// The root user's access key.
+    #[must_use]
+    pub fn root_access_key(&self) -> &str {
+        self.0.iter().find(|(_, user)| user.root).map(|(key, _)| key.as_str()).expect("the root user is always present")
     }
 
     /// The user owning `access_key`.

@@ -135,6 +135,8 @@ fn registry_error(err: registry::Error) -> S3Error {
         R::PreconditionFailed => {
             s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
         }
+        R::MalformedPolicy(reason) => S3Error::with_message(S3ErrorCode::MalformedPolicy, reason),
+        R::NoSuchBucketPolicy => s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist"),
         R::ObjectLocked => s3_error!(AccessDenied, "Access Denied because object protected by object lock."),
         R::Sealed { package } => S3Error::with_message(
             S3ErrorCode::AccessDenied,

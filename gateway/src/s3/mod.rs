@@ -33,6 +33,7 @@ macro_rules! lock_headers {
 }
 
 pub mod bucket;
+pub mod bucket_policy;
 pub mod checksum;
 pub mod document;
 pub mod error;
@@ -179,6 +180,10 @@ delegate! {
     lifecycle_config::put_bucket_lifecycle_configuration(PutBucketLifecycleConfigurationInput) -> PutBucketLifecycleConfigurationOutput;
     lifecycle_config::get_bucket_lifecycle_configuration(GetBucketLifecycleConfigurationInput) -> GetBucketLifecycleConfigurationOutput;
     lifecycle_config::delete_bucket_lifecycle(DeleteBucketLifecycleInput) -> DeleteBucketLifecycleOutput;
+    bucket_policy::put_bucket_policy(PutBucketPolicyInput) -> PutBucketPolicyOutput;
+    bucket_policy::get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput;
+    bucket_policy::delete_bucket_policy(DeleteBucketPolicyInput) -> DeleteBucketPolicyOutput;
+    bucket_policy::get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput;
     object::put_object(PutObjectInput) -> PutObjectOutput;
     object::copy_object(CopyObjectInput) -> CopyObjectOutput;
     object::delete_object(DeleteObjectInput) -> DeleteObjectOutput;

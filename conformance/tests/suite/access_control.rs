@@ -1,0 +1,151 @@
+//! Access control as S3 users know it (issue 18): bucket policies set, read and removed over
+//! the wire, recorded as events, and enforced on every request, signed or anonymous.
+
+use std::time::SystemTime;
+
+use artifact_store_conformance::events::of_type;
+use artifact_store_conformance::raw::{Key, Payload, ROOT, assert_refused};
+use artifact_store_conformance::sdk::{create_bucket, failure, get, put};
+use artifact_store_conformance::server::upstream_env;
+use artifact_store_conformance::{ACCESS_KEY, Server, Transport};
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+
+const BUCKET: &str = "policies";
+/// A second configured user: it may do everything unless a bucket policy denies it.
+const USER: Key<'static> =
+    Key { access_key: "CONFORMANCESECONDKEY", secret_key: "second0secret0key0for0conformance000000" };
+
+/// A gateway with the second user configured.
+async fn server_with_a_second_user() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("temp folder");
+    let config = dir.path().join("users.toml");
+    std::fs::write(
+        &config,
+        format!("[[auth.users]]\naccess_key = \"{}\"\nsecret_key = \"{}\"\n", USER.access_key, USER.secret_key),
+    )
+    .expect("config file");
+    let mut env = upstream_env();
+    env.push(("ARTIFACT_STORE_CONFIG".into(), config.display().to_string()));
+    (dir, Server::start_with(Transport::Http, &[], env).await)
+}
+
+fn public_reads_and_no_deletes_by_the_second_user() -> String {
+    format!(
+        r#"{{
+  "Version": "2012-10-17",
+  "Statement": [
+    {{"Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
+      "Action": "s3:GetObject", "Resource": "arn:aws:s3:::{BUCKET}/public/*"}},
+    {{"Sid": "NoDeletes", "Effect": "Deny", "Principal": {{"AWS": "*"}},
+      "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion"], "Resource": "arn:aws:s3:::{BUCKET}/*",
+      "Condition": {{"StringEquals": {{"aws:username": "{}"}}}}}}
+  ]
+}}"#,
+        USER.access_key
+    )
+}
+
+#[tokio::test]
+async fn a_bucket_policy_grants_anonymous_reads_denies_a_user_and_is_recorded_issue_18() {
+    let (_dir, server) = server_with_a_second_user().await;
+    let s3 = server.s3();
+    let user = server.s3_as(USER);
+    create_bucket(&s3, BUCKET).await;
+    put(&s3, BUCKET, "public/a.txt", b"for everyone").await;
+    put(&s3, BUCKET, "private/b.txt", b"for us").await;
+
+    // No policy yet.
+    let (status, code) = failure(s3.get_bucket_policy().bucket(BUCKET).send().await);
+    assert_eq!((status, code.as_str()), (404, "NoSuchBucketPolicy"));
+    let anonymous_get = |key: &str| server.request("GET", &format!("/{BUCKET}/{key}"));
+    assert_refused(&server.send(&anonymous_get("public/a.txt")).await, 403, "AccessDenied", "anonymous, no policy");
+
+    // A malformed policy is refused with S3's reason, and nothing is recorded.
+    let before = server.events().len();
+    let malformed = format!(
+        r#"{{"Statement":{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{BUCKET}"}}}}"#
+    );
+    let refused = s3.put_bucket_policy().bucket(BUCKET).policy(&malformed).send().await;
+    let err = refused.as_ref().expect_err("a policy whose action fits no resource");
+    assert_eq!(
+        err.as_service_error().and_then(|e| e.meta().message()),
+        Some("Action does not apply to any resource(s) in statement")
+    );
+    assert_eq!(failure(refused), (400, "MalformedPolicy".to_owned()));
+    server.assert_no_new_events(before, "a malformed policy");
+
+    // The policy as written is recorded, returned as written, and judged public.
+    let policy = public_reads_and_no_deletes_by_the_second_user();
+    s3.put_bucket_policy().bucket(BUCKET).policy(&policy).send().await.expect("put bucket policy");
+    let stored = s3.get_bucket_policy().bucket(BUCKET).send().await.expect("get bucket policy");
+    assert_eq!(stored.policy(), Some(policy.as_str()));
+    let status = s3.get_bucket_policy_status().bucket(BUCKET).send().await.expect("policy status");
+    assert_eq!(status.policy_status().and_then(|s| s.is_public()), Some(true));
+    let events = server.bucket_events(BUCKET);
+    let set = of_type(&events, "v1.bucket.policy.set");
+    assert_eq!(set.len(), 1);
+    assert_eq!(set[0].actor, ACCESS_KEY);
+    assert_eq!(set[0].payload["policy"], policy.as_str());
+
+    // Anonymous: public/ is readable, nothing else is.
+    let read = server.send(&anonymous_get("public/a.txt")).await;
+    assert_eq!(read.status, 200, "{}", read.text());
+    assert_eq!(read.body, b"for everyone");
+    assert_refused(&server.send(&anonymous_get("private/b.txt")).await, 403, "AccessDenied", "anonymous private read");
+    let anonymous_put = server.request("PUT", &format!("/{BUCKET}/public/new.txt")).body(b"x".to_vec());
+    assert_refused(&server.send(&anonymous_put).await, 403, "AccessDenied", "anonymous PUT");
+    let anonymous_list = server.request("GET", &format!("/{BUCKET}?list-type=2"));
+    assert_refused(&server.send(&anonymous_list).await, 403, "AccessDenied", "anonymous list");
+    // A signed request with the same target is the signer's, not the anonymous grant's.
+    let signed = anonymous_get("private/b.txt").sign(ROOT, SystemTime::now(), Payload::Signed);
+    assert_eq!(server.send(&signed).await.status, 200);
+
+    // The second user reads, writes, and cannot delete: neither one key nor in a batch.
+    assert_eq!(get(&user, BUCKET, "private/b.txt").await, b"for us");
+    put(&user, BUCKET, "private/c.txt", b"by the user").await;
+    let before = server.events().len();
+    let (status, code) = failure(user.delete_object().bucket(BUCKET).key("private/b.txt").send().await);
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"));
+    let batch = Delete::builder()
+        .objects(ObjectIdentifier::builder().key("private/c.txt").build().expect("identifier"))
+        .objects(ObjectIdentifier::builder().key("private/b.txt").build().expect("identifier"))
+        .build()
+        .expect("delete");
+    let (status, code) = failure(user.delete_objects().bucket(BUCKET).delete(batch).send().await);
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"));
+    server.assert_no_new_events(before, "deletes the policy denies");
+    assert_eq!(get(&s3, BUCKET, "private/b.txt").await, b"for us");
+    assert_eq!(get(&s3, BUCKET, "private/c.txt").await, b"by the user");
+    // The root user is not named by the deny.
+    s3.delete_object().bucket(BUCKET).key("private/c.txt").send().await.expect("root deletes");
+}
+
+#[tokio::test]
+async fn a_policy_that_denies_everything_leaves_the_root_user_its_policy_issue_18() {
+    let (_dir, server) = server_with_a_second_user().await;
+    let s3 = server.s3();
+    let user = server.s3_as(USER);
+    create_bucket(&s3, BUCKET).await;
+    put(&s3, BUCKET, "k", b"data").await;
+    let lockout = format!(
+        r#"{{"Statement":{{"Effect":"Deny","Principal":"*","Action":"s3:*",
+            "Resource":["arn:aws:s3:::{BUCKET}","arn:aws:s3:::{BUCKET}/*"]}}}}"#
+    );
+    s3.put_bucket_policy().bucket(BUCKET).policy(&lockout).send().await.expect("put the lockout");
+
+    assert_eq!(failure(s3.get_object().bucket(BUCKET).key("k").send().await), (403, "AccessDenied".to_owned()));
+    assert_eq!(failure(user.get_object().bucket(BUCKET).key("k").send().await), (403, "AccessDenied".to_owned()));
+    assert_eq!(failure(user.get_bucket_policy().bucket(BUCKET).send().await), (403, "AccessDenied".to_owned()));
+    assert_eq!(failure(user.delete_bucket_policy().bucket(BUCKET).send().await), (403, "AccessDenied".to_owned()));
+    // The owner's root may always read and remove the policy.
+    let stored = s3.get_bucket_policy().bucket(BUCKET).send().await.expect("root reads the policy");
+    assert_eq!(stored.policy(), Some(lockout.as_str()));
+    s3.delete_bucket_policy().bucket(BUCKET).send().await.expect("root removes the policy");
+    assert_eq!(get(&user, BUCKET, "k").await, b"data");
+    let events = server.bucket_events(BUCKET);
+    assert_eq!(of_type(&events, "v1.bucket.policy.deleted").len(), 1);
+    // Removing an absent policy answers the same and records nothing.
+    let before = server.events().len();
+    s3.delete_bucket_policy().bucket(BUCKET).send().await.expect("delete again");
+    server.assert_no_new_events(before, "deleting an absent policy");
+}

@@ -1,0 +1,282 @@
+//! Who may do what: every S3 request is decided by the registry's policy evaluator
+//! ([`registry::policy`]) before its body is read.
+//!
+//! The principal comes from the signature: the root access key is the root user of the
+//! gateway's account; each `[[auth.users]]` key is a user of that account named by its access
+//! key, with an identity policy that allows everything (what configured keys could always
+//! do). An unsigned request is the anonymous principal. The bucket's policy speaks on every
+//! request to the bucket: it can deny any user (except that the account's root may always
+//! manage the policy itself) and grant anonymous access.
+//!
+//! The account id is derived from the root access key (12 digits), so that policies naming
+//! the account keep naming it across restarts.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use registry::Registry;
+use registry::policy::{self, AclGrant, ConditionKeys, Decision, Grants, Policy, PolicyKind, Principal, Request};
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::dto::DeleteObjectsInput;
+use s3s::path::S3Path;
+use s3s::{S3Request, S3Result, s3_error};
+
+use super::Users;
+use crate::request::PeerAddr;
+
+/// The access hook s3s calls for every request.
+#[derive(Clone)]
+pub struct Access {
+    users: Users,
+    registry: Registry,
+    account: String,
+    /// Whether connections arrive over TLS (`aws:SecureTransport`).
+    secure_transport: bool,
+    /// What every configured user may do by itself: everything.
+    allow_all: Arc<[Policy]>,
+}
+
+impl Access {
+    /// The hook for `users`, reading bucket policies from `registry`.
+    #[must_use]
+    pub fn new(users: Users, registry: Registry, secure_transport: bool) -> Self {
+        let allow_all =
+            Policy::parse(r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#, PolicyKind::Identity)
+                .expect("the allow-all policy parses");
+        let account = account_id(users.root_access_key());
+        Access { users, registry, account, secure_transport, allow_all: Arc::from([allow_all]) }
+    }
+
+    /// The principal of a request signed with `access_key`, or the anonymous one.
+    fn principal(&self, access_key: Option<&str>) -> Principal {
+        match access_key.and_then(|key| self.users.get(key).map(|user| (key, user))) {
+            Some((_, user)) if user.root => Principal::User(policy::User::root(&self.account)),
+            Some((key, _)) => Principal::User(policy::User::new(&self.account, key)),
+            None => Principal::Anonymous,
+        }
+    }
+
+    /// Decides `action` on `resource`, reading the bucket's policy.
+    async fn decide(
+        &self,
+        principal: &Principal,
+        bucket: Option<&str>,
+        action: &str,
+        resource: &str,
+        keys: &ConditionKeys,
+    ) -> S3Result<()> {
+        let bucket_policy = match bucket {
+            Some(bucket) => self.bucket_policy(bucket).await?,
+            None => None,
+        };
+        let identity: &[Policy] = match principal {
+            Principal::User(user) if !user.is_root() => &self.allow_all,
+            _ => &[],
+        };
+        let request = Request { principal, action, resource, keys };
+        let grants = Grants {
+            identity,
+            bucket_policy: bucket_policy.as_ref(),
+            resource_owner: Some(&self.account),
+            acl: AclGrant::None,
+        };
+        match policy::decide(&request, &grants) {
+            Decision::Allow => Ok(()),
+            decision => {
+                tracing::info!(code = "AccessDenied", action, resource, ?decision, "request refused by policy");
+                Err(s3_error!(AccessDenied, "Access Denied"))
+            }
+        }
+    }
+
+    async fn bucket_policy(&self, bucket: &str) -> S3Result<Option<Policy>> {
+        let name = bucket.to_owned();
+        // A read the registry refuses (its views behind on a full disk) is answered as any
+        // handler's read would be.
+        let text = self
+            .registry
+            .read(move |reads| reads.bucket_policy(&name))
+            .await
+            .map_err(|err| s3s::S3Error::from(crate::s3::error::Error::from(err)))?;
+        // Recorded policies were checked when they were set.
+        Ok(text.and_then(|text| Policy::parse(&text, PolicyKind::Bucket).ok()))
+    }
+
+    /// The condition keys of a request head.
+    fn keys(&self, cx: &mut S3AccessContext<'_>) -> ConditionKeys {
+        let mut keys = ConditionKeys::new();
+        let now = crate::clock::now_ms();
+        keys.set("aws:CurrentTime", format_time(now)).set("aws:EpochTime", (now / 1000).to_string());
+        keys.set("aws:SecureTransport", self.secure_transport.to_string());
+        if let Some(peer) = cx.extensions_mut().get::<PeerAddr>() {
+            let ip = peer.0.ip().to_canonical();
+            keys.set("aws:SourceIp", ip.to_string());
+        }
+        let headers = cx.headers();
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        for (key, name) in [
+            ("aws:UserAgent", "user-agent"),
+            ("aws:Referer", "referer"),
+            ("s3:x-amz-acl", "x-amz-acl"),
+            ("s3:x-amz-copy-source", "x-amz-copy-source"),
+            ("s3:x-amz-metadata-directive", "x-amz-metadata-directive"),
+            ("s3:x-amz-server-side-encryption", "x-amz-server-side-encryption"),
+            ("s3:x-amz-content-sha256", "x-amz-content-sha256"),
+            ("s3:x-amz-storage-class", "x-amz-storage-class"),
+            ("s3:object-lock-mode", "x-amz-object-lock-mode"),
+            ("s3:object-lock-retain-until-date", "x-amz-object-lock-retain-until-date"),
+            ("s3:object-lock-legal-hold", "x-amz-object-lock-legal-hold"),
+            ("s3:x-amz-grant-read", "x-amz-grant-read"),
+            ("s3:x-amz-grant-write", "x-amz-grant-write"),
+            ("s3:x-amz-grant-read-acp", "x-amz-grant-read-acp"),
+            ("s3:x-amz-grant-write-acp", "x-amz-grant-write-acp"),
+            ("s3:x-amz-grant-full-control", "x-amz-grant-full-control"),
+        ] {
+            if let Some(value) = header(name) {
+                keys.set(key, value);
+            }
+        }
+        let query = cx.uri().query().unwrap_or("");
+        for pair in query.split('&') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = match name {
+                "prefix" => "s3:prefix",
+                "delimiter" => "s3:delimiter",
+                "max-keys" => "s3:max-keys",
+                "versionId" => "s3:VersionId",
+                _ => continue,
+            };
+            keys.set(key, percent_encoding::percent_decode_str(value).decode_utf8_lossy());
+        }
+        let (signature_version, auth_type) = if header("authorization").is_some_and(|a| a.starts_with("AWS4-")) {
+            (Some("AWS4-HMAC-SHA256"), Some("REST-HEADER"))
+        } else if header("authorization").is_some() {
+            (Some("AWS"), Some("REST-HEADER"))
+        } else if query.contains("X-Amz-Signature=") {
+            (Some("AWS4-HMAC-SHA256"), Some("REST-QUERY-STRING"))
+        } else if query.contains("Signature=") {
+            (Some("AWS"), Some("REST-QUERY-STRING"))
+        } else {
+            (None, None)
+        };
+        if let Some(version) = signature_version {
+            keys.set("s3:signatureversion", version);
+        }
+        if let Some(auth_type) = auth_type {
+            keys.set("s3:authType", auth_type);
+        }
+        keys
+    }
+}
+
+#[async_trait]
+impl S3Access for Access {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let principal = self.principal(cx.credentials().map(|c| c.access_key.as_str()));
+        let keys = self.keys(cx);
+        let versioned = keys.get("s3:VersionId").is_some();
+        let (bucket, resource) = match cx.s3_path() {
+            S3Path::Root => (None, "*".to_owned()),
+            S3Path::Bucket { bucket } => (Some(bucket.to_string()), format!("arn:aws:s3:::{bucket}")),
+            S3Path::Object { bucket, key } => (Some(bucket.to_string()), format!("arn:aws:s3:::{bucket}/{key}")),
+        };
+        let op = cx.s3_op().name();
+        if op == "DeleteObjects" {
+            // Its keys are in the body: decided key by key once it is read (below).
+            return Ok(());
+        }
+        let action = action_of(op, versioned);
+        self.decide(&principal, bucket.as_deref(), &action, &resource, &keys).await?;
+        // A copy reads its source: the source's GetObject is checked as well.
+        if matches!(op, "CopyObject" | "UploadPartCopy")
+            && let Some(source) = keys.get("s3:x-amz-copy-source").and_then(|v| v.first())
+        {
+            let (source, source_version) = copy_source(source);
+            let source_bucket = source.split('/').next().unwrap_or_default().to_owned();
+            let action = if source_version { "s3:GetObjectVersion" } else { "s3:GetObject" };
+            self.decide(&principal, Some(&source_bucket), action, &format!("arn:aws:s3:::{source}"), &keys).await?;
+        }
+        Ok(())
+    }
+
+    /// DeleteObjects names its keys in the body: each key is checked as a DeleteObject of
+    /// its own, so a policy on part of a bucket holds for batch deletes too. One denied key
+    /// refuses the whole request (AWS answers per key; refusing more is the safe side).
+    async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
+        let principal = self.principal(req.credentials.as_ref().map(|c| c.access_key.as_str()));
+        let bucket = req.input.bucket.clone();
+        let mut keys = ConditionKeys::new();
+        let now = crate::clock::now_ms();
+        keys.set("aws:CurrentTime", format_time(now)).set("aws:SecureTransport", self.secure_transport.to_string());
+        if let Some(peer) = req.extensions.get::<PeerAddr>() {
+            keys.set("aws:SourceIp", peer.0.ip().to_canonical().to_string());
+        }
+        for object in &req.input.delete.objects {
+            let action = if object.version_id.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
+            let resource = format!("arn:aws:s3:::{bucket}/{}", object.key);
+            self.decide(&principal, Some(&bucket), action, &resource, &keys).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The IAM action of an S3 operation, as AWS's documentation maps them.
+fn action_of(op: &str, versioned: bool) -> String {
+    let name = match op {
+        "GetObject" | "HeadObject" if versioned => "GetObjectVersion",
+        "GetObject" | "HeadObject" => "GetObject",
+        "DeleteObject" if versioned => "DeleteObjectVersion",
+        "GetObjectTagging" if versioned => "GetObjectVersionTagging",
+        "PutObjectTagging" if versioned => "PutObjectVersionTagging",
+        "DeleteObjectTagging" if versioned => "DeleteObjectVersionTagging",
+        "GetObjectAttributes" if versioned => "GetObjectVersionAttributes",
+        "PutObject"
+        | "CopyObject"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "UploadPartCopy"
+        | "CompleteMultipartUpload"
+        | "PostObject" => "PutObject",
+        "ListObjects" | "ListObjectsV2" | "HeadBucket" => "ListBucket",
+        "ListObjectVersions" => "ListBucketVersions",
+        "ListBuckets" => "ListAllMyBuckets",
+        "ListMultipartUploads" => "ListBucketMultipartUploads",
+        "ListParts" => "ListMultipartUploadParts",
+        "DeleteObjects" => "DeleteObject",
+        "PutObjectLockConfiguration" => "PutBucketObjectLockConfiguration",
+        "GetObjectLockConfiguration" => "GetBucketObjectLockConfiguration",
+        "PutBucketLifecycleConfiguration" | "DeleteBucketLifecycle" => "PutLifecycleConfiguration",
+        "GetBucketLifecycleConfiguration" => "GetLifecycleConfiguration",
+        "PutBucketCors" | "DeleteBucketCors" => "PutBucketCORS",
+        "GetBucketCors" => "GetBucketCORS",
+        "DeleteBucketTagging" => "PutBucketTagging",
+        other => other,
+    };
+    format!("s3:{name}")
+}
+
+/// The `bucket/key` of an `x-amz-copy-source` (leading `/` and `?versionId=` dropped,
+/// percent-decoded), and whether it names a version.
+fn copy_source(header: &str) -> (String, bool) {
+    let header = header.strip_prefix('/').unwrap_or(header);
+    let (path, version) = match header.split_once("?versionId=") {
+        Some((path, _)) => (path, true),
+        None => (header, false),
+    };
+    (percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned(), version)
+}
+
+/// `aws:CurrentTime` as AWS writes it: ISO 8601 in UTC.
+fn format_time(millis: i64) -> String {
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    time.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// The gateway account's 12-digit id, derived from the root access key.
+#[must_use]
+pub fn account_id(root_access_key: &str) -> String {
+    let digest = blake3::hash(format!("artifact-store account {root_access_key}").as_bytes());
+    let number = u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes")) % 1_000_000_000_000;
+    format!("{number:012}")
+}
