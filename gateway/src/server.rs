@@ -34,7 +34,7 @@ use registry::clock::SystemClock;
 
 use crate::admin::registry_api::{RegistryApi, RegistryRequest};
 use crate::admin::{self, Admin};
-use crate::auth::access::Access;
+use crate::auth::access::{Access, BucketPolicies};
 use crate::auth::request_checks::RequestChecks;
 use crate::auth::{MissingRootCredentials, Users};
 use crate::backend::BlobStore;
@@ -354,8 +354,9 @@ pub fn s3_service(
     let users = Users::from_config(&config.auth)?;
     let base_domain = config.server.base_domain.clone();
     let secure_transport = config.server.tls_enabled();
-    let access = Access::new(users.clone(), registry.clone(), secure_transport);
-    let mut builder = S3ServiceBuilder::new(Gateway::new(registry, blobs, config, users.clone(), uploads));
+    let policies = BucketPolicies::new(registry.clone());
+    let access = Access::new(users.clone(), policies.clone(), secure_transport);
+    let mut builder = S3ServiceBuilder::new(Gateway::new(registry, blobs, config, users.clone(), uploads, policies));
     builder.set_auth(users);
     builder.set_access(access);
     if let Some(api) = api {

@@ -91,6 +91,8 @@ pub(super) async fn delete_bucket(
     req: S3Request<DeleteBucketInput>,
 ) -> Result<S3Response<DeleteBucketOutput>> {
     gw.registry.delete_bucket(caller(&req), &req.input.bucket).await?;
+    // The bucket's policy went with it.
+    gw.policies.changed();
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 

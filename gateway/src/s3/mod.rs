@@ -60,6 +60,7 @@ use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
 use crate::auth::Users;
+use crate::auth::access::BucketPolicies;
 use crate::backend::BlobStore;
 use crate::config::{Backend, Config, Retrievals, UpstreamObjectLock};
 use crate::limits::{UploadSlot, UploadSlots};
@@ -76,6 +77,8 @@ pub struct Gateway {
     config: Arc<Config>,
     users: Users,
     uploads: UploadSlots,
+    /// The bucket policies the access hook decides with, told when one changes.
+    policies: BucketPolicies,
     /// Outboards of large objects read by range, so a range is checked by the 1 MiB groups
     /// it touches.
     outboards: integrity::Outboards,
@@ -91,9 +94,10 @@ impl Gateway {
         config: Arc<Config>,
         users: Users,
         uploads: UploadSlots,
+        policies: BucketPolicies,
     ) -> Self {
         let outboards = integrity::Outboards::new(OutboardFiles::new(&config.storage.data_dir));
-        Self { registry, blobs, config, users, uploads, outboards }
+        Self { registry, blobs, config, users, uploads, policies, outboards }
     }
 
     /// A slot for receiving one body (PutObject, UploadPart), held until the write is done.
