@@ -149,3 +149,55 @@ async fn a_policy_that_denies_everything_leaves_the_root_user_its_policy_issue_1
     s3.delete_bucket_policy().bucket(BUCKET).send().await.expect("delete again");
     server.assert_no_new_events(before, "deleting an absent policy");
 }
+
+#[tokio::test]
+async fn a_bucket_policy_can_deny_bypassing_governance_retention_issue_18() {
+    use aws_sdk_s3::primitives::DateTime;
+    use aws_sdk_s3::types::ObjectLockMode;
+
+    let (_dir, server) = server_with_a_second_user().await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket(BUCKET).object_lock_enabled_for_bucket(true).send().await.expect("locked bucket");
+    let in_a_day = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("after 1970").as_secs() + 86_400;
+    let put = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("report.pdf")
+        .object_lock_mode(ObjectLockMode::Governance)
+        .object_lock_retain_until_date(DateTime::from_secs(i64::try_from(in_a_day).expect("a time")))
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"report"))
+        .send()
+        .await
+        .expect("locked put");
+    let version = put.version_id().expect("a version id").to_owned();
+    let no_bypass = format!(
+        r#"{{"Statement":{{"Effect":"Deny","Principal":"*","Action":"s3:BypassGovernanceRetention",
+            "Resource":"arn:aws:s3:::{BUCKET}/*"}}}}"#
+    );
+    s3.put_bucket_policy().bucket(BUCKET).policy(&no_bypass).send().await.expect("put policy");
+
+    // The root user may bypass by configuration; the policy takes that away.
+    let before = server.events().len();
+    let delete = || {
+        s3.delete_object()
+            .bucket(BUCKET)
+            .key("report.pdf")
+            .version_id(&version)
+            .bypass_governance_retention(true)
+            .send()
+    };
+    assert_eq!(failure(delete().await), (403, "AccessDenied".to_owned()));
+    let batch = Delete::builder()
+        .objects(ObjectIdentifier::builder().key("report.pdf").version_id(&version).build().expect("identifier"))
+        .build()
+        .expect("delete");
+    let batch_delete = s3.delete_objects().bucket(BUCKET).delete(batch).bypass_governance_retention(true).send().await;
+    assert_eq!(failure(batch_delete), (403, "AccessDenied".to_owned()));
+    server.assert_no_new_events(before, "bypasses the policy denies");
+    assert_eq!(get(&s3, BUCKET, "report.pdf").await, b"report");
+
+    s3.delete_bucket_policy().bucket(BUCKET).send().await.expect("remove the policy");
+    delete().await.expect("the bypass is the root user's again");
+    let (status, _) = failure(s3.head_object().bucket(BUCKET).key("report.pdf").version_id(&version).send().await);
+    assert_eq!(status, 404);
+}

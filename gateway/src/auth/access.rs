@@ -182,6 +182,11 @@ impl S3Access for Access {
         let keys = if policy.is_some() || source_policy.is_some() { self.keys(cx) } else { ConditionKeys::new() };
         let versioned = cx.uri().query().is_some_and(|q| q.split('&').any(|pair| pair.starts_with("versionId=")));
         self.decide(&principal, policy.as_deref(), &action_of(&op, versioned), &resource, &keys)?;
+        // Asking to bypass governance retention is a permission of its own, which a bucket
+        // policy can deny (the configuration says who may ask at all).
+        if asks_bypass(cx.headers()) {
+            self.decide(&principal, policy.as_deref(), "s3:BypassGovernanceRetention", &resource, &keys)?;
+        }
         if let Some((path, version)) = source {
             let action = if version { "s3:GetObjectVersion" } else { "s3:GetObject" };
             self.decide(&principal, source_policy.as_deref(), action, &format!("arn:aws:s3:::{path}"), &keys)?;
@@ -202,10 +207,14 @@ impl S3Access for Access {
         if let Some(peer) = req.extensions.get::<PeerAddr>() {
             keys.set("aws:SourceIp", peer.0.ip().to_canonical().to_string());
         }
+        let bypass = req.input.bypass_governance_retention == Some(true);
         for object in &req.input.delete.objects {
             let action = if object.version_id.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
             let resource = format!("arn:aws:s3:::{bucket}/{}", object.key);
             self.decide(&principal, policy.as_deref(), action, &resource, &keys)?;
+            if bypass {
+                self.decide(&principal, policy.as_deref(), "s3:BypassGovernanceRetention", &resource, &keys)?;
+            }
         }
         Ok(())
     }
@@ -306,6 +315,14 @@ fn action_of(op: &str, versioned: bool) -> String {
         other => other,
     };
     format!("s3:{name}")
+}
+
+/// Whether the request asks to bypass governance retention.
+fn asks_bypass(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("x-amz-bypass-governance-retention")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
 /// The `bucket/key` of an `x-amz-copy-source` (leading `/` and `?versionId=` dropped,
