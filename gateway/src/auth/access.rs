@@ -82,17 +82,15 @@ impl Access {
         }
     }
 
-    /// The condition keys of a request head.
-    fn keys(&self, cx: &mut S3AccessContext<'_>) -> ConditionKeys {
+    /// The condition keys of a request head, from the connection it came on (`peer`).
+    fn keys(&self, peer: Option<PeerAddr>, headers: &http::HeaderMap, uri: &http::Uri) -> ConditionKeys {
         let mut keys = ConditionKeys::new();
         let now = crate::clock::now_ms();
         keys.set("aws:CurrentTime", format_time(now)).set("aws:EpochTime", (now / 1000).to_string());
         keys.set("aws:SecureTransport", self.secure_transport.to_string());
-        if let Some(peer) = cx.extensions_mut().get::<PeerAddr>() {
-            let ip = peer.0.ip().to_canonical();
-            keys.set("aws:SourceIp", ip.to_string());
+        if let Some(peer) = peer {
+            keys.set("aws:SourceIp", peer.0.ip().to_canonical().to_string());
         }
-        let headers = cx.headers();
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         for (key, name) in [
             ("aws:UserAgent", "user-agent"),
@@ -116,7 +114,7 @@ impl Access {
                 keys.set(key, value);
             }
         }
-        let query = cx.uri().query().unwrap_or("");
+        let query = uri.query().unwrap_or("");
         for pair in query.split('&') {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let key = match name {
@@ -179,7 +177,12 @@ impl S3Access for Access {
         };
         // Conditions are only in policies: without one, no key can change the decision, and
         // building them (a clock read, a dozen strings) is skipped.
-        let keys = if policy.is_some() || source_policy.is_some() { self.keys(cx) } else { ConditionKeys::new() };
+        let keys = if policy.is_some() || source_policy.is_some() {
+            let peer = cx.extensions_mut().get::<PeerAddr>().copied();
+            self.keys(peer, cx.headers(), cx.uri())
+        } else {
+            ConditionKeys::new()
+        };
         let versioned = cx.uri().query().is_some_and(|q| q.split('&').any(|pair| pair.starts_with("versionId=")));
         self.decide(&principal, policy.as_deref(), &action_of(&op, versioned), &resource, &keys)?;
         // Asking to bypass governance retention is a permission of its own, which a bucket
@@ -201,12 +204,11 @@ impl S3Access for Access {
         let principal = self.principal(req.credentials.as_ref().map(|c| c.access_key.as_str()));
         let bucket = req.input.bucket.clone();
         let policy = self.policies.get(&bucket).await?;
-        let mut keys = ConditionKeys::new();
-        let now = crate::clock::now_ms();
-        keys.set("aws:CurrentTime", format_time(now)).set("aws:SecureTransport", self.secure_transport.to_string());
-        if let Some(peer) = req.extensions.get::<PeerAddr>() {
-            keys.set("aws:SourceIp", peer.0.ip().to_canonical().to_string());
-        }
+        // The same keys as for any request head, and as there only when a policy can read them.
+        let keys = match policy {
+            Some(_) => self.keys(req.extensions.get::<PeerAddr>().copied(), &req.headers, &req.uri),
+            None => ConditionKeys::new(),
+        };
         let bypass = req.input.bypass_governance_retention == Some(true);
         for object in &req.input.delete.objects {
             let action = if object.version_id.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };

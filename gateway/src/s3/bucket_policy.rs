@@ -5,7 +5,6 @@ use registry::policy::{Policy, PolicyKind};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response};
 
-use super::bucket::require_bucket;
 use super::error::Result;
 use super::{Gateway, caller};
 
@@ -21,10 +20,15 @@ pub(super) async fn put_bucket_policy(
 
 /// The bucket's policy document as its owner wrote it.
 async fn policy_of(gw: &Gateway, bucket: &str) -> Result<String> {
-    require_bucket(gw, bucket).await?;
     let name = bucket.to_owned();
-    let policy = gw.registry.read(move |reads| reads.bucket_policy(&name)).await?;
-    Ok(policy.ok_or(registry::Error::NoSuchBucketPolicy)?)
+    let policy = gw
+        .registry
+        .read(move |reads| match reads.bucket(&name)? {
+            Some(_) => reads.bucket_policy(&name)?.ok_or(registry::Error::NoSuchBucketPolicy),
+            None => Err(registry::Error::NoSuchBucket(name)),
+        })
+        .await?;
+    Ok(policy)
 }
 
 pub(super) async fn get_bucket_policy(

@@ -81,6 +81,9 @@ pub(crate) struct Statement {
     pub(crate) conditions: Vec<Condition>,
 }
 
+/// S3's answer to a document that is not a JSON object.
+const NOT_JSON: &str = "Policies must be valid JSON and the first byte must be '{'";
+
 const ELEMENTS: &[&str] =
     &["Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"];
 
@@ -91,12 +94,11 @@ impl Policy {
     /// [`Malformed`] with the reason S3 gives.
     pub fn parse(text: &str, kind: PolicyKind) -> Result<Policy, Malformed> {
         if !text.trim_start().starts_with('{') {
-            return Err(malformed("Policies must be valid JSON and the first byte must be '{'"));
+            return Err(malformed(NOT_JSON));
         }
-        let document: Value = serde_json::from_str(text)
-            .map_err(|_| malformed("Policies must be valid JSON and the first byte must be '{'"))?;
+        let document: Value = serde_json::from_str(text).map_err(|_| malformed(NOT_JSON))?;
         let Value::Object(document) = document else {
-            return Err(malformed("Policies must be valid JSON and the first byte must be '{'"));
+            return Err(malformed(NOT_JSON));
         };
         for key in document.keys() {
             if !["Version", "Id", "Statement"].contains(&key.as_str()) {

@@ -158,36 +158,29 @@ fn names(statement: &Statement, principal: &Principal) -> Option<Named> {
             let Principal::User(user) = principal else {
                 return None;
             };
-            let by_user = list.iter().any(|p| match p {
-                NamedPrincipal::Arn(pattern) => arn_match(pattern, user.arn()),
-                _ => false,
-            });
-            let by_account = list.iter().any(|p| match p {
-                NamedPrincipal::Account(account) => account == user.account(),
-                NamedPrincipal::CanonicalUser(id) => *id == canonical_id(user.account()),
-                _ => false,
-            });
-            // A root user is its account.
-            if by_user || (by_account && user.is_root()) {
-                Some(Named::Directly)
-            } else if by_account {
-                Some(Named::ByAccount)
-            } else {
-                None
-            }
+            // The strongest way the list names the user: itself (or, for a root user, its
+            // account, which a root user is) before its account.
+            list.iter().filter_map(|p| named_as(p, user)).min_by_key(|named| *named != Named::Directly)
         }
         Listed::AllBut(Principals::Everyone) => None,
         Listed::AllBut(Principals::Named(list)) => {
             let excluded = match principal {
                 Principal::Anonymous => false,
-                Principal::User(user) => list.iter().any(|p| match p {
-                    NamedPrincipal::Arn(pattern) => arn_match(pattern, user.arn()),
-                    NamedPrincipal::Account(account) => account == user.account(),
-                    NamedPrincipal::CanonicalUser(id) => *id == canonical_id(user.account()),
-                    NamedPrincipal::Other => false,
-                }),
+                Principal::User(user) => list.iter().any(|p| named_as(p, user).is_some()),
             };
             (!excluded).then_some(Named::Directly)
         }
     }
+}
+
+/// How one named principal names `user`, if it does.
+fn named_as(principal: &NamedPrincipal, user: &User) -> Option<Named> {
+    let by_account = match principal {
+        NamedPrincipal::Arn(pattern) => return arn_match(pattern, user.arn()).then_some(Named::Directly),
+        NamedPrincipal::Account(account) => account == user.account(),
+        NamedPrincipal::CanonicalUser(id) => *id == canonical_id(user.account()),
+        NamedPrincipal::Other => false,
+    };
+    let named = if user.is_root() { Named::Directly } else { Named::ByAccount };
+    by_account.then_some(named)
 }
