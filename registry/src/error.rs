@@ -78,6 +78,19 @@ pub enum Error {
     /// The bucket has no policy.
     #[error("the bucket has no policy")]
     NoSuchBucketPolicy,
+    /// An account, user, access key or user policy that does not exist (IAM's
+    /// `NoSuchEntity`), described.
+    #[error("{0}")]
+    NoSuchEntity(String),
+    /// An account, user or access key of that name exists already (`EntityAlreadyExists`).
+    #[error("{0}")]
+    EntityAlreadyExists(String),
+    /// A user that still has access keys or policies cannot be deleted (`DeleteConflict`).
+    #[error("{0}")]
+    DeleteConflict(String),
+    /// A name IAM would refuse (`ValidationError`), with the reason.
+    #[error("{0}")]
+    InvalidIdentityName(String),
     /// A package's manifest key holds an object already.
     #[error("an object already exists at the manifest key {key}")]
     ManifestKeyTaken {

@@ -45,6 +45,8 @@
 //! - [`deletions`]: blob deletions that gc and writes agree on under the writer.
 //! - [`commands`]: the domain operations that check the views (through
 //!   [`sqlite::Writer::views`], a [`queries::Reads`]) and append events.
+//! - [`identities`]: accounts, users, access keys and users' policies; secrets kept beside
+//!   the log, never in it.
 //!
 //! # Example
 //! ```
@@ -68,6 +70,7 @@ pub mod deletions;
 mod error;
 pub mod event;
 pub mod explain;
+pub mod identities;
 pub mod inline;
 pub mod inline_blob;
 pub mod lifecycle;

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::event::v1::BlobPart;
 use crate::lifecycle::{self, Action, Effect};
 use crate::packages::{MANIFEST_FORMAT, Manifest, Member, Package};
-pub use crate::state::{Bucket, ObjectVersion, Upload};
+pub use crate::state::{AccessKey, Account, AccountUser, Bucket, ObjectVersion, Upload};
 
 /// The reads every registry engine answers from its views (and, for the few that name
 /// events, its log): the typed questions the commands ask inside the writer's transaction and
@@ -37,6 +37,60 @@ pub trait Reads {
     /// # Errors
     /// The engine's errors.
     fn bucket_policy(&self, bucket: &str) -> Result<Option<String>>;
+
+    /// The account called `name`.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn account(&self, name: &str) -> Result<Option<Account>>;
+
+    /// Every account, by name.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn accounts(&self) -> Result<Vec<Account>>;
+
+    /// The user `name` of `account`.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn user(&self, account: &str, name: &str) -> Result<Option<AccountUser>>;
+
+    /// The users of `account`, by name.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn users(&self, account: &str) -> Result<Vec<AccountUser>>;
+
+    /// An access key, deleted ones included.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn access_key(&self, access_key: &str) -> Result<Option<AccessKey>>;
+
+    /// A user's access keys that are not deleted, oldest first.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn access_keys(&self, account: &str, user: &str) -> Result<Vec<AccessKey>>;
+
+    /// A user's inline policies, `(name, document)` by name.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn user_policies(&self, account: &str, user: &str) -> Result<Vec<(String, String)>>;
+
+    /// The account of the user holding `access_key`, if the registry holds the key (a
+    /// deleted key still names it): whose a bucket is, whose an event was.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn account_of_key(&self, access_key: &str) -> Result<Option<Account>> {
+        match self.access_key(access_key)? {
+            Some(key) => self.account(&key.account),
+            None => Ok(None),
+        }
+    }
 
     /// Whether the bucket holds no version, no delete marker and no upload in progress.
     ///

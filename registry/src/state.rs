@@ -74,3 +74,48 @@ pub struct Upload {
     /// Who created it.
     pub initiator: String,
 }
+
+/// An account: it owns the buckets its users create, and has users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Its name, unique in the registry.
+    pub name: String,
+    /// Its 12-digit id, as ARNs and policies name it.
+    pub id: String,
+    /// Creation time, milliseconds since the epoch.
+    pub created_at: i64,
+}
+
+/// A user of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountUser {
+    /// The account's name.
+    pub account: String,
+    /// The user's name, unique in its account; [`ROOT_USER`] is the account's root user.
+    pub name: String,
+    /// Creation time, milliseconds since the epoch.
+    pub created_at: i64,
+}
+
+/// The name of every account's root user.
+pub const ROOT_USER: &str = "root";
+
+/// The name of the account that the first start creates for the root credentials.
+pub const ROOT_ACCOUNT: &str = "root";
+
+/// An access key and whom it belongs to (its secret is never part of the state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKey {
+    /// The access key id.
+    pub access_key: String,
+    /// The owning user's account.
+    pub account: String,
+    /// The owning user.
+    pub user: String,
+    /// Whether it may sign requests.
+    pub active: bool,
+    /// Creation time, milliseconds since the epoch.
+    pub created_at: i64,
+    /// Whether it was deleted (its record stays, naming whom its events came from).
+    pub deleted: bool,
+}

@@ -16,7 +16,7 @@ use std::hash::{BuildHasher as _, Hash, RandomState};
 
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::event::v1::{self, BlobPart, LockMode, ObjectPut, Payload, Retention, VersioningStatus};
+use crate::event::v1::{self, AccessKeyStatus, BlobPart, LockMode, ObjectPut, Payload, Retention, VersioningStatus};
 
 /// The row operations an engine keeps the views with. A version's row is named by the
 /// sequence of the event that added it, unique and stable for the row's life.
@@ -42,6 +42,19 @@ pub(crate) trait ViewRows {
     fn set_bucket(&self, name: &str, setting: BucketSetting<'_>) -> Result<()>;
     /// Sets a bucket's policy, recorded by the event of `sequence`, or removes it.
     fn set_bucket_policy(&self, bucket: &str, policy: Option<(&str, u64)>) -> Result<()>;
+
+    /// Adds an account, created by `event`.
+    fn insert_account(&self, event: &Event, name: &str, id: &str) -> Result<()>;
+    /// Adds a user, created by the event `created`, or removes it.
+    fn set_user(&self, account: &str, name: &str, created: Option<&Event>) -> Result<()>;
+    /// Adds an active access key, created by `event`.
+    fn insert_access_key(&self, event: &Event, access_key: &str, account: &str, user: &str) -> Result<()>;
+    /// Sets an access key's status (`Active` or `Inactive`).
+    fn set_access_key_status(&self, access_key: &str, status: &str) -> Result<()>;
+    /// Marks an access key deleted by the event of `sequence` (its row stays, naming its user).
+    fn delete_access_key(&self, access_key: &str, sequence: u64) -> Result<()>;
+    /// Sets a user's inline policy, recorded by the event of `sequence`, or removes it.
+    fn set_user_policy(&self, account: &str, user: &str, name: &str, policy: Option<(&str, u64)>) -> Result<()>;
 
     /// The row of a version, if the views hold it.
     fn version_row(&self, bucket: &str, key: &str, version_id: &str) -> Result<Option<i64>>;
@@ -426,6 +439,22 @@ pub(crate) fn apply_payload(
         }
         Payload::BucketPolicySet(p) => rows.set_bucket_policy(&p.bucket, Some((&p.policy, event.sequence)))?,
         Payload::BucketPolicyDeleted(p) => rows.set_bucket_policy(&p.bucket, None)?,
+        Payload::AccountCreated(p) => rows.insert_account(event, &p.account, &p.id)?,
+        Payload::UserCreated(p) => rows.set_user(&p.account, &p.user, Some(event))?,
+        Payload::UserDeleted(p) => rows.set_user(&p.account, &p.user, None)?,
+        Payload::UserPolicySet(p) => {
+            rows.set_user_policy(&p.account, &p.user, &p.name, Some((&p.policy, event.sequence)))?;
+        }
+        Payload::UserPolicyDeleted(p) => rows.set_user_policy(&p.account, &p.user, &p.name, None)?,
+        Payload::AccessKeyCreated(p) => rows.insert_access_key(event, &p.access_key, &p.account, &p.user)?,
+        Payload::AccessKeyStatusSet(p) => {
+            let status = match p.status {
+                AccessKeyStatus::Active => "Active",
+                AccessKeyStatus::Inactive => "Inactive",
+            };
+            rows.set_access_key_status(&p.access_key, status)?;
+        }
+        Payload::AccessKeyDeleted(p) => rows.delete_access_key(&p.access_key, event.sequence)?,
         Payload::VersioningSet(p) => {
             let status = match p.status {
                 VersioningStatus::Enabled => "Enabled",

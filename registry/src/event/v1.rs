@@ -438,6 +438,86 @@ pub struct BucketPolicySet {
     pub policy: String,
 }
 
+/// An account created (`v1.account.created`): it owns buckets and has users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountCreated {
+    /// The account's name, unique in the registry.
+    pub account: String,
+    /// Its 12-digit id, as policies and ARNs name it.
+    pub id: String,
+}
+
+/// A user of an account (`v1.user.created`, `v1.user.deleted`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRef {
+    /// The account's name.
+    pub account: String,
+    /// The user's name, unique in its account; `root` is the account's root user.
+    pub user: String,
+}
+
+/// An access key created for a user (`v1.access_key.created`). The secret is not in the
+/// event: it is kept beside the log, and the root key's in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKeyCreated {
+    /// The account's name.
+    pub account: String,
+    /// The user's name.
+    pub user: String,
+    /// The access key id.
+    pub access_key: String,
+}
+
+/// Whether an access key may sign requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccessKeyStatus {
+    /// It may.
+    Active,
+    /// It may not, until made active again.
+    Inactive,
+}
+
+/// An access key made active or inactive (`v1.access_key.status.set`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKeyStatusSet {
+    /// The access key id.
+    pub access_key: String,
+    /// Its new status.
+    pub status: AccessKeyStatus,
+}
+
+/// An access key named by an event (`v1.access_key.deleted`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKeyRef {
+    /// The access key id.
+    pub access_key: String,
+}
+
+/// A user's inline identity policy set (`v1.user.policy.set`), checked before it was
+/// recorded and returned as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPolicySet {
+    /// The account's name.
+    pub account: String,
+    /// The user's name.
+    pub user: String,
+    /// The policy's name, unique per user.
+    pub name: String,
+    /// The policy document's text.
+    pub policy: String,
+}
+
+/// A user's inline policy removed (`v1.user.policy.deleted`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPolicyRef {
+    /// The account's name.
+    pub account: String,
+    /// The user's name.
+    pub user: String,
+    /// The policy's name.
+    pub name: String,
+}
+
 /// A lifecycle rule acted on a version or an upload (`v1.lifecycle.applied`). Recorded just
 /// before the deletion, delete marker or abort it caused (actor `lifecycle`), so the history
 /// of a version says which rule removed it and when that became due.
@@ -602,6 +682,22 @@ payloads! {
     MultipartAborted(UploadRef) = "v1.multipart.aborted", "object";
     /// `v1.package.finalized`
     PackageFinalized(PackageFinalized) = "v1.package.finalized", "package";
+    /// `v1.account.created`
+    AccountCreated(AccountCreated) = "v1.account.created", "account";
+    /// `v1.user.created`
+    UserCreated(UserRef) = "v1.user.created", "user";
+    /// `v1.user.deleted`
+    UserDeleted(UserRef) = "v1.user.deleted", "user";
+    /// `v1.user.policy.set`
+    UserPolicySet(UserPolicySet) = "v1.user.policy.set", "user";
+    /// `v1.user.policy.deleted`
+    UserPolicyDeleted(UserPolicyRef) = "v1.user.policy.deleted", "user";
+    /// `v1.access_key.created`
+    AccessKeyCreated(AccessKeyCreated) = "v1.access_key.created", "access_key";
+    /// `v1.access_key.status.set`
+    AccessKeyStatusSet(AccessKeyStatusSet) = "v1.access_key.status.set", "access_key";
+    /// `v1.access_key.deleted`
+    AccessKeyDeleted(AccessKeyRef) = "v1.access_key.deleted", "access_key";
 }
 
 impl Payload {
@@ -638,6 +734,14 @@ impl Payload {
             Payload::LifecycleApplied(p) => object(&p.bucket, &p.key),
             // A package belongs to its bucket's history (its manifest object has its own).
             Payload::PackageFinalized(p) => p.bucket.clone(),
+            // An identity's history: the account, `account/user`, or the access key id.
+            Payload::AccountCreated(p) => p.account.clone(),
+            Payload::UserCreated(p) | Payload::UserDeleted(p) => object(&p.account, &p.user),
+            Payload::UserPolicySet(p) => object(&p.account, &p.user),
+            Payload::UserPolicyDeleted(p) => object(&p.account, &p.user),
+            Payload::AccessKeyCreated(p) => p.access_key.clone(),
+            Payload::AccessKeyStatusSet(p) => p.access_key.clone(),
+            Payload::AccessKeyDeleted(p) => p.access_key.clone(),
             Payload::Unknown { .. } => String::new(),
         }
     }

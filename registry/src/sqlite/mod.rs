@@ -38,11 +38,13 @@ const LOG_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/log/0003_blob_deletions.sql")),
     M::up(include_str!("migrations/log/0004_blob_pins.sql")),
     M::up(include_str!("migrations/log/0005_commit_probe.sql")),
+    M::up(include_str!("migrations/log/0006_access_key_secrets.sql")),
 ];
 const VIEWS_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/views/0001_init.sql")),
     M::up(include_str!("migrations/views/0002_packages.sql")),
     M::up(include_str!("migrations/views/0003_bucket_policies.sql")),
+    M::up(include_str!("migrations/views/0004_identities.sql")),
 ];
 
 /// Prepared statements kept per connection.
@@ -404,7 +406,7 @@ impl Registry {
     }
 
     /// Reads the log alone, which is current whatever state the views are in.
-    async fn read_log<R, F>(&self, f: F) -> Result<R>
+    pub(crate) async fn read_log<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,

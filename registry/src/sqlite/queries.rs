@@ -12,7 +12,7 @@ use crate::queries::{
     EventFilter, EventPage, ListPage, ListQuery, Part, Reads, RecordingEvent, RetrievalFilter, RetrievalRecord,
     VersionPage, VersionProvenance, VersionQuery,
 };
-use crate::state::{Bucket, ObjectVersion, Upload};
+use crate::state::{AccessKey, Account, AccountUser, Bucket, ObjectVersion, Upload};
 use crate::views::stored_retention;
 
 const VERSION_COLUMNS: &str = "bucket, key, version_id, seq, created_at, is_latest, is_delete_marker, content, origin,
@@ -727,6 +727,58 @@ impl Reads for Connection {
         bucket(self, name)
     }
 
+    fn account(&self, name: &str) -> Result<Option<Account>> {
+        Ok(self
+            .prepare_cached("SELECT name, id, created_at FROM accounts WHERE name = ?1")?
+            .query_row([name], account_row)
+            .optional()?)
+    }
+
+    fn accounts(&self) -> Result<Vec<Account>> {
+        Ok(self
+            .prepare_cached("SELECT name, id, created_at FROM accounts ORDER BY name")?
+            .query_map([], account_row)?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn user(&self, account: &str, name: &str) -> Result<Option<AccountUser>> {
+        Ok(self
+            .prepare_cached("SELECT account, name, created_at FROM users WHERE account = ?1 AND name = ?2")?
+            .query_row([account, name], user_row)
+            .optional()?)
+    }
+
+    fn users(&self, account: &str) -> Result<Vec<AccountUser>> {
+        Ok(self
+            .prepare_cached("SELECT account, name, created_at FROM users WHERE account = ?1 ORDER BY name")?
+            .query_map([account], user_row)?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn access_key(&self, access_key: &str) -> Result<Option<AccessKey>> {
+        Ok(self
+            .prepare_cached(&format!("SELECT {ACCESS_KEY_COLUMNS} FROM access_keys WHERE access_key = ?1"))?
+            .query_row([access_key], access_key_row)
+            .optional()?)
+    }
+
+    fn access_keys(&self, account: &str, user: &str) -> Result<Vec<AccessKey>> {
+        Ok(self
+            .prepare_cached(&format!(
+                "SELECT {ACCESS_KEY_COLUMNS} FROM access_keys
+                 WHERE account = ?1 AND user = ?2 AND deleted_seq IS NULL ORDER BY created_seq"
+            ))?
+            .query_map([account, user], access_key_row)?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn user_policies(&self, account: &str, user: &str) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .prepare_cached("SELECT name, policy FROM user_policies WHERE account = ?1 AND user = ?2 ORDER BY name")?
+            .query_map([account, user], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
     fn bucket_policy(&self, bucket: &str) -> Result<Option<String>> {
         Ok(self
             .prepare_cached("SELECT policy FROM bucket_policies WHERE bucket = ?1")?
@@ -848,4 +900,25 @@ impl Reads for Connection {
     fn members_under(&self, bucket: &str, prefix: &str) -> Result<Vec<Member>> {
         members_under(self, bucket, prefix)
     }
+}
+
+fn account_row(row: &Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account { name: row.get(0)?, id: row.get(1)?, created_at: row.get(2)? })
+}
+
+fn user_row(row: &Row<'_>) -> rusqlite::Result<AccountUser> {
+    Ok(AccountUser { account: row.get(0)?, name: row.get(1)?, created_at: row.get(2)? })
+}
+
+const ACCESS_KEY_COLUMNS: &str = "access_key, account, user, status, created_at, deleted_seq IS NOT NULL";
+
+fn access_key_row(row: &Row<'_>) -> rusqlite::Result<AccessKey> {
+    Ok(AccessKey {
+        access_key: row.get(0)?,
+        account: row.get(1)?,
+        user: row.get(2)?,
+        active: row.get::<_, String>(3)? == "Active",
+        created_at: row.get(4)?,
+        deleted: row.get(5)?,
+    })
 }

@@ -20,6 +20,10 @@ pub const VIEW_TABLES: &[(&str, &str)] = &[
     ("blob_refs", "blob"),
     ("packages", "name"),
     ("bucket_policies", "bucket"),
+    ("accounts", "name"),
+    ("users", "account, name"),
+    ("access_keys", "access_key"),
+    ("user_policies", "account, user, name"),
 ];
 
 /// Empties every view table (the log is untouched).
@@ -159,6 +163,65 @@ impl ViewRows for Connection {
             }
             None => {
                 self.prepare_cached("DELETE FROM bucket_policies WHERE bucket = ?1")?.execute([bucket])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn insert_account(&self, event: &Event, name: &str, id: &str) -> Result<()> {
+        self.prepare_cached("INSERT INTO accounts (name, id, created_seq, created_at) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![name, id, event.sequence, event.created_at])?;
+        Ok(())
+    }
+
+    fn set_user(&self, account: &str, name: &str, created: Option<&Event>) -> Result<()> {
+        match created {
+            Some(event) => {
+                self.prepare_cached(
+                    "INSERT INTO users (account, name, created_seq, created_at) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![account, name, event.sequence, event.created_at])?;
+            }
+            None => {
+                self.prepare_cached("DELETE FROM users WHERE account = ?1 AND name = ?2")?.execute([account, name])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn insert_access_key(&self, event: &Event, access_key: &str, account: &str, user: &str) -> Result<()> {
+        self.prepare_cached(
+            "INSERT INTO access_keys (access_key, account, user, status, created_seq, created_at)
+             VALUES (?1, ?2, ?3, 'Active', ?4, ?5)",
+        )?
+        .execute(params![access_key, account, user, event.sequence, event.created_at])?;
+        Ok(())
+    }
+
+    fn set_access_key_status(&self, access_key: &str, status: &str) -> Result<()> {
+        self.prepare_cached("UPDATE access_keys SET status = ?2 WHERE access_key = ?1")?
+            .execute([access_key, status])?;
+        Ok(())
+    }
+
+    fn delete_access_key(&self, access_key: &str, sequence: u64) -> Result<()> {
+        self.prepare_cached("UPDATE access_keys SET deleted_seq = ?2 WHERE access_key = ?1")?
+            .execute(params![access_key, sequence])?;
+        Ok(())
+    }
+
+    fn set_user_policy(&self, account: &str, user: &str, name: &str, policy: Option<(&str, u64)>) -> Result<()> {
+        match policy {
+            Some((policy, sequence)) => {
+                self.prepare_cached(
+                    "INSERT INTO user_policies (account, user, name, policy, set_seq) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (account, user, name) DO UPDATE SET policy = excluded.policy, set_seq = excluded.set_seq",
+                )?
+                .execute(params![account, user, name, policy, sequence])?;
+            }
+            None => {
+                self.prepare_cached("DELETE FROM user_policies WHERE account = ?1 AND user = ?2 AND name = ?3")?
+                    .execute([account, user, name])?;
             }
         }
         Ok(())

@@ -25,11 +25,12 @@ use std::sync::Arc;
 
 use artifact_store_registry::clock::ManualClock;
 use artifact_store_registry::event::v1::{
-    BlobCorrupt, BlobPart, BucketCreated, BucketPolicySet, BucketRef, BypassedFor, CorruptReason, CorruptSubject,
-    DefaultRetention, LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode, MultipartCompleted, MultipartCreated,
-    ObjectContent, ObjectDeleted, ObjectLockSet, ObjectPut, Origin, PackageFinalized, PartUploaded, Payload, Retention,
-    RetentionBypassed, RetentionSet, Retrieved, StoreUpload, StringMap, TaggingSet, UploadRef, VersionRef,
-    VersioningSet, VersioningStatus,
+    AccessKeyCreated, AccessKeyRef, AccessKeyStatus, AccessKeyStatusSet, AccountCreated, BlobCorrupt, BlobPart,
+    BucketCreated, BucketPolicySet, BucketRef, BypassedFor, CorruptReason, CorruptSubject, DefaultRetention,
+    LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode, MultipartCompleted, MultipartCreated, ObjectContent,
+    ObjectDeleted, ObjectLockSet, ObjectPut, Origin, PackageFinalized, PartUploaded, Payload, Retention,
+    RetentionBypassed, RetentionSet, Retrieved, StoreUpload, StringMap, TaggingSet, UploadRef, UserPolicyRef,
+    UserPolicySet, UserRef, VersionRef, VersioningSet, VersioningStatus,
 };
 use artifact_store_registry::event::{Digest, Event, EventDraft, GENESIS_HASH};
 use artifact_store_registry::lifecycle::{Expiration, Filter, Rule};
@@ -43,7 +44,7 @@ const DAY: i64 = 86_400_000;
 
 /// Every `v1` type name. [`type_of`] matches every payload variant, so a new one does not
 /// compile until it is named there, and then this test fails until the log holds it.
-const V1_TYPES: [&str; 23] = [
+const V1_TYPES: [&str; 31] = [
     "v1.bucket.created",
     "v1.bucket.deleted",
     "v1.bucket.versioning.set",
@@ -67,6 +68,14 @@ const V1_TYPES: [&str; 23] = [
     "v1.package.finalized",
     "v1.bucket.policy.set",
     "v1.bucket.policy.deleted",
+    "v1.account.created",
+    "v1.user.created",
+    "v1.user.deleted",
+    "v1.user.policy.set",
+    "v1.user.policy.deleted",
+    "v1.access_key.created",
+    "v1.access_key.status.set",
+    "v1.access_key.deleted",
 ];
 
 fn type_of(payload: &Payload) -> Option<&'static str> {
@@ -94,6 +103,14 @@ fn type_of(payload: &Payload) -> Option<&'static str> {
         Payload::MultipartCompleted(_) => "v1.multipart.completed",
         Payload::MultipartAborted(_) => "v1.multipart.aborted",
         Payload::PackageFinalized(_) => "v1.package.finalized",
+        Payload::AccountCreated(_) => "v1.account.created",
+        Payload::UserCreated(_) => "v1.user.created",
+        Payload::UserDeleted(_) => "v1.user.deleted",
+        Payload::UserPolicySet(_) => "v1.user.policy.set",
+        Payload::UserPolicyDeleted(_) => "v1.user.policy.deleted",
+        Payload::AccessKeyCreated(_) => "v1.access_key.created",
+        Payload::AccessKeyStatusSet(_) => "v1.access_key.status.set",
+        Payload::AccessKeyDeleted(_) => "v1.access_key.deleted",
         Payload::Unknown { .. } => return None,
     })
 }
@@ -574,7 +591,61 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
         ),
         (1000, "b", Payload::BucketPolicySet(BucketPolicySet { bucket: "gone".into(), policy: deny_deletes("gone") })),
         (1000, "b", Payload::BucketDeleted(BucketRef { bucket: "gone".into() })),
+        (1000, "system", Payload::AccountCreated(AccountCreated { account: "root".into(), id: "123456789012".into() })),
+        (0, "system", Payload::UserCreated(UserRef { account: "root".into(), user: "root".into() })),
+        (0, "system", Payload::AccessKeyCreated(key("root", "root", "AKFROZENROOT00000000"))),
+        (1000, "operator", Payload::UserCreated(UserRef { account: "root".into(), user: "zoe.b@example".into() })),
+        (0, "operator", Payload::AccessKeyCreated(key("root", "zoe.b@example", "AKFROZENUSER00000000"))),
+        (
+            0,
+            "operator",
+            Payload::UserPolicySet(UserPolicySet {
+                account: "root".into(),
+                user: "zoe.b@example".into(),
+                name: "reads".into(),
+                policy: r#"{"Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}"#.into(),
+            }),
+        ),
+        (
+            1000,
+            "operator",
+            Payload::AccessKeyStatusSet(AccessKeyStatusSet {
+                access_key: "AKFROZENUSER00000000".into(),
+                status: AccessKeyStatus::Inactive,
+            }),
+        ),
+        (
+            0,
+            "operator",
+            Payload::AccessKeyStatusSet(AccessKeyStatusSet {
+                access_key: "AKFROZENUSER00000000".into(),
+                status: AccessKeyStatus::Active,
+            }),
+        ),
+        (1000, "operator", Payload::UserCreated(UserRef { account: "root".into(), user: "gone".into() })),
+        (0, "operator", Payload::AccessKeyCreated(key("root", "gone", "AKFROZENGONE00000000"))),
+        (0, "operator", Payload::AccessKeyDeleted(AccessKeyRef { access_key: "AKFROZENGONE00000000".into() })),
+        (
+            0,
+            "operator",
+            Payload::UserPolicySet(UserPolicySet {
+                account: "root".into(),
+                user: "gone".into(),
+                name: "all".into(),
+                policy: r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#.into(),
+            }),
+        ),
+        (
+            0,
+            "operator",
+            Payload::UserPolicyDeleted(UserPolicyRef { account: "root".into(), user: "gone".into(), name: "all".into() }),
+        ),
+        (0, "operator", Payload::UserDeleted(UserRef { account: "root".into(), user: "gone".into() })),
     ]
+}
+
+fn key(account: &str, user: &str, access_key: &str) -> AccessKeyCreated {
+    AccessKeyCreated { account: account.into(), user: user.into(), access_key: access_key.into() }
 }
 
 fn deny_deletes(bucket: &str) -> String {

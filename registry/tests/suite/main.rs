@@ -3,6 +3,7 @@
 
 mod crash;
 mod frozen_v1;
+mod identities;
 mod inline;
 mod packages;
 mod policy;
