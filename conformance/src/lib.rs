@@ -47,6 +47,9 @@ pub const ACCESS_KEY: &str = "CONFORMANCEACCESSKEY";
 pub const SECRET_KEY: &str = "conformance0secret0key0for0tests0only000";
 /// The region the servers sign for.
 pub const REGION: &str = "us-east-1";
+/// Events every gateway records on its first start, before any request: the root account,
+/// its root user and the configured root key.
+pub const FIRST_START_EVENTS: usize = 3;
 
 /// Runs `async fn name(server: &Server)` twice, over HTTP and over HTTPS, as the tests
 /// `name::http` and `name::https`, each against its own server. Attributes written before a

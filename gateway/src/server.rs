@@ -34,7 +34,7 @@ use registry::clock::SystemClock;
 
 use crate::admin::registry_api::{RegistryApi, RegistryRequest};
 use crate::admin::{self, Admin};
-use crate::auth::access::{Access, BucketPolicies};
+use crate::auth::access::{Access, BucketGrants};
 use crate::auth::request_checks::RequestChecks;
 use crate::auth::{MissingRootCredentials, Users};
 use crate::backend::BlobStore;
@@ -157,6 +157,15 @@ pub async fn serve_with_blobs(
     let registry_path = crate::layout::registry_path(&data_dir);
     let registry = Registry::open(&registry_path, Arc::new(SystemClock))
         .map_err(|source| ServeError::Registry { path: registry_path.clone(), source })?;
+    // Counts what this gateway appends from here on, the first start's accounts included.
+    let admin = Admin::new(registry.clone(), Arc::clone(&blobs));
+    // The root account and its root user hold the configured root key, from the first start
+    // on; its id is derived from that key once and recorded.
+    let root_key = config.auth.access_key.clone().ok_or(MissingRootCredentials)?;
+    let root_account = registry
+        .ensure_root_account(&root_key, &crate::auth::keys::root_account_id(&root_key))
+        .await
+        .map_err(|source| ServeError::Registry { path: registry_path.clone(), source })?;
     let tls = tls::acceptor(&config.server, &data_dir)?;
     let _sweeper = crate::worker::sweeper::spawn(registry.clone(), &config.lifecycle);
     let checkpoint_findings = Arc::new(Findings::default());
@@ -187,7 +196,7 @@ pub async fn serve_with_blobs(
     let router = Router {
         base_domain: config.server.base_domain.clone(),
         admin: Arc::new(
-            Admin::new(registry.clone(), Arc::clone(&blobs))
+            admin
                 .with_findings(views_findings)
                 .with_findings(checkpoint_findings)
                 .with_upload_slots(uploads.clone())
@@ -196,7 +205,7 @@ pub async fn serve_with_blobs(
         metrics_here: admin_listener.is_none(),
         body_idle_timeout: limits.body_idle,
         checks: Arc::new(RequestChecks::new(config.server.region.clone())),
-        s3: s3_service(Arc::new(config), registry.clone(), blobs, Some(api), uploads)?,
+        s3: s3_service(Arc::new(config), registry.clone(), root_account.id, blobs, Some(api), uploads)?,
         peer: None,
         activity: Arc::default(),
     };
@@ -347,6 +356,7 @@ pub fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, ServeError> {
 pub fn s3_service(
     config: Arc<Config>,
     registry: Registry,
+    root_account: String,
     blobs: Arc<dyn BlobStore>,
     api: Option<RegistryApi>,
     uploads: UploadSlots,
@@ -354,10 +364,11 @@ pub fn s3_service(
     let users = Users::from_config(&config.auth)?;
     let base_domain = config.server.base_domain.clone();
     let secure_transport = config.server.tls_enabled();
-    let policies = BucketPolicies::new(registry.clone());
-    let access = Access::new(users.clone(), policies.clone(), secure_transport);
-    let mut builder = S3ServiceBuilder::new(Gateway::new(registry, blobs, config, users.clone(), uploads, policies));
-    builder.set_auth(users);
+    let grants = BucketGrants::new(registry.clone(), root_account.clone());
+    let access = Access::new(users.clone(), grants.clone(), registry.clone(), root_account, secure_transport);
+    let mut builder =
+        S3ServiceBuilder::new(Gateway::new(registry.clone(), blobs, config, users.clone(), uploads, grants));
+    builder.set_auth(users.with_registry(registry));
     builder.set_access(access);
     if let Some(api) = api {
         builder.set_route(api);

@@ -10,6 +10,7 @@ mod bad_input;
 mod crash_loop;
 mod disk_full;
 mod gc;
+mod identities;
 mod inline;
 mod integrity;
 mod multipart_subsets;

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use artifact_store_conformance::raw::{Payload, ROOT, encode};
 use artifact_store_conformance::sdk::{create_bucket, failure, get, put};
 use artifact_store_conformance::server::upstream_env;
-use artifact_store_conformance::{ACCESS_KEY, Server, Transport, bytes, metrics};
+use artifact_store_conformance::{ACCESS_KEY, FIRST_START_EVENTS, Server, Transport, bytes, metrics};
 use prometheus_parse::{Scrape, Value as Sample};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -30,7 +30,7 @@ async fn health_and_readiness_need_no_credentials() {
     assert_eq!((health.status, health.text().as_str()), (200, "ok"));
     let ready = server.send(&server.request("GET", "/_ready")).await;
     assert_eq!((ready.status, ready.text().as_str()), (200, "ready"));
-    assert!(server.events().is_empty(), "a readiness probe appends no event");
+    assert_eq!(server.events().len(), FIRST_START_EVENTS, "a readiness probe appends no event");
     // A bucket may be called `health`: its objects are not the admin endpoints.
     create_bucket(&server.s3(), "health").await;
     put(&server.s3(), "health", "_ready", b"object").await;
@@ -112,9 +112,9 @@ async fn metrics_parse_and_count_the_requests_made() {
     assert_eq!(buckets.last().map(|b| b.count), Some(3.0), "+Inf counts every PutObject");
     assert_eq!(sample(&scrape, "artifact_store_bytes_received_total", &[]), 321_000.0);
     assert_eq!(sample(&scrape, "artifact_store_bytes_sent_total", &[]), 301_000.0);
-    // 1 bucket + 3 puts + 3 retrievals (2 GETs, 1 HEAD).
-    assert_eq!(sample(&scrape, "artifact_store_registry_events_appended_total", &[]), 7.0);
-    assert_eq!(sample(&scrape, "artifact_store_registry_head_sequence", &[]), 7.0);
+    // The first start's 3, then 1 bucket + 3 puts + 3 retrievals (2 GETs, 1 HEAD).
+    assert_eq!(sample(&scrape, "artifact_store_registry_events_appended_total", &[]), 10.0);
+    assert_eq!(sample(&scrape, "artifact_store_registry_head_sequence", &[]), 10.0);
     assert_eq!(sample(&scrape, "artifact_store_retrieval_records_dropped_total", &[]), 0.0);
     assert!(sample(&scrape, "artifact_store_registry_group_commits_total", &[]) >= 1.0);
     assert!(sample(&scrape, "artifact_store_registry_group_commit_jobs_total", &[]) >= 7.0);
@@ -202,9 +202,9 @@ async fn cli_commands_read_the_registry_beside_a_serving_gateway() {
     assert_eq!(puts.len(), 1);
     assert_eq!(puts[0]["subject_id"], "cli-a/dir/app.tar");
     let all = json_lines(&stdout(&["events", "list", "--json"]));
-    assert_eq!(all.len(), 5, "2 buckets, 2 puts, 1 retrieval");
-    let limited = json_lines(&stdout(&["events", "list", "--json", "--since", "1", "--limit", "2"]));
-    assert_eq!(limited.iter().map(|e| e["sequence"].as_u64().unwrap()).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(all.len(), FIRST_START_EVENTS + 5, "the first start's, 2 buckets, 2 puts, 1 retrieval");
+    let limited = json_lines(&stdout(&["events", "list", "--json", "--since", "4", "--limit", "2"]));
+    assert_eq!(limited.iter().map(|e| e["sequence"].as_u64().unwrap()).collect::<Vec<_>>(), [5, 6]);
     let table = stdout(&["events", "list", "--bucket", "cli-b"]);
     assert_eq!(table.lines().count(), 3, "a header and cli-b's two events:\n{table}");
 

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use artifact_store_conformance::raw::{Key, Payload, ROOT, RawResponse, assert_refused, encode};
 use artifact_store_conformance::sdk::{create_bucket, get_range, put};
 use artifact_store_conformance::{
-    ACCESS_KEY, SECRET_KEY, Server, Transport, blake3_hex, bytes, md5_hex, sha256_base64,
+    ACCESS_KEY, FIRST_START_EVENTS, SECRET_KEY, Server, Transport, blake3_hex, bytes, md5_hex, sha256_base64,
 };
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, ChecksumAlgorithm, VersioningConfiguration};
@@ -312,25 +312,26 @@ async fn the_event_feed_pages_filters_and_resumes() {
     let all = api(&server, "/_registry/events").await;
     assert_eq!(all.header("content-type"), Some("application/x-ndjson"));
     let every = lines(&all);
-    assert_eq!(every.len(), 5);
-    assert_eq!(every.iter().map(|e| e["sequence"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    // The first start recorded the root account's 3 events (1 to 3).
+    assert_eq!(every.len(), FIRST_START_EVENTS + 5);
+    assert_eq!(every.iter().map(|e| e["sequence"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6, 7, 8]);
 
-    let page = api(&server, "/_registry/events?since=1&limit=2").await;
-    assert_eq!(lines(&page).iter().map(|e| e["sequence"].as_u64().unwrap()).collect::<Vec<_>>(), [2, 3]);
-    assert_eq!(page.header("x-artifact-store-next-since"), Some("3"));
-    let resumed = lines(&api(&server, "/_registry/events?since=3").await);
-    assert_eq!(resumed.iter().map(|e| e["sequence"].as_u64().unwrap()).collect::<Vec<_>>(), [4, 5]);
+    let page = api(&server, "/_registry/events?since=4&limit=2").await;
+    assert_eq!(lines(&page).iter().map(|e| e["sequence"].as_u64().unwrap()).collect::<Vec<_>>(), [5, 6]);
+    assert_eq!(page.header("x-artifact-store-next-since"), Some("6"));
+    let resumed = lines(&api(&server, "/_registry/events?since=6").await);
+    assert_eq!(resumed.iter().map(|e| e["sequence"].as_u64().unwrap()).collect::<Vec<_>>(), [7, 8]);
 
     let bucket_a = lines(&api(&server, "/_registry/events?bucket=feed-a").await);
     let subjects: Vec<&str> = bucket_a.iter().map(|e| e["subject_id"].as_str().unwrap()).collect();
     assert_eq!(subjects, ["feed-a", "feed-a/one", "feed-a/three"]);
     let puts_a = lines(&api(&server, "/_registry/events?bucket=feed-a&type=v1.object.put").await);
     assert_eq!(puts_a.len(), 2);
-    let created = lines(&api(&server, "/_registry/events?type=v1.bucket.created,v1.object.put&since=2").await);
+    let created = lines(&api(&server, "/_registry/events?type=v1.bucket.created,v1.object.put&since=5").await);
     assert_eq!(created.len(), 3, "several types, after a sequence");
     let none = api(&server, "/_registry/events?bucket=feed-zzz").await;
     assert!(none.body.is_empty());
-    assert_eq!(none.header("x-artifact-store-next-since"), Some("5"), "the scan's end is the next start");
+    assert_eq!(none.header("x-artifact-store-next-since"), Some("8"), "the scan's end is the next start");
 }
 
 #[tokio::test]

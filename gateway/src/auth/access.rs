@@ -1,15 +1,18 @@
 //! Who may do what: every S3 request is decided by the registry's policy evaluator
 //! ([`registry::policy`]) before its body is read.
 //!
-//! The principal comes from the signature: the root access key is the root user of the
-//! gateway's account; each `[[auth.users]]` key is a user of that account named by its access
-//! key, with an identity policy that allows everything (what configured keys could always
-//! do). An unsigned request is the anonymous principal. The bucket's policy speaks on every
-//! request to the bucket: it can deny any user (except that the account's root may always
-//! manage the policy itself) and grant anonymous access.
+//! The principal comes from the signature: the configured root access key is the root user
+//! of the root account; a key the registry holds (`key create`, `aws iam create-access-key`)
+//! is its user, allowed what the user's inline policies allow (an account's root user is
+//! allowed everything in its own account); each `[[auth.users]]` key is a user of the root
+//! account named by its access key, with an identity policy that allows everything (what
+//! configured keys could always do). An unsigned request is the anonymous principal. The
+//! bucket's policy speaks on every request to the bucket: it can deny any user (except that
+//! the owner's root may always manage the policy itself) and grant access to other accounts
+//! and to everyone. A bucket is owned by the account of the key that created it.
 //!
-//! The account id is derived from the root access key (12 digits), so that policies naming
-//! the account keep naming it across restarts.
+//! The root account's id is derived from the root access key (12 digits) on the first start
+//! and recorded with the account, so that policies naming it keep naming it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +21,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use registry::Registry;
 use registry::policy::{self, AclGrant, ConditionKeys, Decision, Grants, Policy, PolicyKind, Principal, Request};
+use registry::state::{ROOT_ACCOUNT, ROOT_USER};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::dto::DeleteObjectsInput;
 use s3s::path::S3Path;
@@ -30,7 +34,9 @@ use crate::request::PeerAddr;
 #[derive(Clone)]
 pub struct Access {
     users: Users,
-    policies: BucketPolicies,
+    buckets: BucketGrants,
+    registry: Registry,
+    /// The root account's id.
     account: String,
     /// Whether connections arrive over TLS (`aws:SecureTransport`).
     secure_transport: bool,
@@ -38,41 +44,119 @@ pub struct Access {
     allow_all: Arc<[Policy]>,
 }
 
+/// Who signed a request, as the hook found it; handlers read it from the request's
+/// extensions (ListBuckets lists the requester's account's buckets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requester {
+    /// The account's name.
+    pub account: String,
+}
+
+/// A request's principal and the identity policies that speak for it.
+struct Identity {
+    principal: Principal,
+    policies: Arc<[Policy]>,
+    requester: Option<Requester>,
+}
+
 impl Access {
-    /// The hook for `users`, deciding with the bucket policies of `policies`.
+    /// The hook for `users` and the registry's keys, deciding with the bucket grants of
+    /// `buckets`; `account` is the root account's id.
     #[must_use]
-    pub fn new(users: Users, policies: BucketPolicies, secure_transport: bool) -> Self {
+    pub fn new(
+        users: Users,
+        buckets: BucketGrants,
+        registry: Registry,
+        account: String,
+        secure_transport: bool,
+    ) -> Self {
         let allow_all =
             Policy::parse(r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#, PolicyKind::Identity)
                 .expect("the allow-all policy parses");
-        let account = account_id(users.root_access_key());
-        Access { users, policies, account, secure_transport, allow_all: Arc::from([allow_all]) }
+        Access { users, buckets, registry, account, secure_transport, allow_all: Arc::from([allow_all]) }
     }
 
     /// The principal of a request signed with `access_key`, or the anonymous one.
-    fn principal(&self, access_key: Option<&str>) -> Principal {
-        match access_key.and_then(|key| self.users.get(key).map(|user| (key, user))) {
-            Some((_, user)) if user.root => Principal::User(policy::User::root(&self.account)),
-            Some((key, _)) => Principal::User(policy::User::new(&self.account, key)),
-            None => Principal::Anonymous,
+    async fn identity(&self, access_key: Option<&str>) -> S3Result<Identity> {
+        let root_account = || Some(Requester { account: ROOT_ACCOUNT.to_owned() });
+        let Some(key) = access_key else {
+            return Ok(Identity { principal: Principal::Anonymous, policies: Arc::from([]), requester: None });
+        };
+        match self.users.get(key) {
+            Some(user) if user.root => {
+                return Ok(Identity {
+                    principal: Principal::User(policy::User::root(&self.account)),
+                    policies: Arc::from([]),
+                    requester: root_account(),
+                });
+            }
+            Some(_) => {
+                return Ok(Identity {
+                    principal: Principal::User(policy::User::new(&self.account, key)),
+                    policies: Arc::clone(&self.allow_all),
+                    requester: root_account(),
+                });
+            }
+            None => {}
         }
+        // A key the registry holds: s3s checked its signature with the registry's secret.
+        let access_key = key.to_owned();
+        let found = self
+            .registry
+            .read(move |reads| {
+                let Some(key) = reads.access_key(&access_key)?.filter(|key| key.active && !key.deleted) else {
+                    return Ok(None);
+                };
+                let Some(account) = reads.account(&key.account)? else { return Ok(None) };
+                let policies = reads.user_policies(&key.account, &key.user)?;
+                Ok(Some((key, account, policies)))
+            })
+            .await
+            .map_err(|err| s3s::S3Error::from(crate::s3::error::Error::from(err)))?;
+        let Some((key, account, policies)) = found else {
+            return Err(s3_error!(
+                InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records."
+            ));
+        };
+        let principal = if key.user == ROOT_USER {
+            policy::User::root(&account.id)
+        } else {
+            policy::User::new(&account.id, &key.user)
+        };
+        // Recorded policies were checked when they were set.
+        let policies = policies.iter().filter_map(|(_, text)| Policy::parse(text, PolicyKind::Identity).ok()).collect();
+        Ok(Identity {
+            principal: Principal::User(principal),
+            policies,
+            requester: Some(Requester { account: account.name }),
+        })
     }
 
-    /// Decides `action` on `resource` under the bucket's policy.
+    /// Decides `action` on `resource` under the bucket's grants.
     fn decide(
         &self,
-        principal: &Principal,
-        bucket_policy: Option<&Policy>,
+        identity: &Identity,
+        bucket: &BucketGrant,
         action: &str,
         resource: &str,
         keys: &ConditionKeys,
     ) -> S3Result<()> {
-        let identity: &[Policy] = match principal {
-            Principal::User(user) if !user.is_root() => &self.allow_all,
-            _ => &[],
-        };
+        let principal = &identity.principal;
         let request = Request { principal, action, resource, keys };
-        let grants = Grants { identity, bucket_policy, resource_owner: Some(&self.account), acl: AclGrant::None };
+        // A bucket that does not exist is owned by no one yet: the requester's own account
+        // decides (CreateBucket, or a request the handler answers with NoSuchBucket).
+        let resource_owner = match (&bucket.owner, principal) {
+            (Some(owner), _) => Some(owner.as_str()),
+            (None, Principal::User(user)) => Some(user.account()),
+            (None, Principal::Anonymous) => None,
+        };
+        let grants = Grants {
+            identity: &identity.policies,
+            bucket_policy: bucket.policy.as_ref(),
+            resource_owner,
+            acl: AclGrant::None,
+        };
         match policy::decide(&request, &grants) {
             Decision::Allow => Ok(()),
             decision => {
@@ -151,48 +235,56 @@ impl Access {
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let op = cx.s3_op().name().to_owned();
+        let identity = self.identity(cx.credentials().map(|c| c.access_key.as_str())).await?;
+        if let Some(requester) = &identity.requester {
+            cx.extensions_mut().insert(requester.clone());
+        }
         if op == "DeleteObjects" {
             // Its keys are in the body: decided key by key once it is read (below).
             return Ok(());
         }
-        let principal = self.principal(cx.credentials().map(|c| c.access_key.as_str()));
         let (bucket, resource) = match cx.s3_path() {
             S3Path::Root => (None, "*".to_owned()),
             S3Path::Bucket { bucket } => (Some(bucket.to_string()), format!("arn:aws:s3:::{bucket}")),
             S3Path::Object { bucket, key } => (Some(bucket.to_string()), format!("arn:aws:s3:::{bucket}/{key}")),
         };
-        let policy = match &bucket {
-            Some(bucket) => self.policies.get(bucket).await?,
-            None => None,
+        let grant = match &bucket {
+            // Creating a bucket is the requester's account's decision: a name another
+            // account holds is answered by the handler (BucketAlreadyExists), as on AWS.
+            Some(bucket) if op != "CreateBucket" => self.buckets.get(bucket).await?,
+            _ => Arc::default(),
         };
-        // A copy reads its source, which is decided as well, under its own bucket's policy.
+        // A copy reads its source, which is decided as well, under its own bucket's grants.
         let source = match op.as_str() {
             "CopyObject" | "UploadPartCopy" => cx.headers().get("x-amz-copy-source").and_then(|v| v.to_str().ok()),
             _ => None,
         }
         .map(copy_source);
-        let source_policy = match &source {
-            Some((path, _)) => self.policies.get(path.split('/').next().unwrap_or_default()).await?,
+        let source_grant = match &source {
+            Some((path, _)) => Some(self.buckets.get(path.split('/').next().unwrap_or_default()).await?),
             None => None,
         };
         // Conditions are only in policies: without one, no key can change the decision, and
         // building them (a clock read, a dozen strings) is skipped.
-        let keys = if policy.is_some() || source_policy.is_some() {
+        let keys = if grant.policy.is_some()
+            || source_grant.as_ref().is_some_and(|g| g.policy.is_some())
+            || !identity.policies.is_empty()
+        {
             let peer = cx.extensions_mut().get::<PeerAddr>().copied();
             self.keys(peer, cx.headers(), cx.uri())
         } else {
             ConditionKeys::new()
         };
         let versioned = cx.uri().query().is_some_and(|q| q.split('&').any(|pair| pair.starts_with("versionId=")));
-        self.decide(&principal, policy.as_deref(), &action_of(&op, versioned), &resource, &keys)?;
+        self.decide(&identity, &grant, &action_of(&op, versioned), &resource, &keys)?;
         // Asking to bypass governance retention is a permission of its own, which a bucket
         // policy can deny (the configuration says who may ask at all).
         if asks_bypass(cx.headers()) {
-            self.decide(&principal, policy.as_deref(), "s3:BypassGovernanceRetention", &resource, &keys)?;
+            self.decide(&identity, &grant, "s3:BypassGovernanceRetention", &resource, &keys)?;
         }
-        if let Some((path, version)) = source {
+        if let (Some((path, version)), Some(source_grant)) = (source, source_grant) {
             let action = if version { "s3:GetObjectVersion" } else { "s3:GetObject" };
-            self.decide(&principal, source_policy.as_deref(), action, &format!("arn:aws:s3:::{path}"), &keys)?;
+            self.decide(&identity, &source_grant, action, &format!("arn:aws:s3:::{path}"), &keys)?;
         }
         Ok(())
     }
@@ -201,88 +293,108 @@ impl S3Access for Access {
     /// its own, so a policy on part of a bucket holds for batch deletes too. One denied key
     /// refuses the whole request (AWS answers per key; refusing more is the safe side).
     async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
-        let principal = self.principal(req.credentials.as_ref().map(|c| c.access_key.as_str()));
+        let identity = self.identity(req.credentials.as_ref().map(|c| c.access_key.as_str())).await?;
         let bucket = req.input.bucket.clone();
-        let policy = self.policies.get(&bucket).await?;
+        let grant = self.buckets.get(&bucket).await?;
         // The same keys as for any request head, and as there only when a policy can read them.
-        let keys = match policy {
-            Some(_) => self.keys(req.extensions.get::<PeerAddr>().copied(), &req.headers, &req.uri),
-            None => ConditionKeys::new(),
+        let keys = if grant.policy.is_some() || !identity.policies.is_empty() {
+            self.keys(req.extensions.get::<PeerAddr>().copied(), &req.headers, &req.uri)
+        } else {
+            ConditionKeys::new()
         };
         let bypass = req.input.bypass_governance_retention == Some(true);
         for object in &req.input.delete.objects {
             let action = if object.version_id.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
             let resource = format!("arn:aws:s3:::{bucket}/{}", object.key);
-            self.decide(&principal, policy.as_deref(), action, &resource, &keys)?;
+            self.decide(&identity, &grant, action, &resource, &keys)?;
             if bypass {
-                self.decide(&principal, policy.as_deref(), "s3:BypassGovernanceRetention", &resource, &keys)?;
+                self.decide(&identity, &grant, "s3:BypassGovernanceRetention", &resource, &keys)?;
             }
         }
         Ok(())
     }
 }
 
-/// Bucket policies as the hook reads them: parsed once, and kept until a policy changes.
+/// What a bucket grants, besides its users' own policies: who owns it and its policy.
+#[derive(Debug, Default)]
+pub struct BucketGrant {
+    /// The id of the owning account; `None` when the bucket does not exist.
+    owner: Option<String>,
+    /// Its policy, if it has one.
+    policy: Option<Policy>,
+}
+
+/// Buckets' grants as the hook reads them: read and parsed once, and kept until one changes.
 ///
-/// Every request to a bucket needs its policy; reading and parsing it each time cost a tenth
-/// of a 4 KiB GET. An entry is kept with the generation it was read in, and every change to a
-/// policy (set, removed, or its bucket deleted) starts a new generation once it is committed
-/// ([`BucketPolicies::changed`]). A read that began before a change and finished after it is
-/// stored under the old generation, so it is never served: no request is decided by a policy
-/// older than the last committed change. Only this gateway changes its registry's policies;
-/// several gateways on one PostgreSQL registry will need the engine's change notifications.
+/// Every request to a bucket needs its grant; reading and parsing the policy each time cost
+/// a tenth of a 4 KiB GET. An entry is kept with the generation it was read in, and every
+/// change to a grant (a policy set or removed, a bucket created or deleted) starts a new
+/// generation once it is committed ([`BucketGrants::changed`]). A read that began before a
+/// change and finished after it is stored under the old generation, so it is never served:
+/// no request is decided by a grant older than the last committed change. Only this gateway
+/// changes its registry's buckets; several gateways on one PostgreSQL registry will need the
+/// engine's change notifications.
 #[derive(Clone)]
-pub struct BucketPolicies {
+pub struct BucketGrants {
     registry: Registry,
+    /// The root account's id: it owns buckets whose creator's key the registry does not
+    /// hold (configured keys, and buckets created before accounts were recorded).
+    root_account: String,
     generation: Arc<AtomicU64>,
     entries: Arc<RwLock<HashMap<String, Cached>>>,
 }
 
-/// A bucket's policy (none included) and the generation it was read in.
-type Cached = (u64, Option<Arc<Policy>>);
+/// A bucket's grant and the generation it was read in.
+type Cached = (u64, Arc<BucketGrant>);
 
-impl BucketPolicies {
-    /// Policies read from `registry`.
+impl BucketGrants {
+    /// Grants read from `registry`; `root_account` is the root account's id.
     #[must_use]
-    pub fn new(registry: Registry) -> Self {
-        BucketPolicies { registry, generation: Arc::default(), entries: Arc::default() }
+    pub fn new(registry: Registry, root_account: String) -> Self {
+        BucketGrants { registry, root_account, generation: Arc::default(), entries: Arc::default() }
     }
 
-    /// The bucket's policy, if it has one.
-    async fn get(&self, bucket: &str) -> S3Result<Option<Arc<Policy>>> {
+    /// The bucket's grant.
+    async fn get(&self, bucket: &str) -> S3Result<Arc<BucketGrant>> {
         let generation = self.generation.load(Ordering::Acquire);
-        if let Some((seen, policy)) = self.entries.read().expect("policy cache lock").get(bucket)
+        if let Some((seen, grant)) = self.entries.read().expect("grant cache lock").get(bucket)
             && *seen == generation
         {
-            return Ok(policy.clone());
+            return Ok(Arc::clone(grant));
         }
         let name = bucket.to_owned();
+        let root_account = self.root_account.clone();
         // A read the registry refuses (its views behind on a full disk) is answered as any
         // handler's read would be.
-        let text = self
+        let (owner, text) = self
             .registry
-            .read(move |reads| reads.bucket_policy(&name))
+            .read(move |reads| {
+                let Some(bucket) = reads.bucket(&name)? else { return Ok((None, None)) };
+                let owner = reads.account_of_key(&bucket.owner)?.map_or(root_account, |account| account.id);
+                Ok((Some(owner), reads.bucket_policy(&name)?))
+            })
             .await
             .map_err(|err| s3s::S3Error::from(crate::s3::error::Error::from(err)))?;
         // Recorded policies were checked when they were set.
-        let policy = text.and_then(|text| Policy::parse(&text, PolicyKind::Bucket).ok()).map(Arc::new);
-        let mut entries = self.entries.write().expect("policy cache lock");
-        if entries.len() >= MAX_CACHED_POLICIES {
+        let policy = text.and_then(|text| Policy::parse(&text, PolicyKind::Bucket).ok());
+        let grant = Arc::new(BucketGrant { owner, policy });
+        let mut entries = self.entries.write().expect("grant cache lock");
+        if entries.len() >= MAX_CACHED_GRANTS {
             entries.clear();
         }
-        entries.insert(bucket.to_owned(), (generation, policy.clone()));
-        Ok(policy)
+        entries.insert(bucket.to_owned(), (generation, Arc::clone(&grant)));
+        Ok(grant)
     }
 
-    /// Records that a bucket's policy changed and the change is committed.
+    /// Records that a bucket's grant changed and the change is committed.
     pub fn changed(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }
 
-/// Buckets whose policies are kept at once; beyond it the cache starts over (a bound on
+/// Buckets whose grants are kept at once; beyond it the cache starts over (a bound on
 /// memory for a client that names many buckets that do not exist).
-const MAX_CACHED_POLICIES: usize = 10_000;
+const MAX_CACHED_GRANTS: usize = 10_000;
 
 /// The IAM action of an S3 operation, as AWS's documentation maps them.
 fn action_of(op: &str, versioned: bool) -> String {
@@ -343,12 +455,4 @@ fn format_time(millis: i64) -> String {
     let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     time.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-}
-
-/// The gateway account's 12-digit id, derived from the root access key.
-#[must_use]
-pub fn account_id(root_access_key: &str) -> String {
-    let digest = blake3::hash(format!("artifact-store account {root_access_key}").as_bytes());
-    let number = u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes")) % 1_000_000_000_000;
-    format!("{number:012}")
 }

@@ -1,14 +1,17 @@
-//! Who may call the API: the root user and the `[[auth.users]]` of the configuration.
+//! Who may call the API: the root user and the `[[auth.users]]` of the configuration, and
+//! the users whose keys the registry holds.
 //!
 //! s3s verifies SigV4/SigV2 signatures and asks [`Users`] for the secret of an access key;
 //! [`access::Access`] then decides each request, signed or anonymous.
 //!
 //! - [`access`]: the decision, by the registry's policy evaluator.
 //! - [`root`]: the root credentials, generated and saved on first start.
+//! - [`keys`]: new access keys, secrets and account ids.
 //! - [`request_checks`]: what AWS requires of a signature that s3s does not check (clock,
 //!   scope, expiry, unsigned `x-amz-*` headers), checked before s3s.
 
 pub mod access;
+pub mod keys;
 pub mod request_checks;
 pub mod root;
 
@@ -18,6 +21,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::{S3Result, s3_error};
+
+use registry::Registry;
 
 use crate::config::AuthConfig;
 
@@ -31,9 +36,13 @@ pub struct User {
     pub root: bool,
 }
 
-/// The configured users by access key. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Users(Arc<HashMap<String, User>>);
+/// The configured users by access key, and the registry that holds the others' secrets.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Users {
+    configured: Arc<HashMap<String, User>>,
+    registry: Option<Registry>,
+}
 
 /// Raised when no root credentials were resolved before building [`Users`].
 #[derive(Debug, thiserror::Error)]
@@ -68,31 +77,55 @@ impl Users {
                 },
             );
         }
-        Ok(Self(Arc::new(users)))
+        Ok(Self { configured: Arc::new(users), registry: None })
+    }
+
+    /// These users, and the keys `registry` holds (`key create`, `aws iam create-access-key`).
+    #[must_use]
+    pub fn with_registry(self, registry: Registry) -> Self {
+        Self { registry: Some(registry), ..self }
     }
 
     /// The root user's access key.
     #[must_use]
     pub fn root_access_key(&self) -> &str {
-        self.0.iter().find(|(_, user)| user.root).map(|(key, _)| key.as_str()).expect("the root user is always present")
+        self.configured
+            .iter()
+            .find(|(_, user)| user.root)
+            .map(|(key, _)| key.as_str())
+            .expect("the root user is always present")
     }
 
-    /// The user owning `access_key`.
+    /// The configured user owning `access_key`.
     #[must_use]
     pub fn get(&self, access_key: &str) -> Option<&User> {
-        self.0.get(access_key)
+        self.configured.get(access_key)
     }
 }
 
 #[async_trait]
 impl S3Auth for Users {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
-        match self.get(access_key) {
-            Some(user) => Ok(user.secret.clone()),
-            None => {
-                Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
+        if let Some(user) = self.get(access_key) {
+            return Ok(user.secret.clone());
+        }
+        // A key the registry holds signs while it is active and not deleted.
+        if let Some(registry) = &self.registry {
+            let key = access_key.to_owned();
+            let active = registry
+                .read(move |reads| Ok(reads.access_key(&key)?.is_some_and(|key| key.active && !key.deleted)))
+                .await
+                .map_err(|err| s3s::S3Error::from(crate::s3::error::Error::from(err)))?;
+            if active
+                && let Some(secret) = registry
+                    .access_key_secret(access_key)
+                    .await
+                    .map_err(|err| s3s::S3Error::from(crate::s3::error::Error::from(err)))?
+            {
+                return Ok(SecretKey::from(secret));
             }
         }
+        Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
     }
 }
 

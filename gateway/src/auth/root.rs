@@ -10,8 +10,7 @@ use std::io::{self, Write as _};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
-use rand::RngExt as _;
-
+use super::keys::random_string;
 use crate::config::{Config, Secret};
 
 /// File name under the data directory.
@@ -86,11 +85,6 @@ pub fn banner(config: &Config, endpoint: &str, credentials_file: &Path, ca_bundl
          This is shown once. Later starts reuse the file.\n",
         file = credentials_file.display(),
     )
-}
-
-fn random_string(charset: &[u8], len: usize) -> String {
-    let mut rng = rand::rng();
-    (0..len).map(|_| char::from(charset[rng.random_range(0..charset.len())])).collect()
 }
 
 fn read(path: &Path) -> io::Result<(String, Secret)> {

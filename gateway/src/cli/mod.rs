@@ -5,12 +5,13 @@
 //! [`EXIT_ERROR`] (usage or runtime error; clap also uses 2 for usage errors).
 //!
 //! Maintenance commands (`verify`, `gc`, `replay`, `events`, `object`, `retrievals`,
-//! `retention`, `package`, `checkpoint`) work on an existing data directory, print their result
+//! `retention`, `package`, `checkpoint`, `account`, `user`, `key`) work on an existing data directory, print their result
 //! on stdout (JSON with `--json`) and draw progress bars on stderr when it is a terminal.
 
 pub mod checkpoint;
 pub mod events;
 pub mod gc;
+pub mod identity;
 pub mod object;
 pub mod package;
 mod progress;
@@ -88,6 +89,12 @@ pub enum Command {
     Retrievals(retrievals::RetrievalsArgs),
     /// Lifecycle plan and retention explanations (read-only).
     Retention(retention::RetentionArgs),
+    /// Create and list accounts.
+    Account(identity::AccountArgs),
+    /// Create, show and delete users, and set their policies.
+    User(identity::UserArgs),
+    /// Create, list, disable and delete access keys.
+    Key(identity::KeyArgs),
 }
 
 /// How a command that ran to its end came out.
@@ -143,6 +150,9 @@ pub async fn run(cli: Cli, config: Config) -> ExitCode {
         Command::Object(args) => object::run(&config, &args, json).await.map(|()| Outcome::Ok),
         Command::Retrievals(args) => retrievals::run(&config, &args, json).await.map(|()| Outcome::Ok),
         Command::Retention(args) => retention::run(&config, args, json).await.map(|()| Outcome::Ok),
+        Command::Account(args) => identity::run_account(&config, &args, json).await.map(|()| Outcome::Ok),
+        Command::User(args) => identity::run_user(&config, &args, json).await.map(|()| Outcome::Ok),
+        Command::Key(args) => identity::run_key(&config, &args, json).await.map(|()| Outcome::Ok),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::from(EXIT_OK),
@@ -192,4 +202,12 @@ fn print_part(out: &mut impl std::io::Write, text: &str) -> anyhow::Result<bool>
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
         Err(err) => Err(anyhow::Error::new(err).context("cannot write to stdout")),
     }
+}
+
+/// A time in milliseconds since the epoch, as RFC 3339 to the second.
+fn format_time(ms: i64) -> String {
+    u64::try_from(ms)
+        .ok()
+        .and_then(|ms| std::time::SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms)))
+        .map_or_else(|| ms.to_string(), |t| humantime::format_rfc3339_seconds(t).to_string())
 }

@@ -3,7 +3,7 @@
 //! a version still exists or was deleted, from its events. Both read a read-only connection,
 //! so they run beside a serving gateway.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::Context as _;
 use registry::explain::{self, Explanation, Step};
@@ -11,7 +11,7 @@ use registry::lifecycle::{Action, Effect, Plan};
 use registry::{Event, log, sqlite};
 use serde::Serialize;
 
-use super::{existing_registry, print_line};
+use super::{existing_registry, format_time, print_line};
 use crate::config::Config;
 use registry::queries::Reads as _;
 
@@ -69,13 +69,6 @@ fn parse_time(text: &str) -> Result<i64, String> {
 
 fn millis(time: SystemTime) -> Option<i64> {
     i64::try_from(time.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_millis()).ok()
-}
-
-fn format_time(ms: i64) -> String {
-    u64::try_from(ms)
-        .ok()
-        .and_then(|ms| SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
-        .map_or_else(|| ms.to_string(), |t| humantime::format_rfc3339_seconds(t).to_string())
 }
 
 /// Runs a `retention` subcommand.

@@ -2,11 +2,13 @@
 //! s3s against AWS's rules before a request reaches us.
 
 use registry::queries::Bucket;
+use registry::state::ROOT_ACCOUNT;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
 use super::error::Result;
 use super::{Gateway, caller, wire};
+use crate::auth::access::Requester;
 
 /// Reads a bucket, or `NoSuchBucket`.
 pub(super) async fn require_bucket(gw: &Gateway, name: &str) -> Result<Bucket> {
@@ -26,7 +28,21 @@ pub(super) async fn list_buckets(
     req: S3Request<ListBucketsInput>,
 ) -> Result<S3Response<ListBucketsOutput>> {
     let prefix = req.input.prefix.clone().unwrap_or_default();
-    let buckets = gw.registry.read(|conn| conn.buckets()).await?;
+    // Each account sees its own buckets.
+    let requester = req.extensions.get::<Requester>().map_or_else(|| ROOT_ACCOUNT.to_owned(), |r| r.account.clone());
+    let buckets = gw
+        .registry
+        .read(move |reads| {
+            let mut mine = Vec::new();
+            for bucket in reads.buckets()? {
+                let owner = reads.account_of_key(&bucket.owner)?.map_or_else(|| ROOT_ACCOUNT.to_owned(), |a| a.name);
+                if owner == requester {
+                    mine.push(bucket);
+                }
+            }
+            Ok(mine)
+        })
+        .await?;
     let buckets = buckets
         .into_iter()
         .filter(|b| b.name.starts_with(&prefix))
@@ -77,7 +93,33 @@ pub(super) async fn create_bucket(
         .into());
     }
     let lock = req.input.object_lock_enabled_for_bucket == Some(true);
-    gw.registry.create_bucket(caller(&req), &req.input.bucket, region, lock).await?;
+    match gw.registry.create_bucket(caller(&req), &req.input.bucket, region, lock).await {
+        Ok(_) => {}
+        // The name is taken: by the requester's own account (S3 answers that it is yours),
+        // or by another's.
+        Err(registry::Error::BucketAlreadyExists(name)) => {
+            let requester = req.extensions.get::<Requester>().map(|r| r.account.clone());
+            let owner = gw
+                .registry
+                .read(move |reads| {
+                    let Some(bucket) = reads.bucket(&name)? else { return Ok(None) };
+                    Ok(reads.account_of_key(&bucket.owner)?.map(|account| account.name))
+                })
+                .await?
+                .unwrap_or_else(|| ROOT_ACCOUNT.to_owned());
+            if requester.is_some_and(|requester| requester != owner) {
+                return Err(s3_error!(
+                    BucketAlreadyExists,
+                    "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again."
+                )
+                .into());
+            }
+            return Err(registry::Error::BucketAlreadyExists(req.input.bucket.clone()).into());
+        }
+        Err(err) => return Err(err.into()),
+    }
+    // A grant cached for the name while it had no bucket is stale now.
+    gw.grants.changed();
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{}", req.input.bucket)) }))
 }
 
@@ -92,7 +134,7 @@ pub(super) async fn delete_bucket(
 ) -> Result<S3Response<DeleteBucketOutput>> {
     gw.registry.delete_bucket(caller(&req), &req.input.bucket).await?;
     // The bucket's policy went with it.
-    gw.policies.changed();
+    gw.grants.changed();
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 

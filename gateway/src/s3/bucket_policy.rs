@@ -14,7 +14,7 @@ pub(super) async fn put_bucket_policy(
 ) -> Result<S3Response<PutBucketPolicyOutput>> {
     let policy = req.input.policy.clone();
     gw.registry.set_bucket_policy(caller(&req), &req.input.bucket, policy).await?;
-    gw.policies.changed();
+    gw.grants.changed();
     Ok(S3Response::with_status(PutBucketPolicyOutput::default(), http::StatusCode::NO_CONTENT))
 }
 
@@ -44,7 +44,7 @@ pub(super) async fn delete_bucket_policy(
     req: S3Request<DeleteBucketPolicyInput>,
 ) -> Result<S3Response<DeleteBucketPolicyOutput>> {
     gw.registry.delete_bucket_policy(caller(&req), &req.input.bucket).await?;
-    gw.policies.changed();
+    gw.grants.changed();
     Ok(S3Response::with_status(DeleteBucketPolicyOutput::default(), http::StatusCode::NO_CONTENT))
 }
 

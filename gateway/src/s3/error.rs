@@ -164,8 +164,12 @@ fn registry_error(err: registry::Error) -> S3Error {
         // Nothing was recorded; the write can be retried once the registry commits again.
         err @ R::CommitFailed(_) => storage_full(&err, "the registry cannot commit"),
         err if err.is_disk_full() => storage_full(&err, "the registry's disk is full"),
-        // Raised by `package seal` only, never by an S3 request.
+        // Raised by `package seal` and identity management, never by an S3 request.
         err @ (R::PackageExists(_)
+        | R::NoSuchEntity(_)
+        | R::EntityAlreadyExists(_)
+        | R::DeleteConflict(_)
+        | R::InvalidIdentityName(_)
         | R::PackageChanged
         | R::ManifestKeyTaken { .. }
         | R::ManifestMismatch

@@ -60,7 +60,7 @@ use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
 use crate::auth::Users;
-use crate::auth::access::BucketPolicies;
+use crate::auth::access::BucketGrants;
 use crate::backend::BlobStore;
 use crate::config::{Backend, Config, Retrievals, UpstreamObjectLock};
 use crate::limits::{UploadSlot, UploadSlots};
@@ -77,8 +77,8 @@ pub struct Gateway {
     config: Arc<Config>,
     users: Users,
     uploads: UploadSlots,
-    /// The bucket policies the access hook decides with, told when one changes.
-    policies: BucketPolicies,
+    /// The bucket grants the access hook decides with, told when one changes.
+    grants: BucketGrants,
     /// Outboards of large objects read by range, so a range is checked by the 1 MiB groups
     /// it touches.
     outboards: integrity::Outboards,
@@ -94,10 +94,10 @@ impl Gateway {
         config: Arc<Config>,
         users: Users,
         uploads: UploadSlots,
-        policies: BucketPolicies,
+        grants: BucketGrants,
     ) -> Self {
         let outboards = integrity::Outboards::new(OutboardFiles::new(&config.storage.data_dir));
-        Self { registry, blobs, config, users, uploads, policies, outboards }
+        Self { registry, blobs, config, users, uploads, grants, outboards }
     }
 
     /// A slot for receiving one body (PutObject, UploadPart), held until the write is done.
@@ -123,7 +123,9 @@ impl Gateway {
     /// Whether the request asked to bypass governance retention and its signer may.
     fn bypass_governance<T>(&self, req: &S3Request<T>, asked: Option<bool>) -> bool {
         asked == Some(true)
-            && req.credentials.as_ref().and_then(|c| self.users.get(&c.access_key)).is_some_and(|u| u.bypass_governance)
+            // A key the registry holds was allowed s3:BypassGovernanceRetention by the access
+            // hook; a configured one also needs the configuration's leave.
+            && req.credentials.as_ref().is_some_and(|c| self.users.get(&c.access_key).is_none_or(|u| u.bypass_governance))
     }
 }
 

@@ -1,0 +1,223 @@
+//! Accounts, users and access keys (issue 18): made with the CLI while the gateway serves,
+//! recorded as events without their secrets, and deciding what each key may do.
+
+use artifact_store_conformance::cli::{expect, run};
+use artifact_store_conformance::events::of_type;
+use artifact_store_conformance::raw::Key;
+use artifact_store_conformance::sdk::{create_bucket, failure, get, put};
+use artifact_store_conformance::{Server, Transport};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus};
+
+/// A key printed by `key create --json` or `account create --json`.
+struct Created {
+    access_key: String,
+    secret_key: String,
+    json: serde_json::Value,
+}
+
+impl Created {
+    fn key(&self) -> Key<'_> {
+        Key { access_key: &self.access_key, secret_key: &self.secret_key }
+    }
+}
+
+fn created(server: &Server, args: &[&str]) -> Created {
+    let ran = expect(server, args, 0);
+    let json: serde_json::Value = serde_json::from_str(ran.stdout.trim()).expect("one JSON document");
+    Created {
+        access_key: json["access_key"].as_str().expect("access_key").to_owned(),
+        secret_key: json["secret_key"].as_str().expect("secret_key").to_owned(),
+        json,
+    }
+}
+
+fn policy_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("policy file");
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn a_user_with_no_policy_can_do_nothing_until_one_allows_it_and_cannot_lift_a_legal_hold_issue_18() {
+    let server = Server::start(Transport::Http).await;
+    let dir = tempfile::tempdir().expect("temp folder");
+    let s3 = server.s3();
+    create_bucket(&s3, "team").await;
+    put(&s3, "team", "build/app.tar", b"artifact").await;
+    s3.create_bucket().bucket("held").object_lock_enabled_for_bucket(true).send().await.expect("lock bucket");
+    let held = s3
+        .put_object()
+        .bucket("held")
+        .key("evidence.bin")
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .body(ByteStream::from_static(b"keep me"))
+        .send()
+        .await
+        .expect("put under legal hold");
+    let version = held.version_id().expect("version").to_owned();
+
+    expect(&server, &["user", "create", "alice"], 0);
+    let alice = created(&server, &["--json", "key", "create", "alice"]);
+    assert_eq!(alice.json["account"], "root");
+    assert_eq!(alice.json["user"], "alice");
+    assert_eq!(alice.access_key.len(), 20);
+    assert_eq!(alice.secret_key.len(), 40);
+    let as_alice = server.s3_as(alice.key());
+
+    // No policy: nothing in the root's buckets, and no listing of them.
+    let denied = (403, "AccessDenied".to_owned());
+    assert_eq!(failure(as_alice.get_object().bucket("team").key("build/app.tar").send().await), denied);
+    let write = as_alice.put_object().bucket("team").key("x").body(ByteStream::from_static(b"x")).send().await;
+    assert_eq!(failure(write), denied);
+    assert_eq!(failure(as_alice.list_objects_v2().bucket("team").send().await), denied);
+    assert_eq!(failure(as_alice.list_buckets().send().await), denied);
+    assert_eq!(failure(as_alice.delete_bucket().bucket("team").send().await), denied);
+    assert_eq!(failure(as_alice.create_bucket().bucket("alices").send().await), denied);
+
+    // A policy that allows reading build/ lets exactly that in.
+    let reads = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::team/build/*"},
+        {"Effect":"Allow","Action":["s3:GetObject","s3:GetObjectVersion","s3:DeleteObjectVersion"],
+         "Resource":"arn:aws:s3:::held/*"}]}"#;
+    // A malformed policy is refused with IAM's reason, and nothing is recorded.
+    let before = server.events().len();
+    let malformed = policy_file(&dir, "bad.json", r#"{"Statement":{"Effect":"Allow","Action":"s3:GetObject"}}"#);
+    let refused = expect(&server, &["user", "policy", "put", "alice", "--file", &malformed], 2);
+    assert!(refused.stderr.contains("malformed policy"), "{}", refused.stderr);
+    server.assert_no_new_events(before, "a malformed user policy");
+    expect(&server, &["user", "policy", "put", "alice", "--file", &policy_file(&dir, "reads.json", reads)], 0);
+    assert_eq!(get(&as_alice, "team", "build/app.tar").await, b"artifact");
+    let write = as_alice.put_object().bucket("team").key("build/x").body(ByteStream::from_static(b"x")).send().await;
+    assert_eq!(failure(write), denied);
+    let got = expect(&server, &["user", "policy", "get", "alice"], 0);
+    assert_eq!(got.stdout.trim(), reads);
+
+    // The legal hold stays: lifting it needs s3:PutObjectLegalHold, and the version it
+    // protects cannot be deleted.
+    let before = server.events().len();
+    let lift = as_alice
+        .put_object_legal_hold()
+        .bucket("held")
+        .key("evidence.bin")
+        .version_id(&version)
+        .legal_hold(ObjectLockLegalHold::builder().status(ObjectLockLegalHoldStatus::Off).build())
+        .send()
+        .await;
+    assert_eq!(failure(lift), denied);
+    let delete = as_alice.delete_object().bucket("held").key("evidence.bin").version_id(&version).send().await;
+    assert_eq!(failure(delete), denied);
+    server.assert_no_new_events(before, "a refused legal-hold lift and delete");
+    let hold = s3.get_object_legal_hold().bucket("held").key("evidence.bin").version_id(&version).send().await;
+    assert_eq!(hold.expect("legal hold").legal_hold().and_then(|h| h.status()), Some(&ObjectLockLegalHoldStatus::On));
+    assert_eq!(get(&s3, "held", "evidence.bin").await, b"keep me");
+
+    // A disabled key stops signing at once, while the gateway serves; enabled, it signs again.
+    expect(&server, &["key", "disable", &alice.access_key], 0);
+    let invalid = (403, "InvalidAccessKeyId".to_owned());
+    assert_eq!(failure(as_alice.get_object().bucket("team").key("build/app.tar").send().await), invalid);
+    expect(&server, &["key", "enable", &alice.access_key], 0);
+    assert_eq!(get(&as_alice, "team", "build/app.tar").await, b"artifact");
+
+    // A user with a key or a policy cannot be deleted; without them it can.
+    let refused = expect(&server, &["user", "delete", "alice"], 2);
+    assert!(refused.stderr.contains("must delete access keys first"), "{}", refused.stderr);
+    expect(&server, &["key", "delete", &alice.access_key], 0);
+    assert_eq!(failure(as_alice.get_object().bucket("team").key("build/app.tar").send().await), invalid);
+    expect(&server, &["user", "delete", "alice"], 2);
+    expect(&server, &["user", "policy", "delete", "alice"], 0);
+    expect(&server, &["user", "delete", "alice"], 0);
+
+    // Every change is an event by the operator, and no event holds the secret.
+    let events = server.events();
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e.event_type.as_str())
+        .filter(|t| !t.starts_with("v1.bucket") && !t.starts_with("v1.object") && !t.starts_with("v1.legal"))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "v1.account.created",
+            "v1.user.created",
+            "v1.access_key.created",
+            "v1.user.created",
+            "v1.access_key.created",
+            "v1.user.policy.set",
+            "v1.access_key.status.set",
+            "v1.access_key.status.set",
+            "v1.access_key.deleted",
+            "v1.user.policy.deleted",
+            "v1.user.deleted",
+        ]
+    );
+    let created = of_type(&events, "v1.access_key.created");
+    assert_eq!(created[0].actor, "system", "the root key, recorded on the first start");
+    assert_eq!(created[1].actor, "operator");
+    assert_eq!(created[1].payload["access_key"], alice.access_key.as_str());
+    assert_eq!(created[1].payload["user"], "alice");
+    let log = run(&server, &["--json", "events", "list"]).stdout;
+    assert!(log.contains(&alice.access_key));
+    assert!(!log.contains(&alice.secret_key), "a secret reached the log");
+}
+
+#[tokio::test]
+async fn accounts_own_their_buckets_and_another_account_needs_the_bucket_s_grant_issue_18() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "ours").await;
+    put(&s3, "ours", "shared/report.csv", b"numbers").await;
+
+    let other = created(&server, &["--json", "account", "create", "partner"]);
+    let id = other.json["id"].as_str().expect("account id").to_owned();
+    assert_eq!(id.len(), 12);
+    assert_eq!(other.json["user"], "root");
+    let partner = server.s3_as(other.key());
+
+    // An account's root user may do everything in its own buckets, and sees only those.
+    create_bucket(&partner, "theirs").await;
+    put(&partner, "theirs", "k", b"partner data").await;
+    let names = |listed: aws_sdk_s3::operation::list_buckets::ListBucketsOutput| {
+        listed.buckets().iter().filter_map(|b| b.name().map(str::to_owned)).collect::<Vec<_>>()
+    };
+    assert_eq!(names(partner.list_buckets().send().await.expect("partner lists")), ["theirs"]);
+    assert_eq!(names(s3.list_buckets().send().await.expect("root lists")), ["ours"]);
+
+    // A bucket name is taken for everyone; only its owner hears that it owns it.
+    assert_eq!(failure(s3.create_bucket().bucket("theirs").send().await), (409, "BucketAlreadyExists".to_owned()));
+    assert_eq!(
+        failure(partner.create_bucket().bucket("theirs").send().await),
+        (409, "BucketAlreadyOwnedByYou".to_owned())
+    );
+
+    // Across accounts: nothing without the bucket's grant; with it, exactly what it grants.
+    let denied = (403, "AccessDenied".to_owned());
+    assert_eq!(failure(partner.get_object().bucket("ours").key("shared/report.csv").send().await), denied);
+    assert_eq!(failure(s3.get_object().bucket("theirs").key("k").send().await), denied);
+    let grant = format!(
+        r#"{{"Statement":{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{id}:root"}},
+            "Action":"s3:GetObject","Resource":"arn:aws:s3:::ours/shared/*"}}}}"#
+    );
+    s3.put_bucket_policy().bucket("ours").policy(&grant).send().await.expect("grant the partner");
+    assert_eq!(get(&partner, "ours", "shared/report.csv").await, b"numbers");
+    let write = partner.put_object().bucket("ours").key("shared/new").body(ByteStream::from_static(b"x")).send().await;
+    assert_eq!(failure(write), denied);
+
+    // A user of the partner account needs its own account's leave as well as the grant.
+    expect(&server, &["user", "create", "bob", "--account", "partner"], 0);
+    let bob = created(&server, &["--json", "key", "create", "bob", "--account", "partner"]);
+    let as_bob = server.s3_as(bob.key());
+    assert_eq!(failure(as_bob.get_object().bucket("ours").key("shared/report.csv").send().await), denied);
+    let dir = tempfile::tempdir().expect("temp folder");
+    let path = dir.path().join("bob.json");
+    std::fs::write(&path, r#"{"Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}"#)
+        .expect("policy file");
+    let path = path.display().to_string();
+    expect(&server, &["user", "policy", "put", "bob", "--account", "partner", "--file", &path], 0);
+    assert_eq!(get(&as_bob, "ours", "shared/report.csv").await, b"numbers");
+    assert_eq!(get(&as_bob, "theirs", "k").await, b"partner data");
+    assert_eq!(failure(as_bob.get_object().bucket("ours").key("private").send().await), denied);
+
+    let listed = expect(&server, &["--json", "account", "list"], 0).stdout;
+    assert!(listed.contains(r#""account":"partner""#) && listed.contains(r#""account":"root""#), "{listed}");
+}
