@@ -247,6 +247,37 @@ sealed_package() {
     verify_package "$b-release-1"
 }
 
+# The IAM API on the S3 port: a user made with `aws iam` can do nothing until its policy allows
+# it, cannot manage users itself, and stops signing once its key is made inactive.
+iam_users() {
+    local user b key id secret
+    user="awscli-v$major-$RANDOM"
+    b="$(bucket_name "awscli-v$major-iam")"
+    aws s3 mb "s3://$b" >/dev/null
+    aws s3api put-object --bucket "$b" --key shared/doc --body "$WORK/small" >/dev/null
+    aws iam create-user --user-name "$user" >/dev/null
+    key="$(aws iam create-access-key --user-name "$user" --query 'AccessKey.[AccessKeyId,SecretAccessKey]' --output text)"
+    read -r id secret <<<"$key"
+    as_user() { AWS_ACCESS_KEY_ID="$id" AWS_SECRET_ACCESS_KEY="$secret" aws "$@"; }
+    expect_error AccessDenied as_user s3api get-object --bucket "$b" --key shared/doc "$WORK/iam.down"
+    aws iam put-user-policy --user-name "$user" --policy-name reads --policy-document \
+        "{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"s3:GetObject\",\"Resource\":\"arn:aws:s3:::$b/shared/*\"}}"
+    as_user s3api get-object --bucket "$b" --key shared/doc "$WORK/iam.down" >/dev/null
+    assert_same_file "$WORK/small" "$WORK/iam.down"
+    expect_error AccessDenied as_user s3api put-object --bucket "$b" --key shared/new --body "$WORK/small"
+    expect_error AccessDenied as_user iam create-user --user-name "$user-2"
+    assert_eq "$(aws iam list-access-keys --user-name "$user" --query 'AccessKeyMetadata[0].Status' --output text)" \
+        Active "the new key's status"
+    aws iam update-access-key --user-name "$user" --access-key-id "$id" --status Inactive
+    expect_error InvalidAccessKeyId as_user s3api get-object --bucket "$b" --key shared/doc "$WORK/iam.down"
+    expect_error DeleteConflict aws iam delete-user --user-name "$user"
+    aws iam delete-access-key --user-name "$user" --access-key-id "$id"
+    aws iam delete-user-policy --user-name "$user" --policy-name reads
+    aws iam delete-user --user-name "$user"
+    expect_error NoSuchEntity aws iam get-user --user-name "$user"
+    aws s3 rb --force "s3://$b" >/dev/null
+}
+
 # What the S3 backend changes: bytes in and out at every size, ranges, copies, multipart, packages
 # sealed from the upstream's blobs. Listings, pagination and error codes are the front end's alone.
 CORE_SCENARIOS="make-bucket cp-1-byte cp-10mib cp-large cp-stdin-stdout s3api-object-ops s3api-multipart
@@ -274,5 +305,10 @@ if can_seal; then
     run_scenario sealed-package-refuses-writes sealed_package
 else
     record sealed-package-refuses-writes skip "packages are sealed by artifact-store's own CLI, on its data folder"
+fi
+if can_seal; then
+    run_scenario iam-users-and-keys iam_users
+else
+    record iam-users-and-keys skip "the IAM API checked here is artifact-store's"
 fi
 finish

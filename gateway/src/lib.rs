@@ -6,6 +6,7 @@
 //! - [`cli`]: the `artifact-store` commands.
 //! - [`server`]: HTTP(S) accept loop, request ids, graceful shutdown; [`serve`] is the entry.
 //! - [`admin`]: `/_health` and the other endpoints under `/_`.
+//! - [`iam`]: the IAM query API on the S3 port (users, access keys, user policies).
 //! - [`s3`]: the s3s `S3` implementation and the gateway error → S3 code mapping.
 //! - [`worker`]: background work (the lifecycle sweeper, checks of the registry, automatic
 //!   checkpoints).
@@ -41,6 +42,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod digest;
+pub mod iam;
 pub mod layout;
 pub mod limits;
 pub mod metrics;

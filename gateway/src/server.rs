@@ -35,12 +35,13 @@ use registry::clock::SystemClock;
 use crate::admin::registry_api::{RegistryApi, RegistryRequest};
 use crate::admin::{self, Admin};
 use crate::auth::access::{Access, BucketGrants};
-use crate::auth::request_checks::RequestChecks;
+use crate::auth::request_checks::{RequestChecks, is_iam_request};
 use crate::auth::{MissingRootCredentials, Users};
 use crate::backend::BlobStore;
 use crate::backend::fs::FsBlobStore;
 use crate::backend::s3::{self, OpenError, S3BlobStore};
 use crate::config::{Backend, Config, UpstreamObjectLock};
+use crate::iam::IamApi;
 use crate::limits::{
     ConnectionActivity, EndTrackingBody, IdleTimeoutBody, RequestInProgress, TrackedBody, UploadSlots,
 };
@@ -205,6 +206,11 @@ pub async fn serve_with_blobs(
         metrics_here: admin_listener.is_none(),
         body_idle_timeout: limits.body_idle,
         checks: Arc::new(RequestChecks::new(config.server.region.clone())),
+        iam: Arc::new(IamApi::new(
+            registry.clone(),
+            Users::from_config(&config.auth)?.with_registry(registry.clone()),
+            root_account.id.clone(),
+        )),
         s3: s3_service(Arc::new(config), registry.clone(), root_account.id, blobs, Some(api), uploads)?,
         peer: None,
         activity: Arc::default(),
@@ -478,6 +484,8 @@ impl s3s::validation::NameValidation for RegistryPath {
 #[derive(Clone)]
 struct Router {
     s3: S3Service,
+    /// The IAM query API, answered beside s3s (which verifies no `iam` signature).
+    iam: Arc<IamApi>,
     admin: Arc<Admin>,
     /// `/_metrics` is served here unless a separate admin listener serves it.
     metrics_here: bool,
@@ -590,6 +598,21 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                         close_after(headers);
                     }
                     metrics::http_response(response.status().as_u16());
+                    Ok(finish(response, head, in_progress))
+                }
+                .instrument(span),
+            );
+        }
+
+        if is_iam_request(req.method(), req.uri(), req.headers()) {
+            let iam = Arc::clone(&self.iam);
+            let peer = self.peer;
+            return Box::pin(
+                async move {
+                    let mut response = iam.handle(req, &id, peer).await;
+                    response.headers_mut().insert("x-amz-request-id", header);
+                    metrics::http_response(response.status().as_u16());
+                    tracing::info!(status = response.status().as_u16(), "IAM request");
                     Ok(finish(response, head, in_progress))
                 }
                 .instrument(span),

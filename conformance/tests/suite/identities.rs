@@ -3,7 +3,9 @@
 
 use artifact_store_conformance::cli::{expect, run};
 use artifact_store_conformance::events::of_type;
-use artifact_store_conformance::raw::Key;
+use std::time::SystemTime;
+
+use artifact_store_conformance::raw::{Key, Payload, Scope};
 use artifact_store_conformance::sdk::{create_bucket, failure, get, put};
 use artifact_store_conformance::{Server, Transport};
 use aws_sdk_s3::primitives::ByteStream;
@@ -220,4 +222,91 @@ async fn accounts_own_their_buckets_and_another_account_needs_the_bucket_s_grant
 
     let listed = expect(&server, &["--json", "account", "list"], 0).stdout;
     assert!(listed.contains(r#""account":"partner""#) && listed.contains(r#""account":"root""#), "{listed}");
+}
+
+/// An IAM query API call (`POST /`, form-encoded), signed for `iam` with `key`.
+async fn iam(server: &Server, key: Key<'_>, form: &[(&str, &str)]) -> (u16, String) {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("Version", "2010-05-08")
+        .extend_pairs(form)
+        .finish();
+    let scope = Scope { region: "us-east-1", service: "iam" };
+    let request = server
+        .request("POST", "/")
+        .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+        .body(body.into_bytes())
+        .sign_in(scope, key, SystemTime::now(), Payload::Signed);
+    let response = server.send(&request).await;
+    (response.status, response.text())
+}
+
+/// The `<Code>` of an IAM error answer.
+fn iam_code(answer: &(u16, String)) -> (u16, String) {
+    let code = answer.1.split("<Code>").nth(1).and_then(|rest| rest.split("</Code>").next()).unwrap_or("");
+    (answer.0, code.to_owned())
+}
+
+#[tokio::test]
+async fn the_iam_api_checks_signatures_and_lets_only_the_root_or_an_allowed_user_manage_users_issue_18() {
+    let server = Server::start(Transport::Http).await;
+    let root = artifact_store_conformance::raw::ROOT;
+
+    let created = iam(&server, root, &[("Action", "CreateUser"), ("UserName", "erin")]).await;
+    assert_eq!(created.0, 200, "{}", created.1);
+    assert!(created.1.contains("<UserName>erin</UserName>"), "{}", created.1);
+    let key = iam(&server, root, &[("Action", "CreateAccessKey"), ("UserName", "erin")]).await;
+    assert_eq!(key.0, 200, "{}", key.1);
+    let field = |name: &str| {
+        key.1.split(&format!("<{name}>")).nth(1).and_then(|rest| rest.split('<').next()).expect(name).to_owned()
+    };
+    let (id, secret) = (field("AccessKeyId"), field("SecretAccessKey"));
+    let erin = Key { access_key: &id, secret_key: &secret };
+
+    // A user without iam permissions manages nothing, itself included.
+    let denied = iam(&server, erin, &[("Action", "CreateUser"), ("UserName", "frank")]).await;
+    assert_eq!(iam_code(&denied), (403, "AccessDenied".to_owned()), "{}", denied.1);
+    let listed = iam(&server, erin, &[("Action", "ListUsers")]).await;
+    assert_eq!(iam_code(&listed), (403, "AccessDenied".to_owned()));
+
+    // A forged signature and an unknown key are refused as IAM refuses them, and record nothing.
+    let before = server.events().len();
+    let forged = Key { access_key: &id, secret_key: "not-the-secret-not-the-secret-not-the-se" };
+    let refused = iam(&server, forged, &[("Action", "CreateUser"), ("UserName", "mallory")]).await;
+    assert_eq!(iam_code(&refused), (403, "SignatureDoesNotMatch".to_owned()));
+    let stranger = Key { access_key: "AKNOSUCHKEY000000000", secret_key: "whatever-whatever-whatever-whatever-what" };
+    let refused = iam(&server, stranger, &[("Action", "CreateUser"), ("UserName", "mallory")]).await;
+    assert_eq!(iam_code(&refused), (403, "InvalidClientTokenId".to_owned()));
+    server.assert_no_new_events(before, "refused IAM calls");
+
+    // Allowed iam:*, the user manages users; the events name its key.
+    let admin = r#"{"Statement":{"Effect":"Allow","Action":"iam:*","Resource":"*"}}"#;
+    let put = iam(
+        &server,
+        root,
+        &[("Action", "PutUserPolicy"), ("UserName", "erin"), ("PolicyName", "admin"), ("PolicyDocument", admin)],
+    )
+    .await;
+    assert_eq!(put.0, 200, "{}", put.1);
+    let got = iam(&server, root, &[("Action", "GetUserPolicy"), ("UserName", "erin"), ("PolicyName", "admin")]).await;
+    assert!(got.1.contains("%7B%22Statement%22"), "the document comes back URL-encoded: {}", got.1);
+    let made = iam(&server, erin, &[("Action", "CreateUser"), ("UserName", "frank")]).await;
+    assert_eq!(made.0, 200, "{}", made.1);
+    let events = server.events();
+    let frank = of_type(&events, "v1.user.created").into_iter().find(|e| e.payload["user"] == "frank").expect("frank");
+    assert_eq!(frank.actor, id);
+
+    // Names and malformed policies refused with IAM's codes.
+    let bad = iam(&server, root, &[("Action", "CreateUser"), ("UserName", "no spaces")]).await;
+    assert_eq!(iam_code(&bad), (400, "ValidationError".to_owned()));
+    let twice = iam(&server, root, &[("Action", "CreateUser"), ("UserName", "frank")]).await;
+    assert_eq!(iam_code(&twice), (409, "EntityAlreadyExists".to_owned()));
+    let malformed = iam(
+        &server,
+        root,
+        &[("Action", "PutUserPolicy"), ("UserName", "frank"), ("PolicyName", "p"), ("PolicyDocument", "{}")],
+    )
+    .await;
+    assert_eq!(iam_code(&malformed), (400, "MalformedPolicyDocument".to_owned()));
+    let unknown = iam(&server, root, &[("Action", "CreateRole"), ("RoleName", "r")]).await;
+    assert_eq!(iam_code(&unknown), (400, "InvalidAction".to_owned()));
 }

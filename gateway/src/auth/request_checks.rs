@@ -85,7 +85,10 @@ impl RequestChecks {
             Signing::V2Header => check_v2_date(headers, now),
             Signing::V4Header(authorization) => {
                 let Some(auth) = AuthorizationV4::parse(authorization) else { return Ok(()) };
-                self.check_scope(&auth.scope, Place::Header)?;
+                // IAM is a global service: its scope names whichever region the client has.
+                if !(auth.scope.service == "iam" && is_iam_target(method, uri)) {
+                    self.check_scope(&auth.scope, Place::Header)?;
+                }
                 check_signed_headers(headers, auth.signed_headers)
             }
             Signing::V4Query(query) => {
@@ -119,10 +122,30 @@ impl RequestChecks {
     }
 }
 
-/// The services whose credential scopes this endpoint accepts: the one place to route another
-/// API (such as IAM) served on the same port.
+/// The services whose credential scopes this endpoint accepts everywhere (IAM only at its
+/// own target, [`is_iam_request`]).
 fn served_service(service: &str) -> bool {
     service == "s3"
+}
+
+/// Where IAM requests go: a form `POST /`.
+fn is_iam_target(method: &Method, uri: &Uri) -> bool {
+    method == Method::POST && uri.path() == "/" && uri.query().is_none_or(str::is_empty)
+}
+
+/// Whether the request is an IAM query API call: a `POST /` signed in the header for the
+/// service `iam` (the IAM API then answers it, `crate::iam`).
+#[must_use]
+pub fn is_iam_request(method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+    if !is_iam_target(method, uri) {
+        return false;
+    }
+    match signing(method, uri, headers) {
+        Signing::V4Header(authorization) => {
+            AuthorizationV4::parse(authorization).is_some_and(|auth| auth.scope.service == "iam")
+        }
+        _ => false,
+    }
 }
 
 /// Where the signature came from, which decides how AWS words a malformed scope.
@@ -391,6 +414,22 @@ mod tests {
                 ("MaxAllowedSkewMilliseconds", "900000".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn an_iam_scope_is_served_only_as_a_form_post_to_the_root() {
+        let iam = [("authorization", v4("eu-west-1/iam", "host;x-amz-date"))];
+        let pairs: Vec<(&str, &str)> = iam.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        // IAM is global: any region in its scope.
+        assert_eq!(code(check(&Method::POST, "/", &pairs)), "ok");
+        assert!(is_iam_request(&Method::POST, &"/".parse().unwrap(), &headers(&pairs)));
+        for (method, target) in [(Method::GET, "/"), (Method::POST, "/bucket"), (Method::POST, "/?delete")] {
+            assert!(!is_iam_request(&method, &target.parse().unwrap(), &headers(&pairs)), "{method} {target}");
+            assert_eq!(code(check(&method, target, &pairs)), "AuthorizationHeaderMalformed", "{method} {target}");
+        }
+        let s3 = [("authorization", v4("us-east-1/s3", "host;x-amz-content-sha256;x-amz-date"))];
+        let pairs: Vec<(&str, &str)> = s3.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert!(!is_iam_request(&Method::POST, &"/".parse().unwrap(), &headers(&pairs)));
     }
 
     #[test]
