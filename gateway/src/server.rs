@@ -375,9 +375,9 @@ pub fn s3_service(
     let mut builder =
         S3ServiceBuilder::new(Gateway::new(registry.clone(), blobs, config, users.clone(), uploads, grants));
     builder.set_auth(users.with_registry(registry));
-    builder.set_access(access);
+    builder.set_access(access.clone());
     if let Some(api) = api {
-        builder.set_route(api);
+        builder.set_route(api.with_access(access.clone()));
         builder.set_validation(RegistryPath);
     }
     if let Some(domain) = base_domain {

@@ -95,6 +95,32 @@ async fn a_user_with_no_policy_can_do_nothing_until_one_allows_it_and_cannot_lif
     let got = expect(&server, &["user", "policy", "get", "alice"], 0);
     assert_eq!(got.stdout.trim(), reads);
 
+    // The registry API is decided the same way: the object's provenance and retrievals with
+    // s3:GetObject on it, the whole log only with artifact-store:ReadEvents.
+    let registry_get =
+        |target: &str| server.request("GET", target).sign(alice.key(), SystemTime::now(), Payload::Signed);
+    let provenance = server.send(&registry_get("/_registry/objects/team/build/app.tar")).await;
+    assert_eq!(provenance.status, 200, "{}", provenance.text());
+    let retrievals = server.send(&registry_get("/_registry/retrievals?bucket=team&key=build/app.tar")).await;
+    assert_eq!(retrievals.status, 200, "{}", retrievals.text());
+    for target in
+        ["/_registry/events", "/_registry/events/1", "/_registry/retrievals", "/_registry/objects/team/other.tar"]
+    {
+        let refused = server.send(&registry_get(target)).await;
+        assert_eq!(refused.status, 403, "{target}: {}", refused.text());
+        assert_eq!(refused.code().as_deref(), Some("AccessDenied"), "{target}");
+    }
+
+    let feed = policy_file(
+        &dir,
+        "feed.json",
+        r#"{"Statement":{"Effect":"Allow","Action":"artifact-store:ReadEvents","Resource":"*"}}"#,
+    );
+    expect(&server, &["user", "policy", "put", "alice", "--name", "feed", "--file", &feed], 0);
+    let events = server.send(&registry_get("/_registry/events")).await;
+    assert_eq!(events.status, 200, "{}", events.text());
+    expect(&server, &["user", "policy", "delete", "alice", "--name", "feed"], 0);
+
     // The legal hold stays: lifting it needs s3:PutObjectLegalHold, and the version it
     // protects cannot be deleted.
     let before = server.events().len();
@@ -146,6 +172,8 @@ async fn a_user_with_no_policy_can_do_nothing_until_one_allows_it_and_cannot_lif
             "v1.user.created",
             "v1.access_key.created",
             "v1.user.policy.set",
+            "v1.user.policy.set",
+            "v1.user.policy.deleted",
             "v1.access_key.status.set",
             "v1.access_key.status.set",
             "v1.access_key.deleted",

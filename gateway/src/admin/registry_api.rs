@@ -1,6 +1,9 @@
 //! The registry's read API under `/_registry/`, signed with the same credentials as S3
 //! requests: s3s checks the signature (header or presigned SigV4, SigV2) and hands the request
-//! here as a custom route; unsigned requests are refused with `AccessDenied`.
+//! here as a custom route. Each call is authorized like an S3 request ([`required_permission`]):
+//! an object's provenance and its retrievals need `s3:GetObject` on it; the whole event log
+//! needs `artifact-store:ReadEvents`, and retrievals not narrowed to one object
+//! `artifact-store:ReadRetrievals`. Unsigned requests are refused with `AccessDenied`.
 //!
 //! - `GET /_registry/objects/{bucket}/{key}`: every version of a key with its provenance.
 //! - `GET /_registry/retrievals?bucket=&key=&actor=&from=&to=&after=&limit=&format=`:
@@ -30,6 +33,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::{REGISTRY_PREFIX, records};
+use crate::auth::access::Access;
 
 /// Most events or records one call returns.
 const MAX_LIMIT: usize = 10_000;
@@ -53,6 +57,8 @@ pub struct RegistryRequest;
 /// The s3s custom route serving the registry API.
 pub struct RegistryApi {
     registry: Registry,
+    /// Decides who may read what; set by the S3 service that serves the API.
+    access: Option<Access>,
     region: String,
     /// Becomes `true` when the server shuts down: long polls answer and streams end.
     shutdown: watch::Receiver<bool>,
@@ -62,8 +68,33 @@ impl RegistryApi {
     /// The API over `registry`; `region` goes into CloudTrail records.
     #[must_use]
     pub fn new(registry: Registry, region: String, shutdown: watch::Receiver<bool>) -> Self {
-        Self { registry, region, shutdown }
+        Self { registry, access: None, region, shutdown }
     }
+
+    /// The API deciding each call with `access`, as S3 requests are decided.
+    #[must_use]
+    pub fn with_access(self, access: Access) -> Self {
+        Self { access: Some(access), ..self }
+    }
+}
+
+/// The permission a registry API call needs: `(action, bucket, resource)`.
+#[must_use]
+pub fn required_permission(path: &str, query: Option<&str>) -> (&'static str, Option<String>, String) {
+    let path = path.strip_prefix(REGISTRY_PREFIX).unwrap_or_default();
+    if let Some(object) = path.strip_prefix("/objects/") {
+        let decoded = percent_encoding::percent_decode_str(object).decode_utf8_lossy().into_owned();
+        let bucket = decoded.split('/').next().unwrap_or_default().to_owned();
+        return ("s3:GetObject", Some(bucket), format!("arn:aws:s3:::{decoded}"));
+    }
+    if path.trim_end_matches('/') == "/retrievals" {
+        let query = Query::parse(query);
+        if let (Some(bucket), Some(key)) = (query.get("bucket"), query.get("key")) {
+            return ("s3:GetObject", Some(bucket.to_owned()), format!("arn:aws:s3:::{bucket}/{key}"));
+        }
+        return ("artifact-store:ReadRetrievals", None, "*".to_owned());
+    }
+    ("artifact-store:ReadEvents", None, "*".to_owned())
 }
 
 /// A refusal, answered as `{"code": ..., "message": ...}`.
@@ -96,6 +127,15 @@ type ApiResult = Result<S3Response<Body>, ApiError>;
 impl S3Route for RegistryApi {
     fn is_match(&self, _method: &Method, _uri: &Uri, _headers: &HeaderMap, extensions: &mut http::Extensions) -> bool {
         extensions.get::<RegistryRequest>().is_some()
+    }
+
+    async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
+        let Some(credentials) = &req.credentials else {
+            return Err(s3s::s3_error!(AccessDenied, "Signature is required"));
+        };
+        let Some(access) = &self.access else { return Ok(()) };
+        let (action, bucket, resource) = required_permission(req.uri.path(), req.uri.query());
+        access.authorize(Some(&credentials.access_key), action, bucket.as_deref(), &resource).await
     }
 
     async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {

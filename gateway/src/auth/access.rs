@@ -231,6 +231,29 @@ impl Access {
     }
 }
 
+impl Access {
+    /// Decides a request that is not an S3 operation (the registry API) as `action` on
+    /// `resource`, under `bucket`'s grants when it names one. Condition keys are those of
+    /// no request: a condition on them holds only in its `...IfExists` form.
+    ///
+    /// # Errors
+    /// `AccessDenied`, `InvalidAccessKeyId`, or a registry read refused.
+    pub async fn authorize(
+        &self,
+        access_key: Option<&str>,
+        action: &str,
+        bucket: Option<&str>,
+        resource: &str,
+    ) -> S3Result<()> {
+        let identity = self.identity(access_key).await?;
+        let grant = match bucket {
+            Some(bucket) => self.buckets.get(bucket).await?,
+            None => Arc::default(),
+        };
+        self.decide(&identity, &grant, action, resource, &ConditionKeys::new())
+    }
+}
+
 #[async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
