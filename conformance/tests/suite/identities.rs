@@ -248,6 +248,18 @@ async fn accounts_own_their_buckets_and_another_account_needs_the_bucket_s_grant
     assert_eq!(get(&as_bob, "theirs", "k").await, b"partner data");
     assert_eq!(failure(as_bob.get_object().bucket("ours").key("private").send().await), denied);
 
+    // The log is the gateway's: another account reads only what a bucket grants it.
+    let feed =
+        server.request("GET", "/_registry/events").sign(other.key(), std::time::SystemTime::now(), Payload::Signed);
+    let refused = server.send(&feed).await;
+    assert_eq!((refused.status, refused.code().as_deref()), (403, Some("AccessDenied")));
+    let granted = server.request("GET", "/_registry/objects/ours/shared/report.csv").sign(
+        other.key(),
+        std::time::SystemTime::now(),
+        Payload::Signed,
+    );
+    assert_eq!(server.send(&granted).await.status, 200);
+
     let listed = expect(&server, &["--json", "account", "list"], 0).stdout;
     assert!(listed.contains(r#""account":"partner""#) && listed.contains(r#""account":"root""#), "{listed}");
 }

@@ -248,7 +248,9 @@ impl Access {
         let identity = self.identity(access_key).await?;
         let grant = match bucket {
             Some(bucket) => self.buckets.get(bucket).await?,
-            None => Arc::default(),
+            // What names no bucket (the whole log) is the gateway's, the root account's:
+            // another account's users never read it, whatever their own policies say.
+            None => Arc::new(BucketGrant { owner: Some(self.account.clone()), policy: None }),
         };
         self.decide(&identity, &grant, action, resource, &ConditionKeys::new())
     }
