@@ -469,6 +469,19 @@ pub struct VersionProvenance {
     pub version: ObjectVersion,
     /// The event that created it.
     pub event: RecordingEvent,
+    /// The user whose access key signed that event, when the registry holds the key.
+    pub signer: Option<Signer>,
+}
+
+/// The user an access key belongs to: whom an event came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signer {
+    /// The account's name.
+    pub account: String,
+    /// The account's id.
+    pub account_id: String,
+    /// The user's name (`root` for the account's root user).
+    pub user: String,
 }
 
 /// Which retrieval records to read; `None` fields match everything.

@@ -260,6 +260,17 @@ async fn accounts_own_their_buckets_and_another_account_needs_the_bucket_s_grant
     );
     assert_eq!(server.send(&granted).await.status, 200);
 
+    // The history names the principal of each version: account, user and key.
+    let history = expect(&server, &["--json", "object", "history", "s3://theirs/k"], 0).stdout;
+    let history: serde_json::Value = serde_json::from_str(&history).expect("history JSON");
+    let principal = &history["versions"][0]["principal"];
+    assert_eq!(principal["account"], "partner");
+    assert_eq!(principal["user"], "root");
+    assert_eq!(principal["access_key"], other.access_key.as_str());
+    assert_eq!(principal["arn"], format!("arn:aws:iam::{id}:root").as_str());
+    let text = expect(&server, &["object", "history", "s3://theirs/k"], 0).stdout;
+    assert!(text.contains(&format!("principal   arn:aws:iam::{id}:root (partner/root)")), "{text}");
+
     let listed = expect(&server, &["--json", "account", "list"], 0).stdout;
     assert!(listed.contains(r#""account":"partner""#) && listed.contains(r#""account":"root""#), "{listed}");
 }

@@ -60,6 +60,13 @@ fn version(record: &VersionProvenance) -> Value {
         "checksums": content.checksums,
         "content_type": content.content_type,
         "uploader": e.context.access_key,
+        "principal": record.signer.as_ref().map(|signer| json!({
+            "account": signer.account,
+            "account_id": signer.account_id,
+            "user": signer.user,
+            "access_key": e.context.access_key,
+            "arn": principal_arn(signer),
+        })),
         "actor": v.actor,
         "source_address": e.context.source_addr,
         "user_agent": e.context.user_agent,
@@ -75,6 +82,16 @@ fn version(record: &VersionProvenance) -> Value {
             "type": e.event_type,
         },
     })
+}
+
+/// The ARN of the user that signed an event.
+#[must_use]
+pub fn principal_arn(signer: &registry::queries::Signer) -> String {
+    if signer.user == registry::state::ROOT_USER {
+        format!("arn:aws:iam::{}:root", signer.account_id)
+    } else {
+        format!("arn:aws:iam::{}:user/{}", signer.account_id, signer.user)
+    }
 }
 
 /// A retrieval record as JSON.

@@ -99,6 +99,9 @@ fn describe(record: &VersionProvenance) -> Vec<String> {
         }
     }
     lines.push(format!("  uploader    {}", or_dash(e.context.access_key.as_ref())));
+    if let Some(signer) = &record.signer {
+        lines.push(format!("  principal   {} ({}/{})", records::principal_arn(signer), signer.account, signer.user));
+    }
     lines.push(format!("  source      {}", or_dash(e.context.source_addr.as_ref())));
     lines.push(format!("  user agent  {}", or_dash(e.context.user_agent.as_ref())));
     lines.push(format!("  request id  {}", or_dash(e.context.request_id.as_ref())));

@@ -9,7 +9,7 @@ use crate::event::v1::{BlobPart, ObjectContent, PackageFinalized, VersioningStat
 use crate::inline_blob::digest_of;
 use crate::packages::{Member, Package};
 use crate::queries::{
-    EventFilter, EventPage, ListPage, ListQuery, Part, Reads, RecordingEvent, RetrievalFilter, RetrievalRecord,
+    EventFilter, EventPage, ListPage, ListQuery, Part, Reads, RecordingEvent, RetrievalFilter, RetrievalRecord, Signer,
     VersionPage, VersionProvenance, VersionQuery,
 };
 use crate::state::{AccessKey, Account, AccountUser, Bucket, ObjectVersion, Upload};
@@ -509,9 +509,24 @@ fn key_provenance(conn: &Connection, bucket: &str, key: &str) -> Result<Vec<Vers
                 },
             })
         })?;
-        provenance.push(VersionProvenance { version, event: recorded });
+        let signer = match &recorded.context.access_key {
+            Some(access_key) => signer(conn, access_key)?,
+            None => None,
+        };
+        provenance.push(VersionProvenance { version, event: recorded, signer });
     }
     Ok(provenance)
+}
+
+/// The user holding `access_key`, deleted keys included.
+fn signer(conn: &Connection, access_key: &str) -> Result<Option<Signer>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT k.account, a.id, k.user FROM access_keys k JOIN accounts a ON a.name = k.account
+             WHERE k.access_key = ?1",
+        )?
+        .query_row([access_key], |row| Ok(Signer { account: row.get(0)?, account_id: row.get(1)?, user: row.get(2)? }))
+        .optional()?)
 }
 
 /// Up to `limit` retrieval records matching `filter`, in sequence order. Needs a connection
