@@ -218,7 +218,7 @@ impl Condition {
         };
         // Policy variables in the values take the request's values; one the request lacks
         // leaves that value matching nothing.
-        let policy_values: Vec<String> = self.values.iter().filter_map(|v| substitute(v, request)).collect();
+        let policy_values: Vec<_> = self.values.iter().filter_map(|v| substitute(v, request)).collect();
         let one = |value: &str| {
             let any = policy_values.iter().any(|p| base.matches(p, value));
             if base.negated() { !any } else { any }

@@ -1,47 +1,54 @@
 //! The string matching policies do: wildcards, ARNs and policy variables.
 
+use std::borrow::Cow;
+
 use super::request::Request;
 
 /// Whether `text` matches `pattern`, where `*` matches any run of characters (none
 /// included) and `?` exactly one. Linear in practice and never worse than
 /// `pattern.len() * text.len()`: on a mismatch after a `*`, only the last `*` is retried
 /// one character further, which is enough because an earlier `*` could only have
-/// swallowed less.
+/// swallowed less. Allocates nothing: every request is matched against every statement.
 #[must_use]
 pub fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    let (mut p, mut t) = (0, 0);
-    // The last `*` seen and the text position it was tried at.
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some('*') => {
-                star = Some((p, t));
-                p += 1;
-            }
-            Some(&c) if c == '?' || c == text[t] => {
-                p += 1;
-                t += 1;
-            }
-            _ => match star {
-                Some((star_p, star_t)) => {
-                    p = star_p + 1;
-                    t = star_t + 1;
-                    star = Some((star_p, star_t + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|&c| c == '*')
+    glob(pattern, text, |a, b| a == b)
 }
 
 /// [`wildcard_match`] without regard to ASCII case, as actions and condition key names are
 /// compared.
 #[must_use]
 pub fn wildcard_match_ignore_case(pattern: &str, text: &str) -> bool {
-    wildcard_match(&pattern.to_ascii_lowercase(), &text.to_ascii_lowercase())
+    glob(pattern, text, |a, b| a.eq_ignore_ascii_case(&b))
+}
+
+/// The match itself, over byte offsets that always fall on character boundaries.
+fn glob(pattern: &str, text: &str, same: impl Fn(char, char) -> bool) -> bool {
+    let next = |s: &str, at: usize| s[at..].chars().next();
+    let (mut p, mut t) = (0, 0);
+    // Just after the last `*` seen, and the text offset it was tried at.
+    let mut star: Option<(usize, usize)> = None;
+    while let Some(c) = next(text, t) {
+        match next(pattern, p) {
+            Some('*') => {
+                star = Some((p + 1, t));
+                p += 1;
+            }
+            Some(pc) if pc == '?' || same(pc, c) => {
+                p += pc.len_utf8();
+                t += c.len_utf8();
+            }
+            _ => match star {
+                Some((after_star, tried)) => {
+                    let tried = tried + next(text, tried).map_or(1, char::len_utf8);
+                    p = after_star;
+                    t = tried;
+                    star = Some((after_star, tried));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].chars().all(|c| c == '*')
 }
 
 /// Whether `arn` matches `pattern` component by component (`arn:partition:service:region:
@@ -50,25 +57,23 @@ pub fn wildcard_match_ignore_case(pattern: &str, text: &str) -> bool {
 /// may itself hold colons.
 #[must_use]
 pub fn arn_match(pattern: &str, arn: &str) -> bool {
-    let pattern_parts: Vec<&str> = pattern.splitn(6, ':').collect();
-    let arn_parts: Vec<&str> = arn.splitn(6, ':').collect();
     if !pattern.starts_with("arn:") {
         // `*` (or another pattern that is no ARN) matches the whole text.
         return wildcard_match(pattern, arn);
     }
-    if pattern_parts.len() != 6 || arn_parts.len() != 6 {
+    if pattern.splitn(6, ':').count() != 6 || arn.splitn(6, ':').count() != 6 {
         return false;
     }
-    pattern_parts.iter().zip(&arn_parts).all(|(p, a)| wildcard_match(p, a))
+    pattern.splitn(6, ':').zip(arn.splitn(6, ':')).all(|(p, a)| wildcard_match(p, a))
 }
 
 /// `text` with its policy variables (`${aws:username}`, `${s3:prefix}`, ...) replaced by
 /// the request's values, and the escapes `${*}`, `${?}` and `${$}` by the literal
 /// characters, escaped again so that they stay literal in a wildcard match. A variable the
 /// request lacks gives `None`: AWS treats the element as not matching.
-pub(crate) fn substitute(text: &str, request: &Request<'_>) -> Option<String> {
+pub(crate) fn substitute<'t>(text: &'t str, request: &Request<'_>) -> Option<Cow<'t, str>> {
     if !text.contains("${") {
-        return Some(text.to_owned());
+        return Some(Cow::Borrowed(text));
     }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -77,7 +82,7 @@ pub(crate) fn substitute(text: &str, request: &Request<'_>) -> Option<String> {
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
             out.push_str(&rest[start..]);
-            return Some(out);
+            return Some(Cow::Owned(out));
         };
         let name = &after[..end];
         match name {
@@ -101,7 +106,7 @@ pub(crate) fn substitute(text: &str, request: &Request<'_>) -> Option<String> {
         rest = &after[end + 1..];
     }
     out.push_str(rest);
-    Some(out)
+    Some(Cow::Owned(out))
 }
 
 #[cfg(test)]
