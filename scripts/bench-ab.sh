@@ -10,6 +10,9 @@
 #   ROUNDS            rounds (default 6)
 #   WORKLOAD          s3bench workload (default get_64m_c4)
 #   BENCH_RUN_ARGS    extra arguments for `s3bench run`, e.g. "--large-objects 64"
+#   BENCH_RUN_ARGS_A, BENCH_RUN_ARGS_B
+#                     extra arguments for one side only, e.g. a bucket policy for B
+#                     ("--bucket-policy bench/policies/twenty-statements.json")
 #   BENCH_PORT        loopback port the servers take in turn (default 19761)
 #   CARGO_TARGET_DIR  where s3bench is built
 set -euo pipefail
@@ -37,7 +40,7 @@ stop() {
 }
 trap 'stop; rm -rf "$WORK"' EXIT
 
-run() { # binary round -> MiB/s
+run() { # binary round side-arguments -> MiB/s
     rm -rf "$WORK/data"
     mkdir -p "$WORK/data"
     ARTIFACT_STORE_ACCESS_KEY=$S3BENCH_ACCESS_KEY ARTIFACT_STORE_SECRET_KEY=$S3BENCH_SECRET_KEY \
@@ -49,13 +52,17 @@ run() { # binary round -> MiB/s
     done
     # shellcheck disable=SC2086 # BENCH_RUN_ARGS is a list of arguments
     "$S3BENCH" run --endpoint "http://127.0.0.1:$PORT" --target ab --round "$2" --workloads "$WORKLOAD" \
-        ${BENCH_RUN_ARGS:-} | sed -n 's/.*"value":\([0-9.]*\).*/\1/p'
+        ${BENCH_RUN_ARGS:-} $3 | sed -n 's/.*"value":\([0-9.]*\).*/\1/p'
     stop
 }
 
 echo "round,a_mib_s,b_mib_s,ratio_b_a,load1"
 for round in $(seq "$ROUNDS"); do
-    if (( round % 2 )); then a=$(run "$A" "$round"); b=$(run "$B" "$round"); else b=$(run "$B" "$round"); a=$(run "$A" "$round"); fi
+    if (( round % 2 )); then
+        a=$(run "$A" "$round" "${BENCH_RUN_ARGS_A:-}"); b=$(run "$B" "$round" "${BENCH_RUN_ARGS_B:-}")
+    else
+        b=$(run "$B" "$round" "${BENCH_RUN_ARGS_B:-}"); a=$(run "$A" "$round" "${BENCH_RUN_ARGS_A:-}")
+    fi
     printf '%s,%s,%s,%s,%s\n' "$round" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", b / a}')" \
         "$(cut -d' ' -f1 /proc/loadavg)"
 done

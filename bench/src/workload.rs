@@ -74,6 +74,10 @@ pub struct RunArgs {
     /// Size of the object in `put_huge` / `get_huge`, in GiB.
     #[arg(long, default_value_t = 5)]
     huge_gib: u64,
+    /// A bucket policy (IAM JSON) set on the bucket before the workloads, to time what
+    /// deciding requests under it costs (`bench/policies/`).
+    #[arg(long, value_name = "FILE")]
+    bucket_policy: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -125,6 +129,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // are then timed on the 10,000 keys alone.
     let lister = Arc::new(Runner::new(client, format!("{}-list", args.bucket)));
     runner.create_bucket().await?;
+    if let Some(path) = &args.bucket_policy {
+        runner.set_policy(path).await?;
+    }
     for &workload in &args.workloads {
         let result = match workload {
             Workload::Put4kC1 => runner.small_put(&args, 1).await,
@@ -176,6 +183,20 @@ impl Runner {
             }
             Err(e) => Err(anyhow!("create bucket {}: {}", self.bucket, DisplayErrorContext(e))),
         }
+    }
+
+    async fn set_policy(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow!("read {}: {e}", path.display()))?;
+        // The file names the default bucket; another one is substituted.
+        let text = text.replace("arn:aws:s3:::s3bench", &format!("arn:aws:s3:::{}", self.bucket));
+        self.client
+            .put_bucket_policy()
+            .bucket(&self.bucket)
+            .policy(text)
+            .send()
+            .await
+            .map_err(|e| anyhow!("put bucket policy on {}: {}", self.bucket, DisplayErrorContext(e)))?;
+        Ok(())
     }
 
     async fn put(&self, key: String, size: u64) -> anyhow::Result<u64> {
