@@ -278,6 +278,19 @@ iam_users() {
     aws s3 rb --force "s3://$b" >/dev/null
 }
 
+# ACLs are disabled as on new AWS buckets: `--acl public-read` is refused, not ignored.
+public_acl_refused() {
+    local b
+    b="$(bucket_name "awscli-v$major-acl")"
+    aws s3 mb "s3://$b" >/dev/null
+    expect_error AccessControlListNotSupported aws s3 cp --acl public-read "$WORK/small" "s3://$b/public"
+    expect_error 'NoSuchKey|\(404\)' aws s3api head-object --bucket "$b" --key public
+    aws s3 cp --only-show-errors --acl bucket-owner-full-control "$WORK/small" "s3://$b/owner"
+    assert_eq "$(aws s3api get-object-acl --bucket "$b" --key owner --query 'Grants[0].Permission' --output text)" \
+        FULL_CONTROL "the object's one grant"
+    aws s3 rb --force "s3://$b" >/dev/null
+}
+
 # What the S3 backend changes: bytes in and out at every size, ranges, copies, multipart, packages
 # sealed from the upstream's blobs. Listings, pagination and error codes are the front end's alone.
 CORE_SCENARIOS="make-bucket cp-1-byte cp-10mib cp-large cp-stdin-stdout s3api-object-ops s3api-multipart
@@ -307,8 +320,10 @@ else
     record sealed-package-refuses-writes skip "packages are sealed by artifact-store's own CLI, on its data folder"
 fi
 if can_seal; then
+    run_scenario acl-public-refused public_acl_refused
     run_scenario iam-users-and-keys iam_users
 else
+    record acl-public-refused skip "checks artifact-store's ACL answers"
     record iam-users-and-keys skip "the IAM API checked here is artifact-store's"
 fi
 finish

@@ -201,3 +201,77 @@ async fn a_bucket_policy_can_deny_bypassing_governance_retention_issue_18() {
     let (status, _) = failure(s3.head_object().bucket(BUCKET).key("report.pdf").version_id(&version).send().await);
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn acls_are_disabled_as_on_new_aws_buckets_so_a_public_acl_is_refused_not_ignored_issue_18() {
+    use aws_sdk_s3::types::{
+        BucketCannedAcl, ObjectCannedAcl, ObjectOwnership, OwnershipControls, OwnershipControlsRule,
+    };
+
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    let unsupported = (400, "AccessControlListNotSupported".to_owned());
+    let refused = s3.create_bucket().bucket("acls").acl(BucketCannedAcl::PublicRead).send().await;
+    assert_eq!(failure(refused), (400, "InvalidBucketAclWithObjectOwnership".to_owned()));
+    s3.create_bucket().bucket("acls").acl(BucketCannedAcl::Private).send().await.expect("a private bucket");
+
+    // A write that would make an object public is refused before anything is stored.
+    let before = server.events().len();
+    let body = || aws_sdk_s3::primitives::ByteStream::from_static(b"data");
+    let public = s3.put_object().bucket("acls").key("k").acl(ObjectCannedAcl::PublicRead).body(body()).send().await;
+    assert_eq!(failure(public), unsupported);
+    let granted = s3
+        .put_object()
+        .bucket("acls")
+        .key("k")
+        .grant_read("uri=\"http://acs.amazonaws.com/groups/global/AllUsers\"")
+        .body(body())
+        .send()
+        .await;
+    assert_eq!(failure(granted), unsupported);
+    let multipart = s3.create_multipart_upload().bucket("acls").key("k").acl(ObjectCannedAcl::PublicRead).send().await;
+    assert_eq!(failure(multipart), unsupported);
+    server.assert_no_new_events(before, "writes with public ACLs");
+    assert_refused(&server.send(&server.request("GET", "/acls/k")).await, 403, "AccessDenied", "nothing became public");
+
+    // Owner-only ACLs are what every object has: accepted.
+    s3.put_object()
+        .bucket("acls")
+        .key("k")
+        .acl(ObjectCannedAcl::BucketOwnerFullControl)
+        .body(body())
+        .send()
+        .await
+        .expect("owner-only ACL");
+    s3.put_object_acl().bucket("acls").key("k").acl(ObjectCannedAcl::Private).send().await.expect("private object ACL");
+    s3.put_bucket_acl().bucket("acls").acl(BucketCannedAcl::Private).send().await.expect("private bucket ACL");
+    assert_eq!(failure(s3.put_bucket_acl().bucket("acls").acl(BucketCannedAcl::PublicRead).send().await), unsupported);
+    assert_eq!(
+        failure(s3.put_object_acl().bucket("acls").key("k").acl(ObjectCannedAcl::PublicRead).send().await),
+        unsupported
+    );
+
+    // Reading an ACL answers the owner's full control.
+    for acl in [
+        s3.get_bucket_acl().bucket("acls").send().await.expect("bucket ACL").grants().to_vec(),
+        s3.get_object_acl().bucket("acls").key("k").send().await.expect("object ACL").grants().to_vec(),
+    ] {
+        assert_eq!(acl.len(), 1, "{acl:?}");
+        assert_eq!(acl[0].permission().map(|p| p.as_str()), Some("FULL_CONTROL"));
+        let grantee = acl[0].grantee().expect("grantee");
+        assert_eq!(grantee.id().map(str::len), Some(64), "a canonical user id");
+        assert_eq!(grantee.display_name(), Some("root"));
+    }
+    assert_eq!(failure(s3.get_object_acl().bucket("acls").key("missing").send().await), (404, "NoSuchKey".to_owned()));
+
+    // Ownership: BucketOwnerEnforced, and it cannot be turned into an ACL-enabling setting.
+    let controls = s3.get_bucket_ownership_controls().bucket("acls").send().await.expect("ownership controls");
+    let rules = controls.ownership_controls().expect("controls").rules();
+    assert_eq!(rules[0].object_ownership(), &ObjectOwnership::BucketOwnerEnforced);
+    let writer = OwnershipControls::builder()
+        .rules(OwnershipControlsRule::builder().object_ownership(ObjectOwnership::ObjectWriter).build().expect("rule"))
+        .build()
+        .expect("controls");
+    let enable = s3.put_bucket_ownership_controls().bucket("acls").ownership_controls(writer).send().await;
+    assert_eq!(failure(enable), (501, "NotImplemented".to_owned()));
+}

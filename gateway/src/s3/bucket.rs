@@ -79,6 +79,7 @@ pub(super) async fn create_bucket(
     req: S3Request<CreateBucketInput>,
 ) -> Result<S3Response<CreateBucketOutput>> {
     check_bucket_name(&req.input.bucket)?;
+    super::acl::check_create(&req.headers)?;
     let region = &gw.config.server.region;
     let constraint = req.input.create_bucket_configuration.as_ref().and_then(|c| c.location_constraint.as_ref());
     // us-east-1 is the one region whose buckets carry no location constraint.

@@ -32,6 +32,7 @@ macro_rules! lock_headers {
     };
 }
 
+pub mod acl;
 pub mod bucket;
 pub mod bucket_policy;
 pub mod checksum;
@@ -190,6 +191,13 @@ delegate! {
     bucket_policy::get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput;
     bucket_policy::delete_bucket_policy(DeleteBucketPolicyInput) -> DeleteBucketPolicyOutput;
     bucket_policy::get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput;
+    acl::get_bucket_acl(GetBucketAclInput) -> GetBucketAclOutput;
+    acl::put_bucket_acl(PutBucketAclInput) -> PutBucketAclOutput;
+    acl::get_object_acl(GetObjectAclInput) -> GetObjectAclOutput;
+    acl::put_object_acl(PutObjectAclInput) -> PutObjectAclOutput;
+    acl::get_bucket_ownership_controls(GetBucketOwnershipControlsInput) -> GetBucketOwnershipControlsOutput;
+    acl::put_bucket_ownership_controls(PutBucketOwnershipControlsInput) -> PutBucketOwnershipControlsOutput;
+    acl::delete_bucket_ownership_controls(DeleteBucketOwnershipControlsInput) -> DeleteBucketOwnershipControlsOutput;
     object::put_object(PutObjectInput) -> PutObjectOutput;
     object::copy_object(CopyObjectInput) -> CopyObjectOutput;
     object::delete_object(DeleteObjectInput) -> DeleteObjectOutput;

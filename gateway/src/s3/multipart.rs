@@ -27,7 +27,7 @@ use super::error::Result;
 use super::get_object::{checked_read, read_parts};
 use super::integrity;
 use super::object::{Placed, copy_source, place, record_placed, source_version, store_body};
-use super::{Gateway, caller, wire};
+use super::{Gateway, acl, caller, wire};
 use crate::backend::{BlobError, BlobId, BlobStore, PartToJoin, StoreUpload};
 use crate::blake3_tree;
 use crate::clock;
@@ -70,6 +70,7 @@ pub(super) async fn create_multipart_upload(
 ) -> Result<S3Response<CreateMultipartUploadOutput>> {
     let input = &mut req.input;
     wire::check_key(&input.key)?;
+    acl::check_write(&req.headers)?;
     wire::check_metadata_size(input.metadata.as_ref())?;
     let bucket = require_bucket(gw, &input.bucket).await?;
     let (retention, legal_hold) = lock_headers!(&bucket, input)?;

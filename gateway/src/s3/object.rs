@@ -19,7 +19,7 @@ use super::bucket::require_bucket;
 use super::checksum::ExpectedChecksums;
 use super::error::{Error, Result};
 use super::lookup::{OnDeleteMarker, named_version};
-use super::{Gateway, Stored, caller, inline, wire};
+use super::{Gateway, Stored, acl, caller, inline, wire};
 use crate::backend::{PlacedBlob, StagedBlob, StoreUpload};
 use crate::clock;
 
@@ -179,6 +179,7 @@ pub(super) async fn put_object(
 ) -> Result<S3Response<PutObjectOutput>> {
     let input = &mut req.input;
     wire::check_key(&input.key)?;
+    acl::check_write(&req.headers)?;
     let length = wire::body_length(input.content_length, &req.headers);
     wire::check_body_size(length)?;
     wire::check_metadata_size(input.metadata.as_ref())?;
@@ -326,6 +327,7 @@ pub(super) async fn copy_object(
 ) -> Result<S3Response<CopyObjectOutput>> {
     let input = &mut req.input;
     wire::check_key(&input.key)?;
+    acl::check_write(&req.headers)?;
     let (src_bucket, src_key, src_version_id) = copy_source(&input.copy_source)?;
     require_bucket(gw, &src_bucket).await?;
     let bucket = require_bucket(gw, &input.bucket).await?;
