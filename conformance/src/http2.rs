@@ -65,18 +65,35 @@ impl Http2 {
     /// # Panics
     /// When the request cannot be sent or no response head arrives.
     pub async fn send(&mut self, server: &Server, request: &RawRequest) -> Http2Response {
+        self.exchange(server, request, None).await
+    }
+
+    /// Sends `request` with `body`, its host only as the `:authority` pseudo-header (as HTTP/2
+    /// clients do; the `Host` header is dropped), and reads the answer.
+    ///
+    /// # Panics
+    /// As [`Http2::send`].
+    pub async fn send_with_body(&mut self, server: &Server, request: &RawRequest, body: &[u8]) -> Http2Response {
+        self.exchange(server, request, Some(body)).await
+    }
+
+    async fn exchange(&mut self, server: &Server, request: &RawRequest, body: Option<&[u8]>) -> Http2Response {
         let (method, target, headers) = request.parts();
         let scheme = if server.cert_pem().is_some() { "https" } else { "http" };
         let mut builder = http::Request::builder().method(method).uri(format!("{scheme}://{}{target}", server.host()));
         for (name, value) in headers {
-            // HTTP/2 has no connection headers.
-            if name != "connection" {
+            // HTTP/2 has no connection headers; with a body, the host travels as the authority.
+            if name != "connection" && !(body.is_some() && name == "host") {
                 builder = builder.header(name, value);
             }
         }
         let requests = self.requests.clone();
         let mut requests = requests.ready().await.expect("connection ready");
-        let (response, _) = requests.send_request(builder.body(()).expect("request"), true).expect("send request");
+        let (response, mut stream) =
+            requests.send_request(builder.body(()).expect("request"), body.is_none()).expect("send request");
+        if let Some(body) = body {
+            stream.send_data(bytes::Bytes::copy_from_slice(body), true).expect("send the body");
+        }
         let response = response.await.expect("response head");
         let status = response.status().as_u16();
         let mut body = response.into_body();

@@ -210,6 +210,7 @@ pub async fn serve_with_blobs(
             registry.clone(),
             Users::from_config(&config.auth)?.with_registry(registry.clone()),
             root_account.id.clone(),
+            config.server.tls_enabled(),
         )),
         s3: s3_service(Arc::new(config), registry.clone(), root_account.id, blobs, Some(api), uploads)?,
         peer: None,

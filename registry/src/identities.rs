@@ -64,6 +64,25 @@ fn require_user(views: &dyn Reads, account: &str, user: &str) -> Result<()> {
     }
 }
 
+/// Refuses to change a key whose secret the registry does not hold: the configured root key
+/// (or an earlier one), which the configuration makes and unmakes. Disabling it here would
+/// change nothing the gateway checks, and deleting it would stop the next start.
+fn require_managed_here(writer: &Writer<'_>, access_key: &str) -> Result<()> {
+    let held = writer
+        .log()
+        .prepare_cached("SELECT 1 FROM access_key_secrets WHERE access_key = ?1")?
+        .query_row([access_key], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if held {
+        Ok(())
+    } else {
+        Err(Error::DeleteConflict(format!(
+            "The access key {access_key} is the root key of the configuration: change it there."
+        )))
+    }
+}
+
 fn require_key(views: &dyn Reads, access_key: &str) -> Result<AccessKey> {
     match views.access_key(access_key)? {
         Some(key) if !key.deleted => Ok(key),
@@ -226,7 +245,9 @@ impl Registry {
     pub async fn set_access_key_status(&self, caller: Caller, access_key: &str, active: bool) -> Result<Option<Event>> {
         let access_key = access_key.to_owned();
         self.write(move |writer| {
-            if require_key(writer.views(), &access_key)?.active == active {
+            let key = require_key(writer.views(), &access_key)?;
+            require_managed_here(writer, &access_key)?;
+            if key.active == active {
                 return Ok(None);
             }
             let status = if active { AccessKeyStatus::Active } else { AccessKeyStatus::Inactive };
@@ -246,6 +267,7 @@ impl Registry {
         let access_key = access_key.to_owned();
         self.write(move |writer| {
             require_key(writer.views(), &access_key)?;
+            require_managed_here(writer, &access_key)?;
             writer
                 .log()
                 .prepare_cached("DELETE FROM access_key_secrets WHERE access_key = ?1")?
@@ -268,6 +290,10 @@ impl Registry {
         policy: String,
     ) -> Result<Event> {
         check_name("PolicyName", name)?;
+        // A root user is allowed everything in its account; no policy narrows it.
+        if user == ROOT_USER {
+            return Err(Error::NoSuchEntity("The user with name root cannot be found.".to_owned()));
+        }
         Policy::parse(&policy, PolicyKind::Identity).map_err(|refused| Error::MalformedPolicy(refused.0))?;
         let set = UserPolicySet { account: account.to_owned(), user: user.to_owned(), name: name.to_owned(), policy };
         self.write(move |writer| {

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use artifact_store_conformance::raw::{Key, Payload, Scope};
 use artifact_store_conformance::sdk::{create_bucket, failure, get, put};
-use artifact_store_conformance::{Server, Transport};
+use artifact_store_conformance::{ACCESS_KEY, Server, Transport};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus};
 
@@ -360,4 +360,130 @@ async fn the_iam_api_checks_signatures_and_lets_only_the_root_or_an_allowed_user
     assert_eq!(iam_code(&malformed), (400, "MalformedPolicyDocument".to_owned()));
     let unknown = iam(&server, root, &[("Action", "CreateRole"), ("RoleName", "r")]).await;
     assert_eq!(iam_code(&unknown), (400, "InvalidAction".to_owned()));
+}
+
+#[tokio::test]
+async fn no_iam_permission_reaches_the_root_user_and_the_configured_root_key_stays_the_configuration_s_issue_18() {
+    let server = Server::start(Transport::Http).await;
+    let root = artifact_store_conformance::raw::ROOT;
+    iam(&server, root, &[("Action", "CreateUser"), ("UserName", "helpdesk")]).await;
+    let key = iam(&server, root, &[("Action", "CreateAccessKey"), ("UserName", "helpdesk")]).await;
+    let field = |name: &str| {
+        key.1.split(&format!("<{name}>")).nth(1).and_then(|rest| rest.split('<').next()).expect(name).to_owned()
+    };
+    let (id, secret) = (field("AccessKeyId"), field("SecretAccessKey"));
+    let helpdesk = Key { access_key: &id, secret_key: &secret };
+    let rotation = r#"{"Statement":{"Effect":"Allow","Action":["iam:*"],"Resource":"*"}}"#;
+    let put =
+        [("Action", "PutUserPolicy"), ("UserName", "helpdesk"), ("PolicyName", "p"), ("PolicyDocument", rotation)];
+    assert_eq!(iam(&server, root, &put).await.0, 200);
+
+    // Allowed every IAM action on every resource, the user still cannot touch the root user.
+    let before = server.events().len();
+    let not_found = (404, "NoSuchEntity".to_owned());
+    for form in [
+        vec![("Action", "CreateAccessKey"), ("UserName", "root")],
+        vec![("Action", "ListAccessKeys"), ("UserName", "root")],
+        vec![("Action", "UpdateAccessKey"), ("AccessKeyId", ACCESS_KEY), ("Status", "Inactive")],
+        vec![("Action", "DeleteAccessKey"), ("AccessKeyId", ACCESS_KEY)],
+        vec![("Action", "PutUserPolicy"), ("UserName", "root"), ("PolicyName", "p"), ("PolicyDocument", rotation)],
+    ] {
+        assert_eq!(iam_code(&iam(&server, helpdesk, &form).await), not_found, "{form:?}");
+    }
+    server.assert_no_new_events(before, "IAM calls on the root user");
+
+    // The configured root key is the configuration's: neither the CLI nor the root user itself
+    // disables or deletes it through the registry, and it goes on signing.
+    let refused = expect(&server, &["key", "disable", ACCESS_KEY], 2);
+    assert!(refused.stderr.contains("root key of the configuration"), "{}", refused.stderr);
+    expect(&server, &["key", "delete", ACCESS_KEY], 2);
+    let own = iam(&server, root, &[("Action", "DeleteAccessKey"), ("AccessKeyId", ACCESS_KEY)]).await;
+    assert_eq!(iam_code(&own), (409, "DeleteConflict".to_owned()));
+    create_bucket(&server.s3(), "still-root").await;
+    server.assert_no_new_events(before + 1, "refused changes to the configured root key");
+}
+
+#[tokio::test]
+async fn a_configured_user_gets_no_iam_rights_issue_18() {
+    let dir = tempfile::tempdir().expect("temp folder");
+    let config = dir.path().join("users.toml");
+    let ci = Key { access_key: "CONFORMANCECIKEY0000", secret_key: "ci0secret0key0for0conformance0000000000" };
+    std::fs::write(
+        &config,
+        format!("[[auth.users]]\naccess_key = \"{}\"\nsecret_key = \"{}\"\n", ci.access_key, ci.secret_key),
+    )
+    .expect("config file");
+    let mut env = artifact_store_conformance::server::upstream_env();
+    env.push(("ARTIFACT_STORE_CONFIG".into(), config.display().to_string()));
+    let server = Server::start_with(Transport::Http, &[], env).await;
+    for form in [
+        vec![("Action", "CreateUser"), ("UserName", "escape")],
+        vec![("Action", "CreateAccessKey"), ("UserName", "root")],
+        vec![("Action", "ListUsers")],
+    ] {
+        let answer = iam(&server, ci, &form).await;
+        assert!(matches!(iam_code(&answer).0, 403 | 404), "{form:?}: {}", answer.1);
+    }
+    assert_eq!(iam_code(&iam(&server, ci, &[("Action", "ListUsers")]).await), (403, "AccessDenied".to_owned()));
+}
+
+#[tokio::test]
+async fn the_iam_api_answers_over_http2_where_the_host_is_the_uri_s_authority_issue_18() {
+    let server = Server::start(Transport::Http).await;
+    let body = "Action=ListUsers&Version=2010-05-08";
+    let request = server
+        .request("POST", "/")
+        .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+        .body(body.as_bytes().to_vec())
+        .sign_in(
+            Scope { region: "us-east-1", service: "iam" },
+            artifact_store_conformance::raw::ROOT,
+            SystemTime::now(),
+            Payload::Signed,
+        );
+    let mut h2 = server.http2().await;
+    let answer = h2.send_with_body(&server, &request, body.as_bytes()).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()));
+}
+
+#[tokio::test]
+async fn an_event_stream_ends_once_its_key_is_disabled_issue_18() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let server = Server::start(Transport::Http).await;
+    let dir = tempfile::tempdir().expect("temp folder");
+    expect(&server, &["user", "create", "watcher"], 0);
+    let watcher = created(&server, &["--json", "key", "create", "watcher"]);
+    let feed = policy_file(
+        &dir,
+        "feed.json",
+        r#"{"Statement":{"Effect":"Allow","Action":"artifact-store:ReadEvents","Resource":"*"}}"#,
+    );
+    expect(&server, &["user", "policy", "put", "watcher", "--file", &feed], 0);
+    let request =
+        server.request("GET", "/_registry/events/stream").sign(watcher.key(), SystemTime::now(), Payload::Signed);
+    let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
+    tcp.write_all(&request.to_bytes()).await.expect("send");
+    let mut seen = Vec::new();
+    let mut chunk = [0; 4096];
+    while !String::from_utf8_lossy(&seen).contains("event: v1.") {
+        let read = tcp.read(&mut chunk).await.expect("read");
+        assert!(read > 0, "the stream ended before its first event");
+        seen.extend_from_slice(&chunk[..read]);
+    }
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
+
+    // Disabled, the key's open stream is closed by the server (within its recheck period).
+    expect(&server, &["key", "disable", &watcher.access_key], 0);
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        loop {
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) if String::from_utf8_lossy(&chunk[..read]).contains("\r\n0\r\n\r\n") => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream of a disabled key went on for two minutes");
 }

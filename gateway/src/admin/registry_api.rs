@@ -34,6 +34,7 @@ use tokio::sync::watch;
 
 use super::{REGISTRY_PREFIX, records};
 use crate::auth::access::Access;
+use crate::request::PeerAddr;
 
 /// Most events or records one call returns.
 const MAX_LIMIT: usize = 10_000;
@@ -46,6 +47,8 @@ const SCAN_BUDGET: usize = 100_000;
 const MAX_WAIT: Duration = Duration::from_secs(60);
 /// An SSE comment sent this often keeps proxies from closing a quiet stream.
 const KEEPALIVE: Duration = Duration::from_secs(15);
+/// How often an open event stream checks that its signer may still read the log.
+const REAUTHORIZE: Duration = Duration::from_secs(10);
 
 /// Header of a feed page: the last sequence the scan looked at, the `since` of the next call.
 pub const NEXT_SINCE_HEADER: &str = "x-artifact-store-next-since";
@@ -135,7 +138,8 @@ impl S3Route for RegistryApi {
         };
         let Some(access) = &self.access else { return Ok(()) };
         let (action, bucket, resource) = required_permission(req.uri.path(), req.uri.query());
-        access.authorize(Some(&credentials.access_key), action, bucket.as_deref(), &resource).await
+        let keys = access.request_keys(req.extensions.get::<PeerAddr>().copied(), &req.headers, &req.uri);
+        access.authorize(Some(&credentials.access_key), action, bucket.as_deref(), &resource, &keys).await
     }
 
     async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
@@ -161,7 +165,7 @@ impl RegistryApi {
         let query = Query::parse(req.uri.query());
         match path.trim_end_matches('/') {
             "/events" => self.events(&query).await,
-            "/events/stream" => self.stream(&query, &req.headers),
+            "/events/stream" => self.stream(&query, req),
             "/retrievals" => self.retrievals(&query).await,
             rest => {
                 if let Some(sequence) = rest.strip_prefix("/events/") {
@@ -239,7 +243,8 @@ impl RegistryApi {
 
     /// `events/stream`: every matching event after `since` (or `Last-Event-ID`), then each new
     /// one as it commits, as Server-Sent Events; ends when the server shuts down.
-    fn stream(&self, query: &Query, headers: &HeaderMap) -> ApiResult {
+    fn stream(&self, query: &Query, req: &S3Request<Body>) -> ApiResult {
+        let headers = &req.headers;
         let filter = query.event_filter();
         let resume = match headers.get("last-event-id") {
             Some(id) => Some(
@@ -272,11 +277,35 @@ impl RegistryApi {
         let stopping = async move {
             let _ = shutdown.wait_for(|stopping| *stopping).await;
         };
-        let stream = futures::stream::select(events, keepalive).take_until(Box::pin(stopping)).map_ok(Frame::data);
+        // A stream outlives the check that opened it: it ends once its key is disabled or
+        // deleted, or its permission taken away.
+        let revoked = self.revoked(req);
+        let ended = futures::future::select(Box::pin(stopping), Box::pin(revoked));
+        let stream = futures::stream::select(events, keepalive).take_until(ended).map_ok(Frame::data);
         let body = Body::http_body(StreamBody::new(sync_wrapper::SyncStream::new(stream)));
         let mut response = respond(StatusCode::OK, "text/event-stream", body);
         response.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         Ok(response)
+    }
+
+    /// Resolves once the request's signer may no longer read the event log, checked every
+    /// [`REAUTHORIZE`]; never without an access check (tests build the API without one).
+    fn revoked(&self, req: &S3Request<Body>) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let access = self.access.clone();
+        let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
+        let keys =
+            access.as_ref().map(|a| a.request_keys(req.extensions.get::<PeerAddr>().copied(), &req.headers, &req.uri));
+        async move {
+            let (Some(access), Some(keys)) = (access, keys) else { return std::future::pending().await };
+            loop {
+                tokio::time::sleep(REAUTHORIZE).await;
+                let (action, _, resource) = required_permission(&format!("{REGISTRY_PREFIX}/events/stream"), None);
+                if access.authorize(access_key.as_deref(), action, None, &resource, &keys).await.is_err() {
+                    tracing::info!(code = "AccessDenied", "event stream closed: its signer may no longer read the log");
+                    return;
+                }
+            }
+        }
     }
 
     /// `retrievals`: filtered retrieval records, as JSON, access-log lines or CloudTrail.

@@ -168,73 +168,85 @@ impl Access {
 
     /// The condition keys of a request head, from the connection it came on (`peer`).
     fn keys(&self, peer: Option<PeerAddr>, headers: &http::HeaderMap, uri: &http::Uri) -> ConditionKeys {
-        let mut keys = ConditionKeys::new();
-        let now = crate::clock::now_ms();
-        keys.set("aws:CurrentTime", format_time(now)).set("aws:EpochTime", (now / 1000).to_string());
-        keys.set("aws:SecureTransport", self.secure_transport.to_string());
-        if let Some(peer) = peer {
-            keys.set("aws:SourceIp", peer.0.ip().to_canonical().to_string());
-        }
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        for (key, name) in [
-            ("aws:UserAgent", "user-agent"),
-            ("aws:Referer", "referer"),
-            ("s3:x-amz-acl", "x-amz-acl"),
-            ("s3:x-amz-copy-source", "x-amz-copy-source"),
-            ("s3:x-amz-metadata-directive", "x-amz-metadata-directive"),
-            ("s3:x-amz-server-side-encryption", "x-amz-server-side-encryption"),
-            ("s3:x-amz-content-sha256", "x-amz-content-sha256"),
-            ("s3:x-amz-storage-class", "x-amz-storage-class"),
-            ("s3:object-lock-mode", "x-amz-object-lock-mode"),
-            ("s3:object-lock-retain-until-date", "x-amz-object-lock-retain-until-date"),
-            ("s3:object-lock-legal-hold", "x-amz-object-lock-legal-hold"),
-            ("s3:x-amz-grant-read", "x-amz-grant-read"),
-            ("s3:x-amz-grant-write", "x-amz-grant-write"),
-            ("s3:x-amz-grant-read-acp", "x-amz-grant-read-acp"),
-            ("s3:x-amz-grant-write-acp", "x-amz-grant-write-acp"),
-            ("s3:x-amz-grant-full-control", "x-amz-grant-full-control"),
-        ] {
-            if let Some(value) = header(name) {
-                keys.set(key, value);
-            }
-        }
-        let query = uri.query().unwrap_or("");
-        for pair in query.split('&') {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let key = match name {
-                "prefix" => "s3:prefix",
-                "delimiter" => "s3:delimiter",
-                "max-keys" => "s3:max-keys",
-                "versionId" => "s3:VersionId",
-                _ => continue,
-            };
-            keys.set(key, percent_encoding::percent_decode_str(value).decode_utf8_lossy());
-        }
-        let (signature_version, auth_type) = if header("authorization").is_some_and(|a| a.starts_with("AWS4-")) {
-            (Some("AWS4-HMAC-SHA256"), Some("REST-HEADER"))
-        } else if header("authorization").is_some() {
-            (Some("AWS"), Some("REST-HEADER"))
-        } else if query.contains("X-Amz-Signature=") {
-            (Some("AWS4-HMAC-SHA256"), Some("REST-QUERY-STRING"))
-        } else if query.contains("Signature=") {
-            (Some("AWS"), Some("REST-QUERY-STRING"))
-        } else {
-            (None, None)
-        };
-        if let Some(version) = signature_version {
-            keys.set("s3:signatureversion", version);
-        }
-        if let Some(auth_type) = auth_type {
-            keys.set("s3:authType", auth_type);
-        }
-        keys
+        condition_keys(self.secure_transport, peer, headers, uri)
     }
+}
+
+/// The condition keys of a request head, from the connection it came on (`peer`, and
+/// whether it is TLS): for S3 operations, the registry API and IAM calls alike.
+#[must_use]
+pub fn condition_keys(
+    secure_transport: bool,
+    peer: Option<PeerAddr>,
+    headers: &http::HeaderMap,
+    uri: &http::Uri,
+) -> ConditionKeys {
+    let mut keys = ConditionKeys::new();
+    let now = crate::clock::now_ms();
+    keys.set("aws:CurrentTime", format_time(now)).set("aws:EpochTime", (now / 1000).to_string());
+    keys.set("aws:SecureTransport", secure_transport.to_string());
+    if let Some(peer) = peer {
+        keys.set("aws:SourceIp", peer.0.ip().to_canonical().to_string());
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    for (key, name) in [
+        ("aws:UserAgent", "user-agent"),
+        ("aws:Referer", "referer"),
+        ("s3:x-amz-acl", "x-amz-acl"),
+        ("s3:x-amz-copy-source", "x-amz-copy-source"),
+        ("s3:x-amz-metadata-directive", "x-amz-metadata-directive"),
+        ("s3:x-amz-server-side-encryption", "x-amz-server-side-encryption"),
+        ("s3:x-amz-content-sha256", "x-amz-content-sha256"),
+        ("s3:x-amz-storage-class", "x-amz-storage-class"),
+        ("s3:object-lock-mode", "x-amz-object-lock-mode"),
+        ("s3:object-lock-retain-until-date", "x-amz-object-lock-retain-until-date"),
+        ("s3:object-lock-legal-hold", "x-amz-object-lock-legal-hold"),
+        ("s3:x-amz-grant-read", "x-amz-grant-read"),
+        ("s3:x-amz-grant-write", "x-amz-grant-write"),
+        ("s3:x-amz-grant-read-acp", "x-amz-grant-read-acp"),
+        ("s3:x-amz-grant-write-acp", "x-amz-grant-write-acp"),
+        ("s3:x-amz-grant-full-control", "x-amz-grant-full-control"),
+    ] {
+        if let Some(value) = header(name) {
+            keys.set(key, value);
+        }
+    }
+    let query = uri.query().unwrap_or("");
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = match name {
+            "prefix" => "s3:prefix",
+            "delimiter" => "s3:delimiter",
+            "max-keys" => "s3:max-keys",
+            "versionId" => "s3:VersionId",
+            _ => continue,
+        };
+        keys.set(key, percent_encoding::percent_decode_str(value).decode_utf8_lossy());
+    }
+    let (signature_version, auth_type) = if header("authorization").is_some_and(|a| a.starts_with("AWS4-")) {
+        (Some("AWS4-HMAC-SHA256"), Some("REST-HEADER"))
+    } else if header("authorization").is_some() {
+        (Some("AWS"), Some("REST-HEADER"))
+    } else if query.contains("X-Amz-Signature=") {
+        (Some("AWS4-HMAC-SHA256"), Some("REST-QUERY-STRING"))
+    } else if query.contains("Signature=") {
+        (Some("AWS"), Some("REST-QUERY-STRING"))
+    } else {
+        (None, None)
+    };
+    if let Some(version) = signature_version {
+        keys.set("s3:signatureversion", version);
+    }
+    if let Some(auth_type) = auth_type {
+        keys.set("s3:authType", auth_type);
+    }
+    keys
 }
 
 impl Access {
     /// Decides a request that is not an S3 operation (the registry API) as `action` on
-    /// `resource`, under `bucket`'s grants when it names one. Condition keys are those of
-    /// no request: a condition on them holds only in its `...IfExists` form.
+    /// `resource`, under `bucket`'s grants when it names one, with the request's `keys`
+    /// ([`Access::request_keys`]).
     ///
     /// # Errors
     /// `AccessDenied`, `InvalidAccessKeyId`, or a registry read refused.
@@ -244,15 +256,28 @@ impl Access {
         action: &str,
         bucket: Option<&str>,
         resource: &str,
+        keys: &ConditionKeys,
     ) -> S3Result<()> {
         let identity = self.identity(access_key).await?;
         let grant = match bucket {
             Some(bucket) => self.buckets.get(bucket).await?,
-            // What names no bucket (the whole log) is the gateway's, the root account's:
-            // another account's users never read it, whatever their own policies say.
-            None => Arc::new(BucketGrant { owner: Some(self.account.clone()), policy: None }),
+            None => Arc::default(),
         };
-        self.decide(&identity, &grant, action, resource, &ConditionKeys::new())
+        // What names no existing bucket (the whole log, a deleted bucket's records) is the
+        // gateway's, the root account's: another account's users never read it, whatever
+        // their own policies say.
+        let grant = if grant.owner.is_none() {
+            Arc::new(BucketGrant { owner: Some(self.account.clone()), policy: None })
+        } else {
+            grant
+        };
+        self.decide(&identity, &grant, action, resource, keys)
+    }
+
+    /// The condition keys of a request that is not an S3 operation (the registry API).
+    #[must_use]
+    pub fn request_keys(&self, peer: Option<PeerAddr>, headers: &http::HeaderMap, uri: &http::Uri) -> ConditionKeys {
+        self.keys(peer, headers, uri)
     }
 }
 

@@ -24,8 +24,9 @@ use s3s::auth::S3Auth as _;
 
 use self::response::{Element, IamError, respond};
 use crate::auth::Users;
+use crate::auth::access::condition_keys;
 use crate::auth::keys::new_access_key;
-use crate::request::RequestId;
+use crate::request::{PeerAddr, RequestId};
 
 /// The largest IAM request body read (a policy document is at most 10 KiB, form-encoded).
 const MAX_BODY: usize = 64 * 1024;
@@ -37,6 +38,8 @@ pub struct IamApi {
     users: Users,
     /// The root account's id.
     root_account: String,
+    /// Whether connections arrive over TLS (`aws:SecureTransport`).
+    secure_transport: bool,
 }
 
 /// Who called, as IAM sees it.
@@ -52,8 +55,8 @@ impl IamApi {
     /// The API over `registry`; `users` are the configured keys, `root_account` the root
     /// account's id.
     #[must_use]
-    pub fn new(registry: Registry, users: Users, root_account: String) -> Self {
-        IamApi { registry, users, root_account }
+    pub fn new(registry: Registry, users: Users, root_account: String, secure_transport: bool) -> Self {
+        IamApi { registry, users, root_account, secure_transport }
     }
 
     /// Answers one IAM request, refusals included, in IAM's XML.
@@ -94,7 +97,8 @@ impl IamApi {
             };
             let params: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
             let caller = self.caller(authorization.access_key).await?;
-            let call = Call { api: self, caller: &caller, context, params: &params };
+            let keys = condition_keys(self.secure_transport, peer.map(PeerAddr), &parts.headers, &parts.uri);
+            let call = Call { api: self, caller: &caller, context, params: &params, keys };
             let action = call.param("Action").ok_or_else(|| IamError::validation("Action is required"))?;
             call.run(&action).await.map(|element| (action, element))
         }
@@ -111,20 +115,11 @@ impl IamApi {
     /// The caller of a request signed with `access_key`, whose signature was checked.
     async fn caller(&self, access_key: &str) -> Result<IamCaller, IamError> {
         if let Some(user) = self.users.get(access_key) {
-            // The configured root key is the root account's root; other configured keys are
-            // its users allowed everything, as on the S3 side.
+            // The configured root key is the root account's root user. Other configured keys
+            // get no IAM rights: the keys they could make would outlive their removal from
+            // the configuration and escape its `bypass_governance`.
             let user_name = if user.root { ROOT_USER.to_owned() } else { access_key.to_owned() };
-            let policies = if user.root {
-                Vec::new()
-            } else {
-                vec![
-                    Policy::parse(
-                        r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#,
-                        PolicyKind::Identity,
-                    )
-                    .expect("the allow-all policy parses"),
-                ]
-            };
+            let policies = Vec::new();
             return Ok(IamCaller {
                 account: ROOT_ACCOUNT.to_owned(),
                 account_id: self.root_account.clone(),
@@ -167,6 +162,8 @@ struct Call<'a> {
     caller: &'a IamCaller,
     context: RequestContext,
     params: &'a [(String, String)],
+    /// The request's condition keys (time, source address, transport, user agent).
+    keys: ConditionKeys,
 }
 
 impl Call<'_> {
@@ -326,10 +323,14 @@ impl Call<'_> {
         if self.caller.user == ROOT_USER {
             return Ok(());
         }
+        // The root user is beyond every IAM policy, as on AWS: no user, whatever it is
+        // allowed, reads or changes the root user's keys or policies.
+        if resource == self.user_arn(ROOT_USER) {
+            return Err(IamError::no_such_entity("The user with name root cannot be found."));
+        }
         let principal = Principal::User(policy::User::new(&self.caller.account_id, &self.caller.user));
-        let keys = ConditionKeys::new();
         let action = format!("iam:{action}");
-        let request = Request { principal: &principal, action: &action, resource, keys: &keys };
+        let request = Request { principal: &principal, action: &action, resource, keys: &self.keys };
         let grants = Grants {
             identity: &self.caller.policies,
             resource_owner: Some(&self.caller.account_id),

@@ -72,15 +72,24 @@ pub(super) fn check(
     }
     // The headers the client signed, as it sent them; the signer adds `x-amz-date` (the
     // same value) itself.
+    // HTTP/2 carries the host as the URI's authority, HTTP/1 as a header.
+    let host = parts
+        .uri
+        .authority()
+        .map(http::uri::Authority::as_str)
+        .or_else(|| parts.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()))
+        .ok_or_else(mismatch)?;
     let mut headers = Vec::new();
     for name in &authorization.signed_headers {
-        if *name == "x-amz-date" {
-            continue;
+        match *name {
+            "x-amz-date" => continue,
+            "host" => headers.push(("host", host)),
+            name => {
+                let value = parts.headers.get(name).and_then(|v| v.to_str().ok()).ok_or_else(mismatch)?;
+                headers.push((name, value));
+            }
         }
-        let value = parts.headers.get(*name).and_then(|v| v.to_str().ok()).ok_or_else(mismatch)?;
-        headers.push((*name, value));
     }
-    let host = parts.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
     let uri = format!("http://{host}{}", parts.uri.path_and_query().map_or("/", |p| p.as_str()));
     let request = SignableRequest::new(parts.method.as_str(), uri, headers.into_iter(), SignableBody::Bytes(body))
         .map_err(|_| mismatch())?;
