@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::event::v1::{
     self, BlobCorrupt, BucketCreated, BucketPolicySet, BucketRef, BypassedFor, LegalHoldSet, LifecycleApplied,
     LifecycleSet, MultipartCompleted, MultipartCreated, ObjectDeleted, ObjectLockSet, ObjectPut, PackageFinalized,
-    PartUploaded, Payload, Retention, RetentionBypassed, RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef,
-    VersioningSet, VersioningStatus,
+    PartUploaded, Payload, PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet, Retrieved, TaggingSet,
+    UploadRef, VersionRef, VersioningSet, VersioningStatus,
 };
 use crate::event::{Event, EventDraft, RequestContext};
 use crate::inline::{self, InlineBlob};
@@ -620,15 +620,21 @@ impl Registry {
     }
 
     /// Sets the bucket's policy (`v1.bucket.policy.set`) after checking it as a bucket
-    /// policy: S3 refuses a malformed one and records nothing.
+    /// policy: S3 refuses a malformed one, and a public one while the bucket's public access
+    /// block says `BlockPublicPolicy`, and records nothing.
     ///
     /// # Errors
-    /// [`Error::MalformedPolicy`], [`Error::NoSuchBucket`].
+    /// [`Error::MalformedPolicy`], [`Error::PublicPolicyBlocked`], [`Error::NoSuchBucket`].
     pub async fn set_bucket_policy(&self, caller: Caller, bucket: &str, policy: String) -> Result<Event> {
-        Policy::parse(&policy, PolicyKind::Bucket).map_err(|refused| Error::MalformedPolicy(refused.0))?;
+        let public = Policy::parse(&policy, PolicyKind::Bucket)
+            .map_err(|refused| Error::MalformedPolicy(refused.0))?
+            .is_public();
         let bucket = bucket.to_owned();
         self.write(move |writer| {
             require_bucket(writer.views(), &bucket)?;
+            if public && writer.views().public_access_block(&bucket)?.is_some_and(|b| b.block_public_policy) {
+                return Err(Error::PublicPolicyBlocked);
+            }
             writer.append(caller.draft(Payload::BucketPolicySet(BucketPolicySet { bucket, policy })))
         })
         .await
@@ -647,6 +653,35 @@ impl Registry {
                 return Ok(None);
             }
             writer.append(caller.draft(Payload::BucketPolicyDeleted(BucketRef { bucket }))).map(Some)
+        })
+        .await
+    }
+
+    /// Sets the bucket's public access block (`v1.bucket.public_access_block.set`).
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`].
+    pub async fn set_public_access_block(&self, caller: Caller, block: PublicAccessBlockSet) -> Result<Event> {
+        self.write(move |writer| {
+            require_bucket(writer.views(), &block.bucket)?;
+            writer.append(caller.draft(Payload::PublicAccessBlockSet(block)))
+        })
+        .await
+    }
+
+    /// Removes the bucket's public access block (`v1.bucket.public_access_block.deleted`);
+    /// nothing is recorded when it has none.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`].
+    pub async fn delete_public_access_block(&self, caller: Caller, bucket: &str) -> Result<Option<Event>> {
+        let bucket = bucket.to_owned();
+        self.write(move |writer| {
+            require_bucket(writer.views(), &bucket)?;
+            if writer.views().public_access_block(&bucket)?.is_none() {
+                return Ok(None);
+            }
+            writer.append(caller.draft(Payload::PublicAccessBlockDeleted(BucketRef { bucket }))).map(Some)
         })
         .await
     }

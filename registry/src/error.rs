@@ -78,6 +78,10 @@ pub enum Error {
     /// The bucket has no policy.
     #[error("the bucket has no policy")]
     NoSuchBucketPolicy,
+    /// A public bucket policy, while the bucket's public access block has
+    /// `BlockPublicPolicy`.
+    #[error("public policies are blocked by the bucket's public access block")]
+    PublicPolicyBlocked,
     /// An account, user, access key or user policy that does not exist (IAM's
     /// `NoSuchEntity`), described.
     #[error("{0}")]

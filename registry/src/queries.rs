@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::event::v1::BlobPart;
 use crate::lifecycle::{self, Action, Effect};
 use crate::packages::{MANIFEST_FORMAT, Manifest, Member, Package};
-pub use crate::state::{AccessKey, Account, AccountUser, Bucket, ObjectVersion, Upload};
+pub use crate::state::{AccessKey, Account, AccountUser, Bucket, ObjectVersion, PublicAccessBlock, Upload};
 
 /// The reads every registry engine answers from its views (and, for the few that name
 /// events, its log): the typed questions the commands ask inside the writer's transaction and
@@ -37,6 +37,12 @@ pub trait Reads {
     /// # Errors
     /// The engine's errors.
     fn bucket_policy(&self, bucket: &str) -> Result<Option<String>>;
+
+    /// The bucket's public access block, if it has one.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn public_access_block(&self, bucket: &str) -> Result<Option<PublicAccessBlock>>;
 
     /// The account called `name`.
     ///

@@ -119,3 +119,16 @@ pub struct AccessKey {
     /// Whether it was deleted (its record stays, naming whom its events came from).
     pub deleted: bool,
 }
+
+/// A bucket's public access block: S3's four settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublicAccessBlock {
+    /// Refuse requests that set public ACLs.
+    pub block_public_acls: bool,
+    /// Ignore public ACLs when deciding.
+    pub ignore_public_acls: bool,
+    /// Refuse bucket policies that are public.
+    pub block_public_policy: bool,
+    /// While the bucket's policy is public, only the owner's account is let in.
+    pub restrict_public_buckets: bool,
+}

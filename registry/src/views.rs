@@ -17,6 +17,7 @@ use std::hash::{BuildHasher as _, Hash, RandomState};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::event::v1::{self, AccessKeyStatus, BlobPart, LockMode, ObjectPut, Payload, Retention, VersioningStatus};
+use crate::state::PublicAccessBlock;
 
 /// The row operations an engine keeps the views with. A version's row is named by the
 /// sequence of the event that added it, unique and stable for the row's life.
@@ -43,6 +44,8 @@ pub(crate) trait ViewRows {
     /// Sets a bucket's policy, recorded by the event of `sequence`, or removes it.
     fn set_bucket_policy(&self, bucket: &str, policy: Option<(&str, u64)>) -> Result<()>;
 
+    /// Sets a bucket's public access block, recorded by `event`, or removes it.
+    fn set_public_access_block(&self, bucket: &str, block: Option<(&PublicAccessBlock, &Event)>) -> Result<()>;
     /// Adds an account, created by `event`.
     fn insert_account(&self, event: &Event, name: &str, id: &str) -> Result<()>;
     /// Adds a user, created by the event `created`, or removes it.
@@ -435,10 +438,21 @@ pub(crate) fn apply_payload(
             // A bucket's policy goes with it: a bucket created again under the name starts
             // without one.
             rows.set_bucket_policy(&p.bucket, None)?;
+            rows.set_public_access_block(&p.bucket, None)?;
             rows.delete_bucket(&p.bucket)?;
         }
         Payload::BucketPolicySet(p) => rows.set_bucket_policy(&p.bucket, Some((&p.policy, event.sequence)))?,
         Payload::BucketPolicyDeleted(p) => rows.set_bucket_policy(&p.bucket, None)?,
+        Payload::PublicAccessBlockSet(p) => {
+            let block = PublicAccessBlock {
+                block_public_acls: p.block_public_acls,
+                ignore_public_acls: p.ignore_public_acls,
+                block_public_policy: p.block_public_policy,
+                restrict_public_buckets: p.restrict_public_buckets,
+            };
+            rows.set_public_access_block(&p.bucket, Some((&block, event)))?;
+        }
+        Payload::PublicAccessBlockDeleted(p) => rows.set_public_access_block(&p.bucket, None)?,
         Payload::AccountCreated(p) => rows.insert_account(event, &p.account, &p.id)?,
         Payload::UserCreated(p) => rows.set_user(&p.account, &p.user, Some(event))?,
         Payload::UserDeleted(p) => rows.set_user(&p.account, &p.user, None)?,

@@ -275,3 +275,68 @@ async fn acls_are_disabled_as_on_new_aws_buckets_so_a_public_acl_is_refused_not_
     let enable = s3.put_bucket_ownership_controls().bucket("acls").ownership_controls(writer).send().await;
     assert_eq!(failure(enable), (501, "NotImplemented".to_owned()));
 }
+
+#[tokio::test]
+async fn a_public_access_block_refuses_public_policies_and_restricts_a_public_bucket_issue_18() {
+    use aws_sdk_s3::types::PublicAccessBlockConfiguration;
+
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    put(&s3, BUCKET, "public/a.txt", b"for everyone").await;
+    let missing = s3.get_public_access_block().bucket(BUCKET).send().await;
+    assert_eq!(failure(missing), (404, "NoSuchPublicAccessBlockConfiguration".to_owned()));
+    let public = format!(
+        r#"{{"Statement":{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{BUCKET}/public/*"}}}}"#
+    );
+    let block = |policy: bool, restrict: bool| {
+        PublicAccessBlockConfiguration::builder()
+            .block_public_acls(true)
+            .ignore_public_acls(false)
+            .block_public_policy(policy)
+            .restrict_public_buckets(restrict)
+            .build()
+    };
+
+    // BlockPublicPolicy: a public policy is refused and nothing is recorded.
+    s3.put_public_access_block()
+        .bucket(BUCKET)
+        .public_access_block_configuration(block(true, false))
+        .send()
+        .await
+        .expect("put the block");
+    let stored = s3.get_public_access_block().bucket(BUCKET).send().await.expect("get the block");
+    let stored = stored.public_access_block_configuration().expect("configuration");
+    assert_eq!(
+        (
+            stored.block_public_acls(),
+            stored.ignore_public_acls(),
+            stored.block_public_policy(),
+            stored.restrict_public_buckets()
+        ),
+        (Some(true), Some(false), Some(true), Some(false))
+    );
+    let before = server.events().len();
+    let refused = s3.put_bucket_policy().bucket(BUCKET).policy(&public).send().await;
+    assert_eq!(failure(refused), (403, "AccessDenied".to_owned()));
+    server.assert_no_new_events(before, "a public policy under BlockPublicPolicy");
+
+    // RestrictPublicBuckets: the public policy stands but lets no one outside the account in.
+    s3.put_public_access_block()
+        .bucket(BUCKET)
+        .public_access_block_configuration(block(false, true))
+        .send()
+        .await
+        .expect("restrict");
+    s3.put_bucket_policy().bucket(BUCKET).policy(&public).send().await.expect("a public policy, now allowed");
+    let anonymous = || server.request("GET", &format!("/{BUCKET}/public/a.txt"));
+    assert_refused(&server.send(&anonymous()).await, 403, "AccessDenied", "anonymous read of a restricted bucket");
+    assert_eq!(get(&s3, BUCKET, "public/a.txt").await, b"for everyone");
+
+    // Without the block, the policy lets everyone read again; every change was recorded.
+    s3.delete_public_access_block().bucket(BUCKET).send().await.expect("delete the block");
+    assert_eq!(server.send(&anonymous()).await.status, 200);
+    let events = server.bucket_events(BUCKET);
+    assert_eq!(of_type(&events, "v1.bucket.public_access_block.set").len(), 2);
+    assert_eq!(of_type(&events, "v1.bucket.public_access_block.deleted").len(), 1);
+}

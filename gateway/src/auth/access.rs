@@ -143,6 +143,15 @@ impl Access {
         keys: &ConditionKeys,
     ) -> S3Result<()> {
         let principal = &identity.principal;
+        // RestrictPublicBuckets: while the policy is public, anyone outside the owner's
+        // account (anonymous included) is refused whatever the policy grants.
+        if bucket.restricted {
+            let insider = matches!(principal, Principal::User(user) if bucket.owner.as_deref() == Some(user.account()));
+            if !insider {
+                tracing::info!(code = "AccessDenied", action, resource, "refused: the bucket restricts public access");
+                return Err(s3_error!(AccessDenied, "Access Denied"));
+            }
+        }
         let request = Request { principal, action, resource, keys };
         // A bucket that does not exist is owned by no one yet: the requester's own account
         // decides (CreateBucket, or a request the handler answers with NoSuchBucket).
@@ -267,7 +276,7 @@ impl Access {
         // gateway's, the root account's: another account's users never read it, whatever
         // their own policies say.
         let grant = if grant.owner.is_none() {
-            Arc::new(BucketGrant { owner: Some(self.account.clone()), policy: None })
+            Arc::new(BucketGrant { owner: Some(self.account.clone()), ..BucketGrant::default() })
         } else {
             grant
         };
@@ -372,6 +381,9 @@ pub struct BucketGrant {
     owner: Option<String>,
     /// Its policy, if it has one.
     policy: Option<Policy>,
+    /// Its policy is public and its public access block says `RestrictPublicBuckets`: only
+    /// users of the owner's account are let in.
+    restricted: bool,
 }
 
 /// Buckets' grants as the hook reads them: read and parsed once, and kept until one changes.
@@ -416,18 +428,20 @@ impl BucketGrants {
         let root_account = self.root_account.clone();
         // A read the registry refuses (its views behind on a full disk) is answered as any
         // handler's read would be.
-        let (owner, text) = self
+        let (owner, text, restrict) = self
             .registry
             .read(move |reads| {
-                let Some(bucket) = reads.bucket(&name)? else { return Ok((None, None)) };
+                let Some(bucket) = reads.bucket(&name)? else { return Ok((None, None, false)) };
                 let owner = reads.account_of_key(&bucket.owner)?.map_or(root_account, |account| account.id);
-                Ok((Some(owner), reads.bucket_policy(&name)?))
+                let restrict = reads.public_access_block(&name)?.is_some_and(|b| b.restrict_public_buckets);
+                Ok((Some(owner), reads.bucket_policy(&name)?, restrict))
             })
             .await
             .map_err(|err| s3s::S3Error::from(crate::s3::error::Error::from(err)))?;
         // Recorded policies were checked when they were set.
         let policy = text.and_then(|text| Policy::parse(&text, PolicyKind::Bucket).ok());
-        let grant = Arc::new(BucketGrant { owner, policy });
+        let restricted = restrict && policy.as_ref().is_some_and(Policy::is_public);
+        let grant = Arc::new(BucketGrant { owner, policy, restricted });
         let mut entries = self.entries.write().expect("grant cache lock");
         if entries.len() >= MAX_CACHED_GRANTS {
             entries.clear();

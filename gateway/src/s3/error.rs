@@ -137,6 +137,10 @@ fn registry_error(err: registry::Error) -> S3Error {
         }
         R::MalformedPolicy(reason) => S3Error::with_message(S3ErrorCode::MalformedPolicy, reason),
         R::NoSuchBucketPolicy => s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist"),
+        R::PublicPolicyBlocked => s3_error!(
+            AccessDenied,
+            "Access Denied: public policies are blocked by the BlockPublicPolicy block public access setting."
+        ),
         R::ObjectLocked => s3_error!(AccessDenied, "Access Denied because object protected by object lock."),
         R::Sealed { package } => S3Error::with_message(
             S3ErrorCode::AccessDenied,

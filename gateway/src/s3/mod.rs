@@ -47,6 +47,7 @@ mod lookup;
 pub mod multipart;
 pub mod object;
 pub mod object_lock;
+pub mod public_access_block;
 pub mod tagging;
 pub mod versioning;
 pub mod wire;
@@ -191,6 +192,9 @@ delegate! {
     bucket_policy::get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput;
     bucket_policy::delete_bucket_policy(DeleteBucketPolicyInput) -> DeleteBucketPolicyOutput;
     bucket_policy::get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput;
+    public_access_block::put_public_access_block(PutPublicAccessBlockInput) -> PutPublicAccessBlockOutput;
+    public_access_block::get_public_access_block(GetPublicAccessBlockInput) -> GetPublicAccessBlockOutput;
+    public_access_block::delete_public_access_block(DeletePublicAccessBlockInput) -> DeletePublicAccessBlockOutput;
     acl::get_bucket_acl(GetBucketAclInput) -> GetBucketAclOutput;
     acl::put_bucket_acl(PutBucketAclInput) -> PutBucketAclOutput;
     acl::get_object_acl(GetObjectAclInput) -> GetObjectAclOutput;

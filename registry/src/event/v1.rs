@@ -438,6 +438,22 @@ pub struct BucketPolicySet {
     pub policy: String,
 }
 
+/// A bucket's public access block set (`v1.bucket.public_access_block.set`): the four
+/// settings S3 has, each `false` when not given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicAccessBlockSet {
+    /// Bucket name.
+    pub bucket: String,
+    /// Refuse requests that set public ACLs.
+    pub block_public_acls: bool,
+    /// Ignore public ACLs when deciding.
+    pub ignore_public_acls: bool,
+    /// Refuse bucket policies that are public.
+    pub block_public_policy: bool,
+    /// While the bucket's policy is public, only the owner's account is let in.
+    pub restrict_public_buckets: bool,
+}
+
 /// An account created (`v1.account.created`): it owns buckets and has users.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountCreated {
@@ -682,6 +698,10 @@ payloads! {
     MultipartAborted(UploadRef) = "v1.multipart.aborted", "object";
     /// `v1.package.finalized`
     PackageFinalized(PackageFinalized) = "v1.package.finalized", "package";
+    /// `v1.bucket.public_access_block.set`
+    PublicAccessBlockSet(PublicAccessBlockSet) = "v1.bucket.public_access_block.set", "bucket";
+    /// `v1.bucket.public_access_block.deleted`
+    PublicAccessBlockDeleted(BucketRef) = "v1.bucket.public_access_block.deleted", "bucket";
     /// `v1.account.created`
     AccountCreated(AccountCreated) = "v1.account.created", "account";
     /// `v1.user.created`
@@ -712,6 +732,8 @@ impl Payload {
                 p.bucket.clone()
             }
             Payload::BucketPolicySet(p) => p.bucket.clone(),
+            Payload::PublicAccessBlockSet(p) => p.bucket.clone(),
+            Payload::PublicAccessBlockDeleted(p) => p.bucket.clone(),
             Payload::VersioningSet(p) => p.bucket.clone(),
             Payload::ObjectLockSet(p) => p.bucket.clone(),
             Payload::LifecycleSet(p) => p.bucket.clone(),

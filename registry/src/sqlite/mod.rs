@@ -45,6 +45,7 @@ const VIEWS_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/views/0002_packages.sql")),
     M::up(include_str!("migrations/views/0003_bucket_policies.sql")),
     M::up(include_str!("migrations/views/0004_identities.sql")),
+    M::up(include_str!("migrations/views/0005_public_access_blocks.sql")),
 ];
 
 /// Prepared statements kept per connection.

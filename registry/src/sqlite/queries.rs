@@ -12,7 +12,7 @@ use crate::queries::{
     EventFilter, EventPage, ListPage, ListQuery, Part, Reads, RecordingEvent, RetrievalFilter, RetrievalRecord, Signer,
     VersionPage, VersionProvenance, VersionQuery,
 };
-use crate::state::{AccessKey, Account, AccountUser, Bucket, ObjectVersion, Upload};
+use crate::state::{AccessKey, Account, AccountUser, Bucket, ObjectVersion, PublicAccessBlock, Upload};
 use crate::views::stored_retention;
 
 const VERSION_COLUMNS: &str = "bucket, key, version_id, seq, created_at, is_latest, is_delete_marker, content, origin,
@@ -740,6 +740,23 @@ fn inline_bytes(conn: &Connection, locator: &str) -> Result<Option<Vec<u8>>> {
 impl Reads for Connection {
     fn bucket(&self, name: &str) -> Result<Option<Bucket>> {
         bucket(self, name)
+    }
+
+    fn public_access_block(&self, bucket: &str) -> Result<Option<PublicAccessBlock>> {
+        Ok(self
+            .prepare_cached(
+                "SELECT block_public_acls, ignore_public_acls, block_public_policy, restrict_public_buckets
+                 FROM bucket_public_access_blocks WHERE bucket = ?1",
+            )?
+            .query_row([bucket], |row| {
+                Ok(PublicAccessBlock {
+                    block_public_acls: row.get(0)?,
+                    ignore_public_acls: row.get(1)?,
+                    block_public_policy: row.get(2)?,
+                    restrict_public_buckets: row.get(3)?,
+                })
+            })
+            .optional()?)
     }
 
     fn account(&self, name: &str) -> Result<Option<Account>> {

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::error::Result;
 use crate::event::Event;
 use crate::event::v1::{self, Retention};
+use crate::state::PublicAccessBlock;
 use crate::views::{BucketRow, BucketSetting, VersionChange, VersionRow, ViewRows, mode_name, stored_retention};
 
 /// The view tables, in dump order, each with the columns that order its rows.
@@ -20,6 +21,7 @@ pub const VIEW_TABLES: &[(&str, &str)] = &[
     ("blob_refs", "blob"),
     ("packages", "name"),
     ("bucket_policies", "bucket"),
+    ("bucket_public_access_blocks", "bucket"),
     ("accounts", "name"),
     ("users", "account, name"),
     ("access_keys", "access_key"),
@@ -163,6 +165,33 @@ impl ViewRows for Connection {
             }
             None => {
                 self.prepare_cached("DELETE FROM bucket_policies WHERE bucket = ?1")?.execute([bucket])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_public_access_block(&self, bucket: &str, block: Option<(&PublicAccessBlock, &Event)>) -> Result<()> {
+        match block {
+            Some((b, event)) => {
+                self.prepare_cached(
+                    "INSERT INTO bucket_public_access_blocks (bucket, block_public_acls, ignore_public_acls,
+                         block_public_policy, restrict_public_buckets, set_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (bucket) DO UPDATE SET block_public_acls = excluded.block_public_acls,
+                         ignore_public_acls = excluded.ignore_public_acls,
+                         block_public_policy = excluded.block_public_policy,
+                         restrict_public_buckets = excluded.restrict_public_buckets, set_seq = excluded.set_seq",
+                )?
+                .execute(params![
+                    bucket,
+                    b.block_public_acls,
+                    b.ignore_public_acls,
+                    b.block_public_policy,
+                    b.restrict_public_buckets,
+                    event.sequence
+                ])?;
+            }
+            None => {
+                self.prepare_cached("DELETE FROM bucket_public_access_blocks WHERE bucket = ?1")?.execute([bucket])?;
             }
         }
         Ok(())

@@ -28,9 +28,9 @@ use artifact_store_registry::event::v1::{
     AccessKeyCreated, AccessKeyRef, AccessKeyStatus, AccessKeyStatusSet, AccountCreated, BlobCorrupt, BlobPart,
     BucketCreated, BucketPolicySet, BucketRef, BypassedFor, CorruptReason, CorruptSubject, DefaultRetention,
     LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode, MultipartCompleted, MultipartCreated, ObjectContent,
-    ObjectDeleted, ObjectLockSet, ObjectPut, Origin, PackageFinalized, PartUploaded, Payload, Retention,
-    RetentionBypassed, RetentionSet, Retrieved, StoreUpload, StringMap, TaggingSet, UploadRef, UserPolicyRef,
-    UserPolicySet, UserRef, VersionRef, VersioningSet, VersioningStatus,
+    ObjectDeleted, ObjectLockSet, ObjectPut, Origin, PackageFinalized, PartUploaded, Payload, PublicAccessBlockSet,
+    Retention, RetentionBypassed, RetentionSet, Retrieved, StoreUpload, StringMap, TaggingSet, UploadRef,
+    UserPolicyRef, UserPolicySet, UserRef, VersionRef, VersioningSet, VersioningStatus,
 };
 use artifact_store_registry::event::{Digest, Event, EventDraft, GENESIS_HASH};
 use artifact_store_registry::lifecycle::{Expiration, Filter, Rule};
@@ -44,7 +44,7 @@ const DAY: i64 = 86_400_000;
 
 /// Every `v1` type name. [`type_of`] matches every payload variant, so a new one does not
 /// compile until it is named there, and then this test fails until the log holds it.
-const V1_TYPES: [&str; 31] = [
+const V1_TYPES: [&str; 33] = [
     "v1.bucket.created",
     "v1.bucket.deleted",
     "v1.bucket.versioning.set",
@@ -76,6 +76,8 @@ const V1_TYPES: [&str; 31] = [
     "v1.access_key.created",
     "v1.access_key.status.set",
     "v1.access_key.deleted",
+    "v1.bucket.public_access_block.set",
+    "v1.bucket.public_access_block.deleted",
 ];
 
 fn type_of(payload: &Payload) -> Option<&'static str> {
@@ -111,6 +113,8 @@ fn type_of(payload: &Payload) -> Option<&'static str> {
         Payload::AccessKeyCreated(_) => "v1.access_key.created",
         Payload::AccessKeyStatusSet(_) => "v1.access_key.status.set",
         Payload::AccessKeyDeleted(_) => "v1.access_key.deleted",
+        Payload::PublicAccessBlockSet(_) => "v1.bucket.public_access_block.set",
+        Payload::PublicAccessBlockDeleted(_) => "v1.bucket.public_access_block.deleted",
         Payload::Unknown { .. } => return None,
     })
 }
@@ -641,7 +645,20 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
             Payload::UserPolicyDeleted(UserPolicyRef { account: "root".into(), user: "gone".into(), name: "all".into() }),
         ),
         (0, "operator", Payload::UserDeleted(UserRef { account: "root".into(), user: "gone".into() })),
+        (1000, "a", Payload::PublicAccessBlockSet(block(locked, true))),
+        (0, "b", Payload::PublicAccessBlockSet(block(plain, false))),
+        (0, "b", Payload::PublicAccessBlockDeleted(BucketRef { bucket: plain.into() })),
     ]
+}
+
+fn block(bucket: &str, all: bool) -> PublicAccessBlockSet {
+    PublicAccessBlockSet {
+        bucket: bucket.into(),
+        block_public_acls: all,
+        ignore_public_acls: all,
+        block_public_policy: true,
+        restrict_public_buckets: all,
+    }
 }
 
 fn key(account: &str, user: &str, access_key: &str) -> AccessKeyCreated {
