@@ -27,6 +27,7 @@ from botocore.config import Config
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (  # noqa: E402
     CA_BUNDLE,
+    DATA_DIR,
     ENDPOINT_URL,
     MIB,
     QUICK,
@@ -368,6 +369,55 @@ def main():
         expect_events(shared, types=["v1.bucket.created", "v1.bucket.policy.set", "v1.bucket.policy.deleted"])
         s3.delete_objects(Bucket=shared, Delete={"Objects": [{"Key": "public/a.txt"}, {"Key": "private/b.txt"}]})
         s3.delete_bucket(Bucket=shared)
+
+    if not DATA_DIR:
+        rep.skip("iam-user-policy-conditions-presigned", "the IAM API checked here is artifact-store's")
+    else:
+        with rep.scenario("iam-user-policy-conditions-presigned"):
+            # A user made through boto3's IAM client may do what its policy allows, under the
+            # policy's conditions, signed or presigned, and nothing once its key is inactive.
+            iam = boto3.client("iam", endpoint_url=ENDPOINT_URL, region_name="us-east-1", verify=CA_BUNDLE or True)
+            shared = bucket_name("boto3-iam")
+            s3.create_bucket(Bucket=shared)
+            s3.put_object(Bucket=shared, Key="reports/a.csv", Body=b"numbers")
+            s3.put_object(Bucket=shared, Key="secret/b.txt", Body=b"not for reports")
+            user = f"boto3-{uuid.uuid4().hex[:8]}"
+            iam.create_user(UserName=user)
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            limited = boto3.client(
+                "s3", endpoint_url=ENDPOINT_URL, region_name="us-east-1", verify=CA_BUNDLE or True,
+                aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
+                config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+            )
+            expect_error("AccessDenied", limited.get_object, Bucket=shared, Key="reports/a.csv")
+            policy = {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{shared}/reports/*",
+                 "Condition": {"IpAddress": {"aws:SourceIp": ["127.0.0.0/8", "::1/128"]}}},
+                {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{shared}",
+                 "Condition": {"StringLike": {"s3:prefix": "reports/*"}}},
+            ]}
+            iam.put_user_policy(UserName=user, PolicyName="reports", PolicyDocument=json.dumps(policy))
+            read = limited.get_object(Bucket=shared, Key="reports/a.csv")["Body"].read()
+            check(read == b"numbers", f"allowed read {read!r}")
+            expect_error("AccessDenied", limited.get_object, Bucket=shared, Key="secret/b.txt")
+            listed = limited.list_objects_v2(Bucket=shared, Prefix="reports/")
+            check([o["Key"] for o in listed.get("Contents", [])] == ["reports/a.csv"], f"listed {listed.get('Contents')}")
+            expect_error("AccessDenied", limited.list_objects_v2, Bucket=shared, Prefix="secret/")
+            allowed = limited.generate_presigned_url("get_object", Params={"Bucket": shared, "Key": "reports/a.csv"})
+            got = requests.get(allowed, verify=CA_BUNDLE or True, timeout=30)
+            check(got.status_code == 200 and got.content == b"numbers", f"presigned read {got.status_code}")
+            denied = limited.generate_presigned_url("get_object", Params={"Bucket": shared, "Key": "secret/b.txt"})
+            got = requests.get(denied, verify=CA_BUNDLE or True, timeout=30)
+            check(got.status_code == 403 and b"AccessDenied" in got.content, f"presigned denied {got.status_code}")
+            iam.update_access_key(UserName=user, AccessKeyId=key["AccessKeyId"], Status="Inactive")
+            got = requests.get(allowed, verify=CA_BUNDLE or True, timeout=30)
+            check(got.status_code == 403 and b"InvalidAccessKeyId" in got.content, f"inactive key {got.status_code}")
+            iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+            iam.delete_user_policy(UserName=user, PolicyName="reports")
+            iam.delete_user(UserName=user)
+            expect_error("NoSuchEntity", iam.get_user, UserName=user)
+            s3.delete_objects(Bucket=shared, Delete={"Objects": [{"Key": "reports/a.csv"}, {"Key": "secret/b.txt"}]})
+            s3.delete_bucket(Bucket=shared)
 
     with rep.scenario("delete-and-remove-bucket"):
         s3.delete_object(Bucket=bucket, Key="range")

@@ -116,18 +116,26 @@ class Reporter:
         self.passed = 0
         self.failed = 0
 
-    def record(self, scenario, ok, detail=""):
+    def skip(self, scenario, reason):
+        """Records a scenario that could not run here, with why: never counted as passed."""
+        self._write(scenario, "skip", reason)
+        print(f"[SKIP] {self.client} {self.version} {TRANSPORT} {scenario}: {reason}", flush=True)
+
+    def _write(self, scenario, result, detail):
         line = {
             "client": self.client,
             "version": self.version,
             "scenario": scenario,
             "transport": TRANSPORT,
-            "result": "pass" if ok else "fail",
+            "result": result,
             "detail": detail[:2000],
         }
         if RESULTS_FILE:
             with open(RESULTS_FILE, "a", encoding="utf-8") as out:
                 out.write(json.dumps(line) + "\n")
+
+    def record(self, scenario, ok, detail=""):
+        self._write(scenario, "pass" if ok else "fail", detail)
         if ok:
             self.passed += 1
         else:
