@@ -278,6 +278,56 @@ iam_users() {
     aws s3 rb --force "s3://$b" >/dev/null
 }
 
+# Three users in two accounts: a partner account (made with the CLI) owns its bucket, its
+# user needs both its own policy and the other account's bucket grant, and a user of the
+# root account with no policy reaches neither bucket.
+two_accounts() {
+    local partner ours theirs json proot psecret user key uid usecret local_user lkey lid lsecret
+    partner="partner-v$major-$RANDOM"
+    ours="$(bucket_name "awscli-v$major-ours")"
+    theirs="$(bucket_name "awscli-v$major-theirs")"
+    json="$("$ARTIFACT_STORE_BIN" account create "$partner" --json --data-dir "$DATA_DIR")" || fail "account create"
+    proot="$(sed -n 's/.*"access_key":"\([^"]*\)".*/\1/p' <<<"$json")"
+    psecret="$(sed -n 's/.*"secret_key":"\([^"]*\)".*/\1/p' <<<"$json")"
+    as_partner() { AWS_ACCESS_KEY_ID="$proot" AWS_SECRET_ACCESS_KEY="$psecret" aws "$@"; }
+    aws s3 mb "s3://$ours" >/dev/null
+    aws s3 cp --only-show-errors "$WORK/small" "s3://$ours/shared/doc"
+    as_partner s3 mb "s3://$theirs" >/dev/null
+    as_partner s3 cp --only-show-errors "$WORK/small" "s3://$theirs/doc"
+    # The partner's own user, made by the partner's root with aws iam.
+    user="reader-$RANDOM"
+    as_partner iam create-user --user-name "$user" >/dev/null
+    key="$(as_partner iam create-access-key --user-name "$user" --query 'AccessKey.[AccessKeyId,SecretAccessKey]' --output text)"
+    read -r uid usecret <<<"$key"
+    as_user() { AWS_ACCESS_KEY_ID="$uid" AWS_SECRET_ACCESS_KEY="$usecret" aws "$@"; }
+    as_partner iam put-user-policy --user-name "$user" --policy-name reads \
+        --policy-document '{"Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}'
+    as_user s3api get-object --bucket "$theirs" --key doc "$WORK/two.down" >/dev/null
+    assert_same_file "$WORK/small" "$WORK/two.down"
+    expect_error AccessDenied as_user s3api get-object --bucket "$ours" --key shared/doc "$WORK/two.down"
+    local id
+    id="$(as_partner iam get-user --query 'User.Arn' --output text | cut -d: -f5)"
+    aws s3api put-bucket-policy --bucket "$ours" --policy \
+        "{\"Statement\":{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"$id\"},\"Action\":\"s3:GetObject\",\"Resource\":\"arn:aws:s3:::$ours/shared/*\"}}"
+    as_user s3api get-object --bucket "$ours" --key shared/doc "$WORK/two.down" >/dev/null
+    assert_same_file "$WORK/small" "$WORK/two.down"
+    # A user of the root account with no policy reaches neither bucket.
+    local_user="nobody-$RANDOM"
+    aws iam create-user --user-name "$local_user" >/dev/null
+    lkey="$(aws iam create-access-key --user-name "$local_user" --query 'AccessKey.[AccessKeyId,SecretAccessKey]' --output text)"
+    read -r lid lsecret <<<"$lkey"
+    as_local() { AWS_ACCESS_KEY_ID="$lid" AWS_SECRET_ACCESS_KEY="$lsecret" aws "$@"; }
+    expect_error AccessDenied as_local s3api get-object --bucket "$ours" --key shared/doc "$WORK/two.down"
+    expect_error AccessDenied as_local s3api get-object --bucket "$theirs" --key doc "$WORK/two.down"
+    # Each account lists its own buckets only.
+    as_partner s3api list-buckets --query 'Buckets[].Name' --output text | grep -qw "$theirs" || fail "partner lists its bucket"
+    if as_partner s3api list-buckets --query 'Buckets[].Name' --output text | grep -qw "$ours"; then
+        fail "the partner lists the root account's bucket"
+    fi
+    aws s3 rb --force "s3://$ours" >/dev/null
+    as_partner s3 rb --force "s3://$theirs" >/dev/null
+}
+
 # ACLs are disabled as on new AWS buckets: `--acl public-read` is refused, not ignored.
 public_acl_refused() {
     local b
@@ -322,8 +372,10 @@ fi
 if can_seal; then
     run_scenario acl-public-refused public_acl_refused
     run_scenario iam-users-and-keys iam_users
+    run_scenario three-users-two-accounts two_accounts
 else
     record acl-public-refused skip "checks artifact-store's ACL answers"
     record iam-users-and-keys skip "the IAM API checked here is artifact-store's"
+    record three-users-two-accounts skip "accounts are made with artifact-store's own CLI, on its data folder"
 fi
 finish
