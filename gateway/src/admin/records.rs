@@ -87,11 +87,7 @@ fn version(record: &VersionProvenance) -> Value {
 /// The ARN of the user that signed an event.
 #[must_use]
 pub fn principal_arn(signer: &registry::queries::Signer) -> String {
-    if signer.user == registry::state::ROOT_USER {
-        format!("arn:aws:iam::{}:root", signer.account_id)
-    } else {
-        format!("arn:aws:iam::{}:user/{}", signer.account_id, signer.user)
-    }
+    registry::policy::User::named(&signer.account_id, &signer.user).arn().to_owned()
 }
 
 /// A retrieval record as JSON.

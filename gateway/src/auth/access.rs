@@ -21,13 +21,13 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use registry::Registry;
 use registry::policy::{self, AclGrant, ConditionKeys, Decision, Grants, Policy, PolicyKind, Principal, Request};
-use registry::state::{ROOT_ACCOUNT, ROOT_USER};
+use registry::state::ROOT_ACCOUNT;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::dto::DeleteObjectsInput;
 use s3s::path::S3Path;
 use s3s::{S3Request, S3Result, s3_error};
 
-use super::Users;
+use super::{Users, key_holder};
 use crate::request::PeerAddr;
 
 /// The access hook s3s calls for every request.
@@ -100,36 +100,19 @@ impl Access {
             None => {}
         }
         // A key the registry holds: s3s checked its signature with the registry's secret.
-        let access_key = key.to_owned();
-        let found = self
-            .registry
-            .read(move |reads| {
-                let Some(key) = reads.access_key(&access_key)?.filter(|key| key.active && !key.deleted) else {
-                    return Ok(None);
-                };
-                let Some(account) = reads.account(&key.account)? else { return Ok(None) };
-                let policies = reads.user_policies(&key.account, &key.user)?;
-                Ok(Some((key, account, policies)))
-            })
+        let holder = key_holder(&self.registry, key)
             .await
             .map_err(|err| s3s::S3Error::from(crate::s3::error::Error::from(err)))?;
-        let Some((key, account, policies)) = found else {
+        let Some(holder) = holder else {
             return Err(s3_error!(
                 InvalidAccessKeyId,
                 "The AWS Access Key Id you provided does not exist in our records."
             ));
         };
-        let principal = if key.user == ROOT_USER {
-            policy::User::root(&account.id)
-        } else {
-            policy::User::new(&account.id, &key.user)
-        };
-        // Recorded policies were checked when they were set.
-        let policies = policies.iter().filter_map(|(_, text)| Policy::parse(text, PolicyKind::Identity).ok()).collect();
         Ok(Identity {
-            principal: Principal::User(principal),
-            policies,
-            requester: Some(Requester { account: account.name }),
+            principal: Principal::User(policy::User::named(&holder.account.id, &holder.user)),
+            policies: holder.policies.into(),
+            requester: Some(Requester { account: holder.account.name }),
         })
     }
 
@@ -175,8 +158,10 @@ impl Access {
         }
     }
 
-    /// The condition keys of a request head, from the connection it came on (`peer`).
-    fn keys(&self, peer: Option<PeerAddr>, headers: &http::HeaderMap, uri: &http::Uri) -> ConditionKeys {
+    /// The condition keys of a request head, from the connection it came on (`peer`): for
+    /// S3 operations and registry API calls.
+    #[must_use]
+    pub fn request_keys(&self, peer: Option<PeerAddr>, headers: &http::HeaderMap, uri: &http::Uri) -> ConditionKeys {
         condition_keys(self.secure_transport, peer, headers, uri)
     }
 }
@@ -282,12 +267,6 @@ impl Access {
         };
         self.decide(&identity, &grant, action, resource, keys)
     }
-
-    /// The condition keys of a request that is not an S3 operation (the registry API).
-    #[must_use]
-    pub fn request_keys(&self, peer: Option<PeerAddr>, headers: &http::HeaderMap, uri: &http::Uri) -> ConditionKeys {
-        self.keys(peer, headers, uri)
-    }
 }
 
 #[async_trait]
@@ -330,7 +309,7 @@ impl S3Access for Access {
             || !identity.policies.is_empty()
         {
             let peer = cx.extensions_mut().get::<PeerAddr>().copied();
-            self.keys(peer, cx.headers(), cx.uri())
+            self.request_keys(peer, cx.headers(), cx.uri())
         } else {
             ConditionKeys::new()
         };
@@ -357,7 +336,7 @@ impl S3Access for Access {
         let grant = self.buckets.get(&bucket).await?;
         // The same keys as for any request head, and as there only when a policy can read them.
         let keys = if grant.policy.is_some() || !identity.policies.is_empty() {
-            self.keys(req.extensions.get::<PeerAddr>().copied(), &req.headers, &req.uri)
+            self.request_keys(req.extensions.get::<PeerAddr>().copied(), &req.headers, &req.uri)
         } else {
             ConditionKeys::new()
         };

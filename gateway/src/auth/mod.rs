@@ -103,6 +103,39 @@ impl Users {
     }
 }
 
+/// The user holding a registry key that may sign (active, not deleted): its account, its
+/// name and its inline policies, parsed. What the S3 access hook and the IAM API both decide
+/// with.
+pub(crate) struct KeyHolder {
+    pub(crate) account: registry::queries::Account,
+    pub(crate) user: String,
+    pub(crate) policies: Vec<registry::policy::Policy>,
+}
+
+/// The holder of `access_key`, if the registry holds it and it may sign.
+pub(crate) async fn key_holder(registry: &Registry, access_key: &str) -> registry::Result<Option<KeyHolder>> {
+    let access_key = access_key.to_owned();
+    let found = registry
+        .read(move |reads| {
+            let Some(key) = reads.access_key(&access_key)?.filter(|key| key.active && !key.deleted) else {
+                return Ok(None);
+            };
+            let Some(account) = reads.account(&key.account)? else { return Ok(None) };
+            let policies = reads.user_policies(&key.account, &key.user)?;
+            Ok(Some((key.user, account, policies)))
+        })
+        .await?;
+    Ok(found.map(|(user, account, policies)| KeyHolder {
+        account,
+        user,
+        // Recorded policies were checked when they were set.
+        policies: policies
+            .iter()
+            .filter_map(|(_, text)| registry::policy::Policy::parse(text, registry::policy::PolicyKind::Identity).ok())
+            .collect(),
+    }))
+}
+
 #[async_trait]
 impl S3Auth for Users {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {

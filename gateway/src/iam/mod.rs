@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::BodyExt as _;
 use registry::identities::NewAccessKey;
-use registry::policy::{self, ConditionKeys, Grants, Policy, PolicyKind, Principal, Request};
+use registry::policy::{self, ConditionKeys, Grants, Policy, Principal, Request};
 use registry::queries::AccessKey;
 use registry::state::{ROOT_ACCOUNT, ROOT_USER};
 use registry::{Caller, Registry, RequestContext};
@@ -23,9 +23,9 @@ use s3s::Body;
 use s3s::auth::S3Auth as _;
 
 use self::response::{Element, IamError, respond};
-use crate::auth::Users;
 use crate::auth::access::condition_keys;
 use crate::auth::keys::new_access_key;
+use crate::auth::{Users, key_holder};
 use crate::request::{PeerAddr, RequestId};
 
 /// The largest IAM request body read (a policy document is at most 10 KiB, form-encoded).
@@ -128,17 +128,7 @@ impl IamApi {
                 access_key: access_key.to_owned(),
             });
         }
-        let key = access_key.to_owned();
-        let found = self
-            .registry
-            .read(move |reads| {
-                let Some(key) = reads.access_key(&key)?.filter(|k| k.active && !k.deleted) else { return Ok(None) };
-                let Some(account) = reads.account(&key.account)? else { return Ok(None) };
-                Ok(Some((account, reads.user_policies(&key.account, &key.user)?, key)))
-            })
-            .await
-            .map_err(IamError::from)?;
-        let Some((account, policies, key)) = found else {
+        let Some(holder) = key_holder(&self.registry, access_key).await.map_err(IamError::from)? else {
             return Err(IamError::new(
                 StatusCode::FORBIDDEN,
                 "InvalidClientTokenId",
@@ -146,11 +136,10 @@ impl IamApi {
             ));
         };
         Ok(IamCaller {
-            account: account.name,
-            account_id: account.id,
-            user: key.user,
-            // Recorded policies were checked when they were set.
-            policies: policies.iter().filter_map(|(_, text)| Policy::parse(text, PolicyKind::Identity).ok()).collect(),
+            account: holder.account.name,
+            account_id: holder.account.id,
+            user: holder.user,
+            policies: holder.policies,
             access_key: access_key.to_owned(),
         })
     }
@@ -311,11 +300,7 @@ impl Call<'_> {
     }
 
     fn user_arn(&self, name: &str) -> String {
-        if name == ROOT_USER {
-            format!("arn:aws:iam::{}:root", self.caller.account_id)
-        } else {
-            format!("arn:aws:iam::{}:user/{name}", self.caller.account_id)
-        }
+        policy::User::named(&self.caller.account_id, name).arn().to_owned()
     }
 
     /// The account's root user may do anything here; another user what its policies allow.

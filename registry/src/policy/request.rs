@@ -36,6 +36,13 @@ impl User {
         User { account: account.to_owned(), name: "root".to_owned(), is_root: true, arn }
     }
 
+    /// The user `name` of `account`: its root user when `name` is
+    /// [`ROOT_USER`](crate::state::ROOT_USER), as the registry names every account's root.
+    #[must_use]
+    pub fn named(account: &str, name: &str) -> Self {
+        if name == crate::state::ROOT_USER { User::root(account) } else { User::new(account, name) }
+    }
+
     /// The account's id.
     #[must_use]
     pub fn account(&self) -> &str {
