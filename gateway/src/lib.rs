@@ -6,6 +6,8 @@
 //! - [`cli`]: the `artifact-store` commands.
 //! - [`server`]: HTTP(S) accept loop, request ids, graceful shutdown; [`serve`] is the entry.
 //! - [`admin`]: `/_health` and the other endpoints under `/_`.
+//! - [`cors`]: browsers' preflights and the `Access-Control-*` headers, from buckets' CORS
+//!   rules.
 //! - [`iam`]: the IAM query API on the S3 port (users, access keys, user policies).
 //! - [`s3`]: the s3s `S3` implementation and the gateway error → S3 code mapping.
 //! - [`worker`]: background work (the lifecycle sweeper, checks of the registry, automatic
@@ -41,6 +43,7 @@ pub mod checkpoints;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cors;
 pub mod digest;
 pub mod iam;
 pub mod layout;

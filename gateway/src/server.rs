@@ -41,6 +41,7 @@ use crate::backend::BlobStore;
 use crate::backend::fs::FsBlobStore;
 use crate::backend::s3::{self, OpenError, S3BlobStore};
 use crate::config::{Backend, Config, UpstreamObjectLock};
+use crate::cors::{BrowserRequest, Cors};
 use crate::iam::IamApi;
 use crate::limits::{
     ConnectionActivity, EndTrackingBody, IdleTimeoutBody, RequestInProgress, TrackedBody, UploadSlots,
@@ -215,6 +216,7 @@ pub async fn serve_with_blobs(
         s3: s3_service(Arc::new(config), registry.clone(), root_account.id, blobs, Some(api), uploads)?,
         peer: None,
         activity: Arc::default(),
+        cors: Cors::new(registry.clone()),
     };
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -499,6 +501,8 @@ struct Router {
     body_idle_timeout: Duration,
     /// The connection's requests in progress, for its idle timer.
     activity: Arc<ConnectionActivity>,
+    /// Answers browsers' preflights and their requests' `Access-Control-*` headers.
+    cors: Cors,
 }
 
 impl Router {
@@ -511,13 +515,25 @@ impl Router {
         let Some(domain) = &self.base_domain else {
             return true;
         };
-        let host = req
-            .uri()
-            .host()
-            .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()))
-            .unwrap_or_default();
-        bucket_of_host(host, domain).is_none()
+        bucket_of_host(host(req), domain).is_none()
     }
+
+    /// The bucket a request names: by its host (virtual-host style), else by its path's first
+    /// segment.
+    fn bucket_of<'r>(&self, req: &'r Request<Incoming>) -> Option<&'r str> {
+        if let Some(bucket) = self.base_domain.as_deref().and_then(|domain| bucket_of_host(host(req), domain)) {
+            return Some(bucket);
+        }
+        req.uri().path().strip_prefix('/')?.split('/').next().filter(|bucket| !bucket.is_empty())
+    }
+}
+
+/// The host a request was sent to.
+fn host(req: &Request<Incoming>) -> &str {
+    req.uri()
+        .host()
+        .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or_default()
 }
 
 /// Virtual-host style for `<bucket>.<base_domain>[:port]`; every other host (the base domain
@@ -579,6 +595,25 @@ impl hyper::service::Service<Request<Incoming>> for Router {
             });
         }
 
+        // Browsers send preflights unsigned: they are answered from the bucket's CORS rules
+        // alone, and run nothing.
+        if !admin && req.method() == http::Method::OPTIONS {
+            let cors = self.cors.clone();
+            let bucket = self.bucket_of(&req).map(str::to_owned);
+            return Box::pin(
+                async move {
+                    let mut response = cors.preflight(bucket.as_deref(), req.headers(), &id.0).await;
+                    response.headers_mut().insert("x-amz-request-id", header);
+                    metrics::http_response(response.status().as_u16());
+                    tracing::info!(status = response.status().as_u16(), "CORS preflight");
+                    Ok(finish(response, head, in_progress))
+                }
+                .instrument(span),
+            );
+        }
+        let browser = if admin { None } else { BrowserRequest::of(self.bucket_of(&req), req.method(), req.headers()) };
+        let cors = self.cors.clone();
+
         if let Err(refusal) = self.checks.check(req.method(), req.uri(), req.headers(), OffsetDateTime::now_utc()) {
             let has_body = !req.body().is_end_stream();
             return Box::pin(
@@ -597,6 +632,9 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                     headers.insert("x-amz-request-id", header);
                     if http1 && has_body {
                         close_after(headers);
+                    }
+                    if let Some(browser) = &browser {
+                        cors.answer(browser, headers).await;
                     }
                     metrics::http_response(response.status().as_u16());
                     Ok(finish(response, head, in_progress))
@@ -637,6 +675,9 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                     response.headers_mut().insert("x-amz-request-id", header);
                     if http1 && !body_read.load(std::sync::atomic::Ordering::Acquire) {
                         close_after(response.headers_mut());
+                    }
+                    if let Some(browser) = &browser {
+                        cors.answer(browser, response.headers_mut()).await;
                     }
                     metrics::http_response(response.status().as_u16());
                     tracing::info!(

@@ -8,7 +8,7 @@
 use crate::deletions::{self, Placement};
 use crate::error::{Error, Result};
 use crate::event::v1::{
-    self, BlobCorrupt, BucketCreated, BucketPolicySet, BucketRef, BypassedFor, LegalHoldSet, LifecycleApplied,
+    self, BlobCorrupt, BucketCreated, BucketPolicySet, BucketRef, CorsSet, BypassedFor, LegalHoldSet, LifecycleApplied,
     LifecycleSet, MultipartCompleted, MultipartCreated, ObjectDeleted, ObjectLockSet, ObjectPut, PackageFinalized,
     PartUploaded, Payload, PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet, Retrieved, TaggingSet,
     UploadRef, VersionRef, VersioningSet, VersioningStatus,
@@ -682,6 +682,37 @@ impl Registry {
                 return Ok(None);
             }
             writer.append(caller.draft(Payload::PublicAccessBlockDeleted(BucketRef { bucket }))).map(Some)
+        })
+        .await
+    }
+
+    /// Sets the bucket's CORS configuration (`v1.bucket.cors.set`) after checking it as S3
+    /// does: a refused one records nothing.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCors`], [`Error::NoSuchBucket`].
+    pub async fn set_cors(&self, caller: Caller, cors: CorsSet) -> Result<Event> {
+        crate::cors::check(&cors.rules).map_err(|refused| Error::InvalidCors(refused.0))?;
+        self.write(move |writer| {
+            require_bucket(writer.views(), &cors.bucket)?;
+            writer.append(caller.draft(Payload::CorsSet(cors)))
+        })
+        .await
+    }
+
+    /// Removes the bucket's CORS configuration (`v1.bucket.cors.deleted`); nothing is
+    /// recorded when it has none.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`].
+    pub async fn delete_cors(&self, caller: Caller, bucket: &str) -> Result<Option<Event>> {
+        let bucket = bucket.to_owned();
+        self.write(move |writer| {
+            require_bucket(writer.views(), &bucket)?;
+            if writer.views().bucket_cors(&bucket)?.is_none() {
+                return Ok(None);
+            }
+            writer.append(caller.draft(Payload::CorsDeleted(BucketRef { bucket }))).map(Some)
         })
         .await
     }

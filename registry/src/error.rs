@@ -82,6 +82,9 @@ pub enum Error {
     /// `BlockPublicPolicy`.
     #[error("public policies are blocked by the bucket's public access block")]
     PublicPolicyBlocked,
+    /// A CORS configuration S3 refuses (`InvalidRequest`), with the reason in S3's words.
+    #[error("invalid CORS configuration: {0}")]
+    InvalidCors(String),
     /// An account, user, access key or user policy that does not exist (IAM's
     /// `NoSuchEntity`), described.
     #[error("{0}")]

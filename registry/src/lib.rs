@@ -66,6 +66,7 @@
 pub mod audit;
 pub mod clock;
 pub mod commands;
+pub mod cors;
 pub mod deletions;
 mod error;
 pub mod event;

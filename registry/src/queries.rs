@@ -7,7 +7,7 @@
 //! methods, the same for every engine.
 
 use crate::error::{Error, Result};
-use crate::event::v1::BlobPart;
+use crate::event::v1::{BlobPart, CorsRule};
 use crate::lifecycle::{self, Action, Effect};
 use crate::packages::{MANIFEST_FORMAT, Manifest, Member, Package};
 pub use crate::state::{AccessKey, Account, AccountUser, Bucket, ObjectVersion, PublicAccessBlock, Upload};
@@ -37,6 +37,12 @@ pub trait Reads {
     /// # Errors
     /// The engine's errors.
     fn bucket_policy(&self, bucket: &str) -> Result<Option<String>>;
+
+    /// The bucket's CORS rules, if it has a configuration.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn bucket_cors(&self, bucket: &str) -> Result<Option<Vec<CorsRule>>>;
 
     /// The bucket's public access block, if it has one.
     ///

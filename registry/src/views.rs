@@ -46,6 +46,8 @@ pub(crate) trait ViewRows {
 
     /// Sets a bucket's public access block, recorded by `event`, or removes it.
     fn set_public_access_block(&self, bucket: &str, block: Option<(&PublicAccessBlock, &Event)>) -> Result<()>;
+    /// Sets a bucket's CORS rules, recorded by the event of `sequence`, or removes them.
+    fn set_cors(&self, bucket: &str, rules: Option<(&[v1::CorsRule], u64)>) -> Result<()>;
     /// Adds an account, created by `event`.
     fn insert_account(&self, event: &Event, name: &str, id: &str) -> Result<()>;
     /// Adds a user, created by the event `created`, or removes it.
@@ -439,6 +441,7 @@ pub(crate) fn apply_payload(
             // without one.
             rows.set_bucket_policy(&p.bucket, None)?;
             rows.set_public_access_block(&p.bucket, None)?;
+            rows.set_cors(&p.bucket, None)?;
             rows.delete_bucket(&p.bucket)?;
         }
         Payload::BucketPolicySet(p) => rows.set_bucket_policy(&p.bucket, Some((&p.policy, event.sequence)))?,
@@ -453,6 +456,8 @@ pub(crate) fn apply_payload(
             rows.set_public_access_block(&p.bucket, Some((&block, event)))?;
         }
         Payload::PublicAccessBlockDeleted(p) => rows.set_public_access_block(&p.bucket, None)?,
+        Payload::CorsSet(p) => rows.set_cors(&p.bucket, Some((&p.rules, event.sequence)))?,
+        Payload::CorsDeleted(p) => rows.set_cors(&p.bucket, None)?,
         Payload::AccountCreated(p) => rows.insert_account(event, &p.account, &p.id)?,
         Payload::UserCreated(p) => rows.set_user(&p.account, &p.user, Some(event))?,
         Payload::UserDeleted(p) => rows.set_user(&p.account, &p.user, None)?,

@@ -136,6 +136,7 @@ fn registry_error(err: registry::Error) -> S3Error {
             s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
         }
         R::MalformedPolicy(reason) => S3Error::with_message(S3ErrorCode::MalformedPolicy, reason),
+        R::InvalidCors(reason) => S3Error::with_message(S3ErrorCode::InvalidRequest, reason),
         R::NoSuchBucketPolicy => s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist"),
         R::PublicPolicyBlocked => s3_error!(
             AccessDenied,

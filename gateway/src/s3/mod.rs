@@ -36,6 +36,7 @@ pub mod acl;
 pub mod bucket;
 pub mod bucket_policy;
 pub mod checksum;
+mod cors;
 pub mod document;
 pub mod error;
 pub mod get_object;
@@ -192,6 +193,9 @@ delegate! {
     bucket_policy::get_bucket_policy(GetBucketPolicyInput) -> GetBucketPolicyOutput;
     bucket_policy::delete_bucket_policy(DeleteBucketPolicyInput) -> DeleteBucketPolicyOutput;
     bucket_policy::get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput;
+    cors::put_bucket_cors(PutBucketCorsInput) -> PutBucketCorsOutput;
+    cors::get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput;
+    cors::delete_bucket_cors(DeleteBucketCorsInput) -> DeleteBucketCorsOutput;
     public_access_block::put_public_access_block(PutPublicAccessBlockInput) -> PutPublicAccessBlockOutput;
     public_access_block::get_public_access_block(GetPublicAccessBlockInput) -> GetPublicAccessBlockOutput;
     public_access_block::delete_public_access_block(DeletePublicAccessBlockInput) -> DeletePublicAccessBlockOutput;

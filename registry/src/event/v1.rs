@@ -454,6 +454,38 @@ pub struct PublicAccessBlockSet {
     pub restrict_public_buckets: bool,
 }
 
+/// A bucket's CORS configuration set (`v1.bucket.cors.set`): its rules, in the order a
+/// browser's request is matched against them (the first that matches answers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorsSet {
+    /// Bucket name.
+    pub bucket: String,
+    /// The rules, as the owner gave them (checked by the gateway before they were recorded).
+    pub rules: Vec<CorsRule>,
+}
+
+/// One CORS rule: which origins may use which methods, with which request headers, and what
+/// the browser is told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorsRule {
+    /// The rule's id, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `GET`, `PUT`, `POST`, `DELETE` or `HEAD`.
+    pub allowed_methods: Vec<String>,
+    /// Origins, each with at most one `*`.
+    pub allowed_origins: Vec<String>,
+    /// Request headers a preflight may ask for, each with at most one `*`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_headers: Vec<String>,
+    /// Response headers the browser may show the page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    /// How long the browser may cache the preflight's answer, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_seconds: Option<i32>,
+}
+
 /// An account created (`v1.account.created`): it owns buckets and has users.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountCreated {
@@ -702,6 +734,10 @@ payloads! {
     PublicAccessBlockSet(PublicAccessBlockSet) = "v1.bucket.public_access_block.set", "bucket";
     /// `v1.bucket.public_access_block.deleted`
     PublicAccessBlockDeleted(BucketRef) = "v1.bucket.public_access_block.deleted", "bucket";
+    /// `v1.bucket.cors.set`
+    CorsSet(CorsSet) = "v1.bucket.cors.set", "bucket";
+    /// `v1.bucket.cors.deleted`
+    CorsDeleted(BucketRef) = "v1.bucket.cors.deleted", "bucket";
     /// `v1.account.created`
     AccountCreated(AccountCreated) = "v1.account.created", "account";
     /// `v1.user.created`
@@ -734,6 +770,8 @@ impl Payload {
             Payload::BucketPolicySet(p) => p.bucket.clone(),
             Payload::PublicAccessBlockSet(p) => p.bucket.clone(),
             Payload::PublicAccessBlockDeleted(p) => p.bucket.clone(),
+            Payload::CorsSet(p) => p.bucket.clone(),
+            Payload::CorsDeleted(p) => p.bucket.clone(),
             Payload::VersioningSet(p) => p.bucket.clone(),
             Payload::ObjectLockSet(p) => p.bucket.clone(),
             Payload::LifecycleSet(p) => p.bucket.clone(),

@@ -46,6 +46,7 @@ const VIEWS_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/views/0003_bucket_policies.sql")),
     M::up(include_str!("migrations/views/0004_identities.sql")),
     M::up(include_str!("migrations/views/0005_public_access_blocks.sql")),
+    M::up(include_str!("migrations/views/0006_bucket_cors.sql")),
 ];
 
 /// Prepared statements kept per connection.

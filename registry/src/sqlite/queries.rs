@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::error::Result;
-use crate::event::v1::{BlobPart, ObjectContent, PackageFinalized, VersioningStatus};
+use crate::event::v1::{BlobPart, CorsRule, ObjectContent, PackageFinalized, VersioningStatus};
 use crate::inline_blob::digest_of;
 use crate::packages::{Member, Package};
 use crate::queries::{
@@ -740,6 +740,13 @@ fn inline_bytes(conn: &Connection, locator: &str) -> Result<Option<Vec<u8>>> {
 impl Reads for Connection {
     fn bucket(&self, name: &str) -> Result<Option<Bucket>> {
         bucket(self, name)
+    }
+
+    fn bucket_cors(&self, bucket: &str) -> Result<Option<Vec<CorsRule>>> {
+        Ok(self
+            .prepare_cached("SELECT rules FROM bucket_cors WHERE bucket = ?1")?
+            .query_row([bucket], |row| parse_json(0, &row.get::<_, String>(0)?))
+            .optional()?)
     }
 
     fn public_access_block(&self, bucket: &str) -> Result<Option<PublicAccessBlock>> {

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Result;
 use crate::event::Event;
-use crate::event::v1::{self, Retention};
+use crate::event::v1::{self, CorsRule, Retention};
 use crate::state::PublicAccessBlock;
 use crate::views::{BucketRow, BucketSetting, VersionChange, VersionRow, ViewRows, mode_name, stored_retention};
 
@@ -22,6 +22,7 @@ pub const VIEW_TABLES: &[(&str, &str)] = &[
     ("packages", "name"),
     ("bucket_policies", "bucket"),
     ("bucket_public_access_blocks", "bucket"),
+    ("bucket_cors", "bucket"),
     ("accounts", "name"),
     ("users", "account, name"),
     ("access_keys", "access_key"),
@@ -192,6 +193,23 @@ impl ViewRows for Connection {
             }
             None => {
                 self.prepare_cached("DELETE FROM bucket_public_access_blocks WHERE bucket = ?1")?.execute([bucket])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_cors(&self, bucket: &str, rules: Option<(&[CorsRule], u64)>) -> Result<()> {
+        match rules {
+            Some((rules, sequence)) => {
+                let rules = serde_json::to_string(rules).expect("CORS rules serialize");
+                self.prepare_cached(
+                    "INSERT INTO bucket_cors (bucket, rules, set_seq) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (bucket) DO UPDATE SET rules = excluded.rules, set_seq = excluded.set_seq",
+                )?
+                .execute(params![bucket, rules, sequence])?;
+            }
+            None => {
+                self.prepare_cached("DELETE FROM bucket_cors WHERE bucket = ?1")?.execute([bucket])?;
             }
         }
         Ok(())

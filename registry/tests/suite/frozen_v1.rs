@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use artifact_store_registry::clock::ManualClock;
 use artifact_store_registry::event::v1::{
-    AccessKeyCreated, AccessKeyRef, AccessKeyStatus, AccessKeyStatusSet, AccountCreated, BlobCorrupt, BlobPart,
+    AccessKeyCreated, AccessKeyRef, CorsRule, CorsSet, AccessKeyStatus, AccessKeyStatusSet, AccountCreated, BlobCorrupt, BlobPart,
     BucketCreated, BucketPolicySet, BucketRef, BypassedFor, CorruptReason, CorruptSubject, DefaultRetention,
     LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode, MultipartCompleted, MultipartCreated, ObjectContent,
     ObjectDeleted, ObjectLockSet, ObjectPut, Origin, PackageFinalized, PartUploaded, Payload, PublicAccessBlockSet,
@@ -44,7 +44,7 @@ const DAY: i64 = 86_400_000;
 
 /// Every `v1` type name. [`type_of`] matches every payload variant, so a new one does not
 /// compile until it is named there, and then this test fails until the log holds it.
-const V1_TYPES: [&str; 33] = [
+const V1_TYPES: [&str; 35] = [
     "v1.bucket.created",
     "v1.bucket.deleted",
     "v1.bucket.versioning.set",
@@ -78,6 +78,8 @@ const V1_TYPES: [&str; 33] = [
     "v1.access_key.deleted",
     "v1.bucket.public_access_block.set",
     "v1.bucket.public_access_block.deleted",
+    "v1.bucket.cors.set",
+    "v1.bucket.cors.deleted",
 ];
 
 fn type_of(payload: &Payload) -> Option<&'static str> {
@@ -115,6 +117,8 @@ fn type_of(payload: &Payload) -> Option<&'static str> {
         Payload::AccessKeyDeleted(_) => "v1.access_key.deleted",
         Payload::PublicAccessBlockSet(_) => "v1.bucket.public_access_block.set",
         Payload::PublicAccessBlockDeleted(_) => "v1.bucket.public_access_block.deleted",
+        Payload::CorsSet(_) => "v1.bucket.cors.set",
+        Payload::CorsDeleted(_) => "v1.bucket.cors.deleted",
         Payload::Unknown { .. } => return None,
     })
 }
@@ -648,6 +652,31 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
         (1000, "a", Payload::PublicAccessBlockSet(block(locked, true))),
         (0, "b", Payload::PublicAccessBlockSet(block(plain, false))),
         (0, "b", Payload::PublicAccessBlockDeleted(BucketRef { bucket: plain.into() })),
+        (1000, "a", Payload::CorsSet(CorsSet { bucket: locked.into(), rules: cors_rules() })),
+        (0, "b", Payload::CorsSet(CorsSet { bucket: plain.into(), rules: cors_rules()[1..].to_vec() })),
+        (0, "b", Payload::CorsDeleted(BucketRef { bucket: plain.into() })),
+    ]
+}
+
+/// A full rule and a bare one, so that every field's absence is frozen too.
+fn cors_rules() -> Vec<CorsRule> {
+    vec![
+        CorsRule {
+            id: Some("uploads from the app".into()),
+            allowed_methods: vec!["PUT".into(), "POST".into()],
+            allowed_origins: vec!["https://*.example.com".into()],
+            allowed_headers: vec!["content-type".into(), "x-amz-*".into()],
+            expose_headers: vec!["ETag".into(), "x-amz-version-id".into()],
+            max_age_seconds: Some(3000),
+        },
+        CorsRule {
+            id: None,
+            allowed_methods: vec!["GET".into()],
+            allowed_origins: vec!["*".into()],
+            allowed_headers: Vec::new(),
+            expose_headers: Vec::new(),
+            max_age_seconds: None,
+        },
     ]
 }
 
