@@ -341,6 +341,44 @@ public_acl_refused() {
     aws s3 rb --force "s3://$b" >/dev/null
 }
 
+# A page on another origin, as a browser sends it: CORS rules set with aws s3api, then unsigned
+# preflights and a presigned read from that origin, with curl.
+cors_with_curl() {
+    local b origin=https://app.example.com url
+    b="$(bucket_name "awscli-v$major-cors")"
+    local curl=(curl -sS ${AWS_CA_BUNDLE:+--cacert "$AWS_CA_BUNDLE"})
+    preflight() { # ORIGIN METHOD [HEADERS]: prints the status line and headers
+        "${curl[@]}" -D - -o /dev/null -X OPTIONS -H "Origin: $1" -H "Access-Control-Request-Method: $2" \
+            ${3:+-H "Access-Control-Request-Headers: $3"} "$ENDPOINT_URL/$b/page.bin" | tr -d '\r'
+    }
+    aws s3 mb "s3://$b" >/dev/null
+    aws s3 cp --only-show-errors "$WORK/small" "s3://$b/page.bin"
+    grep -Eq '^HTTP/[0-9.]+ 403' <<<"$(preflight "$origin" GET)" || fail "a preflight before any rule is not 403"
+    aws s3api put-bucket-cors --bucket "$b" --cors-configuration '{"CORSRules": [{"AllowedOrigins":
+        ["https://*.example.com"], "AllowedMethods": ["GET", "PUT"], "AllowedHeaders": ["*"],
+        "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 300}]}'
+    assert_eq "$(aws s3api get-bucket-cors --bucket "$b" --query 'CORSRules[0].AllowedOrigins[0]' --output text)" \
+        'https://*.example.com' "get-bucket-cors"
+    local allowed
+    allowed="$(preflight "$origin" PUT content-type)"
+    grep -Eq '^HTTP/[0-9.]+ 200' <<<"$allowed" || fail "preflight for PUT: ${allowed:0:300}"
+    grep -iq "^access-control-allow-origin: $origin\$" <<<"$allowed" || fail "preflight: no Allow-Origin"
+    grep -iq '^access-control-allow-methods: GET, PUT$' <<<"$allowed" || fail "preflight: no Allow-Methods"
+    grep -iq '^access-control-allow-headers: content-type$' <<<"$allowed" || fail "preflight: no Allow-Headers"
+    grep -iq '^access-control-max-age: 300$' <<<"$allowed" || fail "preflight: no Max-Age"
+    grep -Eq '^HTTP/[0-9.]+ 403' <<<"$(preflight https://elsewhere.test GET)" || fail "another origin's preflight"
+    grep -Eq '^HTTP/[0-9.]+ 403' <<<"$(preflight "$origin" DELETE)" || fail "a preflight for DELETE"
+    url="$(aws s3 presign "s3://$b/page.bin" --expires-in 300)"
+    "${curl[@]}" -D "$WORK/cors.headers" -o "$WORK/cors.down" -H "Origin: $origin" "$url" || fail "presigned GET"
+    assert_same_file "$WORK/small" "$WORK/cors.down"
+    grep -iq "^access-control-allow-origin: $origin"$'\r'"\$" "$WORK/cors.headers" \
+        || fail "the presigned read has no Allow-Origin"
+    grep -iq '^access-control-expose-headers: ETag' "$WORK/cors.headers" || fail "the presigned read exposes no ETag"
+    aws s3api delete-bucket-cors --bucket "$b"
+    expect_events "$b" "" "" v1.bucket.cors.set v1.bucket.cors.deleted
+    aws s3 rb --force "s3://$b" >/dev/null
+}
+
 # What the S3 backend changes: bytes in and out at every size, ranges, copies, multipart, packages
 # sealed from the upstream's blobs. Listings, pagination and error codes are the front end's alone.
 CORE_SCENARIOS="make-bucket cp-1-byte cp-10mib cp-large cp-stdin-stdout s3api-object-ops s3api-multipart
@@ -364,6 +402,7 @@ run_scenario error-no-such-upload error_no_such_upload
 run_scenario error-invalid-part error_invalid_part
 run_scenario error-invalid-range error_invalid_range
 run_scenario remove-bucket remove_bucket
+run_scenario cors-preflight-curl cors_with_curl
 if can_seal; then
     run_scenario sealed-package-refuses-writes sealed_package
 else

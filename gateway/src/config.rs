@@ -69,6 +69,11 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Object and part uploads in progress at most; more are refused with 503 `SlowDown`.
     pub max_concurrent_uploads: usize,
+    /// The largest file a POST form upload may carry; larger ones are refused with 400
+    /// `EntityTooLarge`. s3s holds a form's file in memory before it is stored, so this bounds
+    /// the memory each form upload takes. PUT and multipart uploads stream and are not bound
+    /// by it.
+    pub max_post_object_bytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +92,7 @@ impl Default for ServerConfig {
             body_idle_timeout: 20,
             max_connections: 4096,
             max_concurrent_uploads: 256,
+            max_post_object_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -616,10 +622,14 @@ impl Config {
             return invalid("server.region must not be empty");
         }
         let limits = [server.idle_timeout, server.header_read_timeout, server.body_idle_timeout];
-        if limits.contains(&0) || server.max_connections == 0 || server.max_concurrent_uploads == 0 {
+        if limits.contains(&0)
+            || server.max_connections == 0
+            || server.max_concurrent_uploads == 0
+            || server.max_post_object_bytes == 0
+        {
             return invalid(
-                "server.idle_timeout, header_read_timeout, body_idle_timeout, max_connections and \
-                 max_concurrent_uploads must be positive",
+                "server.idle_timeout, header_read_timeout, body_idle_timeout, max_connections, \
+                 max_concurrent_uploads and max_post_object_bytes must be positive",
             );
         }
         if self.lifecycle.day_seconds == 0 || self.lifecycle.sweep_interval_seconds == 0 {

@@ -19,6 +19,7 @@
 //! - [`blake3_tree`] and [`outboard`]: BLAKE3 over a tree of parts and of 1 MiB groups, so a
 //!   multipart object's digest needs no second read and a range is checked on its own.
 //! - [`digest`]: the checksum algorithms S3 defines and MD5, computed over bytes.
+//! - [`post_form`]: the POST object form's fields that s3s does not read, read ahead of it.
 //! - [`request`]: what the server hands the S3 layer about a request (its id, the peer).
 //! - [`clock`]: the wall clock and the fresh ids made from it.
 //! - [`metrics`]: the Prometheus metrics every layer records.
@@ -50,6 +51,7 @@ pub mod layout;
 pub mod limits;
 pub mod metrics;
 pub mod outboard;
+pub mod post_form;
 pub mod request;
 pub mod s3;
 pub mod server;

@@ -375,8 +375,13 @@ pub fn s3_service(
     let secure_transport = config.server.tls_enabled();
     let grants = BucketGrants::new(registry.clone(), root_account.clone());
     let access = Access::new(users.clone(), grants.clone(), registry.clone(), root_account, secure_transport);
+    // s3s holds a form upload's file in memory (5 GB by default): bounded here.
+    let mut s3s_config = s3s::config::S3Config::default();
+    s3s_config.post_object_max_file_size = config.server.max_post_object_bytes;
+    let s3s_config = s3s::config::StaticConfigProvider::new(Arc::new(s3s_config));
     let mut builder =
         S3ServiceBuilder::new(Gateway::new(registry.clone(), blobs, config, users.clone(), uploads, grants));
+    builder.set_config(Arc::new(s3s_config));
     builder.set_auth(users.with_registry(registry));
     builder.set_access(access.clone());
     if let Some(api) = api {
@@ -530,10 +535,7 @@ impl Router {
 
 /// The host a request was sent to.
 fn host(req: &Request<Incoming>) -> &str {
-    req.uri()
-        .host()
-        .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()))
-        .unwrap_or_default()
+    req.uri().host().or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok())).unwrap_or_default()
 }
 
 /// Virtual-host style for `<bucket>.<base_domain>[:port]`; every other host (the base domain
@@ -659,6 +661,7 @@ impl hyper::service::Service<Request<Incoming>> for Router {
         }
 
         let s3 = self.s3.clone();
+        let form_boundary = crate::post_form::boundary(req.method(), req.headers());
         let (mut req, body_read) = self.s3_request(req);
         if admin {
             req.extensions_mut().insert(RegistryRequest);
@@ -670,6 +673,10 @@ impl hyper::service::Service<Request<Incoming>> for Router {
         Box::pin(
             async move {
                 let start = Instant::now();
+                let req = match form_boundary {
+                    Some(boundary) => crate::post_form::read(req, &boundary).await,
+                    None => req,
+                };
                 let mut result = s3.call(req).await;
                 if let Ok(response) = &mut result {
                     response.headers_mut().insert("x-amz-request-id", header);

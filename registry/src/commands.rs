@@ -8,7 +8,7 @@
 use crate::deletions::{self, Placement};
 use crate::error::{Error, Result};
 use crate::event::v1::{
-    self, BlobCorrupt, BucketCreated, BucketPolicySet, BucketRef, CorsSet, BypassedFor, LegalHoldSet, LifecycleApplied,
+    self, BlobCorrupt, BucketCreated, BucketPolicySet, BucketRef, BypassedFor, CorsSet, LegalHoldSet, LifecycleApplied,
     LifecycleSet, MultipartCompleted, MultipartCreated, ObjectDeleted, ObjectLockSet, ObjectPut, PackageFinalized,
     PartUploaded, Payload, PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet, Retrieved, TaggingSet,
     UploadRef, VersionRef, VersioningSet, VersioningStatus,

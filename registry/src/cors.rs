@@ -139,10 +139,7 @@ mod tests {
 
     #[test]
     fn the_first_matching_rule_answers() {
-        let rules = [
-            rule(&["https://a.example"], &["PUT"], &["content-type"]),
-            rule(&["*"], &["GET", "HEAD"], &[]),
-        ];
+        let rules = [rule(&["https://a.example"], &["PUT"], &["content-type"]), rule(&["*"], &["GET", "HEAD"], &[])];
         assert_eq!(preflight(&rules, "https://a.example", "PUT", &["Content-Type"]), Some(&rules[0]));
         assert_eq!(preflight(&rules, "https://a.example", "PUT", &["x-amz-date"]), None);
         assert_eq!(preflight(&rules, "https://b.example", "GET", &[]), Some(&rules[1]));

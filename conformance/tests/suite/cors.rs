@@ -135,11 +135,9 @@ async fn cors_rules_are_checked_recorded_and_answer_preflights_and_actual_reques
     assert_eq!(header(&anyone, "access-control-allow-credentials"), None);
 
     // What no rule allows: another origin's PUT, a header the rule does not name.
-    for (origin, method, headers) in [
-        ("https://elsewhere.test", "PUT", None),
-        (APP, "PUT", Some("x-custom-header")),
-        (APP, "DELETE", None),
-    ] {
+    for (origin, method, headers) in
+        [("https://elsewhere.test", "PUT", None), (APP, "PUT", Some("x-custom-header")), (APP, "DELETE", None)]
+    {
         let response = server.send(&preflight(Some(origin), Some(method), headers)).await;
         assert_refused(&response, 403, "AccessForbidden", &format!("{origin} {method} {headers:?}"));
         assert_eq!(header(&response, "access-control-allow-origin"), None);
@@ -151,11 +149,14 @@ async fn cors_rules_are_checked_recorded_and_answer_preflights_and_actual_reques
     assert_refused(&bad_method, 400, "BadRequest", "preflight for PATCH");
     let no_method = server.send(&preflight(Some(APP), None, None)).await;
     assert_refused(&no_method, 400, "BadRequest", "preflight without a method");
-    let missing = server.send(&server.request("OPTIONS", "/no-such-bucket/x").header("origin", APP).header(
-        "access-control-request-method",
-        "GET",
-    ))
-    .await;
+    let missing = server
+        .send(
+            &server
+                .request("OPTIONS", "/no-such-bucket/x")
+                .header("origin", APP)
+                .header("access-control-request-method", "GET"),
+        )
+        .await;
     assert_refused(&missing, 404, "NoSuchBucket", "preflight to a missing bucket");
 
     // Actual requests from a page: signed, presigned, and refused (anonymous).
@@ -177,10 +178,11 @@ async fn cors_rules_are_checked_recorded_and_answer_preflights_and_actual_reques
     // No Origin, no CORS headers; an origin no rule allows for the method, none either.
     let plain = server.send(&server.request("GET", &target).sign(ROOT, SystemTime::now(), Payload::Signed)).await;
     assert_eq!(header(&plain, "access-control-allow-origin"), None);
-    let delete = server
-        .request("DELETE", &format!("/{BUCKET}/site/gone.html"))
-        .header("origin", APP)
-        .sign(ROOT, SystemTime::now(), Payload::Signed);
+    let delete = server.request("DELETE", &format!("/{BUCKET}/site/gone.html")).header("origin", APP).sign(
+        ROOT,
+        SystemTime::now(),
+        Payload::Signed,
+    );
     let deleted = server.send(&delete).await;
     assert_eq!(deleted.status, 204);
     assert_eq!(header(&deleted, "access-control-allow-origin"), None);
@@ -213,7 +215,8 @@ async fn a_user_without_permission_cannot_change_cors_issue_18() {
     });
 
     let before = server.events().len();
-    let refused = web.put_bucket_cors().bucket(BUCKET).cors_configuration(uploads_from_the_app_and_public_reads()).send();
+    let refused =
+        web.put_bucket_cors().bucket(BUCKET).cors_configuration(uploads_from_the_app_and_public_reads()).send();
     assert_eq!(failure(refused.await), (403, "AccessDenied".to_owned()));
     server.assert_no_new_events(before, "a CORS change by a user with no policy");
     let (status, code) = failure(web.get_bucket_cors().bucket(BUCKET).send().await);

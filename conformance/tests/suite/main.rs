@@ -17,6 +17,7 @@ mod integrity;
 mod multipart_subsets;
 mod operations;
 mod packages;
+mod post_form;
 mod registry_api;
 mod sdk_rust;
 mod signing;

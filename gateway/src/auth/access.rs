@@ -23,11 +23,12 @@ use registry::Registry;
 use registry::policy::{self, AclGrant, ConditionKeys, Decision, Grants, Policy, PolicyKind, Principal, Request};
 use registry::state::ROOT_ACCOUNT;
 use s3s::access::{S3Access, S3AccessContext};
-use s3s::dto::DeleteObjectsInput;
+use s3s::dto::{DeleteObjectsInput, PutObjectInput};
 use s3s::path::S3Path;
 use s3s::{S3Request, S3Result, s3_error};
 
 use super::{Users, key_holder};
+use crate::post_form::PostForm;
 use crate::request::PeerAddr;
 
 /// The access hook s3s calls for every request.
@@ -277,8 +278,8 @@ impl S3Access for Access {
         if let Some(requester) = &identity.requester {
             cx.extensions_mut().insert(requester.clone());
         }
-        if op == "DeleteObjects" {
-            // Its keys are in the body: decided key by key once it is read (below).
+        if op == "DeleteObjects" || op == "PostObject" {
+            // Their keys are in the body: decided once it is read (below).
             return Ok(());
         }
         let (bucket, resource) = match cx.s3_path() {
@@ -325,6 +326,25 @@ impl S3Access for Access {
             self.decide(&identity, &source_grant, action, &format!("arn:aws:s3:::{path}"), &keys)?;
         }
         Ok(())
+    }
+
+    /// A form upload (POST object) names its key in the form: s3s hands it on as a PutObject
+    /// once the form is read, and it is decided here as one, on its key (`${filename}`
+    /// replaced), with the form's `acl` as `s3:x-amz-acl`.
+    async fn put_object(&self, req: &mut S3Request<PutObjectInput>) -> S3Result<()> {
+        if req.method != http::Method::POST {
+            // A PUT was decided by its head (`check`).
+            return Ok(());
+        }
+        let identity = self.identity(req.credentials.as_ref().map(|c| c.access_key.as_str())).await?;
+        let grant = self.buckets.get(&req.input.bucket).await?;
+        let mut keys = self.request_keys(req.extensions.get::<PeerAddr>().copied(), &req.headers, &req.uri);
+        let acl = req.extensions.get::<PostForm>().and_then(|form| form.acl.clone());
+        if let Some(acl) = acl.or_else(|| req.input.acl.as_ref().map(|acl| acl.as_str().to_owned())) {
+            keys.set("s3:x-amz-acl", acl);
+        }
+        let resource = format!("arn:aws:s3:::{}/{}", req.input.bucket, req.input.key);
+        self.decide(&identity, &grant, "s3:PutObject", &resource, &keys)
     }
 
     /// DeleteObjects names its keys in the body: each key is checked as a DeleteObject of

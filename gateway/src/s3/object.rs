@@ -177,6 +177,10 @@ pub(super) async fn put_object(
     gw: &Gateway,
     mut req: S3Request<PutObjectInput>,
 ) -> Result<S3Response<PutObjectOutput>> {
+    let form = super::post_object::is_form(&req);
+    if form {
+        super::post_object::apply_fields(&mut req)?;
+    }
     let input = &mut req.input;
     wire::check_key(&input.key)?;
     acl::check_write(&req.headers)?;
@@ -261,7 +265,8 @@ pub(super) async fn put_object(
         size: i64::try_from(size).ok(),
         ..Default::default()
     };
-    Ok(wire::with_receipt(output, &recorded.event))
+    let response = wire::with_receipt(output, &recorded.event);
+    Ok(if form { super::post_object::answer(&req, response) } else { response })
 }
 
 /// Where a PUT's bytes went.

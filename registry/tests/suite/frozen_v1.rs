@@ -25,12 +25,12 @@ use std::sync::Arc;
 
 use artifact_store_registry::clock::ManualClock;
 use artifact_store_registry::event::v1::{
-    AccessKeyCreated, AccessKeyRef, CorsRule, CorsSet, AccessKeyStatus, AccessKeyStatusSet, AccountCreated, BlobCorrupt, BlobPart,
-    BucketCreated, BucketPolicySet, BucketRef, BypassedFor, CorruptReason, CorruptSubject, DefaultRetention,
-    LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode, MultipartCompleted, MultipartCreated, ObjectContent,
-    ObjectDeleted, ObjectLockSet, ObjectPut, Origin, PackageFinalized, PartUploaded, Payload, PublicAccessBlockSet,
-    Retention, RetentionBypassed, RetentionSet, Retrieved, StoreUpload, StringMap, TaggingSet, UploadRef,
-    UserPolicyRef, UserPolicySet, UserRef, VersionRef, VersioningSet, VersioningStatus,
+    AccessKeyCreated, AccessKeyRef, AccessKeyStatus, AccessKeyStatusSet, AccountCreated, BlobCorrupt, BlobPart,
+    BucketCreated, BucketPolicySet, BucketRef, BypassedFor, CorruptReason, CorruptSubject, CorsRule, CorsSet,
+    DefaultRetention, LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode, MultipartCompleted, MultipartCreated,
+    ObjectContent, ObjectDeleted, ObjectLockSet, ObjectPut, Origin, PackageFinalized, PartUploaded, Payload,
+    PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet, Retrieved, StoreUpload, StringMap, TaggingSet,
+    UploadRef, UserPolicyRef, UserPolicySet, UserRef, VersionRef, VersioningSet, VersioningStatus,
 };
 use artifact_store_registry::event::{Digest, Event, EventDraft, GENESIS_HASH};
 use artifact_store_registry::lifecycle::{Expiration, Filter, Rule};

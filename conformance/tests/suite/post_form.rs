@@ -1,0 +1,267 @@
+//! POST object, the HTML form upload (issue 18): a form signed with a SigV4 POST policy, as a
+//! browser sends it, with `${filename}`, `acl`, `x-amz-meta-*`, `tagging`, checksum and
+//! redirect fields; the policy's conditions; the access decision on the key stored; and the
+//! bound on the file a form may carry.
+
+use artifact_store_conformance::cli::expect;
+use artifact_store_conformance::events::of_type;
+use artifact_store_conformance::raw::{Key, ROOT, RawResponse, assert_refused};
+use artifact_store_conformance::sdk::{create_bucket, get};
+use artifact_store_conformance::server::upstream_env;
+use artifact_store_conformance::{Server, Transport};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{KeyInit as _, Mac as _};
+use serde_json::json;
+
+const BUCKET: &str = "forms";
+const BOUNDARY: &str = "----BrowserFormBoundary7MA4YWxkTrZu0gW";
+
+fn hmac(key: &[u8], data: &str) -> Vec<u8> {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(data.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// The fields a SigV4 POST policy adds to a form, for `conditions` (to which the signing
+/// fields' own conditions are added), signed with `key`.
+fn signed_fields(key: Key<'_>, conditions: &[serde_json::Value]) -> Vec<(String, String)> {
+    let now = time::OffsetDateTime::now_utc();
+    let date = format!("{:04}{:02}{:02}", now.year(), u8::from(now.month()), now.day());
+    let amz_date = format!("{date}T{:02}{:02}{:02}Z", now.hour(), now.minute(), now.second());
+    let credential = format!("{}/{date}/us-east-1/s3/aws4_request", key.access_key);
+    let expiration = now + time::Duration::hours(1);
+    let mut all = conditions.to_vec();
+    all.extend([
+        json!({"x-amz-algorithm": "AWS4-HMAC-SHA256"}),
+        json!({"x-amz-credential": credential}),
+        json!({"x-amz-date": amz_date}),
+    ]);
+    let policy = json!({
+        "expiration": format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z",
+            expiration.year(),
+            u8::from(expiration.month()),
+            expiration.day(),
+            expiration.hour(),
+            expiration.minute(),
+            expiration.second()
+        ),
+        "conditions": all,
+    });
+    let policy = BASE64.encode(policy.to_string());
+    let mut signing = hmac(format!("AWS4{}", key.secret_key).as_bytes(), &date);
+    for part in ["us-east-1", "s3", "aws4_request"] {
+        signing = hmac(&signing, part);
+    }
+    let signature = hex::encode(hmac(&signing, &policy));
+    vec![
+        ("x-amz-algorithm".into(), "AWS4-HMAC-SHA256".into()),
+        ("x-amz-credential".into(), credential),
+        ("x-amz-date".into(), amz_date),
+        ("policy".into(), policy),
+        ("x-amz-signature".into(), signature),
+    ]
+}
+
+/// A multipart/form-data body: the fields, then the file, last, as AWS requires.
+fn form_body(fields: &[(String, String)], filename: &str, content: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").bytes(),
+        );
+    }
+    body.extend(
+        format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .bytes(),
+    );
+    body.extend_from_slice(content);
+    body.extend(format!("\r\n--{BOUNDARY}--\r\n").bytes());
+    body
+}
+
+async fn post(server: &Server, fields: &[(String, String)], filename: &str, content: &[u8]) -> RawResponse {
+    let request = server
+        .request("POST", &format!("/{BUCKET}"))
+        .header("content-type", &format!("multipart/form-data; boundary={BOUNDARY}"))
+        .header("origin", "https://app.example.com")
+        .body(form_body(fields, filename, content));
+    server.send(&request).await
+}
+
+fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect()
+}
+
+/// Conditions that allow `fields` as given, and uploads under `uploads/`.
+fn conditions_for(fields: &[(String, String)]) -> Vec<serde_json::Value> {
+    let mut conditions = vec![json!({"bucket": BUCKET}), json!(["content-length-range", 1, 1_048_576])];
+    for (name, value) in fields {
+        conditions.push(if name == "key" {
+            json!(["starts-with", "$key", "uploads/"])
+        } else {
+            json!({ name: value })
+        });
+    }
+    conditions
+}
+
+fn signed(key: Key<'_>, pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut all = fields(pairs);
+    let signing = signed_fields(key, &conditions_for(&all));
+    all.extend(signing);
+    all
+}
+
+#[tokio::test]
+async fn a_form_upload_takes_the_files_name_and_every_field_and_answers_as_aws_issue_18() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    let content = b"quarterly numbers\n";
+    let sha256 = BASE64.encode(<sha2::Sha256 as sha2::Digest>::digest(content));
+    let md5 = hex::encode(<md5::Md5 as md5::Digest>::digest(content));
+    let tagging = "<Tagging><TagSet><Tag><Key>team</Key><Value>web</Value></Tag></TagSet></Tagging>";
+    let form = signed(
+        ROOT,
+        &[
+            ("key", "uploads/${filename}"),
+            ("acl", "private"),
+            ("success_action_status", "201"),
+            ("content-type", "text/plain"),
+            ("x-amz-meta-origin", "browser"),
+            ("tagging", tagging),
+            ("x-amz-checksum-sha256", &sha256),
+        ],
+    );
+    let answer = post(&server, &form, "report.txt", content).await;
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    let text = answer.text();
+    assert!(text.contains("<Key>uploads/report.txt</Key>"), "{text}");
+    assert!(
+        text.contains(&format!("<ETag>&quot;{md5}&quot;</ETag>")) || text.contains(&format!("<ETag>\"{md5}\"</ETag>")),
+        "{text}"
+    );
+    assert_eq!(answer.header("etag"), Some(format!("\"{md5}\"").as_str()));
+    assert_eq!(answer.header("location"), Some("/forms/uploads/report.txt"));
+
+    // Stored under the file's name, with the form's type, metadata, tags and checksum.
+    assert_eq!(get(&s3, BUCKET, "uploads/report.txt").await, content);
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("uploads/report.txt")
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.content_type(), Some("text/plain"));
+    assert_eq!(head.metadata().and_then(|m| m.get("origin")).map(String::as_str), Some("browser"));
+    assert_eq!(head.checksum_sha256(), Some(sha256.as_str()));
+    let tags = s3.get_object_tagging().bucket(BUCKET).key("uploads/report.txt").send().await.expect("tags");
+    assert_eq!(tags.tag_set().len(), 1);
+    assert_eq!((tags.tag_set()[0].key(), tags.tag_set()[0].value()), ("team", "web"));
+    let events = server.events();
+    let puts = of_type(&events, "v1.object.put");
+    assert_eq!(puts.last().map(|e| e.subject_id.as_str()), Some("forms/uploads/report.txt"));
+
+    // A redirect gets the bucket, the key and the quoted ETag.
+    let form =
+        signed(ROOT, &[("key", "uploads/${filename}"), ("success_action_redirect", "https://app.example.com/done")]);
+    let answer = post(&server, &form, "second.txt", b"second").await;
+    assert_eq!(answer.status, 303, "{}", answer.text());
+    let location = answer.header("location").expect("Location");
+    assert!(
+        location.starts_with("https://app.example.com/done?bucket=forms&key=uploads%2Fsecond.txt&etag=%22"),
+        "{location}"
+    );
+    assert!(location.ends_with("%22"), "{location}");
+    assert_eq!(get(&s3, BUCKET, "uploads/second.txt").await, b"second");
+
+    // What is refused records nothing: a public ACL (ACLs are disabled), a wrong checksum, a
+    // field the policy does not name, a key outside the policy's prefix, an expired signature.
+    let before = server.events().len();
+    let public = signed(ROOT, &[("key", "uploads/public.txt"), ("acl", "public-read")]);
+    assert_refused(
+        &post(&server, &public, "p.txt", b"p").await,
+        400,
+        "AccessControlListNotSupported",
+        "public-read form",
+    );
+    let wrong = signed(ROOT, &[("key", "uploads/wrong.txt"), ("x-amz-checksum-sha256", &sha256)]);
+    assert_refused(&post(&server, &wrong, "w.txt", b"other bytes").await, 400, "BadDigest", "wrong checksum");
+    let mut extra = signed(ROOT, &[("key", "uploads/extra.txt")]);
+    extra.push(("x-amz-meta-sneaked".into(), "in".into()));
+    assert_refused(
+        &post(&server, &extra, "e.txt", b"e").await,
+        403,
+        "AccessDenied",
+        "a field the policy does not name",
+    );
+    let mut outside = fields(&[("key", "elsewhere/${filename}")]);
+    let signing = signed_fields(ROOT, &[json!({"bucket": BUCKET}), json!(["starts-with", "$key", "uploads/"])]);
+    outside.extend(signing);
+    let refused = post(&server, &outside, "o.txt", b"o").await;
+    assert!(matches!(refused.status, 400 | 403), "{}", refused.text());
+    server.assert_no_new_events(before, "refused form uploads");
+    for key in ["uploads/public.txt", "uploads/wrong.txt", "uploads/extra.txt", "elsewhere/o.txt"] {
+        let missing = s3.head_object().bucket(BUCKET).key(key).send().await;
+        assert!(missing.is_err(), "{key} must not exist");
+    }
+}
+
+#[tokio::test]
+async fn a_form_upload_is_decided_on_the_key_it_stores_issue_18() {
+    let server = Server::start(Transport::Http).await;
+    let dir = tempfile::tempdir().expect("temp folder");
+    create_bucket(&server.s3(), BUCKET).await;
+    expect(&server, &["user", "create", "web"], 0);
+    let created = expect(&server, &["--json", "key", "create", "web"], 0);
+    let key: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("key JSON");
+    let web = Key {
+        access_key: key["access_key"].as_str().expect("access key"),
+        secret_key: key["secret_key"].as_str().expect("secret key"),
+    };
+    let policy = dir.path().join("uploads.json");
+    std::fs::write(
+        &policy,
+        json!({"Statement": [
+            {"Effect": "Allow", "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{BUCKET}/uploads/*")},
+            {"Effect": "Deny", "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{BUCKET}/uploads/secret.txt")}
+        ]})
+        .to_string(),
+    )
+    .expect("policy file");
+    expect(&server, &["user", "policy", "put", "web", "--file", &policy.display().to_string()], 0);
+
+    // Allowed under uploads/: decided on the object, not on the bucket the form is posted to.
+    let form = signed(web, &[("key", "uploads/${filename}"), ("success_action_status", "201")]);
+    let answer = post(&server, &form, "notes.txt", b"notes").await;
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    assert_eq!(get(&server.s3(), BUCKET, "uploads/notes.txt").await, b"notes");
+
+    // `${filename}` cannot reach a key the policy denies.
+    let before = server.events().len();
+    let form = signed(web, &[("key", "uploads/${filename}")]);
+    assert_refused(&post(&server, &form, "secret.txt", b"s").await, 403, "AccessDenied", "a denied key by its name");
+    server.assert_no_new_events(before, "a denied form upload");
+}
+
+#[tokio::test]
+async fn a_form_upload_larger_than_the_bound_is_refused_issue_18() {
+    let mut env = upstream_env();
+    env.push(("ARTIFACT_STORE_SERVER_MAX_POST_OBJECT_BYTES".into(), "4096".into()));
+    let server = Server::start_with(Transport::Http, &[], env).await;
+    create_bucket(&server.s3(), BUCKET).await;
+    let before = server.events().len();
+    let form = signed(ROOT, &[("key", "uploads/big.bin")]);
+    let answer = post(&server, &form, "big.bin", &vec![7u8; 64 * 1024]).await;
+    assert_refused(&answer, 400, "EntityTooLarge", "a form file past server.max_post_object_bytes");
+    server.assert_no_new_events(before, "a refused large form upload");
+    // Within the bound, the same form stores.
+    let small = post(&server, &form, "big.bin", &[7u8; 4096]).await;
+    assert_eq!(small.status, 204, "{}", small.text());
+}

@@ -1,0 +1,206 @@
+//! POST object (HTML form uploads): what s3s 0.14 does not take from the form, read here
+//! before s3s parses it.
+//!
+//! s3s parses the form, checks its policy and signature, and hands the rest on as a
+//! PutObject. It stores `${filename}` in the key literally, and reads neither the `acl` nor
+//! the `tagging` field (only `x-amz-acl` and `x-amz-tagging`, headers' names rather than
+//! AWS's form fields). The router reads the form's fields here, up to the file's part: AWS
+//! requires the file to be the form's last field, so the head before it holds every other
+//! field, and is bounded (s3s refuses larger field sets). Then:
+//! - `${filename}` in the `key` field is replaced with the uploaded file's name in the bytes
+//!   s3s reads, so that the policy's conditions, the access decision, the event and the answer
+//!   all see the key that is stored;
+//! - the `acl` and `tagging` fields are handed on as a [`PostForm`] request extension, which
+//!   the PutObject handler applies.
+//!
+//! A form that does not parse is passed on untouched: s3s refuses it in its own words.
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt as _;
+use http::{HeaderMap, Method, Request};
+use s3s::Body;
+
+/// The fields of a POST form s3s does not read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PostForm {
+    /// The `acl` field: a canned ACL.
+    pub acl: Option<String>,
+    /// The `tagging` field: a `<Tagging>` document.
+    pub tagging: Option<String>,
+    /// Whether the form asks for a redirect (`success_action_redirect`), whose `Location`
+    /// s3s writes.
+    pub redirects: bool,
+}
+
+/// The most bytes read ahead of the file's part: s3s's own limit on a form's fields.
+const MAX_HEAD: usize = 20 * 1024 * 1024;
+
+/// The form's boundary, when `method` and `headers` make the request a POST form.
+#[must_use]
+pub fn boundary(method: &Method, headers: &HeaderMap) -> Option<String> {
+    if method != Method::POST {
+        return None;
+    }
+    let content_type = headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
+    let mime: mime::Mime = content_type.parse().ok()?;
+    (mime.essence_str() == "multipart/form-data").then(|| mime.get_param(mime::BOUNDARY).map(|b| b.to_string()))?
+}
+
+/// Reads the form's fields ahead of s3s: returns the request with the same body (its key
+/// field's `${filename}` replaced) and the fields s3s does not read.
+pub async fn read(req: Request<Body>, boundary: &str) -> Request<Body> {
+    let (mut parts, mut body) = req.into_parts();
+    let mut head = BytesMut::new();
+    let mut failed = None;
+    let form = loop {
+        let ended = match body.next().await {
+            Some(Ok(chunk)) => {
+                head.extend_from_slice(&chunk);
+                false
+            }
+            Some(Err(err)) => {
+                failed = Some(err);
+                break None;
+            }
+            None => true,
+        };
+        match parse(head.clone().freeze(), boundary).await {
+            Parsed::Complete(form) => break Some(form),
+            Parsed::Incomplete if !ended && head.len() <= MAX_HEAD => {}
+            Parsed::Incomplete | Parsed::Malformed => break None,
+        }
+    };
+    let mut head = head.freeze();
+    if let Some(form) = form {
+        if let Some(rewritten) = form.filename.as_deref().and_then(|name| with_filename(&head, boundary, &form, name)) {
+            // The body keeps its length but for the key: what follows the head is unchanged.
+            let rest = content_length(&parts.headers).and_then(|length| length.checked_sub(head.len() as u64));
+            if let Some(rest) = rest {
+                parts.headers.insert(http::header::CONTENT_LENGTH, (rest + rewritten.len() as u64).into());
+            }
+            head = rewritten;
+        }
+        let field = |name: &str| form.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        parts.extensions.insert(PostForm {
+            acl: field("acl"),
+            tagging: field("tagging"),
+            redirects: field("success_action_redirect").or_else(|| field("redirect")).is_some(),
+        });
+    }
+    let prefix = futures::stream::iter([Ok(head)].into_iter().chain(failed.map(Err)));
+    let frames = prefix.chain(body).map(|chunk| chunk.map(http_body::Frame::data));
+    Request::from_parts(parts, Body::http_body_unsync(http_body_util::StreamBody::new(frames)))
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// The fields before the file's part, in order (names in lower case, as AWS compares them),
+/// and the file's name.
+struct Head {
+    fields: Vec<(String, String)>,
+    filename: Option<String>,
+}
+
+enum Parsed {
+    Complete(Head),
+    /// The bytes so far end before the file's part.
+    Incomplete,
+    Malformed,
+}
+
+async fn parse(head: Bytes, boundary: &str) -> Parsed {
+    let stream = futures::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(head) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    let mut fields = Vec::new();
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(field)) => field,
+            // A form without a file: s3s refuses it.
+            Ok(None) => return Parsed::Complete(Head { fields, filename: None }),
+            Err(err) => return incomplete_or_malformed(&err),
+        };
+        let name = field.name().unwrap_or_default().to_ascii_lowercase();
+        if name == "file" || field.file_name().is_some() {
+            let filename = field.file_name().filter(|f| !f.is_empty()).map(str::to_owned);
+            return Parsed::Complete(Head { fields, filename });
+        }
+        match field.text().await {
+            Ok(value) => fields.push((name, value)),
+            Err(err) => return incomplete_or_malformed(&err),
+        }
+    }
+}
+
+fn incomplete_or_malformed(err: &multer::Error) -> Parsed {
+    match err {
+        multer::Error::IncompleteStream
+        | multer::Error::IncompleteFieldData { .. }
+        | multer::Error::IncompleteHeaders => Parsed::Incomplete,
+        _ => Parsed::Malformed,
+    }
+}
+
+/// The head with `${filename}` in the key field's value replaced by `filename`, when the
+/// key holds it. The key's part is found by its place among the parts, and its raw bytes
+/// must be the value the parser read (no transfer encoding), or nothing is rewritten.
+fn with_filename(head: &[u8], boundary: &str, form: &Head, filename: &str) -> Option<Bytes> {
+    const VARIABLE: &str = "${filename}";
+    let index = form.fields.iter().position(|(name, _)| name == "key")?;
+    let key = &form.fields[index].1;
+    if !key.contains(VARIABLE) {
+        return None;
+    }
+    let delimiter = format!("--{boundary}");
+    let starts: Vec<usize> = memchr::memmem::find_iter(head, delimiter.as_bytes())
+        .filter(|&at| at == 0 || head[..at].ends_with(b"\r\n"))
+        .collect();
+    let (part, next) = (*starts.get(index)?, *starts.get(index + 1)?);
+    let value_start = part + memchr::memmem::find(&head[part..next], b"\r\n\r\n")? + 4;
+    let value_end = next.checked_sub(2)?;
+    if head.get(value_start..value_end)? != key.as_bytes() {
+        return None;
+    }
+    let mut rewritten = BytesMut::with_capacity(head.len() + filename.len());
+    rewritten.extend_from_slice(&head[..value_start]);
+    rewritten.extend_from_slice(key.replace(VARIABLE, filename).as_bytes());
+    rewritten.extend_from_slice(&head[value_end..]);
+    Some(rewritten.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(fields: &[(&str, &str)], filename: &str, content: &str) -> String {
+        let mut body = String::new();
+        for (name, value) in fields {
+            body.push_str(&format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"));
+        }
+        body.push_str(&format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\r\n{content}\r\n--XyZ--\r\n"
+        ));
+        body
+    }
+
+    #[tokio::test]
+    async fn the_key_takes_the_files_name_and_nothing_else_moves() {
+        let original = form(&[("key", "uploads/${filename}"), ("acl", "private")], "report.pdf", "PDF");
+        let Parsed::Complete(head) = parse(Bytes::from(original.clone()), "XyZ").await else {
+            panic!("a whole form parses");
+        };
+        assert_eq!(head.filename.as_deref(), Some("report.pdf"));
+        let rewritten = with_filename(original.as_bytes(), "XyZ", &head, "report.pdf").expect("rewritten");
+        assert_eq!(rewritten, form(&[("key", "uploads/report.pdf"), ("acl", "private")], "report.pdf", "PDF"));
+    }
+
+    #[tokio::test]
+    async fn a_head_cut_before_the_files_part_is_incomplete() {
+        let original = form(&[("key", "a"), ("policy", "eyJ9")], "f", "x");
+        let cut = original.find("name=\"policy\"").expect("policy part");
+        assert!(matches!(parse(Bytes::from(original[..cut].to_owned()), "XyZ").await, Parsed::Incomplete));
+        let in_file_data = original.find("\r\n\r\nx").expect("file data") + 4;
+        assert!(matches!(parse(Bytes::from(original[..in_file_data].to_owned()), "XyZ").await, Parsed::Complete(_)));
+    }
+}

@@ -1,0 +1,111 @@
+//! PutObject from an HTML form (POST object). s3s hands a form upload on as a PutObject whose
+//! headers are the form request's own; here the form's fields become what a PUT's headers
+//! would say (ACL, grants, checksums, Content-MD5, tags), so that the one PutObject path checks
+//! and records them, and the answer gets what AWS's has.
+
+use s3s::dto::{ETag, PutObjectInput, PutObjectOutput, Tagging};
+use s3s::{S3Request, S3Response, s3_error};
+
+use crate::post_form::PostForm;
+
+use super::error::Result;
+
+/// The request headers that describe an object. A form request's own headers describe the
+/// form: they are replaced by the form's fields.
+const OBJECT_HEADERS: [&str; 13] = [
+    "content-md5",
+    "x-amz-acl",
+    "x-amz-grant-read",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write-acp",
+    "x-amz-grant-full-control",
+    "x-amz-checksum-crc32",
+    "x-amz-checksum-crc32c",
+    "x-amz-checksum-crc64nvme",
+    "x-amz-checksum-sha1",
+    "x-amz-checksum-sha256",
+    "x-amz-trailer",
+    "x-amz-sdk-checksum-algorithm",
+];
+
+/// What a key keeps unescaped in a `Location` path: RFC 3986's unreserved characters and `/`.
+const KEY_IN_PATH: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// Whether the request is a form upload, whose fields this module applies.
+pub(super) fn is_form(req: &S3Request<PutObjectInput>) -> bool {
+    req.extensions.get::<PostForm>().is_some()
+}
+
+/// Makes the form's fields the request's object headers, and its `tagging` document the
+/// input's tags.
+///
+/// # Errors
+/// `MalformedXML` for a `tagging` field that is no `<Tagging>` document.
+pub(super) fn apply_fields(req: &mut S3Request<PutObjectInput>) -> Result<()> {
+    let form = req.extensions.get::<PostForm>().cloned().unwrap_or_default();
+    let input = &req.input;
+    let fields = [
+        ("content-md5", input.content_md5.clone()),
+        ("x-amz-acl", form.acl.or_else(|| input.acl.as_ref().map(|acl| acl.as_str().to_owned()))),
+        ("x-amz-grant-read", input.grant_read.clone()),
+        ("x-amz-grant-read-acp", input.grant_read_acp.clone()),
+        ("x-amz-grant-write-acp", input.grant_write_acp.clone()),
+        ("x-amz-grant-full-control", input.grant_full_control.clone()),
+        ("x-amz-checksum-crc32", input.checksum_crc32.clone()),
+        ("x-amz-checksum-crc32c", input.checksum_crc32c.clone()),
+        ("x-amz-checksum-crc64nvme", input.checksum_crc64nvme.clone()),
+        ("x-amz-checksum-sha1", input.checksum_sha1.clone()),
+        ("x-amz-checksum-sha256", input.checksum_sha256.clone()),
+    ];
+    for name in OBJECT_HEADERS {
+        req.headers.remove(name);
+    }
+    for (name, value) in fields {
+        if let Some(value) = value {
+            let value = http::HeaderValue::try_from(value)
+                .map_err(|_| s3_error!(InvalidArgument, "The form field {name} is not a valid value."))?;
+            req.headers.insert(name, value);
+        }
+    }
+    if let Some(document) = form.tagging {
+        let mut de = s3s::xml::Deserializer::new(document.as_bytes());
+        let tagging: Tagging = s3s::xml::Deserialize::deserialize(&mut de).map_err(|_| {
+            s3_error!(
+                MalformedXML,
+                "The XML you provided was not well-formed or did not validate against our published schema"
+            )
+        })?;
+        let mut encoded = form_urlencoded::Serializer::new(String::new());
+        for tag in &tagging.tag_set {
+            encoded.append_pair(tag.key.as_deref().unwrap_or_default(), tag.value.as_deref().unwrap_or_default());
+        }
+        req.input.tagging = Some(encoded.finish());
+    }
+    Ok(())
+}
+
+/// The answer to a form upload: its ETag quoted as AWS quotes it in the 201 document and the
+/// redirect (s3s writes the value it is given), the `ETag` header, and the `Location` one
+/// unless the form redirects (s3s's `Location` is the redirect's).
+pub(super) fn answer(
+    req: &S3Request<PutObjectInput>,
+    mut response: S3Response<PutObjectOutput>,
+) -> S3Response<PutObjectOutput> {
+    if let Some(etag) = response.output.e_tag.take() {
+        let quoted = format!("\"{}\"", etag.value());
+        if let Ok(value) = http::HeaderValue::try_from(quoted.as_str()) {
+            response.headers.insert(http::header::ETAG, value);
+        }
+        response.output.e_tag = Some(ETag::Strong(quoted));
+    }
+    if req.extensions.get::<PostForm>().is_some_and(|form| form.redirects) {
+        return response;
+    }
+    let (bucket, key) = (&req.input.bucket, &req.input.key);
+    let location = format!("/{bucket}/{}", percent_encoding::utf8_percent_encode(key, KEY_IN_PATH));
+    if let Ok(value) = http::HeaderValue::try_from(location) {
+        response.headers.insert(http::header::LOCATION, value);
+    }
+    response
+}
