@@ -419,6 +419,49 @@ def main():
             s3.delete_objects(Bucket=shared, Delete={"Objects": [{"Key": "reports/a.csv"}, {"Key": "secret/b.txt"}]})
             s3.delete_bucket(Bucket=shared)
 
+    with rep.scenario("presigned-post-form-and-cors"):
+        # A browser's upload: CORS rules set with boto3, a preflight from the page's origin, then
+        # the form boto3's generate_presigned_post signs, posted as a browser posts it.
+        shared = bucket_name("boto3-post")
+        origin = "https://app.example.com"
+        s3.create_bucket(Bucket=shared)
+        s3.put_bucket_cors(Bucket=shared, CORSConfiguration={"CORSRules": [
+            {"AllowedOrigins": [origin], "AllowedMethods": ["POST", "GET"], "AllowedHeaders": ["*"],
+             "ExposeHeaders": ["ETag"]}]})
+        rules = s3.get_bucket_cors(Bucket=shared)["CORSRules"]
+        check(rules[0]["AllowedOrigins"] == [origin], f"CORS rules {rules}")
+        preflight = requests.options(f"{ENDPOINT_URL}/{shared}", verify=CA_BUNDLE or True, timeout=30, headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST"})
+        check(preflight.status_code == 200, f"preflight {preflight.status_code} {preflight.text[:200]}")
+        check(preflight.headers.get("Access-Control-Allow-Origin") == origin, f"preflight {preflight.headers}")
+        tagging = "<Tagging><TagSet><Tag><Key>from</Key><Value>form</Value></Tag></TagSet></Tagging>"
+        fields = {"acl": "private", "success_action_status": "201", "x-amz-meta-origin": "browser", "tagging": tagging}
+        post = s3.generate_presigned_post(
+            shared, "uploads/${filename}", Fields=fields,
+            Conditions=[{k: v} for k, v in fields.items()] + [["content-length-range", 1, 1024 * 1024]],
+            ExpiresIn=600)
+        sent = requests.post(post["url"], data=post["fields"], files={"file": ("photo.jpg", b"jpeg bytes")},
+                             headers={"Origin": origin}, verify=CA_BUNDLE or True, timeout=30)
+        check(sent.status_code == 201, f"form upload {sent.status_code} {sent.text[:300]}")
+        check("<Key>uploads/photo.jpg</Key>" in sent.text, f"201 document {sent.text[:300]}")
+        check(sent.headers.get("Access-Control-Allow-Origin") == origin, f"form answer headers {sent.headers}")
+        stored = s3.get_object(Bucket=shared, Key="uploads/photo.jpg")
+        check(stored["Body"].read() == b"jpeg bytes", "stored bytes")
+        check(stored["Metadata"] == {"origin": "browser"}, f"metadata {stored['Metadata']}")
+        check(f'"{stored["ETag"].strip(chr(34))}"' in sent.text or "&quot;" in sent.text, f"quoted ETag {sent.text}")
+        tags = s3.get_object_tagging(Bucket=shared, Key="uploads/photo.jpg")["TagSet"]
+        check(tags == [{"Key": "from", "Value": "form"}], f"tags {tags}")
+        expect_events(shared, "uploads/photo.jpg", ["v1.object.put"])
+        # A field the signed policy does not name is refused, and nothing is stored.
+        sneaked = dict(post["fields"], **{"x-amz-meta-sneaked": "in"})
+        refused = requests.post(post["url"], data=sneaked, files={"file": ("other.jpg", b"x")},
+                                verify=CA_BUNDLE or True, timeout=30)
+        check(refused.status_code == 403 and b"AccessDenied" in refused.content, f"extra field {refused.status_code}")
+        assert_absent(s3, shared, "uploads/other.jpg")
+        s3.delete_object(Bucket=shared, Key="uploads/photo.jpg")
+        s3.delete_bucket_cors(Bucket=shared)
+        s3.delete_bucket(Bucket=shared)
+
     with rep.scenario("delete-and-remove-bucket"):
         s3.delete_object(Bucket=bucket, Key="range")
         assert_absent(s3, bucket, "range")
