@@ -487,3 +487,79 @@ async fn an_event_stream_ends_once_its_key_is_disabled_issue_18() {
     .await;
     assert!(ended.is_ok(), "the stream of a disabled key went on for two minutes");
 }
+
+#[tokio::test]
+async fn tag_condition_keys_decide_reads_writes_and_retagging_issue_18() {
+    let server = Server::start(Transport::Http).await;
+    let dir = tempfile::tempdir().expect("temp folder");
+    let s3 = server.s3();
+    create_bucket(&s3, "tagged").await;
+    let tagged_put = |key: &'static str, tagging: &'static str| {
+        s3.put_object().bucket("tagged").key(key).tagging(tagging).body(ByteStream::from_static(b"bytes")).send()
+    };
+    tagged_put("public.txt", "classification=public").await.expect("root put");
+    tagged_put("internal.txt", "classification=internal").await.expect("root put");
+    expect(&server, &["user", "create", "tagger"], 0);
+    let tagger = created(&server, &["--json", "key", "create", "tagger"]);
+    let policy = r#"{"Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::tagged/*",
+         "Condition": {"StringEquals": {"s3:ExistingObjectTag/classification": "public"}}},
+        {"Effect": "Allow", "Action": ["s3:PutObject", "s3:PutObjectTagging"], "Resource": "arn:aws:s3:::tagged/*",
+         "Condition": {"StringEquals": {"s3:RequestObjectTag/team": "web"},
+                       "ForAllValues:StringEquals": {"s3:RequestObjectTagKeys": ["team", "env"]}}}
+    ]}"#;
+    expect(&server, &["user", "policy", "put", "tagger", "--file", &policy_file(&dir, "tags.json", policy)], 0);
+    let as_tagger = server.s3_as(tagger.key());
+
+    // Reads by the object's own tags.
+    assert_eq!(get(&as_tagger, "tagged", "public.txt").await, b"bytes");
+    let (status, code) = failure(as_tagger.get_object().bucket("tagged").key("internal.txt").send().await);
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"));
+    let missing = as_tagger.get_object().bucket("tagged").key("absent.txt").send().await;
+    assert_eq!(failure(missing).0, 403, "no object, no tag: the condition fails");
+
+    // Writes by the tags they set.
+    let put = |key: &'static str, tagging: Option<&'static str>| {
+        as_tagger
+            .put_object()
+            .bucket("tagged")
+            .key(key)
+            .set_tagging(tagging.map(str::to_owned))
+            .body(ByteStream::from_static(b"mine"))
+            .send()
+    };
+    put("web.txt", Some("team=web&env=prod")).await.expect("allowed by its tags");
+    for (key, tagging) in [("ops.txt", Some("team=ops")), ("bare.txt", None), ("extra.txt", Some("team=web&owner=me"))]
+    {
+        let (status, code) = failure(put(key, tagging).await);
+        assert_eq!((status, code.as_str()), (403, "AccessDenied"), "{key} tagged {tagging:?}");
+    }
+
+    // Retagging is decided on the tags in the body.
+    let tagging = |value: &str| {
+        aws_sdk_s3::types::Tagging::builder()
+            .tag_set(aws_sdk_s3::types::Tag::builder().key("team").value(value).build().expect("tag"))
+            .build()
+            .expect("tagging")
+    };
+    let retag =
+        |value: &str| as_tagger.put_object_tagging().bucket("tagged").key("web.txt").tagging(tagging(value)).send();
+    let (status, code) = failure(retag("ops").await);
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"));
+    retag("web").await.expect("retag allowed by its tags");
+
+    // Once the root marks the internal object public, it is readable.
+    s3.put_object_tagging()
+        .bucket("tagged")
+        .key("internal.txt")
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(aws_sdk_s3::types::Tag::builder().key("classification").value("public").build().expect("tag"))
+                .build()
+                .expect("tagging"),
+        )
+        .send()
+        .await
+        .expect("root retags");
+    assert_eq!(get(&as_tagger, "tagged", "internal.txt").await, b"bytes");
+}

@@ -23,7 +23,7 @@ use registry::Registry;
 use registry::policy::{self, AclGrant, ConditionKeys, Decision, Grants, Policy, PolicyKind, Principal, Request};
 use registry::state::ROOT_ACCOUNT;
 use s3s::access::{S3Access, S3AccessContext};
-use s3s::dto::{DeleteObjectsInput, PutObjectInput};
+use s3s::dto::{DeleteObjectsInput, PutObjectInput, PutObjectTaggingInput};
 use s3s::path::S3Path;
 use s3s::{S3Request, S3Result, s3_error};
 
@@ -206,6 +206,12 @@ pub fn condition_keys(
             keys.set(key, value);
         }
     }
+    if let Some(tagging) = header("x-amz-tagging") {
+        request_tags(
+            &mut keys,
+            form_urlencoded::parse(tagging.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())),
+        );
+    }
     let query = uri.query().unwrap_or("");
     for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -238,7 +244,45 @@ pub fn condition_keys(
     keys
 }
 
+/// `s3:RequestObjectTag/<key>` for each tag a request sets, and `s3:RequestObjectTagKeys`.
+fn request_tags(keys: &mut ConditionKeys, tags: impl IntoIterator<Item = (String, String)>) {
+    let mut names = Vec::new();
+    for (name, value) in tags {
+        keys.set(&format!("s3:RequestObjectTag/{name}"), value);
+        names.push(name);
+    }
+    keys.set_all("s3:RequestObjectTagKeys", names);
+}
+
 impl Access {
+    /// Adds `s3:ExistingObjectTag/<key>` for each tag of the object a request names (the
+    /// version it names, else the latest), when a policy in play reads them: the object's
+    /// record is read only then.
+    async fn existing_tags(
+        &self,
+        keys: &mut ConditionKeys,
+        policies: [&[Policy]; 2],
+        object: (&str, &str),
+        version_id: Option<&str>,
+    ) -> S3Result<()> {
+        if !policies.iter().flat_map(|p| p.iter()).any(Policy::reads_existing_object_tags) {
+            return Ok(());
+        }
+        let (bucket, key, version_id) = (object.0.to_owned(), object.1.to_owned(), version_id.map(str::to_owned));
+        let version = self
+            .registry
+            .read(move |reads| match version_id {
+                Some(id) => reads.version(&bucket, &key, &id),
+                None => reads.latest_version(&bucket, &key),
+            })
+            .await
+            .map_err(|err| s3s::S3Error::from(crate::s3::error::Error::from(err)))?;
+        for (name, value) in version.filter(|v| !v.is_delete_marker).map(|v| v.content.tags).unwrap_or_default() {
+            keys.set(&format!("s3:ExistingObjectTag/{name}"), value);
+        }
+        Ok(())
+    }
+
     /// Decides a request that is not an S3 operation (the registry API) as `action` on
     /// `resource`, under `bucket`'s grants when it names one, with the request's `keys`
     /// ([`Access::request_keys`]).
@@ -278,8 +322,8 @@ impl S3Access for Access {
         if let Some(requester) = &identity.requester {
             cx.extensions_mut().insert(requester.clone());
         }
-        if op == "DeleteObjects" || op == "PostObject" {
-            // Their keys are in the body: decided once it is read (below).
+        if matches!(op.as_str(), "DeleteObjects" | "PostObject" | "PutObjectTagging") {
+            // What they are decided on is in the body: decided once it is read (below).
             return Ok(());
         }
         let (bucket, resource) = match cx.s3_path() {
@@ -305,16 +349,23 @@ impl S3Access for Access {
         };
         // Conditions are only in policies: without one, no key can change the decision, and
         // building them (a clock read, a dozen strings) is skipped.
+        let version_id = cx.uri().query().and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("versionId=")));
+        let version_id = version_id.map(|id| percent_encoding::percent_decode_str(id).decode_utf8_lossy().into_owned());
         let keys = if grant.policy.is_some()
             || source_grant.as_ref().is_some_and(|g| g.policy.is_some())
             || !identity.policies.is_empty()
         {
             let peer = cx.extensions_mut().get::<PeerAddr>().copied();
-            self.request_keys(peer, cx.headers(), cx.uri())
+            let mut keys = self.request_keys(peer, cx.headers(), cx.uri());
+            if let S3Path::Object { bucket, key } = cx.s3_path() {
+                let policies = [&identity.policies[..], grant.policy.as_slice()];
+                self.existing_tags(&mut keys, policies, (bucket, key), version_id.as_deref()).await?;
+            }
+            keys
         } else {
             ConditionKeys::new()
         };
-        let versioned = cx.uri().query().is_some_and(|q| q.split('&').any(|pair| pair.starts_with("versionId=")));
+        let versioned = version_id.is_some();
         self.decide(&identity, &grant, &action_of(&op, versioned), &resource, &keys)?;
         // Asking to bypass governance retention is a permission of its own, which a bucket
         // policy can deny (the configuration says who may ask at all).
@@ -345,6 +396,22 @@ impl S3Access for Access {
         }
         let resource = format!("arn:aws:s3:::{}/{}", req.input.bucket, req.input.key);
         self.decide(&identity, &grant, "s3:PutObject", &resource, &keys)
+    }
+
+    /// PutObjectTagging names the tags it sets in its body: decided once it is read, with
+    /// them as `s3:RequestObjectTag/<key>` and `s3:RequestObjectTagKeys`.
+    async fn put_object_tagging(&self, req: &mut S3Request<PutObjectTaggingInput>) -> S3Result<()> {
+        let identity = self.identity(req.credentials.as_ref().map(|c| c.access_key.as_str())).await?;
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let grant = self.buckets.get(&bucket).await?;
+        let mut keys = self.request_keys(req.extensions.get::<PeerAddr>().copied(), &req.headers, &req.uri);
+        let tags = req.input.tagging.tag_set.iter();
+        request_tags(&mut keys, tags.map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default())));
+        let version_id = req.input.version_id.clone();
+        let policies = [&identity.policies[..], grant.policy.as_slice()];
+        self.existing_tags(&mut keys, policies, (&bucket, &key), version_id.as_deref()).await?;
+        let action = action_of("PutObjectTagging", version_id.is_some());
+        self.decide(&identity, &grant, &action, &format!("arn:aws:s3:::{bucket}/{key}"), &keys)
     }
 
     /// DeleteObjects names its keys in the body: each key is checked as a DeleteObject of

@@ -82,6 +82,9 @@ pub(crate) struct Statement {
 }
 
 /// S3's answer to a document that is not a JSON object.
+/// The prefix of the condition keys that name an existing object's tags.
+const EXISTING_OBJECT_TAG: &str = "s3:ExistingObjectTag/";
+
 const NOT_JSON: &str = "Policies must be valid JSON and the first byte must be '{'";
 
 const ELEMENTS: &[&str] =
@@ -120,6 +123,15 @@ impl Policy {
         }
         let statements = statements.into_iter().map(|s| statement(s, kind)).collect::<Result<Vec<_>, _>>()?;
         Ok(Policy { statements })
+    }
+
+    /// Whether a condition reads an existing object's tags (`s3:ExistingObjectTag/<key>`):
+    /// only then does a decision need them, which costs a read of the object's record.
+    #[must_use]
+    pub fn reads_existing_object_tags(&self) -> bool {
+        self.statements.iter().flat_map(|s| &s.conditions).any(|c| {
+            c.key.get(..EXISTING_OBJECT_TAG.len()).is_some_and(|name| name.eq_ignore_ascii_case(EXISTING_OBJECT_TAG))
+        })
     }
 
     /// Whether a statement allows everyone, which the public access block's

@@ -395,3 +395,17 @@ fn a_policy_narrowed_to_known_sources_is_not_public() {
     );
     assert!(everywhere.is_public());
 }
+
+#[test]
+fn only_a_condition_on_existing_tags_asks_for_the_objects_tags() {
+    let reads = bucket_policy(
+        r#"{"Statement":{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*",
+            "Condition":{"StringEqualsIfExists":{"S3:existingobjecttag/Secret":"yes"}}}}"#,
+    );
+    assert!(reads.reads_existing_object_tags(), "the key's name is matched without regard to case");
+    let request_tags = bucket_policy(
+        r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::b/*",
+            "Condition":{"StringEquals":{"s3:RequestObjectTag/team":"web"}}}}"#,
+    );
+    assert!(!request_tags.reads_existing_object_tags());
+}
