@@ -1,5 +1,5 @@
-//! What the server learns about a request before s3s sees it, handed to the S3 layer in the
-//! request's extensions.
+//! What the server and the access hook learn about a request before its handler runs, handed
+//! to the S3 layer in the request's extensions.
 
 use std::net::SocketAddr;
 
@@ -24,3 +24,8 @@ impl Default for RequestId {
 /// The remote address of the connection a request came on, in the request's extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
+
+/// The keys of a DeleteObjects that the access hook denied, taken out of the request: the
+/// handler answers each with `AccessDenied`, as AWS does, and deletes the others.
+#[derive(Debug, Clone, Default)]
+pub struct DeniedDeletes(pub Vec<s3s::dto::ObjectIdentifier>);

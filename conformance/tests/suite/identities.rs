@@ -563,3 +563,39 @@ async fn tag_condition_keys_decide_reads_writes_and_retagging_issue_18() {
         .expect("root retags");
     assert_eq!(get(&as_tagger, "tagged", "internal.txt").await, b"bytes");
 }
+
+#[tokio::test]
+async fn a_batch_delete_deletes_what_is_allowed_and_answers_access_denied_for_the_rest_issue_18() {
+    let server = Server::start(Transport::Http).await;
+    let dir = tempfile::tempdir().expect("temp folder");
+    let s3 = server.s3();
+    create_bucket(&s3, "batch").await;
+    put(&s3, "batch", "scratch/a.tmp", b"a").await;
+    put(&s3, "batch", "keep/b.txt", b"b").await;
+    expect(&server, &["user", "create", "cleaner"], 0);
+    let cleaner = created(&server, &["--json", "key", "create", "cleaner"]);
+    let policy = r#"{"Statement": {"Effect": "Allow", "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::batch/scratch/*"}}"#;
+    expect(&server, &["user", "policy", "put", "cleaner", "--file", &policy_file(&dir, "scratch.json", policy)], 0);
+
+    let batch = aws_sdk_s3::types::Delete::builder()
+        .objects(aws_sdk_s3::types::ObjectIdentifier::builder().key("keep/b.txt").build().expect("identifier"))
+        .objects(aws_sdk_s3::types::ObjectIdentifier::builder().key("scratch/a.tmp").build().expect("identifier"))
+        .build()
+        .expect("delete");
+    let answer =
+        server.s3_as(cleaner.key()).delete_objects().bucket("batch").delete(batch).send().await.expect("batch");
+    let deleted: Vec<_> = answer.deleted().iter().filter_map(|d| d.key()).collect();
+    assert_eq!(deleted, ["scratch/a.tmp"]);
+    let errors: Vec<_> =
+        answer.errors().iter().map(|e| (e.key().unwrap_or_default(), e.code().unwrap_or_default())).collect();
+    assert_eq!(errors, [("keep/b.txt", "AccessDenied")]);
+    assert_eq!(get(&s3, "batch", "keep/b.txt").await, b"b");
+    assert!(s3.head_object().bucket("batch").key("scratch/a.tmp").send().await.is_err(), "deleted");
+    let events = server.bucket_events("batch");
+    let deletes: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == "v1.object.delete_marker.created" || e.event_type == "v1.object.deleted")
+        .map(|e| e.subject_id.as_str())
+        .collect();
+    assert_eq!(deletes, ["batch/scratch/a.tmp"]);
+}

@@ -29,7 +29,7 @@ use s3s::{S3Request, S3Result, s3_error};
 
 use super::{Users, key_holder};
 use crate::post_form::PostForm;
-use crate::request::PeerAddr;
+use crate::request::{DeniedDeletes, PeerAddr};
 
 /// The access hook s3s calls for every request.
 #[derive(Clone)]
@@ -415,8 +415,9 @@ impl S3Access for Access {
     }
 
     /// DeleteObjects names its keys in the body: each key is checked as a DeleteObject of
-    /// its own, so a policy on part of a bucket holds for batch deletes too. One denied key
-    /// refuses the whole request (AWS answers per key; refusing more is the safe side).
+    /// its own, so a policy on part of a bucket holds for batch deletes too. A denied key is
+    /// taken out of the request and handed on as [`DeniedDeletes`], which the handler
+    /// answers as AWS does: `AccessDenied` for that key, the others deleted.
     async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
         let identity = self.identity(req.credentials.as_ref().map(|c| c.access_key.as_str())).await?;
         let bucket = req.input.bucket.clone();
@@ -428,14 +429,23 @@ impl S3Access for Access {
             ConditionKeys::new()
         };
         let bypass = req.input.bypass_governance_retention == Some(true);
-        for object in &req.input.delete.objects {
+        let (mut allowed, mut denied) = (Vec::new(), Vec::new());
+        for object in std::mem::take(&mut req.input.delete.objects) {
             let action = if object.version_id.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
             let resource = format!("arn:aws:s3:::{bucket}/{}", object.key);
-            self.decide(&identity, &grant, action, &resource, &keys)?;
-            if bypass {
-                self.decide(&identity, &grant, "s3:BypassGovernanceRetention", &resource, &keys)?;
+            let decided = self.decide(&identity, &grant, action, &resource, &keys).and_then(|()| match bypass {
+                true => self.decide(&identity, &grant, "s3:BypassGovernanceRetention", &resource, &keys),
+                false => Ok(()),
+            });
+            match decided {
+                Ok(()) => allowed.push(object),
+                // An unknown or disabled key is refused as a whole, as for any request.
+                Err(err) if *err.code() != s3s::S3ErrorCode::AccessDenied => return Err(err),
+                Err(_) => denied.push(object),
             }
         }
+        req.input.delete.objects = allowed;
+        req.extensions.insert(DeniedDeletes(denied));
         Ok(())
     }
 }

@@ -22,6 +22,7 @@ use super::lookup::{OnDeleteMarker, named_version};
 use super::{Gateway, Stored, acl, caller, inline, wire};
 use crate::backend::{PlacedBlob, StagedBlob, StoreUpload};
 use crate::clock;
+use crate::request::DeniedDeletes;
 
 /// How many times a write places its blob again after gc took it, before it gives up.
 const PLACE_ATTEMPTS: usize = 3;
@@ -448,7 +449,8 @@ pub(super) async fn delete_objects(
 ) -> Result<S3Response<DeleteObjectsOutput>> {
     let input = &req.input;
     let objects = &input.delete.objects;
-    if objects.len() > MAX_DELETE_KEYS {
+    let denied = req.extensions.get::<DeniedDeletes>().map(|d| d.0.as_slice()).unwrap_or_default();
+    if objects.len() + denied.len() > MAX_DELETE_KEYS {
         return Err(s3_error!(
             MalformedXML,
             "The XML you provided was not well-formed or did not validate against our published schema"
@@ -471,7 +473,15 @@ pub(super) async fn delete_objects(
     let outcomes = gw.registry.delete_objects(caller(&req), targets, bypass).await?;
     let quiet = input.delete.quiet == Some(true);
     let mut deleted = Vec::new();
-    let mut errors = Vec::new();
+    let mut errors: Vec<_> = denied
+        .iter()
+        .map(|object| s3s::dto::Error {
+            code: Some("AccessDenied".to_owned()),
+            key: Some(object.key.clone()),
+            message: Some("Access Denied".to_owned()),
+            version_id: object.version_id.clone(),
+        })
+        .collect();
     for (object, outcome) in objects.iter().zip(outcomes) {
         match outcome.or_else(absent_version_is_deleted) {
             Ok(done) if !quiet => deleted.push(DeletedObject {
