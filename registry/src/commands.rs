@@ -5,13 +5,14 @@
 //! check that only one of them may pass (two CreateBucket of one name, two `If-None-Match: *`
 //! writes of one key).
 
+use crate::acl::Ownership;
 use crate::deletions::{self, Placement};
 use crate::error::{Error, Result};
 use crate::event::v1::{
-    self, BlobCorrupt, BucketCreated, BucketPolicySet, BucketRef, BypassedFor, CorsSet, LegalHoldSet, LifecycleApplied,
-    LifecycleSet, MultipartCompleted, MultipartCreated, ObjectDeleted, ObjectLockSet, ObjectPut, PackageFinalized,
-    PartUploaded, Payload, PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet, Retrieved, TaggingSet,
-    UploadRef, VersionRef, VersioningSet, VersioningStatus,
+    self, AclEntry, BlobCorrupt, BucketAclSet, BucketCreated, BucketPolicySet, BucketRef, BypassedFor, CorsSet,
+    LegalHoldSet, LifecycleApplied, LifecycleSet, MultipartCompleted, MultipartCreated, ObjectDeleted, ObjectLockSet,
+    ObjectPut, OwnershipSet, PackageFinalized, PartUploaded, Payload, PublicAccessBlockSet, Retention,
+    RetentionBypassed, RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef, VersioningSet, VersioningStatus,
 };
 use crate::event::{Event, EventDraft, RequestContext};
 use crate::inline::{self, InlineBlob};
@@ -188,6 +189,28 @@ impl Registry {
         region: &str,
         object_lock_enabled: bool,
     ) -> Result<Event> {
+        self.create_bucket_with(caller, name, region, object_lock_enabled, None, Vec::new()).await
+    }
+
+    /// Creates a bucket (`v1.bucket.created`) with the object ownership and ACL grants its
+    /// request asked for (`v1.bucket.ownership.set`, `v1.bucket.acl.set`), in one transaction:
+    /// a refused ACL creates nothing.
+    ///
+    /// # Errors
+    /// [`Error::BucketAlreadyExists`], [`Error::AclWithEnforcedOwnership`] for grants on a
+    /// bucket whose ownership disables ACLs.
+    pub async fn create_bucket_with(
+        &self,
+        caller: Caller,
+        name: &str,
+        region: &str,
+        object_lock_enabled: bool,
+        ownership: Option<Ownership>,
+        grants: Vec<AclEntry>,
+    ) -> Result<Event> {
+        if !grants.is_empty() && !ownership.unwrap_or_default().acls_enabled() {
+            return Err(Error::AclWithEnforcedOwnership);
+        }
         let payload = Payload::BucketCreated(BucketCreated {
             bucket: name.to_owned(),
             region: region.to_owned(),
@@ -198,7 +221,75 @@ impl Registry {
             if writer.views().bucket(&name)?.is_some() {
                 return Err(Error::BucketAlreadyExists(name));
             }
-            writer.append(caller.draft(payload))
+            let created = writer.append(caller.draft(payload))?;
+            if let Some(ownership) = ownership.and_then(Ownership::name) {
+                let set = OwnershipSet { bucket: name.clone(), ownership: ownership.to_owned() };
+                writer.append(caller.draft(Payload::OwnershipSet(set)))?;
+            }
+            if !grants.is_empty() {
+                writer.append(caller.draft(Payload::BucketAclSet(BucketAclSet { bucket: name, grants })))?;
+            }
+            Ok(created)
+        })
+        .await
+    }
+
+    /// Sets the bucket's object ownership (`v1.bucket.ownership.set`). S3 refuses
+    /// `BucketOwnerEnforced` while the bucket's ACL grants others, and records nothing.
+    ///
+    /// # Errors
+    /// [`Error::AclWithEnforcedOwnership`], [`Error::NoSuchBucket`].
+    pub async fn set_ownership(&self, caller: Caller, bucket: &str, ownership: Ownership) -> Result<Event> {
+        let bucket = bucket.to_owned();
+        let Some(name) = ownership.name() else {
+            return Err(Error::AclWithEnforcedOwnership);
+        };
+        self.write(move |writer| {
+            require_bucket(writer.views(), &bucket)?;
+            if !ownership.acls_enabled() && !writer.views().bucket_acl(&bucket)?.is_empty() {
+                return Err(Error::AclWithEnforcedOwnership);
+            }
+            let set = OwnershipSet { bucket, ownership: name.to_owned() };
+            writer.append(caller.draft(Payload::OwnershipSet(set)))
+        })
+        .await
+    }
+
+    /// Deletes the bucket's ownership controls (`v1.bucket.ownership.deleted`): ACLs are then
+    /// enabled, as with `ObjectWriter`. Nothing is recorded when they were deleted already.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`].
+    pub async fn delete_ownership(&self, caller: Caller, bucket: &str) -> Result<Option<Event>> {
+        let bucket = bucket.to_owned();
+        self.write(move |writer| {
+            require_bucket(writer.views(), &bucket)?;
+            if writer.views().bucket_ownership(&bucket)? == Ownership::Unset {
+                return Ok(None);
+            }
+            writer.append(caller.draft(Payload::OwnershipDeleted(BucketRef { bucket }))).map(Some)
+        })
+        .await
+    }
+
+    /// Sets the bucket's ACL (`v1.bucket.acl.set`): its grants besides the owner's full
+    /// control. S3 refuses it while the bucket's ownership disables ACLs, and a public one
+    /// while its public access block says `BlockPublicAcls`, and records nothing.
+    ///
+    /// # Errors
+    /// [`Error::AclsDisabled`], [`Error::PublicAclBlocked`], [`Error::NoSuchBucket`].
+    pub async fn set_bucket_acl(&self, caller: Caller, bucket: &str, grants: Vec<AclEntry>) -> Result<Event> {
+        let bucket = bucket.to_owned();
+        self.write(move |writer| {
+            require_bucket(writer.views(), &bucket)?;
+            if !writer.views().bucket_ownership(&bucket)?.acls_enabled() {
+                return Err(Error::AclsDisabled);
+            }
+            let blocked = writer.views().public_access_block(&bucket)?.is_some_and(|b| b.block_public_acls);
+            if blocked && grants.iter().any(crate::acl::is_public) {
+                return Err(Error::PublicAclBlocked);
+            }
+            writer.append(caller.draft(Payload::BucketAclSet(BucketAclSet { bucket, grants })))
         })
         .await
     }

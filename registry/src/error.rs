@@ -82,6 +82,17 @@ pub enum Error {
     /// `BlockPublicPolicy`.
     #[error("public policies are blocked by the bucket's public access block")]
     PublicPolicyBlocked,
+    /// An ACL on a bucket whose object ownership is `BucketOwnerEnforced`
+    /// (`AccessControlListNotSupported`).
+    #[error("the bucket does not allow ACLs")]
+    AclsDisabled,
+    /// `BucketOwnerEnforced` asked of a bucket whose ACL grants others, or a CreateBucket
+    /// with an ACL and that ownership (`InvalidBucketAclWithObjectOwnership`).
+    #[error("the bucket's ACL grants more than its owner's full control")]
+    AclWithEnforcedOwnership,
+    /// A public ACL while the bucket's public access block has `BlockPublicAcls`.
+    #[error("public ACLs are blocked by the bucket's public access block")]
+    PublicAclBlocked,
     /// A CORS configuration S3 refuses (`InvalidRequest`), with the reason in S3's words.
     #[error("invalid CORS configuration: {0}")]
     InvalidCors(String),

@@ -63,6 +63,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod acl;
 pub mod audit;
 pub mod clock;
 pub mod commands;

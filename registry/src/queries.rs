@@ -6,8 +6,9 @@
 //! (lifecycle plans, the refusal of a change under a seal, a package's manifest) are provided
 //! methods, the same for every engine.
 
+use crate::acl::Ownership;
 use crate::error::{Error, Result};
-use crate::event::v1::{BlobPart, CorsRule};
+use crate::event::v1::{AclEntry, BlobPart, CorsRule};
 use crate::lifecycle::{self, Action, Effect};
 use crate::packages::{MANIFEST_FORMAT, Manifest, Member, Package};
 pub use crate::state::{AccessKey, Account, AccountUser, Bucket, ObjectVersion, PublicAccessBlock, Upload};
@@ -37,6 +38,18 @@ pub trait Reads {
     /// # Errors
     /// The engine's errors.
     fn bucket_policy(&self, bucket: &str) -> Result<Option<String>>;
+
+    /// The bucket's object ownership (`BucketOwnerEnforced` when never set).
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn bucket_ownership(&self, bucket: &str) -> Result<Ownership>;
+
+    /// The bucket's ACL grants besides its owner's full control (none when never set).
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn bucket_acl(&self, bucket: &str) -> Result<Vec<AclEntry>>;
 
     /// The bucket's CORS rules, if it has a configuration.
     ///

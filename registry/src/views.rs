@@ -48,6 +48,11 @@ pub(crate) trait ViewRows {
     fn set_public_access_block(&self, bucket: &str, block: Option<(&PublicAccessBlock, &Event)>) -> Result<()>;
     /// Sets a bucket's CORS rules, recorded by the event of `sequence`, or removes them.
     fn set_cors(&self, bucket: &str, rules: Option<(&[v1::CorsRule], u64)>) -> Result<()>;
+    /// Sets a bucket's object ownership (`None` as the name once the controls were deleted),
+    /// recorded by the event of `sequence`, or forgets it (the bucket is gone).
+    fn set_ownership(&self, bucket: &str, ownership: Option<(Option<&str>, u64)>) -> Result<()>;
+    /// Sets a bucket's ACL grants, recorded by the event of `sequence`, or removes them.
+    fn set_bucket_acl(&self, bucket: &str, grants: Option<(&[v1::AclEntry], u64)>) -> Result<()>;
     /// Adds an account, created by `event`.
     fn insert_account(&self, event: &Event, name: &str, id: &str) -> Result<()>;
     /// Adds a user, created by the event `created`, or removes it.
@@ -442,6 +447,8 @@ pub(crate) fn apply_payload(
             rows.set_bucket_policy(&p.bucket, None)?;
             rows.set_public_access_block(&p.bucket, None)?;
             rows.set_cors(&p.bucket, None)?;
+            rows.set_ownership(&p.bucket, None)?;
+            rows.set_bucket_acl(&p.bucket, None)?;
             rows.delete_bucket(&p.bucket)?;
         }
         Payload::BucketPolicySet(p) => rows.set_bucket_policy(&p.bucket, Some((&p.policy, event.sequence)))?,
@@ -458,6 +465,9 @@ pub(crate) fn apply_payload(
         Payload::PublicAccessBlockDeleted(p) => rows.set_public_access_block(&p.bucket, None)?,
         Payload::CorsSet(p) => rows.set_cors(&p.bucket, Some((&p.rules, event.sequence)))?,
         Payload::CorsDeleted(p) => rows.set_cors(&p.bucket, None)?,
+        Payload::OwnershipSet(p) => rows.set_ownership(&p.bucket, Some((Some(&p.ownership), event.sequence)))?,
+        Payload::OwnershipDeleted(p) => rows.set_ownership(&p.bucket, Some((None, event.sequence)))?,
+        Payload::BucketAclSet(p) => rows.set_bucket_acl(&p.bucket, Some((&p.grants, event.sequence)))?,
         Payload::AccountCreated(p) => rows.insert_account(event, &p.account, &p.id)?,
         Payload::UserCreated(p) => rows.set_user(&p.account, &p.user, Some(event))?,
         Payload::UserDeleted(p) => rows.set_user(&p.account, &p.user, None)?,

@@ -213,9 +213,7 @@ async fn a_bucket_policy_can_deny_bypassing_governance_retention_issue_18() {
 
 #[tokio::test]
 async fn acls_are_disabled_as_on_new_aws_buckets_so_a_public_acl_is_refused_not_ignored_issue_18() {
-    use aws_sdk_s3::types::{
-        BucketCannedAcl, ObjectCannedAcl, ObjectOwnership, OwnershipControls, OwnershipControlsRule,
-    };
+    use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl, ObjectOwnership};
 
     let server = Server::start(Transport::Http).await;
     let s3 = server.s3();
@@ -273,16 +271,143 @@ async fn acls_are_disabled_as_on_new_aws_buckets_so_a_public_acl_is_refused_not_
     }
     assert_eq!(failure(s3.get_object_acl().bucket("acls").key("missing").send().await), (404, "NoSuchKey".to_owned()));
 
-    // Ownership: BucketOwnerEnforced, and it cannot be turned into an ACL-enabling setting.
+    // Ownership: BucketOwnerEnforced unless asked otherwise (see the test below).
     let controls = s3.get_bucket_ownership_controls().bucket("acls").send().await.expect("ownership controls");
     let rules = controls.ownership_controls().expect("controls").rules();
     assert_eq!(rules[0].object_ownership(), &ObjectOwnership::BucketOwnerEnforced);
-    let writer = OwnershipControls::builder()
-        .rules(OwnershipControlsRule::builder().object_ownership(ObjectOwnership::ObjectWriter).build().expect("rule"))
+}
+
+fn ownership(setting: aws_sdk_s3::types::ObjectOwnership) -> aws_sdk_s3::types::OwnershipControls {
+    use aws_sdk_s3::types::{OwnershipControls, OwnershipControlsRule};
+    OwnershipControls::builder()
+        .rules(OwnershipControlsRule::builder().object_ownership(setting).build().expect("rule"))
         .build()
-        .expect("controls");
-    let enable = s3.put_bucket_ownership_controls().bucket("acls").ownership_controls(writer).send().await;
-    assert_eq!(failure(enable), (501, "NotImplemented".to_owned()));
+        .expect("controls")
+}
+
+#[tokio::test]
+async fn bucket_acls_grant_groups_and_accounts_once_ownership_enables_them_issue_18() {
+    use aws_sdk_s3::types::{BucketCannedAcl, ObjectOwnership, PublicAccessBlockConfiguration};
+
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    let created = artifact_store_conformance::cli::expect(&server, &["--json", "account", "create", "partner"], 0);
+    let partner: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("account JSON");
+    let partner = server.s3_as(Key {
+        access_key: partner["access_key"].as_str().expect("access key"),
+        secret_key: partner["secret_key"].as_str().expect("secret key"),
+    });
+    create_bucket(&partner, "partner-own").await;
+    let partner_id = partner.get_bucket_acl().bucket("partner-own").send().await.expect("partner's ACL");
+    let partner_id = partner_id.owner().and_then(|o| o.id()).expect("canonical id").to_owned();
+
+    // ACLs are enabled at creation by the ownership asked for; without it an ACL is refused.
+    let refused = s3.create_bucket().bucket("shared").acl(BucketCannedAcl::PublicRead).send().await;
+    assert_eq!(failure(refused), (400, "InvalidBucketAclWithObjectOwnership".to_owned()));
+    s3.create_bucket().bucket("shared").object_ownership(ObjectOwnership::ObjectWriter).send().await.expect("bucket");
+    put(&s3, "shared", "a.txt", b"a").await;
+    let controls = s3.get_bucket_ownership_controls().bucket("shared").send().await.expect("controls");
+    assert_eq!(
+        controls.ownership_controls().expect("controls").rules()[0].object_ownership(),
+        &ObjectOwnership::ObjectWriter
+    );
+    let anonymous_list = || server.request("GET", "/shared?list-type=2");
+    assert_refused(&server.send(&anonymous_list()).await, 403, "AccessDenied", "anonymous list, private ACL");
+
+    // public-read: anyone lists, no one else writes; recorded and read back.
+    s3.put_bucket_acl().bucket("shared").acl(BucketCannedAcl::PublicRead).send().await.expect("public-read");
+    let listed = server.send(&anonymous_list()).await;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    assert!(listed.text().contains("<Key>a.txt</Key>"), "{}", listed.text());
+    let anonymous_put = server.request("PUT", "/shared/b.txt").body(b"b".to_vec());
+    assert_refused(&server.send(&anonymous_put).await, 403, "AccessDenied", "anonymous write under public-read");
+    let acl = s3.get_bucket_acl().bucket("shared").send().await.expect("bucket ACL");
+    let grants: Vec<_> = acl
+        .grants()
+        .iter()
+        .map(|g| {
+            let grantee = g.grantee().expect("grantee");
+            (
+                grantee.uri().or(grantee.id()).unwrap_or_default().to_owned(),
+                g.permission().map(|p| p.as_str().to_owned()),
+            )
+        })
+        .collect();
+    assert_eq!(grants.len(), 2, "{grants:?}");
+    assert_eq!(grants[1], ("http://acs.amazonaws.com/groups/global/AllUsers".to_owned(), Some("READ".to_owned())));
+    let events = server.bucket_events("shared");
+    assert_eq!(of_type(&events, "v1.bucket.ownership.set").len(), 1);
+    let set = of_type(&events, "v1.bucket.acl.set");
+    assert_eq!(set.len(), 1);
+    assert_eq!(set[0].payload["grants"][0]["grantee"]["group"], "AllUsers");
+
+    // A grant to another account by canonical id: its root writes; a grant by email cannot be
+    // resolved here.
+    assert_eq!(failure(put_result(&partner, "shared", "p.txt").await), (403, "AccessDenied".to_owned()));
+    s3.put_bucket_acl()
+        .bucket("shared")
+        .grant_write(format!("id=\"{partner_id}\""))
+        .grant_read(format!("id=\"{partner_id}\""))
+        .send()
+        .await
+        .expect("grant to the partner");
+    put_result(&partner, "shared", "p.txt").await.expect("the partner writes under its grant");
+    assert_refused(&server.send(&anonymous_list()).await, 403, "AccessDenied", "public-read replaced");
+    let email = s3.put_bucket_acl().bucket("shared").grant_read("emailAddress=\"someone@example.com\"").send().await;
+    assert_eq!(failure(email), (400, "UnresolvableGrantByEmailAddress".to_owned()));
+
+    // BucketOwnerEnforced while others are granted is refused; once they are not, accepted,
+    // and ACLs are refused again.
+    let enforce = s3
+        .put_bucket_ownership_controls()
+        .bucket("shared")
+        .ownership_controls(ownership(ObjectOwnership::BucketOwnerEnforced));
+    assert_eq!(failure(enforce.send().await), (400, "InvalidBucketAclWithObjectOwnership".to_owned()));
+    s3.put_bucket_acl().bucket("shared").acl(BucketCannedAcl::Private).send().await.expect("private");
+    assert_eq!(failure(put_result(&partner, "shared", "q.txt").await), (403, "AccessDenied".to_owned()));
+
+    // The public access block: BlockPublicAcls refuses a public ACL, IgnorePublicAcls makes one
+    // count for nothing.
+    let block = |acls: bool, ignore: bool| {
+        PublicAccessBlockConfiguration::builder().block_public_acls(acls).ignore_public_acls(ignore).build()
+    };
+    s3.put_public_access_block()
+        .bucket("shared")
+        .public_access_block_configuration(block(true, false))
+        .send()
+        .await
+        .expect("block");
+    let before = server.events().len();
+    let blocked = s3.put_bucket_acl().bucket("shared").acl(BucketCannedAcl::PublicRead).send().await;
+    assert_eq!(failure(blocked), (403, "AccessDenied".to_owned()));
+    server.assert_no_new_events(before, "a public ACL under BlockPublicAcls");
+    s3.put_public_access_block()
+        .bucket("shared")
+        .public_access_block_configuration(block(false, true))
+        .send()
+        .await
+        .expect("ignore");
+    s3.put_bucket_acl().bucket("shared").acl(BucketCannedAcl::PublicRead).send().await.expect("public-read, ignored");
+    assert_refused(&server.send(&anonymous_list()).await, 403, "AccessDenied", "a public ACL ignored");
+    s3.delete_public_access_block().bucket("shared").send().await.expect("no block");
+    assert_eq!(server.send(&anonymous_list()).await.status, 200);
+
+    // Deleting the controls leaves ACLs enabled and no controls to read.
+    s3.delete_bucket_ownership_controls().bucket("shared").send().await.expect("delete controls");
+    let (status, code) = failure(s3.get_bucket_ownership_controls().bucket("shared").send().await);
+    assert_eq!((status, code.as_str()), (404, "OwnershipControlsNotFoundError"));
+    assert_eq!(server.send(&anonymous_list()).await.status, 200);
+}
+
+async fn put_result(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<
+    aws_sdk_s3::operation::put_object::PutObjectOutput,
+    aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::put_object::PutObjectError>,
+> {
+    client.put_object().bucket(bucket).key(key).body(aws_sdk_s3::primitives::ByteStream::from_static(b"x")).send().await
 }
 
 #[tokio::test]

@@ -20,6 +20,8 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use registry::Registry;
+use registry::acl;
+use registry::event::v1::AclEntry;
 use registry::policy::{self, AclGrant, ConditionKeys, Decision, Grants, Policy, PolicyKind, Principal, Request};
 use registry::state::ROOT_ACCOUNT;
 use s3s::access::{S3Access, S3AccessContext};
@@ -144,12 +146,18 @@ impl Access {
             (None, Principal::User(user)) => Some(user.account()),
             (None, Principal::Anonymous) => None,
         };
-        let grants = Grants {
-            identity: &identity.policies,
-            bucket_policy: bucket.policy.as_ref(),
-            resource_owner,
-            acl: AclGrant::None,
+        let acl = if bucket.acl.is_empty() {
+            AclGrant::None
+        } else {
+            let account = match principal {
+                Principal::User(user) => Some(policy::canonical_id(user.account())),
+                Principal::Anonymous => None,
+            };
+            let requester = account.as_deref().map_or(acl::Requester::Anonymous, acl::Requester::Account);
+            acl::bucket_grant(&bucket.acl, action, requester, !bucket.ignore_public_acls)
         };
+        let grants =
+            Grants { identity: &identity.policies, bucket_policy: bucket.policy.as_ref(), resource_owner, acl };
         match policy::decide(&request, &grants) {
             Decision::Allow => Ok(()),
             decision => {
@@ -460,6 +468,10 @@ pub struct BucketGrant {
     /// Its policy is public and its public access block says `RestrictPublicBuckets`: only
     /// users of the owner's account are let in.
     restricted: bool,
+    /// Its ACL's grants besides the owner's, when its ownership enables ACLs.
+    acl: Vec<AclEntry>,
+    /// Its public access block says `IgnorePublicAcls`: grants to groups count for nothing.
+    ignore_public_acls: bool,
 }
 
 /// Buckets' grants as the hook reads them: read and parsed once, and kept until one changes.
@@ -504,20 +516,25 @@ impl BucketGrants {
         let root_account = self.root_account.clone();
         // A read the registry refuses (its views behind on a full disk) is answered as any
         // handler's read would be.
-        let (owner, text, restrict) = self
+        let (owner, text, block, acl) = self
             .registry
             .read(move |reads| {
-                let Some(bucket) = reads.bucket(&name)? else { return Ok((None, None, false)) };
+                let Some(bucket) = reads.bucket(&name)? else { return Ok((None, None, None, Vec::new())) };
                 let owner = reads.account_of_key(&bucket.owner)?.map_or(root_account, |account| account.id);
-                let restrict = reads.public_access_block(&name)?.is_some_and(|b| b.restrict_public_buckets);
-                Ok((Some(owner), reads.bucket_policy(&name)?, restrict))
+                let block = reads.public_access_block(&name)?;
+                // A bucket whose ownership disables ACLs has none to read.
+                let acl =
+                    if reads.bucket_ownership(&name)?.acls_enabled() { reads.bucket_acl(&name)? } else { Vec::new() };
+                Ok((Some(owner), reads.bucket_policy(&name)?, block, acl))
             })
             .await
             .map_err(|err| s3s::S3Error::from(crate::s3::error::Error::from(err)))?;
         // Recorded policies were checked when they were set.
         let policy = text.and_then(|text| Policy::parse(&text, PolicyKind::Bucket).ok());
-        let restricted = restrict && policy.as_ref().is_some_and(Policy::is_public);
-        let grant = Arc::new(BucketGrant { owner, policy, restricted });
+        let block = block.unwrap_or_default();
+        let restricted = block.restrict_public_buckets && policy.as_ref().is_some_and(Policy::is_public);
+        let grant =
+            Arc::new(BucketGrant { owner, policy, restricted, acl, ignore_public_acls: block.ignore_public_acls });
         let mut entries = self.entries.write().expect("grant cache lock");
         if entries.len() >= MAX_CACHED_GRANTS {
             entries.clear();

@@ -1,31 +1,34 @@
-//! ACLs and object ownership as AWS has them for new buckets since 2023: every bucket's
-//! ownership is `BucketOwnerEnforced`, so ACLs are disabled. The bucket owner owns every
-//! object; access is decided by policies alone ([`crate::auth::access`]).
+//! ACLs and object ownership. A bucket's ownership is `BucketOwnerEnforced` unless its
+//! creator or owner chose otherwise, the setting AWS gives new buckets since 2023: ACLs are
+//! disabled and access is decided by policies alone. `BucketOwnerPreferred` and
+//! `ObjectWriter` (or deleted controls) enable ACLs on the bucket: its grants, to accounts by
+//! canonical id and to the `AllUsers` and `AuthenticatedUsers` groups, are recorded as events
+//! and let requests in ([`crate::auth::access`], `registry::acl`).
 //!
-//! As on AWS with that setting, a request that sets an ACL granting anything beyond the
-//! owner's full control (`--acl public-read`, `x-amz-grant-read: uri=...AllUsers`) is refused
-//! with 400 `AccessControlListNotSupported` rather than accepted and ignored, and reading an
-//! ACL answers the owner's `FULL_CONTROL`. Enabling ACLs (`ObjectWriter`,
-//! `BucketOwnerPreferred`) is not supported yet and is refused.
+//! Object ACLs are not built: on any bucket, a write or `PutObjectAcl` that grants more than
+//! the owner's full control is refused with 400 `AccessControlListNotSupported` rather than
+//! accepted and ignored, and reading an object's ACL answers the owner's `FULL_CONTROL`.
 
+use registry::acl::{GROUP_URI_PREFIX, GROUPS, Ownership, PERMISSIONS, canned_bucket_acl};
+use registry::event::v1::{AclEntry, AclGrantee};
 use registry::policy::canonical_id;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
-use super::Gateway;
 use super::error::Result;
 use super::lookup::{OnDeleteMarker, named_version};
+use super::{Gateway, caller};
 
 /// Canned ACLs that grant nothing beyond the owner's full control.
 const OWNER_ONLY: [&str; 2] = ["private", "bucket-owner-full-control"];
 
-/// The headers that set ACLs on a write.
-const GRANT_HEADERS: [&str; 5] = [
-    "x-amz-grant-read",
-    "x-amz-grant-write",
-    "x-amz-grant-read-acp",
-    "x-amz-grant-write-acp",
-    "x-amz-grant-full-control",
+/// The headers that set ACLs, each with the permission it grants.
+const GRANT_HEADERS: [(&str, &str); 5] = [
+    ("x-amz-grant-read", "READ"),
+    ("x-amz-grant-write", "WRITE"),
+    ("x-amz-grant-read-acp", "READ_ACP"),
+    ("x-amz-grant-write-acp", "WRITE_ACP"),
+    ("x-amz-grant-full-control", "FULL_CONTROL"),
 ];
 
 fn not_supported() -> s3s::S3Error {
@@ -37,47 +40,116 @@ fn not_supported() -> s3s::S3Error {
     err
 }
 
-/// Refuses a write (PutObject, CopyObject, CreateMultipartUpload) that sets an ACL granting
-/// more than the owner's full control, before its body is read.
+/// Refuses a write (PutObject, CopyObject, CreateMultipartUpload) that sets an object ACL
+/// granting more than the owner's full control, before its body is read.
 ///
 /// # Errors
 /// 400 `AccessControlListNotSupported`.
 pub(super) fn check_write(headers: &http::HeaderMap) -> Result<()> {
     let canned = headers.get("x-amz-acl").and_then(|v| v.to_str().ok());
-    if canned.is_some_and(|acl| !OWNER_ONLY.contains(&acl)) || GRANT_HEADERS.iter().any(|h| headers.contains_key(*h)) {
+    if canned.is_some_and(|acl| !OWNER_ONLY.contains(&acl))
+        || GRANT_HEADERS.iter().any(|(h, _)| headers.contains_key(*h))
+    {
         return Err(not_supported().into());
     }
     Ok(())
 }
 
-/// Refuses a CreateBucket that sets an ACL or asks for ownership that enables ACLs.
+/// The ownership and bucket ACL grants a CreateBucket asks for.
 ///
 /// # Errors
-/// 400 `InvalidBucketAclWithObjectOwnership`, 501 `NotImplemented` for ACL-enabled ownership.
-pub(super) fn check_create(headers: &http::HeaderMap) -> Result<()> {
-    let ownership = headers.get("x-amz-object-ownership").and_then(|v| v.to_str().ok());
-    if ownership.is_some_and(|o| o != ObjectOwnership::BUCKET_OWNER_ENFORCED) {
-        return Err(acl_enabling_ownership().into());
-    }
+/// `InvalidArgument` for an unknown ownership or canned ACL, what [`grants_of_headers`] refuses.
+pub(super) fn requested_at_creation(headers: &http::HeaderMap) -> Result<(Option<Ownership>, Vec<AclEntry>)> {
+    let ownership = match headers.get("x-amz-object-ownership") {
+        None => None,
+        Some(value) => Some(value.to_str().ok().and_then(Ownership::parse).ok_or_else(|| {
+            s3_error!(
+                InvalidArgument,
+                "Invalid x-amz-object-ownership header: {}",
+                String::from_utf8_lossy(value.as_bytes())
+            )
+        })?),
+    };
     let canned = headers.get("x-amz-acl").and_then(|v| v.to_str().ok());
-    if canned.is_some_and(|acl| acl != "private") || GRANT_HEADERS.iter().any(|h| headers.contains_key(*h)) {
-        let mut err = s3s::S3Error::with_message(
-            s3s::S3ErrorCode::Custom("InvalidBucketAclWithObjectOwnership".into()),
-            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
-        );
-        err.set_status_code(http::StatusCode::BAD_REQUEST);
-        return Err(err.into());
+    Ok((ownership, requested_grants(canned, None, headers, None)?))
+}
+
+/// The grants an ACL request asks for besides the owner's full control: a canned ACL, the
+/// `x-amz-grant-*` headers, or an `AccessControlPolicy` document.
+fn requested_grants(
+    canned: Option<&str>,
+    policy: Option<&AccessControlPolicy>,
+    headers: &http::HeaderMap,
+    owner: Option<&str>,
+) -> Result<Vec<AclEntry>> {
+    let mut grants = Vec::new();
+    if let Some(canned) = canned {
+        grants = canned_bucket_acl(canned).ok_or_else(|| s3_error!(InvalidArgument, "Invalid canned ACL: {canned}"))?;
     }
-    Ok(())
+    for (header, permission) in GRANT_HEADERS {
+        for value in headers.get_all(header).iter() {
+            let value = value.to_str().map_err(|_| s3_error!(InvalidArgument, "Invalid {header} header"))?;
+            for grantee in value.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+                grants.push(AclEntry { grantee: grantee_of_header(grantee)?, permission: permission.to_owned() });
+            }
+        }
+    }
+    for grant in policy.and_then(|p| p.grants.as_ref()).into_iter().flatten() {
+        let permission = grant.permission.as_ref().map(Permission::as_str).unwrap_or_default();
+        if !PERMISSIONS.contains(&permission) {
+            return Err(malformed_acl().into());
+        }
+        let grantee = grant.grantee.as_ref().ok_or_else(malformed_acl)?;
+        let grantee = match (grantee.id.as_deref(), grantee.uri.as_deref(), grantee.email_address.as_deref()) {
+            (Some(id), None, None) => AclGrantee::CanonicalUser(id.to_owned()),
+            (None, Some(uri), None) => group_of_uri(uri)?,
+            (None, None, Some(_)) => return Err(unresolvable_email().into()),
+            _ => return Err(malformed_acl().into()),
+        };
+        grants.push(AclEntry { grantee, permission: permission.to_owned() });
+    }
+    // The owner's full control is every bucket's: not recorded.
+    grants.retain(|g| {
+        !(g.permission == "FULL_CONTROL" && owner.is_some_and(|o| g.grantee == AclGrantee::CanonicalUser(o.to_owned())))
+    });
+    Ok(grants)
 }
 
-fn acl_enabling_ownership() -> s3s::S3Error {
-    s3_error!(NotImplemented, "ACLs are not supported: every bucket's object ownership is BucketOwnerEnforced")
+/// One grantee of an `x-amz-grant-*` header: `id="..."`, `uri="..."` or `emailAddress="..."`.
+fn grantee_of_header(grantee: &str) -> Result<AclGrantee> {
+    let (kind, value) =
+        grantee.split_once('=').ok_or_else(|| s3_error!(InvalidArgument, "Invalid grantee: {grantee}"))?;
+    let value = value.trim().trim_matches('"');
+    match kind.trim() {
+        "id" => Ok(AclGrantee::CanonicalUser(value.to_owned())),
+        "uri" => group_of_uri(value),
+        "emailAddress" => Err(unresolvable_email().into()),
+        _ => Err(s3_error!(InvalidArgument, "Invalid grantee: {grantee}").into()),
+    }
 }
 
-/// The owner's full control: the one grant a bucket or object has (`NoSuchBucket` when the
-/// bucket does not exist).
-async fn owner_only(gw: &Gateway, bucket: &str) -> Result<(Owner, Grants)> {
+fn group_of_uri(uri: &str) -> Result<AclGrantee> {
+    match uri.strip_prefix(GROUP_URI_PREFIX) {
+        Some(group) if GROUPS.contains(&group) => Ok(AclGrantee::Group(group.to_owned())),
+        _ => Err(s3_error!(InvalidArgument, "Invalid group uri").into()),
+    }
+}
+
+fn malformed_acl() -> s3s::S3Error {
+    s3_error!(
+        MalformedACLError,
+        "The XML you provided was not well-formed or did not validate against our published schema"
+    )
+}
+
+/// Accounts here have no email addresses, so no grant by email can be resolved.
+fn unresolvable_email() -> s3s::S3Error {
+    s3_error!(UnresolvableGrantByEmailAddress, "The e-mail address you provided does not match any account on record.")
+}
+
+/// The bucket's owning account: its name and canonical id (`NoSuchBucket` when the bucket
+/// does not exist).
+async fn bucket_owner(gw: &Gateway, bucket: &str) -> Result<Owner> {
     let name = bucket.to_owned();
     let account = gw
         .registry
@@ -91,23 +163,46 @@ async fn owner_only(gw: &Gateway, bucket: &str) -> Result<(Owner, Grants)> {
         })
         .await?;
     let (name, id) = account.map(|a| (a.name, canonical_id(&a.id))).unwrap_or_default();
-    let owner = Owner { display_name: Some(name.clone()), id: Some(id.clone()) };
-    let grant = Grant {
+    Ok(Owner { display_name: Some(name), id: Some(id) })
+}
+
+/// The owner's full control, which every bucket and object has.
+fn owner_grant(owner: &Owner) -> Grant {
+    Grant {
         grantee: Some(Grantee {
-            display_name: Some(name),
-            id: Some(id),
+            display_name: owner.display_name.clone(),
+            id: owner.id.clone(),
             type_: Type::from_static(Type::CANONICAL_USER),
             email_address: None,
             uri: None,
         }),
         permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
-    };
-    Ok((owner, vec![grant]))
+    }
 }
 
-/// Whether an ACL a request sets grants only the owner's full control.
+fn answered_grant(entry: AclEntry) -> Grant {
+    let grantee = match entry.grantee {
+        AclGrantee::CanonicalUser(id) => Grantee {
+            display_name: None,
+            id: Some(id),
+            type_: Type::from_static(Type::CANONICAL_USER),
+            email_address: None,
+            uri: None,
+        },
+        AclGrantee::Group(group) => Grantee {
+            display_name: None,
+            id: None,
+            type_: Type::from_static(Type::GROUP),
+            email_address: None,
+            uri: Some(format!("{GROUP_URI_PREFIX}{group}")),
+        },
+    };
+    Grant { grantee: Some(grantee), permission: Some(Permission::from(entry.permission)) }
+}
+
+/// Whether an object ACL request grants only the owner's full control.
 fn owner_only_acl(canned: Option<&str>, policy: Option<&AccessControlPolicy>, headers: &http::HeaderMap) -> bool {
-    if GRANT_HEADERS.iter().any(|h| headers.contains_key(*h)) {
+    if GRANT_HEADERS.iter().any(|(h, _)| headers.contains_key(*h)) {
         return false;
     }
     if let Some(canned) = canned {
@@ -126,7 +221,10 @@ pub(super) async fn get_bucket_acl(
     gw: &Gateway,
     req: S3Request<GetBucketAclInput>,
 ) -> Result<S3Response<GetBucketAclOutput>> {
-    let (owner, grants) = owner_only(gw, &req.input.bucket).await?;
+    let owner = bucket_owner(gw, &req.input.bucket).await?;
+    let name = req.input.bucket.clone();
+    let recorded = gw.registry.read(move |reads| reads.bucket_acl(&name)).await?;
+    let grants = std::iter::once(owner_grant(&owner)).chain(recorded.into_iter().map(answered_grant)).collect();
     Ok(S3Response::new(GetBucketAclOutput { grants: Some(grants), owner: Some(owner) }))
 }
 
@@ -134,11 +232,17 @@ pub(super) async fn put_bucket_acl(
     gw: &Gateway,
     req: S3Request<PutBucketAclInput>,
 ) -> Result<S3Response<PutBucketAclOutput>> {
-    owner_only(gw, &req.input.bucket).await?;
+    let owner = bucket_owner(gw, &req.input.bucket).await?;
     let canned = req.input.acl.as_ref().map(BucketCannedACL::as_str);
-    if !owner_only_acl(canned, req.input.access_control_policy.as_ref(), &req.headers) {
-        return Err(not_supported().into());
+    let grants = requested_grants(canned, req.input.access_control_policy.as_ref(), &req.headers, owner.id.as_deref())?;
+    let name = req.input.bucket.clone();
+    let ownership = gw.registry.read(move |reads| reads.bucket_ownership(&name)).await?;
+    if grants.is_empty() && !ownership.acls_enabled() {
+        // The owner's full control alone, on a bucket without ACLs: what it has already.
+        return Ok(S3Response::new(PutBucketAclOutput {}));
     }
+    gw.registry.set_bucket_acl(caller(&req), &req.input.bucket, grants).await?;
+    gw.grants.changed();
     Ok(S3Response::new(PutBucketAclOutput {}))
 }
 
@@ -148,7 +252,8 @@ pub(super) async fn get_object_acl(
 ) -> Result<S3Response<GetObjectAclOutput>> {
     let input = &req.input;
     named_version(gw, &input.bucket, &input.key, input.version_id.as_deref(), OnDeleteMarker::LockRead).await?;
-    let (owner, grants) = owner_only(gw, &input.bucket).await?;
+    let owner = bucket_owner(gw, &input.bucket).await?;
+    let grants = vec![owner_grant(&owner)];
     Ok(S3Response::new(GetObjectAclOutput { grants: Some(grants), owner: Some(owner), request_charged: None }))
 }
 
@@ -169,10 +274,19 @@ pub(super) async fn get_bucket_ownership_controls(
     gw: &Gateway,
     req: S3Request<GetBucketOwnershipControlsInput>,
 ) -> Result<S3Response<GetBucketOwnershipControlsOutput>> {
-    owner_only(gw, &req.input.bucket).await?;
-    let rule = OwnershipControlsRule {
-        object_ownership: ObjectOwnership::from_static(ObjectOwnership::BUCKET_OWNER_ENFORCED),
+    bucket_owner(gw, &req.input.bucket).await?;
+    let name = req.input.bucket.clone();
+    let ownership = gw.registry.read(move |reads| reads.bucket_ownership(&name)).await?;
+    let Some(name) = ownership.name() else {
+        // Not in s3s's table of codes; AWS answers it with 404.
+        let mut err = s3s::S3Error::with_message(
+            s3s::S3ErrorCode::Custom("OwnershipControlsNotFoundError".into()),
+            "The bucket ownership controls were not found",
+        );
+        err.set_status_code(http::StatusCode::NOT_FOUND);
+        return Err(err.into());
     };
+    let rule = OwnershipControlsRule { object_ownership: ObjectOwnership::from(name.to_owned()) };
     Ok(S3Response::new(GetBucketOwnershipControlsOutput {
         ownership_controls: Some(OwnershipControls { rules: vec![rule] }),
     }))
@@ -182,12 +296,22 @@ pub(super) async fn put_bucket_ownership_controls(
     gw: &Gateway,
     req: S3Request<PutBucketOwnershipControlsInput>,
 ) -> Result<S3Response<PutBucketOwnershipControlsOutput>> {
-    owner_only(gw, &req.input.bucket).await?;
-    let rules = &req.input.ownership_controls.rules;
-    if rules.iter().any(|rule| rule.object_ownership.as_str() != ObjectOwnership::BUCKET_OWNER_ENFORCED) {
-        return Err(acl_enabling_ownership().into());
-    }
-    // The one setting every bucket has: nothing changes, nothing is recorded.
+    bucket_owner(gw, &req.input.bucket).await?;
+    let [rule] = req.input.ownership_controls.rules.as_slice() else {
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        )
+        .into());
+    };
+    let ownership = Ownership::parse(rule.object_ownership.as_str()).ok_or_else(|| {
+        s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        )
+    })?;
+    gw.registry.set_ownership(caller(&req), &req.input.bucket, ownership).await?;
+    gw.grants.changed();
     Ok(S3Response::new(PutBucketOwnershipControlsOutput {}))
 }
 
@@ -195,7 +319,8 @@ pub(super) async fn delete_bucket_ownership_controls(
     gw: &Gateway,
     req: S3Request<DeleteBucketOwnershipControlsInput>,
 ) -> Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
-    owner_only(gw, &req.input.bucket).await?;
-    // Deleting them would make the bucket ObjectWriter, which enables ACLs.
-    Err(acl_enabling_ownership().into())
+    bucket_owner(gw, &req.input.bucket).await?;
+    gw.registry.delete_ownership(caller(&req), &req.input.bucket).await?;
+    gw.grants.changed();
+    Ok(S3Response::with_status(DeleteBucketOwnershipControlsOutput {}, http::StatusCode::NO_CONTENT))
 }

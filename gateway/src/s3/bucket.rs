@@ -79,7 +79,7 @@ pub(super) async fn create_bucket(
     req: S3Request<CreateBucketInput>,
 ) -> Result<S3Response<CreateBucketOutput>> {
     check_bucket_name(&req.input.bucket)?;
-    super::acl::check_create(&req.headers)?;
+    let (ownership, grants) = super::acl::requested_at_creation(&req.headers)?;
     let region = &gw.config.server.region;
     let constraint = req.input.create_bucket_configuration.as_ref().and_then(|c| c.location_constraint.as_ref());
     // us-east-1 is the one region whose buckets carry no location constraint.
@@ -94,7 +94,7 @@ pub(super) async fn create_bucket(
         .into());
     }
     let lock = req.input.object_lock_enabled_for_bucket == Some(true);
-    match gw.registry.create_bucket(caller(&req), &req.input.bucket, region, lock).await {
+    match gw.registry.create_bucket_with(caller(&req), &req.input.bucket, region, lock, ownership, grants).await {
         Ok(_) => {}
         // The name is taken: by the requester's own account (S3 answers that it is yours),
         // or by another's.

@@ -136,6 +136,26 @@ fn registry_error(err: registry::Error) -> S3Error {
             s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
         }
         R::MalformedPolicy(reason) => S3Error::with_message(S3ErrorCode::MalformedPolicy, reason),
+        R::AclsDisabled => {
+            let mut err = S3Error::with_message(
+                S3ErrorCode::Custom("AccessControlListNotSupported".into()),
+                "The bucket does not allow ACLs",
+            );
+            err.set_status_code(http::StatusCode::BAD_REQUEST);
+            err
+        }
+        R::AclWithEnforcedOwnership => {
+            let mut err = S3Error::with_message(
+                S3ErrorCode::Custom("InvalidBucketAclWithObjectOwnership".into()),
+                "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+            );
+            err.set_status_code(http::StatusCode::BAD_REQUEST);
+            err
+        }
+        R::PublicAclBlocked => s3_error!(
+            AccessDenied,
+            "Access Denied: public ACLs are blocked by the BlockPublicAcls block public access setting."
+        ),
         R::InvalidCors(reason) => S3Error::with_message(S3ErrorCode::InvalidRequest, reason),
         R::NoSuchBucketPolicy => s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist"),
         R::PublicPolicyBlocked => s3_error!(

@@ -454,6 +454,46 @@ pub struct PublicAccessBlockSet {
     pub restrict_public_buckets: bool,
 }
 
+/// A bucket's object ownership set (`v1.bucket.ownership.set`): `BucketOwnerEnforced` (ACLs
+/// disabled, what a bucket without this event has), `BucketOwnerPreferred` or `ObjectWriter`
+/// (ACLs enabled).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnershipSet {
+    /// Bucket name.
+    pub bucket: String,
+    /// The setting, as S3 spells it.
+    pub ownership: String,
+}
+
+/// A bucket's ACL set (`v1.bucket.acl.set`): its grants besides the owner's full control,
+/// which every bucket has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketAclSet {
+    /// Bucket name.
+    pub bucket: String,
+    /// The grants, as given (emails resolved to canonical ids before they are recorded).
+    pub grants: Vec<AclEntry>,
+}
+
+/// One ACL grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclEntry {
+    /// Who is granted.
+    pub grantee: AclGrantee,
+    /// `READ`, `WRITE`, `READ_ACP`, `WRITE_ACP` or `FULL_CONTROL`.
+    pub permission: String,
+}
+
+/// Whom an ACL grant names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AclGrantee {
+    /// An account, by its canonical id.
+    CanonicalUser(String),
+    /// A group by its URI's last segment: `AllUsers`, `AuthenticatedUsers` or `LogDelivery`.
+    Group(String),
+}
+
 /// A bucket's CORS configuration set (`v1.bucket.cors.set`): its rules, in the order a
 /// browser's request is matched against them (the first that matches answers).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -738,6 +778,12 @@ payloads! {
     CorsSet(CorsSet) = "v1.bucket.cors.set", "bucket";
     /// `v1.bucket.cors.deleted`
     CorsDeleted(BucketRef) = "v1.bucket.cors.deleted", "bucket";
+    /// `v1.bucket.ownership.set`
+    OwnershipSet(OwnershipSet) = "v1.bucket.ownership.set", "bucket";
+    /// `v1.bucket.ownership.deleted`
+    OwnershipDeleted(BucketRef) = "v1.bucket.ownership.deleted", "bucket";
+    /// `v1.bucket.acl.set`
+    BucketAclSet(BucketAclSet) = "v1.bucket.acl.set", "bucket";
     /// `v1.account.created`
     AccountCreated(AccountCreated) = "v1.account.created", "account";
     /// `v1.user.created`
@@ -772,6 +818,9 @@ impl Payload {
             Payload::PublicAccessBlockDeleted(p) => p.bucket.clone(),
             Payload::CorsSet(p) => p.bucket.clone(),
             Payload::CorsDeleted(p) => p.bucket.clone(),
+            Payload::OwnershipSet(p) => p.bucket.clone(),
+            Payload::OwnershipDeleted(p) => p.bucket.clone(),
+            Payload::BucketAclSet(p) => p.bucket.clone(),
             Payload::VersioningSet(p) => p.bucket.clone(),
             Payload::ObjectLockSet(p) => p.bucket.clone(),
             Payload::LifecycleSet(p) => p.bucket.clone(),

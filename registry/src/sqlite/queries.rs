@@ -4,8 +4,9 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::acl::Ownership;
 use crate::error::Result;
-use crate::event::v1::{BlobPart, CorsRule, ObjectContent, PackageFinalized, VersioningStatus};
+use crate::event::v1::{AclEntry, BlobPart, CorsRule, ObjectContent, PackageFinalized, VersioningStatus};
 use crate::inline_blob::digest_of;
 use crate::packages::{Member, Package};
 use crate::queries::{
@@ -740,6 +741,26 @@ fn inline_bytes(conn: &Connection, locator: &str) -> Result<Option<Vec<u8>>> {
 impl Reads for Connection {
     fn bucket(&self, name: &str) -> Result<Option<Bucket>> {
         bucket(self, name)
+    }
+
+    fn bucket_ownership(&self, bucket: &str) -> Result<Ownership> {
+        let row: Option<Option<String>> = self
+            .prepare_cached("SELECT ownership FROM bucket_ownership WHERE bucket = ?1")?
+            .query_row([bucket], |row| row.get(0))
+            .optional()?;
+        Ok(match row {
+            None => Ownership::default(),
+            Some(None) => Ownership::Unset,
+            Some(Some(name)) => Ownership::parse(&name).unwrap_or_default(),
+        })
+    }
+
+    fn bucket_acl(&self, bucket: &str) -> Result<Vec<AclEntry>> {
+        Ok(self
+            .prepare_cached("SELECT grants FROM bucket_acls WHERE bucket = ?1")?
+            .query_row([bucket], |row| parse_json(0, &row.get::<_, String>(0)?))
+            .optional()?
+            .unwrap_or_default())
     }
 
     fn bucket_cors(&self, bucket: &str) -> Result<Option<Vec<CorsRule>>> {

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Result;
 use crate::event::Event;
-use crate::event::v1::{self, CorsRule, Retention};
+use crate::event::v1::{self, AclEntry, CorsRule, Retention};
 use crate::state::PublicAccessBlock;
 use crate::views::{BucketRow, BucketSetting, VersionChange, VersionRow, ViewRows, mode_name, stored_retention};
 
@@ -23,6 +23,8 @@ pub const VIEW_TABLES: &[(&str, &str)] = &[
     ("bucket_policies", "bucket"),
     ("bucket_public_access_blocks", "bucket"),
     ("bucket_cors", "bucket"),
+    ("bucket_ownership", "bucket"),
+    ("bucket_acls", "bucket"),
     ("accounts", "name"),
     ("users", "account, name"),
     ("access_keys", "access_key"),
@@ -210,6 +212,39 @@ impl ViewRows for Connection {
             }
             None => {
                 self.prepare_cached("DELETE FROM bucket_cors WHERE bucket = ?1")?.execute([bucket])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_ownership(&self, bucket: &str, ownership: Option<(Option<&str>, u64)>) -> Result<()> {
+        match ownership {
+            Some((name, sequence)) => {
+                self.prepare_cached(
+                    "INSERT INTO bucket_ownership (bucket, ownership, set_seq) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (bucket) DO UPDATE SET ownership = excluded.ownership, set_seq = excluded.set_seq",
+                )?
+                .execute(params![bucket, name, sequence])?;
+            }
+            None => {
+                self.prepare_cached("DELETE FROM bucket_ownership WHERE bucket = ?1")?.execute([bucket])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_bucket_acl(&self, bucket: &str, grants: Option<(&[AclEntry], u64)>) -> Result<()> {
+        match grants {
+            Some((grants, sequence)) => {
+                let grants = serde_json::to_string(grants).expect("ACL grants serialize");
+                self.prepare_cached(
+                    "INSERT INTO bucket_acls (bucket, grants, set_seq) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (bucket) DO UPDATE SET grants = excluded.grants, set_seq = excluded.set_seq",
+                )?
+                .execute(params![bucket, grants, sequence])?;
+            }
+            None => {
+                self.prepare_cached("DELETE FROM bucket_acls WHERE bucket = ?1")?.execute([bucket])?;
             }
         }
         Ok(())

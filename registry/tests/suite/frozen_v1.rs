@@ -25,12 +25,13 @@ use std::sync::Arc;
 
 use artifact_store_registry::clock::ManualClock;
 use artifact_store_registry::event::v1::{
-    AccessKeyCreated, AccessKeyRef, AccessKeyStatus, AccessKeyStatusSet, AccountCreated, BlobCorrupt, BlobPart,
-    BucketCreated, BucketPolicySet, BucketRef, BypassedFor, CorruptReason, CorruptSubject, CorsRule, CorsSet,
-    DefaultRetention, LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode, MultipartCompleted, MultipartCreated,
-    ObjectContent, ObjectDeleted, ObjectLockSet, ObjectPut, Origin, PackageFinalized, PartUploaded, Payload,
-    PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet, Retrieved, StoreUpload, StringMap, TaggingSet,
-    UploadRef, UserPolicyRef, UserPolicySet, UserRef, VersionRef, VersioningSet, VersioningStatus,
+    AccessKeyCreated, AccessKeyRef, AccessKeyStatus, AccessKeyStatusSet, AccountCreated, AclEntry, AclGrantee,
+    BlobCorrupt, BlobPart, BucketAclSet, BucketCreated, BucketPolicySet, BucketRef, BypassedFor, CorruptReason,
+    CorruptSubject, CorsRule, CorsSet, DefaultRetention, LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode,
+    MultipartCompleted, MultipartCreated, ObjectContent, ObjectDeleted, ObjectLockSet, ObjectPut, Origin, OwnershipSet,
+    PackageFinalized, PartUploaded, Payload, PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet,
+    Retrieved, StoreUpload, StringMap, TaggingSet, UploadRef, UserPolicyRef, UserPolicySet, UserRef, VersionRef,
+    VersioningSet, VersioningStatus,
 };
 use artifact_store_registry::event::{Digest, Event, EventDraft, GENESIS_HASH};
 use artifact_store_registry::lifecycle::{Expiration, Filter, Rule};
@@ -44,7 +45,7 @@ const DAY: i64 = 86_400_000;
 
 /// Every `v1` type name. [`type_of`] matches every payload variant, so a new one does not
 /// compile until it is named there, and then this test fails until the log holds it.
-const V1_TYPES: [&str; 35] = [
+const V1_TYPES: [&str; 38] = [
     "v1.bucket.created",
     "v1.bucket.deleted",
     "v1.bucket.versioning.set",
@@ -80,6 +81,9 @@ const V1_TYPES: [&str; 35] = [
     "v1.bucket.public_access_block.deleted",
     "v1.bucket.cors.set",
     "v1.bucket.cors.deleted",
+    "v1.bucket.ownership.set",
+    "v1.bucket.ownership.deleted",
+    "v1.bucket.acl.set",
 ];
 
 fn type_of(payload: &Payload) -> Option<&'static str> {
@@ -119,6 +123,9 @@ fn type_of(payload: &Payload) -> Option<&'static str> {
         Payload::PublicAccessBlockDeleted(_) => "v1.bucket.public_access_block.deleted",
         Payload::CorsSet(_) => "v1.bucket.cors.set",
         Payload::CorsDeleted(_) => "v1.bucket.cors.deleted",
+        Payload::OwnershipSet(_) => "v1.bucket.ownership.set",
+        Payload::OwnershipDeleted(_) => "v1.bucket.ownership.deleted",
+        Payload::BucketAclSet(_) => "v1.bucket.acl.set",
         Payload::Unknown { .. } => return None,
     })
 }
@@ -655,6 +662,19 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
         (1000, "a", Payload::CorsSet(CorsSet { bucket: locked.into(), rules: cors_rules() })),
         (0, "b", Payload::CorsSet(CorsSet { bucket: plain.into(), rules: cors_rules()[1..].to_vec() })),
         (0, "b", Payload::CorsDeleted(BucketRef { bucket: plain.into() })),
+        (1000, "a", Payload::OwnershipSet(OwnershipSet { bucket: plain.into(), ownership: "ObjectWriter".into() })),
+        (
+            0,
+            "a",
+            Payload::BucketAclSet(BucketAclSet {
+                bucket: plain.into(),
+                grants: vec![
+                    AclEntry { grantee: AclGrantee::Group("AllUsers".into()), permission: "READ".into() },
+                    AclEntry { grantee: AclGrantee::CanonicalUser("c0ffee".into()), permission: "FULL_CONTROL".into() },
+                ],
+            }),
+        ),
+        (0, "b", Payload::OwnershipDeleted(BucketRef { bucket: plain.into() })),
     ]
 }
 

@@ -1,0 +1,157 @@
+//! Bucket ACLs and object ownership, as S3 has them: which ownership setting enables ACLs,
+//! which grants are public, and what a bucket's grants give a request. Pure, like
+//! [`crate::policy`], whose evaluator takes the answer as its [`AclGrant`].
+//!
+//! Every bucket's owner has full control whatever its ACL says; the ACL recorded holds the
+//! other grants. A bucket without an ownership event is `BucketOwnerEnforced`, as AWS creates
+//! buckets since 2023: ACLs are disabled and refused.
+
+use crate::event::v1::{AclEntry, AclGrantee};
+use crate::policy::AclGrant;
+
+/// A bucket's object ownership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ownership {
+    /// ACLs disabled: the default.
+    #[default]
+    BucketOwnerEnforced,
+    /// ACLs enabled; the bucket owner owns objects written with `bucket-owner-full-control`.
+    BucketOwnerPreferred,
+    /// ACLs enabled; the writer owns its objects.
+    ObjectWriter,
+    /// The controls were deleted: ACLs enabled, as with `ObjectWriter`.
+    Unset,
+}
+
+impl Ownership {
+    /// The setting S3 spells `name`; `None` for another name.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "BucketOwnerEnforced" => Self::BucketOwnerEnforced,
+            "BucketOwnerPreferred" => Self::BucketOwnerPreferred,
+            "ObjectWriter" => Self::ObjectWriter,
+            _ => return None,
+        })
+    }
+
+    /// S3's name for the setting; `None` once the controls were deleted.
+    #[must_use]
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Self::BucketOwnerEnforced => Some("BucketOwnerEnforced"),
+            Self::BucketOwnerPreferred => Some("BucketOwnerPreferred"),
+            Self::ObjectWriter => Some("ObjectWriter"),
+            Self::Unset => None,
+        }
+    }
+
+    /// Whether ACLs are read and may be set.
+    #[must_use]
+    pub fn acls_enabled(self) -> bool {
+        self != Self::BucketOwnerEnforced
+    }
+}
+
+/// The groups S3 grants to, by their URI's last segment.
+pub const GROUPS: [&str; 3] = ["AllUsers", "AuthenticatedUsers", "LogDelivery"];
+
+/// The URI prefix of S3's groups.
+pub const GROUP_URI_PREFIX: &str = "http://acs.amazonaws.com/groups/global/";
+
+/// The permissions a grant may give.
+pub const PERMISSIONS: [&str; 5] = ["READ", "WRITE", "READ_ACP", "WRITE_ACP", "FULL_CONTROL"];
+
+/// Whether a grant is public: to everyone, or to every signed request.
+#[must_use]
+pub fn is_public(entry: &AclEntry) -> bool {
+    matches!(&entry.grantee, AclGrantee::Group(group) if group == "AllUsers" || group == "AuthenticatedUsers")
+}
+
+/// The grants of a canned bucket ACL, besides the owner's full control; `None` for a name S3
+/// does not know.
+#[must_use]
+pub fn canned_bucket_acl(name: &str) -> Option<Vec<AclEntry>> {
+    let group = |group: &str, permission: &str| AclEntry {
+        grantee: AclGrantee::Group(group.to_owned()),
+        permission: permission.to_owned(),
+    };
+    Some(match name {
+        "private" => Vec::new(),
+        "public-read" => vec![group("AllUsers", "READ")],
+        "public-read-write" => vec![group("AllUsers", "READ"), group("AllUsers", "WRITE")],
+        "authenticated-read" => vec![group("AuthenticatedUsers", "READ")],
+        "log-delivery-write" => vec![group("LogDelivery", "WRITE"), group("LogDelivery", "READ_ACP")],
+        _ => return None,
+    })
+}
+
+/// The bucket permission an action needs, for the actions a bucket ACL speaks on.
+fn permission_for(action: &str) -> Option<&'static str> {
+    let action = action.strip_prefix("s3:").unwrap_or(action);
+    Some(match action {
+        "ListBucket" | "ListBucketVersions" | "ListBucketMultipartUploads" => "READ",
+        "PutObject" | "DeleteObject" | "DeleteObjectVersion" => "WRITE",
+        "GetBucketAcl" => "READ_ACP",
+        "PutBucketAcl" => "WRITE_ACP",
+        _ => return None,
+    })
+}
+
+/// Who asks, as a bucket ACL tells requesters apart.
+#[derive(Debug, Clone, Copy)]
+pub enum Requester<'a> {
+    /// An unsigned request.
+    Anonymous,
+    /// A signed request from the account with this canonical id.
+    Account(&'a str),
+}
+
+/// What the bucket's `grants` give `requester` for `action`. Public grants count only when
+/// `public_allowed` (the public access block's `IgnorePublicAcls` says not).
+#[must_use]
+pub fn bucket_grant(grants: &[AclEntry], action: &str, requester: Requester<'_>, public_allowed: bool) -> AclGrant {
+    let Some(needed) = permission_for(action) else { return AclGrant::None };
+    let mut grant = AclGrant::None;
+    for entry in grants.iter().filter(|e| e.permission == needed || e.permission == "FULL_CONTROL") {
+        match (&entry.grantee, requester) {
+            (AclGrantee::Group(group), _) if group == "AllUsers" && public_allowed => return AclGrant::Everyone,
+            (AclGrantee::Group(group), Requester::Account(_)) if group == "AuthenticatedUsers" && public_allowed => {
+                return AclGrant::Everyone;
+            }
+            (AclGrantee::CanonicalUser(id), Requester::Account(account)) if id == account => {
+                grant = AclGrant::RequesterAccount;
+            }
+            _ => {}
+        }
+    }
+    grant
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_public_read_bucket_lists_for_everyone_and_writes_for_no_one() {
+        let grants = canned_bucket_acl("public-read").expect("canned ACL");
+        assert_eq!(bucket_grant(&grants, "s3:ListBucket", Requester::Anonymous, true), AclGrant::Everyone);
+        assert_eq!(bucket_grant(&grants, "s3:PutObject", Requester::Anonymous, true), AclGrant::None);
+        assert_eq!(bucket_grant(&grants, "s3:ListBucket", Requester::Anonymous, false), AclGrant::None);
+        assert_eq!(bucket_grant(&grants, "s3:GetObject", Requester::Anonymous, true), AclGrant::None);
+    }
+
+    #[test]
+    fn an_accounts_grant_reaches_that_account_only() {
+        let grants =
+            [AclEntry { grantee: AclGrantee::CanonicalUser("c0ffee".into()), permission: "FULL_CONTROL".into() }];
+        assert_eq!(
+            bucket_grant(&grants, "s3:PutObject", Requester::Account("c0ffee"), true),
+            AclGrant::RequesterAccount
+        );
+        assert_eq!(bucket_grant(&grants, "s3:PutObject", Requester::Account("beef"), true), AclGrant::None);
+        let authenticated = canned_bucket_acl("authenticated-read").expect("canned ACL");
+        assert_eq!(bucket_grant(&authenticated, "s3:ListBucket", Requester::Anonymous, true), AclGrant::None);
+        assert_eq!(bucket_grant(&authenticated, "s3:ListBucket", Requester::Account("beef"), true), AclGrant::Everyone);
+    }
+}
