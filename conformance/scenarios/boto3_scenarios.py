@@ -419,6 +419,39 @@ def main():
             s3.delete_objects(Bucket=shared, Delete={"Objects": [{"Key": "reports/a.csv"}, {"Key": "secret/b.txt"}]})
             s3.delete_bucket(Bucket=shared)
 
+    with rep.scenario("bucket-acl-ownership"):
+        # ACLs as boto3 users set them: enabled by the bucket's ownership, a public-read bucket
+        # listed anonymously, the public access block's two ACL settings, and what is refused.
+        shared = bucket_name("boto3-acl")
+        expect_error("InvalidBucketAclWithObjectOwnership", s3.create_bucket, Bucket=shared, ACL="public-read")
+        s3.create_bucket(Bucket=shared, ObjectOwnership="ObjectWriter")
+        s3.put_object(Bucket=shared, Key="listed.txt", Body=b"x")
+        rules = s3.get_bucket_ownership_controls(Bucket=shared)["OwnershipControls"]["Rules"]
+        check(rules == [{"ObjectOwnership": "ObjectWriter"}], f"ownership {rules}")
+        anonymous_list = lambda: requests.get(f"{ENDPOINT_URL}/{shared}?list-type=2", verify=CA_BUNDLE or True, timeout=30)
+        check(anonymous_list().status_code == 403, "anonymous list before any grant")
+        s3.put_bucket_acl(Bucket=shared, ACL="public-read")
+        listed = anonymous_list()
+        check(listed.status_code == 200 and b"<Key>listed.txt</Key>" in listed.content, f"public list {listed.status_code}")
+        grants = s3.get_bucket_acl(Bucket=shared)["Grants"]
+        check({"Grantee": {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"},
+               "Permission": "READ"} in grants, f"grants {grants}")
+        expect_error("UnresolvableGrantByEmailAddress", s3.put_bucket_acl, Bucket=shared,
+                     GrantRead='emailAddress="someone@example.com"')
+        expect_error("AccessControlListNotSupported", s3.put_object, Bucket=shared, Key="public.txt", Body=b"p",
+                     ACL="public-read")
+        s3.put_public_access_block(Bucket=shared, PublicAccessBlockConfiguration={"IgnorePublicAcls": True})
+        check(anonymous_list().status_code == 403, "public ACL ignored under IgnorePublicAcls")
+        s3.put_public_access_block(Bucket=shared, PublicAccessBlockConfiguration={"BlockPublicAcls": True})
+        expect_error("AccessDenied", s3.put_bucket_acl, Bucket=shared, ACL="public-read-write")
+        s3.delete_public_access_block(Bucket=shared)
+        s3.put_bucket_acl(Bucket=shared, ACL="private")
+        s3.put_bucket_ownership_controls(Bucket=shared, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+        expect_error("AccessControlListNotSupported", s3.put_bucket_acl, Bucket=shared, ACL="public-read")
+        expect_events(shared, None, ["v1.bucket.ownership.set", "v1.bucket.acl.set"])
+        s3.delete_object(Bucket=shared, Key="listed.txt")
+        s3.delete_bucket(Bucket=shared)
+
     with rep.scenario("presigned-post-form-and-cors"):
         # A browser's upload: CORS rules set with boto3, a preflight from the page's origin, then
         # the form boto3's generate_presigned_post signs, posted as a browser posts it.
