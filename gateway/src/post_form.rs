@@ -32,8 +32,14 @@ pub struct PostForm {
     pub redirects: bool,
 }
 
-/// The most bytes read ahead of the file's part: s3s's own limit on a form's fields.
-const MAX_HEAD: usize = 20 * 1024 * 1024;
+/// The most bytes a form's fields may take, together: s3s refuses a form past it
+/// (`server::s3_service` sets its limit), and the read-ahead stops there. Both hold the
+/// fields in memory until the file arrives, so this bounds what a form costs before its
+/// signature is checked (s3s's default is 20 MB).
+pub const MAX_FIELDS_BYTES: usize = 1024 * 1024;
+
+/// The most bytes read ahead of the file's part: the fields, and their parts' headers.
+const MAX_HEAD: usize = MAX_FIELDS_BYTES + 64 * 1024;
 
 /// The form's boundary, when `method` and `headers` make the request a POST form.
 #[must_use]

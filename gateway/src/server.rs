@@ -375,9 +375,11 @@ pub fn s3_service(
     let secure_transport = config.server.tls_enabled();
     let grants = BucketGrants::new(registry.clone(), root_account.clone());
     let access = Access::new(users.clone(), grants.clone(), registry.clone(), root_account, secure_transport);
-    // s3s holds a form upload's file in memory (5 GB by default): bounded here.
+    // s3s holds a form upload's fields and file in memory (20 MB and 5 GB by default):
+    // bounded here.
     let mut s3s_config = s3s::config::S3Config::default();
     s3s_config.post_object_max_file_size = config.server.max_post_object_bytes;
+    s3s_config.form_max_fields_size = crate::post_form::MAX_FIELDS_BYTES;
     let s3s_config = s3s::config::StaticConfigProvider::new(Arc::new(s3s_config));
     let mut builder =
         S3ServiceBuilder::new(Gateway::new(registry.clone(), blobs, config, users.clone(), uploads, grants));
