@@ -86,6 +86,44 @@ pub fn canned_bucket_acl(name: &str) -> Option<Vec<AclEntry>> {
     })
 }
 
+/// The grants of a canned object ACL, besides the bucket owner's full control (every object
+/// here is its bucket owner's); `None` for a name S3 does not know.
+#[must_use]
+pub fn canned_object_acl(name: &str) -> Option<Vec<AclEntry>> {
+    match name {
+        "bucket-owner-read" | "bucket-owner-full-control" | "aws-exec-read" => Some(Vec::new()),
+        "log-delivery-write" => None,
+        other => canned_bucket_acl(other),
+    }
+}
+
+/// The object permission an action needs, for the actions an object ACL speaks on.
+fn object_permission_for(action: &str) -> Option<&'static str> {
+    let action = action.strip_prefix("s3:").unwrap_or(action);
+    Some(match action {
+        "GetObject" | "GetObjectVersion" => "READ",
+        "GetObjectAcl" | "GetObjectVersionAcl" => "READ_ACP",
+        "PutObjectAcl" | "PutObjectVersionAcl" => "WRITE_ACP",
+        _ => return None,
+    })
+}
+
+/// What an object's `grants` give `requester` for `action`, as [`bucket_grant`] for a bucket.
+#[must_use]
+pub fn object_grant(grants: &[AclEntry], action: &str, requester: Requester<'_>, public_allowed: bool) -> AclGrant {
+    match object_permission_for(action) {
+        Some(needed) => grant_for(grants, needed, requester, public_allowed),
+        None => AclGrant::None,
+    }
+}
+
+/// Whether `action` is one an object ACL speaks on (so that deciding it needs the object's
+/// grants).
+#[must_use]
+pub fn reads_object_acl(action: &str) -> bool {
+    object_permission_for(action).is_some()
+}
+
 /// The bucket permission an action needs, for the actions a bucket ACL speaks on.
 fn permission_for(action: &str) -> Option<&'static str> {
     let action = action.strip_prefix("s3:").unwrap_or(action);
@@ -111,7 +149,13 @@ pub enum Requester<'a> {
 /// `public_allowed` (the public access block's `IgnorePublicAcls` says not).
 #[must_use]
 pub fn bucket_grant(grants: &[AclEntry], action: &str, requester: Requester<'_>, public_allowed: bool) -> AclGrant {
-    let Some(needed) = permission_for(action) else { return AclGrant::None };
+    match permission_for(action) {
+        Some(needed) => grant_for(grants, needed, requester, public_allowed),
+        None => AclGrant::None,
+    }
+}
+
+fn grant_for(grants: &[AclEntry], needed: &str, requester: Requester<'_>, public_allowed: bool) -> AclGrant {
     let mut grant = AclGrant::None;
     for entry in grants.iter().filter(|e| e.permission == needed || e.permission == "FULL_CONTROL") {
         match (&entry.grantee, requester) {

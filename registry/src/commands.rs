@@ -10,8 +10,8 @@ use crate::deletions::{self, Placement};
 use crate::error::{Error, Result};
 use crate::event::v1::{
     self, AclEntry, BlobCorrupt, BucketAclSet, BucketCreated, BucketPolicySet, BucketRef, BypassedFor, CorsSet,
-    LegalHoldSet, LifecycleApplied, LifecycleSet, MultipartCompleted, MultipartCreated, ObjectDeleted, ObjectLockSet,
-    ObjectPut, OwnershipSet, PackageFinalized, PartUploaded, Payload, PublicAccessBlockSet, Retention,
+    LegalHoldSet, LifecycleApplied, LifecycleSet, MultipartCompleted, MultipartCreated, ObjectAclSet, ObjectDeleted,
+    ObjectLockSet, ObjectPut, OwnershipSet, PackageFinalized, PartUploaded, Payload, PublicAccessBlockSet, Retention,
     RetentionBypassed, RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef, VersioningSet, VersioningStatus,
 };
 use crate::event::{Event, EventDraft, RequestContext};
@@ -487,6 +487,39 @@ impl Registry {
             let id = by_id.then_some(target.version_id.as_str());
             let version = require_version(writer.views(), &target.bucket, &target.key, id)?;
             writer.append(caller.draft(Payload::LegalHoldSet(LegalHoldSet { version: version_ref(&version), on })))
+        })
+        .await
+    }
+
+    /// Sets an object version's ACL (`v1.object.acl.set`): the version `target` names when
+    /// `by_id`, else the latest. Refused as [`Registry::set_bucket_acl`] is.
+    ///
+    /// # Errors
+    /// [`Error::AclsDisabled`], [`Error::PublicAclBlocked`], [`Error::NoSuchKey`],
+    /// [`Error::NoSuchVersion`], [`Error::DeleteMarker`].
+    pub async fn set_object_acl(
+        &self,
+        caller: Caller,
+        target: VersionRef,
+        by_id: bool,
+        grants: Vec<AclEntry>,
+    ) -> Result<Event> {
+        self.write(move |writer| {
+            let views = writer.views();
+            require_bucket(views, &target.bucket)?;
+            let id = by_id.then_some(target.version_id.as_str());
+            let version = require_version(views, &target.bucket, &target.key, id)?;
+            if version.is_delete_marker {
+                return Err(Error::DeleteMarker);
+            }
+            if !views.bucket_ownership(&target.bucket)?.acls_enabled() {
+                return Err(Error::AclsDisabled);
+            }
+            let blocked = views.public_access_block(&target.bucket)?.is_some_and(|b| b.block_public_acls);
+            if blocked && grants.iter().any(crate::acl::is_public) {
+                return Err(Error::PublicAclBlocked);
+            }
+            writer.append(caller.draft(Payload::ObjectAclSet(ObjectAclSet { version: version_ref(&version), grants })))
         })
         .await
     }

@@ -51,6 +51,13 @@ pub trait Reads {
     /// The engine's errors.
     fn bucket_acl(&self, bucket: &str) -> Result<Vec<AclEntry>>;
 
+    /// The grants of one object version's ACL besides its owner's full control (none when
+    /// never set).
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn object_acl(&self, bucket: &str, key: &str, version_id: &str) -> Result<Vec<AclEntry>>;
+
     /// The bucket's CORS rules, if it has a configuration.
     ///
     /// # Errors

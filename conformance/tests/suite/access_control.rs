@@ -474,3 +474,66 @@ async fn a_public_access_block_refuses_public_policies_and_restricts_a_public_bu
     assert_eq!(of_type(&events, "v1.bucket.public_access_block.set").len(), 2);
     assert_eq!(of_type(&events, "v1.bucket.public_access_block.deleted").len(), 1);
 }
+
+#[tokio::test]
+async fn object_acls_grant_reads_of_the_version_they_were_set_on_issue_18() {
+    use aws_sdk_s3::types::{ObjectCannedAcl, ObjectOwnership, PublicAccessBlockConfiguration};
+
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    s3.create_bucket()
+        .bucket("objects")
+        .object_ownership(ObjectOwnership::BucketOwnerPreferred)
+        .send()
+        .await
+        .expect("bucket");
+    put(&s3, "objects", "doc.txt", b"first").await;
+    let anonymous_get = || server.request("GET", "/objects/doc.txt");
+    assert_refused(&server.send(&anonymous_get()).await, 403, "AccessDenied", "a private object");
+
+    // public-read on the object: anyone reads it, and only it.
+    put(&s3, "objects", "other.txt", b"other").await;
+    s3.put_object_acl().bucket("objects").key("doc.txt").acl(ObjectCannedAcl::PublicRead).send().await.expect("acl");
+    let read = server.send(&anonymous_get()).await;
+    assert_eq!((read.status, read.body.as_slice()), (200, b"first".as_slice()), "{}", read.text());
+    let other = server.send(&server.request("GET", "/objects/other.txt")).await;
+    assert_refused(&other, 403, "AccessDenied", "another object of the bucket");
+    let acl = s3.get_object_acl().bucket("objects").key("doc.txt").send().await.expect("object ACL");
+    let public = acl.grants().iter().any(|g| {
+        g.grantee().and_then(|g| g.uri()) == Some("http://acs.amazonaws.com/groups/global/AllUsers")
+            && g.permission().map(|p| p.as_str()) == Some("READ")
+    });
+    assert!(public, "{:?}", acl.grants());
+    let events = server.bucket_events("objects");
+    assert!(events.iter().any(|e| e.event_type == "v1.object.acl.set" && e.subject_id == "objects/doc.txt"));
+
+    // IgnorePublicAcls takes the grant away while it stands; BlockPublicAcls refuses a new one.
+    let block = |acls: bool, ignore: bool| {
+        PublicAccessBlockConfiguration::builder().block_public_acls(acls).ignore_public_acls(ignore).build()
+    };
+    s3.put_public_access_block()
+        .bucket("objects")
+        .public_access_block_configuration(block(false, true))
+        .send()
+        .await
+        .expect("ignore");
+    assert_refused(&server.send(&anonymous_get()).await, 403, "AccessDenied", "a public object ACL ignored");
+    s3.put_public_access_block()
+        .bucket("objects")
+        .public_access_block_configuration(block(true, false))
+        .send()
+        .await
+        .expect("block");
+    let before = server.events().len();
+    let blocked = s3.put_object_acl().bucket("objects").key("other.txt").acl(ObjectCannedAcl::PublicRead).send().await;
+    assert_eq!(failure(blocked), (403, "AccessDenied".to_owned()));
+    server.assert_no_new_events(before, "a public object ACL under BlockPublicAcls");
+    s3.delete_public_access_block().bucket("objects").send().await.expect("no block");
+    assert_eq!(server.send(&anonymous_get()).await.status, 200);
+
+    // The grant is the version's: a new version of the key starts private.
+    put(&s3, "objects", "doc.txt", b"second").await;
+    assert_refused(&server.send(&anonymous_get()).await, 403, "AccessDenied", "the new version");
+    let acl = s3.get_object_acl().bucket("objects").key("doc.txt").send().await.expect("object ACL");
+    assert_eq!(acl.grants().len(), 1, "the owner's full control alone: {:?}", acl.grants());
+}

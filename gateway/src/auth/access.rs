@@ -128,6 +128,20 @@ impl Access {
         resource: &str,
         keys: &ConditionKeys,
     ) -> S3Result<()> {
+        self.decide_with(identity, bucket, action, resource, keys, &[])
+    }
+
+    /// [`Access::decide`], with the object's ACL grants for the actions an object ACL speaks
+    /// on ([`Access::object_acl`]).
+    fn decide_with(
+        &self,
+        identity: &Identity,
+        bucket: &BucketGrant,
+        action: &str,
+        resource: &str,
+        keys: &ConditionKeys,
+        object_acl: &[AclEntry],
+    ) -> S3Result<()> {
         let principal = &identity.principal;
         // RestrictPublicBuckets: while the policy is public, anyone outside the owner's
         // account (anonymous included) is refused whatever the policy grants.
@@ -146,7 +160,7 @@ impl Access {
             (None, Principal::User(user)) => Some(user.account()),
             (None, Principal::Anonymous) => None,
         };
-        let acl = if bucket.acl.is_empty() {
+        let acl = if bucket.acl.is_empty() && object_acl.is_empty() {
             AclGrant::None
         } else {
             let account = match principal {
@@ -154,7 +168,11 @@ impl Access {
                 Principal::Anonymous => None,
             };
             let requester = account.as_deref().map_or(acl::Requester::Anonymous, acl::Requester::Account);
-            acl::bucket_grant(&bucket.acl, action, requester, !bucket.ignore_public_acls)
+            let public = !bucket.ignore_public_acls;
+            match acl::bucket_grant(&bucket.acl, action, requester, public) {
+                AclGrant::None => acl::object_grant(object_acl, action, requester, public),
+                granted => granted,
+            }
         };
         let grants =
             Grants { identity: &identity.policies, bucket_policy: bucket.policy.as_ref(), resource_owner, acl };
@@ -291,6 +309,24 @@ impl Access {
         Ok(())
     }
 
+    /// The ACL grants of the object a request names (the version it names, else the latest).
+    async fn object_acl(&self, bucket: &str, key: &str, version_id: Option<&str>) -> S3Result<Vec<AclEntry>> {
+        let (bucket, key, version_id) = (bucket.to_owned(), key.to_owned(), version_id.map(str::to_owned));
+        self.registry
+            .read(move |reads| {
+                let id = match version_id {
+                    Some(id) => id,
+                    None => match reads.latest_version(&bucket, &key)? {
+                        Some(latest) => latest.version_id,
+                        None => return Ok(Vec::new()),
+                    },
+                };
+                reads.object_acl(&bucket, &key, &id)
+            })
+            .await
+            .map_err(|err| s3s::S3Error::from(crate::s3::error::Error::from(err)))
+    }
+
     /// Decides a request that is not an S3 operation (the registry API) as `action` on
     /// `resource`, under `bucket`'s grants when it names one, with the request's `keys`
     /// ([`Access::request_keys`]).
@@ -374,7 +410,14 @@ impl S3Access for Access {
             ConditionKeys::new()
         };
         let versioned = version_id.is_some();
-        self.decide(&identity, &grant, &action_of(&op, versioned), &resource, &keys)?;
+        let action = action_of(&op, versioned);
+        let object_acl = match cx.s3_path() {
+            S3Path::Object { bucket, key } if grant.acls_enabled && acl::reads_object_acl(&action) => {
+                self.object_acl(bucket, key, version_id.as_deref()).await?
+            }
+            _ => Vec::new(),
+        };
+        self.decide_with(&identity, &grant, &action, &resource, &keys, &object_acl)?;
         // Asking to bypass governance retention is a permission of its own, which a bucket
         // policy can deny (the configuration says who may ask at all).
         if asks_bypass(cx.headers()) {
@@ -468,6 +511,8 @@ pub struct BucketGrant {
     /// Its policy is public and its public access block says `RestrictPublicBuckets`: only
     /// users of the owner's account are let in.
     restricted: bool,
+    /// Its ownership enables ACLs: its own, and its objects'.
+    acls_enabled: bool,
     /// Its ACL's grants besides the owner's, when its ownership enables ACLs.
     acl: Vec<AclEntry>,
     /// Its public access block says `IgnorePublicAcls`: grants to groups count for nothing.
@@ -519,12 +564,12 @@ impl BucketGrants {
         let (owner, text, block, acl) = self
             .registry
             .read(move |reads| {
-                let Some(bucket) = reads.bucket(&name)? else { return Ok((None, None, None, Vec::new())) };
+                let Some(bucket) = reads.bucket(&name)? else { return Ok((None, None, None, None)) };
                 let owner = reads.account_of_key(&bucket.owner)?.map_or(root_account, |account| account.id);
                 let block = reads.public_access_block(&name)?;
                 // A bucket whose ownership disables ACLs has none to read.
-                let acl =
-                    if reads.bucket_ownership(&name)?.acls_enabled() { reads.bucket_acl(&name)? } else { Vec::new() };
+                let enabled = reads.bucket_ownership(&name)?.acls_enabled();
+                let acl = if enabled { Some(reads.bucket_acl(&name)?) } else { None };
                 Ok((Some(owner), reads.bucket_policy(&name)?, block, acl))
             })
             .await
@@ -533,8 +578,14 @@ impl BucketGrants {
         let policy = text.and_then(|text| Policy::parse(&text, PolicyKind::Bucket).ok());
         let block = block.unwrap_or_default();
         let restricted = block.restrict_public_buckets && policy.as_ref().is_some_and(Policy::is_public);
-        let grant =
-            Arc::new(BucketGrant { owner, policy, restricted, acl, ignore_public_acls: block.ignore_public_acls });
+        let grant = Arc::new(BucketGrant {
+            owner,
+            policy,
+            restricted,
+            acls_enabled: acl.is_some(),
+            acl: acl.unwrap_or_default(),
+            ignore_public_acls: block.ignore_public_acls,
+        });
         let mut entries = self.entries.write().expect("grant cache lock");
         if entries.len() >= MAX_CACHED_GRANTS {
             entries.clear();

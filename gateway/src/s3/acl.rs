@@ -9,8 +9,8 @@
 //! the owner's full control is refused with 400 `AccessControlListNotSupported` rather than
 //! accepted and ignored, and reading an object's ACL answers the owner's `FULL_CONTROL`.
 
-use registry::acl::{GROUP_URI_PREFIX, GROUPS, Ownership, PERMISSIONS, canned_bucket_acl};
-use registry::event::v1::{AclEntry, AclGrantee};
+use registry::acl::{GROUP_URI_PREFIX, GROUPS, Ownership, PERMISSIONS, canned_bucket_acl, canned_object_acl};
+use registry::event::v1::{AclEntry, AclGrantee, VersionRef};
 use registry::policy::canonical_id;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
@@ -71,21 +71,24 @@ pub(super) fn requested_at_creation(headers: &http::HeaderMap) -> Result<(Option
         })?),
     };
     let canned = headers.get("x-amz-acl").and_then(|v| v.to_str().ok());
+    let canned = canned.map(|name| canned_grants(name, canned_bucket_acl)).transpose()?;
     Ok((ownership, requested_grants(canned, None, headers, None)?))
+}
+
+/// The grants of the canned ACL `name`, from `table`.
+fn canned_grants(name: &str, table: fn(&str) -> Option<Vec<AclEntry>>) -> Result<Vec<AclEntry>> {
+    table(name).ok_or_else(|| s3_error!(InvalidArgument, "Invalid canned ACL: {name}").into())
 }
 
 /// The grants an ACL request asks for besides the owner's full control: a canned ACL, the
 /// `x-amz-grant-*` headers, or an `AccessControlPolicy` document.
 fn requested_grants(
-    canned: Option<&str>,
+    canned: Option<Vec<AclEntry>>,
     policy: Option<&AccessControlPolicy>,
     headers: &http::HeaderMap,
     owner: Option<&str>,
 ) -> Result<Vec<AclEntry>> {
-    let mut grants = Vec::new();
-    if let Some(canned) = canned {
-        grants = canned_bucket_acl(canned).ok_or_else(|| s3_error!(InvalidArgument, "Invalid canned ACL: {canned}"))?;
-    }
+    let mut grants = canned.unwrap_or_default();
     for (header, permission) in GRANT_HEADERS {
         for value in headers.get_all(header).iter() {
             let value = value.to_str().map_err(|_| s3_error!(InvalidArgument, "Invalid {header} header"))?;
@@ -200,23 +203,6 @@ fn answered_grant(entry: AclEntry) -> Grant {
     Grant { grantee: Some(grantee), permission: Some(Permission::from(entry.permission)) }
 }
 
-/// Whether an object ACL request grants only the owner's full control.
-fn owner_only_acl(canned: Option<&str>, policy: Option<&AccessControlPolicy>, headers: &http::HeaderMap) -> bool {
-    if GRANT_HEADERS.iter().any(|(h, _)| headers.contains_key(*h)) {
-        return false;
-    }
-    if let Some(canned) = canned {
-        return OWNER_ONLY.contains(&canned);
-    }
-    let Some(policy) = policy else { return true };
-    let owner = policy.owner.as_ref().and_then(|o| o.id.as_deref());
-    policy.grants.iter().flatten().all(|grant| {
-        let full = grant.permission.as_ref().is_some_and(|p| p.as_str() == Permission::FULL_CONTROL);
-        let grantee = grant.grantee.as_ref();
-        full && grantee.is_some_and(|g| g.uri.is_none() && g.email_address.is_none() && g.id.as_deref() == owner)
-    })
-}
-
 pub(super) async fn get_bucket_acl(
     gw: &Gateway,
     req: S3Request<GetBucketAclInput>,
@@ -233,7 +219,7 @@ pub(super) async fn put_bucket_acl(
     req: S3Request<PutBucketAclInput>,
 ) -> Result<S3Response<PutBucketAclOutput>> {
     let owner = bucket_owner(gw, &req.input.bucket).await?;
-    let canned = req.input.acl.as_ref().map(BucketCannedACL::as_str);
+    let canned = req.input.acl.as_ref().map(|acl| canned_grants(acl.as_str(), canned_bucket_acl)).transpose()?;
     let grants = requested_grants(canned, req.input.access_control_policy.as_ref(), &req.headers, owner.id.as_deref())?;
     let name = req.input.bucket.clone();
     let ownership = gw.registry.read(move |reads| reads.bucket_ownership(&name)).await?;
@@ -251,9 +237,12 @@ pub(super) async fn get_object_acl(
     req: S3Request<GetObjectAclInput>,
 ) -> Result<S3Response<GetObjectAclOutput>> {
     let input = &req.input;
-    named_version(gw, &input.bucket, &input.key, input.version_id.as_deref(), OnDeleteMarker::LockRead).await?;
+    let version =
+        named_version(gw, &input.bucket, &input.key, input.version_id.as_deref(), OnDeleteMarker::LockRead).await?;
     let owner = bucket_owner(gw, &input.bucket).await?;
-    let grants = vec![owner_grant(&owner)];
+    let (bucket, key) = (input.bucket.clone(), input.key.clone());
+    let recorded = gw.registry.read(move |reads| reads.object_acl(&bucket, &key, &version.version_id)).await?;
+    let grants = std::iter::once(owner_grant(&owner)).chain(recorded.into_iter().map(answered_grant)).collect();
     Ok(S3Response::new(GetObjectAclOutput { grants: Some(grants), owner: Some(owner), request_charged: None }))
 }
 
@@ -263,10 +252,21 @@ pub(super) async fn put_object_acl(
 ) -> Result<S3Response<PutObjectAclOutput>> {
     let input = &req.input;
     named_version(gw, &input.bucket, &input.key, input.version_id.as_deref(), OnDeleteMarker::LockRead).await?;
-    let canned = input.acl.as_ref().map(ObjectCannedACL::as_str);
-    if !owner_only_acl(canned, input.access_control_policy.as_ref(), &req.headers) {
-        return Err(not_supported().into());
+    let owner = bucket_owner(gw, &input.bucket).await?;
+    let canned = input.acl.as_ref().map(|acl| canned_grants(acl.as_str(), canned_object_acl)).transpose()?;
+    let grants = requested_grants(canned, input.access_control_policy.as_ref(), &req.headers, owner.id.as_deref())?;
+    let name = input.bucket.clone();
+    let ownership = gw.registry.read(move |reads| reads.bucket_ownership(&name)).await?;
+    if grants.is_empty() && !ownership.acls_enabled() {
+        // The owner's full control alone, on a bucket without ACLs: what it has already.
+        return Ok(S3Response::new(PutObjectAclOutput { request_charged: None }));
     }
+    let target = VersionRef {
+        bucket: input.bucket.clone(),
+        key: input.key.clone(),
+        version_id: input.version_id.clone().unwrap_or_default(),
+    };
+    gw.registry.set_object_acl(caller(&req), target, input.version_id.is_some(), grants).await?;
     Ok(S3Response::new(PutObjectAclOutput { request_charged: None }))
 }
 

@@ -475,6 +475,16 @@ pub struct BucketAclSet {
     pub grants: Vec<AclEntry>,
 }
 
+/// An object version's ACL set (`v1.object.acl.set`): its grants besides the bucket owner's
+/// full control.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectAclSet {
+    /// The version.
+    pub version: VersionRef,
+    /// The grants, as given.
+    pub grants: Vec<AclEntry>,
+}
+
 /// One ACL grant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AclEntry {
@@ -784,6 +794,8 @@ payloads! {
     OwnershipDeleted(BucketRef) = "v1.bucket.ownership.deleted", "bucket";
     /// `v1.bucket.acl.set`
     BucketAclSet(BucketAclSet) = "v1.bucket.acl.set", "bucket";
+    /// `v1.object.acl.set`
+    ObjectAclSet(ObjectAclSet) = "v1.object.acl.set", "object";
     /// `v1.account.created`
     AccountCreated(AccountCreated) = "v1.account.created", "account";
     /// `v1.user.created`
@@ -831,7 +843,8 @@ impl Payload {
             | Payload::Retrieved(Retrieved { version: v, .. })
             | Payload::RetentionSet(RetentionSet { version: v, .. })
             | Payload::RetentionBypassed(RetentionBypassed { version: v, .. })
-            | Payload::LegalHoldSet(LegalHoldSet { version: v, .. }) => object(&v.bucket, &v.key),
+            | Payload::LegalHoldSet(LegalHoldSet { version: v, .. })
+            | Payload::ObjectAclSet(ObjectAclSet { version: v, .. }) => object(&v.bucket, &v.key),
             Payload::BlobCorrupt(BlobCorrupt { subject, .. }) => match subject {
                 CorruptSubject::Version(v) => object(&v.bucket, &v.key),
                 CorruptSubject::Part(p) => object(&p.bucket, &p.key),

@@ -48,6 +48,7 @@ const VIEWS_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/views/0005_public_access_blocks.sql")),
     M::up(include_str!("migrations/views/0006_bucket_cors.sql")),
     M::up(include_str!("migrations/views/0007_bucket_acls.sql")),
+    M::up(include_str!("migrations/views/0008_object_acls.sql")),
 ];
 
 /// Prepared statements kept per connection.

@@ -763,6 +763,17 @@ impl Reads for Connection {
             .unwrap_or_default())
     }
 
+    fn object_acl(&self, bucket: &str, key: &str, version_id: &str) -> Result<Vec<AclEntry>> {
+        Ok(self
+            .prepare_cached(
+                "SELECT a.grants FROM object_acls a JOIN object_versions v ON a.version_seq = v.seq
+                 WHERE v.bucket = ?1 AND v.key = ?2 AND v.version_id = ?3",
+            )?
+            .query_row([bucket, key, version_id], |row| parse_json(0, &row.get::<_, String>(0)?))
+            .optional()?
+            .unwrap_or_default())
+    }
+
     fn bucket_cors(&self, bucket: &str) -> Result<Option<Vec<CorsRule>>> {
         Ok(self
             .prepare_cached("SELECT rules FROM bucket_cors WHERE bucket = ?1")?

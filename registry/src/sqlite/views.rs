@@ -25,6 +25,7 @@ pub const VIEW_TABLES: &[(&str, &str)] = &[
     ("bucket_cors", "bucket"),
     ("bucket_ownership", "bucket"),
     ("bucket_acls", "bucket"),
+    ("object_acls", "version_seq"),
     ("accounts", "name"),
     ("users", "account, name"),
     ("access_keys", "access_key"),
@@ -374,6 +375,17 @@ impl ViewRows for Connection {
 
     fn delete_version(&self, row: i64) -> Result<()> {
         self.prepare_cached("DELETE FROM object_versions WHERE seq = ?1")?.execute([row])?;
+        self.prepare_cached("DELETE FROM object_acls WHERE version_seq = ?1")?.execute([row])?;
+        Ok(())
+    }
+
+    fn set_object_acl(&self, row: i64, grants: &[AclEntry], sequence: u64) -> Result<()> {
+        let grants = serde_json::to_string(grants).expect("ACL grants serialize");
+        self.prepare_cached(
+            "INSERT INTO object_acls (version_seq, grants, set_seq) VALUES (?1, ?2, ?3)
+             ON CONFLICT (version_seq) DO UPDATE SET grants = excluded.grants, set_seq = excluded.set_seq",
+        )?
+        .execute(params![row, grants, sequence])?;
         Ok(())
     }
 

@@ -28,10 +28,10 @@ use artifact_store_registry::event::v1::{
     AccessKeyCreated, AccessKeyRef, AccessKeyStatus, AccessKeyStatusSet, AccountCreated, AclEntry, AclGrantee,
     BlobCorrupt, BlobPart, BucketAclSet, BucketCreated, BucketPolicySet, BucketRef, BypassedFor, CorruptReason,
     CorruptSubject, CorsRule, CorsSet, DefaultRetention, LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode,
-    MultipartCompleted, MultipartCreated, ObjectContent, ObjectDeleted, ObjectLockSet, ObjectPut, Origin, OwnershipSet,
-    PackageFinalized, PartUploaded, Payload, PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet,
-    Retrieved, StoreUpload, StringMap, TaggingSet, UploadRef, UserPolicyRef, UserPolicySet, UserRef, VersionRef,
-    VersioningSet, VersioningStatus,
+    MultipartCompleted, MultipartCreated, ObjectAclSet, ObjectContent, ObjectDeleted, ObjectLockSet, ObjectPut, Origin,
+    OwnershipSet, PackageFinalized, PartUploaded, Payload, PublicAccessBlockSet, Retention, RetentionBypassed,
+    RetentionSet, Retrieved, StoreUpload, StringMap, TaggingSet, UploadRef, UserPolicyRef, UserPolicySet, UserRef,
+    VersionRef, VersioningSet, VersioningStatus,
 };
 use artifact_store_registry::event::{Digest, Event, EventDraft, GENESIS_HASH};
 use artifact_store_registry::lifecycle::{Expiration, Filter, Rule};
@@ -45,7 +45,7 @@ const DAY: i64 = 86_400_000;
 
 /// Every `v1` type name. [`type_of`] matches every payload variant, so a new one does not
 /// compile until it is named there, and then this test fails until the log holds it.
-const V1_TYPES: [&str; 38] = [
+const V1_TYPES: [&str; 39] = [
     "v1.bucket.created",
     "v1.bucket.deleted",
     "v1.bucket.versioning.set",
@@ -84,6 +84,7 @@ const V1_TYPES: [&str; 38] = [
     "v1.bucket.ownership.set",
     "v1.bucket.ownership.deleted",
     "v1.bucket.acl.set",
+    "v1.object.acl.set",
 ];
 
 fn type_of(payload: &Payload) -> Option<&'static str> {
@@ -126,6 +127,7 @@ fn type_of(payload: &Payload) -> Option<&'static str> {
         Payload::OwnershipSet(_) => "v1.bucket.ownership.set",
         Payload::OwnershipDeleted(_) => "v1.bucket.ownership.deleted",
         Payload::BucketAclSet(_) => "v1.bucket.acl.set",
+        Payload::ObjectAclSet(_) => "v1.object.acl.set",
         Payload::Unknown { .. } => return None,
     })
 }
@@ -675,6 +677,14 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
             }),
         ),
         (0, "b", Payload::OwnershipDeleted(BucketRef { bucket: plain.into() })),
+        (
+            1000,
+            "a",
+            Payload::ObjectAclSet(ObjectAclSet {
+                version: version(locked, readme, "v0000000002"),
+                grants: vec![AclEntry { grantee: AclGrantee::Group("AllUsers".into()), permission: "READ".into() }],
+            }),
+        ),
     ]
 }
 
