@@ -438,8 +438,11 @@ def main():
                "Permission": "READ"} in grants, f"grants {grants}")
         expect_error("UnresolvableGrantByEmailAddress", s3.put_bucket_acl, Bucket=shared,
                      GrantRead='emailAddress="someone@example.com"')
-        expect_error("AccessControlListNotSupported", s3.put_object, Bucket=shared, Key="public.txt", Body=b"p",
-                     ACL="public-read")
+        s3.put_object(Bucket=shared, Key="public.txt", Body=b"p", ACL="public-read")
+        public = requests.get(f"{ENDPOINT_URL}/{shared}/public.txt", verify=CA_BUNDLE or True, timeout=30)
+        check(public.status_code == 200 and public.content == b"p", f"public-read object {public.status_code}")
+        object_grants = s3.get_object_acl(Bucket=shared, Key="public.txt")["Grants"]
+        check(any(g["Grantee"].get("URI", "").endswith("/AllUsers") for g in object_grants), f"{object_grants}")
         s3.put_public_access_block(Bucket=shared, PublicAccessBlockConfiguration={"IgnorePublicAcls": True})
         check(anonymous_list().status_code == 403, "public ACL ignored under IgnorePublicAcls")
         s3.put_public_access_block(Bucket=shared, PublicAccessBlockConfiguration={"BlockPublicAcls": True})
@@ -449,7 +452,9 @@ def main():
         s3.put_bucket_ownership_controls(Bucket=shared, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
         expect_error("AccessControlListNotSupported", s3.put_bucket_acl, Bucket=shared, ACL="public-read")
         expect_events(shared, None, ["v1.bucket.ownership.set", "v1.bucket.acl.set"])
-        s3.delete_object(Bucket=shared, Key="listed.txt")
+        expect_error("AccessControlListNotSupported", s3.put_object, Bucket=shared, Key="late.txt", Body=b"l",
+                     ACL="public-read")
+        s3.delete_objects(Bucket=shared, Delete={"Objects": [{"Key": "listed.txt"}, {"Key": "public.txt"}]})
         s3.delete_bucket(Bucket=shared)
 
     with rep.scenario("presigned-post-form-and-cors"):

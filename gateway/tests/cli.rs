@@ -114,7 +114,12 @@ async fn put(registry: &Registry, store: &FsBlobStore, key: &str, bytes: &[u8]) 
     registry
         .put_object(
             Caller::system("test"),
-            NewVersion { put, condition: WriteCondition::default(), placement: Some(Epoch::ORIGIN.into()) },
+            NewVersion {
+                acl: Vec::new(),
+                put,
+                condition: WriteCondition::default(),
+                placement: Some(Epoch::ORIGIN.into()),
+            },
         )
         .await
         .unwrap();

@@ -67,6 +67,10 @@ pub struct NewVersion {
     /// epoch, or under which pin); `None` when it placed none and names blobs already
     /// referenced (a copy, a completion). See [`crate::deletions`].
     pub placement: Option<Placement>,
+    /// The version's ACL grants besides its owner's full control, recorded with it
+    /// (`v1.object.acl.set`, in the same transaction): none on most writes, and only on a
+    /// bucket whose ownership enables ACLs.
+    pub acl: Vec<AclEntry>,
 }
 
 /// A version that was recorded: its event (the receipt) and the id it got, which is `null`
@@ -130,8 +134,17 @@ pub(crate) fn append_version(
     upload_id: Option<String>,
     inline: Option<&InlineBlob>,
 ) -> Result<VersionRecorded> {
-    let NewVersion { mut put, condition, placement } = new;
+    let NewVersion { mut put, condition, placement, acl } = new;
     let bucket = require_bucket(writer.views(), &put.bucket)?;
+    if !acl.is_empty() {
+        if !writer.views().bucket_ownership(&put.bucket)?.acls_enabled() {
+            return Err(Error::AclsDisabled);
+        }
+        let blocked = writer.views().public_access_block(&put.bucket)?.is_some_and(|b| b.block_public_acls);
+        if blocked && acl.iter().any(crate::acl::is_public) {
+            return Err(Error::PublicAclBlocked);
+        }
+    }
     for part in &put.content.parts {
         if inline.is_none_or(|blob| blob.locator() != part.blob) {
             deletions::check_reference(writer, &part.blob, placement)?;
@@ -158,7 +171,7 @@ pub(crate) fn append_version(
     {
         put.retention = Some(retention::default_retention(default, writer.now()));
     }
-    let (version_id, retention) = (put.version_id.clone(), put.retention);
+    let (version_id, retention, key) = (put.version_id.clone(), put.retention, put.key.clone());
     let payload = match upload_id {
         Some(upload_id) => Payload::MultipartCompleted(MultipartCompleted { upload_id, version: put }),
         None => Payload::ObjectPut(put),
@@ -167,6 +180,10 @@ pub(crate) fn append_version(
         inline::store_for(writer, blob)?;
     }
     let event = writer.append(caller.draft(payload))?;
+    if !acl.is_empty() {
+        let version = VersionRef { bucket: bucket.name.clone(), key, version_id: version_id.clone() };
+        writer.append(caller.draft(Payload::ObjectAclSet(ObjectAclSet { version, grants: acl })))?;
+    }
     Ok(VersionRecorded { event, version_id, retention })
 }
 
@@ -962,8 +979,12 @@ impl Registry {
             if occupied.is_some_and(|v| !v.is_delete_marker) {
                 return Err(Error::ManifestKeyTaken { key });
             }
-            let new =
-                NewVersion { put: manifest_object, condition: WriteCondition::default(), placement: Some(placement) };
+            let new = NewVersion {
+                acl: Vec::new(),
+                put: manifest_object,
+                condition: WriteCondition::default(),
+                placement: Some(placement),
+            };
             let recorded = append_version(writer, &caller, new, None, None)?;
             let package = PackageFinalized {
                 name: manifest.name,

@@ -536,4 +536,54 @@ async fn object_acls_grant_reads_of_the_version_they_were_set_on_issue_18() {
     assert_refused(&server.send(&anonymous_get()).await, 403, "AccessDenied", "the new version");
     let acl = s3.get_object_acl().bucket("objects").key("doc.txt").send().await.expect("object ACL");
     assert_eq!(acl.grants().len(), 1, "the owner's full control alone: {:?}", acl.grants());
+
+    // A write may set its version's ACL: PUT, copy and multipart alike, recorded with it.
+    let body = || aws_sdk_s3::primitives::ByteStream::from_static(b"public bytes");
+    s3.put_object()
+        .bucket("objects")
+        .key("put.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(body())
+        .send()
+        .await
+        .expect("put");
+    s3.copy_object()
+        .bucket("objects")
+        .key("copy.txt")
+        .copy_source("objects/put.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .expect("copy");
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("objects")
+        .key("multi.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .send()
+        .await
+        .expect("create upload");
+    let upload_id = upload.upload_id().expect("upload id");
+    let part =
+        s3.upload_part().bucket("objects").key("multi.txt").upload_id(upload_id).part_number(1).body(body()).send();
+    let part = part.await.expect("part");
+    let completed = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+        .parts(aws_sdk_s3::types::CompletedPart::builder().part_number(1).e_tag(part.e_tag().expect("etag")).build())
+        .build();
+    s3.complete_multipart_upload()
+        .bucket("objects")
+        .key("multi.txt")
+        .upload_id(upload_id)
+        .multipart_upload(completed)
+        .send()
+        .await
+        .expect("complete");
+    for key in ["put.txt", "copy.txt", "multi.txt"] {
+        let read = server.send(&server.request("GET", &format!("/objects/{key}"))).await;
+        assert_eq!((read.status, read.body.as_slice()), (200, b"public bytes".as_slice()), "{key}: {}", read.text());
+    }
+    let events = server.bucket_events("objects");
+    let acls: Vec<_> =
+        events.iter().filter(|e| e.event_type == "v1.object.acl.set").map(|e| e.subject_id.as_str()).collect();
+    assert_eq!(acls, ["objects/doc.txt", "objects/put.txt", "objects/copy.txt", "objects/multi.txt"]);
 }

@@ -5,9 +5,10 @@
 //! canonical id and to the `AllUsers` and `AuthenticatedUsers` groups, are recorded as events
 //! and let requests in ([`crate::auth::access`], `registry::acl`).
 //!
-//! Object ACLs are not built: on any bucket, a write or `PutObjectAcl` that grants more than
-//! the owner's full control is refused with 400 `AccessControlListNotSupported` rather than
-//! accepted and ignored, and reading an object's ACL answers the owner's `FULL_CONTROL`.
+//! Object ACLs likewise: a write or `PutObjectAcl` on an ACL-enabled bucket records the
+//! version's grants; on a bucket without ACLs, one that grants more than the owner's full
+//! control is refused with 400 `AccessControlListNotSupported` rather than accepted and
+//! ignored.
 
 use registry::acl::{GROUP_URI_PREFIX, GROUPS, Ownership, PERMISSIONS, canned_bucket_acl, canned_object_acl};
 use registry::event::v1::{AclEntry, AclGrantee, VersionRef};
@@ -40,19 +41,27 @@ fn not_supported() -> s3s::S3Error {
     err
 }
 
-/// Refuses a write (PutObject, CopyObject, CreateMultipartUpload) that sets an object ACL
-/// granting more than the owner's full control, before its body is read.
+/// The object ACL grants a write (PutObject, CopyObject, CreateMultipartUpload, a form
+/// upload) asks for with `x-amz-acl` or `x-amz-grant-*`, besides the owner's full control;
+/// decided before its body is read. Most writes ask for none and cost no read.
 ///
 /// # Errors
-/// 400 `AccessControlListNotSupported`.
-pub(super) fn check_write(headers: &http::HeaderMap) -> Result<()> {
+/// 400 `AccessControlListNotSupported` for grants on a bucket whose ownership disables ACLs,
+/// `InvalidArgument` for an unknown canned ACL or grantee, `NoSuchBucket`.
+pub(super) async fn write_grants(gw: &Gateway, bucket: &str, headers: &http::HeaderMap) -> Result<Vec<AclEntry>> {
     let canned = headers.get("x-amz-acl").and_then(|v| v.to_str().ok());
-    if canned.is_some_and(|acl| !OWNER_ONLY.contains(&acl))
-        || GRANT_HEADERS.iter().any(|(h, _)| headers.contains_key(*h))
-    {
+    let asks = canned.is_some_and(|acl| !OWNER_ONLY.contains(&acl))
+        || GRANT_HEADERS.iter().any(|(h, _)| headers.contains_key(*h));
+    if !asks {
+        return Ok(Vec::new());
+    }
+    let owner = bucket_owner(gw, bucket).await?;
+    let name = bucket.to_owned();
+    if !gw.registry.read(move |reads| reads.bucket_ownership(&name)).await?.acls_enabled() {
         return Err(not_supported().into());
     }
-    Ok(())
+    let canned = canned.map(|name| canned_grants(name, canned_object_acl)).transpose()?;
+    requested_grants(canned, None, headers, owner.id.as_deref())
 }
 
 /// The ownership and bucket ACL grants a CreateBucket asks for.

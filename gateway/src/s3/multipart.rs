@@ -68,9 +68,9 @@ pub(super) async fn create_multipart_upload(
     gw: &Gateway,
     mut req: S3Request<CreateMultipartUploadInput>,
 ) -> Result<S3Response<CreateMultipartUploadOutput>> {
+    wire::check_key(&req.input.key)?;
+    let acl = acl::write_grants(gw, &req.input.bucket, &req.headers).await?;
     let input = &mut req.input;
-    wire::check_key(&input.key)?;
-    acl::check_write(&req.headers)?;
     wire::check_metadata_size(input.metadata.as_ref())?;
     let bucket = require_bucket(gw, &input.bucket).await?;
     let (retention, legal_hold) = lock_headers!(&bucket, input)?;
@@ -121,6 +121,7 @@ pub(super) async fn create_multipart_upload(
         retention,
         legal_hold,
         store_upload,
+        acl,
     };
     gw.registry.create_multipart_upload(caller(&req), created).await?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
@@ -608,7 +609,8 @@ pub(super) async fn complete_multipart_upload(
     let (recorded_blake3, size) = (put.content.blake3.clone(), put.content.size);
     let fields = wire::ChecksumFields::of(&put.content.checksums);
     let checksum_type = put.content.checksum_type.clone();
-    let new = NewVersion { put, condition: WriteCondition::default(), placement: None };
+    let new =
+        NewVersion { acl: upload.created.acl.clone(), put, condition: WriteCondition::default(), placement: None };
     let legal_hold = new.put.legal_hold;
     let recorded =
         gw.registry.complete_multipart_upload(caller(&req), input.upload_id.clone(), expected_parts, new).await?;

@@ -182,9 +182,9 @@ pub(super) async fn put_object(
     if form {
         super::post_object::apply_fields(&mut req)?;
     }
+    wire::check_key(&req.input.key)?;
+    let acl = acl::write_grants(gw, &req.input.bucket, &req.headers).await?;
     let input = &mut req.input;
-    wire::check_key(&input.key)?;
-    acl::check_write(&req.headers)?;
     let length = wire::body_length(input.content_length, &req.headers);
     wire::check_body_size(length)?;
     wire::check_metadata_size(input.metadata.as_ref())?;
@@ -240,7 +240,7 @@ pub(super) async fn put_object(
     let checksums = wire::ChecksumFields::of(&put.content.checksums);
     let has_checksum = !put.content.checksums.is_empty();
     let (etag, size) = (put.content.etag.clone(), put.content.size);
-    let new = NewVersion { put, condition, placement: None };
+    let new = NewVersion { acl, put, condition, placement: None };
     let recorded = match kept {
         Kept::Inline(blob) => gw.registry.put_inline_object(caller(&req), new, blob).await?,
         Kept::Placed(placed) => {
@@ -331,9 +331,9 @@ pub(super) async fn copy_object(
     gw: &Gateway,
     mut req: S3Request<CopyObjectInput>,
 ) -> Result<S3Response<CopyObjectOutput>> {
+    wire::check_key(&req.input.key)?;
+    let acl = acl::write_grants(gw, &req.input.bucket, &req.headers).await?;
     let input = &mut req.input;
-    wire::check_key(&input.key)?;
-    acl::check_write(&req.headers)?;
     let (src_bucket, src_key, src_version_id) = copy_source(&input.copy_source)?;
     require_bucket(gw, &src_bucket).await?;
     let bucket = require_bucket(gw, &input.bucket).await?;
@@ -387,7 +387,7 @@ pub(super) async fn copy_object(
     let etag = put.content.etag.clone();
     let recorded = gw
         .registry
-        .put_object(caller(&req), NewVersion { put, condition: WriteCondition::default(), placement: None })
+        .put_object(caller(&req), NewVersion { acl, put, condition: WriteCondition::default(), placement: None })
         .await?;
     super::object_lock::protect_new_version(gw, &req.input.bucket, &req.input.key, &recorded, legal_hold).await?;
     let output = CopyObjectOutput {

@@ -184,6 +184,10 @@ pub struct MultipartCreated {
     /// upstream); absent when each part is a blob of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_upload: Option<StoreUpload>,
+    /// ACL grants the completed version gets (`v1.object.acl.set` with the completion), on a
+    /// bucket whose ownership enables ACLs; absent for none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acl: Vec<AclEntry>,
 }
 
 /// A multipart upload inside the blob store: the blob the completed object becomes, and the

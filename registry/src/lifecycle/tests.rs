@@ -149,6 +149,7 @@ fn incomplete_uploads_are_aborted_after_their_days() {
     let abort = Rule { abort_incomplete_multipart_upload_days: Some(2), ..rule("abort") };
     let upload = Upload {
         created: MultipartCreated {
+            acl: Vec::new(),
             bucket: "b".into(),
             key: "k".into(),
             upload_id: "u".into(),

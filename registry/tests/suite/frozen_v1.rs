@@ -430,6 +430,7 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
             1000,
             "a",
             Payload::MultipartCreated(MultipartCreated {
+                acl: Vec::new(),
                 bucket: locked.into(),
                 key: "dist/app.tar".into(),
                 upload_id: upload.into(),
@@ -485,6 +486,7 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
             1000,
             "b",
             Payload::MultipartCreated(MultipartCreated {
+                acl: Vec::new(),
                 bucket: plain.into(),
                 key: "tmp/big.bin".into(),
                 upload_id: "upload-expired".into(),

@@ -22,6 +22,7 @@ fn new_version(bucket: &str, key: &str, blob: &InlineBlob) -> NewVersion {
         store_etag: None,
     };
     NewVersion {
+        acl: Vec::new(),
         placement: None,
         put: ObjectPut {
             bucket: bucket.into(),

@@ -42,6 +42,7 @@ fn object(bucket: &str, key: &str, bytes: &[u8]) -> ObjectPut {
 
 async fn put(registry: &Registry, key: &str, bytes: &[u8]) -> Result<(), Error> {
     let new = NewVersion {
+        acl: Vec::new(),
         put: object("b", key, bytes),
         condition: WriteCondition::default(),
         placement: Some(Epoch::ORIGIN.into()),

@@ -38,7 +38,7 @@ fn version(key: &str) -> NewVersion {
         retention: None,
         legal_hold: false,
     };
-    NewVersion { put, condition: WriteCondition::default(), placement: Some(Epoch::ORIGIN.into()) }
+    NewVersion { acl: Vec::new(), put, condition: WriteCondition::default(), placement: Some(Epoch::ORIGIN.into()) }
 }
 
 async fn exists(registry: &Registry, key: &'static str) -> Result<bool, Error> {
