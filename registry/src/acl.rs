@@ -129,7 +129,8 @@ fn permission_for(action: &str) -> Option<&'static str> {
     let action = action.strip_prefix("s3:").unwrap_or(action);
     Some(match action {
         "ListBucket" | "ListBucketVersions" | "ListBucketMultipartUploads" => "READ",
-        "PutObject" | "DeleteObject" | "DeleteObjectVersion" => "WRITE",
+        // AWS lets WRITE delete versions for the bucket owner alone, who needs no grant.
+        "PutObject" | "DeleteObject" => "WRITE",
         "GetBucketAcl" => "READ_ACP",
         "PutBucketAcl" => "WRITE_ACP",
         _ => return None,

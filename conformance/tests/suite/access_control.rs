@@ -587,3 +587,32 @@ async fn object_acls_grant_reads_of_the_version_they_were_set_on_issue_18() {
         events.iter().filter(|e| e.event_type == "v1.object.acl.set").map(|e| e.subject_id.as_str()).collect();
     assert_eq!(acls, ["objects/doc.txt", "objects/put.txt", "objects/copy.txt", "objects/multi.txt"]);
 }
+
+#[tokio::test]
+async fn an_encoded_version_id_is_decided_as_the_version_it_names_issue_18() {
+    use aws_sdk_s3::types::{BucketVersioningStatus, ObjectCannedAcl, ObjectOwnership, VersioningConfiguration};
+
+    // s3s decodes query names, so `version%49d` is `versionId`: the decision must see it too,
+    // or a request for an old private version is decided on the latest, public one.
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("versions").object_ownership(ObjectOwnership::ObjectWriter).send().await.expect("bucket");
+    let enabled = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+    s3.put_bucket_versioning().bucket("versions").versioning_configuration(enabled).send().await.expect("versioning");
+    let body = |b: &'static [u8]| aws_sdk_s3::primitives::ByteStream::from_static(b);
+    let old = s3.put_object().bucket("versions").key("k").body(body(b"private")).send().await.expect("old");
+    let old = old.version_id().expect("version").to_owned();
+    s3.put_object()
+        .bucket("versions")
+        .key("k")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(body(b"public"))
+        .send()
+        .await
+        .expect("new");
+    assert_eq!(server.send(&server.request("GET", "/versions/k")).await.status, 200, "the latest is public");
+    for target in [format!("/versions/k?versionId={old}"), format!("/versions/k?version%49d={old}")] {
+        let response = server.send(&server.request("GET", &target)).await;
+        assert_refused(&response, 403, "AccessDenied", &target);
+    }
+}

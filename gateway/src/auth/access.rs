@@ -239,16 +239,15 @@ pub fn condition_keys(
         );
     }
     let query = uri.query().unwrap_or("");
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = match name {
-            "prefix" => "s3:prefix",
-            "delimiter" => "s3:delimiter",
-            "max-keys" => "s3:max-keys",
-            "versionId" => "s3:VersionId",
-            _ => continue,
-        };
-        keys.set(key, percent_encoding::percent_decode_str(value).decode_utf8_lossy());
+    for (name, key) in [
+        ("prefix", "s3:prefix"),
+        ("delimiter", "s3:delimiter"),
+        ("max-keys", "s3:max-keys"),
+        ("versionId", "s3:VersionId"),
+    ] {
+        if let Some(value) = query_value(query, name) {
+            keys.set(key, value);
+        }
     }
     let (signature_version, auth_type) = if header("authorization").is_some_and(|a| a.starts_with("AWS4-")) {
         (Some("AWS4-HMAC-SHA256"), Some("REST-HEADER"))
@@ -393,8 +392,7 @@ impl S3Access for Access {
         };
         // Conditions are only in policies: without one, no key can change the decision, and
         // building them (a clock read, a dozen strings) is skipped.
-        let version_id = cx.uri().query().and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("versionId=")));
-        let version_id = version_id.map(|id| percent_encoding::percent_decode_str(id).decode_utf8_lossy().into_owned());
+        let version_id = cx.uri().query().and_then(|query| query_value(query, "versionId"));
         let keys = if grant.policy.is_some()
             || source_grant.as_ref().is_some_and(|g| g.policy.is_some())
             || !identity.policies.is_empty()
@@ -611,6 +609,8 @@ fn action_of(op: &str, versioned: bool) -> String {
         "GetObject" | "HeadObject" => "GetObject",
         "DeleteObject" if versioned => "DeleteObjectVersion",
         "GetObjectTagging" if versioned => "GetObjectVersionTagging",
+        "GetObjectAcl" if versioned => "GetObjectVersionAcl",
+        "PutObjectAcl" if versioned => "PutObjectVersionAcl",
         "PutObjectTagging" if versioned => "PutObjectVersionTagging",
         "DeleteObjectTagging" if versioned => "DeleteObjectVersionTagging",
         "GetObjectAttributes" if versioned => "GetObjectVersionAttributes",
@@ -645,6 +645,15 @@ fn asks_bypass(headers: &http::HeaderMap) -> bool {
         .get("x-amz-bypass-governance-retention")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// A query parameter's value as s3s reads it: names and values decoded as a form
+/// (`version%49d` is `versionId`), and a name given twice read as absent. The decision must
+/// see the parameters the handler will act on.
+fn query_value(query: &str, name: &str) -> Option<String> {
+    let mut values = form_urlencoded::parse(query.as_bytes()).filter(|(n, _)| n == name).map(|(_, v)| v);
+    let value = values.next()?;
+    values.next().is_none().then(|| value.into_owned())
 }
 
 /// The `bucket/key` of an `x-amz-copy-source` (leading `/` and `?versionId=` dropped,
