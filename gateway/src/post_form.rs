@@ -13,7 +13,13 @@
 //! - the `acl` and `tagging` fields are handed on as a [`PostForm`] request extension, which
 //!   the PutObject handler applies.
 //!
-//! A form that does not parse is passed on untouched: s3s refuses it in its own words.
+//! Two parsers reading one form must read the same fields, or a field s3s never checked
+//! against the policy could be applied (one hidden in an exempt `x-ignore-` field behind a
+//! delimiter only this parser takes). So the fields are read only in a grammar both agree on:
+//! every line that starts with the delimiter is a delimiter, each part's headers are a
+//! `Content-Disposition: form-data; name="…"` (with a `filename` for the file) and at most a
+//! `Content-Type`, and no field is given twice. A form outside it, or one that ends before its
+//! file, is refused with 400 `MalformedPOSTRequest` before s3s reads it.
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
@@ -52,12 +58,20 @@ pub fn boundary(method: &Method, headers: &HeaderMap) -> Option<String> {
     (mime.essence_str() == "multipart/form-data").then(|| mime.get_param(mime::BOUNDARY).map(|b| b.to_string()))?
 }
 
+/// A form outside the grammar this module reads (see the module's comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedForm;
+
 /// Reads the form's fields ahead of s3s: returns the request with the same body (its key
 /// field's `${filename}` replaced) and the fields s3s does not read.
-pub async fn read(req: Request<Body>, boundary: &str) -> Request<Body> {
+///
+/// # Errors
+/// [`MalformedForm`].
+pub async fn read(req: Request<Body>, boundary: &str) -> Result<Request<Body>, MalformedForm> {
     let (mut parts, mut body) = req.into_parts();
     let mut head = BytesMut::new();
     let mut failed = None;
+    let mut parsed_at = 0;
     let form = loop {
         let ended = match body.next().await {
             Some(Ok(chunk)) => {
@@ -70,10 +84,16 @@ pub async fn read(req: Request<Body>, boundary: &str) -> Request<Body> {
             }
             None => true,
         };
+        // Parsed again only once the head has doubled (or ended, or passed the bound), so a
+        // body sent a byte at a time costs time linear in its head, not quadratic.
+        if !ended && head.len() < parsed_at * 2 && head.len() <= MAX_HEAD {
+            continue;
+        }
+        parsed_at = head.len();
         match parse(head.clone().freeze(), boundary).await {
             Parsed::Complete(form) => break Some(form),
             Parsed::Incomplete if !ended && head.len() <= MAX_HEAD => {}
-            Parsed::Incomplete | Parsed::Malformed => break None,
+            Parsed::Incomplete | Parsed::Malformed => return Err(MalformedForm),
         }
     };
     let mut head = head.freeze();
@@ -95,7 +115,7 @@ pub async fn read(req: Request<Body>, boundary: &str) -> Request<Body> {
     }
     let prefix = futures::stream::iter([Ok(head)].into_iter().chain(failed.map(Err)));
     let frames = prefix.chain(body).map(|chunk| chunk.map(http_body::Frame::data));
-    Request::from_parts(parts, Body::http_body_unsync(http_body_util::StreamBody::new(frames)))
+    Ok(Request::from_parts(parts, Body::http_body_unsync(http_body_util::StreamBody::new(frames))))
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
@@ -116,7 +136,110 @@ enum Parsed {
     Malformed,
 }
 
+/// The form's fields up to its file, when the strict reading ([`scan`]) and multer's agree on
+/// their names and no name repeats.
 async fn parse(head: Bytes, boundary: &str) -> Parsed {
+    let names = match scan(&head, boundary) {
+        Scanned::Names(names) => names,
+        Scanned::Incomplete => return Parsed::Incomplete,
+        Scanned::Malformed => return Parsed::Malformed,
+    };
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    if unique.len() != names.len() {
+        return Parsed::Malformed;
+    }
+    match parse_fields(head, boundary).await {
+        Parsed::Complete(form) if form.fields.iter().map(|(name, _)| name).eq(names.iter()) => Parsed::Complete(form),
+        Parsed::Complete(_) => Parsed::Malformed,
+        other => other,
+    }
+}
+
+enum Scanned {
+    /// The names of the fields before the file (in lower case), in order.
+    Names(Vec<String>),
+    Incomplete,
+    Malformed,
+}
+
+/// The longest part headers read: a browser's are a few hundred bytes.
+const MAX_PART_HEADERS: usize = 16 * 1024;
+
+/// Reads the parts' names up to the file's in the strict grammar (see the module's comment).
+fn scan(head: &[u8], boundary: &str) -> Scanned {
+    let delimiter = format!("--{boundary}");
+    let separator = format!("\r\n{delimiter}");
+    if head.len() < delimiter.len() + 2 {
+        return Scanned::Incomplete;
+    }
+    if !head.starts_with(delimiter.as_bytes()) {
+        return Scanned::Malformed;
+    }
+    let mut names = Vec::new();
+    let mut at = 0;
+    loop {
+        let after = at + delimiter.len();
+        match head.get(after..after + 2) {
+            None => return Scanned::Incomplete,
+            Some(b"\r\n") => {}
+            // The form's end, before any file: s3s refuses it.
+            Some(b"--") => return Scanned::Names(names),
+            Some(_) => return Scanned::Malformed,
+        }
+        let start = after + 2;
+        let Some(length) = memchr::memmem::find(&head[start..], b"\r\n\r\n") else {
+            return if head.len() - start > MAX_PART_HEADERS { Scanned::Malformed } else { Scanned::Incomplete };
+        };
+        let Some((name, is_file)) = part_name(&head[start..start + length]) else {
+            return Scanned::Malformed;
+        };
+        if is_file {
+            return Scanned::Names(names);
+        }
+        names.push(name);
+        let value = start + length + 4;
+        let Some(next) = memchr::memmem::find(&head[value..], separator.as_bytes()) else {
+            return Scanned::Incomplete;
+        };
+        at = value + next + 2;
+    }
+}
+
+/// A part's name (in lower case) and whether it is the file, when its headers are a
+/// `Content-Disposition: form-data; name="…"[; filename="…"]` and at most a `Content-Type`.
+fn part_name(headers: &[u8]) -> Option<(String, bool)> {
+    let headers = std::str::from_utf8(headers).ok()?;
+    let (mut disposition, mut content_type) = (None, false);
+    for line in headers.split("\r\n") {
+        let (header, value) = line.split_once(':')?;
+        match header.to_ascii_lowercase().as_str() {
+            "content-disposition" if disposition.is_none() => disposition = Some(value.trim()),
+            "content-type" if !content_type => content_type = true,
+            _ => return None,
+        }
+    }
+    let params = disposition?.strip_prefix("form-data")?;
+    let (mut name, mut filename) = (None, None);
+    for param in params.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = param.split_once('=')?;
+        let value = value.strip_prefix('"')?.strip_suffix('"')?;
+        if value.contains(['"', '\\']) {
+            return None;
+        }
+        match key {
+            "name" if name.is_none() => name = Some(value.to_ascii_lowercase()),
+            "filename" if filename.is_none() => filename = Some(value),
+            _ => return None,
+        }
+    }
+    let name = name?;
+    let is_file = filename.is_some() || name == "file";
+    Some((name, is_file))
+}
+
+async fn parse_fields(head: Bytes, boundary: &str) -> Parsed {
     let stream = futures::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(head) });
     let mut form = multer::Multipart::new(stream, boundary);
     let mut fields = Vec::new();

@@ -668,6 +668,7 @@ impl hyper::service::Service<Request<Incoming>> for Router {
         if admin {
             req.extensions_mut().insert(RegistryRequest);
         }
+        let request_id = id.0.clone();
         req.extensions_mut().insert(id);
         if let Some(peer) = self.peer {
             req.extensions_mut().insert(PeerAddr(peer));
@@ -676,7 +677,27 @@ impl hyper::service::Service<Request<Incoming>> for Router {
             async move {
                 let start = Instant::now();
                 let req = match form_boundary {
-                    Some(boundary) => crate::post_form::read(req, &boundary).await,
+                    Some(boundary) => match crate::post_form::read(req, &boundary).await {
+                        Ok(req) => req,
+                        Err(crate::post_form::MalformedForm) => {
+                            let refusal = crate::auth::request_checks::Refusal {
+                                code: s3s::S3ErrorCode::MalformedPOSTRequest,
+                                message: "The body of your POST request is not well-formed multipart/form-data.".into(),
+                                details: Vec::new(),
+                            };
+                            tracing::info!(code = refusal.code.as_str(), status = 400, "form upload refused");
+                            let mut response = Response::new(Body::from(refusal.to_xml(&request_id)));
+                            *response.status_mut() = http::StatusCode::BAD_REQUEST;
+                            let headers = response.headers_mut();
+                            headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+                            headers.insert("x-amz-request-id", header);
+                            if let Some(browser) = &browser {
+                                cors.answer(browser, headers).await;
+                            }
+                            metrics::http_response(400);
+                            return Ok(finish(response, head, in_progress));
+                        }
+                    },
                     None => req,
                 };
                 let mut result = s3.call(req).await;

@@ -284,3 +284,44 @@ async fn a_form_whose_fields_pass_the_bound_is_refused_before_its_file_is_read_i
     let form = signed(ROOT, &[("key", "uploads/${filename}")]);
     assert_eq!(post(&server, &form, "padded.txt", b"padded").await.status, 204);
 }
+
+#[tokio::test]
+async fn a_form_that_parsers_could_read_two_ways_is_refused_issue_18() {
+    use aws_sdk_s3::types::ObjectOwnership;
+
+    // The form's fields are read ahead of s3s, which checks them against the policy: a form
+    // whose delimiters one parser would take and the other not could carry fields the policy
+    // never saw (an `acl` hidden in an exempt `x-ignore-` field), or make the read-ahead give
+    // up so that the request's own unsigned headers set the ACL. Either is refused.
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket(BUCKET).object_ownership(ObjectOwnership::ObjectWriter).send().await.expect("bucket");
+    let before = server.events().len();
+
+    let hidden = format!("x\r\n--{BOUNDARY} \r\nContent-Disposition: form-data; name=\"acl\"\r\n\r\npublic-read");
+    let mut form = signed(ROOT, &[("key", "uploads/hidden.txt")]);
+    form.push(("x-ignore-note".into(), hidden));
+    let answer = post(&server, &form, "hidden.txt", b"hidden").await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+
+    let mut form = signed(ROOT, &[("key", "uploads/headers.txt")]);
+    form.push(("x-ignore-note".into(), format!("x\r\n--{BOUNDARY}x")));
+    let request = server
+        .request("POST", &format!("/{BUCKET}"))
+        .header("content-type", &format!("multipart/form-data; boundary={BOUNDARY}"))
+        .header("x-amz-acl", "public-read")
+        .body(form_body(&form, "headers.txt", b"headers"));
+    let answer = server.send(&request).await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+
+    // A field given twice: which one the policy saw is not for the reader to guess.
+    let mut form = signed(ROOT, &[("key", "uploads/twice.txt"), ("acl", "private")]);
+    form.push(("acl".into(), "public-read".into()));
+    assert_eq!(post(&server, &form, "twice.txt", b"twice").await.status, 400);
+
+    server.assert_no_new_events(before, "forms read two ways");
+    for key in ["uploads/hidden.txt", "uploads/headers.txt", "uploads/twice.txt"] {
+        let read = server.send(&server.request("GET", &format!("/{BUCKET}/{key}"))).await;
+        assert_ne!(read.status, 200, "{key} must not be readable by anyone");
+    }
+}

@@ -48,7 +48,7 @@ mod lookup;
 pub mod multipart;
 pub mod object;
 pub mod object_lock;
-mod post_object;
+pub mod post_object;
 pub mod public_access_block;
 pub mod tagging;
 pub mod versioning;

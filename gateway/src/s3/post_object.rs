@@ -10,65 +10,27 @@ use crate::post_form::PostForm;
 
 use super::error::Result;
 
-/// The request headers that describe an object. A form request's own headers describe the
-/// form: they are replaced by the form's fields.
-const OBJECT_HEADERS: [&str; 13] = [
-    "content-md5",
-    "x-amz-acl",
-    "x-amz-grant-read",
-    "x-amz-grant-read-acp",
-    "x-amz-grant-write-acp",
-    "x-amz-grant-full-control",
-    "x-amz-checksum-crc32",
-    "x-amz-checksum-crc32c",
-    "x-amz-checksum-crc64nvme",
-    "x-amz-checksum-sha1",
-    "x-amz-checksum-sha256",
-    "x-amz-trailer",
-    "x-amz-sdk-checksum-algorithm",
-];
-
 /// What a key keeps unescaped in a `Location` path: RFC 3986's unreserved characters and `/`.
 const KEY_IN_PATH: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
-/// Whether the request is a form upload, whose fields this module applies.
+/// Whether the request is a form upload: a PutObject that came as a POST.
 pub(super) fn is_form(req: &S3Request<PutObjectInput>) -> bool {
-    req.extensions.get::<PostForm>().is_some()
+    req.method == http::Method::POST
 }
 
 /// Makes the form's fields the request's object headers, and its `tagging` document the
-/// input's tags.
+/// input's tags. A form request's own `x-amz-*` headers (and `Content-MD5`) describe the
+/// form, not the object, and no signature covers them: they are removed first. The access
+/// hook calls this before it decides a form upload, so that its condition keys are the
+/// form's; applying it again changes nothing.
 ///
 /// # Errors
-/// `MalformedXML` for a `tagging` field that is no `<Tagging>` document.
-pub(super) fn apply_fields(req: &mut S3Request<PutObjectInput>) -> Result<()> {
+/// `MalformedXML` for a `tagging` field that is no `<Tagging>` document; `InvalidArgument`
+/// for a field that is no header value.
+pub fn apply_fields(req: &mut S3Request<PutObjectInput>) -> Result<()> {
     let form = req.extensions.get::<PostForm>().cloned().unwrap_or_default();
-    let input = &req.input;
-    let fields = [
-        ("content-md5", input.content_md5.clone()),
-        ("x-amz-acl", form.acl.or_else(|| input.acl.as_ref().map(|acl| acl.as_str().to_owned()))),
-        ("x-amz-grant-read", input.grant_read.clone()),
-        ("x-amz-grant-read-acp", input.grant_read_acp.clone()),
-        ("x-amz-grant-write-acp", input.grant_write_acp.clone()),
-        ("x-amz-grant-full-control", input.grant_full_control.clone()),
-        ("x-amz-checksum-crc32", input.checksum_crc32.clone()),
-        ("x-amz-checksum-crc32c", input.checksum_crc32c.clone()),
-        ("x-amz-checksum-crc64nvme", input.checksum_crc64nvme.clone()),
-        ("x-amz-checksum-sha1", input.checksum_sha1.clone()),
-        ("x-amz-checksum-sha256", input.checksum_sha256.clone()),
-    ];
-    for name in OBJECT_HEADERS {
-        req.headers.remove(name);
-    }
-    for (name, value) in fields {
-        if let Some(value) = value {
-            let value = http::HeaderValue::try_from(value)
-                .map_err(|_| s3_error!(InvalidArgument, "The form field {name} is not a valid value."))?;
-            req.headers.insert(name, value);
-        }
-    }
-    if let Some(document) = form.tagging {
+    if let Some(document) = &form.tagging {
         let mut de = s3s::xml::Deserializer::new(document.as_bytes());
         let tagging: Tagging = s3s::xml::Deserialize::deserialize(&mut de).map_err(|_| {
             s3_error!(
@@ -81,6 +43,47 @@ pub(super) fn apply_fields(req: &mut S3Request<PutObjectInput>) -> Result<()> {
             encoded.append_pair(tag.key.as_deref().unwrap_or_default(), tag.value.as_deref().unwrap_or_default());
         }
         req.input.tagging = Some(encoded.finish());
+    }
+    let input = &req.input;
+    let retain_until = input.object_lock_retain_until_date.as_ref().and_then(|date| {
+        let mut text = Vec::new();
+        date.format(s3s::dto::TimestampFormat::DateTime, &mut text).ok()?;
+        String::from_utf8(text).ok()
+    });
+    let fields = [
+        ("content-md5", input.content_md5.clone()),
+        ("x-amz-acl", form.acl.clone().or_else(|| input.acl.as_ref().map(|acl| acl.as_str().to_owned()))),
+        ("x-amz-grant-read", input.grant_read.clone()),
+        ("x-amz-grant-read-acp", input.grant_read_acp.clone()),
+        ("x-amz-grant-write-acp", input.grant_write_acp.clone()),
+        ("x-amz-grant-full-control", input.grant_full_control.clone()),
+        ("x-amz-checksum-crc32", input.checksum_crc32.clone()),
+        ("x-amz-checksum-crc32c", input.checksum_crc32c.clone()),
+        ("x-amz-checksum-crc64nvme", input.checksum_crc64nvme.clone()),
+        ("x-amz-checksum-sha1", input.checksum_sha1.clone()),
+        ("x-amz-checksum-sha256", input.checksum_sha256.clone()),
+        ("x-amz-tagging", input.tagging.clone()),
+        ("x-amz-storage-class", input.storage_class.as_ref().map(|c| c.as_str().to_owned())),
+        ("x-amz-server-side-encryption", input.server_side_encryption.as_ref().map(|s| s.as_str().to_owned())),
+        ("x-amz-object-lock-mode", input.object_lock_mode.as_ref().map(|m| m.as_str().to_owned())),
+        ("x-amz-object-lock-retain-until-date", retain_until),
+        ("x-amz-object-lock-legal-hold", input.object_lock_legal_hold_status.as_ref().map(|h| h.as_str().to_owned())),
+    ];
+    let own: Vec<_> = req
+        .headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("x-amz-") || *name == "content-md5")
+        .cloned()
+        .collect();
+    for name in own {
+        req.headers.remove(name);
+    }
+    for (name, value) in fields {
+        if let Some(value) = value {
+            let value = http::HeaderValue::try_from(value)
+                .map_err(|_| s3_error!(InvalidArgument, "The form field {name} is not a valid value."))?;
+            req.headers.insert(name, value);
+        }
     }
     Ok(())
 }
