@@ -184,6 +184,10 @@ mod tests {
         assert_eq!(bucket_grant(&grants, "s3:PutObject", Requester::Anonymous, true), AclGrant::None);
         assert_eq!(bucket_grant(&grants, "s3:ListBucket", Requester::Anonymous, false), AclGrant::None);
         assert_eq!(bucket_grant(&grants, "s3:GetObject", Requester::Anonymous, true), AclGrant::None);
+        let read_write = canned_bucket_acl("public-read-write").expect("canned ACL");
+        assert_eq!(bucket_grant(&read_write, "s3:DeleteObject", Requester::Anonymous, true), AclGrant::Everyone);
+        // Deleting versions through WRITE is the bucket owner's alone on AWS.
+        assert_eq!(bucket_grant(&read_write, "s3:DeleteObjectVersion", Requester::Anonymous, true), AclGrant::None);
     }
 
     #[test]

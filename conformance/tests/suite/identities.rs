@@ -599,3 +599,72 @@ async fn a_batch_delete_deletes_what_is_allowed_and_answers_access_denied_for_th
         .collect();
     assert_eq!(deletes, ["batch/scratch/a.tmp"]);
 }
+
+#[tokio::test]
+async fn setting_an_acl_or_tags_on_a_write_needs_its_own_permission_and_batches_see_existing_tags_issue_18() {
+    use aws_sdk_s3::types::{ObjectCannedAcl, ObjectOwnership};
+
+    let server = Server::start(Transport::Http).await;
+    let dir = tempfile::tempdir().expect("temp folder");
+    let s3 = server.s3();
+    s3.create_bucket().bucket("guarded").object_ownership(ObjectOwnership::ObjectWriter).send().await.expect("bucket");
+    s3.put_object()
+        .bucket("guarded")
+        .key("keep.txt")
+        .tagging("protected=true")
+        .body(ByteStream::from_static(b"k"))
+        .send()
+        .await
+        .expect("put");
+    put(&s3, "guarded", "scratch.txt", b"s").await;
+    expect(&server, &["user", "create", "writer"], 0);
+    let writer = created(&server, &["--json", "key", "create", "writer"]);
+    let policy = r#"{"Statement": [
+        {"Effect": "Allow", "Action": ["s3:PutObject", "s3:DeleteObject"], "Resource": "arn:aws:s3:::guarded/*"},
+        {"Effect": "Deny", "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::guarded/*",
+         "Condition": {"StringEquals": {"s3:ExistingObjectTag/protected": "true"}}}
+    ]}"#;
+    expect(&server, &["user", "policy", "put", "writer", "--file", &policy_file(&dir, "writer.json", policy)], 0);
+    let as_writer = server.s3_as(writer.key());
+
+    // Writing is allowed; publishing or tagging what it writes is not, without its permission.
+    let before = server.events().len();
+    let public = as_writer
+        .put_object()
+        .bucket("guarded")
+        .key("p.txt")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"p"));
+    assert_eq!(failure(public.send().await), (403, "AccessDenied".to_owned()));
+    let tagged = as_writer
+        .put_object()
+        .bucket("guarded")
+        .key("t.txt")
+        .tagging("protected=false")
+        .body(ByteStream::from_static(b"t"));
+    assert_eq!(failure(tagged.send().await), (403, "AccessDenied".to_owned()));
+    server.assert_no_new_events(before, "writes that set an ACL or tags without the permission");
+    as_writer
+        .put_object()
+        .bucket("guarded")
+        .key("plain.txt")
+        .acl(ObjectCannedAcl::BucketOwnerFullControl)
+        .body(ByteStream::from_static(b"plain"))
+        .send()
+        .await
+        .expect("an owner-only ACL asks for nothing more");
+
+    // A batch delete sees each object's tags, as a single delete does.
+    let (status, code) = failure(as_writer.delete_object().bucket("guarded").key("keep.txt").send().await);
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"));
+    let batch = aws_sdk_s3::types::Delete::builder()
+        .objects(aws_sdk_s3::types::ObjectIdentifier::builder().key("keep.txt").build().expect("identifier"))
+        .objects(aws_sdk_s3::types::ObjectIdentifier::builder().key("scratch.txt").build().expect("identifier"))
+        .build()
+        .expect("delete");
+    let answer = as_writer.delete_objects().bucket("guarded").delete(batch).send().await.expect("batch");
+    let errors: Vec<_> =
+        answer.errors().iter().map(|e| (e.key().unwrap_or_default(), e.code().unwrap_or_default())).collect();
+    assert_eq!(errors, [("keep.txt", "AccessDenied")]);
+    assert_eq!(get(&s3, "guarded", "keep.txt").await, b"k");
+}

@@ -30,7 +30,6 @@ use s3s::path::S3Path;
 use s3s::{S3Request, S3Result, s3_error};
 
 use super::{Users, key_holder};
-use crate::post_form::PostForm;
 use crate::request::{DeniedDeletes, PeerAddr};
 
 /// The access hook s3s calls for every request.
@@ -308,6 +307,30 @@ impl Access {
         Ok(())
     }
 
+    /// A write that sets its object's ACL or tags needs `s3:PutObjectAcl` or
+    /// `s3:PutObjectTagging` too, as on AWS: write permission alone must not publish an object
+    /// or set the tags other policies trust. An ACL of the owner's full control alone
+    /// (`private`, `bucket-owner-full-control`) asks for nothing more.
+    fn decide_write_extras(
+        &self,
+        identity: &Identity,
+        grant: &BucketGrant,
+        headers: &http::HeaderMap,
+        resource: &str,
+        keys: &ConditionKeys,
+    ) -> S3Result<()> {
+        let canned = headers.get("x-amz-acl").and_then(|v| v.to_str().ok());
+        let sets_acl = canned.is_some_and(|acl| acl != "private" && acl != "bucket-owner-full-control")
+            || headers.keys().any(|name| name.as_str().starts_with("x-amz-grant-"));
+        if sets_acl {
+            self.decide(identity, grant, "s3:PutObjectAcl", resource, keys)?;
+        }
+        if headers.contains_key("x-amz-tagging") {
+            self.decide(identity, grant, "s3:PutObjectTagging", resource, keys)?;
+        }
+        Ok(())
+    }
+
     /// The ACL grants of the object a request names (the version it names, else the latest).
     async fn object_acl(&self, bucket: &str, key: &str, version_id: Option<&str>) -> S3Result<Vec<AclEntry>> {
         let (bucket, key, version_id) = (bucket.to_owned(), key.to_owned(), version_id.map(str::to_owned));
@@ -416,6 +439,9 @@ impl S3Access for Access {
             _ => Vec::new(),
         };
         self.decide_with(&identity, &grant, &action, &resource, &keys, &object_acl)?;
+        if matches!(op.as_str(), "PutObject" | "CopyObject" | "CreateMultipartUpload") {
+            self.decide_write_extras(&identity, &grant, cx.headers(), &resource, &keys)?;
+        }
         // Asking to bypass governance retention is a permission of its own, which a bucket
         // policy can deny (the configuration says who may ask at all).
         if asks_bypass(cx.headers()) {
@@ -436,15 +462,15 @@ impl S3Access for Access {
             // A PUT was decided by its head (`check`).
             return Ok(());
         }
+        // The form's fields become the request's object headers first: its condition keys
+        // (ACL, tags, grants, lock) are then the form's, never unsigned headers'.
+        crate::s3::post_object::apply_fields(req).map_err(s3s::S3Error::from)?;
         let identity = self.identity(req.credentials.as_ref().map(|c| c.access_key.as_str())).await?;
         let grant = self.buckets.get(&req.input.bucket).await?;
-        let mut keys = self.request_keys(req.extensions.get::<PeerAddr>().copied(), &req.headers, &req.uri);
-        let acl = req.extensions.get::<PostForm>().and_then(|form| form.acl.clone());
-        if let Some(acl) = acl.or_else(|| req.input.acl.as_ref().map(|acl| acl.as_str().to_owned())) {
-            keys.set("s3:x-amz-acl", acl);
-        }
+        let keys = self.request_keys(req.extensions.get::<PeerAddr>().copied(), &req.headers, &req.uri);
         let resource = format!("arn:aws:s3:::{}/{}", req.input.bucket, req.input.key);
-        self.decide(&identity, &grant, "s3:PutObject", &resource, &keys)
+        self.decide(&identity, &grant, "s3:PutObject", &resource, &keys)?;
+        self.decide_write_extras(&identity, &grant, &req.headers, &resource, &keys)
     }
 
     /// PutObjectTagging names the tags it sets in its body: decided once it is read, with
@@ -482,6 +508,10 @@ impl S3Access for Access {
         for object in std::mem::take(&mut req.input.delete.objects) {
             let action = if object.version_id.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
             let resource = format!("arn:aws:s3:::{bucket}/{}", object.key);
+            // Each key with its own object's tags, as a DeleteObject of its own would be.
+            let mut keys = keys.clone();
+            let policies = [&identity.policies[..], grant.policy.as_slice()];
+            self.existing_tags(&mut keys, policies, (&bucket, &object.key), object.version_id.as_deref()).await?;
             let decided = self.decide(&identity, &grant, action, &resource, &keys).and_then(|()| match bypass {
                 true => self.decide(&identity, &grant, "s3:BypassGovernanceRetention", &resource, &keys),
                 false => Ok(()),
