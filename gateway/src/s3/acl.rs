@@ -16,7 +16,7 @@ use registry::policy::canonical_id;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
-use super::error::Result;
+use super::error::{Result, unlisted};
 use super::lookup::{OnDeleteMarker, named_version};
 use super::{Gateway, caller};
 
@@ -31,15 +31,6 @@ const GRANT_HEADERS: [(&str, &str); 5] = [
     ("x-amz-grant-write-acp", "WRITE_ACP"),
     ("x-amz-grant-full-control", "FULL_CONTROL"),
 ];
-
-fn not_supported() -> s3s::S3Error {
-    let mut err = s3s::S3Error::with_message(
-        s3s::S3ErrorCode::Custom("AccessControlListNotSupported".into()),
-        "The bucket does not allow ACLs",
-    );
-    err.set_status_code(http::StatusCode::BAD_REQUEST);
-    err
-}
 
 /// The object ACL grants a write (PutObject, CopyObject, CreateMultipartUpload, a form
 /// upload) asks for with `x-amz-acl` or `x-amz-grant-*`, besides the owner's full control;
@@ -58,7 +49,7 @@ pub(super) async fn write_grants(gw: &Gateway, bucket: &str, headers: &http::Hea
     let owner = bucket_owner(gw, bucket).await?;
     let name = bucket.to_owned();
     if !gw.registry.read(move |reads| reads.bucket_ownership(&name)).await?.acls_enabled() {
-        return Err(not_supported().into());
+        return Err(registry::Error::AclsDisabled.into());
     }
     let canned = canned.map(|name| canned_grants(name, canned_object_acl)).transpose()?;
     requested_grants(canned, None, headers, owner.id.as_deref())
@@ -287,13 +278,8 @@ pub(super) async fn get_bucket_ownership_controls(
     let name = req.input.bucket.clone();
     let ownership = gw.registry.read(move |reads| reads.bucket_ownership(&name)).await?;
     let Some(name) = ownership.name() else {
-        // Not in s3s's table of codes; AWS answers it with 404.
-        let mut err = s3s::S3Error::with_message(
-            s3s::S3ErrorCode::Custom("OwnershipControlsNotFoundError".into()),
-            "The bucket ownership controls were not found",
-        );
-        err.set_status_code(http::StatusCode::NOT_FOUND);
-        return Err(err.into());
+        let message = "The bucket ownership controls were not found";
+        return Err(unlisted("OwnershipControlsNotFoundError", http::StatusCode::NOT_FOUND, message).into());
     };
     let rule = OwnershipControlsRule { object_ownership: ObjectOwnership::from(name.to_owned()) };
     Ok(S3Response::new(GetBucketOwnershipControlsOutput {

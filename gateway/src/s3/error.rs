@@ -100,6 +100,13 @@ impl From<Error> for S3Error {
     }
 }
 
+/// An error whose code is not in s3s's table, with the status AWS answers it with.
+pub(crate) fn unlisted(code: &'static str, status: http::StatusCode, message: &'static str) -> S3Error {
+    let mut err = S3Error::with_message(S3ErrorCode::Custom(code.into()), message);
+    err.set_status_code(status);
+    err
+}
+
 fn registry_error(err: registry::Error) -> S3Error {
     use registry::Error as R;
     match err {
@@ -137,21 +144,13 @@ fn registry_error(err: registry::Error) -> S3Error {
         }
         R::MalformedPolicy(reason) => S3Error::with_message(S3ErrorCode::MalformedPolicy, reason),
         R::AclsDisabled => {
-            let mut err = S3Error::with_message(
-                S3ErrorCode::Custom("AccessControlListNotSupported".into()),
-                "The bucket does not allow ACLs",
-            );
-            err.set_status_code(http::StatusCode::BAD_REQUEST);
-            err
+            unlisted("AccessControlListNotSupported", http::StatusCode::BAD_REQUEST, "The bucket does not allow ACLs")
         }
-        R::AclWithEnforcedOwnership => {
-            let mut err = S3Error::with_message(
-                S3ErrorCode::Custom("InvalidBucketAclWithObjectOwnership".into()),
-                "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
-            );
-            err.set_status_code(http::StatusCode::BAD_REQUEST);
-            err
-        }
+        R::AclWithEnforcedOwnership => unlisted(
+            "InvalidBucketAclWithObjectOwnership",
+            http::StatusCode::BAD_REQUEST,
+            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+        ),
         R::PublicAclBlocked => s3_error!(
             AccessDenied,
             "Access Denied: public ACLs are blocked by the BlockPublicAcls block public access setting."
@@ -216,15 +215,11 @@ fn refused(refusal: Refusal) -> S3Error {
             MalformedXML,
             "The XML you provided was not well-formed or did not validate against our published schema"
         ),
-        Refusal::InvalidRetentionPeriod => {
-            // Not in s3s's table of codes; AWS answers it with 400.
-            let mut err = S3Error::with_message(
-                S3ErrorCode::Custom("InvalidRetentionPeriod".into()),
-                "Default retention period must be a positive integer value.",
-            );
-            err.set_status_code(http::StatusCode::BAD_REQUEST);
-            err
-        }
+        Refusal::InvalidRetentionPeriod => unlisted(
+            "InvalidRetentionPeriod",
+            http::StatusCode::BAD_REQUEST,
+            "Default retention period must be a positive integer value.",
+        ),
         Refusal::RetainUntilInThePast => s3_error!(InvalidArgument, "The retain until date must be in the future!"),
         Refusal::RetentionPeriodTooLarge => {
             s3_error!(InvalidArgument, "Default retention period is too large. It must not exceed 100 years.")
@@ -295,13 +290,11 @@ fn body_error(source: &(dyn std::error::Error + 'static)) -> S3Error {
     }
     let chain = error_chain(source);
     if chain.contains("Sha256Mismatch") {
-        // Not in s3s's table of codes; AWS answers it with 400.
-        let mut err = S3Error::with_message(
-            S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+        return unlisted(
+            "XAmzContentSHA256Mismatch",
+            http::StatusCode::BAD_REQUEST,
             "The provided 'x-amz-content-sha256' header does not match what was computed.",
         );
-        err.set_status_code(http::StatusCode::BAD_REQUEST);
-        return err;
     }
     if chain.contains("SignatureMismatch") {
         return s3_error!(

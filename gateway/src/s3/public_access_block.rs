@@ -7,7 +7,7 @@ use registry::event::v1::PublicAccessBlockSet;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response};
 
-use super::error::Result;
+use super::error::{Result, unlisted};
 use super::{Gateway, caller};
 
 pub(super) async fn put_public_access_block(
@@ -40,13 +40,8 @@ pub(super) async fn get_public_access_block(
         })
         .await?;
     let Some(block) = block else {
-        // Not in s3s's table of codes; AWS answers it with 404.
-        let mut err = s3s::S3Error::with_message(
-            s3s::S3ErrorCode::Custom("NoSuchPublicAccessBlockConfiguration".into()),
-            "The public access block configuration was not found",
-        );
-        err.set_status_code(http::StatusCode::NOT_FOUND);
-        return Err(err.into());
+        let message = "The public access block configuration was not found";
+        return Err(unlisted("NoSuchPublicAccessBlockConfiguration", http::StatusCode::NOT_FOUND, message).into());
     };
     Ok(S3Response::new(GetPublicAccessBlockOutput {
         public_access_block_configuration: Some(PublicAccessBlockConfiguration {
