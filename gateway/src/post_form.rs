@@ -118,6 +118,39 @@ pub async fn read(req: Request<Body>, boundary: &str) -> Result<Request<Body>, M
     Ok(Request::from_parts(parts, Body::http_body_unsync(http_body_util::StreamBody::new(frames))))
 }
 
+/// s3s 0.14 answers a form whose policy does not allow it (a condition unmet) with 400
+/// `InvalidPolicyDocument`; AWS with 403 `AccessDenied`, "Invalid according to Policy: Policy
+/// Condition failed": the form is well formed, and its signer did not allow it. Browsers'
+/// upload code and SDKs tell the two apart, so s3s's answer is given AWS's code and status;
+/// any other answer passes unchanged.
+#[must_use]
+pub fn as_aws_policy_refusal(response: http::Response<Body>, request_id: &str) -> http::Response<Body> {
+    if response.status() != http::StatusCode::BAD_REQUEST {
+        return response;
+    }
+    let Some(body) = response.body().bytes() else { return response };
+    let text = String::from_utf8_lossy(&body);
+    let Some(detail) = text
+        .split_once("<Code>InvalidPolicyDocument</Code><Message>")
+        .and_then(|(_, rest)| rest.split_once("</Message>"))
+        .map(|(message, _)| message)
+        .filter(|message| message.starts_with("Policy condition"))
+    else {
+        return response;
+    };
+    let detail = quick_xml::escape::unescape(detail).map_or_else(|_| detail.to_owned(), |d| d.into_owned());
+    let refusal = crate::auth::request_checks::Refusal {
+        code: s3s::S3ErrorCode::AccessDenied,
+        message: format!("Invalid according to Policy: Policy Condition failed: {detail}"),
+        details: Vec::new(),
+    };
+    tracing::info!(code = "AccessDenied", status = 403, "form upload refused by its policy");
+    let (mut parts, _) = response.into_parts();
+    parts.status = http::StatusCode::FORBIDDEN;
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    http::Response::from_parts(parts, Body::from(refusal.to_xml(request_id)))
+}
+
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }

@@ -676,6 +676,7 @@ impl hyper::service::Service<Request<Incoming>> for Router {
         Box::pin(
             async move {
                 let start = Instant::now();
+                let is_form = form_boundary.is_some();
                 let req = match form_boundary {
                     Some(boundary) => match crate::post_form::read(req, &boundary).await {
                         Ok(req) => req,
@@ -701,6 +702,9 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                     None => req,
                 };
                 let mut result = s3.call(req).await;
+                if is_form {
+                    result = result.map(|response| crate::post_form::as_aws_policy_refusal(response, &request_id));
+                }
                 if let Ok(response) = &mut result {
                     response.headers_mut().insert("x-amz-request-id", header);
                     if http1 && !body_read.load(std::sync::atomic::Ordering::Acquire) {

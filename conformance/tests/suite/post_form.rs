@@ -325,3 +325,30 @@ async fn a_form_that_parsers_could_read_two_ways_is_refused_issue_18() {
         assert_ne!(read.status, 200, "{key} must not be readable by anyone");
     }
 }
+
+#[tokio::test]
+async fn a_form_whose_policy_condition_fails_is_access_denied_as_on_aws_issue_18() {
+    // AWS answers a form its policy does not allow with 403 AccessDenied ("Invalid according
+    // to Policy: Policy Condition failed"), not with a 400: the form is well formed, its
+    // signer did not allow it.
+    let server = Server::start(Transport::Http).await;
+    create_bucket(&server.s3(), BUCKET).await;
+    let before = server.events().len();
+    let mut form = fields(&[("key", "elsewhere/notes.txt")]);
+    form.extend(signed_fields(ROOT, &[json!({"bucket": BUCKET}), json!(["starts-with", "$key", "uploads/"])]));
+    let answer = post(&server, &form, "notes.txt", b"notes").await;
+    assert_refused(&answer, 403, "AccessDenied", "a key outside the policy's starts-with");
+    assert!(answer.text().contains("Invalid according to Policy: Policy Condition failed"), "{}", answer.text());
+
+    let mut form = fields(&[("key", "uploads/notes.txt"), ("content-type", "text/html")]);
+    let conditions =
+        [json!({"bucket": BUCKET}), json!({"key": "uploads/notes.txt"}), json!({"content-type": "text/plain"})];
+    form.extend(signed_fields(ROOT, &conditions));
+    assert_refused(&post(&server, &form, "notes.txt", b"notes").await, 403, "AccessDenied", "an eq condition unmet");
+    server.assert_no_new_events(before, "forms their policy does not allow");
+
+    // The same form within its policy stores.
+    let mut form = fields(&[("key", "uploads/notes.txt")]);
+    form.extend(signed_fields(ROOT, &[json!({"bucket": BUCKET}), json!(["starts-with", "$key", "uploads/"])]));
+    assert_eq!(post(&server, &form, "notes.txt", b"notes").await.status, 204);
+}
