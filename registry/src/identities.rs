@@ -112,16 +112,35 @@ fn append_key(
     })))
 }
 
-fn create_account(writer: &mut Writer<'_>, caller: &Caller, name: &str, id: &str) -> Result<()> {
+/// An email address as accounts hold it: in lower case, as S3 compares them; refused unless
+/// it has one `@` between a local part and a domain, and no space or control character.
+fn checked_email(email: &str) -> Result<String> {
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@') && !domain.starts_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(email.to_lowercase())
+    } else {
+        Err(Error::InvalidIdentityName(format!("The email address {email} is not valid.")))
+    }
+}
+
+fn create_account(writer: &mut Writer<'_>, caller: &Caller, name: &str, id: &str, email: Option<String>) -> Result<()> {
     if writer.views().account(name)?.is_some() {
         return Err(Error::EntityAlreadyExists(format!("The account with name {name} already exists.")));
     }
     if writer.views().accounts()?.iter().any(|account| account.id == id) {
         return Err(Error::EntityAlreadyExists(format!("An account with id {id} already exists.")));
     }
-    writer.append(
-        caller.draft(Payload::AccountCreated(AccountCreated { account: name.to_owned(), id: id.to_owned() })),
-    )?;
+    if let Some(email) = &email
+        && writer.views().account_by_email(email)?.is_some()
+    {
+        return Err(Error::EntityAlreadyExists(format!("An account with email address {email} already exists.")));
+    }
+    let created = AccountCreated { account: name.to_owned(), id: id.to_owned(), email };
+    writer.append(caller.draft(Payload::AccountCreated(created)))?;
     writer
         .append(caller.draft(Payload::UserCreated(UserRef { account: name.to_owned(), user: ROOT_USER.to_owned() })))?;
     Ok(())
@@ -140,7 +159,7 @@ impl Registry {
         self.write(move |writer| {
             let caller = Caller::system("system");
             if writer.views().account(ROOT_ACCOUNT)?.is_none() {
-                create_account(writer, &caller, ROOT_ACCOUNT, &id)?;
+                create_account(writer, &caller, ROOT_ACCOUNT, &id, None)?;
             }
             match writer.views().access_key(&root_access_key)? {
                 Some(key) if key.account == ROOT_ACCOUNT && key.user == ROOT_USER && !key.deleted => {}
@@ -162,16 +181,25 @@ impl Registry {
         .await
     }
 
-    /// Creates an account, with id `id` (12 digits), its `root` user, and the root user's
-    /// first access key.
+    /// Creates an account, with id `id` (12 digits) and optionally an email address (by
+    /// which ACLs may grant to it), its `root` user, and the root user's first access key.
     ///
     /// # Errors
-    /// [`Error::InvalidIdentityName`], [`Error::EntityAlreadyExists`].
-    pub async fn create_account(&self, caller: Caller, name: &str, id: &str, key: NewAccessKey) -> Result<Account> {
+    /// [`Error::InvalidIdentityName`] (for the name or the email address),
+    /// [`Error::EntityAlreadyExists`] (for the name, the id or the email address).
+    pub async fn create_account(
+        &self,
+        caller: Caller,
+        name: &str,
+        id: &str,
+        email: Option<&str>,
+        key: NewAccessKey,
+    ) -> Result<Account> {
         check_name("AccountName", name)?;
+        let email = email.map(checked_email).transpose()?;
         let (name, id) = (name.to_owned(), id.to_owned());
         self.write(move |writer| {
-            create_account(writer, &caller, &name, &id)?;
+            create_account(writer, &caller, &name, &id, email)?;
             append_key(writer, &caller, &name, ROOT_USER, &key)?;
             require_account(writer.views(), &name)
         })

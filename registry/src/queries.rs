@@ -76,6 +76,12 @@ pub trait Reads {
     /// The engine's errors.
     fn account(&self, name: &str) -> Result<Option<Account>>;
 
+    /// The account whose email address is `email`, compared without regard to case.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn account_by_email(&self, email: &str) -> Result<Option<Account>>;
+
     /// Every account, by name.
     ///
     /// # Errors

@@ -82,6 +82,8 @@ pub struct Account {
     pub name: String,
     /// Its 12-digit id, as ARNs and policies name it.
     pub id: String,
+    /// Its email address, in lower case, by which ACLs may grant to it.
+    pub email: Option<String>,
     /// Creation time, milliseconds since the epoch.
     pub created_at: i64,
 }

@@ -57,7 +57,7 @@ pub(crate) trait ViewRows {
     /// Sets a bucket's ACL grants, recorded by the event of `sequence`, or removes them.
     fn set_bucket_acl(&self, bucket: &str, grants: Option<(&[v1::AclEntry], u64)>) -> Result<()>;
     /// Adds an account, created by `event`.
-    fn insert_account(&self, event: &Event, name: &str, id: &str) -> Result<()>;
+    fn insert_account(&self, event: &Event, account: &v1::AccountCreated) -> Result<()>;
     /// Adds a user, created by the event `created`, or removes it.
     fn set_user(&self, account: &str, name: &str, created: Option<&Event>) -> Result<()>;
     /// Adds an active access key, created by `event`.
@@ -477,7 +477,7 @@ pub(crate) fn apply_payload(
                 rows.set_object_acl(row, &p.grants, event.sequence)?;
             }
         }
-        Payload::AccountCreated(p) => rows.insert_account(event, &p.account, &p.id)?,
+        Payload::AccountCreated(p) => rows.insert_account(event, p)?,
         Payload::UserCreated(p) => rows.set_user(&p.account, &p.user, Some(event))?,
         Payload::UserDeleted(p) => rows.set_user(&p.account, &p.user, None)?,
         Payload::UserPolicySet(p) => {

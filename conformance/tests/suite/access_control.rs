@@ -341,8 +341,8 @@ async fn bucket_acls_grant_groups_and_accounts_once_ownership_enables_them_issue
     assert_eq!(set.len(), 1);
     assert_eq!(set[0].payload["grants"][0]["grantee"]["group"], "AllUsers");
 
-    // A grant to another account by canonical id: its root writes; a grant by email cannot be
-    // resolved here.
+    // A grant to another account by canonical id: its root writes; a grant to an email address
+    // no account has is refused.
     assert_eq!(failure(put_result(&partner, "shared", "p.txt").await), (403, "AccessDenied".to_owned()));
     s3.put_bucket_acl()
         .bucket("shared")
@@ -397,6 +397,103 @@ async fn bucket_acls_grant_groups_and_accounts_once_ownership_enables_them_issue
     let (status, code) = failure(s3.get_bucket_ownership_controls().bucket("shared").send().await);
     assert_eq!((status, code.as_str()), (404, "OwnershipControlsNotFoundError"));
     assert_eq!(server.send(&anonymous_list()).await.status, 200);
+}
+
+/// A new account from `account create` (with `--email` when given): its root user's client
+/// and its canonical id, as S3 answers it.
+async fn new_account(server: &Server, name: &str, email: Option<&str>) -> (aws_sdk_s3::Client, String) {
+    let mut args = vec!["--json", "account", "create", name];
+    args.extend(email.map(|email| ["--email", email]).into_iter().flatten());
+    let created = artifact_store_conformance::cli::expect(server, &args, 0);
+    let created: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("account JSON");
+    let client = server.s3_as(Key {
+        access_key: created["access_key"].as_str().expect("access key"),
+        secret_key: created["secret_key"].as_str().expect("secret key"),
+    });
+    let listed = client.list_buckets().send().await.expect("the account lists its buckets");
+    let id = listed.owner().and_then(|o| o.id()).expect("canonical id").to_owned();
+    (client, id)
+}
+
+#[tokio::test]
+async fn acls_grant_to_an_account_by_its_email_address_issue_18() {
+    use aws_sdk_s3::types::{AccessControlPolicy, Grant, Grantee, ObjectCannedAcl, ObjectOwnership, Permission, Type};
+
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    let (partner, partner_id) = new_account(&server, "partner", Some("Builds@Partner.example")).await;
+    let listed = artifact_store_conformance::cli::expect(&server, &["--json", "account", "list"], 0).stdout;
+    assert!(listed.contains(r#""email":"builds@partner.example""#), "{listed}");
+    let events = server.events();
+    let created = of_type(&events, "v1.account.created");
+    assert_eq!(created.last().expect("the partner's account").payload["email"], "builds@partner.example");
+    // An email address is one account's, and must look like one.
+    let taken = ["account", "create", "copycat", "--email", "builds@partner.example"];
+    let taken = artifact_store_conformance::cli::expect(&server, &taken, 2);
+    assert!(taken.stderr.contains("already exists"), "{taken:?}");
+    let invalid = ["account", "create", "nomail", "--email", "not an address"];
+    let invalid = artifact_store_conformance::cli::expect(&server, &invalid, 2);
+    assert!(invalid.stderr.contains("is not valid"), "{invalid:?}");
+
+    s3.create_bucket().bucket("shared").object_ownership(ObjectOwnership::ObjectWriter).send().await.expect("bucket");
+    let list = || partner.list_objects_v2().bucket("shared").send();
+    assert_eq!(failure(list().await), (403, "AccessDenied".to_owned()));
+    // By header, in any case: recorded and answered as the account's canonical id.
+    s3.put_bucket_acl()
+        .bucket("shared")
+        .grant_read("emailAddress=\"BUILDS@partner.example\"")
+        .send()
+        .await
+        .expect("grant by email");
+    list().await.expect("the partner lists under its grant by email");
+    let acl = s3.get_bucket_acl().bucket("shared").send().await.expect("bucket ACL");
+    let granted: Vec<_> = acl.grants().iter().filter_map(|g| g.grantee().and_then(|g| g.id())).collect();
+    assert!(granted.contains(&partner_id.as_str()), "{granted:?} lacks {partner_id}");
+
+    // By document, on an object.
+    put(&s3, "shared", "report.txt", b"numbers").await;
+    assert_eq!(
+        failure(partner.get_object().bucket("shared").key("report.txt").send().await),
+        (403, "AccessDenied".to_owned())
+    );
+    let owner = s3.get_object_acl().bucket("shared").key("report.txt").send().await.expect("object ACL");
+    let email_grant = Grant::builder()
+        .grantee(
+            Grantee::builder()
+                .r#type(Type::AmazonCustomerByEmail)
+                .email_address("builds@partner.example")
+                .build()
+                .expect("grantee"),
+        )
+        .permission(Permission::Read)
+        .build();
+    let document = AccessControlPolicy::builder().set_owner(owner.owner().cloned()).grants(email_grant.clone()).build();
+    s3.put_object_acl()
+        .bucket("shared")
+        .key("report.txt")
+        .access_control_policy(document)
+        .send()
+        .await
+        .expect("object grant by email");
+    let read = partner.get_object().bucket("shared").key("report.txt").send().await.expect("the partner reads");
+    assert_eq!(read.body.collect().await.expect("body").into_bytes().as_ref(), b"numbers");
+
+    // An address no account has is refused, and nothing is recorded.
+    let before = server.events().len();
+    let unknown =
+        s3.put_object_acl().bucket("shared").key("report.txt").grant_read("emailAddress=\"nobody@example.com\"");
+    assert_eq!(failure(unknown.send().await), (400, "UnresolvableGrantByEmailAddress".to_owned()));
+    let unknown = s3
+        .put_object()
+        .bucket("shared")
+        .key("other.txt")
+        .acl(ObjectCannedAcl::Private)
+        .grant_read("emailAddress=\"nobody@example.com\"")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_eq!(failure(unknown), (400, "UnresolvableGrantByEmailAddress".to_owned()));
+    server.assert_no_new_events(before, "grants to an unknown email address");
 }
 
 async fn put_result(

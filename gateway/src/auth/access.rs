@@ -52,6 +52,8 @@ pub struct Access {
 pub struct Requester {
     /// The account's name.
     pub account: String,
+    /// The account's id (12 digits).
+    pub id: String,
 }
 
 /// A request's principal and the identity policies that speak for it.
@@ -80,7 +82,7 @@ impl Access {
 
     /// The principal of a request signed with `access_key`, or the anonymous one.
     async fn identity(&self, access_key: Option<&str>) -> S3Result<Identity> {
-        let root_account = || Some(Requester { account: ROOT_ACCOUNT.to_owned() });
+        let root_account = || Some(Requester { account: ROOT_ACCOUNT.to_owned(), id: self.account.clone() });
         let Some(key) = access_key else {
             return Ok(Identity { principal: Principal::Anonymous, policies: Arc::from([]), requester: None });
         };
@@ -114,7 +116,7 @@ impl Access {
         Ok(Identity {
             principal: Principal::User(policy::User::named(&holder.account.id, &holder.user)),
             policies: holder.policies.into(),
-            requester: Some(Requester { account: holder.account.name }),
+            requester: Some(Requester { account: holder.account.name, id: holder.account.id.clone() }),
         })
     }
 

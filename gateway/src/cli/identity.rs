@@ -34,6 +34,9 @@ enum AccountCommand {
     Create {
         /// The account's name.
         name: String,
+        /// Its email address, by which ACLs may grant to it (`emailAddress="..."`).
+        #[arg(long)]
+        email: Option<String>,
     },
     /// List the accounts.
     List,
@@ -214,27 +217,31 @@ fn key_json(key: &AccessKey) -> serde_json::Value {
 pub async fn run_account(config: &Config, args: &AccountArgs, json: bool) -> anyhow::Result<()> {
     let registry = open(config)?;
     match &args.command {
-        AccountCommand::Create { name } => {
+        AccountCommand::Create { name, email } => {
             let key = new_access_key();
+            let caller = operator("account create");
             let account =
-                registry.create_account(operator("account create"), name, &new_account_id(), key.clone()).await?;
+                registry.create_account(caller, name, &new_account_id(), email.as_deref(), key.clone()).await?;
             if json {
                 println!(
                     "{}",
-                    json!({"account": account.name, "id": account.id, "user": ROOT_USER,
+                    json!({"account": account.name, "id": account.id, "email": account.email, "user": ROOT_USER,
                            "access_key": key.access_key, "secret_key": key.secret})
                 );
             } else {
                 println!("id:         {}", account.id);
+                if let Some(email) = &account.email {
+                    println!("email:      {email}");
+                }
                 print_key(&account.name, ROOT_USER, &key, false);
             }
         }
         AccountCommand::List => {
             for account in registry.read(|reads| reads.accounts()).await? {
                 if json {
-                    println!("{}", json!({"account": account.name, "id": account.id}));
+                    println!("{}", json!({"account": account.name, "id": account.id, "email": account.email}));
                 } else {
-                    println!("{}\t{}", account.id, account.name);
+                    println!("{}\t{}\t{}", account.id, account.name, account.email.as_deref().unwrap_or("-"));
                 }
             }
         }

@@ -16,6 +16,7 @@ use registry::policy::canonical_id;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
+use super::bucket::bucket_owner;
 use super::error::{Result, unlisted};
 use super::lookup::{OnDeleteMarker, named_version};
 use super::{Gateway, caller};
@@ -52,14 +53,17 @@ pub(super) async fn write_grants(gw: &Gateway, bucket: &str, headers: &http::Hea
         return Err(registry::Error::AclsDisabled.into());
     }
     let canned = canned.map(|name| canned_grants(name, canned_object_acl)).transpose()?;
-    requested_grants(canned, None, headers, owner.id.as_deref())
+    requested_grants(gw, canned, None, headers, owner.id.as_deref()).await
 }
 
 /// The ownership and bucket ACL grants a CreateBucket asks for.
 ///
 /// # Errors
 /// `InvalidArgument` for an unknown ownership or canned ACL, what [`grants_of_headers`] refuses.
-pub(super) fn requested_at_creation(headers: &http::HeaderMap) -> Result<(Option<Ownership>, Vec<AclEntry>)> {
+pub(super) async fn requested_at_creation(
+    gw: &Gateway,
+    headers: &http::HeaderMap,
+) -> Result<(Option<Ownership>, Vec<AclEntry>)> {
     let ownership = match headers.get("x-amz-object-ownership") {
         None => None,
         Some(value) => Some(value.to_str().ok().and_then(Ownership::parse).ok_or_else(|| {
@@ -72,7 +76,7 @@ pub(super) fn requested_at_creation(headers: &http::HeaderMap) -> Result<(Option
     };
     let canned = headers.get("x-amz-acl").and_then(|v| v.to_str().ok());
     let canned = canned.map(|name| canned_grants(name, canned_bucket_acl)).transpose()?;
-    Ok((ownership, requested_grants(canned, None, headers, None)?))
+    Ok((ownership, requested_grants(gw, canned, None, headers, None).await?))
 }
 
 /// The grants of the canned ACL `name`, from `table`.
@@ -80,34 +84,48 @@ fn canned_grants(name: &str, table: fn(&str) -> Option<Vec<AclEntry>>) -> Result
     table(name).ok_or_else(|| s3_error!(InvalidArgument, "Invalid canned ACL: {name}").into())
 }
 
+/// A grantee as a request names it: grants by email address are resolved to their
+/// account's canonical id before they are recorded.
+enum Named {
+    Grantee(AclGrantee),
+    Email(String),
+}
+
 /// The grants an ACL request asks for besides the owner's full control: a canned ACL, the
 /// `x-amz-grant-*` headers, or an `AccessControlPolicy` document.
-fn requested_grants(
+async fn requested_grants(
+    gw: &Gateway,
     canned: Option<Vec<AclEntry>>,
     policy: Option<&AccessControlPolicy>,
     headers: &http::HeaderMap,
     owner: Option<&str>,
 ) -> Result<Vec<AclEntry>> {
-    let mut grants = canned.unwrap_or_default();
+    let mut named = Vec::new();
     for (header, permission) in GRANT_HEADERS {
         for value in headers.get_all(header).iter() {
             let value = value.to_str().map_err(|_| s3_error!(InvalidArgument, "Invalid {header} header"))?;
             for grantee in value.split(',').map(str::trim).filter(|g| !g.is_empty()) {
-                grants.push(AclEntry { grantee: grantee_of_header(grantee)?, permission: permission.to_owned() });
+                named.push((grantee_of_header(grantee)?, permission));
             }
         }
     }
     for grant in policy.and_then(|p| p.grants.as_ref()).into_iter().flatten() {
         let permission = grant.permission.as_ref().map(Permission::as_str).unwrap_or_default();
-        if !PERMISSIONS.contains(&permission) {
-            return Err(malformed_acl().into());
-        }
+        let permission = PERMISSIONS.into_iter().find(|p| *p == permission).ok_or_else(malformed_acl)?;
         let grantee = grant.grantee.as_ref().ok_or_else(malformed_acl)?;
         let grantee = match (grantee.id.as_deref(), grantee.uri.as_deref(), grantee.email_address.as_deref()) {
-            (Some(id), None, None) => AclGrantee::CanonicalUser(id.to_owned()),
-            (None, Some(uri), None) => group_of_uri(uri)?,
-            (None, None, Some(_)) => return Err(unresolvable_email().into()),
+            (Some(id), None, None) => Named::Grantee(AclGrantee::CanonicalUser(id.to_owned())),
+            (None, Some(uri), None) => Named::Grantee(group_of_uri(uri)?),
+            (None, None, Some(email)) => Named::Email(email.to_owned()),
             _ => return Err(malformed_acl().into()),
+        };
+        named.push((grantee, permission));
+    }
+    let mut grants = canned.unwrap_or_default();
+    for (grantee, permission) in named {
+        let grantee = match grantee {
+            Named::Grantee(grantee) => grantee,
+            Named::Email(email) => account_of_email(gw, email).await?,
         };
         grants.push(AclEntry { grantee, permission: permission.to_owned() });
     }
@@ -119,16 +137,24 @@ fn requested_grants(
 }
 
 /// One grantee of an `x-amz-grant-*` header: `id="..."`, `uri="..."` or `emailAddress="..."`.
-fn grantee_of_header(grantee: &str) -> Result<AclGrantee> {
+fn grantee_of_header(grantee: &str) -> Result<Named> {
     let (kind, value) =
         grantee.split_once('=').ok_or_else(|| s3_error!(InvalidArgument, "Invalid grantee: {grantee}"))?;
     let value = value.trim().trim_matches('"');
     match kind.trim() {
-        "id" => Ok(AclGrantee::CanonicalUser(value.to_owned())),
-        "uri" => group_of_uri(value),
-        "emailAddress" => Err(unresolvable_email().into()),
+        "id" => Ok(Named::Grantee(AclGrantee::CanonicalUser(value.to_owned()))),
+        "uri" => Ok(Named::Grantee(group_of_uri(value)?)),
+        "emailAddress" => Ok(Named::Email(value.to_owned())),
         _ => Err(s3_error!(InvalidArgument, "Invalid grantee: {grantee}").into()),
     }
+}
+
+/// The account an email address names (`account create --email`), as its canonical id, which
+/// is what S3 records and answers for a grant by email.
+async fn account_of_email(gw: &Gateway, email: String) -> Result<AclGrantee> {
+    let account = gw.registry.read(move |reads| reads.account_by_email(&email)).await?;
+    let account = account.ok_or_else(unresolvable_email)?;
+    Ok(AclGrantee::CanonicalUser(canonical_id(&account.id)))
 }
 
 fn group_of_uri(uri: &str) -> Result<AclGrantee> {
@@ -145,28 +171,9 @@ fn malformed_acl() -> s3s::S3Error {
     )
 }
 
-/// Accounts here have no email addresses, so no grant by email can be resolved.
+/// No account has the email address a grant names.
 fn unresolvable_email() -> s3s::S3Error {
     s3_error!(UnresolvableGrantByEmailAddress, "The e-mail address you provided does not match any account on record.")
-}
-
-/// The bucket's owning account: its name and canonical id (`NoSuchBucket` when the bucket
-/// does not exist).
-async fn bucket_owner(gw: &Gateway, bucket: &str) -> Result<Owner> {
-    let name = bucket.to_owned();
-    let account = gw
-        .registry
-        .read(move |reads| {
-            let Some(bucket) = reads.bucket(&name)? else { return Err(registry::Error::NoSuchBucket(name)) };
-            // A bucket created by a configured key belongs to the root account.
-            match reads.account_of_key(&bucket.owner)? {
-                Some(account) => Ok(Some(account)),
-                None => reads.account(registry::state::ROOT_ACCOUNT),
-            }
-        })
-        .await?;
-    let (name, id) = account.map(|a| (a.name, canonical_id(&a.id))).unwrap_or_default();
-    Ok(Owner { display_name: Some(name), id: Some(id) })
 }
 
 /// The owner's full control, which every bucket and object has.
@@ -220,7 +227,8 @@ pub(super) async fn put_bucket_acl(
 ) -> Result<S3Response<PutBucketAclOutput>> {
     let owner = bucket_owner(gw, &req.input.bucket).await?;
     let canned = req.input.acl.as_ref().map(|acl| canned_grants(acl.as_str(), canned_bucket_acl)).transpose()?;
-    let grants = requested_grants(canned, req.input.access_control_policy.as_ref(), &req.headers, owner.id.as_deref())?;
+    let policy = req.input.access_control_policy.as_ref();
+    let grants = requested_grants(gw, canned, policy, &req.headers, owner.id.as_deref()).await?;
     let name = req.input.bucket.clone();
     let ownership = gw.registry.read(move |reads| reads.bucket_ownership(&name)).await?;
     if grants.is_empty() && !ownership.acls_enabled() {
@@ -254,7 +262,8 @@ pub(super) async fn put_object_acl(
     named_version(gw, &input.bucket, &input.key, input.version_id.as_deref(), OnDeleteMarker::LockRead).await?;
     let owner = bucket_owner(gw, &input.bucket).await?;
     let canned = input.acl.as_ref().map(|acl| canned_grants(acl.as_str(), canned_object_acl)).transpose()?;
-    let grants = requested_grants(canned, input.access_control_policy.as_ref(), &req.headers, owner.id.as_deref())?;
+    let policy = input.access_control_policy.as_ref();
+    let grants = requested_grants(gw, canned, policy, &req.headers, owner.id.as_deref()).await?;
     let name = input.bucket.clone();
     let ownership = gw.registry.read(move |reads| reads.bucket_ownership(&name)).await?;
     if grants.is_empty() && !ownership.acls_enabled() {

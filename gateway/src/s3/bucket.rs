@@ -1,6 +1,7 @@
 //! Buckets: create, delete, head, list, location (versioning lives in `versioning.rs`). Bucket names are checked by
 //! s3s against AWS's rules before a request reaches us.
 
+use registry::policy::canonical_id;
 use registry::queries::Bucket;
 use registry::state::ROOT_ACCOUNT;
 use s3s::dto::*;
@@ -17,10 +18,27 @@ pub(super) async fn require_bucket(gw: &Gateway, name: &str) -> Result<Bucket> {
     bucket.ok_or_else(|| registry::Error::NoSuchBucket(name.to_owned()).into())
 }
 
-/// The owner S3 reports for every bucket and object: the root user, as one tenant owns all.
-pub(super) fn owner(gw: &Gateway) -> Owner {
-    let id = gw.config.auth.access_key.clone().unwrap_or_default();
-    Owner { display_name: Some(id.clone()), id: Some(id) }
+/// An account as S3 names an owner: its name and canonical id.
+pub(super) fn account_owner(name: String, account_id: &str) -> Owner {
+    Owner { display_name: Some(name), id: Some(canonical_id(account_id)) }
+}
+
+/// The bucket's owning account (`NoSuchBucket` when the bucket does not exist): the owner
+/// S3 reports for the bucket, and for its objects and uploads.
+pub(super) async fn bucket_owner(gw: &Gateway, bucket: &str) -> Result<Owner> {
+    let name = bucket.to_owned();
+    let account = gw
+        .registry
+        .read(move |reads| {
+            let Some(bucket) = reads.bucket(&name)? else { return Err(registry::Error::NoSuchBucket(name)) };
+            // A bucket created by a configured key belongs to the root account.
+            match reads.account_of_key(&bucket.owner)? {
+                Some(account) => Ok(Some(account)),
+                None => reads.account(registry::state::ROOT_ACCOUNT),
+            }
+        })
+        .await?;
+    Ok(account.map(|a| account_owner(a.name, &a.id)).unwrap_or_default())
 }
 
 pub(super) async fn list_buckets(
@@ -28,8 +46,13 @@ pub(super) async fn list_buckets(
     req: S3Request<ListBucketsInput>,
 ) -> Result<S3Response<ListBucketsOutput>> {
     let prefix = req.input.prefix.clone().unwrap_or_default();
-    // Each account sees its own buckets.
-    let requester = req.extensions.get::<Requester>().map_or_else(|| ROOT_ACCOUNT.to_owned(), |r| r.account.clone());
+    // Each account sees its own buckets, and is named as their owner.
+    // (The access hook names every signed request's account; an anonymous one is refused.)
+    let Some(requester) = req.extensions.get::<Requester>().cloned() else {
+        return Err(s3_error!(AccessDenied, "Access Denied").into());
+    };
+    let owner = account_owner(requester.account.clone(), &requester.id);
+    let requester = requester.account;
     let buckets = gw
         .registry
         .read(move |reads| {
@@ -54,7 +77,7 @@ pub(super) async fn list_buckets(
         .collect();
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
-        owner: Some(owner(gw)),
+        owner: Some(owner),
         prefix: req.input.prefix,
         ..Default::default()
     }))
@@ -79,7 +102,7 @@ pub(super) async fn create_bucket(
     req: S3Request<CreateBucketInput>,
 ) -> Result<S3Response<CreateBucketOutput>> {
     check_bucket_name(&req.input.bucket)?;
-    let (ownership, grants) = super::acl::requested_at_creation(&req.headers)?;
+    let (ownership, grants) = super::acl::requested_at_creation(gw, &req.headers).await?;
     let region = &gw.config.server.region;
     let constraint = req.input.create_bucket_configuration.as_ref().and_then(|c| c.location_constraint.as_ref());
     // us-east-1 is the one region whose buckets carry no location constraint.

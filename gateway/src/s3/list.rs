@@ -8,7 +8,7 @@ use registry::queries::{ListPage, ListQuery, ObjectVersion};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
-use super::bucket::{owner, require_bucket};
+use super::bucket::{bucket_owner, require_bucket};
 use super::error::Result;
 use super::{Gateway, wire};
 
@@ -84,7 +84,7 @@ pub(super) async fn list_objects(
         max_keys: max,
     };
     let page = page(gw, query).await?;
-    let owner = owner(gw);
+    let owner = bucket_owner(gw, &input.bucket).await?;
     // S3 sends NextMarker only with a delimiter; clients use the last key otherwise.
     let next_marker = page.is_truncated.then_some(()).and(input.delimiter.as_ref()).and(page.last.clone());
     Ok(S3Response::new(ListObjectsOutput {
@@ -124,7 +124,10 @@ pub(super) async fn list_objects_v2(
         max_keys: max,
     };
     let page = page(gw, query).await?;
-    let owner = (input.fetch_owner == Some(true)).then(|| owner(gw));
+    let owner = match input.fetch_owner {
+        Some(true) => Some(bucket_owner(gw, &input.bucket).await?),
+        _ => None,
+    };
     let key_count = page.objects.len() + page.common_prefixes.len();
     let next = page.is_truncated.then(|| page.last.clone()).flatten().map(|last| TOKEN.encode(last));
     Ok(S3Response::new(ListObjectsV2Output {

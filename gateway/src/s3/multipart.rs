@@ -21,7 +21,7 @@ use s3s::dto::ChecksumAlgorithm as ChecksumAlgorithm_;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
-use super::bucket::{owner, require_bucket};
+use super::bucket::{bucket_owner, require_bucket};
 use super::checksum::ExpectedChecksums;
 use super::error::Result;
 use super::get_object::{checked_read, read_parts};
@@ -667,7 +667,7 @@ pub(super) async fn list_parts(gw: &Gateway, req: S3Request<ListPartsInput>) -> 
     let is_truncated = parts.len() > limit;
     parts.truncate(limit);
     let next = parts.last().map(|p| i32::try_from(p.number).unwrap_or(MAX_PART_NUMBER));
-    let owner = owner(gw);
+    let owner = bucket_owner(gw, &input.bucket).await?;
     Ok(S3Response::new(ListPartsOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
@@ -719,7 +719,7 @@ pub(super) async fn list_multipart_uploads(
     let is_truncated = uploads.len() > limit;
     uploads.truncate(limit);
     let last = uploads.last().map(|u| (u.created.key.clone(), u.created.upload_id.clone()));
-    let owner = owner(gw);
+    let owner = bucket_owner(gw, &input.bucket).await?;
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(input.bucket.clone()),
         prefix: input.prefix.clone(),

@@ -7,7 +7,7 @@ use registry::queries::VersionQuery;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
-use super::bucket::{owner, require_bucket};
+use super::bucket::{bucket_owner, require_bucket};
 use super::error::Result;
 use super::list::{Encoder, common_prefixes, max_keys};
 use super::{Gateway, caller, wire};
@@ -34,7 +34,7 @@ pub(super) async fn list_object_versions(
         max_keys: max,
     };
     let page = gw.registry.read(move |conn| conn.list_versions(&query)).await?;
-    let owner = owner(gw);
+    let owner = bucket_owner(gw, &input.bucket).await?;
     let mut versions = Vec::new();
     let mut delete_markers = Vec::new();
     for version in page.versions {

@@ -547,6 +547,9 @@ pub struct AccountCreated {
     pub account: String,
     /// Its 12-digit id, as policies and ARNs name it.
     pub id: String,
+    /// Its email address, in lower case, by which ACLs may grant to it; absent for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// A user of an account (`v1.user.created`, `v1.user.deleted`).

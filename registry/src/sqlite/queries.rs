@@ -800,14 +800,21 @@ impl Reads for Connection {
 
     fn account(&self, name: &str) -> Result<Option<Account>> {
         Ok(self
-            .prepare_cached("SELECT name, id, created_at FROM accounts WHERE name = ?1")?
+            .prepare_cached("SELECT name, id, email, created_at FROM accounts WHERE name = ?1")?
             .query_row([name], account_row)
+            .optional()?)
+    }
+
+    fn account_by_email(&self, email: &str) -> Result<Option<Account>> {
+        Ok(self
+            .prepare_cached("SELECT name, id, email, created_at FROM accounts WHERE email = ?1")?
+            .query_row([email.to_lowercase()], account_row)
             .optional()?)
     }
 
     fn accounts(&self) -> Result<Vec<Account>> {
         Ok(self
-            .prepare_cached("SELECT name, id, created_at FROM accounts ORDER BY name")?
+            .prepare_cached("SELECT name, id, email, created_at FROM accounts ORDER BY name")?
             .query_map([], account_row)?
             .collect::<rusqlite::Result<_>>()?)
     }
@@ -974,7 +981,7 @@ impl Reads for Connection {
 }
 
 fn account_row(row: &Row<'_>) -> rusqlite::Result<Account> {
-    Ok(Account { name: row.get(0)?, id: row.get(1)?, created_at: row.get(2)? })
+    Ok(Account { name: row.get(0)?, id: row.get(1)?, email: row.get(2)?, created_at: row.get(3)? })
 }
 
 fn user_row(row: &Row<'_>) -> rusqlite::Result<AccountUser> {

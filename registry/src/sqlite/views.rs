@@ -251,9 +251,11 @@ impl ViewRows for Connection {
         Ok(())
     }
 
-    fn insert_account(&self, event: &Event, name: &str, id: &str) -> Result<()> {
-        self.prepare_cached("INSERT INTO accounts (name, id, created_seq, created_at) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![name, id, event.sequence, event.created_at])?;
+    fn insert_account(&self, event: &Event, account: &v1::AccountCreated) -> Result<()> {
+        self.prepare_cached(
+            "INSERT INTO accounts (name, id, email, created_seq, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![account.account, account.id, account.email, event.sequence, event.created_at])?;
         Ok(())
     }
 

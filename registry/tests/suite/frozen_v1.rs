@@ -610,7 +610,7 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
         ),
         (1000, "b", Payload::BucketPolicySet(BucketPolicySet { bucket: "gone".into(), policy: deny_deletes("gone") })),
         (1000, "b", Payload::BucketDeleted(BucketRef { bucket: "gone".into() })),
-        (1000, "system", Payload::AccountCreated(AccountCreated { account: "root".into(), id: "123456789012".into() })),
+        (1000, "system", Payload::AccountCreated(AccountCreated { account: "root".into(), id: "123456789012".into(), email: None })),
         (0, "system", Payload::UserCreated(UserRef { account: "root".into(), user: "root".into() })),
         (0, "system", Payload::AccessKeyCreated(key("root", "root", "AKFROZENROOT00000000"))),
         (1000, "operator", Payload::UserCreated(UserRef { account: "root".into(), user: "zoe.b@example".into() })),

@@ -70,9 +70,10 @@ async fn identity_changes_are_checked_recorded_without_secrets_and_replayed() {
     let owner = registry.read(|r| r.account_of_key("ALICEKEY000000000000")).await.unwrap().unwrap();
     assert_eq!(owner.name, "root");
 
-    let other = registry.create_account(op(), "partner", "222222222222", key("PARTNERKEY0000000000")).await.unwrap();
+    let other =
+        registry.create_account(op(), "partner", "222222222222", None, key("PARTNERKEY0000000000")).await.unwrap();
     assert_eq!(other.id, "222222222222");
-    let same_id = registry.create_account(op(), "third", "222222222222", key("THIRDKEY000000000000")).await;
+    let same_id = registry.create_account(op(), "third", "222222222222", None, key("THIRDKEY000000000000")).await;
     assert!(matches!(same_id, Err(Error::EntityAlreadyExists(_))));
     let partner_root = registry.read(|r| r.access_keys("partner", "root")).await.unwrap();
     assert_eq!(partner_root.len(), 1);
