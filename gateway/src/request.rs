@@ -25,6 +25,13 @@ impl Default for RequestId {
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// The account (its id) that will own the object a write creates, when the access hook found
+/// it is not the bucket's owner: another account writing into a bucket whose ownership lets
+/// writers own their objects (`registry::acl::writer_owns`). Absent on most writes, whose
+/// objects are the bucket owner's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterOwns(pub String);
+
 /// The keys of a DeleteObjects that the access hook denied, taken out of the request: the
 /// handler answers each with `AccessDenied`, as AWS does, and deletes the others.
 #[derive(Debug, Clone, Default)]

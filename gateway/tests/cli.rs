@@ -115,7 +115,7 @@ async fn put(registry: &Registry, store: &FsBlobStore, key: &str, bytes: &[u8]) 
         .put_object(
             Caller::system("test"),
             NewVersion {
-                acl: Vec::new(),
+                acl: registry::acl::ObjectAcl::default(),
                 put,
                 condition: WriteCondition::default(),
                 placement: Some(Epoch::ORIGIN.into()),

@@ -46,7 +46,7 @@ fn version(submitter: u64, i: u64) -> NewVersion {
         store_etag: None,
     };
     NewVersion {
-        acl: Vec::new(),
+        acl: artifact_store_registry::acl::ObjectAcl::default(),
         placement: Some(Epoch::ORIGIN.into()),
         put: ObjectPut {
             bucket: "bench".into(),

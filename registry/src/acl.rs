@@ -53,6 +53,75 @@ impl Ownership {
     }
 }
 
+/// An object version's ACL: who owns it and what it grants besides the owner's full control.
+///
+/// The bucket's owner owns the versions written into its bucket, except where the bucket's
+/// ownership lets the writer own them: under `ObjectWriter` (or deleted controls) another
+/// account's writes are that account's, and under `BucketOwnerPreferred` too unless written
+/// with `bucket-owner-full-control`. The owner of a version, not of its bucket, grants reads
+/// and ACL changes on it ([`granted_by_object_owner`]); the bucket's owner keeps deleting
+/// it, and its policy can still deny. While the bucket is `BucketOwnerEnforced` the bucket's
+/// owner owns every version again, whatever was recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectAcl {
+    /// The id of the account that owns the version, when it is not the bucket's owner.
+    pub owner: Option<String>,
+    /// The grants besides the owner's full control.
+    pub grants: Vec<AclEntry>,
+}
+
+impl ObjectAcl {
+    /// Whether there is nothing to record: the bucket's owner owns the version and nothing
+    /// else is granted.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.owner.is_none() && self.grants.is_empty()
+    }
+}
+
+/// Whether a version written by `writer` (an account id) into a bucket owned by
+/// `bucket_owner` under `ownership` is the writer's, as S3 decides it; `owner_full_control`
+/// says the write asked for `bucket-owner-full-control`.
+#[must_use]
+pub fn writer_owns(ownership: Ownership, bucket_owner: &str, writer: &str, owner_full_control: bool) -> bool {
+    writer != bucket_owner
+        && match ownership {
+            Ownership::BucketOwnerEnforced => false,
+            Ownership::BucketOwnerPreferred => !owner_full_control,
+            Ownership::ObjectWriter | Ownership::Unset => true,
+        }
+}
+
+/// Whether the owner of an object version, rather than of its bucket, grants `action` on
+/// it: what reads it or changes its ACL, tags, retention or legal hold. Writing a new
+/// version and deleting one are the bucket's to grant, as on S3 (a bucket's owner may
+/// always delete what others wrote into it).
+#[must_use]
+pub fn granted_by_object_owner(action: &str) -> bool {
+    let action = action.strip_prefix("s3:").unwrap_or(action);
+    matches!(
+        action,
+        "GetObject"
+            | "GetObjectVersion"
+            | "GetObjectAcl"
+            | "GetObjectVersionAcl"
+            | "PutObjectAcl"
+            | "PutObjectVersionAcl"
+            | "GetObjectTagging"
+            | "GetObjectVersionTagging"
+            | "PutObjectTagging"
+            | "PutObjectVersionTagging"
+            | "DeleteObjectTagging"
+            | "DeleteObjectVersionTagging"
+            | "GetObjectAttributes"
+            | "GetObjectVersionAttributes"
+            | "GetObjectRetention"
+            | "PutObjectRetention"
+            | "GetObjectLegalHold"
+            | "PutObjectLegalHold"
+    )
+}
+
 /// The groups S3 grants to, by their URI's last segment.
 pub const GROUPS: [&str; 3] = ["AllUsers", "AuthenticatedUsers", "LogDelivery"];
 
@@ -86,12 +155,22 @@ pub fn canned_bucket_acl(name: &str) -> Option<Vec<AclEntry>> {
     })
 }
 
-/// The grants of a canned object ACL, besides the bucket owner's full control (every object
-/// here is its bucket owner's); `None` for a name S3 does not know.
+/// The grants of a canned object ACL, besides the object owner's full control; `None` for a
+/// name S3 does not know. `bucket_owner` is the bucket owner's canonical id when another
+/// account owns the object: `bucket-owner-read` and `bucket-owner-full-control` grant to it
+/// (and nothing when the bucket's owner owns the object, as it has full control already).
 #[must_use]
-pub fn canned_object_acl(name: &str) -> Option<Vec<AclEntry>> {
+pub fn canned_object_acl(name: &str, bucket_owner: Option<&str>) -> Option<Vec<AclEntry>> {
+    let to_bucket_owner = |permission: &str| {
+        bucket_owner
+            .map(|id| AclEntry { grantee: AclGrantee::CanonicalUser(id.to_owned()), permission: permission.to_owned() })
+            .into_iter()
+            .collect()
+    };
     match name {
-        "bucket-owner-read" | "bucket-owner-full-control" | "aws-exec-read" => Some(Vec::new()),
+        "bucket-owner-read" => Some(to_bucket_owner("READ")),
+        "bucket-owner-full-control" => Some(to_bucket_owner("FULL_CONTROL")),
+        "aws-exec-read" => Some(Vec::new()),
         "log-delivery-write" => None,
         other => canned_bucket_acl(other),
     }
@@ -115,13 +194,6 @@ pub fn object_grant(grants: &[AclEntry], action: &str, requester: Requester<'_>,
         Some(needed) => grant_for(grants, needed, requester, public_allowed),
         None => AclGrant::None,
     }
-}
-
-/// Whether `action` is one an object ACL speaks on (so that deciding it needs the object's
-/// grants).
-#[must_use]
-pub fn reads_object_acl(action: &str) -> bool {
-    object_permission_for(action).is_some()
 }
 
 /// The bucket permission an action needs, for the actions a bucket ACL speaks on.

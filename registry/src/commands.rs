@@ -5,7 +5,7 @@
 //! check that only one of them may pass (two CreateBucket of one name, two `If-None-Match: *`
 //! writes of one key).
 
-use crate::acl::Ownership;
+use crate::acl::{ObjectAcl, Ownership};
 use crate::deletions::{self, Placement};
 use crate::error::{Error, Result};
 use crate::event::v1::{
@@ -67,10 +67,10 @@ pub struct NewVersion {
     /// epoch, or under which pin); `None` when it placed none and names blobs already
     /// referenced (a copy, a completion). See [`crate::deletions`].
     pub placement: Option<Placement>,
-    /// The version's ACL grants besides its owner's full control, recorded with it
-    /// (`v1.object.acl.set`, in the same transaction): none on most writes, and only on a
-    /// bucket whose ownership enables ACLs.
-    pub acl: Vec<AclEntry>,
+    /// The version's ACL, its owner and its grants besides the owner's full control,
+    /// recorded with it (`v1.object.acl.set`, in the same transaction): empty on most
+    /// writes, and only on a bucket whose ownership enables ACLs.
+    pub acl: ObjectAcl,
 }
 
 /// A version that was recorded: its event (the receipt) and the id it got, which is `null`
@@ -141,7 +141,7 @@ pub(crate) fn append_version(
             return Err(Error::AclsDisabled);
         }
         let blocked = writer.views().public_access_block(&put.bucket)?.is_some_and(|b| b.block_public_acls);
-        if blocked && acl.iter().any(crate::acl::is_public) {
+        if blocked && acl.grants.iter().any(crate::acl::is_public) {
             return Err(Error::PublicAclBlocked);
         }
     }
@@ -182,7 +182,8 @@ pub(crate) fn append_version(
     let event = writer.append(caller.draft(payload))?;
     if !acl.is_empty() {
         let version = VersionRef { bucket: bucket.name.clone(), key, version_id: version_id.clone() };
-        writer.append(caller.draft(Payload::ObjectAclSet(ObjectAclSet { version, grants: acl })))?;
+        let set = ObjectAclSet { version, grants: acl.grants, owner: acl.owner };
+        writer.append(caller.draft(Payload::ObjectAclSet(set)))?;
     }
     Ok(VersionRecorded { event, version_id, retention })
 }
@@ -508,8 +509,9 @@ impl Registry {
         .await
     }
 
-    /// Sets an object version's ACL (`v1.object.acl.set`): the version `target` names when
-    /// `by_id`, else the latest. Refused as [`Registry::set_bucket_acl`] is.
+    /// Sets an object version's ACL grants (`v1.object.acl.set`): the version `target` names
+    /// when `by_id`, else the latest. Its owner stays. Refused as
+    /// [`Registry::set_bucket_acl`] is.
     ///
     /// # Errors
     /// [`Error::AclsDisabled`], [`Error::PublicAclBlocked`], [`Error::NoSuchKey`],
@@ -536,7 +538,12 @@ impl Registry {
             if blocked && grants.iter().any(crate::acl::is_public) {
                 return Err(Error::PublicAclBlocked);
             }
-            writer.append(caller.draft(Payload::ObjectAclSet(ObjectAclSet { version: version_ref(&version), grants })))
+            let owner = views.object_acl(&version.bucket, &version.key, &version.version_id)?.owner;
+            writer.append(caller.draft(Payload::ObjectAclSet(ObjectAclSet {
+                version: version_ref(&version),
+                grants,
+                owner,
+            })))
         })
         .await
     }
@@ -980,7 +987,7 @@ impl Registry {
                 return Err(Error::ManifestKeyTaken { key });
             }
             let new = NewVersion {
-                acl: Vec::new(),
+                acl: ObjectAcl::default(),
                 put: manifest_object,
                 condition: WriteCondition::default(),
                 placement: Some(placement),

@@ -6,7 +6,7 @@
 //! (lifecycle plans, the refusal of a change under a seal, a package's manifest) are provided
 //! methods, the same for every engine.
 
-use crate::acl::Ownership;
+use crate::acl::{ObjectAcl, Ownership};
 use crate::error::{Error, Result};
 use crate::event::v1::{AclEntry, BlobPart, CorsRule};
 use crate::lifecycle::{self, Action, Effect};
@@ -51,12 +51,12 @@ pub trait Reads {
     /// The engine's errors.
     fn bucket_acl(&self, bucket: &str) -> Result<Vec<AclEntry>>;
 
-    /// The grants of one object version's ACL besides its owner's full control (none when
-    /// never set).
+    /// One object version's ACL: its owner when not the bucket's, and its grants besides the
+    /// owner's full control (empty when never set).
     ///
     /// # Errors
     /// The engine's errors.
-    fn object_acl(&self, bucket: &str, key: &str, version_id: &str) -> Result<Vec<AclEntry>>;
+    fn object_acl(&self, bucket: &str, key: &str, version_id: &str) -> Result<ObjectAcl>;
 
     /// The bucket's CORS rules, if it has a configuration.
     ///

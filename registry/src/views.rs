@@ -51,9 +51,10 @@ pub(crate) trait ViewRows {
     /// Sets a bucket's object ownership (`None` as the name once the controls were deleted),
     /// recorded by the event of `sequence`, or forgets it (the bucket is gone).
     fn set_ownership(&self, bucket: &str, ownership: Option<(Option<&str>, u64)>) -> Result<()>;
-    /// Sets the ACL grants of the version in `row`, recorded by the event of `sequence` (a
-    /// version's grants go with its row, in `delete_version`).
-    fn set_object_acl(&self, row: i64, grants: &[v1::AclEntry], sequence: u64) -> Result<()>;
+    /// Sets the ACL of the version in `row`, its grants and its owner when not the bucket's,
+    /// recorded by the event of `sequence` (a version's ACL goes with its row, in
+    /// `delete_version`).
+    fn set_object_acl(&self, row: i64, grants: &[v1::AclEntry], owner: Option<&str>, sequence: u64) -> Result<()>;
     /// Sets a bucket's ACL grants, recorded by the event of `sequence`, or removes them.
     fn set_bucket_acl(&self, bucket: &str, grants: Option<(&[v1::AclEntry], u64)>) -> Result<()>;
     /// Adds an account, created by `event`.
@@ -474,7 +475,7 @@ pub(crate) fn apply_payload(
         Payload::ObjectAclSet(p) => {
             let v = &p.version;
             if let Some(row) = deferred.version_seq(rows, &v.bucket, &v.key, &v.version_id)? {
-                rows.set_object_acl(row, &p.grants, event.sequence)?;
+                rows.set_object_acl(row, &p.grants, p.owner.as_deref(), event.sequence)?;
             }
         }
         Payload::AccountCreated(p) => rows.insert_account(event, p)?,

@@ -399,9 +399,9 @@ async fn bucket_acls_grant_groups_and_accounts_once_ownership_enables_them_issue
     assert_eq!(server.send(&anonymous_list()).await.status, 200);
 }
 
-/// A new account from `account create` (with `--email` when given): its root user's client
-/// and its canonical id, as S3 answers it.
-async fn new_account(server: &Server, name: &str, email: Option<&str>) -> (aws_sdk_s3::Client, String) {
+/// A new account from `account create` (with `--email` when given): its root user's client,
+/// its canonical id as S3 answers it, and its 12-digit id.
+async fn new_account(server: &Server, name: &str, email: Option<&str>) -> (aws_sdk_s3::Client, String, String) {
     let mut args = vec!["--json", "account", "create", name];
     args.extend(email.map(|email| ["--email", email]).into_iter().flatten());
     let created = artifact_store_conformance::cli::expect(server, &args, 0);
@@ -411,8 +411,8 @@ async fn new_account(server: &Server, name: &str, email: Option<&str>) -> (aws_s
         secret_key: created["secret_key"].as_str().expect("secret key"),
     });
     let listed = client.list_buckets().send().await.expect("the account lists its buckets");
-    let id = listed.owner().and_then(|o| o.id()).expect("canonical id").to_owned();
-    (client, id)
+    let canonical = listed.owner().and_then(|o| o.id()).expect("canonical id").to_owned();
+    (client, canonical, created["id"].as_str().expect("account id").to_owned())
 }
 
 #[tokio::test]
@@ -421,7 +421,7 @@ async fn acls_grant_to_an_account_by_its_email_address_issue_18() {
 
     let server = Server::start(Transport::Http).await;
     let s3 = server.s3();
-    let (partner, partner_id) = new_account(&server, "partner", Some("Builds@Partner.example")).await;
+    let (partner, partner_id, _) = new_account(&server, "partner", Some("Builds@Partner.example")).await;
     let listed = artifact_store_conformance::cli::expect(&server, &["--json", "account", "list"], 0).stdout;
     assert!(listed.contains(r#""email":"builds@partner.example""#), "{listed}");
     let events = server.events();
@@ -494,6 +494,137 @@ async fn acls_grant_to_an_account_by_its_email_address_issue_18() {
         .await;
     assert_eq!(failure(unknown), (400, "UnresolvableGrantByEmailAddress".to_owned()));
     server.assert_no_new_events(before, "grants to an unknown email address");
+}
+
+#[tokio::test]
+async fn object_ownership_gives_another_accounts_writes_to_the_writer_as_on_aws_issue_18() {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ObjectCannedAcl, ObjectOwnership};
+
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    let (partner, partner_id, partner_account) = new_account(&server, "partner", None).await;
+    let root_id = s3.list_buckets().send().await.expect("list").owner().and_then(|o| o.id()).expect("id").to_owned();
+    // Listings name each account by its canonical id, never by an access key.
+    assert_ne!(root_id, ACCESS_KEY);
+    assert_ne!(partner_id, root_id);
+    s3.create_bucket().bucket("shared").object_ownership(ObjectOwnership::ObjectWriter).send().await.expect("bucket");
+    let account = |id: &str| format!("arn:aws:iam::{id}:root");
+    let grant = serde_json::json!({"Statement": {"Effect": "Allow", "Principal": {"AWS": account(&partner_account)},
+        "Action": ["s3:PutObject", "s3:GetObject", "s3:PutObjectAcl", "s3:GetObjectAcl"],
+        "Resource": "arn:aws:s3:::shared/*"}});
+    s3.put_bucket_policy().bucket("shared").policy(grant.to_string()).send().await.expect("bucket policy");
+    let owner_of = |client: &aws_sdk_s3::Client, key: &str| {
+        let request = client.get_object_acl().bucket("shared").key(key).send();
+        async move {
+            let acl = request.await.expect("object ACL");
+            let grants: Vec<(String, String)> = acl
+                .grants()
+                .iter()
+                .map(|g| {
+                    let id = g.grantee().and_then(|g| g.id()).unwrap_or_default().to_owned();
+                    (id, g.permission().map(|p| p.as_str().to_owned()).unwrap_or_default())
+                })
+                .collect();
+            (acl.owner().and_then(|o| o.id()).expect("owner").to_owned(), grants)
+        }
+    };
+    let get_as = |client: &aws_sdk_s3::Client, key: &str| client.get_object().bucket("shared").key(key).send();
+
+    // ObjectWriter: the partner's write is the partner's. The bucket's owner cannot read it,
+    // its own policy's grant notwithstanding, but may delete it.
+    put(&partner, "shared", "p.txt", b"partner's").await;
+    let (owner, grants) = owner_of(&partner, "p.txt").await;
+    assert_eq!(owner, partner_id);
+    assert_eq!(grants, [(partner_id.clone(), "FULL_CONTROL".to_owned())]);
+    let events = server.bucket_events("shared");
+    let set = of_type(&events, "v1.object.acl.set");
+    assert_eq!(set.last().expect("the write's ACL").payload["owner"], partner_account.as_str());
+    assert_eq!(failure(get_as(&s3, "p.txt").await), (403, "AccessDenied".to_owned()));
+    assert_eq!(
+        failure(s3.get_object_acl().bucket("shared").key("p.txt").send().await),
+        (403, "AccessDenied".to_owned())
+    );
+    let by_owner = s3.put_object_acl().bucket("shared").key("p.txt").acl(ObjectCannedAcl::PublicRead).send().await;
+    assert_eq!(failure(by_owner), (403, "AccessDenied".to_owned()));
+    // The writer grants the bucket's owner a read; the grant names the bucket's owner.
+    partner
+        .put_object_acl()
+        .bucket("shared")
+        .key("p.txt")
+        .acl(ObjectCannedAcl::BucketOwnerRead)
+        .send()
+        .await
+        .expect("bucket-owner-read");
+    assert_eq!(owner_of(&partner, "p.txt").await.1[1], (root_id.clone(), "READ".to_owned()));
+    let read = get_as(&s3, "p.txt").await.expect("the bucket's owner reads under the grant");
+    assert_eq!(read.body.collect().await.expect("body").into_bytes().as_ref(), b"partner's");
+    assert_eq!(owner_of(&partner, "p.txt").await.0, partner_id, "an ACL change keeps the owner");
+    s3.delete_object().bucket("shared").key("p.txt").send().await.expect("the bucket's owner deletes");
+
+    // Written with bucket-owner-full-control: still the writer's under ObjectWriter, with
+    // full control granted to the bucket's owner.
+    let full = partner
+        .put_object()
+        .bucket("shared")
+        .key("q.txt")
+        .acl(ObjectCannedAcl::BucketOwnerFullControl)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"q"));
+    full.send().await.expect("write with bucket-owner-full-control");
+    let (owner, grants) = owner_of(&s3, "q.txt").await;
+    assert_eq!((owner.as_str(), &grants[1]), (partner_id.as_str(), &(root_id.clone(), "FULL_CONTROL".to_owned())));
+
+    // A multipart upload's object is its initiator's too.
+    let upload = partner.create_multipart_upload().bucket("shared").key("m.bin").send().await.expect("create");
+    let upload_id = upload.upload_id().expect("upload id");
+    let part = partner
+        .upload_part()
+        .bucket("shared")
+        .key("m.bin")
+        .upload_id(upload_id)
+        .part_number(1)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"multipart"))
+        .send()
+        .await
+        .expect("part");
+    let parts = CompletedMultipartUpload::builder()
+        .parts(CompletedPart::builder().part_number(1).e_tag(part.e_tag().expect("etag")).build())
+        .build();
+    let complete =
+        partner.complete_multipart_upload().bucket("shared").key("m.bin").upload_id(upload_id).multipart_upload(parts);
+    complete.send().await.expect("complete");
+    assert_eq!(owner_of(&partner, "m.bin").await.0, partner_id);
+    assert_eq!(failure(get_as(&s3, "m.bin").await), (403, "AccessDenied".to_owned()));
+
+    // BucketOwnerPreferred: bucket-owner-full-control gives the object to the bucket's owner;
+    // without it the writer keeps it.
+    s3.put_bucket_ownership_controls()
+        .bucket("shared")
+        .ownership_controls(ownership(ObjectOwnership::BucketOwnerPreferred))
+        .send()
+        .await
+        .expect("BucketOwnerPreferred");
+    let preferred = partner
+        .put_object()
+        .bucket("shared")
+        .key("r.txt")
+        .acl(ObjectCannedAcl::BucketOwnerFullControl)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"r"));
+    preferred.send().await.expect("write with bucket-owner-full-control");
+    assert_eq!(owner_of(&s3, "r.txt").await, (root_id.clone(), vec![(root_id.clone(), "FULL_CONTROL".to_owned())]));
+    put(&partner, "shared", "s.txt", b"s").await;
+    assert_eq!(owner_of(&partner, "s.txt").await.0, partner_id);
+    assert_eq!(failure(get_as(&s3, "s.txt").await), (403, "AccessDenied".to_owned()));
+
+    // BucketOwnerEnforced: the bucket's owner owns every object, whatever was recorded.
+    s3.put_bucket_ownership_controls()
+        .bucket("shared")
+        .ownership_controls(ownership(ObjectOwnership::BucketOwnerEnforced))
+        .send()
+        .await
+        .expect("BucketOwnerEnforced");
+    assert_eq!(owner_of(&s3, "s.txt").await.0, root_id);
+    get_as(&s3, "s.txt").await.expect("the bucket's owner reads what it owns now");
+    get_as(&s3, "m.bin").await.expect("and the upload's object");
 }
 
 async fn put_result(

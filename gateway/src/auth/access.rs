@@ -21,6 +21,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use registry::Registry;
 use registry::acl;
+use registry::acl::{ObjectAcl, Ownership};
 use registry::event::v1::AclEntry;
 use registry::policy::{self, AclGrant, ConditionKeys, Decision, Grants, Policy, PolicyKind, Principal, Request};
 use registry::state::ROOT_ACCOUNT;
@@ -30,7 +31,7 @@ use s3s::path::S3Path;
 use s3s::{S3Request, S3Result, s3_error};
 
 use super::{Users, key_holder};
-use crate::request::{DeniedDeletes, PeerAddr};
+use crate::request::{DeniedDeletes, PeerAddr, WriterOwns};
 
 /// The access hook s3s calls for every request.
 #[derive(Clone)]
@@ -129,11 +130,11 @@ impl Access {
         resource: &str,
         keys: &ConditionKeys,
     ) -> S3Result<()> {
-        self.decide_with(identity, bucket, action, resource, keys, &[])
+        self.decide_with(identity, bucket, action, resource, keys, &ObjectAcl::default())
     }
 
-    /// [`Access::decide`], with the object's ACL grants for the actions an object ACL speaks
-    /// on ([`Access::object_acl`]).
+    /// [`Access::decide`], with the object's ACL for the actions its owner grants
+    /// ([`Access::object_acl`]).
     fn decide_with(
         &self,
         identity: &Identity,
@@ -141,7 +142,7 @@ impl Access {
         action: &str,
         resource: &str,
         keys: &ConditionKeys,
-        object_acl: &[AclEntry],
+        object_acl: &ObjectAcl,
     ) -> S3Result<()> {
         let principal = &identity.principal;
         // RestrictPublicBuckets: while the policy is public, anyone outside the owner's
@@ -161,7 +162,7 @@ impl Access {
             (None, Principal::User(user)) => Some(user.account()),
             (None, Principal::Anonymous) => None,
         };
-        let acl = if bucket.acl.is_empty() && object_acl.is_empty() {
+        let acl = if bucket.acl.is_empty() && object_acl.grants.is_empty() {
             AclGrant::None
         } else {
             let account = match principal {
@@ -171,12 +172,20 @@ impl Access {
             let requester = account.as_deref().map_or(acl::Requester::Anonymous, acl::Requester::Account);
             let public = !bucket.ignore_public_acls;
             match acl::bucket_grant(&bucket.acl, action, requester, public) {
-                AclGrant::None => acl::object_grant(object_acl, action, requester, public),
+                AclGrant::None => acl::object_grant(&object_acl.grants, action, requester, public),
                 granted => granted,
             }
         };
-        let grants =
-            Grants { identity: &identity.policies, bucket_policy: bucket.policy.as_ref(), resource_owner, acl };
+        // An object another account owns is that account's to grant (read only where ACLs
+        // are enabled, for the actions its owner grants).
+        let object_owner = object_acl.owner.as_deref().filter(|owner| bucket.owner.as_deref() != Some(*owner));
+        let grants = Grants {
+            identity: &identity.policies,
+            bucket_policy: bucket.policy.as_ref(),
+            resource_owner,
+            acl,
+            object_owner,
+        };
         match policy::decide(&request, &grants) {
             Decision::Allow => Ok(()),
             decision => {
@@ -333,8 +342,19 @@ impl Access {
         Ok(())
     }
 
-    /// The ACL grants of the object a request names (the version it names, else the latest).
-    async fn object_acl(&self, bucket: &str, key: &str, version_id: Option<&str>) -> S3Result<Vec<AclEntry>> {
+    /// The ACL of the object a request names (the version it names, else the latest), for
+    /// `action` on a bucket whose ownership enables ACLs and an action the object's owner
+    /// grants; empty otherwise, with no read.
+    async fn object_acl(
+        &self,
+        grant: &BucketGrant,
+        action: &str,
+        (bucket, key): (&str, &str),
+        version_id: Option<&str>,
+    ) -> S3Result<ObjectAcl> {
+        if !grant.acls_enabled() || !acl::granted_by_object_owner(action) {
+            return Ok(ObjectAcl::default());
+        }
         let (bucket, key, version_id) = (bucket.to_owned(), key.to_owned(), version_id.map(str::to_owned));
         self.registry
             .read(move |reads| {
@@ -342,7 +362,7 @@ impl Access {
                     Some(id) => id,
                     None => match reads.latest_version(&bucket, &key)? {
                         Some(latest) => latest.version_id,
-                        None => return Ok(Vec::new()),
+                        None => return Ok(ObjectAcl::default()),
                     },
                 };
                 reads.object_acl(&bucket, &key, &id)
@@ -435,14 +455,17 @@ impl S3Access for Access {
         let versioned = version_id.is_some();
         let action = action_of(&op, versioned);
         let object_acl = match cx.s3_path() {
-            S3Path::Object { bucket, key } if grant.acls_enabled && acl::reads_object_acl(&action) => {
-                self.object_acl(bucket, key, version_id.as_deref()).await?
+            S3Path::Object { bucket, key } => {
+                self.object_acl(&grant, &action, (bucket, key), version_id.as_deref()).await?
             }
-            _ => Vec::new(),
+            _ => ObjectAcl::default(),
         };
         self.decide_with(&identity, &grant, &action, &resource, &keys, &object_acl)?;
         if matches!(op.as_str(), "PutObject" | "CopyObject" | "CreateMultipartUpload") {
             self.decide_write_extras(&identity, &grant, cx.headers(), &resource, &keys)?;
+            if let Some(owns) = grant.writer_owns(&identity, cx.headers()) {
+                cx.extensions_mut().insert(owns);
+            }
         }
         // Asking to bypass governance retention is a permission of its own, which a bucket
         // policy can deny (the configuration says who may ask at all).
@@ -451,7 +474,15 @@ impl S3Access for Access {
         }
         if let (Some((path, version)), Some(source_grant)) = (source, source_grant) {
             let action = if version { "s3:GetObjectVersion" } else { "s3:GetObject" };
-            self.decide(&identity, &source_grant, action, &format!("arn:aws:s3:::{path}"), &keys)?;
+            let (bucket, key) = path.split_once('/').unwrap_or((&path, ""));
+            let source_version = cx
+                .headers()
+                .get("x-amz-copy-source")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split_once("?versionId="))
+                .map(|(_, id)| id.to_owned());
+            let source_acl = self.object_acl(&source_grant, action, (bucket, key), source_version.as_deref()).await?;
+            self.decide_with(&identity, &source_grant, action, &format!("arn:aws:s3:::{path}"), &keys, &source_acl)?;
         }
         Ok(())
     }
@@ -472,7 +503,11 @@ impl S3Access for Access {
         let keys = self.request_keys(req.extensions.get::<PeerAddr>().copied(), &req.headers, &req.uri);
         let resource = format!("arn:aws:s3:::{}/{}", req.input.bucket, req.input.key);
         self.decide(&identity, &grant, "s3:PutObject", &resource, &keys)?;
-        self.decide_write_extras(&identity, &grant, &req.headers, &resource, &keys)
+        self.decide_write_extras(&identity, &grant, &req.headers, &resource, &keys)?;
+        if let Some(owns) = grant.writer_owns(&identity, &req.headers) {
+            req.extensions.insert(owns);
+        }
+        Ok(())
     }
 
     /// PutObjectTagging names the tags it sets in its body: decided once it is read, with
@@ -488,7 +523,8 @@ impl S3Access for Access {
         let policies = [&identity.policies[..], grant.policy.as_slice()];
         self.existing_tags(&mut keys, policies, (&bucket, &key), version_id.as_deref()).await?;
         let action = action_of("PutObjectTagging", version_id.is_some());
-        self.decide(&identity, &grant, &action, &format!("arn:aws:s3:::{bucket}/{key}"), &keys)
+        let object_acl = self.object_acl(&grant, &action, (&bucket, &key), version_id.as_deref()).await?;
+        self.decide_with(&identity, &grant, &action, &format!("arn:aws:s3:::{bucket}/{key}"), &keys, &object_acl)
     }
 
     /// DeleteObjects names its keys in the body: each key is checked as a DeleteObject of
@@ -541,8 +577,9 @@ pub struct BucketGrant {
     /// Its policy is public and its public access block says `RestrictPublicBuckets`: only
     /// users of the owner's account are let in.
     restricted: bool,
-    /// Its ownership enables ACLs: its own, and its objects'.
-    acls_enabled: bool,
+    /// Its object ownership: whether ACLs are enabled, its own and its objects', and who
+    /// owns what another account writes.
+    ownership: Ownership,
     /// Its ACL's grants besides the owner's, when its ownership enables ACLs.
     acl: Vec<AclEntry>,
     /// Its public access block says `IgnorePublicAcls`: grants to groups count for nothing.
@@ -569,6 +606,22 @@ pub struct BucketGrants {
     entries: Arc<RwLock<HashMap<String, Cached>>>,
 }
 
+impl BucketGrant {
+    /// Whether the bucket's ownership enables ACLs.
+    fn acls_enabled(&self) -> bool {
+        self.ownership.acls_enabled()
+    }
+
+    /// The account that will own what `identity` writes with `headers` (or a form's fields
+    /// applied to them), when not the bucket's owner.
+    fn writer_owns(&self, identity: &Identity, headers: &http::HeaderMap) -> Option<WriterOwns> {
+        let (Some(owner), Principal::User(user)) = (&self.owner, &identity.principal) else { return None };
+        let owner_full_control = headers.get("x-amz-acl").is_some_and(|acl| acl == "bucket-owner-full-control");
+        acl::writer_owns(self.ownership, owner, user.account(), owner_full_control)
+            .then(|| WriterOwns(user.account().to_owned()))
+    }
+}
+
 /// A bucket's grant and the generation it was read in.
 type Cached = (u64, Arc<BucketGrant>);
 
@@ -591,16 +644,18 @@ impl BucketGrants {
         let root_account = self.root_account.clone();
         // A read the registry refuses (its views behind on a full disk) is answered as any
         // handler's read would be.
-        let (owner, text, block, acl) = self
+        let (owner, text, block, ownership, acl) = self
             .registry
             .read(move |reads| {
-                let Some(bucket) = reads.bucket(&name)? else { return Ok((None, None, None, None)) };
+                let Some(bucket) = reads.bucket(&name)? else {
+                    return Ok((None, None, None, Ownership::default(), None));
+                };
                 let owner = reads.account_of_key(&bucket.owner)?.map_or(root_account, |account| account.id);
                 let block = reads.public_access_block(&name)?;
                 // A bucket whose ownership disables ACLs has none to read.
-                let enabled = reads.bucket_ownership(&name)?.acls_enabled();
-                let acl = if enabled { Some(reads.bucket_acl(&name)?) } else { None };
-                Ok((Some(owner), reads.bucket_policy(&name)?, block, acl))
+                let ownership = reads.bucket_ownership(&name)?;
+                let acl = if ownership.acls_enabled() { Some(reads.bucket_acl(&name)?) } else { None };
+                Ok((Some(owner), reads.bucket_policy(&name)?, block, ownership, acl))
             })
             .await
             .map_err(|err| s3s::S3Error::from(crate::s3::error::Error::from(err)))?;
@@ -612,7 +667,7 @@ impl BucketGrants {
             owner,
             policy,
             restricted,
-            acls_enabled: acl.is_some(),
+            ownership,
             acl: acl.unwrap_or_default(),
             ignore_public_acls: block.ignore_public_acls,
         });

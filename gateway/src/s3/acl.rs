@@ -10,16 +10,19 @@
 //! control is refused with 400 `AccessControlListNotSupported` rather than accepted and
 //! ignored.
 
-use registry::acl::{GROUP_URI_PREFIX, GROUPS, Ownership, PERMISSIONS, canned_bucket_acl, canned_object_acl};
+use registry::acl::{
+    GROUP_URI_PREFIX, GROUPS, ObjectAcl, Ownership, PERMISSIONS, canned_bucket_acl, canned_object_acl,
+};
 use registry::event::v1::{AclEntry, AclGrantee, VersionRef};
 use registry::policy::canonical_id;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
-use super::bucket::bucket_owner;
 use super::error::{Result, unlisted};
 use super::lookup::{OnDeleteMarker, named_version};
+use super::owner::{account_owner, bucket_owner};
 use super::{Gateway, caller};
+use crate::request::WriterOwns;
 
 /// Canned ACLs that grant nothing beyond the owner's full control.
 const OWNER_ONLY: [&str; 2] = ["private", "bucket-owner-full-control"];
@@ -33,27 +36,39 @@ const GRANT_HEADERS: [(&str, &str); 5] = [
     ("x-amz-grant-full-control", "FULL_CONTROL"),
 ];
 
-/// The object ACL grants a write (PutObject, CopyObject, CreateMultipartUpload, a form
-/// upload) asks for with `x-amz-acl` or `x-amz-grant-*`, besides the owner's full control;
-/// decided before its body is read. Most writes ask for none and cost no read.
+/// The object ACL a write (PutObject, CopyObject, CreateMultipartUpload, a form upload)
+/// gives its version: its owner when the access hook found the writer owns it
+/// ([`WriterOwns`]), and the grants it asks for with `x-amz-acl` or `x-amz-grant-*` besides
+/// the owner's full control; decided before its body is read. Most writes ask for none and
+/// cost no read.
 ///
 /// # Errors
 /// 400 `AccessControlListNotSupported` for grants on a bucket whose ownership disables ACLs,
 /// `InvalidArgument` for an unknown canned ACL or grantee, `NoSuchBucket`.
-pub(super) async fn write_grants(gw: &Gateway, bucket: &str, headers: &http::HeaderMap) -> Result<Vec<AclEntry>> {
+pub(super) async fn write_acl(
+    gw: &Gateway,
+    bucket: &str,
+    headers: &http::HeaderMap,
+    writer: Option<&WriterOwns>,
+) -> Result<ObjectAcl> {
     let canned = headers.get("x-amz-acl").and_then(|v| v.to_str().ok());
     let asks = canned.is_some_and(|acl| !OWNER_ONLY.contains(&acl))
         || GRANT_HEADERS.iter().any(|(h, _)| headers.contains_key(*h));
-    if !asks {
-        return Ok(Vec::new());
+    let owner = writer.map(|w| w.0.clone());
+    if !asks && owner.is_none() {
+        return Ok(ObjectAcl::default());
     }
-    let owner = bucket_owner(gw, bucket).await?;
+    let bucket_owner = bucket_owner(gw, bucket).await?;
     let name = bucket.to_owned();
     if !gw.registry.read(move |reads| reads.bucket_ownership(&name)).await?.acls_enabled() {
         return Err(registry::Error::AclsDisabled.into());
     }
-    let canned = canned.map(|name| canned_grants(name, canned_object_acl)).transpose()?;
-    requested_grants(gw, canned, None, headers, owner.id.as_deref()).await
+    // `bucket-owner-*` grant to the bucket's owner when the writer owns the object.
+    let to_bucket_owner = owner.as_ref().and(bucket_owner.id.as_deref());
+    let canned = canned.map(|name| canned_grants(name, |n| canned_object_acl(n, to_bucket_owner))).transpose()?;
+    let object_owner = owner.as_deref().map(canonical_id).or(bucket_owner.id);
+    let grants = requested_grants(gw, canned, None, headers, object_owner.as_deref()).await?;
+    Ok(ObjectAcl { owner, grants })
 }
 
 /// The ownership and bucket ACL grants a CreateBucket asks for.
@@ -80,7 +95,7 @@ pub(super) async fn requested_at_creation(
 }
 
 /// The grants of the canned ACL `name`, from `table`.
-fn canned_grants(name: &str, table: fn(&str) -> Option<Vec<AclEntry>>) -> Result<Vec<AclEntry>> {
+fn canned_grants(name: &str, table: impl Fn(&str) -> Option<Vec<AclEntry>>) -> Result<Vec<AclEntry>> {
     table(name).ok_or_else(|| s3_error!(InvalidArgument, "Invalid canned ACL: {name}").into())
 }
 
@@ -240,6 +255,28 @@ pub(super) async fn put_bucket_acl(
     Ok(S3Response::new(PutBucketAclOutput {}))
 }
 
+/// A version's recorded ACL, and its owner as S3 names it: the account recorded as its
+/// owner while the bucket's ownership enables ACLs, else the bucket's owner (who owns every
+/// object of a `BucketOwnerEnforced` bucket).
+async fn version_acl(gw: &Gateway, bucket: &str, key: &str, version_id: String) -> Result<(Owner, ObjectAcl)> {
+    let bucket_owner = bucket_owner(gw, bucket).await?;
+    let (bucket, key) = (bucket.to_owned(), key.to_owned());
+    let (acl, owner) = gw
+        .registry
+        .read(move |reads| {
+            let acl = reads.object_acl(&bucket, &key, &version_id)?;
+            let owner = match &acl.owner {
+                Some(id) if reads.bucket_ownership(&bucket)?.acls_enabled() => {
+                    reads.accounts()?.into_iter().find(|account| account.id == *id)
+                }
+                _ => None,
+            };
+            Ok((acl, owner))
+        })
+        .await?;
+    Ok((owner.map_or(bucket_owner, |account| account_owner(account.name, &account.id)), acl))
+}
+
 pub(super) async fn get_object_acl(
     gw: &Gateway,
     req: S3Request<GetObjectAclInput>,
@@ -247,10 +284,8 @@ pub(super) async fn get_object_acl(
     let input = &req.input;
     let version =
         named_version(gw, &input.bucket, &input.key, input.version_id.as_deref(), OnDeleteMarker::LockRead).await?;
-    let owner = bucket_owner(gw, &input.bucket).await?;
-    let (bucket, key) = (input.bucket.clone(), input.key.clone());
-    let recorded = gw.registry.read(move |reads| reads.object_acl(&bucket, &key, &version.version_id)).await?;
-    let grants = std::iter::once(owner_grant(&owner)).chain(recorded.into_iter().map(answered_grant)).collect();
+    let (owner, recorded) = version_acl(gw, &input.bucket, &input.key, version.version_id).await?;
+    let grants = std::iter::once(owner_grant(&owner)).chain(recorded.grants.into_iter().map(answered_grant)).collect();
     Ok(S3Response::new(GetObjectAclOutput { grants: Some(grants), owner: Some(owner), request_charged: None }))
 }
 
@@ -259,9 +294,16 @@ pub(super) async fn put_object_acl(
     req: S3Request<PutObjectAclInput>,
 ) -> Result<S3Response<PutObjectAclOutput>> {
     let input = &req.input;
-    named_version(gw, &input.bucket, &input.key, input.version_id.as_deref(), OnDeleteMarker::LockRead).await?;
-    let owner = bucket_owner(gw, &input.bucket).await?;
-    let canned = input.acl.as_ref().map(|acl| canned_grants(acl.as_str(), canned_object_acl)).transpose()?;
+    let version =
+        named_version(gw, &input.bucket, &input.key, input.version_id.as_deref(), OnDeleteMarker::LockRead).await?;
+    let (owner, _) = version_acl(gw, &input.bucket, &input.key, version.version_id).await?;
+    // `bucket-owner-*` grant to the bucket's owner when another account owns the object.
+    let bucket_owner = bucket_owner(gw, &input.bucket).await?.id.filter(|id| owner.id.as_ref() != Some(id));
+    let canned = input
+        .acl
+        .as_ref()
+        .map(|acl| canned_grants(acl.as_str(), |n| canned_object_acl(n, bucket_owner.as_deref())))
+        .transpose()?;
     let policy = input.access_control_policy.as_ref();
     let grants = requested_grants(gw, canned, policy, &req.headers, owner.id.as_deref()).await?;
     let name = input.bucket.clone();

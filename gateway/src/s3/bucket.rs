@@ -1,13 +1,13 @@
 //! Buckets: create, delete, head, list, location (versioning lives in `versioning.rs`). Bucket names are checked by
 //! s3s against AWS's rules before a request reaches us.
 
-use registry::policy::canonical_id;
 use registry::queries::Bucket;
 use registry::state::ROOT_ACCOUNT;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
 use super::error::Result;
+use super::owner::account_owner;
 use super::{Gateway, caller, wire};
 use crate::auth::access::Requester;
 
@@ -16,29 +16,6 @@ pub(super) async fn require_bucket(gw: &Gateway, name: &str) -> Result<Bucket> {
     let wanted = name.to_owned();
     let bucket = gw.registry.read(move |conn| conn.bucket(&wanted)).await?;
     bucket.ok_or_else(|| registry::Error::NoSuchBucket(name.to_owned()).into())
-}
-
-/// An account as S3 names an owner: its name and canonical id.
-pub(super) fn account_owner(name: String, account_id: &str) -> Owner {
-    Owner { display_name: Some(name), id: Some(canonical_id(account_id)) }
-}
-
-/// The bucket's owning account (`NoSuchBucket` when the bucket does not exist): the owner
-/// S3 reports for the bucket, and for its objects and uploads.
-pub(super) async fn bucket_owner(gw: &Gateway, bucket: &str) -> Result<Owner> {
-    let name = bucket.to_owned();
-    let account = gw
-        .registry
-        .read(move |reads| {
-            let Some(bucket) = reads.bucket(&name)? else { return Err(registry::Error::NoSuchBucket(name)) };
-            // A bucket created by a configured key belongs to the root account.
-            match reads.account_of_key(&bucket.owner)? {
-                Some(account) => Ok(Some(account)),
-                None => reads.account(registry::state::ROOT_ACCOUNT),
-            }
-        })
-        .await?;
-    Ok(account.map(|a| account_owner(a.name, &a.id)).unwrap_or_default())
 }
 
 pub(super) async fn list_buckets(

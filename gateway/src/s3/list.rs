@@ -8,8 +8,9 @@ use registry::queries::{ListPage, ListQuery, ObjectVersion};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
-use super::bucket::{bucket_owner, require_bucket};
+use super::bucket::require_bucket;
 use super::error::Result;
+use super::owner::bucket_owner;
 use super::{Gateway, wire};
 
 /// The most keys one page returns, whatever the client asks for.

@@ -15,7 +15,11 @@
 //! - [`checksum`]: client checksums (`Content-MD5`, `x-amz-checksum-*`, trailers) vs those
 //!   [`crate::digest`] computed.
 //! - [`document`]: the digests of document bodies (DeleteObjects, configurations).
+//! - [`acl`]: object ownership, bucket and object ACLs.
+//! - [`bucket_policy`], [`public_access_block`], `cors`: the bucket's other access settings.
+//! - [`post_object`]: HTML form uploads, handed on as PutObject.
 //! - `lookup`: the version a request names, for copies, tags and locks.
+//! - `owner`: owners as S3 names them, of buckets and of what they hold.
 //! - [`error`]: the gateway error and its S3 codes.
 
 /// The Object Lock headers of a PutObject, CopyObject or CreateMultipartUpload (their s3s
@@ -48,6 +52,7 @@ mod lookup;
 pub mod multipart;
 pub mod object;
 pub mod object_lock;
+mod owner;
 pub mod post_object;
 pub mod public_access_block;
 pub mod tagging;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use blake3::hazmat::ChainingValue;
 use registry::Caller;
+use registry::acl::ObjectAcl;
 use registry::commands::{NewVersion, WriteCondition};
 use registry::event::v1::{
     self, BlobCorrupt, BlobPart, CorruptReason, CorruptSubject, MultipartCreated, ObjectContent, ObjectPut, Origin,
@@ -21,12 +22,13 @@ use s3s::dto::ChecksumAlgorithm as ChecksumAlgorithm_;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
-use super::bucket::{bucket_owner, require_bucket};
+use super::bucket::require_bucket;
 use super::checksum::ExpectedChecksums;
 use super::error::Result;
 use super::get_object::{checked_read, read_parts};
 use super::integrity;
 use super::object::{Placed, copy_source, place, record_placed, source_version, store_body};
+use super::owner::bucket_owner;
 use super::{Gateway, acl, caller, wire};
 use crate::backend::{BlobError, BlobId, BlobStore, PartToJoin, StoreUpload};
 use crate::blake3_tree;
@@ -69,7 +71,7 @@ pub(super) async fn create_multipart_upload(
     mut req: S3Request<CreateMultipartUploadInput>,
 ) -> Result<S3Response<CreateMultipartUploadOutput>> {
     wire::check_key(&req.input.key)?;
-    let acl = acl::write_grants(gw, &req.input.bucket, &req.headers).await?;
+    let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
     let input = &mut req.input;
     wire::check_metadata_size(input.metadata.as_ref())?;
     let bucket = require_bucket(gw, &input.bucket).await?;
@@ -121,7 +123,8 @@ pub(super) async fn create_multipart_upload(
         retention,
         legal_hold,
         store_upload,
-        acl,
+        acl: acl.grants,
+        owner: acl.owner,
     };
     gw.registry.create_multipart_upload(caller(&req), created).await?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
@@ -609,8 +612,8 @@ pub(super) async fn complete_multipart_upload(
     let (recorded_blake3, size) = (put.content.blake3.clone(), put.content.size);
     let fields = wire::ChecksumFields::of(&put.content.checksums);
     let checksum_type = put.content.checksum_type.clone();
-    let new =
-        NewVersion { acl: upload.created.acl.clone(), put, condition: WriteCondition::default(), placement: None };
+    let acl = ObjectAcl { owner: upload.created.owner.clone(), grants: upload.created.acl.clone() };
+    let new = NewVersion { acl, put, condition: WriteCondition::default(), placement: None };
     let legal_hold = new.put.legal_hold;
     let recorded =
         gw.registry.complete_multipart_upload(caller(&req), input.upload_id.clone(), expected_parts, new).await?;

@@ -183,7 +183,7 @@ pub(super) async fn put_object(
         super::post_object::apply_fields(&mut req)?;
     }
     wire::check_key(&req.input.key)?;
-    let acl = acl::write_grants(gw, &req.input.bucket, &req.headers).await?;
+    let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
     let input = &mut req.input;
     let length = wire::body_length(input.content_length, &req.headers);
     wire::check_body_size(length)?;
@@ -332,7 +332,7 @@ pub(super) async fn copy_object(
     mut req: S3Request<CopyObjectInput>,
 ) -> Result<S3Response<CopyObjectOutput>> {
     wire::check_key(&req.input.key)?;
-    let acl = acl::write_grants(gw, &req.input.bucket, &req.headers).await?;
+    let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
     let input = &mut req.input;
     let (src_bucket, src_key, src_version_id) = copy_source(&input.copy_source)?;
     require_bucket(gw, &src_bucket).await?;

@@ -7,9 +7,10 @@ use registry::queries::VersionQuery;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
 
-use super::bucket::{bucket_owner, require_bucket};
+use super::bucket::require_bucket;
 use super::error::Result;
 use super::list::{Encoder, common_prefixes, max_keys};
+use super::owner::bucket_owner;
 use super::{Gateway, caller, wire};
 
 pub(super) async fn list_object_versions(

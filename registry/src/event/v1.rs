@@ -188,6 +188,10 @@ pub struct MultipartCreated {
     /// bucket whose ownership enables ACLs; absent for none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acl: Vec<AclEntry>,
+    /// The account that will own the completed version, when not the bucket's owner (as
+    /// [`ObjectAclSet::owner`]); absent when the bucket's owner will.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// A multipart upload inside the blob store: the blob the completed object becomes, and the
@@ -479,14 +483,19 @@ pub struct BucketAclSet {
     pub grants: Vec<AclEntry>,
 }
 
-/// An object version's ACL set (`v1.object.acl.set`): its grants besides the bucket owner's
-/// full control.
+/// An object version's ACL set (`v1.object.acl.set`): its owner, when another account than
+/// the bucket's owns it, and its grants besides the owner's full control.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectAclSet {
     /// The version.
     pub version: VersionRef,
     /// The grants, as given.
     pub grants: Vec<AclEntry>,
+    /// The id of the account that owns the version, when it is not the bucket's owner: the
+    /// writer's account, under `ObjectWriter` or `BucketOwnerPreferred` (see
+    /// [`crate::acl::ObjectAcl`]); absent when the bucket's owner owns it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// One ACL grant.

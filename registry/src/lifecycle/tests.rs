@@ -150,6 +150,7 @@ fn incomplete_uploads_are_aborted_after_their_days() {
     let upload = Upload {
         created: MultipartCreated {
             acl: Vec::new(),
+            owner: None,
             bucket: "b".into(),
             key: "k".into(),
             upload_id: "u".into(),

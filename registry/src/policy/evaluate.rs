@@ -10,6 +10,10 @@
 //! 4. An anonymous request has no identity: only a grant to everyone lets it in.
 //! 5. Otherwise denied.
 //!
+//! An object another account owns (written under `ObjectWriter`) is that account's to
+//! grant: steps 2 and 3 read its account where they read the bucket owner's, the bucket
+//! policy's `Allow`s do not speak on it, and its `Deny`s still do.
+//!
 //! One exception, as on AWS: the root user of the account that owns a bucket may always
 //! read, replace and delete the bucket's policy, so that a policy denying everything cannot
 //! lock the owner out.
@@ -61,6 +65,11 @@ pub struct Grants<'a> {
     pub resource_owner: Option<&'a str>,
     /// The ACL's grant.
     pub acl: AclGrant,
+    /// The id of the account that owns the object, when it is not the bucket's owner
+    /// ([`crate::acl::ObjectAcl`]): that account's users decide by their own policies, and
+    /// everyone else, the bucket's owner included, needs the object's ACL to grant them; the
+    /// bucket's policy, its owner's, can still deny but no longer allow.
+    pub object_owner: Option<&'a str>,
 }
 
 /// How a bucket policy's statement named the requester.
@@ -108,6 +117,7 @@ pub fn decide(request: &Request<'_>, grants: &Grants<'_>) -> Decision {
         AclGrant::Everyone => Some(Named::Directly),
         AclGrant::RequesterAccount => Some(Named::ByAccount),
     };
+    let policy_grants = grants.object_owner.is_none();
     for statement in grants.bucket_policy.iter().flat_map(|p| &p.statements) {
         let Some(named) = names(statement, request.principal) else {
             continue;
@@ -115,7 +125,7 @@ pub fn decide(request: &Request<'_>, grants: &Grants<'_>) -> Decision {
         if applies(statement, request) {
             match statement.effect {
                 Effect::Deny => denied = true,
-                Effect::Allow if bucket_allows != Some(Named::Directly) => bucket_allows = Some(named),
+                Effect::Allow if policy_grants && bucket_allows != Some(Named::Directly) => bucket_allows = Some(named),
                 Effect::Allow => {}
             }
         }
@@ -123,9 +133,10 @@ pub fn decide(request: &Request<'_>, grants: &Grants<'_>) -> Decision {
     if denied {
         return Decision::ExplicitDeny;
     }
+    let owner = grants.object_owner.or(grants.resource_owner);
     let allowed = match user {
         None => bucket_allows == Some(Named::Directly),
-        Some(user) if grants.resource_owner.is_none_or(|owner| owner == user.account()) => {
+        Some(user) if owner.is_none_or(|owner| owner == user.account()) => {
             identity_allows || bucket_allows == Some(Named::Directly)
         }
         Some(_) => identity_allows && bucket_allows.is_some(),

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::acl::Ownership;
+use crate::acl::{ObjectAcl, Ownership};
 use crate::error::Result;
 use crate::event::v1::{AclEntry, BlobPart, CorsRule, ObjectContent, PackageFinalized, VersioningStatus};
 use crate::inline_blob::digest_of;
@@ -763,13 +763,15 @@ impl Reads for Connection {
             .unwrap_or_default())
     }
 
-    fn object_acl(&self, bucket: &str, key: &str, version_id: &str) -> Result<Vec<AclEntry>> {
+    fn object_acl(&self, bucket: &str, key: &str, version_id: &str) -> Result<ObjectAcl> {
         Ok(self
             .prepare_cached(
-                "SELECT a.grants FROM object_acls a JOIN object_versions v ON a.version_seq = v.seq
+                "SELECT a.grants, a.owner FROM object_acls a JOIN object_versions v ON a.version_seq = v.seq
                  WHERE v.bucket = ?1 AND v.key = ?2 AND v.version_id = ?3",
             )?
-            .query_row([bucket, key, version_id], |row| parse_json(0, &row.get::<_, String>(0)?))
+            .query_row([bucket, key, version_id], |row| {
+                Ok(ObjectAcl { grants: parse_json(0, &row.get::<_, String>(0)?)?, owner: row.get(1)? })
+            })
             .optional()?
             .unwrap_or_default())
     }

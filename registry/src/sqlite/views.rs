@@ -381,13 +381,14 @@ impl ViewRows for Connection {
         Ok(())
     }
 
-    fn set_object_acl(&self, row: i64, grants: &[AclEntry], sequence: u64) -> Result<()> {
+    fn set_object_acl(&self, row: i64, grants: &[AclEntry], owner: Option<&str>, sequence: u64) -> Result<()> {
         let grants = serde_json::to_string(grants).expect("ACL grants serialize");
         self.prepare_cached(
-            "INSERT INTO object_acls (version_seq, grants, set_seq) VALUES (?1, ?2, ?3)
-             ON CONFLICT (version_seq) DO UPDATE SET grants = excluded.grants, set_seq = excluded.set_seq",
+            "INSERT INTO object_acls (version_seq, grants, owner, set_seq) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (version_seq) DO UPDATE
+             SET grants = excluded.grants, owner = excluded.owner, set_seq = excluded.set_seq",
         )?
-        .execute(params![row, grants, sequence])?;
+        .execute(params![row, grants, owner, sequence])?;
         Ok(())
     }
 

@@ -55,7 +55,7 @@ fn version(task: u64, i: u64) -> NewVersion {
         store_etag: None,
     };
     NewVersion {
-        acl: Vec::new(),
+        acl: artifact_store_registry::acl::ObjectAcl::default(),
         placement: Some(Epoch::ORIGIN.into()),
         put: ObjectPut {
             bucket: "burst".into(),

@@ -431,6 +431,7 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
             "a",
             Payload::MultipartCreated(MultipartCreated {
                 acl: Vec::new(),
+ owner: None,
                 bucket: locked.into(),
                 key: "dist/app.tar".into(),
                 upload_id: upload.into(),
@@ -487,6 +488,7 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
             "b",
             Payload::MultipartCreated(MultipartCreated {
                 acl: Vec::new(),
+ owner: None,
                 bucket: plain.into(),
                 key: "tmp/big.bin".into(),
                 upload_id: "upload-expired".into(),
@@ -685,6 +687,29 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
             Payload::ObjectAclSet(ObjectAclSet {
                 version: version(locked, readme, "v0000000002"),
                 grants: vec![AclEntry { grantee: AclGrantee::Group("AllUsers".into()), permission: "READ".into() }],
+                owner: None,
+            }),
+        ),
+        (
+            1000,
+            "operator",
+            Payload::AccountCreated(AccountCreated {
+                account: "partner".into(),
+                id: "222222222222".into(),
+                email: Some("builds@partner.example".into()),
+            }),
+        ),
+        (0, "operator", Payload::UserCreated(UserRef { account: "partner".into(), user: "root".into() })),
+        (
+            0,
+            "a",
+            Payload::ObjectAclSet(ObjectAclSet {
+                version: version(locked, readme, "v0000000002"),
+                grants: vec![AclEntry {
+                    grantee: AclGrantee::CanonicalUser("c0ffee".into()),
+                    permission: "FULL_CONTROL".into(),
+                }],
+                owner: Some("222222222222".into()),
             }),
         ),
     ]

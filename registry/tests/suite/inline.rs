@@ -22,7 +22,7 @@ fn new_version(bucket: &str, key: &str, blob: &InlineBlob) -> NewVersion {
         store_etag: None,
     };
     NewVersion {
-        acl: Vec::new(),
+        acl: artifact_store_registry::acl::ObjectAcl::default(),
         placement: None,
         put: ObjectPut {
             bucket: bucket.into(),

@@ -42,7 +42,7 @@ fn object(bucket: &str, key: &str, bytes: &[u8]) -> ObjectPut {
 
 async fn put(registry: &Registry, key: &str, bytes: &[u8]) -> Result<(), Error> {
     let new = NewVersion {
-        acl: Vec::new(),
+        acl: artifact_store_registry::acl::ObjectAcl::default(),
         put: object("b", key, bytes),
         condition: WriteCondition::default(),
         placement: Some(Epoch::ORIGIN.into()),

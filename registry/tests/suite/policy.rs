@@ -38,7 +38,7 @@ fn check(
     bucket: Option<&Policy>,
 ) -> Decision {
     let request = Request { principal, action, resource, keys };
-    let grants = Grants { identity, bucket_policy: bucket, resource_owner: Some(OWNER), acl: AclGrant::None };
+    let grants = Grants { identity, bucket_policy: bucket, resource_owner: Some(OWNER), ..Grants::default() };
     decide(&request, &grants)
 }
 
@@ -204,7 +204,7 @@ fn acl_grants_speak_like_the_bucket_policy() {
     let request = |principal: &Principal, acl| {
         let keys = no_keys();
         let request = Request { principal, action: "s3:GetObject", resource: "arn:aws:s3:::b/k", keys: &keys };
-        decide(&request, &Grants { identity: &[], bucket_policy: None, resource_owner: Some(OWNER), acl })
+        decide(&request, &Grants { resource_owner: Some(OWNER), acl, ..Grants::default() })
     };
     assert_eq!(request(&Principal::Anonymous, AclGrant::Everyone), Decision::Allow);
     assert_eq!(request(&Principal::Anonymous, AclGrant::RequesterAccount), Decision::ImplicitDeny);
@@ -408,4 +408,37 @@ fn only_a_condition_on_existing_tags_asks_for_the_objects_tags() {
             "Condition":{"StringEquals":{"s3:RequestObjectTag/team":"web"}}}}"#,
     );
     assert!(!request_tags.reads_existing_object_tags());
+}
+
+#[test]
+fn an_object_another_account_owns_is_granted_by_that_account_alone() {
+    // Carol's account (OTHER) wrote b/k into the owner's ObjectWriter bucket: the object is
+    // OTHER's. Its users decide by their own policies; the bucket's owner needs the object's
+    // ACL; the bucket policy can deny but not allow.
+    let keys = no_keys();
+    let reads = [identity_policy(r#"{"Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}"#)];
+    let everyone_reads = bucket_policy(
+        r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}}"#,
+    );
+    let deny_carol = bucket_policy(&format!(
+        r#"{{"Statement":{{"Effect":"Deny","Principal":{{"AWS":"arn:aws:iam::{OTHER}:user/carol"}},
+            "Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}}}}"#
+    ));
+    let get = |principal: &Principal, identity: &[Policy], bucket: Option<&Policy>, acl: AclGrant| {
+        let request = Request { principal, action: "s3:GetObject", resource: "arn:aws:s3:::b/k", keys: &keys };
+        let grants =
+            Grants { identity, bucket_policy: bucket, resource_owner: Some(OWNER), acl, object_owner: Some(OTHER) };
+        decide(&request, &grants)
+    };
+    let owner_root = Principal::User(User::root(OWNER));
+    assert_eq!(get(&stranger(), &reads, None, AclGrant::None), Decision::Allow);
+    assert_eq!(get(&stranger(), &[], None, AclGrant::None), Decision::ImplicitDeny);
+    assert_eq!(get(&stranger(), &reads, Some(&deny_carol), AclGrant::None), Decision::ExplicitDeny);
+    assert_eq!(get(&owner_root, &[], None, AclGrant::None), Decision::ImplicitDeny);
+    assert_eq!(get(&owner_root, &[], Some(&everyone_reads), AclGrant::None), Decision::ImplicitDeny);
+    assert_eq!(get(&owner_root, &[], None, AclGrant::RequesterAccount), Decision::Allow);
+    assert_eq!(get(&alice(), &reads, None, AclGrant::RequesterAccount), Decision::Allow);
+    assert_eq!(get(&alice(), &[], None, AclGrant::RequesterAccount), Decision::ImplicitDeny);
+    assert_eq!(get(&Principal::Anonymous, &[], Some(&everyone_reads), AclGrant::None), Decision::ImplicitDeny);
+    assert_eq!(get(&Principal::Anonymous, &[], None, AclGrant::Everyone), Decision::Allow);
 }

@@ -284,7 +284,12 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
                     legal_hold: false,
                 };
                 let condition = WriteCondition { if_none_match_any: if_none_match, ..WriteCondition::default() };
-                let new = NewVersion { acl: Vec::new(), put, condition, placement: Some(Epoch::ORIGIN.into()) };
+                let new = NewVersion {
+                    acl: artifact_store_registry::acl::ObjectAcl::default(),
+                    put,
+                    condition,
+                    placement: Some(Epoch::ORIGIN.into()),
+                };
                 let _ = match inline {
                     Some(inline) => registry.put_inline_object(caller(), new, inline).await,
                     None => registry.put_object(caller(), new).await,
@@ -318,6 +323,7 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
                 let upload_id = format!("u{seed:08}");
                 let created = MultipartCreated {
                     acl: Vec::new(),
+                    owner: None,
                     bucket: bucket_name(bucket),
                     key: key_name(key),
                     upload_id: upload_id.clone(),
@@ -561,7 +567,12 @@ async fn complete(registry: &Registry, upload_id: String, seed: u64) {
             caller(),
             upload_id,
             expected,
-            NewVersion { acl: Vec::new(), put, condition: WriteCondition::default(), placement: None },
+            NewVersion {
+                acl: artifact_store_registry::acl::ObjectAcl::default(),
+                put,
+                condition: WriteCondition::default(),
+                placement: None,
+            },
         )
         .await;
 }

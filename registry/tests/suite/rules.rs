@@ -55,7 +55,7 @@ async fn open(path: &Path) -> Registry {
     let registry = Registry::open(path, Arc::new(ManualClock::new(T0))).unwrap();
     registry.create_bucket(caller(), "b", "us-east-1", true).await.unwrap();
     let new = NewVersion {
-        acl: Vec::new(),
+        acl: artifact_store_registry::acl::ObjectAcl::default(),
         put: object("k", b"locked", None),
         condition: WriteCondition::default(),
         placement: Some(Epoch::ORIGIN.into()),
@@ -144,7 +144,7 @@ async fn a_write_under_a_seal_removed_from_the_views_is_named() {
     let manifest_object = object(&manifest.key(), &manifest.encode(), None);
     registry.seal_package(caller(), manifest, manifest_object, Epoch::ORIGIN.into()).await.unwrap();
     let new = NewVersion {
-        acl: Vec::new(),
+        acl: artifact_store_registry::acl::ObjectAcl::default(),
         put: object("k2", b"late", None),
         condition: WriteCondition::default(),
         placement: Some(Epoch::ORIGIN.into()),
@@ -153,7 +153,7 @@ async fn a_write_under_a_seal_removed_from_the_views_is_named() {
     assert!(matches!(refused, Err(Error::Sealed { .. })), "{refused:?}");
     let registry = tamper(registry, &path, "DELETE FROM packages").await;
     let new = NewVersion {
-        acl: Vec::new(),
+        acl: artifact_store_registry::acl::ObjectAcl::default(),
         put: object("k2", b"late", None),
         condition: WriteCondition::default(),
         placement: Some(Epoch::ORIGIN.into()),
@@ -172,7 +172,7 @@ async fn compliance_retention_given_at_creation_holds_against_edited_views() {
     let registry = open(&path).await;
     let lock = Retention { mode: LockMode::Compliance, retain_until: T0 + 30 * DAY };
     let new = NewVersion {
-        acl: Vec::new(),
+        acl: artifact_store_registry::acl::ObjectAcl::default(),
         put: object("c", b"compliant", Some(lock)),
         condition: WriteCondition::default(),
         placement: Some(Epoch::ORIGIN.into()),

@@ -38,7 +38,12 @@ fn version(key: &str) -> NewVersion {
         retention: None,
         legal_hold: false,
     };
-    NewVersion { acl: Vec::new(), put, condition: WriteCondition::default(), placement: Some(Epoch::ORIGIN.into()) }
+    NewVersion {
+        acl: artifact_store_registry::acl::ObjectAcl::default(),
+        put,
+        condition: WriteCondition::default(),
+        placement: Some(Epoch::ORIGIN.into()),
+    }
 }
 
 async fn exists(registry: &Registry, key: &'static str) -> Result<bool, Error> {
