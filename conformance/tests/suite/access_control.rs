@@ -627,6 +627,52 @@ async fn object_ownership_gives_another_accounts_writes_to_the_writer_as_on_aws_
     get_as(&s3, "m.bin").await.expect("and the upload's object");
 }
 
+#[tokio::test]
+async fn a_copy_source_is_decided_as_the_copy_reads_it_issue_18() {
+    use aws_sdk_s3::types::{BucketVersioningStatus, ObjectOwnership, VersioningConfiguration};
+
+    // The access decision and the copy must read `x-amz-copy-source` alike: decoded first,
+    // then its leading slash and its versionId taken. Read any other way, a copy is decided
+    // on another object than the one it copies.
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    let (partner, _, _) = new_account(&server, "partner", None).await;
+    create_bucket(&s3, "vault").await;
+    put(&s3, "vault", "secret.txt", b"root's secret").await;
+    create_bucket(&partner, "loot").await;
+    let before = server.events().len();
+    for source in ["%2Fvault/secret.txt", "%2fvault%2Fsecret.txt", "/vault/secret.txt", "vault/secret.txt"] {
+        let copy = partner.copy_object().bucket("loot").key("stolen.txt").copy_source(source).send().await;
+        assert_eq!(failure(copy), (403, "AccessDenied".to_owned()), "a copy from {source}");
+    }
+    server.assert_no_new_events(before, "copies from another account's bucket");
+
+    // A version another account owns, named with its id percent-encoded.
+    s3.create_bucket().bucket("shared").object_ownership(ObjectOwnership::ObjectWriter).send().await.expect("bucket");
+    let enabled = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+    s3.put_bucket_versioning().bucket("shared").versioning_configuration(enabled).send().await.expect("versioning");
+    let grant = serde_json::json!({"Statement": {"Effect": "Allow", "Principal": "*",
+        "Action": "s3:PutObject", "Resource": "arn:aws:s3:::shared/*"}});
+    s3.put_bucket_policy().bucket("shared").policy(grant.to_string()).send().await.expect("bucket policy");
+    let written = partner
+        .put_object()
+        .bucket("shared")
+        .key("p.txt")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"partner's"))
+        .send()
+        .await
+        .expect("the partner writes");
+    let version = written.version_id().expect("a version id").to_owned();
+    let encoded: String = version.bytes().map(|b| format!("%{b:02X}")).collect();
+    let before = server.events().len();
+    for id in [version.as_str(), encoded.as_str()] {
+        let copy =
+            s3.copy_object().bucket("vault").key("taken.txt").copy_source(format!("shared/p.txt?versionId={id}"));
+        assert_eq!(failure(copy.send().await), (403, "AccessDenied".to_owned()), "a copy of version {id}");
+    }
+    server.assert_no_new_events(before, "copies of a version the bucket's owner does not own");
+}
+
 async fn put_result(
     client: &aws_sdk_s3::Client,
     bucket: &str,

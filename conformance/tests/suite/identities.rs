@@ -668,3 +668,42 @@ async fn setting_an_acl_or_tags_on_a_write_needs_its_own_permission_and_batches_
     assert_eq!(errors, [("keep.txt", "AccessDenied")]);
     assert_eq!(get(&s3, "guarded", "keep.txt").await, b"k");
 }
+
+#[tokio::test]
+async fn a_copy_is_decided_on_its_source_objects_own_tags_issue_18() {
+    // The source of a copy is read under its own tags: a policy that keeps objects tagged
+    // secret from a user must keep them from being copied out, to a key that has no tags.
+    let server = Server::start(Transport::Http).await;
+    let dir = tempfile::tempdir().expect("temp folder");
+    let s3 = server.s3();
+    create_bucket(&s3, "vault").await;
+    let tagged_put = |key: &'static str, tagging: &'static str| {
+        s3.put_object().bucket("vault").key(key).tagging(tagging).body(ByteStream::from_static(b"bytes")).send()
+    };
+    tagged_put("secret.txt", "class=secret").await.expect("root put");
+    tagged_put("plain.txt", "class=plain").await.expect("root put");
+    expect(&server, &["user", "create", "copier"], 0);
+    let copier = created(&server, &["--json", "key", "create", "copier"]);
+    let policy = r#"{"Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "arn:aws:s3:::vault/*"},
+        {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::vault/*",
+         "Condition": {"StringEquals": {"s3:ExistingObjectTag/class": "secret"}}}
+    ]}"#;
+    expect(&server, &["user", "policy", "put", "copier", "--file", &policy_file(&dir, "copy.json", policy)], 0);
+    let as_copier = server.s3_as(copier.key());
+    let (status, code) = failure(as_copier.get_object().bucket("vault").key("secret.txt").send().await);
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"), "a direct read of the secret");
+
+    let before = server.events().len();
+    let copy = |source: &str, key: &str| {
+        as_copier.copy_object().bucket("vault").key(key).copy_source(format!("vault/{source}")).send()
+    };
+    let (status, code) = failure(copy("secret.txt", "leak.txt").await);
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"), "a copy of the secret to an untagged key");
+    server.assert_no_new_events(before, "a refused copy");
+    // Onto a plain object's key, whose own tags allow, the source still decides.
+    let (status, code) = failure(copy("secret.txt", "plain.txt").await);
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"), "a copy of the secret over a plain object");
+    copy("plain.txt", "copy.txt").await.expect("a plain object copies");
+    assert_eq!(get(&as_copier, "vault", "copy.txt").await, b"bytes");
+}

@@ -57,6 +57,17 @@ pub struct Requester {
     pub id: String,
 }
 
+/// What a request's condition keys will decide: for whom, under which bucket's grants, which
+/// action (and `also` these, with the same keys) on which resource.
+#[derive(Clone, Copy)]
+struct Decided<'a> {
+    identity: &'a Identity,
+    grant: &'a BucketGrant,
+    action: &'a str,
+    also: &'a [&'a str],
+    resource: &'a str,
+}
+
 /// A request's principal and the identity policies that speak for it.
 struct Identity {
     principal: Principal,
@@ -291,16 +302,27 @@ fn request_tags(keys: &mut ConditionKeys, tags: impl IntoIterator<Item = (String
 
 impl Access {
     /// Adds `s3:ExistingObjectTag/<key>` for each tag of the object a request names (the
-    /// version it names, else the latest), when a policy in play reads them: the object's
-    /// record is read only then.
+    /// version it names, else the latest), when a statement that could decide it reads them
+    /// (`policy::evaluate::needs_existing_object_tags`): the object's record is read only then.
     async fn existing_tags(
         &self,
         keys: &mut ConditionKeys,
-        policies: [&[Policy]; 2],
+        decided: Decided<'_>,
         object: (&str, &str),
         version_id: Option<&str>,
     ) -> S3Result<()> {
-        if !policies.iter().flat_map(|p| p.iter()).any(Policy::reads_existing_object_tags) {
+        let request = Request {
+            principal: &decided.identity.principal,
+            action: decided.action,
+            resource: decided.resource,
+            keys,
+        };
+        let grants = Grants {
+            identity: &decided.identity.policies,
+            bucket_policy: decided.grant.policy.as_ref(),
+            ..Grants::default()
+        };
+        if !policy::evaluate::needs_existing_object_tags(&request, decided.also, &grants) {
             return Ok(());
         }
         let (bucket, key, version_id) = (object.0.to_owned(), object.1.to_owned(), version_id.map(str::to_owned));
@@ -430,30 +452,42 @@ impl S3Access for Access {
             "CopyObject" | "UploadPartCopy" => cx.headers().get("x-amz-copy-source").and_then(|v| v.to_str().ok()),
             _ => None,
         }
-        .map(copy_source);
+        .and_then(copy_source);
         let source_grant = match &source {
-            Some((path, _)) => Some(self.buckets.get(path.split('/').next().unwrap_or_default()).await?),
+            Some(source) => Some(self.buckets.get(&source.bucket).await?),
             None => None,
         };
         // Conditions are only in policies: without one, no key can change the decision, and
         // building them (a clock read, a dozen strings) is skipped.
         let version_id = cx.uri().query().and_then(|query| query_value(query, "versionId"));
-        let keys = if grant.policy.is_some()
+        let versioned = version_id.is_some();
+        let action = action_of(&op, versioned);
+        let writes = matches!(op.as_str(), "PutObject" | "CopyObject" | "CreateMultipartUpload");
+        let bypass = asks_bypass(cx.headers());
+        let mut keys = if grant.policy.is_some()
             || source_grant.as_ref().is_some_and(|g| g.policy.is_some())
             || !identity.policies.is_empty()
         {
             let peer = cx.extensions_mut().get::<PeerAddr>().copied();
-            let mut keys = self.request_keys(peer, cx.headers(), cx.uri());
-            if let S3Path::Object { bucket, key } = cx.s3_path() {
-                let policies = [&identity.policies[..], grant.policy.as_slice()];
-                self.existing_tags(&mut keys, policies, (bucket, key), version_id.as_deref()).await?;
-            }
-            keys
+            self.request_keys(peer, cx.headers(), cx.uri())
         } else {
             ConditionKeys::new()
         };
-        let versioned = version_id.is_some();
-        let action = action_of(&op, versioned);
+        // A copy's source is decided with its own object's tags, not the target's.
+        let mut source_keys = source.is_some().then(|| keys.clone());
+        if let S3Path::Object { bucket, key } = cx.s3_path() {
+            // Every action decided below with these keys, each of which may read the tags.
+            let mut also = Vec::new();
+            if writes {
+                also.extend(["s3:PutObjectAcl", "s3:PutObjectTagging"]);
+            }
+            if bypass {
+                also.push("s3:BypassGovernanceRetention");
+            }
+            let decided =
+                Decided { identity: &identity, grant: &grant, action: &action, also: &also, resource: &resource };
+            self.existing_tags(&mut keys, decided, (bucket, key), version_id.as_deref()).await?;
+        }
         let object_acl = match cx.s3_path() {
             S3Path::Object { bucket, key } => {
                 self.object_acl(&grant, &action, (bucket, key), version_id.as_deref()).await?
@@ -461,7 +495,7 @@ impl S3Access for Access {
             _ => ObjectAcl::default(),
         };
         self.decide_with(&identity, &grant, &action, &resource, &keys, &object_acl)?;
-        if matches!(op.as_str(), "PutObject" | "CopyObject" | "CreateMultipartUpload") {
+        if writes {
             self.decide_write_extras(&identity, &grant, cx.headers(), &resource, &keys)?;
             if let Some(owns) = grant.writer_owns(&identity, cx.headers()) {
                 cx.extensions_mut().insert(owns);
@@ -469,20 +503,17 @@ impl S3Access for Access {
         }
         // Asking to bypass governance retention is a permission of its own, which a bucket
         // policy can deny (the configuration says who may ask at all).
-        if asks_bypass(cx.headers()) {
+        if bypass {
             self.decide(&identity, &grant, "s3:BypassGovernanceRetention", &resource, &keys)?;
         }
-        if let (Some((path, version)), Some(source_grant)) = (source, source_grant) {
-            let action = if version { "s3:GetObjectVersion" } else { "s3:GetObject" };
-            let (bucket, key) = path.split_once('/').unwrap_or((&path, ""));
-            let source_version = cx
-                .headers()
-                .get("x-amz-copy-source")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split_once("?versionId="))
-                .map(|(_, id)| id.to_owned());
-            let source_acl = self.object_acl(&source_grant, action, (bucket, key), source_version.as_deref()).await?;
-            self.decide_with(&identity, &source_grant, action, &format!("arn:aws:s3:::{path}"), &keys, &source_acl)?;
+        if let (Some(source), Some(source_grant), Some(mut keys)) = (source, source_grant, source_keys.take()) {
+            let action = if source.version_id.is_some() { "s3:GetObjectVersion" } else { "s3:GetObject" };
+            let resource = format!("arn:aws:s3:::{}/{}", source.bucket, source.key);
+            let object = (source.bucket.as_str(), source.key.as_str());
+            let decided = Decided { identity: &identity, grant: &source_grant, action, also: &[], resource: &resource };
+            self.existing_tags(&mut keys, decided, object, source.version_id.as_deref()).await?;
+            let source_acl = self.object_acl(&source_grant, action, object, source.version_id.as_deref()).await?;
+            self.decide_with(&identity, &source_grant, action, &resource, &keys, &source_acl)?;
         }
         Ok(())
     }
@@ -520,11 +551,12 @@ impl S3Access for Access {
         let tags = req.input.tagging.tag_set.iter();
         request_tags(&mut keys, tags.map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default())));
         let version_id = req.input.version_id.clone();
-        let policies = [&identity.policies[..], grant.policy.as_slice()];
-        self.existing_tags(&mut keys, policies, (&bucket, &key), version_id.as_deref()).await?;
         let action = action_of("PutObjectTagging", version_id.is_some());
+        let resource = format!("arn:aws:s3:::{bucket}/{key}");
+        let decided = Decided { identity: &identity, grant: &grant, action: &action, also: &[], resource: &resource };
+        self.existing_tags(&mut keys, decided, (&bucket, &key), version_id.as_deref()).await?;
         let object_acl = self.object_acl(&grant, &action, (&bucket, &key), version_id.as_deref()).await?;
-        self.decide_with(&identity, &grant, &action, &format!("arn:aws:s3:::{bucket}/{key}"), &keys, &object_acl)
+        self.decide_with(&identity, &grant, &action, &resource, &keys, &object_acl)
     }
 
     /// DeleteObjects names its keys in the body: each key is checked as a DeleteObject of
@@ -548,8 +580,9 @@ impl S3Access for Access {
             let resource = format!("arn:aws:s3:::{bucket}/{}", object.key);
             // Each key with its own object's tags, as a DeleteObject of its own would be.
             let mut keys = keys.clone();
-            let policies = [&identity.policies[..], grant.policy.as_slice()];
-            self.existing_tags(&mut keys, policies, (&bucket, &object.key), object.version_id.as_deref()).await?;
+            let also: &[&str] = if bypass { &["s3:BypassGovernanceRetention"] } else { &[] };
+            let decided = Decided { identity: &identity, grant: &grant, action, also, resource: &resource };
+            self.existing_tags(&mut keys, decided, (&bucket, &object.key), object.version_id.as_deref()).await?;
             let decided = self.decide(&identity, &grant, action, &resource, &keys).and_then(|()| match bypass {
                 true => self.decide(&identity, &grant, "s3:BypassGovernanceRetention", &resource, &keys),
                 false => Ok(()),
@@ -743,15 +776,24 @@ fn query_value(query: &str, name: &str) -> Option<String> {
     values.next().is_none().then(|| value.into_owned())
 }
 
-/// The `bucket/key` of an `x-amz-copy-source` (leading `/` and `?versionId=` dropped,
-/// percent-decoded), and whether it names a version.
-fn copy_source(header: &str) -> (String, bool) {
-    let header = header.strip_prefix('/').unwrap_or(header);
-    let (path, version) = match header.split_once("?versionId=") {
-        Some((path, _)) => (path, true),
-        None => (header, false),
-    };
-    (percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned(), version)
+/// The object an `x-amz-copy-source` names.
+struct CopiedObject {
+    bucket: String,
+    key: String,
+    version_id: Option<String>,
+}
+
+/// The object an `x-amz-copy-source` names, read by s3s's own parser (decoded, then its
+/// leading slash and `versionId` taken), so that the decision is on the object the copy
+/// reads. `None` for a header s3s refuses, or an access point the handler refuses: no copy
+/// happens then.
+fn copy_source(header: &str) -> Option<CopiedObject> {
+    match s3s::dto::CopySource::parse(header).ok()? {
+        s3s::dto::CopySource::Bucket { bucket, key, version_id } => {
+            Some(CopiedObject { bucket: bucket.into(), key: key.into(), version_id: version_id.map(Into::into) })
+        }
+        _ => None,
+    }
 }
 
 /// `aws:CurrentTime` as AWS writes it: ISO 8601 in UTC.

@@ -81,7 +81,15 @@ pub(crate) struct Statement {
     pub(crate) conditions: Vec<Condition>,
 }
 
-/// S3's answer to a document that is not a JSON object.
+impl Statement {
+    /// Whether one of its conditions reads an existing object's tags.
+    pub(crate) fn reads_existing_object_tags(&self) -> bool {
+        self.conditions.iter().any(|c| {
+            c.key.get(..EXISTING_OBJECT_TAG.len()).is_some_and(|name| name.eq_ignore_ascii_case(EXISTING_OBJECT_TAG))
+        })
+    }
+}
+
 /// The prefix of the condition keys that name an existing object's tags.
 const EXISTING_OBJECT_TAG: &str = "s3:ExistingObjectTag/";
 
@@ -126,12 +134,11 @@ impl Policy {
     }
 
     /// Whether a condition reads an existing object's tags (`s3:ExistingObjectTag/<key>`):
-    /// only then does a decision need them, which costs a read of the object's record.
+    /// only then can a decision need them, which costs a read of the object's record (see
+    /// [`crate::policy::evaluate::needs_existing_object_tags`] for one request).
     #[must_use]
     pub fn reads_existing_object_tags(&self) -> bool {
-        self.statements.iter().flat_map(|s| &s.conditions).any(|c| {
-            c.key.get(..EXISTING_OBJECT_TAG.len()).is_some_and(|name| name.eq_ignore_ascii_case(EXISTING_OBJECT_TAG))
-        })
+        self.statements.iter().any(Statement::reads_existing_object_tags)
     }
 
     /// Whether a statement allows everyone, which the public access block's

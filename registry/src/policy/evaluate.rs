@@ -144,9 +144,37 @@ pub fn decide(request: &Request<'_>, grants: &Grants<'_>) -> Decision {
     if allowed { Decision::Allow } else { Decision::ImplicitDeny }
 }
 
+/// Whether deciding `request`, or any of the `also` actions on its resource with its keys,
+/// can depend on the object's existing tags: some statement that could apply to it (naming
+/// its principal, covering the action and the resource) has an `s3:ExistingObjectTag/`
+/// condition. A statement that cannot apply whatever its conditions say needs no tags, so
+/// most requests under a policy that reads tags somewhere cost no read of the object.
+#[must_use]
+pub fn needs_existing_object_tags(request: &Request<'_>, also: &[&str], grants: &Grants<'_>) -> bool {
+    let could_apply = |statement: &Statement| {
+        statement.reads_existing_object_tags()
+            && std::iter::once(request.action)
+                .chain(also.iter().copied())
+                .any(|action| covers(statement, &Request { action, ..request.clone() }))
+    };
+    let identity = matches!(request.principal, Principal::User(_))
+        && grants.identity.iter().flat_map(|p| &p.statements).any(could_apply);
+    identity
+        || grants
+            .bucket_policy
+            .iter()
+            .flat_map(|p| &p.statements)
+            .any(|statement| names(statement, request.principal).is_some() && could_apply(statement))
+}
+
 /// Whether a statement's action, resource and conditions cover the request (its principal
 /// is checked apart, by [`names`], for the statements that name principals).
 fn applies(statement: &Statement, request: &Request<'_>) -> bool {
+    covers(statement, request) && statement.conditions.iter().all(|c| c.holds(request))
+}
+
+/// Whether a statement's action and resource cover the request's.
+fn covers(statement: &Statement, request: &Request<'_>) -> bool {
     let action = |pattern: &String| wildcard_match_ignore_case(pattern, request.action);
     let resource =
         |pattern: &String| substitute(pattern, request).is_some_and(|pattern| arn_match(&pattern, request.resource));
@@ -158,7 +186,7 @@ fn applies(statement: &Statement, request: &Request<'_>) -> bool {
         Listed::Only(patterns) => patterns.iter().any(resource),
         Listed::AllBut(patterns) => !patterns.iter().any(resource),
     };
-    actions && resources && statement.conditions.iter().all(|c| c.holds(request))
+    actions && resources
 }
 
 /// How a bucket policy's statement names the requester, if it does.
