@@ -591,6 +591,12 @@ async fn object_ownership_gives_another_accounts_writes_to_the_writer_as_on_aws_
         .build();
     let complete =
         partner.complete_multipart_upload().bucket("shared").key("m.bin").upload_id(upload_id).multipart_upload(parts);
+    // While open, listings name its initiator by canonical id, never by an access key.
+    let listed = s3.list_multipart_uploads().bucket("shared").send().await.expect("list uploads");
+    let initiator = listed.uploads()[0].initiator().expect("initiator");
+    assert_eq!((initiator.id(), initiator.display_name()), (Some(partner_id.as_str()), Some("partner")));
+    let parts = s3.list_parts().bucket("shared").key("m.bin").upload_id(upload_id).send().await.expect("parts");
+    assert_eq!(parts.initiator().and_then(|i| i.id()), Some(partner_id.as_str()));
     complete.send().await.expect("complete");
     assert_eq!(owner_of(&partner, "m.bin").await.0, partner_id);
     assert_eq!(failure(get_as(&s3, "m.bin").await), (403, "AccessDenied".to_owned()));

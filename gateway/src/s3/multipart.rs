@@ -28,7 +28,7 @@ use super::error::Result;
 use super::get_object::{checked_read, read_parts};
 use super::integrity;
 use super::object::{Placed, copy_source, place, record_placed, source_version, store_body};
-use super::owner::bucket_owner;
+use super::owner::{bucket_owner, initiators};
 use super::{Gateway, acl, caller, wire};
 use crate::backend::{BlobError, BlobId, BlobStore, PartToJoin, StoreUpload};
 use crate::blake3_tree;
@@ -671,6 +671,7 @@ pub(super) async fn list_parts(gw: &Gateway, req: S3Request<ListPartsInput>) -> 
     parts.truncate(limit);
     let next = parts.last().map(|p| i32::try_from(p.number).unwrap_or(MAX_PART_NUMBER));
     let owner = bucket_owner(gw, &input.bucket).await?;
+    let initiator = initiators(gw, vec![upload.initiator]).await?.pop();
     Ok(S3Response::new(ListPartsOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
@@ -680,7 +681,7 @@ pub(super) async fn list_parts(gw: &Gateway, req: S3Request<ListPartsInput>) -> 
         max_parts: i32::try_from(limit).ok(),
         is_truncated: Some(is_truncated),
         checksum_algorithm: upload.created.checksum_algorithm.map(ChecksumAlgorithm_::from),
-        initiator: Some(Initiator { display_name: Some(upload.initiator.clone()), id: Some(upload.initiator) }),
+        initiator,
         owner: Some(owner),
         storage_class: Some(StorageClass::from(StorageClass::STANDARD.to_owned())),
         parts: Some(
@@ -723,6 +724,7 @@ pub(super) async fn list_multipart_uploads(
     uploads.truncate(limit);
     let last = uploads.last().map(|u| (u.created.key.clone(), u.created.upload_id.clone()));
     let owner = bucket_owner(gw, &input.bucket).await?;
+    let initiators = initiators(gw, uploads.iter().map(|u| u.initiator.clone()).collect()).await?;
     Ok(S3Response::new(ListMultipartUploadsOutput {
         bucket: Some(input.bucket.clone()),
         prefix: input.prefix.clone(),
@@ -735,11 +737,12 @@ pub(super) async fn list_multipart_uploads(
         uploads: Some(
             uploads
                 .into_iter()
-                .map(|u| MultipartUpload {
+                .zip(initiators)
+                .map(|(u, initiator)| MultipartUpload {
                     key: Some(u.created.key),
                     upload_id: Some(u.created.upload_id),
                     initiated: Some(wire::timestamp(u.created_at)),
-                    initiator: Some(Initiator { display_name: Some(u.initiator.clone()), id: Some(u.initiator) }),
+                    initiator: Some(initiator),
                     owner: Some(owner.clone()),
                     storage_class: Some(StorageClass::from(StorageClass::STANDARD.to_owned())),
                     checksum_algorithm: u.created.checksum_algorithm.map(ChecksumAlgorithm_::from),

@@ -1,8 +1,9 @@
 //! Owners as S3 names them (`<Owner>`: an account's name and canonical id): of a bucket, and
-//! of the objects and uploads listed in it.
+//! of the objects and uploads listed in it; and who started an upload (`<Initiator>`).
 
 use registry::policy::canonical_id;
-use s3s::dto::Owner;
+use registry::state::{ROOT_ACCOUNT, ROOT_USER};
+use s3s::dto::{Initiator, Owner};
 
 use super::Gateway;
 use super::error::Result;
@@ -28,4 +29,37 @@ pub(super) async fn bucket_owner(gw: &Gateway, bucket: &str) -> Result<Owner> {
         })
         .await?;
     Ok(account.map(|a| account_owner(a.name, &a.id)).unwrap_or_default())
+}
+
+/// Who started each upload, by the access key its event names (`actors`), as S3 names an
+/// initiator: a root user by its account's canonical id, another user by its ARN. Never by
+/// the access key id, which is not for other accounts, or everyone under a public ACL, to
+/// see. A key the registry does not hold (a configured user's) is the root account's.
+pub(super) async fn initiators(gw: &Gateway, actors: Vec<String>) -> Result<Vec<Initiator>> {
+    Ok(gw
+        .registry
+        .read(move |reads| {
+            let root = reads.account(ROOT_ACCOUNT)?;
+            let mut named = Vec::with_capacity(actors.len());
+            for actor in actors {
+                let key = reads.access_key(&actor)?;
+                let account = match &key {
+                    Some(key) => reads.account(&key.account)?,
+                    None => root.clone(),
+                };
+                let Some(account) = account else {
+                    named.push(Initiator::default());
+                    continue;
+                };
+                named.push(match key.filter(|key| key.user != ROOT_USER) {
+                    Some(key) => Initiator {
+                        id: Some(format!("arn:aws:iam::{}:user/{}", account.id, key.user)),
+                        display_name: Some(key.user),
+                    },
+                    None => Initiator { id: Some(canonical_id(&account.id)), display_name: Some(account.name) },
+                });
+            }
+            Ok(named)
+        })
+        .await?)
 }
