@@ -134,11 +134,17 @@ pub(crate) fn append_version(
     upload_id: Option<String>,
     inline: Option<&InlineBlob>,
 ) -> Result<VersionRecorded> {
-    let NewVersion { mut put, condition, placement, acl } = new;
+    let NewVersion { mut put, condition, placement, mut acl } = new;
     let bucket = require_bucket(writer.views(), &put.bucket)?;
     if !acl.is_empty() {
         if !writer.views().bucket_ownership(&put.bucket)?.acls_enabled() {
-            return Err(Error::AclsDisabled);
+            // ACLs were disabled after the upload started, or after the write was decided:
+            // the bucket's owner owns what is written now, as on S3. A write that asks for
+            // grants itself is refused as it would have been a moment later.
+            if upload_id.is_none() && !acl.grants.is_empty() {
+                return Err(Error::AclsDisabled);
+            }
+            acl = ObjectAcl::default();
         }
         let blocked = writer.views().public_access_block(&put.bucket)?.is_some_and(|b| b.block_public_acls);
         if blocked && acl.grants.iter().any(crate::acl::is_public) {

@@ -621,6 +621,21 @@ async fn object_ownership_gives_another_accounts_writes_to_the_writer_as_on_aws_
     assert_eq!(owner_of(&partner, "s.txt").await.0, partner_id);
     assert_eq!(failure(get_as(&s3, "s.txt").await), (403, "AccessDenied".to_owned()));
 
+    // An upload the partner starts now would be the partner's; it is completed only after
+    // ACLs are disabled, below.
+    let late = partner.create_multipart_upload().bucket("shared").key("late.bin").send().await.expect("create");
+    let late_id = late.upload_id().expect("upload id").to_owned();
+    let late_part = partner
+        .upload_part()
+        .bucket("shared")
+        .key("late.bin")
+        .upload_id(&late_id)
+        .part_number(1)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"late"))
+        .send()
+        .await
+        .expect("part");
+
     // BucketOwnerEnforced: the bucket's owner owns every object, whatever was recorded.
     s3.put_bucket_ownership_controls()
         .bucket("shared")
@@ -631,6 +646,16 @@ async fn object_ownership_gives_another_accounts_writes_to_the_writer_as_on_aws_
     assert_eq!(owner_of(&s3, "s.txt").await.0, root_id);
     get_as(&s3, "s.txt").await.expect("the bucket's owner reads what it owns now");
     get_as(&s3, "m.bin").await.expect("and the upload's object");
+    // The upload started under BucketOwnerPreferred completes, and is the bucket owner's.
+    let parts = CompletedMultipartUpload::builder()
+        .parts(CompletedPart::builder().part_number(1).e_tag(late_part.e_tag().expect("etag")).build())
+        .build();
+    let complete =
+        partner.complete_multipart_upload().bucket("shared").key("late.bin").upload_id(&late_id).multipart_upload(parts);
+    complete.send().await.expect("an upload started before ACLs were disabled completes");
+    assert_eq!(owner_of(&s3, "late.bin").await.0, root_id);
+    let read = get_as(&s3, "late.bin").await.expect("the bucket's owner reads it");
+    assert_eq!(read.body.collect().await.expect("body").into_bytes().as_ref(), b"late");
 }
 
 #[tokio::test]
