@@ -650,8 +650,12 @@ async fn object_ownership_gives_another_accounts_writes_to_the_writer_as_on_aws_
     let parts = CompletedMultipartUpload::builder()
         .parts(CompletedPart::builder().part_number(1).e_tag(late_part.e_tag().expect("etag")).build())
         .build();
-    let complete =
-        partner.complete_multipart_upload().bucket("shared").key("late.bin").upload_id(&late_id).multipart_upload(parts);
+    let complete = partner
+        .complete_multipart_upload()
+        .bucket("shared")
+        .key("late.bin")
+        .upload_id(&late_id)
+        .multipart_upload(parts);
     complete.send().await.expect("an upload started before ACLs were disabled completes");
     assert_eq!(owner_of(&s3, "late.bin").await.0, root_id);
     let read = get_as(&s3, "late.bin").await.expect("the bucket's owner reads it");
@@ -702,6 +706,46 @@ async fn a_copy_source_is_decided_as_the_copy_reads_it_issue_18() {
         assert_eq!(failure(copy.send().await), (403, "AccessDenied".to_owned()), "a copy of version {id}");
     }
     server.assert_no_new_events(before, "copies of a version the bucket's owner does not own");
+}
+
+#[tokio::test]
+async fn an_objects_provenance_is_its_owners_to_grant_issue_18() {
+    use aws_sdk_s3::types::{ObjectCannedAcl, ObjectOwnership};
+
+    // The registry API's provenance of a key is decided as a read of the key: an object
+    // another account owns shows its uploader, address and metadata to whom that account
+    // grants, not to whom the bucket grants.
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    let created = artifact_store_conformance::cli::expect(&server, &["--json", "account", "create", "partner"], 0);
+    let created: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("account JSON");
+    let partner_key = Key {
+        access_key: created["access_key"].as_str().expect("access key"),
+        secret_key: created["secret_key"].as_str().expect("secret key"),
+    };
+    let partner = server.s3_as(partner_key);
+    s3.create_bucket().bucket("shared").object_ownership(ObjectOwnership::ObjectWriter).send().await.expect("bucket");
+    let grant = serde_json::json!({"Statement": {"Effect": "Allow", "Principal": "*",
+        "Action": ["s3:PutObject", "s3:GetObject"], "Resource": "arn:aws:s3:::shared/*"}});
+    s3.put_bucket_policy().bucket("shared").policy(grant.to_string()).send().await.expect("bucket policy");
+    put(&partner, "shared", "p.txt", b"partner's").await;
+    let provenance = |key: Key<'_>| {
+        server.request("GET", "/_registry/objects/shared/p.txt").sign(key, SystemTime::now(), Payload::Signed)
+    };
+    let refused = server.send(&provenance(ROOT)).await;
+    assert_refused(&refused, 403, "AccessDenied", "the bucket's owner, without the object owner's grant");
+    let own = server.send(&provenance(partner_key)).await;
+    assert_eq!(own.status, 200, "{}", own.text());
+    partner
+        .put_object_acl()
+        .bucket("shared")
+        .key("p.txt")
+        .acl(ObjectCannedAcl::BucketOwnerRead)
+        .send()
+        .await
+        .expect("bucket-owner-read");
+    let granted = server.send(&provenance(ROOT)).await;
+    assert_eq!(granted.status, 200, "{}", granted.text());
 }
 
 async fn put_result(

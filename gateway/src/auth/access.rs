@@ -420,7 +420,16 @@ impl Access {
         } else {
             grant
         };
-        self.decide(&identity, &grant, action, resource, keys)
+        // An object's records are decided as a read of the object (its latest version):
+        // one another account owns is that account's to grant.
+        let object = bucket
+            .and_then(|bucket| Some((bucket, resource.strip_prefix("arn:aws:s3:::")?.strip_prefix(bucket)?)))
+            .and_then(|(bucket, rest)| Some((bucket, rest.strip_prefix('/')?)));
+        let object_acl = match object {
+            Some(object) => self.object_acl(&grant, action, object, None).await?,
+            None => ObjectAcl::default(),
+        };
+        self.decide_with(&identity, &grant, action, resource, keys, &object_acl)
     }
 }
 
