@@ -621,6 +621,21 @@ async fn object_ownership_gives_another_accounts_writes_to_the_writer_as_on_aws_
     assert_eq!(owner_of(&partner, "s.txt").await.0, partner_id);
     assert_eq!(failure(get_as(&s3, "s.txt").await), (403, "AccessDenied".to_owned()));
 
+    // Listings name each object's owner, as GetObjectAcl does.
+    let listed = s3.list_objects_v2().bucket("shared").fetch_owner(true).send().await.expect("list");
+    let owners: Vec<(&str, &str)> = listed
+        .contents()
+        .iter()
+        .map(|o| (o.key().unwrap_or_default(), o.owner().and_then(|o| o.id()).unwrap_or_default()))
+        .collect();
+    let expected = [("m.bin", &partner_id), ("q.txt", &partner_id), ("r.txt", &root_id), ("s.txt", &partner_id)];
+    assert_eq!(owners, expected.map(|(k, id)| (k, id.as_str())));
+    let versions = s3.list_object_versions().bucket("shared").send().await.expect("versions");
+    let r = versions.versions().iter().find(|v| v.key() == Some("r.txt")).expect("r.txt");
+    let s_txt = versions.versions().iter().find(|v| v.key() == Some("s.txt")).expect("s.txt");
+    assert_eq!(r.owner().and_then(|o| o.id()), Some(root_id.as_str()));
+    assert_eq!(s_txt.owner().and_then(|o| o.id()), Some(partner_id.as_str()));
+
     // An upload the partner starts now would be the partner's; it is completed only after
     // ACLs are disabled, below.
     let late = partner.create_multipart_upload().bucket("shared").key("late.bin").send().await.expect("create");

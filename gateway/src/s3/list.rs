@@ -10,7 +10,7 @@ use s3s::{S3Request, S3Response, s3_error};
 
 use super::bucket::require_bucket;
 use super::error::Result;
-use super::owner::bucket_owner;
+use super::owner::{bucket_owner, version_owners};
 use super::{Gateway, wire};
 
 /// The most keys one page returns, whatever the client asks for.
@@ -48,7 +48,7 @@ async fn page(gw: &Gateway, query: ListQuery) -> Result<ListPage> {
     Ok(gw.registry.read(move |conn| conn.list_objects(&query)).await?)
 }
 
-fn object(version: ObjectVersion, owner: Option<&Owner>, encoder: &Encoder) -> Object {
+fn object(version: ObjectVersion, owner: Option<Owner>, encoder: &Encoder) -> Object {
     let checksum_algorithm =
         version.content.checksums.keys().map(|name| ChecksumAlgorithm::from(name.clone())).collect::<Vec<_>>();
     Object {
@@ -57,7 +57,7 @@ fn object(version: ObjectVersion, owner: Option<&Owner>, encoder: &Encoder) -> O
         last_modified: Some(wire::timestamp(version.created_at)),
         size: i64::try_from(version.content.size).ok(),
         storage_class: Some(ObjectStorageClass::from(ObjectStorageClass::STANDARD.to_owned())),
-        owner: owner.cloned(),
+        owner,
         checksum_algorithm: (!checksum_algorithm.is_empty()).then_some(checksum_algorithm),
         checksum_type: version.content.checksum_type.map(ChecksumType::from),
         ..Default::default()
@@ -86,6 +86,8 @@ pub(super) async fn list_objects(
     };
     let page = page(gw, query).await?;
     let owner = bucket_owner(gw, &input.bucket).await?;
+    let keys = page.objects.iter().map(|v| (v.key.clone(), v.version_id.clone())).collect();
+    let owners = version_owners(gw, &input.bucket, &owner, keys).await?;
     // S3 sends NextMarker only with a delimiter; clients use the last key otherwise.
     let next_marker = page.is_truncated.then_some(()).and(input.delimiter.as_ref()).and(page.last.clone());
     Ok(S3Response::new(ListObjectsOutput {
@@ -94,7 +96,9 @@ pub(super) async fn list_objects(
         marker: Some(encoder.apply(input.marker.unwrap_or_default())),
         max_keys: i32::try_from(max).ok(),
         is_truncated: Some(page.is_truncated),
-        contents: Some(page.objects.into_iter().map(|v| object(v, Some(&owner), &encoder)).collect()),
+        contents: Some(
+            page.objects.into_iter().zip(owners).map(|(v, owner)| object(v, Some(owner), &encoder)).collect(),
+        ),
         common_prefixes: common_prefixes(page.common_prefixes, &encoder),
         delimiter: input.delimiter.map(|d| encoder.apply(d)),
         next_marker: next_marker.map(|m| encoder.apply(m)),
@@ -125,9 +129,13 @@ pub(super) async fn list_objects_v2(
         max_keys: max,
     };
     let page = page(gw, query).await?;
-    let owner = match input.fetch_owner {
-        Some(true) => Some(bucket_owner(gw, &input.bucket).await?),
-        _ => None,
+    let owners = match input.fetch_owner {
+        Some(true) => {
+            let owner = bucket_owner(gw, &input.bucket).await?;
+            let keys = page.objects.iter().map(|v| (v.key.clone(), v.version_id.clone())).collect();
+            version_owners(gw, &input.bucket, &owner, keys).await?.into_iter().map(Some).collect()
+        }
+        _ => vec![None; page.objects.len()],
     };
     let key_count = page.objects.len() + page.common_prefixes.len();
     let next = page.is_truncated.then(|| page.last.clone()).flatten().map(|last| TOKEN.encode(last));
@@ -139,7 +147,7 @@ pub(super) async fn list_objects_v2(
         continuation_token: input.continuation_token,
         is_truncated: Some(page.is_truncated),
         next_continuation_token: next,
-        contents: Some(page.objects.into_iter().map(|v| object(v, owner.as_ref(), &encoder)).collect()),
+        contents: Some(page.objects.into_iter().zip(owners).map(|(v, owner)| object(v, owner, &encoder)).collect()),
         common_prefixes: common_prefixes(page.common_prefixes, &encoder),
         delimiter: input.delimiter.map(|d| encoder.apply(d)),
         start_after: input.start_after.map(|s| encoder.apply(s)),

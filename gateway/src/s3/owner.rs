@@ -1,6 +1,8 @@
 //! Owners as S3 names them (`<Owner>`: an account's name and canonical id): of a bucket, and
 //! of the objects and uploads listed in it; and who started an upload (`<Initiator>`).
 
+use std::collections::HashMap;
+
 use registry::policy::canonical_id;
 use registry::state::{ROOT_ACCOUNT, ROOT_USER};
 use s3s::dto::{Initiator, Owner};
@@ -62,4 +64,39 @@ pub(super) async fn initiators(gw: &Gateway, actors: Vec<String>) -> Result<Vec<
             Ok(named)
         })
         .await?)
+}
+
+/// The owner of each listed version (`versions`: key and version id), as GetObjectAcl names
+/// it: the account recorded as its owner while the bucket's ownership enables ACLs, else
+/// `bucket_owner`. A bucket without ACLs costs no read per version.
+pub(super) async fn version_owners(
+    gw: &Gateway,
+    bucket: &str,
+    bucket_owner: &Owner,
+    versions: Vec<(String, String)>,
+) -> Result<Vec<Owner>> {
+    let name = bucket.to_owned();
+    let owners = gw
+        .registry
+        .read(move |reads| {
+            if !reads.bucket_ownership(&name)?.acls_enabled() {
+                return Ok(vec![None; versions.len()]);
+            }
+            let mut accounts: HashMap<String, Option<Owner>> = HashMap::new();
+            let mut owners = Vec::with_capacity(versions.len());
+            for (key, version_id) in versions {
+                let Some(id) = reads.object_acl(&name, &key, &version_id)?.owner else {
+                    owners.push(None);
+                    continue;
+                };
+                if !accounts.contains_key(&id) {
+                    let account = reads.accounts()?.into_iter().find(|account| account.id == id);
+                    accounts.insert(id.clone(), account.map(|a| account_owner(a.name, &a.id)));
+                }
+                owners.push(accounts[&id].clone());
+            }
+            Ok(owners)
+        })
+        .await?;
+    Ok(owners.into_iter().map(|owner| owner.unwrap_or_else(|| bucket_owner.clone())).collect())
 }

@@ -10,7 +10,7 @@ use s3s::{S3Request, S3Response, s3_error};
 use super::bucket::require_bucket;
 use super::error::Result;
 use super::list::{Encoder, common_prefixes, max_keys};
-use super::owner::bucket_owner;
+use super::owner::{bucket_owner, version_owners};
 use super::{Gateway, caller, wire};
 
 pub(super) async fn list_object_versions(
@@ -36,9 +36,11 @@ pub(super) async fn list_object_versions(
     };
     let page = gw.registry.read(move |conn| conn.list_versions(&query)).await?;
     let owner = bucket_owner(gw, &input.bucket).await?;
+    let listed = page.versions.iter().map(|v| (v.key.clone(), v.version_id.clone())).collect();
+    let owners = version_owners(gw, &input.bucket, &owner, listed).await?;
     let mut versions = Vec::new();
     let mut delete_markers = Vec::new();
-    for version in page.versions {
+    for (version, version_owner) in page.versions.into_iter().zip(owners) {
         let last_modified = Some(wire::timestamp(version.created_at));
         if version.is_delete_marker {
             delete_markers.push(DeleteMarkerEntry {
@@ -58,7 +60,7 @@ pub(super) async fn list_object_versions(
             is_latest: Some(version.is_latest),
             key: Some(encoder.apply(version.key)),
             last_modified,
-            owner: Some(owner.clone()),
+            owner: Some(version_owner),
             size: i64::try_from(version.content.size).ok(),
             storage_class: Some(ObjectVersionStorageClass::from(ObjectVersionStorageClass::STANDARD.to_owned())),
             version_id: Some(version.version_id),
