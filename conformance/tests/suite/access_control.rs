@@ -291,12 +291,7 @@ async fn bucket_acls_grant_groups_and_accounts_once_ownership_enables_them_issue
 
     let server = Server::start(Transport::Http).await;
     let s3 = server.s3();
-    let created = artifact_store_conformance::cli::expect(&server, &["--json", "account", "create", "partner"], 0);
-    let partner: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("account JSON");
-    let partner = server.s3_as(Key {
-        access_key: partner["access_key"].as_str().expect("access key"),
-        secret_key: partner["secret_key"].as_str().expect("secret key"),
-    });
+    let partner = new_account(&server, "partner", None).await.client;
     create_bucket(&partner, "partner-own").await;
     let partner_id = partner.get_bucket_acl().bucket("partner-own").send().await.expect("partner's ACL");
     let partner_id = partner_id.owner().and_then(|o| o.id()).expect("canonical id").to_owned();
@@ -399,20 +394,36 @@ async fn bucket_acls_grant_groups_and_accounts_once_ownership_enables_them_issue
     assert_eq!(server.send(&anonymous_list()).await.status, 200);
 }
 
-/// A new account from `account create` (with `--email` when given): its root user's client,
-/// its canonical id as S3 answers it, and its 12-digit id.
-async fn new_account(server: &Server, name: &str, email: Option<&str>) -> (aws_sdk_s3::Client, String, String) {
+/// An account `account create` made, as its root user sees it.
+struct NewAccount {
+    /// The root user's client.
+    client: aws_sdk_s3::Client,
+    /// The account's canonical id, as S3 answers it.
+    canonical_id: String,
+    /// The account's 12-digit id.
+    id: String,
+    access_key: String,
+    secret_key: String,
+}
+
+impl NewAccount {
+    fn key(&self) -> Key<'_> {
+        Key { access_key: &self.access_key, secret_key: &self.secret_key }
+    }
+}
+
+/// A new account from `account create` (with `--email` when given).
+async fn new_account(server: &Server, name: &str, email: Option<&str>) -> NewAccount {
     let mut args = vec!["--json", "account", "create", name];
     args.extend(email.map(|email| ["--email", email]).into_iter().flatten());
     let created = artifact_store_conformance::cli::expect(server, &args, 0);
     let created: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("account JSON");
-    let client = server.s3_as(Key {
-        access_key: created["access_key"].as_str().expect("access key"),
-        secret_key: created["secret_key"].as_str().expect("secret key"),
-    });
+    let field = |name: &str| created[name].as_str().unwrap_or_else(|| panic!("{name} in {created}")).to_owned();
+    let (access_key, secret_key) = (field("access_key"), field("secret_key"));
+    let client = server.s3_as(Key { access_key: &access_key, secret_key: &secret_key });
     let listed = client.list_buckets().send().await.expect("the account lists its buckets");
-    let canonical = listed.owner().and_then(|o| o.id()).expect("canonical id").to_owned();
-    (client, canonical, created["id"].as_str().expect("account id").to_owned())
+    let canonical_id = listed.owner().and_then(|o| o.id()).expect("canonical id").to_owned();
+    NewAccount { client, canonical_id, id: field("id"), access_key, secret_key }
 }
 
 #[tokio::test]
@@ -421,7 +432,8 @@ async fn acls_grant_to_an_account_by_its_email_address_issue_18() {
 
     let server = Server::start(Transport::Http).await;
     let s3 = server.s3();
-    let (partner, partner_id, _) = new_account(&server, "partner", Some("Builds@Partner.example")).await;
+    let NewAccount { client: partner, canonical_id: partner_id, .. } =
+        new_account(&server, "partner", Some("Builds@Partner.example")).await;
     let listed = artifact_store_conformance::cli::expect(&server, &["--json", "account", "list"], 0).stdout;
     assert!(listed.contains(r#""email":"builds@partner.example""#), "{listed}");
     let events = server.events();
@@ -502,7 +514,8 @@ async fn object_ownership_gives_another_accounts_writes_to_the_writer_as_on_aws_
 
     let server = Server::start(Transport::Http).await;
     let s3 = server.s3();
-    let (partner, partner_id, partner_account) = new_account(&server, "partner", None).await;
+    let NewAccount { client: partner, canonical_id: partner_id, id: partner_account, .. } =
+        new_account(&server, "partner", None).await;
     let root_id = s3.list_buckets().send().await.expect("list").owner().and_then(|o| o.id()).expect("id").to_owned();
     // Listings name each account by its canonical id, never by an access key.
     assert_ne!(root_id, ACCESS_KEY);
@@ -686,7 +699,7 @@ async fn a_copy_source_is_decided_as_the_copy_reads_it_issue_18() {
     // on another object than the one it copies.
     let server = Server::start(Transport::Http).await;
     let s3 = server.s3();
-    let (partner, _, _) = new_account(&server, "partner", None).await;
+    let partner = new_account(&server, "partner", None).await.client;
     create_bucket(&s3, "vault").await;
     put(&s3, "vault", "secret.txt", b"root's secret").await;
     create_bucket(&partner, "loot").await;
@@ -732,18 +745,13 @@ async fn an_objects_provenance_is_its_owners_to_grant_issue_18() {
     // grants, not to whom the bucket grants.
     let server = Server::start(Transport::Http).await;
     let s3 = server.s3();
-    let created = artifact_store_conformance::cli::expect(&server, &["--json", "account", "create", "partner"], 0);
-    let created: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("account JSON");
-    let partner_key = Key {
-        access_key: created["access_key"].as_str().expect("access key"),
-        secret_key: created["secret_key"].as_str().expect("secret key"),
-    };
-    let partner = server.s3_as(partner_key);
+    let account = new_account(&server, "partner", None).await;
+    let (partner, partner_key) = (&account.client, account.key());
     s3.create_bucket().bucket("shared").object_ownership(ObjectOwnership::ObjectWriter).send().await.expect("bucket");
     let grant = serde_json::json!({"Statement": {"Effect": "Allow", "Principal": "*",
         "Action": ["s3:PutObject", "s3:GetObject"], "Resource": "arn:aws:s3:::shared/*"}});
     s3.put_bucket_policy().bucket("shared").policy(grant.to_string()).send().await.expect("bucket policy");
-    put(&partner, "shared", "p.txt", b"partner's").await;
+    put(partner, "shared", "p.txt", b"partner's").await;
     let provenance = |key: Key<'_>| {
         server.request("GET", "/_registry/objects/shared/p.txt").sign(key, SystemTime::now(), Payload::Signed)
     };

@@ -463,7 +463,7 @@ impl S3Access for Access {
         }
         .and_then(copy_source);
         let source_grant = match &source {
-            Some(source) => Some(self.buckets.get(&source.bucket).await?),
+            Some((bucket, _, _)) => Some(self.buckets.get(bucket).await?),
             None => None,
         };
         // Conditions are only in policies: without one, no key can change the decision, and
@@ -486,15 +486,13 @@ impl S3Access for Access {
         let mut source_keys = source.is_some().then(|| keys.clone());
         if let S3Path::Object { bucket, key } = cx.s3_path() {
             // Every action decided below with these keys, each of which may read the tags.
-            let mut also = Vec::new();
-            if writes {
-                also.extend(["s3:PutObjectAcl", "s3:PutObjectTagging"]);
-            }
-            if bypass {
-                also.push("s3:BypassGovernanceRetention");
-            }
-            let decided =
-                Decided { identity: &identity, grant: &grant, action: &action, also: &also, resource: &resource };
+            let also: &[&str] = match (writes, bypass) {
+                (true, true) => &["s3:PutObjectAcl", "s3:PutObjectTagging", "s3:BypassGovernanceRetention"],
+                (true, false) => &["s3:PutObjectAcl", "s3:PutObjectTagging"],
+                (false, true) => &["s3:BypassGovernanceRetention"],
+                (false, false) => &[],
+            };
+            let decided = Decided { identity: &identity, grant: &grant, action: &action, also, resource: &resource };
             self.existing_tags(&mut keys, decided, (bucket, key), version_id.as_deref()).await?;
         }
         let object_acl = match cx.s3_path() {
@@ -515,13 +513,15 @@ impl S3Access for Access {
         if bypass {
             self.decide(&identity, &grant, "s3:BypassGovernanceRetention", &resource, &keys)?;
         }
-        if let (Some(source), Some(source_grant), Some(mut keys)) = (source, source_grant, source_keys.take()) {
-            let action = if source.version_id.is_some() { "s3:GetObjectVersion" } else { "s3:GetObject" };
-            let resource = format!("arn:aws:s3:::{}/{}", source.bucket, source.key);
-            let object = (source.bucket.as_str(), source.key.as_str());
+        if let (Some((bucket, key, version_id)), Some(source_grant), Some(mut keys)) =
+            (source, source_grant, source_keys.take())
+        {
+            let action = if version_id.is_some() { "s3:GetObjectVersion" } else { "s3:GetObject" };
+            let resource = format!("arn:aws:s3:::{bucket}/{key}");
+            let object = (bucket.as_str(), key.as_str());
             let decided = Decided { identity: &identity, grant: &source_grant, action, also: &[], resource: &resource };
-            self.existing_tags(&mut keys, decided, object, source.version_id.as_deref()).await?;
-            let source_acl = self.object_acl(&source_grant, action, object, source.version_id.as_deref()).await?;
+            self.existing_tags(&mut keys, decided, object, version_id.as_deref()).await?;
+            let source_acl = self.object_acl(&source_grant, action, object, version_id.as_deref()).await?;
             self.decide_with(&identity, &source_grant, action, &resource, &keys, &source_acl)?;
         }
         Ok(())
@@ -785,24 +785,12 @@ fn query_value(query: &str, name: &str) -> Option<String> {
     values.next().is_none().then(|| value.into_owned())
 }
 
-/// The object an `x-amz-copy-source` names.
-struct CopiedObject {
-    bucket: String,
-    key: String,
-    version_id: Option<String>,
-}
-
-/// The object an `x-amz-copy-source` names, read by s3s's own parser (decoded, then its
-/// leading slash and `versionId` taken), so that the decision is on the object the copy
-/// reads. `None` for a header s3s refuses, or an access point the handler refuses: no copy
-/// happens then.
-fn copy_source(header: &str) -> Option<CopiedObject> {
-    match s3s::dto::CopySource::parse(header).ok()? {
-        s3s::dto::CopySource::Bucket { bucket, key, version_id } => {
-            Some(CopiedObject { bucket: bucket.into(), key: key.into(), version_id: version_id.map(Into::into) })
-        }
-        _ => None,
-    }
+/// The bucket, key and version an `x-amz-copy-source` names, read by s3s's own parser and
+/// the handlers' reading of it (`s3::wire::copy_source`), so that the decision is on the
+/// object the copy reads. `None` for a header s3s refuses, or an access point the handler
+/// refuses: no copy happens then.
+fn copy_source(header: &str) -> Option<(String, String, Option<String>)> {
+    crate::s3::wire::copy_source(&s3s::dto::CopySource::parse(header).ok()?).ok()
 }
 
 /// `aws:CurrentTime` as AWS writes it: ISO 8601 in UTC.

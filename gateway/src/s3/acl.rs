@@ -20,7 +20,7 @@ use s3s::{S3Request, S3Response, s3_error};
 
 use super::error::{Result, unlisted};
 use super::lookup::{OnDeleteMarker, named_version};
-use super::owner::{account_owner, bucket_owner};
+use super::owner::{bucket_owner, owner_of_account};
 use super::{Gateway, caller};
 use crate::request::WriterOwns;
 
@@ -266,15 +266,13 @@ async fn version_acl(gw: &Gateway, bucket: &str, key: &str, version_id: String) 
         .read(move |reads| {
             let acl = reads.object_acl(&bucket, &key, &version_id)?;
             let owner = match &acl.owner {
-                Some(id) if reads.bucket_ownership(&bucket)?.acls_enabled() => {
-                    reads.accounts()?.into_iter().find(|account| account.id == *id)
-                }
+                Some(id) if reads.bucket_ownership(&bucket)?.acls_enabled() => owner_of_account(reads, id)?,
                 _ => None,
             };
             Ok((acl, owner))
         })
         .await?;
-    Ok((owner.map_or(bucket_owner, |account| account_owner(account.name, &account.id)), acl))
+    Ok((owner.unwrap_or(bucket_owner), acl))
 }
 
 pub(super) async fn get_object_acl(

@@ -27,7 +27,7 @@ use super::checksum::ExpectedChecksums;
 use super::error::Result;
 use super::get_object::{checked_read, read_parts};
 use super::integrity;
-use super::object::{Placed, copy_source, place, record_placed, source_version, store_body};
+use super::object::{Placed, place, record_placed, source_version, store_body};
 use super::owner::{bucket_owner, initiators};
 use super::{Gateway, acl, caller, wire};
 use crate::backend::{BlobError, BlobId, BlobStore, PartToJoin, StoreUpload};
@@ -226,7 +226,7 @@ pub(super) async fn upload_part_copy(
     let number = check_part_number(input.part_number)?;
     require_bucket(gw, &input.bucket).await?;
     let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
-    let (src_bucket, src_key, src_version_id) = copy_source(&input.copy_source)?;
+    let (src_bucket, src_key, src_version_id) = wire::copy_source(&input.copy_source)?;
     require_bucket(gw, &src_bucket).await?;
     let source = source_version(gw, &src_bucket, &src_key, src_version_id.as_deref()).await?;
     let span = copy_range(input.copy_source_range.as_deref(), source.content.size)?;

@@ -317,16 +317,6 @@ fn check_copy_conditions(
     Ok(())
 }
 
-/// Parses a copy source into (bucket, key, version id).
-pub(super) fn copy_source(source: &CopySource) -> Result<(String, String, Option<String>)> {
-    match source {
-        CopySource::Bucket { bucket, key, version_id } => {
-            Ok((bucket.to_string(), key.to_string(), version_id.as_deref().map(str::to_owned)))
-        }
-        _ => Err(s3_error!(NotImplemented, "Access point copy sources are not supported").into()),
-    }
-}
-
 pub(super) async fn copy_object(
     gw: &Gateway,
     mut req: S3Request<CopyObjectInput>,
@@ -334,7 +324,7 @@ pub(super) async fn copy_object(
     wire::check_key(&req.input.key)?;
     let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
     let input = &mut req.input;
-    let (src_bucket, src_key, src_version_id) = copy_source(&input.copy_source)?;
+    let (src_bucket, src_key, src_version_id) = wire::copy_source(&input.copy_source)?;
     require_bucket(gw, &src_bucket).await?;
     let bucket = require_bucket(gw, &input.bucket).await?;
     let source = source_version(gw, &src_bucket, &src_key, src_version_id.as_deref()).await?;

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use registry::policy::canonical_id;
+use registry::queries::Reads;
 use registry::state::{ROOT_ACCOUNT, ROOT_USER};
 use s3s::dto::{Initiator, Owner};
 
@@ -13,6 +14,12 @@ use super::error::Result;
 /// An account as S3 names an owner: its name and canonical id.
 pub(super) fn account_owner(name: String, account_id: &str) -> Owner {
     Owner { display_name: Some(name), id: Some(canonical_id(account_id)) }
+}
+
+/// The owner the account with id `id` is, as [`account_owner`] names it; `None` for an id
+/// no account has.
+pub(super) fn owner_of_account(reads: &dyn Reads, id: &str) -> registry::Result<Option<Owner>> {
+    Ok(reads.accounts()?.into_iter().find(|account| account.id == id).map(|a| account_owner(a.name, &a.id)))
 }
 
 /// The bucket's owning account (`NoSuchBucket` when the bucket does not exist): the owner
@@ -90,8 +97,7 @@ pub(super) async fn version_owners(
                     continue;
                 };
                 if !accounts.contains_key(&id) {
-                    let account = reads.accounts()?.into_iter().find(|account| account.id == id);
-                    accounts.insert(id.clone(), account.map(|a| account_owner(a.name, &a.id)));
+                    accounts.insert(id.clone(), owner_of_account(reads, &id)?);
                 }
                 owners.push(accounts[&id].clone());
             }

@@ -324,6 +324,20 @@ pub fn lock_fields(
     (mode, until, hold)
 }
 
+/// Parses a copy source into (bucket, key, version id): for the copies, and for the access
+/// hook, which must decide on the object they read.
+///
+/// # Errors
+/// `NotImplemented` for an access point or Outposts source.
+pub fn copy_source(source: &s3s::dto::CopySource) -> Result<(String, String, Option<String>)> {
+    match source {
+        s3s::dto::CopySource::Bucket { bucket, key, version_id } => {
+            Ok((bucket.to_string(), key.to_string(), version_id.as_deref().map(str::to_owned)))
+        }
+        _ => Err(s3_error!(NotImplemented, "Access point copy sources are not supported").into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
