@@ -673,7 +673,7 @@ fn record_bypass(writer: &mut Writer<'_>, caller: &Caller, version: &ObjectVersi
 /// later is in the views only; `verify` and the gateway's periodic check of the views catch
 /// a deletion that an edit of it allowed.) One lookup by sequence, on deletions only.
 fn compliance_from_log(writer: &Writer<'_>, version: &ObjectVersion) -> Result<bool> {
-    let Some(event) = writer.log().event(version.sequence)? else {
+    let Some(event) = writer.logged_event(version.sequence)? else {
         return Ok(false);
     };
     let put = match event.decode()? {

@@ -37,10 +37,9 @@
 //! Only one pass may run at a time (the gateway holds a lock file for it): a pass that finds
 //! marks left by a pass that died deletes and releases them first.
 
-use rusqlite::{Connection, OptionalExtension as _, params};
-
 use crate::error::{Error, Result};
 use crate::inline;
+use crate::side_tables::PinId;
 use crate::sqlite::{Registry, Writer};
 
 /// How many deletion batches had ended when a write read it. A write names the epoch it read
@@ -57,7 +56,7 @@ impl Epoch {
 /// A write's hold on a blob it places again after gc deleted it: gc does not mark a pinned
 /// blob. See the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pin(i64);
+pub struct Pin(PinId);
 
 /// How a write that names a blob it placed stands against gc, for the job to check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,29 +75,6 @@ impl From<Epoch> for Placement {
 
 /// How long a pin holds: a pass that begins later drops it, its write being gone.
 pub const PIN_LIFETIME_MS: i64 = 60 * 60 * 1000;
-
-/// Whether any write holds a pin on `blob`.
-fn pinned(conn: &Connection, blob: &str) -> Result<bool> {
-    Ok(conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM main.blob_pins WHERE blob = ?1)")?
-        .query_row([blob], |row| row.get(0))?)
-}
-
-/// The epoch and the last one whose deletions are forgotten.
-fn epochs(conn: &Connection) -> Result<(u64, u64)> {
-    Ok(conn
-        .prepare_cached("SELECT epoch, forgotten FROM main.deletion_epoch WHERE id = 0")?
-        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?)
-}
-
-/// The mark of `blob`: `None` when it has none, `Some(None)` while it is being deleted,
-/// `Some(Some(epoch))` once its deletion ended at `epoch`.
-fn mark(conn: &Connection, blob: &str) -> Result<Option<Option<u64>>> {
-    Ok(conn
-        .prepare_cached("SELECT released FROM main.blob_deletions WHERE blob = ?1")?
-        .query_row([blob], |row| row.get(0))
-        .optional()?)
-}
 
 /// Refuses a job's reference to `blob` when gc may have taken the blob from the store:
 /// `placement` tells how the caller placed it (`None` when the caller placed nothing and relies
@@ -119,23 +95,19 @@ pub(crate) fn check_reference(writer: &Writer<'_>, blob: &str, placement: Option
         Some(Placement::Pinned(Pin(pin))) => {
             // No mark can have been made since the pin, and the write placed the blob again
             // after the deletion marked before it was released.
-            let pinned_blob: Option<String> = writer
-                .log()
-                .prepare_cached("SELECT blob FROM main.blob_pins WHERE pin = ?1")?
-                .query_row([pin], |row| row.get(0))
-                .optional()?;
-            return if pinned_blob.as_deref() == Some(blob) && mark(writer.log(), blob)? != Some(None) {
+            let side = writer.side();
+            return if side.pinned_blob(pin)?.as_deref() == Some(blob) && side.deletion_mark(blob)? != Some(None) {
                 Ok(())
             } else {
                 refused()
             };
         }
     };
-    let (_, forgotten) = epochs(writer.log())?;
+    let (_, forgotten) = writer.side().deletion_epochs()?;
     if placed_after < forgotten {
         return refused();
     }
-    match mark(writer.log(), blob)? {
+    match writer.side().deletion_mark(blob)? {
         None => Ok(()),
         Some(Some(released)) if released <= placed_after => Ok(()),
         Some(_) => refused(),
@@ -148,7 +120,7 @@ impl Registry {
     /// # Errors
     /// SQLite errors.
     pub async fn deletion_epoch(&self) -> Result<Epoch> {
-        self.read_connection(|conn| Ok(Epoch(epochs(conn)?.0))).await
+        self.read_side(|side| Ok(Epoch(side.deletion_epochs()?.0))).await
     }
 
     /// Whether gc is deleting `blob` now (it is marked and not yet released).
@@ -156,7 +128,7 @@ impl Registry {
     /// # Errors
     /// SQLite errors.
     pub async fn deletion_pending(&self, blob: String) -> Result<bool> {
-        self.read_connection(move |conn| Ok(mark(conn, &blob)? == Some(None))).await
+        self.read_side(move |side| Ok(side.deletion_mark(&blob)? == Some(None))).await
     }
 
     /// Pins `blob`, which the calling write is about to place again after gc refused it: gc
@@ -168,11 +140,7 @@ impl Registry {
     pub async fn pin_blob(&self, blob: String) -> Result<Pin> {
         self.write(move |writer| {
             let now = writer.now();
-            writer
-                .log()
-                .prepare_cached("INSERT INTO blob_pins (blob, pinned_at) VALUES (?1, ?2)")?
-                .execute(params![blob, now])?;
-            Ok(Pin(writer.log().last_insert_rowid()))
+            Ok(Pin(writer.side().pin(&blob, now)?))
         })
         .await
     }
@@ -182,11 +150,7 @@ impl Registry {
     /// # Errors
     /// SQLite errors, [`Error::WriterStopped`].
     pub async fn unpin(&self, pin: Pin) -> Result<()> {
-        self.write(move |writer| {
-            writer.log().prepare_cached("DELETE FROM blob_pins WHERE pin = ?1")?.execute([pin.0])?;
-            Ok(())
-        })
-        .await
+        self.write(move |writer| writer.side().unpin(pin.0)).await
     }
 
     /// Starts a gc pass: forgets the deletions that ended (a write that read an older epoch is
@@ -199,13 +163,7 @@ impl Registry {
     pub async fn begin_deletion_pass(&self) -> Result<Vec<String>> {
         self.write(|writer| {
             let stale = writer.now().saturating_sub(PIN_LIFETIME_MS);
-            let log = writer.log();
-            log.prepare_cached("DELETE FROM blob_pins WHERE pinned_at < ?1")?.execute([stale])?;
-            log.prepare_cached("DELETE FROM blob_deletions WHERE released IS NOT NULL")?.execute([])?;
-            log.prepare_cached("UPDATE deletion_epoch SET forgotten = epoch WHERE id = 0")?.execute([])?;
-            let mut statement = log.prepare_cached("SELECT blob FROM blob_deletions ORDER BY blob")?;
-            let marked = statement.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
-            Ok(marked)
+            writer.side().begin_deletion_pass(stale)
         })
         .await
     }
@@ -220,11 +178,8 @@ impl Registry {
         self.write(move |writer| {
             let mut marked = Vec::with_capacity(candidates.len());
             for blob in candidates {
-                if writer.views().blob_refs(&blob)? == 0 && !pinned(writer.log(), &blob)? {
-                    writer
-                        .log()
-                        .prepare_cached("INSERT OR REPLACE INTO blob_deletions (blob, released) VALUES (?1, NULL)")?
-                        .execute([&blob])?;
+                if writer.views().blob_refs(&blob)? == 0 && !writer.side().pinned(&blob)? {
+                    writer.side().mark_for_deletion(&blob)?;
                     marked.push(blob);
                 }
             }
@@ -239,18 +194,7 @@ impl Registry {
     /// # Errors
     /// SQLite errors, [`Error::WriterStopped`].
     pub async fn release_deletions(&self, blobs: Vec<String>) -> Result<()> {
-        self.write(move |writer| {
-            let log = writer.log();
-            log.prepare_cached("UPDATE deletion_epoch SET epoch = epoch + 1 WHERE id = 0")?.execute([])?;
-            let (epoch, _) = epochs(log)?;
-            let mut release =
-                log.prepare_cached("UPDATE blob_deletions SET released = ?2 WHERE blob = ?1 AND released IS NULL")?;
-            for blob in blobs {
-                release.execute(params![blob, epoch])?;
-            }
-            Ok(())
-        })
-        .await
+        self.write(move |writer| writer.side().release_deletions(&blobs)).await
     }
 }
 

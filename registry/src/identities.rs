@@ -68,13 +68,7 @@ fn require_user(views: &dyn Reads, account: &str, user: &str) -> Result<()> {
 /// (or an earlier one), which the configuration makes and unmakes. Disabling it here would
 /// change nothing the gateway checks, and deleting it would stop the next start.
 fn require_managed_here(writer: &Writer<'_>, access_key: &str) -> Result<()> {
-    let held = writer
-        .log()
-        .prepare_cached("SELECT 1 FROM access_key_secrets WHERE access_key = ?1")?
-        .query_row([access_key], |_| Ok(()))
-        .optional()?
-        .is_some();
-    if held {
+    if writer.side().holds_secret(access_key)? {
         Ok(())
     } else {
         Err(Error::DeleteConflict(format!(
@@ -101,10 +95,7 @@ fn append_key(
     if writer.views().access_key(&key.access_key)?.is_some() {
         return Err(Error::EntityAlreadyExists(format!("The access key {} exists already.", key.access_key)));
     }
-    writer
-        .log()
-        .prepare_cached("INSERT INTO access_key_secrets (access_key, secret) VALUES (?1, ?2)")?
-        .execute([&key.access_key, &key.secret])?;
+    writer.side().store_secret(&key.access_key, &key.secret)?;
     writer.append(caller.draft(Payload::AccessKeyCreated(AccessKeyCreated {
         account: account.to_owned(),
         user: user.to_owned(),
@@ -296,10 +287,7 @@ impl Registry {
         self.write(move |writer| {
             require_key(writer.views(), &access_key)?;
             require_managed_here(writer, &access_key)?;
-            writer
-                .log()
-                .prepare_cached("DELETE FROM access_key_secrets WHERE access_key = ?1")?
-                .execute([&access_key])?;
+            writer.side().delete_secret(&access_key)?;
             writer.append(caller.draft(Payload::AccessKeyDeleted(AccessKeyRef { access_key })))
         })
         .await

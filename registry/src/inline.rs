@@ -14,7 +14,7 @@
 //! an ordinary blob id to the views (`blob_refs` counts it like any other), which keeps
 //! CopyObject a copy of the locator, not of the bytes.
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::error::Result;
@@ -22,13 +22,6 @@ use crate::queries::Reads as _;
 use crate::sqlite::{Registry, Writer};
 
 pub use crate::inline_blob::{InlineBlob, LOCATOR_PREFIX, is_locator};
-
-/// Inserts the bytes unless a row with their digest exists (identical content is kept once).
-fn store(log: &Connection, blob: &InlineBlob) -> Result<()> {
-    log.prepare_cached("INSERT OR IGNORE INTO inline_blobs (digest, bytes) VALUES (?1, ?2)")?
-        .execute(params![&blob.digest[..], &blob.bytes])?;
-    Ok(())
-}
 
 /// What [`check`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -90,26 +83,19 @@ pub struct Removed {
 fn remove_unreferenced(writer: &Writer<'_>, dry_run: bool) -> Result<Removed> {
     let mut removed = Removed::default();
     let mut unreferenced = Vec::new();
-    {
-        let mut statement = writer.log().prepare("SELECT digest, length(bytes) FROM inline_blobs")?;
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
-            let digest: Vec<u8> = row.get(0)?;
-            let size: u64 = row.get(1)?;
-            let locator = format!("{LOCATOR_PREFIX}{}", hex::encode(&digest));
-            if writer.views().blob_refs(&locator)? > 0 {
-                removed.referenced += 1;
-            } else {
-                unreferenced.push(digest);
-                removed.blobs += 1;
-                removed.bytes += size;
-            }
+    for (digest, size) in writer.side().inline_sizes()? {
+        let locator = format!("{LOCATOR_PREFIX}{}", hex::encode(&digest));
+        if writer.views().blob_refs(&locator)? > 0 {
+            removed.referenced += 1;
+        } else {
+            unreferenced.push(digest);
+            removed.blobs += 1;
+            removed.bytes += size;
         }
     }
     if !dry_run {
-        let mut delete = writer.log().prepare_cached("DELETE FROM inline_blobs WHERE digest = ?1")?;
         for digest in unreferenced {
-            delete.execute([digest])?;
+            writer.side().delete_inline(&digest)?;
         }
     }
     Ok(removed)
@@ -128,7 +114,8 @@ impl Registry {
     }
 }
 
-/// Stores `blob` for a write, after its checks and before its event.
+/// Stores `blob` for a write, after its checks and before its event. Identical content is
+/// kept once.
 pub(crate) fn store_for(writer: &Writer<'_>, blob: &InlineBlob) -> Result<()> {
-    store(writer.log(), blob)
+    writer.side().store_inline(blob)
 }

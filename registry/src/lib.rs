@@ -25,6 +25,8 @@
 //! - [`inline_blob`]: a small object's bytes and the locator that names them.
 //! - [`policy`]: who may do what: IAM policies parsed and checked, and AWS's evaluation
 //!   logic over identity policies, bucket policies and ACL grants. Pure.
+//! - [`side_tables`]: the engine seam for the rows kept beside the log (inline bytes, access
+//!   key secrets, gc's marks and pins), written in the transaction of their events.
 //! - [`queries`]: the engine seam for reads: [`queries::Reads`], what every engine answers
 //!   from its views, with the rules that are reads of them (lifecycle plans, the refusal of a
 //!   change under a seal, a package's manifest) as provided methods, and the queries' types.
@@ -82,6 +84,7 @@ pub mod policy;
 pub mod queries;
 pub mod retention;
 pub mod rules;
+pub mod side_tables;
 pub mod sqlite;
 pub mod state;
 mod views;

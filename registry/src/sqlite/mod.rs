@@ -10,6 +10,7 @@
 mod faults;
 mod histogram;
 mod queries;
+mod side_tables;
 pub mod views;
 
 pub use histogram::Histogram;
@@ -31,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, EventDraft};
 use crate::log::{self, ChainHead};
 use crate::queries::Reads;
+use crate::side_tables::SideTables;
 
 const LOG_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/log/0001_init.sql")),
@@ -101,11 +103,16 @@ impl Writer<'_> {
         log::append(self.log, self.views, self.head, draft, self.now)
     }
 
-    /// The log database, inside the job's transaction: for [`crate::inline`] and
-    /// [`crate::deletions`], whose tables live beside the events so that their rows share
-    /// their commit.
-    pub(crate) fn log(&self) -> &Connection {
+    /// The tables beside the log, inside the job's transaction, so that their rows share the
+    /// commit of the job's events: for [`crate::inline`], [`crate::identities`] and
+    /// [`crate::deletions`].
+    pub(crate) fn side(&self) -> &dyn SideTables {
         self.log
+    }
+
+    /// The event at `sequence`, read from the log inside the job's transaction.
+    pub(crate) fn logged_event(&self, sequence: u64) -> Result<Option<Event>> {
+        self.log.event(sequence)
     }
 }
 
@@ -377,14 +384,14 @@ impl Registry {
         self.read_views(true, |conn| f(conn)).await
     }
 
-    /// [`Registry::read`] on the SQLite connection itself, for the crate's own tables beside
-    /// the views (deletion epochs and marks).
-    pub(crate) async fn read_connection<R, F>(&self, f: F) -> Result<R>
+    /// Reads the tables beside the log (deletion epochs and marks) on a reader's snapshot;
+    /// refused as [`Registry::read`] is, since what a caller does next is decided on views.
+    pub(crate) async fn read_side<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+        F: FnOnce(&dyn SideTables) -> Result<R> + Send + 'static,
     {
-        self.read_views(false, f).await
+        self.read_views(false, move |conn| f(conn)).await
     }
 
     async fn read_views<R, F>(&self, reads_records: bool, f: F) -> Result<R>
@@ -450,8 +457,7 @@ impl Registry {
     pub async fn probe_commit(&self) -> Result<()> {
         self.write(|writer| {
             let now = writer.now();
-            writer.log().prepare_cached("UPDATE commit_probe SET at = ?1 WHERE id = 0")?.execute([now])?;
-            Ok(())
+            writer.side().probe(now)
         })
         .await
     }
