@@ -157,6 +157,9 @@ pub enum Error {
     /// SQLite failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed or cannot be reached (the shared log's engine).
+    #[error("postgres: {0}")]
+    Postgres(#[from] postgres::Error),
     /// The group commit this write belonged to did not commit; nothing of it is stored.
     #[error("registry commit failed: {0}")]
     CommitFailed(String),

@@ -346,6 +346,17 @@ impl Registry {
     /// # Errors
     /// The engine's errors.
     pub async fn access_key_secret(&self, access_key: &str) -> Result<Option<String>> {
+        let found = self.local_access_key_secret(access_key).await?;
+        if found.is_some() || !self.is_shared() {
+            return Ok(found);
+        }
+        // A key created through another gateway: this replica holds its secret once it has
+        // caught up.
+        self.catch_up_with_shared().await?;
+        self.local_access_key_secret(access_key).await
+    }
+
+    async fn local_access_key_secret(&self, access_key: &str) -> Result<Option<String>> {
         let access_key = access_key.to_owned();
         self.read_log(move |log| {
             Ok(log

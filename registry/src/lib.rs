@@ -81,6 +81,7 @@ pub mod lifecycle;
 pub mod log;
 pub mod packages;
 pub mod policy;
+pub mod postgres;
 pub mod queries;
 pub mod retention;
 pub mod rules;

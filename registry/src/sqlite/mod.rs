@@ -31,6 +31,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventDraft};
 use crate::log::{self, ChainHead};
+use crate::postgres::{self as shared_log, SharedBatch, SharedReads};
 use crate::queries::Reads;
 use crate::side_tables::SideTables;
 
@@ -76,6 +77,7 @@ const MAX_BATCH: usize = 4096;
 pub struct Writer<'a> {
     log: &'a Connection,
     views: &'a Connection,
+    side: &'a dyn SideTables,
     head: &'a mut ChainHead,
     now: i64,
 }
@@ -107,7 +109,7 @@ impl Writer<'_> {
     /// commit of the job's events: for [`crate::inline`], [`crate::identities`] and
     /// [`crate::deletions`].
     pub(crate) fn side(&self) -> &dyn SideTables {
-        self.log
+        self.side
     }
 
     /// The event at `sequence`, read from the log inside the job's transaction.
@@ -133,6 +135,8 @@ struct ReadSide {
     /// Set by the writer while its group commits fail (a full or failing disk), cleared by the
     /// next one that commits.
     commits_failing: Arc<AtomicBool>,
+    /// The shared log on PostgreSQL this registry replicates, if any.
+    shared: Option<Arc<SharedReads>>,
 }
 
 /// Counts a live tail for as long as its stream exists.
@@ -243,7 +247,59 @@ impl Registry {
     /// SQLite or migration errors.
     pub fn open(path: impl AsRef<Path>, clock: Arc<dyn Clock>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let mut conns = open_writer(&path)?;
+        let conns = open_writer(&path, "FULL", None)?;
+        Self::start(path, conns, clock, None)
+    }
+
+    /// Opens a registry whose log is shared with other gateways on PostgreSQL at `url`
+    /// ([`crate::postgres`]), migrating its schema if needed. `replica` is this gateway's
+    /// SQLite registry, which holds a copy of the log and the views: created if missing, caught
+    /// up with every group commit, and refused if it belongs to another log.
+    ///
+    /// # Errors
+    /// [`Error::Postgres`] when the server cannot be reached; SQLite errors; [`Error::CommitFailed`]
+    /// when the replica is not a copy of the shared log.
+    pub fn open_shared(replica: impl AsRef<Path>, url: &str, clock: Arc<dyn Clock>) -> Result<Self> {
+        let path = replica.as_ref().to_path_buf();
+        let replica_head = ChainHead::load(&open_migrated(&path, LOG_MIGRATIONS, "NORMAL")?)?;
+        // A client of the `postgres` crate runs a runtime of its own, which may be neither made
+        // nor dropped on an async runtime's thread: it is made here and lives on the writer's.
+        let client = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let mut client = shared_log::connect(url)?;
+                    shared_log::migrate(&mut client)?;
+                    shared_log::check_replica(&mut client, &replica_head)?;
+                    Ok::<_, Error>(client)
+                })
+                .join()
+                .map_err(|_| Error::CommitFailed("connecting to PostgreSQL panicked".to_owned()))?
+        })?;
+        // The replica's commits need no fsync of their own: what it loses, it copies again.
+        let conns = open_writer(&path, "NORMAL", Some(SharedWriter { url: url.to_owned(), client: Some(client) }))?;
+        let registry = Self::start(path, conns, clock, Some(Arc::new(SharedReads::new(url))))?;
+        let inner = Arc::downgrade(&registry.inner);
+        let url = url.to_owned();
+        std::thread::Builder::new()
+            .name("registry-listener".into())
+            .spawn(move || {
+                shared_log::listen(&url, |head| {
+                    let Some(inner) = inner.upgrade() else { return false };
+                    let behind = head.is_some_and(|head| head.sequence > *inner.read.committed.borrow());
+                    // An empty job: its group commit begins by catching the replica up.
+                    !behind || submit(&inner, Box::new(|_| (true, Box::new(|_| {})))).is_ok()
+                });
+            })
+            .map_err(|e| Error::CommitFailed(format!("cannot start the listener thread: {e}")))?;
+        Ok(registry)
+    }
+
+    fn start(
+        path: PathBuf,
+        mut conns: WriterConnections,
+        clock: Arc<dyn Clock>,
+        shared: Option<Arc<SharedReads>>,
+    ) -> Result<Self> {
         let head = ChainHead::load(&conns.log)?;
         let (committed_tx, committed_rx) = watch::channel(head.sequence);
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
@@ -270,6 +326,7 @@ impl Registry {
             tails: AtomicUsize::new(0),
             views_lag,
             commits_failing,
+            shared,
         });
         Ok(Self {
             inner: Arc::new(Inner {
@@ -352,8 +409,32 @@ impl Registry {
     }
 
     fn submit(&self, job: Job) -> Result<()> {
-        let jobs = self.inner.jobs.lock().expect("job queue lock");
-        jobs.as_ref().ok_or(Error::WriterStopped)?.send(job).map_err(|_| Error::WriterStopped)
+        submit(&self.inner, job)
+    }
+
+    /// Whether the log is shared on PostgreSQL (and this registry a gateway's replica of it).
+    #[must_use]
+    pub fn is_shared(&self) -> bool {
+        self.inner.read.shared.is_some()
+    }
+
+    /// On a shared log, waits until the replica holds every event committed by any gateway
+    /// before this call: one query for the shared head and, when the replica is behind it, one
+    /// group commit (which begins by catching up). Nothing to do on a registry of its own.
+    ///
+    /// # Errors
+    /// [`Error::Postgres`] when PostgreSQL cannot be reached; the writer's errors.
+    pub async fn catch_up_with_shared(&self) -> Result<()> {
+        let Some(shared) = self.inner.read.shared.clone() else {
+            return Ok(());
+        };
+        let head = tokio::task::spawn_blocking(move || shared.with_client(shared_log::committed_head))
+            .await
+            .map_err(|_| Error::WriterStopped)??;
+        if head.sequence > self.committed_sequence() {
+            self.write(|_| Ok(())).await?;
+        }
+        Ok(())
     }
 
     /// Runs `f` with the engine's [`Reads`] over a reader's snapshot, on the blocking pool:
@@ -391,6 +472,18 @@ impl Registry {
         R: Send + 'static,
         F: FnOnce(&dyn SideTables) -> Result<R> + Send + 'static,
     {
+        if let Some(shared) = self.inner.read.shared.clone() {
+            return tokio::task::spawn_blocking(move || {
+                shared.with_client(|client| {
+                    let tx = std::cell::RefCell::new(client.transaction()?);
+                    let read = f(&shared_log::SharedTables::reading(&tx))?;
+                    tx.into_inner().commit()?;
+                    Ok(read)
+                })
+            })
+            .await
+            .map_err(|_| Error::WriterStopped)?;
+        }
         self.read_views(false, move |conn| f(conn)).await
     }
 
@@ -399,6 +492,7 @@ impl Registry {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
+        self.catch_up_with_shared().await?;
         if self.views_lag().refuses(reads_records) {
             // Every group commit begins by catching the views up: run one rather than wait for
             // a write, so that reads resume by themselves once the disk has room again.
@@ -556,10 +650,34 @@ impl Drop for Inner {
     }
 }
 
-/// The writer's two connections: the log (`synchronous=FULL`) and the views.
+/// The writer's connections: the log (`synchronous=FULL`, or a replica's `NORMAL`), the
+/// views, and the shared log on PostgreSQL when there is one.
 struct WriterConnections {
     log: Connection,
     views: Connection,
+    shared: Option<SharedWriter>,
+}
+
+/// The writer's connection to the shared log, made again after it was lost.
+struct SharedWriter {
+    url: String,
+    client: Option<postgres::Client>,
+}
+
+impl SharedWriter {
+    /// Begins a batch on the shared log, connecting first if the connection was lost.
+    fn begin(&mut self) -> Result<SharedBatch<'_>> {
+        if self.client.as_ref().is_none_or(postgres::Client::is_closed) {
+            self.client = None;
+            self.client = Some(shared_log::connect(&self.url)?);
+        }
+        SharedBatch::begin(self.client.as_mut().expect("connected above"))
+    }
+}
+
+fn submit(inner: &Inner, job: Job) -> Result<()> {
+    let jobs = inner.jobs.lock().expect("job queue lock");
+    jobs.as_ref().ok_or(Error::WriterStopped)?.send(job).map_err(|_| Error::WriterStopped)
 }
 
 fn run_writer(
@@ -702,7 +820,13 @@ fn run_batch(
     stats: &WriterStats,
     health: &WriterHealth,
 ) -> Result<Vec<Completion>, BatchFailure> {
-    let WriterConnections { log: log_conn, views: views_conn } = conns;
+    let WriterConnections { log: log_conn, views: views_conn, shared } = conns;
+    // On a shared log, its head's lock first: no other gateway's batch runs until this one
+    // commits or rolls back.
+    let shared_batch = match shared.as_mut().map(SharedWriter::begin).transpose() {
+        Ok(batch) => batch,
+        Err(error) => return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string())),
+    };
     let log_tx = match log_conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string())),
@@ -716,10 +840,28 @@ fn run_batch(
     // (the IMMEDIATE transactions above serialise it with us), or an earlier batch's views may
     // have failed to commit. Chain from what is on disk and catch the views up; if they cannot
     // be, no job runs, rather than deciding on stale rows.
-    if let Err(error) = catch_up_with_log(&log_tx, &views_tx, head) {
+    // On a shared log, the replica's log first takes the events other gateways committed.
+    let pulled = match &shared_batch {
+        Some(shared) => ChainHead::load(&log_tx).and_then(|replica| shared.pull_into(&log_tx, replica)).map(Some),
+        None => Ok(None),
+    };
+    let caught_up = pulled.and_then(|pulled| {
+        catch_up_with_log(&log_tx, &views_tx, head)?;
+        match pulled {
+            Some(pulled) if pulled != *head => Err(Error::CommitFailed("the replica did not catch up".to_owned())),
+            _ => Ok(()),
+        }
+    });
+    if let Err(error) = caught_up {
         health.views_lag.store(ViewsLag::of(&log_tx, &views_tx) as u8, Ordering::SeqCst);
         return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string()));
     }
+    let started_at = *head;
+    let shared_tables = shared_batch.as_ref().map(|shared| shared.tables(&*log_tx));
+    let side: &dyn SideTables = match &shared_tables {
+        Some(tables) => tables,
+        None => &*log_tx,
+    };
     let mut completions = Vec::with_capacity(batch.len());
     let mut failure = None;
     for job in batch {
@@ -728,7 +870,7 @@ fn run_batch(
             continue;
         }
         let before = *head;
-        let mut writer = Writer { log: &log_tx, views: &views_tx, head, now: clock.now_ms() };
+        let mut writer = Writer { log: &log_tx, views: &views_tx, side, head, now: clock.now_ms() };
         let (keep, done) = job(&mut writer);
         if !keep && *head != before {
             failure = Some("a write failed after appending; its group commit is abandoned".to_owned());
@@ -745,12 +887,26 @@ fn run_batch(
     }
     // The log first: once it is on disk the writes are durable, whatever happens next. The
     // views follow without an fsync of their own; if they are lost, opening the registry
-    // catches them up from the log.
+    // catches them up from the log. On a shared log, its commit is the durable one.
     let committing = std::time::Instant::now();
+    let shared_committed = shared_batch.map(|shared| {
+        log::fetch_since(&log_tx, started_at.sequence, usize::MAX).and_then(|events| shared.commit(&events))
+    });
+    if let Some(Err(error)) = shared_committed {
+        return Err((completions, error.to_string()));
+    }
     let committed = log_tx.commit().map_err(|e| e.to_string());
     stats.commit_micros.fetch_add(micros(committing.elapsed()), Ordering::Relaxed);
     if let Err(reason) = committed {
-        return Err((completions, reason));
+        if shared_committed.is_none() {
+            return Err((completions, reason));
+        }
+        // The shared log holds the batch: its writes stand, and the next batch copies them
+        // into the replica again.
+        tracing::error!(%reason, "the replica did not commit; it catches up with the next group commit");
+        drop(views_tx);
+        *head = ChainHead::load(log_conn).unwrap_or(started_at);
+        return Ok(completions);
     }
     let committed = commit_views(views_tx, &health.faults).or_else(|error| {
         tracing::error!(%error, "the views did not commit; catching them up from the log");
@@ -894,8 +1050,8 @@ fn open_migrated(path: &Path, migrations: &'static [M<'static>], synchronous: &s
 /// Opens the writer's connections: the log with `synchronous=FULL` (a commit is on disk
 /// before it is acknowledged), the views with `synchronous=NORMAL` (consistent after a crash,
 /// possibly behind), both migrated, and the views caught up with the log.
-fn open_writer(path: &Path) -> Result<WriterConnections> {
-    let log = open_migrated(path, LOG_MIGRATIONS, "FULL")?;
+fn open_writer(path: &Path, log_synchronous: &str, shared: Option<SharedWriter>) -> Result<WriterConnections> {
+    let log = open_migrated(path, LOG_MIGRATIONS, log_synchronous)?;
     let mut views = open_migrated(&views_path(path), VIEWS_MIGRATIONS, "NORMAL")?;
     // The checkpointer thread checkpoints; commits never do.
     log.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -903,7 +1059,7 @@ fn open_writer(path: &Path) -> Result<WriterConnections> {
     let tx = views.transaction_with_behavior(TransactionBehavior::Immediate)?;
     log::catch_up(&log, &tx)?;
     tx.commit()?;
-    Ok(WriterConnections { log, views })
+    Ok(WriterConnections { log, views, shared })
 }
 
 /// A read-only connection to the log with the views attached, so that queries of either
@@ -946,7 +1102,7 @@ pub fn open_read_only(path: impl AsRef<Path>) -> Result<Connection> {
 /// SQLite or migration errors.
 pub fn open_offline(path: impl AsRef<Path>) -> Result<Connection> {
     let path = path.as_ref();
-    drop(open_writer(path)?);
+    drop(open_writer(path, "FULL", None)?);
     let conn = open_migrated(path, LOG_MIGRATIONS, "FULL")?;
     conn.execute("ATTACH DATABASE ?1 AS views", [views_path(path).to_string_lossy()])?;
     conn.pragma_update(Some("views"), "synchronous", "NORMAL")?;

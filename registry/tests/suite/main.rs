@@ -9,7 +9,20 @@ mod packages;
 mod policy;
 mod replay;
 mod rules;
+mod shared;
 mod tail;
 mod verify;
 mod views_failure;
 mod writer;
+
+/// Records that the running test did not run its check, and why: a line on stderr and, when
+/// `CONFORMANCE_SKIP_LOG` names a file, a JSON line appended to it (the suite's skip log, which
+/// the compatibility matrix reads).
+fn skip(reason: &str) {
+    let test = std::thread::current().name().unwrap_or("unknown").to_owned();
+    eprintln!("SKIPPED {test}: {reason}");
+    let Some(path) = std::env::var_os("CONFORMANCE_SKIP_LOG") else { return };
+    let line = serde_json::json!({"test": test, "reason": reason}).to_string() + "\n";
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("open the skip log");
+    std::io::Write::write_all(&mut log, line.as_bytes()).expect("write the skip log");
+}

@@ -1,0 +1,388 @@
+//! The PostgreSQL engine: one log shared by several gateways.
+//!
+//! PostgreSQL holds the authority: the chain (`events` and the one-row `registry_head`) and
+//! the tables beside it ([`crate::side_tables`]). Each gateway keeps a replica of the log and
+//! its views in a local SQLite registry ([`crate::sqlite`]), which its writer brings up to
+//! PostgreSQL at the start of every group commit, under the head's row lock:
+//!
+//! 1. take `registry_head` `FOR UPDATE`: the batches of all gateways are serialised here;
+//! 2. copy the events the replica lacks (and the inline bytes and secrets stored with them)
+//!    into the replica's log, which applies them to its views;
+//! 3. run the batch's jobs on the replica, which now holds every committed event, so every
+//!    check (a conditional write, Object Lock, a policy) sees what all gateways committed;
+//! 4. insert the batch's events with their explicit sequences, move the head, NOTIFY once,
+//!    and COMMIT; only then commit the replica and acknowledge.
+//!
+//! Reads are served from the replica after a freshness check: a read first learns the head's
+//! sequence and, when the replica is behind it, waits for one group commit to catch up. So a
+//! read that begins after a write was acknowledged by any gateway sees it. A listener per
+//! gateway (LISTEN, and a poll for a missed notification) catches the replica up between
+//! writes, which is what tails and caches follow.
+//!
+//! Why a replica rather than views in PostgreSQL: the views and every query over them exist
+//! once, in one SQL dialect, so the views of a log are the same bytes whatever engine holds the
+//! log; and reads cost one round trip for the freshness check instead of one per query.
+
+mod side_tables;
+
+use std::cell::RefCell;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use postgres::fallible_iterator::FallibleIterator as _;
+use postgres::{Client, GenericClient, NoTls, Transaction};
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+use crate::event::v1::Payload;
+use crate::event::{Digest, Event, RequestContext};
+use crate::log::{self, ChainHead};
+use crate::side_tables::SideTables;
+
+pub(crate) use side_tables::SharedTables;
+
+/// The channel a batch notifies, with its last sequence as the payload.
+const CHANNEL: &str = "registry_events";
+
+/// Versioned migrations, applied in order, each once, under an advisory lock so that gateways
+/// starting together do not race.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+
+/// Key of the advisory lock that serialises migrations.
+const MIGRATION_LOCK: i64 = 0x6172_7469_6661_6374;
+
+/// Events read per query while catching up.
+const PULL_CHUNK: i64 = 4096;
+
+/// Opens a connection to `url` (`postgres://USER@HOST:PORT/DB`).
+///
+/// # Errors
+/// [`Error::Postgres`] when the server cannot be reached or refuses.
+pub fn connect(url: &str) -> Result<Client> {
+    Ok(Client::connect(url, NoTls)?)
+}
+
+/// Brings the schema at `url` to the latest version.
+///
+/// # Errors
+/// [`Error::Postgres`].
+pub fn migrate(client: &mut Client) -> Result<()> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS registry_migrations (version bigint PRIMARY KEY)")?;
+    let applied: i64 = tx.query_one("SELECT coalesce(max(version), 0) FROM registry_migrations", &[])?.get(0);
+    for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > applied) {
+        tx.batch_execute(sql)?;
+        tx.execute("INSERT INTO registry_migrations (version) VALUES ($1)", &[version])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The committed head, without a lock: every event up to it is committed and visible.
+///
+/// # Errors
+/// [`Error::Postgres`].
+pub fn committed_head(client: &mut impl GenericClient) -> Result<ChainHead> {
+    let row = client.query_one("SELECT next_seq, head_hash FROM registry_head WHERE id = 0", &[])?;
+    head_from(row.get(0), row.get(1))
+}
+
+/// Refuses a replica that is not a copy of the shared log's beginning: one ahead of it, or
+/// whose last event is not the shared log's event at that sequence.
+///
+/// # Errors
+/// [`Error::CommitFailed`] naming the mismatch; [`Error::Postgres`].
+pub fn check_replica(client: &mut Client, replica: &ChainHead) -> Result<()> {
+    if replica.sequence == 0 {
+        return Ok(());
+    }
+    let shared = committed_head(client)?;
+    let row = client.query_opt("SELECT hash FROM events WHERE seq = $1", &[&column(replica.sequence)])?;
+    match row.map(|row| row.get::<_, Vec<u8>>(0)) {
+        Some(hash) if hash == replica.hash => Ok(()),
+        _ => Err(diverged(*replica, shared)),
+    }
+}
+
+fn head_from(next_seq: i64, hash: Vec<u8>) -> Result<ChainHead> {
+    let hash: Digest =
+        hash.try_into().map_err(|_| Error::CommitFailed("the shared head's hash is not 32 bytes".to_owned()))?;
+    Ok(ChainHead { sequence: sequence_of(next_seq) - 1, hash })
+}
+
+fn sequence_of(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn column(sequence: u64) -> i64 {
+    i64::try_from(sequence).unwrap_or(i64::MAX)
+}
+
+/// One group commit's transaction on the shared log, holding the head's row lock.
+pub(crate) struct SharedBatch<'a> {
+    tx: RefCell<Transaction<'a>>,
+    /// The head when the batch took the lock.
+    head: ChainHead,
+}
+
+impl<'a> SharedBatch<'a> {
+    /// Begins a transaction and takes the head's row lock: from here until commit or rollback
+    /// no other gateway's batch runs.
+    pub(crate) fn begin(client: &'a mut Client) -> Result<Self> {
+        let mut tx = client.transaction()?;
+        let row = tx.query_one("SELECT next_seq, head_hash FROM registry_head WHERE id = 0 FOR UPDATE", &[])?;
+        let head = head_from(row.get(0), row.get(1))?;
+        Ok(Self { tx: RefCell::new(tx), head })
+    }
+
+    /// The tables beside the shared log, for the batch's jobs; inline bytes and secrets are
+    /// kept in the replica's tables (`replica`) as well, so that reads find them locally.
+    pub(crate) fn tables<'b>(&'b self, replica: &'b dyn SideTables) -> SharedTables<'b, Transaction<'a>> {
+        SharedTables::in_batch(&self.tx, replica, self.head.sequence + 1)
+    }
+
+    /// Copies into the replica's log (`local`, inside its transaction) the events after
+    /// `replica_head` up to the locked head, and the inline bytes and secrets their batches
+    /// stored; drops the secrets of keys deleted by them. The replica's views apply the events
+    /// when the writer catches them up.
+    ///
+    /// # Errors
+    /// [`Error::Postgres`]; [`Error::CommitFailed`] when the replica does not belong to this
+    /// log (its head is ahead, or an event does not chain from it).
+    pub(crate) fn pull_into(&self, local: &Connection, replica_head: ChainHead) -> Result<ChainHead> {
+        if replica_head.sequence > self.head.sequence {
+            return Err(diverged(replica_head, self.head));
+        }
+        let mut tx = self.tx.borrow_mut();
+        let mut head = replica_head;
+        while head.sequence < self.head.sequence {
+            let rows = tx.query(
+                "SELECT seq, created_at, event_type, subject_kind, subject_id, actor, access_key, request_id,
+                        source_addr, user_agent, payload, payload_digest, prev_hash, hash
+                 FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+                &[&column(head.sequence), &column(self.head.sequence), &PULL_CHUNK],
+            )?;
+            if rows.is_empty() {
+                return Err(Error::CommitFailed(format!(
+                    "the shared log lacks events after {} up to its head {}",
+                    head.sequence, self.head.sequence
+                )));
+            }
+            for row in rows {
+                let event = event_from_row(&row);
+                if event.sequence != head.sequence + 1 || event.prev_hash != head.hash {
+                    return Err(diverged(head, self.head));
+                }
+                log::insert(local, &event)?;
+                if event.event_type == "v1.access_key.deleted"
+                    && let Payload::AccessKeyDeleted(deleted) = event.decode()?
+                {
+                    local.delete_secret(&deleted.access_key)?;
+                }
+                head = ChainHead { sequence: event.sequence, hash: event.hash };
+            }
+        }
+        if head.sequence > replica_head.sequence {
+            let range = [column(replica_head.sequence), column(head.sequence)];
+            for row in tx.query(
+                "SELECT digest, bytes FROM inline_blobs WHERE since > $1 AND since <= $2",
+                &[&range[0], &range[1]],
+            )? {
+                let digest: Vec<u8> = row.get(0);
+                let bytes: Vec<u8> = row.get(1);
+                if let Ok(digest) = digest.try_into() {
+                    local.store_inline(&crate::inline_blob::InlineBlob { digest, bytes })?;
+                }
+            }
+            for row in tx.query(
+                "SELECT access_key, secret FROM access_key_secrets WHERE since > $1 AND since <= $2",
+                &[&range[0], &range[1]],
+            )? {
+                let access_key: String = row.get(0);
+                if !local.holds_secret(&access_key)? {
+                    local.store_secret(&access_key, row.get(1))?;
+                }
+            }
+        }
+        Ok(head)
+    }
+
+    /// Appends the batch's events (which chain from the locked head) to the shared log, moves
+    /// the head, notifies the channel once, and commits.
+    ///
+    /// # Errors
+    /// [`Error::Postgres`]: nothing of the batch is in the shared log then.
+    pub(crate) fn commit(self, events: &[Event]) -> Result<()> {
+        let mut tx = self.tx.into_inner();
+        if let Some(last) = events.last() {
+            insert_events(&mut tx, events)?;
+            tx.execute(
+                "UPDATE registry_head SET next_seq = $1, head_hash = $2 WHERE id = 0",
+                &[&column(last.sequence + 1), &&last.hash[..]],
+            )?;
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &last.sequence.to_string()])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn diverged(replica: ChainHead, shared: ChainHead) -> Error {
+    Error::CommitFailed(format!(
+        "the local replica (at event {}) does not belong to the shared log (at event {}): move it aside and \
+         start again to rebuild it",
+        replica.sequence, shared.sequence
+    ))
+}
+
+/// Inserts events with one statement: arrays of each column, unnested.
+fn insert_events(tx: &mut Transaction<'_>, events: &[Event]) -> Result<()> {
+    let seqs: Vec<i64> = events.iter().map(|e| column(e.sequence)).collect();
+    let created: Vec<i64> = events.iter().map(|e| e.created_at).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.subject_kind.as_str()).collect();
+    let subjects: Vec<&str> = events.iter().map(|e| e.subject_id.as_str()).collect();
+    let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
+    let keys: Vec<Option<&str>> = events.iter().map(|e| e.context.access_key.as_deref()).collect();
+    let requests: Vec<Option<&str>> = events.iter().map(|e| e.context.request_id.as_deref()).collect();
+    let sources: Vec<Option<&str>> = events.iter().map(|e| e.context.source_addr.as_deref()).collect();
+    let agents: Vec<Option<&str>> = events.iter().map(|e| e.context.user_agent.as_deref()).collect();
+    let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
+    let digests: Vec<&[u8]> = events.iter().map(|e| &e.payload_digest[..]).collect();
+    let prevs: Vec<&[u8]> = events.iter().map(|e| &e.prev_hash[..]).collect();
+    let hashes: Vec<&[u8]> = events.iter().map(|e| &e.hash[..]).collect();
+    tx.execute(
+        "INSERT INTO events (seq, created_at, event_type, subject_kind, subject_id, actor, access_key, request_id,
+                             source_addr, user_agent, payload, payload_digest, prev_hash, hash)
+         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                              $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[],
+                              $13::bytea[], $14::bytea[])",
+        &[
+            &seqs, &created, &types, &kinds, &subjects, &actors, &keys, &requests, &sources, &agents, &payloads,
+            &digests, &prevs, &hashes,
+        ],
+    )?;
+    Ok(())
+}
+
+fn event_from_row(row: &postgres::Row) -> Event {
+    let digest = |index: usize| -> Digest {
+        // A stored value of another length (tampering) reads as a digest that cannot match.
+        let bytes: Vec<u8> = row.get(index);
+        bytes.try_into().unwrap_or([0xff; 32])
+    };
+    Event {
+        sequence: sequence_of(row.get(0)),
+        created_at: row.get(1),
+        event_type: row.get(2),
+        subject_kind: row.get(3),
+        subject_id: row.get(4),
+        actor: row.get(5),
+        context: RequestContext {
+            access_key: row.get(6),
+            request_id: row.get(7),
+            source_addr: row.get(8),
+            user_agent: row.get(9),
+        },
+        payload: row.get(10),
+        payload_digest: digest(11),
+        prev_hash: digest(12),
+        hash: digest(13),
+    }
+}
+
+/// Up to `limit` events of the shared log after `cursor`, in order.
+///
+/// # Errors
+/// [`Error::Postgres`].
+pub fn fetch_since(client: &mut impl GenericClient, cursor: u64, limit: usize) -> Result<Vec<Event>> {
+    let rows = client.query(
+        "SELECT seq, created_at, event_type, subject_kind, subject_id, actor, access_key, request_id,
+                source_addr, user_agent, payload, payload_digest, prev_hash, hash
+         FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+        &[&column(cursor), &i64::try_from(limit).unwrap_or(i64::MAX)],
+    )?;
+    Ok(rows.iter().map(event_from_row).collect())
+}
+
+/// Connections for reads of the shared log (freshness checks, the tables beside it), kept
+/// between uses. A connection that failed is dropped, so a restarted server is reconnected
+/// to by the next read.
+pub(crate) struct SharedReads {
+    url: String,
+    pool: Mutex<Vec<Client>>,
+}
+
+impl SharedReads {
+    pub(crate) fn new(url: &str) -> Self {
+        Self { url: url.to_owned(), pool: Mutex::new(Vec::new()) }
+    }
+
+    /// Runs `f` on a pooled connection, on the calling (blocking) thread.
+    pub(crate) fn with_client<R>(&self, f: impl FnOnce(&mut Client) -> Result<R>) -> Result<R> {
+        let pooled = self.pool.lock().expect("shared pool lock").pop();
+        let mut client = match pooled {
+            Some(client) if !client.is_closed() => client,
+            _ => connect(&self.url)?,
+        };
+        let result = f(&mut client);
+        if result.is_ok() && !client.is_closed() {
+            self.pool.lock().expect("shared pool lock").push(client);
+        }
+        result
+    }
+}
+
+impl Drop for SharedReads {
+    fn drop(&mut self) {
+        // Each client owns a runtime, which must not be dropped on an async runtime's thread.
+        let clients = std::mem::take(&mut *self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        if !clients.is_empty() {
+            let _ = std::thread::Builder::new().name("registry-pg-close".into()).spawn(move || drop(clients));
+        }
+    }
+}
+
+/// How often the listener asks for the head when no notification came: a notification lost
+/// with a connection delays a gateway's catching up by at most this.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Follows the shared log's notifications on its own connection and calls `wake` with the
+/// shared head after each one and at least every [`POLL_INTERVAL`], until `wake` returns
+/// false. Reconnects after a lost connection.
+pub(crate) fn listen(url: &str, mut wake: impl FnMut(Option<ChainHead>) -> bool) {
+    loop {
+        let connected = connect(url).and_then(|mut client| {
+            client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+            Ok(client)
+        });
+        let mut client = match connected {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::warn!(%error, "the registry cannot listen to PostgreSQL; retrying");
+                if !wake(None) {
+                    return;
+                }
+                std::thread::sleep(POLL_INTERVAL);
+                continue;
+            }
+        };
+        loop {
+            // Drain what came, then ask for the head: it is what counts, not the payloads.
+            let waited = client.notifications().timeout_iter(POLL_INTERVAL).next().map(drop);
+            let drained = waited.and_then(|()| client.notifications().iter().count().map(drop));
+            if let Err(error) = drained {
+                tracing::warn!(%error, "the registry's PostgreSQL listener lost its connection");
+                break;
+            }
+            let head = committed_head(&mut client).ok();
+            if !wake(head) {
+                return;
+            }
+            if head.is_none() {
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The shared log on PostgreSQL: several registries (one per gateway), each with its own
+//! replica, on one PostgreSQL database behave as one registry. Each test makes a database of its
+//! own on the server `POSTGRES_URL` names (scripts/start-postgres.sh starts one); without it the
+//! tests are reported as skipped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use artifact_store_registry::clock::SystemClock;
+use artifact_store_registry::identities::NewAccessKey;
+use artifact_store_registry::{Caller, Error, Registry, postgres};
+
+/// A database of its own for one test, dropped with it.
+struct SharedDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl SharedDb {
+    /// A fresh database, or `None` (the test is then skipped) when no server is configured.
+    fn create() -> Option<Self> {
+        let Ok(admin_url) = std::env::var("POSTGRES_URL") else {
+            crate::skip("POSTGRES_URL is not set: no PostgreSQL server to test on (scripts/start-postgres.sh)");
+            return None;
+        };
+        let name = format!("registry_test_{}", std::process::id()) + &format!("_{}", next_id());
+        let (base, _) = admin_url.rsplit_once('/').expect("a database in POSTGRES_URL");
+        let url = format!("{base}/{name}");
+        let statement = format!("CREATE DATABASE {name}");
+        on_thread(&admin_url, move |client| client.batch_execute(&statement));
+        Some(Self { admin_url, name, url })
+    }
+
+    fn open(&self, replica: &tempfile::TempDir) -> Registry {
+        Registry::open_shared(replica.path().join("registry.db"), &self.url, Arc::new(SystemClock)).unwrap()
+    }
+}
+
+impl Drop for SharedDb {
+    fn drop(&mut self) {
+        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        on_thread(&self.admin_url, move |client| client.batch_execute(&statement));
+    }
+}
+
+fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Runs `f` on a client of its own on a thread of its own: a client of the `postgres` crate
+/// may not be made or dropped on an async runtime's thread.
+fn on_thread<R: Send>(url: &str, f: impl FnOnce(&mut ::postgres::Client) -> Result<R, ::postgres::Error> + Send) -> R {
+    std::thread::scope(|scope| {
+        scope.spawn(|| f(&mut postgres::connect(url).expect("connect to PostgreSQL")).unwrap()).join().unwrap()
+    })
+}
+
+fn key(id: &str) -> NewAccessKey {
+    NewAccessKey { access_key: id.to_owned(), secret: format!("secret-of-{id}") }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_one_gateway_is_read_through_another_at_once() {
+    let Some(db) = SharedDb::create() else { return };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (db.open(&dir_a), db.open(&dir_b));
+    for round in 0..20 {
+        let name = format!("bucket-{round}");
+        let (writer, reader) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        writer.create_bucket(Caller::system("test"), &name, "us-east-1", false).await.unwrap();
+        let read = name.clone();
+        let seen = reader.read(move |views| views.bucket(&read)).await.unwrap();
+        assert_eq!(seen.map(|bucket| bucket.name), Some(name), "read-after-write across gateways");
+    }
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_creates_through_three_gateways_have_one_winner_and_one_chain() {
+    let Some(db) = SharedDb::create() else { return };
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let gateways: Vec<Registry> = dirs.iter().map(|dir| db.open(dir)).collect();
+    for round in 0..10 {
+        let racers: Vec<_> = (0..48)
+            .map(|i| {
+                let registry = gateways[i % 3].clone();
+                tokio::spawn(async move {
+                    registry
+                        .create_bucket(
+                            Caller::system(&format!("racer-{i}")),
+                            &format!("contested-{round}"),
+                            "us-east-1",
+                            false,
+                        )
+                        .await
+                })
+            })
+            .collect();
+        let mut created = 0;
+        for racer in racers {
+            match racer.await.unwrap() {
+                Ok(_) => created += 1,
+                Err(Error::BucketAlreadyExists(_)) => {}
+                Err(other) => panic!("unexpected error: {other}"),
+            }
+        }
+        assert_eq!(created, 1, "round {round}: exactly one gateway's create wins");
+    }
+    // Every replica, caught up, is the same chain as the shared log: same events, same hashes.
+    let shared =
+        on_thread(&db.url, |client| Ok(postgres::fetch_since(client, 0, 1000).map_err(|e| panic!("{e}")).unwrap()));
+    assert_eq!(shared.len(), 10);
+    for (position, event) in shared.iter().enumerate() {
+        assert_eq!(event.sequence, position as u64 + 1, "gapless sequences");
+    }
+    for gateway in &gateways {
+        gateway.catch_up_with_shared().await.unwrap();
+        let verified = gateway.verify().await.unwrap();
+        assert_eq!((verified.events, verified.first_mismatch), (10, None));
+        let local = gateway.fetch_since(0, 1000).await.unwrap();
+        assert_eq!(local, shared);
+    }
+    for gateway in gateways {
+        gateway.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_made_through_one_gateway_authenticate_on_another_and_die_with_their_deletion() {
+    let Some(db) = SharedDb::create() else { return };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (db.open(&dir_a), db.open(&dir_b));
+    let system = || Caller::system("test");
+    a.create_account(system(), "team", "111122223333", None, key("AKIATEAMROOT00000001")).await.unwrap();
+    a.create_user(system(), "team", "alice").await.unwrap();
+    a.create_access_key(system(), "team", "alice", key("AKIATEAMALICE0000001")).await.unwrap();
+    assert_eq!(
+        b.access_key_secret("AKIATEAMALICE0000001").await.unwrap().as_deref(),
+        Some("secret-of-AKIATEAMALICE0000001"),
+        "the secret is found by the gateway that did not make it"
+    );
+    b.delete_access_key(system(), "AKIATEAMALICE0000001").await.unwrap();
+    a.catch_up_with_shared().await.unwrap();
+    assert_eq!(a.access_key_secret("AKIATEAMALICE0000001").await.unwrap(), None, "deleted everywhere");
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_gateway_catches_up_by_itself() {
+    let Some(db) = SharedDb::create() else { return };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (db.open(&dir_a), db.open(&dir_b));
+    a.create_bucket(Caller::system("test"), "news", "us-east-1", false).await.unwrap();
+    // No read or write through `b`: its listener (a notification, or its poll) catches it up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while b.committed_sequence() < 1 {
+        assert!(std::time::Instant::now() < deadline, "the idle gateway never caught up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_of_another_log_is_refused() {
+    let Some(db) = SharedDb::create() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let own = Registry::open(dir.path().join("registry.db"), Arc::new(SystemClock)).unwrap();
+    own.create_bucket(Caller::system("test"), "mine", "us-east-1", false).await.unwrap();
+    own.close().await;
+    drop(own);
+    match Registry::open_shared(dir.path().join("registry.db"), &db.url, Arc::new(SystemClock)) {
+        Err(Error::CommitFailed(reason)) => assert!(reason.contains("does not belong"), "{reason}"),
+        other => panic!("a registry of its own was taken as a replica: {:?}", other.map(|_| ())),
+    }
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Stops the PostgreSQL server that scripts/start-postgres.sh started in one folder and deletes
+# that folder.
+#
+#   scripts/stop-postgres.sh [DIR]   DIR: the POSTGRES_DIR start-postgres.sh printed
+set -u
+bin="${POSTGRES_BIN:-/usr/lib/postgresql/15/bin}"
+dir="${1:-${POSTGRES_DIR:-}}"
+[[ -n "$dir" ]] || { echo "usage: scripts/stop-postgres.sh DIR (or POSTGRES_DIR=DIR)" >&2; exit 2; }
+if [[ -s "$dir/cluster/postmaster.pid" ]]; then
+    if [[ "$(id -u)" == 0 ]]; then
+        runuser -u postgres -- "$bin/pg_ctl" -D "$dir/cluster" -m immediate -w stop >/dev/null 2>&1
+    else
+        "$bin/pg_ctl" -D "$dir/cluster" -m immediate -w stop >/dev/null 2>&1
+    fi
+fi
+rm -rf "$dir"
