@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the test clients, builds the workspace
 # once in release mode, runs every crate's tests with that build, then the end-to-end
-# conformance suite against the built binary: on the local store, then on the S3 backend in
+# conformance suite against the built binary (with a PostgreSQL server of its own for the shared
+# registry): on the local store, then on the S3 backend in
 # front of moto (the AWS stand-in) and in front of Ceph RGW, each with its own matrix
 # (docs/compatibility.md, docs/compatibility-s3-moto.md, docs/compatibility-s3-rgw.md).
 #
@@ -29,7 +30,7 @@ fi
 # Upstream daemons of this run live in a folder of its own, on free ports (the start scripts
 # pick them): nothing is shared with, or left to, another run on the same machine.
 run_dir="$(mktemp -d "${TMPDIR:-/tmp}/artifact-store-test.XXXXXX")"
-export MOTO_DIR="$run_dir/moto" CEPH_RGW_DIR="$run_dir/rgw"
+export MOTO_DIR="$run_dir/moto" CEPH_RGW_DIR="$run_dir/rgw" POSTGRES_DIR="$run_dir/postgres"
 
 # Each phase's time, printed at the end of every run (also a failed one), so a run that nears
 # CI's limit shows where the time went.
@@ -48,6 +49,7 @@ finish() {
     # Upstreams started by this run are stopped on any exit, a failed or interrupted one too.
     scripts/stop-moto.sh "$MOTO_DIR" >/dev/null 2>&1 || true
     scripts/stop-ceph-rgw.sh "$CEPH_RGW_DIR" >/dev/null 2>&1 || true
+    scripts/stop-postgres.sh "$POSTGRES_DIR" >/dev/null 2>&1 || true
     rm -rf "$run_dir"
     echo "== phase times (seconds)"
     printf '%s\n' "${phase_times[@]}"
@@ -61,6 +63,12 @@ if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
     phase "install test clients"
     scripts/install-test-deps.sh
 fi
+
+# One PostgreSQL server for the whole run: the registry's tests of the shared log and the
+# gateways that share one make a database each on it (POSTGRES_URL).
+phase "start postgresql"
+eval "$(scripts/start-postgres.sh)"
+export POSTGRES_URL
 
 # One release build serves the crate tests and the conformance suite: hashing and large
 # transfers are far too slow in a debug build, and building twice would double CI time.

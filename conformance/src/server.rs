@@ -40,6 +40,8 @@ pub struct Server {
     serve_flags: Vec<String>,
     /// Extra environment (configuration), kept for a restart and given to CLI commands.
     env: Vec<(String, String)>,
+    /// A data folder shared with other servers, instead of one in `dir`.
+    shared_data_dir: Option<PathBuf>,
 }
 
 impl Server {
@@ -61,6 +63,24 @@ impl Server {
     /// # Panics
     /// As [`Server::start`].
     pub async fn start_with(transport: Transport, serve_flags: &[&str], env: Vec<(String, String)>) -> Self {
+        Self::start_in(transport, serve_flags, env, None).await
+    }
+
+    /// Starts the binary as [`Server::start_with`] does, on the data folder `data_dir` that
+    /// other servers share (gateways on one shared registry and one local store).
+    ///
+    /// # Panics
+    /// As [`Server::start`].
+    pub async fn start_sharing(transport: Transport, data_dir: &Path, env: Vec<(String, String)>) -> Self {
+        Self::start_in(transport, &[], env, Some(data_dir.to_owned())).await
+    }
+
+    async fn start_in(
+        transport: Transport,
+        serve_flags: &[&str],
+        env: Vec<(String, String)>,
+        shared_data_dir: Option<PathBuf>,
+    ) -> Self {
         let serve_flags: Vec<String> = serve_flags.iter().map(|&flag| flag.to_owned()).collect();
         let bin = binary_path();
         let mut dir = tempfile::Builder::new().prefix("artifact-store-conformance-").tempdir().expect("temp folder");
@@ -73,7 +93,8 @@ impl Server {
         };
         for attempt in 1..=PORT_ATTEMPTS {
             let addr = free_port();
-            let child = spawn(&bin, dir.path(), addr, transport, &serve_flags, &env);
+            let data_dir = shared_data_dir.clone().unwrap_or_else(|| dir.path().join("data"));
+            let child = spawn(&bin, dir.path(), &data_dir, addr, transport, &serve_flags, &env);
             let mut server = Server {
                 child,
                 addr,
@@ -83,6 +104,7 @@ impl Server {
                 dir,
                 serve_flags: serve_flags.clone(),
                 env: env.clone(),
+                shared_data_dir: shared_data_dir.clone(),
             };
             match server.wait_ready().await {
                 Ok(()) => return server,
@@ -146,7 +168,9 @@ impl Server {
     /// When it does not become healthy within a minute.
     pub async fn restart(&mut self) {
         self.kill();
-        self.child = spawn(&binary_path(), self.dir.path(), self.addr, self.transport, &self.serve_flags, &self.env);
+        let data_dir = self.data_dir();
+        self.child =
+            spawn(&binary_path(), self.dir.path(), &data_dir, self.addr, self.transport, &self.serve_flags, &self.env);
         if let Err(log) = self.wait_ready().await {
             panic!("artifact-store did not restart at {}:\n{log}", self.addr);
         }
@@ -199,7 +223,8 @@ impl Server {
         StoppedServer { dir: std::mem::replace(&mut self.dir, empty) }
     }
 
-    fn kill(&mut self) {
+    /// Kills the process with SIGKILL, as a crash would, and waits for it.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -241,7 +266,7 @@ impl Server {
     /// The server's data folder.
     #[must_use]
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.shared_data_dir.clone().unwrap_or_else(|| self.dir.path().join("data"))
     }
 
     /// The server's registry database.
@@ -340,6 +365,7 @@ fn rand_u64() -> u64 {
 fn spawn(
     bin: &Path,
     dir: &Path,
+    data_dir: &Path,
     addr: SocketAddr,
     transport: Transport,
     serve_flags: &[String],
@@ -352,7 +378,7 @@ fn spawn(
         .arg("--listen")
         .arg(addr.to_string())
         .arg("--data-dir")
-        .arg(dir.join("data"))
+        .arg(data_dir)
         .arg("--region")
         .arg(REGION);
     command.args(serve_flags);

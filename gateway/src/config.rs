@@ -269,6 +269,13 @@ pub struct UserConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistryConfig {
+    /// Where the registry's log lives: unset for the embedded SQLite registry in the data
+    /// folder, or `postgres://USER[:PASSWORD]@HOST:PORT/DB` for a log shared by several
+    /// gateways (each then keeps a replica in `replica_dir`).
+    pub url: Option<Secret>,
+    /// This gateway's replica of a shared log (default: `<data_dir>/replicas/<host>-<port>`,
+    /// one per gateway even when gateways share the data folder).
+    pub replica_dir: Option<PathBuf>,
     /// Whether object reads are recorded as retrieval events.
     pub retrievals: Retrievals,
     /// The ed25519 key that signs checkpoints (default: `<data_dir>/checkpoint.key`).
@@ -292,6 +299,8 @@ pub struct RegistryConfig {
 impl Default for RegistryConfig {
     fn default() -> Self {
         Self {
+            url: None,
+            replica_dir: None,
             retrievals: Retrievals::default(),
             checkpoint_key: None,
             views_check_interval_seconds: 86_400,
@@ -1088,7 +1097,7 @@ retrievals = "off"
     #[test]
     fn keys_come_from_the_struct_with_secrets_marked() {
         let key = |path: &str| KEYS.iter().find(|k| k.path == path);
-        assert_eq!(KEYS.len(), 49);
+        assert_eq!(KEYS.len(), 51);
         let with_file_variant: Vec<&str> = KEYS.iter().filter(|k| k.secret).map(|k| k.path.as_str()).collect();
         assert_eq!(
             with_file_variant,
@@ -1097,7 +1106,8 @@ retrievals = "off"
                 "upstream.secret_key",
                 "upstream.session_token",
                 "auth.access_key",
-                "auth.secret_key"
+                "auth.secret_key",
+                "registry.url"
             ]
         );
         assert!(key("auth.users").is_none() && key("auth.secret_key_file").is_none(), "file-only keys");

@@ -9,6 +9,8 @@
 //!   `outboards/parts/`: those of multipart parts, until their upload completes.
 //! - `root-credentials`: generated root credentials ([`crate::auth::root`]).
 //! - `registry.gc.lock`: held by the garbage collection pass running ([`crate::worker::gc`]).
+//! - `replicas/<host>-<port>/`: on a log shared on PostgreSQL, each gateway's replica of it
+//!   (a `registry.db` and its views), see [`local_registry_path`].
 //!
 //! Everything in it is its owner's alone: files 0600, folders 0700. The registry holds small
 //! objects' bytes and every request's context, the blobs hold the rest; nobody else on the
@@ -29,6 +31,23 @@ const DIR_MODE: u32 = 0o700;
 #[must_use]
 pub fn registry_path(data_dir: &Path) -> PathBuf {
     data_dir.join("registry.db")
+}
+
+/// The registry database this gateway writes: the data folder's own, or, on a log shared on
+/// PostgreSQL (`registry.url`), this gateway's replica of it: `registry.replica_dir`, by
+/// default `<data_dir>/replicas/<host>-<port>`, so that gateways sharing a data folder each
+/// keep their own.
+#[must_use]
+pub fn local_registry_path(config: &crate::config::Config) -> PathBuf {
+    if config.registry.url.is_none() {
+        return registry_path(&config.storage.data_dir);
+    }
+    let dir = config.registry.replica_dir.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let port = config.server.listen.rsplit(':').next().unwrap_or_default();
+        config.storage.data_dir.join("replicas").join(format!("{}-{port}", host.trim()))
+    });
+    registry_path(&dir)
 }
 
 /// Makes every file and folder this process creates from now on its owner's alone (0600 and

@@ -141,6 +141,22 @@ pub async fn serve(
     serve_with_blobs(listener, config, blobs, shutdown).await
 }
 
+/// Opens the registry `config` names: the data folder's own, or a replica at `path` of the log
+/// shared on PostgreSQL (`registry.url`).
+///
+/// # Errors
+/// The registry's, for example PostgreSQL out of reach or a replica of another log.
+pub fn open_registry(config: &Config, path: &std::path::Path) -> Result<Registry, registry::Error> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| registry::Error::CommitFailed(format!("{}: {e}", parent.display())))?;
+    }
+    match &config.registry.url {
+        Some(url) => Registry::open_shared(path, url.expose(), Arc::new(SystemClock)),
+        None => Registry::open(path, Arc::new(SystemClock)),
+    }
+}
+
 /// Serves as [`serve`] does, keeping object bytes in `blobs` rather than in the store that
 /// `config` names: for a store that wraps another, such as one that injects faults. The
 /// registry still lives in `storage.data_dir`, which the caller has prepared (private, and
@@ -156,8 +172,8 @@ pub async fn serve_with_blobs(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let data_dir = config.storage.data_dir.clone();
-    let registry_path = crate::layout::registry_path(&data_dir);
-    let registry = Registry::open(&registry_path, Arc::new(SystemClock))
+    let registry_path = crate::layout::local_registry_path(&config);
+    let registry = open_registry(&config, &registry_path)
         .map_err(|source| ServeError::Registry { path: registry_path.clone(), source })?;
     // Counts what this gateway appends from here on, the first start's accounts included.
     let admin = Admin::new(registry.clone(), Arc::clone(&blobs));

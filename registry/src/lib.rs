@@ -93,4 +93,4 @@ mod views;
 pub use commands::Caller;
 pub use error::{Error, Result};
 pub use event::{Event, EventDraft, RequestContext};
-pub use sqlite::{Registry, Writer};
+pub use sqlite::{Lease, Registry, Writer};

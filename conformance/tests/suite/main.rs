@@ -20,6 +20,7 @@ mod packages;
 mod post_form;
 mod registry_api;
 mod sdk_rust;
+mod shared_registry;
 mod signing;
 mod streaming;
 mod tamper_evidence;

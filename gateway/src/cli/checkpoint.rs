@@ -83,7 +83,7 @@ pub async fn run(config: &Config, args: &CheckpointArgs, json: bool) -> anyhow::
 async fn create(config: &Config, out: Option<&Path>, s3: Option<&str>) -> anyhow::Result<Outcome> {
     let upload_to = s3.map(|url| S3Location::parse(url, false)).transpose()?;
     // No registry: say so before generating a key for it.
-    existing_registry(config)?;
+    existing_registry(config).await?;
     let key = signing_key(&key_path(config))?;
     let verified = read_registry(config, verify_chain).await?;
     if let Some(sequence) = verified.first_mismatch {

@@ -90,7 +90,7 @@ pub struct TailArgs {
 ///
 /// No registry, or a failure to read it or to write to stdout.
 pub async fn run(config: &Config, args: &EventsArgs, json: bool) -> anyhow::Result<()> {
-    let path = existing_registry(config)?;
+    let path = existing_registry(config).await?;
     let (since, limit, follow, filter) = match &args.command {
         EventsCommand::List(list) => (Some(list.since), list.limit, false, list.filter.filter()),
         EventsCommand::Tail(tail) => (tail.since, None, true, tail.filter.filter()),

@@ -10,14 +10,11 @@
 //! only those untouched for `--min-age` and at least [`TEMP_FILE_GUARD`] go: a live upload's
 //! file can sit untouched while its client pauses or while its write waits for the registry.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use registry::Registry;
-use registry::clock::SystemClock;
 
-use super::{existing_registry, print_line};
+use super::{open_registry, print_line};
 use crate::backend::fs::FsBlobStore;
 use crate::config::{Backend, Config};
 use crate::outboard::OutboardFiles;
@@ -44,11 +41,18 @@ pub struct GcArgs {
 ///
 /// No registry, or a failure to read it, list the blobs or remove one.
 pub async fn run(config: &Config, args: &GcArgs, json: bool) -> anyhow::Result<()> {
-    let path = existing_registry(config)?;
+    let path = crate::layout::local_registry_path(config);
+    let registry = open_registry(config).await?;
     let store = crate::server::open_blobs(config).context("cannot open the blob store")?;
-    let registry = Registry::open(&path, Arc::new(SystemClock))
-        .with_context(|| format!("cannot open the registry {}", path.display()))?;
+
     let lock = PassLock::acquire(&path).await.context("cannot take the gc lock")?;
+    // Gateways sharing the log run their passes under a lease: wait for theirs to end.
+    let _lease = loop {
+        if let Some(lease) = registry.try_lease("gc").await.context("cannot take the gc lease")? {
+            break lease;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
     let options = Options { min_age: args.min_age, dry_run: args.dry_run };
     let spinner = super::progress::spinner("collecting");
     let collected =

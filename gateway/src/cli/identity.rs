@@ -6,18 +6,16 @@
 //! Secrets are printed once, by `key create` and `account create`, and never again.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use registry::clock::SystemClock;
 use registry::identities::NewAccessKey;
 use registry::queries::AccessKey;
 use registry::state::{ROOT_ACCOUNT, ROOT_USER};
 use registry::{Caller, Registry, RequestContext};
 use serde_json::json;
 
-use super::{existing_registry, format_time};
+use super::{format_time, open_registry};
 use crate::auth::keys::{new_access_key, new_account_id};
 use crate::config::Config;
 
@@ -170,9 +168,8 @@ enum KeyCommand {
 }
 
 /// The registry, opened for writing beside a gateway that may be serving it.
-fn open(config: &Config) -> anyhow::Result<Registry> {
-    let path = existing_registry(config)?;
-    Registry::open(&path, Arc::new(SystemClock)).with_context(|| format!("cannot open the registry {}", path.display()))
+async fn open(config: &Config) -> anyhow::Result<Registry> {
+    open_registry(config).await
 }
 
 /// The operator, as the events record it, with the command that acted.
@@ -215,7 +212,7 @@ fn key_json(key: &AccessKey) -> serde_json::Value {
 /// # Errors
 /// The registry's refusals, in IAM's words.
 pub async fn run_account(config: &Config, args: &AccountArgs, json: bool) -> anyhow::Result<()> {
-    let registry = open(config)?;
+    let registry = open(config).await?;
     match &args.command {
         AccountCommand::Create { name, email } => {
             let key = new_access_key();
@@ -255,7 +252,7 @@ pub async fn run_account(config: &Config, args: &AccountArgs, json: bool) -> any
 /// # Errors
 /// The registry's refusals, in IAM's words; an unreadable policy file.
 pub async fn run_user(config: &Config, args: &UserArgs, json: bool) -> anyhow::Result<()> {
-    let registry = open(config)?;
+    let registry = open(config).await?;
     match &args.command {
         UserCommand::Create { name, account } => {
             registry.create_user(operator("user create"), &account.account, name).await?;
@@ -330,7 +327,7 @@ pub async fn run_user(config: &Config, args: &UserArgs, json: bool) -> anyhow::R
 /// # Errors
 /// The registry's refusals, in IAM's words.
 pub async fn run_key(config: &Config, args: &KeyArgs, json: bool) -> anyhow::Result<()> {
-    let registry = open(config)?;
+    let registry = open(config).await?;
     match &args.command {
         KeyCommand::Create { user, account } => {
             let key = new_access_key();

@@ -48,6 +48,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// The registry's shared log on PostgreSQL, `postgres://USER@HOST:PORT/DB`
+    /// (registry.url); unset: the embedded registry in the data directory.
+    #[arg(long, global = true, value_name = "URL")]
+    pub registry: Option<String>,
+
     /// Log line format [default: text].
     #[arg(long, global = true, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -118,6 +123,9 @@ impl Cli {
         if let Some(dir) = &self.data_dir {
             flags.push(("storage.data_dir", dir.display().to_string()));
         }
+        if let Some(url) = &self.registry {
+            flags.push(("registry.url", url.clone()));
+        }
         if let Some(format) = self.log_format {
             let format = match format {
                 LogFormat::Text => "text",
@@ -165,12 +173,31 @@ pub async fn run(cli: Cli, config: Config) -> ExitCode {
 }
 
 /// The registry of the configured data directory. A missing file is an error rather than a
-/// new empty registry, so a mistyped `--data-dir` is reported instead of "verified".
-fn existing_registry(config: &Config) -> anyhow::Result<PathBuf> {
-    let path = crate::layout::registry_path(&config.storage.data_dir);
+/// new empty registry, so a mistyped `--data-dir` is reported instead of "verified". On a log
+/// shared on PostgreSQL, this host's replica, first brought up to the shared log.
+async fn existing_registry(config: &Config) -> anyhow::Result<PathBuf> {
+    let path = crate::layout::local_registry_path(config);
+    if config.registry.url.is_some() {
+        open_registry(config).await?.close().await;
+        return Ok(path);
+    }
     let exists = path.try_exists().with_context(|| format!("cannot read {}", path.display()))?;
     anyhow::ensure!(exists, "no registry at {} (is --data-dir right?)", path.display());
     Ok(path)
+}
+
+/// The registry, opened for writing beside gateways that may be serving it; on a shared log,
+/// caught up with it.
+async fn open_registry(config: &Config) -> anyhow::Result<registry::Registry> {
+    let path = crate::layout::local_registry_path(config);
+    if config.registry.url.is_none() {
+        let exists = path.try_exists().with_context(|| format!("cannot read {}", path.display()))?;
+        anyhow::ensure!(exists, "no registry at {} (is --data-dir right?)", path.display());
+    }
+    let registry = crate::server::open_registry(config, &path)
+        .with_context(|| format!("cannot open the registry {}", path.display()))?;
+    registry.catch_up_with_shared().await.context("cannot catch up with the shared registry")?;
+    Ok(registry)
 }
 
 /// Runs `read` on a read-only connection to the configured registry on the blocking pool, so
@@ -179,7 +206,7 @@ async fn read_registry<R: Send + 'static>(
     config: &Config,
     read: impl FnOnce(&rusqlite::Connection) -> anyhow::Result<R> + Send + 'static,
 ) -> anyhow::Result<R> {
-    let path = existing_registry(config)?;
+    let path = existing_registry(config).await?;
     tokio::task::spawn_blocking(move || {
         let conn =
             registry::sqlite::open_read_only(&path).with_context(|| format!("cannot open {}", path.display()))?;

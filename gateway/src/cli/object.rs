@@ -50,7 +50,7 @@ fn parse_url(url: &str) -> anyhow::Result<(String, String)> {
 pub async fn run(config: &Config, args: &ObjectArgs, json: bool) -> anyhow::Result<()> {
     let ObjectCommand::History(history) = &args.command;
     let (bucket, key) = parse_url(&history.url)?;
-    let path = existing_registry(config)?;
+    let path = existing_registry(config).await?;
     let conn = sqlite::open_read_only(&path).with_context(|| format!("cannot open {}", path.display()))?;
     let versions = conn.key_provenance(&bucket, &key)?;
     anyhow::ensure!(!versions.is_empty(), "the registry has no version of s3://{bucket}/{key}");

@@ -14,21 +14,18 @@
 //! the manifest's own bytes against the digest the `v1.package.finalized` event recorded.
 //! `list` prints the sealed packages.
 
-use std::sync::Arc;
-
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use futures::StreamExt as _;
-use registry::clock::SystemClock;
 use registry::deletions::{Pin, Placement};
 use registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, Payload};
 use registry::packages::{Manifest, Package};
-use registry::{Caller, Registry, RequestContext};
+use registry::{Caller, RequestContext};
 use rusqlite::Connection;
 use serde::Serialize;
 
 use super::progress::{self, Unit};
-use super::{Outcome, existing_registry, print_line, read_registry};
+use super::{Outcome, open_registry, print_line, read_registry};
 use crate::backend::{BlobId, BlobStore};
 use crate::config::Config;
 use registry::queries::Reads as _;
@@ -102,11 +99,10 @@ struct SealReport<'a> {
 async fn seal(config: &Config, location: &str, name: Option<&str>, json: bool) -> anyhow::Result<Outcome> {
     let (bucket, prefix) = parse_location(location)?;
     let name = name.map_or_else(|| format!("{bucket}/{prefix}"), str::to_owned);
-    let path = existing_registry(config)?;
+    let registry = open_registry(config).await?;
     // The configured store: the local folder, or the S3 upstream the server writes to.
     let store = crate::server::open_blobs(config).context("cannot open the blob store")?;
-    let registry = Registry::open(&path, Arc::new(SystemClock))
-        .with_context(|| format!("cannot open the registry {}", path.display()))?;
+
     let caller = Caller {
         actor: OPERATOR.to_owned(),
         context: RequestContext {

@@ -45,7 +45,7 @@ struct Report {
 ///
 /// No registry, the write lock not obtained in time, or a payload that does not parse.
 pub async fn run(config: &Config, json: bool) -> anyhow::Result<Outcome> {
-    let path = existing_registry(config)?;
+    let path = existing_registry(config).await?;
     let replayed = tokio::task::spawn_blocking(move || -> anyhow::Result<Replayed> {
         let mut conn = sqlite::open_offline(&path).with_context(|| format!("cannot open {}", path.display()))?;
         let head = ChainHead::load(&conn)?;

@@ -77,7 +77,7 @@ fn millis(time: SystemTime) -> Option<i64> {
 ///
 /// No registry, a malformed `s3://` URL, or a failure to read the registry or write stdout.
 pub async fn run(config: &Config, args: RetentionArgs, json: bool) -> anyhow::Result<()> {
-    let path = existing_registry(config)?;
+    let path = existing_registry(config).await?;
     let day_ms = config.lifecycle.day_ms();
     let now = millis(SystemTime::now()).context("clock before 1970")?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {

@@ -70,7 +70,7 @@ pub async fn run(config: &Config, args: &RetrievalsArgs, json: bool) -> anyhow::
         to_ms: time(&args.to)?,
         after: 0,
     };
-    let path = existing_registry(config)?;
+    let path = existing_registry(config).await?;
     let conn = sqlite::open_read_only(&path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut out = std::io::stdout().lock();
     let mut left = args.limit.unwrap_or(usize::MAX);

@@ -115,7 +115,7 @@ struct BlobsReport {
 ///
 /// No registry, or a failure to read it or the blobs (a runtime error, not a failed check).
 pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Result<Outcome> {
-    let path = existing_registry(config)?;
+    let path = existing_registry(config).await?;
 
     let registry_path = path.clone();
     let (chain, views, inline, referenced) =

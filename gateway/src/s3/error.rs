@@ -187,6 +187,12 @@ fn registry_error(err: registry::Error) -> S3Error {
         }
         // Nothing was recorded; the write can be retried once the registry commits again.
         err @ R::CommitFailed(_) => storage_full(&err, "the registry cannot commit"),
+        // The shared log's server is out of reach: nothing was recorded, and reads that must
+        // see every gateway's writes cannot be answered until it is back.
+        err @ R::Postgres(_) => {
+            tracing::error!(error = %error_chain(&err), code = "ServiceUnavailable", "refused: PostgreSQL is out of reach");
+            s3_error!(ServiceUnavailable, "Please reduce your request rate: the registry's database is out of reach.")
+        }
         err if err.is_disk_full() => storage_full(&err, "the registry's disk is full"),
         // Raised by `package seal` and identity management, never by an S3 request.
         err @ (R::PackageExists(_)

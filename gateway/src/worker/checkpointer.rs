@@ -120,10 +120,21 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
         let mut failed_at: Option<Instant> = None;
         let mut ticks = tokio::time::interval(POLL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Held from the first time it is granted: one gateway signs while it lives.
+        let mut lease: Option<registry::Lease> = None;
         loop {
             ticks.tick().await;
             if failed_at.is_some_and(|at| at.elapsed() < RETRY) {
                 continue;
+            }
+            if !lease.as_ref().is_some_and(registry::Lease::holds) {
+                lease = registry.try_lease("checkpoints").await.unwrap_or_else(|error| {
+                    tracing::warn!(%error, "automatic checkpoints cannot take their lease");
+                    None
+                });
+                if lease.is_none() {
+                    continue;
+                }
             }
             let committed = registry.committed_sequence();
             let by_count =

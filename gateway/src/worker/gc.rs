@@ -412,6 +412,15 @@ pub fn spawn(
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
+            // One pass at a time across gateways sharing a log, and beside `artifact-store gc`.
+            let _lease = match registry.try_lease("gc").await {
+                Ok(Some(lease)) => lease,
+                Ok(None) => continue,
+                Err(err) => {
+                    tracing::error!(error = %err, "gc cannot take its lease");
+                    continue;
+                }
+            };
             let lock = match PassLock::try_acquire(registry.path()) {
                 Ok(Some(lock)) => lock,
                 Ok(None) => continue,

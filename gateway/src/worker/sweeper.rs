@@ -35,6 +35,16 @@ pub fn spawn(registry: Registry, config: &LifecycleConfig) -> Sweeper {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
+            // One sweeper at a time across gateways sharing a log: a second would only find
+            // the same actions done.
+            let _lease = match registry.try_lease("lifecycle").await {
+                Ok(Some(lease)) => lease,
+                Ok(None) => continue,
+                Err(err) => {
+                    tracing::error!(error = %err, "the lifecycle sweeper cannot take its lease");
+                    continue;
+                }
+            };
             match sweep(&registry, day_ms).await {
                 Ok(0) => {}
                 Ok(applied) => tracing::info!(applied, "lifecycle sweep"),

@@ -69,7 +69,10 @@ pub fn connect(url: &str) -> Result<Client> {
 pub fn migrate(client: &mut Client) -> Result<()> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS registry_migrations (version bigint PRIMARY KEY)")?;
+    let fresh: bool = tx.query_one("SELECT to_regclass('registry_migrations') IS NULL", &[])?.get(0);
+    if fresh {
+        tx.batch_execute("CREATE TABLE registry_migrations (version bigint PRIMARY KEY)")?;
+    }
     let applied: i64 = tx.query_one("SELECT coalesce(max(version), 0) FROM registry_migrations", &[])?.get(0);
     for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > applied) {
         tx.batch_execute(sql)?;
@@ -319,6 +322,11 @@ impl SharedReads {
         Self { url: url.to_owned(), pool: Mutex::new(Vec::new()) }
     }
 
+    /// The shared log's URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Runs `f` on a pooled connection, on the calling (blocking) thread.
     pub(crate) fn with_client<R>(&self, f: impl FnOnce(&mut Client) -> Result<R>) -> Result<R> {
         let pooled = self.pool.lock().expect("shared pool lock").pop();
@@ -340,6 +348,39 @@ impl Drop for SharedReads {
         let clients = std::mem::take(&mut *self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         if !clients.is_empty() {
             let _ = std::thread::Builder::new().name("registry-pg-close".into()).spawn(move || drop(clients));
+        }
+    }
+}
+
+/// A gateway's hold on a task that must run on one gateway at a time (gc, the lifecycle
+/// sweeper, automatic checkpoints): a session-level advisory lock, which PostgreSQL releases
+/// when the holder's connection ends, whether the holder stopped or died.
+pub(crate) struct SharedLease {
+    client: Option<Client>,
+}
+
+impl SharedLease {
+    /// Takes the lease `name` unless another session holds it.
+    pub(crate) fn try_take(url: &str, name: &str) -> Result<Option<Self>> {
+        let mut client = connect(url)?;
+        let key = i64::from_le_bytes(blake3::hash(name.as_bytes()).as_bytes()[..8].try_into().expect("8 bytes"));
+        let taken: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key])?.get(0);
+        Ok(taken.then_some(Self { client: Some(client) }))
+    }
+
+    /// Whether the lease still holds: false once its connection was lost (the server then
+    /// released the lock, and another gateway may hold it).
+    pub(crate) fn holds(&self) -> bool {
+        self.client.as_ref().is_some_and(|client| !client.is_closed())
+    }
+}
+
+impl Drop for SharedLease {
+    fn drop(&mut self) {
+        // Closing the session releases the lock; the client's runtime must not be dropped on
+        // an async runtime's thread.
+        if let Some(client) = self.client.take() {
+            let _ = std::thread::Builder::new().name("registry-pg-close".into()).spawn(move || drop(client));
         }
     }
 }

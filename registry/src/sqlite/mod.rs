@@ -31,7 +31,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventDraft};
 use crate::log::{self, ChainHead};
-use crate::postgres::{self as shared_log, SharedBatch, SharedReads};
+use crate::postgres::{self as shared_log, SharedBatch, SharedLease, SharedReads};
 use crate::queries::Reads;
 use crate::side_tables::SideTables;
 
@@ -115,6 +115,24 @@ impl Writer<'_> {
     /// The event at `sequence`, read from the log inside the job's transaction.
     pub(crate) fn logged_event(&self, sequence: u64) -> Result<Option<Event>> {
         self.log.event(sequence)
+    }
+}
+
+/// A hold on a task that runs on one gateway at a time ([`Registry::try_lease`]), released
+/// when dropped.
+pub struct Lease(Option<SharedLease>);
+
+impl Lease {
+    /// Whether the lease still holds: it is lost with the holder's connection to PostgreSQL.
+    #[must_use]
+    pub fn holds(&self) -> bool {
+        self.0.as_ref().is_none_or(SharedLease::holds)
+    }
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease").field("shared", &self.0.is_some()).finish()
     }
 }
 
@@ -416,6 +434,23 @@ impl Registry {
     #[must_use]
     pub fn is_shared(&self) -> bool {
         self.inner.read.shared.is_some()
+    }
+
+    /// Takes the lease `name` of a task that runs on one gateway at a time (gc, the lifecycle
+    /// sweeper, automatic checkpoints), unless another gateway holds it. A registry of its own
+    /// is its only gateway: the lease is always granted.
+    ///
+    /// # Errors
+    /// [`Error::Postgres`] when PostgreSQL cannot be reached.
+    pub async fn try_lease(&self, name: &str) -> Result<Option<Lease>> {
+        let Some(shared) = self.inner.read.shared.clone() else {
+            return Ok(Some(Lease(None)));
+        };
+        let name = name.to_owned();
+        let taken = tokio::task::spawn_blocking(move || SharedLease::try_take(shared.url(), &name))
+            .await
+            .map_err(|_| Error::WriterStopped)??;
+        Ok(taken.map(|lease| Lease(Some(lease))))
     }
 
     /// On a shared log, waits until the replica holds every event committed by any gateway

@@ -178,3 +178,23 @@ async fn a_replica_of_another_log_is_refused() {
         other => panic!("a registry of its own was taken as a replica: {:?}", other.map(|_| ())),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_held_by_one_gateway_at_a_time_and_freed_with_its_holder() {
+    let Some(db) = SharedDb::create() else { return };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (db.open(&dir_a), db.open(&dir_b));
+    let held = a.try_lease("gc").await.unwrap().expect("a free lease is granted");
+    assert!(held.holds());
+    assert!(b.try_lease("gc").await.unwrap().is_none(), "held by the other gateway");
+    assert!(b.try_lease("lifecycle").await.unwrap().is_some(), "leases are independent");
+    drop(held);
+    // The holder's session closes on a thread of its own: the lease frees soon after.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while b.try_lease("gc").await.unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the lease was never freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.close().await;
+    b.close().await;
+}

@@ -1,0 +1,410 @@
+//! Several gateways on one registry shared on PostgreSQL and one blob store (a shared data
+//! folder, or the run's S3 upstream under one prefix) behave as one S3 service (issue 19):
+//! clients spread across them read what any of them acknowledged, conditional writes have one
+//! winner, a multipart upload moves between them, Object Lock and keys hold everywhere, every
+//! read lands in the one chain, and a gateway killed mid-load or a PostgreSQL restart loses
+//! nothing acknowledged.
+//!
+//! The PostgreSQL server is the one `POSTGRES_URL` names (scripts/test.sh starts one); each test
+//! makes a database of its own on it. Without it the tests are reported as skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use artifact_store_conformance::events::of_type;
+use artifact_store_conformance::sdk::{create_bucket, failure, get, put};
+use artifact_store_conformance::server::upstream_env;
+use artifact_store_conformance::{Server, Transport, bytes, skip};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ObjectLockMode, ObjectLockRetentionMode};
+
+/// A database of its own on a PostgreSQL server, made with `psql`.
+struct Database {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    /// On the server `POSTGRES_URL` names; `None` (and the test reported as skipped) without it.
+    fn create() -> Option<Self> {
+        let Ok(admin_url) = std::env::var("POSTGRES_URL") else {
+            skip("POSTGRES_URL is not set: no PostgreSQL server for a shared registry (scripts/start-postgres.sh)");
+            return None;
+        };
+        Some(Self::create_on(&admin_url))
+    }
+
+    fn create_on(admin_url: &str) -> Self {
+        let name = format!("gateways_{:016x}", rand());
+        let (base, _) = admin_url.rsplit_once('/').expect("a database in the URL");
+        psql(admin_url, &format!("CREATE DATABASE {name}"));
+        Self { admin_url: admin_url.to_owned(), url: format!("{base}/{name}"), name }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-q", &self.admin_url, "-c", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
+            .output();
+    }
+}
+
+fn psql(url: &str, statement: &str) {
+    let ran =
+        Command::new("psql").args(["-q", "-v", "ON_ERROR_STOP=1", url, "-c", statement]).output().expect("run psql");
+    assert!(ran.status.success(), "psql {statement}: {}", String::from_utf8_lossy(&ran.stderr));
+}
+
+fn rand() -> u64 {
+    use std::hash::{BuildHasher as _, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+/// `count` gateways on the registry at `url` and one blob store: the data folder `data` they
+/// share, or the run's S3 upstream under one prefix.
+async fn gateways(count: usize, url: &str, data: &Path) -> Vec<Server> {
+    let mut env = upstream_env();
+    env.push(("ARTIFACT_STORE_REGISTRY_URL".to_owned(), url.to_owned()));
+    let mut started = Vec::with_capacity(count);
+    for _ in 0..count {
+        started.push(Server::start_sharing(Transport::Http, data, env.clone()).await);
+    }
+    started
+}
+
+fn shared_folder() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new().prefix("artifact-store-shared-").tempdir().expect("temp folder");
+    let data = dir.path().join("data");
+    (dir, data)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_gateways_serve_as_one_issue_19() {
+    let Some(db) = Database::create() else { return };
+    let (_dir, data) = shared_folder();
+    let servers = gateways(3, &db.url, &data).await;
+    let s3: Vec<_> = servers.iter().map(Server::s3).collect();
+    create_bucket(&s3[0], "team").await;
+
+    // Read-after-write and list-after-write: written through one, read and listed through the
+    // next two at once. Small bodies are inline in the registry, larger ones in the store.
+    let mut written = Vec::new();
+    for i in 0..24 {
+        let body = bytes(if i % 2 == 0 { 100 } else { 70_000 }, i as u64);
+        let key = format!("k/{i:02}");
+        put(&s3[i % 3], "team", &key, &body).await;
+        assert_eq!(get(&s3[(i + 1) % 3], "team", &key).await, body, "{key} read through another gateway");
+        let listed = s3[(i + 2) % 3].list_objects_v2().bucket("team").prefix("k/").send().await.expect("list");
+        assert_eq!(listed.contents().len(), i + 1, "list-after-write through the third gateway");
+        written.push((key, body));
+    }
+
+    // `If-None-Match: *` raced through all three: exactly one winner.
+    let racers: Vec<_> = (0..12)
+        .map(|i| {
+            let client = s3[i % 3].clone();
+            tokio::spawn(async move {
+                let sent = client
+                    .put_object()
+                    .bucket("team")
+                    .key("release.tar")
+                    .if_none_match("*")
+                    .body(ByteStream::from(bytes(64, 1000 + i as u64)))
+                    .send()
+                    .await;
+                if sent.is_ok() { Ok(()) } else { Err(failure(sent).0) }
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for racer in racers {
+        match racer.await.expect("racer") {
+            Ok(_) => winners += 1,
+            Err(status) => assert!(status == 412 || status == 409, "a losing conditional write answered {status}"),
+        }
+    }
+    assert_eq!(winners, 1, "one conditional write wins across gateways");
+
+    // A multipart upload started on one gateway, parts on the two others, completed on a third.
+    let upload = s3[0].create_multipart_upload().bucket("team").key("big.bin").send().await.expect("create upload");
+    let upload_id = upload.upload_id().expect("upload id");
+    let parts = [bytes(5 << 20, 7), bytes(1 << 20, 8)];
+    let mut completed = Vec::new();
+    for (index, part) in parts.iter().enumerate() {
+        let number = index as i32 + 1;
+        let answer = s3[1 + index]
+            .upload_part()
+            .bucket("team")
+            .key("big.bin")
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(part.clone()))
+            .send()
+            .await
+            .expect("upload part");
+        completed.push(CompletedPart::builder().part_number(number).e_tag(answer.e_tag().expect("etag")).build());
+    }
+    s3[2]
+        .complete_multipart_upload()
+        .bucket("team")
+        .key("big.bin")
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+        .send()
+        .await
+        .expect("complete on a third gateway");
+    assert_eq!(get(&s3[0], "team", "big.bin").await, parts.concat());
+
+    // Versions are ordered by commit, whichever gateway wrote them.
+    s3[1]
+        .put_bucket_versioning()
+        .bucket("team")
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("versioning");
+    let mut ids = Vec::new();
+    for round in 0..6 {
+        let written = s3[round % 3]
+            .put_object()
+            .bucket("team")
+            .key("versioned")
+            .body(ByteStream::from(bytes(32, 2000 + round as u64)))
+            .send()
+            .await
+            .expect("put version");
+        ids.push(written.version_id().expect("version id").to_owned());
+    }
+    let listed = s3[2].list_object_versions().bucket("team").prefix("versioned").send().await.expect("versions");
+    let newest_first: Vec<&str> = listed.versions().iter().filter_map(|v| v.version_id()).collect();
+    ids.reverse();
+    assert_eq!(newest_first, ids, "versions listed newest first in commit order");
+    assert_eq!(get(&s3[1], "team", "versioned").await, bytes(32, 2005));
+
+    // Every gateway's reads land in the one chain, which verifies: 24 keys, the multipart
+    // object and the newest version, each read once. Records commit after their response.
+    let mut events = servers[0].events();
+    for _ in 0..50 {
+        if of_type(&events, "v1.object.retrieved").len() >= 26 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        events = servers[0].events();
+    }
+    assert_eq!(of_type(&events, "v1.object.retrieved").len(), 26, "the reads of all gateways are recorded");
+    for (position, event) in events.iter().enumerate() {
+        assert_eq!(event.sequence, position as u64 + 1, "one gapless chain");
+    }
+    let verified = servers[2].cli(&["verify"]);
+    assert!(verified.status.success(), "verify: {}", String::from_utf8_lossy(&verified.stdout));
+    for (key, body) in &written {
+        assert_eq!(&get(&s3[2], "team", key).await, body);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn object_lock_and_keys_hold_on_every_gateway_issue_19() {
+    let Some(db) = Database::create() else { return };
+    let (_dir, data) = shared_folder();
+    let servers = gateways(3, &db.url, &data).await;
+    let s3: Vec<_> = servers.iter().map(Server::s3).collect();
+
+    s3[0].create_bucket().bucket("evidence").object_lock_enabled_for_bucket(true).send().await.expect("lock bucket");
+    let until = aws_sdk_s3::primitives::DateTime::from_secs(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 + 3600,
+    );
+    let written = s3[1]
+        .put_object()
+        .bucket("evidence")
+        .key("report.pdf")
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(until)
+        .body(ByteStream::from_static(b"signed report"))
+        .send()
+        .await
+        .expect("put under retention");
+    let version = written.version_id().expect("version").to_owned();
+    let refused = s3[2].delete_object().bucket("evidence").key("report.pdf").version_id(&version).send().await;
+    assert_eq!(failure(refused), (403, "AccessDenied".to_owned()), "retention holds on another gateway");
+    let retention = s3[0].get_object_retention().bucket("evidence").key("report.pdf").version_id(&version).send().await;
+    let mode = retention.expect("retention").retention().and_then(|r| r.mode().cloned());
+    assert_eq!(mode, Some(ObjectLockRetentionMode::Compliance));
+
+    // A user and key made through one gateway's registry sign at once on the others, and a
+    // deleted key stops signing on them.
+    let made = servers[0].cli(&["user", "create", "builder"]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let key = servers[0].cli(&["--json", "key", "create", "builder"]);
+    assert!(key.status.success(), "{}", String::from_utf8_lossy(&key.stderr));
+    let key: serde_json::Value = serde_json::from_slice(&key.stdout).expect("key JSON");
+    let (id, secret) = (key["access_key"].as_str().unwrap(), key["secret_key"].as_str().unwrap());
+    let builder = artifact_store_conformance::raw::Key { access_key: id, secret_key: secret };
+    for server in &servers[1..] {
+        // No policy yet: authenticated, and denied.
+        let denied = server.s3_as(builder).list_objects_v2().bucket("evidence").send().await;
+        assert_eq!(failure(denied), (403, "AccessDenied".to_owned()), "the new key signs on every gateway");
+    }
+    let deleted = servers[1].cli(&["key", "delete", id]);
+    assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
+    // Documented bound: a key change reaches the other gateways within their poll interval.
+    let mut refused = None;
+    for _ in 0..100 {
+        let answer = servers[2].s3_as(builder).list_objects_v2().bucket("evidence").send().await;
+        let (_, code) = failure(answer);
+        if code == "InvalidAccessKeyId" {
+            refused = Some(code);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(refused.as_deref(), Some("InvalidAccessKeyId"), "a deleted key stops signing on the others");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_killed_mid_load_loses_nothing_acknowledged_issue_19() {
+    let Some(db) = Database::create() else { return };
+    let (_dir, data) = shared_folder();
+    let mut servers = gateways(3, &db.url, &data).await;
+    let s3: Vec<_> = servers.iter().map(Server::s3).collect();
+    create_bucket(&s3[0], "load").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..6)
+        .map(|writer| {
+            let (client, stop) = (s3[writer % 3].clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                let mut n = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let key = format!("w{writer}/{n:04}");
+                    let body = bytes(if n.is_multiple_of(3) { 20_000 } else { 300 }, writer as u64 * 100_000 + n);
+                    let sent = client.put_object().bucket("load").key(&key).body(ByteStream::from(body.clone())).send();
+                    if sent.await.is_ok() {
+                        acknowledged.push((key, body));
+                    }
+                    n += 1;
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    servers[1].kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        acknowledged.extend(writer.await.expect("writer"));
+    }
+    assert!(acknowledged.len() > 20, "the load ran: {} writes", acknowledged.len());
+    for (index, (key, body)) in acknowledged.iter().enumerate() {
+        let reader = if index % 2 == 0 { &s3[0] } else { &s3[2] };
+        assert_eq!(&get(reader, "load", key).await, body, "{key}, acknowledged before or after the kill");
+    }
+    let verified = servers[0].cli(&["verify"]);
+    assert!(verified.status.success(), "verify: {}", String::from_utf8_lossy(&verified.stdout));
+}
+
+/// A PostgreSQL server of the test's own (scripts/start-postgres.sh), which the test stops and
+/// starts again; stopped and deleted on drop.
+struct OwnPostgres {
+    dir: PathBuf,
+    url: String,
+}
+
+impl OwnPostgres {
+    fn script(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("scripts").join(name)
+    }
+
+    fn start(dir: &Path) -> Self {
+        let ran = Command::new(Self::script("start-postgres.sh")).env("POSTGRES_DIR", dir).output().expect("start");
+        assert!(ran.status.success(), "start-postgres.sh: {}", String::from_utf8_lossy(&ran.stderr));
+        let stdout = String::from_utf8_lossy(&ran.stdout);
+        let url = stdout.lines().find_map(|line| line.strip_prefix("POSTGRES_URL=")).expect("POSTGRES_URL");
+        Self { dir: dir.to_owned(), url: url.to_owned() }
+    }
+
+    /// Stops the server as a crash would (`-m immediate`), keeping its data.
+    fn crash(&self) {
+        let ran = Command::new(Self::script("stop-postgres.sh")).arg("--keep").arg(&self.dir).output().expect("stop");
+        assert!(ran.status.success(), "stop-postgres.sh --keep: {}", String::from_utf8_lossy(&ran.stderr));
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = Command::new(Self::script("stop-postgres.sh")).arg(&self.dir).output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_wait_out_a_postgresql_restart_and_nothing_acknowledged_is_lost_issue_19() {
+    if std::env::var_os("POSTGRES_URL").is_none() {
+        skip("POSTGRES_URL is not set: PostgreSQL is not installed for this run (scripts/install-test-deps.sh)");
+        return;
+    }
+    let pg_dir = tempfile::Builder::new().prefix("artifact-store-own-pg-").tempdir().expect("temp folder");
+    let postgres = OwnPostgres::start(&pg_dir.path().join("pg"));
+    let db = Database::create_on(&postgres.url);
+    let (_dir, data) = shared_folder();
+    let servers = gateways(2, &db.url, &data).await;
+    let s3: Vec<_> = servers.iter().map(Server::s3).collect();
+    create_bucket(&s3[0], "steady").await;
+
+    let write = |client: &aws_sdk_s3::Client, key: String, body: Vec<u8>| {
+        let sent = client.put_object().bucket("steady").key(key).body(ByteStream::from(body)).send();
+        async move { sent.await.map(|_| ()).map_err(|e| e.raw_response().map(|r| r.status().as_u16())) }
+    };
+    let mut acknowledged = Vec::new();
+    for n in 0..10u64 {
+        let body = bytes(200, n);
+        write(&s3[(n % 2) as usize], format!("before/{n}"), body.clone()).await.expect("write before");
+        acknowledged.push((format!("before/{n}"), body));
+    }
+
+    postgres.crash();
+    for (n, client) in s3.iter().enumerate() {
+        let refused = write(client, format!("during/{n}"), bytes(200, 100 + n as u64)).await;
+        assert_eq!(refused, Err(Some(503)), "a write while PostgreSQL is away answers 503");
+    }
+    for server in &servers {
+        let ready = server.send(&server.request("GET", "/_ready")).await;
+        assert_eq!(ready.status, 503, "/_ready fails while PostgreSQL is away: {}", ready.text());
+    }
+
+    let _started_again = OwnPostgres::start(&postgres.dir);
+    // The gateways were not restarted: each reconnects on its next group commit.
+    for (n, client) in s3.iter().enumerate() {
+        let mut written = false;
+        for _ in 0..100 {
+            let body = bytes(200, 200 + n as u64);
+            if write(client, format!("after/{n}"), body.clone()).await.is_ok() {
+                acknowledged.push((format!("after/{n}"), body));
+                written = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(written, "gateway {n} takes writes again once PostgreSQL is back");
+    }
+    for server in &servers {
+        assert_eq!(server.send(&server.request("GET", "/_ready")).await.status, 200, "ready again");
+    }
+    for (index, (key, body)) in acknowledged.iter().enumerate() {
+        assert_eq!(&get(&s3[index % 2], "steady", key).await, body, "{key}");
+    }
+    for (n, server) in servers.iter().enumerate() {
+        server.assert_absent("steady", &format!("during/{n}")).await;
+    }
+    let verified = servers[0].cli(&["verify"]);
+    assert!(verified.status.success(), "verify: {}", String::from_utf8_lossy(&verified.stdout));
+}
