@@ -40,15 +40,25 @@ if [[ -s "$dir/port" ]] && up; then
     exit 0
 fi
 echo "$port" >"$dir/port"
-[[ "$(id -u)" != 0 ]] || chown postgres "$dir"
-if [[ ! -s "$dir/cluster/PG_VERSION" ]]; then
-    as_owner "$bin/initdb" -D "$dir/cluster" -U postgres --auth=trust --encoding=UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
+# The cluster's folder. As root, `postgres` may not reach into $dir (a private temp folder of
+# the run): the cluster then lives in a folder of its own that `postgres` owns, named in
+# $dir/cluster-path so that scripts/stop-postgres.sh removes it too.
+if [[ "$(id -u)" != 0 ]]; then
+    cluster="$dir/cluster"
+elif [[ -s "$dir/cluster-path" ]]; then
+    cluster="$(cat "$dir/cluster-path")"
+else
+    cluster="$(runuser -u postgres -- mktemp -d "/tmp/artifact-store-pgcluster.XXXXXX")/cluster"
+    echo "$cluster" >"$dir/cluster-path"
+fi
+if [[ ! -s "$cluster/PG_VERSION" ]]; then
+    as_owner "$bin/initdb" -D "$cluster" -U postgres --auth=trust --encoding=UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
         { cat "$dir/initdb.log" >&2; exit 1; }
 fi
 # The socket goes into the cluster's folder, not /run/postgresql (root-owned, shared).
-as_owner "$bin/pg_ctl" -D "$dir/cluster" -l "$dir/server.log" -w -t 60 \
-    -o "-h 127.0.0.1 -p $port -k $dir/cluster -c max_connections=200 -c fsync=on" start >/dev/null ||
-    { tail -20 "$dir/server.log" >&2; exit 1; }
+as_owner "$bin/pg_ctl" -D "$cluster" -l "$cluster/server.log" -w -t 60 \
+    -o "-h 127.0.0.1 -p $port -k $cluster -c max_connections=200 -c fsync=on" start >/dev/null ||
+    { tail -20 "$cluster/server.log" >&2; exit 1; }
 as_owner "$bin/psql" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 SELECT 'CREATE ROLE artifact_store LOGIN CREATEDB' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'artifact_store')\gexec
 SELECT 'CREATE DATABASE artifact_store OWNER artifact_store' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'artifact_store')\gexec

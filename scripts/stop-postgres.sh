@@ -11,11 +11,17 @@ if [[ "${1:-}" == --keep ]]; then keep=1; shift; fi
 bin="${POSTGRES_BIN:-/usr/lib/postgresql/15/bin}"
 dir="${1:-${POSTGRES_DIR:-}}"
 [[ -n "$dir" ]] || { echo "usage: scripts/stop-postgres.sh DIR (or POSTGRES_DIR=DIR)" >&2; exit 2; }
-if [[ -s "$dir/cluster/postmaster.pid" ]]; then
+# As root, the cluster lives in a folder `postgres` owns, named in $dir/cluster-path.
+cluster="$dir/cluster"
+[[ ! -s "$dir/cluster-path" ]] || cluster="$(cat "$dir/cluster-path")"
+if [[ -s "$cluster/postmaster.pid" ]]; then
     if [[ "$(id -u)" == 0 ]]; then
-        runuser -u postgres -- "$bin/pg_ctl" -D "$dir/cluster" -m immediate -w stop >/dev/null 2>&1
+        runuser -u postgres -- "$bin/pg_ctl" -D "$cluster" -m immediate -w stop >/dev/null 2>&1
     else
-        "$bin/pg_ctl" -D "$dir/cluster" -m immediate -w stop >/dev/null 2>&1
+        "$bin/pg_ctl" -D "$cluster" -m immediate -w stop >/dev/null 2>&1
     fi
 fi
-[[ "$keep" == 1 ]] || rm -rf "$dir"
+if [[ "$keep" != 1 ]]; then
+    [[ ! -s "$dir/cluster-path" ]] || rm -rf "$(dirname "$cluster")"
+    rm -rf "$dir"
+fi

@@ -408,3 +408,131 @@ async fn writes_wait_out_a_postgresql_restart_and_nothing_acknowledged_is_lost_i
     let verified = servers[0].cli(&["verify"]);
     assert!(verified.status.success(), "verify: {}", String::from_utf8_lossy(&verified.stdout));
 }
+
+/// HAProxy running `deploy/haproxy.cfg` unchanged, in front of three gateways; killed on drop.
+struct LoadBalancer {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl LoadBalancer {
+    /// `None` (the test reported as skipped) when HAProxy is not installed.
+    async fn start(gateways: &[Server]) -> Option<Self> {
+        if Command::new("haproxy").arg("-v").output().is_err() {
+            skip("haproxy is not installed (scripts/install-test-deps.sh installs it)");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/haproxy.cfg");
+        let mut command = Command::new("haproxy");
+        command.arg("-db").arg("-f").arg(config).env("LISTEN", format!("127.0.0.1:{port}"));
+        for (index, gateway) in gateways.iter().enumerate() {
+            command.env(format!("GATEWAY_{}", index + 1), gateway.addr().to_string());
+        }
+        let child = command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().ok()?;
+        let balancer = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(balancer);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("haproxy did not listen on {port}");
+    }
+}
+
+impl Drop for LoadBalancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_behind_the_documented_load_balancer_see_one_service_issue_19() {
+    let Some(db) = Database::create() else { return };
+    let (_dir, data) = shared_folder();
+    let servers = gateways(3, &db.url, &data).await;
+    let Some(balancer) = LoadBalancer::start(&servers).await else { return };
+    let config = servers[0].s3_config(artifact_store_conformance::raw::Key {
+        access_key: artifact_store_conformance::ACCESS_KEY,
+        secret_key: artifact_store_conformance::SECRET_KEY,
+    });
+    let s3 = aws_sdk_s3::Client::from_conf(config.endpoint_url(&balancer.endpoint).build());
+    create_bucket(&s3, "balanced").await;
+    let writers: Vec<_> = (0..24u64)
+        .map(|n| {
+            let s3 = s3.clone();
+            tokio::spawn(async move {
+                let body = bytes(if n.is_multiple_of(2) { 500 } else { 50_000 }, 3000 + n);
+                put(&s3, "balanced", &format!("lb/{n:02}"), &body).await;
+                assert_eq!(get(&s3, "balanced", &format!("lb/{n:02}")).await, body, "read back through the balancer");
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let listed = s3.list_objects_v2().bucket("balanced").prefix("lb/").send().await.expect("list");
+    assert_eq!(listed.contents().len(), 24);
+    for (index, server) in servers.iter().enumerate() {
+        assert!(server.log().contains("path=/balanced/lb/"), "gateway {} served none of the requests", index + 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_registry_moves_to_postgresql_and_back_with_its_chain_issue_19() {
+    let Some(db) = Database::create() else { return };
+    let mut embedded = Server::start(Transport::Http).await;
+    let s3 = embedded.s3();
+    create_bucket(&s3, "moved").await;
+    let objects: Vec<(String, Vec<u8>)> =
+        (0..6u64).map(|n| (format!("o/{n}"), bytes(if n % 2 == 0 { 300 } else { 90_000 }, 4000 + n))).collect();
+    for (key, body) in &objects {
+        put(&s3, "moved", key, body).await;
+    }
+    assert!(embedded.cli(&["user", "create", "mover"]).status.success());
+    let key = embedded.cli(&["--json", "key", "create", "mover"]);
+    let key: serde_json::Value = serde_json::from_slice(&key.stdout).expect("key JSON");
+    let before = embedded.events();
+    embedded.terminate();
+    embedded.wait_exit().await;
+
+    let copied = embedded.cli(&["registry", "copy", "--to", &db.url]);
+    assert!(copied.status.success(), "copy to PostgreSQL: {}", String::from_utf8_lossy(&copied.stderr));
+    let report = String::from_utf8_lossy(&copied.stdout);
+    assert!(report.contains(&format!("copied: {} events", before.len())), "{report}");
+    let again = embedded.cli(&["registry", "copy", "--to", &db.url]);
+    assert!(!again.status.success(), "a second copy into a database that holds a log is refused");
+
+    // A gateway on the copy serves what the embedded one stored, and its keys.
+    let mut env = upstream_env();
+    env.push(("ARTIFACT_STORE_REGISTRY_URL".to_owned(), db.url.clone()));
+    let shared = Server::start_sharing(Transport::Http, &embedded.data_dir(), env).await;
+    for (key, body) in &objects {
+        assert_eq!(&get(&shared.s3(), "moved", key).await, body, "{key} on the copy");
+    }
+    let mover = artifact_store_conformance::raw::Key {
+        access_key: key["access_key"].as_str().unwrap(),
+        secret_key: key["secret_key"].as_str().unwrap(),
+    };
+    let denied = shared.s3_as(mover).list_objects_v2().bucket("moved").send().await;
+    assert_eq!(failure(denied), (403, "AccessDenied".to_owned()), "the copied key signs (and has no policy)");
+    let after = shared.events();
+    assert_eq!(after[..before.len()], before[..], "the same chain, event for event");
+
+    // And back to a data folder of its own: the same chain again.
+    let back = tempfile::tempdir().expect("temp folder");
+    let back_dir = back.path().join("data");
+    let copied = shared.cli(&["registry", "copy", "--from", &db.url, "--to", back_dir.to_str().unwrap()]);
+    assert!(copied.status.success(), "copy back: {}", String::from_utf8_lossy(&copied.stderr));
+    let listed = Command::new(artifact_store_conformance::server::binary_path())
+        .args(["events", "list", "--json", "--data-dir", back_dir.to_str().unwrap()])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .output()
+        .expect("events list");
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let back_events = String::from_utf8_lossy(&listed.stdout).lines().count();
+    assert_eq!(back_events, shared.events().len(), "every event of the shared log is in the copy");
+}

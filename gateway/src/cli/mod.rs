@@ -9,6 +9,7 @@
 //! on stdout (JSON with `--json`) and draw progress bars on stderr when it is a terminal.
 
 pub mod checkpoint;
+pub mod copy;
 pub mod events;
 pub mod gc;
 pub mod identity;
@@ -96,6 +97,8 @@ pub enum Command {
     Retention(retention::RetentionArgs),
     /// Create and list accounts.
     Account(identity::AccountArgs),
+    /// Copy the registry between a data folder and PostgreSQL.
+    Registry(copy::RegistryArgs),
     /// Create, show and delete users, and set their policies.
     User(identity::UserArgs),
     /// Create, list, disable and delete access keys.
@@ -159,6 +162,7 @@ pub async fn run(cli: Cli, config: Config) -> ExitCode {
         Command::Retrievals(args) => retrievals::run(&config, &args, json).await.map(|()| Outcome::Ok),
         Command::Retention(args) => retention::run(&config, args, json).await.map(|()| Outcome::Ok),
         Command::Account(args) => identity::run_account(&config, &args, json).await.map(|()| Outcome::Ok),
+        Command::Registry(args) => copy::run(&config, &args, json).await,
         Command::User(args) => identity::run_user(&config, &args, json).await.map(|()| Outcome::Ok),
         Command::Key(args) => identity::run_key(&config, &args, json).await.map(|()| Outcome::Ok),
     };

@@ -23,14 +23,17 @@
 //! once, in one SQL dialect, so the views of a log are the same bytes whatever engine holds the
 //! log; and reads cost one round trip for the freshness check instead of one per query.
 
+mod copy;
 mod side_tables;
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator as _;
-use postgres::{Client, GenericClient, NoTls, Transaction};
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
@@ -39,6 +42,7 @@ use crate::event::{Digest, Event, RequestContext};
 use crate::log::{self, ChainHead};
 use crate::side_tables::SideTables;
 
+pub use copy::{Copied, copy_to_shared};
 pub(crate) use side_tables::SharedTables;
 
 /// The channel a batch notifies, with its last sequence as the payload.
@@ -87,8 +91,18 @@ pub fn migrate(client: &mut Client) -> Result<()> {
 /// # Errors
 /// [`Error::Postgres`].
 pub fn committed_head(client: &mut impl GenericClient) -> Result<ChainHead> {
-    let row = client.query_one("SELECT next_seq, head_hash FROM registry_head WHERE id = 0", &[])?;
-    head_from(row.get(0), row.get(1))
+    // Asked before every read and batch: the simple protocol takes one round trip where a
+    // prepared statement takes two.
+    let messages = client.simple_query("SELECT next_seq, encode(head_hash, 'hex') FROM registry_head WHERE id = 0")?;
+    let row = messages.iter().find_map(|message| match message {
+        postgres::SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    });
+    let unreadable = || Error::CommitFailed("the shared log has no readable head row".to_owned());
+    let row = row.ok_or_else(unreadable)?;
+    let next_seq = row.get(0).and_then(|text| text.parse().ok()).ok_or_else(unreadable)?;
+    let hash = row.get(1).and_then(|text| hex::decode(text).ok()).ok_or_else(unreadable)?;
+    head_from(next_seq, hash)
 }
 
 /// Refuses a replica that is not a copy of the shared log's beginning: one ahead of it, or
@@ -122,93 +136,64 @@ fn column(sequence: u64) -> i64 {
     i64::try_from(sequence).unwrap_or(i64::MAX)
 }
 
+/// Statements prepared on one connection, by their SQL: a prepared statement runs in one
+/// round trip, where an unprepared one takes two (parse, then execute). Every batch asks the
+/// same questions, under the head's lock that all gateways wait for.
+pub(crate) type StatementCache = HashMap<&'static str, Statement>;
+
+/// Runs `sql` on `client`, prepared once per connection in `cache`.
+pub(crate) fn query_prepared(
+    cache: &RefCell<StatementCache>,
+    client: &mut impl GenericClient,
+    sql: &'static str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>> {
+    let cached = cache.borrow().get(sql).cloned();
+    let statement = match cached {
+        Some(statement) => statement,
+        None => {
+            let statement = client.prepare(sql)?;
+            cache.borrow_mut().insert(sql, statement.clone());
+            statement
+        }
+    };
+    Ok(client.query(&statement, params)?)
+}
+
 /// One group commit's transaction on the shared log, holding the head's row lock.
 pub(crate) struct SharedBatch<'a> {
     tx: RefCell<Transaction<'a>>,
+    statements: &'a RefCell<StatementCache>,
     /// The head when the batch took the lock.
     head: ChainHead,
 }
 
 impl<'a> SharedBatch<'a> {
     /// Begins a transaction and takes the head's row lock: from here until commit or rollback
-    /// no other gateway's batch runs.
-    pub(crate) fn begin(client: &'a mut Client) -> Result<Self> {
+    /// no other gateway's batch runs. `statements` are those prepared on `client`.
+    pub(crate) fn begin(client: &'a mut Client, statements: &'a RefCell<StatementCache>) -> Result<Self> {
         let mut tx = client.transaction()?;
-        let row = tx.query_one("SELECT next_seq, head_hash FROM registry_head WHERE id = 0 FOR UPDATE", &[])?;
+        let rows = query_prepared(
+            statements,
+            &mut tx,
+            "SELECT next_seq, head_hash FROM registry_head WHERE id = 0 FOR UPDATE",
+            &[],
+        )?;
+        let row = rows.first().ok_or_else(|| Error::CommitFailed("the shared log has no head row".to_owned()))?;
         let head = head_from(row.get(0), row.get(1))?;
-        Ok(Self { tx: RefCell::new(tx), head })
+        Ok(Self { tx: RefCell::new(tx), statements, head })
     }
 
     /// The tables beside the shared log, for the batch's jobs; inline bytes and secrets are
     /// kept in the replica's tables (`replica`) as well, so that reads find them locally.
     pub(crate) fn tables<'b>(&'b self, replica: &'b dyn SideTables) -> SharedTables<'b, Transaction<'a>> {
-        SharedTables::in_batch(&self.tx, replica, self.head.sequence + 1)
+        SharedTables::in_batch(&self.tx, self.statements, replica, self.head.sequence + 1)
     }
 
-    /// Copies into the replica's log (`local`, inside its transaction) the events after
-    /// `replica_head` up to the locked head, and the inline bytes and secrets their batches
-    /// stored; drops the secrets of keys deleted by them. The replica's views apply the events
-    /// when the writer catches them up.
-    ///
-    /// # Errors
-    /// [`Error::Postgres`]; [`Error::CommitFailed`] when the replica does not belong to this
-    /// log (its head is ahead, or an event does not chain from it).
+    /// Copies into the replica's log the events after `replica_head` up to the locked head:
+    /// see [`pull`].
     pub(crate) fn pull_into(&self, local: &Connection, replica_head: ChainHead) -> Result<ChainHead> {
-        if replica_head.sequence > self.head.sequence {
-            return Err(diverged(replica_head, self.head));
-        }
-        let mut tx = self.tx.borrow_mut();
-        let mut head = replica_head;
-        while head.sequence < self.head.sequence {
-            let rows = tx.query(
-                "SELECT seq, created_at, event_type, subject_kind, subject_id, actor, access_key, request_id,
-                        source_addr, user_agent, payload, payload_digest, prev_hash, hash
-                 FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
-                &[&column(head.sequence), &column(self.head.sequence), &PULL_CHUNK],
-            )?;
-            if rows.is_empty() {
-                return Err(Error::CommitFailed(format!(
-                    "the shared log lacks events after {} up to its head {}",
-                    head.sequence, self.head.sequence
-                )));
-            }
-            for row in rows {
-                let event = event_from_row(&row);
-                if event.sequence != head.sequence + 1 || event.prev_hash != head.hash {
-                    return Err(diverged(head, self.head));
-                }
-                log::insert(local, &event)?;
-                if event.event_type == "v1.access_key.deleted"
-                    && let Payload::AccessKeyDeleted(deleted) = event.decode()?
-                {
-                    local.delete_secret(&deleted.access_key)?;
-                }
-                head = ChainHead { sequence: event.sequence, hash: event.hash };
-            }
-        }
-        if head.sequence > replica_head.sequence {
-            let range = [column(replica_head.sequence), column(head.sequence)];
-            for row in tx.query(
-                "SELECT digest, bytes FROM inline_blobs WHERE since > $1 AND since <= $2",
-                &[&range[0], &range[1]],
-            )? {
-                let digest: Vec<u8> = row.get(0);
-                let bytes: Vec<u8> = row.get(1);
-                if let Ok(digest) = digest.try_into() {
-                    local.store_inline(&crate::inline_blob::InlineBlob { digest, bytes })?;
-                }
-            }
-            for row in tx.query(
-                "SELECT access_key, secret FROM access_key_secrets WHERE since > $1 AND since <= $2",
-                &[&range[0], &range[1]],
-            )? {
-                let access_key: String = row.get(0);
-                if !local.holds_secret(&access_key)? {
-                    local.store_secret(&access_key, row.get(1))?;
-                }
-            }
-        }
-        Ok(head)
+        pull(&mut *self.tx.borrow_mut(), self.statements, local, replica_head, self.head)
     }
 
     /// Appends the batch's events (which chain from the locked head) to the shared log, moves
@@ -219,16 +204,90 @@ impl<'a> SharedBatch<'a> {
     pub(crate) fn commit(self, events: &[Event]) -> Result<()> {
         let mut tx = self.tx.into_inner();
         if let Some(last) = events.last() {
-            insert_events(&mut tx, events)?;
-            tx.execute(
-                "UPDATE registry_head SET next_seq = $1, head_hash = $2 WHERE id = 0",
+            insert_events(&mut tx, self.statements, events)?;
+            // The head moves and the channel hears of it in one statement.
+            query_prepared(
+                self.statements,
+                &mut tx,
+                "WITH moved AS (UPDATE registry_head SET next_seq = $1, head_hash = $2 WHERE id = 0 RETURNING next_seq)
+                 SELECT pg_notify('registry_events', (next_seq - 1)::text) FROM moved",
                 &[&column(last.sequence + 1), &&last.hash[..]],
             )?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &last.sequence.to_string()])?;
         }
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Copies into the replica's log (`local`, inside its transaction) the events after
+/// `replica_head` up to `until` (committed, or locked), and the inline bytes and secrets their
+/// batches stored; drops the secrets of keys deleted by them. The replica's views apply the
+/// events when the writer catches them up. Committed events never change, so this needs no
+/// lock: a writer pulls most of what it lacks before it takes the head, and only the rest
+/// under it.
+///
+/// # Errors
+/// [`Error::Postgres`]; [`Error::CommitFailed`] when the replica does not belong to this log
+/// (its head is ahead, or an event does not chain from it).
+pub(crate) fn pull(
+    client: &mut impl GenericClient,
+    statements: &RefCell<StatementCache>,
+    local: &Connection,
+    replica_head: ChainHead,
+    until: ChainHead,
+) -> Result<ChainHead> {
+    if replica_head.sequence > until.sequence {
+        return Err(diverged(replica_head, until));
+    }
+    let mut head = replica_head;
+    while head.sequence < until.sequence {
+        let rows = query_prepared(
+            statements,
+            client,
+            "SELECT seq, created_at, event_type, subject_kind, subject_id, actor, access_key, request_id,
+                    source_addr, user_agent, payload, payload_digest, prev_hash, hash
+             FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+            &[&column(head.sequence), &column(until.sequence), &PULL_CHUNK],
+        )?;
+        if rows.is_empty() {
+            return Err(Error::CommitFailed(format!(
+                "the shared log lacks events after {} up to its head {}",
+                head.sequence, until.sequence
+            )));
+        }
+        for row in rows {
+            let event = event_from_row(&row);
+            if event.sequence != head.sequence + 1 || event.prev_hash != head.hash {
+                return Err(diverged(head, until));
+            }
+            log::insert(local, &event)?;
+            if event.event_type == "v1.access_key.deleted"
+                && let Payload::AccessKeyDeleted(deleted) = event.decode()?
+            {
+                local.delete_secret(&deleted.access_key)?;
+            }
+            head = ChainHead { sequence: event.sequence, hash: event.hash };
+        }
+    }
+    if head.sequence > replica_head.sequence {
+        let range = [column(replica_head.sequence), column(head.sequence)];
+        let sql = "SELECT digest, bytes FROM inline_blobs WHERE since > $1 AND since <= $2";
+        for row in query_prepared(statements, client, sql, &[&range[0], &range[1]])? {
+            let digest: Vec<u8> = row.get(0);
+            let bytes: Vec<u8> = row.get(1);
+            if let Ok(digest) = digest.try_into() {
+                local.store_inline(&crate::inline_blob::InlineBlob { digest, bytes })?;
+            }
+        }
+        let sql = "SELECT access_key, secret FROM access_key_secrets WHERE since > $1 AND since <= $2";
+        for row in query_prepared(statements, client, sql, &[&range[0], &range[1]])? {
+            let access_key: String = row.get(0);
+            if !local.holds_secret(&access_key)? {
+                local.store_secret(&access_key, row.get(1))?;
+            }
+        }
+    }
+    Ok(head)
 }
 
 fn diverged(replica: ChainHead, shared: ChainHead) -> Error {
@@ -240,7 +299,7 @@ fn diverged(replica: ChainHead, shared: ChainHead) -> Error {
 }
 
 /// Inserts events with one statement: arrays of each column, unnested.
-fn insert_events(tx: &mut Transaction<'_>, events: &[Event]) -> Result<()> {
+fn insert_events(tx: &mut Transaction<'_>, statements: &RefCell<StatementCache>, events: &[Event]) -> Result<()> {
     let seqs: Vec<i64> = events.iter().map(|e| column(e.sequence)).collect();
     let created: Vec<i64> = events.iter().map(|e| e.created_at).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
@@ -255,17 +314,17 @@ fn insert_events(tx: &mut Transaction<'_>, events: &[Event]) -> Result<()> {
     let digests: Vec<&[u8]> = events.iter().map(|e| &e.payload_digest[..]).collect();
     let prevs: Vec<&[u8]> = events.iter().map(|e| &e.prev_hash[..]).collect();
     let hashes: Vec<&[u8]> = events.iter().map(|e| &e.hash[..]).collect();
-    tx.execute(
+    let sql =
         "INSERT INTO events (seq, created_at, event_type, subject_kind, subject_id, actor, access_key, request_id,
                              source_addr, user_agent, payload, payload_digest, prev_hash, hash)
          SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
                               $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[],
-                              $13::bytea[], $14::bytea[])",
-        &[
-            &seqs, &created, &types, &kinds, &subjects, &actors, &keys, &requests, &sources, &agents, &payloads,
-            &digests, &prevs, &hashes,
-        ],
-    )?;
+                              $13::bytea[], $14::bytea[])";
+    let params: &[&(dyn ToSql + Sync)] = &[
+        &seqs, &created, &types, &kinds, &subjects, &actors, &keys, &requests, &sources, &agents, &payloads, &digests,
+        &prevs, &hashes,
+    ];
+    query_prepared(statements, tx, sql, params)?;
     Ok(())
 }
 
@@ -328,13 +387,15 @@ impl SharedReads {
     }
 
     /// Runs `f` on a pooled connection, on the calling (blocking) thread.
-    pub(crate) fn with_client<R>(&self, f: impl FnOnce(&mut Client) -> Result<R>) -> Result<R> {
+    pub(crate) fn with_client<R>(&self, f: impl FnOnce(&RefCell<Client>) -> Result<R>) -> Result<R> {
         let pooled = self.pool.lock().expect("shared pool lock").pop();
-        let mut client = match pooled {
+        let client = match pooled {
             Some(client) if !client.is_closed() => client,
             _ => connect(&self.url)?,
         };
-        let result = f(&mut client);
+        let client = RefCell::new(client);
+        let result = f(&client);
+        let client = client.into_inner();
         if result.is_ok() && !client.is_closed() {
             self.pool.lock().expect("shared pool lock").push(client);
         }

@@ -1,39 +1,75 @@
 //! [`SideTables`] in PostgreSQL: the shared tables, over a batch's transaction or a reader's
 //! connection.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
-use postgres::GenericClient;
+use postgres::types::ToSql;
+use postgres::{GenericClient, Row};
 
 use crate::error::Result;
 use crate::inline_blob::InlineBlob;
 use crate::side_tables::{PinId, SideTables};
 
-use super::column;
+use super::{StatementCache, column, query_prepared};
 
 /// The shared tables beside the log. In a batch, inline bytes and secrets are also written to
 /// the replica's tables, so that the gateway reads them locally, and rows are stamped with the
 /// batch's first sequence (`since`) for other gateways to copy them when they catch up.
+///
+/// The batch's jobs ask the same questions many times under the head's lock, which every
+/// gateway waits for: statements are prepared once per connection, and the deletion epochs and
+/// whether any blob is marked (gc runs rarely) are read once per batch and kept until a write
+/// changes them.
 pub(crate) struct SharedTables<'a, C: GenericClient> {
     client: &'a RefCell<C>,
     replica: Option<&'a dyn SideTables>,
     since: i64,
+    statements: &'a RefCell<StatementCache>,
+    epochs: Cell<Option<(u64, u64)>>,
+    any_marks: Cell<Option<bool>>,
 }
 
 impl<'a, C: GenericClient> SharedTables<'a, C> {
-    pub(crate) fn in_batch(client: &'a RefCell<C>, replica: &'a dyn SideTables, since: u64) -> Self {
-        Self { client, replica: Some(replica), since: column(since) }
+    pub(crate) fn in_batch(
+        client: &'a RefCell<C>,
+        statements: &'a RefCell<StatementCache>,
+        replica: &'a dyn SideTables,
+        since: u64,
+    ) -> Self {
+        Self::new(client, statements, Some(replica), column(since))
     }
 
     /// The tables as a reader sees them (no writes are made through a reader).
-    pub(crate) fn reading(client: &'a RefCell<C>) -> Self {
-        Self { client, replica: None, since: 0 }
+    pub(crate) fn reading(client: &'a RefCell<C>, statements: &'a RefCell<StatementCache>) -> Self {
+        Self::new(client, statements, None, 0)
+    }
+
+    fn new(
+        client: &'a RefCell<C>,
+        statements: &'a RefCell<StatementCache>,
+        replica: Option<&'a dyn SideTables>,
+        since: i64,
+    ) -> Self {
+        Self { client, replica, since, statements, epochs: Cell::new(None), any_marks: Cell::new(None) }
+    }
+
+    fn query(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        query_prepared(self.statements, &mut *self.client.borrow_mut(), sql, params)
+    }
+
+    fn execute(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<()> {
+        query_prepared(self.statements, &mut *self.client.borrow_mut(), sql, params).map(drop)
+    }
+
+    fn forget_deletions(&self) {
+        self.epochs.set(None);
+        self.any_marks.set(None);
     }
 }
 
 impl<C: GenericClient> SideTables for SharedTables<'_, C> {
     fn store_inline(&self, blob: &InlineBlob) -> Result<()> {
-        self.client.borrow_mut().execute(
+        self.execute(
             "INSERT INTO inline_blobs (digest, bytes, since) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING",
             &[&&blob.digest[..], &blob.bytes, &self.since],
         )?;
@@ -44,13 +80,12 @@ impl<C: GenericClient> SideTables for SharedTables<'_, C> {
     }
 
     fn inline_sizes(&self) -> Result<Vec<(Vec<u8>, u64)>> {
-        let rows =
-            self.client.borrow_mut().query("SELECT digest, octet_length(bytes)::bigint FROM inline_blobs", &[])?;
+        let rows = self.query("SELECT digest, octet_length(bytes)::bigint FROM inline_blobs", &[])?;
         Ok(rows.iter().map(|row| (row.get(0), u64::try_from(row.get::<_, i64>(1)).unwrap_or(0))).collect())
     }
 
     fn delete_inline(&self, digest: &[u8]) -> Result<()> {
-        self.client.borrow_mut().execute("DELETE FROM inline_blobs WHERE digest = $1", &[&digest])?;
+        self.execute("DELETE FROM inline_blobs WHERE digest = $1", &[&digest])?;
         match self.replica {
             Some(replica) => replica.delete_inline(digest),
             None => Ok(()),
@@ -58,15 +93,11 @@ impl<C: GenericClient> SideTables for SharedTables<'_, C> {
     }
 
     fn holds_secret(&self, access_key: &str) -> Result<bool> {
-        let row = self
-            .client
-            .borrow_mut()
-            .query_opt("SELECT 1 FROM access_key_secrets WHERE access_key = $1", &[&access_key])?;
-        Ok(row.is_some())
+        Ok(!self.query("SELECT 1 FROM access_key_secrets WHERE access_key = $1", &[&access_key])?.is_empty())
     }
 
     fn store_secret(&self, access_key: &str, secret: &str) -> Result<()> {
-        self.client.borrow_mut().execute(
+        self.execute(
             "INSERT INTO access_key_secrets (access_key, secret, since) VALUES ($1, $2, $3)",
             &[&access_key, &secret, &self.since],
         )?;
@@ -77,7 +108,7 @@ impl<C: GenericClient> SideTables for SharedTables<'_, C> {
     }
 
     fn delete_secret(&self, access_key: &str) -> Result<()> {
-        self.client.borrow_mut().execute("DELETE FROM access_key_secrets WHERE access_key = $1", &[&access_key])?;
+        self.execute("DELETE FROM access_key_secrets WHERE access_key = $1", &[&access_key])?;
         match self.replica {
             Some(replica) => replica.delete_secret(access_key),
             None => Ok(()),
@@ -85,52 +116,60 @@ impl<C: GenericClient> SideTables for SharedTables<'_, C> {
     }
 
     fn pinned(&self, blob: &str) -> Result<bool> {
-        let row = self.client.borrow_mut().query_opt("SELECT 1 FROM blob_pins WHERE blob = $1 LIMIT 1", &[&blob])?;
-        Ok(row.is_some())
+        Ok(!self.query("SELECT 1 FROM blob_pins WHERE blob = $1 LIMIT 1", &[&blob])?.is_empty())
     }
 
     fn pinned_blob(&self, pin: PinId) -> Result<Option<String>> {
-        let row = self.client.borrow_mut().query_opt("SELECT blob FROM blob_pins WHERE pin = $1", &[&pin])?;
-        Ok(row.map(|row| row.get(0)))
+        let rows = self.query("SELECT blob FROM blob_pins WHERE pin = $1", &[&pin])?;
+        Ok(rows.first().map(|row| row.get(0)))
     }
 
     fn pin(&self, blob: &str, now: i64) -> Result<PinId> {
-        let row = self
-            .client
-            .borrow_mut()
-            .query_one("INSERT INTO blob_pins (blob, pinned_at) VALUES ($1, $2) RETURNING pin", &[&blob, &now])?;
-        Ok(row.get(0))
+        let rows =
+            self.query("INSERT INTO blob_pins (blob, pinned_at) VALUES ($1, $2) RETURNING pin", &[&blob, &now])?;
+        Ok(rows[0].get(0))
     }
 
     fn unpin(&self, pin: PinId) -> Result<()> {
-        self.client.borrow_mut().execute("DELETE FROM blob_pins WHERE pin = $1", &[&pin])?;
+        self.execute("DELETE FROM blob_pins WHERE pin = $1", &[&pin])?;
         Ok(())
     }
 
     fn deletion_epochs(&self) -> Result<(u64, u64)> {
-        let row =
-            self.client.borrow_mut().query_one("SELECT epoch, forgotten FROM deletion_epoch WHERE id = 0", &[])?;
-        let epoch = |index: usize| u64::try_from(row.get::<_, i64>(index)).unwrap_or(0);
-        Ok((epoch(0), epoch(1)))
+        if let Some(epochs) = self.epochs.get() {
+            return Ok(epochs);
+        }
+        let rows = self.query("SELECT epoch, forgotten FROM deletion_epoch WHERE id = 0", &[])?;
+        let epoch = |index: usize| u64::try_from(rows[0].get::<_, i64>(index)).unwrap_or(0);
+        let epochs = (epoch(0), epoch(1));
+        self.epochs.set(Some(epochs));
+        Ok(epochs)
     }
 
     fn deletion_mark(&self, blob: &str) -> Result<Option<Option<u64>>> {
-        let row =
-            self.client.borrow_mut().query_opt("SELECT released FROM blob_deletions WHERE blob = $1", &[&blob])?;
-        Ok(row.map(|row| row.get::<_, Option<i64>>(0).map(|epoch| u64::try_from(epoch).unwrap_or(0))))
+        if self.any_marks.get().is_none() {
+            let rows = self.query("SELECT EXISTS (SELECT 1 FROM blob_deletions)", &[])?;
+            self.any_marks.set(Some(rows[0].get(0)));
+        }
+        if self.any_marks.get() == Some(false) {
+            return Ok(None);
+        }
+        let rows = self.query("SELECT released FROM blob_deletions WHERE blob = $1", &[&blob])?;
+        Ok(rows.first().map(|row| row.get::<_, Option<i64>>(0).map(|epoch| u64::try_from(epoch).unwrap_or(0))))
     }
 
     fn begin_deletion_pass(&self, stale_before: i64) -> Result<Vec<String>> {
-        let mut client = self.client.borrow_mut();
-        client.execute("DELETE FROM blob_pins WHERE pinned_at < $1", &[&stale_before])?;
-        client.execute("DELETE FROM blob_deletions WHERE released IS NOT NULL", &[])?;
-        client.execute("UPDATE deletion_epoch SET forgotten = epoch WHERE id = 0", &[])?;
-        let rows = client.query("SELECT blob FROM blob_deletions ORDER BY blob COLLATE \"C\"", &[])?;
+        self.forget_deletions();
+        self.execute("DELETE FROM blob_pins WHERE pinned_at < $1", &[&stale_before])?;
+        self.execute("DELETE FROM blob_deletions WHERE released IS NOT NULL", &[])?;
+        self.execute("UPDATE deletion_epoch SET forgotten = epoch WHERE id = 0", &[])?;
+        let rows = self.query("SELECT blob FROM blob_deletions ORDER BY blob COLLATE \"C\"", &[])?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     fn mark_for_deletion(&self, blob: &str) -> Result<()> {
-        self.client.borrow_mut().execute(
+        self.forget_deletions();
+        self.execute(
             "INSERT INTO blob_deletions (blob, released) VALUES ($1, NULL)
              ON CONFLICT (blob) DO UPDATE SET released = NULL",
             &[&blob],
@@ -139,10 +178,10 @@ impl<C: GenericClient> SideTables for SharedTables<'_, C> {
     }
 
     fn release_deletions(&self, blobs: &[String]) -> Result<()> {
-        let mut client = self.client.borrow_mut();
-        let epoch: i64 =
-            client.query_one("UPDATE deletion_epoch SET epoch = epoch + 1 WHERE id = 0 RETURNING epoch", &[])?.get(0);
-        client.execute(
+        self.forget_deletions();
+        let rows = self.query("UPDATE deletion_epoch SET epoch = epoch + 1 WHERE id = 0 RETURNING epoch", &[])?;
+        let epoch: i64 = rows[0].get(0);
+        self.execute(
             "UPDATE blob_deletions SET released = $2 WHERE blob = ANY($1) AND released IS NULL",
             &[&blobs, &epoch],
         )?;
@@ -150,7 +189,7 @@ impl<C: GenericClient> SideTables for SharedTables<'_, C> {
     }
 
     fn probe(&self, now: i64) -> Result<()> {
-        self.client.borrow_mut().execute("UPDATE commit_probe SET at = $1 WHERE id = 0", &[&now])?;
+        self.execute("UPDATE commit_probe SET at = $1 WHERE id = 0", &[&now])?;
         Ok(())
     }
 }

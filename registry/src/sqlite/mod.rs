@@ -141,6 +141,13 @@ impl std::fmt::Debug for Lease {
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 type Job = Box<dyn FnOnce(&mut Writer<'_>) -> (bool, Completion) + Send>;
 
+/// What the writer is asked: a job, or (on a shared log) to catch the replica up, which needs
+/// no lock on the shared head when nothing else is asked with it.
+enum Queued {
+    Job(Job),
+    CatchUp(Completion),
+}
+
 /// The read side, shared by the handle and by tails (which must not keep the writer alive).
 struct ReadSide {
     path: PathBuf,
@@ -236,7 +243,7 @@ impl Default for WriterStats {
 
 struct Inner {
     stats: Arc<WriterStats>,
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    jobs: Mutex<Option<mpsc::Sender<Queued>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     read: Arc<ReadSide>,
     /// The writer's faults, set by tests.
@@ -294,7 +301,11 @@ impl Registry {
                 .map_err(|_| Error::CommitFailed("connecting to PostgreSQL panicked".to_owned()))?
         })?;
         // The replica's commits need no fsync of their own: what it loses, it copies again.
-        let conns = open_writer(&path, "NORMAL", Some(SharedWriter { url: url.to_owned(), client: Some(client) }))?;
+        let conns = open_writer(
+            &path,
+            "NORMAL",
+            Some(SharedWriter { url: url.to_owned(), client: Some(client), statements: Default::default() }),
+        )?;
         let registry = Self::start(path, conns, clock, Some(Arc::new(SharedReads::new(url))))?;
         let inner = Arc::downgrade(&registry.inner);
         let url = url.to_owned();
@@ -304,8 +315,7 @@ impl Registry {
                 shared_log::listen(&url, |head| {
                     let Some(inner) = inner.upgrade() else { return false };
                     let behind = head.is_some_and(|head| head.sequence > *inner.read.committed.borrow());
-                    // An empty job: its group commit begins by catching the replica up.
-                    !behind || submit(&inner, Box::new(|_| (true, Box::new(|_| {})))).is_ok()
+                    !behind || submit(&inner, Queued::CatchUp(Box::new(|_| {}))).is_ok()
                 });
             })
             .map_err(|e| Error::CommitFailed(format!("cannot start the listener thread: {e}")))?;
@@ -320,7 +330,7 @@ impl Registry {
     ) -> Result<Self> {
         let head = ChainHead::load(&conns.log)?;
         let (committed_tx, committed_rx) = watch::channel(head.sequence);
-        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Queued>();
         let stats = Arc::new(WriterStats::default());
         let writer_stats = Arc::clone(&stats);
         let faults = Arc::new(Faults::default());
@@ -427,7 +437,7 @@ impl Registry {
     }
 
     fn submit(&self, job: Job) -> Result<()> {
-        submit(&self.inner, job)
+        submit(&self.inner, Queued::Job(job))
     }
 
     /// Whether the log is shared on PostgreSQL (and this registry a gateway's replica of it).
@@ -463,11 +473,20 @@ impl Registry {
         let Some(shared) = self.inner.read.shared.clone() else {
             return Ok(());
         };
-        let head = tokio::task::spawn_blocking(move || shared.with_client(shared_log::committed_head))
-            .await
-            .map_err(|_| Error::WriterStopped)??;
+        let head = tokio::task::spawn_blocking(move || {
+            shared.with_client(|client| shared_log::committed_head(&mut *client.borrow_mut()))
+        })
+        .await
+        .map_err(|_| Error::WriterStopped)??;
         if head.sequence > self.committed_sequence() {
-            self.write(|_| Ok(())).await?;
+            let (tx, rx) = oneshot::channel();
+            submit(
+                &self.inner,
+                Queued::CatchUp(Box::new(move |caught_up| {
+                    let _ = tx.send(caught_up);
+                })),
+            )?;
+            rx.await.map_err(|_| Error::WriterStopped)?.map_err(Error::CommitFailed)?;
         }
         Ok(())
     }
@@ -510,10 +529,8 @@ impl Registry {
         if let Some(shared) = self.inner.read.shared.clone() {
             return tokio::task::spawn_blocking(move || {
                 shared.with_client(|client| {
-                    let tx = std::cell::RefCell::new(client.transaction()?);
-                    let read = f(&shared_log::SharedTables::reading(&tx))?;
-                    tx.into_inner().commit()?;
-                    Ok(read)
+                    let statements = Default::default();
+                    f(&shared_log::SharedTables::reading(client, &statements))
                 })
             })
             .await
@@ -693,24 +710,44 @@ struct WriterConnections {
     shared: Option<SharedWriter>,
 }
 
-/// The writer's connection to the shared log, made again after it was lost.
+/// The writer's connection to the shared log, made again after it was lost, and the
+/// statements prepared on it.
 struct SharedWriter {
     url: String,
     client: Option<postgres::Client>,
+    statements: std::cell::RefCell<shared_log::StatementCache>,
 }
 
 impl SharedWriter {
-    /// Begins a batch on the shared log, connecting first if the connection was lost.
-    fn begin(&mut self) -> Result<SharedBatch<'_>> {
+    /// The connection, made again first if it was lost.
+    fn client(&mut self) -> Result<&mut postgres::Client> {
         if self.client.as_ref().is_none_or(postgres::Client::is_closed) {
             self.client = None;
+            self.statements.borrow_mut().clear();
             self.client = Some(shared_log::connect(&self.url)?);
         }
-        SharedBatch::begin(self.client.as_mut().expect("connected above"))
+        Ok(self.client.as_mut().expect("connected above"))
+    }
+
+    /// Copies into the replica's log (inside its transaction) what the shared log committed
+    /// after `replica_head`, without a lock.
+    fn pull_committed(&mut self, local: &Connection, replica_head: ChainHead) -> Result<ChainHead> {
+        self.client()?;
+        let Self { client, statements, .. } = self;
+        let client = client.as_mut().expect("connected above");
+        let committed = shared_log::committed_head(client)?;
+        shared_log::pull(client, statements, local, replica_head, committed)
+    }
+
+    /// Begins a batch on the shared log: takes the head's lock.
+    fn begin(&mut self) -> Result<SharedBatch<'_>> {
+        self.client()?;
+        let Self { client, statements, .. } = self;
+        SharedBatch::begin(client.as_mut().expect("connected above"), statements)
     }
 }
 
-fn submit(inner: &Inner, job: Job) -> Result<()> {
+fn submit(inner: &Inner, job: Queued) -> Result<()> {
     let jobs = inner.jobs.lock().expect("job queue lock");
     jobs.as_ref().ok_or(Error::WriterStopped)?.send(job).map_err(|_| Error::WriterStopped)
 }
@@ -718,7 +755,7 @@ fn submit(inner: &Inner, job: Job) -> Result<()> {
 fn run_writer(
     conns: &mut WriterConnections,
     mut head: ChainHead,
-    jobs: &mpsc::Receiver<Job>,
+    jobs: &mpsc::Receiver<Queued>,
     committed: &watch::Sender<u64>,
     clock: &dyn Clock,
     stats: &WriterStats,
@@ -850,26 +887,42 @@ type BatchFailure = (Vec<Completion>, String);
 fn run_batch(
     conns: &mut WriterConnections,
     head: &mut ChainHead,
-    batch: Vec<Job>,
+    queued: Vec<Queued>,
     clock: &dyn Clock,
     stats: &WriterStats,
     health: &WriterHealth,
 ) -> Result<Vec<Completion>, BatchFailure> {
+    let mut batch = Vec::with_capacity(queued.len());
+    let mut catch_ups = Vec::new();
+    for queued in queued {
+        match queued {
+            Queued::Job(job) => batch.push(job),
+            Queued::CatchUp(done) => catch_ups.push(done),
+        }
+    }
+    let unrun =
+        |batch: Vec<Job>, catch_ups: Vec<Completion>| batch.into_iter().map(fail_unrun).chain(catch_ups).collect();
     let WriterConnections { log: log_conn, views: views_conn, shared } = conns;
-    // On a shared log, its head's lock first: no other gateway's batch runs until this one
-    // commits or rolls back.
-    let shared_batch = match shared.as_mut().map(SharedWriter::begin).transpose() {
-        Ok(batch) => batch,
-        Err(error) => return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string())),
-    };
     let log_tx = match log_conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(error) => return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string())),
+        Err(error) => return Err((unrun(batch, catch_ups), error.to_string())),
     };
     let views_tx = match views_conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(error) => return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string())),
+        Err(error) => return Err((unrun(batch, catch_ups), error.to_string())),
     };
+    // On a shared log, the replica first copies what other gateways committed, without a lock;
+    // then, if there are jobs, the head's lock is taken (no other gateway's batch runs until
+    // this one commits or rolls back) and the rest copied under it.
+    let mut shared_batch = None;
+    if let Some(shared) = shared {
+        let pulled = ChainHead::load(&log_tx).and_then(|replica| shared.pull_committed(&log_tx, replica));
+        let locked = pulled.and_then(|_| if batch.is_empty() { Ok(None) } else { shared.begin().map(Some) });
+        match locked {
+            Ok(locked) => shared_batch = locked,
+            Err(error) => return Err((unrun(batch, catch_ups), error.to_string())),
+        }
+    }
     // Jobs decide on the views, so they must hold every committed event first: a maintenance
     // command (`package seal`) may have appended from another process since our last commit
     // (the IMMEDIATE transactions above serialise it with us), or an earlier batch's views may
@@ -889,7 +942,7 @@ fn run_batch(
     });
     if let Err(error) = caught_up {
         health.views_lag.store(ViewsLag::of(&log_tx, &views_tx) as u8, Ordering::SeqCst);
-        return Err((batch.into_iter().map(fail_unrun).collect(), error.to_string()));
+        return Err((unrun(batch, catch_ups), error.to_string()));
     }
     let started_at = *head;
     let shared_tables = shared_batch.as_ref().map(|shared| shared.tables(&*log_tx));
@@ -897,7 +950,8 @@ fn run_batch(
         Some(tables) => tables,
         None => &*log_tx,
     };
-    let mut completions = Vec::with_capacity(batch.len());
+    let mut completions = catch_ups;
+    completions.reserve(batch.len());
     let mut failure = None;
     for job in batch {
         if failure.is_some() {

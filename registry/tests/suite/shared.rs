@@ -11,7 +11,7 @@ use artifact_store_registry::identities::NewAccessKey;
 use artifact_store_registry::{Caller, Error, Registry, postgres};
 
 /// A database of its own for one test, dropped with it.
-struct SharedDb {
+pub(crate) struct SharedDb {
     admin_url: String,
     name: String,
     url: String,
@@ -19,7 +19,7 @@ struct SharedDb {
 
 impl SharedDb {
     /// A fresh database, or `None` (the test is then skipped) when no server is configured.
-    fn create() -> Option<Self> {
+    pub(crate) fn create() -> Option<Self> {
         let Ok(admin_url) = std::env::var("POSTGRES_URL") else {
             crate::skip("POSTGRES_URL is not set: no PostgreSQL server to test on (scripts/start-postgres.sh)");
             return None;
@@ -30,6 +30,10 @@ impl SharedDb {
         let statement = format!("CREATE DATABASE {name}");
         on_thread(&admin_url, move |client| client.batch_execute(&statement));
         Some(Self { admin_url, name, url })
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     fn open(&self, replica: &tempfile::TempDir) -> Registry {
