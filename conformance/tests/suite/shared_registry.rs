@@ -505,8 +505,15 @@ async fn a_registry_moves_to_postgresql_and_back_with_its_chain_issue_19() {
     let again = embedded.cli(&["registry", "copy", "--to", &db.url]);
     assert!(!again.status.success(), "a second copy into a database that holds a log is refused");
 
-    // A gateway on the copy serves what the embedded one stored, and its keys.
-    let mut env = upstream_env();
+    // A gateway on the copy serves what the embedded one stored (its folder, or its prefix of
+    // the upstream), and its keys.
+    let mut env: Vec<(String, String)> = upstream_env()
+        .into_iter()
+        .map(|(name, value)| match embedded.setting(&name) {
+            Some(same) => (name, same.to_owned()),
+            None => (name, value),
+        })
+        .collect();
     env.push(("ARTIFACT_STORE_REGISTRY_URL".to_owned(), db.url.clone()));
     let shared = Server::start_sharing(Transport::Http, &embedded.data_dir(), env).await;
     for (key, body) in &objects {
