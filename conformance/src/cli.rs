@@ -56,3 +56,20 @@ pub fn expect(server: &Server, args: &[&str], code: i32) -> Ran {
     assert_eq!(ran.code, Some(code), "artifact-store {args:?} exited with {:?}\n{ran:#?}", ran.code);
     ran
 }
+
+/// Starts `gc --min-age 0s --json` on the server's data folder, pausing at the gc test barrier
+/// `barrier`: once it has marked its first batch, the pass writes `<barrier>.reached` and waits
+/// until `barrier` exists before it deletes anything. Its output is captured.
+///
+/// # Panics
+/// When the binary cannot be started.
+#[must_use]
+pub fn spawn_gc_paused(server: &Server, barrier: &std::path::Path) -> std::process::Child {
+    server
+        .cli_command(&["gc", "--min-age", "0s", "--json"])
+        .env("ARTIFACT_STORE_GC_PAUSE", barrier)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start gc")
+}

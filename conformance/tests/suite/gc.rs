@@ -55,13 +55,7 @@ async fn a_put_between_gcs_check_and_its_delete_keeps_its_bytes_issue_16() {
     let mut reached = barrier.clone().into_os_string();
     reached.push(".reached");
     let reached = PathBuf::from(reached);
-    let gc = server
-        .cli_command(&["gc", "--min-age", "0s", "--json"])
-        .env("ARTIFACT_STORE_GC_PAUSE", &barrier)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start gc");
+    let gc = artifact_store_conformance::cli::spawn_gc_paused(&server, &barrier);
     wait_until("gc reached its barrier", &server, || reached.exists()).await;
 
     // A PUT of the same content while gc waits. It may finish at once (and must then keep

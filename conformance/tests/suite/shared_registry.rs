@@ -543,3 +543,60 @@ async fn a_registry_moves_to_postgresql_and_back_with_its_chain_issue_19() {
     let back_events = String::from_utf8_lossy(&listed.stdout).lines().count();
     assert_eq!(back_events, shared.events().len(), "every event of the shared log is in the copy");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gc_pass_that_loses_its_lease_deletes_nothing_more_issue_19() {
+    let Some(db) = Database::create() else { return };
+    let (_dir, data) = shared_folder();
+    let mut env = upstream_env();
+    if !env.is_empty() {
+        skip("on the S3 backend: the blob's presence is read from the local store's folder");
+        return;
+    }
+    env.push(("ARTIFACT_STORE_REGISTRY_URL".to_owned(), db.url.clone()));
+    env.push(("ARTIFACT_STORE_GC_ENABLED".to_owned(), "false".to_owned()));
+    let server = Server::start_sharing(Transport::Http, &data, env).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "leased").await;
+    let body = bytes(20_000, 5150);
+    put(&s3, "leased", "gone", &body).await;
+    s3.delete_object().bucket("leased").key("gone").send().await.expect("delete");
+    let hex = artifact_store_conformance::blake3_hex(&body);
+    let blob = data.join("blobs").join(&hex[..2]).join(&hex);
+    assert!(blob.is_file());
+
+    // gc marks the blob, then waits at its barrier before deleting.
+    let barrier = data.parent().expect("test folder").join("gc-barrier");
+    let reached = PathBuf::from(format!("{}.reached", barrier.display()));
+    let gc = artifact_store_conformance::cli::spawn_gc_paused(&server, &barrier);
+    for _ in 0..600 {
+        if reached.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reached.exists(), "gc did not reach its barrier");
+
+    // Its lease's session ends (a network cut, a server restart): the lock is free, and
+    // another gateway's pass may take it and finish the marks.
+    let key = i64::from_le_bytes(blake3::hash(b"gc").as_bytes()[..8].try_into().unwrap());
+    psql(
+        &db.admin_url,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 \
+             AND ((classid::bigint << 32) | objid::bigint) = {key}"
+        ),
+    );
+    std::fs::write(&barrier, b"").expect("open the barrier");
+    let gc = gc.wait_with_output().expect("gc");
+    assert!(!gc.status.success(), "a pass without its lease went on: {}", String::from_utf8_lossy(&gc.stdout));
+    assert!(String::from_utf8_lossy(&gc.stderr).contains("lease was lost"), "{}", String::from_utf8_lossy(&gc.stderr));
+    assert!(blob.is_file(), "the pass deleted a blob after losing its lease");
+
+    // The next pass finishes what the lost one marked.
+    let next = server.cli(&["gc", "--min-age", "0s", "--json"]);
+    assert!(next.status.success(), "{}", String::from_utf8_lossy(&next.stderr));
+    assert!(!blob.is_file(), "the next pass deletes the marked blob");
+    let verified = server.cli(&["verify"]);
+    assert!(verified.status.success(), "verify: {}", String::from_utf8_lossy(&verified.stdout));
+}

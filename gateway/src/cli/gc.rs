@@ -47,7 +47,7 @@ pub async fn run(config: &Config, args: &GcArgs, json: bool) -> anyhow::Result<(
 
     let lock = PassLock::acquire(&path).await.context("cannot take the gc lock")?;
     // Gateways sharing the log run their passes under a lease: wait for theirs to end.
-    let _lease = loop {
+    let lease = loop {
         if let Some(lease) = registry.try_lease("gc").await.context("cannot take the gc lease")? {
             break lease;
         }
@@ -56,7 +56,8 @@ pub async fn run(config: &Config, args: &GcArgs, json: bool) -> anyhow::Result<(
     let options = Options { min_age: args.min_age, dry_run: args.dry_run };
     let spinner = super::progress::spinner("collecting");
     let collected =
-        gc::collect(&registry, store.as_ref(), &OutboardFiles::new(&config.storage.data_dir), options, &lock).await;
+        gc::collect(&registry, store.as_ref(), &OutboardFiles::new(&config.storage.data_dir), options, &lock, &lease)
+            .await;
     spinner.finish_and_clear();
     registry.close().await;
     let mut report = collected?;

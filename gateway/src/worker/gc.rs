@@ -35,7 +35,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
-use registry::Registry;
+use registry::{Lease, Registry};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
@@ -137,22 +137,25 @@ impl PassLock {
     }
 }
 
-/// One pass over `store` and the registry's inline bytes, by the holder of the [`PassLock`].
+/// One pass over `store` and the registry's inline bytes, by the holder of the [`PassLock`]
+/// and of the registry's `gc` lease (one pass at a time across gateways sharing a log).
 ///
 /// # Errors
 /// Failures to read the registry, list the store or delete a blob; marks set by this pass are
-/// released first.
+/// released first. A pass whose lease is lost stops before its next deletion and leaves its
+/// marks to the pass that takes the lease.
 pub async fn collect(
     registry: &Registry,
     store: &dyn BlobStore,
     outboards: &OutboardFiles,
     options: Options,
     _lock: &PassLock,
+    lease: &Lease,
 ) -> anyhow::Result<Report> {
     let mut report =
         Report { dry_run: options.dry_run, min_age_seconds: options.min_age.as_secs(), ..Report::default() };
     let cutoff = SystemTime::now().checked_sub(options.min_age).unwrap_or(SystemTime::UNIX_EPOCH);
-    collect_blobs(registry, store, cutoff, options.dry_run, &mut report).await?;
+    collect_blobs(registry, store, lease, cutoff, options.dry_run, &mut report).await?;
     collect_uploads(registry, store, cutoff, options.dry_run, &mut report).await?;
     collect_outboards(registry, outboards, cutoff, options.dry_run, &mut report).await?;
     let removed = registry
@@ -169,6 +172,7 @@ pub async fn collect(
 async fn collect_blobs(
     registry: &Registry,
     store: &dyn BlobStore,
+    lease: &Lease,
     cutoff: SystemTime,
     dry_run: bool,
     report: &mut Report,
@@ -178,7 +182,7 @@ async fn collect_blobs(
         if !unfinished.is_empty() {
             tracing::info!(blobs = unfinished.len(), "finishing the deletions of a gc pass that stopped");
             let sizes = vec![0; unfinished.len()];
-            delete_marked(registry, store, unfinished, &sizes, report).await?;
+            delete_marked(registry, store, lease, unfinished, &sizes, report).await?;
         }
     }
     let mut listing = store.list().await.context("cannot list blobs")?;
@@ -198,7 +202,7 @@ async fn collect_blobs(
                 report.blobs_removed += candidates.len() as u64;
                 report.blob_bytes_freed += candidates.iter().map(|(_, size)| size).sum::<u64>();
             } else if !candidates.is_empty() {
-                delete_batch(registry, store, candidates, report).await?;
+                delete_batch(registry, store, lease, candidates, report).await?;
             }
         }
         if entry.is_none() {
@@ -234,6 +238,7 @@ async fn unreferenced(
 async fn delete_batch(
     registry: &Registry,
     store: &dyn BlobStore,
+    lease: &Lease,
     candidates: Vec<(String, u64)>,
     report: &mut Report,
 ) -> anyhow::Result<()> {
@@ -245,7 +250,7 @@ async fn delete_batch(
     let sizes: Vec<u64> =
         candidates.iter().filter(|(id, _)| marked_set.contains(id.as_str())).map(|(_, size)| *size).collect();
     test_barrier::reach().await;
-    delete_marked(registry, store, marked, &sizes, report).await
+    delete_marked(registry, store, lease, marked, &sizes, report).await
 }
 
 /// Deletes marked blobs (of the given sizes) from the store and releases their marks, also
@@ -254,12 +259,19 @@ async fn delete_batch(
 async fn delete_marked(
     registry: &Registry,
     store: &dyn BlobStore,
+    lease: &Lease,
     marked: Vec<String>,
     sizes: &[u64],
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let mut failure = None;
     for (id, size) in marked.iter().zip(sizes) {
+        // Another gateway's pass that took the lease finishes these marks itself: it deletes
+        // and releases them, and a write may place a blob again once released, which this
+        // pass must then not delete. So it stops here, and releases nothing.
+        if !lease.confirm().await? {
+            anyhow::bail!("the gc lease was lost; the pass stops and leaves its marks to the next");
+        }
         let id = BlobId::new(id.as_str());
         match store.delete(&id).await {
             Ok(()) => {
@@ -413,7 +425,7 @@ pub fn spawn(
         loop {
             ticks.tick().await;
             // One pass at a time across gateways sharing a log, and beside `artifact-store gc`.
-            let _lease = match registry.try_lease("gc").await {
+            let lease = match registry.try_lease("gc").await {
                 Ok(Some(lease)) => lease,
                 Ok(None) => continue,
                 Err(err) => {
@@ -429,7 +441,7 @@ pub fn spawn(
                     continue;
                 }
             };
-            match collect(&registry, store.as_ref(), &outboards, options, &lock).await {
+            match collect(&registry, store.as_ref(), &outboards, options, &lock, &lease).await {
                 Ok(report)
                     if report.blobs_removed
                         + report.inline_blobs_removed

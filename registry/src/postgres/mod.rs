@@ -58,12 +58,35 @@ const MIGRATION_LOCK: i64 = 0x6172_7469_6661_6374;
 /// Events read per query while catching up.
 const PULL_CHUNK: i64 = 4096;
 
-/// Opens a connection to `url` (`postgres://USER@HOST:PORT/DB`).
+/// Most time a connection may take to be made.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Server-side limits of every session, so that nothing waits for ever on a gateway that
+/// stalled or was cut off while it held the head's lock: its idle transaction is ended (and
+/// the lock freed) after a minute, and a batch waits at most that long for the lock (its
+/// callers then hear 503 and may retry).
+const SESSION_LIMITS: &str =
+    "-c lock_timeout=60000 -c statement_timeout=120000 -c idle_in_transaction_session_timeout=60000";
+
+/// Opens a connection to `url` (`postgres://USER@HOST:PORT/DB`), with a connect timeout, TCP
+/// keepalives and the session limits above (added to the URL's own `options`).
 ///
 /// # Errors
-/// [`Error::Postgres`] when the server cannot be reached or refuses.
+/// [`Error::Postgres`] when the URL does not parse, or the server cannot be reached or refuses.
 pub fn connect(url: &str) -> Result<Client> {
-    Ok(Client::connect(url, NoTls)?)
+    let mut config: postgres::Config = url.parse()?;
+    let options = match config.get_options() {
+        Some(given) => format!("{given} {SESSION_LIMITS}"),
+        None => SESSION_LIMITS.to_owned(),
+    };
+    config
+        .options(&options)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .keepalives_interval(Duration::from_secs(10))
+        .keepalives_retries(3);
+    Ok(config.connect(NoTls)?)
 }
 
 /// Brings the schema at `url` to the latest version.
@@ -260,6 +283,11 @@ pub(crate) fn pull(
             if event.sequence != head.sequence + 1 || event.prev_hash != head.hash {
                 return Err(diverged(head, until));
             }
+            // An event changed in PostgreSQL behind the registry's back is refused here, before
+            // any replica's views apply it.
+            if !event.verify_digest() || event.compute_hash() != event.hash {
+                return Err(Error::ChainBroken { sequence: event.sequence });
+            }
             log::insert(local, &event)?;
             if event.event_type == "v1.access_key.deleted"
                 && let Payload::AccessKeyDeleted(deleted) = event.decode()?
@@ -373,12 +401,24 @@ pub fn fetch_since(client: &mut impl GenericClient, cursor: u64, limit: usize) -
 /// to by the next read.
 pub(crate) struct SharedReads {
     url: String,
-    pool: Mutex<Vec<Client>>,
+    pool: Mutex<Pool>,
+    returned: std::sync::Condvar,
 }
+
+/// Idle connections, and how many exist in all.
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Client>,
+    open: usize,
+}
+
+/// Most read connections a gateway opens: past them a read waits for one to be returned, so
+/// that a flood of requests cannot take the server's every connection.
+const MAX_READ_CONNECTIONS: usize = 16;
 
 impl SharedReads {
     pub(crate) fn new(url: &str) -> Self {
-        Self { url: url.to_owned(), pool: Mutex::new(Vec::new()) }
+        Self { url: url.to_owned(), pool: Mutex::new(Pool::default()), returned: std::sync::Condvar::new() }
     }
 
     /// The shared log's URL.
@@ -388,17 +428,43 @@ impl SharedReads {
 
     /// Runs `f` on a pooled connection, on the calling (blocking) thread.
     pub(crate) fn with_client<R>(&self, f: impl FnOnce(&RefCell<Client>) -> Result<R>) -> Result<R> {
-        let pooled = self.pool.lock().expect("shared pool lock").pop();
-        let client = match pooled {
-            Some(client) if !client.is_closed() => client,
-            _ => connect(&self.url)?,
+        let pooled = {
+            let mut pool = self.pool.lock().expect("shared pool lock");
+            loop {
+                if let Some(client) = pool.idle.pop() {
+                    break Some(client);
+                }
+                if pool.open < MAX_READ_CONNECTIONS {
+                    pool.open += 1;
+                    break None;
+                }
+                pool = self.returned.wait(pool).expect("shared pool lock");
+            }
         };
-        let client = RefCell::new(client);
-        let result = f(&client);
-        let client = client.into_inner();
-        if result.is_ok() && !client.is_closed() {
-            self.pool.lock().expect("shared pool lock").push(client);
-        }
+        let client = match pooled {
+            Some(client) if !client.is_closed() => Ok(client),
+            _ => connect(&self.url),
+        };
+        let result = client.map(RefCell::new).map(|client| {
+            let result = f(&client);
+            (result, client.into_inner())
+        });
+        let mut pool = self.pool.lock().expect("shared pool lock");
+        let result = match result {
+            Ok((result, client)) if result.is_ok() && !client.is_closed() => {
+                pool.idle.push(client);
+                result
+            }
+            Ok((result, _)) => {
+                pool.open -= 1;
+                result
+            }
+            Err(error) => {
+                pool.open -= 1;
+                Err(error)
+            }
+        };
+        self.returned.notify_one();
         result
     }
 }
@@ -406,7 +472,7 @@ impl SharedReads {
 impl Drop for SharedReads {
     fn drop(&mut self) {
         // Each client owns a runtime, which must not be dropped on an async runtime's thread.
-        let clients = std::mem::take(&mut *self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let clients = std::mem::take(&mut self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).idle);
         if !clients.is_empty() {
             let _ = std::thread::Builder::new().name("registry-pg-close".into()).spawn(move || drop(clients));
         }
@@ -417,7 +483,7 @@ impl Drop for SharedReads {
 /// sweeper, automatic checkpoints): a session-level advisory lock, which PostgreSQL releases
 /// when the holder's connection ends, whether the holder stopped or died.
 pub(crate) struct SharedLease {
-    client: Option<Client>,
+    client: Mutex<Option<Client>>,
 }
 
 impl SharedLease {
@@ -426,13 +492,20 @@ impl SharedLease {
         let mut client = connect(url)?;
         let key = i64::from_le_bytes(blake3::hash(name.as_bytes()).as_bytes()[..8].try_into().expect("8 bytes"));
         let taken: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key])?.get(0);
-        Ok(taken.then_some(Self { client: Some(client) }))
+        Ok(taken.then_some(Self { client: Mutex::new(Some(client)) }))
     }
 
-    /// Whether the lease still holds: false once its connection was lost (the server then
-    /// released the lock, and another gateway may hold it).
+    /// Whether the lease may still hold, as far as the client knows: false once its connection
+    /// was seen lost (the server then released the lock).
     pub(crate) fn holds(&self) -> bool {
-        self.client.as_ref().is_some_and(|client| !client.is_closed())
+        self.client.lock().expect("lease lock").as_ref().is_some_and(|client| !client.is_closed())
+    }
+
+    /// Whether the lease holds now: a round trip on its session, which still holds the lock
+    /// exactly when it still answers.
+    pub(crate) fn confirm(&self) -> bool {
+        let mut client = self.client.lock().expect("lease lock");
+        client.as_mut().is_some_and(|client| client.simple_query("SELECT 1").is_ok())
     }
 }
 
@@ -440,7 +513,7 @@ impl Drop for SharedLease {
     fn drop(&mut self) {
         // Closing the session releases the lock; the client's runtime must not be dropped on
         // an async runtime's thread.
-        if let Some(client) = self.client.take() {
+        if let Some(client) = self.client.get_mut().ok().and_then(Option::take) {
             let _ = std::thread::Builder::new().name("registry-pg-close".into()).spawn(move || drop(client));
         }
     }

@@ -120,13 +120,23 @@ impl Writer<'_> {
 
 /// A hold on a task that runs on one gateway at a time ([`Registry::try_lease`]), released
 /// when dropped.
-pub struct Lease(Option<SharedLease>);
+pub struct Lease(Option<Arc<SharedLease>>);
 
 impl Lease {
-    /// Whether the lease still holds: it is lost with the holder's connection to PostgreSQL.
+    /// Whether the lease may still hold: false once its connection to PostgreSQL was seen lost.
     #[must_use]
     pub fn holds(&self) -> bool {
-        self.0.as_ref().is_none_or(SharedLease::holds)
+        self.0.as_deref().is_none_or(SharedLease::holds)
+    }
+
+    /// Whether the lease holds now, asked of PostgreSQL (one round trip): for a task that must
+    /// stop before an action another holder could also take, such as deleting a blob.
+    ///
+    /// # Errors
+    /// [`Error::WriterStopped`] when the runtime is shutting down.
+    pub async fn confirm(&self) -> Result<bool> {
+        let Some(shared) = self.0.clone() else { return Ok(true) };
+        tokio::task::spawn_blocking(move || shared.confirm()).await.map_err(|_| Error::WriterStopped)
     }
 }
 
@@ -460,7 +470,7 @@ impl Registry {
         let taken = tokio::task::spawn_blocking(move || SharedLease::try_take(shared.url(), &name))
             .await
             .map_err(|_| Error::WriterStopped)??;
-        Ok(taken.map(|lease| Lease(Some(lease))))
+        Ok(taken.map(|lease| Lease(Some(Arc::new(lease)))))
     }
 
     /// On a shared log, waits until the replica holds every event committed by any gateway
@@ -950,6 +960,8 @@ fn run_batch(
         Some(tables) => tables,
         None => &*log_tx,
     };
+    // The catch-ups come first, so that they can be told apart from the jobs below.
+    let caught_up_count = catch_ups.len();
     let mut completions = catch_ups;
     completions.reserve(batch.len());
     let mut failure = None;
@@ -991,10 +1003,15 @@ fn run_batch(
             return Err((completions, reason));
         }
         // The shared log holds the batch: its writes stand, and the next batch copies them
-        // into the replica again.
+        // into the replica again. The catch-ups asked for did not happen: their readers must
+        // not read the replica as if they had.
         tracing::error!(%reason, "the replica did not commit; it catches up with the next group commit");
         drop(views_tx);
         *head = ChainHead::load(log_conn).unwrap_or(started_at);
+        health.views_lag.store(ViewsLag::Events as u8, Ordering::SeqCst);
+        for caught_up in completions.drain(..caught_up_count) {
+            caught_up(Err(reason.clone()));
+        }
         return Ok(completions);
     }
     let committed = commit_views(views_tx, &health.faults).or_else(|error| {

@@ -202,3 +202,28 @@ async fn a_lease_is_held_by_one_gateway_at_a_time_and_freed_with_its_holder() {
     a.close().await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_changed_in_postgresql_is_refused_before_any_replica_applies_it() {
+    let Some(db) = SharedDb::create() else { return };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = db.open(&dir_a);
+    a.create_bucket(Caller::system("test"), "honest", "us-east-1", false).await.unwrap();
+    a.create_bucket(Caller::system("test"), "target", "us-east-1", false).await.unwrap();
+    a.close().await;
+    // Someone with access to the database renames the second bucket in its event, leaving the
+    // hashes as they were.
+    on_thread(&db.url, |client| {
+        client.batch_execute(
+            "UPDATE events SET payload = convert_to(replace(convert_from(payload, 'UTF8'), 'target', 'forged'), 'UTF8')
+             WHERE seq = 2",
+        )
+    });
+    let b = db.open(&dir_b);
+    match b.catch_up_with_shared().await {
+        Err(Error::CommitFailed(reason)) => assert!(reason.contains("chain"), "{reason}"),
+        other => panic!("a changed event was copied into a replica: {other:?}"),
+    }
+    assert!(b.read(|views| views.bucket("forged")).await.is_err(), "nothing is read from a replica that refused it");
+    b.close().await;
+}
