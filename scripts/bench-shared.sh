@@ -32,7 +32,8 @@ eval "$(POSTGRES_DIR=$work/postgres "$ROOT/scripts/start-postgres.sh")"
 port() { "$ROOT/scripts/free-port.sh"; }
 
 # Starts `count` gateways on a fresh database and data folder, and HAProxy in front of them;
-# prints the balancer's endpoint.
+# sets `endpoint` to the balancer's (not printed: a command substitution would run this in a
+# subshell, whose `pids` the cleanup never sees).
 start() {
     local count=$1 name="bench_$1_$RANDOM" i addrs=()
     psql -q "$POSTGRES_URL" -c "CREATE DATABASE $name" >/dev/null
@@ -53,7 +54,7 @@ start() {
         haproxy -db -f "$ROOT/deploy/haproxy.cfg" >"$work/haproxy-$name.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$lb/_health" && break; sleep 0.05; done
-    echo "http://127.0.0.1:$lb"
+    endpoint="http://127.0.0.1:$lb"
 }
 
 results=$work/results.jsonl
@@ -61,7 +62,7 @@ for round in $(seq "$ROUNDS"); do
     order=(1 3)
     ((round % 2)) || order=(3 1)
     for count in "${order[@]}"; do
-        endpoint=$(start "$count")
+        start "$count"
         "$S3BENCH" run --endpoint "$endpoint" --target "gateways-$count" --round "$round" \
             --workloads put_4k_c16,get_4k_c16 >>"$results"
         for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
