@@ -34,10 +34,13 @@
 //! - `views` (crate-private): what each event does to the views, the same for every engine
 //!   and for the direct path and replay; an engine stores the rows through its `ViewRows`.
 //!
-//! Storage: the log and the views in SQLite, the embedded engine.
+//! Storage: the log and the views in SQLite, the embedded engine, and the log shared on
+//! PostgreSQL.
 //! - [`rules`]: replay's check of every event against the rules in force at its sequence.
 //! - [`log`]: append, fetch, replay, verify.
 //! - [`audit`]: the views compared with a fresh replay of the log, and the log with its rules.
+//! - [`postgres`]: the log shared by several gateways on PostgreSQL, which each gateway's
+//!   SQLite registry replicates ([`Registry::open_shared`]); leases; `registry copy`.
 //! - [`sqlite`]: opening the database, the writer task (group commit), reader connections,
 //!   [`queries::Reads`] answered in SQL, the view rows and their deterministic dump
 //!   ([`sqlite::views`]), and the [`Registry`] handle, whose methods the operation modules add.

@@ -233,7 +233,7 @@ pub fn expiration_of(rules: &[Rule], version: &ObjectVersion, day_ms: i64) -> Op
 /// The sweeper's plan for one bucket at `now`.
 ///
 /// `versions` are versions and delete markers of the bucket, whole keys grouped by key,
-/// newest first within a key (a page of [`crate::queries::lifecycle_plan_page`]); `uploads`
+/// newest first within a key (a page of [`crate::queries::Reads::lifecycle_plan_page`]); `uploads`
 /// its uploads in progress. Each version gets at most one action, from the first rule (in configuration
 /// order) that asks for one. An action that would remove a version under retention or legal
 /// hold at `now` goes to [`Plan::held`], never to [`Plan::actions`].

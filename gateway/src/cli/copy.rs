@@ -116,7 +116,8 @@ async fn to_shared(dir: &Path, url: String) -> anyhow::Result<Report> {
         tokio::task::spawn_blocking(move || {
             // The bar runs twice: the source's chain verified, then copied.
             let bar = progress::bar("copy", head.sequence, Unit::Events);
-            let copied = postgres::copy_to_shared(&source, &url, |sequence| bar.set_position(sequence));
+            let copied = sqlite::open_read_only(&source)
+                .and_then(|source| postgres::copy_to_shared(&source, &url, |sequence| bar.set_position(sequence)));
             bar.finish_and_clear();
             copied
         })

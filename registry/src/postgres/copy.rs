@@ -2,7 +2,6 @@
 //! embedded registry and grows to several gateways, or goes back.
 
 use std::cell::RefCell;
-use std::path::Path;
 
 use postgres::Client;
 use rusqlite::Connection;
@@ -26,10 +25,11 @@ pub struct Copied {
     pub secrets: u64,
 }
 
-/// Copies the SQLite registry at `path` (not being written: stop its gateway first) into the
+/// Copies the SQLite registry `source` (a reader of its log with its views attached, as
+/// `sqlite::open_read_only` opens it; not being written: stop its gateway first) into the
 /// empty shared log at `url`, in one transaction: every event as it is (same bytes, same
 /// hashes), the inline blobs, the access keys' secrets and gc's bookkeeping. The source's
-/// chain is verified first. `progress` hears of each copied sequence.
+/// chain is verified first. `progress` hears of each verified, then each copied, sequence.
 ///
 /// Check the copy with [`crate::Registry::open_shared`] on a fresh replica: it verifies that
 /// each event chains from the one before, and the replica's views can be compared with the
@@ -38,15 +38,14 @@ pub struct Copied {
 /// # Errors
 /// [`Error::ChainBroken`] for a source whose chain does not verify; [`Error::CommitFailed`]
 /// when the shared log is not empty; [`Error::Postgres`], SQLite errors.
-pub fn copy_to_shared(path: &Path, url: &str, mut progress: impl FnMut(u64)) -> Result<Copied> {
-    let source = crate::sqlite::open_read_only(path)?;
-    let verified = log::verify_with_progress(&source, &mut progress)?;
+pub fn copy_to_shared(source: &Connection, url: &str, mut progress: impl FnMut(u64)) -> Result<Copied> {
+    let verified = log::verify_with_progress(source, &mut progress)?;
     if let Some(sequence) = verified.first_mismatch {
         return Err(Error::ChainBroken { sequence });
     }
     let mut client = connect(url)?;
     migrate(&mut client)?;
-    let copied = copy_rows(&source, &mut client, verified.head, &mut progress)?;
+    let copied = copy_rows(source, &mut client, verified.head, &mut progress)?;
     Ok(copied)
 }
 

@@ -1,5 +1,5 @@
 //! The SQLite engine's view rows: the tables of `migrations/views`, written through
-//! [`ViewRows`] as [`crate::views::apply_payload`] decides, and the engine's tools around
+//! `ViewRows` as `views::apply_payload` decides (both crate-private), and the engine's tools around
 //! them (emptying, the applied mark, dropping indexes for a rebuild, the deterministic dump).
 
 use rusqlite::{Connection, OptionalExtension, params};
