@@ -200,15 +200,42 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
     use std::sync::Arc;
 
     use super::*;
-    use crate::clock::SystemClock;
+    use crate::clock::{Clock, SystemClock};
 
-    fn registry() -> (tempfile::TempDir, Registry) {
+    /// Runs `scenario` on the embedded registry, then, when `POSTGRES_URL` names a server, on a
+    /// registry replicating a shared log in a database of its own: gc's agreement with writes
+    /// is the engines' side tables as much as these rules.
+    async fn on_each_engine<F: Future<Output = ()>>(clock: Arc<dyn Clock>, scenario: impl Fn(Registry) -> F) {
         let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::open(dir.path().join("registry.db"), Arc::new(SystemClock)).unwrap();
-        (dir, registry)
+        let registry = Registry::open(dir.path().join("registry.db"), Arc::clone(&clock)).unwrap();
+        scenario(registry.clone()).await;
+        registry.close().await;
+        let Ok(admin) = std::env::var("POSTGRES_URL") else {
+            eprintln!("SKIPPED on the shared log: POSTGRES_URL is not set (scripts/start-postgres.sh)");
+            return;
+        };
+        let name = format!(
+            "deletions_{}_{}",
+            std::process::id(),
+            blake3::hash(dir.path().as_os_str().as_encoded_bytes()).to_hex()
+        );
+        let name = &name[..40];
+        let admin_sql = |sql: String| {
+            std::thread::scope(|scope| {
+                scope.spawn(|| crate::postgres::connect(&admin).unwrap().batch_execute(&sql).unwrap()).join().unwrap();
+            });
+        };
+        admin_sql(format!("CREATE DATABASE {name}"));
+        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        let shared = Registry::open_shared(dir.path().join("replica.db"), &url, clock).unwrap();
+        scenario(shared.clone()).await;
+        shared.close().await;
+        drop(shared);
+        admin_sql(format!("DROP DATABASE {name} WITH (FORCE)"));
     }
 
     async fn check(registry: &Registry, blob: &str, placed_after: Option<Epoch>) -> Result<()> {
@@ -234,7 +261,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_blob_placed_before_its_deletion_ended_is_refused_and_accepted_once_placed_again() {
-        let (_dir, registry) = registry();
+        on_each_engine(Arc::new(SystemClock), placed_before_its_deletion_ended).await;
+    }
+
+    async fn placed_before_its_deletion_ended(registry: Registry) {
         let before = registry.deletion_epoch().await.unwrap();
         assert!(check(&registry, "b", Some(before)).await.is_ok(), "nothing was ever deleted");
 
@@ -263,7 +293,10 @@ mod tests {
     /// deleted its blob on every retry before blobs could be pinned (CI, 2026-12-02).
     #[tokio::test]
     async fn a_write_placed_again_under_a_pin_outlives_any_number_of_passes() {
-        let (_dir, registry) = registry();
+        on_each_engine(Arc::new(SystemClock), placed_again_under_a_pin).await;
+    }
+
+    async fn placed_again_under_a_pin(registry: Registry) {
         let before = registry.deletion_epoch().await.unwrap();
         assert_eq!(pass(&registry, &["b"]).await, ["b"]);
         assert!(refused(check(&registry, "b", Some(before)).await), "deleted after it was placed");
@@ -288,7 +321,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_pin_marked_before_is_honoured_only_after_the_deletion_is_released() {
-        let (_dir, registry) = registry();
+        on_each_engine(Arc::new(SystemClock), pin_of_a_marked_blob).await;
+    }
+
+    async fn pin_of_a_marked_blob(registry: Registry) {
         registry.begin_deletion_pass().await.unwrap();
         assert_eq!(registry.mark_for_deletion(vec!["b".into()]).await.unwrap(), ["b"]);
         let pin = registry.pin_blob("b".into()).await.unwrap();
@@ -299,19 +335,26 @@ mod tests {
 
     #[tokio::test]
     async fn a_pin_its_write_left_behind_is_dropped_after_its_lifetime() {
-        let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(crate::clock::ManualClock::new(1_000_000));
-        let registry = Registry::open(dir.path().join("registry.db"), clock.clone()).unwrap();
-        registry.pin_blob("b".into()).await.unwrap();
-        clock.advance(PIN_LIFETIME_MS);
-        assert!(pass(&registry, &["b"]).await.is_empty(), "not older than its lifetime yet");
-        clock.advance(1);
-        assert_eq!(pass(&registry, &["b"]).await, ["b"]);
+        on_each_engine(clock.clone(), |registry| {
+            let clock = Arc::clone(&clock);
+            async move {
+                registry.pin_blob("b".into()).await.unwrap();
+                clock.advance(PIN_LIFETIME_MS);
+                assert!(pass(&registry, &["b"]).await.is_empty(), "not older than its lifetime yet");
+                clock.advance(1);
+                assert_eq!(pass(&registry, &["b"]).await, ["b"]);
+            }
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn a_reference_that_placed_nothing_needs_a_referenced_blob() {
-        let (_dir, registry) = registry();
+        on_each_engine(Arc::new(SystemClock), reference_without_placement).await;
+    }
+
+    async fn reference_without_placement(registry: Registry) {
         assert!(refused(check(&registry, "b", None).await));
         let epoch = registry.deletion_epoch().await.unwrap();
         assert!(refused(check(&registry, "inline:00", Some(epoch)).await), "inline rows are stored by their job");
@@ -319,7 +362,10 @@ mod tests {
 
     #[tokio::test]
     async fn marks_of_a_pass_that_died_are_handed_to_the_next() {
-        let (_dir, registry) = registry();
+        on_each_engine(Arc::new(SystemClock), marks_of_a_dead_pass).await;
+    }
+
+    async fn marks_of_a_dead_pass(registry: Registry) {
         registry.begin_deletion_pass().await.unwrap();
         registry.mark_for_deletion(vec!["a".into(), "b".into()]).await.unwrap();
         registry.release_deletions(vec!["a".into()]).await.unwrap();
