@@ -22,8 +22,10 @@ sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
 # Ceph (monitor, OSD, radosgw) is the S3 backend's RGW upstream (scripts/start-ceph-rgw.sh).
 # libssl-dev and pkg-config build the gateway, which hashes MD5 with the system's OpenSSL.
 # PostgreSQL 15 holds the shared registry of several gateways (scripts/start-postgres.sh).
+# HAProxy stands in front of several gateways in the shared-registry load-balancer test.
 apt_packages=(libssl-dev pkg-config awscli rclone s3cmd openssl sqlite3 jq curl ca-certificates
-    ceph-mon ceph-osd radosgw ceph-common uuid-runtime postgresql-15)
+    ceph-mon ceph-osd radosgw ceph-common uuid-runtime postgresql-15
+    haproxy)
 "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" "${apt_packages[@]}"
 [[ -x /usr/bin/aws ]] || { log "Debian's awscli did not install /usr/bin/aws"; exit 1; }
 [[ -x /usr/lib/postgresql/15/bin/initdb ]] || { log "Debian's postgresql-15 did not install initdb"; exit 1; }
