@@ -21,6 +21,35 @@ impl Default for RequestId {
     }
 }
 
+/// The gateway process that answered, as sent in `x-amz-id-2` and in error bodies' `<HostId>`
+/// (AWS names its host there): random at each start, so a request id from the logs of several
+/// gateways behind one address can be traced to the process that served it.
+#[must_use]
+pub fn host_id() -> &'static str {
+    static HOST_ID: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 24]>())
+    });
+    &HOST_ID
+}
+
+/// The error body `xml` (an S3 `<Error>` document) with `<RequestId>` and `<HostId>` added
+/// before its end, as AWS sends them; unchanged if it has them or is not such a document.
+#[must_use]
+pub fn with_error_ids(xml: &[u8], request_id: &str) -> Option<Vec<u8>> {
+    const END: &[u8] = b"</Error>";
+    if memchr::memmem::find(xml, b"<RequestId>").is_some() || !xml.ends_with(END) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(xml.len() + 128);
+    out.extend_from_slice(&xml[..xml.len() - END.len()]);
+    for (name, value) in [("RequestId", request_id), ("HostId", host_id())] {
+        out.extend_from_slice(format!("<{name}>{value}</{name}>").as_bytes());
+    }
+    out.extend_from_slice(END);
+    Some(out)
+}
+
 /// The remote address of the connection a request came on, in the request's extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);

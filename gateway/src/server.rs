@@ -723,6 +723,13 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                 }
                 if let Ok(response) = &mut result {
                     response.headers_mut().insert("x-amz-request-id", header);
+                    if !response.status().is_success()
+                        && let Some(xml) = response.body().bytes()
+                        && let Some(stamped) = crate::request::with_error_ids(&xml, &request_id)
+                    {
+                        response.headers_mut().remove(http::header::CONTENT_LENGTH);
+                        *response.body_mut() = Body::from(stamped);
+                    }
                     if http1 && !body_read.load(std::sync::atomic::Ordering::Acquire) {
                         close_after(response.headers_mut());
                     }
@@ -774,11 +781,13 @@ fn close_after(headers: &mut http::HeaderMap) {
     headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
 }
 
-/// The response as sent: no body for HEAD (hyper sends whatever body it is given over HTTP/2,
+/// The response as sent: stamped with the gateway's `x-amz-id-2`; no body for HEAD (hyper sends whatever body it is given over HTTP/2,
 /// which clients take for a protocol error; `Content-Length` stays, as it describes the GET),
 /// and the request counted in progress until the body is done.
 fn finish(response: Response<Body>, head: bool, in_progress: RequestInProgress) -> Response<Body> {
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
+    let host_id = HeaderValue::from_str(crate::request::host_id()).expect("base64 is a valid header value");
+    parts.headers.insert("x-amz-id-2", host_id);
     let body = if head { Body::empty() } else { body };
     Response::from_parts(parts, Body::http_body(TrackedBody::new(body, in_progress)))
 }

@@ -81,6 +81,7 @@ impl RequestChecks {
     ///
     /// The [`Refusal`] to answer with.
     pub fn check(&self, method: &Method, uri: &Uri, headers: &HeaderMap, now: OffsetDateTime) -> Result<(), Refusal> {
+        check_length_given(method, headers)?;
         match signing(method, uri, headers) {
             Signing::V2Header => check_v2_date(headers, now),
             Signing::V4Header(authorization) => {
@@ -120,6 +121,28 @@ impl RequestChecks {
         }
         Ok(())
     }
+}
+
+/// A PUT whose body comes in HTTP/1.1 chunks with no `Content-Length` (nor aws-chunked's
+/// `x-amz-decoded-content-length`) is refused as S3 refuses it: 411 `MissingContentLength`.
+/// s3s refuses it for some signing modes and streams it for others (presigned URLs).
+fn check_length_given(method: &Method, headers: &HeaderMap) -> Result<(), Refusal> {
+    let chunked = headers
+        .get_all(http::header::TRANSFER_ENCODING)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("chunked")));
+    if method != Method::PUT
+        || !chunked
+        || headers.contains_key(http::header::CONTENT_LENGTH)
+        || headers.contains_key("x-amz-decoded-content-length")
+    {
+        return Ok(());
+    }
+    Err(Refusal {
+        code: S3ErrorCode::MissingContentLength,
+        message: "You must provide the Content-Length HTTP header.".to_owned(),
+        details: Vec::new(),
+    })
 }
 
 /// The services whose credential scopes this endpoint accepts everywhere (IAM only at its
@@ -331,7 +354,8 @@ impl Refusal {
                 for (name, value) in &self.details {
                     s.content(name, value.as_str())?;
                 }
-                s.content("RequestId", request_id)
+                s.content("RequestId", request_id)?;
+                s.content("HostId", crate::request::host_id())
             })
         });
         drop(ser);
@@ -551,8 +575,12 @@ mod tests {
         };
         assert_eq!(
             String::from_utf8(refusal.to_xml("0123456789ABCDEF")).unwrap(),
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AuthorizationHeaderMalformed</Code>\
-             <Message>a &lt; b</Message><Region>us-east-1</Region><RequestId>0123456789ABCDEF</RequestId></Error>"
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AuthorizationHeaderMalformed</Code>\
+                 <Message>a &lt; b</Message><Region>us-east-1</Region><RequestId>0123456789ABCDEF</RequestId>\
+                 <HostId>{}</HostId></Error>",
+                crate::request::host_id()
+            )
         );
     }
 }

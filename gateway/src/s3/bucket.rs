@@ -115,7 +115,12 @@ pub(super) async fn create_bucket(
                 )
                 .into());
             }
-            return Err(registry::Error::BucketAlreadyExists(req.input.bucket.clone()).into());
+            // us-east-1 keeps its legacy answer: 200, as if created now (AWS also resets the
+            // bucket's ACLs there; this gateway leaves them, see docs/s3-api.md). Every other
+            // region answers BucketAlreadyOwnedByYou.
+            if region != "us-east-1" {
+                return Err(registry::Error::BucketAlreadyExists(req.input.bucket.clone()).into());
+            }
         }
         Err(err) => return Err(err.into()),
     }

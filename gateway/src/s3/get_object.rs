@@ -363,11 +363,17 @@ macro_rules! object_output {
         let version = &plan.version;
         let content = &version.content;
         let length = plan.span.map_or(0, |(first, last)| last - first + 1);
-        let checksums = if plan.whole && checksum_mode_enabled(input.checksum_mode.as_ref()) {
+        let with_checksums = plan.whole && checksum_mode_enabled(input.checksum_mode.as_ref());
+        let checksums = if with_checksums {
             wire::ChecksumFields::of(&content.checksums)
         } else {
             wire::ChecksumFields::default()
         };
+        // Whole-object checksums of single PUTs carry no type in the record: S3 names them
+        // FULL_OBJECT, as PutObject's response did.
+        let checksum_type = (with_checksums && !content.checksums.is_empty()).then(|| {
+            ChecksumType::from(content.checksum_type.clone().unwrap_or_else(|| ChecksumType::FULL_OBJECT.to_owned()))
+        });
         let (lock_mode, lock_until, legal_hold) = wire::lock_fields(version);
         $output {
             $($field $(: $value)?,)*
@@ -393,7 +399,8 @@ macro_rules! object_output {
             ),
             expires: input.response_expires.clone().or_else(|| wire::expires(content)),
             version_id: wire::version_id_header(&plan.bucket, &version.version_id),
-            parts_count: parts_count(content.parts.len(), input.part_number),
+            parts_count: parts_count(&content.etag, input.part_number),
+            checksum_type,
             checksum_crc32: checksums.crc32,
             checksum_crc32c: checksums.crc32c,
             checksum_crc64nvme: checksums.crc64nvme,
@@ -430,9 +437,12 @@ pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> 
     Ok(response(output, &plan))
 }
 
-/// `x-amz-mp-parts-count`: for multipart objects, when a part was asked for.
-fn parts_count(parts: usize, part_number: Option<i32>) -> Option<i32> {
-    (part_number.is_some() && parts > 1).then(|| i32::try_from(parts).unwrap_or(i32::MAX))
+/// `x-amz-mp-parts-count`: for multipart objects (one of a single part too), when a part was
+/// asked for. Their ETag ends in `-<parts>`, which tells a one-part upload from a single PUT
+/// (both are stored as one part).
+fn parts_count(etag: &str, part_number: Option<i32>) -> Option<i32> {
+    part_number?;
+    etag.rsplit_once('-')?.1.parse().ok()
 }
 
 fn checksum_mode_enabled(mode: Option<&ChecksumMode>) -> bool {
@@ -447,7 +457,14 @@ pub(super) async fn head_object(gw: &Gateway, req: S3Request<HeadObjectInput>) -
         record_retrieval(&gw.registry, caller(&req), version_ref(&plan.version), "HEAD", 0, plan.content_range.clone());
     }
     let output = object_output!(HeadObjectOutput {}, plan, input);
-    Ok(response(output, &plan))
+    let mut response = response(output, &plan);
+    // GetObject's output has a field for it; HeadObject's (as AWS's model) has none, while
+    // AWS sends the header on HEAD too.
+    let tags = plan.version.content.tags.len();
+    if tags > 0 {
+        response.headers.insert("x-amz-tagging-count", http::HeaderValue::from(tags));
+    }
+    Ok(response)
 }
 
 /// 206 for a partial read.

@@ -76,11 +76,13 @@ pub(super) async fn list_objects(
     let input = req.input;
     require_bucket(gw, &input.bucket).await?;
     let encoder = Encoder::new(input.encoding_type.as_ref())?;
+    // An empty delimiter groups nothing, and S3 does not echo it.
+    let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
     let max = max_keys(input.max_keys)?;
     let query = ListQuery {
         bucket: input.bucket.clone(),
         prefix: input.prefix.clone().unwrap_or_default(),
-        delimiter: input.delimiter.clone(),
+        delimiter: delimiter.clone(),
         start_after: input.marker.clone().filter(|m| !m.is_empty()),
         max_keys: max,
     };
@@ -89,10 +91,12 @@ pub(super) async fn list_objects(
     let keys = page.objects.iter().map(|v| (v.key.clone(), v.version_id.clone())).collect();
     let owners = version_owners(gw, &input.bucket, &owner, keys).await?;
     // S3 sends NextMarker only with a delimiter; clients use the last key otherwise.
-    let next_marker = page.is_truncated.then_some(()).and(input.delimiter.as_ref()).and(page.last.clone());
+    let next_marker = page.is_truncated.then_some(()).and(delimiter.as_ref()).and(page.last.clone());
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
-        prefix: Some(encoder.apply(input.prefix.unwrap_or_default())),
+        // ListObjects (v1) leaves its top-level Prefix as given whatever the encoding type
+        // (SDKs decode the other elements, not this one); ListObjectsV2 encodes it.
+        prefix: Some(input.prefix.unwrap_or_default()),
         marker: Some(encoder.apply(input.marker.unwrap_or_default())),
         max_keys: i32::try_from(max).ok(),
         is_truncated: Some(page.is_truncated),
@@ -100,7 +104,7 @@ pub(super) async fn list_objects(
             page.objects.into_iter().zip(owners).map(|(v, owner)| object(v, Some(owner), &encoder)).collect(),
         ),
         common_prefixes: common_prefixes(page.common_prefixes, &encoder),
-        delimiter: input.delimiter.map(|d| encoder.apply(d)),
+        delimiter: delimiter.map(|d| encoder.apply(d)),
         next_marker: next_marker.map(|m| encoder.apply(m)),
         encoding_type: input.encoding_type,
         ..Default::default()
@@ -114,6 +118,8 @@ pub(super) async fn list_objects_v2(
     let input = req.input;
     require_bucket(gw, &input.bucket).await?;
     let encoder = Encoder::new(input.encoding_type.as_ref())?;
+    // An empty delimiter groups nothing, and S3 does not echo it.
+    let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
     let max = max_keys(input.max_keys)?;
     // The token is where the previous page ended (a key or a common prefix); it wins over
     // start-after, which only applies to the first page.
@@ -124,7 +130,7 @@ pub(super) async fn list_objects_v2(
     let query = ListQuery {
         bucket: input.bucket.clone(),
         prefix: input.prefix.clone().unwrap_or_default(),
-        delimiter: input.delimiter.clone(),
+        delimiter: delimiter.clone(),
         start_after: resume_after,
         max_keys: max,
     };
@@ -149,7 +155,7 @@ pub(super) async fn list_objects_v2(
         next_continuation_token: next,
         contents: Some(page.objects.into_iter().zip(owners).map(|(v, owner)| object(v, owner, &encoder)).collect()),
         common_prefixes: common_prefixes(page.common_prefixes, &encoder),
-        delimiter: input.delimiter.map(|d| encoder.apply(d)),
+        delimiter: delimiter.map(|d| encoder.apply(d)),
         start_after: input.start_after.map(|s| encoder.apply(s)),
         encoding_type: input.encoding_type,
         ..Default::default()

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use blake3::hazmat::ChainingValue;
 use registry::Caller;
 use registry::acl::ObjectAcl;
-use registry::commands::{NewVersion, WriteCondition};
+use registry::commands::NewVersion;
 use registry::event::v1::{
     self, BlobCorrupt, BlobPart, CorruptReason, CorruptSubject, MultipartCreated, ObjectContent, ObjectPut, Origin,
     PartRef, PartUploaded, UploadRef,
@@ -45,12 +45,14 @@ const MAX_LISTED: i32 = 1000;
 
 /// Reads an upload and checks it belongs to the bucket and key the request names.
 async fn require_upload(gw: &Gateway, bucket: &str, key: &str, upload_id: &str) -> Result<Upload> {
+    find_upload(gw, bucket, key, upload_id).await?.ok_or_else(|| registry::Error::NoSuchUpload.into())
+}
+
+/// The upload in progress `upload_id` of `bucket/key`, if there is one.
+async fn find_upload(gw: &Gateway, bucket: &str, key: &str, upload_id: &str) -> Result<Option<Upload>> {
     let id = upload_id.to_owned();
     let upload = gw.registry.read(move |conn| conn.upload(&id)).await?;
-    match upload {
-        Some(u) if u.created.bucket == bucket && u.created.key == key => Ok(u),
-        _ => Err(registry::Error::NoSuchUpload.into()),
-    }
+    Ok(upload.filter(|u| u.created.bucket == bucket && u.created.key == key))
 }
 
 /// The blob store's own upload behind an upload, when the store keeps one.
@@ -212,8 +214,12 @@ fn copy_range(range: Option<&str>, size: u64) -> Result<Option<(u64, u64)>> {
     let (first, last) = range.strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(invalid)?;
     let first: u64 = first.parse().map_err(|_| invalid())?;
     let last: u64 = last.parse().map_err(|_| invalid())?;
-    if first > last || last >= size {
+    if first > last {
         return Err(s3_error!(InvalidArgument, "Range specified is not valid for source object of size: {size}").into());
+    }
+    // Past the source's end: S3 answers as it does a GET range it cannot satisfy.
+    if last >= size {
+        return Err(s3_error!(InvalidRange, "The requested range is not satisfiable").into());
     }
     Ok(Some((first, last)))
 }
@@ -314,6 +320,41 @@ fn composite_checksum(algorithm: ChecksumAlgorithm, parts: &[BlobPart]) -> Optio
     }
     let value = checksummer.finish().get(algorithm)?.to_base64();
     Some(format!("{value}-{}", parts.len()))
+}
+
+/// Checks the object checksum a completion claims (`x-amz-checksum-*`: the whole object's for
+/// a FULL_OBJECT upload, the checksum of the parts' checksums for a COMPOSITE one, with or
+/// without its `-<parts>` suffix) against the one computed, before anything is recorded.
+fn check_object_checksum(
+    input: &CompleteMultipartUploadInput,
+    upload_algorithm: Option<ChecksumAlgorithm>,
+    computed: &registry::event::v1::StringMap,
+) -> Result<()> {
+    let claims = [
+        (ChecksumAlgorithm::Crc32, &input.checksum_crc32),
+        (ChecksumAlgorithm::Crc32c, &input.checksum_crc32c),
+        (ChecksumAlgorithm::Crc64Nvme, &input.checksum_crc64nvme),
+        (ChecksumAlgorithm::Sha1, &input.checksum_sha1),
+        (ChecksumAlgorithm::Sha256, &input.checksum_sha256),
+    ];
+    let without_parts = |value: &str| value.split_once('-').map_or(value, |(value, _)| value).to_owned();
+    for (algorithm, claimed) in claims {
+        let Some(claimed) = claimed else { continue };
+        let Some(value) = computed.get(algorithm.as_str()) else {
+            let created = upload_algorithm.map_or("null", ChecksumAlgorithm::as_str);
+            return Err(s3_error!(
+                InvalidRequest,
+                "The upload was created using the {created} checksum algorithm but the complete request specified {algorithm}"
+            )
+            .into());
+        };
+        if without_parts(claimed) != without_parts(value) {
+            return Err(
+                s3_error!(BadDigest, "The {algorithm} you specified did not match the calculated checksum.").into()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Picks the stored parts the completion names, checking order, presence, ETags and sizes.
@@ -556,10 +597,13 @@ pub(super) async fn complete_multipart_upload(
 ) -> Result<S3Response<CompleteMultipartUploadOutput>> {
     let input = &req.input;
     let bucket = require_bucket(gw, &input.bucket).await?;
-    let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
+    let requested = input.multipart_upload.as_ref().and_then(|m| m.parts.clone()).unwrap_or_default();
+    let condition = super::object::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    let Some(upload) = find_upload(gw, &input.bucket, &input.key, &input.upload_id).await? else {
+        return completed_before(gw, &bucket, input, &requested).await;
+    };
     let id = input.upload_id.clone();
     let stored = gw.registry.read(move |conn| conn.parts(&id, 0, usize::MAX)).await?;
-    let requested = input.multipart_upload.as_ref().and_then(|m| m.parts.clone()).unwrap_or_default();
     let selected = select_parts(&requested, &stored)?;
     let expected_parts = selected.iter().map(|(n, p)| (*n, p.etag.clone())).collect();
     let numbers: Vec<u32> = selected.iter().map(|(n, _)| *n).collect();
@@ -589,6 +633,7 @@ pub(super) async fn complete_multipart_upload(
             checksums.insert(algorithm.as_str().to_owned(), value);
         }
     }
+    check_object_checksum(input, algorithm, &checksums)?;
 
     let template = upload.created.template;
     let content = ObjectContent {
@@ -608,35 +653,74 @@ pub(super) async fn complete_multipart_upload(
         retention: upload.created.retention,
         legal_hold: upload.created.legal_hold,
     };
-    let etag = put.content.etag.clone();
-    let (recorded_blake3, size) = (put.content.blake3.clone(), put.content.size);
-    let fields = wire::ChecksumFields::of(&put.content.checksums);
-    let checksum_type = put.content.checksum_type.clone();
+    let content = put.content.clone();
     let acl = ObjectAcl { owner: upload.created.owner.clone(), grants: upload.created.acl.clone() };
-    let new = NewVersion { acl, put, condition: WriteCondition::default(), placement: None };
+    let new = NewVersion { acl, put, condition, placement: None };
     let legal_hold = new.put.legal_hold;
     let recorded =
-        gw.registry.complete_multipart_upload(caller(&req), input.upload_id.clone(), expected_parts, new).await?;
-    if let Ok(root) = blake3::Hash::from_hex(&recorded_blake3) {
-        gw.outboards.keep(root, size, outboard).await;
+        match gw.registry.complete_multipart_upload(caller(&req), input.upload_id.clone(), expected_parts, new).await {
+            Ok(recorded) => recorded,
+            // Another completion of the same upload committed first: its answer is this one's.
+            Err(registry::Error::NoSuchUpload) => return completed_before(gw, &bucket, input, &requested).await,
+            Err(err) => return Err(err.into()),
+        };
+    if let Ok(root) = blake3::Hash::from_hex(&content.blake3) {
+        gw.outboards.keep(root, content.size, outboard).await;
     }
     gw.outboards.forget_parts(part_subtrees).await;
     super::object_lock::protect_new_version(gw, &input.bucket, &input.key, &recorded, legal_hold).await?;
-    let output = CompleteMultipartUploadOutput {
-        bucket: Some(input.bucket.clone()),
-        key: Some(input.key.clone()),
-        e_tag: Some(wire::etag(&etag)),
-        location: Some(format!("/{}/{}", input.bucket, input.key)),
-        version_id: wire::version_id_header(&bucket, &recorded.version_id),
+    let output = completion_output(&bucket, &input.key, &recorded.version_id, &content);
+    Ok(wire::with_receipt(output, &recorded.event))
+}
+
+/// The answer to completing an upload that was completed already: S3 answers a repeated
+/// completion (a client's retry after a lost response) with the same result, as long as the
+/// version it created is still there and the request names the same parts.
+async fn completed_before(
+    gw: &Gateway,
+    bucket: &registry::state::Bucket,
+    input: &CompleteMultipartUploadInput,
+    requested: &[CompletedPart],
+) -> Result<S3Response<CompleteMultipartUploadOutput>> {
+    let (name, key, upload_id) = (input.bucket.clone(), input.key.clone(), input.upload_id.clone());
+    let versions = gw.registry.read(move |reads| reads.versions_of_key(&name, &key)).await?;
+    let completed = versions.into_iter().find(|v| {
+        matches!(&v.origin, Some(Origin::Multipart { upload_id: id }) if *id == upload_id)
+            && v.content.parts.len() == requested.len()
+            && v.content
+                .parts
+                .iter()
+                .zip(requested)
+                .all(|(part, wanted)| wanted.e_tag.as_ref().is_none_or(|etag| etag.value() == part.etag))
+    });
+    let Some(version) = completed else {
+        return Err(registry::Error::NoSuchUpload.into());
+    };
+    Ok(S3Response::new(completion_output(bucket, &input.key, &version.version_id, &version.content)))
+}
+
+/// CompleteMultipartUpload's answer for the version `version_id` of `key`, holding `content`.
+fn completion_output(
+    bucket: &registry::state::Bucket,
+    key: &str,
+    version_id: &str,
+    content: &ObjectContent,
+) -> CompleteMultipartUploadOutput {
+    let fields = wire::ChecksumFields::of(&content.checksums);
+    CompleteMultipartUploadOutput {
+        bucket: Some(bucket.name.clone()),
+        key: Some(key.to_owned()),
+        e_tag: Some(wire::etag(&content.etag)),
+        location: Some(format!("/{}/{key}", bucket.name)),
+        version_id: wire::version_id_header(bucket, version_id),
         checksum_crc32: fields.crc32,
         checksum_crc32c: fields.crc32c,
         checksum_crc64nvme: fields.crc64nvme,
         checksum_sha1: fields.sha1,
         checksum_sha256: fields.sha256,
-        checksum_type: checksum_type.map(ChecksumType::from),
+        checksum_type: content.checksum_type.clone().map(ChecksumType::from),
         ..Default::default()
-    };
-    Ok(wire::with_receipt(output, &recorded.event))
+    }
 }
 
 pub(super) async fn abort_multipart_upload(

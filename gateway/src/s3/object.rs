@@ -160,10 +160,16 @@ pub(super) async fn store_body(
     Ok((Stored { part, blake3, outboard }, placed))
 }
 
-/// The write condition of a conditional PUT.
-fn write_condition(if_match: Option<&ETagCondition>, if_none_match: Option<&ETagCondition>) -> Result<WriteCondition> {
+/// The write condition of a conditional PUT or completion. `If-None-Match` takes only `*` on
+/// writes; another value is refused as AWS refuses it.
+pub(super) fn write_condition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> Result<WriteCondition> {
     if if_none_match.is_some_and(|c| !c.is_any()) {
-        return Err(s3_error!(NotImplemented, "If-None-Match supports only '*' on writes").into());
+        return Err(
+            s3_error!(NotImplemented, "A header you provided implies functionality that is not implemented").into()
+        );
     }
     Ok(WriteCondition {
         if_match: if_match.map(|c| match c {

@@ -20,6 +20,8 @@ pub(super) async fn list_object_versions(
     let input = req.input;
     require_bucket(gw, &input.bucket).await?;
     let encoder = Encoder::new(input.encoding_type.as_ref())?;
+    // An empty delimiter groups nothing, and S3 does not echo it.
+    let delimiter = input.delimiter.clone().filter(|d| !d.is_empty());
     let max = max_keys(input.max_keys)?;
     if input.version_id_marker.as_deref().is_some_and(|m| !m.is_empty())
         && input.key_marker.as_deref().is_none_or(str::is_empty)
@@ -29,7 +31,7 @@ pub(super) async fn list_object_versions(
     let query = VersionQuery {
         bucket: input.bucket.clone(),
         prefix: input.prefix.clone().unwrap_or_default(),
-        delimiter: input.delimiter.clone(),
+        delimiter: delimiter.clone(),
         key_marker: input.key_marker.clone(),
         version_id_marker: input.version_id_marker.clone(),
         max_keys: max,
@@ -79,7 +81,7 @@ pub(super) async fn list_object_versions(
         versions: Some(versions),
         delete_markers: (!delete_markers.is_empty()).then_some(delete_markers),
         common_prefixes: common_prefixes(page.common_prefixes, &encoder),
-        delimiter: input.delimiter.map(|d| encoder.apply(d)),
+        delimiter: delimiter.map(|d| encoder.apply(d)),
         encoding_type: input.encoding_type,
         ..Default::default()
     }))
