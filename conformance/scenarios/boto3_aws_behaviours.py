@@ -168,6 +168,31 @@ def run(rep, s3, bucket):
             check(got.get("ChecksumType") == "FULL_OBJECT", f"{call.__name__} single {got.get('ChecksumType')}")
             check(got.get("ChecksumSHA256") == single["ChecksumSHA256"], f"{call.__name__} {got.get('ChecksumSHA256')}")
 
+    with rep.scenario("aws-get-object-attributes"):
+        everything = ["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"]
+        got = s3.get_object_attributes(Bucket=bucket, Key="mp-sum", ObjectAttributes=everything)
+        head = s3.head_object(Bucket=bucket, Key="mp-sum", ChecksumMode="ENABLED")
+        check(got["ETag"].strip('"') == head["ETag"].strip('"'), f"ETag {got['ETag']} vs {head['ETag']}")
+        check(got["ObjectSize"] == 5 * MIB + 4 and got["StorageClass"] == "STANDARD", f"{got}")
+        check(got["Checksum"] == {"ChecksumSHA256": head["ChecksumSHA256"].split("-")[0], "ChecksumType": "COMPOSITE"},
+              f"Checksum {got['Checksum']}")
+        parts = got["ObjectParts"]
+        check(parts["TotalPartsCount"] == 2 and [p["Size"] for p in parts["Parts"]] == [5 * MIB, 4], f"{parts}")
+        check(all("ChecksumSHA256" in p for p in parts["Parts"]), f"part checksums {parts['Parts']}")
+        page = s3.get_object_attributes(Bucket=bucket, Key="mp-sum", ObjectAttributes=["ObjectParts"], MaxParts=1)
+        page_parts = page["ObjectParts"]
+        check(page_parts["IsTruncated"] and page_parts["NextPartNumberMarker"] == 1
+              and [p["PartNumber"] for p in page_parts["Parts"]] == [1], f"first page {page_parts}")
+        rest = s3.get_object_attributes(Bucket=bucket, Key="mp-sum", ObjectAttributes=["ObjectParts"],
+                                        PartNumberMarker=1)["ObjectParts"]
+        check(not rest["IsTruncated"] and [p["PartNumber"] for p in rest["Parts"]] == [2], f"second page {rest}")
+        single = s3.get_object_attributes(Bucket=bucket, Key="plain", ObjectAttributes=everything)
+        check("ObjectParts" not in single and single["ObjectSize"] == 5, f"single PUT {single}")
+        expect_status_error(404, "NoSuchKey", s3.get_object_attributes, Bucket=bucket, Key="no/such/key",
+                            ObjectAttributes=["ETag"])
+        expect_status_error(400, "InvalidArgument", s3.get_object_attributes, Bucket=bucket, Key="plain",
+                            ObjectAttributes=["Colour"])
+
     with rep.scenario("aws-malformed-checksum-header"):
         # A value that is not base64 of the algorithm's size is refused as AWS refuses it
         # ("Value for x-amz-checksum-crc32 header is invalid."); a well-formed wrong one is BadDigest.

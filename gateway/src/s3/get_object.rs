@@ -21,9 +21,9 @@ use crate::backend::{BlobError, BlobId};
 use crate::config::Retrievals;
 
 /// What a read resolved to: the version and the bytes of it to send.
-struct ReadPlan {
-    bucket: Bucket,
-    version: ObjectVersion,
+pub(super) struct ReadPlan {
+    pub(super) bucket: Bucket,
+    pub(super) version: ObjectVersion,
     /// First and last byte (inclusive) to send; `None` for an empty object.
     span: Option<(u64, u64)>,
     /// `Content-Range` when the read is partial.
@@ -35,7 +35,8 @@ struct ReadPlan {
 }
 
 /// The conditional headers of a read.
-struct Conditions<'a> {
+#[derive(Default)]
+pub(super) struct Conditions<'a> {
     if_match: Option<&'a ETagCondition>,
     if_none_match: Option<&'a ETagCondition>,
     if_modified_since: Option<&'a Timestamp>,
@@ -43,7 +44,7 @@ struct Conditions<'a> {
 }
 
 /// Finds the version a read names, applies its conditions and works out the byte span.
-async fn plan(
+pub(super) async fn plan(
     gw: &Gateway,
     bucket: &str,
     key: &str,

@@ -6,6 +6,7 @@
 //! - [`object`]: put, copy, delete (single and batch).
 //! - [`object_lock`]: lock configuration, retention and legal hold.
 //! - [`get_object`]: GetObject and HeadObject, with ranges, conditions and part numbers.
+//! - `attributes`: GetObjectAttributes.
 //! - [`lifecycle_config`]: bucket lifecycle configuration and `x-amz-expiration`.
 //! - [`list`]: ListObjects and ListObjectsV2.
 //! - [`multipart`]: uploads, parts, completion.
@@ -37,6 +38,7 @@ macro_rules! lock_headers {
 }
 
 pub mod acl;
+mod attributes;
 pub mod bucket;
 pub mod bucket_policy;
 pub mod checksum;
@@ -224,6 +226,7 @@ delegate! {
     object_lock::get_object_legal_hold(GetObjectLegalHoldInput) -> GetObjectLegalHoldOutput;
     get_object::get_object(GetObjectInput) -> GetObjectOutput;
     get_object::head_object(HeadObjectInput) -> HeadObjectOutput;
+    attributes::get_object_attributes(GetObjectAttributesInput) -> GetObjectAttributesOutput;
     list::list_objects(ListObjectsInput) -> ListObjectsOutput;
     list::list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output;
     versioning::get_bucket_versioning(GetBucketVersioningInput) -> GetBucketVersioningOutput;
