@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 
 import requests
 
-from common import CA_BUNDLE, ENDPOINT_URL, check, expect_error
+from common import CA_BUNDLE, DATA_DIR, ENDPOINT_URL, check, expect_error
 
 MIB = 1024 * 1024
 
@@ -103,6 +103,42 @@ def run(rep, s3, bucket):
         again = s3.create_bucket(Bucket=bucket)
         check(again["ResponseMetadata"]["HTTPStatusCode"] == 200, f"status {again['ResponseMetadata']}")
         check(s3.head_object(Bucket=bucket, Key="plain")["ContentLength"] == 5, "the bucket lost an object")
+
+    with rep.scenario("aws-bucket-tagging"):
+        expect_status_error(404, "NoSuchTagSet", s3.get_bucket_tagging, Bucket=bucket)
+        tags = [{"Key": "team", "Value": "builds"}, {"Key": "cost centre", "Value": "42"}]
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
+        got = sorted(s3.get_bucket_tagging(Bucket=bucket)["TagSet"], key=lambda t: t["Key"])
+        check(got == sorted(tags, key=lambda t: t["Key"]), f"TagSet {got}")
+        expect_status_error(400, "InvalidTag", s3.put_bucket_tagging, Bucket=bucket,
+                            Tagging={"TagSet": [{"Key": "aws:reserved", "Value": "x"}]})
+        expect_status_error(400, "InvalidTag", s3.put_bucket_tagging, Bucket=bucket,
+                            Tagging={"TagSet": [{"Key": f"k{i}", "Value": "v"} for i in range(51)]})
+        check(len(s3.get_bucket_tagging(Bucket=bucket)["TagSet"]) == 2, "a refused set replaced the tags")
+        deleted = s3.delete_bucket_tagging(Bucket=bucket)
+        check(deleted["ResponseMetadata"]["HTTPStatusCode"] == 204, f"delete: {deleted['ResponseMetadata']}")
+        expect_status_error(404, "NoSuchTagSet", s3.get_bucket_tagging, Bucket=bucket)
+        expect_status_error(404, "NoSuchBucket", s3.get_bucket_tagging, Bucket=bucket + "-missing")
+        if DATA_DIR:
+            import events
+
+            recorded = [e["type"] for e in events.load(DATA_DIR, bucket)]
+            check(recorded.count("v1.bucket.tagging.set") == 1 and recorded.count("v1.bucket.tagging.deleted") == 1,
+                  f"events {recorded}")
+
+    with rep.scenario("aws-lifecycle-legacy-prefix-and-transition-dates"):
+        legacy = {"ID": "legacy", "Prefix": "logs/", "Status": "Enabled", "Expiration": {"Days": 3}}
+        current = {"ID": "filtered", "Filter": {"Prefix": "tmp/"}, "Status": "Enabled", "Expiration": {"Days": 1}}
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [legacy, current]})
+        rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+        check(rules["legacy"].get("Prefix") == "logs/" and "Filter" not in rules["legacy"], f"legacy {rules['legacy']}")
+        check(rules["filtered"].get("Filter") == {"Prefix": "tmp/"} and "Prefix" not in rules["filtered"],
+              f"filtered {rules['filtered']}")
+        not_midnight = {"ID": "t", "Filter": {"Prefix": ""}, "Status": "Enabled",
+                        "Transitions": [{"Date": "2030-01-01T01:00:00Z", "StorageClass": "GLACIER"}]}
+        expect_status_error(400, "InvalidArgument", s3.put_bucket_lifecycle_configuration, Bucket=bucket,
+                            LifecycleConfiguration={"Rules": [not_midnight]})
+        s3.delete_bucket_lifecycle(Bucket=bucket)
 
     with rep.scenario("aws-conditional-put"):
         first = s3.put_object(Bucket=bucket, Key="cond", Body=b"one")["ETag"]

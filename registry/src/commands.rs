@@ -9,10 +9,11 @@ use crate::acl::{ObjectAcl, Ownership};
 use crate::deletions::{self, Placement};
 use crate::error::{Error, Result};
 use crate::event::v1::{
-    self, AclEntry, BlobCorrupt, BucketAclSet, BucketCreated, BucketPolicySet, BucketRef, BypassedFor, CorsSet,
-    LegalHoldSet, LifecycleApplied, LifecycleSet, MultipartCompleted, MultipartCreated, ObjectAclSet, ObjectDeleted,
-    ObjectLockSet, ObjectPut, OwnershipSet, PackageFinalized, PartUploaded, Payload, PublicAccessBlockSet, Retention,
-    RetentionBypassed, RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef, VersioningSet, VersioningStatus,
+    self, AclEntry, BlobCorrupt, BucketAclSet, BucketCreated, BucketPolicySet, BucketRef, BucketTaggingSet,
+    BypassedFor, CorsSet, LegalHoldSet, LifecycleApplied, LifecycleSet, MultipartCompleted, MultipartCreated,
+    ObjectAclSet, ObjectDeleted, ObjectLockSet, ObjectPut, OwnershipSet, PackageFinalized, PartUploaded, Payload,
+    PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef,
+    VersioningSet, VersioningStatus,
 };
 use crate::event::{Event, EventDraft, RequestContext};
 use crate::inline::{self, InlineBlob};
@@ -850,6 +851,36 @@ impl Registry {
         self.write(move |writer| {
             require_bucket(writer.views(), &cors.bucket)?;
             writer.append(caller.draft(Payload::CorsSet(cors)))
+        })
+        .await
+    }
+
+    /// Sets the bucket's tags (`v1.bucket.tagging.set`), replacing those it had; the gateway
+    /// checked them as S3 does.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`].
+    pub async fn set_bucket_tagging(&self, caller: Caller, tagging: BucketTaggingSet) -> Result<Event> {
+        self.write(move |writer| {
+            require_bucket(writer.views(), &tagging.bucket)?;
+            writer.append(caller.draft(Payload::BucketTaggingSet(tagging)))
+        })
+        .await
+    }
+
+    /// Removes the bucket's tags (`v1.bucket.tagging.deleted`); nothing is recorded when it
+    /// has none.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`].
+    pub async fn delete_bucket_tagging(&self, caller: Caller, bucket: &str) -> Result<Option<Event>> {
+        let bucket = bucket.to_owned();
+        self.write(move |writer| {
+            require_bucket(writer.views(), &bucket)?;
+            if writer.views().bucket_tags(&bucket)?.is_none() {
+                return Ok(None);
+            }
+            writer.append(caller.draft(Payload::BucketTaggingDeleted(BucketRef { bucket }))).map(Some)
         })
         .await
     }

@@ -55,6 +55,10 @@ pub struct Filter {
     /// Objects strictly smaller than this many bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_size_less_than: Option<u64>,
+    /// Given as the rule's top-level `Prefix` (the form before `Filter`), and given back in
+    /// that form, as S3 does. Absent from rules recorded in the `Filter` form.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub legacy_prefix: bool,
 }
 
 impl Filter {

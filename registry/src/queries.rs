@@ -64,6 +64,12 @@ pub trait Reads {
     /// The engine's errors.
     fn bucket_cors(&self, bucket: &str) -> Result<Option<Vec<CorsRule>>>;
 
+    /// A bucket's tags, `None` when it has none set.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn bucket_tags(&self, bucket: &str) -> Result<Option<crate::event::v1::StringMap>>;
+
     /// The bucket's public access block, if it has one.
     ///
     /// # Errors

@@ -43,9 +43,10 @@ const DOCUMENTS: [(&str, bool); 17] = [
 ];
 
 /// The operations (as AWS names them) that need a digest of their body.
-const REQUIRED: [&str; 7] = [
+const REQUIRED: [&str; 8] = [
     "DeleteObjects",
     "PutBucketLifecycleConfiguration",
+    "PutBucketTagging",
     "PutBucketVersioning",
     "PutObjectLegalHold",
     "PutObjectLockConfiguration",

@@ -44,7 +44,8 @@ fn size(n: Option<i64>) -> Result<Option<u64>> {
 /// Tag, a size bound or And.
 fn filter(rule: &LifecycleRule) -> Result<Filter> {
     let Some(f) = &rule.filter else {
-        return Ok(Filter { prefix: rule.prefix.clone().unwrap_or_default(), ..Filter::default() });
+        let legacy_prefix = rule.prefix.is_some();
+        return Ok(Filter { prefix: rule.prefix.clone().unwrap_or_default(), legacy_prefix, ..Filter::default() });
     };
     if rule.prefix.is_some() {
         return Err(malformed("Prefix and Filter together"));
@@ -64,6 +65,7 @@ fn filter(rule: &LifecycleRule) -> Result<Filter> {
         tags: f.tag.as_ref().map(tag).transpose()?.into_iter().collect(),
         object_size_greater_than: size(f.object_size_greater_than)?,
         object_size_less_than: size(f.object_size_less_than)?,
+        legacy_prefix: false,
     };
     if let Some(and) = &f.and {
         let mut tags = StringMap::new();
@@ -78,6 +80,7 @@ fn filter(rule: &LifecycleRule) -> Result<Filter> {
             tags,
             object_size_greater_than: size(and.object_size_greater_than)?,
             object_size_less_than: size(and.object_size_less_than)?,
+            legacy_prefix: false,
         };
     }
     if let (Some(greater), Some(less)) = (out.object_size_greater_than, out.object_size_less_than)
@@ -114,6 +117,19 @@ fn rule(r: &LifecycleRule, id: String) -> Result<Rule> {
         ExpirationStatus::DISABLED => false,
         _ => return Err(malformed("Status must be Enabled or Disabled")),
     };
+    // A transition is checked as S3 checks it (a bad one is a 400, as it would be on AWS)
+    // before it is refused for wanting a storage class this gateway does not have.
+    for transition in r.transitions.iter().flatten() {
+        if transition.days.is_some() == transition.date.is_some() {
+            return Err(malformed("Transition holds exactly one of Days and Date"));
+        }
+        if transition.date.as_ref().is_some_and(|d| wire::millis(d).rem_euclid(lifecycle::DAY_MS) != 0) {
+            return Err(invalid("'Date' must be at midnight GMT"));
+        }
+        if transition.days.is_some_and(|d| d < 0) {
+            return Err(invalid("'Days' in Transition action must be nonnegative"));
+        }
+    }
     if r.transitions.as_ref().is_some_and(|t| !t.is_empty())
         || r.noncurrent_version_transitions.as_ref().is_some_and(|t| !t.is_empty())
     {
@@ -267,7 +283,7 @@ fn wire_rule(r: &Rule) -> LifecycleRule {
         status: ExpirationStatus::from(
             if r.enabled { ExpirationStatus::ENABLED } else { ExpirationStatus::DISABLED }.to_owned(),
         ),
-        filter: Some(wire_filter(&r.filter)),
+        filter: (!r.filter.legacy_prefix).then(|| wire_filter(&r.filter)),
         expiration: r.expiration.as_ref().map(|e| LifecycleExpiration {
             days: e.days.and_then(days),
             date: e.date.map(wire::timestamp),
@@ -281,7 +297,7 @@ fn wire_rule(r: &Rule) -> LifecycleRule {
             .abort_incomplete_multipart_upload_days
             .map(|d| AbortIncompleteMultipartUpload { days_after_initiation: days(d) }),
         noncurrent_version_transitions: None,
-        prefix: None,
+        prefix: r.filter.legacy_prefix.then(|| r.filter.prefix.clone()),
         transitions: None,
     }
 }

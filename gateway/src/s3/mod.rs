@@ -10,7 +10,7 @@
 //! - [`lifecycle_config`]: bucket lifecycle configuration and `x-amz-expiration`.
 //! - [`list`]: ListObjects and ListObjectsV2.
 //! - [`multipart`]: uploads, parts, completion.
-//! - [`tagging`]: object tags.
+//! - [`tagging`]: object and bucket tags.
 //! - [`versioning`]: the versioning configuration; listing every version and delete marker.
 //! - [`wire`]: conversions between registry records and s3s types.
 //! - [`checksum`]: client checksums (`Content-MD5`, `x-amz-checksum-*`, trailers) vs those
@@ -242,4 +242,7 @@ delegate! {
     tagging::get_object_tagging(GetObjectTaggingInput) -> GetObjectTaggingOutput;
     tagging::put_object_tagging(PutObjectTaggingInput) -> PutObjectTaggingOutput;
     tagging::delete_object_tagging(DeleteObjectTaggingInput) -> DeleteObjectTaggingOutput;
+    tagging::get_bucket_tagging(GetBucketTaggingInput) -> GetBucketTaggingOutput;
+    tagging::put_bucket_tagging(PutBucketTaggingInput) -> PutBucketTaggingOutput;
+    tagging::delete_bucket_tagging(DeleteBucketTaggingInput) -> DeleteBucketTaggingOutput;
 }

@@ -1,9 +1,10 @@
-//! Object tags: GetObjectTagging, PutObjectTagging, DeleteObjectTagging. A tag change is an
-//! event on the version; the bytes are untouched.
+//! Tags: of objects (GetObjectTagging, PutObjectTagging, DeleteObjectTagging; a change is an
+//! event on the version, the bytes are untouched) and of buckets (Get/Put/DeleteBucketTagging,
+//! events on the bucket).
 
-use registry::event::v1::StringMap;
+use registry::event::v1::{BucketTaggingSet, StringMap};
 use s3s::dto::*;
-use s3s::{S3Request, S3Response};
+use s3s::{S3Request, S3Response, s3_error};
 
 use super::bucket::require_bucket;
 use super::error::Result;
@@ -59,4 +60,44 @@ async fn set_tags<T>(
     let stored = require_bucket(gw, bucket).await?;
     let version_id = gw.registry.set_tagging(caller(req), bucket, key, version_id, tags).await?;
     Ok(wire::version_id_header(&stored, &version_id))
+}
+
+pub(super) async fn get_bucket_tagging(
+    gw: &Gateway,
+    req: S3Request<GetBucketTaggingInput>,
+) -> Result<S3Response<GetBucketTaggingOutput>> {
+    let name = require_bucket(gw, &req.input.bucket).await?.name;
+    let tags = gw.registry.read(move |reads| reads.bucket_tags(&name)).await?;
+    let Some(tags) = tags.filter(|tags| !tags.is_empty()) else {
+        return Err(s3_error!(NoSuchTagSet, "The TagSet does not exist").into());
+    };
+    let tag_set = tags.into_iter().map(|(k, v)| Tag { key: Some(k), value: Some(v) }).collect();
+    Ok(S3Response::new(GetBucketTaggingOutput { tag_set }))
+}
+
+pub(super) async fn put_bucket_tagging(
+    gw: &Gateway,
+    req: S3Request<PutBucketTaggingInput>,
+) -> Result<S3Response<PutBucketTaggingOutput>> {
+    let input = &req.input;
+    let tags = wire::check_bucket_tags(
+        input.tagging.tag_set.iter().map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default())),
+    )?;
+    require_bucket(gw, &input.bucket).await?;
+    // An empty set leaves the bucket without tags, as DeleteBucketTagging does.
+    if tags.is_empty() {
+        gw.registry.delete_bucket_tagging(caller(&req), &input.bucket).await?;
+    } else {
+        gw.registry.set_bucket_tagging(caller(&req), BucketTaggingSet { bucket: input.bucket.clone(), tags }).await?;
+    }
+    Ok(S3Response::new(PutBucketTaggingOutput::default()))
+}
+
+pub(super) async fn delete_bucket_tagging(
+    gw: &Gateway,
+    req: S3Request<DeleteBucketTaggingInput>,
+) -> Result<S3Response<DeleteBucketTaggingOutput>> {
+    require_bucket(gw, &req.input.bucket).await?;
+    gw.registry.delete_bucket_tagging(caller(&req), &req.input.bucket).await?;
+    Ok(S3Response::new(DeleteBucketTaggingOutput::default()))
 }

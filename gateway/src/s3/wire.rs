@@ -221,10 +221,12 @@ impl ChecksumFields {
     }
 }
 
-/// The longest tag key and value S3 accepts, and the most tags on one object.
+/// The longest tag key and value S3 accepts, and the most tags on one object and on one
+/// bucket.
 const MAX_TAG_KEY: usize = 128;
 const MAX_TAG_VALUE: usize = 256;
-const MAX_TAGS: usize = 10;
+const MAX_OBJECT_TAGS: usize = 10;
+const MAX_BUCKET_TAGS: usize = 50;
 
 /// Parses the URL-encoded `x-amz-tagging` header (`k1=v1&k2=v2`).
 ///
@@ -235,11 +237,36 @@ pub fn tags_from_header(header: Option<&str>) -> Result<StringMap> {
     check_tags(form_urlencoded::parse(header.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())))
 }
 
-/// Validates tags from a header or a Tagging document.
+/// Validates an object's tags from a header or a Tagging document.
 ///
 /// # Errors
 /// `InvalidTag` for too many, too long or repeated tags.
 pub fn check_tags(tags: impl IntoIterator<Item = (String, String)>) -> Result<StringMap> {
+    let map = check_tag_set(tags)?;
+    if map.len() > MAX_OBJECT_TAGS {
+        return Err(s3_error!(InvalidTag, "Object tags cannot be greater than 10").into());
+    }
+    Ok(map)
+}
+
+/// Validates a bucket's tags from a Tagging document: up to 50, and none in the `aws:`
+/// namespace, which S3 keeps for its own.
+///
+/// # Errors
+/// `InvalidTag` for too many, too long, repeated or reserved tags.
+pub fn check_bucket_tags(tags: impl IntoIterator<Item = (String, String)>) -> Result<StringMap> {
+    let map = check_tag_set(tags)?;
+    if map.len() > MAX_BUCKET_TAGS {
+        return Err(s3_error!(InvalidTag, "Bucket tag count cannot be greater than 50").into());
+    }
+    if map.keys().any(|key| key.to_ascii_lowercase().starts_with("aws:")) {
+        return Err(s3_error!(InvalidTag, "System tags cannot be added/updated by requester").into());
+    }
+    Ok(map)
+}
+
+/// The rules every tag set follows: keys 1 to 128 characters and unique, values up to 256.
+fn check_tag_set(tags: impl IntoIterator<Item = (String, String)>) -> Result<StringMap> {
     let mut map = StringMap::new();
     for (key, value) in tags {
         if key.is_empty() || key.chars().count() > MAX_TAG_KEY {
@@ -251,9 +278,6 @@ pub fn check_tags(tags: impl IntoIterator<Item = (String, String)>) -> Result<St
         if map.insert(key, value).is_some() {
             return Err(s3_error!(InvalidTag, "Cannot provide multiple Tags with the same key").into());
         }
-    }
-    if map.len() > MAX_TAGS {
-        return Err(s3_error!(InvalidTag, "Object tags cannot be greater than 10").into());
     }
     Ok(map)
 }

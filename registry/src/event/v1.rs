@@ -527,6 +527,15 @@ pub struct CorsSet {
     pub rules: Vec<CorsRule>,
 }
 
+/// A bucket's tags set (`v1.bucket.tagging.set`): the whole set, replacing any before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketTaggingSet {
+    /// Bucket name.
+    pub bucket: String,
+    /// The tags, key to value (checked by the gateway before they were recorded).
+    pub tags: StringMap,
+}
+
 /// One CORS rule: which origins may use which methods, with which request headers, and what
 /// the browser is told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -828,6 +837,10 @@ payloads! {
     AccessKeyStatusSet(AccessKeyStatusSet) = "v1.access_key.status.set", "access_key";
     /// `v1.access_key.deleted`
     AccessKeyDeleted(AccessKeyRef) = "v1.access_key.deleted", "access_key";
+    /// `v1.bucket.tagging.set`
+    BucketTaggingSet(BucketTaggingSet) = "v1.bucket.tagging.set", "bucket";
+    /// `v1.bucket.tagging.deleted`
+    BucketTaggingDeleted(BucketRef) = "v1.bucket.tagging.deleted", "bucket";
 }
 
 impl Payload {
@@ -846,6 +859,8 @@ impl Payload {
             Payload::PublicAccessBlockDeleted(p) => p.bucket.clone(),
             Payload::CorsSet(p) => p.bucket.clone(),
             Payload::CorsDeleted(p) => p.bucket.clone(),
+            Payload::BucketTaggingSet(p) => p.bucket.clone(),
+            Payload::BucketTaggingDeleted(p) => p.bucket.clone(),
             Payload::OwnershipSet(p) => p.bucket.clone(),
             Payload::OwnershipDeleted(p) => p.bucket.clone(),
             Payload::BucketAclSet(p) => p.bucket.clone(),

@@ -132,6 +132,7 @@ fn filters_match_prefix_tags_and_sizes() {
         tags: [("kind".to_owned(), "scratch".to_owned())].into(),
         object_size_greater_than: Some(10),
         object_size_less_than: Some(1000),
+        legacy_prefix: false,
     };
     let mut v = version("tmp/a", "null", T0, true);
     assert!(!r.filter.matches(&v), "untagged");

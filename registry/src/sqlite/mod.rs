@@ -54,6 +54,7 @@ const VIEWS_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/views/0008_object_acls.sql")),
     M::up(include_str!("migrations/views/0009_account_emails.sql")),
     M::up(include_str!("migrations/views/0010_object_owners.sql")),
+    M::up(include_str!("migrations/views/0011_bucket_tags.sql")),
 ];
 
 /// Prepared statements kept per connection.

@@ -783,6 +783,13 @@ impl Reads for Connection {
             .optional()?)
     }
 
+    fn bucket_tags(&self, bucket: &str) -> Result<Option<crate::event::v1::StringMap>> {
+        Ok(self
+            .prepare_cached("SELECT tags FROM bucket_tags WHERE bucket = ?1")?
+            .query_row([bucket], |row| parse_json(0, &row.get::<_, String>(0)?))
+            .optional()?)
+    }
+
     fn public_access_block(&self, bucket: &str) -> Result<Option<PublicAccessBlock>> {
         Ok(self
             .prepare_cached(

@@ -30,6 +30,7 @@ pub const VIEW_TABLES: &[(&str, &str)] = &[
     ("users", "account, name"),
     ("access_keys", "access_key"),
     ("user_policies", "account, user, name"),
+    ("bucket_tags", "bucket"),
 ];
 
 /// Empties every view table (the log is untouched).
@@ -213,6 +214,23 @@ impl ViewRows for Connection {
             }
             None => {
                 self.prepare_cached("DELETE FROM bucket_cors WHERE bucket = ?1")?.execute([bucket])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_bucket_tags(&self, bucket: &str, tags: Option<(&v1::StringMap, u64)>) -> Result<()> {
+        match tags {
+            Some((tags, sequence)) => {
+                let tags = serde_json::to_string(tags).expect("tags serialize");
+                self.prepare_cached(
+                    "INSERT INTO bucket_tags (bucket, tags, set_seq) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (bucket) DO UPDATE SET tags = excluded.tags, set_seq = excluded.set_seq",
+                )?
+                .execute(params![bucket, tags, sequence])?;
+            }
+            None => {
+                self.prepare_cached("DELETE FROM bucket_tags WHERE bucket = ?1")?.execute([bucket])?;
             }
         }
         Ok(())

@@ -26,12 +26,12 @@ use std::sync::Arc;
 use artifact_store_registry::clock::ManualClock;
 use artifact_store_registry::event::v1::{
     AccessKeyCreated, AccessKeyRef, AccessKeyStatus, AccessKeyStatusSet, AccountCreated, AclEntry, AclGrantee,
-    BlobCorrupt, BlobPart, BucketAclSet, BucketCreated, BucketPolicySet, BucketRef, BypassedFor, CorruptReason,
-    CorruptSubject, CorsRule, CorsSet, DefaultRetention, LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode,
-    MultipartCompleted, MultipartCreated, ObjectAclSet, ObjectContent, ObjectDeleted, ObjectLockSet, ObjectPut, Origin,
-    OwnershipSet, PackageFinalized, PartUploaded, Payload, PublicAccessBlockSet, Retention, RetentionBypassed,
-    RetentionSet, Retrieved, StoreUpload, StringMap, TaggingSet, UploadRef, UserPolicyRef, UserPolicySet, UserRef,
-    VersionRef, VersioningSet, VersioningStatus,
+    BlobCorrupt, BlobPart, BucketAclSet, BucketCreated, BucketPolicySet, BucketRef, BucketTaggingSet, BypassedFor,
+    CorruptReason, CorruptSubject, CorsRule, CorsSet, DefaultRetention, LegalHoldSet, LifecycleApplied, LifecycleSet,
+    LockMode, MultipartCompleted, MultipartCreated, ObjectAclSet, ObjectContent, ObjectDeleted, ObjectLockSet,
+    ObjectPut, Origin, OwnershipSet, PackageFinalized, PartUploaded, Payload, PublicAccessBlockSet, Retention,
+    RetentionBypassed, RetentionSet, Retrieved, StoreUpload, StringMap, TaggingSet, UploadRef, UserPolicyRef,
+    UserPolicySet, UserRef, VersionRef, VersioningSet, VersioningStatus,
 };
 use artifact_store_registry::event::{Digest, Event, EventDraft, GENESIS_HASH};
 use artifact_store_registry::lifecycle::{Expiration, Filter, Rule};
@@ -124,6 +124,8 @@ fn type_of(payload: &Payload) -> Option<&'static str> {
         Payload::PublicAccessBlockDeleted(_) => "v1.bucket.public_access_block.deleted",
         Payload::CorsSet(_) => "v1.bucket.cors.set",
         Payload::CorsDeleted(_) => "v1.bucket.cors.deleted",
+        Payload::BucketTaggingSet(_) => "v1.bucket.tagging.set",
+        Payload::BucketTaggingDeleted(_) => "v1.bucket.tagging.deleted",
         Payload::OwnershipSet(_) => "v1.bucket.ownership.set",
         Payload::OwnershipDeleted(_) => "v1.bucket.ownership.deleted",
         Payload::BucketAclSet(_) => "v1.bucket.acl.set",
@@ -712,6 +714,16 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
                 owner: Some("222222222222".into()),
             }),
         ),
+        (
+            1000,
+            "a",
+            Payload::BucketTaggingSet(BucketTaggingSet {
+                bucket: locked.into(),
+                tags: map(&[("team", "builds"), ("cost-centre", "42")]),
+            }),
+        ),
+        (0, "b", Payload::BucketTaggingSet(BucketTaggingSet { bucket: plain.into(), tags: map(&[("tmp", "yes")]) })),
+        (0, "b", Payload::BucketTaggingDeleted(BucketRef { bucket: plain.into() })),
     ]
 }
 
