@@ -66,8 +66,16 @@ def run(rep, s3, bucket):
 
     with rep.scenario("aws-put-without-versioning-sends-no-version-id"):
         put = s3.put_object(Bucket=bucket, Key="plain", Body=b"plain")
-        headers = put["ResponseMetadata"]["HTTPHeaders"]
-        check("x-amz-version-id" not in headers, f"x-amz-version-id {headers.get('x-amz-version-id')!r} sent")
+        s3.put_object(Bucket=bucket, Key="gone", Body=b"gone")
+        answers = {
+            "PutObject": put,
+            "CopyObject": s3.copy_object(Bucket=bucket, Key="copied", CopySource={"Bucket": bucket, "Key": "plain"}),
+            "HeadObject": s3.head_object(Bucket=bucket, Key="plain"),
+            "DeleteObject": s3.delete_object(Bucket=bucket, Key="gone"),
+        }
+        for operation, answer in answers.items():
+            headers = answer["ResponseMetadata"]["HTTPHeaders"]
+            check("x-amz-version-id" not in headers, f"{operation}: x-amz-version-id {headers.get('x-amz-version-id')!r}")
 
     with rep.scenario("aws-head-sends-tagging-count"):
         s3.put_object(Bucket=bucket, Key="tagged", Body=b"x", Tagging="a=1&b=2")

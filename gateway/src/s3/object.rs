@@ -409,7 +409,7 @@ pub(super) async fn delete_object(
     req: S3Request<DeleteObjectInput>,
 ) -> Result<S3Response<DeleteObjectOutput>> {
     let input = &req.input;
-    require_bucket(gw, &input.bucket).await?;
+    let bucket = require_bucket(gw, &input.bucket).await?;
     let bypass = gw.bypass_governance(&req, input.bypass_governance_retention);
     let target = VersionRef {
         bucket: input.bucket.clone(),
@@ -421,7 +421,7 @@ pub(super) async fn delete_object(
     let deleted = deleted.or_else(absent_version_is_deleted)?;
     Ok(S3Response::new(DeleteObjectOutput {
         delete_marker: deleted.delete_marker.then_some(true),
-        version_id: deleted.version_id,
+        version_id: deleted.version_id.and_then(|id| wire::version_id_header(&bucket, &id)),
         ..Default::default()
     }))
 }
