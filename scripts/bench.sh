@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Gateway benchmark: the release `artifact-store` against s3s-fs (an S3 server on the local
-# filesystem that neither fsyncs nor records anything), with the same client and workloads,
+# filesystem that neither fsyncs nor records anything) served with TCP_NODELAY on
+# (`s3s-fs-nodelay`, built from bench/: s3s-fs's own binary leaves Nagle's algorithm on, which
+# slows its small responses by a delayed ACK each), with the same client and workloads,
 # ROUNDS times, plus the machine's own limits (disk write with fsync, loopback HTTP GET) and the
 # gateway's peak memory while it moves one huge object. Results and method: docs/benchmarks.md.
 #
@@ -11,7 +13,6 @@
 #   BENCH_PORT        loopback port the servers take in turn (default 19740)
 #   HUGE_GIB          size of the object for the memory measurement (default 5)
 #   BENCH_RUN_ARGS    extra arguments for `s3bench run`, e.g. "--small-ops 200" for a quick try
-#   S3S_FS_CACHE      where s3s-fs is installed (default ~/.cache/artifact-store/s3s-fs)
 #   CARGO_TARGET_DIR  as for cargo
 #
 # Writes target/bench/results-<date>.jsonl (one JSON line per workload and round) and
@@ -23,7 +24,6 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${ROUNDS:-3}
 PORT=${BENCH_PORT:-19740}
 HUGE_GIB=${HUGE_GIB:-5}
-CACHE=${S3S_FS_CACHE:-$HOME/.cache/artifact-store/s3s-fs}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=$ROOT/target/bench
 # Data directories live on the repository's disk (not tmpfs): the gateway's fsyncs are part
@@ -45,15 +45,11 @@ log() { printf '== %s  [load %s]\n' "$*" "$(cut -d' ' -f1-3 /proc/loadavg)" >&2;
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
-log "building the release gateway and s3bench"
+log "building the release gateway, s3bench and s3s-fs-nodelay"
 cargo build --release --manifest-path "$ROOT/Cargo.toml" -p artifact-store-gateway -p artifact-store-bench
 GATEWAY=$TARGET_DIR/release/artifact-store
 S3BENCH=$TARGET_DIR/release/s3bench
-S3S_FS=$CACHE/bin/s3s-fs
-if [ ! -x "$S3S_FS" ]; then
-    log "installing s3s-fs 0.14.1 into $CACHE"
-    cargo install s3s-fs@0.14.1 --features binary --locked --root "$CACHE"
-fi
+S3S_FS=$TARGET_DIR/release/s3s-fs-nodelay
 
 SERVER_PID=
 stop_server() {
