@@ -1,10 +1,15 @@
 //! `artifact-store object history s3://bucket/key`: every version of a key with who stored
-//! it, from where, its digests, retention and the event that recorded it. `--json` prints the
-//! same document as the registry API's `GET /_registry/objects/{bucket}/{key}`.
+//! it, from where, its digests, retention and the event that recorded it, then every event
+//! about the key (writes, reads, deletions, delete markers) in log order. A key whose versions
+//! were all deleted has no version left but still has its events: backup and dataset tools
+//! delete every day, and "who deleted it, and who read it before" is what is asked then.
+//! `--json` prints the registry API's document of `GET /_registry/objects/{bucket}/{key}`
+//! with the events added as `events`, in the registry's JSON form.
 
 use anyhow::Context as _;
+use registry::event::v1::Payload;
 use registry::queries::VersionProvenance;
-use registry::sqlite;
+use registry::{Event, sqlite};
 
 use super::{existing_registry, print_line};
 use crate::admin::records::{self, rfc3339};
@@ -46,31 +51,69 @@ fn parse_url(url: &str) -> anyhow::Result<(String, String)> {
 ///
 /// # Errors
 ///
-/// No registry, a malformed URL, no version of the key, or a failure to read or print.
+/// No registry, a malformed URL, a key the log never mentions, or a failure to read or print.
 pub async fn run(config: &Config, args: &ObjectArgs, json: bool) -> anyhow::Result<()> {
     let ObjectCommand::History(history) = &args.command;
     let (bucket, key) = parse_url(&history.url)?;
     let path = existing_registry(config).await?;
     let conn = sqlite::open_read_only(&path).with_context(|| format!("cannot open {}", path.display()))?;
     let versions = conn.key_provenance(&bucket, &key)?;
-    anyhow::ensure!(!versions.is_empty(), "the registry has no version of s3://{bucket}/{key}");
+    let mut events = Vec::new();
+    for sequence in conn.subject_sequences(&format!("{bucket}/{key}"))? {
+        events.extend(conn.event(sequence)?);
+    }
+    anyhow::ensure!(
+        !versions.is_empty() || !events.is_empty(),
+        "the registry has no record of s3://{bucket}/{key}: it was never written"
+    );
     let mut out = std::io::stdout().lock();
     if json {
-        let document = serde_json::to_string_pretty(&records::provenance(&bucket, &key, &versions))?;
-        print_line(&mut out, &document)?;
+        let mut document = records::provenance(&bucket, &key, &versions);
+        document["events"] = serde_json::to_value(&events)?;
+        print_line(&mut out, &serde_json::to_string_pretty(&document)?)?;
         return Ok(());
     }
+    let mut lines = Vec::new();
+    if versions.is_empty() {
+        lines.push(format!("s3://{bucket}/{key} has no version left: every one was deleted"));
+    }
     for (index, version) in versions.iter().enumerate() {
-        if index > 0 && !print_line(&mut out, "")? {
-            return Ok(());
+        if index > 0 {
+            lines.push(String::new());
         }
-        for line in describe(version) {
-            if !print_line(&mut out, &line)? {
-                return Ok(());
-            }
+        lines.extend(describe(version));
+    }
+    lines.push(String::new());
+    lines.push(format!("events of s3://{bucket}/{key}, oldest first:"));
+    lines.extend(events.iter().map(event_line));
+    for line in &lines {
+        if !print_line(&mut out, line)? {
+            return Ok(());
         }
     }
     Ok(())
+}
+
+/// One event about the key: when, what, which version, by whom, and its place in the log.
+fn event_line(event: &Event) -> String {
+    let detail = match Payload::decode(&event.event_type, &event.payload) {
+        Ok(Payload::ObjectPut(put)) => format!("version {} {} bytes", put.version_id, put.content.size),
+        Ok(Payload::ObjectDeleted(deleted)) => format!("version {}", deleted.version.version_id),
+        Ok(Payload::DeleteMarkerCreated(marker)) => format!("version {}", marker.version_id),
+        Ok(Payload::Retrieved(read)) => {
+            format!("version {} {} {} bytes", read.version.version_id, read.method, read.bytes)
+        }
+        _ => String::new(),
+    };
+    format!(
+        "  {}  {:<32} {:<28} by {:<20} event {} {}",
+        rfc3339(event.created_at),
+        event.event_type,
+        detail,
+        event.actor,
+        event.sequence,
+        hex::encode(event.hash)
+    )
 }
 
 fn describe(record: &VersionProvenance) -> Vec<String> {
