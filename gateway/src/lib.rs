@@ -23,6 +23,7 @@
 //! - [`request`]: what the server hands the S3 layer about a request (its id, the peer).
 //! - [`clock`]: the wall clock and the fresh ids made from it.
 //! - [`metrics`]: the Prometheus metrics every layer records.
+//! - [`error_body`]: the code and message of an error response, for the request's log line.
 //! - [`tls`]: rustls acceptor and the self-signed certificate.
 //! - [`limits`]: idle connections and bodies, and uploads in progress, bounded.
 //! - [`layout`]: where the data directory keeps what.
@@ -46,6 +47,7 @@ pub mod clock;
 pub mod config;
 pub mod cors;
 pub mod digest;
+pub mod error_body;
 pub mod iam;
 pub mod layout;
 pub mod limits;

@@ -641,7 +641,7 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                     tracing::info!(
                         code = refusal.code.as_str(),
                         status = refusal.status().as_u16(),
-                        message = %refusal.message,
+                        reason = %refusal.message,
                         details = ?refusal.details,
                         "request refused"
                     );
@@ -671,7 +671,13 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                     let mut response = iam.handle(req, &id, peer).await;
                     response.headers_mut().insert("x-amz-request-id", header);
                     metrics::http_response(response.status().as_u16());
-                    tracing::info!(status = response.status().as_u16(), "IAM request");
+                    let status = response.status().as_u16();
+                    match crate::error_body::of(&response) {
+                        Some(error) => {
+                            tracing::info!(status, code = %error.code, reason = %error.reason, "IAM request")
+                        }
+                        None => tracing::info!(status, "IAM request"),
+                    }
                     Ok(finish(response, head, in_progress))
                 }
                 .instrument(span),
@@ -702,7 +708,12 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                                 message: "The body of your POST request is not well-formed multipart/form-data.".into(),
                                 details: Vec::new(),
                             };
-                            tracing::info!(code = refusal.code.as_str(), status = 400, "form upload refused");
+                            tracing::info!(
+                                code = refusal.code.as_str(),
+                                reason = %refusal.message,
+                                status = 400,
+                                "form upload refused"
+                            );
                             let mut response = Response::new(Body::from(refusal.to_xml(&request_id)));
                             *response.status_mut() = http::StatusCode::BAD_REQUEST;
                             let headers = response.headers_mut();
@@ -737,11 +748,14 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                         cors.answer(browser, response.headers_mut()).await;
                     }
                     metrics::http_response(response.status().as_u16());
-                    tracing::info!(
-                        status = response.status().as_u16(),
-                        elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
-                        "request"
-                    );
+                    let status = response.status().as_u16();
+                    let elapsed_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    match crate::error_body::of(response) {
+                        Some(error) => {
+                            tracing::info!(status, code = %error.code, reason = %error.reason, elapsed_ms, "request");
+                        }
+                        None => tracing::info!(status, elapsed_ms, "request"),
+                    }
                 }
                 result.map(|response| finish(response, head, in_progress))
             }

@@ -10,6 +10,7 @@ mod bad_input;
 mod cors;
 mod crash_loop;
 mod disk_full;
+mod first_start;
 mod gc;
 mod identities;
 mod inline;

@@ -1,0 +1,104 @@
+//! The error code and message of an error response, read back from its body for the request's
+//! log line. A status alone does not tell a wrong secret (`SignatureDoesNotMatch`) from a
+//! missing permission (`AccessDenied`) or an unknown key (`InvalidAccessKeyId`), and the errors
+//! are made in many places (s3s's signature check, the authorization, the handlers, IAM, the
+//! registry API); their answers all pass through the router, already serialized. Error bodies
+//! are small documents held in memory, so reading them costs nothing; a streamed body is
+//! never an error document and is not looked at.
+
+use s3s::Body;
+
+/// What an error response says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// The error code (`AccessDenied`, `NoSuchKey`, ...).
+    pub code: String,
+    /// The human-readable reason: the document's message, or AWS's for its code; empty when
+    /// neither says one.
+    pub reason: String,
+}
+
+/// The code and message of `response` when it is a 4xx or 5xx with an S3 or IAM XML error
+/// document (`<Code>`, `<Message>`) or a registry API JSON error (`code`, `message`).
+#[must_use]
+pub fn of(response: &http::Response<Body>) -> Option<ErrorBody> {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return None;
+    }
+    let body = response.body().bytes()?;
+    let text = std::str::from_utf8(&body).ok()?;
+    from_xml(text).or_else(|| from_json(text))
+}
+
+fn from_xml(text: &str) -> Option<ErrorBody> {
+    let element = |name: &str| {
+        let (_, rest) = text.split_once(&format!("<{name}>"))?;
+        let (value, _) = rest.split_once(&format!("</{name}>"))?;
+        Some(quick_xml::escape::unescape(value).map_or_else(|_| value.to_owned(), |v| v.into_owned()))
+    };
+    let code = element("Code")?;
+    let reason = element("Message").filter(|m| !m.is_empty()).unwrap_or_else(|| aws_message(&code).to_owned());
+    Some(ErrorBody { code, reason })
+}
+
+/// AWS's message for the codes s3s answers with no message of its own (its signature and key
+/// checks, above all): the log line still says why in words.
+fn aws_message(code: &str) -> &'static str {
+    match code {
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. \
+             Check your key and signing method."
+        }
+        "InvalidAccessKeyId" => "The AWS Access Key Id you provided does not exist in our records.",
+        "IncompleteBody" => "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "InvalidURI" => "Couldn't parse the specified URI.",
+        "KeyTooLongError" => "Your key is too long.",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "NotImplemented" => "A header you provided implies functionality that is not implemented.",
+        _ => "",
+    }
+}
+
+fn from_json(text: &str) -> Option<ErrorBody> {
+    let document: serde_json::Value = serde_json::from_str(text).ok()?;
+    let field = |name: &str| document.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
+    Some(ErrorBody { code: field("code")?, reason: field("message").unwrap_or_default() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, body: &str) -> http::Response<Body> {
+        let mut response = http::Response::new(Body::from(body.to_owned()));
+        *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+        response
+    }
+
+    #[test]
+    fn s3_iam_and_registry_errors_are_read() {
+        let s3 = response(
+            403,
+            "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>no &amp; never</Message></Error>",
+        );
+        assert_eq!(of(&s3), Some(ErrorBody { code: "AccessDenied".into(), reason: "no & never".into() }));
+        let iam = response(
+            404,
+            "<ErrorResponse><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>gone</Message></Error></ErrorResponse>",
+        );
+        assert_eq!(of(&iam).unwrap().code, "NoSuchEntity");
+        let bare = response(403, "<Error><Code>SignatureDoesNotMatch</Code></Error>");
+        assert!(of(&bare).unwrap().reason.starts_with("The request signature we calculated"));
+        let api = response(404, r#"{"code":"NoSuchEvent","message":"past the end"}"#);
+        assert_eq!(of(&api), Some(ErrorBody { code: "NoSuchEvent".into(), reason: "past the end".into() }));
+    }
+
+    #[test]
+    fn successes_and_bodies_without_a_code_are_not_errors() {
+        assert_eq!(of(&response(200, "<Error><Code>AccessDenied</Code></Error>")), None);
+        assert_eq!(of(&response(404, "")), None);
+        assert_eq!(of(&response(416, "not a document")), None);
+    }
+}
