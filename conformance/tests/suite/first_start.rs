@@ -1,5 +1,5 @@
-//! What someone trying the gateway for the first time meets: the log line of a refused request,
-//! which must say why it was refused.
+//! What someone trying the gateway for the first time meets: `serve --json`, and the log line
+//! of a refused request, which must say why it was refused.
 
 use artifact_store_conformance::raw::{Key, ROOT};
 use artifact_store_conformance::sdk::failure;
@@ -13,6 +13,21 @@ fn json_log(server: &Server) -> Vec<Value> {
         .filter(|line| line.starts_with('{'))
         .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
         .collect()
+}
+
+/// `serve --json` writes its log as JSON lines, as `--json` makes the other commands print
+/// JSON.
+#[tokio::test]
+async fn serve_json_logs_json_lines() {
+    let server = Server::start_with(Transport::Http, &["--json"], Vec::new()).await;
+    server.s3().list_buckets().send().await.expect("list buckets");
+    let log = server.log();
+    let lines: Vec<&str> = log.lines().filter(|line| line.contains("listening")).collect();
+    assert!(!lines.is_empty(), "{log}");
+    for line in lines {
+        let parsed: Value = serde_json::from_str(line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"));
+        assert_eq!(parsed["fields"]["message"], "listening");
+    }
 }
 
 /// A refused request's log line carries the S3 error code and its message beside the status:

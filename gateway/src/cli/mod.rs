@@ -63,7 +63,7 @@ pub struct Cli {
     pub log_level: Option<String>,
 
     /// Print results as JSON (`events`, `retrievals`: one record per line; `object history`:
-    /// one document) instead of text.
+    /// one document) instead of text; `serve` writes its log as JSON lines (`--log-format json`).
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -129,12 +129,14 @@ impl Cli {
         if let Some(url) = &self.registry {
             flags.push(("registry.url", url.clone()));
         }
-        if let Some(format) = self.log_format {
-            let format = match format {
-                LogFormat::Text => "text",
-                LogFormat::Json => "json",
-            };
-            flags.push(("log.format", format.to_owned()));
+        // `serve` prints no results, only its log: `--json` asks for that in JSON, as users of
+        // the other commands expect it to; an explicit `--log-format` still wins.
+        let serve_json = self.json && matches!(self.command, Command::Serve(_));
+        match self.log_format {
+            Some(LogFormat::Text) => flags.push(("log.format", "text".to_owned())),
+            Some(LogFormat::Json) => flags.push(("log.format", "json".to_owned())),
+            None if serve_json => flags.push(("log.format", "json".to_owned())),
+            None => {}
         }
         if let Some(level) = &self.log_level {
             flags.push(("log.level", level.clone()));
