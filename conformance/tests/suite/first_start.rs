@@ -1,10 +1,146 @@
-//! What someone trying the gateway for the first time meets: `serve --json`, and the log line
-//! of a refused request, which must say why it was refused.
+//! What someone trying the gateway for the first time meets: the first-start banner's client
+//! lines pasted as they are, in a shell that has `AWS_CA_BUNDLE` set (many machines set it for
+//! their own CA); the error of a data folder the gateway cannot write; `serve --json`; and the
+//! log line of a refused request, which must say why it was refused.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use artifact_store_conformance::raw::{Key, ROOT};
 use artifact_store_conformance::sdk::failure;
-use artifact_store_conformance::{ACCESS_KEY, Server, Transport};
+use artifact_store_conformance::server::binary_path;
+use artifact_store_conformance::{ACCESS_KEY, Server, Transport, skip};
 use serde_json::Value;
+
+/// The first-start banner of a fresh data folder: `serve` without configured credentials, on a
+/// port of its own, until the banner's last line. Returns the server (kill it) and the banner.
+fn first_start(data_dir: &Path, flags: &[&str]) -> (std::process::Child, Vec<String>) {
+    let mut child = Command::new(binary_path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(flags)
+        .env_remove("ARTIFACT_STORE_ACCESS_KEY")
+        .env_remove("ARTIFACT_STORE_SECRET_KEY")
+        .env_remove("ARTIFACT_STORE_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start artifact-store serve");
+    let mut banner = Vec::new();
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    while let Some(Ok(line)) = lines.next() {
+        let last = line.starts_with("This is shown once.");
+        banner.push(line);
+        if last {
+            // The log goes on after the banner: a closed pipe would fail the server's writes.
+            std::thread::spawn(move || lines.for_each(drop));
+            return (child, banner);
+        }
+    }
+    let _ = child.kill();
+    panic!("no first-start banner:\n{}", banner.join("\n"));
+}
+
+/// The command line printed under `title` (`aws cli:`, `rclone:`).
+fn line_under<'a>(banner: &'a [String], title: &str) -> &'a str {
+    let at = banner.iter().position(|line| line.trim() == title).unwrap_or_else(|| panic!("no {title}: {banner:?}"));
+    banner[at + 1].trim()
+}
+
+fn has_command(name: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs the banner's lines for `aws` and `rclone` with `bash -c`, as pasted into a shell whose
+/// `AWS_CA_BUNDLE` names a CA that is not the gateway's.
+fn banner_lines_work_as_pasted(flags: &[&str]) {
+    let dir = tempfile::tempdir().expect("temp folder");
+    let (mut server, banner) = first_start(&dir.path().join("data"), flags);
+    let other_ca = rcgen::generate_simple_self_signed(vec!["ca.example".to_owned()]).expect("certificate");
+    let bundle = dir.path().join("corporate-ca.pem");
+    std::fs::write(&bundle, other_ca.cert.pem()).expect("write the CA bundle");
+    let mut ran = 0;
+    for (tool, title) in [("aws", "aws cli:"), ("rclone", "rclone:")] {
+        if !has_command(tool) {
+            continue;
+        }
+        let line = line_under(&banner, title);
+        let output = Command::new("bash")
+            .arg("-c")
+            .arg(line)
+            .env("AWS_CA_BUNDLE", &bundle)
+            .env("RCLONE_CONFIG", dir.path().join("rclone.conf"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run bash");
+        assert!(
+            output.status.success(),
+            "the banner's {tool} line failed with AWS_CA_BUNDLE set:\n{line}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        ran += 1;
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    if ran < 2 {
+        skip("aws or rclone is not installed (scripts/install-test-deps.sh installs them)");
+    }
+}
+
+#[test]
+fn the_banners_client_lines_work_with_aws_ca_bundle_set_over_http() {
+    banner_lines_work_as_pasted(&[]);
+}
+
+#[test]
+fn the_banners_client_lines_work_with_aws_ca_bundle_set_over_https() {
+    banner_lines_work_as_pasted(&["--tls-self-signed"]);
+}
+
+/// A data folder the gateway may not write is named in the error, with the reason.
+#[test]
+fn an_unwritable_data_folder_is_named_in_the_error() {
+    let dir = tempfile::tempdir().expect("temp folder");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("data folder");
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    // Root writes anywhere: the gateway runs as nobody then, as a service account would. A
+    // folder this test made is owned by whom the test runs as.
+    let root = std::fs::metadata(&data).expect("data folder").uid() == 0;
+    if root && !has_command("setpriv") {
+        skip("running as root without setpriv: no user the folder is unwritable for");
+        return;
+    }
+    let mut command = if root {
+        let mut command = Command::new("setpriv");
+        command.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(binary_path());
+        command
+    } else {
+        Command::new(binary_path())
+    };
+    let output = command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env_remove("ARTIFACT_STORE_ACCESS_KEY")
+        .env_remove("ARTIFACT_STORE_SECRET_KEY")
+        .env_remove("ARTIFACT_STORE_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run artifact-store serve");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&data.display().to_string()), "the error names the folder: {stderr}");
+    assert!(stderr.contains("Permission denied"), "and says why: {stderr}");
+}
 
 /// The server's log lines, each parsed as JSON.
 fn json_log(server: &Server) -> Vec<Value> {

@@ -49,7 +49,9 @@ pub fn resolve(config: &mut Config) -> io::Result<Origin> {
             let access_key = random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 20);
             let secret_key =
                 Secret::new(random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 40));
-            write(&path, &access_key, &secret_key)?;
+            // Name the file: "Permission denied" alone does not say which folder to fix.
+            write(&path, &access_key, &secret_key)
+                .map_err(|err| io::Error::new(err.kind(), format!("cannot write {}: {err}", path.display())))?;
             (access_key, secret_key, Origin::Generated(path))
         }
         Err(err) => return Err(io::Error::new(err.kind(), format!("{}: {err}", path.display()))),
@@ -68,6 +70,9 @@ pub fn banner(config: &Config, endpoint: &str, credentials_file: &Path, ca_bundl
     let region = &config.server.region;
     let ca_env = ca_bundle.map(|p| format!("AWS_CA_BUNDLE={} ", p.display())).unwrap_or_default();
     let ca_flag = ca_bundle.map(|p| format!(" --ca-cert {}", p.display())).unwrap_or_default();
+    // rclone's S3 client refuses to start at all when `AWS_CA_BUNDLE` is set, whatever it names
+    // and even for an http:// endpoint ("LoadCustomCABundleError"); many shells set it for a
+    // company CA, so the line unsets it and passes the gateway's CA, if any, as `--ca-cert`.
     format!(
         "\n\
          artifact-store: generated root credentials, saved to {file} (mode 0600)\n\
@@ -80,7 +85,7 @@ pub fn banner(config: &Config, endpoint: &str, credentials_file: &Path, ca_bundl
          \x20 aws cli:\n\
          \x20   {ca_env}AWS_ACCESS_KEY_ID={access_key} AWS_SECRET_ACCESS_KEY={secret_key} AWS_DEFAULT_REGION={region} aws --endpoint-url {endpoint} s3 ls\n\
          \x20 rclone:\n\
-         \x20   rclone lsd :s3:{ca_flag} --s3-provider Other --s3-endpoint {endpoint} --s3-region {region} --s3-access-key-id {access_key} --s3-secret-access-key {secret_key}\n\
+         \x20   env -u AWS_CA_BUNDLE rclone lsd :s3:{ca_flag} --s3-provider Other --s3-endpoint {endpoint} --s3-region {region} --s3-access-key-id {access_key} --s3-secret-access-key {secret_key}\n\
          \n\
          This is shown once. Later starts reuse the file.\n",
         file = credentials_file.display(),
@@ -193,6 +198,6 @@ mod tests {
         assert!(text.contains(&format!("AWS_SECRET_ACCESS_KEY={secret}")));
         assert!(text.contains("AWS_CA_BUNDLE=/d/ca.pem "));
         assert!(text.contains("aws --endpoint-url https://127.0.0.1:9000 s3 ls"));
-        assert!(text.contains("rclone lsd :s3: --ca-cert /d/ca.pem"));
+        assert!(text.contains("env -u AWS_CA_BUNDLE rclone lsd :s3: --ca-cert /d/ca.pem"));
     }
 }
