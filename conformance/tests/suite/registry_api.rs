@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use artifact_store_conformance::raw::{Key, Payload, ROOT, RawResponse, assert_refused, encode};
 use artifact_store_conformance::sdk::{create_bucket, get_range, put};
 use artifact_store_conformance::{
-    ACCESS_KEY, FIRST_START_EVENTS, SECRET_KEY, Server, Transport, blake3_hex, bytes, md5_hex, sha256_base64,
+    ACCESS_KEY, FIRST_START_EVENTS, SECRET_KEY, Server, Transport, blake3_hex, bytes, md5_hex, sha256_base64, skip,
 };
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, ChecksumAlgorithm, VersioningConfiguration};
@@ -480,4 +480,97 @@ async fn provenance_shows_retention_and_legal_hold() {
         .expect("format");
     assert_eq!(retain_until.replace(".000Z", "Z"), expected);
     assert_eq!(version["legal_hold"], true);
+}
+
+/// The page's `sh` code blocks, in order.
+fn sh_blocks(page: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut lines = page.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == "```sh" {
+            blocks.push(lines.by_ref().take_while(|l| l.trim() != "```").collect::<Vec<_>>().join("\n"));
+        }
+    }
+    blocks
+}
+
+fn has_command(name: &str) -> bool {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs `script` with bash, with the root credentials exported as the page tells the reader to,
+/// and gives up after `seconds` (`timeout`'s exit 124 then).
+fn bash(script: &str, seconds: u32) -> std::process::Output {
+    std::process::Command::new("timeout")
+        .arg(seconds.to_string())
+        .args(["bash", "-c", script])
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run bash")
+}
+
+/// The shell helper and the curl commands of `docs/registry-api.md`, run as written (only the
+/// address is this server's) with the machine's curl. SigV4 signs a canonical query (sorted,
+/// percent-encoded): Debian 12's curl 7.88 signs the query as given, so a helper that hands it
+/// `since=0&limit=100&...` or `from=2026-11-01T00:00:00Z` as they are is refused.
+#[tokio::test]
+async fn the_documented_curl_commands_work_as_written() {
+    if !has_command("curl") || !has_command("jq") {
+        skip("curl or jq is not installed (scripts/install-test-deps.sh installs them)");
+        return;
+    }
+    let server = Server::start(Transport::Http).await;
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/registry-api.md"))
+        .expect("docs/registry-api.md")
+        .replace("http://127.0.0.1:9000", &server.endpoint());
+    let blocks = sh_blocks(&page);
+    let helper = blocks.iter().find(|b| b.contains("registry() {")).expect("the page defines registry()");
+    let helper: String = helper.lines().filter(|l| !l.starts_with("export AWS_")).collect::<Vec<_>>().join("\n");
+    let calls: Vec<&str> = blocks.iter().flat_map(|b| b.lines()).filter(|l| l.starts_with("registry '")).collect();
+    assert!(calls.len() >= 4, "the page's registry calls: {calls:?}");
+    let stream = blocks.iter().find(|b| b.contains("events/stream")).expect("the page's stream command");
+
+    let s3 = server.s3();
+    create_bucket(&s3, "releases").await;
+    put(&s3, "releases", "app-1.4.2.tar.gz", b"hello\n").await;
+    let read = get_range(&s3, "releases", "app-1.4.2.tar.gz", None).await;
+    assert_eq!(read, b"hello\n");
+    server
+        .wait_for_events("releases", "app-1.4.2.tar.gz", |events| {
+            events.iter().any(|e| e.event_type == "v1.object.retrieved")
+        })
+        .await;
+
+    for call in calls {
+        let output = bash(&format!("{helper}\n{call}"), 60);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{call} failed ({:?}): {stdout}{}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!stdout.trim().is_empty(), "{call} answered nothing");
+        if call.contains("since=0&limit=100&bucket=releases&type=v1.object.put") {
+            assert!(stdout.contains("\"v1.object.put\""), "{call}: {stdout}");
+        }
+    }
+
+    // The stream runs until the client leaves: it must have sent the put by then.
+    let output = bash(stream, 3);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(124),
+        "the stream stays open: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("event: v1.object.put"), "{stdout}");
 }
