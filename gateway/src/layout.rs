@@ -8,6 +8,8 @@
 //!   object's BLAKE3, so ranges are checked on their own ([`crate::outboard`]); derived data.
 //!   `outboards/parts/`: those of multipart parts, until their upload completes.
 //! - `root-credentials`: generated root credentials ([`crate::auth::root`]).
+//! - `backend.json`: where the blobs are, the backend `serve` last ran with, no credentials
+//!   ([`crate::served_backend`]).
 //! - `registry.gc.lock`: held by the garbage collection pass running ([`crate::worker::gc`]).
 //! - `replicas/<host>-<port>/`: on a log shared on PostgreSQL, each gateway's replica of it
 //!   (a `registry.db` and its views), see [`local_registry_path`].

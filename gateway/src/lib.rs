@@ -27,6 +27,7 @@
 //! - [`tls`]: rustls acceptor and the self-signed certificate.
 //! - [`limits`]: idle connections and bodies, and uploads in progress, bounded.
 //! - [`layout`]: where the data directory keeps what.
+//! - [`served_backend`]: the backend a data folder was served with, for the commands run on it.
 //! - [`telemetry`]: tracing setup.
 //! - [`config`]: one typed configuration (file < environment < flags).
 //!
@@ -56,6 +57,7 @@ pub mod outboard;
 pub mod post_form;
 pub mod request;
 pub mod s3;
+pub mod served_backend;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

@@ -129,6 +129,8 @@ pub async fn serve(
         }
     }
     let blobs = open_blobs(&config)?;
+    crate::served_backend::remember(&config)
+        .map_err(|source| ServeError::Storage { path: data_dir.join(crate::served_backend::FILE_NAME), source })?;
     if config.storage.backend == Backend::S3 {
         if let (None, Some(profile)) = (&config.upstream.access_key, &config.upstream.profile) {
             s3::require_profile(&config.upstream, profile).await?;

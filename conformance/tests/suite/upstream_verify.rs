@@ -2,6 +2,11 @@
 //! pass (a single-part object, a copy sharing its blob, a multipart object), and an upstream
 //! object overwritten behind the gateway's back fails the check, named by its blob id.
 //!
+//! The data folder remembers the backend it was served with: `verify` and `gc` run with only
+//! `--data-dir` (and the caller's upstream credentials) read the upstream's blobs, instead of
+//! an empty local store whose "missing" blobs were a false alarm of data loss; a command naming
+//! another place is refused; no upstream secret is written to the folder.
+//!
 //! Runs against the run's upstream (`CONFORMANCE_UPSTREAM_*`); ignored unless run with
 //! `--include-ignored`, and failing then without one.
 
@@ -92,4 +97,83 @@ async fn verify_rehashes_upstream_blobs_and_names_a_corrupt_one() {
     let blob = single[0].strip_prefix(PREFIX).unwrap();
     assert!(text.contains(&format!("FAILED blob {blob}: its bytes are not the ones recorded")), "{text}");
     assert_eq!(text.matches("FAILED").count(), 1, "only that blob: {text}");
+}
+
+/// `artifact-store <args> --data-dir <data>` with nothing of the server's configuration: only
+/// the upstream credentials, as a user who exported them would run it, and `extra`.
+fn bare_cli(data: &std::path::Path, keys: (&str, &str), args: &[&str], extra: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(artifact_store_conformance::server::binary_path())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("ARTIFACT_STORE_UPSTREAM_ACCESS_KEY", keys.0)
+        .env("ARTIFACT_STORE_UPSTREAM_SECRET_KEY", keys.1)
+        .envs(extra.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run artifact-store")
+}
+
+#[tokio::test]
+#[ignore = "needs an S3 upstream (CONFORMANCE_UPSTREAM_*)"]
+async fn commands_on_the_data_folder_read_the_blobs_where_it_was_served_to_keep_them() {
+    let upstream = RunUpstream::required();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let up_bucket = format!("served-{nanos:x}");
+    upstream.client().create_bucket().bucket(&up_bucket).send().await.expect("upstream bucket");
+    let (access, secret) = upstream.keys();
+    let mut env = upstream.gateway_env(&up_bucket, PREFIX);
+    env.push(("ARTIFACT_STORE_UPSTREAM_ACCESS_KEY".to_owned(), access.to_owned()));
+    env.push(("ARTIFACT_STORE_UPSTREAM_SECRET_KEY".to_owned(), secret.to_owned()));
+    let server = Server::start_with(Transport::Http, &[], env).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket(BUCKET).send().await.expect("create bucket");
+    let body = bytes(200 * 1024, 21);
+    s3.put_object().bucket(BUCKET).key("kept").body(ByteStream::from(body)).send().await.expect("put");
+    let data = server.data_dir();
+
+    let verified = bare_cli(&data, (access, secret), &["verify", "--json"], &[]);
+    let report = String::from_utf8_lossy(&verified.stdout);
+    assert_eq!(verified.status.code(), Some(0), "{report}\n{}", String::from_utf8_lossy(&verified.stderr));
+    let report: serde_json::Value = serde_json::from_str(&report).expect("json report");
+    assert_eq!(report["blobs"]["checked"], 1, "the upstream blob was read: {report}");
+    assert_eq!(report["blobs"]["missing"], serde_json::json!([]));
+
+    let collected = bare_cli(&data, (access, secret), &["gc", "--min-age", "0s", "--dry-run", "--json"], &[]);
+    let gc = String::from_utf8_lossy(&collected.stdout);
+    assert_eq!(collected.status.code(), Some(0), "{gc}\n{}", String::from_utf8_lossy(&collected.stderr));
+    let gc: serde_json::Value = serde_json::from_str(&gc).expect("json report");
+    assert_eq!((gc["blobs_referenced"].as_u64(), gc["blobs_removed"].as_u64()), (Some(1), Some(0)), "{gc}");
+
+    // Another prefix of the same bucket holds none of these blobs: refused, naming the served one.
+    let elsewhere = [
+        ("ARTIFACT_STORE_STORAGE_BACKEND", "s3"),
+        ("ARTIFACT_STORE_UPSTREAM_BUCKET", up_bucket.as_str()),
+        ("ARTIFACT_STORE_UPSTREAM_PREFIX", "other/"),
+    ];
+    let refused = bare_cli(&data, (access, secret), &["verify"], &elsewhere);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("was served with the S3 backend") && stderr.contains(&up_bucket), "{stderr}");
+
+    for entry in walk(&data) {
+        let content = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !content.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{} holds the upstream secret",
+            entry.display()
+        );
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read the data folder").map_while(Result::ok) {
+        let path = entry.path();
+        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+    }
+    files
 }

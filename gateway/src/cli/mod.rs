@@ -149,8 +149,13 @@ impl Cli {
 }
 
 /// Runs the command and returns the process exit code.
-pub async fn run(cli: Cli, config: Config) -> ExitCode {
+pub async fn run(cli: Cli, mut config: Config) -> ExitCode {
     crate::layout::restrict_new_files();
+    // Blobs are read where the folder was served to keep them, whatever this command names.
+    if let Err(err) = crate::served_backend::apply(&mut config) {
+        eprintln!("error: {err:#}");
+        return ExitCode::from(EXIT_ERROR);
+    }
     let json = cli.json;
     let result = match cli.command {
         Command::Serve(_) => serve::run(config).await.map(|()| Outcome::Ok),
