@@ -284,3 +284,19 @@ async fn every_file_of_the_data_folder_is_private_to_its_owner_issue_16() {
     assert_eq!(not_private(&data_dir), Vec::<(PathBuf, u32)>::new(), "after a restart");
     assert_eq!(get(&s3, "private", "large").await, bytes(BLOB, 2001));
 }
+
+/// `gc`'s report speaks of the backend the folder has: on the local store no line about an S3
+/// upstream (its locked objects, its multipart uploads), on the S3 backend none about local
+/// temp files.
+#[tokio::test]
+async fn gc_reports_only_what_the_folders_backend_has() {
+    let server = Server::start(Transport::Http).await;
+    let ran = cli::expect(&server, &["gc", "--min-age", "0s"], 0);
+    assert!(ran.stdout.starts_with("blobs: removed"), "{}", ran.stdout);
+    let mentions = |word: &str| ran.stdout.lines().any(|line| line.contains(word));
+    if server.on_s3_backend() {
+        assert!(mentions("upstream") && !mentions("tmp:"), "{}", ran.stdout);
+    } else {
+        assert!(!mentions("upstream") && mentions("tmp:"), "{}", ran.stdout);
+    }
+}

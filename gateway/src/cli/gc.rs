@@ -69,37 +69,48 @@ pub async fn run(config: &Config, args: &GcArgs, json: bool) -> anyhow::Result<(
         report.temp_files_removed = swept.files;
         report.temp_bytes_freed = swept.bytes;
     }
-    print_report(&report, json)
+    print_report(&report, config.storage.backend, json)
 }
 
-fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
+/// The report; as text, only the lines of what `backend` has (an S3 upstream's locked objects
+/// and multipart uploads, or the local store's temp files), as the other lines always read 0
+/// and made a local store look like it had an upstream. JSON keeps every field.
+fn print_report(report: &Report, backend: Backend, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let text = if json {
         serde_json::to_string(report)?
     } else {
         let verb = if report.dry_run { "would remove" } else { "removed" };
         let age = humantime::format_duration(Duration::from_secs(report.min_age_seconds));
-        format!(
-            "blobs: {verb} {} unreferenced ({}); kept {} referenced, {} younger than {age}\n\
-             locked upstream: kept {}\n\
-             uploads: {verb} {} unnamed upstream multipart uploads; kept {}\n\
-             tmp: {verb} {} stale temp files ({})\n\
-             inline: {verb} {} unreferenced ({}); kept {} referenced\n\
-             outboards: {verb} {} of contents no version has",
+        let mut lines = vec![format!(
+            "blobs: {verb} {} unreferenced ({}); kept {} referenced, {} younger than {age}",
             report.blobs_removed,
             indicatif::HumanBytes(report.blob_bytes_freed),
             report.blobs_referenced,
             report.blobs_too_young,
-            report.blobs_locked,
-            report.uploads_aborted,
-            report.uploads_kept,
-            report.temp_files_removed,
-            indicatif::HumanBytes(report.temp_bytes_freed),
+        )];
+        match backend {
+            Backend::S3 => {
+                lines.push(format!("locked upstream: kept {}", report.blobs_locked));
+                lines.push(format!(
+                    "uploads: {verb} {} unnamed upstream multipart uploads; kept {}",
+                    report.uploads_aborted, report.uploads_kept
+                ));
+            }
+            Backend::Fs => lines.push(format!(
+                "tmp: {verb} {} stale temp files ({})",
+                report.temp_files_removed,
+                indicatif::HumanBytes(report.temp_bytes_freed)
+            )),
+        }
+        lines.push(format!(
+            "inline: {verb} {} unreferenced ({}); kept {} referenced",
             report.inline_blobs_removed,
             indicatif::HumanBytes(report.inline_bytes_freed),
             report.inline_blobs_referenced,
-            report.outboards_removed,
-        )
+        ));
+        lines.push(format!("outboards: {verb} {} of contents no version has", report.outboards_removed));
+        lines.join("\n")
     };
     print_line(&mut out, &text)?;
     Ok(())
