@@ -40,6 +40,7 @@ fn first_start(data_dir: &Path, flags: &[&str]) -> (std::process::Child, Vec<Str
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("no first-start banner:\n{}", banner.join("\n"));
 }
 
