@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use artifact_store_conformance::raw::{Key, ROOT};
 use artifact_store_conformance::sdk::failure;
-use artifact_store_conformance::server::binary_path;
+use artifact_store_conformance::server::{binary_path, upstream_env};
 use artifact_store_conformance::{ACCESS_KEY, Server, Transport, skip};
 use serde_json::Value;
 
@@ -169,7 +169,7 @@ fn json_log(server: &Server) -> Vec<Value> {
 /// JSON.
 #[tokio::test]
 async fn serve_json_logs_json_lines() {
-    let server = Server::start_with(Transport::Http, &["--json"], Vec::new()).await;
+    let server = Server::start_with(Transport::Http, &["--json"], upstream_env()).await;
     server.s3().list_buckets().send().await.expect("list buckets");
     let log = server.log();
     let lines: Vec<&str> = log.lines().filter(|line| line.contains("listening")).collect();
@@ -184,7 +184,7 @@ async fn serve_json_logs_json_lines() {
 /// a 403 alone does not tell a wrong secret from a missing permission.
 #[tokio::test]
 async fn refused_requests_are_logged_with_their_error_code_and_reason() {
-    let server = Server::start_with(Transport::Http, &["--log-format", "json"], Vec::new()).await;
+    let server = Server::start_with(Transport::Http, &["--log-format", "json"], upstream_env()).await;
     let wrong = Key { access_key: ACCESS_KEY, secret_key: "not0the0secret0key0000000000000000000000" };
     let (status, code) = failure(server.s3_as(wrong).list_buckets().send().await);
     assert_eq!((status, code.as_str()), (403, "SignatureDoesNotMatch"));
