@@ -13,34 +13,44 @@ use artifact_store_conformance::server::{binary_path, upstream_env};
 use artifact_store_conformance::{ACCESS_KEY, Server, Transport, skip};
 use serde_json::Value;
 
+/// A server started here, killed when dropped, so a failed assertion does not leave it running.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The first-start banner of a fresh data folder: `serve` without configured credentials, on a
-/// port of its own, until the banner's last line. Returns the server (kill it) and the banner.
-fn first_start(data_dir: &Path, flags: &[&str]) -> (std::process::Child, Vec<String>) {
-    let mut child = Command::new(binary_path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .args(flags)
-        .env_remove("ARTIFACT_STORE_ACCESS_KEY")
-        .env_remove("ARTIFACT_STORE_SECRET_KEY")
-        .env_remove("ARTIFACT_STORE_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start artifact-store serve");
+/// port of its own, until the banner's last line. Returns the server and the banner.
+fn first_start(data_dir: &Path, flags: &[&str]) -> (Running, Vec<String>) {
+    let mut server = Running(
+        Command::new(binary_path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(flags)
+            .env_remove("ARTIFACT_STORE_ACCESS_KEY")
+            .env_remove("ARTIFACT_STORE_SECRET_KEY")
+            .env_remove("ARTIFACT_STORE_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start artifact-store serve"),
+    );
     let mut banner = Vec::new();
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut lines = BufReader::new(server.0.stderr.take().expect("stderr")).lines();
     while let Some(Ok(line)) = lines.next() {
         let last = line.starts_with("This is shown once.");
         banner.push(line);
         if last {
             // The log goes on after the banner: a closed pipe would fail the server's writes.
             std::thread::spawn(move || lines.for_each(drop));
-            return (child, banner);
+            return (server, banner);
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
     panic!("no first-start banner:\n{}", banner.join("\n"));
 }
 
@@ -63,7 +73,7 @@ fn has_command(name: &str) -> bool {
 /// `AWS_CA_BUNDLE` names a CA that is not the gateway's.
 fn banner_lines_work_as_pasted(flags: &[&str]) {
     let dir = tempfile::tempdir().expect("temp folder");
-    let (mut server, banner) = first_start(&dir.path().join("data"), flags);
+    let (_server, banner) = first_start(&dir.path().join("data"), flags);
     let other_ca = rcgen::generate_simple_self_signed(vec!["ca.example".to_owned()]).expect("certificate");
     let bundle = dir.path().join("corporate-ca.pem");
     std::fs::write(&bundle, other_ca.cert.pem()).expect("write the CA bundle");
@@ -88,8 +98,6 @@ fn banner_lines_work_as_pasted(flags: &[&str]) {
         );
         ran += 1;
     }
-    let _ = server.kill();
-    let _ = server.wait();
     if ran < 2 {
         skip("aws or rclone is not installed (scripts/install-test-deps.sh installs them)");
     }
