@@ -1,5 +1,5 @@
-//! The error code and message of an error response, read back from its body for the request's
-//! log line. A status alone does not tell a wrong secret (`SignatureDoesNotMatch`) from a
+//! Error responses' bodies: stamped with the ids AWS puts in them ([`with_error_ids`]), and
+//! their error code and message read back for the request's log line ([`of`]). A status alone does not tell a wrong secret (`SignatureDoesNotMatch`) from a
 //! missing permission (`AccessDenied`) or an unknown key (`InvalidAccessKeyId`), and the errors
 //! are made in many places (s3s's signature check, the authorization, the handlers, IAM, the
 //! registry API); their answers all pass through the router, already serialized. Error bodies
@@ -65,6 +65,23 @@ fn from_json(text: &str) -> Option<ErrorBody> {
     let document: serde_json::Value = serde_json::from_str(text).ok()?;
     let field = |name: &str| document.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
     Some(ErrorBody { code: field("code")?, reason: field("message").unwrap_or_default() })
+}
+
+/// The error body `xml` (an S3 `<Error>` document) with `<RequestId>` and `<HostId>` added
+/// before its end, as AWS sends them; unchanged if it has them or is not such a document.
+#[must_use]
+pub fn with_error_ids(xml: &[u8], request_id: &str) -> Option<Vec<u8>> {
+    const END: &[u8] = b"</Error>";
+    if memchr::memmem::find(xml, b"<RequestId>").is_some() || !xml.ends_with(END) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(xml.len() + 128);
+    out.extend_from_slice(&xml[..xml.len() - END.len()]);
+    for (name, value) in [("RequestId", request_id), ("HostId", crate::request::host_id())] {
+        out.extend_from_slice(format!("<{name}>{value}</{name}>").as_bytes());
+    }
+    out.extend_from_slice(END);
+    Some(out)
 }
 
 #[cfg(test)]

@@ -33,23 +33,6 @@ pub fn host_id() -> &'static str {
     &HOST_ID
 }
 
-/// The error body `xml` (an S3 `<Error>` document) with `<RequestId>` and `<HostId>` added
-/// before its end, as AWS sends them; unchanged if it has them or is not such a document.
-#[must_use]
-pub fn with_error_ids(xml: &[u8], request_id: &str) -> Option<Vec<u8>> {
-    const END: &[u8] = b"</Error>";
-    if memchr::memmem::find(xml, b"<RequestId>").is_some() || !xml.ends_with(END) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(xml.len() + 128);
-    out.extend_from_slice(&xml[..xml.len() - END.len()]);
-    for (name, value) in [("RequestId", request_id), ("HostId", host_id())] {
-        out.extend_from_slice(format!("<{name}>{value}</{name}>").as_bytes());
-    }
-    out.extend_from_slice(END);
-    Some(out)
-}
-
 /// The remote address of the connection a request came on, in the request's extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);

@@ -738,7 +738,7 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                     response.headers_mut().insert("x-amz-request-id", header);
                     if !response.status().is_success()
                         && let Some(xml) = response.body().bytes()
-                        && let Some(stamped) = crate::request::with_error_ids(&xml, &request_id)
+                        && let Some(stamped) = crate::error_body::with_error_ids(&xml, &request_id)
                     {
                         response.headers_mut().remove(http::header::CONTENT_LENGTH);
                         *response.body_mut() = Body::from(stamped);
