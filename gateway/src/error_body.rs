@@ -68,7 +68,7 @@ fn from_json(text: &str) -> Option<ErrorBody> {
 }
 
 /// The error body `xml` (an S3 `<Error>` document) with `<RequestId>` and `<HostId>` added
-/// before its end, as AWS sends them; unchanged if it has them or is not such a document.
+/// before its end, as AWS sends them; `None` when it has them or is not such a document.
 #[must_use]
 pub fn with_error_ids(xml: &[u8], request_id: &str) -> Option<Vec<u8>> {
     const END: &[u8] = b"</Error>";
