@@ -108,9 +108,19 @@ def run(rep, s3, bucket):
         check([o["Key"] for o in v1["Contents"]] == ["a%20b/%C3%BC%2Bc"], f"encoded keys {v1['Contents']}")
 
     with rep.scenario("aws-create-own-bucket-again-in-us-east-1"):
+        # 200, and the bucket's ACL reset to the one asked for (private): AWS's legacy answer in
+        # us-east-1. The objects stay.
+        s3.put_bucket_ownership_controls(Bucket=bucket,
+                                         OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerPreferred"}]})
+        owner = s3.get_bucket_acl(Bucket=bucket)["Owner"]["ID"]
+        s3.put_bucket_acl(Bucket=bucket, GrantRead=f"id={owner}", GrantFullControl=f"id={owner}")
+        check(len(s3.get_bucket_acl(Bucket=bucket)["Grants"]) == 2, "the READ grant was not set")
         again = s3.create_bucket(Bucket=bucket)
         check(again["ResponseMetadata"]["HTTPStatusCode"] == 200, f"status {again['ResponseMetadata']}")
+        grants = s3.get_bucket_acl(Bucket=bucket)["Grants"]
+        check([g["Permission"] for g in grants] == ["FULL_CONTROL"], f"ACL after re-creating: {grants}")
         check(s3.head_object(Bucket=bucket, Key="plain")["ContentLength"] == 5, "the bucket lost an object")
+        s3.delete_bucket_ownership_controls(Bucket=bucket)
 
     with rep.scenario("aws-bucket-tagging"):
         expect_status_error(404, "NoSuchTagSet", s3.get_bucket_tagging, Bucket=bucket)

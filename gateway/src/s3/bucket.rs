@@ -94,6 +94,7 @@ pub(super) async fn create_bucket(
         .into());
     }
     let lock = req.input.object_lock_enabled_for_bucket == Some(true);
+    let requested_grants = grants.clone();
     match gw.registry.create_bucket_with(caller(&req), &req.input.bucket, region, lock, ownership, grants).await {
         Ok(_) => {}
         // The name is taken: by the requester's own account (S3 answers that it is yours),
@@ -115,11 +116,16 @@ pub(super) async fn create_bucket(
                 )
                 .into());
             }
-            // us-east-1 keeps its legacy answer: 200, as if created now (AWS also resets the
-            // bucket's ACLs there; this gateway leaves them, see docs/s3-api.md). Every other
-            // region answers BucketAlreadyOwnedByYou.
+            // us-east-1 keeps its legacy answer: 200, and the bucket's ACL reset to the one
+            // the request asks for (private when it asks none). Every other region answers
+            // BucketAlreadyOwnedByYou.
             if region != "us-east-1" {
                 return Err(registry::Error::BucketAlreadyExists(req.input.bucket.clone()).into());
+            }
+            let name = req.input.bucket.clone();
+            let current = gw.registry.read(move |reads| reads.bucket_acl(&name)).await?;
+            if current != requested_grants {
+                gw.registry.set_bucket_acl(caller(&req), &req.input.bucket, requested_grants).await?;
             }
         }
         Err(err) => return Err(err.into()),
