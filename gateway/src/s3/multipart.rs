@@ -73,6 +73,7 @@ pub(super) async fn create_multipart_upload(
     mut req: S3Request<CreateMultipartUploadInput>,
 ) -> Result<S3Response<CreateMultipartUploadOutput>> {
     wire::check_key(&req.input.key)?;
+    wire::refuse_encryption(&req.headers)?;
     let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
     let input = &mut req.input;
     wire::check_metadata_size(input.metadata.as_ref())?;
@@ -144,6 +145,7 @@ pub(super) async fn upload_part(
     gw: &Gateway,
     mut req: S3Request<UploadPartInput>,
 ) -> Result<S3Response<UploadPartOutput>> {
+    wire::refuse_encryption(&req.headers)?;
     let input = &mut req.input;
     let number = check_part_number(input.part_number)?;
     let length = wire::body_length(input.content_length, &req.headers);
@@ -228,6 +230,7 @@ pub(super) async fn upload_part_copy(
     gw: &Gateway,
     req: S3Request<UploadPartCopyInput>,
 ) -> Result<S3Response<UploadPartCopyOutput>> {
+    wire::refuse_encryption(&req.headers)?;
     let input = &req.input;
     let number = check_part_number(input.part_number)?;
     require_bucket(gw, &input.bucket).await?;

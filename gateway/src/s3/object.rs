@@ -189,6 +189,7 @@ pub(super) async fn put_object(
         super::post_object::apply_fields(&mut req)?;
     }
     wire::check_key(&req.input.key)?;
+    wire::refuse_encryption(&req.headers)?;
     let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
     let input = &mut req.input;
     let length = wire::body_length(input.content_length, &req.headers);
@@ -328,6 +329,7 @@ pub(super) async fn copy_object(
     mut req: S3Request<CopyObjectInput>,
 ) -> Result<S3Response<CopyObjectOutput>> {
     wire::check_key(&req.input.key)?;
+    wire::refuse_encryption(&req.headers)?;
     let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
     let input = &mut req.input;
     let (src_bucket, src_key, src_version_id) = wire::copy_source(&input.copy_source)?;
