@@ -20,6 +20,7 @@ mod operations;
 mod packages;
 mod post_form;
 mod registry_api;
+mod s3_api_doc;
 mod sdk_rust;
 mod shared_registry;
 mod signing;

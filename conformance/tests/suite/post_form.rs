@@ -92,6 +92,18 @@ async fn post(server: &Server, fields: &[(String, String)], filename: &str, cont
     server.send(&request).await
 }
 
+/// A form upload of `content` as `key` into `bucket`, signed by root, for the tests of other
+/// files (`s3_api_doc`).
+pub(crate) async fn post_to(server: &Server, bucket: &str, key: &str, content: &[u8]) -> RawResponse {
+    let mut fields = vec![("key".to_owned(), key.to_owned())];
+    fields.extend(signed_fields(ROOT, &[json!({"bucket": bucket}), json!({"key": key})]));
+    let request = server
+        .request("POST", &format!("/{bucket}"))
+        .header("content-type", &format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(form_body(&fields, "file.txt", content));
+    server.send(&request).await
+}
+
 fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect()
 }
