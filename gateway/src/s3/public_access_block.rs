@@ -1,7 +1,7 @@
 //! Put/Get/DeletePublicAccessBlock at bucket level. The registry records the settings and
 //! refuses a public policy under `BlockPublicPolicy`; [`crate::auth::access`] applies
-//! `RestrictPublicBuckets`. ACLs are disabled ([`super::acl`]), so `BlockPublicAcls` and
-//! `IgnorePublicAcls` are recorded and change nothing more.
+//! `RestrictPublicBuckets` and `IgnorePublicAcls` (grants to groups count for nothing); the
+//! registry refuses a public ACL under `BlockPublicAcls` (ACLs themselves: [`super::acl`]).
 
 use registry::event::v1::PublicAccessBlockSet;
 use s3s::dto::*;
