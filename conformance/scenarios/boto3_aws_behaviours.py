@@ -12,6 +12,7 @@ import os
 import urllib.parse
 import xml.etree.ElementTree as ET
 
+import boto3
 import requests
 
 from common import CA_BUNDLE, DATA_DIR, ENDPOINT_URL, check, expect_error
@@ -157,6 +158,21 @@ def run(rep, s3, bucket):
         expect_status_error(400, "InvalidArgument", s3.put_bucket_lifecycle_configuration, Bucket=bucket,
                             LifecycleConfiguration={"Rules": [not_midnight]})
         s3.delete_bucket_lifecycle(Bucket=bucket)
+
+    with rep.scenario("aws-expected-bucket-owner"):
+        iam = boto3.client("iam", endpoint_url=ENDPOINT_URL, verify=CA_BUNDLE or True)
+        account = iam.get_user()["User"]["Arn"].split(":")[4]
+        other = "000000000000" if account != "000000000000" else "111111111111"
+        s3.put_object(Bucket=bucket, Key="owned", Body=b"x", ExpectedBucketOwner=account)
+        expect_status_error(403, "AccessDenied", s3.put_object, Bucket=bucket, Key="not-owned", Body=b"x",
+                            ExpectedBucketOwner=other)
+        expect_error("NoSuchKey", s3.get_object, Bucket=bucket, Key="not-owned")
+        expect_status_error(403, "AccessDenied", s3.get_object, Bucket=bucket, Key="owned",
+                            ExpectedBucketOwner=other)
+        expect_status_error(403, "AccessDenied", s3.copy_object, Bucket=bucket, Key="owned-copy",
+                            CopySource={"Bucket": bucket, "Key": "owned"}, ExpectedSourceBucketOwner=other)
+        s3.copy_object(Bucket=bucket, Key="owned-copy", CopySource={"Bucket": bucket, "Key": "owned"},
+                       ExpectedSourceBucketOwner=account, ExpectedBucketOwner=account)
 
     with rep.scenario("aws-conditional-put"):
         first = s3.put_object(Bucket=bucket, Key="cond", Body=b"one")["ETag"]

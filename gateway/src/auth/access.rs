@@ -301,6 +301,37 @@ fn request_tags(keys: &mut ConditionKeys, tags: impl IntoIterator<Item = (String
 }
 
 impl Access {
+    /// `x-amz-expected-bucket-owner` (and `x-amz-source-expected-bucket-owner` for a copy's
+    /// source): a caller's check that the bucket belongs to the account it names. AWS answers
+    /// 403 `AccessDenied` when it does not; a bucket that does not exist is left to the
+    /// handler (`NoSuchBucket`).
+    async fn check_expected_owners(&self, op: &str, cx: &S3AccessContext<'_>) -> S3Result<()> {
+        let header = |name: &str| cx.headers().get(name).and_then(|v| v.to_str().ok());
+        let target = match cx.s3_path() {
+            S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } if op != "CreateBucket" => {
+                Some(bucket.to_string())
+            }
+            _ => None,
+        };
+        let source = header("x-amz-copy-source").and_then(copy_source).map(|(bucket, _, _)| bucket);
+        for (expected, bucket) in
+            [(header("x-amz-expected-bucket-owner"), target), (header("x-amz-source-expected-bucket-owner"), source)]
+        {
+            let (Some(expected), Some(bucket)) = (expected, bucket) else { continue };
+            let owner = self.buckets.get(&bucket).await?.owner.clone();
+            if owner.is_some_and(|owner| owner != expected) {
+                tracing::info!(
+                    code = "AccessDenied",
+                    bucket,
+                    expected,
+                    "refused: the bucket's owner is not the expected one"
+                );
+                return Err(s3_error!(AccessDenied, "Access Denied"));
+            }
+        }
+        Ok(())
+    }
+
     /// Adds `s3:ExistingObjectTag/<key>` for each tag of the object a request names (the
     /// version it names, else the latest), when a statement that could decide it reads them
     /// (`policy::evaluate::needs_existing_object_tags`): the object's record is read only then.
@@ -441,6 +472,7 @@ impl S3Access for Access {
         if let Some(requester) = &identity.requester {
             cx.extensions_mut().insert(requester.clone());
         }
+        self.check_expected_owners(&op, cx).await?;
         if matches!(op.as_str(), "DeleteObjects" | "PostObject" | "PutObjectTagging") {
             // What they are decided on is in the body: decided once it is read (below).
             return Ok(());
