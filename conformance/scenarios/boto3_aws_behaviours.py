@@ -198,8 +198,11 @@ def run(rep, s3, bucket):
         expect_status_error(412, "PreconditionFailed", s3.complete_multipart_upload, Bucket=bucket, Key="mp-cond",
                             UploadId=upload_id, MultipartUpload=done, IfMatch='"0123456789abcdef0123456789abcdef"')
         check(s3.head_object(Bucket=bucket, Key="mp-cond")["ETag"] == current, "a refused completion wrote")
+        # x-amz-mp-object-size: the size the caller expects; another is InvalidRequest.
+        expect_status_error(400, "InvalidRequest", s3.complete_multipart_upload, Bucket=bucket, Key="mp-cond",
+                            UploadId=upload_id, MultipartUpload=done, MpuObjectSize=5 * MIB + 5)
         completed = s3.complete_multipart_upload(Bucket=bucket, Key="mp-cond", UploadId=upload_id,
-                                                 MultipartUpload=done, IfMatch=current)
+                                                 MultipartUpload=done, IfMatch=current, MpuObjectSize=5 * MIB + 4)
         check(completed["ETag"].endswith('-2"'), f"ETag {completed['ETag']}")
 
     with rep.scenario("aws-complete-twice-answers-the-same"):

@@ -608,6 +608,15 @@ pub(super) async fn complete_multipart_upload(
     let id = input.upload_id.clone();
     let stored = gw.registry.read(move |conn| conn.parts(&id, 0, usize::MAX)).await?;
     let selected = select_parts(&requested, &stored)?;
+    // Checked before the store's own upload is completed, so that the client can try again.
+    let size: u64 = selected.iter().map(|(_, p)| p.size).sum();
+    if input.mpu_object_size.is_some_and(|claimed| u64::try_from(claimed).ok() != Some(size)) {
+        return Err(s3_error!(
+            InvalidRequest,
+            "The provided 'x-amz-mp-object-size' header value does not match what was computed: {size}"
+        )
+        .into());
+    }
     let expected_parts = selected.iter().map(|(n, p)| (*n, p.etag.clone())).collect();
     let numbers: Vec<u32> = selected.iter().map(|(n, _)| *n).collect();
     // If anything below fails after the store's upload was completed, nothing is recorded: its
