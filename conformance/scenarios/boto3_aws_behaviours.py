@@ -188,6 +188,24 @@ def run(rep, s3, bucket):
         second = s3.put_object(Bucket=bucket, Key="cond", Body=b"two", IfMatch=first)["ETag"]
         check(s3.get_object(Bucket=bucket, Key="cond")["ETag"] == second, "If-Match write not applied")
 
+    with rep.scenario("aws-conditional-delete"):
+        # If-Match on DeleteObject, and a key's ETag in DeleteObjects (AWS, 2025): the delete
+        # happens only while the current version has that ETag.
+        etag = s3.put_object(Bucket=bucket, Key="del-cond", Body=b"keep me")["ETag"]
+        expect_status_error(412, "PreconditionFailed", s3.delete_object, Bucket=bucket, Key="del-cond",
+                            IfMatch='"0123456789abcdef0123456789abcdef"')
+        check(s3.get_object(Bucket=bucket, Key="del-cond")["Body"].read() == b"keep me", "a refused delete deleted")
+        result = s3.delete_objects(Bucket=bucket, Delete={"Objects": [
+            {"Key": "del-cond", "ETag": '"0123456789abcdef0123456789abcdef"'}]})
+        codes = [e["Code"] for e in result.get("Errors", [])]
+        check(codes == ["PreconditionFailed"] and not result.get("Deleted"), f"DeleteObjects: {result}")
+        s3.delete_object(Bucket=bucket, Key="del-cond", IfMatch=etag)
+        expect_error("NoSuchKey", s3.get_object, Bucket=bucket, Key="del-cond")
+        expect_status_error(404, "NoSuchKey", s3.delete_object, Bucket=bucket, Key="del-cond", IfMatch="*")
+        s3.put_object(Bucket=bucket, Key="del-cond", Body=b"again")
+        s3.delete_object(Bucket=bucket, Key="del-cond", IfMatch="*")
+        expect_error("NoSuchKey", s3.get_object, Bucket=bucket, Key="del-cond")
+
     with rep.scenario("aws-complete-checks-conditions"):
         s3.put_object(Bucket=bucket, Key="mp-cond", Body=b"existing")
         current = s3.head_object(Bucket=bucket, Key="mp-cond")["ETag"]

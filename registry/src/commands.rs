@@ -399,10 +399,13 @@ impl Registry {
     /// or, with `version_id`, one version for good.
     ///
     /// `marker_version_id` is the id a delete marker gets in a versioning-enabled bucket.
+    /// `if_match` (`If-Match`: an ETag, or `*`) makes the delete conditional on the key's
+    /// current version, as S3's conditional deletes are.
     ///
     /// # Errors
     /// [`Error::NoSuchBucket`]; [`Error::ObjectLocked`] when the version is protected and the
-    /// caller may not bypass.
+    /// caller may not bypass; [`Error::NoSuchKey`] or [`Error::PreconditionFailed`] when
+    /// `if_match` does not hold.
     pub async fn delete_object(
         &self,
         caller: Caller,
@@ -410,9 +413,12 @@ impl Registry {
         by_id: bool,
         marker_version_id: String,
         bypass_governance: bool,
+        if_match: Option<String>,
     ) -> Result<Deleted> {
-        self.write(move |writer| delete_object(writer, &caller, target, by_id, marker_version_id, bypass_governance))
-            .await
+        self.write(move |writer| {
+            delete_object(writer, &caller, target, by_id, marker_version_id, bypass_governance, if_match.as_deref())
+        })
+        .await
     }
 
     /// Several deletes in one transaction; each gets its own outcome, as DeleteObjects
@@ -423,13 +429,15 @@ impl Registry {
     pub async fn delete_objects(
         &self,
         caller: Caller,
-        targets: Vec<(VersionRef, bool, String)>,
+        targets: Vec<(VersionRef, bool, String, Option<String>)>,
         bypass_governance: bool,
     ) -> Result<Vec<Result<Deleted>>> {
         self.write(move |writer| {
             Ok(targets
                 .into_iter()
-                .map(|(target, by_id, marker)| delete_object(writer, &caller, target, by_id, marker, bypass_governance))
+                .map(|(target, by_id, marker, if_match)| {
+                    delete_object(writer, &caller, target, by_id, marker, bypass_governance, if_match.as_deref())
+                })
                 .collect())
         })
         .await
@@ -693,9 +701,19 @@ fn delete_object(
     by_id: bool,
     marker_version_id: String,
     bypass_governance: bool,
+    if_match: Option<&str>,
 ) -> Result<Deleted> {
     let bucket = require_bucket(writer.views(), &target.bucket)?;
     writer.views().refuse_sealed(&target.bucket, &target.key)?;
+    if let Some(expected) = if_match {
+        // Evaluated against the key's current version, as S3 does: none (or a delete marker)
+        // is NoSuchKey, another ETag is a failed precondition.
+        let current = writer.views().latest_version(&target.bucket, &target.key)?.filter(|v| !v.is_delete_marker);
+        let Some(current) = current else { return Err(Error::NoSuchKey) };
+        if expected != "*" && expected != current.content.etag {
+            return Err(Error::PreconditionFailed);
+        }
+    }
     let unchanged = Deleted { version_id: None, delete_marker: false, event: None };
     if by_id || bucket.versioning.is_none() {
         // Removing a version for good: by id, or the null version of an unversioned bucket.
@@ -967,11 +985,11 @@ fn apply_action(writer: &mut Writer<'_>, caller: &Caller, action: &Action, new_i
     let target = VersionRef { bucket: action.bucket.clone(), key: action.key.clone(), version_id: String::new() };
     match &action.effect {
         Effect::AddDeleteMarker { .. } => {
-            delete_object(writer, caller, target, false, new_id(), false)?;
+            delete_object(writer, caller, target, false, new_id(), false, None)?;
         }
         Effect::DeleteVersion { version_id } => {
             let target = VersionRef { version_id: version_id.clone(), ..target };
-            delete_object(writer, caller, target, true, String::new(), false)?;
+            delete_object(writer, caller, target, true, String::new(), false, None)?;
         }
         Effect::AbortUpload { upload_id } => {
             let upload = UploadRef { bucket: target.bucket, key: target.key, upload_id: upload_id.clone() };

@@ -171,13 +171,7 @@ pub(super) fn write_condition(
             s3_error!(NotImplemented, "A header you provided implies functionality that is not implemented").into()
         );
     }
-    Ok(WriteCondition {
-        if_match: if_match.map(|c| match c {
-            ETagCondition::Any => "*".to_owned(),
-            ETagCondition::ETag(etag) => etag.value().to_owned(),
-        }),
-        if_none_match_any: if_none_match.is_some(),
-    })
+    Ok(WriteCondition { if_match: if_match.map(condition_etag), if_none_match_any: if_none_match.is_some() })
 }
 
 pub(super) async fn put_object(
@@ -418,14 +412,27 @@ pub(super) async fn delete_object(
         key: input.key.clone(),
         version_id: input.version_id.clone().unwrap_or_default(),
     };
-    let deleted =
-        gw.registry.delete_object(caller(&req), target, input.version_id.is_some(), clock::new_id(), bypass).await;
-    let deleted = deleted.or_else(absent_version_is_deleted)?;
+    let if_match = input.if_match.as_ref().map(condition_etag);
+    let conditional = if_match.is_some();
+    let deleted = gw
+        .registry
+        .delete_object(caller(&req), target, input.version_id.is_some(), clock::new_id(), bypass, if_match)
+        .await;
+    // A conditional delete of a key that is not there is NoSuchKey, not a success.
+    let deleted = if conditional { deleted? } else { deleted.or_else(absent_version_is_deleted)? };
     Ok(S3Response::new(DeleteObjectOutput {
         delete_marker: deleted.delete_marker.then_some(true),
         version_id: deleted.version_id.and_then(|id| wire::version_id_header(&bucket, &id)),
         ..Default::default()
     }))
+}
+
+/// The ETag an `If-Match` names, or `*`.
+fn condition_etag(condition: &ETagCondition) -> String {
+    match condition {
+        ETagCondition::Any => "*".to_owned(),
+        ETagCondition::ETag(etag) => etag.value().to_owned(),
+    }
 }
 
 /// S3 answers success for a delete of a version that is not there.
@@ -465,7 +472,9 @@ pub(super) async fn delete_objects(
                 key: o.key.clone(),
                 version_id: o.version_id.clone().unwrap_or_default(),
             };
-            (target, o.version_id.is_some(), clock::new_id())
+            // A key's ETag makes its delete conditional, as If-Match does on DeleteObject.
+            let if_match = o.e_tag.as_ref().map(|etag| etag.value().to_owned());
+            (target, o.version_id.is_some(), clock::new_id(), if_match)
         })
         .collect();
     let outcomes = gw.registry.delete_objects(caller(&req), targets, bypass).await?;
@@ -481,7 +490,8 @@ pub(super) async fn delete_objects(
         })
         .collect();
     for (object, outcome) in objects.iter().zip(outcomes) {
-        match outcome.or_else(absent_version_is_deleted) {
+        let outcome = if object.e_tag.is_some() { outcome } else { outcome.or_else(absent_version_is_deleted) };
+        match outcome {
             Ok(done) if !quiet => deleted.push(DeletedObject {
                 key: Some(object.key.clone()),
                 version_id: object.version_id.clone(),

@@ -103,7 +103,7 @@ async fn gc_removes_inline_bytes_once_no_version_references_them_and_nothing_els
     registry.put_inline_object(caller.clone(), new_version("small", "kept", &kept), kept.clone()).await.unwrap();
     registry.put_inline_object(caller.clone(), new_version("small", "gone", &dropped), dropped.clone()).await.unwrap();
     let target = VersionRef { bucket: "small".into(), key: "gone".into(), version_id: String::new() };
-    registry.delete_object(caller.clone(), target, false, "marker".into(), false).await.unwrap();
+    registry.delete_object(caller.clone(), target, false, "marker".into(), false, None).await.unwrap();
 
     let head = registry.committed_sequence();
     let counted = registry.remove_unreferenced_inline_blobs(true).await.unwrap();

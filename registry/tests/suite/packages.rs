@@ -89,7 +89,7 @@ async fn a_sealed_prefix_refuses_every_change_and_lists_its_members() {
     assert!(refused(put(&registry, "rel/1/.package.json", b"forged").await));
     let target = VersionRef { bucket: "b".into(), key: "rel/1/a".into(), version_id: String::new() };
     let caller = Caller::system("test");
-    assert!(refused(registry.delete_object(caller.clone(), target, false, "m".into(), true).await.map(drop)));
+    assert!(refused(registry.delete_object(caller.clone(), target, false, "m".into(), true, None).await.map(drop)));
     let tags = BTreeMap::from([("t".to_owned(), "1".to_owned())]);
     assert!(refused(registry.set_tagging(caller, "b", "rel/1/b", None, tags).await.map(drop)));
     put(&registry, "rel/2/a", b"still writable").await.unwrap();

@@ -303,7 +303,7 @@ async fn run(registry: &Registry, clock: &ManualClock, ops: &[Op]) {
                 };
                 let by_id = version_id.is_some();
                 let target = VersionRef { bucket, key, version_id: version_id.unwrap_or_default() };
-                let _ = registry.delete_object(caller(), target, by_id, format!("m{seed:08}"), bypass).await;
+                let _ = registry.delete_object(caller(), target, by_id, format!("m{seed:08}"), bypass, None).await;
             }
             Op::Tag { bucket, key, value } => {
                 let tags = BTreeMap::from([("t".to_owned(), value.to_string())]);

@@ -97,7 +97,7 @@ async fn a_delete_allowed_by_a_cleared_compliance_retention_is_named_by_replay_i
     let registry =
         tamper(registry, &path, "UPDATE object_versions SET retention_mode = NULL, retain_until = NULL").await;
     // The command reads the edited views and lets the delete through.
-    let deleted = registry.delete_object(caller(), version("k"), true, String::new(), false).await.unwrap();
+    let deleted = registry.delete_object(caller(), version("k"), true, String::new(), false, None).await.unwrap();
     let sequence = deleted.event.unwrap().sequence;
     registry.close().await;
     let (named, breaks) = first_violation(&path);
@@ -112,7 +112,7 @@ async fn a_delete_allowed_by_a_cleared_legal_hold_is_named() {
     let registry = open(&path).await;
     registry.set_legal_hold(caller(), version("k"), true, true).await.unwrap();
     let registry = tamper(registry, &path, "UPDATE object_versions SET legal_hold = 0").await;
-    let deleted = registry.delete_object(caller(), version("k"), true, String::new(), false).await.unwrap();
+    let deleted = registry.delete_object(caller(), version("k"), true, String::new(), false, None).await.unwrap();
     registry.close().await;
     let (named, breaks) = first_violation(&path);
     assert_eq!(named, deleted.event.unwrap().sequence);
@@ -181,7 +181,7 @@ async fn compliance_retention_given_at_creation_holds_against_edited_views() {
     let registry =
         tamper(registry, &path, "UPDATE object_versions SET retention_mode = NULL, retain_until = NULL").await;
     // The deletion reads the retention from the event that created the version.
-    let refused = registry.delete_object(caller(), version("c"), true, String::new(), true).await;
+    let refused = registry.delete_object(caller(), version("c"), true, String::new(), true, None).await;
     assert!(matches!(refused, Err(Error::ObjectLocked)), "{refused:?}");
     registry.close().await;
 }
