@@ -174,6 +174,18 @@ def run(rep, s3, bucket):
         s3.copy_object(Bucket=bucket, Key="owned-copy", CopySource={"Bucket": bucket, "Key": "owned"},
                        ExpectedSourceBucketOwner=account, ExpectedBucketOwner=account)
 
+    with rep.scenario("aws-mfa-delete-refused"):
+        # No MFA device here: enabling MFA delete is refused rather than ignored; Disabled is
+        # what every bucket has, and is accepted.
+        mfa_bucket = bucket + "-mfa"
+        s3.create_bucket(Bucket=mfa_bucket)
+        expect_status_error(501, "NotImplemented", s3.put_bucket_versioning, Bucket=mfa_bucket,
+                            VersioningConfiguration={"Status": "Enabled", "MFADelete": "Enabled"})
+        check("Status" not in s3.get_bucket_versioning(Bucket=mfa_bucket), "a refused configuration applied")
+        s3.put_bucket_versioning(Bucket=mfa_bucket, VersioningConfiguration={"Status": "Enabled", "MFADelete": "Disabled"})
+        check(s3.get_bucket_versioning(Bucket=mfa_bucket).get("Status") == "Enabled", "versioning not enabled")
+        s3.delete_bucket(Bucket=mfa_bucket)
+
     with rep.scenario("aws-conditional-put"):
         first = s3.put_object(Bucket=bucket, Key="cond", Body=b"one")["ETag"]
         expect_status_error(412, "PreconditionFailed", s3.put_object, Bucket=bucket, Key="cond", Body=b"x",

@@ -119,6 +119,12 @@ pub(super) async fn put_bucket_versioning(
             .into());
         }
     };
+    // MFA delete needs an MFA device this gateway has none of: accepting `Enabled` and
+    // ignoring it would let the owner believe deletes need a second factor.
+    let mfa_delete = req.input.versioning_configuration.mfa_delete.as_ref().map(MFADelete::as_str);
+    if mfa_delete == Some(MFADelete::ENABLED) {
+        return Err(s3_error!(NotImplemented, "MFA delete is not supported").into());
+    }
     gw.registry.set_versioning(caller(&req), &req.input.bucket, status).await?;
     Ok(S3Response::new(PutBucketVersioningOutput {}))
 }
