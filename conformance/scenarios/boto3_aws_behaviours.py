@@ -6,6 +6,7 @@ Run by boto3_scenarios.py with its reporter and client; `run` is the entry point
 """
 
 import base64
+import datetime
 import hashlib
 import http.client
 import os
@@ -217,6 +218,20 @@ def run(rep, s3, bucket):
         s3.put_object(Bucket=bucket, Key="del-cond", Body=b"again")
         s3.delete_object(Bucket=bucket, Key="del-cond", IfMatch="*")
         expect_error("NoSuchKey", s3.get_object, Bucket=bucket, Key="del-cond")
+        # Conditions this gateway does not evaluate (directory buckets on AWS) refuse the
+        # request rather than let it through unconditionally.
+        s3.put_object(Bucket=bucket, Key="del-cond", Body=b"kept")
+        expect_status_error(501, "NotImplemented", s3.delete_object, Bucket=bucket, Key="del-cond", IfMatchSize=4)
+        check(s3.get_object(Bucket=bucket, Key="del-cond")["Body"].read() == b"kept", "a refused delete deleted")
+        upload_id = s3.create_multipart_upload(Bucket=bucket, Key="abort-cond")["UploadId"]
+        expect_status_error(501, "NotImplemented", s3.abort_multipart_upload, Bucket=bucket, Key="abort-cond",
+                            UploadId=upload_id, IfMatchInitiatedTime=datetime.datetime.now(datetime.timezone.utc))
+        check(s3.list_parts(Bucket=bucket, Key="abort-cond", UploadId=upload_id)["UploadId"] == upload_id,
+              "a refused abort aborted")
+        s3.abort_multipart_upload(Bucket=bucket, Key="abort-cond", UploadId=upload_id)
+        expect_status_error(501, "NotImplemented", s3.put_object, Bucket=bucket, Key="del-cond", Body=b"more",
+                            WriteOffsetBytes=4)
+        check(s3.get_object(Bucket=bucket, Key="del-cond")["Body"].read() == b"kept", "a refused append wrote")
 
     with rep.scenario("aws-complete-checks-conditions"):
         s3.put_object(Bucket=bucket, Key="mp-cond", Body=b"existing")

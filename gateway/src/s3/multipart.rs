@@ -740,6 +740,13 @@ pub(super) async fn abort_multipart_upload(
     req: S3Request<AbortMultipartUploadInput>,
 ) -> Result<S3Response<AbortMultipartUploadOutput>> {
     let input = &req.input;
+    if input.if_match_initiated_time.is_some() {
+        // A condition on the upload's start (directory buckets on AWS) that is not evaluated
+        // here: the abort it was meant to stop must not happen regardless.
+        return Err(
+            s3_error!(NotImplemented, "A header you provided implies functionality that is not implemented").into()
+        );
+    }
     require_bucket(gw, &input.bucket).await?;
     // The store's upload first: if that fails, nothing is recorded and the client may retry.
     let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;

@@ -184,6 +184,11 @@ pub(super) async fn put_object(
     }
     wire::check_key(&req.input.key)?;
     wire::refuse_encryption(&req.headers)?;
+    if req.input.write_offset_bytes.is_some() {
+        // An append (directory buckets on AWS): storing the body as the whole object instead
+        // would lose what it was meant to follow.
+        return Err(s3_error!(NotImplemented, "Appending to an object is not supported").into());
+    }
     let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
     let input = &mut req.input;
     let length = wire::body_length(input.content_length, &req.headers);
@@ -412,6 +417,13 @@ pub(super) async fn delete_object(
         key: input.key.clone(),
         version_id: input.version_id.clone().unwrap_or_default(),
     };
+    if input.if_match_last_modified_time.is_some() || input.if_match_size.is_some() {
+        // Conditions on date and size (directory buckets on AWS) are not evaluated here, and a
+        // delete they were meant to stop must not happen regardless.
+        return Err(
+            s3_error!(NotImplemented, "A header you provided implies functionality that is not implemented").into()
+        );
+    }
     let if_match = input.if_match.as_ref().map(condition_etag);
     let conditional = if_match.is_some();
     let deleted = gw
