@@ -183,6 +183,16 @@ pub(crate) fn query_prepared(
     Ok(client.query(&statement, params)?)
 }
 
+/// Whether the shared log holds the event `sequence` with `hash`: asked after a COMMIT whose
+/// answer was lost, which may or may not have happened.
+///
+/// # Errors
+/// [`Error::Postgres`]: then nobody knows yet.
+pub(crate) fn holds_event(client: &mut Client, sequence: u64, hash: &[u8; 32]) -> Result<bool> {
+    let rows = client.query("SELECT hash FROM events WHERE seq = $1", &[&column(sequence)])?;
+    Ok(rows.first().is_some_and(|row| row.get::<_, &[u8]>(0) == hash.as_slice()))
+}
+
 /// One group commit's transaction on the shared log, holding the head's row lock.
 pub(crate) struct SharedBatch<'a> {
     tx: RefCell<Transaction<'a>>,

@@ -750,6 +750,15 @@ impl SharedWriter {
         shared_log::pull(client, statements, local, replica_head, committed)
     }
 
+    /// Whether the shared log holds the batch ending with event `sequence` (of `hash`), asked
+    /// on a connection made again: after a failed commit, which may have happened all the
+    /// same when only its answer was lost.
+    fn holds(&mut self, sequence: u64, hash: &[u8; 32]) -> Result<bool> {
+        self.client = None;
+        self.statements.borrow_mut().clear();
+        shared_log::holds_event(self.client()?, sequence, hash)
+    }
+
     /// Begins a batch on the shared log: takes the head's lock.
     fn begin(&mut self) -> Result<SharedBatch<'_>> {
         self.client()?;
@@ -926,7 +935,7 @@ fn run_batch(
     // then, if there are jobs, the head's lock is taken (no other gateway's batch runs until
     // this one commits or rolls back) and the rest copied under it.
     let mut shared_batch = None;
-    if let Some(shared) = shared {
+    if let Some(shared) = shared.as_mut() {
         let pulled = ChainHead::load(&log_tx).and_then(|replica| shared.pull_committed(&log_tx, replica));
         let locked = pulled.and_then(|_| if batch.is_empty() { Ok(None) } else { shared.begin().map(Some) });
         match locked {
@@ -991,11 +1000,26 @@ fn run_batch(
     // views follow without an fsync of their own; if they are lost, opening the registry
     // catches them up from the log. On a shared log, its commit is the durable one.
     let committing = std::time::Instant::now();
-    let shared_committed = shared_batch.map(|shared| {
-        log::fetch_since(&log_tx, started_at.sequence, usize::MAX).and_then(|events| shared.commit(&events))
+    let mut batch_end = None;
+    let shared_committed = shared_batch.map(|batch| {
+        log::fetch_since(&log_tx, started_at.sequence, usize::MAX).and_then(|events| {
+            batch_end = events.last().map(|last| (last.sequence, last.hash));
+            batch.commit(&events)
+        })
     });
-    if let Some(Err(error)) = shared_committed {
-        return Err((completions, error.to_string()));
+    if let Some(Err(error)) = &shared_committed {
+        // A COMMIT whose answer was lost may have happened: the shared log, asked again, says
+        // whether it holds the batch. If it does, its writes stand and are acknowledged as
+        // such; if it cannot be asked, they are reported failed (as before) and the next batch
+        // copies whatever the shared log holds.
+        let holds = match (batch_end, shared.as_mut()) {
+            (Some((sequence, hash)), Some(shared)) => shared.holds(sequence, &hash).unwrap_or(false),
+            _ => false,
+        };
+        if !holds {
+            return Err((completions, error.to_string()));
+        }
+        tracing::warn!(%error, "the shared log's COMMIT answered with an error but holds the batch: it stands");
     }
     let committed = log_tx.commit().map_err(|e| e.to_string());
     stats.commit_micros.fetch_add(micros(committing.elapsed()), Ordering::Relaxed);

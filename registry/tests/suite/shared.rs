@@ -227,3 +227,112 @@ async fn an_event_changed_in_postgresql_is_refused_before_any_replica_applies_it
     assert!(b.read(|views| views.bucket("forged")).await.is_err(), "nothing is read from a replica that refused it");
     b.close().await;
 }
+
+/// A TCP relay to PostgreSQL that, once armed, lets the next `COMMIT` through and then cuts
+/// the connection before its answer comes back: the client cannot tell whether the commit
+/// happened (it did).
+struct CommitCutter {
+    addr: std::net::SocketAddr,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CommitCutter {
+    fn start(upstream: std::net::SocketAddr) -> Self {
+        use std::io::{Read as _, Write as _};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let armed_for_relay = Arc::clone(&armed);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = std::net::TcpStream::connect(upstream) else { return };
+                let armed = Arc::clone(&armed_for_relay);
+                // Server to client, until the cut.
+                let (mut from_server, mut to_client) = (server.try_clone().unwrap(), client.try_clone().unwrap());
+                let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let cut_for_answers = Arc::clone(&cut);
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 16 * 1024];
+                    while let Ok(n) = from_server.read(&mut buffer) {
+                        if n == 0 || cut_for_answers.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        if to_client.write_all(&buffer[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to_client.shutdown(std::net::Shutdown::Both);
+                });
+                // Client to server: a COMMIT, when armed, goes through and the answer is cut.
+                std::thread::spawn(move || {
+                    let (mut from_client, mut to_server) = (client, server);
+                    let mut buffer = [0u8; 16 * 1024];
+                    while let Ok(n) = from_client.read(&mut buffer) {
+                        if n == 0 {
+                            break;
+                        }
+                        let commit = memchr_commit(&buffer[..n]);
+                        if commit && armed.swap(false, Ordering::SeqCst) {
+                            cut.store(true, Ordering::SeqCst);
+                            let _ = to_server.write_all(&buffer[..n]);
+                            // Time for the server to commit; the answer is not relayed.
+                            std::thread::sleep(std::time::Duration::from_millis(300));
+                            let _ = from_client.shutdown(std::net::Shutdown::Both);
+                            let _ = to_server.shutdown(std::net::Shutdown::Both);
+                            break;
+                        }
+                        if to_server.write_all(&buffer[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, armed }
+    }
+
+    /// The URL of `url`'s database through the relay.
+    fn url(&self, url: &str) -> String {
+        let (scheme_user, rest) = url.split_once('@').expect("user@host in the URL");
+        let (_, database) = rest.split_once('/').expect("a database in the URL");
+        format!("{scheme_user}@{}/{database}", self.addr)
+    }
+
+    fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Whether the bytes hold a simple-query `COMMIT`.
+fn memchr_commit(bytes: &[u8]) -> bool {
+    bytes.windows(7).any(|w| w == b"COMMIT\0")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_answer_is_lost_is_acknowledged_when_the_shared_log_holds_it() {
+    let Some(db) = SharedDb::create() else { return };
+    let upstream: std::net::SocketAddr = {
+        let (_, rest) = db.url().split_once('@').unwrap();
+        rest.split_once('/').unwrap().0.parse().expect("host:port of the server")
+    };
+    let cutter = CommitCutter::start(upstream);
+    let dir = tempfile::tempdir().unwrap();
+    let registry =
+        Registry::open_shared(dir.path().join("registry.db"), &cutter.url(db.url()), Arc::new(SystemClock)).unwrap();
+    registry.create_bucket(Caller::system("test"), "before", "us-east-1", false).await.unwrap();
+
+    cutter.arm();
+    let answered = registry.create_bucket(Caller::system("test"), "lost-answer", "us-east-1", false).await;
+    let shared =
+        on_thread(&db.url, |client| Ok(postgres::fetch_since(client, 0, 1000).map_err(|e| panic!("{e}")).unwrap()));
+    assert_eq!(shared.len(), 2, "the COMMIT went through: the shared log holds both buckets");
+    // What the shared log holds was written: the caller hears so, not of a failure that
+    // would make it retry (or give up on) a write that stands.
+    answered.expect("a committed write is acknowledged, though the COMMIT's answer was lost");
+    let seen = registry.read(|views| views.bucket("lost-answer")).await.unwrap();
+    assert!(seen.is_some(), "the replica holds what was acknowledged");
+    registry.create_bucket(Caller::system("test"), "after", "us-east-1", false).await.unwrap();
+    registry.close().await;
+}
