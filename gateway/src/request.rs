@@ -44,6 +44,12 @@ pub struct PeerAddr(pub SocketAddr);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriterOwns(pub String);
 
+/// Set by the access hook on a CreateBucket of a bucket the requester's account owns, when
+/// the requester may also set that bucket's ACL: re-creating it in us-east-1 resets its ACL
+/// (AWS's legacy answer), which is a PutBucketAcl.
+#[derive(Debug, Clone, Copy)]
+pub struct MaySetBucketAcl;
+
 /// The keys of a DeleteObjects that the access hook denied, taken out of the request: the
 /// handler answers each with `AccessDenied`, as AWS does, and deletes the others.
 #[derive(Debug, Clone, Default)]

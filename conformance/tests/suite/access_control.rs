@@ -991,3 +991,73 @@ async fn an_encoded_version_id_is_decided_as_the_version_it_names_issue_18() {
         assert_refused(&response, 403, "AccessDenied", &target);
     }
 }
+
+#[tokio::test]
+async fn re_creating_a_bucket_resets_its_acl_only_for_who_may_set_it_issue_20() {
+    use aws_sdk_s3::types::ObjectOwnership;
+
+    let (_dir, server) = server_with_a_second_user().await;
+    let s3 = server.s3();
+    let user = server.s3_as(USER);
+    create_bucket(&s3, BUCKET).await;
+    let owner_controls = ownership(ObjectOwnership::BucketOwnerPreferred);
+    s3.put_bucket_ownership_controls().bucket(BUCKET).ownership_controls(owner_controls).send().await.expect("ACLs on");
+    let owner = s3.get_bucket_acl().bucket(BUCKET).send().await.expect("ACL");
+    let owner_id = owner.owner().and_then(|o| o.id()).expect("canonical id").to_owned();
+    let read = format!("id={owner_id}");
+    s3.put_bucket_acl().bucket(BUCKET).grant_read(&read).grant_full_control(&read).send().await.expect("grant READ");
+    let grants = |acl: aws_sdk_s3::operation::get_bucket_acl::GetBucketAclOutput| {
+        acl.grants().iter().filter_map(|g| g.permission().map(|p| p.as_str().to_owned())).collect::<Vec<_>>()
+    };
+    let policy = format!(
+        r#"{{"Statement": [{{"Effect": "Deny", "Principal": {{"AWS": "*"}}, "Action": "s3:PutBucketAcl",
+            "Resource": "arn:aws:s3:::{BUCKET}", "Condition": {{"StringEquals": {{"aws:username": "{}"}}}}}}]}}"#,
+        USER.access_key
+    );
+    s3.put_bucket_policy().bucket(BUCKET).policy(policy).send().await.expect("policy");
+
+    // Re-creating resets the ACL (us-east-1's legacy answer): a PutBucketAcl in effect, so a
+    // user the policy denies it may not, and the ACL stays.
+    assert_eq!(failure(user.create_bucket().bucket(BUCKET).send().await), (403, "AccessDenied".into()));
+    let kept = grants(s3.get_bucket_acl().bucket(BUCKET).send().await.expect("ACL"));
+    assert_eq!(kept.len(), 2, "the READ grant survives a refused re-create: {kept:?}");
+    s3.create_bucket().bucket(BUCKET).send().await.expect("the owner re-creates its bucket");
+    let reset = grants(s3.get_bucket_acl().bucket(BUCKET).send().await.expect("ACL"));
+    assert_eq!(reset, ["FULL_CONTROL"], "the ACL is reset to private");
+}
+
+#[tokio::test]
+async fn what_reveals_a_read_needs_the_reads_permission_issue_20() {
+    let (_dir, server) = server_with_a_second_user().await;
+    let s3 = server.s3();
+    let user = server.s3_as(USER);
+    create_bucket(&s3, BUCKET).await;
+    put(&s3, BUCKET, "k", b"secret bytes").await;
+    let etag = s3.head_object().bucket(BUCKET).key("k").send().await.expect("head").e_tag().expect("ETag").to_owned();
+    let policy = format!(
+        r#"{{"Statement": [{{"Effect": "Deny", "Principal": {{"AWS": "*"}}, "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::{BUCKET}/*", "Condition": {{"StringEquals": {{"aws:username": "{}"}}}}}}]}}"#,
+        USER.access_key
+    );
+    s3.put_bucket_policy().bucket(BUCKET).policy(policy).send().await.expect("policy");
+    let denied = (403, "AccessDenied".to_owned());
+
+    // An object's attributes (its ETag, checksum, size) are what a read would reveal.
+    let attributes = user.get_object_attributes().bucket(BUCKET).key("k").object_attributes("ETag".into());
+    assert_eq!(failure(attributes.send().await), denied);
+    // A delete conditional on an ETag tells whether the ETag is the object's: so does a key's
+    // ETag in DeleteObjects. `If-Match: *` asks only whether the object exists.
+    assert_eq!(failure(user.delete_object().bucket(BUCKET).key("k").if_match(&etag).send().await), denied);
+    let guess = ObjectIdentifier::builder().key("k").e_tag(&etag).build().expect("identifier");
+    let batch = user
+        .delete_objects()
+        .bucket(BUCKET)
+        .delete(Delete::builder().objects(guess).build().expect("delete"))
+        .send()
+        .await
+        .expect("DeleteObjects answers per key");
+    assert_eq!(batch.errors().iter().filter_map(|e| e.code()).collect::<Vec<_>>(), ["AccessDenied"]);
+    assert_eq!(get(&s3, BUCKET, "k").await, b"secret bytes", "nothing was deleted");
+    user.delete_object().bucket(BUCKET).key("k").if_match("*").send().await.expect("a delete if it exists");
+    assert_eq!(failure(s3.head_object().bucket(BUCKET).key("k").send().await).0, 404);
+}

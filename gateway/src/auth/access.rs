@@ -31,7 +31,7 @@ use s3s::path::S3Path;
 use s3s::{S3Request, S3Result, s3_error};
 
 use super::{Users, key_holder};
-use crate::request::{DeniedDeletes, PeerAddr, WriterOwns};
+use crate::request::{DeniedDeletes, MaySetBucketAcl, PeerAddr, WriterOwns};
 
 /// The access hook s3s calls for every request.
 #[derive(Clone)]
@@ -306,14 +306,20 @@ impl Access {
     /// 403 `AccessDenied` when it does not; a bucket that does not exist is left to the
     /// handler (`NoSuchBucket`).
     async fn check_expected_owners(&self, op: &str, cx: &S3AccessContext<'_>) -> S3Result<()> {
-        let header = |name: &str| cx.headers().get(name).and_then(|v| v.to_str().ok());
+        // A value that is not text names no account: it cannot match, rather than be skipped.
+        let header = |name: &str| cx.headers().get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
         let target = match cx.s3_path() {
             S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } if op != "CreateBucket" => {
                 Some(bucket.to_string())
             }
             _ => None,
         };
-        let source = header("x-amz-copy-source").and_then(copy_source).map(|(bucket, _, _)| bucket);
+        let source = cx
+            .headers()
+            .get("x-amz-copy-source")
+            .and_then(|v| v.to_str().ok())
+            .and_then(copy_source)
+            .map(|(bucket, _, _)| bucket);
         for (expected, bucket) in
             [(header("x-amz-expected-bucket-owner"), target), (header("x-amz-source-expected-bucket-owner"), source)]
         {
@@ -328,6 +334,29 @@ impl Access {
                 );
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
+        }
+        Ok(())
+    }
+
+    /// Re-creating a bucket one's account owns resets its ACL in us-east-1: the handler does
+    /// it only when the requester may set that bucket's ACL ([`MaySetBucketAcl`]).
+    async fn mark_acl_reset(
+        &self,
+        identity: &Identity,
+        bucket: &str,
+        resource: &str,
+        cx: &mut S3AccessContext<'_>,
+    ) -> S3Result<()> {
+        let existing = self.buckets.get(bucket).await?;
+        let owned = existing.owner.is_some()
+            && identity.requester.as_ref().is_some_and(|r| existing.owner.as_deref() == Some(r.id.as_str()));
+        if !owned {
+            return Ok(());
+        }
+        let peer = cx.extensions_mut().get::<PeerAddr>().copied();
+        let keys = self.request_keys(peer, cx.headers(), cx.uri());
+        if self.decide(identity, &existing, "s3:PutBucketAcl", resource, &keys).is_ok() {
+            cx.extensions_mut().insert(MaySetBucketAcl);
         }
         Ok(())
     }
@@ -488,6 +517,11 @@ impl S3Access for Access {
             Some(bucket) if op != "CreateBucket" => self.buckets.get(bucket).await?,
             _ => Arc::default(),
         };
+        if op == "CreateBucket"
+            && let Some(name) = &bucket
+        {
+            self.mark_acl_reset(&identity, name, &resource, cx).await?;
+        }
         // A copy reads its source, which is decided as well, under its own bucket's grants.
         let source = match op.as_str() {
             "CopyObject" | "UploadPartCopy" => cx.headers().get("x-amz-copy-source").and_then(|v| v.to_str().ok()),
@@ -504,6 +538,14 @@ impl S3Access for Access {
         let versioned = version_id.is_some();
         let action = action_of(&op, versioned);
         let writes = matches!(op.as_str(), "PutObject" | "CopyObject" | "CreateMultipartUpload");
+        // What reveals what a read would (an object's attributes; whether a delete's ETag is
+        // the object's) needs the read's permission too, as AWS asks for it.
+        let reads_too = match op.as_str() {
+            "GetObjectAttributes" => true,
+            "DeleteObject" => cx.headers().get(http::header::IF_MATCH).is_some_and(|v| v.as_bytes() != b"*"),
+            _ => false,
+        }
+        .then(|| action_of("GetObject", versioned));
         let bypass = asks_bypass(cx.headers());
         let mut keys = if grant.policy.is_some()
             || source_grant.as_ref().is_some_and(|g| g.policy.is_some())
@@ -518,13 +560,18 @@ impl S3Access for Access {
         let mut source_keys = source.is_some().then(|| keys.clone());
         if let S3Path::Object { bucket, key } = cx.s3_path() {
             // Every action decided below with these keys, each of which may read the tags.
-            let also: &[&str] = match (writes, bypass) {
-                (true, true) => &["s3:PutObjectAcl", "s3:PutObjectTagging", "s3:BypassGovernanceRetention"],
-                (true, false) => &["s3:PutObjectAcl", "s3:PutObjectTagging"],
-                (false, true) => &["s3:BypassGovernanceRetention"],
-                (false, false) => &[],
-            };
-            let decided = Decided { identity: &identity, grant: &grant, action: &action, also, resource: &resource };
+            let mut also: Vec<&str> = Vec::new();
+            if writes {
+                also.extend(["s3:PutObjectAcl", "s3:PutObjectTagging"]);
+            }
+            if bypass {
+                also.push("s3:BypassGovernanceRetention");
+            }
+            if let Some(read) = &reads_too {
+                also.push(read);
+            }
+            let decided =
+                Decided { identity: &identity, grant: &grant, action: &action, also: &also, resource: &resource };
             self.existing_tags(&mut keys, decided, (bucket, key), version_id.as_deref()).await?;
         }
         let object_acl = match cx.s3_path() {
@@ -534,6 +581,9 @@ impl S3Access for Access {
             _ => ObjectAcl::default(),
         };
         self.decide_with(&identity, &grant, &action, &resource, &keys, &object_acl)?;
+        if let Some(read) = &reads_too {
+            self.decide_with(&identity, &grant, read, &resource, &keys, &object_acl)?;
+        }
         if writes {
             self.decide_write_extras(&identity, &grant, cx.headers(), &resource, &keys)?;
             if let Some(owns) = grant.writer_owns(&identity, cx.headers()) {
@@ -621,13 +671,27 @@ impl S3Access for Access {
             let resource = format!("arn:aws:s3:::{bucket}/{}", object.key);
             // Each key with its own object's tags, as a DeleteObject of its own would be.
             let mut keys = keys.clone();
-            let also: &[&str] = if bypass { &["s3:BypassGovernanceRetention"] } else { &[] };
-            let decided = Decided { identity: &identity, grant: &grant, action, also, resource: &resource };
+            let read = if object.version_id.is_some() { "s3:GetObjectVersion" } else { "s3:GetObject" };
+            let mut also = Vec::new();
+            if bypass {
+                also.push("s3:BypassGovernanceRetention");
+            }
+            if object.e_tag.is_some() {
+                also.push(read);
+            }
+            let decided = Decided { identity: &identity, grant: &grant, action, also: &also, resource: &resource };
             self.existing_tags(&mut keys, decided, (&bucket, &object.key), object.version_id.as_deref()).await?;
-            let decided = self.decide(&identity, &grant, action, &resource, &keys).and_then(|()| match bypass {
-                true => self.decide(&identity, &grant, "s3:BypassGovernanceRetention", &resource, &keys),
-                false => Ok(()),
-            });
+            let decided = self
+                .decide(&identity, &grant, action, &resource, &keys)
+                .and_then(|()| match bypass {
+                    true => self.decide(&identity, &grant, "s3:BypassGovernanceRetention", &resource, &keys),
+                    false => Ok(()),
+                })
+                // A key's ETag makes its delete tell whether the ETag is the object's: a read.
+                .and_then(|()| match object.e_tag {
+                    Some(_) => self.decide(&identity, &grant, read, &resource, &keys),
+                    None => Ok(()),
+                });
             match decided {
                 Ok(()) => allowed.push(object),
                 // An unknown or disabled key is refused as a whole, as for any request.

@@ -10,6 +10,7 @@ use super::error::Result;
 use super::owner::account_owner;
 use super::{Gateway, caller, wire};
 use crate::auth::access::Requester;
+use crate::request::MaySetBucketAcl;
 
 /// Reads a bucket, or `NoSuchBucket`.
 pub(super) async fn require_bucket(gw: &Gateway, name: &str) -> Result<Bucket> {
@@ -109,7 +110,8 @@ pub(super) async fn create_bucket(
                 })
                 .await?
                 .unwrap_or_else(|| ROOT_ACCOUNT.to_owned());
-            if requester.is_some_and(|requester| requester != owner) {
+            // An anonymous requester owns no bucket.
+            if requester.is_none_or(|requester| requester != owner) {
                 return Err(s3_error!(
                     BucketAlreadyExists,
                     "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again."
@@ -125,6 +127,10 @@ pub(super) async fn create_bucket(
             let name = req.input.bucket.clone();
             let current = gw.registry.read(move |reads| reads.bucket_acl(&name)).await?;
             if current != requested_grants {
+                // The reset is a PutBucketAcl: only for who may make one.
+                if req.extensions.get::<MaySetBucketAcl>().is_none() {
+                    return Err(s3_error!(AccessDenied, "Access Denied").into());
+                }
                 gw.registry.set_bucket_acl(caller(&req), &req.input.bucket, requested_grants).await?;
             }
         }
