@@ -222,6 +222,8 @@ def run(rep, s3, bucket):
         # request rather than let it through unconditionally.
         s3.put_object(Bucket=bucket, Key="del-cond", Body=b"kept")
         expect_status_error(501, "NotImplemented", s3.delete_object, Bucket=bucket, Key="del-cond", IfMatchSize=4)
+        expect_status_error(501, "NotImplemented", s3.delete_objects, Bucket=bucket,
+                            Delete={"Objects": [{"Key": "del-cond", "Size": 4}]})
         check(s3.get_object(Bucket=bucket, Key="del-cond")["Body"].read() == b"kept", "a refused delete deleted")
         upload_id = s3.create_multipart_upload(Bucket=bucket, Key="abort-cond")["UploadId"]
         expect_status_error(501, "NotImplemented", s3.abort_multipart_upload, Bucket=bucket, Key="abort-cond",
@@ -270,6 +272,9 @@ def run(rep, s3, bucket):
         # The COMPOSITE checksum: SHA-256 of the parts' binary SHA-256s.
         joined = b"".join(base64.b64decode(p["ChecksumSHA256"]) for p in parts)
         right = sha256_b64(joined)
+        # With its -<parts> suffix, the claim names the part count too.
+        expect_status_error(400, "BadDigest", s3.complete_multipart_upload, Bucket=bucket, Key="mp-sum",
+                            UploadId=upload_id, MultipartUpload={"Parts": parts}, ChecksumSHA256=f"{right}-3")
         done = s3.complete_multipart_upload(Bucket=bucket, Key="mp-sum", UploadId=upload_id,
                                             MultipartUpload={"Parts": parts}, ChecksumSHA256=right)
         check(done.get("ChecksumSHA256") == f"{right}-2", f"ChecksumSHA256 {done.get('ChecksumSHA256')}")

@@ -95,8 +95,8 @@ impl Served {
     }
 }
 
-/// Records the backend `config` serves `config.storage.data_dir` with. Written atomically
-/// (temp file, rename), on every start, so the file follows a deliberate move.
+/// Records the backend `config` serves `config.storage.data_dir` with. Written atomically and
+/// durably (synced temp file, rename, synced folder), on every start, so the file follows a deliberate move.
 ///
 /// # Errors
 ///
@@ -106,8 +106,13 @@ pub fn remember(config: &Config) -> io::Result<()> {
     let text = serde_json::to_string_pretty(&Served::of(config)).map_err(io::Error::other)? + "\n";
     // Gateways sharing a folder start together: each writes a temp file of its own.
     let temp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-    std::fs::write(&temp, text)?;
-    std::fs::rename(&temp, &path)
+    // Synced before the rename and the folder after it: a power cut leaves the old file or
+    // the new one, never an empty one that every command would then refuse.
+    let mut file = std::fs::File::create(&temp)?;
+    std::io::Write::write_all(&mut file, text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temp, &path)?;
+    std::fs::File::open(&config.storage.data_dir)?.sync_all()
 }
 
 /// Gives `config` the backend its data folder was served with, when it names none; refuses a

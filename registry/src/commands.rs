@@ -710,7 +710,7 @@ fn delete_object(
         // is NoSuchKey, another ETag is a failed precondition.
         let current = writer.views().latest_version(&target.bucket, &target.key)?.filter(|v| !v.is_delete_marker);
         let Some(current) = current else { return Err(Error::NoSuchKey) };
-        if expected != "*" && expected != current.content.etag {
+        if !etag_matches(expected, &current.content.etag) {
             return Err(Error::PreconditionFailed);
         }
     }

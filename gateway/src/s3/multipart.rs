@@ -325,6 +325,14 @@ fn composite_checksum(algorithm: ChecksumAlgorithm, parts: &[BlobPart]) -> Optio
     Some(format!("{value}-{}", parts.len()))
 }
 
+/// The COMPOSITE checksum of `parts` by the upload's algorithm, as a version's checksums.
+fn composite_checksums(algorithm: Option<ChecksumAlgorithm>, parts: &[BlobPart]) -> registry::event::v1::StringMap {
+    algorithm
+        .and_then(|algorithm| Some((algorithm.as_str().to_owned(), composite_checksum(algorithm, parts)?)))
+        .into_iter()
+        .collect()
+}
+
 /// Checks the object checksum a completion claims (`x-amz-checksum-*`: the whole object's for
 /// a FULL_OBJECT upload, the checksum of the parts' checksums for a COMPOSITE one, with or
 /// without its `-<parts>` suffix) against the one computed, before anything is recorded.
@@ -340,10 +348,16 @@ fn check_object_checksum(
         (ChecksumAlgorithm::Sha1, &input.checksum_sha1),
         (ChecksumAlgorithm::Sha256, &input.checksum_sha256),
     ];
-    let without_parts = |value: &str| value.split_once('-').map_or(value, |(value, _)| value).to_owned();
     for (algorithm, claimed) in claims {
         let Some(claimed) = claimed else { continue };
         let Some(value) = computed.get(algorithm.as_str()) else {
+            if upload_algorithm == Some(algorithm) {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "The upload's parts carry no {algorithm} checksum to check the complete request's against"
+                )
+                .into());
+            }
             let created = upload_algorithm.map_or("null", ChecksumAlgorithm::as_str);
             return Err(s3_error!(
                 InvalidRequest,
@@ -351,7 +365,12 @@ fn check_object_checksum(
             )
             .into());
         };
-        if without_parts(claimed) != without_parts(value) {
+        // A claim with its `-<parts>` suffix must name the part count too.
+        let matches = match claimed.split_once('-') {
+            Some(_) => claimed == value,
+            None => value.split_once('-').map_or(value.as_str(), |(value, _)| value) == claimed,
+        };
+        if !matches {
             return Err(
                 s3_error!(BadDigest, "The {algorithm} you specified did not match the calculated checksum.").into()
             );
@@ -617,14 +636,20 @@ pub(super) async fn complete_multipart_upload(
         )
         .into());
     }
+    let algorithm = upload.created.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse);
+    let full_object = upload.created.template.checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT);
+    if !full_object {
+        // A composite checksum comes from the parts' own: a claim is checked against it before
+        // the store's upload is completed, so that the client can try again.
+        let selected_parts: Vec<BlobPart> = selected.iter().map(|(_, part)| part.clone()).collect();
+        check_object_checksum(input, algorithm, &composite_checksums(algorithm, &selected_parts))?;
+    }
     let expected_parts = selected.iter().map(|(n, p)| (*n, p.etag.clone())).collect();
     let numbers: Vec<u32> = selected.iter().map(|(n, _)| *n).collect();
     // If anything below fails after the store's upload was completed, nothing is recorded: its
     // object is then a blob no version names, which `gc` removes.
     let parts = join_parts(gw.blobs.as_ref(), &upload.created, selected).await?;
 
-    let algorithm = upload.created.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse);
-    let full_object = upload.created.template.checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT);
     let alarm = PartAlarm {
         registry: gw.registry.clone(),
         caller: caller(&req),
@@ -638,14 +663,17 @@ pub(super) async fn complete_multipart_upload(
     let part_subtrees: Vec<ChainingValue> = parts.iter().filter_map(subtree_of).collect();
     // The chaining values served their purpose; the version's parts don't carry them.
     let parts: Vec<BlobPart> = parts.into_iter().map(|p| BlobPart { subtree: None, ..p }).collect();
-    let mut checksums = registry::event::v1::StringMap::new();
-    if let Some(algorithm) = algorithm {
-        let value = if full_object { full_checksum } else { composite_checksum(algorithm, &parts) };
-        if let Some(value) = value {
+    let checksums = if full_object {
+        let mut checksums = registry::event::v1::StringMap::new();
+        if let (Some(algorithm), Some(value)) = (algorithm, full_checksum) {
             checksums.insert(algorithm.as_str().to_owned(), value);
         }
-    }
-    check_object_checksum(input, algorithm, &checksums)?;
+        // A whole-object checksum is known only now that the object was read.
+        check_object_checksum(input, algorithm, &checksums)?;
+        checksums
+    } else {
+        composite_checksums(algorithm, &parts)
+    };
 
     let template = upload.created.template;
     let content = ObjectContent {

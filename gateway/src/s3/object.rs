@@ -474,6 +474,13 @@ pub(super) async fn delete_objects(
         )
         .into());
     }
+    if objects.iter().any(|o| o.last_modified_time.is_some() || o.size.is_some()) {
+        // Conditions on date and size (directory buckets on AWS) are not evaluated here, and
+        // the deletes they guard must not happen regardless.
+        return Err(
+            s3_error!(NotImplemented, "A header you provided implies functionality that is not implemented").into()
+        );
+    }
     require_bucket(gw, &input.bucket).await?;
     let bypass = gw.bypass_governance(&req, input.bypass_governance_retention);
     let targets = objects

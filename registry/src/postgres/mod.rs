@@ -233,7 +233,8 @@ impl<'a> SharedBatch<'a> {
     /// the head, notifies the channel once, and commits.
     ///
     /// # Errors
-    /// [`Error::Postgres`]: nothing of the batch is in the shared log then.
+    /// [`Error::Postgres`]: the batch is not in the shared log, unless the error is the lost
+    /// answer of a COMMIT that happened ([`holds_event`] tells).
     pub(crate) fn commit(self, events: &[Event]) -> Result<()> {
         let mut tx = self.tx.into_inner();
         if let Some(last) = events.last() {

@@ -753,7 +753,7 @@ impl SharedWriter {
     /// Whether the shared log holds the batch ending with event `sequence` (of `hash`), asked
     /// on a connection made again: after a failed commit, which may have happened all the
     /// same when only its answer was lost.
-    fn holds(&mut self, sequence: u64, hash: &[u8; 32]) -> Result<bool> {
+    fn holds_batch(&mut self, sequence: u64, hash: &[u8; 32]) -> Result<bool> {
         self.client = None;
         self.statements.borrow_mut().clear();
         shared_log::holds_event(self.client()?, sequence, hash)
@@ -1013,7 +1013,10 @@ fn run_batch(
         // such; if it cannot be asked, they are reported failed (as before) and the next batch
         // copies whatever the shared log holds.
         let holds = match (batch_end, shared.as_mut()) {
-            (Some((sequence, hash)), Some(shared)) => shared.holds(sequence, &hash).unwrap_or(false),
+            (Some((sequence, hash)), Some(shared)) => shared.holds_batch(sequence, &hash).unwrap_or_else(|asked| {
+                tracing::error!(%error, %asked, "the shared log's COMMIT failed and it cannot be asked whether it holds the batch");
+                false
+            }),
             _ => false,
         };
         if !holds {
