@@ -1061,3 +1061,32 @@ async fn what_reveals_a_read_needs_the_reads_permission_issue_20() {
     user.delete_object().bucket(BUCKET).key("k").if_match("*").send().await.expect("a delete if it exists");
     assert_eq!(failure(s3.head_object().bucket(BUCKET).key("k").send().await).0, 404);
 }
+
+#[tokio::test]
+async fn a_new_bucket_with_a_public_acl_needs_put_bucket_acl_issue_20() {
+    use artifact_store_conformance::cli::expect;
+    use aws_sdk_s3::types::{BucketCannedAcl, ObjectOwnership};
+
+    let server = Server::start(Transport::Http).await;
+    let dir = tempfile::tempdir().expect("temp folder");
+    expect(&server, &["user", "create", "maker"], 0);
+    let created = expect(&server, &["--json", "key", "create", "maker"], 0);
+    let created: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("key JSON");
+    let key = |name: &str| created[name].as_str().expect("key field").to_owned();
+    let (access_key, secret_key) = (key("access_key"), key("secret_key"));
+    let maker = server.s3_as(Key { access_key: &access_key, secret_key: &secret_key });
+    let policy = dir.path().join("buckets.json");
+    std::fs::write(&policy, r#"{"Statement": [{"Effect": "Allow", "Action": "s3:CreateBucket", "Resource": "*"}]}"#)
+        .expect("policy file");
+    expect(&server, &["user", "policy", "put", "maker", "--file", &policy.display().to_string()], 0);
+
+    // CreateBucket alone makes private buckets; a public ACL is a PutBucketAcl as well.
+    let public = maker
+        .create_bucket()
+        .bucket("made-public")
+        .object_ownership(ObjectOwnership::ObjectWriter)
+        .acl(BucketCannedAcl::PublicRead);
+    assert_eq!(failure(public.send().await), (403, "AccessDenied".to_owned()));
+    assert_eq!(failure(server.s3().head_bucket().bucket("made-public").send().await).0, 404, "nothing was made");
+    maker.create_bucket().bucket("made-private").acl(BucketCannedAcl::Private).send().await.expect("private bucket");
+}

@@ -581,6 +581,10 @@ impl S3Access for Access {
             _ => ObjectAcl::default(),
         };
         self.decide_with(&identity, &grant, &action, &resource, &keys, &object_acl)?;
+        if op == "CreateBucket" && asks_bucket_acl(cx.headers()) {
+            // A new bucket with an ACL other than private is a PutBucketAcl too, as on AWS.
+            self.decide(&identity, &grant, "s3:PutBucketAcl", &resource, &keys)?;
+        }
         if let Some(read) = &reads_too {
             self.decide_with(&identity, &grant, read, &resource, &keys, &object_acl)?;
         }
@@ -862,6 +866,13 @@ fn action_of(op: &str, versioned: bool) -> String {
         other => other,
     };
     format!("s3:{name}")
+}
+
+/// Whether a CreateBucket asks for an ACL other than the private one: a canned ACL other
+/// than `private`, or any `x-amz-grant-*`.
+fn asks_bucket_acl(headers: &http::HeaderMap) -> bool {
+    headers.get("x-amz-acl").is_some_and(|acl| acl.as_bytes() != b"private")
+        || headers.keys().any(|name| name.as_str().starts_with("x-amz-grant-"))
 }
 
 /// Whether the request asks to bypass governance retention.
