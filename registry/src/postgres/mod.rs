@@ -183,14 +183,43 @@ pub(crate) fn query_prepared(
     Ok(client.query(&statement, params)?)
 }
 
-/// Whether the shared log holds the event `sequence` with `hash`: asked after a COMMIT whose
-/// answer was lost, which may or may not have happened.
+/// Which transaction a batch is, and which server process runs it: after a COMMIT whose
+/// answer was lost, they tell whether it happened ([`committed`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchTransaction {
+    txid: i64,
+    backend_pid: i32,
+}
+
+/// How long a lost COMMIT's transaction may stay in progress before its server process is
+/// ended (its COMMIT never arrived, and it waits idle in its transaction), in polls of
+/// [`OUTCOME_POLL`].
+const OUTCOME_POLLS_BEFORE_ENDING: u32 = 10;
+const OUTCOME_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Whether `batch` committed, asked (on another connection) after its COMMIT's answer was
+/// lost. A transaction still in progress is waited for; if it stays so, its process is ended
+/// (PostgreSQL then rolls it back) and the answer is the outcome that leaves.
 ///
 /// # Errors
-/// [`Error::Postgres`]: then nobody knows yet.
-pub(crate) fn holds_event(client: &mut Client, sequence: u64, hash: &[u8; 32]) -> Result<bool> {
-    let rows = client.query("SELECT hash FROM events WHERE seq = $1", &[&column(sequence)])?;
-    Ok(rows.first().is_some_and(|row| row.get::<_, &[u8]>(0) == hash.as_slice()))
+/// [`Error::Postgres`], or [`Error::CommitFailed`] when no outcome comes: then nobody knows.
+pub(crate) fn committed(client: &mut Client, batch: BatchTransaction) -> Result<bool> {
+    for poll in 0..OUTCOME_POLLS_BEFORE_ENDING * 3 {
+        let status: Option<String> = client.query_one("SELECT txid_status($1)", &[&batch.txid])?.get(0);
+        match status.as_deref() {
+            Some("committed") => return Ok(true),
+            Some("aborted") => return Ok(false),
+            Some(_) => {
+                if poll == OUTCOME_POLLS_BEFORE_ENDING {
+                    client.execute("SELECT pg_terminate_backend($1)", &[&batch.backend_pid])?;
+                }
+                std::thread::sleep(OUTCOME_POLL);
+            }
+            // Too old to be known: never for a transaction of a moment ago.
+            None => break,
+        }
+    }
+    Err(Error::CommitFailed(format!("the outcome of transaction {} is unknown", batch.txid)))
 }
 
 /// One group commit's transaction on the shared log, holding the head's row lock.
@@ -199,6 +228,8 @@ pub(crate) struct SharedBatch<'a> {
     statements: &'a RefCell<StatementCache>,
     /// The head when the batch took the lock.
     head: ChainHead,
+    /// Its transaction, to ask after about a COMMIT whose answer was lost.
+    transaction: BatchTransaction,
 }
 
 impl<'a> SharedBatch<'a> {
@@ -209,12 +240,13 @@ impl<'a> SharedBatch<'a> {
         let rows = query_prepared(
             statements,
             &mut tx,
-            "SELECT next_seq, head_hash FROM registry_head WHERE id = 0 FOR UPDATE",
+            "SELECT next_seq, head_hash, txid_current(), pg_backend_pid() FROM registry_head WHERE id = 0 FOR UPDATE",
             &[],
         )?;
         let row = rows.first().ok_or_else(|| Error::CommitFailed("the shared log has no head row".to_owned()))?;
         let head = head_from(row.get(0), row.get(1))?;
-        Ok(Self { tx: RefCell::new(tx), statements, head })
+        let transaction = BatchTransaction { txid: row.get(2), backend_pid: row.get(3) };
+        Ok(Self { tx: RefCell::new(tx), statements, head, transaction })
     }
 
     /// The tables beside the shared log, for the batch's jobs; inline bytes and secrets are
@@ -229,12 +261,17 @@ impl<'a> SharedBatch<'a> {
         pull(&mut *self.tx.borrow_mut(), self.statements, local, replica_head, self.head)
     }
 
+    /// The batch's transaction, to ask [`committed`] about if its COMMIT fails.
+    pub(crate) fn transaction(&self) -> BatchTransaction {
+        self.transaction
+    }
+
     /// Appends the batch's events (which chain from the locked head) to the shared log, moves
     /// the head, notifies the channel once, and commits.
     ///
     /// # Errors
     /// [`Error::Postgres`]: the batch is not in the shared log, unless the error is the lost
-    /// answer of a COMMIT that happened ([`holds_event`] tells).
+    /// answer of a COMMIT that happened ([`committed`] tells).
     pub(crate) fn commit(self, events: &[Event]) -> Result<()> {
         let mut tx = self.tx.into_inner();
         if let Some(last) = events.last() {

@@ -750,13 +750,12 @@ impl SharedWriter {
         shared_log::pull(client, statements, local, replica_head, committed)
     }
 
-    /// Whether the shared log holds the batch ending with event `sequence` (of `hash`), asked
-    /// on a connection made again: after a failed commit, which may have happened all the
-    /// same when only its answer was lost.
-    fn holds_batch(&mut self, sequence: u64, hash: &[u8; 32]) -> Result<bool> {
+    /// Whether a batch whose commit failed committed all the same (only its answer was
+    /// lost), asked on a connection made again.
+    fn committed(&mut self, batch: shared_log::BatchTransaction) -> Result<bool> {
         self.client = None;
         self.statements.borrow_mut().clear();
-        shared_log::holds_event(self.client()?, sequence, hash)
+        shared_log::committed(self.client()?, batch)
     }
 
     /// Begins a batch on the shared log: takes the head's lock.
@@ -1000,21 +999,19 @@ fn run_batch(
     // views follow without an fsync of their own; if they are lost, opening the registry
     // catches them up from the log. On a shared log, its commit is the durable one.
     let committing = std::time::Instant::now();
-    let mut batch_end = None;
+    let batch_transaction = shared_batch.as_ref().map(SharedBatch::transaction);
     let shared_committed = shared_batch.map(|batch| {
-        log::fetch_since(&log_tx, started_at.sequence, usize::MAX).and_then(|events| {
-            batch_end = events.last().map(|last| (last.sequence, last.hash));
-            batch.commit(&events)
-        })
+        log::fetch_since(&log_tx, started_at.sequence, usize::MAX).and_then(|events| batch.commit(&events))
     });
     if let Some(Err(error)) = &shared_committed {
-        // A COMMIT whose answer was lost may have happened: the shared log, asked again, says
-        // whether it holds the batch. If it does, its writes stand and are acknowledged as
-        // such; if it cannot be asked, they are reported failed (as before) and the next batch
-        // copies whatever the shared log holds.
-        let holds = match (batch_end, shared.as_mut()) {
-            (Some((sequence, hash)), Some(shared)) => shared.holds_batch(sequence, &hash).unwrap_or_else(|asked| {
-                tracing::error!(%error, %asked, "the shared log's COMMIT failed and it cannot be asked whether it holds the batch");
+        // A COMMIT whose answer was lost may have happened: PostgreSQL, asked about the
+        // batch's transaction, says whether it did (waiting for it, or ending it, while it is
+        // still in progress). If it did, the writes stand and are acknowledged as such; if it
+        // cannot be asked, they are reported failed and the next batch copies in whatever the
+        // shared log holds.
+        let holds = match (batch_transaction, shared.as_mut()) {
+            (Some(transaction), Some(shared)) => shared.committed(transaction).unwrap_or_else(|asked| {
+                tracing::error!(%error, %asked, "the shared log's COMMIT failed and its outcome cannot be learnt");
                 false
             }),
             _ => false,

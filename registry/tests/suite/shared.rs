@@ -228,12 +228,13 @@ async fn an_event_changed_in_postgresql_is_refused_before_any_replica_applies_it
     b.close().await;
 }
 
-/// A TCP relay to PostgreSQL that, once armed, lets the next `COMMIT` through and then cuts
-/// the connection before its answer comes back: the client cannot tell whether the commit
-/// happened (it did).
+/// A TCP relay to PostgreSQL that, once armed, cuts the connection at the next `COMMIT`:
+/// after letting it through (the commit happens, its answer is lost), or before (it never
+/// arrives; the server's transaction waits, idle). Either way the client cannot tell.
 struct CommitCutter {
     addr: std::net::SocketAddr,
     armed: Arc<std::sync::atomic::AtomicBool>,
+    forward: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl CommitCutter {
@@ -243,12 +244,13 @@ impl CommitCutter {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let armed_for_relay = Arc::clone(&armed);
+        let forward = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (armed_for_relay, forward_for_relay) = (Arc::clone(&armed), Arc::clone(&forward));
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
                 let Ok(server) = std::net::TcpStream::connect(upstream) else { return };
-                let armed = Arc::clone(&armed_for_relay);
+                let (armed, forward) = (Arc::clone(&armed_for_relay), Arc::clone(&forward_for_relay));
                 // Server to client, until the cut.
                 let (mut from_server, mut to_client) = (server.try_clone().unwrap(), client.try_clone().unwrap());
                 let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -276,10 +278,14 @@ impl CommitCutter {
                         let commit = memchr_commit(&buffer[..n]);
                         if commit && armed.swap(false, Ordering::SeqCst) {
                             cut.store(true, Ordering::SeqCst);
-                            let _ = to_server.write_all(&buffer[..n]);
-                            // Time for the server to commit; the answer is not relayed.
-                            std::thread::sleep(std::time::Duration::from_millis(300));
+                            if forward.load(Ordering::SeqCst) {
+                                let _ = to_server.write_all(&buffer[..n]);
+                            }
+                            // The client's side closes at once, whether the server has
+                            // committed yet or not; the server's side is left open, as a
+                            // lost network leaves it.
                             let _ = from_client.shutdown(std::net::Shutdown::Both);
+                            std::thread::sleep(std::time::Duration::from_secs(120));
                             let _ = to_server.shutdown(std::net::Shutdown::Both);
                             break;
                         }
@@ -290,7 +296,7 @@ impl CommitCutter {
                 });
             }
         });
-        Self { addr, armed }
+        Self { addr, armed, forward }
     }
 
     /// The URL of `url`'s database through the relay.
@@ -300,7 +306,9 @@ impl CommitCutter {
         format!("{scheme_user}@{}/{database}", self.addr)
     }
 
-    fn arm(&self) {
+    /// Cuts at the next COMMIT, after letting it through when `forward`.
+    fn arm(&self, forward: bool) {
+        self.forward.store(forward, std::sync::atomic::Ordering::SeqCst);
         self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
@@ -323,7 +331,7 @@ async fn a_commit_whose_answer_is_lost_is_acknowledged_when_the_shared_log_holds
         Registry::open_shared(dir.path().join("registry.db"), &cutter.url(db.url()), Arc::new(SystemClock)).unwrap();
     registry.create_bucket(Caller::system("test"), "before", "us-east-1", false).await.unwrap();
 
-    cutter.arm();
+    cutter.arm(true);
     let answered = registry.create_bucket(Caller::system("test"), "lost-answer", "us-east-1", false).await;
     let shared =
         on_thread(&db.url, |client| Ok(postgres::fetch_since(client, 0, 1000).map_err(|e| panic!("{e}")).unwrap()));
@@ -334,5 +342,48 @@ async fn a_commit_whose_answer_is_lost_is_acknowledged_when_the_shared_log_holds
     let seen = registry.read(|views| views.bucket("lost-answer")).await.unwrap();
     assert!(seen.is_some(), "the replica holds what was acknowledged");
     registry.create_bucket(Caller::system("test"), "after", "us-east-1", false).await.unwrap();
+    registry.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_never_arrived_is_reported_failed_and_leaves_nothing() {
+    let Some(db) = SharedDb::create() else { return };
+    let upstream: std::net::SocketAddr = {
+        let (_, rest) = db.url().split_once('@').unwrap();
+        rest.split_once('/').unwrap().0.parse().expect("host:port of the server")
+    };
+    let cutter = CommitCutter::start(upstream);
+    let dir = tempfile::tempdir().unwrap();
+    let registry =
+        Registry::open_shared(dir.path().join("registry.db"), &cutter.url(db.url()), Arc::new(SystemClock)).unwrap();
+    registry.create_bucket(Caller::system("test"), "before", "us-east-1", false).await.unwrap();
+
+    // The COMMIT is lost on its way: the server's transaction waits, idle, holding the head's
+    // lock. The writer learns its outcome by ending it (a rollback), not by waiting out the
+    // server's idle timeout, and reports the write failed.
+    cutter.arm(false);
+    let answered = registry.create_bucket(Caller::system("test"), "never-committed", "us-east-1", false).await;
+    assert!(answered.is_err(), "a write whose COMMIT never arrived is not acknowledged: {answered:?}");
+    let shared =
+        on_thread(&db.url, |client| Ok(postgres::fetch_since(client, 0, 1000).map_err(|e| panic!("{e}")).unwrap()));
+    assert_eq!(shared.len(), 1, "the shared log holds only the first bucket");
+    // The stranded transaction was ended, not left to the server's idle timeout (60 s) while
+    // it holds the head's lock that every gateway's writes wait for.
+    let head_free = on_thread(&db.url, |client| {
+        for _ in 0..50 {
+            let mut tx = client.transaction()?;
+            if tx.query("SELECT next_seq FROM registry_head WHERE id = 0 FOR UPDATE NOWAIT", &[]).is_ok() {
+                return Ok(true);
+            }
+            drop(tx);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Ok(false)
+    });
+    assert!(head_free, "the head's lock is held by a transaction whose COMMIT never arrived");
+    // The next write goes through.
+    registry.create_bucket(Caller::system("test"), "after", "us-east-1", false).await.unwrap();
+    let seen = registry.read(|views| views.bucket("never-committed")).await.unwrap();
+    assert!(seen.is_none(), "nothing of the failed write is visible");
     registry.close().await;
 }
