@@ -98,6 +98,29 @@ pub fn set_applied(conn: &Connection, sequence: u64) -> Result<()> {
     Ok(())
 }
 
+/// Sets (`Some((value, sequence))`) or removes a bucket's row in a one-row-per-bucket setting
+/// table: `(table, column)` names where the value goes; `set_seq` holds the event that set it.
+fn set_bucket_setting(
+    conn: &Connection,
+    (table, column): (&str, &str),
+    bucket: &str,
+    value: Option<(String, u64)>,
+) -> Result<()> {
+    match value {
+        Some((value, sequence)) => {
+            conn.prepare_cached(&format!(
+                "INSERT INTO {table} (bucket, {column}, set_seq) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (bucket) DO UPDATE SET {column} = excluded.{column}, set_seq = excluded.set_seq"
+            ))?
+            .execute(params![bucket, value, sequence])?;
+        }
+        None => {
+            conn.prepare_cached(&format!("DELETE FROM {table} WHERE bucket = ?1"))?.execute([bucket])?;
+        }
+    }
+    Ok(())
+}
+
 impl ViewRows for Connection {
     fn insert_subject(&self, subject_id: &str, sequence: u64) -> Result<()> {
         self.prepare_cached("INSERT INTO event_subjects (subject_id, seq) VALUES (?1, ?2)")?
@@ -160,19 +183,7 @@ impl ViewRows for Connection {
     }
 
     fn set_bucket_policy(&self, bucket: &str, policy: Option<(&str, u64)>) -> Result<()> {
-        match policy {
-            Some((policy, sequence)) => {
-                self.prepare_cached(
-                    "INSERT INTO bucket_policies (bucket, policy, set_seq) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (bucket) DO UPDATE SET policy = excluded.policy, set_seq = excluded.set_seq",
-                )?
-                .execute(params![bucket, policy, sequence])?;
-            }
-            None => {
-                self.prepare_cached("DELETE FROM bucket_policies WHERE bucket = ?1")?.execute([bucket])?;
-            }
-        }
-        Ok(())
+        set_bucket_setting(self, ("bucket_policies", "policy"), bucket, policy.map(|(p, seq)| (p.to_owned(), seq)))
     }
 
     fn set_public_access_block(&self, bucket: &str, block: Option<(&PublicAccessBlock, &Event)>) -> Result<()> {
@@ -203,37 +214,13 @@ impl ViewRows for Connection {
     }
 
     fn set_cors(&self, bucket: &str, rules: Option<(&[CorsRule], u64)>) -> Result<()> {
-        match rules {
-            Some((rules, sequence)) => {
-                let rules = serde_json::to_string(rules).expect("CORS rules serialize");
-                self.prepare_cached(
-                    "INSERT INTO bucket_cors (bucket, rules, set_seq) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (bucket) DO UPDATE SET rules = excluded.rules, set_seq = excluded.set_seq",
-                )?
-                .execute(params![bucket, rules, sequence])?;
-            }
-            None => {
-                self.prepare_cached("DELETE FROM bucket_cors WHERE bucket = ?1")?.execute([bucket])?;
-            }
-        }
-        Ok(())
+        let rules = rules.map(|(rules, seq)| (serde_json::to_string(rules).expect("CORS rules serialize"), seq));
+        set_bucket_setting(self, ("bucket_cors", "rules"), bucket, rules)
     }
 
     fn set_bucket_tags(&self, bucket: &str, tags: Option<(&v1::StringMap, u64)>) -> Result<()> {
-        match tags {
-            Some((tags, sequence)) => {
-                let tags = serde_json::to_string(tags).expect("tags serialize");
-                self.prepare_cached(
-                    "INSERT INTO bucket_tags (bucket, tags, set_seq) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (bucket) DO UPDATE SET tags = excluded.tags, set_seq = excluded.set_seq",
-                )?
-                .execute(params![bucket, tags, sequence])?;
-            }
-            None => {
-                self.prepare_cached("DELETE FROM bucket_tags WHERE bucket = ?1")?.execute([bucket])?;
-            }
-        }
-        Ok(())
+        let tags = tags.map(|(tags, seq)| (serde_json::to_string(tags).expect("tags serialize"), seq));
+        set_bucket_setting(self, ("bucket_tags", "tags"), bucket, tags)
     }
 
     fn set_ownership(&self, bucket: &str, ownership: Option<(Option<&str>, u64)>) -> Result<()> {
@@ -253,20 +240,8 @@ impl ViewRows for Connection {
     }
 
     fn set_bucket_acl(&self, bucket: &str, grants: Option<(&[AclEntry], u64)>) -> Result<()> {
-        match grants {
-            Some((grants, sequence)) => {
-                let grants = serde_json::to_string(grants).expect("ACL grants serialize");
-                self.prepare_cached(
-                    "INSERT INTO bucket_acls (bucket, grants, set_seq) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (bucket) DO UPDATE SET grants = excluded.grants, set_seq = excluded.set_seq",
-                )?
-                .execute(params![bucket, grants, sequence])?;
-            }
-            None => {
-                self.prepare_cached("DELETE FROM bucket_acls WHERE bucket = ?1")?.execute([bucket])?;
-            }
-        }
-        Ok(())
+        let grants = grants.map(|(grants, seq)| (serde_json::to_string(grants).expect("ACL grants serialize"), seq));
+        set_bucket_setting(self, ("bucket_acls", "grants"), bucket, grants)
     }
 
     fn insert_account(&self, event: &Event, account: &v1::AccountCreated) -> Result<()> {
