@@ -11,6 +11,16 @@ use super::error::Result;
 use super::lookup::{OnDeleteMarker, named_version};
 use super::{Gateway, caller, wire};
 
+/// A Tagging document's tags as (key, value) pairs, for the checks of [`wire`].
+fn pairs(tagging: &Tagging) -> impl Iterator<Item = (String, String)> + '_ {
+    tagging.tag_set.iter().map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default()))
+}
+
+/// Stored tags as a response's TagSet.
+fn tag_set(tags: &StringMap) -> Vec<Tag> {
+    tags.iter().map(|(k, v)| Tag { key: Some(k.clone()), value: Some(v.clone()) }).collect()
+}
+
 pub(super) async fn get_object_tagging(
     gw: &Gateway,
     req: S3Request<GetObjectTaggingInput>,
@@ -19,10 +29,8 @@ pub(super) async fn get_object_tagging(
     let bucket = require_bucket(gw, &input.bucket).await?;
     let version =
         named_version(gw, &input.bucket, &input.key, input.version_id.as_deref(), OnDeleteMarker::Tagging).await?;
-    let tag_set =
-        version.content.tags.iter().map(|(k, v)| Tag { key: Some(k.clone()), value: Some(v.clone()) }).collect();
     Ok(S3Response::new(GetObjectTaggingOutput {
-        tag_set,
+        tag_set: tag_set(&version.content.tags),
         version_id: wire::version_id_header(&bucket, &version.version_id),
     }))
 }
@@ -32,9 +40,7 @@ pub(super) async fn put_object_tagging(
     req: S3Request<PutObjectTaggingInput>,
 ) -> Result<S3Response<PutObjectTaggingOutput>> {
     let input = &req.input;
-    let tags = wire::check_tags(
-        input.tagging.tag_set.iter().map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default())),
-    )?;
+    let tags = wire::check_tags(pairs(&input.tagging))?;
     let version_id = set_tags(gw, &req, &input.bucket, &input.key, input.version_id.clone(), tags).await?;
     Ok(S3Response::new(PutObjectTaggingOutput { version_id }))
 }
@@ -71,8 +77,7 @@ pub(super) async fn get_bucket_tagging(
     let Some(tags) = tags.filter(|tags| !tags.is_empty()) else {
         return Err(s3_error!(NoSuchTagSet, "The TagSet does not exist").into());
     };
-    let tag_set = tags.into_iter().map(|(k, v)| Tag { key: Some(k), value: Some(v) }).collect();
-    Ok(S3Response::new(GetBucketTaggingOutput { tag_set }))
+    Ok(S3Response::new(GetBucketTaggingOutput { tag_set: tag_set(&tags) }))
 }
 
 pub(super) async fn put_bucket_tagging(
@@ -80,9 +85,7 @@ pub(super) async fn put_bucket_tagging(
     req: S3Request<PutBucketTaggingInput>,
 ) -> Result<S3Response<PutBucketTaggingOutput>> {
     let input = &req.input;
-    let tags = wire::check_bucket_tags(
-        input.tagging.tag_set.iter().map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default())),
-    )?;
+    let tags = wire::check_bucket_tags(pairs(&input.tagging))?;
     require_bucket(gw, &input.bucket).await?;
     // An empty set leaves the bucket without tags, as DeleteBucketTagging does.
     if tags.is_empty() {
