@@ -313,14 +313,9 @@ impl CommitCutter {
     }
 }
 
-/// Whether the bytes hold a simple-query `COMMIT`.
-fn memchr_commit(bytes: &[u8]) -> bool {
-    bytes.windows(7).any(|w| w == b"COMMIT\0")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_commit_whose_answer_is_lost_is_acknowledged_when_the_shared_log_holds_it() {
-    let Some(db) = SharedDb::create() else { return };
+/// A gateway's registry whose connections to `db` go through a [`CommitCutter`], with one
+/// write committed through it (bucket `before`).
+async fn through_a_cutter(db: &SharedDb) -> (CommitCutter, tempfile::TempDir, Registry) {
     let upstream: std::net::SocketAddr = {
         let (_, rest) = db.url().split_once('@').unwrap();
         rest.split_once('/').unwrap().0.parse().expect("host:port of the server")
@@ -330,6 +325,18 @@ async fn a_commit_whose_answer_is_lost_is_acknowledged_when_the_shared_log_holds
     let registry =
         Registry::open_shared(dir.path().join("registry.db"), &cutter.url(db.url()), Arc::new(SystemClock)).unwrap();
     registry.create_bucket(Caller::system("test"), "before", "us-east-1", false).await.unwrap();
+    (cutter, dir, registry)
+}
+
+/// Whether the bytes hold a simple-query `COMMIT`.
+fn memchr_commit(bytes: &[u8]) -> bool {
+    bytes.windows(7).any(|w| w == b"COMMIT\0")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_answer_is_lost_is_acknowledged_when_the_shared_log_holds_it() {
+    let Some(db) = SharedDb::create() else { return };
+    let (cutter, _replica, registry) = through_a_cutter(&db).await;
 
     cutter.arm(true);
     let answered = registry.create_bucket(Caller::system("test"), "lost-answer", "us-east-1", false).await;
@@ -348,15 +355,7 @@ async fn a_commit_whose_answer_is_lost_is_acknowledged_when_the_shared_log_holds
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_that_never_arrived_is_reported_failed_and_leaves_nothing() {
     let Some(db) = SharedDb::create() else { return };
-    let upstream: std::net::SocketAddr = {
-        let (_, rest) = db.url().split_once('@').unwrap();
-        rest.split_once('/').unwrap().0.parse().expect("host:port of the server")
-    };
-    let cutter = CommitCutter::start(upstream);
-    let dir = tempfile::tempdir().unwrap();
-    let registry =
-        Registry::open_shared(dir.path().join("registry.db"), &cutter.url(db.url()), Arc::new(SystemClock)).unwrap();
-    registry.create_bucket(Caller::system("test"), "before", "us-east-1", false).await.unwrap();
+    let (cutter, _replica, registry) = through_a_cutter(&db).await;
 
     // The COMMIT is lost on its way: the server's transaction waits, idle, holding the head's
     // lock. The writer learns its outcome by ending it (a rollback), not by waiting out the
