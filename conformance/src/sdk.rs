@@ -101,6 +101,22 @@ pub async fn create_bucket(s3: &Client, bucket: &str) {
     s3.create_bucket().bucket(bucket).send().await.unwrap_or_else(|e| panic!("create bucket {bucket}: {e:?}"));
 }
 
+/// Enables versioning on `bucket`.
+///
+/// # Panics
+/// When the server refuses.
+pub async fn enable_versioning(s3: &Client, bucket: &str) {
+    let enabled = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(enabled)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("enable versioning on {bucket}: {e:?}"));
+}
+
 /// PUTs `data` at `bucket/key` and returns the ETag, unquoted.
 ///
 /// # Panics

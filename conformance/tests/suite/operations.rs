@@ -7,7 +7,7 @@ use std::io::BufRead as _;
 use std::time::{Duration, SystemTime};
 
 use artifact_store_conformance::raw::{Payload, ROOT, encode};
-use artifact_store_conformance::sdk::{create_bucket, failure, get, put};
+use artifact_store_conformance::sdk::{create_bucket, enable_versioning, failure, get, put};
 use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::{ACCESS_KEY, FIRST_START_EVENTS, Server, Transport, bytes, metrics};
 use prometheus_parse::{Scrape, Value as Sample};
@@ -291,16 +291,7 @@ async fn object_history_of_a_deleted_key_shows_its_writes_reads_and_deletions() 
     wait_for_retrievals(&server, "gone", "backup.tar", 1).await;
     s3.delete_object().bucket("gone").key("backup.tar").send().await.expect("delete");
     create_bucket(&s3, "kept").await;
-    s3.put_bucket_versioning()
-        .bucket("kept")
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("enable versioning");
+    enable_versioning(&s3, "kept").await;
     put(&s3, "kept", "data.csv", b"rows").await;
     s3.delete_object().bucket("kept").key("data.csv").send().await.expect("delete marker");
 

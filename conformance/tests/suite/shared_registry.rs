@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use artifact_store_conformance::events::of_type;
-use artifact_store_conformance::sdk::{create_bucket, failure, get, put};
+use artifact_store_conformance::sdk::{create_bucket, enable_versioning, failure, get, put};
 use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::{Server, Transport, bytes, skip};
 use aws_sdk_s3::primitives::ByteStream;
@@ -161,17 +161,7 @@ async fn three_gateways_serve_as_one_issue_19() {
     assert_eq!(get(&s3[0], "team", "big.bin").await, parts.concat());
 
     // Versions are ordered by commit, whichever gateway wrote them.
-    s3[1]
-        .put_bucket_versioning()
-        .bucket("team")
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("versioning");
+    enable_versioning(&s3[1], "team").await;
     let mut ids = Vec::new();
     for round in 0..6 {
         let written = s3[round % 3]
