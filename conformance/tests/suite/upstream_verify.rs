@@ -26,21 +26,28 @@ async fn upstream_keys(client: &aws_sdk_s3::Client, bucket: &str) -> Vec<String>
     listed.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
 }
 
-#[tokio::test]
-#[ignore = "needs an S3 upstream (CONFORMANCE_UPSTREAM_*)"]
-async fn verify_rehashes_upstream_blobs_and_names_a_corrupt_one() {
-    let upstream = RunUpstream::required();
+/// A gateway on the S3 backend, in front of a new upstream bucket (`<label>-<time>`), with
+/// bucket [`BUCKET`] made through it.
+async fn serve_on_a_fresh_upstream_bucket(upstream: &RunUpstream, label: &str) -> (String, Server) {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    let up_bucket = format!("verify-{nanos:x}");
-    let direct = upstream.client();
-    direct.create_bucket().bucket(&up_bucket).send().await.expect("upstream bucket");
+    let up_bucket = format!("{label}-{nanos:x}");
+    upstream.client().create_bucket().bucket(&up_bucket).send().await.expect("upstream bucket");
     let (access, secret) = upstream.keys();
     let mut env = upstream.gateway_env(&up_bucket, PREFIX);
     env.push(("ARTIFACT_STORE_UPSTREAM_ACCESS_KEY".to_owned(), access.to_owned()));
     env.push(("ARTIFACT_STORE_UPSTREAM_SECRET_KEY".to_owned(), secret.to_owned()));
     let server = Server::start_with(Transport::Http, &[], env).await;
+    server.s3().create_bucket().bucket(BUCKET).send().await.expect("create bucket");
+    (up_bucket, server)
+}
+
+#[tokio::test]
+#[ignore = "needs an S3 upstream (CONFORMANCE_UPSTREAM_*)"]
+async fn verify_rehashes_upstream_blobs_and_names_a_corrupt_one() {
+    let upstream = RunUpstream::required();
+    let (up_bucket, server) = serve_on_a_fresh_upstream_bucket(&upstream, "verify").await;
+    let direct = upstream.client();
     let s3 = server.s3();
-    s3.create_bucket().bucket(BUCKET).send().await.expect("create bucket");
 
     let body = bytes(300 * 1024, 11);
     s3.put_object().bucket(BUCKET).key("single").body(ByteStream::from(body.clone())).send().await.expect("put");
@@ -120,16 +127,9 @@ fn bare_cli(data: &std::path::Path, keys: (&str, &str), args: &[&str], extra: &[
 #[ignore = "needs an S3 upstream (CONFORMANCE_UPSTREAM_*)"]
 async fn commands_on_the_data_folder_read_the_blobs_where_it_was_served_to_keep_them() {
     let upstream = RunUpstream::required();
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    let up_bucket = format!("served-{nanos:x}");
-    upstream.client().create_bucket().bucket(&up_bucket).send().await.expect("upstream bucket");
-    let (access, secret) = upstream.keys();
-    let mut env = upstream.gateway_env(&up_bucket, PREFIX);
-    env.push(("ARTIFACT_STORE_UPSTREAM_ACCESS_KEY".to_owned(), access.to_owned()));
-    env.push(("ARTIFACT_STORE_UPSTREAM_SECRET_KEY".to_owned(), secret.to_owned()));
-    let server = Server::start_with(Transport::Http, &[], env).await;
+    let (up_bucket, server) = serve_on_a_fresh_upstream_bucket(&upstream, "served").await;
     let s3 = server.s3();
-    s3.create_bucket().bucket(BUCKET).send().await.expect("create bucket");
+    let (access, secret) = upstream.keys();
     let body = bytes(200 * 1024, 21);
     s3.put_object().bucket(BUCKET).key("kept").body(ByteStream::from(body)).send().await.expect("put");
     let data = server.data_dir();
