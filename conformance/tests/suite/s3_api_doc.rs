@@ -169,11 +169,11 @@ fn probes() -> Vec<Probe> {
         probe("DeleteBucketOwnershipControls", "DELETE", &format!("{b}?ownershipControls")),
         probe("PutBucketAcl", "PUT", &format!("{b}?acl")).header("x-amz-acl", "private"),
         probe("GetBucketAcl", "GET", &format!("{b}?acl")),
-        // Bucket settings the gateway does not keep.
         probe("PutBucketTagging", "PUT", &format!("{b}?tagging"))
             .document(&xml("Tagging", "<TagSet><Tag><Key>a</Key><Value>b</Value></Tag></TagSet>")),
         probe("GetBucketTagging", "GET", &format!("{b}?tagging")),
         probe("DeleteBucketTagging", "DELETE", &format!("{b}?tagging")),
+        // Bucket settings the gateway does not keep.
         probe("PutBucketEncryption", "PUT", &format!("{b}?encryption")).document(&xml(
             "ServerSideEncryptionConfiguration",
             "<Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm>\
