@@ -802,8 +802,10 @@ fn close_after(headers: &mut http::HeaderMap) {
 /// and the request counted in progress until the body is done.
 fn finish(response: Response<Body>, head: bool, in_progress: RequestInProgress) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
-    let host_id = HeaderValue::from_str(crate::request::host_id()).expect("base64 is a valid header value");
-    parts.headers.insert("x-amz-id-2", host_id);
+    static HOST_ID: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::new(|| {
+        HeaderValue::from_str(crate::request::host_id()).expect("base64 is a valid header value")
+    });
+    parts.headers.insert("x-amz-id-2", HOST_ID.clone());
     let body = if head { Body::empty() } else { body };
     Response::from_parts(parts, Body::http_body(TrackedBody::new(body, in_progress)))
 }

@@ -638,12 +638,16 @@ pub(super) async fn complete_multipart_upload(
     }
     let algorithm = upload.created.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse);
     let full_object = upload.created.template.checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT);
-    if !full_object {
-        // A composite checksum comes from the parts' own: a claim is checked against it before
-        // the store's upload is completed, so that the client can try again.
+    // A composite checksum comes from the parts' own: it is known, and a claim checked against
+    // it, before the store's upload is completed, so that the client can try again.
+    let composite = if full_object {
+        None
+    } else {
         let selected_parts: Vec<BlobPart> = selected.iter().map(|(_, part)| part.clone()).collect();
-        check_object_checksum(input, algorithm, &composite_checksums(algorithm, &selected_parts))?;
-    }
+        let composite = composite_checksums(algorithm, &selected_parts);
+        check_object_checksum(input, algorithm, &composite)?;
+        Some(composite)
+    };
     let expected_parts = selected.iter().map(|(n, p)| (*n, p.etag.clone())).collect();
     let numbers: Vec<u32> = selected.iter().map(|(n, _)| *n).collect();
     // If anything below fails after the store's upload was completed, nothing is recorded: its
@@ -663,16 +667,17 @@ pub(super) async fn complete_multipart_upload(
     let part_subtrees: Vec<ChainingValue> = parts.iter().filter_map(subtree_of).collect();
     // The chaining values served their purpose; the version's parts don't carry them.
     let parts: Vec<BlobPart> = parts.into_iter().map(|p| BlobPart { subtree: None, ..p }).collect();
-    let checksums = if full_object {
-        let mut checksums = registry::event::v1::StringMap::new();
-        if let (Some(algorithm), Some(value)) = (algorithm, full_checksum) {
-            checksums.insert(algorithm.as_str().to_owned(), value);
+    let checksums = match composite {
+        Some(composite) => composite,
+        None => {
+            let mut checksums = registry::event::v1::StringMap::new();
+            if let (Some(algorithm), Some(value)) = (algorithm, full_checksum) {
+                checksums.insert(algorithm.as_str().to_owned(), value);
+            }
+            // A whole-object checksum is known only now that the object was read.
+            check_object_checksum(input, algorithm, &checksums)?;
+            checksums
         }
-        // A whole-object checksum is known only now that the object was read.
-        check_object_checksum(input, algorithm, &checksums)?;
-        checksums
-    } else {
-        composite_checksums(algorithm, &parts)
     };
 
     let template = upload.created.template;
