@@ -776,9 +776,7 @@ pub(super) async fn abort_multipart_upload(
     if input.if_match_initiated_time.is_some() {
         // A condition on the upload's start (directory buckets on AWS) that is not evaluated
         // here: the abort it was meant to stop must not happen regardless.
-        return Err(
-            s3_error!(NotImplemented, "A header you provided implies functionality that is not implemented").into()
-        );
+        return Err(wire::header_not_implemented());
     }
     require_bucket(gw, &input.bucket).await?;
     // The store's upload first: if that fails, nothing is recorded and the client may retry.

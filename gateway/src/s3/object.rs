@@ -167,9 +167,7 @@ pub(super) fn write_condition(
     if_none_match: Option<&ETagCondition>,
 ) -> Result<WriteCondition> {
     if if_none_match.is_some_and(|c| !c.is_any()) {
-        return Err(
-            s3_error!(NotImplemented, "A header you provided implies functionality that is not implemented").into()
-        );
+        return Err(wire::header_not_implemented());
     }
     Ok(WriteCondition { if_match: if_match.map(condition_etag), if_none_match_any: if_none_match.is_some() })
 }
@@ -420,9 +418,7 @@ pub(super) async fn delete_object(
     if input.if_match_last_modified_time.is_some() || input.if_match_size.is_some() {
         // Conditions on date and size (directory buckets on AWS) are not evaluated here, and a
         // delete they were meant to stop must not happen regardless.
-        return Err(
-            s3_error!(NotImplemented, "A header you provided implies functionality that is not implemented").into()
-        );
+        return Err(wire::header_not_implemented());
     }
     let if_match = input.if_match.as_ref().map(condition_etag);
     let conditional = if_match.is_some();
@@ -477,9 +473,7 @@ pub(super) async fn delete_objects(
     if objects.iter().any(|o| o.last_modified_time.is_some() || o.size.is_some()) {
         // Conditions on date and size (directory buckets on AWS) are not evaluated here, and
         // the deletes they guard must not happen regardless.
-        return Err(
-            s3_error!(NotImplemented, "A header you provided implies functionality that is not implemented").into()
-        );
+        return Err(wire::header_not_implemented());
     }
     require_bucket(gw, &input.bucket).await?;
     let bypass = gw.bypass_governance(&req, input.bypass_governance_retention);

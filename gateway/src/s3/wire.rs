@@ -30,6 +30,13 @@ pub fn with_receipt<T>(output: T, event: &registry::Event) -> S3Response<T> {
 /// `-customer-*` headers of SSE-C.
 const ENCRYPTION_HEADER_PREFIX: &str = "x-amz-server-side-encryption";
 
+/// AWS's answer to a header asking for what is not done here: 501 `NotImplemented`, with its
+/// message.
+#[must_use]
+pub fn header_not_implemented() -> super::Error {
+    s3_error!(NotImplemented, "A header you provided implies functionality that is not implemented").into()
+}
+
 /// Refuses a write that asks for server-side encryption. The gateway encrypts nothing it
 /// stores; accepting the request would tell the client its bytes are encrypted at rest when
 /// they are not. (An SSE-C key on a read or a copy source decrypts nothing here and changes
