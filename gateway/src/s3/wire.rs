@@ -8,7 +8,7 @@ use s3s::dto::{
 };
 use s3s::{S3Response, s3_error};
 
-use super::error::{Refusal, Result};
+use super::error::{Error, Refusal, Result};
 use crate::digest::{ChecksumAlgorithm, Checksums};
 
 /// The receipt header of a write that created a version (PutObject, CopyObject,
@@ -33,7 +33,7 @@ const ENCRYPTION_HEADER_PREFIX: &str = "x-amz-server-side-encryption";
 /// AWS's answer to a header asking for what is not done here: 501 `NotImplemented`, with its
 /// message.
 #[must_use]
-pub fn header_not_implemented() -> super::Error {
+pub fn header_not_implemented() -> Error {
     s3_error!(NotImplemented, "A header you provided implies functionality that is not implemented").into()
 }
 
