@@ -75,6 +75,12 @@ pub fn bytes_sent(bytes: u64) {
     counter!("artifact_store_bytes_sent_total").increment(bytes);
 }
 
+/// Object bytes read from the blob store, for any reason: GET bodies, copies, integrity checks,
+/// and what a multipart completion had to read back.
+pub fn store_bytes_read(bytes: u64) {
+    counter!("artifact_store_store_read_bytes_total").increment(bytes);
+}
+
 /// A retrieval record that could not be written to the registry.
 pub fn retrieval_record_dropped() {
     counter!("artifact_store_retrieval_records_dropped_total").increment(1);

@@ -34,8 +34,6 @@ pub fn groups(size: u64) -> u64 {
 /// digest and the outboard in one pass, at the cost of one hash.
 pub struct GroupHasher {
     hasher: blake3::Hasher,
-    /// Where the bytes start in their object (a multipart part's offset; 0 for an object).
-    start: u64,
     /// Bytes hashed into `hasher`, the current group.
     in_group: u64,
     hashed: u64,
@@ -52,15 +50,7 @@ impl GroupHasher {
     /// A hasher for an object's bytes, from its first.
     #[must_use]
     pub fn new() -> Self {
-        Self::at(0)
-    }
-
-    /// A hasher for bytes starting at `start` of their object, a multiple of [`GROUP`]: the
-    /// groups of a multipart part, whose chaining values become part of its object's outboard.
-    #[must_use]
-    pub fn at(start: u64) -> Self {
-        debug_assert!(start.is_multiple_of(GROUP), "groups are aligned in their object");
-        Self { hasher: group_hasher(start), start, in_group: 0, hashed: 0, cvs: Vec::new() }
+        Self { hasher: blake3::Hasher::new(), in_group: 0, hashed: 0, cvs: Vec::new() }
     }
 
     /// Bytes hashed so far.
@@ -76,7 +66,7 @@ impl GroupHasher {
             // no outboard, and its digest is that group's root hash.
             if self.in_group == GROUP {
                 self.cvs.push(self.hasher.finalize_non_root());
-                self.hasher = group_hasher(self.start + self.hashed);
+                self.hasher = group_hasher(self.hashed);
                 self.in_group = 0;
             }
             #[expect(clippy::cast_possible_truncation, reason = "at most GROUP")]
@@ -100,72 +90,98 @@ impl GroupHasher {
     }
 }
 
-impl GroupHasher {
-    /// For bytes hashed from a `start` ([`GroupHasher::at`]) forming a BLAKE3 subtree there (a
-    /// power of two of chunks, as a mergeable multipart part is): the subtree's chaining value,
-    /// and its groups' chaining values. `None` for no bytes.
-    #[must_use]
-    pub fn finish_subtree(mut self) -> Option<(ChainingValue, Vec<ChainingValue>)> {
-        if self.hashed == 0 {
-            return None;
-        }
-        self.cvs.push(self.hasher.finalize_non_root());
-        let cv = blake3_tree::merge_non_root(&self.cvs, GROUP, self.hashed);
-        Some((cv, self.cvs))
-    }
+/// A multipart part's BLAKE3 as the subtrees it forms at its offset in its object (see
+/// [`blake3_tree::pieces`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartHashes {
+    /// Where in its object the part was hashed.
+    pub offset: u64,
+    /// The chaining value of each of its pieces, in order: what completion merges the
+    /// object's BLAKE3 from.
+    pub pieces: Vec<ChainingValue>,
+    /// The chaining values of its pieces cut at [`GROUP`] boundaries (a large piece's groups, a
+    /// small piece itself), in order: what the object's outboard is merged from.
+    pub leaves: Vec<ChainingValue>,
 }
 
-/// Hashes bytes as the BLAKE3 subtree starting at `offset` of their object (a multipart part):
-/// by groups where the offset is a group boundary (every full part of a mergeable upload,
-/// whose parts are at least 5 MiB), so its groups join the object's outboard; else as one
-/// subtree.
-pub struct SubtreeHasher {
-    offset: u64,
-    len: u64,
-    hasher: SubtreeEngine,
-}
-
-enum SubtreeEngine {
-    Groups(GroupHasher),
-    Whole(blake3::Hasher),
-}
-
-impl SubtreeHasher {
-    /// A hasher for bytes starting at `offset` of their object.
-    #[must_use]
-    pub fn at(offset: u64) -> Self {
-        let hasher = if offset.is_multiple_of(GROUP) {
-            SubtreeEngine::Groups(GroupHasher::at(offset))
+/// The places (offset, length) of the leaves of a part's pieces: each piece larger than a
+/// [`GROUP`] cut into its groups (it is a power of two of them, aligned), the others whole.
+#[must_use]
+pub fn leaves_of(pieces: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut leaves = Vec::new();
+    for &(offset, len) in pieces {
+        if len > GROUP {
+            leaves.extend((offset..offset + len).step_by(GROUP as usize).map(|at| (at, GROUP)));
         } else {
-            SubtreeEngine::Whole(group_hasher(offset))
-        };
-        Self { offset, len: 0, hasher }
+            leaves.push((offset, len));
+        }
+    }
+    leaves
+}
+
+/// Hashes a multipart part of known length into its [`PartHashes`] at an offset, in one pass
+/// of BLAKE3 over its leaves.
+pub struct PartHasher {
+    offset: u64,
+    pieces: Vec<(u64, u64)>,
+    leaves: Vec<(u64, u64)>,
+    /// The leaf being hashed, an index into `leaves`.
+    next: usize,
+    in_leaf: u64,
+    hasher: blake3::Hasher,
+    cvs: Vec<ChainingValue>,
+    too_long: bool,
+}
+
+impl PartHasher {
+    /// A hasher for the `len` bytes starting at `offset` of their object; `None` when they
+    /// form no subtrees there (`offset` is not a chunk boundary, or `len` is 0).
+    #[must_use]
+    pub fn at(offset: u64, len: u64) -> Option<Self> {
+        let pieces = blake3_tree::pieces(offset, len)?;
+        let leaves = leaves_of(&pieces);
+        let hasher = group_hasher(offset);
+        Some(Self { offset, pieces, leaves, next: 0, in_leaf: 0, hasher, cvs: Vec::new(), too_long: false })
     }
 
     /// Hashes the next bytes.
-    pub fn update(&mut self, data: &[u8]) {
-        self.len += data.len() as u64;
-        match &mut self.hasher {
-            SubtreeEngine::Groups(hasher) => hasher.update(data),
-            SubtreeEngine::Whole(hasher) => {
-                hasher.update(data);
+    pub fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let Some(&(_, leaf_len)) = self.leaves.get(self.next) else {
+                self.too_long = true;
+                return;
+            };
+            #[expect(clippy::cast_possible_truncation, reason = "at most GROUP")]
+            let take = data.len().min((leaf_len - self.in_leaf) as usize);
+            self.hasher.update(&data[..take]);
+            self.in_leaf += take as u64;
+            data = &data[take..];
+            if self.in_leaf == leaf_len {
+                self.cvs.push(self.hasher.finalize_non_root());
+                self.next += 1;
+                self.in_leaf = 0;
+                if let Some(&(at, _)) = self.leaves.get(self.next) {
+                    self.hasher = group_hasher(at);
+                }
             }
         }
     }
 
-    /// The subtree's chaining value, with its groups' when its offset is a group boundary
-    /// (else none); `None` when the bytes cannot form a subtree at that offset (their length
-    /// does not fit, or there are none).
+    /// The part's hashes; `None` when it was not exactly the length announced.
     #[must_use]
-    pub fn finish(self) -> Option<(ChainingValue, Vec<ChainingValue>)> {
-        let fits = blake3::hazmat::max_subtree_len(self.offset).is_none_or(|max| self.len <= max) && self.len > 0;
-        if !fits {
+    pub fn finish(self) -> Option<PartHashes> {
+        if self.too_long || self.next != self.leaves.len() {
             return None;
         }
-        match self.hasher {
-            SubtreeEngine::Groups(hasher) => hasher.finish_subtree(),
-            SubtreeEngine::Whole(hasher) => Some((hasher.finalize_non_root(), Vec::new())),
+        let mut pieces = Vec::with_capacity(self.pieces.len());
+        let mut leaves = self.cvs.as_slice();
+        for &(_, len) in &self.pieces {
+            let count = if len > GROUP { usize::try_from(len / GROUP).ok()? } else { 1 };
+            let (of_piece, rest) = leaves.split_at(count);
+            pieces.push(blake3_tree::merge_non_root(of_piece, GROUP, len));
+            leaves = rest;
         }
+        Some(PartHashes { offset: self.offset, pieces, leaves: self.cvs })
     }
 }
 
@@ -227,30 +243,29 @@ impl OutboardFiles {
         write_cvs(&self.path(root), cvs)
     }
 
-    fn part_path(&self, subtree: &ChainingValue) -> PathBuf {
-        self.dir.join("parts").join(hex::encode(subtree))
+    fn part_path(&self, key: &ChainingValue) -> PathBuf {
+        self.dir.join("parts").join(hex::encode(key))
     }
 
-    /// Keeps the groups' chaining values of a multipart part until its upload completes,
-    /// named by the part's chaining value as a subtree at its offset (which they merge into).
-    /// Blocking.
+    /// Keeps the leaves of a multipart part ([`PartHashes::leaves`]) until its upload
+    /// completes, named by the chaining value of its first piece. Blocking.
     ///
     /// # Errors
     /// I/O errors creating the folder or writing the file.
-    pub fn save_part(&self, subtree: &ChainingValue, groups: &[ChainingValue]) -> io::Result<()> {
-        write_cvs(&self.part_path(subtree), groups)
+    pub fn save_part(&self, key: &ChainingValue, leaves: &[ChainingValue]) -> io::Result<()> {
+        write_cvs(&self.part_path(key), leaves)
     }
 
-    /// The groups' chaining values of the part whose subtree chaining value is `subtree`, of
-    /// `len` bytes, if they are kept and merge into it. Blocking.
+    /// The leaves kept for the part whose first piece's chaining value is `key`, if there are
+    /// `count` of them. Blocking. They are not checked here: the outboard merged from them is
+    /// checked against the object's BLAKE3 before it is kept.
     #[must_use]
-    pub fn load_part(&self, subtree: &ChainingValue, len: u64) -> Option<Vec<ChainingValue>> {
-        let cvs = read_cvs(&self.part_path(subtree))?;
-        let whole = cvs.len() as u64 == groups(len);
-        (whole && blake3_tree::merge_non_root(&cvs, GROUP, len) == *subtree).then_some(cvs)
+    pub fn load_part(&self, key: &ChainingValue, count: usize) -> Option<Vec<ChainingValue>> {
+        read_cvs(&self.part_path(key)).filter(|cvs| cvs.len() == count)
     }
 
-    /// Every kept part's subtree chaining value and modification time. Blocking.
+    /// Every kept part's name (its first piece's chaining value) and modification time.
+    /// Blocking.
     ///
     /// # Errors
     /// I/O errors reading the folder; a missing folder holds nothing.
@@ -361,36 +376,69 @@ mod tests {
         }
     }
 
-    #[test]
-    fn parts_hashed_at_their_offsets_give_the_objects_outboard() {
-        let part = 4 * GROUP as usize;
-        let bytes = data(2 * part + 5000);
-        let mut whole = GroupHasher::new();
-        whole.update(&bytes);
-        let (root, outboard) = whole.finish();
+    /// Hashes `bytes` cut into parts of `part` bytes as uploads do; returns each part's
+    /// hashes.
+    fn hashed_parts(bytes: &[u8], part: usize) -> Vec<PartHashes> {
+        bytes
+            .chunks(part)
+            .enumerate()
+            .map(|(index, piece)| {
+                let mut hasher = PartHasher::at((index * part) as u64, piece.len() as u64).unwrap();
+                piece.chunks(300_000).for_each(|chunk| hasher.update(chunk));
+                hasher.finish().unwrap()
+            })
+            .collect()
+    }
 
+    #[test]
+    fn parts_hashed_at_their_offsets_give_the_objects_digest_and_outboard() {
+        let group = GROUP as usize;
+        for part in [5 * group, 4 * group, 5 * group + 1024, 3 * group + 7 * 1024] {
+            let bytes = data(2 * part + 5000);
+            let mut whole = GroupHasher::new();
+            whole.update(&bytes);
+            let (root, outboard) = whole.finish();
+
+            let (mut pieces, mut leaves) = (blake3_tree::Subtrees::new(), blake3_tree::Subtrees::new());
+            for (index, hashes) in hashed_parts(&bytes, part).iter().enumerate() {
+                let offset = (index * part) as u64;
+                let len = part.min(bytes.len() - index * part) as u64;
+                let places = blake3_tree::pieces(offset, len).unwrap();
+                places.iter().zip(&hashes.pieces).for_each(|(&(at, len), cv)| pieces.insert(at, len, *cv));
+                leaves_of(&places).iter().zip(&hashes.leaves).for_each(|(&(at, len), cv)| leaves.insert(at, len, *cv));
+            }
+            assert_eq!(pieces.root(bytes.len() as u64), Some(root), "parts of {part}: the digest");
+            let size = bytes.len() as u64;
+            let joined: Vec<_> =
+                (0..groups(size)).map(|g| leaves.non_root(g * GROUP, GROUP.min(size - g * GROUP)).unwrap()).collect();
+            assert_eq!(joined, outboard, "parts of {part}: the outboard");
+        }
+    }
+
+    #[test]
+    fn a_part_of_another_length_than_announced_has_no_hashes() {
+        let bytes = data(3000);
+        let mut short = PartHasher::at(0, 3001).unwrap();
+        short.update(&bytes);
+        assert_eq!(short.finish(), None);
+        let mut long = PartHasher::at(0, 2999).unwrap();
+        long.update(&bytes);
+        assert_eq!(long.finish(), None);
+        assert!(PartHasher::at(100, 3000).is_none(), "not a chunk boundary");
+    }
+
+    #[test]
+    fn kept_parts_are_loaded_by_their_first_piece_and_count() {
         let folder = tempfile::tempdir().unwrap();
         let files = OutboardFiles::new(folder.path());
-        let mut joined = Vec::new();
-        for (index, piece) in bytes.chunks(part).enumerate() {
-            let mut hasher = GroupHasher::at((index * part) as u64);
-            piece.chunks(300_000).for_each(|chunk| hasher.update(chunk));
-            let (cv, groups) = hasher.finish_subtree().unwrap();
-            let expected =
-                blake3::Hasher::new().set_input_offset((index * part) as u64).update(piece).finalize_non_root();
-            assert_eq!(cv, expected, "part {index}: the subtree chaining value");
-            if piece.len() == part {
-                files.save_part(&cv, &groups).unwrap();
-                assert_eq!(files.load_part(&cv, part as u64), Some(groups.clone()));
-                assert_eq!(files.load_part(&cv, part as u64 / 2), None, "another length");
-                assert_eq!(files.list_parts().unwrap().iter().filter(|(c, _)| *c == cv).count(), 1);
-                files.remove_part(&cv).unwrap();
-                assert_eq!(files.load_part(&cv, part as u64), None);
-            }
-            joined.extend(groups);
-        }
-        assert_eq!(joined, outboard);
-        assert!(matches(&joined, &root, bytes.len() as u64));
+        let hashes = hashed_parts(&data(3 * GROUP as usize), 3 * GROUP as usize).remove(0);
+        let key = hashes.pieces[0];
+        files.save_part(&key, &hashes.leaves).unwrap();
+        assert_eq!(files.load_part(&key, 3), Some(hashes.leaves.clone()));
+        assert_eq!(files.load_part(&key, 2), None, "another count");
+        assert_eq!(files.list_parts().unwrap().iter().filter(|(c, _)| *c == key).count(), 1);
+        files.remove_part(&key).unwrap();
+        assert_eq!(files.load_part(&key, 3), None);
     }
 
     #[test]

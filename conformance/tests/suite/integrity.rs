@@ -13,7 +13,7 @@ use artifact_store_conformance::events::{of_type, version};
 use artifact_store_conformance::sdk::{completion_of, create_bucket, failure, get_range, put, upload_parts};
 use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::upstream::RunUpstream;
-use artifact_store_conformance::{Server, Transport, bytes, cli, metrics, skip};
+use artifact_store_conformance::{Server, Transport, blake3_hex, bytes, cli, metrics, skip};
 use aws_sdk_s3::primitives::ByteStream;
 
 const MIB: usize = 1 << 20;
@@ -251,10 +251,11 @@ async fn a_multipart_completion_keeps_its_outboard() {
         }
     };
 
-    // 8 MiB parts: the digest is merged, the outboard joined from the parts' kept groups.
-    let merged = upload("merged.bin", vec![8 * MIB, 8 * MIB, 3 * MIB + 5], true).await;
-    // 5 MiB parts: the object is read back once, and the outboard computed on the way.
-    let read_back = upload("read-back.bin", vec![5 * MIB, 2 * MIB], true).await;
+    // 5 MiB parts: the digest is merged, the outboard joined from the parts' kept leaves.
+    let merged = upload("merged.bin", vec![5 * MIB, 5 * MIB, 3 * MIB + 5], true).await;
+    // A first part that is not a whole number of 1 KiB chunks: the object is read back once,
+    // and the outboard computed on the way.
+    let read_back = upload("read-back.bin", vec![5 * MIB + 1, 2 * MIB], true).await;
     for (key, data) in [("merged.bin", &merged), ("read-back.bin", &read_back)] {
         let kept = server.data_dir().join("outboards").join(blake3::hash(data).to_hex().as_str());
         let outboard = std::fs::read(&kept).unwrap_or_else(|e| panic!("{key}: no outboard kept: {e}"));
@@ -284,14 +285,15 @@ fn group_digests(data: &[u8]) -> Vec<u8> {
         .collect()
 }
 
-/// Completion read stored parts back (to hash the object, or its last part) without checking
-/// them: a part damaged between its upload and completion was hashed into the new version's
-/// digest, which then vouched for the damage. Each part is checked against its own digest now,
-/// and a refusal is recorded as a `v1.blob.corrupt` event naming the upload and the part.
-/// (The local store: on an S3 upstream the parts are the upstream's, which completes only those
-/// whose ETags match.)
+/// Completion read stored parts back (to hash the object, or some of its parts) without
+/// checking them: a part damaged between its upload and completion was hashed into the new
+/// version's digest, which then vouched for the damage. Each part read back is checked against
+/// its own digest now, and a refusal is recorded as a `v1.blob.corrupt` event naming the upload
+/// and the part. A part not read back was hashed as it arrived, so the object's digest is that
+/// of the uploaded bytes and damage is refused by the first read. (The local store: on an S3
+/// upstream the parts are the upstream's, which completes only those whose ETags match.)
 #[tokio::test]
-async fn a_part_damaged_or_lost_before_completion_is_refused_and_recorded_not_hashed_into_the_object() {
+async fn a_part_damaged_or_lost_before_completion_is_refused_or_never_served() {
     let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
     if server.on_s3_backend() {
         skip("the upstream keeps the parts of its own multipart uploads");
@@ -299,12 +301,13 @@ async fn a_part_damaged_or_lost_before_completion_is_refused_and_recorded_not_ha
     }
     let s3 = server.s3();
     create_bucket(&s3, "parts").await;
-    // 5 MiB parts (the object is hashed whole at completion) and 8 MiB parts (only the last
-    // is read back); the damage is in the first part, then in the last; then a part is gone.
+    // Parts completion reads back: a first part that is not a whole number of 1 KiB chunks
+    // (the object is hashed whole), and uneven parts (the second and third were hashed where
+    // they are not); the damage is in the first part, then in the second; then a part is gone.
     let cases = [
-        ("whole.bin", [5 * MIB, MIB], 0, "digest_mismatch"),
-        ("merged.bin", [8 * MIB, MIB], 1, "digest_mismatch"),
-        ("lost.bin", [5 * MIB, MIB], 1, "missing"),
+        ("whole.bin", [5 * MIB + 1, 5 * MIB, MIB], 0, "digest_mismatch"),
+        ("uneven.bin", [5 * MIB, 6 * MIB, MIB], 1, "digest_mismatch"),
+        ("lost.bin", [5 * MIB + 1, 5 * MIB, MIB], 2, "missing"),
     ];
     for (seed, (key, sizes, damaged, reason)) in (10..).zip(cases) {
         // Blobs are named by their contents: each case has its own, so no damage carries over.
@@ -342,6 +345,27 @@ async fn a_part_damaged_or_lost_before_completion_is_refused_and_recorded_not_ha
         assert_eq!(corrupt_metric(&server, reason).await, before + 1.0, "{key}");
     }
     assert!(server.log().contains("a stored part failed its integrity check"), "the log says why");
+
+    // Parts that completion does not read back: the damage is found by the first read, which
+    // refuses the bytes, since the object's BLAKE3 is that of the bytes as they were uploaded.
+    let key = "merged.bin";
+    let (upload_id, parts) = upload_parts(&s3, "parts", key, &[5 * MIB, 5 * MIB, MIB], 40).await;
+    let uploaded = server.object_events("parts", key);
+    let blob = of_type(&uploaded, "v1.multipart.part.uploaded")[1].payload["part"]["blob"].as_str().expect("blob");
+    let path = server.data_dir().join("blobs").join(&blob[..2]).join(blob);
+    let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open the part's blob");
+    file.write_all_at(&[parts[1].0[1000] ^ 0x01], 1000).expect("flip a byte");
+    let completed = s3.complete_multipart_upload().bucket("parts").key(key).upload_id(&upload_id);
+    completed.multipart_upload(completion_of(&parts)).send().await.expect("completion reads no part back");
+    let whole: Vec<u8> = parts.iter().flat_map(|(data, _)| data.iter().copied()).collect();
+    let recorded = of_type(&server.object_events("parts", key), "v1.multipart.completed")[0].payload["version"]
+        ["content"]["blake3"]
+        .clone();
+    assert_eq!(recorded, blake3_hex(&whole).as_str(), "the digest of the bytes uploaded");
+    let damaged_group = format!("bytes={}-{}", 5 * MIB, 6 * MIB - 1);
+    assert_refused(&s3, "parts", key, Some(&damaged_group), "a range over the damaged part").await;
+    assert_eq!(corrupt_reasons(&server, "parts", key, 1).await, ["digest_mismatch"], "{key}");
+
     let verify = cli::expect(&server, &["verify", "--no-blobs"], 0);
     assert!(verify.stdout.contains("views: match the log"), "replay accepts a part's v1.blob.corrupt: {verify:?}");
 }

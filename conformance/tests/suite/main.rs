@@ -15,6 +15,7 @@ mod gc;
 mod identities;
 mod inline;
 mod integrity;
+mod multipart_digests;
 mod multipart_subsets;
 mod operations;
 mod packages;

@@ -32,14 +32,14 @@ use tokio::task::{JoinHandle, spawn_blocking};
 
 use super::direct_io::BlockWriter;
 use super::pipeline::{
-    Chunk, Digests, FEED_CHUNK, Hashes, PIPELINE_DEPTH, feed, join_error, md5_worker, off_thread, receive_exactly,
-    subtree_worker,
+    Chunk, Digests, FEED_CHUNK, Hashes, PIPELINE_DEPTH, feed, join_error, md5_worker, off_thread, part_hashes_worker,
+    receive_exactly,
 };
 use super::{
     BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, PartToJoin, Result, Stage, StagedBlob, StoreUpload,
 };
 use crate::digest::{ChecksumAlgorithm, Checksummer};
-use crate::outboard::GroupHasher;
+use crate::outboard::{GroupHasher, PartHasher};
 
 /// Bytes per read when serving a blob. Large reads keep syscalls and task hops rare.
 const READ_CHUNK: u64 = 1 << 20;
@@ -236,13 +236,13 @@ impl FsBlobStore {
         body: BodyStream,
         len: u64,
         algorithms: &[ChecksumAlgorithm],
-        subtree_offset: Option<u64>,
+        part_offset: Option<u64>,
     ) -> Result<StagedBlob> {
         let data = receive_exactly(body, len).await?;
         let tmp_dir = self.tmp.clone();
         let algorithms = algorithms.to_vec();
         let (temp, hashes) = spawn_blocking(move || -> io::Result<_> {
-            let hashes = Hashes::of(&data, &algorithms, subtree_offset);
+            let hashes = Hashes::of(&data, &algorithms, part_offset);
             // The guard exists before the first byte is written: an error below removes the file.
             let (temp, mut file) = TempFile::create(&tmp_dir)?;
             file.write_all(&data)?;
@@ -251,10 +251,10 @@ impl FsBlobStore {
         })
         .await
         .map_err(join_error)??;
-        let Hashes { md5, blake3, checksums, subtree } = hashes;
+        let Hashes { md5, blake3, checksums, part } = hashes;
         let final_path = self.blob_path(&BlobId::new(hex::encode(blake3)))?;
         let stage = FsStage { temp, final_path };
-        Ok(StagedBlob::new(len, blake3, md5, checksums, subtree, Box::new(stage)))
+        Ok(StagedBlob::new(len, blake3, md5, checksums, part, Box::new(stage)))
     }
 }
 
@@ -265,13 +265,13 @@ impl BlobStore for FsBlobStore {
         body: BodyStream,
         expected_len: Option<u64>,
         algorithms: &[ChecksumAlgorithm],
-        subtree_offset: Option<u64>,
+        part_offset: Option<u64>,
     ) -> Result<StagedBlob> {
         self.check_free_space(expected_len.unwrap_or(0))?;
         if let Some(len) = expected_len
             && len <= SMALL_BODY
         {
-            return self.put_small(body, len, algorithms, subtree_offset).await;
+            return self.put_small(body, len, algorithms, part_offset).await;
         }
 
         // 1. A temp file and its guard exist before any byte is written, so every exit below
@@ -287,15 +287,16 @@ impl BlobStore for FsBlobStore {
         let direct_io = self.direct_io;
         let write_worker = tokio::spawn(write_worker(file, direct_io, write_rx, checksummer));
         // A multipart part's chaining value is a second BLAKE3 pass, on a core of its own.
-        let (subtree_tx, subtree_worker) = match subtree_offset {
-            Some(offset) => {
+        let part_hasher = part_offset.zip(expected_len).and_then(|(offset, len)| PartHasher::at(offset, len));
+        let (part_tx, part_worker) = match part_hasher {
+            Some(hasher) => {
                 let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
-                (Some(tx), Some(tokio::spawn(subtree_worker(rx, offset))))
+                (Some(tx), Some(tokio::spawn(part_hashes_worker(rx, hasher))))
             }
             None => (None, None),
         };
         let workers: Vec<&mpsc::Sender<Chunk>> =
-            [Some(&md5_tx), Some(&write_tx), subtree_tx.as_ref()].into_iter().flatten().collect();
+            [Some(&md5_tx), Some(&write_tx), part_tx.as_ref()].into_iter().flatten().collect();
 
         // 3. Stream the body to every worker; `End` only if it arrived whole.
         let fed = feed(body, expected_len, &workers).await;
@@ -306,13 +307,13 @@ impl BlobStore for FsBlobStore {
             }
         }
         drop(workers);
-        drop((md5_tx, write_tx, subtree_tx));
+        drop((md5_tx, write_tx, part_tx));
 
         // 4. Wait for every worker even on error, so nothing writes to the temp file after
         //    its guard removed it.
         let md5 = md5_worker.await.map_err(join_error)?;
         let written = write_worker.await.map_err(join_error)?;
-        let subtree = match subtree_worker {
+        let part = match part_worker {
             Some(worker) => worker.await.map_err(join_error)?,
             None => None,
         };
@@ -326,7 +327,7 @@ impl BlobStore for FsBlobStore {
         let blake3 = *blake3.as_bytes();
         let final_path = self.blob_path(&BlobId::new(hex::encode(blake3)))?;
         let stage = FsStage { temp, final_path };
-        Ok(StagedBlob::new(size, blake3, md5, checksums, subtree, Box::new(stage)).with_outboard(outboard))
+        Ok(StagedBlob::new(size, blake3, md5, checksums, part, Box::new(stage)).with_outboard(outboard))
     }
 
     async fn get(&self, id: &BlobId, range: Option<(u64, u64)>) -> Result<BlobStream> {
@@ -392,7 +393,7 @@ impl BlobStore for FsBlobStore {
         _body: BodyStream,
         _expected_len: Option<u64>,
         _algorithms: &[ChecksumAlgorithm],
-        _subtree_offset: Option<u64>,
+        _part_offset: Option<u64>,
     ) -> Result<StagedBlob> {
         Err(BlobError::InvalidId)
     }
@@ -749,8 +750,23 @@ mod tests {
         assert_eq!(small.blake3(), streamed.blake3());
         assert_eq!(small.md5(), streamed.md5());
         assert_eq!(small.checksums(), streamed.checksums());
-        assert!(small.subtree().is_some());
-        assert_eq!(small.subtree(), streamed.subtree());
+        let mut part = crate::outboard::PartHasher::at(16 << 20, data.len() as u64).unwrap();
+        part.update(&data);
+        assert_eq!(small.part_hashes(), part.finish().as_ref());
+        assert_eq!(streamed.part_hashes(), None, "a part's pieces need its length");
+    }
+
+    #[tokio::test]
+    async fn a_streamed_part_is_hashed_into_its_pieces_at_its_offset() {
+        let (_dir, store) = store();
+        let data = pattern(3 * (1 << 20) + 4321);
+        let offset = 5 << 20;
+        let staged = store.put(body(in_chunks(&data, 70_000)), Some(data.len() as u64), &[], Some(offset)).await;
+        let mut part = crate::outboard::PartHasher::at(offset, data.len() as u64).unwrap();
+        part.update(&data);
+        let expected = part.finish().unwrap();
+        assert_eq!(expected.pieces.len(), 4, "1 MiB at 5 MiB, 2 MiB at 6 MiB, then 4096 and 225 bytes at 8 MiB");
+        assert_eq!(staged.unwrap().part_hashes(), Some(&expected));
     }
 
     #[tokio::test]

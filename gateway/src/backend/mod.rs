@@ -18,7 +18,7 @@
 mod direct_io;
 pub mod fs;
 mod pipeline;
-pub use pipeline::{Hashes, Subtree, receive_exactly};
+pub use pipeline::{Hashes, receive_exactly};
 pub mod s3;
 
 use std::pin::Pin;
@@ -30,6 +30,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 use crate::digest::{ChecksumAlgorithm, Checksums};
+use crate::outboard::PartHashes;
 
 /// Boxed error of a request body stream (the error type s3s bodies carry).
 pub type BodyError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -191,7 +192,7 @@ pub struct StagedBlob {
     blake3: [u8; 32],
     md5: [u8; 16],
     checksums: Checksums,
-    subtree: Option<Subtree>,
+    part: Option<PartHashes>,
     outboard: Vec<ChainingValue>,
     store_etag: Option<String>,
     stage: Box<dyn Stage>,
@@ -205,10 +206,10 @@ impl StagedBlob {
         blake3: [u8; 32],
         md5: [u8; 16],
         checksums: Checksums,
-        subtree: Option<Subtree>,
+        part: Option<PartHashes>,
         stage: Box<dyn Stage>,
     ) -> Self {
-        Self { size, blake3, md5, checksums, subtree, outboard: Vec::new(), store_etag: None, stage }
+        Self { size, blake3, md5, checksums, part, outboard: Vec::new(), store_etag: None, stage }
     }
 
     /// Notes the bytes' outboard (see [`crate::outboard`]), computed as they were hashed.
@@ -237,19 +238,11 @@ impl StagedBlob {
         self.store_etag.as_deref()
     }
 
-    /// The BLAKE3 chaining value of the bytes as the subtree of a larger input starting at the
-    /// offset given to [`BlobStore::put`], when one was given.
+    /// The bytes' hashes as a multipart part at the offset given to [`BlobStore::put`], when
+    /// one was given, the length was announced and the offset is a chunk boundary.
     #[must_use]
-    pub fn subtree(&self) -> Option<[u8; 32]> {
-        self.subtree.as_ref().map(|(cv, _)| *cv)
-    }
-
-    /// With [`StagedBlob::subtree`], the chaining values of the subtree's 1 MiB groups when
-    /// its offset is a group boundary, to be joined into the object's outboard (see
-    /// [`crate::outboard`]); else empty.
-    #[must_use]
-    pub fn subtree_groups(&self) -> &[ChainingValue] {
-        self.subtree.as_ref().map_or(&[], |(_, groups)| groups)
+    pub fn part_hashes(&self) -> Option<&PartHashes> {
+        self.part.as_ref()
     }
 
     /// Number of bytes received.
@@ -346,8 +339,8 @@ impl std::fmt::Debug for StagedBlob {
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Streams `body` once into staging, computing BLAKE3, MD5 and `algorithms` as it passes.
-    /// With `subtree_offset`, also computes the bytes' BLAKE3 chaining value as a subtree of a
-    /// larger input starting at that offset (a multipart part; see [`crate::blake3_tree`]).
+    /// With `part_offset` and `expected_len`, also computes the bytes' BLAKE3 as the subtrees of
+    /// a larger input they form at that offset (a multipart part; see [`crate::blake3_tree`]).
     ///
     /// # Errors
     ///
@@ -359,7 +352,7 @@ pub trait BlobStore: Send + Sync + 'static {
         body: BodyStream,
         expected_len: Option<u64>,
         algorithms: &[ChecksumAlgorithm],
-        subtree_offset: Option<u64>,
+        part_offset: Option<u64>,
     ) -> Result<StagedBlob>;
 
     /// Reads a blob, or the inclusive byte range `(first, last)` of it.
@@ -435,7 +428,7 @@ pub trait BlobStore: Send + Sync + 'static {
         body: BodyStream,
         expected_len: Option<u64>,
         algorithms: &[ChecksumAlgorithm],
-        subtree_offset: Option<u64>,
+        part_offset: Option<u64>,
     ) -> Result<StagedBlob>;
 
     /// Joins the named parts (in order) into the upload's blob and returns where each one's

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::{BlobError, BodyStream, Result};
 use crate::digest::{ChecksumAlgorithm, Checksummer, Checksums, Md5, md5};
-use crate::outboard::{GroupHasher, SubtreeHasher};
+use crate::outboard::{GroupHasher, PartHasher, PartHashes};
 
 /// Chunks queued per hashing worker before the body reader waits (backpressure). With
 /// [`FEED_CHUNK`] this bounds a put's buffered body to about 1 MiB.
@@ -113,14 +113,9 @@ pub(super) async fn md5_worker(mut rx: mpsc::Receiver<Chunk>) -> Option<[u8; 16]
     None
 }
 
-/// A part's BLAKE3 chaining value as a subtree at its offset in its object, with the chaining
-/// values of its 1 MiB groups when its offset is a group boundary (see [`crate::outboard`]).
-pub type Subtree = ([u8; 32], Vec<ChainingValue>);
-
-/// The [`Subtree`] of everything received, hashed starting at `offset` of a larger input;
-/// `None` if the put was abandoned or see [`SubtreeHasher::finish`].
-pub(super) async fn subtree_worker(mut rx: mpsc::Receiver<Chunk>, offset: u64) -> Option<Subtree> {
-    let mut hasher = SubtreeHasher::at(offset);
+/// The [`PartHashes`] of everything received, by `hasher`; `None` if the put was abandoned
+/// or another number of bytes arrived than it was made for.
+pub(super) async fn part_hashes_worker(mut rx: mpsc::Receiver<Chunk>, mut hasher: PartHasher) -> Option<PartHashes> {
     while let Some(chunk) = rx.recv().await {
         match chunk {
             Chunk::Data(bytes) => {
@@ -200,24 +195,24 @@ pub struct Hashes {
     pub blake3: [u8; 32],
     /// The requested checksums.
     pub checksums: Checksums,
-    /// The BLAKE3 chaining value as a subtree at the offset asked for, if any.
-    pub subtree: Option<Subtree>,
+    /// The hashes as a multipart part at the offset asked for, if any.
+    pub part: Option<PartHashes>,
 }
 
 impl Hashes {
     /// Hashes `data` on the calling thread: for small bodies, where a hand-off to a worker per
     /// hash would cost more than the hashing.
     #[must_use]
-    pub fn of(data: &[u8], algorithms: &[ChecksumAlgorithm], subtree_offset: Option<u64>) -> Self {
+    pub fn of(data: &[u8], algorithms: &[ChecksumAlgorithm], part_offset: Option<u64>) -> Self {
         let md5 = md5(data);
         let blake3 = *blake3::hash(data).as_bytes();
         let mut checksummer = Checksummer::new(algorithms);
         checksummer.update(data);
-        let subtree = subtree_offset.and_then(|offset| {
-            let mut hasher = SubtreeHasher::at(offset);
+        let part = part_offset.and_then(|offset| {
+            let mut hasher = PartHasher::at(offset, data.len() as u64)?;
             hasher.update(data);
             hasher.finish()
         });
-        Self { md5, blake3, checksums: checksummer.finish(), subtree }
+        Self { md5, blake3, checksums: checksummer.finish(), part }
     }
 }

@@ -53,13 +53,16 @@ use http_body::{Frame, SizeHint};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::spawn_blocking;
 
-use super::pipeline::{Chunk, Digests, PIPELINE_DEPTH, digest_worker, feed, join_error, md5_worker, subtree_worker};
+use super::pipeline::{
+    Chunk, Digests, PIPELINE_DEPTH, digest_worker, feed, join_error, md5_worker, part_hashes_worker,
+};
 use super::{
     BlobEntry, BlobError, BlobId, BlobLock, BlobStore, BlobStream, BodyStream, PartToJoin, Result, RetentionMode,
-    Stage, StagedBlob, StoreUpload, Subtree,
+    Stage, StagedBlob, StoreUpload,
 };
 use crate::config::{UpstreamConfig, UpstreamObjectLock};
 use crate::digest::{ChecksumAlgorithm, Checksummer, Checksums};
+use crate::outboard::{PartHasher, PartHashes};
 use crate::telemetry::error_chain;
 
 /// Keys per listing page asked of the upstream (the S3 maximum).
@@ -257,7 +260,7 @@ impl S3BlobStore {
         body: BodyStream,
         len: u64,
         algorithms: &[ChecksumAlgorithm],
-        subtree_offset: Option<u64>,
+        part_offset: Option<u64>,
         target: Target<'_>,
     ) -> Result<Streamed> {
         // 1. The hashing workers, and the upstream request reading its own channel.
@@ -267,10 +270,11 @@ impl S3BlobStore {
         let md5_worker = tokio::spawn(md5_worker(md5_rx));
         let checksummer = Checksummer::new(algorithms);
         let digest_worker = tokio::spawn(digest_worker(digest_rx, checksummer));
-        let (subtree_tx, subtree_worker) = match subtree_offset {
-            Some(offset) => {
+        let part_hasher = part_offset.zip(Some(len)).and_then(|(offset, len)| PartHasher::at(offset, len));
+        let (part_tx, part_worker) = match part_hasher {
+            Some(hasher) => {
                 let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
-                (Some(tx), Some(tokio::spawn(subtree_worker(rx, offset))))
+                (Some(tx), Some(tokio::spawn(part_hashes_worker(rx, hasher))))
             }
             None => (None, None),
         };
@@ -281,10 +285,7 @@ impl S3BlobStore {
         //    PUT (or a part) whole or not at all.
         let feeding = async {
             let workers: Vec<&mpsc::Sender<Chunk>> =
-                [Some(&md5_tx), Some(&digest_tx), Some(&upstream_tx), subtree_tx.as_ref()]
-                    .into_iter()
-                    .flatten()
-                    .collect();
+                [Some(&md5_tx), Some(&digest_tx), Some(&upstream_tx), part_tx.as_ref()].into_iter().flatten().collect();
             let fed = feed(body, Some(len), &workers).await;
             if fed.is_ok() {
                 for worker in &workers {
@@ -294,7 +295,7 @@ impl S3BlobStore {
                 let _ = sent_tx.send(());
             }
             drop(workers);
-            drop((md5_tx, digest_tx, upstream_tx, subtree_tx));
+            drop((md5_tx, digest_tx, upstream_tx, part_tx));
             fed
         };
         let (fed, uploaded) = tokio::join!(feeding, self.upload(target, len, upstream_rx, sent_rx));
@@ -309,14 +310,14 @@ impl S3BlobStore {
         // 4. Collect the hashes.
         let md5 = md5_worker.await.map_err(join_error)?;
         let digests = digest_worker.await.map_err(join_error)?;
-        let subtree = match subtree_worker {
+        let part = match part_worker {
             Some(worker) => worker.await.map_err(join_error)?,
             None => None,
         };
         let Digests { blake3, outboard, checksums } =
             digests.ok_or_else(|| io::Error::other("digest worker stopped early"))?;
         let md5 = md5.ok_or_else(|| io::Error::other("md5 worker stopped early"))?;
-        Ok(Streamed { size, blake3: *blake3.as_bytes(), outboard, md5, checksums, subtree, etag, version_id })
+        Ok(Streamed { size, blake3: *blake3.as_bytes(), outboard, md5, checksums, part, etag, version_id })
     }
 }
 
@@ -336,7 +337,7 @@ struct Streamed {
     outboard: Vec<ChainingValue>,
     md5: [u8; 16],
     checksums: Checksums,
-    subtree: Option<Subtree>,
+    part: Option<PartHashes>,
     /// The upstream's ETag for what it stored.
     etag: Option<String>,
     /// The upstream's version id of a new object, in a versioned bucket.
@@ -351,8 +352,7 @@ struct Uploaded {
 
 impl Streamed {
     fn staged(self, stage: Box<dyn Stage>) -> StagedBlob {
-        StagedBlob::new(self.size, self.blake3, self.md5, self.checksums, self.subtree, stage)
-            .with_outboard(self.outboard)
+        StagedBlob::new(self.size, self.blake3, self.md5, self.checksums, self.part, stage).with_outboard(self.outboard)
     }
 }
 
@@ -442,12 +442,12 @@ impl BlobStore for S3BlobStore {
         body: BodyStream,
         expected_len: Option<u64>,
         algorithms: &[ChecksumAlgorithm],
-        subtree_offset: Option<u64>,
+        part_offset: Option<u64>,
     ) -> Result<StagedBlob> {
         let (body, len) = with_length(body, expected_len).await?;
         let id = BlobId::new(hex::encode(rand::random::<[u8; 16]>()));
         let key = self.key(&id)?;
-        let streamed = self.stream_through(body, len, algorithms, subtree_offset, Target::Object { key: &key }).await;
+        let streamed = self.stream_through(body, len, algorithms, part_offset, Target::Object { key: &key }).await;
         // From here the object may exist upstream (an upload that failed late may still have
         // landed): the stage's guard deletes it on any exit but a commit.
         let version_id = streamed.as_ref().ok().and_then(|s| s.version_id.clone());
@@ -635,13 +635,13 @@ impl BlobStore for S3BlobStore {
         body: BodyStream,
         expected_len: Option<u64>,
         algorithms: &[ChecksumAlgorithm],
-        subtree_offset: Option<u64>,
+        part_offset: Option<u64>,
     ) -> Result<StagedBlob> {
         let key = self.key(&upload.blob)?;
         let number = i32::try_from(number).map_err(|_| BlobError::InvalidId)?;
         let (body, len) = with_length(body, expected_len).await?;
         let target = Target::Part { key: &key, upload_id: &upload.upload_id, number };
-        let mut streamed = self.stream_through(body, len, algorithms, subtree_offset, target).await?;
+        let mut streamed = self.stream_through(body, len, algorithms, part_offset, target).await?;
         let etag = streamed
             .etag
             .take()

@@ -186,7 +186,11 @@ pub(super) fn read_parts(
                 if registry::inline::is_locator(id.as_str()) {
                     super::inline::read(&registry, id.as_str(), range).await
                 } else {
-                    blobs.get(&id, Some(range)).await
+                    use futures::TryStreamExt as _;
+                    let counted = blobs.get(&id, Some(range)).await?.inspect_ok(|bytes| {
+                        crate::metrics::store_bytes_read(bytes.len() as u64);
+                    });
+                    Ok(Box::pin(counted) as crate::backend::BlobStream)
                 }
             }
         })
@@ -488,6 +492,7 @@ mod tests {
             etag: String::new(),
             checksums: Default::default(),
             subtree: None,
+            subtree_offset: None,
             offset: None,
             store_etag: None,
         }

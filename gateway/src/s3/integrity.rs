@@ -31,7 +31,7 @@ use registry::event::v1::CorruptReason;
 use tokio::sync::OnceCell;
 
 use crate::backend::BlobError;
-use crate::outboard::{self, GROUP, GroupHasher, OutboardFiles, group_hasher};
+use crate::outboard::{self, GROUP, GroupHasher, OutboardFiles, PartHashes, group_hasher};
 
 /// Reads of up to this many bytes (a small object, or the groups a short range touches) are
 /// read and checked whole before the response head is sent.
@@ -87,40 +87,32 @@ impl Outboards {
         }
     }
 
-    /// Keeps the groups' chaining values of a multipart part (see
-    /// [`OutboardFiles::save_part`]) until its upload completes. A failure is logged: the
-    /// object's first ranged read computes its outboard then.
-    pub async fn keep_part(&self, subtree: ChainingValue, groups: Vec<ChainingValue>) {
-        if groups.is_empty() {
-            return;
-        }
+    /// Keeps a multipart part's leaves (see [`OutboardFiles::save_part`]) until its upload
+    /// completes. A failure is logged: the object's first ranged read computes its outboard
+    /// then.
+    pub async fn keep_part(&self, hashes: PartHashes) {
+        let Some(&key) = hashes.pieces.first() else { return };
         let files = self.files.clone();
-        if let Ok(Err(err)) = tokio::task::spawn_blocking(move || files.save_part(&subtree, &groups)).await {
+        if let Ok(Err(err)) = tokio::task::spawn_blocking(move || files.save_part(&key, &hashes.leaves)).await {
             tracing::warn!(error = %err, "a part's group digests could not be kept");
         }
     }
 
-    /// The kept groups' chaining values of full parts of `part_size` bytes, by their subtree
-    /// chaining values, in order; `None` when one is not kept or does not match.
-    pub async fn part_groups(&self, subtrees: Vec<ChainingValue>, part_size: u64) -> Option<Vec<ChainingValue>> {
+    /// The kept leaves of parts, each named by its first piece's chaining value with the
+    /// number of leaves it has; `None` for one not kept or of another count.
+    pub async fn part_leaves(&self, parts: Vec<(ChainingValue, usize)>) -> Vec<Option<Vec<ChainingValue>>> {
         let files = self.files.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut joined = Vec::new();
-            for subtree in &subtrees {
-                joined.extend(files.load_part(subtree, part_size)?);
-            }
-            Some(joined)
-        })
-        .await
-        .ok()
-        .flatten()
+        let count = parts.len();
+        let loaded = tokio::task::spawn_blocking(move || {
+            parts.iter().map(|(key, count)| files.load_part(key, *count)).collect::<Vec<_>>()
+        });
+        loaded.await.unwrap_or_else(|_| vec![None; count])
     }
 
     /// Drops the kept groups of parts whose upload completed.
-    pub async fn forget_parts(&self, subtrees: Vec<ChainingValue>) {
+    pub async fn forget_parts(&self, keys: Vec<ChainingValue>) {
         let files = self.files.clone();
-        let removed =
-            tokio::task::spawn_blocking(move || subtrees.iter().try_for_each(|cv| files.remove_part(cv))).await;
+        let removed = tokio::task::spawn_blocking(move || keys.iter().try_for_each(|cv| files.remove_part(cv))).await;
         if let Ok(Err(err)) = removed {
             tracing::warn!(error = %err, "a part's group digests could not be removed; gc removes them");
         }

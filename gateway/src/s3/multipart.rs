@@ -27,14 +27,15 @@ use super::checksum::ExpectedChecksums;
 use super::error::Result;
 use super::get_object::{checked_read, read_parts};
 use super::integrity;
-use super::object::{Placed, place, record_placed, source_version, store_body};
+use super::object::{Placed, keep_part_hashes, place, record_placed, source_version, store_body};
 use super::owner::{bucket_owner, initiators};
 use super::{Gateway, acl, caller, wire};
 use crate::backend::{BlobError, BlobId, BlobStore, PartToJoin, StoreUpload};
 use crate::blake3_tree;
+use crate::blake3_tree::Subtrees;
 use crate::clock;
 use crate::digest::{ChecksumAlgorithm, ChecksumValue, Checksummer, Md5};
-use crate::outboard::{GroupHasher, SubtreeHasher};
+use crate::outboard::{self, GroupHasher, PartHasher, PartHashes};
 
 /// Parts other than the last must be at least this large.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -154,7 +155,7 @@ pub(super) async fn upload_part(
     require_bucket(gw, &input.bucket).await?;
     let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
     let expected = ExpectedChecksums::from_headers(&req.headers)?;
-    let offset = length.and_then(|n| u64::try_from(n).ok()).and_then(|n| blake3_tree::part_offset(number, n));
+    let offset = expected_offset(gw, &input.upload_id, number, length.and_then(|n| u64::try_from(n).ok())).await?;
     let into = store_upload(&upload.created);
     let (stored, placed) = store_body(
         gw,
@@ -181,6 +182,21 @@ pub(super) async fn upload_part(
         checksum_sha256: checksums.sha256,
         ..Default::default()
     }))
+}
+
+/// Where part `number` of `length` bytes is taken to start in its object, to hash it there as
+/// it streams (see [`blake3_tree`]): after `number - 1` parts of the size of another part of
+/// the upload already recorded when that one is larger (this is then the smaller last part),
+/// else of its own size. A part whose guess turns out wrong is read back at completion.
+async fn expected_offset(gw: &Gateway, upload_id: &str, number: u32, length: Option<u64>) -> Result<Option<u64>> {
+    let Some(length) = length else { return Ok(None) };
+    if number == 1 {
+        return Ok(Some(0));
+    }
+    let id = upload_id.to_owned();
+    let recorded = gw.registry.read(move |conn| conn.parts(&id, 0, 2)).await?;
+    let larger = recorded.iter().find(|p| p.number != number).map(|p| p.part.size).filter(|&size| size > length);
+    Ok(u64::from(number - 1).checked_mul(larger.unwrap_or(length)))
 }
 
 /// Records `part`, whose blob is `placed`, as part `number` of the upload `upload_id` of
@@ -260,10 +276,10 @@ pub(super) async fn upload_part_copy(
         }
         None => (Box::pin(futures::stream::empty()), 0),
     };
-    let subtree_offset = blake3_tree::part_offset(number, length);
+    let part_offset = expected_offset(gw, &input.upload_id, number, Some(length)).await?;
     let staged = match store_upload(&upload.created) {
-        Some(into) => gw.blobs.put_part(&into, number, body, Some(length), &[], subtree_offset).await,
-        None => gw.blobs.put(body, Some(length), &[], subtree_offset).await,
+        Some(into) => gw.blobs.put_part(&into, number, body, Some(length), &[], part_offset).await,
+        None => gw.blobs.put(body, Some(length), &[], part_offset).await,
     };
     // A failure to read the source is the answer (damaged: 500; away: 503), not a bad body.
     let staged = match staged {
@@ -272,19 +288,18 @@ pub(super) async fn upload_part_copy(
             return Err(source_failure.lock().unwrap_or_else(PoisonError::into_inner).take().unwrap_or(err).into());
         }
     };
-    let (size, etag, subtree) = (staged.size(), hex::encode(staged.md5()), staged.subtree().map(hex::encode));
+    let (size, etag) = (staged.size(), hex::encode(staged.md5()));
     let store_etag = staged.store_etag().map(str::to_owned);
-    let part_groups = staged.subtree().map(|cv| (cv, staged.subtree_groups().to_vec()));
+    let part_hashes = staged.part_hashes().cloned();
     let placed = place(gw, staged).await?;
-    if let Some((cv, groups)) = part_groups {
-        gw.outboards.keep_part(cv, groups).await;
-    }
+    let (subtree, subtree_offset) = keep_part_hashes(gw, part_hashes).await;
     let part = BlobPart {
         blob: placed.blob_id().to_string(),
         size,
         etag: etag.clone(),
         checksums: Default::default(),
         subtree,
+        subtree_offset,
         offset: None,
         store_etag,
     };
@@ -433,64 +448,94 @@ async fn join_parts(
         .collect())
 }
 
-/// The object's BLAKE3 from its parts' chaining values (see [`blake3_tree`]), re-reading
-/// only the last part, with its outboard when the full parts' groups were kept (empty
-/// otherwise); `None` when the parts' shape does not allow it.
+/// The object's BLAKE3 and outboard from its parts' subtrees (see [`blake3_tree`]): each
+/// part's recorded ones where it was hashed at the offset it has in the object, else read back
+/// and hashed there now. The outboard is empty when a part's kept leaves are missing (the first
+/// ranged read computes it). `None` when a part but the last is not a whole number of chunks
+/// (no part after it starts on a chunk boundary), or for an object whose tree has no subtree
+/// below its root (one power-of-two part, or one chunk): the object is then read once whole.
 async fn merge_part_hashes(
     gw: &Gateway,
     alarm: &PartAlarm,
     numbers: &[u32],
     parts: &[BlobPart],
 ) -> Result<Option<(String, Vec<ChainingValue>)>> {
-    let sizes: Vec<u64> = parts.iter().map(|p| p.size).collect();
-    let Some(part_size) = blake3_tree::mergeable(&sizes) else { return Ok(None) };
-    let contiguous = numbers.iter().copied().eq(1..=u32::try_from(parts.len()).unwrap_or(u32::MAX));
-    let (last, full) = parts.split_last().expect("mergeable parts are not empty");
-    let cvs: Option<Vec<ChainingValue>> = full.iter().map(subtree_of).collect();
-    let (Some(mut cvs), true) = (cvs, contiguous) else { return Ok(None) };
-    let offset = part_size * full.len() as u64;
-    let last_number = *numbers.last().expect("as many numbers as parts");
-    let (last_cv, last_groups) = hash_at(gw, alarm, (last_number, last), offset).await?;
-    let full_groups =
-        if last_groups.is_empty() { None } else { gw.outboards.part_groups(cvs.clone(), part_size).await };
-    cvs.push(last_cv);
-    let root = blake3_tree::merge(&cvs, part_size, last.size);
-    let outboard = full_groups.map(|mut groups| {
-        groups.extend(last_groups);
-        groups
+    let size: u64 = parts.iter().map(|p| p.size).sum();
+    let (mut pieces, mut leaves) = (Subtrees::new(), Subtrees::new());
+    // Parts whose leaves were kept at upload: their first piece (the name they are kept by)
+    // and their leaves' places.
+    let mut kept = Vec::new();
+    let mut offset = 0;
+    for (&number, part) in numbers.iter().zip(parts).filter(|(_, p)| p.size > 0) {
+        let Some(places) = blake3_tree::pieces(offset, part.size) else { return Ok(None) };
+        let leaf_places = outboard::leaves_of(&places);
+        if let Some(cvs) = recorded_pieces(number, part, offset, places.len()) {
+            places.iter().zip(&cvs).for_each(|(&(at, len), cv)| pieces.insert(at, len, *cv));
+            kept.push((cvs[0], leaf_places));
+        } else {
+            let hashes = hash_at(gw, alarm, (number, part), offset).await?;
+            places.iter().zip(&hashes.pieces).for_each(|(&(at, len), cv)| pieces.insert(at, len, *cv));
+            leaf_places.iter().zip(&hashes.leaves).for_each(|(&(at, len), cv)| leaves.insert(at, len, *cv));
+        }
+        offset += part.size;
+    }
+    let Some(root) = pieces.root(size) else { return Ok(None) };
+    let names = kept.iter().map(|(key, places)| (*key, places.len())).collect();
+    let mut complete = true;
+    for ((_, places), loaded) in kept.iter().zip(gw.outboards.part_leaves(names).await) {
+        match loaded {
+            Some(cvs) => places.iter().zip(&cvs).for_each(|(&(at, len), cv)| leaves.insert(at, len, *cv)),
+            None => complete = false,
+        }
+    }
+    let groups = (0..outboard::groups(size)).map(|g| {
+        let at = g * outboard::GROUP;
+        leaves.non_root(at, outboard::GROUP.min(size - at))
     });
-    let size = offset + last.size;
-    let outboard = outboard.filter(|groups| crate::outboard::matches(groups, &root, size)).unwrap_or_default();
+    let outboard = complete.then(|| groups.collect::<Option<Vec<_>>>()).flatten();
+    let outboard = outboard.filter(|groups| outboard::matches(groups, &root, size)).unwrap_or_default();
     Ok(Some((root.to_hex().to_string(), outboard)))
 }
 
-/// A part's recorded chaining value as a subtree at its offset.
-fn subtree_of(part: &BlobPart) -> Option<ChainingValue> {
-    part.subtree.as_deref().and_then(|h| <[u8; 32]>::try_from(hex::decode(h).ok()?).ok())
+/// The chaining values of a part's pieces recorded at its upload, if it was hashed at
+/// `offset` (see [`BlobPart::subtree_offset`]) into `count` pieces.
+fn recorded_pieces(number: u32, part: &BlobPart, offset: u64, count: usize) -> Option<Vec<ChainingValue>> {
+    let hashed_at = part.subtree_offset.or_else(|| u64::from(number - 1).checked_mul(part.size))?;
+    let bytes = hex::decode(part.subtree.as_deref()?).ok()?;
+    let whole = hashed_at == offset && bytes.len() == count * 32;
+    whole.then(|| bytes.chunks_exact(32).map(|cv| cv.try_into().expect("chunks of 32 bytes")).collect())
 }
 
-/// The chaining value of one stored part hashed at `offset` of its object, with its groups'
-/// when `offset` is a group boundary (else none); the part checked against its own digest as
-/// it is read (see [`PartCheck`]).
-async fn hash_at(
-    gw: &Gateway,
-    alarm: &PartAlarm,
-    (number, part): (u32, &BlobPart),
-    offset: u64,
-) -> Result<(ChainingValue, Vec<ChainingValue>)> {
+/// The first piece's chaining value of a part, the name its leaves are kept by.
+fn part_key(part: &BlobPart) -> Option<ChainingValue> {
+    let hex = part.subtree.as_deref()?.get(..64)?;
+    <[u8; 32]>::try_from(hex::decode(hex).ok()?).ok()
+}
+
+/// The hashes of one stored part read back and hashed at `offset` of its object, the part
+/// checked against its own digest as it is read (see [`PartCheck`]).
+async fn hash_at(gw: &Gateway, alarm: &PartAlarm, (number, part): (u32, &BlobPart), offset: u64) -> Result<PartHashes> {
     use futures::StreamExt as _;
-    let mut hasher = SubtreeHasher::at(offset);
+    let unhashable = || super::Error::internal("a part does not start on a chunk boundary");
+    let mut hasher = PartHasher::at(offset, part.size).ok_or_else(unhashable)?;
     let mut check = PartCheck::new(part);
     let mut stream = Box::pin(read_parts(gw, std::slice::from_ref(part), (0, part.size - 1)));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|err| alarm.store_error(number, part, err))?;
-        hasher.update(&chunk);
-        check.update(&chunk);
+        // Hashing a large part takes a while: keep it off the async workers.
+        (hasher, check) = tokio::task::spawn_blocking(move || {
+            let (mut hasher, mut check) = (hasher, check);
+            hasher.update(&chunk);
+            check.update(&chunk);
+            (hasher, check)
+        })
+        .await
+        .map_err(|e| super::Error::internal(format!("hashing task failed: {e}")))?;
     }
     if !check.holds(part) {
         return Err(alarm.raise(number, part, CorruptReason::DigestMismatch));
     }
-    hasher.finish().ok_or_else(|| super::Error::internal("the last part does not fit a subtree at its offset"))
+    hasher.finish().ok_or_else(|| alarm.raise(number, part, CorruptReason::DigestMismatch))
 }
 
 /// Reads the parts back once to compute the whole object's BLAKE3 and outboard (and a
@@ -664,9 +709,10 @@ pub(super) async fn complete_multipart_upload(
         Some((blake3, outboard)) => (blake3, outboard, None),
         None => hash_whole(gw, &alarm, (&numbers, &parts), algorithm.filter(|_| full_object)).await?,
     };
-    let part_subtrees: Vec<ChainingValue> = parts.iter().filter_map(subtree_of).collect();
+    let part_keys: Vec<ChainingValue> = parts.iter().filter_map(part_key).collect();
     // The chaining values served their purpose; the version's parts don't carry them.
-    let parts: Vec<BlobPart> = parts.into_iter().map(|p| BlobPart { subtree: None, ..p }).collect();
+    let parts: Vec<BlobPart> =
+        parts.into_iter().map(|p| BlobPart { subtree: None, subtree_offset: None, ..p }).collect();
     let checksums = match composite {
         Some(composite) => composite,
         None => {
@@ -712,7 +758,7 @@ pub(super) async fn complete_multipart_upload(
     if let Ok(root) = blake3::Hash::from_hex(&content.blake3) {
         gw.outboards.keep(root, content.size, outboard).await;
     }
-    gw.outboards.forget_parts(part_subtrees).await;
+    gw.outboards.forget_parts(part_keys).await;
     super::object_lock::protect_new_version(gw, &input.bucket, &input.key, &recorded, legal_hold).await?;
     let output = completion_output(&bucket, &input.key, &recorded.version_id, &content);
     Ok(wire::with_receipt(output, &recorded.event))
@@ -902,6 +948,7 @@ mod tests {
                 etag: etag.to_owned(),
                 checksums: Default::default(),
                 subtree: None,
+                subtree_offset: None,
                 offset: None,
                 store_etag: None,
             },
@@ -937,6 +984,7 @@ mod tests {
                 etag: "0cc175b9c0f1b6a831c399e269772661".into(),
                 checksums: Default::default(),
                 subtree: None,
+                subtree_offset: None,
                 offset: None,
                 store_etag: None,
             },
@@ -946,6 +994,7 @@ mod tests {
                 etag: "92eb5ffee6ae2fec3ad71c777531578f".into(),
                 checksums: Default::default(),
                 subtree: None,
+                subtree_offset: None,
                 offset: None,
                 store_etag: None,
             },

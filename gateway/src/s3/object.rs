@@ -22,6 +22,7 @@ use super::lookup::{OnDeleteMarker, named_version};
 use super::{Gateway, Stored, acl, caller, inline, wire};
 use crate::backend::{PlacedBlob, StagedBlob, StoreUpload};
 use crate::clock;
+use crate::outboard::PartHashes;
 use crate::request::DeniedDeletes;
 
 /// How many times a write places its blob again after gc took it, before it gives up.
@@ -119,7 +120,7 @@ async fn wait_for_gc(gw: &Gateway, blob: &str) -> Result<()> {
 
 /// Streams a request body into the blob store, verifies the client's checksums (headers and
 /// trailers) and places the blob. Nothing is placed if anything does not match.
-/// `subtree_offset` asks for the part's BLAKE3 chaining value (see `blake3_tree`); `into`
+/// `part_offset` asks for the part's BLAKE3 subtrees at that offset (see `blake3_tree`); `into`
 /// names the store's own multipart upload and the part number when the body is such a part.
 pub(super) async fn store_body(
     gw: &Gateway,
@@ -127,7 +128,7 @@ pub(super) async fn store_body(
     content_length: Option<i64>,
     expected: &ExpectedChecksums,
     trailers: Option<TrailingHeaders>,
-    subtree_offset: Option<u64>,
+    part_offset: Option<u64>,
     into: Option<(&StoreUpload, u32)>,
 ) -> Result<(Stored, Placed)> {
     let stream: crate::backend::BodyStream = match body {
@@ -138,26 +139,32 @@ pub(super) async fn store_body(
     let algorithms = expected.algorithms();
     let staged = match into {
         Some((upload, number)) => {
-            gw.blobs.put_part(upload, number, stream, expected_len, &algorithms, subtree_offset).await?
+            gw.blobs.put_part(upload, number, stream, expected_len, &algorithms, part_offset).await?
         }
-        None => gw.blobs.put(stream, expected_len, &algorithms, subtree_offset).await?,
+        None => gw.blobs.put(stream, expected_len, &algorithms, part_offset).await?,
     };
     let trailers = trailers.and_then(|t| t.take());
     expected.verify(&staged.md5(), staged.checksums(), trailers.as_ref())?;
     let (size, blake3, etag) = (staged.size(), hex::encode(staged.blake3()), hex::encode(staged.md5()));
     let checksums = wire::checksum_map(staged.checksums());
-    let subtree = staged.subtree().map(hex::encode);
     let store_etag = staged.store_etag().map(str::to_owned);
     let outboard = staged.outboard().to_vec();
-    let part_groups = staged.subtree().map(|cv| (cv, staged.subtree_groups().to_vec()));
+    let part_hashes = staged.part_hashes().cloned();
     let placed = place(gw, staged).await?;
-    if let Some((cv, groups)) = part_groups {
-        gw.outboards.keep_part(cv, groups).await;
-    }
+    let (subtree, subtree_offset) = keep_part_hashes(gw, part_hashes).await;
     crate::metrics::bytes_received(size);
     let blob = placed.blob_id().to_string();
-    let part = BlobPart { blob, size, etag, checksums, subtree, offset: None, store_etag };
+    let part = BlobPart { blob, size, etag, checksums, subtree, subtree_offset, offset: None, store_etag };
     Ok((Stored { part, blake3, outboard }, placed))
+}
+
+/// Keeps a stored part's leaves for its object's outboard, and returns what its event records
+/// of its hashes: its pieces' chaining values (hex) and the offset they were hashed at.
+pub(super) async fn keep_part_hashes(gw: &Gateway, hashes: Option<PartHashes>) -> (Option<String>, Option<u64>) {
+    let Some(hashes) = hashes else { return (None, None) };
+    let recorded = (Some(hex::encode(hashes.pieces.concat())), Some(hashes.offset));
+    gw.outboards.keep_part(hashes).await;
+    recorded
 }
 
 /// The write condition of a conditional PUT or completion. `If-None-Match` takes only `*` on

@@ -328,7 +328,8 @@ async fn collect_outboards(
         tokio::task::spawn_blocking(move || files.list_parts()).await?.context("cannot list the parts' groups")?;
     let unused = unnamed(registry, kept, cutoff, |conn, unused| {
         conn.each_open_part_subtree(&mut |subtree| {
-            unused.remove(subtree);
+            // A part's leaves are kept by the name of its first piece, the first value.
+            unused.remove(subtree.get(..64).unwrap_or(subtree));
             Ok(())
         })
     })

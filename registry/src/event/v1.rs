@@ -70,11 +70,16 @@ pub struct BlobPart {
     /// The part's checksums (algorithm name to base64 value), when the client sent one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checksums: StringMap,
-    /// For a multipart part: its BLAKE3 chaining value as a subtree at its offset in the
-    /// object (hex), when its size allows merging; lets completion compute the object's
-    /// BLAKE3 without reading the parts back.
+    /// For a multipart part: the BLAKE3 chaining values (hex, one after the other) of the
+    /// subtrees its bytes form at `subtree_offset` of the object: the largest power-of-two
+    /// runs of 1 KiB chunks aligned there, in order. Completion merges them into the object's
+    /// BLAKE3 without reading the part back when the part is at that offset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtree: Option<String>,
+    /// Where in the object `subtree` was hashed; absent (events written before parts of any
+    /// size could be merged) means `(part_number - 1) * size`, with one chaining value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtree_offset: Option<u64>,
     /// Where the part starts inside its blob, when the blob holds more than this part (the
     /// parts of a multipart object completed upstream as one object); absent means 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -456,8 +456,9 @@ fn each_version_digest(conn: &Connection, min_size: u64, each: &mut dyn FnMut(&s
     Ok(())
 }
 
-/// Calls `each` with the subtree chaining value (hex) of every part of an open upload that
-/// records one: the parts whose kept data (their groups' digests) must stay until completion.
+/// Calls `each` with the recorded subtree chaining values ([`BlobPart::subtree`]) of every part
+/// of an open upload that records them: the parts whose kept data (their leaves' digests) must
+/// stay until completion.
 ///
 /// # Errors
 /// SQLite errors, and those `each` returns.

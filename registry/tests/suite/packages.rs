@@ -20,6 +20,7 @@ fn object(bucket: &str, key: &str, bytes: &[u8]) -> ObjectPut {
         etag: "0".repeat(32),
         checksums: BTreeMap::new(),
         subtree: None,
+        subtree_offset: None,
         offset: None,
         store_etag: None,
     };
