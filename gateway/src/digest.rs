@@ -108,6 +108,28 @@ impl ChecksumValue {
         let digest = BASE64.decode(value.trim()).ok()?;
         (digest.len() == algorithm.digest_len()).then_some(Self { algorithm, digest })
     }
+
+    /// The CRC of this value's bytes followed by `next_len` bytes whose CRC is `next`,
+    /// computed from the two values alone (`crc_fast::checksum_combine`): a FULL_OBJECT
+    /// multipart checksum from its parts' without reading them. `None` for the SHA algorithms,
+    /// which cannot be combined, or two algorithms.
+    #[must_use]
+    pub fn followed_by(&self, next: &Self, next_len: u64) -> Option<Self> {
+        let crc = match self.algorithm {
+            ChecksumAlgorithm::Crc32 => crc_fast::CrcAlgorithm::Crc32IsoHdlc,
+            ChecksumAlgorithm::Crc32c => crc_fast::CrcAlgorithm::Crc32Iscsi,
+            ChecksumAlgorithm::Crc64Nvme => crc_fast::CrcAlgorithm::Crc64Nvme,
+            ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => return None,
+        };
+        if next.algorithm != self.algorithm {
+            return None;
+        }
+        let as_u64 = |digest: &[u8]| digest.iter().fold(0u64, |value, &byte| (value << 8) | u64::from(byte));
+        let combined = crc_fast::checksum_combine(crc, as_u64(&self.digest), as_u64(&next.digest), next_len);
+        let len = self.algorithm.digest_len();
+        let digest = combined.to_be_bytes()[8 - len..].to_vec();
+        Some(Self { algorithm: self.algorithm, digest })
+    }
 }
 
 /// The checksums computed over a body, at most one per algorithm.
@@ -343,5 +365,24 @@ pub(crate) mod tests {
             assert_eq!(ChecksumAlgorithm::from_header_name(a.header_name()), Some(a));
         }
         assert_eq!(ChecksumAlgorithm::parse("MD5"), None);
+    }
+
+    #[test]
+    fn crcs_of_runs_combine_into_the_crc_of_the_whole() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 253) as u8).collect();
+        for algorithm in [ChecksumAlgorithm::Crc32, ChecksumAlgorithm::Crc32c, ChecksumAlgorithm::Crc64Nvme] {
+            let of = |bytes: &[u8]| {
+                let mut checksummer = Checksummer::new(&[algorithm]);
+                checksummer.update(bytes);
+                checksummer.finish().get(algorithm).cloned().unwrap()
+            };
+            for cut in [0, 1, 4096, 65_537, 100_000] {
+                let (head, tail) = data.split_at(cut);
+                let combined = of(head).followed_by(&of(tail), tail.len() as u64).unwrap();
+                assert_eq!(combined, of(&data), "{algorithm} cut at {cut}");
+            }
+        }
+        let sha = ChecksumValue { algorithm: ChecksumAlgorithm::Sha256, digest: vec![0; 32] };
+        assert_eq!(sha.followed_by(&sha, 1), None);
     }
 }

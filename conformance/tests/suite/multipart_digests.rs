@@ -152,3 +152,62 @@ async fn a_gib_of_five_mib_parts_completes_without_reading_it_back() {
     assert!(body[..] == expected[..], "the range's bytes");
     assert_eq!(store_reads(&server).await - before, MIB as u64, "a ranged read reads the group it touches");
 }
+
+/// A FULL_OBJECT CRC upload: the object's CRC is combined from the parts' CRCs, so completion
+/// reads nothing back for it either, and the claim in the completion is checked against it.
+#[tokio::test]
+async fn a_full_object_crc_is_combined_from_the_parts() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType};
+
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    for (algorithm, key) in [
+        (ChecksumAlgorithm::Crc32, "full-crc32"),
+        (ChecksumAlgorithm::Crc32C, "full-crc32c"),
+        (ChecksumAlgorithm::Crc64Nvme, "full-crc64nvme"),
+    ] {
+        let created = s3.create_multipart_upload().bucket(BUCKET).key(key);
+        let created = created.checksum_algorithm(algorithm.clone()).checksum_type(ChecksumType::FullObject);
+        let upload_id = created.send().await.expect("create").upload_id.expect("upload id");
+        let datas: Vec<Vec<u8>> = [5 * MIB, 5 * MIB, 777_777].iter().zip(40..).map(|(&n, s)| bytes(n, s)).collect();
+        let mut completed = Vec::new();
+        for (number, data) in (1..).zip(&datas) {
+            let part = s3.upload_part().bucket(BUCKET).key(key).upload_id(&upload_id).part_number(number);
+            let sent = part.checksum_algorithm(algorithm.clone()).body(ByteStream::from(data.clone())).send().await;
+            let sent = sent.unwrap_or_else(|err| panic!("{key}: part {number}: {err:?}"));
+            completed.push(CompletedPart::builder().part_number(number).e_tag(sent.e_tag().expect("ETag")).build());
+        }
+        let read = complete(&server, &s3, key, &upload_id, completed).await;
+        assert_eq!(read, 0, "{key}: bytes read back at completion");
+
+        let whole = datas.concat();
+        let head = s3.head_object().bucket(BUCKET).key(key).checksum_mode(ChecksumMode::Enabled).send().await;
+        let head = head.expect("head");
+        assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject), "{key}");
+        let expected = full_object_crc(&algorithm, &whole);
+        let stored = match algorithm {
+            ChecksumAlgorithm::Crc32 => head.checksum_crc32(),
+            ChecksumAlgorithm::Crc32C => head.checksum_crc32_c(),
+            _ => head.checksum_crc64_nvme(),
+        };
+        assert_eq!(stored, Some(expected.as_str()), "{key}: the CRC of the whole object");
+        assert_eq!(recorded_blake3(&server, key), blake3_hex(&whole), "{key}: the recorded BLAKE3");
+    }
+}
+
+/// The base64 CRC of `data` by `algorithm`, as `x-amz-checksum-*` carries it.
+fn full_object_crc(algorithm: &aws_sdk_s3::types::ChecksumAlgorithm, data: &[u8]) -> String {
+    use aws_sdk_s3::types::ChecksumAlgorithm;
+    use base64::Engine as _;
+    let digest = match algorithm {
+        ChecksumAlgorithm::Crc32 => crc32fast::hash(data).to_be_bytes().to_vec(),
+        ChecksumAlgorithm::Crc32C => crc32c::crc32c(data).to_be_bytes().to_vec(),
+        _ => {
+            let mut crc = crc64fast_nvme::Digest::new();
+            crc.write(data);
+            crc.sum64().to_be_bytes().to_vec()
+        }
+    };
+    base64::engine::general_purpose::STANDARD.encode(digest)
+}

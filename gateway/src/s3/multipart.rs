@@ -348,6 +348,21 @@ fn composite_checksums(algorithm: Option<ChecksumAlgorithm>, parts: &[BlobPart])
         .collect()
 }
 
+/// The FULL_OBJECT CRC of the object, combined from its parts' own CRCs (see
+/// [`ChecksumValue::followed_by`]) without reading them; `None` for a SHA algorithm or when a
+/// part has no checksum of `algorithm`, when the object is read once to compute it.
+fn combined_crc(algorithm: ChecksumAlgorithm, parts: &[BlobPart]) -> Option<String> {
+    let mut combined: Option<ChecksumValue> = None;
+    for part in parts {
+        let value = ChecksumValue::from_base64(algorithm, part.checksums.get(algorithm.as_str())?)?;
+        combined = Some(match combined {
+            None => value,
+            Some(before) => before.followed_by(&value, part.size)?,
+        });
+    }
+    combined.map(|value| value.to_base64())
+}
+
 /// Checks the object checksum a completion claims (`x-amz-checksum-*`: the whole object's for
 /// a FULL_OBJECT upload, the checksum of the parts' checksums for a COMPOSITE one, with or
 /// without its `-<parts>` suffix) against the one computed, before anything is recorded.
@@ -704,10 +719,14 @@ pub(super) async fn complete_multipart_upload(
         caller: caller(&req),
         upload: UploadRef { bucket: input.bucket.clone(), key: input.key.clone(), upload_id: input.upload_id.clone() },
     };
-    let merged = if full_object { None } else { merge_part_hashes(gw, &alarm, &numbers, &parts).await? };
-    let (blake3, outboard, full_checksum) = match merged {
-        Some((blake3, outboard)) => (blake3, outboard, None),
-        None => hash_whole(gw, &alarm, (&numbers, &parts), algorithm.filter(|_| full_object)).await?,
+    let merged = merge_part_hashes(gw, &alarm, &numbers, &parts).await?;
+    let full_object_algorithm = algorithm.filter(|_| full_object);
+    let combined = full_object_algorithm.map(|algorithm| combined_crc(algorithm, &parts));
+    let (blake3, outboard, full_checksum) = match (merged, combined) {
+        (Some((blake3, outboard)), None) => (blake3, outboard, None),
+        (Some((blake3, outboard)), Some(Some(checksum))) => (blake3, outboard, Some(checksum)),
+        // A digest to compute from the bytes, or a FULL_OBJECT checksum that cannot be combined.
+        _ => hash_whole(gw, &alarm, (&numbers, &parts), full_object_algorithm).await?,
     };
     let part_keys: Vec<ChainingValue> = parts.iter().filter_map(part_key).collect();
     // The chaining values served their purpose; the version's parts don't carry them.
