@@ -73,6 +73,12 @@ const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 /// Most jobs committed in one transaction; bounds the latency a large queue adds.
 const MAX_BATCH: usize = 4096;
 
+/// How long a batch of detached jobs only (retrieval records) waits for more work before it
+/// commits. Nobody waits for them, and reads come one at a time from each client: without the
+/// wait every GET paid a commit and its fsync of its own. A job whose caller waits ends the
+/// wait at once. At most this much of recorded reads is lost to a crash beyond what is queued.
+const DETACHED_LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// The writer's view of one job's transaction: reads the views through [`Writer::views`],
 /// writes only through [`Writer::append`].
 pub struct Writer<'a> {
@@ -155,8 +161,17 @@ type Job = Box<dyn FnOnce(&mut Writer<'_>) -> (bool, Completion) + Send>;
 /// What the writer is asked: a job, or (on a shared log) to catch the replica up, which needs
 /// no lock on the shared head when nothing else is asked with it.
 enum Queued {
+    /// A job whose caller waits for its commit.
     Job(Job),
+    /// A job nobody waits for ([`Registry::write_detached`]).
+    Detached(Job),
     CatchUp(Completion),
+}
+
+impl Queued {
+    fn is_detached(&self) -> bool {
+        matches!(self, Self::Detached(_))
+    }
 }
 
 /// The read side, shared by the handle and by tails (which must not keep the writer alive).
@@ -435,7 +450,7 @@ impl Registry {
     where
         F: FnOnce(&mut Writer<'_>) -> Result<()> + Send + 'static,
     {
-        self.submit(Box::new(move |writer| {
+        let job: Job = Box::new(move |writer| {
             let outcome = job(writer);
             let keep = outcome.is_ok();
             let completion: Completion = Box::new(move |committed| {
@@ -444,7 +459,8 @@ impl Registry {
                 }
             });
             (keep, completion)
-        }))
+        });
+        submit(&self.inner, Queued::Detached(job))
     }
 
     fn submit(&self, job: Job) -> Result<()> {
@@ -771,6 +787,16 @@ fn submit(inner: &Inner, job: Queued) -> Result<()> {
     jobs.as_ref().ok_or(Error::WriterStopped)?.send(job).map_err(|_| Error::WriterStopped)
 }
 
+/// Adds what is queued already to `batch`, up to [`MAX_BATCH`].
+fn take_queued(jobs: &mpsc::Receiver<Queued>, batch: &mut Vec<Queued>) {
+    while batch.len() < MAX_BATCH {
+        match jobs.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
 fn run_writer(
     conns: &mut WriterConnections,
     mut head: ChainHead,
@@ -790,10 +816,19 @@ fn run_writer(
     while let Ok(first) = jobs.recv() {
         let mut batch = Vec::with_capacity(64);
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        take_queued(jobs, &mut batch);
+        if batch.iter().all(Queued::is_detached) {
+            let deadline = std::time::Instant::now() + DETACHED_LINGER;
+            while batch.len() < MAX_BATCH {
+                let Ok(job) = jobs.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) else {
+                    break;
+                };
+                let waited_for = !job.is_detached();
+                batch.push(job);
+                if waited_for {
+                    take_queued(jobs, &mut batch);
+                    break;
+                }
             }
         }
         let started = std::time::Instant::now();
@@ -915,7 +950,7 @@ fn run_batch(
     let mut catch_ups = Vec::new();
     for queued in queued {
         match queued {
-            Queued::Job(job) => batch.push(job),
+            Queued::Job(job) | Queued::Detached(job) => batch.push(job),
             Queued::CatchUp(done) => catch_ups.push(done),
         }
     }
