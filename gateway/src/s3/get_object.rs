@@ -14,7 +14,6 @@ use registry::{Caller, Registry};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, s3_error};
 
-use super::bucket::require_bucket;
 use super::error::Result;
 use super::{Gateway, caller, integrity, wire};
 use crate::backend::{BlobError, BlobId};
@@ -32,6 +31,8 @@ pub(super) struct ReadPlan {
     whole: bool,
     /// `x-amz-expiration`, when a lifecycle rule will expire the version.
     expiration: Option<String>,
+    /// The bytes of an object kept in the registry ([`super::inline`]), read with its version.
+    inline: Option<Bytes>,
 }
 
 /// The conditional headers of a read.
@@ -53,15 +54,25 @@ pub(super) async fn plan(
     range: Option<&Range>,
     part_number: Option<i32>,
 ) -> Result<ReadPlan> {
-    let bucket = require_bucket(gw, bucket).await?;
-    let (name, key_owned, id) = (bucket.name.clone(), key.to_owned(), version_id.map(str::to_owned));
-    let version = gw
+    // One trip to the blocking pool for the bucket, the version and an inline object's bytes:
+    // each trip is a hand-off between threads, which a small GET feels.
+    let (name, key_owned, id) = (bucket.to_owned(), key.to_owned(), version_id.map(str::to_owned));
+    let (found, version, inline) = gw
         .registry
-        .read(move |conn| match id {
-            Some(id) => conn.version(&name, &key_owned, &id),
-            None => conn.latest_version(&name, &key_owned),
+        .read(move |conn| {
+            let Some(bucket) = conn.bucket(&name)? else { return Ok((None, None, None)) };
+            let version = match id {
+                Some(id) => conn.version(&name, &key_owned, &id)?,
+                None => conn.latest_version(&name, &key_owned)?,
+            };
+            let inline = match version.as_ref().and_then(|v| inline_locator(&v.content.parts)) {
+                Some(locator) => conn.inline_bytes(locator)?,
+                None => None,
+            };
+            Ok((Some(bucket), version, inline))
         })
         .await?;
+    let bucket = found.ok_or_else(|| registry::Error::NoSuchBucket(bucket.to_owned()))?;
     let version = match (version, version_id) {
         (None, None) => return Err(registry::Error::NoSuchKey.into()),
         (None, Some(_)) => return Err(registry::Error::NoSuchVersion.into()),
@@ -88,7 +99,15 @@ pub(super) async fn plan(
         span.filter(|_| range.is_some() || !whole).map(|(first, last)| format!("bytes {first}-{last}/{size}"));
     let span = span.or_else(|| (size > 0).then(|| (0, size - 1)));
     let expiration = super::lifecycle_config::expiration_header(&bucket, &version, gw.config.lifecycle.day_ms());
-    Ok(ReadPlan { bucket, version, span, content_range, whole, expiration })
+    Ok(ReadPlan { bucket, version, span, content_range, whole, expiration, inline: inline.map(Bytes::from) })
+}
+
+/// The registry locator of an object kept there whole (one part, inline).
+fn inline_locator(parts: &[BlobPart]) -> Option<&str> {
+    match parts {
+        [part] if registry::inline::is_locator(&part.blob) => Some(part.blob.as_str()),
+        _ => None,
+    }
 }
 
 /// 404 NoSuchKey for a current delete marker, 405 MethodNotAllowed for a marker read by id;
@@ -200,13 +219,15 @@ pub(super) fn read_parts(
 /// The bytes `span` of `version`, each checked against its recorded BLAKE3 before it is
 /// passed on (see [`integrity`]): to a GET's client, or into the part an UploadPartCopy
 /// stores. A refusal is logged, counted and recorded as `v1.blob.corrupt` for `caller`,
-/// with `range` as the request asked for it.
+/// with `range` as the request asked for it. `inline` are the version's bytes when they were
+/// read with it (see [`ReadPlan`]).
 pub(super) async fn checked_read(
     gw: &Gateway,
     caller: Caller,
     version: &ObjectVersion,
     range: Option<String>,
     span: (u64, u64),
+    inline: Option<Bytes>,
 ) -> Result<integrity::ByteStream> {
     let content = &version.content;
     let root = blake3::Hash::from_hex(&content.blake3).map_err(|_| {
@@ -214,7 +235,12 @@ pub(super) async fn checked_read(
         S3Error::new(S3ErrorCode::InternalError)
     })?;
     let expected = integrity::Expected { root, size: content.size };
-    let read = |span| read_parts(gw, &content.parts, span).boxed();
+    let read = |span| match &inline {
+        Some(bytes) => {
+            futures::stream::once(std::future::ready(super::inline::slice(bytes.clone(), span))).try_flatten().boxed()
+        }
+        None => read_parts(gw, &content.parts, span).boxed(),
+    };
     let report = corruption_report(gw, caller, version, range, span);
     Ok(integrity::checked_read(&gw.outboards, expected, span, read, report).await?)
 }
@@ -426,7 +452,10 @@ pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> 
     require_recordable(gw).await?;
     let content = &plan.version.content;
     let stream = match plan.span {
-        Some(span) => checked_read(gw, caller(&req), &plan.version, plan.content_range.clone(), span).await?,
+        Some(span) => {
+            let (range, inline) = (plan.content_range.clone(), plan.inline.clone());
+            checked_read(gw, caller(&req), &plan.version, range, span, inline).await?
+        }
         None => futures::stream::empty().boxed(),
     };
     let record: Option<Box<dyn FnOnce(u64) + Send + Sync>> = if gw.records_retrievals() {

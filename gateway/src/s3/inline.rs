@@ -90,11 +90,19 @@ pub(super) async fn read(
         .await
         .map_err(|err| BlobError::Io(std::io::Error::other(err)))?
         .ok_or(BlobError::NotFound)?;
+    slice(Bytes::from(bytes), (first, last))
+}
+
+/// The inclusive byte range `(first, last)` of inline bytes already read, as one chunk.
+///
+/// # Errors
+/// [`BlobError::InvalidRange`] when the bytes are shorter.
+pub(super) fn slice(bytes: Bytes, (first, last): (u64, u64)) -> Result<BlobStream, BlobError> {
     let size = bytes.len() as u64;
     if first > last || last >= size {
         return Err(BlobError::InvalidRange { start: first, end: last, size });
     }
     #[expect(clippy::cast_possible_truncation, reason = "the range is inside a buffer in memory")]
-    let chunk = Bytes::from(bytes).slice(first as usize..=last as usize);
+    let chunk = bytes.slice(first as usize..=last as usize);
     Ok(Box::pin(futures::stream::once(std::future::ready(Ok(chunk)))))
 }

@@ -265,7 +265,7 @@ pub(super) async fn upload_part_copy(
         Some(span) => {
             use futures::TryStreamExt as _;
             let range = input.copy_source_range.clone();
-            let checked = checked_read(gw, caller(&req), &source, range, span).await?;
+            let checked = checked_read(gw, caller(&req), &source, range, span, None).await?;
             let failure = Arc::clone(&source_failure);
             let stream = checked.map_err(move |err| {
                 let body_error = crate::backend::BodyError::from(err.to_string());
