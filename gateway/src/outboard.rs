@@ -119,6 +119,14 @@ pub fn leaves_of(pieces: &[(u64, u64)]) -> Vec<(u64, u64)> {
     leaves
 }
 
+/// The name a multipart part's leaves are kept by: the BLAKE3 of its pieces' chaining values
+/// one after the other (`pieces`, as its event records them), which differ wherever its bytes
+/// or its offset do.
+#[must_use]
+pub fn part_name(pieces: &[u8]) -> [u8; 32] {
+    *blake3::hash(pieces).as_bytes()
+}
+
 /// Hashes a multipart part of known length into its [`PartHashes`] at an offset, in one pass
 /// of BLAKE3 over its leaves.
 pub struct PartHasher {
@@ -243,28 +251,27 @@ impl OutboardFiles {
         write_cvs(&self.path(root), cvs)
     }
 
-    fn part_path(&self, key: &ChainingValue) -> PathBuf {
+    fn part_path(&self, key: &[u8; 32]) -> PathBuf {
         self.dir.join("parts").join(hex::encode(key))
     }
 
     /// Keeps the leaves of a multipart part ([`PartHashes::leaves`]) until its upload
-    /// completes, named by the chaining value of its first piece. Blocking.
+    /// completes, named by [`part_name`]. Blocking.
     ///
     /// # Errors
     /// I/O errors creating the folder or writing the file.
-    pub fn save_part(&self, key: &ChainingValue, leaves: &[ChainingValue]) -> io::Result<()> {
+    pub fn save_part(&self, key: &[u8; 32], leaves: &[ChainingValue]) -> io::Result<()> {
         write_cvs(&self.part_path(key), leaves)
     }
 
-    /// The leaves kept for the part whose first piece's chaining value is `key`, if there are
-    /// `count` of them. Blocking. They are not checked here: the outboard merged from them is
+    /// The leaves kept for the part named `key` ([`part_name`]), if there are `count` of them. Blocking. They are not checked here: the outboard merged from them is
     /// checked against the object's BLAKE3 before it is kept.
     #[must_use]
-    pub fn load_part(&self, key: &ChainingValue, count: usize) -> Option<Vec<ChainingValue>> {
+    pub fn load_part(&self, key: &[u8; 32], count: usize) -> Option<Vec<ChainingValue>> {
         read_cvs(&self.part_path(key)).filter(|cvs| cvs.len() == count)
     }
 
-    /// Every kept part's name (its first piece's chaining value) and modification time.
+    /// Every kept part's name ([`part_name`]) and modification time.
     /// Blocking.
     ///
     /// # Errors
@@ -277,8 +284,8 @@ impl OutboardFiles {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn remove_part(&self, subtree: &ChainingValue) -> io::Result<()> {
-        remove_if_present(&self.part_path(subtree))
+    pub fn remove_part(&self, key: &[u8; 32]) -> io::Result<()> {
+        remove_if_present(&self.part_path(key))
     }
 
     /// Every kept outboard's object digest and modification time (files that are not named by
@@ -428,11 +435,11 @@ mod tests {
     }
 
     #[test]
-    fn kept_parts_are_loaded_by_their_first_piece_and_count() {
+    fn kept_parts_are_loaded_by_their_name_and_count() {
         let folder = tempfile::tempdir().unwrap();
         let files = OutboardFiles::new(folder.path());
         let hashes = hashed_parts(&data(3 * GROUP as usize), 3 * GROUP as usize).remove(0);
-        let key = hashes.pieces[0];
+        let key = part_name(&hashes.pieces.concat());
         files.save_part(&key, &hashes.leaves).unwrap();
         assert_eq!(files.load_part(&key, 3), Some(hashes.leaves.clone()));
         assert_eq!(files.load_part(&key, 2), None, "another count");

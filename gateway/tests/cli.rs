@@ -93,7 +93,7 @@ async fn put(registry: &Registry, store: &FsBlobStore, key: &str, bytes: &[u8]) 
         etag: "\"0123456789abcdef0123456789abcdef\"".to_owned(),
         checksums: BTreeMap::new(),
         subtree: None,
-        subtree_offset: None,
+        subtrees: None,
         offset: None,
         store_etag: None,
     };

@@ -38,7 +38,7 @@ fn version(submitter: u64, i: u64) -> NewVersion {
         etag: format!("\"{i:032x}\""),
         checksums: Default::default(),
         subtree: None,
-        subtree_offset: None,
+        subtrees: None,
         offset: None,
         store_etag: None,
     };

@@ -235,9 +235,9 @@ pub trait Reads {
     /// SQLite errors, and those `each` returns.
     fn each_version_digest(&self, min_size: u64, each: &mut dyn FnMut(&str) -> Result<()>) -> Result<()>;
 
-    /// Calls `each` with the recorded subtree chaining values ([`BlobPart::subtree`]) of every
-    /// part of an open upload that records them: the parts whose kept data (their leaves'
-    /// digests) must stay until completion.
+    /// Calls `each` with the recorded subtree chaining values (hex: [`BlobPart::subtrees`], or
+    /// the legacy [`BlobPart::subtree`]) of every part of an open upload that records them: the
+    /// parts whose kept data (their leaves' digests) must stay until completion.
     ///
     /// # Errors
     /// SQLite errors, and those `each` returns.

@@ -201,7 +201,7 @@ async fn store_manifest(store: &dyn BlobStore, manifest: &Manifest) -> anyhow::R
         etag: etag.clone(),
         checksums: Default::default(),
         subtree: None,
-        subtree_offset: None,
+        subtrees: None,
         offset: None,
         store_etag: None,
     };

@@ -521,7 +521,7 @@ mod tests {
             etag: String::new(),
             checksums: Default::default(),
             subtree: None,
-            subtree_offset: None,
+            subtrees: None,
             offset: None,
             store_etag: None,
         }

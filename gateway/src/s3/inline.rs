@@ -67,7 +67,7 @@ pub(super) async fn store_body(
         etag: hex::encode(hashes.md5),
         checksums: wire::checksum_map(&hashes.checksums),
         subtree: None,
-        subtree_offset: None,
+        subtrees: None,
         offset: None,
         store_etag: None,
     };

@@ -91,16 +91,16 @@ impl Outboards {
     /// completes. A failure is logged: the object's first ranged read computes its outboard
     /// then.
     pub async fn keep_part(&self, hashes: PartHashes) {
-        let Some(&key) = hashes.pieces.first() else { return };
+        let key = outboard::part_name(&hashes.pieces.concat());
         let files = self.files.clone();
         if let Ok(Err(err)) = tokio::task::spawn_blocking(move || files.save_part(&key, &hashes.leaves)).await {
             tracing::warn!(error = %err, "a part's group digests could not be kept");
         }
     }
 
-    /// The kept leaves of parts, each named by its first piece's chaining value with the
-    /// number of leaves it has; `None` for one not kept or of another count.
-    pub async fn part_leaves(&self, parts: Vec<(ChainingValue, usize)>) -> Vec<Option<Vec<ChainingValue>>> {
+    /// The kept leaves of parts, each by its name ([`outboard::part_name`]) with the number of
+    /// leaves it has; `None` for one not kept or of another count.
+    pub async fn part_leaves(&self, parts: Vec<([u8; 32], usize)>) -> Vec<Option<Vec<ChainingValue>>> {
         let files = self.files.clone();
         let count = parts.len();
         let loaded = tokio::task::spawn_blocking(move || {
@@ -110,7 +110,7 @@ impl Outboards {
     }
 
     /// Drops the kept groups of parts whose upload completed.
-    pub async fn forget_parts(&self, keys: Vec<ChainingValue>) {
+    pub async fn forget_parts(&self, keys: Vec<[u8; 32]>) {
         let files = self.files.clone();
         let removed = tokio::task::spawn_blocking(move || keys.iter().try_for_each(|cv| files.remove_part(cv))).await;
         if let Ok(Err(err)) = removed {

@@ -292,14 +292,14 @@ pub(super) async fn upload_part_copy(
     let store_etag = staged.store_etag().map(str::to_owned);
     let part_hashes = staged.part_hashes().cloned();
     let placed = place(gw, staged).await?;
-    let (subtree, subtree_offset) = keep_part_hashes(gw, part_hashes).await;
+    let subtrees = keep_part_hashes(gw, part_hashes).await;
     let part = BlobPart {
         blob: placed.blob_id().to_string(),
         size,
         etag: etag.clone(),
         checksums: Default::default(),
-        subtree,
-        subtree_offset,
+        subtree: None,
+        subtrees,
         offset: None,
         store_etag,
     };
@@ -476,26 +476,35 @@ async fn merge_part_hashes(
     parts: &[BlobPart],
 ) -> Result<Option<(String, Vec<ChainingValue>)>> {
     let size: u64 = parts.iter().map(|p| p.size).sum();
-    let (mut pieces, mut leaves) = (Subtrees::new(), Subtrees::new());
-    // Parts whose leaves were kept at upload: their first piece (the name they are kept by)
-    // and their leaves' places.
-    let mut kept = Vec::new();
+    // Where each part's pieces are, all known before any part is read back.
+    let mut placed = Vec::with_capacity(parts.len());
     let mut offset = 0;
     for (&number, part) in numbers.iter().zip(parts).filter(|(_, p)| p.size > 0) {
         let Some(places) = blake3_tree::pieces(offset, part.size) else { return Ok(None) };
+        placed.push((number, part, offset, places));
+        offset += part.size;
+    }
+    let whole_tree = placed.iter().map(|(.., places)| places.len()).sum::<usize>() > 1 || placed.len() > 1;
+    if !whole_tree {
+        // One piece is the root itself: it has no chaining value to merge.
+        return Ok(None);
+    }
+    let (mut pieces, mut leaves) = (Subtrees::new(), Subtrees::new());
+    // Parts whose leaves were kept at upload: their name and their leaves' places.
+    let mut kept = Vec::new();
+    for (number, part, offset, places) in placed {
         let leaf_places = outboard::leaves_of(&places);
         if let Some(cvs) = recorded_pieces(number, part, offset, places.len()) {
             places.iter().zip(&cvs).for_each(|(&(at, len), cv)| pieces.insert(at, len, *cv));
-            kept.push((cvs[0], leaf_places));
+            kept.push((outboard::part_name(&cvs.concat()), leaf_places));
         } else {
             let hashes = hash_at(gw, alarm, (number, part), offset).await?;
             places.iter().zip(&hashes.pieces).for_each(|(&(at, len), cv)| pieces.insert(at, len, *cv));
             leaf_places.iter().zip(&hashes.leaves).for_each(|(&(at, len), cv)| leaves.insert(at, len, *cv));
         }
-        offset += part.size;
     }
     let Some(root) = pieces.root(size) else { return Ok(None) };
-    let names = kept.iter().map(|(key, places)| (*key, places.len())).collect();
+    let names = kept.iter().map(|(name, places)| (*name, places.len())).collect();
     let mut complete = true;
     for ((_, places), loaded) in kept.iter().zip(gw.outboards.part_leaves(names).await) {
         match loaded {
@@ -513,18 +522,22 @@ async fn merge_part_hashes(
 }
 
 /// The chaining values of a part's pieces recorded at its upload, if it was hashed at
-/// `offset` (see [`BlobPart::subtree_offset`]) into `count` pieces.
+/// `offset` (see [`BlobPart::subtrees`]) into `count` pieces.
 fn recorded_pieces(number: u32, part: &BlobPart, offset: u64, count: usize) -> Option<Vec<ChainingValue>> {
-    let hashed_at = part.subtree_offset.or_else(|| u64::from(number - 1).checked_mul(part.size))?;
-    let bytes = hex::decode(part.subtree.as_deref()?).ok()?;
+    let (hashed_at, values) = match (&part.subtrees, &part.subtree) {
+        (Some(subtrees), _) => (subtrees.offset, subtrees.chaining_values.as_str()),
+        (None, Some(legacy)) => (u64::from(number - 1).checked_mul(part.size)?, legacy.as_str()),
+        (None, None) => return None,
+    };
+    let bytes = hex::decode(values).ok()?;
     let whole = hashed_at == offset && bytes.len() == count * 32;
     whole.then(|| bytes.chunks_exact(32).map(|cv| cv.try_into().expect("chunks of 32 bytes")).collect())
 }
 
-/// The first piece's chaining value of a part, the name its leaves are kept by.
-fn part_key(part: &BlobPart) -> Option<ChainingValue> {
-    let hex = part.subtree.as_deref()?.get(..64)?;
-    <[u8; 32]>::try_from(hex::decode(hex).ok()?).ok()
+/// The name a part's leaves are kept by ([`outboard::part_name`]).
+fn part_key(part: &BlobPart) -> Option<[u8; 32]> {
+    let values = part.subtrees.as_ref().map(|s| &s.chaining_values).or(part.subtree.as_ref())?;
+    Some(outboard::part_name(&hex::decode(values).ok()?))
 }
 
 /// The hashes of one stored part read back and hashed at `offset` of its object, the part
@@ -719,19 +732,20 @@ pub(super) async fn complete_multipart_upload(
         caller: caller(&req),
         upload: UploadRef { bucket: input.bucket.clone(), key: input.key.clone(), upload_id: input.upload_id.clone() },
     };
-    let merged = merge_part_hashes(gw, &alarm, &numbers, &parts).await?;
     let full_object_algorithm = algorithm.filter(|_| full_object);
     let combined = full_object_algorithm.map(|algorithm| combined_crc(algorithm, &parts));
-    let (blake3, outboard, full_checksum) = match (merged, combined) {
-        (Some((blake3, outboard)), None) => (blake3, outboard, None),
-        (Some((blake3, outboard)), Some(Some(checksum))) => (blake3, outboard, Some(checksum)),
-        // A digest to compute from the bytes, or a FULL_OBJECT checksum that cannot be combined.
-        _ => hash_whole(gw, &alarm, (&numbers, &parts), full_object_algorithm).await?,
+    // A FULL_OBJECT checksum that cannot be combined reads the object anyway: read it once.
+    let merged = match combined {
+        Some(None) => None,
+        _ => merge_part_hashes(gw, &alarm, &numbers, &parts).await?,
     };
-    let part_keys: Vec<ChainingValue> = parts.iter().filter_map(part_key).collect();
+    let (blake3, outboard, full_checksum) = match (merged, combined) {
+        (Some((blake3, outboard)), combined) => (blake3, outboard, combined.flatten()),
+        (None, _) => hash_whole(gw, &alarm, (&numbers, &parts), full_object_algorithm).await?,
+    };
+    let part_keys: Vec<[u8; 32]> = parts.iter().filter_map(part_key).collect();
     // The chaining values served their purpose; the version's parts don't carry them.
-    let parts: Vec<BlobPart> =
-        parts.into_iter().map(|p| BlobPart { subtree: None, subtree_offset: None, ..p }).collect();
+    let parts: Vec<BlobPart> = parts.into_iter().map(|p| BlobPart { subtree: None, subtrees: None, ..p }).collect();
     let checksums = match composite {
         Some(composite) => composite,
         None => {
@@ -967,7 +981,7 @@ mod tests {
                 etag: etag.to_owned(),
                 checksums: Default::default(),
                 subtree: None,
-                subtree_offset: None,
+                subtrees: None,
                 offset: None,
                 store_etag: None,
             },
@@ -1003,7 +1017,7 @@ mod tests {
                 etag: "0cc175b9c0f1b6a831c399e269772661".into(),
                 checksums: Default::default(),
                 subtree: None,
-                subtree_offset: None,
+                subtrees: None,
                 offset: None,
                 store_etag: None,
             },
@@ -1013,7 +1027,7 @@ mod tests {
                 etag: "92eb5ffee6ae2fec3ad71c777531578f".into(),
                 checksums: Default::default(),
                 subtree: None,
-                subtree_offset: None,
+                subtrees: None,
                 offset: None,
                 store_etag: None,
             },
@@ -1033,5 +1047,26 @@ mod tests {
         assert!(copy_range(Some("bytes=5-4"), 10).is_err());
         assert!(copy_range(Some("0-4"), 10).is_err());
         assert_eq!(copy_range(None, 0).unwrap(), None);
+    }
+
+    #[test]
+    fn recorded_pieces_are_used_only_where_they_were_hashed() {
+        let mib = 1 << 20;
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let mut new = part(2, 5 * mib, "e").part;
+        new.subtrees =
+            Some(registry::event::v1::PartSubtrees { offset: 5 * mib, chaining_values: hex::encode([a, b].concat()) });
+        assert_eq!(recorded_pieces(2, &new, 5 * mib, 2), Some(vec![a, b]));
+        assert_eq!(recorded_pieces(2, &new, 6 * mib, 2), None, "another offset");
+        assert_eq!(recorded_pieces(2, &new, 5 * mib, 3), None, "another count");
+
+        // Recorded by an earlier build: one value, at (number - 1) * size.
+        let mut legacy = part(3, 8 * mib, "e").part;
+        legacy.subtree = Some(hex::encode(a));
+        assert_eq!(recorded_pieces(3, &legacy, 16 * mib, 1), Some(vec![a]));
+        assert_eq!(recorded_pieces(3, &legacy, 8 * mib, 1), None);
+        assert_eq!(part_key(&legacy), Some(outboard::part_name(&a)));
+        assert_eq!(part_key(&new), Some(outboard::part_name(&[a, b].concat())));
+        assert_ne!(part_key(&new), part_key(&legacy), "parts sharing a first piece are kept apart");
     }
 }

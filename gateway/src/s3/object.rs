@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use registry::commands::{Deleted, NewVersion, WriteCondition};
 use registry::deletions::{Epoch, Pin, Placement};
-use registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, VersionRef};
+use registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, PartSubtrees, VersionRef};
 use registry::queries::ObjectVersion;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, TrailingHeaders, s3_error};
@@ -151,20 +151,20 @@ pub(super) async fn store_body(
     let outboard = staged.outboard().to_vec();
     let part_hashes = staged.part_hashes().cloned();
     let placed = place(gw, staged).await?;
-    let (subtree, subtree_offset) = keep_part_hashes(gw, part_hashes).await;
+    let subtrees = keep_part_hashes(gw, part_hashes).await;
     crate::metrics::bytes_received(size);
     let blob = placed.blob_id().to_string();
-    let part = BlobPart { blob, size, etag, checksums, subtree, subtree_offset, offset: None, store_etag };
+    let part = BlobPart { blob, size, etag, checksums, subtree: None, subtrees, offset: None, store_etag };
     Ok((Stored { part, blake3, outboard }, placed))
 }
 
 /// Keeps a stored part's leaves for its object's outboard, and returns what its event records
-/// of its hashes: its pieces' chaining values (hex) and the offset they were hashed at.
-pub(super) async fn keep_part_hashes(gw: &Gateway, hashes: Option<PartHashes>) -> (Option<String>, Option<u64>) {
-    let Some(hashes) = hashes else { return (None, None) };
-    let recorded = (Some(hex::encode(hashes.pieces.concat())), Some(hashes.offset));
+/// of its hashes: its pieces' chaining values and the offset they were hashed at.
+pub(super) async fn keep_part_hashes(gw: &Gateway, hashes: Option<PartHashes>) -> Option<PartSubtrees> {
+    let hashes = hashes?;
+    let recorded = PartSubtrees { offset: hashes.offset, chaining_values: hex::encode(hashes.pieces.concat()) };
     gw.outboards.keep_part(hashes).await;
-    recorded
+    Some(recorded)
 }
 
 /// The write condition of a conditional PUT or completion. `If-None-Match` takes only `*` on

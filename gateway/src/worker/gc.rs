@@ -327,9 +327,10 @@ async fn collect_outboards(
     let kept =
         tokio::task::spawn_blocking(move || files.list_parts()).await?.context("cannot list the parts' groups")?;
     let unused = unnamed(registry, kept, cutoff, |conn, unused| {
-        conn.each_open_part_subtree(&mut |subtree| {
-            // A part's leaves are kept by the name of its first piece, the first value.
-            unused.remove(subtree.get(..64).unwrap_or(subtree));
+        conn.each_open_part_subtree(&mut |values| {
+            if let Ok(values) = hex::decode(values) {
+                unused.remove(&hex::encode(crate::outboard::part_name(&values)));
+            }
             Ok(())
         })
     })

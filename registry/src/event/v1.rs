@@ -70,16 +70,17 @@ pub struct BlobPart {
     /// The part's checksums (algorithm name to base64 value), when the client sent one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checksums: StringMap,
-    /// For a multipart part: the BLAKE3 chaining values (hex, one after the other) of the
-    /// subtrees its bytes form at `subtree_offset` of the object: the largest power-of-two
-    /// runs of 1 KiB chunks aligned there, in order. Completion merges them into the object's
-    /// BLAKE3 without reading the part back when the part is at that offset.
+    /// For a multipart part recorded before parts of any size could be merged: its BLAKE3
+    /// chaining value (hex) as one subtree at `(part_number - 1) * size`. No longer written:
+    /// see `subtrees`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtree: Option<String>,
-    /// Where in the object `subtree` was hashed; absent (events written before parts of any
-    /// size could be merged) means `(part_number - 1) * size`, with one chaining value.
+    /// For a multipart part: its BLAKE3 subtrees at the offset it was expected at, which let
+    /// completion merge the object's BLAKE3 without reading the part back when it is there. A
+    /// field of its own, so that a build that knows only `subtree` reads such a part back
+    /// rather than taking its values for ones at another offset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subtree_offset: Option<u64>,
+    pub subtrees: Option<PartSubtrees>,
     /// Where the part starts inside its blob, when the blob holds more than this part (the
     /// parts of a multipart object completed upstream as one object); absent means 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,6 +89,16 @@ pub struct BlobPart {
     /// which completing that upload must name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_etag: Option<String>,
+}
+
+/// A multipart part's BLAKE3 as the subtrees it forms at an offset of its object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartSubtrees {
+    /// Where in the object the part was hashed.
+    pub offset: u64,
+    /// The chaining values (hex, one after the other) of the subtrees its bytes form there:
+    /// the largest power-of-two runs of 1 KiB chunks aligned there, in order.
+    pub chaining_values: String,
 }
 
 /// Everything that describes an object version's content.

@@ -456,9 +456,9 @@ fn each_version_digest(conn: &Connection, min_size: u64, each: &mut dyn FnMut(&s
     Ok(())
 }
 
-/// Calls `each` with the recorded subtree chaining values ([`BlobPart::subtree`]) of every part
-/// of an open upload that records them: the parts whose kept data (their leaves' digests) must
-/// stay until completion.
+/// Calls `each` with the recorded subtree chaining values (hex: [`BlobPart::subtrees`], or the
+/// legacy [`BlobPart::subtree`]) of every part of an open upload that records them: the parts
+/// whose kept data (their leaves' digests) must stay until completion.
 ///
 /// # Errors
 /// SQLite errors, and those `each` returns.
@@ -468,8 +468,9 @@ fn each_open_part_subtree(conn: &Connection, each: &mut dyn FnMut(&str) -> Resul
     while let Some(row) = rows.next()? {
         let part: String = row.get(0)?;
         let part: BlobPart = parse_json(0, &part)?;
-        if let Some(subtree) = &part.subtree {
-            each(subtree)?;
+        let values = part.subtrees.as_ref().map(|s| &s.chaining_values).or(part.subtree.as_ref());
+        if let Some(values) = values {
+            each(values)?;
         }
     }
     Ok(())

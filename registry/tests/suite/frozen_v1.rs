@@ -230,7 +230,7 @@ fn part(name: &str, size: u64) -> BlobPart {
         etag: hex::encode(&blake3::hash(name.as_bytes()).as_bytes()[..16]),
         checksums: StringMap::new(),
         subtree: None,
-        subtree_offset: None,
+        subtrees: None,
         offset: None,
         store_etag: None,
     }

@@ -18,7 +18,7 @@ fn new_version(bucket: &str, key: &str, blob: &InlineBlob) -> NewVersion {
         etag: format!("{:032x}", 1),
         checksums: Default::default(),
         subtree: None,
-        subtree_offset: None,
+        subtrees: None,
         offset: None,
         store_etag: None,
     };

@@ -20,7 +20,7 @@ fn object(bucket: &str, key: &str, bytes: &[u8]) -> ObjectPut {
         etag: "0".repeat(32),
         checksums: BTreeMap::new(),
         subtree: None,
-        subtree_offset: None,
+        subtrees: None,
         offset: None,
         store_etag: None,
     };

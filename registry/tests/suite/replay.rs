@@ -216,7 +216,7 @@ fn blob(seed: u64) -> BlobPart {
         etag: format!("\"{:032x}\"", seed),
         checksums: BTreeMap::new(),
         subtree: None,
-        subtree_offset: None,
+        subtrees: None,
         // Every third part as an S3 upstream's multipart upload records it.
         offset: seed.is_multiple_of(3).then_some(seed % 7),
         store_etag: seed.is_multiple_of(3).then(|| format!("\"{seed:x}\"")),
@@ -431,7 +431,7 @@ async fn seal(registry: &Registry, bucket: &str, prefix: &str, seed: u64) -> Opt
         etag: format!("{seed:032x}"),
         checksums: BTreeMap::new(),
         subtree: None,
-        subtree_offset: None,
+        subtrees: None,
         offset: None,
         store_etag: None,
     };

@@ -26,7 +26,7 @@ fn object(key: &str, bytes: &[u8], retention: Option<Retention>) -> ObjectPut {
         etag: "0".repeat(32),
         checksums: BTreeMap::new(),
         subtree: None,
-        subtree_offset: None,
+        subtrees: None,
         offset: None,
         store_etag: None,
     };

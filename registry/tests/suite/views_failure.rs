@@ -20,7 +20,7 @@ fn version(key: &str) -> NewVersion {
         etag: "0".repeat(32),
         checksums: BTreeMap::new(),
         subtree: None,
-        subtree_offset: None,
+        subtrees: None,
         offset: None,
         store_etag: None,
     };
