@@ -66,6 +66,13 @@ impl Subtrees {
         self.known.insert(offset, (len, cv));
     }
 
+    /// Notes the chaining values of the subtrees at `places` (offset, length), in order.
+    pub fn insert_all(&mut self, places: &[(u64, u64)], cvs: &[ChainingValue]) {
+        for (&(offset, len), &cv) in places.iter().zip(cvs) {
+            self.insert(offset, len, cv);
+        }
+    }
+
     /// The chaining value of the (non-root) subtree of `len` bytes at `offset`: known, or
     /// merged from known subtrees below it; `None` when one of those is missing.
     #[must_use]

@@ -127,6 +127,12 @@ pub fn part_name(pieces: &[u8]) -> [u8; 32] {
     *blake3::hash(pieces).as_bytes()
 }
 
+/// [`part_name`] of the values as an event records them (hex); `None` for text that is not hex.
+#[must_use]
+pub fn part_name_of_hex(pieces: &str) -> Option<[u8; 32]> {
+    Some(part_name(&hex::decode(pieces).ok()?))
+}
+
 /// Hashes a multipart part of known length into its [`PartHashes`] at an offset, in one pass
 /// of BLAKE3 over its leaves.
 pub struct PartHasher {
@@ -411,8 +417,8 @@ mod tests {
                 let offset = (index * part) as u64;
                 let len = part.min(bytes.len() - index * part) as u64;
                 let places = blake3_tree::pieces(offset, len).unwrap();
-                places.iter().zip(&hashes.pieces).for_each(|(&(at, len), cv)| pieces.insert(at, len, *cv));
-                leaves_of(&places).iter().zip(&hashes.leaves).for_each(|(&(at, len), cv)| leaves.insert(at, len, *cv));
+                pieces.insert_all(&places, &hashes.pieces);
+                leaves.insert_all(&leaves_of(&places), &hashes.leaves);
             }
             assert_eq!(pieces.root(bytes.len() as u64), Some(root), "parts of {part}: the digest");
             let size = bytes.len() as u64;

@@ -32,14 +32,14 @@ use tokio::task::{JoinHandle, spawn_blocking};
 
 use super::direct_io::BlockWriter;
 use super::pipeline::{
-    Chunk, Digests, FEED_CHUNK, Hashes, PIPELINE_DEPTH, feed, join_error, md5_worker, off_thread, part_hashes_worker,
-    receive_exactly,
+    Chunk, Digests, FEED_CHUNK, Hashes, PIPELINE_DEPTH, feed, join_error, md5_worker, off_thread, receive_exactly,
+    start_part_worker,
 };
 use super::{
     BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, PartToJoin, Result, Stage, StagedBlob, StoreUpload,
 };
 use crate::digest::{ChecksumAlgorithm, Checksummer};
-use crate::outboard::{GroupHasher, PartHasher};
+use crate::outboard::GroupHasher;
 
 /// Bytes per read when serving a blob. Large reads keep syscalls and task hops rare.
 const READ_CHUNK: u64 = 1 << 20;
@@ -287,14 +287,7 @@ impl BlobStore for FsBlobStore {
         let direct_io = self.direct_io;
         let write_worker = tokio::spawn(write_worker(file, direct_io, write_rx, checksummer));
         // A multipart part's chaining value is a second BLAKE3 pass, on a core of its own.
-        let part_hasher = part_offset.zip(expected_len).and_then(|(offset, len)| PartHasher::at(offset, len));
-        let (part_tx, part_worker) = match part_hasher {
-            Some(hasher) => {
-                let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
-                (Some(tx), Some(tokio::spawn(part_hashes_worker(rx, hasher))))
-            }
-            None => (None, None),
-        };
+        let (part_tx, part_worker) = start_part_worker(part_offset, expected_len);
         let workers: Vec<&mpsc::Sender<Chunk>> =
             [Some(&md5_tx), Some(&write_tx), part_tx.as_ref()].into_iter().flatten().collect();
 

@@ -113,9 +113,24 @@ pub(super) async fn md5_worker(mut rx: mpsc::Receiver<Chunk>) -> Option<[u8; 16]
     None
 }
 
+/// A worker hashing a multipart part of `len` bytes into its [`PartHashes`] at `offset`, when
+/// one is asked for and the part forms subtrees there: its channel and its task.
+pub(super) fn start_part_worker(
+    offset: Option<u64>,
+    len: Option<u64>,
+) -> (Option<mpsc::Sender<Chunk>>, Option<tokio::task::JoinHandle<Option<PartHashes>>>) {
+    match offset.zip(len).and_then(|(offset, len)| PartHasher::at(offset, len)) {
+        Some(hasher) => {
+            let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
+            (Some(tx), Some(tokio::spawn(part_hashes_worker(rx, hasher))))
+        }
+        None => (None, None),
+    }
+}
+
 /// The [`PartHashes`] of everything received, by `hasher`; `None` if the put was abandoned
 /// or another number of bytes arrived than it was made for.
-pub(super) async fn part_hashes_worker(mut rx: mpsc::Receiver<Chunk>, mut hasher: PartHasher) -> Option<PartHashes> {
+async fn part_hashes_worker(mut rx: mpsc::Receiver<Chunk>, mut hasher: PartHasher) -> Option<PartHashes> {
     while let Some(chunk) = rx.recv().await {
         match chunk {
             Chunk::Data(bytes) => {

@@ -53,16 +53,14 @@ use http_body::{Frame, SizeHint};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::spawn_blocking;
 
-use super::pipeline::{
-    Chunk, Digests, PIPELINE_DEPTH, digest_worker, feed, join_error, md5_worker, part_hashes_worker,
-};
+use super::pipeline::{Chunk, Digests, PIPELINE_DEPTH, digest_worker, feed, join_error, md5_worker, start_part_worker};
 use super::{
     BlobEntry, BlobError, BlobId, BlobLock, BlobStore, BlobStream, BodyStream, PartToJoin, Result, RetentionMode,
     Stage, StagedBlob, StoreUpload,
 };
 use crate::config::{UpstreamConfig, UpstreamObjectLock};
 use crate::digest::{ChecksumAlgorithm, Checksummer, Checksums};
-use crate::outboard::{PartHasher, PartHashes};
+use crate::outboard::PartHashes;
 use crate::telemetry::error_chain;
 
 /// Keys per listing page asked of the upstream (the S3 maximum).
@@ -270,14 +268,7 @@ impl S3BlobStore {
         let md5_worker = tokio::spawn(md5_worker(md5_rx));
         let checksummer = Checksummer::new(algorithms);
         let digest_worker = tokio::spawn(digest_worker(digest_rx, checksummer));
-        let part_hasher = part_offset.zip(Some(len)).and_then(|(offset, len)| PartHasher::at(offset, len));
-        let (part_tx, part_worker) = match part_hasher {
-            Some(hasher) => {
-                let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
-                (Some(tx), Some(tokio::spawn(part_hashes_worker(rx, hasher))))
-            }
-            None => (None, None),
-        };
+        let (part_tx, part_worker) = start_part_worker(part_offset, Some(len));
         let (sent_tx, sent_rx) = oneshot::channel();
 
         // 2. Feed the body to every worker and upstream at once. A body that fails closes the

@@ -112,7 +112,7 @@ impl Outboards {
     /// Drops the kept groups of parts whose upload completed.
     pub async fn forget_parts(&self, keys: Vec<[u8; 32]>) {
         let files = self.files.clone();
-        let removed = tokio::task::spawn_blocking(move || keys.iter().try_for_each(|cv| files.remove_part(cv))).await;
+        let removed = tokio::task::spawn_blocking(move || keys.iter().try_for_each(|key| files.remove_part(key))).await;
         if let Ok(Err(err)) = removed {
             tracing::warn!(error = %err, "a part's group digests could not be removed; gc removes them");
         }

@@ -484,8 +484,7 @@ async fn merge_part_hashes(
         placed.push((number, part, offset, places));
         offset += part.size;
     }
-    let whole_tree = placed.iter().map(|(.., places)| places.len()).sum::<usize>() > 1 || placed.len() > 1;
-    if !whole_tree {
+    if placed.iter().map(|(.., places)| places.len()).sum::<usize>() < 2 {
         // One piece is the root itself: it has no chaining value to merge.
         return Ok(None);
     }
@@ -495,12 +494,12 @@ async fn merge_part_hashes(
     for (number, part, offset, places) in placed {
         let leaf_places = outboard::leaves_of(&places);
         if let Some(cvs) = recorded_pieces(number, part, offset, places.len()) {
-            places.iter().zip(&cvs).for_each(|(&(at, len), cv)| pieces.insert(at, len, *cv));
+            pieces.insert_all(&places, &cvs);
             kept.push((outboard::part_name(&cvs.concat()), leaf_places));
         } else {
             let hashes = hash_at(gw, alarm, (number, part), offset).await?;
-            places.iter().zip(&hashes.pieces).for_each(|(&(at, len), cv)| pieces.insert(at, len, *cv));
-            leaf_places.iter().zip(&hashes.leaves).for_each(|(&(at, len), cv)| leaves.insert(at, len, *cv));
+            pieces.insert_all(&places, &hashes.pieces);
+            leaves.insert_all(&leaf_places, &hashes.leaves);
         }
     }
     let Some(root) = pieces.root(size) else { return Ok(None) };
@@ -508,7 +507,7 @@ async fn merge_part_hashes(
     let mut complete = true;
     for ((_, places), loaded) in kept.iter().zip(gw.outboards.part_leaves(names).await) {
         match loaded {
-            Some(cvs) => places.iter().zip(&cvs).for_each(|(&(at, len), cv)| leaves.insert(at, len, *cv)),
+            Some(cvs) => leaves.insert_all(places, &cvs),
             None => complete = false,
         }
     }
@@ -524,20 +523,13 @@ async fn merge_part_hashes(
 /// The chaining values of a part's pieces recorded at its upload, if it was hashed at
 /// `offset` (see [`BlobPart::subtrees`]) into `count` pieces.
 fn recorded_pieces(number: u32, part: &BlobPart, offset: u64, count: usize) -> Option<Vec<ChainingValue>> {
-    let (hashed_at, values) = match (&part.subtrees, &part.subtree) {
-        (Some(subtrees), _) => (subtrees.offset, subtrees.chaining_values.as_str()),
-        (None, Some(legacy)) => (u64::from(number - 1).checked_mul(part.size)?, legacy.as_str()),
-        (None, None) => return None,
+    let hashed_at = match &part.subtrees {
+        Some(subtrees) => subtrees.offset,
+        None => u64::from(number - 1).checked_mul(part.size)?,
     };
-    let bytes = hex::decode(values).ok()?;
+    let bytes = hex::decode(part.recorded_subtrees()?).ok()?;
     let whole = hashed_at == offset && bytes.len() == count * 32;
     whole.then(|| bytes.chunks_exact(32).map(|cv| cv.try_into().expect("chunks of 32 bytes")).collect())
-}
-
-/// The name a part's leaves are kept by ([`outboard::part_name`]).
-fn part_key(part: &BlobPart) -> Option<[u8; 32]> {
-    let values = part.subtrees.as_ref().map(|s| &s.chaining_values).or(part.subtree.as_ref())?;
-    Some(outboard::part_name(&hex::decode(values).ok()?))
 }
 
 /// The hashes of one stored part read back and hashed at `offset` of its object, the part
@@ -743,7 +735,8 @@ pub(super) async fn complete_multipart_upload(
         (Some((blake3, outboard)), combined) => (blake3, outboard, combined.flatten()),
         (None, _) => hash_whole(gw, &alarm, (&numbers, &parts), full_object_algorithm).await?,
     };
-    let part_keys: Vec<[u8; 32]> = parts.iter().filter_map(part_key).collect();
+    let part_keys: Vec<[u8; 32]> =
+        parts.iter().filter_map(|p| outboard::part_name_of_hex(p.recorded_subtrees()?)).collect();
     // The chaining values served their purpose; the version's parts don't carry them.
     let parts: Vec<BlobPart> = parts.into_iter().map(|p| BlobPart { subtree: None, subtrees: None, ..p }).collect();
     let checksums = match composite {
@@ -1065,8 +1058,9 @@ mod tests {
         legacy.subtree = Some(hex::encode(a));
         assert_eq!(recorded_pieces(3, &legacy, 16 * mib, 1), Some(vec![a]));
         assert_eq!(recorded_pieces(3, &legacy, 8 * mib, 1), None);
-        assert_eq!(part_key(&legacy), Some(outboard::part_name(&a)));
-        assert_eq!(part_key(&new), Some(outboard::part_name(&[a, b].concat())));
-        assert_ne!(part_key(&new), part_key(&legacy), "parts sharing a first piece are kept apart");
+        let key = |part: &BlobPart| outboard::part_name_of_hex(part.recorded_subtrees()?);
+        assert_eq!(key(&legacy), Some(outboard::part_name(&a)));
+        assert_eq!(key(&new), Some(outboard::part_name(&[a, b].concat())));
+        assert_ne!(key(&new), key(&legacy), "parts sharing a first piece are kept apart");
     }
 }

@@ -328,8 +328,8 @@ async fn collect_outboards(
         tokio::task::spawn_blocking(move || files.list_parts()).await?.context("cannot list the parts' groups")?;
     let unused = unnamed(registry, kept, cutoff, |conn, unused| {
         conn.each_open_part_subtree(&mut |values| {
-            if let Ok(values) = hex::decode(values) {
-                unused.remove(&hex::encode(crate::outboard::part_name(&values)));
+            if let Some(name) = crate::outboard::part_name_of_hex(values) {
+                unused.remove(&hex::encode(name));
             }
             Ok(())
         })

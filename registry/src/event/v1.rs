@@ -91,6 +91,15 @@ pub struct BlobPart {
     pub store_etag: Option<String>,
 }
 
+impl BlobPart {
+    /// The subtree chaining values recorded for a multipart part (hex, one after the other):
+    /// its `subtrees`, or the one legacy `subtree`.
+    #[must_use]
+    pub fn recorded_subtrees(&self) -> Option<&str> {
+        self.subtrees.as_ref().map(|s| s.chaining_values.as_str()).or(self.subtree.as_deref())
+    }
+}
+
 /// A multipart part's BLAKE3 as the subtrees it forms at an offset of its object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartSubtrees {

@@ -468,8 +468,7 @@ fn each_open_part_subtree(conn: &Connection, each: &mut dyn FnMut(&str) -> Resul
     while let Some(row) = rows.next()? {
         let part: String = row.get(0)?;
         let part: BlobPart = parse_json(0, &part)?;
-        let values = part.subtrees.as_ref().map(|s| &s.chaining_values).or(part.subtree.as_ref());
-        if let Some(values) = values {
+        if let Some(values) = part.recorded_subtrees() {
             each(values)?;
         }
     }
