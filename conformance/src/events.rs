@@ -96,6 +96,18 @@ impl Server {
         self.events().into_iter().filter(|e| e.subject_id == subject).collect()
     }
 
+    /// The BLAKE3 the registry recorded for the latest multipart completion of `bucket/key`.
+    ///
+    /// # Panics
+    /// When there is none.
+    #[must_use]
+    pub fn completed_blake3(&self, bucket: &str, key: &str) -> String {
+        let events = self.object_events(bucket, key);
+        let completed = of_type(&events, "v1.multipart.completed");
+        let event = completed.last().expect("a completion event");
+        event.payload["version"]["content"]["blake3"].as_str().expect("blake3").to_owned()
+    }
+
     /// The events about a bucket and everything in it.
     #[must_use]
     pub fn bucket_events(&self, bucket: &str) -> Vec<Event> {

@@ -175,20 +175,35 @@ pub async fn upload_parts(
     let mut parts = Vec::new();
     for (number, size) in (1..).zip(sizes) {
         let data = crate::bytes(*size, seed + u64::try_from(number).expect("part numbers are positive"));
-        let sent = s3
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(&upload_id)
-            .part_number(number)
-            .body(ByteStream::from(data.clone()))
-            .send()
-            .await
-            .expect("upload part");
-        let entry = CompletedPart::builder().part_number(number).e_tag(sent.e_tag().expect("ETag")).build();
+        let entry = upload_part(s3, bucket, key, &upload_id, number, data.clone()).await;
         parts.push((data, entry));
     }
     (upload_id, parts)
+}
+
+/// Uploads `data` as part `number` of `upload_id` and returns its entry for the completion.
+///
+/// # Panics
+/// When the upload fails.
+pub async fn upload_part(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    number: i32,
+    data: Vec<u8>,
+) -> CompletedPart {
+    let sent = s3
+        .upload_part()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .part_number(number)
+        .body(ByteStream::from(data))
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("part {number} of {key}: {err:?}"));
+    CompletedPart::builder().part_number(number).e_tag(sent.e_tag().expect("ETag")).build()
 }
 
 /// The completion naming every one of `parts`, in order.

@@ -4,9 +4,8 @@
 //! a whole number of 1 KiB chunks. Each case checks the recorded BLAKE3 against the bytes, the
 //! bytes read back, and the store's reads during completion (`store_read_bytes_total`).
 
-use artifact_store_conformance::events::of_type;
 use artifact_store_conformance::metrics::sample;
-use artifact_store_conformance::sdk::{create_bucket, get, upload_parts};
+use artifact_store_conformance::sdk::{create_bucket, get, upload_part, upload_parts};
 use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::{Server, Transport, blake3_hex, bytes, skip};
 use aws_sdk_s3::Client;
@@ -25,20 +24,6 @@ async fn store_reads(server: &Server) -> u64 {
     reads
 }
 
-async fn upload_part(s3: &Client, key: &str, upload_id: &str, number: i32, data: Vec<u8>) -> CompletedPart {
-    let sent = s3
-        .upload_part()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(upload_id)
-        .part_number(number)
-        .body(ByteStream::from(data))
-        .send()
-        .await
-        .unwrap_or_else(|err| panic!("part {number} of {key}: {err:?}"));
-    CompletedPart::builder().part_number(number).e_tag(sent.e_tag().expect("ETag")).build()
-}
-
 /// Completes `key` with `parts` and returns how many bytes the store read meanwhile.
 async fn complete(server: &Server, s3: &Client, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> u64 {
     let before = store_reads(server).await;
@@ -51,14 +36,6 @@ async fn complete(server: &Server, s3: &Client, key: &str, upload_id: &str, part
         .await
         .unwrap_or_else(|err| panic!("complete {key}: {err:?}"));
     store_reads(server).await - before
-}
-
-/// The BLAKE3 the registry recorded for the completion of `key`.
-fn recorded_blake3(server: &Server, key: &str) -> String {
-    let events = server.object_events(BUCKET, key);
-    let completed = of_type(&events, "v1.multipart.completed");
-    let event = completed.last().expect("a completion event");
-    event.payload["version"]["content"]["blake3"].as_str().expect("blake3").to_owned()
 }
 
 #[tokio::test]
@@ -86,7 +63,7 @@ async fn completion_reads_back_only_parts_that_were_hashed_at_another_offset() {
         let completed = parts.into_iter().map(|(_, part)| part).collect();
         let read = complete(&server, &s3, key, &upload_id, completed).await;
         assert_eq!(read, read_back as u64, "{key}: bytes read back at completion");
-        assert_eq!(recorded_blake3(&server, key), blake3_hex(&whole), "{key}: the recorded BLAKE3");
+        assert_eq!(server.completed_blake3(BUCKET, key), blake3_hex(&whole), "{key}: the recorded BLAKE3");
         assert!(get(&s3, BUCKET, key).await == whole, "{key}: not the bytes uploaded");
     }
 
@@ -96,16 +73,16 @@ async fn completion_reads_back_only_parts_that_were_hashed_at_another_offset() {
     let upload_id = s3.create_multipart_upload().bucket(BUCKET).key(key).send().await.expect("create").upload_id;
     let upload_id = upload_id.expect("upload id");
     let datas: Vec<Vec<u8>> = (1..=4).map(|n| bytes(if n == 4 { 2 * MIB } else { 5 * MIB }, 900 + n)).collect();
-    let last = upload_part(&s3, key, &upload_id, 4, datas[3].clone()).await;
+    let last = upload_part(&s3, BUCKET, key, &upload_id, 4, datas[3].clone()).await;
     let mut completed = Vec::new();
     for (number, data) in (1..=3).zip(&datas) {
-        completed.push(upload_part(&s3, key, &upload_id, number, data.clone()).await);
+        completed.push(upload_part(&s3, BUCKET, key, &upload_id, number, data.clone()).await);
     }
     completed.push(last);
     let read = complete(&server, &s3, key, &upload_id, completed).await;
     assert_eq!(read, 2 * MIB as u64, "{key}: only the last part is read back");
     let whole = datas.concat();
-    assert_eq!(recorded_blake3(&server, key), blake3_hex(&whole), "{key}: the recorded BLAKE3");
+    assert_eq!(server.completed_blake3(BUCKET, key), blake3_hex(&whole), "{key}: the recorded BLAKE3");
     assert!(get(&s3, BUCKET, key).await == whole, "{key}: not the bytes uploaded");
 
     let verify = server.cli(&["verify"]);
@@ -136,12 +113,12 @@ async fn a_gib_of_five_mib_parts_completes_without_reading_it_back() {
         let mut data = template[..part_size.min(total - start)].to_vec();
         data[..4].copy_from_slice(&number.to_be_bytes());
         hasher.update(&data);
-        completed.push(upload_part(&s3, key, &upload_id, number, data).await);
+        completed.push(upload_part(&s3, BUCKET, key, &upload_id, number, data).await);
     }
     assert_eq!(completed.len(), 205);
     let read = complete(&server, &s3, key, &upload_id, completed).await;
     assert_eq!(read, 0, "bytes read back at completion");
-    assert_eq!(recorded_blake3(&server, key), hasher.finalize().to_hex().to_string());
+    assert_eq!(server.completed_blake3(BUCKET, key), hasher.finalize().to_hex().to_string());
 
     // Part 121 starts at 600 MiB: its first 4 bytes are its number.
     let before = store_reads(&server).await;
@@ -192,7 +169,7 @@ async fn a_full_object_crc_is_combined_from_the_parts() {
             _ => head.checksum_crc64_nvme(),
         };
         assert_eq!(stored, Some(expected.as_str()), "{key}: the CRC of the whole object");
-        assert_eq!(recorded_blake3(&server, key), blake3_hex(&whole), "{key}: the recorded BLAKE3");
+        assert_eq!(server.completed_blake3(BUCKET, key), blake3_hex(&whole), "{key}: the recorded BLAKE3");
     }
 }
 

@@ -4,7 +4,6 @@
 //! left-out parts as the client asked; an aborted one leaves no upstream upload; an upload
 //! outlives a gateway restart; `gc` aborts upstream uploads that no open upload names.
 
-use artifact_store_conformance::events::of_type;
 use artifact_store_conformance::upstream::{Moto, UPSTREAM_ACCESS_KEY, UPSTREAM_SECRET_KEY};
 use artifact_store_conformance::{Server, Transport, blake3_hex, bytes};
 use aws_sdk_s3::Client;
@@ -73,14 +72,6 @@ async fn the_new_object(moto: &Moto, before: &[String]) -> Vec<u8> {
     moto.read(UPSTREAM_BUCKET, &new[0]).await
 }
 
-/// The BLAKE3 the registry recorded for the latest completion of `key`.
-fn recorded_blake3(server: &Server, key: &str) -> String {
-    let events = server.object_events(BUCKET, key);
-    let completed = of_type(&events, "v1.multipart.completed");
-    let event = completed.last().expect("a completion event");
-    event.payload["version"]["content"]["blake3"].as_str().expect("blake3").to_owned()
-}
-
 #[tokio::test]
 async fn multipart_uploads_are_upstream_multipart_uploads() {
     let moto = Moto::start().await;
@@ -122,7 +113,7 @@ async fn multipart_uploads_are_upstream_multipart_uploads() {
     assert!(the_new_object(&moto, &before).await == expected, "the upstream object holds the uploaded bytes");
     assert!(moto.uploads(UPSTREAM_BUCKET, PREFIX).await.is_empty(), "no upstream upload left after completion");
     assert!(get(&s3, "big").await == expected, "GET through the gateway");
-    assert_eq!(recorded_blake3(&server, "big"), blake3_hex(&expected));
+    assert_eq!(server.completed_blake3(BUCKET, "big"), blake3_hex(&expected));
     let second = s3.get_object().bucket(BUCKET).key("big").part_number(2).send().await.expect("get part 2");
     assert_eq!(second.parts_count(), Some(3));
     assert!(second.body.collect().await.unwrap().into_bytes().as_ref() == p2.as_slice(), "part 2 by number");
@@ -148,7 +139,7 @@ async fn multipart_uploads_are_upstream_multipart_uploads() {
     let expected = [s1.as_slice(), s3_bytes.as_slice()].concat();
     assert!(the_new_object(&moto, &before).await == expected, "the upstream object holds parts 1 and 3");
     assert!(get(&s3, "subset").await == expected);
-    assert_eq!(recorded_blake3(&server, "subset"), blake3_hex(&expected));
+    assert_eq!(server.completed_blake3(BUCKET, "subset"), blake3_hex(&expected));
 
     // An aborted upload leaves no upstream upload and no object.
     let before = moto.keys(UPSTREAM_BUCKET, PREFIX).await;
