@@ -55,7 +55,7 @@ pub struct Context {
     pub access_key: Option<String>,
     /// The `x-amz-request-id` the client got.
     pub request_id: Option<String>,
-    /// The peer address.
+    /// Where the request came from: `ip:port`, or `ip` for a client behind a trusted balancer.
     pub source_addr: Option<String>,
     /// The `User-Agent` header.
     pub user_agent: Option<String>,

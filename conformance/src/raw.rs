@@ -8,7 +8,7 @@
 //! `Content-Length`, closing the connection) is ours to get wrong on purpose.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::config::Credentials;
@@ -391,6 +391,26 @@ impl Server {
         }
         parse_response(&received).map(Some)
     }
+}
+
+/// Sends `request` over plain HTTP to `to` from the local address `from` (any address of
+/// 127.0.0.0/8 on loopback), as a client at that address would: directly to a gateway, or
+/// through a load balancer.
+///
+/// # Panics
+/// On a connection error, no response, or no answer within a minute.
+pub async fn send_from(from: IpAddr, to: SocketAddr, request: &RawRequest) -> RawResponse {
+    let exchange = async {
+        let socket = if from.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.bind(SocketAddr::new(from, 0))?;
+        let tcp = socket.connect(to).await?;
+        exchange(tcp, &request.to_bytes(), false).await
+    };
+    let received = tokio::time::timeout(EXCHANGE_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("no answer from {to} within {EXCHANGE_TIMEOUT:?}"))
+        .unwrap_or_else(|err| panic!("request from {from} to {to} failed: {err}"));
+    parse_response(&received).unwrap_or_else(|err| panic!("from {to}: {err}"))
 }
 
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(

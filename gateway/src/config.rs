@@ -13,6 +13,8 @@ use std::sync::LazyLock;
 
 use serde::{Deserialize, de};
 
+use crate::client_addr::TrustedProxies;
+
 /// The whole configuration. `Debug` redacts secrets.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -74,6 +76,9 @@ pub struct ServerConfig {
     /// the memory each form upload takes. PUT and multipart uploads stream and are not bound
     /// by it.
     pub max_post_object_bytes: u64,
+    /// Load balancers whose `X-Forwarded-For` names the client (addresses or CIDR blocks);
+    /// requests on other connections are recorded and authorized by their peer's address.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +98,7 @@ impl Default for ServerConfig {
             max_connections: 4096,
             max_concurrent_uploads: 256,
             max_post_object_bytes: 64 * 1024 * 1024,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -1097,7 +1103,7 @@ retrievals = "off"
     #[test]
     fn keys_come_from_the_struct_with_secrets_marked() {
         let key = |path: &str| KEYS.iter().find(|k| k.path == path);
-        assert_eq!(KEYS.len(), 51);
+        assert_eq!(KEYS.len(), 52);
         let with_file_variant: Vec<&str> = KEYS.iter().filter(|k| k.secret).map(|k| k.path.as_str()).collect();
         assert_eq!(
             with_file_variant,
@@ -1129,6 +1135,7 @@ retrievals = "off"
     fn environment_and_flag_values_are_read_as_their_key_types() {
         let vars = env(&[
             ("ARTIFACT_STORE_SERVER_MAX_CONNECTIONS", "10"),
+            ("ARTIFACT_STORE_SERVER_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1"),
             ("ARTIFACT_STORE_GC_ENABLED", "no"),
             ("ARTIFACT_STORE_REGISTRY_RETRIEVALS", "best_effort"),
             ("ARTIFACT_STORE_UPSTREAM_MAX_ATTEMPTS", "7"),
@@ -1136,6 +1143,7 @@ retrievals = "off"
         let flags = [("storage.inline_max_bytes", "0".to_owned()), ("server.tls_self_signed", "true".to_owned())];
         let config = Config::load(None, &vars, &flags).unwrap();
         assert_eq!(config.server.max_connections, 10);
+        assert_eq!(config.server.trusted_proxies, "10.0.0.0/8,192.0.2.1".parse().unwrap());
         assert!(!config.gc.enabled);
         assert_eq!(config.registry.retrievals, Retrievals::BestEffort);
         assert_eq!(config.upstream.max_attempts, 7);

@@ -20,7 +20,8 @@
 //!   multipart object's digest needs no second read and a range is checked on its own.
 //! - [`digest`]: the checksum algorithms S3 defines and MD5, computed over bytes.
 //! - [`post_form`]: the POST object form's fields that s3s does not read, read ahead of it.
-//! - [`request`]: what the server hands the S3 layer about a request (its id, the peer).
+//! - [`request`]: what the server hands the S3 layer about a request (its id, the client).
+//! - [`client_addr`]: the address a request came from, through trusted load balancers.
 //! - [`clock`]: the wall clock and the fresh ids made from it.
 //! - [`metrics`]: the Prometheus metrics every layer records.
 //! - [`error_body`]: the code and message of an error response, for the request's log line.
@@ -44,6 +45,7 @@ pub mod backend;
 pub mod blake3_tree;
 pub mod checkpoints;
 pub mod cli;
+pub mod client_addr;
 pub mod clock;
 pub mod config;
 pub mod cors;

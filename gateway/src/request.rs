@@ -1,7 +1,6 @@
 //! What the server and the access hook learn about a request before its handler runs, handed
-//! to the S3 layer in the request's extensions.
-
-use std::net::SocketAddr;
+//! to the S3 layer in the request's extensions (beside them, the request's
+//! [`ClientAddr`](crate::client_addr::ClientAddr)).
 
 /// The id of one request, as sent in `x-amz-request-id`. Found in `S3Request::extensions`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,10 +31,6 @@ pub fn host_id() -> &'static str {
     });
     &HOST_ID
 }
-
-/// The remote address of the connection a request came on, in the request's extensions.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
 
 /// The account (its id) that will own the object a write creates, when the access hook found
 /// it is not the bucket's owner: another account writing into a bucket whose ownership lets

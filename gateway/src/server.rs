@@ -40,6 +40,7 @@ use crate::auth::{MissingRootCredentials, Users};
 use crate::backend::BlobStore;
 use crate::backend::fs::FsBlobStore;
 use crate::backend::s3::{self, OpenError, S3BlobStore};
+use crate::client_addr::{ClientAddr, TrustedProxies};
 use crate::config::{Backend, Config, UpstreamObjectLock};
 use crate::cors::{BrowserRequest, Cors};
 use crate::iam::IamApi;
@@ -47,7 +48,7 @@ use crate::limits::{
     ConnectionActivity, EndTrackingBody, IdleTimeoutBody, RequestInProgress, TrackedBody, UploadSlots,
 };
 use crate::metrics;
-use crate::request::{PeerAddr, RequestId};
+use crate::request::RequestId;
 use crate::s3::Gateway;
 use crate::s3::document::{DigestingBody, DocumentDigests, is_document_request};
 use crate::tls::{self, TlsError};
@@ -213,6 +214,7 @@ pub async fn serve_with_blobs(
     };
     let uploads = UploadSlots::new(config.server.max_concurrent_uploads);
     let limits = ConnectionLimits::of(&config.server);
+    let trusted_proxies = Arc::new(config.server.trusted_proxies.clone());
     let router = Router {
         base_domain: config.server.base_domain.clone(),
         admin: Arc::new(
@@ -233,6 +235,7 @@ pub async fn serve_with_blobs(
         )),
         s3: s3_service(Arc::new(config), registry.clone(), root_account.id, blobs, Some(api), uploads)?,
         peer: None,
+        trusted_proxies,
         activity: Arc::default(),
         cors: Cors::new(registry.clone()),
     };
@@ -520,8 +523,11 @@ struct Router {
     /// What a signature must hold that s3s does not check, for S3 and registry API requests.
     checks: Arc<RequestChecks>,
     base_domain: Option<String>,
-    /// The connection's peer, recorded with every event the request causes.
+    /// The connection's peer.
     peer: Option<SocketAddr>,
+    /// Peers whose `X-Forwarded-For` names the client recorded with every event a request
+    /// causes, and compared with `aws:SourceIp`.
+    trusted_proxies: Arc<TrustedProxies>,
     /// A request body that sends nothing for this long fails with `RequestTimeout`.
     body_idle_timeout: Duration,
     /// The connection's requests in progress, for its idle timer.
@@ -665,12 +671,12 @@ impl hyper::service::Service<Request<Incoming>> for Router {
             );
         }
 
+        let client = self.peer.map(|peer| ClientAddr::of(peer, req.headers(), &self.trusted_proxies));
         if is_iam_request(req.method(), req.uri(), req.headers()) {
             let iam = Arc::clone(&self.iam);
-            let peer = self.peer;
             return Box::pin(
                 async move {
-                    let mut response = iam.handle(req, &id, peer).await;
+                    let mut response = iam.handle(req, &id, client).await;
                     response.headers_mut().insert("x-amz-request-id", header);
                     metrics::http_response(response.status().as_u16());
                     let status = response.status().as_u16();
@@ -694,8 +700,8 @@ impl hyper::service::Service<Request<Incoming>> for Router {
         }
         let request_id = id.0.clone();
         req.extensions_mut().insert(id);
-        if let Some(peer) = self.peer {
-            req.extensions_mut().insert(PeerAddr(peer));
+        if let Some(client) = client {
+            req.extensions_mut().insert(client);
         }
         Box::pin(
             async move {

@@ -28,7 +28,8 @@ pub struct RequestContext {
     pub access_key: Option<String>,
     /// The request id echoed to the client as `x-amz-request-id`.
     pub request_id: Option<String>,
-    /// The peer address of the connection.
+    /// Where the request came from: the connection's peer (`ip:port`), or the client a trusted
+    /// load balancer forwarded (`ip`).
     pub source_addr: Option<String>,
     /// The `User-Agent` header.
     pub user_agent: Option<String>,

@@ -8,6 +8,7 @@
 //! The PostgreSQL server is the one `POSTGRES_URL` names (scripts/test.sh starts one); each test
 //! makes a database of its own on it. Without it the tests are reported as skipped.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use artifact_store_conformance::events::of_type;
+use artifact_store_conformance::raw::{Payload, ROOT, send_from};
 use artifact_store_conformance::sdk::{create_bucket, enable_versioning, failure, get, put};
 use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::{Server, Transport, bytes, skip};
@@ -68,8 +70,14 @@ fn rand() -> u64 {
 /// `count` gateways on the registry at `url` and one blob store: the data folder `data` they
 /// share, or the run's S3 upstream under one prefix.
 async fn gateways(count: usize, url: &str, data: &Path) -> Vec<Server> {
+    gateways_with(count, url, data, &[]).await
+}
+
+/// [`gateways`], with more settings in their environment.
+async fn gateways_with(count: usize, url: &str, data: &Path, settings: &[(&str, &str)]) -> Vec<Server> {
     let mut env = upstream_env();
     env.push(("ARTIFACT_STORE_REGISTRY_URL".to_owned(), url.to_owned()));
+    env.extend(settings.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
     let mut started = Vec::with_capacity(count);
     for _ in 0..count {
         started.push(Server::start_sharing(Transport::Http, data, env.clone()).await);
@@ -402,6 +410,7 @@ async fn writes_wait_out_a_postgresql_restart_and_nothing_acknowledged_is_lost_i
 /// HAProxy running `deploy/haproxy.cfg` unchanged, in front of three gateways; killed on drop.
 struct LoadBalancer {
     child: std::process::Child,
+    addr: SocketAddr,
     endpoint: String,
 }
 
@@ -420,7 +429,8 @@ impl LoadBalancer {
             command.env(format!("GATEWAY_{}", index + 1), gateway.addr().to_string());
         }
         let child = command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().ok()?;
-        let balancer = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let balancer = Self { child, addr, endpoint: format!("http://{addr}") };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Some(balancer);
@@ -468,6 +478,64 @@ async fn clients_behind_the_documented_load_balancer_see_one_service_issue_19() 
     for (index, server) in servers.iter().enumerate() {
         assert!(server.log().contains("path=/balanced/lb/"), "gateway {} served none of the requests", index + 1);
     }
+}
+
+/// Behind the balancer, a gateway that trusts it records and authorizes each request by the
+/// client's own address, which the balancer appends to `X-Forwarded-For`; an address a client
+/// writes into that header itself is never believed, through the balancer or around it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn behind_the_balancer_the_client_address_is_the_source_and_cannot_be_forged_issue_19() {
+    // Loopback clients at addresses of their own; the balancer connects from 127.0.0.1.
+    let barred = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
+    let welcome = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10));
+    let Some(db) = Database::create() else { return };
+    let (_dir, data) = shared_folder();
+    let servers = gateways_with(3, &db.url, &data, &[("ARTIFACT_STORE_SERVER_TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    let Some(balancer) = LoadBalancer::start(&servers).await else { return };
+    let s3 = servers[0].s3();
+    create_bucket(&s3, "sourced").await;
+    put(&s3, "sourced", "report", b"figures").await;
+    let policy = r#"{"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": "arn:aws:s3:::sourced/*", "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.9/32"}}}]}"#;
+    s3.put_bucket_policy().bucket("sourced").policy(policy).send().await.expect("policy");
+    let gateway = &servers[1];
+    // Unsigned, as clients send it: the balancer appends to it.
+    let read = |forged: &str| {
+        gateway
+            .request("GET", "/sourced/report")
+            .sign(ROOT, std::time::SystemTime::now(), Payload::Signed)
+            .header("x-forwarded-for", forged)
+    };
+
+    // Through the balancer: the barred client is refused whatever it claims to be, and the
+    // welcome one is recorded under its own address, not the balancer's nor the one it claims.
+    let refused = send_from(barred, balancer.addr, &read("127.0.0.10")).await;
+    assert_eq!((refused.status, refused.code().as_deref()), (403, Some("AccessDenied")), "{}", refused.text());
+    let served = send_from(welcome, balancer.addr, &read("127.0.0.9")).await;
+    assert_eq!((served.status, served.body.as_slice()), (200, b"figures".as_slice()), "{}", served.text());
+    let request_id = served.header("x-amz-request-id").expect("a request id").to_owned();
+    let events = gateway
+        .wait_for_events("sourced", "report", |events| {
+            of_type(events, "v1.object.retrieved").iter().any(|e| e.context.request_id.as_ref() == Some(&request_id))
+        })
+        .await;
+    let record = events.iter().find(|e| e.context.request_id.as_ref() == Some(&request_id)).expect("the record");
+    assert_eq!(record.context.source_addr.as_deref(), Some("127.0.0.10"), "recorded by the client's address");
+
+    // Around the balancer, the header is a client's word and changes nothing.
+    let refused = send_from(barred, gateway.addr(), &read("127.0.0.10")).await;
+    assert_eq!((refused.status, refused.code().as_deref()), (403, Some("AccessDenied")), "{}", refused.text());
+    let served = send_from(welcome, gateway.addr(), &read("127.0.0.9")).await;
+    assert_eq!(served.status, 200, "{}", served.text());
+    let request_id = served.header("x-amz-request-id").expect("a request id").to_owned();
+    let events = gateway
+        .wait_for_events("sourced", "report", |events| {
+            of_type(events, "v1.object.retrieved").iter().any(|e| e.context.request_id.as_ref() == Some(&request_id))
+        })
+        .await;
+    let record = events.iter().find(|e| e.context.request_id.as_ref() == Some(&request_id)).expect("the record");
+    let source = record.context.source_addr.as_deref().expect("a source");
+    assert!(source.starts_with("127.0.0.10:"), "the connection's own address and port: {source}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -194,6 +194,10 @@ pub fn cloudtrail(records: &[RetrievalRecord], region: &str) -> Value {
 
 /// `1.2.3.4:5678` → `1.2.3.4`, `[::1]:5678` → `::1`.
 fn strip_port(addr: &str) -> &str {
+    // A forwarded client is recorded without a port, and a bare IPv6 address has colons.
+    if addr.parse::<std::net::IpAddr>().is_ok() {
+        return addr;
+    }
     match addr.rsplit_once(':') {
         Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
             host.trim_start_matches('[').trim_end_matches(']')
@@ -250,6 +254,9 @@ mod tests {
         assert_eq!(value["eventName"], "GetObject");
         assert_eq!(value["eventTime"], "2023-11-14T22:13:20Z");
         assert_eq!(value["sourceIPAddress"], "127.0.0.1");
+        for (recorded, shown) in [("[::1]:5000", "::1"), ("::1", "::1"), ("203.0.113.9", "203.0.113.9")] {
+            assert_eq!(strip_port(recorded), shown, "a client behind a balancer has no port");
+        }
         assert_eq!(value["resources"][0]["ARN"], "arn:aws:s3:::b/dir/a b.txt");
         assert_eq!(value["additionalEventData"]["artifactStoreEvent"], format!("7;{}", "ab".repeat(32)));
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");

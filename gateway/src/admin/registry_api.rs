@@ -34,7 +34,7 @@ use tokio::sync::watch;
 
 use super::{REGISTRY_PREFIX, records};
 use crate::auth::access::Access;
-use crate::request::PeerAddr;
+use crate::client_addr::ClientAddr;
 
 /// Most events or records one call returns.
 const MAX_LIMIT: usize = 10_000;
@@ -138,7 +138,7 @@ impl S3Route for RegistryApi {
         };
         let Some(access) = &self.access else { return Ok(()) };
         let (action, bucket, resource) = required_permission(req.uri.path(), req.uri.query());
-        let keys = access.request_keys(req.extensions.get::<PeerAddr>().copied(), &req.headers, &req.uri);
+        let keys = access.request_keys(req.extensions.get::<ClientAddr>().copied(), &req.headers, &req.uri);
         access.authorize(Some(&credentials.access_key), action, bucket.as_deref(), &resource, &keys).await
     }
 
@@ -293,8 +293,9 @@ impl RegistryApi {
     fn revoked(&self, req: &S3Request<Body>) -> impl std::future::Future<Output = ()> + Send + 'static {
         let access = self.access.clone();
         let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
-        let keys =
-            access.as_ref().map(|a| a.request_keys(req.extensions.get::<PeerAddr>().copied(), &req.headers, &req.uri));
+        let keys = access
+            .as_ref()
+            .map(|a| a.request_keys(req.extensions.get::<ClientAddr>().copied(), &req.headers, &req.uri));
         async move {
             let (Some(access), Some(keys)) = (access, keys) else { return std::future::pending().await };
             loop {

@@ -31,7 +31,8 @@ use s3s::path::S3Path;
 use s3s::{S3Request, S3Result, s3_error};
 
 use super::{Users, key_holder};
-use crate::request::{DeniedDeletes, MaySetBucketAcl, PeerAddr, WriterOwns};
+use crate::client_addr::ClientAddr;
+use crate::request::{DeniedDeletes, MaySetBucketAcl, WriterOwns};
 
 /// The access hook s3s calls for every request.
 #[derive(Clone)]
@@ -206,20 +207,25 @@ impl Access {
         }
     }
 
-    /// The condition keys of a request head, from the connection it came on (`peer`): for
+    /// The condition keys of a request head, from where it came from (`client`): for
     /// S3 operations and registry API calls.
     #[must_use]
-    pub fn request_keys(&self, peer: Option<PeerAddr>, headers: &http::HeaderMap, uri: &http::Uri) -> ConditionKeys {
-        condition_keys(self.secure_transport, peer, headers, uri)
+    pub fn request_keys(
+        &self,
+        client: Option<ClientAddr>,
+        headers: &http::HeaderMap,
+        uri: &http::Uri,
+    ) -> ConditionKeys {
+        condition_keys(self.secure_transport, client, headers, uri)
     }
 }
 
-/// The condition keys of a request head, from the connection it came on (`peer`, and
+/// The condition keys of a request head, from where it came from (`client`, and
 /// whether it is TLS): for S3 operations, the registry API and IAM calls alike.
 #[must_use]
 pub fn condition_keys(
     secure_transport: bool,
-    peer: Option<PeerAddr>,
+    client: Option<ClientAddr>,
     headers: &http::HeaderMap,
     uri: &http::Uri,
 ) -> ConditionKeys {
@@ -227,8 +233,8 @@ pub fn condition_keys(
     let now = crate::clock::now_ms();
     keys.set("aws:CurrentTime", format_time(now)).set("aws:EpochTime", (now / 1000).to_string());
     keys.set("aws:SecureTransport", secure_transport.to_string());
-    if let Some(peer) = peer {
-        keys.set("aws:SourceIp", peer.0.ip().to_canonical().to_string());
+    if let Some(client) = client {
+        keys.set("aws:SourceIp", client.ip.to_canonical().to_string());
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     for (key, name) in [
@@ -353,8 +359,8 @@ impl Access {
         if !owned {
             return Ok(());
         }
-        let peer = cx.extensions_mut().get::<PeerAddr>().copied();
-        let keys = self.request_keys(peer, cx.headers(), cx.uri());
+        let client = cx.extensions_mut().get::<ClientAddr>().copied();
+        let keys = self.request_keys(client, cx.headers(), cx.uri());
         if self.decide(identity, &existing, "s3:PutBucketAcl", resource, &keys).is_ok() {
             cx.extensions_mut().insert(MaySetBucketAcl);
         }
@@ -551,8 +557,8 @@ impl S3Access for Access {
             || source_grant.as_ref().is_some_and(|g| g.policy.is_some())
             || !identity.policies.is_empty()
         {
-            let peer = cx.extensions_mut().get::<PeerAddr>().copied();
-            self.request_keys(peer, cx.headers(), cx.uri())
+            let client = cx.extensions_mut().get::<ClientAddr>().copied();
+            self.request_keys(client, cx.headers(), cx.uri())
         } else {
             ConditionKeys::new()
         };
@@ -626,7 +632,7 @@ impl S3Access for Access {
         crate::s3::post_object::apply_fields(req).map_err(s3s::S3Error::from)?;
         let identity = self.identity(req.credentials.as_ref().map(|c| c.access_key.as_str())).await?;
         let grant = self.buckets.get(&req.input.bucket).await?;
-        let keys = self.request_keys(req.extensions.get::<PeerAddr>().copied(), &req.headers, &req.uri);
+        let keys = self.request_keys(req.extensions.get::<ClientAddr>().copied(), &req.headers, &req.uri);
         let resource = format!("arn:aws:s3:::{}/{}", req.input.bucket, req.input.key);
         self.decide(&identity, &grant, "s3:PutObject", &resource, &keys)?;
         self.decide_write_extras(&identity, &grant, &req.headers, &resource, &keys)?;
@@ -642,7 +648,7 @@ impl S3Access for Access {
         let identity = self.identity(req.credentials.as_ref().map(|c| c.access_key.as_str())).await?;
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let grant = self.buckets.get(&bucket).await?;
-        let mut keys = self.request_keys(req.extensions.get::<PeerAddr>().copied(), &req.headers, &req.uri);
+        let mut keys = self.request_keys(req.extensions.get::<ClientAddr>().copied(), &req.headers, &req.uri);
         let tags = req.input.tagging.tag_set.iter();
         request_tags(&mut keys, tags.map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default())));
         let version_id = req.input.version_id.clone();
@@ -664,7 +670,7 @@ impl S3Access for Access {
         let grant = self.buckets.get(&bucket).await?;
         // The same keys as for any request head, and as there only when a policy can read them.
         let keys = if grant.policy.is_some() || !identity.policies.is_empty() {
-            self.request_keys(req.extensions.get::<PeerAddr>().copied(), &req.headers, &req.uri)
+            self.request_keys(req.extensions.get::<ClientAddr>().copied(), &req.headers, &req.uri)
         } else {
             ConditionKeys::new()
         };

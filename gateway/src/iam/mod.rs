@@ -26,7 +26,8 @@ use self::response::{Element, IamError, respond};
 use crate::auth::access::condition_keys;
 use crate::auth::keys::new_access_key;
 use crate::auth::{Users, key_holder};
-use crate::request::{PeerAddr, RequestId};
+use crate::client_addr::ClientAddr;
+use crate::request::RequestId;
 
 /// The largest IAM request body read (a policy document is at most 10 KiB, form-encoded).
 const MAX_BODY: usize = 64 * 1024;
@@ -64,7 +65,7 @@ impl IamApi {
         &self,
         req: http::Request<hyper::body::Incoming>,
         id: &RequestId,
-        peer: Option<std::net::SocketAddr>,
+        client: Option<ClientAddr>,
     ) -> http::Response<Body> {
         let (parts, body) = req.into_parts();
         let outcome = async {
@@ -88,7 +89,7 @@ impl IamApi {
             let context = RequestContext {
                 access_key: Some(authorization.access_key.to_owned()),
                 request_id: Some(id.0.clone()),
-                source_addr: peer.map(|p| p.to_string()),
+                source_addr: client.map(|c| c.to_string()),
                 user_agent: parts
                     .headers
                     .get(http::header::USER_AGENT)
@@ -97,7 +98,7 @@ impl IamApi {
             };
             let params: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
             let caller = self.caller(authorization.access_key).await?;
-            let keys = condition_keys(self.secure_transport, peer.map(PeerAddr), &parts.headers, &parts.uri);
+            let keys = condition_keys(self.secure_transport, client, &parts.headers, &parts.uri);
             let call = Call { api: self, caller: &caller, context, params: &params, keys };
             let action = call.param("Action").ok_or_else(|| IamError::validation("Action is required"))?;
             call.run(&action).await.map(|element| (action, element))

@@ -73,10 +73,11 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 use crate::auth::Users;
 use crate::auth::access::BucketGrants;
 use crate::backend::BlobStore;
+use crate::client_addr::ClientAddr;
 use crate::config::{Backend, Config, Retrievals, UpstreamObjectLock};
 use crate::limits::{UploadSlot, UploadSlots};
 use crate::outboard::OutboardFiles;
-use crate::request::{PeerAddr, RequestId};
+use crate::request::RequestId;
 
 pub use self::error::{Error, Refusal, Result};
 
@@ -150,8 +151,8 @@ struct Stored {
     pub outboard: Vec<ChainingValue>,
 }
 
-/// Who sent a request, as the registry records it: the access key, the request id, the peer
-/// address and the user agent.
+/// Who sent a request, as the registry records it: the access key, the request id, the
+/// client's address and the user agent.
 fn caller<T>(req: &S3Request<T>) -> Caller {
     let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
     Caller {
@@ -159,7 +160,7 @@ fn caller<T>(req: &S3Request<T>) -> Caller {
         context: RequestContext {
             access_key,
             request_id: req.extensions.get::<RequestId>().map(|id| id.0.clone()),
-            source_addr: req.extensions.get::<PeerAddr>().map(|peer| peer.0.to_string()),
+            source_addr: req.extensions.get::<ClientAddr>().map(ToString::to_string),
             user_agent: req.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
         },
     }
