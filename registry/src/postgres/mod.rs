@@ -50,7 +50,8 @@ const CHANNEL: &str = "registry_events";
 
 /// Versioned migrations, applied in order, each once, under an advisory lock so that gateways
 /// starting together do not race.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("migrations/0001_init.sql")), (2, include_str!("migrations/0002_inline_removals.sql"))];
 
 /// Key of the advisory lock that serialises migrations.
 const MIGRATION_LOCK: i64 = 0x6172_7469_6661_6374;
@@ -292,7 +293,8 @@ impl<'a> SharedBatch<'a> {
 
 /// Copies into the replica's log (`local`, inside its transaction) the events after
 /// `replica_head` up to `until` (committed, or locked), and the inline bytes and secrets their
-/// batches stored; drops the secrets of keys deleted by them. The replica's views apply the
+/// batches stored; drops the secrets of keys deleted by them, and the inline bytes gc removed
+/// in them (a removal in a batch with no event is seen with the next event). The replica's views apply the
 /// events when the writer catches them up. Committed events never change, so this needs no
 /// lock: a writer pulls most of what it lacks before it takes the head, and only the rest
 /// under it.
@@ -347,6 +349,11 @@ pub(crate) fn pull(
     }
     if head.sequence > replica_head.sequence {
         let range = [column(replica_head.sequence), column(head.sequence)];
+        // Removals before stores: bytes removed and then stored again in the range are kept.
+        let sql = "SELECT digest FROM inline_removals WHERE since > $1 AND since <= $2";
+        for row in query_prepared(statements, client, sql, &[&range[0], &range[1]])? {
+            local.delete_inline(row.get::<_, &[u8]>(0))?;
+        }
         let sql = "SELECT digest, bytes FROM inline_blobs WHERE since > $1 AND since <= $2";
         for row in query_prepared(statements, client, sql, &[&range[0], &range[1]])? {
             let digest: Vec<u8> = row.get(0);

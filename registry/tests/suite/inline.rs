@@ -11,6 +11,8 @@ use artifact_store_registry::queries::Reads as _;
 use artifact_store_registry::sqlite::views;
 use artifact_store_registry::{Caller, Error, Registry, log, sqlite};
 
+use crate::engines::{self, Opened};
+
 fn new_version(bucket: &str, key: &str, blob: &InlineBlob) -> NewVersion {
     let part = BlobPart {
         blob: blob.locator(),
@@ -44,11 +46,9 @@ fn new_version(bucket: &str, key: &str, blob: &InlineBlob) -> NewVersion {
     }
 }
 
-fn open() -> (tempfile::TempDir, Registry) {
-    let dir = tempfile::tempdir().unwrap();
-    let registry =
-        Registry::open(dir.path().join("registry.db"), Arc::new(ManualClock::new(1_800_000_000_000))).unwrap();
-    (dir, registry)
+/// The registry on each engine the run has.
+fn engines() -> Vec<Opened> {
+    engines::each(|| Arc::new(ManualClock::new(1_800_000_000_000)))
 }
 
 async fn read(registry: &Registry, locator: &str) -> Option<Vec<u8>> {
@@ -56,9 +56,15 @@ async fn read(registry: &Registry, locator: &str) -> Option<Vec<u8>> {
     registry.read(move |conn| conn.inline_bytes(&locator)).await.unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inline_bytes_are_stored_with_their_version_and_only_then() {
-    let (_dir, registry) = open();
+    for opened in engines() {
+        stored_with_their_version_and_only_then(&opened).await;
+    }
+}
+
+async fn stored_with_their_version_and_only_then(opened: &Opened) {
+    let registry = &opened.registry;
     let caller = Caller::system("test");
     registry.create_bucket(caller.clone(), "small", "us-east-1", false).await.unwrap();
     let blob = InlineBlob::new(b"hello, inline".to_vec());
@@ -67,11 +73,11 @@ async fn inline_bytes_are_stored_with_their_version_and_only_then() {
     // A refused version stores nothing.
     let refused = registry.put_inline_object(caller.clone(), new_version("missing", "k", &blob), blob.clone()).await;
     assert!(matches!(refused, Err(Error::NoSuchBucket(_))), "{refused:?}");
-    assert_eq!(read(&registry, &blob.locator()).await, None);
+    assert_eq!(read(registry, &blob.locator()).await, None);
 
     let recorded = registry.put_inline_object(caller.clone(), new_version("small", "a", &blob), blob.clone()).await;
     let recorded = recorded.unwrap();
-    assert_eq!(read(&registry, &blob.locator()).await.as_deref(), Some(&b"hello, inline"[..]));
+    assert_eq!(read(registry, &blob.locator()).await.as_deref(), Some(&b"hello, inline"[..]));
     // The event names the bytes; it does not carry them.
     assert!(!String::from_utf8_lossy(&recorded.event.payload).contains("hello, inline"));
     assert!(String::from_utf8_lossy(&recorded.event.payload).contains(&blob.locator()));
@@ -87,16 +93,27 @@ async fn inline_bytes_are_stored_with_their_version_and_only_then() {
             }
         })
         .unwrap();
-    assert_eq!((rows, refs), (1, 2));
+    assert_eq!((rows, refs), (1, 2), "{}", opened.engine);
     let checked = registry.read_blocking(inline::check).unwrap();
     assert_eq!((checked.checked, checked.bytes), (1, 13));
     assert!(checked.corrupt.is_empty() && checked.missing.is_empty(), "{checked:?}");
+    // Every gateway on a shared log reads them.
+    if let Some((another, _)) = opened.another_gateway() {
+        assert_eq!(read(&another, &blob.locator()).await.as_deref(), Some(&b"hello, inline"[..]));
+        another.close().await;
+    }
     registry.close().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_removes_inline_bytes_once_no_version_references_them_and_nothing_else() {
-    let (dir, registry) = open();
+    for opened in engines() {
+        gc_removes_what_no_version_references(&opened).await;
+    }
+}
+
+async fn gc_removes_what_no_version_references(opened: &Opened) {
+    let registry = &opened.registry;
     let caller = Caller::system("test");
     registry.create_bucket(caller.clone(), "small", "us-east-1", false).await.unwrap();
     let kept = InlineBlob::new(b"kept".to_vec());
@@ -106,29 +123,50 @@ async fn gc_removes_inline_bytes_once_no_version_references_them_and_nothing_els
     let target = VersionRef { bucket: "small".into(), key: "gone".into(), version_id: String::new() };
     registry.delete_object(caller.clone(), target, false, "marker".into(), false, None).await.unwrap();
 
+    // Another gateway on a shared log holds its own copy of the bytes.
+    let another = opened.another_gateway();
+    if let Some((another, _)) = &another {
+        assert_eq!(read(another, &dropped.locator()).await.as_deref(), Some(&b"dropped bytes"[..]));
+    }
+
     let head = registry.committed_sequence();
     let counted = registry.remove_unreferenced_inline_blobs(true).await.unwrap();
     assert_eq!(counted, Removed { blobs: 1, bytes: 13, referenced: 1 });
-    assert_eq!(read(&registry, &dropped.locator()).await.as_deref(), Some(&b"dropped bytes"[..]), "a dry run");
+    assert_eq!(read(registry, &dropped.locator()).await.as_deref(), Some(&b"dropped bytes"[..]), "a dry run");
     let removed = registry.remove_unreferenced_inline_blobs(false).await.unwrap();
     assert_eq!(removed, Removed { blobs: 1, bytes: 13, referenced: 1 });
-    assert_eq!(read(&registry, &dropped.locator()).await, None);
-    assert_eq!(read(&registry, &kept.locator()).await.as_deref(), Some(&b"kept"[..]));
+    assert_eq!(read(registry, &dropped.locator()).await, None);
+    assert_eq!(read(registry, &kept.locator()).await.as_deref(), Some(&b"kept"[..]));
     assert_eq!(registry.committed_sequence(), head, "gc appends no event");
     assert_eq!(registry.remove_unreferenced_inline_blobs(false).await.unwrap().blobs, 0);
+
+    // The other gateways drop their copies when they next catch up with the log: the bytes
+    // of a deleted object do not stay on their disks.
+    if let Some((another, _)) = another {
+        registry.create_bucket(caller.clone(), "later", "us-east-1", false).await.unwrap();
+        assert_eq!(read(&another, &dropped.locator()).await, None, "removed from the other replica");
+        assert_eq!(read(&another, &kept.locator()).await.as_deref(), Some(&b"kept"[..]));
+        another.close().await;
+    }
     registry.close().await;
 
     // The log still verifies and replays to the same views: inline bytes are neither.
-    let mut conn = sqlite::open_offline(dir.path().join("registry.db")).unwrap();
+    let mut conn = sqlite::open_offline(opened.path()).unwrap();
     assert!(log::verify(&conn).unwrap().first_mismatch.is_none());
     let before = views::dump(&conn).unwrap();
     log::replay(&mut conn).unwrap();
     assert_eq!(views::dump(&conn).unwrap(), before);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_names_inline_bytes_altered_or_removed_behind_the_registrys_back() {
-    let (dir, registry) = open();
+    for opened in engines() {
+        check_names_what_was_altered_or_removed(&opened).await;
+    }
+}
+
+async fn check_names_what_was_altered_or_removed(opened: &Opened) {
+    let registry = &opened.registry;
     let caller = Caller::system("test");
     registry.create_bucket(caller.clone(), "small", "us-east-1", false).await.unwrap();
     let blobs: Vec<InlineBlob> = (0..3).map(|i| InlineBlob::new(format!("object {i}").into_bytes())).collect();
@@ -139,7 +177,7 @@ async fn check_names_inline_bytes_altered_or_removed_behind_the_registrys_back()
             .unwrap();
     }
     registry.close().await;
-    let path = dir.path().join("registry.db");
+    let path = opened.path();
 
     let digest = |blob: &InlineBlob| blake3::hash(blob.bytes()).as_bytes().to_vec();
     let conn = rusqlite::Connection::open(&path).unwrap();

@@ -2,6 +2,7 @@
 //! binary links the registry and SQLite again, so one builds much faster than ten.
 
 mod crash;
+mod engines;
 mod frozen_v1;
 mod identities;
 mod inline;
