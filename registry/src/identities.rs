@@ -343,6 +343,11 @@ impl Registry {
     /// The secret of an access key the registry created, if it exists (a deleted key's is
     /// gone; the root key's is in the configuration).
     ///
+    /// On a shared log a secret this gateway holds is answered from its replica without asking
+    /// PostgreSQL, so a key deleted through another gateway is still answered until this one
+    /// catches up: check the key's state with [`Registry::read`] first, which does (as the
+    /// gateway's signature check does).
+    ///
     /// # Errors
     /// The engine's errors.
     pub async fn access_key_secret(&self, access_key: &str) -> Result<Option<String>> {

@@ -28,6 +28,15 @@ impl Opened {
         self.dir.path().join("registry.db")
     }
 
+    /// A second writer on the same log: another handle on the SQLite file (a command run
+    /// beside the gateway), or another gateway on the shared log.
+    pub(crate) fn another_writer(&self) -> Registry {
+        match self.another_gateway() {
+            Some((registry, _)) => registry,
+            None => Registry::open(self.path(), Arc::clone(&self.clock)).unwrap(),
+        }
+    }
+
     /// Another gateway on the same shared log, with a replica of its own; `None` on SQLite.
     pub(crate) fn another_gateway(&self) -> Option<(Registry, PathBuf)> {
         let db = self.db.as_ref()?;
