@@ -480,6 +480,78 @@ async fn clients_behind_the_documented_load_balancer_see_one_service_issue_19() 
     }
 }
 
+/// boto3 and the aws cli send uploads with `Expect: 100-continue` and, when refused before
+/// `100 Continue`, keep the connection and send no body. The gateway closes such a connection;
+/// the documented balancer must close the client's side too, or it reads the client's next
+/// request as the body it announced (the next request then arrives as `ET /...`, refused as
+/// `SignatureDoesNotMatch`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_upload_whose_body_never_came_does_not_swallow_the_next_request_issue_19() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let Some(db) = Database::create() else { return };
+    let (_dir, data) = shared_folder();
+    let servers = gateways(3, &db.url, &data).await;
+    let Some(balancer) = LoadBalancer::start(&servers).await else { return };
+    let signed = |method: &str, target: &str| {
+        let request = servers[0].request(method, target);
+        let request = if method == "PUT" {
+            request.header("expect", "100-continue").header("content-length", "1")
+        } else {
+            request
+        };
+        // Kept alive, as those clients keep it: the helper's own `connection: close` goes.
+        let bytes = request.sign(ROOT, std::time::SystemTime::now(), Payload::Unsigned).to_bytes();
+        String::from_utf8(bytes).unwrap().replace("connection: close\r\n", "")
+    };
+    let mut connection = tokio::net::TcpStream::connect(balancer.addr).await.expect("connect to the balancer");
+    connection.write_all(signed("PUT", "/no-such-bucket/k").as_bytes()).await.unwrap();
+    let mut refusal = Vec::new();
+    while !refusal.windows(8).any(|w| w == b"</Error>") {
+        let mut buffer = [0; 4096];
+        let read = connection.read(&mut buffer).await.expect("the refusal");
+        assert!(read > 0, "closed before the refusal: {}", String::from_utf8_lossy(&refusal));
+        refusal.extend_from_slice(&buffer[..read]);
+    }
+    let refusal = String::from_utf8_lossy(&refusal).to_lowercase();
+    assert!(refusal.starts_with("http/1.1 404") && refusal.contains("nosuchbucket"), "{refusal}");
+    assert!(refusal.contains("connection: close"), "the client is told to close: {refusal}");
+
+    // A client that reuses the connection anyway is not answered for a request it did not send.
+    let _ = connection.write_all(signed("GET", "/no-such-bucket").as_bytes()).await;
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), connection.read_to_end(&mut rest)).await;
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(!rest.contains("SignatureDoesNotMatch"), "the next request was read as the body: {rest}");
+}
+
+/// A bucket policy set or removed through one gateway decides the next request on every
+/// other gateway, even one that had just decided a request on that bucket (and kept what it
+/// read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_policy_changed_through_one_gateway_decides_the_next_request_on_the_others_issue_19() {
+    let Some(db) = Database::create() else { return };
+    let (_dir, data) = shared_folder();
+    let servers = gateways(2, &db.url, &data).await;
+    let (writer, reader) = (&servers[0], &servers[1]);
+    let s3 = writer.s3();
+    create_bucket(&s3, "opened").await;
+    put(&s3, "opened", "public/a.txt", b"for everyone").await;
+    let anonymous = || reader.request("GET", "/opened/public/a.txt");
+    let denied = reader.send(&anonymous()).await;
+    assert_eq!((denied.status, denied.code().as_deref()), (403, Some("AccessDenied")), "{}", denied.text());
+
+    let policy = r#"{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": "arn:aws:s3:::opened/public/*"}]}"#;
+    s3.put_bucket_policy().bucket("opened").policy(policy).send().await.expect("policy");
+    let allowed = reader.send(&anonymous()).await;
+    assert_eq!((allowed.status, allowed.body.as_slice()), (200, b"for everyone".as_slice()), "{}", allowed.text());
+
+    s3.delete_bucket_policy().bucket("opened").send().await.expect("policy removed");
+    let closed = reader.send(&anonymous()).await;
+    assert_eq!((closed.status, closed.code().as_deref()), (403, Some("AccessDenied")), "closed on every gateway");
+}
+
 /// Behind the balancer, a gateway that trusts it records and authorizes each request by the
 /// client's own address, which the balancer appends to `X-Forwarded-For`; an address a client
 /// writes into that header itself is never believed, through the balancer or around it.

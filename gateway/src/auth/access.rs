@@ -741,9 +741,12 @@ pub struct BucketGrant {
 /// change to a grant (a policy set or removed, a bucket created or deleted) starts a new
 /// generation once it is committed ([`BucketGrants::changed`]). A read that began before a
 /// change and finished after it is stored under the old generation, so it is never served:
-/// no request is decided by a grant older than the last committed change. Only this gateway
-/// changes its registry's buckets; several gateways on one PostgreSQL registry will need the
-/// engine's change notifications.
+/// no request is decided by a grant older than the last committed change.
+///
+/// That holds only where this gateway makes every change. On a log shared with other
+/// gateways, a grant changes through any of them, so nothing is kept: each request reads its
+/// grant, and that read first catches this gateway up with the shared log. A policy removed
+/// through one gateway then closes the bucket on all of them for the next request.
 #[derive(Clone)]
 pub struct BucketGrants {
     registry: Registry,
@@ -782,8 +785,10 @@ impl BucketGrants {
 
     /// The bucket's grant.
     async fn get(&self, bucket: &str) -> S3Result<Arc<BucketGrant>> {
+        let keep = !self.registry.is_shared();
         let generation = self.generation.load(Ordering::Acquire);
-        if let Some((seen, grant)) = self.entries.read().expect("grant cache lock").get(bucket)
+        if keep
+            && let Some((seen, grant)) = self.entries.read().expect("grant cache lock").get(bucket)
             && *seen == generation
         {
             return Ok(Arc::clone(grant));
@@ -819,11 +824,13 @@ impl BucketGrants {
             acl: acl.unwrap_or_default(),
             ignore_public_acls: block.ignore_public_acls,
         });
-        let mut entries = self.entries.write().expect("grant cache lock");
-        if entries.len() >= MAX_CACHED_GRANTS {
-            entries.clear();
+        if keep {
+            let mut entries = self.entries.write().expect("grant cache lock");
+            if entries.len() >= MAX_CACHED_GRANTS {
+                entries.clear();
+            }
+            entries.insert(bucket.to_owned(), (generation, Arc::clone(&grant)));
         }
-        entries.insert(bucket.to_owned(), (generation, Arc::clone(&grant)));
         Ok(grant)
     }
 
