@@ -36,7 +36,7 @@ def commit():
 
 
 TIERS = {
-    "full": "full: every client's every scenario, over http and https",
+    "full": "full: every client's every scenario, over every transport run",
     "core": "core: what the backend changes (round trips at every size, multipart, retention, packages)"
             " over http; the front end's own scenarios (listings, pagination, error codes) run in the"
             " full tier on the local store (docs/compatibility.md) and are skipped here",

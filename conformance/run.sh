@@ -4,13 +4,19 @@
 # the compatibility matrix.
 #
 #   conformance/run.sh [--target gateway|moto] [--transport http|https|both] [--clients "LIST"]
-#                      [--backend fs|s3] [--upstream moto|rgw] [--tier full|core]
+#                      [--backend fs|s3] [--upstream moto|rgw] [--tier full|core] [--gateways N]
 #
 # Two tiers. full: every client's every scenario over http and https, what the local store
 # runs. core: what a backend changes (each client's round trips at every size, multipart,
 # retention, packages) over http alone; the scenarios of the front end only (listings,
 # pagination, error codes) are recorded as skipped. The S3 backend runs the core tier unless
 # told otherwise: the front end in front of it is the same code.
+#
+# --gateways N (N > 1) runs N gateways on one registry shared on PostgreSQL and one blob store
+# (a shared data folder, or one upstream prefix), behind HAProxy running deploy/haproxy.cfg:
+# every client talks to the balancer, which spreads its requests over the gateways, and the
+# registry checks and maintenance commands read the shared log. Over http only (the balancer
+# ends plain HTTP here). The PostgreSQL server is POSTGRES_URL's, or one of the run's own.
 #
 # Clients run one after the other, but for the retention client, which runs beside them: most
 # of its time goes into waiting for retention dates and lifecycle days.
@@ -27,6 +33,8 @@
 #   ARTIFACT_STORE_BIN       gateway binary (default: build this checkout's release binary)
 #   CONFORMANCE_TARGET       gateway|moto, same as --target (default: gateway)
 #   CONFORMANCE_TIER         full|core, same as --tier (default: full, core with --backend s3)
+#   CONFORMANCE_GATEWAYS     same as --gateways (default: 1)
+#   POSTGRES_URL             with --gateways: the PostgreSQL server to make the run's database on
 #   CONFORMANCE_CLIENTS      same as --clients; default: all of
 #                            boto3 awscli-v2 awscli-v1 rclone s3cmd minio js retention
 #   CONFORMANCE_OUT          results, server and client logs (default: target/conformance)
@@ -56,6 +64,7 @@ tier="${CONFORMANCE_TIER:-}"
 clients="${CONFORMANCE_CLIENTS:-boto3 awscli-v2 awscli-v1 rclone s3cmd minio js retention}"
 backend="${CONFORMANCE_BACKEND:-fs}"
 upstream="${CONFORMANCE_UPSTREAM:-moto}"
+gateways="${CONFORMANCE_GATEWAYS:-1}"
 
 while (($#)); do
     case "$1" in
@@ -65,7 +74,8 @@ while (($#)); do
         --backend) backend="$2"; shift 2 ;;
         --upstream) upstream="$2"; shift 2 ;;
         --tier) tier="$2"; shift 2 ;;
-        -h | --help) sed -n '2,42p' "$0"; exit 0 ;;
+        --gateways) gateways="$2"; shift 2 ;;
+        -h | --help) sed -n '2,52p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -78,9 +88,16 @@ case "$target" in gateway | moto) ;; *) echo "--target must be gateway or moto" 
 case "$backend" in fs | s3) ;; *) echo "--backend must be fs or s3" >&2; exit 2 ;; esac
 case "$upstream" in moto | rgw) ;; *) echo "--upstream must be moto or rgw" >&2; exit 2 ;; esac
 [[ "$backend" == fs || "$target" == gateway ]] || { echo "--backend s3 needs --target gateway" >&2; exit 2; }
+[[ "$gateways" =~ ^[1-9]$ ]] || { echo "--gateways must be 1 to 9" >&2; exit 2; }
+if ((gateways > 1)); then
+    [[ "$target" == gateway ]] || { echo "--gateways needs --target gateway" >&2; exit 2; }
+    [[ "$transports" == http ]] || { echo "--gateways runs over http only (--transport http)" >&2; exit 2; }
+fi
 
 out="${CONFORMANCE_OUT:-$root/target/conformance}"
-if [[ "$target" == gateway && "$backend" == s3 ]]; then
+if ((gateways > 1)); then
+    report="${CONFORMANCE_REPORT:-$root/docs/compatibility-shared.md}"
+elif [[ "$target" == gateway && "$backend" == s3 ]]; then
     report="${CONFORMANCE_REPORT:-$root/docs/compatibility-s3-$upstream.md}"
 elif [[ "$target" == gateway ]]; then
     report="${CONFORMANCE_REPORT:-$root/docs/compatibility.md}"
@@ -112,24 +129,31 @@ mkdir -p "$out"
 results="$out/results.jsonl"
 : >"$results"
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/conformance.XXXXXX")"
-server_pid=""
+# The processes serving the clients: the server, or the gateways and their balancer.
+server_pids=()
 background_pid=""
 
 stop_server() {
-    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
+    local pid
+    for pid in "${server_pids[@]}"; do
+        kill -0 "$pid" 2>/dev/null || continue
+        kill "$pid" 2>/dev/null || true
         # A server that ignores SIGTERM for 10 s is killed.
-        for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.2; done
-        kill -9 "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    server_pid=""
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    server_pids=()
 }
 stop_upstream=""
+stop_postgres=""
+shared_db=""
 cleanup() {
     [[ -z "$background_pid" ]] || kill "$background_pid" 2>/dev/null || true
     stop_server
     [[ -z "$stop_upstream" ]] || "$stop_upstream" "${UPSTREAM_STATE_DIR:-}" >/dev/null 2>&1 || true
+    [[ -z "$shared_db" ]] || psql -q "$POSTGRES_URL" -c "DROP DATABASE IF EXISTS $shared_db WITH (FORCE)" >/dev/null 2>&1 || true
+    [[ -z "$stop_postgres" ]] || "$stop_postgres" "$POSTGRES_DIR" >/dev/null 2>&1 || true
     rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -169,8 +193,12 @@ server_name() { [[ "$target" == gateway ]] && echo artifact-store || echo moto; 
 # What the matrix says was tested: the server and, for the gateway, where its bytes lived.
 target_label() {
     if [[ "$target" != gateway ]]; then echo "moto $(server_version)"
-    elif [[ "$backend" == fs ]]; then echo "artifact-store $(server_version), fs backend"
-    else echo "artifact-store $(server_version), s3 backend in front of $upstream_label"; fi
+    else
+        local label="artifact-store $(server_version), fs backend"
+        [[ "$backend" == fs ]] || label="artifact-store $(server_version), s3 backend in front of $upstream_label"
+        ((gateways == 1)) || label="$label; $gateways gateways on one registry on PostgreSQL, behind HAProxy"
+        echo "$label"
+    fi
 }
 
 # The upstream of the S3 backend, started once for the whole run: the caller's, when its state
@@ -198,7 +226,23 @@ if [[ "$backend" == s3 ]]; then
     [[ -n "${LARGE_SIZE:-}" ]] || LARGE_SIZE=$((64 * 1024 * 1024))
 fi
 
-# start_server TRANSPORT PORT DATA_DIR: starts the server in the background; sets server_pid.
+# The shared registry of --gateways: a database of the run's own on POSTGRES_URL's server (or on
+# a server the run starts), dropped when the run ends. The maintenance commands the scenarios
+# run, and the registry checks, read it through the same variable.
+if ((gateways > 1)); then
+    command -v haproxy >/dev/null || die "haproxy missing: run scripts/install-test-deps.sh first"
+    if [[ -z "${POSTGRES_URL:-}" ]]; then
+        stop_postgres="$root/scripts/stop-postgres.sh"
+        eval "$("$root/scripts/start-postgres.sh")" || die "cannot start PostgreSQL"
+    fi
+    shared_db="conformance_$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    psql -q -v ON_ERROR_STOP=1 "$POSTGRES_URL" -c "CREATE DATABASE $shared_db" >/dev/null \
+        || die "cannot create a database on $POSTGRES_URL"
+    export ARTIFACT_STORE_REGISTRY_URL="${POSTGRES_URL%/*}/$shared_db"
+fi
+
+# start_server TRANSPORT PORT DATA_DIR: starts the server in the background; adds it to
+# server_pids.
 start_server() {
     local transport="$1" port="$2" data="$3" tls=()
     if [[ "$transport" == https ]]; then
@@ -225,7 +269,26 @@ start_server() {
         [[ "$transport" == http ]] || tls=(--ssl-cert "$scratch/tls.crt" --ssl-key "$scratch/tls.key")
         "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" "${tls[@]}" >"$out/server-$transport.log" 2>&1 &
     fi
-    server_pid=$!
+    server_pids+=($!)
+}
+
+# start_shared PORT DATA_DIR: starts $gateways gateways on the run's shared registry and
+# DATA_DIR (or the upstream prefix), and HAProxy in front of them on PORT, each in the
+# background (server_pids); waits until every gateway is ready.
+start_shared() {
+    local port="$1" data="$2" n gateway_port balancer_env=()
+    for n in $(seq "$gateways"); do
+        gateway_port="$(free_port)"
+        # The balancer connects from loopback: the gateways record and authorize each client
+        # by the address it appends to X-Forwarded-For.
+        ARTIFACT_STORE_SERVER_TRUSTED_PROXIES=127.0.0.1 start_server http "$gateway_port" "$data"
+        wait_ready "http://127.0.0.1:$gateway_port" http || return 1
+        mv "$out/server-http.log" "$out/server-http-$n.log"
+        balancer_env+=("GATEWAY_$n=127.0.0.1:$gateway_port")
+    done
+    env LISTEN="127.0.0.1:$port" "${balancer_env[@]}" haproxy -db -f "$root/deploy/haproxy.cfg" \
+        >"$out/haproxy.log" 2>&1 &
+    server_pids+=($!)
 }
 
 # wait_ready URL: polls the health check; a dead server or the timeout fails loudly with its log.
@@ -235,7 +298,7 @@ wait_ready() {
     local curl_args=(-fsS -o /dev/null --max-time 2)
     [[ "$transport" == http ]] || curl_args+=(--cacert "$scratch/tls.crt")
     while ! curl "${curl_args[@]}" "$health" 2>/dev/null; do
-        if ! kill -0 "$server_pid" 2>/dev/null; then
+        if ! kill -0 "${server_pids[-1]}" 2>/dev/null; then
             echo "server exited before it was ready; last lines of $out/server-$transport.log:" >&2
             tail -n 30 "$out/server-$transport.log" >&2
             return 1
@@ -329,8 +392,13 @@ for transport in $transports; do
     port="$(free_port)"
     data="$(mktemp -d "$scratch/data-$transport.XXXXXX")"
     url="$transport://127.0.0.1:$port"
-    log "starting $(server_name) on $url (data: $data)"
-    start_server "$transport" "$port" "$data"
+    if ((gateways > 1)); then
+        log "starting $gateways gateways on $ARTIFACT_STORE_REGISTRY_URL behind HAProxy on $url (data: $data)"
+        start_shared "$port" "$data" || true
+    else
+        log "starting $(server_name) on $url (data: $data)"
+        start_server "$transport" "$port" "$data"
+    fi
     if ! wait_ready "$url" "$transport"; then
         record "$(server_name)" "$(server_version)" "server-ready" "$transport" fail "no 200 from the health check; see $out/server-$transport.log"
         stop_server

@@ -2,9 +2,10 @@
 # The whole test suite, from a fresh machine: installs the test clients, builds the workspace
 # once in release mode, runs every crate's tests with that build, then the end-to-end
 # conformance suite against the built binary (with a PostgreSQL server of its own for the shared
-# registry): on the local store, then on the S3 backend in
-# front of moto (the AWS stand-in) and in front of Ceph RGW, each with its own matrix
-# (docs/compatibility.md, docs/compatibility-s3-moto.md, docs/compatibility-s3-rgw.md).
+# registry): on the local store, then against three gateways sharing one registry behind
+# HAProxy, then on the S3 backend in front of moto (the AWS stand-in) and in front of Ceph RGW,
+# each with its own matrix (docs/compatibility.md, docs/compatibility-shared.md,
+# docs/compatibility-s3-moto.md, docs/compatibility-s3-rgw.md).
 #
 #   scripts/test.sh                 everything
 #   SKIP_INSTALL=1 scripts/test.sh  assume scripts/install-test-deps.sh already ran
@@ -86,6 +87,12 @@ if [[ "${SKIP_CONFORMANCE:-0}" != 1 ]]; then
     status=0
     phase "conformance clients (local store)"
     ARTIFACT_STORE_BIN="$target_dir/release/artifact-store" RUST_TEST_LOG="$rust_log" RUST_SKIP_LOG="$rust_skips" conformance/run.sh || status=1
+    # Every client's scenarios again, spread by HAProxy over three gateways on one registry on
+    # PostgreSQL and one data folder, over http (the balancer's side). Large files of 64 MiB:
+    # the streaming path is the one above, and three gateways share the run's two cores.
+    phase "conformance clients (three gateways, shared registry)"
+    ARTIFACT_STORE_BIN="$target_dir/release/artifact-store" LARGE_SIZE=$((64 * 1024 * 1024)) \
+        conformance/run.sh --gateways 3 --transport http || status=1
     # The conformance suite's test binary, selected from the whole workspace: `-p` would
     # resolve features for that crate alone and rebuild its dependencies (minutes on a fresh
     # cache).
