@@ -36,14 +36,16 @@ impl ClientAddr {
         if !trusted.contains(connection.ip) {
             return connection;
         }
-        // Several header lines are one list, in order (RFC 9110, section 5.3).
-        let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|line| line.to_str().ok());
-        let hops: Vec<&str> = forwarded.flat_map(|line| line.split(',')).map(str::trim).collect();
+        // Several header lines are one list, in order (RFC 9110, section 5.3). Entries are
+        // split from the raw bytes: a proxy appends the client's address to the line the
+        // client sent, so a line is never dropped whole for bytes a client put in it.
+        let forwarded = headers.get_all("x-forwarded-for").iter();
+        let hops: Vec<&[u8]> = forwarded.flat_map(|line| line.as_bytes().split(|&byte| byte == b',')).collect();
         let mut client = connection;
         for hop in hops.iter().rev() {
             // An entry that is not an address (`unknown`, garbage) ends the walk: nothing to
             // its left was appended by a proxy that could be asked.
-            let Some(ip) = parse_hop(hop) else { break };
+            let Some(ip) = std::str::from_utf8(hop).ok().and_then(|hop| parse_hop(hop.trim())) else { break };
             client = Self { ip, port: None };
             if !trusted.contains(ip) {
                 break;
@@ -92,6 +94,14 @@ impl TrustedProxies {
             .parse::<IpNet>()
             .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
             .map_err(|_| format!("{text:?} is not an IP address or CIDR block"))?;
+        // Peers are compared as IPv4 when they are IPv4-mapped: so are the blocks.
+        let net = match net {
+            IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+                Some(v4) => IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).expect("a prefix of at most 32"),
+                None => net,
+            },
+            _ => net,
+        };
         self.0.push(net);
         Ok(())
     }
@@ -176,6 +186,21 @@ mod tests {
         assert_eq!(client("[::1]:5000", &["[2001:db8::7]"], "::1"), "2001:db8::7");
         assert_eq!(client("[::ffff:10.0.0.1]:5000", &["192.0.2.1:80"], "10.0.0.0/8"), "192.0.2.1");
         assert_eq!(client("[::1]:5000", &[], ""), "[::1]:5000");
+        // A block written IPv4-mapped matches the IPv4 peers it stands for.
+        assert_eq!(client("10.1.2.3:5000", &["192.0.2.1"], "::ffff:10.0.0.0/104"), "192.0.2.1");
+        assert_eq!(client("10.1.2.3:5000", &["192.0.2.1"], "::ffff:10.1.2.3"), "192.0.2.1");
+    }
+
+    #[test]
+    fn bytes_a_client_wrote_cannot_hide_the_address_a_proxy_appended() {
+        // nginx and AWS's balancers append to the line the client sent: a byte that is not
+        // visible ASCII in that line must not make the whole line, the proxy's entry with it,
+        // vanish (leaving the proxy's own address as the client's).
+        let mut headers = http::HeaderMap::new();
+        headers.append("x-forwarded-for", http::HeaderValue::from_bytes(b"\xff, 203.0.113.9").unwrap());
+        let trusted = "10.0.0.0/8".parse().unwrap();
+        let found = ClientAddr::of("10.1.2.3:5000".parse().unwrap(), &headers, &trusted);
+        assert_eq!(found.to_string(), "203.0.113.9");
     }
 
     #[test]

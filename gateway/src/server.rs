@@ -605,7 +605,17 @@ impl hyper::service::Service<Request<Incoming>> for Router {
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let id = RequestId::new();
-        let span = tracing::info_span!("request", id = %id.0, method = %req.method(), path = %req.uri().path());
+        let client = self.peer.map(|peer| ClientAddr::of(peer, req.headers(), &self.trusted_proxies));
+        let span = tracing::info_span!(
+            "request",
+            id = %id.0,
+            method = %req.method(),
+            path = %req.uri().path(),
+            client = tracing::field::Empty
+        );
+        if let Some(client) = client {
+            span.record("client", tracing::field::display(client));
+        }
         let header = HeaderValue::from_str(&id.0).expect("hex digits are a valid header value");
         let in_progress = self.activity.start();
         let head = req.method() == http::Method::HEAD;
@@ -671,7 +681,6 @@ impl hyper::service::Service<Request<Incoming>> for Router {
             );
         }
 
-        let client = self.peer.map(|peer| ClientAddr::of(peer, req.headers(), &self.trusted_proxies));
         if is_iam_request(req.method(), req.uri(), req.headers()) {
             let iam = Arc::clone(&self.iam);
             return Box::pin(
