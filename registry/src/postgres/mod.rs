@@ -50,8 +50,11 @@ const CHANNEL: &str = "registry_events";
 
 /// Versioned migrations, applied in order, each once, under an advisory lock so that gateways
 /// starting together do not race.
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("migrations/0001_init.sql")), (2, include_str!("migrations/0002_inline_removals.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_inline_removals.sql")),
+    (3, include_str!("migrations/0003_removed_since.sql")),
+];
 
 /// Key of the advisory lock that serialises migrations.
 const MIGRATION_LOCK: i64 = 0x6172_7469_6661_6374;
@@ -231,6 +234,8 @@ pub(crate) struct SharedBatch<'a> {
     head: ChainHead,
     /// Its transaction, to ask after about a COMMIT whose answer was lost.
     transaction: BatchTransaction,
+    /// The stamp of gc's latest removal of inline bytes (see [`SharedBatch::pull_into`]).
+    removed_since: u64,
 }
 
 impl<'a> SharedBatch<'a> {
@@ -241,13 +246,15 @@ impl<'a> SharedBatch<'a> {
         let rows = query_prepared(
             statements,
             &mut tx,
-            "SELECT next_seq, head_hash, txid_current(), pg_backend_pid() FROM registry_head WHERE id = 0 FOR UPDATE",
+            "SELECT next_seq, head_hash, txid_current(), pg_backend_pid(), removed_since
+             FROM registry_head WHERE id = 0 FOR UPDATE",
             &[],
         )?;
         let row = rows.first().ok_or_else(|| Error::CommitFailed("the shared log has no head row".to_owned()))?;
         let head = head_from(row.get(0), row.get(1))?;
         let transaction = BatchTransaction { txid: row.get(2), backend_pid: row.get(3) };
-        Ok(Self { tx: RefCell::new(tx), statements, head, transaction })
+        let removed_since = sequence_of(row.get(4));
+        Ok(Self { tx: RefCell::new(tx), statements, head, transaction, removed_since })
     }
 
     /// The tables beside the shared log, for the batch's jobs; inline bytes and secrets are
@@ -257,9 +264,19 @@ impl<'a> SharedBatch<'a> {
     }
 
     /// Copies into the replica's log the events after `replica_head` up to the locked head:
-    /// see [`pull`].
+    /// see [`pull`]. Also drops the inline bytes gc removed in batches that appended no event
+    /// after the head: they are stamped with the next sequence, which this batch's own events
+    /// take, so no later catch-up of this replica would look at them.
     pub(crate) fn pull_into(&self, local: &Connection, replica_head: ChainHead) -> Result<ChainHead> {
-        pull(&mut *self.tx.borrow_mut(), self.statements, local, replica_head, self.head)
+        let mut tx = self.tx.borrow_mut();
+        let pulled = pull(&mut *tx, self.statements, local, replica_head, self.head)?;
+        if self.removed_since > self.head.sequence {
+            let sql = "SELECT digest FROM inline_removals WHERE since > $1";
+            for row in query_prepared(self.statements, &mut *tx, sql, &[&column(self.head.sequence)])? {
+                local.delete_inline(row.get::<_, &[u8]>(0))?;
+            }
+        }
+        Ok(pulled)
     }
 
     /// The batch's transaction, to ask [`committed`] about if its COMMIT fails.
@@ -294,7 +311,8 @@ impl<'a> SharedBatch<'a> {
 /// Copies into the replica's log (`local`, inside its transaction) the events after
 /// `replica_head` up to `until` (committed, or locked), and the inline bytes and secrets their
 /// batches stored; drops the secrets of keys deleted by them, and the inline bytes gc removed
-/// in them (a removal in a batch with no event is seen with the next event). The replica's views apply the
+/// in them (a removal by a batch with no event is stamped past the head, where the next batch
+/// of each gateway finds it: [`SharedBatch::pull_into`]). The replica's views apply the
 /// events when the writer catches them up. Committed events never change, so this needs no
 /// lock: a writer pulls most of what it lacks before it takes the head, and only the rest
 /// under it.

@@ -86,8 +86,9 @@ impl<C: GenericClient> SideTables for SharedTables<'_, C> {
 
     fn delete_inline(&self, digest: &[u8]) -> Result<()> {
         self.execute("DELETE FROM inline_blobs WHERE digest = $1", &[&digest])?;
-        // For the other gateways' replicas, which hold copies (`pull`).
+        // For the other gateways' replicas, which hold copies (`pull`, `SharedBatch::pull_into`).
         self.execute("INSERT INTO inline_removals (digest, since) VALUES ($1, $2)", &[&digest, &self.since])?;
+        self.execute("UPDATE registry_head SET removed_since = $1 WHERE id = 0", &[&self.since])?;
         match self.replica {
             Some(replica) => replica.delete_inline(digest),
             None => Ok(()),

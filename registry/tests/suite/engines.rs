@@ -19,6 +19,8 @@ pub(crate) struct Opened {
     dir: tempfile::TempDir,
     db: Option<SharedDb>,
     clock: Arc<dyn Clock>,
+    /// Gateways opened by [`Opened::another_gateway`], each with a replica of its own.
+    others: std::sync::atomic::AtomicUsize,
 }
 
 impl Opened {
@@ -40,7 +42,8 @@ impl Opened {
     /// Another gateway on the same shared log, with a replica of its own; `None` on SQLite.
     pub(crate) fn another_gateway(&self) -> Option<(Registry, PathBuf)> {
         let db = self.db.as_ref()?;
-        let replica = self.dir.path().join("another.db");
+        let n = self.others.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let replica = self.dir.path().join(format!("another-{n}.db"));
         Some((Registry::open_shared(&replica, db.url(), Arc::clone(&self.clock)).unwrap(), replica))
     }
 }
@@ -52,13 +55,20 @@ pub(crate) fn each(clock: impl Fn() -> Arc<dyn Clock>) -> Vec<Opened> {
     let dir = tempfile::tempdir().unwrap();
     let clock_here = clock();
     let registry = Registry::open(dir.path().join("registry.db"), Arc::clone(&clock_here)).unwrap();
-    opened.push(Opened { engine: "sqlite", registry, dir, db: None, clock: clock_here });
+    opened.push(Opened { engine: "sqlite", registry, dir, db: None, clock: clock_here, others: Default::default() });
     if let Some(db) = SharedDb::create() {
         let dir = tempfile::tempdir().unwrap();
         let clock_here = clock();
         let registry =
             Registry::open_shared(dir.path().join("registry.db"), db.url(), Arc::clone(&clock_here)).unwrap();
-        opened.push(Opened { engine: "postgres", registry, dir, db: Some(db), clock: clock_here });
+        opened.push(Opened {
+            engine: "postgres",
+            registry,
+            dir,
+            db: Some(db),
+            clock: clock_here,
+            others: Default::default(),
+        });
     }
     opened
 }
