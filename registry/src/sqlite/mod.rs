@@ -401,6 +401,13 @@ impl Registry {
         self.inner.faults.fail_views_commits(count);
     }
 
+    /// Makes the next `count` commits of this gateway's replica fail after the shared log's
+    /// commit, as a full disk under the replica would (tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fn fail_replica_commits(&self, count: u32) {
+        self.inner.faults.fail_replica_commits(count);
+    }
+
     /// The writer's counters.
     #[must_use]
     pub fn stats(&self) -> &WriterStats {
@@ -1056,7 +1063,13 @@ fn run_batch(
         }
         tracing::warn!(%error, "the shared log's COMMIT answered with an error but holds the batch: it stands");
     }
-    let committed = log_tx.commit().map_err(|e| e.to_string());
+    let committed = if shared_committed.is_some() && health.faults.replica_commit_fails() {
+        // Dropping the transaction rolls it back, as a failed COMMIT leaves it.
+        drop(log_tx);
+        Err("injected failure of the replica's commit".to_owned())
+    } else {
+        log_tx.commit().map_err(|e| e.to_string())
+    };
     stats.commit_micros.fetch_add(micros(committing.elapsed()), Ordering::Relaxed);
     if let Err(reason) = committed {
         if shared_committed.is_none() {

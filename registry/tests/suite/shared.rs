@@ -386,3 +386,42 @@ async fn a_commit_that_never_arrived_is_reported_failed_and_leaves_nothing() {
     assert!(seen.is_none(), "nothing of the failed write is visible");
     registry.close().await;
 }
+
+/// A replica whose commit fails after the shared log's (a full disk under it): the shared log
+/// holds the batch, so its writes stand and are acknowledged. Every gateway reads them, the one
+/// whose replica failed as soon as it has copied them again, and its replica stays a copy of
+/// the shared chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_stand_when_a_replica_fails_to_commit_after_the_shared_log() {
+    let Some(db) = SharedDb::create() else { return };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (db.open(&dir_a), db.open(&dir_b));
+    let test = || Caller::system("test");
+    a.create_bucket(test(), "before", "us-east-1", false).await.unwrap();
+
+    a.fail_replica_commits(1);
+    a.create_bucket(test(), "during", "us-east-1", false).await.expect("acknowledged: the shared log holds it");
+    let shared =
+        on_thread(&db.url, |client| Ok(postgres::fetch_since(client, 0, 1000).map_err(|e| panic!("{e}")).unwrap()));
+    assert_eq!(shared.len(), 2, "the shared log holds both buckets");
+    for (name, registry) in [("another gateway", &b), ("the gateway whose replica failed", &a)] {
+        let seen = registry.read(|views| views.bucket("during")).await.unwrap();
+        assert!(seen.is_some(), "{name} reads the acknowledged write");
+    }
+    a.create_bucket(test(), "after", "us-east-1", false).await.unwrap();
+    assert!(b.read(|views| views.bucket("after")).await.unwrap().is_some());
+    a.close().await;
+    b.close().await;
+
+    // The failed replica holds the shared chain, event for event, and its views replay it.
+    let shared =
+        on_thread(&db.url, |client| Ok(postgres::fetch_since(client, 0, 1000).map_err(|e| panic!("{e}")).unwrap()));
+    let mut replica = artifact_store_registry::sqlite::open_offline(dir_a.path().join("registry.db")).unwrap();
+    let verified = artifact_store_registry::log::verify(&replica).unwrap();
+    assert_eq!(verified.first_mismatch, None);
+    assert_eq!(verified.head.sequence, shared.last().unwrap().sequence);
+    assert_eq!(verified.head.hash, shared.last().unwrap().hash);
+    let dump = artifact_store_registry::sqlite::views::dump(&replica).unwrap();
+    artifact_store_registry::log::replay(&mut replica).unwrap();
+    assert_eq!(artifact_store_registry::sqlite::views::dump(&replica).unwrap(), dump);
+}
