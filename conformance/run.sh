@@ -75,7 +75,7 @@ while (($#)); do
         --upstream) upstream="$2"; shift 2 ;;
         --tier) tier="$2"; shift 2 ;;
         --gateways) gateways="$2"; shift 2 ;;
-        -h | --help) sed -n '2,52p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,55p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -153,7 +153,7 @@ cleanup() {
     stop_server
     [[ -z "$stop_upstream" ]] || "$stop_upstream" "${UPSTREAM_STATE_DIR:-}" >/dev/null 2>&1 || true
     [[ -z "$shared_db" ]] || psql -q "$POSTGRES_URL" -c "DROP DATABASE IF EXISTS $shared_db WITH (FORCE)" >/dev/null 2>&1 || true
-    [[ -z "$stop_postgres" ]] || "$stop_postgres" "$POSTGRES_DIR" >/dev/null 2>&1 || true
+    [[ -z "$stop_postgres" ]] || "$stop_postgres" "${POSTGRES_DIR:-}" >/dev/null 2>&1 || true
     rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -233,8 +233,11 @@ if ((gateways > 1)); then
     command -v haproxy >/dev/null || die "haproxy missing: run scripts/install-test-deps.sh first"
     if [[ -z "${POSTGRES_URL:-}" ]]; then
         stop_postgres="$root/scripts/stop-postgres.sh"
-        eval "$("$root/scripts/start-postgres.sh")" || die "cannot start PostgreSQL"
+        postgres_settings="$("$root/scripts/start-postgres.sh")" || die "cannot start PostgreSQL"
+        eval "$postgres_settings"
     fi
+    [[ "$POSTGRES_URL" =~ ^postgres(ql)?://[^/]+/[^/?]+$ ]] \
+        || die "POSTGRES_URL must be postgres://USER@HOST:PORT/DATABASE, without options: $POSTGRES_URL"
     shared_db="conformance_$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     psql -q -v ON_ERROR_STOP=1 "$POSTGRES_URL" -c "CREATE DATABASE $shared_db" >/dev/null \
         || die "cannot create a database on $POSTGRES_URL"
@@ -282,8 +285,8 @@ start_shared() {
         # The balancer connects from loopback: the gateways record and authorize each client
         # by the address it appends to X-Forwarded-For.
         ARTIFACT_STORE_SERVER_TRUSTED_PROXIES=127.0.0.1 start_server http "$gateway_port" "$data"
-        wait_ready "http://127.0.0.1:$gateway_port" http || return 1
         mv "$out/server-http.log" "$out/server-http-$n.log"
+        wait_ready "http://127.0.0.1:$gateway_port" http "$out/server-http-$n.log" || return 1
         balancer_env+=("GATEWAY_$n=127.0.0.1:$gateway_port")
     done
     env LISTEN="127.0.0.1:$port" "${balancer_env[@]}" haproxy -db -f "$root/deploy/haproxy.cfg" \
@@ -291,21 +294,22 @@ start_shared() {
     server_pids+=($!)
 }
 
-# wait_ready URL: polls the health check; a dead server or the timeout fails loudly with its log.
+# wait_ready URL TRANSPORT [LOG]: polls the health check; a dead server or the timeout fails
+# loudly with its log (by default the server's, server-TRANSPORT.log).
 wait_ready() {
-    local url="$1" transport="$2" deadline=$((SECONDS + ${READY_TIMEOUT:-60})) health
+    local url="$1" transport="$2" log_file="${3:-$out/server-$2.log}" deadline=$((SECONDS + ${READY_TIMEOUT:-60})) health
     [[ "$target" == gateway ]] && health="$url/_health" || health="$url/moto-api/"
     local curl_args=(-fsS -o /dev/null --max-time 2)
     [[ "$transport" == http ]] || curl_args+=(--cacert "$scratch/tls.crt")
     while ! curl "${curl_args[@]}" "$health" 2>/dev/null; do
         if ! kill -0 "${server_pids[-1]}" 2>/dev/null; then
-            echo "server exited before it was ready; last lines of $out/server-$transport.log:" >&2
-            tail -n 30 "$out/server-$transport.log" >&2
+            echo "server exited before it was ready; last lines of $log_file:" >&2
+            tail -n 30 "$log_file" >&2
             return 1
         fi
         if ((SECONDS >= deadline)); then
-            echo "TIMEOUT: $health did not answer 200 within ${READY_TIMEOUT:-60}s; last lines of the server log:" >&2
-            tail -n 30 "$out/server-$transport.log" >&2
+            echo "TIMEOUT: $health did not answer 200 within ${READY_TIMEOUT:-60}s; last lines of $log_file:" >&2
+            tail -n 30 "$log_file" >&2
             return 1
         fi
         sleep 0.2
@@ -399,8 +403,10 @@ for transport in $transports; do
         log "starting $(server_name) on $url (data: $data)"
         start_server "$transport" "$port" "$data"
     fi
-    if ! wait_ready "$url" "$transport"; then
-        record "$(server_name)" "$(server_version)" "server-ready" "$transport" fail "no 200 from the health check; see $out/server-$transport.log"
+    ready_log="$out/server-$transport.log"
+    ((gateways == 1)) || ready_log="$out/haproxy.log"
+    if ! wait_ready "$url" "$transport" "$ready_log"; then
+        record "$(server_name)" "$(server_version)" "server-ready" "$transport" fail "no 200 from the health check; see $ready_log"
         stop_server
         continue
     fi

@@ -51,16 +51,29 @@ def load(data_dir, subject_id):
     return events
 
 
+class RegistryUnreadable(Exception):
+    """The shared log could not be read through the CLI."""
+
+
 def load_shared(data_dir, subject_id):
     """The subject's events from the shared log, as `events list --json` prints them."""
     bucket = subject_id.split("/", 1)[0]
-    command = [os.environ["ARTIFACT_STORE_BIN"], "events", "list", "--json", "--bucket", bucket, "--data-dir", data_dir]
-    ran = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    binary = os.environ.get("ARTIFACT_STORE_BIN")
+    if not binary:
+        raise RegistryUnreadable("ARTIFACT_STORE_BIN is not set: no CLI to read the shared log with")
+    command = [binary, "events", "list", "--json", "--bucket", bucket, "--data-dir", data_dir]
+    try:
+        ran = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise RegistryUnreadable(f"events list: {err}") from err
     if ran.returncode != 0:
-        raise FileNotFoundError(f"events list exited {ran.returncode}: {ran.stderr.strip()[-500:]}")
+        raise RegistryUnreadable(f"events list exited {ran.returncode}: {ran.stderr.strip()[-500:]}")
     events = []
     for line in ran.stdout.splitlines():
-        event = json.loads(line)
+        try:
+            event = json.loads(line)
+        except ValueError as err:
+            raise RegistryUnreadable(f"events list printed something other than an event: {line[:200]}") from err
         if event["subject_id"] == subject_id:
             events.append(
                 {"seq": event["sequence"], "type": event["event_type"], "actor": event["actor"], "payload": event["payload"]}
@@ -113,7 +126,7 @@ def check(data_dir, bucket, key, types, path=None, actor=None):
     while True:
         try:
             problems = problems_with(load(data_dir, subject_id), types, path, actor)
-        except (sqlite3.Error, FileNotFoundError) as err:
+        except (sqlite3.Error, FileNotFoundError, RegistryUnreadable) as err:
             problems = [f"cannot read the registry: {err}"]
         if not problems or time.monotonic() >= deadline:
             return [f"{subject_id}: {p}" for p in problems]
