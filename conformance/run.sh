@@ -398,7 +398,12 @@ for transport in $transports; do
     url="$transport://127.0.0.1:$port"
     if ((gateways > 1)); then
         log "starting $gateways gateways on $ARTIFACT_STORE_REGISTRY_URL behind HAProxy on $url (data: $data)"
-        start_shared "$port" "$data" || true
+        if ! start_shared "$port" "$data"; then
+            record "$(server_name)" "$(server_version)" "server-ready" "$transport" fail \
+                "a gateway did not become ready; see $out/server-http-*.log"
+            stop_server
+            continue
+        fi
     else
         log "starting $(server_name) on $url (data: $data)"
         start_server "$transport" "$port" "$data"

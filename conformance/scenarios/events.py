@@ -72,12 +72,13 @@ def load_shared(data_dir, subject_id):
     for line in ran.stdout.splitlines():
         try:
             event = json.loads(line)
-        except ValueError as err:
+            if event["subject_id"] == subject_id:
+                events.append(
+                    {"seq": event["sequence"], "type": event["event_type"], "actor": event["actor"],
+                     "payload": event["payload"]}
+                )
+        except (ValueError, KeyError, TypeError) as err:
             raise RegistryUnreadable(f"events list printed something other than an event: {line[:200]}") from err
-        if event["subject_id"] == subject_id:
-            events.append(
-                {"seq": event["sequence"], "type": event["event_type"], "actor": event["actor"], "payload": event["payload"]}
-            )
     return events
 
 

@@ -85,6 +85,8 @@ impl<C: GenericClient> SideTables for SharedTables<'_, C> {
     }
 
     fn delete_inline(&self, digest: &[u8]) -> Result<()> {
+        // Only a batch holds the head's lock and knows the stamp (`since`) a removal takes.
+        debug_assert!(self.replica.is_some(), "inline bytes are removed in a batch, never through a reader");
         self.execute("DELETE FROM inline_blobs WHERE digest = $1", &[&digest])?;
         // For the other gateways' replicas, which hold copies (`pull`, `SharedBatch::pull_into`).
         self.execute("INSERT INTO inline_removals (digest, since) VALUES ($1, $2)", &[&digest, &self.since])?;
