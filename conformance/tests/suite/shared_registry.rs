@@ -585,29 +585,30 @@ async fn behind_the_balancer_the_client_address_is_the_source_and_cannot_be_forg
     assert_eq!((refused.status, refused.code().as_deref()), (403, Some("AccessDenied")), "{}", refused.text());
     let served = send_from(welcome, balancer.addr, &read("127.0.0.9")).await;
     assert_eq!((served.status, served.body.as_slice()), (200, b"figures".as_slice()), "{}", served.text());
-    let request_id = served.header("x-amz-request-id").expect("a request id").to_owned();
-    let events = gateway
-        .wait_for_events("sourced", "report", |events| {
-            of_type(events, "v1.object.retrieved").iter().any(|e| e.context.request_id.as_ref() == Some(&request_id))
-        })
-        .await;
-    let record = events.iter().find(|e| e.context.request_id.as_ref() == Some(&request_id)).expect("the record");
-    assert_eq!(record.context.source_addr.as_deref(), Some("127.0.0.10"), "recorded by the client's address");
+    let source = recorded_source(gateway, &served).await;
+    assert_eq!(source, "127.0.0.10", "recorded by the client's address");
 
     // Around the balancer, the header is a client's word and changes nothing.
     let refused = send_from(barred, gateway.addr(), &read("127.0.0.10")).await;
     assert_eq!((refused.status, refused.code().as_deref()), (403, Some("AccessDenied")), "{}", refused.text());
     let served = send_from(welcome, gateway.addr(), &read("127.0.0.9")).await;
     assert_eq!(served.status, 200, "{}", served.text());
+    let source = recorded_source(gateway, &served).await;
+    assert!(source.starts_with("127.0.0.10:"), "the connection's own address and port: {source}");
+}
+
+/// The source address of the retrieval record of the read `served` answered, once recorded.
+async fn recorded_source(gateway: &Server, served: &artifact_store_conformance::raw::RawResponse) -> String {
     let request_id = served.header("x-amz-request-id").expect("a request id").to_owned();
+    let of_this_read =
+        |e: &artifact_store_conformance::events::Event| e.context.request_id.as_ref() == Some(&request_id);
     let events = gateway
         .wait_for_events("sourced", "report", |events| {
-            of_type(events, "v1.object.retrieved").iter().any(|e| e.context.request_id.as_ref() == Some(&request_id))
+            of_type(events, "v1.object.retrieved").into_iter().any(&of_this_read)
         })
         .await;
-    let record = events.iter().find(|e| e.context.request_id.as_ref() == Some(&request_id)).expect("the record");
-    let source = record.context.source_addr.as_deref().expect("a source");
-    assert!(source.starts_with("127.0.0.10:"), "the connection's own address and port: {source}");
+    let record = events.iter().find(|e| of_this_read(e)).expect("the record");
+    record.context.source_addr.clone().expect("a source")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
