@@ -36,6 +36,11 @@ impl SharedDb {
         &self.url
     }
 
+    /// Every event of the shared log, read from PostgreSQL itself.
+    fn events(&self) -> Vec<artifact_store_registry::Event> {
+        on_thread(&self.url, |client| Ok(postgres::fetch_since(client, 0, 1000).map_err(|e| panic!("{e}")).unwrap()))
+    }
+
     fn open(&self, replica: &tempfile::TempDir) -> Registry {
         Registry::open_shared(replica.path().join("registry.db"), &self.url, Arc::new(SystemClock)).unwrap()
     }
@@ -114,8 +119,7 @@ async fn racing_creates_through_three_gateways_have_one_winner_and_one_chain() {
         assert_eq!(created, 1, "round {round}: exactly one gateway's create wins");
     }
     // Every replica, caught up, is the same chain as the shared log: same events, same hashes.
-    let shared =
-        on_thread(&db.url, |client| Ok(postgres::fetch_since(client, 0, 1000).map_err(|e| panic!("{e}")).unwrap()));
+    let shared = db.events();
     assert_eq!(shared.len(), 10);
     for (position, event) in shared.iter().enumerate() {
         assert_eq!(event.sequence, position as u64 + 1, "gapless sequences");
@@ -340,8 +344,7 @@ async fn a_commit_whose_answer_is_lost_is_acknowledged_when_the_shared_log_holds
 
     cutter.arm(true);
     let answered = registry.create_bucket(Caller::system("test"), "lost-answer", "us-east-1", false).await;
-    let shared =
-        on_thread(&db.url, |client| Ok(postgres::fetch_since(client, 0, 1000).map_err(|e| panic!("{e}")).unwrap()));
+    let shared = db.events();
     assert_eq!(shared.len(), 2, "the COMMIT went through: the shared log holds both buckets");
     // What the shared log holds was written: the caller hears so, not of a failure that
     // would make it retry (or give up on) a write that stands.
@@ -363,8 +366,7 @@ async fn a_commit_that_never_arrived_is_reported_failed_and_leaves_nothing() {
     cutter.arm(false);
     let answered = registry.create_bucket(Caller::system("test"), "never-committed", "us-east-1", false).await;
     assert!(answered.is_err(), "a write whose COMMIT never arrived is not acknowledged: {answered:?}");
-    let shared =
-        on_thread(&db.url, |client| Ok(postgres::fetch_since(client, 0, 1000).map_err(|e| panic!("{e}")).unwrap()));
+    let shared = db.events();
     assert_eq!(shared.len(), 1, "the shared log holds only the first bucket");
     // The stranded transaction was ended, not left to the server's idle timeout (60 s) while
     // it holds the head's lock that every gateway's writes wait for.
@@ -401,8 +403,7 @@ async fn writes_stand_when_a_replica_fails_to_commit_after_the_shared_log() {
 
     a.fail_replica_commits(1);
     a.create_bucket(test(), "during", "us-east-1", false).await.expect("acknowledged: the shared log holds it");
-    let shared =
-        on_thread(&db.url, |client| Ok(postgres::fetch_since(client, 0, 1000).map_err(|e| panic!("{e}")).unwrap()));
+    let shared = db.events();
     assert_eq!(shared.len(), 2, "the shared log holds both buckets");
     for (name, registry) in [("another gateway", &b), ("the gateway whose replica failed", &a)] {
         let seen = registry.read(|views| views.bucket("during")).await.unwrap();
@@ -414,8 +415,7 @@ async fn writes_stand_when_a_replica_fails_to_commit_after_the_shared_log() {
     b.close().await;
 
     // The failed replica holds the shared chain, event for event, and its views replay it.
-    let shared =
-        on_thread(&db.url, |client| Ok(postgres::fetch_since(client, 0, 1000).map_err(|e| panic!("{e}")).unwrap()));
+    let shared = db.events();
     let mut replica = artifact_store_registry::sqlite::open_offline(dir_a.path().join("registry.db")).unwrap();
     let verified = artifact_store_registry::log::verify(&replica).unwrap();
     assert_eq!(verified.first_mismatch, None);
