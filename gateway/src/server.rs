@@ -745,7 +745,8 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                     },
                     None => req,
                 };
-                let mut result = s3.call(req).await;
+                // Its reads see what any gateway acknowledged before it began: read-after-write.
+                let mut result = registry::freshness::as_of(start, s3.call(req)).await;
                 if is_form {
                     result = result.map(|response| crate::post_form::as_aws_policy_refusal(response, &request_id));
                 }

@@ -39,6 +39,8 @@
 //! - [`rules`]: replay's check of every event against the rules in force at its sequence.
 //! - [`log`]: append, fetch, replay, verify.
 //! - [`audit`]: the views compared with a fresh replay of the log, and the log with its rules.
+//! - [`freshness`]: how current a replica of a shared log must be for a read: as of its
+//!   request's beginning, learnt by one query shared by the reads waiting together.
 //! - [`postgres`]: the log shared by several gateways on PostgreSQL, which each gateway's
 //!   SQLite registry replicates ([`Registry::open_shared`]); leases; `registry copy`.
 //! - [`sqlite`]: opening the database, the writer task (group commit), reader connections,
@@ -77,6 +79,7 @@ pub mod deletions;
 mod error;
 pub mod event;
 pub mod explain;
+pub mod freshness;
 pub mod identities;
 pub mod inline;
 pub mod inline_blob;

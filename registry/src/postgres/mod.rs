@@ -39,6 +39,8 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 use crate::event::v1::Payload;
 use crate::event::{Digest, Event, RequestContext};
+use crate::freshness::HeadQueries;
+use crate::inline_blob::InlineBlob;
 use crate::log::{self, ChainHead};
 use crate::side_tables::SideTables;
 
@@ -145,7 +147,7 @@ pub fn check_replica(client: &mut Client, replica: &ChainHead) -> Result<()> {
     let row = client.query_opt("SELECT hash FROM events WHERE seq = $1", &[&column(replica.sequence)])?;
     match row.map(|row| row.get::<_, Vec<u8>>(0)) {
         Some(hash) if hash == replica.hash => Ok(()),
-        _ => Err(diverged(*replica, shared)),
+        _ => Err(diverged(*replica, shared.sequence)),
     }
 }
 
@@ -236,6 +238,8 @@ pub(crate) struct SharedBatch<'a> {
     transaction: BatchTransaction,
     /// The stamp of gc's latest removal of inline bytes (see [`SharedBatch::pull_into`]).
     removed_since: u64,
+    /// Inline bytes the batch's jobs stored, written with its events ([`SharedBatch::commit`]).
+    inline_stored: RefCell<Vec<InlineBlob>>,
 }
 
 impl<'a> SharedBatch<'a> {
@@ -254,13 +258,20 @@ impl<'a> SharedBatch<'a> {
         let head = head_from(row.get(0), row.get(1))?;
         let transaction = BatchTransaction { txid: row.get(2), backend_pid: row.get(3) };
         let removed_since = sequence_of(row.get(4));
-        Ok(Self { tx: RefCell::new(tx), statements, head, transaction, removed_since })
+        Ok(Self {
+            tx: RefCell::new(tx),
+            statements,
+            head,
+            transaction,
+            removed_since,
+            inline_stored: RefCell::default(),
+        })
     }
 
     /// The tables beside the shared log, for the batch's jobs; inline bytes and secrets are
     /// kept in the replica's tables (`replica`) as well, so that reads find them locally.
     pub(crate) fn tables<'b>(&'b self, replica: &'b dyn SideTables) -> SharedTables<'b, Transaction<'a>> {
-        SharedTables::in_batch(&self.tx, self.statements, replica, self.head.sequence + 1)
+        SharedTables::in_batch(&self.tx, self.statements, replica, &self.inline_stored, self.head.sequence + 1)
     }
 
     /// Copies into the replica's log the events after `replica_head` up to the locked head:
@@ -269,7 +280,7 @@ impl<'a> SharedBatch<'a> {
     /// take, so no later catch-up of this replica would look at them.
     pub(crate) fn pull_into(&self, local: &Connection, replica_head: ChainHead) -> Result<ChainHead> {
         let mut tx = self.tx.borrow_mut();
-        let pulled = pull(&mut *tx, self.statements, local, replica_head, self.head)?;
+        let pulled = pull(&mut *tx, self.statements, local, replica_head, Some(self.head))?;
         if self.removed_since > self.head.sequence {
             let sql = "SELECT digest FROM inline_removals WHERE since > $1";
             for row in query_prepared(self.statements, &mut *tx, sql, &[&column(self.head.sequence)])? {
@@ -284,24 +295,17 @@ impl<'a> SharedBatch<'a> {
         self.transaction
     }
 
-    /// Appends the batch's events (which chain from the locked head) to the shared log, moves
-    /// the head, notifies the channel once, and commits.
+    /// Appends the batch's events (which chain from the locked head) and the inline bytes its
+    /// jobs stored to the shared log, moves the head, notifies the channel once, and commits.
     ///
     /// # Errors
     /// [`Error::Postgres`]: the batch is not in the shared log, unless the error is the lost
     /// answer of a COMMIT that happened ([`committed`] tells).
     pub(crate) fn commit(self, events: &[Event]) -> Result<()> {
         let mut tx = self.tx.into_inner();
-        if let Some(last) = events.last() {
-            insert_events(&mut tx, self.statements, events)?;
-            // The head moves and the channel hears of it in one statement.
-            query_prepared(
-                self.statements,
-                &mut tx,
-                "WITH moved AS (UPDATE registry_head SET next_seq = $1, head_hash = $2 WHERE id = 0 RETURNING next_seq)
-                 SELECT pg_notify('registry_events', (next_seq - 1)::text) FROM moved",
-                &[&column(last.sequence + 1), &&last.hash[..]],
-            )?;
+        let inline = self.inline_stored.into_inner();
+        if !events.is_empty() || !inline.is_empty() {
+            append_batch(&mut tx, self.statements, events, &inline, self.head.sequence + 1)?;
         }
         tx.commit()?;
         Ok(())
@@ -309,47 +313,57 @@ impl<'a> SharedBatch<'a> {
 }
 
 /// Copies into the replica's log (`local`, inside its transaction) the events after
-/// `replica_head` up to `until` (committed, or locked), and the inline bytes and secrets their
-/// batches stored; drops the secrets of keys deleted by them, and the inline bytes gc removed
-/// in them (a removal by a batch with no event is stamped past the head, where the next batch
-/// of each gateway finds it: [`SharedBatch::pull_into`]). The replica's views apply the
-/// events when the writer catches them up. Committed events never change, so this needs no
-/// lock: a writer pulls most of what it lacks before it takes the head, and only the rest
-/// under it.
+/// `replica_head` up to `until` (the locked head), or, without it, every event committed so
+/// far, and the inline bytes and secrets their batches stored; drops the secrets of keys
+/// deleted by them, and the inline bytes gc removed in them (a removal by a batch with no event
+/// is stamped past the head, where the next batch of each gateway finds it:
+/// [`SharedBatch::pull_into`]). The replica's views apply the events when the writer catches
+/// them up. Committed events never change, so this needs no lock: a writer pulls most of what
+/// it lacks before it takes the head, and only the rest under it.
+///
+/// Without `until` no query of the head is needed: batches append under the head's lock and
+/// commit in the order of their sequences, so the committed events any query sees run without
+/// a gap from the first, and the pull ends at the first chunk that is not full.
 ///
 /// # Errors
 /// [`Error::Postgres`]; [`Error::CommitFailed`] when the replica does not belong to this log
-/// (its head is ahead, or an event does not chain from it).
+/// (its head is ahead of `until`, or an event does not chain from it).
 pub(crate) fn pull(
     client: &mut impl GenericClient,
     statements: &RefCell<StatementCache>,
     local: &Connection,
     replica_head: ChainHead,
-    until: ChainHead,
+    until: Option<ChainHead>,
 ) -> Result<ChainHead> {
-    if replica_head.sequence > until.sequence {
-        return Err(diverged(replica_head, until));
+    if let Some(until) = until
+        && replica_head.sequence > until.sequence
+    {
+        return Err(diverged(replica_head, until.sequence));
     }
+    let last = until.map_or(i64::MAX, |until| column(until.sequence));
     let mut head = replica_head;
-    while head.sequence < until.sequence {
+    while until.is_none_or(|until| head.sequence < until.sequence) {
         let rows = query_prepared(
             statements,
             client,
             "SELECT seq, created_at, event_type, subject_kind, subject_id, actor, access_key, request_id,
                     source_addr, user_agent, payload, payload_digest, prev_hash, hash
              FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
-            &[&column(head.sequence), &column(until.sequence), &PULL_CHUNK],
+            &[&column(head.sequence), &last, &PULL_CHUNK],
         )?;
-        if rows.is_empty() {
+        if rows.is_empty()
+            && let Some(until) = until
+        {
             return Err(Error::CommitFailed(format!(
                 "the shared log lacks events after {} up to its head {}",
                 head.sequence, until.sequence
             )));
         }
+        let chunk_full = rows.len() == usize::try_from(PULL_CHUNK).unwrap_or(usize::MAX);
         for row in rows {
             let event = event_from_row(&row);
             if event.sequence != head.sequence + 1 || event.prev_hash != head.hash {
-                return Err(diverged(head, until));
+                return Err(diverged(head, until.map_or(event.sequence, |until| until.sequence)));
             }
             // An event changed in PostgreSQL behind the registry's back is refused here, before
             // any replica's views apply it.
@@ -364,68 +378,166 @@ pub(crate) fn pull(
             }
             head = ChainHead { sequence: event.sequence, hash: event.hash };
         }
+        if until.is_none() && !chunk_full {
+            break;
+        }
     }
     if head.sequence > replica_head.sequence {
-        let range = [column(replica_head.sequence), column(head.sequence)];
-        // Removals before stores: bytes removed and then stored again in the range are kept.
-        let sql = "SELECT digest FROM inline_removals WHERE since > $1 AND since <= $2";
-        for row in query_prepared(statements, client, sql, &[&range[0], &range[1]])? {
-            local.delete_inline(row.get::<_, &[u8]>(0))?;
-        }
-        let sql = "SELECT digest, bytes FROM inline_blobs WHERE since > $1 AND since <= $2";
-        for row in query_prepared(statements, client, sql, &[&range[0], &range[1]])? {
-            let digest: Vec<u8> = row.get(0);
-            let bytes: Vec<u8> = row.get(1);
-            if let Ok(digest) = digest.try_into() {
-                local.store_inline(&crate::inline_blob::InlineBlob { digest, bytes })?;
-            }
-        }
-        let sql = "SELECT access_key, secret FROM access_key_secrets WHERE since > $1 AND since <= $2";
-        for row in query_prepared(statements, client, sql, &[&range[0], &range[1]])? {
-            let access_key: String = row.get(0);
-            if !local.holds_secret(&access_key)? {
-                local.store_secret(&access_key, row.get(1))?;
-            }
-        }
+        pull_side_rows(client, statements, local, replica_head.sequence, head.sequence)?;
     }
     Ok(head)
 }
 
-fn diverged(replica: ChainHead, shared: ChainHead) -> Error {
+/// Copies into the replica the rows beside the log stored by the batches whose first
+/// sequence is after `after` and at most `last`, in one query: gc's removals of inline bytes
+/// before stores (bytes removed and then stored again in the range are kept), inline bytes,
+/// and access keys' secrets.
+fn pull_side_rows(
+    client: &mut impl GenericClient,
+    statements: &RefCell<StatementCache>,
+    local: &Connection,
+    after: u64,
+    last: u64,
+) -> Result<()> {
+    let sql = "SELECT 0 AS kind, digest, NULL::bytea, NULL::text, NULL::text
+                 FROM inline_removals WHERE since > $1 AND since <= $2
+               UNION ALL
+               SELECT 1, digest, bytes, NULL, NULL FROM inline_blobs WHERE since > $1 AND since <= $2
+               UNION ALL
+               SELECT 2, NULL, NULL, access_key, secret FROM access_key_secrets WHERE since > $1 AND since <= $2
+               ORDER BY kind";
+    for row in query_prepared(statements, client, sql, &[&column(after), &column(last)])? {
+        match row.get::<_, i32>(0) {
+            0 => local.delete_inline(row.get::<_, &[u8]>(1))?,
+            1 => {
+                let digest: Vec<u8> = row.get(1);
+                if let Ok(digest) = digest.try_into() {
+                    local.store_inline(&InlineBlob { digest, bytes: row.get(2) })?;
+                }
+            }
+            _ => {
+                let access_key: String = row.get(3);
+                if !local.holds_secret(&access_key)? {
+                    local.store_secret(&access_key, row.get(4))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn diverged(replica: ChainHead, shared: u64) -> Error {
     Error::CommitFailed(format!(
-        "the local replica (at event {}) does not belong to the shared log (at event {}): move it aside and \
-         start again to rebuild it",
-        replica.sequence, shared.sequence
+        "the local replica (at event {}) does not belong to the shared log (at event {shared}): move it aside \
+         and start again to rebuild it",
+        replica.sequence
     ))
+}
+
+/// The columns of `events`, as the arrays that statements unnest.
+struct EventColumns<'e> {
+    seqs: Vec<i64>,
+    created: Vec<i64>,
+    types: Vec<&'e str>,
+    kinds: Vec<&'e str>,
+    subjects: Vec<&'e str>,
+    actors: Vec<&'e str>,
+    keys: Vec<Option<&'e str>>,
+    requests: Vec<Option<&'e str>>,
+    sources: Vec<Option<&'e str>>,
+    agents: Vec<Option<&'e str>>,
+    payloads: Vec<&'e [u8]>,
+    digests: Vec<&'e [u8]>,
+    prevs: Vec<&'e [u8]>,
+    hashes: Vec<&'e [u8]>,
+}
+
+impl<'e> EventColumns<'e> {
+    fn of(events: &'e [Event]) -> Self {
+        Self {
+            seqs: events.iter().map(|e| column(e.sequence)).collect(),
+            created: events.iter().map(|e| e.created_at).collect(),
+            types: events.iter().map(|e| e.event_type.as_str()).collect(),
+            kinds: events.iter().map(|e| e.subject_kind.as_str()).collect(),
+            subjects: events.iter().map(|e| e.subject_id.as_str()).collect(),
+            actors: events.iter().map(|e| e.actor.as_str()).collect(),
+            keys: events.iter().map(|e| e.context.access_key.as_deref()).collect(),
+            requests: events.iter().map(|e| e.context.request_id.as_deref()).collect(),
+            sources: events.iter().map(|e| e.context.source_addr.as_deref()).collect(),
+            agents: events.iter().map(|e| e.context.user_agent.as_deref()).collect(),
+            payloads: events.iter().map(|e| e.payload.as_slice()).collect(),
+            digests: events.iter().map(|e| &e.payload_digest[..]).collect(),
+            prevs: events.iter().map(|e| &e.prev_hash[..]).collect(),
+            hashes: events.iter().map(|e| &e.hash[..]).collect(),
+        }
+    }
+
+    /// Parameters `$1` to `$14` of [`EVENTS_UNNESTED`].
+    fn params(&self) -> [&(dyn ToSql + Sync); 14] {
+        [
+            &self.seqs,
+            &self.created,
+            &self.types,
+            &self.kinds,
+            &self.subjects,
+            &self.actors,
+            &self.keys,
+            &self.requests,
+            &self.sources,
+            &self.agents,
+            &self.payloads,
+            &self.digests,
+            &self.prevs,
+            &self.hashes,
+        ]
+    }
 }
 
 /// Inserts events with one statement: arrays of each column, unnested.
 fn insert_events(tx: &mut Transaction<'_>, statements: &RefCell<StatementCache>, events: &[Event]) -> Result<()> {
-    let seqs: Vec<i64> = events.iter().map(|e| column(e.sequence)).collect();
-    let created: Vec<i64> = events.iter().map(|e| e.created_at).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let kinds: Vec<&str> = events.iter().map(|e| e.subject_kind.as_str()).collect();
-    let subjects: Vec<&str> = events.iter().map(|e| e.subject_id.as_str()).collect();
-    let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
-    let keys: Vec<Option<&str>> = events.iter().map(|e| e.context.access_key.as_deref()).collect();
-    let requests: Vec<Option<&str>> = events.iter().map(|e| e.context.request_id.as_deref()).collect();
-    let sources: Vec<Option<&str>> = events.iter().map(|e| e.context.source_addr.as_deref()).collect();
-    let agents: Vec<Option<&str>> = events.iter().map(|e| e.context.user_agent.as_deref()).collect();
-    let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
-    let digests: Vec<&[u8]> = events.iter().map(|e| &e.payload_digest[..]).collect();
-    let prevs: Vec<&[u8]> = events.iter().map(|e| &e.prev_hash[..]).collect();
-    let hashes: Vec<&[u8]> = events.iter().map(|e| &e.hash[..]).collect();
-    let sql =
-        "INSERT INTO events (seq, created_at, event_type, subject_kind, subject_id, actor, access_key, request_id,
-                             source_addr, user_agent, payload, payload_digest, prev_hash, hash)
-         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                              $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[],
-                              $13::bytea[], $14::bytea[])";
-    let params: &[&(dyn ToSql + Sync)] = &[
-        &seqs, &created, &types, &kinds, &subjects, &actors, &keys, &requests, &sources, &agents, &payloads, &digests,
-        &prevs, &hashes,
-    ];
-    query_prepared(statements, tx, sql, params)?;
+    let sql = "INSERT INTO events (seq, created_at, event_type, subject_kind, subject_id, actor, access_key,
+                                 request_id, source_addr, user_agent, payload, payload_digest, prev_hash, hash)
+               SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                    $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[],
+                                    $13::bytea[], $14::bytea[])";
+    query_prepared(statements, tx, sql, &EventColumns::of(events).params())?;
+    Ok(())
+}
+
+/// Appends a batch in one statement, one round trip under the head's lock: its events, the
+/// inline bytes its jobs stored (stamped `since`, its first sequence), and, when it has
+/// events, the head moved past them and the channel notified of it.
+fn append_batch(
+    tx: &mut Transaction<'_>,
+    statements: &RefCell<StatementCache>,
+    events: &[Event],
+    inline: &[InlineBlob],
+    since: u64,
+) -> Result<()> {
+    let columns = EventColumns::of(events);
+    let digests: Vec<&[u8]> = inline.iter().map(|blob| &blob.digest[..]).collect();
+    let bytes: Vec<&[u8]> = inline.iter().map(|blob| blob.bytes.as_slice()).collect();
+    let next_seq = column(events.last().map_or(since, |last| last.sequence + 1));
+    let head_hash: &[u8] = events.last().map_or(&[], |last| &last.hash[..]);
+    let since = column(since);
+    let mut params = columns.params().to_vec();
+    params.extend_from_slice(&[&digests, &bytes, &since, &next_seq, &head_hash]);
+    let sql = "WITH appended AS (
+                   INSERT INTO events (seq, created_at, event_type, subject_kind, subject_id, actor, access_key,
+                                       request_id, source_addr, user_agent, payload, payload_digest, prev_hash, hash)
+                   SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                        $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[],
+                                        $13::bytea[], $14::bytea[])
+               ), stored AS (
+                   INSERT INTO inline_blobs (digest, bytes, since)
+                   SELECT digest, bytes, $17 FROM UNNEST($15::bytea[], $16::bytea[]) AS stored (digest, bytes)
+                   ON CONFLICT (digest) DO NOTHING
+               ), moved AS (
+                   UPDATE registry_head SET next_seq = $18, head_hash = $19
+                   WHERE id = 0 AND cardinality($1::bigint[]) > 0 RETURNING next_seq
+               )
+               SELECT pg_notify('registry_events', (next_seq - 1)::text) FROM moved";
+    query_prepared(statements, tx, sql, &params)?;
     Ok(())
 }
 
@@ -474,6 +586,8 @@ pub fn fetch_since(client: &mut impl GenericClient, cursor: u64, limit: usize) -
 /// to by the next read.
 pub(crate) struct SharedReads {
     url: String,
+    /// The shared head, as the gateway's reads last learnt it.
+    pub(crate) heads: HeadQueries,
     pool: Mutex<Pool>,
     returned: std::sync::Condvar,
 }
@@ -491,7 +605,12 @@ const MAX_READ_CONNECTIONS: usize = 16;
 
 impl SharedReads {
     pub(crate) fn new(url: &str) -> Self {
-        Self { url: url.to_owned(), pool: Mutex::new(Pool::default()), returned: std::sync::Condvar::new() }
+        Self {
+            url: url.to_owned(),
+            heads: HeadQueries::default(),
+            pool: Mutex::new(Pool::default()),
+            returned: std::sync::Condvar::new(),
+        }
     }
 
     /// The shared log's URL.
@@ -597,9 +716,10 @@ impl Drop for SharedLease {
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Follows the shared log's notifications on its own connection and calls `wake` with the
-/// shared head after each one and at least every [`POLL_INTERVAL`], until `wake` returns
-/// false. Reconnects after a lost connection.
-pub(crate) fn listen(url: &str, mut wake: impl FnMut(Option<ChainHead>) -> bool) {
+/// shared head's sequence after each one (the notified sequence, so no query is made) and at
+/// least every [`POLL_INTERVAL`] (a query of the head), until `wake` returns false. Calls it
+/// with `None` while PostgreSQL cannot be reached, and reconnects after a lost connection.
+pub(crate) fn listen(url: &str, mut wake: impl FnMut(Option<u64>) -> bool) {
     loop {
         let connected = connect(url).and_then(|mut client| {
             client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
@@ -617,14 +737,30 @@ pub(crate) fn listen(url: &str, mut wake: impl FnMut(Option<ChainHead>) -> bool)
             }
         };
         loop {
-            // Drain what came, then ask for the head: it is what counts, not the payloads.
-            let waited = client.notifications().timeout_iter(POLL_INTERVAL).next().map(drop);
-            let drained = waited.and_then(|()| client.notifications().iter().count().map(drop));
+            // Each batch notifies its last sequence: drain what came and keep the highest. A
+            // wait without any (or with one that does not parse) asks for the head instead.
+            let mut notified = None;
+            let mut drain = || -> std::result::Result<(), postgres::Error> {
+                let Some(first) = client.notifications().timeout_iter(POLL_INTERVAL).next()? else {
+                    return Ok(());
+                };
+                notified = first.payload().parse::<u64>().ok();
+                let mut notifications = client.notifications();
+                let mut rest = notifications.iter();
+                while let Some(notification) = rest.next()? {
+                    notified = notified.max(notification.payload().parse::<u64>().ok());
+                }
+                Ok(())
+            };
+            let drained = drain();
             if let Err(error) = drained {
                 tracing::warn!(%error, "the registry's PostgreSQL listener lost its connection");
                 break;
             }
-            let head = committed_head(&mut client).ok();
+            let head = match notified {
+                Some(sequence) => Some(sequence),
+                None => committed_head(&mut client).ok().map(|head| head.sequence),
+            };
             if !wake(head) {
                 return;
             }

@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 use postgres::types::ToSql;
 use postgres::{GenericClient, Row};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::inline_blob::InlineBlob;
 use crate::side_tables::{PinId, SideTables};
 
@@ -23,6 +23,9 @@ use super::{StatementCache, column, query_prepared};
 pub(crate) struct SharedTables<'a, C: GenericClient> {
     client: &'a RefCell<C>,
     replica: Option<&'a dyn SideTables>,
+    /// In a batch, the inline bytes stored so far: written with its events, in the statement
+    /// that appends them, rather than one statement each under the head's lock.
+    inline_stored: Option<&'a RefCell<Vec<InlineBlob>>>,
     since: i64,
     statements: &'a RefCell<StatementCache>,
     epochs: Cell<Option<(u64, u64)>>,
@@ -34,9 +37,10 @@ impl<'a, C: GenericClient> SharedTables<'a, C> {
         client: &'a RefCell<C>,
         statements: &'a RefCell<StatementCache>,
         replica: &'a dyn SideTables,
+        inline_stored: &'a RefCell<Vec<InlineBlob>>,
         since: u64,
     ) -> Self {
-        Self::new(client, statements, Some(replica), column(since))
+        Self::new(client, statements, Some((replica, inline_stored)), column(since))
     }
 
     /// The tables as a reader sees them (no writes are made through a reader).
@@ -47,10 +51,18 @@ impl<'a, C: GenericClient> SharedTables<'a, C> {
     fn new(
         client: &'a RefCell<C>,
         statements: &'a RefCell<StatementCache>,
-        replica: Option<&'a dyn SideTables>,
+        batch: Option<(&'a dyn SideTables, &'a RefCell<Vec<InlineBlob>>)>,
         since: i64,
     ) -> Self {
-        Self { client, replica, since, statements, epochs: Cell::new(None), any_marks: Cell::new(None) }
+        Self {
+            client,
+            replica: batch.map(|(replica, _)| replica),
+            inline_stored: batch.map(|(_, stored)| stored),
+            since,
+            statements,
+            epochs: Cell::new(None),
+            any_marks: Cell::new(None),
+        }
     }
 
     fn query(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
@@ -69,24 +81,36 @@ impl<'a, C: GenericClient> SharedTables<'a, C> {
 
 impl<C: GenericClient> SideTables for SharedTables<'_, C> {
     fn store_inline(&self, blob: &InlineBlob) -> Result<()> {
-        self.execute(
-            "INSERT INTO inline_blobs (digest, bytes, since) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING",
-            &[&&blob.digest[..], &blob.bytes, &self.since],
-        )?;
-        match self.replica {
-            Some(replica) => replica.store_inline(blob),
-            None => Ok(()),
+        // Only a batch stores, with the stamp (`since`) of its events.
+        let (Some(replica), Some(stored)) = (self.replica, self.inline_stored) else {
+            return Err(Error::CommitFailed("inline bytes are stored in a batch, never through a reader".to_owned()));
+        };
+        let mut stored = stored.borrow_mut();
+        if !stored.iter().any(|earlier| earlier.digest == blob.digest) {
+            stored.push(blob.clone());
         }
+        replica.store_inline(blob)
     }
 
     fn inline_sizes(&self) -> Result<Vec<(Vec<u8>, u64)>> {
         let rows = self.query("SELECT digest, octet_length(bytes)::bigint FROM inline_blobs", &[])?;
-        Ok(rows.iter().map(|row| (row.get(0), u64::try_from(row.get::<_, i64>(1)).unwrap_or(0))).collect())
+        let mut sizes: Vec<(Vec<u8>, u64)> =
+            rows.iter().map(|row| (row.get(0), u64::try_from(row.get::<_, i64>(1)).unwrap_or(0))).collect();
+        // And those the batch stored, which reach the table when it commits.
+        for blob in self.inline_stored.map(RefCell::borrow).iter().flat_map(|stored| stored.iter()) {
+            if !sizes.iter().any(|(digest, _)| digest[..] == blob.digest[..]) {
+                sizes.push((blob.digest.to_vec(), blob.bytes.len() as u64));
+            }
+        }
+        Ok(sizes)
     }
 
     fn delete_inline(&self, digest: &[u8]) -> Result<()> {
         // Only a batch holds the head's lock and knows the stamp (`since`) a removal takes.
         debug_assert!(self.replica.is_some(), "inline bytes are removed in a batch, never through a reader");
+        if let Some(stored) = self.inline_stored {
+            stored.borrow_mut().retain(|blob| blob.digest[..] != *digest);
+        }
         self.execute("DELETE FROM inline_blobs WHERE digest = $1", &[&digest])?;
         // For the other gateways' replicas, which hold copies (`pull`, `SharedBatch::pull_into`).
         self.execute("INSERT INTO inline_removals (digest, since) VALUES ($1, $2)", &[&digest, &self.since])?;

@@ -340,7 +340,7 @@ impl Registry {
             .spawn(move || {
                 shared_log::listen(&url, |head| {
                     let Some(inner) = inner.upgrade() else { return false };
-                    let behind = head.is_some_and(|head| head.sequence > *inner.read.committed.borrow());
+                    let behind = head.is_some_and(|head| head > *inner.read.committed.borrow());
                     !behind || submit(&inner, Queued::CatchUp(Box::new(|_| {}))).is_ok()
                 });
             })
@@ -498,8 +498,10 @@ impl Registry {
     }
 
     /// On a shared log, waits until the replica holds every event committed by any gateway
-    /// before this call: one query for the shared head and, when the replica is behind it, one
-    /// group commit (which begins by catching up). Nothing to do on a registry of its own.
+    /// before the current request began ([`crate::freshness`]): the shared head, learnt by a
+    /// query the request's reads and those waiting with them share, and, when the replica is
+    /// behind it, one group commit (which begins by catching up). Nothing to do on a registry
+    /// of its own.
     ///
     /// # Errors
     /// [`Error::Postgres`] when PostgreSQL cannot be reached; the writer's errors.
@@ -507,12 +509,19 @@ impl Registry {
         let Some(shared) = self.inner.read.shared.clone() else {
             return Ok(());
         };
-        let head = tokio::task::spawn_blocking(move || {
-            shared.with_client(|client| shared_log::committed_head(&mut *client.borrow_mut()))
-        })
-        .await
-        .map_err(|_| Error::WriterStopped)??;
-        if head.sequence > self.committed_sequence() {
+        let query = || {
+            let shared = Arc::clone(&shared);
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    shared.with_client(|client| shared_log::committed_head(&mut *client.borrow_mut()))
+                })
+                .await
+                .map_err(|_| Error::WriterStopped)?
+                .map(|head| head.sequence)
+            }
+        };
+        let head = shared.heads.head(query).await?;
+        if head > self.committed_sequence() {
             let (tx, rx) = oneshot::channel();
             submit(
                 &self.inner,
@@ -768,9 +777,7 @@ impl SharedWriter {
     fn pull_committed(&mut self, local: &Connection, replica_head: ChainHead) -> Result<ChainHead> {
         self.client()?;
         let Self { client, statements, .. } = self;
-        let client = client.as_mut().expect("connected above");
-        let committed = shared_log::committed_head(client)?;
-        shared_log::pull(client, statements, local, replica_head, committed)
+        shared_log::pull(client.as_mut().expect("connected above"), statements, local, replica_head, None)
     }
 
     /// Whether a batch whose commit failed committed all the same (only its answer was
