@@ -341,7 +341,21 @@ impl Registry {
                 shared_log::listen(&url, |head| {
                     let Some(inner) = inner.upgrade() else { return false };
                     let behind = head.is_some_and(|head| head > *inner.read.committed.borrow());
-                    !behind || submit(&inner, Queued::CatchUp(Box::new(|_| {}))).is_ok()
+                    if !behind {
+                        return true;
+                    }
+                    // One catch-up at a time: the notifications that come while it runs are
+                    // drained together afterwards, so a busy shared log costs this gateway one
+                    // catch-up per group commit of its writer, not one per batch of the others.
+                    let (caught_up, done) = std::sync::mpsc::channel();
+                    let submitted = submit(
+                        &inner,
+                        Queued::CatchUp(Box::new(move |_| {
+                            let _ = caught_up.send(());
+                        })),
+                    );
+                    drop(inner);
+                    submitted.is_ok() && done.recv().is_ok()
                 });
             })
             .map_err(|e| Error::CommitFailed(format!("cannot start the listener thread: {e}")))?;
