@@ -11,6 +11,13 @@
 //!
 //! The address found is what retrieval records and events name as the source, and what a
 //! policy's `aws:SourceIp` is compared with.
+//!
+//! A balancer that ends TLS says how the client reached it in `X-Forwarded-Proto`, which it
+//! sets (HAProxy's `set-header`, nginx's `proxy_set_header`, AWS's load balancers), replacing
+//! whatever the client sent. On a connection from a trusted proxy the client is taken to have
+//! used TLS (`aws:SecureTransport`) only when every value of the header says `https`: a value
+//! a client slipped in front of a proxy that appends can make a request count as plain HTTP,
+//! never the other way.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -26,33 +33,48 @@ pub struct ClientAddr {
     pub ip: IpAddr,
     /// The peer's port; unknown for a forwarded client.
     pub port: Option<u16>,
+    /// A trusted proxy the request came through said the client's connection to it was TLS.
+    pub tls_at_proxy: bool,
 }
 
 impl ClientAddr {
     /// The client of a request that came on a connection from `peer` with `headers`.
     #[must_use]
     pub fn of(peer: SocketAddr, headers: &http::HeaderMap, trusted: &TrustedProxies) -> Self {
-        let connection = Self { ip: peer.ip().to_canonical(), port: Some(peer.port()) };
+        let connection = Self { ip: peer.ip().to_canonical(), port: Some(peer.port()), tls_at_proxy: false };
         if !trusted.contains(connection.ip) {
             return connection;
         }
+        let tls_at_proxy = said_https(headers);
         // Several header lines are one list, in order (RFC 9110, section 5.3). Entries are
         // split from the raw bytes: a proxy appends the client's address to the line the
         // client sent, so a line is never dropped whole for bytes a client put in it.
         let forwarded = headers.get_all("x-forwarded-for").iter();
         let hops: Vec<&[u8]> = forwarded.flat_map(|line| line.as_bytes().split(|&byte| byte == b',')).collect();
-        let mut client = connection;
+        let mut client = Self { tls_at_proxy, ..connection };
         for hop in hops.iter().rev() {
             // An entry that is not an address (`unknown`, garbage) ends the walk: nothing to
             // its left was appended by a proxy that could be asked.
             let Some(ip) = std::str::from_utf8(hop).ok().and_then(|hop| parse_hop(hop.trim())) else { break };
-            client = Self { ip, port: None };
+            client = Self { ip, port: None, tls_at_proxy };
             if !trusted.contains(ip) {
                 break;
             }
         }
         client
     }
+}
+
+/// Whether `X-Forwarded-Proto` is present and every value of it (lines and comma-separated
+/// entries) is `https`.
+fn said_https(headers: &http::HeaderMap) -> bool {
+    let mut values = headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .flat_map(|line| line.as_bytes().split(|&byte| byte == b','))
+        .map(<[u8]>::trim_ascii)
+        .peekable();
+    values.peek().is_some() && values.all(|value| value.eq_ignore_ascii_case(b"https"))
 }
 
 /// An `X-Forwarded-For` entry: an address, optionally with a port (`[2001:db8::1]:443`,
@@ -201,6 +223,30 @@ mod tests {
         let trusted = "10.0.0.0/8".parse().unwrap();
         let found = ClientAddr::of("10.1.2.3:5000".parse().unwrap(), &headers, &trusted);
         assert_eq!(found.to_string(), "203.0.113.9");
+    }
+
+    fn tls_at_proxy(peer: &str, forwarded_proto: &[&[u8]]) -> bool {
+        let mut headers = http::HeaderMap::new();
+        for line in forwarded_proto {
+            headers.append("x-forwarded-proto", http::HeaderValue::from_bytes(line).unwrap());
+        }
+        ClientAddr::of(peer.parse().unwrap(), &headers, &"10.0.0.0/8".parse().unwrap()).tls_at_proxy
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_that_says_https_alone_makes_a_request_tls() {
+        assert!(tls_at_proxy("10.1.2.3:5000", &[b"https"]));
+        assert!(tls_at_proxy("10.1.2.3:5000", &[b"HTTPS"]));
+        assert!(tls_at_proxy("10.1.2.3:5000", &[b"https, https"]));
+        // A client's own word, on a connection that is not a trusted proxy's.
+        assert!(!tls_at_proxy("192.0.2.7:5000", &[b"https"]));
+        // Whatever is not https, wherever it is in the list, wins.
+        assert!(!tls_at_proxy("10.1.2.3:5000", &[b"https, http"]));
+        assert!(!tls_at_proxy("10.1.2.3:5000", &[b"https", b"http"]));
+        assert!(!tls_at_proxy("10.1.2.3:5000", &[b"https,"]));
+        assert!(!tls_at_proxy("10.1.2.3:5000", &[b"\xffhttps"]));
+        assert!(!tls_at_proxy("10.1.2.3:5000", &[b"http"]));
+        assert!(!tls_at_proxy("10.1.2.3:5000", &[]));
     }
 
     #[test]

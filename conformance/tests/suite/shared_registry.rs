@@ -597,6 +597,51 @@ async fn behind_the_balancer_the_client_address_is_the_source_and_cannot_be_forg
     assert!(source.starts_with("127.0.0.10:"), "the connection's own address and port: {source}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn behind_a_balancer_that_ends_tls_secure_transport_is_its_word_alone_issue_19() {
+    let balancer_side = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let stranger = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11));
+    let Some(db) = Database::create() else { return };
+    let (_dir, data) = shared_folder();
+    let servers = gateways_with(3, &db.url, &data, &[("ARTIFACT_STORE_SERVER_TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    let Some(balancer) = LoadBalancer::start(&servers).await else { return };
+    let s3 = servers[0].s3();
+    create_bucket(&s3, "tls-only").await;
+    put(&s3, "tls-only", "report", b"figures").await;
+    // AWS's usual guard: nothing is read over plain HTTP.
+    let policy = r#"{"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": "arn:aws:s3:::tls-only/*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}"#;
+    s3.put_bucket_policy().bucket("tls-only").policy(policy).send().await.expect("policy");
+    let gateway = &servers[2];
+    let read = |proto: &[&str]| {
+        let mut request =
+            gateway.request("GET", "/tls-only/report").sign(ROOT, std::time::SystemTime::now(), Payload::Signed);
+        for line in proto {
+            request = request.header("x-forwarded-proto", line);
+        }
+        request
+    };
+    fn refused(response: &artifact_store_conformance::raw::RawResponse) {
+        let expected = (403, Some("AccessDenied"));
+        assert_eq!((response.status, response.code().as_deref()), expected, "{}", response.text());
+    }
+
+    // A client over plain HTTP to the balancer claims TLS: the balancer replaces its word.
+    refused(&send_from(stranger, balancer.addr, &read(&["https"])).await);
+
+    // A balancer that ended TLS says so, and is believed.
+    let served = send_from(balancer_side, gateway.addr(), &read(&["https"])).await;
+    assert_eq!((served.status, served.body.as_slice()), (200, b"figures".as_slice()), "{}", served.text());
+    // One that appends to what the client sent: a plain-HTTP client's claim in front of the
+    // balancer's `http` does not make the request TLS.
+    refused(&send_from(balancer_side, gateway.addr(), &read(&["https, http"])).await);
+    refused(&send_from(balancer_side, gateway.addr(), &read(&["https", "http"])).await);
+    refused(&send_from(balancer_side, gateway.addr(), &read(&[])).await);
+
+    // Around the balancer, the header is a client's word and changes nothing.
+    refused(&send_from(stranger, gateway.addr(), &read(&["https"])).await);
+}
+
 /// The source address of the retrieval record of the read `served` answered, once recorded.
 async fn recorded_source(gateway: &Server, served: &artifact_store_conformance::raw::RawResponse) -> String {
     let request_id = served.header("x-amz-request-id").expect("a request id").to_owned();

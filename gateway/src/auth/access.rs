@@ -221,7 +221,8 @@ impl Access {
 }
 
 /// The condition keys of a request head, from where it came from (`client`, and
-/// whether it is TLS): for S3 operations, the registry API and IAM calls alike.
+/// whether it is TLS: the gateway's own, or a trusted proxy's word): for S3 operations, the
+/// registry API and IAM calls alike.
 #[must_use]
 pub fn condition_keys(
     secure_transport: bool,
@@ -232,6 +233,7 @@ pub fn condition_keys(
     let mut keys = ConditionKeys::new();
     let now = crate::clock::now_ms();
     keys.set("aws:CurrentTime", format_time(now)).set("aws:EpochTime", (now / 1000).to_string());
+    let secure_transport = secure_transport || client.is_some_and(|client| client.tls_at_proxy);
     keys.set("aws:SecureTransport", secure_transport.to_string());
     if let Some(client) = client {
         keys.set("aws:SourceIp", client.ip.to_canonical().to_string());
