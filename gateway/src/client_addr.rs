@@ -106,8 +106,14 @@ impl fmt::Display for ClientAddr {
 pub struct TrustedProxies(Vec<IpNet>);
 
 impl TrustedProxies {
+    /// Whether `ip` (IPv4 when it was IPv4-mapped) is in a listed block: an IPv6 block holds
+    /// the IPv4 addresses whose mapped forms it holds (`::ffff:10.0.0.0/104`, `::/64`).
     fn contains(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|net| net.contains(&ip))
+        let mapped = match ip {
+            IpAddr::V4(v4) => Some(IpAddr::V6(v4.to_ipv6_mapped())),
+            IpAddr::V6(_) => None,
+        };
+        self.0.iter().any(|net| net.contains(&ip) || mapped.is_some_and(|mapped| net.contains(&mapped)))
     }
 
     fn push(&mut self, text: &str) -> Result<(), String> {
@@ -116,14 +122,6 @@ impl TrustedProxies {
             .parse::<IpNet>()
             .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
             .map_err(|_| format!("{text:?} is not an IP address or CIDR block"))?;
-        // Peers are compared as IPv4 when they are IPv4-mapped: so are the blocks.
-        let net = match net {
-            IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
-                Some(v4) => IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).expect("a prefix of at most 32"),
-                None => net,
-            },
-            _ => net,
-        };
         self.0.push(net);
         Ok(())
     }
@@ -211,6 +209,10 @@ mod tests {
         // A block written IPv4-mapped matches the IPv4 peers it stands for.
         assert_eq!(client("10.1.2.3:5000", &["192.0.2.1"], "::ffff:10.0.0.0/104"), "192.0.2.1");
         assert_eq!(client("10.1.2.3:5000", &["192.0.2.1"], "::ffff:10.1.2.3"), "192.0.2.1");
+        // So does a wider IPv6 block that holds the mapped addresses.
+        assert_eq!(client("10.1.2.3:5000", &["192.0.2.1"], "::/64"), "192.0.2.1");
+        assert_eq!(client("[::ffff:10.1.2.3]:5000", &["192.0.2.1"], "::/80"), "192.0.2.1");
+        assert_eq!(client("10.1.2.3:5000", &["192.0.2.1"], "2001:db8::/32"), "10.1.2.3:5000");
     }
 
     #[test]
