@@ -314,10 +314,12 @@ impl<'a> SharedBatch<'a> {
 
 /// Copies into the replica's log (`local`, inside its transaction) the events after
 /// `replica_head` up to `until` (the locked head), or, without it, every event committed so
-/// far, with the rows their batches stored beside the log ([`copy_side_rows`]). The replica's
-/// views apply the events when the writer catches them up. Committed events never change, so
-/// this needs no lock: a writer pulls most of what it lacks before it takes the head, and
-/// only the rest under it.
+/// far, and the inline bytes and secrets their batches stored; drops the secrets of keys
+/// deleted by them, and the inline bytes gc removed in them (a removal by a batch with no event
+/// is stamped past the head, where the next batch of each gateway finds it:
+/// [`SharedBatch::pull_into`]). The replica's views apply the events when the writer catches
+/// them up. Committed events never change, so this needs no lock: a writer pulls most of what
+/// it lacks before it takes the head, and only the rest under it.
 ///
 /// Without `until` no query of the head is needed: batches append under the head's lock and
 /// commit in the order of their sequences, so the committed events any query sees run without
@@ -341,22 +343,12 @@ pub(crate) fn pull(
     let last = until.map_or(i64::MAX, |until| column(until.sequence));
     let mut head = replica_head;
     while until.is_none_or(|until| head.sequence < until.sequence) {
-        // Each event with the rows stamped with its sequence: those of the batch it begins
-        // (a batch stamps its first sequence), in the same round trip.
         let rows = query_prepared(
             statements,
             client,
-            "SELECT e.seq, e.created_at, e.event_type, e.subject_kind, e.subject_id, e.actor, e.access_key,
-                    e.request_id, e.source_addr, e.user_agent, e.payload, e.payload_digest, e.prev_hash, e.hash,
-                    removed.digests, stored.digests, stored.bytes, secrets.keys, secrets.secrets
-             FROM events e
-             LEFT JOIN LATERAL (SELECT array_agg(digest) AS digests FROM inline_removals WHERE since = e.seq)
-                 AS removed ON true
-             LEFT JOIN LATERAL (SELECT array_agg(digest) AS digests, array_agg(bytes) AS bytes
-                                FROM inline_blobs WHERE since = e.seq) AS stored ON true
-             LEFT JOIN LATERAL (SELECT array_agg(access_key) AS keys, array_agg(secret) AS secrets
-                                FROM access_key_secrets WHERE since = e.seq) AS secrets ON true
-             WHERE e.seq > $1 AND e.seq <= $2 ORDER BY e.seq LIMIT $3",
+            "SELECT seq, created_at, event_type, subject_kind, subject_id, actor, access_key, request_id,
+                    source_addr, user_agent, payload, payload_digest, prev_hash, hash
+             FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
             &[&column(head.sequence), &last, &PULL_CHUNK],
         )?;
         if rows.is_empty()
@@ -379,7 +371,6 @@ pub(crate) fn pull(
                 return Err(Error::ChainBroken { sequence: event.sequence });
             }
             log::insert(local, &event)?;
-            copy_side_rows(&row, local)?;
             if event.event_type == "v1.access_key.deleted"
                 && let Payload::AccessKeyDeleted(deleted) = event.decode()?
             {
@@ -391,29 +382,45 @@ pub(crate) fn pull(
             break;
         }
     }
+    if head.sequence > replica_head.sequence {
+        pull_side_rows(client, statements, local, replica_head.sequence, head.sequence)?;
+    }
     Ok(head)
 }
 
-/// Copies into the replica the rows beside the log that a pulled event's row carries (columns
-/// 14 to 18): gc's removals of inline bytes before stores (bytes removed and then stored again
-/// are kept), inline bytes, and access keys' secrets. A removal by a batch with no event is
-/// stamped with the next sequence, and so arrives with the next batch's first event.
-fn copy_side_rows(row: &Row, local: &Connection) -> Result<()> {
-    for digest in row.get::<_, Option<Vec<Vec<u8>>>>(14).unwrap_or_default() {
-        local.delete_inline(&digest)?;
-    }
-    let digests = row.get::<_, Option<Vec<Vec<u8>>>>(15).unwrap_or_default();
-    let bytes = row.get::<_, Option<Vec<Vec<u8>>>>(16).unwrap_or_default();
-    for (digest, bytes) in digests.into_iter().zip(bytes) {
-        if let Ok(digest) = digest.try_into() {
-            local.store_inline(&InlineBlob { digest, bytes })?;
-        }
-    }
-    let keys = row.get::<_, Option<Vec<String>>>(17).unwrap_or_default();
-    let secrets = row.get::<_, Option<Vec<String>>>(18).unwrap_or_default();
-    for (access_key, secret) in keys.iter().zip(&secrets) {
-        if !local.holds_secret(access_key)? {
-            local.store_secret(access_key, secret)?;
+/// Copies into the replica the rows beside the log stored by the batches whose first
+/// sequence is after `after` and at most `last`, in one query: gc's removals of inline bytes
+/// before stores (bytes removed and then stored again in the range are kept), inline bytes,
+/// and access keys' secrets.
+fn pull_side_rows(
+    client: &mut impl GenericClient,
+    statements: &RefCell<StatementCache>,
+    local: &Connection,
+    after: u64,
+    last: u64,
+) -> Result<()> {
+    let sql = "SELECT 0 AS kind, digest, NULL::bytea, NULL::text, NULL::text
+                 FROM inline_removals WHERE since > $1 AND since <= $2
+               UNION ALL
+               SELECT 1, digest, bytes, NULL, NULL FROM inline_blobs WHERE since > $1 AND since <= $2
+               UNION ALL
+               SELECT 2, NULL, NULL, access_key, secret FROM access_key_secrets WHERE since > $1 AND since <= $2
+               ORDER BY kind";
+    for row in query_prepared(statements, client, sql, &[&column(after), &column(last)])? {
+        match row.get::<_, i32>(0) {
+            0 => local.delete_inline(row.get::<_, &[u8]>(1))?,
+            1 => {
+                let digest: Vec<u8> = row.get(1);
+                if let Ok(digest) = digest.try_into() {
+                    local.store_inline(&InlineBlob { digest, bytes: row.get(2) })?;
+                }
+            }
+            _ => {
+                let access_key: String = row.get(3);
+                if !local.holds_secret(&access_key)? {
+                    local.store_secret(&access_key, row.get(4))?;
+                }
+            }
         }
     }
     Ok(())
