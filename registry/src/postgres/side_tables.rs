@@ -12,6 +12,9 @@ use crate::side_tables::{PinId, SideTables};
 
 use super::{StatementCache, column, query_prepared};
 
+/// Most bytes of inline objects a batch holds back for the statement that appends its events.
+const INLINE_HELD_BYTES: usize = 16 << 20;
+
 /// The shared tables beside the log. In a batch, inline bytes and secrets are also written to
 /// the replica's tables, so that the gateway reads them locally, and rows are stamped with the
 /// batch's first sequence (`since`) for other gateways to copy them when they catch up.
@@ -88,6 +91,19 @@ impl<C: GenericClient> SideTables for SharedTables<'_, C> {
         let mut stored = stored.borrow_mut();
         if !stored.iter().any(|earlier| earlier.digest == blob.digest) {
             stored.push(blob.clone());
+        }
+        // Many large inline objects in one batch: written now, so that no statement carries
+        // an unbounded array (PostgreSQL refuses values past 1 GiB).
+        if stored.iter().map(|blob| blob.bytes.len()).sum::<usize>() > INLINE_HELD_BYTES {
+            let digests: Vec<&[u8]> = stored.iter().map(|blob| &blob.digest[..]).collect();
+            let bytes: Vec<&[u8]> = stored.iter().map(|blob| blob.bytes.as_slice()).collect();
+            self.execute(
+                "INSERT INTO inline_blobs (digest, bytes, since)
+                 SELECT digest, bytes, $3 FROM UNNEST($1::bytea[], $2::bytea[]) AS stored (digest, bytes)
+                 ON CONFLICT (digest) DO NOTHING",
+                &[&digests, &bytes, &self.since],
+            )?;
+            stored.clear();
         }
         replica.store_inline(blob)
     }

@@ -39,6 +39,11 @@ impl Opened {
         }
     }
 
+    /// The shared log's database; `None` on SQLite.
+    pub(crate) fn shared_url(&self) -> Option<&str> {
+        self.db.as_ref().map(SharedDb::url)
+    }
+
     /// Another gateway on the same shared log, with a replica of its own; `None` on SQLite.
     pub(crate) fn another_gateway(&self) -> Option<(Registry, PathBuf)> {
         let db = self.db.as_ref()?;

@@ -106,6 +106,57 @@ async fn stored_with_their_version_and_only_then(opened: &Opened) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_more_inline_bytes_than_one_statement_holds_reaches_every_gateway() {
+    for opened in engines() {
+        let Some(url) = opened.shared_url().map(str::to_owned) else { continue };
+        let registry = &opened.registry;
+        let caller = Caller::system("test");
+        registry.create_bucket(caller.clone(), "large", "us-east-1", false).await.unwrap();
+        // Another session holds the head's lock, so the writer's next batch waits for it and
+        // takes in every put queued meanwhile: about 18 MiB of inline bytes in one batch,
+        // more than a batch holds back for the statement that appends its events.
+        let (locked_tx, locked) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let mut tx = client.transaction().unwrap();
+            tx.execute("SELECT 1 FROM registry_head WHERE id = 0 FOR UPDATE", &[]).unwrap();
+            locked_tx.send(()).unwrap();
+            let _ = released.recv();
+            tx.commit().unwrap();
+        });
+        locked.recv().unwrap();
+        let blobs: Vec<InlineBlob> =
+            (0..60u8).map(|n| InlineBlob::new((0..300 * 1024).map(|i| (i % 251) as u8 ^ n).collect())).collect();
+        let puts: Vec<_> = blobs
+            .iter()
+            .enumerate()
+            .map(|(n, blob)| {
+                let (registry, caller, blob) = (registry.clone(), caller.clone(), blob.clone());
+                tokio::spawn(async move {
+                    registry.put_inline_object(caller, new_version("large", &format!("o{n}"), &blob), blob).await
+                })
+            })
+            .collect();
+        // Setup, not an assertion: let the puts queue behind the lock (were some late, they
+        // would make a batch of their own, and every assertion below holds all the same).
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        release.send(()).unwrap();
+        for put in puts {
+            put.await.unwrap().unwrap();
+        }
+        holder.join().unwrap();
+        let (another, _) = opened.another_gateway().unwrap();
+        for blob in &blobs {
+            assert_eq!(read(&another, &blob.locator()).await.as_deref(), Some(blob.bytes()));
+            assert_eq!(read(registry, &blob.locator()).await.as_deref(), Some(blob.bytes()));
+        }
+        another.close().await;
+        registry.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_removes_inline_bytes_once_no_version_references_them_and_nothing_else() {
     for opened in engines() {
         gc_removes_what_no_version_references(&opened).await;
