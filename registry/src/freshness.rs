@@ -9,6 +9,10 @@
 //! that wait together share one query: while one is in flight the others queue, and the next
 //! query answers every read that began before it was sent.
 //!
+//! A query that fails (PostgreSQL out of reach) answers nobody, and the reads that waited for
+//! it do not queue behind one another's attempts, each of which may take a connect timeout:
+//! each asks on its own, at once, and fails or succeeds by itself.
+//!
 //! On a registry of its own there is nothing to ask: its writer is the only one.
 
 use std::future::Future;
@@ -37,10 +41,18 @@ fn read_began() -> Instant {
 /// The shared head's sequence as learnt by this gateway's reads, one query at a time.
 #[derive(Default)]
 pub(crate) struct HeadQueries {
-    /// The latest answer, and when its query was sent.
-    latest: Mutex<Option<(Instant, u64)>>,
+    latest: Mutex<Latest>,
     /// Held while a query is in flight; waiters are served in turn (tokio's mutex is fair).
     turn: tokio::sync::Mutex<()>,
+}
+
+/// What the latest queries said.
+#[derive(Default, Clone, Copy)]
+struct Latest {
+    /// The latest answer, and when its query was sent.
+    answer: Option<(Instant, u64)>,
+    /// When the latest query that failed came back with its error.
+    failure: Option<Instant>,
 }
 
 impl HeadQueries {
@@ -55,20 +67,37 @@ impl HeadQueries {
         if let Some(head) = self.answered_since(began) {
             return Ok(head);
         }
-        let _turn = self.turn.lock().await;
+        let turn = if self.failed_since(began) { None } else { Some(self.turn.lock().await) };
         // The query that held the turn may have been sent after this read began.
         if let Some(head) = self.answered_since(began) {
             return Ok(head);
         }
+        // Or it failed: ask without waiting for a turn behind the other readers.
+        let _turn = turn.filter(|_| !self.failed_since(began));
         let sent = Instant::now();
-        let head = query().await?;
-        *self.latest.lock().expect("head queries lock") = Some((sent, head));
-        Ok(head)
+        let answer = query().await;
+        let mut latest = self.latest.lock().expect("head queries lock");
+        match answer {
+            Ok(head) => {
+                // Queries asked outside the turn may answer out of order: keep the newest.
+                if latest.answer.is_none_or(|(newest, _)| newest < sent) {
+                    latest.answer = Some((sent, head));
+                }
+            }
+            Err(_) => latest.failure = Some(Instant::now()),
+        }
+        answer
     }
 
     fn answered_since(&self, began: Instant) -> Option<u64> {
         let latest = *self.latest.lock().expect("head queries lock");
-        latest.filter(|(sent, _)| *sent >= began).map(|(_, head)| head)
+        latest.answer.filter(|(sent, _)| *sent >= began).map(|(_, head)| head)
+    }
+
+    /// Whether a query failed while this read waited.
+    fn failed_since(&self, began: Instant) -> bool {
+        let latest = *self.latest.lock().expect("head queries lock");
+        latest.failure.is_some_and(|failed| failed >= began)
     }
 }
 
@@ -144,5 +173,52 @@ mod tests {
             assert_eq!(read.await.unwrap().unwrap(), 2);
         }
         assert_eq!(sent.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn reads_that_waited_for_a_query_that_failed_ask_at_once_each_on_its_own() {
+        let heads = Arc::new(HeadQueries::default());
+        let release = Arc::new(tokio::sync::Notify::new());
+        let failing = {
+            let (heads, release) = (Arc::clone(&heads), Arc::clone(&release));
+            tokio::spawn(async move {
+                heads
+                    .head(|| async move {
+                        release.notified().await;
+                        Err(crate::Error::WriterStopped)
+                    })
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        // Each waiting read's own query answers only once all three are asking together: were
+        // they asked one at a time, the first would wait for ever.
+        let together = Arc::new(tokio::sync::Barrier::new(3));
+        let waiting: Vec<_> = (0..3u64)
+            .map(|n| {
+                let (heads, together) = (Arc::clone(&heads), Arc::clone(&together));
+                tokio::spawn(async move {
+                    heads
+                        .head(|| async move {
+                            together.wait().await;
+                            Ok(10 + n)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        release.notify_one();
+        assert!(failing.await.unwrap().is_err());
+        let answers = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut answers = Vec::new();
+            for read in waiting {
+                answers.push(read.await.unwrap().unwrap());
+            }
+            answers
+        })
+        .await
+        .expect("the reads asked together, not in turn");
+        assert_eq!(answers, [10, 11, 12]);
     }
 }
