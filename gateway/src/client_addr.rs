@@ -13,11 +13,12 @@
 //! policy's `aws:SourceIp` is compared with.
 //!
 //! A balancer that ends TLS says how the client reached it in `X-Forwarded-Proto`, which it
-//! sets (HAProxy's `set-header`, nginx's `proxy_set_header`, AWS's load balancers), replacing
-//! whatever the client sent. On a connection from a trusted proxy the client is taken to have
-//! used TLS (`aws:SecureTransport`) only when every value of the header says `https`: a value
-//! a client slipped in front of a proxy that appends can make a request count as plain HTTP,
-//! never the other way.
+//! sets (HAProxy's `set-header`, nginx's `proxy_set_header`), replacing whatever the client
+//! sent. On a connection from a trusted proxy the header says `https` only when every value
+//! of it does: a value a client slipped in front of a proxy that appends can make a request
+//! count as plain HTTP, never the other way. Whether that word decides `aws:SecureTransport`
+//! is a setting of its own (`server.trust_forwarded_proto`): a proxy trusted for
+//! `X-Forwarded-For` may pass a client's `X-Forwarded-Proto` through untouched.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -33,30 +34,31 @@ pub struct ClientAddr {
     pub ip: IpAddr,
     /// The peer's port; unknown for a forwarded client.
     pub port: Option<u16>,
-    /// A trusted proxy the request came through said the client's connection to it was TLS.
-    pub tls_at_proxy: bool,
+    /// On a trusted proxy's connection, whether it said (`X-Forwarded-Proto: https`) that the
+    /// client's connection to it was TLS; `None` on any other connection.
+    pub proxy_said_https: Option<bool>,
 }
 
 impl ClientAddr {
     /// The client of a request that came on a connection from `peer` with `headers`.
     #[must_use]
     pub fn of(peer: SocketAddr, headers: &http::HeaderMap, trusted: &TrustedProxies) -> Self {
-        let connection = Self { ip: peer.ip().to_canonical(), port: Some(peer.port()), tls_at_proxy: false };
+        let connection = Self { ip: peer.ip().to_canonical(), port: Some(peer.port()), proxy_said_https: None };
         if !trusted.contains(connection.ip) {
             return connection;
         }
-        let tls_at_proxy = said_https(headers);
+        let proxy_said_https = Some(said_https(headers));
         // Several header lines are one list, in order (RFC 9110, section 5.3). Entries are
         // split from the raw bytes: a proxy appends the client's address to the line the
         // client sent, so a line is never dropped whole for bytes a client put in it.
         let forwarded = headers.get_all("x-forwarded-for").iter();
         let hops: Vec<&[u8]> = forwarded.flat_map(|line| line.as_bytes().split(|&byte| byte == b',')).collect();
-        let mut client = Self { tls_at_proxy, ..connection };
+        let mut client = Self { proxy_said_https, ..connection };
         for hop in hops.iter().rev() {
             // An entry that is not an address (`unknown`, garbage) ends the walk: nothing to
             // its left was appended by a proxy that could be asked.
             let Some(ip) = std::str::from_utf8(hop).ok().and_then(|hop| parse_hop(hop.trim())) else { break };
-            client = Self { ip, port: None, tls_at_proxy };
+            client = Self { ip, port: None, proxy_said_https };
             if !trusted.contains(ip) {
                 break;
             }
@@ -227,28 +229,28 @@ mod tests {
         assert_eq!(found.to_string(), "203.0.113.9");
     }
 
-    fn tls_at_proxy(peer: &str, forwarded_proto: &[&[u8]]) -> bool {
+    fn said_https(peer: &str, forwarded_proto: &[&[u8]]) -> Option<bool> {
         let mut headers = http::HeaderMap::new();
         for line in forwarded_proto {
             headers.append("x-forwarded-proto", http::HeaderValue::from_bytes(line).unwrap());
         }
-        ClientAddr::of(peer.parse().unwrap(), &headers, &"10.0.0.0/8".parse().unwrap()).tls_at_proxy
+        ClientAddr::of(peer.parse().unwrap(), &headers, &"10.0.0.0/8".parse().unwrap()).proxy_said_https
     }
 
     #[test]
-    fn only_a_trusted_proxy_that_says_https_alone_makes_a_request_tls() {
-        assert!(tls_at_proxy("10.1.2.3:5000", &[b"https"]));
-        assert!(tls_at_proxy("10.1.2.3:5000", &[b"HTTPS"]));
-        assert!(tls_at_proxy("10.1.2.3:5000", &[b"https, https"]));
+    fn only_a_trusted_proxy_that_says_https_alone_says_it() {
+        assert_eq!(said_https("10.1.2.3:5000", &[b"https"]), Some(true));
+        assert_eq!(said_https("10.1.2.3:5000", &[b"HTTPS"]), Some(true));
+        assert_eq!(said_https("10.1.2.3:5000", &[b"https, https"]), Some(true));
         // A client's own word, on a connection that is not a trusted proxy's.
-        assert!(!tls_at_proxy("192.0.2.7:5000", &[b"https"]));
+        assert_eq!(said_https("192.0.2.7:5000", &[b"https"]), None);
         // Whatever is not https, wherever it is in the list, wins.
-        assert!(!tls_at_proxy("10.1.2.3:5000", &[b"https, http"]));
-        assert!(!tls_at_proxy("10.1.2.3:5000", &[b"https", b"http"]));
-        assert!(!tls_at_proxy("10.1.2.3:5000", &[b"https,"]));
-        assert!(!tls_at_proxy("10.1.2.3:5000", &[b"\xffhttps"]));
-        assert!(!tls_at_proxy("10.1.2.3:5000", &[b"http"]));
-        assert!(!tls_at_proxy("10.1.2.3:5000", &[]));
+        assert_eq!(said_https("10.1.2.3:5000", &[b"https, http"]), Some(false));
+        assert_eq!(said_https("10.1.2.3:5000", &[b"https", b"http"]), Some(false));
+        assert_eq!(said_https("10.1.2.3:5000", &[b"https,"]), Some(false));
+        assert_eq!(said_https("10.1.2.3:5000", &[b"\xffhttps"]), Some(false));
+        assert_eq!(said_https("10.1.2.3:5000", &[b"http"]), Some(false));
+        assert_eq!(said_https("10.1.2.3:5000", &[]), Some(false));
     }
 
     #[test]

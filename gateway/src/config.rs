@@ -79,6 +79,9 @@ pub struct ServerConfig {
     /// Load balancers whose `X-Forwarded-For` names the client (addresses or CIDR blocks);
     /// requests on other connections are recorded and authorized by their peer's address.
     pub trusted_proxies: TrustedProxies,
+    /// Whether a trusted proxy's `X-Forwarded-Proto` decides `aws:SecureTransport` on its
+    /// connections: for balancers that end TLS and set the header, replacing the client's.
+    pub trust_forwarded_proto: bool,
 }
 
 impl Default for ServerConfig {
@@ -99,6 +102,7 @@ impl Default for ServerConfig {
             max_concurrent_uploads: 256,
             max_post_object_bytes: 64 * 1024 * 1024,
             trusted_proxies: TrustedProxies::default(),
+            trust_forwarded_proto: false,
         }
     }
 }
@@ -1103,7 +1107,7 @@ retrievals = "off"
     #[test]
     fn keys_come_from_the_struct_with_secrets_marked() {
         let key = |path: &str| KEYS.iter().find(|k| k.path == path);
-        assert_eq!(KEYS.len(), 52);
+        assert_eq!(KEYS.len(), 53);
         let with_file_variant: Vec<&str> = KEYS.iter().filter(|k| k.secret).map(|k| k.path.as_str()).collect();
         assert_eq!(
             with_file_variant,

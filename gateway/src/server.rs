@@ -34,7 +34,7 @@ use registry::clock::SystemClock;
 
 use crate::admin::registry_api::{RegistryApi, RegistryRequest};
 use crate::admin::{self, Admin};
-use crate::auth::access::{Access, BucketGrants};
+use crate::auth::access::{Access, BucketGrants, SecureTransport};
 use crate::auth::request_checks::{RequestChecks, is_iam_request};
 use crate::auth::{MissingRootCredentials, Users};
 use crate::backend::BlobStore;
@@ -231,7 +231,7 @@ pub async fn serve_with_blobs(
             registry.clone(),
             Users::from_config(&config.auth)?.with_registry(registry.clone()),
             root_account.id.clone(),
-            config.server.tls_enabled(),
+            secure_transport(&config),
         )),
         s3: s3_service(Arc::new(config), registry.clone(), root_account.id, blobs, Some(api), uploads)?,
         peer: None,
@@ -375,6 +375,11 @@ pub fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, ServeError> {
     })
 }
 
+/// How `aws:SecureTransport` is decided for this configuration.
+fn secure_transport(config: &Config) -> SecureTransport {
+    SecureTransport { tls: config.server.tls_enabled(), forwarded_proto: config.server.trust_forwarded_proto }
+}
+
 /// The s3s service for `config`, storing bytes in `blobs`: authentication over the configured
 /// users, virtual-host style when `server.base_domain` is set, and the registry API (signed
 /// like S3 requests) when `api` is given.
@@ -393,7 +398,7 @@ pub fn s3_service(
 ) -> Result<S3Service, ServeError> {
     let users = Users::from_config(&config.auth)?;
     let base_domain = config.server.base_domain.clone();
-    let secure_transport = config.server.tls_enabled();
+    let secure_transport = secure_transport(&config);
     let grants = BucketGrants::new(registry.clone(), root_account.clone());
     let access = Access::new(users.clone(), grants.clone(), registry.clone(), root_account, secure_transport);
     // s3s holds a form upload's fields and file in memory (20 MB and 5 GB by default):

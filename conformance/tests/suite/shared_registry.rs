@@ -598,12 +598,14 @@ async fn behind_the_balancer_the_client_address_is_the_source_and_cannot_be_forg
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn behind_a_balancer_that_ends_tls_secure_transport_is_its_word_alone_issue_19() {
+async fn behind_a_balancer_that_ends_tls_secure_transport_is_its_word_when_told_issue_19() {
     let balancer_side = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let stranger = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11));
     let Some(db) = Database::create() else { return };
     let (_dir, data) = shared_folder();
-    let servers = gateways_with(3, &db.url, &data, &[("ARTIFACT_STORE_SERVER_TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    let trusted = ("ARTIFACT_STORE_SERVER_TRUSTED_PROXIES", "127.0.0.1/32");
+    let servers =
+        gateways_with(3, &db.url, &data, &[trusted, ("ARTIFACT_STORE_SERVER_TRUST_FORWARDED_PROTO", "true")]).await;
     let Some(balancer) = LoadBalancer::start(&servers).await else { return };
     let s3 = servers[0].s3();
     create_bucket(&s3, "tls-only").await;
@@ -612,8 +614,10 @@ async fn behind_a_balancer_that_ends_tls_secure_transport_is_its_word_alone_issu
     let policy = r#"{"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
         "Resource": "arn:aws:s3:::tls-only/*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}"#;
     s3.put_bucket_policy().bucket("tls-only").policy(policy).send().await.expect("policy");
+    // A gateway that trusts the balancer for client addresses only.
+    let addresses_only = gateways_with(1, &db.url, &data, &[trusted]).await;
     let gateway = &servers[2];
-    let read = |proto: &[&str]| {
+    let read_from = |gateway: &Server, proto: &[&str]| {
         let mut request =
             gateway.request("GET", "/tls-only/report").sign(ROOT, std::time::SystemTime::now(), Payload::Signed);
         for line in proto {
@@ -621,6 +625,7 @@ async fn behind_a_balancer_that_ends_tls_secure_transport_is_its_word_alone_issu
         }
         request
     };
+    let read = |proto: &[&str]| read_from(gateway, proto);
     fn refused(response: &artifact_store_conformance::raw::RawResponse) {
         let expected = (403, Some("AccessDenied"));
         assert_eq!((response.status, response.code().as_deref()), expected, "{}", response.text());
@@ -640,6 +645,9 @@ async fn behind_a_balancer_that_ends_tls_secure_transport_is_its_word_alone_issu
 
     // Around the balancer, the header is a client's word and changes nothing.
     refused(&send_from(stranger, gateway.addr(), &read(&["https"])).await);
+    // Nor does the balancer's, on a gateway not told to believe it.
+    let other = &addresses_only[0];
+    refused(&send_from(balancer_side, other.addr(), &read_from(other, &["https"])).await);
 }
 
 /// The source address of the retrieval record of the read `served` answered, once recorded.

@@ -42,8 +42,8 @@ pub struct Access {
     registry: Registry,
     /// The root account's id.
     account: String,
-    /// Whether connections arrive over TLS (`aws:SecureTransport`).
-    secure_transport: bool,
+    /// How `aws:SecureTransport` is decided.
+    secure_transport: SecureTransport,
     /// What every configured user may do by itself: everything.
     allow_all: Arc<[Policy]>,
 }
@@ -85,7 +85,7 @@ impl Access {
         buckets: BucketGrants,
         registry: Registry,
         account: String,
-        secure_transport: bool,
+        secure_transport: SecureTransport,
     ) -> Self {
         let allow_all =
             Policy::parse(r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#, PolicyKind::Identity)
@@ -220,12 +220,30 @@ impl Access {
     }
 }
 
+/// How a request's `aws:SecureTransport` is decided.
+#[derive(Debug, Clone, Copy)]
+pub struct SecureTransport {
+    /// The gateway serves HTTPS.
+    pub tls: bool,
+    /// `server.trust_forwarded_proto`: on a trusted proxy's connection, the proxy's
+    /// `X-Forwarded-Proto` decides instead (it ends the client's TLS, or says it had none).
+    pub forwarded_proto: bool,
+}
+
+impl SecureTransport {
+    fn of(self, client: Option<ClientAddr>) -> bool {
+        match client.and_then(|client| client.proxy_said_https) {
+            Some(said_https) if self.forwarded_proto => said_https,
+            _ => self.tls,
+        }
+    }
+}
+
 /// The condition keys of a request head, from where it came from (`client`, and
-/// whether it is TLS: the gateway's own, or a trusted proxy's word): for S3 operations, the
-/// registry API and IAM calls alike.
+/// whether it is TLS): for S3 operations, the registry API and IAM calls alike.
 #[must_use]
 pub fn condition_keys(
-    secure_transport: bool,
+    secure_transport: SecureTransport,
     client: Option<ClientAddr>,
     headers: &http::HeaderMap,
     uri: &http::Uri,
@@ -233,8 +251,7 @@ pub fn condition_keys(
     let mut keys = ConditionKeys::new();
     let now = crate::clock::now_ms();
     keys.set("aws:CurrentTime", format_time(now)).set("aws:EpochTime", (now / 1000).to_string());
-    let secure_transport = secure_transport || client.is_some_and(|client| client.tls_at_proxy);
-    keys.set("aws:SecureTransport", secure_transport.to_string());
+    keys.set("aws:SecureTransport", secure_transport.of(client).to_string());
     if let Some(client) = client {
         keys.set("aws:SourceIp", client.ip.to_canonical().to_string());
     }

@@ -23,7 +23,7 @@ use s3s::Body;
 use s3s::auth::S3Auth as _;
 
 use self::response::{Element, IamError, respond};
-use crate::auth::access::condition_keys;
+use crate::auth::access::{SecureTransport, condition_keys};
 use crate::auth::keys::new_access_key;
 use crate::auth::{Users, key_holder};
 use crate::client_addr::ClientAddr;
@@ -39,8 +39,8 @@ pub struct IamApi {
     users: Users,
     /// The root account's id.
     root_account: String,
-    /// Whether connections arrive over TLS (`aws:SecureTransport`).
-    secure_transport: bool,
+    /// How `aws:SecureTransport` is decided.
+    secure_transport: SecureTransport,
 }
 
 /// Who called, as IAM sees it.
@@ -56,7 +56,7 @@ impl IamApi {
     /// The API over `registry`; `users` are the configured keys, `root_account` the root
     /// account's id.
     #[must_use]
-    pub fn new(registry: Registry, users: Users, root_account: String, secure_transport: bool) -> Self {
+    pub fn new(registry: Registry, users: Users, root_account: String, secure_transport: SecureTransport) -> Self {
         IamApi { registry, users, root_account, secure_transport }
     }
 
