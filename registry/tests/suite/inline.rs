@@ -112,6 +112,10 @@ async fn a_batch_of_more_inline_bytes_than_one_statement_holds_reaches_every_gat
         let registry = &opened.registry;
         let caller = Caller::system("test");
         registry.create_bucket(caller.clone(), "large", "us-east-1", false).await.unwrap();
+        // A gateway caught up to here, so that what it copies later is exactly what the batch
+        // stored, by the stamp the batch gave it.
+        let (another, _) = opened.another_gateway().unwrap();
+        another.catch_up_with_shared().await.unwrap();
         // Another session holds the head's lock, so the writer's next batch waits for it and
         // takes in every put queued meanwhile: about 18 MiB of inline bytes in one batch,
         // more than a batch holds back for the statement that appends its events.
@@ -146,7 +150,6 @@ async fn a_batch_of_more_inline_bytes_than_one_statement_holds_reaches_every_gat
             put.await.unwrap().unwrap();
         }
         holder.join().unwrap();
-        let (another, _) = opened.another_gateway().unwrap();
         for blob in &blobs {
             assert_eq!(read(&another, &blob.locator()).await.as_deref(), Some(blob.bytes()));
             assert_eq!(read(registry, &blob.locator()).await.as_deref(), Some(blob.bytes()));
