@@ -160,6 +160,10 @@ pub enum Error {
     /// PostgreSQL failed or cannot be reached (the shared log's engine).
     #[error("postgres: {0}")]
     Postgres(#[from] postgres::Error),
+    /// The shared log's head could not be learnt (PostgreSQL out of reach) by a query sent
+    /// after the read's request began: the read cannot be answered.
+    #[error("postgres: the shared log's head cannot be read: {0}")]
+    SharedLogUnreachable(String),
     /// The group commit this write belonged to did not commit; nothing of it is stored.
     #[error("registry commit failed: {0}")]
     CommitFailed(String),

@@ -9,9 +9,10 @@
 //! that wait together share one query: while one is in flight the others queue, and the next
 //! query answers every read that began before it was sent.
 //!
-//! A query that fails (PostgreSQL out of reach) answers nobody, and the reads that waited for
-//! it do not queue behind one another's attempts, each of which may take a connect timeout:
-//! each asks on its own, at once, and fails or succeeds by itself.
+//! A query that fails (PostgreSQL out of reach) answers the same way: every read whose request
+//! began before it was sent fails with it, rather than queueing behind one another's attempts,
+//! each of which may take a connect timeout. So during an outage a request waits for at most
+//! the query in flight and the next one.
 //!
 //! On a registry of its own there is nothing to ask: its writer is the only one.
 
@@ -19,7 +20,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 tokio::task_local! {
     /// When the request a task serves began.
@@ -47,12 +48,12 @@ pub(crate) struct HeadQueries {
 }
 
 /// What the latest queries said.
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone)]
 struct Latest {
     /// The latest answer, and when its query was sent.
     answer: Option<(Instant, u64)>,
-    /// When the latest query that failed came back with its error.
-    failure: Option<Instant>,
+    /// The latest failure, and when its query was sent.
+    failure: Option<(Instant, String)>,
 }
 
 impl HeadQueries {
@@ -64,40 +65,32 @@ impl HeadQueries {
         F: Future<Output = Result<u64>>,
     {
         let began = read_began();
-        if let Some(head) = self.answered_since(began) {
-            return Ok(head);
+        if let Some(said) = self.said_since(began) {
+            return said;
         }
-        let turn = if self.failed_since(began) { None } else { Some(self.turn.lock().await) };
+        let _turn = self.turn.lock().await;
         // The query that held the turn may have been sent after this read began.
-        if let Some(head) = self.answered_since(began) {
-            return Ok(head);
+        if let Some(said) = self.said_since(began) {
+            return said;
         }
-        // Or it failed: ask without waiting for a turn behind the other readers.
-        let _turn = turn.filter(|_| !self.failed_since(began));
         let sent = Instant::now();
         let answer = query().await;
         let mut latest = self.latest.lock().expect("head queries lock");
-        match answer {
-            Ok(head) => {
-                // Queries asked outside the turn may answer out of order: keep the newest.
-                if latest.answer.is_none_or(|(newest, _)| newest < sent) {
-                    latest.answer = Some((sent, head));
-                }
-            }
-            Err(_) => latest.failure = Some(Instant::now()),
+        match &answer {
+            Ok(head) => latest.answer = Some((sent, *head)),
+            Err(error) => latest.failure = Some((sent, error.to_string())),
         }
         answer
     }
 
-    fn answered_since(&self, began: Instant) -> Option<u64> {
-        let latest = *self.latest.lock().expect("head queries lock");
-        latest.answer.filter(|(sent, _)| *sent >= began).map(|(_, head)| head)
-    }
-
-    /// Whether a query failed while this read waited.
-    fn failed_since(&self, began: Instant) -> bool {
-        let latest = *self.latest.lock().expect("head queries lock");
-        latest.failure.is_some_and(|failed| failed >= began)
+    /// What a query sent since `began` said: its answer, or that it failed.
+    fn said_since(&self, began: Instant) -> Option<Result<u64>> {
+        let latest = self.latest.lock().expect("head queries lock");
+        if let Some((_, head)) = latest.answer.filter(|(sent, _)| *sent >= began) {
+            return Some(Ok(head));
+        }
+        let (_, failure) = latest.failure.as_ref().filter(|(sent, _)| *sent >= began)?;
+        Some(Err(Error::SharedLogUnreachable(failure.clone())))
     }
 }
 
@@ -175,50 +168,19 @@ mod tests {
         assert_eq!(sent.load(Ordering::SeqCst), 2);
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn reads_that_waited_for_a_query_that_failed_ask_at_once_each_on_its_own() {
-        let heads = Arc::new(HeadQueries::default());
-        let release = Arc::new(tokio::sync::Notify::new());
-        let failing = {
-            let (heads, release) = (Arc::clone(&heads), Arc::clone(&release));
-            tokio::spawn(async move {
-                heads
-                    .head(|| async move {
-                        release.notified().await;
-                        Err(crate::Error::WriterStopped)
-                    })
-                    .await
-            })
-        };
-        tokio::task::yield_now().await;
-        // Each waiting read's own query answers only once all three are asking together: were
-        // they asked one at a time, the first would wait for ever.
-        let together = Arc::new(tokio::sync::Barrier::new(3));
-        let waiting: Vec<_> = (0..3u64)
-            .map(|n| {
-                let (heads, together) = (Arc::clone(&heads), Arc::clone(&together));
-                tokio::spawn(async move {
-                    heads
-                        .head(|| async move {
-                            together.wait().await;
-                            Ok(10 + n)
-                        })
-                        .await
-                })
-            })
-            .collect();
-        tokio::task::yield_now().await;
-        release.notify_one();
-        assert!(failing.await.unwrap().is_err());
-        let answers = tokio::time::timeout(Duration::from_secs(60), async {
-            let mut answers = Vec::new();
-            for read in waiting {
-                answers.push(read.await.unwrap().unwrap());
-            }
-            answers
-        })
-        .await
-        .expect("the reads asked together, not in turn");
-        assert_eq!(answers, [10, 11, 12]);
+    #[tokio::test]
+    async fn a_failed_query_answers_the_reads_that_began_before_it_was_sent() {
+        let heads = HeadQueries::default();
+        let sent = AtomicU64::new(0);
+        let before = Instant::now();
+        let failed = heads.head(|| async { Err(crate::Error::WriterStopped) }).await;
+        assert!(matches!(failed, Err(crate::Error::WriterStopped)), "{failed:?}");
+        // A request that began before it was sent gets its failure without asking again
+        // (during an outage, requests do not queue behind one another's connect timeouts).
+        let shared = as_of(before, heads.head(|| counting(&sent))).await;
+        assert!(matches!(shared, Err(crate::Error::SharedLogUnreachable(_))), "{shared:?}");
+        assert_eq!(sent.load(Ordering::SeqCst), 0);
+        // A read that begins after it asks.
+        assert_eq!(heads.head(|| counting(&sent)).await.unwrap(), 1);
     }
 }

@@ -189,7 +189,7 @@ fn registry_error(err: registry::Error) -> S3Error {
         err @ R::CommitFailed(_) => storage_full(&err, "the registry cannot commit"),
         // The shared log's server is out of reach: nothing was recorded, and reads that must
         // see every gateway's writes cannot be answered until it is back.
-        err @ R::Postgres(_) => {
+        err @ (R::Postgres(_) | R::SharedLogUnreachable(_)) => {
             tracing::error!(error = %error_chain(&err), code = "ServiceUnavailable", "refused: PostgreSQL is out of reach");
             s3_error!(ServiceUnavailable, "Please reduce your request rate: the registry's database is out of reach.")
         }
