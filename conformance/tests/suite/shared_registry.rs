@@ -75,8 +75,20 @@ async fn gateways(count: usize, url: &str, data: &Path) -> Vec<Server> {
 
 /// [`gateways`], with more settings in their environment.
 async fn gateways_with(count: usize, url: &str, data: &Path, settings: &[(&str, &str)]) -> Vec<Server> {
+    start_gateways(count, data, &shared_env(url), settings).await
+}
+
+/// The settings of every gateway on the registry at `url`: the run's blob store (an upstream
+/// prefix of its own for each call) and the registry.
+fn shared_env(url: &str) -> Vec<(String, String)> {
     let mut env = upstream_env();
     env.push(("ARTIFACT_STORE_REGISTRY_URL".to_owned(), url.to_owned()));
+    env
+}
+
+/// `count` gateways with `env` and `settings` on the data folder `data`.
+async fn start_gateways(count: usize, data: &Path, env: &[(String, String)], settings: &[(&str, &str)]) -> Vec<Server> {
+    let mut env = env.to_vec();
     env.extend(settings.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
     let mut started = Vec::with_capacity(count);
     for _ in 0..count {
@@ -604,8 +616,9 @@ async fn behind_a_balancer_that_ends_tls_secure_transport_is_its_word_when_told_
     let Some(db) = Database::create() else { return };
     let (_dir, data) = shared_folder();
     let trusted = ("ARTIFACT_STORE_SERVER_TRUSTED_PROXIES", "127.0.0.1/32");
+    let env = shared_env(&db.url);
     let servers =
-        gateways_with(3, &db.url, &data, &[trusted, ("ARTIFACT_STORE_SERVER_TRUST_FORWARDED_PROTO", "true")]).await;
+        start_gateways(3, &data, &env, &[trusted, ("ARTIFACT_STORE_SERVER_TRUST_FORWARDED_PROTO", "true")]).await;
     let Some(balancer) = LoadBalancer::start(&servers).await else { return };
     let s3 = servers[0].s3();
     create_bucket(&s3, "tls-only").await;
@@ -615,7 +628,7 @@ async fn behind_a_balancer_that_ends_tls_secure_transport_is_its_word_when_told_
         "Resource": "arn:aws:s3:::tls-only/*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}"#;
     s3.put_bucket_policy().bucket("tls-only").policy(policy).send().await.expect("policy");
     // A gateway that trusts the balancer for client addresses only.
-    let addresses_only = gateways_with(1, &db.url, &data, &[trusted]).await;
+    let addresses_only = start_gateways(1, &data, &env, &[trusted]).await;
     let gateway = &servers[2];
     let read_from = |gateway: &Server, proto: &[&str]| {
         let mut request =
