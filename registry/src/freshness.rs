@@ -48,7 +48,7 @@ pub(crate) struct HeadQueries {
 }
 
 /// What the latest queries said.
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct Latest {
     /// The latest answer, and when its query was sent.
     answer: Option<(Instant, u64)>,

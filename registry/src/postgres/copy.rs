@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 use crate::log::{self, ChainHead};
 
-use super::{SharedBatch, StatementCache, column, connect, insert_events, migrate};
+use super::{SharedBatch, StatementCache, append_batch, connect, migrate};
 
 /// Events copied per statement.
 const CHUNK: usize = 4096;
@@ -69,8 +69,9 @@ fn copy_rows(
     while cursor < head.sequence {
         let events = log::fetch_since(source, cursor, CHUNK)?;
         let Some(last) = events.last() else { break };
+        let first = cursor + 1;
         cursor = last.sequence;
-        insert_events(&mut tx, &statements, &events)?;
+        append_batch(&mut tx, &statements, &events, &[], first)?;
         copied.events += events.len() as u64;
         progress(cursor);
     }
@@ -107,10 +108,7 @@ fn copy_rows(
         let (blob, pinned_at): (String, i64) = (row.get(0)?, row.get(1)?);
         tx.execute("INSERT INTO blob_pins (blob, pinned_at) VALUES ($1, $2)", &[&blob, &pinned_at])?;
     }
-    tx.execute(
-        "UPDATE registry_head SET next_seq = $1, head_hash = $2 WHERE id = 0",
-        &[&column(head.sequence + 1), &&head.hash[..]],
-    )?;
+    // Each chunk moved the head past its events; an empty source leaves it where it began.
     tx.commit()?;
     Ok(copied)
 }

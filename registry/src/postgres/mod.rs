@@ -472,7 +472,7 @@ impl<'e> EventColumns<'e> {
         }
     }
 
-    /// Parameters `$1` to `$14` of [`EVENTS_UNNESTED`].
+    /// Parameters `$1` to `$14` of [`append_batch`]'s statement.
     fn params(&self) -> [&(dyn ToSql + Sync); 14] {
         [
             &self.seqs,
@@ -493,20 +493,10 @@ impl<'e> EventColumns<'e> {
     }
 }
 
-/// Inserts events with one statement: arrays of each column, unnested.
-fn insert_events(tx: &mut Transaction<'_>, statements: &RefCell<StatementCache>, events: &[Event]) -> Result<()> {
-    let sql = "INSERT INTO events (seq, created_at, event_type, subject_kind, subject_id, actor, access_key,
-                                 request_id, source_addr, user_agent, payload, payload_digest, prev_hash, hash)
-               SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                    $7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::bytea[],
-                                    $13::bytea[], $14::bytea[])";
-    query_prepared(statements, tx, sql, &EventColumns::of(events).params())?;
-    Ok(())
-}
-
 /// Appends a batch in one statement, one round trip under the head's lock: its events, the
 /// inline bytes its jobs stored (stamped `since`, its first sequence), and, when it has
-/// events, the head moved past them and the channel notified of it.
+/// events, the head moved past them and the channel notified of it. `registry copy` appends
+/// the copied log this way too, a chunk of events at a time.
 fn append_batch(
     tx: &mut Transaction<'_>,
     statements: &RefCell<StatementCache>,
