@@ -576,12 +576,7 @@ async fn behind_the_balancer_the_client_address_is_the_source_and_cannot_be_forg
     let (_dir, data) = shared_folder();
     let servers = gateways_with(3, &db.url, &data, &[("ARTIFACT_STORE_SERVER_TRUSTED_PROXIES", "127.0.0.1/32")]).await;
     let Some(balancer) = LoadBalancer::start(&servers).await else { return };
-    let s3 = servers[0].s3();
-    create_bucket(&s3, "sourced").await;
-    put(&s3, "sourced", "report", b"figures").await;
-    let policy = r#"{"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
-        "Resource": "arn:aws:s3:::sourced/*", "Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.9/32"}}}]}"#;
-    s3.put_bucket_policy().bucket("sourced").policy(policy).send().await.expect("policy");
+    guarded_report(&servers[0].s3(), "sourced", r#"{"IpAddress": {"aws:SourceIp": "127.0.0.9/32"}}"#).await;
     let gateway = &servers[1];
     // Unsigned, as clients send it: the balancer appends to it.
     let read = |forged: &str| {
@@ -593,16 +588,14 @@ async fn behind_the_balancer_the_client_address_is_the_source_and_cannot_be_forg
 
     // Through the balancer: the barred client is refused whatever it claims to be, and the
     // welcome one is recorded under its own address, not the balancer's nor the one it claims.
-    let refused = send_from(barred, balancer.addr, &read("127.0.0.10")).await;
-    assert_eq!((refused.status, refused.code().as_deref()), (403, Some("AccessDenied")), "{}", refused.text());
+    assert_access_denied(&send_from(barred, balancer.addr, &read("127.0.0.10")).await);
     let served = send_from(welcome, balancer.addr, &read("127.0.0.9")).await;
     assert_eq!((served.status, served.body.as_slice()), (200, b"figures".as_slice()), "{}", served.text());
     let source = recorded_source(gateway, &served).await;
     assert_eq!(source, "127.0.0.10", "recorded by the client's address");
 
     // Around the balancer, the header is a client's word and changes nothing.
-    let refused = send_from(barred, gateway.addr(), &read("127.0.0.10")).await;
-    assert_eq!((refused.status, refused.code().as_deref()), (403, Some("AccessDenied")), "{}", refused.text());
+    assert_access_denied(&send_from(barred, gateway.addr(), &read("127.0.0.10")).await);
     let served = send_from(welcome, gateway.addr(), &read("127.0.0.9")).await;
     assert_eq!(served.status, 200, "{}", served.text());
     let source = recorded_source(gateway, &served).await;
@@ -620,13 +613,8 @@ async fn behind_a_balancer_that_ends_tls_secure_transport_is_its_word_when_told_
     let servers =
         start_gateways(3, &data, &env, &[trusted, ("ARTIFACT_STORE_SERVER_TRUST_FORWARDED_PROTO", "true")]).await;
     let Some(balancer) = LoadBalancer::start(&servers).await else { return };
-    let s3 = servers[0].s3();
-    create_bucket(&s3, "tls-only").await;
-    put(&s3, "tls-only", "report", b"figures").await;
     // AWS's usual guard: nothing is read over plain HTTP.
-    let policy = r#"{"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
-        "Resource": "arn:aws:s3:::tls-only/*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}"#;
-    s3.put_bucket_policy().bucket("tls-only").policy(policy).send().await.expect("policy");
+    guarded_report(&servers[0].s3(), "tls-only", r#"{"Bool": {"aws:SecureTransport": "false"}}"#).await;
     // A gateway that trusts the balancer for client addresses only.
     let addresses_only = start_gateways(1, &data, &env, &[trusted]).await;
     let gateway = &servers[2];
@@ -639,28 +627,42 @@ async fn behind_a_balancer_that_ends_tls_secure_transport_is_its_word_when_told_
         request
     };
     let read = |proto: &[&str]| read_from(gateway, proto);
-    fn refused(response: &artifact_store_conformance::raw::RawResponse) {
-        let expected = (403, Some("AccessDenied"));
-        assert_eq!((response.status, response.code().as_deref()), expected, "{}", response.text());
-    }
 
     // A client over plain HTTP to the balancer claims TLS: the balancer replaces its word.
-    refused(&send_from(stranger, balancer.addr, &read(&["https"])).await);
+    assert_access_denied(&send_from(stranger, balancer.addr, &read(&["https"])).await);
 
     // A balancer that ended TLS says so, and is believed.
     let served = send_from(balancer_side, gateway.addr(), &read(&["https"])).await;
     assert_eq!((served.status, served.body.as_slice()), (200, b"figures".as_slice()), "{}", served.text());
     // One that appends to what the client sent: a plain-HTTP client's claim in front of the
     // balancer's `http` does not make the request TLS.
-    refused(&send_from(balancer_side, gateway.addr(), &read(&["https, http"])).await);
-    refused(&send_from(balancer_side, gateway.addr(), &read(&["https", "http"])).await);
-    refused(&send_from(balancer_side, gateway.addr(), &read(&[])).await);
+    assert_access_denied(&send_from(balancer_side, gateway.addr(), &read(&["https, http"])).await);
+    assert_access_denied(&send_from(balancer_side, gateway.addr(), &read(&["https", "http"])).await);
+    assert_access_denied(&send_from(balancer_side, gateway.addr(), &read(&[])).await);
 
     // Around the balancer, the header is a client's word and changes nothing.
-    refused(&send_from(stranger, gateway.addr(), &read(&["https"])).await);
+    assert_access_denied(&send_from(stranger, gateway.addr(), &read(&["https"])).await);
     // Nor does the balancer's, on a gateway not told to believe it.
     let other = &addresses_only[0];
-    refused(&send_from(balancer_side, other.addr(), &read_from(other, &["https"])).await);
+    assert_access_denied(&send_from(balancer_side, other.addr(), &read_from(other, &["https"])).await);
+}
+
+/// Creates `bucket` holding `report` (`figures`), guarded by a bucket policy that denies
+/// everyone `s3:GetObject` under `condition` (a policy's JSON `Condition` value).
+async fn guarded_report(s3: &aws_sdk_s3::Client, bucket: &str, condition: &str) {
+    create_bucket(s3, bucket).await;
+    put(s3, bucket, "report", b"figures").await;
+    let policy = format!(
+        r#"{{"Statement": [{{"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::{bucket}/*", "Condition": {condition}}}]}}"#
+    );
+    s3.put_bucket_policy().bucket(bucket).policy(policy).send().await.expect("policy");
+}
+
+/// Asserts that `response` is S3's 403 `AccessDenied`.
+fn assert_access_denied(response: &artifact_store_conformance::raw::RawResponse) {
+    let expected = (403, Some("AccessDenied"));
+    assert_eq!((response.status, response.code().as_deref()), expected, "{}", response.text());
 }
 
 /// The source address of the retrieval record of the read `served` answered, once recorded.
