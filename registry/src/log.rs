@@ -30,10 +30,10 @@ impl ChainHead {
     /// # Errors
     /// SQLite errors.
     pub fn load(conn: &Connection) -> Result<Self> {
+        // Cached: a replica's writer reads its head several times per group commit.
         let head = conn
-            .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |row| {
-                Ok(ChainHead { sequence: row.get(0)?, hash: row.get(1)? })
-            })
+            .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |row| Ok(ChainHead { sequence: row.get(0)?, hash: row.get(1)? }))
             .optional()?;
         Ok(head.unwrap_or(ChainHead { sequence: 0, hash: GENESIS_HASH }))
     }
@@ -195,7 +195,7 @@ pub fn catch_up(log: &Connection, views: &Connection) -> Result<Replayed> {
     if applied > head {
         return replay_in(log, views, u64::MAX, |_| {});
     }
-    apply_since(log, views, applied, u64::MAX, views::Deferred::gathering(), |_| {})
+    apply_since(log, views, applied, head, views::Deferred::gathering(), |_| {})
 }
 
 fn apply_since(
@@ -206,6 +206,60 @@ fn apply_since(
     mut deferred: views::Deferred,
     mut progress: impl FnMut(u64),
 ) -> Result<Replayed> {
+    let mut last = after;
+    let mut rule_check = RuleCheck::default();
+    let mut apply = |events: Vec<Event>, payloads: &[Decoded]| -> Result<()> {
+        for (event, (payload, columns)) in events.iter().zip(payloads) {
+            rules::check(views, event, payload, &mut rule_check, &mut deferred)?;
+            views::apply_payload(views, event, payload, columns.as_ref(), &mut deferred)?;
+            last = event.sequence;
+            progress(event.sequence);
+        }
+        deferred.gather_subjects(events);
+        Ok(())
+    };
+    if until.saturating_sub(after) <= DECODE_BATCH as u64 {
+        // A catch-up of a few events (a replica's, after each group commit of another
+        // gateway) costs less on this thread than handing it to a decoding thread.
+        let events = fetch_range(log, after, until)?;
+        let payloads = events.iter().map(decode_with_columns).collect::<Result<Vec<_>>>()?;
+        apply(events, &payloads)?;
+    } else {
+        apply_decoding_aside(log, after, until, &mut apply)?;
+    }
+    deferred.flush(views)?;
+    stored_views::set_applied(views, last)?;
+    let RuleCheck { first: first_violation, count: violations, .. } = rule_check;
+    if let Some(violation) = &first_violation {
+        tracing::warn!(%violation, violations, "the log holds events its own rules forbid (run `verify`)");
+    }
+    Ok(Replayed { last, first_violation, violations })
+}
+
+/// The events after `after` up to and including `until`, in order.
+fn fetch_range(log: &Connection, after: u64, until: u64) -> Result<Vec<Event>> {
+    let mut statement =
+        log.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq"))?;
+    let events = statement
+        .query_map(params![after, i64::try_from(until).unwrap_or(i64::MAX)], event_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(events)
+}
+
+fn decode_with_columns(event: &Event) -> Result<Decoded> {
+    let payload = event.decode()?;
+    let columns = views::VersionColumns::of(&payload);
+    Ok((payload, columns))
+}
+
+/// Reads the events after `after` up to `until` and hands them to `apply` in batches, parsed
+/// by a second thread.
+fn apply_decoding_aside(
+    log: &Connection,
+    after: u64,
+    until: u64,
+    apply: &mut impl FnMut(Vec<Event>, &[Decoded]) -> Result<()>,
+) -> Result<()> {
     // Reading rows is SQLite's work and applying them writes through the same connection, so
     // both stay on this thread; parsing a payload depends on nothing else, so a second thread
     // decodes each batch (and renders the view columns that need only the payload) while
@@ -217,8 +271,6 @@ fn apply_since(
     let (to_decoder, work) = std::sync::mpsc::sync_channel::<DecoderWork>(2 * DECODE_BATCHES_IN_FLIGHT);
     let (to_applier, decoded) =
         std::sync::mpsc::sync_channel::<(Vec<Event>, Result<Vec<Decoded>>)>(DECODE_BATCHES_IN_FLIGHT);
-    let mut last = after;
-    let mut rule_check = RuleCheck::default();
     std::thread::scope(|scope| {
         // Named for profilers and debuggers; spawning panics as `std::thread::spawn` would.
         let decoder = std::thread::Builder::new().name("log-decoder".into());
@@ -226,14 +278,7 @@ fn apply_since(
             for item in work {
                 match item {
                     DecoderWork::Decode(events) => {
-                        let payloads = events
-                            .iter()
-                            .map(|event| {
-                                let payload = event.decode()?;
-                                let columns = views::VersionColumns::of(&payload);
-                                Ok((payload, columns))
-                            })
-                            .collect();
+                        let payloads = events.iter().map(decode_with_columns).collect();
                         if to_applier.send((events, payloads)).is_err() {
                             return;
                         }
@@ -244,16 +289,10 @@ fn apply_since(
         });
         spawned.expect("the system starts a thread");
         let mut in_flight = 0;
-        let mut apply_next = |last: &mut u64| -> Result<()> {
+        let mut apply_next = || -> Result<()> {
             let (events, payloads) = decoded.recv().expect("the decoding thread outlives the reader");
             let payloads = payloads?;
-            for (event, (payload, columns)) in events.iter().zip(&payloads) {
-                rules::check(views, event, payload, &mut rule_check, &mut deferred)?;
-                views::apply_payload(views, event, payload, columns.as_ref(), &mut deferred)?;
-                *last = event.sequence;
-                progress(event.sequence);
-            }
-            deferred.gather_subjects(events);
+            apply(events, &payloads)?;
             // The thread may have ended after an error of its own, in which case it has
             // nothing left to free.
             let _ = to_decoder.send(DecoderWork::Free(payloads));
@@ -276,13 +315,13 @@ fn apply_since(
                     in_flight += 1;
                     if in_flight == DECODE_BATCHES_IN_FLIGHT {
                         in_flight -= 1;
-                        apply_next(&mut last)?;
+                        apply_next()?;
                     }
                 }
             }
             while in_flight > 0 {
                 in_flight -= 1;
-                apply_next(&mut last)?;
+                apply_next()?;
             }
             Ok(())
         })();
@@ -290,14 +329,7 @@ fn apply_since(
         drop(decoded);
         drop(to_decoder);
         read
-    })?;
-    deferred.flush(views)?;
-    stored_views::set_applied(views, last)?;
-    let RuleCheck { first: first_violation, count: violations, .. } = rule_check;
-    if let Some(violation) = &first_violation {
-        tracing::warn!(%violation, violations, "the log holds events its own rules forbid (run `verify`)");
-    }
-    Ok(Replayed { last, first_violation, violations })
+    })
 }
 
 /// A parsed payload with the columns of the version it adds, if any.
