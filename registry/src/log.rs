@@ -86,7 +86,8 @@ pub(crate) fn insert(conn: &Connection, e: &Event) -> Result<()> {
     Ok(())
 }
 
-const EVENT_COLUMNS: &str = "seq, created_at, event_type, subject_kind, subject_id, actor, access_key, request_id,
+pub(crate) const EVENT_COLUMNS: &str =
+    "seq, created_at, event_type, subject_kind, subject_id, actor, access_key, request_id,
     source_addr, user_agent, payload, payload_digest, prev_hash, hash";
 
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {

@@ -1238,11 +1238,23 @@ fn configure(conn: &Connection) -> Result<()> {
     // The view writer and the queries use a few dozen statements; the default cache of 16
     // would re-prepare them on every event.
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    keep_plans(conn)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // Views take random-key inserts (blob digests, keys); a small page cache spills dirty
     // pages to the WAL mid-transaction and re-reads them, which dominated replay time.
     conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}
+
+/// Makes the planner's choices independent of bound values (SQLite's query planner stability
+/// guarantee). Otherwise a statement whose plan may depend on a value, as any with `LIMIT ?`
+/// does, is parsed and planned again each time that value is bound, which cached statements
+/// are there to avoid: the log's reads by sequence were re-prepared on every group commit.
+/// No plan here needs a bound value: the registry keeps no `ANALYZE` statistics, and its
+/// partial indexes' conditions are literals.
+fn keep_plans(conn: &Connection) -> Result<()> {
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map(drop)?;
     Ok(())
 }
 
@@ -1284,6 +1296,7 @@ fn open_reader(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    keep_plans(&conn)?;
     conn.execute("ATTACH DATABASE ?1 AS views", [read_only_uri(&views_path(path))])?;
     Ok(conn)
 }
@@ -1323,4 +1336,30 @@ pub fn open_offline(path: impl AsRef<Path>) -> Result<Connection> {
     conn.pragma_update(Some("views"), "synchronous", "NORMAL")?;
     conn.pragma_update(Some("views"), "cache_size", -PAGE_CACHE_KIB)?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::StatementStatus;
+
+    use super::*;
+
+    /// SQLite re-prepares a statement whose plan may depend on a bound value (here `LIMIT ?`)
+    /// each time that value is bound again, unless the planner is told to keep its plans.
+    /// Cached statements would then be parsed and planned anew on every run.
+    #[test]
+    fn cached_statements_with_bound_limits_are_not_prepared_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.db");
+        let writer = open_writer(&path, "FULL", None).unwrap();
+        let reader = open_reader(&path).unwrap();
+        let sql = format!("SELECT {} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2", log::EVENT_COLUMNS);
+        for conn in [&writer.log, &reader] {
+            for limit in [10, 20, 10] {
+                log::fetch_since(conn, 0, limit).unwrap();
+            }
+            let statement = conn.prepare_cached(&sql).unwrap();
+            assert_eq!(statement.get_status(StatementStatus::RePrepare), 0);
+        }
+    }
 }
