@@ -771,6 +771,8 @@ struct WriterConnections {
     log: Connection,
     views: Connection,
     shared: Option<SharedWriter>,
+    /// The page caches are sized for a bulk catch-up until the batch that ran it is over.
+    bulk_cache: bool,
 }
 
 /// The writer's connection to the shared log, made again after it was lost, and the
@@ -899,6 +901,13 @@ fn run_writer(
         for (done, result) in completions {
             done(result);
         }
+        if conns.bulk_cache {
+            // The bulk catch-up committed (or failed): its dirty pages are written or gone.
+            if let Err(error) = set_page_cache(&conns.log, &conns.views, WRITER_PAGE_CACHE_KIB) {
+                tracing::warn!(%error, "cannot shrink the registry writer's page cache");
+            }
+            conns.bulk_cache = false;
+        }
         // Between batches nothing else writes, so this checkpoint copies what the
         // checkpointer has not yet and leaves the WAL fully copied: the next commit then
         // writes from the WAL's start again.
@@ -996,7 +1005,7 @@ fn run_batch(
     sort_queued(queued, &mut batch, &mut catch_ups);
     let unrun =
         |batch: Vec<Job>, catch_ups: Vec<Completion>| batch.into_iter().map(fail_unrun).chain(catch_ups).collect();
-    let WriterConnections { log: log_conn, views: views_conn, shared } = conns;
+    let WriterConnections { log: log_conn, views: views_conn, shared, bulk_cache } = conns;
     let log_tx = match log_conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => return Err((unrun(batch, catch_ups), error.to_string())),
@@ -1037,7 +1046,7 @@ fn run_batch(
         None => Ok(None),
     };
     let caught_up = pulled.and_then(|pulled| {
-        catch_up_with_log(&log_tx, &views_tx, head)?;
+        catch_up_with_log(&log_tx, &views_tx, head, bulk_cache)?;
         match pulled {
             Some(pulled) if pulled != *head => Err(Error::CommitFailed("the replica did not catch up".to_owned())),
             _ => Ok(()),
@@ -1217,14 +1226,35 @@ fn commit_views(views: rusqlite::Transaction<'_>, faults: &Faults) -> Result<()>
     Ok(views.commit()?)
 }
 
+/// A catch-up of more events than this (a replica back after an absence, a gateway joining a
+/// shared log) runs with the page cache sized for replays.
+const BULK_CATCH_UP: u64 = 1024;
+
 /// Moves `head` to the log's last event when another writer appended after it, and applies
-/// to the views whatever committed events they lack.
-fn catch_up_with_log(log_conn: &Connection, views_conn: &Connection, head: &mut ChainHead) -> Result<()> {
+/// to the views whatever committed events they lack. A bulk catch-up enlarges the caches and
+/// sets `bulk_cache`; the writer shrinks them again after the batch commits.
+fn catch_up_with_log(
+    log_conn: &Connection,
+    views_conn: &Connection,
+    head: &mut ChainHead,
+    bulk_cache: &mut bool,
+) -> Result<()> {
     let on_disk = ChainHead::load(log_conn)?;
-    if on_disk != *head || views::applied(views_conn)? != on_disk.sequence {
+    let applied = views::applied(views_conn)?;
+    if on_disk != *head || applied != on_disk.sequence {
+        if on_disk.sequence.saturating_sub(applied) > BULK_CATCH_UP && !*bulk_cache {
+            set_page_cache(log_conn, views_conn, PAGE_CACHE_KIB)?;
+            *bulk_cache = true;
+        }
         log::catch_up(log_conn, views_conn)?;
         *head = on_disk;
     }
+    Ok(())
+}
+
+fn set_page_cache(log: &Connection, views: &Connection, kib: i64) -> Result<()> {
+    log.pragma_update(None, "cache_size", -kib)?;
+    views.pragma_update(None, "cache_size", -kib)?;
     Ok(())
 }
 
@@ -1298,10 +1328,8 @@ fn open_writer(path: &Path, log_synchronous: &str, shared: Option<SharedWriter>)
     // every page in the cache. That cost grows with the cache, not with the commit: with the
     // replay-sized cache it took a fifth of the writer's time under small GETs. Catching up
     // (above), which may rebuild the views, keeps the large cache.
-    for conn in [&log, &views] {
-        conn.pragma_update(None, "cache_size", -WRITER_PAGE_CACHE_KIB)?;
-    }
-    Ok(WriterConnections { log, views, shared })
+    set_page_cache(&log, &views, WRITER_PAGE_CACHE_KIB)?;
+    Ok(WriterConnections { log, views, shared, bulk_cache: false })
 }
 
 /// A read-only connection to the log with the views attached, so that queries of either
