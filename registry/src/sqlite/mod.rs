@@ -55,6 +55,7 @@ const VIEWS_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/views/0009_account_emails.sql")),
     M::up(include_str!("migrations/views/0010_object_owners.sql")),
     M::up(include_str!("migrations/views/0011_bucket_tags.sql")),
+    M::up(include_str!("migrations/views/0012_retrievals_by_bucket.sql")),
 ];
 
 /// Prepared statements kept per connection.
