@@ -239,12 +239,17 @@ fn apply_since(
 
 /// The events after `after` up to and including `until`, in order.
 fn fetch_range(log: &Connection, after: u64, until: u64) -> Result<Vec<Event>> {
-    let mut statement =
-        log.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq"))?;
+    let mut statement = range_statement(log)?;
     let events = statement
         .query_map(params![after, i64::try_from(until).unwrap_or(i64::MAX)], event_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(events)
+}
+
+/// The read of the events in a range of sequences (`?1` exclusive, `?2` inclusive), which
+/// catch-ups of either size and replays share.
+fn range_statement(log: &Connection) -> Result<rusqlite::CachedStatement<'_>> {
+    Ok(log.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq"))?)
 }
 
 fn decode_with_columns(event: &Event) -> Result<Decoded> {
@@ -300,8 +305,7 @@ fn apply_decoding_aside(
             Ok(())
         };
         let read = (|| -> Result<()> {
-            let mut statement =
-                log.prepare(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq"))?;
+            let mut statement = range_statement(log)?;
             let mut rows = statement.query(params![after, i64::try_from(until).unwrap_or(i64::MAX)])?;
             let mut batch = Vec::with_capacity(DECODE_BATCH);
             let mut more = true;

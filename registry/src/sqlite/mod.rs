@@ -1291,7 +1291,7 @@ fn configure(conn: &Connection) -> Result<()> {
 /// No plan here needs a bound value: the registry keeps no `ANALYZE` statistics, and its
 /// partial indexes' conditions are literals.
 fn keep_plans(conn: &Connection) -> Result<()> {
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map(drop)?;
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 
