@@ -5,6 +5,7 @@
 //! `tests/layering.rs`):
 //! - [`cli`]: the `artifact-store` commands.
 //! - [`server`]: HTTP(S) accept loop, request ids, graceful shutdown; [`serve`] is the entry.
+//! - [`console`]: the web console under `/_console/`, pages over the registry's queries.
 //! - [`admin`]: `/_health` and the other endpoints under `/_`.
 //! - [`cors`]: browsers' preflights and the `Access-Control-*` headers, from buckets' CORS
 //!   rules.
@@ -48,6 +49,7 @@ pub mod cli;
 pub mod client_addr;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod cors;
 pub mod digest;
 pub mod error_body;

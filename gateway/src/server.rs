@@ -42,6 +42,7 @@ use crate::backend::fs::FsBlobStore;
 use crate::backend::s3::{self, OpenError, S3BlobStore};
 use crate::client_addr::{ClientAddr, TrustedProxies};
 use crate::config::{Backend, Config, UpstreamObjectLock};
+use crate::console::{self, Console};
 use crate::cors::{BrowserRequest, Cors};
 use crate::iam::IamApi;
 use crate::limits::{
@@ -212,6 +213,7 @@ pub async fn serve_with_blobs(
         ),
         None => None,
     };
+    let control = AccessControl::new(&config, &registry, root_account.id.clone())?;
     let uploads = UploadSlots::new(config.server.max_concurrent_uploads);
     let limits = ConnectionLimits::of(&config.server);
     let trusted_proxies = Arc::new(config.server.trusted_proxies.clone());
@@ -233,7 +235,15 @@ pub async fn serve_with_blobs(
             root_account.id.clone(),
             secure_transport(&config),
         )),
-        s3: s3_service(Arc::new(config), registry.clone(), root_account.id, blobs, Some(api), uploads)?,
+        console: Arc::new(Console::new(
+            registry.clone(),
+            control.users.clone().with_registry(registry.clone()),
+            control.access.clone(),
+            config.server.region.clone(),
+            secure_transport(&config),
+            stopping_rx.clone(),
+        )),
+        s3: s3_service(Arc::new(config), registry.clone(), &control, blobs, Some(api), uploads)?,
         peer: None,
         trusted_proxies,
         activity: Arc::default(),
@@ -380,6 +390,33 @@ fn secure_transport(config: &Config) -> SecureTransport {
     SecureTransport { tls: config.server.tls_enabled(), forwarded_proto: config.server.trust_forwarded_proto }
 }
 
+/// Who may call the gateway and what they may do: one set for the S3 service and the console,
+/// so that both decide with the same cached bucket grants.
+#[derive(Clone)]
+pub struct AccessControl {
+    /// The configured users (the registry's keys are looked up beside them).
+    pub users: Users,
+    /// The buckets' grants, cached until a change is committed.
+    pub grants: BucketGrants,
+    /// The access hook.
+    pub access: Access,
+}
+
+impl AccessControl {
+    /// The users of `config` and the grants of `registry`'s buckets; `root_account` is the
+    /// root account's id.
+    ///
+    /// # Errors
+    /// [`ServeError::Auth`] without root credentials.
+    pub fn new(config: &Config, registry: &Registry, root_account: String) -> Result<Self, ServeError> {
+        let users = Users::from_config(&config.auth)?;
+        let grants = BucketGrants::new(registry.clone(), root_account.clone());
+        let access =
+            Access::new(users.clone(), grants.clone(), registry.clone(), root_account, secure_transport(config));
+        Ok(Self { users, grants, access })
+    }
+}
+
 /// The s3s service for `config`, storing bytes in `blobs`: authentication over the configured
 /// users, virtual-host style when `server.base_domain` is set, and the registry API (signed
 /// like S3 requests) when `api` is given.
@@ -391,16 +428,13 @@ fn secure_transport(config: &Config) -> SecureTransport {
 pub fn s3_service(
     config: Arc<Config>,
     registry: Registry,
-    root_account: String,
+    control: &AccessControl,
     blobs: Arc<dyn BlobStore>,
     api: Option<RegistryApi>,
     uploads: UploadSlots,
 ) -> Result<S3Service, ServeError> {
-    let users = Users::from_config(&config.auth)?;
+    let AccessControl { users, grants, access } = control.clone();
     let base_domain = config.server.base_domain.clone();
-    let secure_transport = secure_transport(&config);
-    let grants = BucketGrants::new(registry.clone(), root_account.clone());
-    let access = Access::new(users.clone(), grants.clone(), registry.clone(), root_account, secure_transport);
     // s3s holds a form upload's fields and file in memory (20 MB and 5 GB by default):
     // bounded here.
     let mut s3s_config = s3s::config::S3Config::default();
@@ -523,6 +557,8 @@ struct Router {
     /// The IAM query API, answered beside s3s (which verifies no `iam` signature).
     iam: Arc<IamApi>,
     admin: Arc<Admin>,
+    /// The web console under `/_console/`.
+    console: Arc<Console>,
     /// `/_metrics` is served here unless a separate admin listener serves it.
     metrics_here: bool,
     /// What a signature must hold that s3s does not check, for S3 and registry API requests.
@@ -627,6 +663,22 @@ impl hyper::service::Service<Request<Incoming>> for Router {
         let http1 = req.version() < http::Version::HTTP_2;
 
         let admin = self.is_admin(&req);
+        if admin && console::is_console_path(req.uri().path()) {
+            let console = Arc::clone(&self.console);
+            return Box::pin(
+                async move {
+                    // Its pages see what any gateway acknowledged before the request began.
+                    let start = Instant::now();
+                    let mut response = registry::freshness::as_of(start, console.handle(req, client)).await;
+                    response.headers_mut().insert("x-amz-request-id", header);
+                    let status = response.status().as_u16();
+                    metrics::http_response(status);
+                    tracing::info!(status, "console request");
+                    Ok(finish(response, head, in_progress))
+                }
+                .instrument(span),
+            );
+        }
         if admin && !admin::is_registry_path(req.uri().path()) {
             let admin = Arc::clone(&self.admin);
             let with_metrics = self.metrics_here;

@@ -261,6 +261,20 @@ pub trait Reads {
     /// The engine's errors.
     fn retrievals(&self, filter: &RetrievalFilter, limit: usize) -> Result<Vec<RetrievalRecord>>;
 
+    /// How many current objects a bucket holds and their bytes, and how many versions and
+    /// delete markers it holds in all: one pass over the bucket's rows.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn bucket_usage(&self, bucket: &str) -> Result<BucketUsage>;
+
+    /// How often each actor read a key, per day (UTC): the reads the retrieval records hold,
+    /// counted without reading them out one by one.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn retrieval_days(&self, bucket: &str, key: &str) -> Result<Vec<RetrievalDay>>;
+
     /// Up to `limit` events after `cursor` that pass `filter`, looking at no more than `budget`
     /// events, so a filter that matches rarely cannot make one call read the whole log.
     ///
@@ -571,6 +585,28 @@ pub struct RetrievalRecord {
     pub actor: String,
     /// The request that read it.
     pub context: crate::event::RequestContext,
+}
+
+/// What a bucket holds ([`Reads::bucket_usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BucketUsage {
+    /// Keys whose current version is not a delete marker.
+    pub objects: u64,
+    /// The size of those current versions, in bytes.
+    pub bytes: u64,
+    /// Every version and delete marker, current or not.
+    pub versions: u64,
+}
+
+/// One actor's reads of a key on one day ([`Reads::retrieval_days`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrievalDay {
+    /// The day's first millisecond since the epoch (UTC).
+    pub day_ms: i64,
+    /// Who read (the access key, or `anonymous`).
+    pub actor: String,
+    /// How many reads (GET and HEAD).
+    pub reads: u64,
 }
 
 /// Which events a feed shows: all, or those about one bucket (the bucket itself and every

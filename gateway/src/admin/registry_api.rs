@@ -48,7 +48,7 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 /// An SSE comment sent this often keeps proxies from closing a quiet stream.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 /// How often an open event stream checks that its signer may still read the log.
-const REAUTHORIZE: Duration = Duration::from_secs(10);
+pub const REAUTHORIZE: Duration = Duration::from_secs(10);
 
 /// Header of a feed page: the last sequence the scan looked at, the `since` of the next call.
 pub const NEXT_SINCE_HEADER: &str = "x-artifact-store-next-since";
@@ -269,20 +269,9 @@ impl RegistryApi {
                     }
                 }
             });
-        let keepalive = futures::stream::unfold((), |()| async {
-            tokio::time::sleep(KEEPALIVE).await;
-            Some((Ok(Bytes::from_static(b": keepalive\n\n")), ()))
-        });
-        let mut shutdown = self.shutdown.clone();
-        let stopping = async move {
-            let _ = shutdown.wait_for(|stopping| *stopping).await;
-        };
         // A stream outlives the check that opened it: it ends once its key is disabled or
         // deleted, or its permission taken away.
-        let revoked = self.revoked(req);
-        let ended = futures::future::select(Box::pin(stopping), Box::pin(revoked));
-        let stream = futures::stream::select(events, keepalive).take_until(ended).map_ok(Frame::data);
-        let body = Body::http_body(StreamBody::new(sync_wrapper::SyncStream::new(stream)));
+        let body = sse_body(events, self.shutdown.clone(), self.revoked(req));
         let mut response = respond(StatusCode::OK, "text/event-stream", body);
         response.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         Ok(response)
@@ -332,6 +321,25 @@ impl RegistryApi {
         }
         Ok(response)
     }
+}
+
+/// A Server-Sent Events body of `frames`, with a comment every [`KEEPALIVE`] between them,
+/// that ends when the server shuts down (`shutdown` becomes `true`) or `revoked` resolves.
+pub fn sse_body(
+    frames: impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    mut shutdown: watch::Receiver<bool>,
+    revoked: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Body {
+    let keepalive = futures::stream::unfold((), |()| async {
+        tokio::time::sleep(KEEPALIVE).await;
+        Some((Ok(Bytes::from_static(b": keepalive\n\n")), ()))
+    });
+    let stopping = async move {
+        let _ = shutdown.wait_for(|stopping| *stopping).await;
+    };
+    let ended = futures::future::select(Box::pin(stopping), Box::pin(revoked));
+    let stream = futures::stream::select(frames, keepalive).take_until(ended).map_ok(Frame::data);
+    Body::http_body(StreamBody::new(sync_wrapper::SyncStream::new(stream)))
 }
 
 /// One SSE message: `id` is the sequence (what `Last-Event-ID` resumes from), `event` the type.

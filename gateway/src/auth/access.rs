@@ -207,6 +207,14 @@ impl Access {
         }
     }
 
+    /// The account of a request signed with `access_key`: whose buckets it lists.
+    ///
+    /// # Errors
+    /// `InvalidAccessKeyId`, or a registry read refused.
+    pub async fn requester(&self, access_key: &str) -> S3Result<Option<Requester>> {
+        Ok(self.identity(Some(access_key)).await?.requester)
+    }
+
     /// The condition keys of a request head, from where it came from (`client`): for
     /// S3 operations and registry API calls.
     #[must_use]
@@ -231,7 +239,9 @@ pub struct SecureTransport {
 }
 
 impl SecureTransport {
-    fn of(self, client: Option<ClientAddr>) -> bool {
+    /// Whether a request from `client` came over HTTPS.
+    #[must_use]
+    pub fn is_secure(self, client: Option<ClientAddr>) -> bool {
         match client.and_then(|client| client.proxy_said_https) {
             Some(said_https) if self.forwarded_proto => said_https,
             _ => self.tls,
@@ -251,7 +261,7 @@ pub fn condition_keys(
     let mut keys = ConditionKeys::new();
     let now = crate::clock::now_ms();
     keys.set("aws:CurrentTime", format_time(now)).set("aws:EpochTime", (now / 1000).to_string());
-    keys.set("aws:SecureTransport", secure_transport.of(client).to_string());
+    keys.set("aws:SecureTransport", secure_transport.is_secure(client).to_string());
     if let Some(client) = client {
         keys.set("aws:SourceIp", client.ip.to_canonical().to_string());
     }

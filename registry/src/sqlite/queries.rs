@@ -10,8 +10,8 @@ use crate::event::v1::{AclEntry, BlobPart, CorsRule, ObjectContent, PackageFinal
 use crate::inline_blob::digest_of;
 use crate::packages::{Member, Package};
 use crate::queries::{
-    EventFilter, EventPage, ListPage, ListQuery, Part, Reads, RecordingEvent, RetrievalFilter, RetrievalRecord, Signer,
-    VersionPage, VersionProvenance, VersionQuery,
+    BucketUsage, EventFilter, EventPage, ListPage, ListQuery, Part, Reads, RecordingEvent, RetrievalDay,
+    RetrievalFilter, RetrievalRecord, Signer, VersionPage, VersionProvenance, VersionQuery,
 };
 use crate::state::{AccessKey, Account, AccountUser, Bucket, ObjectVersion, PublicAccessBlock, Upload};
 use crate::views::stored_retention;
@@ -585,6 +585,33 @@ fn retrievals(conn: &Connection, filter: &RetrievalFilter, limit: usize) -> Resu
     Ok(records)
 }
 
+/// One pass over the bucket's version rows (`object_versions_by_id` gives them).
+fn bucket_usage(conn: &Connection, bucket: &str) -> Result<BucketUsage> {
+    let mut statement = conn.prepare_cached(
+        "SELECT coalesce(sum(is_latest AND NOT is_delete_marker), 0),
+                coalesce(sum(CASE WHEN is_latest AND NOT is_delete_marker THEN size ELSE 0 END), 0),
+                count(*)
+         FROM object_versions WHERE bucket = ?1",
+    )?;
+    Ok(statement.query_row([bucket], |row| {
+        Ok(BucketUsage { objects: row.get(0)?, bytes: row.get(1)?, versions: row.get(2)? })
+    })?)
+}
+
+/// The key's records through `retrievals_by_object`, grouped in SQL.
+fn retrieval_days(conn: &Connection, bucket: &str, key: &str) -> Result<Vec<RetrievalDay>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT created_at / 86400000 * 86400000 AS day, actor, count(*)
+         FROM retrievals WHERE bucket = ?1 AND key = ?2 GROUP BY day, actor ORDER BY day, actor",
+    )?;
+    let days = statement
+        .query_map([bucket, key], |row| {
+            Ok(RetrievalDay { day_ms: row.get(0)?, actor: row.get(1)?, reads: row.get(2)? })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(days)
+}
+
 /// The query of [`retrievals`] under `conditions` (fixed fragments with `?` for their values).
 fn retrievals_sql(conditions: &[&str]) -> String {
     format!(
@@ -956,6 +983,14 @@ impl Reads for Connection {
 
     fn key_provenance(&self, bucket: &str, key: &str) -> Result<Vec<VersionProvenance>> {
         key_provenance(self, bucket, key)
+    }
+
+    fn bucket_usage(&self, bucket: &str) -> Result<BucketUsage> {
+        bucket_usage(self, bucket)
+    }
+
+    fn retrieval_days(&self, bucket: &str, key: &str) -> Result<Vec<RetrievalDay>> {
+        retrieval_days(self, bucket, key)
     }
 
     fn retrievals(&self, filter: &RetrievalFilter, limit: usize) -> Result<Vec<RetrievalRecord>> {

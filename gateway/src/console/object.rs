@@ -1,0 +1,316 @@
+//! One object version as the registry knows it: its record (digests, metadata, retention,
+//! provenance), who has read it and how often, and every event about its key; and one event
+//! on a page of its own. Decided as GetObject (GetObjectVersion for a named version) is.
+
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{
+    PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings, UriPathNormalizationMode,
+    sign,
+};
+use aws_sigv4::sign::v4;
+use http::{Response, StatusCode};
+use maud::{Markup, html};
+use registry::Event;
+use registry::queries::{RetrievalDay, VersionProvenance};
+use s3s::Body;
+
+use super::buckets::lock_mode;
+use super::layout::{self, bar_chart, bucket_href, object_href, short_hash, size, time, time_left};
+use super::{Console, Refusal, Visit, html};
+
+/// The newest events of a key its page lists.
+const TIMELINE_EVENTS: usize = 200;
+/// Days the chart of reads covers, up to today.
+const CHART_DAYS: i64 = 30;
+/// How long a download link stays valid.
+const DOWNLOAD_LINK_LIFETIME: Duration = Duration::from_secs(300);
+const DAY_MS: i64 = 86_400_000;
+
+/// What the page of a key shows, read at once.
+struct KeyRecord {
+    /// Every version, newest first, with the event that created it.
+    versions: Vec<VersionProvenance>,
+    /// The newest events about the key, newest first.
+    events: Vec<Event>,
+    /// How many events there are about the key in all.
+    event_count: usize,
+    /// Reads per day and reader.
+    reads: Vec<RetrievalDay>,
+    /// The package that seals the key, if one does.
+    package: Option<String>,
+}
+
+/// `/_console/objects/{bucket}/{key}?version=`: one version of a key, the current one unless
+/// `version` names another.
+pub(super) async fn page(console: &Console, visit: &Visit, bucket: &str, key: &str) -> Result<Response<Body>, Refusal> {
+    let version_id = visit.query.get("version").cloned();
+    let action = if version_id.is_some() { "s3:GetObjectVersion" } else { "s3:GetObject" };
+    console.allow(visit, action, Some(bucket), &format!("arn:aws:s3:::{bucket}/{key}"), &visit.keys).await?;
+    let (b, k) = (bucket.to_owned(), key.to_owned());
+    let record = console
+        .registry
+        .read_retrievals(move |reads| {
+            let versions = reads.key_provenance(&b, &k)?;
+            let sequences = reads.subject_sequences(&format!("{b}/{k}"))?;
+            let mut events = Vec::with_capacity(sequences.len().min(TIMELINE_EVENTS));
+            for sequence in sequences.iter().rev().take(TIMELINE_EVENTS) {
+                events.extend(reads.event(*sequence)?);
+            }
+            Ok(KeyRecord {
+                versions,
+                events,
+                event_count: sequences.len(),
+                reads: reads.retrieval_days(&b, &k)?,
+                package: reads.sealing(&b, &k)?,
+            })
+        })
+        .await?;
+    let shown = match &version_id {
+        Some(id) => record.versions.iter().find(|v| v.version.version_id == *id),
+        None => record.versions.iter().find(|v| v.version.is_latest),
+    };
+    let Some(shown) = shown else {
+        return Err(Refusal::NotFound(format!("There is no such version of {key} in {bucket}.")));
+    };
+    let download = (!shown.version.is_delete_marker)
+        .then(|| presigned_get(console, visit, bucket, key, &shown.version.version_id))
+        .flatten();
+    let body = html! {
+        h1 { (key) }
+        (crumbs(bucket, key))
+        (facts(shown, record.package.as_deref(), download.as_deref()))
+        h2 { "Versions" }
+        (versions(bucket, key, &record.versions, &shown.version.version_id))
+        h2 { "Reads" }
+        (reads(&record.reads))
+        h2 { "History" }
+        @if record.event_count > record.events.len() {
+            p.muted { "The newest " (record.events.len()) " of " (record.event_count) " events about this key." }
+        }
+        (timeline(&record.events))
+    };
+    Ok(html(StatusCode::OK, &layout::page(key, Some(&visit.session), &body)))
+}
+
+fn crumbs(bucket: &str, key: &str) -> Markup {
+    let folder = key.rfind('/').map_or("", |slash| &key[..=slash]);
+    html! {
+        nav.crumbs aria-label="Folders" {
+            a href={ (super::CONSOLE_PREFIX) "/buckets" } { "Buckets" } " / "
+            a href=(bucket_href(bucket, "")) { (bucket) }
+            @if !folder.is_empty() { " / " a href=(bucket_href(bucket, folder)) { (folder) } }
+        }
+    }
+}
+
+fn facts(shown: &VersionProvenance, package: Option<&str>, download: Option<&str>) -> Markup {
+    let version = &shown.version;
+    let content = &version.content;
+    let now = crate::clock::now_ms();
+    html! {
+        @if version.is_delete_marker { p.notice { "This version is a delete marker." } }
+        dl.facts {
+            dt { "Version" } dd.mono { (version.version_id) @if version.is_latest { " (current)" } }
+            dt { "Created" } dd { (time(version.created_at)) }
+            dt { "Uploaded by" } dd {
+                span.mono { (version.actor) }
+                @if let Some(signer) = &shown.signer {
+                    " (user " (signer.user) " of account " (signer.account) ")"
+                }
+                @if let Some(addr) = &shown.event.context.source_addr { " from " (addr) }
+            }
+            dt { "Recorded by" } dd {
+                a href={ (super::CONSOLE_PREFIX) "/events/" (shown.event.sequence) } { "event " (shown.event.sequence) }
+                " " (shown.event.event_type) " " (short_hash(&hex::encode(shown.event.hash)))
+            }
+            @if !version.is_delete_marker {
+                dt { "Size" } dd { (size(content.size)) " (" (content.size) " bytes)" }
+                dt { "Content type" } dd { (content.content_type.as_deref().unwrap_or("—")) }
+                dt { "ETag" } dd.mono { (content.etag) }
+                dt { "BLAKE3" } dd.mono { (content.blake3) }
+                @for (algorithm, value) in &content.checksums {
+                    dt { (algorithm) } dd.mono { (value) @if let Some(kind) = &content.checksum_type { " (" (kind) ")" } }
+                }
+                @for (name, value) in &content.headers { dt { (name) } dd { (value) } }
+                @for (name, value) in &content.user_metadata { dt { "x-amz-meta-" (name) } dd { (value) } }
+                dt { "Tags" } dd {
+                    @if content.tags.is_empty() { "none" }
+                    @for (name, value) in &content.tags { code { (name) "=" (value) } " " }
+                }
+            }
+            dt { "Retention" } dd {
+                @match &version.retention {
+                    Some(retention) => {
+                        (lock_mode(retention.mode)) " until " (time(retention.retain_until))
+                        " (" (time_left(retention.retain_until, now)) ")"
+                    }
+                    None => "none",
+                }
+            }
+            dt { "Legal hold" } dd { @if version.legal_hold { "ON" } @else { "off" } }
+            dt { "Package" } dd { @match package { Some(name) => { "sealed in " code { (name) } } None => "none" } }
+        }
+        @if let Some(link) = download {
+            p { a href=(link) download { "Download" } span.muted { " (a link valid for 5 minutes)" } }
+        }
+    }
+}
+
+fn versions(bucket: &str, key: &str, all: &[VersionProvenance], shown: &str) -> Markup {
+    html! {
+        div.scroll { table {
+            thead { tr { th { "Version" } th.num { "Size" } th.wide { "Created" } th.wide { "By" } } }
+            tbody { @for v in all {
+                tr {
+                    td {
+                        @if v.version.version_id == shown { strong.mono { (v.version.version_id) } }
+                        @else { a.mono href=(object_href(bucket, key, Some(&v.version.version_id))) { (v.version.version_id) } }
+                        @if v.version.is_latest { " (current)" }
+                    }
+                    td.num { @if v.version.is_delete_marker { "delete marker" } @else { (size(v.version.content.size)) } }
+                    td.wide { (time(v.version.created_at)) }
+                    td.wide.mono { (v.version.actor) }
+                }
+            } }
+        } }
+    }
+}
+
+/// How often the key was read: in all, by whom, and per day over the last [`CHART_DAYS`].
+fn reads(days: &[RetrievalDay]) -> Markup {
+    let total: u64 = days.iter().map(|d| d.reads).sum();
+    let mut by_reader: Vec<(&str, u64)> = Vec::new();
+    for day in days {
+        match by_reader.iter_mut().find(|(actor, _)| *actor == day.actor) {
+            Some((_, reads)) => *reads += day.reads,
+            None => by_reader.push((&day.actor, day.reads)),
+        }
+    }
+    by_reader.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let today = crate::clock::now_ms().div_euclid(DAY_MS) * DAY_MS;
+    let bars: Vec<(String, u64)> = (0..CHART_DAYS)
+        .rev()
+        .map(|ago| {
+            let day = today - ago * DAY_MS;
+            let reads = days.iter().filter(|d| d.day_ms == day).map(|d| d.reads).sum();
+            (time(day)[..10].to_owned(), reads)
+        })
+        .collect();
+    html! {
+        @if total == 0 {
+            p.muted { "Never read." }
+        } @else {
+            p { "Read " (total) " time" @if total != 1 { "s" } " (GET and HEAD), by " (by_reader.len()) " reader"
+                @if by_reader.len() != 1 { "s" } "." }
+            (bar_chart("Reads per day over the last 30 days", &bars))
+            div.scroll { table {
+                thead { tr { th { "Reader" } th.num { "Reads" } } }
+                tbody { @for (actor, count) in &by_reader { tr { td.mono { (actor) } td.num { (count) } } } }
+            } }
+        }
+    }
+}
+
+fn timeline(events: &[Event]) -> Markup {
+    html! {
+        div.scroll { table {
+            thead { tr { th.num { "Event" } th { "When" } th { "What" } th.wide { "By" } th.wide { "Hash" } } }
+            tbody { @for event in events {
+                tr {
+                    td.num { a href={ (super::CONSOLE_PREFIX) "/events/" (event.sequence) } { (event.sequence) } }
+                    td { (time(event.created_at)) }
+                    td { (event.event_type) }
+                    td.wide.mono { (event.actor) }
+                    td.wide { (short_hash(&hex::encode(event.hash))) }
+                }
+            } }
+        } }
+    }
+}
+
+/// `/_console/events/{sequence}`: one event, whole. An event about an object is the object's
+/// to show (GetObject on it); any other needs the right to read the log.
+pub(super) async fn event(console: &Console, visit: &Visit, sequence: u64) -> Result<Response<Body>, Refusal> {
+    let found = console.registry.read(move |reads| reads.event(sequence)).await?;
+    let not_found = || Refusal::NotFound(format!("The log has no event {sequence}."));
+    // Decided before anything about the event is told, its existence included.
+    let subject = found.as_ref().map(|event| (event.subject_kind.as_str(), event.subject_id.as_str()));
+    match subject.and_then(|(kind, id)| (kind == "object").then_some(id)).and_then(|id| id.split_once('/')) {
+        Some((bucket, key)) => {
+            let resource = format!("arn:aws:s3:::{bucket}/{key}");
+            console.allow(visit, "s3:GetObject", Some(bucket), &resource, &visit.keys).await?;
+        }
+        None => console.allow(visit, "artifact-store:ReadEvents", None, "*", &visit.keys).await?,
+    }
+    let event = found.ok_or_else(not_found)?;
+    let payload = String::from_utf8_lossy(&event.payload);
+    let pretty = serde_json::from_str::<serde_json::Value>(&payload)
+        .ok()
+        .and_then(|value| serde_json::to_string_pretty(&value).ok())
+        .unwrap_or_else(|| payload.into_owned());
+    let context = &event.context;
+    let body = html! {
+        h1 { "Event " (event.sequence) }
+        dl.facts {
+            dt { "Type" } dd { (event.event_type) }
+            dt { "When" } dd { (time(event.created_at)) }
+            dt { "Subject" } dd {
+                @if let Some((bucket, key)) = event.subject_id.split_once('/').filter(|_| event.subject_kind == "object") {
+                    a href=(object_href(bucket, key, None)) { (event.subject_id) }
+                } @else { (event.subject_kind) " " (event.subject_id) }
+            }
+            dt { "By" } dd.mono { (event.actor) }
+            @if let Some(addr) = &context.source_addr { dt { "From" } dd { (addr) } }
+            @if let Some(agent) = &context.user_agent { dt { "User agent" } dd { (agent) } }
+            @if let Some(id) = &context.request_id { dt { "Request" } dd.mono { (id) } }
+            dt { "Hash" } dd.mono { (hex::encode(event.hash)) }
+            dt { "Previous hash" } dd.mono {
+                @if event.sequence > 1 {
+                    a href={ (super::CONSOLE_PREFIX) "/events/" (event.sequence - 1) } { (hex::encode(event.prev_hash)) }
+                } @else { (hex::encode(event.prev_hash)) }
+            }
+            dt { "Payload BLAKE3" } dd.mono { (hex::encode(event.payload_digest)) }
+        }
+        h2 { "Payload" }
+        pre.mono.scroll { (pretty) }
+    };
+    Ok(html(StatusCode::OK, &layout::page(&format!("Event {sequence}"), Some(&visit.session), &body)))
+}
+
+/// A presigned GET of one version, signed with the visitor's key for the host the browser
+/// used; `None` if it cannot be signed (a host that is not a valid URL authority).
+fn presigned_get(console: &Console, visit: &Visit, bucket: &str, key: &str, version_id: &str) -> Option<String> {
+    let scheme = if visit.secure { "https" } else { "http" };
+    let url = format!(
+        "{scheme}://{}/{}/{}?versionId={}",
+        visit.host,
+        layout::encode(bucket, false),
+        layout::encode(key, true),
+        layout::encode(version_id, false)
+    );
+    let identity = Credentials::new(&visit.session.access_key, visit.secret.expose(), None, None, "console").into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(DOWNLOAD_LINK_LIFETIME);
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(&console.region)
+        .name("s3")
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .ok()?
+        .into();
+    let headers = [("host", visit.host.as_str())];
+    let request = SignableRequest::new("GET", &url, headers.into_iter(), SignableBody::UnsignedPayload).ok()?;
+    let (instructions, _) = sign(request, &params).ok()?.into_parts();
+    let mut url = url;
+    for (name, value) in instructions.params() {
+        url = format!("{url}&{}={}", layout::encode(name, false), layout::encode(value, false));
+    }
+    Some(url)
+}
