@@ -7,6 +7,7 @@
 mod abuse;
 mod access_control;
 mod bad_input;
+mod console;
 mod cors;
 mod crash_loop;
 mod disk_full;

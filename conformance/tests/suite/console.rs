@@ -1,0 +1,398 @@
+//! The web console under `/_console/` (issue 22) against the real binary, driven as a browser
+//! drives it (forms, cookies, links followed) with raw HTTP requests: sign-in and sessions,
+//! what a page shows of an object an SDK uploaded, access decided as over S3, the live feed;
+//! and the attacks a console invites: pages without a session, forged cookies and forms,
+//! script in keys, metadata and tags.
+
+use std::time::Duration;
+
+use artifact_store_conformance::cli::expect;
+use artifact_store_conformance::raw::{RawResponse, encode};
+use artifact_store_conformance::sdk::{create_bucket, put};
+use artifact_store_conformance::{ACCESS_KEY, SECRET_KEY, Server, Transport, blake3_hex, bytes, md5_hex};
+use aws_sdk_s3::primitives::ByteStream;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// A browser's view of the console: the session cookie it holds, if any.
+struct Browser<'s> {
+    server: &'s Server,
+    cookie: Option<String>,
+}
+
+impl<'s> Browser<'s> {
+    /// A browser that signed in with `access_key` and `secret_key`.
+    async fn signed_in(server: &'s Server, access_key: &str, secret_key: &str) -> Self {
+        let mut browser = Self { server, cookie: None };
+        let response = browser.sign_in(access_key, secret_key).await;
+        assert_eq!(response.status, 303, "sign-in: {}", response.text());
+        assert_eq!(response.header("location"), Some("/_console/buckets"));
+        browser
+    }
+
+    /// Posts the sign-in form; keeps the cookie it sets.
+    async fn sign_in(&mut self, access_key: &str, secret_key: &str) -> RawResponse {
+        let response = self.post("/_console/sign-in", &[("access_key", access_key), ("secret_key", secret_key)]).await;
+        if let Some(set) = response.header("set-cookie") {
+            let pair = set.split(';').next().expect("a cookie");
+            self.cookie = Some(pair.to_owned());
+        }
+        response
+    }
+
+    async fn get(&self, target: &str) -> RawResponse {
+        let mut request = self.server.request("GET", target);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        self.server.send(&request).await
+    }
+
+    /// A page that must answer 200: its HTML.
+    async fn page(&self, target: &str) -> String {
+        let response = self.get(target).await;
+        assert_eq!(response.status, 200, "GET {target}: {}", response.text());
+        assert_eq!(response.header("content-type"), Some("text/html; charset=utf-8"), "GET {target}");
+        response.text()
+    }
+
+    async fn post_from(&self, target: &str, form: &[(&str, &str)], origin: Option<&str>) -> RawResponse {
+        let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let mut request = self
+            .server
+            .request("POST", target)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.into_bytes());
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        self.server.send(&request).await
+    }
+
+    /// Posts a form as the console's own page does, from the console's origin.
+    async fn post(&self, target: &str, form: &[(&str, &str)]) -> RawResponse {
+        let origin = format!("{}://{}", self.scheme(), self.server.host());
+        self.post_from(target, form, Some(&origin)).await
+    }
+
+    fn scheme(&self) -> &'static str {
+        match self.server.transport() {
+            Transport::Http => "http",
+            Transport::Https => "https",
+        }
+    }
+
+    /// The token the page's forms carry.
+    async fn form_token(&self) -> String {
+        let html = self.page("/_console/buckets").await;
+        attribute_after(&html, "name=\"csrf\"", "value").expect("a sign-out form with its token")
+    }
+}
+
+/// The value of attribute `name` in the first tag after `marker`.
+fn attribute_after(html: &str, marker: &str, name: &str) -> Option<String> {
+    let rest = &html[html.find(marker)?..];
+    let start = rest.find(&format!("{name}=\""))? + name.len() + 2;
+    let value = &rest[start..start + rest[start..].find('"')?];
+    Some(value.replace("&amp;", "&").replace("&quot;", "\""))
+}
+
+/// The `href` of the link whose text starts with `text` (`>Download<`).
+fn href_of(html: &str, text: &str) -> Option<String> {
+    let at = html.find(text)?;
+    let start = html[..at].rfind("href=\"")? + 6;
+    Some(html[start..start + html[start..].find('"')?].replace("&amp;", "&"))
+}
+
+/// `/_console/objects/{bucket}/{key}` as the console links it.
+fn object_page(bucket: &str, key: &str) -> String {
+    format!("/_console/objects/{bucket}/{}", encode(key, true))
+}
+
+#[tokio::test]
+async fn no_console_page_answers_without_a_session_and_only_the_right_secret_signs_in_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    create_bucket(&server.s3(), "art").await;
+    put(&server.s3(), "art", "app.tar", b"bytes").await;
+    let anonymous = Browser { server: &server, cookie: None };
+    let forged = Browser {
+        server: &server,
+        cookie: Some(format!(
+            "console_session=Q09ORk9STUFOQ0VBQ0NFU1NLRVk.4102444800.{}.{}",
+            "0".repeat(32),
+            "ab".repeat(32)
+        )),
+    };
+    let pages = [
+        "/_console/buckets",
+        "/_console/buckets/art",
+        "/_console/objects/art/app.tar",
+        "/_console/events/1",
+        "/_console/feed",
+        "/_console/feed/stream",
+    ];
+    for browser in [&anonymous, &forged] {
+        for target in pages {
+            let response = browser.get(target).await;
+            assert_eq!(response.status, 303, "GET {target}: {}", response.text());
+            assert_eq!(response.header("location"), Some("/_console/sign-in"), "GET {target}");
+            assert!(response.body.is_empty(), "GET {target} told something: {}", response.text());
+        }
+        let sign_out = browser.post("/_console/sign-out", &[("csrf", "x")]).await;
+        assert_eq!(sign_out.status, 401, "{}", sign_out.text());
+    }
+
+    let sign_in_page = anonymous.get("/_console/sign-in").await;
+    assert_eq!(sign_in_page.status, 200);
+    assert!(sign_in_page.text().contains("name=\"secret_key\""), "{}", sign_in_page.text());
+
+    let mut guesser = Browser { server: &server, cookie: None };
+    for (access_key, secret_key) in [(ACCESS_KEY, "not-the-secret"), ("NOSUCHKEY", SECRET_KEY), (ACCESS_KEY, "")] {
+        let refused = guesser.sign_in(access_key, secret_key).await;
+        assert_eq!(refused.status, 401, "{access_key}: {}", refused.text());
+        assert_eq!(refused.header("set-cookie"), None);
+        assert!(refused.text().contains("do not sign in"), "{}", refused.text());
+    }
+
+    let mut browser = Browser { server: &server, cookie: None };
+    let signed_in = browser.sign_in(ACCESS_KEY, SECRET_KEY).await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.text());
+    let cookie = signed_in.header("set-cookie").expect("a session cookie");
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/_console", "Max-Age=28800"] {
+        assert!(cookie.contains(flag), "{flag} in {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "a Secure cookie is never sent back over plain HTTP: {cookie}");
+    assert!(!cookie.contains(SECRET_KEY), "{cookie}");
+
+    let buckets = browser.get("/_console/buckets").await;
+    assert_eq!(buckets.status, 200, "{}", buckets.text());
+    assert!(buckets.text().contains("href=\"/_console/buckets/art\""), "{}", buckets.text());
+    assert_eq!(buckets.header("cache-control"), Some("no-store"), "a later user of the browser sees nothing");
+    let policy = buckets.header("content-security-policy").expect("a content security policy");
+    assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert_eq!(buckets.header("x-content-type-options"), Some("nosniff"));
+
+    // The log holds no secret and no cookie.
+    let log = server.log();
+    assert!(!log.contains(SECRET_KEY) && !log.contains(&browser.cookie.clone().unwrap()), "{log}");
+}
+
+#[tokio::test]
+async fn over_https_the_session_cookie_is_secure_issue_22() {
+    let server = Server::start(Transport::Https).await;
+    let mut browser = Browser { server: &server, cookie: None };
+    let signed_in = browser.sign_in(ACCESS_KEY, SECRET_KEY).await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.text());
+    let cookie = signed_in.header("set-cookie").expect("a session cookie");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    browser.page("/_console/buckets").await;
+}
+
+#[tokio::test]
+async fn an_object_uploaded_by_an_sdk_shows_its_digest_uploader_readers_and_history_and_downloads_whole_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "art").await;
+    let data = bytes(300_000, 22);
+    s3.put_object()
+        .bucket("art")
+        .key("releases/1.0/app.tar")
+        .content_type("application/x-tar")
+        .metadata("build", "ci-1234")
+        .tagging("stage=release")
+        .body(ByteStream::from(data.clone()))
+        .send()
+        .await
+        .expect("put the release");
+    let browser = Browser::signed_in(&server, ACCESS_KEY, SECRET_KEY).await;
+
+    let buckets = browser.page("/_console/buckets").await;
+    assert!(buckets.contains("<td class=\"num\">1</td>"), "one object: {buckets}");
+    assert!(buckets.contains("293.0 KiB"), "its size: {buckets}");
+    let root = browser.page("/_console/buckets/art").await;
+    assert!(root.contains("href=\"/_console/buckets/art?prefix=releases%2F\""), "a folder: {root}");
+    let folder = browser.page("/_console/buckets/art?prefix=releases%2F1.0%2F").await;
+    assert!(folder.contains(&format!("href=\"{}\"", object_page("art", "releases/1.0/app.tar"))), "{folder}");
+
+    let page = browser.page(&object_page("art", "releases/1.0/app.tar")).await;
+    for fact in [blake3_hex(&data), md5_hex(&data), ACCESS_KEY.to_owned(), "application/x-tar".to_owned()] {
+        assert!(page.contains(&fact), "{fact} on the page: {page}");
+    }
+    for fact in ["x-amz-meta-build", "ci-1234", "stage=release", "v1.object.put", "Never read."] {
+        assert!(page.contains(fact), "{fact} on the page: {page}");
+    }
+
+    // The download link is a presigned GET of the version: the same bytes, and a read
+    // recorded against the user who signed in.
+    let link = href_of(&page, ">Download<").expect("a download link");
+    let target = link.split_once(&server.host()).expect("a link to this gateway").1;
+    assert!(target.contains("X-Amz-Signature=") && target.contains("X-Amz-Expires=300"), "{target}");
+    let downloaded = server.send(&server.request("GET", target)).await;
+    assert_eq!(downloaded.status, 200, "{}", downloaded.text());
+    assert_eq!(blake3_hex(&downloaded.body), blake3_hex(&data), "the download is the object");
+
+    // The read is recorded (without waiting for its commit): the page shows it once it is.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = browser.page(&object_page("art", "releases/1.0/app.tar")).await;
+        if page.contains("Read 1 time") && page.contains("v1.object.retrieved") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the download never showed as a read: {page}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // One event whole: its hash is the chain's.
+    let event = browser.page("/_console/events/1").await;
+    assert!(event.contains("Previous hash") && event.contains("Payload BLAKE3"), "{event}");
+}
+
+#[tokio::test]
+async fn a_user_sees_in_the_console_only_what_its_policies_let_it_read_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "team").await;
+    put(&s3, "team", "build/app.tar", b"app").await;
+    put(&s3, "team", "secret/plan.txt", b"plan").await;
+    expect(&server, &["user", "create", "alice"], 0);
+    let created = expect(&server, &["--json", "key", "create", "alice"], 0);
+    let created: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("JSON");
+    let (access_key, secret_key) =
+        (created["access_key"].as_str().unwrap().to_owned(), created["secret_key"].as_str().unwrap().to_owned());
+    let dir = tempfile::tempdir().expect("temp folder");
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::team/build/*"},
+            {"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::team",
+             "Condition":{"StringLike":{"s3:prefix":"build/*"}}}]}"#,
+    )
+    .expect("policy file");
+    expect(&server, &["user", "policy", "put", "alice", "--file", policy.to_str().unwrap()], 0);
+
+    let alice = Browser::signed_in(&server, &access_key, &secret_key).await;
+    let allowed = alice.page(&object_page("team", "build/app.tar")).await;
+    assert!(allowed.contains(&blake3_hex(b"app")), "{allowed}");
+    let listed = alice.page("/_console/buckets/team?prefix=build%2F").await;
+    assert!(listed.contains("app.tar"), "{listed}");
+
+    let events = server.events();
+    let plan_put = events.iter().find(|e| e.subject_id == "team/secret/plan.txt").expect("the plan's put");
+    let app_put = events.iter().find(|e| e.subject_id == "team/build/app.tar").expect("the app's put");
+    alice.page(&format!("/_console/events/{}", app_put.sequence)).await;
+    for target in [
+        object_page("team", "secret/plan.txt"),
+        "/_console/buckets/team?prefix=secret%2F".to_owned(),
+        "/_console/buckets".to_owned(),
+        "/_console/feed".to_owned(),
+        "/_console/feed/stream".to_owned(),
+        format!("/_console/events/{}", plan_put.sequence),
+    ] {
+        let refused = alice.get(&target).await;
+        assert_eq!(refused.status, 403, "GET {target}: {}", refused.text());
+        assert!(refused.text().contains("Access denied"), "{}", refused.text());
+        assert!(!refused.text().contains(&blake3_hex(b"plan")), "{}", refused.text());
+    }
+
+    // Disabling the key ends its sessions at once.
+    expect(&server, &["key", "disable", &access_key], 0);
+    let ended = alice.get(&object_page("team", "build/app.tar")).await;
+    assert_eq!(ended.status, 303, "{}", ended.text());
+    assert_eq!(ended.header("location"), Some("/_console/sign-in"));
+}
+
+#[tokio::test]
+async fn forged_forms_are_refused_and_script_in_keys_metadata_and_tags_is_shown_as_text_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "art").await;
+    let key = "x/<script>alert('key')</script>.txt";
+    s3.put_object()
+        .bucket("art")
+        .key(key)
+        .metadata("note", "\"><img src=x onerror=alert('meta')>")
+        .tagging(&format!("k={}", encode("<svg onload=alert('tag')>", false)))
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("put an object named with markup");
+    let browser = Browser::signed_in(&server, ACCESS_KEY, SECRET_KEY).await;
+    for target in [object_page("art", key), "/_console/buckets/art?prefix=x%2F".to_owned()] {
+        let page = browser.page(&target).await;
+        for markup in ["<script>alert", "<img src=x", "<svg onload"] {
+            assert!(!page.contains(markup), "{markup} rendered as markup on {target}: {page}");
+        }
+        // (In the listing, the `/` of `</script>` makes a folder of the key's start.)
+        assert!(page.contains("&lt;script&gt;alert('key')&lt;/"), "the key as text: {page}");
+    }
+    let page = browser.page(&object_page("art", key)).await;
+    assert!(page.contains("&lt;script&gt;alert('key')&lt;/script&gt;.txt"), "the key as text: {page}");
+    assert!(page.contains("&lt;img src=x onerror=alert('meta')&gt;"), "{page}");
+    assert!(page.contains("&lt;svg onload=alert('tag')&gt;"), "{page}");
+
+    // Signing out needs the page's token, from the console's own origin.
+    let token = browser.form_token().await;
+    let without = browser.post("/_console/sign-out", &[("csrf", "0123")]).await;
+    assert_eq!(without.status, 403, "{}", without.text());
+    assert_eq!(without.header("set-cookie"), None);
+    let cross_site = browser.post_from("/_console/sign-out", &[("csrf", &token)], Some("http://evil.example")).await;
+    assert_eq!(cross_site.status, 403, "{}", cross_site.text());
+    let mut other = Browser::signed_in(&server, ACCESS_KEY, SECRET_KEY).await;
+    let foreign_token = other.form_token().await;
+    assert_ne!(foreign_token, token, "each session has its own token");
+    let with_another_sessions = browser.post("/_console/sign-out", &[("csrf", &foreign_token)]).await;
+    assert_eq!(with_another_sessions.status, 403, "{}", with_another_sessions.text());
+    browser.page("/_console/buckets").await;
+
+    let signed_out = browser.post("/_console/sign-out", &[("csrf", &token)]).await;
+    assert_eq!(signed_out.status, 303, "{}", signed_out.text());
+    let cleared = signed_out.header("set-cookie").expect("the cookie removed");
+    assert!(cleared.starts_with("console_session=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    other.cookie = None;
+    assert_eq!(other.get("/_console/buckets").await.status, 303);
+}
+
+#[tokio::test]
+async fn the_live_feed_streams_a_get_as_it_is_recorded_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "art").await;
+    create_bucket(&s3, "other").await;
+    put(&s3, "art", "app.tar", b"the app").await;
+    let browser = Browser::signed_in(&server, ACCESS_KEY, SECRET_KEY).await;
+    let page = browser.page("/_console/feed?bucket=art&type=v1.object.retrieved").await;
+    let stream = attribute_after(&page, "id=\"feed\"", "data-stream").expect("the feed's stream");
+    assert!(page.contains("src=\"/_console/static/feed.js\""), "{page}");
+    let script = server.send(&server.request("GET", "/_console/static/feed.js")).await;
+    assert_eq!(script.status, 200);
+    assert!(!script.text().contains("innerHTML"), "events are shown as text");
+
+    let request = server.request("GET", &stream).header("cookie", browser.cookie.as_deref().unwrap());
+    let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
+    tcp.write_all(&request.to_bytes()).await.expect("send");
+    put(&s3, "other", "noise", b"n").await;
+    s3.get_object().bucket("other").key("noise").send().await.expect("a GET elsewhere");
+    let got = s3.get_object().bucket("art").key("app.tar").send().await.expect("get");
+    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), b"the app");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
+    while !seen.contains("\"event_type\":\"v1.object.retrieved\"") {
+        let mut chunk = [0; 4096];
+        let read = tokio::time::timeout_at(deadline, tcp.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("no GET in the feed within a minute: {seen}"))
+            .expect("read the feed");
+        assert!(read > 0, "the feed ended: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&chunk[..read]));
+    }
+    assert!(seen.starts_with("HTTP/1.1 200") && seen.contains("text/event-stream"), "{seen}");
+    assert!(
+        seen.contains("\"subject_id\":\"art/app.tar\"") && seen.contains(&format!("\"actor\":\"{ACCESS_KEY}\"")),
+        "{seen}"
+    );
+    assert!(!seen.contains("other/noise") && !seen.contains("v1.object.put"), "the filters hold: {seen}");
+}
