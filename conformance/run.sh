@@ -36,7 +36,8 @@
 #   CONFORMANCE_GATEWAYS     same as --gateways (default: 1)
 #   POSTGRES_URL             with --gateways: the PostgreSQL server to make the run's database on
 #   CONFORMANCE_CLIENTS      same as --clients; default: all of
-#                            boto3 awscli-v2 awscli-v1 rclone s3cmd minio js retention
+#                            boto3 awscli-v2 awscli-v1 rclone s3cmd minio js browser retention
+#                            (browser: the web console in Chromium, against the gateway only)
 #   CONFORMANCE_OUT          results, server and client logs (default: target/conformance)
 #   CONFORMANCE_REPORT       markdown matrix (default: docs/compatibility.md for the gateway,
 #                            $CONFORMANCE_OUT/compatibility-moto.md for moto)
@@ -61,7 +62,7 @@ venv="${ARTIFACT_STORE_TEST_VENV:-$HOME/.cache/artifact-store/venv}"
 target="${CONFORMANCE_TARGET:-gateway}"
 transports=""
 tier="${CONFORMANCE_TIER:-}"
-clients="${CONFORMANCE_CLIENTS:-boto3 awscli-v2 awscli-v1 rclone s3cmd minio js retention}"
+clients="${CONFORMANCE_CLIENTS:-boto3 awscli-v2 awscli-v1 rclone s3cmd minio js browser retention}"
 backend="${CONFORMANCE_BACKEND:-fs}"
 upstream="${CONFORMANCE_UPSTREAM:-moto}"
 gateways="${CONFORMANCE_GATEWAYS:-1}"
@@ -117,7 +118,8 @@ die() { printf '\nERROR: %s\n' "$*" >&2; exit 2; }
 
 # --- prerequisites -------------------------------------------------------------------------
 python="$venv/bin/python"
-if ! [[ -x "$python" && -x /usr/bin/aws && -d "$root/conformance/js/node_modules/@aws-sdk/client-s3" ]] \
+if ! [[ -x "$python" && -x /usr/bin/aws && -d "$root/conformance/js/node_modules/@aws-sdk/client-s3" \
+    && -d "$root/conformance/js/node_modules/playwright-core" && -x /usr/bin/chromium ]] \
     || ! command -v rclone >/dev/null || ! command -v s3cmd >/dev/null || ! command -v jq >/dev/null; then
     die "test clients missing: run scripts/install-test-deps.sh first"
 fi
@@ -442,6 +444,12 @@ for transport in $transports; do
             s3cmd) run_client s3cmd "$transport" bash "$scenarios/s3cmd.sh" ;;
             minio) run_client minio "$transport" "$python" "$scenarios/minio_scenarios.py" ;;
             js) run_client js "$transport" node "$root/conformance/js/scenarios.mjs" ;;
+            browser)
+                # The console is the gateway's own: nothing to drive on moto.
+                if [[ "$target" == gateway ]]; then
+                    PYTHON="$python" AWS_BIN=/usr/bin/aws run_client browser "$transport" node "$root/conformance/js/console.mjs"
+                fi
+                ;;
             retention) ;;
             *) die "unknown client $client" ;;
         esac

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the end-to-end conformance suite (conformance/run.sh) needs on a
-# Debian 12 machine: CLI clients and Ceph from Debian, Python clients and moto in a private
-# venv, the JS SDK under conformance/js/. Idempotent; a second run with nothing to do takes seconds.
+# Debian 12 machine: CLI clients, Ceph and Chromium from Debian, Python clients and moto in a
+# private venv, the JS SDK and playwright-core under conformance/js/. Idempotent; a second run
+# with nothing to do takes seconds.
 #
 #   ARTIFACT_STORE_TEST_VENV   venv folder (default: $HOME/.cache/artifact-store/venv)
 #   PYTHON                     interpreter that creates the venv (default: python3)
@@ -23,12 +24,14 @@ sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
 # libssl-dev and pkg-config build the gateway, which hashes MD5 with the system's OpenSSL.
 # PostgreSQL 15 holds the shared registry of several gateways (scripts/start-postgres.sh).
 # HAProxy stands in front of several gateways in the shared-registry load-balancer test.
+# Chromium runs the web console's browser tests (conformance/js/console.mjs, via playwright-core).
 apt_packages=(libssl-dev pkg-config awscli rclone s3cmd openssl sqlite3 jq curl ca-certificates
     ceph-mon ceph-osd radosgw ceph-common uuid-runtime postgresql-15
-    haproxy)
+    haproxy chromium)
 "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" "${apt_packages[@]}"
 [[ -x /usr/bin/aws ]] || { log "Debian's awscli did not install /usr/bin/aws"; exit 1; }
 [[ -x /usr/lib/postgresql/15/bin/initdb ]] || { log "Debian's postgresql-15 did not install initdb"; exit 1; }
+[[ -x /usr/bin/chromium ]] || { log "Debian's chromium did not install /usr/bin/chromium"; exit 1; }
 
 # --- Python venv -------------------------------------------------------------------------
 req="$root/conformance/requirements.txt"
@@ -46,7 +49,7 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
     echo "$want" >"$stamp"
 fi
 
-# --- JS SDK v3 ------------------------------------------------------------------------------
+# --- JS SDK v3 and playwright-core (the console's browser tests) -----------------------------
 js="$root/conformance/js"
 jstamp="$js/node_modules/.artifact-store-lock"
 want="$(sha "$js/package.json" "$js/package-lock.json")"

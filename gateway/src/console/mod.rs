@@ -158,7 +158,7 @@ impl Console {
             (&Method::GET, "/static/console.css") => asset("text/css; charset=utf-8", layout::STYLESHEET),
             (&Method::GET, "/static/feed.js") => asset("text/javascript; charset=utf-8", layout::FEED_SCRIPT),
             (&Method::GET, "/sign-in") => html(StatusCode::OK, &layout::sign_in(None)),
-            (&Method::POST, _) if !same_origin(&parts.headers) => {
+            (&Method::POST, _) if !same_origin(&parts.headers, request_host(&parts)) => {
                 tracing::info!(code = "AccessDenied", "console form from another site refused");
                 html(
                     StatusCode::FORBIDDEN,
@@ -179,7 +179,8 @@ impl Console {
         headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
         headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        // Not `no-referrer`: under it Chromium sends `Origin: null` with the console's own forms.
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
         response
     }
 
@@ -221,7 +222,7 @@ impl Console {
             .ok_or(Refusal::SignIn)?;
         let secret = self.secret_of(&claims.access_key).await?;
         let session = claims.clone().check(secret.expose(), SystemTime::now()).ok_or(Refusal::SignIn)?;
-        let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_owned();
+        let host = request_host(parts).unwrap_or("localhost").to_owned();
         let query =
             parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
         Ok(Visit {
@@ -320,11 +321,18 @@ fn check_form_token(visit: &Visit, form: &HashMap<String, String>) -> Result<(),
     }
 }
 
-/// Whether a POST comes from the console's own pages, as far as the browser says: a
-/// `Sec-Fetch-Site` other than same-origin, or an `Origin` naming another host, is another
+/// The host (and port) the browser asked for: the URI's authority over HTTP/2, which sends
+/// no `Host` header, else the `Host` header.
+fn request_host(parts: &Parts) -> Option<&str> {
+    let header = || parts.headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    parts.uri.authority().map(http::uri::Authority::as_str).or_else(header)
+}
+
+/// Whether a POST comes from the console's own pages (at `host`), as far as the browser says:
+/// a `Sec-Fetch-Site` other than same-origin, or an `Origin` naming another host, is another
 /// site's form. (Without either header the request is not a browser's, and cannot be forged
 /// by one.)
-fn same_origin(headers: &http::HeaderMap) -> bool {
+fn same_origin(headers: &http::HeaderMap, host: Option<&str>) -> bool {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = header("sec-fetch-site")
         && !matches!(site, "same-origin" | "none")
@@ -335,7 +343,7 @@ fn same_origin(headers: &http::HeaderMap) -> bool {
         None => true,
         Some(origin) => {
             let origin_host = origin.split_once("://").map_or(origin, |(_, host)| host);
-            header("host").is_some_and(|host| host.eq_ignore_ascii_case(origin_host))
+            host.is_some_and(|host| host.eq_ignore_ascii_case(origin_host))
         }
     }
 }
@@ -395,13 +403,26 @@ mod tests {
 
     #[test]
     fn only_forms_of_the_consoles_own_origin_pass() {
-        assert!(same_origin(&headers(&[("host", "gw:9000")])), "no browser headers: not a browser");
-        assert!(same_origin(&headers(&[("host", "gw:9000"), ("origin", "http://gw:9000")])));
-        assert!(same_origin(&headers(&[("host", "gw:9000"), ("sec-fetch-site", "same-origin")])));
-        assert!(!same_origin(&headers(&[("host", "gw:9000"), ("origin", "https://evil.example")])));
-        assert!(!same_origin(&headers(&[("host", "gw:9000"), ("origin", "null")])));
-        assert!(!same_origin(&headers(&[("host", "gw:9000"), ("sec-fetch-site", "cross-site")])));
-        assert!(!same_origin(&headers(&[("host", "gw:9000"), ("sec-fetch-site", "same-site")])));
+        let host = Some("gw:9000");
+        assert!(same_origin(&headers(&[]), host), "no browser headers: not a browser");
+        assert!(same_origin(&headers(&[("origin", "http://gw:9000")]), host));
+        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")]), host));
+        assert!(!same_origin(&headers(&[("origin", "https://evil.example")]), host));
+        assert!(!same_origin(&headers(&[("origin", "null")]), host));
+        assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")]), host));
+        assert!(!same_origin(&headers(&[("sec-fetch-site", "same-site")]), host));
+        assert!(!same_origin(&headers(&[("origin", "http://gw:9000")]), None));
+    }
+
+    /// Found with Chromium over HTTPS: HTTP/2 names the host in the URI, with no `Host`
+    /// header, and the sign-in form was refused as another site's.
+    #[test]
+    fn the_host_of_an_http2_request_is_its_uris_authority() {
+        let (parts, ()) = Request::builder().uri("https://gw:9443/_console/sign-in").body(()).unwrap().into_parts();
+        assert_eq!(request_host(&parts), Some("gw:9443"));
+        let (parts, ()) =
+            Request::builder().uri("/_console/sign-in").header("host", "gw:9000").body(()).unwrap().into_parts();
+        assert_eq!(request_host(&parts), Some("gw:9000"));
     }
 
     #[test]
