@@ -237,6 +237,7 @@ pub async fn serve_with_blobs(
         )),
         console: Arc::new(Console::new(
             registry.clone(),
+            Arc::clone(&blobs),
             control.users.clone().with_registry(registry.clone()),
             control.access.clone(),
             config.server.region.clone(),

@@ -10,6 +10,8 @@ use artifact_store_conformance::cli::expect;
 use artifact_store_conformance::raw::{RawResponse, encode};
 use artifact_store_conformance::sdk::{create_bucket, put};
 use artifact_store_conformance::{ACCESS_KEY, SECRET_KEY, Server, Transport, blake3_hex, bytes, md5_hex};
+
+use crate::integrity::{Damage, damage};
 use aws_sdk_s3::primitives::ByteStream;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -395,4 +397,34 @@ async fn the_live_feed_streams_a_get_as_it_is_recorded_issue_22() {
         "{seen}"
     );
     assert!(!seen.contains("other/noise") && !seen.contains("v1.object.put"), "the filters hold: {seen}");
+}
+
+#[tokio::test]
+async fn verify_this_object_re_hashes_its_bytes_and_finds_a_flipped_byte_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "art").await;
+    // Large enough to live in the blob store, not inline in the registry.
+    let data = bytes(1 << 20, 5);
+    put(&s3, "art", "big.bin", &data).await;
+    put(&s3, "art", "small.txt", b"inline bytes").await;
+    let browser = Browser::signed_in(&server, ACCESS_KEY, SECRET_KEY).await;
+    let token = browser.form_token().await;
+    for (key, size) in [("big.bin", data.len()), ("small.txt", 12)] {
+        let verified = browser.post(&object_page("art", key), &[("csrf", &token), ("action", "verify")]).await;
+        assert_eq!(verified.status, 200, "{}", verified.text());
+        assert!(
+            verified.text().contains(&format!("Verified: its {size} bytes hash to the recorded BLAKE3")),
+            "{}",
+            verified.text()
+        );
+    }
+    let forged = browser.post(&object_page("art", "big.bin"), &[("csrf", "0"), ("action", "verify")]).await;
+    assert_eq!(forged.status, 403, "{}", forged.text());
+
+    damage(&server, "art", "big.bin", &data, Damage::Flip(700_000)).await;
+    let failed = browser.post(&object_page("art", "big.bin"), &[("csrf", &token), ("action", "verify")]).await;
+    assert_eq!(failed.status, 200, "{}", failed.text());
+    assert!(failed.text().contains("FAILED: its bytes hash to"), "{}", failed.text());
+    assert!(failed.text().contains(&blake3_hex(&data)), "the recorded digest is named: {}", failed.text());
 }

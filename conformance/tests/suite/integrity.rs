@@ -19,7 +19,7 @@ use aws_sdk_s3::primitives::ByteStream;
 const MIB: usize = 1 << 20;
 
 /// Where and how the test damages the bytes behind one object.
-enum Damage {
+pub(crate) enum Damage {
     /// One byte at this offset changes.
     Flip(usize),
     /// The blob goes away.
@@ -37,7 +37,7 @@ fn blob_of(server: &Server, bucket: &str, key: &str) -> String {
 
 /// Damages the stored bytes of `bucket/key`, whose content is `data`: the blob file on the
 /// local store, the upstream object on the S3 backend.
-async fn damage(server: &Server, bucket: &str, key: &str, data: &[u8], how: Damage) {
+pub(crate) async fn damage(server: &Server, bucket: &str, key: &str, data: &[u8], how: Damage) {
     let blob = blob_of(server, bucket, key);
     if server.on_s3_backend() {
         let upstream = RunUpstream::from_env().expect("the S3 backend's upstream");

@@ -16,7 +16,6 @@
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use futures::StreamExt as _;
 use registry::deletions::{Pin, Placement};
 use registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, Payload};
 use registry::packages::{Manifest, Package};
@@ -26,7 +25,7 @@ use serde::Serialize;
 
 use super::progress::{self, Unit};
 use super::{Outcome, open_registry, print_line, read_registry};
-use crate::backend::{BlobId, BlobStore};
+use crate::backend::BlobStore;
 use crate::config::Config;
 use registry::queries::Reads as _;
 
@@ -342,44 +341,17 @@ async fn check_members(
     Ok(())
 }
 
-/// Streams an object's parts through BLAKE3; returns the hex digest and, with `keep`, the bytes.
-/// A part kept inline is read from the registry.
+/// The BLAKE3 of the bytes `parts` name (and the bytes, when `keep`).
 async fn read_object(
     config: &Config,
     store: &dyn BlobStore,
     parts: &[BlobPart],
     keep: bool,
 ) -> anyhow::Result<(String, Vec<u8>)> {
-    let mut hasher = blake3::Hasher::new();
-    let mut kept = Vec::new();
-    for part in parts {
-        if registry::inline::is_locator(&part.blob) {
-            let locator = part.blob.clone();
-            let bytes = read_registry(config, move |conn| Ok(conn.inline_bytes(&locator)?))
-                .await?
-                .with_context(|| format!("inline blob {} is missing", part.blob))?;
-            hasher.update(&bytes);
-            if keep {
-                kept.extend_from_slice(&bytes);
-            }
-            continue;
-        }
-        // A part that is a range of a shared blob (an S3 upstream's multipart object) is read
-        // as that range.
-        let range = part.offset.filter(|_| part.size > 0).map(|offset| (offset, offset + part.size - 1));
-        if part.offset.is_some() && range.is_none() {
-            continue;
-        }
-        let mut stream = store.get(&BlobId::new(part.blob.as_str()), range).await?;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            hasher.update(&chunk);
-            if keep {
-                kept.extend_from_slice(&chunk);
-            }
-        }
-    }
-    Ok((hasher.finalize().to_hex().to_string(), kept))
+    crate::rehash::blake3_of(store, parts, keep, |locator| {
+        read_registry(config, move |conn| Ok(conn.inline_bytes(&locator)?))
+    })
+    .await
 }
 
 /// The package named `wanted`, or sealing the `s3://bucket/prefix` it gives.

@@ -20,6 +20,7 @@ mod object;
 pub mod session;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::request::Parts;
@@ -36,6 +37,7 @@ use tokio::sync::watch;
 
 use crate::auth::Users;
 use crate::auth::access::{Access, SecureTransport};
+use crate::backend::BlobStore;
 use crate::client_addr::ClientAddr;
 use session::{Claims, Session};
 
@@ -61,6 +63,8 @@ pub fn is_console_path(path: &str) -> bool {
 /// The console of one gateway.
 pub struct Console {
     registry: Registry,
+    /// Where "verify this object" reads bytes from.
+    blobs: Arc<dyn BlobStore>,
     /// The secrets sessions are checked with.
     users: Users,
     /// Decides each page as the S3 request it stands for.
@@ -134,18 +138,19 @@ impl Refusal {
 }
 
 impl Console {
-    /// The console over `registry`, deciding with `access` and checking sessions with the
-    /// secrets of `users`.
+    /// The console over `registry` and the bytes in `blobs`, deciding with `access` and
+    /// checking sessions with the secrets of `users`.
     #[must_use]
     pub fn new(
         registry: Registry,
+        blobs: Arc<dyn BlobStore>,
         users: Users,
         access: Access,
         region: String,
         secure_transport: SecureTransport,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        Self { registry, users, access, region, secure_transport, shutdown }
+        Self { registry, blobs, users, access, region, secure_transport, shutdown }
     }
 
     /// Answers a request under [`CONSOLE_PREFIX`].
@@ -186,8 +191,19 @@ impl Console {
 
     async fn route(&self, parts: &Parts, body: Incoming, visit: &Visit) -> Result<Response<Body>, Refusal> {
         let path = parts.uri.path().strip_prefix(CONSOLE_PREFIX).unwrap_or_default();
-        if parts.method == Method::POST && path == "/sign-out" {
-            return self.sign_out(body, visit).await;
+        if parts.method == Method::POST {
+            let form = read_form(body).await?;
+            check_form_token(visit, &form)?;
+            if path == "/sign-out" {
+                return Ok(self.sign_out(visit));
+            }
+            if let Some(object) = path.strip_prefix("/objects/")
+                && form.get("action").is_some_and(|action| action == "verify")
+            {
+                let (bucket, key) = object_path(object)?;
+                return object::page(self, visit, &bucket, &key, object::Verify::Now).await;
+            }
+            return Err(Refusal::Bad("The console has no such form.".to_owned()));
         }
         if parts.method != Method::GET {
             return Err(Refusal::Bad("The console answers GET, and POST for its forms.".to_owned()));
@@ -202,11 +218,8 @@ impl Console {
             return buckets::browse(self, visit, &decode(bucket)?).await;
         }
         if let Some(object) = path.strip_prefix("/objects/") {
-            let object = decode(object)?;
-            let Some((bucket, key)) = object.split_once('/').filter(|(b, k)| !b.is_empty() && !k.is_empty()) else {
-                return Err(Refusal::NotFound("No such object.".to_owned()));
-            };
-            return object::page(self, visit, bucket, key).await;
+            let (bucket, key) = object_path(object)?;
+            return object::page(self, visit, &bucket, &key, object::Verify::No).await;
         }
         if let Some(sequence) = path.strip_prefix("/events/") {
             let sequence = sequence.parse().map_err(|_| Refusal::NotFound("No such event.".to_owned()))?;
@@ -298,15 +311,13 @@ impl Console {
         response
     }
 
-    /// Removes the session cookie, when the form carries the session's token.
-    async fn sign_out(&self, body: Incoming, visit: &Visit) -> Result<Response<Body>, Refusal> {
-        let form = read_form(body).await?;
-        check_form_token(visit, &form)?;
+    /// Removes the session cookie (the form's token was checked).
+    fn sign_out(&self, visit: &Visit) -> Response<Body> {
         tracing::info!(access_key = %visit.session.access_key, "console sign-out");
         let mut response = redirect(&format!("{CONSOLE_PREFIX}/sign-in"));
         let cookie = HeaderValue::from_str(&session::clear_cookie(visit.secure)).expect("the cookie is ASCII");
         response.headers_mut().insert(header::SET_COOKIE, cookie);
-        Ok(response)
+        response
     }
 }
 
@@ -357,6 +368,15 @@ async fn read_form(body: Incoming) -> Result<HashMap<String, String>, Refusal> {
         .map_err(|_| Refusal::Bad("The form is too large.".to_owned()))?
         .to_bytes();
     Ok(form_urlencoded::parse(&bytes).into_owned().collect())
+}
+
+/// The bucket and key of `{bucket}/{key}` (percent-encoded, as the console links them).
+fn object_path(path: &str) -> Result<(String, String), Refusal> {
+    let decoded = decode(path)?;
+    match decoded.split_once('/') {
+        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok((bucket.to_owned(), key.to_owned())),
+        _ => Err(Refusal::NotFound("No such object.".to_owned())),
+    }
 }
 
 /// A path segment (or the rest of a path) percent-decoded.

@@ -42,9 +42,24 @@ struct KeyRecord {
     package: Option<String>,
 }
 
+/// Whether the page re-hashes the version's bytes before it is shown.
+pub(super) enum Verify {
+    /// Show the record only.
+    No,
+    /// Read the bytes back and compare their BLAKE3 with the recorded one (the form's
+    /// "Verify" button).
+    Now,
+}
+
 /// `/_console/objects/{bucket}/{key}?version=`: one version of a key, the current one unless
 /// `version` names another.
-pub(super) async fn page(console: &Console, visit: &Visit, bucket: &str, key: &str) -> Result<Response<Body>, Refusal> {
+pub(super) async fn page(
+    console: &Console,
+    visit: &Visit,
+    bucket: &str,
+    key: &str,
+    verify: Verify,
+) -> Result<Response<Body>, Refusal> {
     let version_id = visit.query.get("version").cloned();
     let action = if version_id.is_some() { "s3:GetObjectVersion" } else { "s3:GetObject" };
     console.allow(visit, action, Some(bucket), &format!("arn:aws:s3:::{bucket}/{key}"), &visit.keys).await?;
@@ -74,13 +89,26 @@ pub(super) async fn page(console: &Console, visit: &Visit, bucket: &str, key: &s
     let Some(shown) = shown else {
         return Err(Refusal::NotFound(format!("There is no such version of {key} in {bucket}.")));
     };
+    let verdict = match verify {
+        Verify::Now if !shown.version.is_delete_marker => Some(verified(console, &shown.version).await),
+        _ => None,
+    };
     let download = (!shown.version.is_delete_marker)
         .then(|| presigned_get(console, visit, bucket, key, &shown.version.version_id))
         .flatten();
     let body = html! {
         h1 { (key) }
         (crumbs(bucket, key))
+        @if let Some(verdict) = verdict { (verdict) }
         (facts(shown, record.package.as_deref(), download.as_deref()))
+        @if !shown.version.is_delete_marker {
+            form method="post" {
+                input type="hidden" name="csrf" value=(visit.session.form_token);
+                input type="hidden" name="action" value="verify";
+                button type="submit" { "Verify this object" }
+                span.muted { " reads its bytes back and compares their BLAKE3 with the recorded one" }
+            }
+        }
         h2 { "Versions" }
         (versions(bucket, key, &record.versions, &shown.version.version_id))
         h2 { "Reads" }
@@ -92,6 +120,37 @@ pub(super) async fn page(console: &Console, visit: &Visit, bucket: &str, key: &s
         (timeline(&record.events))
     };
     Ok(html(StatusCode::OK, &layout::page(key, Some(&visit.session), &body)))
+}
+
+/// Reads the version's bytes back and says whether they hash to the recorded BLAKE3.
+async fn verified(console: &Console, version: &registry::queries::ObjectVersion) -> Markup {
+    let rehashed = crate::rehash::blake3_of(console.blobs.as_ref(), &version.content.parts, false, |locator| {
+        let registry = console.registry.clone();
+        async move { Ok(registry.read(move |reads| reads.inline_bytes(&locator)).await?) }
+    })
+    .await;
+    let recorded = &version.content.blake3;
+    match rehashed {
+        Ok((digest, _)) if digest == *recorded => html! {
+            p.notice.good role="status" {
+                "Verified: its " (version.content.size) " bytes hash to the recorded BLAKE3."
+            }
+        },
+        Ok((digest, _)) => {
+            tracing::error!(bucket = %version.bucket, key = %version.key, version = %version.version_id,
+                recorded = %recorded, read = %digest, "console verify: the bytes differ from their record");
+            html! {
+                p.notice.bad role="alert" {
+                    "FAILED: its bytes hash to " code { (digest) } ", the registry recorded " code { (recorded) } "."
+                }
+            }
+        }
+        Err(err) => {
+            tracing::error!(bucket = %version.bucket, key = %version.key, version = %version.version_id,
+                error = %format!("{err:#}"), "console verify: the bytes could not be read");
+            html! { p.notice.bad role="alert" { "FAILED: its bytes could not be read (" (format!("{err:#}")) ")." } }
+        }
+    }
 }
 
 fn crumbs(bucket: &str, key: &str) -> Markup {
