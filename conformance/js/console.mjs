@@ -2,7 +2,8 @@
 // no browser download). A person's path through it: sign in with the keyboard, browse to an
 // object the aws cli uploaded and read its BLAKE3 and uploader, watch a GET arrive in the live
 // feed, download the object and compare bytes, be refused a page another user's policy
-// forbids, sign out; and the pages fit a phone's screen.
+// forbids, sign out; the pages fit a phone's screen; and an uploaded HTML page opened by a
+// signed-in user cannot read the console on the same host and port.
 //
 // Environment as for every client (ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 // AWS_CA_BUNDLE, BUCKET_PREFIX, RESULTS_FILE, TRANSPORT, CONFORMANCE_TIER; see
@@ -203,6 +204,32 @@ async function main() {
         check((await fact(viewer, "BLAKE3")) === blake3(readme), "the allowed object's BLAKE3");
       } finally {
         await other.close();
+      }
+    });
+
+    await scenario("console-out-of-reach-of-uploaded-html", async () => {
+      // An HTML object opened from the same host and port, by a signed-in user, tries to read
+      // the console: it runs (its title changes) but in a sandbox of its own origin.
+      const html = path.join(work, "evil.html");
+      fs.writeFileSync(
+        html,
+        `<html><head><title>pending</title></head><body><script>
+        fetch("/_console/buckets", { credentials: "include" })
+          .then((r) => r.text())
+          .then((t) => { document.title = t.includes(${JSON.stringify(bucket)}) ? "LEAKED" : "kept out"; },
+                () => { document.title = "kept out"; });
+        </script></body></html>`,
+      );
+      aws(["s3", "cp", "--quiet", "--content-type", "text/html", html, `s3://${bucket}/evil.html`]);
+      const link = aws(["s3", "presign", `s3://${bucket}/evil.html`]).trim();
+      const evil = await context.newPage();
+      try {
+        await evil.goto(link);
+        await evil.waitForFunction(() => document.title !== "pending", null, { timeout: WAIT_MS });
+        const title = await evil.title();
+        check(title === "kept out", `the uploaded page's script read the console: ${title}`);
+      } finally {
+        await evil.close();
       }
     });
 

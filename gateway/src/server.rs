@@ -810,6 +810,12 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                 }
                 if let Ok(response) = &mut result {
                     response.headers_mut().insert("x-amz-request-id", header);
+                    // An object opened in a browser runs in a sandbox, an origin of its own:
+                    // uploaded HTML must not run as the console, on the same host and port.
+                    response.headers_mut().insert(
+                        http::header::CONTENT_SECURITY_POLICY,
+                        HeaderValue::from_static(console::OBJECT_SANDBOX),
+                    );
                     if !response.status().is_success()
                         && let Some(xml) = response.body().bytes()
                         && let Some(stamped) = crate::error_body::with_error_ids(&xml, &request_id)

@@ -268,12 +268,19 @@ pub trait Reads {
     /// The engine's errors.
     fn bucket_usage(&self, bucket: &str) -> Result<BucketUsage>;
 
-    /// How often each actor read a key, per day (UTC): the reads the retrieval records hold,
-    /// counted without reading them out one by one.
+    /// How often each actor read a key, per day (UTC), in the records after sequence `after`:
+    /// counted without reading the records out one by one.
     ///
     /// # Errors
     /// The engine's errors.
-    fn retrieval_days(&self, bucket: &str, key: &str) -> Result<Vec<RetrievalDay>>;
+    fn retrieval_days(&self, bucket: &str, key: &str, after: u64) -> Result<Vec<RetrievalDay>>;
+
+    /// The sequences of the newest `limit` events about a subject (`bucket` or `bucket/key`)
+    /// after sequence `after`, newest first, and how many events about it follow `after`.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn recent_subject_sequences(&self, subject_id: &str, after: u64, limit: usize) -> Result<(Vec<u64>, u64)>;
 
     /// Up to `limit` events after `cursor` that pass `filter`, looking at no more than `budget`
     /// events, so a filter that matches rarely cannot make one call read the whole log.

@@ -188,8 +188,15 @@ async fn over_https_the_session_cookie_is_secure_issue_22() {
     let signed_in = browser.sign_in(ACCESS_KEY, SECRET_KEY).await;
     assert_eq!(signed_in.status, 303, "{}", signed_in.text());
     let cookie = signed_in.header("set-cookie").expect("a session cookie");
-    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.starts_with("__Host-console_session=") && cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.contains("Path=/;"), "a __Host- cookie is the whole host's: {cookie}");
     browser.page("/_console/buckets").await;
+
+    // The same session under the plain name (what a page of a sibling host could plant, as
+    // no Domain can be set on a __Host- cookie) signs no one in over HTTPS.
+    let value = browser.cookie.as_deref().unwrap().split_once('=').unwrap().1.to_owned();
+    let planted = Browser { server: &server, cookie: Some(format!("console_session={value}")) };
+    assert_eq!(planted.get("/_console/buckets").await.status, 303);
 }
 
 #[tokio::test]
@@ -291,13 +298,21 @@ async fn a_user_sees_in_the_console_only_what_its_policies_let_it_read_issue_22(
         "/_console/buckets".to_owned(),
         "/_console/feed".to_owned(),
         "/_console/feed/stream".to_owned(),
-        format!("/_console/events/{}", plan_put.sequence),
     ] {
         let refused = alice.get(&target).await;
         assert_eq!(refused.status, 403, "GET {target}: {}", refused.text());
         assert!(refused.text().contains("Access denied"), "{}", refused.text());
         assert!(!refused.text().contains(&blake3_hex(b"plan")), "{}", refused.text());
     }
+    // An event she may not read is answered as one that does not exist: walking the
+    // sequences must not list the keys of the log (found by a review: the refusal named the
+    // object's ARN).
+    let refused = alice.get(&format!("/_console/events/{}", plan_put.sequence)).await;
+    let missing = alice.get("/_console/events/999999").await;
+    assert_eq!((refused.status, missing.status), (404, 404), "{}", refused.text());
+    assert!(!refused.text().contains("plan.txt") && !refused.text().contains("secret"), "{}", refused.text());
+    let strip = |text: String| text.replace(&plan_put.sequence.to_string(), "N").replace("999999", "N");
+    assert_eq!(strip(refused.text()), strip(missing.text()), "a refusal reads as a missing event");
 
     // Disabling the key ends its sessions at once.
     expect(&server, &["key", "disable", &access_key], 0);
@@ -316,7 +331,7 @@ async fn forged_forms_are_refused_and_script_in_keys_metadata_and_tags_is_shown_
         .bucket("art")
         .key(key)
         .metadata("note", "\"><img src=x onerror=alert('meta')>")
-        .tagging(&format!("k={}", encode("<svg onload=alert('tag')>", false)))
+        .tagging(format!("k={}", encode("<svg onload=alert('tag')>", false)))
         .body(ByteStream::from_static(b"x"))
         .send()
         .await
@@ -427,4 +442,118 @@ async fn verify_this_object_re_hashes_its_bytes_and_finds_a_flipped_byte_issue_2
     assert_eq!(failed.status, 200, "{}", failed.text());
     assert!(failed.text().contains("FAILED: its bytes hash to"), "{}", failed.text());
     assert!(failed.text().contains(&blake3_hex(&data)), "the recorded digest is named: {}", failed.text());
+}
+
+/// Found by a review: the pages of an object and of its events were decided without the
+/// object's tags, so a policy denying reads of tagged objects (`s3:ExistingObjectTag`) did not
+/// hide their record; the registry API's provenance had the same hole.
+#[tokio::test]
+async fn a_policy_on_existing_object_tags_decides_console_pages_and_registry_api_reads_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "team").await;
+    put(&s3, "team", "open.txt", b"open").await;
+    s3.put_object()
+        .bucket("team")
+        .key("classified.txt")
+        .tagging("secret=yes")
+        .body(ByteStream::from_static(b"classified"))
+        .send()
+        .await
+        .expect("put a tagged object");
+    expect(&server, &["user", "create", "carol"], 0);
+    let created = expect(&server, &["--json", "key", "create", "carol"], 0);
+    let created: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("JSON");
+    let (access_key, secret_key) =
+        (created["access_key"].as_str().unwrap().to_owned(), created["secret_key"].as_str().unwrap().to_owned());
+    let dir = tempfile::tempdir().expect("temp folder");
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":["s3:GetObject","s3:ListAllMyBuckets"],"Resource":"*"},
+            {"Effect":"Deny","Action":"s3:GetObject","Resource":"arn:aws:s3:::team/*",
+             "Condition":{"StringEquals":{"s3:ExistingObjectTag/secret":"yes"}}}]}"#,
+    )
+    .expect("policy file");
+    expect(&server, &["user", "policy", "put", "carol", "--file", policy.to_str().unwrap()], 0);
+    let key = artifact_store_conformance::raw::Key { access_key: &access_key, secret_key: &secret_key };
+    let denied = (403, "AccessDenied".to_owned());
+    let refused = server.s3_as(key).get_object().bucket("team").key("classified.txt").send().await;
+    assert_eq!(artifact_store_conformance::sdk::failure(refused), denied, "S3 itself refuses it");
+
+    let carol = Browser::signed_in(&server, &access_key, &secret_key).await;
+    assert!(carol.page(&object_page("team", "open.txt")).await.contains(&blake3_hex(b"open")));
+    let hidden = carol.get(&object_page("team", "classified.txt")).await;
+    assert_eq!(hidden.status, 403, "{}", hidden.text());
+    assert!(!hidden.text().contains(&blake3_hex(b"classified")), "{}", hidden.text());
+    let put_event = server.events().into_iter().find(|e| e.subject_id == "team/classified.txt").expect("its put");
+    assert_eq!(carol.get(&format!("/_console/events/{}", put_event.sequence)).await.status, 404);
+
+    let api = |target: &str| {
+        server.request("GET", target).sign(
+            key,
+            std::time::SystemTime::now(),
+            artifact_store_conformance::raw::Payload::Signed,
+        )
+    };
+    assert_eq!(server.send(&api("/_registry/objects/team/open.txt")).await.status, 200);
+    let provenance = server.send(&api("/_registry/objects/team/classified.txt")).await;
+    assert_eq!(provenance.status, 403, "{}", provenance.text());
+
+    // She may list the buckets but not their keys: the list does not tell what they hold.
+    let buckets = carol.page("/_console/buckets").await;
+    assert!(
+        buckets.contains("href=\"/_console/buckets/team\"") && buckets.contains("<td class=\"num\">—</td>"),
+        "{buckets}"
+    );
+}
+
+/// Found by a review: a bucket name deleted by one account and taken by another carried the
+/// old bucket's history (events, readers) into the new owner's console.
+#[tokio::test]
+async fn a_bucket_name_taken_again_does_not_show_the_old_buckets_history_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "reused").await;
+    put(&s3, "reused", "k", b"the first owner's").await;
+    artifact_store_conformance::sdk::get(&s3, "reused", "k").await;
+    s3.delete_object().bucket("reused").key("k").send().await.expect("delete the object");
+    s3.delete_bucket().bucket("reused").send().await.expect("delete the bucket");
+    let old_put = server.events().into_iter().find(|e| e.subject_id == "reused/k").expect("the old put");
+
+    let partner = expect(&server, &["--json", "account", "create", "partner"], 0);
+    let partner: serde_json::Value = serde_json::from_str(partner.stdout.trim()).expect("JSON");
+    let (access_key, secret_key) =
+        (partner["access_key"].as_str().unwrap().to_owned(), partner["secret_key"].as_str().unwrap().to_owned());
+    let as_partner =
+        server.s3_as(artifact_store_conformance::raw::Key { access_key: &access_key, secret_key: &secret_key });
+    create_bucket(&as_partner, "reused").await;
+    put(&as_partner, "reused", "k", b"the second owner's").await;
+
+    let browser = Browser::signed_in(&server, &access_key, &secret_key).await;
+    let page = browser.page(&object_page("reused", "k")).await;
+    assert!(page.contains(&blake3_hex(b"the second owner's")), "{page}");
+    assert!(page.contains("Never read."), "the first owner's reads are not this bucket's: {page}");
+    assert!(!page.contains(&format!("/_console/events/{}\"", old_put.sequence)), "{page}");
+    assert!(!page.contains(ACCESS_KEY), "the first owner's key: {page}");
+    assert_eq!(browser.get(&format!("/_console/events/{}", old_put.sequence)).await.status, 404);
+}
+
+/// Found by a review: a document opened from a bucket shares the console's host and port; it
+/// runs sandboxed, in an origin of its own, so uploaded HTML cannot read the console.
+#[tokio::test]
+async fn objects_are_served_sandboxed_from_the_consoles_origin_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    create_bucket(&server.s3(), "art").await;
+    put(&server.s3(), "art", "report.html", b"<script>fetch('/_console/buckets')</script>").await;
+    let request = server.request("GET", "/art/report.html").sign(
+        artifact_store_conformance::raw::ROOT,
+        std::time::SystemTime::now(),
+        artifact_store_conformance::raw::Payload::Signed,
+    );
+    let got = server.send(&request).await;
+    assert_eq!(got.status, 200);
+    let policy = got.header("content-security-policy").expect("objects are served with a policy");
+    assert!(policy.starts_with("sandbox ") && !policy.contains("allow-same-origin"), "{policy}");
 }

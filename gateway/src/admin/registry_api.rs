@@ -139,7 +139,7 @@ impl S3Route for RegistryApi {
         let Some(access) = &self.access else { return Ok(()) };
         let (action, bucket, resource) = required_permission(req.uri.path(), req.uri.query());
         let keys = access.request_keys(req.extensions.get::<ClientAddr>().copied(), &req.headers, &req.uri);
-        access.authorize(Some(&credentials.access_key), action, bucket.as_deref(), &resource, &keys).await
+        access.authorize(Some(&credentials.access_key), action, bucket.as_deref(), &resource, &keys, None).await
     }
 
     async fn call(&self, req: S3Request<Body>) -> S3Result<S3Response<Body>> {
@@ -290,7 +290,7 @@ impl RegistryApi {
             loop {
                 tokio::time::sleep(REAUTHORIZE).await;
                 let (action, _, resource) = required_permission(&format!("{REGISTRY_PREFIX}/events/stream"), None);
-                if access.authorize(access_key.as_deref(), action, None, &resource, &keys).await.is_err() {
+                if access.authorize(access_key.as_deref(), action, None, &resource, &keys, None).await.is_err() {
                     tracing::info!(code = "AccessDenied", "event stream closed: its signer may no longer read the log");
                     return;
                 }

@@ -488,9 +488,11 @@ impl Access {
             .map_err(|err| s3s::S3Error::from(crate::s3::error::Error::from(err)))
     }
 
-    /// Decides a request that is not an S3 operation (the registry API) as `action` on
-    /// `resource`, under `bucket`'s grants when it names one, with the request's `keys`
-    /// ([`Access::request_keys`]).
+    /// Decides a request that is not an S3 operation (the registry API, the console) as
+    /// `action` on `resource`, under `bucket`'s grants when it names one, with the request's
+    /// `keys` ([`Access::request_keys`]). An object's resource is decided with its tags
+    /// (`s3:ExistingObjectTag/...`) and ACL, those of `version_id` when given, else its
+    /// latest version's.
     ///
     /// # Errors
     /// `AccessDenied`, `InvalidAccessKeyId`, or a registry read refused.
@@ -501,6 +503,7 @@ impl Access {
         bucket: Option<&str>,
         resource: &str,
         keys: &ConditionKeys,
+        version_id: Option<&str>,
     ) -> S3Result<()> {
         let identity = self.identity(access_key).await?;
         let grant = match bucket {
@@ -520,11 +523,14 @@ impl Access {
         let object = bucket
             .and_then(|bucket| Some((bucket, resource.strip_prefix("arn:aws:s3:::")?.strip_prefix(bucket)?)))
             .and_then(|(bucket, rest)| Some((bucket, rest.strip_prefix('/')?)));
-        let object_acl = match object {
-            Some(object) => self.object_acl(&grant, action, object, None).await?,
-            None => ObjectAcl::default(),
+        let Some(object) = object else {
+            return self.decide_with(&identity, &grant, action, resource, keys, &ObjectAcl::default());
         };
-        self.decide_with(&identity, &grant, action, resource, keys, &object_acl)
+        let object_acl = self.object_acl(&grant, action, object, version_id).await?;
+        let mut keys = keys.clone();
+        let decided = Decided { identity: &identity, grant: &grant, action, also: &[], resource };
+        self.existing_tags(&mut keys, decided, object, version_id).await?;
+        self.decide_with(&identity, &grant, action, resource, &keys, &object_acl)
     }
 }
 

@@ -16,17 +16,18 @@ const PAGE_ENTRIES: usize = 200;
 /// One row of the bucket list.
 struct BucketRow {
     bucket: Bucket,
-    usage: BucketUsage,
+    /// What it holds, shown only to a user who may list it.
+    usage: Option<BucketUsage>,
     /// Packages sealed in the bucket.
     packages: usize,
 }
 
 /// `/_console/buckets`: the signed-in account's buckets, as ListBuckets lists them.
 pub(super) async fn list(console: &Console, visit: &Visit) -> Result<Response<Body>, Refusal> {
-    console.allow(visit, "s3:ListAllMyBuckets", None, "*", &visit.keys).await?;
+    console.allow(visit, "s3:ListAllMyBuckets", None, "*", &visit.keys, None).await?;
     let requester = console.access.requester(&visit.session.access_key).await.map_err(|_| Refusal::SignIn)?;
     let account = requester.map_or_else(|| ROOT_ACCOUNT.to_owned(), |requester| requester.account);
-    let rows = console
+    let mut rows = console
         .registry
         .read(move |reads| {
             let packages = reads.packages()?;
@@ -36,13 +37,19 @@ pub(super) async fn list(console: &Console, visit: &Visit) -> Result<Response<Bo
                 if owner != account {
                     continue;
                 }
-                let usage = reads.bucket_usage(&bucket.name)?;
+                let usage = Some(reads.bucket_usage(&bucket.name)?);
                 let packages = packages.iter().filter(|p| p.sealed.bucket == bucket.name).count();
                 rows.push(BucketRow { bucket, usage, packages });
             }
             Ok(rows)
         })
         .await?;
+    for row in &mut rows {
+        let resource = format!("arn:aws:s3:::{}", row.bucket.name);
+        if console.allow(visit, "s3:ListBucket", Some(&row.bucket.name), &resource, &visit.keys, None).await.is_err() {
+            row.usage = None;
+        }
+    }
     let body = html! {
         h1 { "Buckets" }
         @if rows.is_empty() {
@@ -76,9 +83,14 @@ fn bucket_row(row: &BucketRow) -> Markup {
     html! {
         tr {
             td { a href=(bucket_href(&bucket.name, "")) { (bucket.name) } }
-            td.num { (row.usage.objects) }
-            td.num { (size(row.usage.bytes)) }
-            td.num.wide { (row.usage.versions) }
+            @match row.usage {
+                Some(usage) => {
+                    td.num { (usage.objects) }
+                    td.num { (size(usage.bytes)) }
+                    td.num.wide { (usage.versions) }
+                }
+                None => { td.num { "—" } td.num { "—" } td.num.wide { "—" } }
+            }
             td { (versioning) }
             td { (lock) }
             td.wide { @if rules == 0 { "none" } @else { (rules) " rule" @if rules != 1 { "s" } } }
@@ -113,7 +125,7 @@ pub(super) async fn browse(console: &Console, visit: &Visit, bucket: &str) -> Re
     let mut keys = visit.keys.clone();
     keys.set("s3:prefix", prefix.as_str()).set("s3:delimiter", "/").set("s3:max-keys", PAGE_ENTRIES.to_string());
     let action = if versions { "s3:ListBucketVersions" } else { "s3:ListBucket" };
-    console.allow(visit, action, Some(bucket), &format!("arn:aws:s3:::{bucket}"), &keys).await?;
+    console.allow(visit, action, Some(bucket), &format!("arn:aws:s3:::{bucket}"), &keys, None).await?;
     let (name, query_prefix, query_after) = (bucket.to_owned(), prefix.clone(), after.clone());
     let found = console
         .registry

@@ -20,6 +20,8 @@ use crate::admin::registry_api::{REAUTHORIZE, sse_body};
 
 /// Events before the newest that a new feed starts with, so it is not empty until the next write.
 const BACKLOG: u64 = 50;
+/// The furthest back before the newest event that a reconnecting feed resumes.
+const MAX_RESUME: u64 = 10_000;
 
 /// The feed's filters, from the query.
 struct Filters {
@@ -54,7 +56,7 @@ impl Filters {
 
 /// `/_console/feed?bucket=&type=&principal=`: the filters and the list the script fills.
 pub(super) async fn page(console: &Console, visit: &Visit) -> Result<Response<Body>, Refusal> {
-    console.allow(visit, "artifact-store:ReadEvents", None, "*", &visit.keys).await?;
+    console.allow(visit, "artifact-store:ReadEvents", None, "*", &visit.keys, None).await?;
     let filters = Filters::of(visit);
     let body = html! {
         h1 { "Live feed" }
@@ -77,10 +79,16 @@ pub(super) async fn page(console: &Console, visit: &Visit) -> Result<Response<Bo
 /// `/_console/feed/stream`: the matching events from a little before now (or after
 /// `Last-Event-ID` when the browser reconnects), then each as it commits.
 pub(super) async fn stream(console: &Console, visit: &Visit, headers: &HeaderMap) -> Result<Response<Body>, Refusal> {
-    console.allow(visit, "artifact-store:ReadEvents", None, "*", &visit.keys).await?;
+    console.allow(visit, "artifact-store:ReadEvents", None, "*", &visit.keys, None).await?;
     let filters = Filters::of(visit);
-    let resumed = headers.get("last-event-id").and_then(|id| id.to_str().ok()?.trim().parse().ok());
-    let since = resumed.unwrap_or_else(|| console.registry.committed_sequence().saturating_sub(BACKLOG));
+    let resumed: Option<u64> = headers.get("last-event-id").and_then(|id| id.to_str().ok()?.trim().parse().ok());
+    // A browser resumes where its connection dropped, never further back than
+    // [`MAX_RESUME`]: an old or forged id must not make one stream filter the whole log.
+    let newest = console.registry.committed_sequence();
+    let since = match resumed {
+        Some(id) => id.max(newest.saturating_sub(MAX_RESUME)),
+        None => newest.saturating_sub(BACKLOG),
+    };
     let frames =
         console.registry.tail(since).try_filter(move |event| std::future::ready(filters.matches(event))).map(|event| {
             match event {
@@ -124,7 +132,7 @@ fn revoked(console: &Console, visit: &Visit) -> impl Future<Output = ()> + Send 
             };
             let access_key = Some(claims.access_key.as_str());
             if !session_holds
-                || access.authorize(access_key, "artifact-store:ReadEvents", None, "*", &keys).await.is_err()
+                || access.authorize(access_key, "artifact-store:ReadEvents", None, "*", &keys, None).await.is_err()
             {
                 tracing::info!(code = "AccessDenied", "console feed closed: its session ended or lost the right");
                 return;

@@ -126,7 +126,9 @@ pub fn bucket_href(bucket: &str, prefix: &str) -> String {
     href
 }
 
-/// The console's page of an object, of one version when `version_id` is given.
+/// The console's page of an object, of one version when `version_id` is given. (The key's
+/// `/` stay: no key has `.` or `..` segments, which the gateway refuses, so the browser never
+/// resolves a link to another page.)
 pub fn object_href(bucket: &str, key: &str, version_id: Option<&str>) -> String {
     let href = format!("{CONSOLE_PREFIX}/objects/{}/{}", encode(bucket, false), encode(key, true));
     match version_id {

@@ -46,6 +46,8 @@ pub const CONSOLE_PREFIX: &str = "/_console";
 
 /// The largest form the console reads (sign-in, sign-out).
 const MAX_FORM_BYTES: usize = 16 * 1024;
+/// Objects "verify this object" re-hashes at once, per gateway.
+const MAX_VERIFICATIONS: usize = 2;
 /// How long a form may take to arrive.
 const FORM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -53,6 +55,12 @@ const FORM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// inline script, no framing, forms posted back to the console only.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
     connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The content security policy of every S3 response: a document opened from a bucket (an
+/// HTML report, say) keeps its scripts, forms and pop-ups but runs in an opaque origin, so it
+/// cannot read the console's pages nor send its session cookie (`SameSite=Strict` holds for
+/// an opaque origin's requests), although both share the gateway's host and port.
+pub const OBJECT_SANDBOX: &str = "sandbox allow-scripts allow-forms allow-popups allow-downloads allow-modals";
 
 /// Whether `path` belongs to the console.
 #[must_use]
@@ -65,6 +73,8 @@ pub struct Console {
     registry: Registry,
     /// Where "verify this object" reads bytes from.
     blobs: Arc<dyn BlobStore>,
+    /// Verifications running at once, at most [`MAX_VERIFICATIONS`]: each reads a whole object.
+    verifications: tokio::sync::Semaphore,
     /// The secrets sessions are checked with.
     users: Users,
     /// Decides each page as the S3 request it stands for.
@@ -150,7 +160,8 @@ impl Console {
         secure_transport: SecureTransport,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        Self { registry, blobs, users, access, region, secure_transport, shutdown }
+        let verifications = tokio::sync::Semaphore::new(MAX_VERIFICATIONS);
+        Self { registry, blobs, verifications, users, access, region, secure_transport, shutdown }
     }
 
     /// Answers a request under [`CONSOLE_PREFIX`].
@@ -230,7 +241,7 @@ impl Console {
 
     /// The session the request's cookie proves, with what the pages need of the request.
     async fn visit(&self, parts: &Parts, client: Option<ClientAddr>, secure: bool) -> Result<Visit, Refusal> {
-        let claims = session::cookie_value(parts.headers.get_all(header::COOKIE))
+        let claims = session::cookie_value(parts.headers.get_all(header::COOKIE), secure)
             .and_then(Claims::parse)
             .ok_or(Refusal::SignIn)?;
         let secret = self.secret_of(&claims.access_key).await?;
@@ -263,7 +274,8 @@ impl Console {
 
     /// Whether the visitor may do `action` on `resource` (under `bucket`'s grants), decided as
     /// the S3 request would be with condition keys `keys` (the request's, or those plus the
-    /// keys the S3 operation would add).
+    /// keys the S3 operation would add); an object by its `version_id`'s tags and ACL, when
+    /// given.
     async fn allow(
         &self,
         visit: &Visit,
@@ -271,9 +283,10 @@ impl Console {
         bucket: Option<&str>,
         resource: &str,
         keys: &ConditionKeys,
+        version_id: Option<&str>,
     ) -> Result<(), Refusal> {
         let access_key = Some(visit.session.access_key.as_str());
-        match self.access.authorize(access_key, action, bucket, resource, keys).await {
+        match self.access.authorize(access_key, action, bucket, resource, keys, version_id).await {
             Ok(()) => Ok(()),
             Err(err) => match err.code().as_str() {
                 "InvalidAccessKeyId" => Err(Refusal::SignIn),

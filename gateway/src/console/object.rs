@@ -13,7 +13,7 @@ use aws_sigv4::sign::v4;
 use http::{Response, StatusCode};
 use maud::{Markup, html};
 use registry::Event;
-use registry::queries::{RetrievalDay, VersionProvenance};
+use registry::queries::{Reads, RetrievalDay, VersionProvenance};
 use s3s::Body;
 
 use super::buckets::lock_mode;
@@ -28,6 +28,18 @@ const CHART_DAYS: i64 = 30;
 const DOWNLOAD_LINK_LIFETIME: Duration = Duration::from_secs(300);
 const DAY_MS: i64 = 86_400_000;
 
+/// The sequence of the event that created the bucket now called `bucket` (0 if none is
+/// found): events and records before it belong to a deleted bucket of the same name, which
+/// may have been another account's, and are not shown with this one.
+fn bucket_born(reads: &dyn Reads, bucket: &str) -> registry::Result<u64> {
+    for sequence in reads.subject_sequences(bucket)?.into_iter().rev() {
+        if reads.event(sequence)?.is_some_and(|event| event.event_type == "v1.bucket.created") {
+            return Ok(sequence);
+        }
+    }
+    Ok(0)
+}
+
 /// What the page of a key shows, read at once.
 struct KeyRecord {
     /// Every version, newest first, with the event that created it.
@@ -35,7 +47,7 @@ struct KeyRecord {
     /// The newest events about the key, newest first.
     events: Vec<Event>,
     /// How many events there are about the key in all.
-    event_count: usize,
+    event_count: u64,
     /// Reads per day and reader.
     reads: Vec<RetrievalDay>,
     /// The package that seals the key, if one does.
@@ -62,22 +74,24 @@ pub(super) async fn page(
 ) -> Result<Response<Body>, Refusal> {
     let version_id = visit.query.get("version").cloned();
     let action = if version_id.is_some() { "s3:GetObjectVersion" } else { "s3:GetObject" };
-    console.allow(visit, action, Some(bucket), &format!("arn:aws:s3:::{bucket}/{key}"), &visit.keys).await?;
+    let resource = format!("arn:aws:s3:::{bucket}/{key}");
+    console.allow(visit, action, Some(bucket), &resource, &visit.keys, version_id.as_deref()).await?;
     let (b, k) = (bucket.to_owned(), key.to_owned());
     let record = console
         .registry
         .read_retrievals(move |reads| {
-            let versions = reads.key_provenance(&b, &k)?;
-            let sequences = reads.subject_sequences(&format!("{b}/{k}"))?;
-            let mut events = Vec::with_capacity(sequences.len().min(TIMELINE_EVENTS));
-            for sequence in sequences.iter().rev().take(TIMELINE_EVENTS) {
-                events.extend(reads.event(*sequence)?);
+            let born = bucket_born(reads, &b)?;
+            let (sequences, event_count) =
+                reads.recent_subject_sequences(&format!("{b}/{k}"), born, TIMELINE_EVENTS)?;
+            let mut events = Vec::with_capacity(sequences.len());
+            for sequence in sequences {
+                events.extend(reads.event(sequence)?);
             }
             Ok(KeyRecord {
-                versions,
+                versions: reads.key_provenance(&b, &k)?,
                 events,
-                event_count: sequences.len(),
-                reads: reads.retrieval_days(&b, &k)?,
+                event_count,
+                reads: reads.retrieval_days(&b, &k, born)?,
                 package: reads.sealing(&b, &k)?,
             })
         })
@@ -90,7 +104,10 @@ pub(super) async fn page(
         return Err(Refusal::NotFound(format!("There is no such version of {key} in {bucket}.")));
     };
     let verdict = match verify {
-        Verify::Now if !shown.version.is_delete_marker => Some(verified(console, &shown.version).await),
+        Verify::Now if !shown.version.is_delete_marker => Some(match console.verifications.try_acquire() {
+            Ok(_running) => verified(console, &shown.version).await,
+            Err(_) => html! { p.notice role="status" { "Other verifications are running; try again shortly." } },
+        }),
         _ => None,
     };
     let download = (!shown.version.is_delete_marker)
@@ -114,7 +131,7 @@ pub(super) async fn page(
         h2 { "Reads" }
         (reads(&record.reads))
         h2 { "History" }
-        @if record.event_count > record.events.len() {
+        @if record.event_count > record.events.len() as u64 {
             p.muted { "The newest " (record.events.len()) " of " (record.event_count) " events about this key." }
         }
         (timeline(&record.events))
@@ -146,9 +163,10 @@ async fn verified(console: &Console, version: &registry::queries::ObjectVersion)
             }
         }
         Err(err) => {
+            // The reason (a backend's error) goes to the log, not to the page.
             tracing::error!(bucket = %version.bucket, key = %version.key, version = %version.version_id,
                 error = %format!("{err:#}"), "console verify: the bytes could not be read");
-            html! { p.notice.bad role="alert" { "FAILED: its bytes could not be read (" (format!("{err:#}")) ")." } }
+            html! { p.notice.bad role="alert" { "FAILED: its bytes could not be read; the gateway's log says why." } }
         }
     }
 }
@@ -292,18 +310,35 @@ fn timeline(events: &[Event]) -> Markup {
 /// `/_console/events/{sequence}`: one event, whole. An event about an object is the object's
 /// to show (GetObject on it); any other needs the right to read the log.
 pub(super) async fn event(console: &Console, visit: &Visit, sequence: u64) -> Result<Response<Body>, Refusal> {
-    let found = console.registry.read(move |reads| reads.event(sequence)).await?;
-    let not_found = || Refusal::NotFound(format!("The log has no event {sequence}."));
-    // Decided before anything about the event is told, its existence included.
-    let subject = found.as_ref().map(|event| (event.subject_kind.as_str(), event.subject_id.as_str()));
-    match subject.and_then(|(kind, id)| (kind == "object").then_some(id)).and_then(|id| id.split_once('/')) {
+    let found = console
+        .registry
+        .read(move |reads| {
+            let Some(event) = reads.event(sequence)? else { return Ok(None) };
+            // An event of a deleted bucket of the same name is not the current bucket's.
+            let object = (event.subject_kind == "object").then(|| event.subject_id.split_once('/')).flatten();
+            let current = match object {
+                Some((bucket, _)) => event.sequence >= bucket_born(reads, bucket)?,
+                None => true,
+            };
+            Ok(Some((event, current)))
+        })
+        .await?;
+    // Refused and missing answer alike: a refusal must not tell what the event is about.
+    let not_found = || Refusal::NotFound(format!("The log has no event {sequence} for you."));
+    let Some((event, current)) = found else { return Err(not_found()) };
+    let object = (event.subject_kind == "object").then(|| event.subject_id.split_once('/')).flatten();
+    let decided = match object {
         Some((bucket, key)) => {
             let resource = format!("arn:aws:s3:::{bucket}/{key}");
-            console.allow(visit, "s3:GetObject", Some(bucket), &resource, &visit.keys).await?;
+            console.allow(visit, "s3:GetObject", Some(bucket), &resource, &visit.keys, None).await
         }
-        None => console.allow(visit, "artifact-store:ReadEvents", None, "*", &visit.keys).await?,
+        None => console.allow(visit, "artifact-store:ReadEvents", None, "*", &visit.keys, None).await,
+    };
+    match decided {
+        Ok(()) if current => {}
+        Ok(()) | Err(Refusal::Denied { .. }) => return Err(not_found()),
+        Err(refusal) => return Err(refusal),
     }
-    let event = found.ok_or_else(not_found)?;
     let payload = String::from_utf8_lossy(&event.payload);
     let pretty = serde_json::from_str::<serde_json::Value>(&payload)
         .ok()

@@ -19,8 +19,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{KeyInit as _, Mac as _};
 
-/// The cookie's name.
+/// The cookie's name over plain HTTP.
 pub const COOKIE: &str = "console_session";
+/// Its name over HTTPS: browsers keep a `__Host-` cookie only when it is `Secure`, has
+/// `Path=/` and no `Domain`, so a page of a sibling host (a bucket's virtual host,
+/// `bucket.example.com`) cannot plant one to sign a victim in as someone else.
+pub const SECURE_COOKIE: &str = "__Host-console_session";
 
 /// How long a session lasts after sign-in.
 pub const LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
@@ -114,28 +118,38 @@ fn form_token(secret: &str, nonce: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// The `Set-Cookie` value that stores `value` for the console's paths; `secure` over HTTPS.
+/// The cookie's name and path: over HTTPS a `__Host-` cookie for the whole host, which
+/// the prefix requires; over HTTP the console's paths only.
+fn name_and_path(secure: bool) -> (&'static str, &'static str) {
+    if secure { (SECURE_COOKIE, "/") } else { (COOKIE, "/_console") }
+}
+
+/// The `Set-Cookie` value that stores `value`; `secure` over HTTPS.
 #[must_use]
 pub fn set_cookie(value: &str, secure: bool) -> String {
+    let (name, path) = name_and_path(secure);
     let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}={value}; Path=/_console; HttpOnly; SameSite=Strict; Max-Age={}{secure}", LIFETIME.as_secs())
+    format!("{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={}{secure}", LIFETIME.as_secs())
 }
 
 /// The `Set-Cookie` value that removes the session cookie.
 #[must_use]
 pub fn clear_cookie(secure: bool) -> String {
+    let (name, path) = name_and_path(secure);
     let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}=; Path=/_console; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+    format!("{name}=; Path={path}; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
 }
 
-/// The session cookie's value among a request's `Cookie` headers.
-pub fn cookie_value<'h>(headers: impl IntoIterator<Item = &'h http::HeaderValue>) -> Option<&'h str> {
+/// The session cookie's value among a request's `Cookie` headers: over HTTPS only the
+/// `__Host-` one counts.
+pub fn cookie_value<'h>(headers: impl IntoIterator<Item = &'h http::HeaderValue>, secure: bool) -> Option<&'h str> {
+    let (wanted, _) = name_and_path(secure);
     headers
         .into_iter()
         .filter_map(|header| header.to_str().ok())
         .flat_map(|header| header.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value)
 }
 
@@ -184,13 +198,18 @@ mod tests {
     #[test]
     fn the_cookie_is_found_among_others_and_carries_its_flags() {
         let headers = [http::HeaderValue::from_static("a=1; console_session=abc.def; b=2")];
-        assert_eq!(cookie_value(&headers), Some("abc.def"));
-        assert_eq!(cookie_value(&[http::HeaderValue::from_static("other=1")]), None);
+        assert_eq!(cookie_value(&headers, false), Some("abc.def"));
+        assert_eq!(cookie_value(&headers, true), None, "over HTTPS a cookie without the prefix is planted");
+        let secure = [http::HeaderValue::from_static("console_session=planted; __Host-console_session=mine")];
+        assert_eq!(cookie_value(&secure, true), Some("mine"));
+        assert_eq!(cookie_value(&[http::HeaderValue::from_static("other=1")], false), None);
         let set = set_cookie("v", true);
-        for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/_console"] {
+        for flag in ["__Host-console_session=v;", "HttpOnly", "SameSite=Strict", "Secure", "Path=/;"] {
             assert!(set.contains(flag), "{set}");
         }
-        assert!(!set_cookie("v", false).contains("Secure"));
+        let plain = set_cookie("v", false);
+        assert!(!plain.contains("Secure") && plain.contains("Path=/_console"), "{plain}");
         assert!(clear_cookie(false).contains("Max-Age=0"));
+        assert!(clear_cookie(true).starts_with("__Host-console_session=;"));
     }
 }

@@ -599,17 +599,30 @@ fn bucket_usage(conn: &Connection, bucket: &str) -> Result<BucketUsage> {
 }
 
 /// The key's records through `retrievals_by_object`, grouped in SQL.
-fn retrieval_days(conn: &Connection, bucket: &str, key: &str) -> Result<Vec<RetrievalDay>> {
+fn retrieval_days(conn: &Connection, bucket: &str, key: &str, after: u64) -> Result<Vec<RetrievalDay>> {
     let mut statement = conn.prepare_cached(
         "SELECT created_at / 86400000 * 86400000 AS day, actor, count(*)
-         FROM retrievals WHERE bucket = ?1 AND key = ?2 GROUP BY day, actor ORDER BY day, actor",
+         FROM retrievals WHERE bucket = ?1 AND key = ?2 AND seq > ?3 GROUP BY day, actor ORDER BY day, actor",
     )?;
     let days = statement
-        .query_map([bucket, key], |row| {
+        .query_map(params![bucket, key, after], |row| {
             Ok(RetrievalDay { day_ms: row.get(0)?, actor: row.get(1)?, reads: row.get(2)? })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(days)
+}
+
+/// The subject's rows of `event_subjects` (its primary key), from the newest, and their count.
+fn recent_subject_sequences(conn: &Connection, subject_id: &str, after: u64, limit: usize) -> Result<(Vec<u64>, u64)> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut newest = conn.prepare_cached(
+        "SELECT seq FROM event_subjects WHERE subject_id = ?1 AND seq > ?2 ORDER BY seq DESC LIMIT ?3",
+    )?;
+    let sequences =
+        newest.query_map(params![subject_id, after, limit], |row| row.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut count = conn.prepare_cached("SELECT count(*) FROM event_subjects WHERE subject_id = ?1 AND seq > ?2")?;
+    let total = count.query_row(params![subject_id, after], |row| row.get(0))?;
+    Ok((sequences, total))
 }
 
 /// The query of [`retrievals`] under `conditions` (fixed fragments with `?` for their values).
@@ -989,8 +1002,12 @@ impl Reads for Connection {
         bucket_usage(self, bucket)
     }
 
-    fn retrieval_days(&self, bucket: &str, key: &str) -> Result<Vec<RetrievalDay>> {
-        retrieval_days(self, bucket, key)
+    fn retrieval_days(&self, bucket: &str, key: &str, after: u64) -> Result<Vec<RetrievalDay>> {
+        retrieval_days(self, bucket, key, after)
+    }
+
+    fn recent_subject_sequences(&self, subject_id: &str, after: u64, limit: usize) -> Result<(Vec<u64>, u64)> {
+        recent_subject_sequences(self, subject_id, after, limit)
     }
 
     fn retrievals(&self, filter: &RetrievalFilter, limit: usize) -> Result<Vec<RetrievalRecord>> {
