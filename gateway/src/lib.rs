@@ -21,6 +21,7 @@
 //!   multipart object's digest needs no second read and a range is checked on its own.
 //! - [`digest`]: the checksum algorithms S3 defines and MD5, computed over bytes.
 //! - [`rehash`]: a version's BLAKE3 computed again from its stored bytes.
+//! - [`package_check`]: whether a sealed package's manifest and members still hold.
 //! - [`post_form`]: the POST object form's fields that s3s does not read, read ahead of it.
 //! - [`request`]: what the server hands the S3 layer about a request (its id, the client).
 //! - [`client_addr`]: the address a request came from, through trusted load balancers.
@@ -59,6 +60,7 @@ pub mod layout;
 pub mod limits;
 pub mod metrics;
 pub mod outboard;
+pub mod package_check;
 pub mod post_form;
 pub mod rehash;
 pub mod request;

@@ -557,3 +557,50 @@ async fn objects_are_served_sandboxed_from_the_consoles_origin_issue_22() {
     let policy = got.header("content-security-policy").expect("objects are served with a policy");
     assert!(policy.starts_with("sandbox ") && !policy.contains("allow-same-origin"), "{policy}");
 }
+
+#[tokio::test]
+async fn a_sealed_package_shows_its_members_and_verifies_their_bytes_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "rel").await;
+    // 1000 bytes are kept inline in the registry, 64 KiB go to the blob store.
+    let members = [("v1/app.bin", bytes(64 * 1024, 1)), ("v1/notes.txt", bytes(1000, 2))];
+    for (key, data) in &members {
+        put(&s3, "rel", key, data).await;
+    }
+    expect(&server, &["package", "seal", "s3://rel/v1/", "--name", "app-1"], 0);
+    let browser = Browser::signed_in(&server, ACCESS_KEY, SECRET_KEY).await;
+    let list = browser.page("/_console/packages").await;
+    assert!(list.contains("href=\"/_console/packages/app-1\""), "{list}");
+    let page = browser.page("/_console/packages/app-1").await;
+    assert!(page.contains("every member is still the version it names"), "{page}");
+    for (key, data) in &members {
+        assert!(page.contains(key) && page.contains(&blake3_hex(data)[..12]), "{key} on {page}");
+    }
+    let token = browser.form_token().await;
+    let verified = browser.post("/_console/packages/app-1", &[("csrf", &token), ("action", "verify")]).await;
+    assert_eq!(verified.status, 200, "{}", verified.text());
+    assert!(verified.text().contains("Verified: the manifest is the sealed one"), "{}", verified.text());
+
+    damage(&server, "rel", "v1/app.bin", &members[0].1, Damage::Flip(100)).await;
+    let records = browser.page("/_console/packages/app-1").await;
+    assert!(records.contains("every member is still the version it names"), "the records still hold: {records}");
+    let failed = browser.post("/_console/packages/app-1", &[("csrf", &token), ("action", "verify")]).await;
+    assert_eq!(failed.status, 200, "{}", failed.text());
+    assert!(
+        failed.text().contains("FAILED:") && failed.text().contains("v1/app.bin version null: its bytes hash to"),
+        "{}",
+        failed.text()
+    );
+    assert!(!failed.text().contains("v1/notes.txt version null"), "only the damaged member: {}", failed.text());
+
+    // A user who may not read the manifest sees no package.
+    expect(&server, &["user", "create", "dave"], 0);
+    let created = expect(&server, &["--json", "key", "create", "dave"], 0);
+    let created: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("JSON");
+    let dave =
+        Browser::signed_in(&server, created["access_key"].as_str().unwrap(), created["secret_key"].as_str().unwrap())
+            .await;
+    assert!(!dave.page("/_console/packages").await.contains("app-1"));
+    assert_eq!(dave.get("/_console/packages/app-1").await.status, 404);
+}

@@ -16,6 +16,7 @@
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use registry::deletions::{Pin, Placement};
 use registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, Payload};
 use registry::packages::{Manifest, Package};
@@ -27,6 +28,7 @@ use super::progress::{self, Unit};
 use super::{Outcome, open_registry, print_line, read_registry};
 use crate::backend::BlobStore;
 use crate::config::Config;
+use crate::package_check;
 use registry::queries::Reads as _;
 
 /// How often `seal` builds the manifest again when uploads keep changing the prefix.
@@ -248,33 +250,9 @@ async fn verify(config: &Config, wanted: &str, json: bool) -> anyhow::Result<Out
 
     let mut report =
         VerifyReport { ok: false, package: package.sealed.name.clone(), members: 0, bytes: 0, problems: Vec::new() };
-    if recorded != package.sealed.manifest_blake3 {
-        report.problems.push(format!(
-            "the packages view says the manifest digest is {}, the v1.package.finalized event {} says {recorded}",
-            package.sealed.manifest_blake3, package.sealed_seq
-        ));
-    }
-    let manifest = match manifest_parts {
-        None => {
-            report.problems.push(format!(
-                "manifest s3://{}/{} version {} is missing",
-                package.sealed.bucket, package.sealed.manifest_key, package.sealed.manifest_version_id
-            ));
-            None
-        }
-        Some(parts) => {
-            let (digest, bytes) = read_object(config, store.as_ref(), &parts, true).await?;
-            if digest != recorded {
-                report.problems.push(format!(
-                    "manifest s3://{}/{}: its bytes hash to {digest}, the seal recorded {recorded}",
-                    package.sealed.bucket, package.sealed.manifest_key
-                ));
-                None
-            } else {
-                Some(Manifest::decode(&bytes).context("the manifest does not parse")?)
-            }
-        }
-    };
+    let (manifest, problems) =
+        package_check::manifest(store.as_ref(), &package, &recorded, manifest_parts.as_deref(), inline(config)).await?;
+    report.problems.extend(problems);
     if let Some(manifest) = manifest {
         check_members(config, store.as_ref(), &package, &manifest, &mut report).await?;
     }
@@ -314,44 +292,23 @@ async fn check_members(
         read_registry(config, move |conn| wanted.iter().map(|(key, id)| Ok(conn.version(&bucket, key, id)?)).collect())
             .await?;
     let bar = progress::bar("members", manifest.members.iter().map(|m| m.size).sum(), Unit::Bytes);
+    let bucket = &package.sealed.bucket;
     for (member, version) in manifest.members.iter().zip(versions) {
-        let name = format!("s3://{}/{} version {}", package.sealed.bucket, member.key, member.version_id);
-        let Some(version) = version else {
-            report.problems.push(format!("{name} is missing"));
-            continue;
-        };
-        if version.content.blake3 != member.blake3 || version.content.size != member.size {
-            report.problems.push(format!("{name}: the registry's record differs from the manifest"));
+        let problems = package_check::member(store, bucket, member, version.as_ref(), true, inline(config)).await;
+        if version.is_some() {
+            report.members += 1;
+            report.bytes += member.size;
         }
-        let (digest, _) = match read_object(config, store, &version.content.parts, false).await {
-            Ok(read) => read,
-            Err(err) => {
-                report.problems.push(format!("{name}: cannot read its bytes ({err:#})"));
-                continue;
-            }
-        };
-        if digest != member.blake3 {
-            report.problems.push(format!("{name}: its bytes hash to {digest}, the manifest says {}", member.blake3));
-        }
-        report.members += 1;
-        report.bytes += member.size;
+        report.problems.extend(problems);
         bar.inc(member.size);
     }
     bar.finish_and_clear();
     Ok(())
 }
 
-/// The BLAKE3 of the bytes `parts` name (and the bytes, when `keep`).
-async fn read_object(
-    config: &Config,
-    store: &dyn BlobStore,
-    parts: &[BlobPart],
-    keep: bool,
-) -> anyhow::Result<(String, Vec<u8>)> {
-    crate::rehash::blake3_of(store, parts, keep, |locator| {
-        read_registry(config, move |conn| Ok(conn.inline_bytes(&locator)?))
-    })
-    .await
+/// Reads an inline part's bytes from the registry of `config`.
+fn inline<'c>(config: &'c Config) -> impl Fn(String) -> BoxFuture<'c, anyhow::Result<Option<Vec<u8>>>> + 'c {
+    move |locator| Box::pin(read_registry(config, move |conn| Ok(conn.inline_bytes(&locator)?)))
 }
 
 /// The package named `wanted`, or sealing the `s3://bucket/prefix` it gives.

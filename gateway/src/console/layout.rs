@@ -32,6 +32,7 @@ pub fn page(title: &str, session: Option<&Session>, body: &Markup) -> Markup {
                     @if let Some(session) = session {
                         nav aria-label="Console" {
                             a href={ (CONSOLE_PREFIX) "/buckets" } { "Buckets" }
+                            a href={ (CONSOLE_PREFIX) "/packages" } { "Packages" }
                             a href={ (CONSOLE_PREFIX) "/feed" } { "Live feed" }
                         }
                         span.mono title="Signed in with this access key" { (session.access_key) }

@@ -11,12 +11,14 @@
 //! - `layout`: the page shell and the formatting pages share.
 //! - `buckets`: the bucket list and a bucket's folders.
 //! - `object`: one object version: its record, its readers and its history; one event.
+//! - `packages`: sealed packages, their manifests and their verification.
 //! - `feed`: the live event feed.
 
 mod buckets;
 mod feed;
 mod layout;
 mod object;
+mod packages;
 pub mod session;
 
 use std::collections::HashMap;
@@ -117,6 +119,8 @@ enum Refusal {
     Bad(String),
     /// The registry could not answer.
     Failed(StatusCode),
+    /// Too many verifications are running.
+    Busy,
 }
 
 impl From<registry::Error> for Refusal {
@@ -139,6 +143,11 @@ impl Refusal {
             }
             Refusal::NotFound(message) => (StatusCode::NOT_FOUND, "Not found", message),
             Refusal::Bad(message) => (StatusCode::BAD_REQUEST, "Bad request", message),
+            Refusal::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Busy",
+                "Other verifications are running; try again shortly.".to_owned(),
+            ),
             Refusal::Failed(status) => {
                 (status, "Unavailable", "The registry could not answer; try again shortly.".to_owned())
             }
@@ -208,11 +217,17 @@ impl Console {
             if path == "/sign-out" {
                 return Ok(self.sign_out(visit));
             }
+            let verify = form.get("action").is_some_and(|action| action == "verify");
             if let Some(object) = path.strip_prefix("/objects/")
-                && form.get("action").is_some_and(|action| action == "verify")
+                && verify
             {
                 let (bucket, key) = object_path(object)?;
                 return object::page(self, visit, &bucket, &key, object::Verify::Now).await;
+            }
+            if let Some(name) = path.strip_prefix("/packages/")
+                && verify
+            {
+                return packages::page(self, visit, &decode(name)?, packages::Verify::Bytes).await;
             }
             return Err(Refusal::Bad("The console has no such form.".to_owned()));
         }
@@ -222,6 +237,7 @@ impl Console {
         match path {
             "/buckets" | "/buckets/" => return buckets::list(self, visit).await,
             "/feed" => return feed::page(self, visit).await,
+            "/packages" | "/packages/" => return packages::list(self, visit).await,
             "/feed/stream" => return feed::stream(self, visit, &parts.headers).await,
             _ => {}
         }
@@ -231,6 +247,9 @@ impl Console {
         if let Some(object) = path.strip_prefix("/objects/") {
             let (bucket, key) = object_path(object)?;
             return object::page(self, visit, &bucket, &key, object::Verify::No).await;
+        }
+        if let Some(name) = path.strip_prefix("/packages/") {
+            return packages::page(self, visit, &decode(name)?, packages::Verify::Records).await;
         }
         if let Some(sequence) = path.strip_prefix("/events/") {
             let sequence = sequence.parse().map_err(|_| Refusal::NotFound("No such event.".to_owned()))?;
@@ -299,6 +318,22 @@ impl Console {
                     Err(Refusal::Failed(StatusCode::SERVICE_UNAVAILABLE))
                 }
             },
+        }
+    }
+
+    /// Whether the visitor may do `action` on `resource`, with the request's condition keys:
+    /// for what a page shows or leaves out, rather than refuses.
+    async fn may(
+        &self,
+        visit: &Visit,
+        action: &'static str,
+        bucket: Option<&str>,
+        resource: &str,
+    ) -> Result<bool, Refusal> {
+        match self.allow(visit, action, bucket, resource, &visit.keys, None).await {
+            Ok(()) => Ok(true),
+            Err(Refusal::Denied { .. }) => Ok(false),
+            Err(refusal) => Err(refusal),
         }
     }
 
