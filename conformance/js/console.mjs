@@ -242,6 +242,13 @@ async function main() {
       await page.setViewportSize({ width: 1280, height: 800 });
     });
 
+    await scenario("console-operations", async () => {
+      await page.goto(`${ENDPOINT_URL}/_console/operations`);
+      const ready = await fact(page, "Ready");
+      check(ready === "yes", `ready: ${ready}`);
+      await shot(page, "operations");
+    });
+
     await scenario("console-sign-out", async () => {
       await page.goto(`${ENDPOINT_URL}/_console/buckets`);
       await Promise.all([page.waitForURL(/\/_console\/sign-in$/), page.getByRole("button", { name: "Sign out" }).click()]);

@@ -217,15 +217,16 @@ pub async fn serve_with_blobs(
     let uploads = UploadSlots::new(config.server.max_concurrent_uploads);
     let limits = ConnectionLimits::of(&config.server);
     let trusted_proxies = Arc::new(config.server.trusted_proxies.clone());
+    let admin = Arc::new(
+        admin
+            .with_findings(views_findings)
+            .with_findings(checkpoint_findings)
+            .with_upload_slots(uploads.clone())
+            .with_disk_reserve(config.storage.data_dir.clone(), config.storage.min_free_bytes),
+    );
     let router = Router {
         base_domain: config.server.base_domain.clone(),
-        admin: Arc::new(
-            admin
-                .with_findings(views_findings)
-                .with_findings(checkpoint_findings)
-                .with_upload_slots(uploads.clone())
-                .with_disk_reserve(config.storage.data_dir.clone(), config.storage.min_free_bytes),
-        ),
+        admin: Arc::clone(&admin),
         metrics_here: admin_listener.is_none(),
         body_idle_timeout: limits.body_idle,
         checks: Arc::new(RequestChecks::new(config.server.region.clone())),
@@ -235,15 +236,24 @@ pub async fn serve_with_blobs(
             root_account.id.clone(),
             secure_transport(&config),
         )),
-        console: Arc::new(Console::new(
-            registry.clone(),
-            Arc::clone(&blobs),
-            control.users.clone().with_registry(registry.clone()),
-            control.access.clone(),
-            config.server.region.clone(),
-            secure_transport(&config),
-            stopping_rx.clone(),
-        )),
+        console: Arc::new(
+            Console::new(
+                registry.clone(),
+                Arc::clone(&blobs),
+                control.users.clone().with_registry(registry.clone()),
+                control.access.clone(),
+                config.server.region.clone(),
+                secure_transport(&config),
+                stopping_rx.clone(),
+            )
+            .with_operations(console::operations::Operations::start(
+                Arc::clone(&admin),
+                config.storage.data_dir.clone(),
+                crate::checkpoints::folders(&config),
+                crate::checkpoints::key_path(&config),
+                stopping_rx.clone(),
+            )),
+        ),
         s3: s3_service(Arc::new(config), registry.clone(), &control, blobs, Some(api), uploads)?,
         peer: None,
         trusted_proxies,

@@ -604,3 +604,29 @@ async fn a_sealed_package_shows_its_members_and_verifies_their_bytes_issue_22() 
     assert!(!dave.page("/_console/packages").await.contains("app-1"));
     assert_eq!(dave.get("/_console/packages/app-1").await.status, 404);
 }
+
+#[tokio::test]
+async fn the_operations_page_shows_readiness_and_whether_the_log_still_holds_its_checkpoint_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    create_bucket(&server.s3(), "ops").await;
+    put(&server.s3(), "ops", "k", b"v").await;
+    let browser = Browser::signed_in(&server, ACCESS_KEY, SECRET_KEY).await;
+    let page = browser.page("/_console/operations").await;
+    assert!(page.contains("<dt>Ready</dt><dd><span class=\"good\">yes</span>"), "{page}");
+    assert!(page.contains("none signed yet") || page.contains("none: no checkpoint key yet"), "{page}");
+
+    let file = server.data_dir().join("checkpoints").join("first.json");
+    std::fs::create_dir_all(file.parent().unwrap()).expect("checkpoints folder");
+    expect(&server, &["checkpoint", "create", "--out", file.to_str().unwrap()], 0);
+    let page = browser.page("/_console/operations").await;
+    assert!(page.contains("the log still holds it"), "{page}");
+
+    // The log rewritten behind the gateway's back, its chain recomputed: the checkpoint no
+    // longer matches.
+    let put_seq = server.object_events("ops", "k")[0].sequence;
+    artifact_store_conformance::tamper::rewrite_payload(&server.registry_path(), put_seq, |payload| {
+        payload["content"]["user_metadata"]["approved-by"] = "someone else".into();
+    });
+    let page = browser.page("/_console/operations").await;
+    assert!(page.contains("the log no longer holds it"), "{page}");
+}

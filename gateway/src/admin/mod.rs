@@ -103,12 +103,12 @@ impl Admin {
         }
         let response = match path {
             "/_health" => text(StatusCode::OK, "ok".to_owned()),
-            "/_ready" => match self.ready().await {
+            "/_ready" => match self.readiness().await {
                 Ok(()) => text(StatusCode::OK, "ready".to_owned()),
                 Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),
             },
             "/_metrics" if with_metrics => {
-                let mut response = text(StatusCode::OK, metrics::render(self.metrics, &self.registry, self.opened_at));
+                let mut response = text(StatusCode::OK, self.metrics_text());
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -124,11 +124,21 @@ impl Admin {
         response
     }
 
-    /// Uploads are not saturated, the registry commits a transaction that writes a page (an
-    /// empty one commits on a full disk too) with its views caught up to the log (reads are
-    /// refused while they are behind), its background checks found nothing, and the backend
-    /// answers its probe (the local store's folder exists; an S3 upstream answers HeadBucket).
-    async fn ready(&self) -> Result<(), String> {
+    /// The metrics in Prometheus's text format, as `/_metrics` serves them.
+    #[must_use]
+    pub fn metrics_text(&self) -> String {
+        metrics::render(self.metrics, &self.registry, self.opened_at)
+    }
+
+    /// What `/_ready` answers: ready, or why not. Uploads are not saturated, the registry
+    /// commits a transaction that writes a page (an empty one commits on a full disk too) with
+    /// its views caught up to the log (reads are refused while they are behind), its background
+    /// checks found nothing, and the backend answers its probe (the local store's folder exists;
+    /// an S3 upstream answers HeadBucket).
+    ///
+    /// # Errors
+    /// The first reason it is not ready.
+    pub async fn readiness(&self) -> Result<(), String> {
         if self.uploads.as_ref().is_some_and(UploadSlots::saturated) {
             return Err("saturated: server.max_concurrent_uploads uploads in progress".to_owned());
         }

@@ -34,6 +34,7 @@ pub fn page(title: &str, session: Option<&Session>, body: &Markup) -> Markup {
                             a href={ (CONSOLE_PREFIX) "/buckets" } { "Buckets" }
                             a href={ (CONSOLE_PREFIX) "/packages" } { "Packages" }
                             a href={ (CONSOLE_PREFIX) "/feed" } { "Live feed" }
+                            a href={ (CONSOLE_PREFIX) "/operations" } { "Operations" }
                         }
                         span.mono title="Signed in with this access key" { (session.access_key) }
                         form method="post" action={ (CONSOLE_PREFIX) "/sign-out" } {
@@ -143,18 +144,19 @@ pub fn short_hash(hash: &str) -> Markup {
     html! { code title=(hash) { (hash.get(..12).unwrap_or(hash)) "…" } }
 }
 
-/// A bar chart (SVG, no script) of `bars`, each a label and a count, oldest first.
-pub fn bar_chart(label: &str, bars: &[(String, u64)]) -> Markup {
-    let max = bars.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
+/// A bar chart (SVG, no script) of `bars`, each a label and a value, oldest first.
+pub fn bar_chart(label: &str, bars: &[(String, f64)]) -> Markup {
+    let max = bars.iter().map(|(_, v)| *v).fold(0.0, f64::max);
+    let max = if max > 0.0 { max } else { 1.0 };
     let width = 600.0 / bars.len().max(1) as f64;
     html! {
         svg.chart viewBox="0 0 600 100" preserveAspectRatio="none" role="img" aria-label=(label) {
             line x1="0" y1="99.5" x2="600" y2="99.5" {}
-            @for (i, (day, count)) in bars.iter().enumerate() {
-                @let height = 96.0 * *count as f64 / max as f64;
+            @for (i, (at, value)) in bars.iter().enumerate() {
+                @let height = 96.0 * value / max;
                 rect x=(format!("{:.1}", i as f64 * width + 1.0)) y=(format!("{:.1}", 99.0 - height))
                     width=(format!("{:.1}", (width - 2.0).max(1.0))) height=(format!("{height:.1}")) {
-                    title { (day) ": " (count) }
+                    title { (at) ": " (if value.fract() == 0.0 { format!("{value}") } else { format!("{value:.2}") }) }
                 }
             }
         }

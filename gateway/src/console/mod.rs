@@ -13,11 +13,13 @@
 //! - `object`: one object version: its record, its readers and its history; one event.
 //! - `packages`: sealed packages, their manifests and their verification.
 //! - `feed`: the live event feed.
+//! - [`operations`]: the gateway at work (charts of its metrics), readiness, checkpoints.
 
 mod buckets;
 mod feed;
 mod layout;
 mod object;
+pub mod operations;
 mod packages;
 pub mod session;
 
@@ -87,6 +89,8 @@ pub struct Console {
     secure_transport: SecureTransport,
     /// Becomes `true` when the server shuts down: the live feed ends.
     shutdown: watch::Receiver<bool>,
+    /// The operations page's readings, when the gateway keeps them.
+    operations: Option<operations::Operations>,
 }
 
 /// A signed-in request, as the pages see it. Holds the key's secret (presigned links are
@@ -170,7 +174,13 @@ impl Console {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let verifications = tokio::sync::Semaphore::new(MAX_VERIFICATIONS);
-        Self { registry, blobs, verifications, users, access, region, secure_transport, shutdown }
+        Self { registry, blobs, verifications, users, access, region, secure_transport, shutdown, operations: None }
+    }
+
+    /// The console with an operations page over `operations`.
+    #[must_use]
+    pub fn with_operations(self, operations: operations::Operations) -> Self {
+        Self { operations: Some(operations), ..self }
     }
 
     /// Answers a request under [`CONSOLE_PREFIX`].
@@ -238,6 +248,7 @@ impl Console {
             "/buckets" | "/buckets/" => return buckets::list(self, visit).await,
             "/feed" => return feed::page(self, visit).await,
             "/packages" | "/packages/" => return packages::list(self, visit).await,
+            "/operations" => return operations::page(self, visit).await,
             "/feed/stream" => return feed::stream(self, visit, &parts.headers).await,
             _ => {}
         }

@@ -267,12 +267,12 @@ fn reads(days: &[RetrievalDay]) -> Markup {
     }
     by_reader.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let today = crate::clock::now_ms().div_euclid(DAY_MS) * DAY_MS;
-    let bars: Vec<(String, u64)> = (0..CHART_DAYS)
+    let bars: Vec<(String, f64)> = (0..CHART_DAYS)
         .rev()
         .map(|ago| {
             let day = today - ago * DAY_MS;
-            let reads = days.iter().filter(|d| d.day_ms == day).map(|d| d.reads).sum();
-            (time(day)[..10].to_owned(), reads)
+            let reads: u64 = days.iter().filter(|d| d.day_ms == day).map(|d| d.reads).sum();
+            (time(day)[..10].to_owned(), reads as f64)
         })
         .collect();
     html! {
