@@ -77,7 +77,7 @@ function sha256(file) {
 async function shot(page, name) {
   if (!SHOTS) return;
   fs.mkdirSync(SHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }
 
 /** The text of the `dd` after the `dt` whose text is `term`, on the object page. */
@@ -240,6 +240,19 @@ async function main() {
       check(scroll <= width + 1, `the page is ${scroll} px wide on a ${width} px screen`);
       await shot(page, "object-phone");
       await page.setViewportSize({ width: 1280, height: 800 });
+    });
+
+    await scenario("console-packages", async () => {
+      const listed = await page.goto(`${ENDPOINT_URL}/_console/packages`);
+      check(listed.status() === 200, `status ${listed.status()}`);
+      await page.getByRole("heading", { name: "Packages" }).waitFor({ timeout: WAIT_MS });
+      // A gateway with a sealed package (made for the screenshots) shows its page too.
+      const first = page.locator("main table a").first();
+      if (await first.count()) {
+        await first.click();
+        await page.getByRole("heading", { name: /^Package / }).waitFor({ timeout: WAIT_MS });
+        await shot(page, "package");
+      }
     });
 
     await scenario("console-operations", async () => {
