@@ -11,6 +11,25 @@ pub fn now_ms() -> i64 {
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// A time of the registry (milliseconds since the epoch) as RFC 3339 in UTC, with the
+/// fraction of a second when there is one: `aws:CurrentTime`, IAM's dates.
+#[must_use]
+pub fn rfc3339(ms: i64) -> String {
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    time.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// A time of the registry as RFC 3339 in UTC to the second, for people (the CLI, the
+/// console); the milliseconds as a number if it is out of range.
+#[must_use]
+pub fn rfc3339_seconds(ms: i64) -> String {
+    u64::try_from(ms)
+        .ok()
+        .and_then(|ms| SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms)))
+        .map_or_else(|| ms.to_string(), |t| humantime::format_rfc3339_seconds(t).to_string())
+}
+
 /// A fresh, unguessable id for a version, a delete marker or an upload: 32 hex digits of
 /// randomness, prefixed by the time so ids sort roughly by creation in listings and logs.
 #[must_use]

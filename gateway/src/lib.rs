@@ -29,6 +29,7 @@
 //! - [`metrics`]: the Prometheus metrics every layer records.
 //! - [`error_body`]: the code and message of an error response, for the request's log line.
 //! - [`tls`]: rustls acceptor and the self-signed certificate.
+//! - [`url_encode`]: keys and values percent-encoded as AWS writes them.
 //! - [`limits`]: idle connections and bodies, and uploads in progress, bounded.
 //! - [`layout`]: where the data directory keeps what.
 //! - [`served_backend`]: the backend a data folder was served with, for the commands run on it.
@@ -69,6 +70,7 @@ pub mod served_backend;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
+pub mod url_encode;
 pub mod worker;
 
 pub use server::serve;

@@ -59,20 +59,31 @@ pub fn connection_refused() {
     counter!("artifact_store_connections_refused_total").increment(1);
 }
 
+/// Names of the series the console's operations page charts, read back from the text below.
+pub const HTTP_RESPONSES: &str = "artifact_store_http_responses_total";
+/// See [`bytes_received`].
+pub const BYTES_RECEIVED: &str = "artifact_store_bytes_received_total";
+/// See [`bytes_sent`].
+pub const BYTES_SENT: &str = "artifact_store_bytes_sent_total";
+/// Group commits of the registry's writer.
+pub const GROUP_COMMITS: &str = "artifact_store_registry_group_commits_total";
+/// Time the registry's writer spent in group commits.
+pub const GROUP_COMMIT_SECONDS: &str = "artifact_store_registry_group_commit_seconds_total";
+
 /// One HTTP response of any kind (S3, admin, registry API, and requests refused before an
 /// operation was known, such as a bad signature), by status.
 pub fn http_response(status: u16) {
-    counter!("artifact_store_http_responses_total", "status" => status.to_string()).increment(1);
+    counter!(HTTP_RESPONSES, "status" => status.to_string()).increment(1);
 }
 
 /// Object bytes received from clients and stored (PUT bodies and parts).
 pub fn bytes_received(bytes: u64) {
-    counter!("artifact_store_bytes_received_total").increment(bytes);
+    counter!(BYTES_RECEIVED).increment(bytes);
 }
 
 /// Object bytes sent to clients in GET bodies.
 pub fn bytes_sent(bytes: u64) {
-    counter!("artifact_store_bytes_sent_total").increment(bytes);
+    counter!(BYTES_SENT).increment(bytes);
 }
 
 /// Object bytes read from the blob store, for any reason: GET bodies, copies, integrity checks,
@@ -117,7 +128,7 @@ pub fn render(handle: &PrometheusHandle, registry: &Registry, opened_at: u64) ->
         ),
         ("artifact_store_registry_head_sequence", "gauge", "Sequence of the last committed event.", head.to_string()),
         (
-            "artifact_store_registry_group_commits_total",
+            GROUP_COMMITS,
             "counter",
             "Group commits (one transaction and one fsync each).",
             stats.batches.load(Ordering::Relaxed).to_string(),
@@ -129,7 +140,7 @@ pub fn render(handle: &PrometheusHandle, registry: &Registry, opened_at: u64) ->
             stats.jobs.load(Ordering::Relaxed).to_string(),
         ),
         (
-            "artifact_store_registry_group_commit_seconds_total",
+            GROUP_COMMIT_SECONDS,
             "counter",
             "Time spent in group commits, from BEGIN to the end of COMMIT.",
             micros(&stats.busy_micros).to_string(),

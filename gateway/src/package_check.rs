@@ -10,6 +10,21 @@ use registry::queries::ObjectVersion;
 use crate::backend::BlobStore;
 use crate::rehash::blake3_of;
 
+/// The manifest digest that `event`, the package's `v1.package.finalized` event in the log,
+/// recorded: what the manifest's bytes must hash to (the packages view could have been edited;
+/// the event is covered by the chain that `verify` checks).
+///
+/// # Errors
+/// No event, or one that is not this package's seal.
+pub fn sealed_digest(event: Option<&registry::Event>, package: &Package) -> anyhow::Result<String> {
+    let (sequence, name) = (package.sealed_seq, &package.sealed.name);
+    let event = event.ok_or_else(|| anyhow::anyhow!("event {sequence} of package {name} is missing from the log"))?;
+    match event.decode()? {
+        registry::event::v1::Payload::PackageFinalized(seal) if seal.name == *name => Ok(seal.manifest_blake3),
+        _ => Err(anyhow::anyhow!("event {sequence} is not the seal of package {name}")),
+    }
+}
+
 /// The manifest of `package`, read back from `manifest_parts` (`None`: its version is gone)
 /// and checked against `recorded`, the digest of the seal's event: the problems found, and
 /// the manifest when its bytes are the sealed ones. `inline` reads an inline part's bytes.
@@ -54,7 +69,7 @@ where
 }
 
 /// One `member` of a package in `bucket` against `version`, the registry's record of the
-/// version it names (`None`: gone), and, when `rehash`, against its bytes: the problems found.
+/// version it names (`None`: gone), and, when `rehash`, against its bytes.
 pub async fn member<F>(
     store: &dyn BlobStore,
     bucket: &str,
@@ -62,26 +77,40 @@ pub async fn member<F>(
     version: Option<&ObjectVersion>,
     rehash: bool,
     inline: impl Fn(String) -> F,
-) -> Vec<String>
+) -> MemberCheck
 where
     F: Future<Output = anyhow::Result<Option<Vec<u8>>>>,
 {
     let name = format!("s3://{bucket}/{} version {}", member.key, member.version_id);
+    let mut checked = MemberCheck::default();
     let Some(version) = version else {
-        return vec![format!("{name} is missing")];
+        checked.problems.push(format!("{name} is missing"));
+        return checked;
     };
-    let mut problems = Vec::new();
     if version.content.blake3 != member.blake3 || version.content.size != member.size {
-        problems.push(format!("{name}: the registry's record differs from the manifest"));
+        checked.problems.push(format!("{name}: the registry's record differs from the manifest"));
     }
     if rehash {
         match blake3_of(store, &version.content.parts, false, inline).await {
-            Ok((digest, _)) if digest != member.blake3 => {
-                problems.push(format!("{name}: its bytes hash to {digest}, the manifest says {}", member.blake3));
+            Ok((digest, _)) => {
+                checked.rehashed = true;
+                if digest != member.blake3 {
+                    checked
+                        .problems
+                        .push(format!("{name}: its bytes hash to {digest}, the manifest says {}", member.blake3));
+                }
             }
-            Ok(_) => {}
-            Err(err) => problems.push(format!("{name}: cannot read its bytes ({err:#})")),
+            Err(err) => checked.problems.push(format!("{name}: cannot read its bytes ({err:#})")),
         }
     }
-    problems
+    checked
+}
+
+/// What [`member`] found.
+#[derive(Debug, Default)]
+pub struct MemberCheck {
+    /// What does not hold, one line each.
+    pub problems: Vec<String>,
+    /// Whether its bytes were read back and hashed.
+    pub rehashed: bool,
 }

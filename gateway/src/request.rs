@@ -49,3 +49,11 @@ pub struct MaySetBucketAcl;
 /// handler answers each with `AccessDenied`, as AWS does, and deletes the others.
 #[derive(Debug, Clone, Default)]
 pub struct DeniedDeletes(pub Vec<s3s::dto::ObjectIdentifier>);
+
+/// The host (and port) a request was sent to: its URI's authority over HTTP/2, which sends no
+/// `Host` header (and in an absolute-form HTTP/1 target), else its `Host` header.
+#[must_use]
+pub fn authority<'r>(uri: &'r http::Uri, headers: &'r http::HeaderMap) -> Option<&'r str> {
+    let header = || headers.get(http::header::HOST).and_then(|h| h.to_str().ok());
+    uri.authority().map(http::uri::Authority::as_str).or_else(header)
+}

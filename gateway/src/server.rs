@@ -598,22 +598,19 @@ impl Router {
         let Some(domain) = &self.base_domain else {
             return true;
         };
-        bucket_of_host(host(req), domain).is_none()
+        bucket_of_host(crate::request::authority(req.uri(), req.headers()).unwrap_or_default(), domain).is_none()
     }
 
     /// The bucket a request names: by its host (virtual-host style), else by its path's first
     /// segment.
     fn bucket_of<'r>(&self, req: &'r Request<Incoming>) -> Option<&'r str> {
-        if let Some(bucket) = self.base_domain.as_deref().and_then(|domain| bucket_of_host(host(req), domain)) {
+        if let Some(bucket) = self.base_domain.as_deref().and_then(|domain| {
+            bucket_of_host(crate::request::authority(req.uri(), req.headers()).unwrap_or_default(), domain)
+        }) {
             return Some(bucket);
         }
         req.uri().path().strip_prefix('/')?.split('/').next().filter(|bucket| !bucket.is_empty())
     }
-}
-
-/// The host a request was sent to.
-fn host(req: &Request<Incoming>) -> &str {
-    req.uri().host().or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok())).unwrap_or_default()
 }
 
 /// Virtual-host style for `<bucket>.<base_domain>[:port]`; every other host (the base domain

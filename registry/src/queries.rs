@@ -136,6 +136,22 @@ pub trait Reads {
         }
     }
 
+    /// The buckets `account` owns (its users' keys created them), by name: what ListBuckets
+    /// lists to that account's users.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn account_buckets(&self, account: &str) -> Result<Vec<Bucket>> {
+        let mut owned = Vec::new();
+        for bucket in self.buckets()? {
+            let owner = self.account_of_key(&bucket.owner)?.map(|a| a.name);
+            if owner.as_deref().unwrap_or(crate::state::ROOT_ACCOUNT) == account {
+                owned.push(bucket);
+            }
+        }
+        Ok(owned)
+    }
+
     /// Whether the bucket holds no version, no delete marker and no upload in progress.
     ///
     /// # Errors
@@ -269,14 +285,17 @@ pub trait Reads {
     fn bucket_usage(&self, bucket: &str) -> Result<BucketUsage>;
 
     /// How often each actor read a key, per day (UTC), in the records after sequence `after`:
-    /// counted without reading the records out one by one.
+    /// counted without reading the records out one by one, the newest [`MAX_RETRIEVAL_DAYS`]
+    /// (day, actor) pairs.
     ///
     /// # Errors
     /// The engine's errors.
     fn retrieval_days(&self, bucket: &str, key: &str, after: u64) -> Result<Vec<RetrievalDay>>;
 
     /// The sequences of the newest `limit` events about a subject (`bucket` or `bucket/key`)
-    /// after sequence `after`, newest first, and how many events about it follow `after`.
+    /// after sequence `after`, newest first, and how many events about it follow `after`,
+    /// counted up to [`MAX_SUBJECT_COUNT`] (a key read a million times is not counted on each
+    /// look).
     ///
     /// # Errors
     /// The engine's errors.
@@ -593,6 +612,12 @@ pub struct RetrievalRecord {
     /// The request that read it.
     pub context: crate::event::RequestContext,
 }
+
+/// The most (day, actor) pairs [`Reads::retrieval_days`] returns.
+pub const MAX_RETRIEVAL_DAYS: usize = 10_000;
+
+/// Where [`Reads::recent_subject_sequences`] stops counting.
+pub const MAX_SUBJECT_COUNT: u64 = 100_000;
 
 /// What a bucket holds ([`Reads::bucket_usage`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -11,6 +11,9 @@ pub const NULL_VERSION: &str = "null";
 pub struct Bucket {
     /// Name.
     pub name: String,
+    /// Sequence of the event that created it: what came before belongs to an earlier bucket
+    /// of the same name.
+    pub created_seq: u64,
     /// Creation time, milliseconds since the epoch.
     pub created_at: i64,
     /// Region reported by GetBucketLocation.

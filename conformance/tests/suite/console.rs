@@ -630,3 +630,86 @@ async fn the_operations_page_shows_readiness_and_whether_the_log_still_holds_its
     let page = browser.page("/_console/operations").await;
     assert!(page.contains("the log no longer holds it"), "{page}");
 }
+
+#[tokio::test]
+async fn a_bucket_is_browsed_a_page_at_a_time_with_its_versions_on_demand_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "many").await;
+    s3.put_bucket_versioning()
+        .bucket("many")
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("enable versioning");
+    // 201 keys, one of them with two versions: 201 entries of current keys, 202 of versions.
+    let keys: Vec<String> = (0..201).map(|i| format!("k{i:03}")).collect();
+    for key in &keys {
+        put(&s3, "many", key, key.as_bytes()).await;
+    }
+    put(&s3, "many", "k000", b"again").await;
+    let browser = Browser::signed_in(&server, ACCESS_KEY, SECRET_KEY).await;
+    for (first, per_key) in [("/_console/buckets/many", 1), ("/_console/buckets/many?prefix=&versions=1", 2)] {
+        let mut target = first.to_owned();
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = browser.page(&target).await;
+            pages += 1;
+            let rows = page.split("<tr>").filter(|row| row.contains("/_console/objects/many/"));
+            // A version's own link in the versions table, the key's otherwise.
+            let marker = if per_key == 1 { "<a" } else { "class=\"mono\"" };
+            seen.extend(rows.map(|row| attribute_after(row, marker, "href").expect("a link")));
+            match href_of(&page, ">Next page<") {
+                Some(next) => target = next,
+                None => break,
+            }
+            assert!(pages < 5, "paging does not end: {target}");
+        }
+        assert_eq!(pages, 2, "{first}: pages of 200");
+        let expected = if per_key == 1 { 201 } else { 202 };
+        assert_eq!(seen.len(), expected, "{first}: every entry once: {seen:?}");
+        let distinct: std::collections::BTreeSet<&String> = seen.iter().collect();
+        assert_eq!(distinct.len(), if per_key == 1 { 201 } else { 202 }, "{first}: no entry twice");
+    }
+}
+
+#[tokio::test]
+async fn an_open_live_feed_ends_once_its_key_is_disabled_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    expect(&server, &["user", "create", "watcher"], 0);
+    let created = expect(&server, &["--json", "key", "create", "watcher"], 0);
+    let created: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("JSON");
+    let access_key = created["access_key"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().expect("temp folder");
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, r#"{"Statement":{"Effect":"Allow","Action":"artifact-store:ReadEvents","Resource":"*"}}"#)
+        .expect("policy file");
+    expect(&server, &["user", "policy", "put", "watcher", "--file", policy.to_str().unwrap()], 0);
+    let watcher = Browser::signed_in(&server, &access_key, created["secret_key"].as_str().unwrap()).await;
+    let request = server.request("GET", "/_console/feed/stream").header("cookie", watcher.cookie.as_deref().unwrap());
+    let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
+    tcp.write_all(&request.to_bytes()).await.expect("send");
+    let mut seen = Vec::new();
+    let mut chunk = [0; 4096];
+    let read = tcp.read(&mut chunk).await.expect("the stream's head");
+    seen.extend_from_slice(&chunk[..read]);
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&seen));
+
+    expect(&server, &["key", "disable", &access_key], 0);
+    // The stream checks its session every 10 seconds and ends: the connection closes.
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => seen.extend_from_slice(&chunk[..read]),
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the feed stayed open after its key was disabled");
+}

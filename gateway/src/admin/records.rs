@@ -208,9 +208,7 @@ fn strip_port(addr: &str) -> &str {
 
 /// Keys in access logs are URL-encoded, `/` kept.
 fn encode(key: &str) -> String {
-    const KEEP: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-    percent_encoding::utf8_percent_encode(key, KEEP).to_string()
+    crate::url_encode::path(key)
 }
 
 #[cfg(test)]

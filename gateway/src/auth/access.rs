@@ -260,7 +260,7 @@ pub fn condition_keys(
 ) -> ConditionKeys {
     let mut keys = ConditionKeys::new();
     let now = crate::clock::now_ms();
-    keys.set("aws:CurrentTime", format_time(now)).set("aws:EpochTime", (now / 1000).to_string());
+    keys.set("aws:CurrentTime", crate::clock::rfc3339(now)).set("aws:EpochTime", (now / 1000).to_string());
     keys.set("aws:SecureTransport", secure_transport.is_secure(client).to_string());
     if let Some(client) = client {
         keys.set("aws:SourceIp", client.ip.to_canonical().to_string());
@@ -946,11 +946,4 @@ fn query_value(query: &str, name: &str) -> Option<String> {
 /// refuses: no copy happens then.
 fn copy_source(header: &str) -> Option<(String, String, Option<String>)> {
     crate::s3::wire::copy_source(&s3s::dto::CopySource::parse(header).ok()?).ok()
-}
-
-/// `aws:CurrentTime` as AWS writes it: ISO 8601 in UTC.
-fn format_time(millis: i64) -> String {
-    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    time.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }

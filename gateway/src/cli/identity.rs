@@ -15,8 +15,9 @@ use registry::state::{ROOT_ACCOUNT, ROOT_USER};
 use registry::{Caller, Registry, RequestContext};
 use serde_json::json;
 
-use super::{format_time, open_registry};
+use super::open_registry;
 use crate::auth::keys::{new_access_key, new_account_id};
+use crate::clock::rfc3339_seconds;
 use crate::config::Config;
 
 /// `account ...`
@@ -203,7 +204,7 @@ fn key_json(key: &AccessKey) -> serde_json::Value {
         "account": key.account,
         "user": key.user,
         "status": if key.active { "Active" } else { "Inactive" },
-        "created": format_time(key.created_at),
+        "created": rfc3339_seconds(key.created_at),
     })
 }
 
@@ -287,7 +288,7 @@ pub async fn run_user(config: &Config, args: &UserArgs, json: bool) -> anyhow::R
             let document = json!({
                 "account": found.account,
                 "user": found.name,
-                "created": format_time(found.created_at),
+                "created": rfc3339_seconds(found.created_at),
                 "access_keys": keys.iter().map(key_json).collect::<Vec<_>>(),
                 "policies": policies.iter().map(|(name, _)| name).collect::<Vec<_>>(),
             });
@@ -341,7 +342,7 @@ pub async fn run_key(config: &Config, args: &KeyArgs, json: bool) -> anyhow::Res
                     println!("{}", key_json(&key));
                 } else {
                     let status = if key.active { "Active" } else { "Inactive" };
-                    println!("{}\t{status}\t{}", key.access_key, format_time(key.created_at));
+                    println!("{}\t{status}\t{}", key.access_key, rfc3339_seconds(key.created_at));
                 }
             }
         }

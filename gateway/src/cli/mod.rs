@@ -241,11 +241,3 @@ fn print_part(out: &mut impl std::io::Write, text: &str) -> anyhow::Result<bool>
         Err(err) => Err(anyhow::Error::new(err).context("cannot write to stdout")),
     }
 }
-
-/// A time in milliseconds since the epoch, as RFC 3339 to the second.
-fn format_time(ms: i64) -> String {
-    u64::try_from(ms)
-        .ok()
-        .and_then(|ms| std::time::SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms)))
-        .map_or_else(|| ms.to_string(), |t| humantime::format_rfc3339_seconds(t).to_string())
-}

@@ -18,7 +18,7 @@ use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use registry::deletions::{Pin, Placement};
-use registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, Payload};
+use registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin};
 use registry::packages::{Manifest, Package};
 use registry::{Caller, RequestContext};
 use rusqlite::Connection;
@@ -241,7 +241,7 @@ async fn verify(config: &Config, wanted: &str, json: bool) -> anyhow::Result<Out
     let wanted_owned = wanted.to_owned();
     let (package, recorded, manifest_parts) = read_registry(config, move |conn| {
         let package = find_package(conn, &wanted_owned)?;
-        let recorded = recorded_digest(conn, &package)?;
+        let recorded = package_check::sealed_digest(conn.event(package.sealed_seq)?.as_ref(), &package)?;
         let manifest =
             conn.version(&package.sealed.bucket, &package.sealed.manifest_key, &package.sealed.manifest_version_id)?;
         Ok((package, recorded, manifest.map(|v| v.content.parts)))
@@ -294,12 +294,12 @@ async fn check_members(
     let bar = progress::bar("members", manifest.members.iter().map(|m| m.size).sum(), Unit::Bytes);
     let bucket = &package.sealed.bucket;
     for (member, version) in manifest.members.iter().zip(versions) {
-        let problems = package_check::member(store, bucket, member, version.as_ref(), true, inline(config)).await;
-        if version.is_some() {
+        let checked = package_check::member(store, bucket, member, version.as_ref(), true, inline(config)).await;
+        if checked.rehashed {
             report.members += 1;
             report.bytes += member.size;
         }
-        report.problems.extend(problems);
+        report.problems.extend(checked.problems);
         bar.inc(member.size);
     }
     bar.finish_and_clear();
@@ -322,18 +322,6 @@ fn find_package(conn: &Connection, wanted: &str) -> anyhow::Result<Package> {
     match found {
         Some(package) => Ok(package),
         None => bail!("no package {wanted}"),
-    }
-}
-
-/// The manifest digest recorded by the package's `v1.package.finalized` event in the log
-/// (the view could have been edited; the event is covered by the chain `verify` checks).
-fn recorded_digest(conn: &Connection, package: &Package) -> anyhow::Result<String> {
-    let event = conn.event(package.sealed_seq)?.with_context(|| {
-        format!("event {} of package {} is missing from the log", package.sealed_seq, package.sealed.name)
-    })?;
-    match event.decode()? {
-        Payload::PackageFinalized(p) if p.name == package.sealed.name => Ok(p.manifest_blake3),
-        _ => bail!("event {} is not the seal of package {}", package.sealed_seq, package.sealed.name),
     }
 }
 

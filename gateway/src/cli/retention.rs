@@ -11,7 +11,8 @@ use registry::lifecycle::{Action, Effect, Plan};
 use registry::{Event, log, sqlite};
 use serde::Serialize;
 
-use super::{existing_registry, format_time, print_line};
+use super::{existing_registry, print_line};
+use crate::clock::rfc3339_seconds;
 use crate::config::Config;
 use registry::queries::Reads as _;
 
@@ -145,7 +146,7 @@ fn action_line(action: &Action) -> String {
         id,
         action.rule_id,
         action.kind.as_str(),
-        format_time(action.due)
+        rfc3339_seconds(action.due)
     )
 }
 
@@ -162,7 +163,7 @@ fn plan_lines(plans: &[Plan], at: i64, json: bool) -> anyhow::Result<Vec<String>
     if json {
         return Ok(vec![serde_json::to_string(&PlanOutput { at, actions, held })?]);
     }
-    let mut lines = vec![format!("lifecycle plan at {} (nothing is deleted)", format_time(at))];
+    let mut lines = vec![format!("lifecycle plan at {} (nothing is deleted)", rfc3339_seconds(at))];
     lines.extend(actions.iter().map(|a| action_line(a)));
     if !held.is_empty() {
         lines.push("held back (under retention or legal hold):".to_owned());
@@ -196,7 +197,7 @@ fn lifecycle_note(plans: &[Plan], bucket: &str, key: &str, version_id: Option<&s
 }
 
 fn step_line(s: &Step) -> String {
-    format!("  {:>8}  {:<20}  {:<32}  {:<20}  {}", s.sequence, format_time(s.time), s.event_type, s.actor, s.note)
+    format!("  {:>8}  {:<20}  {:<32}  {:<20}  {}", s.sequence, rfc3339_seconds(s.time), s.event_type, s.actor, s.note)
 }
 
 fn explain_lines(explained: Explained<'_>, json: bool) -> anyhow::Result<Vec<String>> {
@@ -217,7 +218,10 @@ fn explain_lines(explained: Explained<'_>, json: bool) -> anyhow::Result<Vec<Str
         explain::Fate::Current | explain::Fate::Noncurrent => {
             let state = if why.fate == explain::Fate::Current { "current" } else { "noncurrent" };
             if why.retention.is_some() || why.legal_hold {
-                format!("{name}{marker} exists ({state}) and is protected at {}, because:", format_time(explained.at))
+                format!(
+                    "{name}{marker} exists ({state}) and is protected at {}, because:",
+                    rfc3339_seconds(explained.at)
+                )
             } else if !why.reasons.is_empty() {
                 format!("{name}{marker} exists ({state}); nothing protects it; it was made by:")
             } else {

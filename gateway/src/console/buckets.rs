@@ -1,14 +1,14 @@
 //! The bucket list, and a bucket's keys as folders: decided as ListBuckets, ListObjects and
 //! ListObjectVersions are, read through the same listings.
 
-use http::Response;
+use http::{Response, StatusCode};
 use maud::{Markup, html};
 use registry::queries::{Bucket, BucketUsage, ListPage, ListQuery, VersionPage, VersionQuery};
-use registry::state::ROOT_ACCOUNT;
 use s3s::Body;
 
 use super::layout::{self, bucket_href, object_href, page, size, time};
 use super::{Console, Refusal, Visit, html};
+use crate::url_encode;
 
 /// Entries (keys and folders) on one page of a bucket.
 const PAGE_ENTRIES: usize = 200;
@@ -22,33 +22,27 @@ struct BucketRow {
     packages: usize,
 }
 
-/// `/_console/buckets`: the signed-in account's buckets, as ListBuckets lists them.
+/// `/_console/buckets`: the signed-in account's buckets, as ListBuckets lists them; what
+/// each holds only for a bucket the visitor may list.
 pub(super) async fn list(console: &Console, visit: &Visit) -> Result<Response<Body>, Refusal> {
     console.allow(visit, "s3:ListAllMyBuckets", None, "*", &visit.keys, None).await?;
-    let requester = console.access.requester(&visit.session.access_key).await.map_err(|_| Refusal::SignIn)?;
-    let account = requester.map_or_else(|| ROOT_ACCOUNT.to_owned(), |requester| requester.account);
-    let mut rows = console
-        .registry
-        .read(move |reads| {
-            let packages = reads.packages()?;
-            let mut rows = Vec::new();
-            for bucket in reads.buckets()? {
-                let owner = reads.account_of_key(&bucket.owner)?.map_or_else(|| ROOT_ACCOUNT.to_owned(), |a| a.name);
-                if owner != account {
-                    continue;
-                }
-                let usage = Some(reads.bucket_usage(&bucket.name)?);
-                let packages = packages.iter().filter(|p| p.sealed.bucket == bucket.name).count();
-                rows.push(BucketRow { bucket, usage, packages });
-            }
-            Ok(rows)
-        })
-        .await?;
-    for row in &mut rows {
-        let resource = format!("arn:aws:s3:::{}", row.bucket.name);
-        if console.allow(visit, "s3:ListBucket", Some(&row.bucket.name), &resource, &visit.keys, None).await.is_err() {
-            row.usage = None;
-        }
+    let requester = console.access.requester(&visit.session.access_key).await.map_err(|err| {
+        tracing::error!(code = err.code().as_str(), "console: the requester could not be named");
+        Refusal::Failed(StatusCode::SERVICE_UNAVAILABLE)
+    })?;
+    // A signed key always names its account.
+    let Some(requester) = requester else { return Err(Refusal::SignIn) };
+    let (buckets, packages) =
+        console.registry.read(move |reads| Ok((reads.account_buckets(&requester.account)?, reads.packages()?))).await?;
+    let mut rows = Vec::with_capacity(buckets.len());
+    for bucket in buckets {
+        let resource = format!("arn:aws:s3:::{}", bucket.name);
+        let listable = console.may(visit, "s3:ListBucket", Some(&bucket.name), &resource, None).await?;
+        let name = bucket.name.clone();
+        let usage =
+            if listable { Some(console.registry.read(move |reads| reads.bucket_usage(&name)).await?) } else { None };
+        let packages = packages.iter().filter(|p| p.sealed.bucket == bucket.name).count();
+        rows.push(BucketRow { bucket, usage, packages });
     }
     let body = html! {
         h1 { "Buckets" }
@@ -64,7 +58,7 @@ pub(super) async fn list(console: &Console, visit: &Visit) -> Result<Response<Bo
             } }
         }
     };
-    Ok(html(http::StatusCode::OK, &page("Buckets", Some(&visit.session), &body)))
+    Ok(html(StatusCode::OK, &page("Buckets", Some(&visit.session), &body)))
 }
 
 fn bucket_row(row: &BucketRow) -> Markup {
@@ -182,7 +176,7 @@ pub(super) async fn browse(console: &Console, visit: &Visit, bucket: &str) -> Re
             }
         }
     };
-    Ok(html(http::StatusCode::OK, &page(&bucket.name, Some(&visit.session), &body)))
+    Ok(html(StatusCode::OK, &page(&bucket.name, Some(&visit.session), &body)))
 }
 
 /// Where the page after this one starts: a key (and a version id), when there is one.
@@ -197,14 +191,14 @@ fn next_page(listing: &Listing) -> Option<(&str, Option<&str>)> {
 }
 
 fn page_href(bucket: &str, prefix: &str, versions: bool, after: Option<(&str, Option<&str>)>) -> String {
-    let mut href = format!("{}?prefix={}", bucket_href(bucket, ""), layout::encode(prefix, false));
+    let mut href = format!("{}?prefix={}", bucket_href(bucket, ""), url_encode::component(prefix));
     if versions {
         href.push_str("&versions=1");
     }
     if let Some((key, version)) = after {
-        href = format!("{href}&after={}", layout::encode(key, false));
+        href = format!("{href}&after={}", url_encode::component(key));
         if let Some(version) = version {
-            href = format!("{href}&after_version={}", layout::encode(version, false));
+            href = format!("{href}&after_version={}", url_encode::component(version));
         }
     }
     href

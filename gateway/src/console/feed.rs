@@ -14,9 +14,10 @@ use s3s::Body;
 use s3s::auth::S3Auth as _;
 use serde_json::json;
 
-use super::layout::{self, encode};
+use super::layout;
 use super::{CONSOLE_PREFIX, Console, Refusal, Visit, html};
 use crate::admin::registry_api::{REAUTHORIZE, sse_body};
+use crate::url_encode;
 
 /// Events before the newest that a new feed starts with, so it is not empty until the next write.
 const BACKLOG: u64 = 50;
@@ -39,9 +40,9 @@ impl Filters {
     fn query(&self) -> String {
         format!(
             "bucket={}&type={}&principal={}",
-            encode(&self.bucket, false),
-            encode(&self.event_type, false),
-            encode(&self.principal, false)
+            url_encode::component(&self.bucket),
+            url_encode::component(&self.event_type),
+            url_encode::component(&self.principal)
         )
     }
 

@@ -3,11 +3,10 @@
 //! so a key, a tag or a metadata value is always shown as text.
 
 use maud::{DOCTYPE, Markup, html};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::CONSOLE_PREFIX;
 use super::session::Session;
+use crate::url_encode;
 
 /// The style sheet, served at `/_console/static/console.css`.
 pub const STYLESHEET: &str = include_str!("assets/console.css");
@@ -89,20 +88,15 @@ pub fn size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-/// A time of the registry (milliseconds since the epoch) as RFC 3339, to the second, UTC.
-pub fn time(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
-}
+/// A time of the registry as RFC 3339 to the second, UTC, as the CLI prints it.
+pub use crate::clock::rfc3339_seconds as time;
 
 /// How long from `now_ms` until `until_ms`, roughly: "3 days 4 h", "25 min", or "expired".
 pub fn time_left(until_ms: i64, now_ms: i64) -> String {
-    let seconds = (until_ms - now_ms) / 1000;
-    if seconds <= 0 {
+    if until_ms <= now_ms {
         return "expired".to_owned();
     }
+    let seconds = (until_ms - now_ms) / 1000;
     let (days, hours, minutes) = (seconds / 86_400, seconds % 86_400 / 3600, seconds % 3600 / 60);
     match (days, hours) {
         (0, 0) => format!("{} min", minutes.max(1)),
@@ -111,19 +105,11 @@ pub fn time_left(until_ms: i64, now_ms: i64) -> String {
     }
 }
 
-/// Percent-encodes `text` for a URL path (keeping `/` when `keep_slash`) or a query value.
-pub fn encode(text: &str, keep_slash: bool) -> String {
-    const QUERY: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-    const PATH: &percent_encoding::AsciiSet = &QUERY.remove(b'/');
-    percent_encoding::utf8_percent_encode(text, if keep_slash { PATH } else { QUERY }).to_string()
-}
-
 /// The console's page of a bucket, at `prefix`.
 pub fn bucket_href(bucket: &str, prefix: &str) -> String {
-    let mut href = format!("{CONSOLE_PREFIX}/buckets/{}", encode(bucket, false));
+    let mut href = format!("{CONSOLE_PREFIX}/buckets/{}", url_encode::component(bucket));
     if !prefix.is_empty() {
-        href = format!("{href}?prefix={}", encode(prefix, false));
+        href = format!("{href}?prefix={}", url_encode::component(prefix));
     }
     href
 }
@@ -132,9 +118,9 @@ pub fn bucket_href(bucket: &str, prefix: &str) -> String {
 /// `/` stay: no key has `.` or `..` segments, which the gateway refuses, so the browser never
 /// resolves a link to another page.)
 pub fn object_href(bucket: &str, key: &str, version_id: Option<&str>) -> String {
-    let href = format!("{CONSOLE_PREFIX}/objects/{}/{}", encode(bucket, false), encode(key, true));
+    let href = format!("{CONSOLE_PREFIX}/objects/{}/{}", url_encode::component(bucket), url_encode::path(key));
     match version_id {
-        Some(id) => format!("{href}?version={}", encode(id, false)),
+        Some(id) => format!("{href}?version={}", url_encode::component(id)),
         None => href,
     }
 }

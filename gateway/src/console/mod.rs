@@ -1,27 +1,29 @@
 //! The web console under `/_console/` on the S3 port: pages for people, rendered by the
 //! gateway from templates built into the binary.
 //!
-//! A person signs in with an access key and its secret ([`session`]); every page is then
+//! A person signs in with an access key and its secret (`session`); every page is then
 //! decided by the same access hook as S3 requests ([`Access::authorize`], with the S3 action
 //! the page stands for) and reads through the same registry queries as `/_registry/`: there
 //! is no second path to the data. Pages send no script but the live feed's, set a strict
 //! content security policy, and are never cached.
 //!
-//! - [`session`]: sign-in cookies and the token each form carries.
+//! - `session`: sign-in cookies and the token each form carries.
 //! - `layout`: the page shell and the formatting pages share.
 //! - `buckets`: the bucket list and a bucket's folders.
-//! - `object`: one object version: its record, its readers and its history; one event.
+//! - `object`: one object version: its record, its readers and its history.
+//! - `event`: one event of the log, whole.
 //! - `packages`: sealed packages, their manifests and their verification.
 //! - `feed`: the live event feed.
 //! - [`operations`]: the gateway at work (charts of its metrics), readiness, checkpoints.
 
 mod buckets;
+mod event;
 mod feed;
 mod layout;
 mod object;
 pub mod operations;
 mod packages;
-pub mod session;
+mod session;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -193,7 +195,9 @@ impl Console {
             (&Method::GET, "/static/console.css") => asset("text/css; charset=utf-8", layout::STYLESHEET),
             (&Method::GET, "/static/feed.js") => asset("text/javascript; charset=utf-8", layout::FEED_SCRIPT),
             (&Method::GET, "/sign-in") => html(StatusCode::OK, &layout::sign_in(None)),
-            (&Method::POST, _) if !same_origin(&parts.headers, request_host(&parts)) => {
+            (&Method::POST, _)
+                if !same_origin(&parts.headers, crate::request::authority(&parts.uri, &parts.headers)) =>
+            {
                 tracing::info!(code = "AccessDenied", "console form from another site refused");
                 html(
                     StatusCode::FORBIDDEN,
@@ -264,7 +268,7 @@ impl Console {
         }
         if let Some(sequence) = path.strip_prefix("/events/") {
             let sequence = sequence.parse().map_err(|_| Refusal::NotFound("No such event.".to_owned()))?;
-            return object::event(self, visit, sequence).await;
+            return event::page(self, visit, sequence).await;
         }
         Err(Refusal::NotFound("No such page.".to_owned()))
     }
@@ -276,7 +280,7 @@ impl Console {
             .ok_or(Refusal::SignIn)?;
         let secret = self.secret_of(&claims.access_key).await?;
         let session = claims.clone().check(secret.expose(), SystemTime::now()).ok_or(Refusal::SignIn)?;
-        let host = request_host(parts).unwrap_or("localhost").to_owned();
+        let host = crate::request::authority(&parts.uri, &parts.headers).unwrap_or("localhost").to_owned();
         let query =
             parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
         Ok(Visit {
@@ -302,11 +306,44 @@ impl Console {
         })
     }
 
-    /// Whether the visitor may do `action` on `resource` (under `bucket`'s grants), decided as
-    /// the S3 request would be with condition keys `keys` (the request's, or those plus the
-    /// keys the S3 operation would add); an object by its `version_id`'s tags and ACL, when
-    /// given.
+    /// Refuses the page unless the visitor may do `action` on `resource` (under `bucket`'s
+    /// grants), decided as the S3 request would be with condition keys `keys` (the request's,
+    /// or those plus the keys the S3 operation would add); an object by its `version_id`'s
+    /// tags and ACL, when given.
     async fn allow(
+        &self,
+        visit: &Visit,
+        action: &'static str,
+        bucket: Option<&str>,
+        resource: &str,
+        keys: &ConditionKeys,
+        version_id: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let decided = self.decide(visit, action, bucket, resource, keys, version_id).await;
+        if let Err(Refusal::Denied { .. }) = decided {
+            tracing::info!(code = "AccessDenied", action, resource, "console page refused");
+        }
+        decided
+    }
+
+    /// Whether the visitor may do `action` on `resource`, with the request's condition keys:
+    /// for what a page shows or leaves out, rather than refuses.
+    async fn may(
+        &self,
+        visit: &Visit,
+        action: &'static str,
+        bucket: Option<&str>,
+        resource: &str,
+        version_id: Option<&str>,
+    ) -> Result<bool, Refusal> {
+        match self.decide(visit, action, bucket, resource, &visit.keys, version_id).await {
+            Ok(()) => Ok(true),
+            Err(Refusal::Denied { .. }) => Ok(false),
+            Err(refusal) => Err(refusal),
+        }
+    }
+
+    async fn decide(
         &self,
         visit: &Visit,
         action: &'static str,
@@ -320,31 +357,12 @@ impl Console {
             Ok(()) => Ok(()),
             Err(err) => match err.code().as_str() {
                 "InvalidAccessKeyId" => Err(Refusal::SignIn),
-                "AccessDenied" => {
-                    tracing::info!(code = "AccessDenied", action, resource, "console page refused");
-                    Err(Refusal::Denied { action, resource: resource.to_owned() })
-                }
+                "AccessDenied" => Err(Refusal::Denied { action, resource: resource.to_owned() }),
                 code => {
                     tracing::error!(code, action, resource, "console access check failed");
                     Err(Refusal::Failed(StatusCode::SERVICE_UNAVAILABLE))
                 }
             },
-        }
-    }
-
-    /// Whether the visitor may do `action` on `resource`, with the request's condition keys:
-    /// for what a page shows or leaves out, rather than refuses.
-    async fn may(
-        &self,
-        visit: &Visit,
-        action: &'static str,
-        bucket: Option<&str>,
-        resource: &str,
-    ) -> Result<bool, Refusal> {
-        match self.allow(visit, action, bucket, resource, &visit.keys, None).await {
-            Ok(()) => Ok(true),
-            Err(Refusal::Denied { .. }) => Ok(false),
-            Err(refusal) => Err(refusal),
         }
     }
 
@@ -389,13 +407,6 @@ fn check_form_token(visit: &Visit, form: &HashMap<String, String>) -> Result<(),
             Err(Refusal::Denied { action: "a change", resource: "a form without its token".to_owned() })
         }
     }
-}
-
-/// The host (and port) the browser asked for: the URI's authority over HTTP/2, which sends
-/// no `Host` header, else the `Host` header.
-fn request_host(parts: &Parts) -> Option<&str> {
-    let header = || parts.headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    parts.uri.authority().map(http::uri::Authority::as_str).or_else(header)
 }
 
 /// Whether a POST comes from the console's own pages (at `host`), as far as the browser says:
@@ -498,10 +509,10 @@ mod tests {
     #[test]
     fn the_host_of_an_http2_request_is_its_uris_authority() {
         let (parts, ()) = Request::builder().uri("https://gw:9443/_console/sign-in").body(()).unwrap().into_parts();
-        assert_eq!(request_host(&parts), Some("gw:9443"));
+        assert_eq!(crate::request::authority(&parts.uri, &parts.headers), Some("gw:9443"));
         let (parts, ()) =
             Request::builder().uri("/_console/sign-in").header("host", "gw:9000").body(()).unwrap().into_parts();
-        assert_eq!(request_host(&parts), Some("gw:9000"));
+        assert_eq!(crate::request::authority(&parts.uri, &parts.headers), Some("gw:9000"));
     }
 
     #[test]

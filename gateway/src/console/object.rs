@@ -1,6 +1,6 @@
 //! One object version as the registry knows it: its record (digests, metadata, retention,
-//! provenance), who has read it and how often, and every event about its key; and one event
-//! on a page of its own. Decided as GetObject (GetObjectVersion for a named version) is.
+//! provenance), who has read it and how often, and the events about its key. Decided as
+//! GetObject (GetObjectVersion for a named version) is.
 
 use std::time::{Duration, SystemTime};
 
@@ -13,12 +13,13 @@ use aws_sigv4::sign::v4;
 use http::{Response, StatusCode};
 use maud::{Markup, html};
 use registry::Event;
-use registry::queries::{Reads, RetrievalDay, VersionProvenance};
+use registry::queries::{RetrievalDay, VersionProvenance};
 use s3s::Body;
 
 use super::buckets::lock_mode;
 use super::layout::{self, bar_chart, bucket_href, object_href, short_hash, size, time, time_left};
 use super::{Console, Refusal, Visit, html};
+use crate::url_encode;
 
 /// The newest events of a key its page lists.
 const TIMELINE_EVENTS: usize = 200;
@@ -27,18 +28,6 @@ const CHART_DAYS: i64 = 30;
 /// How long a download link stays valid.
 const DOWNLOAD_LINK_LIFETIME: Duration = Duration::from_secs(300);
 const DAY_MS: i64 = 86_400_000;
-
-/// The sequence of the event that created the bucket now called `bucket` (0 if none is
-/// found): events and records before it belong to a deleted bucket of the same name, which
-/// may have been another account's, and are not shown with this one.
-fn bucket_born(reads: &dyn Reads, bucket: &str) -> registry::Result<u64> {
-    for sequence in reads.subject_sequences(bucket)?.into_iter().rev() {
-        if reads.event(sequence)?.is_some_and(|event| event.event_type == "v1.bucket.created") {
-            return Ok(sequence);
-        }
-    }
-    Ok(0)
-}
 
 /// What the page of a key shows, read at once.
 struct KeyRecord {
@@ -80,7 +69,9 @@ pub(super) async fn page(
     let record = console
         .registry
         .read_retrievals(move |reads| {
-            let born = bucket_born(reads, &b)?;
+            // Events and records before the bucket's creation belong to a deleted bucket of
+            // the same name, which may have been another account's.
+            let born = reads.bucket(&b)?.map_or(0, |bucket| bucket.created_seq);
             let (sequences, event_count) =
                 reads.recent_subject_sequences(&format!("{b}/{k}"), born, TIMELINE_EVENTS)?;
             let mut events = Vec::with_capacity(sequences.len());
@@ -104,10 +95,10 @@ pub(super) async fn page(
         return Err(Refusal::NotFound(format!("There is no such version of {key} in {bucket}.")));
     };
     let verdict = match verify {
-        Verify::Now if !shown.version.is_delete_marker => Some(match console.verifications.try_acquire() {
-            Ok(_running) => verified(console, &shown.version).await,
-            Err(_) => html! { p.notice role="status" { "Other verifications are running; try again shortly." } },
-        }),
+        Verify::Now if !shown.version.is_delete_marker => {
+            let _running = console.verifications.try_acquire().map_err(|_| Refusal::Busy)?;
+            Some(verified(console, &shown.version).await)
+        }
         _ => None,
     };
     let download = (!shown.version.is_delete_marker)
@@ -132,7 +123,11 @@ pub(super) async fn page(
         (reads(&record.reads))
         h2 { "History" }
         @if record.event_count > record.events.len() as u64 {
-            p.muted { "The newest " (record.events.len()) " of " (record.event_count) " events about this key." }
+            p.muted {
+                "The newest " (record.events.len()) " of "
+                @if record.event_count >= registry::queries::MAX_SUBJECT_COUNT { "more than " }
+                (record.event_count) " events about this key."
+            }
         }
         (timeline(&record.events))
     };
@@ -307,72 +302,6 @@ fn timeline(events: &[Event]) -> Markup {
     }
 }
 
-/// `/_console/events/{sequence}`: one event, whole. An event about an object is the object's
-/// to show (GetObject on it); any other needs the right to read the log.
-pub(super) async fn event(console: &Console, visit: &Visit, sequence: u64) -> Result<Response<Body>, Refusal> {
-    let found = console
-        .registry
-        .read(move |reads| {
-            let Some(event) = reads.event(sequence)? else { return Ok(None) };
-            // An event of a deleted bucket of the same name is not the current bucket's.
-            let object = (event.subject_kind == "object").then(|| event.subject_id.split_once('/')).flatten();
-            let current = match object {
-                Some((bucket, _)) => event.sequence >= bucket_born(reads, bucket)?,
-                None => true,
-            };
-            Ok(Some((event, current)))
-        })
-        .await?;
-    // Refused and missing answer alike: a refusal must not tell what the event is about.
-    let not_found = || Refusal::NotFound(format!("The log has no event {sequence} for you."));
-    let Some((event, current)) = found else { return Err(not_found()) };
-    let object = (event.subject_kind == "object").then(|| event.subject_id.split_once('/')).flatten();
-    let decided = match object {
-        Some((bucket, key)) => {
-            let resource = format!("arn:aws:s3:::{bucket}/{key}");
-            console.allow(visit, "s3:GetObject", Some(bucket), &resource, &visit.keys, None).await
-        }
-        None => console.allow(visit, "artifact-store:ReadEvents", None, "*", &visit.keys, None).await,
-    };
-    match decided {
-        Ok(()) if current => {}
-        Ok(()) | Err(Refusal::Denied { .. }) => return Err(not_found()),
-        Err(refusal) => return Err(refusal),
-    }
-    let payload = String::from_utf8_lossy(&event.payload);
-    let pretty = serde_json::from_str::<serde_json::Value>(&payload)
-        .ok()
-        .and_then(|value| serde_json::to_string_pretty(&value).ok())
-        .unwrap_or_else(|| payload.into_owned());
-    let context = &event.context;
-    let body = html! {
-        h1 { "Event " (event.sequence) }
-        dl.facts {
-            dt { "Type" } dd { (event.event_type) }
-            dt { "When" } dd { (time(event.created_at)) }
-            dt { "Subject" } dd {
-                @if let Some((bucket, key)) = event.subject_id.split_once('/').filter(|_| event.subject_kind == "object") {
-                    a href=(object_href(bucket, key, None)) { (event.subject_id) }
-                } @else { (event.subject_kind) " " (event.subject_id) }
-            }
-            dt { "By" } dd.mono { (event.actor) }
-            @if let Some(addr) = &context.source_addr { dt { "From" } dd { (addr) } }
-            @if let Some(agent) = &context.user_agent { dt { "User agent" } dd { (agent) } }
-            @if let Some(id) = &context.request_id { dt { "Request" } dd.mono { (id) } }
-            dt { "Hash" } dd.mono { (hex::encode(event.hash)) }
-            dt { "Previous hash" } dd.mono {
-                @if event.sequence > 1 {
-                    a href={ (super::CONSOLE_PREFIX) "/events/" (event.sequence - 1) } { (hex::encode(event.prev_hash)) }
-                } @else { (hex::encode(event.prev_hash)) }
-            }
-            dt { "Payload BLAKE3" } dd.mono { (hex::encode(event.payload_digest)) }
-        }
-        h2 { "Payload" }
-        pre.mono.scroll { (pretty) }
-    };
-    Ok(html(StatusCode::OK, &layout::page(&format!("Event {sequence}"), Some(&visit.session), &body)))
-}
-
 /// A presigned GET of one version, signed with the visitor's key for the host the browser
 /// used; `None` if it cannot be signed (a host that is not a valid URL authority).
 fn presigned_get(console: &Console, visit: &Visit, bucket: &str, key: &str, version_id: &str) -> Option<String> {
@@ -380,9 +309,9 @@ fn presigned_get(console: &Console, visit: &Visit, bucket: &str, key: &str, vers
     let url = format!(
         "{scheme}://{}/{}/{}?versionId={}",
         visit.host,
-        layout::encode(bucket, false),
-        layout::encode(key, true),
-        layout::encode(version_id, false)
+        url_encode::component(bucket),
+        url_encode::path(key),
+        url_encode::component(version_id)
     );
     let identity = Credentials::new(&visit.session.access_key, visit.secret.expose(), None, None, "console").into();
     let mut settings = SigningSettings::default();
@@ -404,7 +333,7 @@ fn presigned_get(console: &Console, visit: &Visit, bucket: &str, key: &str, vers
     let (instructions, _) = sign(request, &params).ok()?.into_parts();
     let mut url = url;
     for (name, value) in instructions.params() {
-        url = format!("{url}&{}={}", layout::encode(name, false), layout::encode(value, false));
+        url = format!("{url}&{}={}", url_encode::component(name), url_encode::component(value));
     }
     Some(url)
 }

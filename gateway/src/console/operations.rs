@@ -1,13 +1,13 @@
 //! The gateway at work: requests, errors, bytes in and out, the registry's commit latency and
 //! the data folder's free space, sampled from the gateway's own metrics every
 //! [`SAMPLE_EVERY`] over the last [`KEPT_SAMPLES`]; whether it is ready and what fails it; and
-//! the newest signed checkpoint and whether the log still holds it. Shown to anyone signed in:
-//! `/_metrics` and `/_ready` tell the same without signing.
+//! the newest signed checkpoint and whether the log still holds it. Shown to whoever may read
+//! the log (`artifact-store:ReadEvents`): the operators.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::{Response, StatusCode};
 use maud::{Markup, html};
@@ -17,10 +17,11 @@ use tokio::sync::watch;
 use super::layout::{self, bar_chart, size, time};
 use super::{CONSOLE_PREFIX, Console, Refusal, Visit, html};
 use crate::admin::Admin;
-use crate::checkpoints;
+use crate::checkpoints::{self, Checkpoint};
+use crate::metrics::{BYTES_RECEIVED, BYTES_SENT, GROUP_COMMIT_SECONDS, GROUP_COMMITS, HTTP_RESPONSES};
 
 /// How often the gateway's counters are sampled.
-pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 /// Samples kept: ten minutes.
 const KEPT_SAMPLES: usize = 61;
 
@@ -42,11 +43,24 @@ struct Sample {
 /// data folder, and where its checkpoints are kept.
 pub struct Operations {
     admin: Arc<Admin>,
-    data_dir: PathBuf,
     checkpoint_folders: Vec<PathBuf>,
     checkpoint_key: PathBuf,
     samples: Arc<Mutex<VecDeque<Sample>>>,
+    /// The newest checkpoint file found, with the modification times of the key and the
+    /// folders when it was looked for: finding it reads and checks every checkpoint file, so
+    /// that is done again only when a file came or went.
+    newest_checkpoint: Arc<Mutex<Option<CheckpointSearch>>>,
 }
+
+/// The last search for the newest checkpoint file.
+struct CheckpointSearch {
+    /// The modification times of the checkpoint key and folders (`None`: not there).
+    stamp: Vec<Option<SystemTime>>,
+    found: Option<Found>,
+}
+
+/// A checkpoint file found, or `None` for no key yet.
+type Found = Option<(PathBuf, Checkpoint)>;
 
 impl Operations {
     /// Starts sampling `admin`'s metrics, until `shutdown` becomes `true`.
@@ -59,15 +73,21 @@ impl Operations {
         mut shutdown: watch::Receiver<bool>,
     ) -> Self {
         let samples = Arc::new(Mutex::new(VecDeque::with_capacity(KEPT_SAMPLES)));
-        let (sampled, from, folder) = (Arc::clone(&samples), Arc::clone(&admin), data_dir.clone());
+        let (sampled, from, folder) = (Arc::clone(&samples), Arc::clone(&admin), data_dir);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(SAMPLE_EVERY);
+            // After a stall, the next sample comes a whole interval later rather than at once,
+            // so that no rate is computed over a sliver of time.
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = every.tick() => {}
                     _ = shutdown.wait_for(|stopping| *stopping) => return,
                 }
-                let sample = read_sample(&from, &folder);
+                let (from, folder) = (Arc::clone(&from), folder.clone());
+                let Ok(sample) = tokio::task::spawn_blocking(move || read_sample(&from, &folder)).await else {
+                    return;
+                };
                 let mut samples = sampled.lock().expect("samples lock");
                 if samples.len() == KEPT_SAMPLES {
                     samples.pop_front();
@@ -75,11 +95,12 @@ impl Operations {
                 samples.push_back(sample);
             }
         });
-        Self { admin, data_dir, checkpoint_folders, checkpoint_key, samples }
+        Self { admin, checkpoint_folders, checkpoint_key, samples, newest_checkpoint: Arc::default() }
     }
 }
 
-/// The counters now, from the Prometheus text the gateway serves at `/_metrics`.
+/// The counters now, from the Prometheus text the gateway serves at `/_metrics`, and the data
+/// folder's free space (a `statvfs`: run off the async threads).
 fn read_sample(admin: &Admin, data_dir: &std::path::Path) -> Sample {
     let mut sample = Sample {
         at_ms: crate::clock::now_ms(),
@@ -91,7 +112,7 @@ fn read_sample(admin: &Admin, data_dir: &std::path::Path) -> Sample {
         let Ok(value) = value.parse::<f64>() else { continue };
         let name = series.split('{').next().unwrap_or(series);
         match name {
-            "artifact_store_http_responses_total" => {
+            HTTP_RESPONSES => {
                 sample.responses += value;
                 if series.contains("status=\"4") {
                     sample.client_errors += value;
@@ -99,10 +120,10 @@ fn read_sample(admin: &Admin, data_dir: &std::path::Path) -> Sample {
                     sample.server_errors += value;
                 }
             }
-            "artifact_store_bytes_received_total" => sample.bytes_in += value,
-            "artifact_store_bytes_sent_total" => sample.bytes_out += value,
-            "artifact_store_registry_group_commits_total" => sample.commits += value,
-            "artifact_store_registry_group_commit_seconds_total" => sample.commit_seconds += value,
+            BYTES_RECEIVED => sample.bytes_in += value,
+            BYTES_SENT => sample.bytes_out += value,
+            GROUP_COMMITS => sample.commits += value,
+            GROUP_COMMIT_SECONDS => sample.commit_seconds += value,
             _ => {}
         }
     }
@@ -145,22 +166,38 @@ enum CheckpointState {
     Newest { file: PathBuf, sequence: u64, hash: String, created_at: i64, holds: bool },
 }
 
-async fn checkpoint_state(console: &Console, ops: &Operations) -> Result<CheckpointState, Refusal> {
+/// The newest checkpoint file (`None`: no key yet), found again when the key or a folder
+/// changed since the last search.
+async fn newest_checkpoint(ops: &Operations) -> Result<Option<Found>, Refusal> {
     let (folders, key) = (ops.checkpoint_folders.clone(), ops.checkpoint_key.clone());
-    let newest = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<_>> {
-        if !key.exists() {
-            return Ok(None);
+    let cache = Arc::clone(&ops.newest_checkpoint);
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Option<Found>> {
+        let modified = |path: &std::path::Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let stamp: Vec<_> = std::iter::once(&key).chain(&folders).map(|path| modified(path)).collect();
+        if let Some(search) = cache.lock().expect("checkpoint lock").as_ref()
+            && search.stamp == stamp
+        {
+            return Ok(search.found.clone());
         }
-        let trusted = checkpoints::signing_key(&key)?.verifying_key();
-        Ok(Some(checkpoints::newest(&folders, &trusted)?))
+        let found = if key.exists() {
+            let trusted = checkpoints::signing_key(&key)?.verifying_key();
+            Some(checkpoints::newest(&folders, &trusted)?)
+        } else {
+            None
+        };
+        *cache.lock().expect("checkpoint lock") = Some(CheckpointSearch { stamp, found: found.clone() });
+        Ok(found)
     })
     .await
     .map_err(|_| Refusal::Failed(StatusCode::INTERNAL_SERVER_ERROR))?
     .map_err(|err| {
         tracing::error!(error = %format!("{err:#}"), "console: the checkpoints could not be read");
         Refusal::Failed(StatusCode::INTERNAL_SERVER_ERROR)
-    })?;
-    let Some(newest) = newest else { return Ok(CheckpointState::NoKey) };
+    })
+}
+
+async fn checkpoint_state(console: &Console, ops: &Operations) -> Result<CheckpointState, Refusal> {
+    let Some(newest) = newest_checkpoint(ops).await? else { return Ok(CheckpointState::NoKey) };
     let Some((file, checkpoint)) = newest else { return Ok(CheckpointState::None) };
     let sequence = checkpoint.sequence;
     let logged = console.registry.read(move |reads| reads.event(sequence)).await?;
@@ -170,13 +207,14 @@ async fn checkpoint_state(console: &Console, ops: &Operations) -> Result<Checkpo
 
 /// `/_console/operations`.
 pub(super) async fn page(console: &Console, visit: &Visit) -> Result<Response<Body>, Refusal> {
+    console.allow(visit, "artifact-store:ReadEvents", None, "*", &visit.keys, None).await?;
     let Some(ops) = &console.operations else {
         return Err(Refusal::NotFound("This gateway keeps no operations record.".to_owned()));
     };
     let samples: Vec<Sample> = ops.samples.lock().expect("samples lock").iter().copied().collect();
     let ready = ops.admin.readiness().await;
     let checkpoint = checkpoint_state(console, ops).await?;
-    let free = crate::backend::fs::free_bytes(&ops.data_dir).ok();
+    let free = samples.last().and_then(|sample| sample.free_bytes);
     let mib = |bytes: f64| bytes / (1024.0 * 1024.0);
     let body = html! {
         h1 { "Operations" }

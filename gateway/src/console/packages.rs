@@ -1,6 +1,6 @@
 //! Sealed packages: the list, and one package with its seal, its manifest's members and a
-//! verification. A package is shown to whoever may read its manifest object (GetObject on it),
-//! as its members are listed there.
+//! verification. A package is shown to whoever may read its manifest (GetObject on the
+//! sealed version), as its members are listed there.
 
 use http::{Response, StatusCode};
 use maud::{Markup, html};
@@ -10,6 +10,7 @@ use s3s::Body;
 use super::layout::{self, bucket_href, object_href, short_hash, size, time};
 use super::{CONSOLE_PREFIX, Console, Refusal, Visit, html};
 use crate::package_check;
+use crate::url_encode;
 
 /// Whether the package page re-hashes every member's bytes.
 pub(super) enum Verify {
@@ -19,12 +20,15 @@ pub(super) enum Verify {
     Bytes,
 }
 
+/// Members listed on a package's page (all are checked).
+const SHOWN_MEMBERS: usize = 1000;
+
 fn manifest_resource(package: &Package) -> String {
     format!("arn:aws:s3:::{}/{}", package.sealed.bucket, package.sealed.manifest_key)
 }
 
 fn package_href(name: &str) -> String {
-    format!("{CONSOLE_PREFIX}/packages/{}", layout::encode(name, false))
+    format!("{CONSOLE_PREFIX}/packages/{}", url_encode::component(name))
 }
 
 /// `/_console/packages`: the packages whose manifests the visitor may read.
@@ -34,7 +38,8 @@ pub(super) async fn list(console: &Console, visit: &Visit) -> Result<Response<Bo
     for package in all {
         let bucket = package.sealed.bucket.clone();
         let resource = manifest_resource(&package);
-        if console.may(visit, "s3:GetObject", Some(&bucket), &resource).await? {
+        let version = Some(package.sealed.manifest_version_id.as_str());
+        if console.may(visit, "s3:GetObject", Some(&bucket), &resource, version).await? {
             shown.push(package);
         }
     }
@@ -79,25 +84,26 @@ pub(super) async fn page(
         .read(move |reads| {
             let Some(package) = reads.package(&wanted)? else { return Ok(None) };
             let sealed = &package.sealed;
-            let recorded = reads.event(package.sealed_seq)?.and_then(|event| match event.decode() {
-                Ok(registry::event::v1::Payload::PackageFinalized(seal)) if seal.name == sealed.name => {
-                    Some(seal.manifest_blake3)
-                }
-                _ => None,
-            });
+            let seal = reads.event(package.sealed_seq)?;
             let manifest = reads.version(&sealed.bucket, &sealed.manifest_key, &sealed.manifest_version_id)?;
-            Ok(Some((package, recorded, manifest.map(|v| v.content.parts))))
+            Ok(Some((package, seal, manifest.map(|v| v.content.parts))))
         })
         .await?;
     let not_found = || Refusal::NotFound(format!("There is no package {name} you may read."));
-    let Some((package, recorded, manifest_parts)) = found else { return Err(not_found()) };
+    let Some((package, seal, manifest_parts)) = found else { return Err(not_found()) };
     let bucket = package.sealed.bucket.clone();
-    if !console.may(visit, "s3:GetObject", Some(&bucket), &manifest_resource(&package)).await? {
+    let version = Some(package.sealed.manifest_version_id.as_str());
+    if !console.may(visit, "s3:GetObject", Some(&bucket), &manifest_resource(&package), version).await? {
         return Err(not_found());
     }
+    // Before any byte is read: a verification reads every member.
+    let _running = match verify {
+        Verify::Bytes => Some(console.verifications.try_acquire().map_err(|_| Refusal::Busy)?),
+        Verify::Records => None,
+    };
     let mut problems = Vec::new();
-    let recorded = recorded.unwrap_or_else(|| {
-        problems.push(format!("event {} is not this package's seal", package.sealed_seq));
+    let recorded = package_check::sealed_digest(seal.as_ref(), &package).unwrap_or_else(|err| {
+        problems.push(err.to_string());
         String::new()
     });
     let inline = |locator: String| {
@@ -130,19 +136,12 @@ pub(super) async fn page(
             wanted.iter().map(|(key, id)| reads.version(&in_bucket, key, id)).collect::<Result<Vec<_>, _>>()
         })
         .await?;
-    let _running = match verify {
-        Verify::Bytes => match console.verifications.try_acquire() {
-            Ok(permit) => Some(permit),
-            Err(_) => return Err(Refusal::Busy),
-        },
-        Verify::Records => None,
-    };
     let rehash = matches!(verify, Verify::Bytes);
     let mut rows = Vec::with_capacity(members.len());
     for (member, version) in members.iter().zip(&versions) {
-        let found = package_check::member(blobs, &bucket, member, version.as_ref(), rehash, inline).await;
-        problems.extend(found.iter().cloned());
-        rows.push((member, found.is_empty()));
+        let checked = package_check::member(blobs, &bucket, member, version.as_ref(), rehash, inline).await;
+        rows.push((member, checked.problems.is_empty()));
+        problems.extend(checked.problems);
     }
     let body = html! {
         h1 { "Package " (package.sealed.name) }
@@ -161,9 +160,12 @@ pub(super) async fn page(
             button type="submit" { "Verify every member's bytes" }
         }
         h2 { "Members" }
+        @if rows.len() > SHOWN_MEMBERS {
+            p.muted { "The first " (SHOWN_MEMBERS) " of " (rows.len()) " members; every one was checked." }
+        }
         div.scroll { table {
             thead { tr { th { "Key" } th.num { "Size" } th.wide { "BLAKE3" } th { "Holds" } } }
-            tbody { @for (member, holds) in &rows {
+            tbody { @for (member, holds) in rows.iter().take(SHOWN_MEMBERS) {
                 tr {
                     td { a href=(object_href(&bucket, &member.key, Some(&member.version_id))) { (member.key) } }
                     td.num { (size(member.size)) }

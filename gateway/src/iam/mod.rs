@@ -341,7 +341,7 @@ impl Call<'_> {
             Element::text("UserName", name),
             Element::text("UserId", &user_id(&self.caller.account_id, name)),
             Element::text("Arn", &self.user_arn(name)),
-            Element::text("CreateDate", &iso_time(created_at)),
+            Element::text("CreateDate", &crate::clock::rfc3339(created_at)),
         ]
     }
 
@@ -350,7 +350,7 @@ impl Call<'_> {
             Element::text("UserName", &key.user),
             Element::text("AccessKeyId", &key.access_key),
             Element::text("Status", if key.active { "Active" } else { "Inactive" }),
-            Element::text("CreateDate", &iso_time(key.created_at)),
+            Element::text("CreateDate", &crate::clock::rfc3339(key.created_at)),
         ]
     }
 
@@ -394,12 +394,6 @@ fn user_id(account_id: &str, name: &str) -> String {
     let digest = blake3::hash(format!("{account_id}/{name}").as_bytes());
     let tail: String = digest.to_hex().chars().take(17).collect::<String>().to_ascii_uppercase();
     format!("AIDA{tail}")
-}
-
-fn iso_time(ms: i64) -> String {
-    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    time.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 fn lower_first(name: &str) -> String {

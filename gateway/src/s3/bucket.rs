@@ -31,19 +31,7 @@ pub(super) async fn list_buckets(
     };
     let owner = account_owner(requester.account.clone(), &requester.id);
     let requester = requester.account;
-    let buckets = gw
-        .registry
-        .read(move |reads| {
-            let mut mine = Vec::new();
-            for bucket in reads.buckets()? {
-                let owner = reads.account_of_key(&bucket.owner)?.map_or_else(|| ROOT_ACCOUNT.to_owned(), |a| a.name);
-                if owner == requester {
-                    mine.push(bucket);
-                }
-            }
-            Ok(mine)
-        })
-        .await?;
+    let buckets = gw.registry.read(move |reads| reads.account_buckets(&requester)).await?;
     let buckets = buckets
         .into_iter()
         .filter(|b| b.name.starts_with(&prefix))

@@ -3,7 +3,6 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as TOKEN;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use registry::queries::{ListPage, ListQuery, ObjectVersion};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
@@ -15,9 +14,6 @@ use super::{Gateway, wire};
 
 /// The most keys one page returns, whatever the client asks for.
 const MAX_KEYS: i32 = 1000;
-
-/// What `encoding-type=url` leaves as it is: unreserved characters and `/`, as S3 does.
-const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
 
 /// Encodes a key, prefix or marker for the response when the client asked for it.
 pub(super) struct Encoder(bool);
@@ -32,7 +28,7 @@ impl Encoder {
     }
 
     pub(super) fn apply(&self, text: String) -> String {
-        if self.0 { utf8_percent_encode(&text, KEY_ENCODE).to_string() } else { text }
+        if self.0 { crate::url_encode::path(&text) } else { text }
     }
 }
 

@@ -10,10 +10,6 @@ use crate::post_form::PostForm;
 
 use super::error::Result;
 
-/// What a key keeps unescaped in a `Location` path: RFC 3986's unreserved characters and `/`.
-const KEY_IN_PATH: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-
 /// Whether the request is a form upload: a PutObject that came as a POST.
 pub(super) fn is_form(req: &S3Request<PutObjectInput>) -> bool {
     req.method == http::Method::POST
@@ -110,7 +106,7 @@ pub(super) fn answer(
         return response;
     }
     let (bucket, key) = (&req.input.bucket, &req.input.key);
-    let location = format!("/{bucket}/{}", percent_encoding::utf8_percent_encode(key, KEY_IN_PATH));
+    let location = format!("/{bucket}/{}", crate::url_encode::path(key));
     if let Ok(value) = http::HeaderValue::try_from(location) {
         response.headers.insert(http::header::LOCATION, value);
     }

@@ -10,8 +10,9 @@ use crate::event::v1::{AclEntry, BlobPart, CorsRule, ObjectContent, PackageFinal
 use crate::inline_blob::digest_of;
 use crate::packages::{Member, Package};
 use crate::queries::{
-    BucketUsage, EventFilter, EventPage, ListPage, ListQuery, Part, Reads, RecordingEvent, RetrievalDay,
-    RetrievalFilter, RetrievalRecord, Signer, VersionPage, VersionProvenance, VersionQuery,
+    BucketUsage, EventFilter, EventPage, ListPage, ListQuery, MAX_RETRIEVAL_DAYS, MAX_SUBJECT_COUNT, Part, Reads,
+    RecordingEvent, RetrievalDay, RetrievalFilter, RetrievalRecord, Signer, VersionPage, VersionProvenance,
+    VersionQuery,
 };
 use crate::state::{AccessKey, Account, AccountUser, Bucket, ObjectVersion, PublicAccessBlock, Upload};
 use crate::views::stored_retention;
@@ -53,7 +54,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(column: usize, text: &str) -> rusq
 fn bucket(conn: &Connection, name: &str) -> Result<Option<Bucket>> {
     Ok(conn
         .prepare_cached(
-            "SELECT name, created_at, region, owner, versioning, object_lock_enabled, default_retention, lifecycle
+            "SELECT name, created_at, region, owner, versioning, object_lock_enabled, default_retention, lifecycle, created_seq
              FROM buckets WHERE name = ?1",
         )?
         .query_row([name], bucket_from_row)
@@ -66,7 +67,7 @@ fn bucket(conn: &Connection, name: &str) -> Result<Option<Bucket>> {
 /// SQLite errors.
 fn buckets(conn: &Connection) -> Result<Vec<Bucket>> {
     let mut statement = conn.prepare_cached(
-        "SELECT name, created_at, region, owner, versioning, object_lock_enabled, default_retention, lifecycle
+        "SELECT name, created_at, region, owner, versioning, object_lock_enabled, default_retention, lifecycle, created_seq
          FROM buckets ORDER BY name",
     )?;
     let buckets = statement.query_map([], bucket_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
@@ -87,6 +88,7 @@ fn bucket_from_row(row: &Row<'_>) -> rusqlite::Result<Bucket> {
         object_lock_enabled: row.get(5)?,
         default_retention: default_retention.map(|t| parse_json(6, &t)).transpose()?,
         lifecycle: lifecycle.map(|t| parse_json(7, &t)).transpose()?,
+        created_seq: row.get(8)?,
     })
 }
 
@@ -598,17 +600,21 @@ fn bucket_usage(conn: &Connection, bucket: &str) -> Result<BucketUsage> {
     })?)
 }
 
-/// The key's records through `retrievals_by_object`, grouped in SQL.
+/// The key's records through `retrievals_by_object`, grouped in SQL, the newest pairs first
+/// and then put back in order.
 fn retrieval_days(conn: &Connection, bucket: &str, key: &str, after: u64) -> Result<Vec<RetrievalDay>> {
     let mut statement = conn.prepare_cached(
         "SELECT created_at / 86400000 * 86400000 AS day, actor, count(*)
-         FROM retrievals WHERE bucket = ?1 AND key = ?2 AND seq > ?3 GROUP BY day, actor ORDER BY day, actor",
+         FROM retrievals WHERE bucket = ?1 AND key = ?2 AND seq > ?3
+         GROUP BY day, actor ORDER BY day DESC, actor DESC LIMIT ?4",
     )?;
-    let days = statement
-        .query_map(params![bucket, key, after], |row| {
+    let limit = i64::try_from(MAX_RETRIEVAL_DAYS).unwrap_or(i64::MAX);
+    let mut days = statement
+        .query_map(params![bucket, key, after, limit], |row| {
             Ok(RetrievalDay { day_ms: row.get(0)?, actor: row.get(1)?, reads: row.get(2)? })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    days.reverse();
     Ok(days)
 }
 
@@ -620,8 +626,10 @@ fn recent_subject_sequences(conn: &Connection, subject_id: &str, after: u64, lim
     )?;
     let sequences =
         newest.query_map(params![subject_id, after, limit], |row| row.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut count = conn.prepare_cached("SELECT count(*) FROM event_subjects WHERE subject_id = ?1 AND seq > ?2")?;
-    let total = count.query_row(params![subject_id, after], |row| row.get(0))?;
+    let mut count = conn.prepare_cached(
+        "SELECT count(*) FROM (SELECT 1 FROM event_subjects WHERE subject_id = ?1 AND seq > ?2 LIMIT ?3)",
+    )?;
+    let total = count.query_row(params![subject_id, after, MAX_SUBJECT_COUNT], |row| row.get(0))?;
     Ok((sequences, total))
 }
 

@@ -28,7 +28,12 @@
   source.addEventListener("error", () => { state.textContent = "reconnecting"; });
   source.addEventListener("message", (message) => {
     const event = JSON.parse(message.data);
-    if (paused) { held.push(event); state.textContent = "paused, " + held.length + " waiting"; return; }
+    if (paused) {
+      held.push(event);
+      if (held.length > MAX) held.shift();
+      state.textContent = "paused, " + held.length + " waiting";
+      return;
+    }
     show(event);
   });
   pause.addEventListener("click", () => {
