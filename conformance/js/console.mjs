@@ -2,8 +2,9 @@
 // no browser download). A person's path through it: sign in with the keyboard, browse to an
 // object the aws cli uploaded and read its BLAKE3 and uploader, watch a GET arrive in the live
 // feed, download the object and compare bytes, be refused a page another user's policy
-// forbids, sign out; the pages fit a phone's screen; and an uploaded HTML page opened by a
-// signed-in user cannot read the console on the same host and port.
+// forbids, set a legal hold and be refused a delete by Object Lock, sign out; the pages fit a
+// phone's screen; and an uploaded HTML page opened by a signed-in user cannot read the console
+// on the same host and port.
 //
 // Environment as for every client (ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 // AWS_CA_BUNDLE, BUCKET_PREFIX, RESULTS_FILE, TRANSPORT, CONFORMANCE_TIER; see
@@ -210,6 +211,22 @@ async function main() {
       } finally {
         await other.close();
       }
+    });
+
+    await scenario("console-changes-go-through-s3", async () => {
+      // A legal hold set from the page, then a delete of the held version refused by Object
+      // Lock with S3's code, as from any client.
+      const locked = `${PREFIX}locked`;
+      aws(["s3api", "create-bucket", "--bucket", locked, "--object-lock-enabled-for-bucket"]);
+      aws(["s3", "cp", "--quiet", readme, `s3://${locked}/held.txt`]);
+      await page.goto(`${ENDPOINT_URL}/_console/objects/${locked}/held.txt`);
+      await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "Set legal hold ON" }).click()]);
+      const hold = await fact(page, "Legal hold");
+      check(hold === "ON", `legal hold: ${hold}`);
+      page.once("dialog", (dialog) => dialog.accept());
+      await page.getByRole("button", { name: "Delete this version" }).click();
+      await page.locator("#action-status", { hasText: "Refused: AccessDenied" }).waitFor({ timeout: WAIT_MS });
+      await page.getByRole("button", { name: "Set legal hold OFF" }).waitFor({ timeout: WAIT_MS });
     });
 
     await scenario("console-out-of-reach-of-uploaded-html", async () => {

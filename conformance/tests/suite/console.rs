@@ -713,3 +713,75 @@ async fn an_open_live_feed_ends_once_its_key_is_disabled_issue_22() {
     .await;
     assert!(ended.is_ok(), "the feed stayed open after its key was disabled");
 }
+
+/// Sends a change the console prepared, as the console's script does: its method, URL,
+/// headers and body, as given.
+async fn send_prepared(server: &Server, prepared: &RawResponse) -> RawResponse {
+    assert_eq!(prepared.status, 200, "prepare: {}", prepared.text());
+    let json: serde_json::Value = serde_json::from_slice(&prepared.body).expect("a prepared request");
+    let url = json["url"].as_str().expect("a URL");
+    let target = url.split_once(&server.host()).expect("a URL of this gateway").1;
+    let mut request = server.request(json["method"].as_str().unwrap(), target);
+    for (name, value) in json["headers"].as_object().unwrap() {
+        request = request.header(name, value.as_str().unwrap());
+    }
+    server.send(&request.body(json["body"].as_str().unwrap().as_bytes().to_vec())).await
+}
+
+#[tokio::test]
+async fn changes_from_the_console_are_s3_requests_in_the_users_name_refused_by_object_lock_as_over_s3_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("locked").object_lock_enabled_for_bucket(true).send().await.expect("lock bucket");
+    let put = s3
+        .put_object()
+        .bucket("locked")
+        .key("rel/app.tar")
+        .body(ByteStream::from_static(b"app"))
+        .send()
+        .await
+        .expect("put");
+    let version = put.version_id().expect("a version").to_owned();
+    let browser = Browser::signed_in(&server, ACCESS_KEY, SECRET_KEY).await;
+    let page = browser.page(&format!("{}?version={version}", object_page("locked", "rel/app.tar"))).await;
+    assert!(page.contains("Set legal hold ON") && page.contains("src=\"/_console/static/actions.js\""), "{page}");
+    let token = browser.form_token().await;
+    let object = [("csrf", token.as_str()), ("bucket", "locked"), ("key", "rel/app.tar"), ("version", &version)];
+    let form = |extra: &[(&'static str, &'static str)]| -> Vec<(&str, &str)> {
+        object.iter().copied().chain(extra.iter().copied()).collect()
+    };
+
+    // Without the session's token, nothing is prepared.
+    let forged = browser.post("/_console/actions", &[("csrf", "0"), ("action", "delete")]).await;
+    assert_eq!(forged.status, 403, "{}", forged.text());
+
+    let hold = browser.post("/_console/actions", &form(&[("action", "legal-hold"), ("status", "ON")])).await;
+    assert_eq!(send_prepared(&server, &hold).await.status, 200);
+    let held = s3.get_object_legal_hold().bucket("locked").key("rel/app.tar").version_id(&version).send().await;
+    assert_eq!(held.expect("legal hold").legal_hold().and_then(|h| h.status()).map(|s| s.as_str()), Some("ON"));
+    let events = server.object_events("locked", "rel/app.tar");
+    let recorded = events.iter().find(|e| e.event_type == "v1.legal_hold.set").expect("a legal hold event");
+    assert_eq!(recorded.actor, ACCESS_KEY, "recorded in the user's name");
+
+    // Deleting the held version is refused exactly as over S3.
+    let delete = browser.post("/_console/actions", &form(&[("action", "delete")])).await;
+    let refused = send_prepared(&server, &delete).await;
+    assert_eq!((refused.status, refused.code().as_deref()), (403, Some("AccessDenied")), "{}", refused.text());
+    let over_s3 = s3.delete_object().bucket("locked").key("rel/app.tar").version_id(&version).send().await;
+    assert_eq!(artifact_store_conformance::sdk::failure(over_s3), (403, "AccessDenied".to_owned()));
+
+    let tags =
+        browser.post("/_console/actions", &form(&[("action", "tags"), ("tags", "stage=release\nteam=<ops>")])).await;
+    assert_eq!(send_prepared(&server, &tags).await.status, 200);
+    let tagged = s3.get_object_tagging().bucket("locked").key("rel/app.tar").version_id(&version).send().await;
+    let tagged: Vec<(String, String)> =
+        tagged.expect("tags").tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect();
+    assert_eq!(tagged, [("stage".to_owned(), "release".to_owned()), ("team".to_owned(), "<ops>".to_owned())]);
+
+    let release = browser.post("/_console/actions", &form(&[("action", "legal-hold"), ("status", "OFF")])).await;
+    assert_eq!(send_prepared(&server, &release).await.status, 200);
+    let delete = browser.post("/_console/actions", &form(&[("action", "delete")])).await;
+    assert_eq!(send_prepared(&server, &delete).await.status, 204);
+    let gone = s3.head_object().bucket("locked").key("rel/app.tar").version_id(&version).send().await;
+    assert!(gone.is_err(), "the version is deleted");
+}

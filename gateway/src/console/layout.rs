@@ -14,6 +14,9 @@ pub const STYLESHEET: &str = include_str!("assets/console.css");
 /// The live feed's script, served at `/_console/static/feed.js`.
 pub const FEED_SCRIPT: &str = include_str!("assets/feed.js");
 
+/// The changes' script, served at `/_console/static/actions.js`.
+pub const ACTIONS_SCRIPT: &str = include_str!("assets/actions.js");
+
 /// A whole page: the header with the signed-in user and the navigation, then `body`.
 pub fn page(title: &str, session: Option<&Session>, body: &Markup) -> Markup {
     html! {

@@ -14,8 +14,11 @@
 //! - `event`: one event of the log, whole.
 //! - `packages`: sealed packages, their manifests and their verification.
 //! - `feed`: the live event feed.
+//! - `actions`: changes (legal hold, retention, tags, deleting a version), prepared as S3
+//!   requests that the browser sends to the S3 API; `presign` signs them and download links.
 //! - [`operations`]: the gateway at work (charts of its metrics), readiness, checkpoints.
 
+mod actions;
 mod buckets;
 mod event;
 mod feed;
@@ -23,6 +26,7 @@ mod layout;
 mod object;
 pub mod operations;
 mod packages;
+mod presign;
 mod session;
 
 use std::collections::HashMap;
@@ -57,8 +61,9 @@ const MAX_VERIFICATIONS: usize = 2;
 /// How long a form may take to arrive.
 const FORM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Every page's content security policy: the console's own style sheet and script only, no
-/// inline script, no framing, forms posted back to the console only.
+/// Every page's content security policy: the console's own style sheet and scripts only, no
+/// inline script, no framing, forms posted back to the console only; requests (the live feed,
+/// the changes' S3 requests) to the gateway only.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
     connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -194,6 +199,7 @@ impl Console {
             (&Method::GET, "" | "/") => redirect(&format!("{CONSOLE_PREFIX}/buckets")),
             (&Method::GET, "/static/console.css") => asset("text/css; charset=utf-8", layout::STYLESHEET),
             (&Method::GET, "/static/feed.js") => asset("text/javascript; charset=utf-8", layout::FEED_SCRIPT),
+            (&Method::GET, "/static/actions.js") => asset("text/javascript; charset=utf-8", layout::ACTIONS_SCRIPT),
             (&Method::GET, "/sign-in") => html(StatusCode::OK, &layout::sign_in(None)),
             (&Method::POST, _)
                 if !same_origin(&parts.headers, crate::request::authority(&parts.uri, &parts.headers)) =>
@@ -230,6 +236,9 @@ impl Console {
             check_form_token(visit, &form)?;
             if path == "/sign-out" {
                 return Ok(self.sign_out(visit));
+            }
+            if path == "/actions" {
+                return actions::signed(&actions::prepare(&form)?, visit, &self.region);
             }
             let verify = form.get("action").is_some_and(|action| action == "verify");
             if let Some(object) = path.strip_prefix("/objects/")

@@ -2,23 +2,17 @@
 //! provenance), who has read it and how often, and the events about its key. Decided as
 //! GetObject (GetObjectVersion for a named version) is.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings, UriPathNormalizationMode,
-    sign,
-};
-use aws_sigv4::sign::v4;
 use http::{Response, StatusCode};
 use maud::{Markup, html};
 use registry::Event;
-use registry::queries::{RetrievalDay, VersionProvenance};
+use registry::queries::{ObjectVersion, RetrievalDay, VersionProvenance};
 use s3s::Body;
 
 use super::buckets::lock_mode;
 use super::layout::{self, bar_chart, bucket_href, object_href, short_hash, size, time, time_left};
-use super::{Console, Refusal, Visit, html};
+use super::{Console, Refusal, Visit, html, presign};
 use crate::url_encode;
 
 /// The newest events of a key its page lists.
@@ -117,6 +111,7 @@ pub(super) async fn page(
                 span.muted { " reads its bytes back and compares their BLAKE3 with the recorded one" }
             }
         }
+        (changes(visit, &shown.version))
         h2 { "Versions" }
         (versions(bucket, key, &record.versions, &shown.version.version_id))
         h2 { "Reads" }
@@ -135,7 +130,7 @@ pub(super) async fn page(
 }
 
 /// Reads the version's bytes back and says whether they hash to the recorded BLAKE3.
-async fn verified(console: &Console, version: &registry::queries::ObjectVersion) -> Markup {
+async fn verified(console: &Console, version: &ObjectVersion) -> Markup {
     let rehashed = crate::rehash::blake3_of(console.blobs.as_ref(), &version.content.parts, false, |locator| {
         let registry = console.registry.clone();
         async move { Ok(registry.read(move |reads| reads.inline_bytes(&locator)).await?) }
@@ -166,8 +161,61 @@ async fn verified(console: &Console, version: &registry::queries::ObjectVersion)
     }
 }
 
+/// The forms of the changes a version takes, each sent as an S3 request in the visitor's name
+/// (`actions.js`, `super::actions`).
+fn changes(visit: &Visit, version: &ObjectVersion) -> Markup {
+    let object = html! {
+        input type="hidden" name="csrf" value=(visit.session.form_token);
+        input type="hidden" name="bucket" value=(version.bucket);
+        input type="hidden" name="key" value=(version.key);
+        input type="hidden" name="version" value=(version.version_id);
+    };
+    let action = format!("{}/actions", super::CONSOLE_PREFIX);
+    let tags: Vec<String> = version.content.tags.iter().map(|(name, value)| format!("{name}={value}")).collect();
+    html! {
+        h2 { "Change" }
+        p.muted { "Each change is an S3 request in your name: decided by your policies and Object Lock, and recorded, as from any S3 client." }
+        @if !version.is_delete_marker {
+            form.toolbar data-change method="post" action=(action) {
+                (object)
+                input type="hidden" name="action" value="legal-hold";
+                input type="hidden" name="status" value=(if version.legal_hold { "OFF" } else { "ON" });
+                button type="submit" { "Set legal hold " (if version.legal_hold { "OFF" } else { "ON" }) }
+            }
+            form.toolbar data-change method="post" action=(action) {
+                (object)
+                input type="hidden" name="action" value="retention";
+                label { "Mode" select name="mode" { option { "GOVERNANCE" } option { "COMPLIANCE" } } }
+                label { "Retain until" input type="date" name="until" required; }
+                label { input type="checkbox" name="bypass"; " bypass governance" }
+                button type="submit" { "Set retention" }
+            }
+            form.toolbar data-change method="post" action=(action) {
+                (object)
+                input type="hidden" name="action" value="tags";
+                label { "Tags, one name=value a line" textarea name="tags" rows="3" cols="40" { (tags.join("\n")) } }
+                button type="submit" { "Save tags" }
+            }
+        }
+        form.toolbar data-change method="post" action=(action)
+            data-confirm="Delete this version for good?" data-then=(bucket_href(&version.bucket, folder_of(&version.key))) {
+            (object)
+            input type="hidden" name="action" value="delete";
+            label { input type="checkbox" name="bypass"; " bypass governance" }
+            button type="submit" { "Delete this version" }
+        }
+        p #action-status role="status" {}
+        script src={ (super::CONSOLE_PREFIX) "/static/actions.js" } {}
+    }
+}
+
+/// The folder a key is in: its part up to its last `/`.
+fn folder_of(key: &str) -> &str {
+    key.rfind('/').map_or("", |slash| &key[..=slash])
+}
+
 fn crumbs(bucket: &str, key: &str) -> Markup {
-    let folder = key.rfind('/').map_or("", |slash| &key[..=slash]);
+    let folder = folder_of(key);
     html! {
         nav.crumbs aria-label="Folders" {
             a href={ (super::CONSOLE_PREFIX) "/buckets" } { "Buckets" } " / "
@@ -302,38 +350,13 @@ fn timeline(events: &[Event]) -> Markup {
     }
 }
 
-/// A presigned GET of one version, signed with the visitor's key for the host the browser
-/// used; `None` if it cannot be signed (a host that is not a valid URL authority).
+/// A presigned GET of one version, valid for [`DOWNLOAD_LINK_LIFETIME`].
 fn presigned_get(console: &Console, visit: &Visit, bucket: &str, key: &str, version_id: &str) -> Option<String> {
-    let scheme = if visit.secure { "https" } else { "http" };
-    let url = format!(
-        "{scheme}://{}/{}/{}?versionId={}",
-        visit.host,
+    let target = format!(
+        "/{}/{}?versionId={}",
         url_encode::component(bucket),
         url_encode::path(key),
         url_encode::component(version_id)
     );
-    let identity = Credentials::new(&visit.session.access_key, visit.secret.expose(), None, None, "console").into();
-    let mut settings = SigningSettings::default();
-    settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(DOWNLOAD_LINK_LIFETIME);
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(&console.region)
-        .name("s3")
-        .time(SystemTime::now())
-        .settings(settings)
-        .build()
-        .ok()?
-        .into();
-    let headers = [("host", visit.host.as_str())];
-    let request = SignableRequest::new("GET", &url, headers.into_iter(), SignableBody::UnsignedPayload).ok()?;
-    let (instructions, _) = sign(request, &params).ok()?.into_parts();
-    let mut url = url;
-    for (name, value) in instructions.params() {
-        url = format!("{url}&{}={}", url_encode::component(name), url_encode::component(value));
-    }
-    Some(url)
+    presign::url(visit, &console.region, "GET", &target, &[], DOWNLOAD_LINK_LIFETIME)
 }
