@@ -2,9 +2,9 @@
 // no browser download). A person's path through it: sign in with the keyboard, browse to an
 // object the aws cli uploaded and read its BLAKE3 and uploader, watch a GET arrive in the live
 // feed, download the object and compare bytes, be refused a page another user's policy
-// forbids, set a legal hold and be refused a delete by Object Lock, sign out; the pages fit a
-// phone's screen; and an uploaded HTML page opened by a signed-in user cannot read the console
-// on the same host and port.
+// forbids, upload a file in parts, set a legal hold and be refused a delete by Object Lock,
+// sign out; the pages fit a phone's screen; and an uploaded HTML page opened by a signed-in
+// user cannot read the console on the same host and port.
 //
 // Environment as for every client (ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 // AWS_CA_BUNDLE, BUCKET_PREFIX, RESULTS_FILE, TRANSPORT, CONFORMANCE_TIER; see
@@ -211,6 +211,22 @@ async function main() {
       } finally {
         await other.close();
       }
+    });
+
+    await scenario("console-upload-in-parts", async () => {
+      // A file of two parts and a bit, uploaded from a folder's page with a progress bar.
+      const file = path.join(work, "upload.bin");
+      fs.writeFileSync(file, randomBytes(2 * 8 * 1024 * 1024 + 4097));
+      await page.goto(`${ENDPOINT_URL}/_console/buckets/${bucket}?prefix=uploads%2F`);
+      await page.locator("input[name=file]").setInputFiles(file);
+      await Promise.all([
+        page.waitForURL(`${ENDPOINT_URL}/_console/objects/${bucket}/uploads/upload.bin`, { timeout: 120_000 }),
+        page.getByRole("button", { name: "Upload", exact: true }).click(),
+      ]);
+      const shown = await fact(page, "BLAKE3");
+      check(shown === blake3(file), `BLAKE3 shown ${shown}, the file's ${blake3(file)}`);
+      const etag = await fact(page, "ETag");
+      check(etag.endsWith("-3"), `a multipart upload of three parts: ETag ${etag}`);
     });
 
     await scenario("console-changes-go-through-s3", async () => {

@@ -785,3 +785,75 @@ async fn changes_from_the_console_are_s3_requests_in_the_users_name_refused_by_o
     let gone = s3.head_object().bucket("locked").key("rel/app.tar").version_id(&version).send().await;
     assert!(gone.is_err(), "the version is deleted");
 }
+
+#[tokio::test]
+async fn uploads_from_the_console_are_the_users_own_put_and_multipart_requests_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    create_bucket(&server.s3(), "drop").await;
+    let browser = Browser::signed_in(&server, ACCESS_KEY, SECRET_KEY).await;
+    let page = browser.page("/_console/buckets/drop?prefix=in%2F").await;
+    assert!(page.contains("data-upload") && page.contains("data-prefix=\"in/\""), "{page}");
+    let token = browser.form_token().await;
+    let step = |fields: &[(&'static str, String)]| -> Vec<(String, String)> {
+        [("csrf", token.clone()), ("bucket", "drop".to_owned())]
+            .into_iter()
+            .chain(fields.iter().cloned())
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect()
+    };
+    let post = |fields: Vec<(String, String)>| {
+        let browser = &browser;
+        async move {
+            let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            browser.post("/_console/actions", &pairs).await
+        }
+    };
+
+    // One PUT, with its content type.
+    let small = bytes(3000, 7);
+    let put =
+        post(step(&[("action", "upload".into()), ("key", "in/small.bin".into()), ("type", "text/plain".into())])).await;
+    let json: serde_json::Value = serde_json::from_slice(&put.body).expect("JSON");
+    let target = json["url"].as_str().unwrap().split_once(&server.host()).unwrap().1.to_owned();
+    let request = server.request("PUT", &target).header("content-type", "text/plain").body(small.clone());
+    assert_eq!(server.send(&request).await.status, 200);
+    let got = server.s3().get_object().bucket("drop").key("in/small.bin").send().await.expect("get");
+    assert_eq!(got.content_type(), Some("text/plain"));
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), small.as_slice());
+
+    // A multipart upload, a part at a time.
+    let large = bytes(5 * 1024 * 1024 + 1024, 8);
+    let created =
+        post(step(&[("action", "upload-create".into()), ("key", "in/large.bin".into()), ("type", "".into())])).await;
+    let created = send_prepared(&server, &created).await;
+    assert_eq!(created.status, 200, "{}", created.text());
+    let text = created.text();
+    let id = text.split("<UploadId>").nth(1).and_then(|rest| rest.split("</UploadId>").next()).expect("an upload id");
+    let mut parts = Vec::new();
+    for (number, chunk) in large.chunks(5 * 1024 * 1024).enumerate() {
+        let fields = step(&[
+            ("action", "upload-part".into()),
+            ("key", "in/large.bin".into()),
+            ("part", (number + 1).to_string()),
+            ("upload", id.to_owned()),
+        ]);
+        let prepared: serde_json::Value = serde_json::from_slice(&post(fields).await.body).expect("JSON");
+        let target = prepared["url"].as_str().unwrap().split_once(&server.host()).unwrap().1.to_owned();
+        let answer = server.send(&server.request("PUT", &target).body(chunk.to_vec())).await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        parts.push(format!("{} {}", number + 1, answer.header("etag").expect("an ETag")));
+    }
+    let fields = step(&[
+        ("action", "upload-complete".into()),
+        ("key", "in/large.bin".into()),
+        ("upload", id.to_owned()),
+        ("parts", parts.join("\n")),
+    ]);
+    let done = send_prepared(&server, &post(fields).await).await;
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert!(!done.text().contains("<Error>"), "{}", done.text());
+    let page = browser.page(&object_page("drop", "in/large.bin")).await;
+    assert!(page.contains(&blake3_hex(&large)), "the object is the file: {page}");
+    let completed = server.object_events("drop", "in/large.bin");
+    assert!(completed.iter().any(|e| e.event_type == "v1.multipart.completed" && e.actor == ACCESS_KEY));
+}

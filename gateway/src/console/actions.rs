@@ -1,4 +1,5 @@
-//! Changes made from the console: a legal hold, retention, tags, deleting a version. Each is
+//! Changes made from the console: a legal hold, retention, tags, deleting a version, and
+//! uploads (one PUT, or a multipart upload of [`PART_SIZE`] parts for a larger file). Each is
 //! an S3 request that the console prepares and signs with the visitor's key, and that the
 //! browser then sends to the gateway's S3 API: it runs the same handler, is decided by the
 //! same policies and Object Lock, and is recorded as the same event as from any S3 client.
@@ -21,6 +22,10 @@ use crate::url_encode;
 /// How long a prepared request may wait before the browser sends it.
 pub const LINK_LIFETIME: Duration = Duration::from_secs(60);
 
+/// The part size of the console's multipart uploads (the script cuts files at it; larger
+/// files than one part are uploaded in parts).
+pub const PART_SIZE: u64 = 8 * 1024 * 1024;
+
 /// The S3 namespace of request documents.
 const XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 
@@ -37,13 +42,23 @@ impl Prepared {
     /// `legal-hold`, ...) or empty.
     fn on_version(method: &'static str, bucket: &str, key: &str, version_id: &str, query: &str) -> Self {
         let operation = if query.is_empty() { String::new() } else { format!("{query}&") };
-        let target = format!(
-            "/{}/{}?{operation}versionId={}",
-            url_encode::component(bucket),
-            url_encode::path(key),
-            url_encode::component(version_id)
-        );
+        let version = format!("{operation}versionId={}", url_encode::component(version_id));
+        Self::on_key(method, bucket, key, &version)
+    }
+
+    /// A request on a key, with `query` (already encoded) if not empty.
+    fn on_key(method: &'static str, bucket: &str, key: &str, query: &str) -> Self {
+        let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+        let target = format!("/{}/{}{query}", url_encode::component(bucket), url_encode::path(key));
         Self { method, target, headers: Vec::new(), body: String::new() }
+    }
+
+    /// With the object's `Content-Type`, which the browser sends as given.
+    fn with_content_type(mut self, content_type: &str) -> Self {
+        if !content_type.is_empty() {
+            self.headers.push(("content-type", content_type.to_owned()));
+        }
+        self
     }
 
     /// With `document` as its body and its `Content-MD5`, which AWS requires of these.
@@ -71,12 +86,20 @@ impl Prepared {
 pub(super) fn prepare(form: &std::collections::HashMap<String, String>) -> Result<Prepared, Refusal> {
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
     let bad = |what: &str| Refusal::Bad(format!("The form's {what} is missing or malformed."));
-    let (bucket, key, version_id) = (field("bucket"), field("key"), field("version"));
-    if bucket.is_empty() || key.is_empty() || version_id.is_empty() {
+    let (bucket, key) = (field("bucket"), field("key"));
+    if bucket.is_empty() || key.is_empty() {
         return Err(bad("object"));
     }
+    let action = field("action");
+    if let Some(upload) = prepare_upload(action, bucket, key, &field)? {
+        return Ok(upload);
+    }
+    let version_id = field("version");
+    if version_id.is_empty() {
+        return Err(bad("version"));
+    }
     let bypass = field("bypass") == "on";
-    Ok(match field("action") {
+    Ok(match action {
         "legal-hold" => {
             let status = match field("status") {
                 status @ ("ON" | "OFF") => status,
@@ -116,6 +139,41 @@ pub(super) fn prepare(form: &std::collections::HashMap<String, String>) -> Resul
         "delete" => Prepared::on_version("DELETE", bucket, key, version_id, "").bypassing_governance(bypass),
         _ => return Err(bad("action")),
     })
+}
+
+/// The request of an upload step (`upload`, `upload-create`, `upload-part`, `upload-complete`,
+/// `upload-abort`), or `None` for another action.
+fn prepare_upload<'f>(
+    action: &str,
+    bucket: &str,
+    key: &str,
+    field: &impl Fn(&str) -> &'f str,
+) -> Result<Option<Prepared>, Refusal> {
+    let bad = |what: &str| Refusal::Bad(format!("The form's {what} is missing or malformed."));
+    let upload_id = || match field("upload") {
+        "" => Err(bad("upload id")),
+        id => Ok(format!("uploadId={}", url_encode::component(id))),
+    };
+    Ok(Some(match action {
+        "upload" => Prepared::on_key("PUT", bucket, key, "").with_content_type(field("type")),
+        "upload-create" => Prepared::on_key("POST", bucket, key, "uploads").with_content_type(field("type")),
+        "upload-part" => {
+            let number: u32 = field("part").parse().map_err(|_| bad("part number"))?;
+            Prepared::on_key("PUT", bucket, key, &format!("partNumber={number}&{}", upload_id()?))
+        }
+        "upload-complete" => {
+            let mut parts = String::new();
+            for line in field("parts").lines().filter(|line| !line.trim().is_empty()) {
+                let (number, etag) = line.trim().split_once(' ').ok_or_else(|| bad("parts"))?;
+                let number: u32 = number.parse().map_err(|_| bad("parts"))?;
+                parts.push_str(&format!("<Part><PartNumber>{number}</PartNumber><ETag>{}</ETag></Part>", escape(etag)));
+            }
+            Prepared::on_key("POST", bucket, key, &upload_id()?)
+                .with_document(format!(r#"<CompleteMultipartUpload xmlns="{XMLNS}">{parts}</CompleteMultipartUpload>"#))
+        }
+        "upload-abort" => Prepared::on_key("DELETE", bucket, key, &upload_id()?),
+        _ => return Ok(None),
+    }))
 }
 
 /// `prepared`, presigned with the visitor's key for the host the browser used, as JSON.
@@ -168,5 +226,31 @@ mod tests {
             assert!(prepare(&form(&[&object[..], &bad[..]].concat())).is_err(), "{bad:?}");
         }
         assert!(prepare(&form(&[("action", "delete")])).is_err(), "no object");
+    }
+
+    #[test]
+    fn each_step_of_an_upload_is_the_s3_request_of_that_step() {
+        let object = [("bucket", "b"), ("key", "in/f 1.bin")];
+        let step = |extra: &[(&str, &str)]| prepare(&form(&[&object[..], extra].concat()));
+        let put = step(&[("action", "upload"), ("type", "text/plain")]).unwrap();
+        assert_eq!((put.method, put.target.as_str()), ("PUT", "/b/in/f%201.bin"));
+        assert_eq!(put.headers, [("content-type", "text/plain".to_owned())]);
+        let create = step(&[("action", "upload-create"), ("type", "")]).unwrap();
+        assert_eq!(
+            (create.method, create.target.as_str(), create.headers.len()),
+            ("POST", "/b/in/f%201.bin?uploads", 0)
+        );
+        let part = step(&[("action", "upload-part"), ("part", "2"), ("upload", "u/1")]).unwrap();
+        assert_eq!(part.target, "/b/in/f%201.bin?partNumber=2&uploadId=u%2F1");
+        let parts = "1 \"aa\"\n2 \"bb\"\n";
+        let complete = step(&[("action", "upload-complete"), ("upload", "u1"), ("parts", parts)]).unwrap();
+        assert!(
+            complete.body.contains("<Part><PartNumber>2</PartNumber><ETag>&quot;bb&quot;</ETag></Part>"),
+            "{}",
+            complete.body
+        );
+        assert_eq!(step(&[("action", "upload-abort"), ("upload", "u1")]).unwrap().method, "DELETE");
+        assert!(step(&[("action", "upload-part"), ("part", "x"), ("upload", "u1")]).is_err());
+        assert!(step(&[("action", "upload-abort")]).is_err(), "no upload id");
     }
 }

@@ -7,7 +7,7 @@ use registry::queries::{Bucket, BucketUsage, ListPage, ListQuery, VersionPage, V
 use s3s::Body;
 
 use super::layout::{self, bucket_href, object_href, page, size, time};
-use super::{Console, Refusal, Visit, html};
+use super::{Console, Refusal, Visit, actions, html};
 use crate::url_encode;
 
 /// Entries (keys and folders) on one page of a bucket.
@@ -163,6 +163,7 @@ pub(super) async fn browse(console: &Console, visit: &Visit, bucket: &str) -> Re
             }
             button type="submit" { "Show" }
         }
+        (upload_form(visit, &bucket.name, &prefix))
         @match &listing {
             Listing::Current(page) => (current_table(&bucket.name, &prefix, page)),
             Listing::Versions(page) => (versions_table(&bucket.name, &prefix, page)),
@@ -177,6 +178,24 @@ pub(super) async fn browse(console: &Console, visit: &Visit, bucket: &str) -> Re
         }
     };
     Ok(html(StatusCode::OK, &page(&bucket.name, Some(&visit.session), &body)))
+}
+
+/// The upload form of a folder: the file goes up as the visitor's own S3 requests
+/// (`actions.js`, `super::actions`), under `prefix` unless another key is given.
+fn upload_form(visit: &Visit, bucket: &str, prefix: &str) -> Markup {
+    html! {
+        form.toolbar data-upload data-prefix=(prefix) data-part-size=(actions::PART_SIZE) method="post"
+            action={ (super::CONSOLE_PREFIX) "/actions" } {
+            input type="hidden" name="csrf" value=(visit.session.form_token);
+            input type="hidden" name="bucket" value=(bucket);
+            label { "Upload a file" input type="file" name="file" required; }
+            label { "as key" input name="key" placeholder={ (prefix) "<file name>" } size="30"; }
+            button type="submit" { "Upload" }
+            progress #upload-progress max="100" value="0" hidden {}
+        }
+        p #action-status role="status" {}
+        script src={ (super::CONSOLE_PREFIX) "/static/actions.js" } {}
+    }
 }
 
 /// Where the page after this one starts: a key (and a version id), when there is one.
