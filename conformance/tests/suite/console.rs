@@ -108,6 +108,21 @@ fn href_of(html: &str, text: &str) -> Option<String> {
     Some(html[start..start + html[start..].find('"')?].replace("&amp;", "&"))
 }
 
+/// A user `name` of the root account with a key of its own and, if given, the inline
+/// `policy`: its access key and secret.
+fn user(server: &Server, name: &str, policy: Option<&str>) -> (String, String) {
+    expect(server, &["user", "create", name], 0);
+    let created = expect(server, &["--json", "key", "create", name], 0);
+    let created: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("JSON");
+    if let Some(policy) = policy {
+        let dir = tempfile::tempdir().expect("temp folder");
+        let file = dir.path().join("policy.json");
+        std::fs::write(&file, policy).expect("policy file");
+        expect(server, &["user", "policy", "put", name, "--file", file.to_str().unwrap()], 0);
+    }
+    (created["access_key"].as_str().unwrap().to_owned(), created["secret_key"].as_str().unwrap().to_owned())
+}
+
 /// `/_console/objects/{bucket}/{key}` as the console links it.
 fn object_page(bucket: &str, key: &str) -> String {
     format!("/_console/objects/{bucket}/{}", encode(key, true))
@@ -265,23 +280,11 @@ async fn a_user_sees_in_the_console_only_what_its_policies_let_it_read_issue_22(
     create_bucket(&s3, "team").await;
     put(&s3, "team", "build/app.tar", b"app").await;
     put(&s3, "team", "secret/plan.txt", b"plan").await;
-    expect(&server, &["user", "create", "alice"], 0);
-    let created = expect(&server, &["--json", "key", "create", "alice"], 0);
-    let created: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("JSON");
-    let (access_key, secret_key) =
-        (created["access_key"].as_str().unwrap().to_owned(), created["secret_key"].as_str().unwrap().to_owned());
-    let dir = tempfile::tempdir().expect("temp folder");
-    let policy = dir.path().join("policy.json");
-    std::fs::write(
-        &policy,
-        r#"{"Version":"2012-10-17","Statement":[
+    let policy = r#"{"Version":"2012-10-17","Statement":[
             {"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::team/build/*"},
             {"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::team",
-             "Condition":{"StringLike":{"s3:prefix":"build/*"}}}]}"#,
-    )
-    .expect("policy file");
-    expect(&server, &["user", "policy", "put", "alice", "--file", policy.to_str().unwrap()], 0);
-
+             "Condition":{"StringLike":{"s3:prefix":"build/*"}}}]}"#;
+    let (access_key, secret_key) = user(&server, "alice", Some(policy));
     let alice = Browser::signed_in(&server, &access_key, &secret_key).await;
     let allowed = alice.page(&object_page("team", "build/app.tar")).await;
     assert!(allowed.contains(&blake3_hex(b"app")), "{allowed}");
@@ -461,22 +464,11 @@ async fn a_policy_on_existing_object_tags_decides_console_pages_and_registry_api
         .send()
         .await
         .expect("put a tagged object");
-    expect(&server, &["user", "create", "carol"], 0);
-    let created = expect(&server, &["--json", "key", "create", "carol"], 0);
-    let created: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("JSON");
-    let (access_key, secret_key) =
-        (created["access_key"].as_str().unwrap().to_owned(), created["secret_key"].as_str().unwrap().to_owned());
-    let dir = tempfile::tempdir().expect("temp folder");
-    let policy = dir.path().join("policy.json");
-    std::fs::write(
-        &policy,
-        r#"{"Version":"2012-10-17","Statement":[
+    let policy = r#"{"Version":"2012-10-17","Statement":[
             {"Effect":"Allow","Action":["s3:GetObject","s3:ListAllMyBuckets"],"Resource":"*"},
             {"Effect":"Deny","Action":"s3:GetObject","Resource":"arn:aws:s3:::team/*",
-             "Condition":{"StringEquals":{"s3:ExistingObjectTag/secret":"yes"}}}]}"#,
-    )
-    .expect("policy file");
-    expect(&server, &["user", "policy", "put", "carol", "--file", policy.to_str().unwrap()], 0);
+             "Condition":{"StringEquals":{"s3:ExistingObjectTag/secret":"yes"}}}]}"#;
+    let (access_key, secret_key) = user(&server, "carol", Some(policy));
     let key = artifact_store_conformance::raw::Key { access_key: &access_key, secret_key: &secret_key };
     let denied = (403, "AccessDenied".to_owned());
     let refused = server.s3_as(key).get_object().bucket("team").key("classified.txt").send().await;
@@ -595,12 +587,8 @@ async fn a_sealed_package_shows_its_members_and_verifies_their_bytes_issue_22() 
     assert!(!failed.text().contains("v1/notes.txt version null"), "only the damaged member: {}", failed.text());
 
     // A user who may not read the manifest sees no package.
-    expect(&server, &["user", "create", "dave"], 0);
-    let created = expect(&server, &["--json", "key", "create", "dave"], 0);
-    let created: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("JSON");
-    let dave =
-        Browser::signed_in(&server, created["access_key"].as_str().unwrap(), created["secret_key"].as_str().unwrap())
-            .await;
+    let (access_key, secret_key) = user(&server, "dave", None);
+    let dave = Browser::signed_in(&server, &access_key, &secret_key).await;
     assert!(!dave.page("/_console/packages").await.contains("app-1"));
     assert_eq!(dave.get("/_console/packages/app-1").await.status, 404);
 }
@@ -681,16 +669,9 @@ async fn a_bucket_is_browsed_a_page_at_a_time_with_its_versions_on_demand_issue_
 #[tokio::test]
 async fn an_open_live_feed_ends_once_its_key_is_disabled_issue_22() {
     let server = Server::start(Transport::Http).await;
-    expect(&server, &["user", "create", "watcher"], 0);
-    let created = expect(&server, &["--json", "key", "create", "watcher"], 0);
-    let created: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("JSON");
-    let access_key = created["access_key"].as_str().unwrap().to_owned();
-    let dir = tempfile::tempdir().expect("temp folder");
-    let policy = dir.path().join("policy.json");
-    std::fs::write(&policy, r#"{"Statement":{"Effect":"Allow","Action":"artifact-store:ReadEvents","Resource":"*"}}"#)
-        .expect("policy file");
-    expect(&server, &["user", "policy", "put", "watcher", "--file", policy.to_str().unwrap()], 0);
-    let watcher = Browser::signed_in(&server, &access_key, created["secret_key"].as_str().unwrap()).await;
+    let policy = r#"{"Statement":{"Effect":"Allow","Action":"artifact-store:ReadEvents","Resource":"*"}}"#;
+    let (access_key, secret_key) = user(&server, "watcher", Some(policy));
+    let watcher = Browser::signed_in(&server, &access_key, &secret_key).await;
     let request = server.request("GET", "/_console/feed/stream").header("cookie", watcher.cookie.as_deref().unwrap());
     let mut tcp = tokio::net::TcpStream::connect(server.addr()).await.expect("connect");
     tcp.write_all(&request.to_bytes()).await.expect("send");
