@@ -35,6 +35,26 @@ pub struct Config {
     pub gc: GcConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Server-side encryption.
+    pub encryption: EncryptionConfig,
+}
+
+/// `[encryption]`
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// The master key that wraps the data keys of encrypted objects (64 hex digits). Created
+    /// on first start when missing [default: `<data_dir>/keys/master.key`]. Gateways that
+    /// share a registry must share this file.
+    pub master_key_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Where the master key is: `encryption.master_key_file` or its default.
+    #[must_use]
+    pub fn master_key_path(&self) -> PathBuf {
+        self.encryption.master_key_file.clone().unwrap_or_else(|| self.storage.data_dir.join("keys").join("master.key"))
+    }
 }
 
 /// `[server]`
@@ -497,8 +517,11 @@ enum Kind {
 
 /// Shorter environment names for keys set often by hand; also the names in
 /// `<data_dir>/root-credentials`.
-const ENV_ALIASES: &[(&str, &str)] =
-    &[("auth.access_key", "ARTIFACT_STORE_ACCESS_KEY"), ("auth.secret_key", "ARTIFACT_STORE_SECRET_KEY")];
+const ENV_ALIASES: &[(&str, &str)] = &[
+    ("auth.access_key", "ARTIFACT_STORE_ACCESS_KEY"),
+    ("auth.secret_key", "ARTIFACT_STORE_SECRET_KEY"),
+    ("encryption.master_key_file", "ARTIFACT_STORE_MASTER_KEY_FILE"),
+];
 
 /// Every key with an environment twin, in the order of [`Config`]'s fields.
 pub static KEYS: LazyLock<Vec<Key>> = LazyLock::new(|| {

@@ -54,6 +54,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod cors;
+pub mod crypto;
 pub mod digest;
 pub mod error_body;
 pub mod iam;

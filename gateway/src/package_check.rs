@@ -7,8 +7,7 @@ use registry::event::v1::BlobPart;
 use registry::packages::{Manifest, Member, Package};
 use registry::queries::ObjectVersion;
 
-use crate::backend::BlobStore;
-use crate::rehash::blake3_of;
+use crate::rehash::{Stored, blake3_of};
 
 /// The manifest digest that `event`, the package's `v1.package.finalized` event in the log,
 /// recorded: what the manifest's bytes must hash to (the packages view could have been edited;
@@ -32,7 +31,7 @@ pub fn sealed_digest(event: Option<&registry::Event>, package: &Package) -> anyh
 /// # Errors
 /// The store's read errors, and a manifest whose bytes hash right but do not parse.
 pub async fn manifest<F>(
-    store: &dyn BlobStore,
+    stored: &Stored,
     package: &Package,
     recorded: &str,
     manifest_parts: Option<&[BlobPart]>,
@@ -56,7 +55,7 @@ where
         ));
         return Ok((None, problems));
     };
-    let (digest, bytes) = blake3_of(store, parts, true, inline).await?;
+    let (digest, bytes) = blake3_of(stored, parts, true, inline).await?;
     if digest != recorded {
         problems.push(format!(
             "manifest s3://{}/{}: its bytes hash to {digest}, the seal recorded {recorded}",
@@ -71,7 +70,7 @@ where
 /// One `member` of a package in `bucket` against `version`, the registry's record of the
 /// version it names (`None`: gone), and, when `rehash`, against its bytes.
 pub async fn member<F>(
-    store: &dyn BlobStore,
+    stored: &Stored,
     bucket: &str,
     member: &Member,
     version: Option<&ObjectVersion>,
@@ -91,7 +90,7 @@ where
         checked.problems.push(format!("{name}: the registry's record differs from the manifest"));
     }
     if rehash {
-        match blake3_of(store, &version.content.parts, false, inline).await {
+        match blake3_of(stored, &version.content.parts, false, inline).await {
             Ok((digest, _)) => {
                 checked.rehashed = true;
                 if digest != member.blake3 {

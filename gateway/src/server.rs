@@ -44,6 +44,7 @@ use crate::client_addr::{ClientAddr, TrustedProxies};
 use crate::config::{Backend, Config, UpstreamObjectLock};
 use crate::console::{self, Console};
 use crate::cors::{BrowserRequest, Cors};
+use crate::crypto::KeyRing;
 use crate::iam::IamApi;
 use crate::limits::{
     ConnectionActivity, EndTrackingBody, IdleTimeoutBody, RequestInProgress, TrackedBody, UploadSlots,
@@ -90,6 +91,9 @@ pub enum ServeError {
     /// Root credentials were not resolved.
     #[error(transparent)]
     Auth(#[from] MissingRootCredentials),
+    /// The master key of server-side encryption could not be read or created.
+    #[error(transparent)]
+    Keys(#[from] crate::crypto::KeyRingError),
     /// `server.admin_listen` could not be bound.
     #[error("cannot listen on {addr} (server.admin_listen): {source}")]
     AdminListen {
@@ -214,6 +218,7 @@ pub async fn serve_with_blobs(
         None => None,
     };
     let control = AccessControl::new(&config, &registry, root_account.id.clone())?;
+    let keys = Arc::new(KeyRing::open_or_create(&config.master_key_path())?);
     let uploads = UploadSlots::new(config.server.max_concurrent_uploads);
     let limits = ConnectionLimits::of(&config.server);
     let trusted_proxies = Arc::new(config.server.trusted_proxies.clone());
@@ -239,7 +244,7 @@ pub async fn serve_with_blobs(
         console: Arc::new(
             Console::new(
                 registry.clone(),
-                Arc::clone(&blobs),
+                crate::rehash::Stored { store: Arc::clone(&blobs), keys: Some(Arc::clone(&keys)) },
                 control.users.clone().with_registry(registry.clone()),
                 control.access.clone(),
                 config.server.region.clone(),
@@ -254,7 +259,7 @@ pub async fn serve_with_blobs(
                 stopping_rx.clone(),
             )),
         ),
-        s3: s3_service(Arc::new(config), registry.clone(), &control, blobs, Some(api), uploads)?,
+        s3: s3_service(Arc::new(config), registry.clone(), &control, blobs, keys, Some(api), uploads)?,
         peer: None,
         trusted_proxies,
         activity: Arc::default(),
@@ -428,7 +433,7 @@ impl AccessControl {
     }
 }
 
-/// The s3s service for `config`, storing bytes in `blobs`: authentication over the configured
+/// The s3s service for `config`, storing bytes in `blobs` (encrypted under `keys` where asked): authentication over the configured
 /// users, virtual-host style when `server.base_domain` is set, and the registry API (signed
 /// like S3 requests) when `api` is given.
 ///
@@ -441,6 +446,7 @@ pub fn s3_service(
     registry: Registry,
     control: &AccessControl,
     blobs: Arc<dyn BlobStore>,
+    keys: Arc<KeyRing>,
     api: Option<RegistryApi>,
     uploads: UploadSlots,
 ) -> Result<S3Service, ServeError> {
@@ -453,7 +459,7 @@ pub fn s3_service(
     s3s_config.form_max_fields_size = crate::post_form::MAX_FIELDS_BYTES;
     let s3s_config = s3s::config::StaticConfigProvider::new(Arc::new(s3s_config));
     let mut builder =
-        S3ServiceBuilder::new(Gateway::new(registry.clone(), blobs, config, users.clone(), uploads, grants));
+        S3ServiceBuilder::new(Gateway::new(registry.clone(), blobs, config, users.clone(), uploads, grants, keys));
     builder.set_config(Arc::new(s3s_config));
     builder.set_auth(users.with_registry(registry));
     builder.set_access(access.clone());

@@ -82,7 +82,7 @@ impl DataDir {
 
 async fn store_blob(store: &FsBlobStore, bytes: &[u8]) -> BlobId {
     let body = Box::pin(futures::stream::iter([Ok(Bytes::copy_from_slice(bytes))]));
-    store.put(body, Some(bytes.len() as u64), &[], None).await.unwrap().commit().await.unwrap()
+    store.put(body, Some(bytes.len() as u64), &[], None, None).await.unwrap().commit().await.unwrap()
 }
 
 async fn put(registry: &Registry, store: &FsBlobStore, key: &str, bytes: &[u8]) -> BlobId {
@@ -96,6 +96,7 @@ async fn put(registry: &Registry, store: &FsBlobStore, key: &str, bytes: &[u8]) 
         subtrees: None,
         offset: None,
         store_etag: None,
+        wrapped_key: None,
     };
     let put = ObjectPut {
         bucket: BUCKET.to_owned(),

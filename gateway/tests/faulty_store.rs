@@ -16,6 +16,7 @@ use artifact_store_gateway::backend::{
     BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, PartToJoin, Result, Stage, StagedBlob, StoreUpload,
 };
 use artifact_store_gateway::config::Config;
+use artifact_store_gateway::crypto::Seal;
 use artifact_store_gateway::digest::ChecksumAlgorithm;
 use artifact_store_gateway::layout;
 use artifact_store_gateway::server::serve_with_blobs;
@@ -107,8 +108,9 @@ impl BlobStore for FaultyStore {
         expected_len: Option<u64>,
         algorithms: &[ChecksumAlgorithm],
         subtree_offset: Option<u64>,
+        seal: Option<Seal>,
     ) -> Result<StagedBlob> {
-        let staged = self.inner.put(body, expected_len, algorithms, subtree_offset).await?;
+        let staged = self.inner.put(body, expected_len, algorithms, subtree_offset, seal).await?;
         Ok(self.stage(staged))
     }
 

@@ -45,6 +45,7 @@ fn version(submitter: u64, i: u64) -> NewVersion {
         subtrees: None,
         offset: None,
         store_etag: None,
+        wrapped_key: None,
     };
     NewVersion {
         acl: artifact_store_registry::acl::ObjectAcl::default(),

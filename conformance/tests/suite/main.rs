@@ -11,6 +11,7 @@ mod console;
 mod cors;
 mod crash_loop;
 mod disk_full;
+mod encryption;
 mod first_start;
 mod gc;
 mod identities;

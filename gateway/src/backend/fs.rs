@@ -38,6 +38,7 @@ use super::pipeline::{
 use super::{
     BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, PartToJoin, Result, Stage, StagedBlob, StoreUpload,
 };
+use crate::crypto::{EncryptedBlobId, Seal, Sealer};
 use crate::digest::{ChecksumAlgorithm, Checksummer};
 use crate::outboard::GroupHasher;
 
@@ -237,25 +238,39 @@ impl FsBlobStore {
         len: u64,
         algorithms: &[ChecksumAlgorithm],
         part_offset: Option<u64>,
+        seal: Option<Seal>,
     ) -> Result<StagedBlob> {
         let data = receive_exactly(body, len).await?;
         let tmp_dir = self.tmp.clone();
         let algorithms = algorithms.to_vec();
+        let (sealer, id) = seal.map(|seal| (seal.sealer, seal.id)).unzip();
         let (temp, hashes) = spawn_blocking(move || -> io::Result<_> {
             let hashes = Hashes::of(&data, &algorithms, part_offset);
             // The guard exists before the first byte is written: an error below removes the file.
             let (temp, mut file) = TempFile::create(&tmp_dir)?;
-            file.write_all(&data)?;
+            match sealer {
+                Some(mut sealer) => {
+                    file.write_all(&sealer.push(&data))?;
+                    file.write_all(&sealer.finish())?;
+                }
+                None => file.write_all(&data)?,
+            }
             file.sync_data()?;
             Ok((temp, hashes))
         })
         .await
         .map_err(join_error)??;
         let Hashes { md5, blake3, checksums, part } = hashes;
-        let final_path = self.blob_path(&BlobId::new(hex::encode(blake3)))?;
+        let final_path = self.blob_path(&blob_id(id.as_ref(), &blake3))?;
         let stage = FsStage { temp, final_path };
         Ok(StagedBlob::new(len, blake3, md5, checksums, part, Box::new(stage)))
     }
+}
+
+/// The id of a blob with this plaintext BLAKE3: the digest itself, or for an encrypted blob
+/// the id its seal gives it.
+fn blob_id(encrypted: Option<&EncryptedBlobId>, blake3: &[u8; 32]) -> BlobId {
+    BlobId::new(encrypted.map_or_else(|| hex::encode(blake3), |id| id.of(blake3)))
 }
 
 #[async_trait]
@@ -266,13 +281,15 @@ impl BlobStore for FsBlobStore {
         expected_len: Option<u64>,
         algorithms: &[ChecksumAlgorithm],
         part_offset: Option<u64>,
+        seal: Option<Seal>,
     ) -> Result<StagedBlob> {
         self.check_free_space(expected_len.unwrap_or(0))?;
         if let Some(len) = expected_len
             && len <= SMALL_BODY
         {
-            return self.put_small(body, len, algorithms, part_offset).await;
+            return self.put_small(body, len, algorithms, part_offset, seal).await;
         }
+        let (sealer, id) = seal.map(|seal| (seal.sealer, seal.id)).unzip();
 
         // 1. A temp file and its guard exist before any byte is written, so every exit below
         //    (including this future being dropped) removes it.
@@ -285,7 +302,7 @@ impl BlobStore for FsBlobStore {
         let md5_worker = tokio::spawn(md5_worker(md5_rx));
         let checksummer = Checksummer::new(algorithms);
         let direct_io = self.direct_io;
-        let write_worker = tokio::spawn(write_worker(file, direct_io, write_rx, checksummer));
+        let write_worker = tokio::spawn(write_worker(file, direct_io, write_rx, checksummer, sealer));
         // A multipart part's chaining value is a second BLAKE3 pass, on a core of its own.
         let (part_tx, part_worker) = start_part_worker(part_offset, expected_len);
         let workers: Vec<&mpsc::Sender<Chunk>> =
@@ -318,7 +335,7 @@ impl BlobStore for FsBlobStore {
         let md5 = md5.ok_or_else(|| io::Error::other("md5 worker stopped early"))?;
 
         let blake3 = *blake3.as_bytes();
-        let final_path = self.blob_path(&BlobId::new(hex::encode(blake3)))?;
+        let final_path = self.blob_path(&blob_id(id.as_ref(), &blake3))?;
         let stage = FsStage { temp, final_path };
         Ok(StagedBlob::new(size, blake3, md5, checksums, part, Box::new(stage)).with_outboard(outboard))
     }
@@ -416,10 +433,11 @@ async fn write_worker(
     direct_io: bool,
     mut rx: mpsc::Receiver<Chunk>,
     checksummer: Checksummer,
+    sealer: Option<Sealer>,
 ) -> io::Result<Option<Digests>> {
     let file = Arc::new(file);
     let stopped = || io::Error::other("blob writer stopped");
-    let mut state = (BlockWriter::new(Arc::clone(&file), direct_io), GroupHasher::new(), checksummer);
+    let mut state = (BlockWriter::new(Arc::clone(&file), direct_io), GroupHasher::new(), checksummer, sealer);
     let mut flush: Option<JoinHandle<io::Result<()>>> = None;
     let mut unflushed: u64 = 0;
     while let Some(chunk) = rx.recv().await {
@@ -427,11 +445,14 @@ async fn write_worker(
             Chunk::Data(bytes) => {
                 let len = bytes.len() as u64;
                 state = off_thread(move || -> io::Result<_> {
-                    let (mut writer, mut blake3, mut checksummer) = state;
+                    let (mut writer, mut blake3, mut checksummer, mut sealer) = state;
                     blake3.update(&bytes);
                     checksummer.update(&bytes);
-                    writer.write(&bytes)?;
-                    Ok((writer, blake3, checksummer))
+                    match &mut sealer {
+                        Some(sealer) => writer.write(&sealer.push(&bytes))?,
+                        None => writer.write(&bytes)?,
+                    }
+                    Ok((writer, blake3, checksummer, sealer))
                 })
                 .await
                 .ok_or_else(stopped)??;
@@ -455,7 +476,10 @@ async fn write_worker(
                 }
                 let file = Arc::clone(&file);
                 return off_thread(move || {
-                    let (writer, blake3, checksummer) = state;
+                    let (mut writer, blake3, checksummer, sealer) = state;
+                    if let Some(sealer) = sealer {
+                        writer.write(&sealer.finish())?;
+                    }
                     writer.finish()?;
                     file.sync_data()?;
                     Ok(Some(Digests::finish(blake3, checksummer)))
@@ -697,7 +721,7 @@ mod tests {
     async fn bytes_round_trip_with_their_digests() {
         let (dir, store) = store();
         let data = pattern(3 * READ_CHUNK as usize + 12_345);
-        let staged = store.put(body(in_chunks(&data, 65_536)), Some(data.len() as u64), &[], None).await.unwrap();
+        let staged = store.put(body(in_chunks(&data, 65_536)), Some(data.len() as u64), &[], None, None).await.unwrap();
 
         assert_eq!(staged.size(), data.len() as u64);
         assert_eq!(staged.blake3(), *blake3::hash(&data).as_bytes());
@@ -720,7 +744,7 @@ mod tests {
         let data = pattern(2 * WRITEBACK_STEP as usize + 777);
         let mut chunks = in_chunks(&data[..FEED_CHUNK + 3], FEED_CHUNK + 3);
         chunks.extend(in_chunks(&data[FEED_CHUNK + 3..], 100_003));
-        let staged = store.put(body(chunks), Some(data.len() as u64), &[], None).await.unwrap();
+        let staged = store.put(body(chunks), Some(data.len() as u64), &[], None, None).await.unwrap();
 
         assert_eq!(staged.blake3(), *blake3::hash(&data).as_bytes());
         assert_eq!(staged.md5(), <[u8; 16]>::from(Md5::digest(&data)));
@@ -735,8 +759,8 @@ mod tests {
         let data = pattern(5_000);
         let algorithms = [ChecksumAlgorithm::Crc32c, ChecksumAlgorithm::Sha1];
         let offset = Some(16 << 20);
-        let small = store.put(body(in_chunks(&data, 999)), Some(data.len() as u64), &algorithms, offset).await;
-        let streamed = store.put(body(in_chunks(&data, 999)), None, &algorithms, offset).await;
+        let small = store.put(body(in_chunks(&data, 999)), Some(data.len() as u64), &algorithms, offset, None).await;
+        let streamed = store.put(body(in_chunks(&data, 999)), None, &algorithms, offset, None).await;
         let (small, streamed) = (small.unwrap(), streamed.unwrap());
 
         assert_eq!(small.size(), streamed.size());
@@ -754,7 +778,7 @@ mod tests {
         let (_dir, store) = store();
         let data = pattern(3 * (1 << 20) + 4321);
         let offset = 5 << 20;
-        let staged = store.put(body(in_chunks(&data, 70_000)), Some(data.len() as u64), &[], Some(offset)).await;
+        let staged = store.put(body(in_chunks(&data, 70_000)), Some(data.len() as u64), &[], Some(offset), None).await;
         let mut part = crate::outboard::PartHasher::at(offset, data.len() as u64).unwrap();
         part.update(&data);
         let expected = part.finish().unwrap();
@@ -767,7 +791,7 @@ mod tests {
         let (_dir, store) = store();
         let algorithms = [ChecksumAlgorithm::Crc32, ChecksumAlgorithm::Sha256];
         let staged =
-            store.put(body(vec![b"hello ".to_vec(), b"world".to_vec()]), None, &algorithms, None).await.unwrap();
+            store.put(body(vec![b"hello ".to_vec(), b"world".to_vec()]), None, &algorithms, None, None).await.unwrap();
         let checksums = staged.checksums();
         assert_eq!(checksums.get(ChecksumAlgorithm::Crc32).unwrap().to_base64(), "DUoRhQ==");
         assert_eq!(
@@ -781,8 +805,8 @@ mod tests {
     async fn identical_content_is_stored_once() {
         let (dir, store) = store();
         let data = pattern(100_000);
-        let first = store.put(body(vec![data.clone()]), None, &[], None).await.unwrap();
-        let second = store.put(body(in_chunks(&data, 7)), None, &[], None).await.unwrap();
+        let first = store.put(body(vec![data.clone()]), None, &[], None, None).await.unwrap();
+        let second = store.put(body(in_chunks(&data, 7)), None, &[], None, None).await.unwrap();
         let first = first.commit().await.unwrap();
         let second = second.commit().await.unwrap();
 
@@ -795,7 +819,7 @@ mod tests {
     #[tokio::test]
     async fn dropped_stage_leaves_no_file() {
         let (dir, store) = store();
-        let staged = store.put(body(vec![pattern(1000)]), None, &[], None).await.unwrap();
+        let staged = store.put(body(vec![pattern(1000)]), None, &[], None, None).await.unwrap();
         assert_eq!(files_in(&dir.path().join("tmp")).len(), 1);
         drop(staged);
         assert!(files_in(&dir.path().join("tmp")).is_empty());
@@ -805,7 +829,7 @@ mod tests {
     #[tokio::test]
     async fn short_body_is_incomplete_and_leaves_nothing() {
         let (dir, store) = store();
-        let err = store.put(body(vec![pattern(5)]), Some(10), &[], None).await.unwrap_err();
+        let err = store.put(body(vec![pattern(5)]), Some(10), &[], None, None).await.unwrap_err();
         assert!(matches!(err, BlobError::IncompleteBody { expected: 10, received: 5 }), "{err:?}");
         assert!(files_in(&dir.path().join("tmp")).is_empty());
         assert!(files_in(&dir.path().join("blobs")).is_empty());
@@ -814,7 +838,7 @@ mod tests {
     #[tokio::test]
     async fn long_body_is_refused_and_leaves_nothing() {
         let (dir, store) = store();
-        let err = store.put(body(vec![pattern(5), pattern(6)]), Some(8), &[], None).await.unwrap_err();
+        let err = store.put(body(vec![pattern(5), pattern(6)]), Some(8), &[], None, None).await.unwrap_err();
         assert!(matches!(err, BlobError::IncompleteBody { expected: 8, received: 11 }), "{err:?}");
         assert!(files_in(&dir.path().join("tmp")).is_empty());
     }
@@ -824,7 +848,7 @@ mod tests {
         let (dir, store) = store();
         let chunks: Vec<Result<Bytes, super::super::BodyError>> =
             vec![Ok(Bytes::from(pattern(100))), Err(io::Error::other("client went away").into())];
-        let err = store.put(Box::pin(futures::stream::iter(chunks)), None, &[], None).await.unwrap_err();
+        let err = store.put(Box::pin(futures::stream::iter(chunks)), None, &[], None, None).await.unwrap_err();
         assert!(matches!(err, BlobError::Body(_)), "{err:?}");
         assert!(files_in(&dir.path().join("tmp")).is_empty());
     }
@@ -833,7 +857,7 @@ mod tests {
     async fn ranges_return_exactly_the_requested_bytes() {
         let (_dir, store) = store();
         let data = pattern(2 * READ_CHUNK as usize + 10);
-        let id = store.put(body(vec![data.clone()]), None, &[], None).await.unwrap().commit().await.unwrap();
+        let id = store.put(body(vec![data.clone()]), None, &[], None, None).await.unwrap().commit().await.unwrap();
         let len = data.len() as u64;
 
         assert_eq!(read_all(&store, &id, Some((0, 0))).await, &data[..1]);
@@ -852,7 +876,7 @@ mod tests {
     #[tokio::test]
     async fn empty_blob_round_trips() {
         let (_dir, store) = store();
-        let id = store.put(body(vec![]), Some(0), &[], None).await.unwrap().commit().await.unwrap();
+        let id = store.put(body(vec![]), Some(0), &[], None, None).await.unwrap().commit().await.unwrap();
         assert_eq!(id.as_str(), blake3::hash(b"").to_hex().as_str());
         assert!(read_all(&store, &id, None).await.is_empty());
     }
@@ -880,9 +904,9 @@ mod tests {
     #[tokio::test]
     async fn list_shows_committed_blobs_and_delete_removes_them() {
         let (_dir, store) = store();
-        let a = store.put(body(vec![b"a".to_vec()]), None, &[], None).await.unwrap().commit().await.unwrap();
-        let b = store.put(body(vec![b"bb".to_vec()]), None, &[], None).await.unwrap().commit().await.unwrap();
-        let _pending = store.put(body(vec![b"c".to_vec()]), None, &[], None).await.unwrap();
+        let a = store.put(body(vec![b"a".to_vec()]), None, &[], None, None).await.unwrap().commit().await.unwrap();
+        let b = store.put(body(vec![b"bb".to_vec()]), None, &[], None, None).await.unwrap().commit().await.unwrap();
+        let _pending = store.put(body(vec![b"c".to_vec()]), None, &[], None, None).await.unwrap();
 
         let mut listed: Vec<_> = store.list().await.unwrap().map(|e| e.unwrap()).collect().await;
         listed.sort_by_key(|x| x.size);
@@ -897,7 +921,8 @@ mod tests {
     async fn a_placed_blob_is_placed_again_after_gc_removed_it() {
         let (dir, store) = store();
         let data = pattern(SMALL_BODY as usize + 1);
-        let mut placed = store.put(body(vec![data.clone()]), None, &[], None).await.unwrap().place().await.unwrap();
+        let mut placed =
+            store.put(body(vec![data.clone()]), None, &[], None, None).await.unwrap().place().await.unwrap();
         let id = placed.id().clone();
         store.delete(&id).await.unwrap();
 
@@ -911,12 +936,13 @@ mod tests {
     #[tokio::test]
     async fn recommit_refreshes_the_mtime_of_the_existing_blob() {
         let (dir, store) = store();
-        let id = store.put(body(vec![b"same".to_vec()]), None, &[], None).await.unwrap().commit().await.unwrap();
+        let id = store.put(body(vec![b"same".to_vec()]), None, &[], None, None).await.unwrap().commit().await.unwrap();
         let path = files_in(&dir.path().join("blobs")).pop().unwrap();
         let old = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
         File::open(&path).unwrap().set_modified(old).unwrap();
 
-        let again = store.put(body(vec![b"same".to_vec()]), None, &[], None).await.unwrap().commit().await.unwrap();
+        let again =
+            store.put(body(vec![b"same".to_vec()]), None, &[], None, None).await.unwrap().commit().await.unwrap();
         assert_eq!(again, id);
         assert!(std::fs::metadata(&path).unwrap().modified().unwrap() > old);
     }

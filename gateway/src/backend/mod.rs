@@ -29,6 +29,7 @@ use blake3::hazmat::ChainingValue;
 use bytes::Bytes;
 use futures::Stream;
 
+use crate::crypto::Seal;
 use crate::digest::{ChecksumAlgorithm, Checksums};
 use crate::outboard::PartHashes;
 
@@ -94,6 +95,10 @@ pub enum BlobError {
     /// object whose mirrored retention or legal hold is still in force).
     #[error("blob is locked by the storage")]
     Locked,
+    /// Encrypted stored bytes do not authenticate under their data key: they were changed,
+    /// moved or cut (see [`crate::crypto::segments`]).
+    #[error("stored bytes do not authenticate: {0}")]
+    Forged(#[from] crate::crypto::OpenError),
     /// Local I/O failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -341,6 +346,8 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Streams `body` once into staging, computing BLAKE3, MD5 and `algorithms` as it passes.
     /// With `part_offset` and `expected_len`, also computes the bytes' BLAKE3 as the subtrees of
     /// a larger input they form at that offset (a multipart part; see [`crate::blake3_tree`]).
+    /// With `seal`, the bytes are stored encrypted by it, after they were hashed: the staged
+    /// blob's size and hashes are those of the plaintext (see [`crate::crypto`]).
     ///
     /// # Errors
     ///
@@ -353,6 +360,7 @@ pub trait BlobStore: Send + Sync + 'static {
         expected_len: Option<u64>,
         algorithms: &[ChecksumAlgorithm],
         part_offset: Option<u64>,
+        seal: Option<Seal>,
     ) -> Result<StagedBlob>;
 
     /// Reads a blob, or the inclusive byte range `(first, last)` of it.

@@ -16,6 +16,7 @@ use futures::StreamExt as _;
 use tokio::sync::mpsc;
 
 use super::{BlobError, BodyStream, Result};
+use crate::crypto::Sealer;
 use crate::digest::{ChecksumAlgorithm, Checksummer, Checksums, Md5, md5};
 use crate::outboard::{GroupHasher, PartHasher, PartHashes};
 
@@ -178,6 +179,38 @@ pub(super) async fn digest_worker(mut rx: mpsc::Receiver<Chunk>, mut checksummer
         }
     }
     None
+}
+
+/// Encrypts the chunks it receives with `sealer` and passes the stored form on to `out`
+/// (an upstream request reading its own channel). A channel closed without `End` is passed on
+/// closed, so the abandoned put stays abandoned.
+pub(super) async fn seal_worker(mut rx: mpsc::Receiver<Chunk>, mut sealer: Sealer, out: mpsc::Sender<Chunk>) {
+    while let Some(chunk) = rx.recv().await {
+        let sealed = match chunk {
+            Chunk::Data(bytes) => {
+                let Some((next, sealed)) = off_thread(move || {
+                    let sealed = sealer.push(&bytes);
+                    (sealer, sealed)
+                })
+                .await
+                else {
+                    return;
+                };
+                sealer = next;
+                sealed
+            }
+            Chunk::End => {
+                let last = sealer.finish();
+                if out.send(Chunk::Data(last)).await.is_ok() {
+                    let _ = out.send(Chunk::End).await;
+                }
+                return;
+            }
+        };
+        if !sealed.is_empty() && out.send(Chunk::Data(sealed)).await.is_err() {
+            return;
+        }
+    }
 }
 
 pub(super) fn join_error(err: tokio::task::JoinError) -> BlobError {

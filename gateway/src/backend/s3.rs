@@ -53,12 +53,15 @@ use http_body::{Frame, SizeHint};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::spawn_blocking;
 
-use super::pipeline::{Chunk, Digests, PIPELINE_DEPTH, digest_worker, feed, join_error, md5_worker, start_part_worker};
+use super::pipeline::{
+    Chunk, Digests, PIPELINE_DEPTH, digest_worker, feed, join_error, md5_worker, seal_worker, start_part_worker,
+};
 use super::{
     BlobEntry, BlobError, BlobId, BlobLock, BlobStore, BlobStream, BodyStream, PartToJoin, Result, RetentionMode,
     Stage, StagedBlob, StoreUpload,
 };
 use crate::config::{UpstreamConfig, UpstreamObjectLock};
+use crate::crypto::{Seal, Sealer};
 use crate::digest::{ChecksumAlgorithm, Checksummer, Checksums};
 use crate::outboard::PartHashes;
 use crate::telemetry::error_chain;
@@ -260,11 +263,21 @@ impl S3BlobStore {
         algorithms: &[ChecksumAlgorithm],
         part_offset: Option<u64>,
         target: Target<'_>,
+        sealer: Option<Sealer>,
     ) -> Result<Streamed> {
-        // 1. The hashing workers, and the upstream request reading its own channel.
+        // 1. The hashing workers, and the upstream request reading its own channel (through
+        //    the sealer when the blob is stored encrypted).
         let (md5_tx, md5_rx) = mpsc::channel(PIPELINE_DEPTH);
         let (digest_tx, digest_rx) = mpsc::channel(PIPELINE_DEPTH);
-        let (upstream_tx, upstream_rx) = mpsc::channel(PIPELINE_DEPTH);
+        let (mut upstream_tx, upstream_rx) = mpsc::channel(PIPELINE_DEPTH);
+        let stored_len = match sealer {
+            Some(sealer) => {
+                let (plain_tx, plain_rx) = mpsc::channel(PIPELINE_DEPTH);
+                tokio::spawn(seal_worker(plain_rx, sealer, std::mem::replace(&mut upstream_tx, plain_tx)));
+                crate::crypto::segments::sealed_len(len)
+            }
+            None => len,
+        };
         let md5_worker = tokio::spawn(md5_worker(md5_rx));
         let checksummer = Checksummer::new(algorithms);
         let digest_worker = tokio::spawn(digest_worker(digest_rx, checksummer));
@@ -289,7 +302,7 @@ impl S3BlobStore {
             drop((md5_tx, digest_tx, upstream_tx, part_tx));
             fed
         };
-        let (fed, uploaded) = tokio::join!(feeding, self.upload(target, len, upstream_rx, sent_rx));
+        let (fed, uploaded) = tokio::join!(feeding, self.upload(target, stored_len, upstream_rx, sent_rx));
 
         // 3. The client's own failure explains an aborted upload; otherwise the upstream's.
         let (size, Uploaded { etag, version_id }) = match (fed, uploaded) {
@@ -434,11 +447,14 @@ impl BlobStore for S3BlobStore {
         expected_len: Option<u64>,
         algorithms: &[ChecksumAlgorithm],
         part_offset: Option<u64>,
+        seal: Option<Seal>,
     ) -> Result<StagedBlob> {
         let (body, len) = with_length(body, expected_len).await?;
         let id = BlobId::new(hex::encode(rand::random::<[u8; 16]>()));
         let key = self.key(&id)?;
-        let streamed = self.stream_through(body, len, algorithms, part_offset, Target::Object { key: &key }).await;
+        let sealer = seal.map(|seal| seal.sealer);
+        let streamed =
+            self.stream_through(body, len, algorithms, part_offset, Target::Object { key: &key }, sealer).await;
         // From here the object may exist upstream (an upload that failed late may still have
         // landed): the stage's guard deletes it on any exit but a commit.
         let version_id = streamed.as_ref().ok().and_then(|s| s.version_id.clone());
@@ -632,7 +648,7 @@ impl BlobStore for S3BlobStore {
         let number = i32::try_from(number).map_err(|_| BlobError::InvalidId)?;
         let (body, len) = with_length(body, expected_len).await?;
         let target = Target::Part { key: &key, upload_id: &upload.upload_id, number };
-        let mut streamed = self.stream_through(body, len, algorithms, part_offset, target).await?;
+        let mut streamed = self.stream_through(body, len, algorithms, part_offset, target, None).await?;
         let etag = streamed
             .etag
             .take()

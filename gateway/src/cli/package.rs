@@ -14,6 +14,8 @@
 //! the manifest's own bytes against the digest the `v1.package.finalized` event recorded.
 //! `list` prints the sealed packages.
 
+use std::sync::Arc;
+
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -28,7 +30,9 @@ use super::progress::{self, Unit};
 use super::{Outcome, open_registry, print_line, read_registry};
 use crate::backend::BlobStore;
 use crate::config::Config;
+use crate::crypto::KeyRing;
 use crate::package_check;
+use crate::rehash::Stored;
 use registry::queries::Reads as _;
 
 /// How often `seal` builds the manifest again when uploads keep changing the prefix.
@@ -193,7 +197,7 @@ async fn store_manifest(store: &dyn BlobStore, manifest: &Manifest) -> anyhow::R
     let bytes = manifest.encode();
     let len = bytes.len() as u64;
     let body: crate::backend::BodyStream = Box::pin(futures::stream::once(async move { Ok(Bytes::from(bytes)) }));
-    let staged = store.put(body, Some(len), &[], None).await.context("cannot store the manifest")?;
+    let staged = store.put(body, Some(len), &[], None, None).await.context("cannot store the manifest")?;
     let (blake3, etag) = (hex::encode(staged.blake3()), hex::encode(staged.md5()));
     let blob = staged.commit().await.context("cannot store the manifest")?;
     let part = BlobPart {
@@ -205,6 +209,7 @@ async fn store_manifest(store: &dyn BlobStore, manifest: &Manifest) -> anyhow::R
         subtrees: None,
         offset: None,
         store_etag: None,
+        wrapped_key: None,
     };
     Ok(ObjectPut {
         bucket: manifest.bucket.clone(),
@@ -238,6 +243,8 @@ struct VerifyReport {
 async fn verify(config: &Config, wanted: &str, json: bool) -> anyhow::Result<Outcome> {
     // The configured store: the local folder, or the S3 upstream the server writes to.
     let store = crate::server::open_blobs(config).context("cannot open the blob store")?;
+    let keys = KeyRing::open(&config.master_key_path())?.map(Arc::new);
+    let stored = Stored { store, keys };
     let wanted_owned = wanted.to_owned();
     let (package, recorded, manifest_parts) = read_registry(config, move |conn| {
         let package = find_package(conn, &wanted_owned)?;
@@ -251,10 +258,10 @@ async fn verify(config: &Config, wanted: &str, json: bool) -> anyhow::Result<Out
     let mut report =
         VerifyReport { ok: false, package: package.sealed.name.clone(), members: 0, bytes: 0, problems: Vec::new() };
     let (manifest, problems) =
-        package_check::manifest(store.as_ref(), &package, &recorded, manifest_parts.as_deref(), inline(config)).await?;
+        package_check::manifest(&stored, &package, &recorded, manifest_parts.as_deref(), inline(config)).await?;
     report.problems.extend(problems);
     if let Some(manifest) = manifest {
-        check_members(config, store.as_ref(), &package, &manifest, &mut report).await?;
+        check_members(config, &stored, &package, &manifest, &mut report).await?;
     }
     report.ok = report.problems.is_empty();
     let mut out = std::io::stdout().lock();
@@ -280,7 +287,7 @@ async fn verify(config: &Config, wanted: &str, json: bool) -> anyhow::Result<Out
 /// manifest names, and its bytes must hash to the manifest's BLAKE3.
 async fn check_members(
     config: &Config,
-    store: &dyn BlobStore,
+    stored: &Stored,
     package: &Package,
     manifest: &Manifest,
     report: &mut VerifyReport,
@@ -294,7 +301,7 @@ async fn check_members(
     let bar = progress::bar("members", manifest.members.iter().map(|m| m.size).sum(), Unit::Bytes);
     let bucket = &package.sealed.bucket;
     for (member, version) in manifest.members.iter().zip(versions) {
-        let checked = package_check::member(store, bucket, member, version.as_ref(), true, inline(config)).await;
+        let checked = package_check::member(stored, bucket, member, version.as_ref(), true, inline(config)).await;
         if checked.rehashed {
             report.members += 1;
             report.bytes += member.size;

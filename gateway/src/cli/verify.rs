@@ -28,7 +28,8 @@
 //! the writer) and the live database is never written. The snapshot goes to the system temp
 //! directory (`TMPDIR`) and is removed afterwards.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::io;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -46,7 +47,9 @@ use crate::backend::fs::FsBlobStore;
 use crate::backend::s3::S3BlobStore;
 use crate::backend::{BlobError, BlobId, BlobStore};
 use crate::config::{Backend, Config};
+use crate::crypto::KeyRing;
 use crate::digest::Md5;
+use crate::rehash;
 use registry::queries::Reads as _;
 
 /// Flags of `verify`.
@@ -140,15 +143,18 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
     let blobs = if args.no_blobs {
         None
     } else {
+        // Encrypted blobs are decrypted to be checked; `registry replay` needs no key, this does.
+        let keys = KeyRing::open(&config.master_key_path())?;
         let (blobs, corrupt) = match config.storage.backend {
             Backend::Fs => {
                 let store = FsBlobStore::open(&config.storage.data_dir)
                     .with_context(|| format!("cannot open the blob store in {}", config.storage.data_dir.display()))?;
-                (check_blobs(&store, &path, referenced).await?, "its bytes do not hash to its name")
+                (check_blobs(&store, keys.as_ref(), &path, referenced).await?, "its bytes do not hash to its name")
             }
             Backend::S3 => {
                 let store = S3BlobStore::open(&config.upstream).context("cannot set up the upstream client")?;
-                (check_upstream_blobs(&store, &path, referenced).await?, "its bytes are not the ones recorded")
+                let report = check_upstream_blobs(&store, keys.as_ref(), &path, referenced).await?;
+                (report, "its bytes are not the ones recorded")
             }
         };
         problems.extend(blobs.corrupt.iter().map(|id| format!("blob {id}: {corrupt}")));
@@ -206,7 +212,19 @@ fn referenced_blobs(conn: &Connection) -> anyhow::Result<Vec<String>> {
 
 /// Check 4. `referenced` was read before the blobs are listed, so each of them was committed
 /// before the listing started (a version is recorded only after its blob is committed).
-async fn check_blobs(store: &FsBlobStore, registry: &Path, referenced: Vec<String>) -> anyhow::Result<BlobsReport> {
+///
+/// An encrypted blob is named by its plaintext through its data key: it is decrypted (every
+/// segment must authenticate) and its plaintext's BLAKE3 turned into the name it must have.
+async fn check_blobs(
+    store: &FsBlobStore,
+    keys: Option<&KeyRing>,
+    registry: &Path,
+    referenced: Vec<String>,
+) -> anyhow::Result<BlobsReport> {
+    let registry_path = registry.to_owned();
+    let encrypted = tokio::task::spawn_blocking(move || encrypted_parts(&sqlite::open_read_only(&registry_path)?))
+        .await
+        .context("registry read")??;
     let mut entries = Vec::new();
     let mut listing = store.list().await.context("cannot list blobs")?;
     while let Some(entry) = listing.next().await {
@@ -217,8 +235,12 @@ async fn check_blobs(store: &FsBlobStore, registry: &Path, referenced: Vec<Strin
     let total = entries.iter().map(|e| e.size).sum();
     let bar = progress::bar("blobs", total, Unit::Bytes);
     for entry in &entries {
-        match store.rehash(&entry.id).await {
-            Ok(hash) if hash.to_hex().as_str() == entry.id.as_str() => {}
+        let rehashed = match encrypted.get(entry.id.as_str()) {
+            Some(part) => encrypted_name(store, keys, part).await,
+            None => store.rehash(&entry.id).await.map(|hash| Some(hash.to_hex().to_string())),
+        };
+        match rehashed {
+            Ok(Some(name)) if name == entry.id.as_str() => {}
             Ok(_) => report.corrupt.push(entry.id.to_string()),
             // Removed by a gc running meanwhile: it was unreferenced, and is gone.
             Err(BlobError::NotFound) => continue,
@@ -236,6 +258,46 @@ async fn check_blobs(store: &FsBlobStore, registry: &Path, referenced: Vec<Strin
     let unlisted: Vec<&str> = referenced.iter().map(String::as_str).filter(|id| !listed.contains(id)).collect();
     report.missing = confirm_missing(store, registry, &unlisted).await?;
     Ok(report)
+}
+
+/// The encrypted blobs the views record, by id, with the part that names each.
+fn encrypted_parts(conn: &Connection) -> anyhow::Result<HashMap<String, BlobPart>> {
+    let mut found = HashMap::new();
+    let mut versions = conn.prepare("SELECT content FROM object_versions WHERE is_delete_marker = 0")?;
+    for content in versions.query_map([], |row| row.get::<_, String>(0))? {
+        let content: ObjectContent = serde_json::from_str(&content?).context("a version's content")?;
+        for part in content.parts.into_iter().filter(|p| p.wrapped_key.is_some()) {
+            found.insert(part.blob.clone(), part);
+        }
+    }
+    Ok(found)
+}
+
+/// The name an encrypted blob must have: that of the BLAKE3 of its plaintext under its data
+/// key; `None` when a segment does not authenticate.
+async fn encrypted_name(
+    store: &FsBlobStore,
+    keys: Option<&KeyRing>,
+    part: &BlobPart,
+) -> Result<Option<String>, BlobError> {
+    let unwrap = |keys: Option<&KeyRing>| {
+        let keys = keys.ok_or_else(|| io::Error::other("the blob is encrypted and there is no master key"))?;
+        keys.unwrap(part.wrapped_key.as_ref().expect("an encrypted part")).map_err(io::Error::other)
+    };
+    let key = unwrap(keys)?;
+    let mut hasher = blake3::Hasher::new();
+    if part.size > 0 {
+        let stored = store.get(&BlobId::new(part.blob.as_str()), None).await?;
+        let mut plaintext = Box::pin(key.open_stream::<_, BlobError>(part.size, (0, part.size - 1), stored));
+        while let Some(chunk) = plaintext.next().await {
+            match chunk {
+                Ok(bytes) => hasher.update(&bytes),
+                Err(BlobError::Forged(_)) => return Ok(None),
+                Err(err) => return Err(err),
+            };
+        }
+    }
+    Ok(Some(key.blob_id(hasher.finalize().as_bytes())))
 }
 
 /// What an upstream object's bytes must be: its blobs in order, with their MD5s, and the
@@ -280,6 +342,7 @@ fn recorded_contents(conn: &Connection) -> anyhow::Result<(Vec<Recorded>, HashSe
 /// for the local store.
 async fn check_upstream_blobs(
     store: &S3BlobStore,
+    keys: Option<&KeyRing>,
     registry: &Path,
     referenced: Vec<String>,
 ) -> anyhow::Result<BlobsReport> {
@@ -307,10 +370,12 @@ async fn check_upstream_blobs(
             // A part of an object completed as one upstream multipart upload is a range of
             // that object.
             let range = part.offset.filter(|_| part.size > 0).map(|offset| (offset, offset + part.size - 1));
-            if part.offset.is_some() && range.is_none() {
+            // An empty encrypted part holds only its one empty segment's tag, nothing to hash.
+            if (part.offset.is_some() && range.is_none()) || (part.size == 0 && part.wrapped_key.is_some()) {
                 continue;
             }
-            let mut stream = match store.get(&id, range).await {
+            let stream = match store.get(&id, range).await {
+                Ok(stream) if part.size > 0 => rehash::plaintext(keys, part, stream)?,
                 Ok(stream) => stream,
                 // Reported as missing below if it is still referenced.
                 Err(BlobError::NotFound) => {
@@ -322,8 +387,14 @@ async fn check_upstream_blobs(
             };
             let mut md5 = Md5::new();
             let mut size = 0;
+            let mut stream = stream;
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.with_context(|| format!("cannot read blob {id}"))?;
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    // An encrypted blob that does not authenticate: counted as short below.
+                    Err(BlobError::Forged(_)) => break,
+                    Err(err) => return Err(err).with_context(|| format!("cannot read blob {id}")),
+                };
                 whole.update(&chunk);
                 md5.update(&chunk);
                 size += chunk.len() as u64;

@@ -30,7 +30,6 @@ mod presign;
 mod session;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::request::Parts;
@@ -47,8 +46,8 @@ use tokio::sync::watch;
 
 use crate::auth::Users;
 use crate::auth::access::{Access, SecureTransport};
-use crate::backend::BlobStore;
 use crate::client_addr::ClientAddr;
+use crate::rehash::Stored;
 use session::{Claims, Session};
 
 /// Where the console lives.
@@ -83,7 +82,7 @@ pub fn is_console_path(path: &str) -> bool {
 pub struct Console {
     registry: Registry,
     /// Where "verify this object" reads bytes from.
-    blobs: Arc<dyn BlobStore>,
+    stored: Stored,
     /// Verifications running at once, at most [`MAX_VERIFICATIONS`]: each reads a whole object.
     verifications: tokio::sync::Semaphore,
     /// The secrets sessions are checked with.
@@ -173,7 +172,7 @@ impl Console {
     #[must_use]
     pub fn new(
         registry: Registry,
-        blobs: Arc<dyn BlobStore>,
+        stored: Stored,
         users: Users,
         access: Access,
         region: String,
@@ -181,7 +180,7 @@ impl Console {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let verifications = tokio::sync::Semaphore::new(MAX_VERIFICATIONS);
-        Self { registry, blobs, verifications, users, access, region, secure_transport, shutdown, operations: None }
+        Self { registry, stored, verifications, users, access, region, secure_transport, shutdown, operations: None }
     }
 
     /// The console with an operations page over `operations`.

@@ -131,7 +131,7 @@ pub(super) async fn page(
 
 /// Reads the version's bytes back and says whether they hash to the recorded BLAKE3.
 async fn verified(console: &Console, version: &ObjectVersion) -> Markup {
-    let rehashed = crate::rehash::blake3_of(console.blobs.as_ref(), &version.content.parts, false, |locator| {
+    let rehashed = crate::rehash::blake3_of(&console.stored, &version.content.parts, false, |locator| {
         let registry = console.registry.clone();
         async move { Ok(registry.read(move |reads| reads.inline_bytes(&locator)).await?) }
     })

@@ -110,9 +110,8 @@ pub(super) async fn page(
         let registry = console.registry.clone();
         async move { Ok(registry.read(move |reads| reads.inline_bytes(&locator)).await?) }
     };
-    let blobs = console.blobs.as_ref();
     let (manifest, manifest_problems) = match package_check::manifest(
-        blobs,
+        &console.stored,
         &package,
         &recorded,
         manifest_parts.as_deref(),
@@ -139,7 +138,7 @@ pub(super) async fn page(
     let rehash = matches!(verify, Verify::Bytes);
     let mut rows = Vec::with_capacity(members.len());
     for (member, version) in members.iter().zip(&versions) {
-        let checked = package_check::member(blobs, &bucket, member, version.as_ref(), rehash, inline).await;
+        let checked = package_check::member(&console.stored, &bucket, member, version.as_ref(), rehash, inline).await;
         rows.push((member, checked.problems.is_empty()));
         problems.extend(checked.problems);
     }

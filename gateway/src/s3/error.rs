@@ -267,6 +267,7 @@ fn blob_error(err: BlobError) -> S3Error {
         err @ (BlobError::NotFound
         | BlobError::InvalidId
         | BlobError::Io(_)
+        | BlobError::Forged(_)
         | BlobError::Upstream { .. }
         | BlobError::Locked) => {
             tracing::error!(error = %error_chain(&err), "blob store error");

@@ -15,7 +15,7 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, s3_error};
 
 use super::error::Result;
-use super::{Gateway, caller, integrity, wire};
+use super::{Gateway, caller, encryption, integrity, wire};
 use crate::backend::{BlobError, BlobId};
 use crate::config::Retrievals;
 
@@ -179,7 +179,8 @@ fn check_conditions(version: &ObjectVersion, c: &Conditions<'_>) -> Result<()> {
 
 /// Streams the bytes `first..=last` of an object stored as consecutive parts (each a blob, or
 /// a range of one at its `offset`), opening each only when the previous one is done. A part
-/// kept inline is read from the registry.
+/// kept inline is read from the registry; an encrypted part is read by the segments that hold
+/// the bytes and decrypted.
 pub(super) fn read_parts(
     gw: &Gateway,
     parts: &[BlobPart],
@@ -193,24 +194,25 @@ pub(super) fn read_parts(
         if part.size == 0 || end <= first || start > last {
             continue;
         }
-        let base = part.offset.unwrap_or(0);
-        let local = (base + first.max(start) - start, base + last.min(end - 1) - start);
-        pieces.push((BlobId::new(part.blob.clone()), local));
+        let local = (first.max(start) - start, last.min(end - 1) - start);
+        pieces.push((part.clone(), local));
     }
-    let (blobs, registry) = (Arc::clone(&gw.blobs), gw.registry.clone());
+    let (blobs, registry, keys) = (Arc::clone(&gw.blobs), gw.registry.clone(), Arc::clone(&gw.keys));
     futures::stream::iter(pieces)
-        .then(move |(id, range)| {
-            let (blobs, registry) = (Arc::clone(&blobs), registry.clone());
+        .then(move |(part, local)| {
+            let (blobs, registry, keys) = (Arc::clone(&blobs), registry.clone(), Arc::clone(&keys));
             async move {
-                if registry::inline::is_locator(id.as_str()) {
-                    super::inline::read(&registry, id.as_str(), range).await
+                let (first, last) = encryption::stored_range(&part, local);
+                let base = part.offset.unwrap_or(0);
+                let stored = if registry::inline::is_locator(&part.blob) {
+                    super::inline::read(&registry, &part.blob, (first, last)).await?
                 } else {
                     use futures::TryStreamExt as _;
-                    let counted = blobs.get(&id, Some(range)).await?.inspect_ok(|bytes| {
-                        crate::metrics::store_bytes_read(bytes.len() as u64);
-                    });
-                    Ok(Box::pin(counted) as crate::backend::BlobStream)
-                }
+                    let counted = blobs.get(&BlobId::new(part.blob.clone()), Some((base + first, base + last))).await?;
+                    let counted = counted.inspect_ok(|bytes| crate::metrics::store_bytes_read(bytes.len() as u64));
+                    Box::pin(counted) as crate::backend::BlobStream
+                };
+                encryption::plaintext(&keys, &part, local, stored)
             }
         })
         .try_flatten()
@@ -235,11 +237,13 @@ pub(super) async fn checked_read(
         S3Error::new(S3ErrorCode::InternalError)
     })?;
     let expected = integrity::Expected { root, size: content.size };
-    let read = |span| match &inline {
-        Some(bytes) => {
-            futures::stream::once(std::future::ready(super::inline::slice(bytes.clone(), span))).try_flatten().boxed()
+    let read = |span| match (&inline, content.parts.first()) {
+        (Some(bytes), Some(part)) => {
+            let stored = super::inline::slice(bytes.clone(), encryption::stored_range(part, span));
+            let plain = stored.and_then(|stored| encryption::plaintext(&gw.keys, part, span, stored));
+            futures::stream::once(std::future::ready(plain)).try_flatten().boxed()
         }
-        None => read_parts(gw, &content.parts, span).boxed(),
+        _ => read_parts(gw, &content.parts, span).boxed(),
     };
     let report = corruption_report(gw, caller, version, range, span);
     Ok(integrity::checked_read(&gw.outboards, expected, span, read, report).await?)
@@ -441,6 +445,7 @@ macro_rules! object_output {
             object_lock_retain_until_date: lock_until,
             object_lock_legal_hold_status: legal_hold,
             expiration: plan.expiration.clone(),
+            server_side_encryption: encryption::response_header(content.encryption.as_ref()),
             ..Default::default()
         }
     }};
@@ -524,6 +529,7 @@ mod tests {
             subtrees: None,
             offset: None,
             store_etag: None,
+            wrapped_key: None,
         }
     }
 

@@ -20,6 +20,7 @@ use super::checksum::ExpectedChecksums;
 use super::error::Result;
 use super::{Gateway, Stored, wire};
 use crate::backend::{BlobError, BlobStream, BodyStream, Hashes, receive_exactly};
+use crate::crypto::BlobKey;
 
 /// Bodies up to this size are hashed on the request's own thread; larger ones on the blocking
 /// pool, so that no runtime thread spends long on MD5 (about 600 MiB/s).
@@ -33,12 +34,13 @@ pub(super) fn eligible(gw: &Gateway, content_length: Option<i64>) -> Option<u64>
 
 /// Receives a body of exactly `len` bytes into memory, hashes it as a blob store would and
 /// verifies the client's checksums. Nothing is stored: the bytes go to the registry with the
-/// version's event.
+/// version's event, encrypted under `key` when given.
 pub(super) async fn store_body(
     body: Option<StreamingBlob>,
     len: u64,
     expected: &ExpectedChecksums,
     trailers: Option<TrailingHeaders>,
+    key: Option<BlobKey>,
 ) -> Result<(Stored, InlineBlob)> {
     let stream: BodyStream = match body {
         Some(body) => Box::pin(body),
@@ -59,7 +61,11 @@ pub(super) async fn store_body(
     };
     let trailers = trailers.and_then(|t| t.take());
     expected.verify(&hashes.md5, &hashes.checksums, trailers.as_ref())?;
-    let blob = InlineBlob::new(data.to_vec());
+    let (kept, wrapped_key) = match key {
+        Some(BlobKey { key, wrapped }) => (key.seal_all(&data), Some(wrapped)),
+        None => (data, None),
+    };
+    let blob = InlineBlob::new(kept.to_vec());
     crate::metrics::bytes_received(len);
     let part = BlobPart {
         blob: blob.locator(),
@@ -70,6 +76,7 @@ pub(super) async fn store_body(
         subtrees: None,
         offset: None,
         store_etag: None,
+        wrapped_key,
     };
     Ok((Stored { part, blake3: hex::encode(hashes.blake3), outboard: Vec::new() }, blob))
 }

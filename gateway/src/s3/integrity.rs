@@ -219,6 +219,8 @@ impl Alarm {
 pub(super) fn verdict(err: &BlobError) -> Option<CorruptReason> {
     match err {
         BlobError::NotFound => Some(CorruptReason::Missing),
+        BlobError::Forged(crate::crypto::OpenError::Truncated(_)) => Some(CorruptReason::Short),
+        BlobError::Forged(crate::crypto::OpenError::Forged(_)) => Some(CorruptReason::DigestMismatch),
         BlobError::InvalidRange { .. } => Some(CorruptReason::Short),
         BlobError::Io(err) if err.kind() == io::ErrorKind::UnexpectedEof => Some(CorruptReason::Short),
         _ => None,

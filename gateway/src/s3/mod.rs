@@ -44,6 +44,7 @@ pub mod bucket_policy;
 pub mod checksum;
 mod cors;
 pub mod document;
+mod encryption;
 pub mod error;
 pub mod get_object;
 mod inline;
@@ -75,6 +76,7 @@ use crate::auth::access::BucketGrants;
 use crate::backend::BlobStore;
 use crate::client_addr::ClientAddr;
 use crate::config::{Backend, Config, Retrievals, UpstreamObjectLock};
+use crate::crypto::KeyRing;
 use crate::limits::{UploadSlot, UploadSlots};
 use crate::outboard::OutboardFiles;
 use crate::request::RequestId;
@@ -94,11 +96,14 @@ pub struct Gateway {
     /// Outboards of large objects read by range, so a range is checked by the 1 MiB groups
     /// it touches.
     outboards: integrity::Outboards,
+    /// The master keys that wrap the data keys of encrypted objects.
+    keys: Arc<KeyRing>,
 }
 
 impl Gateway {
-    /// A gateway recording into `registry` and storing bytes in `blobs`, receiving at most as
-    /// many bodies at once as `uploads` has slots.
+    /// A gateway recording into `registry` and storing bytes in `blobs` (encrypted, where a
+    /// write asks for it, under data keys wrapped by `keys`), receiving at most as many bodies
+    /// at once as `uploads` has slots.
     #[must_use]
     pub fn new(
         registry: Registry,
@@ -107,9 +112,10 @@ impl Gateway {
         users: Users,
         uploads: UploadSlots,
         grants: BucketGrants,
+        keys: Arc<KeyRing>,
     ) -> Self {
         let outboards = integrity::Outboards::new(OutboardFiles::new(&config.storage.data_dir));
-        Self { registry, blobs, config, users, uploads, grants, outboards }
+        Self { registry, blobs, config, users, uploads, grants, outboards, keys }
     }
 
     /// A slot for receiving one body (PutObject, UploadPart), held until the write is done.

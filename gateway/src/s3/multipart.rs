@@ -27,9 +27,9 @@ use super::checksum::ExpectedChecksums;
 use super::error::Result;
 use super::get_object::{checked_read, read_parts};
 use super::integrity;
-use super::object::{Placed, keep_part_hashes, place, record_placed, source_version, store_body};
+use super::object::{BodyRole, Placed, keep_part_hashes, place, record_placed, source_version, store_body};
 use super::owner::{bucket_owner, initiators};
-use super::{Gateway, acl, caller, wire};
+use super::{Gateway, acl, caller, encryption, wire};
 use crate::backend::{BlobError, BlobId, BlobStore, PartToJoin, StoreUpload};
 use crate::blake3_tree;
 use crate::blake3_tree::Subtrees;
@@ -74,7 +74,7 @@ pub(super) async fn create_multipart_upload(
     mut req: S3Request<CreateMultipartUploadInput>,
 ) -> Result<S3Response<CreateMultipartUploadOutput>> {
     wire::check_key(&req.input.key)?;
-    wire::refuse_encryption(&req.headers)?;
+    encryption::refuse_here(&req.headers, "multipart uploads")?;
     let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
     let input = &mut req.input;
     wire::check_metadata_size(input.metadata.as_ref())?;
@@ -146,7 +146,7 @@ pub(super) async fn upload_part(
     gw: &Gateway,
     mut req: S3Request<UploadPartInput>,
 ) -> Result<S3Response<UploadPartOutput>> {
-    wire::refuse_encryption(&req.headers)?;
+    encryption::refuse_here(&req.headers, "multipart uploads")?;
     let input = &mut req.input;
     let number = check_part_number(input.part_number)?;
     let length = wire::body_length(input.content_length, &req.headers);
@@ -163,8 +163,7 @@ pub(super) async fn upload_part(
         length,
         &expected,
         req.trailing_headers.clone(),
-        offset,
-        into.as_ref().map(|u| (u, number)),
+        BodyRole::Part { offset, into: into.as_ref().map(|u| (u, number)) },
     )
     .await?;
     let input = &req.input;
@@ -246,7 +245,7 @@ pub(super) async fn upload_part_copy(
     gw: &Gateway,
     req: S3Request<UploadPartCopyInput>,
 ) -> Result<S3Response<UploadPartCopyOutput>> {
-    wire::refuse_encryption(&req.headers)?;
+    encryption::refuse_here(&req.headers, "multipart uploads")?;
     let input = &req.input;
     let number = check_part_number(input.part_number)?;
     require_bucket(gw, &input.bucket).await?;
@@ -279,7 +278,7 @@ pub(super) async fn upload_part_copy(
     let part_offset = expected_offset(gw, &input.upload_id, number, Some(length)).await?;
     let staged = match store_upload(&upload.created) {
         Some(into) => gw.blobs.put_part(&into, number, body, Some(length), &[], part_offset).await,
-        None => gw.blobs.put(body, Some(length), &[], part_offset).await,
+        None => gw.blobs.put(body, Some(length), &[], part_offset, None).await,
     };
     // A failure to read the source is the answer (damaged: 500; away: 503), not a bad body.
     let staged = match staged {
@@ -302,6 +301,7 @@ pub(super) async fn upload_part_copy(
         subtrees,
         offset: None,
         store_etag,
+        wrapped_key: None,
     };
     let target = (input.bucket.as_str(), input.key.as_str(), input.upload_id.as_str());
     let event = record_part(gw, caller(&req), target, placed, (number, part)).await?;
@@ -977,6 +977,7 @@ mod tests {
                 subtrees: None,
                 offset: None,
                 store_etag: None,
+                wrapped_key: None,
             },
         }
     }
@@ -1013,6 +1014,7 @@ mod tests {
                 subtrees: None,
                 offset: None,
                 store_etag: None,
+                wrapped_key: None,
             },
             BlobPart {
                 blob: String::new(),
@@ -1023,6 +1025,7 @@ mod tests {
                 subtrees: None,
                 offset: None,
                 store_etag: None,
+                wrapped_key: None,
             },
         ];
         // The expected value from the md-5 crate, an implementation independent of ours.

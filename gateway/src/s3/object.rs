@@ -19,9 +19,10 @@ use super::bucket::require_bucket;
 use super::checksum::ExpectedChecksums;
 use super::error::{Error, Result};
 use super::lookup::{OnDeleteMarker, named_version};
-use super::{Gateway, Stored, acl, caller, inline, wire};
+use super::{Gateway, Stored, acl, caller, encryption, inline, wire};
 use crate::backend::{PlacedBlob, StagedBlob, StoreUpload};
 use crate::clock;
+use crate::crypto::BlobKey;
 use crate::outboard::PartHashes;
 use crate::request::DeniedDeletes;
 
@@ -118,18 +119,24 @@ async fn wait_for_gc(gw: &Gateway, blob: &str) -> Result<()> {
     Ok(())
 }
 
+/// What a body stored by [`store_body`] becomes.
+pub(super) enum BodyRole<'a> {
+    /// A whole object, stored encrypted under the key when one is given.
+    Object(Option<BlobKey>),
+    /// A multipart part: hashed as subtrees at `offset` when given (see `blake3_tree`), and
+    /// sent into the store's own multipart upload, as the part number given, when it has one.
+    Part { offset: Option<u64>, into: Option<(&'a StoreUpload, u32)> },
+}
+
 /// Streams a request body into the blob store, verifies the client's checksums (headers and
 /// trailers) and places the blob. Nothing is placed if anything does not match.
-/// `part_offset` asks for the part's BLAKE3 subtrees at that offset (see `blake3_tree`); `into`
-/// names the store's own multipart upload and the part number when the body is such a part.
 pub(super) async fn store_body(
     gw: &Gateway,
     body: Option<StreamingBlob>,
     content_length: Option<i64>,
     expected: &ExpectedChecksums,
     trailers: Option<TrailingHeaders>,
-    part_offset: Option<u64>,
-    into: Option<(&StoreUpload, u32)>,
+    role: BodyRole<'_>,
 ) -> Result<(Stored, Placed)> {
     let stream: crate::backend::BodyStream = match body {
         Some(body) => Box::pin(body),
@@ -137,11 +144,17 @@ pub(super) async fn store_body(
     };
     let expected_len = content_length.and_then(|n| u64::try_from(n).ok());
     let algorithms = expected.algorithms();
-    let staged = match into {
-        Some((upload, number)) => {
-            gw.blobs.put_part(upload, number, stream, expected_len, &algorithms, part_offset).await?
+    let (staged, wrapped_key) = match role {
+        BodyRole::Part { offset, into: Some((upload, number)) } => {
+            (gw.blobs.put_part(upload, number, stream, expected_len, &algorithms, offset).await?, None)
         }
-        None => gw.blobs.put(stream, expected_len, &algorithms, part_offset).await?,
+        BodyRole::Part { offset, into: None } => {
+            (gw.blobs.put(stream, expected_len, &algorithms, offset, None).await?, None)
+        }
+        BodyRole::Object(key) => {
+            let seal = key.as_ref().map(|k| k.key.seal());
+            (gw.blobs.put(stream, expected_len, &algorithms, None, seal).await?, key.map(|k| k.wrapped))
+        }
     };
     let trailers = trailers.and_then(|t| t.take());
     expected.verify(&staged.md5(), staged.checksums(), trailers.as_ref())?;
@@ -154,7 +167,7 @@ pub(super) async fn store_body(
     let subtrees = keep_part_hashes(gw, part_hashes).await;
     crate::metrics::bytes_received(size);
     let blob = placed.blob_id().to_string();
-    let part = BlobPart { blob, size, etag, checksums, subtree: None, subtrees, offset: None, store_etag };
+    let part = BlobPart { blob, size, etag, checksums, subtree: None, subtrees, offset: None, store_etag, wrapped_key };
     Ok((Stored { part, blake3, outboard }, placed))
 }
 
@@ -188,7 +201,7 @@ pub(super) async fn put_object(
         super::post_object::apply_fields(&mut req)?;
     }
     wire::check_key(&req.input.key)?;
-    wire::refuse_encryption(&req.headers)?;
+    let encryption = encryption::requested(&req.headers)?;
     if req.input.write_offset_bytes.is_some() {
         // An append (directory buckets on AWS): storing the body as the whole object instead
         // would lose what it was meant to follow.
@@ -206,14 +219,16 @@ pub(super) async fn put_object(
     let tags = wire::tags_from_header(input.tagging.as_deref())?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
 
+    let key = encryption.map(|_| BlobKey::new(&gw.keys));
     let (mut stored, kept) = match inline::eligible(gw, length) {
         Some(len) => {
-            let (stored, blob) =
-                inline::store_body(input.body.take(), len, &expected, req.trailing_headers.clone()).await?;
+            let trailers = req.trailing_headers.clone();
+            let (stored, blob) = inline::store_body(input.body.take(), len, &expected, trailers, key).await?;
             (stored, Kept::Inline(blob))
         }
         None => {
-            let stored = store_body(gw, input.body.take(), length, &expected, req.trailing_headers.clone(), None, None);
+            let role = BodyRole::Object(key);
+            let stored = store_body(gw, input.body.take(), length, &expected, req.trailing_headers.clone(), role);
             let (stored, placed) = stored.await?;
             (stored, Kept::Placed(placed))
         }
@@ -238,6 +253,7 @@ pub(super) async fn put_object(
         user_metadata: wire::user_metadata(input.metadata.take()),
         tags,
         parts: vec![stored.part],
+        encryption: encryption.map(str::to_owned),
     };
     let put = ObjectPut {
         bucket: input.bucket.clone(),
@@ -251,6 +267,7 @@ pub(super) async fn put_object(
     let checksums = wire::ChecksumFields::of(&put.content.checksums);
     let has_checksum = !put.content.checksums.is_empty();
     let (etag, size) = (put.content.etag.clone(), put.content.size);
+    let server_side_encryption = encryption::response_header(put.content.encryption.as_ref());
     let new = NewVersion { acl, put, condition, placement: None };
     let recorded = match kept {
         Kept::Inline(blob) => gw.registry.put_inline_object(caller(&req), new, blob).await?,
@@ -275,6 +292,7 @@ pub(super) async fn put_object(
         checksum_sha256: checksums.sha256,
         checksum_type: has_checksum.then(|| ChecksumType::from(ChecksumType::FULL_OBJECT.to_owned())),
         size: i64::try_from(size).ok(),
+        server_side_encryption,
         ..Default::default()
     };
     let response = wire::with_receipt(output, &recorded.event);
@@ -333,7 +351,7 @@ pub(super) async fn copy_object(
     mut req: S3Request<CopyObjectInput>,
 ) -> Result<S3Response<CopyObjectOutput>> {
     wire::check_key(&req.input.key)?;
-    wire::refuse_encryption(&req.headers)?;
+    let encryption = encryption::requested(&req.headers)?;
     let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
     let input = &mut req.input;
     let (src_bucket, src_key, src_version_id) = wire::copy_source(&input.copy_source)?;
@@ -351,7 +369,13 @@ pub(super) async fn copy_object(
     let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
     let (retention, legal_hold) = lock_headers!(&bucket, input)?;
     let same_object = src_bucket == input.bucket && src_key == input.key;
-    if same_object && !replace_metadata && !replace_tags && src_version_id.is_none() && retention.is_none() {
+    if same_object
+        && !replace_metadata
+        && !replace_tags
+        && src_version_id.is_none()
+        && retention.is_none()
+        && encryption.is_none()
+    {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -359,7 +383,18 @@ pub(super) async fn copy_object(
         .into());
     }
 
-    // The blobs are content-addressed and immutable: the copy points at the same bytes.
+    // An encrypted source stays encrypted (as under AWS's default bucket encryption); making a
+    // copy of an unencrypted one encrypted would need its bytes stored again.
+    if encryption.is_some() && source.content.encryption.is_none() {
+        return Err(s3_error!(
+            NotImplemented,
+            "A header you provided implies functionality that is not implemented: encrypting a copy of an unencrypted object"
+        )
+        .into());
+    }
+
+    // The blobs are content-addressed and immutable: the copy points at the same bytes (and,
+    // encrypted, at the same wrapped data keys).
     let mut content = source.content.clone();
     if replace_metadata {
         wire::check_metadata_size(input.metadata.as_ref())?;
@@ -387,6 +422,7 @@ pub(super) async fn copy_object(
     };
     let checksums = wire::ChecksumFields::of(&put.content.checksums);
     let etag = put.content.etag.clone();
+    let server_side_encryption = encryption::response_header(put.content.encryption.as_ref());
     let recorded = gw
         .registry
         .put_object(caller(&req), NewVersion { acl, put, condition: WriteCondition::default(), placement: None })
@@ -405,6 +441,7 @@ pub(super) async fn copy_object(
         }),
         copy_source_version_id: src_version_id.map(|_| source.version_id),
         version_id: wire::version_id_header(&bucket, &recorded.version_id),
+        server_side_encryption,
         ..Default::default()
     };
     Ok(wire::with_receipt(output, &recorded.event))

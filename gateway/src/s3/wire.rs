@@ -25,34 +25,11 @@ pub fn with_receipt<T>(output: T, event: &registry::Event) -> S3Response<T> {
     response
 }
 
-/// The headers that ask for server-side encryption: `x-amz-server-side-encryption` (SSE-S3,
-/// SSE-KMS), its `-aws-kms-key-id`, `-context` and `-bucket-key-enabled`, and the
-/// `-customer-*` headers of SSE-C.
-const ENCRYPTION_HEADER_PREFIX: &str = "x-amz-server-side-encryption";
-
 /// AWS's answer to a header asking for what is not done here: 501 `NotImplemented`, with its
 /// message.
 #[must_use]
 pub fn header_not_implemented() -> Error {
     s3_error!(NotImplemented, "A header you provided implies functionality that is not implemented").into()
-}
-
-/// Refuses a write that asks for server-side encryption. The gateway encrypts nothing it
-/// stores; accepting the request would tell the client its bytes are encrypted at rest when
-/// they are not. (An SSE-C key on a read or a copy source decrypts nothing here and changes
-/// nothing, so reads are not refused.)
-///
-/// # Errors
-/// 501 `NotImplemented`, the answer AWS gives a header whose functionality it lacks.
-pub fn refuse_encryption(headers: &http::HeaderMap) -> Result<()> {
-    match headers.keys().find(|name| name.as_str().starts_with(ENCRYPTION_HEADER_PREFIX)) {
-        Some(name) => Err(s3_error!(
-            NotImplemented,
-            "A header you provided implies functionality that is not implemented: {name} (server-side encryption)"
-        )
-        .into()),
-        None => Ok(()),
-    }
 }
 
 /// The longest key S3 accepts, in bytes.

@@ -89,6 +89,20 @@ pub struct BlobPart {
     /// which completing that upload must name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_etag: Option<String>,
+    /// For a part stored encrypted: its data key, wrapped. The blob then holds ciphertext, and
+    /// `size`, `etag` and `checksums` are those of the plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapped_key: Option<WrappedKey>,
+}
+
+/// A blob's data key as the registry keeps it: encrypted by a master key that only the
+/// gateways hold, never in the clear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrappedKey {
+    /// The master key that wrapped it.
+    pub key_id: String,
+    /// The wrapped key: base64 of the nonce, the encrypted key and its tag.
+    pub wrapped: String,
 }
 
 impl BlobPart {
@@ -140,6 +154,10 @@ pub struct ObjectContent {
     pub tags: StringMap,
     /// Where the bytes are.
     pub parts: Vec<BlobPart>,
+    /// The server-side encryption a client asked for (`AES256`), when the bytes are stored
+    /// encrypted (see [`BlobPart::wrapped_key`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<String>,
 }
 
 /// How a version came to be, beyond the request context.

@@ -54,6 +54,7 @@ fn version(task: u64, i: u64) -> NewVersion {
         subtrees: None,
         offset: None,
         store_etag: None,
+        wrapped_key: None,
     };
     NewVersion {
         acl: artifact_store_registry::acl::ObjectAcl::default(),

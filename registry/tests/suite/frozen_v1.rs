@@ -233,6 +233,7 @@ fn part(name: &str, size: u64) -> BlobPart {
         subtrees: None,
         offset: None,
         store_etag: None,
+        wrapped_key: None,
     }
 }
 

@@ -23,6 +23,7 @@ fn new_version(bucket: &str, key: &str, blob: &InlineBlob) -> NewVersion {
         subtrees: None,
         offset: None,
         store_etag: None,
+        wrapped_key: None,
     };
     NewVersion {
         acl: artifact_store_registry::acl::ObjectAcl::default(),

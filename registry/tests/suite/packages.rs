@@ -25,6 +25,7 @@ fn object(bucket: &str, key: &str, bytes: &[u8]) -> ObjectPut {
         subtrees: None,
         offset: None,
         store_etag: None,
+        wrapped_key: None,
     };
     ObjectPut {
         bucket: bucket.into(),

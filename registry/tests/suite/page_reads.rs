@@ -25,6 +25,7 @@ fn version(key: &str, version_id: &str, size: u64) -> NewVersion {
         subtrees: None,
         offset: None,
         store_etag: None,
+        wrapped_key: None,
     };
     NewVersion {
         acl: artifact_store_registry::acl::ObjectAcl::default(),

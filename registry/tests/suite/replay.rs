@@ -220,6 +220,7 @@ fn blob(seed: u64) -> BlobPart {
         // Every third part as an S3 upstream's multipart upload records it.
         offset: seed.is_multiple_of(3).then_some(seed % 7),
         store_etag: seed.is_multiple_of(3).then(|| format!("\"{seed:x}\"")),
+        wrapped_key: None,
     }
 }
 
@@ -434,6 +435,7 @@ async fn seal(registry: &Registry, bucket: &str, prefix: &str, seed: u64) -> Opt
         subtrees: None,
         offset: None,
         store_etag: None,
+        wrapped_key: None,
     };
     let put = ObjectPut {
         bucket: bucket.to_owned(),

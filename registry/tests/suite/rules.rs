@@ -29,6 +29,7 @@ fn object(key: &str, bytes: &[u8], retention: Option<Retention>) -> ObjectPut {
         subtrees: None,
         offset: None,
         store_etag: None,
+        wrapped_key: None,
     };
     ObjectPut {
         bucket: "b".into(),

@@ -23,6 +23,7 @@ fn version(key: &str) -> NewVersion {
         subtrees: None,
         offset: None,
         store_etag: None,
+        wrapped_key: None,
     };
     let put = ObjectPut {
         bucket: "b".into(),

@@ -1,0 +1,296 @@
+//! Server-side encryption (SSE-S3, `x-amz-server-side-encryption: AES256`) with aws-sdk-s3
+//! against the real binary, on the local store and on the S3 backend: the store holds only
+//! ciphertext, every read (whole, ranged across segment boundaries, HEAD, a copy) gives back
+//! the plaintext and says it was encrypted, the registry records the plaintext's digests and a
+//! wrapped key (never the master key), damaged ciphertext is refused as a corrupt blob, and
+//! `verify` decrypts to check. Malformed, contradictory and not yet built SSE requests get
+//! AWS's answers and leave nothing behind.
+
+use artifact_store_conformance::events::{of_type, version};
+use artifact_store_conformance::sdk::{create_bucket, failure, get, get_range, put};
+use artifact_store_conformance::server::upstream_env;
+use artifact_store_conformance::upstream::RunUpstream;
+use artifact_store_conformance::{Server, Transport, blake3_hex, bytes, md5_base64, md5_hex};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+
+const BUCKET: &str = "sealed";
+const KIB: usize = 1024;
+/// Plaintext bytes per stored segment, and what each adds.
+const SEGMENT: usize = 64 * KIB;
+const TAG: usize = 16;
+
+async fn put_encrypted(s3: &aws_sdk_s3::Client, key: &str, data: &[u8]) {
+    let out = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .body(ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("encrypted PUT of {key}: {err:?}"));
+    assert_eq!(out.server_side_encryption(), Some(&ServerSideEncryption::Aes256), "{key}: PUT answer");
+    assert_eq!(out.e_tag(), Some(format!("\"{}\"", md5_hex(data)).as_str()));
+}
+
+/// The recorded content of the latest version of `key`.
+fn recorded(server: &Server, key: &str) -> serde_json::Value {
+    let events = server.object_events(BUCKET, key);
+    let put = of_type(&events, "v1.object.put").last().copied().expect("a v1.object.put event");
+    version(put)["content"].clone()
+}
+
+/// The bytes the store holds for the single part of `key`: the blob file, the upstream object,
+/// or the registry's inline row.
+async fn stored(server: &Server, key: &str) -> Vec<u8> {
+    let blob = recorded(server, key)["parts"][0]["blob"].as_str().expect("a blob id").to_owned();
+    if let Some(digest) = blob.strip_prefix("inline:") {
+        let conn = rusqlite::Connection::open(server.registry_path()).expect("open the log");
+        let digest = hex::decode(digest).expect("hex");
+        return conn
+            .query_row("SELECT bytes FROM inline_blobs WHERE digest = ?1", [digest], |row| row.get(0))
+            .expect("the inline row");
+    }
+    if server.on_s3_backend() {
+        let (client, bucket, key) = upstream_object(server, &blob);
+        let object = client.get_object().bucket(bucket).key(key).send().await.expect("upstream GET");
+        return object.body.collect().await.expect("upstream body").into_bytes().to_vec();
+    }
+    std::fs::read(server.data_dir().join("blobs").join(&blob[..2]).join(&blob)).expect("the blob file")
+}
+
+fn upstream_object(server: &Server, blob: &str) -> (aws_sdk_s3::Client, String, String) {
+    let upstream = RunUpstream::from_env().expect("the S3 backend's upstream");
+    let bucket = server.setting("ARTIFACT_STORE_UPSTREAM_BUCKET").expect("upstream bucket").to_owned();
+    let prefix = server.setting("ARTIFACT_STORE_UPSTREAM_PREFIX").unwrap_or_default();
+    (upstream.client(), bucket, format!("{prefix}{blob}"))
+}
+
+/// Replaces the stored bytes of `key` (a blob, not inline) with `bytes`, behind the gateway.
+async fn overwrite_stored(server: &Server, key: &str, bytes: Vec<u8>) {
+    let blob = recorded(server, key)["parts"][0]["blob"].as_str().expect("a blob id").to_owned();
+    if server.on_s3_backend() {
+        let (client, bucket, key) = upstream_object(server, &blob);
+        client.put_object().bucket(bucket).key(key).body(ByteStream::from(bytes)).send().await.expect("upstream PUT");
+    } else {
+        std::fs::write(server.data_dir().join("blobs").join(&blob[..2]).join(&blob), bytes).expect("the blob file");
+    }
+}
+
+/// Whether a 32-byte window of `plain` (one from every 16 KiB) shows up in `stored`.
+fn leaks(plain: &[u8], stored: &[u8]) -> bool {
+    plain.chunks(16 * KIB).filter(|c| c.len() >= 32).any(|c| memchr::memmem::find(stored, &c[..32]).is_some())
+}
+
+#[tokio::test]
+async fn sse_s3_objects_are_stored_as_ciphertext_and_read_back_whole_and_in_ranges() {
+    let server = Server::start_with(Transport::Http, &["--inline-max-bytes", "4096"], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    let master_key = std::fs::read_to_string(server.data_dir().join("keys/master.key")).expect("the master key file");
+    let mode = std::fs::metadata(server.data_dir().join("keys/master.key")).expect("key file").permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600, "the master key is private");
+
+    // Inline (on the local store), one segment, a segment and a byte, several MiB.
+    let sizes = [0, 3000, SEGMENT, SEGMENT + 1, 3 * 1024 * KIB + 17];
+    for (i, &len) in sizes.iter().enumerate() {
+        let key = format!("object-{len}");
+        let data = bytes(len, 40 + i as u64);
+        put_encrypted(&s3, &key, &data).await;
+
+        let content = recorded(&server, &key);
+        assert_eq!(content["encryption"], "AES256", "{key}");
+        assert_eq!(content["blake3"], blake3_hex(&data), "{key}: the plaintext's digest");
+        assert_eq!(content["size"], len, "{key}: the plaintext's size");
+        let wrapped = &content["parts"][0]["wrapped_key"];
+        assert!(wrapped["key_id"].is_string() && wrapped["wrapped"].is_string(), "{key}: {content}");
+
+        let on_disk = stored(&server, &key).await;
+        assert_eq!(on_disk.len(), len + TAG * len.div_ceil(SEGMENT).max(1), "{key}: stored size");
+        assert!(!leaks(&data, &on_disk), "{key}: the store holds plaintext");
+
+        let got = s3.get_object().bucket(BUCKET).key(&key).send().await.expect("GET");
+        assert_eq!(got.server_side_encryption(), Some(&ServerSideEncryption::Aes256), "{key}: GET answer");
+        assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), &data[..], "{key}");
+        let head = s3.head_object().bucket(BUCKET).key(&key).send().await.expect("HEAD");
+        assert_eq!(head.server_side_encryption(), Some(&ServerSideEncryption::Aes256), "{key}: HEAD answer");
+        assert_eq!(head.content_length(), Some(len as i64));
+    }
+
+    // Ranges inside a segment, across one boundary, across many, and to the end.
+    let key = format!("object-{}", 3 * 1024 * KIB + 17);
+    let data = bytes(3 * 1024 * KIB + 17, 44);
+    let last = data.len() - 1;
+    for (first, end) in [(10, 20), (SEGMENT - 5, SEGMENT + 5), (100_000, 2_500_000), (last - 70_000, last)] {
+        let range = format!("bytes={first}-{end}");
+        assert_eq!(get_range(&s3, BUCKET, &key, Some(&range)).await, &data[first..=end], "{range}");
+    }
+    assert_eq!(get_range(&s3, BUCKET, &key, Some("bytes=-100")).await, &data[data.len() - 100..]);
+
+    // An unencrypted PUT next to them says nothing of encryption and is stored as it is.
+    let plain = bytes(200 * KIB, 50);
+    put(&s3, BUCKET, "plain", &plain).await;
+    let got = s3.get_object().bucket(BUCKET).key("plain").send().await.expect("GET");
+    assert_eq!(got.server_side_encryption(), None);
+    assert_eq!(stored(&server, "plain").await, plain);
+
+    // The registry holds wrapped keys only: the master key appears in no event.
+    let events = server.object_events(BUCKET, &key);
+    let text = serde_json::to_string(&events.iter().map(|e| &e.payload).collect::<Vec<_>>()).expect("json");
+    assert!(!text.contains(master_key.trim()), "the master key is not in the log");
+    assert!(!server.log().contains(master_key.trim()), "nor in the gateway's log");
+}
+
+#[tokio::test]
+async fn damaged_ciphertext_is_refused_as_a_corrupt_blob_and_verify_names_it() {
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    let data = bytes(3 * 1024 * KIB, 60);
+    put_encrypted(&s3, "damaged", &data).await;
+    let intact = bytes(100 * KIB, 61);
+    put_encrypted(&s3, "intact", &intact).await;
+    let verified = server.cli(&["verify"]);
+    assert!(verified.status.success(), "verify decrypts and accepts intact blobs: {verified:#?}");
+
+    // One byte of the ciphertext of the third MiB changes.
+    let mut on_disk = stored(&server, "damaged").await;
+    let at = 2 * 1024 * KIB + 512 * KIB;
+    on_disk[at] ^= 0x01;
+    overwrite_stored(&server, "damaged", on_disk).await;
+
+    let whole = s3.get_object().bucket(BUCKET).key("damaged").send().await;
+    match whole {
+        Err(err) => assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(500), "{err:?}"),
+        Ok(response) => assert!(response.body.collect().await.is_err(), "a complete body from forged ciphertext"),
+    }
+    let over = format!("bytes={}-{}", at - 1000, at);
+    let refused = s3.get_object().bucket(BUCKET).key("damaged").range(over).send().await;
+    assert_eq!(failure(refused), (500, "InternalError".to_owned()), "a range over the damaged segment");
+    let away = get_range(&s3, BUCKET, "damaged", Some("bytes=0-99999")).await;
+    assert_eq!(away, &data[..100_000], "a range of intact segments is served");
+    let events = server.wait_for_events(BUCKET, "damaged", |e| !of_type(e, "v1.blob.corrupt").is_empty()).await;
+    assert_eq!(of_type(&events, "v1.blob.corrupt")[0].payload["reason"], "digest_mismatch");
+    assert_eq!(get(&s3, BUCKET, "intact").await, intact);
+
+    let failed = server.cli(&["verify"]);
+    let blob = recorded(&server, "damaged")["parts"][0]["blob"].as_str().expect("blob").to_owned();
+    assert!(!failed.status.success(), "verify fails on forged ciphertext");
+    assert!(String::from_utf8_lossy(&failed.stdout).contains(&blob), "and names the blob: {failed:#?}");
+}
+
+#[tokio::test]
+async fn a_copy_of_an_encrypted_object_stays_encrypted() {
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    let data = bytes(150 * KIB, 70);
+    put_encrypted(&s3, "source", &data).await;
+    for (target, asked) in [("copy", None), ("copy-asked", Some(ServerSideEncryption::Aes256))] {
+        let copied = s3
+            .copy_object()
+            .bucket(BUCKET)
+            .key(target)
+            .copy_source(format!("{BUCKET}/source"))
+            .set_server_side_encryption(asked)
+            .send()
+            .await
+            .expect("copy");
+        assert_eq!(copied.server_side_encryption(), Some(&ServerSideEncryption::Aes256), "{target}");
+        let got = s3.get_object().bucket(BUCKET).key(target).send().await.expect("GET the copy");
+        assert_eq!(got.server_side_encryption(), Some(&ServerSideEncryption::Aes256), "{target}");
+        assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), &data[..], "{target}");
+    }
+    // Re-encrypting an object in place is a change S3 allows as a copy onto itself.
+    s3.copy_object()
+        .bucket(BUCKET)
+        .key("source")
+        .copy_source(format!("{BUCKET}/source"))
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .send()
+        .await
+        .expect("copy onto itself with an encryption header");
+}
+
+#[tokio::test]
+async fn malformed_contradictory_and_unbuilt_sse_requests_get_aws_answers_and_store_nothing() {
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    put(&s3, BUCKET, "plain", b"plain bytes").await;
+    let before = server.events().len();
+    let body = || ByteStream::from(b"secret".to_vec());
+
+    let unknown = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("k")
+        .server_side_encryption(ServerSideEncryption::from("AES512"))
+        .body(body())
+        .send()
+        .await;
+    assert_eq!(failure(unknown), (400, "InvalidArgument".to_owned()), "an unknown mode");
+    let kms_key_without_kms = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("k")
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .ssekms_key_id("alias/some-key")
+        .body(body())
+        .send()
+        .await;
+    assert_eq!(failure(kms_key_without_kms), (400, "InvalidArgument".to_owned()), "a KMS key id with AES256");
+    let customer_key = "0123456789abcdef0123456789abcdef";
+    let both = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("k")
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(base64_of(customer_key.as_bytes()))
+        .sse_customer_key_md5(md5_base64(customer_key.as_bytes()))
+        .body(body())
+        .send()
+        .await;
+    assert_eq!(failure(both), (400, "InvalidArgument".to_owned()), "SSE-C beside SSE-S3");
+
+    // Not built yet: refused rather than stored unencrypted.
+    let kms = s3.put_object().bucket(BUCKET).key("k").server_side_encryption(ServerSideEncryption::AwsKms).body(body());
+    assert_eq!(failure(kms.send().await), (501, "NotImplemented".to_owned()), "SSE-KMS");
+    let customer = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("k")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(base64_of(customer_key.as_bytes()))
+        .sse_customer_key_md5(md5_base64(customer_key.as_bytes()))
+        .body(body());
+    assert_eq!(failure(customer.send().await), (501, "NotImplemented".to_owned()), "SSE-C");
+    let multipart = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("k")
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .send()
+        .await;
+    assert_eq!(failure(multipart), (501, "NotImplemented".to_owned()), "an encrypted multipart upload");
+    let copy_plain = s3
+        .copy_object()
+        .bucket(BUCKET)
+        .key("k")
+        .copy_source(format!("{BUCKET}/plain"))
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .send()
+        .await;
+    assert_eq!(failure(copy_plain), (501, "NotImplemented".to_owned()), "encrypting a copy of a plain object");
+
+    assert_eq!(server.events().len(), before, "no refused request left an event");
+    let missing = s3.head_object().bucket(BUCKET).key("k").send().await;
+    assert_eq!(failure(missing).0, 404, "no object was stored");
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

@@ -1,0 +1,131 @@
+//! Server-side encryption on the wire: what a write asks for (`x-amz-server-side-encryption`
+//! and its companions), refused as AWS refuses it when malformed or contradictory, and the
+//! decryption of the parts a read touches. The bytes themselves are encrypted by the stores,
+//! after hashing ([`crate::crypto`]).
+//!
+//! Built: SSE-S3 (`AES256`) on PutObject (inline and blob), on CopyObject of an encrypted
+//! source, and on every read. SSE-KMS, SSE-C and encrypted multipart uploads answer 501 until
+//! they are built.
+
+use registry::event::v1::BlobPart;
+use s3s::dto::ServerSideEncryption;
+use s3s::s3_error;
+
+use super::error::Result;
+use crate::backend::{BlobError, BlobStream};
+use crate::crypto::{KeyRing, SSE_S3, segments};
+
+/// The header naming the encryption a write asks for.
+const SSE: &str = "x-amz-server-side-encryption";
+/// The SSE-KMS key and context: only with `aws:kms`.
+const KMS_HEADERS: [&str; 2] = ["x-amz-server-side-encryption-aws-kms-key-id", "x-amz-server-side-encryption-context"];
+/// Accepted with any mode; it only changes how KMS is called.
+const BUCKET_KEY: &str = "x-amz-server-side-encryption-bucket-key-enabled";
+/// The prefix of the SSE-C headers.
+const CUSTOMER_PREFIX: &str = "x-amz-server-side-encryption-customer-";
+
+/// The encryption a write asks for: `Some(SSE_S3)` for SSE-S3, `None` for none.
+///
+/// # Errors
+/// `InvalidArgument` for an unknown mode, KMS headers without `aws:kms`, and SSE-C headers
+/// beside `x-amz-server-side-encryption`, as AWS; 501 `NotImplemented` for SSE-KMS and SSE-C.
+pub(super) fn requested(headers: &http::HeaderMap) -> Result<Option<&'static str>> {
+    let mode = match headers.get(SSE) {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| unsupported_method())?),
+    };
+    let customer = headers.keys().any(|name| name.as_str().starts_with(CUSTOMER_PREFIX));
+    if customer && mode.is_some() {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Server Side Encryption with Customer provided key is incompatible with the encryption method specified"
+        )
+        .into());
+    }
+    let kms_headers = KMS_HEADERS.iter().any(|name| headers.contains_key(*name));
+    if kms_headers && mode != Some("aws:kms") && mode != Some("aws:kms:dsse") {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms"
+        )
+        .into());
+    }
+    let unknown = headers.keys().map(http::HeaderName::as_str).find(|name| {
+        name.starts_with(SSE)
+            && *name != SSE
+            && *name != BUCKET_KEY
+            && !KMS_HEADERS.contains(name)
+            && !name.starts_with(CUSTOMER_PREFIX)
+    });
+    if let Some(name) = unknown {
+        return Err(s3_error!(
+            NotImplemented,
+            "A header you provided implies functionality that is not implemented: {name}"
+        )
+        .into());
+    }
+    if customer {
+        return Err(not_yet("server-side encryption with customer-provided keys (SSE-C)"));
+    }
+    match mode {
+        None => Ok(None),
+        Some(SSE_S3) => Ok(Some(SSE_S3)),
+        Some("aws:kms" | "aws:kms:dsse") => Err(not_yet("server-side encryption with KMS keys (SSE-KMS)")),
+        Some(_) => Err(unsupported_method()),
+    }
+}
+
+fn unsupported_method() -> super::error::Error {
+    s3_error!(InvalidArgument, "The encryption method specified is not supported").into()
+}
+
+fn not_yet(what: &str) -> super::error::Error {
+    s3_error!(NotImplemented, "A header you provided implies functionality that is not implemented: {what}").into()
+}
+
+/// Refuses a write that asks for any server-side encryption where it is not built yet
+/// (multipart uploads), after the checks every write gets.
+///
+/// # Errors
+/// Those of [`requested`]; 501 `NotImplemented` for SSE-S3.
+pub(super) fn refuse_here(headers: &http::HeaderMap, operation: &str) -> Result<()> {
+    match requested(headers)? {
+        None => Ok(()),
+        Some(_) => Err(not_yet(&format!("server-side encryption of {operation}"))),
+    }
+}
+
+/// The `x-amz-server-side-encryption` an answer about a version carries.
+pub(super) fn response_header(encryption: Option<&String>) -> Option<ServerSideEncryption> {
+    encryption.map(|mode| ServerSideEncryption::from(mode.clone()))
+}
+
+/// The stored bytes that hold the plaintext bytes `range` of `part`: the range itself, or the
+/// segments around it for an encrypted part.
+pub(super) fn stored_range(part: &BlobPart, range: (u64, u64)) -> (u64, u64) {
+    match part.wrapped_key {
+        Some(_) => segments::sealed_span(part.size, range),
+        None => range,
+    }
+}
+
+/// The plaintext bytes `range` of `part` from its stored bytes `stored` (read at
+/// [`stored_range`]): decrypted segment by segment for an encrypted part, each segment
+/// refused as [`BlobError::Forged`] unless it authenticates.
+///
+/// # Errors
+/// An I/O error when the part's data key does not unwrap (the master key that wrapped it is
+/// not this gateway's).
+pub(super) fn plaintext(
+    keys: &KeyRing,
+    part: &BlobPart,
+    range: (u64, u64),
+    stored: BlobStream,
+) -> Result<BlobStream, BlobError> {
+    let Some(wrapped) = &part.wrapped_key else { return Ok(stored) };
+    let key = keys.unwrap(wrapped).map_err(|err| {
+        tracing::error!(code = "InternalError", error = %err, "an encrypted part's data key does not unwrap");
+        BlobError::Io(std::io::Error::other(err))
+    })?;
+    Ok(Box::pin(key.open_stream(part.size, range, stored)))
+}
