@@ -10,7 +10,7 @@ use futures::StreamExt as _;
 use registry::event::v1::BlobPart;
 
 use crate::backend::{BlobError, BlobId, BlobStore, BlobStream};
-use crate::crypto::KeyRing;
+use crate::crypto::{self, KeyRing};
 
 /// Where versions' bytes are kept: the blob store, and the master keys that unwrap the data
 /// keys of encrypted parts (`None` where there are none to hand: such parts then fail).
@@ -56,7 +56,7 @@ where
         } else {
             // A part that is a range of a shared blob (an S3 upstream's multipart object) is
             // read as that range.
-            let range = part.offset.map(|offset| (offset, offset + part.size - 1));
+            let range = part.offset.map(|offset| (offset, offset + crypto::stored_size(part) - 1));
             stored.store.get(&BlobId::new(part.blob.as_str()), range).await?
         };
         let mut stream = plaintext(stored.keys.as_deref(), part, stream)?;

@@ -153,14 +153,14 @@ impl BlobStore for FaultyStore {
 
     async fn put_part(
         &self,
-        upload: &StoreUpload,
-        number: u32,
+        part: (&StoreUpload, u32),
         body: BodyStream,
         expected_len: Option<u64>,
         algorithms: &[ChecksumAlgorithm],
         subtree_offset: Option<u64>,
+        seal: Option<Seal>,
     ) -> Result<StagedBlob> {
-        let staged = self.inner.put_part(upload, number, body, expected_len, algorithms, subtree_offset).await?;
+        let staged = self.inner.put_part(part, body, expected_len, algorithms, subtree_offset, seal).await?;
         Ok(self.stage(staged))
     }
 

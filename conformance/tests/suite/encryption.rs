@@ -3,7 +3,8 @@
 //! ciphertext, every read (whole, ranged across segment boundaries, HEAD, a copy) gives back
 //! the plaintext and says it was encrypted, the registry records the plaintext's digests and a
 //! wrapped key (never the master key), damaged ciphertext is refused as a corrupt blob, and
-//! `verify` decrypts to check. Malformed, contradictory and not yet built SSE requests get
+//! `verify` decrypts to check. A multipart upload asked to be encrypted encrypts every part
+//! (copied ones too) under a key of its own, and reads back across part boundaries. Malformed, contradictory and not yet built SSE requests get
 //! AWS's answers and leave nothing behind.
 
 use artifact_store_conformance::events::{of_type, version};
@@ -12,7 +13,7 @@ use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::upstream::RunUpstream;
 use artifact_store_conformance::{Server, Transport, blake3_hex, bytes, md5_base64, md5_hex};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ServerSideEncryption;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 
 const BUCKET: &str = "sealed";
 const KIB: usize = 1024;
@@ -37,8 +38,10 @@ async fn put_encrypted(s3: &aws_sdk_s3::Client, key: &str, data: &[u8]) {
 /// The recorded content of the latest version of `key`.
 fn recorded(server: &Server, key: &str) -> serde_json::Value {
     let events = server.object_events(BUCKET, key);
-    let put = of_type(&events, "v1.object.put").last().copied().expect("a v1.object.put event");
-    version(put)["content"].clone()
+    let mut created: Vec<_> = of_type(&events, "v1.object.put");
+    created.extend(of_type(&events, "v1.multipart.completed"));
+    let newest = created.into_iter().max_by_key(|e| e.sequence).expect("an event creating a version");
+    version(newest)["content"].clone()
 }
 
 /// The bytes the store holds for the single part of `key`: the blob file, the upstream object,
@@ -78,9 +81,26 @@ async fn overwrite_stored(server: &Server, key: &str, bytes: Vec<u8>) {
     }
 }
 
-/// Whether a 32-byte window of `plain` (one from every 16 KiB) shows up in `stored`.
+/// The bytes the store holds for all the parts of `key`, one after the other (on the S3
+/// backend a multipart object is one upstream object).
+async fn stored_parts(server: &Server, key: &str) -> Vec<u8> {
+    if server.on_s3_backend() {
+        return stored(server, key).await;
+    }
+    let content = recorded(server, key);
+    let parts = content["parts"].as_array().expect("parts");
+    let mut all = Vec::new();
+    for part in parts {
+        let blob = part["blob"].as_str().expect("a blob id");
+        all.extend(std::fs::read(server.data_dir().join("blobs").join(&blob[..2]).join(blob)).expect("a part's blob"));
+        assert!(part["wrapped_key"].is_object(), "every part has its own key: {part}");
+    }
+    all
+}
+
+/// Whether a 32-byte window of `plain` (one from every 256 KiB) shows up in `stored`.
 fn leaks(plain: &[u8], stored: &[u8]) -> bool {
-    plain.chunks(16 * KIB).filter(|c| c.len() >= 32).any(|c| memchr::memmem::find(stored, &c[..32]).is_some())
+    plain.chunks(256 * KIB).filter(|c| c.len() >= 32).any(|c| memchr::memmem::find(stored, &c[..32]).is_some())
 }
 
 #[tokio::test]
@@ -267,14 +287,6 @@ async fn malformed_contradictory_and_unbuilt_sse_requests_get_aws_answers_and_st
         .sse_customer_key_md5(md5_base64(customer_key.as_bytes()))
         .body(body());
     assert_eq!(failure(customer.send().await), (501, "NotImplemented".to_owned()), "SSE-C");
-    let multipart = s3
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key("k")
-        .server_side_encryption(ServerSideEncryption::Aes256)
-        .send()
-        .await;
-    assert_eq!(failure(multipart), (501, "NotImplemented".to_owned()), "an encrypted multipart upload");
     let copy_plain = s3
         .copy_object()
         .bucket(BUCKET)
@@ -293,4 +305,89 @@ async fn malformed_contradictory_and_unbuilt_sse_requests_get_aws_answers_and_st
 fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test]
+async fn an_encrypted_multipart_upload_encrypts_every_part_and_reads_across_them() {
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    let source = bytes(5 * 1024 * KIB + 3, 80);
+    put_encrypted(&s3, "source", &source).await;
+    let plain_source = bytes(200 * KIB, 81);
+    put(&s3, BUCKET, "plain-source", &plain_source).await;
+
+    let created = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("multi")
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .send()
+        .await
+        .expect("create an encrypted upload");
+    assert_eq!(created.server_side_encryption(), Some(&ServerSideEncryption::Aes256));
+    let upload_id = created.upload_id().expect("upload id");
+    // Parts of uneven sizes (their digests are read back at completion), and two copied in:
+    // from an encrypted source and from a plain one.
+    let (first, third) = (bytes(5 * 1024 * KIB, 82), bytes(6 * 1024 * KIB + 7, 83));
+    let mut completed = Vec::new();
+    for (number, data) in [(1, &first), (3, &third)] {
+        let part = s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key("multi")
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .expect("upload a part");
+        assert_eq!(part.server_side_encryption(), Some(&ServerSideEncryption::Aes256), "part {number}");
+        assert_eq!(part.e_tag(), Some(format!("\"{}\"", md5_hex(data)).as_str()), "the plaintext's MD5");
+        completed.push(CompletedPart::builder().part_number(number).e_tag(part.e_tag().unwrap()).build());
+    }
+    for (number, copied) in [(2, "source"), (4, "plain-source")] {
+        let part = s3
+            .upload_part_copy()
+            .bucket(BUCKET)
+            .key("multi")
+            .upload_id(upload_id)
+            .part_number(number)
+            .copy_source(format!("{BUCKET}/{copied}"))
+            .send()
+            .await
+            .expect("copy a part");
+        assert_eq!(part.server_side_encryption(), Some(&ServerSideEncryption::Aes256), "part {number}");
+        let etag = part.copy_part_result().and_then(|r| r.e_tag()).expect("etag").to_owned();
+        completed.push(CompletedPart::builder().part_number(number).e_tag(etag).build());
+    }
+    completed.sort_by_key(|part| part.part_number());
+    let done = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("multi")
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(done.server_side_encryption(), Some(&ServerSideEncryption::Aes256));
+
+    let whole = [&first[..], &source, &third, &plain_source].concat();
+    assert_eq!(recorded(&server, "multi")["blake3"], blake3_hex(&whole), "the plaintext's digest");
+    assert_eq!(recorded(&server, "multi")["encryption"], "AES256");
+    let got = s3.get_object().bucket(BUCKET).key("multi").send().await.expect("GET");
+    assert_eq!(got.server_side_encryption(), Some(&ServerSideEncryption::Aes256));
+    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), &whole[..]);
+    let boundaries = [first.len(), first.len() + source.len(), first.len() + source.len() + third.len()];
+    for at in boundaries {
+        let range = format!("bytes={}-{}", at - 70_000, at + 70_000);
+        assert_eq!(get_range(&s3, BUCKET, "multi", Some(&range)).await, &whole[at - 70_000..=at + 70_000], "{range}");
+    }
+    let part_two = s3.get_object().bucket(BUCKET).key("multi").part_number(2).send().await.expect("GET part 2");
+    assert_eq!(part_two.body.collect().await.expect("body").into_bytes().as_ref(), &source[..]);
+
+    assert!(!leaks(&whole, &stored_parts(&server, "multi").await), "the store holds plaintext");
+    let verified = server.cli(&["verify"]);
+    assert!(verified.status.success(), "verify decrypts every part: {verified:#?}");
 }

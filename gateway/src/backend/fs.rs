@@ -398,12 +398,12 @@ impl BlobStore for FsBlobStore {
 
     async fn put_part(
         &self,
-        _upload: &StoreUpload,
-        _number: u32,
+        _part: (&StoreUpload, u32),
         _body: BodyStream,
         _expected_len: Option<u64>,
         _algorithms: &[ChecksumAlgorithm],
         _part_offset: Option<u64>,
+        _seal: Option<Seal>,
     ) -> Result<StagedBlob> {
         Err(BlobError::InvalidId)
     }
@@ -715,6 +715,32 @@ mod tests {
             }
         }
         out
+    }
+
+    #[tokio::test]
+    async fn encrypted_bytes_round_trip_with_the_plaintext_digests() {
+        use futures::StreamExt as _;
+        let (_dir, store) = store();
+        for (len, offset) in [(6 * 1024 * 1024 + 7, Some(5 * 1024 * 1024)), (3 * 1024 * 1024 + 17, None), (5000, None)]
+        {
+            let data = pattern(len);
+            let key = crate::crypto::DataKey::generate();
+            let staged = store
+                .put(body(in_chunks(&data, 65_536)), Some(len as u64), &[], offset, Some(key.seal()))
+                .await
+                .unwrap();
+            assert_eq!(staged.blake3(), *blake3::hash(&data).as_bytes(), "{len}");
+            assert_eq!(staged.size(), len as u64);
+            let id = staged.commit().await.unwrap();
+            assert_eq!(id.as_str(), key.blob_id(blake3::hash(&data).as_bytes()));
+            let stored = store.get(&id, None).await.unwrap();
+            let mut plain = Box::pin(key.open_stream::<_, BlobError>(len as u64, (0, len as u64 - 1), stored));
+            let mut out = Vec::new();
+            while let Some(chunk) = plain.next().await {
+                out.extend_from_slice(&chunk.unwrap());
+            }
+            assert!(out == data, "{len}");
+        }
     }
 
     #[tokio::test]

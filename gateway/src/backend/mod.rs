@@ -421,8 +421,8 @@ pub trait BlobStore: Send + Sync + 'static {
     /// The errors of the store's requests.
     async fn begin_multipart(&self) -> Result<Option<StoreUpload>>;
 
-    /// Streams part `number` of `upload` like [`BlobStore::put`], replacing any earlier part
-    /// with that number. Committing the staged part returns the upload's blob id; the staged
+    /// Streams part `number` of `upload` like [`BlobStore::put`] (encrypted by `seal` when
+    /// given), replacing any earlier part with that number. Committing the staged part returns the upload's blob id; the staged
     /// part's [`StagedBlob::store_etag`] is what completion must name.
     ///
     /// # Errors
@@ -431,16 +431,17 @@ pub trait BlobStore: Send + Sync + 'static {
     /// upload; [`BlobError::InvalidId`] for an upload this store did not begin.
     async fn put_part(
         &self,
-        upload: &StoreUpload,
-        number: u32,
+        (upload, number): (&StoreUpload, u32),
         body: BodyStream,
         expected_len: Option<u64>,
         algorithms: &[ChecksumAlgorithm],
         part_offset: Option<u64>,
+        seal: Option<Seal>,
     ) -> Result<StagedBlob>;
 
-    /// Joins the named parts (in order) into the upload's blob and returns where each one's
-    /// bytes start in it: one after the other, unless the store had to join parts that were
+    /// Joins the named parts (in order; each of the size the store holds, larger than its
+    /// plaintext when encrypted) into the upload's blob and returns where each one's bytes
+    /// start in it: one after the other, unless the store had to join parts that were
     /// not named too (see [`s3::S3BlobStore`]). The upload ends.
     ///
     /// # Errors

@@ -637,18 +637,19 @@ impl BlobStore for S3BlobStore {
 
     async fn put_part(
         &self,
-        upload: &StoreUpload,
-        number: u32,
+        (upload, number): (&StoreUpload, u32),
         body: BodyStream,
         expected_len: Option<u64>,
         algorithms: &[ChecksumAlgorithm],
         part_offset: Option<u64>,
+        seal: Option<Seal>,
     ) -> Result<StagedBlob> {
         let key = self.key(&upload.blob)?;
         let number = i32::try_from(number).map_err(|_| BlobError::InvalidId)?;
         let (body, len) = with_length(body, expected_len).await?;
         let target = Target::Part { key: &key, upload_id: &upload.upload_id, number };
-        let mut streamed = self.stream_through(body, len, algorithms, part_offset, target, None).await?;
+        let sealer = seal.map(|seal| seal.sealer);
+        let mut streamed = self.stream_through(body, len, algorithms, part_offset, target, sealer).await?;
         let etag = streamed
             .etag
             .take()

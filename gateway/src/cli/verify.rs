@@ -47,7 +47,7 @@ use crate::backend::fs::FsBlobStore;
 use crate::backend::s3::S3BlobStore;
 use crate::backend::{BlobError, BlobId, BlobStore};
 use crate::config::{Backend, Config};
-use crate::crypto::KeyRing;
+use crate::crypto::{self, KeyRing};
 use crate::digest::Md5;
 use crate::rehash;
 use registry::queries::Reads as _;
@@ -260,17 +260,20 @@ async fn check_blobs(
     Ok(report)
 }
 
-/// The encrypted blobs the views record, by id, with the part that names each.
+/// The encrypted blobs the views record (versions' and uploads' parts), by id, with the part
+/// that names each.
 fn encrypted_parts(conn: &Connection) -> anyhow::Result<HashMap<String, BlobPart>> {
-    let mut found = HashMap::new();
+    let mut parts = Vec::new();
     let mut versions = conn.prepare("SELECT content FROM object_versions WHERE is_delete_marker = 0")?;
     for content in versions.query_map([], |row| row.get::<_, String>(0))? {
         let content: ObjectContent = serde_json::from_str(&content?).context("a version's content")?;
-        for part in content.parts.into_iter().filter(|p| p.wrapped_key.is_some()) {
-            found.insert(part.blob.clone(), part);
-        }
+        parts.extend(content.parts);
     }
-    Ok(found)
+    let mut uploads = conn.prepare("SELECT part FROM multipart_parts")?;
+    for part in uploads.query_map([], |row| row.get::<_, String>(0))? {
+        parts.push(serde_json::from_str(&part?).context("an upload's part")?);
+    }
+    Ok(parts.into_iter().filter(|p: &BlobPart| p.wrapped_key.is_some()).map(|p| (p.blob.clone(), p)).collect())
 }
 
 /// The name an encrypted blob must have: that of the BLAKE3 of its plaintext under its data
@@ -369,7 +372,8 @@ async fn check_upstream_blobs(
             let id = BlobId::new(part.blob.clone());
             // A part of an object completed as one upstream multipart upload is a range of
             // that object.
-            let range = part.offset.filter(|_| part.size > 0).map(|offset| (offset, offset + part.size - 1));
+            let range =
+                part.offset.filter(|_| part.size > 0).map(|offset| (offset, offset + crypto::stored_size(part) - 1));
             // An empty encrypted part holds only its one empty segment's tag, nothing to hash.
             if (part.offset.is_some() && range.is_none()) || (part.size == 0 && part.wrapped_key.is_some()) {
                 continue;

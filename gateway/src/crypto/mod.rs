@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt as _};
 pub use keyring::{KeyRing, KeyRingError};
 use rand::Rng as _;
-use registry::event::v1::WrappedKey;
+use registry::event::v1::{BlobPart, WrappedKey};
 use zeroize::Zeroizing;
 
 pub use self::segments::{OpenError, Opener, Sealer};
@@ -125,6 +125,25 @@ impl EncryptedBlobId {
     #[must_use]
     pub fn of(&self, plaintext_blake3: &[u8; 32]) -> String {
         hex::encode(blake3::keyed_hash(&self.0, plaintext_blake3).as_bytes())
+    }
+}
+
+/// How many bytes the store holds for `part`: its size, or more when it is encrypted.
+#[must_use]
+pub fn stored_size(part: &BlobPart) -> u64 {
+    match part.wrapped_key {
+        Some(_) => segments::sealed_len(part.size),
+        None => part.size,
+    }
+}
+
+/// The stored bytes that hold the plaintext bytes `range` of `part`, counted from the part's
+/// start: the range itself, or the segments around it when the part is encrypted.
+#[must_use]
+pub fn stored_range(part: &BlobPart, range: (u64, u64)) -> (u64, u64) {
+    match part.wrapped_key {
+        Some(_) => segments::sealed_span(part.size, range),
+        None => range,
     }
 }
 

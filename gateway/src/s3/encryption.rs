@@ -3,9 +3,9 @@
 //! decryption of the parts a read touches. The bytes themselves are encrypted by the stores,
 //! after hashing ([`crate::crypto`]).
 //!
-//! Built: SSE-S3 (`AES256`) on PutObject (inline and blob), on CopyObject of an encrypted
-//! source, and on every read. SSE-KMS, SSE-C and encrypted multipart uploads answer 501 until
-//! they are built.
+//! Built: SSE-S3 (`AES256`) on PutObject (inline and blob), multipart uploads (every part
+//! under a key of its own), CopyObject of an encrypted source, and every read. SSE-KMS and
+//! SSE-C answer 501 until they are built.
 
 use registry::event::v1::BlobPart;
 use s3s::dto::ServerSideEncryption;
@@ -13,7 +13,7 @@ use s3s::s3_error;
 
 use super::error::Result;
 use crate::backend::{BlobError, BlobStream};
-use crate::crypto::{KeyRing, SSE_S3, segments};
+use crate::crypto::{KeyRing, SSE_S3};
 
 /// The header naming the encryption a write asks for.
 const SSE: &str = "x-amz-server-side-encryption";
@@ -83,16 +83,13 @@ fn not_yet(what: &str) -> super::error::Error {
     s3_error!(NotImplemented, "A header you provided implies functionality that is not implemented: {what}").into()
 }
 
-/// Refuses a write that asks for any server-side encryption where it is not built yet
-/// (multipart uploads), after the checks every write gets.
+/// Checks the SSE headers of an UploadPart or UploadPartCopy as those of any write. A part is
+/// encrypted as its upload is, whatever they say.
 ///
 /// # Errors
-/// Those of [`requested`]; 501 `NotImplemented` for SSE-S3.
-pub(super) fn refuse_here(headers: &http::HeaderMap, operation: &str) -> Result<()> {
-    match requested(headers)? {
-        None => Ok(()),
-        Some(_) => Err(not_yet(&format!("server-side encryption of {operation}"))),
-    }
+/// Those of [`requested`].
+pub(super) fn check_part_headers(headers: &http::HeaderMap) -> Result<()> {
+    requested(headers).map(drop)
 }
 
 /// The `x-amz-server-side-encryption` an answer about a version carries.
@@ -100,17 +97,8 @@ pub(super) fn response_header(encryption: Option<&String>) -> Option<ServerSideE
     encryption.map(|mode| ServerSideEncryption::from(mode.clone()))
 }
 
-/// The stored bytes that hold the plaintext bytes `range` of `part`: the range itself, or the
-/// segments around it for an encrypted part.
-pub(super) fn stored_range(part: &BlobPart, range: (u64, u64)) -> (u64, u64) {
-    match part.wrapped_key {
-        Some(_) => segments::sealed_span(part.size, range),
-        None => range,
-    }
-}
-
 /// The plaintext bytes `range` of `part` from its stored bytes `stored` (read at
-/// [`stored_range`]): decrypted segment by segment for an encrypted part, each segment
+/// [`crypto::stored_range`](crate::crypto::stored_range)): decrypted segment by segment for an encrypted part, each segment
 /// refused as [`BlobError::Forged`] unless it authenticates.
 ///
 /// # Errors

@@ -202,7 +202,7 @@ pub(super) fn read_parts(
         .then(move |(part, local)| {
             let (blobs, registry, keys) = (Arc::clone(&blobs), registry.clone(), Arc::clone(&keys));
             async move {
-                let (first, last) = encryption::stored_range(&part, local);
+                let (first, last) = crate::crypto::stored_range(&part, local);
                 let base = part.offset.unwrap_or(0);
                 let stored = if registry::inline::is_locator(&part.blob) {
                     super::inline::read(&registry, &part.blob, (first, last)).await?
@@ -239,7 +239,7 @@ pub(super) async fn checked_read(
     let expected = integrity::Expected { root, size: content.size };
     let read = |span| match (&inline, content.parts.first()) {
         (Some(bytes), Some(part)) => {
-            let stored = super::inline::slice(bytes.clone(), encryption::stored_range(part, span));
+            let stored = super::inline::slice(bytes.clone(), crate::crypto::stored_range(part, span));
             let plain = stored.and_then(|stored| encryption::plaintext(&gw.keys, part, span, stored));
             futures::stream::once(std::future::ready(plain)).try_flatten().boxed()
         }

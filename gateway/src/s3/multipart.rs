@@ -34,6 +34,7 @@ use crate::backend::{BlobError, BlobId, BlobStore, PartToJoin, StoreUpload};
 use crate::blake3_tree;
 use crate::blake3_tree::Subtrees;
 use crate::clock;
+use crate::crypto::BlobKey;
 use crate::digest::{ChecksumAlgorithm, ChecksumValue, Checksummer, Md5};
 use crate::outboard::{self, GroupHasher, PartHasher, PartHashes};
 
@@ -74,7 +75,7 @@ pub(super) async fn create_multipart_upload(
     mut req: S3Request<CreateMultipartUploadInput>,
 ) -> Result<S3Response<CreateMultipartUploadOutput>> {
     wire::check_key(&req.input.key)?;
-    encryption::refuse_here(&req.headers, "multipart uploads")?;
+    let encryption = encryption::requested(&req.headers)?;
     let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
     let input = &mut req.input;
     wire::check_metadata_size(input.metadata.as_ref())?;
@@ -108,6 +109,7 @@ pub(super) async fn create_multipart_upload(
         tags: wire::tags_from_header(input.tagging.as_deref())?,
         checksum_type: checksum_algorithm
             .map(|_| checksum_type.clone().unwrap_or_else(|| ChecksumType::COMPOSITE.to_owned())),
+        encryption: encryption.map(str::to_owned),
         ..ObjectContent::default()
     };
     // Begun before the event: an upload the store began for an event that was never recorded
@@ -138,6 +140,7 @@ pub(super) async fn create_multipart_upload(
         checksum_algorithm: req.input.checksum_algorithm.clone(),
         checksum_type: checksum_algorithm
             .map(|_| ChecksumType::from(checksum_type.unwrap_or_else(|| ChecksumType::COMPOSITE.to_owned()))),
+        server_side_encryption: encryption::response_header(encryption.map(str::to_owned).as_ref()),
         ..Default::default()
     }))
 }
@@ -146,7 +149,7 @@ pub(super) async fn upload_part(
     gw: &Gateway,
     mut req: S3Request<UploadPartInput>,
 ) -> Result<S3Response<UploadPartOutput>> {
-    encryption::refuse_here(&req.headers, "multipart uploads")?;
+    encryption::check_part_headers(&req.headers)?;
     let input = &mut req.input;
     let number = check_part_number(input.part_number)?;
     let length = wire::body_length(input.content_length, &req.headers);
@@ -163,7 +166,7 @@ pub(super) async fn upload_part(
         length,
         &expected,
         req.trailing_headers.clone(),
-        BodyRole::Part { offset, into: into.as_ref().map(|u| (u, number)) },
+        BodyRole::Part { offset, into: into.as_ref().map(|u| (u, number)), key: part_key(gw, &upload.created) },
     )
     .await?;
     let input = &req.input;
@@ -179,8 +182,14 @@ pub(super) async fn upload_part(
         checksum_crc64nvme: checksums.crc64nvme,
         checksum_sha1: checksums.sha1,
         checksum_sha256: checksums.sha256,
+        server_side_encryption: encryption::response_header(upload.created.template.encryption.as_ref()),
         ..Default::default()
     }))
+}
+
+/// A new data key for a part of `upload`, when the upload is encrypted.
+fn part_key(gw: &Gateway, upload: &MultipartCreated) -> Option<BlobKey> {
+    upload.template.encryption.as_ref().map(|_| BlobKey::new(&gw.keys))
 }
 
 /// Where part `number` of `length` bytes is taken to start in its object, to hash it there as
@@ -245,7 +254,7 @@ pub(super) async fn upload_part_copy(
     gw: &Gateway,
     req: S3Request<UploadPartCopyInput>,
 ) -> Result<S3Response<UploadPartCopyOutput>> {
-    encryption::refuse_here(&req.headers, "multipart uploads")?;
+    encryption::check_part_headers(&req.headers)?;
     let input = &req.input;
     let number = check_part_number(input.part_number)?;
     require_bucket(gw, &input.bucket).await?;
@@ -276,9 +285,11 @@ pub(super) async fn upload_part_copy(
         None => (Box::pin(futures::stream::empty()), 0),
     };
     let part_offset = expected_offset(gw, &input.upload_id, number, Some(length)).await?;
+    let key = part_key(gw, &upload.created);
+    let seal = key.as_ref().map(|k| k.key.seal());
     let staged = match store_upload(&upload.created) {
-        Some(into) => gw.blobs.put_part(&into, number, body, Some(length), &[], part_offset).await,
-        None => gw.blobs.put(body, Some(length), &[], part_offset, None).await,
+        Some(into) => gw.blobs.put_part((&into, number), body, Some(length), &[], part_offset, seal).await,
+        None => gw.blobs.put(body, Some(length), &[], part_offset, seal).await,
     };
     // A failure to read the source is the answer (damaged: 500; away: 503), not a bad body.
     let staged = match staged {
@@ -301,7 +312,7 @@ pub(super) async fn upload_part_copy(
         subtrees,
         offset: None,
         store_etag,
-        wrapped_key: None,
+        wrapped_key: key.map(|k| k.wrapped),
     };
     let target = (input.bucket.as_str(), input.key.as_str(), input.upload_id.as_str());
     let event = record_part(gw, caller(&req), target, placed, (number, part)).await?;
@@ -312,6 +323,7 @@ pub(super) async fn upload_part_copy(
             ..Default::default()
         }),
         copy_source_version_id: src_version_id.map(|_| source.version_id),
+        server_side_encryption: encryption::response_header(upload.created.template.encryption.as_ref()),
         ..Default::default()
     }))
 }
@@ -453,7 +465,11 @@ async fn join_parts(
     };
     let named: Vec<PartToJoin> = selected
         .iter()
-        .map(|(number, p)| PartToJoin { number: *number, etag: p.store_etag.clone().unwrap_or_default(), size: p.size })
+        .map(|(number, p)| PartToJoin {
+            number: *number,
+            etag: p.store_etag.clone().unwrap_or_default(),
+            size: crate::crypto::stored_size(p),
+        })
         .collect();
     let offsets = blobs.complete_multipart(&upload, &named).await?;
     Ok(selected
@@ -597,8 +613,8 @@ async fn hash_whole(
 
 /// The digest a stored part must still match when completion reads it back, so that bytes
 /// damaged since their upload are refused rather than hashed into the new version's digest:
-/// the BLAKE3 that names its blob where the blob is the part alone (the local store), else the
-/// MD5 its ETag is.
+/// the BLAKE3 that names its blob where the blob is the part alone and unencrypted (the local
+/// store), else the MD5 its ETag is (an encrypted blob's name is keyed by its data key).
 enum PartCheck {
     Blake3(Box<blake3::Hasher>),
     Md5(Md5),
@@ -606,7 +622,7 @@ enum PartCheck {
 
 impl PartCheck {
     fn new(part: &BlobPart) -> Self {
-        if part.offset.is_none() && blake3::Hash::from_hex(&part.blob).is_ok() {
+        if part.offset.is_none() && part.wrapped_key.is_none() && blake3::Hash::from_hex(&part.blob).is_ok() {
             Self::Blake3(Box::new(blake3::Hasher::new()))
         } else {
             Self::Md5(Md5::new())
@@ -836,6 +852,7 @@ fn completion_output(
         checksum_sha1: fields.sha1,
         checksum_sha256: fields.sha256,
         checksum_type: content.checksum_type.clone().map(ChecksumType::from),
+        server_side_encryption: encryption::response_header(content.encryption.as_ref()),
         ..Default::default()
     }
 }

@@ -123,9 +123,10 @@ async fn wait_for_gc(gw: &Gateway, blob: &str) -> Result<()> {
 pub(super) enum BodyRole<'a> {
     /// A whole object, stored encrypted under the key when one is given.
     Object(Option<BlobKey>),
-    /// A multipart part: hashed as subtrees at `offset` when given (see `blake3_tree`), and
-    /// sent into the store's own multipart upload, as the part number given, when it has one.
-    Part { offset: Option<u64>, into: Option<(&'a StoreUpload, u32)> },
+    /// A multipart part: hashed as subtrees at `offset` when given (see `blake3_tree`), sent
+    /// into the store's own multipart upload, as the part number given, when it has one, and
+    /// encrypted under the key when the upload is.
+    Part { offset: Option<u64>, into: Option<(&'a StoreUpload, u32)>, key: Option<BlobKey> },
 }
 
 /// Streams a request body into the blob store, verifies the client's checksums (headers and
@@ -144,18 +145,16 @@ pub(super) async fn store_body(
     };
     let expected_len = content_length.and_then(|n| u64::try_from(n).ok());
     let algorithms = expected.algorithms();
-    let (staged, wrapped_key) = match role {
-        BodyRole::Part { offset, into: Some((upload, number)) } => {
-            (gw.blobs.put_part(upload, number, stream, expected_len, &algorithms, offset).await?, None)
-        }
-        BodyRole::Part { offset, into: None } => {
-            (gw.blobs.put(stream, expected_len, &algorithms, offset, None).await?, None)
-        }
-        BodyRole::Object(key) => {
-            let seal = key.as_ref().map(|k| k.key.seal());
-            (gw.blobs.put(stream, expected_len, &algorithms, None, seal).await?, key.map(|k| k.wrapped))
-        }
+    let (offset, into, key) = match role {
+        BodyRole::Object(key) => (None, None, key),
+        BodyRole::Part { offset, into, key } => (offset, into, key),
     };
+    let seal = key.as_ref().map(|k| k.key.seal());
+    let staged = match into {
+        Some((upload, number)) => gw.blobs.put_part((upload, number), stream, expected_len, &algorithms, offset, seal),
+        None => gw.blobs.put(stream, expected_len, &algorithms, offset, seal),
+    };
+    let (staged, wrapped_key) = (staged.await?, key.map(|k| k.wrapped));
     let trailers = trailers.and_then(|t| t.take());
     expected.verify(&staged.md5(), staged.checksums(), trailers.as_ref())?;
     let (size, blake3, etag) = (staged.size(), hex::encode(staged.blake3()), hex::encode(staged.md5()));
