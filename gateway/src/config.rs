@@ -515,8 +515,8 @@ enum Kind {
     Text,
 }
 
-/// Shorter environment names for keys set often by hand; also the names in
-/// `<data_dir>/root-credentials`.
+/// Shorter environment names for keys set often by hand (the first two are also the names in
+/// `<data_dir>/root-credentials`).
 const ENV_ALIASES: &[(&str, &str)] = &[
     ("auth.access_key", "ARTIFACT_STORE_ACCESS_KEY"),
     ("auth.secret_key", "ARTIFACT_STORE_SECRET_KEY"),
@@ -1130,7 +1130,7 @@ retrievals = "off"
     #[test]
     fn keys_come_from_the_struct_with_secrets_marked() {
         let key = |path: &str| KEYS.iter().find(|k| k.path == path);
-        assert_eq!(KEYS.len(), 53);
+        assert_eq!(KEYS.len(), 54);
         let with_file_variant: Vec<&str> = KEYS.iter().filter(|k| k.secret).map(|k| k.path.as_str()).collect();
         assert_eq!(
             with_file_variant,

@@ -9,11 +9,11 @@ use crate::acl::{ObjectAcl, Ownership};
 use crate::deletions::{self, Placement};
 use crate::error::{Error, Result};
 use crate::event::v1::{
-    self, AclEntry, BlobCorrupt, BucketAclSet, BucketCreated, BucketPolicySet, BucketRef, BucketTaggingSet,
-    BypassedFor, CorsSet, LegalHoldSet, LifecycleApplied, LifecycleSet, MultipartCompleted, MultipartCreated,
-    ObjectAclSet, ObjectDeleted, ObjectLockSet, ObjectPut, OwnershipSet, PackageFinalized, PartUploaded, Payload,
-    PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet, Retrieved, TaggingSet, UploadRef, VersionRef,
-    VersioningSet, VersioningStatus,
+    self, AclEntry, BlobCorrupt, BucketAclSet, BucketCreated, BucketEncryptionSet, BucketPolicySet, BucketRef,
+    BucketTaggingSet, BypassedFor, CorsSet, LegalHoldSet, LifecycleApplied, LifecycleSet, MultipartCompleted,
+    MultipartCreated, ObjectAclSet, ObjectDeleted, ObjectLockSet, ObjectPut, OwnershipSet, PackageFinalized,
+    PartUploaded, Payload, PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet, Retrieved, TaggingSet,
+    UploadRef, VersionRef, VersioningSet, VersioningStatus,
 };
 use crate::event::{Event, EventDraft, RequestContext};
 use crate::inline::{self, InlineBlob};
@@ -882,6 +882,36 @@ impl Registry {
         self.write(move |writer| {
             require_bucket(writer.views(), &tagging.bucket)?;
             writer.append(caller.draft(Payload::BucketTaggingSet(tagging)))
+        })
+        .await
+    }
+
+    /// Sets the bucket's default encryption (`v1.bucket.encryption.set`), replacing any before;
+    /// the gateway checked the rule.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`].
+    pub async fn set_bucket_encryption(&self, caller: Caller, encryption: BucketEncryptionSet) -> Result<Event> {
+        self.write(move |writer| {
+            require_bucket(writer.views(), &encryption.bucket)?;
+            writer.append(caller.draft(Payload::BucketEncryptionSet(encryption)))
+        })
+        .await
+    }
+
+    /// Removes the bucket's default encryption (`v1.bucket.encryption.deleted`); nothing is
+    /// recorded when it has none.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchBucket`].
+    pub async fn delete_bucket_encryption(&self, caller: Caller, bucket: &str) -> Result<Option<Event>> {
+        let bucket = bucket.to_owned();
+        self.write(move |writer| {
+            require_bucket(writer.views(), &bucket)?;
+            if writer.views().bucket_encryption(&bucket)?.is_none() {
+                return Ok(None);
+            }
+            writer.append(caller.draft(Payload::BucketEncryptionDeleted(BucketRef { bucket }))).map(Some)
         })
         .await
     }

@@ -70,6 +70,12 @@ pub trait Reads {
     /// The engine's errors.
     fn bucket_tags(&self, bucket: &str) -> Result<Option<crate::event::v1::StringMap>>;
 
+    /// A bucket's default encryption, `None` when it has none set.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn bucket_encryption(&self, bucket: &str) -> Result<Option<crate::event::v1::EncryptionRule>>;
+
     /// The bucket's public access block, if it has one.
     ///
     /// # Errors

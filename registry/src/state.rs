@@ -28,6 +28,8 @@ pub struct Bucket {
     pub default_retention: Option<DefaultRetention>,
     /// Lifecycle rules as stored.
     pub lifecycle: Option<serde_json::Value>,
+    /// How objects written without an encryption header of their own are encrypted.
+    pub default_encryption: Option<crate::event::v1::EncryptionRule>,
 }
 
 impl Bucket {

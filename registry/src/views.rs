@@ -50,6 +50,8 @@ pub(crate) trait ViewRows {
     fn set_cors(&self, bucket: &str, rules: Option<(&[v1::CorsRule], u64)>) -> Result<()>;
     /// Sets a bucket's tags, recorded by the event of `sequence`, or removes them.
     fn set_bucket_tags(&self, bucket: &str, tags: Option<(&v1::StringMap, u64)>) -> Result<()>;
+    /// Sets a bucket's default encryption, recorded by the event of `sequence`, or removes it.
+    fn set_bucket_encryption(&self, bucket: &str, rule: Option<(&v1::EncryptionRule, u64)>) -> Result<()>;
     /// Sets a bucket's object ownership (`None` as the name once the controls were deleted),
     /// recorded by the event of `sequence`, or forgets it (the bucket is gone).
     fn set_ownership(&self, bucket: &str, ownership: Option<(Option<&str>, u64)>) -> Result<()>;
@@ -454,6 +456,7 @@ pub(crate) fn apply_payload(
             rows.set_public_access_block(&p.bucket, None)?;
             rows.set_cors(&p.bucket, None)?;
             rows.set_bucket_tags(&p.bucket, None)?;
+            rows.set_bucket_encryption(&p.bucket, None)?;
             rows.set_ownership(&p.bucket, None)?;
             rows.set_bucket_acl(&p.bucket, None)?;
             rows.delete_bucket(&p.bucket)?;
@@ -474,6 +477,8 @@ pub(crate) fn apply_payload(
         Payload::CorsDeleted(p) => rows.set_cors(&p.bucket, None)?,
         Payload::BucketTaggingSet(p) => rows.set_bucket_tags(&p.bucket, Some((&p.tags, event.sequence)))?,
         Payload::BucketTaggingDeleted(p) => rows.set_bucket_tags(&p.bucket, None)?,
+        Payload::BucketEncryptionSet(p) => rows.set_bucket_encryption(&p.bucket, Some((&p.rule, event.sequence)))?,
+        Payload::BucketEncryptionDeleted(p) => rows.set_bucket_encryption(&p.bucket, None)?,
         Payload::OwnershipSet(p) => rows.set_ownership(&p.bucket, Some((Some(&p.ownership), event.sequence)))?,
         Payload::OwnershipDeleted(p) => rows.set_ownership(&p.bucket, Some((None, event.sequence)))?,
         Payload::BucketAclSet(p) => rows.set_bucket_acl(&p.bucket, Some((&p.grants, event.sequence)))?,

@@ -4,7 +4,9 @@
 //! the plaintext and says it was encrypted, the registry records the plaintext's digests and a
 //! wrapped key (never the master key), damaged ciphertext is refused as a corrupt blob, and
 //! `verify` decrypts to check. A multipart upload asked to be encrypted encrypts every part
-//! (copied ones too) under a key of its own, and reads back across part boundaries. Malformed, contradictory and not yet built SSE requests get
+//! (copied ones too) under a key of its own, and reads back across part boundaries. A bucket's
+//! default encryption (Put/Get/DeleteBucketEncryption) encrypts writes that ask for nothing,
+//! copies of unencrypted objects included, and a bucket policy can require the header. Malformed, contradictory and not yet built SSE requests get
 //! AWS's answers and leave nothing behind.
 
 use artifact_store_conformance::events::{of_type, version};
@@ -13,7 +15,10 @@ use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::upstream::RunUpstream;
 use artifact_store_conformance::{Server, Transport, blake3_hex, bytes, md5_base64, md5_hex};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_sdk_s3::types::{
+    CompletedMultipartUpload, CompletedPart, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+};
 
 const BUCKET: &str = "sealed";
 const KIB: usize = 1024;
@@ -287,15 +292,13 @@ async fn malformed_contradictory_and_unbuilt_sse_requests_get_aws_answers_and_st
         .sse_customer_key_md5(md5_base64(customer_key.as_bytes()))
         .body(body());
     assert_eq!(failure(customer.send().await), (501, "NotImplemented".to_owned()), "SSE-C");
-    let copy_plain = s3
-        .copy_object()
+    let default_kms = s3
+        .put_bucket_encryption()
         .bucket(BUCKET)
-        .key("k")
-        .copy_source(format!("{BUCKET}/plain"))
-        .server_side_encryption(ServerSideEncryption::Aes256)
+        .server_side_encryption_configuration(encryption_configuration(ServerSideEncryption::AwsKms))
         .send()
         .await;
-    assert_eq!(failure(copy_plain), (501, "NotImplemented".to_owned()), "encrypting a copy of a plain object");
+    assert_eq!(failure(default_kms), (501, "NotImplemented".to_owned()), "SSE-KMS as the bucket default");
 
     assert_eq!(server.events().len(), before, "no refused request left an event");
     let missing = s3.head_object().bucket(BUCKET).key("k").send().await;
@@ -390,4 +393,100 @@ async fn an_encrypted_multipart_upload_encrypts_every_part_and_reads_across_them
     assert!(!leaks(&whole, &stored_parts(&server, "multi").await), "the store holds plaintext");
     let verified = server.cli(&["verify"]);
     assert!(verified.status.success(), "verify decrypts every part: {verified:#?}");
+}
+
+fn encryption_configuration(algorithm: ServerSideEncryption) -> ServerSideEncryptionConfiguration {
+    let default = ServerSideEncryptionByDefault::builder().sse_algorithm(algorithm).build().expect("default");
+    let rule = ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(default).build();
+    ServerSideEncryptionConfiguration::builder().rules(rule).build().expect("configuration")
+}
+
+#[tokio::test]
+async fn a_bucket_default_encrypts_writes_that_ask_for_nothing_copies_of_plain_objects_included() {
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    create_bucket(&s3, "plain-bucket").await;
+    let unset = s3.get_bucket_encryption().bucket(BUCKET).send().await;
+    assert_eq!(failure(unset), (404, "ServerSideEncryptionConfigurationNotFoundError".to_owned()));
+    let plain = bytes(100 * KIB, 90);
+    put(&s3, "plain-bucket", "plain", &plain).await;
+
+    let two_rules = {
+        let default = ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256).build();
+        let rule =
+            ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(default.unwrap()).build();
+        ServerSideEncryptionConfiguration::builder().rules(rule.clone()).rules(rule).build().unwrap()
+    };
+    let refused =
+        s3.put_bucket_encryption().bucket(BUCKET).server_side_encryption_configuration(two_rules).send().await;
+    assert_eq!(failure(refused), (400, "MalformedXML".to_owned()), "two rules");
+    let events_before = server.bucket_events(BUCKET).len();
+    s3.put_bucket_encryption()
+        .bucket(BUCKET)
+        .server_side_encryption_configuration(encryption_configuration(ServerSideEncryption::Aes256))
+        .send()
+        .await
+        .expect("set the default");
+    let events = server.bucket_events(BUCKET);
+    assert_eq!(events.len(), events_before + 1);
+    assert_eq!(events.last().unwrap().event_type, "v1.bucket.encryption.set");
+    let got = s3.get_bucket_encryption().bucket(BUCKET).send().await.expect("get the default");
+    let rules = got.server_side_encryption_configuration().expect("configuration").rules();
+    let default = rules[0].apply_server_side_encryption_by_default().expect("a default");
+    assert_eq!(default.sse_algorithm(), &ServerSideEncryption::Aes256);
+
+    // A PUT, a multipart upload and a copy of a plain object, none asking for encryption.
+    let data = bytes(200 * KIB, 91);
+    let out = s3.put_object().bucket(BUCKET).key("put").body(ByteStream::from(data.clone())).send().await.unwrap();
+    assert_eq!(out.server_side_encryption(), Some(&ServerSideEncryption::Aes256), "PUT");
+    assert!(!leaks(&data, &stored(&server, "put").await), "the PUT's bytes are encrypted");
+    let created = s3.create_multipart_upload().bucket(BUCKET).key("multi").send().await.unwrap();
+    assert_eq!(created.server_side_encryption(), Some(&ServerSideEncryption::Aes256), "multipart");
+    let copied = s3
+        .copy_object()
+        .bucket(BUCKET)
+        .key("copy")
+        .copy_source("plain-bucket/plain")
+        .send()
+        .await
+        .expect("copy a plain object into the bucket");
+    assert_eq!(copied.server_side_encryption(), Some(&ServerSideEncryption::Aes256), "copy");
+    assert_eq!(copied.copy_object_result().and_then(|r| r.e_tag()), Some(format!("\"{}\"", md5_hex(&plain)).as_str()));
+    assert!(!leaks(&plain, &stored(&server, "copy").await), "the copy's bytes are encrypted");
+    assert_eq!(get(&s3, BUCKET, "copy").await, plain);
+    let source_key = {
+        let events = server.object_events("plain-bucket", "plain");
+        let put = of_type(&events, "v1.object.put")[0];
+        version(put)["content"]["parts"][0]["wrapped_key"].clone()
+    };
+    assert!(source_key.is_null(), "the source stays unencrypted");
+
+    // With the default gone, a PUT that asks for nothing is stored as it is.
+    s3.delete_bucket_encryption().bucket(BUCKET).send().await.expect("delete the default");
+    let out = s3.put_object().bucket(BUCKET).key("after").body(ByteStream::from(data.clone())).send().await.unwrap();
+    assert_eq!(out.server_side_encryption(), None);
+    assert_eq!(stored(&server, "after").await, data);
+    let unset = s3.get_bucket_encryption().bucket(BUCKET).send().await;
+    assert_eq!(failure(unset), (404, "ServerSideEncryptionConfigurationNotFoundError".to_owned()));
+}
+
+#[tokio::test]
+async fn a_bucket_policy_can_require_the_encryption_header() {
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    // The policy AWS documents for requiring SSE-S3 on uploads.
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Sid":"DenyIncorrectEncryptionHeader","Effect":"Deny","Principal":"*","Action":"s3:PutObject",
+              "Resource":"arn:aws:s3:::{BUCKET}/*","Condition":{{"StringNotEquals":{{"s3:x-amz-server-side-encryption":"AES256"}}}}}},
+            {{"Sid":"DenyUnencryptedObjectUploads","Effect":"Deny","Principal":"*","Action":"s3:PutObject",
+              "Resource":"arn:aws:s3:::{BUCKET}/*","Condition":{{"Null":{{"s3:x-amz-server-side-encryption":"true"}}}}}}]}}"#
+    );
+    s3.put_bucket_policy().bucket(BUCKET).policy(policy).send().await.expect("put the policy");
+    let plain = s3.put_object().bucket(BUCKET).key("plain").body(ByteStream::from_static(b"data")).send().await;
+    assert_eq!(failure(plain), (403, "AccessDenied".to_owned()), "a PUT without the header");
+    put_encrypted(&s3, "sealed", b"data").await;
+    assert_eq!(get(&s3, BUCKET, "sealed").await, b"data");
 }

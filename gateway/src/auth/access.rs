@@ -911,6 +911,8 @@ fn action_of(op: &str, versioned: bool) -> String {
         "PutBucketCors" | "DeleteBucketCors" => "PutBucketCORS",
         "GetBucketCors" => "GetBucketCORS",
         "DeleteBucketTagging" => "PutBucketTagging",
+        "PutBucketEncryption" | "DeleteBucketEncryption" => "PutEncryptionConfiguration",
+        "GetBucketEncryption" => "GetEncryptionConfiguration",
         other => other,
     };
     format!("s3:{name}")

@@ -4,14 +4,17 @@
 //! after hashing ([`crate::crypto`]).
 //!
 //! Built: SSE-S3 (`AES256`) on PutObject (inline and blob), multipart uploads (every part
-//! under a key of its own), CopyObject of an encrypted source, and every read. SSE-KMS and
-//! SSE-C answer 501 until they are built.
+//! under a key of its own), CopyObject, every read, and as a bucket's default encryption
+//! (Put/Get/DeleteBucketEncryption). SSE-KMS and SSE-C answer 501 until they are built.
 
-use registry::event::v1::BlobPart;
-use s3s::dto::ServerSideEncryption;
-use s3s::s3_error;
+use registry::event::v1::{BlobPart, BucketEncryptionSet, EncryptionRule};
+use registry::queries::Bucket;
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, s3_error};
 
+use super::bucket::require_bucket;
 use super::error::Result;
+use super::{Gateway, caller};
 use crate::backend::{BlobError, BlobStream};
 use crate::crypto::{KeyRing, SSE_S3};
 
@@ -83,6 +86,15 @@ fn not_yet(what: &str) -> super::error::Error {
     s3_error!(NotImplemented, "A header you provided implies functionality that is not implemented: {what}").into()
 }
 
+/// The encryption a write into `bucket` gets: what its headers ask for, else the bucket's
+/// default.
+///
+/// # Errors
+/// Those of [`requested`].
+pub(super) fn for_write(bucket: &Bucket, headers: &http::HeaderMap) -> Result<Option<&'static str>> {
+    Ok(requested(headers)?.or_else(|| bucket.default_encryption.as_ref().map(|_| SSE_S3)))
+}
+
 /// Checks the SSE headers of an UploadPart or UploadPartCopy as those of any write. A part is
 /// encrypted as its upload is, whatever they say.
 ///
@@ -116,4 +128,72 @@ pub(super) fn plaintext(
         BlobError::Io(std::io::Error::other(err))
     })?;
     Ok(Box::pin(key.open_stream(part.size, range, stored)))
+}
+
+pub(super) async fn put_bucket_encryption(
+    gw: &Gateway,
+    req: S3Request<PutBucketEncryptionInput>,
+) -> Result<S3Response<PutBucketEncryptionOutput>> {
+    let input = &req.input;
+    let rule = match input.server_side_encryption_configuration.rules.as_slice() {
+        [rule] => rule,
+        _ => return Err(s3_error!(MalformedXML, "The configuration takes exactly one rule").into()),
+    };
+    let Some(default) = &rule.apply_server_side_encryption_by_default else {
+        return Err(s3_error!(MalformedXML, "The rule has no ApplyServerSideEncryptionByDefault").into());
+    };
+    let algorithm = default.sse_algorithm.as_str();
+    if default.kms_master_key_id.is_some() && !algorithm.starts_with("aws:kms") {
+        return Err(s3_error!(
+            InvalidArgument,
+            "a KMSMasterKeyID is not applicable if the default sse algorithm is not aws:kms or aws:kms:dsse"
+        )
+        .into());
+    }
+    match algorithm {
+        SSE_S3 => {}
+        "aws:kms" | "aws:kms:dsse" => return Err(not_yet("default encryption with KMS keys (SSE-KMS)")),
+        _ => return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed").into()),
+    }
+    require_bucket(gw, &input.bucket).await?;
+    let rule =
+        EncryptionRule { algorithm: SSE_S3.to_owned(), bucket_key_enabled: rule.bucket_key_enabled == Some(true) };
+    gw.registry.set_bucket_encryption(caller(&req), BucketEncryptionSet { bucket: input.bucket.clone(), rule }).await?;
+    Ok(S3Response::new(PutBucketEncryptionOutput::default()))
+}
+
+pub(super) async fn get_bucket_encryption(
+    gw: &Gateway,
+    req: S3Request<GetBucketEncryptionInput>,
+) -> Result<S3Response<GetBucketEncryptionOutput>> {
+    let bucket = require_bucket(gw, &req.input.bucket).await?;
+    let Some(rule) = bucket.default_encryption else {
+        // s3s answers this code with 400; AWS with 404.
+        let mut err = s3_error!(
+            ServerSideEncryptionConfigurationNotFoundError,
+            "The server side encryption configuration was not found"
+        );
+        err.set_status_code(http::StatusCode::NOT_FOUND);
+        return Err(err.into());
+    };
+    let rule = ServerSideEncryptionRule {
+        apply_server_side_encryption_by_default: Some(ServerSideEncryptionByDefault {
+            sse_algorithm: ServerSideEncryption::from(rule.algorithm),
+            kms_master_key_id: None,
+        }),
+        bucket_key_enabled: Some(rule.bucket_key_enabled),
+        ..Default::default()
+    };
+    Ok(S3Response::new(GetBucketEncryptionOutput {
+        server_side_encryption_configuration: Some(ServerSideEncryptionConfiguration { rules: vec![rule] }),
+    }))
+}
+
+pub(super) async fn delete_bucket_encryption(
+    gw: &Gateway,
+    req: S3Request<DeleteBucketEncryptionInput>,
+) -> Result<S3Response<DeleteBucketEncryptionOutput>> {
+    require_bucket(gw, &req.input.bucket).await?;
+    gw.registry.delete_bucket_encryption(caller(&req), &req.input.bucket).await?;
+    Ok(S3Response::new(DeleteBucketEncryptionOutput::default()))
 }

@@ -75,11 +75,12 @@ pub(super) async fn create_multipart_upload(
     mut req: S3Request<CreateMultipartUploadInput>,
 ) -> Result<S3Response<CreateMultipartUploadOutput>> {
     wire::check_key(&req.input.key)?;
-    let encryption = encryption::requested(&req.headers)?;
+    encryption::requested(&req.headers)?;
     let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
     let input = &mut req.input;
     wire::check_metadata_size(input.metadata.as_ref())?;
     let bucket = require_bucket(gw, &input.bucket).await?;
+    let encryption = encryption::for_write(&bucket, &req.headers)?;
     let (retention, legal_hold) = lock_headers!(&bucket, input)?;
     let checksum_algorithm = match &input.checksum_algorithm {
         Some(a) => Some(

@@ -200,7 +200,7 @@ pub(super) async fn put_object(
         super::post_object::apply_fields(&mut req)?;
     }
     wire::check_key(&req.input.key)?;
-    let encryption = encryption::requested(&req.headers)?;
+    encryption::requested(&req.headers)?;
     if req.input.write_offset_bytes.is_some() {
         // An append (directory buckets on AWS): storing the body as the whole object instead
         // would lose what it was meant to follow.
@@ -213,6 +213,7 @@ pub(super) async fn put_object(
     wire::check_metadata_size(input.metadata.as_ref())?;
     let _slot = gw.upload_slot()?;
     let bucket = require_bucket(gw, &input.bucket).await?;
+    let encryption = encryption::for_write(&bucket, &req.headers)?;
     let expected = ExpectedChecksums::from_headers(&req.headers)?;
     let (retention, legal_hold) = lock_headers!(&bucket, input)?;
     let tags = wire::tags_from_header(input.tagging.as_deref())?;
@@ -350,12 +351,14 @@ pub(super) async fn copy_object(
     mut req: S3Request<CopyObjectInput>,
 ) -> Result<S3Response<CopyObjectOutput>> {
     wire::check_key(&req.input.key)?;
-    let encryption = encryption::requested(&req.headers)?;
+    let asked = encryption::requested(&req.headers)?;
     let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
+    let copier = caller(&req);
     let input = &mut req.input;
     let (src_bucket, src_key, src_version_id) = wire::copy_source(&input.copy_source)?;
     require_bucket(gw, &src_bucket).await?;
     let bucket = require_bucket(gw, &input.bucket).await?;
+    let encryption = encryption::for_write(&bucket, &req.headers)?;
     let source = source_version(gw, &src_bucket, &src_key, src_version_id.as_deref()).await?;
     check_copy_conditions(
         &source,
@@ -373,7 +376,7 @@ pub(super) async fn copy_object(
         && !replace_tags
         && src_version_id.is_none()
         && retention.is_none()
-        && encryption.is_none()
+        && asked.is_none()
     {
         return Err(s3_error!(
             InvalidRequest,
@@ -382,19 +385,29 @@ pub(super) async fn copy_object(
         .into());
     }
 
-    // An encrypted source stays encrypted (as under AWS's default bucket encryption); making a
-    // copy of an unencrypted one encrypted would need its bytes stored again.
-    if encryption.is_some() && source.content.encryption.is_none() {
-        return Err(s3_error!(
-            NotImplemented,
-            "A header you provided implies functionality that is not implemented: encrypting a copy of an unencrypted object"
-        )
-        .into());
-    }
-
     // The blobs are content-addressed and immutable: the copy points at the same bytes (and,
-    // encrypted, at the same wrapped data keys).
+    // encrypted, at the same wrapped data keys), and an encrypted source stays encrypted (as
+    // under AWS's default bucket encryption). A copy that must be encrypted when its source is
+    // not stores the bytes again.
     let mut content = source.content.clone();
+    let placed = match encryption {
+        Some(mode) if source.content.encryption.is_none() => {
+            let (part, placed) = store_encrypted_copy(gw, copier.clone(), &source).await?;
+            content.encryption = Some(mode.to_owned());
+            if content.parts.len() > 1 || content.etag.contains('-') {
+                // One part now: its ETag is the MD5 of the bytes, and per-part checksums
+                // combined into a COMPOSITE one no longer describe it.
+                content.etag.clone_from(&part.etag);
+                if content.checksum_type.as_deref() == Some("COMPOSITE") {
+                    content.checksums.clear();
+                    content.checksum_type = None;
+                }
+            }
+            content.parts = vec![part];
+            Some(placed)
+        }
+        _ => None,
+    };
     if replace_metadata {
         wire::check_metadata_size(input.metadata.as_ref())?;
         content.content_type = input.content_type.clone();
@@ -422,10 +435,15 @@ pub(super) async fn copy_object(
     let checksums = wire::ChecksumFields::of(&put.content.checksums);
     let etag = put.content.etag.clone();
     let server_side_encryption = encryption::response_header(put.content.encryption.as_ref());
-    let recorded = gw
-        .registry
-        .put_object(caller(&req), NewVersion { acl, put, condition: WriteCondition::default(), placement: None })
-        .await?;
+    let new = NewVersion { acl, put, condition: WriteCondition::default(), placement: None };
+    let recorded = match placed {
+        None => gw.registry.put_object(copier, new).await?,
+        Some(placed) => {
+            let record =
+                |after| gw.registry.put_object(copier.clone(), NewVersion { placement: Some(after), ..new.clone() });
+            record_placed(gw, placed, record).await?
+        }
+    };
     super::object_lock::protect_new_version(gw, &req.input.bucket, &req.input.key, &recorded, legal_hold).await?;
     let output = CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
@@ -444,6 +462,41 @@ pub(super) async fn copy_object(
         ..Default::default()
     };
     Ok(wire::with_receipt(output, &recorded.event))
+}
+
+/// The bytes of `source` read back (checked against its digest) and stored again as one blob
+/// encrypted under a new data key: the part of a copy that must be encrypted when its source
+/// is not.
+async fn store_encrypted_copy(
+    gw: &Gateway,
+    caller: registry::Caller,
+    source: &ObjectVersion,
+) -> Result<(BlobPart, Placed)> {
+    use futures::{StreamExt as _, TryStreamExt as _};
+    let size = source.content.size;
+    let body: crate::backend::BodyStream = match size {
+        0 => Box::pin(futures::stream::empty()),
+        _ => {
+            let checked = super::get_object::checked_read(gw, caller, source, None, (0, size - 1), None).await?;
+            Box::pin(checked.map_err(|err| crate::backend::BodyError::from(err.to_string())))
+        }
+    };
+    let key = BlobKey::new(&gw.keys);
+    let staged = gw.blobs.put(body.boxed(), Some(size), &[], None, Some(key.key.seal())).await?;
+    let etag = hex::encode(staged.md5());
+    let placed = place(gw, staged).await?;
+    let part = BlobPart {
+        blob: placed.blob_id().to_string(),
+        size,
+        etag,
+        checksums: Default::default(),
+        subtree: None,
+        subtrees: None,
+        offset: None,
+        store_etag: None,
+        wrapped_key: Some(key.wrapped),
+    };
+    Ok((part, placed))
 }
 
 pub(super) async fn delete_object(

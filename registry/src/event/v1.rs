@@ -570,6 +570,26 @@ pub struct CorsSet {
     pub rules: Vec<CorsRule>,
 }
 
+/// A bucket's default encryption set (`v1.bucket.encryption.set`): how objects written
+/// without an encryption header of their own are encrypted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketEncryptionSet {
+    /// Bucket name.
+    pub bucket: String,
+    /// The default rule (S3 takes one).
+    pub rule: EncryptionRule,
+}
+
+/// A bucket's default encryption, as `PutBucketEncryption` gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptionRule {
+    /// The `x-amz-server-side-encryption` value applied: `AES256`.
+    pub algorithm: String,
+    /// `BucketKeyEnabled`, given back as it was set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bucket_key_enabled: bool,
+}
+
 /// A bucket's tags set (`v1.bucket.tagging.set`): the whole set, replacing any before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketTaggingSet {
@@ -884,6 +904,10 @@ payloads! {
     BucketTaggingSet(BucketTaggingSet) = "v1.bucket.tagging.set", "bucket";
     /// `v1.bucket.tagging.deleted`
     BucketTaggingDeleted(BucketRef) = "v1.bucket.tagging.deleted", "bucket";
+    /// `v1.bucket.encryption.set`
+    BucketEncryptionSet(BucketEncryptionSet) = "v1.bucket.encryption.set", "bucket";
+    /// `v1.bucket.encryption.deleted`
+    BucketEncryptionDeleted(BucketRef) = "v1.bucket.encryption.deleted", "bucket";
 }
 
 impl Payload {
@@ -904,6 +928,8 @@ impl Payload {
             Payload::CorsDeleted(p) => p.bucket.clone(),
             Payload::BucketTaggingSet(p) => p.bucket.clone(),
             Payload::BucketTaggingDeleted(p) => p.bucket.clone(),
+            Payload::BucketEncryptionSet(p) => p.bucket.clone(),
+            Payload::BucketEncryptionDeleted(p) => p.bucket.clone(),
             Payload::OwnershipSet(p) => p.bucket.clone(),
             Payload::OwnershipDeleted(p) => p.bucket.clone(),
             Payload::BucketAclSet(p) => p.bucket.clone(),

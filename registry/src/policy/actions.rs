@@ -45,6 +45,7 @@ pub const BUCKET_ACTIONS: &[&str] = &[
     "s3:GetBucketPublicAccessBlock",
     "s3:GetBucketTagging",
     "s3:GetBucketVersioning",
+    "s3:GetEncryptionConfiguration",
     "s3:GetLifecycleConfiguration",
     "s3:ListBucket",
     "s3:ListBucketMultipartUploads",
@@ -57,6 +58,7 @@ pub const BUCKET_ACTIONS: &[&str] = &[
     "s3:PutBucketPublicAccessBlock",
     "s3:PutBucketTagging",
     "s3:PutBucketVersioning",
+    "s3:PutEncryptionConfiguration",
     "s3:PutLifecycleConfiguration",
 ];
 

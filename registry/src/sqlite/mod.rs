@@ -56,6 +56,7 @@ const VIEWS_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/views/0010_object_owners.sql")),
     M::up(include_str!("migrations/views/0011_bucket_tags.sql")),
     M::up(include_str!("migrations/views/0012_retrievals_by_bucket.sql")),
+    M::up(include_str!("migrations/views/0013_bucket_encryption.sql")),
 ];
 
 /// Prepared statements kept per connection.

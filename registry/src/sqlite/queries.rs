@@ -54,8 +54,10 @@ fn parse_json<T: serde::de::DeserializeOwned>(column: usize, text: &str) -> rusq
 fn bucket(conn: &Connection, name: &str) -> Result<Option<Bucket>> {
     Ok(conn
         .prepare_cached(
-            "SELECT name, created_at, region, owner, versioning, object_lock_enabled, default_retention, lifecycle, created_seq
-             FROM buckets WHERE name = ?1",
+            "SELECT name, created_at, region, owner, versioning, object_lock_enabled, default_retention, lifecycle,
+                    created_seq, encryption.rule
+             FROM buckets LEFT JOIN bucket_encryption AS encryption ON encryption.bucket = buckets.name
+             WHERE name = ?1",
         )?
         .query_row([name], bucket_from_row)
         .optional()?)
@@ -67,8 +69,10 @@ fn bucket(conn: &Connection, name: &str) -> Result<Option<Bucket>> {
 /// SQLite errors.
 fn buckets(conn: &Connection) -> Result<Vec<Bucket>> {
     let mut statement = conn.prepare_cached(
-        "SELECT name, created_at, region, owner, versioning, object_lock_enabled, default_retention, lifecycle, created_seq
-         FROM buckets ORDER BY name",
+        "SELECT name, created_at, region, owner, versioning, object_lock_enabled, default_retention, lifecycle,
+                created_seq, encryption.rule
+         FROM buckets LEFT JOIN bucket_encryption AS encryption ON encryption.bucket = buckets.name
+         ORDER BY name",
     )?;
     let buckets = statement.query_map([], bucket_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(buckets)
@@ -78,6 +82,7 @@ fn bucket_from_row(row: &Row<'_>) -> rusqlite::Result<Bucket> {
     let versioning: Option<String> = row.get(4)?;
     let default_retention: Option<String> = row.get(6)?;
     let lifecycle: Option<String> = row.get(7)?;
+    let encryption: Option<String> = row.get(9)?;
     Ok(Bucket {
         name: row.get(0)?,
         created_at: row.get(1)?,
@@ -89,6 +94,7 @@ fn bucket_from_row(row: &Row<'_>) -> rusqlite::Result<Bucket> {
         default_retention: default_retention.map(|t| parse_json(6, &t)).transpose()?,
         lifecycle: lifecycle.map(|t| parse_json(7, &t)).transpose()?,
         created_seq: row.get(8)?,
+        default_encryption: encryption.map(|t| parse_json(9, &t)).transpose()?,
     })
 }
 
@@ -840,6 +846,13 @@ impl Reads for Connection {
     fn bucket_tags(&self, bucket: &str) -> Result<Option<crate::event::v1::StringMap>> {
         Ok(self
             .prepare_cached("SELECT tags FROM bucket_tags WHERE bucket = ?1")?
+            .query_row([bucket], |row| parse_json(0, &row.get::<_, String>(0)?))
+            .optional()?)
+    }
+
+    fn bucket_encryption(&self, bucket: &str) -> Result<Option<crate::event::v1::EncryptionRule>> {
+        Ok(self
+            .prepare_cached("SELECT rule FROM bucket_encryption WHERE bucket = ?1")?
             .query_row([bucket], |row| parse_json(0, &row.get::<_, String>(0)?))
             .optional()?)
     }

@@ -31,6 +31,7 @@ pub const VIEW_TABLES: &[(&str, &str)] = &[
     ("access_keys", "access_key"),
     ("user_policies", "account, user, name"),
     ("bucket_tags", "bucket"),
+    ("bucket_encryption", "bucket"),
 ];
 
 /// Empties every view table (the log is untouched).
@@ -221,6 +222,11 @@ impl ViewRows for Connection {
     fn set_bucket_tags(&self, bucket: &str, tags: Option<(&v1::StringMap, u64)>) -> Result<()> {
         let tags = tags.map(|(tags, seq)| (serde_json::to_string(tags).expect("tags serialize"), seq));
         set_bucket_setting(self, ("bucket_tags", "tags"), bucket, tags)
+    }
+
+    fn set_bucket_encryption(&self, bucket: &str, rule: Option<(&v1::EncryptionRule, u64)>) -> Result<()> {
+        let rule = rule.map(|(rule, seq)| (serde_json::to_string(rule).expect("a rule serializes"), seq));
+        set_bucket_setting(self, ("bucket_encryption", "rule"), bucket, rule)
     }
 
     fn set_ownership(&self, bucket: &str, ownership: Option<(Option<&str>, u64)>) -> Result<()> {

@@ -26,12 +26,13 @@ use std::sync::Arc;
 use artifact_store_registry::clock::ManualClock;
 use artifact_store_registry::event::v1::{
     AccessKeyCreated, AccessKeyRef, AccessKeyStatus, AccessKeyStatusSet, AccountCreated, AclEntry, AclGrantee,
-    BlobCorrupt, BlobPart, BucketAclSet, BucketCreated, BucketPolicySet, BucketRef, BucketTaggingSet, BypassedFor,
-    CorruptReason, CorruptSubject, CorsRule, CorsSet, DefaultRetention, LegalHoldSet, LifecycleApplied, LifecycleSet,
-    LockMode, MultipartCompleted, MultipartCreated, ObjectAclSet, ObjectContent, ObjectDeleted, ObjectLockSet,
-    ObjectPut, Origin, OwnershipSet, PackageFinalized, PartUploaded, Payload, PublicAccessBlockSet, Retention,
-    RetentionBypassed, RetentionSet, Retrieved, StoreUpload, StringMap, TaggingSet, UploadRef, UserPolicyRef,
-    UserPolicySet, UserRef, VersionRef, VersioningSet, VersioningStatus,
+    BlobCorrupt, BlobPart, BucketAclSet, BucketCreated, BucketEncryptionSet, BucketPolicySet, BucketRef,
+    BucketTaggingSet, BypassedFor, CorruptReason, CorruptSubject, CorsRule, CorsSet, DefaultRetention, EncryptionRule,
+    LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode, MultipartCompleted, MultipartCreated, ObjectAclSet,
+    ObjectContent, ObjectDeleted, ObjectLockSet, ObjectPut, Origin, OwnershipSet, PackageFinalized, PartUploaded,
+    Payload, PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet, Retrieved, StoreUpload, StringMap,
+    TaggingSet, UploadRef, UserPolicyRef, UserPolicySet, UserRef, VersionRef, VersioningSet, VersioningStatus,
+    WrappedKey,
 };
 use artifact_store_registry::event::{Digest, Event, EventDraft, GENESIS_HASH};
 use artifact_store_registry::lifecycle::{Expiration, Filter, Rule};
@@ -45,7 +46,7 @@ const DAY: i64 = 86_400_000;
 
 /// Every `v1` type name. [`type_of`] matches every payload variant, so a new one does not
 /// compile until it is named there, and then this test fails until the log holds it.
-const V1_TYPES: [&str; 39] = [
+const V1_TYPES: [&str; 41] = [
     "v1.bucket.created",
     "v1.bucket.deleted",
     "v1.bucket.versioning.set",
@@ -85,6 +86,8 @@ const V1_TYPES: [&str; 39] = [
     "v1.bucket.ownership.deleted",
     "v1.bucket.acl.set",
     "v1.object.acl.set",
+    "v1.bucket.encryption.set",
+    "v1.bucket.encryption.deleted",
 ];
 
 fn type_of(payload: &Payload) -> Option<&'static str> {
@@ -126,6 +129,8 @@ fn type_of(payload: &Payload) -> Option<&'static str> {
         Payload::CorsDeleted(_) => "v1.bucket.cors.deleted",
         Payload::BucketTaggingSet(_) => "v1.bucket.tagging.set",
         Payload::BucketTaggingDeleted(_) => "v1.bucket.tagging.deleted",
+        Payload::BucketEncryptionSet(_) => "v1.bucket.encryption.set",
+        Payload::BucketEncryptionDeleted(_) => "v1.bucket.encryption.deleted",
         Payload::OwnershipSet(_) => "v1.bucket.ownership.set",
         Payload::OwnershipDeleted(_) => "v1.bucket.ownership.deleted",
         Payload::BucketAclSet(_) => "v1.bucket.acl.set",
@@ -726,7 +731,37 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
         ),
         (0, "b", Payload::BucketTaggingSet(BucketTaggingSet { bucket: plain.into(), tags: map(&[("tmp", "yes")]) })),
         (0, "b", Payload::BucketTaggingDeleted(BucketRef { bucket: plain.into() })),
+        (
+            1000,
+            "a",
+            Payload::BucketEncryptionSet(BucketEncryptionSet {
+                bucket: locked.into(),
+                rule: EncryptionRule { algorithm: "AES256".into(), bucket_key_enabled: true },
+            }),
+        ),
+        (0, "a", Payload::ObjectPut(put(locked, "sealed.bin", "v0000000090", encrypted_content("sealed.bin", 70_000)))),
+        (
+            0,
+            "b",
+            Payload::BucketEncryptionSet(BucketEncryptionSet {
+                bucket: plain.into(),
+                rule: EncryptionRule { algorithm: "AES256".into(), bucket_key_enabled: false },
+            }),
+        ),
+        (0, "b", Payload::BucketEncryptionDeleted(BucketRef { bucket: plain.into() })),
     ]
+}
+
+/// The content of an object stored encrypted: its part names the wrapped data key, and the
+/// version the mode.
+fn encrypted_content(name: &str, size: u64) -> ObjectContent {
+    let mut content = content(name, size);
+    content.parts[0].wrapped_key = Some(WrappedKey {
+        key_id: "0f1e2d3c4b5a6978".into(),
+        wrapped: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7".into(),
+    });
+    content.encryption = Some("AES256".into());
+    content
 }
 
 /// A full rule and a bare one, so that every field's absence is frozen too.
