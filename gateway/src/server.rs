@@ -218,7 +218,9 @@ pub async fn serve_with_blobs(
         None => None,
     };
     let control = AccessControl::new(&config, &registry, root_account.id.clone())?;
-    let keys = Arc::new(KeyRing::open_or_create(&config.master_key_path())?);
+    let keys = Arc::new(
+        KeyRing::open_or_create(&config.master_key_path())?.with_arns(&config.server.region, &root_account.id),
+    );
     let uploads = UploadSlots::new(config.server.max_concurrent_uploads);
     let limits = ConnectionLimits::of(&config.server);
     let trusted_proxies = Arc::new(config.server.trusted_proxies.clone());

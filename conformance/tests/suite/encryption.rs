@@ -3,7 +3,9 @@
 //! ciphertext, every read (whole, ranged across segment boundaries, HEAD, a copy) gives back
 //! the plaintext and says it was encrypted, the registry records the plaintext's digests and a
 //! wrapped key (never the master key), damaged ciphertext is refused as a corrupt blob, and
-//! `verify` decrypts to check. A multipart upload asked to be encrypted encrypts every part
+//! `verify` decrypts to check. SSE-KMS (`aws:kms`) wraps data keys with the gateway's own KMS
+//! keys (`artifact-store kms create`), named by id, ARN or alias, and answers with the key's
+//! ARN. A multipart upload asked to be encrypted encrypts every part
 //! (copied ones too) under a key of its own, and reads back across part boundaries. A bucket's
 //! default encryption (Put/Get/DeleteBucketEncryption) encrypts writes that ask for nothing,
 //! copies of unencrypted objects included, and a bucket policy can require the header. Malformed, contradictory and not yet built SSE requests get
@@ -176,6 +178,10 @@ async fn damaged_ciphertext_is_refused_as_a_corrupt_blob_and_verify_names_it() {
     put_encrypted(&s3, "damaged", &data).await;
     let intact = bytes(100 * KIB, 61);
     put_encrypted(&s3, "intact", &intact).await;
+    // An object deleted since: its blob, referenced by no version now, is still named by the
+    // key its event recorded, and is not mistaken for a damaged one.
+    put_encrypted(&s3, "deleted", &bytes(100 * KIB, 62)).await;
+    s3.delete_object().bucket(BUCKET).key("deleted").send().await.expect("delete");
     let verified = server.cli(&["verify"]);
     assert!(verified.status.success(), "verify decrypts and accepts intact blobs: {verified:#?}");
 
@@ -280,9 +286,18 @@ async fn malformed_contradictory_and_unbuilt_sse_requests_get_aws_answers_and_st
         .await;
     assert_eq!(failure(both), (400, "InvalidArgument".to_owned()), "SSE-C beside SSE-S3");
 
+    let unknown_key = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("k")
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id("alias/nobody")
+        .body(body());
+    assert_eq!(failure(unknown_key.send().await), (400, "KMS.NotFoundException".to_owned()), "an unknown KMS key");
+
     // Not built yet: refused rather than stored unencrypted.
-    let kms = s3.put_object().bucket(BUCKET).key("k").server_side_encryption(ServerSideEncryption::AwsKms).body(body());
-    assert_eq!(failure(kms.send().await), (501, "NotImplemented".to_owned()), "SSE-KMS");
+    let dsse = s3.put_object().bucket(BUCKET).key("k").server_side_encryption(ServerSideEncryption::AwsKmsDsse);
+    assert_eq!(failure(dsse.body(body()).send().await), (501, "NotImplemented".to_owned()), "aws:kms:dsse");
     let customer = s3
         .put_object()
         .bucket(BUCKET)
@@ -292,13 +307,6 @@ async fn malformed_contradictory_and_unbuilt_sse_requests_get_aws_answers_and_st
         .sse_customer_key_md5(md5_base64(customer_key.as_bytes()))
         .body(body());
     assert_eq!(failure(customer.send().await), (501, "NotImplemented".to_owned()), "SSE-C");
-    let default_kms = s3
-        .put_bucket_encryption()
-        .bucket(BUCKET)
-        .server_side_encryption_configuration(encryption_configuration(ServerSideEncryption::AwsKms))
-        .send()
-        .await;
-    assert_eq!(failure(default_kms), (501, "NotImplemented".to_owned()), "SSE-KMS as the bucket default");
 
     assert_eq!(server.events().len(), before, "no refused request left an event");
     let missing = s3.head_object().bucket(BUCKET).key("k").send().await;
@@ -489,4 +497,131 @@ async fn a_bucket_policy_can_require_the_encryption_header() {
     assert_eq!(failure(plain), (403, "AccessDenied".to_owned()), "a PUT without the header");
     put_encrypted(&s3, "sealed", b"data").await;
     assert_eq!(get(&s3, BUCKET, "sealed").await, b"data");
+}
+
+/// The id `artifact-store kms create --alias <alias>` printed.
+fn create_kms_key(server: &Server, alias: &str) -> String {
+    let created = artifact_store_conformance::cli::expect(server, &["--json", "kms", "create", "--alias", alias], 0);
+    let created: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("JSON");
+    created["key_id"].as_str().expect("a key id").to_owned()
+}
+
+#[tokio::test]
+async fn sse_kms_wraps_data_keys_with_the_named_kms_key_and_copies_move_between_keys() {
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    let builds = create_kms_key(&server, "builds");
+    let data = bytes(150 * KIB, 100);
+
+    // Named by alias, by id and by ARN; and no key named: the default key (`aws/s3`).
+    let mut arns = Vec::new();
+    for (key, named) in
+        [("by-alias", Some("alias/builds".to_owned())), ("by-id", Some(builds.clone())), ("default", None)]
+    {
+        let out = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .set_ssekms_key_id(named)
+            .bucket_key_enabled(key == "by-id")
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("{key}: {err:?}"));
+        assert_eq!(out.server_side_encryption(), Some(&ServerSideEncryption::AwsKms), "{key}");
+        let arn = out.ssekms_key_id().expect("the key's ARN").to_owned();
+        assert!(arn.starts_with("arn:aws:kms:us-east-1:") && arn.contains(":key/"), "{arn}");
+        assert_eq!(out.bucket_key_enabled(), (key == "by-id").then_some(true), "{key}");
+        let got = s3.get_object().bucket(BUCKET).key(key).send().await.expect("GET");
+        assert_eq!(got.server_side_encryption(), Some(&ServerSideEncryption::AwsKms));
+        assert_eq!(got.ssekms_key_id(), Some(arn.as_str()), "{key}: GET names the key");
+        assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), &data[..]);
+        let content = recorded(&server, key);
+        assert_eq!(content["parts"][0]["wrapped_key"]["key_id"], content["kms_key_id"], "{key}");
+        assert!(!leaks(&data, &stored(&server, key).await), "{key}: the store holds plaintext");
+        arns.push(arn);
+    }
+    assert!(arns[0].ends_with(&builds) && arns[1].ends_with(&builds), "{arns:?}");
+    assert!(!arns[2].ends_with(&builds), "the default key is another key");
+    let by_arn = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("by-arn")
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id(&arns[0])
+        .body(ByteStream::from(data.clone()))
+        .send()
+        .await
+        .expect("named by ARN");
+    assert_eq!(by_arn.ssekms_key_id(), Some(arns[0].as_str()));
+
+    // Copies between modes and keys store the bytes again under the target's key.
+    for (target, mode, named) in
+        [("to-s3", ServerSideEncryption::Aes256, None), ("to-default-kms", ServerSideEncryption::AwsKms, None)]
+    {
+        let copied = s3
+            .copy_object()
+            .bucket(BUCKET)
+            .key(target)
+            .copy_source(format!("{BUCKET}/by-alias"))
+            .server_side_encryption(mode.clone())
+            .set_ssekms_key_id(named)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("{target}: {err:?}"));
+        assert_eq!(copied.server_side_encryption(), Some(&mode), "{target}");
+        assert_eq!(get(&s3, BUCKET, target).await, data, "{target}");
+        let source_key = recorded(&server, "by-alias")["parts"][0]["wrapped_key"]["key_id"].clone();
+        let copy_key = recorded(&server, target)["parts"][0]["wrapped_key"]["key_id"].clone();
+        assert_ne!(source_key, copy_key, "{target}: wrapped by the target's key");
+    }
+
+    // A bucket default naming a KMS key, and a multipart upload under it.
+    let default = ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(ServerSideEncryption::AwsKms)
+        .kms_master_key_id("alias/builds")
+        .build()
+        .unwrap();
+    let rule = ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(default).build();
+    let configuration = ServerSideEncryptionConfiguration::builder().rules(rule).build().unwrap();
+    s3.put_bucket_encryption().bucket(BUCKET).server_side_encryption_configuration(configuration).send().await.unwrap();
+    let got = s3.get_bucket_encryption().bucket(BUCKET).send().await.unwrap();
+    let rule = &got.server_side_encryption_configuration().unwrap().rules()[0];
+    let default = rule.apply_server_side_encryption_by_default().unwrap();
+    assert_eq!(default.kms_master_key_id(), Some(arns[0].as_str()), "the default names the key by its ARN");
+    let created = s3.create_multipart_upload().bucket(BUCKET).key("multi").send().await.unwrap();
+    assert_eq!(created.ssekms_key_id(), Some(arns[0].as_str()));
+    let upload_id = created.upload_id().unwrap();
+    let part = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key("multi")
+        .upload_id(upload_id)
+        .part_number(1)
+        .body(ByteStream::from(data.clone()))
+        .send()
+        .await
+        .unwrap();
+    let parts = CompletedMultipartUpload::builder()
+        .parts(CompletedPart::builder().part_number(1).e_tag(part.e_tag().unwrap()).build())
+        .build();
+    let done = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("multi")
+        .upload_id(upload_id)
+        .multipart_upload(parts)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.ssekms_key_id(), Some(arns[0].as_str()));
+    assert_eq!(recorded(&server, "multi")["parts"][0]["wrapped_key"]["key_id"], builds.as_str());
+    assert_eq!(get(&s3, BUCKET, "multi").await, data);
+
+    let verified = server.cli(&["verify"]);
+    assert!(verified.status.success(), "verify unwraps with the KMS keys: {verified:#?}");
+    let listed = artifact_store_conformance::cli::expect(&server, &["kms", "list"], 0);
+    assert!(listed.stdout.contains(&format!("{builds}\talias/builds")), "{}", listed.stdout);
 }

@@ -273,6 +273,7 @@ pub fn condition_keys(
         ("s3:x-amz-copy-source", "x-amz-copy-source"),
         ("s3:x-amz-metadata-directive", "x-amz-metadata-directive"),
         ("s3:x-amz-server-side-encryption", "x-amz-server-side-encryption"),
+        ("s3:x-amz-server-side-encryption-aws-kms-key-id", "x-amz-server-side-encryption-aws-kms-key-id"),
         ("s3:x-amz-content-sha256", "x-amz-content-sha256"),
         ("s3:x-amz-storage-class", "x-amz-storage-class"),
         ("s3:object-lock-mode", "x-amz-object-lock-mode"),

@@ -13,6 +13,7 @@ pub mod copy;
 pub mod events;
 pub mod gc;
 pub mod identity;
+pub mod kms;
 pub mod object;
 pub mod package;
 mod progress;
@@ -103,6 +104,8 @@ pub enum Command {
     User(identity::UserArgs),
     /// Create, list, disable and delete access keys.
     Key(identity::KeyArgs),
+    /// Create and list the KMS keys of SSE-KMS.
+    Kms(kms::KmsArgs),
 }
 
 /// How a command that ran to its end came out.
@@ -170,6 +173,7 @@ pub async fn run(cli: Cli, mut config: Config) -> ExitCode {
         Command::Retention(args) => retention::run(&config, args, json).await.map(|()| Outcome::Ok),
         Command::Account(args) => identity::run_account(&config, &args, json).await.map(|()| Outcome::Ok),
         Command::Registry(args) => copy::run(&config, &args, json).await,
+        Command::Kms(args) => kms::run(&config, &args, json).map(|()| Outcome::Ok),
         Command::User(args) => identity::run_user(&config, &args, json).await.map(|()| Outcome::Ok),
         Command::Key(args) => identity::run_key(&config, &args, json).await.map(|()| Outcome::Ok),
     };

@@ -35,7 +35,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use futures::StreamExt as _;
 use registry::audit::{self, ViewsAudit};
-use registry::event::v1::{BlobPart, ObjectContent};
+use registry::event::v1::{BlobPart, ObjectContent, Payload};
 use registry::log::{self, ChainHead};
 use registry::sqlite::{self, views};
 use rusqlite::Connection;
@@ -260,20 +260,26 @@ async fn check_blobs(
     Ok(report)
 }
 
-/// The encrypted blobs the views record (versions' and uploads' parts), by id, with the part
-/// that names each.
+/// Every encrypted blob the log ever recorded (versions' and uploads' parts, deleted ones
+/// too: their blobs stay until gc takes them), by id, with the part that names it.
 fn encrypted_parts(conn: &Connection) -> anyhow::Result<HashMap<String, BlobPart>> {
-    let mut parts = Vec::new();
-    let mut versions = conn.prepare("SELECT content FROM object_versions WHERE is_delete_marker = 0")?;
-    for content in versions.query_map([], |row| row.get::<_, String>(0))? {
-        let content: ObjectContent = serde_json::from_str(&content?).context("a version's content")?;
-        parts.extend(content.parts);
+    let mut found = HashMap::new();
+    let mut events = conn.prepare(
+        "SELECT event_type, payload FROM events
+         WHERE event_type IN ('v1.object.put', 'v1.multipart.part.uploaded', 'v1.multipart.completed')",
+    )?;
+    let mut rows = events.query([])?;
+    while let Some(row) = rows.next()? {
+        let (event_type, payload): (String, Vec<u8>) = (row.get(0)?, row.get(1)?);
+        let parts = match Payload::decode(&event_type, &payload).context("an event's payload")? {
+            Payload::ObjectPut(put) => put.content.parts,
+            Payload::MultipartCompleted(completed) => completed.version.content.parts,
+            Payload::PartUploaded(uploaded) => vec![uploaded.part],
+            _ => Vec::new(),
+        };
+        found.extend(parts.into_iter().filter(|p| p.wrapped_key.is_some()).map(|p| (p.blob.clone(), p)));
     }
-    let mut uploads = conn.prepare("SELECT part FROM multipart_parts")?;
-    for part in uploads.query_map([], |row| row.get::<_, String>(0))? {
-        parts.push(serde_json::from_str(&part?).context("an upload's part")?);
-    }
-    Ok(parts.into_iter().filter(|p: &BlobPart| p.wrapped_key.is_some()).map(|p| (p.blob.clone(), p)).collect())
+    Ok(found)
 }
 
 /// The name an encrypted blob must have: that of the BLAKE3 of its plaintext under its data

@@ -1,9 +1,16 @@
-//! The master keys that wrap data keys: a file in the data folder, created on first start
-//! (mode 0600), or given by `encryption.master_key_file`.
+//! The keys that wrap data keys: the master key of SSE-S3, a file in the data folder created
+//! on first start (mode 0600) or given by `encryption.master_key_file`, and the named keys of
+//! SSE-KMS, files in a `kms/` folder beside it created by `artifact-store kms create`.
+//!
+//! Several gateways that share a registry share these files. A KMS key created through one is
+//! found by the others the first time a request names it: a key not in memory is looked for on
+//! disk before it is refused.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -20,32 +27,47 @@ const WRAP_AAD: &[u8] = b"artifact-store data key v1";
 /// The BLAKE3 key-derivation context of a master key's id.
 const KEY_ID_CONTEXT: &str = "artifact-store 2026-12 master key id";
 
-/// What can go wrong with the master key.
+/// The alias of the KMS key used when `aws:kms` names none, as AWS's managed key for S3.
+pub const DEFAULT_KMS_ALIAS: &str = "aws/s3";
+
+/// What can go wrong with the keys.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRingError {
-    /// The key file could not be read or created.
-    #[error("master key file {path}: {source}")]
+    /// A key file could not be read or created.
+    #[error("key file {path}: {source}")]
     File {
         /// The file.
         path: PathBuf,
         /// Why.
         source: std::io::Error,
     },
-    /// The key file does not hold 64 hex digits.
-    #[error("master key file {0} does not hold a key (64 hex digits)")]
+    /// A key file does not hold 64 hex digits.
+    #[error("key file {0} does not hold a key (64 hex digits)")]
     Malformed(PathBuf),
-    /// A wrapped key names a master key this ring does not have.
-    #[error("data key wrapped by master key {0}, which this gateway does not have")]
+    /// A wrapped key names a key this ring does not have.
+    #[error("data key wrapped by key {0}, which this gateway does not have")]
     UnknownKey(String),
     /// A wrapped key does not unwrap: it was changed, or wrapped by another key of that id.
-    #[error("data key wrapped by master key {0} does not unwrap")]
+    #[error("data key wrapped by key {0} does not unwrap")]
     Unwrap(String),
+    /// A KMS key id, ARN or alias that names no key.
+    #[error("no KMS key {0}")]
+    NoSuchKmsKey(String),
+    /// An alias that is taken, or not a valid alias name.
+    #[error("alias {0} is taken or not a valid alias name (letters, digits, '/', '_', '-')")]
+    Alias(String),
 }
 
-/// The master keys of this gateway. Several gateways sharing a registry share the file.
+/// The keys of this gateway.
 pub struct KeyRing {
-    id: String,
-    cipher: LessSafeKey,
+    master_id: String,
+    master: LessSafeKey,
+    /// Where KMS keys are kept (`<folder of the master key>/kms`).
+    kms_dir: PathBuf,
+    /// KMS keys read so far, by id.
+    kms: RwLock<HashMap<String, Arc<LessSafeKey>>>,
+    /// `arn:aws:kms:<region>:<account>:key/`, before a KMS key's id in its ARN.
+    arn_prefix: String,
 }
 
 impl KeyRing {
@@ -56,33 +78,11 @@ impl KeyRing {
     /// # Errors
     /// [`KeyRingError::File`], [`KeyRingError::Malformed`].
     pub fn open_or_create(path: &Path) -> Result<Self, KeyRingError> {
-        let failed = |source| KeyRingError::File { path: path.to_owned(), source };
-        match std::fs::read_to_string(path) {
-            Ok(text) => return Self::from_hex(&text, path),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(failed(err)),
-        }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(failed)?;
-        }
-        let mut key = Zeroizing::new([0u8; 32]);
-        rand::rng().fill_bytes(key.as_mut());
-        let temp = path.with_extension(format!("new-{}", std::process::id()));
-        let written = (|| {
-            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
-            file.write_all(format!("{}\n", hex::encode(*key)).as_bytes())?;
-            file.sync_all()?;
-            std::fs::hard_link(&temp, path)
-        })();
-        let _ = std::fs::remove_file(&temp);
-        match written {
-            Ok(()) => Ok(Self::from_key(&key)),
-            // Another gateway created it first: use theirs.
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                Self::from_hex(&std::fs::read_to_string(path).map_err(failed)?, path)
-            }
-            Err(err) => Err(failed(err)),
-        }
+        let key = match read_key(path)? {
+            Some(key) => key,
+            None => create_key(path)?,
+        };
+        Ok(Self::with_master(path, &key))
     }
 
     /// Opens the master key at `path`, if there is one: for commands that read encrypted
@@ -91,64 +91,258 @@ impl KeyRing {
     /// # Errors
     /// [`KeyRingError::File`], [`KeyRingError::Malformed`].
     pub fn open(path: &Path) -> Result<Option<Self>, KeyRingError> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Self::from_hex(&text, path).map(Some),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(KeyRingError::File { path: path.to_owned(), source }),
+        Ok(read_key(path)?.map(|key| Self::with_master(path, &key)))
+    }
+
+    fn with_master(path: &Path, key: &[u8; 32]) -> Self {
+        Self {
+            master_id: hex::encode(&blake3::derive_key(KEY_ID_CONTEXT, key)[..8]),
+            master: segments::cipher(key),
+            kms_dir: path.parent().unwrap_or(Path::new(".")).join("kms"),
+            kms: RwLock::default(),
+            arn_prefix: "arn:aws:kms:us-east-1:000000000000:key/".to_owned(),
         }
     }
 
-    fn from_hex(text: &str, path: &Path) -> Result<Self, KeyRingError> {
-        let mut key = Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice(text.trim(), key.as_mut()).map_err(|_| KeyRingError::Malformed(path.to_owned()))?;
-        Ok(Self::from_key(&key))
+    /// The ring naming its KMS keys by ARNs of this region and account.
+    #[must_use]
+    pub fn with_arns(self, region: &str, account: &str) -> Self {
+        Self { arn_prefix: format!("arn:aws:kms:{region}:{account}:key/"), ..self }
     }
 
-    fn from_key(key: &[u8; 32]) -> Self {
-        let id = hex::encode(&blake3::derive_key(KEY_ID_CONTEXT, key)[..8]);
-        Self { id, cipher: segments::cipher(key) }
-    }
-
-    /// The id of the master key that wraps new data keys.
+    /// The id of the master key that wraps SSE-S3 data keys.
     #[must_use]
     pub fn current_id(&self) -> &str {
-        &self.id
+        &self.master_id
     }
 
-    /// `key` wrapped by the current master key, for the registry.
+    /// The ARN of KMS key `id`, as responses name it.
     #[must_use]
-    pub fn wrap(&self, key: &DataKey) -> WrappedKey {
+    pub fn arn(&self, id: &str) -> String {
+        format!("{}{id}", self.arn_prefix)
+    }
+
+    /// `key` wrapped by the master key (`kms_key: None`) or by KMS key `kms_key` (an id as
+    /// [`KeyRing::resolve`] gives it), for the registry.
+    ///
+    /// # Errors
+    /// [`KeyRingError::NoSuchKmsKey`] and the file errors of reading the KMS key.
+    pub fn wrap(&self, key: &DataKey, kms_key: Option<&str>) -> Result<WrappedKey, KeyRingError> {
+        let (id, cipher) = match kms_key {
+            None => (self.master_id.clone(), None),
+            Some(id) => {
+                (id.to_owned(), Some(self.kms_key(id)?.ok_or_else(|| KeyRingError::NoSuchKmsKey(id.to_owned()))?))
+            }
+        };
+        let cipher = cipher.as_deref().unwrap_or(&self.master);
         let nonce: [u8; NONCE_LEN] = rand::random();
         let mut sealed = key.0.to_vec();
-        let tag = self
-            .cipher
+        let tag = cipher
             .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(WRAP_AAD), &mut sealed)
             .expect("32 bytes are far below AES-GCM's limit");
         let bytes = [&nonce[..], &sealed, tag.as_ref()].concat();
-        WrappedKey { key_id: self.id.clone(), wrapped: STANDARD.encode(bytes) }
+        Ok(WrappedKey { key_id: id, wrapped: STANDARD.encode(bytes) })
     }
 
     /// The data key of a registry record.
     ///
     /// # Errors
-    /// [`KeyRingError::UnknownKey`], [`KeyRingError::Unwrap`].
+    /// [`KeyRingError::UnknownKey`], [`KeyRingError::Unwrap`], the file errors of reading a
+    /// KMS key.
     pub fn unwrap(&self, wrapped: &WrappedKey) -> Result<DataKey, KeyRingError> {
-        if wrapped.key_id != self.id {
-            return Err(KeyRingError::UnknownKey(wrapped.key_id.clone()));
-        }
+        let kms;
+        let cipher = if wrapped.key_id == self.master_id {
+            &self.master
+        } else {
+            kms = self.kms_key(&wrapped.key_id)?.ok_or_else(|| KeyRingError::UnknownKey(wrapped.key_id.clone()))?;
+            &*kms
+        };
         let fail = || KeyRingError::Unwrap(wrapped.key_id.clone());
         let mut bytes = STANDARD.decode(&wrapped.wrapped).map_err(|_| fail())?;
         if bytes.len() != NONCE_LEN + 32 + 16 {
             return Err(fail());
         }
         let nonce = Nonce::try_assume_unique_for_key(&bytes[..NONCE_LEN]).map_err(|_| fail())?;
-        let plain =
-            self.cipher.open_in_place(nonce, Aad::from(WRAP_AAD), &mut bytes[NONCE_LEN..]).map_err(|_| fail())?;
+        let plain = cipher.open_in_place(nonce, Aad::from(WRAP_AAD), &mut bytes[NONCE_LEN..]).map_err(|_| fail())?;
         let mut key = Zeroizing::new([0u8; 32]);
         key.copy_from_slice(plain);
         bytes.fill(0);
         Ok(DataKey(key))
     }
+
+    /// The id of the KMS key that `reference` names: a key id, a key ARN, `alias/<name>` or an
+    /// alias ARN. The default key ([`DEFAULT_KMS_ALIAS`]) is created the first time it is
+    /// named, as AWS creates its managed key.
+    ///
+    /// # Errors
+    /// [`KeyRingError::NoSuchKmsKey`], file errors.
+    pub fn resolve(&self, reference: &str) -> Result<String, KeyRingError> {
+        let missing = || KeyRingError::NoSuchKmsKey(reference.to_owned());
+        let named = reference.rsplit_once(":key/").map_or(reference, |(_, id)| id);
+        let alias = named.strip_prefix("alias/").or_else(|| reference.rsplit_once(":alias/").map(|(_, a)| a));
+        let id = match alias {
+            Some(alias) if !valid_alias(alias) => return Err(missing()),
+            Some(alias) => match read_text(&self.alias_path(alias))? {
+                Some(id) => id,
+                None if alias == DEFAULT_KMS_ALIAS => self.create_kms_key(Some(alias)).or_else(|err| match err {
+                    // Another gateway made it first.
+                    KeyRingError::Alias(_) => read_text(&self.alias_path(alias))?.ok_or_else(missing),
+                    err => Err(err),
+                })?,
+                None => return Err(missing()),
+            },
+            None => named.to_owned(),
+        };
+        self.kms_key(&id)?.map(|_| id).ok_or_else(missing)
+    }
+
+    /// Creates a KMS key (and its alias, when given) and returns its id.
+    ///
+    /// # Errors
+    /// [`KeyRingError::Alias`] when the alias is taken or invalid; file errors.
+    pub fn create_kms_key(&self, alias: Option<&str>) -> Result<String, KeyRingError> {
+        if let Some(alias) = alias
+            && (!valid_alias(alias) || self.alias_path(alias).exists())
+        {
+            return Err(KeyRingError::Alias(alias.to_owned()));
+        }
+        let id = new_key_id();
+        create_key(&self.kms_dir.join(format!("{id}.key")))?;
+        if let Some(alias) = alias {
+            let path = self.alias_path(alias);
+            create_file(&path, id.as_bytes()).map_err(|err| match err {
+                KeyRingError::File { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                    KeyRingError::Alias(alias.to_owned())
+                }
+                err => err,
+            })?;
+        }
+        Ok(id)
+    }
+
+    /// Every KMS key, by id, with its aliases.
+    ///
+    /// # Errors
+    /// File errors.
+    pub fn kms_keys(&self) -> Result<Vec<(String, Vec<String>)>, KeyRingError> {
+        let failed = |path: &Path| {
+            let path = path.to_owned();
+            move |source| KeyRingError::File { path, source }
+        };
+        let mut keys: Vec<(String, Vec<String>)> = Vec::new();
+        let entries = match std::fs::read_dir(&self.kms_dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(keys),
+            Err(err) => return Err(failed(&self.kms_dir)(err)),
+        };
+        for entry in entries {
+            let name = entry.map_err(failed(&self.kms_dir))?.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".key").filter(|id| valid_key_id(id)) {
+                keys.push((id.to_owned(), Vec::new()));
+            }
+        }
+        let aliases = self.kms_dir.join("aliases");
+        if let Ok(entries) = std::fs::read_dir(&aliases) {
+            for entry in entries {
+                let path = entry.map_err(failed(&aliases))?.path();
+                let name = path.file_name().and_then(|n| hex::decode(n.to_string_lossy().as_bytes()).ok());
+                let (Some(name), Some(id)) = (name.and_then(|n| String::from_utf8(n).ok()), read_text(&path)?) else {
+                    continue;
+                };
+                if let Some((_, names)) = keys.iter_mut().find(|(key, _)| *key == id) {
+                    names.push(format!("alias/{name}"));
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// KMS key `id`, read from disk the first time it is asked for; `None` when there is none.
+    fn kms_key(&self, id: &str) -> Result<Option<Arc<LessSafeKey>>, KeyRingError> {
+        if !valid_key_id(id) {
+            return Ok(None);
+        }
+        if let Some(key) = self.kms.read().unwrap_or_else(PoisonError::into_inner).get(id) {
+            return Ok(Some(Arc::clone(key)));
+        }
+        let Some(key) = read_key(&self.kms_dir.join(format!("{id}.key")))? else { return Ok(None) };
+        let key = Arc::new(segments::cipher(&key));
+        self.kms.write().unwrap_or_else(PoisonError::into_inner).insert(id.to_owned(), Arc::clone(&key));
+        Ok(Some(key))
+    }
+
+    /// The file naming the key of `alias`: its name in hex, so that `aws/s3` is one file.
+    fn alias_path(&self, alias: &str) -> PathBuf {
+        self.kms_dir.join("aliases").join(hex::encode(alias))
+    }
+}
+
+/// A new KMS key id, shaped as AWS's: 8-4-4-4-12 hex digits.
+fn new_key_id() -> String {
+    let hex = hex::encode(rand::random::<[u8; 16]>());
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+/// Whether `id` is shaped as [`new_key_id`] makes them (and so names no other path).
+fn valid_key_id(id: &str) -> bool {
+    id.len() == 36
+        && id.char_indices().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
+}
+
+fn valid_alias(alias: &str) -> bool {
+    !alias.is_empty()
+        && alias.len() <= 256
+        && alias.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-'))
+}
+
+/// The key in the file at `path`, `None` when there is no file.
+fn read_key(path: &Path) -> Result<Option<Zeroizing<[u8; 32]>>, KeyRingError> {
+    let Some(text) = read_text(path)? else { return Ok(None) };
+    let mut key = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(text.trim(), key.as_mut()).map_err(|_| KeyRingError::Malformed(path.to_owned()))?;
+    Ok(Some(key))
+}
+
+/// The text of the file at `path`, trimmed; `None` when there is no file.
+fn read_text(path: &Path) -> Result<Option<String>, KeyRingError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text.trim().to_owned())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(KeyRingError::File { path: path.to_owned(), source }),
+    }
+}
+
+/// A new random key written to `path`, or the key another process wrote there first.
+fn create_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyRingError> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(key.as_mut());
+    let text = Zeroizing::new(format!("{}\n", hex::encode(*key)));
+    match create_file(path, text.as_bytes()) {
+        Ok(()) => Ok(key),
+        Err(KeyRingError::File { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+            read_key(path)?.ok_or_else(|| KeyRingError::Malformed(path.to_owned()))
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Writes a new file (mode 0600) whole or not at all: to a temporary file, linked into place,
+/// which fails when `path` exists.
+fn create_file(path: &Path, bytes: &[u8]) -> Result<(), KeyRingError> {
+    let failed = |source| KeyRingError::File { path: path.to_owned(), source };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(failed)?;
+    }
+    let temp = path.with_extension(format!("new-{}-{:x}", std::process::id(), rand::random::<u32>()));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::hard_link(&temp, path)
+    })();
+    let _ = std::fs::remove_file(&temp);
+    written.map_err(failed)
 }
 
 #[cfg(test)]
@@ -164,7 +358,7 @@ mod tests {
         let ring = KeyRing::open_or_create(&path).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let key = DataKey::generate();
-        let wrapped = ring.wrap(&key);
+        let wrapped = ring.wrap(&key, None).unwrap();
         assert_eq!(wrapped.key_id, ring.current_id());
         let again = KeyRing::open_or_create(&path).unwrap();
         assert_eq!(*again.unwrap(&wrapped).unwrap().0, *key.0);
@@ -176,12 +370,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ring = KeyRing::open_or_create(&dir.path().join("a")).unwrap();
         let other = KeyRing::open_or_create(&dir.path().join("b")).unwrap();
-        let wrapped = ring.wrap(&DataKey::generate());
+        let wrapped = ring.wrap(&DataKey::generate(), None).unwrap();
         assert!(matches!(other.unwrap(&wrapped), Err(KeyRingError::UnknownKey(_))));
         let mut bytes = STANDARD.decode(&wrapped.wrapped).unwrap();
         bytes[20] ^= 1;
         let changed = WrappedKey { wrapped: STANDARD.encode(bytes), ..wrapped };
         assert!(matches!(ring.unwrap(&changed), Err(KeyRingError::Unwrap(_))));
+    }
+
+    #[test]
+    fn kms_keys_are_named_by_id_arn_or_alias_and_found_by_another_ring() {
+        let dir = tempfile::tempdir().unwrap();
+        let master = dir.path().join("keys/master.key");
+        let ring = KeyRing::open_or_create(&master).unwrap().with_arns("eu-west-1", "123456789012");
+        let id = ring.create_kms_key(Some("team/builds")).unwrap();
+        assert!(matches!(ring.create_kms_key(Some("team/builds")), Err(KeyRingError::Alias(_))));
+        let arn = ring.arn(&id);
+        assert_eq!(arn, format!("arn:aws:kms:eu-west-1:123456789012:key/{id}"));
+        for reference in
+            [id.as_str(), &arn, "alias/team/builds", "arn:aws:kms:eu-west-1:123456789012:alias/team/builds"]
+        {
+            assert_eq!(ring.resolve(reference).unwrap(), id, "{reference}");
+        }
+        for unknown in ["alias/nobody", "1234abcd-12ab-34cd-56ef-1234567890ab", "../master", "alias/../../x"] {
+            assert!(matches!(ring.resolve(unknown), Err(KeyRingError::NoSuchKmsKey(_))), "{unknown}");
+        }
+        let key = DataKey::generate();
+        let wrapped = ring.wrap(&key, Some(&id)).unwrap();
+        assert_eq!(wrapped.key_id, id);
+        // Another gateway's ring on the same folder reads the key when it first needs it.
+        let other = KeyRing::open_or_create(&master).unwrap();
+        assert_eq!(*other.unwrap(&wrapped).unwrap().0, *key.0);
+        // The default key is made the first time `aws:kms` names none, once.
+        let default = ring.resolve(&format!("alias/{DEFAULT_KMS_ALIAS}")).unwrap();
+        assert_eq!(other.resolve(&format!("alias/{DEFAULT_KMS_ALIAS}")).unwrap(), default);
+        let listed = ring.kms_keys().unwrap();
+        assert_eq!(listed.len(), 2);
+        assert!(listed.iter().any(|(key, aliases)| *key == id && aliases == &["alias/team/builds"]));
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod segments;
 
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt as _};
-pub use keyring::{KeyRing, KeyRingError};
+pub use keyring::{DEFAULT_KMS_ALIAS, KeyRing, KeyRingError};
 use rand::Rng as _;
 use registry::event::v1::{BlobPart, WrappedKey};
 use zeroize::Zeroizing;
@@ -25,6 +25,9 @@ pub use self::segments::{OpenError, Opener, Sealer};
 
 /// The `x-amz-server-side-encryption` value of SSE-S3: encrypted under a key the service holds.
 pub const SSE_S3: &str = "AES256";
+
+/// The `x-amz-server-side-encryption` value of SSE-KMS: data keys wrapped by a named KMS key.
+pub const SSE_KMS: &str = "aws:kms";
 
 /// One blob's AES-256 key, in memory only while the blob is written or read.
 pub struct DataKey(Zeroizing<[u8; 32]>);
@@ -156,11 +159,14 @@ pub struct BlobKey {
 }
 
 impl BlobKey {
-    /// A new random data key, wrapped by `keys`.
-    #[must_use]
-    pub fn new(keys: &KeyRing) -> Self {
+    /// A new random data key, wrapped by the master key of `keys`, or by its KMS key
+    /// `kms_key` (an id as [`KeyRing::resolve`] gives it).
+    ///
+    /// # Errors
+    /// Those of [`KeyRing::wrap`].
+    pub fn new(keys: &KeyRing, kms_key: Option<&str>) -> Result<Self, KeyRingError> {
         let key = DataKey::generate();
-        let wrapped = keys.wrap(&key);
-        Self { key, wrapped }
+        let wrapped = keys.wrap(&key, kms_key)?;
+        Ok(Self { key, wrapped })
     }
 }

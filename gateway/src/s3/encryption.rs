@@ -1,13 +1,14 @@
 //! Server-side encryption on the wire: what a write asks for (`x-amz-server-side-encryption`
-//! and its companions), refused as AWS refuses it when malformed or contradictory, and the
-//! decryption of the parts a read touches. The bytes themselves are encrypted by the stores,
-//! after hashing ([`crate::crypto`]).
+//! and its companions, or its bucket's default), refused as AWS refuses it when malformed or
+//! contradictory; the headers answers carry; the decryption of the parts a read touches; and
+//! Put/Get/DeleteBucketEncryption. The bytes themselves are encrypted by the stores, after
+//! hashing ([`crate::crypto`]).
 //!
-//! Built: SSE-S3 (`AES256`) on PutObject (inline and blob), multipart uploads (every part
-//! under a key of its own), CopyObject, every read, and as a bucket's default encryption
-//! (Put/Get/DeleteBucketEncryption). SSE-KMS and SSE-C answer 501 until they are built.
+//! Built: SSE-S3 (`AES256`) and SSE-KMS (`aws:kms`, with the gateway's own KMS keys) on every
+//! write (PutObject inline and blob, multipart uploads with every part under a key of its own,
+//! CopyObject) and read. SSE-C answers 501 until it is built.
 
-use registry::event::v1::{BlobPart, BucketEncryptionSet, EncryptionRule};
+use registry::event::v1::{BlobPart, BucketEncryptionSet, EncryptionRule, ObjectContent};
 use registry::queries::Bucket;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, s3_error};
@@ -16,27 +17,88 @@ use super::bucket::require_bucket;
 use super::error::Result;
 use super::{Gateway, caller};
 use crate::backend::{BlobError, BlobStream};
-use crate::crypto::{KeyRing, SSE_S3};
+use crate::crypto::{BlobKey, DEFAULT_KMS_ALIAS, KeyRing, KeyRingError, SSE_KMS, SSE_S3};
 
 /// The header naming the encryption a write asks for.
 const SSE: &str = "x-amz-server-side-encryption";
-/// The SSE-KMS key and context: only with `aws:kms`.
-const KMS_HEADERS: [&str; 2] = ["x-amz-server-side-encryption-aws-kms-key-id", "x-amz-server-side-encryption-context"];
-/// Accepted with any mode; it only changes how KMS is called.
+/// The SSE-KMS key.
+const KMS_KEY: &str = "x-amz-server-side-encryption-aws-kms-key-id";
+/// The SSE-KMS encryption context: accepted (it binds nothing here) only with `aws:kms`.
+const KMS_CONTEXT: &str = "x-amz-server-side-encryption-context";
+/// Whether an S3 Bucket Key is asked for: recorded and given back.
 const BUCKET_KEY: &str = "x-amz-server-side-encryption-bucket-key-enabled";
 /// The prefix of the SSE-C headers.
 const CUSTOMER_PREFIX: &str = "x-amz-server-side-encryption-customer-";
 
-/// The encryption a write asks for: `Some(SSE_S3)` for SSE-S3, `None` for none.
+/// The encryption a write gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Encryption {
+    /// [`SSE_S3`] or [`SSE_KMS`].
+    mode: &'static str,
+    /// For SSE-KMS: the id of the KMS key that wraps the data keys.
+    kms_key: Option<String>,
+    /// For SSE-KMS: whether an S3 Bucket Key was asked for.
+    bucket_key: bool,
+}
+
+impl Encryption {
+    /// The encryption a recorded version (or an upload's template) is stored under.
+    pub(super) fn of(content: &ObjectContent) -> Option<Self> {
+        let mode = match content.encryption.as_deref()? {
+            SSE_KMS => SSE_KMS,
+            _ => SSE_S3,
+        };
+        Some(Self { mode, kms_key: content.kms_key_id.clone(), bucket_key: content.bucket_key_enabled })
+    }
+
+    /// Notes it in the content a write records.
+    pub(super) fn record(&self, content: &mut ObjectContent) {
+        content.encryption = Some(self.mode.to_owned());
+        content.kms_key_id.clone_from(&self.kms_key);
+        content.bucket_key_enabled = self.bucket_key;
+    }
+
+    /// Whether bytes stored under `other` are stored as this asks: the same mode and key.
+    pub(super) fn same_keys(&self, other: &Self) -> bool {
+        self.mode == other.mode && self.kms_key == other.kms_key
+    }
+
+    /// A new data key for one blob, wrapped as this asks.
+    ///
+    /// # Errors
+    /// 500 `InternalError` when the KMS key cannot be read.
+    pub(super) fn new_key(&self, keys: &KeyRing) -> Result<BlobKey> {
+        BlobKey::new(keys, self.kms_key.as_deref()).map_err(|err| kms_error(&err))
+    }
+}
+
+/// The SSE fields of answers about a version (or an upload): `x-amz-server-side-encryption`,
+/// its KMS key's ARN and the bucket key flag.
+pub(super) struct Answer {
+    pub(super) server_side_encryption: Option<ServerSideEncryption>,
+    pub(super) ssekms_key_id: Option<String>,
+    pub(super) bucket_key_enabled: Option<bool>,
+}
+
+/// What answers about `content` say of its encryption.
+pub(super) fn answer(keys: &KeyRing, content: &ObjectContent) -> Answer {
+    Answer {
+        server_side_encryption: content.encryption.clone().map(ServerSideEncryption::from),
+        ssekms_key_id: content.kms_key_id.as_deref().map(|id| keys.arn(id)),
+        bucket_key_enabled: content.bucket_key_enabled.then_some(true),
+    }
+}
+
+/// The encryption a write asks for with its headers, `None` for none. The KMS key is resolved
+/// (an id, an ARN or an alias; the default key when none is named).
 ///
 /// # Errors
 /// `InvalidArgument` for an unknown mode, KMS headers without `aws:kms`, and SSE-C headers
-/// beside `x-amz-server-side-encryption`, as AWS; 501 `NotImplemented` for SSE-KMS and SSE-C.
-pub(super) fn requested(headers: &http::HeaderMap) -> Result<Option<&'static str>> {
-    let mode = match headers.get(SSE) {
-        None => None,
-        Some(value) => Some(value.to_str().map_err(|_| unsupported_method())?),
-    };
+/// beside `x-amz-server-side-encryption`; `KMS.NotFoundException` for a KMS key that does not
+/// exist, as AWS; 501 `NotImplemented` for SSE-C and `aws:kms:dsse`.
+pub(super) fn requested(keys: &KeyRing, headers: &http::HeaderMap) -> Result<Option<Encryption>> {
+    let text = |name: &str| headers.get(name).map(|v| v.to_str().map_err(|_| unsupported_method()));
+    let mode = text(SSE).transpose()?;
     let customer = headers.keys().any(|name| name.as_str().starts_with(CUSTOMER_PREFIX));
     if customer && mode.is_some() {
         return Err(s3_error!(
@@ -45,8 +107,8 @@ pub(super) fn requested(headers: &http::HeaderMap) -> Result<Option<&'static str
         )
         .into());
     }
-    let kms_headers = KMS_HEADERS.iter().any(|name| headers.contains_key(*name));
-    if kms_headers && mode != Some("aws:kms") && mode != Some("aws:kms:dsse") {
+    let kms_headers = headers.contains_key(KMS_KEY) || headers.contains_key(KMS_CONTEXT);
+    if kms_headers && mode != Some(SSE_KMS) && mode != Some("aws:kms:dsse") {
         return Err(s3_error!(
             InvalidArgument,
             "Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms"
@@ -55,9 +117,7 @@ pub(super) fn requested(headers: &http::HeaderMap) -> Result<Option<&'static str
     }
     let unknown = headers.keys().map(http::HeaderName::as_str).find(|name| {
         name.starts_with(SSE)
-            && *name != SSE
-            && *name != BUCKET_KEY
-            && !KMS_HEADERS.contains(name)
+            && ![SSE, KMS_KEY, KMS_CONTEXT, BUCKET_KEY].contains(name)
             && !name.starts_with(CUSTOMER_PREFIX)
     });
     if let Some(name) = unknown {
@@ -70,11 +130,41 @@ pub(super) fn requested(headers: &http::HeaderMap) -> Result<Option<&'static str
     if customer {
         return Err(not_yet("server-side encryption with customer-provided keys (SSE-C)"));
     }
+    let bucket_key = text(BUCKET_KEY).transpose()?.is_some_and(|v| v.eq_ignore_ascii_case("true"));
     match mode {
         None => Ok(None),
-        Some(SSE_S3) => Ok(Some(SSE_S3)),
-        Some("aws:kms" | "aws:kms:dsse") => Err(not_yet("server-side encryption with KMS keys (SSE-KMS)")),
+        Some(SSE_S3) => Ok(Some(Encryption { mode: SSE_S3, kms_key: None, bucket_key: false })),
+        Some(SSE_KMS) => {
+            let kms_key = resolve_kms_key(keys, text(KMS_KEY).transpose()?)?;
+            Ok(Some(Encryption { mode: SSE_KMS, kms_key: Some(kms_key), bucket_key }))
+        }
+        Some("aws:kms:dsse") => Err(not_yet("dual-layer server-side encryption (aws:kms:dsse)")),
         Some(_) => Err(unsupported_method()),
+    }
+}
+
+/// The id of the KMS key `reference` names, or of the default key.
+fn resolve_kms_key(keys: &KeyRing, reference: Option<&str>) -> Result<String> {
+    let default = format!("alias/{DEFAULT_KMS_ALIAS}");
+    keys.resolve(reference.unwrap_or(&default)).map_err(|err| kms_error(&err))
+}
+
+/// AWS's answer to a KMS key that is not there (400 `KMS.NotFoundException`), or a 500 for a
+/// key file that cannot be read.
+fn kms_error(err: &KeyRingError) -> super::error::Error {
+    match err {
+        KeyRingError::NoSuchKmsKey(reference) => {
+            let mut err = s3s::S3Error::with_message(
+                s3s::S3ErrorCode::Custom("KMS.NotFoundException".into()),
+                format!("Invalid keyId {reference}"),
+            );
+            err.set_status_code(http::StatusCode::BAD_REQUEST);
+            err.into()
+        }
+        err => {
+            tracing::error!(code = "InternalError", error = %err, "a KMS key could not be read");
+            s3_error!(InternalError, "A KMS key could not be read").into()
+        }
     }
 }
 
@@ -91,8 +181,40 @@ fn not_yet(what: &str) -> super::error::Error {
 ///
 /// # Errors
 /// Those of [`requested`].
-pub(super) fn for_write(bucket: &Bucket, headers: &http::HeaderMap) -> Result<Option<&'static str>> {
-    Ok(requested(headers)?.or_else(|| bucket.default_encryption.as_ref().map(|_| SSE_S3)))
+pub(super) fn for_write(keys: &KeyRing, bucket: &Bucket, headers: &http::HeaderMap) -> Result<Option<Encryption>> {
+    if let Some(asked) = requested(keys, headers)? {
+        return Ok(Some(asked));
+    }
+    let Some(rule) = &bucket.default_encryption else { return Ok(None) };
+    Ok(Some(match rule.algorithm.as_str() {
+        SSE_KMS => Encryption {
+            mode: SSE_KMS,
+            kms_key: Some(resolve_kms_key(keys, rule.kms_key_id.as_deref())?),
+            bucket_key: rule.bucket_key_enabled,
+        },
+        _ => Encryption { mode: SSE_S3, kms_key: None, bucket_key: false },
+    }))
+}
+
+/// Refuses encryption headers on a read as AWS does: `x-amz-server-side-encryption` (a read
+/// decrypts what the version says, and names no mode), and SSE-C keys, since no version is
+/// stored under a customer's key.
+///
+/// # Errors
+/// 400 `InvalidArgument`, 400 `InvalidRequest`.
+pub(super) fn check_read_headers(headers: &http::HeaderMap) -> Result<()> {
+    if headers.contains_key(SSE) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "x-amz-server-side-encryption header is not supported for this operation."
+        )
+        .into());
+    }
+    let customer = headers.keys().any(|name| name.as_str().starts_with(CUSTOMER_PREFIX));
+    if customer {
+        return Err(s3_error!(InvalidRequest, "The encryption parameters are not applicable to this object.").into());
+    }
+    Ok(())
 }
 
 /// Checks the SSE headers of an UploadPart or UploadPartCopy as those of any write. A part is
@@ -100,13 +222,8 @@ pub(super) fn for_write(bucket: &Bucket, headers: &http::HeaderMap) -> Result<Op
 ///
 /// # Errors
 /// Those of [`requested`].
-pub(super) fn check_part_headers(headers: &http::HeaderMap) -> Result<()> {
-    requested(headers).map(drop)
-}
-
-/// The `x-amz-server-side-encryption` an answer about a version carries.
-pub(super) fn response_header(encryption: Option<&String>) -> Option<ServerSideEncryption> {
-    encryption.map(|mode| ServerSideEncryption::from(mode.clone()))
+pub(super) fn check_part_headers(keys: &KeyRing, headers: &http::HeaderMap) -> Result<()> {
+    requested(keys, headers).map(drop)
 }
 
 /// The plaintext bytes `range` of `part` from its stored bytes `stored` (read at
@@ -143,21 +260,28 @@ pub(super) async fn put_bucket_encryption(
         return Err(s3_error!(MalformedXML, "The rule has no ApplyServerSideEncryptionByDefault").into());
     };
     let algorithm = default.sse_algorithm.as_str();
-    if default.kms_master_key_id.is_some() && !algorithm.starts_with("aws:kms") {
+    if default.kms_master_key_id.is_some() && !algorithm.starts_with(SSE_KMS) {
         return Err(s3_error!(
             InvalidArgument,
             "a KMSMasterKeyID is not applicable if the default sse algorithm is not aws:kms or aws:kms:dsse"
         )
         .into());
     }
-    match algorithm {
-        SSE_S3 => {}
-        "aws:kms" | "aws:kms:dsse" => return Err(not_yet("default encryption with KMS keys (SSE-KMS)")),
+    let (algorithm, kms_key_id) = match algorithm {
+        SSE_S3 => (SSE_S3, None),
+        // The key is checked now, and named by its id from here on, as an alias may move.
+        SSE_KMS => {
+            (SSE_KMS, default.kms_master_key_id.as_deref().map(|k| resolve_kms_key(&gw.keys, Some(k))).transpose()?)
+        }
+        "aws:kms:dsse" => return Err(not_yet("dual-layer server-side encryption (aws:kms:dsse)")),
         _ => return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed").into()),
-    }
+    };
     require_bucket(gw, &input.bucket).await?;
-    let rule =
-        EncryptionRule { algorithm: SSE_S3.to_owned(), bucket_key_enabled: rule.bucket_key_enabled == Some(true) };
+    let rule = EncryptionRule {
+        algorithm: algorithm.to_owned(),
+        kms_key_id,
+        bucket_key_enabled: rule.bucket_key_enabled == Some(true),
+    };
     gw.registry.set_bucket_encryption(caller(&req), BucketEncryptionSet { bucket: input.bucket.clone(), rule }).await?;
     Ok(S3Response::new(PutBucketEncryptionOutput::default()))
 }
@@ -179,10 +303,9 @@ pub(super) async fn get_bucket_encryption(
     let rule = ServerSideEncryptionRule {
         apply_server_side_encryption_by_default: Some(ServerSideEncryptionByDefault {
             sse_algorithm: ServerSideEncryption::from(rule.algorithm),
-            kms_master_key_id: None,
+            kms_master_key_id: rule.kms_key_id.map(|id| gw.keys.arn(&id)),
         }),
         bucket_key_enabled: Some(rule.bucket_key_enabled),
-        ..Default::default()
     };
     Ok(S3Response::new(GetBucketEncryptionOutput {
         server_side_encryption_configuration: Some(ServerSideEncryptionConfiguration { rules: vec![rule] }),

@@ -391,10 +391,11 @@ macro_rules! read_plan {
 }
 
 /// The headers GET and HEAD answer with, as the fields of either output type, plus the
-/// fields given.
+/// fields given (`keys` name a KMS key by its ARN).
 macro_rules! object_output {
-    ($output:ident { $($field:ident $(: $value:expr)?),* $(,)? }, $plan:expr, $input:expr) => {{
+    ($output:ident { $($field:ident $(: $value:expr)?),* $(,)? }, $plan:expr, $input:expr, $keys:expr) => {{
         let (plan, input) = (&$plan, $input);
+        let sse = encryption::answer($keys, &plan.version.content);
         let version = &plan.version;
         let content = &version.content;
         let length = plan.span.map_or(0, |(first, last)| last - first + 1);
@@ -445,7 +446,9 @@ macro_rules! object_output {
             object_lock_retain_until_date: lock_until,
             object_lock_legal_hold_status: legal_hold,
             expiration: plan.expiration.clone(),
-            server_side_encryption: encryption::response_header(content.encryption.as_ref()),
+            server_side_encryption: sse.server_side_encryption,
+            ssekms_key_id: sse.ssekms_key_id,
+            bucket_key_enabled: sse.bucket_key_enabled,
             ..Default::default()
         }
     }};
@@ -454,6 +457,7 @@ macro_rules! object_output {
 pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> Result<S3Response<GetObjectOutput>> {
     let input = &req.input;
     let plan = read_plan!(gw, input);
+    encryption::check_read_headers(&req.headers)?;
     require_recordable(gw).await?;
     let content = &plan.version.content;
     let stream = match plan.span {
@@ -472,7 +476,8 @@ pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> 
     };
     let body = RecordedBody { inner: sync_wrapper::SyncStream::new(stream), sent: 0, record };
     let tag_count = i32::try_from(content.tags.len()).ok().filter(|&n| n > 0);
-    let output = object_output!(GetObjectOutput { body: Some(StreamingBlob::wrap(body)), tag_count }, plan, input);
+    let output =
+        object_output!(GetObjectOutput { body: Some(StreamingBlob::wrap(body)), tag_count }, plan, input, &gw.keys);
     Ok(response(output, &plan))
 }
 
@@ -491,11 +496,12 @@ fn checksum_mode_enabled(mode: Option<&ChecksumMode>) -> bool {
 pub(super) async fn head_object(gw: &Gateway, req: S3Request<HeadObjectInput>) -> Result<S3Response<HeadObjectOutput>> {
     let input = &req.input;
     let plan = read_plan!(gw, input);
+    encryption::check_read_headers(&req.headers)?;
     require_recordable(gw).await?;
     if gw.records_retrievals() {
         record_retrieval(&gw.registry, caller(&req), version_ref(&plan.version), "HEAD", 0, plan.content_range.clone());
     }
-    let output = object_output!(HeadObjectOutput {}, plan, input);
+    let output = object_output!(HeadObjectOutput {}, plan, input, &gw.keys);
     let mut response = response(output, &plan);
     // GetObject's output has a field for it; HeadObject's (as AWS's model) has none, while
     // AWS sends the header on HEAD too.

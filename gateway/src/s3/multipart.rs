@@ -24,6 +24,7 @@ use s3s::{S3Request, S3Response, s3_error};
 
 use super::bucket::require_bucket;
 use super::checksum::ExpectedChecksums;
+use super::encryption::Encryption;
 use super::error::Result;
 use super::get_object::{checked_read, read_parts};
 use super::integrity;
@@ -75,12 +76,12 @@ pub(super) async fn create_multipart_upload(
     mut req: S3Request<CreateMultipartUploadInput>,
 ) -> Result<S3Response<CreateMultipartUploadOutput>> {
     wire::check_key(&req.input.key)?;
-    encryption::requested(&req.headers)?;
+    encryption::requested(&gw.keys, &req.headers)?;
     let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
     let input = &mut req.input;
     wire::check_metadata_size(input.metadata.as_ref())?;
     let bucket = require_bucket(gw, &input.bucket).await?;
-    let encryption = encryption::for_write(&bucket, &req.headers)?;
+    let encryption = encryption::for_write(&gw.keys, &bucket, &req.headers)?;
     let (retention, legal_hold) = lock_headers!(&bucket, input)?;
     let checksum_algorithm = match &input.checksum_algorithm {
         Some(a) => Some(
@@ -110,9 +111,13 @@ pub(super) async fn create_multipart_upload(
         tags: wire::tags_from_header(input.tagging.as_deref())?,
         checksum_type: checksum_algorithm
             .map(|_| checksum_type.clone().unwrap_or_else(|| ChecksumType::COMPOSITE.to_owned())),
-        encryption: encryption.map(str::to_owned),
         ..ObjectContent::default()
     };
+    let mut template = template;
+    if let Some(encryption) = &encryption {
+        encryption.record(&mut template);
+    }
+    let sse = encryption::answer(&gw.keys, &template);
     // Begun before the event: an upload the store began for an event that was never recorded
     // is one no open upload names, which `gc` aborts.
     let store_upload = gw
@@ -141,7 +146,9 @@ pub(super) async fn create_multipart_upload(
         checksum_algorithm: req.input.checksum_algorithm.clone(),
         checksum_type: checksum_algorithm
             .map(|_| ChecksumType::from(checksum_type.unwrap_or_else(|| ChecksumType::COMPOSITE.to_owned()))),
-        server_side_encryption: encryption::response_header(encryption.map(str::to_owned).as_ref()),
+        server_side_encryption: sse.server_side_encryption,
+        ssekms_key_id: sse.ssekms_key_id,
+        bucket_key_enabled: sse.bucket_key_enabled,
         ..Default::default()
     }))
 }
@@ -150,7 +157,7 @@ pub(super) async fn upload_part(
     gw: &Gateway,
     mut req: S3Request<UploadPartInput>,
 ) -> Result<S3Response<UploadPartOutput>> {
-    encryption::check_part_headers(&req.headers)?;
+    encryption::check_part_headers(&gw.keys, &req.headers)?;
     let input = &mut req.input;
     let number = check_part_number(input.part_number)?;
     let length = wire::body_length(input.content_length, &req.headers);
@@ -167,7 +174,7 @@ pub(super) async fn upload_part(
         length,
         &expected,
         req.trailing_headers.clone(),
-        BodyRole::Part { offset, into: into.as_ref().map(|u| (u, number)), key: part_key(gw, &upload.created) },
+        BodyRole::Part { offset, into: into.as_ref().map(|u| (u, number)), key: part_key(gw, &upload.created)? },
     )
     .await?;
     let input = &req.input;
@@ -176,6 +183,7 @@ pub(super) async fn upload_part(
     let etag = part.etag.clone();
     let target = (input.bucket.as_str(), input.key.as_str(), input.upload_id.as_str());
     record_part(gw, caller(&req), target, placed, (number, part)).await?;
+    let sse = encryption::answer(&gw.keys, &upload.created.template);
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(wire::etag(&etag)),
         checksum_crc32: checksums.crc32,
@@ -183,14 +191,16 @@ pub(super) async fn upload_part(
         checksum_crc64nvme: checksums.crc64nvme,
         checksum_sha1: checksums.sha1,
         checksum_sha256: checksums.sha256,
-        server_side_encryption: encryption::response_header(upload.created.template.encryption.as_ref()),
+        server_side_encryption: sse.server_side_encryption,
+        ssekms_key_id: sse.ssekms_key_id,
+        bucket_key_enabled: sse.bucket_key_enabled,
         ..Default::default()
     }))
 }
 
 /// A new data key for a part of `upload`, when the upload is encrypted.
-fn part_key(gw: &Gateway, upload: &MultipartCreated) -> Option<BlobKey> {
-    upload.template.encryption.as_ref().map(|_| BlobKey::new(&gw.keys))
+fn part_key(gw: &Gateway, upload: &MultipartCreated) -> Result<Option<BlobKey>> {
+    Encryption::of(&upload.template).map(|encryption| encryption.new_key(&gw.keys)).transpose()
 }
 
 /// Where part `number` of `length` bytes is taken to start in its object, to hash it there as
@@ -255,7 +265,7 @@ pub(super) async fn upload_part_copy(
     gw: &Gateway,
     req: S3Request<UploadPartCopyInput>,
 ) -> Result<S3Response<UploadPartCopyOutput>> {
-    encryption::check_part_headers(&req.headers)?;
+    encryption::check_part_headers(&gw.keys, &req.headers)?;
     let input = &req.input;
     let number = check_part_number(input.part_number)?;
     require_bucket(gw, &input.bucket).await?;
@@ -286,7 +296,7 @@ pub(super) async fn upload_part_copy(
         None => (Box::pin(futures::stream::empty()), 0),
     };
     let part_offset = expected_offset(gw, &input.upload_id, number, Some(length)).await?;
-    let key = part_key(gw, &upload.created);
+    let key = part_key(gw, &upload.created)?;
     let seal = key.as_ref().map(|k| k.key.seal());
     let staged = match store_upload(&upload.created) {
         Some(into) => gw.blobs.put_part((&into, number), body, Some(length), &[], part_offset, seal).await,
@@ -317,6 +327,7 @@ pub(super) async fn upload_part_copy(
     };
     let target = (input.bucket.as_str(), input.key.as_str(), input.upload_id.as_str());
     let event = record_part(gw, caller(&req), target, placed, (number, part)).await?;
+    let sse = encryption::answer(&gw.keys, &upload.created.template);
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(wire::etag(&etag)),
@@ -324,7 +335,9 @@ pub(super) async fn upload_part_copy(
             ..Default::default()
         }),
         copy_source_version_id: src_version_id.map(|_| source.version_id),
-        server_side_encryption: encryption::response_header(upload.created.template.encryption.as_ref()),
+        server_side_encryption: sse.server_side_encryption,
+        ssekms_key_id: sse.ssekms_key_id,
+        bucket_key_enabled: sse.bucket_key_enabled,
         ..Default::default()
     }))
 }
@@ -803,7 +816,7 @@ pub(super) async fn complete_multipart_upload(
     }
     gw.outboards.forget_parts(part_keys).await;
     super::object_lock::protect_new_version(gw, &input.bucket, &input.key, &recorded, legal_hold).await?;
-    let output = completion_output(&bucket, &input.key, &recorded.version_id, &content);
+    let output = completion_output(gw, &bucket, &input.key, &recorded.version_id, &content);
     Ok(wire::with_receipt(output, &recorded.event))
 }
 
@@ -830,17 +843,19 @@ async fn completed_before(
     let Some(version) = completed else {
         return Err(registry::Error::NoSuchUpload.into());
     };
-    Ok(S3Response::new(completion_output(bucket, &input.key, &version.version_id, &version.content)))
+    Ok(S3Response::new(completion_output(gw, bucket, &input.key, &version.version_id, &version.content)))
 }
 
 /// CompleteMultipartUpload's answer for the version `version_id` of `key`, holding `content`.
 fn completion_output(
+    gw: &Gateway,
     bucket: &registry::state::Bucket,
     key: &str,
     version_id: &str,
     content: &ObjectContent,
 ) -> CompleteMultipartUploadOutput {
     let fields = wire::ChecksumFields::of(&content.checksums);
+    let sse = encryption::answer(&gw.keys, content);
     CompleteMultipartUploadOutput {
         bucket: Some(bucket.name.clone()),
         key: Some(key.to_owned()),
@@ -853,7 +868,9 @@ fn completion_output(
         checksum_sha1: fields.sha1,
         checksum_sha256: fields.sha256,
         checksum_type: content.checksum_type.clone().map(ChecksumType::from),
-        server_side_encryption: encryption::response_header(content.encryption.as_ref()),
+        server_side_encryption: sse.server_side_encryption,
+        ssekms_key_id: sse.ssekms_key_id,
+        bucket_key_enabled: sse.bucket_key_enabled,
         ..Default::default()
     }
 }

@@ -17,6 +17,7 @@ use s3s::{S3Request, S3Response, TrailingHeaders, s3_error};
 
 use super::bucket::require_bucket;
 use super::checksum::ExpectedChecksums;
+use super::encryption::Encryption;
 use super::error::{Error, Result};
 use super::lookup::{OnDeleteMarker, named_version};
 use super::{Gateway, Stored, acl, caller, encryption, inline, wire};
@@ -200,7 +201,7 @@ pub(super) async fn put_object(
         super::post_object::apply_fields(&mut req)?;
     }
     wire::check_key(&req.input.key)?;
-    encryption::requested(&req.headers)?;
+    encryption::requested(&gw.keys, &req.headers)?;
     if req.input.write_offset_bytes.is_some() {
         // An append (directory buckets on AWS): storing the body as the whole object instead
         // would lose what it was meant to follow.
@@ -213,13 +214,13 @@ pub(super) async fn put_object(
     wire::check_metadata_size(input.metadata.as_ref())?;
     let _slot = gw.upload_slot()?;
     let bucket = require_bucket(gw, &input.bucket).await?;
-    let encryption = encryption::for_write(&bucket, &req.headers)?;
+    let encryption = encryption::for_write(&gw.keys, &bucket, &req.headers)?;
     let expected = ExpectedChecksums::from_headers(&req.headers)?;
     let (retention, legal_hold) = lock_headers!(&bucket, input)?;
     let tags = wire::tags_from_header(input.tagging.as_deref())?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
 
-    let key = encryption.map(|_| BlobKey::new(&gw.keys));
+    let key = encryption.as_ref().map(|e| e.new_key(&gw.keys)).transpose()?;
     let (mut stored, kept) = match inline::eligible(gw, length) {
         Some(len) => {
             let trailers = req.trailing_headers.clone();
@@ -236,7 +237,7 @@ pub(super) async fn put_object(
 
     let outboard = std::mem::take(&mut stored.outboard);
     let root = blake3::Hash::from_hex(&stored.blake3).map_err(|_| s3_error!(InternalError, "no valid BLAKE3"))?;
-    let content = ObjectContent {
+    let mut content = ObjectContent {
         size: stored.part.size,
         etag: stored.part.etag.clone(),
         blake3: stored.blake3,
@@ -253,8 +254,11 @@ pub(super) async fn put_object(
         user_metadata: wire::user_metadata(input.metadata.take()),
         tags,
         parts: vec![stored.part],
-        encryption: encryption.map(str::to_owned),
+        ..ObjectContent::default()
     };
+    if let Some(encryption) = &encryption {
+        encryption.record(&mut content);
+    }
     let put = ObjectPut {
         bucket: input.bucket.clone(),
         key: input.key.clone(),
@@ -267,7 +271,7 @@ pub(super) async fn put_object(
     let checksums = wire::ChecksumFields::of(&put.content.checksums);
     let has_checksum = !put.content.checksums.is_empty();
     let (etag, size) = (put.content.etag.clone(), put.content.size);
-    let server_side_encryption = encryption::response_header(put.content.encryption.as_ref());
+    let sse = encryption::answer(&gw.keys, &put.content);
     let new = NewVersion { acl, put, condition, placement: None };
     let recorded = match kept {
         Kept::Inline(blob) => gw.registry.put_inline_object(caller(&req), new, blob).await?,
@@ -292,7 +296,9 @@ pub(super) async fn put_object(
         checksum_sha256: checksums.sha256,
         checksum_type: has_checksum.then(|| ChecksumType::from(ChecksumType::FULL_OBJECT.to_owned())),
         size: i64::try_from(size).ok(),
-        server_side_encryption,
+        server_side_encryption: sse.server_side_encryption,
+        ssekms_key_id: sse.ssekms_key_id,
+        bucket_key_enabled: sse.bucket_key_enabled,
         ..Default::default()
     };
     let response = wire::with_receipt(output, &recorded.event);
@@ -351,14 +357,14 @@ pub(super) async fn copy_object(
     mut req: S3Request<CopyObjectInput>,
 ) -> Result<S3Response<CopyObjectOutput>> {
     wire::check_key(&req.input.key)?;
-    let asked = encryption::requested(&req.headers)?;
+    let asked = encryption::requested(&gw.keys, &req.headers)?;
     let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
     let copier = caller(&req);
     let input = &mut req.input;
     let (src_bucket, src_key, src_version_id) = wire::copy_source(&input.copy_source)?;
     require_bucket(gw, &src_bucket).await?;
     let bucket = require_bucket(gw, &input.bucket).await?;
-    let encryption = encryption::for_write(&bucket, &req.headers)?;
+    let encryption = encryption::for_write(&gw.keys, &bucket, &req.headers)?;
     let source = source_version(gw, &src_bucket, &src_key, src_version_id.as_deref()).await?;
     check_copy_conditions(
         &source,
@@ -390,10 +396,11 @@ pub(super) async fn copy_object(
     // under AWS's default bucket encryption). A copy that must be encrypted when its source is
     // not stores the bytes again.
     let mut content = source.content.clone();
-    let placed = match encryption {
-        Some(mode) if source.content.encryption.is_none() => {
-            let (part, placed) = store_encrypted_copy(gw, copier.clone(), &source).await?;
-            content.encryption = Some(mode.to_owned());
+    let stored_as = Encryption::of(&source.content);
+    let placed = match &encryption {
+        Some(target) if stored_as.is_none_or(|source| !target.same_keys(&source)) => {
+            let (part, placed) = store_encrypted_copy(gw, copier.clone(), &source, target).await?;
+            target.record(&mut content);
             if content.parts.len() > 1 || content.etag.contains('-') {
                 // One part now: its ETag is the MD5 of the bytes, and per-part checksums
                 // combined into a COMPOSITE one no longer describe it.
@@ -434,7 +441,7 @@ pub(super) async fn copy_object(
     };
     let checksums = wire::ChecksumFields::of(&put.content.checksums);
     let etag = put.content.etag.clone();
-    let server_side_encryption = encryption::response_header(put.content.encryption.as_ref());
+    let sse = encryption::answer(&gw.keys, &put.content);
     let new = NewVersion { acl, put, condition: WriteCondition::default(), placement: None };
     let recorded = match placed {
         None => gw.registry.put_object(copier, new).await?,
@@ -458,19 +465,22 @@ pub(super) async fn copy_object(
         }),
         copy_source_version_id: src_version_id.map(|_| source.version_id),
         version_id: wire::version_id_header(&bucket, &recorded.version_id),
-        server_side_encryption,
+        server_side_encryption: sse.server_side_encryption,
+        ssekms_key_id: sse.ssekms_key_id,
+        bucket_key_enabled: sse.bucket_key_enabled,
         ..Default::default()
     };
     Ok(wire::with_receipt(output, &recorded.event))
 }
 
 /// The bytes of `source` read back (checked against its digest) and stored again as one blob
-/// encrypted under a new data key: the part of a copy that must be encrypted when its source
-/// is not.
+/// encrypted under a new data key as `target` asks: the part of a copy that must be encrypted
+/// when its source is not, or is under another key.
 async fn store_encrypted_copy(
     gw: &Gateway,
     caller: registry::Caller,
     source: &ObjectVersion,
+    target: &Encryption,
 ) -> Result<(BlobPart, Placed)> {
     use futures::{StreamExt as _, TryStreamExt as _};
     let size = source.content.size;
@@ -481,7 +491,7 @@ async fn store_encrypted_copy(
             Box::pin(checked.map_err(|err| crate::backend::BodyError::from(err.to_string())))
         }
     };
-    let key = BlobKey::new(&gw.keys);
+    let key = target.new_key(&gw.keys)?;
     let staged = gw.blobs.put(body.boxed(), Some(size), &[], None, Some(key.key.seal())).await?;
     let etag = hex::encode(staged.md5());
     let placed = place(gw, staged).await?;

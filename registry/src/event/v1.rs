@@ -154,10 +154,16 @@ pub struct ObjectContent {
     pub tags: StringMap,
     /// Where the bytes are.
     pub parts: Vec<BlobPart>,
-    /// The server-side encryption a client asked for (`AES256`), when the bytes are stored
-    /// encrypted (see [`BlobPart::wrapped_key`]).
+    /// The server-side encryption the bytes are stored under (`AES256`, `aws:kms`), when they
+    /// are stored encrypted (see [`BlobPart::wrapped_key`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<String>,
+    /// For `aws:kms`: the id of the KMS key that wraps the parts' data keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// For `aws:kms`: whether the writer asked for an S3 Bucket Key (given back as it was).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bucket_key_enabled: bool,
 }
 
 /// How a version came to be, beyond the request context.
@@ -583,8 +589,11 @@ pub struct BucketEncryptionSet {
 /// A bucket's default encryption, as `PutBucketEncryption` gave it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncryptionRule {
-    /// The `x-amz-server-side-encryption` value applied: `AES256`.
+    /// The `x-amz-server-side-encryption` value applied: `AES256` or `aws:kms`.
     pub algorithm: String,
+    /// For `aws:kms`: the id of the KMS key; absent for the default key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
     /// `BucketKeyEnabled`, given back as it was set.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bucket_key_enabled: bool,

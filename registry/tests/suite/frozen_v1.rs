@@ -736,7 +736,7 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
             "a",
             Payload::BucketEncryptionSet(BucketEncryptionSet {
                 bucket: locked.into(),
-                rule: EncryptionRule { algorithm: "AES256".into(), bucket_key_enabled: true },
+                rule: EncryptionRule { algorithm: "AES256".into(), kms_key_id: None, bucket_key_enabled: true },
             }),
         ),
         (0, "a", Payload::ObjectPut(put(locked, "sealed.bin", "v0000000090", encrypted_content("sealed.bin", 70_000)))),
@@ -745,7 +745,7 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
             "b",
             Payload::BucketEncryptionSet(BucketEncryptionSet {
                 bucket: plain.into(),
-                rule: EncryptionRule { algorithm: "AES256".into(), bucket_key_enabled: false },
+                rule: EncryptionRule { algorithm: "AES256".into(), kms_key_id: None, bucket_key_enabled: false },
             }),
         ),
         (0, "b", Payload::BucketEncryptionDeleted(BucketRef { bucket: plain.into() })),
