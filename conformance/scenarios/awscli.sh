@@ -171,6 +171,97 @@ s3api_multipart() {
     expect_events "$B" mpu/aborted "" v1.multipart.created v1.multipart.aborted
 }
 
+# SSE-S3 with `aws s3 cp --sse AES256` (a single PUT, below the CLI's 8 MiB multipart threshold):
+# every answer says AES256, and downloads to stdout and to a file give the plaintext back. A copy
+# within the store (CopyObject) stays encrypted.
+cp_sse() {
+    random_file "$WORK/sse.up" 300000
+    aws s3 cp --only-show-errors --sse AES256 "$WORK/sse.up" "$S3/sse/cp"
+    assert_eq "$(aws s3api head-object --bucket "$B" --key sse/cp --query ServerSideEncryption --output text)" \
+        AES256 "head-object ServerSideEncryption"
+    aws s3 cp --only-show-errors "$S3/sse/cp" - >"$WORK/sse.stdout"
+    assert_same_file "$WORK/sse.up" "$WORK/sse.stdout"
+    aws s3 cp --only-show-errors "$S3/sse/cp" "$WORK/sse.down"
+    assert_same_file "$WORK/sse.up" "$WORK/sse.down"
+    aws s3 cp --only-show-errors "$S3/sse/cp" "$S3/sse/cp-copy"
+    # AWS encrypts every new object, as artifact-store keeps a copy's encryption; moto does not.
+    if [[ -n "${DATA_DIR:-}" ]]; then
+        assert_eq "$(aws s3api head-object --bucket "$B" --key sse/cp-copy --query ServerSideEncryption \
+            --output text)" AES256 "head-object ServerSideEncryption of the copy"
+    fi
+    aws s3 cp --only-show-errors "$S3/sse/cp-copy" "$WORK/sse.copy"
+    assert_same_file "$WORK/sse.up" "$WORK/sse.copy"
+    expect_events "$B" sse/cp "$WORK/sse.up" v1.object.put v1.object.retrieved
+}
+
+# SSE-S3 over a multipart upload: `aws s3 cp --sse AES256` of 9 MiB sends two parts.
+cp_sse_multipart() {
+    random_file "$WORK/sse-mpu.up" $((9 * MIB))
+    aws s3 cp --only-show-errors --sse AES256 "$WORK/sse-mpu.up" "$S3/sse/multipart"
+    local head
+    head="$(aws s3api head-object --bucket "$B" --key sse/multipart --output json)"
+    assert_eq "$(jq -r .ServerSideEncryption <<<"$head")" AES256 "head-object ServerSideEncryption"
+    [[ "$(jq -r .ETag <<<"$head")" == *-2* ]] || fail "multipart ETag of 2 parts expected, got $(jq -r .ETag <<<"$head")"
+    aws s3 cp --only-show-errors "$S3/sse/multipart" "$WORK/sse-mpu.down"
+    assert_same_file "$WORK/sse-mpu.up" "$WORK/sse-mpu.down"
+    rm -f "$WORK/sse-mpu.down"
+    expect_events "$B" sse/multipart "$WORK/sse-mpu.up" v1.multipart.created v1.multipart.completed
+}
+
+# SSE-S3 with `aws s3api put-object --server-side-encryption AES256`, read whole and in ranges
+# across the gateway's 64 KiB segments; an object put without it is said to be unencrypted.
+s3api_sse() {
+    random_file "$WORK/sse-api.up" 300000
+    local out
+    out="$(aws s3api put-object --bucket "$B" --key sse/api --body "$WORK/sse-api.up" \
+        --server-side-encryption AES256 --output json)"
+    assert_eq "$(jq -r .ServerSideEncryption <<<"$out")" AES256 "put-object ServerSideEncryption"
+    out="$(aws s3api get-object --bucket "$B" --key sse/api "$WORK/sse-api.down" --output json)"
+    assert_eq "$(jq -r .ServerSideEncryption <<<"$out")" AES256 "get-object ServerSideEncryption"
+    assert_same_file "$WORK/sse-api.up" "$WORK/sse-api.down"
+    local range first last
+    for range in 65530-65545 100000-200000 262140-299999; do
+        first="${range%-*}" last="${range#*-}"
+        out="$(aws s3api get-object --bucket "$B" --key sse/api --range "bytes=$range" "$WORK/sse-api.range" \
+            --output json)"
+        assert_eq "$(jq -r .ContentRange <<<"$out")" "bytes $range/300000" "ContentRange of bytes=$range"
+        assert_eq "$(jq -r .ServerSideEncryption <<<"$out")" AES256 "get-object ServerSideEncryption of bytes=$range"
+        assert_same_file "$WORK/sse-api.range" \
+            <(tail -c +$((first + 1)) "$WORK/sse-api.up" | head -c $((last - first + 1)))
+    done
+    out="$(aws s3api put-object --bucket "$B" --key sse/plain --body "$WORK/small" --output json)"
+    assert_eq "$(jq -r .ServerSideEncryption <<<"$out")" null "put-object ServerSideEncryption, unencrypted"
+    assert_eq "$(aws s3api head-object --bucket "$B" --key sse/plain --query ServerSideEncryption --output text)" \
+        None "head-object ServerSideEncryption of an unencrypted object"
+    expect_events "$B" sse/api "$WORK/sse-api.up" v1.object.put v1.object.retrieved
+}
+
+# SSE-KMS with the default key: every answer names it by its ARN, and the bytes come back.
+cp_sse_kms() {
+    local out arn
+    aws s3 cp --only-show-errors --sse aws:kms "$WORK/small" "$S3/sse/kms"
+    out="$(aws s3api head-object --bucket "$B" --key sse/kms --output json)"
+    assert_eq "$(jq -r .ServerSideEncryption <<<"$out")" aws:kms "head-object ServerSideEncryption"
+    arn="$(jq -r .SSEKMSKeyId <<<"$out")"
+    [[ "$arn" == arn:aws:kms:*:key/* ]] || fail "head-object SSEKMSKeyId is not a key ARN: $arn"
+    aws s3 cp --only-show-errors "$S3/sse/kms" "$WORK/sse-kms.down"
+    assert_same_file "$WORK/sse-kms.down" "$WORK/small"
+}
+
+# SSE-C is refused with 501 until artifact-store builds it (rather than stored unencrypted), a
+# KMS key that does not exist with AWS's 400, and an unknown mode, which the CLI passes on
+# unchecked, with 400 as on AWS.
+sse_refused() {
+    [[ -n "${DATA_DIR:-}" ]] || skip "artifact-store's refusals: other servers store these objects"
+    expect_error KMS.NotFoundException aws s3api put-object --bucket "$B" --key sse/refused --body "$WORK/small" \
+        --server-side-encryption aws:kms --ssekms-key-id alias/nobody-made-this
+    expect_error NotImplemented aws s3 cp --only-show-errors --sse-c AES256 \
+        --sse-c-key 0123456789abcdef0123456789abcdef "$WORK/small" "$S3/sse/refused"
+    expect_error InvalidArgument aws s3api put-object --bucket "$B" --key sse/refused --body "$WORK/small" \
+        --server-side-encryption AES512
+    expect_error 'NoSuchKey|\(404\)' aws s3api head-object --bucket "$B" --key sse/refused
+}
+
 error_no_such_bucket() {
     local missing
     missing="$(bucket_name awscli-missing)"
@@ -379,10 +470,11 @@ cors_with_curl() {
     aws s3 rb --force "s3://$b" >/dev/null
 }
 
-# What the S3 backend changes: bytes in and out at every size, ranges, copies, multipart, packages
-# sealed from the upstream's blobs. Listings, pagination and error codes are the front end's alone.
+# What the S3 backend changes: bytes in and out at every size, ranges, copies, multipart, encrypted
+# objects, packages sealed from the upstream's blobs. Listings, pagination and error codes are the
+# front end's alone.
 CORE_SCENARIOS="make-bucket cp-1-byte cp-10mib cp-large cp-stdin-stdout s3api-object-ops s3api-multipart
-    error-invalid-part remove-bucket sealed-package-refuses-writes"
+    cp-sse-aes256 cp-sse-aes256-multipart s3api-sse-aes256 cp-sse-kms error-invalid-part remove-bucket sealed-package-refuses-writes"
 run_scenario make-bucket make_bucket
 run_scenario cp-1-byte cp_round_trip one-byte 1
 run_scenario cp-10mib cp_round_trip ten-mib $((10 * MIB))
@@ -395,6 +487,11 @@ run_scenario s3api-object-ops s3api_objects
 run_scenario s3api-list-pagination s3api_list_pagination
 run_scenario s3api-multipart s3api_multipart
 random_file "$WORK/small" 4321
+run_scenario cp-sse-aes256 cp_sse
+run_scenario cp-sse-aes256-multipart cp_sse_multipart
+run_scenario s3api-sse-aes256 s3api_sse
+run_scenario cp-sse-kms cp_sse_kms
+run_scenario sse-c-unknown-kms-key-bad-mode-refused sse_refused
 run_scenario error-no-such-bucket error_no_such_bucket
 run_scenario error-no-such-key error_no_such_key
 run_scenario error-bucket-not-empty error_bucket_not_empty
