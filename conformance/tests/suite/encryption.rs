@@ -625,3 +625,27 @@ async fn sse_kms_wraps_data_keys_with_the_named_kms_key_and_copies_move_between_
     let listed = artifact_store_conformance::cli::expect(&server, &["kms", "list"], 0);
     assert!(listed.stdout.contains(&format!("{builds}\talias/builds")), "{}", listed.stdout);
 }
+
+#[tokio::test]
+async fn a_rotated_master_key_leaves_every_object_readable_and_wraps_new_ones() {
+    let mut server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    let (before, during, after) = (bytes(90 * KIB, 110), bytes(90 * KIB, 111), bytes(90 * KIB, 112));
+    put_encrypted(&s3, "before", &before).await;
+    let rotated = artifact_store_conformance::cli::expect(&server, &["--json", "kms", "rotate-master"], 0);
+    let rotated: serde_json::Value = serde_json::from_str(rotated.stdout.trim()).expect("JSON");
+    let wrapped_by = |server: &Server, key: &str| recorded(server, key)["parts"][0]["wrapped_key"]["key_id"].clone();
+    assert_eq!(wrapped_by(&server, "before"), rotated["retired"]);
+    // A running gateway goes on with the key it started with; the next start takes the new one.
+    put_encrypted(&s3, "during", &during).await;
+    server.restart().await;
+    let s3 = server.s3();
+    put_encrypted(&s3, "after", &after).await;
+    assert_eq!(wrapped_by(&server, "after"), rotated["current"], "new data keys are wrapped by the new key");
+    for (key, data) in [("before", &before), ("during", &during), ("after", &after)] {
+        assert_eq!(&get(&s3, BUCKET, key).await, data, "{key}");
+    }
+    let verified = server.cli(&["verify"]);
+    assert!(verified.status.success(), "verify unwraps with retired keys too: {verified:#?}");
+}

@@ -1,7 +1,8 @@
-//! `artifact-store kms create|list`: the gateway's own KMS keys, which SSE-KMS writes name
-//! (`x-amz-server-side-encryption-aws-kms-key-id: <id>`, its ARN, or `alias/<name>`). A key is
-//! a file beside the master key (see `crypto::KeyRing`); gateways that share the folder find
-//! a new key the first time a request names it.
+//! `artifact-store kms create|list|rotate-master`: the gateway's own KMS keys, which SSE-KMS
+//! writes name (`x-amz-server-side-encryption-aws-kms-key-id: <id>`, its ARN, or
+//! `alias/<name>`), and the rotation of the master key of SSE-S3. Keys are files beside the
+//! master key (see `crypto::KeyRing`); gateways that share the folder find a new KMS key the
+//! first time a request names it.
 
 use super::print_line;
 use crate::config::Config;
@@ -26,6 +27,10 @@ pub enum KmsCommand {
     },
     /// List the keys with their aliases.
     List,
+    /// Replace the master key of SSE-S3 by a new one. The old one is kept (in `retired/`):
+    /// objects are not rewritten and stay readable. Gateways wrap new data keys with the new
+    /// key from their next start.
+    RotateMaster,
 }
 
 /// Runs a `kms` command.
@@ -46,6 +51,15 @@ pub fn run(config: &Config, args: &KmsArgs, json: bool) -> anyhow::Result<()> {
             for (id, aliases) in keys.kms_keys()? {
                 print_key(&mut out, &id, &aliases, json)?;
             }
+        }
+        KmsCommand::RotateMaster => {
+            let (old, new) = KeyRing::rotate_master(&config.master_key_path())?;
+            let line = if json {
+                serde_json::json!({ "retired": old, "current": new }).to_string()
+            } else {
+                format!("master key {old} retired; new data keys are wrapped by {new} once the gateways restart")
+            };
+            print_line(&mut out, &line)?;
         }
     }
     Ok(())

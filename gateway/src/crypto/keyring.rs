@@ -1,6 +1,8 @@
 //! The keys that wrap data keys: the master key of SSE-S3, a file in the data folder created
-//! on first start (mode 0600) or given by `encryption.master_key_file`, and the named keys of
-//! SSE-KMS, files in a `kms/` folder beside it created by `artifact-store kms create`.
+//! on first start (mode 0600) or given by `encryption.master_key_file`; the master keys it
+//! replaced, kept in a `retired/` folder beside it so that the data keys they wrapped still
+//! unwrap (rotation rewrites no object); and the named keys of SSE-KMS, files in a `kms/`
+//! folder beside it created by `artifact-store kms create`.
 //!
 //! Several gateways that share a registry share these files. A KMS key created through one is
 //! found by the others the first time a request names it: a key not in memory is looked for on
@@ -62,10 +64,12 @@ pub enum KeyRingError {
 pub struct KeyRing {
     master_id: String,
     master: LessSafeKey,
-    /// Where KMS keys are kept (`<folder of the master key>/kms`).
+    /// The folder of the master key, where `retired/` and `kms/` are.
+    dir: PathBuf,
+    /// Where KMS keys are kept (`<dir>/kms`).
     kms_dir: PathBuf,
-    /// KMS keys read so far, by id.
-    kms: RwLock<HashMap<String, Arc<LessSafeKey>>>,
+    /// KMS keys and retired master keys read so far, by id.
+    loaded: RwLock<HashMap<String, Arc<LessSafeKey>>>,
     /// `arn:aws:kms:<region>:<account>:key/`, before a KMS key's id in its ARN.
     arn_prefix: String,
 }
@@ -95,13 +99,40 @@ impl KeyRing {
     }
 
     fn with_master(path: &Path, key: &[u8; 32]) -> Self {
+        let dir = path.parent().unwrap_or(Path::new(".")).to_owned();
         Self {
-            master_id: hex::encode(&blake3::derive_key(KEY_ID_CONTEXT, key)[..8]),
+            master_id: master_id(key),
             master: segments::cipher(key),
-            kms_dir: path.parent().unwrap_or(Path::new(".")).join("kms"),
-            kms: RwLock::default(),
+            kms_dir: dir.join("kms"),
+            dir,
+            loaded: RwLock::default(),
             arn_prefix: "arn:aws:kms:us-east-1:000000000000:key/".to_owned(),
         }
+    }
+
+    /// Replaces the master key at `path` by a new one, keeping the old one in `retired/` (first,
+    /// so that it is never lost): data keys it wrapped still unwrap, and no object is rewritten.
+    /// Gateways wrap new data keys with the new key from their next start. Returns the old and
+    /// the new key's ids.
+    ///
+    /// # Errors
+    /// File errors; [`KeyRingError::Malformed`]; no master key at `path`.
+    pub fn rotate_master(path: &Path) -> Result<(String, String), KeyRingError> {
+        let missing = || KeyRingError::File { path: path.to_owned(), source: std::io::ErrorKind::NotFound.into() };
+        let old = read_key(path)?.ok_or_else(missing)?;
+        let old_id = master_id(&old);
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let retired = dir.join("retired").join(format!("{old_id}.key"));
+        match create_file(&retired, format!("{}\n", hex::encode(*old)).as_bytes()) {
+            Err(KeyRingError::File { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {}
+            other => other?,
+        }
+        let mut new = Zeroizing::new([0u8; 32]);
+        rand::rng().fill_bytes(new.as_mut());
+        let staged = path.with_extension(format!("rotated-{}", std::process::id()));
+        create_file(&staged, format!("{}\n", hex::encode(*new)).as_bytes())?;
+        std::fs::rename(&staged, path).map_err(|source| KeyRingError::File { path: path.to_owned(), source })?;
+        Ok((old_id, master_id(&new)))
     }
 
     /// The ring naming its KMS keys by ARNs of this region and account.
@@ -150,12 +181,14 @@ impl KeyRing {
     /// [`KeyRingError::UnknownKey`], [`KeyRingError::Unwrap`], the file errors of reading a
     /// KMS key.
     pub fn unwrap(&self, wrapped: &WrappedKey) -> Result<DataKey, KeyRingError> {
-        let kms;
+        let other;
         let cipher = if wrapped.key_id == self.master_id {
             &self.master
         } else {
-            kms = self.kms_key(&wrapped.key_id)?.ok_or_else(|| KeyRingError::UnknownKey(wrapped.key_id.clone()))?;
-            &*kms
+            let id = &wrapped.key_id;
+            let found = if valid_master_id(id) { self.retired_key(id)? } else { self.kms_key(id)? };
+            other = found.ok_or_else(|| KeyRingError::UnknownKey(id.clone()))?;
+            &*other
         };
         let fail = || KeyRingError::Unwrap(wrapped.key_id.clone());
         let mut bytes = STANDARD.decode(&wrapped.wrapped).map_err(|_| fail())?;
@@ -263,12 +296,22 @@ impl KeyRing {
         if !valid_key_id(id) {
             return Ok(None);
         }
-        if let Some(key) = self.kms.read().unwrap_or_else(PoisonError::into_inner).get(id) {
+        self.load(id, &self.kms_dir.join(format!("{id}.key")))
+    }
+
+    /// Retired master key `id` (16 hex digits), read from disk the first time it is asked for.
+    fn retired_key(&self, id: &str) -> Result<Option<Arc<LessSafeKey>>, KeyRingError> {
+        self.load(id, &self.dir.join("retired").join(format!("{id}.key")))
+    }
+
+    /// The key `id` in the file at `path`, kept in memory once read.
+    fn load(&self, id: &str, path: &Path) -> Result<Option<Arc<LessSafeKey>>, KeyRingError> {
+        if let Some(key) = self.loaded.read().unwrap_or_else(PoisonError::into_inner).get(id) {
             return Ok(Some(Arc::clone(key)));
         }
-        let Some(key) = read_key(&self.kms_dir.join(format!("{id}.key")))? else { return Ok(None) };
+        let Some(key) = read_key(path)? else { return Ok(None) };
         let key = Arc::new(segments::cipher(&key));
-        self.kms.write().unwrap_or_else(PoisonError::into_inner).insert(id.to_owned(), Arc::clone(&key));
+        self.loaded.write().unwrap_or_else(PoisonError::into_inner).insert(id.to_owned(), Arc::clone(&key));
         Ok(Some(key))
     }
 
@@ -276,6 +319,16 @@ impl KeyRing {
     fn alias_path(&self, alias: &str) -> PathBuf {
         self.kms_dir.join("aliases").join(hex::encode(alias))
     }
+}
+
+/// A master key's id: 16 hex digits derived from it (naming it, revealing nothing of it).
+fn master_id(key: &[u8; 32]) -> String {
+    hex::encode(&blake3::derive_key(KEY_ID_CONTEXT, key)[..8])
+}
+
+/// Whether `id` is shaped as [`master_id`] makes them.
+fn valid_master_id(id: &str) -> bool {
+    id.len() == 16 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A new KMS key id, shaped as AWS's: 8-4-4-4-12 hex digits.
@@ -407,6 +460,23 @@ mod tests {
         let listed = ring.kms_keys().unwrap();
         assert_eq!(listed.len(), 2);
         assert!(listed.iter().any(|(key, aliases)| *key == id && aliases == &["alias/team/builds"]));
+    }
+
+    #[test]
+    fn a_rotated_master_key_wraps_new_keys_and_still_unwraps_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/master.key");
+        let before = KeyRing::open_or_create(&path).unwrap();
+        let key = DataKey::generate();
+        let old = before.wrap(&key, None).unwrap();
+        let (old_id, new_id) = KeyRing::rotate_master(&path).unwrap();
+        assert_eq!(old_id, before.current_id());
+        let after = KeyRing::open_or_create(&path).unwrap();
+        assert_eq!(after.current_id(), new_id);
+        assert_eq!(*after.unwrap(&old).unwrap().0, *key.0, "the retired key still unwraps");
+        assert_eq!(after.wrap(&key, None).unwrap().key_id, new_id);
+        let mode = std::fs::metadata(dir.path().join(format!("keys/retired/{old_id}.key"))).unwrap().permissions();
+        assert_eq!(mode.mode() & 0o777, 0o600);
     }
 
     #[test]
