@@ -47,6 +47,9 @@ pub struct EncryptionConfig {
     /// on first start when missing [default: `<data_dir>/keys/master.key`]. Gateways that
     /// share a registry must share this file.
     pub master_key_file: Option<PathBuf>,
+    /// Accept SSE-C keys over plain HTTP, which AWS refuses (400 `InvalidRequest`): for tests,
+    /// and for a balancer on the same host that ended the client's TLS without saying so.
+    pub allow_sse_c_over_http: bool,
 }
 
 impl Config {
@@ -1130,7 +1133,7 @@ retrievals = "off"
     #[test]
     fn keys_come_from_the_struct_with_secrets_marked() {
         let key = |path: &str| KEYS.iter().find(|k| k.path == path);
-        assert_eq!(KEYS.len(), 54);
+        assert_eq!(KEYS.len(), 55);
         let with_file_variant: Vec<&str> = KEYS.iter().filter(|k| k.secret).map(|k| k.path.as_str()).collect();
         assert_eq!(
             with_file_variant,

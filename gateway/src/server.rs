@@ -405,7 +405,7 @@ pub fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, ServeError> {
 
 /// How `aws:SecureTransport` is decided for this configuration.
 fn secure_transport(config: &Config) -> SecureTransport {
-    SecureTransport { tls: config.server.tls_enabled(), forwarded_proto: config.server.trust_forwarded_proto }
+    SecureTransport::of(&config.server)
 }
 
 /// Who may call the gateway and what they may do: one set for the S3 service and the console,

@@ -3,7 +3,9 @@
 //! ciphertext, every read (whole, ranged across segment boundaries, HEAD, a copy) gives back
 //! the plaintext and says it was encrypted, the registry records the plaintext's digests and a
 //! wrapped key (never the master key), damaged ciphertext is refused as a corrupt blob, and
-//! `verify` decrypts to check. SSE-KMS (`aws:kms`) wraps data keys with the gateway's own KMS
+//! `verify` decrypts to check. SSE-C (the client's key with every request, never stored) is
+//! refused over plain HTTP, needs the key for every read, copy and part, and tells a wrong key
+//! (403) from a missing one (400). SSE-KMS (`aws:kms`) wraps data keys with the gateway's own KMS
 //! keys (`artifact-store kms create`), named by id, ARN or alias, and answers with the key's
 //! ARN. A multipart upload asked to be encrypted encrypts every part
 //! (copied ones too) under a key of its own, and reads back across part boundaries. A bucket's
@@ -298,15 +300,22 @@ async fn malformed_contradictory_and_unbuilt_sse_requests_get_aws_answers_and_st
     // Not built yet: refused rather than stored unencrypted.
     let dsse = s3.put_object().bucket(BUCKET).key("k").server_side_encryption(ServerSideEncryption::AwsKmsDsse);
     assert_eq!(failure(dsse.body(body()).send().await), (501, "NotImplemented".to_owned()), "aws:kms:dsse");
-    let customer = s3
-        .put_object()
-        .bucket(BUCKET)
-        .key("k")
-        .sse_customer_algorithm("AES256")
-        .sse_customer_key(base64_of(customer_key.as_bytes()))
-        .sse_customer_key_md5(md5_base64(customer_key.as_bytes()))
-        .body(body());
-    assert_eq!(failure(customer.send().await), (501, "NotImplemented".to_owned()), "SSE-C");
+    // SSE-C over plain HTTP, as AWS refuses it; and malformed SSE-C headers.
+    let customer = |key: &str, md5: String| {
+        s3.put_object()
+            .bucket(BUCKET)
+            .key("k")
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(base64_of(key.as_bytes()))
+            .sse_customer_key_md5(md5)
+            .body(body())
+    };
+    let over_http = customer(customer_key, md5_base64(customer_key.as_bytes())).send().await;
+    assert_eq!(failure(over_http), (400, "InvalidRequest".to_owned()), "SSE-C over plain HTTP");
+    let wrong_md5 = customer(customer_key, md5_base64(b"another key")).send().await;
+    assert_eq!(failure(wrong_md5), (400, "InvalidArgument".to_owned()), "a key that does not match its MD5");
+    let short = customer("too short", md5_base64(b"too short")).send().await;
+    assert_eq!(failure(short), (400, "InvalidArgument".to_owned()), "a key of the wrong length");
 
     assert_eq!(server.events().len(), before, "no refused request left an event");
     let missing = s3.head_object().bucket(BUCKET).key("k").send().await;
@@ -648,4 +657,144 @@ async fn a_rotated_master_key_leaves_every_object_readable_and_wraps_new_ones() 
     }
     let verified = server.cli(&["verify"]);
     assert!(verified.status.success(), "verify unwraps with retired keys too: {verified:#?}");
+}
+
+/// A request builder with the SSE-C headers of `key`.
+macro_rules! with_customer_key {
+    ($request:expr, $key:expr) => {
+        $request
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(base64_of($key))
+            .sse_customer_key_md5(md5_base64($key))
+    };
+}
+
+#[tokio::test]
+async fn sse_c_objects_need_their_key_for_every_read_copy_and_part() {
+    let server = Server::start(Transport::Https).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    let (key, wrong) = ([0x5a; 32], [0xa5; 32]);
+    let data = bytes(200 * KIB, 120);
+
+    let put = with_customer_key!(s3.put_object().bucket(BUCKET).key("secret"), &key)
+        .body(ByteStream::from(data.clone()))
+        .send()
+        .await
+        .expect("SSE-C PUT over HTTPS");
+    assert_eq!(put.sse_customer_algorithm(), Some("AES256"));
+    assert_eq!(put.sse_customer_key_md5(), Some(md5_base64(&key).as_str()));
+    assert_eq!(put.server_side_encryption(), None);
+    let content = recorded(&server, "secret");
+    assert_eq!(content["encryption"], "SSE-C");
+    assert_eq!(content["parts"][0]["wrapped_key"]["key_id"], "customer");
+    assert!(content["customer_key_check"].is_string());
+    let events =
+        serde_json::to_string(&server.object_events(BUCKET, "secret").iter().map(|e| &e.payload).collect::<Vec<_>>());
+    assert!(!events.unwrap().contains(&base64_of(&key)), "the key is in no event");
+    assert!(!leaks(&data, &stored(&server, "secret").await), "the store holds plaintext");
+
+    // Reads: without the key 400, with another 403, with it the bytes (whole and ranged).
+    let missing = s3.get_object().bucket(BUCKET).key("secret").send().await;
+    assert_eq!(failure(missing), (400, "InvalidRequest".to_owned()), "GET without the key");
+    let head = s3.head_object().bucket(BUCKET).key("secret").send().await;
+    assert_eq!(failure(head).0, 400, "HEAD without the key");
+    let other = with_customer_key!(s3.get_object().bucket(BUCKET).key("secret"), &wrong).send().await;
+    assert_eq!(failure(other), (403, "AccessDenied".to_owned()), "GET with another key");
+    let got = with_customer_key!(s3.get_object().bucket(BUCKET).key("secret"), &key).send().await.expect("GET");
+    assert_eq!(got.sse_customer_key_md5(), Some(md5_base64(&key).as_str()));
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), &data[..]);
+    let ranged = with_customer_key!(s3.get_object().bucket(BUCKET).key("secret"), &key)
+        .range("bytes=65530-131080")
+        .send()
+        .await
+        .expect("ranged GET");
+    assert_eq!(ranged.body.collect().await.unwrap().into_bytes().as_ref(), &data[65530..=131080]);
+
+    // Copies: the source's key is needed; the copy takes the destination's encryption, SSE-S3
+    // when it asks for none.
+    let no_source_key =
+        s3.copy_object().bucket(BUCKET).key("copy").copy_source(format!("{BUCKET}/secret")).send().await;
+    assert_eq!(failure(no_source_key), (400, "InvalidRequest".to_owned()), "a copy without the source's key");
+    let copied = s3
+        .copy_object()
+        .bucket(BUCKET)
+        .key("copy")
+        .copy_source(format!("{BUCKET}/secret"))
+        .copy_source_sse_customer_algorithm("AES256")
+        .copy_source_sse_customer_key(base64_of(&key))
+        .copy_source_sse_customer_key_md5(md5_base64(&key))
+        .send()
+        .await
+        .expect("copy with the source's key");
+    assert_eq!(copied.server_side_encryption(), Some(&ServerSideEncryption::Aes256));
+    assert_eq!(get(&s3, BUCKET, "copy").await, data, "the copy reads without a key");
+    let rekeyed = with_customer_key!(s3.copy_object().bucket(BUCKET).key("rekeyed"), &wrong)
+        .copy_source(format!("{BUCKET}/secret"))
+        .copy_source_sse_customer_algorithm("AES256")
+        .copy_source_sse_customer_key(base64_of(&key))
+        .copy_source_sse_customer_key_md5(md5_base64(&key))
+        .send()
+        .await
+        .expect("copy under another customer key");
+    assert_eq!(rekeyed.sse_customer_key_md5(), Some(md5_base64(&wrong).as_str()));
+    let got = with_customer_key!(s3.get_object().bucket(BUCKET).key("rekeyed"), &wrong).send().await.unwrap();
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), &data[..]);
+
+    // A multipart upload: every part brings the upload's key; parts of uneven sizes are read
+    // back at completion with the key completion brings.
+    let created =
+        with_customer_key!(s3.create_multipart_upload().bucket(BUCKET).key("multi"), &key).send().await.unwrap();
+    assert_eq!(created.sse_customer_key_md5(), Some(md5_base64(&key).as_str()));
+    let upload_id = created.upload_id().unwrap().to_owned();
+    let part = |number: i32, body: Vec<u8>| {
+        s3.upload_part()
+            .bucket(BUCKET)
+            .key("multi")
+            .upload_id(&upload_id)
+            .part_number(number)
+            .body(ByteStream::from(body))
+    };
+    let keyless = part(1, bytes(5 * 1024 * KIB, 121)).send().await;
+    assert_eq!(failure(keyless), (400, "InvalidRequest".to_owned()), "a part without the upload's key");
+    let other = with_customer_key!(part(1, bytes(5 * 1024 * KIB, 121)), &wrong).send().await;
+    assert_eq!(failure(other), (403, "AccessDenied".to_owned()), "a part under another key");
+    let (first, second) = (bytes(5 * 1024 * KIB, 121), bytes(3 * 1024 * KIB + 5, 122));
+    let mut completed = Vec::new();
+    for (number, body) in [(1, &first), (2, &second)] {
+        let uploaded = with_customer_key!(part(number, body.clone()), &key).send().await.expect("part with the key");
+        completed.push(CompletedPart::builder().part_number(number).e_tag(uploaded.e_tag().unwrap()).build());
+    }
+    with_customer_key!(
+        s3.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("multi")
+            .upload_id(&upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build()),
+        &key
+    )
+    .send()
+    .await
+    .expect("complete");
+    let got = with_customer_key!(s3.get_object().bucket(BUCKET).key("multi"), &key).send().await.unwrap();
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), &[&first[..], &second].concat()[..]);
+
+    // A part with a key, for an upload begun without one.
+    let plain = s3.create_multipart_upload().bucket(BUCKET).key("plain-multi").send().await.unwrap();
+    let keyed = with_customer_key!(
+        s3.upload_part()
+            .bucket(BUCKET)
+            .key("plain-multi")
+            .upload_id(plain.upload_id().unwrap())
+            .part_number(1)
+            .body(ByteStream::from(bytes(KIB, 123))),
+        &key
+    )
+    .send()
+    .await;
+    assert_eq!(failure(keyed), (400, "InvalidRequest".to_owned()), "a key for an upload without one");
+
+    let verified = server.cli(&["verify"]);
+    assert!(verified.status.success(), "verify passes what it cannot read: {verified:#?}");
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("under customers' keys, not read"), "{verified:#?}");
 }

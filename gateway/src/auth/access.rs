@@ -239,6 +239,12 @@ pub struct SecureTransport {
 }
 
 impl SecureTransport {
+    /// How the server's configuration decides whether a request came over HTTPS.
+    #[must_use]
+    pub fn of(server: &crate::config::ServerConfig) -> Self {
+        Self { tls: server.tls_enabled(), forwarded_proto: server.trust_forwarded_proto }
+    }
+
     /// Whether a request from `client` came over HTTPS.
     #[must_use]
     pub fn is_secure(self, client: Option<ClientAddr>) -> bool {
@@ -274,6 +280,7 @@ pub fn condition_keys(
         ("s3:x-amz-metadata-directive", "x-amz-metadata-directive"),
         ("s3:x-amz-server-side-encryption", "x-amz-server-side-encryption"),
         ("s3:x-amz-server-side-encryption-aws-kms-key-id", "x-amz-server-side-encryption-aws-kms-key-id"),
+        ("s3:x-amz-server-side-encryption-customer-algorithm", "x-amz-server-side-encryption-customer-algorithm"),
         ("s3:x-amz-content-sha256", "x-amz-content-sha256"),
         ("s3:x-amz-storage-class", "x-amz-storage-class"),
         ("s3:object-lock-mode", "x-amz-object-lock-mode"),

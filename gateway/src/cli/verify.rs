@@ -110,6 +110,9 @@ struct BlobsReport {
     missing: Vec<String>,
     /// Blob files nothing references (not a problem: `gc` removes them).
     unreferenced: u64,
+    /// Blobs under a customer's key (SSE-C), which only its owner can decrypt: their presence
+    /// is checked, not their bytes.
+    customer_keyed: u64,
 }
 
 /// Runs the checks and prints the report.
@@ -235,6 +238,10 @@ async fn check_blobs(
     let total = entries.iter().map(|e| e.size).sum();
     let bar = progress::bar("blobs", total, Unit::Bytes);
     for entry in &entries {
+        if encrypted.get(entry.id.as_str()).is_some_and(is_customer_keyed) {
+            report.customer_keyed += 1;
+            continue;
+        }
         let rehashed = match encrypted.get(entry.id.as_str()) {
             Some(part) => encrypted_name(store, keys, part).await,
             None => store.rehash(&entry.id).await.map(|hash| Some(hash.to_hex().to_string())),
@@ -280,6 +287,11 @@ fn encrypted_parts(conn: &Connection) -> anyhow::Result<HashMap<String, BlobPart
         found.extend(parts.into_iter().filter(|p| p.wrapped_key.is_some()).map(|p| (p.blob.clone(), p)));
     }
     Ok(found)
+}
+
+/// Whether `part` is under a customer's key (SSE-C), which `verify` does not have.
+fn is_customer_keyed(part: &BlobPart) -> bool {
+    part.wrapped_key.as_ref().is_some_and(|wrapped| wrapped.key_id == crypto::CUSTOMER_KEY_ID)
 }
 
 /// The name an encrypted blob must have: that of the BLAKE3 of its plaintext under its data
@@ -371,6 +383,10 @@ async fn check_upstream_blobs(
     let bar = progress::bar("blobs", total, Unit::Bytes);
     let mut vanished = Vec::new();
     for content in &recorded {
+        if content.parts.iter().any(is_customer_keyed) {
+            report.customer_keyed += content.parts.len() as u64;
+            continue;
+        }
         let mut whole = blake3::Hasher::new();
         let mut complete = true;
         let mut corrupt = Vec::new();
@@ -499,13 +515,14 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
     ));
     if let Some(blobs) = &report.blobs {
         lines.push(format!(
-            "blobs: {} checked ({}), {} corrupt; {} referenced, {} missing; {} unreferenced",
+            "blobs: {} checked ({}), {} corrupt; {} referenced, {} missing; {} unreferenced; {} under customers' keys, not read",
             blobs.checked,
             indicatif::HumanBytes(blobs.bytes),
             blobs.corrupt.len(),
             blobs.referenced,
             blobs.missing.len(),
-            blobs.unreferenced
+            blobs.unreferenced,
+            blobs.customer_keyed
         ));
     }
     lines.extend(report.problems.iter().map(|problem| format!("FAILED {problem}")));

@@ -165,14 +165,7 @@ impl KeyRing {
                 (id.to_owned(), Some(self.kms_key(id)?.ok_or_else(|| KeyRingError::NoSuchKmsKey(id.to_owned()))?))
             }
         };
-        let cipher = cipher.as_deref().unwrap_or(&self.master);
-        let nonce: [u8; NONCE_LEN] = rand::random();
-        let mut sealed = key.0.to_vec();
-        let tag = cipher
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(WRAP_AAD), &mut sealed)
-            .expect("32 bytes are far below AES-GCM's limit");
-        let bytes = [&nonce[..], &sealed, tag.as_ref()].concat();
-        Ok(WrappedKey { key_id: id, wrapped: STANDARD.encode(bytes) })
+        Ok(wrap_with(cipher.as_deref().unwrap_or(&self.master), &id, key))
     }
 
     /// The data key of a registry record.
@@ -190,17 +183,7 @@ impl KeyRing {
             other = found.ok_or_else(|| KeyRingError::UnknownKey(id.clone()))?;
             &*other
         };
-        let fail = || KeyRingError::Unwrap(wrapped.key_id.clone());
-        let mut bytes = STANDARD.decode(&wrapped.wrapped).map_err(|_| fail())?;
-        if bytes.len() != NONCE_LEN + 32 + 16 {
-            return Err(fail());
-        }
-        let nonce = Nonce::try_assume_unique_for_key(&bytes[..NONCE_LEN]).map_err(|_| fail())?;
-        let plain = cipher.open_in_place(nonce, Aad::from(WRAP_AAD), &mut bytes[NONCE_LEN..]).map_err(|_| fail())?;
-        let mut key = Zeroizing::new([0u8; 32]);
-        key.copy_from_slice(plain);
-        bytes.fill(0);
-        Ok(DataKey(key))
+        unwrap_with(cipher, wrapped).ok_or_else(|| KeyRingError::Unwrap(wrapped.key_id.clone()))
     }
 
     /// The id of the KMS key that `reference` names: a key id, a key ARN, `alias/<name>` or an
@@ -319,6 +302,31 @@ impl KeyRing {
     fn alias_path(&self, alias: &str) -> PathBuf {
         self.kms_dir.join("aliases").join(hex::encode(alias))
     }
+}
+
+/// `key` wrapped by `cipher` (AES-256-GCM, a random nonce), recorded as wrapped by `id`.
+pub(super) fn wrap_with(cipher: &LessSafeKey, id: &str, key: &DataKey) -> WrappedKey {
+    let nonce: [u8; NONCE_LEN] = rand::random();
+    let mut sealed = key.0.to_vec();
+    let tag = cipher
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(WRAP_AAD), &mut sealed)
+        .expect("32 bytes are far below AES-GCM's limit");
+    let bytes = [&nonce[..], &sealed, tag.as_ref()].concat();
+    WrappedKey { key_id: id.to_owned(), wrapped: STANDARD.encode(bytes) }
+}
+
+/// The data key `wrapped` holds, when `cipher` wrapped it; `None` when it did not, or the
+/// record was changed.
+pub(super) fn unwrap_with(cipher: &LessSafeKey, wrapped: &WrappedKey) -> Option<DataKey> {
+    let mut bytes = Zeroizing::new(STANDARD.decode(&wrapped.wrapped).ok()?);
+    if bytes.len() != NONCE_LEN + 32 + 16 {
+        return None;
+    }
+    let nonce = Nonce::try_assume_unique_for_key(&bytes[..NONCE_LEN]).ok()?;
+    let plain = cipher.open_in_place(nonce, Aad::from(WRAP_AAD), &mut bytes[NONCE_LEN..]).ok()?;
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(plain);
+    Some(DataKey(key))
 }
 
 /// A master key's id: 16 hex digits derived from it (naming it, revealing nothing of it).

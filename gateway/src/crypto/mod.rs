@@ -11,10 +11,12 @@
 //!   stores only run a [`Seal`] over the bytes after hashing them, so digests, ETags and
 //!   checksums stay those of the plaintext.
 
+mod customer;
 mod keyring;
 pub mod segments;
 
 use bytes::{Bytes, BytesMut};
+pub use customer::{CUSTOMER_KEY_ID, CustomerKey};
 use futures::{Stream, StreamExt as _};
 pub use keyring::{DEFAULT_KMS_ALIAS, KeyRing, KeyRingError};
 use rand::Rng as _;

@@ -1,23 +1,29 @@
 //! Server-side encryption on the wire: what a write asks for (`x-amz-server-side-encryption`
-//! and its companions, or its bucket's default), refused as AWS refuses it when malformed or
-//! contradictory; the headers answers carry; the decryption of the parts a read touches; and
-//! Put/Get/DeleteBucketEncryption. The bytes themselves are encrypted by the stores, after
-//! hashing ([`crate::crypto`]).
+//! and its companions, the SSE-C key headers, or its bucket's default), refused as AWS refuses
+//! it when malformed or contradictory; the key a read of an SSE-C object must bring; the
+//! headers answers carry; and the decryption of the parts a read touches. The bytes themselves
+//! are encrypted by the stores, after hashing ([`crate::crypto`]).
 //!
-//! Built: SSE-S3 (`AES256`) and SSE-KMS (`aws:kms`, with the gateway's own KMS keys) on every
-//! write (PutObject inline and blob, multipart uploads with every part under a key of its own,
-//! CopyObject) and read. SSE-C answers 501 until it is built.
+//! Modes: SSE-S3 (`AES256`), SSE-KMS (`aws:kms`, with the gateway's own KMS keys) and SSE-C
+//! (the client's key, sent with every request, never stored), on every write (PutObject inline
+//! and blob, multipart uploads with every part under a data key of its own, CopyObject) and
+//! read.
 
-use registry::event::v1::{BlobPart, BucketEncryptionSet, EncryptionRule, ObjectContent};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use registry::event::v1::{BlobPart, ObjectContent};
 use registry::queries::Bucket;
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, s3_error};
+use s3s::{S3Request, s3_error};
 
-use super::bucket::require_bucket;
+use super::Gateway;
 use super::error::Result;
-use super::{Gateway, caller};
+use crate::auth::access::SecureTransport;
 use crate::backend::{BlobError, BlobStream};
-use crate::crypto::{BlobKey, DEFAULT_KMS_ALIAS, KeyRing, KeyRingError, SSE_KMS, SSE_S3};
+use crate::client_addr::ClientAddr;
+use crate::crypto::{
+    BlobKey, CUSTOMER_KEY_ID, CustomerKey, DEFAULT_KMS_ALIAS, DataKey, KeyRing, KeyRingError, SSE_KMS, SSE_S3,
+};
 
 /// The header naming the encryption a write asks for.
 const SSE: &str = "x-amz-server-side-encryption";
@@ -27,40 +33,56 @@ const KMS_KEY: &str = "x-amz-server-side-encryption-aws-kms-key-id";
 const KMS_CONTEXT: &str = "x-amz-server-side-encryption-context";
 /// Whether an S3 Bucket Key is asked for: recorded and given back.
 const BUCKET_KEY: &str = "x-amz-server-side-encryption-bucket-key-enabled";
-/// The prefix of the SSE-C headers.
-const CUSTOMER_PREFIX: &str = "x-amz-server-side-encryption-customer-";
+/// The prefix of the SSE-C headers of the object written or read.
+pub(super) const CUSTOMER: &str = "x-amz-server-side-encryption-customer-";
+/// The prefix of the SSE-C headers of a copy's source.
+pub(super) const COPY_SOURCE_CUSTOMER: &str = "x-amz-copy-source-server-side-encryption-customer-";
+/// How the registry names SSE-C, which has no `x-amz-server-side-encryption` value.
+const SSE_C: &str = "SSE-C";
 
 /// The encryption a write gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Encryption {
-    /// [`SSE_S3`] or [`SSE_KMS`].
-    mode: &'static str,
-    /// For SSE-KMS: the id of the KMS key that wraps the data keys.
-    kms_key: Option<String>,
-    /// For SSE-KMS: whether an S3 Bucket Key was asked for.
-    bucket_key: bool,
+#[derive(Clone)]
+pub(super) enum Encryption {
+    /// SSE-S3: data keys wrapped by the master key.
+    S3,
+    /// SSE-KMS: data keys wrapped by the KMS key of this id.
+    Kms { key: String, bucket_key: bool },
+    /// SSE-C: data keys wrapped by the client's key.
+    Customer(Customer),
+}
+
+/// A customer's key as a request sent it, checked: the key and its MD5 (base64) to echo.
+#[derive(Clone)]
+pub(super) struct Customer {
+    pub(super) key: CustomerKey,
+    md5: String,
 }
 
 impl Encryption {
-    /// The encryption a recorded version (or an upload's template) is stored under.
-    pub(super) fn of(content: &ObjectContent) -> Option<Self> {
-        let mode = match content.encryption.as_deref()? {
-            SSE_KMS => SSE_KMS,
-            _ => SSE_S3,
-        };
-        Some(Self { mode, kms_key: content.kms_key_id.clone(), bucket_key: content.bucket_key_enabled })
-    }
-
     /// Notes it in the content a write records.
     pub(super) fn record(&self, content: &mut ObjectContent) {
-        content.encryption = Some(self.mode.to_owned());
-        content.kms_key_id.clone_from(&self.kms_key);
-        content.bucket_key_enabled = self.bucket_key;
+        let (mode, kms_key, bucket_key, check) = match self {
+            Self::S3 => (SSE_S3, None, false, None),
+            Self::Kms { key, bucket_key } => (SSE_KMS, Some(key.clone()), *bucket_key, None),
+            Self::Customer(customer) => (SSE_C, None, false, Some(customer.key.new_check())),
+        };
+        content.encryption = Some(mode.to_owned());
+        content.kms_key_id = kms_key;
+        content.bucket_key_enabled = bucket_key;
+        content.customer_key_check = check;
     }
 
-    /// Whether bytes stored under `other` are stored as this asks: the same mode and key.
-    pub(super) fn same_keys(&self, other: &Self) -> bool {
-        self.mode == other.mode && self.kms_key == other.kms_key
+    /// Whether bytes stored as `content` records are stored as this asks (a copy can then
+    /// share them): the same mode and key. Never for SSE-C, whose copies always take the
+    /// destination's key.
+    pub(super) fn stores_as(&self, content: &ObjectContent) -> bool {
+        match self {
+            Self::S3 => content.encryption.as_deref() == Some(SSE_S3),
+            Self::Kms { key, .. } => {
+                content.encryption.as_deref() == Some(SSE_KMS) && content.kms_key_id.as_ref() == Some(key)
+            }
+            Self::Customer(_) => false,
+        }
     }
 
     /// A new data key for one blob, wrapped as this asks.
@@ -68,39 +90,68 @@ impl Encryption {
     /// # Errors
     /// 500 `InternalError` when the KMS key cannot be read.
     pub(super) fn new_key(&self, keys: &KeyRing) -> Result<BlobKey> {
-        BlobKey::new(keys, self.kms_key.as_deref()).map_err(|err| kms_error(&err))
+        match self {
+            Self::S3 => BlobKey::new(keys, None).map_err(|err| kms_error(&err)),
+            Self::Kms { key, .. } => BlobKey::new(keys, Some(key)).map_err(|err| kms_error(&err)),
+            Self::Customer(customer) => {
+                let key = DataKey::generate();
+                let wrapped = customer.key.wrap(&key);
+                Ok(BlobKey { key, wrapped })
+            }
+        }
+    }
+
+    /// The customer's key, for SSE-C.
+    pub(super) fn customer(&self) -> Option<&Customer> {
+        match self {
+            Self::Customer(customer) => Some(customer),
+            _ => None,
+        }
     }
 }
 
+/// Whether `content` is stored under a customer's key.
+pub(super) fn is_customer(content: &ObjectContent) -> bool {
+    content.encryption.as_deref() == Some(SSE_C)
+}
+
 /// The SSE fields of answers about a version (or an upload): `x-amz-server-side-encryption`,
-/// its KMS key's ARN and the bucket key flag.
+/// its KMS key's ARN and the bucket key flag, or for SSE-C the algorithm and the key's MD5.
 pub(super) struct Answer {
     pub(super) server_side_encryption: Option<ServerSideEncryption>,
     pub(super) ssekms_key_id: Option<String>,
     pub(super) bucket_key_enabled: Option<bool>,
+    pub(super) sse_customer_algorithm: Option<String>,
+    pub(super) sse_customer_key_md5: Option<String>,
 }
 
-/// What answers about `content` say of its encryption.
-pub(super) fn answer(keys: &KeyRing, content: &ObjectContent) -> Answer {
+/// What answers about `content` say of its encryption; `customer` is the key the request
+/// brought, checked, for an SSE-C version.
+pub(super) fn answer(keys: &KeyRing, content: &ObjectContent, customer: Option<&Customer>) -> Answer {
+    let customer = customer.filter(|_| is_customer(content));
     Answer {
-        server_side_encryption: content.encryption.clone().map(ServerSideEncryption::from),
+        server_side_encryption: content.encryption.clone().filter(|mode| mode != SSE_C).map(ServerSideEncryption::from),
         ssekms_key_id: content.kms_key_id.as_deref().map(|id| keys.arn(id)),
         bucket_key_enabled: content.bucket_key_enabled.then_some(true),
+        sse_customer_algorithm: customer.map(|_| SSE_S3.to_owned()),
+        sse_customer_key_md5: customer.map(|c| c.md5.clone()),
     }
 }
 
 /// The encryption a write asks for with its headers, `None` for none. The KMS key is resolved
-/// (an id, an ARN or an alias; the default key when none is named).
+/// (an id, an ARN or an alias; the default key when none is named); a customer's key checked.
 ///
 /// # Errors
-/// `InvalidArgument` for an unknown mode, KMS headers without `aws:kms`, and SSE-C headers
-/// beside `x-amz-server-side-encryption`; `KMS.NotFoundException` for a KMS key that does not
-/// exist, as AWS; 501 `NotImplemented` for SSE-C and `aws:kms:dsse`.
-pub(super) fn requested(keys: &KeyRing, headers: &http::HeaderMap) -> Result<Option<Encryption>> {
+/// `InvalidArgument` for an unknown mode, KMS headers without `aws:kms`, SSE-C headers beside
+/// `x-amz-server-side-encryption`, and malformed SSE-C headers; `KMS.NotFoundException` for a
+/// KMS key that does not exist; `InvalidRequest` for SSE-C over plain HTTP, as AWS; 501
+/// `NotImplemented` for `aws:kms:dsse`.
+pub(super) fn requested<T>(gw: &Gateway, req: &S3Request<T>) -> Result<Option<Encryption>> {
+    let headers = &req.headers;
     let text = |name: &str| headers.get(name).map(|v| v.to_str().map_err(|_| unsupported_method()));
     let mode = text(SSE).transpose()?;
-    let customer = headers.keys().any(|name| name.as_str().starts_with(CUSTOMER_PREFIX));
-    if customer && mode.is_some() {
+    let customer_headers = headers.keys().any(|name| name.as_str().starts_with(CUSTOMER));
+    if customer_headers && mode.is_some() {
         return Err(s3_error!(
             InvalidArgument,
             "Server Side Encryption with Customer provided key is incompatible with the encryption method specified"
@@ -116,9 +167,7 @@ pub(super) fn requested(keys: &KeyRing, headers: &http::HeaderMap) -> Result<Opt
         .into());
     }
     let unknown = headers.keys().map(http::HeaderName::as_str).find(|name| {
-        name.starts_with(SSE)
-            && ![SSE, KMS_KEY, KMS_CONTEXT, BUCKET_KEY].contains(name)
-            && !name.starts_with(CUSTOMER_PREFIX)
+        name.starts_with(SSE) && ![SSE, KMS_KEY, KMS_CONTEXT, BUCKET_KEY].contains(name) && !name.starts_with(CUSTOMER)
     });
     if let Some(name) = unknown {
         return Err(s3_error!(
@@ -127,24 +176,167 @@ pub(super) fn requested(keys: &KeyRing, headers: &http::HeaderMap) -> Result<Opt
         )
         .into());
     }
-    if customer {
-        return Err(not_yet("server-side encryption with customer-provided keys (SSE-C)"));
+    if let Some(customer) = customer_key(gw, req, CUSTOMER)? {
+        return Ok(Some(Encryption::Customer(customer)));
     }
     let bucket_key = text(BUCKET_KEY).transpose()?.is_some_and(|v| v.eq_ignore_ascii_case("true"));
     match mode {
         None => Ok(None),
-        Some(SSE_S3) => Ok(Some(Encryption { mode: SSE_S3, kms_key: None, bucket_key: false })),
+        Some(SSE_S3) => Ok(Some(Encryption::S3)),
         Some(SSE_KMS) => {
-            let kms_key = resolve_kms_key(keys, text(KMS_KEY).transpose()?)?;
-            Ok(Some(Encryption { mode: SSE_KMS, kms_key: Some(kms_key), bucket_key }))
+            let key = resolve_kms_key(&gw.keys, text(KMS_KEY).transpose()?)?;
+            Ok(Some(Encryption::Kms { key, bucket_key }))
         }
         Some("aws:kms:dsse") => Err(not_yet("dual-layer server-side encryption (aws:kms:dsse)")),
         Some(_) => Err(unsupported_method()),
     }
 }
 
+/// The customer's key of the SSE-C headers under `prefix` (the object's, or a copy source's),
+/// checked as AWS checks them; `None` when there are none.
+///
+/// # Errors
+/// 400 `InvalidArgument` for a missing or malformed header or a key that does not match its
+/// MD5, `InvalidEncryptionAlgorithmError` for an algorithm other than AES256, and
+/// `InvalidRequest` over plain HTTP (unless `encryption.allow_sse_c_over_http`).
+fn customer_key<T>(gw: &Gateway, req: &S3Request<T>, prefix: &str) -> Result<Option<Customer>> {
+    let header = |name: &str| req.headers.get(format!("{prefix}{name}")).and_then(|v| v.to_str().ok());
+    let (algorithm, key, md5) = (header("algorithm"), header("key"), header("key-md5"));
+    if algorithm.is_none() && key.is_none() && md5.is_none() {
+        return Ok(None);
+    }
+    let invalid = |message: &str| -> super::error::Error {
+        s3s::S3Error::with_message(s3s::S3ErrorCode::InvalidArgument, message.to_owned()).into()
+    };
+    match algorithm {
+        None => {
+            return Err(invalid(
+                "Requests specifying Server Side Encryption with Customer provided keys must provide a valid encryption algorithm.",
+            ));
+        }
+        Some(SSE_S3) => {}
+        Some(_) => {
+            return Err(s3_error!(
+                InvalidEncryptionAlgorithmError,
+                "The encryption request you specified is not valid. The valid value is AES256."
+            )
+            .into());
+        }
+    }
+    let Some(key) = key else {
+        return Err(invalid(
+            "Requests specifying Server Side Encryption with Customer provided keys must provide an appropriate secret key.",
+        ));
+    };
+    let key: [u8; 32] = STANDARD
+        .decode(key)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| invalid("The secret key was invalid for the specified algorithm."))?;
+    let Some(md5) = md5 else {
+        return Err(invalid(
+            "Requests specifying Server Side Encryption with Customer provided keys must provide the client calculated MD5 of the secret key.",
+        ));
+    };
+    if STANDARD.decode(md5).ok().as_deref() != Some(&crate::digest::md5(&key)[..]) {
+        return Err(invalid("The calculated MD5 hash of the key did not match the hash that was provided."));
+    }
+    let secure = SecureTransport::of(&gw.config.server).is_secure(req.extensions.get::<ClientAddr>().cloned());
+    if !secure && !gw.config.encryption.allow_sse_c_over_http {
+        return Err(s3_error!(
+            InvalidRequest,
+            "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection."
+        )
+        .into());
+    }
+    Ok(Some(Customer { key: CustomerKey::new(key), md5: md5.to_owned() }))
+}
+
+/// The customer's key a read of `content` must bring under `prefix` (the object's SSE-C
+/// headers, or a copy source's), checked against the version's record; `None` for a version
+/// not stored under one.
+///
+/// # Errors
+/// 400 `InvalidRequest` when an SSE-C version's key is missing, or a key is sent for a version
+/// not stored under one; 403 `AccessDenied` for the wrong key; those of the headers' checks.
+pub(super) fn read_key<T>(
+    gw: &Gateway,
+    req: &S3Request<T>,
+    content: &ObjectContent,
+    prefix: &str,
+) -> Result<Option<Customer>> {
+    let customer = customer_key(gw, req, prefix)?;
+    match (is_customer(content), customer) {
+        (false, None) => Ok(None),
+        (false, Some(_)) => {
+            Err(s3_error!(InvalidRequest, "The encryption parameters are not applicable to this object.").into())
+        }
+        (true, None) => Err(s3_error!(
+            InvalidRequest,
+            "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object."
+        )
+        .into()),
+        (true, Some(customer)) => {
+            let matches = content.customer_key_check.as_deref().is_some_and(|check| customer.key.matches(check));
+            if !matches {
+                return Err(s3_error!(AccessDenied, "Access Denied").into());
+            }
+            Ok(Some(customer))
+        }
+    }
+}
+
+/// The key a CompleteMultipartUpload brings for an SSE-C upload, checked: optional, as it is
+/// needed only when parts must be read back (their sizes differ), which then fails without it.
+///
+/// # Errors
+/// Those of [`read_key`].
+pub(super) fn completion_key<T>(gw: &Gateway, req: &S3Request<T>, upload: &ObjectContent) -> Result<Option<Customer>> {
+    if is_customer(upload) && !req.headers.keys().any(|name| name.as_str().starts_with(CUSTOMER)) {
+        return Ok(None);
+    }
+    read_key(gw, req, upload, CUSTOMER)
+}
+
+/// The data key for a new part of the upload whose template is `upload`, wrapped as the upload
+/// is encrypted, whatever the part's request `asked` for ([`requested`]); for SSE-C the
+/// request must bring the upload's key.
+///
+/// # Errors
+/// For SSE-C, 400 `InvalidRequest` without the key and 403 `AccessDenied` for another; 500
+/// when a KMS key cannot be read.
+pub(super) fn part_key(gw: &Gateway, asked: Option<&Encryption>, upload: &ObjectContent) -> Result<Option<BlobKey>> {
+    let encryption = match upload.encryption.as_deref() {
+        None if asked.and_then(Encryption::customer).is_some() => {
+            return Err(
+                s3_error!(InvalidRequest, "The encryption parameters are not applicable to this object.").into()
+            );
+        }
+        None => return Ok(None),
+        Some(SSE_C) => {
+            let Some(customer) = asked.and_then(Encryption::customer) else {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "The multipart upload initiate requested encryption. Subsequent part requests must include the appropriate encryption parameters."
+                )
+                .into());
+            };
+            if !upload.customer_key_check.as_deref().is_some_and(|check| customer.key.matches(check)) {
+                return Err(s3_error!(AccessDenied, "Access Denied").into());
+            }
+            Encryption::Customer(customer.clone())
+        }
+        Some(SSE_KMS) => Encryption::Kms {
+            key: upload.kms_key_id.clone().unwrap_or_default(),
+            bucket_key: upload.bucket_key_enabled,
+        },
+        Some(_) => Encryption::S3,
+    };
+    encryption.new_key(&gw.keys).map(Some)
+}
+
 /// The id of the KMS key `reference` names, or of the default key.
-fn resolve_kms_key(keys: &KeyRing, reference: Option<&str>) -> Result<String> {
+pub(super) fn resolve_kms_key(keys: &KeyRing, reference: Option<&str>) -> Result<String> {
     let default = format!("alias/{DEFAULT_KMS_ALIAS}");
     keys.resolve(reference.unwrap_or(&default)).map_err(|err| kms_error(&err))
 }
@@ -172,151 +364,72 @@ fn unsupported_method() -> super::error::Error {
     s3_error!(InvalidArgument, "The encryption method specified is not supported").into()
 }
 
-fn not_yet(what: &str) -> super::error::Error {
+pub(super) fn not_yet(what: &str) -> super::error::Error {
     s3_error!(NotImplemented, "A header you provided implies functionality that is not implemented: {what}").into()
 }
 
-/// The encryption a write into `bucket` gets: what its headers ask for, else the bucket's
-/// default.
+/// The encryption a write into `bucket` gets: what its headers asked for ([`requested`]),
+/// else the bucket's default.
 ///
 /// # Errors
-/// Those of [`requested`].
-pub(super) fn for_write(keys: &KeyRing, bucket: &Bucket, headers: &http::HeaderMap) -> Result<Option<Encryption>> {
-    if let Some(asked) = requested(keys, headers)? {
+/// Those of resolving the default's KMS key.
+pub(super) fn with_default(gw: &Gateway, bucket: &Bucket, asked: Option<Encryption>) -> Result<Option<Encryption>> {
+    if let Some(asked) = asked {
         return Ok(Some(asked));
     }
     let Some(rule) = &bucket.default_encryption else { return Ok(None) };
     Ok(Some(match rule.algorithm.as_str() {
-        SSE_KMS => Encryption {
-            mode: SSE_KMS,
-            kms_key: Some(resolve_kms_key(keys, rule.kms_key_id.as_deref())?),
+        SSE_KMS => Encryption::Kms {
+            key: resolve_kms_key(&gw.keys, rule.kms_key_id.as_deref())?,
             bucket_key: rule.bucket_key_enabled,
         },
-        _ => Encryption { mode: SSE_S3, kms_key: None, bucket_key: false },
+        _ => Encryption::S3,
     }))
 }
 
-/// Refuses encryption headers on a read as AWS does: `x-amz-server-side-encryption` (a read
-/// decrypts what the version says, and names no mode), and SSE-C keys, since no version is
-/// stored under a customer's key.
+/// The key a GET or HEAD of `content` must bring, after refusing what AWS refuses on a read:
+/// `x-amz-server-side-encryption` (a read decrypts what the version says, and names no mode).
 ///
 /// # Errors
-/// 400 `InvalidArgument`, 400 `InvalidRequest`.
-pub(super) fn check_read_headers(headers: &http::HeaderMap) -> Result<()> {
-    if headers.contains_key(SSE) {
+/// 400 `InvalidArgument`; those of [`read_key`].
+pub(super) fn check_read<T>(gw: &Gateway, req: &S3Request<T>, content: &ObjectContent) -> Result<Option<Customer>> {
+    if req.headers.contains_key(SSE) {
         return Err(s3_error!(
             InvalidArgument,
             "x-amz-server-side-encryption header is not supported for this operation."
         )
         .into());
     }
-    let customer = headers.keys().any(|name| name.as_str().starts_with(CUSTOMER_PREFIX));
-    if customer {
-        return Err(s3_error!(InvalidRequest, "The encryption parameters are not applicable to this object.").into());
-    }
-    Ok(())
-}
-
-/// Checks the SSE headers of an UploadPart or UploadPartCopy as those of any write. A part is
-/// encrypted as its upload is, whatever they say.
-///
-/// # Errors
-/// Those of [`requested`].
-pub(super) fn check_part_headers(keys: &KeyRing, headers: &http::HeaderMap) -> Result<()> {
-    requested(keys, headers).map(drop)
+    read_key(gw, req, content, CUSTOMER)
 }
 
 /// The plaintext bytes `range` of `part` from its stored bytes `stored` (read at
 /// [`crypto::stored_range`](crate::crypto::stored_range)): decrypted segment by segment for an encrypted part, each segment
 /// refused as [`BlobError::Forged`] unless it authenticates.
 ///
+/// `customer` is the request's key, checked, for a part under one.
+///
 /// # Errors
-/// An I/O error when the part's data key does not unwrap (the master key that wrapped it is
-/// not this gateway's).
+/// An I/O error when the part's data key does not unwrap (the key that wrapped it is not this
+/// gateway's, or not the request's).
 pub(super) fn plaintext(
     keys: &KeyRing,
+    customer: Option<&CustomerKey>,
     part: &BlobPart,
     range: (u64, u64),
     stored: BlobStream,
 ) -> Result<BlobStream, BlobError> {
     let Some(wrapped) = &part.wrapped_key else { return Ok(stored) };
-    let key = keys.unwrap(wrapped).map_err(|err| {
+    let unwrapped = if wrapped.key_id == CUSTOMER_KEY_ID {
+        customer
+            .and_then(|customer| customer.unwrap(wrapped))
+            .ok_or_else(|| KeyRingError::Unwrap(wrapped.key_id.clone()))
+    } else {
+        keys.unwrap(wrapped)
+    };
+    let key = unwrapped.map_err(|err| {
         tracing::error!(code = "InternalError", error = %err, "an encrypted part's data key does not unwrap");
         BlobError::Io(std::io::Error::other(err))
     })?;
     Ok(Box::pin(key.open_stream(part.size, range, stored)))
-}
-
-pub(super) async fn put_bucket_encryption(
-    gw: &Gateway,
-    req: S3Request<PutBucketEncryptionInput>,
-) -> Result<S3Response<PutBucketEncryptionOutput>> {
-    let input = &req.input;
-    let rule = match input.server_side_encryption_configuration.rules.as_slice() {
-        [rule] => rule,
-        _ => return Err(s3_error!(MalformedXML, "The configuration takes exactly one rule").into()),
-    };
-    let Some(default) = &rule.apply_server_side_encryption_by_default else {
-        return Err(s3_error!(MalformedXML, "The rule has no ApplyServerSideEncryptionByDefault").into());
-    };
-    let algorithm = default.sse_algorithm.as_str();
-    if default.kms_master_key_id.is_some() && !algorithm.starts_with(SSE_KMS) {
-        return Err(s3_error!(
-            InvalidArgument,
-            "a KMSMasterKeyID is not applicable if the default sse algorithm is not aws:kms or aws:kms:dsse"
-        )
-        .into());
-    }
-    let (algorithm, kms_key_id) = match algorithm {
-        SSE_S3 => (SSE_S3, None),
-        // The key is checked now, and named by its id from here on, as an alias may move.
-        SSE_KMS => {
-            (SSE_KMS, default.kms_master_key_id.as_deref().map(|k| resolve_kms_key(&gw.keys, Some(k))).transpose()?)
-        }
-        "aws:kms:dsse" => return Err(not_yet("dual-layer server-side encryption (aws:kms:dsse)")),
-        _ => return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed").into()),
-    };
-    require_bucket(gw, &input.bucket).await?;
-    let rule = EncryptionRule {
-        algorithm: algorithm.to_owned(),
-        kms_key_id,
-        bucket_key_enabled: rule.bucket_key_enabled == Some(true),
-    };
-    gw.registry.set_bucket_encryption(caller(&req), BucketEncryptionSet { bucket: input.bucket.clone(), rule }).await?;
-    Ok(S3Response::new(PutBucketEncryptionOutput::default()))
-}
-
-pub(super) async fn get_bucket_encryption(
-    gw: &Gateway,
-    req: S3Request<GetBucketEncryptionInput>,
-) -> Result<S3Response<GetBucketEncryptionOutput>> {
-    let bucket = require_bucket(gw, &req.input.bucket).await?;
-    let Some(rule) = bucket.default_encryption else {
-        // s3s answers this code with 400; AWS with 404.
-        let mut err = s3_error!(
-            ServerSideEncryptionConfigurationNotFoundError,
-            "The server side encryption configuration was not found"
-        );
-        err.set_status_code(http::StatusCode::NOT_FOUND);
-        return Err(err.into());
-    };
-    let rule = ServerSideEncryptionRule {
-        apply_server_side_encryption_by_default: Some(ServerSideEncryptionByDefault {
-            sse_algorithm: ServerSideEncryption::from(rule.algorithm),
-            kms_master_key_id: rule.kms_key_id.map(|id| gw.keys.arn(&id)),
-        }),
-        bucket_key_enabled: Some(rule.bucket_key_enabled),
-    };
-    Ok(S3Response::new(GetBucketEncryptionOutput {
-        server_side_encryption_configuration: Some(ServerSideEncryptionConfiguration { rules: vec![rule] }),
-    }))
-}
-
-pub(super) async fn delete_bucket_encryption(
-    gw: &Gateway,
-    req: S3Request<DeleteBucketEncryptionInput>,
-) -> Result<S3Response<DeleteBucketEncryptionOutput>> {
-    require_bucket(gw, &req.input.bucket).await?;
-    gw.registry.delete_bucket_encryption(caller(&req), &req.input.bucket).await?;
-    Ok(S3Response::new(DeleteBucketEncryptionOutput::default()))
 }

@@ -18,6 +18,7 @@ use super::error::Result;
 use super::{Gateway, caller, encryption, integrity, wire};
 use crate::backend::{BlobError, BlobId};
 use crate::config::Retrievals;
+use crate::crypto::CustomerKey;
 
 /// What a read resolved to: the version and the bytes of it to send.
 pub(super) struct ReadPlan {
@@ -180,11 +181,12 @@ fn check_conditions(version: &ObjectVersion, c: &Conditions<'_>) -> Result<()> {
 /// Streams the bytes `first..=last` of an object stored as consecutive parts (each a blob, or
 /// a range of one at its `offset`), opening each only when the previous one is done. A part
 /// kept inline is read from the registry; an encrypted part is read by the segments that hold
-/// the bytes and decrypted.
+/// the bytes and decrypted (`customer`: the request's key, checked, for parts under one).
 pub(super) fn read_parts(
     gw: &Gateway,
     parts: &[BlobPart],
     (first, last): (u64, u64),
+    customer: Option<&CustomerKey>,
 ) -> impl Stream<Item = Result<Bytes, BlobError>> + Send + use<> {
     let mut pieces = Vec::new();
     let mut offset = 0;
@@ -198,9 +200,11 @@ pub(super) fn read_parts(
         pieces.push((part.clone(), local));
     }
     let (blobs, registry, keys) = (Arc::clone(&gw.blobs), gw.registry.clone(), Arc::clone(&gw.keys));
+    let customer = customer.cloned();
     futures::stream::iter(pieces)
         .then(move |(part, local)| {
             let (blobs, registry, keys) = (Arc::clone(&blobs), registry.clone(), Arc::clone(&keys));
+            let customer = customer.clone();
             async move {
                 let (first, last) = crate::crypto::stored_range(&part, local);
                 let base = part.offset.unwrap_or(0);
@@ -212,7 +216,7 @@ pub(super) fn read_parts(
                     let counted = counted.inspect_ok(|bytes| crate::metrics::store_bytes_read(bytes.len() as u64));
                     Box::pin(counted) as crate::backend::BlobStream
                 };
-                encryption::plaintext(&keys, &part, local, stored)
+                encryption::plaintext(&keys, customer.as_ref(), &part, local, stored)
             }
         })
         .try_flatten()
@@ -222,7 +226,8 @@ pub(super) fn read_parts(
 /// passed on (see [`integrity`]): to a GET's client, or into the part an UploadPartCopy
 /// stores. A refusal is logged, counted and recorded as `v1.blob.corrupt` for `caller`,
 /// with `range` as the request asked for it. `inline` are the version's bytes when they were
-/// read with it (see [`ReadPlan`]).
+/// read with it (see [`ReadPlan`]); `customer` the request's key, checked, for a version
+/// stored under one.
 pub(super) async fn checked_read(
     gw: &Gateway,
     caller: Caller,
@@ -230,6 +235,7 @@ pub(super) async fn checked_read(
     range: Option<String>,
     span: (u64, u64),
     inline: Option<Bytes>,
+    customer: Option<&CustomerKey>,
 ) -> Result<integrity::ByteStream> {
     let content = &version.content;
     let root = blake3::Hash::from_hex(&content.blake3).map_err(|_| {
@@ -240,10 +246,10 @@ pub(super) async fn checked_read(
     let read = |span| match (&inline, content.parts.first()) {
         (Some(bytes), Some(part)) => {
             let stored = super::inline::slice(bytes.clone(), crate::crypto::stored_range(part, span));
-            let plain = stored.and_then(|stored| encryption::plaintext(&gw.keys, part, span, stored));
+            let plain = stored.and_then(|stored| encryption::plaintext(&gw.keys, customer, part, span, stored));
             futures::stream::once(std::future::ready(plain)).try_flatten().boxed()
         }
-        _ => read_parts(gw, &content.parts, span).boxed(),
+        _ => read_parts(gw, &content.parts, span, customer).boxed(),
     };
     let report = corruption_report(gw, caller, version, range, span);
     Ok(integrity::checked_read(&gw.outboards, expected, span, read, report).await?)
@@ -391,11 +397,10 @@ macro_rules! read_plan {
 }
 
 /// The headers GET and HEAD answer with, as the fields of either output type, plus the
-/// fields given (`keys` name a KMS key by its ARN).
+/// fields given and the encryption headers of `sse` ([`encryption::answer`]).
 macro_rules! object_output {
-    ($output:ident { $($field:ident $(: $value:expr)?),* $(,)? }, $plan:expr, $input:expr, $keys:expr) => {{
-        let (plan, input) = (&$plan, $input);
-        let sse = encryption::answer($keys, &plan.version.content);
+    ($output:ident { $($field:ident $(: $value:expr)?),* $(,)? }, $plan:expr, $input:expr, $sse:expr) => {{
+        let (plan, input, sse) = (&$plan, $input, $sse);
         let version = &plan.version;
         let content = &version.content;
         let length = plan.span.map_or(0, |(first, last)| last - first + 1);
@@ -449,6 +454,8 @@ macro_rules! object_output {
             server_side_encryption: sse.server_side_encryption,
             ssekms_key_id: sse.ssekms_key_id,
             bucket_key_enabled: sse.bucket_key_enabled,
+            sse_customer_algorithm: sse.sse_customer_algorithm,
+            sse_customer_key_md5: sse.sse_customer_key_md5,
             ..Default::default()
         }
     }};
@@ -457,13 +464,14 @@ macro_rules! object_output {
 pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> Result<S3Response<GetObjectOutput>> {
     let input = &req.input;
     let plan = read_plan!(gw, input);
-    encryption::check_read_headers(&req.headers)?;
+    let customer = encryption::check_read(gw, &req, &plan.version.content)?;
     require_recordable(gw).await?;
     let content = &plan.version.content;
     let stream = match plan.span {
         Some(span) => {
-            let (range, inline) = (plan.content_range.clone(), plan.inline.clone());
-            checked_read(gw, caller(&req), &plan.version, range, span, inline).await?
+            let (range, inline, key) =
+                (plan.content_range.clone(), plan.inline.clone(), customer.as_ref().map(|c| &c.key));
+            checked_read(gw, caller(&req), &plan.version, range, span, inline, key).await?
         }
         None => futures::stream::empty().boxed(),
     };
@@ -476,8 +484,8 @@ pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> 
     };
     let body = RecordedBody { inner: sync_wrapper::SyncStream::new(stream), sent: 0, record };
     let tag_count = i32::try_from(content.tags.len()).ok().filter(|&n| n > 0);
-    let output =
-        object_output!(GetObjectOutput { body: Some(StreamingBlob::wrap(body)), tag_count }, plan, input, &gw.keys);
+    let sse = encryption::answer(&gw.keys, content, customer.as_ref());
+    let output = object_output!(GetObjectOutput { body: Some(StreamingBlob::wrap(body)), tag_count }, plan, input, sse);
     Ok(response(output, &plan))
 }
 
@@ -496,12 +504,13 @@ fn checksum_mode_enabled(mode: Option<&ChecksumMode>) -> bool {
 pub(super) async fn head_object(gw: &Gateway, req: S3Request<HeadObjectInput>) -> Result<S3Response<HeadObjectOutput>> {
     let input = &req.input;
     let plan = read_plan!(gw, input);
-    encryption::check_read_headers(&req.headers)?;
+    let customer = encryption::check_read(gw, &req, &plan.version.content)?;
     require_recordable(gw).await?;
     if gw.records_retrievals() {
         record_retrieval(&gw.registry, caller(&req), version_ref(&plan.version), "HEAD", 0, plan.content_range.clone());
     }
-    let output = object_output!(HeadObjectOutput {}, plan, input, &gw.keys);
+    let sse = encryption::answer(&gw.keys, &plan.version.content, customer.as_ref());
+    let output = object_output!(HeadObjectOutput {}, plan, input, sse);
     let mut response = response(output, &plan);
     // GetObject's output has a field for it; HeadObject's (as AWS's model) has none, while
     // AWS sends the header on HEAD too.

@@ -40,6 +40,7 @@ macro_rules! lock_headers {
 pub mod acl;
 mod attributes;
 pub mod bucket;
+mod bucket_encryption;
 pub mod bucket_policy;
 pub mod checksum;
 mod cors;
@@ -209,9 +210,9 @@ delegate! {
     bucket_policy::delete_bucket_policy(DeleteBucketPolicyInput) -> DeleteBucketPolicyOutput;
     bucket_policy::get_bucket_policy_status(GetBucketPolicyStatusInput) -> GetBucketPolicyStatusOutput;
     cors::put_bucket_cors(PutBucketCorsInput) -> PutBucketCorsOutput;
-    encryption::put_bucket_encryption(PutBucketEncryptionInput) -> PutBucketEncryptionOutput;
-    encryption::get_bucket_encryption(GetBucketEncryptionInput) -> GetBucketEncryptionOutput;
-    encryption::delete_bucket_encryption(DeleteBucketEncryptionInput) -> DeleteBucketEncryptionOutput;
+    bucket_encryption::put_bucket_encryption(PutBucketEncryptionInput) -> PutBucketEncryptionOutput;
+    bucket_encryption::get_bucket_encryption(GetBucketEncryptionInput) -> GetBucketEncryptionOutput;
+    bucket_encryption::delete_bucket_encryption(DeleteBucketEncryptionInput) -> DeleteBucketEncryptionOutput;
     cors::get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput;
     cors::delete_bucket_cors(DeleteBucketCorsInput) -> DeleteBucketCorsOutput;
     public_access_block::put_public_access_block(PutPublicAccessBlockInput) -> PutPublicAccessBlockOutput;

@@ -35,7 +35,7 @@ use crate::backend::{BlobError, BlobId, BlobStore, PartToJoin, StoreUpload};
 use crate::blake3_tree;
 use crate::blake3_tree::Subtrees;
 use crate::clock;
-use crate::crypto::BlobKey;
+use crate::crypto::CustomerKey;
 use crate::digest::{ChecksumAlgorithm, ChecksumValue, Checksummer, Md5};
 use crate::outboard::{self, GroupHasher, PartHasher, PartHashes};
 
@@ -76,12 +76,12 @@ pub(super) async fn create_multipart_upload(
     mut req: S3Request<CreateMultipartUploadInput>,
 ) -> Result<S3Response<CreateMultipartUploadOutput>> {
     wire::check_key(&req.input.key)?;
-    encryption::requested(&gw.keys, &req.headers)?;
+    let asked = encryption::requested(gw, &req)?;
     let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
     let input = &mut req.input;
     wire::check_metadata_size(input.metadata.as_ref())?;
     let bucket = require_bucket(gw, &input.bucket).await?;
-    let encryption = encryption::for_write(&gw.keys, &bucket, &req.headers)?;
+    let encryption = encryption::with_default(gw, &bucket, asked)?;
     let (retention, legal_hold) = lock_headers!(&bucket, input)?;
     let checksum_algorithm = match &input.checksum_algorithm {
         Some(a) => Some(
@@ -117,7 +117,7 @@ pub(super) async fn create_multipart_upload(
     if let Some(encryption) = &encryption {
         encryption.record(&mut template);
     }
-    let sse = encryption::answer(&gw.keys, &template);
+    let sse = encryption::answer(&gw.keys, &template, encryption.as_ref().and_then(Encryption::customer));
     // Begun before the event: an upload the store began for an event that was never recorded
     // is one no open upload names, which `gc` aborts.
     let store_upload = gw
@@ -149,6 +149,8 @@ pub(super) async fn create_multipart_upload(
         server_side_encryption: sse.server_side_encryption,
         ssekms_key_id: sse.ssekms_key_id,
         bucket_key_enabled: sse.bucket_key_enabled,
+        sse_customer_algorithm: sse.sse_customer_algorithm,
+        sse_customer_key_md5: sse.sse_customer_key_md5,
         ..Default::default()
     }))
 }
@@ -157,7 +159,7 @@ pub(super) async fn upload_part(
     gw: &Gateway,
     mut req: S3Request<UploadPartInput>,
 ) -> Result<S3Response<UploadPartOutput>> {
-    encryption::check_part_headers(&gw.keys, &req.headers)?;
+    let asked = encryption::requested(gw, &req)?;
     let input = &mut req.input;
     let number = check_part_number(input.part_number)?;
     let length = wire::body_length(input.content_length, &req.headers);
@@ -168,13 +170,14 @@ pub(super) async fn upload_part(
     let expected = ExpectedChecksums::from_headers(&req.headers)?;
     let offset = expected_offset(gw, &input.upload_id, number, length.and_then(|n| u64::try_from(n).ok())).await?;
     let into = store_upload(&upload.created);
+    let key = encryption::part_key(gw, asked.as_ref(), &upload.created.template)?;
     let (stored, placed) = store_body(
         gw,
         input.body.take(),
         length,
         &expected,
         req.trailing_headers.clone(),
-        BodyRole::Part { offset, into: into.as_ref().map(|u| (u, number)), key: part_key(gw, &upload.created)? },
+        BodyRole::Part { offset, into: into.as_ref().map(|u| (u, number)), key },
     )
     .await?;
     let input = &req.input;
@@ -183,7 +186,7 @@ pub(super) async fn upload_part(
     let etag = part.etag.clone();
     let target = (input.bucket.as_str(), input.key.as_str(), input.upload_id.as_str());
     record_part(gw, caller(&req), target, placed, (number, part)).await?;
-    let sse = encryption::answer(&gw.keys, &upload.created.template);
+    let sse = encryption::answer(&gw.keys, &upload.created.template, asked.as_ref().and_then(Encryption::customer));
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(wire::etag(&etag)),
         checksum_crc32: checksums.crc32,
@@ -194,13 +197,10 @@ pub(super) async fn upload_part(
         server_side_encryption: sse.server_side_encryption,
         ssekms_key_id: sse.ssekms_key_id,
         bucket_key_enabled: sse.bucket_key_enabled,
+        sse_customer_algorithm: sse.sse_customer_algorithm,
+        sse_customer_key_md5: sse.sse_customer_key_md5,
         ..Default::default()
     }))
-}
-
-/// A new data key for a part of `upload`, when the upload is encrypted.
-fn part_key(gw: &Gateway, upload: &MultipartCreated) -> Result<Option<BlobKey>> {
-    Encryption::of(&upload.template).map(|encryption| encryption.new_key(&gw.keys)).transpose()
 }
 
 /// Where part `number` of `length` bytes is taken to start in its object, to hash it there as
@@ -265,7 +265,7 @@ pub(super) async fn upload_part_copy(
     gw: &Gateway,
     req: S3Request<UploadPartCopyInput>,
 ) -> Result<S3Response<UploadPartCopyOutput>> {
-    encryption::check_part_headers(&gw.keys, &req.headers)?;
+    let asked = encryption::requested(gw, &req)?;
     let input = &req.input;
     let number = check_part_number(input.part_number)?;
     require_bucket(gw, &input.bucket).await?;
@@ -273,6 +273,7 @@ pub(super) async fn upload_part_copy(
     let (src_bucket, src_key, src_version_id) = wire::copy_source(&input.copy_source)?;
     require_bucket(gw, &src_bucket).await?;
     let source = source_version(gw, &src_bucket, &src_key, src_version_id.as_deref()).await?;
+    let source_key = encryption::read_key(gw, &req, &source.content, encryption::COPY_SOURCE_CUSTOMER)?;
     let span = copy_range(input.copy_source_range.as_deref(), source.content.size)?;
 
     // The range streams through the gateway (read from the source blobs, checked against the
@@ -284,7 +285,8 @@ pub(super) async fn upload_part_copy(
         Some(span) => {
             use futures::TryStreamExt as _;
             let range = input.copy_source_range.clone();
-            let checked = checked_read(gw, caller(&req), &source, range, span, None).await?;
+            let source_key = source_key.as_ref().map(|c| &c.key);
+            let checked = checked_read(gw, caller(&req), &source, range, span, None, source_key).await?;
             let failure = Arc::clone(&source_failure);
             let stream = checked.map_err(move |err| {
                 let body_error = crate::backend::BodyError::from(err.to_string());
@@ -296,7 +298,7 @@ pub(super) async fn upload_part_copy(
         None => (Box::pin(futures::stream::empty()), 0),
     };
     let part_offset = expected_offset(gw, &input.upload_id, number, Some(length)).await?;
-    let key = part_key(gw, &upload.created)?;
+    let key = encryption::part_key(gw, asked.as_ref(), &upload.created.template)?;
     let seal = key.as_ref().map(|k| k.key.seal());
     let staged = match store_upload(&upload.created) {
         Some(into) => gw.blobs.put_part((&into, number), body, Some(length), &[], part_offset, seal).await,
@@ -327,7 +329,7 @@ pub(super) async fn upload_part_copy(
     };
     let target = (input.bucket.as_str(), input.key.as_str(), input.upload_id.as_str());
     let event = record_part(gw, caller(&req), target, placed, (number, part)).await?;
-    let sse = encryption::answer(&gw.keys, &upload.created.template);
+    let sse = encryption::answer(&gw.keys, &upload.created.template, asked.as_ref().and_then(Encryption::customer));
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(wire::etag(&etag)),
@@ -338,6 +340,8 @@ pub(super) async fn upload_part_copy(
         server_side_encryption: sse.server_side_encryption,
         ssekms_key_id: sse.ssekms_key_id,
         bucket_key_enabled: sse.bucket_key_enabled,
+        sse_customer_algorithm: sse.sse_customer_algorithm,
+        sse_customer_key_md5: sse.sse_customer_key_md5,
         ..Default::default()
     }))
 }
@@ -504,6 +508,7 @@ async fn merge_part_hashes(
     alarm: &PartAlarm,
     numbers: &[u32],
     parts: &[BlobPart],
+    customer: Option<&CustomerKey>,
 ) -> Result<Option<(String, Vec<ChainingValue>)>> {
     let size: u64 = parts.iter().map(|p| p.size).sum();
     // Where each part's pieces are, all known before any part is read back.
@@ -527,7 +532,7 @@ async fn merge_part_hashes(
             pieces.insert_all(&places, &cvs);
             kept.push((outboard::part_name(&cvs.concat()), leaf_places));
         } else {
-            let hashes = hash_at(gw, alarm, (number, part), offset).await?;
+            let hashes = hash_at(gw, alarm, (number, part), offset, customer).await?;
             pieces.insert_all(&places, &hashes.pieces);
             leaves.insert_all(&leaf_places, &hashes.leaves);
         }
@@ -564,12 +569,18 @@ fn recorded_pieces(number: u32, part: &BlobPart, offset: u64, count: usize) -> O
 
 /// The hashes of one stored part read back and hashed at `offset` of its object, the part
 /// checked against its own digest as it is read (see [`PartCheck`]).
-async fn hash_at(gw: &Gateway, alarm: &PartAlarm, (number, part): (u32, &BlobPart), offset: u64) -> Result<PartHashes> {
+async fn hash_at(
+    gw: &Gateway,
+    alarm: &PartAlarm,
+    (number, part): (u32, &BlobPart),
+    offset: u64,
+    customer: Option<&CustomerKey>,
+) -> Result<PartHashes> {
     use futures::StreamExt as _;
     let unhashable = || super::Error::internal("a part does not start on a chunk boundary");
     let mut hasher = PartHasher::at(offset, part.size).ok_or_else(unhashable)?;
     let mut check = PartCheck::new(part);
-    let mut stream = Box::pin(read_parts(gw, std::slice::from_ref(part), (0, part.size - 1)));
+    let mut stream = Box::pin(read_parts(gw, std::slice::from_ref(part), (0, part.size - 1), customer));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|err| alarm.store_error(number, part, err))?;
         // Hashing a large part takes a while: keep it off the async workers.
@@ -596,12 +607,13 @@ async fn hash_whole(
     alarm: &PartAlarm,
     (numbers, parts): (&[u32], &[BlobPart]),
     full_object: Option<ChecksumAlgorithm>,
+    customer: Option<&CustomerKey>,
 ) -> Result<(String, Vec<ChainingValue>, Option<String>)> {
     use futures::StreamExt as _;
     let mut hashers = (GroupHasher::new(), Checksummer::new(&full_object.into_iter().collect::<Vec<_>>()));
     for (&number, part) in numbers.iter().zip(parts).filter(|(_, p)| p.size > 0) {
         let mut check = PartCheck::new(part);
-        let mut stream = Box::pin(read_parts(gw, std::slice::from_ref(part), (0, part.size - 1)));
+        let mut stream = Box::pin(read_parts(gw, std::slice::from_ref(part), (0, part.size - 1), customer));
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|err| alarm.store_error(number, part, err))?;
             // Hashing a large object takes a while: keep it off the async workers.
@@ -719,6 +731,8 @@ pub(super) async fn complete_multipart_upload(
     let Some(upload) = find_upload(gw, &input.bucket, &input.key, &input.upload_id).await? else {
         return completed_before(gw, &bucket, input, &requested).await;
     };
+    let customer = encryption::completion_key(gw, &req, &upload.created.template)?;
+    let customer = customer.as_ref().map(|c| &c.key);
     let id = input.upload_id.clone();
     let stored = gw.registry.read(move |conn| conn.parts(&id, 0, usize::MAX)).await?;
     let selected = select_parts(&requested, &stored)?;
@@ -759,11 +773,11 @@ pub(super) async fn complete_multipart_upload(
     // A FULL_OBJECT checksum that cannot be combined reads the object anyway: read it once.
     let merged = match combined {
         Some(None) => None,
-        _ => merge_part_hashes(gw, &alarm, &numbers, &parts).await?,
+        _ => merge_part_hashes(gw, &alarm, &numbers, &parts, customer).await?,
     };
     let (blake3, outboard, full_checksum) = match (merged, combined) {
         (Some((blake3, outboard)), combined) => (blake3, outboard, combined.flatten()),
-        (None, _) => hash_whole(gw, &alarm, (&numbers, &parts), full_object_algorithm).await?,
+        (None, _) => hash_whole(gw, &alarm, (&numbers, &parts), full_object_algorithm, customer).await?,
     };
     let part_keys: Vec<[u8; 32]> =
         parts.iter().filter_map(|p| outboard::part_name_of_hex(p.recorded_subtrees()?)).collect();
@@ -855,7 +869,7 @@ fn completion_output(
     content: &ObjectContent,
 ) -> CompleteMultipartUploadOutput {
     let fields = wire::ChecksumFields::of(&content.checksums);
-    let sse = encryption::answer(&gw.keys, content);
+    let sse = encryption::answer(&gw.keys, content, None);
     CompleteMultipartUploadOutput {
         bucket: Some(bucket.name.clone()),
         key: Some(key.to_owned()),

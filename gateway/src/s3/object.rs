@@ -23,7 +23,7 @@ use super::lookup::{OnDeleteMarker, named_version};
 use super::{Gateway, Stored, acl, caller, encryption, inline, wire};
 use crate::backend::{PlacedBlob, StagedBlob, StoreUpload};
 use crate::clock;
-use crate::crypto::BlobKey;
+use crate::crypto::{BlobKey, CustomerKey};
 use crate::outboard::PartHashes;
 use crate::request::DeniedDeletes;
 
@@ -201,7 +201,7 @@ pub(super) async fn put_object(
         super::post_object::apply_fields(&mut req)?;
     }
     wire::check_key(&req.input.key)?;
-    encryption::requested(&gw.keys, &req.headers)?;
+    let asked = encryption::requested(gw, &req)?;
     if req.input.write_offset_bytes.is_some() {
         // An append (directory buckets on AWS): storing the body as the whole object instead
         // would lose what it was meant to follow.
@@ -214,7 +214,7 @@ pub(super) async fn put_object(
     wire::check_metadata_size(input.metadata.as_ref())?;
     let _slot = gw.upload_slot()?;
     let bucket = require_bucket(gw, &input.bucket).await?;
-    let encryption = encryption::for_write(&gw.keys, &bucket, &req.headers)?;
+    let encryption = encryption::with_default(gw, &bucket, asked)?;
     let expected = ExpectedChecksums::from_headers(&req.headers)?;
     let (retention, legal_hold) = lock_headers!(&bucket, input)?;
     let tags = wire::tags_from_header(input.tagging.as_deref())?;
@@ -271,7 +271,7 @@ pub(super) async fn put_object(
     let checksums = wire::ChecksumFields::of(&put.content.checksums);
     let has_checksum = !put.content.checksums.is_empty();
     let (etag, size) = (put.content.etag.clone(), put.content.size);
-    let sse = encryption::answer(&gw.keys, &put.content);
+    let sse = encryption::answer(&gw.keys, &put.content, encryption.as_ref().and_then(Encryption::customer));
     let new = NewVersion { acl, put, condition, placement: None };
     let recorded = match kept {
         Kept::Inline(blob) => gw.registry.put_inline_object(caller(&req), new, blob).await?,
@@ -299,6 +299,8 @@ pub(super) async fn put_object(
         server_side_encryption: sse.server_side_encryption,
         ssekms_key_id: sse.ssekms_key_id,
         bucket_key_enabled: sse.bucket_key_enabled,
+        sse_customer_algorithm: sse.sse_customer_algorithm,
+        sse_customer_key_md5: sse.sse_customer_key_md5,
         ..Default::default()
     };
     let response = wire::with_receipt(output, &recorded.event);
@@ -357,15 +359,22 @@ pub(super) async fn copy_object(
     mut req: S3Request<CopyObjectInput>,
 ) -> Result<S3Response<CopyObjectOutput>> {
     wire::check_key(&req.input.key)?;
-    let asked = encryption::requested(&gw.keys, &req.headers)?;
+    let asked = encryption::requested(gw, &req)?;
+    let same_object_change = asked.is_some();
     let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
     let copier = caller(&req);
-    let input = &mut req.input;
-    let (src_bucket, src_key, src_version_id) = wire::copy_source(&input.copy_source)?;
+    let (src_bucket, src_key, src_version_id) = wire::copy_source(&req.input.copy_source)?;
     require_bucket(gw, &src_bucket).await?;
-    let bucket = require_bucket(gw, &input.bucket).await?;
-    let encryption = encryption::for_write(&gw.keys, &bucket, &req.headers)?;
+    let bucket = require_bucket(gw, &req.input.bucket).await?;
     let source = source_version(gw, &src_bucket, &src_key, src_version_id.as_deref()).await?;
+    let source_key = encryption::read_key(gw, &req, &source.content, encryption::COPY_SOURCE_CUSTOMER)?;
+    // A copy of an SSE-C source that asks for nothing is encrypted as AWS's default (SSE-S3):
+    // it cannot share the source's blobs, which only the source's key opens.
+    let encryption = match encryption::with_default(gw, &bucket, asked)? {
+        None if encryption::is_customer(&source.content) => Some(Encryption::S3),
+        encryption => encryption,
+    };
+    let input = &mut req.input;
     check_copy_conditions(
         &source,
         input.copy_source_if_match.as_ref(),
@@ -382,7 +391,7 @@ pub(super) async fn copy_object(
         && !replace_tags
         && src_version_id.is_none()
         && retention.is_none()
-        && asked.is_none()
+        && !same_object_change
     {
         return Err(s3_error!(
             InvalidRequest,
@@ -396,10 +405,10 @@ pub(super) async fn copy_object(
     // under AWS's default bucket encryption). A copy that must be encrypted when its source is
     // not stores the bytes again.
     let mut content = source.content.clone();
-    let stored_as = Encryption::of(&source.content);
     let placed = match &encryption {
-        Some(target) if stored_as.is_none_or(|source| !target.same_keys(&source)) => {
-            let (part, placed) = store_encrypted_copy(gw, copier.clone(), &source, target).await?;
+        Some(target) if !target.stores_as(&source.content) => {
+            let source_key = source_key.as_ref().map(|c| &c.key);
+            let (part, placed) = store_encrypted_copy(gw, copier.clone(), (&source, source_key), target).await?;
             target.record(&mut content);
             if content.parts.len() > 1 || content.etag.contains('-') {
                 // One part now: its ETag is the MD5 of the bytes, and per-part checksums
@@ -441,7 +450,7 @@ pub(super) async fn copy_object(
     };
     let checksums = wire::ChecksumFields::of(&put.content.checksums);
     let etag = put.content.etag.clone();
-    let sse = encryption::answer(&gw.keys, &put.content);
+    let sse = encryption::answer(&gw.keys, &put.content, encryption.as_ref().and_then(Encryption::customer));
     let new = NewVersion { acl, put, condition: WriteCondition::default(), placement: None };
     let recorded = match placed {
         None => gw.registry.put_object(copier, new).await?,
@@ -468,18 +477,21 @@ pub(super) async fn copy_object(
         server_side_encryption: sse.server_side_encryption,
         ssekms_key_id: sse.ssekms_key_id,
         bucket_key_enabled: sse.bucket_key_enabled,
+        sse_customer_algorithm: sse.sse_customer_algorithm,
+        sse_customer_key_md5: sse.sse_customer_key_md5,
         ..Default::default()
     };
     Ok(wire::with_receipt(output, &recorded.event))
 }
 
-/// The bytes of `source` read back (checked against its digest) and stored again as one blob
-/// encrypted under a new data key as `target` asks: the part of a copy that must be encrypted
-/// when its source is not, or is under another key.
+/// The bytes of `source` read back (checked against its digest; with its customer's key when it
+/// is stored under one) and stored again as one blob encrypted under a new data key as
+/// `target` asks: the part of a copy that must be encrypted when its source is not, or is under
+/// another key.
 async fn store_encrypted_copy(
     gw: &Gateway,
     caller: registry::Caller,
-    source: &ObjectVersion,
+    (source, source_key): (&ObjectVersion, Option<&CustomerKey>),
     target: &Encryption,
 ) -> Result<(BlobPart, Placed)> {
     use futures::{StreamExt as _, TryStreamExt as _};
@@ -487,7 +499,8 @@ async fn store_encrypted_copy(
     let body: crate::backend::BodyStream = match size {
         0 => Box::pin(futures::stream::empty()),
         _ => {
-            let checked = super::get_object::checked_read(gw, caller, source, None, (0, size - 1), None).await?;
+            let span = (0, size - 1);
+            let checked = super::get_object::checked_read(gw, caller, source, None, span, None, source_key).await?;
             Box::pin(checked.map_err(|err| crate::backend::BodyError::from(err.to_string())))
         }
     };

@@ -154,8 +154,9 @@ pub struct ObjectContent {
     pub tags: StringMap,
     /// Where the bytes are.
     pub parts: Vec<BlobPart>,
-    /// The server-side encryption the bytes are stored under (`AES256`, `aws:kms`), when they
-    /// are stored encrypted (see [`BlobPart::wrapped_key`]).
+    /// The server-side encryption the bytes are stored under (`AES256`, `aws:kms`, or `SSE-C`
+    /// for a key the client sends with every request), when they are stored encrypted (see
+    /// [`BlobPart::wrapped_key`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<String>,
     /// For `aws:kms`: the id of the KMS key that wraps the parts' data keys.
@@ -164,6 +165,10 @@ pub struct ObjectContent {
     /// For `aws:kms`: whether the writer asked for an S3 Bucket Key (given back as it was).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bucket_key_enabled: bool,
+    /// For `SSE-C`: a salted HMAC of the customer's key (base64), which tells a wrong key from
+    /// the right one; never the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_key_check: Option<String>,
 }
 
 /// How a version came to be, beyond the request context.
