@@ -35,6 +35,7 @@ from common import (  # noqa: E402
     ENDPOINT_URL,
     MIB,
     QUICK,
+    TRANSPORT,
     WORK_DIR,
     Reporter,
     bucket_name,
@@ -346,10 +347,10 @@ def main():
         check(copy.get("ServerSideEncryption") == "AES256", f"copy answered {copy.get('ServerSideEncryption')!r}")
         check(s3.get_object(Bucket=bucket, Key="sse/s3-copy")["Body"].read() == b"plain bytes", "copy bytes differ")
 
-    # SSE-C is not built on artifact-store: refused with 501 rather than stored unencrypted, and
-    # nothing is left behind; a KMS key that does not exist is AWS's 400. Other servers store
-    # such objects.
-    front_end_only = ("sse-kms-unknown-key-refused", "sse-c-refused-not-implemented")
+    # A KMS key that does not exist is AWS's 400, and SSE-C (the client's key with every request)
+    # works over HTTPS and is refused over plain HTTP, as on AWS; other servers answer these
+    # their own way.
+    front_end_only = ("sse-kms-unknown-key-refused", "sse-c-put-get-copy")
     if not DATA_DIR:
         for name in front_end_only:
             rep.skip(name, "answered by artifact-store only; other servers store the object")
@@ -360,11 +361,28 @@ def main():
             status = err.response["ResponseMetadata"]["HTTPStatusCode"]
             check(status == 400, f"status {status}, expected 400")
             assert_absent(s3, bucket, "sse/kms-unknown")
-        with rep.scenario("sse-c-refused-not-implemented"):
-            # boto3 sends SSE-C over http as over https (AWS itself refuses it over http).
-            expect_status_error(501, "NotImplemented", s3.put_object, Bucket=bucket, Key="sse/customer", Body=b"x",
-                                SSECustomerAlgorithm="AES256", SSECustomerKey=os.urandom(32))
-            assert_absent(s3, bucket, "sse/customer")
+        with rep.scenario("sse-c-put-get-copy"):
+            key = os.urandom(32)
+            customer = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key}
+            data = os.urandom(150 * 1024)
+            if TRANSPORT != "https":
+                # boto3 sends SSE-C over http as over https; AWS refuses it over http.
+                expect_status_error(400, "InvalidRequest", s3.put_object, Bucket=bucket, Key="sse/customer",
+                                    Body=data, **customer)
+                assert_absent(s3, bucket, "sse/customer")
+            else:
+                put = s3.put_object(Bucket=bucket, Key="sse/customer", Body=data, **customer)
+                check(put.get("SSECustomerAlgorithm") == "AES256", f"PUT answered {put.get('SSECustomerAlgorithm')!r}")
+                got = s3.get_object(Bucket=bucket, Key="sse/customer", Range="bytes=65530-70000", **customer)
+                check(got["Body"].read() == data[65530:70001], "ranged GET bytes differ")
+                expect_status_error(400, "InvalidRequest", s3.get_object, Bucket=bucket, Key="sse/customer")
+                expect_status_error(403, "AccessDenied", s3.get_object, Bucket=bucket, Key="sse/customer",
+                                    SSECustomerAlgorithm="AES256", SSECustomerKey=os.urandom(32))
+                s3.copy_object(Bucket=bucket, Key="sse/customer-copy",
+                               CopySource={"Bucket": bucket, "Key": "sse/customer"},
+                               CopySourceSSECustomerAlgorithm="AES256", CopySourceSSECustomerKey=key)
+                check(s3.get_object(Bucket=bucket, Key="sse/customer-copy")["Body"].read() == data,
+                      "the copy (SSE-S3) reads without a key")
 
     if not DATA_DIR:
         rep.skip("sse-malformed-refused-invalid-argument", "moto stores objects with malformed SSE headers")
