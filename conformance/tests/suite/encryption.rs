@@ -798,3 +798,73 @@ async fn sse_c_objects_need_their_key_for_every_read_copy_and_part() {
     assert!(verified.status.success(), "verify passes what it cannot read: {verified:#?}");
     assert!(String::from_utf8_lossy(&verified.stdout).contains("under customers' keys, not read"), "{verified:#?}");
 }
+
+/// The encryption a copy asks for in the matrix below.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Plain,
+    S3,
+    Kms,
+    Customer,
+}
+
+const MATRIX_KEY: [u8; 32] = [0x3c; 32];
+
+/// `request` asking for `mode` (the destination's headers).
+fn asking(
+    request: aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder,
+    mode: Mode,
+) -> aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder {
+    match mode {
+        Mode::Plain => request,
+        Mode::S3 => request.server_side_encryption(ServerSideEncryption::Aes256),
+        Mode::Kms => request.server_side_encryption(ServerSideEncryption::AwsKms),
+        Mode::Customer => with_customer_key!(request, &MATRIX_KEY),
+    }
+}
+
+#[tokio::test]
+async fn copies_move_between_every_pair_of_modes() {
+    let server = Server::start(Transport::Https).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    let data = bytes(100 * KIB, 130);
+    let modes = [Mode::Plain, Mode::S3, Mode::Kms, Mode::Customer];
+    for source in modes {
+        let key = format!("source-{source:?}");
+        let put = s3.put_object().bucket(BUCKET).key(&key).body(ByteStream::from(data.clone()));
+        let put = match source {
+            Mode::Plain => put,
+            Mode::S3 => put.server_side_encryption(ServerSideEncryption::Aes256),
+            Mode::Kms => put.server_side_encryption(ServerSideEncryption::AwsKms),
+            Mode::Customer => with_customer_key!(put, &MATRIX_KEY),
+        };
+        put.send().await.unwrap_or_else(|err| panic!("{key}: {err:?}"));
+        for target in modes {
+            let copy = format!("copy-{source:?}-to-{target:?}");
+            let mut request =
+                asking(s3.copy_object().bucket(BUCKET).key(&copy).copy_source(format!("{BUCKET}/{key}")), target);
+            if let Mode::Customer = source {
+                request = request
+                    .copy_source_sse_customer_algorithm("AES256")
+                    .copy_source_sse_customer_key(base64_of(&MATRIX_KEY))
+                    .copy_source_sse_customer_key_md5(md5_base64(&MATRIX_KEY));
+            }
+            request.send().await.unwrap_or_else(|err| panic!("{copy}: {err:?}"));
+            // What the copy is stored as: what it asked for, else its source's (SSE-S3 for an
+            // SSE-C source, whose key the copy does not keep).
+            let expected = match (source, target) {
+                (Mode::Customer, Mode::Plain) => "AES256",
+                (_, Mode::S3) | (Mode::S3, Mode::Plain) => "AES256",
+                (_, Mode::Kms) | (Mode::Kms, Mode::Plain) => "aws:kms",
+                (_, Mode::Customer) => "SSE-C",
+                (Mode::Plain, Mode::Plain) => "",
+            };
+            assert_eq!(recorded(&server, &copy)["encryption"].as_str().unwrap_or(""), expected, "{copy}");
+            let get = s3.get_object().bucket(BUCKET).key(&copy);
+            let get = if expected == "SSE-C" { with_customer_key!(get, &MATRIX_KEY) } else { get };
+            let got = get.send().await.unwrap_or_else(|err| panic!("GET {copy}: {err:?}"));
+            assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), &data[..], "{copy}");
+        }
+    }
+}
