@@ -571,4 +571,11 @@ async fn writes_asking_for_server_side_encryption_not_built_are_refused_issue_20
     assert_eq!((read.status, read.code().as_deref()), (400, Some("InvalidRequest")), "{}", read.text());
     let read = send(probe("HeadObject", "HEAD", "/sse/plain").header("x-amz-server-side-encryption", "AES256")).await;
     assert_eq!(read.status, 400, "a read naming an encryption mode");
+    // An SSE-C header that cannot be used asks for encryption all the same: refused, not
+    // stored unencrypted.
+    let misspelled = probe("PutObject", "PUT", "/sse/misspelled")
+        .header("x-amz-server-side-encryption-customer-algorithmm", "AES256")
+        .document("data");
+    let response = send(misspelled).await;
+    assert_eq!((response.status, response.code().as_deref()), (400, Some("InvalidArgument")), "{}", response.text());
 }

@@ -64,6 +64,9 @@ pub enum KeyRingError {
 pub struct KeyRing {
     master_id: String,
     master: LessSafeKey,
+    /// The master key's file, read again for a key id this ring does not know: another
+    /// gateway may have rotated it since this one started.
+    master_path: PathBuf,
     /// The folder of the master key, where `retired/` and `kms/` are.
     dir: PathBuf,
     /// Where KMS keys are kept (`<dir>/kms`).
@@ -103,6 +106,7 @@ impl KeyRing {
         Self {
             master_id: master_id(key),
             master: segments::cipher(key),
+            master_path: path.to_owned(),
             kms_dir: dir.join("kms"),
             dir,
             loaded: RwLock::default(),
@@ -131,7 +135,9 @@ impl KeyRing {
         rand::rng().fill_bytes(new.as_mut());
         let staged = path.with_extension(format!("rotated-{}", std::process::id()));
         create_file(&staged, format!("{}\n", hex::encode(*new)).as_bytes())?;
-        std::fs::rename(&staged, path).map_err(|source| KeyRingError::File { path: path.to_owned(), source })?;
+        let failed = |source| KeyRingError::File { path: path.to_owned(), source };
+        std::fs::rename(&staged, path).map_err(failed)?;
+        sync_dir(dir).map_err(failed)?;
         Ok((old_id, master_id(&new)))
     }
 
@@ -282,9 +288,18 @@ impl KeyRing {
         self.load(id, &self.kms_dir.join(format!("{id}.key")))
     }
 
-    /// Retired master key `id` (16 hex digits), read from disk the first time it is asked for.
+    /// Master key `id` (16 hex digits) other than this ring's current one, read from disk the
+    /// first time it is asked for: a retired one, or the one that replaced this ring's current
+    /// key in a rotation since this gateway started (another gateway, restarted since, wraps
+    /// new data keys with it).
     fn retired_key(&self, id: &str) -> Result<Option<Arc<LessSafeKey>>, KeyRingError> {
-        self.load(id, &self.dir.join("retired").join(format!("{id}.key")))
+        if let Some(key) = self.load(id, &self.dir.join("retired").join(format!("{id}.key")))? {
+            return Ok(Some(key));
+        }
+        match read_key(&self.master_path)? {
+            Some(key) if master_id(&key) == id => self.load(id, &self.master_path),
+            _ => Ok(None),
+        }
     }
 
     /// The key `id` in the file at `path`, kept in memory once read.
@@ -403,7 +418,15 @@ fn create_file(path: &Path, bytes: &[u8]) -> Result<(), KeyRingError> {
         std::fs::hard_link(&temp, path)
     })();
     let _ = std::fs::remove_file(&temp);
-    written.map_err(failed)
+    written.map_err(failed)?;
+    // The link is durable only once its folder is: a key lost to a power cut loses every
+    // object it wrapped.
+    sync_dir(path.parent().unwrap_or(Path::new("."))).map_err(failed)
+}
+
+/// Flushes a folder's entries (new links, renames) to disk.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -483,6 +506,9 @@ mod tests {
         assert_eq!(after.current_id(), new_id);
         assert_eq!(*after.unwrap(&old).unwrap().0, *key.0, "the retired key still unwraps");
         assert_eq!(after.wrap(&key, None).unwrap().key_id, new_id);
+        // A gateway that started before the rotation reads what one started after it wrapped.
+        let newer = after.wrap(&key, None).unwrap();
+        assert_eq!(*before.unwrap(&newer).unwrap().0, *key.0, "the rotated-in key is read from its file");
         let mode = std::fs::metadata(dir.path().join(format!("keys/retired/{old_id}.key"))).unwrap().permissions();
         assert_eq!(mode.mode() & 0o777, 0o600);
     }

@@ -158,8 +158,12 @@ impl Opener {
     /// Takes the next stored bytes and returns the plaintext of the segments they complete.
     ///
     /// # Errors
-    /// [`OpenError::Forged`] for a segment that does not authenticate.
+    /// [`OpenError::Forged`] for a segment that does not authenticate, or bytes beyond the
+    /// span (refused as they come, so a store that sends too much cannot fill the memory).
     pub fn push(&mut self, sealed: &[u8]) -> Result<Bytes, OpenError> {
+        if self.pending.len() + sealed.len() > self.room() {
+            return Err(OpenError::Forged(self.next));
+        }
         self.pending.extend_from_slice(sealed);
         let mut out = BytesMut::new();
         // The last segment may be short: it is opened by `finish`, which knows the bytes ended.
@@ -189,6 +193,16 @@ impl Opener {
             return Err(OpenError::Truncated(self.next));
         }
         Ok(out.freeze())
+    }
+
+    /// The most stored bytes still to come: the rest of the span's segments.
+    #[expect(clippy::cast_possible_truncation, reason = "bounded by the span, which is in one blob")]
+    fn room(&self) -> usize {
+        if self.remaining == 0 {
+            return 0;
+        }
+        let segments_left = (self.skip + self.remaining).div_ceil(SEGMENT).min(self.last + 1 - self.next);
+        (segments_left * SEALED_SEGMENT) as usize
     }
 
     fn open_into(&mut self, out: &mut BytesMut, mut segment: BytesMut, last: bool) -> Result<(), OpenError> {
@@ -285,6 +299,23 @@ mod tests {
         // Read as a blob of two segments, its second segment was not sealed as the last one.
         let err = open(cut, 2 * SEGMENT, (0, 2 * SEGMENT - 1), 4096).unwrap_err();
         assert!(matches!(err, OpenError::Forged(1)), "{err}");
+    }
+
+    #[test]
+    fn bytes_past_the_span_are_refused_as_they_come() {
+        let data = pattern(3 * SEGMENT as usize);
+        let stored = seal(&data, 4096);
+        let len = data.len() as u64;
+        // A range inside the first segment, fed the whole blob and then more.
+        let mut opener = Opener::new(key(), len, (0, 10));
+        assert!(matches!(opener.push(&stored), Err(OpenError::Forged(0))));
+        // The last segment, fed an endless stream.
+        let mut opener = Opener::new(key(), len, (len - 5, len - 1));
+        let (start, _) = sealed_span(len, (len - 5, len - 1));
+        #[expect(clippy::cast_possible_truncation, reason = "test sizes")]
+        let tail = &stored[start as usize..];
+        assert!(opener.push(tail).is_ok());
+        assert!(opener.push(&[0; 1]).is_err(), "one byte past the blob");
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub(super) async fn get_object_attributes(
     }
     let plan =
         plan(gw, &input.bucket, &input.key, input.version_id.as_deref(), &Conditions::default(), None, None).await?;
+    // The checksums and parts of an SSE-C object are for its key's holder, as its bytes are.
+    super::encryption::check_read(gw, &req, &plan.version.content)?;
     let version = &plan.version;
     let content = &version.content;
     // The header is one comma-separated list (s3s may hand it over as a single item).

@@ -200,11 +200,13 @@ pub(super) fn requested<T>(gw: &Gateway, req: &S3Request<T>) -> Result<Option<En
 /// MD5, `InvalidEncryptionAlgorithmError` for an algorithm other than AES256, and
 /// `InvalidRequest` over plain HTTP (unless `encryption.allow_sse_c_over_http`).
 fn customer_key<T>(gw: &Gateway, req: &S3Request<T>, prefix: &str) -> Result<Option<Customer>> {
-    let header = |name: &str| req.headers.get(format!("{prefix}{name}")).and_then(|v| v.to_str().ok());
-    let (algorithm, key, md5) = (header("algorithm"), header("key"), header("key-md5"));
-    if algorithm.is_none() && key.is_none() && md5.is_none() {
+    // Any header under the prefix asks for SSE-C: one that cannot be read (misspelled, not
+    // UTF-8) is refused below rather than taken as no request for encryption.
+    if !req.headers.keys().any(|name| name.as_str().starts_with(prefix)) {
         return Ok(None);
     }
+    let header = |name: &str| req.headers.get(format!("{prefix}{name}")).and_then(|v| v.to_str().ok());
+    let (algorithm, key, md5) = (header("algorithm"), header("key"), header("key-md5"));
     let invalid = |message: &str| -> super::error::Error {
         s3s::S3Error::with_message(s3s::S3ErrorCode::InvalidArgument, message.to_owned()).into()
     };

@@ -567,6 +567,26 @@ fn recorded_pieces(number: u32, part: &BlobPart, offset: u64, count: usize) -> O
     whole.then(|| bytes.chunks_exact(32).map(|cv| cv.try_into().expect("chunks of 32 bytes")).collect())
 }
 
+/// Whether completing an upload of these parts reads any of them back: what
+/// [`merge_part_hashes`] and the FULL_OBJECT checksum decide, asked before the store's upload
+/// is completed.
+fn reads_back(numbers: &[u32], parts: &[BlobPart], full_object: Option<ChecksumAlgorithm>) -> bool {
+    if full_object.is_some_and(|algorithm| combined_crc(algorithm, parts).is_none()) {
+        return true;
+    }
+    let mut offset = 0;
+    let mut pieces = 0;
+    for (&number, part) in numbers.iter().zip(parts).filter(|(_, p)| p.size > 0) {
+        let Some(places) = blake3_tree::pieces(offset, part.size) else { return true };
+        if recorded_pieces(number, part, offset, places.len()).is_none() {
+            return true;
+        }
+        pieces += places.len();
+        offset += part.size;
+    }
+    pieces < 2
+}
+
 /// The hashes of one stored part read back and hashed at `offset` of its object, the part
 /// checked against its own digest as it is read (see [`PartCheck`]).
 async fn hash_at(
@@ -759,6 +779,19 @@ pub(super) async fn complete_multipart_upload(
     };
     let expected_parts = selected.iter().map(|(n, p)| (*n, p.etag.clone())).collect();
     let numbers: Vec<u32> = selected.iter().map(|(n, _)| *n).collect();
+    let full_object_algorithm = algorithm.filter(|_| full_object);
+    // Parts under a customer's key are read back only with it: refused now, while the client
+    // can still try again with it, not once the store's upload is completed.
+    if encryption::is_customer(&upload.created.template) && customer.is_none() {
+        let selected_parts: Vec<BlobPart> = selected.iter().map(|(_, part)| part.clone()).collect();
+        if reads_back(&numbers, &selected_parts, full_object_algorithm) {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The multipart upload initiate requested encryption. Subsequent part requests must include the appropriate encryption parameters."
+            )
+            .into());
+        }
+    }
     // If anything below fails after the store's upload was completed, nothing is recorded: its
     // object is then a blob no version names, which `gc` removes.
     let parts = join_parts(gw.blobs.as_ref(), &upload.created, selected).await?;
@@ -768,7 +801,6 @@ pub(super) async fn complete_multipart_upload(
         caller: caller(&req),
         upload: UploadRef { bucket: input.bucket.clone(), key: input.key.clone(), upload_id: input.upload_id.clone() },
     };
-    let full_object_algorithm = algorithm.filter(|_| full_object);
     let combined = full_object_algorithm.map(|algorithm| combined_crc(algorithm, &parts));
     // A FULL_OBJECT checksum that cannot be combined reads the object anyway: read it once.
     let merged = match combined {

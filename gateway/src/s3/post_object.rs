@@ -61,10 +61,13 @@ pub fn apply_fields(req: &mut S3Request<PutObjectInput>) -> Result<()> {
         ("x-amz-tagging", input.tagging.clone()),
         ("x-amz-storage-class", input.storage_class.as_ref().map(|c| c.as_str().to_owned())),
         ("x-amz-server-side-encryption", input.server_side_encryption.as_ref().map(|s| s.as_str().to_owned())),
-        // Kept as headers so that the refusal of encryption requests sees them as on a PUT.
+        // Kept as headers so that encryption is asked for (and checked) as on a PUT.
         ("x-amz-server-side-encryption-aws-kms-key-id", input.ssekms_key_id.clone()),
         ("x-amz-server-side-encryption-context", input.ssekms_encryption_context.clone()),
         ("x-amz-server-side-encryption-customer-algorithm", input.sse_customer_algorithm.clone()),
+        ("x-amz-server-side-encryption-customer-key", input.sse_customer_key.clone()),
+        ("x-amz-server-side-encryption-customer-key-md5", input.sse_customer_key_md5.clone()),
+        ("x-amz-server-side-encryption-bucket-key-enabled", input.bucket_key_enabled.map(|b| b.to_string())),
         ("x-amz-object-lock-mode", input.object_lock_mode.as_ref().map(|m| m.as_str().to_owned())),
         ("x-amz-object-lock-retain-until-date", retain_until),
         ("x-amz-object-lock-legal-hold", input.object_lock_legal_hold_status.as_ref().map(|h| h.as_str().to_owned())),
