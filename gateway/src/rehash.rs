@@ -10,7 +10,7 @@ use futures::StreamExt as _;
 use registry::event::v1::BlobPart;
 
 use crate::backend::{BlobError, BlobId, BlobStore, BlobStream};
-use crate::crypto::{self, KeyRing};
+use crate::crypto::{self, KeyProvider};
 
 /// Where versions' bytes are kept: the blob store, and the master keys that unwrap the data
 /// keys of encrypted parts (`None` where there are none to hand: such parts then fail).
@@ -19,7 +19,7 @@ pub struct Stored {
     /// The blob store.
     pub store: Arc<dyn BlobStore>,
     /// The master keys.
-    pub keys: Option<Arc<KeyRing>>,
+    pub keys: Option<Arc<dyn KeyProvider>>,
 }
 
 /// The hex BLAKE3 of the bytes `parts` name, and the bytes too when `keep` (for a manifest,
@@ -73,7 +73,7 @@ where
 ///
 /// # Errors
 /// An encrypted part without `keys`, or whose data key does not unwrap with them.
-pub fn plaintext(keys: Option<&KeyRing>, part: &BlobPart, stored: BlobStream) -> anyhow::Result<BlobStream> {
+pub fn plaintext(keys: Option<&dyn KeyProvider>, part: &BlobPart, stored: BlobStream) -> anyhow::Result<BlobStream> {
     let Some(wrapped) = &part.wrapped_key else { return Ok(stored) };
     let keys = keys.context("the part is encrypted and no master key is at hand")?;
     let key = keys.unwrap(wrapped)?;

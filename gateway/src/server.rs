@@ -44,7 +44,7 @@ use crate::client_addr::{ClientAddr, TrustedProxies};
 use crate::config::{Backend, Config, UpstreamObjectLock};
 use crate::console::{self, Console};
 use crate::cors::{BrowserRequest, Cors};
-use crate::crypto::KeyRing;
+use crate::crypto::{KeyProvider, KeyRing};
 use crate::iam::IamApi;
 use crate::limits::{
     ConnectionActivity, EndTrackingBody, IdleTimeoutBody, RequestInProgress, TrackedBody, UploadSlots,
@@ -218,7 +218,7 @@ pub async fn serve_with_blobs(
         None => None,
     };
     let control = AccessControl::new(&config, &registry, root_account.id.clone())?;
-    let keys = Arc::new(
+    let keys: Arc<dyn KeyProvider> = Arc::new(
         KeyRing::open_or_create(&config.master_key_path())?.with_arns(&config.server.region, &root_account.id),
     );
     let uploads = UploadSlots::new(config.server.max_concurrent_uploads);
@@ -448,7 +448,7 @@ pub fn s3_service(
     registry: Registry,
     control: &AccessControl,
     blobs: Arc<dyn BlobStore>,
-    keys: Arc<KeyRing>,
+    keys: Arc<dyn KeyProvider>,
     api: Option<RegistryApi>,
     uploads: UploadSlots,
 ) -> Result<S3Service, ServeError> {

@@ -30,7 +30,7 @@ use super::progress::{self, Unit};
 use super::{Outcome, open_registry, print_line, read_registry};
 use crate::backend::BlobStore;
 use crate::config::Config;
-use crate::crypto::KeyRing;
+use crate::crypto::{KeyProvider, KeyRing};
 use crate::package_check;
 use crate::rehash::Stored;
 use registry::queries::Reads as _;
@@ -243,7 +243,7 @@ struct VerifyReport {
 async fn verify(config: &Config, wanted: &str, json: bool) -> anyhow::Result<Outcome> {
     // The configured store: the local folder, or the S3 upstream the server writes to.
     let store = crate::server::open_blobs(config).context("cannot open the blob store")?;
-    let keys = KeyRing::open(&config.master_key_path())?.map(Arc::new);
+    let keys = KeyRing::open(&config.master_key_path())?.map(|keys| Arc::new(keys) as Arc<dyn KeyProvider>);
     let stored = Stored { store, keys };
     let wanted_owned = wanted.to_owned();
     let (package, recorded, manifest_parts) = read_registry(config, move |conn| {

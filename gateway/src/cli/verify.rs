@@ -47,7 +47,7 @@ use crate::backend::fs::FsBlobStore;
 use crate::backend::s3::S3BlobStore;
 use crate::backend::{BlobError, BlobId, BlobStore};
 use crate::config::{Backend, Config};
-use crate::crypto::{self, KeyRing};
+use crate::crypto::{self, KeyProvider, KeyRing};
 use crate::digest::Md5;
 use crate::rehash;
 use registry::queries::Reads as _;
@@ -406,7 +406,7 @@ async fn check_upstream_blobs(
                 continue;
             }
             let stream = match store.get(&id, range).await {
-                Ok(stream) if part.size > 0 => rehash::plaintext(keys, part, stream)?,
+                Ok(stream) if part.size > 0 => rehash::plaintext(keys.map(|k| k as &dyn KeyProvider), part, stream)?,
                 Ok(stream) => stream,
                 // Reported as missing below if it is still referenced.
                 Err(BlobError::NotFound) => {

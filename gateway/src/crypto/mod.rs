@@ -152,6 +152,50 @@ pub fn stored_range(part: &BlobPart, range: (u64, u64)) -> (u64, u64) {
     }
 }
 
+/// What wraps and unwraps data keys: the gateway's own key ring ([`KeyRing`]), or, later, an
+/// external KMS. The S3 layer and the readers of blobs know keys only through it.
+pub trait KeyProvider: Send + Sync {
+    /// `key` wrapped by the master key (`kms_key: None`) or by KMS key `kms_key` (an id as
+    /// [`KeyProvider::resolve`] gives it), for the registry.
+    ///
+    /// # Errors
+    /// [`KeyRingError::NoSuchKmsKey`]; the provider's own failures.
+    fn wrap(&self, key: &DataKey, kms_key: Option<&str>) -> Result<WrappedKey, KeyRingError>;
+
+    /// The data key of a registry record.
+    ///
+    /// # Errors
+    /// [`KeyRingError::UnknownKey`], [`KeyRingError::Unwrap`]; the provider's own failures.
+    fn unwrap(&self, wrapped: &WrappedKey) -> Result<DataKey, KeyRingError>;
+
+    /// The id of the KMS key `reference` names (an id, an ARN or an alias).
+    ///
+    /// # Errors
+    /// [`KeyRingError::NoSuchKmsKey`]; the provider's own failures.
+    fn resolve(&self, reference: &str) -> Result<String, KeyRingError>;
+
+    /// The ARN of KMS key `id`, as responses name it.
+    fn arn(&self, id: &str) -> String;
+}
+
+impl KeyProvider for KeyRing {
+    fn wrap(&self, key: &DataKey, kms_key: Option<&str>) -> Result<WrappedKey, KeyRingError> {
+        KeyRing::wrap(self, key, kms_key)
+    }
+
+    fn unwrap(&self, wrapped: &WrappedKey) -> Result<DataKey, KeyRingError> {
+        KeyRing::unwrap(self, wrapped)
+    }
+
+    fn resolve(&self, reference: &str) -> Result<String, KeyRingError> {
+        KeyRing::resolve(self, reference)
+    }
+
+    fn arn(&self, id: &str) -> String {
+        KeyRing::arn(self, id)
+    }
+}
+
 /// The data key of a new encrypted blob, with its record.
 pub struct BlobKey {
     /// The key, for writing the blob.
@@ -162,11 +206,11 @@ pub struct BlobKey {
 
 impl BlobKey {
     /// A new random data key, wrapped by the master key of `keys`, or by its KMS key
-    /// `kms_key` (an id as [`KeyRing::resolve`] gives it).
+    /// `kms_key` (an id as [`KeyProvider::resolve`] gives it).
     ///
     /// # Errors
-    /// Those of [`KeyRing::wrap`].
-    pub fn new(keys: &KeyRing, kms_key: Option<&str>) -> Result<Self, KeyRingError> {
+    /// Those of [`KeyProvider::wrap`].
+    pub fn new(keys: &dyn KeyProvider, kms_key: Option<&str>) -> Result<Self, KeyRingError> {
         let key = DataKey::generate();
         let wrapped = keys.wrap(&key, kms_key)?;
         Ok(Self { key, wrapped })

@@ -34,9 +34,10 @@ pub(super) async fn put_bucket_encryption(
     let (algorithm, kms_key_id) = match algorithm {
         SSE_S3 => (SSE_S3, None),
         // The key is checked now, and named by its id from here on, as an alias may move.
-        SSE_KMS => {
-            (SSE_KMS, default.kms_master_key_id.as_deref().map(|k| resolve_kms_key(&gw.keys, Some(k))).transpose()?)
-        }
+        SSE_KMS => (
+            SSE_KMS,
+            default.kms_master_key_id.as_deref().map(|k| resolve_kms_key(gw.keys.as_ref(), Some(k))).transpose()?,
+        ),
         "aws:kms:dsse" => return Err(not_yet("dual-layer server-side encryption (aws:kms:dsse)")),
         _ => return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed").into()),
     };

@@ -22,7 +22,7 @@ use crate::auth::access::SecureTransport;
 use crate::backend::{BlobError, BlobStream};
 use crate::client_addr::ClientAddr;
 use crate::crypto::{
-    BlobKey, CUSTOMER_KEY_ID, CustomerKey, DEFAULT_KMS_ALIAS, DataKey, KeyRing, KeyRingError, SSE_KMS, SSE_S3,
+    BlobKey, CUSTOMER_KEY_ID, CustomerKey, DEFAULT_KMS_ALIAS, DataKey, KeyProvider, KeyRingError, SSE_KMS, SSE_S3,
 };
 
 /// The header naming the encryption a write asks for.
@@ -89,7 +89,7 @@ impl Encryption {
     ///
     /// # Errors
     /// 500 `InternalError` when the KMS key cannot be read.
-    pub(super) fn new_key(&self, keys: &KeyRing) -> Result<BlobKey> {
+    pub(super) fn new_key(&self, keys: &dyn KeyProvider) -> Result<BlobKey> {
         match self {
             Self::S3 => BlobKey::new(keys, None).map_err(|err| kms_error(&err)),
             Self::Kms { key, .. } => BlobKey::new(keys, Some(key)).map_err(|err| kms_error(&err)),
@@ -127,7 +127,7 @@ pub(super) struct Answer {
 
 /// What answers about `content` say of its encryption; `customer` is the key the request
 /// brought, checked, for an SSE-C version.
-pub(super) fn answer(keys: &KeyRing, content: &ObjectContent, customer: Option<&Customer>) -> Answer {
+pub(super) fn answer(keys: &dyn KeyProvider, content: &ObjectContent, customer: Option<&Customer>) -> Answer {
     let customer = customer.filter(|_| is_customer(content));
     Answer {
         server_side_encryption: content.encryption.clone().filter(|mode| mode != SSE_C).map(ServerSideEncryption::from),
@@ -184,7 +184,7 @@ pub(super) fn requested<T>(gw: &Gateway, req: &S3Request<T>) -> Result<Option<En
         None => Ok(None),
         Some(SSE_S3) => Ok(Some(Encryption::S3)),
         Some(SSE_KMS) => {
-            let key = resolve_kms_key(&gw.keys, text(KMS_KEY).transpose()?)?;
+            let key = resolve_kms_key(gw.keys.as_ref(), text(KMS_KEY).transpose()?)?;
             Ok(Some(Encryption::Kms { key, bucket_key }))
         }
         Some("aws:kms:dsse") => Err(not_yet("dual-layer server-side encryption (aws:kms:dsse)")),
@@ -334,11 +334,11 @@ pub(super) fn part_key(gw: &Gateway, asked: Option<&Encryption>, upload: &Object
         },
         Some(_) => Encryption::S3,
     };
-    encryption.new_key(&gw.keys).map(Some)
+    encryption.new_key(gw.keys.as_ref()).map(Some)
 }
 
 /// The id of the KMS key `reference` names, or of the default key.
-pub(super) fn resolve_kms_key(keys: &KeyRing, reference: Option<&str>) -> Result<String> {
+pub(super) fn resolve_kms_key(keys: &dyn KeyProvider, reference: Option<&str>) -> Result<String> {
     let default = format!("alias/{DEFAULT_KMS_ALIAS}");
     keys.resolve(reference.unwrap_or(&default)).map_err(|err| kms_error(&err))
 }
@@ -382,7 +382,7 @@ pub(super) fn with_default(gw: &Gateway, bucket: &Bucket, asked: Option<Encrypti
     let Some(rule) = &bucket.default_encryption else { return Ok(None) };
     Ok(Some(match rule.algorithm.as_str() {
         SSE_KMS => Encryption::Kms {
-            key: resolve_kms_key(&gw.keys, rule.kms_key_id.as_deref())?,
+            key: resolve_kms_key(gw.keys.as_ref(), rule.kms_key_id.as_deref())?,
             bucket_key: rule.bucket_key_enabled,
         },
         _ => Encryption::S3,
@@ -415,7 +415,7 @@ pub(super) fn check_read<T>(gw: &Gateway, req: &S3Request<T>, content: &ObjectCo
 /// An I/O error when the part's data key does not unwrap (the key that wrapped it is not this
 /// gateway's, or not the request's).
 pub(super) fn plaintext(
-    keys: &KeyRing,
+    keys: &dyn KeyProvider,
     customer: Option<&CustomerKey>,
     part: &BlobPart,
     range: (u64, u64),

@@ -216,7 +216,7 @@ pub(super) fn read_parts(
                     let counted = counted.inspect_ok(|bytes| crate::metrics::store_bytes_read(bytes.len() as u64));
                     Box::pin(counted) as crate::backend::BlobStream
                 };
-                encryption::plaintext(&keys, customer.as_ref(), &part, local, stored)
+                encryption::plaintext(keys.as_ref(), customer.as_ref(), &part, local, stored)
             }
         })
         .try_flatten()
@@ -246,7 +246,7 @@ pub(super) async fn checked_read(
     let read = |span| match (&inline, content.parts.first()) {
         (Some(bytes), Some(part)) => {
             let stored = super::inline::slice(bytes.clone(), crate::crypto::stored_range(part, span));
-            let plain = stored.and_then(|stored| encryption::plaintext(&gw.keys, customer, part, span, stored));
+            let plain = stored.and_then(|stored| encryption::plaintext(gw.keys.as_ref(), customer, part, span, stored));
             futures::stream::once(std::future::ready(plain)).try_flatten().boxed()
         }
         _ => read_parts(gw, &content.parts, span, customer).boxed(),
@@ -484,7 +484,7 @@ pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> 
     };
     let body = RecordedBody { inner: sync_wrapper::SyncStream::new(stream), sent: 0, record };
     let tag_count = i32::try_from(content.tags.len()).ok().filter(|&n| n > 0);
-    let sse = encryption::answer(&gw.keys, content, customer.as_ref());
+    let sse = encryption::answer(gw.keys.as_ref(), content, customer.as_ref());
     let output = object_output!(GetObjectOutput { body: Some(StreamingBlob::wrap(body)), tag_count }, plan, input, sse);
     Ok(response(output, &plan))
 }
@@ -509,7 +509,7 @@ pub(super) async fn head_object(gw: &Gateway, req: S3Request<HeadObjectInput>) -
     if gw.records_retrievals() {
         record_retrieval(&gw.registry, caller(&req), version_ref(&plan.version), "HEAD", 0, plan.content_range.clone());
     }
-    let sse = encryption::answer(&gw.keys, &plan.version.content, customer.as_ref());
+    let sse = encryption::answer(gw.keys.as_ref(), &plan.version.content, customer.as_ref());
     let output = object_output!(HeadObjectOutput {}, plan, input, sse);
     let mut response = response(output, &plan);
     // GetObject's output has a field for it; HeadObject's (as AWS's model) has none, while

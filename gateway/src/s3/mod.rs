@@ -77,7 +77,7 @@ use crate::auth::access::BucketGrants;
 use crate::backend::BlobStore;
 use crate::client_addr::ClientAddr;
 use crate::config::{Backend, Config, Retrievals, UpstreamObjectLock};
-use crate::crypto::KeyRing;
+use crate::crypto::KeyProvider;
 use crate::limits::{UploadSlot, UploadSlots};
 use crate::outboard::OutboardFiles;
 use crate::request::RequestId;
@@ -97,8 +97,8 @@ pub struct Gateway {
     /// Outboards of large objects read by range, so a range is checked by the 1 MiB groups
     /// it touches.
     outboards: integrity::Outboards,
-    /// The master keys that wrap the data keys of encrypted objects.
-    keys: Arc<KeyRing>,
+    /// What wraps the data keys of encrypted objects.
+    keys: Arc<dyn KeyProvider>,
 }
 
 impl Gateway {
@@ -113,7 +113,7 @@ impl Gateway {
         users: Users,
         uploads: UploadSlots,
         grants: BucketGrants,
-        keys: Arc<KeyRing>,
+        keys: Arc<dyn KeyProvider>,
     ) -> Self {
         let outboards = integrity::Outboards::new(OutboardFiles::new(&config.storage.data_dir));
         Self { registry, blobs, config, users, uploads, grants, outboards, keys }

@@ -117,7 +117,7 @@ pub(super) async fn create_multipart_upload(
     if let Some(encryption) = &encryption {
         encryption.record(&mut template);
     }
-    let sse = encryption::answer(&gw.keys, &template, encryption.as_ref().and_then(Encryption::customer));
+    let sse = encryption::answer(gw.keys.as_ref(), &template, encryption.as_ref().and_then(Encryption::customer));
     // Begun before the event: an upload the store began for an event that was never recorded
     // is one no open upload names, which `gc` aborts.
     let store_upload = gw
@@ -186,7 +186,8 @@ pub(super) async fn upload_part(
     let etag = part.etag.clone();
     let target = (input.bucket.as_str(), input.key.as_str(), input.upload_id.as_str());
     record_part(gw, caller(&req), target, placed, (number, part)).await?;
-    let sse = encryption::answer(&gw.keys, &upload.created.template, asked.as_ref().and_then(Encryption::customer));
+    let sse =
+        encryption::answer(gw.keys.as_ref(), &upload.created.template, asked.as_ref().and_then(Encryption::customer));
     Ok(S3Response::new(UploadPartOutput {
         e_tag: Some(wire::etag(&etag)),
         checksum_crc32: checksums.crc32,
@@ -329,7 +330,8 @@ pub(super) async fn upload_part_copy(
     };
     let target = (input.bucket.as_str(), input.key.as_str(), input.upload_id.as_str());
     let event = record_part(gw, caller(&req), target, placed, (number, part)).await?;
-    let sse = encryption::answer(&gw.keys, &upload.created.template, asked.as_ref().and_then(Encryption::customer));
+    let sse =
+        encryption::answer(gw.keys.as_ref(), &upload.created.template, asked.as_ref().and_then(Encryption::customer));
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(wire::etag(&etag)),
@@ -901,7 +903,7 @@ fn completion_output(
     content: &ObjectContent,
 ) -> CompleteMultipartUploadOutput {
     let fields = wire::ChecksumFields::of(&content.checksums);
-    let sse = encryption::answer(&gw.keys, content, None);
+    let sse = encryption::answer(gw.keys.as_ref(), content, None);
     CompleteMultipartUploadOutput {
         bucket: Some(bucket.name.clone()),
         key: Some(key.to_owned()),

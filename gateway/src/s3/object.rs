@@ -220,7 +220,7 @@ pub(super) async fn put_object(
     let tags = wire::tags_from_header(input.tagging.as_deref())?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
 
-    let key = encryption.as_ref().map(|e| e.new_key(&gw.keys)).transpose()?;
+    let key = encryption.as_ref().map(|e| e.new_key(gw.keys.as_ref())).transpose()?;
     let (mut stored, kept) = match inline::eligible(gw, length) {
         Some(len) => {
             let trailers = req.trailing_headers.clone();
@@ -271,7 +271,7 @@ pub(super) async fn put_object(
     let checksums = wire::ChecksumFields::of(&put.content.checksums);
     let has_checksum = !put.content.checksums.is_empty();
     let (etag, size) = (put.content.etag.clone(), put.content.size);
-    let sse = encryption::answer(&gw.keys, &put.content, encryption.as_ref().and_then(Encryption::customer));
+    let sse = encryption::answer(gw.keys.as_ref(), &put.content, encryption.as_ref().and_then(Encryption::customer));
     let new = NewVersion { acl, put, condition, placement: None };
     let recorded = match kept {
         Kept::Inline(blob) => gw.registry.put_inline_object(caller(&req), new, blob).await?,
@@ -450,7 +450,7 @@ pub(super) async fn copy_object(
     };
     let checksums = wire::ChecksumFields::of(&put.content.checksums);
     let etag = put.content.etag.clone();
-    let sse = encryption::answer(&gw.keys, &put.content, encryption.as_ref().and_then(Encryption::customer));
+    let sse = encryption::answer(gw.keys.as_ref(), &put.content, encryption.as_ref().and_then(Encryption::customer));
     let new = NewVersion { acl, put, condition: WriteCondition::default(), placement: None };
     let recorded = match placed {
         None => gw.registry.put_object(copier, new).await?,
@@ -504,7 +504,7 @@ async fn store_encrypted_copy(
             Box::pin(checked.map_err(|err| crate::backend::BodyError::from(err.to_string())))
         }
     };
-    let key = target.new_key(&gw.keys)?;
+    let key = target.new_key(gw.keys.as_ref())?;
     let staged = gw.blobs.put(body.boxed(), Some(size), &[], None, Some(key.key.seal())).await?;
     let etag = hex::encode(staged.md5());
     let placed = place(gw, staged).await?;
