@@ -46,17 +46,18 @@ impl DataKey {
     /// What a store runs over the blob's plaintext as it writes it.
     #[must_use]
     pub fn seal(&self) -> Seal {
-        Seal {
-            sealer: Sealer::new(segments::cipher(&self.0)),
-            id: EncryptedBlobId(blake3::derive_key(BLOB_ID_CONTEXT, &*self.0)),
-        }
+        Seal { sealer: Sealer::new(segments::cipher(&self.0)), id: self.encrypted_blob_id() }
     }
 
     /// The id a content-addressed store keeps the encrypted blob of this plaintext BLAKE3
     /// under (see [`EncryptedBlobId`]).
     #[must_use]
     pub fn blob_id(&self, plaintext_blake3: &[u8; 32]) -> String {
-        self.seal().id.of(plaintext_blake3)
+        self.encrypted_blob_id().of(plaintext_blake3)
+    }
+
+    fn encrypted_blob_id(&self) -> EncryptedBlobId {
+        EncryptedBlobId(blake3::derive_key(BLOB_ID_CONTEXT, &*self.0))
     }
 
     /// `plaintext` in the stored form, at once: for bodies held in memory.
