@@ -212,9 +212,16 @@ pub async fn serve_with_blobs(
     let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
     let api = RegistryApi::new(registry.clone(), config.server.region.clone(), stopping_rx.clone());
     let admin_listener = match &config.server.admin_listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr).await.map_err(|source| ServeError::AdminListen { addr: addr.clone(), source })?,
-        ),
+        Some(addr) => {
+            let listener =
+                TcpListener::bind(addr).await.map_err(|source| ServeError::AdminListen { addr: addr.clone(), source })?;
+            // Announced here, before the S3 port accepts anything, so whoever waits for the
+            // gateway to answer finds the admin address already logged.
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "admin listening");
+            }
+            Some(listener)
+        }
         None => None,
     };
     let control = AccessControl::new(&config, &registry, root_account.id.clone())?;
@@ -339,9 +346,6 @@ async fn serve_admin(
     builder: auto::Builder<TokioExecutor>,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "admin listening");
-    }
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
