@@ -213,8 +213,9 @@ pub async fn serve_with_blobs(
     let api = RegistryApi::new(registry.clone(), config.server.region.clone(), stopping_rx.clone());
     let admin_listener = match &config.server.admin_listen {
         Some(addr) => {
-            let listener =
-                TcpListener::bind(addr).await.map_err(|source| ServeError::AdminListen { addr: addr.clone(), source })?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::AdminListen { addr: addr.clone(), source })?;
             // Announced here, before the S3 port accepts anything, so whoever waits for the
             // gateway to answer finds the admin address already logged.
             if let Ok(addr) = listener.local_addr() {

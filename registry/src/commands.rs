@@ -10,10 +10,10 @@ use crate::deletions::{self, Placement};
 use crate::error::{Error, Result};
 use crate::event::v1::{
     self, AclEntry, BlobCorrupt, BucketAclSet, BucketCreated, BucketEncryptionSet, BucketPolicySet, BucketRef,
-    BucketTaggingSet, BypassedFor, CorsSet, LegalHoldSet, LifecycleApplied, LifecycleSet, MultipartCompleted,
-    MultipartCreated, ObjectAclSet, ObjectDeleted, ObjectLockSet, ObjectPut, OwnershipSet, PackageFinalized,
-    PartUploaded, Payload, PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet, Retrieved, TaggingSet,
-    UploadRef, VersionRef, VersioningSet, VersioningStatus,
+    BucketTaggingSet, BypassedFor, CorsSet, KeysRewrapped, LegalHoldSet, LifecycleApplied, LifecycleSet,
+    MultipartCompleted, MultipartCreated, ObjectAclSet, ObjectDeleted, ObjectLockSet, ObjectPut, OwnershipSet,
+    PackageFinalized, PartUploaded, Payload, PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet,
+    Retrieved, TaggingSet, UploadRef, VersionRef, VersioningSet, VersioningStatus,
 };
 use crate::event::{Event, EventDraft, RequestContext};
 use crate::inline::{self, InlineBlob};
@@ -470,6 +470,40 @@ impl Registry {
             }
             writer.append(caller.draft(Payload::TaggingSet(TaggingSet { version: version_ref(&version), tags })))?;
             Ok(version.version_id)
+        })
+        .await
+    }
+
+    /// Records a version's data keys wrapped anew (`v1.object.keys.rewrapped`), if each part
+    /// it names still has the wrapped key it was read with (`previous`, in the same order): a
+    /// version deleted or changed since is left alone. Returns whether the event was appended.
+    /// Retention and package seals allow it: the bytes and their digests stay the same.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    pub async fn rewrap_keys(
+        &self,
+        caller: Caller,
+        rewrapped: KeysRewrapped,
+        previous: Vec<v1::WrappedKey>,
+    ) -> Result<bool> {
+        self.write(move |writer| {
+            let v = &rewrapped.version;
+            let Some(version) = writer.views().version(&v.bucket, &v.key, &v.version_id)? else {
+                return Ok(false);
+            };
+            let unchanged = rewrapped.parts.len() == previous.len()
+                && rewrapped.parts.iter().zip(&previous).all(|(new, old)| {
+                    usize::try_from(new.part)
+                        .ok()
+                        .and_then(|i| version.content.parts.get(i))
+                        .is_some_and(|part| part.blob == new.blob && part.wrapped_key.as_ref() == Some(old))
+                });
+            if !unchanged || rewrapped.parts.is_empty() {
+                return Ok(false);
+            }
+            writer.append(caller.draft(Payload::KeysRewrapped(rewrapped)))?;
+            Ok(true)
         })
         .await
     }

@@ -207,6 +207,10 @@ pub fn explain(events: &[Event], version_id: Option<&str>, now: i64) -> Result<E
             Payload::TaggingSet(p) if is_target(&p.version.version_id) => {
                 out.history.push(step(event, "tags replaced".to_owned()));
             }
+            Payload::KeysRewrapped(p) if is_target(&p.version.version_id) => {
+                let note = format!("{} data keys wrapped anew (the bytes unchanged)", p.parts.len());
+                out.history.push(step(event, note));
+            }
             Payload::Retrieved(p) if is_target(&p.version.version_id) => out.retrievals += 1,
             _ => {}
         }

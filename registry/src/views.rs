@@ -546,15 +546,15 @@ pub(crate) fn apply_payload(
             remove_version(rows, &v.bucket, &v.key, &v.version_id, deferred)?;
         }
         Payload::TaggingSet(p) => {
-            let v = &p.version;
-            if let Some(row) = deferred.version_seq(rows, &v.bucket, &v.key, &v.version_id)? {
-                let (content, _) = rows.version_content(row)?;
-                let mut content: v1::ObjectContent = serde_json::from_str(&content)
-                    .map_err(|source| Error::CorruptPayload { sequence: event.sequence, source })?;
-                content.tags.clone_from(&p.tags);
-                rows.set_version(row, VersionChange::Content(&json(&content)))?;
-            }
+            edit_content(rows, deferred, event.sequence, &p.version, |content| content.tags.clone_from(&p.tags))?;
         }
+        Payload::KeysRewrapped(p) => edit_content(rows, deferred, event.sequence, &p.version, |content| {
+            for rewrapped in &p.parts {
+                if let Some(part) = usize::try_from(rewrapped.part).ok().and_then(|i| content.parts.get_mut(i)) {
+                    part.wrapped_key = Some(rewrapped.wrapped_key.clone());
+                }
+            }
+        })?,
         Payload::RetentionSet(p) => {
             let v = &p.version;
             if let Some(row) = deferred.version_seq(rows, &v.bucket, &v.key, &v.version_id)? {
@@ -629,6 +629,25 @@ fn insert_version(
         legal_hold: p.legal_hold,
     })?;
     deferred.refs(rows, &p.content.parts, 1)
+}
+
+/// Changes the recorded content of a version (its tags, its parts' wrapped keys), if the
+/// version exists; its blobs stay the same.
+fn edit_content(
+    rows: &(impl ViewRows + ?Sized),
+    deferred: &mut Deferred,
+    sequence: u64,
+    version: &v1::VersionRef,
+    edit: impl FnOnce(&mut v1::ObjectContent),
+) -> Result<()> {
+    let Some(row) = deferred.version_seq(rows, &version.bucket, &version.key, &version.version_id)? else {
+        return Ok(());
+    };
+    let (content, _) = rows.version_content(row)?;
+    let mut content: v1::ObjectContent =
+        serde_json::from_str(&content).map_err(|source| Error::CorruptPayload { sequence, source })?;
+    edit(&mut content);
+    rows.set_version(row, VersionChange::Content(&json(&content)))
 }
 
 /// Removes a version if it exists, releasing its blobs; if it was the latest, the newest

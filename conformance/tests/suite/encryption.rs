@@ -671,6 +671,105 @@ async fn a_rotated_master_key_leaves_every_object_readable_and_wraps_new_ones() 
     assert!(verified.status.success(), "verify unwraps with retired keys too: {verified:#?}");
 }
 
+/// Uploads `data` as part `number` of `upload_id` (of key `key`) and returns the completed part.
+async fn upload_part(s3: &aws_sdk_s3::Client, key: &str, upload_id: &str, number: i32, data: &[u8]) -> CompletedPart {
+    let part = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(upload_id)
+        .part_number(number)
+        .body(ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("part {number} of {key}: {err:?}"));
+    CompletedPart::builder().part_number(number).e_tag(part.e_tag().expect("an ETag")).build()
+}
+
+async fn complete(s3: &aws_sdk_s3::Client, key: &str, upload_id: &str, parts: Vec<CompletedPart>) {
+    s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("complete {key}: {err:?}"));
+}
+
+/// `kms rewrap --json`, parsed.
+fn rewrap(server: &Server) -> serde_json::Value {
+    let ran = artifact_store_conformance::cli::expect(server, &["--json", "kms", "rewrap"], 0);
+    serde_json::from_str(ran.stdout.trim()).expect("JSON")
+}
+
+#[tokio::test]
+async fn wrapping_data_keys_anew_lets_the_retired_master_key_be_destroyed() {
+    let mut server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    let (single, tiny) = (bytes(150 * KIB, 120), bytes(100, 121));
+    let (first, second) = (bytes(5 * 1024 * KIB, 122), bytes(70 * KIB, 123));
+    put_encrypted(&s3, "single", &single).await;
+    put_encrypted(&s3, "tiny", &tiny).await;
+    let create = |key: &'static str| {
+        s3.create_multipart_upload().bucket(BUCKET).key(key).server_side_encryption(ServerSideEncryption::Aes256).send()
+    };
+    let multi = create("multi").await.expect("create").upload_id.expect("upload id");
+    let parts =
+        vec![upload_part(&s3, "multi", &multi, 1, &first).await, upload_part(&s3, "multi", &multi, 2, &second).await];
+    complete(&s3, "multi", &multi, parts).await;
+    // An upload in progress across the rotation: its first part's key is wrapped by the old key.
+    let pending = create("pending").await.expect("create").upload_id.expect("upload id");
+    let pending_first = upload_part(&s3, "pending", &pending, 1, &first).await;
+    let plain = bytes(80 * KIB, 124);
+    put(&s3, BUCKET, "plain", &plain).await;
+
+    let rotated = artifact_store_conformance::cli::expect(&server, &["--json", "kms", "rotate-master"], 0);
+    let rotated: serde_json::Value = serde_json::from_str(rotated.stdout.trim()).expect("JSON");
+    let (old, new) = (rotated["retired"].as_str().unwrap().to_owned(), rotated["current"].as_str().unwrap().to_owned());
+    server.restart().await;
+    let s3 = server.s3();
+
+    let report = rewrap(&server);
+    assert_eq!((report["versions"].as_u64(), report["data_keys"].as_u64()), (Some(3), Some(4)), "{report}");
+    assert_eq!(report["current"], new.as_str());
+    assert_eq!(report["retired"], serde_json::json!([{ "key_id": old, "still_needed": 1 }]), "the pending part");
+    for key in ["single", "tiny", "multi"] {
+        let events = server.object_events(BUCKET, key);
+        let anew = of_type(&events, "v1.object.keys.rewrapped");
+        let parts = anew.first().map(|e| e.payload["parts"].clone()).unwrap_or_default();
+        let blobs: Vec<_> =
+            recorded(&server, key)["parts"].as_array().unwrap().iter().map(|p| p["blob"].clone()).collect();
+        assert_eq!(parts.as_array().map(|a| a.iter().map(|p| p["blob"].clone()).collect()), Some(blobs), "{key}");
+        assert!(parts.as_array().unwrap().iter().all(|p| p["wrapped_key"]["key_id"] == new.as_str()), "{key}: {parts}");
+    }
+    let second_pending = upload_part(&s3, "pending", &pending, 2, &second).await;
+    complete(&s3, "pending", &pending, vec![pending_first, second_pending]).await;
+    let report = rewrap(&server);
+    assert_eq!((report["versions"].as_u64(), report["data_keys"].as_u64()), (Some(1), Some(1)), "{report}");
+    assert_eq!(report["retired"], serde_json::json!([{ "key_id": old, "still_needed": 0 }]));
+    let again = rewrap(&server);
+    assert_eq!((again["versions"].as_u64(), again["data_keys"].as_u64()), (Some(0), Some(0)), "nothing is left");
+    let events = server.events();
+    assert_eq!(of_type(&events, "v1.object.keys.rewrapped").len(), 4, "one event per version wrapped anew");
+
+    std::fs::remove_file(server.data_dir().join(format!("keys/retired/{old}.key"))).expect("destroy the retired key");
+    server.restart().await;
+    let s3 = server.s3();
+    let multi_bytes = [&first[..], &second].concat();
+    for (key, data) in
+        [("single", &single), ("tiny", &tiny), ("multi", &multi_bytes), ("pending", &multi_bytes), ("plain", &plain)]
+    {
+        assert_eq!(&get(&s3, BUCKET, key).await, data, "{key} reads without the retired key");
+    }
+    let range = format!("bytes={}-{}", first.len() - 10, first.len() + 10);
+    assert_eq!(get_range(&s3, BUCKET, "multi", Some(&range)).await, &multi_bytes[first.len() - 10..=first.len() + 10]);
+    let verified = server.cli(&["verify"]);
+    assert!(verified.status.success(), "verify reads the keys wrapped anew from the log: {verified:#?}");
+    artifact_store_conformance::cli::expect(&server, &["replay"], 0);
+}
+
 /// A request builder with the SSE-C headers of `key`.
 macro_rules! with_customer_key {
     ($request:expr, $key:expr) => {

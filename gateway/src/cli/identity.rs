@@ -9,13 +9,13 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use registry::Registry;
 use registry::identities::NewAccessKey;
 use registry::queries::AccessKey;
 use registry::state::{ROOT_ACCOUNT, ROOT_USER};
-use registry::{Caller, Registry, RequestContext};
 use serde_json::json;
 
-use super::open_registry;
+use super::{open_registry, operator};
 use crate::auth::keys::{new_access_key, new_account_id};
 use crate::clock::rfc3339_seconds;
 use crate::config::Config;
@@ -171,17 +171,6 @@ enum KeyCommand {
 /// The registry, opened for writing beside a gateway that may be serving it.
 async fn open(config: &Config) -> anyhow::Result<Registry> {
     open_registry(config).await
-}
-
-/// The operator, as the events record it, with the command that acted.
-fn operator(command: &str) -> Caller {
-    Caller {
-        actor: "operator".to_owned(),
-        context: RequestContext {
-            user_agent: Some(format!("artifact-store/{} {command}", env!("CARGO_PKG_VERSION"))),
-            ..RequestContext::default()
-        },
-    }
 }
 
 fn print_key(account: &str, user: &str, key: &NewAccessKey, json: bool) {

@@ -1,12 +1,22 @@
-//! `artifact-store kms create|list|rotate-master`: the gateway's own KMS keys, which SSE-KMS
-//! writes name (`x-amz-server-side-encryption-aws-kms-key-id: <id>`, its ARN, or
+//! `artifact-store kms create|list|rotate-master|rewrap`: the gateway's own KMS keys, which
+//! SSE-KMS writes name (`x-amz-server-side-encryption-aws-kms-key-id: <id>`, its ARN, or
 //! `alias/<name>`), and the rotation of the master key of SSE-S3. Keys are files beside the
 //! master key (see `crypto::KeyRing`); gateways that share the folder find a new KMS key the
 //! first time a request names it.
 
-use super::print_line;
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use registry::Registry;
+use registry::event::v1::{BlobPart, KeysRewrapped, RewrappedKey, WrappedKey};
+use registry::queries::ObjectVersion;
+
+use super::{open_registry, operator, print_line};
 use crate::config::Config;
-use crate::crypto::KeyRing;
+use crate::crypto::{KeyRing, KeyRingError};
+
+/// Versions read from the registry at a time.
+const PAGE: usize = 500;
 
 /// Flags of `kms`.
 #[derive(Debug, clap::Args)]
@@ -31,13 +41,19 @@ pub enum KmsCommand {
     /// objects are not rewritten and stay readable. Gateways wrap new data keys with the new
     /// key from their next start.
     RotateMaster,
+    /// Wrap anew, by the current master key, every object's data keys that a retired master
+    /// key wraps, and say which retired keys no data key needs any more (their files can then
+    /// be destroyed). Objects are not rewritten. Run it once every gateway has restarted since
+    /// the rotation: until then they wrap new data keys with the old key.
+    Rewrap,
 }
 
 /// Runs a `kms` command.
 ///
 /// # Errors
-/// A key file that cannot be read or written; an alias that is taken or invalid.
-pub fn run(config: &Config, args: &KmsArgs, json: bool) -> anyhow::Result<()> {
+/// A key file that cannot be read or written; an alias that is taken or invalid; for
+/// `rewrap`, the registry's errors and data keys that no key of the ring unwraps.
+pub async fn run(config: &Config, args: &KmsArgs, json: bool) -> anyhow::Result<()> {
     let keys = KeyRing::open_or_create(&config.master_key_path())?;
     let mut out = std::io::stdout().lock();
     match &args.command {
@@ -60,6 +76,190 @@ pub fn run(config: &Config, args: &KmsArgs, json: bool) -> anyhow::Result<()> {
                 format!("master key {old} retired; new data keys are wrapped by {new} once the gateways restart")
             };
             print_line(&mut out, &line)?;
+        }
+        KmsCommand::Rewrap => {
+            let registry = open_registry(config).await?;
+            let pass = rewrap_all(&registry, &keys).await;
+            registry.close().await;
+            let report = pass?;
+            print_rewrap(&mut out, &report, &keys, json)?;
+            anyhow::ensure!(
+                report.unreadable.is_empty(),
+                "data keys that no key here unwraps (by the key that wrapped them): {:?}",
+                report.unreadable
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What a `rewrap` pass did and found.
+#[derive(Debug, Default)]
+struct RewrapReport {
+    /// Versions whose keys were wrapped anew.
+    versions: u64,
+    /// Data keys wrapped anew.
+    data_keys: u64,
+    /// Data keys that still need a master key other than the current one after the pass:
+    /// parts of uploads in progress, and versions that changed while the pass ran.
+    still_needed: BTreeMap<String, u64>,
+    /// Data keys that did not unwrap (their key is gone, or the record was changed).
+    unreadable: BTreeMap<String, u64>,
+}
+
+/// Wraps anew the data keys of every version in the registry that a retired master key
+/// wraps, then counts the parts of uploads in progress that still need one.
+async fn rewrap_all(registry: &Registry, keys: &KeyRing) -> anyhow::Result<RewrapReport> {
+    let mut report = RewrapReport::default();
+    let spinner = super::progress::spinner("versions");
+    let buckets = registry.read(|conn| conn.buckets()).await.context("cannot list the buckets")?;
+    for bucket in &buckets {
+        let mut after = String::new();
+        loop {
+            let (name, from) = (bucket.name.clone(), after.clone());
+            let (versions, next) = registry.read(move |conn| conn.versions_page(&name, &from, PAGE)).await?;
+            for version in versions {
+                rewrap_version(registry, keys, version, &mut report).await?;
+                spinner.inc(1);
+            }
+            match next {
+                Some(key) => after = key,
+                None => break,
+            }
+        }
+        for part in upload_parts(registry, &bucket.name).await? {
+            count_needed(keys, &part, &mut report);
+        }
+    }
+    spinner.finish_and_clear();
+    Ok(report)
+}
+
+/// Records `version`'s data keys wrapped anew, if a retired master key wraps any.
+async fn rewrap_version(
+    registry: &Registry,
+    keys: &KeyRing,
+    version: ObjectVersion,
+    report: &mut RewrapReport,
+) -> anyhow::Result<()> {
+    let mut parts = Vec::new();
+    let mut previous: Vec<WrappedKey> = Vec::new();
+    for (index, part) in version.content.parts.iter().enumerate() {
+        let Some(wrapped) = &part.wrapped_key else { continue };
+        match keys.rewrap(wrapped) {
+            Ok(Some(anew)) => {
+                let part_index = u32::try_from(index).context("a version of more than 2^32 parts")?;
+                parts.push(RewrappedKey { part: part_index, blob: part.blob.clone(), wrapped_key: anew });
+                previous.push(wrapped.clone());
+            }
+            Ok(None) => {}
+            Err(KeyRingError::UnknownKey(id) | KeyRingError::Unwrap(id)) => {
+                *report.unreadable.entry(id).or_default() += 1
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let count = parts.len() as u64;
+    let ids: Vec<String> = previous.iter().map(|w| w.key_id.clone()).collect();
+    let version_ref =
+        registry::event::v1::VersionRef { bucket: version.bucket, key: version.key, version_id: version.version_id };
+    let rewrapped = KeysRewrapped { version: version_ref, parts };
+    if registry.rewrap_keys(operator("kms rewrap"), rewrapped, previous).await? {
+        report.versions += 1;
+        report.data_keys += count;
+    } else {
+        // Deleted or changed since it was read: if it still exists, the next pass takes it.
+        for id in ids {
+            *report.still_needed.entry(id).or_default() += 1;
+        }
+    }
+    Ok(())
+}
+
+/// The parts of the uploads in progress in `bucket`: a completed upload's version keeps
+/// its parts' keys, so a retired key they need is needed until a later pass.
+async fn upload_parts(registry: &Registry, bucket: &str) -> anyhow::Result<Vec<BlobPart>> {
+    let mut found = Vec::new();
+    let mut marker: Option<(String, String)> = None;
+    loop {
+        let (name, from) = (bucket.to_owned(), marker.clone());
+        let uploads = registry
+            .read(move |conn| {
+                let (key, id) = from.as_ref().map(|(k, i)| (k.as_str(), i.as_str())).unzip();
+                conn.uploads(&name, "", key, id, PAGE)
+            })
+            .await?;
+        for upload in &uploads {
+            let mut after = 0;
+            loop {
+                let id = upload.created.upload_id.clone();
+                let parts = registry.read(move |conn| conn.parts(&id, after, PAGE)).await?;
+                let Some(last) = parts.last() else { break };
+                after = last.number;
+                found.extend(parts.into_iter().map(|p| p.part));
+            }
+        }
+        match uploads.last() {
+            Some(last) if uploads.len() == PAGE => {
+                marker = Some((last.created.key.clone(), last.created.upload_id.clone()));
+            }
+            _ => return Ok(found),
+        }
+    }
+}
+
+/// Counts `part`'s data key when a master key other than the current one wraps it.
+fn count_needed(keys: &KeyRing, part: &BlobPart, report: &mut RewrapReport) {
+    if let Some(wrapped) = &part.wrapped_key
+        && wrapped.key_id != keys.current_id()
+        && keys.retired_ids().is_ok_and(|ids| ids.contains(&wrapped.key_id))
+    {
+        *report.still_needed.entry(wrapped.key_id.clone()).or_default() += 1;
+    }
+}
+
+/// Prints what `rewrap` did, then each retired key with the data keys that still need it.
+fn print_rewrap(
+    out: &mut impl std::io::Write,
+    report: &RewrapReport,
+    keys: &KeyRing,
+    json: bool,
+) -> anyhow::Result<()> {
+    let retired = keys.retired_ids()?;
+    let needed = |id: &String| report.still_needed.get(id).copied().unwrap_or(0);
+    if json {
+        let retired: Vec<_> =
+            retired.iter().map(|id| serde_json::json!({ "key_id": id, "still_needed": needed(id) })).collect();
+        let line = serde_json::json!({
+            "current": keys.current_id(),
+            "versions": report.versions,
+            "data_keys": report.data_keys,
+            "retired": retired,
+            "unreadable": report.unreadable,
+        });
+        return print_line(out, &line.to_string()).map(drop);
+    }
+    let line = format!(
+        "wrapped anew by master key {}: {} data keys of {} versions",
+        keys.current_id(),
+        report.data_keys,
+        report.versions
+    );
+    if !print_line(out, &line)? {
+        return Ok(());
+    }
+    for id in &retired {
+        let line = match needed(id) {
+            0 => format!("retired key {id}: no data key needs it; keys/retired/{id}.key can be destroyed"),
+            n => format!(
+                "retired key {id}: still needed by {n} data keys (uploads in progress, or versions changed during the pass); run rewrap again later"
+            ),
+        };
+        if !print_line(out, &line)? {
+            break;
         }
     }
     Ok(())

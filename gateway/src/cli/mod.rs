@@ -173,7 +173,7 @@ pub async fn run(cli: Cli, mut config: Config) -> ExitCode {
         Command::Retention(args) => retention::run(&config, args, json).await.map(|()| Outcome::Ok),
         Command::Account(args) => identity::run_account(&config, &args, json).await.map(|()| Outcome::Ok),
         Command::Registry(args) => copy::run(&config, &args, json).await,
-        Command::Kms(args) => kms::run(&config, &args, json).map(|()| Outcome::Ok),
+        Command::Kms(args) => kms::run(&config, &args, json).await.map(|()| Outcome::Ok),
         Command::User(args) => identity::run_user(&config, &args, json).await.map(|()| Outcome::Ok),
         Command::Key(args) => identity::run_key(&config, &args, json).await.map(|()| Outcome::Ok),
     };
@@ -213,6 +213,18 @@ async fn open_registry(config: &Config) -> anyhow::Result<registry::Registry> {
         .with_context(|| format!("cannot open the registry {}", path.display()))?;
     registry.catch_up_with_shared().await.context("cannot catch up with the shared registry")?;
     Ok(registry)
+}
+
+/// The operator, as the events of maintenance commands run on the host record it, with the
+/// command that acted.
+fn operator(command: &str) -> registry::Caller {
+    registry::Caller {
+        actor: "operator".to_owned(),
+        context: registry::RequestContext {
+            user_agent: Some(format!("artifact-store/{} {command}", env!("CARGO_PKG_VERSION"))),
+            ..registry::RequestContext::default()
+        },
+    }
 }
 
 /// Runs `read` on a read-only connection to the configured registry on the blocking pool, so

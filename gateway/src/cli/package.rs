@@ -22,12 +22,11 @@ use futures::future::BoxFuture;
 use registry::deletions::{Pin, Placement};
 use registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin};
 use registry::packages::{Manifest, Package};
-use registry::{Caller, RequestContext};
 use rusqlite::Connection;
 use serde::Serialize;
 
 use super::progress::{self, Unit};
-use super::{Outcome, open_registry, print_line, read_registry};
+use super::{Outcome, open_registry, operator, print_line, read_registry};
 use crate::backend::BlobStore;
 use crate::config::Config;
 use crate::crypto::{KeyProvider, KeyRing};
@@ -41,9 +40,6 @@ const SEAL_ATTEMPTS: usize = 5;
 /// How long `seal` waits for a gc pass to finish deleting the manifest's blob before it
 /// places it again.
 const GC_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The actor recorded on events appended by maintenance commands run on the host.
-const OPERATOR: &str = "operator";
 
 /// `package` and its subcommands.
 #[derive(Debug, clap::Args)]
@@ -108,13 +104,7 @@ async fn seal(config: &Config, location: &str, name: Option<&str>, json: bool) -
     // The configured store: the local folder, or the S3 upstream the server writes to.
     let store = crate::server::open_blobs(config).context("cannot open the blob store")?;
 
-    let caller = Caller {
-        actor: OPERATOR.to_owned(),
-        context: RequestContext {
-            user_agent: Some(format!("artifact-store/{} package seal", env!("CARGO_PKG_VERSION"))),
-            ..RequestContext::default()
-        },
-    };
+    let caller = operator("package seal");
     let mut attempt = 0;
     // Set once gc took the manifest's blob: gc marks no pinned blob, so the next placement of
     // the same blob (the local store names blobs by their bytes) cannot lose to another pass.

@@ -273,12 +273,15 @@ async fn check_blobs(
 }
 
 /// Every encrypted blob the log ever recorded (versions' and uploads' parts, deleted ones
-/// too: their blobs stay until gc takes them), by id, with the part that names it.
+/// too: their blobs stay until gc takes them), by id, with the part that names it and the
+/// last wrapping of its data key (`kms rewrap` may have wrapped it anew).
 fn encrypted_parts(conn: &Connection) -> anyhow::Result<HashMap<String, BlobPart>> {
-    let mut found = HashMap::new();
+    let mut found: HashMap<String, BlobPart> = HashMap::new();
     let mut events = conn.prepare(
         "SELECT event_type, payload FROM events
-         WHERE event_type IN ('v1.object.put', 'v1.multipart.part.uploaded', 'v1.multipart.completed')",
+         WHERE event_type IN ('v1.object.put', 'v1.multipart.part.uploaded', 'v1.multipart.completed',
+                              'v1.object.keys.rewrapped')
+         ORDER BY seq",
     )?;
     let mut rows = events.query([])?;
     while let Some(row) = rows.next()? {
@@ -287,6 +290,14 @@ fn encrypted_parts(conn: &Connection) -> anyhow::Result<HashMap<String, BlobPart
             Payload::ObjectPut(put) => put.content.parts,
             Payload::MultipartCompleted(completed) => completed.version.content.parts,
             Payload::PartUploaded(uploaded) => vec![uploaded.part],
+            Payload::KeysRewrapped(rewrapped) => {
+                for anew in rewrapped.parts {
+                    if let Some(part) = found.get_mut(&anew.blob) {
+                        part.wrapped_key = Some(anew.wrapped_key);
+                    }
+                }
+                Vec::new()
+            }
             _ => Vec::new(),
         };
         found.extend(parts.into_iter().filter(|p| p.wrapped_key.is_some()).map(|p| (p.blob.clone(), p)));

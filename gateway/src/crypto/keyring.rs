@@ -192,6 +192,42 @@ impl KeyRing {
         unwrap_with(cipher, wrapped).ok_or_else(|| KeyRingError::Unwrap(wrapped.key_id.clone()))
     }
 
+    /// `wrapped` wrapped anew by the current master key, when a master key rotated out wrapped
+    /// it; `None` for one the current master key, a KMS key or a customer's key wraps.
+    ///
+    /// # Errors
+    /// As [`KeyRing::unwrap`]: the retired key is missing, or the record does not unwrap.
+    pub fn rewrap(&self, wrapped: &WrappedKey) -> Result<Option<WrappedKey>, KeyRingError> {
+        if wrapped.key_id == self.master_id || !valid_master_id(&wrapped.key_id) {
+            return Ok(None);
+        }
+        let key = self.unwrap(wrapped)?;
+        Ok(Some(wrap_with(&self.master, &self.master_id, &key)))
+    }
+
+    /// The ids of the master keys rotated out and kept in `retired/`, in order.
+    ///
+    /// # Errors
+    /// The folder cannot be read.
+    pub fn retired_ids(&self) -> Result<Vec<String>, KeyRingError> {
+        let folder = self.dir.join("retired");
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(KeyRingError::File { path: folder, source }),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| KeyRingError::File { path: folder.clone(), source })?;
+            let name = entry.file_name();
+            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".key")).filter(|id| valid_master_id(id)) {
+                ids.push(id.to_owned());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
     /// The id of the KMS key that `reference` names: a key id, a key ARN, `alias/<name>` or an
     /// alias ARN. The default key ([`DEFAULT_KMS_ALIAS`]) is created the first time it is
     /// named, as AWS creates its managed key.
@@ -511,6 +547,31 @@ mod tests {
         assert_eq!(*before.unwrap(&newer).unwrap().0, *key.0, "the rotated-in key is read from its file");
         let mode = std::fs::metadata(dir.path().join(format!("keys/retired/{old_id}.key"))).unwrap().permissions();
         assert_eq!(mode.mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn keys_wrapped_by_a_retired_master_key_are_wrapped_anew_by_the_current_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/master.key");
+        let before = KeyRing::open_or_create(&path).unwrap();
+        let key = DataKey::generate();
+        let old = before.wrap(&key, None).unwrap();
+        assert!(before.rewrap(&old).unwrap().is_none(), "the current key's records stay");
+        let (old_id, new_id) = KeyRing::rotate_master(&path).unwrap();
+        let after = KeyRing::open_or_create(&path).unwrap();
+        assert_eq!(after.retired_ids().unwrap(), std::slice::from_ref(&old_id));
+        let anew = after.rewrap(&old).unwrap().expect("a retired key's record is wrapped anew");
+        assert_eq!(anew.key_id, new_id);
+        // Without the retired key, the new record still opens: the old one no longer does.
+        std::fs::remove_file(dir.path().join(format!("keys/retired/{old_id}.key"))).unwrap();
+        let shredded = KeyRing::open_or_create(&path).unwrap();
+        assert_eq!(*shredded.unwrap(&anew).unwrap().0, *key.0);
+        assert!(matches!(shredded.unwrap(&old), Err(KeyRingError::UnknownKey(id)) if id == old_id));
+        assert!(matches!(shredded.rewrap(&old), Err(KeyRingError::UnknownKey(_))));
+        let kms = shredded.create_kms_key(None).unwrap();
+        let under_kms = shredded.wrap(&key, Some(&kms)).unwrap();
+        assert!(shredded.rewrap(&under_kms).unwrap().is_none(), "KMS keys are not the master key's");
+        assert!(shredded.retired_ids().unwrap().is_empty());
     }
 
     #[test]

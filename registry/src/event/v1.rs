@@ -303,6 +303,29 @@ pub struct TaggingSet {
     pub tags: StringMap,
 }
 
+/// A version's data keys wrapped anew (`v1.object.keys.rewrapped`) by the current master key,
+/// after the one that wrapped them was rotated out: the stored bytes do not change, and the
+/// retired key can be destroyed once no data key needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysRewrapped {
+    /// The version.
+    #[serde(flatten)]
+    pub version: VersionRef,
+    /// The parts whose keys were wrapped anew.
+    pub parts: Vec<RewrappedKey>,
+}
+
+/// One part's data key, wrapped anew.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewrappedKey {
+    /// The part's position in the version's [`ObjectContent::parts`].
+    pub part: u32,
+    /// The part's blob, so that a reader of the log alone knows which key opens which blob.
+    pub blob: String,
+    /// The same data key, wrapped by another key.
+    pub wrapped_key: WrappedKey,
+}
+
 /// A read of a version's bytes (`v1.object.retrieved`), from GET or HEAD.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retrieved {
@@ -862,6 +885,8 @@ payloads! {
     DeleteMarkerCreated(VersionRef) = "v1.object.delete_marker.created", "object";
     /// `v1.object.tagging.set`
     TaggingSet(TaggingSet) = "v1.object.tagging.set", "object";
+    /// `v1.object.keys.rewrapped`
+    KeysRewrapped(KeysRewrapped) = "v1.object.keys.rewrapped", "object";
     /// `v1.object.retrieved`
     Retrieved(Retrieved) = "v1.object.retrieved", "object";
     /// `v1.blob.corrupt`
@@ -954,6 +979,7 @@ impl Payload {
             Payload::ObjectDeleted(ObjectDeleted { version: v, .. })
             | Payload::DeleteMarkerCreated(v)
             | Payload::TaggingSet(TaggingSet { version: v, .. })
+            | Payload::KeysRewrapped(KeysRewrapped { version: v, .. })
             | Payload::Retrieved(Retrieved { version: v, .. })
             | Payload::RetentionSet(RetentionSet { version: v, .. })
             | Payload::RetentionBypassed(RetentionBypassed { version: v, .. })

@@ -28,11 +28,11 @@ use artifact_store_registry::event::v1::{
     AccessKeyCreated, AccessKeyRef, AccessKeyStatus, AccessKeyStatusSet, AccountCreated, AclEntry, AclGrantee,
     BlobCorrupt, BlobPart, BucketAclSet, BucketCreated, BucketEncryptionSet, BucketPolicySet, BucketRef,
     BucketTaggingSet, BypassedFor, CorruptReason, CorruptSubject, CorsRule, CorsSet, DefaultRetention, EncryptionRule,
-    LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode, MultipartCompleted, MultipartCreated, ObjectAclSet,
-    ObjectContent, ObjectDeleted, ObjectLockSet, ObjectPut, Origin, OwnershipSet, PackageFinalized, PartUploaded,
-    Payload, PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet, Retrieved, StoreUpload, StringMap,
-    TaggingSet, UploadRef, UserPolicyRef, UserPolicySet, UserRef, VersionRef, VersioningSet, VersioningStatus,
-    WrappedKey,
+    KeysRewrapped, LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode, MultipartCompleted, MultipartCreated,
+    ObjectAclSet, ObjectContent, ObjectDeleted, ObjectLockSet, ObjectPut, Origin, OwnershipSet, PackageFinalized,
+    PartUploaded, Payload, PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet, Retrieved, RewrappedKey,
+    StoreUpload, StringMap, TaggingSet, UploadRef, UserPolicyRef, UserPolicySet, UserRef, VersionRef, VersioningSet,
+    VersioningStatus, WrappedKey,
 };
 use artifact_store_registry::event::{Digest, Event, EventDraft, GENESIS_HASH};
 use artifact_store_registry::lifecycle::{Expiration, Filter, Rule};
@@ -46,7 +46,7 @@ const DAY: i64 = 86_400_000;
 
 /// Every `v1` type name. [`type_of`] matches every payload variant, so a new one does not
 /// compile until it is named there, and then this test fails until the log holds it.
-const V1_TYPES: [&str; 41] = [
+const V1_TYPES: [&str; 42] = [
     "v1.bucket.created",
     "v1.bucket.deleted",
     "v1.bucket.versioning.set",
@@ -88,6 +88,7 @@ const V1_TYPES: [&str; 41] = [
     "v1.object.acl.set",
     "v1.bucket.encryption.set",
     "v1.bucket.encryption.deleted",
+    "v1.object.keys.rewrapped",
 ];
 
 fn type_of(payload: &Payload) -> Option<&'static str> {
@@ -105,6 +106,7 @@ fn type_of(payload: &Payload) -> Option<&'static str> {
         Payload::ObjectDeleted(_) => "v1.object.deleted",
         Payload::DeleteMarkerCreated(_) => "v1.object.delete_marker.created",
         Payload::TaggingSet(_) => "v1.object.tagging.set",
+        Payload::KeysRewrapped(_) => "v1.object.keys.rewrapped",
         Payload::Retrieved(_) => "v1.object.retrieved",
         Payload::BlobCorrupt(_) => "v1.blob.corrupt",
         Payload::RetentionSet(_) => "v1.retention.set",
@@ -749,6 +751,21 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
             }),
         ),
         (0, "b", Payload::BucketEncryptionDeleted(BucketRef { bucket: plain.into() })),
+        (
+            1000,
+            "kms rewrap",
+            Payload::KeysRewrapped(KeysRewrapped {
+                version: VersionRef { bucket: locked.into(), key: "sealed.bin".into(), version_id: "v0000000090".into() },
+                parts: vec![RewrappedKey {
+                    part: 0,
+                    blob: encrypted_content("sealed.bin", 70_000).parts[0].blob.clone(),
+                    wrapped_key: WrappedKey {
+                        key_id: "8796a5b4c3d2e1f0".into(),
+                        wrapped: "Ozo5ODc2NTQzMjEwLy4tLCsqKSgnJiUkIyIhIB8eHRwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgEA".into(),
+                    },
+                }],
+            }),
+        ),
     ]
 }
 
@@ -817,6 +834,14 @@ fn write_log(path: &Path) -> Vec<Event> {
             let draft = match who {
                 "lifecycle" => EventDraft { payload, actor: "lifecycle".into(), context: RequestContext::default() },
                 "a" => EventDraft { payload, actor: "AKIAFROZEN".into(), context: request(n) },
+                "kms rewrap" => EventDraft {
+                    payload,
+                    actor: "operator".into(),
+                    context: RequestContext {
+                        user_agent: Some("artifact-store/0.1.0 kms rewrap".into()),
+                        ..RequestContext::default()
+                    },
+                },
                 _ => EventDraft {
                     payload,
                     actor: "AKIASECOND".into(),
