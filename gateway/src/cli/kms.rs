@@ -111,6 +111,7 @@ struct RewrapReport {
 /// wraps, then counts the parts of uploads in progress that still need one.
 async fn rewrap_all(registry: &Registry, keys: &KeyRing) -> anyhow::Result<RewrapReport> {
     let mut report = RewrapReport::default();
+    let retired = keys.retired_ids()?;
     let spinner = super::progress::spinner("versions");
     let buckets = registry.read(|conn| conn.buckets()).await.context("cannot list the buckets")?;
     for bucket in &buckets {
@@ -128,7 +129,9 @@ async fn rewrap_all(registry: &Registry, keys: &KeyRing) -> anyhow::Result<Rewra
             }
         }
         for part in upload_parts(registry, &bucket.name).await? {
-            count_needed(keys, &part, &mut report);
+            if let Some(wrapped) = part.wrapped_key.filter(|w| retired.contains(&w.key_id)) {
+                *report.still_needed.entry(wrapped.key_id).or_default() += 1;
+            }
         }
     }
     spinner.finish_and_clear();
@@ -208,16 +211,6 @@ async fn upload_parts(registry: &Registry, bucket: &str) -> anyhow::Result<Vec<B
             }
             _ => return Ok(found),
         }
-    }
-}
-
-/// Counts `part`'s data key when a master key other than the current one wraps it.
-fn count_needed(keys: &KeyRing, part: &BlobPart, report: &mut RewrapReport) {
-    if let Some(wrapped) = &part.wrapped_key
-        && wrapped.key_id != keys.current_id()
-        && keys.retired_ids().is_ok_and(|ids| ids.contains(&wrapped.key_id))
-    {
-        *report.still_needed.entry(wrapped.key_id.clone()).or_default() += 1;
     }
 }
 
