@@ -165,6 +165,44 @@ pub fn open_registry(config: &Config, path: &std::path::Path) -> Result<Registry
     }
 }
 
+/// On a registry shared on PostgreSQL, makes sure that what this gateway encrypts the others
+/// can read: records its master key as the shared one when none is recorded yet, or when the
+/// recorded one is among its retired keys (it was rotated); when it holds neither, the ring
+/// refuses to wrap data keys with its own (SSE-S3 writes answer 500), and the log says why.
+/// A registry of its own is not shared: nothing to agree on.
+async fn agree_on_master_key(config: &Config, registry: &Registry, keys: KeyRing) -> Result<KeyRing, registry::Error> {
+    if config.registry.url.is_none() {
+        return Ok(keys);
+    }
+    let own = keys.current_id().to_owned();
+    let mut recorded = registry.read(|conn| conn.master_key()).await?;
+    // Each try either decides or finds that another gateway recorded a key meanwhile.
+    for _ in 0..5 {
+        match &recorded {
+            Some(shared) if *shared == own => return Ok(keys),
+            Some(shared) if !keys.holds_master(shared).unwrap_or(false) => return Ok(refuse(keys, shared.clone())),
+            _ => {}
+        }
+        let caller = registry::Caller::system("gateway");
+        let now = registry.record_master_key(caller, own.clone(), recorded.clone()).await?;
+        if now == own {
+            return Ok(keys);
+        }
+        recorded = Some(now);
+    }
+    Ok(refuse(keys, recorded.unwrap_or_default()))
+}
+
+fn refuse(keys: KeyRing, shared: String) -> KeyRing {
+    tracing::error!(
+        own = keys.current_id(),
+        shared = %shared,
+        "the gateways sharing this registry wrap data keys with a master key this gateway does not hold: \
+         SSE-S3 writes are refused until encryption.master_key_file names their key file"
+    );
+    keys.refusing_master(shared)
+}
+
 /// Serves as [`serve`] does, keeping object bytes in `blobs` rather than in the store that
 /// `config` names: for a store that wraps another, such as one that injects faults. The
 /// registry still lives in `storage.data_dir`, which the caller has prepared (private, and
@@ -226,8 +264,11 @@ pub async fn serve_with_blobs(
         None => None,
     };
     let control = AccessControl::new(&config, &registry, root_account.id.clone())?;
+    let keys = KeyRing::open_or_create(&config.master_key_path())?.with_arns(&config.server.region, &root_account.id);
     let keys: Arc<dyn KeyProvider> = Arc::new(
-        KeyRing::open_or_create(&config.master_key_path())?.with_arns(&config.server.region, &root_account.id),
+        agree_on_master_key(&config, &registry, keys)
+            .await
+            .map_err(|source| ServeError::Registry { path: registry_path.clone(), source })?,
     );
     let uploads = UploadSlots::new(config.server.max_concurrent_uploads);
     let limits = ConnectionLimits::of(&config.server);

@@ -10,7 +10,7 @@ use crate::deletions::{self, Placement};
 use crate::error::{Error, Result};
 use crate::event::v1::{
     self, AclEntry, BlobCorrupt, BucketAclSet, BucketCreated, BucketEncryptionSet, BucketPolicySet, BucketRef,
-    BucketTaggingSet, BypassedFor, CorsSet, KeysRewrapped, LegalHoldSet, LifecycleApplied, LifecycleSet,
+    BucketTaggingSet, BypassedFor, CorsSet, KeysRewrapped, LegalHoldSet, LifecycleApplied, LifecycleSet, MasterKeySet,
     MultipartCompleted, MultipartCreated, ObjectAclSet, ObjectDeleted, ObjectLockSet, ObjectPut, OwnershipSet,
     PackageFinalized, PartUploaded, Payload, PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet,
     Retrieved, TaggingSet, UploadRef, VersionRef, VersioningSet, VersioningStatus,
@@ -504,6 +504,25 @@ impl Registry {
             }
             writer.append(caller.draft(Payload::KeysRewrapped(rewrapped)))?;
             Ok(true)
+        })
+        .await
+    }
+
+    /// Records `key_id` as the master key the gateways sharing this registry wrap SSE-S3 data
+    /// keys with (`v1.encryption.master_key.set`), if the recorded one is still `replaces`
+    /// (`None`: none is recorded yet). Returns the key recorded afterwards: `key_id`, or the
+    /// one another gateway recorded first.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    pub async fn record_master_key(&self, caller: Caller, key_id: String, replaces: Option<String>) -> Result<String> {
+        self.write(move |writer| {
+            let recorded = writer.views().master_key()?;
+            if recorded.as_deref() == Some(key_id.as_str()) || recorded != replaces {
+                return Ok(recorded.unwrap_or(key_id));
+            }
+            writer.append(caller.draft(Payload::MasterKeySet(MasterKeySet { key_id: key_id.clone() })))?;
+            Ok(key_id)
         })
         .await
     }

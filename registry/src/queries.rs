@@ -76,6 +76,13 @@ pub trait Reads {
     /// The engine's errors.
     fn bucket_encryption(&self, bucket: &str) -> Result<Option<crate::event::v1::EncryptionRule>>;
 
+    /// The id of the master key the gateways sharing this registry wrap SSE-S3 data keys with,
+    /// once one was recorded.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn master_key(&self) -> Result<Option<String>>;
+
     /// The bucket's public access block, if it has one.
     ///
     /// # Errors

@@ -52,6 +52,9 @@ pub(crate) trait ViewRows {
     fn set_bucket_tags(&self, bucket: &str, tags: Option<(&v1::StringMap, u64)>) -> Result<()>;
     /// Sets a bucket's default encryption, recorded by the event of `sequence`, or removes it.
     fn set_bucket_encryption(&self, bucket: &str, rule: Option<(&v1::EncryptionRule, u64)>) -> Result<()>;
+    /// Records the master key the gateways wrap SSE-S3 data keys with, by the event of
+    /// `sequence`.
+    fn set_master_key(&self, key_id: &str, sequence: u64) -> Result<()>;
     /// Sets a bucket's object ownership (`None` as the name once the controls were deleted),
     /// recorded by the event of `sequence`, or forgets it (the bucket is gone).
     fn set_ownership(&self, bucket: &str, ownership: Option<(Option<&str>, u64)>) -> Result<()>;
@@ -479,6 +482,7 @@ pub(crate) fn apply_payload(
         Payload::BucketTaggingDeleted(p) => rows.set_bucket_tags(&p.bucket, None)?,
         Payload::BucketEncryptionSet(p) => rows.set_bucket_encryption(&p.bucket, Some((&p.rule, event.sequence)))?,
         Payload::BucketEncryptionDeleted(p) => rows.set_bucket_encryption(&p.bucket, None)?,
+        Payload::MasterKeySet(p) => rows.set_master_key(&p.key_id, event.sequence)?,
         Payload::OwnershipSet(p) => rows.set_ownership(&p.bucket, Some((Some(&p.ownership), event.sequence)))?,
         Payload::OwnershipDeleted(p) => rows.set_ownership(&p.bucket, Some((None, event.sequence)))?,
         Payload::BucketAclSet(p) => rows.set_bucket_acl(&p.bucket, Some((&p.grants, event.sequence)))?,

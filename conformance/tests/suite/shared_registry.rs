@@ -799,3 +799,71 @@ async fn a_gc_pass_that_loses_its_lease_deletes_nothing_more_issue_19() {
     let verified = server.cli(&["verify"]);
     assert!(verified.status.success(), "verify: {}", String::from_utf8_lossy(&verified.stdout));
 }
+
+/// PUTs `body` asking for SSE-S3.
+async fn put_sse_s3(
+    s3: &aws_sdk_s3::Client,
+    key: &str,
+    body: &[u8],
+) -> Result<
+    aws_sdk_s3::operation::put_object::PutObjectOutput,
+    aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::put_object::PutObjectError>,
+> {
+    s3.put_object()
+        .bucket("team")
+        .key(key)
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .body(ByteStream::from(body.to_vec()))
+        .send()
+        .await
+}
+
+/// The master key ids recorded as shared, in order.
+fn recorded_master_keys(server: &Server) -> Vec<String> {
+    let events = server.events();
+    of_type(&events, "v1.encryption.master_key.set")
+        .iter()
+        .map(|e| e.payload["key_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_without_the_shared_master_key_encrypts_nothing_the_others_cannot_read() {
+    let Some(db) = Database::create() else { return };
+    // Each gateway has a data folder, and so a master key, of its own. Objects of 100 bytes
+    // are inline in the registry, which every gateway reads.
+    let env = shared_env(&db.url);
+    let mut first = Server::start_with(Transport::Http, &[], env.clone()).await;
+    create_bucket(&first.s3(), "team").await;
+    put_sse_s3(&first.s3(), "from-first", &bytes(100, 1)).await.expect("SSE-S3 through the first gateway");
+    let shared = recorded_master_keys(&first);
+    assert_eq!(shared.len(), 1, "the first gateway records its master key: {shared:?}");
+
+    let foreign = Server::start_with(Transport::Http, &[], env.clone()).await;
+    let before = foreign.events().len();
+    let (status, code) = failure(put_sse_s3(&foreign.s3(), "from-foreign", &bytes(100, 2)).await);
+    assert_eq!((status, code.as_str()), (500, "InternalError"), "no data key wrapped by a key the others lack");
+    assert_eq!(foreign.events().len(), before, "a refused write records nothing");
+    assert!(foreign.log().contains("encryption.master_key_file"), "the log says how to mend it");
+    put(&foreign.s3(), "team", "plain", &bytes(100, 3)).await;
+    assert_eq!(recorded_master_keys(&foreign), shared, "a foreign key is never recorded as the shared one");
+
+    let key_file = first.data_dir().join("keys/master.key");
+    let mut with_key = env.clone();
+    with_key.push(("ARTIFACT_STORE_MASTER_KEY_FILE".to_owned(), key_file.display().to_string()));
+    let second = Server::start_with(Transport::Http, &[], with_key).await;
+    assert_eq!(get(&second.s3(), "team", "from-first").await, bytes(100, 1));
+    put_sse_s3(&second.s3(), "from-second", &bytes(100, 4)).await.expect("SSE-S3 with the shared key");
+    assert_eq!(get(&first.s3(), "team", "from-second").await, bytes(100, 4));
+
+    // A rotation: the first records its new key at its next start; the second, not restarted,
+    // goes on with the old one, which the first keeps among its retired keys.
+    artifact_store_conformance::cli::expect(&first, &["kms", "rotate-master"], 0);
+    first.restart().await;
+    let shared = recorded_master_keys(&first);
+    assert_eq!(shared.len(), 2, "the rotated key is recorded: {shared:?}");
+    put_sse_s3(&first.s3(), "after-rotation", &bytes(100, 5)).await.expect("SSE-S3 with the new key");
+    put_sse_s3(&second.s3(), "before-restart", &bytes(100, 6)).await.expect("SSE-S3 with the retired key");
+    assert_eq!(get(&second.s3(), "team", "after-rotation").await, bytes(100, 5));
+    assert_eq!(get(&first.s3(), "team", "before-restart").await, bytes(100, 6));
+}

@@ -55,6 +55,18 @@ pub enum KeyRingError {
     /// A KMS key id, ARN or alias that names no key.
     #[error("no KMS key {0}")]
     NoSuchKmsKey(String),
+    /// The gateways sharing the registry wrap data keys with another master key, which this
+    /// gateway does not hold: what it wrapped, they could not read.
+    #[error(
+        "this gateway's master key {own} is not {shared}, the one the gateways sharing its registry use: \
+         point encryption.master_key_file at their key file"
+    )]
+    ForeignMaster {
+        /// This gateway's master key id.
+        own: String,
+        /// The recorded one.
+        shared: String,
+    },
     /// An alias that is taken, or not a valid alias name.
     #[error("alias {0} is taken or not a valid alias name (letters, digits, '/', '_', '-')")]
     Alias(String),
@@ -75,6 +87,9 @@ pub struct KeyRing {
     loaded: RwLock<HashMap<String, Arc<LessSafeKey>>>,
     /// `arn:aws:kms:<region>:<account>:key/`, before a KMS key's id in its ARN.
     arn_prefix: String,
+    /// The master key the gateways sharing the registry use, when this ring holds neither it
+    /// nor a newer one: the ring then wraps no data key with its own.
+    foreign_master: Option<String>,
 }
 
 impl KeyRing {
@@ -111,6 +126,7 @@ impl KeyRing {
             dir,
             loaded: RwLock::default(),
             arn_prefix: "arn:aws:kms:us-east-1:000000000000:key/".to_owned(),
+            foreign_master: None,
         }
     }
 
@@ -147,6 +163,21 @@ impl KeyRing {
         Self { arn_prefix: format!("arn:aws:kms:{region}:{account}:key/"), ..self }
     }
 
+    /// The ring refusing to wrap data keys with its master key, because the gateways sharing
+    /// its registry use `shared`, which it does not hold.
+    #[must_use]
+    pub fn refusing_master(self, shared: String) -> Self {
+        Self { foreign_master: Some(shared), ..self }
+    }
+
+    /// Whether master key `id` is this ring's current key or one of its retired ones.
+    ///
+    /// # Errors
+    /// The retired key's file cannot be read.
+    pub fn holds_master(&self, id: &str) -> Result<bool, KeyRingError> {
+        Ok(id == self.master_id || (valid_master_id(id) && self.retired_key(id)?.is_some()))
+    }
+
     /// The id of the master key that wraps SSE-S3 data keys.
     #[must_use]
     pub fn current_id(&self) -> &str {
@@ -166,7 +197,12 @@ impl KeyRing {
     /// [`KeyRingError::NoSuchKmsKey`] and the file errors of reading the KMS key.
     pub fn wrap(&self, key: &DataKey, kms_key: Option<&str>) -> Result<WrappedKey, KeyRingError> {
         let (id, cipher) = match kms_key {
-            None => (self.master_id.clone(), None),
+            None => {
+                if let Some(shared) = &self.foreign_master {
+                    return Err(KeyRingError::ForeignMaster { own: self.master_id.clone(), shared: shared.clone() });
+                }
+                (self.master_id.clone(), None)
+            }
             Some(id) => {
                 (id.to_owned(), Some(self.kms_key(id)?.ok_or_else(|| KeyRingError::NoSuchKmsKey(id.to_owned()))?))
             }

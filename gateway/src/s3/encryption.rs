@@ -355,6 +355,10 @@ fn kms_error(err: &KeyRingError) -> super::error::Error {
             err.set_status_code(http::StatusCode::BAD_REQUEST);
             err.into()
         }
+        KeyRingError::ForeignMaster { .. } => {
+            tracing::error!(code = "InternalError", error = %err, "no data key is wrapped with a master key the others lack");
+            s3_error!(InternalError, "The server-side encryption key is not available").into()
+        }
         err => {
             tracing::error!(code = "InternalError", error = %err, "a KMS key could not be read");
             s3_error!(InternalError, "A KMS key could not be read").into()

@@ -326,6 +326,17 @@ pub struct RewrappedKey {
     pub wrapped_key: WrappedKey,
 }
 
+/// The master key that the gateways sharing this registry wrap SSE-S3 data keys with
+/// (`v1.encryption.master_key.set`), by its id (which reveals nothing of the key). A gateway
+/// records its own when none is recorded yet, or when the recorded one is among its retired
+/// keys (a rotation); one that holds neither refuses to wrap data keys, rather than write
+/// objects the others cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MasterKeySet {
+    /// The key's id.
+    pub key_id: String,
+}
+
 /// A read of a version's bytes (`v1.object.retrieved`), from GET or HEAD.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retrieved {
@@ -947,6 +958,8 @@ payloads! {
     BucketEncryptionSet(BucketEncryptionSet) = "v1.bucket.encryption.set", "bucket";
     /// `v1.bucket.encryption.deleted`
     BucketEncryptionDeleted(BucketRef) = "v1.bucket.encryption.deleted", "bucket";
+    /// `v1.encryption.master_key.set`
+    MasterKeySet(MasterKeySet) = "v1.encryption.master_key.set", "key";
 }
 
 impl Payload {
@@ -1004,6 +1017,7 @@ impl Payload {
             Payload::AccessKeyCreated(p) => p.access_key.clone(),
             Payload::AccessKeyStatusSet(p) => p.access_key.clone(),
             Payload::AccessKeyDeleted(p) => p.access_key.clone(),
+            Payload::MasterKeySet(p) => p.key_id.clone(),
             Payload::Unknown { .. } => String::new(),
         }
     }

@@ -57,6 +57,7 @@ const VIEWS_MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/views/0011_bucket_tags.sql")),
     M::up(include_str!("migrations/views/0012_retrievals_by_bucket.sql")),
     M::up(include_str!("migrations/views/0013_bucket_encryption.sql")),
+    M::up(include_str!("migrations/views/0014_master_key.sql")),
 ];
 
 /// Prepared statements kept per connection.

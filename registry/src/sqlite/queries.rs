@@ -857,6 +857,13 @@ impl Reads for Connection {
             .optional()?)
     }
 
+    fn master_key(&self) -> Result<Option<String>> {
+        Ok(self
+            .prepare_cached("SELECT key_id FROM master_key WHERE id = 1")?
+            .query_row([], |row| row.get(0))
+            .optional()?)
+    }
+
     fn public_access_block(&self, bucket: &str) -> Result<Option<PublicAccessBlock>> {
         Ok(self
             .prepare_cached(

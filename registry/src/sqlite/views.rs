@@ -32,6 +32,7 @@ pub const VIEW_TABLES: &[(&str, &str)] = &[
     ("user_policies", "account, user, name"),
     ("bucket_tags", "bucket"),
     ("bucket_encryption", "bucket"),
+    ("master_key", "id"),
 ];
 
 /// Empties every view table (the log is untouched).
@@ -227,6 +228,15 @@ impl ViewRows for Connection {
     fn set_bucket_encryption(&self, bucket: &str, rule: Option<(&v1::EncryptionRule, u64)>) -> Result<()> {
         let rule = rule.map(|(rule, seq)| (serde_json::to_string(rule).expect("a rule serializes"), seq));
         set_bucket_setting(self, ("bucket_encryption", "rule"), bucket, rule)
+    }
+
+    fn set_master_key(&self, key_id: &str, sequence: u64) -> Result<()> {
+        self.prepare_cached(
+            "INSERT INTO master_key (id, key_id, set_seq) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET key_id = excluded.key_id, set_seq = excluded.set_seq",
+        )?
+        .execute(params![key_id, sequence])?;
+        Ok(())
     }
 
     fn set_ownership(&self, bucket: &str, ownership: Option<(Option<&str>, u64)>) -> Result<()> {

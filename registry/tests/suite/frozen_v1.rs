@@ -28,11 +28,11 @@ use artifact_store_registry::event::v1::{
     AccessKeyCreated, AccessKeyRef, AccessKeyStatus, AccessKeyStatusSet, AccountCreated, AclEntry, AclGrantee,
     BlobCorrupt, BlobPart, BucketAclSet, BucketCreated, BucketEncryptionSet, BucketPolicySet, BucketRef,
     BucketTaggingSet, BypassedFor, CorruptReason, CorruptSubject, CorsRule, CorsSet, DefaultRetention, EncryptionRule,
-    KeysRewrapped, LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode, MultipartCompleted, MultipartCreated,
-    ObjectAclSet, ObjectContent, ObjectDeleted, ObjectLockSet, ObjectPut, Origin, OwnershipSet, PackageFinalized,
-    PartUploaded, Payload, PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet, Retrieved, RewrappedKey,
-    StoreUpload, StringMap, TaggingSet, UploadRef, UserPolicyRef, UserPolicySet, UserRef, VersionRef, VersioningSet,
-    VersioningStatus, WrappedKey,
+    KeysRewrapped, LegalHoldSet, LifecycleApplied, LifecycleSet, LockMode, MasterKeySet, MultipartCompleted,
+    MultipartCreated, ObjectAclSet, ObjectContent, ObjectDeleted, ObjectLockSet, ObjectPut, Origin, OwnershipSet,
+    PackageFinalized, PartUploaded, Payload, PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet,
+    Retrieved, RewrappedKey, StoreUpload, StringMap, TaggingSet, UploadRef, UserPolicyRef, UserPolicySet, UserRef,
+    VersionRef, VersioningSet, VersioningStatus, WrappedKey,
 };
 use artifact_store_registry::event::{Digest, Event, EventDraft, GENESIS_HASH};
 use artifact_store_registry::lifecycle::{Expiration, Filter, Rule};
@@ -46,7 +46,7 @@ const DAY: i64 = 86_400_000;
 
 /// Every `v1` type name. [`type_of`] matches every payload variant, so a new one does not
 /// compile until it is named there, and then this test fails until the log holds it.
-const V1_TYPES: [&str; 42] = [
+const V1_TYPES: [&str; 43] = [
     "v1.bucket.created",
     "v1.bucket.deleted",
     "v1.bucket.versioning.set",
@@ -89,6 +89,7 @@ const V1_TYPES: [&str; 42] = [
     "v1.bucket.encryption.set",
     "v1.bucket.encryption.deleted",
     "v1.object.keys.rewrapped",
+    "v1.encryption.master_key.set",
 ];
 
 fn type_of(payload: &Payload) -> Option<&'static str> {
@@ -133,6 +134,7 @@ fn type_of(payload: &Payload) -> Option<&'static str> {
         Payload::BucketTaggingDeleted(_) => "v1.bucket.tagging.deleted",
         Payload::BucketEncryptionSet(_) => "v1.bucket.encryption.set",
         Payload::BucketEncryptionDeleted(_) => "v1.bucket.encryption.deleted",
+        Payload::MasterKeySet(_) => "v1.encryption.master_key.set",
         Payload::OwnershipSet(_) => "v1.bucket.ownership.set",
         Payload::OwnershipDeleted(_) => "v1.bucket.ownership.deleted",
         Payload::BucketAclSet(_) => "v1.bucket.acl.set",
@@ -766,6 +768,8 @@ fn events() -> Vec<(i64, &'static str, Payload)> {
                 }],
             }),
         ),
+        (1000, "b", Payload::MasterKeySet(MasterKeySet { key_id: "0f1e2d3c4b5a6978".into() })),
+        (0, "b", Payload::MasterKeySet(MasterKeySet { key_id: "8796a5b4c3d2e1f0".into() })),
     ]
 }
 
