@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A/B of two gateway builds on one s3bench workload: each run gets a fresh data folder, the
-# order alternates between rounds, and each round prints both figures and their ratio (B/A).
+# order alternates between rounds, and each round prints both figures (the workload's `value`:
+# MiB/s or operations/s) and their ratio (B/A); a last line gives the medians of each column.
 # For changes too small to show across separate `scripts/bench.sh` runs (for example the
-# cost of the read check: A a build with it bypassed, B main).
+# cost of the read check: A a build with it bypassed, B main). With the same binary twice and
+# BENCH_RUN_ARGS_B, it compares two ways of using one build (e.g. "--sse-s3").
 #
 #   scripts/bench-ab.sh <gateway binary A> <gateway binary B>
 #
@@ -40,7 +42,7 @@ stop() {
 }
 trap 'stop; rm -rf "$WORK"' EXIT
 
-run() { # binary round side-arguments -> MiB/s
+run() { # binary round side-arguments -> the workload's value
     rm -rf "$WORK/data"
     mkdir -p "$WORK/data"
     ARTIFACT_STORE_ACCESS_KEY=$S3BENCH_ACCESS_KEY ARTIFACT_STORE_SECRET_KEY=$S3BENCH_SECRET_KEY \
@@ -56,13 +58,18 @@ run() { # binary round side-arguments -> MiB/s
     stop
 }
 
-echo "round,a_mib_s,b_mib_s,ratio_b_a,load1"
+median() { sort -g | awk '{v[NR] = $1} END {if (NR) printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+echo "round,a,b,ratio_b_a,load1"
+rows=()
 for round in $(seq "$ROUNDS"); do
     if (( round % 2 )); then
         a=$(run "$A" "$round" "${BENCH_RUN_ARGS_A:-}"); b=$(run "$B" "$round" "${BENCH_RUN_ARGS_B:-}")
     else
         b=$(run "$B" "$round" "${BENCH_RUN_ARGS_B:-}"); a=$(run "$A" "$round" "${BENCH_RUN_ARGS_A:-}")
     fi
-    printf '%s,%s,%s,%s,%s\n' "$round" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", b / a}')" \
-        "$(cut -d' ' -f1 /proc/loadavg)"
+    rows+=("$round,$a,$b,$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", b / a}'),$(cut -d' ' -f1 /proc/loadavg)")
+    echo "${rows[-1]}"
 done
+median_of() { printf '%s\n' "${rows[@]}" | cut -d, -f"$1" | median; }
+echo "median,$(median_of 2),$(median_of 3),$(median_of 4),"

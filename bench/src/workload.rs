@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, ensure};
 use aws_sdk_s3::error::DisplayErrorContext;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use clap::ValueEnum;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -79,6 +79,11 @@ pub struct RunArgs {
     /// deciding requests under it costs (`bench/policies/`).
     #[arg(long, value_name = "FILE")]
     bucket_policy: Option<std::path::PathBuf>,
+    /// Send `x-amz-server-side-encryption: AES256` (SSE-S3) on every PutObject (untimed ones
+    /// included) and CreateMultipartUpload, and check that their answers and the GETs' say the
+    /// object is encrypted.
+    #[arg(long)]
+    sse_s3: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -125,10 +130,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         region: &args.region,
     };
     let client = client::build(&endpoint);
-    let runner = Arc::new(Runner::new(client.clone(), args.bucket.clone()));
+    let sse = args.sse_s3.then_some(ServerSideEncryption::Aes256);
+    let runner = Arc::new(Runner::new(client.clone(), args.bucket.clone(), sse.clone()));
     // Listing gets a bucket of its own: servers that walk the whole bucket to list a prefix
     // are then timed on the 10,000 keys alone.
-    let lister = Arc::new(Runner::new(client, format!("{}-list", args.bucket)));
+    let lister = Arc::new(Runner::new(client, format!("{}-list", args.bucket), sse));
     runner.create_bucket().await?;
     if let Some(path) = &args.bucket_policy {
         runner.set_policy(path).await?;
@@ -154,6 +160,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             "workload": workload.name(),
             "load1": load1(),
         });
+        if args.sse_s3 {
+            line["sse"] = json!("AES256");
+        }
         line.as_object_mut().expect("an object").extend(fields.as_object().cloned().unwrap_or_default());
         println!("{line}");
     }
@@ -164,13 +173,15 @@ struct Runner {
     client: aws_sdk_s3::Client,
     bucket: String,
     bodies: Bodies,
+    /// The server-side encryption every PutObject and CreateMultipartUpload asks for (`--sse-s3`).
+    sse: Option<ServerSideEncryption>,
     /// Key prefixes already populated in this run.
     written: Mutex<HashSet<String>>,
 }
 
 impl Runner {
-    fn new(client: aws_sdk_s3::Client, bucket: String) -> Self {
-        Self { client, bucket, bodies: Bodies::new(), written: Mutex::new(HashSet::new()) }
+    fn new(client: aws_sdk_s3::Client, bucket: String, sse: Option<ServerSideEncryption>) -> Self {
+        Self { client, bucket, bodies: Bodies::new(), sse, written: Mutex::new(HashSet::new()) }
     }
 
     async fn create_bucket(&self) -> anyhow::Result<()> {
@@ -201,18 +212,30 @@ impl Runner {
     }
 
     async fn put(&self, key: String, size: u64) -> anyhow::Result<u64> {
-        self.client
+        let out = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(&key)
             .content_length(i64::try_from(size)?)
+            .set_server_side_encryption(self.sse.clone())
             .body(self.bodies.body(size))
             .customize()
             .disable_payload_signing()
             .send()
             .await
             .map_err(|e| anyhow!("PUT {key}: {}", DisplayErrorContext(e)))?;
+        self.check_sse(&key, out.server_side_encryption())?;
         Ok(size)
+    }
+
+    /// With `--sse-s3`, an answer that does not say the object is encrypted is an error: the
+    /// figure would not be that of encrypted objects.
+    fn check_sse(&self, key: &str, answered: Option<&ServerSideEncryption>) -> anyhow::Result<()> {
+        if let Some(asked) = &self.sse {
+            ensure!(answered == Some(asked), "{key}: server-side encryption {answered:?}, expected {asked:?}");
+        }
+        Ok(())
     }
 
     /// GETs `key`, drains the body and checks it has `size` bytes.
@@ -225,6 +248,7 @@ impl Runner {
             .send()
             .await
             .map_err(|e| anyhow!("GET {key}: {}", DisplayErrorContext(e)))?;
+        self.check_sse(&key, out.server_side_encryption())?;
         let mut body = out.body;
         let mut got = 0;
         while let Some(chunk) = body.try_next().await.with_context(|| format!("GET {key}: body"))? {
@@ -315,9 +339,11 @@ impl Runner {
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(&key)
+            .set_server_side_encryption(self.sse.clone())
             .send()
             .await
             .map_err(|e| anyhow!("create multipart upload: {}", DisplayErrorContext(e)))?;
+        self.check_sse(&key, created.server_side_encryption())?;
         let upload_id = created.upload_id().context("no upload id")?.to_owned();
         let done = Arc::new(Mutex::new(Vec::new()));
         let tally = {
