@@ -138,10 +138,17 @@ impl KeyRing {
     /// # Errors
     /// File errors; [`KeyRingError::Malformed`]; no master key at `path`.
     pub fn rotate_master(path: &Path) -> Result<(String, String), KeyRingError> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        // Rotations one at a time: two that read the same old key would each make a new one
+        // current, and the first one's key, never retired, would be lost with what it wrapped.
+        let lock_path = dir.join("rotate.lock");
+        let locked = |source| KeyRingError::File { path: lock_path.clone(), source };
+        let lock =
+            std::fs::File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(locked)?;
+        lock.lock().map_err(locked)?;
         let missing = || KeyRingError::File { path: path.to_owned(), source: std::io::ErrorKind::NotFound.into() };
         let old = read_key(path)?.ok_or_else(missing)?;
         let old_id = master_id(&old);
-        let dir = path.parent().unwrap_or(Path::new("."));
         let retired = dir.join("retired").join(format!("{old_id}.key"));
         match create_file(&retired, format!("{}\n", hex::encode(*old)).as_bytes()) {
             Err(KeyRingError::File { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -608,6 +615,26 @@ mod tests {
         let under_kms = shredded.wrap(&key, Some(&kms)).unwrap();
         assert!(shredded.rewrap(&under_kms).unwrap().is_none(), "KMS keys are not the master key's");
         assert!(shredded.retired_ids().unwrap().is_empty());
+    }
+
+    #[test]
+    fn rotations_at_the_same_time_lose_no_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/master.key");
+        KeyRing::open_or_create(&path).unwrap();
+        let rotations: Vec<(String, String)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| (0..10).map(|_| KeyRing::rotate_master(&path).unwrap()).collect::<Vec<_>>()))
+                .collect();
+            workers.into_iter().flat_map(|worker| worker.join().unwrap()).collect()
+        });
+        let ring = KeyRing::open_or_create(&path).unwrap();
+        let retired = ring.retired_ids().unwrap();
+        for (old, new) in &rotations {
+            assert!(retired.contains(old), "{old} was replaced but not kept");
+            assert!(retired.contains(new) || new == ring.current_id(), "{new} was made current, then lost");
+        }
+        assert_eq!(retired.len(), rotations.len(), "each rotation retires one key");
     }
 
     #[test]
