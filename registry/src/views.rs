@@ -552,9 +552,12 @@ pub(crate) fn apply_payload(
         Payload::TaggingSet(p) => {
             edit_content(rows, deferred, event.sequence, &p.version, |content| content.tags.clone_from(&p.tags))?;
         }
+        // Only a part that is that blob and was encrypted takes the new key: an event naming
+        // anything else changes nothing (the command appends none such).
         Payload::KeysRewrapped(p) => edit_content(rows, deferred, event.sequence, &p.version, |content| {
             for rewrapped in &p.parts {
-                if let Some(part) = usize::try_from(rewrapped.part).ok().and_then(|i| content.parts.get_mut(i)) {
+                let part = usize::try_from(rewrapped.part).ok().and_then(|i| content.parts.get_mut(i));
+                if let Some(part) = part.filter(|part| part.blob == rewrapped.blob && part.wrapped_key.is_some()) {
                     part.wrapped_key = Some(rewrapped.wrapped_key.clone());
                 }
             }
