@@ -724,18 +724,46 @@ async fn wrapping_data_keys_anew_lets_the_retired_master_key_be_destroyed() {
     let pending_first = upload_part(&s3, "pending", &pending, 1, &first).await;
     let plain = bytes(80 * KIB, 124);
     put(&s3, BUCKET, "plain", &plain).await;
+    // A copy under the same key shares the source's blob and wrapped key; a KMS key's objects
+    // are not the master key's business; an object overwritten after the rotation leaves a
+    // blob that nothing references until gc, under the old key.
+    s3.copy_object()
+        .bucket(BUCKET)
+        .key("single-copy")
+        .copy_source(format!("{BUCKET}/single"))
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .send()
+        .await
+        .expect("copy");
+    assert_eq!(recorded(&server, "single-copy")["parts"][0]["blob"], recorded(&server, "single")["parts"][0]["blob"]);
+    create_kms_key(&server, "rewrap");
+    let under_kms = bytes(90 * KIB, 125);
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("kms")
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id("alias/rewrap")
+        .body(ByteStream::from(under_kms.clone()))
+        .send()
+        .await
+        .expect("SSE-KMS PUT");
+    put_encrypted(&s3, "replaced", &bytes(90 * KIB, 126)).await;
 
     let rotated = artifact_store_conformance::cli::expect(&server, &["--json", "kms", "rotate-master"], 0);
     let rotated: serde_json::Value = serde_json::from_str(rotated.stdout.trim()).expect("JSON");
     let (old, new) = (rotated["retired"].as_str().unwrap().to_owned(), rotated["current"].as_str().unwrap().to_owned());
     server.restart().await;
     let s3 = server.s3();
+    let replacement = bytes(90 * KIB, 127);
+    put_encrypted(&s3, "replaced", &replacement).await;
 
     let report = rewrap(&server);
-    assert_eq!((report["versions"].as_u64(), report["data_keys"].as_u64()), (Some(3), Some(4)), "{report}");
+    assert_eq!((report["versions"].as_u64(), report["data_keys"].as_u64()), (Some(4), Some(5)), "{report}");
     assert_eq!(report["current"], new.as_str());
     assert_eq!(report["retired"], serde_json::json!([{ "key_id": old, "still_needed": 1 }]), "the pending part");
-    for key in ["single", "tiny", "multi"] {
+    assert!(recorded(&server, "kms")["parts"][0]["wrapped_key"]["key_id"] != new.as_str(), "the KMS key's stays");
+    assert!(of_type(&server.object_events(BUCKET, "kms"), "v1.object.keys.rewrapped").is_empty());
+    for key in ["single", "single-copy", "tiny", "multi"] {
         let events = server.object_events(BUCKET, key);
         let anew = of_type(&events, "v1.object.keys.rewrapped");
         let parts = anew.first().map(|e| e.payload["parts"].clone()).unwrap_or_default();
@@ -752,21 +780,30 @@ async fn wrapping_data_keys_anew_lets_the_retired_master_key_be_destroyed() {
     let again = rewrap(&server);
     assert_eq!((again["versions"].as_u64(), again["data_keys"].as_u64()), (Some(0), Some(0)), "nothing is left");
     let events = server.events();
-    assert_eq!(of_type(&events, "v1.object.keys.rewrapped").len(), 4, "one event per version wrapped anew");
+    assert_eq!(of_type(&events, "v1.object.keys.rewrapped").len(), 5, "one event per version wrapped anew");
 
     std::fs::remove_file(server.data_dir().join(format!("keys/retired/{old}.key"))).expect("destroy the retired key");
     server.restart().await;
     let s3 = server.s3();
     let multi_bytes = [&first[..], &second].concat();
-    for (key, data) in
-        [("single", &single), ("tiny", &tiny), ("multi", &multi_bytes), ("pending", &multi_bytes), ("plain", &plain)]
-    {
+    for (key, data) in [
+        ("single", &single),
+        ("single-copy", &single),
+        ("tiny", &tiny),
+        ("multi", &multi_bytes),
+        ("pending", &multi_bytes),
+        ("plain", &plain),
+        ("kms", &under_kms),
+        ("replaced", &replacement),
+    ] {
         assert_eq!(&get(&s3, BUCKET, key).await, data, "{key} reads without the retired key");
     }
     let range = format!("bytes={}-{}", first.len() - 10, first.len() + 10);
     assert_eq!(get_range(&s3, BUCKET, "multi", Some(&range)).await, &multi_bytes[first.len() - 10..=first.len() + 10]);
     let verified = server.cli(&["verify"]);
     assert!(verified.status.success(), "verify reads the keys wrapped anew from the log: {verified:#?}");
+    let expected = if server.on_s3_backend() { "" } else { "1 unreferenced under destroyed keys, not read" };
+    assert!(String::from_utf8_lossy(&verified.stdout).contains(expected), "the replaced blob: {verified:#?}");
     artifact_store_conformance::cli::expect(&server, &["replay"], 0);
 }
 

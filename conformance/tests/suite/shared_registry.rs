@@ -843,6 +843,17 @@ async fn a_gateway_without_the_shared_master_key_encrypts_nothing_the_others_can
     let before = foreign.events().len();
     let (status, code) = failure(put_sse_s3(&foreign.s3(), "from-foreign", &bytes(100, 2)).await);
     assert_eq!((status, code.as_str()), (500, "InternalError"), "no data key wrapped by a key the others lack");
+    // Its KMS keys sit beside its own master key: the others lack them too.
+    let kms = foreign
+        .s3()
+        .put_object()
+        .bucket("team")
+        .key("kms-from-foreign")
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .body(ByteStream::from(bytes(100, 2)))
+        .send()
+        .await;
+    assert_eq!(failure(kms), (500, "InternalError".to_owned()), "nor by its KMS keys");
     assert_eq!(foreign.events().len(), before, "a refused write records nothing");
     assert!(foreign.log().contains("encryption.master_key_file"), "the log says how to mend it");
     put(&foreign.s3(), "team", "plain", &bytes(100, 3)).await;

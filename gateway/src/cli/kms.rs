@@ -54,16 +54,17 @@ pub enum KmsCommand {
 /// A key file that cannot be read or written; an alias that is taken or invalid; for
 /// `rewrap`, the registry's errors and data keys that no key of the ring unwraps.
 pub async fn run(config: &Config, args: &KmsArgs, json: bool) -> anyhow::Result<()> {
-    let keys = KeyRing::open_or_create(&config.master_key_path())?;
     let mut out = std::io::stdout().lock();
     match &args.command {
         KmsCommand::Create { alias } => {
+            let keys = KeyRing::open_or_create(&config.master_key_path())?;
             let alias = alias.as_deref().map(|a| a.strip_prefix("alias/").unwrap_or(a));
             let id = keys.create_kms_key(alias)?;
             let aliases: Vec<String> = alias.map(|a| format!("alias/{a}")).into_iter().collect();
             print_key(&mut out, &id, &aliases, json)?;
         }
         KmsCommand::List => {
+            let keys = KeyRing::open_or_create(&config.master_key_path())?;
             for (id, aliases) in keys.kms_keys()? {
                 print_key(&mut out, &id, &aliases, json)?;
             }
@@ -78,10 +79,19 @@ pub async fn run(config: &Config, args: &KmsArgs, json: bool) -> anyhow::Result<
             print_line(&mut out, &line)?;
         }
         KmsCommand::Rewrap => {
+            let path = config.master_key_path();
+            let keys = KeyRing::open(&path)?
+                .with_context(|| format!("no master key at {} (is --data-dir right?)", path.display()))?;
             let registry = open_registry(config).await?;
             let pass = rewrap_all(&registry, &keys).await;
             registry.close().await;
             let report = pass?;
+            // A rotation during the pass: what it reports of the key it took as current is stale.
+            let current = KeyRing::open(&path)?.map(|now| now.current_id().to_owned());
+            anyhow::ensure!(
+                current.as_deref() == Some(keys.current_id()),
+                "the master key was rotated during the pass: run kms rewrap again"
+            );
             print_rewrap(&mut out, &report, &keys, json)?;
             anyhow::ensure!(
                 report.unreadable.is_empty(),
@@ -100,45 +110,91 @@ struct RewrapReport {
     versions: u64,
     /// Data keys wrapped anew.
     data_keys: u64,
-    /// Data keys that still need a master key other than the current one after the pass:
-    /// parts of uploads in progress, and versions that changed while the pass ran.
+    /// Data keys that a retired master key still wraps once the pass is over, by key: found by
+    /// reading every version and upload part again, so that what was written, copied or
+    /// completed while the pass ran is counted.
     still_needed: BTreeMap<String, u64>,
     /// Data keys that did not unwrap (their key is gone, or the record was changed).
     unreadable: BTreeMap<String, u64>,
 }
 
 /// Wraps anew the data keys of every version in the registry that a retired master key
-/// wraps, then counts the parts of uploads in progress that still need one.
+/// wraps, then reads every version and upload part again to count what still needs one.
 async fn rewrap_all(registry: &Registry, keys: &KeyRing) -> anyhow::Result<RewrapReport> {
+    let recorded = registry.read(|conn| conn.master_key()).await?;
+    if let Some(shared) = recorded.filter(|shared| shared != keys.current_id()) {
+        anyhow::bail!(
+            "the gateways sharing this registry wrap data keys with master key {shared}, not with this folder's {}: \
+             run kms rewrap where encryption.master_key_file names their key",
+            keys.current_id()
+        );
+    }
     let mut report = RewrapReport::default();
-    let retired = keys.retired_ids()?;
     let spinner = super::progress::spinner("versions");
-    let buckets = registry.read(|conn| conn.buckets()).await.context("cannot list the buckets")?;
-    for bucket in &buckets {
-        let mut after = String::new();
-        loop {
-            let (name, from) = (bucket.name.clone(), after.clone());
-            let (versions, next) = registry.read(move |conn| conn.versions_page(&name, &from, PAGE)).await?;
-            for version in versions {
-                rewrap_version(registry, keys, version, &mut report).await?;
-                spinner.inc(1);
-            }
-            match next {
-                Some(key) => after = key,
-                None => break,
-            }
-        }
-        for part in upload_parts(registry, &bucket.name).await? {
-            if let Some(wrapped) = part.wrapped_key.filter(|w| retired.contains(&w.key_id)) {
-                *report.still_needed.entry(wrapped.key_id).or_default() += 1;
-            }
+    let mut pages = VersionPages::of(registry).await?;
+    while let Some(versions) = pages.next().await? {
+        for version in versions {
+            rewrap_version(registry, keys, version, &mut report).await?;
+            spinner.inc(1);
         }
     }
     spinner.finish_and_clear();
+    let retired = keys.retired_ids()?;
+    let mut needed = BTreeMap::new();
+    let mut count = |parts: &[BlobPart]| {
+        for wrapped in parts.iter().filter_map(|part| part.wrapped_key.as_ref()) {
+            if retired.contains(&wrapped.key_id) {
+                *needed.entry(wrapped.key_id.clone()).or_default() += 1;
+            }
+        }
+    };
+    let mut pages = VersionPages::of(registry).await?;
+    while let Some(versions) = pages.next().await? {
+        versions.iter().for_each(|version| count(&version.content.parts));
+    }
+    for bucket in registry.read(|conn| conn.buckets()).await? {
+        count(&upload_parts(registry, &bucket.name).await?);
+    }
+    report.still_needed = needed;
     Ok(report)
 }
 
-/// Records `version`'s data keys wrapped anew, if a retired master key wraps any.
+/// Every version of every bucket, a page at a time.
+struct VersionPages<'a> {
+    registry: &'a Registry,
+    /// The buckets not started yet.
+    buckets: std::vec::IntoIter<String>,
+    /// The bucket being read, and the last key read in it.
+    current: Option<(String, String)>,
+}
+
+impl<'a> VersionPages<'a> {
+    async fn of(registry: &'a Registry) -> anyhow::Result<Self> {
+        let buckets = registry.read(|conn| conn.buckets()).await.context("cannot list the buckets")?;
+        let mut buckets = buckets.into_iter().map(|bucket| bucket.name).collect::<Vec<_>>().into_iter();
+        let current = buckets.next().map(|name| (name, String::new()));
+        Ok(Self { registry, buckets, current })
+    }
+
+    /// The next page, `None` after the last.
+    async fn next(&mut self) -> anyhow::Result<Option<Vec<ObjectVersion>>> {
+        while let Some((bucket, after)) = self.current.take() {
+            let (name, from) = (bucket.clone(), after);
+            let (versions, next) = self.registry.read(move |conn| conn.versions_page(&name, &from, PAGE)).await?;
+            self.current = match next {
+                Some(key) => Some((bucket, key)),
+                None => self.buckets.next().map(|name| (name, String::new())),
+            };
+            if !versions.is_empty() {
+                return Ok(Some(versions));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Records `version`'s data keys wrapped anew, if a retired master key wraps any. A version
+/// deleted or changed since it was read is left to the count that follows the pass.
 async fn rewrap_version(
     registry: &Registry,
     keys: &KeyRing,
@@ -157,7 +213,7 @@ async fn rewrap_version(
             }
             Ok(None) => {}
             Err(KeyRingError::UnknownKey(id) | KeyRingError::Unwrap(id)) => {
-                *report.unreadable.entry(id).or_default() += 1
+                *report.unreadable.entry(id).or_default() += 1;
             }
             Err(err) => return Err(err.into()),
         }
@@ -166,18 +222,12 @@ async fn rewrap_version(
         return Ok(());
     }
     let count = parts.len() as u64;
-    let ids: Vec<String> = previous.iter().map(|w| w.key_id.clone()).collect();
     let version_ref =
         registry::event::v1::VersionRef { bucket: version.bucket, key: version.key, version_id: version.version_id };
     let rewrapped = KeysRewrapped { version: version_ref, parts };
     if registry.rewrap_keys(operator("kms rewrap"), rewrapped, previous).await? {
         report.versions += 1;
         report.data_keys += count;
-    } else {
-        // Deleted or changed since it was read: if it still exists, the next pass takes it.
-        for id in ids {
-            *report.still_needed.entry(id).or_default() += 1;
-        }
     }
     Ok(())
 }

@@ -113,6 +113,9 @@ struct BlobsReport {
     /// Blobs under a customer's key (SSE-C), which only its owner can decrypt: their presence
     /// is checked, not their bytes.
     customer_keyed: u64,
+    /// Unreferenced blobs (of deleted versions or aborted uploads, until gc removes them) whose
+    /// data key only a master key destroyed since (after `kms rewrap`) unwraps: not read.
+    keys_destroyed: u64,
 }
 
 /// Runs the checks and prints the report.
@@ -243,6 +246,11 @@ async fn check_blobs(
             report.customer_keyed += 1;
             continue;
         }
+        let unreferenced = !referenced_set.contains(entry.id.as_str());
+        if unreferenced && encrypted.get(entry.id.as_str()).is_some_and(|part| key_destroyed(keys, part)) {
+            report.keys_destroyed += 1;
+            continue;
+        }
         let rehashed = match encrypted.get(entry.id.as_str()) {
             Some(part) => encrypted_name(store, keys, part).await,
             None => store.rehash(&entry.id).await.map(|hash| Some(hash.to_hex().to_string())),
@@ -303,6 +311,13 @@ fn encrypted_parts(conn: &Connection) -> anyhow::Result<HashMap<String, BlobPart
         found.extend(parts.into_iter().filter(|p| p.wrapped_key.is_some()).map(|p| (p.blob.clone(), p)));
     }
     Ok(found)
+}
+
+/// Whether `part`'s data key was wrapped by a master key that no longer exists (a retired one
+/// destroyed after `kms rewrap` wrapped the live versions' keys anew).
+fn key_destroyed(keys: Option<&KeyRing>, part: &BlobPart) -> bool {
+    let (Some(keys), Some(wrapped)) = (keys, &part.wrapped_key) else { return false };
+    matches!(keys.unwrap(wrapped), Err(crypto::KeyRingError::UnknownKey(_)))
 }
 
 /// Whether `part` is under a customer's key (SSE-C), which `verify` does not have.
@@ -531,14 +546,18 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
     ));
     if let Some(blobs) = &report.blobs {
         lines.push(format!(
-            "blobs: {} checked ({}), {} corrupt; {} referenced, {} missing; {} unreferenced; {} under customers' keys, not read",
+            "blobs: {} checked ({}), {} corrupt; {} referenced, {} missing; {} unreferenced; {} under customers' keys, not read{}",
             blobs.checked,
             indicatif::HumanBytes(blobs.bytes),
             blobs.corrupt.len(),
             blobs.referenced,
             blobs.missing.len(),
             blobs.unreferenced,
-            blobs.customer_keyed
+            blobs.customer_keyed,
+            match blobs.keys_destroyed {
+                0 => String::new(),
+                n => format!("; {n} unreferenced under destroyed keys, not read"),
+            }
         ));
     }
     lines.extend(report.problems.iter().map(|problem| format!("FAILED {problem}")));

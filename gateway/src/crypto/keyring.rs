@@ -88,7 +88,7 @@ pub struct KeyRing {
     /// `arn:aws:kms:<region>:<account>:key/`, before a KMS key's id in its ARN.
     arn_prefix: String,
     /// The master key the gateways sharing the registry use, when this ring holds neither it
-    /// nor a newer one: the ring then wraps no data key with its own.
+    /// nor a newer one: the ring then wraps no data key.
     foreign_master: Option<String>,
 }
 
@@ -170,8 +170,9 @@ impl KeyRing {
         Self { arn_prefix: format!("arn:aws:kms:{region}:{account}:key/"), ..self }
     }
 
-    /// The ring refusing to wrap data keys with its master key, because the gateways sharing
-    /// its registry use `shared`, which it does not hold.
+    /// The ring refusing to wrap data keys, with its master key or the KMS keys beside it,
+    /// because the gateways sharing its registry use master key `shared`, which it does not
+    /// hold.
     #[must_use]
     pub fn refusing_master(self, shared: String) -> Self {
         Self { foreign_master: Some(shared), ..self }
@@ -203,13 +204,12 @@ impl KeyRing {
     /// # Errors
     /// [`KeyRingError::NoSuchKmsKey`] and the file errors of reading the KMS key.
     pub fn wrap(&self, key: &DataKey, kms_key: Option<&str>) -> Result<WrappedKey, KeyRingError> {
+        // The KMS keys beside a foreign master key are not the others' either.
+        if let Some(shared) = &self.foreign_master {
+            return Err(KeyRingError::ForeignMaster { own: self.master_id.clone(), shared: shared.clone() });
+        }
         let (id, cipher) = match kms_key {
-            None => {
-                if let Some(shared) = &self.foreign_master {
-                    return Err(KeyRingError::ForeignMaster { own: self.master_id.clone(), shared: shared.clone() });
-                }
-                (self.master_id.clone(), None)
-            }
+            None => (self.master_id.clone(), None),
             Some(id) => {
                 (id.to_owned(), Some(self.kms_key(id)?.ok_or_else(|| KeyRingError::NoSuchKmsKey(id.to_owned()))?))
             }
@@ -235,16 +235,28 @@ impl KeyRing {
         unwrap_with(cipher, wrapped).ok_or_else(|| KeyRingError::Unwrap(wrapped.key_id.clone()))
     }
 
-    /// `wrapped` wrapped anew by the current master key, when a master key rotated out wrapped
-    /// it; `None` for one the current master key, a KMS key or a customer's key wraps.
+    /// `wrapped` wrapped anew by the current master key, when a retired master key (one in
+    /// `retired/`) wrapped it; `None` for one that this ring's master key, a newer master key
+    /// (rotated in since the ring was opened), a KMS key or a customer's key wraps.
     ///
     /// # Errors
-    /// As [`KeyRing::unwrap`]: the retired key is missing, or the record does not unwrap.
+    /// [`KeyRingError::UnknownKey`] for a master key that is neither (a retired key already
+    /// destroyed); [`KeyRingError::Unwrap`] for a record that does not unwrap.
     pub fn rewrap(&self, wrapped: &WrappedKey) -> Result<Option<WrappedKey>, KeyRingError> {
-        if wrapped.key_id == self.master_id || !valid_master_id(&wrapped.key_id) {
+        let id = &wrapped.key_id;
+        if *id == self.master_id || !valid_master_id(id) {
             return Ok(None);
         }
-        let key = self.unwrap(wrapped)?;
+        let retired = self.dir.join("retired").join(format!("{id}.key"));
+        let is_retired = retired.try_exists().map_err(|source| KeyRingError::File { path: retired.clone(), source })?;
+        if !is_retired {
+            return match read_key(&self.master_path)? {
+                Some(newer) if master_id(&newer) == *id => Ok(None),
+                _ => Err(KeyRingError::UnknownKey(id.clone())),
+            };
+        }
+        let cipher = self.load(id, &retired)?.ok_or_else(|| KeyRingError::UnknownKey(id.clone()))?;
+        let key = unwrap_with(&cipher, wrapped).ok_or_else(|| KeyRingError::Unwrap(id.clone()))?;
         Ok(Some(wrap_with(&self.master, &self.master_id, &key)))
     }
 
@@ -605,6 +617,8 @@ mod tests {
         assert_eq!(after.retired_ids().unwrap(), std::slice::from_ref(&old_id));
         let anew = after.rewrap(&old).unwrap().expect("a retired key's record is wrapped anew");
         assert_eq!(anew.key_id, new_id);
+        // A ring opened before the rotation does not wrap the newer key's records back.
+        assert!(before.rewrap(&anew).unwrap().is_none(), "a newer master key's records stay");
         // Without the retired key, the new record still opens: the old one no longer does.
         std::fs::remove_file(dir.path().join(format!("keys/retired/{old_id}.key"))).unwrap();
         let shredded = KeyRing::open_or_create(&path).unwrap();
