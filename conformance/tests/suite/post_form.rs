@@ -374,3 +374,62 @@ async fn a_form_whose_policy_condition_fails_is_access_denied_as_on_aws_issue_18
     form.extend(signed_fields(ROOT, &[json!({"bucket": BUCKET}), json!(["starts-with", "$key", "uploads/"])]));
     assert_eq!(post(&server, &form, "notes.txt", b"notes").await.status, 204);
 }
+
+#[tokio::test]
+async fn a_form_upload_asks_for_server_side_encryption_as_a_put_does() {
+    let server = Server::start(Transport::Https).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    let content = b"payroll, encrypted at rest\n";
+
+    let form = signed(ROOT, &[("key", "uploads/sse-s3.txt"), ("x-amz-server-side-encryption", "AES256")]);
+    let answer = post(&server, &form, "a.txt", content).await;
+    assert_eq!(answer.status, 204, "{}", answer.text());
+    assert_eq!(answer.header("x-amz-server-side-encryption"), Some("AES256"));
+    let got = s3.get_object().bucket(BUCKET).key("uploads/sse-s3.txt").send().await.expect("GET");
+    assert_eq!(got.server_side_encryption().map(|s| s.as_str()), Some("AES256"));
+    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), content);
+
+    // SSE-C: the customer's key comes as form fields; every read then needs it.
+    let key = [7u8; 32];
+    let (key_b64, key_md5) = (BASE64.encode(key), BASE64.encode(<md5::Md5 as md5::Digest>::digest(key)));
+    let form = signed(
+        ROOT,
+        &[
+            ("key", "uploads/sse-c.txt"),
+            ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+            ("x-amz-server-side-encryption-customer-key", &key_b64),
+            ("x-amz-server-side-encryption-customer-key-md5", &key_md5),
+        ],
+    );
+    let answer = post(&server, &form, "c.txt", content).await;
+    assert_eq!(answer.status, 204, "{}", answer.text());
+    assert_eq!(answer.header("x-amz-server-side-encryption-customer-algorithm"), Some("AES256"));
+    let without = s3.get_object().bucket(BUCKET).key("uploads/sse-c.txt").send().await;
+    assert_eq!(artifact_store_conformance::sdk::failure(without).0, 400, "a read without the customer's key");
+    let with = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("uploads/sse-c.txt")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key_b64)
+        .sse_customer_key_md5(&key_md5)
+        .send()
+        .await
+        .expect("GET with the customer's key");
+    assert_eq!(with.body.collect().await.expect("body").into_bytes().as_ref(), content);
+
+    // A key whose MD5 does not match is refused and stores nothing.
+    let before = server.events().len();
+    let form = signed(
+        ROOT,
+        &[
+            ("key", "uploads/bad-c.txt"),
+            ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+            ("x-amz-server-side-encryption-customer-key", &key_b64),
+            ("x-amz-server-side-encryption-customer-key-md5", &BASE64.encode([0u8; 16])),
+        ],
+    );
+    assert_refused(&post(&server, &form, "c.txt", content).await, 400, "InvalidArgument", "a key that is not its MD5");
+    server.assert_no_new_events(before, "a refused SSE-C form upload");
+}

@@ -92,12 +92,26 @@ pub fn apply_fields(req: &mut S3Request<PutObjectInput>) -> Result<()> {
 }
 
 /// The answer to a form upload: its ETag quoted as AWS quotes it in the 201 document and the
-/// redirect (s3s writes the value it is given), the `ETag` header, and the `Location` one
-/// unless the form redirects (s3s's `Location` is the redirect's).
+/// redirect (s3s writes the value it is given), the `ETag` header, the server-side encryption
+/// headers a PUT's answer has (s3s writes none of the output's fields as headers for a form),
+/// and the `Location` one unless the form redirects (s3s's `Location` is the redirect's).
 pub(super) fn answer(
     req: &S3Request<PutObjectInput>,
     mut response: S3Response<PutObjectOutput>,
 ) -> S3Response<PutObjectOutput> {
+    let output = &response.output;
+    let encryption = [
+        ("x-amz-server-side-encryption", output.server_side_encryption.as_ref().map(|s| s.as_str().to_owned())),
+        ("x-amz-server-side-encryption-aws-kms-key-id", output.ssekms_key_id.clone()),
+        ("x-amz-server-side-encryption-bucket-key-enabled", output.bucket_key_enabled.map(|b| b.to_string())),
+        ("x-amz-server-side-encryption-customer-algorithm", output.sse_customer_algorithm.clone()),
+        ("x-amz-server-side-encryption-customer-key-md5", output.sse_customer_key_md5.clone()),
+    ];
+    for (name, value) in encryption {
+        if let Some(value) = value.and_then(|v| http::HeaderValue::try_from(v).ok()) {
+            response.headers.insert(name, value);
+        }
+    }
     if let Some(etag) = response.output.e_tag.take() {
         let quoted = format!("\"{}\"", etag.value());
         if let Ok(value) = http::HeaderValue::try_from(quoted.as_str()) {
