@@ -168,7 +168,8 @@ pub fn open_registry(config: &Config, path: &std::path::Path) -> Result<Registry
 /// On a registry shared on PostgreSQL, makes sure that what this gateway encrypts the others
 /// can read: records its master key as the shared one when none is recorded yet, or when the
 /// recorded one is among its retired keys (it was rotated); when it holds neither, the ring
-/// refuses to wrap data keys with its own (SSE-S3 writes answer 500), and the log says why.
+/// refuses to wrap data keys or name KMS keys (SSE-S3 and SSE-KMS writes answer 500), and the
+/// log says why.
 /// A registry of its own is not shared: nothing to agree on.
 async fn agree_on_master_key(config: &Config, registry: &Registry, keys: KeyRing) -> Result<KeyRing, registry::Error> {
     if config.registry.url.is_none() {
@@ -198,7 +199,7 @@ fn refuse(keys: KeyRing, shared: String) -> KeyRing {
         own = keys.current_id(),
         shared = %shared,
         "the gateways sharing this registry wrap data keys with a master key this gateway does not hold: \
-         SSE-S3 writes are refused until encryption.master_key_file names their key file"
+         SSE-S3 and SSE-KMS writes are refused until encryption.master_key_file names their key file"
     );
     keys.refusing_master(shared)
 }

@@ -756,6 +756,19 @@ async fn wrapping_data_keys_anew_lets_the_retired_master_key_be_destroyed() {
     let s3 = server.s3();
     let replacement = bytes(90 * KIB, 127);
     put_encrypted(&s3, "replaced", &replacement).await;
+    // Destroyed before the re-wrap, the retired key leaves live versions unreadable: verify
+    // names them.
+    let retired_file = server.data_dir().join(format!("keys/retired/{old}.key"));
+    let aside = server.data_dir().join("retired-key-aside");
+    std::fs::rename(&retired_file, &aside).expect("move the retired key away");
+    let verified = server.cli(&["verify"]);
+    let said = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        !verified.status.success() && said.contains(&format!("of {BUCKET}/single, part 1: its data key is unreadable")),
+        "{verified:#?}"
+    );
+    assert!(said.contains(&format!("upload {pending}, part 1: its data key is unreadable")), "{said}");
+    std::fs::rename(&aside, &retired_file).expect("put the retired key back");
 
     let report = rewrap(&server);
     assert_eq!((report["versions"].as_u64(), report["data_keys"].as_u64()), (Some(4), Some(5)), "{report}");
@@ -802,7 +815,7 @@ async fn wrapping_data_keys_anew_lets_the_retired_master_key_be_destroyed() {
     assert_eq!(get_range(&s3, BUCKET, "multi", Some(&range)).await, &multi_bytes[first.len() - 10..=first.len() + 10]);
     let verified = server.cli(&["verify"]);
     assert!(verified.status.success(), "verify reads the keys wrapped anew from the log: {verified:#?}");
-    let expected = if server.on_s3_backend() { "" } else { "1 unreferenced under destroyed keys, not read" };
+    let expected = if server.on_s3_backend() { "" } else { "1 under destroyed keys, not read" };
     assert!(String::from_utf8_lossy(&verified.stdout).contains(expected), "the replaced blob: {verified:#?}");
     artifact_store_conformance::cli::expect(&server, &["replay"], 0);
 }

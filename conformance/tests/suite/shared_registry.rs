@@ -854,6 +854,7 @@ async fn a_gateway_without_the_shared_master_key_encrypts_nothing_the_others_can
         .send()
         .await;
     assert_eq!(failure(kms), (500, "InternalError".to_owned()), "nor by its KMS keys");
+    assert!(!foreign.data_dir().join("keys/kms").exists(), "not even the default KMS key is made");
     assert_eq!(foreign.events().len(), before, "a refused write records nothing");
     assert!(foreign.log().contains("encryption.master_key_file"), "the log says how to mend it");
     put(&foreign.s3(), "team", "plain", &bytes(100, 3)).await;

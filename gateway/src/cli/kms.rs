@@ -83,7 +83,7 @@ pub async fn run(config: &Config, args: &KmsArgs, json: bool) -> anyhow::Result<
             let keys = KeyRing::open(&path)?
                 .with_context(|| format!("no master key at {} (is --data-dir right?)", path.display()))?;
             let registry = open_registry(config).await?;
-            let pass = rewrap_all(&registry, &keys).await;
+            let pass = rewrap_all(&registry, &keys, config.registry.url.is_some()).await;
             registry.close().await;
             let report = pass?;
             // A rotation during the pass: what it reports of the key it took as current is stale.
@@ -120,8 +120,10 @@ struct RewrapReport {
 
 /// Wraps anew the data keys of every version in the registry that a retired master key
 /// wraps, then reads every version and upload part again to count what still needs one.
-async fn rewrap_all(registry: &Registry, keys: &KeyRing) -> anyhow::Result<RewrapReport> {
-    let recorded = registry.read(|conn| conn.master_key()).await?;
+async fn rewrap_all(registry: &Registry, keys: &KeyRing, shared: bool) -> anyhow::Result<RewrapReport> {
+    // Only a registry shared now keeps its record of the master key up to date (a log moved
+    // back from PostgreSQL keeps the last one).
+    let recorded = if shared { registry.read(|conn| conn.master_key()).await? } else { None };
     if let Some(shared) = recorded.filter(|shared| shared != keys.current_id()) {
         anyhow::bail!(
             "the gateways sharing this registry wrap data keys with master key {shared}, not with this folder's {}: \
@@ -130,11 +132,14 @@ async fn rewrap_all(registry: &Registry, keys: &KeyRing) -> anyhow::Result<Rewra
         );
     }
     let mut report = RewrapReport::default();
+    // The keys retired when the pass starts: one rotated out during the pass is newer than
+    // this ring's current key, and what it wraps is not wrapped back.
+    let retired = keys.retired_ids()?;
     let spinner = super::progress::spinner("versions");
     let mut pages = VersionPages::of(registry).await?;
     while let Some(versions) = pages.next().await? {
         for version in versions {
-            rewrap_version(registry, keys, version, &mut report).await?;
+            rewrap_version(registry, keys, &retired, version, &mut report).await?;
             spinner.inc(1);
         }
     }
@@ -148,12 +153,14 @@ async fn rewrap_all(registry: &Registry, keys: &KeyRing) -> anyhow::Result<Rewra
             }
         }
     };
+    // Uploads before versions: a completion moves its parts into a version in one event, so
+    // an upload completed between the two readings is seen by the second.
+    for bucket in registry.read(|conn| conn.buckets()).await? {
+        count(&upload_parts(registry, &bucket.name).await?);
+    }
     let mut pages = VersionPages::of(registry).await?;
     while let Some(versions) = pages.next().await? {
         versions.iter().for_each(|version| count(&version.content.parts));
-    }
-    for bucket in registry.read(|conn| conn.buckets()).await? {
-        count(&upload_parts(registry, &bucket.name).await?);
     }
     report.still_needed = needed;
     Ok(report)
@@ -198,6 +205,7 @@ impl<'a> VersionPages<'a> {
 async fn rewrap_version(
     registry: &Registry,
     keys: &KeyRing,
+    retired: &[String],
     version: ObjectVersion,
     report: &mut RewrapReport,
 ) -> anyhow::Result<()> {
@@ -206,6 +214,7 @@ async fn rewrap_version(
     for (index, part) in version.content.parts.iter().enumerate() {
         let Some(wrapped) = &part.wrapped_key else { continue };
         match keys.rewrap(wrapped) {
+            Ok(Some(_)) if !retired.contains(&wrapped.key_id) => {}
             Ok(Some(anew)) => {
                 let part_index = u32::try_from(index).context("a version of more than 2^32 parts")?;
                 parts.push(RewrappedKey { part: part_index, blob: part.blob.clone(), wrapped_key: anew });

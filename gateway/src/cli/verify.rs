@@ -19,7 +19,10 @@
 //!    re-hashed and must hash to its name. In an S3 upstream, where blob names are random, each
 //!    object version's blobs are streamed back in order (bounded memory): together they must
 //!    hash to the version's BLAKE3, and each to its part's MD5 (its ETag), which names the
-//!    blob that changed. A part of an upload in progress has only its MD5 to match.
+//!    blob that changed. A part of an upload in progress has only its MD5 to match. With the
+//!    blobs, every data key the views record for a live version or an upload's part must
+//!    unwrap with the keys here ([`check_live_keys`]): a retired master key destroyed too soon
+//!    is named with the versions it leaves unreadable.
 //! 5. The inline blobs (bytes of small objects kept in the registry, always checked): each
 //!    must hash to its digest, and each one the views reference must exist
 //!    ([`registry::inline::check`]).
@@ -113,8 +116,9 @@ struct BlobsReport {
     /// Blobs under a customer's key (SSE-C), which only its owner can decrypt: their presence
     /// is checked, not their bytes.
     customer_keyed: u64,
-    /// Unreferenced blobs (of deleted versions or aborted uploads, until gc removes them) whose
-    /// data key only a master key destroyed since (after `kms rewrap`) unwraps: not read.
+    /// Blobs whose data key only a master key destroyed since unwraps: not read. Those of
+    /// deleted versions or aborted uploads (until gc removes them) are expected after
+    /// `kms rewrap`; a live version's or upload part's is also named by the keys check.
     keys_destroyed: u64,
 }
 
@@ -151,6 +155,9 @@ pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Resu
     } else {
         // Encrypted blobs are decrypted to be checked; `registry replay` needs no key, this does.
         let keys = KeyRing::open(&config.master_key_path())?;
+        let (live, key_path) = (path.clone(), config.master_key_path());
+        let unwrapped = tokio::task::spawn_blocking(move || check_live_keys(&live, KeyRing::open(&key_path)?.as_ref()));
+        problems.extend(unwrapped.await.context("the data keys check")??);
         let (blobs, corrupt) = match config.storage.backend {
             Backend::Fs => {
                 let store = FsBlobStore::open(&config.storage.data_dir)
@@ -246,8 +253,7 @@ async fn check_blobs(
             report.customer_keyed += 1;
             continue;
         }
-        let unreferenced = !referenced_set.contains(entry.id.as_str());
-        if unreferenced && encrypted.get(entry.id.as_str()).is_some_and(|part| key_destroyed(keys, part)) {
+        if encrypted.get(entry.id.as_str()).is_some_and(|part| key_destroyed(keys, part)) {
             report.keys_destroyed += 1;
             continue;
         }
@@ -313,11 +319,51 @@ fn encrypted_parts(conn: &Connection) -> anyhow::Result<HashMap<String, BlobPart
     Ok(found)
 }
 
+/// The live data keys (of versions and of uploads' parts, in the views) that do not unwrap
+/// with `keys`; customers' keys (SSE-C) are theirs. Reads no blob.
+fn check_live_keys(path: &Path, keys: Option<&KeyRing>) -> anyhow::Result<Vec<String>> {
+    let conn = sqlite::open_read_only(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let problem = |part: &BlobPart| -> Option<String> {
+        let wrapped = part.wrapped_key.as_ref().filter(|w| w.key_id != crypto::CUSTOMER_KEY_ID)?;
+        match keys {
+            None => Some("encrypted, and there is no master key".to_owned()),
+            Some(keys) => keys.unwrap(wrapped).err().map(|err| format!("its data key is unreadable: {err}")),
+        }
+    };
+    let mut problems = Vec::new();
+    let mut versions = conn.prepare(
+        "SELECT bucket, key, version_id, content FROM object_versions WHERE content LIKE '%\"wrapped_key\"%'",
+    )?;
+    let mut rows = versions.query([])?;
+    while let Some(row) = rows.next()? {
+        let (bucket, key, version_id, content): (String, String, String, String) =
+            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+        let content: ObjectContent = serde_json::from_str(&content).context("a version's content")?;
+        for (number, part) in (1..).zip(&content.parts) {
+            if let Some(why) = problem(part) {
+                problems.push(format!("version {version_id} of {bucket}/{key}, part {number}: {why}"));
+            }
+        }
+    }
+    let mut parts =
+        conn.prepare("SELECT upload_id, part_number, part FROM multipart_parts WHERE part LIKE '%\"wrapped_key\"%'")?;
+    let mut rows = parts.query([])?;
+    while let Some(row) = rows.next()? {
+        let (upload_id, number, part): (String, u32, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let part: BlobPart = serde_json::from_str(&part).context("an upload's part")?;
+        if let Some(why) = problem(&part) {
+            problems.push(format!("upload {upload_id}, part {number}: {why}"));
+        }
+    }
+    Ok(problems)
+}
+
 /// Whether `part`'s data key was wrapped by a master key that no longer exists (a retired one
 /// destroyed after `kms rewrap` wrapped the live versions' keys anew).
 fn key_destroyed(keys: Option<&KeyRing>, part: &BlobPart) -> bool {
     let (Some(keys), Some(wrapped)) = (keys, &part.wrapped_key) else { return false };
-    matches!(keys.unwrap(wrapped), Err(crypto::KeyRingError::UnknownKey(_)))
+    crypto::is_master_key_id(&wrapped.key_id)
+        && matches!(keys.unwrap(wrapped), Err(crypto::KeyRingError::UnknownKey(_)))
 }
 
 /// Whether `part` is under a customer's key (SSE-C), which `verify` does not have.
@@ -416,6 +462,10 @@ async fn check_upstream_blobs(
     for content in &recorded {
         if content.parts.iter().any(is_customer_keyed) {
             report.customer_keyed += content.parts.len() as u64;
+            continue;
+        }
+        if content.parts.iter().any(|part| key_destroyed(keys, part)) {
+            report.keys_destroyed += content.parts.len() as u64;
             continue;
         }
         let mut whole = blake3::Hasher::new();
@@ -556,7 +606,7 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
             blobs.customer_keyed,
             match blobs.keys_destroyed {
                 0 => String::new(),
-                n => format!("; {n} unreferenced under destroyed keys, not read"),
+                n => format!("; {n} under destroyed keys, not read"),
             }
         ));
     }

@@ -183,7 +183,7 @@ impl KeyRing {
     /// # Errors
     /// The retired key's file cannot be read.
     pub fn holds_master(&self, id: &str) -> Result<bool, KeyRingError> {
-        Ok(id == self.master_id || (valid_master_id(id) && self.retired_key(id)?.is_some()))
+        Ok(id == self.master_id || (is_master_key_id(id) && self.retired_key(id)?.is_some()))
     }
 
     /// The id of the master key that wraps SSE-S3 data keys.
@@ -228,7 +228,7 @@ impl KeyRing {
             &self.master
         } else {
             let id = &wrapped.key_id;
-            let found = if valid_master_id(id) { self.retired_key(id)? } else { self.kms_key(id)? };
+            let found = if is_master_key_id(id) { self.retired_key(id)? } else { self.kms_key(id)? };
             other = found.ok_or_else(|| KeyRingError::UnknownKey(id.clone()))?;
             &*other
         };
@@ -244,7 +244,7 @@ impl KeyRing {
     /// destroyed); [`KeyRingError::Unwrap`] for a record that does not unwrap.
     pub fn rewrap(&self, wrapped: &WrappedKey) -> Result<Option<WrappedKey>, KeyRingError> {
         let id = &wrapped.key_id;
-        if *id == self.master_id || !valid_master_id(id) {
+        if *id == self.master_id || !is_master_key_id(id) {
             return Ok(None);
         }
         let retired = self.dir.join("retired").join(format!("{id}.key"));
@@ -275,7 +275,7 @@ impl KeyRing {
         for entry in entries {
             let entry = entry.map_err(|source| KeyRingError::File { path: folder.clone(), source })?;
             let name = entry.file_name();
-            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".key")).filter(|id| valid_master_id(id)) {
+            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".key")).filter(|id| is_master_key_id(id)) {
                 ids.push(id.to_owned());
             }
         }
@@ -290,6 +290,11 @@ impl KeyRing {
     /// # Errors
     /// [`KeyRingError::NoSuchKmsKey`], file errors.
     pub fn resolve(&self, reference: &str) -> Result<String, KeyRingError> {
+        // Its KMS keys are not the other gateways': naming one (or making the default one)
+        // would leave a bucket default or an object they cannot use.
+        if let Some(shared) = &self.foreign_master {
+            return Err(KeyRingError::ForeignMaster { own: self.master_id.clone(), shared: shared.clone() });
+        }
         let missing = || KeyRingError::NoSuchKmsKey(reference.to_owned());
         let named = reference.rsplit_once(":key/").map_or(reference, |(_, id)| id);
         let alias = named.strip_prefix("alias/").or_else(|| reference.rsplit_once(":alias/").map(|(_, a)| a));
@@ -440,8 +445,9 @@ fn master_id(key: &[u8; 32]) -> String {
     hex::encode(&blake3::derive_key(KEY_ID_CONTEXT, key)[..8])
 }
 
-/// Whether `id` is shaped as [`master_id`] makes them.
-fn valid_master_id(id: &str) -> bool {
+/// Whether `id` is shaped as [`master_id`] makes them (and so names no KMS key or customer's
+/// key).
+pub fn is_master_key_id(id: &str) -> bool {
     id.len() == 16 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 

@@ -18,7 +18,7 @@ pub mod segments;
 use bytes::{Bytes, BytesMut};
 pub use customer::{CUSTOMER_KEY_ID, CustomerKey};
 use futures::{Stream, StreamExt as _};
-pub use keyring::{DEFAULT_KMS_ALIAS, KeyRing, KeyRingError};
+pub use keyring::{DEFAULT_KMS_ALIAS, KeyRing, KeyRingError, is_master_key_id};
 use rand::Rng as _;
 use registry::event::v1::{BlobPart, WrappedKey};
 use zeroize::Zeroizing;
