@@ -218,6 +218,18 @@ async fn damaged_ciphertext_is_refused_as_a_corrupt_blob_and_verify_names_it() {
     let events = server.wait_for_events(BUCKET, "damaged", |e| !of_type(e, "v1.blob.corrupt").is_empty()).await;
     assert_eq!(of_type(&events, "v1.blob.corrupt")[0].payload["reason"], "digest_mismatch");
     assert_eq!(get(&s3, BUCKET, "intact").await, intact);
+    // A copy that must decrypt and encrypt again (under another key) refuses a damaged source
+    // as a read does (not as a bad body of the client's), and records nothing.
+    let copied = s3
+        .copy_object()
+        .bucket(BUCKET)
+        .key("kms-copy")
+        .copy_source(format!("{BUCKET}/damaged"))
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .send()
+        .await;
+    assert_eq!(failure(copied), (500, "InternalError".to_owned()), "a copy of a damaged source");
+    assert!(server.object_events(BUCKET, "kms-copy").is_empty(), "the refused copy recorded");
 
     let failed = server.cli(&["verify"]);
     let blob = recorded(&server, "damaged")["parts"][0]["blob"].as_str().expect("blob").to_owned();

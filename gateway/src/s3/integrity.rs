@@ -44,6 +44,31 @@ const OUTBOARDS_KEPT: NonZeroUsize = NonZeroUsize::new(256).expect("not zero");
 /// A stream of object bytes, as the S3 layer reads them from the stores.
 pub(super) type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BlobError>> + Send>>;
 
+/// A checked read of a copy's source made the body of the blob it is stored into. The store
+/// takes a failed read for a bad body (400 `IncompleteBody`); the read's own error (damaged
+/// bytes: 500, a store away: 503) is the answer, and [`SourceRead::failure_or`] gives it back.
+#[derive(Clone, Default)]
+pub(super) struct SourceRead(Arc<Mutex<Option<BlobError>>>);
+
+impl SourceRead {
+    /// `checked` as a body to store, keeping its error.
+    pub(super) fn body(&self, checked: ByteStream) -> crate::backend::BodyStream {
+        let failure = self.clone();
+        Box::pin(checked.map(move |chunk| {
+            chunk.map_err(|err| {
+                let body_error = crate::backend::BodyError::from(err.to_string());
+                *failure.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);
+                body_error
+            })
+        }))
+    }
+
+    /// The error to answer for a store's failure `err`: the source read's, when it failed.
+    pub(super) fn failure_or(&self, err: BlobError) -> BlobError {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take().unwrap_or(err)
+    }
+}
+
 /// Called once, with the reason, when a read refuses the stored bytes.
 pub(super) type Report = Box<dyn FnOnce(CorruptReason) + Send>;
 

@@ -7,8 +7,6 @@
 //! completes it, and the version's parts are successive ranges of its one blob. Either way
 //! the object's BLAKE3 comes from the parts' chaining values where their sizes allow.
 
-use std::sync::{Arc, Mutex, PoisonError};
-
 use blake3::hazmat::ChainingValue;
 use registry::Caller;
 use registry::acl::ObjectAcl;
@@ -281,20 +279,13 @@ pub(super) async fn upload_part_copy(
     // source's BLAKE3, stored again) even where the store could copy it itself: the part's MD5
     // and BLAKE3 chaining value are computed on the way, as for an uploaded part, and damaged
     // bytes must not become a part whose digests vouch for them.
-    let source_failure = Arc::new(Mutex::new(None));
+    let read = integrity::SourceRead::default();
     let (body, length): (crate::backend::BodyStream, u64) = match span {
         Some(span) => {
-            use futures::TryStreamExt as _;
             let range = input.copy_source_range.clone();
             let source_key = source_key.as_ref().map(|c| &c.key);
             let checked = checked_read(gw, caller(&req), &source, range, span, None, source_key).await?;
-            let failure = Arc::clone(&source_failure);
-            let stream = checked.map_err(move |err| {
-                let body_error = crate::backend::BodyError::from(err.to_string());
-                *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);
-                body_error
-            });
-            (Box::pin(stream), span.1 - span.0 + 1)
+            (read.body(checked), span.1 - span.0 + 1)
         }
         None => (Box::pin(futures::stream::empty()), 0),
     };
@@ -305,13 +296,7 @@ pub(super) async fn upload_part_copy(
         Some(into) => gw.blobs.put_part((&into, number), body, Some(length), &[], part_offset, seal).await,
         None => gw.blobs.put(body, Some(length), &[], part_offset, seal).await,
     };
-    // A failure to read the source is the answer (damaged: 500; away: 503), not a bad body.
-    let staged = match staged {
-        Ok(staged) => staged,
-        Err(err) => {
-            return Err(source_failure.lock().unwrap_or_else(PoisonError::into_inner).take().unwrap_or(err).into());
-        }
-    };
+    let staged = staged.map_err(|err| read.failure_or(err))?;
     let (size, etag) = (staged.size(), hex::encode(staged.md5()));
     let store_etag = staged.store_etag().map(str::to_owned);
     let part_hashes = staged.part_hashes().cloned();

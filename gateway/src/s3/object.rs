@@ -494,18 +494,18 @@ async fn store_encrypted_copy(
     (source, source_key): (&ObjectVersion, Option<&CustomerKey>),
     target: &Encryption,
 ) -> Result<(BlobPart, Placed)> {
-    use futures::{StreamExt as _, TryStreamExt as _};
     let size = source.content.size;
+    let read = super::integrity::SourceRead::default();
     let body: crate::backend::BodyStream = match size {
         0 => Box::pin(futures::stream::empty()),
         _ => {
             let span = (0, size - 1);
-            let checked = super::get_object::checked_read(gw, caller, source, None, span, None, source_key).await?;
-            Box::pin(checked.map_err(|err| crate::backend::BodyError::from(err.to_string())))
+            read.body(super::get_object::checked_read(gw, caller, source, None, span, None, source_key).await?)
         }
     };
     let key = target.new_key(gw.keys.as_ref())?;
-    let staged = gw.blobs.put(body.boxed(), Some(size), &[], None, Some(key.key.seal())).await?;
+    let staged =
+        gw.blobs.put(body, Some(size), &[], None, Some(key.key.seal())).await.map_err(|err| read.failure_or(err))?;
     let etag = hex::encode(staged.md5());
     let placed = place(gw, staged).await?;
     let part = BlobPart {
