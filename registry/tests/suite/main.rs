@@ -6,6 +6,7 @@ mod engines;
 mod frozen_v1;
 mod identities;
 mod inline;
+mod keys;
 mod packages;
 mod page_reads;
 mod policy;
