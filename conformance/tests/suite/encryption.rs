@@ -14,7 +14,7 @@
 //! AWS's answers and leave nothing behind.
 
 use artifact_store_conformance::events::{of_type, version};
-use artifact_store_conformance::sdk::{create_bucket, failure, get, get_range, put};
+use artifact_store_conformance::sdk::{create_bucket, failure, get, get_range, put, upload_part};
 use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::upstream::RunUpstream;
 use artifact_store_conformance::{Server, Transport, blake3_hex, bytes, md5_base64, md5_hex};
@@ -683,21 +683,6 @@ async fn a_rotated_master_key_leaves_every_object_readable_and_wraps_new_ones() 
     assert!(verified.status.success(), "verify unwraps with retired keys too: {verified:#?}");
 }
 
-/// Uploads `data` as part `number` of `upload_id` (of key `key`) and returns the completed part.
-async fn upload_part(s3: &aws_sdk_s3::Client, key: &str, upload_id: &str, number: i32, data: &[u8]) -> CompletedPart {
-    let part = s3
-        .upload_part()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(upload_id)
-        .part_number(number)
-        .body(ByteStream::from(data.to_vec()))
-        .send()
-        .await
-        .unwrap_or_else(|err| panic!("part {number} of {key}: {err:?}"));
-    CompletedPart::builder().part_number(number).e_tag(part.e_tag().expect("an ETag")).build()
-}
-
 async fn complete(s3: &aws_sdk_s3::Client, key: &str, upload_id: &str, parts: Vec<CompletedPart>) {
     s3.complete_multipart_upload()
         .bucket(BUCKET)
@@ -728,12 +713,14 @@ async fn wrapping_data_keys_anew_lets_the_retired_master_key_be_destroyed() {
         s3.create_multipart_upload().bucket(BUCKET).key(key).server_side_encryption(ServerSideEncryption::Aes256).send()
     };
     let multi = create("multi").await.expect("create").upload_id.expect("upload id");
-    let parts =
-        vec![upload_part(&s3, "multi", &multi, 1, &first).await, upload_part(&s3, "multi", &multi, 2, &second).await];
+    let parts = vec![
+        upload_part(&s3, BUCKET, "multi", &multi, 1, first.clone()).await,
+        upload_part(&s3, BUCKET, "multi", &multi, 2, second.clone()).await,
+    ];
     complete(&s3, "multi", &multi, parts).await;
     // An upload in progress across the rotation: its first part's key is wrapped by the old key.
     let pending = create("pending").await.expect("create").upload_id.expect("upload id");
-    let pending_first = upload_part(&s3, "pending", &pending, 1, &first).await;
+    let pending_first = upload_part(&s3, BUCKET, "pending", &pending, 1, first.clone()).await;
     let plain = bytes(80 * KIB, 124);
     put(&s3, BUCKET, "plain", &plain).await;
     // A copy under the same key shares the source's blob and wrapped key; a KMS key's objects
@@ -797,7 +784,7 @@ async fn wrapping_data_keys_anew_lets_the_retired_master_key_be_destroyed() {
         assert_eq!(parts.as_array().map(|a| a.iter().map(|p| p["blob"].clone()).collect()), Some(blobs), "{key}");
         assert!(parts.as_array().unwrap().iter().all(|p| p["wrapped_key"]["key_id"] == new.as_str()), "{key}: {parts}");
     }
-    let second_pending = upload_part(&s3, "pending", &pending, 2, &second).await;
+    let second_pending = upload_part(&s3, BUCKET, "pending", &pending, 2, second.clone()).await;
     complete(&s3, "pending", &pending, vec![pending_first, second_pending]).await;
     let report = rewrap(&server);
     assert_eq!((report["versions"].as_u64(), report["data_keys"].as_u64()), (Some(1), Some(1)), "{report}");
