@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// Time limit of each 4 KiB workload, in seconds.
     #[arg(long, default_value_t = 10)]
     small_seconds: u64,
+    /// Keys the 4 KiB GET workloads read, round and round (default: every key written, each
+    /// read once): a hot set of artifacts fetched again and again.
+    #[arg(long)]
+    hot_keys: Option<u64>,
     /// Objects per 64 MiB workload.
     #[arg(long, default_value_t = 16)]
     large_objects: u64,
@@ -312,6 +316,7 @@ impl Runner {
         // A PUT workload cut short by its time limit wrote fewer keys; read only those.
         let keys = self.count_keys(&prefix).await?;
         ensure!(keys > 0, "no objects under {prefix}/ to GET");
+        let keys = args.hot_keys.map_or(keys, |hot| hot.clamp(1, keys));
         let limit = Duration::from_secs(args.small_seconds);
         let tally = self.gets(&prefix, concurrency, args.small_ops, keys, SMALL, Some(limit)).await;
         Ok(tally.ops_fields(concurrency))

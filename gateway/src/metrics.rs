@@ -119,7 +119,8 @@ pub fn render(handle: &PrometheusHandle, registry: &Registry, opened_at: u64) ->
     let stats = registry.stats();
     let head = registry.committed_sequence();
     let micros = |value: &std::sync::atomic::AtomicU64| value.load(Ordering::Relaxed) as f64 / 1e6;
-    let lines: [(&str, &str, &str, String); 6] = [
+    let latest = registry.latest_cache_stats();
+    let lines: [(&str, &str, &str, String); 8] = [
         (
             "artifact_store_registry_events_appended_total",
             "counter",
@@ -150,6 +151,18 @@ pub fn render(handle: &PrometheusHandle, registry: &Registry, opened_at: u64) ->
             "counter",
             "Of that, time spent in COMMIT (writing and fsyncing the log).",
             micros(&stats.commit_micros).to_string(),
+        ),
+        (
+            "artifact_store_registry_latest_cache_hits_total",
+            "counter",
+            "Reads of an object's latest version answered from memory.",
+            latest.hits.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "artifact_store_registry_latest_cache_misses_total",
+            "counter",
+            "Reads of an object's latest version that read the registry.",
+            latest.misses.load(Ordering::Relaxed).to_string(),
         ),
     ];
     for (name, kind, help, value) in lines {

@@ -18,10 +18,20 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::event::v1::BlobPart;
 use crate::queries::Reads as _;
 use crate::sqlite::{Registry, Writer};
 
 pub use crate::inline_blob::{InlineBlob, LOCATOR_PREFIX, is_locator};
+
+/// The locator of a version's bytes when the registry holds them whole: one part, inline.
+#[must_use]
+pub fn locator_of(parts: &[BlobPart]) -> Option<&str> {
+    match parts {
+        [part] if is_locator(&part.blob) => Some(part.blob.as_str()),
+        _ => None,
+    }
+}
 
 /// What [`check`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -17,6 +17,7 @@ mod gc;
 mod identities;
 mod inline;
 mod integrity;
+mod latest_cache;
 mod multipart_digests;
 mod multipart_subsets;
 mod operations;

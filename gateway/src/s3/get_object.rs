@@ -55,24 +55,29 @@ pub(super) async fn plan(
     range: Option<&Range>,
     part_number: Option<i32>,
 ) -> Result<ReadPlan> {
-    // One trip to the blocking pool for the bucket, the version and an inline object's bytes:
-    // each trip is a hand-off between threads, which a small GET feels.
-    let (name, key_owned, id) = (bucket.to_owned(), key.to_owned(), version_id.map(str::to_owned));
-    let (found, version, inline) = gw
-        .registry
-        .read(move |conn| {
-            let Some(bucket) = conn.bucket(&name)? else { return Ok((None, None, None)) };
-            let version = match id {
-                Some(id) => conn.version(&name, &key_owned, &id)?,
-                None => conn.latest_version(&name, &key_owned)?,
-            };
-            let inline = match version.as_ref().and_then(|v| inline_locator(&v.content.parts)) {
-                Some(locator) => conn.inline_bytes(locator)?,
-                None => None,
-            };
-            Ok((Some(bucket), version, inline))
-        })
-        .await?;
+    let (found, version, inline) = match version_id {
+        // The latest version, kept in memory by the registry until a commit changes it.
+        None => {
+            let latest = gw.registry.latest_object(bucket, key).await?;
+            (latest.bucket.as_deref().cloned(), latest.version.clone(), latest.inline.clone())
+        }
+        // One trip to the blocking pool for the bucket, the version and an inline object's
+        // bytes: each trip is a hand-off between threads, which a small GET feels.
+        Some(id) => {
+            let (name, key_owned, id) = (bucket.to_owned(), key.to_owned(), id.to_owned());
+            gw.registry
+                .read(move |conn| {
+                    let Some(bucket) = conn.bucket(&name)? else { return Ok((None, None, None)) };
+                    let version = conn.version(&name, &key_owned, &id)?;
+                    let inline = match version.as_ref().and_then(|v| registry::inline::locator_of(&v.content.parts)) {
+                        Some(locator) => conn.inline_bytes(locator)?.map(Bytes::from),
+                        None => None,
+                    };
+                    Ok((Some(bucket), version, inline))
+                })
+                .await?
+        }
+    };
     let bucket = found.ok_or_else(|| registry::Error::NoSuchBucket(bucket.to_owned()))?;
     let version = match (version, version_id) {
         (None, None) => return Err(registry::Error::NoSuchKey.into()),
@@ -100,15 +105,7 @@ pub(super) async fn plan(
         span.filter(|_| range.is_some() || !whole).map(|(first, last)| format!("bytes {first}-{last}/{size}"));
     let span = span.or_else(|| (size > 0).then(|| (0, size - 1)));
     let expiration = super::lifecycle_config::expiration_header(&bucket, &version, gw.config.lifecycle.day_ms());
-    Ok(ReadPlan { bucket, version, span, content_range, whole, expiration, inline: inline.map(Bytes::from) })
-}
-
-/// The registry locator of an object kept there whole (one part, inline).
-fn inline_locator(parts: &[BlobPart]) -> Option<&str> {
-    match parts {
-        [part] if registry::inline::is_locator(&part.blob) => Some(part.blob.as_str()),
-        _ => None,
-    }
+    Ok(ReadPlan { bucket, version, span, content_range, whole, expiration, inline })
 }
 
 /// 404 NoSuchKey for a current delete marker, 405 MethodNotAllowed for a marker read by id;

@@ -9,11 +9,13 @@
 
 mod faults;
 mod histogram;
+mod latest;
 mod queries;
 mod side_tables;
 pub mod views;
 
 pub use histogram::Histogram;
+pub use latest::{LatestCacheStats, LatestObject};
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,7 @@ use rusqlite_migration::{M, Migrations};
 use tokio::sync::{oneshot, watch};
 
 use self::faults::Faults;
+use self::latest::{LatestObjects, Touched};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventDraft};
@@ -96,6 +99,7 @@ pub struct Writer<'a> {
     side: &'a dyn SideTables,
     head: &'a mut ChainHead,
     now: i64,
+    touched: &'a mut Touched,
 }
 
 impl Writer<'_> {
@@ -118,6 +122,7 @@ impl Writer<'_> {
     /// SQLite errors; the whole group commit then rolls back. A job must make every check
     /// that can refuse before its first append.
     pub fn append(&mut self, draft: EventDraft) -> Result<Event> {
+        self.touched.note(&draft.payload);
         log::append(self.log, self.views, self.head, draft, self.now)
     }
 
@@ -197,6 +202,8 @@ struct ReadSide {
     commits_failing: Arc<AtomicBool>,
     /// The shared log on PostgreSQL this registry replicates, if any.
     shared: Option<Arc<SharedReads>>,
+    /// The latest versions of objects read lately, which the writer invalidates.
+    latest: Arc<LatestObjects>,
 }
 
 /// Counts a live tail for as long as its stream exists.
@@ -226,6 +233,20 @@ impl ReadSide {
             return Err(Error::ViewsBehind);
         }
         self.with_connection(f)
+    }
+
+    /// Whether the log ends where this registry's writer last committed. Otherwise another
+    /// process appended to it (the CLI's maintenance commands beside a serving gateway), and
+    /// what is kept in memory may predate that, until the writer's next group commit catches
+    /// up and invalidates it. Read on the calling thread: one lookup of the log's last row,
+    /// which a WAL reader makes without waiting for the writer.
+    fn log_is_ours(&self) -> Result<bool> {
+        let on_disk = self.with_connection(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT ifnull(max(seq), 0) FROM events")?
+                .query_row([], |row| row.get::<_, u64>(0))?)
+        })?;
+        Ok(on_disk == *self.committed.borrow())
     }
 
     fn with_connection<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
@@ -385,8 +406,10 @@ impl Registry {
         let faults = Arc::new(Faults::default());
         let views_lag = Arc::new(AtomicU8::new(ViewsLag::Current as u8));
         let commits_failing = Arc::new(AtomicBool::new(false));
+        let latest = Arc::new(LatestObjects::new());
         let health = WriterHealth {
             views_lag: Arc::clone(&views_lag),
+            latest: Arc::clone(&latest),
             commits_failing: Arc::clone(&commits_failing),
             faults: Arc::clone(&faults),
         };
@@ -404,6 +427,7 @@ impl Registry {
             views_lag,
             commits_failing,
             shared,
+            latest,
         });
         Ok(Self {
             inner: Arc::new(Inner {
@@ -570,6 +594,55 @@ impl Registry {
         F: FnOnce(&dyn Reads) -> Result<R> + Send + 'static,
     {
         self.read_views(false, |conn| f(conn)).await
+    }
+
+    /// The bucket, the latest version of `key` in it and, for a small object the registry holds
+    /// whole, its bytes: what a GET without a version id needs. On a registry of its own the
+    /// answer is kept in memory until a commit changes it ([`LatestObject`]), so a repeated
+    /// read costs no trip to the blocking pool; on a shared log it is read as [`Registry::read`]
+    /// does.
+    ///
+    /// # Errors
+    /// As [`Registry::read`].
+    pub async fn latest_object(&self, bucket: &str, key: &str) -> Result<Arc<LatestObject>> {
+        let read = &self.inner.read;
+        let stats = &read.latest.stats;
+        if read.shared.is_some() || self.views_lag().refuses(false) {
+            stats.misses.fetch_add(1, Ordering::Relaxed);
+            let (name, key) = (bucket.to_owned(), key.to_owned());
+            return Ok(Arc::new(self.read(move |reads| LatestObject::read(reads, &name, &key, None)).await?));
+        }
+        let cache = Arc::clone(&read.latest);
+        if let Some(found) = cache.get(bucket, key)
+            && read.log_is_ours()?
+        {
+            stats.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(found);
+        }
+        stats.misses.fetch_add(1, Ordering::Relaxed);
+        // A read that began before a commit fills nothing after it (see `latest`): another
+        // process's events too, since the writer's catch-up of them moves the epoch on.
+        let epoch = cache.epoch();
+        let kept_bucket = cache.bucket(bucket);
+        let (name, key_owned, reading) = (bucket.to_owned(), key.to_owned(), Arc::clone(&cache));
+        let found = self
+            .read(move |reads| {
+                // A bucket kept before this read is its bucket only if no commit changed
+                // anything since.
+                let kept_bucket = kept_bucket.filter(|_| reading.epoch() == epoch);
+                LatestObject::read(reads, &name, &key_owned, kept_bucket)
+            })
+            .await?;
+        let found = Arc::new(found);
+        cache.fill_bucket(epoch, bucket, found.bucket.clone());
+        cache.fill(epoch, bucket, key, Arc::clone(&found));
+        Ok(found)
+    }
+
+    /// Lookups of [`Registry::latest_object`] answered from memory and not.
+    #[must_use]
+    pub fn latest_cache_stats(&self) -> &LatestCacheStats {
+        &self.inner.read.latest.stats
     }
 
     /// [`Registry::read`] for reads of the `retrievals` view, which are refused while the
@@ -744,7 +817,11 @@ impl Registry {
     /// # Errors
     /// As [`log::replay`].
     pub async fn replay(&self) -> Result<log::Replayed> {
-        self.write(|writer| log::replay_in(writer.log, writer.views, u64::MAX, |_| {})).await
+        self.write(|writer| {
+            writer.touched.everything();
+            log::replay_in(writer.log, writer.views, u64::MAX, |_| {})
+        })
+        .await
     }
 
     /// Stops the writer after the jobs already queued have committed.
@@ -769,13 +846,17 @@ impl Drop for Inner {
 }
 
 /// The writer's connections: the log (`synchronous=FULL`, or a replica's `NORMAL`), the
-/// views, and the shared log on PostgreSQL when there is one.
+/// views, and the shared log on PostgreSQL when there is one; and what the batch in progress
+/// leaves to do once it is over.
 struct WriterConnections {
     log: Connection,
     views: Connection,
     shared: Option<SharedWriter>,
     /// The page caches are sized for a bulk catch-up until the batch that ran it is over.
     bulk_cache: bool,
+    /// What the batch changed of the latest versions kept in memory, to invalidate once it
+    /// is over and before its callers hear of it.
+    touched: Touched,
 }
 
 /// The writer's connection to the shared log, made again after it was lost, and the
@@ -884,6 +965,9 @@ fn run_writer(
         stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
         stats.batch_sizes.record(batch.len() as u64);
         let outcome = run_batch(conns, &mut head, batch, jobs, clock, stats, health);
+        // Whether the batch committed or not (a failed one changed nothing, or its COMMIT's
+        // outcome is unknown), and before anyone hears of it.
+        health.latest.invalidate(&std::mem::take(&mut conns.touched));
         stats.batches.fetch_add(1, Ordering::Relaxed);
         let busy = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         stats.busy_micros.fetch_add(busy, Ordering::Relaxed);
@@ -1008,7 +1092,7 @@ fn run_batch(
     sort_queued(queued, &mut batch, &mut catch_ups);
     let unrun =
         |batch: Vec<Job>, catch_ups: Vec<Completion>| batch.into_iter().map(fail_unrun).chain(catch_ups).collect();
-    let WriterConnections { log: log_conn, views: views_conn, shared, bulk_cache } = conns;
+    let WriterConnections { log: log_conn, views: views_conn, shared, bulk_cache, touched } = conns;
     let log_tx = match log_conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => return Err((unrun(batch, catch_ups), error.to_string())),
@@ -1048,6 +1132,7 @@ fn run_batch(
         Some(shared) => ChainHead::load(&log_tx).and_then(|replica| shared.pull_into(&log_tx, replica)).map(Some),
         None => Ok(None),
     };
+    let before_catch_up = *head;
     let caught_up = pulled.and_then(|pulled| {
         catch_up_with_log(&log_tx, &views_tx, head, bulk_cache)?;
         match pulled {
@@ -1055,6 +1140,10 @@ fn run_batch(
             _ => Ok(()),
         }
     });
+    // Events this writer did not append: which objects they change is not worth working out.
+    if caught_up.is_err() || *head != before_catch_up {
+        touched.everything();
+    }
     if let Err(error) = caught_up {
         health.views_lag.store(ViewsLag::of(&log_tx, &views_tx) as u8, Ordering::SeqCst);
         return Err((unrun(batch, catch_ups), error.to_string()));
@@ -1076,7 +1165,7 @@ fn run_batch(
             continue;
         }
         let before = *head;
-        let mut writer = Writer { log: &log_tx, views: &views_tx, side, head, now: clock.now_ms() };
+        let mut writer = Writer { log: &log_tx, views: &views_tx, side, head, now: clock.now_ms(), touched };
         let (keep, done) = job(&mut writer);
         if !keep && *head != before {
             failure = Some("a write failed after appending; its group commit is abandoned".to_owned());
@@ -1211,10 +1300,12 @@ impl From<u8> for ViewsLag {
     }
 }
 
-/// What the writer shares with readers beyond rows: whether the views are behind the log and
-/// whether its commits fail; and the failures a test asked for.
+/// What the writer shares with readers beyond rows: whether the views are behind the log,
+/// whether its commits fail, the latest versions kept in memory; and the failures a test
+/// asked for.
 struct WriterHealth {
     views_lag: Arc<AtomicU8>,
+    latest: Arc<LatestObjects>,
     commits_failing: Arc<AtomicBool>,
     faults: Arc<Faults>,
 }
@@ -1332,7 +1423,7 @@ fn open_writer(path: &Path, log_synchronous: &str, shared: Option<SharedWriter>)
     // replay-sized cache it took a fifth of the writer's time under small GETs. Catching up
     // (above), which may rebuild the views, keeps the large cache.
     set_page_cache(&log, &views, WRITER_PAGE_CACHE_KIB)?;
-    Ok(WriterConnections { log, views, shared, bulk_cache: false })
+    Ok(WriterConnections { log, views, shared, bulk_cache: false, touched: Touched::default() })
 }
 
 /// A read-only connection to the log with the views attached, so that queries of either

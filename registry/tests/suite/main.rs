@@ -7,6 +7,7 @@ mod frozen_v1;
 mod identities;
 mod inline;
 mod keys;
+mod latest;
 mod packages;
 mod page_reads;
 mod policy;

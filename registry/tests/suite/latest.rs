@@ -1,0 +1,87 @@
+//! The latest versions kept in memory ([`Registry::latest_object`]): once a write is
+//! acknowledged, the next read finds it, whatever the reads in flight during its commit
+//! found and tried to keep.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use artifact_store_registry::clock::ManualClock;
+use artifact_store_registry::commands::{NewVersion, WriteCondition};
+use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin};
+use artifact_store_registry::inline::InlineBlob;
+use artifact_store_registry::{Caller, Registry};
+
+fn new_version(blob: &InlineBlob) -> NewVersion {
+    let part = BlobPart {
+        blob: blob.locator(),
+        size: blob.bytes().len() as u64,
+        etag: format!("{:032x}", 1),
+        checksums: Default::default(),
+        subtree: None,
+        subtrees: None,
+        offset: None,
+        store_etag: None,
+        wrapped_key: None,
+    };
+    NewVersion {
+        acl: artifact_store_registry::acl::ObjectAcl::default(),
+        placement: None,
+        put: ObjectPut {
+            bucket: "b".into(),
+            key: "k".into(),
+            // The bucket is unversioned: each write replaces the one before.
+            version_id: "null".into(),
+            content: ObjectContent {
+                size: part.size,
+                etag: part.etag.clone(),
+                blake3: blake3::hash(blob.bytes()).to_hex().to_string(),
+                parts: vec![part],
+                ..Default::default()
+            },
+            origin: Origin::Put,
+            retention: None,
+            legal_hold: false,
+        },
+        condition: WriteCondition::default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_after_an_acknowledged_write_finds_it_while_reads_race_with_the_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry =
+        Registry::open(dir.path().join("registry.db"), Arc::new(ManualClock::new(1_800_000_000_000))).unwrap();
+    let caller = Caller::system("test");
+    registry.create_bucket(caller.clone(), "b", "us-east-1", false).await.unwrap();
+    // Readers that never pause: some read is in flight whenever a commit lands, and tries
+    // to keep what its snapshot held from before it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..6)
+        .map(|_| {
+            let (registry, stop) = (registry.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    registry.latest_object("b", "k").await.unwrap();
+                    // A read from memory does not yield, and the writes must get their turn.
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for round in 0..400 {
+        let blob = InlineBlob::new(format!("round {round}").into_bytes());
+        registry.put_inline_object(caller.clone(), new_version(&blob), blob.clone()).await.unwrap();
+        for _ in 0..2 {
+            let latest = registry.latest_object("b", "k").await.unwrap();
+            let version = latest.version.as_ref().expect("a version");
+            assert_eq!(version.content.blake3, blake3::hash(blob.bytes()).to_hex().as_str(), "round {round}");
+            assert_eq!(latest.inline.as_deref(), Some(blob.bytes()), "round {round}");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    let hits = registry.latest_cache_stats().hits.load(Ordering::Relaxed);
+    assert!(hits > 0, "no read was answered from memory");
+}
