@@ -10,8 +10,9 @@
 //! Only a registry of its own keeps entries: on a shared log, another gateway's write must be
 //! seen by the next request, which only a query of the shared head tells
 //! ([`crate::freshness`]). Appends by another process on the same files (the CLI's maintenance
-//! commands) reach the cache at this writer's next group commit, which finds them and
-//! empties it.
+//! commands) are not in what is kept: a hit is served only while the log ends where this
+//! writer last committed, and the writer's next group commit finds them and empties the cache
+//! (`Registry::latest_object`).
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -25,8 +26,8 @@ use crate::event::v1::{
 use crate::queries::Reads;
 use crate::state::{Bucket, ObjectVersion};
 
-/// Memory kept for entries at most, counted as their inline bytes plus [`ENTRY_OVERHEAD`]
-/// each: room for a few thousand small objects.
+/// Memory kept for entries at most, as [`LatestObject::weight`] estimates it: room for a
+/// few thousand small objects.
 const BUDGET_BYTES: usize = 24 << 20;
 
 /// What an entry costs beyond its inline bytes, maps and parts: the version's other fields
