@@ -19,10 +19,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use crate::error::Result;
-use crate::event::v1::{
-    BlobCorrupt, CorruptSubject, KeysRewrapped, LegalHoldSet, ObjectAclSet, ObjectDeleted, Payload, RetentionBypassed,
-    RetentionSet, TaggingSet,
-};
+use crate::event::v1::{BlobCorrupt, CorruptSubject, Payload};
 use crate::queries::Reads;
 use crate::state::{Bucket, ObjectVersion};
 
@@ -95,15 +92,18 @@ enum Touch {
 }
 
 impl Touch {
-    /// Spelled out for every event type, so that a new one must say what it changes.
+    /// From the event's subject ([`Payload::subject_id`]: `bucket/key` for what happens to an
+    /// object, the bucket's name for a bucket): every event changes its subject unless it is
+    /// named below, so a new event type invalidates until it is known not to.
     fn of(payload: &Payload) -> Self {
-        let object = |bucket: &str, key: &str| Self::Object(bucket.to_owned(), key.to_owned());
         match payload {
-            // Reads, uploads in progress and identities change no version and no bucket.
+            // Reads, uploads in progress, a damaged part and identities change no version and
+            // no bucket.
             Payload::Retrieved(_)
             | Payload::MultipartCreated(_)
             | Payload::PartUploaded(_)
             | Payload::MultipartAborted(_)
+            | Payload::BlobCorrupt(BlobCorrupt { subject: CorruptSubject::Part(_), .. })
             | Payload::PackageFinalized(_)
             | Payload::AccountCreated(_)
             | Payload::UserCreated(_)
@@ -114,42 +114,15 @@ impl Touch {
             | Payload::AccessKeyStatusSet(_)
             | Payload::AccessKeyDeleted(_)
             | Payload::MasterKeySet(_) => Self::Nothing,
-            Payload::ObjectPut(p) => object(&p.bucket, &p.key),
-            Payload::MultipartCompleted(p) => object(&p.version.bucket, &p.version.key),
-            Payload::LifecycleApplied(p) => object(&p.bucket, &p.key),
-            Payload::ObjectDeleted(ObjectDeleted { version: v, .. })
-            | Payload::DeleteMarkerCreated(v)
-            | Payload::TaggingSet(TaggingSet { version: v, .. })
-            | Payload::KeysRewrapped(KeysRewrapped { version: v, .. })
-            | Payload::RetentionSet(RetentionSet { version: v, .. })
-            | Payload::RetentionBypassed(RetentionBypassed { version: v, .. })
-            | Payload::LegalHoldSet(LegalHoldSet { version: v, .. })
-            | Payload::ObjectAclSet(ObjectAclSet { version: v, .. }) => object(&v.bucket, &v.key),
-            Payload::BlobCorrupt(BlobCorrupt { subject, .. }) => match subject {
-                CorruptSubject::Version(v) => object(&v.bucket, &v.key),
-                CorruptSubject::Part(_) => Self::Nothing,
-            },
-            Payload::BucketCreated(_)
-            | Payload::BucketDeleted(_)
-            | Payload::VersioningSet(_)
-            | Payload::ObjectLockSet(_)
-            | Payload::LifecycleSet(_)
-            | Payload::LifecycleDeleted(_)
-            | Payload::BucketPolicySet(_)
-            | Payload::BucketPolicyDeleted(_)
-            | Payload::PublicAccessBlockSet(_)
-            | Payload::PublicAccessBlockDeleted(_)
-            | Payload::CorsSet(_)
-            | Payload::CorsDeleted(_)
-            | Payload::OwnershipSet(_)
-            | Payload::OwnershipDeleted(_)
-            | Payload::BucketAclSet(_)
-            | Payload::BucketTaggingSet(_)
-            | Payload::BucketTaggingDeleted(_)
-            | Payload::BucketEncryptionSet(_)
-            | Payload::BucketEncryptionDeleted(_) => Self::Bucket,
-            // A type this build does not know changes nothing it reads, but cannot say so.
-            Payload::Unknown { .. } => Self::Bucket,
+            _ if payload.subject_kind() == "object" => {
+                // Bucket names hold no `/`: the first one ends the bucket.
+                let subject = payload.subject_id();
+                match subject.split_once('/') {
+                    Some((bucket, key)) => Self::Object(bucket.to_owned(), key.to_owned()),
+                    None => Self::Bucket,
+                }
+            }
+            _ => Self::Bucket,
         }
     }
 }

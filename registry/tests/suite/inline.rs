@@ -13,7 +13,7 @@ use artifact_store_registry::{Caller, Error, Registry, log, sqlite};
 
 use crate::engines::{self, Opened};
 
-fn new_version(bucket: &str, key: &str, blob: &InlineBlob) -> NewVersion {
+pub(crate) fn new_version(bucket: &str, key: &str, blob: &InlineBlob) -> NewVersion {
     let part = BlobPart {
         blob: blob.locator(),
         size: blob.bytes().len() as u64,

@@ -6,45 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use artifact_store_registry::clock::ManualClock;
-use artifact_store_registry::commands::{NewVersion, WriteCondition};
-use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin};
 use artifact_store_registry::inline::InlineBlob;
 use artifact_store_registry::{Caller, Registry};
 
-fn new_version(blob: &InlineBlob) -> NewVersion {
-    let part = BlobPart {
-        blob: blob.locator(),
-        size: blob.bytes().len() as u64,
-        etag: format!("{:032x}", 1),
-        checksums: Default::default(),
-        subtree: None,
-        subtrees: None,
-        offset: None,
-        store_etag: None,
-        wrapped_key: None,
-    };
-    NewVersion {
-        acl: artifact_store_registry::acl::ObjectAcl::default(),
-        placement: None,
-        put: ObjectPut {
-            bucket: "b".into(),
-            key: "k".into(),
-            // The bucket is unversioned: each write replaces the one before.
-            version_id: "null".into(),
-            content: ObjectContent {
-                size: part.size,
-                etag: part.etag.clone(),
-                blake3: blake3::hash(blob.bytes()).to_hex().to_string(),
-                parts: vec![part],
-                ..Default::default()
-            },
-            origin: Origin::Put,
-            retention: None,
-            legal_hold: false,
-        },
-        condition: WriteCondition::default(),
-    }
-}
+use crate::inline::new_version;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_read_after_an_acknowledged_write_finds_it_while_reads_race_with_the_commits() {
@@ -70,7 +35,7 @@ async fn a_read_after_an_acknowledged_write_finds_it_while_reads_race_with_the_c
         .collect();
     for round in 0..400 {
         let blob = InlineBlob::new(format!("round {round}").into_bytes());
-        registry.put_inline_object(caller.clone(), new_version(&blob), blob.clone()).await.unwrap();
+        registry.put_inline_object(caller.clone(), new_version("b", "k", &blob), blob.clone()).await.unwrap();
         for _ in 0..2 {
             let latest = registry.latest_object("b", "k").await.unwrap();
             let version = latest.version.as_ref().expect("a version");
