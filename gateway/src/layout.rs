@@ -2,7 +2,8 @@
 //!
 //! - `registry.db` (with its WAL files): the registry's event log, see [`registry_path`].
 //! - `registry.views.db`: the views rebuilt from that log (`registry::sqlite::views_path`).
-//! - `blobs/ab/<64 hex digits>`: blob bytes, named by their BLAKE3 ([`crate::backend::fs`]).
+//! - `blobs/ab/<64 hex digits>`: blob bytes, named by their BLAKE3, a multipart part's by its
+//!   BLAKE3 subtrees at its offset ([`crate::backend::fs`]).
 //! - `tmp/`: bodies being received ([`crate::backend::fs`]).
 //! - `outboards/<64 hex digits>`: the 1 MiB group digests of large objects, named by the
 //!   object's BLAKE3, so ranges are checked on their own ([`crate::outboard`]); derived data.

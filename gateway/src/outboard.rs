@@ -104,6 +104,117 @@ pub struct PartHashes {
     pub leaves: Vec<ChainingValue>,
 }
 
+impl PartHashes {
+    /// The 32 bytes that name the blob of a part hashed only at its offset ([`Hashed::Part`]):
+    /// a keyed BLAKE3 of that offset and its pieces' chaining values, which differ wherever its
+    /// bytes or its offset do. Keyed so that no blob named by the plain BLAKE3 of its bytes can
+    /// share the name: whoever knows a part's chaining values could otherwise store them as an
+    /// object of their own under the part's name first, and the part would be taken as
+    /// already stored.
+    #[must_use]
+    pub fn blob_name(&self) -> [u8; 32] {
+        part_blob_name(self.offset, &self.pieces.concat())
+    }
+}
+
+/// [`PartHashes::blob_name`] of a part hashed at `offset` into the chaining values `pieces`,
+/// one after the other.
+#[must_use]
+pub fn part_blob_name(offset: u64, pieces: &[u8]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key(PART_BLOB_NAME_CONTEXT);
+    hasher.update(&offset.to_le_bytes());
+    hasher.update(pieces);
+    *hasher.finalize().as_bytes()
+}
+
+/// [`part_blob_name`] of the values as an event records them (hex); `None` for text that is
+/// not hex.
+#[must_use]
+pub fn part_blob_name_of_hex(offset: u64, pieces: &str) -> Option<[u8; 32]> {
+    Some(part_blob_name(offset, &hex::decode(pieces).ok()?))
+}
+
+/// The context of [`PartHashes::blob_name`]'s key derivation (fixed: it names stored blobs).
+const PART_BLOB_NAME_CONTEXT: &str = "artifact-store 2026-12-05 multipart part blob name";
+
+/// The hash that names a blob, computed as its bytes stream: the BLAKE3 of the bytes with
+/// their outboard, or, for a multipart part of known length, its BLAKE3 subtrees at its offset
+/// in its object. A part is hashed once, at its offset: its blob is named by those subtrees
+/// ([`PartHashes::blob_name`]) rather than by a second pass of BLAKE3 from offset 0.
+pub enum BlobHasher {
+    /// Bytes named by their own BLAKE3.
+    Whole(GroupHasher),
+    /// A part named by its subtrees at its offset.
+    Part(PartHasher),
+}
+
+impl BlobHasher {
+    /// A hasher for a part of `len` bytes at `part_offset` in its object when both are known
+    /// and the part forms subtrees there, else for bytes named by their own BLAKE3.
+    #[must_use]
+    pub fn new(part_offset: Option<u64>, len: Option<u64>) -> Self {
+        match part_offset.zip(len).and_then(|(offset, len)| PartHasher::at(offset, len)) {
+            Some(part) => Self::Part(part),
+            None => Self::Whole(GroupHasher::new()),
+        }
+    }
+
+    /// Hashes the next bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Whole(hasher) => hasher.update(data),
+            Self::Part(hasher) => hasher.update(data),
+        }
+    }
+
+    /// What names the bytes hashed; `None` for a part that was not exactly the length
+    /// announced.
+    #[must_use]
+    pub fn finish(self) -> Option<Hashed> {
+        match self {
+            Self::Whole(hasher) => {
+                let (blake3, outboard) = hasher.finish();
+                Some(Hashed::Whole { blake3, outboard })
+            }
+            Self::Part(hasher) => hasher.finish().map(Hashed::Part),
+        }
+    }
+}
+
+/// What a [`BlobHasher`] computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hashed {
+    /// Bytes hashed from their own first byte.
+    Whole {
+        /// Their BLAKE3.
+        blake3: blake3::Hash,
+        /// Their outboard (empty for at most one group).
+        outboard: Vec<ChainingValue>,
+    },
+    /// A multipart part's subtrees at its offset; the BLAKE3 of the part alone was not computed.
+    Part(PartHashes),
+}
+
+impl Hashed {
+    /// The BLAKE3 of the bytes; `None` for a part hashed only at its offset.
+    #[must_use]
+    pub fn blake3(&self) -> Option<blake3::Hash> {
+        match self {
+            Self::Whole { blake3, .. } => Some(*blake3),
+            Self::Part(_) => None,
+        }
+    }
+
+    /// The 32 bytes the blob is named by: its BLAKE3, or a part's [`PartHashes::blob_name`].
+    #[must_use]
+    pub fn name(&self) -> [u8; 32] {
+        match self {
+            Self::Whole { blake3, .. } => *blake3.as_bytes(),
+            Self::Part(part) => part.blob_name(),
+        }
+    }
+}
+
 /// The places (offset, length) of the leaves of a part's pieces: each piece larger than a
 /// [`GROUP`] cut into its groups (it is a power of two of them, aligned), the others whole.
 #[must_use]
@@ -438,6 +549,23 @@ mod tests {
         long.update(&bytes);
         assert_eq!(long.finish(), None);
         assert!(PartHasher::at(100, 3000).is_none(), "not a chunk boundary");
+    }
+
+    #[test]
+    fn a_part_blob_name_is_no_plain_blake3_of_what_it_is_derived_from() {
+        // Whoever knows a part's chaining values must not be able to store an object whose
+        // plain BLAKE3 is the part's blob name: the part would then be taken as stored.
+        let bytes = data(3 << 20);
+        let mut hasher = PartHasher::at(1 << 20, bytes.len() as u64).unwrap();
+        hasher.update(&bytes);
+        let part = hasher.finish().unwrap();
+        let name = part.blob_name();
+        let pieces = part.pieces.concat();
+        let offset_and_pieces = [(1u64 << 20).to_le_bytes().as_slice(), &pieces].concat();
+        assert_ne!(&name, blake3::hash(&pieces).as_bytes());
+        assert_ne!(&name, blake3::hash(&offset_and_pieces).as_bytes());
+        assert_eq!(Some(name), part_blob_name_of_hex(1 << 20, &hex::encode(&pieces)));
+        assert_ne!(Some(name), part_blob_name_of_hex(2 << 20, &hex::encode(&pieces)), "the offset is named too");
     }
 
     #[test]

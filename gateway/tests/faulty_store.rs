@@ -76,11 +76,10 @@ impl FaultyStore {
         if !self.faults.commit.load(Ordering::SeqCst) {
             return staged;
         }
-        let part = staged.part_hashes().cloned();
-        let outboard = staged.outboard().to_vec();
-        let (size, blake3, md5, checksums) = (staged.size(), staged.blake3(), staged.md5(), staged.checksums().clone());
+        let hashed = staged.hashed().clone();
+        let (size, md5, checksums) = (staged.size(), staged.md5(), staged.checksums().clone());
         let stage = FailingStage { staged: Some(staged), faults: Arc::clone(&self.faults) };
-        StagedBlob::new(size, blake3, md5, checksums, part, Box::new(stage)).with_outboard(outboard)
+        StagedBlob::new(size, hashed, md5, checksums, Box::new(stage))
     }
 }
 

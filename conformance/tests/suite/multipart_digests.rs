@@ -4,6 +4,9 @@
 //! a whole number of 1 KiB chunks. Each case checks the recorded BLAKE3 against the bytes, the
 //! bytes read back, and the store's reads during completion (`store_read_bytes_total`).
 
+use std::os::unix::fs::FileExt as _;
+
+use artifact_store_conformance::events::of_type;
 use artifact_store_conformance::metrics::sample;
 use artifact_store_conformance::sdk::{create_bucket, get, upload_part, upload_parts};
 use artifact_store_conformance::server::upstream_env;
@@ -87,6 +90,41 @@ async fn completion_reads_back_only_parts_that_were_hashed_at_another_offset() {
 
     let verify = server.cli(&["verify"]);
     assert!(verify.status.success(), "verify: {verify:#?}");
+}
+
+/// A part is hashed once, at its offset in its object, and those subtrees name its blob on the
+/// local store: `verify` hashes such a blob at the offset its upload recorded, accepts it
+/// intact, and names it when a byte of it changed.
+#[tokio::test]
+async fn verify_hashes_a_part_blob_at_its_offset_and_names_it_when_damaged() {
+    if !upstream_env().is_empty() {
+        skip("an upstream names its blobs at random: upstream_verify checks them");
+        return;
+    }
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    let key = "named-by-subtrees";
+    let (upload_id, parts) = upload_parts(&s3, BUCKET, key, &[5 * MIB, 5 * MIB, 1234], 4242).await;
+    let second = parts[1].0.clone();
+    let completed = parts.into_iter().map(|(_, part)| part).collect();
+    assert_eq!(complete(&server, &s3, key, &upload_id, completed).await, 0, "bytes read back at completion");
+
+    let events = server.object_events(BUCKET, key);
+    let uploaded = of_type(&events, "v1.multipart.part.uploaded");
+    let part = &uploaded[1].payload["part"];
+    let blob = part["blob"].as_str().expect("a part's blob id").to_owned();
+    assert_eq!(part["subtrees"]["offset"], 5 * MIB, "hashed where it lands");
+    assert_ne!(blob, blake3_hex(&second), "not named by a second pass of BLAKE3 from its first byte");
+    let verify = server.cli(&["verify"]);
+    assert!(verify.status.success(), "verify accepts the intact parts: {verify:#?}");
+
+    let path = server.data_dir().join("blobs").join(&blob[..2]).join(&blob);
+    let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open the part's blob");
+    file.write_all_at(&[second[3 * MIB] ^ 0x01], 3 * MIB as u64).expect("flip a byte");
+    let failed = server.cli(&["verify"]);
+    assert!(!failed.status.success(), "verify fails on a damaged part's blob");
+    assert!(String::from_utf8_lossy(&failed.stdout).contains(&blob), "and names the blob: {failed:#?}");
 }
 
 /// The case: 1 GiB in 5 MiB parts completes without reading a byte, and a ranged read

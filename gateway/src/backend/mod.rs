@@ -31,7 +31,7 @@ use futures::Stream;
 
 use crate::crypto::Seal;
 use crate::digest::{ChecksumAlgorithm, Checksums};
-use crate::outboard::PartHashes;
+use crate::outboard::{Hashed, PartHashes};
 
 /// Boxed error of a request body stream (the error type s3s bodies carry).
 pub type BodyError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -194,11 +194,9 @@ pub trait Stage: Send + Sync {
 /// Dropping it discards the bytes: a write that fails verification leaves nothing behind.
 pub struct StagedBlob {
     size: u64,
-    blake3: [u8; 32],
+    hashed: Hashed,
     md5: [u8; 16],
     checksums: Checksums,
-    part: Option<PartHashes>,
-    outboard: Vec<ChainingValue>,
     store_etag: Option<String>,
     stage: Box<dyn Stage>,
 }
@@ -206,28 +204,18 @@ pub struct StagedBlob {
 impl StagedBlob {
     /// Assembles a staged blob; for [`BlobStore`] implementations.
     #[must_use]
-    pub fn new(
-        size: u64,
-        blake3: [u8; 32],
-        md5: [u8; 16],
-        checksums: Checksums,
-        part: Option<PartHashes>,
-        stage: Box<dyn Stage>,
-    ) -> Self {
-        Self { size, blake3, md5, checksums, part, outboard: Vec::new(), store_etag: None, stage }
+    pub fn new(size: u64, hashed: Hashed, md5: [u8; 16], checksums: Checksums, stage: Box<dyn Stage>) -> Self {
+        Self { size, hashed, md5, checksums, store_etag: None, stage }
     }
 
-    /// Notes the bytes' outboard (see [`crate::outboard`]), computed as they were hashed.
-    #[must_use]
-    pub fn with_outboard(self, outboard: Vec<ChainingValue>) -> Self {
-        Self { outboard, ..self }
-    }
-
-    /// The chaining values of the bytes' 1 MiB groups (see [`crate::outboard`]), when the
-    /// store computed them and there is more than one group; else empty.
+    /// The chaining values of the bytes' 1 MiB groups (see [`crate::outboard`]), when there is
+    /// more than one group and the bytes were hashed from their own first byte; else empty.
     #[must_use]
     pub fn outboard(&self) -> &[ChainingValue] {
-        &self.outboard
+        match &self.hashed {
+            Hashed::Whole { outboard, .. } => outboard,
+            Hashed::Part(_) => &[],
+        }
     }
 
     /// Notes the ETag the store gave a part of its own multipart upload.
@@ -243,11 +231,20 @@ impl StagedBlob {
         self.store_etag.as_deref()
     }
 
+    /// The hash that names the blob.
+    #[must_use]
+    pub fn hashed(&self) -> &Hashed {
+        &self.hashed
+    }
+
     /// The bytes' hashes as a multipart part at the offset given to [`BlobStore::put`], when
     /// one was given, the length was announced and the offset is a chunk boundary.
     #[must_use]
     pub fn part_hashes(&self) -> Option<&PartHashes> {
-        self.part.as_ref()
+        match &self.hashed {
+            Hashed::Part(part) => Some(part),
+            Hashed::Whole { .. } => None,
+        }
     }
 
     /// Number of bytes received.
@@ -256,10 +253,11 @@ impl StagedBlob {
         self.size
     }
 
-    /// BLAKE3 digest of the bytes.
+    /// BLAKE3 digest of the bytes; `None` for a part hashed only at its offset in its object
+    /// (see [`Self::part_hashes`]).
     #[must_use]
-    pub fn blake3(&self) -> [u8; 32] {
-        self.blake3
+    pub fn blake3(&self) -> Option<blake3::Hash> {
+        self.hashed.blake3()
     }
 
     /// MD5 digest of the bytes (the single-part ETag).
@@ -333,7 +331,7 @@ impl std::fmt::Debug for StagedBlob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StagedBlob")
             .field("size", &self.size)
-            .field("blake3", &hex::encode(self.blake3))
+            .field("name", &hex::encode(self.hashed.name()))
             .field("md5", &hex::encode(self.md5))
             .field("checksums", &self.checksums)
             .finish_non_exhaustive()
@@ -344,8 +342,10 @@ impl std::fmt::Debug for StagedBlob {
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Streams `body` once into staging, computing BLAKE3, MD5 and `algorithms` as it passes.
-    /// With `part_offset` and `expected_len`, also computes the bytes' BLAKE3 as the subtrees of
-    /// a larger input they form at that offset (a multipart part; see [`crate::blake3_tree`]).
+    /// With `part_offset` and `expected_len`, the bytes' BLAKE3 is computed instead as the
+    /// subtrees of a larger input they form at that offset (a multipart part; see
+    /// [`crate::blake3_tree`]), and names the blob ([`crate::outboard::BlobHasher`]): a part is
+    /// hashed once.
     /// With `seal`, the bytes are stored encrypted by it, after they were hashed: the staged
     /// blob's size and hashes are those of the plaintext (see [`crate::crypto`]).
     ///

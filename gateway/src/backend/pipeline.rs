@@ -10,7 +10,6 @@
 
 use std::io;
 
-use blake3::hazmat::ChainingValue;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
@@ -18,7 +17,7 @@ use tokio::sync::mpsc;
 use super::{BlobError, BodyStream, Result};
 use crate::crypto::Sealer;
 use crate::digest::{ChecksumAlgorithm, Checksummer, Checksums, Md5, md5};
-use crate::outboard::{GroupHasher, PartHasher, PartHashes};
+use crate::outboard::{BlobHasher, Hashed};
 
 /// Chunks queued per hashing worker before the body reader waits (backpressure). With
 /// [`FEED_CHUNK`] this bounds a put's buffered body to about 1 MiB.
@@ -114,68 +113,38 @@ pub(super) async fn md5_worker(mut rx: mpsc::Receiver<Chunk>) -> Option<[u8; 16]
     None
 }
 
-/// A worker hashing a multipart part of `len` bytes into its [`PartHashes`] at `offset`, when
-/// one is asked for and the part forms subtrees there: its channel and its task.
-pub(super) fn start_part_worker(
-    offset: Option<u64>,
-    len: Option<u64>,
-) -> (Option<mpsc::Sender<Chunk>>, Option<tokio::task::JoinHandle<Option<PartHashes>>>) {
-    match offset.zip(len).and_then(|(offset, len)| PartHasher::at(offset, len)) {
-        Some(hasher) => {
-            let (tx, rx) = mpsc::channel(PIPELINE_DEPTH);
-            (Some(tx), Some(tokio::spawn(part_hashes_worker(rx, hasher))))
-        }
-        None => (None, None),
-    }
-}
-
-/// The [`PartHashes`] of everything received, by `hasher`; `None` if the put was abandoned
-/// or another number of bytes arrived than it was made for.
-async fn part_hashes_worker(mut rx: mpsc::Receiver<Chunk>, mut hasher: PartHasher) -> Option<PartHashes> {
-    while let Some(chunk) = rx.recv().await {
-        match chunk {
-            Chunk::Data(bytes) => {
-                hasher = off_thread(move || {
-                    hasher.update(&bytes);
-                    hasher
-                })
-                .await?;
-            }
-            Chunk::End => return hasher.finish(),
-        }
-    }
-    None
-}
-
-/// What the digest worker computes: the BLAKE3 with its outboard, and the requested checksums.
+/// What the digest worker computes: the hash that names the blob, and the requested checksums.
 pub(super) struct Digests {
-    pub blake3: blake3::Hash,
-    pub outboard: Vec<ChainingValue>,
+    pub hashed: Hashed,
     pub checksums: Checksums,
 }
 
 impl Digests {
-    pub(super) fn finish(hasher: GroupHasher, checksummer: Checksummer) -> Self {
-        let (blake3, outboard) = hasher.finish();
-        Self { blake3, outboard, checksums: checksummer.finish() }
+    /// `None` for a part that was not exactly the length its hasher was made for.
+    pub(super) fn finish(hasher: BlobHasher, checksummer: Checksummer) -> Option<Self> {
+        Some(Self { hashed: hasher.finish()?, checksums: checksummer.finish() })
     }
 }
 
-/// BLAKE3 (with its outboard) and the requested checksums of everything received; `None` if
-/// the put was abandoned. (The local store folds this into its file writer.)
-pub(super) async fn digest_worker(mut rx: mpsc::Receiver<Chunk>, mut checksummer: Checksummer) -> Option<Digests> {
-    let mut blake3 = GroupHasher::new();
+/// The hash that names the blob (see [`BlobHasher`]) and the requested checksums of
+/// everything received; `None` if the put was abandoned. (The local store folds this into its
+/// file writer.)
+pub(super) async fn digest_worker(
+    mut rx: mpsc::Receiver<Chunk>,
+    mut hasher: BlobHasher,
+    mut checksummer: Checksummer,
+) -> Option<Digests> {
     while let Some(chunk) = rx.recv().await {
         match chunk {
             Chunk::Data(bytes) => {
-                (blake3, checksummer) = off_thread(move || {
-                    blake3.update(&bytes);
+                (hasher, checksummer) = off_thread(move || {
+                    hasher.update(&bytes);
                     checksummer.update(&bytes);
-                    (blake3, checksummer)
+                    (hasher, checksummer)
                 })
                 .await?;
             }
-            Chunk::End => return Some(Digests::finish(blake3, checksummer)),
+            Chunk::End => return Digests::finish(hasher, checksummer),
         }
     }
     None
@@ -239,28 +208,24 @@ pub async fn receive_exactly(mut body: BodyStream, len: u64) -> Result<Bytes> {
 pub struct Hashes {
     /// MD5 (the single-part ETag).
     pub md5: [u8; 16],
-    /// BLAKE3.
-    pub blake3: [u8; 32],
+    /// The hash that names the blob (see [`BlobHasher`]).
+    pub hashed: Hashed,
     /// The requested checksums.
     pub checksums: Checksums,
-    /// The hashes as a multipart part at the offset asked for, if any.
-    pub part: Option<PartHashes>,
 }
 
 impl Hashes {
     /// Hashes `data` on the calling thread: for small bodies, where a hand-off to a worker per
-    /// hash would cost more than the hashing.
+    /// hash would cost more than the hashing. With `part_offset`, as a multipart part there
+    /// (see [`BlobHasher`]).
     #[must_use]
     pub fn of(data: &[u8], algorithms: &[ChecksumAlgorithm], part_offset: Option<u64>) -> Self {
         let md5 = md5(data);
-        let blake3 = *blake3::hash(data).as_bytes();
+        let mut hasher = BlobHasher::new(part_offset, Some(data.len() as u64));
+        hasher.update(data);
+        let hashed = hasher.finish().expect("hashed at exactly the length it was made for");
         let mut checksummer = Checksummer::new(algorithms);
         checksummer.update(data);
-        let part = part_offset.and_then(|offset| {
-            let mut hasher = PartHasher::at(offset, data.len() as u64)?;
-            hasher.update(data);
-            hasher.finish()
-        });
-        Self { md5, blake3, checksums: checksummer.finish(), part }
+        Self { md5, hashed, checksums: checksummer.finish() }
     }
 }

@@ -46,16 +46,13 @@ use aws_sdk_s3::types::{
 };
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use blake3::hazmat::ChainingValue;
 use bytes::Bytes;
 use futures::Stream;
 use http_body::{Frame, SizeHint};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::spawn_blocking;
 
-use super::pipeline::{
-    Chunk, Digests, PIPELINE_DEPTH, digest_worker, feed, join_error, md5_worker, seal_worker, start_part_worker,
-};
+use super::pipeline::{Chunk, Digests, PIPELINE_DEPTH, digest_worker, feed, join_error, md5_worker, seal_worker};
 use super::{
     BlobEntry, BlobError, BlobId, BlobLock, BlobStore, BlobStream, BodyStream, PartToJoin, Result, RetentionMode,
     Stage, StagedBlob, StoreUpload,
@@ -63,7 +60,7 @@ use super::{
 use crate::config::{UpstreamConfig, UpstreamObjectLock};
 use crate::crypto::{Seal, Sealer};
 use crate::digest::{ChecksumAlgorithm, Checksummer, Checksums};
-use crate::outboard::PartHashes;
+use crate::outboard::{BlobHasher, Hashed};
 use crate::telemetry::error_chain;
 
 /// Keys per listing page asked of the upstream (the S3 maximum).
@@ -279,17 +276,15 @@ impl S3BlobStore {
             None => len,
         };
         let md5_worker = tokio::spawn(md5_worker(md5_rx));
-        let checksummer = Checksummer::new(algorithms);
-        let digest_worker = tokio::spawn(digest_worker(digest_rx, checksummer));
-        let (part_tx, part_worker) = start_part_worker(part_offset, Some(len));
+        let (hasher, checksummer) = (BlobHasher::new(part_offset, Some(len)), Checksummer::new(algorithms));
+        let digest_worker = tokio::spawn(digest_worker(digest_rx, hasher, checksummer));
         let (sent_tx, sent_rx) = oneshot::channel();
 
         // 2. Feed the body to every worker and upstream at once. A body that fails closes the
         //    upstream channel without `End`, which aborts the upstream request: S3 stores a
         //    PUT (or a part) whole or not at all.
         let feeding = async {
-            let workers: Vec<&mpsc::Sender<Chunk>> =
-                [Some(&md5_tx), Some(&digest_tx), Some(&upstream_tx), part_tx.as_ref()].into_iter().flatten().collect();
+            let workers = [&md5_tx, &digest_tx, &upstream_tx];
             let fed = feed(body, Some(len), &workers).await;
             if fed.is_ok() {
                 for worker in &workers {
@@ -298,8 +293,7 @@ impl S3BlobStore {
                 }
                 let _ = sent_tx.send(());
             }
-            drop(workers);
-            drop((md5_tx, digest_tx, upstream_tx, part_tx));
+            drop((md5_tx, digest_tx, upstream_tx));
             fed
         };
         let (fed, uploaded) = tokio::join!(feeding, self.upload(target, stored_len, upstream_rx, sent_rx));
@@ -314,14 +308,9 @@ impl S3BlobStore {
         // 4. Collect the hashes.
         let md5 = md5_worker.await.map_err(join_error)?;
         let digests = digest_worker.await.map_err(join_error)?;
-        let part = match part_worker {
-            Some(worker) => worker.await.map_err(join_error)?,
-            None => None,
-        };
-        let Digests { blake3, outboard, checksums } =
-            digests.ok_or_else(|| io::Error::other("digest worker stopped early"))?;
+        let Digests { hashed, checksums } = digests.ok_or_else(|| io::Error::other("digest worker stopped early"))?;
         let md5 = md5.ok_or_else(|| io::Error::other("md5 worker stopped early"))?;
-        Ok(Streamed { size, blake3: *blake3.as_bytes(), outboard, md5, checksums, part, etag, version_id })
+        Ok(Streamed { size, hashed, md5, checksums, etag, version_id })
     }
 }
 
@@ -337,11 +326,9 @@ enum Target<'a> {
 /// What streaming a body through the workers and upstream produced.
 struct Streamed {
     size: u64,
-    blake3: [u8; 32],
-    outboard: Vec<ChainingValue>,
+    hashed: Hashed,
     md5: [u8; 16],
     checksums: Checksums,
-    part: Option<PartHashes>,
     /// The upstream's ETag for what it stored.
     etag: Option<String>,
     /// The upstream's version id of a new object, in a versioned bucket.
@@ -356,7 +343,7 @@ struct Uploaded {
 
 impl Streamed {
     fn staged(self, stage: Box<dyn Stage>) -> StagedBlob {
-        StagedBlob::new(self.size, self.blake3, self.md5, self.checksums, self.part, stage).with_outboard(self.outboard)
+        StagedBlob::new(self.size, self.hashed, self.md5, self.checksums, stage)
     }
 }
 

@@ -188,7 +188,8 @@ async fn store_manifest(store: &dyn BlobStore, manifest: &Manifest) -> anyhow::R
     let len = bytes.len() as u64;
     let body: crate::backend::BodyStream = Box::pin(futures::stream::once(async move { Ok(Bytes::from(bytes)) }));
     let staged = store.put(body, Some(len), &[], None, None).await.context("cannot store the manifest")?;
-    let (blake3, etag) = (hex::encode(staged.blake3()), hex::encode(staged.md5()));
+    let blake3 = staged.blake3().context("the manifest's bytes were not hashed")?.to_hex().to_string();
+    let etag = hex::encode(staged.md5());
     let blob = staged.commit().await.context("cannot store the manifest")?;
     let part = BlobPart {
         blob: blob.to_string(),

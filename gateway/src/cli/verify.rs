@@ -16,7 +16,8 @@
 //!    log truncated, or rewritten whole with recomputed hashes.
 //! 4. The blobs (unless `--no-blobs`): every blob the views reference must exist, and its
 //!    bytes must be what the registry recorded. In the local store every blob file is
-//!    re-hashed and must hash to its name. In an S3 upstream, where blob names are random, each
+//!    re-hashed and must hash to its name (a multipart part's blob, named by its BLAKE3
+//!    subtrees at its offset, is hashed there: see [`crate::outboard::BlobHasher`]). In an S3 upstream, where blob names are random, each
 //!    object version's blobs are streamed back in order (bounded memory): together they must
 //!    hash to the version's BLAKE3, and each to its part's MD5 (its ETag), which names the
 //!    blob that changed. A part of an upload in progress has only its MD5 to match. With the
@@ -52,6 +53,7 @@ use crate::backend::{BlobError, BlobId, BlobStore};
 use crate::config::{Backend, Config};
 use crate::crypto::{self, KeyProvider, KeyRing};
 use crate::digest::Md5;
+use crate::outboard::{self, BlobHasher};
 use crate::rehash;
 use registry::queries::Reads as _;
 
@@ -227,7 +229,8 @@ fn referenced_blobs(conn: &Connection) -> anyhow::Result<Vec<String>> {
 /// before the listing started (a version is recorded only after its blob is committed).
 ///
 /// An encrypted blob is named by its plaintext through its data key: it is decrypted (every
-/// segment must authenticate) and its plaintext's BLAKE3 turned into the name it must have.
+/// segment must authenticate) and its plaintext's name turned into the name it must have. A
+/// part's blob named by its subtrees is hashed at the offset its event recorded.
 async fn check_blobs(
     store: &FsBlobStore,
     keys: Option<&KeyRing>,
@@ -235,7 +238,7 @@ async fn check_blobs(
     referenced: Vec<String>,
 ) -> anyhow::Result<BlobsReport> {
     let registry_path = registry.to_owned();
-    let encrypted = tokio::task::spawn_blocking(move || encrypted_parts(&sqlite::open_read_only(&registry_path)?))
+    let recorded = tokio::task::spawn_blocking(move || recorded_parts(&sqlite::open_read_only(&registry_path)?))
         .await
         .context("registry read")??;
     let mut entries = Vec::new();
@@ -249,22 +252,23 @@ async fn check_blobs(
     let total = entries.iter().map(|e| e.size).sum();
     let bar = progress::bar("blobs", total, Unit::Bytes);
     for entry in &entries {
-        if encrypted.get(entry.id.as_str()).is_some_and(is_customer_keyed) {
+        if recorded.get(entry.id.as_str()).is_some_and(is_customer_keyed) {
             report.customer_keyed += 1;
             continue;
         }
-        if encrypted.get(entry.id.as_str()).is_some_and(|part| key_destroyed(keys, part)) {
+        if recorded.get(entry.id.as_str()).is_some_and(|part| key_destroyed(keys, part)) {
             report.keys_destroyed += 1;
             continue;
         }
-        let rehashed = match encrypted.get(entry.id.as_str()) {
-            Some(part) => encrypted_name(store, keys, part).await,
-            None => store.rehash(&entry.id).await.map(|hash| Some(hash.to_hex().to_string())),
+        let rehashed = match recorded.get(entry.id.as_str()) {
+            Some(part) if part.wrapped_key.is_some() => encrypted_name(store, keys, part).await,
+            Some(part) if subtrees_name(part).as_deref() == Some(entry.id.as_str()) => part_name(store, part).await,
+            _ => store.rehash(&entry.id).await.map(|hash| Some(hash.to_hex().to_string())),
         };
         // A blob no event names (a write refused after its blob was placed, such as a failed
         // `If-None-Match`) may be encrypted under a key nothing recorded: not a problem, gc
         // removes it.
-        let named = referenced_set.contains(entry.id.as_str()) || encrypted.contains_key(entry.id.as_str());
+        let named = referenced_set.contains(entry.id.as_str()) || recorded.contains_key(entry.id.as_str());
         match rehashed {
             Ok(Some(name)) if name == entry.id.as_str() => {}
             Ok(_) if !named => {}
@@ -286,10 +290,12 @@ async fn check_blobs(
     Ok(report)
 }
 
-/// Every encrypted blob the log ever recorded (versions' and uploads' parts, deleted ones
-/// too: their blobs stay until gc takes them), by id, with the part that names it and the
-/// last wrapping of its data key (`kms rewrap` may have wrapped it anew).
-fn encrypted_parts(conn: &Connection) -> anyhow::Result<HashMap<String, BlobPart>> {
+/// Every blob the log ever recorded that is not named by the plain BLAKE3 of its bytes
+/// (versions' and uploads' parts, deleted ones too: their blobs stay until gc takes them), by
+/// id, with the part that names it: encrypted ones, with the last wrapping of their data key
+/// (`kms rewrap` may have wrapped it anew), and multipart parts with the subtrees their upload
+/// recorded (a completed version's parts no longer carry them).
+fn recorded_parts(conn: &Connection) -> anyhow::Result<HashMap<String, BlobPart>> {
     let mut found: HashMap<String, BlobPart> = HashMap::new();
     let mut events = conn.prepare(
         "SELECT event_type, payload FROM events
@@ -314,7 +320,11 @@ fn encrypted_parts(conn: &Connection) -> anyhow::Result<HashMap<String, BlobPart
             }
             _ => Vec::new(),
         };
-        found.extend(parts.into_iter().filter(|p| p.wrapped_key.is_some()).map(|p| (p.blob.clone(), p)));
+        for part in parts.into_iter().filter(|p| p.wrapped_key.is_some() || p.subtrees.is_some()) {
+            let subtrees = found.get(&part.blob).and_then(|known| known.subtrees.clone());
+            let subtrees = part.subtrees.clone().or(subtrees);
+            found.insert(part.blob.clone(), BlobPart { subtrees, ..part });
+        }
     }
     Ok(found)
 }
@@ -371,8 +381,8 @@ fn is_customer_keyed(part: &BlobPart) -> bool {
     part.wrapped_key.as_ref().is_some_and(|wrapped| wrapped.key_id == crypto::CUSTOMER_KEY_ID)
 }
 
-/// The name an encrypted blob must have: that of the BLAKE3 of its plaintext under its data
-/// key; `None` when a segment does not authenticate.
+/// The name an encrypted blob must have: that of its plaintext's name ([`hasher_for`]) under
+/// its data key; `None` when a segment does not authenticate.
 async fn encrypted_name(
     store: &FsBlobStore,
     keys: Option<&KeyRing>,
@@ -383,7 +393,7 @@ async fn encrypted_name(
         keys.unwrap(part.wrapped_key.as_ref().expect("an encrypted part")).map_err(io::Error::other)
     };
     let key = unwrap(keys)?;
-    let mut hasher = blake3::Hasher::new();
+    let mut hasher = hasher_for(part, |name| key.blob_id(name));
     if part.size > 0 {
         let stored = store.get(&BlobId::new(part.blob.as_str()), None).await?;
         let mut plaintext = Box::pin(key.open_stream::<_, BlobError>(part.size, (0, part.size - 1), stored));
@@ -395,7 +405,38 @@ async fn encrypted_name(
             };
         }
     }
-    Ok(Some(key.blob_id(hasher.finalize().as_bytes())))
+    Ok(hasher.finish().map(|hashed| key.blob_id(&hashed.name())))
+}
+
+/// The name the blob of a multipart part hashed at its offset must have; `None` when it is not
+/// the part's length.
+async fn part_name(store: &FsBlobStore, part: &BlobPart) -> Result<Option<String>, BlobError> {
+    let mut hasher = hasher_for(part, |name| hex::encode(name));
+    if part.size > 0 {
+        let mut stored = store.get(&BlobId::new(part.blob.as_str()), None).await?;
+        while let Some(chunk) = stored.next().await {
+            hasher.update(&chunk?);
+        }
+    }
+    Ok(hasher.finish().map(|hashed| hex::encode(hashed.name())))
+}
+
+/// The name the subtrees `part`'s upload recorded give its blob, unencrypted.
+fn subtrees_name(part: &BlobPart) -> Option<String> {
+    let subtrees = part.subtrees.as_ref()?;
+    outboard::part_blob_name_of_hex(subtrees.offset, &subtrees.chaining_values).map(hex::encode)
+}
+
+/// A hasher that computes what `part`'s plaintext is named by: its subtrees at the offset its
+/// upload recorded, when those give the blob its name (`name_of` turns a plaintext's name into
+/// a blob id); else its BLAKE3 (a whole object's blob, or a part stored before parts were
+/// named by their subtrees).
+fn hasher_for(part: &BlobPart, name_of: impl Fn(&[u8; 32]) -> String) -> BlobHasher {
+    let by_subtrees = part.subtrees.as_ref().filter(|subtrees| {
+        outboard::part_blob_name_of_hex(subtrees.offset, &subtrees.chaining_values)
+            .is_some_and(|name| name_of(&name) == part.blob)
+    });
+    BlobHasher::new(by_subtrees.map(|subtrees| subtrees.offset), Some(part.size))
 }
 
 /// What an upstream object's bytes must be: its blobs in order, with their MD5s, and the

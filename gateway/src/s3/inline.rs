@@ -78,7 +78,7 @@ pub(super) async fn store_body(
         store_etag: None,
         wrapped_key,
     };
-    Ok((Stored { part, blake3: hex::encode(hashes.blake3), outboard: Vec::new() }, blob))
+    Ok((Stored { part, blake3: hashes.hashed.blake3(), outboard: Vec::new() }, blob))
 }
 
 /// The inclusive byte range `(first, last)` of inline bytes, as one chunk.

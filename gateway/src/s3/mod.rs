@@ -152,8 +152,9 @@ impl Gateway {
 struct Stored {
     /// The blob, as a part of an object.
     pub part: BlobPart,
-    /// BLAKE3 of the bytes, hex.
-    pub blake3: String,
+    /// BLAKE3 of the bytes; `None` for a multipart part, hashed only at its offset in its
+    /// object (see [`crate::outboard::BlobHasher`]).
+    pub blake3: Option<blake3::Hash>,
     /// The bytes' outboard, when the store computed one ([`crate::outboard`]).
     pub outboard: Vec<ChainingValue>,
 }

@@ -646,16 +646,21 @@ async fn hash_whole(
 
 /// The digest a stored part must still match when completion reads it back, so that bytes
 /// damaged since their upload are refused rather than hashed into the new version's digest:
-/// the BLAKE3 that names its blob where the blob is the part alone and unencrypted (the local
-/// store), else the MD5 its ETag is (an encrypted blob's name is keyed by its data key).
+/// the BLAKE3 subtrees its event recorded, where it recorded them (a part's blob is then named
+/// by them: see [`outboard::BlobHasher`]); else the BLAKE3 that names its blob where the blob
+/// is the part alone and unencrypted (the local store); else the MD5 its ETag is (an
+/// encrypted blob's name is keyed by its data key).
 enum PartCheck {
+    Subtrees(Box<PartHasher>),
     Blake3(Box<blake3::Hasher>),
     Md5(Md5),
 }
 
 impl PartCheck {
     fn new(part: &BlobPart) -> Self {
-        if part.offset.is_none() && part.wrapped_key.is_none() && blake3::Hash::from_hex(&part.blob).is_ok() {
+        if let Some(hasher) = part.subtrees.as_ref().and_then(|s| PartHasher::at(s.offset, part.size)) {
+            Self::Subtrees(Box::new(hasher))
+        } else if part.offset.is_none() && part.wrapped_key.is_none() && blake3::Hash::from_hex(&part.blob).is_ok() {
             Self::Blake3(Box::new(blake3::Hasher::new()))
         } else {
             Self::Md5(Md5::new())
@@ -664,6 +669,7 @@ impl PartCheck {
 
     fn update(&mut self, data: &[u8]) {
         match self {
+            Self::Subtrees(hasher) => hasher.update(data),
             Self::Blake3(hasher) => {
                 hasher.update(data);
             }
@@ -674,6 +680,10 @@ impl PartCheck {
     /// Whether the bytes read are the part's.
     fn holds(self, part: &BlobPart) -> bool {
         match self {
+            Self::Subtrees(hasher) => match (hasher.finish(), &part.subtrees) {
+                (Some(hashes), Some(recorded)) => hex::encode(hashes.pieces.concat()) == recorded.chaining_values,
+                _ => false,
+            },
             Self::Blake3(hasher) => hasher.finalize().to_hex().as_str() == part.blob,
             Self::Md5(md5) => hex::encode(md5.finalize()) == part.etag,
         }

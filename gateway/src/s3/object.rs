@@ -158,7 +158,7 @@ pub(super) async fn store_body(
     let (staged, wrapped_key) = (staged.await?, key.map(|k| k.wrapped));
     let trailers = trailers.and_then(|t| t.take());
     expected.verify(&staged.md5(), staged.checksums(), trailers.as_ref())?;
-    let (size, blake3, etag) = (staged.size(), hex::encode(staged.blake3()), hex::encode(staged.md5()));
+    let (size, blake3, etag) = (staged.size(), staged.blake3(), hex::encode(staged.md5()));
     let checksums = wire::checksum_map(staged.checksums());
     let store_etag = staged.store_etag().map(str::to_owned);
     let outboard = staged.outboard().to_vec();
@@ -236,11 +236,11 @@ pub(super) async fn put_object(
     };
 
     let outboard = std::mem::take(&mut stored.outboard);
-    let root = blake3::Hash::from_hex(&stored.blake3).map_err(|_| s3_error!(InternalError, "no valid BLAKE3"))?;
+    let root = stored.blake3.ok_or_else(|| s3_error!(InternalError, "The object's bytes were not hashed."))?;
     let mut content = ObjectContent {
         size: stored.part.size,
         etag: stored.part.etag.clone(),
-        blake3: stored.blake3,
+        blake3: root.to_hex().to_string(),
         checksums: stored.part.checksums.clone(),
         checksum_type: (!stored.part.checksums.is_empty()).then(|| "FULL_OBJECT".to_owned()),
         content_type: input.content_type.clone(),

@@ -61,7 +61,8 @@ pub struct Retention {
 /// multipart upload has one per uploaded part, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobPart {
-    /// Backend locator of the blob (for the local store, the hex BLAKE3 of its bytes).
+    /// Backend locator of the blob (for the local store, the hex BLAKE3 of its bytes, or for a
+    /// multipart part with `subtrees`, usually a name derived from them).
     pub blob: String,
     /// Size in bytes.
     pub size: u64,
