@@ -119,8 +119,7 @@ impl PartHashes {
 
 /// [`PartHashes::blob_name`] of a part hashed at `offset` into the chaining values `pieces`,
 /// one after the other.
-#[must_use]
-pub fn part_blob_name(offset: u64, pieces: &[u8]) -> [u8; 32] {
+fn part_blob_name(offset: u64, pieces: &[u8]) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new_derive_key(PART_BLOB_NAME_CONTEXT);
     hasher.update(&offset.to_le_bytes());
     hasher.update(pieces);

@@ -140,7 +140,8 @@ impl FsBlobStore {
     }
 
     /// Reads a blob back and computes the BLAKE3 of its bytes, for `verify`: the result should
-    /// be the blob's own name. Streams the file (memory-mapped, hashed on all cores), so memory
+    /// be the blob's own name, unless it is a multipart part's (see
+    /// [`crate::outboard::BlobHasher`]). Streams the file (memory-mapped, hashed on all cores), so memory
     /// stays bounded for any blob size.
     ///
     /// # Errors
@@ -472,7 +473,8 @@ async fn write_worker(
                     }
                     writer.finish()?;
                     file.sync_data()?;
-                    Ok(Digests::finish(hasher, checksummer))
+                    let digests = Digests::finish(hasher, checksummer);
+                    Ok(Some(digests.ok_or_else(|| io::Error::other("the part was not the length announced"))?))
                 })
                 .await
                 .ok_or_else(stopped)?;

@@ -135,7 +135,7 @@ pub struct PartToJoin {
 }
 
 /// Identifies a blob within one store. Opaque to callers; each store validates the ids it is
-/// given (for [`fs::FsBlobStore`]: 64 lowercase hex digits of the BLAKE3 digest).
+/// given (for [`fs::FsBlobStore`]: 64 lowercase hex digits, see [`crate::outboard::Hashed::name`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BlobId(String);
 

@@ -262,13 +262,16 @@ async fn check_blobs(
         }
         let rehashed = match recorded.get(entry.id.as_str()) {
             Some(part) if part.wrapped_key.is_some() => encrypted_name(store, keys, part).await,
-            Some(part) if subtrees_name(part).as_deref() == Some(entry.id.as_str()) => part_name(store, part).await,
+            Some(part) if subtrees_name(part).as_deref() == Some(entry.id.as_str()) => {
+                name_hashed_at_offset(store, part).await
+            }
             _ => store.rehash(&entry.id).await.map(|hash| Some(hash.to_hex().to_string())),
         };
         // A blob no event names (a write refused after its blob was placed, such as a failed
         // `If-None-Match`) may be encrypted under a key nothing recorded: not a problem, gc
         // removes it.
-        let named = referenced_set.contains(entry.id.as_str()) || recorded.contains_key(entry.id.as_str());
+        let encrypted = recorded.get(entry.id.as_str()).is_some_and(|part| part.wrapped_key.is_some());
+        let named = referenced_set.contains(entry.id.as_str()) || encrypted;
         match rehashed {
             Ok(Some(name)) if name == entry.id.as_str() => {}
             Ok(_) if !named => {}
@@ -410,7 +413,7 @@ async fn encrypted_name(
 
 /// The name the blob of a multipart part hashed at its offset must have; `None` when it is not
 /// the part's length.
-async fn part_name(store: &FsBlobStore, part: &BlobPart) -> Result<Option<String>, BlobError> {
+async fn name_hashed_at_offset(store: &FsBlobStore, part: &BlobPart) -> Result<Option<String>, BlobError> {
     let mut hasher = hasher_for(part, |name| hex::encode(name));
     if part.size > 0 {
         let mut stored = store.get(&BlobId::new(part.blob.as_str()), None).await?;

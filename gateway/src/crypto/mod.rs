@@ -49,11 +49,11 @@ impl DataKey {
         Seal { sealer: Sealer::new(segments::cipher(&self.0)), id: self.encrypted_blob_id() }
     }
 
-    /// The id a content-addressed store keeps the encrypted blob of this plaintext BLAKE3
-    /// under (see [`EncryptedBlobId`]).
+    /// The id a content-addressed store keeps the encrypted blob of the plaintext named
+    /// `plaintext_name` under (see [`EncryptedBlobId`]).
     #[must_use]
-    pub fn blob_id(&self, plaintext_blake3: &[u8; 32]) -> String {
-        self.encrypted_blob_id().of(plaintext_blake3)
+    pub fn blob_id(&self, plaintext_name: &[u8; 32]) -> String {
+        self.encrypted_blob_id().of(plaintext_name)
     }
 
     fn encrypted_blob_id(&self) -> EncryptedBlobId {
@@ -125,12 +125,13 @@ pub struct Seal {
 pub struct EncryptedBlobId([u8; 32]);
 
 impl EncryptedBlobId {
-    /// The id of the encrypted blob whose plaintext has this BLAKE3: keyed by the data key, so
-    /// it names this encrypted copy only, never the plaintext's own blob or another key's
-    /// copy, and tells nothing of the content.
+    /// The id of the encrypted blob whose plaintext has this name (its BLAKE3, or a multipart
+    /// part's [`crate::outboard::Hashed::name`]): keyed by the data key, so it names this
+    /// encrypted copy only, never the plaintext's own blob or another key's copy, and tells
+    /// nothing of the content.
     #[must_use]
-    pub fn of(&self, plaintext_blake3: &[u8; 32]) -> String {
-        hex::encode(blake3::keyed_hash(&self.0, plaintext_blake3).as_bytes())
+    pub fn of(&self, plaintext_name: &[u8; 32]) -> String {
+        hex::encode(blake3::keyed_hash(&self.0, plaintext_name).as_bytes())
     }
 }
 

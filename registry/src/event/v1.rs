@@ -62,7 +62,8 @@ pub struct Retention {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobPart {
     /// Backend locator of the blob (for the local store, the hex BLAKE3 of its bytes, or for a
-    /// multipart part with `subtrees`, usually a name derived from them).
+    /// multipart part stored since 2026-12, a name derived from the `subtrees` its
+    /// `v1.multipart.part.uploaded` event records).
     pub blob: String,
     /// Size in bytes.
     pub size: u64,
