@@ -17,13 +17,14 @@
 //! 4. The blobs (unless `--no-blobs`): every blob the views reference must exist, and its
 //!    bytes must be what the registry recorded. In the local store every blob file is
 //!    re-hashed and must hash to its name (a multipart part's blob, named by its BLAKE3
-//!    subtrees at its offset, is hashed there: see [`crate::outboard::BlobHasher`]). In an S3 upstream, where blob names are random, each
-//!    object version's blobs are streamed back in order (bounded memory): together they must
-//!    hash to the version's BLAKE3, and each to its part's MD5 (its ETag), which names the
-//!    blob that changed. A part of an upload in progress has only its MD5 to match. With the
-//!    blobs, every data key the views record for a live version or an upload's part must
-//!    unwrap with the keys here ([`check_live_keys`]): a retired master key destroyed too soon
-//!    is named with the versions it leaves unreadable.
+//!    subtrees at its offset, is hashed there: see [`crate::outboard::BlobHasher`]). In an S3
+//!    upstream, where blob names are random, each object version's blobs are streamed back in
+//!    order (bounded memory): together they must hash to the version's BLAKE3, and each to its
+//!    part's MD5 (its ETag), which names the blob that changed. A part of an upload in
+//!    progress has only its MD5 to match. With the blobs, every data key the views record for
+//!    a live version or an upload's part must unwrap with the keys here
+//!    ([`check_live_keys`]): a retired master key destroyed too soon is named with the
+//!    versions it leaves unreadable.
 //! 5. The inline blobs (bytes of small objects kept in the registry, always checked): each
 //!    must hash to its digest, and each one the views reference must exist
 //!    ([`registry::inline::check`]).
