@@ -141,8 +141,8 @@ impl FsBlobStore {
 
     /// Reads a blob back and computes the BLAKE3 of its bytes, for `verify`: the result should
     /// be the blob's own name, unless it is a multipart part's (see
-    /// [`crate::outboard::BlobHasher`]). Streams the file (memory-mapped, hashed on all cores), so memory
-    /// stays bounded for any blob size.
+    /// [`crate::outboard::BlobHasher`]). Streams the file (memory-mapped, hashed on all
+    /// cores), so memory stays bounded for any blob size.
     ///
     /// # Errors
     ///

@@ -263,7 +263,7 @@ async fn check_blobs(
         }
         let rehashed = match recorded.get(entry.id.as_str()) {
             Some(part) if part.wrapped_key.is_some() => encrypted_name(store, keys, part).await,
-            Some(part) if subtrees_name(part).as_deref() == Some(entry.id.as_str()) => {
+            Some(part) if subtrees_name(part).is_some_and(|name| hex::encode(name) == entry.id.as_str()) => {
                 name_hashed_at_offset(store, part).await
             }
             _ => store.rehash(&entry.id).await.map(|hash| Some(hash.to_hex().to_string())),
@@ -425,10 +425,11 @@ async fn name_hashed_at_offset(store: &FsBlobStore, part: &BlobPart) -> Result<O
     Ok(hasher.finish().map(|hashed| hex::encode(hashed.name())))
 }
 
-/// The name the subtrees `part`'s upload recorded give its blob, unencrypted.
-fn subtrees_name(part: &BlobPart) -> Option<String> {
+/// The plaintext name the subtrees `part`'s upload recorded give it
+/// ([`outboard::PartHashes::blob_name`]).
+fn subtrees_name(part: &BlobPart) -> Option<[u8; 32]> {
     let subtrees = part.subtrees.as_ref()?;
-    outboard::part_blob_name_of_hex(subtrees.offset, &subtrees.chaining_values).map(hex::encode)
+    outboard::part_blob_name_of_hex(subtrees.offset, &subtrees.chaining_values)
 }
 
 /// A hasher that computes what `part`'s plaintext is named by: its subtrees at the offset its
@@ -436,11 +437,9 @@ fn subtrees_name(part: &BlobPart) -> Option<String> {
 /// a blob id); else its BLAKE3 (a whole object's blob, or a part stored before parts were
 /// named by their subtrees).
 fn hasher_for(part: &BlobPart, name_of: impl Fn(&[u8; 32]) -> String) -> BlobHasher {
-    let by_subtrees = part.subtrees.as_ref().filter(|subtrees| {
-        outboard::part_blob_name_of_hex(subtrees.offset, &subtrees.chaining_values)
-            .is_some_and(|name| name_of(&name) == part.blob)
-    });
-    BlobHasher::new(by_subtrees.map(|subtrees| subtrees.offset), Some(part.size))
+    let by_subtrees = subtrees_name(part).is_some_and(|name| name_of(&name) == part.blob);
+    let offset = part.subtrees.as_ref().filter(|_| by_subtrees).map(|subtrees| subtrees.offset);
+    BlobHasher::new(offset, Some(part.size))
 }
 
 /// What an upstream object's bytes must be: its blobs in order, with their MD5s, and the
