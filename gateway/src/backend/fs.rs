@@ -33,7 +33,8 @@ use tokio::task::{JoinHandle, spawn_blocking};
 
 use super::direct_io::BlockWriter;
 use super::pipeline::{
-    Chunk, Digests, FEED_CHUNK, Hashes, PIPELINE_DEPTH, feed, join_error, md5_worker, off_thread, receive_exactly,
+    Batch, Chunk, Digests, FEED_CHUNK, Hashes, PIPELINE_DEPTH, feed, join_error, md5_worker, next_batch, off_thread,
+    receive_exactly,
 };
 use super::{
     BlobEntry, BlobError, BlobId, BlobStore, BlobStream, BodyStream, PartToJoin, Result, Stage, StagedBlob, StoreUpload,
@@ -431,54 +432,52 @@ async fn write_worker(
     let mut state = (BlockWriter::new(Arc::clone(&file), direct_io), hasher, checksummer, sealer);
     let mut flush: Option<JoinHandle<io::Result<()>>> = None;
     let mut unflushed: u64 = 0;
-    while let Some(chunk) = rx.recv().await {
-        match chunk {
-            Chunk::Data(bytes) => {
-                let len = bytes.len() as u64;
-                state = off_thread(move || -> io::Result<_> {
-                    let (mut writer, mut hasher, mut checksummer, mut sealer) = state;
-                    hasher.update(&bytes);
-                    checksummer.update(&bytes);
+    while let Some(Batch { data, end }) = next_batch(&mut rx).await {
+        if !data.is_empty() {
+            unflushed += data.iter().map(|bytes| bytes.len() as u64).sum::<u64>();
+            state = off_thread(move || -> io::Result<_> {
+                let (mut writer, mut hasher, mut checksummer, mut sealer) = state;
+                for bytes in &data {
+                    hasher.update(bytes);
+                    checksummer.update(bytes);
                     match &mut sealer {
-                        Some(sealer) => writer.write(&sealer.push(&bytes))?,
-                        None => writer.write(&bytes)?,
+                        Some(sealer) => writer.write(&sealer.push(bytes))?,
+                        None => writer.write(bytes)?,
                     }
-                    Ok((writer, hasher, checksummer, sealer))
-                })
-                .await
-                .ok_or_else(stopped)??;
-                unflushed += len;
-                // One flush runs at most: a step that finds it busy is covered by the next.
-                if unflushed >= WRITEBACK_STEP && !state.0.is_direct() && flush.as_ref().is_none_or(|f| f.is_finished())
-                {
-                    unflushed = 0;
-                    if let Some(done) = flush.take() {
-                        done.await.map_err(join_io_error)??;
-                    }
-                    let file = Arc::clone(&file);
-                    flush = Some(spawn_blocking(move || file.sync_data()));
                 }
-            }
-            Chunk::End => {
-                // A write error is reported to one fdatasync only, so the early flush's own
-                // result counts as much as the final one.
+                Ok((writer, hasher, checksummer, sealer))
+            })
+            .await
+            .ok_or_else(stopped)??;
+            // One flush runs at most: a step that finds it busy is covered by the next.
+            if unflushed >= WRITEBACK_STEP && !state.0.is_direct() && flush.as_ref().is_none_or(|f| f.is_finished()) {
+                unflushed = 0;
                 if let Some(done) = flush.take() {
                     done.await.map_err(join_io_error)??;
                 }
                 let file = Arc::clone(&file);
-                return off_thread(move || {
-                    let (mut writer, hasher, checksummer, sealer) = state;
-                    if let Some(sealer) = sealer {
-                        writer.write(&sealer.finish())?;
-                    }
-                    writer.finish()?;
-                    file.sync_data()?;
-                    let digests = Digests::finish(hasher, checksummer);
-                    Ok(Some(digests.ok_or_else(|| io::Error::other("the part was not the length announced"))?))
-                })
-                .await
-                .ok_or_else(stopped)?;
+                flush = Some(spawn_blocking(move || file.sync_data()));
             }
+        }
+        if end {
+            // A write error is reported to one fdatasync only, so the early flush's own
+            // result counts as much as the final one.
+            if let Some(done) = flush.take() {
+                done.await.map_err(join_io_error)??;
+            }
+            let file = Arc::clone(&file);
+            return off_thread(move || {
+                let (mut writer, hasher, checksummer, sealer) = state;
+                if let Some(sealer) = sealer {
+                    writer.write(&sealer.finish())?;
+                }
+                writer.finish()?;
+                file.sync_data()?;
+                let digests = Digests::finish(hasher, checksummer);
+                Ok(Some(digests.ok_or_else(|| io::Error::other("the part was not the length announced"))?))
+            })
+            .await
+            .ok_or_else(stopped)?;
         }
     }
     if let Some(done) = flush.take() {
