@@ -67,10 +67,10 @@ pub struct RunArgs {
     /// read once): a hot set of artifacts fetched again and again.
     #[arg(long)]
     hot_keys: Option<u64>,
-    /// Objects per 64 MiB workload. 64 (4 GiB) by default: with 16 (1 GiB) a server that
-    /// leaves its writes in the page cache never writes them at all (they stay below the
-    /// kernel's background writeback threshold, and the round's folder is removed before they
-    /// expire), so the PUT timed its memory copy, not a store.
+    /// Objects per 64 MiB workload. 64 (4 GiB) by default: on the 23 GiB bench VM, 16 (1 GiB)
+    /// stay below the kernel's background writeback threshold (10% of available memory), so a
+    /// server that leaves its writes in the page cache is timed copying them into memory, not
+    /// storing them. On a machine with much more memory, raise it to match.
     #[arg(long, default_value_t = 64)]
     large_objects: u64,
     /// Keys created for the listing workload.
