@@ -598,9 +598,9 @@ impl Registry {
 
     /// The bucket, the latest version of `key` in it and, for a small object the registry holds
     /// whole, its bytes: what a GET without a version id needs. On a registry of its own the
-    /// answer is kept in memory until a commit changes it ([`LatestObject`]), so a repeated
-    /// read costs no trip to the blocking pool; on a shared log it is read as [`Registry::read`]
-    /// does.
+    /// answer is read on the calling thread, with no trip to the blocking pool, and kept in
+    /// memory until a commit changes it ([`LatestObject`]); on a shared log it is read as
+    /// [`Registry::read`] does.
     ///
     /// # Errors
     /// As [`Registry::read`].
@@ -624,15 +624,17 @@ impl Registry {
         // process's events too, since the writer's catch-up of them moves the epoch on.
         let epoch = cache.epoch();
         let kept_bucket = cache.bucket(bucket);
-        let (name, key_owned, reading) = (bucket.to_owned(), key.to_owned(), Arc::clone(&cache));
-        let found = self
-            .read(move |reads| {
-                // A bucket kept before this read is its bucket only if no commit changed
-                // anything since.
-                let kept_bucket = kept_bucket.filter(|_| reading.epoch() == epoch);
-                LatestObject::read(reads, &name, &key_owned, kept_bucket)
-            })
-            .await?;
+        // Read on the calling thread, as `log_is_ours` is: a point read (the bucket's row, one
+        // version's row, and the bytes of an object held whole, which the gateway caps at
+        // 256 KiB) that a WAL reader makes without waiting for the writer, in tens of microseconds when its pages are in
+        // memory. The trip to the blocking pool and back cost more than the read: doing
+        // without it measured 1.46x on 4 KiB GETs at 16 clients, each key read once.
+        let found = read.with_views(false, |conn| {
+            // A bucket kept before this read is its bucket only if no commit changed anything
+            // since.
+            let kept_bucket = kept_bucket.filter(|_| cache.epoch() == epoch);
+            LatestObject::read(conn, bucket, key, kept_bucket)
+        })?;
         let found = Arc::new(found);
         cache.fill_bucket(epoch, bucket, found.bucket.clone());
         cache.fill(epoch, bucket, key, Arc::clone(&found));
