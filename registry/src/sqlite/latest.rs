@@ -15,6 +15,7 @@
 //! (`Registry::latest_object`).
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
@@ -179,6 +180,10 @@ struct State {
     epoch: u64,
     entries: lru::LruCache<(String, String), Arc<LatestObject>>,
     bytes: usize,
+    /// Keys whose latest version was too large to keep (a multipart object of hundreds of
+    /// parts), so that their next reads go to the blocking pool rather than parse a large row
+    /// on the calling thread (`Registry::latest_object`).
+    too_large: lru::LruCache<(String, String), ()>,
     /// Buckets by name (`None`: no such bucket), for reads of keys not kept: every GET of a
     /// bucket needs its row, and a bucket's settings change seldom.
     buckets: HashMap<String, Option<Arc<Bucket>>>,
@@ -188,6 +193,9 @@ struct State {
 /// names many buckets that do not exist).
 const MAX_BUCKETS: usize = 10_000;
 
+/// Keys remembered as too large to keep, least recently marked first out.
+const MAX_TOO_LARGE: NonZeroUsize = NonZeroUsize::new(4096).expect("not zero");
+
 impl LatestObjects {
     pub(crate) fn new() -> Self {
         Self {
@@ -195,6 +203,7 @@ impl LatestObjects {
                 epoch: 0,
                 entries: lru::LruCache::unbounded(),
                 bytes: 0,
+                too_large: lru::LruCache::new(MAX_TOO_LARGE),
                 buckets: HashMap::new(),
             }),
             stats: LatestCacheStats::default(),
@@ -207,6 +216,12 @@ impl LatestObjects {
         // whose hashing and equality match, for a copy of two short strings.
         let entry_key = (bucket.to_owned(), key.to_owned());
         self.state.lock().expect("latest cache lock").entries.get(&entry_key).cloned()
+    }
+
+    /// Whether the latest version of `bucket`/`key` was last found too large to keep.
+    pub(crate) fn is_too_large(&self, bucket: &str, key: &str) -> bool {
+        let entry_key = (bucket.to_owned(), key.to_owned());
+        self.state.lock().expect("latest cache lock").too_large.contains(&entry_key)
     }
 
     /// The bucket `name` as last read (`Some(None)`: there is no such bucket), if kept.
@@ -241,6 +256,7 @@ impl LatestObjects {
         let entry_key = (bucket.to_owned(), key.to_owned());
         let weight = found.weight(&entry_key);
         if weight > BUDGET_BYTES / 64 {
+            state.too_large.put(entry_key, ());
             return;
         }
         if let Some(old) = state.entries.put(entry_key.clone(), found) {
@@ -264,12 +280,15 @@ impl LatestObjects {
             state.entries.clear();
             state.bytes = 0;
             state.buckets.clear();
+            state.too_large.clear();
             return;
         }
         for entry_key in &touched.objects {
             if let Some(old) = state.entries.pop(entry_key) {
                 state.bytes -= old.weight(entry_key);
             }
+            // Its next version may be small again.
+            state.too_large.pop(entry_key);
         }
     }
 }
@@ -287,6 +306,21 @@ mod tests {
             objects: objects.iter().map(|(b, k)| ((*b).to_owned(), (*k).to_owned())).collect(),
             everything: false,
         }
+    }
+
+    #[test]
+    fn a_version_too_large_to_keep_is_remembered_until_a_commit_changes_it() {
+        let cache = LatestObjects::new();
+        cache.fill(cache.epoch(), "b", "big", entry(BUDGET_BYTES / 64 + 1));
+        assert!(cache.get("b", "big").is_none(), "too large to keep");
+        assert!(cache.is_too_large("b", "big"));
+        assert!(!cache.is_too_large("b", "other"));
+        cache.invalidate(&touched(&[("b", "other")]));
+        assert!(cache.is_too_large("b", "big"), "another key's commit leaves the mark");
+        cache.invalidate(&touched(&[("b", "big")]));
+        assert!(!cache.is_too_large("b", "big"), "its next version may be small again");
+        cache.fill(cache.epoch(), "b", "big", entry(1));
+        assert!(cache.get("b", "big").is_some());
     }
 
     #[test]
