@@ -167,6 +167,17 @@ pub struct LatestCacheStats {
     pub misses: AtomicU64,
 }
 
+/// What the cache holds of one key ([`LatestObjects::lookup`]).
+pub(crate) enum Kept {
+    /// Its latest version, as last read.
+    Entry(Arc<LatestObject>),
+    /// Its latest version was last found too large to keep (a multipart object of hundreds of
+    /// parts): read it on the blocking pool, not on the calling thread.
+    TooLarge,
+    /// Neither.
+    Nothing,
+}
+
 /// The cache: entries by (bucket, key), least recently used first out.
 #[derive(Debug)]
 pub(crate) struct LatestObjects {
@@ -210,18 +221,29 @@ impl LatestObjects {
         }
     }
 
-    /// The entry of `bucket`/`key`, if kept.
-    pub(crate) fn get(&self, bucket: &str, key: &str) -> Option<Arc<LatestObject>> {
+    /// What is kept of `bucket`/`key`: one lookup, under one lock, on every GET.
+    pub(crate) fn lookup(&self, bucket: &str, key: &str) -> Kept {
         // The key type owns its strings; a lookup by borrowed parts would need a wrapper type
         // whose hashing and equality match, for a copy of two short strings.
         let entry_key = (bucket.to_owned(), key.to_owned());
-        self.state.lock().expect("latest cache lock").entries.get(&entry_key).cloned()
+        let mut state = self.state.lock().expect("latest cache lock");
+        if let Some(found) = state.entries.get(&entry_key) {
+            return Kept::Entry(Arc::clone(found));
+        }
+        if state.too_large.contains(&entry_key) { Kept::TooLarge } else { Kept::Nothing }
     }
 
-    /// Whether the latest version of `bucket`/`key` was last found too large to keep.
-    pub(crate) fn is_too_large(&self, bucket: &str, key: &str) -> bool {
-        let entry_key = (bucket.to_owned(), key.to_owned());
-        self.state.lock().expect("latest cache lock").too_large.contains(&entry_key)
+    #[cfg(test)]
+    fn get(&self, bucket: &str, key: &str) -> Option<Arc<LatestObject>> {
+        match self.lookup(bucket, key) {
+            Kept::Entry(found) => Some(found),
+            Kept::TooLarge | Kept::Nothing => None,
+        }
+    }
+
+    #[cfg(test)]
+    fn is_too_large(&self, bucket: &str, key: &str) -> bool {
+        matches!(self.lookup(bucket, key), Kept::TooLarge)
     }
 
     /// The bucket `name` as last read (`Some(None)`: there is no such bucket), if kept.

@@ -29,7 +29,7 @@ use rusqlite_migration::{M, Migrations};
 use tokio::sync::{oneshot, watch};
 
 use self::faults::Faults;
-use self::latest::{LatestObjects, Touched};
+use self::latest::{Kept, LatestObjects, Touched};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventDraft};
@@ -607,20 +607,22 @@ impl Registry {
     pub async fn latest_object(&self, bucket: &str, key: &str) -> Result<Arc<LatestObject>> {
         let read = &self.inner.read;
         let stats = &read.latest.stats;
+        let cache = Arc::clone(&read.latest);
         // Read as any other read on a shared log, while the views lag (a catch-up comes
         // first), and for a version last found too large to keep (its row would be parsed on
         // the calling thread at every read).
-        if read.shared.is_some() || self.views_lag().refuses(false) || read.latest.is_too_large(bucket, key) {
-            stats.misses.fetch_add(1, Ordering::Relaxed);
-            let (name, key) = (bucket.to_owned(), key.to_owned());
-            return Ok(Arc::new(self.read(move |reads| LatestObject::read(reads, &name, &key, None)).await?));
-        }
-        let cache = Arc::clone(&read.latest);
-        if let Some(found) = cache.get(bucket, key)
-            && read.log_is_ours()?
-        {
-            stats.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(found);
+        let kept = (read.shared.is_none() && !self.views_lag().refuses(false)).then(|| cache.lookup(bucket, key));
+        match kept {
+            Some(Kept::Entry(found)) if read.log_is_ours()? => {
+                stats.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(found);
+            }
+            None | Some(Kept::TooLarge) => {
+                stats.misses.fetch_add(1, Ordering::Relaxed);
+                let (name, key) = (bucket.to_owned(), key.to_owned());
+                return Ok(Arc::new(self.read(move |reads| LatestObject::read(reads, &name, &key, None)).await?));
+            }
+            Some(Kept::Entry(_) | Kept::Nothing) => {}
         }
         stats.misses.fetch_add(1, Ordering::Relaxed);
         // A read that began before a commit fills nothing after it (see `latest`): another
