@@ -76,8 +76,15 @@ const PAGE_CACHE_KIB: i64 = 64 * 1024;
 const WRITER_PAGE_CACHE_KIB: i64 = 8 * 1024;
 
 /// WAL frames (pages) past which the writer completes a checkpoint itself, so that the WAL
-/// starts over (see [`run_checkpointer`]).
-const WAL_RESTART_FRAMES: i64 = 16 * 1024;
+/// starts over (see [`run_checkpointer`]), for the log and for the views.
+///
+/// The log's WAL is fsync'd by every commit, and an fsync costs more when the commit appended
+/// past the file's end (the file system allocates blocks and writes the new size) than when
+/// it overwrote blocks the WAL already holds: 0.28 ms against 0.19 ms for 24 KiB on this
+/// project's benchmark machine. Starting the log's WAL over every 4 MiB keeps its commits in
+/// place. The views' WAL is not fsync'd by commits, so only its size matters; finishing its
+/// checkpoint costs the writer the fsync of every views page written since the last pass.
+const WAL_RESTART_FRAMES: [i64; 2] = [1024, 16 * 1024];
 
 /// Least time between two checkpoints.
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
@@ -1032,21 +1039,28 @@ fn run_writer(
 /// them. So when a WAL holds more than [`WAL_RESTART_FRAMES`] after a pass, the writer is
 /// asked (`too_long`, one flag per path) to finish the job between two batches.
 fn run_checkpointer(paths: &[Option<PathBuf>; 2], wake: &mpsc::Receiver<()>, too_long: &[AtomicBool; 2]) {
-    let conns: Vec<(Connection, &AtomicBool)> = paths
+    let conns: Vec<(Connection, &AtomicBool, i64)> = paths
         .iter()
         .zip(too_long)
-        .filter_map(|(path, too_long)| {
+        .zip(WAL_RESTART_FRAMES)
+        .filter_map(|((path, too_long), restart_frames)| {
             let conn = Connection::open(path.as_ref()?).ok()?;
             conn.busy_timeout(std::time::Duration::from_secs(10)).ok()?;
-            Some((conn, too_long))
+            Some((conn, too_long, restart_frames))
         })
         .collect();
+    let pass = |conn: &Connection| {
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(1))
+            .inspect_err(|error| tracing::warn!(%error, "registry checkpoint failed"))
+    };
     let checkpoint = || {
-        for (conn, too_long) in &conns {
-            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(1)) {
-                Ok(frames) if frames > WAL_RESTART_FRAMES => too_long.store(true, Ordering::Relaxed),
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "registry checkpoint failed"),
+        for (conn, too_long, restart_frames) in &conns {
+            if pass(conn).is_ok_and(|frames| frames > *restart_frames) {
+                // A second pass copies what was committed during the first, so the writer's
+                // own checkpoint, which holds back its next commit, finds little left to do.
+                if pass(conn).is_ok() {
+                    too_long.store(true, Ordering::Relaxed);
+                }
             }
         }
     };

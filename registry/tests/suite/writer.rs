@@ -1,11 +1,15 @@
-//! The writer task: racing checks are decided once, refusals leave no trace, and a write
-//! that fails after appending leaves nothing behind.
+//! The writer task: racing checks are decided once, refusals leave no trace, a write that
+//! fails after appending leaves nothing behind, and the log's WAL does not grow without end.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use artifact_store_registry::clock::SystemClock;
 use artifact_store_registry::event::v1::{BucketRef, Payload};
+use artifact_store_registry::inline::InlineBlob;
 use artifact_store_registry::{Caller, Error, EventDraft, Registry, log};
+
+use crate::inline::new_version;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_creates_of_one_bucket_commit_exactly_once() {
@@ -78,4 +82,64 @@ async fn lost_views_are_rebuilt_from_the_log_on_open() {
     let bucket = registry.read(|conn| conn.bucket("survivor")).await.unwrap();
     assert_eq!(bucket.map(|b| b.name).as_deref(), Some("survivor"));
     registry.close().await;
+}
+
+/// Under sustained writes a checkpoint beside the writer never finds the log's WAL fully
+/// copied, so the WAL would only grow, every commit appending past the file's end. Once a
+/// checkpoint pass leaves more than 1,024 frames, the writer finishes that checkpoint itself
+/// and its next commit writes the WAL from the start again, over blocks the file holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_sustained_writes_the_logs_wal_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.db");
+    let registry = Registry::open(&path, Arc::new(SystemClock)).unwrap();
+    registry.create_bucket(Caller::system("test"), "wal", "us-east-1", false).await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..8)
+        .map(|writer| {
+            let (registry, stop) = (registry.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                for i in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    // Distinct 4 KiB objects, each stored inline with its event.
+                    let mut bytes = format!("{writer}-{i}").into_bytes();
+                    bytes.resize(4096, b'.');
+                    let blob = InlineBlob::new(bytes);
+                    let version = new_version("wal", &format!("{writer}/{i}"), &blob);
+                    registry.put_inline_object(Caller::system("test"), version, blob).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    // The former bound, 16,384 frames, is never reached here: 12,000 frames are about 47 MiB.
+    let shm = format!("{}-shm", path.display());
+    let mut most = 0;
+    let restarted = loop {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let frames = wal_frames(&shm);
+        if frames + 512 < most {
+            break true;
+        }
+        most = most.max(frames);
+        if most > 12_000 {
+            break false;
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert!(restarted, "the log's WAL grew to {most} frames without starting over");
+    let verified = registry.verify().await.unwrap();
+    assert_eq!(verified.first_mismatch, None);
+    registry.close().await;
+}
+
+/// The frames committed to a WAL, from its index (the `-shm` file): `mxFrame`, the 32-bit
+/// native-endian integer at offset 16 of the header (<https://sqlite.org/walformat.html>).
+fn wal_frames(shm: &str) -> u32 {
+    let index = std::fs::read(shm).unwrap();
+    u32::from_ne_bytes(index[16..20].try_into().unwrap())
 }
