@@ -11,6 +11,7 @@ mod faults;
 mod histogram;
 mod latest;
 mod queries;
+mod queue;
 mod side_tables;
 pub mod views;
 
@@ -30,6 +31,7 @@ use tokio::sync::{oneshot, watch};
 
 use self::faults::Faults;
 use self::latest::{Kept, LatestObjects, Touched};
+use self::queue::JobQueue;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventDraft};
@@ -306,7 +308,7 @@ impl Default for WriterStats {
 
 struct Inner {
     stats: Arc<WriterStats>,
-    jobs: Mutex<Option<mpsc::Sender<Queued>>>,
+    jobs: Arc<JobQueue>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     read: Arc<ReadSide>,
     /// The writer's faults, set by tests.
@@ -407,7 +409,8 @@ impl Registry {
     ) -> Result<Self> {
         let head = ChainHead::load(&conns.log)?;
         let (committed_tx, committed_rx) = watch::channel(head.sequence);
-        let (jobs_tx, jobs_rx) = mpsc::channel::<Queued>();
+        let jobs = Arc::new(JobQueue::new());
+        let writer_jobs = Arc::clone(&jobs);
         let stats = Arc::new(WriterStats::default());
         let writer_stats = Arc::clone(&stats);
         let faults = Arc::new(Faults::default());
@@ -423,7 +426,7 @@ impl Registry {
         let writer = std::thread::Builder::new()
             .name("registry-writer".into())
             .spawn(move || {
-                run_writer(&mut conns, head, &jobs_rx, &committed_tx, clock.as_ref(), &writer_stats, &health)
+                run_writer(&mut conns, head, &writer_jobs, &committed_tx, clock.as_ref(), &writer_stats, &health)
             })
             .map_err(|e| Error::CommitFailed(format!("cannot start the writer thread: {e}")))?;
         let read = Arc::new(ReadSide {
@@ -439,7 +442,7 @@ impl Registry {
         Ok(Self {
             inner: Arc::new(Inner {
                 stats,
-                jobs: Mutex::new(Some(jobs_tx)),
+                jobs,
                 writer: Mutex::new(Some(writer)),
                 read,
                 #[cfg(feature = "fault-injection")]
@@ -840,7 +843,7 @@ impl Registry {
 
     /// Stops the writer after the jobs already queued have committed.
     pub async fn close(&self) {
-        drop(self.inner.jobs.lock().expect("job queue lock").take());
+        self.inner.jobs.close();
         let writer = self.inner.writer.lock().expect("writer lock").take();
         if let Some(writer) = writer {
             let _ = tokio::task::spawn_blocking(move || writer.join()).await;
@@ -850,7 +853,7 @@ impl Registry {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        drop(self.jobs.lock().map(|mut jobs| jobs.take()));
+        self.jobs.close();
         if let Ok(mut writer) = self.writer.lock()
             && let Some(writer) = writer.take()
         {
@@ -917,8 +920,7 @@ impl SharedWriter {
 }
 
 fn submit(inner: &Inner, job: Queued) -> Result<()> {
-    let jobs = inner.jobs.lock().expect("job queue lock");
-    jobs.as_ref().ok_or(Error::WriterStopped)?.send(job).map_err(|_| Error::WriterStopped)
+    inner.jobs.push(job).map_err(|_| Error::WriterStopped)
 }
 
 /// Splits queued work into the jobs of a batch and the catch-ups that wait for it.
@@ -931,20 +933,10 @@ fn sort_queued(queued: Vec<Queued>, batch: &mut Vec<Job>, catch_ups: &mut Vec<Co
     }
 }
 
-/// Adds what is queued already to `batch`, up to [`MAX_BATCH`] with the `taken` before it.
-fn take_queued(jobs: &mpsc::Receiver<Queued>, batch: &mut Vec<Queued>, taken: usize) {
-    while taken + batch.len() < MAX_BATCH {
-        match jobs.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
-        }
-    }
-}
-
 fn run_writer(
     conns: &mut WriterConnections,
     mut head: ChainHead,
-    jobs: &mpsc::Receiver<Queued>,
+    jobs: &JobQueue,
     committed: &watch::Sender<u64>,
     clock: &dyn Clock,
     stats: &WriterStats,
@@ -957,23 +949,14 @@ fn run_writer(
     let checkpointer = std::thread::Builder::new()
         .name("registry-checkpointer".into())
         .spawn(move || run_checkpointer(&paths, &checkpoints, &checkpointer_flags));
-    while let Ok(first) = jobs.recv() {
+    loop {
         let mut batch = Vec::with_capacity(64);
-        batch.push(first);
-        take_queued(jobs, &mut batch, 0);
+        if !jobs.wait_and_take(&mut batch, MAX_BATCH) {
+            break;
+        }
         if batch.iter().all(Queued::is_detached) {
-            let deadline = std::time::Instant::now() + DETACHED_LINGER;
-            while batch.len() < MAX_BATCH {
-                let Ok(job) = jobs.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) else {
-                    break;
-                };
-                let waited_for = !job.is_detached();
-                batch.push(job);
-                if waited_for {
-                    take_queued(jobs, &mut batch, 0);
-                    break;
-                }
-            }
+            jobs.linger(std::time::Instant::now() + DETACHED_LINGER);
+            jobs.take(&mut batch, MAX_BATCH);
         }
         let started = std::time::Instant::now();
         stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -1103,7 +1086,7 @@ fn run_batch(
     conns: &mut WriterConnections,
     head: &mut ChainHead,
     queued: Vec<Queued>,
-    jobs: &mpsc::Receiver<Queued>,
+    jobs: &JobQueue,
     clock: &dyn Clock,
     stats: &WriterStats,
     health: &WriterHealth,
@@ -1138,7 +1121,7 @@ fn run_batch(
         // events each, rather than once per few requests.
         if shared_batch.is_some() {
             let mut queued = Vec::new();
-            take_queued(jobs, &mut queued, batch.len() + catch_ups.len());
+            jobs.take(&mut queued, MAX_BATCH.saturating_sub(batch.len() + catch_ups.len()));
             stats.jobs.fetch_add(queued.len() as u64, Ordering::Relaxed);
             sort_queued(queued, &mut batch, &mut catch_ups);
         }
