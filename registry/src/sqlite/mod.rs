@@ -78,15 +78,17 @@ const PAGE_CACHE_KIB: i64 = 64 * 1024;
 const WRITER_PAGE_CACHE_KIB: i64 = 8 * 1024;
 
 /// WAL frames (pages) past which the writer completes a checkpoint itself, so that the WAL
-/// starts over (see [`run_checkpointer`]), for the log and for the views.
-///
-/// The log's WAL is fsync'd by every commit, and an fsync costs more when the commit appended
-/// past the file's end (the file system allocates blocks and writes the new size) than when
-/// it overwrote blocks the WAL already holds: 0.28 ms against 0.19 ms for 24 KiB on this
-/// project's benchmark machine. Starting the log's WAL over every 4 MiB keeps its commits in
-/// place. The views' WAL is not fsync'd by commits, so only its size matters; finishing its
-/// checkpoint costs the writer the fsync of every views page written since the last pass.
-const WAL_RESTART_FRAMES: [i64; 2] = [1024, 16 * 1024];
+/// starts over (see [`run_checkpointer`]): the views' WAL, and the log's on a replica of a
+/// shared log. Their commits are not fsync'd, so only the WAL's size matters, and finishing
+/// a checkpoint costs the writer the fsync of every page written since the last pass.
+const WAL_RESTART_FRAMES: i64 = 16 * 1024;
+
+/// The same bound for the log of a registry of its own, whose every commit is fsync'd. An
+/// fsync costs more when the commit appended past the file's end (the file system allocates
+/// blocks and writes the new size) than when it overwrote blocks the WAL already holds:
+/// 0.28 ms against 0.19 ms for 24 KiB on this project's benchmark machine. Starting the
+/// log's WAL over every 4 MiB keeps its commits in place.
+const FSYNCED_WAL_RESTART_FRAMES: i64 = 1024;
 
 /// Least time between two checkpoints.
 const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
@@ -426,6 +428,7 @@ impl Registry {
         let writer = std::thread::Builder::new()
             .name("registry-writer".into())
             .spawn(move || {
+                let _abandon = AbandonOnExit(&writer_jobs);
                 run_writer(&mut conns, head, &writer_jobs, &committed_tx, clock.as_ref(), &writer_stats, &health)
             })
             .map_err(|e| Error::CommitFailed(format!("cannot start the writer thread: {e}")))?;
@@ -919,6 +922,16 @@ impl SharedWriter {
     }
 }
 
+/// Abandons the writer's queue when the writer thread ends, however it ends: after a panic
+/// its callers hear [`Error::WriterStopped`] rather than wait for a commit that never comes.
+struct AbandonOnExit<'a>(&'a JobQueue);
+
+impl Drop for AbandonOnExit<'_> {
+    fn drop(&mut self) {
+        self.0.abandon();
+    }
+}
+
 fn submit(inner: &Inner, job: Queued) -> Result<()> {
     inner.jobs.push(job).map_err(|_| Error::WriterStopped)
 }
@@ -944,17 +957,19 @@ fn run_writer(
 ) {
     let (wake_checkpointer, checkpoints) = mpsc::sync_channel::<()>(1);
     let paths = [conns.log.path().map(PathBuf::from), conns.views.path().map(PathBuf::from)];
+    let log_restart_frames = if conns.shared.is_some() { WAL_RESTART_FRAMES } else { FSYNCED_WAL_RESTART_FRAMES };
+    let restart_frames = [log_restart_frames, WAL_RESTART_FRAMES];
     let wal_too_long = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
     let checkpointer_flags = Arc::clone(&wal_too_long);
     let checkpointer = std::thread::Builder::new()
         .name("registry-checkpointer".into())
-        .spawn(move || run_checkpointer(&paths, &checkpoints, &checkpointer_flags));
+        .spawn(move || run_checkpointer(&paths, restart_frames, &checkpoints, &checkpointer_flags));
     loop {
         let mut batch = Vec::with_capacity(64);
         if !jobs.wait_and_take(&mut batch, MAX_BATCH) {
             break;
         }
-        if batch.iter().all(Queued::is_detached) {
+        if batch.len() < MAX_BATCH && batch.iter().all(Queued::is_detached) {
             jobs.linger(std::time::Instant::now() + DETACHED_LINGER);
             jobs.take(&mut batch, MAX_BATCH);
         }
@@ -1019,19 +1034,26 @@ fn run_writer(
 /// a checkpoint running beside a busy writer never achieves: commits land while it copies.
 /// Left alone, the views' WAL grew by gigabytes in the benchmark, every commit appending to
 /// fresh file blocks (which the kernel zeroes and allocates) and the checkpointer re-reading
-/// them. So when a WAL holds more than [`WAL_RESTART_FRAMES`] after a pass, the writer is
-/// asked (`too_long`, one flag per path) to finish the job between two batches.
-fn run_checkpointer(paths: &[Option<PathBuf>; 2], wake: &mpsc::Receiver<()>, too_long: &[AtomicBool; 2]) {
+/// them. So when a WAL holds more than its `restart_frames` (one per path, see
+/// [`WAL_RESTART_FRAMES`]) after a pass, the writer is asked (`too_long`, one flag per path)
+/// to finish the job between two batches.
+fn run_checkpointer(
+    paths: &[Option<PathBuf>; 2],
+    restart_frames: [i64; 2],
+    wake: &mpsc::Receiver<()>,
+    too_long: &[AtomicBool; 2],
+) {
     let conns: Vec<(Connection, &AtomicBool, i64)> = paths
         .iter()
         .zip(too_long)
-        .zip(WAL_RESTART_FRAMES)
+        .zip(restart_frames)
         .filter_map(|((path, too_long), restart_frames)| {
             let conn = Connection::open(path.as_ref()?).ok()?;
             conn.busy_timeout(std::time::Duration::from_secs(10)).ok()?;
             Some((conn, too_long, restart_frames))
         })
         .collect();
+    // The WAL's frames when the pass began.
     let pass = |conn: &Connection| {
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(1))
             .inspect_err(|error| tracing::warn!(%error, "registry checkpoint failed"))
@@ -1041,6 +1063,9 @@ fn run_checkpointer(paths: &[Option<PathBuf>; 2], wake: &mpsc::Receiver<()>, too
             if pass(conn).is_ok_and(|frames| frames > *restart_frames) {
                 // A second pass copies what was committed during the first, so the writer's
                 // own checkpoint, which holds back its next commit, finds little left to do.
+                // The flag is raised even when this pass copied every frame it saw: commits
+                // may have landed meanwhile, and a WAL starts over only if a write finds it
+                // fully copied, which under sustained writes only the writer can arrange.
                 if pass(conn).is_ok() {
                     too_long.store(true, Ordering::Relaxed);
                 }

@@ -8,7 +8,7 @@
 //! machine where the GETs themselves need the cores.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use super::Queued;
@@ -73,8 +73,21 @@ impl JobQueue {
         self.wake.notify_one();
     }
 
-    /// Waits for work and takes up to `limit` queued items into `batch`; `false` once the
-    /// queue is closed and empty.
+    /// Refuses new work and drops what is queued, so that its callers hear that the writer
+    /// stopped: for a writer that exits without draining the queue (a job panicked).
+    pub(super) fn abandon(&self) {
+        let abandoned = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.waited = 0;
+            std::mem::take(&mut state.queued)
+        };
+        // Dropped outside the lock: a dropped job drops its caller's reply channel.
+        drop(abandoned);
+    }
+
+    /// Waits for work and takes queued items into `batch` until it holds `limit`; `false`
+    /// once the queue is closed and empty.
     pub(super) fn wait_and_take(&self, batch: &mut Vec<Queued>, limit: usize) -> bool {
         let mut state = self.lock();
         while state.queued.is_empty() {
@@ -82,7 +95,7 @@ impl JobQueue {
                 return false;
             }
             state.writer = WriterState::Idle;
-            state = self.wake.wait(state).expect("job queue lock");
+            state = self.wake.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
         state.writer = WriterState::Busy;
         Self::take_from(&mut state, batch, limit);
@@ -104,7 +117,7 @@ impl JobQueue {
             if left.is_zero() {
                 break;
             }
-            state = self.wake.wait_timeout(state, left).expect("job queue lock").0;
+            state = self.wake.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
         }
         state.writer = WriterState::Busy;
     }
@@ -121,13 +134,15 @@ impl JobQueue {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().expect("job queue lock")
+        // Nothing panics while it holds the lock, and `Drop` of a registry closes the queue.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::sync::mpsc;
     use std::time::Duration;
 
     use super::*;
@@ -144,6 +159,22 @@ mod tests {
         batch.iter().map(|work| if work.is_detached() { "detached" } else { "waited" }).collect()
     }
 
+    /// Runs `writer` on a thread of its own, as the registry's writer runs; `join` fails the
+    /// test rather than hang it when the thread is never woken.
+    struct WriterThread<T>(mpsc::Receiver<T>);
+
+    impl<T: Send + 'static> WriterThread<T> {
+        fn spawn(writer: impl FnOnce() -> T + Send + 'static) -> Self {
+            let (done, result) = mpsc::channel();
+            std::thread::spawn(move || done.send(writer()));
+            Self(result)
+        }
+
+        fn join(self) -> T {
+            self.0.recv_timeout(Duration::from_secs(60)).expect("the writer thread was never woken")
+        }
+    }
+
     /// Waits until the writer thread sleeps in the state `want`.
     fn until_writer_is(queue: &JobQueue, want: WriterState) {
         while queue.lock().writer != want {
@@ -151,17 +182,21 @@ mod tests {
         }
     }
 
+    /// The deadline of a linger that only the queue can end within a test.
+    fn far_deadline() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
+    }
+
     #[test]
     fn a_linger_is_ended_by_waited_work_only_and_the_order_is_kept() {
         let queue = Arc::new(JobQueue::new());
         queue.push(detached()).map_err(drop).unwrap();
-        let writer = std::thread::spawn({
+        let writer = WriterThread::spawn({
             let queue = Arc::clone(&queue);
             move || {
                 let mut batch = Vec::new();
                 assert!(queue.wait_and_take(&mut batch, 100));
-                // A deadline far enough that only waited work can end the linger in this test.
-                queue.linger(Instant::now() + Duration::from_secs(3600));
+                queue.linger(far_deadline());
                 queue.take(&mut batch, 100);
                 batch
             }
@@ -173,7 +208,7 @@ mod tests {
         // Detached jobs neither wake the writer nor end its linger.
         assert!(queue.lock().writer == WriterState::Lingering);
         queue.push(waited()).map_err(drop).unwrap();
-        let batch = writer.join().unwrap();
+        let batch = writer.join();
         assert_eq!(kinds(&batch), ["detached", "detached", "detached", "detached", "waited"]);
         assert_eq!(queue.lock().waited, 0);
     }
@@ -181,7 +216,7 @@ mod tests {
     #[test]
     fn an_idle_writer_is_woken_by_detached_work() {
         let queue = Arc::new(JobQueue::new());
-        let writer = std::thread::spawn({
+        let writer = WriterThread::spawn({
             let queue = Arc::clone(&queue);
             move || {
                 let mut batch = Vec::new();
@@ -191,11 +226,39 @@ mod tests {
         });
         until_writer_is(&queue, WriterState::Idle);
         queue.push(detached()).map_err(drop).unwrap();
-        assert_eq!(kinds(&writer.join().unwrap()), ["detached"]);
+        assert_eq!(kinds(&writer.join()), ["detached"]);
     }
 
     #[test]
-    fn a_closed_queue_hands_out_what_it_holds_then_stops() {
+    fn closing_wakes_a_lingering_writer_then_an_idle_one() {
+        let queue = Arc::new(JobQueue::new());
+        queue.push(detached()).map_err(drop).unwrap();
+        let writer = WriterThread::spawn({
+            let queue = Arc::clone(&queue);
+            move || {
+                let mut batch = Vec::new();
+                assert!(queue.wait_and_take(&mut batch, 100));
+                queue.linger(far_deadline());
+                // Closed and empty: the writer stops.
+                queue.wait_and_take(&mut batch, 100)
+            }
+        });
+        until_writer_is(&queue, WriterState::Lingering);
+        queue.close();
+        assert!(!writer.join());
+
+        let queue = Arc::new(JobQueue::new());
+        let writer = WriterThread::spawn({
+            let queue = Arc::clone(&queue);
+            move || queue.wait_and_take(&mut Vec::new(), 100)
+        });
+        until_writer_is(&queue, WriterState::Idle);
+        queue.close();
+        assert!(!writer.join());
+    }
+
+    #[test]
+    fn a_closed_queue_hands_out_what_it_holds_in_order_then_stops() {
         let queue = JobQueue::new();
         for work in [waited(), detached(), waited()] {
             queue.push(work).map_err(drop).unwrap();
@@ -205,11 +268,26 @@ mod tests {
         let mut batch = Vec::new();
         assert!(queue.wait_and_take(&mut batch, 2));
         assert_eq!(kinds(&batch), ["waited", "detached"]);
-        // Closing ends a linger too.
-        queue.linger(Instant::now() + Duration::from_secs(3600));
         let mut rest = Vec::new();
         assert!(queue.wait_and_take(&mut rest, 100));
         assert_eq!((kinds(&rest), queue.lock().waited), (vec!["waited"], 0));
         assert!(!queue.wait_and_take(&mut rest, 100));
+    }
+
+    #[test]
+    fn an_abandoned_queue_drops_its_work_and_refuses_more() {
+        let queue = JobQueue::new();
+        let (reply, replied) = mpsc::channel::<()>();
+        queue
+            .push(Queued::CatchUp(Box::new(move |_| {
+                let _ = reply.send(());
+            })))
+            .map_err(drop)
+            .unwrap();
+        queue.abandon();
+        // The caller's reply channel is gone with the job: it hears that nobody will answer.
+        assert_eq!(replied.recv(), Err(mpsc::RecvError));
+        assert!(queue.push(waited()).is_err());
+        assert!(!queue.wait_and_take(&mut Vec::new(), 100));
     }
 }
