@@ -182,6 +182,13 @@ pub fn render(handle: &PrometheusHandle, registry: &Registry, opened_at: u64) ->
         &stats.batch_micros,
         1e-6,
     );
+    push_histogram(
+        &mut page,
+        "artifact_store_registry_writer_checkpoint_duration_seconds",
+        "Time of each checkpoint the registry writer finishes itself between group commits.",
+        &stats.checkpoint_micros,
+        1e-6,
+    );
     page
 }
 

@@ -293,6 +293,10 @@ pub struct WriterStats {
     pub batch_sizes: Histogram,
     /// Each group commit's time from BEGIN to the end of COMMIT, in microseconds.
     pub batch_micros: Histogram,
+    /// Each checkpoint the writer finishes itself between two batches (see
+    /// [`run_checkpointer`]), in microseconds: time that holds back the next batch and is not
+    /// in `batch_micros`.
+    pub checkpoint_micros: Histogram,
 }
 
 impl Default for WriterStats {
@@ -304,6 +308,7 @@ impl Default for WriterStats {
             commit_micros: AtomicU64::new(0),
             batch_sizes: Histogram::new(BATCH_SIZE_BOUNDS),
             batch_micros: Histogram::new(BATCH_MICROS_BOUNDS),
+            checkpoint_micros: Histogram::new(BATCH_MICROS_BOUNDS),
         }
     }
 }
@@ -1011,10 +1016,12 @@ fn run_writer(
         // checkpointer has not yet and leaves the WAL fully copied: the next commit then
         // writes from the WAL's start again.
         for (conn, too_long) in [&conns.log, &conns.views].into_iter().zip(wal_too_long.iter()) {
-            if too_long.swap(false, Ordering::Relaxed)
-                && let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-            {
-                tracing::warn!(%error, "registry checkpoint failed");
+            if too_long.swap(false, Ordering::Relaxed) {
+                let started = std::time::Instant::now();
+                if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(%error, "registry checkpoint failed");
+                }
+                stats.checkpoint_micros.record(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
             }
         }
         // Full: a checkpoint is already due; it will see these commits too.
