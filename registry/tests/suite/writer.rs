@@ -132,8 +132,6 @@ async fn under_sustained_writes_the_logs_wal_starts_over() {
         writer.await.unwrap();
     }
     assert!(restarted, "the log's WAL grew to {most} frames without starting over");
-    // The writer finished the checkpoint that let it start over, and timed it.
-    assert!(registry.stats().checkpoint_micros.count() >= 1);
     let verified = registry.verify().await.unwrap();
     assert_eq!(verified.first_mismatch, None);
     registry.close().await;
