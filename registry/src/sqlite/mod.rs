@@ -293,9 +293,9 @@ pub struct WriterStats {
     pub batch_sizes: Histogram,
     /// Each group commit's time from BEGIN to the end of COMMIT, in microseconds.
     pub batch_micros: Histogram,
-    /// Each checkpoint the writer finishes itself between two batches (see
-    /// [`run_checkpointer`]), in microseconds: time that holds back the next batch and is not
-    /// in `batch_micros`.
+    /// Each checkpoint the writer finishes itself between two batches, so that a WAL starts
+    /// over, in microseconds: time that holds back the next batch and is not in
+    /// `batch_micros`.
     pub checkpoint_micros: Histogram,
 }
 
