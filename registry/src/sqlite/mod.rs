@@ -986,7 +986,7 @@ fn run_writer(
         // outcome is unknown), and before anyone hears of it.
         health.latest.invalidate(&std::mem::take(&mut conns.touched));
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        let busy = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let busy = micros(started.elapsed());
         stats.busy_micros.fetch_add(busy, Ordering::Relaxed);
         stats.batch_micros.record(busy);
         health.commits_failing.store(outcome.is_err(), Ordering::SeqCst);
@@ -1021,7 +1021,7 @@ fn run_writer(
                 if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                     tracing::warn!(%error, "registry checkpoint failed");
                 }
-                stats.checkpoint_micros.record(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+                stats.checkpoint_micros.record(micros(started.elapsed()));
             }
         }
         // Full: a checkpoint is already due; it will see these commits too.

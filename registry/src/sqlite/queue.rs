@@ -182,26 +182,33 @@ mod tests {
         }
     }
 
-    /// The deadline of a linger that only the queue can end within a test.
-    fn far_deadline() -> Instant {
-        Instant::now() + Duration::from_secs(3600)
+    /// A writer that takes one detached job and lingers, with a deadline that only the queue
+    /// can beat within a test, then runs `after`; returned once it lingers.
+    fn lingering_writer<T: Send + 'static>(
+        queue: &Arc<JobQueue>,
+        after: impl FnOnce(&JobQueue, &mut Vec<Queued>) -> T + Send + 'static,
+    ) -> WriterThread<T> {
+        queue.push(detached()).map_err(drop).unwrap();
+        let writer = WriterThread::spawn({
+            let queue = Arc::clone(queue);
+            move || {
+                let mut batch = Vec::new();
+                assert!(queue.wait_and_take(&mut batch, 100));
+                queue.linger(Instant::now() + Duration::from_secs(3600));
+                after(&queue, &mut batch)
+            }
+        });
+        until_writer_is(queue, WriterState::Lingering);
+        writer
     }
 
     #[test]
     fn a_linger_is_ended_by_waited_work_only_and_the_order_is_kept() {
         let queue = Arc::new(JobQueue::new());
-        queue.push(detached()).map_err(drop).unwrap();
-        let writer = WriterThread::spawn({
-            let queue = Arc::clone(&queue);
-            move || {
-                let mut batch = Vec::new();
-                assert!(queue.wait_and_take(&mut batch, 100));
-                queue.linger(far_deadline());
-                queue.take(&mut batch, 100);
-                batch
-            }
+        let writer = lingering_writer(&queue, |queue, batch| {
+            queue.take(batch, 100);
+            std::mem::take(batch)
         });
-        until_writer_is(&queue, WriterState::Lingering);
         for _ in 0..3 {
             queue.push(detached()).map_err(drop).unwrap();
         }
@@ -232,18 +239,8 @@ mod tests {
     #[test]
     fn closing_wakes_a_lingering_writer_then_an_idle_one() {
         let queue = Arc::new(JobQueue::new());
-        queue.push(detached()).map_err(drop).unwrap();
-        let writer = WriterThread::spawn({
-            let queue = Arc::clone(&queue);
-            move || {
-                let mut batch = Vec::new();
-                assert!(queue.wait_and_take(&mut batch, 100));
-                queue.linger(far_deadline());
-                // Closed and empty: the writer stops.
-                queue.wait_and_take(&mut batch, 100)
-            }
-        });
-        until_writer_is(&queue, WriterState::Lingering);
+        // Closed and empty: the writer stops.
+        let writer = lingering_writer(&queue, |queue, batch| queue.wait_and_take(batch, 100));
         queue.close();
         assert!(!writer.join());
 
