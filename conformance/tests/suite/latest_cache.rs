@@ -2,7 +2,9 @@
 //! real binary with aws-sdk-s3: a GET that begins after a write was acknowledged sees that
 //! write, whatever readers filled the cache with meanwhile; overwrites, deletes, delete
 //! markers, tags and bucket settings all reach the next read, and so does an object another
-//! process wrote (`package seal` beside the serving gateway).
+//! process wrote (`package seal` beside the serving gateway). Buckets are kept beside them for
+//! every request that looks its bucket up, PUT included: a bucket setting reaches the next
+//! write.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +13,10 @@ use artifact_store_conformance::metrics::sample;
 use artifact_store_conformance::sdk::{create_bucket, enable_versioning, failure, get, put};
 use artifact_store_conformance::{Server, Transport, bytes, cli, md5_hex};
 use aws_sdk_s3::Client;
-use aws_sdk_s3::types::{Tag, Tagging};
+use aws_sdk_s3::types::{
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    Tag, Tagging,
+};
 
 async fn cache_hits(server: &Server) -> f64 {
     sample(&server.scrape().await, "artifact_store_registry_latest_cache_hits_total", &[]).unwrap_or(0.0)
@@ -102,6 +107,52 @@ async fn a_get_after_an_acknowledged_overwrite_or_delete_never_sees_what_it_repl
     assert!(raced > 0, "the readers read");
     // The reads above went through the cache: without hits this test would prove nothing.
     assert!(cache_hits(&server).await > 0.0, "no read was answered from memory");
+}
+
+#[tokio::test]
+async fn a_put_after_an_acknowledged_bucket_setting_obeys_it() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "settings").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers = hammer(&s3, "settings", "k", &stop);
+    let aes256 = ServerSideEncryptionConfiguration::builder()
+        .rules(
+            ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(
+                    ServerSideEncryptionByDefault::builder()
+                        .sse_algorithm(ServerSideEncryption::Aes256)
+                        .build()
+                        .expect("default"),
+                )
+                .build(),
+        )
+        .build()
+        .expect("configuration");
+    let put_encryption = async |round| {
+        let out = s3.put_object().bucket("settings").key("k").body(b"x".to_vec().into()).send().await;
+        out.unwrap_or_else(|e| panic!("round {round}: put: {e:?}")).server_side_encryption().cloned()
+    };
+    for round in 0..10 {
+        // Twice each way: the first PUT may read the bucket, the second finds it kept.
+        for _ in 0..2 {
+            assert_eq!(put_encryption(round).await, None, "round {round}: no default yet");
+        }
+        s3.put_bucket_encryption()
+            .bucket("settings")
+            .server_side_encryption_configuration(aes256.clone())
+            .send()
+            .await
+            .expect("set the default encryption");
+        for _ in 0..2 {
+            assert_eq!(put_encryption(round).await, Some(ServerSideEncryption::Aes256), "round {round}: the default");
+        }
+        s3.delete_bucket_encryption().bucket("settings").send().await.expect("remove the default encryption");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.await.expect("reader");
+    }
 }
 
 #[tokio::test]

@@ -12,11 +12,10 @@ use super::{Gateway, caller, wire};
 use crate::auth::access::Requester;
 use crate::request::MaySetBucketAcl;
 
-/// Reads a bucket, or `NoSuchBucket`.
+/// Reads a bucket, or `NoSuchBucket`: from memory when the registry keeps it.
 pub(super) async fn require_bucket(gw: &Gateway, name: &str) -> Result<Bucket> {
-    let wanted = name.to_owned();
-    let bucket = gw.registry.read(move |conn| conn.bucket(&wanted)).await?;
-    bucket.ok_or_else(|| registry::Error::NoSuchBucket(name.to_owned()).into())
+    let bucket = gw.registry.bucket(name).await?;
+    bucket.map(|kept| Bucket::clone(&kept)).ok_or_else(|| registry::Error::NoSuchBucket(name.to_owned()).into())
 }
 
 pub(super) async fn list_buckets(

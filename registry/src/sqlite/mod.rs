@@ -664,6 +664,33 @@ impl Registry {
         Ok(found)
     }
 
+    /// The bucket `name` (`None`: there is none), which every write and every read by version
+    /// looks up first. On a registry of its own it is kept in memory with the latest versions
+    /// until a commit changes a bucket, and read on the calling thread when it is not kept, as
+    /// [`Registry::latest_object`] does; on a shared log and while the views lag, it is read as
+    /// [`Registry::read`] does.
+    ///
+    /// # Errors
+    /// As [`Registry::read`].
+    pub async fn bucket(&self, name: &str) -> Result<Option<Arc<crate::state::Bucket>>> {
+        let read = &self.inner.read;
+        if read.shared.is_some() || self.views_lag().refuses(false) {
+            let wanted = name.to_owned();
+            return Ok(self.read(move |reads| reads.bucket(&wanted)).await?.map(Arc::new));
+        }
+        let cache = &read.latest;
+        if let Some(kept) = cache.bucket(name)
+            && read.log_is_ours()?
+        {
+            return Ok(kept);
+        }
+        // A read that began before a commit fills nothing after it, as for the latest versions.
+        let epoch = cache.epoch();
+        let found = read.with_views(false, |conn| conn.bucket(name))?.map(Arc::new);
+        cache.fill_bucket(epoch, name, found.clone());
+        Ok(found)
+    }
+
     /// Lookups of [`Registry::latest_object`] answered from memory and not.
     #[must_use]
     pub fn latest_cache_stats(&self) -> &LatestCacheStats {

@@ -1,11 +1,12 @@
-//! The latest versions kept in memory ([`Registry::latest_object`]): once a write is
-//! acknowledged, the next read finds it, whatever the reads in flight during its commit
-//! found and tried to keep.
+//! The latest versions and buckets kept in memory ([`Registry::latest_object`],
+//! [`Registry::bucket`]): once a write is acknowledged, the next read finds it, whatever the
+//! reads in flight during its commit found and tried to keep.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use artifact_store_registry::clock::ManualClock;
+use artifact_store_registry::event::v1::VersioningStatus;
 use artifact_store_registry::inline::InlineBlob;
 use artifact_store_registry::{Caller, Registry};
 
@@ -49,4 +50,46 @@ async fn a_read_after_an_acknowledged_write_finds_it_while_reads_race_with_the_c
     }
     let hits = registry.latest_cache_stats().hits.load(Ordering::Relaxed);
     assert!(hits > 0, "no read was answered from memory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bucket_read_after_an_acknowledged_change_finds_it_while_reads_race_with_the_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry =
+        Registry::open(dir.path().join("registry.db"), Arc::new(ManualClock::new(1_800_000_000_000))).unwrap();
+    let caller = Caller::system("test");
+    registry.create_bucket(caller.clone(), "b", "us-east-1", false).await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..6)
+        .map(|_| {
+            let (registry, stop) = (registry.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    registry.bucket("b").await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for round in 0..300 {
+        let status = if round % 2 == 0 { VersioningStatus::Enabled } else { VersioningStatus::Suspended };
+        registry.set_versioning(caller.clone(), "b", status).await.unwrap();
+        for _ in 0..2 {
+            let bucket = registry.bucket("b").await.unwrap().expect("the bucket");
+            assert_eq!(bucket.versioning, Some(status), "round {round}");
+        }
+        if round % 10 == 9 {
+            let created = registry.bucket("b").await.unwrap().expect("the bucket").created_seq;
+            registry.delete_bucket(caller.clone(), "b").await.unwrap();
+            assert!(registry.bucket("b").await.unwrap().is_none(), "round {round}: deleted, still found");
+            registry.create_bucket(caller.clone(), "b", "us-east-1", false).await.unwrap();
+            let again = registry.bucket("b").await.unwrap().expect("the bucket made again");
+            assert!(again.created_seq > created, "round {round}: the deleted bucket was found");
+            assert_eq!(again.versioning, None, "round {round}");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.await.unwrap();
+    }
 }
