@@ -1026,6 +1026,14 @@ fn run_writer(
                 tracing::error!(%reason, "registry commit failed");
                 // The transaction rolled back: the chain continues from what is on disk.
                 head = ChainHead::load(&conns.log).unwrap_or(head);
+                // Events on disk that readers were never told of came from another process:
+                // the next batch will chain from them with nothing to catch up, so what was
+                // kept from before them goes now.
+                if head.sequence != *committed.borrow() {
+                    let mut foreign = Touched::default();
+                    foreign.everything();
+                    health.latest.invalidate(&foreign);
+                }
                 completions.into_iter().map(|done| (done, Err(reason.clone()))).collect()
             }
         };

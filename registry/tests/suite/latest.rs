@@ -93,3 +93,37 @@ async fn a_bucket_read_after_an_acknowledged_change_finds_it_while_reads_race_wi
         reader.await.unwrap();
     }
 }
+
+/// Another process (the CLI beside a gateway) appends, then holds the log's write lock past the
+/// writer's busy timeout: the writer's next batch fails before it looks at the log, and takes
+/// the chain's head from disk. The batch after it then finds nothing new to catch up with, so
+/// what was kept from before the other process's event must go with the failed batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_another_process_appended_before_a_failed_batch_reaches_the_next_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.db");
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let registry = Registry::open(&path, clock.clone()).unwrap();
+    let caller = Caller::system("test");
+    registry.create_bucket(caller.clone(), "b", "us-east-1", false).await.unwrap();
+    let put = async |registry: &Registry, key: &str, text: &str| {
+        let blob = InlineBlob::new(text.as_bytes().to_vec());
+        registry.put_inline_object(caller.clone(), new_version("b", key, &blob), blob.clone()).await
+    };
+    put(&registry, "k", "one").await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(registry.latest_object("b", "k").await.unwrap().inline.as_deref(), Some(&b"one"[..]));
+    }
+    assert!(registry.latest_cache_stats().hits.load(Ordering::Relaxed) > 0, "`one` is kept");
+
+    let other = Registry::open(&path, clock).unwrap();
+    put(&other, "k", "two").await.unwrap();
+    drop(other);
+    let lock = rusqlite::Connection::open(&path).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    assert!(put(&registry, "elsewhere", "refused").await.is_err(), "the log was locked");
+    lock.execute_batch("ROLLBACK").unwrap();
+    put(&registry, "elsewhere", "three").await.unwrap();
+
+    assert_eq!(registry.latest_object("b", "k").await.unwrap().inline.as_deref(), Some(&b"two"[..]));
+}
