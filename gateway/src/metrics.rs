@@ -120,7 +120,7 @@ pub fn render(handle: &PrometheusHandle, registry: &Registry, opened_at: u64) ->
     let head = registry.committed_sequence();
     let micros = |value: &std::sync::atomic::AtomicU64| value.load(Ordering::Relaxed) as f64 / 1e6;
     let latest = registry.latest_cache_stats();
-    let lines: [(&str, &str, &str, String); 8] = [
+    let lines: [(&str, &str, &str, String); 10] = [
         (
             "artifact_store_registry_events_appended_total",
             "counter",
@@ -163,6 +163,18 @@ pub fn render(handle: &PrometheusHandle, registry: &Registry, opened_at: u64) ->
             "counter",
             "Reads of an object's latest version that read the registry.",
             latest.misses.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "artifact_store_registry_bucket_cache_hits_total",
+            "counter",
+            "Lookups of a bucket answered from memory.",
+            latest.bucket_hits.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "artifact_store_registry_bucket_cache_misses_total",
+            "counter",
+            "Lookups of a bucket that read the registry.",
+            latest.bucket_misses.load(Ordering::Relaxed).to_string(),
         ),
     ];
     for (name, kind, help, value) in lines {

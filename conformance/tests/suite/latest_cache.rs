@@ -153,6 +153,8 @@ async fn a_put_after_an_acknowledged_bucket_setting_obeys_it() {
     for reader in readers {
         reader.await.expect("reader");
     }
+    let hits = sample(&server.scrape().await, "artifact_store_registry_bucket_cache_hits_total", &[]).unwrap_or(0.0);
+    assert!(hits > 0.0, "no PUT found its bucket in memory");
 }
 
 #[tokio::test]

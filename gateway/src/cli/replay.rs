@@ -9,7 +9,9 @@
 //! The rebuild is one `IMMEDIATE` transaction ([`registry::log::replay_with_progress`]), so it
 //! is safe beside a serving gateway: readers keep seeing the old views until it commits, and
 //! the gateway's writes wait for it. They wait up to SQLite's busy timeout (10 s) and fail
-//! after that, so replay a large log while the gateway is stopped.
+//! after that, so replay a large log while the gateway is stopped. A serving gateway keeps
+//! bucket rows, latest versions and bucket grants in memory until one of its commits changes
+//! them, and a replay appends no event: after a replay that repaired the views, restart it.
 
 use anyhow::Context as _;
 use registry::log::{self, ChainHead};

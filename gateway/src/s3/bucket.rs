@@ -1,6 +1,8 @@
 //! Buckets: create, delete, head, list, location (versioning lives in `versioning.rs`). Bucket names are checked by
 //! s3s against AWS's rules before a request reaches us.
 
+use std::sync::Arc;
+
 use registry::queries::Bucket;
 use registry::state::ROOT_ACCOUNT;
 use s3s::dto::*;
@@ -13,9 +15,9 @@ use crate::auth::access::Requester;
 use crate::request::MaySetBucketAcl;
 
 /// Reads a bucket, or `NoSuchBucket`: from memory when the registry keeps it.
-pub(super) async fn require_bucket(gw: &Gateway, name: &str) -> Result<Bucket> {
+pub(super) async fn require_bucket(gw: &Gateway, name: &str) -> Result<Arc<Bucket>> {
     let bucket = gw.registry.bucket(name).await?;
-    bucket.map(|kept| Bucket::clone(&kept)).ok_or_else(|| registry::Error::NoSuchBucket(name.to_owned()).into())
+    bucket.ok_or_else(|| registry::Error::NoSuchBucket(name.to_owned()).into())
 }
 
 pub(super) async fn list_buckets(
@@ -130,7 +132,7 @@ pub(super) async fn create_bucket(
 
 pub(super) async fn head_bucket(gw: &Gateway, req: S3Request<HeadBucketInput>) -> Result<S3Response<HeadBucketOutput>> {
     let bucket = require_bucket(gw, &req.input.bucket).await?;
-    Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(bucket.region), ..Default::default() }))
+    Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(bucket.region.clone()), ..Default::default() }))
 }
 
 pub(super) async fn delete_bucket(
@@ -148,6 +150,7 @@ pub(super) async fn get_bucket_location(
     req: S3Request<GetBucketLocationInput>,
 ) -> Result<S3Response<GetBucketLocationOutput>> {
     let bucket = require_bucket(gw, &req.input.bucket).await?;
-    let location_constraint = (bucket.region != "us-east-1").then(|| BucketLocationConstraint::from(bucket.region));
+    let location_constraint =
+        (bucket.region != "us-east-1").then(|| BucketLocationConstraint::from(bucket.region.clone()));
     Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
 }

@@ -56,7 +56,7 @@ pub(super) async fn get_bucket_encryption(
     req: S3Request<GetBucketEncryptionInput>,
 ) -> Result<S3Response<GetBucketEncryptionOutput>> {
     let bucket = require_bucket(gw, &req.input.bucket).await?;
-    let Some(rule) = bucket.default_encryption else {
+    let Some(rule) = bucket.default_encryption.clone() else {
         // s3s answers this code with 400; AWS with 404.
         let mut err = s3_error!(
             ServerSideEncryptionConfigurationNotFoundError,

@@ -84,7 +84,7 @@ pub(super) async fn get_object_lock_configuration(
     if !bucket.object_lock_enabled {
         return Err(Refusal::NoObjectLockConfiguration.into());
     }
-    let rule = bucket.default_retention.map(|d| ObjectLockRule {
+    let rule = bucket.default_retention.as_ref().map(|d| ObjectLockRule {
         default_retention: Some(s3s::dto::DefaultRetention {
             mode: Some(mode_name(d.mode)),
             days: d.days.and_then(|n| i32::try_from(n).ok()),

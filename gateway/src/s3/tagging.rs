@@ -72,7 +72,7 @@ pub(super) async fn get_bucket_tagging(
     gw: &Gateway,
     req: S3Request<GetBucketTaggingInput>,
 ) -> Result<S3Response<GetBucketTaggingOutput>> {
-    let name = require_bucket(gw, &req.input.bucket).await?.name;
+    let name = require_bucket(gw, &req.input.bucket).await?.name.clone();
     let tags = gw.registry.read(move |reads| reads.bucket_tags(&name)).await?;
     let Some(tags) = tags.filter(|tags| !tags.is_empty()) else {
         return Err(s3_error!(NoSuchTagSet, "The TagSet does not exist").into());

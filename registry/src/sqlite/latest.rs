@@ -157,14 +157,19 @@ impl Touched {
     }
 }
 
-/// Counts of [`crate::Registry::latest_object`]'s answers since the registry opened, for
-/// metrics and tests.
+/// Counts of [`crate::Registry::latest_object`]'s and [`crate::Registry::bucket`]'s answers
+/// since the registry opened, for metrics and tests.
 #[derive(Debug, Default)]
 pub struct LatestCacheStats {
-    /// Answered from memory.
+    /// Latest versions answered from memory.
     pub hits: AtomicU64,
-    /// Read from the registry (nothing kept, or nothing may be kept: a shared log).
+    /// Latest versions read from the registry (nothing kept, or nothing may be kept: a shared
+    /// log).
     pub misses: AtomicU64,
+    /// Buckets answered from memory.
+    pub bucket_hits: AtomicU64,
+    /// Buckets read from the registry.
+    pub bucket_misses: AtomicU64,
 }
 
 /// What the cache holds of one key ([`LatestObjects::lookup`]).

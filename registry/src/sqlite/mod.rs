@@ -664,8 +664,8 @@ impl Registry {
         Ok(found)
     }
 
-    /// The bucket `name` (`None`: there is none), which every write and every read by version
-    /// looks up first. On a registry of its own it is kept in memory with the latest versions
+    /// The bucket `name` (`None`: there is none), which a write, a delete or a listing looks up
+    /// before anything else. On a registry of its own it is kept in memory with the latest versions
     /// until a commit changes a bucket, and read on the calling thread when it is not kept, as
     /// [`Registry::latest_object`] does; on a shared log and while the views lag, it is read as
     /// [`Registry::read`] does.
@@ -674,7 +674,9 @@ impl Registry {
     /// As [`Registry::read`].
     pub async fn bucket(&self, name: &str) -> Result<Option<Arc<crate::state::Bucket>>> {
         let read = &self.inner.read;
+        let stats = &read.latest.stats;
         if read.shared.is_some() || self.views_lag().refuses(false) {
+            stats.bucket_misses.fetch_add(1, Ordering::Relaxed);
             let wanted = name.to_owned();
             return Ok(self.read(move |reads| reads.bucket(&wanted)).await?.map(Arc::new));
         }
@@ -682,8 +684,10 @@ impl Registry {
         if let Some(kept) = cache.bucket(name)
             && read.log_is_ours()?
         {
+            stats.bucket_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(kept);
         }
+        stats.bucket_misses.fetch_add(1, Ordering::Relaxed);
         // A read that began before a commit fills nothing after it, as for the latest versions.
         let epoch = cache.epoch();
         let found = read.with_views(false, |conn| conn.bucket(name))?.map(Arc::new);
@@ -691,7 +695,8 @@ impl Registry {
         Ok(found)
     }
 
-    /// Lookups of [`Registry::latest_object`] answered from memory and not.
+    /// Lookups of [`Registry::latest_object`] and [`Registry::bucket`] answered from memory and
+    /// not.
     #[must_use]
     pub fn latest_cache_stats(&self) -> &LatestCacheStats {
         &self.inner.read.latest.stats

@@ -92,6 +92,8 @@ async fn a_bucket_read_after_an_acknowledged_change_finds_it_while_reads_race_wi
     for reader in readers {
         reader.await.unwrap();
     }
+    let hits = registry.latest_cache_stats().bucket_hits.load(Ordering::Relaxed);
+    assert!(hits > 0, "no bucket was answered from memory");
 }
 
 /// Another process (the CLI beside a gateway) appends, then holds the log's write lock past the
