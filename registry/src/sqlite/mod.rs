@@ -1031,9 +1031,9 @@ fn run_writer(
                 tracing::error!(%reason, "registry commit failed");
                 // The transaction rolled back: the chain continues from what is on disk.
                 head = ChainHead::load(&conns.log).unwrap_or(head);
-                // Events on disk that readers were never told of came from another process:
-                // the next batch will chain from them with nothing to catch up, so what was
-                // kept from before them goes now.
+                // Events on disk that readers were never told of (another process's, or this
+                // batch's if its COMMIT landed but reported an error): the next batch will
+                // chain from them with nothing to catch up, so what was kept before them goes.
                 if head.sequence != *committed.borrow() {
                     let mut foreign = Touched::default();
                     foreign.everything();
