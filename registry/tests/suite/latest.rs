@@ -12,28 +12,59 @@ use artifact_store_registry::{Caller, Registry};
 
 use crate::inline::new_version;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_read_after_an_acknowledged_write_finds_it_while_reads_race_with_the_commits() {
-    let dir = tempfile::tempdir().unwrap();
+/// A registry in a temporary folder, with bucket `b`.
+async fn registry_with_bucket(dir: &tempfile::TempDir) -> (Registry, Caller) {
     let registry =
         Registry::open(dir.path().join("registry.db"), Arc::new(ManualClock::new(1_800_000_000_000))).unwrap();
     let caller = Caller::system("test");
     registry.create_bucket(caller.clone(), "b", "us-east-1", false).await.unwrap();
-    // Readers that never pause: some read is in flight whenever a commit lands, and tries
-    // to keep what its snapshot held from before it.
-    let stop = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = (0..6)
-        .map(|_| {
-            let (registry, stop) = (registry.clone(), Arc::clone(&stop));
-            tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    registry.latest_object("b", "k").await.unwrap();
-                    // A read from memory does not yield, and the writes must get their turn.
-                    tokio::task::yield_now().await;
-                }
+    (registry, caller)
+}
+
+/// Six readers that never pause, so that some read is in flight whenever a commit lands and
+/// tries to keep what its snapshot held from before it.
+struct RacingReaders {
+    stop: Arc<AtomicBool>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RacingReaders {
+    fn start<R, F>(registry: &Registry, read: R) -> Self
+    where
+        R: Fn(Registry) -> F + Clone + Send + 'static,
+        F: Future<Output = ()> + Send,
+    {
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers = (0..6)
+            .map(|_| {
+                let (registry, stop, read) = (registry.clone(), Arc::clone(&stop), read.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        read(registry.clone()).await;
+                        // A read from memory does not yield, and the writes must get their turn.
+                        tokio::task::yield_now().await;
+                    }
+                })
             })
-        })
-        .collect();
+            .collect();
+        Self { stop, readers }
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for reader in self.readers {
+            reader.await.unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_after_an_acknowledged_write_finds_it_while_reads_race_with_the_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, caller) = registry_with_bucket(&dir).await;
+    let readers = RacingReaders::start(&registry, async |registry| {
+        registry.latest_object("b", "k").await.unwrap();
+    });
     for round in 0..400 {
         let blob = InlineBlob::new(format!("round {round}").into_bytes());
         registry.put_inline_object(caller.clone(), new_version("b", "k", &blob), blob.clone()).await.unwrap();
@@ -44,10 +75,7 @@ async fn a_read_after_an_acknowledged_write_finds_it_while_reads_race_with_the_c
             assert_eq!(latest.inline.as_deref(), Some(blob.bytes()), "round {round}");
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    for reader in readers {
-        reader.await.unwrap();
-    }
+    readers.stop().await;
     let hits = registry.latest_cache_stats().hits.load(Ordering::Relaxed);
     assert!(hits > 0, "no read was answered from memory");
 }
@@ -55,22 +83,10 @@ async fn a_read_after_an_acknowledged_write_finds_it_while_reads_race_with_the_c
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_bucket_read_after_an_acknowledged_change_finds_it_while_reads_race_with_the_commits() {
     let dir = tempfile::tempdir().unwrap();
-    let registry =
-        Registry::open(dir.path().join("registry.db"), Arc::new(ManualClock::new(1_800_000_000_000))).unwrap();
-    let caller = Caller::system("test");
-    registry.create_bucket(caller.clone(), "b", "us-east-1", false).await.unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = (0..6)
-        .map(|_| {
-            let (registry, stop) = (registry.clone(), Arc::clone(&stop));
-            tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    registry.bucket("b").await.unwrap();
-                    tokio::task::yield_now().await;
-                }
-            })
-        })
-        .collect();
+    let (registry, caller) = registry_with_bucket(&dir).await;
+    let readers = RacingReaders::start(&registry, async |registry| {
+        registry.bucket("b").await.unwrap();
+    });
     for round in 0..300 {
         let status = if round % 2 == 0 { VersioningStatus::Enabled } else { VersioningStatus::Suspended };
         registry.set_versioning(caller.clone(), "b", status).await.unwrap();
@@ -88,10 +104,7 @@ async fn a_bucket_read_after_an_acknowledged_change_finds_it_while_reads_race_wi
             assert_eq!(again.versioning, None, "round {round}");
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    for reader in readers {
-        reader.await.unwrap();
-    }
+    readers.stop().await;
     let hits = registry.latest_cache_stats().bucket_hits.load(Ordering::Relaxed);
     assert!(hits > 0, "no bucket was answered from memory");
 }
