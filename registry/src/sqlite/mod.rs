@@ -1033,11 +1033,11 @@ fn run_writer(
                 head = ChainHead::load(&conns.log).unwrap_or(head);
                 // Events on disk that readers were never told of (another process's, or this
                 // batch's if its COMMIT landed but reported an error): the next batch will
-                // chain from them with nothing to catch up, so what was kept before them goes.
+                // chain from them with nothing to catch up, so it is told here to drop what
+                // was kept, as a catch-up would. Until it commits, `log_is_ours` keeps reads
+                // off what is kept.
                 if head.sequence != *committed.borrow() {
-                    let mut foreign = Touched::default();
-                    foreign.everything();
-                    health.latest.invalidate(&foreign);
+                    conns.touched.everything();
                 }
                 completions.into_iter().map(|done| (done, Err(reason.clone()))).collect()
             }
