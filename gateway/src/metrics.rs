@@ -120,7 +120,7 @@ pub fn render(handle: &PrometheusHandle, registry: &Registry, opened_at: u64) ->
     let head = registry.committed_sequence();
     let micros = |value: &std::sync::atomic::AtomicU64| value.load(Ordering::Relaxed) as f64 / 1e6;
     let latest = registry.latest_cache_stats();
-    let lines: [(&str, &str, &str, String); 10] = [
+    let lines: [(&str, &str, &str, String); 12] = [
         (
             "artifact_store_registry_events_appended_total",
             "counter",
@@ -151,6 +151,18 @@ pub fn render(handle: &PrometheusHandle, registry: &Registry, opened_at: u64) ->
             "counter",
             "Of that, time spent in COMMIT (writing and fsyncing the log).",
             micros(&stats.commit_micros).to_string(),
+        ),
+        (
+            "artifact_store_registry_shared_head_wait_seconds_total",
+            "counter",
+            "On a registry shared on PostgreSQL: time group commits waited for the head's lock.",
+            micros(&stats.head_wait_micros).to_string(),
+        ),
+        (
+            "artifact_store_registry_shared_head_held_seconds_total",
+            "counter",
+            "On a registry shared on PostgreSQL: time group commits held the head's lock.",
+            micros(&stats.head_held_micros).to_string(),
         ),
         (
             "artifact_store_registry_latest_cache_hits_total",

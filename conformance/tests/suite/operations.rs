@@ -127,6 +127,9 @@ async fn metrics_parse_and_count_the_requests_made() {
     );
     // Ten events leave every WAL far below the size at which the writer finishes a checkpoint.
     assert_eq!(sample(&scrape, "artifact_store_registry_writer_checkpoint_duration_seconds", &[]), 0.0);
+    // An embedded registry has no shared head to wait for or hold.
+    assert_eq!(sample(&scrape, "artifact_store_registry_shared_head_wait_seconds_total", &[]), 0.0);
+    assert_eq!(sample(&scrape, "artifact_store_registry_shared_head_held_seconds_total", &[]), 0.0);
     assert!(sample(&scrape, "artifact_store_http_responses_total", &[("status", "404")]) >= 1.0);
 }
 

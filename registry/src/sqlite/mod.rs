@@ -289,6 +289,13 @@ pub struct WriterStats {
     pub busy_micros: AtomicU64,
     /// Of that, time spent in COMMIT (writing the WAL and fsyncing it), in microseconds.
     pub commit_micros: AtomicU64,
+    /// On a shared log: time spent taking the head's lock, in microseconds: the round trips
+    /// that ask for it, and the wait while other gateways' batches hold it.
+    pub head_wait_micros: AtomicU64,
+    /// On a shared log: time the head's lock was held, from its grant to the end of the
+    /// shared log's COMMIT, in microseconds. Summed over every gateway and divided by the
+    /// elapsed time, the share of the time no other batch could run.
+    pub head_held_micros: AtomicU64,
     /// Jobs per group commit.
     pub batch_sizes: Histogram,
     /// Each group commit's time from BEGIN to the end of COMMIT, in microseconds.
@@ -306,6 +313,8 @@ impl Default for WriterStats {
             jobs: AtomicU64::new(0),
             busy_micros: AtomicU64::new(0),
             commit_micros: AtomicU64::new(0),
+            head_wait_micros: AtomicU64::new(0),
+            head_held_micros: AtomicU64::new(0),
             batch_sizes: Histogram::new(BATCH_SIZE_BOUNDS),
             batch_micros: Histogram::new(BATCH_MICROS_BOUNDS),
             checkpoint_micros: Histogram::new(BATCH_MICROS_BOUNDS),
@@ -1181,9 +1190,15 @@ fn run_batch(
     // then, if there are jobs, the head's lock is taken (no other gateway's batch runs until
     // this one commits or rolls back) and the rest copied under it.
     let mut shared_batch = None;
+    let mut lock_granted = None;
     if let Some(shared) = shared.as_mut() {
         let pulled = ChainHead::load(&log_tx).and_then(|replica| shared.pull_committed(&log_tx, replica));
+        let waiting = std::time::Instant::now();
         let locked = pulled.and_then(|_| if batch.is_empty() { Ok(None) } else { shared.begin().map(Some) });
+        if matches!(locked, Ok(Some(_))) {
+            stats.head_wait_micros.fetch_add(micros(waiting.elapsed()), Ordering::Relaxed);
+            lock_granted = Some(std::time::Instant::now());
+        }
         match locked {
             Ok(locked) => shared_batch = locked,
             Err(error) => return Err((unrun(batch, catch_ups), error.to_string())),
@@ -1264,6 +1279,9 @@ fn run_batch(
     let shared_committed = shared_batch.map(|batch| {
         log::fetch_since(&log_tx, started_at.sequence, usize::MAX).and_then(|events| batch.commit(&events))
     });
+    if let Some(granted) = lock_granted {
+        stats.head_held_micros.fetch_add(micros(granted.elapsed()), Ordering::Relaxed);
+    }
     if let Some(Err(error)) = &shared_committed {
         // A COMMIT whose answer was lost may have happened: PostgreSQL, asked about the
         // batch's transaction, says whether it did (waiting for it, or ending it, while it is
