@@ -587,11 +587,10 @@ impl Registry {
             let shared = Arc::clone(&shared);
             async move {
                 tokio::task::spawn_blocking(move || {
-                    shared.with_client(|client| shared_log::committed_head(&mut *client.borrow_mut()))
+                    shared.with_client(shared_log::committed_sequence)
                 })
                 .await
                 .map_err(|_| Error::WriterStopped)?
-                .map(|head| head.sequence)
             }
         };
         let head = shared.heads.head(query).await?;
@@ -733,10 +732,7 @@ impl Registry {
     {
         if let Some(shared) = self.inner.read.shared.clone() {
             return tokio::task::spawn_blocking(move || {
-                shared.with_client(|client| {
-                    let statements = Default::default();
-                    f(&shared_log::SharedTables::reading(client, &statements))
-                })
+                shared.with_client(|client, statements| f(&shared_log::SharedTables::reading(client, statements)))
             })
             .await
             .map_err(|_| Error::WriterStopped)?;
