@@ -19,7 +19,7 @@ use artifact_store_conformance::events::of_type;
 use artifact_store_conformance::raw::{Payload, ROOT, send_from};
 use artifact_store_conformance::sdk::{create_bucket, enable_versioning, failure, get, put};
 use artifact_store_conformance::server::upstream_env;
-use artifact_store_conformance::{Server, Transport, bytes, skip};
+use artifact_store_conformance::{Server, Transport, bytes, metrics, skip};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ObjectLockMode, ObjectLockRetentionMode};
 
@@ -218,6 +218,18 @@ async fn three_gateways_serve_as_one_issue_19() {
     assert!(verified.status.success(), "verify: {}", String::from_utf8_lossy(&verified.stdout));
     for (key, body) in &written {
         assert_eq!(&get(&s3[2], "team", key).await, body);
+    }
+    // Every gateway wrote under the shared head's lock, and its metrics say for how long it
+    // took the lock and held it.
+    for server in &servers {
+        let scrape = server.scrape().await;
+        for name in [
+            "artifact_store_registry_shared_head_wait_seconds_total",
+            "artifact_store_registry_shared_head_held_seconds_total",
+        ] {
+            let value = metrics::sample(&scrape, name, &[]).unwrap_or_else(|| panic!("{name} is not in the scrape"));
+            assert!(value > 0.0, "{name} is {value} on a gateway that wrote");
+        }
     }
 }
 

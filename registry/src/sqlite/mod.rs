@@ -293,8 +293,9 @@ pub struct WriterStats {
     /// that ask for it, and the wait while other gateways' batches hold it.
     pub head_wait_micros: AtomicU64,
     /// On a shared log: time the head's lock was held, from its grant to the end of the
-    /// shared log's COMMIT, in microseconds. Summed over every gateway and divided by the
-    /// elapsed time, the share of the time no other batch could run.
+    /// shared log's COMMIT (or until a failed batch gave up), in microseconds. Summed over
+    /// every gateway and divided by the elapsed time, the share of the time no other batch
+    /// could run.
     pub head_held_micros: AtomicU64,
     /// Jobs per group commit.
     pub batch_sizes: Histogram,
@@ -586,11 +587,9 @@ impl Registry {
         let query = || {
             let shared = Arc::clone(&shared);
             async move {
-                tokio::task::spawn_blocking(move || {
-                    shared.with_client(shared_log::committed_sequence)
-                })
-                .await
-                .map_err(|_| Error::WriterStopped)?
+                tokio::task::spawn_blocking(move || shared.with_client(shared_log::committed_sequence))
+                    .await
+                    .map_err(|_| Error::WriterStopped)?
             }
         };
         let head = shared.heads.head(query).await?;
@@ -964,6 +963,26 @@ impl SharedWriter {
     }
 }
 
+/// Adds to its counter, when dropped, the microseconds since it was made: the time a batch
+/// held the shared head's lock, from the grant until its COMMIT or, however it returns, until
+/// it gives the batch up (and its transaction rolls back).
+struct HeldSince<'a> {
+    since: std::time::Instant,
+    micros: &'a AtomicU64,
+}
+
+impl<'a> HeldSince<'a> {
+    fn now(micros: &'a AtomicU64) -> Self {
+        Self { since: std::time::Instant::now(), micros }
+    }
+}
+
+impl Drop for HeldSince<'_> {
+    fn drop(&mut self) {
+        self.micros.fetch_add(micros(self.since.elapsed()), Ordering::Relaxed);
+    }
+}
+
 /// Abandons the writer's queue when the writer thread ends, however it ends: after a panic
 /// its callers hear [`Error::WriterStopped`] rather than wait for a commit that never comes.
 struct AbandonOnExit<'a>(&'a JobQueue);
@@ -1186,15 +1205,17 @@ fn run_batch(
     // then, if there are jobs, the head's lock is taken (no other gateway's batch runs until
     // this one commits or rolls back) and the rest copied under it.
     let mut shared_batch = None;
-    let mut lock_granted = None;
     if let Some(shared) = shared.as_mut() {
         let pulled = ChainHead::load(&log_tx).and_then(|replica| shared.pull_committed(&log_tx, replica));
-        let waiting = std::time::Instant::now();
-        let locked = pulled.and_then(|_| if batch.is_empty() { Ok(None) } else { shared.begin().map(Some) });
-        if matches!(locked, Ok(Some(_))) {
+        let locked = pulled.and_then(|_| {
+            if batch.is_empty() {
+                return Ok(None);
+            }
+            let waiting = std::time::Instant::now();
+            let locked = shared.begin();
             stats.head_wait_micros.fetch_add(micros(waiting.elapsed()), Ordering::Relaxed);
-            lock_granted = Some(std::time::Instant::now());
-        }
+            locked.map(Some)
+        });
         match locked {
             Ok(locked) => shared_batch = locked,
             Err(error) => return Err((unrun(batch, catch_ups), error.to_string())),
@@ -1209,6 +1230,7 @@ fn run_batch(
             sort_queued(queued, &mut batch, &mut catch_ups);
         }
     }
+    let head_held = shared_batch.is_some().then(|| HeldSince::now(&stats.head_held_micros));
     // Jobs decide on the views, so they must hold every committed event first: a maintenance
     // command (`package seal`) may have appended from another process since our last commit
     // (the IMMEDIATE transactions above serialise it with us), or an earlier batch's views may
@@ -1275,9 +1297,7 @@ fn run_batch(
     let shared_committed = shared_batch.map(|batch| {
         log::fetch_since(&log_tx, started_at.sequence, usize::MAX).and_then(|events| batch.commit(&events))
     });
-    if let Some(granted) = lock_granted {
-        stats.head_held_micros.fetch_add(micros(granted.elapsed()), Ordering::Relaxed);
-    }
+    drop(head_held);
     if let Some(Err(error)) = &shared_committed {
         // A COMMIT whose answer was lost may have happened: PostgreSQL, asked about the
         // batch's transaction, says whether it did (waiting for it, or ending it, while it is

@@ -118,9 +118,12 @@ async fn racing_creates_through_three_gateways_have_one_winner_and_one_chain() {
         }
         assert_eq!(created, 1, "round {round}: exactly one gateway's create wins");
     }
-    // Every gateway ran batches under the head's lock, and says for how long it held it.
+    // Every gateway ran batches under the head's lock, and says how long it took to take it
+    // and for how long it held it.
     for gateway in &gateways {
-        assert!(gateway.stats().head_held_micros.load(std::sync::atomic::Ordering::Relaxed) > 0);
+        let stats = gateway.stats();
+        assert!(stats.head_wait_micros.load(std::sync::atomic::Ordering::Relaxed) > 0);
+        assert!(stats.head_held_micros.load(std::sync::atomic::Ordering::Relaxed) > 0);
     }
     // Every replica, caught up, is the same chain as the shared log: same events, same hashes.
     let shared = db.events();
