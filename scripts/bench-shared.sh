@@ -2,9 +2,10 @@
 # Several gateways on one registry shared on PostgreSQL: 4 KiB PUT and GET at 16 clients through
 # one gateway and through three, each behind deploy/haproxy.cfg (for one gateway, its three
 # server lines name the same gateway, so both pay the balancer's hop). ROUNDS rounds, order
-# alternating, medians reported, with the share of each workload's time in which the shared
+# alternating, medians reported; and over each run, the share of the time in which the shared
 # head was taken (the gateways' `artifact_store_registry_shared_head_held_seconds_total`,
-# summed). Results and method: docs/benchmarks.md.
+# summed) and the CPU per operation of the gateways, PostgreSQL (its postmaster and backends,
+# from /proc), HAProxy and s3bench. Results and method: docs/benchmarks.md.
 #
 #   ROUNDS=3 scripts/bench-shared.sh
 #   ROUNDS=3 BENCH_RUN_ARGS="--small-ops 6000" scripts/bench-shared.sh   # more per workload
@@ -63,47 +64,83 @@ start() {
 
 # Seconds the gateways started by `start` have held the shared head, summed.
 held() {
-    local addr total=0
+    local addr page total=0
     for addr in $(printf '%s\n' "${addrs[@]}" | sort -u); do
-        total=$(curl -fs "http://$addr/_metrics" |
-            awk -v t="$total" '/^artifact_store_registry_shared_head_held_seconds_total /{t += $2} END {print t}')
+        page=$(curl -fsS "http://$addr/_metrics") || { echo "no metrics from $addr" >&2; exit 1; }
+        total=$(awk -v t="$total" '/^artifact_store_registry_shared_head_held_seconds_total /{t += $2} END {print t}' <<<"$page")
     done
     echo "$total"
 }
 
+# CPU seconds of the given processes and of the children they reaped.
+cpu() {
+    local pid fields total=0
+    for pid in "$@"; do
+        [[ -r /proc/$pid/stat ]] || continue
+        read -ra fields <<<"$(sed 's/.*) //' "/proc/$pid/stat")"
+        total=$((total + fields[11] + fields[12] + fields[13] + fields[14]))
+    done
+    echo "$((total * 1000 / $(getconf CLK_TCK)))"
+}
+# PostgreSQL's: the postmaster reaps the backends of closed connections.
+postgres_cpu() {
+    local cluster="$work/postgres/cluster" postmaster
+    [[ -f $work/postgres/cluster-path ]] && cluster=$(cat "$work/postgres/cluster-path")
+    postmaster=$(head -1 "$cluster/postmaster.pid")
+    cpu "$postmaster" $(ps -o pid= --ppid "$postmaster")
+}
+
 results=$work/results.jsonl
-taken=$work/taken.jsonl
+usage=$work/usage.jsonl
 for round in $(seq "$ROUNDS"); do
     order=(1 3)
     ((round % 2)) || order=(3 1)
     for count in "${order[@]}"; do
         start "$count"
-        for workload in put_4k_c16 get_4k_c16; do
-            held_before=$(held) started=$(date +%s.%N)
-            # shellcheck disable=SC2086 # BENCH_RUN_ARGS is a list of arguments
-            "$S3BENCH" run --endpoint "$endpoint" --target "gateways-$count" --round "$round" \
-                --workloads "$workload" ${BENCH_RUN_ARGS:-} >>"$results"
-            echo "{\"target\": \"gateways-$count\", \"workload\": \"$workload\", \"held\": $(held), \"held_before\": $held_before, \"started\": $started, \"ended\": $(date +%s.%N)}" >>"$taken"
-        done
+        gateways=("${pids[@]:0:count}") balancer=${pids[count]}
+        held_before=$(held) started=$(date +%s.%N)
+        gateways_before=$(cpu "${gateways[@]}") postgres_before=$(postgres_cpu) balancer_before=$(cpu "$balancer")
+        TIMEFORMAT='%U %S'
+        # shellcheck disable=SC2086 # BENCH_RUN_ARGS is a list of arguments
+        { time "$S3BENCH" run --endpoint "$endpoint" --target "gateways-$count" --round "$round" \
+            --workloads put_4k_c16,get_4k_c16 ${BENCH_RUN_ARGS:-} >>"$results" 2>&3; } 3>&2 2>"$work/s3bench-time"
+        echo "{\"target\": \"gateways-$count\", \"round\": $round, \"held\": $(held)," \
+            "\"held_before\": $held_before, \"started\": $started, \"ended\": $(date +%s.%N)," \
+            "\"gateways_ms\": $(($(cpu "${gateways[@]}") - gateways_before))," \
+            "\"postgres_ms\": $(($(postgres_cpu) - postgres_before))," \
+            "\"balancer_ms\": $(($(cpu "$balancer") - balancer_before))," \
+            "\"s3bench_ms\": $(awk '{printf "%d", ($1 + $2) * 1000}' "$work/s3bench-time")}" >>"$usage"
         for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
         wait 2>/dev/null || true
         pids=()
     done
 done
-python3 - "$results" "$taken" <<'PY'
+[[ -n ${BENCH_KEEP:-} ]] && cp "$results" "$usage" "$BENCH_KEEP"
+python3 - "$results" "$usage" <<'PY'
 import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
-taken = [json.loads(line) for line in open(sys.argv[2])]
-print("| workload | one gateway (median ops/s) | three gateways (median ops/s) | ratio | head taken (one / three) |")
-print("|---|---:|---:|---:|---|")
+usage = [json.loads(line) for line in open(sys.argv[2])]
+targets = ("gateways-1", "gateways-3")
+print("| workload | one gateway (median ops/s) | three gateways (median ops/s) | ratio |")
+print("|---|---:|---:|---:|")
 for workload in ("put_4k_c16", "get_4k_c16"):
-    med, share = {}, {}
-    for target in ("gateways-1", "gateways-3"):
+    med = {}
+    for target in targets:
         values = [r["value"] for r in rows if r["workload"] == workload and r["target"] == target and r.get("value")]
         med[target] = statistics.median(values) if values else float("nan")
-        shares = [(t["held"] - t["held_before"]) / (t["ended"] - t["started"])
-                  for t in taken if t["workload"] == workload and t["target"] == target]
-        share[target] = f"{min(shares):.0%}-{max(shares):.0%}" if shares else "?"
-    print(f"| {workload} | {med['gateways-1']:,.0f} | {med['gateways-3']:,.0f} | "
-          f"{med['gateways-3'] / med['gateways-1']:.2f} | {share['gateways-1']} / {share['gateways-3']} |")
+    print(f"| {workload} | {med['gateways-1']:,.0f} | {med['gateways-3']:,.0f} | {med['gateways-3'] / med['gateways-1']:.2f} |")
+# Over each whole run (both workloads; the GETs read what the PUTs wrote): the share of the time the
+# head was taken, and the CPU per operation of each kind of process; medians of the rounds.
+print()
+print("| over the run (medians) | head taken | CPU per operation: gateways | PostgreSQL | HAProxy | s3bench | all |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for target in targets:
+    runs = [u for u in usage if u["target"] == target]
+    ops = lambda run: sum(r["ops"] for r in rows if r["target"] == target and r["round"] == run["round"])
+    median = lambda values: statistics.median(values) if values else float("nan")
+    share = median([(u["held"] - u["held_before"]) / (u["ended"] - u["started"]) for u in runs])
+    per_op = {kind: median([u[f"{kind}_ms"] / ops(u) for u in runs])
+              for kind in ("gateways", "postgres", "balancer", "s3bench")}
+    print(f"| {target} | {share:.0%} | {per_op['gateways']:.2f} ms | {per_op['postgres']:.2f} ms | "
+          f"{per_op['balancer']:.2f} ms | {per_op['s3bench']:.2f} ms | {sum(per_op.values()):.2f} ms |")
 PY
