@@ -9,6 +9,7 @@
 #
 #   ROUNDS=3 scripts/bench-shared.sh
 #   ROUNDS=3 BENCH_RUN_ARGS="--small-ops 6000" scripts/bench-shared.sh   # more per workload
+#   BENCH_KEEP=DIR ...   # also copies the raw results (JSON lines) into DIR
 #
 # Needs the release build (`cargo build --release --workspace`), PostgreSQL 15 and HAProxy
 # (scripts/install-test-deps.sh). Everything runs on loopback in a temporary folder.
