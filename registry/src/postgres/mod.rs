@@ -123,12 +123,8 @@ pub fn migrate(client: &mut Client) -> Result<()> {
 /// # Errors
 /// [`Error::Postgres`].
 pub(crate) fn committed_sequence(client: &RefCell<Client>, statements: &RefCell<StatementCache>) -> Result<u64> {
-    let rows = query_prepared(
-        statements,
-        &mut *client.borrow_mut(),
-        "SELECT next_seq FROM registry_head WHERE id = 0",
-        &[],
-    )?;
+    let rows =
+        query_prepared(statements, &mut *client.borrow_mut(), "SELECT next_seq FROM registry_head WHERE id = 0", &[])?;
     let row = rows.first().ok_or_else(|| Error::CommitFailed("the shared log has no head row".to_owned()))?;
     Ok(sequence_of(row.get(0)).saturating_sub(1))
 }
