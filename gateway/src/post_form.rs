@@ -50,12 +50,24 @@ const MAX_HEAD: usize = MAX_FIELDS_BYTES + 64 * 1024;
 /// The form's boundary, when `method` and `headers` make the request a POST form.
 #[must_use]
 pub fn boundary(method: &Method, headers: &HeaderMap) -> Option<String> {
+    form_type(method, headers)?.get_param(mime::BOUNDARY).map(|b| b.to_string())
+}
+
+/// The request's media type when s3s will take it for a POST form, and so check the form's
+/// policy and signature instead of a signature in the header or the query: a POST with one
+/// non-empty `Content-Type` that parses as `multipart/form-data` (as s3s 0.14 decides in
+/// `SignatureContext::check`). Anything else, `multipart/form-datax` or a value that does
+/// not parse among them, is signed as any other request, and must be checked as one.
+#[must_use]
+pub fn form_type(method: &Method, headers: &HeaderMap) -> Option<mime::Mime> {
     if method != Method::POST {
         return None;
     }
-    let content_type = headers.get(http::header::CONTENT_TYPE)?.to_str().ok()?;
-    let mime: mime::Mime = content_type.parse().ok()?;
-    (mime.essence_str() == "multipart/form-data").then(|| mime.get_param(mime::BOUNDARY).map(|b| b.to_string()))?
+    let mut values = headers.get_all(http::header::CONTENT_TYPE).iter();
+    let (Some(value), None) = (values.next(), values.next()) else { return None };
+    let value = value.to_str().ok().filter(|v| !v.is_empty())?;
+    let mime: mime::Mime = value.parse().ok()?;
+    (mime.type_() == mime::MULTIPART && mime.subtype() == mime::FORM_DATA).then_some(mime)
 }
 
 /// A form outside the grammar this module reads (see the module's comment).

@@ -154,6 +154,36 @@ async fn amz_headers_added_after_signing_are_refused() {
     assert_eq!(get(&server.s3(), BUCKET, "target").await, b"target bytes");
 }
 
+/// s3s checks a form's policy instead of a header or query signature only when the request's
+/// one `Content-Type` parses as `multipart/form-data`. A near miss is signed as any other
+/// request, so it must not switch off the checks of what that signature covers.
+#[tokio::test]
+async fn a_content_type_that_only_looks_like_a_form_keeps_every_signature_check() {
+    let (server, before) = with_object("kept", b"kept bytes").await;
+    let start = format!("{}?uploads", object_path("upload"));
+    let presigned =
+        |seconds: u64| server.request("POST", &start).presign(ROOT, SystemTime::now(), Duration::from_secs(seconds));
+    let near_misses = ["multipart/form-datax", "multipart/form-data; boundary=\"x", "Multipart/Form-Data-X"];
+    for content_type in near_misses {
+        for (name, value) in [("x-amz-meta-owner", "mallory"), ("x-amz-tagging", "owner=mallory")] {
+            let what = format!("{name} added to a presigned POST sent as {content_type}");
+            let request = presigned(300).header("content-type", content_type).header(name, value);
+            let response = server.send(&request).await;
+            assert_refused(&response, 403, "AccessDenied", &what);
+            assert_detail(&response, "HeadersNotSigned", name, &what);
+        }
+        let what = format!("presigned POST valid for 10^9 s sent as {content_type}");
+        let response = server.send(&presigned(1_000_000_000).header("content-type", content_type)).await;
+        assert_refused(&response, 400, "AuthorizationQueryParametersError", &what);
+    }
+    server.assert_no_new_events(before, "near-miss form content types");
+
+    // The same presigned POST, with nothing added, starts the upload.
+    let response = server.send(&presigned(300).header("content-type", "multipart/form-datax")).await;
+    assert_eq!(response.status, 200, "presigned POST ?uploads: {}", response.text());
+    assert!(response.text().contains("<UploadId>"), "{}", response.text());
+}
+
 #[tokio::test]
 async fn presigned_urls_valid_over_a_week_or_for_negative_time_are_refused() {
     let (server, before) = with_object("kept", b"kept bytes").await;

@@ -192,11 +192,7 @@ impl Place {
 
 /// The signing method s3s will verify, chosen as `SignatureContext::check` chooses it.
 fn signing<'a>(method: &Method, uri: &Uri, headers: &'a HeaderMap) -> Signing<'a> {
-    let is_form = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
-    if method == Method::POST && is_form {
+    if crate::post_form::form_type(method, headers).is_some() {
         return Signing::Other;
     }
     let query: Vec<(String, String)> =
