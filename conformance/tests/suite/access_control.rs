@@ -788,6 +788,71 @@ async fn put_result(
     client.put_object().bucket(bucket).key(key).body(aws_sdk_s3::primitives::ByteStream::from_static(b"x")).send().await
 }
 
+/// Deleting a bucket's public access block or its ownership controls needs the permission
+/// to put them, as in AWS: no IAM action names the deletions, so a policy that denies the
+/// puts must stop them too, or a denied user could lift the block and make the bucket public.
+#[tokio::test]
+async fn a_deny_on_putting_the_public_access_block_or_ownership_controls_also_stops_their_removal() {
+    use aws_sdk_s3::types::{
+        ObjectOwnership, OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration,
+    };
+
+    let (_dir, server) = server_with_a_second_user().await;
+    let s3 = server.s3();
+    let user = server.s3_as(USER);
+    create_bucket(&s3, BUCKET).await;
+    let block = |on: bool| {
+        PublicAccessBlockConfiguration::builder()
+            .block_public_acls(on)
+            .ignore_public_acls(on)
+            .block_public_policy(on)
+            .restrict_public_buckets(on)
+            .build()
+    };
+    s3.put_public_access_block()
+        .bucket(BUCKET)
+        .public_access_block_configuration(block(true))
+        .send()
+        .await
+        .expect("block");
+    let enforced = OwnershipControls::builder()
+        .rules(
+            OwnershipControlsRule::builder()
+                .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+                .build()
+                .expect("rule"),
+        )
+        .build()
+        .expect("controls");
+    s3.put_bucket_ownership_controls().bucket(BUCKET).ownership_controls(enforced).send().await.expect("controls");
+    let policy = format!(
+        r#"{{"Statement":[
+  {{"Effect":"Deny","Principal":{{"AWS":"*"}},
+    "Action":["s3:PutBucketPublicAccessBlock","s3:GetBucketPublicAccessBlock","s3:PutBucketOwnershipControls"],
+    "Resource":"arn:aws:s3:::{BUCKET}","Condition":{{"StringEquals":{{"aws:username":"{}"}}}}}}]}}"#,
+        USER.access_key
+    );
+    s3.put_bucket_policy().bucket(BUCKET).policy(&policy).send().await.expect("deny the second user");
+    let before = server.events().len();
+
+    let denied = (403, "AccessDenied".to_owned());
+    assert_eq!(failure(user.delete_public_access_block().bucket(BUCKET).send().await), denied);
+    let lifted = user.put_public_access_block().bucket(BUCKET).public_access_block_configuration(block(false));
+    assert_eq!(failure(lifted.send().await), denied);
+    assert_eq!(failure(user.get_public_access_block().bucket(BUCKET).send().await), denied);
+    assert_eq!(failure(user.delete_bucket_ownership_controls().bucket(BUCKET).send().await), denied);
+    server.assert_no_new_events(before, "removals denied by the bucket policy");
+
+    let stored = s3.get_public_access_block().bucket(BUCKET).send().await.expect("get the block");
+    assert_eq!(stored.public_access_block_configuration().and_then(|c| c.block_public_policy()), Some(true));
+    let controls = s3.get_bucket_ownership_controls().bucket(BUCKET).send().await.expect("controls stand");
+    let rule = controls.ownership_controls().and_then(|c| c.rules().first()).map(|r| r.object_ownership().clone());
+    assert_eq!(rule, Some(ObjectOwnership::BucketOwnerEnforced));
+    // The owner, whom the policy does not name, still removes both.
+    s3.delete_public_access_block().bucket(BUCKET).send().await.expect("the owner removes the block");
+    s3.delete_bucket_ownership_controls().bucket(BUCKET).send().await.expect("the owner removes the controls");
+}
+
 #[tokio::test]
 async fn a_public_access_block_refuses_public_policies_and_restricts_a_public_bucket_issue_18() {
     use aws_sdk_s3::types::PublicAccessBlockConfiguration;

@@ -921,6 +921,9 @@ fn action_of(op: &str, versioned: bool) -> String {
         "DeleteBucketTagging" => "PutBucketTagging",
         "PutBucketEncryption" | "DeleteBucketEncryption" => "PutEncryptionConfiguration",
         "GetBucketEncryption" => "GetEncryptionConfiguration",
+        "PutPublicAccessBlock" | "DeletePublicAccessBlock" => "PutBucketPublicAccessBlock",
+        "GetPublicAccessBlock" => "GetBucketPublicAccessBlock",
+        "DeleteBucketOwnershipControls" => "PutBucketOwnershipControls",
         other => other,
     };
     format!("s3:{name}")
