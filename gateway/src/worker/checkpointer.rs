@@ -127,7 +127,13 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
             if failed_at.is_some_and(|at| at.elapsed() < RETRY) {
                 continue;
             }
-            if !lease.as_ref().is_some_and(registry::Lease::holds) {
+            // Asked of PostgreSQL every time (one round trip a second): a session that ended
+            // (a restart, a cut network) freed the lease, and another gateway may have it now.
+            let holds = match &lease {
+                Some(lease) => lease.confirm().await.unwrap_or(false),
+                None => false,
+            };
+            if !holds {
                 lease = registry.try_lease("checkpoints").await.unwrap_or_else(|error| {
                     tracing::warn!(%error, "automatic checkpoints cannot take their lease");
                     None

@@ -624,10 +624,34 @@ impl SharedReads {
 
     /// Runs `f` on a pooled connection and the statements prepared on it, on the calling
     /// (blocking) thread.
+    ///
+    /// A pooled connection may have been cut since its last use (PostgreSQL restarted): the
+    /// first query on it finds out. Its idle neighbours most likely went with it, so they are
+    /// let go, and `f`, a read, is asked again, once, on a connection made again.
     pub(crate) fn with_client<R>(
         &self,
-        f: impl FnOnce(&RefCell<Client>, &RefCell<StatementCache>) -> Result<R>,
+        f: impl Fn(&RefCell<Client>, &RefCell<StatementCache>) -> Result<R>,
     ) -> Result<R> {
+        match self.run_pooled(&f) {
+            Pooled::Ran(result) => result,
+            Pooled::FoundLost(error) => {
+                tracing::info!(%error, "the read connections to the shared log were lost; connecting again");
+                let lost = {
+                    let mut pool = self.pool.lock().expect("shared pool lock");
+                    pool.open -= pool.idle.len();
+                    std::mem::take(&mut pool.idle)
+                };
+                drop(lost);
+                self.returned.notify_all();
+                match self.run_pooled(&f) {
+                    Pooled::Ran(result) => result,
+                    Pooled::FoundLost(error) => Err(error),
+                }
+            }
+        }
+    }
+
+    fn run_pooled<R>(&self, f: &impl Fn(&RefCell<Client>, &RefCell<StatementCache>) -> Result<R>) -> Pooled<R> {
         let pooled = {
             let mut pool = self.pool.lock().expect("shared pool lock");
             loop {
@@ -641,6 +665,7 @@ impl SharedReads {
                 pool = self.returned.wait(pool).expect("shared pool lock");
             }
         };
+        let reused = pooled.as_ref().is_some_and(|(client, _)| !client.is_closed());
         let connection = match pooled {
             Some((client, statements)) if !client.is_closed() => Ok((client, statements)),
             _ => connect(&self.url).map(|client| (client, StatementCache::new())),
@@ -654,20 +679,32 @@ impl SharedReads {
         let result = match result {
             Ok((result, client, statements)) if result.is_ok() && !client.is_closed() => {
                 pool.idle.push((client, statements));
-                result
+                Pooled::Ran(result)
             }
-            Ok((result, ..)) => {
+            Ok((result, client, _)) => {
                 pool.open -= 1;
-                result
+                match result {
+                    Err(error) if reused && client.is_closed() => Pooled::FoundLost(error),
+                    result => Pooled::Ran(result),
+                }
             }
             Err(error) => {
                 pool.open -= 1;
-                Err(error)
+                Pooled::Ran(Err(error))
             }
         };
+        drop(pool);
         self.returned.notify_one();
         result
     }
+}
+
+/// What running a read on a pooled connection came to.
+enum Pooled<R> {
+    /// The read's result, whatever it is.
+    Ran(Result<R>),
+    /// The reused connection turned out to be lost: the read may be asked again.
+    FoundLost(Error),
 }
 
 impl Drop for SharedReads {
@@ -694,12 +731,6 @@ impl SharedLease {
         let key = i64::from_le_bytes(blake3::hash(name.as_bytes()).as_bytes()[..8].try_into().expect("8 bytes"));
         let taken: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key])?.get(0);
         Ok(taken.then_some(Self { client: Mutex::new(Some(client)) }))
-    }
-
-    /// Whether the lease may still hold, as far as the client knows: false once its connection
-    /// was seen lost (the server then released the lock).
-    pub(crate) fn holds(&self) -> bool {
-        self.client.lock().expect("lease lock").as_ref().is_some_and(|client| !client.is_closed())
     }
 
     /// Whether the lease holds now: a round trip on its session, which still holds the lock

@@ -155,12 +155,6 @@ impl Writer<'_> {
 pub struct Lease(Option<Arc<SharedLease>>);
 
 impl Lease {
-    /// Whether the lease may still hold: false once its connection to PostgreSQL was seen lost.
-    #[must_use]
-    pub fn holds(&self) -> bool {
-        self.0.as_deref().is_none_or(SharedLease::holds)
-    }
-
     /// Whether the lease holds now, asked of PostgreSQL (one round trip): for a task that must
     /// stop before an action another holder could also take, such as deleting a blob.
     ///
@@ -181,7 +175,10 @@ impl std::fmt::Debug for Lease {
 /// What a job tells the writer when it has run: whether to keep its changes, and what to do
 /// once the transaction's fate is known.
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&mut Writer<'_>) -> (bool, Completion) + Send>;
+/// A queued write: run with the [`Writer`], or, when its batch fails before it runs (PostgreSQL
+/// out of reach, views that cannot be caught up), handed `None` for its completion alone,
+/// which then hears why the batch failed.
+type Job = Box<dyn FnOnce(Option<&mut Writer<'_>>) -> (bool, Completion) + Send>;
 
 /// What the writer is asked: a job, or (on a shared log) to catch the replica up, which needs
 /// no lock on the shared head when nothing else is asked with it.
@@ -511,10 +508,10 @@ impl Registry {
     {
         let (tx, rx) = oneshot::channel();
         self.submit(Box::new(move |writer| {
-            let outcome = job(writer);
-            let keep = outcome.is_ok();
+            let outcome = writer.map(job);
+            let keep = outcome.as_ref().is_some_and(Result::is_ok);
             let completion: Completion = Box::new(move |committed| {
-                let result = committed.map_err(Error::CommitFailed).and(outcome);
+                let result = committed.map_err(Error::CommitFailed).and_then(|()| outcome.unwrap_or_else(not_run));
                 let _ = tx.send(result);
             });
             (keep, completion)
@@ -533,10 +530,12 @@ impl Registry {
         F: FnOnce(&mut Writer<'_>) -> Result<()> + Send + 'static,
     {
         let job: Job = Box::new(move |writer| {
-            let outcome = job(writer);
-            let keep = outcome.is_ok();
+            let outcome = writer.map(job);
+            let keep = outcome.as_ref().is_some_and(Result::is_ok);
             let completion: Completion = Box::new(move |committed| {
-                if let Err(error) = committed.map_err(Error::CommitFailed).and(outcome) {
+                if let Err(error) =
+                    committed.map_err(Error::CommitFailed).and_then(|()| outcome.unwrap_or_else(not_run))
+                {
                     on_failure(error);
                 }
             });
@@ -727,7 +726,7 @@ impl Registry {
     pub(crate) async fn read_side<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&dyn SideTables) -> Result<R> + Send + 'static,
+        F: Fn(&dyn SideTables) -> Result<R> + Send + 'static,
     {
         if let Some(shared) = self.inner.read.shared.clone() {
             return tokio::task::spawn_blocking(move || {
@@ -937,6 +936,12 @@ impl SharedWriter {
             self.client = Some(shared_log::connect(&self.url)?);
         }
         Ok(self.client.as_mut().expect("connected above"))
+    }
+
+    /// Whether the connection was found lost (its last use failed on it): the next use makes
+    /// it again.
+    fn lost_connection(&self) -> bool {
+        self.client.as_ref().is_some_and(postgres::Client::is_closed)
     }
 
     /// Copies into the replica's log (inside its transaction) what the shared log committed
@@ -1206,7 +1211,19 @@ fn run_batch(
     // this one commits or rolls back) and the rest copied under it.
     let mut shared_batch = None;
     if let Some(shared) = shared.as_mut() {
-        let pulled = ChainHead::load(&log_tx).and_then(|replica| shared.pull_committed(&log_tx, replica));
+        let pull = |shared: &mut SharedWriter| {
+            ChainHead::load(&log_tx).and_then(|replica| shared.pull_committed(&log_tx, replica))
+        };
+        // The connection may have been cut while the writer was idle (PostgreSQL restarted):
+        // the first query finds out. Nothing is locked yet, so the batch asks again, once, on a
+        // connection made again, rather than fail writes that PostgreSQL is back to take.
+        let pulled = match pull(shared) {
+            Err(error) if shared.lost_connection() => {
+                tracing::info!(%error, "the connection to the shared log was lost; connecting again");
+                pull(shared)
+            }
+            pulled => pulled,
+        };
         let locked = pulled.and_then(|_| {
             if batch.is_empty() {
                 return Ok(None);
@@ -1275,7 +1292,7 @@ fn run_batch(
         }
         let before = *head;
         let mut writer = Writer { log: &log_tx, views: &views_tx, side, head, now: clock.now_ms(), touched };
-        let (keep, done) = job(&mut writer);
+        let (keep, done) = job(Some(&mut writer));
         if !keep && *head != before {
             failure = Some("a write failed after appending; its group commit is abandoned".to_owned());
         }
@@ -1468,9 +1485,16 @@ fn micros(elapsed: std::time::Duration) -> u64 {
 
 /// A job that cannot run (its batch already failed) is dropped; that drops its result
 /// sender, which its caller sees as [`Error::WriterStopped`].
+/// The completion of a job its batch gave up before running it; the batch's failure is what
+/// it hears.
 fn fail_unrun(job: Job) -> Completion {
-    drop(job);
-    Box::new(|_| {})
+    job(None).1
+}
+
+/// The outcome of a job that never ran, should its batch be reported committed all the same
+/// (none is: a batch that gives a job up fails).
+fn not_run<R>() -> Result<R> {
+    Err(Error::CommitFailed("the write was not run".to_owned()))
 }
 
 fn configure(conn: &Connection) -> Result<()> {

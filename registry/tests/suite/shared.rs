@@ -229,7 +229,7 @@ async fn a_lease_is_held_by_one_gateway_at_a_time_and_freed_with_its_holder() {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, b) = (db.open(&dir_a), db.open(&dir_b));
     let held = a.try_lease("gc").await.unwrap().expect("a free lease is granted");
-    assert!(held.holds());
+    assert!(held.confirm().await.unwrap());
     assert!(b.try_lease("gc").await.unwrap().is_none(), "held by the other gateway");
     assert!(b.try_lease("lifecycle").await.unwrap().is_some(), "leases are independent");
     drop(held);
@@ -239,6 +239,79 @@ async fn a_lease_is_held_by_one_gateway_at_a_time_and_freed_with_its_holder() {
         assert!(std::time::Instant::now() < deadline, "the lease was never freed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    a.close().await;
+    b.close().await;
+}
+
+impl SharedDb {
+    /// Ends every session on the database, as a restart of PostgreSQL or a cut network does.
+    fn end_sessions(&self) {
+        let statement = format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            self.name
+        );
+        on_thread(&self.admin_url, move |client| client.batch_execute(&statement));
+    }
+
+    /// Lets sessions on the database be made, or not (`ALTER DATABASE ... ALLOW_CONNECTIONS`):
+    /// PostgreSQL out of reach, as far as the registry can tell.
+    fn allow_connections(&self, allowed: bool) {
+        let statement = format!("ALTER DATABASE {} ALLOW_CONNECTIONS {allowed}", self.name);
+        on_thread(&self.admin_url, move |client| client.batch_execute(&statement));
+    }
+}
+
+/// Connections cut while the gateway was idle (PostgreSQL restarted): the next write and the
+/// next read each find out on their first query and are served on a connection made again,
+/// rather than fail once PostgreSQL is back to take them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_cut_while_idle_are_made_again_and_no_request_fails() {
+    let Some(db) = SharedDb::create() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let a = db.open(&dir);
+    a.create_bucket(Caller::system("test"), "before", "us-east-1", false).await.unwrap();
+    a.catch_up_with_shared().await.unwrap();
+    db.end_sessions();
+    a.create_bucket(Caller::system("test"), "after", "us-east-1", false).await.expect("a write after the cut");
+    db.end_sessions();
+    a.catch_up_with_shared().await.expect("a read's freshness check after the cut");
+    assert!(a.read(|views| views.bucket("after")).await.unwrap().is_some());
+    a.close().await;
+}
+
+/// A batch that cannot reach PostgreSQL gives its writes up before running them: their callers
+/// hear that the commit failed (which the S3 layer answers 503, to be retried), not that the
+/// registry stopped, and the registry takes writes again once PostgreSQL is reachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_given_up_while_postgresql_is_out_of_reach_fail_as_commits_and_the_next_succeed() {
+    let Some(db) = SharedDb::create() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let a = db.open(&dir);
+    a.create_bucket(Caller::system("test"), "before", "us-east-1", false).await.unwrap();
+    db.allow_connections(false);
+    db.end_sessions();
+    let refused = a.create_bucket(Caller::system("test"), "during", "us-east-1", false).await;
+    db.allow_connections(true);
+    assert!(matches!(refused, Err(Error::CommitFailed(_))), "{refused:?}");
+    a.create_bucket(Caller::system("test"), "after", "us-east-1", false).await.expect("a write once it is back");
+    let buckets: Vec<String> = db.events().iter().map(|e| e.subject_id.clone()).collect();
+    assert!(!buckets.iter().any(|b| b == "during"), "{buckets:?}");
+    a.close().await;
+}
+
+/// A lease whose session was ended (a restart, a cut network) is seen lost by its holder, which
+/// must stop, since another gateway may take it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_whose_session_ended_is_seen_lost_by_its_holder() {
+    let Some(db) = SharedDb::create() else { return };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (db.open(&dir_a), db.open(&dir_b));
+    let held = a.try_lease("checkpoints").await.unwrap().expect("a free lease is granted");
+    assert!(held.confirm().await.unwrap());
+    db.end_sessions();
+    let taken = b.try_lease("checkpoints").await.unwrap();
+    assert!(taken.is_some(), "the lease is free once its session ended");
+    assert!(!held.confirm().await.unwrap(), "two gateways hold the lease");
     a.close().await;
     b.close().await;
 }
