@@ -20,11 +20,15 @@
 //! `Content-Disposition: form-data; name="…"` (with a `filename` for the file) and at most a
 //! `Content-Type`, and no field is given twice. A form outside it, or one that ends before its
 //! file, is refused with 400 `MalformedPOSTRequest` before s3s reads it.
+//!
+//! s3s holds every field to a condition of the form's policy but the server-side encryption
+//! ones; they are held to it here (403 `AccessDenied`, "Extra input fields", as AWS answers).
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt as _;
 use http::{HeaderMap, Method, Request};
 use s3s::Body;
+use s3s::post_policy::PostPolicyCondition;
 
 /// The fields of a POST form s3s does not read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -70,16 +74,25 @@ pub fn form_type(method: &Method, headers: &HeaderMap) -> Option<mime::Mime> {
     (mime.type_() == mime::MULTIPART && mime.subtype() == mime::FORM_DATA).then_some(mime)
 }
 
-/// A form outside the grammar this module reads (see the module's comment).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MalformedForm;
+/// Why a form is refused before s3s reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormRefused {
+    /// A form outside the grammar this module reads (see the module's comment).
+    Malformed,
+    /// A server-side encryption field no condition of the form's policy names. AWS holds
+    /// every field but a few (`x-amz-signature`, `file`, `policy`, `x-ignore-*`) to a condition;
+    /// s3s 0.14 lets `x-amz-server-side-encryption*` through without one (an exception MinIO
+    /// makes), which would let anyone holding a form choose the key its objects are stored
+    /// under, or encrypt them with a key of their own that its owner does not have.
+    FieldNotInPolicy(String),
+}
 
 /// Reads the form's fields ahead of s3s: returns the request with the same body (its key
 /// field's `${filename}` replaced) and the fields s3s does not read.
 ///
 /// # Errors
-/// [`MalformedForm`].
-pub async fn read(req: Request<Body>, boundary: &str) -> Result<Request<Body>, MalformedForm> {
+/// [`FormRefused`].
+pub async fn read(req: Request<Body>, boundary: &str) -> Result<Request<Body>, FormRefused> {
     let (mut parts, mut body) = req.into_parts();
     let mut head = BytesMut::new();
     let mut failed = None;
@@ -105,9 +118,12 @@ pub async fn read(req: Request<Body>, boundary: &str) -> Result<Request<Body>, M
         match parse(head.clone().freeze(), boundary).await {
             Parsed::Complete(form) => break Some(form),
             Parsed::Incomplete if !ended && head.len() <= MAX_HEAD => {}
-            Parsed::Incomplete | Parsed::Malformed => return Err(MalformedForm),
+            Parsed::Incomplete | Parsed::Malformed => return Err(FormRefused::Malformed),
         }
     };
+    if let Some(name) = form.as_ref().and_then(|form| encryption_field_outside_policy(&form.fields)) {
+        return Err(FormRefused::FieldNotInPolicy(name));
+    }
     let mut head = head.freeze();
     if let Some(form) = form {
         if let Some(rewritten) = form.filename.as_deref().and_then(|name| with_filename(&head, boundary, &form, name)) {
@@ -161,6 +177,25 @@ pub fn as_aws_policy_refusal(response: http::Response<Body>, request_id: &str) -
     parts.status = http::StatusCode::FORBIDDEN;
     parts.headers.remove(http::header::CONTENT_LENGTH);
     http::Response::from_parts(parts, Body::from(refusal.to_xml(request_id)))
+}
+
+/// The first `x-amz-server-side-encryption*` field that no condition of the form's policy names
+/// ([`FormRefused::FieldNotInPolicy`]). A form without a policy, or with one that does not
+/// parse, is left to s3s, which checks that.
+fn encryption_field_outside_policy(fields: &[(String, String)]) -> Option<String> {
+    let (_, policy) = fields.iter().find(|(name, _)| name == "policy")?;
+    let policy = s3s::post_policy::PostPolicy::from_base64(policy).ok()?;
+    let named = |name: &str| {
+        policy.conditions.iter().any(|condition| match condition {
+            PostPolicyCondition::Eq { field, .. } | PostPolicyCondition::StartsWith { field, .. } => field == name,
+            PostPolicyCondition::ContentLengthRange { .. } => false,
+        })
+    };
+    fields
+        .iter()
+        .map(|(name, _)| name)
+        .find(|name| name.starts_with("x-amz-server-side-encryption") && !named(name))
+        .cloned()
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {

@@ -839,27 +839,35 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                 let req = match form_boundary {
                     Some(boundary) => match crate::post_form::read(req, &boundary).await {
                         Ok(req) => req,
-                        Err(crate::post_form::MalformedForm) => {
-                            let refusal = crate::auth::request_checks::Refusal {
-                                code: s3s::S3ErrorCode::MalformedPOSTRequest,
-                                message: "The body of your POST request is not well-formed multipart/form-data.".into(),
-                                details: Vec::new(),
+                        Err(refused) => {
+                            let (status, code, message) = match refused {
+                                crate::post_form::FormRefused::Malformed => (
+                                    http::StatusCode::BAD_REQUEST,
+                                    s3s::S3ErrorCode::MalformedPOSTRequest,
+                                    "The body of your POST request is not well-formed multipart/form-data.".to_owned(),
+                                ),
+                                crate::post_form::FormRefused::FieldNotInPolicy(field) => (
+                                    http::StatusCode::FORBIDDEN,
+                                    s3s::S3ErrorCode::AccessDenied,
+                                    format!("Invalid according to Policy: Extra input fields: {field}"),
+                                ),
                             };
+                            let refusal = crate::auth::request_checks::Refusal { code, message, details: Vec::new() };
                             tracing::info!(
                                 code = refusal.code.as_str(),
                                 reason = %refusal.message,
-                                status = 400,
+                                status = status.as_u16(),
                                 "form upload refused"
                             );
                             let mut response = Response::new(Body::from(refusal.to_xml(&request_id)));
-                            *response.status_mut() = http::StatusCode::BAD_REQUEST;
+                            *response.status_mut() = status;
                             let headers = response.headers_mut();
                             headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
                             headers.insert("x-amz-request-id", header);
                             if let Some(browser) = &browser {
                                 cors.answer(browser, headers).await;
                             }
-                            metrics::http_response(400);
+                            metrics::http_response(status.as_u16());
                             return Ok(finish(response, head, in_progress));
                         }
                     },

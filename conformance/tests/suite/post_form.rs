@@ -375,6 +375,49 @@ async fn a_form_whose_policy_condition_fails_is_access_denied_as_on_aws_issue_18
     assert_eq!(post(&server, &form, "notes.txt", b"notes").await.status, 204);
 }
 
+/// Encryption fields are held to the policy like any other: a form's holder cannot have its
+/// objects stored under a key of their own (which its owner would not have to read them) or
+/// under a KMS key the policy's signer did not choose.
+#[tokio::test]
+async fn encryption_fields_the_policy_does_not_name_are_refused_as_extra_input() {
+    let server = Server::start(Transport::Https).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    let before = server.events().len();
+    let key = [9u8; 32];
+    let (key_b64, key_md5) = (BASE64.encode(key), BASE64.encode(<md5::Md5 as md5::Digest>::digest(key)));
+    let policy = [json!({"bucket": BUCKET}), json!(["starts-with", "$key", "uploads/"])];
+    let attacks = [
+        vec![
+            ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+            ("x-amz-server-side-encryption-customer-key", key_b64.as_str()),
+            ("x-amz-server-side-encryption-customer-key-md5", key_md5.as_str()),
+        ],
+        vec![("x-amz-server-side-encryption", "AES256")],
+    ];
+    for extra in &attacks {
+        let mut form = fields(&[("key", "uploads/chosen.txt")]);
+        form.extend(fields(extra));
+        form.extend(signed_fields(ROOT, &policy));
+        let answer = post(&server, &form, "chosen.txt", b"chosen").await;
+        let what = format!("{} outside the policy", extra[0].0);
+        assert_refused(&answer, 403, "AccessDenied", &what);
+        let expected = format!("Invalid according to Policy: Extra input fields: {}", extra[0].0);
+        assert!(answer.text().contains(&expected), "{what}: {}", answer.text());
+    }
+    server.assert_no_new_events(before, "encryption fields outside the policy");
+    server.assert_absent(BUCKET, "uploads/chosen.txt").await;
+
+    // Named by the policy, the same fields are obeyed.
+    let mut form = fields(&[("key", "uploads/chosen.txt"), ("x-amz-server-side-encryption", "AES256")]);
+    let mut conditions = policy.to_vec();
+    conditions.push(json!({"x-amz-server-side-encryption": "AES256"}));
+    form.extend(signed_fields(ROOT, &conditions));
+    let answer = post(&server, &form, "chosen.txt", b"chosen").await;
+    assert_eq!(answer.status, 204, "{}", answer.text());
+    assert_eq!(answer.header("x-amz-server-side-encryption"), Some("AES256"));
+}
+
 #[tokio::test]
 async fn a_form_upload_asks_for_server_side_encryption_as_a_put_does() {
     let server = Server::start(Transport::Https).await;
