@@ -120,7 +120,7 @@ pub fn render(handle: &PrometheusHandle, registry: &Registry, opened_at: u64) ->
     let head = registry.committed_sequence();
     let micros = |value: &std::sync::atomic::AtomicU64| value.load(Ordering::Relaxed) as f64 / 1e6;
     let latest = registry.latest_cache_stats();
-    let lines: [(&str, &str, &str, String); 12] = [
+    let lines: [(&str, &str, &str, String); 13] = [
         (
             "artifact_store_registry_events_appended_total",
             "counter",
@@ -163,6 +163,12 @@ pub fn render(handle: &PrometheusHandle, registry: &Registry, opened_at: u64) ->
             "counter",
             "On a registry shared on PostgreSQL: time group commits held the head's lock.",
             micros(&stats.head_held_micros).to_string(),
+        ),
+        (
+            "artifact_store_registry_shared_head_caught_up_events_total",
+            "counter",
+            "On a registry shared on PostgreSQL: other gateways' events applied while holding the head's lock.",
+            stats.head_caught_up_events.load(Ordering::Relaxed).to_string(),
         ),
         (
             "artifact_store_registry_latest_cache_hits_total",

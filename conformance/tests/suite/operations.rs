@@ -130,6 +130,7 @@ async fn metrics_parse_and_count_the_requests_made() {
     // An embedded registry has no shared head to wait for or hold.
     assert_eq!(sample(&scrape, "artifact_store_registry_shared_head_wait_seconds_total", &[]), 0.0);
     assert_eq!(sample(&scrape, "artifact_store_registry_shared_head_held_seconds_total", &[]), 0.0);
+    assert_eq!(sample(&scrape, "artifact_store_registry_shared_head_caught_up_events_total", &[]), 0.0);
     assert!(sample(&scrape, "artifact_store_http_responses_total", &[("status", "404")]) >= 1.0);
 }
 

@@ -294,6 +294,10 @@ pub struct WriterStats {
     /// every gateway and divided by the elapsed time, the share of the time no other batch
     /// could run.
     pub head_held_micros: AtomicU64,
+    /// On a shared log: events other gateways committed that a batch applied to the replica
+    /// while it held the head's lock (those committed while it waited for it), which lengthen
+    /// every batch's hold.
+    pub head_caught_up_events: AtomicU64,
     /// Jobs per group commit.
     pub batch_sizes: Histogram,
     /// Each group commit's time from BEGIN to the end of COMMIT, in microseconds.
@@ -313,6 +317,7 @@ impl Default for WriterStats {
             commit_micros: AtomicU64::new(0),
             head_wait_micros: AtomicU64::new(0),
             head_held_micros: AtomicU64::new(0),
+            head_caught_up_events: AtomicU64::new(0),
             batch_sizes: Histogram::new(BATCH_SIZE_BOUNDS),
             batch_micros: Histogram::new(BATCH_MICROS_BOUNDS),
             checkpoint_micros: Histogram::new(BATCH_MICROS_BOUNDS),
@@ -1206,9 +1211,10 @@ fn run_batch(
         Ok(tx) => tx,
         Err(error) => return Err((unrun(batch, catch_ups), error.to_string())),
     };
-    // On a shared log, the replica first copies what other gateways committed, without a lock;
-    // then, if there are jobs, the head's lock is taken (no other gateway's batch runs until
-    // this one commits or rolls back) and the rest copied under it.
+    // On a shared log, the replica first copies and applies what other gateways committed,
+    // without a lock; then, if there are jobs, the head's lock is taken (no other gateway's
+    // batch runs until this one commits or rolls back) and the rest copied under it.
+    let batch_start = *head;
     let mut shared_batch = None;
     if let Some(shared) = shared.as_mut() {
         let pull = |shared: &mut SharedWriter| {
@@ -1224,23 +1230,33 @@ fn run_batch(
             }
             pulled => pulled,
         };
-        let locked = pulled.and_then(|_| {
-            if batch.is_empty() {
-                return Ok(None);
-            }
+        if let Err(error) = pulled {
+            return Err((unrun(batch, catch_ups), error.to_string()));
+        }
+        // Applied before the lock is asked for: a replica far behind (a new gateway, one back
+        // after a long absence) applies its backlog while the other gateways' batches go on,
+        // not while they wait for the head (and, past their lock timeout, fail).
+        if let Err(error) = catch_up_with_log(&log_tx, &views_tx, head, bulk_cache) {
+            touched.everything();
+            health.views_lag.store(ViewsLag::of(&log_tx, &views_tx) as u8, Ordering::SeqCst);
+            return Err((unrun(batch, catch_ups), error.to_string()));
+        }
+        if !batch.is_empty() {
             let waiting = std::time::Instant::now();
             let locked = shared.begin();
             stats.head_wait_micros.fetch_add(micros(waiting.elapsed()), Ordering::Relaxed);
-            locked.map(Some)
-        });
-        match locked {
-            Ok(locked) => shared_batch = locked,
-            Err(error) => return Err((unrun(batch, catch_ups), error.to_string())),
-        }
-        // What was queued while the batch waited for the lock (other gateways' batches held
-        // it) joins it: under contention each gateway takes the lock fewer times, for more
-        // events each, rather than once per few requests.
-        if shared_batch.is_some() {
+            match locked {
+                Ok(locked) => shared_batch = Some(locked),
+                Err(error) => {
+                    if *head != batch_start {
+                        touched.everything();
+                    }
+                    return Err((unrun(batch, catch_ups), error.to_string()));
+                }
+            }
+            // What was queued while the batch waited for the lock (other gateways' batches
+            // held it) joins it: under contention each gateway takes the lock fewer times, for
+            // more events each, rather than once per few requests.
             let mut queued = Vec::new();
             jobs.take(&mut queued, MAX_BATCH.saturating_sub(batch.len() + catch_ups.len()));
             stats.jobs.fetch_add(queued.len() as u64, Ordering::Relaxed);
@@ -1253,12 +1269,13 @@ fn run_batch(
     // (the IMMEDIATE transactions above serialise it with us), or an earlier batch's views may
     // have failed to commit. Chain from what is on disk and catch the views up; if they cannot
     // be, no job runs, rather than deciding on stale rows.
-    // On a shared log, the replica's log first takes the events other gateways committed.
+    // On a shared log, the replica's log first takes the events other gateways committed
+    // while the batch waited for the lock.
     let pulled = match &shared_batch {
         Some(shared) => ChainHead::load(&log_tx).and_then(|replica| shared.pull_into(&log_tx, replica)).map(Some),
         None => Ok(None),
     };
-    let before_catch_up = *head;
+    let before_locked_catch_up = *head;
     let caught_up = pulled.and_then(|pulled| {
         catch_up_with_log(&log_tx, &views_tx, head, bulk_cache)?;
         match pulled {
@@ -1267,12 +1284,15 @@ fn run_batch(
         }
     });
     // Events this writer did not append: which objects they change is not worth working out.
-    if caught_up.is_err() || *head != before_catch_up {
+    if caught_up.is_err() || *head != batch_start {
         touched.everything();
     }
     if let Err(error) = caught_up {
         health.views_lag.store(ViewsLag::of(&log_tx, &views_tx) as u8, Ordering::SeqCst);
         return Err((unrun(batch, catch_ups), error.to_string()));
+    }
+    if shared_batch.is_some() {
+        stats.head_caught_up_events.fetch_add(head.sequence - before_locked_catch_up.sequence, Ordering::Relaxed);
     }
     let started_at = *head;
     let shared_tables = shared_batch.as_ref().map(|shared| shared.tables(&*log_tx));

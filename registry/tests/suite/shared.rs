@@ -197,6 +197,11 @@ async fn a_gateway_joining_a_long_log_catches_up_in_bulk_and_writes_on() {
     b.catch_up_with_shared().await.unwrap();
     assert_eq!(b.committed_sequence(), a.committed_sequence());
     b.create_bucket(Caller::system("test"), "after-the-catch-up", "us-east-1", false).await.unwrap();
+    assert_eq!(
+        b.stats().head_caught_up_events.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "nothing was left to apply"
+    );
     let seen = a.read(|views| views.bucket("after-the-catch-up")).await.unwrap();
     assert!(seen.is_some(), "a write through the gateway that caught up reaches the other");
     b.catch_up_with_shared().await.unwrap();
@@ -207,6 +212,35 @@ async fn a_gateway_joining_a_long_log_catches_up_in_bulk_and_writes_on() {
         String::from_utf8_lossy(&artifact_store_registry::sqlite::views::dump(&conn).unwrap()).into_owned()
     };
     assert_eq!(dump(&dir_b), dump(&dir_a));
+}
+
+/// A gateway far behind the shared log (new, or back after a long absence) whose first work is
+/// a write applies its backlog before it asks for the head's lock, not while it holds it: the
+/// other gateways' batches, which wait for the lock, do not wait for its catch-up (nor fail
+/// on their lock timeout while a long one runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_far_behind_applies_its_backlog_before_it_takes_the_head() {
+    let Some(db) = SharedDb::create() else { return };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = db.open(&dir_a);
+    let names: Vec<String> = (0..1_500).map(|n| format!("bucket-{n:04}")).collect();
+    let creates = names.iter().map(|name| a.create_bucket(Caller::system("test"), name, "us-east-1", false));
+    for created in futures::future::join_all(creates).await {
+        created.unwrap();
+    }
+    let backlog = a.committed_sequence();
+    let b = db.open(&dir_b);
+    b.create_bucket(Caller::system("test"), "first-work", "us-east-1", false).await.unwrap();
+    assert_eq!(b.committed_sequence(), backlog + 1);
+    assert_eq!(
+        b.stats().head_caught_up_events.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "the backlog was applied under the lock"
+    );
+    let stats = b.stats();
+    assert!(stats.head_held_micros.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    a.close().await;
+    b.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
