@@ -1222,9 +1222,17 @@ fn run_batch(
         };
         // The connection may have been cut while the writer was idle (PostgreSQL restarted):
         // the first query finds out. Nothing is locked yet, so the batch asks again, once, on a
-        // connection made again, rather than fail writes that PostgreSQL is back to take.
+        // connection made again, rather than fail writes that PostgreSQL is back to take; but
+        // only if the first try copied nothing: the rows beside the events (inline bytes,
+        // secrets) are copied for the whole range at its end, and a second try from a later
+        // head would leave out those of the events the first one copied.
+        let before_pull = ChainHead::load(&log_tx).ok();
         let pulled = match pull(shared) {
-            Err(error) if shared.lost_connection() => {
+            Err(error)
+                if shared.lost_connection()
+                    && before_pull.is_some()
+                    && ChainHead::load(&log_tx).ok() == before_pull =>
+            {
                 tracing::info!(%error, "the connection to the shared log was lost; connecting again");
                 pull(shared)
             }
@@ -1503,8 +1511,6 @@ fn micros(elapsed: std::time::Duration) -> u64 {
     u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// A job that cannot run (its batch already failed) is dropped; that drops its result
-/// sender, which its caller sees as [`Error::WriterStopped`].
 /// The completion of a job its batch gave up before running it; the batch's failure is what
 /// it hears.
 fn fail_unrun(job: Job) -> Completion {

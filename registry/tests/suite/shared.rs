@@ -243,6 +243,61 @@ async fn a_gateway_far_behind_applies_its_backlog_before_it_takes_the_head() {
     b.close().await;
 }
 
+/// Two gateways' writes wait for the head, which the test holds: the one that takes it second
+/// applies, under the lock, the event the first committed while it waited, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_others_commit_while_a_batch_waits_is_applied_under_the_head_and_counted() {
+    let Some(db) = SharedDb::create() else { return };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (Arc::new(db.open(&dir_a)), Arc::new(db.open(&dir_b)));
+    a.create_bucket(Caller::system("test"), "warm-a", "us-east-1", false).await.unwrap();
+    b.create_bucket(Caller::system("test"), "warm-b", "us-east-1", false).await.unwrap();
+    let caught_up = || {
+        [&a, &b].iter().map(|r| r.stats().head_caught_up_events.load(std::sync::atomic::Ordering::Relaxed)).sum::<u64>()
+    };
+    let before = caught_up();
+
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (locked, is_locked) = std::sync::mpsc::channel::<()>();
+    let url = db.url().to_owned();
+    let holder = std::thread::spawn(move || {
+        let mut client = postgres::connect(&url).unwrap();
+        let mut tx = client.transaction().unwrap();
+        tx.query("SELECT next_seq FROM registry_head FOR UPDATE", &[]).unwrap();
+        locked.send(()).unwrap();
+        released.recv().unwrap();
+        tx.rollback().unwrap();
+    });
+    is_locked.recv().unwrap();
+    let writes = [("a", Arc::clone(&a)), ("b", Arc::clone(&b))].map(|(name, registry)| {
+        tokio::spawn(async move {
+            registry.create_bucket(Caller::system("test"), &format!("from-{name}"), "us-east-1", false).await
+        })
+    });
+    // Both batches have copied what was committed and wait for the head.
+    let waiting =
+        format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'", db.name);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let statement = waiting.clone();
+        let count: i64 = on_thread(&db.admin_url, move |client| Ok(client.query_one(&statement, &[])?.get(0)));
+        if count == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the two writes never waited for the head ({count} waiting)");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+    assert_eq!(caught_up() - before, 1, "the second holder applies the first one's event under the lock");
+    for registry in [a, b] {
+        Arc::into_inner(registry).expect("the writes are done").close().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_of_another_log_is_refused() {
     let Some(db) = SharedDb::create() else { return };
@@ -278,10 +333,11 @@ async fn a_lease_is_held_by_one_gateway_at_a_time_and_freed_with_its_holder() {
 }
 
 impl SharedDb {
-    /// Ends every session on the database, as a restart of PostgreSQL or a cut network does.
+    /// Ends every session on the database, as a restart of PostgreSQL or a cut network does,
+    /// and waits until they are gone.
     fn end_sessions(&self) {
         let statement = format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
             self.name
         );
         on_thread(&self.admin_url, move |client| client.batch_execute(&statement));
