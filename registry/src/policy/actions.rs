@@ -33,6 +33,10 @@ pub const OBJECT_ACTIONS: &[&str] = &[
 pub const BUCKET_ACTIONS: &[&str] = &[
     "s3:CreateBucket",
     "s3:DeleteBucket",
+    // Not an AWS action: DeleteBucketOwnershipControls is decided as
+    // s3:PutBucketOwnershipControls, as on AWS. Still accepted so that a policy recorded
+    // naming it stays readable (a stored policy that no longer parsed would be dropped whole,
+    // its Deny statements with it).
     "s3:DeleteBucketOwnershipControls",
     "s3:DeleteBucketPolicy",
     "s3:GetBucketAcl",
