@@ -215,24 +215,46 @@ pub(crate) struct BatchTransaction {
 /// ended (its COMMIT never arrived, and it waits idle in its transaction), in polls of
 /// [`OUTCOME_POLL`].
 const OUTCOME_POLLS_BEFORE_ENDING: u32 = 10;
+/// How long a lost COMMIT waiting for a synchronous standby is waited for before its outcome
+/// is reported unknown: the sessions' lock timeout, a minute (every batch waits as long for
+/// the head meanwhile, as it would for any commit waiting for the standby).
+const OUTCOME_POLLS_FOR_A_STANDBY: u32 = 600;
 const OUTCOME_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Whether `batch` committed, asked (on another connection) after its COMMIT's answer was
 /// lost. A transaction still in progress is waited for; if it stays so, its process is ended
 /// (PostgreSQL then rolls it back) and the answer is the outcome that leaves.
 ///
+/// One in progress because its COMMIT waits for a synchronous standby is not ended: it has
+/// committed on this server, and ending its process would make it visible (and acknowledged)
+/// without the standby, which a failover would then lose. It is waited for as an answered
+/// COMMIT would be.
+///
 /// # Errors
 /// [`Error::Postgres`], or [`Error::CommitFailed`] when no outcome comes: then nobody knows.
 pub(crate) fn committed(client: &mut Client, batch: BatchTransaction) -> Result<bool> {
-    for poll in 0..OUTCOME_POLLS_BEFORE_ENDING * 3 {
+    let mut polls = 0;
+    loop {
         let status: Option<String> = client.query_one("SELECT txid_status($1)", &[&batch.txid])?.get(0);
         match status.as_deref() {
             Some("committed") => return Ok(true),
             Some("aborted") => return Ok(false),
             Some(_) => {
-                if poll == OUTCOME_POLLS_BEFORE_ENDING {
+                let waits_for_standby: bool = client
+                    .query_one(
+                        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep')",
+                        &[&batch.backend_pid],
+                    )?
+                    .get(0);
+                let limit =
+                    if waits_for_standby { OUTCOME_POLLS_FOR_A_STANDBY } else { OUTCOME_POLLS_BEFORE_ENDING * 3 };
+                if polls >= limit {
+                    break;
+                }
+                if polls == OUTCOME_POLLS_BEFORE_ENDING && !waits_for_standby {
                     client.execute("SELECT pg_terminate_backend($1)", &[&batch.backend_pid])?;
                 }
+                polls += 1;
                 std::thread::sleep(OUTCOME_POLL);
             }
             // Too old to be known: never for a transaction of a moment ago.

@@ -24,12 +24,17 @@ impl SharedDb {
             crate::skip("POSTGRES_URL is not set: no PostgreSQL server to test on (scripts/start-postgres.sh)");
             return None;
         };
+        Some(Self::create_on(admin_url))
+    }
+
+    /// A fresh database on the server `admin_url` names.
+    fn create_on(admin_url: String) -> Self {
         let name = format!("registry_test_{}", std::process::id()) + &format!("_{}", next_id());
         let (base, _) = admin_url.rsplit_once('/').expect("a database in POSTGRES_URL");
         let url = format!("{base}/{name}");
         let statement = format!("CREATE DATABASE {name}");
         on_thread(&admin_url, move |client| client.batch_execute(&statement));
-        Some(Self { admin_url, name, url })
+        Self { admin_url, name, url }
     }
 
     pub(crate) fn url(&self) -> &str {
@@ -551,6 +556,86 @@ async fn a_commit_whose_answer_is_lost_is_acknowledged_when_the_shared_log_holds
     let seen = registry.read(|views| views.bucket("lost-answer")).await.unwrap();
     assert!(seen.is_some(), "the replica holds what was acknowledged");
     registry.create_bucket(Caller::system("test"), "after", "us-east-1", false).await.unwrap();
+    registry.close().await;
+}
+
+/// A PostgreSQL server of the test's own (scripts/start-postgres.sh), for server settings no
+/// other test may see; stopped and deleted on drop.
+struct OwnPostgres {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl OwnPostgres {
+    fn script(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts").join(name)
+    }
+
+    fn start() -> Self {
+        let dir = tempfile::Builder::new().prefix("artifact-store-own-pg-").tempdir().unwrap();
+        let ran = std::process::Command::new(Self::script("start-postgres.sh"))
+            .env("POSTGRES_DIR", dir.path().join("pg"))
+            .output()
+            .unwrap();
+        assert!(ran.status.success(), "start-postgres.sh: {}", String::from_utf8_lossy(&ran.stderr));
+        let stdout = String::from_utf8_lossy(&ran.stdout);
+        let url = stdout.lines().find_map(|line| line.strip_prefix("POSTGRES_URL=")).expect("POSTGRES_URL");
+        Self { dir, url: url.to_owned() }
+    }
+
+    /// Sets a server-wide setting (as the superuser, whom the test server trusts on loopback)
+    /// and has the server read its settings again; `None` resets it.
+    fn set(&self, name: &str, value: Option<&str>) {
+        let superuser = self.url.replacen("artifact_store@", "postgres@", 1);
+        let statement = match value {
+            Some(value) => format!("ALTER SYSTEM SET {name} = '{value}'"),
+            None => format!("ALTER SYSTEM RESET {name}"),
+        };
+        on_thread(&superuser, move |client| {
+            client.batch_execute(&statement)?;
+            client.batch_execute("SELECT pg_reload_conf()")
+        });
+        // The server's processes read the file again on their own time.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(Self::script("stop-postgres.sh")).arg(self.dir.path().join("pg")).output();
+    }
+}
+
+/// A COMMIT whose answer was lost, waiting for a synchronous standby: acknowledged only once
+/// the standby holds it, as an answered COMMIT is. Ending its server process (as one whose
+/// COMMIT never arrived is ended) would make it visible without the standby, and a failover
+/// would then lose an acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_commit_answer_waiting_for_a_standby_is_acknowledged_only_once_the_standby_has_it() {
+    if std::env::var_os("POSTGRES_URL").is_none() {
+        crate::skip("POSTGRES_URL is not set: PostgreSQL is not installed for this run (scripts/install-test-deps.sh)");
+        return;
+    }
+    let server = OwnPostgres::start();
+    let db = SharedDb::create_on(server.url.clone());
+    let (cutter, _replica, registry) = through_a_cutter(&db).await;
+
+    // Every commit now waits for a standby that does not answer (until the setting is reset).
+    server.set("synchronous_standby_names", Some("standby_that_has_not_answered"));
+    cutter.arm(true);
+    let write = tokio::spawn(async move {
+        let answered = registry.create_bucket(Caller::system("test"), "lost-answer", "us-east-1", false).await;
+        (answered, registry)
+    });
+    // Three times as long as a transaction still in progress is waited for before its process
+    // is ended.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let acknowledged_early = write.is_finished();
+    server.set("synchronous_standby_names", None);
+    let (answered, registry) = write.await.unwrap();
+    assert!(!acknowledged_early, "a write the standby did not hold was acknowledged: {answered:?}");
+    answered.expect("acknowledged once the standby answered");
+    assert_eq!(db.events().len(), 2, "the shared log holds both buckets");
     registry.close().await;
 }
 
