@@ -4,8 +4,9 @@
 # server lines name the same gateway, so both pay the balancer's hop). ROUNDS rounds, order
 # alternating, medians reported; and over each run, the share of the time in which the shared
 # head was taken (the gateways' `artifact_store_registry_shared_head_held_seconds_total`,
-# summed) and the CPU per operation of the gateways, PostgreSQL (its postmaster and backends,
-# from /proc), HAProxy and s3bench. Results and method: docs/benchmarks.md.
+# summed), the other gateways' events each applied while holding it (per operation), and the
+# CPU per operation of the gateways, PostgreSQL (its postmaster and backends, from /proc),
+# HAProxy and s3bench. Results and method: docs/benchmarks.md.
 #
 #   ROUNDS=3 scripts/bench-shared.sh
 #   ROUNDS=3 BENCH_RUN_ARGS="--small-ops 6000" scripts/bench-shared.sh   # more per workload
@@ -63,15 +64,18 @@ start() {
     endpoint="http://127.0.0.1:$lb"
 }
 
-# Seconds the gateways started by `start` have held the shared head, summed.
-held() {
-    local addr page total=0
+# A metric of the gateways started by `start`, summed over them.
+summed() {
+    local name=$1 addr page total=0
     for addr in $(printf '%s\n' "${addrs[@]}" | sort -u); do
         page=$(curl -fsS "http://$addr/_metrics") || { echo "no metrics from $addr" >&2; exit 1; }
-        total=$(awk -v t="$total" '/^artifact_store_registry_shared_head_held_seconds_total /{t += $2} END {print t}' <<<"$page")
+        total=$(awk -v t="$total" -v name="$name" '$1 == name {t += $2} END {print t}' <<<"$page")
     done
     echo "$total"
 }
+# Seconds the gateways have held the shared head; events of other gateways they applied under it.
+held() { summed artifact_store_registry_shared_head_held_seconds_total; }
+caught_up() { summed artifact_store_registry_shared_head_caught_up_events_total; }
 
 # CPU seconds of the given processes and of the children they reaped.
 cpu() {
@@ -99,7 +103,7 @@ for round in $(seq "$ROUNDS"); do
     for count in "${order[@]}"; do
         start "$count"
         gateways=("${pids[@]:0:count}") balancer=${pids[count]}
-        held_before=$(held) started=$(date +%s.%N)
+        held_before=$(held) caught_up_before=$(caught_up) started=$(date +%s.%N)
         gateways_before=$(cpu "${gateways[@]}") postgres_before=$(postgres_cpu) balancer_before=$(cpu "$balancer")
         TIMEFORMAT='%U %S'
         # shellcheck disable=SC2086 # BENCH_RUN_ARGS is a list of arguments
@@ -107,6 +111,7 @@ for round in $(seq "$ROUNDS"); do
             --workloads put_4k_c16,get_4k_c16 ${BENCH_RUN_ARGS:-} >>"$results" 2>&3; } 3>&2 2>"$work/s3bench-time"
         echo "{\"target\": \"gateways-$count\", \"round\": $round, \"held\": $(held)," \
             "\"held_before\": $held_before, \"started\": $started, \"ended\": $(date +%s.%N)," \
+            "\"caught_up\": $(($(caught_up) - caught_up_before))," \
             "\"gateways_ms\": $(($(cpu "${gateways[@]}") - gateways_before))," \
             "\"postgres_ms\": $(($(postgres_cpu) - postgres_before))," \
             "\"balancer_ms\": $(($(cpu "$balancer") - balancer_before))," \
@@ -133,8 +138,9 @@ for workload in ("put_4k_c16", "get_4k_c16"):
 # Over each whole run (both workloads; the GETs read what the PUTs wrote): the share of the time the
 # head was taken, and the CPU per operation of each kind of process; medians of the rounds.
 print()
-print("| over the run (medians) | head taken | CPU per operation: gateways | PostgreSQL | HAProxy | s3bench | all |")
-print("|---|---:|---:|---:|---:|---:|---:|")
+print("| over the run (medians) | head taken | others' events applied under the head, per operation "
+      "| CPU per operation: gateways | PostgreSQL | HAProxy | s3bench | all |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for target in targets:
     runs = [u for u in usage if u["target"] == target]
     ops = lambda run: sum(r["ops"] for r in rows if r["target"] == target and r["round"] == run["round"])
@@ -142,6 +148,7 @@ for target in targets:
     share = median([(u["held"] - u["held_before"]) / (u["ended"] - u["started"]) for u in runs])
     per_op = {kind: median([u[f"{kind}_ms"] / ops(u) for u in runs])
               for kind in ("gateways", "postgres", "balancer", "s3bench")}
-    print(f"| {target} | {share:.0%} | {per_op['gateways']:.2f} ms | {per_op['postgres']:.2f} ms | "
+    caught_up = median([u["caught_up"] / ops(u) for u in runs])
+    print(f"| {target} | {share:.0%} | {caught_up:.2f} | {per_op['gateways']:.2f} ms | {per_op['postgres']:.2f} ms | "
           f"{per_op['balancer']:.2f} ms | {per_op['s3bench']:.2f} ms | {sum(per_op.values()):.2f} ms |")
 PY
