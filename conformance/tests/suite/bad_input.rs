@@ -620,3 +620,46 @@ async fn ranges_outside_the_object_are_not_satisfiable(server: &Server) {
     }
     server.assert_no_new_events(before, "ranges outside the object");
 }
+
+/// A multipart copy names the source's ETag (or dates) on every UploadPartCopy, so that its
+/// parts cannot come from two versions of a source overwritten midway (s3transfer does): a
+/// part whose condition fails is refused with 412 and not recorded, as AWS refuses it.
+#[tokio::test]
+async fn upload_part_copy_obeys_the_copy_source_conditions() {
+    let server = Server::start(artifact_store_conformance::Transport::Http).await;
+    let s3 = server.s3();
+    artifact_store_conformance::sdk::create_bucket(&s3, "conditions").await;
+    let source = bytes(6 << 20, 77);
+    artifact_store_conformance::sdk::put(&s3, "conditions", "source", &source).await;
+    let etag =
+        s3.head_object().bucket("conditions").key("source").send().await.expect("head").e_tag().unwrap().to_owned();
+    let upload = s3.create_multipart_upload().bucket("conditions").key("copy").send().await.expect("create");
+    let upload_id = upload.upload_id().expect("upload id").to_owned();
+    let part = || {
+        s3.upload_part_copy()
+            .bucket("conditions")
+            .key("copy")
+            .upload_id(&upload_id)
+            .part_number(1)
+            .copy_source("conditions/source")
+    };
+    let past = aws_sdk_s3::primitives::DateTime::from_secs(1_000_000_000);
+    let future = aws_sdk_s3::primitives::DateTime::from(SystemTime::now() + Duration::from_secs(86_400));
+    let before = server.events().len();
+    let refused = [
+        ("if-match another ETag", part().copy_source_if_match("\"0123456789abcdef0123456789abcdef\"")),
+        ("if-none-match its ETag", part().copy_source_if_none_match(&etag)),
+        ("if-unmodified-since long ago", part().copy_source_if_unmodified_since(past)),
+        ("if-modified-since tomorrow", part().copy_source_if_modified_since(future)),
+    ];
+    for (what, request) in refused {
+        assert_eq!(failure(request.send().await), (412, "PreconditionFailed".to_owned()), "{what}");
+    }
+    server.assert_no_new_events(before, "part copies whose conditions failed");
+    let parts = s3.list_parts().bucket("conditions").key("copy").upload_id(&upload_id).send().await.expect("parts");
+    assert!(parts.parts().is_empty(), "{:?}", parts.parts());
+
+    // Its conditions met, the part is copied.
+    let copied = part().copy_source_if_match(&etag).copy_source_if_unmodified_since(future).send().await;
+    copied.expect("a part copy whose conditions hold");
+}

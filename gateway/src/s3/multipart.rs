@@ -26,7 +26,9 @@ use super::encryption::Encryption;
 use super::error::Result;
 use super::get_object::{checked_read, read_parts};
 use super::integrity;
-use super::object::{BodyRole, Placed, keep_part_hashes, place, record_placed, source_version, store_body};
+use super::object::{
+    BodyRole, Placed, check_copy_conditions, keep_part_hashes, place, record_placed, source_version, store_body,
+};
 use super::owner::{bucket_owner, initiators};
 use super::{Gateway, acl, caller, encryption, wire};
 use crate::backend::{BlobError, BlobId, BlobStore, PartToJoin, StoreUpload};
@@ -272,6 +274,13 @@ pub(super) async fn upload_part_copy(
     let (src_bucket, src_key, src_version_id) = wire::copy_source(&input.copy_source)?;
     require_bucket(gw, &src_bucket).await?;
     let source = source_version(gw, &src_bucket, &src_key, src_version_id.as_deref()).await?;
+    check_copy_conditions(
+        &source,
+        input.copy_source_if_match.as_ref(),
+        input.copy_source_if_none_match.as_ref(),
+        input.copy_source_if_modified_since.as_ref(),
+        input.copy_source_if_unmodified_since.as_ref(),
+    )?;
     let source_key = encryption::read_key(gw, &req, &source.content, encryption::COPY_SOURCE_CUSTOMER)?;
     let span = copy_range(input.copy_source_range.as_deref(), source.content.size)?;
 

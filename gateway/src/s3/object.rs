@@ -325,8 +325,10 @@ pub(super) async fn source_version(
     named_version(gw, bucket, key, version_id, OnDeleteMarker::CopySource).await
 }
 
-/// Checks the `x-amz-copy-source-if-*` conditions against the source version.
-fn check_copy_conditions(
+/// Checks the `x-amz-copy-source-if-*` conditions against the source version (of a CopyObject
+/// or an UploadPartCopy: a multipart copy names the source's ETag on every part, so that its
+/// parts cannot come from two versions).
+pub(super) fn check_copy_conditions(
     source: &ObjectVersion,
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
