@@ -40,6 +40,76 @@ fn policy_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
+/// Writing a version under Object Lock retention or a legal hold needs the permission to put
+/// them, as PutObjectRetention and PutObjectLegalHold do: write permission alone must not make
+/// a version nobody may delete before a date of the writer's choosing.
+#[tokio::test]
+async fn a_write_that_locks_its_version_needs_the_permission_to_lock_it() {
+    use aws_sdk_s3::types::ObjectLockMode;
+
+    let server = Server::start(Transport::Http).await;
+    let dir = tempfile::tempdir().expect("temp folder");
+    let s3 = server.s3();
+    s3.create_bucket().bucket("locks").object_lock_enabled_for_bucket(true).send().await.expect("lock bucket");
+    put(&s3, "locks", "source", b"source").await;
+    expect(&server, &["user", "create", "ci"], 0);
+    let ci = created(&server, &["--json", "key", "create", "ci"]);
+    let as_ci = server.s3_as(ci.key());
+    let writes = r#"{"Statement":[{"Effect":"Allow","Action":["s3:PutObject","s3:GetObject"],"Resource":"arn:aws:s3:::locks/*"}]}"#;
+    expect(&server, &["user", "policy", "put", "ci", "--file", &policy_file(&dir, "writes.json", writes)], 0);
+    let until = aws_sdk_s3::primitives::DateTime::from_secs(4_102_444_800); // 2100-01-01
+    let denied = (403, "AccessDenied".to_owned());
+    let before = server.events().len();
+
+    let put_locked = as_ci
+        .put_object()
+        .bucket("locks")
+        .key("junk")
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(until)
+        .body(ByteStream::from_static(b"junk"));
+    assert_eq!(failure(put_locked.send().await), denied, "PUT with COMPLIANCE retention");
+    let put_held = as_ci
+        .put_object()
+        .bucket("locks")
+        .key("junk")
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .body(ByteStream::from_static(b"junk"));
+    assert_eq!(failure(put_held.send().await), denied, "PUT under a legal hold");
+    let copy_locked = as_ci
+        .copy_object()
+        .bucket("locks")
+        .key("junk")
+        .copy_source("locks/source")
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(until);
+    assert_eq!(failure(copy_locked.send().await), denied, "CopyObject with COMPLIANCE retention");
+    let upload_held = as_ci
+        .create_multipart_upload()
+        .bucket("locks")
+        .key("junk")
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On);
+    assert_eq!(failure(upload_held.send().await), denied, "CreateMultipartUpload under a legal hold");
+    server.assert_no_new_events(before, "writes that lock their version without the permission");
+    server.assert_absent("locks", "junk").await;
+
+    // Plain writes go through; with the permissions, so do locked ones.
+    put(&as_ci, "locks", "plain", b"plain").await;
+    let locks = r#"{"Statement":[{"Effect":"Allow","Action":["s3:PutObjectRetention","s3:PutObjectLegalHold"],"Resource":"arn:aws:s3:::locks/*"}]}"#;
+    expect(
+        &server,
+        &["user", "policy", "put", "ci", "--name", "locks", "--file", &policy_file(&dir, "locks.json", locks)],
+        0,
+    );
+    let put_held = as_ci
+        .put_object()
+        .bucket("locks")
+        .key("held")
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .body(ByteStream::from_static(b"held"));
+    put_held.send().await.expect("a legal hold put with the permission");
+}
+
 #[tokio::test]
 async fn a_user_with_no_policy_can_do_nothing_until_one_allows_it_and_cannot_lift_a_legal_hold_issue_18() {
     let server = Server::start(Transport::Http).await;

@@ -446,7 +446,10 @@ impl Access {
     /// A write that sets its object's ACL or tags needs `s3:PutObjectAcl` or
     /// `s3:PutObjectTagging` too, as on AWS: write permission alone must not publish an object
     /// or set the tags other policies trust. An ACL of the owner's full control alone
-    /// (`private`, `bucket-owner-full-control`) asks for nothing more.
+    /// (`private`, `bucket-owner-full-control`) asks for nothing more. One that sets Object Lock
+    /// retention or a legal hold needs `s3:PutObjectRetention` or `s3:PutObjectLegalHold`, as
+    /// those actions do: write permission alone must not make a version that nobody, the
+    /// account's root included, may delete before a date of the writer's choosing.
     fn decide_write_extras(
         &self,
         identity: &Identity,
@@ -463,6 +466,13 @@ impl Access {
         }
         if headers.contains_key("x-amz-tagging") {
             self.decide(identity, grant, "s3:PutObjectTagging", resource, keys)?;
+        }
+        if headers.contains_key("x-amz-object-lock-mode") || headers.contains_key("x-amz-object-lock-retain-until-date")
+        {
+            self.decide(identity, grant, "s3:PutObjectRetention", resource, keys)?;
+        }
+        if headers.contains_key("x-amz-object-lock-legal-hold") {
+            self.decide(identity, grant, "s3:PutObjectLegalHold", resource, keys)?;
         }
         Ok(())
     }
@@ -611,7 +621,12 @@ impl S3Access for Access {
             // Every action decided below with these keys, each of which may read the tags.
             let mut also: Vec<&str> = Vec::new();
             if writes {
-                also.extend(["s3:PutObjectAcl", "s3:PutObjectTagging"]);
+                also.extend([
+                    "s3:PutObjectAcl",
+                    "s3:PutObjectTagging",
+                    "s3:PutObjectRetention",
+                    "s3:PutObjectLegalHold",
+                ]);
             }
             if bypass {
                 also.push("s3:BypassGovernanceRetention");
