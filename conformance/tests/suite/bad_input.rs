@@ -513,6 +513,19 @@ async fn delete_objects_over_1000_keys_is_malformed(server: &Server) {
     let delete = Delete::builder().set_objects(Some(ids)).build().expect("delete");
     let result = s3.delete_objects().bucket(BUCKET).delete(delete).send().await;
     assert_eq!(failure(result), (400, "MalformedXML".into()));
+    // Anyone's, unsigned: refused for its count before a key is decided (each key refused
+    // would cost a decision, a read of its tags and a log line).
+    let objects: String = (0..1001).map(|i| format!("<Object><Key>k{i}</Key></Object>")).collect();
+    let body = format!("<Delete>{objects}</Delete>").into_bytes();
+    let refusals = || server.log().matches("request refused by policy").count();
+    let refused_before = refusals();
+    let anonymous = server
+        .request("POST", &format!("/{BUCKET}?delete"))
+        .header("content-md5", &md5_base64(&body))
+        .header("content-type", "application/xml")
+        .body(body);
+    assert_refused(&server.send(&anonymous).await, 400, "MalformedXML", "an unsigned DeleteObjects of 1001 keys");
+    assert_eq!(refusals(), refused_before, "the keys were decided one by one before their count was checked");
     server.assert_no_new_events(before, "1001 keys");
     let listed = s3.list_objects_v2().bucket(BUCKET).send().await.expect("list");
     assert_eq!(listed.key_count(), Some(2), "nothing was deleted");

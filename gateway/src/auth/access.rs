@@ -706,6 +706,10 @@ impl S3Access for Access {
         let identity = self.identity(req.credentials.as_ref().map(|c| c.access_key.as_str())).await?;
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let grant = self.buckets.get(&bucket).await?;
+        // Refused before a condition key is made of each tag, as the handler refuses it.
+        if req.input.tagging.tag_set.len() > crate::s3::wire::MAX_OBJECT_TAGS {
+            return Err(s3_error!(InvalidTag, "Object tags cannot be greater than 10"));
+        }
         let mut keys = self.request_keys(req.extensions.get::<ClientAddr>().copied(), &req.headers, &req.uri);
         let tags = req.input.tagging.tag_set.iter();
         request_tags(&mut keys, tags.map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default())));
@@ -723,6 +727,14 @@ impl S3Access for Access {
     /// taken out of the request and handed on as [`DeniedDeletes`], which the handler
     /// answers as AWS does: `AccessDenied` for that key, the others deleted.
     async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
+        // Refused before any key is decided, as the handler refuses it: a request of anyone
+        // naming more keys than S3 takes must not cost a decision, a read and a log line each.
+        if req.input.delete.objects.len() > crate::s3::object::MAX_DELETE_KEYS {
+            return Err(s3_error!(
+                MalformedXML,
+                "The XML you provided was not well-formed or did not validate against our published schema"
+            ));
+        }
         let identity = self.identity(req.credentials.as_ref().map(|c| c.access_key.as_str())).await?;
         let bucket = req.input.bucket.clone();
         let grant = self.buckets.get(&bucket).await?;

@@ -575,7 +575,7 @@ fn absent_version_is_deleted(err: registry::Error) -> Result<Deleted, registry::
 }
 
 /// The most keys one DeleteObjects may name.
-const MAX_DELETE_KEYS: usize = 1000;
+pub(crate) const MAX_DELETE_KEYS: usize = 1000;
 
 pub(super) async fn delete_objects(
     gw: &Gateway,

@@ -232,7 +232,7 @@ impl ChecksumFields {
 /// bucket.
 const MAX_TAG_KEY: usize = 128;
 const MAX_TAG_VALUE: usize = 256;
-const MAX_OBJECT_TAGS: usize = 10;
+pub(crate) const MAX_OBJECT_TAGS: usize = 10;
 const MAX_BUCKET_TAGS: usize = 50;
 
 /// Parses the URL-encoded `x-amz-tagging` header (`k1=v1&k2=v2`).
