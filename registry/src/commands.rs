@@ -545,6 +545,11 @@ impl Registry {
             writer.views().refuse_sealed(&target.bucket, &target.key)?;
             let id = by_id.then_some(target.version_id.as_str());
             let version = require_version(writer.views(), &target.bucket, &target.key, id)?;
+            // A marker has no bytes to keep; locked, it could never be deleted to bring its
+            // object back.
+            if version.is_delete_marker {
+                return Err(Error::DeleteMarker);
+            }
             if !retention::may_change_retention(version.retention, requested, writer.now(), bypass_governance) {
                 return Err(Error::ObjectLocked);
             }
@@ -565,13 +570,16 @@ impl Registry {
     ///
     /// # Errors
     /// [`Error::ObjectLockNotEnabled`] on a bucket without Object Lock; [`Error::NoSuchKey`],
-    /// [`Error::NoSuchVersion`].
+    /// [`Error::NoSuchVersion`]; [`Error::DeleteMarker`] for a delete marker.
     pub async fn set_legal_hold(&self, caller: Caller, target: VersionRef, by_id: bool, on: bool) -> Result<Event> {
         self.write(move |writer| {
             require_lock_bucket(writer.views(), &target.bucket)?;
             writer.views().refuse_sealed(&target.bucket, &target.key)?;
             let id = by_id.then_some(target.version_id.as_str());
             let version = require_version(writer.views(), &target.bucket, &target.key, id)?;
+            if version.is_delete_marker {
+                return Err(Error::DeleteMarker);
+            }
             writer.append(caller.draft(Payload::LegalHoldSet(LegalHoldSet { version: version_ref(&version), on })))
         })
         .await

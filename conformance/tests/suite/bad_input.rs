@@ -676,3 +676,39 @@ async fn upload_part_copy_obeys_the_copy_source_conditions() {
     let copied = part().copy_source_if_match(&etag).copy_source_if_unmodified_since(future).send().await;
     copied.expect("a part copy whose conditions hold");
 }
+
+/// A delete marker holds no bytes to keep: Object Lock refuses to put retention or a legal
+/// hold on one (405, as AWS), which would otherwise keep it from being deleted, and with it
+/// the object from coming back.
+#[tokio::test]
+async fn retention_and_legal_holds_are_refused_on_a_delete_marker() {
+    use aws_sdk_s3::types::{
+        ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockRetention, ObjectLockRetentionMode,
+    };
+
+    let server = Server::start(artifact_store_conformance::Transport::Http).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("markers").object_lock_enabled_for_bucket(true).send().await.expect("lock bucket");
+    artifact_store_conformance::sdk::put(&s3, "markers", "k", b"bytes").await;
+    let deleted = s3.delete_object().bucket("markers").key("k").send().await.expect("delete");
+    assert_eq!(deleted.delete_marker(), Some(true));
+    let marker = deleted.version_id().expect("the marker's version").to_owned();
+    let before = server.events().len();
+    let hold = s3
+        .put_object_legal_hold()
+        .bucket("markers")
+        .key("k")
+        .version_id(&marker)
+        .legal_hold(ObjectLockLegalHold::builder().status(ObjectLockLegalHoldStatus::On).build());
+    assert_eq!(failure(hold.send().await), (405, "MethodNotAllowed".to_owned()), "a legal hold on a marker");
+    let retention = ObjectLockRetention::builder()
+        .mode(ObjectLockRetentionMode::Compliance)
+        .retain_until_date(aws_sdk_s3::primitives::DateTime::from_secs(4_102_444_800))
+        .build();
+    let retain = s3.put_object_retention().bucket("markers").key("k").version_id(&marker).retention(retention);
+    assert_eq!(failure(retain.send().await), (405, "MethodNotAllowed".to_owned()), "retention on a marker");
+    server.assert_no_new_events(before, "locks on a delete marker");
+    // The marker is deleted, and the object is back.
+    s3.delete_object().bucket("markers").key("k").version_id(&marker).send().await.expect("delete the marker");
+    assert_eq!(artifact_store_conformance::sdk::get(&s3, "markers", "k").await, b"bytes");
+}
