@@ -546,8 +546,9 @@ impl Registry {
             let id = by_id.then_some(target.version_id.as_str());
             let version = require_version(writer.views(), &target.bucket, &target.key, id)?;
             // A marker has no bytes to keep; locked, it could never be deleted to bring its
-            // object back.
-            if version.is_delete_marker {
+            // object back. What an earlier version of this check let through may still be
+            // lifted, as any retention may.
+            if version.is_delete_marker && requested.is_some() {
                 return Err(Error::DeleteMarker);
             }
             if !retention::may_change_retention(version.retention, requested, writer.now(), bypass_governance) {
@@ -570,14 +571,15 @@ impl Registry {
     ///
     /// # Errors
     /// [`Error::ObjectLockNotEnabled`] on a bucket without Object Lock; [`Error::NoSuchKey`],
-    /// [`Error::NoSuchVersion`]; [`Error::DeleteMarker`] for a delete marker.
+    /// [`Error::NoSuchVersion`]; [`Error::DeleteMarker`] to put one on a delete marker.
     pub async fn set_legal_hold(&self, caller: Caller, target: VersionRef, by_id: bool, on: bool) -> Result<Event> {
         self.write(move |writer| {
             require_lock_bucket(writer.views(), &target.bucket)?;
             writer.views().refuse_sealed(&target.bucket, &target.key)?;
             let id = by_id.then_some(target.version_id.as_str());
             let version = require_version(writer.views(), &target.bucket, &target.key, id)?;
-            if version.is_delete_marker {
+            // Lifting one (set before this check existed) stays possible.
+            if version.is_delete_marker && on {
                 return Err(Error::DeleteMarker);
             }
             writer.append(caller.draft(Payload::LegalHoldSet(LegalHoldSet { version: version_ref(&version), on })))

@@ -712,3 +712,21 @@ async fn retention_and_legal_holds_are_refused_on_a_delete_marker() {
     s3.delete_object().bucket("markers").key("k").version_id(&marker).send().await.expect("delete the marker");
     assert_eq!(artifact_store_conformance::sdk::get(&s3, "markers", "k").await, b"bytes");
 }
+
+/// The largest DeleteObjects S3 takes (1,000 keys of 1,024 characters, each escaped to six in
+/// the XML, 6.3 MB) fits under the bound on XML documents.
+#[tokio::test]
+async fn the_largest_delete_objects_document_fits_the_xml_bound() {
+    let server = Server::start(artifact_store_conformance::Transport::Http).await;
+    let s3 = server.s3();
+    artifact_store_conformance::sdk::create_bucket(&s3, "largest").await;
+    let ids: Vec<ObjectIdentifier> = (0..1000)
+        .map(|i| {
+            let key = format!("{i:04}{}", "\"".repeat(1020));
+            ObjectIdentifier::builder().key(key).build().expect("identifier")
+        })
+        .collect();
+    let delete = Delete::builder().set_objects(Some(ids)).quiet(true).build().expect("delete");
+    let done = s3.delete_objects().bucket("largest").delete(delete).send().await.expect("1,000 keys of 1,024 bytes");
+    assert!(done.errors().is_empty(), "{:?}", done.errors());
+}
