@@ -729,7 +729,7 @@ impl S3Access for Access {
     async fn delete_objects(&self, req: &mut S3Request<DeleteObjectsInput>) -> S3Result<()> {
         // Refused before any key is decided, as the handler refuses it: a request of anyone
         // naming more keys than S3 takes must not cost a decision, a read and a log line each.
-        if req.input.delete.objects.len() > crate::s3::object::MAX_DELETE_KEYS {
+        if req.input.delete.objects.len() > crate::s3::wire::MAX_DELETE_KEYS {
             return Err(s3_error!(
                 MalformedXML,
                 "The XML you provided was not well-formed or did not validate against our published schema"

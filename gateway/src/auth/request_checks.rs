@@ -190,9 +190,31 @@ impl Place {
     }
 }
 
+/// The request's media type when s3s will take it for a POST form, and so check the form's
+/// policy and signature instead of a signature in the header or the query: a POST with one
+/// non-empty `Content-Type` that parses as `multipart/form-data` (as s3s 0.14 decides in
+/// `SignatureContext::check`). Anything else, `multipart/form-datax` or a value that does
+/// not parse among them, is signed as any other request, and must be checked as one.
+#[must_use]
+pub fn form_type(method: &Method, headers: &HeaderMap) -> Option<mime::Mime> {
+    if method != Method::POST {
+        return None;
+    }
+    // s3s reads the header values that are UTF-8 (others it leaves out, even one with bytes
+    // past ASCII, which `to_str` would refuse) and needs exactly one of them.
+    let mut values =
+        headers.get_all(http::header::CONTENT_TYPE).iter().filter_map(|v| std::str::from_utf8(v.as_bytes()).ok());
+    let (Some(value), None) = (values.next(), values.next()) else { return None };
+    if value.is_empty() {
+        return None;
+    }
+    let mime: mime::Mime = value.parse().ok()?;
+    (mime.type_() == mime::MULTIPART && mime.subtype() == mime::FORM_DATA).then_some(mime)
+}
+
 /// The signing method s3s will verify, chosen as `SignatureContext::check` chooses it.
 fn signing<'a>(method: &Method, uri: &Uri, headers: &'a HeaderMap) -> Signing<'a> {
-    if crate::post_form::form_type(method, headers).is_some() {
+    if form_type(method, headers).is_some() {
         return Signing::Other;
     }
     let query: Vec<(String, String)> =
@@ -545,6 +567,29 @@ mod tests {
                          &X-Amz-SignedHeaders=host&X-Amz-Signature=00";
         assert_eq!(code(check(&Method::PUT, presigned, &[("x-amz-content-sha256", "UNSIGNED-PAYLOAD")])), "ok");
         assert_eq!(code(check(&Method::PUT, presigned, &[("x-amz-acl", "public-read")])), "AccessDenied");
+    }
+
+    #[test]
+    fn a_form_is_what_s3s_takes_for_one() {
+        let form_type_of = |values: &[&[u8]]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(http::header::CONTENT_TYPE, http::HeaderValue::from_bytes(value).unwrap());
+            }
+            form_type(&Method::POST, &headers).map(|mime| mime.essence_str().to_owned())
+        };
+        let form = Some("multipart/form-data".to_owned());
+        assert_eq!(form_type_of(&[b"multipart/form-data; boundary=B"]), form);
+        assert_eq!(form_type_of(&[b"Multipart/Form-Data;boundary=B"]), form);
+        // A quoted parameter past ASCII: UTF-8, so s3s reads it.
+        assert_eq!(form_type_of(&["multipart/form-data; boundary=B; x=\"\u{e9}\"".as_bytes()]), form);
+        // A second value that is not UTF-8 is left out by s3s: one remains.
+        assert_eq!(form_type_of(&[b"multipart/form-data; boundary=B", b"text/plain; x=\"\xff\""]), form);
+        for near_miss in [&b"multipart/form-datax"[..], b"multipart/form-data; boundary=\"B", b""] {
+            assert_eq!(form_type_of(&[near_miss]), None, "{}", String::from_utf8_lossy(near_miss));
+        }
+        assert_eq!(form_type_of(&[b"multipart/form-data; boundary=B", b"multipart/form-data; boundary=C"]), None);
+        assert_eq!(form_type(&Method::PUT, &HeaderMap::new()), None);
     }
 
     #[test]

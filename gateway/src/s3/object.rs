@@ -574,9 +574,6 @@ fn absent_version_is_deleted(err: registry::Error) -> Result<Deleted, registry::
     }
 }
 
-/// The most keys one DeleteObjects may name.
-pub(crate) const MAX_DELETE_KEYS: usize = 1000;
-
 pub(super) async fn delete_objects(
     gw: &Gateway,
     req: S3Request<DeleteObjectsInput>,
@@ -584,7 +581,7 @@ pub(super) async fn delete_objects(
     let input = &req.input;
     let objects = &input.delete.objects;
     let denied = req.extensions.get::<DeniedDeletes>().map(|d| d.0.as_slice()).unwrap_or_default();
-    if objects.len() + denied.len() > MAX_DELETE_KEYS {
+    if objects.len() + denied.len() > wire::MAX_DELETE_KEYS {
         return Err(s3_error!(
             MalformedXML,
             "The XML you provided was not well-formed or did not validate against our published schema"

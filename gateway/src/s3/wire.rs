@@ -233,6 +233,9 @@ impl ChecksumFields {
 const MAX_TAG_KEY: usize = 128;
 const MAX_TAG_VALUE: usize = 256;
 pub(crate) const MAX_OBJECT_TAGS: usize = 10;
+
+/// The most keys one DeleteObjects may name.
+pub(crate) const MAX_DELETE_KEYS: usize = 1000;
 const MAX_BUCKET_TAGS: usize = 50;
 
 /// Parses the URL-encoded `x-amz-tagging` header (`k1=v1&k2=v2`).
