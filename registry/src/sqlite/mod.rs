@@ -1217,27 +1217,19 @@ fn run_batch(
     let batch_start = *head;
     let mut shared_batch = None;
     if let Some(shared) = shared.as_mut() {
-        let pull = |shared: &mut SharedWriter| {
-            ChainHead::load(&log_tx).and_then(|replica| shared.pull_committed(&log_tx, replica))
-        };
         // The connection may have been cut while the writer was idle (PostgreSQL restarted):
         // the first query finds out. Nothing is locked yet, so the batch asks again, once, on a
         // connection made again, rather than fail writes that PostgreSQL is back to take; but
         // only if the first try copied nothing: the rows beside the events (inline bytes,
         // secrets) are copied for the whole range at its end, and a second try from a later
         // head would leave out those of the events the first one copied.
-        let before_pull = ChainHead::load(&log_tx).ok();
-        let pulled = match pull(shared) {
-            Err(error)
-                if shared.lost_connection()
-                    && before_pull.is_some()
-                    && ChainHead::load(&log_tx).ok() == before_pull =>
-            {
+        let pulled = ChainHead::load(&log_tx).and_then(|replica| match shared.pull_committed(&log_tx, replica) {
+            Err(error) if shared.lost_connection() && ChainHead::load(&log_tx).ok() == Some(replica) => {
                 tracing::info!(%error, "the connection to the shared log was lost; connecting again");
-                pull(shared)
+                shared.pull_committed(&log_tx, replica)
             }
             pulled => pulled,
-        };
+        });
         if let Err(error) = pulled {
             return Err((unrun(batch, catch_ups), error.to_string()));
         }
@@ -1255,12 +1247,9 @@ fn run_batch(
             stats.head_wait_micros.fetch_add(micros(waiting.elapsed()), Ordering::Relaxed);
             match locked {
                 Ok(locked) => shared_batch = Some(locked),
-                Err(error) => {
-                    if *head != batch_start {
-                        touched.everything();
-                    }
-                    return Err((unrun(batch, catch_ups), error.to_string()));
-                }
+                // What was applied above rolls back with the views' transaction: nothing kept
+                // in memory saw it.
+                Err(error) => return Err((unrun(batch, catch_ups), error.to_string())),
             }
             // What was queued while the batch waited for the lock (other gateways' batches
             // held it) joins it: under contention each gateway takes the lock fewer times, for
