@@ -71,6 +71,15 @@ fn on_thread<R: Send>(url: &str, f: impl FnOnce(&mut ::postgres::Client) -> Resu
     })
 }
 
+/// Creates `count` buckets through `registry`, concurrently: a log of `count` events.
+async fn create_buckets(registry: &Registry, count: usize) {
+    let names: Vec<String> = (0..count).map(|n| format!("bucket-{n:04}")).collect();
+    let creates = names.iter().map(|name| registry.create_bucket(Caller::system("test"), name, "us-east-1", false));
+    for created in futures::future::join_all(creates).await {
+        created.unwrap();
+    }
+}
+
 fn key(id: &str) -> NewAccessKey {
     NewAccessKey { access_key: id.to_owned(), secret: format!("secret-of-{id}") }
 }
@@ -193,11 +202,7 @@ async fn a_gateway_joining_a_long_log_catches_up_in_bulk_and_writes_on() {
     let Some(db) = SharedDb::create() else { return };
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = db.open(&dir_a);
-    let names: Vec<String> = (0..1_500).map(|n| format!("bucket-{n:04}")).collect();
-    let creates = names.iter().map(|name| a.create_bucket(Caller::system("test"), name, "us-east-1", false));
-    for created in futures::future::join_all(creates).await {
-        created.unwrap();
-    }
+    create_buckets(&a, 1_500).await;
     let b = db.open(&dir_b);
     b.catch_up_with_shared().await.unwrap();
     assert_eq!(b.committed_sequence(), a.committed_sequence());
@@ -228,11 +233,7 @@ async fn a_gateway_far_behind_applies_its_backlog_before_it_takes_the_head() {
     let Some(db) = SharedDb::create() else { return };
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = db.open(&dir_a);
-    let names: Vec<String> = (0..1_500).map(|n| format!("bucket-{n:04}")).collect();
-    let creates = names.iter().map(|name| a.create_bucket(Caller::system("test"), name, "us-east-1", false));
-    for created in futures::future::join_all(creates).await {
-        created.unwrap();
-    }
+    create_buckets(&a, 1_500).await;
     let backlog = a.committed_sequence();
     let b = db.open(&dir_b);
     b.create_bucket(Caller::system("test"), "first-work", "us-east-1", false).await.unwrap();
