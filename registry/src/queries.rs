@@ -278,11 +278,13 @@ pub trait Reads {
     /// The engine's errors.
     fn blob_refs(&self, blob: &str) -> Result<u64>;
 
-    /// Every version of a key, newest first, each with the event that created it.
+    /// Up to `limit` versions of a key created before the sequence `before` (all of them with
+    /// `u64::MAX`), newest first, each with the event that created it: a key overwritten
+    /// many times is read a page at a time.
     ///
     /// # Errors
     /// The engine's errors.
-    fn key_provenance(&self, bucket: &str, key: &str) -> Result<Vec<VersionProvenance>>;
+    fn key_provenance(&self, bucket: &str, key: &str, before: u64, limit: usize) -> Result<Vec<VersionProvenance>>;
 
     /// Up to `limit` retrieval records matching `filter`, in sequence order.
     ///

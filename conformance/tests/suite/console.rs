@@ -667,6 +667,47 @@ async fn a_bucket_is_browsed_a_page_at_a_time_with_its_versions_on_demand_issue_
 }
 
 #[tokio::test]
+async fn a_key_with_many_versions_lists_its_newest_and_still_shows_the_oldest_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "hist").await;
+    s3.put_bucket_versioning()
+        .bucket("hist")
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("enable versioning");
+    let mut ids = Vec::new();
+    for i in 0..102 {
+        let out = s3
+            .put_object()
+            .bucket("hist")
+            .key("app.bin")
+            .body(ByteStream::from(format!("build {i}").into_bytes()))
+            .send()
+            .await
+            .expect("put a version");
+        ids.push(out.version_id().expect("a version id").to_owned());
+    }
+    let browser = Browser::signed_in(&server, ACCESS_KEY, SECRET_KEY).await;
+    let page = browser.page(&object_page("hist", "app.bin")).await;
+    let listed: Vec<&String> = ids.iter().filter(|id| page.contains(&format!(">{id}<"))).collect();
+    assert_eq!(listed.len(), 100, "the newest 100 versions are listed");
+    assert!(!page.contains(&format!(">{}<", ids[0])) && !page.contains(&format!(">{}<", ids[1])), "not the oldest two");
+    assert!(page.contains("The newest 100 versions of this key"), "the page says it lists only some: {page}");
+
+    let oldest = browser.page(&format!("{}?version={}", object_page("hist", "app.bin"), ids[0])).await;
+    assert!(oldest.contains(&ids[0]), "an old version named is shown: {oldest}");
+    assert!(oldest.contains(&blake3_hex(b"build 0")), "with its own digest: {oldest}");
+    let missing = browser.get(&format!("{}?version=no-such-version", object_page("hist", "app.bin"))).await;
+    assert_eq!(missing.status, 404, "{}", missing.text());
+}
+
+#[tokio::test]
 async fn an_open_live_feed_ends_once_its_key_is_disabled_issue_22() {
     let server = Server::start(Transport::Http).await;
     let policy = r#"{"Statement":{"Effect":"Allow","Action":"artifact-store:ReadEvents","Resource":"*"}}"#;

@@ -240,6 +240,65 @@ async fn provenance_lists_every_version_with_its_recording_event() {
 }
 
 #[tokio::test]
+async fn provenance_of_a_key_with_many_versions_comes_a_page_at_a_time() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "pages").await;
+    s3.put_bucket_versioning()
+        .bucket("pages")
+        .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
+        .send()
+        .await
+        .expect("enable versioning");
+    let mut written = Vec::new();
+    for i in 0..7 {
+        let out = s3
+            .put_object()
+            .bucket("pages")
+            .key("often.bin")
+            .body(ByteStream::from(format!("version {i}").into_bytes()))
+            .send()
+            .await
+            .expect("put a version");
+        written.push(out.version_id().expect("a version id").to_owned());
+    }
+    written.reverse();
+
+    let whole = api_json(&server, "/_registry/objects/pages/often.bin").await;
+    let ids = |doc: &Value| -> Vec<String> {
+        doc["versions"]
+            .as_array()
+            .expect("versions")
+            .iter()
+            .map(|v| v["version_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&whole), written, "every version, newest first");
+    assert_eq!(whole["next_before"], Value::Null, "one page holds them all");
+
+    let mut target = "/_registry/objects/pages/often.bin?limit=3".to_owned();
+    let mut paged = Vec::new();
+    let mut sizes = Vec::new();
+    loop {
+        let page = api_json(&server, &target).await;
+        sizes.push(page["versions"].as_array().expect("versions").len());
+        paged.extend(ids(&page));
+        let Some(before) = page["next_before"].as_u64() else { break };
+        assert_eq!(page["versions"][2]["event"]["sequence"], before, "the cursor is the page's last sequence");
+        target = format!("/_registry/objects/pages/often.bin?limit=3&before={before}");
+        assert!(sizes.len() < 5, "paging does not end: {target}");
+    }
+    assert_eq!(sizes, [3, 3, 1]);
+    assert_eq!(paged, written, "the pages together are the whole history, each version once");
+
+    for bad in ["limit=0", "limit=x", "before=-1"] {
+        let refused = api(&server, &format!("/_registry/objects/pages/often.bin?{bad}")).await;
+        assert_eq!(refused.status, 400, "{bad}: {}", refused.text());
+        assert_eq!(serde_json::from_slice::<Value>(&refused.body).unwrap()["code"], "InvalidArgument", "{bad}");
+    }
+}
+
+#[tokio::test]
 async fn retrieval_records_filter_and_export() {
     let server = Server::start(Transport::Http).await;
     create_bucket(&server.s3(), "reads").await;

@@ -5,7 +5,8 @@
 //! needs `artifact-store:ReadEvents`, and retrievals not narrowed to one object
 //! `artifact-store:ReadRetrievals`. Unsigned requests are refused with `AccessDenied`.
 //!
-//! - `GET /_registry/objects/{bucket}/{key}`: every version of a key with its provenance.
+//! - `GET /_registry/objects/{bucket}/{key}?before=&limit=`: the versions of a key with their
+//!   provenance, newest first, a page at a time.
 //! - `GET /_registry/retrievals?bucket=&key=&actor=&from=&to=&after=&limit=&format=`:
 //!   retrieval records as JSON, S3 access-log lines or CloudTrail records.
 //! - `GET /_registry/events?since=&limit=&bucket=&type=&wait=`: events as JSON lines; with
@@ -173,28 +174,39 @@ impl RegistryApi {
                     return self.event(sequence).await;
                 }
                 if let Some(object) = path.strip_prefix("/objects/") {
-                    return self.object(object).await;
+                    return self.object(object, &query).await;
                 }
                 Err(ApiError::not_found("NotFound", "no such registry endpoint"))
             }
         }
     }
 
-    /// `objects/{bucket}/{key}`: the key's versions and their provenance.
-    async fn object(&self, path: &str) -> ApiResult {
+    /// `objects/{bucket}/{key}?before=&limit=`: a page of the key's versions, newest first,
+    /// with their provenance; `next_before` names the next page when there is one.
+    async fn object(&self, path: &str, query: &Query) -> ApiResult {
         let decoded = percent_encoding::percent_decode_str(path)
             .decode_utf8()
             .map_err(|_| ApiError::bad("the object path is not UTF-8"))?;
         let Some((bucket, key)) = decoded.split_once('/').filter(|(b, k)| !b.is_empty() && !k.is_empty()) else {
             return Err(ApiError::bad("expected /_registry/objects/{bucket}/{key}"));
         };
+        let before = query.number("before")?;
+        let limit = query.limit()?;
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         let (b, k) = (bucket.clone(), key.clone());
-        let versions = self.registry.read(move |conn| conn.key_provenance(&b, &k)).await?;
-        if versions.is_empty() {
+        // One more than the page, to tell whether another follows.
+        let mut versions =
+            self.registry.read(move |conn| conn.key_provenance(&b, &k, before.unwrap_or(u64::MAX), limit + 1)).await?;
+        if versions.is_empty() && before.is_none() {
             return Err(ApiError::not_found("NoSuchKey", "the registry has no version of this key"));
         }
-        Ok(json_response(&records::provenance(&bucket, &key, &versions)))
+        let more = versions.len() > limit;
+        versions.truncate(limit);
+        let mut document = records::provenance(&bucket, &key, &versions);
+        if more && let Some(last) = versions.last() {
+            document["next_before"] = json!(last.version.sequence);
+        }
+        Ok(json_response(&document))
     }
 
     /// `events/{sequence}`: one event.

@@ -57,7 +57,8 @@ pub async fn run(config: &Config, args: &ObjectArgs, json: bool) -> anyhow::Resu
     let (bucket, key) = parse_url(&history.url)?;
     let path = existing_registry(config).await?;
     let conn = sqlite::open_read_only(&path).with_context(|| format!("cannot open {}", path.display()))?;
-    let versions = conn.key_provenance(&bucket, &key)?;
+    // The whole history, as asked for: the command reads the data folder, not a server.
+    let versions = conn.key_provenance(&bucket, &key, u64::MAX, usize::MAX)?;
     let mut events = Vec::new();
     for sequence in conn.subject_sequences(&format!("{bucket}/{key}"))? {
         events.extend(conn.event(sequence)?);

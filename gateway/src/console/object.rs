@@ -17,6 +17,8 @@ use crate::url_encode;
 
 /// The newest events of a key its page lists.
 const TIMELINE_EVENTS: usize = 200;
+/// The newest versions of a key its page lists (the registry API pages through all of them).
+const VERSIONS_SHOWN: usize = 100;
 /// Days the chart of reads covers, up to today.
 const CHART_DAYS: i64 = 30;
 /// How long a download link stays valid.
@@ -25,8 +27,11 @@ const DAY_MS: i64 = 86_400_000;
 
 /// What the page of a key shows, read at once.
 struct KeyRecord {
-    /// Every version, newest first, with the event that created it.
+    /// The newest versions, up to one more than [`VERSIONS_SHOWN`] (to tell whether there are
+    /// more), with the events that created them.
     versions: Vec<VersionProvenance>,
+    /// The version the page is about: the current one, or the one named.
+    shown: Option<VersionProvenance>,
     /// The newest events about the key, newest first.
     events: Vec<Event>,
     /// How many events there are about the key in all.
@@ -59,7 +64,7 @@ pub(super) async fn page(
     let action = if version_id.is_some() { "s3:GetObjectVersion" } else { "s3:GetObject" };
     let resource = format!("arn:aws:s3:::{bucket}/{key}");
     console.allow(visit, action, Some(bucket), &resource, &visit.keys, version_id.as_deref()).await?;
-    let (b, k) = (bucket.to_owned(), key.to_owned());
+    let (b, k, named) = (bucket.to_owned(), key.to_owned(), version_id.clone());
     let record = console
         .registry
         .read_retrievals(move |reads| {
@@ -72,8 +77,18 @@ pub(super) async fn page(
             for sequence in sequences {
                 events.extend(reads.event(sequence)?);
             }
+            let versions = reads.key_provenance(&b, &k, u64::MAX, VERSIONS_SHOWN + 1)?;
+            let shown = match &named {
+                // A named version may be older than the versions listed.
+                Some(id) => match reads.version(&b, &k, id)? {
+                    Some(version) => reads.key_provenance(&b, &k, version.sequence + 1, 1)?.pop(),
+                    None => None,
+                },
+                None => versions.iter().find(|v| v.version.is_latest).cloned(),
+            };
             Ok(KeyRecord {
-                versions: reads.key_provenance(&b, &k)?,
+                versions,
+                shown,
                 events,
                 event_count,
                 reads: reads.retrieval_days(&b, &k, born)?,
@@ -81,11 +96,7 @@ pub(super) async fn page(
             })
         })
         .await?;
-    let shown = match &version_id {
-        Some(id) => record.versions.iter().find(|v| v.version.version_id == *id),
-        None => record.versions.iter().find(|v| v.version.is_latest),
-    };
-    let Some(shown) = shown else {
+    let Some(shown) = &record.shown else {
         return Err(Refusal::NotFound(format!("There is no such version of {key} in {bucket}.")));
     };
     let verdict = match verify {
@@ -113,7 +124,13 @@ pub(super) async fn page(
         }
         (changes(visit, &shown.version))
         h2 { "Versions" }
-        (versions(bucket, key, &record.versions, &shown.version.version_id))
+        @if record.versions.len() > VERSIONS_SHOWN {
+            p.muted {
+                "The newest " (VERSIONS_SHOWN) " versions of this key. The registry API ("
+                code { "/_registry/objects/" (bucket) "/" (key) } ") pages through all of them."
+            }
+        }
+        (versions(bucket, key, record.versions.get(..VERSIONS_SHOWN).unwrap_or(&record.versions), &shown.version.version_id))
         h2 { "Reads" }
         (reads(&record.reads))
         h2 { "History" }

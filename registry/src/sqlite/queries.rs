@@ -495,17 +495,33 @@ fn blob_refs(conn: &Connection, blob: &str) -> Result<u64> {
         .unwrap_or(0))
 }
 
-/// Every version of a key, newest first, each with the event that created it. Needs a
-/// connection that sees both the log and the views (a reader's).
+/// Up to `limit` versions of a key created before `before`, newest first, each with the event
+/// that created it. Needs a connection that sees both the log and the views (a reader's).
+/// The key's index entries carry the sequence (the rowid), so a page reads only its own rows.
 ///
 /// # Errors
 /// SQLite errors.
-fn key_provenance(conn: &Connection, bucket: &str, key: &str) -> Result<Vec<VersionProvenance>> {
+fn key_provenance(
+    conn: &Connection,
+    bucket: &str,
+    key: &str,
+    before: u64,
+    limit: usize,
+) -> Result<Vec<VersionProvenance>> {
+    let mut versions = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM object_versions WHERE bucket = ?1 AND key = ?2 AND seq < ?3
+         ORDER BY seq DESC LIMIT ?4"
+    ))?;
+    let before = i64::try_from(before).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let versions = versions
+        .query_map(params![bucket, key, before, limit], version_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut event = conn.prepare_cached(
         "SELECT hash, event_type, access_key, request_id, source_addr, user_agent FROM events WHERE seq = ?1",
     )?;
-    let mut provenance = Vec::new();
-    for version in versions_of_key(conn, bucket, key)? {
+    let mut provenance = Vec::with_capacity(versions.len());
+    for version in versions {
         let recorded = event.query_row([version.sequence], |row| {
             Ok(RecordingEvent {
                 sequence: version.sequence,
@@ -1022,8 +1038,8 @@ impl Reads for Connection {
         blob_refs(self, blob)
     }
 
-    fn key_provenance(&self, bucket: &str, key: &str) -> Result<Vec<VersionProvenance>> {
-        key_provenance(self, bucket, key)
+    fn key_provenance(&self, bucket: &str, key: &str, before: u64, limit: usize) -> Result<Vec<VersionProvenance>> {
+        key_provenance(self, bucket, key, before, limit)
     }
 
     fn bucket_usage(&self, bucket: &str) -> Result<BucketUsage> {
