@@ -11,7 +11,7 @@ use artifact_store_conformance::{
     ACCESS_KEY, FIRST_START_EVENTS, SECRET_KEY, Server, Transport, blake3_hex, bytes, md5_hex, sha256_base64, skip,
 };
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, ChecksumAlgorithm, VersioningConfiguration};
+use aws_sdk_s3::types::{BucketVersioningStatus, ChecksumAlgorithm, Delete, ObjectIdentifier, VersioningConfiguration};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -422,6 +422,45 @@ async fn a_long_poll_answers_with_the_event_a_put_commits() {
     assert_eq!(quiet.status, 200);
     assert!(quiet.body.is_empty(), "{}", quiet.text());
     assert_eq!(quiet.header("x-artifact-store-next-since"), Some(after.to_string().as_str()));
+}
+
+#[tokio::test]
+async fn a_long_poll_whose_scan_ran_out_before_the_head_answers_at_once() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "quiet").await;
+    create_bucket(&s3, "busy").await;
+    s3.put_bucket_versioning()
+        .bucket("busy")
+        .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
+        .send()
+        .await
+        .expect("enable versioning");
+    let since = server.events().last().map_or(0, |e| e.sequence);
+    // More events than one call scans (100,000), none about `quiet`: each key deleted in a
+    // versioned bucket gains a delete marker, one event each.
+    for batch in 0..101 {
+        let ids: Vec<ObjectIdentifier> = (0..1000)
+            .map(|i| ObjectIdentifier::builder().key(format!("{batch}/{i}")).build().expect("identifier"))
+            .collect();
+        let delete = Delete::builder().set_objects(Some(ids)).quiet(true).build().expect("delete");
+        let done = s3.delete_objects().bucket("busy").delete(delete).send().await.expect("delete 1,000 keys");
+        assert!(done.errors().is_empty(), "{:?}", done.errors());
+    }
+    let head = server.events().last().map_or(0, |e| e.sequence);
+    assert!(head - since > 100_000, "the log outgrew one scan: {since}..{head}");
+
+    // The scan stops after 100,000 events with nothing found: the answer says where it stopped,
+    // without waiting and without reading on to the head.
+    let first = api(&server, &format!("/_registry/events?since={since}&bucket=quiet&wait=5")).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert!(first.body.is_empty(), "{}", first.text());
+    assert_eq!(first.header("x-artifact-store-next-since"), Some((since + 100_000).to_string().as_str()));
+    // From there the rest of the log is scanned, and the poll waits at the head.
+    let second = api(&server, &format!("/_registry/events?since={}&bucket=quiet&wait=1", since + 100_000)).await;
+    assert_eq!(second.status, 200, "{}", second.text());
+    assert!(second.body.is_empty(), "{}", second.text());
+    assert_eq!(second.header("x-artifact-store-next-since"), Some(head.to_string().as_str()));
 }
 
 /// An open Server-Sent Events stream over plain HTTP.

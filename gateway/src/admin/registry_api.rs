@@ -225,7 +225,11 @@ impl RegistryApi {
         let limit = query.limit()?;
         let wait = query.number("wait")?.map_or(Duration::ZERO, |s| Duration::from_secs(s).min(MAX_WAIT));
         let mut page = self.page(&filter, since, limit).await?;
-        if page.events.is_empty() && !wait.is_zero() {
+        // Sequences have no gaps: an empty page that looked at the whole budget stopped for it
+        // before the head, and answers at once so that the client goes on from where it
+        // stopped; a wait would tail the rest of the log unbudgeted.
+        let stopped_for_budget = page.scanned_to - since >= SCAN_BUDGET as u64;
+        if page.events.is_empty() && !wait.is_zero() && !stopped_for_budget {
             // Wake on the first matching commit after what the scan covered.
             let mut tail = pin!(self.registry.tail(page.scanned_to).try_filter({
                 let filter = filter.clone();
