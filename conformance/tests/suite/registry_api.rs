@@ -364,6 +364,47 @@ async fn retrieval_records_filter_and_export() {
     assert_eq!(api(&server, "/_registry/retrievals?format=xml").await.status, 400);
 }
 
+/// Found by an attacker's pass: records of a key were filtered by bucket name only, so the
+/// account that took a deleted bucket's name read the old owner's readers of the key.
+#[tokio::test]
+async fn retrievals_of_a_key_in_a_bucket_name_taken_again_are_the_new_buckets_only() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "reused").await;
+    put(&s3, "reused", "payroll.csv", b"the first owner's").await;
+    artifact_store_conformance::sdk::get(&s3, "reused", "payroll.csv").await;
+    s3.delete_object().bucket("reused").key("payroll.csv").send().await.expect("delete the object");
+    s3.delete_bucket().bucket("reused").send().await.expect("delete the bucket");
+
+    let partner = artifact_store_conformance::cli::expect(&server, &["--json", "account", "create", "partner"], 0);
+    let partner: Value = serde_json::from_str(partner.stdout.trim()).expect("JSON");
+    let key = Key {
+        access_key: partner["access_key"].as_str().unwrap(),
+        secret_key: partner["secret_key"].as_str().unwrap(),
+    };
+    let as_partner = server.s3_as(key);
+    create_bucket(&as_partner, "reused").await;
+    put(&as_partner, "reused", "payroll.csv", b"the second owner's").await;
+    artifact_store_conformance::sdk::get(&as_partner, "reused", "payroll.csv").await;
+    // Both reads recorded (records are committed after the response).
+    server
+        .wait_for_events("reused", "payroll.csv", |events| {
+            events.iter().filter(|e| e.event_type == "v1.object.retrieved").count() == 2
+        })
+        .await;
+
+    let target = "/_registry/retrievals?bucket=reused&key=payroll.csv";
+    let response = server.send(&server.request("GET", target).sign(key, SystemTime::now(), Payload::Signed)).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let doc: Value = serde_json::from_slice(&response.body).expect("JSON");
+    let readers: Vec<&str> =
+        doc["retrievals"].as_array().expect("records").iter().map(|r| r["actor"].as_str().unwrap()).collect();
+    assert_eq!(readers, [key.access_key], "only the new bucket's read: {doc}");
+    // The whole history stays with the holders of ReadRetrievals.
+    let all = api_json(&server, "/_registry/retrievals?bucket=reused").await;
+    assert_eq!(all["retrievals"].as_array().expect("records").len(), 2, "{all}");
+}
+
 #[tokio::test]
 async fn the_event_feed_pages_filters_and_resumes() {
     let server = Server::start(Transport::Http).await;

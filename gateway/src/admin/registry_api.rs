@@ -319,7 +319,20 @@ impl RegistryApi {
         let filter = query.retrieval_filter()?;
         let limit = query.limit()?;
         let format = query.get("format").unwrap_or("json").to_owned();
-        let records = self.registry.read_retrievals(move |conn| conn.retrievals(&filter, limit)).await?;
+        let records = self
+            .registry
+            .read_retrievals(move |conn| {
+                let mut filter = filter;
+                // Asked as a read of one object (`s3:GetObject`), the records are of that
+                // object's bucket: reads of the key in a deleted bucket of the same name,
+                // which may have been another account's, are not the new owner's to see.
+                if let (Some(bucket), Some(_)) = (&filter.bucket, &filter.key) {
+                    let born = conn.bucket(bucket)?.map_or(0, |bucket| bucket.created_seq);
+                    filter.after = filter.after.max(born);
+                }
+                conn.retrievals(&filter, limit)
+            })
+            .await?;
         let next = records.last().map(|r| r.sequence);
         let mut response = match format.as_str() {
             "json" => json_response(&json!({
