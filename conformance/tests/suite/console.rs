@@ -501,6 +501,109 @@ async fn a_policy_on_existing_object_tags_decides_console_pages_and_registry_api
     );
 }
 
+/// Found by an attacker's pass: the registry API and the console decided a key's record on its
+/// current version alone, and listed every older version with it; and the page of an event
+/// about a version deleted since was decided with no tags at all. An older version is now
+/// shown as S3 would serve it: `s3:GetObjectVersion` on that version, with its own tags.
+#[tokio::test]
+async fn older_versions_and_their_events_are_shown_only_as_s3_would_serve_them_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "vault").await;
+    s3.put_bucket_versioning()
+        .bucket("vault")
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("enable versioning");
+    let secret = s3
+        .put_object()
+        .bucket("vault")
+        .key("plan.txt")
+        .tagging("secret=yes")
+        .metadata("codename", "bluebird")
+        .body(ByteStream::from_static(b"the secret plan"))
+        .send()
+        .await
+        .expect("put the tagged version");
+    let secret_id = secret.version_id().expect("a version id").to_owned();
+    let public = s3
+        .put_object()
+        .bucket("vault")
+        .key("plan.txt")
+        .body(ByteStream::from_static(b"the public plan"))
+        .send()
+        .await
+        .expect("put the untagged version");
+    let public_id = public.version_id().expect("a version id").to_owned();
+    let secret_put = server
+        .events()
+        .into_iter()
+        .find(|e| e.subject_id == "vault/plan.txt" && e.event_type == "v1.object.put")
+        .expect("the tagged version's put");
+
+    // Carol may read versions, not tagged secret ones; Dave may read current objects only.
+    let carol_policy = r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":["s3:GetObject","s3:GetObjectVersion"],"Resource":"arn:aws:s3:::vault/*"},
+            {"Effect":"Deny","Action":["s3:GetObject","s3:GetObjectVersion"],"Resource":"arn:aws:s3:::vault/*",
+             "Condition":{"StringEquals":{"s3:ExistingObjectTag/secret":"yes"}}}]}"#;
+    let dave_policy = r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::vault/*"}]}"#;
+    let carol = user(&server, "carol", Some(carol_policy));
+    let dave = user(&server, "dave", Some(dave_policy));
+    let carol_key = artifact_store_conformance::raw::Key { access_key: &carol.0, secret_key: &carol.1 };
+    let dave_key = artifact_store_conformance::raw::Key { access_key: &dave.0, secret_key: &dave.1 };
+    let refused =
+        server.s3_as(carol_key).get_object().bucket("vault").key("plan.txt").version_id(&secret_id).send().await;
+    assert_eq!(artifact_store_conformance::sdk::failure(refused).0, 403, "S3 itself refuses the tagged version");
+
+    let provenance = |key| {
+        let server = &server;
+        async move {
+            let request = server.request("GET", "/_registry/objects/vault/plan.txt").sign(
+                key,
+                std::time::SystemTime::now(),
+                artifact_store_conformance::raw::Payload::Signed,
+            );
+            let response = server.send(&request).await;
+            assert_eq!(response.status, 200, "{}", response.text());
+            let doc: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON");
+            let ids: Vec<String> = doc["versions"]
+                .as_array()
+                .expect("versions")
+                .iter()
+                .map(|v| v["version_id"].as_str().unwrap().to_owned())
+                .collect();
+            (ids, response.text())
+        }
+    };
+    for key in [carol_key, dave_key] {
+        let (ids, text) = provenance(key).await;
+        assert_eq!(ids, [public_id.as_str()], "{}: only the version it may read", key.access_key);
+        assert!(!text.contains("bluebird") && !text.contains(&blake3_hex(b"the secret plan")), "{text}");
+    }
+    let (ids, _) = provenance(artifact_store_conformance::raw::ROOT).await;
+    assert_eq!(ids, [public_id.as_str(), secret_id.as_str()], "the owner sees both");
+
+    let browser = Browser::signed_in(&server, &carol.0, &carol.1).await;
+    let page = browser.page(&object_page("vault", "plan.txt")).await;
+    assert!(page.contains(&public_id) && !page.contains(&secret_id), "{page}");
+    let event_page = format!("/_console/events/{}", secret_put.sequence);
+    assert_eq!(browser.get(&event_page).await.status, 404, "the tagged version's put");
+
+    // Deleted, the version takes its tags with it: its events become the log's alone.
+    s3.delete_object().bucket("vault").key("plan.txt").version_id(&secret_id).send().await.expect("delete it");
+    let gone = browser.get(&event_page).await;
+    assert_eq!(gone.status, 404, "{}", gone.text());
+    assert!(!gone.text().contains("bluebird"), "{}", gone.text());
+    let root = Browser::signed_in(&server, ACCESS_KEY, SECRET_KEY).await;
+    assert!(root.page(&event_page).await.contains("bluebird"), "whoever reads the log still reads it");
+}
+
 /// Found by a review: a bucket name deleted by one account and taken by another carried the
 /// old bucket's history (events, readers) into the new owner's console.
 #[tokio::test]

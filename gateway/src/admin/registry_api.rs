@@ -1,7 +1,8 @@
 //! The registry's read API under `/_registry/`, signed with the same credentials as S3
 //! requests: s3s checks the signature (header or presigned SigV4, SigV2) and hands the request
 //! here as a custom route. Each call is authorized like an S3 request ([`required_permission`]):
-//! an object's provenance and its retrievals need `s3:GetObject` on it; the whole event log
+//! an object's provenance and its retrievals need `s3:GetObject` on it (and each version but
+//! the current one `s3:GetObjectVersion` on that version, or it is left out); the whole event log
 //! needs `artifact-store:ReadEvents`, and retrievals not narrowed to one object
 //! `artifact-store:ReadRetrievals`. Unsigned requests are refused with `AccessDenied`.
 //!
@@ -26,7 +27,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use http_body_util::StreamBody;
 use hyper::body::Frame;
-use registry::queries::{self, EventFilter, RetrievalFilter};
+use registry::queries::{self, EventFilter, RetrievalFilter, VersionProvenance};
 use registry::{Event, Registry};
 use s3s::route::S3Route;
 use s3s::{Body, S3Request, S3Response, S3Result};
@@ -174,7 +175,7 @@ impl RegistryApi {
                     return self.event(sequence).await;
                 }
                 if let Some(object) = path.strip_prefix("/objects/") {
-                    return self.object(object, &query).await;
+                    return self.object(req, object, &query).await;
                 }
                 Err(ApiError::not_found("NotFound", "no such registry endpoint"))
             }
@@ -183,7 +184,7 @@ impl RegistryApi {
 
     /// `objects/{bucket}/{key}?before=&limit=`: a page of the key's versions, newest first,
     /// with their provenance; `next_before` names the next page when there is one.
-    async fn object(&self, path: &str, query: &Query) -> ApiResult {
+    async fn object(&self, req: &S3Request<Body>, path: &str, query: &Query) -> ApiResult {
         let decoded = percent_encoding::percent_decode_str(path)
             .decode_utf8()
             .map_err(|_| ApiError::bad("the object path is not UTF-8"))?;
@@ -202,11 +203,43 @@ impl RegistryApi {
         }
         let more = versions.len() > limit;
         versions.truncate(limit);
+        // The cursor is the page's, whatever of it the caller may see.
+        let next_before = versions.last().filter(|_| more).map(|last| last.version.sequence);
+        let versions = self.readable_versions(req, &bucket, &key, versions).await?;
         let mut document = records::provenance(&bucket, &key, &versions);
-        if more && let Some(last) = versions.last() {
-            document["next_before"] = json!(last.version.sequence);
+        if let Some(next_before) = next_before {
+            document["next_before"] = json!(next_before);
         }
         Ok(json_response(&document))
+    }
+
+    /// The versions of `versions` the signer of `req` may read: the current one as the call
+    /// was decided (`s3:GetObject`), every other as a read of that version
+    /// (`s3:GetObjectVersion`, with its own tags and ACL), as S3 decides a GET of it.
+    async fn readable_versions(
+        &self,
+        req: &S3Request<Body>,
+        bucket: &str,
+        key: &str,
+        versions: Vec<VersionProvenance>,
+    ) -> Result<Vec<VersionProvenance>, ApiError> {
+        let Some(access) = &self.access else { return Ok(versions) };
+        let access_key = req.credentials.as_ref().map(|c| c.access_key.as_str());
+        let keys = access.request_keys(req.extensions.get::<ClientAddr>().copied(), &req.headers, &req.uri);
+        let resource = format!("arn:aws:s3:::{bucket}/{key}");
+        let mut readable = Vec::with_capacity(versions.len());
+        for version in versions {
+            let id = version.version.version_id.as_str();
+            let allowed = version.version.is_latest
+                || access
+                    .authorize(access_key, "s3:GetObjectVersion", Some(bucket), &resource, &keys, Some(id))
+                    .await
+                    .is_ok();
+            if allowed {
+                readable.push(version);
+            }
+        }
+        Ok(readable)
     }
 
     /// `events/{sequence}`: one event.

@@ -7,30 +7,44 @@ use s3s::Body;
 use super::layout::{self, object_href, time};
 use super::{CONSOLE_PREFIX, Console, Refusal, Visit, html};
 
-/// `/_console/events/{sequence}`: one event, whole. An event about an object of a bucket that
-/// still stands is the object's to show (GetObject on it, decided with the tags of the version
-/// it names); any event is shown to whoever may read the log (`artifact-store:ReadEvents`).
+/// `/_console/events/{sequence}`: one event, whole. An event about an object version that
+/// still stands is the version's to show, decided as a read of it (GetObject, or
+/// GetObjectVersion for a version no longer current, with the tags of that version); any event
+/// is shown to whoever may read the log (`artifact-store:ReadEvents`).
 pub(super) async fn page(console: &Console, visit: &Visit, sequence: u64) -> Result<Response<Body>, Refusal> {
     let found = console
         .registry
         .read(move |reads| {
             let Some(event) = reads.event(sequence)? else { return Ok(None) };
-            // An event of a deleted bucket of the same name is not the current bucket's.
-            let born = match object_of(&event) {
-                Some((bucket, _)) => reads.bucket(bucket)?.map_or(u64::MAX, |b| b.created_seq),
-                None => 0,
+            let Some((bucket, key)) = object_of(&event).map(|(b, k)| (b.to_owned(), k.to_owned())) else {
+                return Ok(Some((event, None)));
             };
-            Ok(Some((event, born)))
+            // An event of a deleted bucket of the same name is not the current bucket's.
+            let born = reads.bucket(&bucket)?.map_or(u64::MAX, |b| b.created_seq);
+            if event.sequence < born {
+                return Ok(Some((event, None)));
+            }
+            // A version deleted since, or a `null` version replaced since, no longer has the
+            // tags and ACL that decided who could read what the event tells of it.
+            let standing = match version_named(&event) {
+                Some(id) => reads
+                    .version(&bucket, &key, &id)?
+                    .filter(|version| version.sequence <= event.sequence)
+                    .map(|version| Standing { version_id: Some(id), current: version.is_latest }),
+                None => Some(Standing { version_id: None, current: true }),
+            };
+            Ok(Some((event, standing)))
         })
         .await?;
     // Refused and missing answer alike: a refusal must not tell what the event is about.
     let not_found = || Refusal::NotFound(format!("The log has no event {sequence} for you."));
-    let Some((event, born)) = found else { return Err(not_found()) };
+    let Some((event, standing)) = found else { return Err(not_found()) };
     // Whoever may read the whole log may read any event of it.
-    let readable_as_object = match object_of(&event) {
-        Some((bucket, key)) if event.sequence >= born => {
+    let readable_as_object = match (object_of(&event), standing) {
+        (Some((bucket, key)), Some(standing)) => {
             let resource = format!("arn:aws:s3:::{bucket}/{key}");
-            console.may(visit, "s3:GetObject", Some(bucket), &resource, version_named(&event).as_deref()).await?
+            let action = if standing.current { "s3:GetObject" } else { "s3:GetObjectVersion" };
+            console.may(visit, action, Some(bucket), &resource, standing.version_id.as_deref()).await?
         }
         _ => false,
     };
@@ -70,6 +84,14 @@ pub(super) async fn page(console: &Console, visit: &Visit, sequence: u64) -> Res
         pre.mono.scroll { (pretty) }
     };
     Ok(html(StatusCode::OK, &layout::page(&format!("Event {sequence}"), Some(&visit.session), &body)))
+}
+
+/// The object version an event is about, as it stands now.
+struct Standing {
+    /// The version the event names, if it names one.
+    version_id: Option<String>,
+    /// Whether it is the key's current version.
+    current: bool,
 }
 
 /// The bucket and key an object event is about.

@@ -96,6 +96,15 @@ pub(super) async fn page(
             })
         })
         .await?;
+    // The other versions are listed as S3 would let the visitor read them: each as a GET of
+    // that version, with its own tags and ACL.
+    let mut listed = Vec::with_capacity(record.versions.len().min(VERSIONS_SHOWN));
+    for version in record.versions.iter().take(VERSIONS_SHOWN) {
+        let id = Some(version.version.version_id.as_str());
+        if version.version.is_latest || console.may(visit, "s3:GetObjectVersion", Some(bucket), &resource, id).await? {
+            listed.push(version.clone());
+        }
+    }
     let Some(shown) = &record.shown else {
         return Err(Refusal::NotFound(format!("There is no such version of {key} in {bucket}.")));
     };
@@ -130,7 +139,7 @@ pub(super) async fn page(
                 code { "/_registry/objects/" (bucket) "/" (key) } ") pages through all of them."
             }
         }
-        (versions(bucket, key, record.versions.get(..VERSIONS_SHOWN).unwrap_or(&record.versions), &shown.version.version_id))
+        (versions(bucket, key, &listed, &shown.version.version_id))
         h2 { "Reads" }
         (reads(&record.reads))
         h2 { "History" }
