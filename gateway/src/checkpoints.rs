@@ -227,39 +227,65 @@ pub fn newest(folders: &[PathBuf], trusted: &VerifyingKey) -> anyhow::Result<Opt
 
 /// Reads the signing key at `path`, generating it (mode 0600) if there is none.
 pub fn signing_key(path: &Path) -> anyhow::Result<SigningKey> {
-    match fs::read_to_string(path) {
-        Ok(text) => {
-            let mut seed = [0; 32];
-            hex::decode_to_slice(text.trim(), &mut seed)
-                .with_context(|| format!("{} does not hold a hex ed25519 seed", path.display()))?;
-            if fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o077 != 0) {
-                tracing::warn!(path = %path.display(), "checkpoint key is accessible to other users; chmod 600 it");
-            }
-            Ok(SigningKey::from_bytes(&seed))
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+    match read_key(path) {
+        Err(err) if err.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) => {
             let seed: [u8; 32] = rand::random();
-            write_key(path, &seed).with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("generated checkpoint key {}", path.display());
-            Ok(SigningKey::from_bytes(&seed))
+            match crate::private_file::create(path, format!("{}\n", hex::encode(seed)).as_bytes()) {
+                Ok(()) => {
+                    eprintln!("generated checkpoint key {}", path.display());
+                    Ok(SigningKey::from_bytes(&seed))
+                }
+                // Another gateway on the same data folder made it first: that one is the key.
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => read_key(path),
+                Err(err) => Err(err).with_context(|| format!("cannot write {}", path.display())),
+            }
         }
-        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+        read => read,
     }
 }
 
-/// Creates the key file, owner-only, failing rather than replacing one that appeared meanwhile.
-fn write_key(path: &Path, seed: &[u8; 32]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    writeln!(file, "{}", hex::encode(seed))?;
-    file.sync_all()?;
-    File::open(dir)?.sync_all()
+/// The key at `path`; a missing file is the `io::Error` itself, for [`signing_key`] to tell.
+fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let text = fs::read_to_string(path)?;
+    let mut seed = [0; 32];
+    hex::decode_to_slice(text.trim(), &mut seed)
+        .with_context(|| format!("{} does not hold a hex ed25519 seed", path.display()))?;
+    if fs::metadata(path).is_ok_and(|meta| meta.permissions().mode() & 0o077 != 0) {
+        tracing::warn!(path = %path.display(), "checkpoint key is accessible to other users; chmod 600 it");
+    }
+    Ok(SigningKey::from_bytes(&seed))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Gateways started together on one shared data folder each ask for the key the first
+    /// time: one makes it, and every one of them signs with that one.
+    #[test]
+    fn processes_asking_for_a_new_key_at_once_all_get_the_one_made() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("checkpoint.key");
+            let start = std::sync::Barrier::new(8);
+            let keys: Vec<_> = std::thread::scope(|scope| {
+                let askers: Vec<_> = (0..8)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            signing_key(&path).map(|key| key.to_bytes())
+                        })
+                    })
+                    .collect();
+                askers.into_iter().map(|asker| asker.join().unwrap()).collect()
+            });
+            let on_disk = signing_key(&path).unwrap().to_bytes();
+            for key in keys {
+                assert_eq!(key.expect("every asker gets a key"), on_disk, "every asker signs with the key on disk");
+            }
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
+        }
+    }
 
     #[test]
     fn a_checkpoint_verifies_only_unchanged_and_with_its_key() {

@@ -29,6 +29,7 @@
 //! - [`metrics`]: the Prometheus metrics every layer records.
 //! - [`error_body`]: the code and message of an error response, for the request's log line.
 //! - [`tls`]: rustls acceptor and the self-signed certificate.
+//! - [`private_file`]: key files created whole, owner-only, the first of two at once kept.
 //! - [`url_encode`]: keys and values percent-encoded as AWS writes them.
 //! - [`limits`]: idle connections and bodies, and uploads in progress, bounded.
 //! - [`layout`]: where the data directory keeps what.
@@ -64,6 +65,7 @@ pub mod metrics;
 pub mod outboard;
 pub mod package_check;
 pub mod post_form;
+pub mod private_file;
 pub mod rehash;
 pub mod request;
 pub mod s3;

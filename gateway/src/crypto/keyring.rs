@@ -9,8 +9,6 @@
 //! disk before it is refused.
 
 use std::collections::HashMap;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -22,6 +20,7 @@ use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 use zeroize::Zeroizing;
 
 use super::{DataKey, segments};
+use crate::private_file;
 
 /// Associated data of a wrapped data key: binds it to its purpose.
 const WRAP_AAD: &[u8] = b"artifact-store data key v1";
@@ -160,7 +159,7 @@ impl KeyRing {
         create_file(&staged, format!("{}\n", hex::encode(*new)).as_bytes())?;
         let failed = |source| KeyRingError::File { path: path.to_owned(), source };
         std::fs::rename(&staged, path).map_err(failed)?;
-        sync_dir(dir).map_err(failed)?;
+        private_file::sync_dir(dir).map_err(failed)?;
         Ok((old_id, master_id(&new)))
     }
 
@@ -500,30 +499,9 @@ fn create_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyRingError> {
     }
 }
 
-/// Writes a new file (mode 0600) whole or not at all: to a temporary file, linked into place,
-/// which fails when `path` exists.
+/// [`private_file::create`], its failure named by the path.
 fn create_file(path: &Path, bytes: &[u8]) -> Result<(), KeyRingError> {
-    let failed = |source| KeyRingError::File { path: path.to_owned(), source };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(failed)?;
-    }
-    let temp = path.with_extension(format!("new-{}-{:x}", std::process::id(), rand::random::<u32>()));
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::hard_link(&temp, path)
-    })();
-    let _ = std::fs::remove_file(&temp);
-    written.map_err(failed)?;
-    // The link is durable only once its folder is: a key lost to a power cut loses every
-    // object it wrapped.
-    sync_dir(path.parent().unwrap_or(Path::new("."))).map_err(failed)
-}
-
-/// Flushes a folder's entries (new links, renames) to disk.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
+    private_file::create(path, bytes).map_err(|source| KeyRingError::File { path: path.to_owned(), source })
 }
 
 #[cfg(test)]
