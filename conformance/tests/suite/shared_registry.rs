@@ -335,6 +335,73 @@ async fn a_gateway_killed_mid_load_loses_nothing_acknowledged_issue_19() {
     assert!(verified.status.success(), "verify: {}", String::from_utf8_lossy(&verified.stdout));
 }
 
+/// The sequences of the automatic checkpoints in the shared data folder, oldest first.
+fn checkpoints_made(data: &Path) -> Vec<u64> {
+    let mut made: Vec<u64> = std::fs::read_dir(data.join("checkpoints"))
+        .map(|entries| {
+            entries.filter_map(|entry| entry.ok()?.file_name().to_str()?.strip_suffix(".json")?.parse().ok()).collect()
+        })
+        .unwrap_or_default();
+    made.sort_unstable();
+    made
+}
+
+/// Waits up to 30 s for a checkpoint at or past `sequence`.
+async fn checkpoint_reaching(data: &Path, sequence: u64) -> Vec<u64> {
+    for _ in 0..300 {
+        let made = checkpoints_made(data);
+        if made.last().is_some_and(|&last| last >= sequence) {
+            return made;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no checkpoint reached event {sequence}: {:?}", checkpoints_made(data));
+}
+
+/// How many checkpoints a gateway's log says it signed.
+fn signed_by(server: &Server) -> usize {
+    server.log().lines().filter(|line| line.contains("checkpoint signed")).count()
+}
+
+/// Automatic checkpoints run once, not once per gateway: the gateway holding the lease signs
+/// them all, and when it dies another takes the lease and goes on from the newest checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn automatic_checkpoints_are_signed_by_one_gateway_at_a_time_issue_19() {
+    let Some(db) = Database::create() else { return };
+    let (_dir, data) = shared_folder();
+    let settings = [
+        ("ARTIFACT_STORE_REGISTRY_CHECKPOINT_EVERY_EVENTS", "10"),
+        ("ARTIFACT_STORE_REGISTRY_CHECKPOINT_INTERVAL_SECONDS", "0"),
+    ];
+    let mut servers = gateways_with(2, &db.url, &data, &settings).await;
+    let s3: Vec<_> = servers.iter().map(Server::s3).collect();
+    create_bucket(&s3[0], "signed").await;
+    for n in 0..30 {
+        put(&s3[n % 2], "signed", &format!("first/{n}"), b"x").await;
+    }
+    let head = servers[0].events().last().expect("events").sequence;
+    let made = checkpoint_reaching(&data, head - 9).await;
+    let signers: Vec<usize> = servers.iter().map(signed_by).collect();
+    assert!(signers.iter().filter(|&&signed| signed > 0).count() == 1, "one gateway signs: {signers:?}");
+    assert_eq!(signers.iter().sum::<usize>(), made.len(), "each checkpoint signed once: {made:?}");
+    assert!(made.windows(2).all(|pair| pair[1] >= pair[0] + 10), "ten events apart at least: {made:?}");
+
+    // The signer dies: its session, and with it the lease, ends; the other gateway signs.
+    let signer = signers.iter().position(|&signed| signed > 0).expect("a signer");
+    let survivor = 1 - signer;
+    servers[signer].kill();
+    for n in 0..30 {
+        put(&s3[survivor], "signed", &format!("second/{n}"), b"y").await;
+    }
+    let head = servers[survivor].events().last().expect("events").sequence;
+    checkpoint_reaching(&data, head - 9).await;
+    assert!(signed_by(&servers[survivor]) > 0, "the survivor took the lease: {}", servers[survivor].log());
+    let verified = servers[survivor].cli(&["verify"]);
+    let report = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.status.success(), "verify: {report}");
+    assert!(!report.contains("checkpoint: none"), "verify checked the log against a checkpoint: {report}");
+}
+
 /// A PostgreSQL server of the test's own (scripts/start-postgres.sh), which the test stops and
 /// starts again; stopped and deleted on drop.
 struct OwnPostgres {
