@@ -955,7 +955,7 @@ fn close_after(headers: &mut http::HeaderMap) {
     headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
 }
 
-/// The response as sent: stamped with the gateway's `x-amz-id-2`; no body for HEAD (hyper sends whatever body it is given over HTTP/2,
+/// The response as sent: stamped with the gateway's `x-amz-id-2`; 206 for a HEAD of a range; no body for HEAD (hyper sends whatever body it is given over HTTP/2,
 /// which clients take for a protocol error; `Content-Length` stays, as it describes the GET),
 /// and the request counted in progress until the body is done.
 fn finish(response: Response<Body>, head: bool, in_progress: RequestInProgress) -> Response<Body> {
@@ -964,6 +964,11 @@ fn finish(response: Response<Body>, head: bool, in_progress: RequestInProgress) 
         HeaderValue::from_str(crate::request::host_id()).expect("base64 is a valid header value")
     });
     parts.headers.insert("x-amz-id-2", HOST_ID.clone());
+    // s3s 0.14 answers HeadObject with 200 whatever status its handler set: a HEAD of a range
+    // or of a part is 206, as on AWS, as the GET it describes.
+    if head && parts.status == http::StatusCode::OK && parts.headers.contains_key(http::header::CONTENT_RANGE) {
+        parts.status = http::StatusCode::PARTIAL_CONTENT;
+    }
     let body = if head { Body::empty() } else { body };
     Response::from_parts(parts, Body::http_body(TrackedBody::new(body, in_progress)))
 }

@@ -634,6 +634,97 @@ async fn ranges_outside_the_object_are_not_satisfiable(server: &Server) {
     server.assert_no_new_events(before, "ranges outside the object");
 }
 
+/// Found by an attacker's pass: a range of an empty object (`bytes=-1`) and a part number
+/// naming an empty part were read as one byte, or as a span ending before it began: the read
+/// came up short and was recorded as a corrupt blob (500), and an empty part made the check
+/// of its subtree panic. Any reader could write false corruption alarms into the log.
+#[tokio::test]
+async fn empty_objects_and_parts_are_read_as_empty_never_as_corrupt() {
+    let server = Server::start(artifact_store_conformance::Transport::Http).await;
+    let s3 = server.s3();
+    with_bucket(&server).await;
+    s3.put_object().bucket(BUCKET).key("empty").body(ByteStream::from_static(b"")).send().await.expect("put");
+    let first = bytes(5 << 20, 31);
+    let upload = s3.create_multipart_upload().bucket(BUCKET).key("empty-last").send().await.expect("create");
+    let upload_id = upload.upload_id().expect("upload id");
+    let mut parts = Vec::new();
+    for (number, body) in [(1, first.clone()), (2, Vec::new())] {
+        let part = s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key("empty-last")
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .expect("upload part");
+        parts.push(CompletedPart::builder().part_number(number).e_tag(part.e_tag().expect("etag")).build());
+    }
+    s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("empty-last")
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+        .send()
+        .await
+        .expect("complete");
+
+    for range in ["bytes=-1", "bytes=0-", "bytes=0-0"] {
+        let got = s3.get_object().bucket(BUCKET).key("empty").range(range).send().await;
+        assert_eq!(failure(got), (416, "InvalidRange".into()), "GET {range} of an empty object");
+        let headed = s3.head_object().bucket(BUCKET).key("empty").range(range).send().await;
+        assert_eq!(failure(headed).0, 416, "HEAD {range} of an empty object");
+    }
+    let part =
+        s3.get_object().bucket(BUCKET).key("empty").part_number(1).send().await.expect("part 1 of an empty object");
+    assert_eq!(part.content_range(), None);
+    assert!(part.body.collect().await.expect("body").into_bytes().is_empty());
+
+    let part = s3.get_object().bucket(BUCKET).key("empty-last").part_number(2).send().await.expect("an empty part");
+    assert_eq!((part.content_range(), part.parts_count()), (None, Some(2)), "no span to name, two parts");
+    assert!(part.body.collect().await.expect("body").into_bytes().is_empty());
+    let headed = s3.head_object().bucket(BUCKET).key("empty-last").part_number(2).send().await.expect("HEAD it");
+    assert_eq!((headed.content_length(), headed.content_range()), (Some(0), None));
+    let part = s3.get_object().bucket(BUCKET).key("empty-last").part_number(1).send().await.expect("the first part");
+    assert_eq!(part.content_range(), Some(format!("bytes 0-{}/{}", first.len() - 1, first.len()).as_str()));
+    assert_eq!(part.body.collect().await.expect("body").into_bytes(), first);
+
+    let corrupt: Vec<_> = server.events().into_iter().filter(|e| e.event_type == "v1.blob.corrupt").collect();
+    assert!(corrupt.is_empty(), "reads of nothing were recorded as corruption: {corrupt:?}");
+}
+
+/// Found by an attacker's pass: s3s answered a HEAD of a range or of a part with 200 and a
+/// Content-Range; AWS answers 206, as for the GET it describes.
+#[tokio::test]
+async fn a_head_of_a_range_or_a_part_is_partial_content() {
+    let server = Server::start(artifact_store_conformance::Transport::Http).await;
+    with_bucket(&server).await;
+    server
+        .s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key("ten")
+        .body(ByteStream::from_static(b"0123456789"))
+        .send()
+        .await
+        .expect("put");
+    let head = |extra: Option<(&str, &str)>, query: &str| {
+        let mut request = server.request("HEAD", &format!("{}{query}", object_path("ten")));
+        if let Some((name, value)) = extra {
+            request = request.header(name, value);
+        }
+        request.sign(ROOT, SystemTime::now(), Payload::Signed)
+    };
+    let ranged = server.send(&head(Some(("range", "bytes=2-5")), "")).await;
+    assert_eq!((ranged.status, ranged.header("content-range")), (206, Some("bytes 2-5/10")));
+    assert_eq!(ranged.header("content-length"), Some("4"));
+    let whole = server.send(&head(None, "")).await;
+    assert_eq!((whole.status, whole.header("content-range")), (200, None));
+    let part = server.send(&head(None, "?partNumber=1")).await;
+    assert_eq!((part.status, part.header("content-range")), (200, None), "part 1 of a PUT is the object");
+}
+
 /// A multipart copy names the source's ETag (or dates) on every UploadPartCopy, so that its
 /// parts cannot come from two versions of a source overwritten midway (s3transfer does): a
 /// part whose condition fails is refused with 412 and not recorded, as AWS refuses it.

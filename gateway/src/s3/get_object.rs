@@ -92,18 +92,31 @@ pub(super) async fn plan(
     if range.is_some() && part_number.is_some() {
         return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter").into());
     }
+    // The bytes to send, first and last; `None` when there are none.
     let span = match (range, part_number) {
         (Some(range), None) => {
-            let r = range.check(size).map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
+            // No range of an empty object is satisfiable (s3s grants a suffix one, `bytes=-1`,
+            // as the empty range 0..0, which has no last byte).
+            let r = range
+                .check(size)
+                .ok()
+                .filter(|r| !r.is_empty())
+                .ok_or_else(|| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
             Some((r.start, r.end - 1))
         }
-        (None, Some(number)) => Some(part_span(&version.content.parts, number)?),
-        _ => None,
+        (None, Some(number)) => part_span(&version.content.parts, number)?,
+        _ => (size > 0).then(|| (0, size - 1)),
     };
-    let whole = span.is_none_or(|(first, last)| first == 0 && last + 1 == size);
-    let content_range =
-        span.filter(|_| range.is_some() || !whole).map(|(first, last)| format!("bytes {first}-{last}/{size}"));
-    let span = span.or_else(|| (size > 0).then(|| (0, size - 1)));
+    let whole = match span {
+        Some((first, last)) => first == 0 && last + 1 == size,
+        None => size == 0,
+    };
+    // A part of a multipart object is a ranged read even when it is the whole object (S3 answers
+    // 206); an empty part has no span to name, and is sent as an empty body.
+    let multipart_part = part_number.is_some() && parts_count(&version.content.etag, part_number).is_some();
+    let content_range = span
+        .filter(|_| range.is_some() || !whole || multipart_part)
+        .map(|(first, last)| format!("bytes {first}-{last}/{size}"));
     let expiration = super::lifecycle_config::expiration_header(&bucket, &version, gw.config.lifecycle.day_ms());
     Ok(ReadPlan { bucket, version, span, content_range, whole, expiration, inline })
 }
@@ -127,8 +140,8 @@ fn delete_marker_error(marker: &ObjectVersion, code: S3ErrorCode) -> super::Erro
 }
 
 /// The span of part `number`: the part itself for a multipart object, the whole object for
-/// part 1 of a single-part one.
-fn part_span(parts: &[BlobPart], number: i32) -> Result<(u64, u64)> {
+/// part 1 of a single-part one; `None` for an empty part (or part 1 of an empty object).
+fn part_span(parts: &[BlobPart], number: i32) -> Result<Option<(u64, u64)>> {
     let index = usize::try_from(number).ok().and_then(|n| n.checked_sub(1));
     let Some(index) = index.filter(|&i| i < parts.len().max(1)) else {
         let mut err = S3Error::with_message(
@@ -140,7 +153,7 @@ fn part_span(parts: &[BlobPart], number: i32) -> Result<(u64, u64)> {
     };
     let first: u64 = parts[..index].iter().map(|p| p.size).sum();
     let size = parts.get(index).map_or(0, |p| p.size);
-    Ok((first, (first + size).saturating_sub(1)))
+    Ok((size > 0).then(|| (first, first + size - 1)))
 }
 
 /// RFC 9110 precedence, as S3 applies it: If-Match beats If-Unmodified-Since (412), and
@@ -547,11 +560,13 @@ mod tests {
 
     #[test]
     fn part_numbers_select_byte_spans() {
-        let parts = [part(5), part(5), part(2)];
-        assert_eq!(part_span(&parts, 1).unwrap(), (0, 4));
-        assert_eq!(part_span(&parts, 3).unwrap(), (10, 11));
-        assert!(part_span(&parts, 4).is_err());
+        let parts = [part(5), part(5), part(2), part(0)];
+        assert_eq!(part_span(&parts, 1).unwrap(), Some((0, 4)));
+        assert_eq!(part_span(&parts, 3).unwrap(), Some((10, 11)));
+        assert_eq!(part_span(&parts, 4).unwrap(), None, "an empty part has no span");
+        assert!(part_span(&parts, 5).is_err());
         assert!(part_span(&parts, 0).is_err());
-        assert_eq!(part_span(&[part(7)], 1).unwrap(), (0, 6));
+        assert_eq!(part_span(&[part(7)], 1).unwrap(), Some((0, 6)));
+        assert_eq!(part_span(&[], 1).unwrap(), None, "part 1 of an empty object");
     }
 }
