@@ -32,6 +32,7 @@
 //! - [`private_file`]: key files created whole, owner-only, the first of two at once kept.
 //! - [`url_encode`]: keys and values percent-encoded as AWS writes them.
 //! - [`limits`]: idle connections and bodies, and uploads in progress, bounded.
+//! - [`chunk_limit`]: the chunks of an aws-chunked body, bounded before s3s gathers them.
 //! - [`layout`]: where the data directory keeps what.
 //! - [`served_backend`]: the backend a data folder was served with, for the commands run on it.
 //! - [`telemetry`]: tracing setup.
@@ -49,6 +50,7 @@ pub mod auth;
 pub mod backend;
 pub mod blake3_tree;
 pub mod checkpoints;
+pub mod chunk_limit;
 pub mod cli;
 pub mod client_addr;
 pub mod clock;

@@ -146,14 +146,14 @@ where
     }
 }
 
-/// Whether `err` or one of its sources is a [`BodyIdle`] (also inside an `io::Error`, whose
-/// `source` skips the error it wraps).
+/// Whether `err` or one of its sources is an `E` (such as [`BodyIdle`]), also inside an
+/// `io::Error`, whose `source` skips the error it wraps.
 #[must_use]
-pub fn is_body_idle(err: &(dyn std::error::Error + 'static)) -> bool {
+pub fn body_failed_with<E: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(err);
     while let Some(err) = next {
         let wrapped = err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref);
-        if err.is::<BodyIdle>() || wrapped.is_some_and(|inner| inner.is::<BodyIdle>()) {
+        if err.is::<E>() || wrapped.is_some_and(|inner| inner.is::<E>()) {
             return true;
         }
         next = wrapped.map_or_else(|| err.source(), |inner| Some(inner as &(dyn std::error::Error + 'static)));
@@ -259,9 +259,9 @@ mod tests {
         tx.try_send(Ok(Frame::data(Bytes::from_static(b"x")))).unwrap();
         assert!(body.frame().await.unwrap().is_ok());
         let err = body.frame().await.unwrap().unwrap_err();
-        assert!(is_body_idle(err.as_ref()));
-        assert!(is_body_idle(&std::io::Error::other(BodyIdle(Duration::from_millis(50)))));
-        assert!(!is_body_idle(&std::io::Error::other("reset")));
+        assert!(body_failed_with::<BodyIdle>(err.as_ref()));
+        assert!(body_failed_with::<BodyIdle>(&std::io::Error::other(BodyIdle(Duration::from_millis(50)))));
+        assert!(!body_failed_with::<BodyIdle>(&std::io::Error::other("reset")));
     }
 
     #[tokio::test]

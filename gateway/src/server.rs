@@ -40,6 +40,7 @@ use crate::auth::{MissingRootCredentials, Users};
 use crate::backend::BlobStore;
 use crate::backend::fs::FsBlobStore;
 use crate::backend::s3::{self, OpenError, S3BlobStore};
+use crate::chunk_limit::ChunkLimitBody;
 use crate::client_addr::{ClientAddr, TrustedProxies};
 use crate::config::{Backend, Config, UpstreamObjectLock};
 use crate::console::{self, Console};
@@ -926,7 +927,7 @@ impl hyper::service::Service<Request<Incoming>> for Router {
 
 impl Router {
     /// The request as s3s takes it: its body fails with `RequestTimeout` when it stops
-    /// arriving, and a document body (DeleteObjects, configurations) has its digests computed
+    /// arriving, an aws-chunked one at a chunk larger than s3s should gather, and a document body (DeleteObjects, configurations) has its digests computed
     /// as s3s reads it, for `s3_api::document::verify`. The flag turns true once the body was
     /// read to its end.
     fn s3_request(&self, req: Request<Incoming>) -> (Request<Body>, Arc<std::sync::atomic::AtomicBool>) {
@@ -940,6 +941,7 @@ impl Router {
                 parts.extensions.insert(digests.clone());
                 Body::http_body(DigestingBody::new(body, digests))
             }
+            None if crate::chunk_limit::is_aws_chunked(&parts.headers) => Body::http_body(ChunkLimitBody::new(body)),
             None => Body::http_body(body),
         };
         (Request::from_parts(parts, body), read)

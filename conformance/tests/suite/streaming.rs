@@ -279,3 +279,37 @@ async fn sdk_file_uploads_store_the_decoded_bytes(server: &Server) {
     let content = &events::version(of_type(&events, "v1.multipart.completed")[0])["content"];
     assert_eq!((&content["size"], &content["blake3"]), (&json!(part.len()), &json!(blake3_hex(&part))));
 }
+
+/// Found by an attacker's pass: s3s gathers each chunk whole before it checks its signature,
+/// and a chunk may declare 4 GiB, so one upload could make the server hold gigabytes. A chunk
+/// of up to 8 MiB is taken; one declared larger is refused as soon as its header is read.
+#[tokio::test]
+async fn chunks_over_8_mib_are_refused_at_their_header() {
+    const MAX_CHUNK: usize = 8 << 20;
+    let server = Server::start(artifact_store_conformance::Transport::Http).await;
+    let before = with_bucket(&server).await;
+    let data = bytes(MAX_CHUNK, 8);
+    let largest = SignedChunks::new(&[&data]);
+    assert_ok(&server.send(&streaming_put(&server, &object_path("largest"), &largest)).await, "an 8 MiB chunk");
+    assert_eq!(get(&server, "largest").await, data);
+    let after_largest = server.events().len();
+    assert_eq!(after_largest, before + 2, "its put and its read");
+
+    // Declared one byte over, or 512 MiB (of which the client sends 64 KiB and then waits).
+    for declared in [MAX_CHUNK + 1, 512 << 20] {
+        let sent = &data[..65_536];
+        let body = [format!("{declared:x}\r\n").as_bytes(), sent].concat();
+        let request = server
+            .request("PUT", &object_path("too-large"))
+            .header("content-encoding", "aws-chunked")
+            .header("x-amz-decoded-content-length", &declared.to_string())
+            .header("x-amz-trailer", "x-amz-checksum-crc32")
+            .body(body)
+            .sign(ROOT, SystemTime::now(), artifact_store_conformance::raw::Payload::StreamingUnsignedTrailer);
+        let response = server.send(&request).await;
+        assert_refused(&response, 400, "InvalidRequest", &format!("a chunk of {declared} bytes"));
+        assert!(response.text().contains("aws-chunked chunk is larger"), "{}", response.text());
+    }
+    server.assert_no_new_events(after_largest, "chunks over the bound");
+    server.assert_absent(BUCKET, "too-large").await;
+}

@@ -289,13 +289,21 @@ fn storage_full(err: &(dyn std::error::Error + 'static), what: &str) -> S3Error 
 /// A request body that failed while streaming. s3s reports a bad aws-chunked chunk
 /// signature as a body error; its error type is private, so it is recognised by its text.
 fn body_error(source: &(dyn std::error::Error + 'static)) -> S3Error {
-    if crate::limits::is_body_idle(source) {
+    if crate::limits::body_failed_with::<crate::limits::BodyIdle>(source) {
         return s3_error!(
             RequestTimeout,
             "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed."
         );
     }
     let chain = error_chain(source);
+    // s3s keeps the body's own error only as text (its `Underlying` variant has no source).
+    if chain.contains(crate::chunk_limit::ChunkTooLarge::MARK) {
+        return s3_error!(
+            InvalidRequest,
+            "An aws-chunked chunk is larger than the {} bytes this server accepts; send smaller chunks.",
+            crate::chunk_limit::MAX_CHUNK
+        );
+    }
     if chain.contains("Sha256Mismatch") {
         return unlisted(
             "XAmzContentSHA256Mismatch",
