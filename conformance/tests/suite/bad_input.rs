@@ -725,6 +725,53 @@ async fn a_head_of_a_range_or_a_part_is_partial_content() {
     assert_eq!((part.status, part.header("content-range")), (200, None), "part 1 of a PUT is the object");
 }
 
+/// Found by an attacker's pass: only user metadata was bounded, so a 1-byte PUT with a 300 KB
+/// `Content-Disposition` was stored, recorded in a 300 KB event and sent back with every read.
+/// A write's header section is bounded at 8 KiB, as AWS bounds it.
+#[tokio::test]
+async fn a_write_with_a_header_section_over_8_kib_is_refused() {
+    let server = Server::start(artifact_store_conformance::Transport::Http).await;
+    let before = with_bucket(&server).await;
+    let s3 = server.s3();
+    // What fits: 2 KiB of user metadata and 5 KiB of standard headers.
+    let fits = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("fits")
+        .metadata("note", "m".repeat(2000))
+        .content_disposition(format!("attachment; filename=\"{}\"", "d".repeat(3000)))
+        .cache_control("c".repeat(2000))
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert!(fits.is_ok(), "{fits:?}");
+    let stored = server.events().len();
+    assert_eq!(stored, before + 1);
+
+    let disposition = format!("attachment; filename=\"{}\"", "d".repeat(300_000));
+    let put = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("huge")
+        .content_disposition(&disposition)
+        .body(ByteStream::from_static(b"x"));
+    assert_eq!(failure(put.send().await), (400, "RequestHeaderSectionTooLarge".into()));
+    let copy = s3
+        .copy_object()
+        .bucket(BUCKET)
+        .key("huge-copy")
+        .copy_source(format!("{BUCKET}/fits"))
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .content_type("t".repeat(10_000));
+    assert_eq!(failure(copy.send().await), (400, "RequestHeaderSectionTooLarge".into()));
+    let create = s3.create_multipart_upload().bucket(BUCKET).key("huge-upload").cache_control("c".repeat(10_000));
+    assert_eq!(failure(create.send().await), (400, "RequestHeaderSectionTooLarge".into()));
+    server.assert_no_new_events(stored, "writes with oversized headers");
+    for key in ["huge", "huge-copy"] {
+        server.assert_absent(BUCKET, key).await;
+    }
+}
+
 /// A multipart copy names the source's ETag (or dates) on every UploadPartCopy, so that its
 /// parts cannot come from two versions of a source overwritten midway (s3transfer does): a
 /// part whose condition fails is refused with 412 and not recorded, as AWS refuses it.

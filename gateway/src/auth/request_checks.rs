@@ -82,6 +82,7 @@ impl RequestChecks {
     /// The [`Refusal`] to answer with.
     pub fn check(&self, method: &Method, uri: &Uri, headers: &HeaderMap, now: OffsetDateTime) -> Result<(), Refusal> {
         check_length_given(method, headers)?;
+        check_header_section(method, headers)?;
         match signing(method, uri, headers) {
             Signing::V2Header => check_v2_date(headers, now),
             Signing::V4Header(authorization) => {
@@ -141,6 +142,30 @@ fn check_length_given(method: &Method, headers: &HeaderMap) -> Result<(), Refusa
     Err(Refusal {
         code: S3ErrorCode::MissingContentLength,
         message: "You must provide the Content-Length HTTP header.".to_owned(),
+        details: Vec::new(),
+    })
+}
+
+/// The most a write's header section may hold, as on AWS ("the PUT request header is limited
+/// to 8 KB"): headers such as `Content-Disposition` are stored with the version, recorded in
+/// its event and sent back with every read, and only user metadata has a bound of its own.
+const MAX_HEADER_SECTION: usize = 8 * 1024;
+
+/// A PUT or a POST (CreateMultipartUpload stores its headers too; a form's fields are in its
+/// body) whose headers, each counted as its `name: value` line, exceed
+/// [`MAX_HEADER_SECTION`] is refused: 400 `RequestHeaderSectionTooLarge`.
+fn check_header_section(method: &Method, headers: &HeaderMap) -> Result<(), Refusal> {
+    let write = method == Method::PUT || (method == Method::POST && form_type(method, headers).is_none());
+    if !write {
+        return Ok(());
+    }
+    let size: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    if size <= MAX_HEADER_SECTION {
+        return Ok(());
+    }
+    Err(Refusal {
+        code: S3ErrorCode::RequestHeaderSectionTooLarge,
+        message: "Your request header section exceeds the maximum allowed size.".to_owned(),
         details: Vec::new(),
     })
 }
