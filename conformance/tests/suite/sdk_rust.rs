@@ -10,7 +10,7 @@ use artifact_store_conformance::events::Event;
 use artifact_store_conformance::events::{self, of_type, types};
 use artifact_store_conformance::sdk::{create_bucket, failure, get, put, unquote};
 use artifact_store_conformance::{
-    ACCESS_KEY, Server, blake3_hex, bytes, crc32_base64, md5_hex, over_http_and_https, sha256_base64,
+    ACCESS_KEY, Server, Transport, blake3_hex, bytes, crc32_base64, md5_hex, over_http_and_https, sha256_base64,
 };
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::{ByteStream, DateTime, DateTimeFormat};
@@ -915,4 +915,61 @@ async fn default_checksum_is_recorded(server: &Server) {
     let event = assert_single_put(server, bucket, "d", &data);
     assert_eq!(events::version(&event)["content"]["checksums"]["CRC32"], crc32_base64(&data));
     assert_eq!(get(&s3, bucket, "d").await, data);
+}
+
+/// Found by an attacker's pass: with a delimiter whose last UTF-8 byte is 0xBF (`¿`, `ÿ`), a
+/// listing walked its common prefix key by key and reported a page truncated after it, whose
+/// next page was empty. Each common prefix is now skipped whole, whatever the delimiter.
+#[tokio::test]
+async fn listings_roll_up_under_any_delimiter_and_truncate_only_before_more() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "delimiters").await;
+    for key in ["c¿1", "c¿2", "c¿3", "cz", "dÿ1", "dÿ2", "日本/1"] {
+        put(&s3, "delimiters", key, b"x").await;
+    }
+    let cases = [
+        // Keys compare as UTF-8 bytes: `cz` before `c¿`.
+        ("¿", "c", vec!["cz", "c¿"]),
+        ("ÿ", "d", vec!["dÿ"]),
+        ("本", "", vec!["cz", "c¿1", "c¿2", "c¿3", "dÿ1", "dÿ2", "日本"]),
+    ];
+    for (delimiter, prefix, expected) in cases {
+        let mut seen = Vec::new();
+        let mut token: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let page = s3
+                .list_objects_v2()
+                .bucket("delimiters")
+                .prefix(prefix)
+                .delimiter(delimiter)
+                .max_keys(1)
+                .set_continuation_token(token.clone())
+                .send()
+                .await
+                .expect("a page");
+            pages += 1;
+            let entries: Vec<String> = page
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .chain(page.common_prefixes().iter().filter_map(|p| p.prefix()))
+                .map(str::to_owned)
+                .collect();
+            assert_eq!(entries.len(), 1, "{delimiter}: page {pages} holds one entry, none empty: {entries:?}");
+            seen.extend(entries);
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            token = Some(page.next_continuation_token().expect("next token").to_owned());
+            assert!(pages < 20, "{delimiter}: paging does not end");
+        }
+        assert_eq!(seen, expected, "{delimiter}");
+        let versions = s3.list_object_versions().bucket("delimiters").prefix(prefix).delimiter(delimiter).send().await;
+        let versions = versions.expect("versions");
+        let rolled: Vec<&str> = versions.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+        let expected_prefixes: Vec<&str> = expected.iter().copied().filter(|e| e.ends_with(delimiter)).collect();
+        assert_eq!(rolled, expected_prefixes, "{delimiter}: versions roll up alike");
+    }
 }

@@ -276,14 +276,17 @@ enum Bound {
     AtLeast(String),
 }
 
-/// The smallest string greater than every string that starts with `prefix`, when it is
-/// valid UTF-8 (it is for ASCII delimiters; otherwise the caller steps key by key).
+/// The smallest string greater than every string that starts with `prefix`: its last
+/// character replaced by the next one (keys compare as bytes, and UTF-8 orders as code points,
+/// so no key lies between); `None` when every character is the last there is.
 fn successor(prefix: &str) -> Option<String> {
-    let mut bytes = prefix.as_bytes().to_vec();
-    while let Some(last) = bytes.pop() {
-        if last < 0xff {
-            bytes.push(last + 1);
-            return String::from_utf8(bytes).ok();
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value, past the surrogates, which no string holds.
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
         }
     }
     None
@@ -1115,6 +1118,26 @@ fn access_key_row(row: &Row<'_>) -> rusqlite::Result<AccessKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by an attacker's pass: a delimiter whose last UTF-8 byte is 0xBF (`¿`, `ÿ`, many
+    /// CJK characters) had no successor by bytes, so listings stepped key by key inside a
+    /// common prefix and reported a page truncated where nothing followed.
+    #[test]
+    fn every_prefix_but_the_last_string_has_a_successor() {
+        assert_eq!(successor("a/").as_deref(), Some("a0"));
+        assert_eq!(successor("c¿").as_deref(), Some("cÀ"));
+        assert_eq!(successor("xÿ").as_deref(), Some("xĀ"));
+        assert_eq!(successor("k\u{d7ff}").as_deref(), Some("k\u{e000}"), "past the surrogates");
+        assert_eq!(successor("k\u{10ffff}").as_deref(), Some("l"), "the last character carries");
+        assert_eq!(successor("\u{10ffff}"), None);
+        for prefix in ["c¿", "日本", "a\u{7f}", "é"] {
+            let next = successor(prefix).unwrap();
+            for longer in [prefix.to_owned(), format!("{prefix}\u{10ffff}"), format!("{prefix}zz")] {
+                assert!(longer.as_bytes() < next.as_bytes(), "{longer:?} sorts before {next:?}");
+            }
+            assert!(prefix.as_bytes() < next.as_bytes());
+        }
+    }
 
     /// A page of read records never sorts the records it filters: each filter the registry
     /// API takes (and every combination) is served in sequence order by an index, so a page
