@@ -3,8 +3,8 @@
 //!
 //! - [`ConnectionActivity`]: the requests in progress on one connection, so the server can
 //!   close a connection (HTTP/1 or HTTP/2) that has had none for `server.idle_timeout`.
-//! - [`IdleTimeoutBody`]: a request body that fails with [`BodyIdle`] when no byte arrives for
-//!   `server.body_idle_timeout` (400 `RequestTimeout`).
+//! - [`IdleTimeoutBody`]: a request body that fails with [`BodyIdle`] when less than 4 KiB
+//!   arrives within `server.body_idle_timeout` (400 `RequestTimeout`).
 //! - [`UploadSlots`]: at most `server.max_concurrent_uploads` bodies received at once (503
 //!   `SlowDown` past it; `/_ready` reports saturation).
 
@@ -102,18 +102,26 @@ impl<B: Body<Data = Bytes> + Unpin> Body for TrackedBody<B> {
 #[error("no request body bytes arrived for {0:?}")]
 pub struct BodyIdle(pub Duration);
 
-/// A request body that fails with [`BodyIdle`] when its next frame takes longer than
-/// `timeout`.
+/// The bytes a request body must bring within each `timeout` (or end): a client trickling a
+/// byte now and then would otherwise hold its upload slot, and with a few hundred such
+/// clients every slot, for as long as it likes.
+pub const MIN_PROGRESS: usize = 4096;
+
+/// A request body that fails with [`BodyIdle`] when it brings less than [`MIN_PROGRESS`]
+/// bytes, and does not end, within `timeout`.
 pub struct IdleTimeoutBody<B> {
     inner: B,
     timeout: Duration,
     deadline: Pin<Box<Sleep>>,
+    /// Bytes arrived since the deadline was last moved.
+    progress: usize,
 }
 
 impl<B> IdleTimeoutBody<B> {
-    /// Wraps `inner`; the first byte is due within `timeout` of now.
+    /// Wraps `inner`; the first [`MIN_PROGRESS`] bytes (or the end) are due within `timeout`
+    /// of now.
     pub fn new(inner: B, timeout: Duration) -> Self {
-        Self { inner, timeout, deadline: Box::pin(tokio::time::sleep(timeout)) }
+        Self { inner, timeout, deadline: Box::pin(tokio::time::sleep(timeout)), progress: 0 }
     }
 }
 
@@ -127,8 +135,16 @@ where
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
-            let next = Instant::now() + self.timeout;
-            self.deadline.as_mut().reset(next);
+            // A frame that is not data (trailers) ends the body.
+            self.progress += frame
+                .as_ref()
+                .and_then(|f| f.as_ref().ok())
+                .map_or(MIN_PROGRESS, |f| f.data_ref().map_or(MIN_PROGRESS, Bytes::len));
+            if self.progress >= MIN_PROGRESS {
+                self.progress = 0;
+                let next = Instant::now() + self.timeout;
+                self.deadline.as_mut().reset(next);
+            }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         match self.deadline.as_mut().poll(cx) {
@@ -262,6 +278,41 @@ mod tests {
         assert!(body_failed_with::<BodyIdle>(err.as_ref()));
         assert!(body_failed_with::<BodyIdle>(&std::io::Error::other(BodyIdle(Duration::from_millis(50)))));
         assert!(!body_failed_with::<BodyIdle>(&std::io::Error::other("reset")));
+    }
+
+    /// Found by an attacker's pass: a byte now and then kept a body alive for ever.
+    #[tokio::test]
+    async fn a_body_that_trickles_fails_as_idle_and_one_that_flows_does_not() {
+        // A sender of `piece` bytes every 10 ms, 50 times, then the end.
+        let sending = |piece: usize| {
+            let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    if futures::SinkExt::send(&mut tx, Ok(Frame::data(Bytes::from(vec![0; piece])))).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            IdleTimeoutBody::new(http_body_util::StreamBody::new(rx), Duration::from_millis(100))
+        };
+        let mut trickle = sending(1);
+        let failed = loop {
+            match trickle.frame().await {
+                Some(Ok(_)) => {}
+                Some(Err(err)) => break err,
+                None => panic!("a byte every 10 ms was read to its end"),
+            }
+        };
+        assert!(body_failed_with::<BodyIdle>(failed.as_ref()));
+
+        let mut flowing = sending(MIN_PROGRESS);
+        let mut frames = 0;
+        while let Some(frame) = flowing.frame().await {
+            assert!(frame.is_ok(), "4 KiB every 10 ms flows");
+            frames += 1;
+        }
+        assert_eq!(frames, 50);
     }
 
     #[tokio::test]

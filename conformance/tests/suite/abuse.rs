@@ -446,6 +446,38 @@ async fn a_body_that_stops_arriving_times_out_issue_16() {
     server.assert_absent("slow", "stalled").await;
 }
 
+/// Found by an attacker's pass: a body that brought a byte now and then, each before the idle
+/// timeout, was never timed out, and a few hundred such clients held every upload slot. A body
+/// must bring 4 KiB within each `server.body_idle_timeout`.
+#[tokio::test]
+async fn a_body_that_trickles_times_out_issue_16() {
+    let server = server_with(&[("ARTIFACT_STORE_SERVER_BODY_IDLE_TIMEOUT", "2")]).await;
+    server.s3().create_bucket().bucket("slow").send().await.expect("create bucket");
+    let before = server.events().len();
+    let upload = start_upload(&server, "trickled", 1 << 20, 1).await;
+    let (mut reading, mut writing) = upload.into_split();
+    // A byte every half second, four times as often as the idle timeout, for up to a minute.
+    let trickle = tokio::spawn(async move {
+        for _ in 0..120 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if writing.write_all(b"x").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), reading.read_to_end(&mut answer))
+        .await
+        .expect("an answer while the client still trickles")
+        .ok();
+    trickle.abort();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("<Code>RequestTimeout</Code>"), "{text}");
+    server.assert_no_new_events(before, "a trickled body");
+    server.assert_absent("slow", "trickled").await;
+}
+
 /// Past `server.max_concurrent_uploads`, uploads are refused with 503 SlowDown and `/_ready`
 /// says the server is saturated; both recover when the uploads end.
 #[tokio::test]
