@@ -190,3 +190,35 @@ async fn multipart_uploads_are_upstream_multipart_uploads() {
     assert_eq!(moto.keys(UPSTREAM_BUCKET, PREFIX).await.len(), keys.len() - 1, "the deleted object's blob is gone");
     assert!(get(&s3, "big").await.len() == 17 * MIB, "other objects stay readable");
 }
+
+/// Found by an attacker's pass: a part whose body fails after its last byte was read (the
+/// signature of an aws-chunked body's final chunk) was refused, but its bytes had already
+/// reached the upstream under the part's number and replaced the part uploaded before, which
+/// the registry still named: completing the upload then failed with 500. The upstream request
+/// now gets its last byte only once the client's body ended well.
+#[tokio::test]
+async fn a_part_refused_at_its_end_leaves_the_part_uploaded_before_in_place() {
+    use artifact_store_conformance::raw::{ROOT, SignedChunks, assert_refused, encode};
+    let moto = Moto::start().await;
+    moto.client().create_bucket().bucket(UPSTREAM_BUCKET).send().await.expect("upstream bucket");
+    let config = upstream_config(&format!("http://{}", moto.addr()));
+    let server = Server::start_with(Transport::Http, &[], config).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket(BUCKET).send().await.expect("create bucket");
+    let upload_id = create(&s3, "kept").await;
+    // Whole pieces of the hashing pipeline (256 KiB), so that the last is sent on as soon as it
+    // is read, before the body ends.
+    let good = bytes(512 * 1024, 4);
+    let uploaded = part(&s3, "kept", &upload_id, 1, &good).await;
+
+    let other = bytes(512 * 1024, 5);
+    let chunks: Vec<&[u8]> = other.chunks(65_536).collect();
+    let forged = SignedChunks::new(&chunks).forge_chunk_signature(chunks.len());
+    let target = format!("/{BUCKET}/kept?partNumber=1&uploadId={}", encode(&upload_id, false));
+    let refused =
+        server.send(&server.request("PUT", &target).sign_streaming(ROOT, std::time::SystemTime::now(), &forged)).await;
+    assert_refused(&refused, 403, "SignatureDoesNotMatch", "a part whose final chunk is forged");
+
+    complete(&s3, "kept", &upload_id, vec![uploaded]).await;
+    assert!(get(&s3, "kept").await == good, "the object holds the part uploaded before");
+}

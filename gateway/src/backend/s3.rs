@@ -198,7 +198,7 @@ impl S3BlobStore {
         rx: mpsc::Receiver<Chunk>,
         sent: oneshot::Receiver<()>,
     ) -> Result<Uploaded> {
-        let body = ByteStream::new(SdkBody::from_body_1_x(ChannelBody { rx, remaining: len }));
+        let body = ByteStream::new(SdkBody::from_body_1_x(ChannelBody::new(rx, len)));
         let length = i64::try_from(len).map_err(|_| BlobError::InvalidRange { start: 0, end: len, size: len })?;
         // The read timeout would run from the first byte of the body: no good for a large
         // one. The deadline below starts when the body has been handed over instead.
@@ -827,9 +827,26 @@ impl Stage for PartStage {
 /// A request body fed by the hashing pipeline: `Data` chunks, then `End`. A channel closed
 /// before `End` is an abandoned body, reported as an error so the request is aborted rather
 /// than sent short.
+///
+/// The body's last byte waits for `End`: the upstream has a whole object or part, and stores
+/// it, as soon as its last byte arrives, while the client's body can still fail after its last
+/// byte was read (the signature of an aws-chunked body's final chunk, `x-amz-content-sha256`
+/// checked at its end). A part refused then must not replace the part already uploaded under
+/// its number.
 struct ChannelBody {
     rx: mpsc::Receiver<Chunk>,
+    /// Bytes not yet handed to the request, the held one included.
     remaining: u64,
+    /// The last byte, until `End` releases it.
+    held: Option<Bytes>,
+    /// `End` came: the body is over once the held byte is handed on.
+    ended: bool,
+}
+
+impl ChannelBody {
+    fn new(rx: mpsc::Receiver<Chunk>, len: u64) -> Self {
+        Self { rx, remaining: len, held: None, ended: false }
+    }
 }
 
 impl http_body::Body for ChannelBody {
@@ -837,14 +854,35 @@ impl http_body::Body for ChannelBody {
     type Error = io::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        match self.rx.poll_recv(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Chunk::Data(bytes))) => {
-                self.remaining = self.remaining.saturating_sub(bytes.len() as u64);
-                Poll::Ready(Some(Ok(Frame::data(bytes))))
+        loop {
+            if self.ended {
+                return Poll::Ready(None);
             }
-            Poll::Ready(Some(Chunk::End)) => Poll::Ready(None),
-            Poll::Ready(None) => Poll::Ready(Some(Err(io::Error::other("request body abandoned")))),
+            match self.rx.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Chunk::Data(mut bytes))) => {
+                    let len = bytes.len() as u64;
+                    if len > 0 && len >= self.remaining {
+                        // The frame with the last byte: all but that byte now.
+                        self.held = Some(bytes.split_off(bytes.len() - 1));
+                        self.remaining = 1;
+                        if bytes.is_empty() {
+                            continue;
+                        }
+                    } else {
+                        self.remaining -= len;
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(bytes))));
+                }
+                Poll::Ready(Some(Chunk::End)) => {
+                    self.ended = true;
+                    if let Some(last) = self.held.take() {
+                        self.remaining = 0;
+                        return Poll::Ready(Some(Ok(Frame::data(last))));
+                    }
+                }
+                Poll::Ready(None) => return Poll::Ready(Some(Err(io::Error::other("request body abandoned")))),
+            }
         }
     }
 
