@@ -8,6 +8,8 @@
 //! of 64 KiB (Go, JavaScript, Rust), 128 KiB (Java) or 1 MiB (botocore).
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -46,7 +48,8 @@ enum Framing {
     Header { size: u64, digits_ended: bool, length: usize },
     /// In a chunk's data and the line end after it: the bytes left.
     Data { left: u64 },
-    /// Past the last (empty) chunk: trailers, which s3s bounds itself.
+    /// Past the last (empty) chunk: trailers, which s3s bounds itself; or a body that is not
+    /// aws-chunked.
     Done,
 }
 
@@ -54,13 +57,38 @@ enum Framing {
 pub struct ChunkLimitBody<B> {
     inner: B,
     framing: Framing,
+    /// Set when the body was failed for a chunk too large.
+    refused: Arc<AtomicBool>,
 }
 
 impl<B> ChunkLimitBody<B> {
-    /// Wraps `inner`, an aws-chunked body.
-    pub fn new(inner: B) -> Self {
-        Self { inner, framing: Framing::Header { size: 0, digits_ended: false, length: 0 } }
+    /// Wraps `inner`, whose framing is followed when it is `aws_chunked` ([`is_aws_chunked`]);
+    /// any other body passes as it is. The flag turns true if the body is failed for a chunk
+    /// too large.
+    pub fn new(inner: B, aws_chunked: bool) -> (Self, Arc<AtomicBool>) {
+        let framing =
+            if aws_chunked { Framing::Header { size: 0, digits_ended: false, length: 0 } } else { Framing::Done };
+        let refused = Arc::new(AtomicBool::new(false));
+        (Self { inner, framing, refused: Arc::clone(&refused) }, refused)
     }
+}
+
+/// The message of the refusal of a chunk too large (400 `InvalidRequest`).
+pub const MESSAGE: &str =
+    "An aws-chunked chunk is larger than the 8388608 bytes this server accepts; send smaller chunks.";
+
+/// The answer to a body failed for a chunk too large: 400 `InvalidRequest`.
+#[must_use]
+pub fn refusal(request_id: &str) -> http::Response<s3s::Body> {
+    let refusal = crate::auth::request_checks::Refusal {
+        code: s3s::S3ErrorCode::InvalidRequest,
+        message: MESSAGE.to_owned(),
+        details: Vec::new(),
+    };
+    let mut response = http::Response::new(s3s::Body::from(refusal.to_xml(request_id)));
+    *response.status_mut() = refusal.status();
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+    response
 }
 
 impl Framing {
@@ -127,6 +155,7 @@ where
         if let Some(data) = frame.data_ref()
             && let Err(err) = self.framing.scan(data)
         {
+            self.refused.store(true, Ordering::Release);
             return Poll::Ready(Some(Err(Box::new(err))));
         }
         Poll::Ready(Some(Ok(frame)))
@@ -167,5 +196,6 @@ mod tests {
         // After the last chunk, trailers are not chunk headers.
         assert!(scan_all(&[b"0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n"]).is_ok());
         assert!(scan_all(&[&vec![b';'; MAX_HEADER_LINE + 1]]).is_err(), "a header line without end");
+        assert!(MESSAGE.contains(&MAX_CHUNK.to_string()), "the refusal names the bound");
     }
 }

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -832,7 +833,7 @@ impl hyper::service::Service<Request<Incoming>> for Router {
 
         let s3 = self.s3.clone();
         let form_boundary = crate::post_form::boundary(req.method(), req.headers());
-        let (mut req, body_read) = self.s3_request(req);
+        let (mut req, body_read, chunk_refused) = self.s3_request(req);
         if admin {
             req.extensions_mut().insert(RegistryRequest);
         }
@@ -887,6 +888,16 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                 if is_form {
                     result = result.map(|response| crate::post_form::as_aws_policy_refusal(response, &request_id));
                 }
+                if let Ok(response) = &mut result
+                    && !response.status().is_success()
+                    && chunk_refused.load(std::sync::atomic::Ordering::Acquire)
+                {
+                    // The body was failed for a chunk too large, which is what went wrong, however
+                    // the operation reports it: s3s answers a document body that failed while it
+                    // read it (PutObjectTagging, DeleteObjects) with 500 InternalError, and a
+                    // document's digest check may find its trailer missing first.
+                    *response = crate::chunk_limit::refusal(&request_id);
+                }
                 if let Ok(response) = &mut result {
                     response.headers_mut().insert("x-amz-request-id", header);
                     // An object opened in a browser runs in a sandbox, an origin of its own:
@@ -927,24 +938,25 @@ impl hyper::service::Service<Request<Incoming>> for Router {
 
 impl Router {
     /// The request as s3s takes it: its body fails with `RequestTimeout` when it stops
-    /// arriving, an aws-chunked one at a chunk larger than s3s should gather, and a document body (DeleteObjects, configurations) has its digests computed
-    /// as s3s reads it, for `s3_api::document::verify`. The flag turns true once the body was
-    /// read to its end.
-    fn s3_request(&self, req: Request<Incoming>) -> (Request<Body>, Arc<std::sync::atomic::AtomicBool>) {
+    /// arriving, and at a chunk larger than s3s should gather when it is aws-chunked (whatever
+    /// the operation: a document too); a document body (DeleteObjects, configurations) has its
+    /// digests computed as s3s reads it, for `s3_api::document::verify`. The flag turns true
+    /// once the body was read to its end.
+    fn s3_request(&self, req: Request<Incoming>) -> (Request<Body>, Arc<AtomicBool>, Arc<AtomicBool>) {
         let document =
             is_document_request(req.method(), req.uri().query()).then(|| DocumentDigests::for_headers(req.headers()));
         let (mut parts, body) = req.into_parts();
         let (body, read) = EndTrackingBody::new(body);
         let body = IdleTimeoutBody::new(body, self.body_idle_timeout);
+        let (body, chunk_refused) = ChunkLimitBody::new(body, crate::chunk_limit::is_aws_chunked(&parts.headers));
         let body = match document {
             Some(digests) => {
                 parts.extensions.insert(digests.clone());
                 Body::http_body(DigestingBody::new(body, digests))
             }
-            None if crate::chunk_limit::is_aws_chunked(&parts.headers) => Body::http_body(ChunkLimitBody::new(body)),
             None => Body::http_body(body),
         };
-        (Request::from_parts(parts, body), read)
+        (Request::from_parts(parts, body), read, chunk_refused)
     }
 }
 

@@ -295,20 +295,27 @@ async fn chunks_over_8_mib_are_refused_at_their_header() {
     let after_largest = server.events().len();
     assert_eq!(after_largest, before + 2, "its put and its read");
 
-    // Declared one byte over, or 512 MiB (of which the client sends 64 KiB and then waits).
-    for declared in [MAX_CHUNK + 1, 512 << 20] {
+    // Declared one byte over, or 512 MiB (of which the client sends 64 KiB and then waits); to
+    // PutObject, and to calls whose body is a document (found by a review: they were not
+    // bounded), PutObjectTagging among them, which is authorized only once its body is read.
+    let targets = [
+        (MAX_CHUNK + 1, object_path("too-large")),
+        (512 << 20, object_path("too-large")),
+        (512 << 20, format!("{}?tagging", object_path("largest"))),
+    ];
+    for (declared, target) in targets {
         let sent = &data[..65_536];
         let body = [format!("{declared:x}\r\n").as_bytes(), sent].concat();
         let request = server
-            .request("PUT", &object_path("too-large"))
+            .request("PUT", &target)
             .header("content-encoding", "aws-chunked")
             .header("x-amz-decoded-content-length", &declared.to_string())
             .header("x-amz-trailer", "x-amz-checksum-crc32")
             .body(body)
             .sign(ROOT, SystemTime::now(), artifact_store_conformance::raw::Payload::StreamingUnsignedTrailer);
         let response = server.send(&request).await;
-        assert_refused(&response, 400, "InvalidRequest", &format!("a chunk of {declared} bytes"));
-        assert!(response.text().contains("aws-chunked chunk is larger"), "{}", response.text());
+        assert_refused(&response, 400, "InvalidRequest", &format!("a chunk of {declared} bytes to {target}"));
+        assert!(response.text().contains("aws-chunked chunk is larger"), "{target}: {}", response.text());
     }
     server.assert_no_new_events(after_largest, "chunks over the bound");
     server.assert_absent(BUCKET, "too-large").await;

@@ -298,11 +298,7 @@ fn body_error(source: &(dyn std::error::Error + 'static)) -> S3Error {
     let chain = error_chain(source);
     // s3s keeps the body's own error only as text (its `Underlying` variant has no source).
     if chain.contains(crate::chunk_limit::ChunkTooLarge::MARK) {
-        return s3_error!(
-            InvalidRequest,
-            "An aws-chunked chunk is larger than the {} bytes this server accepts; send smaller chunks.",
-            crate::chunk_limit::MAX_CHUNK
-        );
+        return S3Error::with_message(S3ErrorCode::InvalidRequest, crate::chunk_limit::MESSAGE);
     }
     if chain.contains("Sha256Mismatch") {
         return unlisted(
