@@ -595,6 +595,26 @@ async fn older_versions_and_their_events_are_shown_only_as_s3_would_serve_them_i
     let event_page = format!("/_console/events/{}", secret_put.sequence);
     assert_eq!(browser.get(&event_page).await.status, 404, "the tagged version's put");
 
+    // An upload started names no version, yet its payload holds the metadata and tags of the
+    // version to come: it is the log's alone (found by a review: it was decided by the current,
+    // untagged version).
+    s3.create_multipart_upload()
+        .bucket("vault")
+        .key("plan.txt")
+        .tagging("secret=yes")
+        .metadata("codename", "kestrel")
+        .send()
+        .await
+        .expect("start an upload");
+    let started = server
+        .events()
+        .into_iter()
+        .find(|e| e.subject_id == "vault/plan.txt" && e.event_type == "v1.multipart.created")
+        .expect("the upload's start");
+    let upload_page = browser.get(&format!("/_console/events/{}", started.sequence)).await;
+    assert_eq!(upload_page.status, 404, "{}", upload_page.text());
+    assert!(!upload_page.text().contains("kestrel"), "{}", upload_page.text());
+
     // Deleted, the version takes its tags with it: its events become the log's alone.
     s3.delete_object().bucket("vault").key("plan.txt").version_id(&secret_id).send().await.expect("delete it");
     let gone = browser.get(&event_page).await;

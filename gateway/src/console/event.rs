@@ -10,7 +10,8 @@ use super::{CONSOLE_PREFIX, Console, Refusal, Visit, html};
 /// `/_console/events/{sequence}`: one event, whole. An event about an object version that
 /// still stands is the version's to show, decided as a read of it (GetObject, or
 /// GetObjectVersion for a version no longer current, with the tags of that version); any event
-/// is shown to whoever may read the log (`artifact-store:ReadEvents`).
+/// (those that name no version included) is shown to whoever may read the log
+/// (`artifact-store:ReadEvents`).
 pub(super) async fn page(console: &Console, visit: &Visit, sequence: u64) -> Result<Response<Body>, Refusal> {
     let found = console
         .registry
@@ -25,13 +26,15 @@ pub(super) async fn page(console: &Console, visit: &Visit, sequence: u64) -> Res
                 return Ok(Some((event, None)));
             }
             // A version deleted since, or a `null` version replaced since, no longer has the
-            // tags and ACL that decided who could read what the event tells of it.
+            // tags and ACL that decided who could read what the event tells of it; an event
+            // that names no version (an upload's start and parts, whose payload carries the
+            // metadata and tags of a version to come) has none to be decided by.
             let standing = match version_named(&event) {
                 Some(id) => reads
                     .version(&bucket, &key, &id)?
                     .filter(|version| version.sequence <= event.sequence)
-                    .map(|version| Standing { version_id: Some(id), current: version.is_latest }),
-                None => Some(Standing { version_id: None, current: true }),
+                    .map(|version| Standing { version_id: id, current: version.is_latest }),
+                None => None,
             };
             Ok(Some((event, standing)))
         })
@@ -44,7 +47,7 @@ pub(super) async fn page(console: &Console, visit: &Visit, sequence: u64) -> Res
         (Some((bucket, key)), Some(standing)) => {
             let resource = format!("arn:aws:s3:::{bucket}/{key}");
             let action = if standing.current { "s3:GetObject" } else { "s3:GetObjectVersion" };
-            console.may(visit, action, Some(bucket), &resource, standing.version_id.as_deref()).await?
+            console.may(visit, action, Some(bucket), &resource, Some(&standing.version_id)).await?
         }
         _ => false,
     };
@@ -88,8 +91,8 @@ pub(super) async fn page(console: &Console, visit: &Visit, sequence: u64) -> Res
 
 /// The object version an event is about, as it stands now.
 struct Standing {
-    /// The version the event names, if it names one.
-    version_id: Option<String>,
+    /// The version the event names.
+    version_id: String,
     /// Whether it is the key's current version.
     current: bool,
 }
