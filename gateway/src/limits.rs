@@ -112,16 +112,19 @@ pub const MIN_PROGRESS: usize = 4096;
 pub struct IdleTimeoutBody<B> {
     inner: B,
     timeout: Duration,
-    deadline: Pin<Box<Sleep>>,
+    /// Set when the body is first read: the client may be waiting for `100 Continue`, which
+    /// hyper sends only then, and the work before (authentication, a registry read) is not
+    /// the client's delay.
+    deadline: Option<Pin<Box<Sleep>>>,
     /// Bytes arrived since the deadline was last moved.
     progress: usize,
 }
 
 impl<B> IdleTimeoutBody<B> {
     /// Wraps `inner`; the first [`MIN_PROGRESS`] bytes (or the end) are due within `timeout`
-    /// of now.
+    /// of the first read.
     pub fn new(inner: B, timeout: Duration) -> Self {
-        Self { inner, timeout, deadline: Box::pin(tokio::time::sleep(timeout)), progress: 0 }
+        Self { inner, timeout, deadline: None, progress: 0 }
     }
 }
 
@@ -134,6 +137,7 @@ where
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let timeout = self.timeout;
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             // A frame that is not data (trailers) ends the body.
             self.progress += frame
@@ -142,13 +146,16 @@ where
                 .map_or(MIN_PROGRESS, |f| f.data_ref().map_or(MIN_PROGRESS, Bytes::len));
             if self.progress >= MIN_PROGRESS {
                 self.progress = 0;
-                let next = Instant::now() + self.timeout;
-                self.deadline.as_mut().reset(next);
+                match &mut self.deadline {
+                    Some(deadline) => deadline.as_mut().reset(Instant::now() + timeout),
+                    None => self.deadline = Some(Box::pin(tokio::time::sleep(timeout))),
+                }
             }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyIdle(self.timeout))))),
+        let deadline = self.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyIdle(timeout))))),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -278,6 +285,21 @@ mod tests {
         assert!(body_failed_with::<BodyIdle>(err.as_ref()));
         assert!(body_failed_with::<BodyIdle>(&std::io::Error::other(BodyIdle(Duration::from_millis(50)))));
         assert!(!body_failed_with::<BodyIdle>(&std::io::Error::other("reset")));
+    }
+
+    /// Found by a review: the deadline ran from when the body was wrapped, before the request
+    /// was authenticated and its handler reached the body; a client waiting for `100 Continue`
+    /// behind slow work (a registry on a busy PostgreSQL) timed out before it could send.
+    #[tokio::test]
+    async fn the_first_bytes_are_due_from_the_first_read() {
+        let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
+        let mut body = IdleTimeoutBody::new(http_body_util::StreamBody::new(rx), Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // First read: nothing has come yet (the client waits for `100 Continue`).
+        let waiting = tokio::time::timeout(Duration::from_millis(10), body.frame()).await;
+        assert!(waiting.is_err(), "the first read waits for the client: {:?}", waiting.map(|f| f.map(|f| f.is_ok())));
+        tx.try_send(Ok(Frame::data(Bytes::from(vec![0; MIN_PROGRESS])))).unwrap();
+        assert!(body.frame().await.unwrap().is_ok(), "the bytes sent after it are taken");
     }
 
     /// Found by an attacker's pass: a byte now and then kept a body alive for ever.
