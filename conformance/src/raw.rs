@@ -142,6 +142,12 @@ impl RawRequest {
         self
     }
 
+    /// The body's length, as sent.
+    #[must_use]
+    pub fn body_len(&self) -> usize {
+        self.body.len()
+    }
+
     /// Signs the request in its headers (SigV4, as S3 wants it) as of `time`.
     ///
     /// # Panics

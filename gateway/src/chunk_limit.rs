@@ -2,10 +2,15 @@
 //!
 //! s3s 0.14 reads each chunk whole before it checks the chunk's signature and hands its bytes
 //! on, and a chunk may declare up to 4 GiB: one upload could make the server hold gigabytes
-//! however its bytes then stream. [`ChunkLimitBody`] reads the framing as the bytes pass
-//! through, unchanged, and fails the body with [`ChunkTooLarge`] (400 `InvalidRequest`) as soon
-//! as a chunk declares more than [`MAX_CHUNK`], before s3s gathers any of it. SDKs send chunks
-//! of 64 KiB (Go, JavaScript, Rust), 128 KiB (Java) or 1 MiB (botocore).
+//! however its bytes then stream. [`ChunkLimitBody`] reads the framing as the bytes pass:
+//!
+//! - A signed body (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]`) passes unchanged, and fails
+//!   with [`ChunkTooLarge`] (400 `InvalidRequest`) as soon as a chunk declares more than
+//!   [`MAX_CHUNK`], before s3s gathers any of it: a chunk's signature covers it whole. The SDKs
+//!   that sign chunks send 64 KiB (Go) or 128 KiB (Java).
+//! - An unsigned one (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`) has its larger chunks cut into
+//!   chunks of at most [`RECHUNK`] on the way: nothing covers a chunk's bounds there, and the JS
+//!   SDK sends each `data` event of a stream as one chunk, however large.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,13 +23,33 @@ use http_body::{Body, Frame, SizeHint};
 /// The largest chunk accepted.
 pub const MAX_CHUNK: u64 = 8 << 20;
 
+/// The chunks an unsigned body's larger chunks are cut into.
+pub const RECHUNK: u64 = 1 << 20;
+
 /// The longest chunk header line (`<hex size>;chunk-signature=<64 hex>` is under 100 bytes).
 const MAX_HEADER_LINE: usize = 4096;
 
-/// Whether a request's body is aws-chunked, as s3s decides it: by `x-amz-content-sha256`.
-#[must_use]
-pub fn is_aws_chunked(headers: &http::HeaderMap) -> bool {
-    headers.get("x-amz-content-sha256").is_some_and(|value| value.as_bytes().starts_with(b"STREAMING-"))
+/// How a request's body is framed, as s3s decides it: by `x-amz-content-sha256`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunking {
+    /// Not aws-chunked.
+    None,
+    /// aws-chunked, each chunk signed.
+    Signed,
+    /// aws-chunked without chunk signatures.
+    Unsigned,
+}
+
+impl Chunking {
+    /// The framing `headers` announce.
+    #[must_use]
+    pub fn of(headers: &http::HeaderMap) -> Self {
+        match headers.get("x-amz-content-sha256").map(http::HeaderValue::as_bytes) {
+            Some(b"STREAMING-UNSIGNED-PAYLOAD-TRAILER") => Self::Unsigned,
+            Some(value) if value.starts_with(b"STREAMING-") => Self::Signed,
+            _ => Self::None,
+        }
+    }
 }
 
 /// A chunk declared larger than [`MAX_CHUNK`], or a chunk header that never ends.
@@ -40,7 +65,7 @@ impl ChunkTooLarge {
     pub const MARK: &str = "an aws-chunked chunk declares";
 }
 
-/// Where the scan of the framing is.
+/// Where the scan of a signed body's framing is.
 #[derive(Debug, Clone, Copy)]
 enum Framing {
     /// In a chunk's header line: the size read so far, whether its hex digits ended, the
@@ -48,28 +73,55 @@ enum Framing {
     Header { size: u64, digits_ended: bool, length: usize },
     /// In a chunk's data and the line end after it: the bytes left.
     Data { left: u64 },
-    /// Past the last (empty) chunk: trailers, which s3s bounds itself; or a body that is not
-    /// aws-chunked.
+    /// Past the last (empty) chunk: trailers, which s3s bounds itself.
     Done,
 }
 
-/// A request body whose aws-chunked chunks may not be larger than [`MAX_CHUNK`].
+/// Where the cutting of an unsigned body's chunks is.
+#[derive(Debug)]
+enum Rechunker {
+    /// In a chunk's header line, gathered until its end.
+    Header(Vec<u8>),
+    /// In a chunk's data: the bytes of it left, and of the piece being sent.
+    Data { left: u64, piece_left: u64 },
+    /// In the `\r\n` after a chunk's data: the bytes of it left.
+    DataEnd(u64),
+    /// Past the last (empty) chunk, or past a line s3s will refuse: passed as it is.
+    Done,
+}
+
+/// What the body does with its frames.
+#[derive(Debug)]
+enum Mode {
+    /// Not aws-chunked: nothing.
+    Pass,
+    /// Signed: follows the framing, bounds the chunks.
+    Bound(Framing),
+    /// Unsigned: cuts the larger chunks.
+    Cut(Rechunker),
+}
+
+/// A request body whose aws-chunked chunks s3s may gather are bounded: a signed body's may not
+/// be larger than [`MAX_CHUNK`], an unsigned body's are cut to [`RECHUNK`].
 pub struct ChunkLimitBody<B> {
     inner: B,
-    framing: Framing,
+    mode: Mode,
     /// Set when the body was failed for a chunk too large.
     refused: Arc<AtomicBool>,
 }
 
 impl<B> ChunkLimitBody<B> {
-    /// Wraps `inner`, whose framing is followed when it is `aws_chunked` ([`is_aws_chunked`]);
-    /// any other body passes as it is. The flag turns true if the body is failed for a chunk
-    /// too large.
-    pub fn new(inner: B, aws_chunked: bool) -> (Self, Arc<AtomicBool>) {
-        let framing =
-            if aws_chunked { Framing::Header { size: 0, digits_ended: false, length: 0 } } else { Framing::Done };
+    /// Wraps `inner`, framed as `chunking` says ([`Chunking::of`] the request's headers); a
+    /// body that is not aws-chunked passes as it is. The flag turns true if the body is failed
+    /// for a chunk too large.
+    pub fn new(inner: B, chunking: Chunking) -> (Self, Arc<AtomicBool>) {
+        let mode = match chunking {
+            Chunking::None => Mode::Pass,
+            Chunking::Signed => Mode::Bound(Framing::Header { size: 0, digits_ended: false, length: 0 }),
+            Chunking::Unsigned => Mode::Cut(Rechunker::Header(Vec::new())),
+        };
         let refused = Arc::new(AtomicBool::new(false));
-        (Self { inner, framing, refused: Arc::clone(&refused) }, refused)
+        (Self { inner, mode, refused: Arc::clone(&refused) }, refused)
     }
 }
 
@@ -137,6 +189,81 @@ impl Framing {
     }
 }
 
+impl Rechunker {
+    /// Writes `bytes` to `out` with every chunk over [`RECHUNK`] cut into chunks of at most
+    /// that size (the data unchanged, the trailers after the last chunk as they are).
+    fn cut(&mut self, mut bytes: &[u8], out: &mut Vec<u8>) -> Result<(), ChunkTooLarge> {
+        while !bytes.is_empty() {
+            match self {
+                Self::Done => {
+                    out.extend_from_slice(bytes);
+                    return Ok(());
+                }
+                Self::Header(line) => {
+                    let end = bytes.iter().position(|&b| b == b'\n');
+                    let taken = end.map_or(bytes.len(), |at| at + 1);
+                    line.extend_from_slice(&bytes[..taken]);
+                    bytes = &bytes[taken..];
+                    if line.len() > MAX_HEADER_LINE {
+                        return Err(ChunkTooLarge { declared: u64::MAX });
+                    }
+                    if end.is_none() {
+                        continue;
+                    }
+                    let line = std::mem::take(line);
+                    match chunk_size(&line) {
+                        Some(size) if size > 0 => {
+                            let piece = size.min(RECHUNK);
+                            out.extend_from_slice(format!("{piece:x}\r\n").as_bytes());
+                            *self = Self::Data { left: size, piece_left: piece };
+                        }
+                        // The last chunk, then the trailers; or a line s3s will refuse.
+                        _ => {
+                            out.extend_from_slice(&line);
+                            *self = Self::Done;
+                        }
+                    }
+                }
+                Self::Data { left, piece_left } => {
+                    let taken = usize::try_from(*piece_left).unwrap_or(usize::MAX).min(bytes.len());
+                    out.extend_from_slice(&bytes[..taken]);
+                    bytes = &bytes[taken..];
+                    *left -= taken as u64;
+                    *piece_left -= taken as u64;
+                    if *left == 0 {
+                        *self = Self::DataEnd(2);
+                    } else if *piece_left == 0 {
+                        let piece = (*left).min(RECHUNK);
+                        out.extend_from_slice(format!("\r\n{piece:x}\r\n").as_bytes());
+                        *piece_left = piece;
+                    }
+                }
+                Self::DataEnd(left) => {
+                    let taken = usize::try_from(*left).unwrap_or(usize::MAX).min(bytes.len());
+                    out.extend_from_slice(&bytes[..taken]);
+                    bytes = &bytes[taken..];
+                    *left -= taken as u64;
+                    if *left == 0 {
+                        *self = Self::Header(Vec::new());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The size a chunk header line (`<hex size>[;extensions]\r\n`) declares, if it reads as one.
+fn chunk_size(line: &[u8]) -> Option<u64> {
+    let line = line.strip_suffix(b"\n")?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let digits = line.split(|&b| b == b';').next()?;
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+}
+
 impl<B> Body for ChunkLimitBody<B>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -152,13 +279,22 @@ where
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => return Poll::Pending,
         };
-        if let Some(data) = frame.data_ref()
-            && let Err(err) = self.framing.scan(data)
-        {
-            self.refused.store(true, Ordering::Release);
-            return Poll::Ready(Some(Err(Box::new(err))));
+        let Some(data) = frame.data_ref() else { return Poll::Ready(Some(Ok(frame))) };
+        let checked = match &mut self.mode {
+            Mode::Pass => return Poll::Ready(Some(Ok(frame))),
+            Mode::Bound(framing) => framing.scan(data).map(|()| frame),
+            Mode::Cut(rechunker) => {
+                let mut out = Vec::with_capacity(data.len() + 64);
+                rechunker.cut(data, &mut out).map(|()| Frame::data(Bytes::from(out)))
+            }
+        };
+        match checked {
+            Ok(frame) => Poll::Ready(Some(Ok(frame))),
+            Err(err) => {
+                self.refused.store(true, Ordering::Release);
+                Poll::Ready(Some(Err(Box::new(err))))
+            }
         }
-        Poll::Ready(Some(Ok(frame)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -166,7 +302,11 @@ where
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.mode {
+            // The cut chunks' headers add bytes.
+            Mode::Cut(_) => SizeHint::default(),
+            _ => self.inner.size_hint(),
+        }
     }
 }
 
@@ -197,5 +337,47 @@ mod tests {
         assert!(scan_all(&[b"0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n"]).is_ok());
         assert!(scan_all(&[&vec![b';'; MAX_HEADER_LINE + 1]]).is_err(), "a header line without end");
         assert!(MESSAGE.contains(&MAX_CHUNK.to_string()), "the refusal names the bound");
+    }
+
+    /// The chunks' data and sizes, and what follows the last chunk, of an unsigned body.
+    fn decoded(mut body: &[u8]) -> (Vec<u8>, Vec<u64>, Vec<u8>) {
+        let (mut data, mut sizes) = (Vec::new(), Vec::new());
+        loop {
+            let end = body.iter().position(|&b| b == b'\n').expect("a header line") + 1;
+            let size = chunk_size(&body[..end]).expect("a chunk size");
+            body = &body[end..];
+            if size == 0 {
+                return (data, sizes, body.to_vec());
+            }
+            sizes.push(size);
+            let size = usize::try_from(size).unwrap();
+            data.extend_from_slice(&body[..size]);
+            assert_eq!(&body[size..size + 2], b"\r\n");
+            body = &body[size + 2..];
+        }
+    }
+
+    #[test]
+    fn an_unsigned_bodys_large_chunks_are_cut_and_its_bytes_kept() {
+        let big: Vec<u8> = (0..3 * RECHUNK as usize + 5).map(|i| (i * 31 % 251) as u8).collect();
+        let small = b"tail".to_vec();
+        let trailer = b"x-amz-checksum-crc32:AAAAAA==\r\n\r\n";
+        let body =
+            [format!("{:x}\r\n", big.len()).as_bytes(), &big, b"\r\n4\r\n", &small, b"\r\n0\r\n", trailer].concat();
+        for split in [1, 7, 4096, 65_536, 1 << 20, body.len()] {
+            let mut rechunker = Rechunker::Header(Vec::new());
+            let mut out = Vec::new();
+            for piece in body.chunks(split) {
+                rechunker.cut(piece, &mut out).unwrap();
+            }
+            let (data, sizes, rest) = decoded(&out);
+            assert!(data == [big.as_slice(), &small].concat(), "split {split}: the data is kept");
+            assert_eq!(sizes, [RECHUNK, RECHUNK, RECHUNK, 5, 4], "split {split}");
+            assert_eq!(rest, trailer, "split {split}: the trailers follow as they were");
+        }
+        // A line that does not read as a chunk header is passed on for s3s to refuse.
+        let mut out = Vec::new();
+        Rechunker::Header(Vec::new()).cut(b"zz\r\nmore", &mut out).unwrap();
+        assert_eq!(out, b"zz\r\nmore");
     }
 }

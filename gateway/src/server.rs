@@ -41,7 +41,7 @@ use crate::auth::{MissingRootCredentials, Users};
 use crate::backend::BlobStore;
 use crate::backend::fs::FsBlobStore;
 use crate::backend::s3::{self, OpenError, S3BlobStore};
-use crate::chunk_limit::ChunkLimitBody;
+use crate::chunk_limit::{ChunkLimitBody, Chunking};
 use crate::client_addr::{ClientAddr, TrustedProxies};
 use crate::config::{Backend, Config, UpstreamObjectLock};
 use crate::console::{self, Console};
@@ -948,7 +948,7 @@ impl Router {
         let (mut parts, body) = req.into_parts();
         let (body, read) = EndTrackingBody::new(body);
         let body = IdleTimeoutBody::new(body, self.body_idle_timeout);
-        let (body, chunk_refused) = ChunkLimitBody::new(body, crate::chunk_limit::is_aws_chunked(&parts.headers));
+        let (body, chunk_refused) = ChunkLimitBody::new(body, Chunking::of(&parts.headers));
         let body = match document {
             Some(digests) => {
                 parts.extensions.insert(digests.clone());

@@ -281,10 +281,10 @@ async fn sdk_file_uploads_store_the_decoded_bytes(server: &Server) {
 }
 
 /// Found by an attacker's pass: s3s gathers each chunk whole before it checks its signature,
-/// and a chunk may declare 4 GiB, so one upload could make the server hold gigabytes. A chunk
-/// of up to 8 MiB is taken; one declared larger is refused as soon as its header is read.
+/// and a chunk may declare 4 GiB, so one upload could make the server hold gigabytes. A signed
+/// chunk of up to 8 MiB is taken; one declared larger is refused as soon as its header is read.
 #[tokio::test]
-async fn chunks_over_8_mib_are_refused_at_their_header() {
+async fn signed_chunks_over_8_mib_are_refused_at_their_header() {
     const MAX_CHUNK: usize = 8 << 20;
     let server = Server::start(artifact_store_conformance::Transport::Http).await;
     let before = with_bucket(&server).await;
@@ -295,7 +295,7 @@ async fn chunks_over_8_mib_are_refused_at_their_header() {
     let after_largest = server.events().len();
     assert_eq!(after_largest, before + 2, "its put and its read");
 
-    // Declared one byte over, or 512 MiB (of which the client sends 64 KiB and then waits); to
+    // A request signed for a 64 KiB chunk whose body declares one byte over, or 512 MiB; to
     // PutObject, and to calls whose body is a document (found by a review: they were not
     // bounded), PutObjectTagging among them, which is authorized only once its body is read.
     let targets = [
@@ -304,19 +304,32 @@ async fn chunks_over_8_mib_are_refused_at_their_header() {
         (512 << 20, format!("{}?tagging", object_path("largest"))),
     ];
     for (declared, target) in targets {
-        let sent = &data[..65_536];
-        let body = [format!("{declared:x}\r\n").as_bytes(), sent].concat();
-        let request = server
-            .request("PUT", &target)
-            .header("content-encoding", "aws-chunked")
-            .header("x-amz-decoded-content-length", &declared.to_string())
-            .header("x-amz-trailer", "x-amz-checksum-crc32")
-            .body(body)
-            .sign(ROOT, SystemTime::now(), artifact_store_conformance::raw::Payload::StreamingUnsignedTrailer);
-        let response = server.send(&request).await;
+        let signed = streaming_put(&server, &target, &SignedChunks::new(&[&data[..65_536]]));
+        let header = format!("{declared:x};chunk-signature={}\r\n", "0".repeat(64));
+        let body = [header.as_bytes(), &data[..signed.body_len() - header.len()]].concat();
+        let response = server.send(&signed.body(body)).await;
         assert_refused(&response, 400, "InvalidRequest", &format!("a chunk of {declared} bytes to {target}"));
         assert!(response.text().contains("aws-chunked chunk is larger"), "{target}: {}", response.text());
     }
     server.assert_no_new_events(after_largest, "chunks over the bound");
     server.assert_absent(BUCKET, "too-large").await;
+}
+
+/// An unsigned aws-chunked body may carry chunks of any size (the JS SDK sends each `data`
+/// event of a stream as one chunk): they are cut into 1 MiB chunks before s3s gathers them.
+#[tokio::test]
+async fn unsigned_chunks_of_any_size_are_taken() {
+    let server = Server::start(artifact_store_conformance::Transport::Http).await;
+    with_bucket(&server).await;
+    let data = bytes(20 << 20, 9);
+    let crc = crc32_base64(&data);
+    let request = server
+        .request("PUT", &object_path("one-chunk"))
+        .header("content-encoding", "aws-chunked")
+        .header("x-amz-decoded-content-length", &data.len().to_string())
+        .header("x-amz-trailer", "x-amz-checksum-crc32")
+        .body(artifact_store_conformance::raw::aws_chunked(&[&data], &[("x-amz-checksum-crc32", &crc)]))
+        .sign(ROOT, SystemTime::now(), artifact_store_conformance::raw::Payload::StreamingUnsignedTrailer);
+    assert_ok(&server.send(&request).await, "one chunk of 20 MiB");
+    assert_eq!(get(&server, "one-chunk").await, data);
 }
