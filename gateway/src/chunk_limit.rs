@@ -41,9 +41,17 @@ pub enum Chunking {
 }
 
 impl Chunking {
-    /// The framing `headers` announce.
+    /// The framing `headers` announce, as s3s reads them: only a request signed with SigV4 in
+    /// its `Authorization` header has its body decoded as aws-chunked (an anonymous, SigV2 or
+    /// presigned one is taken as it is, whatever `x-amz-content-sha256` says).
     #[must_use]
     pub fn of(headers: &http::HeaderMap) -> Self {
+        let sigv4_header = headers
+            .get(http::header::AUTHORIZATION)
+            .is_some_and(|value| value.as_bytes().starts_with(b"AWS4-HMAC-SHA256"));
+        if !sigv4_header {
+            return Self::None;
+        }
         match headers.get("x-amz-content-sha256").map(http::HeaderValue::as_bytes) {
             Some(b"STREAMING-UNSIGNED-PAYLOAD-TRAILER") => Self::Unsigned,
             Some(value) if value.starts_with(b"STREAMING-") => Self::Signed,
@@ -212,15 +220,21 @@ impl Rechunker {
                     }
                     let line = std::mem::take(line);
                     match chunk_size(&line) {
-                        Some(size) if size > 0 => {
-                            let piece = size.min(RECHUNK);
-                            out.extend_from_slice(format!("{piece:x}\r\n").as_bytes());
-                            *self = Self::Data { left: size, piece_left: piece };
-                        }
                         // The last chunk, then the trailers; or a line s3s will refuse.
-                        _ => {
+                        None | Some(0) => {
                             out.extend_from_slice(&line);
                             *self = Self::Done;
+                        }
+                        // Only a plain line (`<hex>\r\n`) is rewritten: one with extensions
+                        // (signatures) or oddities passes as it is, for s3s to read as it would.
+                        Some(size) if size > RECHUNK && is_plain(&line) => {
+                            out.extend_from_slice(format!("{RECHUNK:x}\r\n").as_bytes());
+                            *self = Self::Data { left: size, piece_left: RECHUNK };
+                        }
+                        Some(size) if size > MAX_CHUNK => return Err(ChunkTooLarge { declared: size }),
+                        Some(size) => {
+                            out.extend_from_slice(&line);
+                            *self = Self::Data { left: size, piece_left: size };
                         }
                     }
                 }
@@ -253,15 +267,25 @@ impl Rechunker {
     }
 }
 
-/// The size a chunk header line (`<hex size>[;extensions]\r\n`) declares, if it reads as one.
+/// The size s3s 0.14 reads in a chunk header line, or `None` when it refuses the line. s3s
+/// takes the bytes before `;` or `\r`, reads at most eight hex digits at their start and
+/// ignores the rest of them; then the line must end in `;chunk-signature=<64 bytes>\r\n` or
+/// `\r\n`.
 fn chunk_size(line: &[u8]) -> Option<u64> {
-    let line = line.strip_suffix(b"\n")?;
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let digits = line.split(|&b| b == b';').next()?;
-    if digits.is_empty() || digits.len() > 16 {
-        return None;
-    }
-    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+    let size_end = line.iter().position(|&b| b == b';' || b == b'\r')?;
+    let digits = line[..size_end].iter().take_while(|b| b.is_ascii_hexdigit()).take(8);
+    let size = digits.fold(None, |size: Option<u64>, &b| {
+        Some(size.unwrap_or(0) * 16 + u64::from(char::from(b).to_digit(16).unwrap_or(0)))
+    })?;
+    let rest = &line[size_end..];
+    let signed = rest.len() == 17 + 64 + 2 && rest.starts_with(b";chunk-signature=") && rest.ends_with(b"\r\n");
+    (signed || rest == b"\r\n").then_some(size)
+}
+
+/// Whether a chunk header line is `<one to eight hex digits>\r\n` and nothing else.
+fn is_plain(line: &[u8]) -> bool {
+    line.strip_suffix(b"\r\n")
+        .is_some_and(|digits| (1..=8).contains(&digits.len()) && digits.iter().all(u8::is_ascii_hexdigit))
 }
 
 impl<B> Body for ChunkLimitBody<B>
@@ -379,5 +403,59 @@ mod tests {
         let mut out = Vec::new();
         Rechunker::Header(Vec::new()).cut(b"zz\r\nmore", &mut out).unwrap();
         assert_eq!(out, b"zz\r\nmore");
+    }
+
+    /// Found by a review: s3s decodes aws-chunked only for SigV4 in the header; an anonymous
+    /// or SigV2 request's body is stored as it is, whatever `x-amz-content-sha256` says, and
+    /// must not be rewritten.
+    #[test]
+    fn only_a_sigv4_header_signed_body_is_aws_chunked() {
+        let headers = |authorization: Option<&str>, sha: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("x-amz-content-sha256", sha.parse().unwrap());
+            if let Some(value) = authorization {
+                headers.insert(http::header::AUTHORIZATION, value.parse().unwrap());
+            }
+            headers
+        };
+        let v4 =
+            Some("AWS4-HMAC-SHA256 Credential=AK/20261206/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00");
+        assert_eq!(Chunking::of(&headers(v4, "STREAMING-UNSIGNED-PAYLOAD-TRAILER")), Chunking::Unsigned);
+        assert_eq!(Chunking::of(&headers(v4, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")), Chunking::Signed);
+        assert_eq!(Chunking::of(&headers(v4, "UNSIGNED-PAYLOAD")), Chunking::None);
+        assert_eq!(Chunking::of(&headers(None, "STREAMING-UNSIGNED-PAYLOAD-TRAILER")), Chunking::None);
+        assert_eq!(
+            Chunking::of(&headers(Some("AWS AK:c2lnbmF0dXJl"), "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")),
+            Chunking::None
+        );
+    }
+
+    /// Found by a review: lines s3s reads as a size with something after its digits (a space,
+    /// a ninth digit) passed as "refused by s3s" and turned the cutting off, while s3s read
+    /// them as 4 GiB chunks; and lines with extensions were rewritten into ones s3s reads
+    /// differently.
+    #[test]
+    fn header_lines_are_read_as_s3s_reads_them() {
+        assert_eq!(chunk_size(b"ffffffff \r\n"), Some(0xffff_ffff));
+        assert_eq!(chunk_size(b"ffffffffg\r\n"), Some(0xffff_ffff));
+        assert_eq!(chunk_size(b"ffffffff000000000\r\n"), Some(0xffff_ffff), "eight digits at most");
+        assert_eq!(chunk_size(b"00000000a\r\n"), Some(0));
+        assert_eq!(chunk_size(format!("400;chunk-signature={}\r\n", "0".repeat(64)).as_bytes()), Some(0x400));
+        assert_eq!(chunk_size(b"400;foo=bar\r\n"), None, "s3s refuses other extensions");
+        assert_eq!(chunk_size(b"a\n"), None, "s3s wants CRLF");
+        assert_eq!(chunk_size(b"+a\r\n"), None);
+        for line in [b"ffffffff \r\n".as_slice(), b"1000000 \r\n", b"ffffffff000000000\r\n"] {
+            let err = Rechunker::Header(Vec::new()).cut(line, &mut Vec::new()).unwrap_err();
+            assert!(err.declared > MAX_CHUNK, "{:?}", String::from_utf8_lossy(line));
+        }
+        // A chunk of a plain line over the cut is cut; one with anything else passes as it is.
+        let odd = b"100000 \r\n";
+        let mut out = Vec::new();
+        Rechunker::Header(Vec::new()).cut(odd, &mut out).unwrap();
+        assert_eq!(out, odd, "not rewritten");
+        let signed = format!("200000;chunk-signature={}\r\n", "0".repeat(64));
+        let mut out = Vec::new();
+        Rechunker::Header(Vec::new()).cut(signed.as_bytes(), &mut out).unwrap();
+        assert_eq!(out, signed.as_bytes(), "a signed line keeps its signature");
     }
 }
