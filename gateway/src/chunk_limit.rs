@@ -29,6 +29,9 @@ pub const RECHUNK: u64 = 1 << 20;
 /// The longest chunk header line (`<hex size>;chunk-signature=<64 hex>` is under 100 bytes).
 const MAX_HEADER_LINE: usize = 4096;
 
+/// The longest chunk header line s3s 0.14 reads (`ChunkMetaTooLarge` past it).
+const S3S_MAX_HEADER_LINE: usize = 1024;
+
 /// How a request's body is framed, as s3s decides it: by `x-amz-content-sha256`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chunking {
@@ -41,15 +44,14 @@ pub enum Chunking {
 }
 
 impl Chunking {
-    /// The framing `headers` announce, as s3s reads them: only a request signed with SigV4 in
-    /// its `Authorization` header has its body decoded as aws-chunked (an anonymous, SigV2 or
-    /// presigned one is taken as it is, whatever `x-amz-content-sha256` says).
+    /// The framing of a request's body, as s3s decides it: aws-chunked only when the request
+    /// is signed with SigV4 in its `Authorization` header (whatever word names its algorithm,
+    /// which s3s does not read) and `x-amz-content-sha256` says so; an anonymous, SigV2,
+    /// presigned or form request's body is taken as it is. Exact for a request that passed
+    /// `auth::request_checks` (one value of each signing header).
     #[must_use]
-    pub fn of(headers: &http::HeaderMap) -> Self {
-        let sigv4_header = headers
-            .get(http::header::AUTHORIZATION)
-            .is_some_and(|value| value.as_bytes().starts_with(b"AWS4-HMAC-SHA256"));
-        if !sigv4_header {
+    pub fn of(method: &http::Method, uri: &http::Uri, headers: &http::HeaderMap) -> Self {
+        if !crate::auth::request_checks::is_sigv4_header_signed(method, uri, headers) {
             return Self::None;
         }
         match headers.get("x-amz-content-sha256").map(http::HeaderValue::as_bytes) {
@@ -212,8 +214,11 @@ impl Rechunker {
                     let taken = end.map_or(bytes.len(), |at| at + 1);
                     line.extend_from_slice(&bytes[..taken]);
                     bytes = &bytes[taken..];
-                    if line.len() > MAX_HEADER_LINE {
-                        return Err(ChunkTooLarge { declared: u64::MAX });
+                    if line.len() > S3S_MAX_HEADER_LINE {
+                        // s3s refuses a line this long; it is passed on for it to.
+                        out.extend_from_slice(line);
+                        *self = Self::Done;
+                        continue;
                     }
                     if end.is_none() {
                         continue;
@@ -300,7 +305,16 @@ where
         let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
             Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err.into()))),
-            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Ready(None) => {
+                // A header line the body ended in is s3s's to read (and refuse), not to lose.
+                if let Mode::Cut(rechunker @ Rechunker::Header(_)) = &mut self.mode
+                    && let Rechunker::Header(line) = std::mem::replace(rechunker, Rechunker::Done)
+                    && !line.is_empty()
+                {
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(line)))));
+                }
+                return Poll::Ready(None);
+            }
             Poll::Pending => return Poll::Pending,
         };
         let Some(data) = frame.data_ref() else { return Poll::Ready(Some(Ok(frame))) };
@@ -322,7 +336,8 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        let line_pending = matches!(&self.mode, Mode::Cut(Rechunker::Header(line)) if !line.is_empty());
+        self.inner.is_end_stream() && !line_pending
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -410,24 +425,43 @@ mod tests {
     /// must not be rewritten.
     #[test]
     fn only_a_sigv4_header_signed_body_is_aws_chunked() {
-        let headers = |authorization: Option<&str>, sha: &str| {
+        let of = |target: &str, authorization: Option<&str>, sha: &str| {
             let mut headers = http::HeaderMap::new();
             headers.insert("x-amz-content-sha256", sha.parse().unwrap());
             if let Some(value) = authorization {
                 headers.insert(http::header::AUTHORIZATION, value.parse().unwrap());
             }
-            headers
+            Chunking::of(&http::Method::PUT, &target.parse().unwrap(), &headers)
         };
         let v4 =
             Some("AWS4-HMAC-SHA256 Credential=AK/20261206/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00");
-        assert_eq!(Chunking::of(&headers(v4, "STREAMING-UNSIGNED-PAYLOAD-TRAILER")), Chunking::Unsigned);
-        assert_eq!(Chunking::of(&headers(v4, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")), Chunking::Signed);
-        assert_eq!(Chunking::of(&headers(v4, "UNSIGNED-PAYLOAD")), Chunking::None);
-        assert_eq!(Chunking::of(&headers(None, "STREAMING-UNSIGNED-PAYLOAD-TRAILER")), Chunking::None);
+        assert_eq!(of("/b/k", v4, "STREAMING-UNSIGNED-PAYLOAD-TRAILER"), Chunking::Unsigned);
+        assert_eq!(of("/b/k", v4, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"), Chunking::Signed);
         assert_eq!(
-            Chunking::of(&headers(Some("AWS AK:c2lnbmF0dXJl"), "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")),
+            of("/b/k", Some("aws4-hmac-sha256 Credential=x"), "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+            Chunking::Signed
+        );
+        assert_eq!(of("/b/k", v4, "UNSIGNED-PAYLOAD"), Chunking::None);
+        assert_eq!(of("/b/k", None, "STREAMING-UNSIGNED-PAYLOAD-TRAILER"), Chunking::None);
+        assert_eq!(of("/b/k", Some("AWS AK:c2lnbmF0dXJl"), "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"), Chunking::None);
+        assert_eq!(
+            of("/b/k?Signature=s&Expires=1&AWSAccessKeyId=a", v4, "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
             Chunking::None
         );
+    }
+
+    /// Found by a review: a header line the body ended in was held and dropped, so s3s saw a
+    /// clean end where it would have refused the line.
+    #[tokio::test]
+    async fn a_header_line_the_body_ends_in_reaches_s3s() {
+        use http_body_util::BodyExt as _;
+        for tail in [b"ab".to_vec(), vec![b'a'; 2000]] {
+            let body = [b"5\r\nhello\r\n".as_slice(), &tail].concat();
+            let inner = http_body_util::Full::new(Bytes::from(body.clone()));
+            let (limited, _) = ChunkLimitBody::new(inner, Chunking::Unsigned);
+            let out = limited.collect().await.unwrap().to_bytes();
+            assert_eq!(out.as_ref(), body.as_slice(), "{} bytes of a line", tail.len());
+        }
     }
 
     /// Found by a review: lines s3s reads as a size with something after its digits (a space,

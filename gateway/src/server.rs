@@ -948,7 +948,7 @@ impl Router {
         let (mut parts, body) = req.into_parts();
         let (body, read) = EndTrackingBody::new(body);
         let body = IdleTimeoutBody::new(body, self.body_idle_timeout);
-        let (body, chunk_refused) = ChunkLimitBody::new(body, Chunking::of(&parts.headers));
+        let (body, chunk_refused) = ChunkLimitBody::new(body, Chunking::of(&parts.method, &parts.uri, &parts.headers));
         let body = match document {
             Some(digests) => {
                 parts.extensions.insert(digests.clone());

@@ -83,6 +83,7 @@ impl RequestChecks {
     pub fn check(&self, method: &Method, uri: &Uri, headers: &HeaderMap, now: OffsetDateTime) -> Result<(), Refusal> {
         check_length_given(method, headers)?;
         check_header_section(method, headers)?;
+        check_unique_signing_headers(headers)?;
         match signing(method, uri, headers) {
             Signing::V2Header => check_v2_date(headers, now),
             Signing::V4Header(authorization) => {
@@ -168,6 +169,36 @@ fn check_header_section(method: &Method, headers: &HeaderMap) -> Result<(), Refu
         message: "Your request header section exceeds the maximum allowed size.".to_owned(),
         details: Vec::new(),
     })
+}
+
+/// The headers that decide how a request is signed and its body framed. s3s reads each only
+/// when it has exactly one value, leaving out values that are not UTF-8, while these checks
+/// and the body's framing (`crate::chunk_limit`) read the first: a request with two, or with
+/// one s3s cannot read, could be signed one way for them and another way for s3s. It is
+/// refused: 400 `InvalidRequest`.
+const SIGNING_HEADERS: [&str; 3] = ["authorization", "x-amz-content-sha256", "x-amz-date"];
+
+fn check_unique_signing_headers(headers: &HeaderMap) -> Result<(), Refusal> {
+    for name in SIGNING_HEADERS {
+        let mut values = headers.get_all(name).iter();
+        let first = values.next();
+        if values.next().is_some() || first.is_some_and(|value| value.to_str().is_err()) {
+            return Err(Refusal {
+                code: S3ErrorCode::InvalidRequest,
+                message: format!("The {name} header must be sent once, in ASCII."),
+                details: Vec::new(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether s3s takes the request as signed with SigV4 in its `Authorization` header, the only
+/// signing under which it decodes an aws-chunked body. Exact once
+/// [`RequestChecks::check`] has passed (one value of each signing header).
+#[must_use]
+pub fn is_sigv4_header_signed(method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+    matches!(signing(method, uri, headers), Signing::V4Header(_))
 }
 
 /// The services whose credential scopes this endpoint accepts everywhere (IAM only at its
@@ -434,6 +465,45 @@ mod tests {
 
     fn check(method: &Method, target: &str, pairs: &[(&str, &str)]) -> Result<(), Refusal> {
         checks().check(method, &target.parse().unwrap(), &headers(pairs), NOW)
+    }
+
+    /// Found by a review: two `Authorization` headers, or one s3s cannot read beside one it
+    /// can, were read one way here (the first) and another way by s3s (the only readable one),
+    /// so a body could be framed as aws-chunked for s3s and not for its bound.
+    #[test]
+    fn signing_headers_sent_twice_or_not_in_ascii_are_refused() {
+        let put = Method::PUT;
+        let twice =
+            check(&put, "/b/k", &[("authorization", "AWS4-HMAC-SHA256 x"), ("authorization", "AWS4-HMAC-SHA256 y")]);
+        assert_eq!(twice.unwrap_err().code, S3ErrorCode::InvalidRequest);
+        let sha_twice = check(
+            &put,
+            "/b/k",
+            &[("x-amz-content-sha256", "UNSIGNED-PAYLOAD"), ("x-amz-content-sha256", "UNSIGNED-PAYLOAD")],
+        );
+        assert_eq!(sha_twice.unwrap_err().code, S3ErrorCode::InvalidRequest);
+        let mut unreadable = headers(&[]);
+        unreadable.append(http::header::AUTHORIZATION, http::HeaderValue::from_bytes(b"\xff").unwrap());
+        let refused = checks().check(&put, &"/b/k".parse().unwrap(), &unreadable, NOW);
+        assert_eq!(refused.unwrap_err().code, S3ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn only_sigv4_in_the_header_is_taken_as_it_by_s3s() {
+        let signed = |target: &str, authorization: Option<&str>| {
+            let pairs: Vec<(&str, &str)> = authorization.map(|a| ("authorization", a)).into_iter().collect();
+            is_sigv4_header_signed(&Method::PUT, &target.parse().unwrap(), &headers(&pairs))
+        };
+        assert!(signed("/b/k", Some("AWS4-HMAC-SHA256 Credential=a")));
+        assert!(signed("/b/k", Some("aws4-hmac-sha256 Credential=a")), "s3s does not read the algorithm's word");
+        assert!(signed("/b/k", Some("X Credential=a")));
+        assert!(!signed("/b/k", Some("AWS AKID:c2ln")), "SigV2");
+        assert!(!signed("/b/k", None), "anonymous");
+        assert!(
+            !signed("/b/k?AWSAccessKeyId=a&Expires=1&Signature=s", Some("AWS4-HMAC-SHA256 x")),
+            "SigV2 query first"
+        );
+        assert!(!signed("/b/k?X-Amz-Signature=s", None), "presigned");
     }
 
     fn v4(scope: &str, signed: &str) -> String {
