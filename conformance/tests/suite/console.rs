@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use artifact_store_conformance::cli::expect;
 use artifact_store_conformance::raw::{RawResponse, encode};
-use artifact_store_conformance::sdk::{create_bucket, put};
+use artifact_store_conformance::sdk::{create_bucket, enable_versioning, put};
 use artifact_store_conformance::{ACCESS_KEY, SECRET_KEY, Server, Transport, blake3_hex, bytes, md5_hex};
 
 use crate::integrity::{Damage, damage};
@@ -510,16 +510,7 @@ async fn older_versions_and_their_events_are_shown_only_as_s3_would_serve_them_i
     let server = Server::start(Transport::Http).await;
     let s3 = server.s3();
     create_bucket(&s3, "vault").await;
-    s3.put_bucket_versioning()
-        .bucket("vault")
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("enable versioning");
+    enable_versioning(&s3, "vault").await;
     let secret = s3
         .put_object()
         .bucket("vault")
@@ -747,16 +738,7 @@ async fn a_bucket_is_browsed_a_page_at_a_time_with_its_versions_on_demand_issue_
     let server = Server::start(Transport::Http).await;
     let s3 = server.s3();
     create_bucket(&s3, "many").await;
-    s3.put_bucket_versioning()
-        .bucket("many")
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("enable versioning");
+    enable_versioning(&s3, "many").await;
     // 201 keys, one of them with two versions: 201 entries of current keys, 202 of versions.
     let keys: Vec<String> = (0..201).map(|i| format!("k{i:03}")).collect();
     for key in &keys {
@@ -794,16 +776,7 @@ async fn a_key_with_many_versions_lists_its_newest_and_still_shows_the_oldest_is
     let server = Server::start(Transport::Http).await;
     let s3 = server.s3();
     create_bucket(&s3, "hist").await;
-    s3.put_bucket_versioning()
-        .bucket("hist")
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("enable versioning");
+    enable_versioning(&s3, "hist").await;
     let mut ids = Vec::new();
     for i in 0..102 {
         let out = s3

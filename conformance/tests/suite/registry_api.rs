@@ -6,12 +6,12 @@
 use std::time::{Duration, SystemTime};
 
 use artifact_store_conformance::raw::{Key, Payload, ROOT, RawResponse, assert_refused, encode};
-use artifact_store_conformance::sdk::{create_bucket, get_range, put};
+use artifact_store_conformance::sdk::{create_bucket, enable_versioning, get_range, put};
 use artifact_store_conformance::{
     ACCESS_KEY, FIRST_START_EVENTS, SECRET_KEY, Server, Transport, blake3_hex, bytes, md5_hex, sha256_base64, skip,
 };
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, ChecksumAlgorithm, Delete, ObjectIdentifier, VersioningConfiguration};
+use aws_sdk_s3::types::{ChecksumAlgorithm, Delete, ObjectIdentifier};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -170,12 +170,7 @@ async fn provenance_lists_every_version_with_its_recording_event() {
     let server = Server::start(Transport::Http).await;
     create_bucket(&server.s3(), "prov").await;
     let s3 = server.s3();
-    s3.put_bucket_versioning()
-        .bucket("prov")
-        .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
-        .send()
-        .await
-        .expect("enable versioning");
+    enable_versioning(&s3, "prov").await;
     let key = "releases/v1 build+ü.tar";
     let (first, second) = (bytes(3000, 2), bytes(5000, 3));
     let put = raw_put(
@@ -244,12 +239,7 @@ async fn provenance_of_a_key_with_many_versions_comes_a_page_at_a_time() {
     let server = Server::start(Transport::Http).await;
     let s3 = server.s3();
     create_bucket(&s3, "pages").await;
-    s3.put_bucket_versioning()
-        .bucket("pages")
-        .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
-        .send()
-        .await
-        .expect("enable versioning");
+    enable_versioning(&s3, "pages").await;
     let mut written = Vec::new();
     for i in 0..7 {
         let out = s3
@@ -471,12 +461,7 @@ async fn a_long_poll_whose_scan_ran_out_before_the_head_answers_at_once() {
     let s3 = server.s3();
     create_bucket(&s3, "quiet").await;
     create_bucket(&s3, "busy").await;
-    s3.put_bucket_versioning()
-        .bucket("busy")
-        .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
-        .send()
-        .await
-        .expect("enable versioning");
+    enable_versioning(&s3, "busy").await;
     let since = server.events().last().map_or(0, |e| e.sequence);
     // More events than one call scans (100,000), none about `quiet`: each key deleted in a
     // versioned bucket gains a delete marker, one event each.
