@@ -113,7 +113,7 @@ pub(super) async fn plan(
     };
     // A part of a multipart object is a ranged read even when it is the whole object (S3 answers
     // 206); an empty part has no span to name, and is sent as an empty body.
-    let multipart_part = part_number.is_some() && parts_count(&version.content.etag, part_number).is_some();
+    let multipart_part = parts_count(&version.content.etag, part_number).is_some();
     let content_range = span
         .filter(|_| range.is_some() || !whole || multipart_part)
         .map(|(first, last)| format!("bytes {first}-{last}/{size}"));
