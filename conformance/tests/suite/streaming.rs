@@ -292,6 +292,10 @@ async fn signed_chunks_over_8_mib_are_refused_at_their_header() {
     let largest = SignedChunks::new(&[&data]);
     assert_ok(&server.send(&streaming_put(&server, &object_path("largest"), &largest)).await, "an 8 MiB chunk");
     assert_eq!(get(&server, "largest").await, data);
+    // The read's record is committed after its response.
+    let events =
+        server.wait_for_events(BUCKET, "largest", |events| of_type(events, "v1.object.retrieved").len() == 1).await;
+    assert_eq!(events.len(), 2, "its put and its read");
     let after_largest = server.events().len();
     assert_eq!(after_largest, before + 2, "its put and its read");
 
