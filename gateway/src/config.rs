@@ -94,6 +94,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Object and part uploads in progress at most; more are refused with 503 `SlowDown`.
     pub max_concurrent_uploads: usize,
+    /// Of those, how many one client may hold at once (by address: an IPv6 client by its
+    /// /64); more are refused with 503 `SlowDown`. A client that sends slowly then holds a
+    /// share of the slots, never all of them.
+    pub max_concurrent_uploads_per_client: usize,
     /// The largest file a POST form upload may carry; larger ones are refused with 400
     /// `EntityTooLarge`. s3s holds a form's file in memory before it is stored, so this bounds
     /// the memory each form upload takes. PUT and multipart uploads stream and are not bound
@@ -123,6 +127,7 @@ impl Default for ServerConfig {
             body_idle_timeout: 20,
             max_connections: 4096,
             max_concurrent_uploads: 256,
+            max_concurrent_uploads_per_client: 64,
             max_post_object_bytes: 64 * 1024 * 1024,
             trusted_proxies: TrustedProxies::default(),
             trust_forwarded_proto: false,
@@ -670,11 +675,13 @@ impl Config {
         if limits.contains(&0)
             || server.max_connections == 0
             || server.max_concurrent_uploads == 0
+            || server.max_concurrent_uploads_per_client == 0
             || server.max_post_object_bytes == 0
         {
             return invalid(
                 "server.idle_timeout, header_read_timeout, body_idle_timeout, max_connections, \
-                 max_concurrent_uploads and max_post_object_bytes must be positive",
+                 max_concurrent_uploads, max_concurrent_uploads_per_client and max_post_object_bytes \
+                 must be positive",
             );
         }
         if self.lifecycle.day_seconds == 0 || self.lifecycle.sweep_interval_seconds == 0 {
@@ -1133,7 +1140,7 @@ retrievals = "off"
     #[test]
     fn keys_come_from_the_struct_with_secrets_marked() {
         let key = |path: &str| KEYS.iter().find(|k| k.path == path);
-        assert_eq!(KEYS.len(), 55);
+        assert_eq!(KEYS.len(), 56);
         let with_file_variant: Vec<&str> = KEYS.iter().filter(|k| k.secret).map(|k| k.path.as_str()).collect();
         assert_eq!(
             with_file_variant,

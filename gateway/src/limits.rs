@@ -5,13 +5,16 @@
 //!   close a connection (HTTP/1 or HTTP/2) that has had none for `server.idle_timeout`.
 //! - [`IdleTimeoutBody`]: a request body that fails with [`BodyIdle`] when less than 4 KiB
 //!   arrives within `server.body_idle_timeout` (400 `RequestTimeout`).
-//! - [`UploadSlots`]: at most `server.max_concurrent_uploads` bodies received at once (503
-//!   `SlowDown` past it; `/_ready` reports saturation).
+//! - [`UploadSlots`]: at most `server.max_concurrent_uploads` bodies received at once, and
+//!   `server.max_concurrent_uploads_per_client` from one client (503 `SlowDown` past either;
+//!   `/_ready` reports saturation).
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -184,29 +187,78 @@ pub fn body_failed_with<E: std::error::Error + 'static>(err: &(dyn std::error::E
     false
 }
 
-/// At most a configured number of uploads receiving their bodies at once.
+/// At most a configured number of uploads receiving their bodies at once, and at most a
+/// share of them from any one client.
 #[derive(Debug, Clone)]
 pub struct UploadSlots {
     slots: Arc<Semaphore>,
+    per_client: usize,
+    held: HeldByClient,
+}
+
+/// How many slots each client holds; a client holding none has no entry.
+type HeldByClient = Arc<Mutex<HashMap<ClientKey, usize>>>;
+
+/// Who a slot is counted against: an IPv4 address, or an IPv6 client by its /64, the block
+/// one host is usually given (a client picks any address in it at will).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ClientKey {
+    V4(Ipv4Addr),
+    V6Prefix(u64),
+}
+
+impl From<IpAddr> for ClientKey {
+    fn from(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Self::V4(v4),
+            IpAddr::V6(v6) => Self::V6Prefix((v6.to_bits() >> 64) as u64),
+        }
+    }
 }
 
 /// One upload's slot, given back when dropped.
 #[derive(Debug)]
 pub struct UploadSlot {
     _permit: OwnedSemaphorePermit,
+    client: Option<(ClientKey, HeldByClient)>,
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        if let Some((client, held)) = &self.client {
+            let mut held = held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(count) = held.get_mut(client) {
+                *count -= 1;
+                if *count == 0 {
+                    held.remove(client);
+                }
+            }
+        }
+    }
 }
 
 impl UploadSlots {
-    /// `capacity` uploads at once.
+    /// `capacity` uploads at once, `per_client` of them from one client.
     #[must_use]
-    pub fn new(capacity: usize) -> Self {
-        Self { slots: Arc::new(Semaphore::new(capacity)) }
+    pub fn new(capacity: usize, per_client: usize) -> Self {
+        Self { slots: Arc::new(Semaphore::new(capacity)), per_client, held: Arc::default() }
     }
 
-    /// A slot, or `None` when every one is taken.
+    /// A slot for an upload from `client` (`None`: a connection with no peer address, such
+    /// as a test's), or `None` when every slot is taken or the client holds its share.
     #[must_use]
-    pub fn try_take(&self) -> Option<UploadSlot> {
-        Arc::clone(&self.slots).try_acquire_owned().ok().map(|permit| UploadSlot { _permit: permit })
+    pub fn try_take(&self, client: Option<IpAddr>) -> Option<UploadSlot> {
+        let Some(client) = client.map(ClientKey::from) else {
+            let permit = Arc::clone(&self.slots).try_acquire_owned().ok()?;
+            return Some(UploadSlot { _permit: permit, client: None });
+        };
+        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if held.get(&client).is_some_and(|&count| count >= self.per_client) {
+            return None;
+        }
+        let permit = Arc::clone(&self.slots).try_acquire_owned().ok()?;
+        *held.entry(client).or_default() += 1;
+        Some(UploadSlot { _permit: permit, client: Some((client, Arc::clone(&self.held))) })
     }
 
     /// Whether every slot is taken.
@@ -265,13 +317,29 @@ mod tests {
 
     #[test]
     fn upload_slots_are_given_back() {
-        let slots = UploadSlots::new(1);
-        let first = slots.try_take().expect("a free slot");
+        let slots = UploadSlots::new(1, 1);
+        let first = slots.try_take(None).expect("a free slot");
         assert!(slots.saturated());
-        assert!(slots.try_take().is_none());
+        assert!(slots.try_take(None).is_none());
         drop(first);
         assert!(!slots.saturated());
-        assert!(slots.try_take().is_some());
+        assert!(slots.try_take(None).is_some());
+    }
+
+    #[test]
+    fn one_client_holds_at_most_its_share() {
+        let slots = UploadSlots::new(4, 2);
+        let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        let held = [slots.try_take(ip("192.0.2.1")).unwrap(), slots.try_take(ip("::ffff:192.0.2.1")).unwrap()];
+        assert!(slots.try_take(ip("192.0.2.1")).is_none(), "a third slot for one IPv4 client");
+        let v6 = [slots.try_take(ip("2001:db8::1")).unwrap(), slots.try_take(ip("2001:db8::2")).unwrap()];
+        assert!(slots.try_take(ip("2001:db8::ffff:1")).is_none(), "a third slot for one /64");
+        assert!(slots.try_take(ip("2001:db8:0:1::1")).is_none(), "every slot is taken");
+        drop(held);
+        assert!(slots.try_take(ip("192.0.2.1")).is_some(), "the client's slots come back");
+        assert_eq!(slots.held.lock().unwrap().len(), 1, "a client with no slot left is forgotten");
+        drop(v6);
+        assert!(slots.held.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -273,7 +273,8 @@ pub async fn serve_with_blobs(
             .await
             .map_err(|source| ServeError::Registry { path: registry_path.clone(), source })?,
     );
-    let uploads = UploadSlots::new(config.server.max_concurrent_uploads);
+    let uploads =
+        UploadSlots::new(config.server.max_concurrent_uploads, config.server.max_concurrent_uploads_per_client);
     let limits = ConnectionLimits::of(&config.server);
     let trusted_proxies = Arc::new(config.server.trusted_proxies.clone());
     let admin = Arc::new(

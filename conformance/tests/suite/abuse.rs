@@ -7,7 +7,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use artifact_store_conformance::raw::{Payload, ROOT, RawRequest, assert_refused};
+use artifact_store_conformance::raw::{Payload, ROOT, RawRequest, assert_refused, send_from};
 use artifact_store_conformance::sdk::{failure, put};
 use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::{Server, Transport, bytes, crc32_base64, md5_base64, over_http_and_https};
@@ -399,7 +399,11 @@ async fn response_of(stream: &mut TcpStream) -> (u16, String) {
 #[tokio::test]
 async fn slow_uploads_do_not_stall_other_requests_issue_16() {
     const SLOW: usize = 300;
-    let server = server_with(&[("ARTIFACT_STORE_SERVER_MAX_CONCURRENT_UPLOADS", "400")]).await;
+    let server = server_with(&[
+        ("ARTIFACT_STORE_SERVER_MAX_CONCURRENT_UPLOADS", "400"),
+        ("ARTIFACT_STORE_SERVER_MAX_CONCURRENT_UPLOADS_PER_CLIENT", "400"),
+    ])
+    .await;
     let s3 = server.s3();
     s3.create_bucket().bucket("slow").send().await.expect("create bucket");
     let data = bytes(1 << 20, 3);
@@ -514,6 +518,56 @@ async fn uploads_past_the_cap_slow_down_and_ready_says_saturated_issue_16() {
     }
     assert!(recovered, "/_ready stays 503 after the uploads ended");
     put(&s3, "slow", "c", b"c").await;
+}
+
+/// Found by an attacker's pass: slow clients that each brought just enough bytes held every
+/// upload slot, and then no one else could upload. One client address now holds at most
+/// `server.max_concurrent_uploads_per_client` slots, so the others keep theirs.
+#[tokio::test]
+async fn one_client_cannot_hold_every_upload_slot() {
+    let server = server_with(&[
+        ("ARTIFACT_STORE_SERVER_MAX_CONCURRENT_UPLOADS", "8"),
+        ("ARTIFACT_STORE_SERVER_MAX_CONCURRENT_UPLOADS_PER_CLIENT", "2"),
+    ])
+    .await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("slow").send().await.expect("create bucket");
+    let held = [start_upload(&server, "a", 1 << 20, 1).await, start_upload(&server, "b", 1 << 20, 1).await];
+    let upload = |key: &str| {
+        server.request("PUT", &format!("/slow/{key}")).body(key.as_bytes().to_vec()).sign(
+            ROOT,
+            SystemTime::now(),
+            Payload::Signed,
+        )
+    };
+    // The held uploads take their slots once their requests reach the S3 layer.
+    let mut refused = None;
+    for _ in 0..100 {
+        let response = send_from("127.0.0.1".parse().unwrap(), server.addr(), &upload("c")).await;
+        if response.status == 503 {
+            refused = Some(response);
+            break;
+        }
+        s3.delete_object().bucket("slow").key("c").send().await.expect("delete the upload that got through");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = refused.unwrap_or_else(|| panic!("a third upload from the same client is taken\n{}", server.log()));
+    assert_refused(&refused, 503, "SlowDown", "a third upload from the same client");
+    let other = send_from("127.0.0.2".parse().unwrap(), server.addr(), &upload("d")).await;
+    assert_eq!(other.status, 200, "an upload from another client: {}", other.text());
+    drop(held);
+    let mut again = None;
+    for _ in 0..100 {
+        let response = send_from("127.0.0.1".parse().unwrap(), server.addr(), &upload("c")).await;
+        if response.status == 200 {
+            again = Some(response);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "the client's slots are not given back when its uploads end\n{}", server.log());
+    let got = s3.get_object().bucket("slow").key("d").send().await.expect("GET d");
+    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), b"d");
 }
 
 /// Reads one HTTP/1.1 response whose body has a `content-length`, leaving the connection

@@ -119,12 +119,14 @@ impl Gateway {
         Self { registry, blobs, config, users, uploads, grants, outboards, keys }
     }
 
-    /// A slot for receiving one body (PutObject, UploadPart), held until the write is done.
+    /// A slot for receiving one body (PutObject, UploadPart) from `client`, held until the
+    /// write is done.
     ///
     /// # Errors
-    /// 503 `SlowDown` when every slot is taken: the client retries later.
-    fn upload_slot(&self) -> Result<UploadSlot> {
-        self.uploads.try_take().ok_or_else(|| {
+    /// 503 `SlowDown` when every slot is taken, or the client holds its share: the client
+    /// retries later.
+    fn upload_slot(&self, client: Option<&ClientAddr>) -> Result<UploadSlot> {
+        self.uploads.try_take(client.map(|c| c.ip)).ok_or_else(|| {
             s3s::s3_error!(SlowDown, "Please reduce your request rate: too many uploads in progress.").into()
         })
     }

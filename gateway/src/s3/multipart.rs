@@ -164,7 +164,7 @@ pub(super) async fn upload_part(
     let number = check_part_number(input.part_number)?;
     let length = wire::body_length(input.content_length, &req.headers);
     wire::check_body_size(length)?;
-    let _slot = gw.upload_slot()?;
+    let _slot = gw.upload_slot(req.extensions.get())?;
     require_bucket(gw, &input.bucket).await?;
     let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
     let expected = ExpectedChecksums::from_headers(&req.headers)?;

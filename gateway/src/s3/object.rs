@@ -212,7 +212,7 @@ pub(super) async fn put_object(
     let length = wire::body_length(input.content_length, &req.headers);
     wire::check_body_size(length)?;
     wire::check_metadata_size(input.metadata.as_ref())?;
-    let _slot = gw.upload_slot()?;
+    let _slot = gw.upload_slot(req.extensions.get())?;
     let bucket = require_bucket(gw, &input.bucket).await?;
     let encryption = encryption::with_default(gw, &bucket, asked)?;
     let expected = ExpectedChecksums::from_headers(&req.headers)?;
