@@ -103,6 +103,11 @@ pub struct ServerConfig {
     /// the memory each form upload takes. PUT and multipart uploads stream and are not bound
     /// by it.
     pub max_post_object_bytes: u64,
+    /// The memory that form uploads in progress may take together: each reserves its length
+    /// before its file is read (s3s holds the file in memory, and checks the form's signature
+    /// only then), and past it a form is refused with 503 `SlowDown`. One client holds the
+    /// share of it that it may hold of the upload slots, or one largest form.
+    pub max_post_object_memory: u64,
     /// Load balancers whose `X-Forwarded-For` names the client (addresses or CIDR blocks);
     /// requests on other connections are recorded and authorized by their peer's address.
     pub trusted_proxies: TrustedProxies,
@@ -129,6 +134,7 @@ impl Default for ServerConfig {
             max_concurrent_uploads: 256,
             max_concurrent_uploads_per_client: 64,
             max_post_object_bytes: 64 * 1024 * 1024,
+            max_post_object_memory: 256 * 1024 * 1024,
             trusted_proxies: TrustedProxies::default(),
             trust_forwarded_proto: false,
         }
@@ -677,11 +683,12 @@ impl Config {
             || server.max_concurrent_uploads == 0
             || server.max_concurrent_uploads_per_client == 0
             || server.max_post_object_bytes == 0
+            || server.max_post_object_memory == 0
         {
             return invalid(
                 "server.idle_timeout, header_read_timeout, body_idle_timeout, max_connections, \
-                 max_concurrent_uploads, max_concurrent_uploads_per_client and max_post_object_bytes \
-                 must be positive",
+                 max_concurrent_uploads, max_concurrent_uploads_per_client, max_post_object_bytes and \
+                 max_post_object_memory must be positive",
             );
         }
         if self.lifecycle.day_seconds == 0 || self.lifecycle.sweep_interval_seconds == 0 {
@@ -1140,7 +1147,7 @@ retrievals = "off"
     #[test]
     fn keys_come_from_the_struct_with_secrets_marked() {
         let key = |path: &str| KEYS.iter().find(|k| k.path == path);
-        assert_eq!(KEYS.len(), 56);
+        assert_eq!(KEYS.len(), 57);
         let with_file_variant: Vec<&str> = KEYS.iter().filter(|k| k.secret).map(|k| k.path.as_str()).collect();
         assert_eq!(
             with_file_variant,

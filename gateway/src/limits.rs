@@ -187,19 +187,20 @@ pub fn body_failed_with<E: std::error::Error + 'static>(err: &(dyn std::error::E
     false
 }
 
-/// At most a configured number of uploads receiving their bodies at once, and at most a
-/// share of them from any one client.
+/// A number of units (upload slots, KiB of memory) that requests take while they run, of
+/// which one client may hold at most its share: a client that is slow, or hostile, then
+/// holds its share and never all of them.
 #[derive(Debug, Clone)]
-pub struct UploadSlots {
-    slots: Arc<Semaphore>,
-    per_client: usize,
+struct SharedBudget {
+    units: Arc<Semaphore>,
+    per_client: u32,
     held: HeldByClient,
 }
 
-/// How many slots each client holds; a client holding none has no entry.
-type HeldByClient = Arc<Mutex<HashMap<ClientKey, usize>>>;
+/// How many units each client holds; a client holding none has no entry.
+type HeldByClient = Arc<Mutex<HashMap<ClientKey, u32>>>;
 
-/// Who a slot is counted against: an IPv4 address, or an IPv6 client by its /64, the block
+/// Who units are counted against: an IPv4 address, or an IPv6 client by its /64, the block
 /// one host is usually given (a client picks any address in it at will).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum ClientKey {
@@ -216,19 +217,19 @@ impl From<IpAddr> for ClientKey {
     }
 }
 
-/// One upload's slot, given back when dropped.
+/// Units taken from a [`SharedBudget`], given back when dropped.
 #[derive(Debug)]
-pub struct UploadSlot {
+struct Share {
     _permit: OwnedSemaphorePermit,
-    client: Option<(ClientKey, HeldByClient)>,
+    client: Option<(ClientKey, u32, HeldByClient)>,
 }
 
-impl Drop for UploadSlot {
+impl Drop for Share {
     fn drop(&mut self) {
-        if let Some((client, held)) = &self.client {
+        if let Some((client, units, held)) = &self.client {
             let mut held = held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(count) = held.get_mut(client) {
-                *count -= 1;
+                *count -= units;
                 if *count == 0 {
                     held.remove(client);
                 }
@@ -237,35 +238,103 @@ impl Drop for UploadSlot {
     }
 }
 
+impl SharedBudget {
+    fn new(total: u32, per_client: u32) -> Self {
+        Self { units: Arc::new(Semaphore::new(total as usize)), per_client, held: Arc::default() }
+    }
+
+    /// `units` for a request from `client` (`None`: a connection with no peer address, such
+    /// as a test's), or `None` when they are not free or the client would pass its share.
+    fn try_take(&self, client: Option<IpAddr>, units: u32) -> Option<Share> {
+        let Some(client) = client.map(ClientKey::from) else {
+            let permit = Arc::clone(&self.units).try_acquire_many_owned(units).ok()?;
+            return Some(Share { _permit: permit, client: None });
+        };
+        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if held.get(&client).copied().unwrap_or(0).saturating_add(units) > self.per_client {
+            return None;
+        }
+        let permit = Arc::clone(&self.units).try_acquire_many_owned(units).ok()?;
+        *held.entry(client).or_default() += units;
+        Some(Share { _permit: permit, client: Some((client, units, Arc::clone(&self.held))) })
+    }
+}
+
+/// At most `server.max_concurrent_uploads` uploads receiving their bodies at once, and
+/// `server.max_concurrent_uploads_per_client` of them from one client.
+#[derive(Debug, Clone)]
+pub struct UploadSlots(SharedBudget);
+
+/// One upload's slot, given back when dropped.
+#[derive(Debug)]
+pub struct UploadSlot {
+    _share: Share,
+}
+
 impl UploadSlots {
     /// `capacity` uploads at once, `per_client` of them from one client.
     #[must_use]
     pub fn new(capacity: usize, per_client: usize) -> Self {
-        Self { slots: Arc::new(Semaphore::new(capacity)), per_client, held: Arc::default() }
+        let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
+        Self(SharedBudget::new(capacity, u32::try_from(per_client).unwrap_or(u32::MAX)))
     }
 
-    /// A slot for an upload from `client` (`None`: a connection with no peer address, such
-    /// as a test's), or `None` when every slot is taken or the client holds its share.
+    /// A slot for an upload from `client`, or `None` when every slot is taken or the client
+    /// holds its share.
     #[must_use]
     pub fn try_take(&self, client: Option<IpAddr>) -> Option<UploadSlot> {
-        let Some(client) = client.map(ClientKey::from) else {
-            let permit = Arc::clone(&self.slots).try_acquire_owned().ok()?;
-            return Some(UploadSlot { _permit: permit, client: None });
-        };
-        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if held.get(&client).is_some_and(|&count| count >= self.per_client) {
-            return None;
-        }
-        let permit = Arc::clone(&self.slots).try_acquire_owned().ok()?;
-        *held.entry(client).or_default() += 1;
-        Some(UploadSlot { _permit: permit, client: Some((client, Arc::clone(&self.held))) })
+        self.0.try_take(client, 1).map(|share| UploadSlot { _share: share })
     }
 
     /// Whether every slot is taken.
     #[must_use]
     pub fn saturated(&self) -> bool {
-        self.slots.available_permits() == 0
+        self.0.units.available_permits() == 0
     }
+}
+
+/// The memory that form uploads (POST object) in progress may take: s3s reads a form's whole
+/// file into memory before it checks the form's signature, so each form reserves its length
+/// (`Content-Length`, or the largest form when it has none) before s3s reads it. One client
+/// holds the same share of it as of the upload slots, and never less than one largest form.
+#[derive(Debug, Clone)]
+pub struct FormMemory {
+    kib: SharedBudget,
+    /// What a form without a `Content-Length` reserves: the largest file and its fields.
+    largest_form: u64,
+}
+
+/// A form's reserved memory, given back when dropped.
+#[derive(Debug)]
+pub struct FormReservation {
+    _share: Share,
+}
+
+impl FormMemory {
+    /// `budget` bytes for forms in progress, of which a client holds at most the share
+    /// `per_client` / `capacity` of the upload slots, or one `largest_form`.
+    #[must_use]
+    pub fn new(budget: u64, largest_form: u64, capacity: usize, per_client: usize) -> Self {
+        let total = kib(budget);
+        let share = u64::from(total) * per_client as u64 / (capacity.max(1) as u64);
+        let per_client = u32::try_from(share).unwrap_or(u32::MAX).max(kib(largest_form)).min(total);
+        Self { kib: SharedBudget::new(total, per_client), largest_form }
+    }
+
+    /// The memory for a form of `length` bytes (`None`: not said) from `client`, or `None`
+    /// when it is taken, or the client would pass its share. A form longer than the budget
+    /// reserves all of it: it is refused for its size when s3s reads it.
+    #[must_use]
+    pub fn try_reserve(&self, client: Option<IpAddr>, length: Option<u64>) -> Option<FormReservation> {
+        let bytes = length.map_or(self.largest_form, |length| length.min(self.largest_form));
+        let units = kib(bytes).min(self.kib.per_client);
+        self.kib.try_take(client, units).map(|share| FormReservation { _share: share })
+    }
+}
+
+/// `bytes` in KiB, rounded up, as semaphore permits.
+fn kib(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
 /// A request body that notes whether it was read to its end, so that a response given before
@@ -337,9 +406,27 @@ mod tests {
         assert!(slots.try_take(ip("2001:db8:0:1::1")).is_none(), "every slot is taken");
         drop(held);
         assert!(slots.try_take(ip("192.0.2.1")).is_some(), "the client's slots come back");
-        assert_eq!(slots.held.lock().unwrap().len(), 1, "a client with no slot left is forgotten");
+        assert_eq!(slots.0.held.lock().unwrap().len(), 1, "a client with no slot left is forgotten");
         drop(v6);
-        assert!(slots.held.lock().unwrap().is_empty());
+        assert!(slots.0.held.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn forms_reserve_their_length_within_the_budget_and_the_clients_share() {
+        // 8 KiB for forms, a client's share a quarter of it but at least a largest form (3 KiB).
+        let forms = FormMemory::new(8 * 1024, 3 * 1024, 8, 2);
+        let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        let first = forms.try_reserve(ip("192.0.2.1"), Some(2 * 1024)).unwrap();
+        assert!(forms.try_reserve(ip("192.0.2.1"), Some(1025)).is_none(), "past the client's 3 KiB");
+        let more = forms.try_reserve(ip("192.0.2.1"), Some(1024)).unwrap();
+        // A form that does not say its length, or says more than the largest, takes a largest.
+        let unsaid = forms.try_reserve(ip("192.0.2.2"), None).unwrap();
+        let long = forms.try_reserve(ip("192.0.2.3"), Some(1 << 40));
+        assert!(long.is_none(), "3 + 3 + 3 KiB of 8");
+        assert!(forms.try_reserve(ip("192.0.2.3"), Some(2 * 1024)).is_some());
+        drop((first, more, unsaid));
+        assert!(forms.try_reserve(ip("192.0.2.3"), Some(1 << 40)).is_some());
+        assert!(forms.kib.held.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -51,6 +51,13 @@ pub const MAX_FIELDS_BYTES: usize = 1024 * 1024;
 /// The most bytes read ahead of the file's part: the fields, and their parts' headers.
 const MAX_HEAD: usize = MAX_FIELDS_BYTES + 64 * 1024;
 
+/// The most a form whose file is at most `max_file` bytes holds in memory: its file, its
+/// fields and their headers.
+#[must_use]
+pub const fn max_held(max_file: u64) -> u64 {
+    max_file.saturating_add(MAX_HEAD as u64)
+}
+
 /// The form's boundary, when `method` and `headers` make the request a POST form.
 #[must_use]
 pub fn boundary(method: &Method, headers: &HeaderMap) -> Option<String> {

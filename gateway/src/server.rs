@@ -49,7 +49,7 @@ use crate::cors::{BrowserRequest, Cors};
 use crate::crypto::{KeyProvider, KeyRing};
 use crate::iam::IamApi;
 use crate::limits::{
-    ConnectionActivity, EndTrackingBody, IdleTimeoutBody, RequestInProgress, TrackedBody, UploadSlots,
+    ConnectionActivity, EndTrackingBody, FormMemory, IdleTimeoutBody, RequestInProgress, TrackedBody, UploadSlots,
 };
 use crate::metrics;
 use crate::request::RequestId;
@@ -285,6 +285,12 @@ pub async fn serve_with_blobs(
             .with_disk_reserve(config.storage.data_dir.clone(), config.storage.min_free_bytes),
     );
     let router = Router {
+        forms: FormMemory::new(
+            config.server.max_post_object_memory,
+            crate::post_form::max_held(config.server.max_post_object_bytes),
+            config.server.max_concurrent_uploads,
+            config.server.max_concurrent_uploads_per_client,
+        ),
         base_domain: config.server.base_domain.clone(),
         admin: Arc::clone(&admin),
         metrics_here: admin_listener.is_none(),
@@ -652,6 +658,8 @@ struct Router {
     activity: Arc<ConnectionActivity>,
     /// Answers browsers' preflights and their requests' `Access-Control-*` headers.
     cors: Cors,
+    /// What form uploads, which s3s reads into memory whole, may hold.
+    forms: FormMemory,
 }
 
 impl Router {
@@ -834,6 +842,11 @@ impl hyper::service::Service<Request<Incoming>> for Router {
 
         let s3 = self.s3.clone();
         let form_boundary = crate::post_form::boundary(req.method(), req.headers());
+        // A form's memory is reserved before anything of it is read, or it is refused.
+        let form_memory = form_boundary.as_ref().map(|_| {
+            let length = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+            self.forms.try_reserve(client.map(|c| c.ip), length)
+        });
         let (mut req, body_read, chunk_refused) = self.s3_request(req);
         if admin {
             req.extensions_mut().insert(RegistryRequest);
@@ -847,45 +860,57 @@ impl hyper::service::Service<Request<Incoming>> for Router {
             async move {
                 let start = Instant::now();
                 let is_form = form_boundary.is_some();
-                let req = match form_boundary {
-                    Some(boundary) => match crate::post_form::read(req, &boundary).await {
-                        Ok(req) => req,
-                        Err(refused) => {
-                            let (status, code, message) = match refused {
-                                crate::post_form::FormRefused::Malformed => (
-                                    http::StatusCode::BAD_REQUEST,
-                                    s3s::S3ErrorCode::MalformedPOSTRequest,
-                                    "The body of your POST request is not well-formed multipart/form-data.".to_owned(),
-                                ),
-                                crate::post_form::FormRefused::FieldNotInPolicy(field) => (
-                                    http::StatusCode::FORBIDDEN,
-                                    s3s::S3ErrorCode::AccessDenied,
-                                    format!("Invalid according to Policy: Extra input fields: {field}"),
-                                ),
-                            };
-                            let refusal = crate::auth::request_checks::Refusal { code, message, details: Vec::new() };
-                            tracing::info!(
-                                code = refusal.code.as_str(),
-                                reason = %refusal.message,
-                                status = status.as_u16(),
-                                "form upload refused"
-                            );
-                            let mut response = Response::new(Body::from(refusal.to_xml(&request_id)));
-                            *response.status_mut() = status;
-                            let headers = response.headers_mut();
-                            headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
-                            headers.insert("x-amz-request-id", header);
-                            if let Some(browser) = &browser {
-                                cors.answer(browser, headers).await;
-                            }
-                            metrics::http_response(status.as_u16());
-                            return Ok(finish(response, head, in_progress));
+                let refused = match (&form_memory, form_boundary) {
+                    (Some(None), _) => Err((
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        s3s::S3ErrorCode::SlowDown,
+                        "Please reduce your request rate: too many form uploads in progress.".to_owned(),
+                    )),
+                    (_, Some(boundary)) => {
+                        crate::post_form::read(req, &boundary).await.map_err(|refused| match refused {
+                            crate::post_form::FormRefused::Malformed => (
+                                http::StatusCode::BAD_REQUEST,
+                                s3s::S3ErrorCode::MalformedPOSTRequest,
+                                "The body of your POST request is not well-formed multipart/form-data.".to_owned(),
+                            ),
+                            crate::post_form::FormRefused::FieldNotInPolicy(field) => (
+                                http::StatusCode::FORBIDDEN,
+                                s3s::S3ErrorCode::AccessDenied,
+                                format!("Invalid according to Policy: Extra input fields: {field}"),
+                            ),
+                        })
+                    }
+                    (_, None) => Ok(req),
+                };
+                let req = match refused {
+                    Ok(req) => req,
+                    Err((status, code, message)) => {
+                        let refusal = crate::auth::request_checks::Refusal { code, message, details: Vec::new() };
+                        tracing::info!(
+                            code = refusal.code.as_str(),
+                            reason = %refusal.message,
+                            status = status.as_u16(),
+                            "form upload refused"
+                        );
+                        let mut response = Response::new(Body::from(refusal.to_xml(&request_id)));
+                        *response.status_mut() = status;
+                        let headers = response.headers_mut();
+                        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+                        headers.insert("x-amz-request-id", header);
+                        if http1 && !body_read.load(std::sync::atomic::Ordering::Acquire) {
+                            close_after(headers);
                         }
-                    },
-                    None => req,
+                        if let Some(browser) = &browser {
+                            cors.answer(browser, headers).await;
+                        }
+                        metrics::http_response(status.as_u16());
+                        return Ok(finish(response, head, in_progress));
+                    }
                 };
                 // Its reads see what any gateway acknowledged before it began: read-after-write.
                 let mut result = registry::freshness::as_of(start, s3.call(req)).await;
+                // Held until s3s is done with the form, whose file it keeps in memory until then.
+                drop(form_memory);
                 if is_form {
                     result = result.map(|response| crate::post_form::as_aws_policy_refusal(response, &request_id));
                 }

@@ -5,7 +5,7 @@
 
 use artifact_store_conformance::cli::expect;
 use artifact_store_conformance::events::of_type;
-use artifact_store_conformance::raw::{Key, ROOT, RawResponse, assert_refused};
+use artifact_store_conformance::raw::{Key, ROOT, RawResponse, assert_refused, send_from};
 use artifact_store_conformance::sdk::{create_bucket, get};
 use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::{Server, Transport};
@@ -286,6 +286,108 @@ async fn a_form_upload_larger_than_the_bound_is_refused_issue_18() {
     // Within the bound, the same form stores.
     let small = post(&server, &form, "big.bin", &[7u8; 4096]).await;
     assert_eq!(small.status, 204, "{}", small.text());
+}
+
+/// Starts a form upload of a `len`-byte request from `from`, with its fields and the first
+/// bytes of its file, and leaves it open: s3s holds such a file in memory until it ends.
+async fn start_form(server: &Server, from: &str, len: usize) -> tokio::net::TcpStream {
+    let head = form_body(&fields(&[("key", "uploads/held")]), "held.bin", b"");
+    let head = &head[..head.len() - format!("\r\n--{BOUNDARY}--\r\n").len()];
+    let request = format!(
+        "POST /{BUCKET} HTTP/1.1\r\nhost: {}\r\ncontent-type: multipart/form-data; boundary={BOUNDARY}\r\n\
+         content-length: {len}\r\n\r\n",
+        server.host()
+    );
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(std::net::SocketAddr::new(from.parse().unwrap(), 0)).expect("bind");
+    let mut stream = socket.connect(server.addr()).await.expect("connect");
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(head);
+    bytes.extend_from_slice(&[0_u8; 4096]);
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &bytes).await.expect("send the form's start");
+    stream
+}
+
+/// An unsigned form of `len` bytes from `from`, sent whole; refused in the end (no one may
+/// write anonymously) unless it is refused first for the memory it would take.
+async fn anonymous_form(server: &Server, from: &str, len: usize) -> RawResponse {
+    let mut body = form_body(&fields(&[("key", "uploads/probe")]), "probe.bin", b"");
+    let file = len - body.len();
+    body = form_body(&fields(&[("key", "uploads/probe")]), "probe.bin", &vec![1_u8; file]);
+    let request = server
+        .request("POST", &format!("/{BUCKET}"))
+        .header("content-type", &format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(body);
+    send_from(from.parse().unwrap(), server.addr(), &request).await
+}
+
+/// Found by a review: s3s reads a form's whole file into memory before it checks the form's
+/// signature, so anyone could make the server hold 64 MiB per connection (eight unsigned 60 MB
+/// forms took the RSS from 25 MB to 307 MB). Forms in progress now hold at most
+/// `server.max_post_object_memory` bytes, reserved by their length before s3s reads them, and
+/// one client at most its share of it.
+#[tokio::test]
+async fn form_uploads_held_in_memory_are_bounded_in_bytes() {
+    const MIB: usize = 1 << 20;
+    let mut env = upstream_env();
+    env.extend([
+        ("ARTIFACT_STORE_SERVER_MAX_POST_OBJECT_BYTES".to_owned(), MIB.to_string()),
+        ("ARTIFACT_STORE_SERVER_MAX_POST_OBJECT_MEMORY".to_owned(), (3 * MIB).to_string()),
+        ("ARTIFACT_STORE_SERVER_MAX_CONCURRENT_UPLOADS".to_owned(), "8".to_owned()),
+        ("ARTIFACT_STORE_SERVER_MAX_CONCURRENT_UPLOADS_PER_CLIENT".to_owned(), "2".to_owned()),
+        // The held forms send nothing more while the test runs.
+        ("ARTIFACT_STORE_SERVER_BODY_IDLE_TIMEOUT".to_owned(), "300".to_owned()),
+    ]);
+    let server = Server::start_with(Transport::Http, &[], env).await;
+    create_bucket(&server.s3(), BUCKET).await;
+    let before = server.events().len();
+    // Asks until the held forms are seen to take their bytes (their requests reach the server
+    // on their own connections): a form that gets through is refused as anonymous, 403.
+    let refused_for_memory = |from: &'static str, len: usize| {
+        let server = &server;
+        async move {
+            for _ in 0..100 {
+                let answer = anonymous_form(server, from, len).await;
+                if answer.status == 503 {
+                    return answer;
+                }
+                assert_refused(&answer, 403, "AccessDenied", "an anonymous form");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            panic!("a form from {from} is read while the forms held take the memory\n{}", server.log());
+        }
+    };
+    // One client holds 1.5 MiB: its share is a quarter of the 3 MiB (two of eight slots), but
+    // never less than one form of the largest size (1 MiB and the fields' bound).
+    let first = start_form(&server, "127.0.0.2", 3 * MIB / 2).await;
+    let answer = refused_for_memory("127.0.0.2", MIB).await;
+    assert_refused(&answer, 503, "SlowDown", "a second form past one client's share");
+    // Another client may still send one; then the 3 MiB are taken.
+    let second = start_form(&server, "127.0.0.3", 3 * MIB / 2).await;
+    let answer = refused_for_memory("127.0.0.4", 2048).await;
+    assert_refused(&answer, 503, "SlowDown", "a small form with every byte taken");
+    // The bytes come back when the forms end.
+    drop((first, second));
+    let mut stored = None;
+    for _ in 0..100 {
+        let mut form = vec![("key".to_owned(), "uploads/after".to_owned())];
+        form.extend(signed_fields(ROOT, &[json!({"bucket": BUCKET}), json!({"key": "uploads/after"})]));
+        let request = server
+            .request("POST", &format!("/{BUCKET}"))
+            .header("content-type", &format!("multipart/form-data; boundary={BOUNDARY}"))
+            .body(form_body(&form, "after.txt", b"after"));
+        let answer = send_from("127.0.0.4".parse().unwrap(), server.addr(), &request).await;
+        if answer.status == 204 {
+            stored = Some(answer);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(stored.is_some(), "the held forms' bytes are not given back\n{}", server.log());
+    let events = server.events();
+    let puts = of_type(&events[before..], "v1.object.put");
+    assert_eq!(puts.len(), 1, "only the signed form is recorded: {puts:?}");
+    assert_eq!(get(&server.s3(), BUCKET, "uploads/after").await, b"after");
 }
 
 #[tokio::test]
