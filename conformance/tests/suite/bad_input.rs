@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use artifact_store_conformance::raw::{Key, Payload, ROOT, RawRequest, assert_refused, aws_chunked, encode};
 use artifact_store_conformance::sdk::failure;
 use artifact_store_conformance::{
-    FIRST_START_EVENTS, Server, bytes, crc32_base64, md5_base64, over_http_and_https, sha256_base64,
+    FIRST_START_EVENTS, Server, Transport, bytes, crc32_base64, md5_base64, over_http_and_https, sha256_base64,
 };
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
@@ -867,4 +867,35 @@ async fn the_largest_delete_objects_document_fits_the_xml_bound() {
     let delete = Delete::builder().set_objects(Some(ids)).quiet(true).build().expect("delete");
     let done = s3.delete_objects().bucket("largest").delete(delete).send().await.expect("1,000 keys of 1,024 bytes");
     assert!(done.errors().is_empty(), "{:?}", done.errors());
+}
+
+/// Found by an attacker's pass: a legal-hold header other than `ON` (`on`, `yes`) stored the
+/// version with no hold and answered 200, so a client believed it had placed one. Only `ON`
+/// and `OFF` are taken; anything else is 400 `InvalidArgument`, on every write that sets it.
+#[tokio::test]
+async fn a_legal_hold_header_other_than_on_or_off_is_refused() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("held").object_lock_enabled_for_bucket(true).send().await.expect("lock bucket");
+    s3.put_object().bucket("held").key("source").body(ByteStream::from_static(b"s")).send().await.expect("source");
+    let before = server.events().len();
+    for value in ["on", "yes", "On"] {
+        let writes = [
+            server.request("PUT", "/held/k").body(b"k".to_vec()),
+            server.request("PUT", "/held/k").header("x-amz-copy-source", "/held/source"),
+            server.request("POST", "/held/k?uploads"),
+        ];
+        for write in writes {
+            let write =
+                write.header("x-amz-object-lock-legal-hold", value).sign(ROOT, SystemTime::now(), Payload::Signed);
+            let answer = server.send(&write).await;
+            assert_refused(&answer, 400, "InvalidArgument", &format!("x-amz-object-lock-legal-hold: {value:?}"));
+        }
+    }
+    server.assert_no_new_events(before, "writes with a legal hold that is neither ON nor OFF");
+    server.assert_absent("held", "k").await;
+    let held = server.request("PUT", "/held/k").body(b"k".to_vec()).header("x-amz-object-lock-legal-hold", "ON");
+    assert_eq!(server.send(&held.sign(ROOT, SystemTime::now(), Payload::Signed)).await.status, 200);
+    let hold = s3.get_object_legal_hold().bucket("held").key("k").send().await.expect("legal hold");
+    assert_eq!(hold.legal_hold().and_then(|h| h.status()).map(|s| s.as_str()), Some("ON"));
 }

@@ -305,7 +305,12 @@ pub fn lock_headers(
     legal_hold: Option<&ObjectLockLegalHoldStatus>,
     now_ms: i64,
 ) -> Result<(Option<Retention>, bool)> {
-    let hold = legal_hold.is_some_and(|status| status.as_str() == ObjectLockLegalHoldStatus::ON);
+    let hold = match legal_hold.map(ObjectLockLegalHoldStatus::as_str) {
+        None | Some(ObjectLockLegalHoldStatus::OFF) => false,
+        Some(ObjectLockLegalHoldStatus::ON) => true,
+        // Taken as "no hold", a client would believe it had placed one.
+        Some(_) => return Err(s3_error!(InvalidArgument, "Legal Hold must be either of 'ON' or 'OFF'").into()),
+    };
     let retention = match (mode, until) {
         (None, None) => None,
         (Some(mode), Some(until)) => {
