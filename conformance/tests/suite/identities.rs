@@ -5,9 +5,12 @@ use artifact_store_conformance::cli::{expect, run};
 use artifact_store_conformance::events::of_type;
 use std::time::SystemTime;
 
-use artifact_store_conformance::raw::{Key, Payload, Scope};
+use artifact_store_conformance::raw::{Key, Payload, Scope, assert_refused};
 use artifact_store_conformance::sdk::{create_bucket, failure, get, put};
-use artifact_store_conformance::{ACCESS_KEY, Server, Transport};
+use artifact_store_conformance::{ACCESS_KEY, Server, Transport, md5_base64};
+
+/// The namespace of S3's XML documents.
+const XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ObjectLockLegalHold, ObjectLockLegalHoldStatus};
 
@@ -108,6 +111,99 @@ async fn a_write_that_locks_its_version_needs_the_permission_to_lock_it() {
         .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
         .body(ByteStream::from_static(b"held"));
     put_held.send().await.expect("a legal hold put with the permission");
+}
+
+/// Found by an attacker's pass: the Object Lock condition keys of PutObjectLegalHold and
+/// PutObjectRetention were read from `x-amz-object-lock-*` headers, which the caller chooses
+/// and the operation ignores, not from the body the operation applies. A user allowed to
+/// place holds only (`s3:object-lock-legal-hold` = ON) lifted one with an ON header and an OFF
+/// body, and `s3:object-lock-remaining-retention-days` was never supplied, so a Deny on it let
+/// a user lock a version for a century.
+#[tokio::test]
+async fn object_lock_conditions_are_what_the_request_sets_not_headers_beside_it() {
+    use aws_sdk_s3::types::ObjectLockMode;
+
+    let server = Server::start(Transport::Http).await;
+    let dir = tempfile::tempdir().expect("temp folder");
+    let s3 = server.s3();
+    s3.create_bucket().bucket("locks").object_lock_enabled_for_bucket(true).send().await.expect("lock bucket");
+    let held = s3
+        .put_object()
+        .bucket("locks")
+        .key("held")
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .body(ByteStream::from_static(b"held"))
+        .send()
+        .await
+        .expect("put under a legal hold");
+    let held_version = held.version_id().expect("version").to_owned();
+    put(&s3, "locks", "plain", b"plain").await;
+    expect(&server, &["user", "create", "clerk"], 0);
+    let clerk = created(&server, &["--json", "key", "create", "clerk"]);
+    let policy = r#"{"Statement":[
+        {"Effect":"Allow","Action":["s3:PutObject","s3:GetObject","s3:GetObjectVersion"],"Resource":"arn:aws:s3:::locks/*"},
+        {"Effect":"Allow","Action":"s3:PutObjectLegalHold","Resource":"arn:aws:s3:::locks/*",
+         "Condition":{"StringEquals":{"s3:object-lock-legal-hold":"ON"}}},
+        {"Effect":"Allow","Action":"s3:PutObjectRetention","Resource":"arn:aws:s3:::locks/*",
+         "Condition":{"StringEquals":{"s3:object-lock-mode":"GOVERNANCE"}}},
+        {"Effect":"Deny","Action":["s3:PutObjectRetention","s3:PutObject"],"Resource":"arn:aws:s3:::locks/*",
+         "Condition":{"NumericGreaterThan":{"s3:object-lock-remaining-retention-days":"30"}}}]}"#;
+    expect(&server, &["user", "policy", "put", "clerk", "--file", &policy_file(&dir, "clerk.json", policy)], 0);
+    let before = server.events().len();
+    let request = |target: &str, body: String, headers: &[(&str, &str)]| {
+        let mut request = server.request("PUT", target).header("content-md5", &md5_base64(body.as_bytes()));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.body(body.into_bytes()).sign(clerk.key(), SystemTime::now(), Payload::Signed)
+    };
+    let hold = |status: &str| format!("<LegalHold xmlns=\"{XMLNS}\"><Status>{status}</Status></LegalHold>");
+    let retention = |mode: &str, until: &str| {
+        format!(
+            "<Retention xmlns=\"{XMLNS}\"><Mode>{mode}</Mode><RetainUntilDate>{until}</RetainUntilDate></Retention>"
+        )
+    };
+    let in_days = |days: i64| {
+        let until = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+        format!("{:04}-{:02}-{:02}T00:00:00Z", until.year(), u8::from(until.month()), until.day())
+    };
+    let lift = format!("/locks/held?legal-hold&versionId={held_version}");
+
+    // Lifting the hold: refused, with or without a header that says ON beside the body's OFF.
+    for headers in [&[][..], &[("x-amz-object-lock-legal-hold", "ON")][..]] {
+        let answer = server.send(&request(&lift, hold("OFF"), headers)).await;
+        assert_refused(&answer, 403, "AccessDenied", &format!("a legal hold lifted with {headers:?}"));
+    }
+    // Retention: COMPLIANCE in the body is refused whatever the header says; GOVERNANCE
+    // for more than 30 days is denied by the remaining days; for 10 days it is set.
+    let compliance = retention("COMPLIANCE", &in_days(10));
+    let answer =
+        server.send(&request("/locks/plain?retention", compliance, &[("x-amz-object-lock-mode", "GOVERNANCE")])).await;
+    assert_refused(&answer, 403, "AccessDenied", "COMPLIANCE retention under a GOVERNANCE header");
+    let century = retention("GOVERNANCE", &in_days(36_500));
+    let answer = server.send(&request("/locks/plain?retention", century, &[])).await;
+    assert_refused(&answer, 403, "AccessDenied", "retention for a century past a 30-day Deny");
+    // A write that locks its version for a century is denied by the same statement.
+    let as_clerk = server.s3_as(clerk.key());
+    let locked_put = as_clerk
+        .put_object()
+        .bucket("locks")
+        .key("century")
+        .object_lock_mode(ObjectLockMode::Governance)
+        .object_lock_retain_until_date(aws_sdk_s3::primitives::DateTime::from_secs(
+            (time::OffsetDateTime::now_utc() + time::Duration::days(36_500)).unix_timestamp(),
+        ))
+        .body(ByteStream::from_static(b"century"));
+    assert_eq!(failure(locked_put.send().await), (403, "AccessDenied".to_owned()), "a PUT locked for a century");
+    server.assert_no_new_events(before, "lock changes the clerk's policy refuses");
+
+    // What the policy allows goes through.
+    let answer = server.send(&request("/locks/plain?retention", retention("GOVERNANCE", &in_days(10)), &[])).await;
+    assert_eq!(answer.status, 200, "GOVERNANCE retention for 10 days: {}", answer.text());
+    let answer = server.send(&request("/locks/plain?legal-hold", hold("ON"), &[])).await;
+    assert_eq!(answer.status, 200, "a legal hold placed: {}", answer.text());
+    let still = s3.get_object_legal_hold().bucket("locks").key("held").version_id(&held_version).send().await;
+    assert_eq!(still.expect("legal hold").legal_hold().and_then(|h| h.status()), Some(&ObjectLockLegalHoldStatus::On));
 }
 
 #[tokio::test]

@@ -26,7 +26,10 @@ use registry::event::v1::AclEntry;
 use registry::policy::{self, AclGrant, ConditionKeys, Decision, Grants, Policy, PolicyKind, Principal, Request};
 use registry::state::ROOT_ACCOUNT;
 use s3s::access::{S3Access, S3AccessContext};
-use s3s::dto::{DeleteObjectsInput, PutObjectInput, PutObjectTaggingInput};
+use s3s::dto::{
+    DeleteObjectsInput, PutObjectInput, PutObjectLegalHoldInput, PutObjectRetentionInput, PutObjectTaggingInput,
+    Timestamp, TimestampFormat,
+};
 use s3s::path::S3Path;
 use s3s::{S3Request, S3Result, s3_error};
 
@@ -296,6 +299,12 @@ pub fn condition_keys(
             keys.set(key, value);
         }
     }
+    // How far the retention a write asks for reaches, as AWS supplies it for a bound on it.
+    if let Some(until) = header("x-amz-object-lock-retain-until-date")
+        .and_then(|date| Timestamp::parse(TimestampFormat::DateTime, date).ok())
+    {
+        keys.set(REMAINING_RETENTION_DAYS, remaining_days(&until, now));
+    }
     if let Some(tagging) = header("x-amz-tagging") {
         request_tags(
             &mut keys,
@@ -331,6 +340,21 @@ pub fn condition_keys(
         keys.set("s3:authType", auth_type);
     }
     keys
+}
+
+/// The condition key of how many days a retention asked for has left.
+const REMAINING_RETENTION_DAYS: &str = "s3:object-lock-remaining-retention-days";
+
+/// The Object Lock keys a write takes from its `x-amz-object-lock-*` headers, which
+/// PutObjectRetention and PutObjectLegalHold take from their bodies instead.
+const OBJECT_LOCK_KEYS: [&str; 4] =
+    ["s3:object-lock-mode", "s3:object-lock-retain-until-date", "s3:object-lock-legal-hold", REMAINING_RETENTION_DAYS];
+
+/// Whole days from `now_ms` until `until`, a part of a day counted as one; none once past.
+fn remaining_days(until: &Timestamp, now_ms: i64) -> String {
+    const DAY_MS: i64 = 86_400_000;
+    let left = crate::s3::wire::millis(until).saturating_sub(now_ms).max(0);
+    (left.saturating_add(DAY_MS - 1) / DAY_MS).to_string()
 }
 
 /// `s3:RequestObjectTag/<key>` for each tag a request sets, and `s3:RequestObjectTagKeys`.
@@ -552,6 +576,54 @@ impl Access {
     }
 }
 
+/// What a request's decision reads of its head, beside the operation's input.
+struct RequestHead<'a> {
+    access_key: Option<&'a str>,
+    client: Option<ClientAddr>,
+    headers: &'a http::HeaderMap,
+    uri: &'a http::Uri,
+}
+
+impl<'a> RequestHead<'a> {
+    fn of<T>(req: &'a S3Request<T>) -> Self {
+        Self {
+            access_key: req.credentials.as_ref().map(|c| c.access_key.as_str()),
+            client: req.extensions.get::<ClientAddr>().copied(),
+            headers: &req.headers,
+            uri: &req.uri,
+        }
+    }
+}
+
+impl Access {
+    /// A change of a version's lock, `op` on `object`, decided with the Object Lock keys its
+    /// body sets (`body_keys`) in place of any from headers.
+    async fn decide_lock_change(
+        &self,
+        request: RequestHead<'_>,
+        op: &str,
+        (bucket, key): (&str, &str),
+        version_id: Option<&str>,
+        body_keys: Vec<(&'static str, String)>,
+    ) -> S3Result<()> {
+        let identity = self.identity(request.access_key).await?;
+        let grant = self.buckets.get(bucket).await?;
+        let mut keys = self.request_keys(request.client, request.headers, request.uri);
+        for name in OBJECT_LOCK_KEYS {
+            keys.remove(name);
+        }
+        for (name, value) in body_keys {
+            keys.set(name, value);
+        }
+        let action = action_of(op, version_id.is_some());
+        let resource = format!("arn:aws:s3:::{bucket}/{key}");
+        let decided = Decided { identity: &identity, grant: &grant, action: &action, also: &[], resource: &resource };
+        self.existing_tags(&mut keys, decided, (bucket, key), version_id).await?;
+        let object_acl = self.object_acl(&grant, &action, (bucket, key), version_id).await?;
+        self.decide_with(&identity, &grant, &action, &resource, &keys, &object_acl)
+    }
+}
+
 #[async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
@@ -561,7 +633,10 @@ impl S3Access for Access {
             cx.extensions_mut().insert(requester.clone());
         }
         self.check_expected_owners(&op, cx).await?;
-        if matches!(op.as_str(), "DeleteObjects" | "PostObject" | "PutObjectTagging") {
+        if matches!(
+            op.as_str(),
+            "DeleteObjects" | "PostObject" | "PutObjectTagging" | "PutObjectLegalHold" | "PutObjectRetention"
+        ) {
             // What they are decided on is in the body: decided once it is read (below).
             return Ok(());
         }
@@ -720,6 +795,50 @@ impl S3Access for Access {
         self.existing_tags(&mut keys, decided, (&bucket, &key), version_id.as_deref()).await?;
         let object_acl = self.object_acl(&grant, &action, (&bucket, &key), version_id.as_deref()).await?;
         self.decide_with(&identity, &grant, &action, &resource, &keys, &object_acl)
+    }
+
+    /// PutObjectLegalHold sets the status its body names: decided once it is read, with that
+    /// status as `s3:object-lock-legal-hold`, never a header's.
+    async fn put_object_legal_hold(&self, req: &mut S3Request<PutObjectLegalHoldInput>) -> S3Result<()> {
+        let status = req.input.legal_hold.as_ref().and_then(|hold| hold.status.as_ref());
+        let body_keys = status.map(|status| ("s3:object-lock-legal-hold", status.as_str().to_owned()));
+        let input = &req.input;
+        let object = (input.bucket.as_str(), input.key.as_str());
+        let version_id = input.version_id.as_deref();
+        let body_keys = body_keys.into_iter().collect();
+        self.decide_lock_change(RequestHead::of(req), "PutObjectLegalHold", object, version_id, body_keys).await
+    }
+
+    /// PutObjectRetention sets the retention its body names: decided once it is read, with
+    /// its mode, date and the days it has left as the Object Lock keys, never a header's.
+    async fn put_object_retention(&self, req: &mut S3Request<PutObjectRetentionInput>) -> S3Result<()> {
+        let retention = req.input.retention.as_ref();
+        let mode = retention.and_then(|r| r.mode.as_ref()).map(|m| ("s3:object-lock-mode", m.as_str().to_owned()));
+        let until = retention.and_then(|r| r.retain_until_date.as_ref());
+        let mut date = Vec::new();
+        let until = until.filter(|until| until.format(TimestampFormat::DateTime, &mut date).is_ok());
+        let now = crate::clock::now_ms();
+        let body_keys = mode
+            .into_iter()
+            .chain(until.into_iter().flat_map(|until| {
+                [
+                    ("s3:object-lock-retain-until-date", String::from_utf8_lossy(&date).into_owned()),
+                    (REMAINING_RETENTION_DAYS, remaining_days(until, now)),
+                ]
+            }))
+            .collect();
+        let input = &req.input;
+        let object = (input.bucket.as_str(), input.key.as_str());
+        let version_id = input.version_id.as_deref();
+        self.decide_lock_change(RequestHead::of(req), "PutObjectRetention", object, version_id, body_keys).await?;
+        if req.input.bypass_governance_retention == Some(true) {
+            let identity = self.identity(req.credentials.as_ref().map(|c| c.access_key.as_str())).await?;
+            let grant = self.buckets.get(&req.input.bucket).await?;
+            let keys = self.request_keys(req.extensions.get::<ClientAddr>().copied(), &req.headers, &req.uri);
+            let resource = format!("arn:aws:s3:::{}/{}", req.input.bucket, req.input.key);
+            self.decide(&identity, &grant, "s3:BypassGovernanceRetention", &resource, &keys)?;
+        }
+        Ok(())
     }
 
     /// DeleteObjects names its keys in the body: each key is checked as a DeleteObject of

@@ -143,6 +143,12 @@ impl ConditionKeys {
         self
     }
 
+    /// Takes a key out: the request does not supply it.
+    pub fn remove(&mut self, key: &str) -> &mut Self {
+        self.0.remove(&Self::normalise(key));
+        self
+    }
+
     /// A key's values.
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&[String]> {
