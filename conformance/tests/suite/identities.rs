@@ -357,6 +357,45 @@ async fn a_user_with_no_policy_can_do_nothing_until_one_allows_it_and_cannot_lif
     assert!(!log.contains(&alice.secret_key), "a secret reached the log");
 }
 
+/// Found by an attacker's pass: another account that a bucket policy grants `s3:*` read,
+/// replaced and deleted the policy itself, and so lifted the owner's Deny and made the bucket
+/// public. On AWS a bucket's policy is its owner's account's alone: anyone else is answered
+/// 405 `MethodNotAllowed` when a policy grants it the action, 403 when none does.
+#[tokio::test]
+async fn only_the_owners_account_manages_a_buckets_policy_whatever_the_policy_grants() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "ours").await;
+    create_bucket(&s3, "closed").await;
+    put(&s3, "ours", "secret/a.txt", b"secret").await;
+    let other = created(&server, &["--json", "account", "create", "partner"]);
+    let partner_id = other.json["id"].as_str().expect("account id").to_owned();
+    let partner = server.s3_as(other.key());
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+        {{"Effect":"Allow","Principal":{{"AWS":"{partner_id}"}},"Action":"s3:*","Resource":["arn:aws:s3:::ours","arn:aws:s3:::ours/*"]}},
+        {{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::ours/secret/*"}}]}}"#
+    );
+    s3.put_bucket_policy().bucket("ours").policy(&policy).send().await.expect("the owner puts the policy");
+    let before = server.events().len();
+    let not_allowed = (405, "MethodNotAllowed".to_owned());
+    assert_eq!(failure(partner.get_bucket_policy().bucket("ours").send().await), not_allowed, "GetBucketPolicy");
+    let public =
+        r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::ours/*"}]}"#;
+    let replace = partner.put_bucket_policy().bucket("ours").policy(public).send().await;
+    assert_eq!(failure(replace), not_allowed, "PutBucketPolicy");
+    assert_eq!(failure(partner.delete_bucket_policy().bucket("ours").send().await), not_allowed, "DeleteBucketPolicy");
+    // Where no policy grants it the action, the answer is AccessDenied, as for any other.
+    let denied = (403, "AccessDenied".to_owned());
+    assert_eq!(failure(partner.get_bucket_policy().bucket("closed").send().await), denied);
+    server.assert_no_new_events(before, "another account's policy calls");
+    let kept = s3.get_bucket_policy().bucket("ours").send().await.expect("the owner reads its policy");
+    assert_eq!(kept.policy(), Some(policy.as_str()));
+    // What the policy does grant still works.
+    assert_eq!(failure(partner.get_object().bucket("ours").key("secret/a.txt").send().await), denied);
+    put(&partner, "ours", "drop/b.txt", b"b").await;
+}
+
 #[tokio::test]
 async fn accounts_own_their_buckets_and_another_account_needs_the_bucket_s_grant_issue_18() {
     let server = Server::start(Transport::Http).await;

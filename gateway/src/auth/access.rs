@@ -720,6 +720,9 @@ impl S3Access for Access {
             _ => ObjectAcl::default(),
         };
         self.decide_with(&identity, &grant, &action, &resource, &keys, &object_acl)?;
+        if matches!(op.as_str(), "GetBucketPolicy" | "PutBucketPolicy" | "DeleteBucketPolicy") {
+            grant.check_owners_account(&identity)?;
+        }
         if op == "CreateBucket" && asks_bucket_acl(cx.headers()) {
             // A new bucket with an ACL other than private is a PutBucketAcl too, as on AWS.
             self.decide(&identity, &grant, "s3:PutBucketAcl", &resource, &keys)?;
@@ -947,6 +950,24 @@ pub struct BucketGrants {
 }
 
 impl BucketGrant {
+    /// A bucket's policy is its owner's account's alone, whatever the policy grants: another
+    /// account allowed the action could otherwise lift the owner's Denies, or make the bucket
+    /// public. AWS answers such a caller 405 `MethodNotAllowed` (once it is allowed, so 403
+    /// still tells a caller nothing was granted).
+    fn check_owners_account(&self, identity: &Identity) -> S3Result<()> {
+        let in_owners_account = match (&self.owner, &identity.principal) {
+            (Some(owner), Principal::User(user)) => user.account() == owner,
+            // A bucket that does not exist is the handler's to answer (NoSuchBucket).
+            (None, _) => true,
+            (Some(_), Principal::Anonymous) => false,
+        };
+        if in_owners_account {
+            Ok(())
+        } else {
+            Err(s3_error!(MethodNotAllowed, "The specified method is not allowed against this resource."))
+        }
+    }
+
     /// Whether the bucket's ownership enables ACLs.
     fn acls_enabled(&self) -> bool {
         self.ownership.acls_enabled()
