@@ -279,6 +279,15 @@ impl RawRequest {
         self.header("authorization", &format!("AWS {}:{signature}", key.access_key))
     }
 
+    /// The request with `parameter` added to its query, as someone would add it after it was
+    /// signed.
+    #[must_use]
+    pub fn with_query(mut self, parameter: &str) -> Self {
+        let separator = if self.target.contains('?') { '&' } else { '?' };
+        self.target = format!("{}{separator}{parameter}", self.target);
+        self
+    }
+
     /// Turns the request into a SigV2 presigned URL request that expires at `expires`.
     #[must_use]
     pub fn presign_v2(mut self, key: Key<'_>, expires: SystemTime) -> Self {

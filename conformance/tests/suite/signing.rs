@@ -112,6 +112,40 @@ async fn sig_v2_signatures_cover_amz_headers_and_presigned_expiry() {
     assert_eq!((response.status, response.body.as_slice()), (200, b"kept bytes".as_slice()), "{}", response.text());
 }
 
+/// Found by an attacker's pass: s3s's SigV2 string to sign leaves out the subresources S3
+/// gained after SigV2 (`publicAccessBlock`, `legal-hold`, `retention`, `policyStatus`, ...),
+/// so one added to a SigV2 request after it was signed made it another operation: a
+/// presigned `DELETE` of a bucket became DeletePublicAccessBlock. SigV2 requests naming them
+/// are refused.
+#[tokio::test]
+async fn sig_v2_requests_cannot_gain_a_subresource_their_signature_leaves_out() {
+    use aws_sdk_s3::types::PublicAccessBlockConfiguration;
+
+    let (server, _) = with_object("kept", b"kept bytes").await;
+    let s3 = server.s3();
+    let block =
+        PublicAccessBlockConfiguration::builder().block_public_policy(true).restrict_public_buckets(true).build();
+    s3.put_public_access_block().bucket(BUCKET).public_access_block_configuration(block).send().await.expect("block");
+    let before = server.events().len();
+    let bucket = format!("/{BUCKET}");
+    let in_five_minutes = SystemTime::now() + Duration::from_secs(300);
+    let presigned_delete = server.request("DELETE", &bucket).presign_v2(ROOT, in_five_minutes);
+    let answer = server.send(&presigned_delete.with_query("publicAccessBlock")).await;
+    assert_refused(&answer, 403, "AccessDenied", "a presigned DeleteBucket turned DeletePublicAccessBlock");
+    let header_signed = server.request("GET", &bucket).sign_v2(ROOT, SystemTime::now());
+    let answer = server.send(&header_signed.with_query("policyStatus")).await;
+    assert_refused(&answer, 403, "AccessDenied", "a SigV2 ListObjects turned GetBucketPolicyStatus");
+    let presigned_get = server.request("GET", &object_path("kept")).presign_v2(ROOT, in_five_minutes);
+    let answer = server.send(&presigned_get.with_query("attributes")).await;
+    assert_refused(&answer, 403, "AccessDenied", "a presigned GetObject turned GetObjectAttributes");
+    server.assert_no_new_events(before, "SigV2 requests with subresources added");
+    let kept = s3.get_public_access_block().bucket(BUCKET).send().await.expect("the block stays");
+    assert_eq!(kept.public_access_block_configuration().and_then(|c| c.block_public_policy()), Some(true));
+    // What the signature covers still works.
+    let presigned_get = server.request("GET", &object_path("kept")).presign_v2(ROOT, in_five_minutes);
+    assert_eq!(server.send(&presigned_get).await.body, b"kept bytes");
+}
+
 #[tokio::test]
 async fn amz_headers_added_after_signing_are_refused() {
     let (server, before) = with_object("source", b"source bytes").await;
