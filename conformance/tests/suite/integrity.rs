@@ -396,6 +396,46 @@ async fn a_flipped_byte_in_an_inline_row_is_refused_before_the_head() {
     assert_eq!(corrupt_metric(&server, "digest_mismatch").await, 2.0);
 }
 
+/// Found by an attacker's pass: a write whose content was stored before kept the stored copy
+/// (a blob file, an inline row) without looking at it. Once that copy was damaged, a new
+/// write of the same bytes was acknowledged and could never be read, and uploading again did
+/// not mend it. A write now stores its own bytes, which also mends the copy every version of
+/// that content reads.
+#[tokio::test]
+async fn a_write_of_content_whose_stored_copy_is_damaged_stores_its_own_bytes() {
+    let server = Server::start_with(Transport::Http, &["--inline-max-bytes", "4096"], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "mended").await;
+
+    let data = bytes(100_000, 7);
+    put(&s3, "mended", "first.bin", &data).await;
+    damage(&server, "mended", "first.bin", &data, Damage::Flip(54_321)).await;
+    assert_refused(&s3, "mended", "first.bin", None, "GET of the damaged copy").await;
+    put(&s3, "mended", "second.bin", &data).await;
+    assert_eq!(get_range(&s3, "mended", "second.bin", None).await, data, "the acknowledged write reads back");
+    assert_eq!(get_range(&s3, "mended", "first.bin", None).await, data, "the earlier version is mended");
+
+    let small = bytes(3000, 8);
+    put(&s3, "mended", "small-1.bin", &small).await;
+    assert!(blob_of(&server, "mended", "small-1.bin").starts_with("inline:"), "kept inline");
+    let mut damaged = small.clone();
+    damaged[1500] ^= 0x01;
+    let conn = rusqlite::Connection::open(server.registry_path()).expect("open the log");
+    conn.busy_timeout(std::time::Duration::from_secs(10)).expect("busy timeout");
+    let altered = conn.execute(
+        "UPDATE inline_blobs SET bytes = ?1 WHERE digest = ?2",
+        (damaged, blake3::hash(&small).as_bytes().to_vec()),
+    );
+    assert_eq!(altered.expect("alter the inline row"), 1);
+    drop(conn);
+    assert_refused(&s3, "mended", "small-1.bin", None, "GET of the altered inline row").await;
+    put(&s3, "mended", "small-2.bin", &small).await;
+    assert_eq!(get_range(&s3, "mended", "small-2.bin", None).await, small, "the acknowledged inline write");
+    assert_eq!(get_range(&s3, "mended", "small-1.bin", None).await, small, "the earlier inline version is mended");
+    let verify = server.cli(&["verify"]);
+    assert!(verify.status.success(), "{verify:#?}");
+}
+
 #[tokio::test]
 async fn a_missing_or_truncated_blob_is_an_error_not_an_empty_success() {
     let server = Server::start_with(Transport::Http, &[], upstream_env()).await;

@@ -531,31 +531,34 @@ impl Stage for FsStage {
     }
 }
 
-/// Links `temp` as the blob `final_path` unless that blob exists, and makes the link durable.
+/// Links `temp` as the blob `final_path`, replacing the file of the same content if there is
+/// one, and makes the link durable.
+///
+/// A file already there is not trusted: it may have been damaged since it was written (a
+/// flipped bit, a truncation), and keeping it would acknowledge a write whose bytes can never
+/// be read, however often they are sent again. This write's bytes are known good and already
+/// written, so they take the name, through a second link renamed over it (the staged file
+/// stays, to place again should gc take the blob before the write is recorded). Readers of the
+/// old file keep reading it; gc's age filter sees the new file's fresh mtime.
 fn place(temp: &Path, final_path: &Path) -> Result<BlobId> {
     let id = final_path.file_name().and_then(|n| n.to_str()).map(BlobId::new).ok_or(BlobError::InvalidId)?;
     let dir = final_path.parent().ok_or(BlobError::InvalidId)?;
-
-    // Same content already stored: keep the existing file and refresh its mtime, which gc's
-    // age filter reads to spare itself work. Whether gc may take the blob from under this
-    // write is decided in the registry (`registry::deletions`), not by the mtime.
-    match touch(final_path) {
-        Ok(()) => return Ok(id),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-        Err(err) => return Err(err.into()),
-    }
     match std::fs::hard_link(temp, final_path) {
         Ok(()) => {}
-        // Another write placed the same bytes a moment ago; its link may not be durable yet.
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            let mut replacing = temp.as_os_str().to_owned();
+            replacing.push(".replacing");
+            let replacing = PathBuf::from(replacing);
+            std::fs::hard_link(temp, &replacing)?;
+            if let Err(err) = std::fs::rename(&replacing, final_path) {
+                std::fs::remove_file(&replacing).ok();
+                return Err(err.into());
+            }
+        }
         Err(err) => return Err(err.into()),
     }
     sync_dir(dir)?;
     Ok(id)
-}
-
-fn touch(path: &Path) -> io::Result<()> {
-    File::open(path)?.set_modified(SystemTime::now())
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -93,14 +93,15 @@ impl<C: GenericClient> SideTables for SharedTables<'_, C> {
             stored.push(blob.clone());
         }
         // Many large inline objects in one batch: written now, so that no statement carries
-        // an unbounded array (PostgreSQL refuses values past 1 GiB).
+        // an unbounded array (PostgreSQL refuses values past 1 GiB). A row already there is
+        // replaced, as by the batch's append.
         if stored.iter().map(|blob| blob.bytes.len()).sum::<usize>() > INLINE_HELD_BYTES {
             let digests: Vec<&[u8]> = stored.iter().map(|blob| &blob.digest[..]).collect();
             let bytes: Vec<&[u8]> = stored.iter().map(|blob| blob.bytes.as_slice()).collect();
             self.execute(
                 "INSERT INTO inline_blobs (digest, bytes, since)
                  SELECT digest, bytes, $3 FROM UNNEST($1::bytea[], $2::bytea[]) AS stored (digest, bytes)
-                 ON CONFLICT (digest) DO NOTHING",
+                 ON CONFLICT (digest) DO UPDATE SET bytes = excluded.bytes, since = excluded.since",
                 &[&digests, &bytes, &self.since],
             )?;
             stored.clear();

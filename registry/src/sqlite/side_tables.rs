@@ -8,8 +8,14 @@ use crate::side_tables::{PinId, SideTables};
 
 impl SideTables for Connection {
     fn store_inline(&self, blob: &InlineBlob) -> Result<()> {
-        self.prepare_cached("INSERT OR IGNORE INTO main.inline_blobs (digest, bytes) VALUES (?1, ?2)")?
-            .execute(params![&blob.digest[..], &blob.bytes])?;
+        // A row of the same digest is replaced, not kept: it may have been damaged since, and
+        // keeping it would acknowledge a write that can never be read (these bytes are the
+        // write's own, known good).
+        self.prepare_cached(
+            "INSERT INTO main.inline_blobs (digest, bytes) VALUES (?1, ?2)
+             ON CONFLICT (digest) DO UPDATE SET bytes = excluded.bytes",
+        )?
+        .execute(params![&blob.digest[..], &blob.bytes])?;
         Ok(())
     }
 
