@@ -442,3 +442,55 @@ fn an_object_another_account_owns_is_granted_by_that_account_alone() {
     assert_eq!(get(&Principal::Anonymous, &[], Some(&everyone_reads), AclGrant::None), Decision::ImplicitDeny);
     assert_eq!(get(&Principal::Anonymous, &[], None, AclGrant::Everyone), Decision::Allow);
 }
+
+/// Found by an attacker's pass: a grant to everyone under a condition that narrows nothing
+/// (`Null`, a negated operator, an `…IfExists`, address blocks that cover the internet
+/// between them) passed for private: `BlockPublicPolicy` let it in, `RestrictPublicBuckets`
+/// let anonymous readers through and `GetBucketPolicyStatus` said it was not public.
+#[test]
+fn only_a_positive_condition_with_fixed_values_on_a_trusted_key_makes_a_grant_to_everyone_private() {
+    let granted_if = |condition: &str| {
+        bucket_policy(&format!(
+            r#"{{"Statement":{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject",
+                "Resource":"arn:aws:s3:::b/*","Condition":{condition}}}}}"#
+        ))
+    };
+    let public = [
+        r#"{"Null":{"aws:PrincipalAccount":"true"}}"#,
+        r#"{"NotIpAddress":{"aws:SourceIp":"192.0.2.1/32"}}"#,
+        r#"{"StringNotEquals":{"aws:PrincipalAccount":"111111111111"}}"#,
+        r#"{"StringEqualsIfExists":{"aws:PrincipalAccount":"111111111111"}}"#,
+        r#"{"IpAddress":{"aws:SourceIp":["0.0.0.0/1","128.0.0.0/1"]}}"#,
+        r#"{"ForAllValues:StringEquals":{"aws:PrincipalAccount":"111111111111"}}"#,
+        r#"{"ArnNotLike":{"aws:SourceArn":"arn:aws:sns:us-east-1:111111111111:topic"}}"#,
+        // Broader than a /8 (a /32 in IPv6), whole or in pieces.
+        r#"{"IpAddress":{"aws:SourceIp":"10.0.0.0/7"}}"#,
+        r#"{"IpAddress":{"aws:SourceIp":"2001:db8::/31"}}"#,
+        r#"{"IpAddress":{"aws:SourceIp":["8.0.0.0/8","9.0.0.0/8"]}}"#,
+        // Not fixed: a wildcard or a policy variable.
+        r#"{"StringLike":{"aws:PrincipalAccount":"1111*"}}"#,
+        r#"{"ArnLike":{"aws:SourceArn":"arn:aws:sns:*:111111111111:topic"}}"#,
+        r#"{"StringEquals":{"aws:PrincipalAccount":"${aws:PrincipalAccount}"}}"#,
+        // Keys that name nobody anyone trusts; a KMS key id is any requester's to send here.
+        r#"{"StringEquals":{"aws:UserAgent":"curl/8.0"}}"#,
+        r#"{"StringEquals":{"s3:x-amz-server-side-encryption-aws-kms-key-id":"alias/builds"}}"#,
+    ];
+    let wrongly_private: Vec<_> = public.iter().filter(|c| !granted_if(c).is_public()).collect();
+    assert!(wrongly_private.is_empty(), "public, yet judged private: {wrongly_private:#?}");
+
+    let private = [
+        r#"{"StringEquals":{"aws:PrincipalAccount":"111111111111"}}"#,
+        r#"{"StringEqualsIgnoreCase":{"aws:PrincipalOrgID":"o-a1b2c3d4e5"}}"#,
+        r#"{"StringLike":{"aws:userid":"AIDAEXAMPLEEXAMPLE1"}}"#,
+        r#"{"ArnEquals":{"aws:PrincipalArn":"arn:aws:iam::111111111111:user/alice"}}"#,
+        r#"{"ArnLike":{"aws:SourceArn":"arn:aws:sns:us-east-1:111111111111:topic"}}"#,
+        r#"{"ForAnyValue:StringEquals":{"aws:SourceVpce":"vpce-1a2b3c4d"}}"#,
+        r#"{"IpAddress":{"aws:SourceIp":"11.0.0.0/8"}}"#,
+        r#"{"IpAddress":{"aws:SourceIp":["10.0.0.0/8","172.16.0.0/12","192.168.0.0/16","198.51.100.0/24"]}}"#,
+        r#"{"IpAddress":{"aws:SourceIp":"2001:db8::/32"}}"#,
+        // A statement's conditions must all hold: one that narrows is enough.
+        r#"{"Null":{"aws:PrincipalAccount":"false"},"StringEquals":{"aws:SourceAccount":"111111111111"}}"#,
+    ];
+    let wrongly_public: Vec<_> = private.iter().filter(|c| granted_if(c).is_public()).collect();
+    assert!(wrongly_public.is_empty(), "private, yet judged public: {wrongly_public:#?}");
+}
