@@ -774,3 +774,59 @@ async fn a_copy_is_decided_on_its_source_objects_own_tags_issue_18() {
     copy("plain.txt", "copy.txt").await.expect("a plain object copies");
     assert_eq!(get(&as_copier, "vault", "copy.txt").await, b"bytes");
 }
+
+/// The `<UserId>` of an IAM `GetUser` answer.
+fn user_id(answer: &(u16, String)) -> String {
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    let id = answer.1.split("<UserId>").nth(1).and_then(|rest| rest.split("</UserId>").next());
+    id.unwrap_or_else(|| panic!("no UserId in {}", answer.1)).to_owned()
+}
+
+/// Found by an attacker's pass: `aws:userid` was the bare user name, so a home folder keyed on
+/// it let another account's user of the same name read this account's user's files. It is the
+/// `UserId` IAM reports (and a root user's account id), as on AWS.
+#[tokio::test]
+async fn aws_userid_is_the_user_id_iam_reports_so_same_named_users_of_two_accounts_differ() {
+    let server = Server::start(Transport::Http).await;
+    let dir = tempfile::tempdir().expect("temp folder");
+    let s3 = server.s3();
+    create_bucket(&s3, "rbkt").await;
+    let partner = created(&server, &["--json", "account", "create", "partner"]);
+    let partner_id = partner.json["id"].as_str().expect("account id").to_owned();
+    let homes = r#"{"Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::rbkt/home/${aws:userid}/*"}}"#;
+    let homes = policy_file(&dir, "homes.json", homes);
+    expect(&server, &["user", "create", "alice"], 0);
+    expect(&server, &["user", "policy", "put", "alice", "--file", &homes], 0);
+    let ours = created(&server, &["--json", "key", "create", "alice"]);
+    expect(&server, &["user", "create", "alice", "--account", "partner"], 0);
+    expect(&server, &["user", "policy", "put", "alice", "--account", "partner", "--file", &homes], 0);
+    let theirs = created(&server, &["--json", "key", "create", "alice", "--account", "partner"]);
+    let grant = format!(
+        r#"{{"Statement":{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{partner_id}:root"}},
+            "Action":"s3:GetObject","Resource":"arn:aws:s3:::rbkt/home/${{aws:userid}}/*"}}}}"#
+    );
+    s3.put_bucket_policy().bucket("rbkt").policy(&grant).send().await.expect("the partner's users get their homes");
+
+    let get_user = [("Action", "GetUser"), ("UserName", "alice")];
+    let our_id = user_id(&iam(&server, artifact_store_conformance::raw::ROOT, &get_user).await);
+    let their_id = user_id(&iam(&server, partner.key(), &get_user).await);
+    assert_ne!(our_id, their_id);
+    put(&s3, "rbkt", "home/alice/notes.txt", b"by name").await;
+    put(&s3, "rbkt", &format!("home/{our_id}/notes.txt"), b"ours").await;
+    put(&s3, "rbkt", &format!("home/{their_id}/notes.txt"), b"theirs").await;
+    let (as_ours, as_theirs) = (server.s3_as(ours.key()), server.s3_as(theirs.key()));
+
+    let denied = (403, "AccessDenied".to_owned());
+    for (client, key) in [
+        (&as_theirs, "home/alice/notes.txt".to_owned()),
+        (&as_theirs, format!("home/{our_id}/notes.txt")),
+        (&as_ours, "home/alice/notes.txt".to_owned()),
+        (&as_ours, format!("home/{their_id}/notes.txt")),
+    ] {
+        assert_eq!(failure(client.get_object().bucket("rbkt").key(&key).send().await), denied, "{key}");
+    }
+    assert_eq!(get(&as_ours, "rbkt", &format!("home/{our_id}/notes.txt")).await, b"ours");
+    assert_eq!(get(&as_theirs, "rbkt", &format!("home/{their_id}/notes.txt")).await, b"theirs");
+    // The root user's id is its account's, in IAM and in policies alike.
+    assert_eq!(user_id(&iam(&server, partner.key(), &[("Action", "GetUser")]).await), partner_id);
+}

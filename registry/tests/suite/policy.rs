@@ -494,3 +494,33 @@ fn only_a_positive_condition_with_fixed_values_on_a_trusted_key_makes_a_grant_to
     let wrongly_public: Vec<_> = private.iter().filter(|c| granted_if(c).is_public()).collect();
     assert!(wrongly_public.is_empty(), "private, yet judged public: {wrongly_public:#?}");
 }
+
+/// Found by an attacker's pass: `aws:userid` was the user's bare name, so a home folder keyed
+/// on it was shared by same-named users of different accounts. It is the user's unique id
+/// (`AIDA…`, as IAM's `GetUser` reports it), and a root user's account id, as on AWS.
+#[test]
+fn aws_userid_tells_same_named_users_of_two_accounts_apart() {
+    let keys = no_keys();
+    let userid = |principal: &Principal| {
+        let request = Request { principal, action: "s3:GetObject", resource: "*", keys: &keys };
+        request.values("aws:userid").and_then(|values| values.first().map(|v| (*v).to_owned())).expect("a user id")
+    };
+    let ours = alice();
+    let theirs = Principal::User(User::new(OTHER, "alice"));
+    let (our_id, their_id) = (userid(&ours), userid(&theirs));
+    assert_ne!(our_id, their_id);
+    assert!(our_id.starts_with("AIDA") && our_id.len() == 21, "{our_id}");
+    assert_eq!(userid(&Principal::User(User::root(OWNER))), OWNER);
+
+    let homes = bucket_policy(&format!(
+        r#"{{"Statement":{{"Effect":"Allow","Principal":{{"AWS":["{OWNER}","{OTHER}"]}},"Action":"s3:GetObject",
+            "Resource":"arn:aws:s3:::b/home/${{aws:userid}}/*"}}}}"#
+    ));
+    let reads = [identity_policy(r#"{"Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}"#)];
+    let get = |who: &Principal, key: &str| {
+        check(who, "s3:GetObject", &format!("arn:aws:s3:::b/{key}"), &keys, &reads, Some(&homes))
+    };
+    assert_eq!(get(&theirs, "home/alice/notes"), Decision::ImplicitDeny);
+    assert_eq!(get(&theirs, &format!("home/{our_id}/notes")), Decision::ImplicitDeny);
+    assert_eq!(get(&theirs, &format!("home/{their_id}/notes")), Decision::Allow);
+}
