@@ -830,3 +830,51 @@ async fn aws_userid_is_the_user_id_iam_reports_so_same_named_users_of_two_accoun
     // The root user's id is its account's, in IAM and in policies alike.
     assert_eq!(user_id(&iam(&server, partner.key(), &[("Action", "GetUser")]).await), partner_id);
 }
+
+/// Found by an attacker's pass: a `Deny` whose `NotPrincipal` names an account exempted every
+/// user of that account. As on AWS, the account's ARN exempts its root user alone; a user is
+/// exempt when the list names both it and its account.
+#[tokio::test]
+async fn a_not_principal_naming_the_account_exempts_only_its_root_user() {
+    let server = Server::start(Transport::Http).await;
+    let dir = tempfile::tempdir().expect("temp folder");
+    let s3 = server.s3();
+    create_bucket(&s3, "vault").await;
+    put(&s3, "vault", "k", b"secret").await;
+    let accounts = expect(&server, &["--json", "account", "list"], 0).stdout;
+    let root_id = accounts
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|account| account["account"] == "root")
+        .and_then(|account| account["id"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("the root account in {accounts}"));
+    expect(&server, &["user", "create", "alice"], 0);
+    let everything = r#"{"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*"}}"#;
+    expect(&server, &["user", "policy", "put", "alice", "--file", &policy_file(&dir, "all.json", everything)], 0);
+    let alice = server.s3_as(created(&server, &["--json", "key", "create", "alice"]).key());
+    let deny_all_but = |listed: &[&str]| {
+        let listed = serde_json::to_string(listed).expect("JSON");
+        format!(
+            r#"{{"Statement":{{"Effect":"Deny","NotPrincipal":{{"AWS":{listed}}},"Action":"s3:*",
+                "Resource":["arn:aws:s3:::vault","arn:aws:s3:::vault/*"]}}}}"#
+        )
+    };
+    let account_arn = format!("arn:aws:iam::{root_id}:root");
+    let alice_arn = format!("arn:aws:iam::{root_id}:user/alice");
+    let read = |client: &aws_sdk_s3::Client| client.get_object().bucket("vault").key("k").send();
+    let denied = (403, "AccessDenied".to_owned());
+
+    s3.put_bucket_policy().bucket("vault").policy(deny_all_but(&[&account_arn])).send().await.expect("policy");
+    assert_eq!(failure(read(&alice).await), denied, "the account's ARN does not exempt its users");
+    assert_eq!(get(&s3, "vault", "k").await, b"secret");
+
+    let both = deny_all_but(&[&alice_arn, &account_arn]);
+    s3.put_bucket_policy().bucket("vault").policy(both).send().await.expect("policy");
+    assert_eq!(get(&alice, "vault", "k").await, b"secret");
+
+    // Alice's ARN alone leaves her account, and so her, denied.
+    s3.put_bucket_policy().bucket("vault").policy(deny_all_but(&[&alice_arn])).send().await.expect("policy");
+    assert_eq!(failure(read(&alice).await), denied);
+    assert_eq!(failure(read(&s3).await), denied);
+    s3.delete_bucket_policy().bucket("vault").send().await.expect("the owner may always remove its policy");
+}

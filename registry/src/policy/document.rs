@@ -60,7 +60,7 @@ pub(crate) enum Principals {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum NamedPrincipal {
     /// An account (`123456789012` or `arn:aws:iam::123456789012:root`): its users, once
-    /// their own account allows them too.
+    /// their own account allows them too. In a `NotPrincipal`, its root user alone.
     Account(String),
     /// A user's ARN, or an ARN pattern.
     Arn(String),

@@ -227,7 +227,8 @@ fn not_action_not_resource_and_not_principal_invert_their_lists() {
     assert_eq!(check(&alice(), "iam:CreateUser", "*", &no_keys(), &identity, None), Decision::ImplicitDeny);
 
     let only_alice = bucket_policy(&format!(
-        r#"{{"Statement":{{"Effect":"Deny","NotPrincipal":{{"AWS":"arn:aws:iam::{OWNER}:user/alice"}},
+        r#"{{"Statement":{{"Effect":"Deny",
+            "NotPrincipal":{{"AWS":["arn:aws:iam::{OWNER}:user/alice","arn:aws:iam::{OWNER}:root"]}},
             "Action":"s3:*","Resource":"arn:aws:s3:::b/*"}}}}"#
     ));
     let everything = [identity_policy(r#"{"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*"}}"#)];
@@ -523,4 +524,42 @@ fn aws_userid_tells_same_named_users_of_two_accounts_apart() {
     assert_eq!(get(&theirs, "home/alice/notes"), Decision::ImplicitDeny);
     assert_eq!(get(&theirs, &format!("home/{our_id}/notes")), Decision::ImplicitDeny);
     assert_eq!(get(&theirs, &format!("home/{their_id}/notes")), Decision::Allow);
+}
+
+/// Found by an attacker's pass: a `NotPrincipal` naming an account exempted every user of it
+/// from the `Deny`. AWS checks the account and then the user against the list, so the
+/// account's ARN exempts its root user alone, and a user is exempt only when both it and its
+/// account are listed.
+#[test]
+fn not_principal_exempts_a_user_only_when_it_lists_both_the_user_and_its_account() {
+    let everything = [identity_policy(r#"{"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*"}}"#)];
+    let deny_all_but = |listed: &str| {
+        bucket_policy(&format!(
+            r#"{{"Statement":{{"Effect":"Deny","NotPrincipal":{{"AWS":[{listed}]}},"Action":"s3:*",
+                "Resource":["arn:aws:s3:::b","arn:aws:s3:::b/*"]}}}}"#
+        ))
+    };
+    let get = |who: &Principal, policy: &Policy| {
+        check(who, "s3:GetObject", "arn:aws:s3:::b/k", &no_keys(), &everything, Some(policy))
+    };
+    let root = Principal::User(User::root(OWNER));
+
+    for account in [format!(r#""arn:aws:iam::{OWNER}:root""#), format!(r#""{OWNER}""#)] {
+        let account = deny_all_but(&account);
+        assert_eq!(get(&root, &account), Decision::Allow);
+        assert_eq!(get(&alice(), &account), Decision::ExplicitDeny);
+        assert_eq!(get(&Principal::Anonymous, &account), Decision::ExplicitDeny);
+    }
+    let alice_and_account = deny_all_but(&format!(r#""arn:aws:iam::{OWNER}:user/alice","arn:aws:iam::{OWNER}:root""#));
+    assert_eq!(get(&alice(), &alice_and_account), Decision::Allow);
+    assert_eq!(get(&root, &alice_and_account), Decision::Allow);
+    assert_eq!(get(&bob(), &alice_and_account), Decision::ExplicitDeny);
+    // Alice's ARN alone: her account is not exempt, so neither is she.
+    let alice_alone = deny_all_but(&format!(r#""arn:aws:iam::{OWNER}:user/alice""#));
+    assert_eq!(get(&alice(), &alice_alone), Decision::ExplicitDeny);
+    assert_eq!(get(&root, &alice_alone), Decision::ExplicitDeny);
+    // Another account's user with the same name is not the listed user.
+    let namesake = Principal::User(User::new(OTHER, "alice"));
+    let other_account = deny_all_but(&format!(r#""arn:aws:iam::{OWNER}:user/alice","{OTHER}""#));
+    assert_eq!(get(&namesake, &other_account), Decision::ExplicitDeny);
 }
