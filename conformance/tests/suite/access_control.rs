@@ -918,6 +918,68 @@ async fn a_public_access_block_refuses_public_policies_and_restricts_a_public_bu
     assert_eq!(of_type(&events, "v1.bucket.public_access_block.deleted").len(), 1);
 }
 
+/// Found by an attacker's pass: a grant to everyone under a condition that narrows nothing
+/// (`Null`, a negated operator, an `…IfExists`, address blocks that cover the internet between
+/// them) passed for private: `BlockPublicPolicy` let it in, `RestrictPublicBuckets` let
+/// anonymous readers through and `GetBucketPolicyStatus` answered `IsPublic: false`.
+#[tokio::test]
+async fn a_condition_that_narrows_nothing_leaves_a_grant_to_everyone_public() {
+    use aws_sdk_s3::types::PublicAccessBlockConfiguration;
+
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    put(&s3, BUCKET, "a.txt", b"not for everyone").await;
+    let block = |block_public_policy: bool| {
+        let block = PublicAccessBlockConfiguration::builder()
+            .block_public_acls(true)
+            .ignore_public_acls(true)
+            .block_public_policy(block_public_policy)
+            .restrict_public_buckets(true)
+            .build();
+        s3.put_public_access_block().bucket(BUCKET).public_access_block_configuration(block).send()
+    };
+    let granted_if = |condition: &str| {
+        format!(
+            r#"{{"Statement":{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject",
+                "Resource":"arn:aws:s3:::{BUCKET}/*","Condition":{condition}}}}}"#
+        )
+    };
+    let anonymous = || server.request("GET", &format!("/{BUCKET}/a.txt"));
+    let is_public = || async {
+        let status = s3.get_bucket_policy_status().bucket(BUCKET).send().await.expect("policy status");
+        status.policy_status().and_then(|s| s.is_public())
+    };
+
+    // Each holds for an anonymous request from here, and none names whom it lets in.
+    for condition in [
+        r#"{"Null":{"aws:PrincipalAccount":"true"}}"#,
+        r#"{"NotIpAddress":{"aws:SourceIp":"192.0.2.1/32"}}"#,
+        r#"{"StringNotEquals":{"aws:PrincipalAccount":"111111111111"}}"#,
+        r#"{"StringEqualsIfExists":{"aws:PrincipalAccount":"111111111111"}}"#,
+        r#"{"IpAddress":{"aws:SourceIp":["0.0.0.0/1","128.0.0.0/1"]}}"#,
+    ] {
+        let policy = granted_if(condition);
+        block(true).await.expect("block public policies");
+        let before = server.events().len();
+        let refused = s3.put_bucket_policy().bucket(BUCKET).policy(&policy).send().await;
+        assert_eq!(failure(refused), (403, "AccessDenied".to_owned()), "BlockPublicPolicy: {condition}");
+        server.assert_no_new_events(before, condition);
+
+        block(false).await.expect("let public policies in, still restricted");
+        s3.put_bucket_policy().bucket(BUCKET).policy(&policy).send().await.expect("the policy, now allowed");
+        assert_eq!(is_public().await, Some(true), "GetBucketPolicyStatus: {condition}");
+        assert_refused(&server.send(&anonymous()).await, 403, "AccessDenied", condition);
+        s3.delete_bucket_policy().bucket(BUCKET).send().await.expect("remove the policy");
+    }
+
+    // A fixed account is a narrowing the block lets in.
+    block(true).await.expect("block public policies");
+    let one_account = granted_if(r#"{"StringEquals":{"aws:PrincipalAccount":"111111111111"}}"#);
+    s3.put_bucket_policy().bucket(BUCKET).policy(&one_account).send().await.expect("a private policy");
+    assert_eq!(is_public().await, Some(false));
+}
+
 #[tokio::test]
 async fn object_acls_grant_reads_of_the_version_they_were_set_on_issue_18() {
     use aws_sdk_s3::types::{ObjectCannedAcl, ObjectOwnership, PublicAccessBlockConfiguration};

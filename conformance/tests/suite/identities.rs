@@ -909,3 +909,107 @@ async fn a_copy_is_decided_on_its_source_objects_own_tags_issue_18() {
     copy("plain.txt", "copy.txt").await.expect("a plain object copies");
     assert_eq!(get(&as_copier, "vault", "copy.txt").await, b"bytes");
 }
+
+/// The `<UserId>` of an IAM `GetUser` answer.
+fn user_id(answer: &(u16, String)) -> String {
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    let id = answer.1.split("<UserId>").nth(1).and_then(|rest| rest.split("</UserId>").next());
+    id.unwrap_or_else(|| panic!("no UserId in {}", answer.1)).to_owned()
+}
+
+/// Found by an attacker's pass: `aws:userid` was the bare user name, so a home folder keyed on
+/// it let another account's user of the same name read this account's user's files. It is the
+/// `UserId` IAM reports (and a root user's account id), as on AWS.
+#[tokio::test]
+async fn aws_userid_is_the_user_id_iam_reports_so_same_named_users_of_two_accounts_differ() {
+    let server = Server::start(Transport::Http).await;
+    let dir = tempfile::tempdir().expect("temp folder");
+    let s3 = server.s3();
+    create_bucket(&s3, "rbkt").await;
+    let partner = created(&server, &["--json", "account", "create", "partner"]);
+    let partner_id = partner.json["id"].as_str().expect("account id").to_owned();
+    let homes = r#"{"Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::rbkt/home/${aws:userid}/*"}}"#;
+    let homes = policy_file(&dir, "homes.json", homes);
+    expect(&server, &["user", "create", "alice"], 0);
+    expect(&server, &["user", "policy", "put", "alice", "--file", &homes], 0);
+    let ours = created(&server, &["--json", "key", "create", "alice"]);
+    expect(&server, &["user", "create", "alice", "--account", "partner"], 0);
+    expect(&server, &["user", "policy", "put", "alice", "--account", "partner", "--file", &homes], 0);
+    let theirs = created(&server, &["--json", "key", "create", "alice", "--account", "partner"]);
+    let grant = format!(
+        r#"{{"Statement":{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{partner_id}:root"}},
+            "Action":"s3:GetObject","Resource":"arn:aws:s3:::rbkt/home/${{aws:userid}}/*"}}}}"#
+    );
+    s3.put_bucket_policy().bucket("rbkt").policy(&grant).send().await.expect("the partner's users get their homes");
+
+    let get_user = [("Action", "GetUser"), ("UserName", "alice")];
+    let our_id = user_id(&iam(&server, artifact_store_conformance::raw::ROOT, &get_user).await);
+    let their_id = user_id(&iam(&server, partner.key(), &get_user).await);
+    assert_ne!(our_id, their_id);
+    put(&s3, "rbkt", "home/alice/notes.txt", b"by name").await;
+    put(&s3, "rbkt", &format!("home/{our_id}/notes.txt"), b"ours").await;
+    put(&s3, "rbkt", &format!("home/{their_id}/notes.txt"), b"theirs").await;
+    let (as_ours, as_theirs) = (server.s3_as(ours.key()), server.s3_as(theirs.key()));
+
+    let denied = (403, "AccessDenied".to_owned());
+    for (client, key) in [
+        (&as_theirs, "home/alice/notes.txt".to_owned()),
+        (&as_theirs, format!("home/{our_id}/notes.txt")),
+        (&as_ours, "home/alice/notes.txt".to_owned()),
+        (&as_ours, format!("home/{their_id}/notes.txt")),
+    ] {
+        assert_eq!(failure(client.get_object().bucket("rbkt").key(&key).send().await), denied, "{key}");
+    }
+    assert_eq!(get(&as_ours, "rbkt", &format!("home/{our_id}/notes.txt")).await, b"ours");
+    assert_eq!(get(&as_theirs, "rbkt", &format!("home/{their_id}/notes.txt")).await, b"theirs");
+    // The root user's id is its account's, in IAM and in policies alike.
+    assert_eq!(user_id(&iam(&server, partner.key(), &[("Action", "GetUser")]).await), partner_id);
+}
+
+/// Found by an attacker's pass: a `Deny` whose `NotPrincipal` names an account exempted every
+/// user of that account. As on AWS, the account's ARN exempts its root user alone; a user is
+/// exempt when the list names both it and its account.
+#[tokio::test]
+async fn a_not_principal_naming_the_account_exempts_only_its_root_user() {
+    let server = Server::start(Transport::Http).await;
+    let dir = tempfile::tempdir().expect("temp folder");
+    let s3 = server.s3();
+    create_bucket(&s3, "vault").await;
+    put(&s3, "vault", "k", b"secret").await;
+    let accounts = expect(&server, &["--json", "account", "list"], 0).stdout;
+    let root_id = accounts
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|account| account["account"] == "root")
+        .and_then(|account| account["id"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("the root account in {accounts}"));
+    expect(&server, &["user", "create", "alice"], 0);
+    let everything = r#"{"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*"}}"#;
+    expect(&server, &["user", "policy", "put", "alice", "--file", &policy_file(&dir, "all.json", everything)], 0);
+    let alice = server.s3_as(created(&server, &["--json", "key", "create", "alice"]).key());
+    let deny_all_but = |listed: &[&str]| {
+        let listed = serde_json::to_string(listed).expect("JSON");
+        format!(
+            r#"{{"Statement":{{"Effect":"Deny","NotPrincipal":{{"AWS":{listed}}},"Action":"s3:*",
+                "Resource":["arn:aws:s3:::vault","arn:aws:s3:::vault/*"]}}}}"#
+        )
+    };
+    let account_arn = format!("arn:aws:iam::{root_id}:root");
+    let alice_arn = format!("arn:aws:iam::{root_id}:user/alice");
+    let read = |client: &aws_sdk_s3::Client| client.get_object().bucket("vault").key("k").send();
+    let denied = (403, "AccessDenied".to_owned());
+
+    s3.put_bucket_policy().bucket("vault").policy(deny_all_but(&[&account_arn])).send().await.expect("policy");
+    assert_eq!(failure(read(&alice).await), denied, "the account's ARN does not exempt its users");
+    assert_eq!(get(&s3, "vault", "k").await, b"secret");
+
+    let both = deny_all_but(&[&alice_arn, &account_arn]);
+    s3.put_bucket_policy().bucket("vault").policy(both).send().await.expect("policy");
+    assert_eq!(get(&alice, "vault", "k").await, b"secret");
+
+    // Alice's ARN alone leaves her account, and so her, denied.
+    s3.put_bucket_policy().bucket("vault").policy(deny_all_but(&[&alice_arn])).send().await.expect("policy");
+    assert_eq!(failure(read(&alice).await), denied);
+    assert_eq!(failure(read(&s3).await), denied);
+    s3.delete_bucket_policy().bucket("vault").send().await.expect("the owner may always remove its policy");
+}

@@ -336,11 +336,12 @@ impl Call<'_> {
     }
 
     fn user_fields(&self, name: &str, created_at: i64) -> Vec<Element> {
+        let user = policy::User::named(&self.caller.account_id, name);
         vec![
             Element::text("Path", "/"),
             Element::text("UserName", name),
-            Element::text("UserId", &user_id(&self.caller.account_id, name)),
-            Element::text("Arn", &self.user_arn(name)),
+            Element::text("UserId", user.id()),
+            Element::text("Arn", user.arn()),
             Element::text("CreateDate", &crate::clock::rfc3339(created_at)),
         ]
     }
@@ -386,14 +387,6 @@ async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, IamError> {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(_) => Err(IamError::validation("The request body is too large or could not be read.")),
     }
-}
-
-/// A stable user id in IAM's shape (`AIDA` and 17 characters), derived from the account and
-/// the name: the registry names users, not ids.
-fn user_id(account_id: &str, name: &str) -> String {
-    let digest = blake3::hash(format!("{account_id}/{name}").as_bytes());
-    let tail: String = digest.to_hex().chars().take(17).collect::<String>().to_ascii_uppercase();
-    format!("AIDA{tail}")
 }
 
 fn lower_first(name: &str) -> String {

@@ -305,7 +305,7 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 }
 
 /// A CIDR block (`192.0.2.0/24`, `2001:db8::/32`), or one address.
-fn parse_cidr(text: &str) -> Option<ipnet::IpNet> {
+pub(crate) fn parse_cidr(text: &str) -> Option<ipnet::IpNet> {
     text.parse::<ipnet::IpNet>().ok().or_else(|| text.parse::<IpAddr>().ok().map(ipnet::IpNet::from))
 }
 

@@ -1,9 +1,10 @@
 //! A policy document parsed and checked: what `PutBucketPolicy` and `PutUserPolicy` accept.
 
+use ipnet::IpNet;
 use serde_json::{Map, Value};
 
 use super::actions::{BUCKET_ACTIONS, OBJECT_ACTIONS, SERVICE_ACTIONS};
-use super::condition::{Condition, Operator};
+use super::condition::{Base, Condition, Operator, SetQualifier, parse_cidr};
 use super::pattern::wildcard_match_ignore_case;
 
 /// Why a policy document was refused, in the words S3 answers `MalformedPolicy` with.
@@ -59,7 +60,7 @@ pub(crate) enum Principals {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum NamedPrincipal {
     /// An account (`123456789012` or `arn:aws:iam::123456789012:root`): its users, once
-    /// their own account allows them too.
+    /// their own account allows them too. In a `NotPrincipal`, its root user alone.
     Account(String),
     /// A user's ARN, or an ARN pattern.
     Arn(String),
@@ -159,24 +160,93 @@ impl Policy {
     }
 }
 
-/// Conditions AWS counts as making a `*` principal not public: a fixed source address
-/// block, an account, an ARN or a user.
+/// Whether a condition narrows a grant to everyone down to sources AWS trusts, as S3's "The
+/// meaning of public" sets them out: a positive operator comparing one of [`TRUSTED_KEYS`]
+/// (or `aws:SourceIp`, with [`narrow_address_blocks`]) with fixed values, which contain no
+/// wildcard and no policy variable. `Null`, the negated operators, `…IfExists` and
+/// `ForAllValues:` hold for requests that lack the key or carry a value the policy never
+/// names, anonymous ones included, so they narrow nothing.
 fn narrows_to_known_sources(condition: &Condition) -> bool {
+    let Operator { base, set, if_exists } = condition.operator;
+    let positive = matches!(
+        base,
+        Base::StringEquals
+            | Base::StringEqualsIgnoreCase
+            | Base::StringLike
+            | Base::ArnEquals
+            | Base::ArnLike
+            | Base::IpAddress
+    );
+    let fixed = condition.values.iter().all(|v| !v.contains(['*', '?']) && !v.contains("${"));
+    if !positive || if_exists || set == SetQualifier::AllValues || !fixed {
+        return false;
+    }
     let key = condition.key.to_ascii_lowercase();
-    let fixed = condition.values.iter().all(|v| !v.contains('*') && !v.contains('?'));
-    fixed
-        && matches!(
-            key.as_str(),
-            "aws:sourceip"
-                | "aws:sourcearn"
-                | "aws:sourceaccount"
-                | "aws:principalaccount"
-                | "aws:principalarn"
-                | "aws:userid"
-                | "aws:sourcevpc"
-                | "aws:sourcevpce"
-        )
-        && !condition.values.iter().any(|v| v == "0.0.0.0/0" || v == "::/0")
+    if key == "aws:sourceip" {
+        return narrow_address_blocks(&condition.values);
+    }
+    TRUSTED_KEYS.contains(&key.as_str())
+}
+
+/// The keys (lower-cased) whose fixed values name a principal, an account, an organisation
+/// or a network someone owns. `s3:x-amz-server-side-encryption-aws-kms-key-id`, which AWS
+/// also trusts because only a KMS key's grantees can use it, is left out: any requester may
+/// name any key of the gateway's key ring, so its value narrows nothing here. Some keys no
+/// request here carries (`aws:SourceVpc`, `s3:DataAccessPointAccount`, ...): a grant
+/// conditioned on them lets no one in, and AWS's policies that use them stay private.
+const TRUSTED_KEYS: &[&str] = &[
+    "aws:principalaccount",
+    "aws:principalarn",
+    "aws:principalorgid",
+    "aws:userid",
+    "aws:sourcearn",
+    "aws:sourceaccount",
+    "aws:sourceowner",
+    "aws:sourcevpc",
+    "aws:sourcevpce",
+    "s3:dataaccesspointaccount",
+    "s3:dataaccesspointarn",
+];
+
+/// Whether `aws:SourceIp` blocks name known networks rather than the internet. AWS counts a
+/// block broader than a /8 (a /32 in IPv6) as public. Blocks narrow enough each can still
+/// cover the internet between them (256 /8s), so together they may cover no more addresses
+/// than one /8 (or /32) does, RFC 1918's private ranges aside, which AWS leaves out. Blocks
+/// that overlap count twice: stricter than needed, for policies nobody writes.
+fn narrow_address_blocks(values: &[String]) -> bool {
+    const PRIVATE: [&str; 3] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
+    let Some(blocks) = values.iter().map(|v| parse_cidr(v)).collect::<Option<Vec<_>>>() else {
+        return false;
+    };
+    let widest = |block: &IpNet| match block {
+        IpNet::V4(_) => 8,
+        IpNet::V6(_) => 32,
+    };
+    if blocks.iter().any(|block| block.prefix_len() < widest(block)) {
+        return false;
+    }
+    // At most 2^24 (IPv4) or 2^96 (IPv6) each, now.
+    let size = |block: &IpNet| 1_u128 << (block.max_prefix_len() - block.prefix_len());
+    let outside_private = |block: &IpNet| {
+        let mut addresses = size(block);
+        for private in PRIVATE.iter().filter_map(|p| p.parse::<IpNet>().ok()) {
+            if private.contains(block) {
+                return 0;
+            }
+            if block.contains(&private) {
+                addresses -= size(&private);
+            }
+        }
+        addresses
+    };
+    let (mut v4, mut v6) = (0_u128, 0_u128);
+    for block in &blocks {
+        match block {
+            IpNet::V4(_) => v4 = v4.saturating_add(outside_private(block)),
+            IpNet::V6(_) => v6 = v6.saturating_add(size(block)),
+        }
+    }
+    v4 <= 1 << 24 && v6 <= 1 << 96
 }
 
 fn statement(value: &Value, kind: PolicyKind) -> Result<Statement, Malformed> {

@@ -203,23 +203,41 @@ fn names(statement: &Statement, principal: &Principal) -> Option<Named> {
         }
         Listed::AllBut(Principals::Everyone) => None,
         Listed::AllBut(Principals::Named(list)) => {
-            let excluded = match principal {
+            let exempt = match principal {
                 Principal::Anonymous => false,
-                Principal::User(user) => list.iter().any(|p| named_as(p, user).is_some()),
+                Principal::User(user) => exempts(list, user),
             };
-            (!excluded).then_some(Named::Directly)
+            (!exempt).then_some(Named::Directly)
         }
     }
 }
 
+/// Whether a `NotPrincipal` list leaves `user` out. AWS may check each principal a request
+/// speaks for against the list, its account first and then its user, which is why the IAM
+/// guide asks for the account's ARN beside a user's: an account leaves out its root user
+/// (which is the account) and no other, and a user is left out only when the list names
+/// both it and its account.
+fn exempts(list: &[NamedPrincipal], user: &User) -> bool {
+    let account = list.iter().any(|p| names_account(p, user.account()));
+    let itself =
+        user.is_root() || list.iter().any(|p| matches!(p, NamedPrincipal::Arn(arn) if arn_match(arn, user.arn())));
+    account && itself
+}
+
 /// How one named principal names `user`, if it does.
 fn named_as(principal: &NamedPrincipal, user: &User) -> Option<Named> {
-    let by_account = match principal {
-        NamedPrincipal::Arn(pattern) => return arn_match(pattern, user.arn()).then_some(Named::Directly),
-        NamedPrincipal::Account(account) => account == user.account(),
-        NamedPrincipal::CanonicalUser(id) => *id == canonical_id(user.account()),
-        NamedPrincipal::Other => false,
-    };
+    if let NamedPrincipal::Arn(pattern) = principal {
+        return arn_match(pattern, user.arn()).then_some(Named::Directly);
+    }
     let named = if user.is_root() { Named::Directly } else { Named::ByAccount };
-    by_account.then_some(named)
+    names_account(principal, user.account()).then_some(named)
+}
+
+/// Whether a named principal is `account`, by its id, its root ARN or its canonical id.
+fn names_account(principal: &NamedPrincipal, account: &str) -> bool {
+    match principal {
+        NamedPrincipal::Account(id) => id == account,
+        NamedPrincipal::CanonicalUser(id) => *id == canonical_id(account),
+        NamedPrincipal::Arn(_) | NamedPrincipal::Other => false,
+    }
 }

@@ -19,6 +19,7 @@ pub struct User {
     name: String,
     is_root: bool,
     arn: String,
+    id: String,
 }
 
 impl User {
@@ -26,14 +27,19 @@ impl User {
     #[must_use]
     pub fn new(account: &str, name: &str) -> Self {
         let arn = format!("arn:aws:iam::{account}:user/{name}");
-        User { account: account.to_owned(), name: name.to_owned(), is_root: false, arn }
+        // IAM's shape (`AIDA` and 17 characters), derived from the account and the name: the
+        // registry names users, not ids. The account takes part so that same-named users of
+        // two accounts differ, as policies keyed on `aws:userid` rely on.
+        let digest = blake3::hash(format!("{account}/{name}").as_bytes()).to_hex();
+        let id = format!("AIDA{}", digest[..17].to_ascii_uppercase());
+        User { account: account.to_owned(), name: name.to_owned(), is_root: false, arn, id }
     }
 
     /// The root user of `account`, which needs no identity policy in its own account.
     #[must_use]
     pub fn root(account: &str) -> Self {
         let arn = format!("arn:aws:iam::{account}:root");
-        User { account: account.to_owned(), name: "root".to_owned(), is_root: true, arn }
+        User { account: account.to_owned(), name: "root".to_owned(), is_root: true, arn, id: account.to_owned() }
     }
 
     /// The user `name` of `account`: its root user when `name` is
@@ -66,6 +72,13 @@ impl User {
     #[must_use]
     pub fn arn(&self) -> &str {
         &self.arn
+    }
+
+    /// The user's unique id, as IAM's `GetUser` reports it and `aws:userid` reads: `AIDA`
+    /// and 17 characters for a user, the account's id for the root user (as on AWS).
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
     }
 }
 
@@ -110,8 +123,8 @@ impl Request<'_> {
         match ConditionKeys::normalise(key).as_str() {
             "aws:principalarn" => Some(&user.arn),
             "aws:principalaccount" => Some(&user.account),
-            "aws:username" | "aws:userid" if !user.is_root => Some(&user.name),
-            "aws:userid" => Some(&user.account),
+            "aws:username" if !user.is_root => Some(&user.name),
+            "aws:userid" => Some(&user.id),
             "aws:principaltype" => Some(if user.is_root { "Account" } else { "User" }),
             _ => None,
         }

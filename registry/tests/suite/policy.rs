@@ -227,7 +227,8 @@ fn not_action_not_resource_and_not_principal_invert_their_lists() {
     assert_eq!(check(&alice(), "iam:CreateUser", "*", &no_keys(), &identity, None), Decision::ImplicitDeny);
 
     let only_alice = bucket_policy(&format!(
-        r#"{{"Statement":{{"Effect":"Deny","NotPrincipal":{{"AWS":"arn:aws:iam::{OWNER}:user/alice"}},
+        r#"{{"Statement":{{"Effect":"Deny",
+            "NotPrincipal":{{"AWS":["arn:aws:iam::{OWNER}:user/alice","arn:aws:iam::{OWNER}:root"]}},
             "Action":"s3:*","Resource":"arn:aws:s3:::b/*"}}}}"#
     ));
     let everything = [identity_policy(r#"{"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*"}}"#)];
@@ -441,4 +442,124 @@ fn an_object_another_account_owns_is_granted_by_that_account_alone() {
     assert_eq!(get(&alice(), &[], None, AclGrant::RequesterAccount), Decision::ImplicitDeny);
     assert_eq!(get(&Principal::Anonymous, &[], Some(&everyone_reads), AclGrant::None), Decision::ImplicitDeny);
     assert_eq!(get(&Principal::Anonymous, &[], None, AclGrant::Everyone), Decision::Allow);
+}
+
+/// Found by an attacker's pass: a grant to everyone under a condition that narrows nothing
+/// (`Null`, a negated operator, an `…IfExists`, address blocks that cover the internet
+/// between them) passed for private: `BlockPublicPolicy` let it in, `RestrictPublicBuckets`
+/// let anonymous readers through and `GetBucketPolicyStatus` said it was not public.
+#[test]
+fn only_a_positive_condition_with_fixed_values_on_a_trusted_key_makes_a_grant_to_everyone_private() {
+    let granted_if = |condition: &str| {
+        bucket_policy(&format!(
+            r#"{{"Statement":{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject",
+                "Resource":"arn:aws:s3:::b/*","Condition":{condition}}}}}"#
+        ))
+    };
+    let public = [
+        r#"{"Null":{"aws:PrincipalAccount":"true"}}"#,
+        r#"{"NotIpAddress":{"aws:SourceIp":"192.0.2.1/32"}}"#,
+        r#"{"StringNotEquals":{"aws:PrincipalAccount":"111111111111"}}"#,
+        r#"{"StringEqualsIfExists":{"aws:PrincipalAccount":"111111111111"}}"#,
+        r#"{"IpAddress":{"aws:SourceIp":["0.0.0.0/1","128.0.0.0/1"]}}"#,
+        r#"{"ForAllValues:StringEquals":{"aws:PrincipalAccount":"111111111111"}}"#,
+        r#"{"ArnNotLike":{"aws:SourceArn":"arn:aws:sns:us-east-1:111111111111:topic"}}"#,
+        // Broader than a /8 (a /32 in IPv6), whole or in pieces.
+        r#"{"IpAddress":{"aws:SourceIp":"10.0.0.0/7"}}"#,
+        r#"{"IpAddress":{"aws:SourceIp":"2001:db8::/31"}}"#,
+        r#"{"IpAddress":{"aws:SourceIp":["8.0.0.0/8","9.0.0.0/8"]}}"#,
+        // Not fixed: a wildcard or a policy variable.
+        r#"{"StringLike":{"aws:PrincipalAccount":"1111*"}}"#,
+        r#"{"ArnLike":{"aws:SourceArn":"arn:aws:sns:*:111111111111:topic"}}"#,
+        r#"{"StringEquals":{"aws:PrincipalAccount":"${aws:PrincipalAccount}"}}"#,
+        // Keys that name nobody anyone trusts; a KMS key id is any requester's to send here.
+        r#"{"StringEquals":{"aws:UserAgent":"curl/8.0"}}"#,
+        r#"{"StringEquals":{"s3:x-amz-server-side-encryption-aws-kms-key-id":"alias/builds"}}"#,
+    ];
+    let wrongly_private: Vec<_> = public.iter().filter(|c| !granted_if(c).is_public()).collect();
+    assert!(wrongly_private.is_empty(), "public, yet judged private: {wrongly_private:#?}");
+
+    let private = [
+        r#"{"StringEquals":{"aws:PrincipalAccount":"111111111111"}}"#,
+        r#"{"StringEqualsIgnoreCase":{"aws:PrincipalOrgID":"o-a1b2c3d4e5"}}"#,
+        r#"{"StringLike":{"aws:userid":"AIDAEXAMPLEEXAMPLE1"}}"#,
+        r#"{"ArnEquals":{"aws:PrincipalArn":"arn:aws:iam::111111111111:user/alice"}}"#,
+        r#"{"ArnLike":{"aws:SourceArn":"arn:aws:sns:us-east-1:111111111111:topic"}}"#,
+        r#"{"ForAnyValue:StringEquals":{"aws:SourceVpce":"vpce-1a2b3c4d"}}"#,
+        r#"{"IpAddress":{"aws:SourceIp":"11.0.0.0/8"}}"#,
+        r#"{"IpAddress":{"aws:SourceIp":["10.0.0.0/8","172.16.0.0/12","192.168.0.0/16","198.51.100.0/24"]}}"#,
+        r#"{"IpAddress":{"aws:SourceIp":"2001:db8::/32"}}"#,
+        // A statement's conditions must all hold: one that narrows is enough.
+        r#"{"Null":{"aws:PrincipalAccount":"false"},"StringEquals":{"aws:SourceAccount":"111111111111"}}"#,
+    ];
+    let wrongly_public: Vec<_> = private.iter().filter(|c| granted_if(c).is_public()).collect();
+    assert!(wrongly_public.is_empty(), "private, yet judged public: {wrongly_public:#?}");
+}
+
+/// Found by an attacker's pass: `aws:userid` was the user's bare name, so a home folder keyed
+/// on it was shared by same-named users of different accounts. It is the user's unique id
+/// (`AIDA…`, as IAM's `GetUser` reports it), and a root user's account id, as on AWS.
+#[test]
+fn aws_userid_tells_same_named_users_of_two_accounts_apart() {
+    let keys = no_keys();
+    let userid = |principal: &Principal| {
+        let request = Request { principal, action: "s3:GetObject", resource: "*", keys: &keys };
+        request.values("aws:userid").and_then(|values| values.first().map(|v| (*v).to_owned())).expect("a user id")
+    };
+    let ours = alice();
+    let theirs = Principal::User(User::new(OTHER, "alice"));
+    let (our_id, their_id) = (userid(&ours), userid(&theirs));
+    assert_ne!(our_id, their_id);
+    assert!(our_id.starts_with("AIDA") && our_id.len() == 21, "{our_id}");
+    assert_eq!(userid(&Principal::User(User::root(OWNER))), OWNER);
+
+    let homes = bucket_policy(&format!(
+        r#"{{"Statement":{{"Effect":"Allow","Principal":{{"AWS":["{OWNER}","{OTHER}"]}},"Action":"s3:GetObject",
+            "Resource":"arn:aws:s3:::b/home/${{aws:userid}}/*"}}}}"#
+    ));
+    let reads = [identity_policy(r#"{"Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}"#)];
+    let get = |who: &Principal, key: &str| {
+        check(who, "s3:GetObject", &format!("arn:aws:s3:::b/{key}"), &keys, &reads, Some(&homes))
+    };
+    assert_eq!(get(&theirs, "home/alice/notes"), Decision::ImplicitDeny);
+    assert_eq!(get(&theirs, &format!("home/{our_id}/notes")), Decision::ImplicitDeny);
+    assert_eq!(get(&theirs, &format!("home/{their_id}/notes")), Decision::Allow);
+}
+
+/// Found by an attacker's pass: a `NotPrincipal` naming an account exempted every user of it
+/// from the `Deny`. AWS checks the account and then the user against the list, so the
+/// account's ARN exempts its root user alone, and a user is exempt only when both it and its
+/// account are listed.
+#[test]
+fn not_principal_exempts_a_user_only_when_it_lists_both_the_user_and_its_account() {
+    let everything = [identity_policy(r#"{"Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*"}}"#)];
+    let deny_all_but = |listed: &str| {
+        bucket_policy(&format!(
+            r#"{{"Statement":{{"Effect":"Deny","NotPrincipal":{{"AWS":[{listed}]}},"Action":"s3:*",
+                "Resource":["arn:aws:s3:::b","arn:aws:s3:::b/*"]}}}}"#
+        ))
+    };
+    let get = |who: &Principal, policy: &Policy| {
+        check(who, "s3:GetObject", "arn:aws:s3:::b/k", &no_keys(), &everything, Some(policy))
+    };
+    let root = Principal::User(User::root(OWNER));
+
+    for account in [format!(r#""arn:aws:iam::{OWNER}:root""#), format!(r#""{OWNER}""#)] {
+        let account = deny_all_but(&account);
+        assert_eq!(get(&root, &account), Decision::Allow);
+        assert_eq!(get(&alice(), &account), Decision::ExplicitDeny);
+        assert_eq!(get(&Principal::Anonymous, &account), Decision::ExplicitDeny);
+    }
+    let alice_and_account = deny_all_but(&format!(r#""arn:aws:iam::{OWNER}:user/alice","arn:aws:iam::{OWNER}:root""#));
+    assert_eq!(get(&alice(), &alice_and_account), Decision::Allow);
+    assert_eq!(get(&root, &alice_and_account), Decision::Allow);
+    assert_eq!(get(&bob(), &alice_and_account), Decision::ExplicitDeny);
+    // Alice's ARN alone: her account is not exempt, so neither is she.
+    let alice_alone = deny_all_but(&format!(r#""arn:aws:iam::{OWNER}:user/alice""#));
+    assert_eq!(get(&alice(), &alice_alone), Decision::ExplicitDeny);
+    assert_eq!(get(&root, &alice_alone), Decision::ExplicitDeny);
+    // Another account's user with the same name is not the listed user.
+    let namesake = Principal::User(User::new(OTHER, "alice"));
+    let other_account = deny_all_but(&format!(r#""arn:aws:iam::{OWNER}:user/alice","{OTHER}""#));
+    assert_eq!(get(&namesake, &other_account), Decision::ExplicitDeny);
 }
