@@ -128,9 +128,9 @@ pub async fn serve(
         tracing::info!(files = tightened, "made the data folder private to its owner (0600 files, 0700 folders)");
     }
     if config.storage.backend == Backend::Fs {
-        // This gateway owns the data folder: every temp file is an upload that died with an
-        // earlier process.
-        let removed = FsBlobStore::remove_temp_files(&data_dir)
+        // Alone on the data folder, every temp file is an upload that died with an earlier
+        // process; on a shared registry, other gateways may be receiving theirs.
+        let removed = FsBlobStore::remove_temp_files(&data_dir, config.registry.url.is_some())
             .map_err(|source| ServeError::Storage { path: data_dir.clone(), source })?;
         if removed.files > 0 {
             tracing::info!(files = removed.files, bytes = removed.bytes, "removed temp files of uploads that died");

@@ -952,3 +952,46 @@ async fn a_gateway_without_the_shared_master_key_encrypts_nothing_the_others_can
     assert_eq!(get(&second.s3(), "team", "after-rotation").await, bytes(100, 5));
     assert_eq!(get(&first.s3(), "team", "before-restart").await, bytes(100, 6));
 }
+
+/// Found by an attacker's pass: a gateway starting on a data folder other gateways share
+/// removed every temp file in it, the bodies of the others' uploads in flight, which then
+/// failed with 500: any restart or rolling upgrade failed every upload of the cluster. On a
+/// shared registry a gateway starting removes only temp files untouched for an hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_starting_beside_others_leaves_their_uploads_in_flight_alone_issue_19() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let Some(db) = Database::create() else { return };
+    let (_dir, data) = shared_folder();
+    let first = gateways(1, &db.url, &data).await.remove(0);
+    create_bucket(&first.s3(), "uploads").await;
+    let body = bytes(8 << 20, 5);
+    let head = first
+        .request("PUT", "/uploads/in-flight")
+        .header("content-length", &body.len().to_string())
+        .sign(ROOT, std::time::SystemTime::now(), Payload::Unsigned)
+        .to_bytes();
+    let mut upload = tokio::net::TcpStream::connect(first.addr()).await.expect("connect");
+    upload.write_all(&head).await.expect("send the head");
+    let (sent, rest) = body.split_at(5 << 20);
+    upload.write_all(sent).await.expect("send most of the body");
+    // Its body is being written to a temp file on the local store (the S3 backend streams it
+    // upstream instead, and has none).
+    let tmp = data.join("tmp");
+    for _ in 0..100 {
+        if first.on_s3_backend() || std::fs::read_dir(&tmp).is_ok_and(|mut entries| entries.next().is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = gateways(1, &db.url, &data).await.remove(0);
+    upload.write_all(rest).await.expect("send the rest of the body");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), upload.read_to_end(&mut answer))
+        .await
+        .expect("an answer in time")
+        .expect("read the answer");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "the upload in flight: {answer}\n{}", first.log());
+    assert!(get(&second.s3(), "uploads", "in-flight").await == body, "the other gateway reads the upload's bytes");
+}

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -196,28 +196,44 @@ impl FsBlobStore {
     }
 }
 
+/// Temp files younger than this may be a live upload's, whatever else is known: its file can
+/// sit untouched while its client pauses or while its write waits for the registry.
+pub const TEMP_FILE_GUARD: Duration = Duration::from_secs(3_600);
+
 impl FsBlobStore {
-    /// Removes every file in `data_dir`'s `tmp/`: bodies of uploads that died with an earlier
-    /// process. Only for the one gateway that owns the data folder, when it starts: the files
-    /// of uploads in flight live there too.
+    /// Removes the files in `data_dir`'s `tmp/`, bodies of uploads that died with an earlier
+    /// process, when a gateway starts: every one when it is the only gateway on the data
+    /// folder (`shared` false), else only those untouched for [`TEMP_FILE_GUARD`], since the
+    /// files of the other gateways' uploads in flight live there too.
     ///
     /// # Errors
     ///
     /// I/O errors reading `tmp/` or removing a file; a missing `tmp/` is not one.
-    pub fn remove_temp_files(data_dir: &Path) -> io::Result<TempSweep> {
+    pub fn remove_temp_files(data_dir: &Path, shared: bool) -> io::Result<TempSweep> {
         let mut removed = TempSweep::default();
         let entries = match std::fs::read_dir(data_dir.join("tmp")) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(removed),
             entries => entries?,
         };
+        let cutoff = SystemTime::now().checked_sub(TEMP_FILE_GUARD).unwrap_or(SystemTime::UNIX_EPOCH);
         for entry in entries {
             let entry = entry?;
-            let meta = entry.metadata()?;
-            if meta.is_file() {
-                std::fs::remove_file(entry.path())?;
-                removed.files += 1;
-                removed.bytes += meta.len();
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                // Another gateway's upload placed or removed it meanwhile.
+                Err(err) if shared && err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err),
+            };
+            if !meta.is_file() || (shared && meta.modified()? >= cutoff) {
+                continue;
             }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {}
+                Err(err) if shared && err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err),
+            }
+            removed.files += 1;
+            removed.bytes += meta.len();
         }
         Ok(removed)
     }
@@ -992,7 +1008,7 @@ mod tests {
         let (dir, store) = store();
         let id = store.put(body(vec![b"same".to_vec()]), None, &[], None, None).await.unwrap().commit().await.unwrap();
         let path = files_in(&dir.path().join("blobs")).pop().unwrap();
-        let old = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         File::open(&path).unwrap().set_modified(old).unwrap();
 
         let again =

@@ -15,13 +15,10 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 
 use super::{open_registry, print_line};
-use crate::backend::fs::FsBlobStore;
+use crate::backend::fs::{FsBlobStore, TEMP_FILE_GUARD};
 use crate::config::{Backend, Config};
 use crate::outboard::OutboardFiles;
 use crate::worker::gc::{self, Options, PassLock, Report};
-
-/// Temp files younger than this are kept whatever `--min-age` says.
-pub const TEMP_FILE_GUARD: Duration = Duration::from_secs(3_600);
 
 /// Flags of `gc`.
 #[derive(Debug, clap::Args)]
