@@ -306,7 +306,7 @@ async fn a_put_whose_commit_fails_leaves_no_object_no_event_and_no_file() {
         "the first start's root account, then only the bucket was recorded"
     );
     assert!(blob_files(dir.path()).await.is_empty(), "a blob file was left");
-    assert_eq!(FsBlobStore::remove_temp_files(dir.path()).unwrap().files, 0, "a staged file was left");
+    assert_eq!(FsBlobStore::remove_temp_files(dir.path(), false).unwrap().files, 0, "a staged file was left");
 }
 
 #[tokio::test]
