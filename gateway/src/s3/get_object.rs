@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use http::HeaderMap;
-use registry::event::v1::{BlobCorrupt, BlobPart, CorruptSubject, Retrieved, VersionRef};
+use registry::event::v1::{BlobCorrupt, BlobPart, CorruptReason, CorruptSubject, Retrieved, VersionRef};
 use registry::queries::{Bucket, ObjectVersion};
 use registry::{Caller, Registry};
 use s3s::dto::*;
@@ -286,7 +286,8 @@ fn corruption_report(
             blobs.push(part.blob.clone());
         }
     }
-    Box::new(move |reason| {
+    let read = target.clone();
+    let raise = move |reason: CorruptReason| {
         tracing::error!(
             code = "InternalError",
             reason = reason.as_str(),
@@ -302,6 +303,28 @@ fn corruption_report(
         if let Err(err) = registry.record_corruption(caller, corrupt, lost) {
             lost(err);
         }
+    };
+    let lookup = gw.registry.clone();
+    Box::new(move |reason| {
+        if reason != CorruptReason::Missing {
+            return raise(reason);
+        }
+        // A blob is missing when gc took it after its version was deleted during the read (a
+        // multipart object's next part is opened only when the read reaches it): no damage,
+        // and no alarm in the log. Missing while the version stands, it is lost.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return raise(reason) };
+        runtime.spawn(async move {
+            let (bucket, key, id) = (read.bucket.clone(), read.key.clone(), read.version_id.clone());
+            match lookup.read(move |conn| conn.version(&bucket, &key, &id)).await {
+                Ok(None) => tracing::info!(
+                    bucket = %read.bucket,
+                    key = %read.key,
+                    version_id = %read.version_id,
+                    "a version was deleted while it was read; the read ended where its blobs went"
+                ),
+                _ => raise(reason),
+            }
+        });
     })
 }
 
