@@ -899,3 +899,41 @@ async fn a_legal_hold_header_other_than_on_or_off_is_refused() {
     let hold = s3.get_object_legal_hold().bucket("held").key("k").send().await.expect("legal hold");
     assert_eq!(hold.legal_hold().and_then(|h| h.status()).map(|s| s.as_str()), Some("ON"));
 }
+
+/// Found by an attacker's pass: an anonymous GET could set the response's headers
+/// (`response-content-type=text/html`, `response-content-disposition=inline`), so a public
+/// object could be served as a page of the gateway's origin. AWS refuses response header
+/// overrides on anonymous GETs with 400 `InvalidRequest`; signed ones keep them.
+#[tokio::test]
+async fn anonymous_gets_cannot_override_response_headers() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("public").send().await.expect("bucket");
+    s3.put_object()
+        .bucket("public")
+        .key("page.txt")
+        .body(ByteStream::from_static(b"<b>hi</b>"))
+        .send()
+        .await
+        .expect("put");
+    let policy = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::public/*"}]}"#;
+    s3.put_bucket_policy().bucket("public").policy(policy).send().await.expect("public policy");
+    let anonymous = server.send(&server.request("GET", "/public/page.txt")).await;
+    assert_eq!((anonymous.status, anonymous.body.as_slice()), (200, b"<b>hi</b>".as_slice()), "{}", anonymous.text());
+    for query in [
+        "response-content-type=text%2Fhtml",
+        "response-content-disposition=inline",
+        "response-expires=Thu%2C%2001%20Dec%201994%2016%3A00%3A00%20GMT",
+    ] {
+        let answer = server.send(&server.request("GET", &format!("/public/page.txt?{query}"))).await;
+        assert_refused(&answer, 400, "InvalidRequest", &format!("an anonymous GET with {query}"));
+    }
+    let signed = server.request("GET", "/public/page.txt?response-content-type=text%2Fhtml").sign(
+        ROOT,
+        SystemTime::now(),
+        Payload::Signed,
+    );
+    let answer = server.send(&signed).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.header("content-type"), Some("text/html"));
+}

@@ -496,6 +496,21 @@ macro_rules! object_output {
 
 pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> Result<S3Response<GetObjectOutput>> {
     let input = &req.input;
+    let overrides = [
+        &input.response_cache_control,
+        &input.response_content_disposition,
+        &input.response_content_encoding,
+        &input.response_content_language,
+        &input.response_content_type,
+    ];
+    if req.credentials.is_none() && (overrides.iter().any(|o| o.is_some()) || input.response_expires.is_some()) {
+        // Anyone could otherwise have a public object served as a page of this origin.
+        return Err(s3_error!(
+            InvalidRequest,
+            "Request specific response headers cannot be used for anonymous GET requests."
+        )
+        .into());
+    }
     let plan = read_plan!(gw, input);
     let customer = encryption::check_read(gw, &req, &plan.version.content)?;
     require_recordable(gw).await?;
