@@ -604,6 +604,8 @@ impl Registry {
         self.write(move |writer| {
             let views = writer.views();
             require_bucket(views, &target.bucket)?;
+            // An ACL can make a sealed member public: a change like any other.
+            views.refuse_sealed(&target.bucket, &target.key)?;
             let id = by_id.then_some(target.version_id.as_str());
             let version = require_version(views, &target.bucket, &target.key, id)?;
             if version.is_delete_marker {

@@ -108,6 +108,7 @@ pub(crate) fn check(
         },
         Payload::LegalHoldSet(p) => sealed(conn, sealed_any, &p.version.bucket, &p.version.key)?,
         Payload::TaggingSet(p) => sealed(conn, sealed_any, &p.version.bucket, &p.version.key)?,
+        Payload::ObjectAclSet(p) => sealed(conn, sealed_any, &p.version.bucket, &p.version.key)?,
         Payload::MultipartCreated(p) => sealed(conn, sealed_any, &p.bucket, &p.key)?,
         Payload::PartUploaded(p) => sealed(conn, sealed_any, &p.bucket, &p.key)?,
         _ => None,

@@ -274,3 +274,26 @@ fn lowered_sequence(text: &str) -> String {
     let sequence: u64 = text[start..end].parse().expect("a number");
     format!("{}{}{}", &text[..start], sequence - 1, &text[end..])
 }
+
+/// Found by an attacker's pass: PutObjectAcl changed a member of a sealed package (made it
+/// public), though nothing under a sealed prefix may change. It is refused as every other
+/// change is, with 403 AccessDenied, and nothing is recorded.
+#[tokio::test]
+async fn a_sealed_packages_members_keep_their_acls() {
+    use aws_sdk_s3::types::{ObjectCannedAcl, ObjectOwnership};
+
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("acls").object_ownership(ObjectOwnership::ObjectWriter).send().await.expect("bucket");
+    put(&s3, "acls", "rel/a.bin", b"a").await;
+    put(&s3, "acls", "beside.bin", b"b").await;
+    cli::expect(&server, &["package", "seal", "s3://acls/rel/", "--name", "rel"], 0);
+    let before = server.events().len();
+    let public = s3.put_object_acl().bucket("acls").key("rel/a.bin").acl(ObjectCannedAcl::PublicRead).send().await;
+    assert_eq!(failure(public), (403, "AccessDenied".to_owned()), "a member's ACL");
+    server.assert_no_new_events(before, "an ACL change under a sealed package");
+    let acl = s3.get_object_acl().bucket("acls").key("rel/a.bin").send().await.expect("the member's ACL");
+    assert_eq!(acl.grants().len(), 1, "the owner's grant alone: {acl:?}");
+    // Beside the prefix, ACLs change as before.
+    s3.put_object_acl().bucket("acls").key("beside.bin").acl(ObjectCannedAcl::PublicRead).send().await.expect("beside");
+}
