@@ -396,6 +396,43 @@ async fn only_the_owners_account_manages_a_buckets_policy_whatever_the_policy_gr
     put(&partner, "ours", "drop/b.txt", b"b").await;
 }
 
+/// Found by an attacker's pass: `s3:x-amz-copy-source` was the header as sent, while the copy
+/// reads the source it decodes, so a Deny on `bucket/secret/*` was passed by `/bucket/secret/a`,
+/// `bucket/%73ecret/a` or `bucket/secret%2Fa`. The key is now the source the copy reads.
+#[tokio::test]
+async fn copy_source_conditions_see_the_source_the_copy_reads() {
+    let server = Server::start(Transport::Http).await;
+    let dir = tempfile::tempdir().expect("temp folder");
+    let s3 = server.s3();
+    create_bucket(&s3, "docs").await;
+    put(&s3, "docs", "secret/a.txt", b"secret").await;
+    put(&s3, "docs", "public/b.txt", b"public").await;
+    expect(&server, &["user", "create", "copier"], 0);
+    let copier = created(&server, &["--json", "key", "create", "copier"]);
+    let policy = r#"{"Statement":[
+        {"Effect":"Allow","Action":["s3:GetObject","s3:PutObject"],"Resource":"arn:aws:s3:::docs/*"},
+        {"Effect":"Deny","Action":"s3:PutObject","Resource":"arn:aws:s3:::docs/*",
+         "Condition":{"StringLike":{"s3:x-amz-copy-source":"docs/secret/*"}}}]}"#;
+    expect(&server, &["user", "policy", "put", "copier", "--file", &policy_file(&dir, "copier.json", policy)], 0);
+    let before = server.events().len();
+    for source in ["docs/secret/a.txt", "/docs/secret/a.txt", "docs/%73ecret/a.txt", "docs/secret%2Fa.txt"] {
+        let copy = server.request("PUT", "/docs/out.txt").header("x-amz-copy-source", source).sign(
+            copier.key(),
+            SystemTime::now(),
+            Payload::Signed,
+        );
+        assert_refused(&server.send(&copy).await, 403, "AccessDenied", &format!("a copy of {source}"));
+    }
+    server.assert_no_new_events(before, "copies of a denied source");
+    let copy = server.request("PUT", "/docs/out.txt").header("x-amz-copy-source", "/docs/public/b.txt").sign(
+        copier.key(),
+        SystemTime::now(),
+        Payload::Signed,
+    );
+    assert_eq!(server.send(&copy).await.status, 200, "a copy of an allowed source");
+    assert_eq!(get(&s3, "docs", "out.txt").await, b"public");
+}
+
 #[tokio::test]
 async fn accounts_own_their_buckets_and_another_account_needs_the_bucket_s_grant_issue_18() {
     let server = Server::start(Transport::Http).await;

@@ -279,7 +279,6 @@ pub fn condition_keys(
         ("aws:UserAgent", "user-agent"),
         ("aws:Referer", "referer"),
         ("s3:x-amz-acl", "x-amz-acl"),
-        ("s3:x-amz-copy-source", "x-amz-copy-source"),
         ("s3:x-amz-metadata-directive", "x-amz-metadata-directive"),
         ("s3:x-amz-server-side-encryption", "x-amz-server-side-encryption"),
         ("s3:x-amz-server-side-encryption-aws-kms-key-id", "x-amz-server-side-encryption-aws-kms-key-id"),
@@ -298,6 +297,15 @@ pub fn condition_keys(
         if let Some(value) = header(name) {
             keys.set(key, value);
         }
+    }
+    // The source a copy reads, decoded (`/b/k`, `b/%6B` and `b%2Fk` all read `b/k`), as a
+    // condition on it must see it: the header as sent would let another spelling past it.
+    if let Some((bucket, key, version_id)) = header("x-amz-copy-source").and_then(copy_source) {
+        let source = match version_id {
+            Some(id) => format!("{bucket}/{key}?versionId={id}"),
+            None => format!("{bucket}/{key}"),
+        };
+        keys.set("s3:x-amz-copy-source", source);
     }
     // How far the retention a write asks for reaches, as AWS supplies it for a bound on it.
     if let Some(until) = header("x-amz-object-lock-retain-until-date")
