@@ -433,6 +433,43 @@ async fn copy_source_conditions_see_the_source_the_copy_reads() {
     assert_eq!(get(&s3, "docs", "out.txt").await, b"public");
 }
 
+/// Found by an attacker's pass: CreateBucket asking for object ownership or Object Lock
+/// needed `s3:CreateBucket` alone. On AWS it also needs `s3:PutBucketOwnershipControls` for
+/// `x-amz-object-ownership`, and `s3:PutBucketObjectLockConfiguration` with
+/// `s3:PutBucketVersioning` for `x-amz-bucket-object-lock-enabled`.
+#[tokio::test]
+async fn a_bucket_created_with_ownership_or_object_lock_needs_those_permissions_too() {
+    use aws_sdk_s3::types::ObjectOwnership;
+
+    let server = Server::start(Transport::Http).await;
+    let dir = tempfile::tempdir().expect("temp folder");
+    expect(&server, &["user", "create", "maker"], 0);
+    let maker = created(&server, &["--json", "key", "create", "maker"]);
+    let as_maker = server.s3_as(maker.key());
+    let policy = r#"{"Statement":[{"Effect":"Allow","Action":"s3:CreateBucket","Resource":"*"}]}"#;
+    expect(&server, &["user", "policy", "put", "maker", "--file", &policy_file(&dir, "maker.json", policy)], 0);
+    let before = server.events().len();
+    let denied = (403, "AccessDenied".to_owned());
+    let owned = as_maker.create_bucket().bucket("owned").object_ownership(ObjectOwnership::ObjectWriter).send().await;
+    assert_eq!(failure(owned), denied, "a bucket with its object ownership");
+    let locked = as_maker.create_bucket().bucket("locked").object_lock_enabled_for_bucket(true).send().await;
+    assert_eq!(failure(locked), denied, "a bucket with Object Lock");
+    server.assert_no_new_events(before, "buckets created without the permissions they ask for");
+    as_maker.create_bucket().bucket("plain").send().await.expect("a plain bucket");
+    let more = r#"{"Statement":[{"Effect":"Allow","Action":["s3:PutBucketOwnershipControls",
+        "s3:PutBucketObjectLockConfiguration","s3:PutBucketVersioning"],"Resource":"*"}]}"#;
+    let file = policy_file(&dir, "more.json", more);
+    expect(&server, &["user", "policy", "put", "maker", "--name", "more", "--file", &file], 0);
+    as_maker
+        .create_bucket()
+        .bucket("owned")
+        .object_ownership(ObjectOwnership::ObjectWriter)
+        .send()
+        .await
+        .expect("owned");
+    as_maker.create_bucket().bucket("locked").object_lock_enabled_for_bucket(true).send().await.expect("locked");
+}
+
 #[tokio::test]
 async fn accounts_own_their_buckets_and_another_account_needs_the_bucket_s_grant_issue_18() {
     let server = Server::start(Transport::Http).await;

@@ -731,9 +731,24 @@ impl S3Access for Access {
         if matches!(op.as_str(), "GetBucketPolicy" | "PutBucketPolicy" | "DeleteBucketPolicy") {
             grant.check_owners_account(&identity)?;
         }
-        if op == "CreateBucket" && asks_bucket_acl(cx.headers()) {
-            // A new bucket with an ACL other than private is a PutBucketAcl too, as on AWS.
-            self.decide(&identity, &grant, "s3:PutBucketAcl", &resource, &keys)?;
+        if op == "CreateBucket" {
+            // What a new bucket is created with is decided as setting it afterwards would be,
+            // as on AWS: an ACL other than private, its object ownership, Object Lock (which
+            // turns versioning on for good).
+            let asks = |name: &str| cx.headers().get(name).and_then(|v| v.to_str().ok());
+            let mut also = Vec::new();
+            if asks_bucket_acl(cx.headers()) {
+                also.push("s3:PutBucketAcl");
+            }
+            if asks("x-amz-object-ownership").is_some() {
+                also.push("s3:PutBucketOwnershipControls");
+            }
+            if asks("x-amz-bucket-object-lock-enabled").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+                also.extend(["s3:PutBucketObjectLockConfiguration", "s3:PutBucketVersioning"]);
+            }
+            for action in also {
+                self.decide(&identity, &grant, action, &resource, &keys)?;
+            }
         }
         if let Some(read) = &reads_too {
             self.decide_with(&identity, &grant, read, &resource, &keys, &object_acl)?;
