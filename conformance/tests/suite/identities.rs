@@ -470,6 +470,40 @@ async fn a_bucket_created_with_ownership_or_object_lock_needs_those_permissions_
     as_maker.create_bucket().bucket("locked").object_lock_enabled_for_bucket(true).send().await.expect("locked");
 }
 
+/// Found by an attacker's pass: `s3:signatureAge` was never supplied, so a policy bounding
+/// how old a presigned URL may be held nothing, and week-long URLs kept working. It is the
+/// time since the request's SigV4 date (header or presigned query), in milliseconds.
+#[tokio::test]
+async fn a_policy_bounds_the_age_of_a_signature() {
+    use std::time::Duration;
+
+    let server = Server::start(Transport::Http).await;
+    let dir = tempfile::tempdir().expect("temp folder");
+    let s3 = server.s3();
+    create_bucket(&s3, "shared").await;
+    put(&s3, "shared", "report.csv", b"numbers").await;
+    expect(&server, &["user", "create", "linker"], 0);
+    let linker = created(&server, &["--json", "key", "create", "linker"]);
+    let policy = r#"{"Statement":[
+        {"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::shared/*"},
+        {"Effect":"Deny","Action":"s3:GetObject","Resource":"arn:aws:s3:::shared/*",
+         "Condition":{"NumericGreaterThan":{"s3:signatureAge":"600000"}}}]}"#;
+    expect(&server, &["user", "policy", "put", "linker", "--file", &policy_file(&dir, "linker.json", policy)], 0);
+    let url = |signed: SystemTime| {
+        server.request("GET", "/shared/report.csv").presign(linker.key(), signed, Duration::from_secs(3600))
+    };
+    let old = server.send(&url(SystemTime::now() - Duration::from_secs(15 * 60))).await;
+    assert_refused(&old, 403, "AccessDenied", "a presigned URL signed 15 minutes ago");
+    let fresh = server.send(&url(SystemTime::now())).await;
+    assert_eq!((fresh.status, fresh.body.as_slice()), (200, b"numbers".as_slice()), "{}", fresh.text());
+    let header_signed = server.request("GET", "/shared/report.csv").sign(
+        linker.key(),
+        SystemTime::now() - Duration::from_secs(5 * 60),
+        Payload::Signed,
+    );
+    assert_eq!(server.send(&header_signed).await.status, 200, "a header signature 5 minutes old");
+}
+
 #[tokio::test]
 async fn accounts_own_their_buckets_and_another_account_needs_the_bucket_s_grant_issue_18() {
     let server = Server::start(Transport::Http).await;

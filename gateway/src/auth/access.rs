@@ -330,6 +330,13 @@ pub fn condition_keys(
             keys.set(key, value);
         }
     }
+    // How long ago a SigV4 request was signed, for a bound on how old a presigned URL may be.
+    let signed = header("x-amz-date").map(str::to_owned).or_else(|| query_value(query, "X-Amz-Date"));
+    if let Some(signed) = signed.as_deref().and_then(super::request_checks::parse_amz_date) {
+        let signed_ms = signed.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let age = u128::try_from(now).unwrap_or(0).saturating_sub(signed_ms);
+        keys.set("s3:signatureAge", age.to_string());
+    }
     let (signature_version, auth_type) = if header("authorization").is_some_and(|a| a.starts_with("AWS4-")) {
         (Some("AWS4-HMAC-SHA256"), Some("REST-HEADER"))
     } else if header("authorization").is_some() {

@@ -443,6 +443,14 @@ fn no_valid_date() -> Refusal {
     }
 }
 
+/// `20261203T191500Z`, the ISO 8601 basic form of SigV4's `x-amz-date`, as a time.
+#[must_use]
+pub fn parse_amz_date(text: &str) -> Option<std::time::SystemTime> {
+    let time = time::PrimitiveDateTime::parse(text, BASIC_TIME).ok()?.assume_utc();
+    let seconds = u64::try_from(time.unix_timestamp()).ok()?;
+    Some(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(seconds))
+}
+
 /// An HTTP date (`Tue, 27 Mar 2007 19:36:42 GMT` or `+0000`, RFC 2822) or the ISO 8601 basic
 /// form SigV4 uses (`20070327T193642Z`), which some SigV2 clients send in `x-amz-date`.
 fn parse_v2_date(value: &str) -> Option<OffsetDateTime> {

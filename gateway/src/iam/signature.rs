@@ -65,7 +65,7 @@ pub(super) fn check(
         )
     };
     let date = parts.headers.get("x-amz-date").and_then(|v| v.to_str().ok()).ok_or_else(mismatch)?;
-    let time = parse_amz_date(date).ok_or_else(mismatch)?;
+    let time = crate::auth::request_checks::parse_amz_date(date).ok_or_else(mismatch)?;
     let skew = now.duration_since(time).unwrap_or_else(|err| err.duration());
     if skew > MAX_SKEW {
         return Err(IamError::new(StatusCode::FORBIDDEN, "SignatureDoesNotMatch", "Signature expired"));
@@ -109,12 +109,4 @@ pub(super) fn check(
     // Compared in constant time: the comparison must not tell how much of a guess was right.
     let equal = expected.len() == given.len() && expected.iter().zip(given).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0;
     if equal { Ok(()) } else { Err(mismatch()) }
-}
-
-/// `20261203T191500Z` as a time.
-fn parse_amz_date(text: &str) -> Option<SystemTime> {
-    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    let time = time::PrimitiveDateTime::parse(text, format).ok()?.assume_utc();
-    let seconds = u64::try_from(time.unix_timestamp()).ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
 }
