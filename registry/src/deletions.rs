@@ -34,8 +34,10 @@
 //! A reference made without placing anything (a copy, a multipart completion) must name a blob
 //! that is referenced already.
 //!
-//! Only one pass may run at a time (the gateway holds a lock file for it): a pass that finds
-//! marks left by a pass that died deletes and releases them first.
+//! Only one pass may run at a time (the gateway holds a lock file and a lease for it): a pass
+//! that finds marks left by a pass that died deletes and releases them first, and so does a
+//! write that meets one while no pass runs (it begins a pass of its own for that), since those
+//! marks refuse it until they are released.
 
 use crate::error::{Error, Result};
 use crate::inline;

@@ -26,12 +26,17 @@ use crate::clock;
 use crate::crypto::{BlobKey, CustomerKey};
 use crate::outboard::PartHashes;
 use crate::request::DeniedDeletes;
+use crate::worker::gc;
 
 /// How many times a write places its blob again after gc took it, before it gives up.
 const PLACE_ATTEMPTS: usize = 3;
 
 /// How long a write waits for gc to finish deleting its blob before it gives up.
 const GC_WAIT: Duration = Duration::from_secs(30);
+
+/// How often a waiting write asks whether the pass that marked its blob is gone: a pass's
+/// lease on PostgreSQL ends a moment after its process, once the server sees its session closed.
+const DEAD_PASS_CHECK: Duration = Duration::from_secs(1);
 
 /// A blob a write placed in the store, kept until the write's event is recorded
 /// ([`record_placed`]).
@@ -108,10 +113,20 @@ where
     }
 }
 
-/// Waits until gc has released `blob` (deleted it and said so), for at most [`GC_WAIT`].
+/// Waits until gc has released `blob` (deleted it and said so), for at most [`GC_WAIT`]. When
+/// no pass runs, the mark is that of a pass that died, which would refuse this write until the
+/// next pass: the write finishes that pass's deletions itself (see
+/// [`gc::finish_dead_pass`], which tells a dead pass from a live one across gateways too).
 async fn wait_for_gc(gw: &Gateway, blob: &str) -> Result<()> {
     let deadline = Instant::now() + GC_WAIT;
+    let mut next_check = Instant::now();
     while gw.registry.deletion_pending(blob.to_owned()).await? {
+        if Instant::now() >= next_check {
+            next_check = Instant::now() + DEAD_PASS_CHECK;
+            if let Err(err) = gc::finish_dead_pass(&gw.registry, gw.blobs.as_ref()).await {
+                tracing::warn!(error = format!("{err:#}"), "cannot finish the deletions of a gc pass that stopped");
+            }
+        }
         if Instant::now() > deadline {
             return Err(registry::Error::BlobDeleted { blob: blob.to_owned() }.into());
         }
