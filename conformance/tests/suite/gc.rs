@@ -127,6 +127,28 @@ async fn a_put_of_bytes_a_killed_gc_pass_had_marked_is_stored() {
     cli::expect(&server, &["verify"], 0);
 }
 
+/// The pass that finishes a killed pass's deletions counts the bytes it frees: it reported
+/// "removed 1 unreferenced (0 B)".
+#[tokio::test]
+async fn a_pass_finishing_a_killed_pass_reports_the_bytes_it_freed() {
+    let server = Server::start(Transport::Http).await;
+    if server.on_s3_backend() {
+        skip("on the S3 backend: the test watches the local store's blob files");
+        return;
+    }
+    let s3 = server.s3();
+    create_bucket(&s3, "gc-report").await;
+    let data = bytes(BLOB, 2201);
+    put(&s3, "gc-report", "gone", &data).await;
+    s3.delete_object().bucket("gc-report").key("gone").send().await.expect("delete");
+    kill_gc_after_its_marks(&server, &data).await;
+
+    let ran = cli::expect(&server, &["gc", "--min-age", "0s", "--json"], 0);
+    let report: serde_json::Value = serde_json::from_str(&ran.stdout).expect("gc --json");
+    assert_eq!((report["blobs_removed"].as_u64(), report["blob_bytes_freed"].as_u64()), (Some(1), Some(BLOB as u64)));
+    assert!(!blob_file(&server, &data).exists());
+}
+
 #[tokio::test]
 async fn puts_of_repeating_contents_beside_repeated_gc_all_read_back_issue_16() {
     const WRITERS: u64 = 4;

@@ -221,7 +221,11 @@ async fn begin_deletions(
         return Ok(());
     }
     tracing::info!(blobs = unfinished.len(), "finishing the deletions of a gc pass that stopped");
-    let sizes = vec![0; unfinished.len()];
+    let mut sizes = Vec::with_capacity(unfinished.len());
+    for id in &unfinished {
+        // Only the report reads it; a blob the dead pass deleted already is not counted.
+        sizes.push(store.size(&BlobId::new(id.as_str())).await.unwrap_or(0));
+    }
     delete_marked(registry, store, lease, unfinished, &sizes, report).await
 }
 
