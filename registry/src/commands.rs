@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::event::v1::{
     self, AclEntry, BlobCorrupt, BucketAclSet, BucketCreated, BucketEncryptionSet, BucketPolicySet, BucketRef,
     BucketTaggingSet, BypassedFor, CorsSet, KeysRewrapped, LegalHoldSet, LifecycleApplied, LifecycleSet, MasterKeySet,
-    MultipartCompleted, MultipartCreated, ObjectAclSet, ObjectDeleted, ObjectLockSet, ObjectPut, OwnershipSet,
+    MultipartCompleted, MultipartCreated, ObjectAclSet, ObjectDeleted, ObjectLockSet, ObjectPut, Origin, OwnershipSet,
     PackageFinalized, PartUploaded, Payload, PublicAccessBlockSet, Retention, RetentionBypassed, RetentionSet,
     Retrieved, TaggingSet, UploadRef, VersionRef, VersioningSet, VersioningStatus,
 };
@@ -154,7 +154,14 @@ pub(crate) fn append_version(
     }
     for part in &put.content.parts {
         if inline.is_none_or(|blob| blob.locator() != part.blob) {
-            deletions::check_reference(writer, &part.blob, placement)?;
+            match deletions::check_reference(writer, &part.blob, placement) {
+                // A copy that placed nothing names the blobs its source referenced when it read
+                // it: unreferenced now, the source is gone, which is not gc's doing.
+                Err(Error::BlobDeleted { .. }) if placement.is_none() && matches!(put.origin, Origin::Copy { .. }) => {
+                    return Err(Error::CopySourceChanged);
+                }
+                checked => checked?,
+            }
         }
     }
     writer.views().refuse_sealed(&put.bucket, &put.key)?;
@@ -374,7 +381,8 @@ impl Registry {
     ///
     /// # Errors
     /// [`Error::NoSuchBucket`], [`Error::PreconditionFailed`], [`Error::NoSuchKey`] (If-Match
-    /// on a missing key).
+    /// on a missing key); [`Error::BlobDeleted`] when gc may have taken a blob the write
+    /// placed, [`Error::CopySourceChanged`] when a copy's source went after the copy read it.
     pub async fn put_object(&self, caller: Caller, new: NewVersion) -> Result<VersionRecorded> {
         self.write(move |writer| append_version(writer, &caller, new, None, None)).await
     }

@@ -32,10 +32,13 @@
 //! the first pass that begins after [`PIN_LIFETIME_MS`], so it only delays the blob's deletion.
 //!
 //! A reference made without placing anything (a copy, a multipart completion) must name a blob
-//! that is referenced already.
+//! that is referenced already. A copy refused so is not gc's doing (its source was deleted or
+//! replaced after the copy read it, gc or not): its job says so, [`Error::CopySourceChanged`].
 //!
-//! Only one pass may run at a time (the gateway holds a lock file for it): a pass that finds
-//! marks left by a pass that died deletes and releases them first.
+//! Only one pass may run at a time (the gateway holds a lock file and a lease for it): a pass
+//! that finds marks left by a pass that died deletes and releases them first, and so does a
+//! write that meets one while no pass runs (it begins a pass of its own for that), since those
+//! marks refuse it until they are released.
 
 use crate::error::{Error, Result};
 use crate::inline;

@@ -137,6 +137,12 @@ pub enum Error {
         /// The blob id.
         blob: String,
     },
+    /// A copy names blobs that nothing references any more: the version it read as its
+    /// source was deleted, or replaced under the same id, before the copy was recorded (gc
+    /// may have collected them since, but only because of that). Nothing was recorded; the
+    /// copy reads its source again.
+    #[error("the source of the copy was deleted or replaced after the copy read it")]
+    CopySourceChanged,
     /// The event chain does not verify at this sequence.
     #[error("event chain broken at sequence {sequence}")]
     ChainBroken {

@@ -838,16 +838,7 @@ async fn a_gc_pass_that_loses_its_lease_deletes_nothing_more_issue_19() {
     assert!(blob.is_file());
 
     // gc marks the blob, then waits at its barrier before deleting.
-    let barrier = data.parent().expect("test folder").join("gc-barrier");
-    let reached = PathBuf::from(format!("{}.reached", barrier.display()));
-    let gc = artifact_store_conformance::cli::spawn_gc_paused(&server, &barrier);
-    for _ in 0..600 {
-        if reached.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(reached.exists(), "gc did not reach its barrier");
+    let (gc, barrier) = gc_paused(&server, &data).await;
 
     // Its lease's session ends (a network cut, a server restart): the lock is free, and
     // another gateway's pass may take it and finish the marks.
@@ -870,6 +861,108 @@ async fn a_gc_pass_that_loses_its_lease_deletes_nothing_more_issue_19() {
     assert!(next.status.success(), "{}", String::from_utf8_lossy(&next.stderr));
     assert!(!blob.is_file(), "the next pass deletes the marked blob");
     let verified = server.cli(&["verify"]);
+    assert!(verified.status.success(), "verify: {}", String::from_utf8_lossy(&verified.stdout));
+}
+
+/// Starts `gc` on `server`'s data folder `data` and waits until it has marked its first batch
+/// and stopped at its barrier; returns it and the barrier file that lets it go on.
+async fn gc_paused(server: &Server, data: &Path) -> (std::process::Child, PathBuf) {
+    let barrier = data.parent().expect("test folder").join("gc-barrier");
+    let reached = PathBuf::from(format!("{}.reached", barrier.display()));
+    let gc = artifact_store_conformance::cli::spawn_gc_paused(server, &barrier);
+    for _ in 0..600 {
+        if reached.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reached.exists(), "gc did not reach its barrier");
+    (gc, barrier)
+}
+
+/// Two gateways sharing `data` and the registry at `url`, with `body` stored through the first
+/// and deleted, so that its blob is gc's to take; and that blob's file.
+async fn two_gateways_and_a_garbage_blob(url: &str, data: &Path, body: &[u8]) -> (Vec<Server>, PathBuf) {
+    let servers = gateways(2, url, data).await;
+    let s3 = servers[0].s3();
+    create_bucket(&s3, "marked").await;
+    put(&s3, "marked", "gone", body).await;
+    s3.delete_object().bucket("marked").key("gone").send().await.expect("delete");
+    let hex = artifact_store_conformance::blake3_hex(body);
+    let blob = data.join("blobs").join(&hex[..2]).join(&hex);
+    assert!(blob.is_file());
+    (servers, blob)
+}
+
+/// A gc pass killed after marking (here `artifact-store gc`, killed at its barrier) left its
+/// marks to the next pass: writes of those bytes waited 30 s for it and answered 503 (found by
+/// an attacker's pass). Its lease ended with its session, so no pass lives on any gateway, and
+/// a write on another gateway finishes the marks and stores its bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_put_of_bytes_a_killed_gc_pass_had_marked_is_stored_by_another_gateway() {
+    let Some(db) = Database::create() else { return };
+    if !upstream_env().is_empty() {
+        skip("on the S3 backend: every write uploads an object of its own, which no pass marked");
+        return;
+    }
+    let (_dir, data) = shared_folder();
+    let body = bytes(20_000, 5160);
+    let (servers, blob) = two_gateways_and_a_garbage_blob(&db.url, &data, &body).await;
+    let (mut gc, _barrier) = gc_paused(&servers[0], &data).await;
+    gc.kill().expect("kill gc");
+    gc.wait().expect("reap gc");
+    assert!(blob.is_file(), "gc was killed before it deleted anything");
+
+    let written = servers[1].s3().put_object().bucket("marked").key("again").body(body.clone().into()).send().await;
+    if let Err(err) = written {
+        panic!("PUT of the marked bytes: {:?}\n{}", failure::<(), _>(Err(err)), servers[1].log());
+    }
+    assert_eq!(get(&servers[0].s3(), "marked", "again").await, body);
+    let next = servers[0].cli(&["gc", "--min-age", "0s"]);
+    assert!(next.status.success(), "{}", String::from_utf8_lossy(&next.stderr));
+    assert!(blob.is_file(), "gc removed the blob of the new object");
+    let verified = servers[0].cli(&["verify"]);
+    assert!(verified.status.success(), "verify: {}", String::from_utf8_lossy(&verified.stdout));
+}
+
+/// A write that meets a mark finishes it only when no pass lives: a pass on one gateway holds
+/// the lease (not the other gateways' gc locks), and a write of the bytes it marked on another
+/// gateway waits for it. Had the write finished the marks, the pass would have deleted the
+/// bytes the write placed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_put_on_another_gateway_waits_for_the_live_gc_pass_that_marked_its_bytes() {
+    let Some(db) = Database::create() else { return };
+    if !upstream_env().is_empty() {
+        skip("on the S3 backend: every write uploads an object of its own, which no pass marked");
+        return;
+    }
+    let (_dir, data) = shared_folder();
+    let body = bytes(20_000, 5170);
+    let (servers, blob) = two_gateways_and_a_garbage_blob(&db.url, &data, &body).await;
+    let (gc, barrier) = gc_paused(&servers[0], &data).await;
+
+    let writer = {
+        let (s3, body) = (servers[1].s3(), body.clone());
+        tokio::spawn(async move { put(&s3, "marked", "again", &body).await })
+    };
+    for _ in 0..600 {
+        if servers[1].log().contains("gc is deleting the blob of this write") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(servers[1].log().contains("gc is deleting the blob of this write"), "{}", servers[1].log());
+    std::fs::write(&barrier, b"").expect("open the barrier");
+    let gc = gc.wait_with_output().expect("gc");
+    assert!(gc.status.success(), "gc failed: {}", String::from_utf8_lossy(&gc.stderr));
+    writer.await.expect("PUT task");
+
+    // gc deleted the blob it marked itself: the waiting PUT did not take its marks over.
+    let report: serde_json::Value = serde_json::from_slice(&gc.stdout).expect("gc --json");
+    assert_eq!(report["blobs_removed"], 1, "{report}\n{}", servers[1].log());
+    assert!(blob.is_file(), "the acknowledged PUT's blob file is gone\n{}", servers[1].log());
+    assert_eq!(get(&servers[0].s3(), "marked", "again").await, body);
+    let verified = servers[0].cli(&["verify"]);
     assert!(verified.status.success(), "verify: {}", String::from_utf8_lossy(&verified.stdout));
 }
 

@@ -166,10 +166,16 @@ fn registry_error(err: registry::Error) -> S3Error {
             S3ErrorCode::AccessDenied,
             format!("Access Denied: the key belongs to sealed package {package}."),
         ),
-        // gc deleted the blob this write placed (or a copy's source blob) and the write could
-        // not place it again: nothing was recorded, and a retry starts afresh.
+        // gc deleted the blob this write placed and the write could not place it again:
+        // nothing was recorded, and a retry starts afresh.
         R::BlobDeleted { blob } => {
             tracing::warn!(%blob, "write refused: gc deleted its blob");
+            s3_error!(ServiceUnavailable, "Please reduce your request rate.")
+        }
+        // The copy's source went between its read and its record on every attempt: another
+        // client rewrites it as fast as the copy reads it, and a retry may find it still.
+        R::CopySourceChanged => {
+            tracing::warn!("copy refused: its source was deleted or replaced after each read");
             s3_error!(ServiceUnavailable, "Please reduce your request rate.")
         }
         R::ObjectLockNotEnabled { .. } => s3_error!(InvalidRequest, "Bucket is missing Object Lock Configuration"),

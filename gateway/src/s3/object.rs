@@ -26,12 +26,17 @@ use crate::clock;
 use crate::crypto::{BlobKey, CustomerKey};
 use crate::outboard::PartHashes;
 use crate::request::DeniedDeletes;
+use crate::worker::gc;
 
 /// How many times a write places its blob again after gc took it, before it gives up.
 const PLACE_ATTEMPTS: usize = 3;
 
 /// How long a write waits for gc to finish deleting its blob before it gives up.
 const GC_WAIT: Duration = Duration::from_secs(30);
+
+/// How often a waiting write asks whether the pass that marked its blob is gone: a pass's
+/// lease on PostgreSQL ends a moment after its process, once the server sees its session closed.
+const DEAD_PASS_CHECK: Duration = Duration::from_secs(1);
 
 /// A blob a write placed in the store, kept until the write's event is recorded
 /// ([`record_placed`]).
@@ -108,10 +113,20 @@ where
     }
 }
 
-/// Waits until gc has released `blob` (deleted it and said so), for at most [`GC_WAIT`].
+/// Waits until gc has released `blob` (deleted it and said so), for at most [`GC_WAIT`]. When
+/// no pass runs, the mark is that of a pass that died, which would refuse this write until the
+/// next pass: the write finishes that pass's deletions itself (see
+/// [`gc::finish_dead_pass`], which tells a dead pass from a live one across gateways too).
 async fn wait_for_gc(gw: &Gateway, blob: &str) -> Result<()> {
     let deadline = Instant::now() + GC_WAIT;
+    let mut next_check = Instant::now();
     while gw.registry.deletion_pending(blob.to_owned()).await? {
+        if Instant::now() >= next_check {
+            next_check = Instant::now() + DEAD_PASS_CHECK;
+            if let Err(err) = gc::finish_dead_pass(&gw.registry, gw.blobs.as_ref()).await {
+                tracing::warn!(error = format!("{err:#}"), "cannot finish the deletions of a gc pass that stopped");
+            }
+        }
         if Instant::now() > deadline {
             return Err(registry::Error::BlobDeleted { blob: blob.to_owned() }.into());
         }
@@ -356,27 +371,43 @@ pub(super) fn check_copy_conditions(
     Ok(())
 }
 
-pub(super) async fn copy_object(
-    gw: &Gateway,
-    mut req: S3Request<CopyObjectInput>,
-) -> Result<S3Response<CopyObjectOutput>> {
+/// How many times a copy reads its source, when the source goes between the copy's read of it
+/// and its record.
+const COPY_ATTEMPTS: usize = 3;
+
+pub(super) async fn copy_object(gw: &Gateway, req: S3Request<CopyObjectInput>) -> Result<S3Response<CopyObjectOutput>> {
+    // A copy names the blobs of the source it read; when the source was deleted or replaced
+    // before the copy's record, nothing may reference them any more, and the registry refuses
+    // them. The copy starts again from its source as it is now: a copy made a moment later
+    // would answer NoSuchKey, or copy the version that replaced it.
+    let mut attempts = 1;
+    loop {
+        match copy_source_as_read(gw, &req).await {
+            Err(Error::Registry(registry::Error::CopySourceChanged)) if attempts < COPY_ATTEMPTS => attempts += 1,
+            answer => return answer,
+        }
+    }
+}
+
+/// One attempt at a copy, on its source as it reads it.
+async fn copy_source_as_read(gw: &Gateway, req: &S3Request<CopyObjectInput>) -> Result<S3Response<CopyObjectOutput>> {
     wire::check_key(&req.input.key)?;
-    let asked = encryption::requested(gw, &req)?;
+    let asked = encryption::requested(gw, req)?;
     let same_object_change = asked.is_some();
     let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
-    let copier = caller(&req);
+    let copier = caller(req);
     let (src_bucket, src_key, src_version_id) = wire::copy_source(&req.input.copy_source)?;
     require_bucket(gw, &src_bucket).await?;
     let bucket = require_bucket(gw, &req.input.bucket).await?;
     let source = source_version(gw, &src_bucket, &src_key, src_version_id.as_deref()).await?;
-    let source_key = encryption::read_key(gw, &req, &source.content, encryption::COPY_SOURCE_CUSTOMER)?;
+    let source_key = encryption::read_key(gw, req, &source.content, encryption::COPY_SOURCE_CUSTOMER)?;
     // A copy of an SSE-C source that asks for nothing is encrypted as AWS's default (SSE-S3):
     // it cannot share the source's blobs, which only the source's key opens.
     let encryption = match encryption::with_default(gw, &bucket, asked)? {
         None if encryption::is_customer(&source.content) => Some(Encryption::S3),
         encryption => encryption,
     };
-    let input = &mut req.input;
+    let input = &req.input;
     check_copy_conditions(
         &source,
         input.copy_source_if_match.as_ref(),
@@ -436,7 +467,7 @@ pub(super) async fn copy_object(
             input.content_language.as_ref(),
             input.expires.as_ref(),
         );
-        content.user_metadata = wire::user_metadata(input.metadata.take());
+        content.user_metadata = wire::user_metadata(input.metadata.clone());
     }
     if replace_tags {
         content.tags = wire::tags_from_header(input.tagging.as_deref())?;

@@ -16,8 +16,10 @@
 //!    again once gc is done with them.
 //!
 //! One pass at a time: a pass holds an exclusive lock on `registry.gc.lock` beside the
-//! registry (a lock the kernel drops with its process), so marks still set when a pass begins
-//! are those of a pass that died, and this one finishes them.
+//! registry (a lock the kernel drops with its process) and the registry's `gc` lease, so marks
+//! still set when a pass begins are those of a pass that died, and this one finishes them. A
+//! write that meets such a mark while no pass runs finishes them too ([`finish_dead_pass`]):
+//! the next pass may be an hour away, and the mark refuses the write until it is released.
 //!
 //! **Inline bytes** live in the registry: one writer job checks and deletes them together.
 //!
@@ -178,12 +180,7 @@ async fn collect_blobs(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     if !dry_run {
-        let unfinished = registry.begin_deletion_pass().await.context("cannot begin a deletion pass")?;
-        if !unfinished.is_empty() {
-            tracing::info!(blobs = unfinished.len(), "finishing the deletions of a gc pass that stopped");
-            let sizes = vec![0; unfinished.len()];
-            delete_marked(registry, store, lease, unfinished, &sizes, report).await?;
-        }
+        begin_deletions(registry, store, lease, report).await?;
     }
     let mut listing = store.list().await.context("cannot list blobs")?;
     let mut batch: Vec<(String, u64)> = Vec::with_capacity(BATCH);
@@ -209,6 +206,51 @@ async fn collect_blobs(
             return Ok(());
         }
     }
+}
+
+/// Begins the deletions of a pass (see `registry::deletions`), and finishes those that a pass
+/// which died left marked: deletes their blobs and releases them.
+async fn begin_deletions(
+    registry: &Registry,
+    store: &dyn BlobStore,
+    lease: &Lease,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let unfinished = registry.begin_deletion_pass().await.context("cannot begin a deletion pass")?;
+    if unfinished.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(blobs = unfinished.len(), "finishing the deletions of a gc pass that stopped");
+    let mut sizes = Vec::with_capacity(unfinished.len());
+    for id in &unfinished {
+        // Only the report reads it; a blob the dead pass deleted already is not counted.
+        sizes.push(store.size(&BlobId::new(id.as_str())).await.unwrap_or(0));
+    }
+    delete_marked(registry, store, lease, unfinished, &sizes, report).await
+}
+
+/// Finishes the deletions that a pass which died (killed between marking a batch and releasing
+/// it) left marked, unless a pass runs, which then does nothing. For a write that met a mark:
+/// it is refused until the mark is released, and the next pass may be an hour away.
+///
+/// Whether a pass runs is asked of both things a pass holds while its marks are set: the
+/// [`PassLock`] of this data folder (the gateway's own pass, `artifact-store gc`) and the `gc`
+/// lease, which on a registry shared on PostgreSQL is the only one the gateways share (each
+/// has a lock file of its own beside its replica). Holding both, this is the pass that takes
+/// over from a dead one, as the next pass would: a live pass releases its marks before it lets
+/// go of either, and no pass begins until this one has released. A pass that lost its lease
+/// stops before its next deletion and releases nothing, as it does for another gateway's pass.
+///
+/// # Errors
+/// Failures to take the lock or the lease, to read the registry or to delete a blob.
+pub async fn finish_dead_pass(registry: &Registry, store: &dyn BlobStore) -> anyhow::Result<()> {
+    let Some(_lock) = PassLock::try_acquire(registry.path()).context("cannot take the gc lock")? else {
+        return Ok(());
+    };
+    let Some(lease) = registry.try_lease("gc").await.context("cannot take the gc lease")? else {
+        return Ok(());
+    };
+    begin_deletions(registry, store, &lease, &mut Report::default()).await
 }
 
 /// The listed blobs a reader finds unreferenced (asked after the listing, so a reference

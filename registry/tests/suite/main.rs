@@ -1,6 +1,7 @@
 //! The registry's integration tests, one module per concern, in one test binary: each
 //! binary links the registry and SQLite again, so one builds much faster than ten.
 
+mod copies;
 mod crash;
 mod engines;
 mod frozen_v1;
