@@ -937,3 +937,42 @@ async fn anonymous_gets_cannot_override_response_headers() {
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.header("content-type"), Some("text/html"));
 }
+
+/// Found by an attacker's pass: CopyObject ignored `If-None-Match` and `If-Match` (s3s 0.14's
+/// input has no field for them), so a copy "if absent" overwrote the key, and concurrent such
+/// copies through several gateways all won. They hold for a copy as for a PUT: 412
+/// `PreconditionFailed` when they fail, and an ETag in `If-None-Match` is 501 `NotImplemented`.
+#[tokio::test]
+async fn a_copy_honours_the_write_conditions_of_its_target() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("copies").send().await.expect("bucket");
+    s3.put_object().bucket("copies").key("src").body(ByteStream::from_static(b"source")).send().await.expect("src");
+    let kept = s3.put_object().bucket("copies").key("dst").body(ByteStream::from_static(b"kept")).send().await;
+    let kept_etag = kept.expect("dst").e_tag().expect("etag").to_owned();
+    let before = server.events().len();
+    let copy = |headers: &[(&str, &str)]| {
+        let mut request = server.request("PUT", "/copies/dst").header("x-amz-copy-source", "/copies/src");
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.sign(ROOT, SystemTime::now(), Payload::Signed)
+    };
+    let absent_only = server.send(&copy(&[("if-none-match", "*")])).await;
+    assert_refused(&absent_only, 412, "PreconditionFailed", "a copy if absent onto a key that exists");
+    let other_etag = server.send(&copy(&[("if-match", "\"0123456789abcdef0123456789abcdef\"")])).await;
+    assert_refused(&other_etag, 412, "PreconditionFailed", "a copy if the target has another ETag");
+    let etag_in_none_match = server.send(&copy(&[("if-none-match", &kept_etag)])).await;
+    assert_refused(&etag_in_none_match, 501, "NotImplemented", "If-None-Match with an ETag");
+    server.assert_no_new_events(before, "copies whose conditions failed");
+    let got = s3.get_object().bucket("copies").key("dst").send().await.expect("dst");
+    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), b"kept");
+    // Conditions that hold let the copy through.
+    assert_eq!(server.send(&copy(&[("if-match", &kept_etag)])).await.status, 200);
+    let fresh = server
+        .request("PUT", "/copies/new")
+        .header("x-amz-copy-source", "/copies/src")
+        .header("if-none-match", "*")
+        .sign(ROOT, SystemTime::now(), Payload::Signed);
+    assert_eq!(server.send(&fresh).await.status, 200, "a copy if absent onto a new key");
+}

@@ -389,6 +389,21 @@ pub(super) async fn copy_object(gw: &Gateway, req: S3Request<CopyObjectInput>) -
     }
 }
 
+/// A copy's `If-Match` and `If-None-Match` on its target, which s3s 0.14 reads into no field
+/// of `CopyObjectInput`: taken from the headers, and held as for a PUT (one winner among
+/// concurrent copies "if absent", whichever gateways take them).
+fn target_condition(headers: &http::HeaderMap) -> Result<WriteCondition> {
+    let condition = |name: http::header::HeaderName| {
+        headers
+            .get(name)
+            .map(|value| ETagCondition::parse_http_header(value.as_bytes()))
+            .transpose()
+            .map_err(|_| s3_error!(InvalidArgument, "The If-Match or If-None-Match header is not a valid ETag"))
+    };
+    let (if_match, if_none_match) = (condition(http::header::IF_MATCH)?, condition(http::header::IF_NONE_MATCH)?);
+    write_condition(if_match.as_ref(), if_none_match.as_ref())
+}
+
 /// One attempt at a copy, on its source as it reads it.
 async fn copy_source_as_read(gw: &Gateway, req: &S3Request<CopyObjectInput>) -> Result<S3Response<CopyObjectOutput>> {
     wire::check_key(&req.input.key)?;
@@ -484,7 +499,7 @@ async fn copy_source_as_read(gw: &Gateway, req: &S3Request<CopyObjectInput>) -> 
     let checksums = wire::ChecksumFields::of(&put.content.checksums);
     let etag = put.content.etag.clone();
     let sse = encryption::answer(gw.keys.as_ref(), &put.content, encryption.as_ref().and_then(Encryption::customer));
-    let new = NewVersion { acl, put, condition: WriteCondition::default(), placement: None };
+    let new = NewVersion { acl, put, condition: target_condition(&req.headers)?, placement: None };
     let recorded = match placed {
         None => gw.registry.put_object(copier, new).await?,
         Some(placed) => {
