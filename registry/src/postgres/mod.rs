@@ -548,8 +548,10 @@ fn append_batch(
     let since = column(since);
     let mut params = columns.params().to_vec();
     params.extend_from_slice(&[&digests, &bytes, &since, &next_seq, &head_hash]);
-    // An inline row already there takes this batch's bytes and stamp: it may have been damaged
-    // since it was stored, and the new stamp has every other gateway copy the row again.
+    // An inline row already there takes this batch's bytes: it may have been damaged since it
+    // was stored. Its stamp stays: a gateway copying rows reads the events first and the rows
+    // after, in two statements, and a row whose stamp moved past the events it read would be
+    // left out of the copy.
     let sql = "WITH appended AS (
                    INSERT INTO events (seq, created_at, event_type, subject_kind, subject_id, actor, access_key,
                                        request_id, source_addr, user_agent, payload, payload_digest, prev_hash, hash)
@@ -559,7 +561,7 @@ fn append_batch(
                ), stored AS (
                    INSERT INTO inline_blobs (digest, bytes, since)
                    SELECT digest, bytes, $17 FROM UNNEST($15::bytea[], $16::bytea[]) AS stored (digest, bytes)
-                   ON CONFLICT (digest) DO UPDATE SET bytes = excluded.bytes, since = excluded.since
+                   ON CONFLICT (digest) DO UPDATE SET bytes = excluded.bytes
                ), moved AS (
                    UPDATE registry_head SET next_seq = $18, head_hash = $19
                    WHERE id = 0 AND cardinality($1::bigint[]) > 0 RETURNING next_seq

@@ -101,7 +101,7 @@ impl<C: GenericClient> SideTables for SharedTables<'_, C> {
             self.execute(
                 "INSERT INTO inline_blobs (digest, bytes, since)
                  SELECT digest, bytes, $3 FROM UNNEST($1::bytea[], $2::bytea[]) AS stored (digest, bytes)
-                 ON CONFLICT (digest) DO UPDATE SET bytes = excluded.bytes, since = excluded.since",
+                 ON CONFLICT (digest) DO UPDATE SET bytes = excluded.bytes",
                 &[&digests, &bytes, &self.since],
             )?;
             stored.clear();
