@@ -86,13 +86,26 @@ fn make_private_entry(path: &Path, meta: &std::fs::Metadata) -> io::Result<u64> 
     };
     let mut changed = 0;
     if meta.permissions().mode() & 0o7777 != wanted {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(wanted))?;
-        changed += 1;
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(wanted)) {
+            Ok(()) => changed += 1,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(err) => return Err(err),
+        }
     }
     if is_dir {
-        for entry in std::fs::read_dir(path)? {
+        // On a data folder other gateways share, their temp files, blobs and journals come and
+        // go during the walk: one gone since it was listed needs nothing.
+        let entries = match std::fs::read_dir(path) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(changed),
+            entries => entries?,
+        };
+        for entry in entries {
             let entry = entry?;
-            changed += make_private_entry(&entry.path(), &entry.metadata()?)?;
+            match entry.metadata() {
+                Ok(meta) => changed += make_private_entry(&entry.path(), &meta)?,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
         }
     }
     Ok(changed)
@@ -101,6 +114,36 @@ fn make_private_entry(path: &Path, meta: &std::fs::Metadata) -> io::Result<u64> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by an attacker's pass: on a data folder other gateways share, their temp files,
+    /// blobs and journals come and go while a starting gateway walks it, and one gone between
+    /// its listing and its look at it made the start fail ("No such file or directory").
+    #[test]
+    fn files_that_go_during_the_walk_are_passed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(data.join("tmp")).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let (tmp, stop) = (data.join("tmp"), std::sync::Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut n = 0_u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let path = tmp.join(format!("upload-{}.part", n % 64));
+                    if std::fs::write(&path, b"x").is_ok() {
+                        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).ok();
+                    }
+                    std::fs::remove_file(tmp.join(format!("upload-{}.part", (n + 32) % 64))).ok();
+                    n += 1;
+                }
+            })
+        };
+        let walks: Vec<io::Result<u64>> = (0..2000).map(|_| make_private(&data)).collect();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        churn.join().unwrap();
+        let failed: Vec<String> = walks.into_iter().filter_map(Result::err).map(|e| e.to_string()).collect();
+        assert!(failed.is_empty(), "{} walks failed, first: {:?}", failed.len(), failed.first());
+    }
 
     #[test]
     fn make_private_tightens_files_and_folders_and_leaves_links() {
