@@ -25,9 +25,10 @@ sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
 # PostgreSQL 15 holds the shared registry of several gateways (scripts/start-postgres.sh).
 # HAProxy stands in front of several gateways in the shared-registry load-balancer test.
 # Chromium runs the web console's browser tests (conformance/js/console.mjs, via playwright-core).
+# libfaketime runs a gateway with its clock off, which a shared registry must refuse.
 apt_packages=(libssl-dev pkg-config awscli rclone s3cmd openssl sqlite3 jq curl ca-certificates
     ceph-mon ceph-osd radosgw ceph-common uuid-runtime postgresql-15
-    haproxy chromium)
+    haproxy chromium faketime)
 "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" "${apt_packages[@]}"
 [[ -x /usr/bin/aws ]] || { log "Debian's awscli did not install /usr/bin/aws"; exit 1; }
 [[ -x /usr/lib/postgresql/15/bin/initdb ]] || { log "Debian's postgresql-15 did not install initdb"; exit 1; }

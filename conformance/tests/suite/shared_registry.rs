@@ -1088,3 +1088,60 @@ async fn a_gateway_starting_beside_others_leaves_their_uploads_in_flight_alone_i
     assert!(answer.starts_with("HTTP/1.1 200"), "the upload in flight: {answer}\n{}", first.log());
     assert!(get(&second.s3(), "uploads", "in-flight").await == body, "the other gateway reads the upload's bytes");
 }
+
+/// Found by an attacker's pass: each gateway decides retention by its own clock, so a gateway
+/// whose clock ran ten minutes ahead deleted a version under COMPLIANCE retention for five
+/// more minutes, and its event, stamped by that clock, looked lawful to `verify`. A gateway
+/// whose clock is more than 2 s off PostgreSQL's now decides no write (503) until it agrees.
+/// (The clock is moved with libfaketime, preloaded into the gateway.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_whose_clock_is_off_decides_no_write_issue_19() {
+    const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    let Some(db) = Database::create() else { return };
+    if !Path::new(LIBFAKETIME).exists() {
+        skip("libfaketime is not installed (scripts/install-test-deps.sh installs it)");
+        return;
+    }
+    let (dir, data) = shared_folder();
+    let honest = gateways(1, &db.url, &data).await.remove(0);
+    let s3 = honest.s3();
+    s3.create_bucket().bucket("locked").object_lock_enabled_for_bucket(true).send().await.expect("lock bucket");
+    let until = aws_sdk_s3::primitives::DateTime::from_secs(
+        i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).unwrap()
+            + 300,
+    );
+    let locked = s3
+        .put_object()
+        .bucket("locked")
+        .key("evidence")
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(until)
+        .body(ByteStream::from_static(b"evidence"))
+        .send()
+        .await
+        .expect("a version locked for five minutes");
+    let version = locked.version_id().expect("version id").to_owned();
+    // The gateway starts with its clock right, then it jumps ten minutes ahead (libfaketime
+    // reads the offset from the file at every call).
+    let offset = dir.path().join("faketime");
+    std::fs::write(&offset, "+0").expect("the clock's offset");
+    let offset_file = offset.display().to_string();
+    let faked = [
+        ("LD_PRELOAD", LIBFAKETIME),
+        ("FAKETIME_TIMESTAMP_FILE", offset_file.as_str()),
+        ("FAKETIME_NO_CACHE", "1"),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+    ];
+    let fast = gateways_with(1, &db.url, &data, &faked).await.remove(0);
+    std::fs::write(&offset, "+10m").expect("the clock jumps");
+    let before = honest.events().len();
+    let deleted = fast.s3().delete_object().bucket("locked").key("evidence").version_id(&version).send().await;
+    assert_eq!(failure(deleted).0, 503, "a delete decided by a clock ten minutes ahead\n{}", fast.log());
+    let written = fast.s3().put_object().bucket("locked").key("other").body(ByteStream::from_static(b"x")).send().await;
+    assert_eq!(failure(written).0, 503, "a write stamped by a clock ten minutes ahead");
+    assert!(fast.log().contains("ms ahead of PostgreSQL's"), "the log says why\n{}", fast.log());
+    assert_eq!(honest.events().len(), before, "nothing recorded through the gateway whose clock is off");
+    assert_eq!(get(&s3, "locked", "evidence").await, b"evidence", "the locked version stands");
+    // The gateway whose clock agrees still writes.
+    put(&s3, "locked", "other", b"y").await;
+}

@@ -274,6 +274,8 @@ pub(crate) struct SharedBatch<'a> {
     transaction: BatchTransaction,
     /// The stamp of gc's latest removal of inline bytes (see [`SharedBatch::pull_into`]).
     removed_since: u64,
+    /// The database's clock at the grant (see [`crate::clock::MAX_SKEW_MS`]).
+    database_now_ms: i64,
     /// Inline bytes the batch's jobs stored, written with its events ([`SharedBatch::commit`]).
     inline_stored: RefCell<Vec<InlineBlob>>,
 }
@@ -286,7 +288,8 @@ impl<'a> SharedBatch<'a> {
         let rows = query_prepared(
             statements,
             &mut tx,
-            "SELECT next_seq, head_hash, txid_current(), pg_backend_pid(), removed_since
+            "SELECT next_seq, head_hash, txid_current(), pg_backend_pid(), removed_since,
+                    (extract(epoch FROM clock_timestamp()) * 1000)::bigint
              FROM registry_head WHERE id = 0 FOR UPDATE",
             &[],
         )?;
@@ -300,8 +303,15 @@ impl<'a> SharedBatch<'a> {
             head,
             transaction,
             removed_since,
+            database_now_ms: row.get(5),
             inline_stored: RefCell::default(),
         })
+    }
+
+    /// The database's clock when the batch was granted the lock, in milliseconds since the
+    /// epoch.
+    pub(crate) fn database_now_ms(&self) -> i64 {
+        self.database_now_ms
     }
 
     /// The tables beside the shared log, for the batch's jobs; inline bytes and secrets are

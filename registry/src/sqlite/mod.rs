@@ -973,6 +973,29 @@ impl SharedWriter {
     }
 }
 
+/// Refuses a batch on a shared log whose wall clock is off the database's by more than
+/// [`crate::clock::MAX_SKEW_MS`]: the database's time at the grant must lie between this
+/// clock's before the lock was asked for and after it was granted, widened by the bound either
+/// way (a long wait for the lock widens the window and never refuses a clock that agrees).
+fn check_clock(clock: &dyn Clock, asked_at: i64, database_now: i64) -> std::result::Result<(), String> {
+    if !clock.is_wall_clock() {
+        return Ok(());
+    }
+    let granted_at = clock.now_ms();
+    let bound = crate::clock::MAX_SKEW_MS;
+    if database_now >= asked_at.saturating_sub(bound) && database_now <= granted_at.saturating_add(bound) {
+        return Ok(());
+    }
+    let off = if database_now < asked_at { asked_at - database_now } else { database_now - granted_at };
+    let reason = format!(
+        "this gateway's clock is {off} ms {} PostgreSQL's, more than the {bound} ms allowed: no write is \
+         decided on it until the clocks agree (synchronise them, with NTP)",
+        if database_now < asked_at { "ahead of" } else { "behind" }
+    );
+    tracing::error!(off_ms = off, "{reason}");
+    Err(reason)
+}
+
 /// Adds to its counter, when dropped, the microseconds since it was made: the time a batch
 /// held the shared head's lock, from the grant until its COMMIT or, however it returns, until
 /// it gives the batch up (and its transaction rolls back).
@@ -1243,10 +1266,16 @@ fn run_batch(
         }
         if !batch.is_empty() {
             let waiting = std::time::Instant::now();
+            let asked_at = clock.now_ms();
             let locked = shared.begin();
             stats.head_wait_micros.fetch_add(micros(waiting.elapsed()), Ordering::Relaxed);
             match locked {
-                Ok(locked) => shared_batch = Some(locked),
+                Ok(locked) => {
+                    if let Err(error) = check_clock(clock, asked_at, locked.database_now_ms()) {
+                        return Err((unrun(batch, catch_ups), error));
+                    }
+                    shared_batch = Some(locked);
+                }
                 // What was applied above rolls back with the views' transaction: nothing kept
                 // in memory saw it.
                 Err(error) => return Err((unrun(batch, catch_ups), error.to_string())),
