@@ -1145,3 +1145,33 @@ async fn a_gateway_whose_clock_is_off_decides_no_write_issue_19() {
     // The gateway whose clock agrees still writes.
     put(&s3, "locked", "other", b"y").await;
 }
+
+/// Found by an attacker's pass: `verify` on a shared registry checked this host's replica,
+/// which took each event once, when it was pulled, so an event rewritten in PostgreSQL since
+/// (a bucket's versioning turned to Suspended in its payload) passed: "chain intact". It now
+/// walks PostgreSQL's events, re-hashed, against the replica's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verify_finds_an_event_rewritten_in_postgresql_issue_19() {
+    let Some(db) = Database::create() else { return };
+    let (_dir, data) = shared_folder();
+    let server = gateways(1, &db.url, &data).await.remove(0);
+    let s3 = server.s3();
+    create_bucket(&s3, "audited").await;
+    enable_versioning(&s3, "audited").await;
+    put(&s3, "audited", "k", b"v").await;
+    let verified = server.cli(&["verify", "--no-blobs"]);
+    assert!(verified.status.success(), "before: {verified:#?}");
+    let events = server.events();
+    let versioning = of_type(&events, "v1.bucket.versioning.set")[0].sequence;
+    psql(
+        &db.url,
+        &format!(
+            "UPDATE events SET payload = convert_to('{{\"bucket\":\"audited\",\"status\":\"Suspended\"}}', 'UTF8') \
+             WHERE seq = {versioning}"
+        ),
+    );
+    let verified = server.cli(&["verify", "--no-blobs"]);
+    let out = String::from_utf8_lossy(&verified.stdout).into_owned() + &String::from_utf8_lossy(&verified.stderr);
+    assert_eq!(verified.status.code(), Some(1), "after the rewrite: {out}");
+    assert!(out.contains(&format!("shared log: event {versioning} in PostgreSQL")), "{out}");
+}

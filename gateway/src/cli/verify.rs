@@ -2,6 +2,9 @@
 //!
 //! 1. The chain: every event's payload digest, hash and link to the previous event
 //!    ([`registry::log::verify_with_progress`]); the first event that does not match is named.
+//!    On a shared log the checks read this host's replica, so PostgreSQL's events are walked
+//!    first, each re-hashed and compared with the replica's ([`registry::Registry::check_shared_log`]):
+//!    an event changed there after this host copied it is named too.
 //! 2. The views and the rules ([`registry::audit`]): a snapshot of the registry (`VACUUM
 //!    INTO` a temp file) is replayed from its log and its views dump compared with the stored
 //!    ones, so a view row changed behind the log's back is found; each differing table is
@@ -132,12 +135,29 @@ struct BlobsReport {
 /// No registry, or a failure to read it or the blobs (a runtime error, not a failed check).
 pub async fn run(config: &Config, args: &VerifyArgs, json: bool) -> anyhow::Result<Outcome> {
     let path = existing_registry(config).await?;
+    // The checks below read this host's replica of a shared log, which took each event once,
+    // when it was pulled: PostgreSQL's own rows are walked and compared with it first.
+    let shared_mismatch = match &config.registry.url {
+        Some(_) => {
+            let registry = super::open_registry(config).await?;
+            let checked = registry.check_shared_log().await.context("cannot walk the shared log");
+            registry.close().await;
+            checked?
+        }
+        None => None,
+    };
 
     let registry_path = path.clone();
     let (chain, views, inline, referenced) =
         tokio::task::spawn_blocking(move || check_registry(&registry_path)).await.context("registry checks")??;
 
     let mut problems = Vec::new();
+    if let Some(sequence) = shared_mismatch {
+        problems.push(format!(
+            "shared log: event {sequence} in PostgreSQL is not the one recorded (changed, missing or out of \
+             the chain since this host copied it)"
+        ));
+    }
     if let Some(sequence) = chain.first_mismatch {
         problems.push(format!(
             "chain: event {sequence} does not match the hash chain (intact up to event {})",

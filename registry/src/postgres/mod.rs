@@ -34,7 +34,7 @@ use std::time::Duration;
 use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension as _};
 
 use crate::error::{Error, Result};
 use crate::event::v1::Payload;
@@ -432,6 +432,47 @@ pub(crate) fn pull(
         pull_side_rows(client, statements, local, replica_head.sequence, head.sequence)?;
     }
     Ok(head)
+}
+
+/// Walks the shared log from its first event up to `last`, each event re-hashed and chained to
+/// the one before, and each compared with the replica's event of the same sequence (`local`):
+/// the first sequence that does not hold, if any. Reads see the replica, which took each event
+/// once when it was pulled; an event changed in PostgreSQL since is found only here.
+///
+/// # Errors
+/// [`Error::Postgres`]; [`Error::Sqlite`] reading the replica.
+pub(crate) fn check_against_replica(
+    client: &mut impl GenericClient,
+    local: &Connection,
+    last: u64,
+) -> Result<Option<u64>> {
+    let mut head = ChainHead { sequence: 0, hash: crate::event::GENESIS_HASH };
+    while head.sequence < last {
+        let rows = client.query(
+            "SELECT seq, created_at, event_type, subject_kind, subject_id, actor, access_key, request_id,
+                    source_addr, user_agent, payload, payload_digest, prev_hash, hash
+             FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+            &[&column(head.sequence), &column(last), &PULL_CHUNK],
+        )?;
+        if rows.is_empty() {
+            return Ok(Some(head.sequence + 1));
+        }
+        for row in rows {
+            let event = event_from_row(&row);
+            let intact = event.sequence == head.sequence + 1
+                && event.prev_hash == head.hash
+                && event.verify_digest()
+                && event.compute_hash() == event.hash;
+            let replica: Option<Vec<u8>> = local
+                .query_row("SELECT hash FROM events WHERE seq = ?1", [event.sequence], |row| row.get(0))
+                .optional()?;
+            if !intact || replica.as_deref() != Some(&event.hash[..]) {
+                return Ok(Some(head.sequence + 1));
+            }
+            head = ChainHead { sequence: event.sequence, hash: event.hash };
+        }
+    }
+    Ok(None)
 }
 
 /// Copies into the replica the rows beside the log stored by the batches whose first

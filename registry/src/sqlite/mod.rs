@@ -877,6 +877,25 @@ impl Registry {
         self.read_log(log::verify).await
     }
 
+    /// On a shared log, walks PostgreSQL's events up to the replica's head, re-hashing each
+    /// and comparing it with the replica's: the first sequence that does not hold, if any
+    /// (`None` too for a registry of its own). [`Registry::verify`] checks the replica, which
+    /// took each event once, when it was pulled; an event changed in PostgreSQL since is found
+    /// only here.
+    ///
+    /// # Errors
+    /// [`Error::Postgres`]; SQLite errors reading the replica.
+    pub async fn check_shared_log(&self) -> Result<Option<u64>> {
+        let Some(shared) = self.inner.read.shared.clone() else {
+            return Ok(None);
+        };
+        self.read_log(move |local| {
+            let last = ChainHead::load(local)?.sequence;
+            shared.with_client(|client, _| shared_log::check_against_replica(&mut *client.borrow_mut(), local, last))
+        })
+        .await
+    }
+
     /// Rebuilds every view from the log inside the writer's transaction (see [`log::replay`]).
     ///
     /// # Errors
