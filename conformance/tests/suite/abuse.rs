@@ -520,19 +520,51 @@ async fn uploads_past_the_cap_slow_down_and_ready_says_saturated_issue_16() {
     put(&s3, "slow", "c", b"c").await;
 }
 
+/// [`start_upload`] from the local address `from` (any of 127.0.0.0/8).
+async fn start_upload_from(server: &Server, from: &str, key: &str) -> TcpStream {
+    let request = server
+        .request("PUT", &format!("/slow/{key}"))
+        .header("content-length", &(1 << 20).to_string())
+        .body(b"x".to_vec())
+        .sign(ROOT, SystemTime::now(), Payload::Unsigned);
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(std::net::SocketAddr::new(from.parse().unwrap(), 0)).expect("bind");
+    let mut stream = socket.connect(server.addr()).await.expect("connect");
+    stream.write_all(&request.to_bytes()).await.expect("send the head");
+    stream
+}
+
+/// Waits until `/_ready` answers `status` (503 while every upload slot is taken).
+async fn ready_becomes(server: &Server, status: u16) {
+    let ready = server.request("GET", "/_ready");
+    for _ in 0..300 {
+        if server.send(&ready).await.status == status {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("/_ready never answered {status}\n{}", server.log());
+}
+
 /// Found by an attacker's pass: slow clients that each brought just enough bytes held every
 /// upload slot, and then no one else could upload. One client address now holds at most
 /// `server.max_concurrent_uploads_per_client` slots, so the others keep theirs.
 #[tokio::test]
 async fn one_client_cannot_hold_every_upload_slot() {
     let server = server_with(&[
-        ("ARTIFACT_STORE_SERVER_MAX_CONCURRENT_UPLOADS", "8"),
+        ("ARTIFACT_STORE_SERVER_MAX_CONCURRENT_UPLOADS", "3"),
         ("ARTIFACT_STORE_SERVER_MAX_CONCURRENT_UPLOADS_PER_CLIENT", "2"),
     ])
     .await;
     let s3 = server.s3();
     s3.create_bucket().bucket("slow").send().await.expect("create bucket");
-    let held = [start_upload(&server, "a", 1 << 20, 1).await, start_upload(&server, "b", 1 << 20, 1).await];
+    // Two slow uploads from one client, and one from another: every slot is taken once all
+    // three hold theirs, which `/_ready` tells. The other client's then ends, freeing one.
+    let held = [start_upload_from(&server, "127.0.0.1", "a").await, start_upload_from(&server, "127.0.0.1", "b").await];
+    let other = start_upload_from(&server, "127.0.0.2", "d").await;
+    ready_becomes(&server, 503).await;
+    drop(other);
+    ready_becomes(&server, 200).await;
     let upload = |key: &str| {
         server.request("PUT", &format!("/slow/{key}")).body(key.as_bytes().to_vec()).sign(
             ROOT,
@@ -540,21 +572,11 @@ async fn one_client_cannot_hold_every_upload_slot() {
             Payload::Signed,
         )
     };
-    // The held uploads take their slots once their requests reach the S3 layer.
-    let mut refused = None;
-    for _ in 0..100 {
-        let response = send_from("127.0.0.1".parse().unwrap(), server.addr(), &upload("c")).await;
-        if response.status == 503 {
-            refused = Some(response);
-            break;
-        }
-        s3.delete_object().bucket("slow").key("c").send().await.expect("delete the upload that got through");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let refused = refused.unwrap_or_else(|| panic!("a third upload from the same client is taken\n{}", server.log()));
+    // A slot is free, but not for the client holding two.
+    let refused = send_from("127.0.0.1".parse().unwrap(), server.addr(), &upload("c")).await;
     assert_refused(&refused, 503, "SlowDown", "a third upload from the same client");
-    let other = send_from("127.0.0.2".parse().unwrap(), server.addr(), &upload("d")).await;
-    assert_eq!(other.status, 200, "an upload from another client: {}", other.text());
+    let taken = send_from("127.0.0.3".parse().unwrap(), server.addr(), &upload("e")).await;
+    assert_eq!(taken.status, 200, "an upload from another client: {}", taken.text());
     drop(held);
     let mut again = None;
     for _ in 0..100 {
@@ -566,8 +588,8 @@ async fn one_client_cannot_hold_every_upload_slot() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(again.is_some(), "the client's slots are not given back when its uploads end\n{}", server.log());
-    let got = s3.get_object().bucket("slow").key("d").send().await.expect("GET d");
-    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), b"d");
+    let got = s3.get_object().bucket("slow").key("e").send().await.expect("GET e");
+    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), b"e");
 }
 
 /// Reads one HTTP/1.1 response whose body has a `content-length`, leaving the connection

@@ -413,7 +413,11 @@ async fn a_write_of_content_whose_stored_copy_is_damaged_stores_its_own_bytes() 
     assert_refused(&s3, "mended", "first.bin", None, "GET of the damaged copy").await;
     put(&s3, "mended", "second.bin", &data).await;
     assert_eq!(get_range(&s3, "mended", "second.bin", None).await, data, "the acknowledged write reads back");
-    assert_eq!(get_range(&s3, "mended", "first.bin", None).await, data, "the earlier version is mended");
+    if !server.on_s3_backend() {
+        // On the local store both versions read the one file of their content; an upstream
+        // keeps each write's object apart, and the damaged one stays refused.
+        assert_eq!(get_range(&s3, "mended", "first.bin", None).await, data, "the earlier version is mended");
+    }
 
     let small = bytes(3000, 8);
     put(&s3, "mended", "small-1.bin", &small).await;
@@ -432,8 +436,9 @@ async fn a_write_of_content_whose_stored_copy_is_damaged_stores_its_own_bytes() 
     put(&s3, "mended", "small-2.bin", &small).await;
     assert_eq!(get_range(&s3, "mended", "small-2.bin", None).await, small, "the acknowledged inline write");
     assert_eq!(get_range(&s3, "mended", "small-1.bin", None).await, small, "the earlier inline version is mended");
+    // On an upstream the first write's damaged object stays, and verify names it.
     let verify = server.cli(&["verify"]);
-    assert!(verify.status.success(), "{verify:#?}");
+    assert_eq!(verify.status.success(), !server.on_s3_backend(), "{verify:#?}");
 }
 
 #[tokio::test]

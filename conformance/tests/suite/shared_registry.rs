@@ -363,6 +363,19 @@ fn signed_by(server: &Server) -> usize {
     server.log().lines().filter(|line| line.contains("checkpoint signed")).count()
 }
 
+/// How many checkpoints each gateway's log says it signed, once the logs tell of every
+/// checkpoint in `data` (a gateway logs one after writing its file), or after 10 s.
+async fn signers(servers: &[Server], data: &Path) -> Vec<usize> {
+    for _ in 0..100 {
+        let signed: Vec<usize> = servers.iter().map(signed_by).collect();
+        if signed.iter().sum::<usize>() >= checkpoints_made(data).len() {
+            return signed;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    servers.iter().map(signed_by).collect()
+}
+
 /// Automatic checkpoints run once, not once per gateway: the gateway holding the lease signs
 /// them all, and when it dies another takes the lease and goes on from the newest checkpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -380,8 +393,9 @@ async fn automatic_checkpoints_are_signed_by_one_gateway_at_a_time_issue_19() {
         put(&s3[n % 2], "signed", &format!("first/{n}"), b"x").await;
     }
     let head = servers[0].events().last().expect("events").sequence;
-    let made = checkpoint_reaching(&data, head - 9).await;
-    let signers: Vec<usize> = servers.iter().map(signed_by).collect();
+    checkpoint_reaching(&data, head - 9).await;
+    let signers = signers(&servers, &data).await;
+    let made = checkpoints_made(&data);
     assert!(signers.iter().filter(|&&signed| signed > 0).count() == 1, "one gateway signs: {signers:?}");
     assert_eq!(signers.iter().sum::<usize>(), made.len(), "each checkpoint signed once: {made:?}");
     assert!(made.windows(2).all(|pair| pair[1] >= pair[0] + 10), "ten events apart at least: {made:?}");
@@ -395,7 +409,15 @@ async fn automatic_checkpoints_are_signed_by_one_gateway_at_a_time_issue_19() {
     }
     let head = servers[survivor].events().last().expect("events").sequence;
     checkpoint_reaching(&data, head - 9).await;
-    assert!(signed_by(&servers[survivor]) > 0, "the survivor took the lease: {}", servers[survivor].log());
+    let mut survivor_signed = 0;
+    for _ in 0..100 {
+        survivor_signed = signed_by(&servers[survivor]);
+        if survivor_signed > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(survivor_signed > 0, "the survivor took the lease: {}", servers[survivor].log());
     let verified = servers[survivor].cli(&["verify"]);
     let report = String::from_utf8_lossy(&verified.stdout);
     assert!(verified.status.success(), "verify: {report}");
@@ -1056,7 +1078,9 @@ async fn a_gateway_starting_beside_others_leaves_their_uploads_in_flight_alone_i
 
     let Some(db) = Database::create() else { return };
     let (_dir, data) = shared_folder();
-    let first = gateways(1, &db.url, &data).await.remove(0);
+    // One blob store for both: the same environment (an upstream prefix is drawn per call).
+    let env = shared_env(&db.url);
+    let first = start_gateways(1, &data, &env, &[]).await.remove(0);
     create_bucket(&first.s3(), "uploads").await;
     let body = bytes(8 << 20, 5);
     let head = first
@@ -1077,7 +1101,7 @@ async fn a_gateway_starting_beside_others_leaves_their_uploads_in_flight_alone_i
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let second = gateways(1, &db.url, &data).await.remove(0);
+    let second = start_gateways(1, &data, &env, &[]).await.remove(0);
     upload.write_all(rest).await.expect("send the rest of the body");
     let mut answer = Vec::new();
     tokio::time::timeout(Duration::from_secs(60), upload.read_to_end(&mut answer))
@@ -1103,7 +1127,9 @@ async fn a_gateway_whose_clock_is_off_decides_no_write_issue_19() {
         return;
     }
     let (dir, data) = shared_folder();
-    let honest = gateways(1, &db.url, &data).await.remove(0);
+    // One blob store for both: the same environment (an upstream prefix is drawn per call).
+    let env = shared_env(&db.url);
+    let honest = start_gateways(1, &data, &env, &[]).await.remove(0);
     let s3 = honest.s3();
     s3.create_bucket().bucket("locked").object_lock_enabled_for_bucket(true).send().await.expect("lock bucket");
     let until = aws_sdk_s3::primitives::DateTime::from_secs(
@@ -1132,7 +1158,7 @@ async fn a_gateway_whose_clock_is_off_decides_no_write_issue_19() {
         ("FAKETIME_NO_CACHE", "1"),
         ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
     ];
-    let fast = gateways_with(1, &db.url, &data, &faked).await.remove(0);
+    let fast = start_gateways(1, &data, &env, &faked).await.remove(0);
     std::fs::write(&offset, "+10m").expect("the clock jumps");
     let before = honest.events().len();
     let deleted = fast.s3().delete_object().bucket("locked").key("evidence").version_id(&version).send().await;
