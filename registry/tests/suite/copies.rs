@@ -4,13 +4,12 @@
 //! the source again (found by an attacker's pass: such copies answered 503 as if gc had taken
 //! their blob).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use artifact_store_registry::clock::SystemClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
 use artifact_store_registry::deletions::Epoch;
-use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, VersionRef};
+use artifact_store_registry::event::v1::{ObjectContent, ObjectPut, Origin, VersionRef};
 use artifact_store_registry::state::ObjectVersion;
 use artifact_store_registry::{Caller, Error, Registry};
 
@@ -21,17 +20,7 @@ fn caller() -> Caller {
 }
 
 fn content(bytes: &[u8]) -> ObjectContent {
-    let part = BlobPart {
-        blob: blake3::hash(bytes).to_hex().to_string(),
-        size: bytes.len() as u64,
-        etag: "0".repeat(32),
-        checksums: BTreeMap::new(),
-        subtree: None,
-        subtrees: None,
-        offset: None,
-        store_etag: None,
-        wrapped_key: None,
-    };
+    let part = crate::plain_part(blake3::hash(bytes).to_hex().to_string(), bytes.len() as u64);
     ObjectContent {
         size: part.size,
         etag: part.etag.clone(),

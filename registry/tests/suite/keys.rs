@@ -3,7 +3,6 @@
 //! on the encrypted part the event names; the shared master key recorded with a
 //! compare-and-set (`v1.encryption.master_key.set`).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use artifact_store_registry::clock::ManualClock;
@@ -20,17 +19,7 @@ fn wrapped(key_id: &str, wrapped: &str) -> WrappedKey {
 }
 
 fn part(blob: &str, key: Option<WrappedKey>) -> BlobPart {
-    BlobPart {
-        blob: blob.into(),
-        size: 10,
-        etag: "0".repeat(32),
-        checksums: BTreeMap::new(),
-        subtree: None,
-        subtrees: None,
-        offset: None,
-        store_etag: None,
-        wrapped_key: key,
-    }
+    BlobPart { wrapped_key: key, ..crate::plain_part(blob.into(), 10) }
 }
 
 /// Version `v1` of `b/k`: part 0 encrypted under `old`, part 1 plain.

@@ -20,6 +20,22 @@ mod verify;
 mod views_failure;
 mod writer;
 
+/// A stored part of `size` bytes named `blob`, with nothing beside its name and size: what most
+/// tests record, whose bytes the registry never reads.
+fn plain_part(blob: String, size: u64) -> artifact_store_registry::event::v1::BlobPart {
+    artifact_store_registry::event::v1::BlobPart {
+        blob,
+        size,
+        etag: "0".repeat(32),
+        checksums: std::collections::BTreeMap::new(),
+        subtree: None,
+        subtrees: None,
+        offset: None,
+        store_etag: None,
+        wrapped_key: None,
+    }
+}
+
 /// Records that the running test did not run its check, and why: a line on stderr and, when
 /// `CONFORMANCE_SKIP_LOG` names a file, a JSON line appended to it (the suite's skip log, which
 /// the compatibility matrix reads).

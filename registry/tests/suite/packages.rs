@@ -8,7 +8,7 @@ use std::sync::Arc;
 use artifact_store_registry::clock::SystemClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
 use artifact_store_registry::deletions::{Epoch, Placement};
-use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, VersionRef};
+use artifact_store_registry::event::v1::{ObjectContent, ObjectPut, Origin, VersionRef};
 use artifact_store_registry::packages::{self, Manifest};
 use artifact_store_registry::{Caller, Error, Registry, log};
 
@@ -16,17 +16,7 @@ use crate::engines::{self, Opened};
 
 fn object(bucket: &str, key: &str, bytes: &[u8]) -> ObjectPut {
     let digest = blake3::hash(bytes).to_hex().to_string();
-    let part = BlobPart {
-        blob: digest.clone(),
-        size: bytes.len() as u64,
-        etag: "0".repeat(32),
-        checksums: BTreeMap::new(),
-        subtree: None,
-        subtrees: None,
-        offset: None,
-        store_etag: None,
-        wrapped_key: None,
-    };
+    let part = crate::plain_part(digest.clone(), bytes.len() as u64);
     ObjectPut {
         bucket: bucket.into(),
         key: key.into(),

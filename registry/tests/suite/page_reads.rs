@@ -1,32 +1,19 @@
 //! The reads the console's pages make: what a bucket holds, a key's reads per day and reader,
 //! and the newest events about a key with their count.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use artifact_store_registry::clock::ManualClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
 use artifact_store_registry::deletions::Epoch;
-use artifact_store_registry::event::v1::{
-    BlobPart, ObjectContent, ObjectPut, Origin, Retrieved, VersionRef, VersioningStatus,
-};
+use artifact_store_registry::event::v1::{ObjectContent, ObjectPut, Origin, Retrieved, VersionRef, VersioningStatus};
 use artifact_store_registry::queries::{BucketUsage, RetrievalDay};
 use artifact_store_registry::{Caller, Registry};
 
 const DAY_MS: i64 = 86_400_000;
 
 fn version(key: &str, version_id: &str, size: u64) -> NewVersion {
-    let part = BlobPart {
-        blob: blake3::hash(format!("{key}{version_id}").as_bytes()).to_hex().to_string(),
-        size,
-        etag: "0".repeat(32),
-        checksums: BTreeMap::new(),
-        subtree: None,
-        subtrees: None,
-        offset: None,
-        store_etag: None,
-        wrapped_key: None,
-    };
+    let part = crate::plain_part(blake3::hash(format!("{key}{version_id}").as_bytes()).to_hex().to_string(), size);
     NewVersion {
         acl: artifact_store_registry::acl::ObjectAcl::default(),
         put: ObjectPut {

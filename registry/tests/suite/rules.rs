@@ -2,14 +2,13 @@
 //! forbid; replay and the views audit check every event against the rules in force at its
 //! sequence and name that event (issue 16, item 8).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use artifact_store_registry::clock::ManualClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
 use artifact_store_registry::deletions::Epoch;
-use artifact_store_registry::event::v1::{BlobPart, LockMode, ObjectContent, ObjectPut, Origin, Retention, VersionRef};
+use artifact_store_registry::event::v1::{LockMode, ObjectContent, ObjectPut, Origin, Retention, VersionRef};
 use artifact_store_registry::{Caller, Error, Registry, audit, log, sqlite};
 
 const T0: i64 = 1_800_000_000_000;
@@ -20,17 +19,7 @@ fn caller() -> Caller {
 }
 
 fn object(key: &str, bytes: &[u8], retention: Option<Retention>) -> ObjectPut {
-    let part = BlobPart {
-        blob: blake3::hash(bytes).to_hex().to_string(),
-        size: bytes.len() as u64,
-        etag: "0".repeat(32),
-        checksums: BTreeMap::new(),
-        subtree: None,
-        subtrees: None,
-        offset: None,
-        store_etag: None,
-        wrapped_key: None,
-    };
+    let part = crate::plain_part(blake3::hash(bytes).to_hex().to_string(), bytes.len() as u64);
     ObjectPut {
         bucket: "b".into(),
         key: key.into(),

@@ -3,28 +3,17 @@
 //! refused until they catch up (issue 16, item 4), except where the views lack nothing a read
 //! sees: a read must not stop for its own records.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use artifact_store_registry::clock::SystemClock;
 use artifact_store_registry::commands::{NewVersion, WriteCondition};
 use artifact_store_registry::deletions::Epoch;
-use artifact_store_registry::event::v1::{BlobPart, ObjectContent, ObjectPut, Origin, Retrieved, VersionRef};
+use artifact_store_registry::event::v1::{ObjectContent, ObjectPut, Origin, Retrieved, VersionRef};
 use artifact_store_registry::sqlite::views;
 use artifact_store_registry::{Caller, Error, Registry, log, queries, sqlite};
 
 fn version(key: &str) -> NewVersion {
-    let part = BlobPart {
-        blob: blake3::hash(key.as_bytes()).to_hex().to_string(),
-        size: 1,
-        etag: "0".repeat(32),
-        checksums: BTreeMap::new(),
-        subtree: None,
-        subtrees: None,
-        offset: None,
-        store_etag: None,
-        wrapped_key: None,
-    };
+    let part = crate::plain_part(blake3::hash(key.as_bytes()).to_hex().to_string(), 1);
     let put = ObjectPut {
         bucket: "b".into(),
         key: key.into(),
