@@ -367,9 +367,8 @@ const OBJECT_LOCK_KEYS: [&str; 4] =
 
 /// Whole days from `now_ms` until `until`, a part of a day counted as one; none once past.
 fn remaining_days(until: &Timestamp, now_ms: i64) -> String {
-    const DAY_MS: i64 = 86_400_000;
-    let left = crate::s3::wire::millis(until).saturating_sub(now_ms).max(0);
-    (left.saturating_add(DAY_MS - 1) / DAY_MS).to_string()
+    let left = u64::try_from(crate::s3::wire::millis(until).saturating_sub(now_ms)).unwrap_or(0);
+    left.div_ceil(registry::lifecycle::DAY_MS.unsigned_abs()).to_string()
 }
 
 /// `s3:RequestObjectTag/<key>` for each tag a request sets, and `s3:RequestObjectTagKeys`.
@@ -612,7 +611,8 @@ impl<'a> RequestHead<'a> {
 
 impl Access {
     /// A change of a version's lock, `op` on `object`, decided with the Object Lock keys its
-    /// body sets (`body_keys`) in place of any from headers.
+    /// body sets (`body_keys`) in place of any from headers; and `also` (governance bypass),
+    /// with the same keys.
     async fn decide_lock_change(
         &self,
         request: RequestHead<'_>,
@@ -620,6 +620,7 @@ impl Access {
         (bucket, key): (&str, &str),
         version_id: Option<&str>,
         body_keys: Vec<(&'static str, String)>,
+        also: &[&str],
     ) -> S3Result<()> {
         let identity = self.identity(request.access_key).await?;
         let grant = self.buckets.get(bucket).await?;
@@ -632,10 +633,11 @@ impl Access {
         }
         let action = action_of(op, version_id.is_some());
         let resource = format!("arn:aws:s3:::{bucket}/{key}");
-        let decided = Decided { identity: &identity, grant: &grant, action: &action, also: &[], resource: &resource };
+        let decided = Decided { identity: &identity, grant: &grant, action: &action, also, resource: &resource };
         self.existing_tags(&mut keys, decided, (bucket, key), version_id).await?;
         let object_acl = self.object_acl(&grant, &action, (bucket, key), version_id).await?;
-        self.decide_with(&identity, &grant, &action, &resource, &keys, &object_acl)
+        self.decide_with(&identity, &grant, &action, &resource, &keys, &object_acl)?;
+        also.iter().try_for_each(|action| self.decide(&identity, &grant, action, &resource, &keys))
     }
 }
 
@@ -833,13 +835,13 @@ impl S3Access for Access {
     /// PutObjectLegalHold sets the status its body names: decided once it is read, with that
     /// status as `s3:object-lock-legal-hold`, never a header's.
     async fn put_object_legal_hold(&self, req: &mut S3Request<PutObjectLegalHoldInput>) -> S3Result<()> {
-        let status = req.input.legal_hold.as_ref().and_then(|hold| hold.status.as_ref());
-        let body_keys = status.map(|status| ("s3:object-lock-legal-hold", status.as_str().to_owned()));
         let input = &req.input;
+        let status = input.legal_hold.as_ref().and_then(|hold| hold.status.as_ref());
+        let body_keys = status.map(|status| ("s3:object-lock-legal-hold", status.as_str().to_owned())).into_iter();
         let object = (input.bucket.as_str(), input.key.as_str());
         let version_id = input.version_id.as_deref();
-        let body_keys = body_keys.into_iter().collect();
-        self.decide_lock_change(RequestHead::of(req), "PutObjectLegalHold", object, version_id, body_keys).await
+        let head = RequestHead::of(req);
+        self.decide_lock_change(head, "PutObjectLegalHold", object, version_id, body_keys.collect(), &[]).await
     }
 
     /// PutObjectRetention sets the retention its body names: decided once it is read, with
@@ -863,15 +865,11 @@ impl S3Access for Access {
         let input = &req.input;
         let object = (input.bucket.as_str(), input.key.as_str());
         let version_id = input.version_id.as_deref();
-        self.decide_lock_change(RequestHead::of(req), "PutObjectRetention", object, version_id, body_keys).await?;
-        if req.input.bypass_governance_retention == Some(true) {
-            let identity = self.identity(req.credentials.as_ref().map(|c| c.access_key.as_str())).await?;
-            let grant = self.buckets.get(&req.input.bucket).await?;
-            let keys = self.request_keys(req.extensions.get::<ClientAddr>().copied(), &req.headers, &req.uri);
-            let resource = format!("arn:aws:s3:::{}/{}", req.input.bucket, req.input.key);
-            self.decide(&identity, &grant, "s3:BypassGovernanceRetention", &resource, &keys)?;
-        }
-        Ok(())
+        // Asking to bypass governance retention is a permission of its own, as for a delete.
+        let bypass: &[&str] =
+            if input.bypass_governance_retention == Some(true) { &["s3:BypassGovernanceRetention"] } else { &[] };
+        let head = RequestHead::of(req);
+        self.decide_lock_change(head, "PutObjectRetention", object, version_id, body_keys, bypass).await
     }
 
     /// DeleteObjects names its keys in the body: each key is checked as a DeleteObject of
