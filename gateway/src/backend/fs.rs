@@ -165,34 +165,7 @@ impl FsBlobStore {
     /// I/O errors reading `tmp/` or removing a file.
     pub async fn remove_stale_temp_files(&self, cutoff: SystemTime, dry_run: bool) -> Result<TempSweep> {
         let tmp = self.tmp.clone();
-        spawn_blocking(move || {
-            let mut swept = TempSweep::default();
-            for entry in std::fs::read_dir(&tmp)? {
-                let entry = entry?;
-                let meta = match entry.metadata() {
-                    Ok(meta) => meta,
-                    // Listed, then placed or removed by its upload before it could be looked at.
-                    Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                    Err(err) => return Err(err.into()),
-                };
-                if !meta.is_file() || meta.modified()? >= cutoff {
-                    continue;
-                }
-                if !dry_run {
-                    match std::fs::remove_file(entry.path()) {
-                        Ok(()) => {}
-                        // Its upload finished or failed and removed it meanwhile.
-                        Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                        Err(err) => return Err(err.into()),
-                    }
-                }
-                swept.files += 1;
-                swept.bytes += meta.len();
-            }
-            Ok(swept)
-        })
-        .await
-        .map_err(join_error)?
+        Ok(spawn_blocking(move || sweep_temp_files(&tmp, Some(cutoff), dry_run)).await.map_err(join_error)??)
     }
 }
 
@@ -210,33 +183,44 @@ impl FsBlobStore {
     ///
     /// I/O errors reading `tmp/` or removing a file; a missing `tmp/` is not one.
     pub fn remove_temp_files(data_dir: &Path, shared: bool) -> io::Result<TempSweep> {
-        let mut removed = TempSweep::default();
-        let entries = match std::fs::read_dir(data_dir.join("tmp")) {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(removed),
-            entries => entries?,
+        let cutoff = shared.then(|| SystemTime::now().checked_sub(TEMP_FILE_GUARD).unwrap_or(SystemTime::UNIX_EPOCH));
+        match sweep_temp_files(&data_dir.join("tmp"), cutoff, false) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(TempSweep::default()),
+            swept => swept,
+        }
+    }
+}
+
+/// Removes (with `dry_run`, only counts) the files in `tmp` last modified before `cutoff`, or
+/// all of them without one. Uploads in flight place or remove theirs meanwhile: a file gone
+/// since it was listed is passed over.
+fn sweep_temp_files(tmp: &Path, cutoff: Option<SystemTime>, dry_run: bool) -> io::Result<TempSweep> {
+    let mut swept = TempSweep::default();
+    for entry in std::fs::read_dir(tmp)? {
+        let entry = entry?;
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err),
         };
-        let cutoff = SystemTime::now().checked_sub(TEMP_FILE_GUARD).unwrap_or(SystemTime::UNIX_EPOCH);
-        for entry in entries {
-            let entry = entry?;
-            let meta = match entry.metadata() {
-                Ok(meta) => meta,
-                // Another gateway's upload placed or removed it meanwhile.
-                Err(err) if shared && err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(err),
-            };
-            if !meta.is_file() || (shared && meta.modified()? >= cutoff) {
-                continue;
-            }
+        let recent = match cutoff {
+            Some(cutoff) => meta.modified()? >= cutoff,
+            None => false,
+        };
+        if !meta.is_file() || recent {
+            continue;
+        }
+        if !dry_run {
             match std::fs::remove_file(entry.path()) {
                 Ok(()) => {}
-                Err(err) if shared && err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
                 Err(err) => return Err(err),
             }
-            removed.files += 1;
-            removed.bytes += meta.len();
         }
-        Ok(removed)
+        swept.files += 1;
+        swept.bytes += meta.len();
     }
+    Ok(swept)
 }
 
 /// What [`FsBlobStore::remove_stale_temp_files`] removed (or would remove).
