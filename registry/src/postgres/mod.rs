@@ -358,6 +358,12 @@ impl<'a> SharedBatch<'a> {
     }
 }
 
+/// A chunk of the events after `$1` up to `$2`, at most `$3`, in order: what a replica copies
+/// and `verify` walks.
+const EVENTS_AFTER: &str = "SELECT seq, created_at, event_type, subject_kind, subject_id, actor, access_key,
+                                   request_id, source_addr, user_agent, payload, payload_digest, prev_hash, hash
+                            FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3";
+
 /// Copies into the replica's log (`local`, inside its transaction) the events after
 /// `replica_head` up to `until` (the locked head), or, without it, every event committed so
 /// far, and the inline bytes and secrets their batches stored; drops the secrets of keys
@@ -389,14 +395,7 @@ pub(crate) fn pull(
     let last = until.map_or(i64::MAX, |until| column(until.sequence));
     let mut head = replica_head;
     while until.is_none_or(|until| head.sequence < until.sequence) {
-        let rows = query_prepared(
-            statements,
-            client,
-            "SELECT seq, created_at, event_type, subject_kind, subject_id, actor, access_key, request_id,
-                    source_addr, user_agent, payload, payload_digest, prev_hash, hash
-             FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
-            &[&column(head.sequence), &last, &PULL_CHUNK],
-        )?;
+        let rows = query_prepared(statements, client, EVENTS_AFTER, &[&column(head.sequence), &last, &PULL_CHUNK])?;
         if rows.is_empty()
             && let Some(until) = until
         {
@@ -448,12 +447,7 @@ pub(crate) fn check_against_replica(
 ) -> Result<Option<u64>> {
     let mut head = ChainHead { sequence: 0, hash: crate::event::GENESIS_HASH };
     while head.sequence < last {
-        let rows = client.query(
-            "SELECT seq, created_at, event_type, subject_kind, subject_id, actor, access_key, request_id,
-                    source_addr, user_agent, payload, payload_digest, prev_hash, hash
-             FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
-            &[&column(head.sequence), &column(last), &PULL_CHUNK],
-        )?;
+        let rows = client.query(EVENTS_AFTER, &[&column(head.sequence), &column(last), &PULL_CHUNK])?;
         if rows.is_empty() {
             return Ok(Some(head.sequence + 1));
         }
@@ -464,7 +458,8 @@ pub(crate) fn check_against_replica(
                 && event.verify_digest()
                 && event.compute_hash() == event.hash;
             let replica: Option<Vec<u8>> = local
-                .query_row("SELECT hash FROM events WHERE seq = ?1", [event.sequence], |row| row.get(0))
+                .prepare_cached("SELECT hash FROM events WHERE seq = ?1")?
+                .query_row([event.sequence], |row| row.get(0))
                 .optional()?;
             if !intact || replica.as_deref() != Some(&event.hash[..]) {
                 return Ok(Some(head.sequence + 1));
