@@ -289,8 +289,25 @@ async fn a_form_upload_larger_than_the_bound_is_refused_issue_18() {
 }
 
 /// Starts a form upload of a `len`-byte request from `from`, with its fields and the first
-/// bytes of its file, and leaves it open: s3s holds such a file in memory until it ends.
+/// bytes of its file, and leaves it open: s3s holds such a file in memory until it ends. The
+/// server answers a form it refuses at once; one it takes waits for the rest of its body. A
+/// form refused because a probe of the test still held memory is started again.
 async fn start_form(server: &Server, from: &str, len: usize) -> tokio::net::TcpStream {
+    for _ in 0..10 {
+        let mut stream = send_form_start(server, from, len).await;
+        let mut answer = [0_u8; 64];
+        let answered = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            tokio::io::AsyncReadExt::read(&mut stream, &mut answer),
+        );
+        if answered.await.is_err() {
+            return stream;
+        }
+    }
+    panic!("a form from {from} is never taken\n{}", server.log());
+}
+
+async fn send_form_start(server: &Server, from: &str, len: usize) -> tokio::net::TcpStream {
     let head = form_body(&fields(&[("key", "uploads/held")]), "held.bin", b"");
     let head = &head[..head.len() - format!("\r\n--{BOUNDARY}--\r\n").len()];
     let request = format!(
