@@ -473,7 +473,13 @@ async fn writes_wait_out_a_postgresql_restart_and_nothing_acknowledged_is_lost_i
 
     let write = |client: &aws_sdk_s3::Client, key: String, body: Vec<u8>| {
         let sent = client.put_object().bucket("steady").key(key).body(ByteStream::from(body)).send();
-        async move { sent.await.map(|_| ()).map_err(|e| e.raw_response().map(|r| r.status().as_u16())) }
+        async move {
+            sent.await.map(|_| ()).map_err(|e| {
+                let raw = e.raw_response();
+                let body = raw.and_then(|r| r.body().bytes()).map(String::from_utf8_lossy).unwrap_or_default();
+                (raw.map(|r| r.status().as_u16()), body.into_owned())
+            })
+        }
     };
     let mut acknowledged = Vec::new();
     for n in 0..10u64 {
@@ -485,7 +491,11 @@ async fn writes_wait_out_a_postgresql_restart_and_nothing_acknowledged_is_lost_i
     postgres.crash();
     for (n, client) in s3.iter().enumerate() {
         let refused = write(client, format!("during/{n}"), bytes(200, 100 + n as u64)).await;
-        assert_eq!(refused, Err(Some(503)), "a write while PostgreSQL is away answers 503");
+        let (status, body) = refused.expect_err("a write while PostgreSQL is away is refused");
+        assert_eq!(status, Some(503), "a write while PostgreSQL is away answers 503: {body}");
+        // The client is told what to wait for: the database, not a disk with free space.
+        assert!(body.contains("<Code>ServiceUnavailable</Code>"), "{body}");
+        assert!(body.contains("database is out of reach"), "{body}");
     }
     for server in &servers {
         let ready = server.send(&server.request("GET", "/_ready")).await;

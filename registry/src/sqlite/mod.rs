@@ -174,7 +174,44 @@ impl std::fmt::Debug for Lease {
 
 /// What a job tells the writer when it has run: whether to keep its changes, and what to do
 /// once the transaction's fate is known.
-type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Completion = Box<dyn FnOnce(Result<(), BatchError>) + Send>;
+
+/// Why a group commit failed, as every write in it hears it.
+#[derive(Clone, Debug)]
+enum BatchError {
+    /// The shared log's server could not be reached or answered with an error: a retry
+    /// succeeds once it is back, and the client must not be told that a disk is full.
+    SharedLog(String),
+    /// This registry could not commit (a full disk, views that cannot be caught up, a clock
+    /// that disagrees with the shared log's).
+    Local(String),
+}
+
+impl BatchError {
+    fn of(error: &Error) -> Self {
+        match error {
+            Error::Postgres(_) | Error::SharedLogUnreachable(_) => Self::SharedLog(error.to_string()),
+            _ => Self::Local(error.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SharedLog(reason) | Self::Local(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl From<BatchError> for Error {
+    fn from(failure: BatchError) -> Self {
+        match failure {
+            BatchError::SharedLog(reason) => Error::SharedLogUnreachable(reason),
+            BatchError::Local(reason) => Error::CommitFailed(reason),
+        }
+    }
+}
 /// A queued write: run with the [`Writer`], or, when its batch fails before it runs (PostgreSQL
 /// out of reach, views that cannot be caught up), handed `None` for its completion alone,
 /// which then hears why the batch failed.
@@ -516,7 +553,7 @@ impl Registry {
             let outcome = writer.map(job);
             let keep = outcome.as_ref().is_some_and(Result::is_ok);
             let completion: Completion = Box::new(move |committed| {
-                let result = committed.map_err(Error::CommitFailed).and_then(|()| outcome.unwrap_or_else(not_run));
+                let result = committed.map_err(Error::from).and_then(|()| outcome.unwrap_or_else(not_run));
                 let _ = tx.send(result);
             });
             (keep, completion)
@@ -538,9 +575,7 @@ impl Registry {
             let outcome = writer.map(job);
             let keep = outcome.as_ref().is_some_and(Result::is_ok);
             let completion: Completion = Box::new(move |committed| {
-                if let Err(error) =
-                    committed.map_err(Error::CommitFailed).and_then(|()| outcome.unwrap_or_else(not_run))
-                {
+                if let Err(error) = committed.map_err(Error::from).and_then(|()| outcome.unwrap_or_else(not_run)) {
                     on_failure(error);
                 }
             });
@@ -605,7 +640,7 @@ impl Registry {
                     let _ = tx.send(caught_up);
                 })),
             )?;
-            rx.await.map_err(|_| Error::WriterStopped)?.map_err(Error::CommitFailed)?;
+            rx.await.map_err(|_| Error::WriterStopped)?.map_err(Error::from)?;
         }
         Ok(())
     }
@@ -1221,7 +1256,7 @@ fn run_checkpointer(
     }
 }
 
-type BatchFailure = (Vec<Completion>, String);
+type BatchFailure = (Vec<Completion>, BatchError);
 
 /// Runs a batch of jobs in one transaction. On success the head has advanced and the
 /// completions are returned to be told; on failure they are returned with the reason.
@@ -1247,11 +1282,11 @@ fn run_batch(
     let WriterConnections { log: log_conn, views: views_conn, shared, bulk_cache, touched } = conns;
     let log_tx = match log_conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(error) => return Err((unrun(batch, catch_ups), error.to_string())),
+        Err(error) => return Err((unrun(batch, catch_ups), BatchError::Local(error.to_string()))),
     };
     let views_tx = match views_conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(error) => return Err((unrun(batch, catch_ups), error.to_string())),
+        Err(error) => return Err((unrun(batch, catch_ups), BatchError::Local(error.to_string()))),
     };
     // On a shared log, the replica first copies and applies what other gateways committed,
     // without a lock; then, if there are jobs, the head's lock is taken (no other gateway's
@@ -1273,7 +1308,7 @@ fn run_batch(
             pulled => pulled,
         });
         if let Err(error) = pulled {
-            return Err((unrun(batch, catch_ups), error.to_string()));
+            return Err((unrun(batch, catch_ups), BatchError::of(&error)));
         }
         // Applied before the lock is asked for: a replica far behind (a new gateway, one back
         // after a long absence) applies its backlog while the other gateways' batches go on,
@@ -1281,7 +1316,7 @@ fn run_batch(
         if let Err(error) = catch_up_with_log(&log_tx, &views_tx, head, bulk_cache) {
             touched.everything();
             health.views_lag.store(ViewsLag::of(&log_tx, &views_tx) as u8, Ordering::SeqCst);
-            return Err((unrun(batch, catch_ups), error.to_string()));
+            return Err((unrun(batch, catch_ups), BatchError::of(&error)));
         }
         if !batch.is_empty() {
             let waiting = std::time::Instant::now();
@@ -1291,13 +1326,13 @@ fn run_batch(
             match locked {
                 Ok(locked) => {
                     if let Err(error) = check_clock(clock, asked_at, locked.database_now_ms()) {
-                        return Err((unrun(batch, catch_ups), error));
+                        return Err((unrun(batch, catch_ups), BatchError::Local(error)));
                     }
                     shared_batch = Some(locked);
                 }
                 // What was applied above rolls back with the views' transaction: nothing kept
                 // in memory saw it.
-                Err(error) => return Err((unrun(batch, catch_ups), error.to_string())),
+                Err(error) => return Err((unrun(batch, catch_ups), BatchError::of(&error))),
             }
             // What was queued while the batch waited for the lock (other gateways' batches
             // held it) joins it: under contention each gateway takes the lock fewer times, for
@@ -1334,7 +1369,7 @@ fn run_batch(
     }
     if let Err(error) = caught_up {
         health.views_lag.store(ViewsLag::of(&log_tx, &views_tx) as u8, Ordering::SeqCst);
-        return Err((unrun(batch, catch_ups), error.to_string()));
+        return Err((unrun(batch, catch_ups), BatchError::of(&error)));
     }
     if shared_batch.is_some() {
         stats.head_caught_up_events.fetch_add(head.sequence - before_locked_catch_up.sequence, Ordering::Relaxed);
@@ -1359,14 +1394,15 @@ fn run_batch(
         let mut writer = Writer { log: &log_tx, views: &views_tx, side, head, now: clock.now_ms(), touched };
         let (keep, done) = job(Some(&mut writer));
         if !keep && *head != before {
-            failure = Some("a write failed after appending; its group commit is abandoned".to_owned());
+            failure =
+                Some(BatchError::Local("a write failed after appending; its group commit is abandoned".to_owned()));
         }
         completions.push(done);
     }
     if failure.is_none()
         && let Err(error) = views::set_applied(&views_tx, head.sequence)
     {
-        failure = Some(error.to_string());
+        failure = Some(BatchError::of(&error));
     }
     if let Some(reason) = failure {
         return Err((completions, reason));
@@ -1394,16 +1430,16 @@ fn run_batch(
             _ => false,
         };
         if !holds {
-            return Err((completions, error.to_string()));
+            return Err((completions, BatchError::of(error)));
         }
         tracing::warn!(%error, "the shared log's COMMIT answered with an error but holds the batch: it stands");
     }
     let committed = if shared_committed.is_some() && health.faults.replica_commit_fails() {
         // Dropping the transaction rolls it back, as a failed COMMIT leaves it.
         drop(log_tx);
-        Err("injected failure of the replica's commit".to_owned())
+        Err(BatchError::Local("injected failure of the replica's commit".to_owned()))
     } else {
-        log_tx.commit().map_err(|e| e.to_string())
+        log_tx.commit().map_err(|e| BatchError::Local(e.to_string()))
     };
     stats.commit_micros.fetch_add(micros(committing.elapsed()), Ordering::Relaxed);
     if let Err(reason) = committed {

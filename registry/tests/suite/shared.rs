@@ -376,10 +376,11 @@ async fn connections_cut_while_idle_are_made_again_and_no_request_fails() {
 }
 
 /// A batch that cannot reach PostgreSQL gives its writes up before running them: their callers
-/// hear that the commit failed (which the S3 layer answers 503, to be retried), not that the
-/// registry stopped, and the registry takes writes again once PostgreSQL is reachable.
+/// hear that the shared log is out of reach (which the S3 layer answers 503, to be retried once
+/// the database is back), not that the registry stopped or could not commit to its own disk,
+/// and the registry takes writes again once PostgreSQL is reachable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_given_up_while_postgresql_is_out_of_reach_fail_as_commits_and_the_next_succeed() {
+async fn writes_given_up_while_postgresql_is_out_of_reach_fail_as_unreachable_and_the_next_succeed() {
     let Some(db) = SharedDb::create() else { return };
     let dir = tempfile::tempdir().unwrap();
     let a = db.open(&dir);
@@ -388,7 +389,7 @@ async fn writes_given_up_while_postgresql_is_out_of_reach_fail_as_commits_and_th
     db.end_sessions();
     let refused = a.create_bucket(Caller::system("test"), "during", "us-east-1", false).await;
     db.allow_connections(true);
-    assert!(matches!(refused, Err(Error::CommitFailed(_))), "{refused:?}");
+    assert!(matches!(refused, Err(Error::SharedLogUnreachable(_))), "{refused:?}");
     a.create_bucket(Caller::system("test"), "after", "us-east-1", false).await.expect("a write once it is back");
     let buckets: Vec<String> = db.events().iter().map(|e| e.subject_id.clone()).collect();
     assert!(!buckets.iter().any(|b| b == "during"), "{buckets:?}");
@@ -650,7 +651,10 @@ async fn a_commit_that_never_arrived_is_reported_failed_and_leaves_nothing() {
     // server's idle timeout, and reports the write failed.
     cutter.arm(false);
     let answered = registry.create_bucket(Caller::system("test"), "never-committed", "us-east-1", false).await;
-    assert!(answered.is_err(), "a write whose COMMIT never arrived is not acknowledged: {answered:?}");
+    assert!(
+        matches!(answered, Err(Error::SharedLogUnreachable(_))),
+        "a write whose COMMIT never arrived is not acknowledged, for want of the database: {answered:?}"
+    );
     let shared = db.events();
     assert_eq!(shared.len(), 1, "the shared log holds only the first bucket");
     // The stranded transaction was ended, not left to the server's idle timeout (60 s) while
