@@ -444,10 +444,41 @@ impl OwnPostgres {
         Self { dir: dir.to_owned(), url: url.to_owned() }
     }
 
+    /// The server's processes: the postmaster (its pid file's first line) and its children.
+    fn processes(&self) -> Vec<String> {
+        let cluster = std::fs::read_to_string(self.dir.join("cluster-path"))
+            .map_or_else(|_| self.dir.join("cluster"), |path| PathBuf::from(path.trim()));
+        let pid_file = std::fs::read_to_string(cluster.join("postmaster.pid")).expect("postmaster.pid");
+        let postmaster = pid_file.lines().next().expect("the postmaster's pid").trim().to_owned();
+        let children = Command::new("pgrep").args(["-P", &postmaster]).output().expect("pgrep");
+        let mut pids: Vec<String> =
+            String::from_utf8_lossy(&children.stdout).split_whitespace().map(str::to_owned).collect();
+        pids.push(postmaster);
+        pids
+    }
+
+    /// Stops every process of the server until the guard is dropped: meanwhile it takes
+    /// connections and queries into its sockets' buffers and never answers, as a hung host does.
+    fn hang(&self) -> Hung<'_> {
+        let ran = Command::new("kill").arg("-STOP").args(self.processes()).output().expect("kill");
+        assert!(ran.status.success(), "kill -STOP: {}", String::from_utf8_lossy(&ran.stderr));
+        Hung(self)
+    }
+
     /// Stops the server as a crash would (`-m immediate`), keeping its data.
     fn crash(&self) {
         let ran = Command::new(Self::script("stop-postgres.sh")).arg("--keep").arg(&self.dir).output().expect("stop");
         assert!(ran.status.success(), "stop-postgres.sh --keep: {}", String::from_utf8_lossy(&ran.stderr));
+    }
+}
+
+/// A server stopped by [`OwnPostgres::hang`]; resumed on drop, a failed assertion's included, so
+/// that nothing waits for it for ever.
+struct Hung<'a>(&'a OwnPostgres);
+
+impl Drop for Hung<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-CONT").args(self.0.processes()).output();
     }
 }
 
@@ -522,6 +553,52 @@ async fn writes_wait_out_a_postgresql_restart_and_nothing_acknowledged_is_lost_i
     }
     let verified = servers[0].cli(&["verify"]);
     assert!(verified.status.success(), "verify: {}", String::from_utf8_lossy(&verified.stdout));
+}
+
+/// A PostgreSQL server that stops answering without closing its connections (its host hangs,
+/// or the link to it freezes): `/_ready` says the gateway is not ready, in time for a balancer's
+/// check, instead of answering only when the server does; and nothing is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_whose_postgresql_hangs_answers_not_ready_issue_19() {
+    if std::env::var_os("POSTGRES_URL").is_none() {
+        skip("POSTGRES_URL is not set: PostgreSQL is not installed for this run (scripts/install-test-deps.sh)");
+        return;
+    }
+    let pg_dir = tempfile::Builder::new().prefix("artifact-store-own-pg-").tempdir().expect("temp folder");
+    let postgres = OwnPostgres::start(&pg_dir.path().join("pg"));
+    let db = Database::create_on(&postgres.url);
+    let (_dir, data) = shared_folder();
+    let servers = gateways(1, &db.url, &data).await;
+    let gateway = &servers[0];
+    let s3 = gateway.s3();
+    create_bucket(&s3, "hung").await;
+    assert_eq!(gateway.send(&gateway.request("GET", "/_ready")).await.status, 200, "ready before");
+
+    let hung = postgres.hang();
+    let write = tokio::spawn({
+        let s3 = s3.clone();
+        async move { s3.put_object().bucket("hung").key("during").body(ByteStream::from_static(b"x")).send().await }
+    });
+    // A probe that waited for the server would wait for ever (the raw client gives up after a
+    // minute, and the test fails).
+    let ready = gateway.send(&gateway.request("GET", "/_ready")).await;
+    drop(hung);
+    assert_eq!(ready.status, 503, "/_ready while PostgreSQL hangs: {}", ready.text());
+    assert!(ready.text().contains("did not answer"), "{}", ready.text());
+
+    // Once the server answers again, the write queued meanwhile commits (it was never
+    // acknowledged before) and the gateway is ready again, without a restart.
+    write.await.expect("the write's task").expect("the write once PostgreSQL answers");
+    assert_eq!(get(&s3, "hung", "during").await, b"x");
+    let mut ready = gateway.send(&gateway.request("GET", "/_ready")).await;
+    for _ in 0..50 {
+        if ready.status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        ready = gateway.send(&gateway.request("GET", "/_ready")).await;
+    }
+    assert_eq!(ready.status, 200, "ready again: {}", ready.text());
 }
 
 /// HAProxy running `deploy/haproxy.cfg` unchanged, in front of three gateways; killed on drop.

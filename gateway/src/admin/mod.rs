@@ -2,7 +2,7 @@
 //!
 //! - `/_health`: the process serves HTTP (no I/O, no auth).
 //! - `/_ready`: the registry accepts writes, the backend answers and an upload slot is free;
-//!   503 otherwise (no auth).
+//!   503 otherwise, or when the checks take longer than [`READY_TIMEOUT`] (no auth).
 //! - `/_metrics`: Prometheus text format ([`crate::metrics`]; no auth, as scrapers expect).
 //! - `/_registry/...`: the registry's read API ([`registry_api`]), signed like S3 requests.
 //!
@@ -25,6 +25,11 @@ use crate::backend::fs::free_bytes;
 use crate::limits::UploadSlots;
 use crate::metrics;
 use crate::worker::Findings;
+
+/// How long `/_ready` waits for its checks. A registry or backend that does not answer (a
+/// PostgreSQL server that hangs, a frozen link to it) is not ready: the probe says so in time
+/// for the balancer that asked, instead of answering only once the peer does.
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The prefix of the registry API.
 pub const REGISTRY_PREFIX: &str = "/_registry";
@@ -103,9 +108,17 @@ impl Admin {
         }
         let response = match path {
             "/_health" => text(StatusCode::OK, "ok".to_owned()),
-            "/_ready" => match self.readiness().await {
-                Ok(()) => text(StatusCode::OK, "ready".to_owned()),
-                Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),
+            "/_ready" => match tokio::time::timeout(READY_TIMEOUT, self.readiness()).await {
+                Ok(Ok(())) => text(StatusCode::OK, "ready".to_owned()),
+                Ok(Err(reason)) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),
+                Err(_) => {
+                    let reason = format!(
+                        "the registry's commit probe or the backend's did not answer within {} s",
+                        READY_TIMEOUT.as_secs()
+                    );
+                    tracing::warn!(%reason, "not ready");
+                    text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n"))
+                }
             },
             "/_metrics" if with_metrics => {
                 let mut response = text(StatusCode::OK, self.metrics_text());
