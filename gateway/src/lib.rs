@@ -74,6 +74,7 @@ pub mod s3;
 pub mod served_backend;
 pub mod server;
 pub mod telemetry;
+mod test_barrier;
 pub mod tls;
 pub mod url_encode;
 pub mod worker;

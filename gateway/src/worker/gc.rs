@@ -44,6 +44,7 @@ use tokio::task::JoinHandle;
 use crate::backend::{BlobError, BlobId, BlobStore};
 use crate::config::GcConfig;
 use crate::outboard::OutboardFiles;
+use crate::test_barrier::Barrier;
 use registry::queries::Reads;
 
 /// Blobs marked, deleted and released together: few enough that a write meeting a mark waits
@@ -291,7 +292,7 @@ async fn delete_batch(
     let marked_set: HashSet<&str> = marked.iter().map(String::as_str).collect();
     let sizes: Vec<u64> =
         candidates.iter().filter(|(id, _)| marked_set.contains(id.as_str())).map(|(_, size)| *size).collect();
-    test_barrier::reach().await;
+    MARKED.reach().await;
     delete_marked(registry, store, lease, marked, &sizes, report).await
 }
 
@@ -514,29 +515,6 @@ fn is_stopped(err: &registry::Error) -> bool {
     matches!(err, registry::Error::WriterStopped)
 }
 
-/// A barrier between gc's marking of a batch and its deletions, for tests only: with
-/// `ARTIFACT_STORE_GC_PAUSE=<path>` set, gc creates `<path>.reached` when it has marked its
-/// first batch and waits until `<path>` exists. It lets a test run a write at exactly that
-/// point; nothing else reads the variable.
-mod test_barrier {
-    use std::path::PathBuf;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Duration;
-
-    static PASSED: AtomicBool = AtomicBool::new(false);
-
-    pub(super) async fn reach() {
-        let Some(path) = std::env::var_os("ARTIFACT_STORE_GC_PAUSE").map(PathBuf::from) else { return };
-        if PASSED.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let mut reached = path.clone().into_os_string();
-        reached.push(".reached");
-        if let Err(err) = std::fs::write(&reached, b"") {
-            tracing::warn!(%err, "cannot signal the gc test barrier");
-        }
-        while !path.exists() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
+/// A barrier between gc's marking of its first batch and its deletions, for tests only
+/// (`ARTIFACT_STORE_GC_PAUSE`): a test runs a write at exactly that point.
+static MARKED: Barrier = Barrier::new("ARTIFACT_STORE_GC_PAUSE");
