@@ -1,8 +1,9 @@
 //! Garbage collection beside a serving gateway, and the data folder the gateway keeps: `gc`
 //! never takes the bytes of a write it races with (issue 16, item 1), nor does a pass that
-//! died refuse them, a copy whose source goes is not refused as if gc had taken it, a serving
-//! gateway collects garbage by itself, temp files of uploads killed with the server are gone
-//! after a restart (item 17), and every file of the data folder is its owner's alone (item 10).
+//! died refuse them, a copy whose source goes (and a part copy whose source gc collects as it
+//! runs) is refused as a copy made a moment later would be, a serving gateway collects garbage
+//! by itself, temp files of uploads killed with the server are gone after a restart (item 17),
+//! and every file of the data folder is its owner's alone (item 10).
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -309,6 +310,68 @@ async fn copies_racing_deletes_and_overwrites_of_their_source_copy_it_or_answer_
     eprintln!("{copied} copies and {missing} NoSuchKey beside {ROUNDS} PUTs of the source");
     assert!(copied > 0, "no copy succeeded: the race test tested nothing");
     assert!(contents.contains(&get(&s3, "gc-copy", "dst").await), "the copy holds bytes no source had");
+    cli::expect(&server, &["verify"], 0);
+}
+
+/// A server whose test barrier `variable` (see the gateway's `test_barrier`) is set: the
+/// barrier's file, the file the server writes when it got there, and the folder holding both.
+async fn server_with_barrier(variable: &str) -> (Server, PathBuf, PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp folder");
+    let barrier = dir.path().join("barrier");
+    let mut env = upstream_env();
+    env.push((variable.to_owned(), barrier.to_str().expect("a UTF-8 path").to_owned()));
+    let server = Server::start_with(Transport::Http, &[], env).await;
+    (server, barrier, dir.path().join("barrier.reached"), dir)
+}
+
+/// Runs `gc` with no minimum age and returns how many blobs it removed.
+fn collect_garbage(server: &Server) -> u64 {
+    let ran = cli::expect(server, &["gc", "--min-age", "0s", "--json"], 0);
+    let report: serde_json::Value = serde_json::from_str(&ran.stdout).expect("gc --json");
+    report["blobs_removed"].as_u64().expect("blobs_removed")
+}
+
+/// An UploadPartCopy whose source was deleted, and its blob collected, after the copy read the
+/// source's version and before it read its bytes answered 500 InternalError. A copy made a
+/// moment later would find no source: it answers NoSuchKey, as CopyObject does, and records no
+/// part, no event and no blob. The gateway waits at a test barrier at that point.
+#[tokio::test]
+async fn an_upload_part_copy_whose_source_is_deleted_and_collected_mid_copy_answers_no_such_key() {
+    let (server, barrier, reached, _dir) = server_with_barrier("ARTIFACT_STORE_PART_COPY_PAUSE").await;
+    let s3 = server.s3();
+    create_bucket(&s3, "gc-part-copy").await;
+    let data = bytes(BLOB, 2401);
+    put(&s3, "gc-part-copy", "src", &data).await;
+    let created = s3.create_multipart_upload().bucket("gc-part-copy").key("dst").send().await.expect("create upload");
+    let upload_id = created.upload_id().expect("upload id").to_owned();
+
+    let copy = {
+        let (s3, upload_id) = (s3.clone(), upload_id.clone());
+        tokio::spawn(async move {
+            s3.upload_part_copy()
+                .bucket("gc-part-copy")
+                .key("dst")
+                .upload_id(upload_id)
+                .part_number(1)
+                .copy_source("gc-part-copy/src")
+                .send()
+                .await
+        })
+    };
+    wait_until("the copy read its source", &server, || reached.exists()).await;
+    s3.delete_object().bucket("gc-part-copy").key("src").send().await.expect("delete");
+    assert_eq!(collect_garbage(&server), 1, "gc did not collect the source's blob\n{}", server.log());
+    let before = server.events().len();
+    std::fs::write(&barrier, b"").expect("open the barrier");
+
+    let copied = copy.await.expect("copy task");
+    assert_eq!(failure(copied), (404, "NoSuchKey".to_owned()), "{}", server.log());
+    server.assert_no_new_events(before, "the refused part copy");
+    let parts = s3.list_parts().bucket("gc-part-copy").key("dst").upload_id(&upload_id).send().await.expect("parts");
+    assert!(parts.parts().is_empty(), "the refused copy recorded a part: {:?}", parts.parts());
+    if !server.on_s3_backend() {
+        assert!(!blob_file(&server, &data).exists(), "the refused copy left its bytes in the store");
+    }
     cli::expect(&server, &["verify"], 0);
 }
 

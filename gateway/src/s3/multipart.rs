@@ -23,11 +23,12 @@ use s3s::{S3Request, S3Response, s3_error};
 use super::bucket::require_bucket;
 use super::checksum::ExpectedChecksums;
 use super::encryption::Encryption;
-use super::error::Result;
+use super::error::{Error, Result};
 use super::get_object::{checked_read, read_parts};
 use super::integrity;
 use super::object::{
-    BodyRole, Placed, check_copy_conditions, keep_part_hashes, place, record_placed, source_version, store_body,
+    BodyRole, Placed, check_copy_conditions, copy_attempts, keep_part_hashes, place, record_placed,
+    source_read_failure, source_version, store_body,
 };
 use super::owner::{bucket_owner, initiators};
 use super::{Gateway, acl, caller, encryption, wire};
@@ -38,6 +39,7 @@ use crate::clock;
 use crate::crypto::CustomerKey;
 use crate::digest::{ChecksumAlgorithm, ChecksumValue, Checksummer, Md5};
 use crate::outboard::{self, GroupHasher, PartHasher, PartHashes};
+use crate::test_barrier::Barrier;
 
 /// Parts other than the last must be at least this large.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -45,6 +47,10 @@ const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 const MAX_PART_NUMBER: i32 = 10_000;
 /// The most parts or uploads one listing page returns.
 const MAX_LISTED: i32 = 1000;
+
+/// A barrier for tests only (see [`Barrier`]): an UploadPartCopy that has read its source's
+/// version and not yet its bytes.
+static PART_COPY_SOURCE_READ: Barrier = Barrier::new("ARTIFACT_STORE_PART_COPY_PAUSE");
 
 /// Reads an upload and checks it belongs to the bucket and key the request names.
 async fn require_upload(gw: &Gateway, bucket: &str, key: &str, upload_id: &str) -> Result<Upload> {
@@ -266,7 +272,17 @@ pub(super) async fn upload_part_copy(
     gw: &Gateway,
     req: S3Request<UploadPartCopyInput>,
 ) -> Result<S3Response<UploadPartCopyOutput>> {
-    let asked = encryption::requested(gw, &req)?;
+    // A part copy reads its source's bytes after its version: a source deleted or replaced
+    // meanwhile may have lost its blobs to gc, and the copy reads its source again.
+    copy_attempts(|| part_copy_as_read(gw, &req)).await
+}
+
+/// One attempt at a part copy, on its source as it reads it.
+async fn part_copy_as_read(
+    gw: &Gateway,
+    req: &S3Request<UploadPartCopyInput>,
+) -> Result<S3Response<UploadPartCopyOutput>> {
+    let asked = encryption::requested(gw, req)?;
     let input = &req.input;
     let number = check_part_number(input.part_number)?;
     require_bucket(gw, &input.bucket).await?;
@@ -281,8 +297,9 @@ pub(super) async fn upload_part_copy(
         input.copy_source_if_modified_since.as_ref(),
         input.copy_source_if_unmodified_since.as_ref(),
     )?;
-    let source_key = encryption::read_key(gw, &req, &source.content, encryption::COPY_SOURCE_CUSTOMER)?;
+    let source_key = encryption::read_key(gw, req, &source.content, encryption::COPY_SOURCE_CUSTOMER)?;
     let span = copy_range(input.copy_source_range.as_deref(), source.content.size)?;
+    PART_COPY_SOURCE_READ.reach().await;
 
     // The range streams through the gateway (read from the source blobs, checked against the
     // source's BLAKE3, stored again) even where the store could copy it itself: the part's MD5
@@ -293,7 +310,10 @@ pub(super) async fn upload_part_copy(
         Some(span) => {
             let range = input.copy_source_range.clone();
             let source_key = source_key.as_ref().map(|c| &c.key);
-            let checked = checked_read(gw, caller(&req), &source, range, span, None, source_key).await?;
+            let checked = match checked_read(gw, caller(req), &source, range, span, None, source_key).await {
+                Err(Error::Blob(err)) => return Err(source_read_failure(gw, &source, err).await),
+                checked => checked?,
+            };
             (read.body(checked), span.1 - span.0 + 1)
         }
         None => (Box::pin(futures::stream::empty()), 0),
@@ -305,7 +325,10 @@ pub(super) async fn upload_part_copy(
         Some(into) => gw.blobs.put_part((&into, number), body, Some(length), &[], part_offset, seal).await,
         None => gw.blobs.put(body, Some(length), &[], part_offset, seal).await,
     };
-    let staged = staged.map_err(|err| read.failure_or(err))?;
+    let staged = match staged {
+        Ok(staged) => staged,
+        Err(err) => return Err(source_read_failure(gw, &source, read.failure_or(err)).await),
+    };
     let (size, etag) = (staged.size(), hex::encode(staged.md5()));
     let store_etag = staged.store_etag().map(str::to_owned);
     let part_hashes = staged.part_hashes().cloned();
@@ -323,7 +346,7 @@ pub(super) async fn upload_part_copy(
         wrapped_key: key.map(|k| k.wrapped),
     };
     let target = (input.bucket.as_str(), input.key.as_str(), input.upload_id.as_str());
-    let event = record_part(gw, caller(&req), target, placed, (number, part)).await?;
+    let event = record_part(gw, caller(req), target, placed, (number, part)).await?;
     let sse =
         encryption::answer(gw.keys.as_ref(), &upload.created.template, asked.as_ref().and_then(Encryption::customer));
     Ok(S3Response::new(UploadPartCopyOutput {

@@ -21,7 +21,7 @@ use super::encryption::Encryption;
 use super::error::{Error, Result};
 use super::lookup::{OnDeleteMarker, named_version};
 use super::{Gateway, Stored, acl, caller, encryption, inline, wire};
-use crate::backend::{PlacedBlob, StagedBlob, StoreUpload};
+use crate::backend::{BlobError, PlacedBlob, StagedBlob, StoreUpload};
 use crate::clock;
 use crate::crypto::{BlobKey, CustomerKey};
 use crate::outboard::PartHashes;
@@ -378,14 +378,55 @@ const COPY_ATTEMPTS: usize = 3;
 pub(super) async fn copy_object(gw: &Gateway, req: S3Request<CopyObjectInput>) -> Result<S3Response<CopyObjectOutput>> {
     // A copy names the blobs of the source it read; when the source was deleted or replaced
     // before the copy's record, nothing may reference them any more, and the registry refuses
-    // them. The copy starts again from its source as it is now: a copy made a moment later
-    // would answer NoSuchKey, or copy the version that replaced it.
+    // them.
+    copy_attempts(|| copy_source_as_read(gw, &req)).await
+}
+
+/// Runs `attempt`, a copy on its source as it reads it, again while the source goes between
+/// the attempt's read of it and the attempt's end ([`registry::Error::CopySourceChanged`]),
+/// [`COPY_ATTEMPTS`] times in all: the copy starts again from its source as it is now, as a
+/// copy made a moment later would (NoSuchKey, or a copy of the version that replaced it).
+pub(super) async fn copy_attempts<T, F>(mut attempt: impl FnMut() -> F) -> Result<T>
+where
+    F: Future<Output = Result<T>>,
+{
     let mut attempts = 1;
     loop {
-        match copy_source_as_read(gw, &req).await {
+        match attempt().await {
             Err(Error::Registry(registry::Error::CopySourceChanged)) if attempts < COPY_ATTEMPTS => attempts += 1,
+            // Refused on the source it found again: said here, where the log can tell why.
+            Err(err) if attempts > 1 => {
+                let err = s3s::S3Error::from(err);
+                tracing::info!(
+                    code = err.code().as_str(),
+                    attempts,
+                    "a copy whose source was deleted or replaced while it ran was refused on its source as it is now"
+                );
+                return Err(err.into());
+            }
             answer => return answer,
         }
+    }
+}
+
+/// The error of a copy whose read of its source's bytes failed with `err`. A source deleted or
+/// replaced since the copy read its version may have lost its blobs to gc meanwhile: that is
+/// no damage, and the copy starts again from its source as it is now
+/// ([`registry::Error::CopySourceChanged`], see [`copy_attempts`]).
+pub(super) async fn source_read_failure(gw: &Gateway, source: &ObjectVersion, err: BlobError) -> Error {
+    let (bucket, key, id) = (source.bucket.clone(), source.key.clone(), source.version_id.clone());
+    match gw.registry.read(move |conn| conn.version(&bucket, &key, &id)).await {
+        Ok(now) if now.as_ref().is_none_or(|now| now.sequence != source.sequence) => {
+            tracing::info!(
+                bucket = %source.bucket,
+                key = %source.key,
+                version_id = %source.version_id,
+                error = %err,
+                "a copy's source was deleted or replaced while the copy read it; the copy reads it again"
+            );
+            registry::Error::CopySourceChanged.into()
+        }
+        _ => err.into(),
     }
 }
 
