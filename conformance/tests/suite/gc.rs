@@ -1,7 +1,8 @@
 //! Garbage collection beside a serving gateway, and the data folder the gateway keeps: `gc`
 //! never takes the bytes of a write it races with (issue 16, item 1), nor does a pass that
 //! died refuse them, a copy whose source goes (and a part copy whose source gc collects as it
-//! runs) is refused as a copy made a moment later would be, a serving gateway collects garbage
+//! runs) is refused as a copy made a moment later would be, nor is a completion whose aborted
+//! upload's parts gc collects as it runs refused as damaged, a serving gateway collects garbage
 //! by itself, temp files of uploads killed with the server are gone after a restart (item 17),
 //! and every file of the data folder is its owner's alone (item 10).
 
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use artifact_store_conformance::raw::{Payload, ROOT};
-use artifact_store_conformance::sdk::{create_bucket, failure, get, put};
+use artifact_store_conformance::sdk::{completion_of, create_bucket, failure, get, put, upload_parts};
 use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::{Server, Transport, blake3_hex, bytes, cli, skip};
 use tokio::io::AsyncWriteExt as _;
@@ -372,6 +373,48 @@ async fn an_upload_part_copy_whose_source_is_deleted_and_collected_mid_copy_answ
     if !server.on_s3_backend() {
         assert!(!blob_file(&server, &data).exists(), "the refused copy left its bytes in the store");
     }
+    cli::expect(&server, &["verify"], 0);
+}
+
+/// A completion that read its upload's parts before the upload was aborted and the parts'
+/// blobs collected found them gone when it read them back, and answered 500 "a stored part of
+/// the upload is damaged" with a corruption record. The upload is no more: it answers
+/// NoSuchUpload, as AWS does for an aborted upload, and records nothing. The gateway waits at a
+/// test barrier between its read of the parts and its read of their bytes.
+#[tokio::test]
+async fn a_multipart_completion_of_an_upload_aborted_and_collected_meanwhile_answers_no_such_upload() {
+    let (server, barrier, reached, _dir) = server_with_barrier("ARTIFACT_STORE_COMPLETION_PAUSE").await;
+    let s3 = server.s3();
+    create_bucket(&s3, "gc-complete").await;
+    // One part of less than a chunk: the completion reads it back to hash the object.
+    let (upload_id, parts) = upload_parts(&s3, "gc-complete", "mpu", &[1000], 2501).await;
+
+    let completion = {
+        let (s3, upload_id) = (s3.clone(), upload_id.clone());
+        tokio::spawn(async move {
+            s3.complete_multipart_upload()
+                .bucket("gc-complete")
+                .key("mpu")
+                .upload_id(upload_id)
+                .multipart_upload(completion_of(&parts))
+                .send()
+                .await
+        })
+    };
+    wait_until("the completion read its parts", &server, || reached.exists()).await;
+    s3.abort_multipart_upload().bucket("gc-complete").key("mpu").upload_id(&upload_id).send().await.expect("abort");
+    let removed = collect_garbage(&server);
+    // On an S3 upstream the abort took the parts with the upstream's upload.
+    if !server.on_s3_backend() {
+        assert_eq!(removed, 1, "gc did not collect the part's blob\n{}", server.log());
+    }
+    let before = server.events().len();
+    std::fs::write(&barrier, b"").expect("open the barrier");
+
+    let completed = completion.await.expect("completion task");
+    assert_eq!(failure(completed), (404, "NoSuchUpload".to_owned()), "{}", server.log());
+    server.assert_no_new_events(before, "the refused completion");
+    server.assert_absent("gc-complete", "mpu").await;
     cli::expect(&server, &["verify"], 0);
 }
 

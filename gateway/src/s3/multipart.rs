@@ -48,9 +48,11 @@ const MAX_PART_NUMBER: i32 = 10_000;
 /// The most parts or uploads one listing page returns.
 const MAX_LISTED: i32 = 1000;
 
-/// A barrier for tests only (see [`Barrier`]): an UploadPartCopy that has read its source's
-/// version and not yet its bytes.
+/// Barriers for tests only (see [`Barrier`]): an UploadPartCopy that has read its source's
+/// version and not yet its bytes, and a completion that has read its upload's parts and not
+/// yet their bytes.
 static PART_COPY_SOURCE_READ: Barrier = Barrier::new("ARTIFACT_STORE_PART_COPY_PAUSE");
+static COMPLETION_PARTS_READ: Barrier = Barrier::new("ARTIFACT_STORE_COMPLETION_PAUSE");
 
 /// Reads an upload and checks it belongs to the bucket and key the request names.
 async fn require_upload(gw: &Gateway, bucket: &str, key: &str, upload_id: &str) -> Result<Upload> {
@@ -621,7 +623,10 @@ async fn hash_at(
     let mut check = PartCheck::new(part);
     let mut stream = Box::pin(read_parts(gw, std::slice::from_ref(part), (0, part.size - 1), customer));
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|err| alarm.store_error(number, part, err))?;
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(err) => return Err(alarm.store_error(number, part, err).await),
+        };
         // Hashing a large part takes a while: keep it off the async workers.
         (hasher, check) = tokio::task::spawn_blocking(move || {
             let (mut hasher, mut check) = (hasher, check);
@@ -633,9 +638,12 @@ async fn hash_at(
         .map_err(|e| super::Error::internal(format!("hashing task failed: {e}")))?;
     }
     if !check.holds(part) {
-        return Err(alarm.raise(number, part, CorruptReason::DigestMismatch));
+        return Err(alarm.raise(number, part, CorruptReason::DigestMismatch).await);
     }
-    hasher.finish().ok_or_else(|| alarm.raise(number, part, CorruptReason::DigestMismatch))
+    match hasher.finish() {
+        Some(hashes) => Ok(hashes),
+        None => Err(alarm.raise(number, part, CorruptReason::DigestMismatch).await),
+    }
 }
 
 /// Reads the parts back once to compute the whole object's BLAKE3 and outboard (and a
@@ -654,7 +662,10 @@ async fn hash_whole(
         let mut check = PartCheck::new(part);
         let mut stream = Box::pin(read_parts(gw, std::slice::from_ref(part), (0, part.size - 1), customer));
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|err| alarm.store_error(number, part, err))?;
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(err) => return Err(alarm.store_error(number, part, err).await),
+            };
             // Hashing a large object takes a while: keep it off the async workers.
             (hashers, check) = tokio::task::spawn_blocking(move || {
                 let ((mut hasher, mut checksummer), mut check) = (hashers, check);
@@ -667,7 +678,7 @@ async fn hash_whole(
             .map_err(|e| super::Error::internal(format!("hashing task failed: {e}")))?;
         }
         if !check.holds(part) {
-            return Err(alarm.raise(number, part, CorruptReason::DigestMismatch));
+            return Err(alarm.raise(number, part, CorruptReason::DigestMismatch).await);
         }
     }
     let (hasher, checksummer) = hashers;
@@ -724,7 +735,8 @@ impl PartCheck {
 
 /// Reports a stored part found damaged, missing or short while completion read it back: a log
 /// line naming the S3 code, the metric, and a `v1.blob.corrupt` event naming the upload and
-/// the part (recorded without waiting: the completion is refused either way).
+/// the part (recorded without waiting: the completion is refused either way). Unless the upload
+/// ended meanwhile (see [`PartAlarm::ended`]).
 struct PartAlarm {
     registry: registry::Registry,
     caller: Caller,
@@ -732,8 +744,20 @@ struct PartAlarm {
 }
 
 impl PartAlarm {
-    fn raise(&self, number: u32, part: &BlobPart, reason: CorruptReason) -> super::Error {
+    async fn raise(&self, number: u32, part: &BlobPart, reason: CorruptReason) -> super::Error {
         let UploadRef { bucket, key, upload_id } = &self.upload;
+        if self.ended().await {
+            tracing::info!(
+                code = "NoSuchUpload",
+                reason = reason.as_str(),
+                bucket = %bucket,
+                key = %key,
+                upload_id = %upload_id,
+                part_number = number,
+                "the upload ended while its completion read its parts back; the completion was refused"
+            );
+            return registry::Error::NoSuchUpload.into();
+        }
         tracing::error!(
             code = "InternalError",
             reason = reason.as_str(),
@@ -761,11 +785,19 @@ impl PartAlarm {
 
     /// A store's error while reading `part` back: a verdict on its bytes raises the alarm;
     /// any other error (an unreachable upstream) passes as it is.
-    fn store_error(&self, number: u32, part: &BlobPart, err: BlobError) -> super::Error {
+    async fn store_error(&self, number: u32, part: &BlobPart, err: BlobError) -> super::Error {
         match integrity::verdict(&err) {
-            Some(reason) => self.raise(number, part, reason),
+            Some(reason) => self.raise(number, part, reason).await,
             None => err.into(),
         }
+    }
+
+    /// Whether the upload ended (aborted, or completed by another request) after this
+    /// completion read its parts: its parts' bytes are gc's to take then, or the store's
+    /// upload is gone, which is no damage. The completion answers as one made a moment later.
+    async fn ended(&self) -> bool {
+        let id = self.upload.upload_id.clone();
+        matches!(self.registry.read(move |conn| conn.upload(&id)).await, Ok(None))
     }
 }
 
@@ -785,6 +817,7 @@ pub(super) async fn complete_multipart_upload(
     let id = input.upload_id.clone();
     let stored = gw.registry.read(move |conn| conn.parts(&id, 0, usize::MAX)).await?;
     let selected = select_parts(&requested, &stored)?;
+    COMPLETION_PARTS_READ.reach().await;
     // Checked before the store's own upload is completed, so that the client can try again.
     let size: u64 = selected.iter().map(|(_, p)| p.size).sum();
     if input.mpu_object_size.is_some_and(|claimed| u64::try_from(claimed).ok() != Some(size)) {
@@ -821,14 +854,22 @@ pub(super) async fn complete_multipart_upload(
             .into());
         }
     }
-    // If anything below fails after the store's upload was completed, nothing is recorded: its
-    // object is then a blob no version names, which `gc` removes.
-    let parts = join_parts(gw.blobs.as_ref(), &upload.created, selected).await?;
-
     let alarm = PartAlarm {
         registry: gw.registry.clone(),
         caller: caller(&req),
         upload: UploadRef { bucket: input.bucket.clone(), key: input.key.clone(), upload_id: input.upload_id.clone() },
+    };
+    // If anything below fails after the store's upload was completed, nothing is recorded: its
+    // object is then a blob no version names, which `gc` removes.
+    let parts = match join_parts(gw.blobs.as_ref(), &upload.created, selected).await {
+        Ok(parts) => parts,
+        Err(err) => {
+            if alarm.ended().await {
+                tracing::info!(error = %err, "the upload ended while its completion joined its parts");
+                return completed_before(gw, &bucket, input, &requested).await;
+            }
+            return Err(err);
+        }
     };
     let combined = full_object_algorithm.map(|algorithm| combined_crc(algorithm, &parts));
     // A FULL_OBJECT checksum that cannot be combined reads the object anyway: read it once.
