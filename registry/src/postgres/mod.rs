@@ -658,14 +658,18 @@ pub fn fetch_since(client: &mut impl GenericClient, cursor: u64, limit: usize) -
 }
 
 /// Connections for reads of the shared log (freshness checks, the tables beside it), kept
-/// between uses. A connection that failed is dropped, so a restarted server is reconnected
-/// to by the next read.
+/// between uses, and the session that asks for leases. A connection that failed is dropped,
+/// so a restarted server is reconnected to by the next read.
 pub(crate) struct SharedReads {
     url: String,
     /// The shared head, as the gateway's reads last learnt it.
     pub(crate) heads: HeadQueries,
     pool: Mutex<Pool>,
     returned: std::sync::Condvar,
+    /// The session of the last lease refused, kept for the next attempt: an idle gateway asks
+    /// for the checkpoints' lease every second, and a session per attempt would have the
+    /// server start a process for each.
+    lease_session: Mutex<Option<Client>>,
 }
 
 /// Idle connections, each with the statements prepared on it, and how many exist in all.
@@ -686,12 +690,41 @@ impl SharedReads {
             heads: HeadQueries::default(),
             pool: Mutex::new(Pool::default()),
             returned: std::sync::Condvar::new(),
+            lease_session: Mutex::new(None),
         }
     }
 
-    /// The shared log's URL.
-    pub(crate) fn url(&self) -> &str {
-        &self.url
+    /// Takes the lease `name` unless another session holds it. A granted lease keeps the
+    /// session it was taken on (closing it releases the lease); a refused attempt leaves its
+    /// session for the next. A kept session cut since (PostgreSQL restarted) is found out by
+    /// the attempt, which is then made again, once, on a new one.
+    pub(crate) fn try_lease(&self, name: &str) -> Result<Option<SharedLease>> {
+        let key = i64::from_le_bytes(blake3::hash(name.as_bytes()).as_bytes()[..8].try_into().expect("8 bytes"));
+        let try_lock = |client: &mut Client| -> Result<bool> {
+            Ok(client.query_one("SELECT pg_try_advisory_lock($1)", &[&key])?.get(0))
+        };
+        let kept = self.lease_session.lock().expect("lease session lock").take().filter(|client| !client.is_closed());
+        let reused = kept.is_some();
+        let mut client = match kept {
+            Some(client) => client,
+            None => connect(&self.url)?,
+        };
+        let taken = match try_lock(&mut client) {
+            Err(error) if reused && client.is_closed() => {
+                tracing::info!(%error, "the session asking for leases was lost; connecting again");
+                client = connect(&self.url)?;
+                try_lock(&mut client)?
+            }
+            taken => taken?,
+        };
+        if taken {
+            return Ok(Some(SharedLease { client: Mutex::new(Some(client)) }));
+        }
+        // Another attempt may have put its session back meanwhile: one is kept, the other
+        // closed here (a blocking thread, where a client may be dropped).
+        let replaced = self.lease_session.lock().expect("lease session lock").replace(client);
+        drop(replaced);
+        Ok(None)
     }
 
     /// Runs `f` on a pooled connection and the statements prepared on it, on the calling
@@ -783,8 +816,11 @@ impl Drop for SharedReads {
     fn drop(&mut self) {
         // Each client owns a runtime, which must not be dropped on an async runtime's thread.
         let clients = std::mem::take(&mut self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).idle);
-        if !clients.is_empty() {
-            let _ = std::thread::Builder::new().name("registry-pg-close".into()).spawn(move || drop(clients));
+        let lease_session = self.lease_session.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if !clients.is_empty() || lease_session.is_some() {
+            let _ = std::thread::Builder::new()
+                .name("registry-pg-close".into())
+                .spawn(move || drop((clients, lease_session)));
         }
     }
 }
@@ -797,14 +833,6 @@ pub(crate) struct SharedLease {
 }
 
 impl SharedLease {
-    /// Takes the lease `name` unless another session holds it.
-    pub(crate) fn try_take(url: &str, name: &str) -> Result<Option<Self>> {
-        let mut client = connect(url)?;
-        let key = i64::from_le_bytes(blake3::hash(name.as_bytes()).as_bytes()[..8].try_into().expect("8 bytes"));
-        let taken: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&key])?.get(0);
-        Ok(taken.then_some(Self { client: Mutex::new(Some(client)) }))
-    }
-
     /// Whether the lease holds now: a round trip on its session, which still holds the lock
     /// exactly when it still answers.
     pub(crate) fn confirm(&self) -> bool {

@@ -605,9 +605,8 @@ impl Registry {
             return Ok(Some(Lease(None)));
         };
         let name = name.to_owned();
-        let taken = tokio::task::spawn_blocking(move || SharedLease::try_take(shared.url(), &name))
-            .await
-            .map_err(|_| Error::WriterStopped)??;
+        let taken =
+            tokio::task::spawn_blocking(move || shared.try_lease(&name)).await.map_err(|_| Error::WriterStopped)??;
         Ok(taken.map(|lease| Lease(Some(Arc::new(lease)))))
     }
 

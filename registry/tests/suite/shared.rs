@@ -338,6 +338,39 @@ async fn a_lease_is_held_by_one_gateway_at_a_time_and_freed_with_its_holder() {
     b.close().await;
 }
 
+/// A gateway that keeps asking for a lease another holds (an idle gateway asks for the
+/// checkpoints' every second) asks on one session, not on a new one each time: each would have
+/// the server start a process, and a dozen idle gateways would start dozens a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_asked_for_again_and_again_is_asked_on_one_session() {
+    let Some(db) = SharedDb::create() else { return };
+    let dir_a = tempfile::tempdir().unwrap();
+    let a = db.open(&dir_a);
+    let held = a.try_lease("checkpoints").await.unwrap().expect("a free lease is granted");
+    let (cutter, _replica, b) = through_a_cutter(&db).await;
+    let before = cutter.connections();
+    for _ in 0..10 {
+        assert!(b.try_lease("checkpoints").await.unwrap().is_none(), "held by the other gateway");
+    }
+    let opened = cutter.connections() - before;
+    assert!(opened <= 1, "{opened} sessions opened for 10 refused attempts at a lease");
+    // Once it is free, the same gateway takes it, and asks on a session again for the next.
+    drop(held);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let taken = loop {
+        if let Some(lease) = b.try_lease("checkpoints").await.unwrap() {
+            break lease;
+        }
+        assert!(std::time::Instant::now() < deadline, "the lease was never freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(taken.confirm().await.unwrap());
+    assert!(a.try_lease("checkpoints").await.unwrap().is_none(), "held by the gateway that took it");
+    drop(taken);
+    a.close().await;
+    b.close().await;
+}
+
 impl SharedDb {
     /// Ends every session on the database, as a restart of PostgreSQL or a cut network does,
     /// and waits until they are gone.
@@ -445,6 +478,8 @@ struct CommitCutter {
     addr: std::net::SocketAddr,
     armed: Arc<std::sync::atomic::AtomicBool>,
     forward: Arc<std::sync::atomic::AtomicBool>,
+    /// Connections made through the relay so far: sessions the client opened.
+    connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl CommitCutter {
@@ -455,10 +490,13 @@ impl CommitCutter {
         let addr = listener.local_addr().unwrap();
         let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let forward = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (armed_for_relay, forward_for_relay) = (Arc::clone(&armed), Arc::clone(&forward));
+        let connections_for_relay = Arc::clone(&connections);
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
+                connections_for_relay.fetch_add(1, Ordering::SeqCst);
                 let Ok(server) = std::net::TcpStream::connect(upstream) else { return };
                 let (armed, forward) = (Arc::clone(&armed_for_relay), Arc::clone(&forward_for_relay));
                 // Server to client, until the cut.
@@ -506,7 +544,11 @@ impl CommitCutter {
                 });
             }
         });
-        Self { addr, armed, forward }
+        Self { addr, armed, forward, connections }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The URL of `url`'s database through the relay.
