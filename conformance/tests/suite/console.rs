@@ -615,6 +615,70 @@ async fn older_versions_and_their_events_are_shown_only_as_s3_would_serve_them_i
     assert!(root.page(&event_page).await.contains("bluebird"), "whoever reads the log still reads it");
 }
 
+/// Found by a review: the console and the registry API decided a version with the `s3:VersionId`
+/// of the request's own query, not of the version decided on. A Deny on one version did not
+/// hide it, and a `versionId` of a version a policy allows, added to the URL, showed another.
+#[tokio::test]
+async fn a_policy_on_s3_version_id_decides_the_version_shown_not_the_query_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "vpub").await;
+    enable_versioning(&s3, "vpub").await;
+    let put_version = |body: &'static [u8], codename: &'static str| {
+        let s3 = s3.clone();
+        async move {
+            let put = s3.put_object().bucket("vpub").key("doc.txt").metadata("codename", codename);
+            let put = put.body(ByteStream::from_static(body)).send().await.expect("put a version");
+            put.version_id().expect("a version id").to_owned()
+        }
+    };
+    let first = put_version(b"the first draft", "bluebird").await;
+    let second = put_version(b"the final text", "kestrel").await;
+
+    // Erin may read every version but the first; Dave may read older versions only if they
+    // are the second.
+    let erin_policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Action":["s3:GetObject","s3:GetObjectVersion"],"Resource":"arn:aws:s3:::vpub/*"}},
+            {{"Effect":"Deny","Action":["s3:GetObject","s3:GetObjectVersion"],"Resource":"arn:aws:s3:::vpub/*",
+             "Condition":{{"StringEquals":{{"s3:VersionId":"{first}"}}}}}}]}}"#
+    );
+    let dave_policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::vpub/*"}},
+            {{"Effect":"Allow","Action":"s3:GetObjectVersion","Resource":"arn:aws:s3:::vpub/*",
+             "Condition":{{"StringEquals":{{"s3:VersionId":"{second}"}}}}}}]}}"#
+    );
+    let erin = user(&server, "erin", Some(&erin_policy));
+    let dave = user(&server, "dave", Some(&dave_policy));
+    for (name, (access_key, secret_key)) in [("erin", &erin), ("dave", &dave)] {
+        let key = artifact_store_conformance::raw::Key { access_key, secret_key };
+        let refused = server.s3_as(key).get_object().bucket("vpub").key("doc.txt").version_id(&first).send().await;
+        assert_eq!(artifact_store_conformance::sdk::failure(refused).0, 403, "{name}: S3 refuses the first version");
+        for query in ["", "?versionId="] {
+            let query = if query.is_empty() { String::new() } else { format!("{query}{second}") };
+            let request = server.request("GET", &format!("/_registry/objects/vpub/doc.txt{query}")).sign(
+                key,
+                std::time::SystemTime::now(),
+                artifact_store_conformance::raw::Payload::Signed,
+            );
+            let response = server.send(&request).await;
+            assert_eq!(response.status, 200, "{name}: {}", response.text());
+            assert!(!response.text().contains(&first), "{name}, query {query:?}: {}", response.text());
+            assert!(!response.text().contains("bluebird"), "{name}, query {query:?}: {}", response.text());
+        }
+        let browser = Browser::signed_in(&server, access_key, secret_key).await;
+        for page in [
+            format!("{}?version={first}", object_page("vpub", "doc.txt")),
+            format!("{}?version={first}&versionId={second}", object_page("vpub", "doc.txt")),
+        ] {
+            let shown = browser.get(&page).await;
+            assert_eq!(shown.status, 403, "{name}, {page}: {}", shown.text());
+            assert!(!shown.text().contains("bluebird"), "{name}, {page}: {}", shown.text());
+        }
+    }
+}
+
 /// Found by a review: a bucket name deleted by one account and taken by another carried the
 /// old bucket's history (events, readers) into the new owner's console.
 #[tokio::test]

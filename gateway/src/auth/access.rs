@@ -562,6 +562,14 @@ impl Access {
         version_id: Option<&str>,
     ) -> S3Result<()> {
         let identity = self.identity(access_key).await?;
+        // `s3:VersionId` is the version decided on, as for an S3 read of it: a `versionId` in
+        // the request's query (a console page's, a registry call's) names nothing here, and
+        // would let one version's Allow or Deny decide another.
+        let mut keys = keys.clone();
+        match version_id {
+            Some(id) => keys.set("s3:VersionId", id),
+            None => keys.remove("s3:VersionId"),
+        };
         let grant = match bucket {
             Some(bucket) => self.buckets.get(bucket).await?,
             None => Arc::default(),
@@ -580,10 +588,9 @@ impl Access {
             .and_then(|bucket| Some((bucket, resource.strip_prefix("arn:aws:s3:::")?.strip_prefix(bucket)?)))
             .and_then(|(bucket, rest)| Some((bucket, rest.strip_prefix('/')?)));
         let Some(object) = object else {
-            return self.decide_with(&identity, &grant, action, resource, keys, &ObjectAcl::default());
+            return self.decide_with(&identity, &grant, action, resource, &keys, &ObjectAcl::default());
         };
         let object_acl = self.object_acl(&grant, action, object, version_id).await?;
-        let mut keys = keys.clone();
         let decided = Decided { identity: &identity, grant: &grant, action, also: &[], resource };
         self.existing_tags(&mut keys, decided, object, version_id).await?;
         self.decide_with(&identity, &grant, action, resource, &keys, &object_acl)
