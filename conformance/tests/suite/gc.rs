@@ -1,10 +1,11 @@
 //! Garbage collection beside a serving gateway, and the data folder the gateway keeps: `gc`
 //! never takes the bytes of a write it races with (issue 16, item 1), nor does a pass that
-//! died refuse them, a copy whose source goes (and a part copy whose source gc collects as it
-//! runs) is refused as a copy made a moment later would be, nor is a completion whose aborted
-//! upload's parts gc collects as it runs refused as damaged, a serving gateway collects garbage
-//! by itself, temp files of uploads killed with the server are gone after a restart (item 17),
-//! and every file of the data folder is its owner's alone (item 10).
+//! died refuse them, a copy whose source goes (and a part copy or an encrypting copy whose
+//! source gc collects as it runs) is refused as a copy made a moment later would be, nor is a
+//! completion whose aborted upload's parts gc collects as it runs refused as damaged, a
+//! serving gateway collects garbage by itself, temp files of uploads killed with the server
+//! are gone after a restart (item 17), and every file of the data folder is its owner's alone
+//! (item 10).
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use artifact_store_conformance::raw::{Payload, ROOT};
 use artifact_store_conformance::sdk::{completion_of, create_bucket, failure, get, put, upload_parts};
 use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::{Server, Transport, blake3_hex, bytes, cli, skip};
+use aws_sdk_s3::types::ServerSideEncryption;
 use tokio::io::AsyncWriteExt as _;
 
 /// Larger than any inline limit, so bodies go to the blob store.
@@ -372,6 +374,47 @@ async fn an_upload_part_copy_whose_source_is_deleted_and_collected_mid_copy_answ
     assert!(parts.parts().is_empty(), "the refused copy recorded a part: {:?}", parts.parts());
     if !server.on_s3_backend() {
         assert!(!blob_file(&server, &data).exists(), "the refused copy left its bytes in the store");
+    }
+    cli::expect(&server, &["verify"], 0);
+}
+
+/// A CopyObject that asks for SSE-S3 of an unencrypted source reads the source's bytes to store
+/// them again, encrypted. When the source was deleted, and its blob collected, after the copy
+/// read its version and before it read its bytes, the copy answered 500 InternalError. A copy
+/// made a moment later would find no source: it answers NoSuchKey, and records no object, no
+/// event and no blob. The gateway waits at a test barrier at that point.
+#[tokio::test]
+async fn an_encrypting_copy_whose_source_is_deleted_and_collected_mid_copy_answers_no_such_key() {
+    let (server, barrier, reached, _dir) = server_with_barrier("ARTIFACT_STORE_COPY_PAUSE").await;
+    let s3 = server.s3();
+    create_bucket(&s3, "gc-sse-copy").await;
+    put(&s3, "gc-sse-copy", "src", &bytes(BLOB, 2601)).await;
+
+    let copy = {
+        let s3 = s3.clone();
+        tokio::spawn(async move {
+            s3.copy_object()
+                .bucket("gc-sse-copy")
+                .key("dst")
+                .copy_source("gc-sse-copy/src")
+                .server_side_encryption(ServerSideEncryption::Aes256)
+                .send()
+                .await
+        })
+    };
+    wait_until("the copy read its source", &server, || reached.exists()).await;
+    s3.delete_object().bucket("gc-sse-copy").key("src").send().await.expect("delete");
+    assert_eq!(collect_garbage(&server), 1, "gc did not collect the source's blob\n{}", server.log());
+    let before = server.events().len();
+    std::fs::write(&barrier, b"").expect("open the barrier");
+
+    let copied = copy.await.expect("copy task");
+    assert_eq!(failure(copied), (404, "NoSuchKey".to_owned()), "{}", server.log());
+    server.assert_no_new_events(before, "the refused copy");
+    server.assert_absent("gc-sse-copy", "dst").await;
+    if !server.on_s3_backend() {
+        let blobs = files_in(&server.data_dir().join("blobs"));
+        assert_eq!(blobs, Vec::<PathBuf>::new(), "the refused copy left bytes in the store");
     }
     cli::expect(&server, &["verify"], 0);
 }

@@ -26,6 +26,7 @@ use crate::clock;
 use crate::crypto::{BlobKey, CustomerKey};
 use crate::outboard::PartHashes;
 use crate::request::DeniedDeletes;
+use crate::test_barrier::Barrier;
 use crate::worker::gc;
 
 /// How many times a write places its blob again after gc took it, before it gives up.
@@ -37,6 +38,10 @@ const GC_WAIT: Duration = Duration::from_secs(30);
 /// How often a waiting write asks whether the pass that marked its blob is gone: a pass's
 /// lease on PostgreSQL ends a moment after its process, once the server sees its session closed.
 const DEAD_PASS_CHECK: Duration = Duration::from_secs(1);
+
+/// A barrier for tests only (see [`Barrier`]): a CopyObject that stores its source's bytes
+/// again, having read the source's version and not yet its bytes.
+static COPY_SOURCE_READ: Barrier = Barrier::new("ARTIFACT_STORE_COPY_PAUSE");
 
 /// A blob a write placed in the store, kept until the write's event is recorded
 /// ([`record_placed`]).
@@ -378,7 +383,8 @@ const COPY_ATTEMPTS: usize = 3;
 pub(super) async fn copy_object(gw: &Gateway, req: S3Request<CopyObjectInput>) -> Result<S3Response<CopyObjectOutput>> {
     // A copy names the blobs of the source it read; when the source was deleted or replaced
     // before the copy's record, nothing may reference them any more, and the registry refuses
-    // them.
+    // them. A copy that stores the bytes again reads them after the source's version: gc may
+    // have taken them by then ([`source_read_failure`]).
     copy_attempts(|| copy_source_as_read(gw, &req)).await
 }
 
@@ -585,16 +591,24 @@ async fn store_encrypted_copy(
 ) -> Result<(BlobPart, Placed)> {
     let size = source.content.size;
     let read = super::integrity::SourceRead::default();
+    COPY_SOURCE_READ.reach().await;
     let body: crate::backend::BodyStream = match size {
         0 => Box::pin(futures::stream::empty()),
         _ => {
             let span = (0, size - 1);
-            read.body(super::get_object::checked_read(gw, caller, source, None, span, None, source_key).await?)
+            // The source's version was read before its bytes: gc may have taken them since,
+            // with the source deleted or replaced (see `source_read_failure`).
+            match super::get_object::checked_read(gw, caller, source, None, span, None, source_key).await {
+                Err(Error::Blob(err)) => return Err(source_read_failure(gw, source, err).await),
+                checked => read.body(checked?),
+            }
         }
     };
     let key = target.new_key(gw.keys.as_ref())?;
-    let staged =
-        gw.blobs.put(body, Some(size), &[], None, Some(key.key.seal())).await.map_err(|err| read.failure_or(err))?;
+    let staged = match gw.blobs.put(body, Some(size), &[], None, Some(key.key.seal())).await {
+        Ok(staged) => staged,
+        Err(err) => return Err(source_read_failure(gw, source, read.failure_or(err)).await),
+    };
     let etag = hex::encode(staged.md5());
     let placed = place(gw, staged).await?;
     let part = BlobPart {
