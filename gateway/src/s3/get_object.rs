@@ -286,7 +286,7 @@ fn corruption_report(
             blobs.push(part.blob.clone());
         }
     }
-    let read = target.clone();
+    let (read, sequence) = (target.clone(), version.sequence);
     let raise = move |reason: CorruptReason| {
         tracing::error!(
             code = "InternalError",
@@ -309,23 +309,33 @@ fn corruption_report(
         if reason != CorruptReason::Missing {
             return raise(reason);
         }
-        // A blob is missing when gc took it after its version was deleted during the read (a
-        // multipart object's next part is opened only when the read reaches it): no damage,
-        // and no alarm in the log. Missing while the version stands, it is lost.
+        // A blob is missing when gc took it after its version was deleted or replaced during
+        // the read (see [`version_gone`]; a multipart object's next part is opened only when the
+        // read reaches it): no damage, and no alarm in the log. Missing while the version
+        // stands, it is lost.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return raise(reason) };
         runtime.spawn(async move {
-            let (bucket, key, id) = (read.bucket.clone(), read.key.clone(), read.version_id.clone());
-            match lookup.read(move |conn| conn.version(&bucket, &key, &id)).await {
-                Ok(None) => tracing::info!(
-                    bucket = %read.bucket,
-                    key = %read.key,
-                    version_id = %read.version_id,
-                    "a version was deleted while it was read; the read ended where its blobs went"
-                ),
-                _ => raise(reason),
+            if !version_gone(&lookup, read.clone(), sequence).await {
+                return raise(reason);
             }
+            tracing::info!(
+                bucket = %read.bucket,
+                key = %read.key,
+                version_id = %read.version_id,
+                "a version was deleted or replaced while it was read; the read ended where its blobs went"
+            );
         });
     })
+}
+
+/// Whether the version `read`, created by the event `sequence`, no longer stands as it was
+/// read: deleted, or replaced under its id (an unversioned key's `null` version overwritten).
+/// Its blobs were gc's to take then, which is no damage. A failed lookup tells nothing: the
+/// version is taken to stand.
+pub(super) async fn version_gone(registry: &Registry, read: VersionRef, sequence: u64) -> bool {
+    let VersionRef { bucket, key, version_id } = read;
+    let now = registry.read(move |conn| conn.version(&bucket, &key, &version_id)).await;
+    now.is_ok_and(|now| now.is_none_or(|now| now.sequence != sequence))
 }
 
 /// A response body that records the retrieval, with the bytes actually sent, when hyper is
@@ -397,7 +407,7 @@ async fn require_recordable(gw: &Gateway) -> Result<()> {
     Ok(())
 }
 
-fn version_ref(version: &ObjectVersion) -> VersionRef {
+pub(super) fn version_ref(version: &ObjectVersion) -> VersionRef {
     VersionRef { bucket: version.bucket.clone(), key: version.key.clone(), version_id: version.version_id.clone() }
 }
 

@@ -420,20 +420,18 @@ where
 /// no damage, and the copy starts again from its source as it is now
 /// ([`registry::Error::CopySourceChanged`], see [`copy_attempts`]).
 pub(super) async fn source_read_failure(gw: &Gateway, source: &ObjectVersion, err: BlobError) -> Error {
-    let (bucket, key, id) = (source.bucket.clone(), source.key.clone(), source.version_id.clone());
-    match gw.registry.read(move |conn| conn.version(&bucket, &key, &id)).await {
-        Ok(now) if now.as_ref().is_none_or(|now| now.sequence != source.sequence) => {
-            tracing::info!(
-                bucket = %source.bucket,
-                key = %source.key,
-                version_id = %source.version_id,
-                error = %err,
-                "a copy's source was deleted or replaced while the copy read it; the copy reads it again"
-            );
-            registry::Error::CopySourceChanged.into()
-        }
-        _ => err.into(),
+    let read = super::get_object::version_ref(source);
+    if !super::get_object::version_gone(&gw.registry, read, source.sequence).await {
+        return err.into();
     }
+    tracing::info!(
+        bucket = %source.bucket,
+        key = %source.key,
+        version_id = %source.version_id,
+        error = %err,
+        "a copy's source was deleted or replaced while the copy read it; the copy reads it again"
+    );
+    registry::Error::CopySourceChanged.into()
 }
 
 /// A copy's `If-Match` and `If-None-Match` on its target, which s3s 0.14 reads into no field
