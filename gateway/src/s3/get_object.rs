@@ -14,11 +14,20 @@ use registry::{Caller, Registry};
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, s3_error};
 
-use super::error::Result;
+use super::error::{Error, Result};
 use super::{Gateway, caller, encryption, integrity, wire};
 use crate::backend::{BlobError, BlobId};
 use crate::config::Retrievals;
 use crate::crypto::CustomerKey;
+use crate::test_barrier::Barrier;
+
+/// A barrier for tests only (see [`Barrier`]): a GetObject that has read its version and not
+/// yet its bytes.
+static VERSION_READ: Barrier = Barrier::new("ARTIFACT_STORE_GET_PAUSE");
+
+/// How many times a GET reads its key, when the version it read goes (and gc takes its blobs)
+/// before it read the bytes.
+const READ_ATTEMPTS: usize = 3;
 
 /// What a read resolved to: the version and the bytes of it to send.
 pub(super) struct ReadPlan {
@@ -521,18 +530,36 @@ pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> 
         )
         .into());
     }
-    let plan = read_plan!(gw, input);
-    let customer = encryption::check_read(gw, &req, &plan.version.content)?;
-    require_recordable(gw).await?;
-    let content = &plan.version.content;
-    let stream = match plan.span {
-        Some(span) => {
-            let (range, inline, key) =
-                (plan.content_range.clone(), plan.inline.clone(), customer.as_ref().map(|c| &c.key));
-            checked_read(gw, caller(&req), &plan.version, range, span, inline, key).await?
+    // A GET reads its version's bytes after the version: one deleted or replaced meanwhile (an
+    // unversioned key overwritten) may have lost its blobs to gc, which is no damage. The GET
+    // reads the key again, as a GET made a moment later would.
+    let mut attempts = 1;
+    let (plan, customer, stream) = loop {
+        match read_as_planned(gw, &req).await {
+            Ok(Some(read)) => break read,
+            Ok(None) if attempts < READ_ATTEMPTS => attempts += 1,
+            Ok(None) => {
+                tracing::warn!(
+                    code = "ServiceUnavailable",
+                    attempts,
+                    "a GET was refused: the version it read was deleted or replaced before each read of its bytes"
+                );
+                return Err(s3_error!(ServiceUnavailable, "Please reduce your request rate.").into());
+            }
+            // Refused on the key it found again: said here, where the log can tell why.
+            Err(err) if attempts > 1 => {
+                let err = S3Error::from(err);
+                tracing::info!(
+                    code = err.code().as_str(),
+                    attempts,
+                    "a GET whose version was deleted or replaced while it read it was refused on the key as it is now"
+                );
+                return Err(err.into());
+            }
+            Err(err) => return Err(err),
         }
-        None => futures::stream::empty().boxed(),
     };
+    let content = &plan.version.content;
     let record: Option<Box<dyn FnOnce(u64) + Send + Sync>> = if gw.records_retrievals() {
         let (registry, caller, target, range) =
             (gw.registry.clone(), caller(&req), version_ref(&plan.version), plan.content_range.clone());
@@ -545,6 +572,38 @@ pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> 
     let sse = encryption::answer(gw.keys.as_ref(), content, customer.as_ref());
     let output = object_output!(GetObjectOutput { body: Some(StreamingBlob::wrap(body)), tag_count }, plan, input, sse);
     Ok(response(output, &plan))
+}
+
+/// One attempt at a GET's read, on its key as it is now: the plan, the customer's key and the
+/// checked bytes; `None` when the version it read was deleted or replaced, and its blobs
+/// taken by gc, before it read them (see [`version_gone`]).
+async fn read_as_planned(
+    gw: &Gateway,
+    req: &S3Request<GetObjectInput>,
+) -> Result<Option<(ReadPlan, Option<encryption::Customer>, integrity::ByteStream)>> {
+    let plan = read_plan!(gw, &req.input);
+    let customer = encryption::check_read(gw, req, &plan.version.content)?;
+    require_recordable(gw).await?;
+    VERSION_READ.reach().await;
+    let Some(span) = plan.span else { return Ok(Some((plan, customer, futures::stream::empty().boxed()))) };
+    let (range, inline, key) = (plan.content_range.clone(), plan.inline.clone(), customer.as_ref().map(|c| &c.key));
+    let err = match checked_read(gw, caller(req), &plan.version, range, span, inline, key).await {
+        Ok(stream) => return Ok(Some((plan, customer, stream))),
+        Err(Error::Blob(err)) => err,
+        Err(err) => return Err(err),
+    };
+    let version = &plan.version;
+    if !version_gone(&gw.registry, version_ref(version), version.sequence).await {
+        return Err(err.into());
+    }
+    tracing::info!(
+        bucket = %version.bucket,
+        key = %version.key,
+        version_id = %version.version_id,
+        error = %err,
+        "a version was deleted or replaced while a GET read it; the GET reads the key again"
+    );
+    Ok(None)
 }
 
 /// `x-amz-mp-parts-count`: for multipart objects (one of a single part too), when a part was
