@@ -4,23 +4,29 @@
 //! `<path>` exists; later passes go through. Nothing else reads the variables.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// One barrier, named by its environment variable.
 pub(crate) struct Barrier {
     variable: &'static str,
+    /// The variable's value, read once: a GET reaches its barrier on every request, and the
+    /// environment is not read again for each.
+    path: OnceLock<Option<PathBuf>>,
     passed: AtomicBool,
 }
 
 impl Barrier {
     pub(crate) const fn new(variable: &'static str) -> Self {
-        Self { variable, passed: AtomicBool::new(false) }
+        Self { variable, path: OnceLock::new(), passed: AtomicBool::new(false) }
     }
 
     /// Waits here the first time, when the barrier's variable is set.
     pub(crate) async fn reach(&self) {
-        let Some(path) = std::env::var_os(self.variable).map(PathBuf::from) else { return };
+        let Some(path) = self.path.get_or_init(|| std::env::var_os(self.variable).map(PathBuf::from)) else {
+            return;
+        };
         if self.passed.swap(true, Ordering::SeqCst) {
             return;
         }

@@ -4,7 +4,7 @@
 //! source gc collects as it runs) is refused as a copy made a moment later would be, nor is a
 //! completion whose aborted upload's parts gc collects as it runs refused as damaged, nor does
 //! a part copy or a GET whose overwritten object's old bytes gc collects as it runs raise a
-//! corruption alarm (the GET answers the new bytes), a serving gateway collects garbage by
+//! corruption alarm (the GET answers 503, to be retried), a serving gateway collects garbage by
 //! itself, temp files of uploads killed with the server are gone after a restart (item 17), and
 //! every file of the data folder is its owner's alone (item 10).
 
@@ -505,11 +505,12 @@ async fn an_upload_part_copy_whose_unversioned_source_is_overwritten_and_collect
 /// A GET of an unversioned object that read its version before the key was overwritten, and
 /// the old bytes collected, found them gone: it answered 500 and recorded a `v1.blob.corrupt`
 /// event, a false alarm in the tamper-evident log, since the `null` version it asked about
-/// still stood (the new one). The version it read is no more: the GET answers as one made a
-/// moment later would, with the new bytes, and records no corruption. The gateway waits at a
-/// test barrier between the GET's read of the version and its read of the bytes.
+/// still stood (the new one). The version it read is no more, and the new one was not what the
+/// request was authorized for: the GET answers 503 (clients retry, and the retry reads the new
+/// bytes) and records no corruption. The gateway waits at a test barrier between the GET's
+/// read of the version and its read of the bytes.
 #[tokio::test]
-async fn a_get_of_an_unversioned_object_overwritten_and_collected_mid_read_answers_the_new_bytes() {
+async fn a_get_of_an_unversioned_object_overwritten_and_collected_mid_read_is_retried_not_alarmed() {
     let (server, barrier, reached, _dir) = server_with_barrier("ARTIFACT_STORE_GET_PAUSE").await;
     let s3 = server.s3();
     create_bucket(&s3, "gc-get").await;
@@ -534,9 +535,10 @@ async fn a_get_of_an_unversioned_object_overwritten_and_collected_mid_read_answe
     std::fs::write(&barrier, b"").expect("open the barrier");
 
     match read.await.expect("GET task") {
-        Ok(got) => assert!(got == new, "the GET answered bytes other than the new version's"),
-        Err(failure) => panic!("the GET answered {failure:?}\n{}", server.log()),
+        Err(failure) => assert_eq!(failure, (503, "ServiceUnavailable".to_owned()), "{}", server.log()),
+        Ok(got) => panic!("the GET answered {} bytes of a version it was not authorized for", got.len()),
     }
+    assert_eq!(get(&s3, "gc-get", "obj").await, new, "the retry reads the new version");
     assert_no_corruption_recorded(&server).await;
     cli::expect(&server, &["verify"], 0);
 }

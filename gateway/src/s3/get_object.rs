@@ -25,10 +25,6 @@ use crate::test_barrier::Barrier;
 /// yet its bytes.
 static VERSION_READ: Barrier = Barrier::new("ARTIFACT_STORE_GET_PAUSE");
 
-/// How many times a GET reads its key, when the version it read goes (and gc takes its blobs)
-/// before it read the bytes.
-const READ_ATTEMPTS: usize = 3;
-
 /// What a read resolved to: the version and the bytes of it to send.
 pub(super) struct ReadPlan {
     pub(super) bucket: Bucket,
@@ -531,33 +527,18 @@ pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> 
         .into());
     }
     // A GET reads its version's bytes after the version: one deleted or replaced meanwhile (an
-    // unversioned key overwritten) may have lost its blobs to gc, which is no damage. The GET
-    // reads the key again, as a GET made a moment later would.
-    let mut attempts = 1;
-    let (plan, customer, stream) = loop {
-        match read_as_planned(gw, &req).await {
-            Ok(Some(read)) => break read,
-            Ok(None) if attempts < READ_ATTEMPTS => attempts += 1,
-            Ok(None) => {
-                tracing::warn!(
-                    code = "ServiceUnavailable",
-                    attempts,
-                    "a GET was refused: the version it read was deleted or replaced before each read of its bytes"
-                );
-                return Err(s3_error!(ServiceUnavailable, "Please reduce your request rate.").into());
-            }
-            // Refused on the key it found again: said here, where the log can tell why.
-            Err(err) if attempts > 1 => {
-                let err = S3Error::from(err);
-                tracing::info!(
-                    code = err.code().as_str(),
-                    attempts,
-                    "a GET whose version was deleted or replaced while it read it was refused on the key as it is now"
-                );
-                return Err(err.into());
-            }
-            Err(err) => return Err(err),
-        }
+    // unversioned key overwritten) may have lost its blobs to gc, which is no damage. What
+    // stands under the key now was not what this request was authorized for (its tags and ACL
+    // decided it), so it is not served: a key gone answers as a GET a moment later would
+    // (NoSuchKey), a key replaced answers 503, which clients retry, and the retry is decided
+    // on the new version.
+    let Some((plan, customer, stream)) = read_as_planned(gw, &req).await? else {
+        let _standing = read_plan!(gw, &req.input);
+        tracing::warn!(
+            code = "ServiceUnavailable",
+            "a GET was refused: the version it read was replaced before it read its bytes; a retry reads the new one"
+        );
+        return Err(s3_error!(ServiceUnavailable, "Please reduce your request rate.").into());
     };
     let content = &plan.version.content;
     let record: Option<Box<dyn FnOnce(u64) + Send + Sync>> = if gw.records_retrievals() {
