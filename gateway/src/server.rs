@@ -791,7 +791,10 @@ impl hyper::service::Service<Request<Incoming>> for Router {
         let browser = if admin { None } else { BrowserRequest::of(self.bucket_of(&req), req.method(), req.headers()) };
         let cors = self.cors.clone();
 
-        if let Err(refusal) = self.checks.check(req.method(), req.uri(), req.headers(), OffsetDateTime::now_utc()) {
+        // Past the console and the other admin paths, `admin` is the registry API.
+        if let Err(refusal) =
+            self.checks.check(req.method(), req.uri(), req.headers(), admin, OffsetDateTime::now_utc())
+        {
             let has_body = !req.body().is_end_stream();
             return Box::pin(
                 async move {

@@ -94,21 +94,29 @@ impl RequestChecks {
     }
 
     /// Refuses a request whose signing parameters AWS S3 would refuse; `now` is the server's
-    /// clock. A request that s3s will refuse anyway (a malformed header) passes.
+    /// clock; `registry_api` says the request is for the registry API, whose query names what
+    /// it reads. A request that s3s will refuse anyway (a malformed header) passes.
     ///
     /// # Errors
     ///
     /// The [`Refusal`] to answer with.
-    pub fn check(&self, method: &Method, uri: &Uri, headers: &HeaderMap, now: OffsetDateTime) -> Result<(), Refusal> {
+    pub fn check(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        registry_api: bool,
+        now: OffsetDateTime,
+    ) -> Result<(), Refusal> {
         check_length_given(method, headers)?;
         check_header_section(method, headers)?;
         check_unique_signing_headers(headers)?;
         match signing(method, uri, headers) {
             Signing::V2Header => {
-                check_v2_covers_query(uri)?;
+                check_v2_covers_query(uri, registry_api)?;
                 check_v2_date(headers, now)
             }
-            Signing::V2Query => check_v2_covers_query(uri),
+            Signing::V2Query => check_v2_covers_query(uri, registry_api),
             Signing::V4Header(authorization) => {
                 let Some(auth) = AuthorizationV4::parse(authorization) else { return Ok(()) };
                 // IAM is a global service: its scope names whichever region the client has.
@@ -399,11 +407,25 @@ fn check_expires(expires: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// The query parameters of a SigV2 presigned URL: its signature, not part of what it signs.
+const V2_QUERY_AUTH: [&str; 3] = ["AWSAccessKeyId", "Expires", "Signature"];
+
 /// A SigV2 signature must cover every subresource the request names (see [`UNSIGNED_BY_V2`]).
-fn check_v2_covers_query(uri: &Uri) -> Result<(), Refusal> {
+/// It covers no query parameter of the registry API, which names its object and filters there
+/// (where S3 names its object in the path): a SigV2 registry call with any is refused.
+fn check_v2_covers_query(uri: &Uri, registry_api: bool) -> Result<(), Refusal> {
     let query = uri.query().unwrap_or_default();
-    let names = form_urlencoded::parse(query.as_bytes()).map(|(name, _)| name);
-    match names.into_iter().find(|name| UNSIGNED_BY_V2.contains(&name.as_ref())) {
+    let mut names = form_urlencoded::parse(query.as_bytes()).map(|(name, _)| name);
+    if registry_api && let Some(name) = names.clone().find(|name| !V2_QUERY_AUTH.contains(&name.as_ref())) {
+        return Err(Refusal {
+            code: S3ErrorCode::AccessDenied,
+            message: format!(
+                "A SigV2 signature does not cover the registry API's {name} parameter: sign the request with SigV4."
+            ),
+            details: Vec::new(),
+        });
+    }
+    match names.find(|name| UNSIGNED_BY_V2.contains(&name.as_ref())) {
         None => Ok(()),
         Some(name) => Err(Refusal {
             code: S3ErrorCode::AccessDenied,
@@ -509,7 +531,7 @@ mod tests {
     }
 
     fn check(method: &Method, target: &str, pairs: &[(&str, &str)]) -> Result<(), Refusal> {
-        checks().check(method, &target.parse().unwrap(), &headers(pairs), NOW)
+        checks().check(method, &target.parse().unwrap(), &headers(pairs), false, NOW)
     }
 
     /// Found by a review: two `Authorization` headers, or one s3s cannot read beside one it
@@ -529,7 +551,7 @@ mod tests {
         assert_eq!(sha_twice.unwrap_err().code, S3ErrorCode::InvalidRequest);
         let mut unreadable = headers(&[]);
         unreadable.append(http::header::AUTHORIZATION, http::HeaderValue::from_bytes(b"\xff").unwrap());
-        let refused = checks().check(&put, &"/b/k".parse().unwrap(), &unreadable, NOW);
+        let refused = checks().check(&put, &"/b/k".parse().unwrap(), &unreadable, false, NOW);
         assert_eq!(refused.unwrap_err().code, S3ErrorCode::InvalidRequest);
     }
 
