@@ -679,6 +679,24 @@ async fn a_policy_on_s3_version_id_decides_the_version_shown_not_the_query_issue
     }
 }
 
+/// Found by a review: the bucket list was decided as the root account's resource, so the root
+/// user of any other account, who lists its buckets over S3, was refused its console page.
+#[tokio::test]
+async fn another_accounts_root_sees_its_own_buckets_and_not_the_others_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    create_bucket(&server.s3(), "roots-bucket").await;
+    let created = expect(&server, &["--json", "account", "create", "partner"], 0);
+    let created: serde_json::Value = serde_json::from_str(created.stdout.trim()).expect("account JSON");
+    let (access_key, secret_key) =
+        (created["access_key"].as_str().expect("access_key"), created["secret_key"].as_str().expect("secret_key"));
+    let partner = server.s3_as(artifact_store_conformance::raw::Key { access_key, secret_key });
+    partner.create_bucket().bucket("partners-bucket").send().await.expect("the partner's bucket");
+    let browser = Browser::signed_in(&server, access_key, secret_key).await;
+    let page = browser.page("/_console/buckets").await;
+    assert!(page.contains("partners-bucket"), "{page}");
+    assert!(!page.contains("roots-bucket"), "another account's bucket is listed: {page}");
+}
+
 /// Found by a review: a bucket name deleted by one account and taken by another carried the
 /// old bucket's history (events, readers) into the new owner's console.
 #[tokio::test]

@@ -576,8 +576,9 @@ impl Access {
         };
         // What names no existing bucket (the whole log, a deleted bucket's records) is the
         // gateway's, the root account's: another account's users never read it, whatever
-        // their own policies say.
-        let grant = if grant.owner.is_none() {
+        // their own policies say. A list of one's buckets is one's own account's, as S3's
+        // ListBuckets is decided.
+        let grant = if grant.owner.is_none() && action != "s3:ListAllMyBuckets" {
             Arc::new(BucketGrant { owner: Some(self.account.clone()), ..BucketGrant::default() })
         } else {
             grant
