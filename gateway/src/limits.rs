@@ -8,6 +8,8 @@
 //! - [`UploadSlots`]: at most `server.max_concurrent_uploads` bodies received at once, and
 //!   `server.max_concurrent_uploads_per_client` from one client (503 `SlowDown` past either;
 //!   `/_ready` reports saturation).
+//! - [`FormMemory`]: the memory form uploads may take before their signature is checked.
+//! - [`SignInFailures`]: failed console sign-ins from one client (429 past the bound).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -329,6 +331,58 @@ impl FormMemory {
         let bytes = length.map_or(self.largest_form, |length| length.min(self.largest_form));
         let units = kib(bytes).min(self.kib.per_client);
         self.kib.try_take(client, units).map(|share| FormReservation { _share: share })
+    }
+}
+
+/// Failed console sign-ins counted per client: past [`SignInFailures::MAX`] in a
+/// [`SignInFailures::WINDOW`], a client's sign-ins are refused until the window ends, so a
+/// secret cannot be guessed at thousands of tries a second. Counted per address (an IPv6
+/// client by its /64), so a client locks out only itself and those behind its address.
+#[derive(Debug, Default)]
+pub struct SignInFailures {
+    /// Each client's failures in its current window and when the window began.
+    failures: Mutex<HashMap<ClientKey, (u32, Instant)>>,
+}
+
+impl SignInFailures {
+    /// Failures a client may make in one window.
+    pub const MAX: u32 = 10;
+    /// How long a client's failures count.
+    pub const WINDOW: Duration = Duration::from_secs(60);
+    /// Clients tracked at once: an attacker with many addresses cannot grow the table past
+    /// it (beyond it, windows that ended are dropped first, then new clients go uncounted).
+    const TRACKED: usize = 10_000;
+
+    /// Whether `client`'s sign-ins are refused now.
+    #[must_use]
+    pub fn refuses(&self, client: Option<IpAddr>) -> bool {
+        let Some(client) = client.map(ClientKey::from) else { return false };
+        let failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        failures.get(&client).is_some_and(|(count, since)| *count >= Self::MAX && since.elapsed() < Self::WINDOW)
+    }
+
+    /// Counts a failed sign-in of `client`.
+    pub fn failed(&self, client: Option<IpAddr>) {
+        let Some(client) = client.map(ClientKey::from) else { return };
+        let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failures.len() >= Self::TRACKED && !failures.contains_key(&client) {
+            failures.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
+            if failures.len() >= Self::TRACKED {
+                return;
+            }
+        }
+        let entry = failures.entry(client).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= Self::WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    /// Forgets `client`'s failures: it signed in.
+    pub fn succeeded(&self, client: Option<IpAddr>) {
+        if let Some(client) = client.map(ClientKey::from) {
+            self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&client);
+        }
     }
 }
 

@@ -196,6 +196,27 @@ async fn no_console_page_answers_without_a_session_and_only_the_right_secret_sig
     assert!(!log.contains(SECRET_KEY) && !log.contains(&browser.cookie.clone().unwrap()), "{log}");
 }
 
+/// Found by a review: sign-ins were not bounded (thousands of wrong secrets a second were
+/// answered), and a secret typed into the access key field was logged as the key refused.
+#[tokio::test]
+async fn failed_sign_ins_are_bounded_per_client_and_a_mistyped_secret_is_not_logged_issue_22() {
+    let server = Server::start(Transport::Http).await;
+    let mut guesser = Browser { server: &server, cookie: None };
+    let mistyped = guesser.sign_in(SECRET_KEY, SECRET_KEY).await;
+    assert_eq!(mistyped.status, 401, "{}", mistyped.text());
+    for n in 2..=10 {
+        let refused = guesser.sign_in(ACCESS_KEY, &format!("guess-{n}")).await;
+        assert_eq!(refused.status, 401, "failed sign-in {n}: {}", refused.text());
+    }
+    // Past ten failures in a minute, even the right secret is refused, unchecked.
+    let throttled = guesser.sign_in(ACCESS_KEY, SECRET_KEY).await;
+    assert_eq!(throttled.status, 429, "{}", throttled.text());
+    assert_eq!(throttled.header("set-cookie"), None);
+    assert!(throttled.text().contains("Too many failed sign-ins"), "{}", throttled.text());
+    let log = server.log();
+    assert!(!log.contains(SECRET_KEY), "a secret reached the log: {log}");
+}
+
 #[tokio::test]
 async fn over_https_the_session_cookie_is_secure_issue_22() {
     let server = Server::start(Transport::Https).await;

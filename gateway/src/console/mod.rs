@@ -47,6 +47,7 @@ use tokio::sync::watch;
 use crate::auth::Users;
 use crate::auth::access::{Access, SecureTransport};
 use crate::client_addr::ClientAddr;
+use crate::limits::SignInFailures;
 use crate::rehash::Stored;
 use session::{Claims, Session};
 
@@ -97,6 +98,8 @@ pub struct Console {
     shutdown: watch::Receiver<bool>,
     /// The operations page's readings, when the gateway keeps them.
     operations: Option<operations::Operations>,
+    /// Failed sign-ins per client, which bound how fast a secret can be guessed.
+    sign_in_failures: SignInFailures,
 }
 
 /// A signed-in request, as the pages see it. Holds the key's secret (presigned links are
@@ -180,7 +183,18 @@ impl Console {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let verifications = tokio::sync::Semaphore::new(MAX_VERIFICATIONS);
-        Self { registry, stored, verifications, users, access, region, secure_transport, shutdown, operations: None }
+        Self {
+            registry,
+            stored,
+            verifications,
+            users,
+            access,
+            region,
+            secure_transport,
+            shutdown,
+            operations: None,
+            sign_in_failures: SignInFailures::default(),
+        }
     }
 
     /// The console with an operations page over `operations`.
@@ -209,7 +223,7 @@ impl Console {
                     &layout::problem(None, "Access denied", "A form from another site was refused."),
                 )
             }
-            (&Method::POST, "/sign-in") => self.sign_in(body, secure).await,
+            (&Method::POST, "/sign-in") => self.sign_in(body, client.map(|c| c.ip), secure).await,
             _ => match self.visit(&parts, client, secure).await {
                 Err(refusal) => refusal.respond(None, &parts.method),
                 Ok(visit) => match self.route(&parts, body, &visit).await {
@@ -374,20 +388,37 @@ impl Console {
         }
     }
 
-    /// Checks the key and secret of the sign-in form; sets the session cookie when they match.
-    async fn sign_in(&self, body: Incoming, secure: bool) -> Response<Body> {
+    /// Checks the key and secret of the sign-in form from `client`; sets the session cookie
+    /// when they match. A client past its failed sign-ins is refused before anything is checked.
+    async fn sign_in(&self, body: Incoming, client: Option<std::net::IpAddr>, secure: bool) -> Response<Body> {
+        if self.sign_in_failures.refuses(client) {
+            tracing::info!(code = "SlowDown", "console sign-in refused: too many failed sign-ins from this client");
+            let problem = format!(
+                "Too many failed sign-ins from your address: try again in {} seconds.",
+                SignInFailures::WINDOW.as_secs()
+            );
+            return html(StatusCode::TOO_MANY_REQUESTS, &layout::sign_in(Some(&problem)));
+        }
         let Ok(form) = read_form(body).await else {
             return html(StatusCode::BAD_REQUEST, &layout::sign_in(Some("The form was too large.")));
         };
         let access_key = form.get("access_key").map_or("", |key| key.trim());
         let given = form.get("secret_key").map_or("", String::as_str);
         let secret = if access_key.is_empty() { None } else { self.users.get_secret_key(access_key).await.ok() };
+        let known = secret.is_some();
         let Some(secret) = secret.filter(|secret| bool::from(secret.expose().as_bytes().ct_eq(given.as_bytes())))
         else {
-            tracing::info!(code = "AccessDenied", access_key, "console sign-in refused");
+            self.sign_in_failures.failed(client);
+            // A key that names no one may be a secret typed into the wrong field: not logged.
+            if known {
+                tracing::info!(code = "AccessDenied", access_key, "console sign-in refused: not the key's secret");
+            } else {
+                tracing::info!(code = "AccessDenied", "console sign-in refused: no such access key");
+            }
             let problem = "That access key and secret key do not sign in.";
             return html(StatusCode::UNAUTHORIZED, &layout::sign_in(Some(problem)));
         };
+        self.sign_in_failures.succeeded(client);
         tracing::info!(access_key, "console sign-in");
         let cookie = Claims::issue(access_key, secret.expose(), SystemTime::now());
         let mut response = redirect(&format!("{CONSOLE_PREFIX}/buckets"));
