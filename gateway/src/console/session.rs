@@ -4,8 +4,9 @@
 //! A session cookie holds the access key, when it was issued, a random nonce, and an
 //! HMAC-SHA256 of those three under the key's secret. Any gateway that knows the key can check
 //! it, so a session works behind a load balancer of several gateways; and it ends for good
-//! when its key is disabled, deleted or given another secret, since the secret is looked up
-//! on every request. It also ends [`LIFETIME`] after sign-in. Signing out removes the cookie
+//! when its key is deleted or given another secret, since the secret is looked up on every
+//! request (a disabled key's sessions are refused while it stays disabled, as its signatures
+//! are). It also ends [`LIFETIME`] after sign-in. Signing out removes the cookie
 //! from the browser; a copy of it taken before then stays valid until one of the above.
 //!
 //! The token against cross-site request forgery is an HMAC of the session's nonce under the
