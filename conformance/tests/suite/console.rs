@@ -604,6 +604,14 @@ async fn older_versions_and_their_events_are_shown_only_as_s3_would_serve_them_i
     let browser = Browser::signed_in(&server, &carol.0, &carol.1).await;
     let page = browser.page(&object_page("vault", "plan.txt")).await;
     assert!(page.contains(&public_id) && !page.contains(&secret_id), "{page}");
+    // The key's history and reads span its versions: the tagged version's put is not in
+    // Carol's history, and the reads are not shown to her (found by a review: they were).
+    let secret_link = format!("/_console/events/{}\"", secret_put.sequence);
+    assert!(!page.contains(&secret_link), "the tagged version's put is in the history: {page}");
+    assert!(page.contains("Shown to those who may read every version"), "{page}");
+    let root_page =
+        Browser::signed_in(&server, ACCESS_KEY, SECRET_KEY).await.page(&object_page("vault", "plan.txt")).await;
+    assert!(root_page.contains(&secret_link), "whoever reads the log sees the whole history: {root_page}");
     let event_page = format!("/_console/events/{}", secret_put.sequence);
     assert_eq!(browser.get(&event_page).await.status, 404, "the tagged version's put");
 

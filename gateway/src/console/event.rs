@@ -5,6 +5,8 @@ use maud::html;
 use s3s::Body;
 
 use super::layout::{self, object_href, time};
+use registry::queries::Reads;
+
 use super::{CONSOLE_PREFIX, Console, Refusal, Visit, html};
 
 /// `/_console/events/{sequence}`: one event, whole. An event about an object version that
@@ -17,25 +19,7 @@ pub(super) async fn page(console: &Console, visit: &Visit, sequence: u64) -> Res
         .registry
         .read(move |reads| {
             let Some(event) = reads.event(sequence)? else { return Ok(None) };
-            let Some((bucket, key)) = object_of(&event).map(|(b, k)| (b.to_owned(), k.to_owned())) else {
-                return Ok(Some((event, None)));
-            };
-            // An event of a deleted bucket of the same name is not the current bucket's.
-            let born = reads.bucket(&bucket)?.map_or(u64::MAX, |b| b.created_seq);
-            if event.sequence < born {
-                return Ok(Some((event, None)));
-            }
-            // A version deleted since, or a `null` version replaced since, no longer has the
-            // tags and ACL that decided who could read what the event tells of it; an event
-            // that names no version (an upload's start and parts, whose payload carries the
-            // metadata and tags of a version to come) has none to be decided by.
-            let standing = match version_named(&event) {
-                Some(id) => reads
-                    .version(&bucket, &key, &id)?
-                    .filter(|version| version.sequence <= event.sequence)
-                    .map(|version| Standing { version_id: id, current: version.is_latest }),
-                None => None,
-            };
+            let standing = standing(reads, &event)?;
             Ok(Some((event, standing)))
         })
         .await?;
@@ -43,15 +27,9 @@ pub(super) async fn page(console: &Console, visit: &Visit, sequence: u64) -> Res
     let not_found = || Refusal::NotFound(format!("The log has no event {sequence} for you."));
     let Some((event, standing)) = found else { return Err(not_found()) };
     // Whoever may read the whole log may read any event of it.
-    let readable_as_object = match (object_of(&event), standing) {
-        (Some((bucket, key)), Some(standing)) => {
-            let resource = format!("arn:aws:s3:::{bucket}/{key}");
-            let action = if standing.current { "s3:GetObject" } else { "s3:GetObjectVersion" };
-            console.may(visit, action, Some(bucket), &resource, Some(&standing.version_id)).await?
-        }
-        _ => false,
-    };
-    if !readable_as_object && !console.may(visit, "artifact-store:ReadEvents", None, "*", None).await? {
+    if !readable_as_object(console, visit, &event, standing.as_ref()).await?
+        && !console.may(visit, "artifact-store:ReadEvents", None, "*", None).await?
+    {
         tracing::info!(code = "AccessDenied", sequence, "console event page refused");
         return Err(not_found());
     }
@@ -89,8 +67,47 @@ pub(super) async fn page(console: &Console, visit: &Visit, sequence: u64) -> Res
     Ok(html(StatusCode::OK, &layout::page(&format!("Event {sequence}"), Some(&visit.session), &body)))
 }
 
+/// The object version `event` is about, as it stands now: `None` for an event of no object, of
+/// a deleted bucket of the same name, that names no version, or whose version was deleted or
+/// replaced since.
+///
+/// # Errors
+/// The registry's.
+pub(super) fn standing(reads: &dyn Reads, event: &registry::Event) -> registry::Result<Option<Standing>> {
+    let Some((bucket, key)) = object_of(event) else { return Ok(None) };
+    // An event of a deleted bucket of the same name is not the current bucket's.
+    let born = reads.bucket(bucket)?.map_or(u64::MAX, |b| b.created_seq);
+    if event.sequence < born {
+        return Ok(None);
+    }
+    // A version deleted since, or a `null` version replaced since, no longer has the tags and
+    // ACL that decided who could read what the event tells of it; an event that names no
+    // version (an upload's start and parts, whose payload carries the metadata and tags of a
+    // version to come) has none to be decided by.
+    let Some(id) = version_named(event) else { return Ok(None) };
+    Ok(reads
+        .version(bucket, key, &id)?
+        .filter(|version| version.sequence <= event.sequence)
+        .map(|version| Standing { version_id: id, current: version.is_latest }))
+}
+
+/// Whether `visit` may read `event` as a read of the version it is about (`standing`): GetObject,
+/// or GetObjectVersion for a version no longer current, with that version's tags and ACL.
+pub(super) async fn readable_as_object(
+    console: &Console,
+    visit: &Visit,
+    event: &registry::Event,
+    standing: Option<&Standing>,
+) -> Result<bool, Refusal> {
+    let (Some((bucket, key)), Some(standing)) = (object_of(event), standing) else { return Ok(false) };
+    let resource = format!("arn:aws:s3:::{bucket}/{key}");
+    let action = if standing.current { "s3:GetObject" } else { "s3:GetObjectVersion" };
+    console.may(visit, action, Some(bucket), &resource, Some(&standing.version_id)).await
+}
+
 /// The object version an event is about, as it stands now.
-struct Standing {
+#[derive(PartialEq, Eq)]
+pub(super) struct Standing {
     /// The version the event names.
     version_id: String,
     /// Whether it is the key's current version.

@@ -11,6 +11,7 @@ use registry::queries::{ObjectVersion, RetrievalDay, VersionProvenance};
 use s3s::Body;
 
 use super::buckets::lock_mode;
+use super::event::Standing;
 use super::layout::{self, bar_chart, bucket_href, object_href, short_hash, size, time, time_left};
 use super::{Console, Refusal, Visit, html, presign};
 use crate::url_encode;
@@ -32,8 +33,9 @@ struct KeyRecord {
     versions: Vec<VersionProvenance>,
     /// The version the page is about: the current one, or the one named.
     shown: Option<VersionProvenance>,
-    /// The newest events about the key, newest first.
-    events: Vec<Event>,
+    /// The newest events about the key, newest first, each with the version it is about as
+    /// that stands now.
+    events: Vec<(Event, Option<Standing>)>,
     /// How many events there are about the key in all.
     event_count: u64,
     /// Reads per day and reader.
@@ -75,7 +77,10 @@ pub(super) async fn page(
                 reads.recent_subject_sequences(&format!("{b}/{k}"), born, TIMELINE_EVENTS)?;
             let mut events = Vec::with_capacity(sequences.len());
             for sequence in sequences {
-                events.extend(reads.event(sequence)?);
+                if let Some(event) = reads.event(sequence)? {
+                    let standing = super::event::standing(reads, &event)?;
+                    events.push((event, standing));
+                }
             }
             let versions = reads.key_provenance(&b, &k, u64::MAX, VERSIONS_SHOWN + 1)?;
             let shown = match &named {
@@ -108,6 +113,32 @@ pub(super) async fn page(
     let Some(shown) = &record.shown else {
         return Err(Refusal::NotFound(format!("There is no such version of {key} in {bucket}.")));
     };
+    // The key's history and reads span all its versions: whoever may read the log sees them
+    // whole; anyone else sees the events an event page would show them (about a version they
+    // may read), and the reads only while they may read every version there is.
+    let log_reader = console.may(visit, "artifact-store:ReadEvents", None, "*", None).await?;
+    let every_version_readable = record.versions.len() <= VERSIONS_SHOWN && listed.len() == record.versions.len();
+    let mut history = Vec::with_capacity(record.events.len());
+    let mut decided: Vec<(&Standing, bool)> = Vec::new();
+    for (event, standing) in &record.events {
+        let readable = match standing {
+            _ if log_reader => true,
+            None => false,
+            // Events of one version share its decision.
+            Some(standing) => match decided.iter().find(|(seen, _)| *seen == standing) {
+                Some((_, readable)) => *readable,
+                None => {
+                    let readable = super::event::readable_as_object(console, visit, event, Some(standing)).await?;
+                    decided.push((standing, readable));
+                    readable
+                }
+            },
+        };
+        if readable {
+            history.push(event);
+        }
+    }
+    let reads_shown = log_reader || every_version_readable;
     let verdict = match verify {
         Verify::Now if !shown.version.is_delete_marker => {
             let _running = console.verifications.try_acquire().map_err(|_| Refusal::Busy)?;
@@ -141,16 +172,22 @@ pub(super) async fn page(
         }
         (versions(bucket, key, &listed, &shown.version.version_id))
         h2 { "Reads" }
-        (reads(&record.reads))
+        @if reads_shown {
+            (reads(&record.reads))
+        } @else {
+            p.muted { "Shown to those who may read every version of this key." }
+        }
         h2 { "History" }
-        @if record.event_count > record.events.len() as u64 {
+        @if !log_reader {
+            p.muted { "The events about the versions you may read." }
+        } @else if record.event_count > record.events.len() as u64 {
             p.muted {
                 "The newest " (record.events.len()) " of "
                 @if record.event_count >= registry::queries::MAX_SUBJECT_COUNT { "more than " }
                 (record.event_count) " events about this key."
             }
         }
-        (timeline(&record.events))
+        (timeline(&history))
     };
     Ok(html(StatusCode::OK, &layout::page(key, Some(&visit.session), &body)))
 }
@@ -359,7 +396,7 @@ fn reads(days: &[RetrievalDay]) -> Markup {
     }
 }
 
-fn timeline(events: &[Event]) -> Markup {
+fn timeline(events: &[&Event]) -> Markup {
     html! {
         div.scroll { table {
             thead { tr { th.num { "Event" } th { "When" } th { "What" } th.wide { "By" } th.wide { "Hash" } } }
