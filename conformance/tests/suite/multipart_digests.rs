@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt as _;
 
 use artifact_store_conformance::events::of_type;
 use artifact_store_conformance::metrics::sample;
-use artifact_store_conformance::sdk::{create_bucket, get, upload_part, upload_parts};
+use artifact_store_conformance::sdk::{create_bucket, failure, get, upload_part, upload_parts};
 use artifact_store_conformance::server::upstream_env;
 use artifact_store_conformance::{Server, Transport, blake3_hex, bytes, skip};
 use aws_sdk_s3::Client;
@@ -225,4 +225,86 @@ fn full_object_crc(algorithm: &aws_sdk_s3::types::ChecksumAlgorithm, data: &[u8]
         }
     };
     base64::engine::general_purpose::STANDARD.encode(digest)
+}
+
+/// Found by a review: a completion's checksums for its parts were never compared with the
+/// parts'; a part took a checksum of another algorithm than its upload's; a copied part had
+/// none, so the object lost its composite checksum; and uploads took checksum types their
+/// algorithms do not have (CRC-64/NVME is full-object only, SHA-1 and SHA-256 composite only).
+#[tokio::test]
+async fn multipart_checksums_hold_to_the_uploads_algorithm_and_type() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType};
+    use base64::Engine as _;
+    use sha1::Digest as _;
+
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    let data = bytes(1000, 77);
+    let crc = full_object_crc(&ChecksumAlgorithm::Crc32, &data);
+    let sha1 = base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(&data));
+    s3.put_object().bucket(BUCKET).key("src").body(ByteStream::from(data.clone())).send().await.expect("source");
+    let create = |key: &'static str| {
+        let s3 = s3.clone();
+        async move {
+            let created =
+                s3.create_multipart_upload().bucket(BUCKET).key(key).checksum_algorithm(ChecksumAlgorithm::Crc32);
+            created.send().await.expect("create").upload_id.expect("upload id")
+        }
+    };
+
+    let upload_id = create("named").await;
+    let part = || s3.upload_part().bucket(BUCKET).key("named").upload_id(&upload_id).part_number(1);
+    let other = part().checksum_sha1(&sha1).body(ByteStream::from(data.clone())).send().await;
+    assert_eq!(failure(other), (400, "InvalidRequest".to_owned()), "a SHA-1 part of a CRC-32 upload");
+    let sent = part().checksum_crc32(&crc).body(ByteStream::from(data.clone())).send().await.expect("the part");
+    let etag = sent.e_tag().expect("ETag").to_owned();
+    let named = |checksum: &str| {
+        let part = CompletedPart::builder().part_number(1).e_tag(&etag).checksum_crc32(checksum).build();
+        s3.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("named")
+            .upload_id(&upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().parts(part).build())
+    };
+    let refused = named("AAAAAA==").send().await;
+    assert_eq!(failure(refused), (400, "InvalidPart".to_owned()), "a completion naming another CRC for the part");
+    named(&crc).send().await.expect("the completion naming the part's own CRC");
+
+    let upload_id = create("copied").await;
+    let copy = s3.upload_part_copy().bucket(BUCKET).key("copied").upload_id(&upload_id).part_number(1);
+    let copied = copy.copy_source(format!("{BUCKET}/src")).send().await.expect("the part copy");
+    let result = copied.copy_part_result().expect("CopyPartResult");
+    assert_eq!(result.checksum_crc32(), Some(crc.as_str()), "a copied part carries the upload's checksum");
+    let part = CompletedPart::builder().part_number(1).e_tag(result.e_tag().expect("ETag")).build();
+    let completion = s3.complete_multipart_upload().bucket(BUCKET).key("copied").upload_id(&upload_id);
+    completion
+        .multipart_upload(CompletedMultipartUpload::builder().parts(part).build())
+        .send()
+        .await
+        .expect("complete");
+    let head = s3.head_object().bucket(BUCKET).key("copied").checksum_mode(ChecksumMode::Enabled).send().await;
+    let head = head.expect("head");
+    assert_eq!(head.checksum_type(), Some(&ChecksumType::Composite));
+    assert!(head.checksum_crc32().is_some_and(|c| c.ends_with("-1")), "{:?}", head.checksum_crc32());
+
+    let created =
+        s3.create_multipart_upload().bucket(BUCKET).key("nvme").checksum_algorithm(ChecksumAlgorithm::Crc64Nvme);
+    let created = created.send().await.expect("a CRC-64/NVME upload");
+    assert_eq!(created.checksum_type(), Some(&ChecksumType::FullObject), "CRC-64/NVME is a full-object checksum");
+    for (algorithm, checksum_type) in [
+        (ChecksumAlgorithm::Crc64Nvme, ChecksumType::Composite),
+        (ChecksumAlgorithm::Sha1, ChecksumType::FullObject),
+        (ChecksumAlgorithm::Sha256, ChecksumType::FullObject),
+    ] {
+        let refused = s3
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("pair")
+            .checksum_algorithm(algorithm.clone())
+            .checksum_type(checksum_type.clone())
+            .send()
+            .await;
+        assert_eq!(failure(refused), (400, "InvalidRequest".to_owned()), "{algorithm:?} with {checksum_type:?}");
+    }
 }

@@ -106,6 +106,8 @@ pub(super) async fn create_multipart_upload(
         )
         .into());
     }
+    let checksum_type =
+        checksum_algorithm.map(|algorithm| multipart_checksum_type(algorithm, checksum_type)).transpose()?;
     let template = ObjectContent {
         content_type: input.content_type.clone(),
         headers: wire::stored_headers(
@@ -117,8 +119,7 @@ pub(super) async fn create_multipart_upload(
         ),
         user_metadata: wire::user_metadata(input.metadata.take()),
         tags: wire::tags_from_header(input.tagging.as_deref())?,
-        checksum_type: checksum_algorithm
-            .map(|_| checksum_type.clone().unwrap_or_else(|| ChecksumType::COMPOSITE.to_owned())),
+        checksum_type: checksum_type.clone(),
         ..ObjectContent::default()
     };
     let mut template = template;
@@ -152,8 +153,7 @@ pub(super) async fn create_multipart_upload(
         key: Some(req.input.key.clone()),
         upload_id: Some(upload_id),
         checksum_algorithm: req.input.checksum_algorithm.clone(),
-        checksum_type: checksum_algorithm
-            .map(|_| ChecksumType::from(checksum_type.unwrap_or_else(|| ChecksumType::COMPOSITE.to_owned()))),
+        checksum_type: checksum_type.map(ChecksumType::from),
         server_side_encryption: sse.server_side_encryption,
         ssekms_key_id: sse.ssekms_key_id,
         bucket_key_enabled: sse.bucket_key_enabled,
@@ -175,7 +175,16 @@ pub(super) async fn upload_part(
     let _slot = gw.upload_slot(req.extensions.get())?;
     require_bucket(gw, &input.bucket).await?;
     let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
-    let expected = ExpectedChecksums::from_headers(&req.headers)?;
+    let mut expected = ExpectedChecksums::from_headers(&req.headers)?;
+    if let Some(algorithm) = upload_algorithm(&upload) {
+        if let Some(other) = expected.algorithms().into_iter().find(|other| *other != algorithm) {
+            tracing::info!(code = "InvalidRequest", upload = %algorithm.as_str(), part = %other.as_str(), "part refused: another checksum algorithm than its upload's");
+            return Err(checksum_type_mismatch(algorithm, other).into());
+        }
+        // A part sent without the upload's checksum gets it all the same, computed as it
+        // streams (as S3 computes it): the object's composite checksum is made of every part's.
+        expected.requested.get_or_insert(algorithm);
+    }
     let offset = expected_offset(gw, &input.upload_id, number, length.and_then(|n| u64::try_from(n).ok())).await?;
     let into = store_upload(&upload.created);
     let key = encryption::part_key(gw, asked.as_ref(), &upload.created.template)?;
@@ -323,24 +332,28 @@ async fn part_copy_as_read(
     let part_offset = expected_offset(gw, &input.upload_id, number, Some(length)).await?;
     let key = encryption::part_key(gw, asked.as_ref(), &upload.created.template)?;
     let seal = key.as_ref().map(|k| k.key.seal());
+    // The copied part gets the upload's checksum, as an uploaded one does.
+    let algorithms: Vec<ChecksumAlgorithm> = upload_algorithm(&upload).into_iter().collect();
     let staged = match store_upload(&upload.created) {
-        Some(into) => gw.blobs.put_part((&into, number), body, Some(length), &[], part_offset, seal).await,
-        None => gw.blobs.put(body, Some(length), &[], part_offset, seal).await,
+        Some(into) => gw.blobs.put_part((&into, number), body, Some(length), &algorithms, part_offset, seal).await,
+        None => gw.blobs.put(body, Some(length), &algorithms, part_offset, seal).await,
     };
     let staged = match staged {
         Ok(staged) => staged,
         Err(err) => return Err(source_read_failure(gw, &source, read.failure_or(err)).await),
     };
     let (size, etag) = (staged.size(), hex::encode(staged.md5()));
+    let checksums = wire::checksum_map(staged.checksums());
     let store_etag = staged.store_etag().map(str::to_owned);
     let part_hashes = staged.part_hashes().cloned();
     let placed = place(gw, staged).await?;
     let subtrees = keep_part_hashes(gw, part_hashes).await;
+    let answered = wire::ChecksumFields::of(&checksums);
     let part = BlobPart {
         blob: placed.blob_id().to_string(),
         size,
         etag: etag.clone(),
-        checksums: Default::default(),
+        checksums,
         subtree: None,
         subtrees,
         offset: None,
@@ -355,7 +368,11 @@ async fn part_copy_as_read(
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(wire::etag(&etag)),
             last_modified: Some(wire::timestamp(event.created_at)),
-            ..Default::default()
+            checksum_crc32: answered.crc32,
+            checksum_crc32c: answered.crc32c,
+            checksum_crc64nvme: answered.crc64nvme,
+            checksum_sha1: answered.sha1,
+            checksum_sha256: answered.sha256,
         }),
         copy_source_version_id: src_version_id.map(|_| source.version_id),
         server_side_encryption: sse.server_side_encryption,
@@ -460,8 +477,54 @@ fn check_object_checksum(
     Ok(())
 }
 
-/// Picks the stored parts the completion names, checking order, presence, ETags and sizes.
-fn select_parts(requested: &[CompletedPart], stored: &[Part]) -> Result<Vec<(u32, BlobPart)>> {
+/// The checksum type of an upload with `algorithm`, from the one asked for (`asked`), as S3
+/// pairs them: CRC-64/NVME is a full-object checksum only (and so by default), SHA-1 and
+/// SHA-256 are composite only, and the CRC-32s are either (composite by default).
+fn multipart_checksum_type(algorithm: ChecksumAlgorithm, asked: Option<String>) -> Result<String> {
+    let full_object_only = algorithm == ChecksumAlgorithm::Crc64Nvme;
+    let composite_only = matches!(algorithm, ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256);
+    let default = if full_object_only { ChecksumType::FULL_OBJECT } else { ChecksumType::COMPOSITE };
+    let asked = asked.unwrap_or_else(|| default.to_owned());
+    if (full_object_only && asked != ChecksumType::FULL_OBJECT) || (composite_only && asked != ChecksumType::COMPOSITE)
+    {
+        tracing::info!(code = "InvalidRequest", algorithm = algorithm.as_str(), checksum_type = %asked, "upload refused: a checksum type its algorithm does not have");
+        return Err(s3s::S3Error::with_message(
+            s3s::S3ErrorCode::InvalidRequest,
+            format!(
+                "The {asked} checksum type cannot be used with the {} checksum algorithm.",
+                algorithm.as_str().to_ascii_lowercase()
+            ),
+        )
+        .into());
+    }
+    Ok(asked)
+}
+
+/// The checksum algorithm an upload was created with, if any.
+fn upload_algorithm(upload: &Upload) -> Option<ChecksumAlgorithm> {
+    upload.created.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse)
+}
+
+/// S3's refusal of a checksum of another algorithm than the upload's.
+fn checksum_type_mismatch(expected: ChecksumAlgorithm, actual: ChecksumAlgorithm) -> s3s::S3Error {
+    s3s::S3Error::with_message(
+        s3s::S3ErrorCode::InvalidRequest,
+        format!(
+            "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+            expected.as_str().to_ascii_lowercase(),
+            actual.as_str().to_ascii_lowercase()
+        ),
+    )
+}
+
+/// Picks the stored parts the completion names, checking order, presence, ETags, the
+/// checksums it names for them (each must be the part's, of the upload's algorithm: S3
+/// answers `InvalidPart` otherwise) and sizes.
+fn select_parts(
+    requested: &[CompletedPart],
+    stored: &[Part],
+    algorithm: Option<ChecksumAlgorithm>,
+) -> Result<Vec<(u32, BlobPart)>> {
     if requested.is_empty() {
         return Err(s3_error!(
             MalformedXML,
@@ -481,6 +544,7 @@ fn select_parts(requested: &[CompletedPart], stored: &[Part]) -> Result<Vec<(u32
             .iter()
             .find(|p| p.number == number)
             .filter(|p| wanted.e_tag.as_ref().is_none_or(|e| e.value() == p.part.etag))
+            .filter(|p| named_checksums_hold(wanted, &p.part, algorithm))
             .ok_or(registry::Error::InvalidPart { number })?;
         selected.push((number, part.part.clone()));
     }
@@ -490,6 +554,23 @@ fn select_parts(requested: &[CompletedPart], stored: &[Part]) -> Result<Vec<(u32
         return Err(registry::Error::EntityTooSmall { number: *number }.into());
     }
     Ok(selected)
+}
+
+/// Whether the checksums a completion names for a part are the part's: of the upload's
+/// algorithm, and equal to the value recorded at its upload when one was.
+fn named_checksums_hold(wanted: &CompletedPart, part: &BlobPart, algorithm: Option<ChecksumAlgorithm>) -> bool {
+    let named = [
+        (ChecksumAlgorithm::Crc32, &wanted.checksum_crc32),
+        (ChecksumAlgorithm::Crc32c, &wanted.checksum_crc32c),
+        (ChecksumAlgorithm::Crc64Nvme, &wanted.checksum_crc64nvme),
+        (ChecksumAlgorithm::Sha1, &wanted.checksum_sha1),
+        (ChecksumAlgorithm::Sha256, &wanted.checksum_sha256),
+    ];
+    named.into_iter().all(|(named_algorithm, value)| {
+        let Some(value) = value else { return true };
+        algorithm == Some(named_algorithm)
+            && part.checksums.get(named_algorithm.as_str()).is_none_or(|kept| kept == value)
+    })
 }
 
 /// Ends the store's own upload with the selected parts, if the store keeps one, and returns
@@ -816,7 +897,7 @@ pub(super) async fn complete_multipart_upload(
     let customer = customer.as_ref().map(|c| &c.key);
     let id = input.upload_id.clone();
     let stored = gw.registry.read(move |conn| conn.parts(&id, 0, usize::MAX)).await?;
-    let selected = select_parts(&requested, &stored)?;
+    let selected = select_parts(&requested, &stored, upload_algorithm(&upload))?;
     COMPLETION_PARTS_READ.reach().await;
     // Checked before the store's own upload is completed, so that the client can try again.
     let size: u64 = selected.iter().map(|(_, p)| p.size).sum();
@@ -827,7 +908,7 @@ pub(super) async fn complete_multipart_upload(
         )
         .into());
     }
-    let algorithm = upload.created.checksum_algorithm.as_deref().and_then(ChecksumAlgorithm::parse);
+    let algorithm = upload_algorithm(&upload);
     let full_object = upload.created.template.checksum_type.as_deref() == Some(ChecksumType::FULL_OBJECT);
     // A composite checksum comes from the parts' own: it is known, and a claim checked against
     // it, before the store's upload is completed, so that the client can try again.
@@ -1141,15 +1222,37 @@ mod tests {
     fn completion_checks_order_presence_etags_and_sizes() {
         let big = MIN_PART_SIZE;
         let stored = [part(1, big, "a"), part(2, big, "b"), part(3, 1, "c")];
-        assert_eq!(select_parts(&[completed(1, "a"), completed(3, "c")], &stored).unwrap().len(), 2);
+        assert_eq!(select_parts(&[completed(1, "a"), completed(3, "c")], &stored, None).unwrap().len(), 2);
         let code = |r: Result<Vec<(u32, BlobPart)>>| s3s::S3Error::from(r.unwrap_err()).code().as_str().to_owned();
-        assert_eq!(code(select_parts(&[completed(2, "b"), completed(1, "a")], &stored)), "InvalidPartOrder");
-        assert_eq!(code(select_parts(&[completed(4, "d")], &stored)), "InvalidPart");
-        assert_eq!(code(select_parts(&[completed(1, "wrong")], &stored)), "InvalidPart");
-        assert_eq!(code(select_parts(&[completed(3, "c"), completed(2, "b")], &stored)), "InvalidPartOrder");
+        assert_eq!(code(select_parts(&[completed(2, "b"), completed(1, "a")], &stored, None)), "InvalidPartOrder");
+        assert_eq!(code(select_parts(&[completed(4, "d")], &stored, None)), "InvalidPart");
+        assert_eq!(code(select_parts(&[completed(1, "wrong")], &stored, None)), "InvalidPart");
+        assert_eq!(code(select_parts(&[completed(3, "c"), completed(2, "b")], &stored, None)), "InvalidPartOrder");
         let small_first = [part(1, 10, "a"), part(2, 10, "b")];
-        assert_eq!(code(select_parts(&[completed(1, "a"), completed(2, "b")], &small_first)), "EntityTooSmall");
-        assert_eq!(code(select_parts(&[], &stored)), "MalformedXML");
+        assert_eq!(code(select_parts(&[completed(1, "a"), completed(2, "b")], &small_first, None)), "EntityTooSmall");
+        assert_eq!(code(select_parts(&[], &stored, None)), "MalformedXML");
+    }
+
+    #[test]
+    fn completion_checks_the_part_checksums_it_names() {
+        let mut crc = part(1, 1, "a");
+        crc.part.checksums.insert("CRC32".to_owned(), "UaAuAQ==".to_owned());
+        let stored = [crc];
+        let code = |r: Result<Vec<(u32, BlobPart)>>| s3s::S3Error::from(r.unwrap_err()).code().as_str().to_owned();
+        let named = |crc32: Option<&str>, sha1: Option<&str>| CompletedPart {
+            checksum_crc32: crc32.map(str::to_owned),
+            checksum_sha1: sha1.map(str::to_owned),
+            ..completed(1, "a")
+        };
+        let crc32 = Some(ChecksumAlgorithm::Crc32);
+        assert!(select_parts(&[named(Some("UaAuAQ=="), None)], &stored, crc32).is_ok());
+        assert!(select_parts(&[named(None, None)], &stored, crc32).is_ok(), "naming none is allowed");
+        assert_eq!(code(select_parts(&[named(Some("AAAAAA=="), None)], &stored, crc32)), "InvalidPart");
+        assert_eq!(
+            code(select_parts(&[named(None, Some("2jmj7l5rSw0yVb/vlWAYkK/YBwk="))], &stored, crc32)),
+            "InvalidPart"
+        );
+        assert_eq!(code(select_parts(&[named(Some("UaAuAQ=="), None)], &stored, None)), "InvalidPart");
     }
 
     #[test]
