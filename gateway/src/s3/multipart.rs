@@ -27,8 +27,8 @@ use super::error::{Error, Result};
 use super::get_object::{checked_read, read_parts};
 use super::integrity;
 use super::object::{
-    BodyRole, Placed, check_copy_conditions, copy_attempts, keep_part_hashes, place, record_placed,
-    source_read_failure, source_version, store_body,
+    BodyRole, Placed, check_copy_conditions, copy_as_read, keep_part_hashes, place, record_placed, source_read_failure,
+    source_version, store_body,
 };
 use super::owner::{bucket_owner, initiators};
 use super::{Gateway, acl, caller, encryption, wire};
@@ -284,8 +284,8 @@ pub(super) async fn upload_part_copy(
     req: S3Request<UploadPartCopyInput>,
 ) -> Result<S3Response<UploadPartCopyOutput>> {
     // A part copy reads its source's bytes after its version: a source deleted or replaced
-    // meanwhile may have lost its blobs to gc, and the copy reads its source again.
-    copy_attempts(|| part_copy_as_read(gw, &req)).await
+    // meanwhile may have lost its blobs to gc, and the copy answers as one made then would.
+    copy_as_read(gw, &req.input.copy_source, part_copy_as_read(gw, &req)).await
 }
 
 /// One attempt at a part copy, on its source as it reads it.

@@ -376,49 +376,47 @@ pub(super) fn check_copy_conditions(
     Ok(())
 }
 
-/// How many times a copy reads its source, when the source goes between the copy's read of it
-/// and its record.
-const COPY_ATTEMPTS: usize = 3;
-
 pub(super) async fn copy_object(gw: &Gateway, req: S3Request<CopyObjectInput>) -> Result<S3Response<CopyObjectOutput>> {
     // A copy names the blobs of the source it read; when the source was deleted or replaced
     // before the copy's record, nothing may reference them any more, and the registry refuses
     // them. A copy that stores the bytes again reads them after the source's version: gc may
     // have taken them by then ([`source_read_failure`]).
-    copy_attempts(|| copy_source_as_read(gw, &req)).await
+    copy_as_read(gw, &req.input.copy_source, copy_source_as_read(gw, &req)).await
 }
 
-/// Runs `attempt`, a copy on its source as it reads it, again while the source goes between
-/// the attempt's read of it and the attempt's end ([`registry::Error::CopySourceChanged`]),
-/// [`COPY_ATTEMPTS`] times in all: the copy starts again from its source as it is now, as a
-/// copy made a moment later would (NoSuchKey, or a copy of the version that replaced it).
-pub(super) async fn copy_attempts<T, F>(mut attempt: impl FnMut() -> F) -> Result<T>
-where
-    F: Future<Output = Result<T>>,
-{
-    let mut attempts = 1;
-    loop {
-        match attempt().await {
-            Err(Error::Registry(registry::Error::CopySourceChanged)) if attempts < COPY_ATTEMPTS => attempts += 1,
-            // Refused on the source it found again: said here, where the log can tell why.
-            Err(err) if attempts > 1 => {
+/// Runs `attempt`, a copy of `copy_source` as it reads it. When the source went between the
+/// attempt's read of it and the attempt's end ([`registry::Error::CopySourceChanged`]), the
+/// copy answers as one made a moment later would, without copying what stands there now: a
+/// source gone answers NoSuchKey (or NoSuchVersion); a version that replaced it is not served,
+/// since its tags and ACL never decided this request, and the answer is 503, which clients
+/// retry, the retry being decided on it.
+pub(super) async fn copy_as_read<T>(
+    gw: &Gateway,
+    copy_source: &CopySource,
+    attempt: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match attempt.await {
+        Err(Error::Registry(registry::Error::CopySourceChanged)) => {
+            let (bucket, key, version_id) = wire::copy_source(copy_source)?;
+            if let Err(err) = source_version(gw, &bucket, &key, version_id.as_deref()).await {
                 let err = s3s::S3Error::from(err);
-                tracing::info!(
-                    code = err.code().as_str(),
-                    attempts,
-                    "a copy whose source was deleted or replaced while it ran was refused on its source as it is now"
-                );
+                tracing::info!(code = err.code().as_str(), "a copy whose source went while it ran was refused");
                 return Err(err.into());
             }
-            answer => return answer,
+            tracing::warn!(
+                code = "ServiceUnavailable",
+                "a copy was refused: another version replaced its source while it ran; a retry copies that one"
+            );
+            Err(s3_error!(ServiceUnavailable, "Please reduce your request rate.").into())
         }
+        answer => answer,
     }
 }
 
 /// The error of a copy whose read of its source's bytes failed with `err`. A source deleted or
 /// replaced since the copy read its version may have lost its blobs to gc meanwhile: that is
-/// no damage, and the copy starts again from its source as it is now
-/// ([`registry::Error::CopySourceChanged`], see [`copy_attempts`]).
+/// no damage, and the copy answers as one made a moment later would
+/// ([`registry::Error::CopySourceChanged`], see [`copy_as_read`]).
 pub(super) async fn source_read_failure(gw: &Gateway, source: &ObjectVersion, err: BlobError) -> Error {
     let read = super::get_object::version_ref(source);
     if !super::get_object::version_gone(&gw.registry, read, source.sequence).await {
@@ -429,7 +427,7 @@ pub(super) async fn source_read_failure(gw: &Gateway, source: &ObjectVersion, er
         key = %source.key,
         version_id = %source.version_id,
         error = %err,
-        "a copy's source was deleted or replaced while the copy read it; the copy reads it again"
+        "a copy's source was deleted or replaced while the copy read it"
     );
     registry::Error::CopySourceChanged.into()
 }
