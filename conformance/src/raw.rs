@@ -271,11 +271,20 @@ impl RawRequest {
     /// header. An `x-amz-date` header added before takes the place of `Date` in the signature,
     /// as in SigV2. Only plain paths (no sub-resources in the query) are supported.
     #[must_use]
-    pub fn sign_v2(mut self, key: Key<'_>, time: SystemTime) -> Self {
+    pub fn sign_v2(self, key: Key<'_>, time: SystemTime) -> Self {
+        let resource = self.v2_plain_resource();
+        self.sign_v2_as(key, time, &resource)
+    }
+
+    /// As [`Self::sign_v2`], with `resource` as the signed CanonicalizedResource (path and
+    /// subresources) instead of the target: botocore signs `/bucket/` for a request it sends
+    /// to `/bucket`.
+    #[must_use]
+    pub fn sign_v2_as(mut self, key: Key<'_>, time: SystemTime, resource: &str) -> Self {
         self = self.header("date", &httpdate::fmt_http_date(time));
         let date =
             if self.headers.iter().any(|(n, _)| n == "x-amz-date") { String::new() } else { self.v2_header("date") };
-        let signature = self.v2_signature(key, &date);
+        let signature = self.v2_signature(key, &date, resource);
         self.header("authorization", &format!("AWS {}:{signature}", key.access_key))
     }
 
@@ -290,11 +299,20 @@ impl RawRequest {
 
     /// Turns the request into a SigV2 presigned URL request that expires at `expires`.
     #[must_use]
-    pub fn presign_v2(mut self, key: Key<'_>, expires: SystemTime) -> Self {
+    pub fn presign_v2(self, key: Key<'_>, expires: SystemTime) -> Self {
+        let resource = self.v2_plain_resource();
+        self.presign_v2_as(key, expires, &resource)
+    }
+
+    /// As [`Self::presign_v2`], with `resource` as the signed CanonicalizedResource (path and
+    /// subresources) instead of the target, which may then have a query of its own.
+    #[must_use]
+    pub fn presign_v2_as(mut self, key: Key<'_>, expires: SystemTime, resource: &str) -> Self {
         let expires = expires.duration_since(SystemTime::UNIX_EPOCH).expect("after 1970").as_secs().to_string();
-        let signature = self.v2_signature(key, &expires);
+        let signature = self.v2_signature(key, &expires, resource);
+        let separator = if self.target.contains('?') { '&' } else { '?' };
         self.target = format!(
-            "{}?AWSAccessKeyId={}&Expires={expires}&Signature={}",
+            "{}{separator}AWSAccessKeyId={}&Expires={expires}&Signature={}",
             self.target,
             encode(key.access_key, false),
             encode(&signature, false)
@@ -302,11 +320,17 @@ impl RawRequest {
         self
     }
 
-    /// The SigV2 signature (HMAC-SHA1, base64) of the request with `date` on the date line.
-    fn v2_signature(&self, key: Key<'_>, date: &str) -> String {
+    /// The target as the CanonicalizedResource, which only a plain path (no subresources) is.
+    fn v2_plain_resource(&self) -> String {
+        assert!(!self.target.contains('?'), "SigV2 signing of the target supports plain paths only");
+        self.target.clone()
+    }
+
+    /// The SigV2 signature (HMAC-SHA1, base64) of the request with `date` on the date line and
+    /// `resource` as its CanonicalizedResource.
+    fn v2_signature(&self, key: Key<'_>, date: &str, resource: &str) -> String {
         use base64::Engine as _;
         use hmac::{KeyInit as _, Mac as _};
-        assert!(!self.target.contains('?'), "SigV2 signing here supports plain paths only");
         let mut amz: Vec<&(String, String)> = self.headers.iter().filter(|(n, _)| n.starts_with("x-amz-")).collect();
         amz.sort();
         let amz_lines: String = amz.iter().map(|(n, v)| format!("{n}:{}\n", v.trim())).collect();
@@ -315,7 +339,7 @@ impl RawRequest {
             self.method,
             self.v2_header("content-md5"),
             self.v2_header("content-type"),
-            self.target
+            resource
         );
         let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(key.secret_key.as_bytes()).expect("any key length");
         mac.update(string_to_sign.as_bytes());

@@ -36,7 +36,7 @@ use registry::clock::SystemClock;
 use crate::admin::registry_api::{RegistryApi, RegistryRequest};
 use crate::admin::{self, Admin};
 use crate::auth::access::{Access, BucketGrants, SecureTransport};
-use crate::auth::request_checks::{RequestChecks, is_iam_request};
+use crate::auth::request_checks::{RequestChecks, is_iam_request, sig_v2_bucket_uri};
 use crate::auth::{MissingRootCredentials, Users};
 use crate::backend::BlobStore;
 use crate::backend::fs::FsBlobStore;
@@ -666,21 +666,19 @@ impl Router {
     /// `/_...` is an admin path unless the host names a bucket (virtual-host style), where it
     /// is an object key.
     fn is_admin(&self, req: &Request<Incoming>) -> bool {
-        if !admin::is_admin_path(req.uri().path()) {
-            return false;
-        }
-        let Some(domain) = &self.base_domain else {
-            return true;
-        };
-        bucket_of_host(crate::request::authority(req.uri(), req.headers()).unwrap_or_default(), domain).is_none()
+        admin::is_admin_path(req.uri().path()) && self.host_bucket(req).is_none()
+    }
+
+    /// The bucket a request names by its host (virtual-host style).
+    fn host_bucket<'r>(&self, req: &'r Request<Incoming>) -> Option<&'r str> {
+        let domain = self.base_domain.as_deref()?;
+        bucket_of_host(crate::request::authority(req.uri(), req.headers()).unwrap_or_default(), domain)
     }
 
     /// The bucket a request names: by its host (virtual-host style), else by its path's first
     /// segment.
     fn bucket_of<'r>(&self, req: &'r Request<Incoming>) -> Option<&'r str> {
-        if let Some(bucket) = self.base_domain.as_deref().and_then(|domain| {
-            bucket_of_host(crate::request::authority(req.uri(), req.headers()).unwrap_or_default(), domain)
-        }) {
+        if let Some(bucket) = self.host_bucket(req) {
             return Some(bucket);
         }
         req.uri().path().strip_prefix('/')?.split('/').next().filter(|bucket| !bucket.is_empty())
@@ -841,6 +839,16 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                 }
                 .instrument(span),
             );
+        }
+
+        // s3s 0.14 expects a path-style SigV2 request for a bucket to be signed as sent,
+        // `/bucket`; clients sign `/bucket/` (see `sig_v2_bucket_uri`).
+        let mut req = req;
+        if !admin
+            && self.host_bucket(&req).is_none()
+            && let Some(uri) = sig_v2_bucket_uri(req.method(), req.uri(), req.headers())
+        {
+            *req.uri_mut() = uri;
         }
 
         let s3 = self.s3.clone();

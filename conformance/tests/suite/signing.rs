@@ -170,6 +170,44 @@ async fn sig_v2_requests_cannot_gain_a_subresource_their_signature_leaves_out() 
     assert_eq!(server.send(&presigned_get).await.body, b"kept bytes");
 }
 
+/// A SigV2 request for a bucket alone is signed with `/bucket/` as its
+/// CanonicalizedResource (AWS's examples; botocore, the Java SDK, s3cmd), and botocore sends
+/// it path-style to `/bucket`. s3s signed the path as sent, `/bucket`, so every such request
+/// from boto3 (a presigned ListObjectsV2, GetBucketVersioning, header-signed ones) failed with
+/// `SignatureDoesNotMatch`.
+#[tokio::test]
+async fn sig_v2_bucket_requests_sent_to_the_bucket_and_signed_with_its_slash_are_obeyed() {
+    let (server, before) = with_object("kept", b"kept bytes").await;
+    let bucket = format!("/{BUCKET}");
+    let signed = format!("/{BUCKET}/");
+    let in_five_minutes = SystemTime::now() + Duration::from_secs(300);
+
+    let list = server.request("GET", &format!("{bucket}?list-type=2&encoding-type=url"));
+    let response = server.send(&list.presign_v2_as(ROOT, in_five_minutes, &signed)).await;
+    assert_eq!(response.status, 200, "presigned ListObjectsV2: {}", response.text());
+    assert!(response.text().contains("<Key>kept</Key>"), "{}", response.text());
+    let versioning = server.request("GET", &format!("{bucket}?versioning"));
+    let response = server.send(&versioning.presign_v2_as(ROOT, in_five_minutes, &format!("{signed}?versioning"))).await;
+    assert_eq!(response.status, 200, "presigned GetBucketVersioning: {}", response.text());
+    assert!(response.text().contains("VersioningConfiguration"), "{}", response.text());
+    let versions = server.request("GET", &format!("{bucket}?versions"));
+    let response = server.send(&versions.sign_v2_as(ROOT, SystemTime::now(), &format!("{signed}?versions"))).await;
+    assert_eq!(response.status, 200, "header-signed ListObjectVersions: {}", response.text());
+    assert!(response.text().contains("<Key>kept</Key>"), "{}", response.text());
+    let head = server.request("HEAD", &bucket).sign_v2_as(ROOT, SystemTime::now(), &signed);
+    assert_eq!(server.send(&head).await.status, 200, "header-signed HeadBucket");
+
+    // The signature still binds the bucket and the subresource.
+    let other_bucket = server.request("GET", "/other?versioning");
+    let response =
+        server.send(&other_bucket.presign_v2_as(ROOT, in_five_minutes, &format!("{signed}?versioning"))).await;
+    assert_refused(&response, 403, "SignatureDoesNotMatch", "GetBucketVersioning signed for another bucket");
+    let turned = server.request("GET", &format!("{bucket}?versioning"));
+    let response = server.send(&turned.presign_v2_as(ROOT, in_five_minutes, &signed)).await;
+    assert_refused(&response, 403, "SignatureDoesNotMatch", "a presigned ListObjects turned GetBucketVersioning");
+    server.assert_no_new_events(before, "SigV2 bucket reads and refusals");
+}
+
 #[tokio::test]
 async fn amz_headers_added_after_signing_are_refused() {
     let (server, before) = with_object("source", b"source bytes").await;

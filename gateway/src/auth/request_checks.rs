@@ -6,7 +6,8 @@
 //! more than a week, and obeys `x-amz-*` headers that the signature does not cover (an
 //! unsigned `x-amz-copy-source` turns a signed PUT into a copy). [`RequestChecks`] reads the
 //! request head the way s3s will (same choice of signing method, same fields) and refuses what
-//! AWS refuses, with AWS's codes, before any work is done.
+//! AWS refuses, with AWS's codes, before any work is done. [`sig_v2_bucket_uri`] carries the
+//! one fix to what s3s verifies: the SigV2 resource of a path-style request for a bucket.
 //!
 //! Content-Type, Cache-Control and other headers that are not `x-amz-*` may be unsigned, as
 //! on AWS: SDKs such as minio's leave Content-Type out of `SignedHeaders`.
@@ -230,6 +231,39 @@ fn check_unique_signing_headers(headers: &HeaderMap) -> Result<(), Refusal> {
 #[must_use]
 pub fn is_sigv4_header_signed(method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
     matches!(signing(method, uri, headers), Signing::V4Header(_))
+}
+
+/// The URI s3s must verify a SigV2 request (header or presigned) for a bucket alone with,
+/// when it is sent path-style as `/bucket`: `/bucket/`, with the same query. `None` for any
+/// other request, which s3s verifies as sent. The caller rules out virtual-host style (where
+/// `/key` names an object) and the registry API.
+///
+/// s3s 0.14 takes the path as sent for the SigV2 CanonicalizedResource, so it expects
+/// `/bucket`. But the CanonicalizedResource of a bucket is `/bucket/` (AWS's examples:
+/// `/awsexamplebucket1/`, `/awsexamplebucket1/?acl`; s3s builds the same for a bucket
+/// addressed by its host), which botocore signs for the `/bucket` it sends path-style (boto3's
+/// presigned ListObjectsV2, GetBucketVersioning...), and which the clients that send
+/// `/bucket/` (the Java SDK, s3cmd, minio-go) sign too. Both paths name the same bucket and
+/// operation, so the request keeps its meaning and is verified against the one spelling
+/// clients sign; a signature over `/bucket` no longer verifies. A bucket segment with anything
+/// but a bucket name's characters is left alone: percent-encoded, `/a%2Fb` would name the
+/// object `b/` once s3s decodes `/a%2Fb/`.
+#[must_use]
+pub fn sig_v2_bucket_uri(method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Uri> {
+    if !matches!(signing(method, uri, headers), Signing::V2Header | Signing::V2Query) {
+        return None;
+    }
+    let bucket = uri.path().strip_prefix('/')?;
+    if bucket.is_empty() || !bucket.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')) {
+        return None;
+    }
+    let path_and_query = match uri.query() {
+        Some(query) => format!("/{bucket}/?{query}"),
+        None => format!("/{bucket}/"),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().ok()?);
+    Uri::from_parts(parts).ok()
 }
 
 /// The services whose credential scopes this endpoint accepts everywhere (IAM only at its
@@ -571,6 +605,30 @@ mod tests {
             "SigV2 query first"
         );
         assert!(!signed("/b/k?X-Amz-Signature=s", None), "presigned");
+    }
+
+    #[test]
+    fn only_sigv2_requests_for_a_bucket_alone_reach_s3s_as_bucket_slash() {
+        let uri = |target: &str, authorization: Option<&str>| {
+            let pairs: Vec<(&str, &str)> = authorization.map(|a| ("authorization", a)).into_iter().collect();
+            sig_v2_bucket_uri(&Method::GET, &target.parse().unwrap(), &headers(&pairs)).map(|uri| uri.to_string())
+        };
+        let v2 = Some("AWS AKID:c2ln");
+        assert_eq!(uri("/b", v2).as_deref(), Some("/b/"));
+        assert_eq!(uri("/b?versions&encoding-type=url", v2).as_deref(), Some("/b/?versions&encoding-type=url"));
+        let presigned = "/b?list-type=2&AWSAccessKeyId=a&Expires=1&Signature=s";
+        assert_eq!(uri(presigned, None).as_deref(), Some("/b/?list-type=2&AWSAccessKeyId=a&Expires=1&Signature=s"));
+        assert_eq!(
+            uri("http://host:9000/b?acl", v2).as_deref(),
+            Some("http://host:9000/b/?acl"),
+            "HTTP/2 keeps its authority"
+        );
+        for target in ["/", "/b/", "/b/k", "/a%2Fb", "/a+b"] {
+            assert_eq!(uri(target, v2), None, "{target}");
+        }
+        assert_eq!(uri("/b", Some("AWS4-HMAC-SHA256 Credential=a")), None, "SigV4 signs the path as sent");
+        assert_eq!(uri("/b?X-Amz-Signature=s", None), None, "SigV4 presigned");
+        assert_eq!(uri("/b", None), None, "anonymous");
     }
 
     fn v4(scope: &str, signed: &str) -> String {
