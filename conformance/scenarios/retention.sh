@@ -127,7 +127,12 @@ version_reads_and_deletes() {
     expect_error MethodNotAllowed s3api put-object-tagging --bucket "$V" --key r --version-id "$marker" \
         --tagging 'TagSet=[{Key=k,Value=v}]'
     expect_error MethodNotAllowed s3api delete-object-tagging --bucket "$V" --key r
-    expect_error 'NoSuchVersion' s3api get-object --bucket "$V" --key r --version-id 0000nosuchversion "$WORK/x"
+    # A version id that could be one but is not answers NoSuchVersion; one that could not,
+    # InvalidArgument, as on AWS.
+    expect_error 'NoSuchVersion' s3api get-object --bucket "$V" --key r \
+        --version-id 00000000000000000000000000000000000000000000 "$WORK/x"
+    expect_error 'InvalidArgument' s3api get-object --bucket "$V" --key r --version-id 0000nosuchversion "$WORK/x"
+    expect_error 'InvalidArgument' s3api delete-object --bucket "$V" --key r --version-id 0000nosuchversion
     # Deleting the marker by id brings v2 back.
     s3api delete-object --bucket "$V" --key r --version-id "$marker" >/dev/null
     s3api get-object --bucket "$V" --key r "$WORK/r2" >/dev/null

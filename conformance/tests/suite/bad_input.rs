@@ -33,6 +33,7 @@ over_http_and_https!(
     malformed_xml_is_refused,
     delete_objects_over_1000_keys_is_malformed,
     unknown_upload_ids_are_no_such_upload,
+    malformed_version_ids_are_invalid_arguments,
     completion_with_parts_out_of_order_or_missing_is_refused,
     ranges_outside_the_object_are_not_satisfiable,
 );
@@ -529,6 +530,26 @@ async fn delete_objects_over_1000_keys_is_malformed(server: &Server) {
     server.assert_no_new_events(before, "1001 keys");
     let listed = s3.list_objects_v2().bucket(BUCKET).send().await.expect("list");
     assert_eq!(listed.key_count(), Some(2), "nothing was deleted");
+}
+
+/// A version id no version can have is refused as AWS refuses it (400 `InvalidArgument`
+/// "Invalid version id specified"): a GET answered NoSuchVersion, a DELETE 204 and a listing
+/// from it 200 (found by a review). One that could be a version's is still NoSuchVersion.
+async fn malformed_version_ids_are_invalid_arguments(server: &Server) {
+    let before = with_bucket(server).await;
+    let s3 = server.s3();
+    s3.put_object().bucket(BUCKET).key("v").body(ByteStream::from_static(b"v")).send().await.expect("put");
+    let refused = |what: &str, answer: (u16, String)| {
+        assert_eq!(answer, (400, "InvalidArgument".to_owned()), "{what}");
+    };
+    refused("GET", failure(s3.get_object().bucket(BUCKET).key("v").version_id("bogus").send().await));
+    refused("DELETE", failure(s3.delete_object().bucket(BUCKET).key("v").version_id("bogus").send().await));
+    let listing = s3.list_object_versions().bucket(BUCKET).key_marker("v").version_id_marker("bogus").send().await;
+    refused("ListObjectVersions", failure(listing));
+    let unknown = "0".repeat(44);
+    let missing = s3.get_object().bucket(BUCKET).key("v").version_id(&unknown).send().await;
+    assert_eq!(failure(missing), (404, "NoSuchVersion".to_owned()));
+    assert_eq!(server.events().len(), before + 1, "only the PUT was recorded");
 }
 
 async fn unknown_upload_ids_are_no_such_upload(server: &Server) {

@@ -112,6 +112,9 @@ impl RequestChecks {
         check_length_given(method, headers)?;
         check_header_section(method, headers)?;
         check_unique_signing_headers(headers)?;
+        if !registry_api {
+            check_version_ids(uri)?;
+        }
         match signing(method, uri, headers) {
             Signing::V2Header => {
                 check_v2_covers_query(uri, registry_api)?;
@@ -437,6 +440,26 @@ fn check_expires(expires: &str) -> Result<(), Refusal> {
             "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less \
              than 604800 seconds",
         ));
+    }
+    Ok(())
+}
+
+/// Refuses a `versionId` or `version-id-marker` that no version can have, as AWS does (400
+/// `InvalidArgument`), rather than answering NoSuchVersion, or 204 for a DELETE: a version id
+/// is `null` or one the gateway made (`clock::new_id`: 44 lowercase hex digits).
+fn check_version_ids(uri: &Uri) -> Result<(), Refusal> {
+    let query = uri.query().unwrap_or_default();
+    let well_formed = |id: &str| {
+        id == "null" || (id.len() == 44 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    };
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if matches!(name.as_ref(), "versionId" | "version-id-marker") && !well_formed(&value) {
+            return Err(Refusal {
+                code: S3ErrorCode::InvalidArgument,
+                message: "Invalid version id specified".to_owned(),
+                details: vec![("ArgumentName", name.into_owned()), ("ArgumentValue", value.into_owned())],
+            });
+        }
     }
     Ok(())
 }
