@@ -337,10 +337,26 @@ fn corruption_report(
 /// read: deleted, or replaced under its id (an unversioned key's `null` version overwritten).
 /// Its blobs were gc's to take then, which is no damage. A failed lookup tells nothing: the
 /// version is taken to stand.
-pub(super) async fn version_gone(registry: &Registry, read: VersionRef, sequence: u64) -> bool {
+async fn version_gone(registry: &Registry, read: VersionRef, sequence: u64) -> bool {
     let VersionRef { bucket, key, version_id } = read;
     let now = registry.read(move |conn| conn.version(&bucket, &key, &version_id)).await;
     now.is_ok_and(|now| now.is_none_or(|now| now.sequence != sequence))
+}
+
+/// Whether `version`, whose bytes `reader` (a GET, a copy) failed to read with `err`, went
+/// while it read them ([`version_gone`]); said in the log when it did, as no damage.
+pub(super) async fn went_while_read(gw: &Gateway, version: &ObjectVersion, err: &BlobError, reader: &str) -> bool {
+    if !version_gone(&gw.registry, version_ref(version), version.sequence).await {
+        return false;
+    }
+    tracing::info!(
+        bucket = %version.bucket,
+        key = %version.key,
+        version_id = %version.version_id,
+        error = %err,
+        "{reader} found the version it read deleted or replaced before it read its bytes"
+    );
+    true
 }
 
 /// A response body that records the retrieval, with the bytes actually sent, when hyper is
@@ -412,7 +428,7 @@ async fn require_recordable(gw: &Gateway) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn version_ref(version: &ObjectVersion) -> VersionRef {
+fn version_ref(version: &ObjectVersion) -> VersionRef {
     VersionRef { bucket: version.bucket.clone(), key: version.key.clone(), version_id: version.version_id.clone() }
 }
 
@@ -573,17 +589,9 @@ async fn read_as_planned(
         Err(Error::Blob(err)) => err,
         Err(err) => return Err(err),
     };
-    let version = &plan.version;
-    if !version_gone(&gw.registry, version_ref(version), version.sequence).await {
+    if !went_while_read(gw, &plan.version, &err, "a GET").await {
         return Err(err.into());
     }
-    tracing::info!(
-        bucket = %version.bucket,
-        key = %version.key,
-        version_id = %version.version_id,
-        error = %err,
-        "a version was deleted or replaced while a GET read it; the GET reads the key again"
-    );
     Ok(None)
 }
 

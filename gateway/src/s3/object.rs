@@ -418,17 +418,9 @@ pub(super) async fn copy_as_read<T>(
 /// no damage, and the copy answers as one made a moment later would
 /// ([`registry::Error::CopySourceChanged`], see [`copy_as_read`]).
 pub(super) async fn source_read_failure(gw: &Gateway, source: &ObjectVersion, err: BlobError) -> Error {
-    let read = super::get_object::version_ref(source);
-    if !super::get_object::version_gone(&gw.registry, read, source.sequence).await {
+    if !super::get_object::went_while_read(gw, source, &err, "a copy").await {
         return err.into();
     }
-    tracing::info!(
-        bucket = %source.bucket,
-        key = %source.key,
-        version_id = %source.version_id,
-        error = %err,
-        "a copy's source was deleted or replaced while the copy read it"
-    );
     registry::Error::CopySourceChanged.into()
 }
 
