@@ -482,6 +482,26 @@ impl Drop for Hung<'_> {
     }
 }
 
+/// A database on a PostgreSQL server of the test's own, which the test stops, hangs or starts
+/// again. Dropped in the order of its fields: the database, then the server, then its folder.
+struct OwnDatabase {
+    db: Database,
+    postgres: OwnPostgres,
+    _dir: tempfile::TempDir,
+}
+
+/// An [`OwnDatabase`]; `None`, the test reported skipped, without PostgreSQL.
+fn own_database() -> Option<OwnDatabase> {
+    if std::env::var_os("POSTGRES_URL").is_none() {
+        skip("POSTGRES_URL is not set: PostgreSQL is not installed for this run (scripts/install-test-deps.sh)");
+        return None;
+    }
+    let dir = tempfile::Builder::new().prefix("artifact-store-own-pg-").tempdir().expect("temp folder");
+    let postgres = OwnPostgres::start(&dir.path().join("pg"));
+    let db = Database::create_on(&postgres.url);
+    Some(OwnDatabase { db, postgres, _dir: dir })
+}
+
 impl Drop for OwnPostgres {
     fn drop(&mut self) {
         let _ = Command::new(Self::script("stop-postgres.sh")).arg(&self.dir).output();
@@ -490,13 +510,8 @@ impl Drop for OwnPostgres {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_wait_out_a_postgresql_restart_and_nothing_acknowledged_is_lost_issue_19() {
-    if std::env::var_os("POSTGRES_URL").is_none() {
-        skip("POSTGRES_URL is not set: PostgreSQL is not installed for this run (scripts/install-test-deps.sh)");
-        return;
-    }
-    let pg_dir = tempfile::Builder::new().prefix("artifact-store-own-pg-").tempdir().expect("temp folder");
-    let postgres = OwnPostgres::start(&pg_dir.path().join("pg"));
-    let db = Database::create_on(&postgres.url);
+    let Some(own) = own_database() else { return };
+    let (postgres, db) = (&own.postgres, &own.db);
     let (_dir, data) = shared_folder();
     let servers = gateways(2, &db.url, &data).await;
     let s3: Vec<_> = servers.iter().map(Server::s3).collect();
@@ -560,13 +575,8 @@ async fn writes_wait_out_a_postgresql_restart_and_nothing_acknowledged_is_lost_i
 /// check, instead of answering only when the server does; and nothing is acknowledged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_whose_postgresql_hangs_answers_not_ready_issue_19() {
-    if std::env::var_os("POSTGRES_URL").is_none() {
-        skip("POSTGRES_URL is not set: PostgreSQL is not installed for this run (scripts/install-test-deps.sh)");
-        return;
-    }
-    let pg_dir = tempfile::Builder::new().prefix("artifact-store-own-pg-").tempdir().expect("temp folder");
-    let postgres = OwnPostgres::start(&pg_dir.path().join("pg"));
-    let db = Database::create_on(&postgres.url);
+    let Some(own) = own_database() else { return };
+    let (postgres, db) = (&own.postgres, &own.db);
     let (_dir, data) = shared_folder();
     let servers = gateways(1, &db.url, &data).await;
     let gateway = &servers[0];
