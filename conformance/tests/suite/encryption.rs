@@ -948,20 +948,51 @@ async fn sse_c_objects_need_their_key_for_every_read_copy_and_part() {
     let got = with_customer_key!(s3.get_object().bucket(BUCKET).key("multi"), &key).send().await.unwrap();
     assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), &[&first[..], &second].concat()[..]);
 
-    // A part with a key, for an upload begun without one.
-    let plain = s3.create_multipart_upload().bucket(BUCKET).key("plain-multi").send().await.unwrap();
-    let keyed = with_customer_key!(
-        s3.upload_part()
+    // A part or a part copy with a key, for an upload begun without one: plain, SSE-S3 or
+    // SSE-KMS (refused, not kept under another key than the one its caller sent).
+    s3.put_object().bucket(BUCKET).key("plain-source").body(ByteStream::from(bytes(KIB, 124))).send().await.unwrap();
+    for (name, asked) in [
+        ("plain", None),
+        ("SSE-S3", Some(ServerSideEncryption::Aes256)),
+        ("SSE-KMS", Some(ServerSideEncryption::AwsKms)),
+    ] {
+        let target = format!("{name}-multi");
+        let created = s3
+            .create_multipart_upload()
             .bucket(BUCKET)
-            .key("plain-multi")
-            .upload_id(plain.upload_id().unwrap())
-            .part_number(1)
-            .body(ByteStream::from(bytes(KIB, 123))),
-        &key
-    )
-    .send()
-    .await;
-    assert_eq!(failure(keyed), (400, "InvalidRequest".to_owned()), "a key for an upload without one");
+            .key(&target)
+            .set_server_side_encryption(asked)
+            .send()
+            .await
+            .unwrap();
+        let upload_id = created.upload_id().unwrap();
+        let keyed = with_customer_key!(
+            s3.upload_part()
+                .bucket(BUCKET)
+                .key(&target)
+                .upload_id(upload_id)
+                .part_number(1)
+                .body(ByteStream::from(bytes(KIB, 123))),
+            &key
+        )
+        .send()
+        .await;
+        assert_eq!(failure(keyed), (400, "InvalidRequest".to_owned()), "a key for a {name} upload");
+        let keyed_copy = with_customer_key!(
+            s3.upload_part_copy()
+                .bucket(BUCKET)
+                .key(&target)
+                .upload_id(upload_id)
+                .part_number(1)
+                .copy_source(format!("{BUCKET}/plain-source")),
+            &key
+        )
+        .send()
+        .await;
+        assert_eq!(failure(keyed_copy), (400, "InvalidRequest".to_owned()), "a key for a part copy of a {name} upload");
+        let parts = s3.list_parts().bucket(BUCKET).key(&target).upload_id(upload_id).send().await.unwrap();
+        assert!(parts.parts().is_empty(), "a refused part is not kept: {parts:?}");
+    }
 
     let verified = server.cli(&["verify"]);
     assert!(verified.status.success(), "verify passes what it cannot read: {verified:#?}");

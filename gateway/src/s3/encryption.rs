@@ -301,20 +301,14 @@ pub(super) fn completion_key<T>(gw: &Gateway, req: &S3Request<T>, upload: &Objec
 }
 
 /// The data key for a new part of the upload whose template is `upload`, wrapped as the upload
-/// is encrypted, whatever the part's request `asked` for ([`requested`]); for SSE-C the
-/// request must bring the upload's key.
+/// is encrypted, whatever the part's request `asked` for ([`requested`]), except that only an
+/// SSE-C upload takes a customer key, and it must be the upload's.
 ///
 /// # Errors
-/// For SSE-C, 400 `InvalidRequest` without the key and 403 `AccessDenied` for another; 500
-/// when a KMS key cannot be read.
+/// For SSE-C, 400 `InvalidRequest` without the key and 403 `AccessDenied` for another; 400
+/// `InvalidRequest` for a customer key on any other upload; 500 when a KMS key cannot be read.
 pub(super) fn part_key(gw: &Gateway, asked: Option<&Encryption>, upload: &ObjectContent) -> Result<Option<BlobKey>> {
     let encryption = match upload.encryption.as_deref() {
-        None if asked.and_then(Encryption::customer).is_some() => {
-            return Err(
-                s3_error!(InvalidRequest, "The encryption parameters are not applicable to this object.").into()
-            );
-        }
-        None => return Ok(None),
         Some(SSE_C) => {
             let Some(customer) = asked.and_then(Encryption::customer) else {
                 return Err(s3_error!(
@@ -328,6 +322,14 @@ pub(super) fn part_key(gw: &Gateway, asked: Option<&Encryption>, upload: &Object
             }
             Encryption::Customer(customer.clone())
         }
+        // A customer key on a part of any other upload would be ignored, the part kept under
+        // a key other than the one its caller believes guards it.
+        _ if asked.and_then(Encryption::customer).is_some() => {
+            return Err(
+                s3_error!(InvalidRequest, "The encryption parameters are not applicable to this object.").into()
+            );
+        }
+        None => return Ok(None),
         Some(SSE_KMS) => Encryption::Kms {
             key: upload.kms_key_id.clone().unwrap_or_default(),
             bucket_key: upload.bucket_key_enabled,
