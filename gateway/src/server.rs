@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -96,6 +96,15 @@ pub enum ServeError {
     /// The master key of server-side encryption could not be read or created.
     #[error(transparent)]
     Keys(#[from] crate::crypto::KeyRingError),
+    /// The master key file is missing while the registry holds data keys only it unwraps.
+    #[error(
+        "the master key file {path} is missing, but the registry holds objects encrypted under it (SSE-S3 or \
+         SSE-KMS): restore the file, or point encryption.master_key_file at it; a new key would leave them unreadable"
+    )]
+    MasterKeyMissing {
+        /// Where the key was looked for.
+        path: PathBuf,
+    },
     /// `server.admin_listen` could not be bound.
     #[error("cannot listen on {addr} (server.admin_listen): {source}")]
     AdminListen {
@@ -165,6 +174,27 @@ pub fn open_registry(config: &Config, path: &std::path::Path) -> Result<Registry
         Some(url) => Registry::open_shared(path, url.expose(), Arc::new(SystemClock)),
         None => Registry::open(path, Arc::new(SystemClock)),
     }
+}
+
+/// Opens the master key, creating it only where no data key needs an older one. On a registry
+/// of its own that holds SSE-S3 or SSE-KMS objects, a missing key file (moved away, or a
+/// mistyped `encryption.master_key_file`) would otherwise get a new key: every such object
+/// unreadable, and new ones wrapped under a key that the old file's return would not unwrap.
+/// A shared registry agrees on its key instead ([`agree_on_master_key`]).
+async fn open_master_key(config: &Config, registry: &Registry, registry_path: &Path) -> Result<KeyRing, ServeError> {
+    let path = config.master_key_path();
+    if let Some(keys) = KeyRing::open(&path)? {
+        return Ok(keys);
+    }
+    if config.registry.url.is_none()
+        && registry
+            .read(|conn| conn.holds_gateway_wrapped_keys())
+            .await
+            .map_err(|source| ServeError::Registry { path: registry_path.to_owned(), source })?
+    {
+        return Err(ServeError::MasterKeyMissing { path });
+    }
+    Ok(KeyRing::open_or_create(&path)?)
 }
 
 /// On a registry shared on PostgreSQL, makes sure that what this gateway encrypts the others
@@ -267,7 +297,8 @@ pub async fn serve_with_blobs(
         None => None,
     };
     let control = AccessControl::new(&config, &registry, root_account.id.clone())?;
-    let keys = KeyRing::open_or_create(&config.master_key_path())?.with_arns(&config.server.region, &root_account.id);
+    let keys =
+        open_master_key(&config, &registry, &registry_path).await?.with_arns(&config.server.region, &root_account.id);
     let keys: Arc<dyn KeyProvider> = Arc::new(
         agree_on_master_key(&config, &registry, keys)
             .await

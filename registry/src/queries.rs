@@ -83,6 +83,14 @@ pub trait Reads {
     /// The engine's errors.
     fn master_key(&self) -> Result<Option<String>>;
 
+    /// Whether any version or open upload is stored under SSE-S3 or SSE-KMS: data keys that
+    /// only the gateways' master key (or a KMS key it keeps) unwraps. A scan of every version,
+    /// for the rare start that finds no master key file.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn holds_gateway_wrapped_keys(&self) -> Result<bool>;
+
     /// The bucket's public access block, if it has one.
     ///
     /// # Errors

@@ -683,6 +683,34 @@ async fn a_rotated_master_key_leaves_every_object_readable_and_wraps_new_ones() 
     assert!(verified.status.success(), "verify unwraps with retired keys too: {verified:#?}");
 }
 
+#[tokio::test]
+async fn a_missing_master_key_file_stops_the_start_rather_than_making_another() {
+    let mut server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    let data = bytes(20 * KIB, 140);
+    put_encrypted(&s3, "sealed", &data).await;
+    server.kill();
+    // The key file moved away (or `encryption.master_key_file` mistyped): a new key would leave
+    // "sealed" unreadable, and what it wrapped unreadable once the file came back.
+    let key_file = server.data_dir().join("keys/master.key");
+    let kept = server.data_dir().join("master.key.kept");
+    std::fs::rename(&key_file, &kept).expect("move the key away");
+    let mut serve = tokio::process::Command::from(server.cli_command(&["serve", "--listen", "127.0.0.1:0"]));
+    serve.kill_on_drop(true);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), serve.output())
+        .await
+        .expect("serve must stop")
+        .expect("run serve");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "serve refuses to start: {stderr}");
+    assert!(stderr.contains("master key file") && stderr.contains(&key_file.display().to_string()), "{stderr}");
+    assert!(!key_file.exists(), "no new key was made");
+    std::fs::rename(&kept, &key_file).expect("put the key back");
+    server.restart().await;
+    assert_eq!(get(&server.s3(), BUCKET, "sealed").await, data, "readable with the key back");
+}
+
 async fn complete(s3: &aws_sdk_s3::Client, key: &str, upload_id: &str, parts: Vec<CompletedPart>) {
     s3.complete_multipart_upload()
         .bucket(BUCKET)

@@ -891,6 +891,17 @@ impl Reads for Connection {
             .optional()?)
     }
 
+    fn holds_gateway_wrapped_keys(&self) -> Result<bool> {
+        Ok(self
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM object_versions
+                                WHERE json_extract(content, '$.encryption') IN ('AES256', 'aws:kms'))
+                     OR EXISTS (SELECT 1 FROM multipart_uploads
+                                WHERE json_extract(template, '$.template.encryption') IN ('AES256', 'aws:kms'))",
+            )?
+            .query_row([], |row| row.get(0))?)
+    }
+
     fn public_access_block(&self, bucket: &str) -> Result<Option<PublicAccessBlock>> {
         Ok(self
             .prepare_cached(
