@@ -177,16 +177,18 @@ impl RawRequest {
 
     /// Signs the request in its headers for a signed streaming upload of `body` as of `time`,
     /// then writes `body` aws-chunked, each chunk signed in a chain seeded by the request's
-    /// own signature. `Content-Encoding`, `x-amz-decoded-content-length`, `x-amz-trailer`
-    /// and `Content-Length` are set and signed, as the Java SDKs do.
+    /// own signature. `Content-Encoding` (`aws-chunked`, unless the request has one, such as
+    /// `aws-chunked,gzip`), `x-amz-decoded-content-length`, `x-amz-trailer` and
+    /// `Content-Length` are set and signed, as the Java SDKs do.
     ///
     /// # Panics
     /// When `aws-sigv4` refuses the request.
     #[must_use]
     pub fn sign_streaming(mut self, key: Key<'_>, time: SystemTime, body: &SignedChunks) -> Self {
-        self = self
-            .header("content-encoding", "aws-chunked")
-            .header("x-amz-decoded-content-length", &body.decoded_len().to_string());
+        if !self.headers.iter().any(|(name, _)| name == "content-encoding") {
+            self = self.header("content-encoding", "aws-chunked");
+        }
+        self = self.header("x-amz-decoded-content-length", &body.decoded_len().to_string());
         if !body.trailers.is_empty() {
             let names: Vec<&str> = body.trailers.iter().map(|(n, _)| n.as_str()).collect();
             self = self.header("x-amz-trailer", &names.join(","));

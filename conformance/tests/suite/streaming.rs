@@ -92,7 +92,18 @@ async fn signed_streaming_puts_store_the_decoded_bytes(server: &Server) {
         if key == "crc32-trailer" {
             assert_eq!(content["checksums"]["CRC32"], crc, "{key}: the trailer's checksum is recorded");
         }
+        // `aws-chunked` framed the request, not the object: neither kept nor served.
+        assert_eq!(content["headers"].get("content-encoding"), None, "{key}: {content}");
+        let head = server.s3().head_object().bucket(BUCKET).key(key).send().await.expect("head");
+        assert_eq!(head.content_encoding(), None, "{key}");
     }
+    // A coding of the object beside the framing is kept, without the framing.
+    let body = SignedChunks::new(&chunks);
+    let request = server.request("PUT", &object_path("gzip")).header("content-encoding", "aws-chunked,gzip");
+    assert_ok(&server.send(&request.sign_streaming(ROOT, SystemTime::now(), &body)).await, "gzip");
+    let got = server.s3().get_object().bucket(BUCKET).key("gzip").send().await.expect("get");
+    assert_eq!(got.content_encoding(), Some("gzip"));
+    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), &data[..]);
 }
 
 async fn signed_streaming_parts_complete_into_the_decoded_bytes(server: &Server) {
@@ -249,6 +260,8 @@ async fn sdk_file_uploads_store_the_decoded_bytes(server: &Server) {
     let events = server.object_events(BUCKET, "file");
     let content = &events::version(of_type(&events, "v1.object.put")[0])["content"];
     assert_eq!((&content["size"], &content["blake3"]), (&json!(data.len()), &json!(blake3_hex(&data))));
+    let head = s3.head_object().bucket(BUCKET).key("file").send().await.expect("head");
+    assert_eq!(head.content_encoding(), None, "the SDK's aws-chunked framing is not the object's coding");
 
     let part = bytes(MIN_PART + 17, 8);
     let upload = s3.create_multipart_upload().bucket(BUCKET).key("file-part").send().await.expect("create");

@@ -496,7 +496,7 @@ macro_rules! object_output {
             ),
             content_encoding: override_or(
                 input.response_content_encoding.clone(),
-                wire::header(content, "content-encoding"),
+                wire::header(content, "content-encoding").and_then(|coding| wire::content_coding(&coding)),
             ),
             content_language: override_or(
                 input.response_content_language.clone(),

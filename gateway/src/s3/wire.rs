@@ -161,11 +161,26 @@ pub fn stored_headers(
     let values = [
         cache_control.cloned(),
         content_disposition.cloned(),
-        content_encoding.cloned(),
+        content_encoding.and_then(|coding| content_coding(coding)),
         content_language.cloned(),
         expires,
     ];
     STORED_HEADERS.iter().zip(values).filter_map(|(name, value)| Some(((*name).to_owned(), value?))).collect()
+}
+
+/// A `Content-Encoding` as a version keeps and serves it: without `aws-chunked`, which frames
+/// a request's body in transit (SigV4 streaming) rather than coding the object; S3 neither
+/// stores nor returns it, so a client reading the object does not try to decode it. `None`
+/// when nothing else is left. Also applied when serving, to versions stored before.
+#[must_use]
+pub fn content_coding(value: &str) -> Option<String> {
+    let is_framing = |coding: &str| coding.trim().eq_ignore_ascii_case("aws-chunked");
+    if !value.split(',').any(is_framing) {
+        return Some(value.to_owned());
+    }
+    let kept: Vec<&str> =
+        value.split(',').map(str::trim).filter(|coding| !coding.is_empty() && !is_framing(coding)).collect();
+    (!kept.is_empty()).then(|| kept.join(","))
 }
 
 /// The stored header `name` of a version.
