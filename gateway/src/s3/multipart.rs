@@ -930,7 +930,7 @@ pub(super) async fn complete_multipart_upload(
         if reads_back(&numbers, &selected_parts, full_object_algorithm) {
             return Err(s3_error!(
                 InvalidRequest,
-                "The multipart upload initiate requested encryption. Subsequent part requests must include the appropriate encryption parameters."
+                "The parts of this upload are encrypted with a customer-provided key, and completing it reads them back: the request must include that key."
             )
             .into());
         }
