@@ -522,9 +522,6 @@ impl AccessControl {
     }
 }
 
-/// The largest XML document a request may carry (see [`s3_service`]).
-const MAX_XML_BODY: usize = 8 << 20;
-
 /// The s3s service for `config`, storing bytes in `blobs` (encrypted under `keys` where asked): authentication over the configured
 /// users, virtual-host style when `server.base_domain` is set, and the registry API (signed
 /// like S3 requests) when `api` is given.
@@ -546,12 +543,10 @@ pub fn s3_service(
     let base_domain = config.server.base_domain.clone();
     // s3s holds a form upload's fields and file in memory (20 MB and 5 GB by default):
     // bounded here. It also reads a request's XML document whole before anyone is asked
-    // whether the request may run (20 MB by default): 8 MiB holds the largest S3 takes (a
-    // DeleteObjects of 1,000 keys of 1,024 characters each escaped to six, 6.3 MB; a
-    // completion of 10,000 parts with all their checksums, 4.5 MB; a lifecycle of 1,000 rules
-    // at their longest, 5.7 MB). Past it s3s answers 400 `MaxMessageLengthExceeded`.
+    // whether the request may run (20 MB by default): bounded as the request checks bound a
+    // declared length, for one that declares none.
     let mut s3s_config = s3s::config::S3Config::default();
-    s3s_config.xml_max_body_size = MAX_XML_BODY;
+    s3s_config.xml_max_body_size = crate::auth::request_checks::MAX_DOCUMENT_BODY;
     s3s_config.post_object_max_file_size = config.server.max_post_object_bytes;
     s3s_config.form_max_fields_size = crate::post_form::MAX_FIELDS_BYTES;
     let s3s_config = s3s::config::StaticConfigProvider::new(Arc::new(s3s_config));

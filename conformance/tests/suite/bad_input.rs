@@ -32,6 +32,7 @@ over_http_and_https!(
     wrong_trailer_checksums_are_bad_digests,
     malformed_xml_is_refused,
     delete_objects_over_1000_keys_is_malformed,
+    documents_over_8_mib_are_refused_at_their_head,
     unknown_upload_ids_are_no_such_upload,
     malformed_version_ids_are_invalid_arguments,
     completion_with_parts_out_of_order_or_missing_is_refused,
@@ -500,6 +501,38 @@ async fn malformed_xml_is_refused(server: &Server) {
     assert!(s3.head_object().bucket(BUCKET).key("kept").send().await.is_ok(), "DeleteObjects deleted nothing");
     let uploads = s3.list_multipart_uploads().bucket(BUCKET).send().await.expect("uploads");
     assert_eq!(uploads.uploads().len(), 1, "the upload is still open");
+}
+
+/// A document declared longer than any S3 takes is refused from its head, before a byte of it
+/// is read: each request below declares 9 MiB and sends a few bytes, then ends its stream.
+async fn documents_over_8_mib_are_refused_at_their_head(server: &Server) {
+    let before = with_bucket(server).await;
+    let s3 = server.s3();
+    s3.put_object().bucket(BUCKET).key("kept").body(ByteStream::from_static(b"kept")).send().await.expect("put");
+    let upload = s3.create_multipart_upload().bucket(BUCKET).key("big").send().await.expect("create");
+    let upload_id = upload.upload_id().expect("upload id").to_owned();
+    let after_setup = server.events().len();
+    assert_eq!(after_setup, before + 2);
+    let declared = (9 << 20).to_string();
+    let requests = [
+        ("DeleteObjects", "POST", format!("/{BUCKET}?delete")),
+        ("CompleteMultipartUpload", "POST", format!("{}?uploadId={upload_id}", object_path("big"))),
+        ("PutObjectTagging", "PUT", format!("{}?tagging", object_path("kept"))),
+        ("PutBucketPolicy", "PUT", format!("/{BUCKET}?policy")),
+    ];
+    for (what, method, target) in requests {
+        let request = server
+            .request(method, &target)
+            .header("content-length", &declared)
+            .body(b"<Delete>".to_vec())
+            .sign(ROOT, SystemTime::now(), Payload::Unsigned);
+        let response = server.try_send(&request, true).await.expect("an answer").expect("a response");
+        assert_refused(&response, 400, "MaxMessageLengthExceeded", what);
+    }
+    server.assert_no_new_events(after_setup, "documents over 8 MiB");
+    // An object's bytes of that length are no document: a PUT of 9 MiB is stored.
+    let data = bytes(9 << 20, 41);
+    s3.put_object().bucket(BUCKET).key("large").body(ByteStream::from(data.clone())).send().await.expect("put 9 MiB");
 }
 
 async fn delete_objects_over_1000_keys_is_malformed(server: &Server) {
