@@ -464,15 +464,20 @@ impl<'a> AuthorizationV4<'a> {
     }
 }
 
-/// Every `x-amz-*` header must be in `signed` (`a;b;c`), or its value is the sender's, not the
-/// signer's. Names compare exactly: s3s looks signed headers up by their lower-case name, so a
-/// differently spelt entry would not cover the header.
+/// `Host` and every `x-amz-*` header must be in `signed` (`a;b;c`), or its value is the
+/// sender's, not the signer's: an unsigned `Host` would let one signature be replayed on every
+/// bucket of a virtual-hosted endpoint, and SigV4 requires it signed. Names compare exactly:
+/// s3s looks signed headers up by their lower-case name, so a differently spelt entry would not
+/// cover the header.
 fn check_signed_headers(headers: &HeaderMap, signed: &str) -> Result<(), Refusal> {
     let signed: Vec<&str> = signed.split(';').collect();
+    // Over HTTP/2 the host is the request's authority, not a header; it is signed all the same.
+    let host_unsigned = (!signed.contains(&"host")).then_some("host");
     let mut unsigned: Vec<&str> = headers
         .keys()
         .map(http::HeaderName::as_str)
         .filter(|name| name.starts_with("x-amz-") && *name != MAY_BE_UNSIGNED && !signed.contains(name))
+        .chain(host_unsigned)
         .collect();
     if unsigned.is_empty() {
         return Ok(());
