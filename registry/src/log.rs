@@ -194,6 +194,14 @@ pub fn catch_up(log: &Connection, views: &Connection) -> Result<Replayed> {
     let applied = stored_views::applied(views)?;
     let head = ChainHead::load(log)?.sequence;
     if applied > head {
+        // Said loudly: the same holds for a log whose newest events were deleted, which only
+        // a signed checkpoint beyond its end proves.
+        tracing::error!(
+            views_applied = applied,
+            log_ends_at = head,
+            "the views had applied events the log no longer holds: rebuilt from the log; \
+             if no older backup of the log was restored, its newest events were deleted (run `verify`)"
+        );
         return replay_in(log, views, u64::MAX, |_| {});
     }
     apply_since(log, views, applied, head, views::Deferred::gathering(), |_| {})

@@ -160,6 +160,32 @@ async fn plain_verify_catches_a_rewritten_or_truncated_log_from_the_gateways_own
     assert!(truncated.stdout.contains("the log was truncated"), "{truncated:?}");
 }
 
+/// The newest events deleted while the gateway runs: it takes no further write (which would
+/// chain after the gap and hide it), and `/_ready` fails, rather than carrying on from the
+/// shorter log as if the acknowledged writes had never been.
+#[tokio::test]
+async fn a_running_gateway_takes_no_write_once_its_newest_events_are_deleted() {
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("ledger").send().await.expect("bucket");
+    let put =
+        |key: &'static str| s3.put_object().bucket("ledger").key(key).body(ByteStream::from_static(b"entry")).send();
+    put("a").await.expect("put a");
+    put("b").await.expect("put b");
+    assert_eq!(ready(&server).await.0, 200);
+    let deleted_from = server.object_events("ledger", "b")[0].sequence;
+    let log = rusqlite::Connection::open(server.registry_path()).expect("open the log");
+    log.execute("DELETE FROM events WHERE seq >= ?1", [deleted_from]).expect("delete the newest events");
+
+    assert_eq!(failure(put("c").await), (500, "InternalError".to_owned()), "a write after the deletion");
+    let newest: u64 = log.query_row("SELECT MAX(seq) FROM events", [], |row| row.get(0)).expect("the log's end");
+    assert_eq!(newest, deleted_from - 1, "nothing was chained after the gap");
+    drop(log);
+    let (status, body) = ready(&server).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(server.log().contains("the log no longer holds the events this writer committed"), "{}", server.log());
+}
+
 /// The run's configuration with a checkpoint every second, each uploaded to `url` on `vault`
 /// (a gateway standing in for an upstream S3) with the standard `AWS_*` variables.
 fn copying_checkpoints_to(vault: &Server, url: &str) -> Vec<(String, String)> {

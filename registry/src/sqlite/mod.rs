@@ -185,12 +185,16 @@ enum BatchError {
     /// This registry could not commit (a full disk, views that cannot be caught up, a clock
     /// that disagrees with the shared log's).
     Local(String),
+    /// The log no longer holds the events this writer committed, from this sequence: no retry
+    /// helps, and the client must not be told to retry.
+    ChainBroken(u64),
 }
 
 impl BatchError {
     fn of(error: &Error) -> Self {
         match error {
             Error::Postgres(_) | Error::SharedLogUnreachable(_) => Self::SharedLog(error.to_string()),
+            Error::ChainBroken { sequence } => Self::ChainBroken(*sequence),
             _ => Self::Local(error.to_string()),
         }
     }
@@ -200,6 +204,7 @@ impl std::fmt::Display for BatchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::SharedLog(reason) | Self::Local(reason) => f.write_str(reason),
+            Self::ChainBroken(sequence) => write!(f, "event chain broken at sequence {sequence}"),
         }
     }
 }
@@ -209,6 +214,7 @@ impl From<BatchError> for Error {
         match failure {
             BatchError::SharedLog(reason) => Error::SharedLogUnreachable(reason),
             BatchError::Local(reason) => Error::CommitFailed(reason),
+            BatchError::ChainBroken(sequence) => Error::ChainBroken { sequence },
         }
     }
 }
@@ -1139,8 +1145,12 @@ fn run_writer(
             }
             Err((completions, reason)) => {
                 tracing::error!(%reason, "registry commit failed");
-                // The transaction rolled back: the chain continues from what is on disk.
-                head = ChainHead::load(&conns.log).unwrap_or(head);
+                // The transaction rolled back: the chain continues from what is on disk; but
+                // not from a log that lost this writer's head, which every batch refuses
+                // until the log is restored.
+                if !matches!(reason, BatchError::ChainBroken(_)) {
+                    head = ChainHead::load(&conns.log).unwrap_or(head);
+                }
                 // Events on disk that readers were never told of (another process's, or this
                 // batch's if its COMMIT landed but reported an error): the next batch will
                 // chain from them with nothing to catch up, so it is told here to drop what
@@ -1554,6 +1564,11 @@ const BULK_CATCH_UP: u64 = 1024;
 /// Moves `head` to the log's last event when another writer appended after it, and applies
 /// to the views whatever committed events they lack. A bulk catch-up enlarges the caches and
 /// sets `bulk_cache`; the writer shrinks them again after the batch commits.
+///
+/// Another writer only appends: a log that no longer holds `head` (its newest events
+/// deleted, or rewritten behind the registry's back) is refused, [`Error::ChainBroken`] at
+/// `head`, rather than taken as the new end of the chain, which would drop acknowledged
+/// writes without a word and chain new events after the gap.
 fn catch_up_with_log(
     log_conn: &Connection,
     views_conn: &Connection,
@@ -1561,6 +1576,15 @@ fn catch_up_with_log(
     bulk_cache: &mut bool,
 ) -> Result<()> {
     let on_disk = ChainHead::load(log_conn)?;
+    if on_disk != *head && head.sequence > 0 && log::hash_at(log_conn, head.sequence)? != Some(head.hash) {
+        tracing::error!(
+            head = head.sequence,
+            log_ends_at = on_disk.sequence,
+            "the log no longer holds the events this writer committed: it was truncated or rewritten; \
+             no write is taken (run `verify`)"
+        );
+        return Err(Error::ChainBroken { sequence: head.sequence });
+    }
     let applied = views::applied(views_conn)?;
     if on_disk != *head || applied != on_disk.sequence {
         if on_disk.sequence.saturating_sub(applied) > BULK_CATCH_UP && !*bulk_cache {
