@@ -329,3 +329,51 @@ async fn object_history_of_a_deleted_key_shows_its_writes_reads_and_deletions() 
     assert_eq!(never.status.code(), Some(2), "a key the log never mentions is an error");
     assert!(String::from_utf8_lossy(&never.stderr).contains("never written"));
 }
+
+/// A copy reads its source on its caller's behalf, as a GET would: CopyObject and
+/// UploadPartCopy each leave a record of the source version read, with the bytes (and the
+/// range) they took, so the source's readers include whoever copied it.
+#[tokio::test]
+async fn copies_record_a_read_of_their_source() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "copies").await;
+    let data = bytes(100_000, 5);
+    put(&s3, "copies", "source", &data).await;
+    s3.copy_object().bucket("copies").key("whole").copy_source("copies/source").send().await.expect("copy");
+    let upload = s3.create_multipart_upload().bucket("copies").key("parted").send().await.expect("create");
+    s3.upload_part_copy()
+        .bucket("copies")
+        .key("parted")
+        .upload_id(upload.upload_id().expect("upload id"))
+        .part_number(1)
+        .copy_source("copies/source")
+        .copy_source_range("bytes=10-1009")
+        .send()
+        .await
+        .expect("part copy");
+    wait_for_retrievals(&server, "copies", "source", 2).await;
+    let events = server.object_events("copies", "source");
+    let reads: Vec<(&str, &Value, &Value, &str)> = events
+        .iter()
+        .filter(|event| event.event_type == "v1.object.retrieved")
+        .map(|event| {
+            (
+                event.actor.as_str(),
+                &event.payload["method"],
+                &event.payload["bytes"],
+                event.payload["range"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reads,
+        [
+            (ACCESS_KEY, &Value::from("COPY"), &Value::from(100_000), ""),
+            (ACCESS_KEY, &Value::from("COPY_PART"), &Value::from(1_000), "bytes=10-1009"),
+        ]
+    );
+    // The copy's own object records no read of itself.
+    let copied = server.object_events("copies", "whole");
+    assert!(copied.iter().all(|event| event.event_type != "v1.object.retrieved"), "{copied:?}");
+}

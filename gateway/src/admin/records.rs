@@ -130,23 +130,52 @@ pub fn access_log_line(record: &RetrievalRecord) -> String {
         },
     );
     let key = encode(&record.key);
-    let status = if record.range.is_some() { 206 } else { 200 };
-    let operation = if record.method == "HEAD" { "REST.HEAD.OBJECT" } else { "REST.GET.OBJECT" };
+    let read = Read::of(&record.method);
+    let status = if record.range.is_some() && read.http_method.is_some() { 206 } else { 200 };
     let version = if record.version_id == "null" { "-" } else { record.version_id.as_str() };
+    // A copy's request named its destination, which the record of its source's read does not
+    // keep: its Request-URI is left out.
+    let request = match read.http_method {
+        Some(method) => format!("\"{method} /{}/{key} HTTP/1.1\"", record.bucket),
+        None => "-".to_owned(),
+    };
     format!(
-        "- {bucket} {time} {ip} {requester} {request_id} {operation} {key} \"{method} /{bucket}/{key} HTTP/1.1\" \
+        "- {bucket} {time} {ip} {requester} {request_id} {operation} {key} {request} \
          {status} - {bytes} - - - \"-\" \"{agent}\" {version} - SigV4 - AuthHeader - - - -",
         bucket = record.bucket,
         ip = record.context.source_addr.as_deref().map_or("-", strip_port),
         requester = record.actor,
         request_id = record.context.request_id.as_deref().unwrap_or("-"),
-        method = record.method,
+        operation = read.access_log,
         bytes = if record.bytes == 0 { "-".to_owned() } else { record.bytes.to_string() },
         agent = record.context.user_agent.as_deref().unwrap_or("-").replace('"', "\\\""),
     )
 }
 
-/// A retrieval record as a CloudTrail data event record (`GetObject` / `HeadObject`).
+/// How each kind of read a retrieval record names (its `method`) is told in AWS's logs.
+struct Read {
+    /// The server access log's operation.
+    access_log: &'static str,
+    /// CloudTrail's event name.
+    cloudtrail: &'static str,
+    /// The HTTP method of the request that read, for a read of the object itself.
+    http_method: Option<&'static str>,
+}
+
+impl Read {
+    fn of(method: &str) -> Self {
+        let (access_log, cloudtrail, http_method) = match method {
+            "HEAD" => ("REST.HEAD.OBJECT", "HeadObject", Some("HEAD")),
+            "COPY" => ("REST.COPY.OBJECT_GET", "CopyObject", None),
+            "COPY_PART" => ("REST.COPY.PART_GET", "UploadPartCopy", None),
+            _ => ("REST.GET.OBJECT", "GetObject", Some("GET")),
+        };
+        Self { access_log, cloudtrail, http_method }
+    }
+}
+
+/// A retrieval record as a CloudTrail data event record (`GetObject`, `HeadObject`, or the
+/// `CopyObject` / `UploadPartCopy` that read the object as a copy's source).
 /// `eventID` is derived from the recording event's hash, so it is stable across exports.
 #[must_use]
 pub fn cloudtrail_record(record: &RetrievalRecord, region: &str) -> Value {
@@ -158,7 +187,7 @@ pub fn cloudtrail_record(record: &RetrievalRecord, region: &str) -> Value {
         // CloudTrail's times have whole seconds.
         "eventTime": rfc3339(record.created_at - record.created_at.rem_euclid(1000)).replace(".000Z", "Z"),
         "eventSource": "s3.amazonaws.com",
-        "eventName": if record.method == "HEAD" { "HeadObject" } else { "GetObject" },
+        "eventName": Read::of(&record.method).cloudtrail,
         "awsRegion": region,
         "sourceIPAddress": record.context.source_addr.as_deref().map(strip_port),
         "userAgent": record.context.user_agent,
@@ -244,6 +273,17 @@ mod tests {
              \"GET /b/dir/a%20b.txt HTTP/1.1\" 200 - 5 - - - \"-\" \"curl/8\" - - SigV4 - AuthHeader - - - -"
         );
         assert!(access_log_line(&record(Some("bytes 0-4/10"))).contains("\" 206 - 5 "));
+    }
+
+    #[test]
+    fn a_copys_read_of_its_source_is_logged_as_aws_logs_it() {
+        let copied = RetrievalRecord { method: "COPY_PART".to_owned(), ..record(Some("bytes=0-4")) };
+        let line = access_log_line(&copied);
+        assert!(line.contains(" REST.COPY.PART_GET dir/a%20b.txt - 200 - 5 "), "{line}");
+        assert_eq!(cloudtrail_record(&copied, "us-east-1")["eventName"], "UploadPartCopy");
+        let whole = RetrievalRecord { method: "COPY".to_owned(), ..record(None) };
+        assert!(access_log_line(&whole).contains(" REST.COPY.OBJECT_GET "));
+        assert_eq!(cloudtrail_record(&whole, "us-east-1")["eventName"], "CopyObject");
     }
 
     #[test]

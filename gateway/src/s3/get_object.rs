@@ -389,7 +389,7 @@ impl<S> Drop for RecordedBody<S> {
 }
 
 /// Queues the retrieval record of a version; never delays or fails the read.
-fn record_retrieval(
+pub(super) fn record_retrieval(
     registry: &Registry,
     caller: Caller,
     version: VersionRef,
@@ -428,7 +428,7 @@ async fn require_recordable(gw: &Gateway) -> Result<()> {
     Ok(())
 }
 
-fn version_ref(version: &ObjectVersion) -> VersionRef {
+pub(super) fn version_ref(version: &ObjectVersion) -> VersionRef {
     VersionRef { bucket: version.bucket.clone(), key: version.key.clone(), version_id: version.version_id.clone() }
 }
 

@@ -24,7 +24,7 @@ use super::bucket::require_bucket;
 use super::checksum::ExpectedChecksums;
 use super::encryption::Encryption;
 use super::error::{Error, Result};
-use super::get_object::{checked_read, read_parts};
+use super::get_object::{self, checked_read, read_parts};
 use super::integrity;
 use super::object::{
     BodyRole, Placed, check_copy_conditions, copy_as_read, keep_part_hashes, place, record_placed, source_read_failure,
@@ -362,6 +362,13 @@ async fn part_copy_as_read(
     };
     let target = (input.bucket.as_str(), input.key.as_str(), input.upload_id.as_str());
     let event = record_part(gw, caller(req), target, placed, (number, part)).await?;
+    // The range of the source read on the caller's behalf, as a GET of it would be (AWS logs
+    // REST.COPY.PART_GET): the part's own event does not name its source.
+    if gw.records_retrievals() {
+        let read = get_object::version_ref(&source);
+        let range = input.copy_source_range.clone();
+        get_object::record_retrieval(&gw.registry, caller(req), read, "COPY_PART", length, range);
+    }
     let sse =
         encryption::answer(gw.keys.as_ref(), &upload.created.template, asked.as_ref().and_then(Encryption::customer));
     Ok(S3Response::new(UploadPartCopyOutput {

@@ -20,7 +20,7 @@ use super::checksum::ExpectedChecksums;
 use super::encryption::Encryption;
 use super::error::{Error, Result};
 use super::lookup::{OnDeleteMarker, named_version};
-use super::{Gateway, Stored, acl, caller, encryption, inline, wire};
+use super::{Gateway, Stored, acl, caller, encryption, get_object, inline, wire};
 use crate::backend::{BlobError, PlacedBlob, StagedBlob, StoreUpload};
 use crate::clock;
 use crate::crypto::{BlobKey, CustomerKey};
@@ -418,7 +418,7 @@ pub(super) async fn copy_as_read<T>(
 /// no damage, and the copy answers as one made a moment later would
 /// ([`registry::Error::CopySourceChanged`], see [`copy_as_read`]).
 pub(super) async fn source_read_failure(gw: &Gateway, source: &ObjectVersion, err: BlobError) -> Error {
-    if !super::get_object::went_while_read(gw, source, &err, "a copy").await {
+    if !get_object::went_while_read(gw, source, &err, "a copy").await {
         return err.into();
     }
     registry::Error::CopySourceChanged.into()
@@ -544,6 +544,12 @@ async fn copy_source_as_read(gw: &Gateway, req: &S3Request<CopyObjectInput>) -> 
         }
     };
     super::object_lock::protect_new_version(gw, &req.input.bucket, &req.input.key, &recorded, legal_hold).await?;
+    // The copy read the source on its caller's behalf, as a GET would: recorded as such, so
+    // the source's readers include those who copied it (AWS logs REST.COPY.OBJECT_GET).
+    if gw.records_retrievals() {
+        let read = get_object::version_ref(&source);
+        get_object::record_retrieval(&gw.registry, caller(req), read, "COPY", source.content.size, None);
+    }
     let output = CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(wire::etag(&etag)),
@@ -586,7 +592,7 @@ async fn store_encrypted_copy(
             let span = (0, size - 1);
             // The source's version was read before its bytes: gc may have taken them since,
             // with the source deleted or replaced (see `source_read_failure`).
-            match super::get_object::checked_read(gw, caller, source, None, span, None, source_key).await {
+            match get_object::checked_read(gw, caller, source, None, span, None, source_key).await {
                 Err(Error::Blob(err)) => return Err(source_read_failure(gw, source, err).await),
                 checked => read.body(checked?),
             }

@@ -345,7 +345,8 @@ pub struct Retrieved {
     /// The version read.
     #[serde(flatten)]
     pub version: VersionRef,
-    /// `GET` or `HEAD`.
+    /// `GET` or `HEAD`; `COPY` for the source of a CopyObject, `COPY_PART` for the range of
+    /// the source an UploadPartCopy read.
     pub method: String,
     /// Bytes sent in the response body.
     pub bytes: u64,
