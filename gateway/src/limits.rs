@@ -1,6 +1,8 @@
-//! Bounds on what clients can make the server hold: connections that sit idle, request
-//! bodies that stop arriving, and uploads in progress.
+//! Bounds on what clients can make the server hold: open connections, connections that sit
+//! idle, request bodies that stop arriving, and uploads in progress.
 //!
+//! - [`ConnectionSlots`]: at most `server.max_connections` connections open at once, and
+//!   `server.max_connections_per_client` from one client (closed at once past either).
 //! - [`ConnectionActivity`]: the requests in progress on one connection, so the server can
 //!   close a connection (HTTP/1 or HTTP/2) that has had none for `server.idle_timeout`.
 //! - [`IdleTimeoutBody`]: a request body that fails with [`BodyIdle`] when less than 4 KiB
@@ -240,25 +242,68 @@ impl Drop for Share {
     }
 }
 
+/// Why a [`SharedBudget`] gave no units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Every unit is taken.
+    Full,
+    /// The client would pass its share.
+    ClientShare,
+}
+
 impl SharedBudget {
     fn new(total: u32, per_client: u32) -> Self {
         Self { units: Arc::new(Semaphore::new(total as usize)), per_client, held: Arc::default() }
     }
 
-    /// `units` for a request from `client` (`None`: a connection with no peer address, such
-    /// as a test's), or `None` when they are not free or the client would pass its share.
-    fn try_take(&self, client: Option<IpAddr>, units: u32) -> Option<Share> {
+    /// `units` for a request from `client` (`None`: not counted against a client, such as a
+    /// test's connection with no peer address), or why not.
+    fn try_take(&self, client: Option<IpAddr>, units: u32) -> Result<Share, Refused> {
+        let take = || Arc::clone(&self.units).try_acquire_many_owned(units).map_err(|_| Refused::Full);
         let Some(client) = client.map(ClientKey::from) else {
-            let permit = Arc::clone(&self.units).try_acquire_many_owned(units).ok()?;
-            return Some(Share { _permit: permit, client: None });
+            return Ok(Share { _permit: take()?, client: None });
         };
         let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if held.get(&client).copied().unwrap_or(0).saturating_add(units) > self.per_client {
-            return None;
+            return Err(Refused::ClientShare);
         }
-        let permit = Arc::clone(&self.units).try_acquire_many_owned(units).ok()?;
+        let permit = take()?;
         *held.entry(client).or_default() += units;
-        Some(Share { _permit: permit, client: Some((client, units, Arc::clone(&self.held))) })
+        Ok(Share { _permit: permit, client: Some((client, units, Arc::clone(&self.held))) })
+    }
+}
+
+/// At most `server.max_connections` connections open at once, and
+/// `server.max_connections_per_client` of them from one client: a client that opens
+/// connections and sends nothing, or a header line now and then, holds its share and never
+/// the whole pool.
+#[derive(Debug, Clone)]
+pub struct ConnectionSlots(SharedBudget);
+
+/// One open connection's slot, given back when dropped.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    _share: Share,
+}
+
+impl ConnectionSlots {
+    /// `capacity` connections at once, `per_client` of them from one client.
+    #[must_use]
+    pub fn new(capacity: usize, per_client: usize) -> Self {
+        let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
+        Self(SharedBudget::new(capacity, u32::try_from(per_client).unwrap_or(u32::MAX)))
+    }
+
+    /// A slot for a connection from `client` (`None`: not counted against a client, as a
+    /// trusted proxy's connections are not: every client behind it comes from its address),
+    /// or which bound refused it.
+    ///
+    /// # Errors
+    ///
+    /// [`Refused::ClientShare`] when the client holds its share, else [`Refused::Full`] when
+    /// every slot is taken.
+    pub fn try_take(&self, client: Option<IpAddr>) -> Result<ConnectionSlot, Refused> {
+        self.0.try_take(client, 1).map(|share| ConnectionSlot { _share: share })
     }
 }
 
@@ -285,7 +330,7 @@ impl UploadSlots {
     /// holds its share.
     #[must_use]
     pub fn try_take(&self, client: Option<IpAddr>) -> Option<UploadSlot> {
-        self.0.try_take(client, 1).map(|share| UploadSlot { _share: share })
+        self.0.try_take(client, 1).ok().map(|share| UploadSlot { _share: share })
     }
 
     /// Whether every slot is taken.
@@ -330,7 +375,7 @@ impl FormMemory {
     pub fn try_reserve(&self, client: Option<IpAddr>, length: Option<u64>) -> Option<FormReservation> {
         let bytes = length.map_or(self.largest_form, |length| length.min(self.largest_form));
         let units = kib(bytes).min(self.kib.per_client);
-        self.kib.try_take(client, units).map(|share| FormReservation { _share: share })
+        self.kib.try_take(client, units).ok().map(|share| FormReservation { _share: share })
     }
 }
 
@@ -463,6 +508,23 @@ mod tests {
         assert_eq!(slots.0.held.lock().unwrap().len(), 1, "a client with no slot left is forgotten");
         drop(v6);
         assert!(slots.0.held.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn connections_past_the_clients_share_or_the_pool_say_which() {
+        let slots = ConnectionSlots::new(3, 2);
+        let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        let held = [slots.try_take(ip("192.0.2.1")).unwrap(), slots.try_take(ip("192.0.2.1")).unwrap()];
+        assert_eq!(slots.try_take(ip("192.0.2.1")).unwrap_err(), Refused::ClientShare);
+        let other = slots.try_take(ip("2001:db8::1")).unwrap();
+        assert_eq!(slots.try_take(ip("192.0.2.2")).unwrap_err(), Refused::Full);
+        // A connection not counted against a client (a trusted proxy's) still needs a slot.
+        assert_eq!(slots.try_take(None).unwrap_err(), Refused::Full);
+        drop(other);
+        let proxied = [slots.try_take(None).unwrap()];
+        drop((held, proxied));
+        assert!(slots.0.held.lock().unwrap().is_empty());
+        let _uncounted: Vec<_> = (0..3).map(|_| slots.try_take(None).unwrap()).collect();
     }
 
     #[test]
