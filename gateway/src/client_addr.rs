@@ -110,7 +110,8 @@ pub struct TrustedProxies(Vec<IpNet>);
 impl TrustedProxies {
     /// Whether `ip` (IPv4 when it was IPv4-mapped) is in a listed block: an IPv6 block holds
     /// the IPv4 addresses whose mapped forms it holds (`::ffff:10.0.0.0/104`, `::/64`).
-    fn contains(&self, ip: IpAddr) -> bool {
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
         let mapped = match ip {
             IpAddr::V4(v4) => Some(IpAddr::V6(v4.to_ipv6_mapped())),
             IpAddr::V6(_) => None,

@@ -92,6 +92,11 @@ pub struct ServerConfig {
     pub body_idle_timeout: u64,
     /// Open connections at most; connections accepted past it are closed at once.
     pub max_connections: usize,
+    /// Of those, how many one client may hold open at once (by address: an IPv6 client by its
+    /// /64); its connections past it are closed at once. A client that opens connections and
+    /// sends nothing then holds a share of them, never all. A trusted proxy's connections are
+    /// not counted per client: every client behind it comes from its address.
+    pub max_connections_per_client: usize,
     /// Object and part uploads in progress at most; more are refused with 503 `SlowDown`.
     pub max_concurrent_uploads: usize,
     /// Of those, how many one client may hold at once (by address: an IPv6 client by its
@@ -131,6 +136,7 @@ impl Default for ServerConfig {
             header_read_timeout: 30,
             body_idle_timeout: 20,
             max_connections: 4096,
+            max_connections_per_client: 256,
             max_concurrent_uploads: 256,
             max_concurrent_uploads_per_client: 64,
             max_post_object_bytes: 64 * 1024 * 1024,
@@ -680,6 +686,7 @@ impl Config {
         let limits = [server.idle_timeout, server.header_read_timeout, server.body_idle_timeout];
         if limits.contains(&0)
             || server.max_connections == 0
+            || server.max_connections_per_client == 0
             || server.max_concurrent_uploads == 0
             || server.max_concurrent_uploads_per_client == 0
             || server.max_post_object_bytes == 0
@@ -687,8 +694,8 @@ impl Config {
         {
             return invalid(
                 "server.idle_timeout, header_read_timeout, body_idle_timeout, max_connections, \
-                 max_concurrent_uploads, max_concurrent_uploads_per_client, max_post_object_bytes and \
-                 max_post_object_memory must be positive",
+                 max_connections_per_client, max_concurrent_uploads, max_concurrent_uploads_per_client, \
+                 max_post_object_bytes and max_post_object_memory must be positive",
             );
         }
         if self.lifecycle.day_seconds == 0 || self.lifecycle.sweep_interval_seconds == 0 {
@@ -1147,7 +1154,7 @@ retrievals = "off"
     #[test]
     fn keys_come_from_the_struct_with_secrets_marked() {
         let key = |path: &str| KEYS.iter().find(|k| k.path == path);
-        assert_eq!(KEYS.len(), 57);
+        assert_eq!(KEYS.len(), 58);
         let with_file_variant: Vec<&str> = KEYS.iter().filter(|k| k.secret).map(|k| k.path.as_str()).collect();
         assert_eq!(
             with_file_variant,
@@ -1179,6 +1186,7 @@ retrievals = "off"
     fn environment_and_flag_values_are_read_as_their_key_types() {
         let vars = env(&[
             ("ARTIFACT_STORE_SERVER_MAX_CONNECTIONS", "10"),
+            ("ARTIFACT_STORE_SERVER_MAX_CONNECTIONS_PER_CLIENT", "3"),
             ("ARTIFACT_STORE_SERVER_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1"),
             ("ARTIFACT_STORE_GC_ENABLED", "no"),
             ("ARTIFACT_STORE_REGISTRY_RETRIEVALS", "best_effort"),
@@ -1187,6 +1195,7 @@ retrievals = "off"
         let flags = [("storage.inline_max_bytes", "0".to_owned()), ("server.tls_self_signed", "true".to_owned())];
         let config = Config::load(None, &vars, &flags).unwrap();
         assert_eq!(config.server.max_connections, 10);
+        assert_eq!(config.server.max_connections_per_client, 3);
         assert_eq!(config.server.trusted_proxies, "10.0.0.0/8,192.0.2.1".parse().unwrap());
         assert!(!config.gc.enabled);
         assert_eq!(config.registry.retrievals, Retrievals::BestEffort);

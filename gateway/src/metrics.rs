@@ -54,9 +54,11 @@ pub fn s3_request(api: &'static str, code: Option<&str>, elapsed: Duration) {
     }
 }
 
-/// A connection closed as soon as it was accepted: `server.max_connections` were open.
-pub fn connection_refused() {
-    counter!("artifact_store_connections_refused_total").increment(1);
+/// A connection closed as soon as it was accepted, by the setting whose limit refused it:
+/// `reason` is `max_connections` (the pool was full) or `max_connections_per_client` (its
+/// client held its share).
+pub fn connection_refused(reason: &'static str) {
+    counter!("artifact_store_connections_refused_total", "reason" => reason).increment(1);
 }
 
 /// Names of the series the console's operations page charts, read back from the text below.

@@ -49,7 +49,8 @@ use crate::cors::{BrowserRequest, Cors};
 use crate::crypto::{KeyProvider, KeyRing};
 use crate::iam::IamApi;
 use crate::limits::{
-    ConnectionActivity, EndTrackingBody, FormMemory, IdleTimeoutBody, RequestInProgress, TrackedBody, UploadSlots,
+    ConnectionActivity, ConnectionSlots, EndTrackingBody, FormMemory, IdleTimeoutBody, Refused, RequestInProgress,
+    TrackedBody, UploadSlots,
 };
 use crate::metrics;
 use crate::request::RequestId;
@@ -363,7 +364,7 @@ pub async fn serve_with_blobs(
     // Pings find peers that vanished; the idle timer (`serve_connection`) closes those that
     // stay but send nothing.
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(limits.idle).keep_alive_timeout(limits.ping_timeout);
-    let connection_slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let connection_slots = ConnectionSlots::new(limits.max_connections, limits.max_connections_per_client);
 
     let graceful = GracefulShutdown::new();
     if let Some(listener) = admin_listener {
@@ -389,13 +390,23 @@ pub async fn serve_with_blobs(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%err, "cannot set TCP_NODELAY");
         }
-        // Past the cap, the connection is closed before a byte is read: a flood of idle
-        // connections cannot take every file descriptor.
-        let Ok(slot) = Arc::clone(&connection_slots).try_acquire_owned() else {
-            metrics::connection_refused();
-            tracing::debug!(%peer, "connection refused: server.max_connections reached");
-            drop(stream);
-            continue;
+        // Past either cap, the connection is closed before a byte is read: a flood of idle
+        // connections cannot take every file descriptor, nor one client every slot. A trusted
+        // proxy's connections carry every client behind it, so they count only in the pool.
+        let client = peer.ip().to_canonical();
+        let counted = (!router.trusted_proxies.contains(client)).then_some(client);
+        let slot = match connection_slots.try_take(counted) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                let limit = match refused {
+                    Refused::Full => "max_connections",
+                    Refused::ClientShare => "max_connections_per_client",
+                };
+                metrics::connection_refused(limit);
+                tracing::debug!(%peer, "connection refused: server.{limit} reached");
+                drop(stream);
+                continue;
+            }
         };
         let router = Router { peer: Some(peer), activity: Arc::default(), ..router.clone() };
         let connection =
@@ -578,6 +589,7 @@ struct ConnectionLimits {
     /// How long an HTTP/2 peer has to answer a keep-alive ping.
     ping_timeout: Duration,
     max_connections: usize,
+    max_connections_per_client: usize,
 }
 
 impl ConnectionLimits {
@@ -589,6 +601,7 @@ impl ConnectionLimits {
             body_idle: Duration::from_secs(server.body_idle_timeout),
             ping_timeout: idle.min(Duration::from_secs(20)),
             max_connections: server.max_connections,
+            max_connections_per_client: server.max_connections_per_client,
         }
     }
 }

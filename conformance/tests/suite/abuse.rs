@@ -370,6 +370,101 @@ async fn connections_past_the_cap_are_closed_issue_16() {
     assert!(served, "no connection served after one of the capped ones closed\n{}", server.log());
 }
 
+/// Found by an attacker's pass: one client opening connections that each sent a request line
+/// and then a header line now and then (reconnecting when dropped) held every
+/// `server.max_connections` slot, and every other client was refused. One client address now
+/// holds at most `server.max_connections_per_client` connections: past them its connections
+/// are closed before anything is read, and other clients keep the rest of the pool.
+#[tokio::test]
+async fn one_client_cannot_hold_every_connection() {
+    const POOL: usize = 64;
+    const PER_CLIENT: usize = 8;
+    let server = server_with(&[
+        ("ARTIFACT_STORE_SERVER_MAX_CONNECTIONS", &POOL.to_string()),
+        ("ARTIFACT_STORE_SERVER_MAX_CONNECTIONS_PER_CLIENT", &PER_CLIENT.to_string()),
+        ("ARTIFACT_STORE_SERVER_TRUSTED_PROXIES", "127.0.0.3"),
+        // Far longer than the test: the held connections stay until it lets them go.
+        ("ARTIFACT_STORE_SERVER_HEADER_READ_TIMEOUT", "600"),
+        ("ARTIFACT_STORE_SERVER_IDLE_TIMEOUT", "600"),
+    ])
+    .await;
+    let head = format!("GET /_health HTTP/1.1\r\nhost: {}\r\n", server.host());
+    // The client's share: request heads begun and not finished.
+    let mut held = Vec::new();
+    for _ in 0..PER_CLIENT {
+        let mut stream = connect_from(&server, "127.0.0.1").await;
+        stream.write_all(head.as_bytes()).await.expect("send a partial head");
+        held.push(stream);
+    }
+    // Every further connection of that client, as many as would fill the pool, is closed
+    // unanswered, whole request or not.
+    for extra in PER_CLIENT..=POOL {
+        let mut stream = connect_from(&server, "127.0.0.1").await;
+        stream.write_all(format!("{head}connection: close\r\n\r\n").as_bytes()).await.ok();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(CLOSE_WITHIN, stream.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "connection {extra} of a client at its cap is left open\n{}", server.log());
+        assert!(
+            answer.is_empty(),
+            "connection {extra} of a client at its cap was served: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    // Another client is served beside it.
+    let health = server.request("GET", "/_health");
+    let other = send_from("127.0.0.2".parse().unwrap(), server.addr(), &health).await;
+    assert_eq!(other.status, 200, "a client beside one at its cap: {}", other.text());
+    // A trusted proxy (a load balancer) carries every client behind it: its connections are
+    // not counted per client.
+    let mut proxied = Vec::new();
+    for _ in 0..2 * PER_CLIENT {
+        let mut stream = connect_from(&server, "127.0.0.3").await;
+        stream.write_all(head.as_bytes()).await.expect("send a partial head");
+        proxied.push(stream);
+    }
+    finish_held_heads(&server, proxied, "a trusted proxy's").await;
+    // The client's own connections were kept: finishing their heads brings their answers, and
+    // the server closes them after.
+    finish_held_heads(&server, held, "held").await;
+    // With its connections closed, the client is served again.
+    let mut served = None;
+    for _ in 0..100 {
+        let mut stream = connect_from(&server, "127.0.0.1").await;
+        stream.write_all(&health.to_bytes()).await.ok();
+        let mut answer = Vec::new();
+        if let Ok(Ok(_)) = tokio::time::timeout(CLOSE_WITHIN, stream.read_to_end(&mut answer)).await
+            && answer.starts_with(b"HTTP/1.1 200")
+        {
+            served = Some(answer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served.is_some(), "the client is not served after its connections closed\n{}", server.log());
+}
+
+/// Finishes the request heads `held` begun (`GET /_health`) and checks each is answered 200;
+/// the server closes them after.
+async fn finish_held_heads(server: &Server, held: Vec<TcpStream>, what: &str) {
+    for (i, mut stream) in held.into_iter().enumerate() {
+        if let Err(err) = stream.write_all(b"connection: close\r\n\r\n").await {
+            panic!("{what} connection {i} was closed: {err}\n{}", server.log());
+        }
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(CLOSE_WITHIN, stream.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "{what} connection {i} is not answered\n{}", server.log());
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{what} connection {i}: {answer}");
+    }
+}
+
+/// A TCP connection to the server from the local address `from` (any of 127.0.0.0/8).
+async fn connect_from(server: &Server, from: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(std::net::SocketAddr::new(from.parse().unwrap(), 0)).expect("bind");
+    socket.connect(server.addr()).await.expect("connect")
+}
+
 /// Writes the head of a signed PUT of `len` bytes to `key` and its first `sent` bytes, and
 /// leaves the connection open.
 async fn start_upload(server: &Server, key: &str, len: usize, sent: usize) -> TcpStream {
@@ -402,6 +497,8 @@ async fn slow_uploads_do_not_stall_other_requests_issue_16() {
     let server = server_with(&[
         ("ARTIFACT_STORE_SERVER_MAX_CONCURRENT_UPLOADS", "400"),
         ("ARTIFACT_STORE_SERVER_MAX_CONCURRENT_UPLOADS_PER_CLIENT", "400"),
+        // All of them come from one address, as do the requests beside them.
+        ("ARTIFACT_STORE_SERVER_MAX_CONNECTIONS_PER_CLIENT", "400"),
     ])
     .await;
     let s3 = server.s3();
@@ -527,9 +624,7 @@ async fn start_upload_from(server: &Server, from: &str, key: &str) -> TcpStream 
         .header("content-length", &(1 << 20).to_string())
         .body(b"x".to_vec())
         .sign(ROOT, SystemTime::now(), Payload::Unsigned);
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.bind(std::net::SocketAddr::new(from.parse().unwrap(), 0)).expect("bind");
-    let mut stream = socket.connect(server.addr()).await.expect("connect");
+    let mut stream = connect_from(server, from).await;
     stream.write_all(&request.to_bytes()).await.expect("send the head");
     stream
 }
