@@ -45,6 +45,13 @@ pub struct WriterOwns(pub String);
 #[derive(Debug, Clone, Copy)]
 pub struct MaySetBucketAcl;
 
+/// Set by the access hook on a read of an object (GetObject, HeadObject,
+/// GetObjectAttributes) by a requester who may not list its bucket: were the key missing, the
+/// answer is 403 `AccessDenied`, not 404 `NoSuchKey`, as on AWS, so that keys cannot be probed
+/// for by someone who could not list them.
+#[derive(Debug, Clone, Copy)]
+pub struct MissingKeyHidden;
+
 /// The keys of a DeleteObjects that the access hook denied, taken out of the request: the
 /// handler answers each with `AccessDenied`, as AWS does, and deletes the others.
 #[derive(Debug, Clone, Default)]

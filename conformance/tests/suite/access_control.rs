@@ -99,6 +99,12 @@ async fn a_bucket_policy_grants_anonymous_reads_denies_a_user_and_is_recorded_is
     // A signed request with the same target is the signer's, not the anonymous grant's.
     let signed = anonymous_get("private/b.txt").sign(ROOT, SystemTime::now(), Payload::Signed);
     assert_eq!(server.send(&signed).await.status, 200);
+    // A key that does not exist: whoever may not list the bucket cannot tell it from one they
+    // may not read (403, as on AWS); the owner, who may list, hears 404.
+    assert_refused(&server.send(&anonymous_get("public/missing")).await, 403, "AccessDenied", "anonymous, missing key");
+    let head = server.request("HEAD", &format!("/{BUCKET}/public/missing"));
+    assert_eq!(server.send(&head).await.status, 403, "anonymous HEAD of a missing key");
+    assert_eq!(failure(s3.get_object().bucket(BUCKET).key("public/missing").send().await), (404, "NoSuchKey".into()));
 
     // The second user reads, writes, and cannot delete: neither one key nor in a batch.
     assert_eq!(get(&user, BUCKET, "private/b.txt").await, b"for us");
@@ -123,6 +129,33 @@ async fn a_bucket_policy_grants_anonymous_reads_denies_a_user_and_is_recorded_is
     assert_eq!(get(&s3, BUCKET, "private/c.txt").await, b"by the user");
     // The root user is not named by the deny.
     s3.delete_object().bucket(BUCKET).key("private/c.txt").send().await.expect("root deletes");
+}
+
+/// Whether a key exists is told (404) to whoever may list the bucket; to anyone else who may
+/// read it a missing key is 403, as on AWS.
+#[tokio::test]
+async fn a_missing_key_is_404_only_to_whoever_may_list_the_bucket() {
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    put(&s3, BUCKET, "there", b"here").await;
+    let statement = |action: &str, resource: &str| {
+        format!(r#"{{"Effect": "Allow", "Principal": "*", "Action": "{action}", "Resource": "{resource}"}}"#)
+    };
+    let reads = statement("s3:GetObject", &format!("arn:aws:s3:::{BUCKET}/*"));
+    let lists = statement("s3:ListBucket", &format!("arn:aws:s3:::{BUCKET}"));
+    let anonymous = |method: &str, key: &str| server.request(method, &format!("/{BUCKET}/{key}"));
+    for (statements, missing) in [(vec![&reads], (403, "AccessDenied")), (vec![&reads, &lists], (404, "NoSuchKey"))] {
+        let policy = format!(
+            r#"{{"Version": "2012-10-17", "Statement": [{}]}}"#,
+            statements.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        s3.put_bucket_policy().bucket(BUCKET).policy(&policy).send().await.expect("put bucket policy");
+        let what = format!("a missing key, {} statement(s)", statements.len());
+        assert_refused(&server.send(&anonymous("GET", "missing")).await, missing.0, missing.1, &what);
+        assert_eq!(server.send(&anonymous("HEAD", "missing")).await.status, missing.0, "{what}: HEAD");
+        assert_eq!(server.send(&anonymous("GET", "there")).await.body, b"here", "{what}: a key that is there");
+    }
 }
 
 #[tokio::test]

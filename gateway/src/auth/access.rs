@@ -35,7 +35,7 @@ use s3s::{S3Request, S3Result, s3_error};
 
 use super::{Users, key_holder};
 use crate::client_addr::ClientAddr;
-use crate::request::{DeniedDeletes, MaySetBucketAcl, WriterOwns};
+use crate::request::{DeniedDeletes, MaySetBucketAcl, MissingKeyHidden, WriterOwns};
 
 /// The access hook s3s calls for every request.
 #[derive(Clone)]
@@ -159,14 +159,37 @@ impl Access {
         keys: &ConditionKeys,
         object_acl: &ObjectAcl,
     ) -> S3Result<()> {
+        match self.refusal(identity, bucket, action, resource, keys, object_acl) {
+            None => Ok(()),
+            Some(Refusal::Restricted) => {
+                tracing::info!(code = "AccessDenied", action, resource, "refused: the bucket restricts public access");
+                Err(s3_error!(AccessDenied, "Access Denied"))
+            }
+            Some(Refusal::Policy(decision)) => {
+                tracing::info!(code = "AccessDenied", action, resource, ?decision, "request refused by policy");
+                Err(s3_error!(AccessDenied, "Access Denied"))
+            }
+        }
+    }
+
+    /// Why `identity` may not take `action` on `resource`, if it may not; decided as
+    /// [`Access::decide_with`] decides, without refusing anything.
+    fn refusal(
+        &self,
+        identity: &Identity,
+        bucket: &BucketGrant,
+        action: &str,
+        resource: &str,
+        keys: &ConditionKeys,
+        object_acl: &ObjectAcl,
+    ) -> Option<Refusal> {
         let principal = &identity.principal;
         // RestrictPublicBuckets: while the policy is public, anyone outside the owner's
         // account (anonymous included) is refused whatever the policy grants.
         if bucket.restricted {
             let insider = matches!(principal, Principal::User(user) if bucket.owner.as_deref() == Some(user.account()));
             if !insider {
-                tracing::info!(code = "AccessDenied", action, resource, "refused: the bucket restricts public access");
-                return Err(s3_error!(AccessDenied, "Access Denied"));
+                return Some(Refusal::Restricted);
             }
         }
         let request = Request { principal, action, resource, keys };
@@ -202,11 +225,8 @@ impl Access {
             object_owner,
         };
         match policy::decide(&request, &grants) {
-            Decision::Allow => Ok(()),
-            decision => {
-                tracing::info!(code = "AccessDenied", action, resource, ?decision, "request refused by policy");
-                Err(s3_error!(AccessDenied, "Access Denied"))
-            }
+            Decision::Allow => None,
+            decision => Some(Refusal::Policy(decision)),
         }
     }
 
@@ -229,6 +249,14 @@ impl Access {
     ) -> ConditionKeys {
         condition_keys(self.secure_transport, client, headers, uri)
     }
+}
+
+/// Why an action was refused ([`Access::refusal`]).
+enum Refusal {
+    /// The bucket restricts public access, and the requester is outside its owner's account.
+    Restricted,
+    /// The policies and ACLs did not allow it.
+    Policy(Decision),
 }
 
 /// How a request's `aws:SecureTransport` is decided.
@@ -769,6 +797,17 @@ impl S3Access for Access {
         }
         if let Some(read) = &reads_too {
             self.decide_with(&identity, &grant, read, &resource, &keys, &object_acl)?;
+        }
+        // A read of a key that does not exist tells whether it exists only to whoever may list
+        // the bucket; anyone else hears 403, as on AWS, and cannot probe for keys.
+        if let (true, Some(bucket)) =
+            (matches!(op.as_str(), "GetObject" | "HeadObject" | "GetObjectAttributes"), &bucket)
+        {
+            let listing = format!("arn:aws:s3:::{bucket}");
+            let keys = ConditionKeys::new();
+            if self.refusal(&identity, &grant, "s3:ListBucket", &listing, &keys, &ObjectAcl::default()).is_some() {
+                cx.extensions_mut().insert(MissingKeyHidden);
+            }
         }
         if writes {
             self.decide_write_extras(&identity, &grant, cx.headers(), &resource, &keys)?;

@@ -80,7 +80,7 @@ use crate::config::{Backend, Config, Retrievals, UpstreamObjectLock};
 use crate::crypto::KeyProvider;
 use crate::limits::{UploadSlot, UploadSlots};
 use crate::outboard::OutboardFiles;
-use crate::request::RequestId;
+use crate::request::{MissingKeyHidden, RequestId};
 
 pub use self::error::{Error, Refusal, Result};
 
@@ -176,6 +176,16 @@ fn caller<T>(req: &S3Request<T>) -> Caller {
     }
 }
 
+/// `NoSuchKey` as `AccessDenied` for a requester who may not list the bucket
+/// ([`MissingKeyHidden`]).
+fn hide_missing_key(err: s3s::S3Error, hidden: bool) -> s3s::S3Error {
+    if !hidden || *err.code() != s3s::S3ErrorCode::NoSuchKey {
+        return err;
+    }
+    tracing::info!(code = "AccessDenied", "refused: no such key, and the requester may not list the bucket");
+    s3s::s3_error!(AccessDenied, "Access Denied")
+}
+
 macro_rules! delegate {
     ($($family:ident :: $op:ident ($input:ident) -> $output:ident;)*) => {
         #[async_trait]
@@ -185,10 +195,12 @@ macro_rules! delegate {
                     let started = std::time::Instant::now();
                     // The operation's name as AWS spells it: `PutObjectInput` -> `PutObject`.
                     let api = stringify!($input).trim_end_matches("Input");
+                    let missing_key_hidden = req.extensions.get::<MissingKeyHidden>().is_some();
                     let result = match document::verify(api, &req.headers, &req.extensions) {
                         Ok(()) => $family::$op(self, req).await.map_err(s3s::S3Error::from),
                         Err(err) => Err(err),
                     };
+                    let result = result.map_err(|err| hide_missing_key(err, missing_key_hidden));
                     let code = result.as_ref().err().map(|err| err.code().as_str());
                     crate::metrics::s3_request(api, code, started.elapsed());
                     result
