@@ -541,7 +541,6 @@ async fn delete_objects_over_1000_keys_is_malformed(server: &Server) {
     for key in ["k0", "k1"] {
         s3.put_object().bucket(BUCKET).key(key).body(ByteStream::from_static(b"x")).send().await.expect("put");
     }
-    let before = server.events().len();
     let ids: Vec<ObjectIdentifier> =
         (0..1001).map(|i| ObjectIdentifier::builder().key(format!("k{i}")).build().expect("identifier")).collect();
     let delete = Delete::builder().set_objects(Some(ids)).build().expect("delete");
@@ -552,12 +551,30 @@ async fn delete_objects_over_1000_keys_is_malformed(server: &Server) {
     let objects: String = (0..1001).map(|i| format!("<Object><Key>k{i}</Key></Object>")).collect();
     let body = format!("<Delete>{objects}</Delete>").into_bytes();
     let refusals = || server.log().matches("request refused by policy").count();
-    let refused_before = refusals();
     let anonymous = server
         .request("POST", &format!("/{BUCKET}?delete"))
         .header("content-md5", &md5_base64(&body))
         .header("content-type", "application/xml")
         .body(body);
+    // On a bucket that grants nothing to anyone (no policy, no ACL), refused before the body is
+    // read into memory.
+    assert_refused(&server.send(&anonymous).await, 403, "AccessDenied", "an unsigned DeleteObjects, nothing public");
+    // So are the other operations decided on their body: each declares 7 MiB, sends a few bytes
+    // and ends its stream, and is answered from its head.
+    for target in [format!("/{BUCKET}?delete"), format!("/{BUCKET}/k0?retention"), format!("/{BUCKET}/k0?legal-hold")] {
+        let method = if target.ends_with("delete") { "POST" } else { "PUT" };
+        let request =
+            server.request(method, &target).header("content-length", &(7 << 20).to_string()).body(b"<".to_vec());
+        let response = server.try_send(&request, true).await.expect("an answer").expect("a response");
+        assert_refused(&response, 403, "AccessDenied", &format!("anonymous {target}, 7 MiB declared"));
+    }
+    // A bucket with a policy might grant deletes: the body is read, and its count checked first.
+    let policy = format!(
+        r#"{{"Version": "2012-10-17", "Statement": [{{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::{BUCKET}/*"}}]}}"#
+    );
+    s3.put_bucket_policy().bucket(BUCKET).policy(&policy).send().await.expect("put bucket policy");
+    let before = server.events().len();
+    let refused_before = refusals();
     assert_refused(&server.send(&anonymous).await, 400, "MalformedXML", "an unsigned DeleteObjects of 1001 keys");
     assert_eq!(refusals(), refused_before, "the keys were decided one by one before their count was checked");
     server.assert_no_new_events(before, "1001 keys");

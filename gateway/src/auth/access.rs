@@ -690,7 +690,20 @@ impl S3Access for Access {
             op.as_str(),
             "DeleteObjects" | "PostObject" | "PutObjectTagging" | "PutObjectLegalHold" | "PutObjectRetention"
         ) {
-            // What they are decided on is in the body: decided once it is read (below).
+            // What they are decided on is in the body: decided once it is read (below). But a
+            // body is read into memory first (up to 8 MiB), so an anonymous request that nothing
+            // of an existing bucket could allow is refused now, before a byte of it is held.
+            if op != "PostObject"
+                && matches!(identity.principal, Principal::Anonymous)
+                && let S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } = cx.s3_path()
+            {
+                let grant = self.buckets.get(bucket).await?;
+                let open = grant.policy.is_some() || !grant.acl.is_empty();
+                if grant.owner.is_some() && (!open || grant.restricted) {
+                    tracing::info!(code = "AccessDenied", op, bucket = %bucket, "anonymous request refused: nothing of the bucket grants it anything");
+                    return Err(s3_error!(AccessDenied, "Access Denied"));
+                }
+            }
             return Ok(());
         }
         let (bucket, resource) = match cx.s3_path() {
