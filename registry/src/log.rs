@@ -104,11 +104,22 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
             source_addr: row.get(8)?,
             user_agent: row.get(9)?,
         },
-        payload: row.get(10)?,
+        payload: payload_column(row, 10)?,
         payload_digest: digest_column(row, 11)?,
         prev_hash: digest_column(row, 12)?,
         hash: digest_column(row, 13)?,
     })
+}
+
+/// Reads the payload column: its bytes, also when stored as text (an edit made with a tool
+/// that wrote it back as a string), so that the chain check names the event rather than every
+/// reader failing on the column's type.
+fn payload_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Vec<u8>> {
+    use rusqlite::types::ValueRef;
+    match row.get_ref(index)? {
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => Ok(bytes.to_vec()),
+        _ => row.get(index),
+    }
 }
 
 /// Reads a 32-byte digest column; a stored value of another length (tampering) reads as a

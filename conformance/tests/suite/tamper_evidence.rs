@@ -160,6 +160,30 @@ async fn plain_verify_catches_a_rewritten_or_truncated_log_from_the_gateways_own
     assert!(truncated.stdout.contains("the log was truncated"), "{truncated:?}");
 }
 
+/// A payload edited with a tool that wrote it back as text (SQLite's `replace()` does): verify
+/// names the event, rather than failing to read the column (exit 2).
+#[tokio::test]
+async fn a_payload_rewritten_as_text_is_named_by_verify() {
+    let mut server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("ledger").send().await.expect("bucket");
+    s3.put_object().bucket("ledger").key("a").body(ByteStream::from_static(b"100000")).send().await.expect("put");
+    let put = server.object_events("ledger", "a")[0].sequence;
+    server.terminate();
+    assert!(server.wait_exit().await.success());
+    let log = rusqlite::Connection::open(server.registry_path()).expect("open the log");
+    let edited = log
+        .execute("UPDATE events SET payload = replace(payload, '\"ledger\"', '\"ledgers\"') WHERE seq = ?1", [put])
+        .expect("edit the payload as text");
+    assert_eq!(edited, 1);
+    let kind: String =
+        log.query_row("SELECT typeof(payload) FROM events WHERE seq = ?1", [put], |row| row.get(0)).expect("its type");
+    assert_eq!(kind, "text", "the edit stored the payload as text");
+    drop(log);
+    let verified = cli::expect(&server, &["verify", "--no-blobs"], 1);
+    assert!(verified.stdout.contains(&format!("event {put} does not match the hash chain")), "{verified:?}");
+}
+
 /// The newest events deleted while the gateway runs: it takes no further write (which would
 /// chain after the gap and hide it), and `/_ready` fails, rather than carrying on from the
 /// shorter log as if the acknowledged writes had never been.
