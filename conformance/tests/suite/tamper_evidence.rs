@@ -117,6 +117,28 @@ fn newest_checkpoint(folder: &std::path::Path) -> Option<u64> {
         .max()
 }
 
+/// A gateway killed and restarted more often than the checkpoint interval (deploys, a crash
+/// loop) still signs: the interval counts from the oldest event no checkpoint covers, not from
+/// the process's start. Six lives of about three seconds each, under a six-second interval.
+#[tokio::test]
+async fn a_gateway_restarted_more_often_than_the_interval_still_signs_checkpoints() {
+    let mut env = upstream_env();
+    env.push(("ARTIFACT_STORE_REGISTRY_CHECKPOINT_INTERVAL_SECONDS".into(), "6".into()));
+    let mut server = Server::start_with(Transport::Http, &[], env).await;
+    server.s3().create_bucket().bucket("ledger").send().await.expect("bucket");
+    for life in 0..6 {
+        if life > 0 {
+            server.restart().await;
+        }
+        let put = server.s3().put_object().bucket("ledger").key(format!("entry-{life}"));
+        put.body(ByteStream::from_static(b"entry")).send().await.expect("put");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        server.kill();
+    }
+    let signed = newest_checkpoint(&server.data_dir().join("checkpoints"));
+    assert!(signed.is_some(), "no checkpoint was signed in six lives\n{}", server.log());
+}
+
 #[tokio::test]
 async fn plain_verify_catches_a_rewritten_or_truncated_log_from_the_gateways_own_checkpoints_issue_16() {
     let copies = tempfile::tempdir().expect("temp folder");

@@ -1,6 +1,6 @@
 //! Automatic signed checkpoints: a serving gateway signs its chain's head every
-//! `registry.checkpoint_every_events` events or every `registry.checkpoint_interval_seconds`
-//! seconds (whichever comes first, when the log has grown) and keeps each checkpoint in the
+//! `registry.checkpoint_every_events` events or once the oldest event no checkpoint covers is
+//! `registry.checkpoint_interval_seconds` seconds old (whichever comes first) and keeps each checkpoint in the
 //! data folder and, when configured, a second folder and an S3 bucket ([`crate::checkpoints`]). Plain `verify`
 //! then checks the log against the newest one, which catches a log truncated or rewritten with
 //! recomputed hashes.
@@ -114,7 +114,10 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
                 return;
             }
         };
-        let mut last_time = Instant::now();
+        // When the oldest event no checkpoint covers was committed, once read: the interval
+        // counts from it, not from this process's start, so a gateway restarted more often
+        // than the interval (deploys, a crash loop) still signs.
+        let mut oldest_unsigned: Option<i64> = None;
         // After a failure (a folder that cannot be written, a log that no longer extends the
         // last checkpoint), the next attempt waits a while rather than a second.
         let mut failed_at: Option<Instant> = None;
@@ -145,8 +148,21 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
             let committed = registry.committed_sequence();
             let by_count =
                 settings.every_events > 0 && committed >= last.sequence.saturating_add(settings.every_events);
-            let by_time = settings.interval.is_some_and(|interval| last_time.elapsed() >= interval);
-            if committed <= last.sequence || !(by_count || by_time) {
+            if committed <= last.sequence {
+                continue;
+            }
+            if settings.interval.is_some() && oldest_unsigned.is_none() {
+                oldest_unsigned = match registry.fetch_since(last.sequence, 1).await {
+                    Ok(events) => events.first().map(|event| event.created_at),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot read the oldest event to checkpoint");
+                        None
+                    }
+                };
+            }
+            let by_time =
+                settings.interval.zip(oldest_unsigned).is_some_and(|(interval, oldest)| due(oldest, interval));
+            if !(by_count || by_time) {
                 continue;
             }
             let signed = {
@@ -165,7 +181,7 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
                 Ok(Some(head)) => {
                     tracing::info!(sequence = head.sequence, "checkpoint signed");
                     last = head;
-                    last_time = Instant::now();
+                    oldest_unsigned = None;
                     if failed_at.take().is_some() {
                         findings.set(Vec::new());
                     }
@@ -180,6 +196,14 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
             }
         }
     })))
+}
+
+/// Whether a checkpoint is due by time: the oldest event it would cover was committed at
+/// `oldest` (milliseconds since the epoch) at least `interval` ago.
+fn due(oldest: i64, interval: Duration) -> bool {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis());
+    let interval = i128::try_from(interval.as_millis()).unwrap_or(i128::MAX);
+    i128::try_from(now).unwrap_or(i128::MAX) - i128::from(oldest) >= interval
 }
 
 /// The newest checkpoint signed by the key under `registry.checkpoint_copy_s3`, when it is set.
@@ -246,4 +270,20 @@ fn verified_head(path: &Path, from: ChainHead) -> anyhow::Result<ChainHead> {
         );
     }
     Ok(verified.head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The interval counts from the oldest event a checkpoint would cover, whenever the
+    /// process started: a gateway restarted more often than the interval still signs.
+    #[test]
+    fn a_checkpoint_is_due_once_its_oldest_event_is_an_interval_old() {
+        let now = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap();
+        let hour = Duration::from_secs(3600);
+        assert!(due(now - 3_600_000 - 1_000, hour), "an event older than the interval");
+        assert!(!due(now - 60_000, hour), "a minute-old event under an hourly interval");
+        assert!(due(now - 10_000, Duration::from_secs(5)));
+    }
 }
