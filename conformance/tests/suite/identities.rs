@@ -1036,7 +1036,7 @@ async fn aws_userid_is_the_user_id_iam_reports_so_same_named_users_of_two_accoun
     create_bucket(&s3, "rbkt").await;
     let partner = created(&server, &["--json", "account", "create", "partner"]);
     let partner_id = partner.json["id"].as_str().expect("account id").to_owned();
-    let homes = r#"{"Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::rbkt/home/${aws:userid}/*"}}"#;
+    let homes = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::rbkt/home/${aws:userid}/*"}}"#;
     let homes = policy_file(&dir, "homes.json", homes);
     expect(&server, &["user", "create", "alice"], 0);
     expect(&server, &["user", "policy", "put", "alice", "--file", &homes], 0);
@@ -1045,7 +1045,7 @@ async fn aws_userid_is_the_user_id_iam_reports_so_same_named_users_of_two_accoun
     expect(&server, &["user", "policy", "put", "alice", "--account", "partner", "--file", &homes], 0);
     let theirs = created(&server, &["--json", "key", "create", "alice", "--account", "partner"]);
     let grant = format!(
-        r#"{{"Statement":{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{partner_id}:root"}},
+        r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{partner_id}:root"}},
             "Action":"s3:GetObject","Resource":"arn:aws:s3:::rbkt/home/${{aws:userid}}/*"}}}}"#
     );
     s3.put_bucket_policy().bucket("rbkt").policy(&grant).send().await.expect("the partner's users get their homes");

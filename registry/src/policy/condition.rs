@@ -201,8 +201,9 @@ impl Operator {
 }
 
 impl Condition {
-    /// Whether the request satisfies this condition.
-    pub(crate) fn holds(&self, request: &Request<'_>) -> bool {
+    /// Whether the request satisfies this condition; `variables`: whether its values' `${...}`
+    /// are policy variables ([`Statement::variables`](super::document::Statement)).
+    pub(crate) fn holds(&self, request: &Request<'_>, variables: bool) -> bool {
         let Operator { base, set, if_exists } = self.operator;
         let present = request.values(&self.key);
         if base == Base::Null {
@@ -218,7 +219,11 @@ impl Condition {
         };
         // Policy variables in the values take the request's values; one the request lacks
         // leaves that value matching nothing.
-        let policy_values: Vec<_> = self.values.iter().filter_map(|v| substitute(v, request)).collect();
+        let policy_values: Vec<_> = if variables {
+            self.values.iter().filter_map(|v| substitute(v, request)).collect()
+        } else {
+            self.values.iter().map(|v| std::borrow::Cow::Borrowed(v.as_str())).collect()
+        };
         let one = |value: &str| {
             let any = policy_values.iter().any(|p| base.matches(p, value));
             if base.negated() { !any } else { any }

@@ -80,6 +80,10 @@ pub(crate) struct Statement {
     pub(crate) actions: Listed<Vec<String>>,
     pub(crate) resources: Listed<Vec<String>>,
     pub(crate) conditions: Vec<Condition>,
+    /// Whether `${...}` in its resources and condition values are policy variables: only in a
+    /// policy of version `2012-10-17`; without a version, or in one of `2008-10-17`, they are
+    /// plain text, as on AWS.
+    pub(crate) variables: bool,
 }
 
 impl Statement {
@@ -117,11 +121,12 @@ impl Policy {
                 return Err(malformed(format!("Unknown field {key}")));
             }
         }
-        match document.get("Version") {
-            None => {}
-            Some(Value::String(v)) if v == "2012-10-17" || v == "2008-10-17" => {}
+        let variables = match document.get("Version") {
+            None => false,
+            Some(Value::String(v)) if v == "2012-10-17" => true,
+            Some(Value::String(v)) if v == "2008-10-17" => false,
             Some(_) => return Err(malformed("Invalid policy version")),
-        }
+        };
         let statements = match document.get("Statement") {
             Some(Value::Array(items)) => items.iter().collect(),
             Some(item @ Value::Object(_)) => vec![item],
@@ -130,7 +135,8 @@ impl Policy {
         if statements.is_empty() {
             return Err(malformed("Could not parse the policy: Statement is empty!"));
         }
-        let statements = statements.into_iter().map(|s| statement(s, kind)).collect::<Result<Vec<_>, _>>()?;
+        let statements =
+            statements.into_iter().map(|s| statement(s, kind, variables)).collect::<Result<Vec<_>, _>>()?;
         Ok(Policy { statements })
     }
 
@@ -249,7 +255,7 @@ fn narrow_address_blocks(values: &[String]) -> bool {
     v4 <= 1 << 24 && v6 <= 1 << 96
 }
 
-fn statement(value: &Value, kind: PolicyKind) -> Result<Statement, Malformed> {
+fn statement(value: &Value, kind: PolicyKind, variables: bool) -> Result<Statement, Malformed> {
     let Value::Object(fields) = value else {
         return Err(malformed("Statement is not well formed"));
     };
@@ -300,7 +306,7 @@ fn statement(value: &Value, kind: PolicyKind) -> Result<Statement, Malformed> {
         Some(Value::Object(block)) => conditions(block)?,
         Some(_) => return Err(malformed("Condition is not well formed")),
     };
-    Ok(Statement { effect, principals, actions, resources, conditions })
+    Ok(Statement { effect, principals, actions, resources, conditions, variables })
 }
 
 fn listed(

@@ -170,14 +170,16 @@ pub fn needs_existing_object_tags(request: &Request<'_>, also: &[&str], grants: 
 /// Whether a statement's action, resource and conditions cover the request (its principal
 /// is checked apart, by [`names`], for the statements that name principals).
 fn applies(statement: &Statement, request: &Request<'_>) -> bool {
-    covers(statement, request) && statement.conditions.iter().all(|c| c.holds(request))
+    covers(statement, request) && statement.conditions.iter().all(|c| c.holds(request, statement.variables))
 }
 
 /// Whether a statement's action and resource cover the request's.
 fn covers(statement: &Statement, request: &Request<'_>) -> bool {
     let action = |pattern: &String| wildcard_match_ignore_case(pattern, request.action);
-    let resource =
-        |pattern: &String| substitute(pattern, request).is_some_and(|pattern| arn_match(&pattern, request.resource));
+    let resource = |pattern: &String| {
+        let pattern = if statement.variables { substitute(pattern, request) } else { Some(pattern.into()) };
+        pattern.is_some_and(|pattern| arn_match(&pattern, request.resource))
+    };
     let actions = match &statement.actions {
         Listed::Only(patterns) => patterns.iter().any(action),
         Listed::AllBut(patterns) => !patterns.iter().any(action),

@@ -132,6 +132,31 @@ fn source_ip_blocks_allow_and_deny_by_address() {
     assert_eq!(decision, Decision::ExplicitDeny);
 }
 
+/// Policy variables exist from version 2012-10-17: in a policy without a version, or of
+/// 2008-10-17, `${aws:username}` is plain text, as on AWS, in resources and condition values.
+#[test]
+fn policy_variables_are_plain_text_before_version_2012_10_17() {
+    let mut keys = ConditionKeys::new();
+    keys.set("s3:prefix", "alice/");
+    for version in [None, Some("2008-10-17"), Some("2012-10-17")] {
+        let version_field = version.map(|v| format!(r#""Version":"{v}","#)).unwrap_or_default();
+        let identity = [identity_policy(&format!(
+            r#"{{{version_field}"Statement":[
+                {{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/${{aws:username}}/*"}},
+                {{"Effect":"Allow","Action":"s3:ListBucket","Resource":"arn:aws:s3:::b",
+                 "Condition":{{"StringEquals":{{"s3:prefix":"${{aws:username}}/"}}}}}}]}}"#
+        ))];
+        let expected = if version == Some("2012-10-17") { Decision::Allow } else { Decision::ImplicitDeny };
+        let get = check(&alice(), "s3:GetObject", "arn:aws:s3:::b/alice/k", &no_keys(), &identity, None);
+        assert_eq!(get, expected, "GetObject under version {version:?}");
+        let list = check(&alice(), "s3:ListBucket", "arn:aws:s3:::b", &keys, &identity, None);
+        assert_eq!(list, expected, "ListBucket under version {version:?}");
+        let literal = check(&alice(), "s3:GetObject", "arn:aws:s3:::b/${aws:username}/k", &no_keys(), &identity, None);
+        let literal_expected = if version == Some("2012-10-17") { Decision::ImplicitDeny } else { Decision::Allow };
+        assert_eq!(literal, literal_expected, "the text itself under version {version:?}");
+    }
+}
+
 #[test]
 fn home_folders_follow_the_user_name_through_policy_variables() {
     let identity = [identity_policy(
@@ -514,7 +539,7 @@ fn aws_userid_tells_same_named_users_of_two_accounts_apart() {
     assert_eq!(userid(&Principal::User(User::root(OWNER))), OWNER);
 
     let homes = bucket_policy(&format!(
-        r#"{{"Statement":{{"Effect":"Allow","Principal":{{"AWS":["{OWNER}","{OTHER}"]}},"Action":"s3:GetObject",
+        r#"{{"Version":"2012-10-17","Statement":{{"Effect":"Allow","Principal":{{"AWS":["{OWNER}","{OTHER}"]}},"Action":"s3:GetObject",
             "Resource":"arn:aws:s3:::b/home/${{aws:userid}}/*"}}}}"#
     ));
     let reads = [identity_policy(r#"{"Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}"#)];
