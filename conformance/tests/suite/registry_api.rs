@@ -101,6 +101,16 @@ async fn the_registry_api_wants_a_valid_signature() {
     assert!(buckets.buckets().is_empty(), "no bucket was created: {:?}", buckets.buckets());
     assert_eq!(api(&server, "/_registry/nothing").await.status, 404);
     assert_eq!(api(&server, "/_registry/events?since=x").await.status, 400);
+    // Past what a sequence can be: the client's error, not a failed query.
+    for target in [
+        "/_registry/events?since=9223372036854775808",
+        "/_registry/events/18446744073709551615",
+        "/_registry/retrievals?after=18446744073709551615",
+    ] {
+        let refused = api(&server, target).await;
+        assert_eq!(refused.status, 400, "{target}: {}", refused.text());
+        assert!(refused.text().contains(r#""code":"InvalidArgument""#), "{target}: {}", refused.text());
+    }
     // A page that can hold nothing would never move a follower's cursor.
     assert_eq!(api(&server, "/_registry/events?limit=0&wait=60").await.status, 400);
     assert_eq!(api(&server, "/_registry/retrievals?limit=0").await.status, 400);
@@ -702,4 +712,31 @@ async fn the_documented_curl_commands_work_as_written() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("event: v1.object.put"), "{stdout}");
+}
+
+/// Whether a key exists is told by the provenance endpoint only to whoever may list its bucket,
+/// as a GET tells it: another account's user allowed to read a public-read bucket's objects
+/// hears 403 for a key that does not exist, as for one it may not see.
+#[tokio::test]
+async fn provenance_of_a_missing_key_is_404_only_to_whoever_may_list_the_bucket() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "pubr").await;
+    put(&s3, "pubr", "exists.txt", b"here").await;
+    let policy = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::pubr/*"}]}"#;
+    s3.put_bucket_policy().bucket("pubr").policy(policy).send().await.expect("put bucket policy");
+    let partner = artifact_store_conformance::cli::expect(&server, &["--json", "account", "create", "partner"], 0);
+    let partner: Value = serde_json::from_str(partner.stdout.trim()).expect("JSON");
+    let key = Key {
+        access_key: partner["access_key"].as_str().expect("access_key"),
+        secret_key: partner["secret_key"].as_str().expect("secret_key"),
+    };
+    let as_partner = |target: &str| server.request("GET", target).sign(key, SystemTime::now(), Payload::Signed);
+    assert_eq!(server.send(&as_partner("/_registry/objects/pubr/exists.txt")).await.status, 200);
+    let missing = server.send(&as_partner("/_registry/objects/pubr/missing.txt")).await;
+    assert_eq!(missing.status, 403, "the partner: {}", missing.text());
+    assert!(missing.text().contains(r#""code":"AccessDenied""#), "{}", missing.text());
+    let owner = api(&server, "/_registry/objects/pubr/missing.txt").await;
+    assert_eq!(owner.status, 404, "the owner: {}", owner.text());
+    assert!(owner.text().contains(r#""code":"NoSuchKey""#), "{}", owner.text());
 }

@@ -102,6 +102,12 @@ pub fn required_permission(path: &str, query: Option<&str>) -> (&'static str, Op
     ("artifact-store:ReadEvents", None, "*".to_owned())
 }
 
+/// `text` as a whole number within SQLite's integers, which hold every sequence: a larger one
+/// would fail in the query as a server error rather than the client's.
+fn sequence_number(text: &str) -> Option<u64> {
+    text.parse::<u64>().ok().filter(|n| i64::try_from(*n).is_ok())
+}
+
 /// A refusal, answered as `{"code": ..., "message": ...}`.
 struct ApiError {
     status: StatusCode,
@@ -171,7 +177,8 @@ impl RegistryApi {
             "/retrievals" => self.retrievals(&query).await,
             rest => {
                 if let Some(sequence) = rest.strip_prefix("/events/") {
-                    let sequence = sequence.parse().map_err(|_| ApiError::bad("the event sequence is a number"))?;
+                    let sequence =
+                        sequence_number(sequence).ok_or_else(|| ApiError::bad("the event sequence is a number"))?;
                     return self.event(sequence).await;
                 }
                 if let Some(object) = path.strip_prefix("/objects/") {
@@ -199,6 +206,14 @@ impl RegistryApi {
         let mut versions =
             self.registry.read(move |conn| conn.key_provenance(&b, &k, before.unwrap_or(u64::MAX), limit + 1)).await?;
         if versions.is_empty() && before.is_none() {
+            // Whether a key exists is told only to whoever may list its bucket, as a GET tells it.
+            if !self.may_list(req, &bucket).await {
+                return Err(ApiError {
+                    status: StatusCode::FORBIDDEN,
+                    code: "AccessDenied",
+                    message: "Access Denied".into(),
+                });
+            }
             return Err(ApiError::not_found("NoSuchKey", "the registry has no version of this key"));
         }
         let more = versions.len() > limit;
@@ -211,6 +226,15 @@ impl RegistryApi {
             document["next_before"] = json!(next_before);
         }
         Ok(json_response(&document))
+    }
+
+    /// Whether the signer of `req` may list `bucket` (`s3:ListBucket`).
+    async fn may_list(&self, req: &S3Request<Body>, bucket: &str) -> bool {
+        let Some(access) = &self.access else { return true };
+        let access_key = req.credentials.as_ref().map(|c| c.access_key.as_str());
+        let keys = access.request_keys(req.extensions.get::<ClientAddr>().copied(), &req.headers, &req.uri);
+        let resource = format!("arn:aws:s3:::{bucket}");
+        access.authorize(access_key, "s3:ListBucket", Some(bucket), &resource, &keys, None).await.is_ok()
     }
 
     /// The versions of `versions` the signer of `req` may read: the current one as the call
@@ -433,8 +457,11 @@ impl Query {
         self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
+    /// A whole number no larger than a sequence can be (SQLite's integers are signed).
     fn number(&self, name: &str) -> Result<Option<u64>, ApiError> {
-        self.get(name).map(|v| v.parse().map_err(|_| ApiError::bad(format!("{name} is a whole number")))).transpose()
+        self.get(name)
+            .map(|v| sequence_number(v).ok_or_else(|| ApiError::bad(format!("{name} is a whole number"))))
+            .transpose()
     }
 
     /// `limit`, at most [`MAX_LIMIT`]. Zero is refused: a page that can hold nothing never moves
