@@ -702,6 +702,19 @@ async fn no_iam_permission_reaches_the_root_user_and_the_configured_root_key_sta
     }
     server.assert_no_new_events(before, "IAM calls on the root user");
 
+    // A key is changed only through its own user: naming another user, or none that exists,
+    // is NoSuchEntity, as on AWS, and the key stays as it was.
+    iam(&server, root, &[("Action", "CreateUser"), ("UserName", "other")]).await;
+    let before = server.events().len();
+    for user in ["other", "nosuchuser"] {
+        let disable = [("Action", "UpdateAccessKey"), ("UserName", user), ("AccessKeyId", &id), ("Status", "Inactive")];
+        assert_eq!(iam_code(&iam(&server, root, &disable).await), not_found, "UpdateAccessKey naming {user}");
+        let delete = [("Action", "DeleteAccessKey"), ("UserName", user), ("AccessKeyId", &id)];
+        assert_eq!(iam_code(&iam(&server, root, &delete).await), not_found, "DeleteAccessKey naming {user}");
+    }
+    server.assert_no_new_events(before, "key changes naming another user");
+    assert_eq!(iam(&server, helpdesk, &[("Action", "ListAccessKeys")]).await.0, 200, "the key still signs");
+
     // The configured root key is the configuration's: neither the CLI nor the root user itself
     // disables or deletes it through the registry, and it goes on signing.
     let refused = expect(&server, &["key", "disable", ACCESS_KEY], 2);

@@ -219,6 +219,11 @@ impl Call<'_> {
             "UpdateAccessKey" | "DeleteAccessKey" => {
                 let id = self.required("AccessKeyId")?;
                 let key = self.read_key(&id).await?;
+                // The key must be the named user's (the caller's own when none is named), as on
+                // AWS: a call naming one user never changes another's key.
+                if key.user != self.user_param() {
+                    return Err(IamError::no_such_entity(&format!("The Access Key with id {id} cannot be found.")));
+                }
                 self.authorize(action, &self.user_arn(&key.user))?;
                 if action == "DeleteAccessKey" {
                     registry.delete_access_key(self.by(), &id).await?;
