@@ -28,6 +28,7 @@ over_http_and_https!(
     buckets_are_created_listed_located_and_deleted,
     bucket_names_follow_aws_rules,
     objects_round_trip_with_metadata_and_headers,
+    times_are_whole_seconds_and_an_untyped_object_is_binary,
     ranges_return_the_requested_bytes,
     conditional_reads_follow_rfc_9110,
     response_overrides_replace_stored_headers,
@@ -195,6 +196,44 @@ async fn objects_round_trip_with_metadata_and_headers(server: &Server) {
     // Deleting what is not there succeeds, as on S3, and records nothing.
     s3.delete_object().bucket(bucket).key("never-written").send().await.expect("delete missing");
     assert!(server.object_events(bucket, "never-written").is_empty());
+}
+
+/// Times as S3 gives them, in whole seconds, so that a listing's time equals a HEAD's and a
+/// file's mtime set from it (`aws s3 sync --exact-timestamps` compares them exactly); and an
+/// object written without a `Content-Type` is served as `binary/octet-stream`, as S3 serves it.
+async fn times_are_whole_seconds_and_an_untyped_object_is_binary(server: &Server) {
+    let s3 = server.s3();
+    let bucket = "times";
+    create_bucket(&s3, bucket).await;
+    let untyped = server.request("PUT", &format!("/{bucket}/untyped")).body(b"bytes".to_vec());
+    let response = server
+        .send(&untyped.sign(
+            artifact_store_conformance::raw::ROOT,
+            SystemTime::now(),
+            artifact_store_conformance::raw::Payload::Signed,
+        ))
+        .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let head = s3.head_object().bucket(bucket).key("untyped").send().await.expect("head");
+    assert_eq!(head.content_type(), Some("binary/octet-stream"));
+    let upload = s3.create_multipart_upload().bucket(bucket).key("parts").send().await.expect("create");
+    let listed = s3.list_objects_v2().bucket(bucket).send().await.expect("list");
+    let modified = listed.contents()[0].last_modified().expect("a time");
+    assert_eq!(modified.subsec_nanos(), 0, "a listing's time is whole seconds: {modified:?}");
+    assert_eq!(head.last_modified(), Some(modified), "a HEAD and a listing give the same time");
+    let versions = s3.list_object_versions().bucket(bucket).send().await.expect("versions");
+    assert!(versions.versions().iter().all(|v| v.last_modified().is_some_and(|t| t.subsec_nanos() == 0)));
+    let uploads = s3.list_multipart_uploads().bucket(bucket).send().await.expect("uploads");
+    assert!(uploads.uploads().iter().all(|u| u.initiated().is_some_and(|t| t.subsec_nanos() == 0)), "{uploads:?}");
+    let buckets = s3.list_buckets().send().await.expect("buckets");
+    assert!(buckets.buckets().iter().all(|b| b.creation_date().is_some_and(|t| t.subsec_nanos() == 0)));
+    s3.abort_multipart_upload()
+        .bucket(bucket)
+        .key("parts")
+        .upload_id(upload.upload_id().expect("id"))
+        .send()
+        .await
+        .expect("abort");
 }
 
 async fn ranges_return_the_requested_bytes(server: &Server) {

@@ -48,7 +48,7 @@ pub(super) async fn get_object_attributes(
         object_parts: wanted(ObjectAttributes::OBJECT_PARTS)
             .then(|| parts(version, input.max_parts, input.part_number_marker))
             .flatten(),
-        last_modified: Some(wire::timestamp(version.created_at)),
+        last_modified: Some(wire::whole_seconds(version.created_at)),
         version_id: wire::version_id_header(&plan.bucket, &version.version_id),
         ..Default::default()
     };

@@ -38,7 +38,7 @@ pub(super) async fn list_buckets(
         .filter(|b| b.name.starts_with(&prefix))
         .map(|b| s3s::dto::Bucket {
             bucket_region: Some(b.region.clone()),
-            creation_date: Some(wire::timestamp(b.created_at)),
+            creation_date: Some(wire::whole_seconds(b.created_at)),
             name: Some(b.name),
         })
         .collect();

@@ -486,9 +486,13 @@ macro_rules! object_output {
             content_length: i64::try_from(length).ok(),
             content_range: plan.content_range.clone(),
             e_tag: Some(wire::etag(&content.etag)),
-            last_modified: Some(wire::timestamp(version.created_at)),
+            last_modified: Some(wire::whole_seconds(version.created_at)),
             metadata: wire::metadata(content),
-            content_type: override_or(input.response_content_type.clone(), content.content_type.clone()),
+            // Stored without one, an object is `binary/octet-stream`, as S3 answers it.
+            content_type: override_or(
+                input.response_content_type.clone(),
+                Some(content.content_type.clone().unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
+            ),
             cache_control: override_or(input.response_cache_control.clone(), wire::header(content, "cache-control")),
             content_disposition: override_or(
                 input.response_content_disposition.clone(),
@@ -524,6 +528,9 @@ macro_rules! object_output {
         }
     }};
 }
+
+/// The `Content-Type` of an object written without one.
+const DEFAULT_CONTENT_TYPE: &str = "binary/octet-stream";
 
 pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> Result<S3Response<GetObjectOutput>> {
     let input = &req.input;

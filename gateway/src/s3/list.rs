@@ -50,7 +50,7 @@ fn object(version: ObjectVersion, owner: Option<Owner>, encoder: &Encoder) -> Ob
     Object {
         key: Some(encoder.apply(version.key)),
         e_tag: Some(wire::etag(&version.content.etag)),
-        last_modified: Some(wire::timestamp(version.created_at)),
+        last_modified: Some(wire::whole_seconds(version.created_at)),
         size: i64::try_from(version.content.size).ok(),
         storage_class: Some(ObjectStorageClass::from(ObjectStorageClass::STANDARD.to_owned())),
         owner,

@@ -374,7 +374,7 @@ async fn part_copy_as_read(
     Ok(S3Response::new(UploadPartCopyOutput {
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(wire::etag(&etag)),
-            last_modified: Some(wire::timestamp(event.created_at)),
+            last_modified: Some(wire::whole_seconds(event.created_at)),
             checksum_crc32: answered.crc32,
             checksum_crc32c: answered.crc32c,
             checksum_crc64nvme: answered.crc64nvme,
@@ -1138,7 +1138,7 @@ pub(super) async fn list_parts(gw: &Gateway, req: S3Request<ListPartsInput>) -> 
                         part_number: i32::try_from(p.number).ok(),
                         e_tag: Some(wire::etag(&p.part.etag)),
                         size: i64::try_from(p.part.size).ok(),
-                        last_modified: Some(wire::timestamp(p.created_at)),
+                        last_modified: Some(wire::whole_seconds(p.created_at)),
                         checksum_crc32: checksums.crc32,
                         checksum_crc32c: checksums.crc32c,
                         checksum_crc64nvme: checksums.crc64nvme,
@@ -1186,7 +1186,7 @@ pub(super) async fn list_multipart_uploads(
                 .map(|(u, initiator)| MultipartUpload {
                     key: Some(u.created.key),
                     upload_id: Some(u.created.upload_id),
-                    initiated: Some(wire::timestamp(u.created_at)),
+                    initiated: Some(wire::whole_seconds(u.created_at)),
                     initiator: Some(initiator),
                     owner: Some(owner.clone()),
                     storage_class: Some(StorageClass::from(StorageClass::STANDARD.to_owned())),

@@ -553,7 +553,7 @@ async fn copy_source_as_read(gw: &Gateway, req: &S3Request<CopyObjectInput>) -> 
     let output = CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(wire::etag(&etag)),
-            last_modified: Some(wire::timestamp(recorded.event.created_at)),
+            last_modified: Some(wire::whole_seconds(recorded.event.created_at)),
             checksum_crc32: checksums.crc32,
             checksum_crc32c: checksums.crc32c,
             checksum_crc64nvme: checksums.crc64nvme,

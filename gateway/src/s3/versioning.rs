@@ -43,7 +43,7 @@ pub(super) async fn list_object_versions(
     let mut versions = Vec::new();
     let mut delete_markers = Vec::new();
     for (version, version_owner) in page.versions.into_iter().zip(owners) {
-        let last_modified = Some(wire::timestamp(version.created_at));
+        let last_modified = Some(wire::whole_seconds(version.created_at));
         if version.is_delete_marker {
             delete_markers.push(DeleteMarkerEntry {
                 is_latest: Some(version.is_latest),

@@ -114,6 +114,15 @@ pub fn timestamp(ms: i64) -> Timestamp {
     Timestamp::from(time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(time::OffsetDateTime::UNIX_EPOCH))
 }
 
+/// The time of an object, part, upload or bucket as S3 gives it: in whole seconds (`.000Z` in
+/// a listing's XML). The registry keeps milliseconds, which order versions; a client that
+/// compares a listing's time with a file's, kept in seconds (`aws s3 sync --exact-timestamps`),
+/// would otherwise find every file changed.
+#[must_use]
+pub fn whole_seconds(ms: i64) -> Timestamp {
+    timestamp(ms - ms.rem_euclid(1000))
+}
+
 /// An s3s timestamp as milliseconds since the epoch.
 #[must_use]
 pub fn millis(ts: &Timestamp) -> i64 {
