@@ -297,10 +297,20 @@ fn plan_key(
     let current_action = rules.iter().find_map(|rule| {
         let expiration = rule.expiration.as_ref().filter(|_| rule.filter.matches(current))?;
         if current.is_delete_marker {
-            let lone = versions.len() == 1 && expiration.expired_object_delete_marker;
-            return lone.then(|| {
+            // A lone delete marker goes at once under ExpiredObjectDeleteMarker, and under Days
+            // once it is as old as a version would be to expire: S3 cleans expired delete
+            // markers up for a rule with Days, so that such a rule can empty a bucket.
+            if versions.len() != 1 {
+                return None;
+            }
+            let due = if expiration.expired_object_delete_marker {
+                current.created_at
+            } else {
+                after_days(current.created_at, expiration.days?, day_ms)
+            };
+            return (due <= now).then(|| {
                 let effect = Effect::DeleteVersion { version_id: current.version_id.clone() };
-                action(current, rule, ActionKind::ExpiredObjectDeleteMarker, effect, current.created_at)
+                action(current, rule, ActionKind::ExpiredObjectDeleteMarker, effect, due)
             });
         }
         let due = expiration.date.or_else(|| expiration.days.map(|d| after_days(current.created_at, d, day_ms)))?;

@@ -124,6 +124,24 @@ fn a_lone_delete_marker_is_removed_only_when_asked_and_tag_filters_skip_markers(
     assert!(plan(bucket(&rules, Some(VersioningStatus::Enabled)), &lone, &[], T0, DAY_MS).actions.is_empty());
 }
 
+/// S3 cleans expired delete markers up for a rule with `Days` once they are old enough,
+/// without `ExpiredObjectDeleteMarker` (which cannot be set beside `Days`): such a rule, with
+/// a noncurrent expiration, empties a versioned bucket.
+#[test]
+fn a_lone_delete_marker_expires_under_days_once_it_is_old_enough() {
+    let rules = [expire_after(1)];
+    let versioned = bucket(&rules, Some(VersioningStatus::Enabled));
+    let lone = [marker("k", "m", T0, true)];
+    let due = after_days(T0, 1, DAY_MS);
+    assert!(plan(versioned, &lone, &[], due - 1, DAY_MS).actions.is_empty(), "not yet old enough");
+    let p = plan(versioned, &lone, &[], due, DAY_MS);
+    assert_eq!(p.actions[0].kind, ActionKind::ExpiredObjectDeleteMarker);
+    assert_eq!(p.actions[0].effect, Effect::DeleteVersion { version_id: "m".into() });
+    assert_eq!(p.actions[0].due, due);
+    let not_lone = [marker("k", "m", T0, true), version("k", "v", T0 - 1, false)];
+    assert!(plan(versioned, &not_lone, &[], due, DAY_MS).actions.is_empty(), "a marker over a version stays");
+}
+
 #[test]
 fn filters_match_prefix_tags_and_sizes() {
     let mut r = expire_after(1);
