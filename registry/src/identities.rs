@@ -207,7 +207,9 @@ impl Registry {
         let user = UserRef { account: account.to_owned(), user: name.to_owned() };
         self.write(move |writer| {
             require_account(writer.views(), &user.account)?;
-            if writer.views().user(&user.account, &user.user)?.is_some() {
+            // As IAM: names differ by more than case (`Alice` beside `alice`, or `Root`, would
+            // pass a policy naming the other by its ARN).
+            if writer.views().user_named_alike(&user.account, &user.user)?.is_some() {
                 return Err(Error::EntityAlreadyExists(format!("User with name {} already exists.", user.user)));
             }
             writer.append(caller.draft(Payload::UserCreated(user)))

@@ -121,6 +121,13 @@ pub trait Reads {
     /// The engine's errors.
     fn user(&self, account: &str, name: &str) -> Result<Option<AccountUser>>;
 
+    /// A user of `account` whose name is `name` but for case: IAM does not tell `alice` from
+    /// `ALICE`, so a new user may not take a name that differs from one only so.
+    ///
+    /// # Errors
+    /// The engine's errors.
+    fn user_named_alike(&self, account: &str, name: &str) -> Result<Option<AccountUser>>;
+
     /// The users of `account`, by name.
     ///
     /// # Errors

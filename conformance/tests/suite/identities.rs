@@ -661,6 +661,11 @@ async fn the_iam_api_checks_signatures_and_lets_only_the_root_or_an_allowed_user
     assert_eq!(iam_code(&bad), (400, "ValidationError".to_owned()));
     let twice = iam(&server, root, &[("Action", "CreateUser"), ("UserName", "frank")]).await;
     assert_eq!(iam_code(&twice), (409, "EntityAlreadyExists".to_owned()));
+    // IAM does not tell names apart by case: not `FRANK` beside `frank`, nor `Root`.
+    for alike in ["FRANK", "Frank", "Root", "ROOT"] {
+        let refused = iam(&server, root, &[("Action", "CreateUser"), ("UserName", alike)]).await;
+        assert_eq!(iam_code(&refused), (409, "EntityAlreadyExists".to_owned()), "{alike}");
+    }
     let malformed = iam(
         &server,
         root,

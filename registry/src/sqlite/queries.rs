@@ -947,6 +947,16 @@ impl Reads for Connection {
             .optional()?)
     }
 
+    fn user_named_alike(&self, account: &str, name: &str) -> Result<Option<AccountUser>> {
+        // Names are ASCII (`check_name`), which NOCASE folds.
+        Ok(self
+            .prepare_cached(
+                "SELECT account, name, created_at FROM users WHERE account = ?1 AND name = ?2 COLLATE NOCASE LIMIT 1",
+            )?
+            .query_row([account, name], user_row)
+            .optional()?)
+    }
+
     fn users(&self, account: &str) -> Result<Vec<AccountUser>> {
         Ok(self
             .prepare_cached("SELECT account, name, created_at FROM users WHERE account = ?1 ORDER BY name")?
