@@ -68,15 +68,23 @@ fn from_json(text: &str) -> Option<ErrorBody> {
 }
 
 /// The error body `xml` (an S3 `<Error>` document) with `<RequestId>` and `<HostId>` added
-/// before its end, as AWS sends them; `None` when it has them or is not such a document.
+/// before its end, as AWS sends them, and AWS's `<Message>` for the codes s3s sends without
+/// one (clients show it: `InvalidBucketName ... : Unknown` otherwise); `None` when it has the
+/// ids or is not such a document.
 #[must_use]
 pub fn with_error_ids(xml: &[u8], request_id: &str) -> Option<Vec<u8>> {
     const END: &[u8] = b"</Error>";
     if memchr::memmem::find(xml, b"<RequestId>").is_some() || !xml.ends_with(END) {
         return None;
     }
-    let mut out = Vec::with_capacity(xml.len() + 128);
+    let mut out = Vec::with_capacity(xml.len() + 256);
     out.extend_from_slice(&xml[..xml.len() - END.len()]);
+    if memchr::memmem::find(xml, b"<Message>").is_none()
+        && let Some(message) = std::str::from_utf8(xml).ok().and_then(from_xml).map(|body| body.reason)
+        && !message.is_empty()
+    {
+        out.extend_from_slice(format!("<Message>{}</Message>", quick_xml::escape::escape(&message)).as_bytes());
+    }
     for (name, value) in [("RequestId", request_id), ("HostId", crate::request::host_id())] {
         out.extend_from_slice(format!("<{name}>{value}</{name}>").as_bytes());
     }
@@ -110,6 +118,16 @@ mod tests {
         assert!(of(&bare).unwrap().reason.starts_with("The request signature we calculated"));
         let api = response(404, r#"{"code":"NoSuchEvent","message":"past the end"}"#);
         assert_eq!(of(&api), Some(ErrorBody { code: "NoSuchEvent".into(), reason: "past the end".into() }));
+    }
+
+    #[test]
+    fn a_code_s3s_sends_without_a_message_gets_awss() {
+        let stamped = with_error_ids(b"<Error><Code>InvalidBucketName</Code></Error>", "RID").unwrap();
+        let text = String::from_utf8(stamped).unwrap();
+        assert!(text.contains("<Message>The specified bucket is not valid.</Message>"), "{text}");
+        assert!(text.contains("<RequestId>RID</RequestId>"), "{text}");
+        let kept = with_error_ids(b"<Error><Code>AccessDenied</Code><Message>own</Message></Error>", "RID").unwrap();
+        assert_eq!(String::from_utf8(kept).unwrap().matches("<Message>").count(), 1);
     }
 
     #[test]
