@@ -142,10 +142,19 @@ async fn a_missing_key_is_404_only_to_whoever_may_list_the_bucket() {
     let statement = |action: &str, resource: &str| {
         format!(r#"{{"Effect": "Allow", "Principal": "*", "Action": "{action}", "Resource": "{resource}"}}"#)
     };
-    let reads = statement("s3:GetObject", &format!("arn:aws:s3:::{BUCKET}/*"));
+    let reads = statement("s3:GetObject*", &format!("arn:aws:s3:::{BUCKET}/*"));
     let lists = statement("s3:ListBucket", &format!("arn:aws:s3:::{BUCKET}"));
+    // Listing allowed from the loopback only: decided on the request's address here too.
+    let lists_from_here =
+        lists.replace(r#""Resource""#, r#""Condition": {"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}, "Resource""#);
+    let lists_from_elsewhere = lists_from_here.replace("127.0.0.0/8", "192.0.2.0/24");
     let anonymous = |method: &str, key: &str| server.request(method, &format!("/{BUCKET}/{key}"));
-    for (statements, missing) in [(vec![&reads], (403, "AccessDenied")), (vec![&reads, &lists], (404, "NoSuchKey"))] {
+    for (statements, missing) in [
+        (vec![&reads], (403, "AccessDenied")),
+        (vec![&reads, &lists], (404, "NoSuchKey")),
+        (vec![&reads, &lists_from_here], (404, "NoSuchKey")),
+        (vec![&reads, &lists_from_elsewhere], (403, "AccessDenied")),
+    ] {
         let policy = format!(
             r#"{{"Version": "2012-10-17", "Statement": [{}]}}"#,
             statements.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
@@ -155,6 +164,8 @@ async fn a_missing_key_is_404_only_to_whoever_may_list_the_bucket() {
         assert_refused(&server.send(&anonymous("GET", "missing")).await, missing.0, missing.1, &what);
         assert_eq!(server.send(&anonymous("HEAD", "missing")).await.status, missing.0, "{what}: HEAD");
         assert_eq!(server.send(&anonymous("GET", "there")).await.body, b"here", "{what}: a key that is there");
+        let version = server.send(&anonymous("GET", "missing?versionId=null")).await;
+        assert_eq!(version.status, missing.0, "{what}: a version of a missing key: {}", version.text());
     }
 }
 

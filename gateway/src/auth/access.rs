@@ -817,7 +817,14 @@ impl S3Access for Access {
             (matches!(op.as_str(), "GetObject" | "HeadObject" | "GetObjectAttributes"), &bucket)
         {
             let listing = format!("arn:aws:s3:::{bucket}");
-            let keys = ConditionKeys::new();
+            // Decided on the request's own keys (its address, transport, time), without the
+            // object's: a policy that lets listers in from one network must find them here too.
+            let keys = if grant.policy.is_some() || !identity.policies.is_empty() {
+                let client = cx.extensions_mut().get::<ClientAddr>().copied();
+                self.request_keys(client, cx.headers(), cx.uri())
+            } else {
+                ConditionKeys::new()
+            };
             if self.refusal(&identity, &grant, "s3:ListBucket", &listing, &keys, &ObjectAcl::default()).is_some() {
                 cx.extensions_mut().insert(MissingKeyHidden);
             }

@@ -176,10 +176,11 @@ fn caller<T>(req: &S3Request<T>) -> Caller {
     }
 }
 
-/// `NoSuchKey` as `AccessDenied` for a requester who may not list the bucket
-/// ([`MissingKeyHidden`]).
+/// `NoSuchKey` (and `NoSuchVersion`, a `versionId` no version of the key has) as
+/// `AccessDenied` for a requester who may not list the bucket ([`MissingKeyHidden`]).
 fn hide_missing_key(err: s3s::S3Error, hidden: bool) -> s3s::S3Error {
-    if !hidden || *err.code() != s3s::S3ErrorCode::NoSuchKey {
+    let missing = matches!(*err.code(), s3s::S3ErrorCode::NoSuchKey | s3s::S3ErrorCode::NoSuchVersion);
+    if !hidden || !missing {
         return err;
     }
     tracing::info!(code = "AccessDenied", "refused: no such key, and the requester may not list the bucket");
