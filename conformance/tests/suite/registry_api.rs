@@ -739,4 +739,12 @@ async fn provenance_of_a_missing_key_is_404_only_to_whoever_may_list_the_bucket(
     let owner = api(&server, "/_registry/objects/pubr/missing.txt").await;
     assert_eq!(owner.status, 404, "the owner: {}", owner.text());
     assert!(owner.text().contains(r#""code":"NoSuchKey""#), "{}", owner.text());
+    // Nor through a page before the oldest version, or the key's (absent) readers.
+    let page = server.send(&as_partner("/_registry/objects/pubr/missing.txt?before=9223372036854775807")).await;
+    assert_eq!(page.status, 403, "a later page of a missing key: {}", page.text());
+    let readers = server.send(&as_partner("/_registry/retrievals?bucket=pubr&key=missing.txt")).await;
+    assert_eq!(readers.status, 403, "the readers of a missing key: {}", readers.text());
+    let readers = server.send(&as_partner("/_registry/retrievals?bucket=pubr&key=exists.txt")).await;
+    assert_eq!(readers.status, 200, "the readers of a key that is there: {}", readers.text());
+    assert_eq!(api(&server, "/_registry/retrievals?bucket=pubr&key=missing.txt").await.status, 200, "the owner");
 }

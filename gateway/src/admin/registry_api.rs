@@ -123,6 +123,10 @@ impl ApiError {
     fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Self { status: StatusCode::NOT_FOUND, code, message: message.into() }
     }
+
+    fn access_denied() -> Self {
+        Self { status: StatusCode::FORBIDDEN, code: "AccessDenied", message: "Access Denied".to_owned() }
+    }
 }
 
 impl From<registry::Error> for ApiError {
@@ -174,7 +178,7 @@ impl RegistryApi {
         match path.trim_end_matches('/') {
             "/events" => self.events(&query).await,
             "/events/stream" => self.stream(&query, req),
-            "/retrievals" => self.retrievals(&query).await,
+            "/retrievals" => self.retrievals(req, &query).await,
             rest => {
                 if let Some(sequence) = rest.strip_prefix("/events/") {
                     let sequence =
@@ -205,15 +209,12 @@ impl RegistryApi {
         // One more than the page, to tell whether another follows.
         let mut versions =
             self.registry.read(move |conn| conn.key_provenance(&b, &k, before.unwrap_or(u64::MAX), limit + 1)).await?;
+        // Whether a key exists is told only to whoever may list its bucket, as a GET tells it:
+        // an empty page (the first, or one `before` the oldest) tells it as much as a 404.
+        if versions.is_empty() && !self.may_list(req, &bucket).await {
+            return Err(ApiError::access_denied());
+        }
         if versions.is_empty() && before.is_none() {
-            // Whether a key exists is told only to whoever may list its bucket, as a GET tells it.
-            if !self.may_list(req, &bucket).await {
-                return Err(ApiError {
-                    status: StatusCode::FORBIDDEN,
-                    code: "AccessDenied",
-                    message: "Access Denied".into(),
-                });
-            }
             return Err(ApiError::not_found("NoSuchKey", "the registry has no version of this key"));
         }
         let more = versions.len() > limit;
@@ -372,8 +373,9 @@ impl RegistryApi {
     }
 
     /// `retrievals`: filtered retrieval records, as JSON, access-log lines or CloudTrail.
-    async fn retrievals(&self, query: &Query) -> ApiResult {
+    async fn retrievals(&self, req: &S3Request<Body>, query: &Query) -> ApiResult {
         let filter = query.retrieval_filter()?;
+        let object = filter.bucket.clone().zip(filter.key.clone());
         let limit = query.limit()?;
         let format = query.get("format").unwrap_or("json").to_owned();
         let records = self
@@ -390,6 +392,15 @@ impl RegistryApi {
                 conn.retrievals(&filter, limit)
             })
             .await?;
+        // Asked of one object: no records of a key that has no version tell that it does not
+        // exist, which only whoever may list the bucket is told (as by a GET of it).
+        if let Some((bucket, key)) = object.filter(|_| records.is_empty()) {
+            let (b, k) = (bucket.clone(), key);
+            let versions = self.registry.read(move |conn| conn.key_provenance(&b, &k, u64::MAX, 1)).await?;
+            if versions.is_empty() && !self.may_list(req, &bucket).await {
+                return Err(ApiError::access_denied());
+            }
+        }
         let next = records.last().map(|r| r.sequence);
         let mut response = match format.as_str() {
             "json" => json_response(&json!({
