@@ -210,8 +210,9 @@ pub fn catch_up(log: &Connection, views: &Connection) -> Result<Replayed> {
         tracing::error!(
             views_applied = applied,
             log_ends_at = head,
-            "the views had applied events the log no longer holds: rebuilt from the log; \
-             if no older backup of the log was restored, its newest events were deleted (run `verify`)"
+            "the views had applied events the log no longer holds: rebuilt from the log; the log was \
+             restored from an older backup, lost its newest commits to a power cut (a shared log's \
+             replica, which catches up again), or had its newest events deleted (run `verify`)"
         );
         return replay_in(log, views, u64::MAX, |_| {});
     }

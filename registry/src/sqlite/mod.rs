@@ -1129,6 +1129,7 @@ fn run_writer(
         let started = std::time::Instant::now();
         stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
         stats.batch_sizes.record(batch.len() as u64);
+        let committed_head = head;
         let outcome = run_batch(conns, &mut head, batch, jobs, clock, stats, health);
         // Whether the batch committed or not (a failed one changed nothing, or its COMMIT's
         // outcome is unknown), and before anyone hears of it.
@@ -1148,8 +1149,10 @@ fn run_writer(
                 // The transaction rolled back: the chain continues from what is on disk; but
                 // not from a log that lost this writer's head, which every batch refuses
                 // until the log is restored.
+                // A log that cannot be read now is taken up again from the last head known
+                // committed, which the next batch finds on disk (or a rewrite if it is not).
                 if !matches!(reason, BatchError::ChainBroken(_)) {
-                    head = ChainHead::load(&conns.log).unwrap_or(head);
+                    head = ChainHead::load(&conns.log).unwrap_or(committed_head);
                 }
                 // Events on disk that readers were never told of (another process's, or this
                 // batch's if its COMMIT landed but reported an error): the next batch will
