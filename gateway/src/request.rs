@@ -46,7 +46,8 @@ pub struct WriterOwns(pub String);
 pub struct MaySetBucketAcl;
 
 /// Set by the access hook on a read of an object (GetObject, HeadObject,
-/// GetObjectAttributes) by a requester who may not list its bucket: were the key missing, the
+/// GetObjectAttributes, and of its tags, ACL, retention or legal hold) by a requester who may
+/// not list its bucket: were the key missing, the
 /// answer is 403 `AccessDenied`, not 404 `NoSuchKey`, as on AWS, so that keys cannot be probed
 /// for by someone who could not list them.
 #[derive(Debug, Clone, Copy)]

@@ -166,6 +166,10 @@ async fn a_missing_key_is_404_only_to_whoever_may_list_the_bucket() {
         assert_eq!(server.send(&anonymous("GET", "there")).await.body, b"here", "{what}: a key that is there");
         let version = server.send(&anonymous("GET", "missing?versionId=null")).await;
         assert_eq!(version.status, missing.0, "{what}: a version of a missing key: {}", version.text());
+        for setting in ["tagging", "acl"] {
+            let read = server.send(&anonymous("GET", &format!("missing?{setting}"))).await;
+            assert_eq!(read.status, missing.0, "{what}: the {setting} of a missing key: {}", read.text());
+        }
     }
 }
 

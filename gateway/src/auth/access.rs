@@ -251,6 +251,21 @@ impl Access {
     }
 }
 
+/// The reads of an object (its bytes, attributes or settings), whose answer for a key that
+/// does not exist depends on whether the requester may list the bucket.
+fn is_object_read(op: &str) -> bool {
+    matches!(
+        op,
+        "GetObject"
+            | "HeadObject"
+            | "GetObjectAttributes"
+            | "GetObjectTagging"
+            | "GetObjectAcl"
+            | "GetObjectRetention"
+            | "GetObjectLegalHold"
+    )
+}
+
 /// Why an action was refused ([`Access::refusal`]).
 enum Refusal {
     /// The bucket restricts public access, and the requester is outside its owner's account.
@@ -813,9 +828,7 @@ impl S3Access for Access {
         }
         // A read of a key that does not exist tells whether it exists only to whoever may list
         // the bucket; anyone else hears 403, as on AWS, and cannot probe for keys.
-        if let (true, Some(bucket)) =
-            (matches!(op.as_str(), "GetObject" | "HeadObject" | "GetObjectAttributes"), &bucket)
-        {
+        if let (true, Some(bucket)) = (is_object_read(&op), &bucket) {
             let listing = format!("arn:aws:s3:::{bucket}");
             // Decided on the request's own keys (its address, transport, time), without the
             // object's: a policy that lets listers in from one network must find them here too.
