@@ -267,7 +267,7 @@ pub async fn serve_with_blobs(
     let tls = tls::acceptor(&config.server, &data_dir)?;
     let _sweeper = crate::worker::sweeper::spawn(registry.clone(), &config.lifecycle);
     let checkpoint_findings = Arc::new(Findings::default());
-    let _checkpointer = crate::worker::checkpointer::spawn(registry.clone(), &config, Arc::clone(&checkpoint_findings));
+    let checkpointer = crate::worker::checkpointer::spawn(registry.clone(), &config, Arc::clone(&checkpoint_findings));
     let views_findings = Arc::new(Findings::default());
     let _views_check = crate::worker::views_check::spawn(
         registry_path.clone(),
@@ -427,8 +427,9 @@ pub async fn serve_with_blobs(
     if tokio::time::timeout(shutdown_timeout, graceful.shutdown()).await.is_err() {
         tracing::warn!(timeout = ?shutdown_timeout, "in-flight connections did not finish in time");
     }
-    // Commit what is queued (retrieval records) before the process ends.
+    // Commit what is queued (retrieval records) before the process ends, then sign it.
     registry.close().await;
+    checkpointer.finish().await;
     Ok(())
 }
 

@@ -139,6 +139,36 @@ async fn a_gateway_restarted_more_often_than_the_interval_still_signs_checkpoint
     assert!(signed.is_some(), "no checkpoint was signed in six lives\n{}", server.log());
 }
 
+/// A gateway stopped gracefully signs the events no checkpoint covers yet, however far its
+/// interval is: the newest writes of a stopped gateway are what someone with the disk could
+/// remove unseen, and plain `verify` now names their removal.
+#[tokio::test]
+async fn a_gateway_that_stops_signs_the_events_no_checkpoint_covers() {
+    // The defaults: a checkpoint every 10,000 events or an hour, neither reached here.
+    let mut server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("ledger").send().await.expect("bucket");
+    for key in ["a", "b"] {
+        s3.put_object().bucket("ledger").key(key).body(ByteStream::from_static(b"entry")).send().await.expect("put");
+    }
+    let own = server.data_dir().join("checkpoints");
+    assert_eq!(newest_checkpoint(&own), None, "a checkpoint signed while serving\n{}", server.log());
+    server.terminate();
+    assert!(server.wait_exit().await.success(), "{}", server.log());
+
+    let log = rusqlite::Connection::open(server.registry_path()).expect("open the log");
+    let head: u64 = log.query_row("SELECT MAX(seq) FROM events", [], |row| row.get(0)).expect("the log's end");
+    assert_eq!(newest_checkpoint(&own), Some(head), "the stop signed no checkpoint of the head\n{}", server.log());
+    let intact = cli::expect(&server, &["verify", "--no-blobs"], 0);
+    assert!(intact.stdout.contains("checkpoint: checked against"), "{intact:?}");
+
+    // The last write removed while the gateway is stopped.
+    log.execute("DELETE FROM events WHERE seq = ?1", [head]).expect("truncate the log");
+    drop(log);
+    let truncated = cli::expect(&server, &["verify", "--no-blobs"], 1);
+    assert!(truncated.stdout.contains(&format!("the log has no event {head}")), "{truncated:?}");
+}
+
 #[tokio::test]
 async fn plain_verify_catches_a_rewritten_or_truncated_log_from_the_gateways_own_checkpoints_issue_16() {
     let copies = tempfile::tempdir().expect("temp folder");

@@ -13,6 +13,11 @@
 //! that cannot be written, an upload refused) fails `/_ready` too, until a later attempt
 //! succeeds; a checkpoint counts as made only once every place holds it, so the next attempt
 //! signs the head again and stores it everywhere.
+//!
+//! A gateway that stops gracefully signs the events no checkpoint covers yet, after its last
+//! write is committed ([`Checkpointer::finish`]): a stopped gateway's log is what someone with
+//! the disk could edit unseen, and without this its newest events (up to an interval's worth)
+//! would be covered by no signature until the next start.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use registry::Registry;
 use registry::log::{self, ChainHead};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::checkpoints::s3::S3Location;
@@ -33,13 +39,39 @@ const POLL: Duration = Duration::from_secs(1);
 /// How long the worker waits after a failed checkpoint before it tries again.
 const RETRY: Duration = Duration::from_secs(60);
 
-/// The running checkpointer; dropping it stops the task.
+/// How long a stopping gateway waits for its last checkpoint: it verifies at most the events
+/// since the previous one (`checkpoint_every_events`), which takes well under a second; a
+/// worker still checking the log at start, or an S3 copy that does not answer, is given up.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The running checkpointer; dropping it stops the task, [`Checkpointer::finish`] has it sign
+/// what is left first.
 #[derive(Debug)]
-pub struct Checkpointer(Option<JoinHandle<()>>);
+pub struct Checkpointer {
+    task: Option<JoinHandle<()>>,
+    finish: Option<oneshot::Sender<()>>,
+}
+
+impl Checkpointer {
+    fn off() -> Self {
+        Self { task: None, finish: None }
+    }
+
+    /// Signs the events no checkpoint covers yet, if this gateway signs checkpoints (on a shared
+    /// log, the one holding the lease) and its start check is over, then stops the task. Called
+    /// once the registry committed its last write.
+    pub async fn finish(mut self) {
+        let (Some(mut task), Some(finish)) = (self.task.take(), self.finish.take()) else { return };
+        if finish.send(()).is_ok() && tokio::time::timeout(FINISH_TIMEOUT, &mut task).await.is_err() {
+            tracing::warn!(timeout = ?FINISH_TIMEOUT, "no checkpoint signed at shutdown: the checkpointer did not finish");
+        }
+        task.abort();
+    }
+}
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
+        if let Some(task) = self.task.take() {
             task.abort();
         }
     }
@@ -62,7 +94,7 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
     let every_events = config.registry.checkpoint_every_events;
     let interval_seconds = config.registry.checkpoint_interval_seconds;
     if every_events == 0 && interval_seconds == 0 {
-        return Checkpointer(None);
+        return Checkpointer::off();
     }
     let s3_copy = checkpoints::s3_copy(config).and_then(|prefix| {
         prefix.map(|prefix| checkpoints::s3::client_from_env().map(|client| (client, prefix))).transpose()
@@ -71,7 +103,7 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
         Ok(s3_copy) => s3_copy,
         Err(error) => {
             refuse(&findings, &error);
-            return Checkpointer(None);
+            return Checkpointer::off();
         }
     };
     let settings = Arc::new(Settings {
@@ -81,7 +113,8 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
         folders: checkpoints::folders(config),
         s3_copy,
     });
-    Checkpointer(Some(tokio::spawn(async move {
+    let (finish, mut finishing) = oneshot::channel();
+    let task = tokio::spawn(async move {
         let path = registry.path().to_owned();
         // The log is checked against the newest stored checkpoint before anything is signed,
         // the S3 copy's included: a log rewritten while the gateway was stopped, with the data
@@ -126,8 +159,17 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
         // Held from the first time it is granted: one gateway signs while it lives.
         let mut lease: Option<registry::Lease> = None;
         loop {
-            ticks.tick().await;
-            if failed_at.is_some_and(|at| at.elapsed() < RETRY) {
+            // The last pass, when the gateway stops: whatever is unsigned is signed now.
+            let last_pass = tokio::select! {
+                _ = ticks.tick() => false,
+                stopping = &mut finishing => {
+                    if stopping.is_err() {
+                        return;
+                    }
+                    true
+                }
+            };
+            if !last_pass && failed_at.is_some_and(|at| at.elapsed() < RETRY) {
                 continue;
             }
             // Asked of PostgreSQL every time (one round trip a second): a session that ended
@@ -142,6 +184,9 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
                     None
                 });
                 if lease.is_none() {
+                    if last_pass {
+                        return;
+                    }
                     continue;
                 }
             }
@@ -149,6 +194,9 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
             let by_count =
                 settings.every_events > 0 && committed >= last.sequence.saturating_add(settings.every_events);
             if committed <= last.sequence {
+                if last_pass {
+                    return;
+                }
                 continue;
             }
             if settings.interval.is_some() && oldest_unsigned.is_none() {
@@ -162,7 +210,7 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
             }
             let by_time =
                 settings.interval.zip(oldest_unsigned).is_some_and(|(interval, oldest)| due(oldest, interval));
-            if !(by_count || by_time) {
+            if !(by_count || by_time || last_pass) {
                 continue;
             }
             let signed = {
@@ -174,12 +222,15 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
                 Ok(other) => other.map(|signed| signed.map(|(head, _)| head)),
                 Err(error) => {
                     tracing::warn!(%error, "the checkpoint task did not finish");
+                    if last_pass {
+                        return;
+                    }
                     continue;
                 }
             };
             match stored {
                 Ok(Some(head)) => {
-                    tracing::info!(sequence = head.sequence, "checkpoint signed");
+                    tracing::info!(sequence = head.sequence, at_shutdown = last_pass, "checkpoint signed");
                     last = head;
                     oldest_unsigned = None;
                     if failed_at.take().is_some() {
@@ -194,8 +245,12 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
                     failed_at = Some(Instant::now());
                 }
             }
+            if last_pass {
+                return;
+            }
         }
-    })))
+    });
+    Checkpointer { task: Some(task), finish: Some(finish) }
 }
 
 /// Whether a checkpoint is due by time: the oldest event it would cover was committed at
