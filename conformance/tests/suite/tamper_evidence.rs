@@ -109,6 +109,43 @@ async fn a_delete_allowed_by_an_edited_views_file_is_named_by_verify_and_fails_r
     assert_eq!(refused, (403, "AccessDenied".to_owned()));
 }
 
+/// Views edited while the gateway is stopped are found by the check it runs at start, under
+/// the default (daily) interval: until then they decide what Object Lock allows.
+#[tokio::test]
+async fn views_edited_while_the_gateway_is_stopped_fail_ready_once_it_starts() {
+    let mut server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("evidence").object_lock_enabled_for_bucket(true).send().await.expect("lock bucket");
+    s3.put_object()
+        .bucket("evidence")
+        .key("report.pdf")
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(in_a_day())
+        .body(ByteStream::from_static(b"signed report"))
+        .send()
+        .await
+        .expect("locked put");
+    assert_eq!(ready(&server).await.0, 200);
+    server.terminate();
+    assert!(server.wait_exit().await.success(), "{}", server.log());
+
+    tamper::edit_views(
+        &server.registry_path(),
+        "UPDATE object_versions SET retention_mode = NULL, retain_until = NULL WHERE key = 'report.pdf'",
+    );
+    server.restart().await;
+    let deadline = Instant::now() + CHECK_TIMEOUT;
+    loop {
+        let (status, body) = ready(&server).await;
+        if status == 503 {
+            assert!(body.contains("object_versions"), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "/_ready still says {status} {body}\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The highest sequence of the checkpoint files in `folder`.
 fn newest_checkpoint(folder: &std::path::Path) -> Option<u64> {
     std::fs::read_dir(folder)

@@ -1,10 +1,14 @@
-//! The periodic check of the views against the log: every
+//! The periodic check of the views against the log: at start and then every
 //! `registry.views_check_interval_seconds` (default daily) a snapshot of the registry is
 //! replayed and compared with the stored views, and every event is checked against the rules
 //! in force at its sequence ([`registry::audit`], as `verify` does). The gateway serves from
 //! the views (Object Lock is enforced from them), so views edited behind the log's back, or
 //! an event appended on the strength of such an edit, fail `/_ready` until a later check
 //! passes. The gateway keeps serving: the finding is the operator's to act on.
+//!
+//! The first check runs at start, in the background: views edited while the gateway was
+//! stopped are the likeliest edit, and a gateway restarted more often than the interval (a
+//! daily deploy under the daily default) would otherwise never check at all.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,8 +30,8 @@ impl Drop for ViewsCheck {
     }
 }
 
-/// Starts the check of the registry at `registry_path` every `interval_seconds` (none when
-/// 0), the first one interval after the start; it reports to `findings`.
+/// Starts the check of the registry at `registry_path` now and every `interval_seconds` after
+/// (none when 0); it reports to `findings`.
 #[must_use]
 pub fn spawn(registry_path: PathBuf, interval_seconds: u64, findings: Arc<Findings>) -> ViewsCheck {
     if interval_seconds == 0 {
@@ -35,7 +39,7 @@ pub fn spawn(registry_path: PathBuf, interval_seconds: u64, findings: Arc<Findin
     }
     let interval = Duration::from_secs(interval_seconds);
     ViewsCheck(Some(tokio::spawn(async move {
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
