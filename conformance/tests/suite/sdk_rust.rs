@@ -747,6 +747,8 @@ async fn multipart_uploads_complete_with_copied_parts(server: &Server) {
         .expect("complete");
     let whole = [part1, part2.as_slice()].concat();
     assert_eq!(unquote(done.e_tag().expect("ETag")), multipart_etag(&[part1, &part2]));
+    // The object's URL, absolute as AWS gives it (the JS SDK's upload() hands it to callers).
+    assert_eq!(done.location(), Some(format!("{}/{bucket}/{key}", server.endpoint()).as_str()));
 
     let out = s3.get_object().bucket(bucket).key(key).send().await.expect("get");
     assert_eq!(out.content_type(), Some("application/octet-stream"));

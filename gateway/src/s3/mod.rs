@@ -73,7 +73,7 @@ use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
 use crate::auth::Users;
-use crate::auth::access::BucketGrants;
+use crate::auth::access::{BucketGrants, SecureTransport};
 use crate::backend::BlobStore;
 use crate::client_addr::ClientAddr;
 use crate::config::{Backend, Config, Retrievals, UpstreamObjectLock};
@@ -117,6 +117,19 @@ impl Gateway {
     ) -> Self {
         let outboards = integrity::Outboards::new(OutboardFiles::new(&config.storage.data_dir));
         Self { registry, blobs, config, users, uploads, grants, outboards, keys }
+    }
+
+    /// Where the request came to, as a URL's origin (`https://HOST`): the scheme the client
+    /// used (a trusted proxy's word counting as for `aws:SecureTransport`) and the `Host` it
+    /// named, so that a `Location` built on it is the address the client can reach.
+    fn origin_of<T>(&self, req: &S3Request<T>) -> Option<String> {
+        let client = req.extensions.get::<ClientAddr>().copied();
+        let scheme = if SecureTransport::of(&self.config.server).is_secure(client) { "https" } else { "http" };
+        let host = match req.headers.get(http::header::HOST) {
+            Some(host) => host.to_str().ok()?,
+            None => req.uri.authority()?.as_str(),
+        };
+        Some(format!("{scheme}://{host}"))
     }
 
     /// A slot for receiving one body (PutObject, UploadPart) from `client`, held until the

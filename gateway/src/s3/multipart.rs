@@ -897,8 +897,11 @@ pub(super) async fn complete_multipart_upload(
     let bucket = require_bucket(gw, &input.bucket).await?;
     let requested = input.multipart_upload.as_ref().and_then(|m| m.parts.clone()).unwrap_or_default();
     let condition = super::object::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    // The object's URL, as AWS gives it: the request's path names the object, encoded as the
+    // client encoded it, path-style or virtual-hosted.
+    let location = format!("{}{}", gw.origin_of(&req).unwrap_or_default(), req.uri.path());
     let Some(upload) = find_upload(gw, &input.bucket, &input.key, &input.upload_id).await? else {
-        return completed_before(gw, &bucket, input, &requested).await;
+        return completed_before(gw, &bucket, input, &requested, location).await;
     };
     let customer = encryption::completion_key(gw, &req, &upload.created.template)?;
     let customer = customer.as_ref().map(|c| &c.key);
@@ -954,7 +957,7 @@ pub(super) async fn complete_multipart_upload(
         Err(err) => {
             if alarm.ended().await {
                 tracing::info!(error = %err, "the upload ended while its completion joined its parts");
-                return completed_before(gw, &bucket, input, &requested).await;
+                return completed_before(gw, &bucket, input, &requested, location).await;
             }
             return Err(err);
         }
@@ -1012,7 +1015,9 @@ pub(super) async fn complete_multipart_upload(
         match gw.registry.complete_multipart_upload(caller(&req), input.upload_id.clone(), expected_parts, new).await {
             Ok(recorded) => recorded,
             // Another completion of the same upload committed first: its answer is this one's.
-            Err(registry::Error::NoSuchUpload) => return completed_before(gw, &bucket, input, &requested).await,
+            Err(registry::Error::NoSuchUpload) => {
+                return completed_before(gw, &bucket, input, &requested, location).await;
+            }
             Err(err) => return Err(err.into()),
         };
     if let Ok(root) = blake3::Hash::from_hex(&content.blake3) {
@@ -1020,7 +1025,7 @@ pub(super) async fn complete_multipart_upload(
     }
     gw.outboards.forget_parts(part_keys).await;
     super::object_lock::protect_new_version(gw, &input.bucket, &input.key, &recorded, legal_hold).await?;
-    let output = completion_output(gw, &bucket, &input.key, &recorded.version_id, &content);
+    let output = completion_output(gw, &bucket, &input.key, &recorded.version_id, &content, location);
     Ok(wire::with_receipt(output, &recorded.event))
 }
 
@@ -1032,6 +1037,7 @@ async fn completed_before(
     bucket: &registry::state::Bucket,
     input: &CompleteMultipartUploadInput,
     requested: &[CompletedPart],
+    location: String,
 ) -> Result<S3Response<CompleteMultipartUploadOutput>> {
     let (name, key, upload_id) = (input.bucket.clone(), input.key.clone(), input.upload_id.clone());
     let versions = gw.registry.read(move |reads| reads.versions_of_key(&name, &key)).await?;
@@ -1047,16 +1053,19 @@ async fn completed_before(
     let Some(version) = completed else {
         return Err(registry::Error::NoSuchUpload.into());
     };
-    Ok(S3Response::new(completion_output(gw, bucket, &input.key, &version.version_id, &version.content)))
+    let output = completion_output(gw, bucket, &input.key, &version.version_id, &version.content, location);
+    Ok(S3Response::new(output))
 }
 
-/// CompleteMultipartUpload's answer for the version `version_id` of `key`, holding `content`.
+/// CompleteMultipartUpload's answer for the version `version_id` of `key`, holding `content`,
+/// at the URL `location`.
 fn completion_output(
     gw: &Gateway,
     bucket: &registry::state::Bucket,
     key: &str,
     version_id: &str,
     content: &ObjectContent,
+    location: String,
 ) -> CompleteMultipartUploadOutput {
     let fields = wire::ChecksumFields::of(&content.checksums);
     let sse = encryption::answer(gw.keys.as_ref(), content, None);
@@ -1064,7 +1073,7 @@ fn completion_output(
         bucket: Some(bucket.name.clone()),
         key: Some(key.to_owned()),
         e_tag: Some(wire::etag(&content.etag)),
-        location: Some(format!("/{}/{key}", bucket.name)),
+        location: Some(location),
         version_id: wire::version_id_header(bucket, version_id),
         checksum_crc32: fields.crc32,
         checksum_crc32c: fields.crc32c,
