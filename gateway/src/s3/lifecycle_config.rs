@@ -41,11 +41,14 @@ fn size(n: Option<i64>) -> Result<Option<u64>> {
 }
 
 /// A rule's filter: the legacy top-level Prefix, or a Filter holding exactly one of Prefix,
-/// Tag, a size bound or And.
+/// Tag, a size bound or And (or nothing: every object). A rule with neither is malformed, as
+/// on AWS, rather than read as applying to every object.
 fn filter(rule: &LifecycleRule) -> Result<Filter> {
     let Some(f) = &rule.filter else {
-        let legacy_prefix = rule.prefix.is_some();
-        return Ok(Filter { prefix: rule.prefix.clone().unwrap_or_default(), legacy_prefix, ..Filter::default() });
+        let Some(prefix) = &rule.prefix else {
+            return Err(malformed("a rule needs a Filter or a Prefix"));
+        };
+        return Ok(Filter { prefix: prefix.clone(), legacy_prefix: true, ..Filter::default() });
     };
     if rule.prefix.is_some() {
         return Err(malformed("Prefix and Filter together"));
@@ -362,6 +365,12 @@ mod tests {
         no_action.expiration = None;
         assert!(refusal(rules(Some(&config(vec![no_action])))).starts_with("MalformedXml"));
         assert!(refusal(rules(Some(&config(vec![expire("a", 0)])))).starts_with("InvalidLifecycleArgument"));
+        // Neither a Filter nor the legacy Prefix: AWS's schema wants one of them.
+        let mut unfiltered = expire("a", 1);
+        unfiltered.filter = None;
+        assert!(refusal(rules(Some(&config(vec![unfiltered.clone()])))).starts_with("MalformedXml"));
+        unfiltered.prefix = Some(String::new());
+        assert_eq!(rules(Some(&config(vec![unfiltered]))).unwrap()[0].filter.prefix, "");
     }
 
     #[test]
