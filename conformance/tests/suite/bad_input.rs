@@ -963,10 +963,17 @@ async fn a_legal_hold_header_other_than_on_or_off_is_refused() {
             assert_refused(&answer, 400, "InvalidArgument", &format!("x-amz-object-lock-legal-hold: {value:?}"));
         }
     }
-    server.assert_no_new_events(before, "writes with a legal hold that is neither ON nor OFF");
+    // A lock asked with no digest of the body: AWS wants Content-MD5 or a checksum with it.
+    let held = || server.request("PUT", "/held/k").body(b"k".to_vec()).header("x-amz-object-lock-legal-hold", "ON");
+    let bare = server.send(&held().sign(ROOT, SystemTime::now(), Payload::Signed)).await;
+    assert_refused(&bare, 400, "InvalidRequest", "a PUT asking for a legal hold with no Content-MD5 or checksum");
+    server.assert_no_new_events(before, "writes with a legal hold that is neither ON nor OFF, or with no digest");
     server.assert_absent("held", "k").await;
-    let held = server.request("PUT", "/held/k").body(b"k".to_vec()).header("x-amz-object-lock-legal-hold", "ON");
-    assert_eq!(server.send(&held.sign(ROOT, SystemTime::now(), Payload::Signed)).await.status, 200);
+    use base64::Engine as _;
+    use md5::Digest as _;
+    let digest = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(b"k"));
+    let held = held().header("content-md5", &digest).sign(ROOT, SystemTime::now(), Payload::Signed);
+    assert_eq!(server.send(&held).await.status, 200);
     let hold = s3.get_object_legal_hold().bucket("held").key("k").send().await.expect("legal hold");
     assert_eq!(hold.legal_hold().and_then(|h| h.status()).map(|s| s.as_str()), Some("ON"));
 }

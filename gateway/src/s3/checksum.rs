@@ -31,6 +31,13 @@ pub struct ExpectedChecksums {
 }
 
 impl ExpectedChecksums {
+    /// Whether the client sent no digest of the body at all: no `Content-MD5`, no checksum
+    /// header or trailer, no checksum algorithm named.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.content_md5.is_none() && self.headers.is_empty() && self.trailer.is_none() && self.requested.is_none()
+    }
+
     /// Reads `Content-MD5`, `x-amz-checksum-*`, `x-amz-trailer` and
     /// `x-amz-(sdk-)checksum-algorithm` from request headers.
     ///

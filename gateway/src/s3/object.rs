@@ -237,6 +237,17 @@ pub(super) async fn put_object(
     let encryption = encryption::with_default(gw, &bucket, asked)?;
     let expected = ExpectedChecksums::from_headers(&req.headers)?;
     let (retention, legal_hold) = lock_headers!(&bucket, input)?;
+    // AWS takes a lock only with a digest of what it locks (a form's upload is not asked).
+    let asks_lock = input.object_lock_mode.is_some()
+        || input.object_lock_retain_until_date.is_some()
+        || input.object_lock_legal_hold_status.is_some();
+    if asks_lock && !form && expected.is_empty() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters"
+        )
+        .into());
+    }
     let tags = wire::tags_from_header(input.tagging.as_deref())?;
     let condition = write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
 
