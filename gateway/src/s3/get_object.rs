@@ -116,11 +116,11 @@ pub(super) async fn plan(
         Some((first, last)) => first == 0 && last + 1 == size,
         None => size == 0,
     };
-    // A part of a multipart object is a ranged read even when it is the whole object (S3 answers
-    // 206); an empty part has no span to name, and is sent as an empty body.
-    let multipart_part = parts_count(&version.content.etag, part_number).is_some();
+    // A part is a ranged read even when it is the whole object (S3 answers 206 with a
+    // Content-Range for part 1 of a single PUT too); an empty part has no span to name, and is
+    // sent as an empty body.
     let content_range = span
-        .filter(|_| range.is_some() || !whole || multipart_part)
+        .filter(|_| range.is_some() || !whole || part_number.is_some())
         .map(|(first, last)| format!("bytes {first}-{last}/{size}"));
     let expiration = super::lifecycle_config::expiration_header(&bucket, &version, gw.config.lifecycle.day_ms());
     Ok(ReadPlan { bucket, version, span, content_range, whole, expiration, inline })
