@@ -330,6 +330,38 @@ async fn object_history_of_a_deleted_key_shows_its_writes_reads_and_deletions() 
     assert!(String::from_utf8_lossy(&never.stderr).contains("never written"));
 }
 
+/// A copy names the source version it read (`x-amz-copy-source-version-id`) whenever the
+/// source bucket keeps versions, as AWS does, not only when the request named one; from a
+/// bucket that never kept versions it names none.
+#[tokio::test]
+async fn copies_name_the_source_version_they_read() {
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "kept").await;
+    enable_versioning(&s3, "kept").await;
+    let put = s3.put_object().bucket("kept").key("source").body(bytes(1_000, 3).into()).send().await.expect("put");
+    let version = put.version_id().expect("a version id").to_owned();
+    let copy = s3.copy_object().bucket("kept").key("whole").copy_source("kept/source").send().await.expect("copy");
+    assert_eq!(copy.copy_source_version_id(), Some(version.as_str()), "a copy of the latest version");
+    let upload = s3.create_multipart_upload().bucket("kept").key("parted").send().await.expect("create");
+    let part = s3
+        .upload_part_copy()
+        .bucket("kept")
+        .key("parted")
+        .upload_id(upload.upload_id().expect("upload id"))
+        .part_number(1)
+        .copy_source("kept/source")
+        .send()
+        .await
+        .expect("part copy");
+    assert_eq!(part.copy_source_version_id(), Some(version.as_str()), "a part copy of the latest version");
+
+    create_bucket(&s3, "plain").await;
+    s3.put_object().bucket("plain").key("source").body(bytes(10, 1).into()).send().await.expect("put");
+    let copy = s3.copy_object().bucket("plain").key("copy").copy_source("plain/source").send().await.expect("copy");
+    assert_eq!(copy.copy_source_version_id(), None, "a copy from a bucket without versioning");
+}
+
 /// A copy reads its source on its caller's behalf, as a GET would: CopyObject and
 /// UploadPartCopy each leave a record of the source version read, with the bytes (and the
 /// range) they took, so the source's readers include whoever copied it.

@@ -299,7 +299,7 @@ async fn part_copy_as_read(
     require_bucket(gw, &input.bucket).await?;
     let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
     let (src_bucket, src_key, src_version_id) = wire::copy_source(&input.copy_source)?;
-    require_bucket(gw, &src_bucket).await?;
+    let source_bucket = require_bucket(gw, &src_bucket).await?;
     let source = source_version(gw, &src_bucket, &src_key, src_version_id.as_deref()).await?;
     check_copy_conditions(
         &source,
@@ -381,7 +381,11 @@ async fn part_copy_as_read(
             checksum_sha1: answered.sha1,
             checksum_sha256: answered.sha256,
         }),
-        copy_source_version_id: src_version_id.map(|_| source.version_id),
+        copy_source_version_id: wire::copy_source_version_id(
+            &source_bucket,
+            src_version_id.is_some(),
+            &source.version_id,
+        ),
         server_side_encryption: sse.server_side_encryption,
         ssekms_key_id: sse.ssekms_key_id,
         bucket_key_enabled: sse.bucket_key_enabled,

@@ -458,7 +458,7 @@ async fn copy_source_as_read(gw: &Gateway, req: &S3Request<CopyObjectInput>) -> 
     let acl = acl::write_acl(gw, &req.input.bucket, &req.headers, req.extensions.get()).await?;
     let copier = caller(req);
     let (src_bucket, src_key, src_version_id) = wire::copy_source(&req.input.copy_source)?;
-    require_bucket(gw, &src_bucket).await?;
+    let source_bucket = require_bucket(gw, &src_bucket).await?;
     let bucket = require_bucket(gw, &req.input.bucket).await?;
     let source = source_version(gw, &src_bucket, &src_key, src_version_id.as_deref()).await?;
     let source_key = encryption::read_key(gw, req, &source.content, encryption::COPY_SOURCE_CUSTOMER)?;
@@ -572,7 +572,11 @@ async fn copy_source_as_read(gw: &Gateway, req: &S3Request<CopyObjectInput>) -> 
             checksum_sha256: checksums.sha256,
             ..Default::default()
         }),
-        copy_source_version_id: src_version_id.map(|_| source.version_id),
+        copy_source_version_id: wire::copy_source_version_id(
+            &source_bucket,
+            src_version_id.is_some(),
+            &source.version_id,
+        ),
         version_id: wire::version_id_header(&bucket, &recorded.version_id),
         server_side_encryption: sse.server_side_encryption,
         ssekms_key_id: sse.ssekms_key_id,

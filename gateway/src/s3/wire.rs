@@ -150,6 +150,14 @@ pub fn version_id_header(bucket: &Bucket, version_id: &str) -> Option<String> {
     (bucket.versioning.is_some() || version_id != "null").then(|| version_id.to_owned())
 }
 
+/// `x-amz-copy-source-version-id` of a copy (or part copy) of `version_id` from `bucket`: the
+/// version the request named, or the one it copied when the source bucket keeps versions, as
+/// [`version_id_header`] names a new version.
+#[must_use]
+pub fn copy_source_version_id(bucket: &Bucket, named: bool, version_id: &str) -> Option<String> {
+    if named { Some(version_id.to_owned()) } else { version_id_header(bucket, version_id) }
+}
+
 /// The standard headers kept with a version (besides Content-Type), by lower-case name.
 pub const STORED_HEADERS: [&str; 5] =
     ["cache-control", "content-disposition", "content-encoding", "content-language", "expires"];
