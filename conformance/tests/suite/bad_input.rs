@@ -971,10 +971,7 @@ async fn a_legal_hold_header_other_than_on_or_off_is_refused() {
     assert_refused(&bare, 400, "InvalidRequest", "a PUT asking for a legal hold with no Content-MD5 or checksum");
     server.assert_no_new_events(before, "writes with a legal hold that is neither ON nor OFF, or with no digest");
     server.assert_absent("held", "k").await;
-    use base64::Engine as _;
-    use md5::Digest as _;
-    let digest = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(b"k"));
-    let held = held().header("content-md5", &digest).sign(ROOT, SystemTime::now(), Payload::Signed);
+    let held = held().header("content-md5", &md5_base64(b"k")).sign(ROOT, SystemTime::now(), Payload::Signed);
     assert_eq!(server.send(&held).await.status, 200);
     let hold = s3.get_object_legal_hold().bucket("held").key("k").send().await.expect("legal hold");
     assert_eq!(hold.legal_hold().and_then(|h| h.status()).map(|s| s.as_str()), Some("ON"));
