@@ -175,7 +175,7 @@ lock_configuration() {
 
 lock_configuration_errors() {
     local cfg='{"ObjectLockEnabled":"Enabled","Rule":{"DefaultRetention":{"Mode":"GOVERNANCE","Days":1}}}'
-    expect_error 'InvalidBucketState' s3api put-object-lock-configuration --bucket "$V" --object-lock-configuration "$cfg"
+    # Object Lock turns on for an existing bucket only once its versioning is Enabled.
     expect_error 'InvalidBucketState' s3api put-object-lock-configuration --bucket "$N" --object-lock-configuration "$cfg"
     expect_error 'ObjectLockConfigurationNotFoundError' s3api get-object-lock-configuration --bucket "$V"
     expect_error 'MalformedXML' s3api put-object-lock-configuration --bucket "$L" --object-lock-configuration \

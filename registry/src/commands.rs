@@ -360,16 +360,18 @@ impl Registry {
         .await
     }
 
-    /// Sets the bucket's Object Lock configuration (`v1.bucket.object_lock.set`).
+    /// Sets the bucket's Object Lock configuration (`v1.bucket.object_lock.set`), turning
+    /// Object Lock on for a bucket created without it, as S3 does since 2023, once its
+    /// versioning is `Enabled` (for good: its versioning can no longer be suspended).
     ///
     /// # Errors
-    /// [`Error::NoSuchBucket`]; [`Error::ObjectLockNotEnabledAtCreation`] when the bucket was
-    /// created without Object Lock.
+    /// [`Error::NoSuchBucket`]; [`Error::ObjectLockNeedsVersioning`] when the bucket has no
+    /// Object Lock yet and its versioning is not `Enabled`.
     pub async fn set_object_lock(&self, caller: Caller, set: ObjectLockSet) -> Result<Event> {
         self.write(move |writer| {
             let bucket = require_bucket(writer.views(), &set.bucket)?;
-            if !bucket.object_lock_enabled {
-                return Err(Error::ObjectLockNotEnabledAtCreation { bucket: set.bucket });
+            if !bucket.object_lock_enabled && !bucket.versioning_enabled() {
+                return Err(Error::ObjectLockNeedsVersioning { bucket: set.bucket });
             }
             writer.append(caller.draft(Payload::ObjectLockSet(set)))
         })

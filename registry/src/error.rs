@@ -53,10 +53,10 @@ pub enum Error {
         /// The bucket.
         bucket: String,
     },
-    /// An Object Lock configuration for a bucket created without Object Lock: it can only be
-    /// enabled when the bucket is created.
-    #[error("bucket {bucket} was created without Object Lock, which cannot be enabled later")]
-    ObjectLockNotEnabledAtCreation {
+    /// An Object Lock configuration for a bucket without Object Lock whose versioning is not
+    /// `Enabled`: Object Lock is turned on only over versions kept.
+    #[error("bucket {bucket} has no Object Lock and its versioning is not Enabled")]
+    ObjectLockNeedsVersioning {
         /// The bucket.
         bucket: String,
     },

@@ -127,8 +127,8 @@ pub(crate) struct BucketRow<'a> {
 pub(crate) enum BucketSetting<'a> {
     /// `Enabled` or `Suspended`.
     Versioning(&'static str),
-    /// The default retention's JSON, or none.
-    DefaultRetention(Option<&'a str>),
+    /// Object Lock on, with the default retention's JSON, or none.
+    ObjectLock(Option<&'a str>),
     /// The lifecycle rules' JSON, or none.
     Lifecycle(Option<&'a str>),
 }
@@ -517,7 +517,7 @@ pub(crate) fn apply_payload(
         }
         Payload::ObjectLockSet(p) => {
             let default = p.default_retention.as_ref().map(json);
-            rows.set_bucket(&p.bucket, BucketSetting::DefaultRetention(default.as_deref()))?;
+            rows.set_bucket(&p.bucket, BucketSetting::ObjectLock(default.as_deref()))?;
         }
         Payload::LifecycleSet(p) => {
             rows.set_bucket(&p.bucket, BucketSetting::Lifecycle(Some(&json(&p.rules))))?;

@@ -330,6 +330,48 @@ async fn object_history_of_a_deleted_key_shows_its_writes_reads_and_deletions() 
     assert!(String::from_utf8_lossy(&never.stderr).contains("never written"));
 }
 
+/// Object Lock turns on for a bucket created without it once its versioning is Enabled, as
+/// on S3 since 2023 (Terraform's `aws_s3_bucket_object_lock_configuration` does it): new
+/// versions take the default retention, the versions already there none, and versioning can
+/// no longer be suspended. A bucket whose versioning is not Enabled is refused.
+#[tokio::test]
+async fn object_lock_turns_on_for_an_existing_bucket_once_its_versioning_is_enabled() {
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule,
+    };
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "later").await;
+    put(&s3, "later", "old", b"before the lock").await;
+    let governance = DefaultRetention::builder().mode(ObjectLockRetentionMode::Governance).days(1).build();
+    let config = ObjectLockConfiguration::builder()
+        .object_lock_enabled(ObjectLockEnabled::Enabled)
+        .rule(ObjectLockRule::builder().default_retention(governance).build())
+        .build();
+    let lock = || s3.put_object_lock_configuration().bucket("later").object_lock_configuration(config.clone()).send();
+    assert_eq!(failure(lock().await), (409, "InvalidBucketState".to_owned()), "a bucket never versioned");
+
+    enable_versioning(&s3, "later").await;
+    lock().await.expect("Object Lock on a versioned bucket");
+    let got = s3.get_object_lock_configuration().bucket("later").send().await.expect("the configuration");
+    let got = got.object_lock_configuration().expect("a configuration");
+    assert_eq!(got.object_lock_enabled(), Some(&ObjectLockEnabled::Enabled));
+    put(&s3, "later", "new", b"after the lock").await;
+    let retention = s3.get_object_retention().bucket("later").key("new").send().await.expect("new retention");
+    let mode = retention.retention().and_then(|r| r.mode()).map(|m| m.as_str().to_owned());
+    assert_eq!(mode.as_deref(), Some("GOVERNANCE"), "a new version takes the default retention");
+    let old = s3.get_object_retention().bucket("later").key("old").send().await;
+    assert_eq!(failure(old), (404, "NoSuchObjectLockConfiguration".to_owned()), "the version already there");
+    let suspended = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
+        .build();
+    let suspend = s3.put_bucket_versioning().bucket("later").versioning_configuration(suspended).send().await;
+    assert_eq!(failure(suspend), (409, "InvalidBucketState".to_owned()), "suspending a locked bucket's versioning");
+    // The views a replay of the log makes are those the gateway keeps.
+    let verified = server.cli(&["verify", "--no-blobs"]);
+    assert!(verified.status.success(), "{verified:?}");
+}
+
 /// A copy names the source version it read (`x-amz-copy-source-version-id`) whenever the
 /// source bucket keeps versions, as AWS does, not only when the request named one; from a
 /// bucket that never kept versions it names none.

@@ -179,9 +179,10 @@ fn registry_error(err: registry::Error) -> S3Error {
             s3_error!(ServiceUnavailable, "Please reduce your request rate.")
         }
         R::ObjectLockNotEnabled { .. } => s3_error!(InvalidRequest, "Bucket is missing Object Lock Configuration"),
-        R::ObjectLockNotEnabledAtCreation { .. } => {
-            s3_error!(InvalidBucketState, "Object Lock configuration cannot be enabled on existing buckets")
-        }
+        R::ObjectLockNeedsVersioning { .. } => s3_error!(
+            InvalidBucketState,
+            "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration"
+        ),
         R::VersioningRequiredByObjectLock { .. } => s3_error!(
             InvalidBucketState,
             "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
@@ -365,7 +366,7 @@ mod tests {
         assert_eq!(code(registry::Error::ObjectLocked), "AccessDenied");
         let bucket = || "b".to_owned();
         assert_eq!(code(registry::Error::ObjectLockNotEnabled { bucket: bucket() }), "InvalidRequest");
-        assert_eq!(code(registry::Error::ObjectLockNotEnabledAtCreation { bucket: bucket() }), "InvalidBucketState");
+        assert_eq!(code(registry::Error::ObjectLockNeedsVersioning { bucket: bucket() }), "InvalidBucketState");
         assert_eq!(code(registry::Error::VersioningRequiredByObjectLock { bucket: bucket() }), "InvalidBucketState");
     }
 

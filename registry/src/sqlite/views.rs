@@ -175,8 +175,9 @@ impl ViewRows for Connection {
     fn set_bucket(&self, name: &str, setting: BucketSetting<'_>) -> Result<()> {
         let (sql, value) = match setting {
             BucketSetting::Versioning(status) => ("UPDATE buckets SET versioning = ?2 WHERE name = ?1", Some(status)),
-            BucketSetting::DefaultRetention(json) => {
-                ("UPDATE buckets SET default_retention = ?2 WHERE name = ?1", json)
+            // A configuration may turn Object Lock on for a bucket created without it.
+            BucketSetting::ObjectLock(json) => {
+                ("UPDATE buckets SET object_lock_enabled = 1, default_retention = ?2 WHERE name = ?1", json)
             }
             BucketSetting::Lifecycle(json) => ("UPDATE buckets SET lifecycle = ?2 WHERE name = ?1", json),
         };
