@@ -37,3 +37,10 @@ pub fn new_id() -> String {
     let millis = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
     format!("{millis:012x}{:032x}", rand::random::<u128>())
 }
+
+/// Whether `id` can name a version: `null`, or an id [`new_id`] could have made (44 lowercase
+/// hex digits).
+#[must_use]
+pub fn is_version_id(id: &str) -> bool {
+    id == "null" || (id.len() == 44 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}

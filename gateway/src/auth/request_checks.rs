@@ -519,11 +519,8 @@ fn check_expires(expires: &str) -> Result<(), Refusal> {
 /// is `null` or one the gateway made (`clock::new_id`: 44 lowercase hex digits).
 fn check_version_ids(uri: &Uri) -> Result<(), Refusal> {
     let query = uri.query().unwrap_or_default();
-    let well_formed = |id: &str| {
-        id == "null" || (id.len() == 44 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-    };
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        if matches!(name.as_ref(), "versionId" | "version-id-marker") && !well_formed(&value) {
+        if matches!(name.as_ref(), "versionId" | "version-id-marker") && !crate::clock::is_version_id(&value) {
             return Err(Refusal {
                 code: S3ErrorCode::InvalidArgument,
                 message: "Invalid version id specified".to_owned(),

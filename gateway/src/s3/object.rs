@@ -705,6 +705,10 @@ pub(super) async fn delete_objects(
     }
     require_bucket(gw, &input.bucket).await?;
     let bypass = gw.bypass_governance(&req, input.bypass_governance_retention);
+    // A version id no version can have is the key's own error, as a DeleteObject of it is
+    // (400 InvalidArgument), never a deletion reported done.
+    let (objects, malformed): (Vec<&ObjectIdentifier>, Vec<&ObjectIdentifier>) =
+        objects.iter().partition(|o| o.version_id.as_deref().is_none_or(clock::is_version_id));
     let targets = objects
         .iter()
         .map(|o| {
@@ -721,15 +725,15 @@ pub(super) async fn delete_objects(
     let outcomes = gw.registry.delete_objects(caller(&req), targets, bypass).await?;
     let quiet = input.delete.quiet == Some(true);
     let mut deleted = Vec::new();
-    let mut errors: Vec<_> = denied
-        .iter()
-        .map(|object| s3s::dto::Error {
-            code: Some("AccessDenied".to_owned()),
-            key: Some(object.key.clone()),
-            message: Some("Access Denied".to_owned()),
-            version_id: object.version_id.clone(),
-        })
-        .collect();
+    let refused = |object: &ObjectIdentifier, code: &str, message: &str| s3s::dto::Error {
+        code: Some(code.to_owned()),
+        key: Some(object.key.clone()),
+        message: Some(message.to_owned()),
+        version_id: object.version_id.clone(),
+    };
+    let mut errors: Vec<_> = denied.iter().map(|object| refused(object, "AccessDenied", "Access Denied")).collect();
+    errors
+        .extend(malformed.into_iter().map(|object| refused(object, "InvalidArgument", "Invalid version id specified")));
     for (object, outcome) in objects.iter().zip(outcomes) {
         let outcome = if object.e_tag.is_some() { outcome } else { outcome.or_else(absent_version_is_deleted) };
         match outcome {
