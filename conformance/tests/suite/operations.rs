@@ -330,6 +330,66 @@ async fn object_history_of_a_deleted_key_shows_its_writes_reads_and_deletions() 
     assert!(String::from_utf8_lossy(&never.stderr).contains("never written"));
 }
 
+/// Writes answer `x-amz-expiration` as reads do, when a lifecycle rule will expire the new
+/// version: PutObject, CopyObject and CompleteMultipartUpload, as AWS documents them.
+#[tokio::test]
+async fn writes_tell_when_a_lifecycle_rule_expires_what_they_wrote() {
+    use aws_sdk_s3::types::{
+        BucketLifecycleConfiguration, CompletedMultipartUpload, CompletedPart, ExpirationStatus, LifecycleExpiration,
+        LifecycleRule, LifecycleRuleFilter,
+    };
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "expiring").await;
+    let rule = LifecycleRule::builder()
+        .id("tmp-week")
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("tmp/").build())
+        .expiration(LifecycleExpiration::builder().days(7).build())
+        .build()
+        .expect("rule");
+    let rules = BucketLifecycleConfiguration::builder().rules(rule).build().expect("configuration");
+    let set = s3.put_bucket_lifecycle_configuration().bucket("expiring").lifecycle_configuration(rules);
+    set.send().await.expect("lifecycle");
+    let head = |key: &'static str| {
+        let s3 = s3.clone();
+        async move {
+            let head = s3.head_object().bucket("expiring").key(key).send().await.expect("HEAD");
+            head.expiration().map(str::to_owned)
+        }
+    };
+
+    let put = s3.put_object().bucket("expiring").key("tmp/put").body(bytes(10, 1).into()).send().await.expect("put");
+    assert!(put.expiration().is_some_and(|e| e.contains("rule-id=\"tmp-week\"")), "{:?}", put.expiration());
+    assert_eq!(put.expiration().map(str::to_owned), head("tmp/put").await);
+    let copy = s3.copy_object().bucket("expiring").key("tmp/copy").copy_source("expiring/tmp/put").send().await;
+    let copy = copy.expect("copy");
+    assert_eq!(copy.expiration().map(str::to_owned), head("tmp/copy").await);
+    assert!(copy.expiration().is_some());
+    let upload = s3.create_multipart_upload().bucket("expiring").key("tmp/parts").send().await.expect("create");
+    let upload_id = upload.upload_id().expect("upload id");
+    let part = s3.upload_part().bucket("expiring").key("tmp/parts").upload_id(upload_id).part_number(1);
+    let part = part.body(bytes(10, 2).into()).send().await.expect("part");
+    let done = s3
+        .complete_multipart_upload()
+        .bucket("expiring")
+        .key("tmp/parts")
+        .upload_id(upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(CompletedPart::builder().part_number(1).e_tag(part.e_tag().expect("ETag")).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(done.expiration().map(str::to_owned), head("tmp/parts").await);
+    assert!(done.expiration().is_some());
+    // A key no rule matches: no header.
+    let kept = s3.put_object().bucket("expiring").key("kept").body(bytes(10, 3).into()).send().await.expect("put");
+    assert_eq!(kept.expiration(), None);
+}
+
 /// Object Lock turns on for a bucket created without it once its versioning is Enabled, as
 /// on S3 since 2023 (Terraform's `aws_s3_bucket_object_lock_configuration` does it): new
 /// versions take the default retention, the versions already there none, and versioning can

@@ -2,7 +2,7 @@
 //! them, and the `x-amz-expiration` header of GET and HEAD. The rules are evaluated by the
 //! registry's pure plan (`registry::lifecycle`), which the sweeper (`crate::worker`) applies.
 
-use registry::event::v1::StringMap;
+use registry::event::v1::{ObjectContent, ObjectPut, StringMap};
 use registry::lifecycle::{self, Expiration, Filter, NoncurrentExpiration, Rule};
 use registry::queries::{Bucket, ObjectVersion};
 use s3s::dto::*;
@@ -302,6 +302,41 @@ fn wire_rule(r: &Rule) -> LifecycleRule {
         noncurrent_version_transitions: None,
         prefix: r.filter.legacy_prefix.then(|| r.filter.prefix.clone()),
         transitions: None,
+    }
+}
+
+/// What the `x-amz-expiration` of a write is computed from: the new version's key, size and
+/// tags, taken before the version goes to the registry (which gives it its time), and only
+/// when the bucket has lifecycle rules.
+pub(super) struct NewVersionExpiry(Option<ObjectVersion>);
+
+impl NewVersionExpiry {
+    pub(super) fn of(bucket: &Bucket, put: &ObjectPut) -> Self {
+        Self(bucket.lifecycle.is_some().then(|| ObjectVersion {
+            bucket: put.bucket.clone(),
+            key: put.key.clone(),
+            version_id: put.version_id.clone(),
+            sequence: 0,
+            created_at: 0,
+            is_latest: true,
+            is_delete_marker: false,
+            content: ObjectContent {
+                size: put.content.size,
+                tags: put.content.tags.clone(),
+                ..ObjectContent::default()
+            },
+            origin: None,
+            actor: String::new(),
+            retention: None,
+            legal_hold: false,
+        }))
+    }
+
+    /// The header of the version once recorded at `created_at`, as a read of it answers.
+    pub(super) fn header(self, bucket: &Bucket, created_at: i64, day_ms: i64) -> Option<String> {
+        let mut version = self.0?;
+        version.created_at = created_at;
+        expiration_header(bucket, &version, day_ms)
     }
 }
 

@@ -26,6 +26,7 @@ use super::encryption::Encryption;
 use super::error::{Error, Result};
 use super::get_object::{self, checked_read, read_parts};
 use super::integrity;
+use super::lifecycle_config::NewVersionExpiry;
 use super::object::{
     BodyRole, Placed, check_copy_conditions, copy_as_read, keep_part_hashes, place, record_placed, source_read_failure,
     source_version, store_body,
@@ -1012,6 +1013,7 @@ pub(super) async fn complete_multipart_upload(
         legal_hold: upload.created.legal_hold,
     };
     let content = put.content.clone();
+    let expiry = NewVersionExpiry::of(&bucket, &put);
     let acl = ObjectAcl { owner: upload.created.owner.clone(), grants: upload.created.acl.clone() };
     let new = NewVersion { acl, put, condition, placement: None };
     let legal_hold = new.put.legal_hold;
@@ -1029,7 +1031,8 @@ pub(super) async fn complete_multipart_upload(
     }
     gw.outboards.forget_parts(part_keys).await;
     super::object_lock::protect_new_version(gw, &input.bucket, &input.key, &recorded, legal_hold).await?;
-    let output = completion_output(gw, &bucket, &input.key, &recorded.version_id, &content, location);
+    let mut output = completion_output(gw, &bucket, &input.key, &recorded.version_id, &content, location);
+    output.expiration = expiry.header(&bucket, recorded.event.created_at, gw.config.lifecycle.day_ms());
     Ok(wire::with_receipt(output, &recorded.event))
 }
 

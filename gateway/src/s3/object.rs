@@ -19,6 +19,7 @@ use super::bucket::require_bucket;
 use super::checksum::ExpectedChecksums;
 use super::encryption::Encryption;
 use super::error::{Error, Result};
+use super::lifecycle_config::NewVersionExpiry;
 use super::lookup::{OnDeleteMarker, named_version};
 use super::{Gateway, Stored, acl, caller, encryption, get_object, inline, wire};
 use crate::backend::{BlobError, PlacedBlob, StagedBlob, StoreUpload};
@@ -302,6 +303,7 @@ pub(super) async fn put_object(
     let checksums = wire::ChecksumFields::of(&put.content.checksums);
     let has_checksum = !put.content.checksums.is_empty();
     let (etag, size) = (put.content.etag.clone(), put.content.size);
+    let expiry = NewVersionExpiry::of(&bucket, &put);
     let sse = encryption::answer(gw.keys.as_ref(), &put.content, encryption.as_ref().and_then(Encryption::customer));
     let new = NewVersion { acl, put, condition, placement: None };
     let recorded = match kept {
@@ -319,6 +321,7 @@ pub(super) async fn put_object(
     super::object_lock::protect_new_version(gw, &req.input.bucket, &req.input.key, &recorded, legal_hold).await?;
     let output = PutObjectOutput {
         e_tag: Some(wire::etag(&etag)),
+        expiration: expiry.header(&bucket, recorded.event.created_at, gw.config.lifecycle.day_ms()),
         version_id: wire::version_id_header(&bucket, &recorded.version_id),
         checksum_crc32: checksums.crc32,
         checksum_crc32c: checksums.crc32c,
@@ -544,6 +547,7 @@ async fn copy_source_as_read(gw: &Gateway, req: &S3Request<CopyObjectInput>) -> 
     };
     let checksums = wire::ChecksumFields::of(&put.content.checksums);
     let etag = put.content.etag.clone();
+    let expiry = NewVersionExpiry::of(&bucket, &put);
     let sse = encryption::answer(gw.keys.as_ref(), &put.content, encryption.as_ref().and_then(Encryption::customer));
     let new = NewVersion { acl, put, condition: target_condition(&req.headers)?, placement: None };
     let recorded = match placed {
@@ -562,6 +566,7 @@ async fn copy_source_as_read(gw: &Gateway, req: &S3Request<CopyObjectInput>) -> 
         get_object::record_retrieval(&gw.registry, caller(req), read, "COPY", source.content.size, None);
     }
     let output = CopyObjectOutput {
+        expiration: expiry.header(&bucket, recorded.event.created_at, gw.config.lifecycle.day_ms()),
         copy_object_result: Some(CopyObjectResult {
             e_tag: Some(wire::etag(&etag)),
             last_modified: Some(wire::whole_seconds(recorded.event.created_at)),
