@@ -710,11 +710,11 @@ pub(super) async fn delete_objects(
     }
     require_bucket(gw, &input.bucket).await?;
     let bypass = gw.bypass_governance(&req, input.bypass_governance_retention);
-    // A version id no version can have is the key's own error, as a DeleteObject of it is
-    // (400 InvalidArgument), never a deletion reported done.
-    let (objects, malformed): (Vec<&ObjectIdentifier>, Vec<&ObjectIdentifier>) =
+    // A version id no version can have is the key's own error, NoSuchVersion as S3 answers it
+    // in a batch, never a deletion reported done.
+    let (well_formed, malformed): (Vec<&ObjectIdentifier>, Vec<&ObjectIdentifier>) =
         objects.iter().partition(|o| o.version_id.as_deref().is_none_or(clock::is_version_id));
-    let targets = objects
+    let targets = well_formed
         .iter()
         .map(|o| {
             let target = VersionRef {
@@ -737,9 +737,10 @@ pub(super) async fn delete_objects(
         version_id: object.version_id.clone(),
     };
     let mut errors: Vec<_> = denied.iter().map(|object| refused(object, "AccessDenied", "Access Denied")).collect();
-    errors
-        .extend(malformed.into_iter().map(|object| refused(object, "InvalidArgument", "Invalid version id specified")));
-    for (object, outcome) in objects.iter().zip(outcomes) {
+    errors.extend(
+        malformed.into_iter().map(|object| refused(object, "NoSuchVersion", "The specified version does not exist.")),
+    );
+    for (object, outcome) in well_formed.iter().zip(outcomes) {
         let outcome = if object.e_tag.is_some() { outcome } else { outcome.or_else(absent_version_is_deleted) };
         match outcome {
             Ok(done) if !quiet => deleted.push(DeletedObject {
