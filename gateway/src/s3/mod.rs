@@ -125,10 +125,7 @@ impl Gateway {
     fn origin_of<T>(&self, req: &S3Request<T>) -> Option<String> {
         let client = req.extensions.get::<ClientAddr>().copied();
         let scheme = if SecureTransport::of(&self.config.server).is_secure(client) { "https" } else { "http" };
-        let host = match req.headers.get(http::header::HOST) {
-            Some(host) => host.to_str().ok()?,
-            None => req.uri.authority()?.as_str(),
-        };
+        let host = crate::request::authority(&req.uri, &req.headers)?;
         Some(format!("{scheme}://{host}"))
     }
 
