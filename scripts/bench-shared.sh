@@ -11,8 +11,8 @@
 # A third target bounds what sharing can reach on the machine: three gateways that share
 # nothing (each its own database and data folder) behind the same HAProxy, which then sends each
 # path to one of them (`balance uri`, so a key's GET finds the gateway that took its PUT). They do
-# the work of one gateway in three processes; whatever they lose against one gateway is the
-# machine's, not the shared registry's.
+# the work of one gateway in three processes with nothing shared between them: what they lose
+# against one gateway is not the shared registry's.
 #
 #   ROUNDS=3 scripts/bench-shared.sh
 #   ROUNDS=3 BENCH_RUN_ARGS="--small-ops 6000" scripts/bench-shared.sh   # more per workload
@@ -181,7 +181,7 @@ for target in targets:
     share = median([(u["held"] - u["held_before"]) / (u["ended"] - u["started"]) for u in runs])
     per_op = {kind: median([u[f"{kind}_ms"] / ops(u) for u in runs]) for kind in kinds}
     caught_up = median([u["caught_up"] / ops(u) for u in runs])
-    batch = median([ops(u) / u["commits"] for u in runs])
+    batch = median([ops(u) / u["commits"] for u in runs if u["commits"]])
     busy = median([sum(u[f"{kind}_ms"] for kind in kinds) / (u["ended"] - u["started"]) / 1000 for u in runs])
     print(f"| {target} | {share:.0%} | {caught_up:.2f} | {batch:.1f} | {per_op['gateways']:.2f} ms | {per_op['postgres']:.2f} ms | "
           f"{per_op['balancer']:.2f} ms | {per_op['s3bench']:.2f} ms | {sum(per_op.values()):.2f} ms | {busy:.2f} |")
