@@ -900,6 +900,34 @@ async fn upload_part_copy_obeys_the_copy_source_conditions() {
     copied.expect("a part copy whose conditions hold");
 }
 
+/// A delete marker read by its version id is 405 MethodNotAllowed, with the marker's headers
+/// AWS documents for it: `x-amz-delete-marker`, `x-amz-version-id` and `Last-Modified`; a
+/// current marker read without one is 404 without `Last-Modified`.
+#[tokio::test]
+async fn a_delete_marker_read_by_id_answers_with_its_headers() {
+    let server = Server::start(artifact_store_conformance::Transport::Http).await;
+    let s3 = server.s3();
+    s3.create_bucket().bucket("marked").send().await.expect("bucket");
+    artifact_store_conformance::sdk::enable_versioning(&s3, "marked").await;
+    artifact_store_conformance::sdk::put(&s3, "marked", "k", b"bytes").await;
+    let marker = s3.delete_object().bucket("marked").key("k").send().await.expect("delete");
+    let marker = marker.version_id().expect("the marker's version").to_owned();
+    let listed = s3.list_object_versions().bucket("marked").send().await.expect("versions");
+    let created = listed.delete_markers()[0].last_modified().expect("the marker's time");
+    let expected = created.fmt(aws_sdk_s3::primitives::DateTimeFormat::HttpDate).expect("an HTTP date");
+    for method in ["GET", "HEAD"] {
+        let by_id = server.request(method, &format!("/marked/k?versionId={marker}"));
+        let answer = server.send(&by_id.sign(ROOT, SystemTime::now(), Payload::Signed)).await;
+        assert_eq!(answer.status, 405, "{method} of the marker by id");
+        assert_eq!(answer.header("x-amz-delete-marker"), Some("true"), "{method}");
+        assert_eq!(answer.header("x-amz-version-id"), Some(marker.as_str()), "{method}");
+        assert_eq!(answer.header("last-modified"), Some(expected.as_str()), "{method}");
+        let current = server.request(method, "/marked/k").sign(ROOT, SystemTime::now(), Payload::Signed);
+        let answer = server.send(&current).await;
+        assert_eq!((answer.status, answer.header("last-modified")), (404, None), "{method} of the current marker");
+    }
+}
+
 /// A delete marker holds no bytes to keep: Object Lock refuses to put retention or a legal
 /// hold on one (405, as AWS), which would otherwise keep it from being deleted, and with it
 /// the object from coming back.

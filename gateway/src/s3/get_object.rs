@@ -127,9 +127,11 @@ pub(super) async fn plan(
 }
 
 /// 404 NoSuchKey for a current delete marker, 405 MethodNotAllowed for a marker read by id;
-/// both carry `x-amz-delete-marker: true` as S3 sends it.
+/// both carry `x-amz-delete-marker: true` as S3 sends it, and the 405 the marker's
+/// `Last-Modified`, as AWS documents it.
 fn delete_marker_error(marker: &ObjectVersion, code: S3ErrorCode) -> super::Error {
-    let message = if code == S3ErrorCode::MethodNotAllowed {
+    let by_id = code == S3ErrorCode::MethodNotAllowed;
+    let message = if by_id {
         "The specified method is not allowed against this resource."
     } else {
         "The specified key does not exist."
@@ -139,6 +141,13 @@ fn delete_marker_error(marker: &ObjectVersion, code: S3ErrorCode) -> super::Erro
     headers.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
     if let Ok(id) = http::HeaderValue::from_str(&marker.version_id) {
         headers.insert("x-amz-version-id", id);
+    }
+    let mut date = Vec::new();
+    if by_id
+        && wire::whole_seconds(marker.created_at).format(TimestampFormat::HttpDate, &mut date).is_ok()
+        && let Ok(date) = http::HeaderValue::from_bytes(&date)
+    {
+        headers.insert(http::header::LAST_MODIFIED, date);
     }
     err.set_headers(headers);
     err.into()
