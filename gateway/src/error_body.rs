@@ -67,12 +67,25 @@ fn from_json(text: &str) -> Option<ErrorBody> {
     Some(ErrorBody { code: field("code")?, reason: field("message").unwrap_or_default() })
 }
 
-/// The error body `xml` (an S3 `<Error>` document) with `<RequestId>` and `<HostId>` added
-/// before its end, as AWS sends them, and AWS's `<Message>` for the codes s3s sends without
-/// one (clients show it: `InvalidBucketName ... : Unknown` otherwise); `None` when it has the
-/// ids or is not such a document.
+/// A header by which a handler hands the router elements of its error document that s3s does
+/// not write (`InvalidRange`'s `<RangeRequested>` and `<ActualObjectSize>`), as
+/// `name=value&...`; the router moves them into the document ([`with_error_ids`]) and drops
+/// the header.
+pub const DETAILS_HEADER: &str = "x-artifact-store-error-details";
+
+/// [`DETAILS_HEADER`]'s value for `details`.
 #[must_use]
-pub fn with_error_ids(xml: &[u8], request_id: &str) -> Option<Vec<u8>> {
+pub fn details_header(details: &[(&str, &str)]) -> Option<http::HeaderValue> {
+    let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(details).finish();
+    http::HeaderValue::try_from(encoded).ok()
+}
+
+/// The error body `xml` (an S3 `<Error>` document) with `details` (a [`DETAILS_HEADER`]
+/// value), `<RequestId>` and `<HostId>` added before its end, as AWS sends them, and AWS's
+/// `<Message>` for the codes s3s sends without one (clients show it: `InvalidBucketName ... :
+/// Unknown` otherwise); `None` when it has the ids or is not such a document.
+#[must_use]
+pub fn with_error_ids(xml: &[u8], request_id: &str, details: Option<&[u8]>) -> Option<Vec<u8>> {
     const END: &[u8] = b"</Error>";
     if memchr::memmem::find(xml, b"<RequestId>").is_some() || !xml.ends_with(END) {
         return None;
@@ -84,6 +97,13 @@ pub fn with_error_ids(xml: &[u8], request_id: &str) -> Option<Vec<u8>> {
         && !message.is_empty()
     {
         out.extend_from_slice(format!("<Message>{}</Message>", quick_xml::escape::escape(&message)).as_bytes());
+    }
+    for (name, value) in form_urlencoded::parse(details.unwrap_or_default()) {
+        // Element names are the handler's own; only the values need escaping.
+        if name.bytes().all(|b| b.is_ascii_alphabetic()) {
+            let value = quick_xml::escape::escape(value.as_ref());
+            out.extend_from_slice(format!("<{name}>{value}</{name}>").as_bytes());
+        }
     }
     for (name, value) in [("RequestId", request_id), ("HostId", crate::request::host_id())] {
         out.extend_from_slice(format!("<{name}>{value}</{name}>").as_bytes());
@@ -122,11 +142,12 @@ mod tests {
 
     #[test]
     fn a_code_s3s_sends_without_a_message_gets_awss() {
-        let stamped = with_error_ids(b"<Error><Code>InvalidBucketName</Code></Error>", "RID").unwrap();
+        let stamped = with_error_ids(b"<Error><Code>InvalidBucketName</Code></Error>", "RID", None).unwrap();
         let text = String::from_utf8(stamped).unwrap();
         assert!(text.contains("<Message>The specified bucket is not valid.</Message>"), "{text}");
         assert!(text.contains("<RequestId>RID</RequestId>"), "{text}");
-        let kept = with_error_ids(b"<Error><Code>AccessDenied</Code><Message>own</Message></Error>", "RID").unwrap();
+        let kept =
+            with_error_ids(b"<Error><Code>AccessDenied</Code><Message>own</Message></Error>", "RID", None).unwrap();
         assert_eq!(String::from_utf8(kept).unwrap().matches("<Message>").count(), 1);
     }
 

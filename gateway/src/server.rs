@@ -983,9 +983,14 @@ impl hyper::service::Service<Request<Incoming>> for Router {
                         http::header::CONTENT_SECURITY_POLICY,
                         HeaderValue::from_static(console::OBJECT_SANDBOX),
                     );
+                    let details = response.headers_mut().remove(crate::error_body::DETAILS_HEADER);
                     if !response.status().is_success()
                         && let Some(xml) = response.body().bytes()
-                        && let Some(stamped) = crate::error_body::with_error_ids(&xml, &request_id)
+                        && let Some(stamped) = crate::error_body::with_error_ids(
+                            &xml,
+                            &request_id,
+                            details.as_ref().map(HeaderValue::as_bytes),
+                        )
                     {
                         response.headers_mut().remove(http::header::CONTENT_LENGTH);
                         *response.body_mut() = Body::from(stamped);

@@ -714,6 +714,17 @@ async fn ranges_outside_the_object_are_not_satisfiable(server: &Server) {
         let result = s3.get_object().bucket(BUCKET).key("ten").range(range).send().await;
         assert_eq!(failure(result), (416, "InvalidRange".into()), "{range}");
     }
+    // The document names the range and the object's size, as AWS's does (smart_open reads it).
+    let ranged = server.request("GET", &object_path("ten")).header("range", "bytes=100-200");
+    let answer = server.send(&ranged.sign(ROOT, SystemTime::now(), Payload::Signed)).await;
+    let body = answer.text();
+    assert_eq!(answer.status, 416, "{body}");
+    assert!(
+        body.contains("<RangeRequested>bytes=100-200</RangeRequested><ActualObjectSize>10</ActualObjectSize>"),
+        "{body}"
+    );
+    assert!(body.contains("<RequestId>"), "{body}");
+    assert_eq!(answer.header("x-artifact-store-error-details"), None, "the handler's note to the router is not sent");
     server.assert_no_new_events(before, "ranges outside the object");
 }
 

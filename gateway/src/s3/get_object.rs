@@ -102,11 +102,7 @@ pub(super) async fn plan(
         (Some(range), None) => {
             // No range of an empty object is satisfiable (s3s grants a suffix one, `bytes=-1`,
             // as the empty range 0..0, which has no last byte).
-            let r = range
-                .check(size)
-                .ok()
-                .filter(|r| !r.is_empty())
-                .ok_or_else(|| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
+            let r = range.check(size).ok().filter(|r| !r.is_empty()).ok_or_else(|| not_satisfiable(range, size))?;
             Some((r.start, r.end - 1))
         }
         (None, Some(number)) => part_span(&version.content.parts, number)?,
@@ -124,6 +120,24 @@ pub(super) async fn plan(
         .map(|(first, last)| format!("bytes {first}-{last}/{size}"));
     let expiration = super::lifecycle_config::expiration_header(&bucket, &version, gw.config.lifecycle.day_ms());
     Ok(ReadPlan { bucket, version, span, content_range, whole, expiration, inline })
+}
+
+/// 416 `InvalidRange` for `range` of an object of `size` bytes, its document naming both as
+/// AWS's does (`<RangeRequested>`, `<ActualObjectSize>`: smart_open reads the size from it).
+fn not_satisfiable(range: &Range, size: u64) -> super::Error {
+    let requested = match *range {
+        Range::Int { first, last: Some(last) } => format!("bytes={first}-{last}"),
+        Range::Int { first, last: None } => format!("bytes={first}-"),
+        Range::Suffix { length } => format!("bytes=-{length}"),
+    };
+    let mut err = S3Error::with_message(S3ErrorCode::InvalidRange, "The requested range is not satisfiable");
+    let details = [("RangeRequested", requested.as_str()), ("ActualObjectSize", &size.to_string())];
+    if let Some(value) = crate::error_body::details_header(&details) {
+        let mut headers = HeaderMap::new();
+        headers.insert(crate::error_body::DETAILS_HEADER, value);
+        err.set_headers(headers);
+    }
+    err.into()
 }
 
 /// 404 NoSuchKey for a current delete marker, 405 MethodNotAllowed for a marker read by id;
