@@ -20,10 +20,36 @@ fn in_a_day() -> DateTime {
     DateTime::from_secs(i64::try_from(now + 86_400).expect("a date"))
 }
 
+/// PUTs `body` to `evidence/key` under COMPLIANCE retention for a day; returns its version id.
+async fn put_under_compliance(s3: &aws_sdk_s3::Client, key: &str, body: &'static [u8]) -> String {
+    let put = s3
+        .put_object()
+        .bucket("evidence")
+        .key(key)
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(in_a_day())
+        .body(ByteStream::from_static(body));
+    put.send().await.expect("locked put").version_id.expect("a version id")
+}
+
 /// `/_ready`'s status and body.
 async fn ready(server: &Server) -> (u16, String) {
     let response = server.send(&server.request("GET", "/_ready")).await;
     (response.status, response.text())
+}
+
+/// Waits (up to [`CHECK_TIMEOUT`]) until `/_ready` fails with a body that `says`, and returns
+/// the body: the background checks report a while after what they find was done.
+async fn until_not_ready(server: &Server, says: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + CHECK_TIMEOUT;
+    loop {
+        let (status, body) = ready(server).await;
+        if status == 503 && says(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "/_ready says {status} {body}\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]
@@ -77,30 +103,11 @@ async fn a_delete_allowed_by_an_edited_views_file_is_named_by_verify_and_fails_r
     assert!(failed.stdout.contains(&format!("event {deleted} (v1.object.deleted)")), "{failed:?}");
 
     // The serving gateway's own check finds it too.
-    let deadline = Instant::now() + CHECK_TIMEOUT;
-    loop {
-        let (status, body) = ready(&server).await;
-        if status == 503 {
-            assert!(body.contains(&format!("rules: event {deleted} (v1.object.deleted)")), "{body}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "/_ready still says {status} {body}\n{}", server.log());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let body = until_not_ready(&server, |_| true).await;
+    assert!(body.contains(&format!("rules: event {deleted} (v1.object.deleted)")), "{body}");
 
     // COMPLIANCE retention given when the version was written is read from the log itself.
-    let locked = s3
-        .put_object()
-        .bucket("evidence")
-        .key("audit.pdf")
-        .object_lock_mode(ObjectLockMode::Compliance)
-        .object_lock_retain_until_date(in_a_day())
-        .body(ByteStream::from_static(b"audit"))
-        .send()
-        .await
-        .expect("locked put")
-        .version_id
-        .expect("a version id");
+    let locked = put_under_compliance(&s3, "audit.pdf", b"audit").await;
     tamper::edit_views(
         &server.registry_path(),
         "UPDATE object_versions SET retention_mode = NULL, retain_until = NULL WHERE key = 'audit.pdf'",
@@ -116,15 +123,7 @@ async fn views_edited_while_the_gateway_is_stopped_fail_ready_once_it_starts() {
     let mut server = Server::start_with(Transport::Http, &[], upstream_env()).await;
     let s3 = server.s3();
     s3.create_bucket().bucket("evidence").object_lock_enabled_for_bucket(true).send().await.expect("lock bucket");
-    s3.put_object()
-        .bucket("evidence")
-        .key("report.pdf")
-        .object_lock_mode(ObjectLockMode::Compliance)
-        .object_lock_retain_until_date(in_a_day())
-        .body(ByteStream::from_static(b"signed report"))
-        .send()
-        .await
-        .expect("locked put");
+    put_under_compliance(&s3, "report.pdf", b"signed report").await;
     assert_eq!(ready(&server).await.0, 200);
     server.terminate();
     assert!(server.wait_exit().await.success(), "{}", server.log());
@@ -134,16 +133,8 @@ async fn views_edited_while_the_gateway_is_stopped_fail_ready_once_it_starts() {
         "UPDATE object_versions SET retention_mode = NULL, retain_until = NULL WHERE key = 'report.pdf'",
     );
     server.restart().await;
-    let deadline = Instant::now() + CHECK_TIMEOUT;
-    loop {
-        let (status, body) = ready(&server).await;
-        if status == 503 {
-            assert!(body.contains("object_versions"), "{body}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "/_ready still says {status} {body}\n{}", server.log());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let body = until_not_ready(&server, |_| true).await;
+    assert!(body.contains("object_versions"), "{body}");
 }
 
 /// The highest sequence of the checkpoint files in `folder`.
@@ -385,15 +376,7 @@ async fn automatic_checkpoints_go_to_an_object_lock_bucket_that_verify_and_a_res
 
     // Restarted on the rewritten log, the gateway signs nothing and is not ready.
     server.restart().await;
-    let deadline = Instant::now() + CHECK_TIMEOUT;
-    loop {
-        let (status, body) = ready(&server).await;
-        if status == 503 && body.contains(&format!("does not extend the checkpoint of event {head}")) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "/_ready says {status} {body}\n{}", server.log());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_not_ready(&server, |body| body.contains(&format!("does not extend the checkpoint of event {head}"))).await;
     assert_eq!(keys_under(&locked, "vault", "gw1/").await.iter().max(), Some(&uploaded));
 }
 
@@ -402,15 +385,8 @@ async fn a_checkpoint_copy_that_cannot_be_reached_fails_ready_with_the_reason_is
     // A bucket the vault does not have.
     let vault = Server::start_with(Transport::Http, &[], Vec::new()).await;
     let server = Server::start_with(Transport::Http, &[], copying_checkpoints_to(&vault, "s3://absent/gw1/")).await;
-    let deadline = Instant::now() + CHECK_TIMEOUT;
-    loop {
-        let (status, body) = ready(&server).await;
-        if status == 503 && body.contains("cannot list s3://absent/gw1/") && body.contains("NoSuchBucket") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "/_ready says {status} {body}\n{}", server.log());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_not_ready(&server, |body| body.contains("cannot list s3://absent/gw1/") && body.contains("NoSuchBucket"))
+        .await;
     let unchecked = cli::expect(&server, &["verify", "--no-blobs"], 1);
     assert!(unchecked.stdout.contains("checkpoint copy s3://absent/gw1/: not checked"), "{unchecked:?}");
 }
