@@ -138,7 +138,7 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
             let (settings, path) = (Arc::clone(&settings), path.clone());
             tokio::task::spawn_blocking(move || start(&path, &settings, uploaded)).await
         };
-        let mut last = match start {
+        let last = match start {
             Ok(Ok(base)) => base,
             Ok(Err(error)) => {
                 refuse(&findings, &error);
@@ -149,17 +149,10 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
                 return;
             }
         };
-        // When the oldest event no checkpoint covers was committed, once read: the interval
-        // counts from it, not from this process's start, so a gateway restarted more often
-        // than the interval (deploys, a crash loop) still signs.
-        let mut oldest_unsigned: Option<i64> = None;
-        // After a failure (a folder that cannot be written, a log that no longer extends the
-        // last checkpoint), the next attempt waits a while rather than a second.
-        let mut failed_at: Option<Instant> = None;
+        let mut signing =
+            Signing { registry, settings, path, findings, last, oldest_unsigned: None, failed_at: None, lease: None };
         let mut ticks = tokio::time::interval(POLL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Held from the first time it is granted: one gateway signs while it lives.
-        let mut lease: Option<registry::Lease> = None;
         loop {
             // The last pass, when the gateway stops: whatever is unsigned is signed now.
             let last_pass = tokio::select! {
@@ -171,90 +164,112 @@ pub fn spawn(registry: Registry, config: &Config, findings: Arc<Findings>) -> Ch
                     true
                 }
             };
-            if !last_pass && failed_at.is_some_and(|at| at.elapsed() < RETRY) {
-                continue;
-            }
-            // Asked of PostgreSQL every time (one round trip a second): a session that ended
-            // (a restart, a cut network) freed the lease, and another gateway may have it now.
-            let holds = match &lease {
-                Some(lease) => lease.confirm().await.unwrap_or(false),
-                None => false,
-            };
-            if !holds {
-                // A gateway on its way out does not take over the signing: it would verify
-                // every event since its own start, under the stop's time bound.
-                if last_pass {
-                    return;
-                }
-                lease = registry.try_lease("checkpoints").await.unwrap_or_else(|error| {
-                    tracing::warn!(%error, "automatic checkpoints cannot take their lease");
-                    None
-                });
-                if lease.is_none() {
-                    continue;
-                }
-            }
-            let committed = registry.committed_sequence();
-            let by_count =
-                settings.every_events > 0 && committed >= last.sequence.saturating_add(settings.every_events);
-            if committed <= last.sequence {
-                if last_pass {
-                    return;
-                }
-                continue;
-            }
-            if settings.interval.is_some() && oldest_unsigned.is_none() {
-                oldest_unsigned = match registry.fetch_since(last.sequence, 1).await {
-                    Ok(events) => events.first().map(|event| event.created_at),
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot read the oldest event to checkpoint");
-                        None
-                    }
-                };
-            }
-            let by_time =
-                settings.interval.zip(oldest_unsigned).is_some_and(|(interval, oldest)| due(oldest, interval));
-            if !(by_count || by_time || last_pass) {
-                continue;
-            }
-            let signed = {
-                let (settings, path) = (Arc::clone(&settings), path.clone());
-                tokio::task::spawn_blocking(move || sign_next(&path, &settings, last))
-            };
-            let stored = match signed.await {
-                Ok(Ok(Some((head, checkpoint)))) => upload(&settings, &checkpoint).await.map(|()| Some(head)),
-                Ok(other) => other.map(|signed| signed.map(|(head, _)| head)),
-                Err(error) => {
-                    tracing::warn!(%error, "the checkpoint task did not finish");
-                    if last_pass {
-                        return;
-                    }
-                    continue;
-                }
-            };
-            match stored {
-                Ok(Some(head)) => {
-                    tracing::info!(sequence = head.sequence, at_shutdown = last_pass, "checkpoint signed");
-                    last = head;
-                    oldest_unsigned = None;
-                    if failed_at.take().is_some() {
-                        findings.set(Vec::new());
-                    }
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    let problem = format!("checkpoints: {error:#}");
-                    tracing::error!(%problem, "no checkpoint signed");
-                    findings.set(vec![problem]);
-                    failed_at = Some(Instant::now());
-                }
-            }
+            signing.pass(last_pass).await;
             if last_pass {
                 return;
             }
         }
     });
     Checkpointer { task: Some(task), finish: Some(finish) }
+}
+
+/// The signing state of a running checkpointer, from its start check on.
+struct Signing {
+    registry: Registry,
+    settings: Arc<Settings>,
+    path: PathBuf,
+    findings: Arc<Findings>,
+    /// The newest checkpoint this gateway knows of.
+    last: ChainHead,
+    /// When the oldest event no checkpoint covers was committed, once read: the interval
+    /// counts from it, not from this process's start, so a gateway restarted more often
+    /// than the interval (deploys, a crash loop) still signs.
+    oldest_unsigned: Option<i64>,
+    /// After a failure (a folder that cannot be written, a log that no longer extends the
+    /// last checkpoint), the next attempt waits a while rather than a second.
+    failed_at: Option<Instant>,
+    /// Held from the first time it is granted: one gateway signs while it lives.
+    lease: Option<registry::Lease>,
+}
+
+impl Signing {
+    /// Signs the head if a checkpoint is due, or unconditionally on the `last_pass` when the
+    /// gateway stops, provided this gateway holds the lease.
+    async fn pass(&mut self, last_pass: bool) {
+        if !last_pass && self.failed_at.is_some_and(|at| at.elapsed() < RETRY) {
+            return;
+        }
+        // Asked of PostgreSQL every time (one round trip a second): a session that ended
+        // (a restart, a cut network) freed the lease, and another gateway may have it now.
+        let holds = match &self.lease {
+            Some(lease) => lease.confirm().await.unwrap_or(false),
+            None => false,
+        };
+        if !holds {
+            // A gateway on its way out does not take over the signing: it would verify
+            // every event since its own start, under the stop's time bound.
+            if last_pass {
+                return;
+            }
+            self.lease = self.registry.try_lease("checkpoints").await.unwrap_or_else(|error| {
+                tracing::warn!(%error, "automatic checkpoints cannot take their lease");
+                None
+            });
+            if self.lease.is_none() {
+                return;
+            }
+        }
+        let settings = &self.settings;
+        let committed = self.registry.committed_sequence();
+        if committed <= self.last.sequence {
+            return;
+        }
+        let by_count =
+            settings.every_events > 0 && committed >= self.last.sequence.saturating_add(settings.every_events);
+        if settings.interval.is_some() && self.oldest_unsigned.is_none() {
+            self.oldest_unsigned = match self.registry.fetch_since(self.last.sequence, 1).await {
+                Ok(events) => events.first().map(|event| event.created_at),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the oldest event to checkpoint");
+                    None
+                }
+            };
+        }
+        let by_time =
+            settings.interval.zip(self.oldest_unsigned).is_some_and(|(interval, oldest)| due(oldest, interval));
+        if !(by_count || by_time || last_pass) {
+            return;
+        }
+        let signed = {
+            let (settings, path, last) = (Arc::clone(settings), self.path.clone(), self.last);
+            tokio::task::spawn_blocking(move || sign_next(&path, &settings, last))
+        };
+        let stored = match signed.await {
+            Ok(Ok(Some((head, checkpoint)))) => upload(settings, &checkpoint).await.map(|()| Some(head)),
+            Ok(other) => other.map(|signed| signed.map(|(head, _)| head)),
+            Err(error) => {
+                tracing::warn!(%error, "the checkpoint task did not finish");
+                return;
+            }
+        };
+        match stored {
+            Ok(Some(head)) => {
+                tracing::info!(sequence = head.sequence, at_shutdown = last_pass, "checkpoint signed");
+                self.last = head;
+                self.oldest_unsigned = None;
+                if self.failed_at.take().is_some() {
+                    self.findings.set(Vec::new());
+                }
+            }
+            Ok(None) => {}
+            Err(error) => {
+                let problem = format!("checkpoints: {error:#}");
+                tracing::error!(%problem, "no checkpoint signed");
+                self.findings.set(vec![problem]);
+                self.failed_at = Some(Instant::now());
+            }
+        }
+    }
 }
 
 /// Whether a checkpoint is due by time: the oldest event it would cover was committed at
