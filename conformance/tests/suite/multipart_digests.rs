@@ -308,3 +308,47 @@ async fn multipart_checksums_hold_to_the_uploads_algorithm_and_type() {
         assert_eq!(failure(refused), (400, "InvalidRequest".to_owned()), "{algorithm:?} with {checksum_type:?}");
     }
 }
+
+/// Found by a review: a completion naming another checksum type than its upload's was taken
+/// (AWS answers `BadDigest`), and ListParts and ListMultipartUploads named the upload's
+/// checksum algorithm but not its type.
+#[tokio::test]
+async fn an_uploads_checksum_type_is_listed_and_a_completion_naming_another_is_a_bad_digest() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType};
+
+    let server = Server::start_with(Transport::Http, &[], upstream_env()).await;
+    let s3 = server.s3();
+    create_bucket(&s3, BUCKET).await;
+    let data = bytes(1000, 78);
+    let crc = full_object_crc(&ChecksumAlgorithm::Crc32, &data);
+    let created = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("typed")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .checksum_type(ChecksumType::FullObject);
+    let upload_id = created.send().await.expect("create").upload_id.expect("upload id");
+    let part = s3.upload_part().bucket(BUCKET).key("typed").upload_id(&upload_id).part_number(1);
+    let sent = part.checksum_crc32(&crc).body(ByteStream::from(data.clone())).send().await.expect("the part");
+
+    let listed = s3.list_parts().bucket(BUCKET).key("typed").upload_id(&upload_id).send().await.expect("ListParts");
+    assert_eq!(listed.checksum_type(), Some(&ChecksumType::FullObject), "ListParts");
+    let uploads = s3.list_multipart_uploads().bucket(BUCKET).send().await.expect("ListMultipartUploads");
+    let upload = uploads.uploads().iter().find(|u| u.upload_id() == Some(upload_id.as_str())).expect("listed");
+    assert_eq!(upload.checksum_type(), Some(&ChecksumType::FullObject), "ListMultipartUploads");
+
+    let completion = |checksum_type: ChecksumType| {
+        let part = CompletedPart::builder().part_number(1).e_tag(sent.e_tag().expect("ETag")).checksum_crc32(&crc);
+        s3.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key("typed")
+            .upload_id(&upload_id)
+            .checksum_type(checksum_type)
+            .multipart_upload(CompletedMultipartUpload::builder().parts(part.build()).build())
+    };
+    let refused = completion(ChecksumType::Composite).send().await;
+    assert_eq!(failure(refused), (400, "BadDigest".to_owned()), "a completion naming another checksum type");
+    let completed = completion(ChecksumType::FullObject).send().await.expect("the completion naming the upload's type");
+    assert_eq!(completed.checksum_type(), Some(&ChecksumType::FullObject));
+    assert_eq!(completed.checksum_crc32(), Some(crc.as_str()), "one part: the object's CRC is the part's");
+}

@@ -908,6 +908,19 @@ pub(super) async fn complete_multipart_upload(
     let Some(upload) = find_upload(gw, &input.bucket, &input.key, &input.upload_id).await? else {
         return completed_before(gw, &bucket, input, &requested, location).await;
     };
+    // AWS: a checksum type other than the one the upload was created with "will result in a
+    // BadDigest error".
+    if let Some(asked) = &input.checksum_type
+        && upload.created.template.checksum_type.as_deref() != Some(asked.as_str())
+    {
+        let created = upload.created.template.checksum_type.as_deref().unwrap_or("null");
+        return Err(s3_error!(
+            BadDigest,
+            "The upload was created with the {created} checksum type but the complete request specified {}",
+            asked.as_str()
+        )
+        .into());
+    }
     let customer = encryption::completion_key(gw, &req, &upload.created.template)?;
     let customer = customer.as_ref().map(|c| &c.key);
     let id = input.upload_id.clone();
@@ -1142,6 +1155,7 @@ pub(super) async fn list_parts(gw: &Gateway, req: S3Request<ListPartsInput>) -> 
         max_parts: i32::try_from(limit).ok(),
         is_truncated: Some(is_truncated),
         checksum_algorithm: upload.created.checksum_algorithm.map(ChecksumAlgorithm_::from),
+        checksum_type: upload.created.template.checksum_type.map(ChecksumType::from),
         initiator,
         owner: Some(owner),
         storage_class: Some(StorageClass::from(StorageClass::STANDARD.to_owned())),
@@ -1207,6 +1221,7 @@ pub(super) async fn list_multipart_uploads(
                     owner: Some(owner.clone()),
                     storage_class: Some(StorageClass::from(StorageClass::STANDARD.to_owned())),
                     checksum_algorithm: u.created.checksum_algorithm.map(ChecksumAlgorithm_::from),
+                    checksum_type: u.created.template.checksum_type.map(ChecksumType::from),
                     ..Default::default()
                 })
                 .collect(),
