@@ -755,6 +755,39 @@ async fn a_configured_user_gets_no_iam_rights_issue_18() {
     assert_eq!(iam_code(&iam(&server, ci, &[("Action", "ListUsers")]).await), (403, "AccessDenied".to_owned()));
 }
 
+/// Found by an attacker's pass: a configured key whose access key was `root` was taken for the
+/// account's root user by the IAM API (its user is named after its access key, and the root
+/// user was recognised by that name): it could make users and a registry key of the root user,
+/// which then bypassed governance retention the configuration denied it.
+#[tokio::test]
+async fn a_configured_key_named_root_is_not_the_root_user() {
+    let dir = tempfile::tempdir().expect("temp folder");
+    let config = dir.path().join("users.toml");
+    let named_root = Key { access_key: "root", secret_key: "ci0secret0key0named0root0000000000000000" };
+    std::fs::write(
+        &config,
+        format!(
+            "[[auth.users]]\naccess_key = \"{}\"\nsecret_key = \"{}\"\nbypass_governance = false\n",
+            named_root.access_key, named_root.secret_key
+        ),
+    )
+    .expect("config file");
+    let mut env = artifact_store_conformance::server::upstream_env();
+    env.push(("ARTIFACT_STORE_CONFIG".into(), config.display().to_string()));
+    let server = Server::start_with(Transport::Http, &[], env).await;
+    let before = server.events().len();
+    for form in [
+        vec![("Action", "CreateUser"), ("UserName", "mallory")],
+        vec![("Action", "CreateAccessKey")],
+        vec![("Action", "ListUsers")],
+    ] {
+        let answer = iam(&server, named_root, &form).await;
+        assert!(matches!(iam_code(&answer).0, 403 | 404), "{form:?}: {}", answer.1);
+    }
+    assert_eq!(iam_code(&iam(&server, named_root, &[("Action", "ListUsers")]).await), (403, "AccessDenied".to_owned()));
+    server.assert_no_new_events(before, "IAM calls of a configured key named root");
+}
+
 #[tokio::test]
 async fn the_iam_api_answers_over_http2_where_the_host_is_the_uri_s_authority_issue_18() {
     let server = Server::start(Transport::Http).await;

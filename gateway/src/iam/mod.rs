@@ -48,6 +48,10 @@ struct IamCaller {
     account: String,
     account_id: String,
     user: String,
+    /// Whether the caller is the account's root user: decided by the key that signed, never
+    /// by the user's name (a configured key's user is named after its access key, which may
+    /// be `root`).
+    root: bool,
     policies: Vec<Policy>,
     access_key: String,
 }
@@ -125,6 +129,7 @@ impl IamApi {
                 account: ROOT_ACCOUNT.to_owned(),
                 account_id: self.root_account.clone(),
                 user: user_name,
+                root: user.root,
                 policies,
                 access_key: access_key.to_owned(),
             });
@@ -139,6 +144,8 @@ impl IamApi {
         Ok(IamCaller {
             account: holder.account.name,
             account_id: holder.account.id,
+            // The registry reserves the name for each account's root user.
+            root: holder.user == ROOT_USER,
             user: holder.user,
             policies: holder.policies,
             access_key: access_key.to_owned(),
@@ -311,7 +318,7 @@ impl Call<'_> {
 
     /// The account's root user may do anything here; another user what its policies allow.
     fn authorize(&self, action: &str, resource: &str) -> Result<(), IamError> {
-        if self.caller.user == ROOT_USER {
+        if self.caller.root {
             return Ok(());
         }
         // The root user is beyond every IAM policy, as on AWS: no user, whatever it is
