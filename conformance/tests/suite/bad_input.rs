@@ -1104,3 +1104,64 @@ async fn a_copy_honours_the_write_conditions_of_its_target() {
         .sign(ROOT, SystemTime::now(), Payload::Signed);
     assert_eq!(server.send(&fresh).await.status, 200, "a copy if absent onto a new key");
 }
+
+/// Found by a review: tags took any character, where AWS allows letters, numbers and spaces of
+/// any script and `_ . : / = + - @` (`InvalidTag` otherwise), by header and by PutObjectTagging.
+#[tokio::test]
+async fn tags_of_other_characters_are_invalid() {
+    use aws_sdk_s3::types::{Tag, Tagging};
+
+    let server = Server::start(Transport::Http).await;
+    let before = with_bucket(&server).await;
+    let s3 = server.s3();
+    let put = |key: &'static str, tagging: &'static str| {
+        s3.put_object().bucket(BUCKET).key(key).body(ByteStream::from_static(b"tagged")).tagging(tagging).send()
+    };
+    for tagging in ["platform=metal%2Copenstack", "k%23=v", "k=%3Cscript%3E", "k=line%0Abreak"] {
+        assert_eq!(failure(put("refused", tagging).await), (400, "InvalidTag".to_owned()), "x-amz-tagging: {tagging}");
+    }
+    let listed = s3.list_objects_v2().bucket(BUCKET).send().await.expect("list");
+    assert!(listed.contents().is_empty(), "a refused PUT stores nothing");
+    server.assert_no_new_events(before, "PUTs with invalid tags");
+
+    put("kept", "gr%C3%B6%C3%9Fe=a%40b%3Ac%2Fd%3De%2Bf-g_h.i%201").await.expect("AWS's tag characters, any script");
+    let tagging = |value: &str| {
+        let tag = Tag::builder().key("platform").value(value).build().expect("tag");
+        Tagging::builder().tag_set(tag).build().expect("tagging")
+    };
+    let refused = s3.put_object_tagging().bucket(BUCKET).key("kept").tagging(tagging("metal,openstack")).send().await;
+    assert_eq!(failure(refused), (400, "InvalidTag".to_owned()), "PutObjectTagging with a comma");
+    let kept = s3.get_object_tagging().bucket(BUCKET).key("kept").send().await.expect("tags");
+    let kept: Vec<_> = kept.tag_set().iter().map(|t| (t.key(), t.value())).collect();
+    assert_eq!(kept, [("größe", "a@b:c/d=e+f-g_h.i 1")], "the refused change left the tags alone");
+}
+
+/// Found by a review: a copy's metadata or tagging directive other than `COPY` or `REPLACE`
+/// (a typo of `REPLACE`) was taken for `COPY`, and an unknown `x-amz-checksum-algorithm` was
+/// ignored; AWS refuses both with 400.
+#[tokio::test]
+async fn copies_with_unknown_directives_or_checksum_algorithms_are_refused() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, MetadataDirective, TaggingDirective};
+
+    let server = Server::start(Transport::Http).await;
+    with_bucket(&server).await;
+    let s3 = server.s3();
+    s3.put_object().bucket(BUCKET).key("src").body(ByteStream::from_static(b"source")).send().await.expect("put");
+    let before = server.events().len();
+    let copy = || s3.copy_object().bucket(BUCKET).key("dst").copy_source(format!("{BUCKET}/src"));
+    let typo = copy().metadata_directive(MetadataDirective::from("REPLAC")).metadata("x", "1").send().await;
+    assert_eq!(failure(typo), (400, "InvalidArgument".to_owned()), "x-amz-metadata-directive: REPLAC");
+    let typo = copy().tagging_directive(TaggingDirective::from("NOPE")).tagging("a=b").send().await;
+    assert_eq!(failure(typo), (400, "InvalidArgument".to_owned()), "x-amz-tagging-directive: NOPE");
+    let bogus = copy().checksum_algorithm(ChecksumAlgorithm::from("BOGUS")).send().await;
+    assert_eq!(failure(bogus), (400, "InvalidRequest".to_owned()), "x-amz-checksum-algorithm: BOGUS");
+    let head = s3.head_object().bucket(BUCKET).key("dst").send().await;
+    assert_eq!(failure(head), (404, "NotFound".to_owned()), "a refused copy stores nothing");
+    server.assert_no_new_events(before, "refused copies");
+    copy()
+        .metadata_directive(MetadataDirective::Copy)
+        .tagging_directive(TaggingDirective::Copy)
+        .send()
+        .await
+        .expect("COPY spelled out");
+}

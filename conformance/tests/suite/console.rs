@@ -2,7 +2,7 @@
 //! drives it (forms, cookies, links followed) with raw HTTP requests: sign-in and sessions,
 //! what a page shows of an object an SDK uploaded, access decided as over S3, the live feed;
 //! and the attacks a console invites: pages without a session, forged cookies and forms,
-//! script in keys, metadata and tags.
+//! script in keys and metadata (tags cannot hold markup: S3 allows none of its characters).
 
 use std::time::Duration;
 
@@ -346,7 +346,7 @@ async fn a_user_sees_in_the_console_only_what_its_policies_let_it_read_issue_22(
 }
 
 #[tokio::test]
-async fn forged_forms_are_refused_and_script_in_keys_metadata_and_tags_is_shown_as_text_issue_22() {
+async fn forged_forms_are_refused_and_script_in_keys_and_metadata_is_shown_as_text_issue_22() {
     let server = Server::start(Transport::Http).await;
     let s3 = server.s3();
     create_bucket(&s3, "art").await;
@@ -355,7 +355,6 @@ async fn forged_forms_are_refused_and_script_in_keys_metadata_and_tags_is_shown_
         .bucket("art")
         .key(key)
         .metadata("note", "\"><img src=x onerror=alert('meta')>")
-        .tagging(format!("k={}", encode("<svg onload=alert('tag')>", false)))
         .body(ByteStream::from_static(b"x"))
         .send()
         .await
@@ -363,7 +362,7 @@ async fn forged_forms_are_refused_and_script_in_keys_metadata_and_tags_is_shown_
     let browser = Browser::signed_in(&server, ACCESS_KEY, SECRET_KEY).await;
     for target in [object_page("art", key), "/_console/buckets/art?prefix=x%2F".to_owned()] {
         let page = browser.page(&target).await;
-        for markup in ["<script>alert", "<img src=x", "<svg onload"] {
+        for markup in ["<script>alert", "<img src=x"] {
             assert!(!page.contains(markup), "{markup} rendered as markup on {target}: {page}");
         }
         // (In the listing, the `/` of `</script>` makes a folder of the key's start.)
@@ -372,7 +371,6 @@ async fn forged_forms_are_refused_and_script_in_keys_metadata_and_tags_is_shown_
     let page = browser.page(&object_page("art", key)).await;
     assert!(page.contains("&lt;script&gt;alert('key')&lt;/script&gt;.txt"), "the key as text: {page}");
     assert!(page.contains("&lt;img src=x onerror=alert('meta')&gt;"), "{page}");
-    assert!(page.contains("&lt;svg onload=alert('tag')&gt;"), "{page}");
 
     // Signing out needs the page's token, from the console's own origin.
     let token = browser.form_token().await;
@@ -999,13 +997,14 @@ async fn changes_from_the_console_are_s3_requests_in_the_users_name_refused_by_o
     let over_s3 = s3.delete_object().bucket("locked").key("rel/app.tar").version_id(&version).send().await;
     assert_eq!(artifact_store_conformance::sdk::failure(over_s3), (403, "AccessDenied".to_owned()));
 
-    let tags =
-        browser.post("/_console/actions", &form(&[("action", "tags"), ("tags", "stage=release\nteam=<ops>")])).await;
+    let tags = browser
+        .post("/_console/actions", &form(&[("action", "tags"), ("tags", "stage=release\nteam=ops/build @2")]))
+        .await;
     assert_eq!(send_prepared(&server, &tags).await.status, 200);
     let tagged = s3.get_object_tagging().bucket("locked").key("rel/app.tar").version_id(&version).send().await;
     let tagged: Vec<(String, String)> =
         tagged.expect("tags").tag_set().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect();
-    assert_eq!(tagged, [("stage".to_owned(), "release".to_owned()), ("team".to_owned(), "<ops>".to_owned())]);
+    assert_eq!(tagged, [("stage".to_owned(), "release".to_owned()), ("team".to_owned(), "ops/build @2".to_owned())]);
 
     let release = browser.post("/_console/actions", &form(&[("action", "legal-hold"), ("status", "OFF")])).await;
     assert_eq!(send_prepared(&server, &release).await.status, 200);

@@ -453,6 +453,16 @@ fn target_condition(headers: &http::HeaderMap) -> Result<WriteCondition> {
     write_condition(if_match.as_ref(), if_none_match.as_ref())
 }
 
+/// Whether a copy's `x-amz-{what}-directive` is `REPLACE`; absent is `COPY`, and any other
+/// value is refused, as AWS does, rather than taken for `COPY`.
+fn replaces(directive: Option<&str>, what: &str) -> Result<bool> {
+    match directive {
+        None | Some("COPY") => Ok(false),
+        Some("REPLACE") => Ok(true),
+        Some(_) => Err(s3_error!(InvalidArgument, "Unknown {what} directive.").into()),
+    }
+}
+
 /// One attempt at a copy, on its source as it reads it.
 async fn copy_source_as_read(gw: &Gateway, req: &S3Request<CopyObjectInput>) -> Result<S3Response<CopyObjectOutput>> {
     wire::check_key(&req.input.key)?;
@@ -479,8 +489,13 @@ async fn copy_source_as_read(gw: &Gateway, req: &S3Request<CopyObjectInput>) -> 
         input.copy_source_if_modified_since.as_ref(),
         input.copy_source_if_unmodified_since.as_ref(),
     )?;
-    let replace_metadata = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-    let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
+    let replace_metadata = replaces(input.metadata_directive.as_ref().map(MetadataDirective::as_str), "metadata")?;
+    let replace_tags = replaces(input.tagging_directive.as_ref().map(TaggingDirective::as_str), "tagging")?;
+    if let Some(asked) = &input.checksum_algorithm
+        && crate::digest::ChecksumAlgorithm::parse(asked.as_str()).is_none()
+    {
+        return Err(s3_error!(InvalidRequest, "Value for x-amz-checksum-algorithm header is invalid.").into());
+    }
     let (retention, legal_hold) = lock_headers!(&bucket, input)?;
     let same_object = src_bucket == input.bucket && src_key == input.key;
     if same_object

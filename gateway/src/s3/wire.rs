@@ -307,14 +307,15 @@ pub fn check_bucket_tags(tags: impl IntoIterator<Item = (String, String)>) -> Re
     Ok(map)
 }
 
-/// The rules every tag set follows: keys 1 to 128 characters and unique, values up to 256.
+/// The rules every tag set follows: keys 1 to 128 characters and unique, values up to 256, both
+/// of AWS's tag characters.
 fn check_tag_set(tags: impl IntoIterator<Item = (String, String)>) -> Result<StringMap> {
     let mut map = StringMap::new();
     for (key, value) in tags {
-        if key.is_empty() || key.chars().count() > MAX_TAG_KEY {
+        if key.is_empty() || key.chars().count() > MAX_TAG_KEY || !key.chars().all(is_tag_char) {
             return Err(s3_error!(InvalidTag, "The TagKey you have provided is invalid").into());
         }
-        if value.chars().count() > MAX_TAG_VALUE {
+        if value.chars().count() > MAX_TAG_VALUE || !value.chars().all(is_tag_char) {
             return Err(s3_error!(InvalidTag, "The TagValue you have provided is invalid").into());
         }
         if map.insert(key, value).is_some() {
@@ -322,6 +323,12 @@ fn check_tag_set(tags: impl IntoIterator<Item = (String, String)>) -> Result<Str
         }
     }
     Ok(map)
+}
+
+/// A character AWS allows in a tag's key or value: letters, numbers and spaces of any script,
+/// and `_ . : / = + - @` (the pattern `[\p{L}\p{Z}\p{N}_.:/=+\-@]` of its tagging APIs).
+fn is_tag_char(c: char) -> bool {
+    c.is_alphanumeric() || (c.is_whitespace() && !c.is_control()) || "_.:/=+-@".contains(c)
 }
 
 /// The Object Lock headers of a PUT, copy or upload: retention (mode and date come
