@@ -234,6 +234,19 @@ pub fn expiration_of(rules: &[Rule], version: &ObjectVersion, day_ms: i64) -> Op
         .min()
 }
 
+/// When an upload of `key` initiated at `initiated_at` is aborted under `rules`, and by which
+/// rule: the first enabled one, in configuration order, that aborts uploads of the key (what the
+/// sweeper acts on, and what `x-amz-abort-date` and `x-amz-abort-rule-id` report). Such a rule
+/// filters by prefix only, as on AWS: one with tags or sizes never applies to an upload.
+#[must_use]
+pub fn abort_of<'r>(rules: &'r [Rule], key: &str, initiated_at: i64, day_ms: i64) -> Option<(&'r Rule, i64)> {
+    rules.iter().filter(|r| r.enabled).find_map(|r| {
+        let days = r.abort_incomplete_multipart_upload_days?;
+        let applies = key.starts_with(&r.filter.prefix) && !r.filter.needs_content();
+        applies.then(|| (r, after_days(initiated_at, days, day_ms)))
+    })
+}
+
 /// The sweeper's plan for one bucket at `now`.
 ///
 /// `versions` are versions and delete markers of the bucket, whole keys grouped by key,
@@ -253,11 +266,7 @@ pub fn plan(bucket: BucketRules<'_>, versions: &[ObjectVersion], uploads: &[Uplo
     }
     for upload in uploads {
         let created = &upload.created;
-        let due = rules.iter().find_map(|r| {
-            let days = r.abort_incomplete_multipart_upload_days?;
-            let applies = created.key.starts_with(&r.filter.prefix) && !r.filter.needs_content();
-            applies.then(|| (r, after_days(upload.created_at, days, day_ms)))
-        });
+        let due = abort_of(bucket.rules, &created.key, upload.created_at, day_ms);
         if let Some((rule, due)) = due.filter(|(_, due)| *due <= now) {
             plan.actions.push(Action {
                 bucket: bucket.name.to_owned(),

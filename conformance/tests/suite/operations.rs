@@ -390,6 +390,58 @@ async fn writes_tell_when_a_lifecycle_rule_expires_what_they_wrote() {
     assert_eq!(kept.expiration(), None);
 }
 
+/// Found by a review: an upload that a lifecycle rule will abort was not told so. AWS answers
+/// CreateMultipartUpload and ListParts with `x-amz-abort-date` (the next midnight UTC after
+/// the days since initiation) and `x-amz-abort-rule-id`, from the first rule that applies.
+#[tokio::test]
+async fn uploads_tell_when_a_lifecycle_rule_aborts_them() {
+    use aws_sdk_s3::primitives::DateTime;
+    use aws_sdk_s3::types::{
+        AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus, LifecycleRule,
+        LifecycleRuleFilter,
+    };
+    const DAY: i64 = 86_400;
+    let server = Server::start(Transport::Http).await;
+    let s3 = server.s3();
+    create_bucket(&s3, "aborting").await;
+    let abort = |id: &str, prefix: &str, days: i32| {
+        LifecycleRule::builder()
+            .id(id)
+            .status(ExpirationStatus::Enabled)
+            .filter(LifecycleRuleFilter::builder().prefix(prefix).build())
+            .abort_incomplete_multipart_upload(
+                AbortIncompleteMultipartUpload::builder().days_after_initiation(days).build(),
+            )
+            .build()
+            .expect("rule")
+    };
+    let rules = BucketLifecycleConfiguration::builder()
+        .rules(abort("uploads-3-days", "uploads/", 3))
+        .rules(abort("everything-7-days", "", 7))
+        .build()
+        .expect("configuration");
+    let set = s3.put_bucket_lifecycle_configuration().bucket("aborting").lifecycle_configuration(rules);
+    set.send().await.expect("lifecycle");
+
+    let before = DateTime::from(SystemTime::now()).secs();
+    let created = s3.create_multipart_upload().bucket("aborting").key("uploads/big.iso").send().await.expect("create");
+    let after = DateTime::from(SystemTime::now()).secs();
+    assert_eq!(created.abort_rule_id(), Some("uploads-3-days"), "the first rule that applies");
+    let date = created.abort_date().expect("x-amz-abort-date").secs();
+    assert_eq!(date % DAY, 0, "a midnight UTC");
+    assert!((before + 3 * DAY..=after + 4 * DAY).contains(&date), "three days after {before}: {date}");
+    let upload_id = created.upload_id().expect("upload id");
+    let listed = s3.list_parts().bucket("aborting").key("uploads/big.iso").upload_id(upload_id).send().await;
+    let listed = listed.expect("ListParts");
+    assert_eq!((listed.abort_date(), listed.abort_rule_id()), (created.abort_date(), created.abort_rule_id()));
+
+    let other = s3.create_multipart_upload().bucket("aborting").key("elsewhere").send().await.expect("create");
+    assert_eq!(other.abort_rule_id(), Some("everything-7-days"));
+    create_bucket(&s3, "kept").await;
+    let kept = s3.create_multipart_upload().bucket("kept").key("uploads/big.iso").send().await.expect("create");
+    assert_eq!((kept.abort_date(), kept.abort_rule_id()), (None, None), "a bucket without rules");
+}
+
 /// Object Lock turns on for a bucket created without it once its versioning is Enabled, as
 /// on S3 since 2023 (Terraform's `aws_s3_bucket_object_lock_configuration` does it): new
 /// versions take the default retention, the versions already there none, and versioning can

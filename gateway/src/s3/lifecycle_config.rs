@@ -340,6 +340,21 @@ impl NewVersionExpiry {
     }
 }
 
+/// `x-amz-abort-date` and `x-amz-abort-rule-id` of an upload of `key` initiated at
+/// `initiated_at`: when a rule of the bucket aborts it, if one does.
+pub(super) fn abort_headers(
+    bucket: &Bucket,
+    key: &str,
+    initiated_at: i64,
+    day_ms: i64,
+) -> (Option<Timestamp>, Option<String>) {
+    let Ok(rules) = lifecycle::rules_of(bucket) else { return (None, None) };
+    match lifecycle::abort_of(&rules, key, initiated_at, day_ms) {
+        Some((rule, due)) => (Some(wire::timestamp(due)), Some(rule.id.clone())),
+        None => (None, None),
+    }
+}
+
 /// `x-amz-expiration` for a current version: when the earliest matching Expiration rule
 /// removes it, and which rule.
 pub(super) fn expiration_header(bucket: &Bucket, version: &ObjectVersion, day_ms: i64) -> Option<String> {

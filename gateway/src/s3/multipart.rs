@@ -26,7 +26,7 @@ use super::encryption::Encryption;
 use super::error::{Error, Result};
 use super::get_object::{self, checked_read, read_parts};
 use super::integrity;
-use super::lifecycle_config::NewVersionExpiry;
+use super::lifecycle_config::{NewVersionExpiry, abort_headers};
 use super::object::{
     BodyRole, Placed, check_copy_conditions, copy_as_read, keep_part_hashes, place, record_placed, source_read_failure,
     source_version, store_body,
@@ -148,8 +148,12 @@ pub(super) async fn create_multipart_upload(
         acl: acl.grants,
         owner: acl.owner,
     };
-    gw.registry.create_multipart_upload(caller(&req), created).await?;
+    let initiated = gw.registry.create_multipart_upload(caller(&req), created).await?;
+    let (abort_date, abort_rule_id) =
+        abort_headers(&bucket, &req.input.key, initiated.created_at, gw.config.lifecycle.day_ms());
     Ok(S3Response::new(CreateMultipartUploadOutput {
+        abort_date,
+        abort_rule_id,
         bucket: Some(req.input.bucket.clone()),
         key: Some(req.input.key.clone()),
         upload_id: Some(upload_id),
@@ -1135,8 +1139,10 @@ fn listing_limit(requested: Option<i32>) -> usize {
 
 pub(super) async fn list_parts(gw: &Gateway, req: S3Request<ListPartsInput>) -> Result<S3Response<ListPartsOutput>> {
     let input = &req.input;
-    require_bucket(gw, &input.bucket).await?;
+    let bucket = require_bucket(gw, &input.bucket).await?;
     let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
+    let (abort_date, abort_rule_id) =
+        abort_headers(&bucket, &input.key, upload.created_at, gw.config.lifecycle.day_ms());
     let limit = listing_limit(input.max_parts);
     let after = input.part_number_marker.and_then(|m| u32::try_from(m).ok()).unwrap_or(0);
     let id = input.upload_id.clone();
@@ -1147,6 +1153,8 @@ pub(super) async fn list_parts(gw: &Gateway, req: S3Request<ListPartsInput>) -> 
     let owner = bucket_owner(gw, &input.bucket).await?;
     let initiator = initiators(gw, vec![upload.initiator]).await?.pop();
     Ok(S3Response::new(ListPartsOutput {
+        abort_date,
+        abort_rule_id,
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),
         upload_id: Some(input.upload_id.clone()),
@@ -1222,7 +1230,6 @@ pub(super) async fn list_multipart_uploads(
                     storage_class: Some(StorageClass::from(StorageClass::STANDARD.to_owned())),
                     checksum_algorithm: u.created.checksum_algorithm.map(ChecksumAlgorithm_::from),
                     checksum_type: u.created.template.checksum_type.map(ChecksumType::from),
-                    ..Default::default()
                 })
                 .collect(),
         ),
