@@ -112,18 +112,24 @@ async fn assert_not_served(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, dat
         }
         Ok(response) => response,
     };
-    match response.body.collect().await {
-        Err(_) => {}
-        Ok(body) => {
-            let body = body.into_bytes();
-            panic!(
+    // Every byte that arrives before the body is cut must be the stored one: a client that
+    // uses bytes as they come (a pipe into tar) must never take in a damaged one.
+    let mut body = response.body;
+    let mut received = Vec::new();
+    loop {
+        match body.try_next().await {
+            Ok(Some(chunk)) => received.extend_from_slice(&chunk),
+            Ok(None) => panic!(
                 "{what}: a complete response of {} bytes (stored {}, matches: {})",
-                body.len(),
+                received.len(),
                 data.len(),
-                body == data
-            );
+                received == data
+            ),
+            Err(_) => break,
         }
     }
+    let wrong = received.iter().zip(data).position(|(sent, stored)| sent != stored);
+    assert_eq!(wrong, None, "{what}: a damaged byte was sent before the body was cut ({} bytes sent)", received.len());
 }
 
 #[tokio::test]
@@ -157,7 +163,19 @@ async fn a_flipped_byte_in_a_blob_is_refused_and_recorded() {
     assert_eq!(intact, &large[elsewhere.0..=elsewhere.1], "a range of intact groups is served");
     assert_eq!(corrupt_reasons(&server, "flipped", "large.bin", 2).await, ["digest_mismatch"; 2]);
 
-    assert_eq!(corrupt_metric(&server, "digest_mismatch").await, before + 4.0);
+    // Found by a review: a whole GET sent every byte but its last chunk before the digest was
+    // checked, the damaged one included. Damage in the first group now refuses the read before
+    // the head; damage later cuts the body before the damaged group.
+    for (key, at, seed) in [("first.bin", 0, 5), ("middle.bin", 3 * MIB + 5, 6)] {
+        let data = bytes(6 * MIB + 99, seed);
+        put(&s3, "flipped", key, &data).await;
+        damage(&server, "flipped", key, &data, Damage::Flip(at)).await;
+        assert_not_served(&s3, "flipped", key, &data, &format!("GET of {key}, damaged at {at}")).await;
+    }
+    let first = s3.get_object().bucket("flipped").key("first.bin").send().await;
+    assert_eq!(failure(first).0, 500, "damage in the first group is refused before the head");
+
+    assert_eq!(corrupt_metric(&server, "digest_mismatch").await, before + 7.0);
     assert!(server.log().contains("InternalError"), "the log names the answer");
     let verify = server.cli(&["verify", "--no-blobs"]);
     assert!(verify.status.success(), "replay accepts v1.blob.corrupt: {verify:#?}");

@@ -143,6 +143,29 @@ impl Outboards {
         }
     }
 
+    /// The outboard of the object `expected` when one is kept, in memory or in its file (and
+    /// then in memory too); never computed.
+    async fn kept(&self, expected: Expected) -> Option<Outboard> {
+        let root = *expected.root.as_bytes();
+        let in_memory = {
+            let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+            memory.get(&root).and_then(|cell| cell.get().cloned())
+        };
+        if in_memory.is_some() {
+            return in_memory;
+        }
+        let files = self.files.clone();
+        let loaded = tokio::task::spawn_blocking(move || files.load(&expected.root, expected.size)).await;
+        let cvs: Outboard = loaded.ok().flatten()?.into();
+        let cell = {
+            let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(memory.get_or_insert(root, || Arc::new(OnceCell::new())))
+        };
+        // Another read may have set it meanwhile, to the same values.
+        let _ = cell.set(Arc::clone(&cvs));
+        Some(cvs)
+    }
+
     /// The outboard of the object `expected`: from memory, from its file, or computed by
     /// `compute` and then kept.
     async fn get_or_compute<F>(&self, expected: Expected, compute: F) -> Result<Outboard, BlobError>
@@ -186,7 +209,14 @@ pub(super) async fn checked_read(
     let mut alarm = Alarm(Some(report));
     let size = expected.size;
     let whole = first == 0 && last + 1 == size;
-    if whole || size <= CHECKED_BEFORE_HEADERS {
+    // A whole object whose outboard is kept is checked group by group, as a range is, so
+    // that no byte leaves before its group matched. Without one (an object of an older build,
+    // a lost file) it is hashed as it streams rather than read twice before its first byte.
+    let kept = match whole && size > CHECKED_BEFORE_HEADERS {
+        true => outboards.kept(expected).await,
+        false => None,
+    };
+    if kept.is_none() && (whole || size <= CHECKED_BEFORE_HEADERS) {
         let checked = Box::pin(WholeCheck::new(read((0, size - 1)), expected, alarm));
         if size > CHECKED_BEFORE_HEADERS {
             return head_first(checked).await;
@@ -197,7 +227,10 @@ pub(super) async fn checked_read(
         return Ok(Box::pin(futures::stream::once(std::future::ready(Ok(span)))));
     }
 
-    let cvs = outboards.get_or_compute(expected, outboard(read((0, size - 1)), expected, &mut alarm)).await?;
+    let cvs = match kept {
+        Some(cvs) => cvs,
+        None => outboards.get_or_compute(expected, outboard(read((0, size - 1)), expected, &mut alarm)).await?,
+    };
     let start = first / GROUP * GROUP;
     let end = ((last / GROUP + 1) * GROUP).min(size);
     let checked = Box::pin(GroupCheck {
@@ -376,6 +409,25 @@ impl GroupCheck {
         self.done = true;
         Poll::Ready(Some(Err(err)))
     }
+
+    /// Checks `bytes`, the whole of the next group, and passes on its part of the span.
+    fn pass(&mut self, bytes: &Bytes) -> Poll<Option<Result<Bytes, BlobError>>> {
+        let start = self.group * GROUP;
+        let mut hasher = group_hasher(start);
+        hasher.update(bytes);
+        let index = usize::try_from(self.group).expect("a group index fits in usize");
+        if hasher.finalize_non_root() != self.cvs[index] {
+            let err = self.alarm.raise(CorruptReason::DigestMismatch);
+            return self.fail(err);
+        }
+        self.done = self.group == self.last_group;
+        self.group += 1;
+        let (first, last) = self.span;
+        #[expect(clippy::cast_possible_truncation, reason = "offsets inside one group")]
+        let sent =
+            bytes.slice(first.saturating_sub(start) as usize..(last + 1 - start).min(bytes.len() as u64) as usize);
+        Poll::Ready(Some(Ok(sent)))
+    }
 }
 
 impl Stream for GroupCheck {
@@ -386,26 +438,16 @@ impl Stream for GroupCheck {
             if self.done {
                 return Poll::Ready(None);
             }
-            let start = self.group * GROUP;
-            let len = GROUP.min(self.size - start);
+            let len = GROUP.min(self.size - self.group * GROUP);
             if self.buf.len() as u64 >= len {
                 #[expect(clippy::cast_possible_truncation, reason = "at most GROUP")]
                 let bytes = self.buf.split_to(len as usize).freeze();
-                let mut hasher = group_hasher(start);
-                hasher.update(&bytes);
-                let index = usize::try_from(self.group).expect("a group index fits in usize");
-                if hasher.finalize_non_root() != self.cvs[index] {
-                    let err = self.alarm.raise(CorruptReason::DigestMismatch);
-                    return self.fail(err);
-                }
-                self.done = self.group == self.last_group;
-                self.group += 1;
-                let (first, last) = self.span;
-                #[expect(clippy::cast_possible_truncation, reason = "offsets inside one group")]
-                let sent = bytes.slice(first.saturating_sub(start) as usize..(last + 1 - start).min(len) as usize);
-                return Poll::Ready(Some(Ok(sent)));
+                return self.pass(&bytes);
             }
             match ready!(self.inner.poll_next_unpin(cx)) {
+                // A chunk that is exactly the group (the local store reads whole groups) is
+                // checked where it lies, not copied.
+                Some(Ok(chunk)) if self.buf.is_empty() && chunk.len() as u64 == len => return self.pass(&chunk),
                 Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
                 Some(Err(err)) => {
                     let err = self.alarm.store_error(err);
@@ -514,6 +556,33 @@ mod tests {
         let report = counting_report(&count, CorruptReason::DigestMismatch);
         assert!(read(&outboards, &original, damaged, range, report).await.is_err());
         assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_whole_read_with_its_outboard_kept_sends_no_byte_of_a_damaged_group() {
+        let len = 5 * GROUP as usize + 77;
+        let original = data(len);
+        let mut damaged = original.clone();
+        damaged[2 * GROUP as usize + 9] ^= 1;
+        let (outboards, _folder) = test_outboards();
+        let never = || -> Report { Box::new(|reason| panic!("refused intact bytes: {reason:?}")) };
+        // A range read keeps the outboard, as a write does.
+        read(&outboards, &original, original.clone(), (0, 0), never()).await.unwrap();
+        let expected = Expected { root: blake3::hash(&original), size: len as u64 };
+        // Chunks of whole groups (checked where they lie) and of other sizes (gathered first).
+        for chunk in [GROUP as usize, 300_001] {
+            let count = Arc::new(AtomicUsize::new(0));
+            let report = counting_report(&count, CorruptReason::DigestMismatch);
+            let read = reader(damaged.clone(), chunk);
+            let mut body = checked_read(&outboards, expected, (0, len as u64 - 1), read, report).await.unwrap();
+            let mut sent = Vec::new();
+            while let Some(Ok(bytes)) = body.next().await {
+                sent.extend_from_slice(&bytes);
+            }
+            assert_eq!(sent.len(), 2 * GROUP as usize, "chunks of {chunk}: the groups before the damage");
+            assert!(sent == original[..sent.len()], "chunks of {chunk}: only intact bytes were sent");
+            assert_eq!(count.load(Ordering::SeqCst), 1);
+        }
     }
 
     #[tokio::test]
