@@ -1,16 +1,20 @@
 //! Checking every byte a GET serves against the BLAKE3 the registry recorded for the version,
 //! whichever store the bytes come from (a blob file, an upstream object, an inline row).
 //!
-//! - A whole-object read hashes the bytes as they stream and holds back the last chunk until
-//!   the digest matched. On a mismatch the body ends with an error instead, so hyper cuts the
-//!   connection (HTTP/1.1) or resets the stream (HTTP/2): no client sees a complete response.
-//! - A ranged read (or a part) is checked in groups of [`GROUP`] bytes, each a BLAKE3 subtree
-//!   whose chaining value is in the object's outboard ([`crate::outboard`]): the chaining
-//!   values of all its groups, accepted only when they merge into the recorded digest. A
-//!   group's bytes are sent only after they matched, so a range costs reading the groups it
-//!   touches, not the object. Writes keep their outboard in the data folder; an object without
-//!   one (a multipart object, or one written by an older build) gets it from its first ranged
-//!   read, which reads the object once and keeps what it computed.
+//! - A ranged read (or a part), and a whole-object read when the object's outboard is kept, is
+//!   checked in groups of [`GROUP`] bytes, each a BLAKE3 subtree whose chaining value is in
+//!   the object's outboard ([`crate::outboard`]): the chaining values of all its groups,
+//!   accepted only when they merge into the recorded digest. A group's bytes are sent only
+//!   after they matched, so no damaged byte leaves, and a range costs reading the groups it
+//!   touches, not the object. Writes keep their outboard in the data folder.
+//! - A whole-object read of an object whose outboard is not kept here (written by an older
+//!   build, through another gateway with its own data folder, or completed from parts taken
+//!   by other gateways) hashes the bytes as they stream and holds back the last chunk until
+//!   the digest matched, rather than read the object twice before its first byte; it keeps
+//!   the outboard it computed, so the next read is checked in groups. On a mismatch the body
+//!   ends with an error instead, so hyper cuts the connection (HTTP/1.1) or resets the stream
+//!   (HTTP/2): no client sees a complete response. A ranged read of such an object computes
+//!   the outboard first, reading the object once.
 //! - Reads of at most [`CHECKED_BEFORE_HEADERS`] bytes are read and checked before the
 //!   response head, so damage answers 500 InternalError rather than a cut body. Larger reads
 //!   fetch their first chunk before the head, so a missing or short blob answers 500 as well
@@ -212,15 +216,13 @@ pub(super) async fn checked_read(
     // A whole object whose outboard is kept is checked group by group, as a range is, so
     // that no byte leaves before its group matched. Without one (an object of an older build,
     // a lost file) it is hashed as it streams rather than read twice before its first byte.
-    let kept = match whole && size > CHECKED_BEFORE_HEADERS {
-        true => outboards.kept(expected).await,
-        false => None,
-    };
+    let kept = if whole && size > CHECKED_BEFORE_HEADERS { outboards.kept(expected).await } else { None };
     if kept.is_none() && (whole || size <= CHECKED_BEFORE_HEADERS) {
-        let checked = Box::pin(WholeCheck::new(read((0, size - 1)), expected, alarm));
         if size > CHECKED_BEFORE_HEADERS {
-            return head_first(checked).await;
+            let keep = Some(outboards.files.clone());
+            return head_first(Box::pin(WholeCheck::new(read((0, size - 1)), expected, alarm, keep))).await;
         }
+        let checked = Box::pin(WholeCheck::new(read((0, size - 1)), expected, alarm, None));
         let bytes = collect(checked).await?;
         #[expect(clippy::cast_possible_truncation, reason = "the span is inside a buffer in memory")]
         let span = bytes.slice(first as usize..=last as usize);
@@ -325,20 +327,41 @@ async fn outboard(mut bytes: ByteStream, expected: Expected, alarm: &mut Alarm) 
 }
 
 /// A whole object's bytes, passed on as they come but for the last chunk, which is held
-/// back until the digest of everything matched.
+/// back until the digest of everything matched. The outboard computed on the way is kept in
+/// `keep`, when given, once the digest matched.
 struct WholeCheck {
     inner: ByteStream,
-    hasher: blake3::Hasher,
+    hasher: Option<GroupHasher>,
     expected: Expected,
     received: u64,
     held: Option<Bytes>,
     alarm: Alarm,
+    keep: Option<OutboardFiles>,
     done: bool,
 }
 
 impl WholeCheck {
-    fn new(inner: ByteStream, expected: Expected, alarm: Alarm) -> Self {
-        Self { inner, hasher: blake3::Hasher::new(), expected, received: 0, held: None, alarm, done: false }
+    fn new(inner: ByteStream, expected: Expected, alarm: Alarm, keep: Option<OutboardFiles>) -> Self {
+        let hasher = Some(GroupHasher::new());
+        Self { inner, hasher, expected, received: 0, held: None, alarm, keep, done: false }
+    }
+
+    /// Whether everything received hashes to the recorded digest; keeps the outboard if so.
+    fn matched(&mut self) -> bool {
+        let Some(hasher) = self.hasher.take() else { return false };
+        let (root, cvs) = hasher.finish();
+        if root != self.expected.root {
+            return false;
+        }
+        if let Some(files) = self.keep.take().filter(|_| !cvs.is_empty()) {
+            // Not awaited: the body is done, and a file not kept is only computed again.
+            tokio::task::spawn_blocking(move || {
+                if let Err(err) = files.save(&root, &cvs) {
+                    tracing::warn!(blake3 = %root, error = %err, "an outboard could not be kept");
+                }
+            });
+        }
+        true
     }
 
     fn fail(&mut self, err: BlobError) -> Poll<Option<Result<Bytes, BlobError>>> {
@@ -363,7 +386,9 @@ impl Stream for WholeCheck {
                         let err = self.alarm.raise(CorruptReason::DigestMismatch);
                         return self.fail(err);
                     }
-                    self.hasher.update(&chunk);
+                    if let Some(hasher) = &mut self.hasher {
+                        hasher.update(&chunk);
+                    }
                     if let Some(ready) = self.held.replace(chunk) {
                         return Poll::Ready(Some(Ok(ready)));
                     }
@@ -377,7 +402,7 @@ impl Stream for WholeCheck {
                         let err = self.alarm.raise(CorruptReason::Short);
                         return self.fail(err);
                     }
-                    if self.hasher.finalize() != self.expected.root {
+                    if !self.matched() {
                         let err = self.alarm.raise(CorruptReason::DigestMismatch);
                         return self.fail(err);
                     }
@@ -583,6 +608,43 @@ mod tests {
             assert!(sent == original[..sent.len()], "chunks of {chunk}: only intact bytes were sent");
             assert_eq!(count.load(Ordering::SeqCst), 1);
         }
+    }
+
+    #[tokio::test]
+    async fn a_whole_read_without_an_outboard_keeps_the_one_it_computed() {
+        let len = 4 * GROUP as usize + 5;
+        let original = data(len);
+        let (outboards, _folder) = test_outboards();
+        let expected = Expected { root: blake3::hash(&original), size: len as u64 };
+        assert!(outboards.kept(expected).await.is_none(), "nothing kept before the read");
+        let never = || -> Report { Box::new(|reason| panic!("refused intact bytes: {reason:?}")) };
+        let got = read(&outboards, &original, original.clone(), (0, len as u64 - 1), never()).await.unwrap();
+        assert_eq!(got, original);
+        // Kept off the response's path: wait for it (a bounded wait, not a timing assertion).
+        let mut kept = None;
+        for _ in 0..500 {
+            kept = outboards.kept(expected).await;
+            if kept.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let mut groups = GroupHasher::new();
+        groups.update(&original);
+        assert_eq!(kept.as_deref(), Some(groups.finish().1.as_slice()), "the outboard of the bytes read");
+
+        // The next whole read of the same object, now damaged, is checked in groups.
+        let mut damaged = original.clone();
+        damaged[GROUP as usize + 1] ^= 1;
+        let count = Arc::new(AtomicUsize::new(0));
+        let report = counting_report(&count, CorruptReason::DigestMismatch);
+        let reader = reader(damaged, GROUP as usize);
+        let mut body = checked_read(&outboards, expected, (0, len as u64 - 1), reader, report).await.unwrap();
+        let mut sent = Vec::new();
+        while let Some(Ok(bytes)) = body.next().await {
+            sent.extend_from_slice(&bytes);
+        }
+        assert_eq!(sent, &original[..GROUP as usize], "only the group before the damage");
     }
 
     #[tokio::test]
