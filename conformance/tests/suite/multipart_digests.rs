@@ -351,4 +351,21 @@ async fn an_uploads_checksum_type_is_listed_and_a_completion_naming_another_is_a
     let completed = completion(ChecksumType::FullObject).send().await.expect("the completion naming the upload's type");
     assert_eq!(completed.checksum_type(), Some(&ChecksumType::FullObject));
     assert_eq!(completed.checksum_crc32(), Some(crc.as_str()), "one part: the object's CRC is the part's");
+
+    // An upload created without a checksum has no type to contradict: AWS gives it its
+    // default, CRC-64/NVME FULL_OBJECT, so a completion naming FULL_OBJECT succeeds there too.
+    let plain = s3.create_multipart_upload().bucket(BUCKET).key("plain").send().await.expect("create");
+    let plain_id = plain.upload_id().expect("upload id");
+    let part = s3.upload_part().bucket(BUCKET).key("plain").upload_id(plain_id).part_number(1);
+    let sent = part.body(ByteStream::from(data)).send().await.expect("the part");
+    let part = CompletedPart::builder().part_number(1).e_tag(sent.e_tag().expect("ETag")).build();
+    s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("plain")
+        .upload_id(plain_id)
+        .checksum_type(ChecksumType::FullObject)
+        .multipart_upload(CompletedMultipartUpload::builder().parts(part).build())
+        .send()
+        .await
+        .expect("a completion naming FULL_OBJECT of an upload created without a checksum");
 }

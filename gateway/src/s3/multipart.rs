@@ -913,11 +913,11 @@ pub(super) async fn complete_multipart_upload(
         return completed_before(gw, &bucket, input, &requested, location).await;
     };
     // AWS: a checksum type other than the one the upload was created with "will result in a
-    // BadDigest error".
-    if let Some(asked) = &input.checksum_type
-        && upload.created.template.checksum_type.as_deref() != Some(asked.as_str())
+    // BadDigest error". An upload created without a checksum has no type to contradict (AWS
+    // gives such uploads its default, which the gateway does not compute).
+    if let (Some(asked), Some(created)) = (&input.checksum_type, &upload.created.template.checksum_type)
+        && asked.as_str() != created
     {
-        let created = upload.created.template.checksum_type.as_deref().unwrap_or("null");
         return Err(s3_error!(
             BadDigest,
             "The upload was created with the {created} checksum type but the complete request specified {}",
