@@ -1146,7 +1146,7 @@ async fn copies_with_unknown_directives_or_checksum_algorithms_are_refused() {
     let server = Server::start(Transport::Http).await;
     with_bucket(&server).await;
     let s3 = server.s3();
-    s3.put_object().bucket(BUCKET).key("src").body(ByteStream::from_static(b"source")).send().await.expect("put");
+    s3.put_object().bucket(BUCKET).key("src").body(ByteStream::from(bytes(1 << 20, 9))).send().await.expect("put");
     let before = server.events().len();
     let copy = || s3.copy_object().bucket(BUCKET).key("dst").copy_source(format!("{BUCKET}/src"));
     let typo = copy().metadata_directive(MetadataDirective::from("REPLAC")).metadata("x", "1").send().await;
@@ -1155,6 +1155,21 @@ async fn copies_with_unknown_directives_or_checksum_algorithms_are_refused() {
     assert_eq!(failure(typo), (400, "InvalidArgument".to_owned()), "x-amz-tagging-directive: NOPE");
     let bogus = copy().checksum_algorithm(ChecksumAlgorithm::from("BOGUS")).send().await;
     assert_eq!(failure(bogus), (400, "InvalidRequest".to_owned()), "x-amz-checksum-algorithm: BOGUS");
+    // A copy that would store the bytes again (encrypted, from a plain source) refuses its
+    // tags before it reads a byte of the source.
+    let reads = || async {
+        let metrics = server.scrape().await;
+        artifact_store_conformance::metrics::sample(&metrics, "artifact_store_store_read_bytes_total", &[])
+    };
+    let read_before = reads().await;
+    let encrypting = copy()
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .tagging_directive(TaggingDirective::Replace)
+        .tagging("team=a%2Cb")
+        .send()
+        .await;
+    assert_eq!(failure(encrypting), (400, "InvalidTag".to_owned()), "an encrypting copy with a comma in a tag");
+    assert_eq!(reads().await, read_before, "the refused copy read nothing of its source");
     let head = s3.head_object().bucket(BUCKET).key("dst").send().await;
     assert_eq!(failure(head), (404, "NotFound".to_owned()), "a refused copy stores nothing");
     server.assert_no_new_events(before, "refused copies");

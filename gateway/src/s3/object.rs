@@ -496,6 +496,11 @@ async fn copy_source_as_read(gw: &Gateway, req: &S3Request<CopyObjectInput>) -> 
     {
         return Err(s3_error!(InvalidRequest, "Value for x-amz-checksum-algorithm header is invalid.").into());
     }
+    // Checked before a copy that stores the bytes again reads a byte of them.
+    if replace_metadata {
+        wire::check_metadata_size(input.metadata.as_ref())?;
+    }
+    let replaced_tags = if replace_tags { Some(wire::tags_from_header(input.tagging.as_deref())?) } else { None };
     let (retention, legal_hold) = lock_headers!(&bucket, input)?;
     let same_object = src_bucket == input.bucket && src_key == input.key;
     if same_object
@@ -537,7 +542,6 @@ async fn copy_source_as_read(gw: &Gateway, req: &S3Request<CopyObjectInput>) -> 
         _ => None,
     };
     if replace_metadata {
-        wire::check_metadata_size(input.metadata.as_ref())?;
         content.content_type = input.content_type.clone();
         content.headers = wire::stored_headers(
             input.cache_control.as_ref(),
@@ -548,8 +552,8 @@ async fn copy_source_as_read(gw: &Gateway, req: &S3Request<CopyObjectInput>) -> 
         );
         content.user_metadata = wire::user_metadata(input.metadata.clone());
     }
-    if replace_tags {
-        content.tags = wire::tags_from_header(input.tagging.as_deref())?;
+    if let Some(tags) = replaced_tags {
+        content.tags = tags;
     }
     let put = ObjectPut {
         bucket: input.bucket.clone(),
