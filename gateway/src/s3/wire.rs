@@ -273,7 +273,7 @@ const MAX_BUCKET_TAGS: usize = 50;
 /// Parses the URL-encoded `x-amz-tagging` header (`k1=v1&k2=v2`).
 ///
 /// # Errors
-/// `InvalidTag` for too many, too long or repeated tags.
+/// `InvalidTag` for too many, too long or repeated tags, or characters AWS does not allow.
 pub fn tags_from_header(header: Option<&str>) -> Result<StringMap> {
     let Some(header) = header else { return Ok(StringMap::new()) };
     check_tags(form_urlencoded::parse(header.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())))
@@ -282,7 +282,7 @@ pub fn tags_from_header(header: Option<&str>) -> Result<StringMap> {
 /// Validates an object's tags from a header or a Tagging document.
 ///
 /// # Errors
-/// `InvalidTag` for too many, too long or repeated tags.
+/// `InvalidTag` for too many, too long or repeated tags, or characters AWS does not allow.
 pub fn check_tags(tags: impl IntoIterator<Item = (String, String)>) -> Result<StringMap> {
     let map = check_tag_set(tags)?;
     if map.len() > MAX_OBJECT_TAGS {
@@ -295,7 +295,8 @@ pub fn check_tags(tags: impl IntoIterator<Item = (String, String)>) -> Result<St
 /// namespace, which S3 keeps for its own.
 ///
 /// # Errors
-/// `InvalidTag` for too many, too long, repeated or reserved tags.
+/// `InvalidTag` for too many, too long, repeated or reserved tags, or characters AWS does not
+/// allow.
 pub fn check_bucket_tags(tags: impl IntoIterator<Item = (String, String)>) -> Result<StringMap> {
     let map = check_tag_set(tags)?;
     if map.len() > MAX_BUCKET_TAGS {
@@ -327,6 +328,8 @@ fn check_tag_set(tags: impl IntoIterator<Item = (String, String)>) -> Result<Str
 
 /// A character AWS allows in a tag's key or value: letters, numbers and spaces of any script,
 /// and `_ . : / = + - @` (the pattern `[\p{L}\p{Z}\p{N}_.:/=+\-@]` of its tagging APIs).
+/// Letters are Unicode's Alphabetic property, a little wider than `\p{L}` (it has some
+/// combining marks and circled letters): nothing AWS takes is refused.
 fn is_tag_char(c: char) -> bool {
     c.is_alphanumeric() || (c.is_whitespace() && !c.is_control()) || "_.:/=+-@".contains(c)
 }
@@ -419,6 +422,17 @@ pub fn copy_source(source: &s3s::dto::CopySource) -> Result<(String, String, Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tag_characters_are_aws_s() {
+        for c in ['a', 'Z', '9', 'ß', 'ü', '漢', '٣', ' ', '\u{a0}', '\u{2028}', '_', '.', ':', '/', '=', '+', '-', '@']
+        {
+            assert!(is_tag_char(c), "{c:?} is allowed");
+        }
+        for c in [',', '#', '<', '>', '&', '\'', '"', '*', '?', '!', '%', '\t', '\n', '\u{85}', '\u{301}', '€'] {
+            assert!(!is_tag_char(c), "{c:?} is refused");
+        }
+    }
 
     #[test]
     fn every_millisecond_count_becomes_a_timestamp_s3_can_carry() {

@@ -193,8 +193,8 @@ struct Signing {
 }
 
 impl Signing {
-    /// Signs the head if a checkpoint is due, or unconditionally on the `last_pass` when the
-    /// gateway stops, provided this gateway holds the lease.
+    /// Signs the head if a checkpoint is due, or on the `last_pass` when the gateway stops if any
+    /// event is unsigned, provided this gateway holds the lease.
     async fn pass(&mut self, last_pass: bool) {
         if !last_pass && self.failed_at.is_some_and(|at| at.elapsed() < RETRY) {
             return;
