@@ -731,28 +731,38 @@ async fn no_iam_permission_reaches_the_root_user_and_the_configured_root_key_sta
     server.assert_no_new_events(before + 1, "refused changes to the configured root key");
 }
 
-#[tokio::test]
-async fn a_configured_user_gets_no_iam_rights_issue_18() {
+/// A server whose configuration adds `key` to `[[auth.users]]`, with `extra` lines in its
+/// entry; the folder holding the configuration goes with it.
+async fn with_configured_key(key: Key<'_>, extra: &str) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp folder");
     let config = dir.path().join("users.toml");
-    let ci = Key { access_key: "CONFORMANCECIKEY0000", secret_key: "ci0secret0key0for0conformance0000000000" };
-    std::fs::write(
-        &config,
-        format!("[[auth.users]]\naccess_key = \"{}\"\nsecret_key = \"{}\"\n", ci.access_key, ci.secret_key),
-    )
-    .expect("config file");
+    let entry =
+        format!("[[auth.users]]\naccess_key = \"{}\"\nsecret_key = \"{}\"\n{extra}", key.access_key, key.secret_key);
+    std::fs::write(&config, entry).expect("config file");
     let mut env = artifact_store_conformance::server::upstream_env();
     env.push(("ARTIFACT_STORE_CONFIG".into(), config.display().to_string()));
-    let server = Server::start_with(Transport::Http, &[], env).await;
-    for form in [
-        vec![("Action", "CreateUser"), ("UserName", "escape")],
-        vec![("Action", "CreateAccessKey"), ("UserName", "root")],
-        vec![("Action", "ListUsers")],
-    ] {
-        let answer = iam(&server, ci, &form).await;
+    (Server::start_with(Transport::Http, &[], env).await, dir)
+}
+
+/// Asserts that `key` is refused each IAM call of `forms`, and ListUsers with `AccessDenied`.
+async fn assert_no_iam_rights(server: &Server, key: Key<'_>, forms: &[&[(&str, &str)]]) {
+    for form in forms {
+        let answer = iam(server, key, form).await;
         assert!(matches!(iam_code(&answer).0, 403 | 404), "{form:?}: {}", answer.1);
     }
-    assert_eq!(iam_code(&iam(&server, ci, &[("Action", "ListUsers")]).await), (403, "AccessDenied".to_owned()));
+    assert_eq!(iam_code(&iam(server, key, &[("Action", "ListUsers")]).await), (403, "AccessDenied".to_owned()));
+}
+
+#[tokio::test]
+async fn a_configured_user_gets_no_iam_rights_issue_18() {
+    let ci = Key { access_key: "CONFORMANCECIKEY0000", secret_key: "ci0secret0key0for0conformance0000000000" };
+    let (server, _config) = with_configured_key(ci, "").await;
+    let forms: [&[(&str, &str)]; 3] = [
+        &[("Action", "CreateUser"), ("UserName", "escape")],
+        &[("Action", "CreateAccessKey"), ("UserName", "root")],
+        &[("Action", "ListUsers")],
+    ];
+    assert_no_iam_rights(&server, ci, &forms).await;
 }
 
 /// Found by an attacker's pass: a configured key whose access key was `root` was taken for the
@@ -761,30 +771,15 @@ async fn a_configured_user_gets_no_iam_rights_issue_18() {
 /// which then bypassed governance retention the configuration denied it.
 #[tokio::test]
 async fn a_configured_key_named_root_is_not_the_root_user() {
-    let dir = tempfile::tempdir().expect("temp folder");
-    let config = dir.path().join("users.toml");
     let named_root = Key { access_key: "root", secret_key: "ci0secret0key0named0root0000000000000000" };
-    std::fs::write(
-        &config,
-        format!(
-            "[[auth.users]]\naccess_key = \"{}\"\nsecret_key = \"{}\"\nbypass_governance = false\n",
-            named_root.access_key, named_root.secret_key
-        ),
-    )
-    .expect("config file");
-    let mut env = artifact_store_conformance::server::upstream_env();
-    env.push(("ARTIFACT_STORE_CONFIG".into(), config.display().to_string()));
-    let server = Server::start_with(Transport::Http, &[], env).await;
+    let (server, _config) = with_configured_key(named_root, "bypass_governance = false\n").await;
     let before = server.events().len();
-    for form in [
-        vec![("Action", "CreateUser"), ("UserName", "mallory")],
-        vec![("Action", "CreateAccessKey")],
-        vec![("Action", "ListUsers")],
-    ] {
-        let answer = iam(&server, named_root, &form).await;
-        assert!(matches!(iam_code(&answer).0, 403 | 404), "{form:?}: {}", answer.1);
-    }
-    assert_eq!(iam_code(&iam(&server, named_root, &[("Action", "ListUsers")]).await), (403, "AccessDenied".to_owned()));
+    let forms: [&[(&str, &str)]; 3] = [
+        &[("Action", "CreateUser"), ("UserName", "mallory")],
+        &[("Action", "CreateAccessKey")],
+        &[("Action", "ListUsers")],
+    ];
+    assert_no_iam_rights(&server, named_root, &forms).await;
     server.assert_no_new_events(before, "IAM calls of a configured key named root");
 }
 
