@@ -150,23 +150,16 @@ impl Outboards {
     /// The outboard of the object `expected` when one is kept, in memory or in its file (and
     /// then in memory too); never computed.
     async fn kept(&self, expected: Expected) -> Option<Outboard> {
-        let root = *expected.root.as_bytes();
         let in_memory = {
             let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
-            memory.get(&root).and_then(|cell| cell.get().cloned())
+            memory.get(expected.root.as_bytes()).and_then(|cell| cell.get().cloned())
         };
         if in_memory.is_some() {
             return in_memory;
         }
-        let files = self.files.clone();
-        let loaded = tokio::task::spawn_blocking(move || files.load(&expected.root, expected.size)).await;
-        let cvs: Outboard = loaded.ok().flatten()?.into();
-        let cell = {
-            let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(memory.get_or_insert(root, || Arc::new(OnceCell::new())))
-        };
+        let cvs = self.load(expected).await?;
         // Another read may have set it meanwhile, to the same values.
-        let _ = cell.set(Arc::clone(&cvs));
+        let _ = self.cell(expected).set(Arc::clone(&cvs));
         Some(cvs)
     }
 
@@ -176,23 +169,32 @@ impl Outboards {
     where
         F: Future<Output = Result<Outboard, BlobError>>,
     {
-        let cell = {
-            let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(memory.get_or_insert(*expected.root.as_bytes(), || Arc::new(OnceCell::new())))
-        };
         // A failed computation leaves the cell empty: the next read tries again.
-        cell.get_or_try_init(|| async {
-            let files = self.files.clone();
-            let kept = tokio::task::spawn_blocking(move || files.load(&expected.root, expected.size)).await;
-            if let Ok(Some(cvs)) = kept {
-                return Ok(cvs.into());
-            }
-            let cvs = compute.await?;
-            self.keep(expected.root, expected.size, cvs.to_vec()).await;
-            Ok(cvs)
-        })
-        .await
-        .cloned()
+        self.cell(expected)
+            .get_or_try_init(|| async {
+                if let Some(cvs) = self.load(expected).await {
+                    return Ok(cvs);
+                }
+                let cvs = compute.await?;
+                self.keep(expected.root, expected.size, cvs.to_vec()).await;
+                Ok(cvs)
+            })
+            .await
+            .cloned()
+    }
+
+    /// The memory's cell for the outboard of `expected`, empty until it is known.
+    fn cell(&self, expected: Expected) -> Arc<OnceCell<Outboard>> {
+        let mut memory = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(memory.get_or_insert(*expected.root.as_bytes(), || Arc::new(OnceCell::new())))
+    }
+
+    /// The outboard of `expected` from its file, if one is kept there and merges into the
+    /// digest.
+    async fn load(&self, expected: Expected) -> Option<Outboard> {
+        let files = self.files.clone();
+        let loaded = tokio::task::spawn_blocking(move || files.load(&expected.root, expected.size)).await;
+        loaded.ok().flatten().map(Outboard::from)
     }
 }
 
@@ -536,6 +538,22 @@ mod tests {
         Ok(collect(body).await?.to_vec())
     }
 
+    /// What a whole read of `expected` sends before its body ends or is cut; its head must
+    /// have been answered.
+    async fn sent_of_whole(
+        outboards: &Outboards,
+        expected: Expected,
+        read: impl Fn((u64, u64)) -> ByteStream,
+        report: Report,
+    ) -> Vec<u8> {
+        let mut body = checked_read(outboards, expected, (0, expected.size - 1), read, report).await.unwrap();
+        let mut sent = Vec::new();
+        while let Some(Ok(bytes)) = body.next().await {
+            sent.extend_from_slice(&bytes);
+        }
+        sent
+    }
+
     #[tokio::test]
     async fn intact_bytes_are_served_whole_and_in_ranges() {
         let (outboards, _folder) = test_outboards();
@@ -598,12 +616,7 @@ mod tests {
         for chunk in [GROUP as usize, 300_001] {
             let count = Arc::new(AtomicUsize::new(0));
             let report = counting_report(&count, CorruptReason::DigestMismatch);
-            let read = reader(damaged.clone(), chunk);
-            let mut body = checked_read(&outboards, expected, (0, len as u64 - 1), read, report).await.unwrap();
-            let mut sent = Vec::new();
-            while let Some(Ok(bytes)) = body.next().await {
-                sent.extend_from_slice(&bytes);
-            }
+            let sent = sent_of_whole(&outboards, expected, reader(damaged.clone(), chunk), report).await;
             assert_eq!(sent.len(), 2 * GROUP as usize, "chunks of {chunk}: the groups before the damage");
             assert!(sent == original[..sent.len()], "chunks of {chunk}: only intact bytes were sent");
             assert_eq!(count.load(Ordering::SeqCst), 1);
@@ -638,12 +651,7 @@ mod tests {
         damaged[GROUP as usize + 1] ^= 1;
         let count = Arc::new(AtomicUsize::new(0));
         let report = counting_report(&count, CorruptReason::DigestMismatch);
-        let reader = reader(damaged, GROUP as usize);
-        let mut body = checked_read(&outboards, expected, (0, len as u64 - 1), reader, report).await.unwrap();
-        let mut sent = Vec::new();
-        while let Some(Ok(bytes)) = body.next().await {
-            sent.extend_from_slice(&bytes);
-        }
+        let sent = sent_of_whole(&outboards, expected, reader(damaged, GROUP as usize), report).await;
         assert_eq!(sent, &original[..GROUP as usize], "only the group before the damage");
     }
 
